@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# Sesame: build with every dependency, run with production ones only, as an unprivileged user.
+#   docker build -t sesame .
+#   docker run -p 3000:3000 -v sesame-data:/app/data -e ISSUER=https://id.example.com sesame
+# With Postgres, see compose.yaml.
+
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+# ---- build: TypeScript -> dist/, browser bundles -> public/js/ (esbuild is a dev dependency)
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Scripts are skipped here because `prepare` builds, and the sources are not copied yet;
+# the build runs below, after them, so a code change does not reinstall dependencies.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN node scripts/build.mjs
+
+# ---- runtime
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000 \
+    DATA_DIR=/app/data
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` would try to build, and the build tools are not installed here.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/migrations ./dist/migrations
+COPY --from=build /app/public ./public
+COPY views ./views
+COPY bin ./bin
+# `sesame ...` on the PATH: docker compose exec sesame sesame clients list
+RUN ln -s /app/bin/sesame.js /usr/local/bin/sesame
+# The embedded database (used when DATABASE_URL is unset) lives in the volume; it must be
+# writable by the unprivileged user before the volume is declared, so a new volume inherits it.
+RUN mkdir -p /app/data && chown node:node /app/data
+USER node
+EXPOSE 3000
+VOLUME /app/data
+# slim images have no curl: ask Node's fetch. The first start creates the database, hence the start period.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# node is PID 1 and handles SIGTERM itself (drains requests, closes the database, exits 0).
+# The flag is the one `npm start` uses: a smaller young generation keeps RSS under load lower
+# at no measured cost in CPU per request (bench/README.md).
+CMD ["node", "--max-semi-space-size=8", "dist/src/main.js"]

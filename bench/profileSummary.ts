@@ -1,0 +1,100 @@
+/**
+ * Summarises a V8 .cpuprofile (from `node --cpu-prof`): the functions with the most self
+ * time, and self time per package (or Sesame's own code, Node internals, GC, idle).
+ * Usage: node dist/bench/profileSummary.js <file.cpuprofile> [top]
+ */
+import fs from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileSummary {
+  totalMs: number;
+  busyMs: number;
+  functions: Array<{ selfMs: number; percentOfBusy: number; name: string; where: string }>;
+  packages: Array<{ selfMs: number; percentOfBusy: number; package: string }>;
+}
+
+/** Which bucket a script belongs to: an npm package, Sesame's code, or Node itself. */
+function packageOf(url: string, name: string): string {
+  if (name === '(idle)' || name === '(program)' || name === '(garbage collector)') return name;
+  if (!url) return '(native)';
+  const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (match) return match[1]!;
+  if (url.startsWith('node:')) return 'node';
+  if (url.includes('/dist/src/')) return 'sesame';
+  return url.replace(/^file:\/\//, '');
+}
+
+const ms = (us: number) => Math.round(us / 100) / 10;
+
+export function summariseProfile(file: string, top = 25): ProfileSummary {
+  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  for (const [i, id] of profile.samples.entries()) {
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  }
+
+  const functions = new Map<string, { us: number; name: string; where: string }>();
+  const packages = new Map<string, number>();
+  let totalUs = 0;
+  let idleUs = 0;
+  for (const [id, us] of selfUs) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const name = functionName || '(anonymous)';
+    totalUs += us;
+    if (name === '(idle)') idleUs += us;
+    const where = url ? `${url.replace(/^.*?(node_modules\/|dist\/)/, '$1')}:${lineNumber + 1}` : '';
+    const key = `${name}@${where}`;
+    const entry = functions.get(key) ?? { us: 0, name, where };
+    entry.us += us;
+    functions.set(key, entry);
+    const pkg = packageOf(url, name);
+    packages.set(pkg, (packages.get(pkg) ?? 0) + us);
+  }
+  const busyUs = totalUs - idleUs;
+  const percent = (us: number) => Math.round((us / Math.max(busyUs, 1)) * 1000) / 10;
+  return {
+    totalMs: ms(totalUs),
+    busyMs: ms(busyUs),
+    functions: [...functions.values()]
+      .filter((f) => f.name !== '(idle)')
+      .sort((a, b) => b.us - a.us)
+      .slice(0, top)
+      .map((f) => ({ selfMs: ms(f.us), percentOfBusy: percent(f.us), name: f.name, where: f.where })),
+    packages: [...packages]
+      .filter(([pkg]) => pkg !== '(idle)')
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([pkg, us]) => ({ selfMs: ms(us), percentOfBusy: percent(us), package: pkg })),
+  };
+}
+
+/** The summary as plain text, for the terminal. */
+export function formatSummary(summary: ProfileSummary): string {
+  const lines = [`busy ${summary.busyMs} ms of ${summary.totalMs} ms sampled`, '', 'self time by package:'];
+  for (const p of summary.packages) lines.push(`  ${String(p.percentOfBusy).padStart(5)}%  ${p.package}`);
+  lines.push('', 'top functions by self time:');
+  for (const f of summary.functions) {
+    lines.push(`  ${String(f.percentOfBusy).padStart(5)}%  ${f.name}  ${f.where}`);
+  }
+  return lines.join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [file, top] = process.argv.slice(2);
+  if (!file) {
+    process.stderr.write('usage: node dist/bench/profileSummary.js <file.cpuprofile> [top]\n');
+    process.exit(2);
+  }
+  process.stdout.write(`${formatSummary(summariseProfile(file, Number(top ?? 25)))}\n`);
+}

@@ -1,0 +1,367 @@
+/**
+ * `npm run bench [-- --quick] [-- --sessions 100000] [-- --profile] [-- --concurrency N]`
+ *
+ * Starts Sesame in its own process on a fresh database (PGlite, or Postgres when
+ * DATABASE_URL is set), signs users up with software passkeys, drives complete logins from
+ * a separate load process, then measures client_credentials tokens, discovery and JWKS with
+ * autocannon — and the same token/discovery/JWKS load against a bare oidc-provider. Writes
+ * bench/results/<date>-<db>-<quick|full>.json and prints one summary line.
+ */
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  type BenchDatabase,
+  createBenchDatabase,
+  insertSessions,
+  snapshotStorage,
+  writesPer,
+} from './database.js';
+import { BARE_CLIENT, type HttpLoadResult, measureHttp, protocolLoads } from './httpLoad.js';
+import type { FlowTarget } from './loginFlow.js';
+import type { LoginRunResult, WorkerReply, WorkerRequest } from './loginWorker.js';
+import {
+  cpuMs,
+  freePort,
+  postgresCpuMs,
+  ROOT,
+  rssMb,
+  type ServerChild,
+  sesameCli,
+  startBare,
+  startSesame,
+} from './processes.js';
+import { formatSummary, summariseProfile } from './profileSummary.js';
+
+interface Options {
+  quick: boolean;
+  concurrency: number;
+  sessions: number;
+  profile: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const value = (name: string) => {
+    const at = argv.indexOf(name);
+    return at >= 0 ? argv[at + 1] : undefined;
+  };
+  const quick = argv.includes('--quick');
+  return {
+    quick,
+    concurrency: Number(value('--concurrency') ?? 8),
+    sessions: Number(value('--sessions') ?? 0),
+    profile: argv.includes('--profile'),
+  };
+}
+
+/** Seconds of warm-up and measurement per phase: --quick stays under a minute, a full run near three. */
+const PLAN = {
+  quick: { loginWarmup: 2, login: 8, httpWarmup: 1, token: 4, discovery: 2, jwks: 2 },
+  full: { loginWarmup: 5, login: 30, httpWarmup: 2, token: 15, discovery: 8, jwks: 8 },
+};
+
+const REDIRECT_URI = 'http://127.0.0.1:8999/callback';
+
+/** The load average as `uptime` prints it: 1, 5 and 15 minutes. Other work on the machine skews every figure. */
+const load = () => os.loadavg().map((n) => Math.round(n * 100) / 100);
+
+const began = performance.now();
+const log = (message: string) =>
+  process.stderr.write(`bench ${((performance.now() - began) / 1000).toFixed(1).padStart(5)}s: ${message}\n`);
+
+/** The login load process and a typed request/answer over its IPC channel. */
+function startLoginWorker() {
+  const child = fork(path.join(ROOT, 'dist', 'bench', 'loginWorker.js'), { stdio: 'inherit' });
+  const ask = (request: WorkerRequest) =>
+    new Promise<WorkerReply>((resolve, reject) => {
+      child.once('message', (reply: WorkerReply) =>
+        reply.type === 'failed' ? reject(new Error(`login worker: ${reply.error}`)) : resolve(reply),
+      );
+      child.send(request);
+    });
+  return { ask, stop: () => child.kill() };
+}
+
+/** Samples the server's RSS every 250 ms while `work` runs; returns the peak with the work's answer. */
+async function withPeakRss<T>(pid: number, work: Promise<T>): Promise<{ value: T; peakMb: number }> {
+  let peakMb = rssMb(pid) ?? 0;
+  const timer = setInterval(() => {
+    peakMb = Math.max(peakMb, rssMb(pid) ?? 0);
+  }, 250);
+  try {
+    return { value: await work, peakMb };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** CPU ms the server (and, on Postgres, its database backends) spent from now until `per(n)` is asked. */
+function cpuMeter(pid: number, database: string | undefined) {
+  const server = cpuMs(pid);
+  const db = database ? postgresCpuMs(database) : 0;
+  const round = (n: number) => Math.round(n * 1000) / 1000;
+  return (operations: number) => ({
+    serverCpuMsPerOp: round((cpuMs(pid) - server) / Math.max(operations, 1)),
+    // Backends the pool closed meanwhile take their CPU time with them; never report less than nothing.
+    ...(database && {
+      postgresCpuMsPerOp: round(Math.max(0, postgresCpuMs(database) - db) / Math.max(operations, 1)),
+    }),
+  });
+}
+
+type ProtocolResult = HttpLoadResult & ReturnType<ReturnType<typeof cpuMeter>> & { load: number[] };
+
+async function protocolPhase(
+  server: ServerChild,
+  client: { client_id: string; client_secret: string },
+  plan: typeof PLAN.quick,
+  database?: string,
+) {
+  const loads = protocolLoads(client);
+  const results: Record<string, ProtocolResult> = {};
+  for (const [name, seconds] of [
+    ['clientCredentials', plan.token],
+    ['discovery', plan.discovery],
+    ['jwks', plan.jwks],
+  ] as const) {
+    await measureHttp(server.base, loads[name], plan.httpWarmup, 0);
+    const cpu = cpuMeter(server.pid, database);
+    const result = await measureHttp(server.base, loads[name], seconds, 0);
+    results[name] = { ...result, ...cpu(result.ok), load: load() };
+    log(
+      `  ${name}: ${result.perSecond}/s (p99 ${result.latencyMs.p99} ms, ${result.failed} failed, ` +
+        `${results[name].serverCpuMsPerOp} ms server CPU each)`,
+    );
+  }
+  return results;
+}
+
+const ratio = (a: number, b: number) => Math.round((a / Math.max(b, 1)) * 100) / 100;
+
+async function main() {
+  const options = parseOptions(process.argv.slice(2));
+  const plan = options.quick ? PLAN.quick : PLAN.full;
+  const startedAt = new Date();
+  const loadAtStart = load();
+  const database: BenchDatabase = await createBenchDatabase(process.env.DATABASE_URL);
+  const port = await freePort();
+  const issuer = `http://localhost:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: undefined,
+    DATA_DIR: undefined,
+    ...database.env,
+    ISSUER: issuer,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+  };
+  const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-prof-'));
+  const serverArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const worker = startLoginWorker();
+  const servers: ServerChild[] = [];
+  const cleanUp = async () => {
+    worker.stop();
+    for (const server of servers) await server.stop().catch(() => {});
+    await database.drop().catch((error: Error) => log(`could not drop the bench database: ${error.message}`));
+    if (!options.profile) fs.rmSync(profileDir, { recursive: true, force: true });
+  };
+  // Ctrl-C (or a timeout) still stops the servers and drops the bench database.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
+  }
+  const start = async (args: string[] = []) => {
+    const server = await startSesame(env, port, args);
+    servers.push(server);
+    return server;
+  };
+
+  try {
+    log(`${database.kind}, ${options.quick ? 'quick' : 'full'} run, load ${loadAtStart.join(' ')}`);
+    const app = await sesameCli(
+      ['clients', 'create', '--name', 'Bench app', '--redirect-uri', REDIRECT_URI, '--first-party'],
+      env,
+    );
+    const service = await sesameCli(
+      ['clients', 'create', '--name', 'Bench service', '--grant-type', 'client_credentials'],
+      env,
+    );
+
+    // Setup: sign-ups on a first server, stopped afterwards so its statistics reach the snapshot.
+    const first = await start();
+    const target: FlowTarget = {
+      base: first.base,
+      issuer,
+      clientId: app.client_id!,
+      clientSecret: app.client_secret!,
+      redirectUri: REDIRECT_URI,
+    };
+    const users = Math.max(options.concurrency * 2, 16);
+    const ready = await worker.ask({ type: 'setup', target, users, runId: startedAt.getTime().toString(36) });
+    log(`signed up ${users} users in ${ready.type === 'ready' ? ready.setupMs : '?'} ms`);
+    await first.stop();
+
+    // Logins.
+    const beforeLogins = await snapshotStorage(database);
+    const loginServer = await start(serverArgs);
+    const rssIdle = rssMb(loginServer.pid);
+    log(
+      `server up in ${loginServer.startupMs} ms (RSS ${rssIdle} MB); ${options.concurrency} browsers logging in`,
+    );
+    let loginCpu: ReturnType<typeof cpuMeter> | undefined;
+    const warm = setTimeout(() => {
+      loginCpu = cpuMeter(loginServer.pid, database.name);
+    }, plan.loginWarmup * 1000);
+    const logins = await withPeakRss(
+      loginServer.pid,
+      worker
+        .ask({
+          type: 'run',
+          concurrency: options.concurrency,
+          warmupMs: plan.loginWarmup * 1000,
+          durationMs: plan.login * 1000,
+        })
+        .then((reply) => (reply as { result: LoginRunResult }).result),
+    );
+    clearTimeout(warm);
+    const loginCpuPerLogin = loginCpu?.(logins.value.logins);
+    const loginLoad = load();
+    const rssAfterLogins = rssMb(loginServer.pid);
+    log(
+      `  logins: ${logins.value.loginsPerSecond}/s, errors ${JSON.stringify(logins.value.errors)}, ` +
+        `${loginCpuPerLogin?.serverCpuMsPerOp} ms server CPU each`,
+    );
+    await loginServer.stop();
+    const afterLogins = await snapshotStorage(database);
+
+    // Optional: the same logins with many more sessions stored.
+    let sessions: Record<string, unknown> | undefined;
+    if (options.sessions > 0) {
+      const inserted = await insertSessions(database, options.sessions);
+      const server = await start();
+      const idle = rssMb(server.pid);
+      const run = await withPeakRss(
+        server.pid,
+        worker
+          .ask({
+            type: 'run',
+            concurrency: options.concurrency,
+            warmupMs: 2000,
+            durationMs: plan.login * 1000,
+          })
+          .then((reply) => (reply as { result: LoginRunResult }).result),
+      );
+      sessions = {
+        storedSessions: inserted,
+        startupMs: server.startupMs,
+        rssMb: { idle, peak: run.peakMb, after: rssMb(server.pid) },
+        rssGrowthMb: Math.round((run.peakMb - logins.peakMb) * 10) / 10,
+        loginsPerSecond: run.value.loginsPerSecond,
+        errors: run.value.errors,
+        load: load(),
+      };
+      log(
+        `  with ${inserted} more sessions: ${run.value.loginsPerSecond} logins/s, peak RSS ${run.peakMb} MB`,
+      );
+      await server.stop();
+    }
+
+    // Tokens, discovery, JWKS on Sesame, then the same on the bare provider.
+    // Without extra sessions nothing changed the database since the last snapshot.
+    const beforeTokens = sessions ? await snapshotStorage(database) : afterLogins;
+    const protocolServer = await start(serverArgs);
+    log('sesame: client_credentials, discovery, jwks');
+    const sesame = await protocolPhase(
+      protocolServer,
+      { client_id: service.client_id!, client_secret: service.client_secret! },
+      plan,
+      database.name,
+    );
+    const rssAfterTokens = rssMb(protocolServer.pid);
+    await protocolServer.stop();
+    // A quick run skips this snapshot: on PGlite each one opens the database again.
+    const afterTokens = options.quick ? undefined : await snapshotStorage(database);
+
+    const bare = await startBare(await freePort());
+    servers.push(bare);
+    log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, discovery, jwks`);
+    const baseline = await protocolPhase(bare, BARE_CLIENT, plan);
+    const bareRss = rssMb(bare.pid);
+    await bare.stop();
+
+    const mode = options.quick ? 'quick' : 'full';
+    const stepsP99 = Object.entries(logins.value.steps)
+      .filter(([step]) => step !== 'login')
+      .map(([, figures]) => figures.p99);
+    const loginWrites = writesPer(beforeLogins, afterLogins, logins.value.allLogins);
+    const results = {
+      date: startedAt.toISOString(),
+      database: database.kind,
+      mode,
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      loadAverage: { start: loadAtStart, afterLogins: loginLoad, end: load() },
+      options,
+      startupMs: {
+        firstStart: servers[0]!.startupMs,
+        loginServer: loginServer.startupMs,
+        tokenServer: protocolServer.startupMs,
+      },
+      logins: { concurrency: options.concurrency, users, ...logins.value, ...loginCpuPerLogin },
+      rssMb: {
+        idle: rssIdle,
+        peakDuringLogins: logins.peakMb,
+        afterLogins: rssAfterLogins,
+        afterTokens: rssAfterTokens,
+        bareAfterTokens: bareRss,
+      },
+      writesPerLogin: {
+        ...loginWrites,
+        note:
+          database.kind === 'postgres'
+            ? 'inserted/updated/deleted from pg_stat_user_tables, rows from count(*), bytes from pg_total_relation_size; all per login'
+            : 'PGlite keeps no write counters across restarts: rows are net new rows (count(*)), bytes are pg_total_relation_size and data directory growth; updates are not counted',
+      },
+      ...(afterTokens && {
+        writesPerClientCredentialsToken: writesPer(beforeTokens, afterTokens, sesame.clientCredentials!.ok),
+      }),
+      sesame,
+      bare: baseline,
+      ratioSesameToBare: Object.fromEntries(
+        Object.keys(sesame).map((k) => [k, ratio(sesame[k]!.perSecond, baseline[k]!.perSecond)]),
+      ),
+      ...(sessions && { sessions }),
+    };
+
+    if (options.profile) {
+      const profiles = fs.readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+      for (const [i, file] of profiles.sort().entries()) {
+        const phase = i === 0 ? 'logins' : 'tokens';
+        log(
+          `profile of the ${phase} server: ${path.join(profileDir, file)}\n${formatSummary(summariseProfile(path.join(profileDir, file), 20))}`,
+        );
+      }
+    }
+
+    const stamp = startedAt.toISOString().slice(0, 16).replace(':', '');
+    const file = path.join(ROOT, 'bench', 'results', `${stamp}-${database.kind}-${mode}.json`);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+
+    const r = results.ratioSesameToBare;
+    const perLogin = results.writesPerLogin.perOperation;
+    process.stdout.write(
+      `sesame bench ${database.kind} ${mode}: ${logins.value.loginsPerSecond} logins/s ` +
+        `(c=${options.concurrency}, worst step p99 ${Math.max(...stepsP99)} ms, ${Object.values(logins.value.errors).reduce((a, b) => a + b, 0)} errors)` +
+        ` | client_credentials ${sesame.clientCredentials!.perSecond}/s = ${r.clientCredentials}x bare ${baseline.clientCredentials!.perSecond}/s` +
+        ` | discovery ${sesame.discovery!.perSecond}/s = ${r.discovery}x | jwks ${sesame.jwks!.perSecond}/s = ${r.jwks}x` +
+        ` | RSS ${rssIdle}->${logins.peakMb} MB | start ${loginServer.startupMs} ms` +
+        ` | per login ${perLogin.inserted ?? perLogin.rows} rows ${perLogin.inserted !== undefined ? 'inserted' : 'net'}, ${Math.round((perLogin.bytes ?? 0) / 100) / 10} kB` +
+        ` | load ${loadAtStart[0]}->${results.loadAverage.end[0]} | ${path.relative(ROOT, file)}\n`,
+    );
+  } finally {
+    await cleanUp();
+  }
+}
+
+await main();

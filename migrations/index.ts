@@ -1,0 +1,13 @@
+import type { Migration } from 'kysely';
+import * as m0001 from './0001_initial.js';
+import * as m0002 from './0002_account.js';
+import * as m0003 from './0003_passkey_api.js';
+import * as m0004 from './0004_row_change_notify.js';
+
+/** Every migration, by name; the names sort in the order they apply. */
+export const migrations: Record<string, Migration> = {
+  '0001_initial': m0001,
+  '0002_account': m0002,
+  '0003_passkey_api': m0003,
+  '0004_row_change_notify': m0004,
+};

@@ -1,0 +1,213 @@
+import type { Config } from '../config.js';
+import { randomSecret, sha256Hex } from '../crypto.js';
+import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { credentialsQueries } from '../db/queries/credentials.js';
+import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { OneTimeTokenRow, User } from '../db/schema.js';
+import { badRequest, HttpError, notFound } from '../http/errors.js';
+import type { VerifiedRegistration } from '../webauthn/registration.js';
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** A freshly issued link. The URL holds the only copy of the token: show it once. */
+export interface IssuedOneTimeLink {
+  id: string;
+  url: string;
+  expiresAt: Date;
+}
+
+/**
+ * Issues a one-time link that lets its holder register a passkey: for the existing account
+ * with that email (recovery), or for a new account created when the link is used (invite,
+ * with is_admin when `admin` is set). The token is 256 random bits; only its SHA-256 is
+ * stored, it works once, and it expires after INVITE_TTL_HOURS.
+ *
+ * `purpose: 'recovery'` insists on an existing account (404 otherwise); without it, or with
+ * 'invite', an existing account still gets a recovery link, never a second account.
+ *
+ * Issuing a link invalidates the older unused links for the same email: the newest link an
+ * admin handed out is the only one that works, so a link sent to a wrong or stale address
+ * can be cancelled by issuing another.
+ */
+export async function createOneTimeLink(
+  db: Db,
+  config: Config,
+  input: { email: string; admin?: boolean; purpose?: 'invite' | 'recovery'; actor: string },
+): Promise<IssuedOneTimeLink> {
+  const email = input.email.trim();
+  if (email.length > 254 || !EMAIL.test(email)) throw badRequest('Enter a valid email address');
+  const token = randomSecret();
+  const expiresAt = new Date(Date.now() + config.inviteTtlSeconds * 1000);
+  const row = await db.transaction().execute(async (trx) => {
+    const existing = await usersQueries.findByEmail(trx, email);
+    if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
+    // Whether the link recovers or creates is decided by the account, not by the caller's
+    // hint: a link can never create a second account for an email that has one.
+    const purpose = existing ? 'recovery' : 'invite';
+    await oneTimeTokensQueries.invalidateUnusedForEmail(trx, email);
+    const issued = await oneTimeTokensQueries.insert(trx, {
+      tokenHash: sha256Hex(token),
+      purpose,
+      email: existing?.email ?? email,
+      userId: existing?.id ?? null,
+      grantAdmin: existing ? false : (input.admin ?? false),
+      createdBy: input.actor,
+      expiresAt,
+    });
+    await auditQueries.record(trx, input.actor, `link.${purpose}.create`, existing?.id ?? null, {
+      link: issued.id,
+      email: issued.email,
+      admin: issued.grant_admin,
+      expires_at: expiresAt.toISOString(),
+    });
+    return issued;
+  });
+  return { id: row.id, url: `${config.issuer}/link/${token}`, expiresAt: row.expires_at };
+}
+
+/** Why a link cannot be used, with the words the link page shows. */
+export type LinkProblem = 'invalid' | 'used' | 'expired' | 'disabled' | 'account_exists';
+
+const LINK_PROBLEMS: Record<LinkProblem, { status: number; code: string; heading: string; message: string }> =
+  {
+    invalid: {
+      status: 404,
+      code: 'link_invalid',
+      heading: 'This link is not valid',
+      message: 'Check that you opened the whole link, or ask an administrator for a new one.',
+    },
+    used: {
+      status: 410,
+      code: 'link_used',
+      heading: 'This link was already used',
+      message:
+        'Each link works once. Sign in with the passkey you created, or ask an administrator for a new link.',
+    },
+    expired: {
+      status: 410,
+      code: 'link_expired',
+      heading: 'This link has expired',
+      message: 'Ask an administrator for a new link.',
+    },
+    disabled: {
+      status: 403,
+      code: 'account_disabled',
+      heading: 'This account is disabled',
+      message: 'Ask an administrator to enable it.',
+    },
+    account_exists: {
+      status: 409,
+      code: 'account_exists',
+      heading: 'This account already exists',
+      message: 'An account with this email was created meanwhile. Ask an administrator for a recovery link.',
+    },
+  };
+
+/** The error a route throws for a link problem; `heading` is for the HTML page. */
+export class LinkError extends HttpError {
+  readonly heading: string;
+
+  constructor(readonly problem: LinkProblem) {
+    const { status, code, heading, message } = LINK_PROBLEMS[problem];
+    super(status, code, message);
+    this.heading = heading;
+  }
+}
+
+/** A link that can be used now, and the account it recovers (none for an invite). */
+export interface UsableLink {
+  link: OneTimeTokenRow;
+  user: User | undefined;
+}
+
+// A token is exactly what randomSecret() makes: 32 bytes, base64url, 43 characters.
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+async function problemWith(db: Db, link: OneTimeTokenRow | undefined): Promise<LinkProblem | undefined> {
+  if (!link) return 'invalid';
+  if (link.used_at) return 'used';
+  if (link.expires_at.getTime() <= Date.now()) return 'expired';
+  if (link.purpose === 'recovery') {
+    const user = link.user_id ? await usersQueries.findById(db, link.user_id) : undefined;
+    if (!user) return 'invalid';
+    if (user.disabled_at) return 'disabled';
+  } else if (await usersQueries.findByEmail(db, link.email)) {
+    return 'account_exists';
+  }
+  return undefined;
+}
+
+/**
+ * Looks a presented token up by its hash. A malformed or unknown token, a used or expired
+ * link, and a link for a disabled account are each a {@link LinkError}.
+ */
+export async function findUsableLink(db: Db, token: string): Promise<UsableLink> {
+  if (!TOKEN_SHAPE.test(token)) throw new LinkError('invalid');
+  const link = await oneTimeTokensQueries.findByHash(db, sha256Hex(token));
+  const problem = await problemWith(db, link);
+  if (problem) throw new LinkError(problem);
+  const user = link!.user_id ? await usersQueries.findById(db, link!.user_id) : undefined;
+  return { link: link!, user };
+}
+
+/** What a passkey ceremony started from a link is bound to: the link, never the token. */
+export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
+  purpose: string;
+  binding: string;
+} {
+  return { purpose: 'link', binding: link.id };
+}
+
+/**
+ * Uses a link with a verified new passkey, all in one transaction: the link is marked used
+ * (only if still unused and unexpired: of two concurrent uses one wins), the account is
+ * created for an invite, and the passkey is stored. Any failure leaves the link unused.
+ */
+export async function redeemOneTimeLink(
+  db: Db,
+  token: string,
+  registration: VerifiedRegistration,
+): Promise<{ user: User; link: OneTimeTokenRow }> {
+  const tokenHash = sha256Hex(token);
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const link = await oneTimeTokensQueries.consume(trx, tokenHash);
+      if (!link) {
+        throw new LinkError(
+          (await problemWith(trx, await oneTimeTokensQueries.findByHash(trx, tokenHash))) ?? 'used',
+        );
+      }
+      // The ceremony was started for this link (its challenge is bound to the link id) and
+      // for the user handle chosen then; the passkey is stored for that same account.
+      const userId = registration.challenge.userId;
+      if (!userId) throw new LinkError('invalid');
+      let user: User | undefined;
+      if (link.purpose === 'recovery') {
+        user = link.user_id ? await usersQueries.findById(trx, link.user_id) : undefined;
+        if (!user || user.id !== userId) throw new LinkError('invalid');
+        if (user.disabled_at) throw new LinkError('disabled');
+      } else {
+        if (await usersQueries.findByEmail(trx, link.email)) throw new LinkError('account_exists');
+        const name = registration.challenge.data.name;
+        user = await usersQueries.insert(trx, {
+          id: userId,
+          email: link.email,
+          name: typeof name === 'string' && name ? name : null,
+          isAdmin: link.grant_admin,
+        });
+      }
+      await credentialsQueries.insert(trx, { ...registration.credential, userId: user.id });
+      await auditQueries.record(trx, `user:${user.id}`, `link.${link.purpose}.use`, user.id, {
+        link: link.id,
+        credential: registration.credential.id,
+      });
+      return { user, link };
+    });
+  } catch (error) {
+    // Two uses raced to create one email's account, or the passkey is already registered.
+    if ((error as { code?: string }).code === '23505') throw new LinkError('account_exists');
+    throw error;
+  }
+}

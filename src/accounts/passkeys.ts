@@ -1,0 +1,124 @@
+import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
+import { stepUpsQueries } from '../db/queries/stepUps.js';
+import { conflict, HttpError, notFound } from '../http/errors.js';
+import { authenticatorName } from '../webauthn/authenticatorNames.js';
+import type { VerifiedRegistration } from '../webauthn/registration.js';
+
+/**
+ * Adding or deleting a passkey needs a passkey assertion from the last five minutes: a
+ * browser left signed in is not enough to change how the account is protected. Five
+ * minutes matches the challenge lifetime, so one step-up covers one add-passkey ceremony.
+ */
+export const STEP_UP_MAX_AGE_SECONDS = 5 * 60;
+
+/** Passkey names are labels a person picks; 64 characters fit any device name. */
+export const PASSKEY_NAME_MAX = 64;
+
+/** A passkey as the account page shows it. */
+export interface PasskeySummary {
+  id: string;
+  name: string;
+  /** The passkey provider (e.g. "iCloud Keychain") from the AAGUID, when known. */
+  provider: string | undefined;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  /** Backup eligible (WebAuthn L3 §6.1.3 BE flag): a synced passkey, not bound to one device. */
+  synced: boolean;
+}
+
+export const stepUpRequired = () =>
+  new HttpError(403, 'step_up_required', 'Confirm with one of your passkeys to continue.');
+
+const passkeyNotFound = () => notFound('No such passkey on your account.');
+
+function summarize(credential: StoredCredential): PasskeySummary {
+  return {
+    id: credential.id,
+    name: credential.name,
+    provider: authenticatorName(credential.aaguid),
+    createdAt: credential.createdAt,
+    lastUsedAt: credential.lastUsedAt,
+    synced: credential.backupEligible,
+  };
+}
+
+/** The person's passkeys, oldest first. */
+export async function listPasskeys(db: Db, userId: string): Promise<PasskeySummary[]> {
+  return (await credentialsQueries.listForUser(db, userId)).map(summarize);
+}
+
+/** Renames one of the person's passkeys (the name is validated at the edge). */
+export async function renamePasskey(
+  db: Db,
+  userId: string,
+  credentialId: string,
+  name: string,
+): Promise<void> {
+  if (!(await credentialsQueries.rename(db, userId, credentialId, name))) throw passkeyNotFound();
+  await auditQueries.record(db, `user:${userId}`, 'passkey.rename', userId, { credential: credentialId });
+}
+
+/**
+ * Deletes one of the person's passkeys, never the last: without a passkey nobody could sign
+ * in to the account again. Returns the ids that remain, for the Signal API.
+ */
+export async function deletePasskey(db: Db, userId: string, credentialId: string): Promise<string[]> {
+  if (!(await credentialsQueries.deleteUnlessLast(db, userId, credentialId))) {
+    if (await credentialsQueries.findById(db, credentialId).then((c) => c?.userId === userId)) {
+      throw lastPasskey();
+    }
+    throw passkeyNotFound();
+  }
+  await auditQueries.record(db, `user:${userId}`, 'passkey.delete', userId, { credential: credentialId });
+  return (await credentialsQueries.listForUser(db, userId)).map((c) => c.id);
+}
+
+/** Refuses up front when the passkey is the person's only one, before any step-up is asked for. */
+export async function assertDeletable(db: Db, userId: string, credentialId: string): Promise<void> {
+  const credentials = await credentialsQueries.listForUser(db, userId);
+  if (!credentials.some((c) => c.id === credentialId)) throw passkeyNotFound();
+  if (credentials.length < 2) throw lastPasskey();
+}
+
+const lastPasskey = () =>
+  conflict(
+    'This is your only passkey: without it you could not sign in. Add another passkey first, then delete this one.',
+    { reason: 'last_passkey' },
+  );
+
+/** Stores a passkey registered from the account page. */
+export async function addPasskey(
+  db: Db,
+  userId: string,
+  registration: VerifiedRegistration,
+): Promise<PasskeySummary> {
+  try {
+    await credentialsQueries.insert(db, { ...registration.credential, userId });
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') {
+      throw conflict('This passkey is already registered.');
+    }
+    throw error;
+  }
+  await auditQueries.record(db, `user:${userId}`, 'passkey.add', userId, {
+    credential: registration.credential.id,
+  });
+  const stored = await credentialsQueries.findById(db, registration.credential.id);
+  return summarize(stored!);
+}
+
+/** Records a passkey assertion made for a step-up in this provider session. */
+export async function recordStepUp(db: Db, sessionUid: string, userId: string): Promise<void> {
+  await stepUpsQueries.record(db, sessionUid, userId);
+  // Old step-ups can never count again; sweeping them here keeps the table small.
+  await stepUpsQueries.deleteOlderThan(db, STEP_UP_MAX_AGE_SECONDS * 2);
+}
+
+/** Refuses with 403 `step_up_required` unless this session proved a passkey in the last five minutes. */
+export async function requireRecentStepUp(db: Db, sessionUid: string, userId: string): Promise<void> {
+  if (!(await stepUpsQueries.isRecent(db, sessionUid, userId, STEP_UP_MAX_AGE_SECONDS))) {
+    throw stepUpRequired();
+  }
+}

@@ -1,0 +1,13 @@
+import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { User } from '../db/schema.js';
+import { notFound } from '../http/errors.js';
+
+/** Changes the person's display name (validated at the edge: 1 to 100 characters). */
+export async function updateProfileName(db: Db, userId: string, name: string): Promise<User> {
+  const user = await usersQueries.update(db, userId, { name });
+  if (!user) throw notFound('No such account.');
+  await auditQueries.record(db, `user:${userId}`, 'user.rename', userId);
+  return user;
+}

@@ -1,0 +1,45 @@
+import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { User } from '../db/schema.js';
+
+export async function emailTaken(db: Db, email: string): Promise<boolean> {
+  return (await usersQueries.findByEmail(db, email)) !== undefined;
+}
+
+/**
+ * Creates the account and its first passkey in one transaction: either both exist or
+ * neither does. Returns undefined when the email was taken meanwhile.
+ */
+export async function createAccountWithPasskey(
+  db: Db,
+  input: {
+    userId: string;
+    email: string;
+    name: string | null;
+    isAdmin?: boolean;
+    credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId'>;
+  },
+): Promise<User | undefined> {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      if (await usersQueries.findByEmail(trx, input.email)) return undefined;
+      const user = await usersQueries.insert(trx, {
+        id: input.userId,
+        email: input.email,
+        name: input.name,
+        isAdmin: input.isAdmin ?? false,
+      });
+      await credentialsQueries.insert(trx, { ...input.credential, userId: user.id });
+      await auditQueries.record(trx, `user:${user.id}`, 'user.signup', user.id, {
+        credential: input.credential.id,
+      });
+      return user;
+    });
+  } catch (error) {
+    // Two sign-ups raced for one email: the unique index let only one through.
+    if ((error as { code?: string }).code === '23505') return undefined;
+    throw error;
+  }
+}

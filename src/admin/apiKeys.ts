@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
+import type { Db } from '../db/connect.js';
+import { apiKeysQueries } from '../db/queries/apiKeys.js';
+import { type Actor, auditQueries } from '../db/queries/audit.js';
+import type { ApiKeyRow } from '../db/schema.js';
+
+/**
+ * Every API key starts with this, so secret scanners (GitHub push protection, gitleaks)
+ * can recognise a leaked one; the 256 random bits follow.
+ */
+export const API_KEY_PREFIX = 'ssk_';
+
+const API_KEY_SHAPE = /^ssk_[A-Za-z0-9_-]{43}$/;
+
+export const apiKeyNameSchema = z
+  .string()
+  .trim()
+  .min(1, { message: 'is required' })
+  .max(100, { message: 'must be at most 100 characters' });
+
+/** An API key as admins see it: never the key or its hash. */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+const iso = (value: Date | string | null) => (value ? new Date(value).toISOString() : null);
+
+export function apiKeyView(row: ApiKeyRow): ApiKeyView {
+  return {
+    id: row.id,
+    name: row.name,
+    created_at: new Date(row.created_at).toISOString(),
+    last_used_at: iso(row.last_used_at),
+    revoked_at: iso(row.revoked_at),
+  };
+}
+
+/** Raised when an API key's name breaks a rule. */
+export class ApiKeyValidationError extends Error {}
+
+/** Creates an API key for the admin API. The key is returned once; only its SHA-256 is stored. */
+export async function createApiKey(db: Db, name: unknown, actor: Actor) {
+  const parsed = apiKeyNameSchema.safeParse(name);
+  if (!parsed.success) throw new ApiKeyValidationError(`name ${parsed.error.issues[0]!.message}`);
+  const key = API_KEY_PREFIX + randomSecret();
+  const row = await db.transaction().execute(async (trx) => {
+    const created = await apiKeysQueries.insert(trx, parsed.data, sha256Hex(key));
+    await auditQueries.record(trx, actor, 'api_key.create', created.id, { name: parsed.data });
+    return created;
+  });
+  return { apiKey: apiKeyView(row), key };
+}
+
+export async function listApiKeys(db: Db): Promise<ApiKeyView[]> {
+  return (await apiKeysQueries.list(db)).map(apiKeyView);
+}
+
+/**
+ * Revokes a key; requests carrying it get 401 from then on.
+ * @returns the key, `alreadyRevoked` when it was revoked before, or undefined for an unknown id.
+ */
+export async function revokeApiKey(db: Db, id: string, actor: Actor) {
+  return db.transaction().execute(async (trx) => {
+    const revoked = await apiKeysQueries.revoke(trx, id);
+    if (revoked) {
+      await auditQueries.record(trx, actor, 'api_key.revoke', id, { name: revoked.name });
+      return { apiKey: apiKeyView(revoked), alreadyRevoked: false };
+    }
+    const existing = await apiKeysQueries.findById(trx, id);
+    return existing ? { apiKey: apiKeyView(existing), alreadyRevoked: true } : undefined;
+  });
+}
+
+/**
+ * Finds the active key a caller presents. The lookup is by SHA-256, an index hit: the key
+ * has 256 random bits, so knowing a hash prefix from timing helps nobody guess a key.
+ */
+export async function authenticateApiKey(db: Db, presented: string): Promise<ApiKeyView | undefined> {
+  if (!API_KEY_SHAPE.test(presented)) return undefined;
+  const row = await apiKeysQueries.findActiveByHash(db, sha256Hex(presented));
+  if (!row || !secretMatchesHash(presented, row.key_hash)) return undefined;
+  await apiKeysQueries.touch(db, row.id);
+  return apiKeyView(row);
+}

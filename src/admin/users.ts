@@ -1,0 +1,121 @@
+import { createOneTimeLink } from '../accounts/oneTimeLinks.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { User } from '../db/schema.js';
+
+/** A user as admins see them. */
+export interface UserView {
+  id: string;
+  email: string;
+  name: string | null;
+  is_admin: boolean;
+  disabled: boolean;
+  disabled_at: string | null;
+  created_at: string;
+}
+
+export function userView(user: User): UserView {
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    is_admin: user.is_admin,
+    disabled: user.disabled_at !== null,
+    disabled_at: user.disabled_at ? new Date(user.disabled_at).toISOString() : null,
+    created_at: new Date(user.created_at).toISOString(),
+  };
+}
+
+export async function listUsers(db: Db): Promise<UserView[]> {
+  return (await usersQueries.list(db)).map(userView);
+}
+
+/** Finds a user by id (the OIDC `sub`) or by email, whichever the admin typed. */
+export async function findUser(db: Db, idOrEmail: string): Promise<User | undefined> {
+  return idOrEmail.includes('@')
+    ? usersQueries.findByEmail(db, idOrEmail)
+    : usersQueries.findById(db, idOrEmail);
+}
+
+/**
+ * Disables an account: the person can no longer sign in, and everything they hold now
+ * stops working too — their sessions, grants, codes, access and refresh tokens.
+ * @returns the user, or undefined when there is none.
+ */
+export async function disableUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const user = await findUser(trx, idOrEmail);
+    if (!user) return undefined;
+    const updated = user.disabled_at
+      ? user
+      : await usersQueries.update(trx, user.id, { disabledAt: new Date() });
+    const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
+    if (!user.disabled_at) await auditQueries.record(trx, actor, 'user.disable', user.id, { revoked });
+    return userView(updated!);
+  });
+}
+
+/** Lets a disabled person sign in again (their old sessions and tokens stay revoked). */
+export async function enableUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const user = await findUser(trx, idOrEmail);
+    if (!user) return undefined;
+    if (!user.disabled_at) return userView(user);
+    const updated = await usersQueries.update(trx, user.id, { disabledAt: null });
+    await auditQueries.record(trx, actor, 'user.enable', user.id);
+    return userView(updated!);
+  });
+}
+
+/**
+ * Deletes an account for good: its passkeys and pending links go with the row (foreign
+ * keys cascade), and its sessions, grants and tokens are removed from the OIDC storage.
+ */
+export async function deleteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const user = await findUser(trx, idOrEmail);
+    if (!user) return undefined;
+    await usersQueries.delete(trx, user.id);
+    const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
+    await auditQueries.record(trx, actor, 'user.delete', user.id, { email: user.email, revoked });
+    return userView(user);
+  });
+}
+
+/**
+ * Issues a one-time link that lets its holder register a passkey for this email (an
+ * invitation), as an admin when `admin` is set. The link is shown once; Sesame keeps a hash.
+ */
+export async function inviteUser(
+  db: Db,
+  config: Config,
+  input: { email: string; admin: boolean },
+  actor: Actor,
+): Promise<{ url: string; expires_at: string }> {
+  const link = await createOneTimeLink(db, config, {
+    email: input.email,
+    admin: input.admin,
+    purpose: 'invite',
+    actor,
+  });
+  return { url: link.url, expires_at: link.expiresAt.toISOString() };
+}
+
+/**
+ * Issues a recovery link for an existing account: its holder can register a new passkey
+ * for it (a lost phone, a new laptop). Shown once to the admin, who passes it on.
+ */
+export async function issueRecoveryLink(
+  db: Db,
+  config: Config,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<{ user: UserView; url: string; expires_at: string } | undefined> {
+  const user = await findUser(db, idOrEmail);
+  if (!user) return undefined;
+  const link = await createOneTimeLink(db, config, { email: user.email, purpose: 'recovery', actor });
+  return { user: userView(user), url: link.url, expires_at: link.expiresAt.toISOString() };
+}

@@ -1,0 +1,137 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import compose from 'koa-compose';
+import type Provider from 'oidc-provider';
+import type { Config } from './config.js';
+import type { DatabaseHandle, Db } from './db/connect.js';
+import { challengesQueries } from './db/queries/challenges.js';
+import { oidcModelsQueries } from './db/queries/oidcModels.js';
+import { keepCachesInStep } from './db/rowCache.js';
+import { Csrf } from './http/middleware/csrf.js';
+import { errorHandler } from './http/middleware/errors.js';
+import { securityHeaders } from './http/middleware/securityHeaders.js';
+import { staticFiles } from './http/middleware/staticFiles.js';
+import { accountRoutes } from './http/routes/account.js';
+import { accountSessionRoutes } from './http/routes/accountSession.js';
+import { adminApiRoutes } from './http/routes/adminApi.js';
+import { adminPagesRoutes } from './http/routes/adminPages.js';
+import { healthRoutes } from './http/routes/health.js';
+import { interactionRoutes } from './http/routes/interaction.js';
+import { linkRoutes } from './http/routes/links.js';
+import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
+import type { Logger } from './logger.js';
+import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
+import { createProvider } from './oidc/provider.js';
+import { isProviderPath } from './oidc/providerPaths.js';
+import { createRowCaches } from './oidc/rowCaches.js';
+import { PUBLIC_DIR } from './paths.js';
+
+/** Expired rows are swept this often; each sweep deletes in small batches. */
+const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  log: Logger;
+  /**
+   * Subscribes to database notifications (DatabaseHandle.listen). Without it nothing is
+   * cached: every client and account lookup reads the database.
+   */
+  listen?: DatabaseHandle['listen'];
+}
+
+/** A composed Sesame server: start() listens, stop() drains requests and stops timers (the caller closes the database). */
+export interface SesameApp {
+  readonly koa: Koa;
+  readonly provider: Provider;
+  readonly config: Config;
+  readonly db: Db;
+  /** Serves on the configured port, or on `port` (0 picks a free one); resolves to the bound port. */
+  start(port?: number, host?: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Builds the app: keys and cookie secrets from the database, the provider, Sesame's routes. */
+export async function createApp({ config, db, log, listen }: AppDeps): Promise<SesameApp> {
+  await ensureSigningKeys(db, config);
+  const [jwks, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
+  const caches = createRowCaches();
+  const rowChanges = listen ? await keepCachesInStep(listen, { ...caches }, log) : undefined;
+  const provider = createProvider({ config, db, log, jwks, cookieKeys, caches });
+  const csrf = new Csrf(cookieKeys[0]!, config.origin, config.secureCookies);
+  const services = { config, db, log, provider, csrf, caches };
+
+  const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
+  koa.silent = true;
+  koa.use(errorHandler(log));
+  koa.use(securityHeaders({ hsts: config.secureCookies }));
+  // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.
+  const providerCallback = provider.callback();
+  const oidcProvider = async (ctx: Koa.Context) => {
+    ctx.respond = false;
+    await providerCallback(ctx.req, ctx.res);
+  };
+  // Sesame's pages and APIs; what none of them answers falls through to the provider.
+  const sesameRoutes = compose<Koa.Context>([
+    staticFiles(PUBLIC_DIR),
+    ...[
+      healthRoutes(db),
+      interactionRoutes(services),
+      accountSessionRoutes(services),
+      accountRoutes(services),
+      linkRoutes(services),
+      adminApiRoutes(services),
+      adminPagesRoutes(services),
+      passkeyApiRoutes(services),
+    ].flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]),
+  ]);
+  koa.use(function route(ctx) {
+    return isProviderPath(ctx.path) ? oidcProvider(ctx) : sesameRoutes(ctx, () => oidcProvider(ctx));
+  });
+
+  let server: http.Server | undefined;
+  let cleanupTimer: NodeJS.Timeout | undefined;
+
+  const cleanup = async () => {
+    try {
+      const removed =
+        (await oidcModelsQueries.deleteExpired(db)) + (await challengesQueries.deleteExpired(db));
+      if (removed) log.debug('expired rows removed', { removed });
+    } catch (error) {
+      log.warn('cleanup failed', { error: (error as Error).message });
+    }
+  };
+
+  return {
+    koa,
+    provider,
+    config,
+    db,
+    async start(port = config.port, host = config.host) {
+      server = http.createServer(koa.callback());
+      // Keep-alive longer than common proxies' idle timeout, so the proxy closes first.
+      server.keepAliveTimeout = 65_000;
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(port, host, resolve);
+      });
+      cleanupTimer = setInterval(cleanup, CLEANUP_INTERVAL_MS);
+      cleanupTimer.unref();
+      return (server.address() as AddressInfo).port;
+    },
+    async stop() {
+      if (cleanupTimer) clearInterval(cleanupTimer);
+      await rowChanges?.close();
+      if (!server) return;
+      const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
+      server.closeIdleConnections();
+      // In-flight requests get ten seconds to finish; then their connections are cut.
+      const force = setTimeout(() => server?.closeAllConnections(), 10_000);
+      force.unref();
+      await closing;
+      clearTimeout(force);
+      server = undefined;
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import type { Command } from 'commander';
+import { ApiKeyValidationError, createApiKey, listApiKeys, revokeApiKey } from '../admin/apiKeys.js';
+import { CliError, output, table, withDatabase } from './context.js';
+
+const ACTOR = 'cli';
+
+/** `sesame api-keys ...`: keys for the admin REST API (`Authorization: Bearer <key>`). */
+export function registerApiKeyCommands(program: Command): void {
+  const apiKeys = program.command('api-keys').description('manage keys for the admin API (/api/admin)');
+
+  apiKeys
+    .command('create')
+    .description('create an API key; the key is shown once')
+    .requiredOption('--name <name>', 'what the key is for, e.g. "terraform"')
+    .option('--json', 'print JSON')
+    .action((opts) =>
+      withDatabase(async (db) => {
+        try {
+          const { apiKey, key } = await createApiKey(db, opts.name, ACTOR);
+          output(opts.json, { id: apiKey.id, key }, () =>
+            [
+              `Created API key "${apiKey.name}"`,
+              `id:  ${apiKey.id}`,
+              `key: ${key}`,
+              '(shown once: store it now; Sesame keeps only a hash)',
+            ].join('\n'),
+          );
+        } catch (error) {
+          if (error instanceof ApiKeyValidationError) throw new CliError(error.message);
+          throw error;
+        }
+      }),
+    );
+
+  apiKeys
+    .command('list')
+    .description('list API keys (never the keys themselves)')
+    .option('--json', 'print JSON')
+    .action((opts) =>
+      withDatabase(async (db) => {
+        const all = await listApiKeys(db);
+        output(opts.json, all, () =>
+          table(
+            ['ID', 'NAME', 'CREATED', 'LAST USED', 'STATUS'],
+            all.map((k) => [
+              k.id,
+              k.name,
+              k.created_at,
+              k.last_used_at ?? 'never',
+              k.revoked_at ? `revoked ${k.revoked_at}` : 'active',
+            ]),
+          ),
+        );
+      }),
+    );
+
+  apiKeys
+    .command('revoke <id>')
+    .description('revoke an API key; requests with it are refused at once')
+    .option('--json', 'print JSON')
+    .action((id: string, opts) =>
+      withDatabase(async (db) => {
+        const result = await revokeApiKey(db, id, ACTOR);
+        if (!result) throw new CliError(`no API key with id ${id}`);
+        output(opts.json, result.apiKey, () =>
+          result.alreadyRevoked
+            ? `API key ${id} was already revoked`
+            : `Revoked API key ${id} ("${result.apiKey.name}")`,
+        );
+      }),
+    );
+}

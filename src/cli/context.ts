@@ -1,0 +1,47 @@
+import { type Config, loadConfig } from '../config.js';
+import { type DatabaseHandle, openDatabase } from '../db/connect.js';
+import { migrateToLatest } from '../db/migrate.js';
+
+/** A one-line failure the CLI prints as `sesame: <message>` before exiting non-zero. */
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+/**
+ * Runs one command against the database the server uses (same config), migrated to the
+ * latest schema first so the CLI works before the server's first start.
+ */
+export async function withDatabase<T>(
+  run: (db: DatabaseHandle['db'], config: Config, migrationsApplied: string[]) => Promise<T>,
+): Promise<T> {
+  const config = loadConfig();
+  const database = await openDatabase(config, { poolSize: 2 });
+  try {
+    const applied = await migrateToLatest(database.db);
+    return await run(database.db, config, applied);
+  } finally {
+    await database.close();
+  }
+}
+
+/** Prints the JSON form for scripts, or the human form. */
+export function output(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
+}
+
+/** A plain text table: one header row, columns padded to their widest cell. */
+export function table(headers: string[], rows: string[][]): string {
+  if (rows.length === 0) return '(none)';
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/** Commander's collector for repeatable options (`--redirect-uri a --redirect-uri b`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,93 @@
+import type { Command } from 'commander';
+import { deleteUser, disableUser, enableUser, inviteUser, listUsers } from '../admin/users.js';
+import { emailSchema } from '../http/schemas.js';
+import { CliError, output, table, withDatabase } from './context.js';
+
+const ACTOR = 'cli';
+
+const noUser = (idOrEmail: string) => new CliError(`no user with id or email ${idOrEmail}`);
+
+/** `sesame users ...`: see, disable, delete and invite the people who sign in through Sesame. */
+export function registerUserCommands(program: Command): void {
+  const users = program.command('users').description('manage user accounts');
+
+  users
+    .command('list')
+    .description('list users')
+    .option('--json', 'print JSON')
+    .action((opts) =>
+      withDatabase(async (db) => {
+        const all = await listUsers(db);
+        output(opts.json, all, () =>
+          table(
+            ['ID', 'EMAIL', 'NAME', 'ROLE', 'STATUS', 'CREATED'],
+            all.map((u) => [
+              u.id,
+              u.email,
+              u.name ?? '',
+              u.is_admin ? 'admin' : 'user',
+              u.disabled ? 'disabled' : 'active',
+              u.created_at,
+            ]),
+          ),
+        );
+      }),
+    );
+
+  users
+    .command('disable <id-or-email>')
+    .description('stop a user signing in and revoke their sessions, grants and tokens')
+    .option('--json', 'print JSON')
+    .action((idOrEmail: string, opts) =>
+      withDatabase(async (db) => {
+        const user = await disableUser(db, idOrEmail, ACTOR);
+        if (!user) throw noUser(idOrEmail);
+        output(opts.json, user, () => `Disabled ${user.email}; their sessions and tokens are revoked`);
+      }),
+    );
+
+  users
+    .command('enable <id-or-email>')
+    .description('let a disabled user sign in again')
+    .option('--json', 'print JSON')
+    .action((idOrEmail: string, opts) =>
+      withDatabase(async (db) => {
+        const user = await enableUser(db, idOrEmail, ACTOR);
+        if (!user) throw noUser(idOrEmail);
+        output(opts.json, user, () => `Enabled ${user.email}`);
+      }),
+    );
+
+  users
+    .command('delete <id-or-email>')
+    .description('delete a user, their passkeys, sessions, grants and tokens')
+    .option('--json', 'print JSON')
+    .action((idOrEmail: string, opts) =>
+      withDatabase(async (db) => {
+        const user = await deleteUser(db, idOrEmail, ACTOR);
+        if (!user) throw noUser(idOrEmail);
+        output(opts.json, { id: user.id, email: user.email, deleted: true }, () => `Deleted ${user.email}`);
+      }),
+    );
+
+  users
+    .command('invite')
+    .description('create a one-time link that lets its holder register a passkey for this email')
+    .requiredOption('--email <email>', "the invited person's email")
+    .option('--admin', 'the account becomes a Sesame administrator', false)
+    .option('--json', 'print JSON')
+    .action((opts) => {
+      const email = emailSchema.safeParse(opts.email);
+      if (!email.success) throw new CliError(`--email: ${email.error.issues[0]!.message}`);
+      return withDatabase(async (db, config) => {
+        const link = await inviteUser(db, config, { email: email.data, admin: opts.admin }, ACTOR);
+        output(opts.json, link, () =>
+          [
+            `One-time link for ${email.data}${opts.admin ? ' (administrator)' : ''}:`,
+            link.url,
+            `It works once and expires at ${link.expires_at}.`,
+          ].join('\n'),
+        );
+      });
+    });
+}

@@ -1,0 +1,106 @@
+import {
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  startAuthentication,
+  startRegistration,
+} from '@simplewebauthn/browser';
+import { ApiError, ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+import { signalAllAcceptedCredentials, signalCurrentUserDetails } from './signals.js';
+
+/** The account page: profile, passkeys (with step-up for add and delete), connected apps. */
+const root = document.getElementById('account') as HTMLElement;
+const rpId = root.dataset.rpId ?? window.location.hostname;
+const userHandle = root.dataset.userHandle ?? '';
+const email = root.dataset.email ?? '';
+
+/** Confirms with one of the person's passkeys; the server remembers it for five minutes. */
+async function stepUp(): Promise<void> {
+  const optionsJSON = await postJson<PublicKeyCredentialRequestOptionsJSON>('/account/step-up/options');
+  const assertion = await startAuthentication({ optionsJSON });
+  await postJson('/account/step-up/verify', assertion);
+}
+
+/** Runs a call that needs a recent passkey confirmation, asking for one first if the server says so. */
+async function withStepUp<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === 'step_up_required')) throw error;
+    showStatus('Confirm with one of your passkeys to continue.', 'ok');
+    await stepUp();
+    return call();
+  }
+}
+
+function busy(button: HTMLButtonElement, task: () => Promise<void>): void {
+  clearStatus();
+  button.disabled = true;
+  task()
+    .catch((error) => showStatus(ceremonyMessage(error)))
+    .finally(() => {
+      button.disabled = false;
+    });
+}
+
+const profileForm = document.getElementById('profile-form') as HTMLFormElement;
+profileForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const input = profileForm.elements.namedItem('name') as HTMLInputElement;
+  busy(profileForm.querySelector('button[type=submit]') as HTMLButtonElement, async () => {
+    const saved = await postJson<{ name: string }>('/account/profile', { name: input.value });
+    input.value = saved.name;
+    showStatus('Your name was saved.', 'ok');
+    // Password managers show the new name next to the passkey (WebAuthn L3 §5.1.10.3).
+    await signalCurrentUserDetails(rpId, userHandle, email, saved.name);
+  });
+});
+
+const addButton = document.getElementById('add-passkey') as HTMLButtonElement;
+addButton.addEventListener('click', () =>
+  busy(addButton, async () => {
+    const optionsJSON = await withStepUp(() =>
+      postJson<PublicKeyCredentialCreationOptionsJSON>('/account/passkeys/options'),
+    );
+    const credential = await startRegistration({ optionsJSON });
+    await withStepUp(() => postJson('/account/passkeys/verify', credential));
+    window.location.reload();
+  }),
+);
+
+for (const item of document.querySelectorAll<HTMLLIElement>('li.passkey')) {
+  const id = item.dataset.credentialId!;
+  const nameLabel = item.querySelector('.passkey-name') as HTMLElement;
+  const renameButton = item.querySelector('.rename-button') as HTMLButtonElement;
+  const renameForm = item.querySelector('.rename-form') as HTMLFormElement;
+  const deleteButton = item.querySelector('.delete-button') as HTMLButtonElement;
+
+  renameButton.addEventListener('click', () => {
+    renameForm.hidden = !renameForm.hidden;
+    if (!renameForm.hidden) (renameForm.elements.namedItem('name') as HTMLInputElement).focus();
+  });
+
+  renameForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const input = renameForm.elements.namedItem('name') as HTMLInputElement;
+    busy(renameForm.querySelector('button[type=submit]') as HTMLButtonElement, async () => {
+      const saved = await postJson<{ name: string }>(`/account/passkeys/${id}/rename`, { name: input.value });
+      nameLabel.textContent = saved.name;
+      renameForm.hidden = true;
+      showStatus('The passkey was renamed.', 'ok');
+    });
+  });
+
+  deleteButton.addEventListener('click', () => {
+    if (!window.confirm(`Delete the passkey "${nameLabel.textContent}"? It will no longer sign you in.`))
+      return;
+    busy(deleteButton, async () => {
+      const { remaining } = await withStepUp(() =>
+        postJson<{ remaining: string[] }>(`/account/passkeys/${id}/delete`),
+      );
+      // Tell the password manager which passkeys still work, so it hides the deleted one.
+      await signalAllAcceptedCredentials(rpId, userHandle, remaining);
+      item.remove();
+      showStatus('The passkey was deleted.', 'ok');
+    });
+  });
+}

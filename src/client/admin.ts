@@ -1,0 +1,43 @@
+/**
+ * Admin pages: "Copy" buttons put a secret, client id or link on the clipboard, so nobody
+ * has to select a long random string by hand. Loaded as a file: the CSP allows no inline script.
+ */
+
+const status = document.getElementById('copy-status');
+
+function announce(message: string): void {
+  if (status) status.textContent = message;
+}
+
+/** Falls back to selecting the text when the Clipboard API is refused (e.g. not a secure context). */
+function selectText(element: HTMLElement): void {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  const selection = window.getSelection();
+  selection?.removeAllRanges();
+  selection?.addRange(range);
+}
+
+async function copy(button: HTMLButtonElement): Promise<void> {
+  const target = document.getElementById(button.dataset.copy ?? '');
+  if (!target) return;
+  const text = target.textContent?.trim() ?? '';
+  const label = button.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = 'Copied';
+    announce('Copied to the clipboard.');
+    setTimeout(() => {
+      button.textContent = label;
+    }, 2000);
+  } catch {
+    selectText(target);
+    announce('Copying was blocked: the text is selected, press Ctrl+C or ⌘C to copy it.');
+  }
+}
+
+for (const button of document.querySelectorAll<HTMLButtonElement>('button[data-copy]')) {
+  button.addEventListener('click', () => {
+    void copy(button);
+  });
+}

@@ -1,0 +1,60 @@
+/** Browser helpers shared by Sesame's pages: JSON calls with the page's CSRF token, and status messages. */
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function csrfToken(): string {
+  return document.querySelector<HTMLMetaElement>('meta[name="csrf-token"]')?.content ?? '';
+}
+
+/** POSTs JSON to a Sesame endpoint and returns its JSON answer, or throws ApiError with the server's message. */
+export async function postJson<T>(url: string, body: unknown = {}, method = 'POST'): Promise<T> {
+  const response = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrfToken() },
+    credentials: 'same-origin',
+    body: JSON.stringify(body),
+  });
+  const data = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
+  if (!response.ok) {
+    throw new ApiError(
+      response.status,
+      data.error ?? 'error',
+      data.error_description ?? `Request failed (${response.status})`,
+    );
+  }
+  return data as T;
+}
+
+/** Shows a message in the page's status box (role=alert, so screen readers announce it). */
+export function showStatus(message: string, kind: 'error' | 'ok' = 'error'): void {
+  const box = document.getElementById('status');
+  if (!box) return;
+  box.textContent = message;
+  box.className = kind === 'ok' ? 'status ok' : 'status';
+  box.hidden = false;
+}
+
+export function clearStatus(): void {
+  const box = document.getElementById('status');
+  if (box) box.hidden = true;
+}
+
+/** Words for a ceremony that did not finish, from the WebAuthn DOMException names (WebAuthn L3 §5.1.3, §5.1.4). */
+export function ceremonyMessage(error: unknown): string {
+  if (error instanceof ApiError) return error.message;
+  const name = (error as { name?: string })?.name;
+  if (name === 'NotAllowedError' || name === 'AbortError')
+    return 'The passkey request was cancelled or timed out. You can try again.';
+  if (name === 'InvalidStateError') return 'This device already holds a passkey for this account.';
+  if (name === 'SecurityError') return 'Passkeys cannot be used on this address.';
+  if (name === 'NotSupportedError') return 'This browser or device does not support passkeys.';
+  return 'Something went wrong with the passkey. You can try again.';
+}

@@ -1,0 +1,28 @@
+import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
+import { ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+
+/** The one-time link page: "Create a passkey" registers one and signs the person in. */
+const form = document.getElementById('link-form') as HTMLFormElement;
+// The token stays in the page's own path; requests go to the same path, never elsewhere.
+const base = window.location.pathname.replace(/\/$/, '');
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  clearStatus();
+  const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
+  const name = (form.elements.namedItem('name') as HTMLInputElement | null)?.value ?? '';
+  submit.disabled = true;
+  (async () => {
+    const optionsJSON = await postJson<PublicKeyCredentialCreationOptionsJSON>(
+      `${base}/options`,
+      name ? { name } : {},
+    );
+    const credential = await startRegistration({ optionsJSON });
+    const { redirect } = await postJson<{ redirect: string }>(`${base}/verify`, credential);
+    window.location.assign(redirect);
+  })()
+    .catch((error) => showStatus(ceremonyMessage(error)))
+    .finally(() => {
+      submit.disabled = false;
+    });
+});

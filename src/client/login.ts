@@ -1,0 +1,113 @@
+import {
+  type AuthenticationResponseJSON,
+  browserSupportsWebAuthn,
+  browserSupportsWebAuthnAutofill,
+  type PublicKeyCredentialRequestOptionsJSON,
+  startAuthentication,
+  WebAuthnAbortService,
+} from '@simplewebauthn/browser';
+import { ApiError, ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+import { signalUnknownCredential } from './signals.js';
+
+const form = document.getElementById('login-form') as HTMLFormElement;
+const button = document.getElementById('passkey-button') as HTMLButtonElement;
+const base = `/interaction/${form.dataset.uid}`;
+
+/**
+ * Two ceremonies can run on this page: passkey autofill (conditional mediation), started
+ * on load and waiting in the username field, and the modal one the button starts. Only one
+ * navigator.credentials.get() may be pending, so the button aborts the autofill request
+ * (WebAuthnAbortService) and `modalRunning` stops an autofill request whose options were
+ * still on their way from being started afterwards, which would abort the modal one.
+ */
+let modalRunning = false;
+
+const requestOptions = () => postJson<PublicKeyCredentialRequestOptionsJSON>(`${base}/login/options`);
+
+/** Sends the signed assertion to Sesame and, once it is accepted, goes on with the OIDC flow. */
+async function finishSignIn(
+  optionsJSON: PublicKeyCredentialRequestOptionsJSON,
+  credential: AuthenticationResponseJSON,
+): Promise<void> {
+  try {
+    const { redirect } = await postJson<{ redirect: string }>(`${base}/login/verify`, credential);
+    window.location.assign(redirect);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 'unknown_credential') {
+      // Tell the password manager this passkey is gone, so it stops offering it.
+      await signalUnknownCredential(optionsJSON.rpId ?? window.location.hostname, credential.id);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Passkey autofill in the username field: resolves when the person picks a passkey there.
+ * The browser's own failures stay quiet (the person did nothing; a browser may refuse a
+ * conditional request at once when it holds no passkey), and autofill is not restarted
+ * from here, so a browser that keeps refusing cannot make the page loop.
+ */
+async function offerAutofill(): Promise<void> {
+  if (modalRunning || !(await browserSupportsWebAuthnAutofill())) return;
+  const optionsJSON = await requestOptions();
+  if (modalRunning) return;
+  let credential: AuthenticationResponseJSON;
+  try {
+    credential = await startAuthentication({ optionsJSON, useBrowserAutofill: true });
+  } catch {
+    return;
+  }
+  button.disabled = true;
+  try {
+    await finishSignIn(optionsJSON, credential);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function startAutofill(): void {
+  offerAutofill().catch((error) => showStatus(ceremonyMessage(error)));
+}
+
+/** The button: a modal passkey request (the browser's own account picker). */
+async function signInWithButton(): Promise<void> {
+  modalRunning = true;
+  button.disabled = true;
+  try {
+    WebAuthnAbortService.cancelCeremony();
+    const optionsJSON = await requestOptions();
+    const credential = await startAuthentication({ optionsJSON });
+    await finishSignIn(optionsJSON, credential);
+  } finally {
+    modalRunning = false;
+    button.disabled = false;
+  }
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (modalRunning) return;
+  clearStatus();
+  signInWithButton().then(
+    () => undefined,
+    (error) => {
+      // Leaving the page aborts the request; nothing to tell anyone.
+      if ((error as Error)?.name === 'AbortError' && document.visibilityState === 'hidden') return;
+      showStatus(ceremonyMessage(error));
+      button.focus();
+      // The autofill request was cancelled for the modal one: offer it again.
+      startAutofill();
+    },
+  );
+});
+
+if (!browserSupportsWebAuthn()) {
+  showStatus(
+    'This browser does not support passkeys. Try a current version of Chrome, Safari, Firefox or Edge.',
+  );
+  button.disabled = true;
+} else {
+  startAutofill();
+}
+
+window.addEventListener('pagehide', () => WebAuthnAbortService.cancelCeremony());

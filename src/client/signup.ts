@@ -1,0 +1,26 @@
+import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
+import { ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+
+const form = document.getElementById('signup-form') as HTMLFormElement;
+const base = `/interaction/${form.dataset.uid}`;
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  clearStatus();
+  const data = new FormData(form);
+  const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
+  submit.disabled = true;
+  (async () => {
+    const optionsJSON = await postJson<PublicKeyCredentialCreationOptionsJSON>(`${base}/signup/options`, {
+      email: String(data.get('email') ?? ''),
+      name: String(data.get('name') ?? ''),
+    });
+    const credential = await startRegistration({ optionsJSON });
+    const { redirect } = await postJson<{ redirect: string }>(`${base}/signup/verify`, credential);
+    window.location.assign(redirect);
+  })()
+    .catch((error) => showStatus(ceremonyMessage(error)))
+    .finally(() => {
+      submit.disabled = false;
+    });
+});

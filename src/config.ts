@@ -1,0 +1,144 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Raised when the environment holds a value Sesame cannot start with; its message is one line. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+
+const httpUrl = (name: string) =>
+  z.string().superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${name} must be an absolute http(s) URL` });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', message: `${name} must be an absolute http(s) URL` });
+    } else if (url.search || url.hash || value.includes('#') || value.includes('?')) {
+      ctx.addIssue({ code: 'custom', message: `${name} must not have a query or fragment` });
+    } else if (url.username || url.password) {
+      ctx.addIssue({ code: 'custom', message: `${name} must not contain a user name or password` });
+    } else if (url.pathname !== '/') {
+      // Sesame's routes (discovery, /interaction, /static) are served from the root of the host.
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name} must not have a path: serve Sesame at the root of its own host name`,
+      });
+    }
+  });
+
+const boolean = (name: string) =>
+  z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), {
+      message: `${name} must be true or false`,
+    })
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const positiveInt = (name: string, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, { message: `${name} must be a whole number` })
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= max, { message: `${name} must be between 1 and ${max}` });
+
+const schema = z.object({
+  ISSUER: httpUrl('ISSUER').default('http://localhost:3000'),
+  PORT: positiveInt('PORT', 65535).default(3000),
+  HOST: z
+    .string()
+    .regex(/^[A-Za-z0-9.:%_-]+$/, { message: 'HOST must be a host name or an IP address to listen on' })
+    .default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must be a postgres:// or postgresql:// URL' })
+    .optional(),
+  DATA_DIR: z.string().min(1, { message: 'DATA_DIR must not be empty' }).default('./data'),
+  RP_NAME: z
+    .string()
+    .min(1, { message: 'RP_NAME must not be empty' })
+    .max(64, { message: 'RP_NAME must be at most 64 characters' })
+    .default('Sesame'),
+  SIGNUP: z.enum(['open', 'invite'], { message: 'SIGNUP must be "open" or "invite"' }).default('open'),
+  LOG_LEVEL: z
+    .enum(LOG_LEVELS, { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
+    .default('info'),
+  TRUST_PROXY: boolean('TRUST_PROXY').default(false),
+  KEY_ENCRYPTION_SECRET: z
+    .string()
+    .min(32, { message: 'KEY_ENCRYPTION_SECRET must be at least 32 characters' })
+    .optional(),
+  INVITE_TTL_HOURS: positiveInt('INVITE_TTL_HOURS', 24 * 30).default(24),
+});
+
+/** Sesame's settings, read once from the environment and frozen. */
+export interface Config {
+  /** Public base URL; the OIDC issuer, WebAuthn origin and RP ID derive from it. */
+  readonly issuer: string;
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly rpName: string;
+  /** WebAuthn relying party id: the issuer's host name (WebAuthn L3 §5.1.2). */
+  readonly rpId: string;
+  /** WebAuthn origin the browser reports in clientDataJSON. */
+  readonly origin: string;
+  readonly signup: 'open' | 'invite';
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly trustProxy: boolean;
+  readonly keyEncryptionSecret: string | undefined;
+  readonly inviteTtlSeconds: number;
+  /** Cookies get the Secure flag when the issuer is served over https. */
+  readonly secureCookies: boolean;
+}
+
+/**
+ * Validates the environment and returns the frozen configuration.
+ * Empty (or blank) values count as unset, so `PORT=` in an env file falls back to the default.
+ * @throws ConfigError with one line naming the variable and what is wrong.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(
+    Object.keys(schema.shape)
+      .map((key) => [key, env[key]])
+      .filter(([, value]) => value !== undefined && value.trim() !== ''),
+  );
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    const message = issue.message.startsWith(variable) ? issue.message : `${variable}: ${issue.message}`;
+    throw new ConfigError(message);
+  }
+  const values = parsed.data;
+  const issuerUrl = new URL(values.ISSUER);
+  const issuer = issuerUrl.href.replace(/\/$/, '');
+  return Object.freeze({
+    issuer,
+    port: values.PORT,
+    host: values.HOST,
+    databaseUrl: values.DATABASE_URL,
+    dataDir: path.resolve(values.DATA_DIR),
+    rpName: values.RP_NAME,
+    rpId: issuerUrl.hostname,
+    origin: issuerUrl.origin,
+    signup: values.SIGNUP,
+    logLevel: values.LOG_LEVEL,
+    trustProxy: values.TRUST_PROXY,
+    keyEncryptionSecret: values.KEY_ENCRYPTION_SECRET,
+    inviteTtlSeconds: values.INVITE_TTL_HOURS * 3600,
+    secureCookies: issuerUrl.protocol === 'https:',
+  });
+}
+
+/** Options tests and embedders use to build a config without touching process.env. */
+export function configFrom(overrides: Record<string, string | undefined>): Config {
+  return loadConfig(overrides as NodeJS.ProcessEnv);
+}

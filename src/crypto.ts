@@ -1,0 +1,52 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** A random secret of 256 bits, base64url: client secrets, API keys, one-time link tokens. */
+export function randomSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** A random identifier that is not a secret (client ids and the like). */
+export function randomId(bytes = 16): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/**
+ * SHA-256 of a generated secret, hex. A slow password hash adds nothing against guessing a
+ * random 256-bit value and would cost every token request (see DESIGN.md, "Secrets at rest").
+ */
+export function sha256Hex(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+/** Compares a presented secret with a stored SHA-256 hash in constant time. */
+export function secretMatchesHash(presented: unknown, storedHash: string | null | undefined): boolean {
+  if (typeof presented !== 'string' || !storedHash) return false;
+  const actual = Buffer.from(sha256Hex(presented), 'hex');
+  const expected = Buffer.from(storedHash, 'hex');
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+const ENVELOPE = 'enc:v1:';
+
+function keyFrom(secret: string): Buffer {
+  return createHash('sha256').update(`sesame key encryption\0${secret}`).digest();
+}
+
+/** Encrypts a value at rest with AES-256-GCM when a key-encryption secret is configured. */
+export function sealAtRest(plaintext: string, secret: string | undefined): string {
+  if (!secret) return plaintext;
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', keyFrom(secret), iv);
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return ENVELOPE + Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+}
+
+/** Reverses {@link sealAtRest}; a value stored before encryption was turned on reads as it is. */
+export function openAtRest(stored: string, secret: string | undefined): string {
+  if (!stored.startsWith(ENVELOPE)) return stored;
+  if (!secret) throw new Error('a stored key is encrypted: set KEY_ENCRYPTION_SECRET to read it');
+  const raw = Buffer.from(stored.slice(ENVELOPE.length), 'base64url');
+  const decipher = createDecipheriv('aes-256-gcm', keyFrom(secret), raw.subarray(0, 12));
+  decipher.setAuthTag(raw.subarray(12, 28));
+  return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+}

@@ -1,0 +1,115 @@
+import type { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import type { Db } from './connect.js';
+
+/** What a subscriber to a notification channel is told. */
+export interface ListenHandlers {
+  /** A committed change was announced on the channel. */
+  onNotice(payload: string): void;
+  /** The subscription is live: every notice committed from now on reaches onNotice. */
+  onLive(): void;
+  /** The connection is gone: notices may be missed until the next onLive. */
+  onLost(error: Error): void;
+}
+
+/** A live subscription; close() ends it and stops reconnecting. */
+export interface Subscription {
+  close(): Promise<void>;
+}
+
+/**
+ * A LISTEN connection that dies quietly (a host gone, a half-open TCP connection) would
+ * leave a cache trusting it forever; a ping this often bounds that to one interval.
+ */
+const PING_INTERVAL_MS = 15_000;
+const PING_TIMEOUT_MS = 5_000;
+/** Reconnects back off from one second to half a minute, so a database restart is not hammered. */
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
+/**
+ * Listens on Postgres through a connection of its own (a pooled one would hand the LISTEN
+ * to whichever request borrows it next). Resolves once the first attempt has either gone
+ * live or failed; after a failure it keeps retrying in the background.
+ */
+export async function listenOnPostgres(
+  connectionString: string,
+  channel: string,
+  handlers: ListenHandlers,
+): Promise<Subscription> {
+  let closed = false;
+  let current: pg.Client | undefined;
+  let pingTimer: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retryDelay = RETRY_MIN_MS;
+
+  function lose(client: pg.Client, error: Error) {
+    if (current !== client) return;
+    current = undefined;
+    clearInterval(pingTimer);
+    client.removeAllListeners('notification');
+    client.end().catch(() => {});
+    handlers.onLost(error);
+    if (closed) return;
+    retryTimer = setTimeout(() => void connect(), retryDelay);
+    retryTimer.unref();
+    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+  }
+
+  async function connect(): Promise<void> {
+    const client = new pg.Client({ connectionString, keepAlive: true, query_timeout: PING_TIMEOUT_MS });
+    current = client;
+    client.on('error', (error) => lose(client, error));
+    client.on('end', () => lose(client, new Error('notification connection ended')));
+    client.on('notification', (message) => {
+      if (message.channel === channel) handlers.onNotice(message.payload ?? '');
+    });
+    try {
+      await client.connect();
+      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+    } catch (error) {
+      lose(client, error as Error);
+      return;
+    }
+    if (current !== client || closed) return;
+    retryDelay = RETRY_MIN_MS;
+    pingTimer = setInterval(() => {
+      client.query('select 1').catch((error: Error) => lose(client, error));
+    }, PING_INTERVAL_MS);
+    pingTimer.unref();
+    handlers.onLive();
+  }
+
+  await connect();
+  return {
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      clearInterval(pingTimer);
+      const client = current;
+      current = undefined;
+      await client?.end().catch(() => {});
+    },
+  };
+}
+
+/**
+ * Listens on the embedded database. PGlite is one session in this process, so its
+ * notices cannot be lost while it is open. The LISTEN goes through Kysely's connection
+ * queue, so it never runs inside another request's transaction (whose rollback would undo it).
+ */
+export async function listenOnPGlite(
+  db: Db,
+  pglite: PGlite,
+  channel: string,
+  handlers: ListenHandlers,
+): Promise<Subscription> {
+  const unlisten = await db.connection().execute(() => pglite.listen(channel, handlers.onNotice));
+  handlers.onLive();
+  return {
+    async close() {
+      if (pglite.closed) return;
+      await db.connection().execute(() => unlisten());
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { sql } from 'kysely';
+import type { Db } from '../connect.js';
+import type { ApiKeyRow } from '../schema.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const apiKeysQueries = {
+  async insert(db: Db, name: string, keyHash: string): Promise<ApiKeyRow> {
+    return db
+      .insertInto('api_keys')
+      .values({ name, key_hash: keyHash })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  },
+
+  async list(db: Db): Promise<ApiKeyRow[]> {
+    return db.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id').execute();
+  },
+
+  async findById(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+    // A malformed id reads as "no such key", not as a database error.
+    if (!UUID.test(id)) return undefined;
+    return db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+  },
+
+  /** The unrevoked key with this hash; the unique index on key_hash makes it one row at most. */
+  async findActiveByHash(db: Db, keyHash: string): Promise<ApiKeyRow | undefined> {
+    return db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('key_hash', '=', keyHash)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+  },
+
+  /** Marks a key used; at most once a minute per key, so a busy script does not write on every call. */
+  async touch(db: Db, id: string): Promise<void> {
+    await db
+      .updateTable('api_keys')
+      .set({ last_used_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .where((eb) =>
+        eb.or([
+          eb('last_used_at', 'is', null),
+          eb('last_used_at', '<', sql<Date>`now() - interval '1 minute'`),
+        ]),
+      )
+      .execute();
+  },
+
+  /** Revokes an active key; returns it, or undefined when no active key has this id. */
+  async revoke(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+    if (!UUID.test(id)) return undefined;
+    return db
+      .updateTable('api_keys')
+      .set({ revoked_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .returningAll()
+      .executeTakeFirst();
+  },
+};

@@ -1,0 +1,24 @@
+import type { Db } from '../connect.js';
+import type { AuditEventRow } from '../schema.js';
+
+/** Who did something: `cli`, `api-key:<id>`, `user:<id>`, `system`. */
+export type Actor = string;
+
+export const auditQueries = {
+  async record(
+    db: Db,
+    actor: Actor,
+    action: string,
+    target: string | null,
+    details: Record<string, unknown> = {},
+  ) {
+    await db
+      .insertInto('audit_events')
+      .values({ actor, action, target, details: JSON.stringify(details) })
+      .execute();
+  },
+
+  async recent(db: Db, limit = 100): Promise<AuditEventRow[]> {
+    return db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(limit).execute();
+  },
+};

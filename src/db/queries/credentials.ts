@@ -1,0 +1,159 @@
+import { sql } from 'kysely';
+import type { Db } from '../connect.js';
+import type { CredentialRow, User } from '../schema.js';
+
+/** A stored passkey with its counter as a number. */
+export interface StoredCredential {
+  id: string;
+  userId: string;
+  publicKey: Uint8Array;
+  counter: number;
+  transports: string[];
+  aaguid: string;
+  backupEligible: boolean;
+  backupState: boolean;
+  name: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
+function toStored(row: CredentialRow): StoredCredential {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    publicKey: row.public_key,
+    counter: Number(row.counter),
+    transports: row.transports as unknown as string[],
+    aaguid: row.aaguid,
+    backupEligible: row.backup_eligible,
+    backupState: row.backup_state,
+    name: row.name,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+export const credentialsQueries = {
+  async insert(db: Db, c: Omit<StoredCredential, 'createdAt' | 'lastUsedAt'>): Promise<void> {
+    await db
+      .insertInto('credentials')
+      .values({
+        id: c.id,
+        user_id: c.userId,
+        public_key: c.publicKey,
+        counter: c.counter,
+        transports: JSON.stringify(c.transports),
+        aaguid: c.aaguid,
+        backup_eligible: c.backupEligible,
+        backup_state: c.backupState,
+        name: c.name,
+      })
+      .execute();
+  },
+
+  async findById(db: Db, id: string): Promise<StoredCredential | undefined> {
+    const row = await db.selectFrom('credentials').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toStored(row) : undefined;
+  },
+
+  /**
+   * The credential and the user it belongs to, in one round trip: a sign-in needs both
+   * before it can check the signature.
+   */
+  async findWithOwner(db: Db, id: string): Promise<{ credential: StoredCredential; user: User } | undefined> {
+    const row = await db
+      .selectFrom('credentials')
+      .innerJoin('users', 'users.id', 'credentials.user_id')
+      .selectAll('credentials')
+      .select([
+        'users.email as owner_email',
+        'users.email_verified as owner_email_verified',
+        'users.name as owner_name',
+        'users.is_admin as owner_is_admin',
+        'users.disabled_at as owner_disabled_at',
+        'users.created_at as owner_created_at',
+        'users.updated_at as owner_updated_at',
+      ])
+      .where('credentials.id', '=', id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      credential: toStored(row),
+      user: {
+        id: row.user_id,
+        email: row.owner_email,
+        email_verified: row.owner_email_verified,
+        name: row.owner_name,
+        is_admin: row.owner_is_admin,
+        disabled_at: row.owner_disabled_at,
+        created_at: row.owner_created_at,
+        updated_at: row.owner_updated_at,
+      },
+    };
+  },
+
+  async listForUser(db: Db, userId: string): Promise<StoredCredential[]> {
+    const rows = await db
+      .selectFrom('credentials')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .orderBy('created_at')
+      .execute();
+    return rows.map(toStored);
+  },
+
+  async countForUser(db: Db, userId: string): Promise<number> {
+    const row = await db
+      .selectFrom('credentials')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('user_id', '=', userId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  },
+
+  /**
+   * Records a verified assertion. The counter only moves forward: the WHERE clause makes a
+   * concurrent older assertion lose instead of rolling the counter back.
+   */
+  async recordUse(db: Db, id: string, counter: number, backupState: boolean): Promise<boolean> {
+    const result = await db
+      .updateTable('credentials')
+      .set({ counter, backup_state: backupState, last_used_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('counter', '<', counter), eb('counter', '=', 0)]))
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  },
+
+  async rename(db: Db, userId: string, id: string, name: string): Promise<boolean> {
+    const result = await db
+      .updateTable('credentials')
+      .set({ name })
+      .where('id', '=', id)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  },
+
+  /**
+   * Deletes one of the user's passkeys unless it is their last. The CTE locks all of the
+   * user's passkeys first, so two concurrent deletes of their last two cannot both pass the
+   * count: the second waits, then sees one row left and deletes nothing.
+   */
+  async deleteUnlessLast(db: Db, userId: string, id: string): Promise<boolean> {
+    const result = await sql`
+      with mine as (select id from credentials where user_id = ${userId} for update)
+      delete from credentials
+      where id = ${id} and user_id = ${userId} and (select count(*) from mine) > 1`.execute(db);
+    return Number(result.numAffectedRows ?? 0) > 0;
+  },
+
+  async delete(db: Db, userId: string, id: string): Promise<boolean> {
+    const result = await db
+      .deleteFrom('credentials')
+      .where('id', '=', id)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  },
+};

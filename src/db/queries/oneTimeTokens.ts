@@ -1,0 +1,72 @@
+import { sql } from 'kysely';
+import type { Db } from '../connect.js';
+import type { OneTimeTokenRow } from '../schema.js';
+
+/** What a one-time link is for: create an account on use, or add a passkey to an existing one. */
+export type OneTimeTokenPurpose = 'invite' | 'recovery';
+
+export const oneTimeTokensQueries = {
+  async insert(
+    db: Db,
+    values: {
+      tokenHash: string;
+      purpose: OneTimeTokenPurpose;
+      email: string;
+      userId: string | null;
+      grantAdmin: boolean;
+      createdBy: string;
+      expiresAt: Date;
+    },
+  ): Promise<OneTimeTokenRow> {
+    return db
+      .insertInto('one_time_tokens')
+      .values({
+        token_hash: values.tokenHash,
+        purpose: values.purpose,
+        email: values.email,
+        user_id: values.userId,
+        grant_admin: values.grantAdmin,
+        created_by: values.createdBy,
+        expires_at: values.expiresAt,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  },
+
+  /** The link a token hash names, used or not, expired or not: the caller says which is which. */
+  async findByHash(db: Db, tokenHash: string): Promise<OneTimeTokenRow | undefined> {
+    return db
+      .selectFrom('one_time_tokens')
+      .selectAll()
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
+  },
+
+  /**
+   * Marks the link used in one statement, only if it is still unused and unexpired: of two
+   * concurrent uses exactly one gets the row back. Run it in the transaction that creates
+   * what the link grants, so a failure later leaves the link usable.
+   */
+  async consume(db: Db, tokenHash: string): Promise<OneTimeTokenRow | undefined> {
+    return db
+      .updateTable('one_time_tokens')
+      .set({ used_at: sql<Date>`now()` })
+      .where('token_hash', '=', tokenHash)
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
+      .returningAll()
+      .executeTakeFirst();
+  },
+
+  /** Expires every unused link for an email (case-insensitive) now; returns how many. */
+  async invalidateUnusedForEmail(db: Db, email: string): Promise<number> {
+    const result = await db
+      .updateTable('one_time_tokens')
+      .set({ expires_at: sql<Date>`now()` })
+      .where(sql<string>`lower(email)`, '=', email.toLowerCase())
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  },
+};

@@ -1,0 +1,117 @@
+import type { Logger } from '../logger.js';
+import type { ListenHandlers, Subscription } from './notifications.js';
+
+/**
+ * Rows kept in process so the provider's hot path (every authorize, token, userinfo and
+ * introspection request reads its client, and most read the account) skips a database
+ * round trip.
+ *
+ * It is correct only while every change reaches it: the cached tables announce each
+ * committed change (migration 0004), and the server calls {@link invalidate} on each notice.
+ * So the cache fails closed: it serves nothing until {@link goLive} (the subscription is
+ * listening), and it empties and stops serving on {@link goDark} (the connection dropped,
+ * notices may be lost) until the next goLive.
+ *
+ * A lookup that was already on its way to the database when a change arrived may return the
+ * old row; the generation counter keeps such a result out of the cache.
+ */
+export class RowCache<T extends object> {
+  /** Insertion order is recency order: a hit moves its entry to the end, the oldest goes first. */
+  #entries = new Map<string, T>();
+  #live = false;
+  #generation = 0;
+
+  /** @param maxEntries beyond this many rows the least recently used one is dropped. */
+  constructor(private readonly maxEntries: number) {}
+
+  /** The cached row, or `load()`'s answer (cached when it exists and nothing changed meanwhile). */
+  async find(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
+    if (this.#live) {
+      const hit = this.#entries.get(key);
+      if (hit) {
+        this.#entries.delete(key);
+        this.#entries.set(key, hit);
+        return hit;
+      }
+    }
+    const generation = this.#generation;
+    const loaded = await load();
+    // Unknown keys are not cached: anyone can send those, and they must not fill memory.
+    if (loaded && this.#live && generation === this.#generation) {
+      if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+      // Shared by every request from now on: nobody may change it.
+      this.#entries.set(key, deepFreeze(loaded));
+    }
+    return loaded;
+  }
+
+  /** A row changed (or was deleted): its next lookup goes to the database. */
+  invalidate(key: string): void {
+    this.#generation += 1;
+    this.#entries.delete(key);
+  }
+
+  /** Every change from now on will be announced: start serving from memory. */
+  goLive(): void {
+    this.#generation += 1;
+    this.#entries.clear();
+    this.#live = true;
+  }
+
+  /** Changes may go unannounced: forget everything and read through until goLive. */
+  goDark(): void {
+    this.#live = false;
+    this.#generation += 1;
+    this.#entries.clear();
+  }
+
+  get live(): boolean {
+    return this.#live;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+/** The channel migration 0004's triggers announce changes on, as `<table>:<key>`. */
+export const ROW_CHANGES_CHANNEL = 'sesame_row_changes';
+
+/**
+ * Keeps caches of announced tables in step with the database: each notice invalidates its
+ * row; all go live together when the subscription listens, and dark when it is lost.
+ * @param caches the cache of each table, by table name.
+ */
+export function keepCachesInStep(
+  listen: (channel: string, handlers: ListenHandlers) => Promise<Subscription>,
+  caches: Record<string, RowCache<object>>,
+  log: Logger,
+): Promise<Subscription> {
+  const all = Object.values(caches);
+  return listen(ROW_CHANGES_CHANNEL, {
+    onNotice(payload) {
+      const colon = payload.indexOf(':');
+      const cache = caches[payload.slice(0, colon)];
+      if (!cache) return;
+      cache.invalidate(payload.slice(colon + 1));
+    },
+    onLive() {
+      for (const cache of all) cache.goLive();
+      log.debug('row caches live');
+    },
+    onLost(error) {
+      for (const cache of all) cache.goDark();
+      log.warn('row change notifications lost; reading every row from the database until they resume', {
+        error: error.message,
+      });
+    },
+  });
+}

@@ -1,0 +1,196 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface UsersTable {
+  id: Generated<string>;
+  email: string;
+  email_verified: Generated<boolean>;
+  name: string | null;
+  is_admin: Generated<boolean>;
+  disabled_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface CredentialsTable {
+  /** base64url credential id. */
+  id: string;
+  user_id: string;
+  public_key: Uint8Array;
+  /** Stored as bigint; read back as string (pg) or bigint (PGlite): always pass through Number(). */
+  counter: ColumnType<string | number | bigint, number, number>;
+  transports: Json<string[]>;
+  aaguid: string;
+  backup_eligible: boolean;
+  backup_state: boolean;
+  name: string;
+  created_at: Generated<Date>;
+  last_used_at: NullableTimestamp;
+}
+
+export interface WebauthnChallengesTable {
+  /** base64url challenge; the primary key makes each one single-use. */
+  challenge: string;
+  purpose: string;
+  /** What the challenge is bound to: an interaction uid, an account session, a link. */
+  binding: string;
+  user_id: string | null;
+  data: Json<Record<string, unknown>>;
+  expires_at: Timestamp;
+  created_at: Generated<Date>;
+}
+
+export interface OidcModelsTable {
+  model: string;
+  id: string;
+  payload: Json<Record<string, unknown>>;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  expires_at: NullableTimestamp;
+  consumed_at: NullableTimestamp;
+}
+
+export interface ClientsTable {
+  client_id: string;
+  name: string;
+  /** SHA-256 of the secret, hex; null for public clients. */
+  secret_hash: string | null;
+  redirect_uris: Json<string[]>;
+  post_logout_redirect_uris: Json<string[]>;
+  grant_types: Json<string[]>;
+  is_public: boolean;
+  first_party: boolean;
+  logo_uri: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  /** The private JWK as JSON, or an "enc:v1:" envelope when a key-encryption secret is set. */
+  private_jwk: string;
+  created_at: Generated<Date>;
+  retired_at: NullableTimestamp;
+}
+
+export interface AppSecretsTable {
+  name: string;
+  value: string;
+  created_at: Generated<Date>;
+}
+
+export interface OneTimeTokensTable {
+  id: Generated<string>;
+  token_hash: string;
+  purpose: string;
+  email: string;
+  user_id: string | null;
+  grant_admin: Generated<boolean>;
+  created_by: string | null;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Generated<Date>;
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>;
+  name: string;
+  key_hash: string;
+  created_at: Generated<Date>;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface AuditEventsTable {
+  id: Generated<string>;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Json<Record<string, unknown>>;
+  created_at: Generated<Date>;
+}
+
+export interface StepUpsTable {
+  /** The provider session's uid: a step-up belongs to one signed-in browser. */
+  session_uid: string;
+  user_id: string;
+  verified_at: Generated<Date>;
+}
+
+/** An app using the passkey API: its relying party, hashed API key and its own signing key. */
+export interface PasskeyTenantsTable {
+  id: Generated<string>;
+  name: string;
+  rp_id: string;
+  origins: Json<string[]>;
+  /** SHA-256 of the API key, hex. */
+  api_key_hash: string;
+  signing_kid: string;
+  /** The private RS256 JWK as JSON, or an "enc:v1:" envelope when a key-encryption secret is set. */
+  signing_key: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** A tenant's user, identified by the id the app gave it. */
+export interface PasskeyTenantUsersTable {
+  tenant_id: string;
+  user_id: string;
+  username: string;
+  display_name: string;
+  icon: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** A passkey registered through the passkey API; (tenant_id, id) is the key. */
+export interface PasskeyTenantCredentialsTable {
+  tenant_id: string;
+  /** base64url credential id. */
+  id: string;
+  user_id: string;
+  public_key: Uint8Array;
+  /** Stored as bigint; read back as string (pg) or bigint (PGlite): always pass through Number(). */
+  counter: ColumnType<string | number | bigint, number, number>;
+  transports: Json<string[]>;
+  aaguid: string;
+  attestation_type: string;
+  backup_eligible: boolean;
+  backup_state: boolean;
+  name: string;
+  created_at: Generated<Date>;
+  last_used_at: NullableTimestamp;
+}
+
+/** Every table Sesame stores, as Kysely sees them. */
+export interface Database {
+  users: UsersTable;
+  credentials: CredentialsTable;
+  webauthn_challenges: WebauthnChallengesTable;
+  oidc_models: OidcModelsTable;
+  clients: ClientsTable;
+  signing_keys: SigningKeysTable;
+  app_secrets: AppSecretsTable;
+  one_time_tokens: OneTimeTokensTable;
+  api_keys: ApiKeysTable;
+  audit_events: AuditEventsTable;
+  step_ups: StepUpsTable;
+  passkey_tenants: PasskeyTenantsTable;
+  passkey_tenant_users: PasskeyTenantUsersTable;
+  passkey_tenant_credentials: PasskeyTenantCredentialsTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+export type UserUpdate = Updateable<UsersTable>;
+export type CredentialRow = Selectable<CredentialsTable>;
+export type ClientRow = Selectable<ClientsTable>;
+export type SigningKeyRow = Selectable<SigningKeysTable>;
+export type OneTimeTokenRow = Selectable<OneTimeTokensTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type AuditEventRow = Selectable<AuditEventsTable>;

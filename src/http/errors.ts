@@ -1,0 +1,28 @@
+/**
+ * The one error type route handlers throw. `message` is safe to show the person or client;
+ * anything else (library errors, SQL) stays in the log.
+ */
+export class HttpError extends Error {
+  override name = 'HttpError';
+
+  constructor(
+    readonly status: number,
+    /** A short machine-readable code, e.g. `invalid_request`. */
+    readonly code: string,
+    message: string,
+    /** Extra JSON fields for API callers, e.g. which field was wrong. */
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (message: string, details?: Record<string, unknown>) =>
+  new HttpError(400, 'invalid_request', message, details);
+export const unauthorized = (message = 'Authentication required') =>
+  new HttpError(401, 'unauthorized', message);
+export const forbidden = (message = 'You do not have access to this page') =>
+  new HttpError(403, 'forbidden', message);
+export const notFound = (message = 'Not found') => new HttpError(404, 'not_found', message);
+export const conflict = (message: string, details?: Record<string, unknown>) =>
+  new HttpError(409, 'conflict', message, details);

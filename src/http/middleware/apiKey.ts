@@ -1,0 +1,46 @@
+import type { Context, Next } from 'koa';
+import { type ApiKeyView, authenticateApiKey } from '../../admin/apiKeys.js';
+import type { Db } from '../../db/connect.js';
+import { HttpError } from '../errors.js';
+
+declare module 'koa' {
+  interface DefaultState {
+    apiKey?: ApiKeyView;
+  }
+}
+
+/** RFC 6750 §3: a 401 names the scheme, and `invalid_token` when a key was presented but refused. */
+function refuse(ctx: Context, presented: boolean): never {
+  ctx.set(
+    'WWW-Authenticate',
+    presented ? 'Bearer realm="sesame", error="invalid_token"' : 'Bearer realm="sesame"',
+  );
+  throw new HttpError(
+    401,
+    presented ? 'invalid_token' : 'unauthorized',
+    presented ? 'The API key is unknown or revoked' : 'Send an API key as "Authorization: Bearer <key>"',
+  );
+}
+
+/**
+ * Admits requests that carry an active API key as a bearer token. It runs before the body
+ * is read, so an unauthenticated caller cannot make the server parse anything.
+ * The audit actor for what follows is `api-key:<id>`.
+ */
+export function requireApiKey(db: Db) {
+  return async function checkApiKey(ctx: Context, next: Next) {
+    const header = ctx.get('authorization');
+    if (!header) refuse(ctx, false);
+    const match = /^Bearer +([^\s]+) *$/i.exec(header);
+    if (!match) refuse(ctx, true);
+    const apiKey = await authenticateApiKey(db, match[1]!);
+    if (!apiKey) refuse(ctx, true);
+    ctx.state.apiKey = apiKey;
+    await next();
+  };
+}
+
+/** Who the audit log names for a request admitted by {@link requireApiKey}. */
+export function apiKeyActor(ctx: Context): string {
+  return `api-key:${ctx.state.apiKey!.id}`;
+}

@@ -1,0 +1,68 @@
+import type { Context, Next } from 'koa';
+import type { Logger } from '../../logger.js';
+import { HttpError } from '../errors.js';
+import { renderView } from '../views.js';
+
+/** Whether the caller is a script (fetch, API client) rather than a person's browser page load. */
+export function wantsJson(ctx: Context): boolean {
+  if (ctx.path.startsWith('/api/') || ctx.path.startsWith('/passkey-api/')) return true;
+  if (ctx.is('application/json')) return true;
+  const accept = ctx.get('accept');
+  return accept.includes('application/json') && !accept.includes('text/html');
+}
+
+/** Maps errors Koa's own parsers raise (body too large, malformed JSON) onto safe messages. */
+function fromKoaError(error: {
+  status?: number;
+  statusCode?: number;
+  type?: string;
+  expose?: boolean;
+}): HttpError | undefined {
+  const status = error.status ?? error.statusCode;
+  if (status === 413) return new HttpError(413, 'payload_too_large', 'The request body is too large');
+  if (status === 415) return new HttpError(415, 'unsupported_media_type', 'Unsupported content type');
+  if (status && status >= 400 && status < 500) {
+    return new HttpError(
+      status,
+      'invalid_request',
+      error.type === 'entity.parse.failed' ? 'Malformed JSON body' : 'Malformed request',
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Catches every error below it: JSON for scripts, an HTML page in Sesame's style for people.
+ * Only the safe message leaves the server; the rest is logged without request bodies.
+ */
+export function errorHandler(log: Logger) {
+  return async function handleErrors(ctx: Context, next: Next) {
+    try {
+      await next();
+    } catch (caught) {
+      const error =
+        caught instanceof HttpError
+          ? caught
+          : (fromKoaError(caught as object) ??
+            new HttpError(500, 'server_error', 'Something went wrong on our side'));
+      if (error.status >= 500) {
+        log.error('request failed', {
+          method: ctx.method,
+          path: ctx.path,
+          error: String((caught as Error)?.stack ?? caught),
+        });
+      }
+      ctx.status = error.status;
+      if (wantsJson(ctx)) {
+        ctx.body = { error: error.code, error_description: error.message, ...error.details };
+      } else {
+        ctx.type = 'html';
+        ctx.body = renderView('error', {
+          title: 'Error',
+          heading: error.status === 404 ? 'Page not found' : 'Something went wrong',
+          message: error.message,
+        });
+      }
+    }
+  };
+}

@@ -1,0 +1,60 @@
+import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Db } from '../../db/connect.js';
+import { usersQueries } from '../../db/queries/users.js';
+import type { User } from '../../db/schema.js';
+import { forbidden, unauthorized } from '../errors.js';
+import { wantsJson } from './errors.js';
+
+/** The person signed in to Sesame itself (the provider's session), as account and admin pages see them. */
+export interface SignedIn {
+  user: User;
+  /** The provider session's uid: stable for the session, safe to bind challenges to. */
+  sessionUid: string;
+  /** When the person last signed in with a passkey (seconds since the epoch). */
+  loginTs: number | undefined;
+  amr: string[] | undefined;
+}
+
+declare module 'koa' {
+  interface DefaultState {
+    signedIn?: SignedIn;
+  }
+}
+
+/**
+ * Reads the provider's session cookie: account and admin pages share the sign-in of the
+ * OIDC flow, so one passkey sign-in serves both. A disabled user counts as signed out.
+ */
+export async function currentSignIn(ctx: Context, provider: Provider, db: Db): Promise<SignedIn | undefined> {
+  const session = await provider.Session.get(ctx as never);
+  if (!session?.accountId) return undefined;
+  const user = await usersQueries.findById(db, session.accountId);
+  if (!user || user.disabled_at) return undefined;
+  return {
+    user,
+    sessionUid: session.uid,
+    loginTs: session.loginTs,
+    amr: session.amr,
+  };
+}
+
+/** Only signed-in people pass; a browser is sent to sign in and brought back, a script gets 401. */
+export function requireSignIn(provider: Provider, db: Db) {
+  return async function checkSignIn(ctx: Context, next: Next) {
+    const signedIn = await currentSignIn(ctx, provider, db);
+    if (!signedIn) {
+      if (wantsJson(ctx) || ctx.method !== 'GET') throw unauthorized('Sign in first');
+      ctx.redirect(`/account/login?return_to=${encodeURIComponent(ctx.originalUrl)}`);
+      return;
+    }
+    ctx.state.signedIn = signedIn;
+    await next();
+  };
+}
+
+/** Only signed-in admins pass (use after requireSignIn). */
+export async function requireAdmin(ctx: Context, next: Next) {
+  if (!ctx.state.signedIn?.user.is_admin) throw forbidden('This page is for Sesame administrators.');
+  await next();
+}

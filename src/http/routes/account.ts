@@ -1,0 +1,190 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { listConnectedApps, revokeConnectedApp, signOutEverywhere } from '../../accounts/connectedApps.js';
+import {
+  addPasskey,
+  assertDeletable,
+  deletePasskey,
+  listPasskeys,
+  PASSKEY_NAME_MAX,
+  recordStepUp,
+  renamePasskey,
+  requireRecentStepUp,
+} from '../../accounts/passkeys.js';
+import { updateProfileName } from '../../accounts/profile.js';
+import { startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
+import { challengeInvalid } from '../../webauthn/errors.js';
+import { relyingPartyFor } from '../../webauthn/policy.js';
+import {
+  startPasskeyRegistration,
+  userHandleFor,
+  verifyPasskeyRegistration,
+} from '../../webauthn/registration.js';
+import { badRequest } from '../errors.js';
+import { parseBodies } from '../middleware/bodies.js';
+import { wantsJson } from '../middleware/errors.js';
+import { requireSignIn, type SignedIn } from '../middleware/session.js';
+import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import type { Services } from '../services.js';
+import { renderView } from '../views.js';
+
+const profileSchema = z.object({
+  name: z
+    .string()
+    .trim()
+    .min(1, { message: 'Name must not be empty' })
+    .max(100, { message: 'Name must be at most 100 characters' }),
+});
+const renameSchema = z.object({
+  name: z
+    .string()
+    .trim()
+    .min(1, { message: 'Passkey name must not be empty' })
+    .max(PASSKEY_NAME_MAX, { message: `Passkey name must be at most ${PASSKEY_NAME_MAX} characters` }),
+});
+// Credential ids are base64url (WebAuthn L3 §5.1: at most 1023 bytes); client ids are ours.
+const CREDENTIAL_ID = /^[A-Za-z0-9_-]{1,1366}$/;
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,200}$/;
+
+/** Step-up and add-passkey ceremonies are bound to the provider session they run in. */
+const STEP_UP = 'step-up';
+const ADD_PASSKEY = 'account-passkey';
+
+function signedIn(ctx: Context): SignedIn {
+  return ctx.state.signedIn!;
+}
+
+function param(ctx: Context, name: string, shape: RegExp): string {
+  const value = ctx.params[name];
+  if (typeof value !== 'string' || !shape.test(value)) throw badRequest(`Malformed ${name}`);
+  return value;
+}
+
+/** A script gets JSON; a plain form post goes back to the account page (303: see other). */
+function respond(ctx: Context, json: Record<string, unknown>, redirect = '/account') {
+  if (wantsJson(ctx)) {
+    ctx.body = json;
+    return;
+  }
+  ctx.status = 303;
+  ctx.redirect(redirect);
+}
+
+/**
+ * The account page: profile, passkeys (add with step-up, rename, delete with step-up),
+ * connected apps, and signing out everywhere. Every change is CSRF-protected.
+ */
+export function accountRoutes({ config, db, log, provider, csrf }: Services): Router {
+  const router = new Router();
+  const rp = relyingPartyFor(config);
+  const signIn = requireSignIn(provider, db);
+  const body = [parseBodies(), csrf.protect()];
+
+  // Signing out from /account ends at `/`: the account page is Sesame's home page.
+  router.get('/', (ctx) => ctx.redirect('/account'));
+
+  router.get('/account', signIn, async (ctx) => {
+    const { user } = signedIn(ctx);
+    const [passkeys, apps] = await Promise.all([listPasskeys(db, user.id), listConnectedApps(db, user.id)]);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = 'html';
+    ctx.body = renderView('account', {
+      title: 'Your account',
+      csrf: csrf.token(ctx),
+      script: 'account',
+      user,
+      rpId: config.rpId,
+      userHandle: Buffer.from(userHandleFor(user.id)).toString('base64url'),
+      passkeys,
+      apps,
+      nameMax: PASSKEY_NAME_MAX,
+    });
+  });
+
+  router.post('/account/profile', signIn, ...body, async (ctx) => {
+    const { name } = parseBody(ctx, profileSchema);
+    const user = await updateProfileName(db, signedIn(ctx).user.id, name);
+    respond(ctx, { name: user.name, email: user.email });
+  });
+
+  router.post('/account/step-up/options', signIn, ...body, async (ctx) => {
+    const { user, sessionUid } = signedIn(ctx);
+    ctx.body = await startPasskeyAuthentication(db, rp, {
+      purpose: STEP_UP,
+      binding: sessionUid,
+      userId: user.id,
+    });
+  });
+
+  router.post('/account/step-up/verify', signIn, ...body, async (ctx) => {
+    const response = parseBody(ctx, authenticationResponseSchema);
+    const { user, sessionUid } = signedIn(ctx);
+    // The challenge names this user, so the verifier accepts only one of their own passkeys.
+    const verified = await verifyPasskeyAssertion(db, rp, response, {
+      purpose: STEP_UP,
+      binding: sessionUid,
+    });
+    if (verified.user.id !== user.id) throw challengeInvalid();
+    await recordStepUp(db, sessionUid, user.id);
+    ctx.body = { ok: true };
+  });
+
+  router.post('/account/passkeys/options', signIn, ...body, async (ctx) => {
+    const { user, sessionUid } = signedIn(ctx);
+    await requireRecentStepUp(db, sessionUid, user.id);
+    ctx.body = await startPasskeyRegistration(
+      db,
+      rp,
+      { userId: user.id, email: user.email, displayName: user.name ?? user.email },
+      { purpose: ADD_PASSKEY, binding: sessionUid },
+    );
+  });
+
+  router.post('/account/passkeys/verify', signIn, ...body, async (ctx) => {
+    const response = parseBody(ctx, registrationResponseSchema);
+    const { user, sessionUid } = signedIn(ctx);
+    await requireRecentStepUp(db, sessionUid, user.id);
+    const registration = await verifyPasskeyRegistration(db, rp, response, {
+      purpose: ADD_PASSKEY,
+      binding: sessionUid,
+    });
+    if (registration.challenge.userId !== user.id) throw challengeInvalid();
+    const passkey = await addPasskey(db, user.id, registration);
+    log.info('passkey added', { user: user.id, credential: passkey.id.slice(0, 12) });
+    ctx.body = { passkey };
+  });
+
+  router.post('/account/passkeys/:id/rename', signIn, ...body, async (ctx) => {
+    const id = param(ctx, 'id', CREDENTIAL_ID);
+    const { name } = parseBody(ctx, renameSchema);
+    await renamePasskey(db, signedIn(ctx).user.id, id, name);
+    respond(ctx, { id, name });
+  });
+
+  router.post('/account/passkeys/:id/delete', signIn, ...body, async (ctx) => {
+    const id = param(ctx, 'id', CREDENTIAL_ID);
+    const { user, sessionUid } = signedIn(ctx);
+    // Refuse the last passkey before asking for a step-up that could not help.
+    await assertDeletable(db, user.id, id);
+    await requireRecentStepUp(db, sessionUid, user.id);
+    const remaining = await deletePasskey(db, user.id, id);
+    log.info('passkey deleted', { user: user.id, credential: id.slice(0, 12) });
+    ctx.body = { remaining };
+  });
+
+  router.post('/account/apps/:clientId/revoke', signIn, ...body, async (ctx) => {
+    const clientId = param(ctx, 'clientId', CLIENT_ID);
+    await revokeConnectedApp(db, signedIn(ctx).user.id, clientId);
+    respond(ctx, { revoked: clientId });
+  });
+
+  router.post('/account/sign-out-everywhere', signIn, ...body, async (ctx) => {
+    const { user } = signedIn(ctx);
+    const ended = await signOutEverywhere(db, user.id);
+    log.info('signed out everywhere', { user: user.id, sessions: ended });
+    respond(ctx, { redirect: '/' }, '/');
+  });
+
+  return router;
+}

@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
+import { HttpError } from '../errors.js';
+import { parseBodies } from '../middleware/bodies.js';
+import type { Services } from '../services.js';
+
+const RETURN_COOKIE = 'sesame.return';
+
+/** A local path to come back to; anything else (another host, `//evil`) falls back to /account. */
+function safeReturnPath(value: unknown): string {
+  return typeof value === 'string' && /^\/(?![/\\])/.test(value) ? value : '/account';
+}
+
+/**
+ * Signing in to Sesame's own pages. They are a client of the provider like any app, with
+ * response_type "none": the authorization request runs the usual passkey login and leaves
+ * a provider session, which the pages then read. `state` is checked against a cookie so
+ * nobody can log a browser into their account (login CSRF, RFC 6749 §10.12).
+ */
+export function accountSessionRoutes({ config, csrf }: Services): Router {
+  const router = new Router();
+  const cookieOptions = {
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    secure: config.secureCookies,
+    signed: true,
+    overwrite: true,
+  };
+
+  router.get('/account/login', (ctx: Context) => {
+    const state = randomBytes(16).toString('base64url');
+    ctx.cookies.set(RETURN_COOKIE, `${state}|${safeReturnPath(ctx.query.return_to)}`, {
+      ...cookieOptions,
+      maxAge: 30 * 60 * 1000,
+    });
+    const url = new URL(`${config.issuer}/auth`);
+    url.search = new URLSearchParams({
+      client_id: ACCOUNT_CLIENT_ID,
+      response_type: 'none',
+      scope: 'openid',
+      redirect_uri: `${config.issuer}/account/callback`,
+      state,
+      ...(ctx.query.prompt === 'login' && { prompt: 'login' }),
+    }).toString();
+    ctx.redirect(url.toString());
+  });
+
+  router.get('/account/callback', (ctx: Context) => {
+    const stored = ctx.cookies.get(RETURN_COOKIE, { signed: true });
+    ctx.cookies.set(RETURN_COOKIE, null, cookieOptions);
+    const [state, returnTo] = stored?.split('|') ?? [];
+    if (ctx.query.error) {
+      throw new HttpError(400, 'sign_in_cancelled', 'Sign-in was cancelled.');
+    }
+    if (!state || ctx.query.state !== state) {
+      throw new HttpError(400, 'invalid_state', 'This sign-in link has expired. Please sign in again.');
+    }
+    ctx.redirect(safeReturnPath(returnTo));
+  });
+
+  router.post('/account/logout', parseBodies(), csrf.protect(), (ctx: Context) => {
+    const url = new URL(`${config.issuer}/session/end`);
+    url.search = new URLSearchParams({
+      client_id: ACCOUNT_CLIENT_ID,
+      post_logout_redirect_uri: `${config.issuer}/`,
+    }).toString();
+    ctx.redirect(url.toString());
+  });
+
+  return router;
+}

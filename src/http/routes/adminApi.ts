@@ -1,0 +1,153 @@
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import { z } from 'zod';
+import { recentAuditEvents } from '../../admin/audit.js';
+import { deleteUser, disableUser, enableUser, inviteUser, listUsers } from '../../admin/users.js';
+import {
+  ClientValidationError,
+  createClient,
+  deleteClient,
+  getClient,
+  listClients,
+  rotateClientSecret,
+  updateClient,
+} from '../../oidc/clients.js';
+import { badRequest, HttpError, notFound } from '../errors.js';
+import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
+import { JSON_BODY_LIMIT } from '../middleware/bodies.js';
+import { emailSchema, parseBody } from '../schemas.js';
+import type { Services } from '../services.js';
+
+const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
+const auditQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
+
+/** The admin API speaks JSON only; a body of another type is refused rather than guessed at. */
+async function requireJsonBody(ctx: Context, next: Next) {
+  const hasBody = Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '';
+  if (hasBody && !ctx.is('application/json')) {
+    throw new HttpError(415, 'unsupported_media_type', 'Send the body as application/json');
+  }
+  await next();
+}
+
+/** Secrets appear in some answers (new client secrets); no answer of this API may be cached. */
+async function noStore(ctx: Context, next: Next) {
+  ctx.set('Cache-Control', 'no-store');
+  await next();
+}
+
+/** Client rules broken by the input become a 400 that names each field. */
+async function clientValidationErrors(_ctx: Context, next: Next) {
+  try {
+    await next();
+  } catch (error) {
+    if (error instanceof ClientValidationError) throw badRequest(error.message, { fields: error.fields });
+    throw error;
+  }
+}
+
+const noClient = (id: string) => notFound(`No client with id ${id}`);
+const noUser = (id: string) => notFound(`No user with id ${id}`);
+
+/**
+ * The admin REST API under /api/admin, for scripts and infrastructure tools. Callers
+ * authenticate with an API key (`Authorization: Bearer ssk_...`); no cookies are read, so
+ * no CSRF token is needed. Every change is audited as `api-key:<id>`.
+ */
+export function adminApiRoutes({ config, db, caches }: Services): Router {
+  const router = new Router({ prefix: '/api/admin' });
+
+  router.use(noStore);
+  router.use(requireApiKey(db));
+  router.use(requireJsonBody);
+  router.use(
+    bodyParser({ enableTypes: ['json'], jsonLimit: JSON_BODY_LIMIT, jsonStrict: true, encoding: 'utf-8' }),
+  );
+  router.use(clientValidationErrors);
+
+  router.get('/clients', async (ctx) => {
+    ctx.body = await listClients(db);
+  });
+
+  router.post('/clients', async (ctx) => {
+    const { client, client_secret } = await createClient(db, ctx.request.body, apiKeyActor(ctx));
+    ctx.status = 201;
+    ctx.set('Location', `/api/admin/clients/${encodeURIComponent(client.client_id)}`);
+    ctx.body = { ...client, ...(client_secret && { client_secret }) };
+  });
+
+  router.get('/clients/:id', async (ctx) => {
+    const client = await getClient(db, ctx.params.id!);
+    if (!client) throw noClient(ctx.params.id!);
+    ctx.body = client;
+  });
+
+  router.patch('/clients/:id', async (ctx) => {
+    const client = await updateClient(db, ctx.params.id!, ctx.request.body, apiKeyActor(ctx));
+    caches.clients.invalidate(ctx.params.id!);
+    if (!client) throw noClient(ctx.params.id!);
+    ctx.body = client;
+  });
+
+  router.delete('/clients/:id', async (ctx) => {
+    const deleted = await deleteClient(db, ctx.params.id!, apiKeyActor(ctx));
+    caches.clients.invalidate(ctx.params.id!);
+    if (!deleted) throw noClient(ctx.params.id!);
+    ctx.status = 204;
+  });
+
+  router.post('/clients/:id/rotate-secret', async (ctx) => {
+    const client = await getClient(db, ctx.params.id!);
+    if (!client) throw noClient(ctx.params.id!);
+    if (client.public) throw badRequest('A public client has no secret to rotate');
+    const rotated = await rotateClientSecret(db, client.client_id, apiKeyActor(ctx));
+    caches.clients.invalidate(client.client_id);
+    if (!rotated) throw noClient(ctx.params.id!);
+    ctx.body = rotated;
+  });
+
+  router.get('/users', async (ctx) => {
+    ctx.body = await listUsers(db);
+  });
+
+  router.post('/users/invite', async (ctx) => {
+    const input = parseBody(ctx, inviteSchema);
+    ctx.status = 201;
+    ctx.body = await inviteUser(db, config, input, apiKeyActor(ctx));
+  });
+
+  router.post('/users/:id/disable', async (ctx) => {
+    const user = await disableUser(db, ctx.params.id!, apiKeyActor(ctx));
+    if (!user) throw noUser(ctx.params.id!);
+    caches.users.invalidate(user.id);
+    ctx.body = user;
+  });
+
+  router.post('/users/:id/enable', async (ctx) => {
+    const user = await enableUser(db, ctx.params.id!, apiKeyActor(ctx));
+    if (!user) throw noUser(ctx.params.id!);
+    caches.users.invalidate(user.id);
+    ctx.body = user;
+  });
+
+  router.delete('/users/:id', async (ctx) => {
+    const deleted = await deleteUser(db, ctx.params.id!, apiKeyActor(ctx));
+    if (!deleted) throw noUser(ctx.params.id!);
+    caches.users.invalidate(deleted.id);
+    ctx.status = 204;
+  });
+
+  router.get('/audit-events', async (ctx) => {
+    const query = auditQuerySchema.safeParse(ctx.query);
+    if (!query.success) throw badRequest('limit: must be a whole number from 1 to 500');
+    ctx.body = await recentAuditEvents(db, query.data.limit);
+  });
+
+  // Anything else under /api/admin is a JSON 404, not the provider's HTML page.
+  router.all('/{*rest}', () => {
+    throw notFound('No such admin API endpoint');
+  });
+
+  return router;
+}

@@ -1,0 +1,290 @@
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import { z } from 'zod';
+import { recentAuditEvents } from '../../admin/audit.js';
+import {
+  deleteUser,
+  disableUser,
+  enableUser,
+  findUser,
+  inviteUser,
+  issueRecoveryLink,
+  listUsers,
+  userView,
+} from '../../admin/users.js';
+import {
+  ClientValidationError,
+  type ClientView,
+  createClient,
+  deleteClient,
+  getClient,
+  listClients,
+  rotateClientSecret,
+  updateClient,
+} from '../../oidc/clients.js';
+import { badRequest, notFound } from '../errors.js';
+import { parseBodies } from '../middleware/bodies.js';
+import { requireAdmin, requireSignIn } from '../middleware/session.js';
+import { emailSchema, parseBody } from '../schemas.js';
+import type { Services } from '../services.js';
+import { renderView } from '../views.js';
+
+const uriList = z.string().max(40_000).default('');
+const checkbox = z.literal('on').optional();
+
+const clientFormSchema = z.object({
+  name: z.string().max(1000).default(''),
+  redirect_uris: uriList,
+  post_logout_redirect_uris: uriList,
+  type: z.enum(['confidential', 'public']).default('confidential'),
+  first_party: checkbox,
+});
+const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), admin: checkbox });
+
+type ClientForm = z.output<typeof clientFormSchema>;
+
+/** One URI per line, as an admin pastes them; blank lines are ignored. */
+const lines = (text: string) =>
+  text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter(Boolean);
+
+/** Messages shown after a Post/Redirect/Get; the query names one, never carries text. */
+const NOTICES: Record<string, string> = {
+  'client-updated': 'Changes saved.',
+  'client-deleted': 'The client was deleted and every token issued to it revoked.',
+  'user-disabled': 'The user was disabled; their sessions and tokens are revoked.',
+  'user-enabled': 'The user can sign in again.',
+  'user-deleted': 'The user and their passkeys were deleted.',
+};
+
+/** Admin pages may show secrets: keep every one of them out of caches and history snapshots. */
+async function noStore(ctx: Context, next: Next) {
+  ctx.set('Cache-Control', 'no-store');
+  await next();
+}
+
+/**
+ * The admin pages at /admin: register and manage clients, manage users, read the audit
+ * log. Only admins signed in through Sesame's own passkey login get in. Every form posts
+ * with a CSRF token and ends in a redirect, except the two answers that show a secret
+ * once (a new client secret, a one-time link): those are the POST response itself, so the
+ * secret is never in a URL, a cookie or the server's memory.
+ */
+export function adminPagesRoutes({ config, db, provider, csrf, caches }: Services): Router {
+  const router = new Router({ prefix: '/admin' });
+
+  router.use(noStore, requireSignIn(provider, db), requireAdmin, parseBodies(), csrf.protect());
+
+  const actor = (ctx: Context) => `user:${ctx.state.signedIn!.user.id}`;
+
+  function render(ctx: Context, view: string, data: Record<string, unknown> & { title: string }) {
+    ctx.type = 'html';
+    ctx.body = renderView(`admin/${view}`, {
+      wide: true,
+      script: 'admin',
+      csrf: csrf.token(ctx),
+      me: ctx.state.signedIn!.user,
+      notice: typeof ctx.query.done === 'string' ? NOTICES[ctx.query.done] : undefined,
+      ...data,
+    });
+  }
+
+  async function loadClient(ctx: Context): Promise<ClientView> {
+    const client = await getClient(db, ctx.params.id!);
+    if (!client) throw notFound('There is no client with this id.');
+    return client;
+  }
+
+  async function loadUser(ctx: Context) {
+    const user = await findUser(db, ctx.params.id!);
+    if (!user) throw notFound('There is no user with this id.');
+    return user;
+  }
+
+  /** An admin cannot lock themselves out from these pages; another admin (or the CLI) can. */
+  function refuseSelf(ctx: Context, userId: string, what: string) {
+    if (userId === ctx.state.signedIn!.user.id) throw badRequest(`You cannot ${what} your own account here.`);
+  }
+
+  router.get('/', (ctx) => ctx.redirect('/admin/clients'));
+
+  router.get('/clients', async (ctx) => {
+    render(ctx, 'clients', { title: 'Clients', clients: await listClients(db) });
+  });
+
+  router.get('/clients/new', (ctx) => {
+    render(ctx, 'client-new', { title: 'Register a client', form: { type: 'confidential' }, errors: {} });
+  });
+
+  router.post('/clients', async (ctx) => {
+    const form = parseBody(ctx, clientFormSchema);
+    try {
+      const { client, client_secret } = await createClient(
+        db,
+        {
+          name: form.name,
+          redirect_uris: lines(form.redirect_uris),
+          post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
+          public: form.type === 'public',
+          first_party: form.first_party === 'on',
+        },
+        actor(ctx),
+      );
+      render(ctx, 'client-secret', {
+        title: 'Client registered',
+        heading: `Registered “${client.name}”`,
+        client,
+        secret: client_secret,
+      });
+    } catch (error) {
+      if (!(error instanceof ClientValidationError)) throw error;
+      ctx.status = 400;
+      render(ctx, 'client-new', { title: 'Register a client', form, errors: error.fields });
+    }
+  });
+
+  router.get('/clients/:id', async (ctx) => {
+    const client = await loadClient(ctx);
+    render(ctx, 'client', { title: client.name, client, form: formFor(client), errors: {} });
+  });
+
+  router.post('/clients/:id', async (ctx) => {
+    const client = await loadClient(ctx);
+    const form = parseBody(ctx, clientFormSchema);
+    try {
+      await updateClient(
+        db,
+        client.client_id,
+        {
+          name: form.name,
+          redirect_uris: lines(form.redirect_uris),
+          post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
+          first_party: form.first_party === 'on',
+        },
+        actor(ctx),
+      );
+      caches.clients.invalidate(client.client_id);
+      ctx.redirect(`/admin/clients/${encodeURIComponent(client.client_id)}?done=client-updated`);
+    } catch (error) {
+      if (!(error instanceof ClientValidationError)) throw error;
+      ctx.status = 400;
+      render(ctx, 'client', { title: client.name, client, form, errors: error.fields });
+    }
+  });
+
+  router.post('/clients/:id/rotate-secret', async (ctx) => {
+    const client = await loadClient(ctx);
+    if (client.public) throw badRequest('A public client has no secret to rotate.');
+    const rotated = await rotateClientSecret(db, client.client_id, actor(ctx));
+    caches.clients.invalidate(client.client_id);
+    if (!rotated) throw notFound('There is no client with this id.');
+    render(ctx, 'client-secret', {
+      title: 'New client secret',
+      heading: `New secret for “${client.name}”`,
+      client,
+      secret: rotated.client_secret,
+      rotated: true,
+    });
+  });
+
+  router.get('/clients/:id/delete', async (ctx) => {
+    const client = await loadClient(ctx);
+    render(ctx, 'confirm', {
+      title: 'Delete client',
+      heading: `Delete “${client.name}”?`,
+      message:
+        'The app will no longer be able to sign anyone in, and every token issued to it stops working at once.',
+      action: `/admin/clients/${encodeURIComponent(client.client_id)}/delete`,
+      button: 'Delete client',
+      cancel: `/admin/clients/${encodeURIComponent(client.client_id)}`,
+    });
+  });
+
+  router.post('/clients/:id/delete', async (ctx) => {
+    const client = await loadClient(ctx);
+    await deleteClient(db, client.client_id, actor(ctx));
+    caches.clients.invalidate(client.client_id);
+    ctx.redirect('/admin/clients?done=client-deleted');
+  });
+
+  async function renderUsers(ctx: Context, invite: Record<string, unknown> = {}) {
+    render(ctx, 'users', { title: 'Users', users: await listUsers(db), invite });
+  }
+
+  router.get('/users', (ctx) => renderUsers(ctx));
+
+  router.post('/users/invite', async (ctx) => {
+    const form = parseBody(ctx, inviteFormSchema);
+    const email = emailSchema.safeParse(form.email);
+    if (!email.success) {
+      ctx.status = 400;
+      await renderUsers(ctx, { ...form, error: email.error.issues[0]!.message });
+      return;
+    }
+    const link = await inviteUser(db, config, { email: email.data, admin: form.admin === 'on' }, actor(ctx));
+    render(ctx, 'link', { title: 'One-time link', email: email.data, admin: form.admin === 'on', link });
+  });
+
+  router.post('/users/:id/link', async (ctx) => {
+    const user = await loadUser(ctx);
+    const link = await issueRecoveryLink(db, config, user.id, actor(ctx));
+    if (!link) throw notFound('There is no user with this id.');
+    render(ctx, 'link', { title: 'One-time link', email: user.email, recovery: true, link });
+  });
+
+  router.post('/users/:id/disable', async (ctx) => {
+    const user = await loadUser(ctx);
+    refuseSelf(ctx, user.id, 'disable');
+    await disableUser(db, user.id, actor(ctx));
+    caches.users.invalidate(user.id);
+    ctx.redirect('/admin/users?done=user-disabled');
+  });
+
+  router.post('/users/:id/enable', async (ctx) => {
+    const user = await loadUser(ctx);
+    await enableUser(db, user.id, actor(ctx));
+    caches.users.invalidate(user.id);
+    ctx.redirect('/admin/users?done=user-enabled');
+  });
+
+  router.get('/users/:id/delete', async (ctx) => {
+    const user = userView(await loadUser(ctx));
+    refuseSelf(ctx, user.id, 'delete');
+    render(ctx, 'confirm', {
+      title: 'Delete user',
+      heading: `Delete ${user.email}?`,
+      message:
+        'Their account and passkeys are deleted, and they are signed out of every app. This cannot be undone.',
+      action: `/admin/users/${user.id}/delete`,
+      button: 'Delete user',
+      cancel: '/admin/users',
+    });
+  });
+
+  router.post('/users/:id/delete', async (ctx) => {
+    const user = await loadUser(ctx);
+    refuseSelf(ctx, user.id, 'delete');
+    await deleteUser(db, user.id, actor(ctx));
+    caches.users.invalidate(user.id);
+    ctx.redirect('/admin/users?done=user-deleted');
+  });
+
+  router.get('/audit', async (ctx) => {
+    render(ctx, 'audit', { title: 'Activity', events: await recentAuditEvents(db, 100) });
+  });
+
+  return router;
+}
+
+/** The edit form's initial values for a stored client. */
+function formFor(client: ClientView): ClientForm {
+  return {
+    name: client.name,
+    redirect_uris: client.redirect_uris.join('\n'),
+    post_logout_redirect_uris: client.post_logout_redirect_uris.join('\n'),
+    type: client.public ? 'public' : 'confidential',
+    first_party: client.first_party ? 'on' : undefined,
+  };
+}

@@ -1,0 +1,125 @@
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import QRCode from 'qrcode';
+import { z } from 'zod';
+import {
+  findUsableLink,
+  LinkError,
+  linkChallengeBinding,
+  redeemOneTimeLink,
+} from '../../accounts/oneTimeLinks.js';
+import { amrFor } from '../../webauthn/authentication.js';
+import { relyingPartyFor } from '../../webauthn/policy.js';
+import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
+import { HttpError } from '../errors.js';
+import { parseBodies } from '../middleware/bodies.js';
+import { wantsJson } from '../middleware/errors.js';
+import { startProviderSession } from '../providerSession.js';
+import { displayNameSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import type { Services } from '../services.js';
+import { renderView } from '../views.js';
+
+const optionsSchema = z.object({ name: displayNameSchema.optional() });
+
+/** A QR code of the link as an SVG data: URL, so a phone can open it (the CSP allows data: images). */
+async function qrDataUrl(url: string): Promise<string> {
+  const svg = await QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+  return `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
+}
+
+/**
+ * One-time links (`sesame users invite`, admin recovery links): the page at /link/<token>
+ * registers a passkey for the invited email or the account being recovered, then signs the
+ * person in. The token is a bearer secret: it is looked up by its hash, never logged, and
+ * used up only in the transaction that stores the new passkey.
+ */
+export function linkRoutes({ config, db, log, provider, csrf }: Services): Router {
+  const router = new Router({ prefix: '/link/:token' });
+  const rp = relyingPartyFor(config);
+
+  // The request path holds the token: errors are logged here with it cut out, so the
+  // shared error handler never sees (and logs) the path of a failed link request.
+  router.use(async function keepTokenOutOfLogs(ctx: Context, next: Next) {
+    try {
+      await next();
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      if (error instanceof HttpError || (status && status < 500)) throw error;
+      log.error('link request failed', {
+        method: ctx.method,
+        path: ctx.path.replace(/^\/link\/[^/]+/, '/link/…'),
+        error: String((error as Error)?.stack ?? error),
+      });
+      throw new HttpError(500, 'server_error', 'Something went wrong on our side');
+    }
+  });
+
+  // A person opening a bad link gets a page that says what happened, not a bare error.
+  router.use(async function renderLinkProblems(ctx: Context, next: Next) {
+    try {
+      await next();
+    } catch (error) {
+      if (!(error instanceof LinkError) || wantsJson(ctx)) throw error;
+      ctx.status = error.status;
+      ctx.type = 'html';
+      ctx.body = renderView('error', {
+        title: error.heading,
+        heading: error.heading,
+        message: error.message,
+      });
+    }
+  });
+
+  router.use(parseBodies());
+  router.use(csrf.protect());
+
+  router.get('/', async (ctx) => {
+    const { link, user } = await findUsableLink(db, ctx.params.token!);
+    const url = `${config.issuer}/link/${ctx.params.token}`;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = 'html';
+    ctx.body = renderView('link', {
+      title: user ? 'Add a passkey' : 'Set up your account',
+      csrf: csrf.token(ctx),
+      script: 'link',
+      recovery: Boolean(user),
+      email: user?.email ?? link.email,
+      name: user?.name ?? null,
+      expiresAt: link.expires_at.toISOString(),
+      qr: await qrDataUrl(url),
+      rpName: config.rpName,
+    });
+  });
+
+  router.post('/options', async (ctx) => {
+    const body = parseBody(ctx, optionsSchema);
+    const { link, user } = await findUsableLink(db, ctx.params.token!);
+    const name = user ? user.name : (body.name ?? null);
+    ctx.body = await startPasskeyRegistration(
+      db,
+      rp,
+      {
+        userId: user?.id ?? crypto.randomUUID(),
+        email: user?.email ?? link.email,
+        displayName: name ?? user?.email ?? link.email,
+      },
+      { ...linkChallengeBinding(link), data: { name } },
+    );
+  });
+
+  router.post('/verify', async (ctx) => {
+    const response = parseBody(ctx, registrationResponseSchema);
+    const token = ctx.params.token!;
+    const { link } = await findUsableLink(db, token);
+    const registration = await verifyPasskeyRegistration(db, rp, response, linkChallengeBinding(link));
+    const { user } = await redeemOneTimeLink(db, token, registration);
+    log.info('one-time link used', { link: link.id, purpose: link.purpose, user: user.id });
+    await startProviderSession(ctx, provider, config, {
+      accountId: user.id,
+      amr: amrFor(registration.credential),
+    });
+    ctx.body = { redirect: '/account' };
+  });
+
+  return router;
+}

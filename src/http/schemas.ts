@@ -1,0 +1,71 @@
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { badRequest } from './errors.js';
+
+const base64url = z
+  .string()
+  .max(16_384)
+  .regex(/^[A-Za-z0-9_-]*={0,2}$/, { message: 'must be base64url' });
+const transports = z.array(z.enum(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb'])).max(8);
+
+/** A PublicKeyCredential from navigator.credentials.create(), as JSON (WebAuthn L3 §5.1, toJSON()). */
+export const registrationResponseSchema = z.object({
+  id: base64url.min(1).max(1366),
+  rawId: base64url.min(1).max(1366),
+  type: z.literal('public-key'),
+  response: z.object({
+    clientDataJSON: base64url.min(1),
+    attestationObject: base64url.min(1),
+    authenticatorData: base64url.optional(),
+    transports: transports.optional(),
+    publicKeyAlgorithm: z.number().int().optional(),
+    publicKey: base64url.optional(),
+  }),
+  authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
+  clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
+});
+
+/** A PublicKeyCredential from navigator.credentials.get(), as JSON. */
+export const authenticationResponseSchema = z.object({
+  id: base64url.min(1).max(1366),
+  rawId: base64url.min(1).max(1366),
+  type: z.literal('public-key'),
+  response: z.object({
+    clientDataJSON: base64url.min(1),
+    authenticatorData: base64url.min(1),
+    signature: base64url.min(1),
+    userHandle: base64url.optional(),
+  }),
+  authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
+  clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const emailSchema = z
+  .string()
+  .trim()
+  .max(254, { message: 'Email is too long' })
+  .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: 'Enter a valid email address' });
+
+export const displayNameSchema = z
+  .string()
+  .trim()
+  .max(100, { message: 'Name must be at most 100 characters' })
+  .transform((v) => (v === '' ? null : v));
+
+/**
+ * Validates a request body at the edge. A failure is a 400 naming the first bad field,
+ * with every field's message in `fields` for forms and API callers.
+ */
+export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
+  const result = schema.safeParse(ctx.request.body);
+  if (!result.success) {
+    const fields: Record<string, string> = {};
+    for (const issue of result.error.issues) {
+      const key = issue.path.join('.') || 'body';
+      fields[key] ??= issue.message;
+    }
+    const [first] = Object.entries(fields);
+    throw badRequest(first ? `${first[0]}: ${first[1]}` : 'Invalid request body', { fields });
+  }
+  return result.data;
+}

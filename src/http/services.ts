@@ -1,0 +1,17 @@
+import type Provider from 'oidc-provider';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import type { Logger } from '../logger.js';
+import type { RowCaches } from '../oidc/rowCaches.js';
+import type { Csrf } from './middleware/csrf.js';
+
+/** What route modules are built from: configuration, storage, the provider, and shared middleware. */
+export interface Services {
+  config: Config;
+  db: Db;
+  log: Logger;
+  provider: Provider;
+  csrf: Csrf;
+  /** Admin routes invalidate a row they changed, so this instance never waits for the notice. */
+  caches: RowCaches;
+}

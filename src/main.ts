@@ -1,0 +1,110 @@
+// Only the configuration is imported up front. The rest is loaded once the environment has
+// been validated and the database opened, so a bad setting or a busy data directory stops
+// the start with exactly one line on stderr, before any library prints on import
+// (oidc-provider warns about the Node version when it loads).
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { DataDirBusyError } from './db/dataDirLock.js';
+import { createLogger, type Logger } from './logger.js';
+
+/** What must be closed on the way out; filled in as the start progresses. */
+interface Running {
+  stopApp?: () => Promise<void>;
+  closeDatabase?: () => Promise<void>;
+}
+
+/** Names the step that failed, so the one-line error says what Sesame was doing. */
+class StartError extends Error {
+  constructor(step: string, cause: unknown) {
+    super(`${step}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof DataDirBusyError || error instanceof StartError) throw error;
+    throw new StartError(name, error);
+  }
+}
+
+async function start(config: Config, log: Logger, running: Running): Promise<void> {
+  const startedAt = performance.now();
+  const { openDatabase } = await import('./db/connect.js');
+  const database = await step('cannot open the database', () =>
+    openDatabase(config, {
+      onPoolError: (error) => log.warn('idle database connection failed', { error: error.message }),
+    }),
+  );
+  running.closeDatabase = () => database.close();
+  log.info(database.kind === 'embedded' ? 'using the embedded database' : 'using Postgres', {
+    data: database.location,
+  });
+  const { migrateToLatest } = await import('./db/migrate.js');
+  const applied = await step('cannot migrate the database', () => migrateToLatest(database.db));
+  if (applied.length) log.info('migrations applied', { migrations: applied });
+
+  const { createApp } = await import('./app.js');
+  const app = await step('cannot start', () =>
+    createApp({ config, db: database.db, log, listen: database.listen }),
+  );
+  const port = await step(`cannot listen on ${config.host}:${config.port}`, () => app.start());
+  running.stopApp = () => app.stop();
+  log.info('Sesame is listening', {
+    issuer: config.issuer,
+    port,
+    discovery: `${config.issuer}/.well-known/openid-configuration`,
+    startup_ms: Math.round(performance.now() - startedAt),
+  });
+}
+
+/** One line on stderr; the stack of an unexpected error goes to the debug log only. */
+function reportStartFailure(error: unknown, log?: Logger): void {
+  const message =
+    error instanceof ConfigError || error instanceof DataDirBusyError || error instanceof StartError
+      ? error.message
+      : `failed to start: ${(error as Error)?.message ?? String(error)}`;
+  process.stderr.write(`sesame: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+  const cause = error instanceof StartError ? error.cause : error;
+  log?.debug('start failure', { stack: (cause as Error)?.stack });
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    reportStartFailure(error);
+    process.exit(1);
+  }
+  const log = createLogger(config.logLevel);
+  const running: Running = {};
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    try {
+      await running.stopApp?.();
+      await running.closeDatabase?.();
+      process.exit(0);
+    } catch (error) {
+      log.error('shutdown failed', { error: (error as Error).message });
+      process.exit(1);
+    }
+  };
+  // Registered before the start, so a stop requested while starting still closes the database cleanly.
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    await start(config, log, running);
+  } catch (error) {
+    reportStartFailure(error, log);
+    await running.closeDatabase?.().catch(() => {});
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,22 @@
+import type { ClientMetadata } from 'oidc-provider';
+import type { Config } from '../config.js';
+
+/** Client id of Sesame's own account and admin pages, which sign people in through the provider like any app. */
+export const ACCOUNT_CLIENT_ID = 'sesame-account';
+
+/**
+ * The account pages need only a signed-in session, not tokens: they use response_type
+ * "none" (OAuth 2.0 Multiple Response Types §4), so no code is ever issued for them.
+ */
+export function accountClientMetadata(config: Pick<Config, 'issuer'>): ClientMetadata {
+  return {
+    client_id: ACCOUNT_CLIENT_ID,
+    client_name: 'Sesame account',
+    token_endpoint_auth_method: 'none',
+    grant_types: [],
+    response_types: ['none'],
+    redirect_uris: [`${config.issuer}/account/callback`],
+    post_logout_redirect_uris: [`${config.issuer}/`],
+    first_party: true,
+  };
+}

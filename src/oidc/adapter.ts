@@ -1,0 +1,75 @@
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Db } from '../db/connect.js';
+import { clientsQueries } from '../db/queries/clients.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import type { ClientRow } from '../db/schema.js';
+import type { RowCaches } from './rowCaches.js';
+
+/**
+ * The client metadata oidc-provider sees for a stored client. `client_secret` holds the
+ * SHA-256 of the secret: the provider compares presented secrets through the hook in
+ * provider.ts, and no HMAC algorithm is enabled that would need the plain value.
+ */
+export function clientMetadata(row: ClientRow): AdapterPayload {
+  const grantTypes = row.grant_types as unknown as string[];
+  return {
+    client_id: row.client_id,
+    client_name: row.name,
+    redirect_uris: row.redirect_uris as unknown as string[],
+    post_logout_redirect_uris: row.post_logout_redirect_uris as unknown as string[],
+    grant_types: grantTypes,
+    response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
+    token_endpoint_auth_method: row.is_public ? 'none' : 'client_secret_basic',
+    // Every ID token says when the person last proved their passkey (OIDC Core §2).
+    require_auth_time: true,
+    ...(row.is_public ? {} : { client_secret: row.secret_hash ?? '' }),
+    ...(row.logo_uri ? { logo_uri: row.logo_uri } : {}),
+    first_party: row.first_party,
+  };
+}
+
+/**
+ * Builds the adapter class oidc-provider instantiates once per model. Every model lives in
+ * the one `oidc_models` table; clients come from the `clients` table that admins manage,
+ * through the change-notified client cache.
+ */
+export function createAdapter(db: Db, caches: Pick<RowCaches, 'clients'>): new (model: string) => Adapter {
+  const loadClient = async (id: string) => {
+    const row = await clientsQueries.find(db, id);
+    return row ? clientMetadata(row) : undefined;
+  };
+
+  return class PostgresAdapter implements Adapter {
+    constructor(private readonly model: string) {}
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      if (this.model === 'Client') throw new Error('clients are managed through the clients table');
+      await oidcModelsQueries.upsert(db, this.model, id, payload as Record<string, unknown>, expiresIn);
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
+      return (await oidcModelsQueries.find(db, this.model, id)) as AdapterPayload | undefined;
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return (await oidcModelsQueries.findByUid(db, this.model, uid)) as AdapterPayload | undefined;
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return (await oidcModelsQueries.findByUserCode(db, this.model, userCode)) as AdapterPayload | undefined;
+    }
+
+    async consume(id: string): Promise<void> {
+      await oidcModelsQueries.consume(db, this.model, id);
+    }
+
+    async destroy(id: string): Promise<void> {
+      await oidcModelsQueries.destroy(db, this.model, id);
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await oidcModelsQueries.revokeByGrantId(db, grantId);
+    }
+  };
+}

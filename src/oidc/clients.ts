@@ -1,0 +1,245 @@
+import { z } from 'zod';
+import { randomId, randomSecret, sha256Hex } from '../crypto.js';
+import type { Db } from '../db/connect.js';
+import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { clientsQueries } from '../db/queries/clients.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import type { ClientRow } from '../db/schema.js';
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Checks one redirect URI against Sesame's rules: absolute, no fragment (RFC 6749 §3.1.2),
+ * https except on loopback hosts (RFC 8252 §7.3), or a private-use scheme of a native app
+ * (RFC 8252 §7.1). Returns the reason it is refused, or undefined.
+ */
+export function redirectUriProblem(value: string): string | undefined {
+  const url = URL.parse(value);
+  if (!url) return `${value} is not an absolute URI`;
+  if (url.hash || value.includes('#')) return `${value} must not contain a fragment`;
+  const scheme = url.protocol.slice(0, -1);
+  if (scheme === 'https') return undefined;
+  if (scheme === 'http')
+    return LOOPBACK_HOSTS.has(url.hostname) ? undefined : `${value} must use https (http only for localhost)`;
+  if (['javascript', 'data', 'file', 'blob', 'vbscript', 'about', 'ws', 'wss', 'ftp'].includes(scheme)) {
+    return `${value} uses a scheme that cannot be a redirect URI`;
+  }
+  // Private-use schemes: RFC 8252 §7.1 asks for a reverse domain name, e.g. com.example.app:/callback.
+  if (!scheme.includes('.'))
+    return `${value}: a native app's scheme must be a reverse domain name like com.example.app`;
+  return undefined;
+}
+
+const redirectUris = (field: string) =>
+  z
+    .array(z.string().max(2000, { message: 'is too long' }))
+    .max(20, { message: 'at most 20 URIs' })
+    .superRefine((uris, ctx) => {
+      const seen = new Set<string>();
+      for (const uri of uris) {
+        const problem = redirectUriProblem(uri);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        if (seen.has(uri)) ctx.addIssue({ code: 'custom', message: `${uri} is listed twice` });
+        seen.add(uri);
+      }
+    })
+    .describe(field);
+
+const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+
+/** What an admin may set when registering a client. Validated once, here, for the CLI, the API and the pages. */
+export const clientInputSchema = z
+  .object({
+    name: z
+      .string()
+      .trim()
+      .min(1, { message: 'is required' })
+      .max(100, { message: 'must be at most 100 characters' }),
+    redirect_uris: redirectUris('redirect_uris').default([]),
+    post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').default([]),
+    public: z.boolean().default(false),
+    first_party: z.boolean().default(false),
+    grant_types: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
+    logo_uri: z
+      .string()
+      .url({ message: 'must be an https URL' })
+      .refine((v) => v.startsWith('https://'), { message: 'must be an https URL' })
+      .nullable()
+      .optional(),
+  })
+  .strict()
+  .superRefine((input, ctx) => {
+    const grants = input.grant_types ?? defaultGrantTypes(input.public);
+    if (grants.includes('authorization_code') && input.redirect_uris.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redirect_uris'],
+        message: 'at least one is required for sign-in',
+      });
+    }
+    if (input.public && grants.includes('client_credentials')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['grant_types'],
+        message: 'a public client cannot use client_credentials',
+      });
+    }
+  });
+
+export type ClientInput = z.input<typeof clientInputSchema>;
+
+/** Fields an admin may change later; the client's kind (public or confidential) is fixed at creation. */
+export const clientUpdateSchema = z
+  .object({
+    name: z.string().trim().min(1, { message: 'is required' }).max(100).optional(),
+    redirect_uris: redirectUris('redirect_uris').optional(),
+    post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').optional(),
+    first_party: z.boolean().optional(),
+    grant_types: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
+    logo_uri: z
+      .string()
+      .url()
+      .refine((v) => v.startsWith('https://'), { message: 'must be an https URL' })
+      .nullable()
+      .optional(),
+  })
+  .strict();
+
+export type ClientUpdate = z.input<typeof clientUpdateSchema>;
+
+function defaultGrantTypes(isPublic: boolean): Array<(typeof GRANT_TYPES)[number]> {
+  return isPublic
+    ? ['authorization_code', 'refresh_token']
+    : ['authorization_code', 'refresh_token', 'client_credentials'];
+}
+
+/** A client as admins see it: never a secret or its hash. */
+export interface ClientView {
+  client_id: string;
+  name: string;
+  public: boolean;
+  first_party: boolean;
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  grant_types: string[];
+  logo_uri: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export function clientView(row: ClientRow): ClientView {
+  return {
+    client_id: row.client_id,
+    name: row.name,
+    public: row.is_public,
+    first_party: row.first_party,
+    redirect_uris: row.redirect_uris as unknown as string[],
+    post_logout_redirect_uris: row.post_logout_redirect_uris as unknown as string[],
+    grant_types: row.grant_types as unknown as string[],
+    logo_uri: row.logo_uri,
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+  };
+}
+
+/** Raised when client input breaks a rule; `fields` says which field and why. */
+export class ClientValidationError extends Error {
+  constructor(readonly fields: Record<string, string>) {
+    const [first] = Object.entries(fields);
+    super(first ? `${first[0]}: ${first[1]}` : 'invalid client');
+  }
+}
+
+export function parseClientInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const fields: Record<string, string> = {};
+  for (const issue of result.error.issues) {
+    const key = String(issue.path[0] ?? 'client');
+    fields[key] ??= issue.message;
+  }
+  throw new ClientValidationError(fields);
+}
+
+/**
+ * Registers a client. The secret (confidential clients) is returned once and stored only
+ * as its SHA-256.
+ */
+export async function createClient(db: Db, input: unknown, actor: Actor) {
+  const data = parseClientInput(clientInputSchema, input);
+  const clientId = randomId(16);
+  const secret = data.public ? undefined : randomSecret();
+  const row = await db.transaction().execute(async (trx) => {
+    const created = await clientsQueries.insert(trx, clientId, secret ? sha256Hex(secret) : null, {
+      name: data.name,
+      redirectUris: data.redirect_uris,
+      postLogoutRedirectUris: data.post_logout_redirect_uris,
+      grantTypes: data.grant_types ?? defaultGrantTypes(data.public),
+      isPublic: data.public,
+      firstParty: data.first_party,
+      logoUri: data.logo_uri ?? null,
+    });
+    await auditQueries.record(trx, actor, 'client.create', clientId, { name: data.name });
+    return created;
+  });
+  return { client: clientView(row), client_secret: secret };
+}
+
+export async function listClients(db: Db): Promise<ClientView[]> {
+  return (await clientsQueries.list(db)).map(clientView);
+}
+
+export async function getClient(db: Db, clientId: string): Promise<ClientView | undefined> {
+  const row = await clientsQueries.find(db, clientId);
+  return row ? clientView(row) : undefined;
+}
+
+export async function updateClient(db: Db, clientId: string, input: unknown, actor: Actor) {
+  const data = parseClientInput(clientUpdateSchema, input);
+  const existing = await clientsQueries.find(db, clientId);
+  if (!existing) return undefined;
+  const grantTypes = data.grant_types ?? (existing.grant_types as unknown as string[]);
+  const uris = data.redirect_uris ?? (existing.redirect_uris as unknown as string[]);
+  if (grantTypes.includes('authorization_code') && uris.length === 0) {
+    throw new ClientValidationError({ redirect_uris: 'at least one is required for sign-in' });
+  }
+  if (existing.is_public && grantTypes.includes('client_credentials')) {
+    throw new ClientValidationError({ grant_types: 'a public client cannot use client_credentials' });
+  }
+  return db.transaction().execute(async (trx) => {
+    const row = await clientsQueries.update(trx, clientId, {
+      ...(data.name !== undefined && { name: data.name }),
+      ...(data.redirect_uris && { redirectUris: data.redirect_uris }),
+      ...(data.post_logout_redirect_uris && { postLogoutRedirectUris: data.post_logout_redirect_uris }),
+      ...(data.grant_types && { grantTypes: data.grant_types }),
+      ...(data.first_party !== undefined && { firstParty: data.first_party }),
+      ...(data.logo_uri !== undefined && { logoUri: data.logo_uri }),
+    });
+    await auditQueries.record(trx, actor, 'client.update', clientId, { fields: Object.keys(data) });
+    return row ? clientView(row) : undefined;
+  });
+}
+
+/**
+ * Replaces a confidential client's secret. The old one stops working at once: only the new
+ * hash is stored, and the provider reads the client afresh on every request.
+ */
+export async function rotateClientSecret(db: Db, clientId: string, actor: Actor) {
+  const secret = randomSecret();
+  const updated = await db.transaction().execute(async (trx) => {
+    if (!(await clientsQueries.setSecretHash(trx, clientId, sha256Hex(secret)))) return false;
+    await auditQueries.record(trx, actor, 'client.rotate_secret', clientId);
+    return true;
+  });
+  return updated ? { client_id: clientId, client_secret: secret } : undefined;
+}
+
+/** Deletes a client and everything issued to it: grants, codes, access and refresh tokens. */
+export async function deleteClient(db: Db, clientId: string, actor: Actor): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    if (!(await clientsQueries.delete(trx, clientId))) return false;
+    const revoked = await oidcModelsQueries.destroyByClientId(trx, clientId);
+    await auditQueries.record(trx, actor, 'client.delete', clientId, { revoked });
+    return true;
+  });
+}

@@ -1,0 +1,137 @@
+import type { JWK } from 'jose';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { CLAIMS_BY_SCOPE, createFindAccount } from '../accounts/claims.js';
+import type { Config } from '../config.js';
+import { secretMatchesHash } from '../crypto.js';
+import type { Db } from '../db/connect.js';
+import { renderView } from '../http/views.js';
+import type { Logger } from '../logger.js';
+import { accountClientMetadata } from './accountClient.js';
+import { createAdapter } from './adapter.js';
+import type { RowCaches } from './rowCaches.js';
+import { TTL } from './ttl.js';
+
+export interface ProviderDeps {
+  config: Config;
+  db: Db;
+  log: Logger;
+  jwks: { keys: JWK[] };
+  cookieKeys: string[];
+  caches: RowCaches;
+}
+
+function renderPage(
+  ctx: KoaContextWithOIDC,
+  name: string,
+  data: Record<string, unknown> & { title: string },
+) {
+  ctx.type = 'html';
+  ctx.body = renderView(name, data);
+}
+
+/**
+ * First-party clients (and Sesame's own account pages) are trusted to receive what they
+ * ask for: they get a grant without a consent page. Everyone else keeps the grant the
+ * person approved.
+ */
+async function loadExistingGrant(ctx: KoaContextWithOIDC) {
+  const { client, session, provider, params } = ctx.oidc;
+  if (!client || !session) return undefined;
+  const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
+  if (grantId) return provider.Grant.find(grantId);
+  // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
+  if (client.first_party === true && session.accountId) {
+    const grant = new provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+    grant.addOIDCScope(String(params?.scope ?? 'openid'));
+    await grant.save();
+    return grant;
+  }
+  return undefined;
+}
+
+/** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
+export function createProvider({ config, db, log, jwks, cookieKeys, caches }: ProviderDeps): Provider {
+  const configuration: Configuration = {
+    adapter: createAdapter(db, caches),
+    findAccount: createFindAccount(db, caches),
+    clients: [accountClientMetadata(config)],
+    jwks,
+    cookies: {
+      keys: cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
+    },
+    claims: CLAIMS_BY_SCOPE as unknown as Configuration['claims'],
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    // ID tokens carry the scope's claims (email, name) as well as userinfo does.
+    conformIdTokenClaims: false,
+    responseTypes: ['code', 'none'],
+    pkce: { required: () => true },
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+    enabledJWA: {
+      idTokenSigningAlgValues: ['ES256', 'RS256'],
+      userinfoSigningAlgValues: ['ES256', 'RS256'],
+      introspectionSigningAlgValues: ['ES256', 'RS256'],
+      authorizationSigningAlgValues: ['ES256', 'RS256'],
+      requestObjectSigningAlgValues: ['ES256', 'RS256'],
+      clientAuthSigningAlgValues: ['ES256', 'RS256'],
+    },
+    extraClientMetadata: { properties: ['first_party'] },
+    ttl: { ...TTL },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    loadExistingGrant,
+    clientBasedCORS(_ctx, origin, client) {
+      // Browser apps (public clients) may call the token and userinfo endpoints from their own origin.
+      return client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false;
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // A client may introspect its own tokens; confidential clients may introspect any
+        // (resource servers registered as clients check tokens issued to apps).
+        async allowedPolicy(ctx, client, token) {
+          return client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId;
+        },
+      },
+      revocation: {
+        enabled: true,
+        async allowedPolicy(_ctx, client, token) {
+          return token.clientId === client.clientId;
+        },
+      },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          renderPage(ctx, 'logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName });
+        },
+        async postLogoutSuccessSource(ctx) {
+          renderPage(ctx, 'logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName });
+        },
+      },
+    },
+    async renderError(ctx, out) {
+      renderPage(ctx, 'error', {
+        title: 'Something went wrong',
+        heading:
+          out.error === 'invalid_request' || out.error === 'invalid_client'
+            ? 'This sign-in link is not valid'
+            : 'Something went wrong',
+        message: out.error_description ?? out.error,
+      });
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+
+  // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
+    return secretMatchesHash(actual, this.clientSecret);
+  };
+
+  provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
+  return provider;
+}

@@ -1,0 +1,26 @@
+/**
+ * The paths oidc-provider answers, from its default `routes` (Sesame keeps them). Requests
+ * for these skip Sesame's own routers and go straight to the provider: they are most of the
+ * traffic (token, userinfo, JWKS, discovery), and matching each against every Sesame route
+ * first costs more than the lookup here. test/integration/startup.test.ts checks the list
+ * against the endpoints discovery advertises.
+ */
+const PROVIDER_PATHS = new Set([
+  '/.well-known/openid-configuration',
+  '/auth',
+  '/token',
+  '/me',
+  '/jwks',
+  '/token/introspection',
+  '/token/revocation',
+  // Pushed authorization requests (RFC 9126), on by default in oidc-provider 9.
+  '/request',
+  '/session/end',
+  '/session/end/confirm',
+  '/session/end/success',
+]);
+
+/** Whether oidc-provider owns the path: one of its endpoints, or `/auth/:uid` (resuming after an interaction). */
+export function isProviderPath(path: string): boolean {
+  return PROVIDER_PATHS.has(path) || path.startsWith('/auth/');
+}

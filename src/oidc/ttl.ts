@@ -1,0 +1,16 @@
+/**
+ * Lifetimes, in seconds, of everything the provider issues. One place, so the signing-key
+ * grace period and the cleanup follow them.
+ */
+export const TTL = {
+  AccessToken: 60 * 60,
+  ClientCredentials: 60 * 60,
+  // An authorization code is redeemed within seconds by a working client (RFC 6749 §4.1.2 advises at most 10 minutes).
+  AuthorizationCode: 60,
+  IdToken: 60 * 60,
+  // Interactions are where a person picks a passkey; half an hour covers a slow sign-up.
+  Interaction: 30 * 60,
+  Session: 14 * 24 * 60 * 60,
+  Grant: 365 * 24 * 60 * 60,
+  RefreshToken: 30 * 24 * 60 * 60,
+} as const;

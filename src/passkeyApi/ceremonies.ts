@@ -1,0 +1,171 @@
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import { passkeyTenantCredentialsQueries } from '../db/queries/passkeyTenantCredentials.js';
+import type { StoredTenant } from '../db/queries/passkeyTenants.js';
+import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
+import { HttpError, notFound } from '../http/errors.js';
+import { passkeyRequestOptions, verifyAssertionSignature } from '../webauthn/authentication.js';
+import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
+import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
+import { PASSKEY_POLICY } from '../webauthn/policy.js';
+import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
+import { signPasskeyToken } from './jwt.js';
+import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
+
+/** Challenge purposes of the passkey API, distinct from Sesame's own ceremonies. */
+const PURPOSE = { register: 'pk-reg', login: 'pk-login' } as const;
+
+/** The WebAuthn user handle for an app's user id: its UTF-8 bytes (at most 64, WebAuthn L3 §5.4.3). */
+export function tenantUserHandle(userId: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(Buffer.from(userId, 'utf8'));
+}
+
+export const userNotFound = () => notFound('User not found');
+
+/** Who the app is registering a passkey for; it creates or updates the tenant's user. */
+export interface TenantRegistrationSubject {
+  userId: string;
+  username: string;
+  displayName?: string | null | undefined;
+  icon?: string | null | undefined;
+}
+
+/** Creation options for a tenant's user (creating or updating that user), with the challenge stored. */
+export async function startTenantRegistration(
+  db: Db,
+  tenant: StoredTenant,
+  subject: TenantRegistrationSubject,
+): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  // As Hanko does: a blank display name falls back to the username.
+  const displayName = subject.displayName?.trim() || subject.username;
+  await passkeyTenantUsersQueries.upsert(db, {
+    tenant_id: tenant.id,
+    user_id: subject.userId,
+    username: subject.username,
+    display_name: displayName,
+    icon: subject.icon ?? null,
+  });
+  const existing = await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, subject.userId);
+  const options = await passkeyCreationOptions(
+    tenantRelyingParty(tenant),
+    { handle: tenantUserHandle(subject.userId), name: subject.username, displayName },
+    existing,
+  );
+  await storeChallenge(db, {
+    challenge: options.challenge,
+    purpose: PURPOSE.register,
+    binding: tenantChallengeBinding(tenant.id),
+    userId: null,
+    data: { userId: subject.userId },
+  });
+  return options;
+}
+
+/**
+ * Verifies a tenant's registration response against its origins and RP ID, stores the
+ * passkey for the user the challenge was issued for, and returns the token for the app.
+ */
+export async function finishTenantRegistration(
+  db: Db,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  tenant: StoredTenant,
+  response: RegistrationResponseJSON,
+): Promise<string> {
+  const { challenge, credential } = await verifyPasskeyRegistration(
+    db,
+    tenantRelyingParty(tenant),
+    response,
+    {
+      purpose: PURPOSE.register,
+      binding: tenantChallengeBinding(tenant.id),
+    },
+  );
+  const userId = challenge.data.userId;
+  if (typeof userId !== 'string' || !(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) {
+    throw userNotFound();
+  }
+  const stored = await passkeyTenantCredentialsQueries.insert(db, {
+    ...credential,
+    tenantId: tenant.id,
+    userId,
+    attestationType: PASSKEY_POLICY.attestation,
+  });
+  if (!stored) {
+    throw new HttpError(400, 'credential_exists', 'This passkey is already registered.');
+  }
+  return signPasskeyToken(config, tenant, { userId, credentialId: credential.id });
+}
+
+/**
+ * Request options for a tenant's login: discoverable without `userId`, else limited to
+ * that user's passkeys (and the challenge bound to the user).
+ */
+export async function startTenantLogin(
+  db: Db,
+  tenant: StoredTenant,
+  userId?: string,
+): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  if (userId !== undefined && !(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) {
+    throw userNotFound();
+  }
+  const allow = userId ? await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, userId) : [];
+  const options = await passkeyRequestOptions(tenantRelyingParty(tenant), allow);
+  await storeChallenge(db, {
+    challenge: options.challenge,
+    purpose: PURPOSE.login,
+    binding: tenantChallengeBinding(tenant.id),
+    userId: null,
+    data: userId ? { userId } : {},
+  });
+  return options;
+}
+
+/**
+ * Verifies a tenant's assertion (WebAuthn L3 §7.2): the challenge is this tenant's and
+ * unused; the passkey is this tenant's (and the named user's, when login named one); the
+ * user handle matches; signature, origin, RP ID, UV and counter check out. Returns the token.
+ */
+export async function finishTenantLogin(
+  db: Db,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  tenant: StoredTenant,
+  response: AuthenticationResponseJSON,
+): Promise<string> {
+  const challenge = await consumeChallenge(
+    db,
+    response.response.clientDataJSON,
+    PURPOSE.login,
+    tenantChallengeBinding(tenant.id),
+  );
+  const credential = await passkeyTenantCredentialsQueries.find(db, tenant.id, response.id);
+  if (!credential) throw unknownCredential();
+  if (challenge.data.userId !== undefined && challenge.data.userId !== credential.userId) {
+    throw unknownCredential();
+  }
+  // §7.2 step 6: the user handle, when given, must be the credential's owner.
+  if (
+    response.response.userHandle &&
+    response.response.userHandle !== Buffer.from(tenantUserHandle(credential.userId)).toString('base64url')
+  ) {
+    throw verificationFailed();
+  }
+  const { newCounter, backedUp } = await verifyAssertionSignature(
+    tenantRelyingParty(tenant),
+    response,
+    challenge.challenge,
+    credential,
+  );
+  // A concurrent assertion with a higher counter may have won the race: then this one is a replay.
+  if (
+    !(await passkeyTenantCredentialsQueries.recordUse(db, tenant.id, credential.id, newCounter, backedUp))
+  ) {
+    throw verificationFailed();
+  }
+  return signPasskeyToken(config, tenant, { userId: credential.userId, credentialId: credential.id });
+}

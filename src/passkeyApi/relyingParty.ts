@@ -1,0 +1,67 @@
+/** Raised when a tenant's name, origins or RP ID break a rule; the message is one line. */
+export class TenantValidationError extends Error {
+  override name = 'TenantValidationError';
+}
+
+/** A DNS name of lowercase labels; an all-numeric last label would be an IP address. */
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * An origin the app's pages are served from, normalised to `scheme://host[:port]`. WebAuthn
+ * runs only in secure contexts, so https is required; plain http only for localhost, which
+ * browsers treat as secure (W3C Secure Contexts §3.1).
+ */
+export function normalizeTenantOrigin(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new TenantValidationError(`origin ${value} is not an absolute URL`);
+  }
+  if (url.username || url.password || url.pathname !== '/' || /[?#]/.test(value)) {
+    throw new TenantValidationError(`origin ${value} must be scheme://host[:port], without a path`);
+  }
+  const secure = url.protocol === 'https:' || (url.protocol === 'http:' && url.hostname === 'localhost');
+  if (!secure) {
+    throw new TenantValidationError(`origin ${value} must use https (http only for localhost)`);
+  }
+  return url.origin;
+}
+
+/**
+ * Checks the RP ID against the origins (WebAuthn L3 §5.1.2 / HTML's "registrable domain
+ * suffix"): it must be a domain name, not an IP address or a bare top-level name, and each
+ * origin's host must be it or a subdomain of it. Without the public suffix list, names like
+ * `co.uk` are not caught here; the browser refuses them at ceremony time.
+ */
+export function checkRpId(rpId: string, origins: string[]): string {
+  const id = rpId.trim().toLowerCase();
+  if (!HOSTNAME.test(id)) throw new TenantValidationError(`rp-id ${rpId} is not a domain name`);
+  if (id !== 'localhost' && !id.includes('.')) {
+    throw new TenantValidationError(`rp-id ${rpId} is a top-level name; use the app's own domain`);
+  }
+  for (const origin of origins) {
+    const host = new URL(origin).hostname;
+    if (host !== id && !host.endsWith(`.${id}`)) {
+      throw new TenantValidationError(`rp-id ${id} is not a registrable suffix of ${origin}'s host`);
+    }
+  }
+  return id;
+}
+
+/** The validated relying party of a new tenant: origins normalised and de-duplicated, RP ID checked. */
+export function tenantRelyingPartySettings(input: {
+  name: string;
+  origins: string[];
+  rpId?: string | undefined;
+}): { name: string; origins: string[]; rpId: string } {
+  const name = input.name.trim();
+  if (name.length < 1 || name.length > 64) {
+    throw new TenantValidationError('name must be 1 to 64 characters');
+  }
+  if (input.origins.length === 0) throw new TenantValidationError('at least one --origin is required');
+  if (input.origins.length > 20) throw new TenantValidationError('at most 20 origins');
+  const origins = [...new Set(input.origins.map(normalizeTenantOrigin))];
+  const rpId = checkRpId(input.rpId ?? new URL(origins[0]!).hostname, origins);
+  return { name, origins, rpId };
+}

@@ -1,0 +1,105 @@
+import type { Config } from '../config.js';
+import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
+import type { Db } from '../db/connect.js';
+import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { passkeyTenantsQueries, type StoredTenant } from '../db/queries/passkeyTenants.js';
+import type { RelyingParty } from '../webauthn/policy.js';
+import { newTenantSigningKey } from './jwt.js';
+import { tenantRelyingPartySettings } from './relyingParty.js';
+
+/**
+ * Every passkey API key starts with this, so secret scanners can recognise a leaked one;
+ * 256 random bits follow.
+ */
+export const TENANT_API_KEY_PREFIX = 'spk_';
+
+/** A tenant as admins see it: never the API key, its hash or the signing key. */
+export interface TenantView {
+  tenant_id: string;
+  name: string;
+  rp_id: string;
+  origins: string[];
+  created_at: string;
+}
+
+export function tenantView(tenant: StoredTenant): TenantView {
+  return {
+    tenant_id: tenant.id,
+    name: tenant.name,
+    rp_id: tenant.rpId,
+    origins: tenant.origins,
+    created_at: new Date(tenant.createdAt).toISOString(),
+  };
+}
+
+/** What a tenant's challenges are bound to in webauthn_challenges: no other tenant can consume them. */
+export function tenantChallengeBinding(tenantId: string): string {
+  return `tenant:${tenantId}`;
+}
+
+/** Where the tenant's ceremonies must happen: its own origins and RP ID, never Sesame's. */
+export function tenantRelyingParty(tenant: StoredTenant): RelyingParty {
+  return { id: tenant.rpId, name: tenant.name, origins: tenant.origins };
+}
+
+/**
+ * Registers an app with the passkey API. The API key is returned once; only its SHA-256 is
+ * stored. The tenant's RS256 key is stored sealed under the key-encryption secret.
+ * @throws TenantValidationError for a bad name, origin or RP ID.
+ */
+export async function createTenant(
+  db: Db,
+  config: Pick<Config, 'keyEncryptionSecret'>,
+  input: { name: string; origins: string[]; rpId?: string | undefined },
+  actor: Actor,
+): Promise<{ tenant: StoredTenant; apiKey: string }> {
+  const settings = tenantRelyingPartySettings(input);
+  const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
+  const { kid, sealed } = await newTenantSigningKey(config);
+  const tenant = await db.transaction().execute(async (trx) => {
+    const created = await passkeyTenantsQueries.insert(trx, {
+      ...settings,
+      apiKeyHash: sha256Hex(apiKey),
+      signingKid: kid,
+      signingKey: sealed,
+    });
+    await auditQueries.record(trx, actor, 'passkey_tenant.create', created.id, {
+      name: created.name,
+      rp_id: created.rpId,
+      origins: created.origins,
+    });
+    return created;
+  });
+  return { tenant, apiKey };
+}
+
+export function listTenants(db: Db): Promise<StoredTenant[]> {
+  return passkeyTenantsQueries.list(db);
+}
+
+export function findTenant(db: Db, id: string): Promise<StoredTenant | undefined> {
+  return passkeyTenantsQueries.findById(db, id);
+}
+
+/** Replaces the tenant's API key; the old one stops working at once. Undefined when there is no such tenant. */
+export async function rotateTenantApiKey(db: Db, id: string, actor: Actor): Promise<string | undefined> {
+  const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
+  const rotated = await db.transaction().execute(async (trx) => {
+    if (!(await passkeyTenantsQueries.setApiKeyHash(trx, id, sha256Hex(apiKey)))) return false;
+    await auditQueries.record(trx, actor, 'passkey_tenant.rotate_key', id);
+    return true;
+  });
+  return rotated ? apiKey : undefined;
+}
+
+/** Deletes a tenant with its users, passkeys and pending challenges. */
+export async function deleteTenant(db: Db, id: string, actor: Actor): Promise<boolean> {
+  const deleted = await passkeyTenantsQueries.delete(db, id, tenantChallengeBinding(id));
+  if (deleted) await auditQueries.record(db, actor, 'passkey_tenant.delete', id);
+  return deleted;
+}
+
+/** Whether a presented API key is this tenant's, compared in constant time. */
+export function tenantKeyMatches(tenant: StoredTenant, presented: string | undefined): boolean {
+  return secretMatchesHash(presented, tenant.apiKeyHash);
+}

@@ -1,0 +1,145 @@
+import {
+  type AuthenticationResponseJSON,
+  type AuthenticatorTransport,
+  generateAuthenticationOptions,
+  type PublicKeyCredentialRequestOptionsJSON,
+  verifyAuthenticationResponse,
+} from '@simplewebauthn/server';
+import type { Db } from '../db/connect.js';
+import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
+import type { User } from '../db/schema.js';
+import { consumeChallenge, storeChallenge } from './challenge.js';
+import { accountDisabled, unknownCredential, verificationFailed } from './errors.js';
+import { PASSKEY_POLICY, type RelyingParty } from './policy.js';
+import { userHandleFor } from './registration.js';
+
+/**
+ * Request options under {@link PASSKEY_POLICY} (WebAuthn L3 §5.5), for any storage of
+ * credentials. An empty `allow` list makes the request discoverable (usernameless).
+ */
+export function passkeyRequestOptions(
+  rp: RelyingParty,
+  allow: Pick<StoredCredential, 'id' | 'transports'>[],
+): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  return generateAuthenticationOptions({
+    rpID: rp.id,
+    timeout: PASSKEY_POLICY.timeoutMs,
+    userVerification: PASSKEY_POLICY.userVerification,
+    allowCredentials: allow.map((c) => ({
+      id: c.id,
+      transports: c.transports as AuthenticatorTransport[],
+    })),
+  });
+}
+
+/**
+ * Checks an assertion against a stored credential (WebAuthn L3 §7.2 steps 7-21): origin,
+ * RP ID hash, UP and UV flags, signature and counter. Returns the new counter and backup
+ * state for the caller to record; storage of users and credentials is the caller's.
+ */
+export async function verifyAssertionSignature(
+  rp: RelyingParty,
+  response: AuthenticationResponseJSON,
+  expectedChallenge: string,
+  credential: Pick<StoredCredential, 'id' | 'publicKey' | 'counter' | 'transports'>,
+): Promise<{ newCounter: number; backedUp: boolean }> {
+  let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+  try {
+    verification = await verifyAuthenticationResponse({
+      response,
+      expectedChallenge,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      requireUserVerification: true,
+      credential: {
+        id: credential.id,
+        publicKey: new Uint8Array(credential.publicKey),
+        counter: credential.counter,
+        transports: credential.transports as AuthenticatorTransport[],
+      },
+    });
+  } catch {
+    throw verificationFailed();
+  }
+  if (!verification.verified || !verification.authenticationInfo.userVerified) throw verificationFailed();
+  const { newCounter, credentialBackedUp } = verification.authenticationInfo;
+  return { newCounter, backedUp: credentialBackedUp };
+}
+
+/**
+ * Request options for a passkey assertion. Without `userId` the request is discoverable
+ * (usernameless): the authenticator offers every passkey it holds for this RP.
+ */
+export async function startPasskeyAuthentication(
+  db: Db,
+  rp: RelyingParty,
+  binding: { purpose: string; binding: string; userId?: string },
+): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  const allow = binding.userId ? await credentialsQueries.listForUser(db, binding.userId) : [];
+  const options = await passkeyRequestOptions(rp, allow);
+  await storeChallenge(db, {
+    challenge: options.challenge,
+    purpose: binding.purpose,
+    binding: binding.binding,
+    userId: binding.userId ?? null,
+    data: {},
+  });
+  return options;
+}
+
+/** Who signed in, with which passkey, and whether that passkey is synced (for `amr`). */
+export interface VerifiedAssertion {
+  user: User;
+  credential: StoredCredential;
+}
+
+/**
+ * Verifies an assertion (WebAuthn L3 §7.2): the challenge is ours, unused and bound here;
+ * the credential is known and belongs to an active user (and to `userId` when the
+ * challenge named one); signature, origin, RP ID hash, UV flag and counter all check out.
+ * Then the counter, backup state and last-used time are recorded.
+ */
+export async function verifyPasskeyAssertion(
+  db: Db,
+  rp: RelyingParty,
+  response: AuthenticationResponseJSON,
+  binding: { purpose: string; binding: string },
+): Promise<VerifiedAssertion> {
+  const challenge = await consumeChallenge(
+    db,
+    response.response.clientDataJSON,
+    binding.purpose,
+    binding.binding,
+  );
+  const found = await credentialsQueries.findWithOwner(db, response.id);
+  if (!found) throw unknownCredential();
+  const { credential, user } = found;
+  if (challenge.userId && challenge.userId !== credential.userId) throw unknownCredential();
+  // §7.2 step 6: the user handle, when given, must be the credential's owner.
+  if (response.response.userHandle) {
+    const expected = Buffer.from(userHandleFor(credential.userId)).toString('base64url');
+    if (response.response.userHandle !== expected) throw verificationFailed();
+  }
+  if (user.disabled_at) throw accountDisabled();
+
+  const { newCounter, backedUp: credentialBackedUp } = await verifyAssertionSignature(
+    rp,
+    response,
+    challenge.challenge,
+    credential,
+  );
+  // A concurrent assertion with a higher counter may have won the race: then this one is a replay.
+  if (!(await credentialsQueries.recordUse(db, credential.id, newCounter, credentialBackedUp))) {
+    throw verificationFailed();
+  }
+  return { user, credential: { ...credential, counter: newCounter, backupState: credentialBackedUp } };
+}
+
+/**
+ * Authentication method references (RFC 8176) for a passkey sign-in with user
+ * verification: proof of a key ("hwk" when bound to one device, "swk" when synced), user
+ * presence ("user"), and multiple factors ("mfa": possession plus PIN or biometric).
+ */
+export function amrFor(credential: Pick<StoredCredential, 'backupEligible'>): string[] {
+  return [credential.backupEligible ? 'swk' : 'hwk', 'user', 'mfa'];
+}

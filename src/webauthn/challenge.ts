@@ -1,0 +1,42 @@
+import { isoBase64URL } from '@simplewebauthn/server/helpers';
+import type { Db } from '../db/connect.js';
+import { challengesQueries, type StoredChallenge } from '../db/queries/challenges.js';
+import { challengeInvalid } from './errors.js';
+import { PASSKEY_POLICY } from './policy.js';
+
+/** Stores a freshly issued challenge with what it is for and what it is bound to. */
+export async function storeChallenge(db: Db, value: StoredChallenge): Promise<void> {
+  await challengesQueries.insert(db, value, PASSKEY_POLICY.challengeTtlSeconds);
+}
+
+/** Reads the challenge the client signed over from clientDataJSON (WebAuthn L3 §5.8.1), without trusting anything else in it yet. */
+export function challengeFromClientData(clientDataJSON: string): string {
+  try {
+    const clientData = JSON.parse(isoBase64URL.toUTF8String(clientDataJSON)) as { challenge?: unknown };
+    if (typeof clientData.challenge === 'string' && clientData.challenge.length > 0)
+      return clientData.challenge;
+  } catch {
+    // Fall through: unreadable client data cannot name a challenge.
+  }
+  throw challengeInvalid();
+}
+
+/**
+ * Takes the challenge the response answers out of storage: once only, before expiry, and
+ * only for the same purpose and binding (the interaction or session that asked for it).
+ */
+export async function consumeChallenge(
+  db: Db,
+  clientDataJSON: string,
+  purpose: string,
+  binding: string,
+): Promise<StoredChallenge> {
+  const stored = await challengesQueries.consume(
+    db,
+    challengeFromClientData(clientDataJSON),
+    purpose,
+    binding,
+  );
+  if (!stored) throw challengeInvalid();
+  return stored;
+}

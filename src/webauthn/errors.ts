@@ -1,0 +1,24 @@
+import { HttpError } from '../http/errors.js';
+
+/** Why a passkey ceremony failed, in words a person can act on. */
+export class PasskeyError extends HttpError {
+  constructor(code: string, message: string, status = 400) {
+    super(status, code, message);
+  }
+}
+
+export const challengeInvalid = () =>
+  new PasskeyError(
+    'challenge_invalid',
+    'This passkey request has expired or was already used. Please try again.',
+  );
+export const verificationFailed = () =>
+  new PasskeyError('verification_failed', 'The passkey could not be verified. Please try again.');
+export const unknownCredential = () =>
+  new PasskeyError(
+    'unknown_credential',
+    'This passkey is not registered here. It may have been deleted.',
+    401,
+  );
+export const accountDisabled = () =>
+  new PasskeyError('account_disabled', 'This account has been disabled.', 403);

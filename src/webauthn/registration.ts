@@ -1,0 +1,146 @@
+import {
+  type AuthenticatorTransport,
+  generateRegistrationOptions,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type RegistrationResponseJSON,
+  verifyRegistrationResponse,
+} from '@simplewebauthn/server';
+import { isoBase64URL } from '@simplewebauthn/server/helpers';
+import type { Db } from '../db/connect.js';
+import type { StoredChallenge } from '../db/queries/challenges.js';
+import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
+import { authenticatorName } from './authenticatorNames.js';
+import { consumeChallenge, storeChallenge } from './challenge.js';
+import { verificationFailed } from './errors.js';
+import { PASSKEY_POLICY, type RelyingParty } from './policy.js';
+
+/** Who the new passkey is for. `userId` is the user handle and the OIDC `sub`, made before the account exists. */
+export interface RegistrationSubject {
+  userId: string;
+  email: string;
+  displayName: string;
+}
+
+/** Converts a uuid to the 16 bytes used as the WebAuthn user handle. */
+export function userHandleFor(userId: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(Buffer.from(userId.replace(/-/g, ''), 'hex'));
+}
+
+/** The user entity an authenticator stores with a new passkey (WebAuthn L3 §5.4.3); `handle` is at most 64 bytes. */
+export interface PasskeyUserEntity {
+  handle: Uint8Array<ArrayBuffer>;
+  name: string;
+  displayName: string;
+}
+
+/**
+ * Creation options under {@link PASSKEY_POLICY} (WebAuthn L3 §5.4), for any storage of
+ * users and credentials: `exclude` lists the passkeys the user already has, so the same
+ * authenticator is not registered twice.
+ */
+export function passkeyCreationOptions(
+  rp: RelyingParty,
+  user: PasskeyUserEntity,
+  exclude: Pick<StoredCredential, 'id' | 'transports'>[],
+): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  return generateRegistrationOptions({
+    rpName: rp.name,
+    rpID: rp.id,
+    userID: user.handle,
+    userName: user.name,
+    userDisplayName: user.displayName,
+    timeout: PASSKEY_POLICY.timeoutMs,
+    attestationType: PASSKEY_POLICY.attestation,
+    excludeCredentials: exclude.map((c) => ({
+      id: c.id,
+      transports: c.transports as AuthenticatorTransport[],
+    })),
+    authenticatorSelection: {
+      residentKey: PASSKEY_POLICY.residentKey,
+      userVerification: PASSKEY_POLICY.userVerification,
+    },
+    supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
+  });
+}
+
+/**
+ * Creation options for a new passkey (WebAuthn L3 §5.4), and the challenge stored with the
+ * data the ceremony needs at its end. Credentials the person already has are excluded, so
+ * the same authenticator is not registered twice.
+ */
+export async function startPasskeyRegistration(
+  db: Db,
+  rp: RelyingParty,
+  subject: RegistrationSubject,
+  binding: { purpose: string; binding: string; data?: Record<string, unknown> },
+): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const existing = await credentialsQueries.listForUser(db, subject.userId);
+  const options = await passkeyCreationOptions(
+    rp,
+    { handle: userHandleFor(subject.userId), name: subject.email, displayName: subject.displayName },
+    existing,
+  );
+  await storeChallenge(db, {
+    challenge: options.challenge,
+    purpose: binding.purpose,
+    binding: binding.binding,
+    userId: subject.userId,
+    data: { ...binding.data, email: subject.email },
+  });
+  return options;
+}
+
+/** A verified new passkey, ready to store, and the challenge record that asked for it. */
+export interface VerifiedRegistration {
+  challenge: StoredChallenge;
+  credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId'>;
+}
+
+/**
+ * Verifies an attestation response (WebAuthn L3 §7.1): the challenge is ours, unused and
+ * bound to this purpose and binding; origin and RP ID hash match; the person was verified.
+ * Nothing is stored here: the caller saves the credential in its own transaction.
+ */
+export async function verifyPasskeyRegistration(
+  db: Db,
+  rp: RelyingParty,
+  response: RegistrationResponseJSON,
+  binding: { purpose: string; binding: string },
+): Promise<VerifiedRegistration> {
+  const challenge = await consumeChallenge(
+    db,
+    response.response.clientDataJSON,
+    binding.purpose,
+    binding.binding,
+  );
+  let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+  try {
+    verification = await verifyRegistrationResponse({
+      response,
+      expectedChallenge: challenge.challenge,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      requireUserVerification: true,
+      supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
+    });
+  } catch {
+    throw verificationFailed();
+  }
+  const info = verification.registrationInfo;
+  if (!verification.verified || !info?.userVerified) throw verificationFailed();
+  return {
+    challenge,
+    credential: {
+      id: info.credential.id,
+      publicKey: info.credential.publicKey,
+      counter: info.credential.counter,
+      transports: info.credential.transports ?? response.response.transports ?? [],
+      aaguid: info.aaguid,
+      backupEligible: info.credentialDeviceType === 'multiDevice',
+      backupState: info.credentialBackedUp,
+      name: authenticatorName(info.aaguid) ?? 'Passkey',
+    },
+  };
+}
+
+export { isoBase64URL };

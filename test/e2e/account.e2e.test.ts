@@ -1,0 +1,149 @@
+import type { Browser, Page } from 'playwright-core';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { createClient } from '../../src/oidc/clients.js';
+import {
+  describeBrowser,
+  launchBrowser,
+  newPasskeyContext,
+  type PasskeyContext,
+  recordPasskeyRequests,
+  setAutomaticPresence,
+  waitForPasskeyRequests,
+  watchPageProblems,
+} from '../support/chromium.js';
+import { type RpServer, startRpServer } from '../support/rpServer.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const STEP_TIMEOUT = 10_000;
+
+describeBrowser('one-time links and the account page in Chromium', () => {
+  let sesame: TestApp;
+  let app: RpServer;
+  let browser: Browser;
+  const contexts: PasskeyContext[] = [];
+  const problems: string[][] = [];
+
+  beforeAll(async () => {
+    [sesame, browser] = await Promise.all([startTestApp({ SIGNUP: 'invite' }), launchBrowser()]);
+    app = await startRpServer(sesame.baseUrl, async ({ redirectUri, postLogoutRedirectUri }) => {
+      const { client, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Notes', redirect_uris: [redirectUri], post_logout_redirect_uris: [postLogoutRedirectUri] },
+        'test',
+      );
+      return { client_id: client.client_id, client_secret };
+    });
+  });
+
+  afterAll(async () => {
+    for (const { context } of contexts) await context.close();
+    await browser?.close();
+    await app?.close();
+    await sesame?.stop();
+  });
+
+  afterEach(() => {
+    // Every Sesame page ran under the strict CSP without a violation or a script error.
+    expect(problems.flat()).toEqual([]);
+  });
+
+  async function device(): Promise<PasskeyContext> {
+    const passkeys = await newPasskeyContext(browser);
+    passkeys.page.setDefaultTimeout(STEP_TIMEOUT);
+    problems.push(watchPageProblems(passkeys.page));
+    await recordPasskeyRequests(passkeys.page);
+    contexts.push(passkeys);
+    return passkeys;
+  }
+
+  const passkeyItems = (page: Page) => page.locator('li.passkey');
+
+  it('onboards through an invite link with "Create a passkey", then the passkey signs in to an app', async () => {
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'ada@example.com',
+      actor: 'test',
+    });
+    const device1 = await device();
+    const { page } = device1;
+    await page.goto(url);
+    await page.getByRole('img', { name: 'QR code that opens this link' }).waitFor({ state: 'attached' });
+    await page.getByLabel('Name').fill('Ada Lovelace');
+    await page.screenshot({ path: '/tmp/sesame-link.png', fullPage: true });
+    await page.getByRole('button', { name: 'Create a passkey' }).click();
+
+    // Signed in straight away: the account page shows the new passkey.
+    await page.waitForURL(`${sesame.baseUrl}/account`);
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    expect(await page.locator('#profile-email').textContent()).toBe('ada@example.com');
+    expect(await passkeyItems(page).count()).toBe(1);
+
+    // The link is used up.
+    const again = await page.goto(url);
+    expect(again?.status()).toBe(410);
+
+    // An app's sign-in (prompt=login forces the login step): sign-up is not offered, the passkey signs in.
+    // Presence off while the page loads: its passkey autofill request waits, as for a person
+    // who has not picked from the list, and the button press below is what signs in.
+    await setAutomaticPresence(device1, false);
+    await page.goto(`${app.loginUrl}?prompt=login`);
+    await waitForPasskeyRequests(page, 'conditional');
+    await setAutomaticPresence(device1, true);
+    expect(await page.getByRole('link', { name: 'Create an account' }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
+    const user = await sesame.db
+      .selectFrom('users')
+      .select(['id', 'name'])
+      .where('email', '=', 'ada@example.com')
+      .executeTakeFirstOrThrow();
+    expect(user.name).toBe('Ada Lovelace');
+    expect(await page.locator('#sub').textContent()).toBe(user.id);
+    expect(await page.locator('#email').textContent()).toBe('ada@example.com');
+  });
+
+  it('renames, refuses to delete the last passkey, and deletes one after an automatic passkey confirmation', async () => {
+    const email = 'lin@example.com';
+    const laptop = await device();
+    const invite = await createOneTimeLink(sesame.db, sesame.config, { email, actor: 'test' });
+    await laptop.page.goto(invite.url);
+    await laptop.page.getByRole('button', { name: 'Create a passkey' }).click();
+    await laptop.page.waitForURL(`${sesame.baseUrl}/account`);
+    const { page } = laptop;
+
+    // Rename the only passkey.
+    const item = passkeyItems(page).first();
+    await item.getByRole('button', { name: 'Rename' }).click();
+    await item.getByLabel('New name').fill('Work laptop');
+    await item.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').filter({ hasText: 'renamed' }).waitFor();
+    expect(await item.locator('.passkey-name').textContent()).toBe('Work laptop');
+
+    // The last passkey cannot be deleted.
+    page.on('dialog', (dialog) => dialog.accept());
+    await item.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('alert').filter({ hasText: 'only passkey' }).waitFor();
+
+    // A recovery link adds a second passkey from a phone.
+    const phone = await device();
+    const recovery = await createOneTimeLink(sesame.db, sesame.config, { email, actor: 'test' });
+    await phone.page.goto(recovery.url);
+    await phone.page.getByRole('button', { name: 'Create a passkey' }).click();
+    await phone.page.waitForURL(`${sesame.baseUrl}/account`);
+
+    // On the laptop, delete the phone's passkey: the page asks for a passkey confirmation, then deletes.
+    await page.reload();
+    expect(await passkeyItems(page).count()).toBe(2);
+    await page.screenshot({ path: '/tmp/sesame-account.png', fullPage: true });
+    await passkeyItems(page).nth(1).getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('alert').filter({ hasText: 'was deleted' }).waitFor();
+    expect(await passkeyItems(page).count()).toBe(1);
+    const remaining = await sesame.db
+      .selectFrom('credentials')
+      .innerJoin('users', 'users.id', 'credentials.user_id')
+      .select('credentials.name')
+      .where('users.email', '=', email)
+      .execute();
+    expect(remaining).toEqual([{ name: 'Work laptop' }]);
+  });
+});

@@ -1,0 +1,105 @@
+import type { Browser, Page } from 'playwright-core';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { sha256Hex } from '../../src/crypto.js';
+import { clientsQueries } from '../../src/db/queries/clients.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import {
+  describeBrowser,
+  launchBrowser,
+  newPasskeyContext,
+  type PasskeyContext,
+  watchPageProblems,
+} from '../support/chromium.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const STEP_TIMEOUT = 10_000;
+
+describeBrowser('the admin pages in Chromium', () => {
+  let sesame: TestApp;
+  let browser: Browser;
+  const contexts: PasskeyContext[] = [];
+  const problems: string[][] = [];
+
+  beforeAll(async () => {
+    [sesame, browser] = await Promise.all([startTestApp(), launchBrowser()]);
+  });
+
+  afterAll(async () => {
+    for (const { context } of contexts) await context.close();
+    await browser?.close();
+    await sesame?.stop();
+  });
+
+  afterEach(() => {
+    // Every page ran under the strict CSP without a violation or a script error.
+    expect(problems.flat()).toEqual([]);
+  });
+
+  async function device(): Promise<PasskeyContext> {
+    const passkeys = await newPasskeyContext(browser);
+    passkeys.page.setDefaultTimeout(STEP_TIMEOUT);
+    problems.push(watchPageProblems(passkeys.page));
+    contexts.push(passkeys);
+    return passkeys;
+  }
+
+  /** Opens an invitation link and creates the account's passkey; Sesame signs the person in. */
+  async function acceptInvite(page: Page, email: string, admin: boolean) {
+    const link = await createOneTimeLink(sesame.db, sesame.config, { email, admin, actor: 'test' });
+    await page.goto(link.url);
+    await page.getByRole('button', { name: 'Create a passkey' }).click();
+    await page.waitForURL((url) => url.pathname === '/account');
+  }
+
+  it('lets an invited admin sign in with a passkey, register a client at /admin and see its secret once', async () => {
+    const { context, page } = await device();
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: sesame.baseUrl });
+    await acceptInvite(page, 'ops@example.com', true);
+    expect((await usersQueries.findByEmail(sesame.db, 'ops@example.com'))!.is_admin).toBe(true);
+
+    await page.goto(`${sesame.baseUrl}/admin`);
+    await page.getByRole('heading', { name: 'Clients' }).waitFor();
+    await page.getByRole('link', { name: 'Register a client' }).click();
+    await page.getByLabel('Name').fill('Grafana');
+    await page
+      .getByRole('textbox', { name: /^Redirect URIs/ })
+      .fill('https://grafana.example.com/login/generic_oauth');
+    await page.getByLabel('Confidential').check();
+    await page.screenshot({ path: '/tmp/sesame-admin-new-client.png', fullPage: true });
+    await page.getByRole('button', { name: 'Register client' }).click();
+
+    await page.getByRole('heading', { name: /Registered/ }).waitFor();
+    const clientId = (await page.locator('#client-id').textContent())!.trim();
+    const secret = (await page.locator('#client-secret').textContent())!.trim();
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    await page.screenshot({ path: '/tmp/sesame-admin-secret.png', fullPage: true });
+
+    // The copy button puts the secret on the clipboard (src/client/admin.ts, no inline script).
+    await page.getByRole('button', { name: 'Copy secret' }).click();
+    await page.getByRole('status').filter({ hasText: 'Copied' }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+
+    expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
+
+    // Shown once: neither the list nor the client's page, nor a reload of them, shows it again.
+    await page.goto(`${sesame.baseUrl}/admin/clients`);
+    expect(await page.getByRole('link', { name: 'Grafana' }).count()).toBe(1);
+    expect(await page.content()).not.toContain(secret);
+    await page.getByRole('link', { name: 'Grafana' }).click();
+    await page.getByRole('heading', { name: 'Grafana' }).waitFor();
+    expect(await page.content()).not.toContain(secret);
+    await page.screenshot({ path: '/tmp/sesame-admin-client.png', fullPage: true });
+
+    await page.goto(`${sesame.baseUrl}/admin/users`);
+    await page.getByRole('rowheader', { name: 'ops@example.com' }).waitFor();
+    await page.screenshot({ path: '/tmp/sesame-admin-users.png', fullPage: true });
+  });
+
+  it('answers a signed-in person who is not an admin with 403 at /admin', async () => {
+    const { page } = await device();
+    await acceptInvite(page, 'staff@example.com', false);
+    const response = await page.goto(`${sesame.baseUrl}/admin`);
+    expect(response!.status()).toBe(403);
+    await page.getByText('This page is for Sesame administrators.').waitFor();
+  });
+});

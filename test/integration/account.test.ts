@@ -1,0 +1,404 @@
+import * as oidc from 'openid-client';
+import { createClient } from '../../src/oidc/clients.js';
+import type { PageResponse } from '../support/browser.js';
+import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { onboard } from '../support/oneTimeLinkFlow.js';
+import { SoftAuthenticator } from '../support/softAuthenticator.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8902/callback';
+const GOOGLE_PASSWORD_MANAGER = 'ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4';
+
+/** The account page and its CSRF token, as the person's browser sees them. */
+async function accountPage(person: Person): Promise<PageResponse> {
+  const page = await person.browser.request('/account');
+  if (page.status !== 200) throw new Error(`account page: ${page.status} ${page.text.slice(0, 200)}`);
+  return page;
+}
+
+/** Confirms with the person's passkey, as the page's script does before adding or deleting one. */
+async function stepUp(person: Person, csrf: string, authenticator = person.authenticator) {
+  const options = await person.browser.postJson('/account/step-up/options', csrf, {});
+  expect(options.status).toBe(200);
+  const assertion = await authenticator.getAssertion(options.json(), person.browser.origin);
+  return person.browser.postJson('/account/step-up/verify', csrf, assertion);
+}
+
+async function credentialIds(sesame: TestApp, userId: string): Promise<string[]> {
+  const rows = await sesame.db
+    .selectFrom('credentials')
+    .select('id')
+    .where('user_id', '=', userId)
+    .orderBy('created_at')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Adds a copy of the user's passkey row under another id: a second passkey without a ceremony. */
+async function copyPasskeyRow(sesame: TestApp, userId: string, id: string) {
+  await sesame.db
+    .insertInto('credentials')
+    .expression((eb) =>
+      eb
+        .selectFrom('credentials')
+        .select([
+          eb.val(id).as('id'),
+          'user_id',
+          'public_key',
+          'counter',
+          'transports',
+          'aaguid',
+          'backup_eligible',
+          'backup_state',
+          'name',
+          'created_at',
+          'last_used_at',
+        ])
+        .where('user_id', '=', userId)
+        .limit(1),
+    )
+    .execute();
+}
+
+describe('the account page', () => {
+  let sesame: TestApp;
+  let rp: TestRp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp({ SIGNUP: 'invite' });
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      {
+        name: 'Photo Album',
+        redirect_uris: [REDIRECT_URI],
+        grant_types: ['authorization_code', 'refresh_token'],
+      },
+      'test',
+    );
+    rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('lists passkeys with their provider name, synced or device-bound, created and last used', async () => {
+    const authenticator = new SoftAuthenticator({ aaguid: GOOGLE_PASSWORD_MANAGER, backupEligible: true });
+    const { person, userId } = await onboard(sesame, 'list@example.com', { authenticator, name: 'Lin' });
+    const page = await accountPage(person);
+    expect(page.text).toContain('list@example.com');
+    expect(page.text).toContain('value="Lin"');
+    expect(page.text).toContain('Google Password Manager');
+    expect(page.text).toContain('Synced');
+    expect(page.text).toContain('Never used to sign in');
+    expect(page.text).toMatch(/<button[^>]*>Add a passkey<\/button>/);
+    expect(page.text).toMatch(/<button[^>]*>Rename<\/button>/);
+    expect(page.text).toMatch(/<button[^>]*>Delete<\/button>/);
+    // The Signal API needs the WebAuthn user handle: base64url of the 16 bytes of the user id.
+    const handle = Buffer.from(userId.replace(/-/g, ''), 'hex').toString('base64url');
+    expect(page.text).toContain(`data-user-handle="${handle}"`);
+
+    const deviceBound = await onboard(sesame, 'device@example.com');
+    const page2 = await accountPage(deviceBound.person);
+    expect(page2.text).toContain('This device only');
+  });
+
+  it('sends a person who is not signed in to sign in, and refuses scripts with 401', async () => {
+    const stranger = new Person(sesame.baseUrl);
+    const page = await stranger.browser.request('/account');
+    expect(page.status).toBe(302);
+    expect(page.location()).toBe(`${sesame.baseUrl}/account/login?return_to=%2Faccount`);
+    const post = await stranger.browser.request('/account/profile', {
+      json: { name: 'x' },
+      headers: { accept: 'application/json' },
+    });
+    expect(post.status).toBe(401);
+  });
+
+  it('redirects / to /account', async () => {
+    const response = await new Person(sesame.baseUrl).browser.request('/');
+    expect(response.status).toBe(302);
+    expect(response.location()).toBe(`${sesame.baseUrl}/account`);
+  });
+
+  it('changes the name, keeping it between 1 and 100 characters', async () => {
+    const { person, userId } = await onboard(sesame, 'name@example.com', { name: 'Old' });
+    const csrf = (await accountPage(person)).csrf();
+    const nameOf = async () =>
+      (await sesame.db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirstOrThrow())
+        .name;
+
+    for (const bad of ['', '   ', 'x'.repeat(101)]) {
+      const response = await person.browser.postJson('/account/profile', csrf, { name: bad });
+      expect(response.status).toBe(400);
+    }
+    expect((await person.browser.postJson('/account/profile', csrf, { name: 42 })).status).toBe(400);
+    expect(await nameOf()).toBe('Old');
+
+    const saved = await person.browser.postJson('/account/profile', csrf, { name: ' New Name ' });
+    expect(saved.status).toBe(200);
+    expect(saved.json()).toEqual({ name: 'New Name', email: 'name@example.com' });
+    expect(await nameOf()).toBe('New Name');
+
+    // Without JavaScript the form posts and comes back to the page.
+    const form = await person.browser.request('/account/profile', {
+      form: { _csrf: csrf, name: 'y'.repeat(100) },
+    });
+    expect(form.status).toBe(303);
+    expect(await nameOf()).toBe('y'.repeat(100));
+  });
+
+  it('refuses changes without the CSRF token or from another origin', async () => {
+    const { person, userId } = await onboard(sesame, 'csrf-account@example.com', { name: 'Same' });
+    const csrf = (await accountPage(person)).csrf();
+    const noToken = await person.browser.request('/account/profile', {
+      json: { name: 'Changed' },
+      headers: { accept: 'application/json' },
+    });
+    expect(noToken.status).toBe(403);
+    const foreign = await person.browser.request('/account/profile', {
+      json: { name: 'Changed' },
+      headers: { accept: 'application/json', 'x-csrf-token': csrf, origin: 'https://evil.example' },
+    });
+    expect(foreign.status).toBe(403);
+    const user = await sesame.db
+      .selectFrom('users')
+      .select('name')
+      .where('id', '=', userId)
+      .executeTakeFirstOrThrow();
+    expect(user.name).toBe('Same');
+  });
+
+  it('renames a passkey, keeping the name between 1 and 64 characters', async () => {
+    const { person, userId } = await onboard(sesame, 'rename@example.com');
+    const csrf = (await accountPage(person)).csrf();
+    const [id] = await credentialIds(sesame, userId);
+    const nameOf = async () =>
+      (
+        await sesame.db
+          .selectFrom('credentials')
+          .select('name')
+          .where('id', '=', id!)
+          .executeTakeFirstOrThrow()
+      ).name;
+    const original = await nameOf();
+
+    for (const bad of ['', ' ', 'x'.repeat(65)]) {
+      const response = await person.browser.postJson(`/account/passkeys/${id}/rename`, csrf, { name: bad });
+      expect(response.status).toBe(400);
+      expect(response.json()).toMatchObject({ error: 'invalid_request' });
+    }
+    expect(await nameOf()).toBe(original);
+
+    const ok = await person.browser.postJson(`/account/passkeys/${id}/rename`, csrf, {
+      name: 'x'.repeat(64),
+    });
+    expect(ok.status).toBe(200);
+    expect(await nameOf()).toBe('x'.repeat(64));
+
+    // Someone else's passkey is not theirs to rename.
+    const other = await onboard(sesame, 'rename-other@example.com');
+    const [otherId] = await credentialIds(sesame, other.userId);
+    const foreign = await person.browser.postJson(`/account/passkeys/${otherId}/rename`, csrf, {
+      name: 'Mine',
+    });
+    expect(foreign.status).toBe(404);
+  });
+
+  it('refuses to add or delete a passkey without a recent passkey confirmation', async () => {
+    const { person, userId } = await onboard(sesame, 'stepup@example.com');
+    const csrf = (await accountPage(person)).csrf();
+    // A second passkey, added straight to the database, so deleting one is not refused as the last.
+    await copyPasskeyRow(sesame, userId, 'second-passkey-id');
+    const before = await credentialIds(sesame, userId);
+
+    const addOptions = await person.browser.postJson('/account/passkeys/options', csrf, {});
+    expect(addOptions.status).toBe(403);
+    expect(addOptions.json()).toMatchObject({ error: 'step_up_required' });
+    const del = await person.browser.postJson(`/account/passkeys/${before[0]}/delete`, csrf, {});
+    expect(del.status).toBe(403);
+    expect(del.json()).toMatchObject({ error: 'step_up_required' });
+    expect(await credentialIds(sesame, userId)).toEqual(before);
+
+    // A confirmation made in another signed-in browser does not count for this one.
+    const elsewhere = person.inNewBrowser();
+    const pending = await beginLogin(rp);
+    await elsewhere.continueToApp(await elsewhere.signIn(await elsewhere.open(pending.url)), REDIRECT_URI);
+    const elsewhereCsrf = (await accountPage(elsewhere)).csrf();
+    expect((await stepUp(elsewhere, elsewhereCsrf)).status).toBe(200);
+    expect((await elsewhere.browser.postJson('/account/passkeys/options', elsewhereCsrf, {})).status).toBe(
+      200,
+    );
+    expect((await person.browser.postJson('/account/passkeys/options', csrf, {})).status).toBe(403);
+
+    // A step-up older than five minutes no longer counts.
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    await sesame.db
+      .updateTable('step_ups')
+      .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
+      .where('user_id', '=', userId)
+      .execute();
+    expect((await person.browser.postJson('/account/passkeys/options', csrf, {})).status).toBe(403);
+    const stale = await elsewhere.browser.postJson('/account/passkeys/options', elsewhereCsrf, {});
+    expect(stale.status).toBe(403);
+  });
+
+  it('with a recent confirmation adds a passkey and deletes one, which then can no longer sign in', async () => {
+    const laptop = new SoftAuthenticator();
+    const { person, userId } = await onboard(sesame, 'keys@example.com', { authenticator: laptop });
+    const [laptopId] = await credentialIds(sesame, userId);
+    const csrf = (await accountPage(person)).csrf();
+
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    const phone = new SoftAuthenticator();
+    const options = await person.browser.postJson('/account/passkeys/options', csrf, {});
+    expect(options.status).toBe(200);
+    // Passkeys the person already has are excluded, so one authenticator is not registered twice.
+    expect(
+      options.json<{ excludeCredentials: { id: string }[] }>().excludeCredentials.map((c) => c.id),
+    ).toEqual([laptopId]);
+    const credential = await phone.createCredential(options.json(), person.browser.origin);
+    const added = await person.browser.postJson('/account/passkeys/verify', csrf, credential);
+    expect(added.status).toBe(200);
+    expect(await credentialIds(sesame, userId)).toEqual([laptopId, credential.id]);
+
+    const deleted = await person.browser.postJson(`/account/passkeys/${laptopId}/delete`, csrf, {});
+    expect(deleted.status).toBe(200);
+    expect(deleted.json()).toEqual({ remaining: [credential.id] });
+    expect(await credentialIds(sesame, userId)).toEqual([credential.id]);
+
+    // The deleted passkey no longer signs in; the new one does, as the same account.
+    const pending = await beginLogin(rp);
+    const withLaptop = new Person(sesame.baseUrl, laptop);
+    const loginPage = await withLaptop.open(pending.url);
+    const uid = /\/interaction\/([^/?#]+)/.exec(loginPage.url)![1];
+    const loginCsrf = loginPage.csrf();
+    const loginOptions = await withLaptop.browser.postJson(
+      `/interaction/${uid}/login/options`,
+      loginCsrf,
+      {},
+    );
+    const assertion = await laptop.getAssertion(loginOptions.json(), withLaptop.browser.origin);
+    const verify = await withLaptop.browser.postJson(
+      `/interaction/${uid}/login/verify`,
+      loginCsrf,
+      assertion,
+    );
+    expect(verify.status).toBe(401);
+    expect(verify.json()).toMatchObject({ error: 'unknown_credential' });
+
+    const withPhone = new Person(sesame.baseUrl, phone);
+    const pending2 = await beginLogin(rp);
+    const callback = await withPhone.continueToApp(
+      await withPhone.signIn(await withPhone.open(pending2.url)),
+      REDIRECT_URI,
+    );
+    expect((await finishLogin(rp, pending2, callback)).claims()!.sub).toBe(userId);
+  });
+
+  it('refuses to delete the last passkey, even with a recent confirmation', async () => {
+    const { person, userId } = await onboard(sesame, 'last@example.com');
+    const [id] = await credentialIds(sesame, userId);
+    const csrf = (await accountPage(person)).csrf();
+    const refused = await person.browser.postJson(`/account/passkeys/${id}/delete`, csrf, {});
+    expect(refused.status).toBe(409);
+    expect(refused.json()).toMatchObject({ reason: 'last_passkey' });
+    expect(refused.json<{ error_description: string }>().error_description).toContain('only passkey');
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    expect((await person.browser.postJson(`/account/passkeys/${id}/delete`, csrf, {})).status).toBe(409);
+    expect(await credentialIds(sesame, userId)).toEqual([id]);
+  });
+
+  it('lets only one of two simultaneous deletes of the last two passkeys through', async () => {
+    const { person, userId } = await onboard(sesame, 'race-delete@example.com');
+    await copyPasskeyRow(sesame, userId, 'race-second-id');
+    const ids = await credentialIds(sesame, userId);
+    const csrf = (await accountPage(person)).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    const results = await Promise.all(
+      ids.map((id) => person.browser.postJson(`/account/passkeys/${id}/delete`, csrf, {})),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect(await credentialIds(sesame, userId)).toHaveLength(1);
+  });
+
+  it("refuses a step-up answered with another account's passkey", async () => {
+    const { person, userId } = await onboard(sesame, 'mine@example.com');
+    const other = await onboard(sesame, 'theirs@example.com');
+    const csrf = (await accountPage(person)).csrf();
+    const options = await person.browser.postJson('/account/step-up/options', csrf, {});
+    // The other person's authenticator answers with its own passkey, whatever the allow list says.
+    const [otherId] = await credentialIds(sesame, other.userId);
+    const assertion = await other.person.authenticator.getAssertion(
+      { ...options.json(), allowCredentials: [] },
+      person.browser.origin,
+      { credentialId: otherId },
+    );
+    const verify = await person.browser.postJson('/account/step-up/verify', csrf, assertion);
+    expect(verify.status).toBe(401);
+    const steps = await sesame.db.selectFrom('step_ups').selectAll().where('user_id', '=', userId).execute();
+    expect(steps).toHaveLength(0);
+  });
+
+  it('lists connected apps and revoking one makes its refresh token fail', async () => {
+    const { person, userId } = await onboard(sesame, 'apps@example.com');
+    const pending = await beginLogin(rp, 'openid email offline_access', { prompt: 'consent' });
+    const callback = await person.continueToApp(pending.url, REDIRECT_URI);
+    const tokens = await finishLogin(rp, pending, callback);
+    expect(tokens.claims()!.sub).toBe(userId);
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+
+    const page = await accountPage(person);
+    expect(page.text).toContain('Photo Album');
+    expect(page.text).not.toContain('Sesame account');
+    const clientId = rp.config.clientMetadata().client_id;
+    const revoked = await person.browser.postJson(`/account/apps/${clientId}/revoke`, page.csrf(), {});
+    expect(revoked.status).toBe(200);
+
+    await expect(oidc.refreshTokenGrant(rp.config, tokens.refresh_token!)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    expect((await accountPage(person)).text).not.toContain('Photo Album');
+    const again = await person.browser.postJson(`/account/apps/${clientId}/revoke`, page.csrf(), {});
+    expect(again.status).toBe(404);
+  });
+
+  it('signs out everywhere: every browser of the account is signed out', async () => {
+    const { person, userId } = await onboard(sesame, 'everywhere@example.com');
+    const elsewhere = person.inNewBrowser();
+    const pending = await beginLogin(rp);
+    await elsewhere.continueToApp(await elsewhere.signIn(await elsewhere.open(pending.url)), REDIRECT_URI);
+    expect((await elsewhere.browser.request('/account')).status).toBe(200);
+    const bystander = await onboard(sesame, 'bystander@example.com');
+
+    const csrf = (await accountPage(person)).csrf();
+    const done = await person.browser.request('/account/sign-out-everywhere', { form: { _csrf: csrf } });
+    expect(done.status).toBe(303);
+    expect(done.location()).toBe(`${sesame.baseUrl}/`);
+    expect((await person.browser.request('/account')).status).toBe(302);
+    expect((await elsewhere.browser.request('/account')).status).toBe(302);
+    expect((await bystander.person.browser.request('/account')).status).toBe(200);
+    const sessions = await sesame.db
+      .selectFrom('oidc_models')
+      .select('id')
+      .where('model', '=', 'Session')
+      .where((eb) => eb(eb.ref('payload', '->>').key('accountId' as never), '=', userId))
+      .execute();
+    expect(sessions).toHaveLength(0);
+  });
+
+  it('with SIGNUP=invite offers no sign-up: no link on the login page and 404 on its endpoints', async () => {
+    const pending = await beginLogin(rp);
+    const person = new Person(sesame.baseUrl);
+    const loginPage = await person.open(pending.url);
+    expect(loginPage.text).toContain('Sign in with a passkey');
+    expect(loginPage.text).not.toContain('Create an account');
+    const uid = /\/interaction\/([^/?#]+)/.exec(loginPage.url)![1];
+    expect((await person.browser.request(`/interaction/${uid}/signup`)).status).toBe(404);
+    const options = await person.browser.postJson(`/interaction/${uid}/signup/options`, loginPage.csrf(), {
+      email: 'walk-in@example.com',
+    });
+    expect(options.status).toBe(404);
+    expect(
+      await sesame.db.selectFrom('users').select('id').where('email', '=', 'walk-in@example.com').execute(),
+    ).toHaveLength(0);
+  });
+});

@@ -1,0 +1,244 @@
+import { randomBytes } from 'node:crypto';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { configFrom } from '../../src/config.js';
+import { sha256Hex } from '../../src/crypto.js';
+import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { RowCache } from '../../src/db/rowCache.js';
+import { createAdapter } from '../../src/oidc/adapter.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
+
+const id = () => randomBytes(12).toString('base64url');
+const HOUR = 3600;
+
+describe('the oidc-provider storage adapter over the oidc_models table', () => {
+  let testDb: TestDatabase;
+  let database: DatabaseHandle;
+  let adapterFor: (model: string) => Adapter;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = await openDatabase(configFrom(testDb.env), { poolSize: 4 });
+    // A cache that never goes live: every client lookup here reads the table.
+    const PostgresAdapter = createAdapter(database.db, { clients: new RowCache(10) });
+    adapterFor = (model) => new PostgresAdapter(model);
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  /** Moves a row's expiry into the past, as if its lifetime had run out. */
+  async function expire(model: string, rowId: string) {
+    await database.db
+      .updateTable('oidc_models')
+      .set({ expires_at: new Date(Date.now() - HOUR * 1000) })
+      .where('model', '=', model)
+      .where('id', '=', rowId)
+      .execute();
+  }
+
+  const countRows = async () =>
+    Number(
+      (
+        await database.db
+          .selectFrom('oidc_models')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+  it('finds what it stored, payload unchanged, and keeps models apart', async () => {
+    const tokenId = id();
+    const payload: AdapterPayload = {
+      jti: tokenId,
+      kind: 'AccessToken',
+      accountId: 'a1',
+      clientId: 'c1',
+      scope: 'openid email',
+      iat: 1_700_000_000,
+      exp: 1_700_003_600,
+      extra: { nested: [1, 'two', { three: true }] },
+    };
+    await adapterFor('AccessToken').upsert(tokenId, payload, HOUR);
+
+    expect(await adapterFor('AccessToken').find(tokenId)).toEqual(payload);
+    expect(await adapterFor('RefreshToken').find(tokenId)).toBeUndefined();
+    expect(await adapterFor('AccessToken').find(id())).toBeUndefined();
+  });
+
+  it('replaces the payload and its lookup columns when the same id is stored again', async () => {
+    const sessionId = id();
+    const session = adapterFor('Session');
+    await session.upsert(sessionId, { uid: 'uid-before', accountId: 'a1' }, HOUR);
+    await session.upsert(sessionId, { uid: 'uid-after', accountId: 'a2' }, HOUR);
+
+    expect(await session.find(sessionId)).toEqual({ uid: 'uid-after', accountId: 'a2' });
+    expect(await session.findByUid!('uid-before')).toBeUndefined();
+    expect(await session.findByUid!('uid-after')).toEqual({ uid: 'uid-after', accountId: 'a2' });
+  });
+
+  it('finds a session by its uid', async () => {
+    const uid = id();
+    await adapterFor('Session').upsert(id(), { uid, accountId: 'a3' }, HOUR);
+    expect(await adapterFor('Session').findByUid!(uid)).toEqual({ uid, accountId: 'a3' });
+    expect(await adapterFor('Session').findByUid!(id())).toBeUndefined();
+  });
+
+  it('finds a device code by its user code', async () => {
+    const userCode = 'WDJB-MJHT';
+    await adapterFor('DeviceCode').upsert(id(), { userCode, clientId: 'c1' }, HOUR);
+    expect(await adapterFor('DeviceCode').findByUserCode!(userCode)).toEqual({ userCode, clientId: 'c1' });
+    expect(await adapterFor('DeviceCode').findByUserCode!('XXXX-XXXX')).toBeUndefined();
+  });
+
+  it('marks a consumed code, and find then reports when it was consumed', async () => {
+    const codeId = id();
+    const codes = adapterFor('AuthorizationCode');
+    await codes.upsert(codeId, { grantId: 'g-consume', clientId: 'c1' }, 60);
+    expect((await codes.find(codeId))?.consumed).toBeUndefined();
+
+    const before = Math.floor(Date.now() / 1000);
+    await codes.consume(codeId);
+    const found = await codes.find(codeId);
+    expect(found).toMatchObject({ grantId: 'g-consume', clientId: 'c1' });
+    expect(found?.consumed).toEqual(expect.any(Number));
+    expect(found!.consumed as number).toBeGreaterThanOrEqual(before - 5);
+    expect(found!.consumed as number).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 5);
+  });
+
+  it('destroys one instance and leaves the others', async () => {
+    const [gone, kept] = [id(), id()];
+    const interactions = adapterFor('Interaction');
+    await interactions.upsert(gone, { uid: gone }, HOUR);
+    await interactions.upsert(kept, { uid: kept }, HOUR);
+
+    await interactions.destroy(gone);
+
+    expect(await interactions.find(gone)).toBeUndefined();
+    expect(await interactions.find(kept)).toEqual({ uid: kept });
+  });
+
+  it('revokes by grant id every token and code of that grant, whatever the model, and nothing else', async () => {
+    const grantId = id();
+    const otherGrant = id();
+    const ofGrant = [
+      ['AccessToken', id()],
+      ['RefreshToken', id()],
+      ['AuthorizationCode', id()],
+    ] as const;
+    for (const [model, rowId] of ofGrant) await adapterFor(model).upsert(rowId, { grantId }, HOUR);
+    const otherToken = id();
+    await adapterFor('AccessToken').upsert(otherToken, { grantId: otherGrant }, HOUR);
+    const session = id();
+    await adapterFor('Session').upsert(session, { uid: id() }, HOUR);
+
+    await adapterFor('RefreshToken').revokeByGrantId(grantId);
+
+    for (const [model, rowId] of ofGrant) expect(await adapterFor(model).find(rowId)).toBeUndefined();
+    expect(await adapterFor('AccessToken').find(otherToken)).toEqual({ grantId: otherGrant });
+    expect(await adapterFor('Session').find(session)).toBeDefined();
+  });
+
+  it('does not return an instance whose lifetime has run out, by id, uid or user code', async () => {
+    const rowId = id();
+    const uid = id();
+    const userCode = 'EXPD-CODE';
+    await adapterFor('DeviceCode').upsert(rowId, { uid, userCode }, HOUR);
+    expect(await adapterFor('DeviceCode').find(rowId)).toBeDefined();
+
+    await expire('DeviceCode', rowId);
+
+    expect(await adapterFor('DeviceCode').find(rowId)).toBeUndefined();
+    expect(await adapterFor('DeviceCode').findByUid!(uid)).toBeUndefined();
+    expect(await adapterFor('DeviceCode').findByUserCode!(userCode)).toBeUndefined();
+  });
+
+  it('keeps an instance stored without a lifetime until it is destroyed', async () => {
+    const rowId = id();
+    await adapterFor('Grant').upsert(rowId, { accountId: 'a1' }, undefined as unknown as number);
+    const row = await database.db
+      .selectFrom('oidc_models')
+      .select('expires_at')
+      .where('model', '=', 'Grant')
+      .where('id', '=', rowId)
+      .executeTakeFirstOrThrow();
+    expect(row.expires_at).toBeNull();
+    expect(await adapterFor('Grant').find(rowId)).toEqual({ accountId: 'a1' });
+  });
+
+  it('sweeps only expired rows, in batches, and two sweeps at once delete each row once', async () => {
+    // Start from a clean table so the counts below are this test's own.
+    await database.db.deleteFrom('oidc_models').execute();
+    const expired = Array.from({ length: 25 }, id);
+    const live = Array.from({ length: 4 }, id);
+    for (const rowId of [...expired, ...live]) await adapterFor('AccessToken').upsert(rowId, {}, HOUR);
+    await adapterFor('Grant').upsert('forever', {}, undefined as unknown as number);
+    for (const rowId of expired) await expire('AccessToken', rowId);
+
+    // A batch of 4 makes each sweep loop several times while the other one runs.
+    const [first, second] = await Promise.all([
+      oidcModelsQueries.deleteExpired(database.db, 4),
+      oidcModelsQueries.deleteExpired(database.db, 4),
+    ]);
+
+    expect(first + second).toBe(expired.length);
+    expect(await countRows()).toBe(live.length + 1);
+    for (const rowId of live) expect(await adapterFor('AccessToken').find(rowId)).toBeDefined();
+    expect(await adapterFor('Grant').find('forever')).toBeDefined();
+    expect(await oidcModelsQueries.deleteExpired(database.db)).toBe(0);
+  });
+
+  describe('the Client model', () => {
+    it('reads clients from the clients table, with the secret as its SHA-256 only', async () => {
+      const { client, client_secret } = await createClient(
+        database.db,
+        {
+          name: 'Inventory',
+          redirect_uris: ['https://inventory.example/cb'],
+          post_logout_redirect_uris: ['https://inventory.example/bye'],
+        },
+        'test',
+      );
+
+      const metadata = await adapterFor('Client').find(client.client_id);
+
+      expect(metadata).toMatchObject({
+        client_id: client.client_id,
+        client_name: 'Inventory',
+        redirect_uris: ['https://inventory.example/cb'],
+        post_logout_redirect_uris: ['https://inventory.example/bye'],
+        grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        client_secret: sha256Hex(client_secret!),
+        first_party: false,
+      });
+      expect(JSON.stringify(metadata)).not.toContain(client_secret);
+    });
+
+    it('gives a public client no secret and the "none" authentication method', async () => {
+      const { client } = await createClient(
+        database.db,
+        { name: 'SPA', redirect_uris: ['https://spa.example/cb'], public: true },
+        'test',
+      );
+      const metadata = await adapterFor('Client').find(client.client_id);
+      expect(metadata).toMatchObject({ token_endpoint_auth_method: 'none' });
+      expect(metadata).not.toHaveProperty('client_secret');
+    });
+
+    it('does not find a client that is not in the table', async () => {
+      expect(await adapterFor('Client').find('no-such-client')).toBeUndefined();
+    });
+
+    it('refuses to store clients through the adapter: admins manage them', async () => {
+      await expect(adapterFor('Client').upsert('c-new', { client_id: 'c-new' }, HOUR)).rejects.toThrow(
+        /clients table/,
+      );
+      expect(await adapterFor('Client').find('c-new')).toBeUndefined();
+    });
+  });
+});

@@ -1,0 +1,303 @@
+import { createApiKey, revokeApiKey } from '../../src/admin/apiKeys.js';
+import { sha256Hex } from '../../src/crypto.js';
+import { auditQueries } from '../../src/db/queries/audit.js';
+import { clientsQueries } from '../../src/db/queries/clients.js';
+import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const APP_URI = 'https://notes.example.com/callback';
+
+describe('the admin REST API', () => {
+  let sesame: TestApp;
+  let key: string;
+  let keyId: string;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    const created = await createApiKey(sesame.db, 'tests', 'test');
+    key = created.key;
+    keyId = created.apiKey.id;
+  });
+
+  afterAll(() => sesame.stop());
+
+  /** Calls the API; `auth` is the bearer key (null: no Authorization header at all). */
+  async function api(
+    method: string,
+    path: string,
+    options: { auth?: string | null; json?: unknown; body?: string; headers?: Record<string, string> } = {},
+  ) {
+    const headers: Record<string, string> = { ...options.headers };
+    const auth = options.auth === undefined ? key : options.auth;
+    if (auth !== null) headers.authorization = `Bearer ${auth}`;
+    let body = options.body;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers['content-type'] = 'application/json';
+    }
+    const response = await fetch(`${sesame.baseUrl}/api/admin${path}`, { method, headers, body });
+    const text = await response.text();
+    return {
+      status: response.status,
+      headers: response.headers,
+      text,
+      // biome-ignore lint/suspicious/noExplicitAny: test responses are checked field by field.
+      json: (): any => JSON.parse(text),
+    };
+  }
+
+  const clientCount = async () => (await clientsQueries.list(sesame.db)).length;
+
+  it('refuses a request without an Authorization header with 401, a JSON error and WWW-Authenticate: Bearer', async () => {
+    const response = await api('GET', '/clients', { auth: null });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
+    expect(response.json()).toMatchObject({ error: 'unauthorized', error_description: expect.any(String) });
+  });
+
+  it('refuses an unauthenticated write with 401 before reading its body, malformed or huge', async () => {
+    const before = await clientCount();
+    const malformed = await api('POST', '/clients', {
+      auth: null,
+      body: '{"name":',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(malformed.status).toBe(401);
+    const huge = await api('POST', '/clients', {
+      auth: null,
+      body: JSON.stringify({ name: 'x'.repeat(200_000) }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(huge.status).toBe(401);
+    expect(await clientCount()).toBe(before);
+  });
+
+  it('refuses an unknown key, a malformed header and a revoked key with 401 invalid_token', async () => {
+    const unknown = await api('GET', '/clients', { auth: `ssk_${'A'.repeat(43)}` });
+    expect(unknown.status).toBe(401);
+    expect(unknown.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(unknown.json().error).toBe('invalid_token');
+
+    const basic = await api('GET', '/clients', { auth: null, headers: { authorization: `Basic ${key}` } });
+    expect(basic.status).toBe(401);
+
+    const doomed = await createApiKey(sesame.db, 'doomed', 'test');
+    expect((await api('GET', '/clients', { auth: doomed.key })).status).toBe(200);
+    await revokeApiKey(sesame.db, doomed.apiKey.id, 'test');
+    const revoked = await api('GET', '/clients', { auth: doomed.key });
+    expect(revoked.status).toBe(401);
+    expect(revoked.json().error).toBe('invalid_token');
+  });
+
+  it('creates, lists, reads, updates, rotates and deletes a client, auditing each change as the key', async () => {
+    const created = await api('POST', '/clients', {
+      json: {
+        name: 'Notes',
+        redirect_uris: [APP_URI],
+        post_logout_redirect_uris: ['https://notes.example.com/'],
+      },
+    });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('cache-control')).toBe('no-store');
+    const { client_id, client_secret } = created.json();
+    expect(created.json()).toMatchObject({ name: 'Notes', public: false, redirect_uris: [APP_URI] });
+    expect(client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // Only the hash is stored.
+    expect((await clientsQueries.find(sesame.db, client_id))!.secret_hash).toBe(sha256Hex(client_secret));
+
+    const list = await api('GET', '/clients');
+    expect(list.status).toBe(200);
+    expect(list.json().map((c: { client_id: string }) => c.client_id)).toContain(client_id);
+    expect(list.text).not.toContain(client_secret);
+    expect(list.text).not.toContain('secret');
+
+    const read = await api('GET', `/clients/${client_id}`);
+    expect(read.json()).toMatchObject({ client_id, name: 'Notes' });
+
+    const updated = await api('PATCH', `/clients/${client_id}`, {
+      json: { name: 'Notes 2', redirect_uris: ['https://notes.example.com/cb2'] },
+    });
+    expect(updated.status).toBe(200);
+    expect(updated.json()).toMatchObject({
+      name: 'Notes 2',
+      redirect_uris: ['https://notes.example.com/cb2'],
+    });
+
+    const rotated = await api('POST', `/clients/${client_id}/rotate-secret`);
+    expect(rotated.status).toBe(200);
+    expect(rotated.json().client_secret).not.toBe(client_secret);
+    expect((await clientsQueries.find(sesame.db, client_id))!.secret_hash).toBe(
+      sha256Hex(rotated.json().client_secret),
+    );
+
+    const deleted = await api('DELETE', `/clients/${client_id}`);
+    expect(deleted.status).toBe(204);
+    expect(await clientsQueries.find(sesame.db, client_id)).toBeUndefined();
+    expect((await api('GET', `/clients/${client_id}`)).status).toBe(404);
+    expect((await api('DELETE', `/clients/${client_id}`)).status).toBe(404);
+
+    const actions = (await auditQueries.recent(sesame.db, 50))
+      .filter((e) => e.target === client_id)
+      .map((e) => [e.actor, e.action]);
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        [`api-key:${keyId}`, 'client.create'],
+        [`api-key:${keyId}`, 'client.update'],
+        [`api-key:${keyId}`, 'client.rotate_secret'],
+        [`api-key:${keyId}`, 'client.delete'],
+      ]),
+    );
+  });
+
+  it('refuses invalid redirect URIs with 400 naming the field, and stores nothing', async () => {
+    const before = await clientCount();
+    for (const uri of ['http://evil.example.com/cb', 'javascript:alert(1)', 'https://a.example.com/cb#x']) {
+      const response = await api('POST', '/clients', { json: { name: 'Bad', redirect_uris: [uri] } });
+      expect(response.status).toBe(400);
+      expect(response.json()).toMatchObject({
+        error: 'invalid_request',
+        error_description: expect.stringContaining('redirect_uris'),
+        fields: { redirect_uris: expect.any(String) },
+      });
+    }
+    const wrongType = await api('POST', '/clients', {
+      json: { name: 'Bad', redirect_uris: 'https://x.example' },
+    });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.json().fields).toHaveProperty('redirect_uris');
+    const unknownField = await api('POST', '/clients', {
+      json: { name: 'Bad', redirect_uris: [APP_URI], client_secret: 'mine' },
+    });
+    expect(unknownField.status).toBe(400);
+    expect(await clientCount()).toBe(before);
+
+    const { client_id } = (
+      await api('POST', '/clients', { json: { name: 'Ok', redirect_uris: [APP_URI] } })
+    ).json();
+    const patch = await api('PATCH', `/clients/${client_id}`, {
+      json: { redirect_uris: ['ftp://x.example/'] },
+    });
+    expect(patch.status).toBe(400);
+    expect(patch.json().fields).toHaveProperty('redirect_uris');
+    expect((await api('GET', `/clients/${client_id}`)).json().redirect_uris).toEqual([APP_URI]);
+  });
+
+  it('answers malformed JSON with 400, an oversized body with 413 and a form body with 415, changing nothing', async () => {
+    const before = await clientCount();
+    const malformed = await api('POST', '/clients', {
+      body: '{"name": "x", ',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.json().error).toBe('invalid_request');
+
+    const scalar = await api('POST', '/clients', {
+      body: '"just a string"',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(scalar.status).toBe(400);
+
+    const oversized = await api('POST', '/clients', {
+      json: { name: 'Big', redirect_uris: [APP_URI], padding: 'x'.repeat(200_000) },
+    });
+    expect(oversized.status).toBe(413);
+    expect(oversized.json().error).toBe('payload_too_large');
+
+    const form = await api('POST', '/clients', {
+      body: 'name=Form&redirect_uris=https://a.example.com/cb',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(form.status).toBe(415);
+    expect(await clientCount()).toBe(before);
+  });
+
+  it('answers an unknown endpoint under /api/admin with a JSON 404', async () => {
+    const response = await api('GET', '/nothing-here');
+    expect(response.status).toBe(404);
+    expect(response.json().error).toBe('not_found');
+  });
+
+  it('lists, disables, enables and deletes users, and disabling revokes their sessions and tokens', async () => {
+    const user = await usersQueries.insert(sesame.db, { email: 'bob@example.com', name: 'Bob' });
+    await oidcModelsQueries.upsert(sesame.db, 'Session', 'sess-bob', { accountId: user.id }, 3600);
+    await oidcModelsQueries.upsert(
+      sesame.db,
+      'Grant',
+      'grant-bob',
+      { accountId: user.id, clientId: 'c' },
+      3600,
+    );
+    await oidcModelsQueries.upsert(
+      sesame.db,
+      'AccessToken',
+      'at-bob',
+      { grantId: 'grant-bob', clientId: 'c' },
+      3600,
+    );
+    await oidcModelsQueries.upsert(sesame.db, 'ClientCredentials', 'cc-other', { clientId: 'c' }, 3600);
+
+    const list = await api('GET', '/users');
+    expect(list.json()).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: user.id, email: 'bob@example.com', disabled: false }),
+      ]),
+    );
+
+    const disabled = await api('POST', `/users/${user.id}/disable`);
+    expect(disabled.status).toBe(200);
+    expect(disabled.json()).toMatchObject({ id: user.id, disabled: true });
+    expect((await usersQueries.findById(sesame.db, user.id))!.disabled_at).not.toBeNull();
+    for (const [model, id] of [
+      ['Session', 'sess-bob'],
+      ['Grant', 'grant-bob'],
+      ['AccessToken', 'at-bob'],
+    ] as const) {
+      expect(await oidcModelsQueries.find(sesame.db, model, id)).toBeUndefined();
+    }
+    // Tokens that belong to nobody (client credentials) are untouched.
+    expect(await oidcModelsQueries.find(sesame.db, 'ClientCredentials', 'cc-other')).toBeDefined();
+
+    const enabled = await api('POST', `/users/${user.id}/enable`);
+    expect(enabled.json()).toMatchObject({ disabled: false });
+
+    expect((await api('POST', '/users/00000000-0000-0000-0000-000000000000/disable')).status).toBe(404);
+    expect((await api('POST', '/users/not-a-uuid/disable')).status).toBe(404);
+
+    expect((await api('DELETE', `/users/${user.id}`)).status).toBe(204);
+    expect(await usersQueries.findById(sesame.db, user.id)).toBeUndefined();
+    const actions = (await auditQueries.recent(sesame.db, 50))
+      .filter((e) => e.target === user.id)
+      .map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(['user.disable', 'user.enable', 'user.delete']));
+  });
+
+  it('invites someone with a one-time link, and refuses a bad email with 400', async () => {
+    const invited = await api('POST', '/users/invite', { json: { email: 'carol@example.com', admin: true } });
+    expect(invited.status).toBe(201);
+    const { url, expires_at } = invited.json();
+    expect(url.startsWith(`${sesame.baseUrl}/`)).toBe(true);
+    expect(new Date(expires_at).getTime()).toBeGreaterThan(Date.now());
+
+    const bad = await api('POST', '/users/invite', { json: { email: 'not-an-email' } });
+    expect(bad.status).toBe(400);
+    expect(bad.json().fields).toHaveProperty('email');
+  });
+
+  it('registers a public client whose sign-in completes with code + PKCE and no secret', async () => {
+    const redirectUri = 'http://127.0.0.1:8931/callback';
+    const created = await api('POST', '/clients', {
+      json: { name: 'Single-page app', redirect_uris: [redirectUri], public: true },
+    });
+    expect(created.status).toBe(201);
+    expect(created.json().client_secret).toBeUndefined();
+    const rp = await discoverRp(sesame.baseUrl, { client_id: created.json().client_id }, redirectUri);
+
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp);
+    const next = await person.signUp(await person.open(pending.url), 'dora@example.com');
+    const tokens = await finishLogin(rp, pending, await person.continueToApp(next, redirectUri));
+    expect(tokens.claims()).toMatchObject({ email: 'dora@example.com', aud: created.json().client_id });
+  });
+});

@@ -1,0 +1,262 @@
+import { createApp } from '../../src/app.js';
+import { configFrom } from '../../src/config.js';
+import { type Db, openDatabase } from '../../src/db/connect.js';
+import { credentialsQueries } from '../../src/db/queries/credentials.js';
+import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { createLogger } from '../../src/logger.js';
+import { linesOf, type ProcessResult, runCli } from '../support/sesameProcess.js';
+import { freePort } from '../support/testApp.js';
+import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
+
+const APP_URI = 'https://crm.example.com/callback';
+
+/**
+ * The `sesame` command as an operator runs it: a separate process on the server's database.
+ * On the embedded database the command and the server cannot hold the data directory at
+ * once, so each server here starts after the commands before it have finished.
+ */
+describe('the sesame command manages clients, API keys and users', () => {
+  let database: TestDatabase;
+  let port: number;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    port = await freePort();
+  });
+
+  afterAll(() => database.drop());
+
+  const env = () => ({ ...database.env, ISSUER: `http://localhost:${port}`, LOG_LEVEL: 'warn' });
+  const sesame = (...args: string[]) => runCli(args, env());
+
+  /** Runs a command that must succeed with --json and returns its one JSON value. */
+  // biome-ignore lint/suspicious/noExplicitAny: CLI output is checked field by field.
+  async function json(...args: string[]): Promise<any> {
+    const result = await sesame(...args, '--json');
+    if (result.code !== 0)
+      throw new Error(`sesame ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+    expect(result.stderr).toBe('');
+    return JSON.parse(result.stdout);
+  }
+
+  /** A failed command: non-zero exit, nothing on stdout, one line `sesame: ...` on stderr. */
+  function expectOneLineError(result: ProcessResult, pattern: RegExp) {
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    expect(linesOf(result.stderr)).toHaveLength(1);
+    expect(result.stderr).toMatch(/^sesame: /);
+    expect(result.stderr).toMatch(pattern);
+  }
+
+  /** Opens the database in this process for setup and checks, and closes it before the next command. */
+  async function withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    const handle = await openDatabase(configFrom(env()), { poolSize: 1 });
+    try {
+      return await work(handle.db);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Runs a server on the database, does `work` against its URL, then stops it and closes the database. */
+  async function withServer(work: (baseUrl: string) => Promise<void>) {
+    const config = configFrom({ ...env(), PORT: String(port), LOG_LEVEL: 'silent' });
+    const handle = await openDatabase(config, { poolSize: 2 });
+    const app = await createApp({
+      config,
+      db: handle.db,
+      log: createLogger(config.logLevel),
+      listen: handle.listen,
+    });
+    try {
+      await app.start(port, '127.0.0.1');
+      await work(config.issuer);
+    } finally {
+      await app.stop();
+      await handle.close();
+    }
+  }
+
+  const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+
+  async function clientCredentials(baseUrl: string, id: string, secret: string) {
+    const response = await fetch(`${baseUrl}/token`, {
+      method: 'POST',
+      headers: { authorization: basic(id, secret), 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  async function introspect(baseUrl: string, as: { id: string; secret: string }, token: string) {
+    const response = await fetch(`${baseUrl}/token/introspection`, {
+      method: 'POST',
+      headers: {
+        authorization: basic(as.id, as.secret),
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ token }).toString(),
+    });
+    expect(response.status).toBe(200);
+    return (await response.json()) as { active: boolean };
+  }
+
+  it('creates, lists, updates, rotates and deletes a client; the old secret and then the client stop working', async () => {
+    const created = await json('clients', 'create', '--name', 'CRM', '--redirect-uri', APP_URI);
+    expect(created).toEqual({ client_id: expect.any(String), client_secret: expect.any(String) });
+    const { client_id: clientId, client_secret: firstSecret } = created;
+    // A resource server that introspects the app's tokens.
+    const rs = await json('clients', 'create', '--name', 'API', '--grant-type', 'client_credentials');
+    const resourceServer = { id: rs.client_id as string, secret: rs.client_secret as string };
+
+    const listed = await sesame('clients', 'list', '--json');
+    const clients = JSON.parse(listed.stdout);
+    expect(clients.map((c: { client_id: string }) => c.client_id)).toEqual(
+      expect.arrayContaining([clientId, resourceServer.id]),
+    );
+    expect(listed.stdout).not.toContain(firstSecret);
+    expect(listed.stdout).not.toContain('secret');
+    const table = await sesame('clients', 'list');
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/CLIENT ID\s+NAME/);
+    expect(table.stdout).toContain('CRM');
+
+    const updated = await json(
+      'clients',
+      'update',
+      clientId,
+      '--redirect-uri',
+      'https://crm.example.com/cb2',
+    );
+    expect(updated.redirect_uris).toEqual(['https://crm.example.com/cb2']);
+    expectOneLineError(
+      await sesame('clients', 'update', clientId, '--redirect-uri', 'javascript:alert(1)'),
+      /redirect_uris/,
+    );
+    expect((await json('clients', 'show', clientId)).redirect_uris).toEqual(['https://crm.example.com/cb2']);
+
+    const rotated = await json('clients', 'rotate-secret', clientId);
+    expect(rotated.client_id).toBe(clientId);
+    expect(rotated.client_secret).not.toBe(firstSecret);
+
+    let earlierToken = '';
+    await withServer(async (baseUrl) => {
+      const withOld = await clientCredentials(baseUrl, clientId, firstSecret);
+      expect(withOld.status).toBe(401);
+      expect(withOld.body.error).toBe('invalid_client');
+      const withNew = await clientCredentials(baseUrl, clientId, rotated.client_secret);
+      expect(withNew.status).toBe(200);
+      earlierToken = String(withNew.body.access_token);
+      expect((await introspect(baseUrl, resourceServer, earlierToken)).active).toBe(true);
+    });
+
+    expect(await json('clients', 'delete', clientId)).toEqual({ client_id: clientId, deleted: true });
+    expectOneLineError(await sesame('clients', 'show', clientId), /no client/);
+
+    await withServer(async (baseUrl) => {
+      const afterDelete = await clientCredentials(baseUrl, clientId, rotated.client_secret);
+      expect(afterDelete.status).toBe(401);
+      expect(afterDelete.body.error).toBe('invalid_client');
+      expect((await introspect(baseUrl, resourceServer, earlierToken)).active).toBe(false);
+    });
+  }, 240_000);
+
+  it('creates an API key shown once, lists it without the key, and revokes it', async () => {
+    const created = await json('api-keys', 'create', '--name', 'terraform');
+    expect(created).toEqual({
+      id: expect.any(String),
+      key: expect.stringMatching(/^ssk_[A-Za-z0-9_-]{43}$/),
+    });
+
+    const listed = await sesame('api-keys', 'list', '--json');
+    expect(listed.stdout).not.toContain(created.key);
+    expect(JSON.parse(listed.stdout)).toEqual([
+      expect.objectContaining({ id: created.id, name: 'terraform', revoked_at: null }),
+    ]);
+
+    await withServer(async (baseUrl) => {
+      const ok = await fetch(`${baseUrl}/api/admin/clients`, {
+        headers: { authorization: `Bearer ${created.key}` },
+      });
+      expect(ok.status).toBe(200);
+    });
+
+    const revoked = await json('api-keys', 'revoke', created.id);
+    expect(revoked).toMatchObject({ id: created.id, revoked_at: expect.any(String) });
+    const table = await sesame('api-keys', 'list');
+    expect(table.stdout).toMatch(/terraform\s.*revoked/);
+    expectOneLineError(await sesame('api-keys', 'revoke', 'no-such-key'), /no API key/);
+    expectOneLineError(await sesame('api-keys', 'create', '--name', '   '), /name/);
+
+    await withServer(async (baseUrl) => {
+      const refused = await fetch(`${baseUrl}/api/admin/clients`, {
+        headers: { authorization: `Bearer ${created.key}` },
+      });
+      expect(refused.status).toBe(401);
+    });
+  }, 240_000);
+
+  it('invites, lists, disables, enables and deletes users, and explains mistakes in one line', async () => {
+    const invite = await json('users', 'invite', '--email', 'eve@example.com', '--admin');
+    expect(invite.url.startsWith(`http://localhost:${port}/`)).toBe(true);
+    expectOneLineError(await sesame('users', 'invite', '--email', 'not-an-email'), /email/i);
+
+    // Someone who signed up, with a passkey, a session and a token of a grant.
+    const userId = await withDb(async (db) => {
+      const user = await usersQueries.insert(db, { email: 'Frank@Example.com', name: 'Frank' });
+      await credentialsQueries.insert(db, {
+        id: 'cred-frank',
+        userId: user.id,
+        publicKey: new Uint8Array([1, 2, 3]),
+        counter: 0,
+        transports: ['internal'],
+        aaguid: '00000000-0000-0000-0000-000000000000',
+        backupEligible: true,
+        backupState: true,
+        name: 'Phone',
+      });
+      await oidcModelsQueries.upsert(db, 'Session', 'sess-frank', { accountId: user.id }, 3600);
+      await oidcModelsQueries.upsert(db, 'Grant', 'grant-frank', { accountId: user.id, clientId: 'x' }, 3600);
+      await oidcModelsQueries.upsert(db, 'RefreshToken', 'rt-frank', { grantId: 'grant-frank' }, 3600);
+      return user.id;
+    });
+
+    const listed = await json('users', 'list');
+    expect(listed).toEqual([
+      expect.objectContaining({ id: userId, email: 'Frank@Example.com', is_admin: false, disabled: false }),
+    ]);
+    expect((await sesame('users', 'list')).stdout).toMatch(/Frank@Example\.com\s+Frank\s+user\s+active/);
+
+    // By email, whatever its case.
+    expect(await json('users', 'disable', 'frank@example.com')).toMatchObject({ id: userId, disabled: true });
+    await withDb(async (db) => {
+      expect((await usersQueries.findById(db, userId))!.disabled_at).not.toBeNull();
+      expect(await oidcModelsQueries.find(db, 'Session', 'sess-frank')).toBeUndefined();
+      expect(await oidcModelsQueries.find(db, 'RefreshToken', 'rt-frank')).toBeUndefined();
+      // Passkeys stay: an enabled account signs in with them again.
+      expect(await credentialsQueries.findById(db, 'cred-frank')).toBeDefined();
+      await oidcModelsQueries.upsert(db, 'Session', 'sess-frank-2', { accountId: userId }, 3600);
+    });
+    expect(await json('users', 'enable', userId)).toMatchObject({ disabled: false });
+
+    expect(await json('users', 'delete', userId)).toEqual({
+      id: userId,
+      email: 'Frank@Example.com',
+      deleted: true,
+    });
+    await withDb(async (db) => {
+      expect(await usersQueries.findById(db, userId)).toBeUndefined();
+      expect(await credentialsQueries.findById(db, 'cred-frank')).toBeUndefined();
+      expect(await oidcModelsQueries.find(db, 'Session', 'sess-frank-2')).toBeUndefined();
+    });
+
+    expectOneLineError(await sesame('users', 'disable', 'nobody@example.com'), /no user/);
+    expectOneLineError(await sesame('users', 'delete', 'not-an-id'), /no user/);
+
+    const help = await sesame('users', '--help');
+    expect(help.code).toBe(0);
+    for (const command of ['list', 'disable', 'enable', 'delete', 'invite'])
+      expect(help.stdout).toContain(command);
+  }, 240_000);
+});

@@ -1,0 +1,231 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { configFrom } from '../../src/config.js';
+import { sha256Hex } from '../../src/crypto.js';
+import { openDatabase } from '../../src/db/connect.js';
+import { linesOf, runCli, type SesameProcess, startSesameProcess } from '../support/sesameProcess.js';
+import { createTestDatabase, onPostgres, type TestDatabase } from '../support/testDatabase.js';
+
+const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+/** Reads the clients table directly (the embedded database is free while no server runs). */
+async function clientRows(env: TestDatabase['env']) {
+  const database = await openDatabase(configFrom(env));
+  try {
+    return await database.db.selectFrom('clients').selectAll().orderBy('created_at').execute();
+  } finally {
+    await database.close();
+  }
+}
+
+/** The single JSON value a `--json` command printed; fails unless stdout is exactly one line of JSON. */
+function onlyJson<T>(stdout: string): T {
+  const lines = linesOf(stdout);
+  expect(lines).toHaveLength(1);
+  expect(stdout).toBe(`${lines[0]}\n`);
+  return JSON.parse(lines[0]!) as T;
+}
+
+describe('the sesame command (node bin/sesame.js)', () => {
+  let testDb: TestDatabase;
+  let svc: { client_id: string; client_secret: string };
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    // Created before any server runs: the first thing an operator does after installing.
+    const result = await runCli(
+      ['clients', 'create', '--name', 'svc', '--redirect-uri', 'https://app.example/cb', '--json'],
+      testDb.env,
+    );
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    svc = onlyJson(result.stdout);
+  }, 60_000);
+
+  afterAll(() => testDb.drop());
+
+  it('prints exactly one JSON object with the client id and a 256-bit secret for clients create --json', () => {
+    expect(Object.keys(svc).sort()).toEqual(['client_id', 'client_secret']);
+    expect(svc.client_id).toMatch(/^[A-Za-z0-9_-]{16,}$/);
+    // 32 random bytes, base64url without padding.
+    expect(svc.client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('stores only the SHA-256 of the secret in the clients row', async () => {
+    const rows = await clientRows(testDb.env);
+    const row = rows.find((r) => r.client_id === svc.client_id)!;
+    expect(row.secret_hash).toBe(sha256Hex(svc.client_secret));
+    expect(JSON.stringify(rows)).not.toContain(svc.client_secret);
+  });
+
+  it('creates a public client without a secret', async () => {
+    const result = await runCli(
+      [
+        'clients',
+        'create',
+        '--name',
+        'spa',
+        '--redirect-uri',
+        'https://spa.example/cb',
+        '--public',
+        '--json',
+      ],
+      testDb.env,
+    );
+    expect(result.code).toBe(0);
+    const created = onlyJson<Record<string, string>>(result.stdout);
+    expect(Object.keys(created)).toEqual(['client_id']);
+  });
+
+  it('lists clients as one JSON array that never holds a secret or its hash', async () => {
+    const result = await runCli(['clients', 'list', '--json'], testDb.env);
+    expect(result.code).toBe(0);
+    const clients = onlyJson<Array<Record<string, unknown>>>(result.stdout);
+    expect(clients.map((c) => c.name)).toEqual(expect.arrayContaining(['svc', 'spa']));
+    expect(clients.find((c) => c.client_id === svc.client_id)).toMatchObject({
+      name: 'svc',
+      public: false,
+      redirect_uris: ['https://app.example/cb'],
+    });
+    expect(result.stdout).not.toContain(svc.client_secret);
+    expect(result.stdout).not.toContain(sha256Hex(svc.client_secret));
+    expect(result.stdout).not.toMatch(/secret/i);
+  });
+
+  it('refuses a bad redirect URI in one line on stderr, prints nothing on stdout, and stores nothing', async () => {
+    const before = (await clientRows(testDb.env)).length;
+    const result = await runCli(
+      ['clients', 'create', '--name', 'evil', '--redirect-uri', 'javascript:alert(1)', '--json'],
+      testDb.env,
+    );
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    expect(linesOf(result.stderr)).toEqual([expect.stringMatching(/^sesame: redirect_uris: .*javascript/)]);
+    expect((await clientRows(testDb.env)).length).toBe(before);
+  });
+
+  it('says which client does not exist, in one line, and exits non-zero', async () => {
+    const result = await runCli(['clients', 'show', 'no-such-client', '--json'], testDb.env);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe('sesame: no client with id no-such-client\n');
+  });
+
+  describe('with the server running on the same database', () => {
+    let sesame: SesameProcess;
+
+    beforeAll(async () => {
+      sesame = await startSesameProcess({ ...testDb.env, LOG_LEVEL: 'warn' }, 60_000);
+    }, 70_000);
+
+    afterAll(async () => {
+      await sesame?.stop();
+    });
+
+    const token = (authorization: string, form: Record<string, string>) =>
+      fetch(`${sesame.baseUrl}/token`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(form),
+      });
+
+    const introspect = async (accessToken: string) => {
+      const response = await fetch(`${sesame.baseUrl}/token/introspection`, {
+        method: 'POST',
+        headers: {
+          authorization: basic(svc.client_id, svc.client_secret),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ token: accessToken }),
+      });
+      expect(response.status).toBe(200);
+      return (await response.json()) as Record<string, unknown>;
+    };
+
+    it('issues an access token by client_credentials with HTTP Basic, active until it is revoked', async () => {
+      const issued = await token(basic(svc.client_id, svc.client_secret), {
+        grant_type: 'client_credentials',
+      });
+      expect(issued.status).toBe(200);
+      expect(issued.headers.get('cache-control')).toBe('no-store');
+      const body = (await issued.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ token_type: 'Bearer', expires_in: expect.any(Number) });
+      const accessToken = body.access_token as string;
+      expect(typeof accessToken).toBe('string');
+
+      expect(await introspect(accessToken)).toMatchObject({ active: true, client_id: svc.client_id });
+
+      const revoked = await fetch(`${sesame.baseUrl}/token/revocation`, {
+        method: 'POST',
+        headers: {
+          authorization: basic(svc.client_id, svc.client_secret),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ token: accessToken, token_type_hint: 'access_token' }),
+      });
+      expect(revoked.status).toBe(200);
+
+      expect(await introspect(accessToken)).toEqual({ active: false });
+    });
+
+    it('answers invalid_client to a wrong secret and to an unknown client', async () => {
+      for (const authorization of [
+        basic(svc.client_id, `${svc.client_secret.slice(0, -1)}x`),
+        basic(svc.client_id, sha256Hex(svc.client_secret)),
+        basic('no-such-client', svc.client_secret),
+      ]) {
+        const response = await token(authorization, { grant_type: 'client_credentials' });
+        expect(response.status).toBe(401);
+        expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+        expect(await response.json()).toMatchObject({ error: 'invalid_client' });
+      }
+    });
+
+    it('answers invalid_request to an empty secret', async () => {
+      const response = await token(basic(svc.client_id, ''), { grant_type: 'client_credentials' });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+    });
+
+    /**
+     * The server whose embedded data directory is held. When the suite runs on Postgres the
+     * server above uses Postgres, so a second one is started on an embedded directory.
+     */
+    async function embeddedServer() {
+      if (!onPostgres) return { dataDir: testDb.env.DATA_DIR!, server: sesame, done: async () => {} };
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-cli-lock-'));
+      const server = await startSesameProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, 60_000);
+      const done = async () => {
+        await server.stop();
+        fs.rmSync(dataDir, { recursive: true, force: true });
+      };
+      return { dataDir, server, done };
+    }
+
+    it('says in one line that the embedded data directory is in use, and exits non-zero', async () => {
+      const { dataDir, server, done } = await embeddedServer();
+      try {
+        const result = await runCli(['clients', 'list', '--json'], { DATA_DIR: dataDir });
+        expect(result.code).toBe(1);
+        expect(result.stdout).toBe('');
+        expect(linesOf(result.stderr)).toEqual([
+          `sesame: the embedded database in ${dataDir} is in use by another Sesame process (pid ${server.child.pid}); stop it first, or set DATABASE_URL to use Postgres`,
+        ]);
+        // The server is untouched and still serves.
+        expect((await fetch(`${server.baseUrl}/readyz`)).status).toBe(200);
+      } finally {
+        await done();
+      }
+    }, 90_000);
+
+    (onPostgres ? it : it.skip)(
+      'works beside the running server on Postgres, which has its own locking',
+      async () => {
+        const result = await runCli(['clients', 'list', '--json'], testDb.env);
+        expect(result.code).toBe(0);
+        expect(onlyJson<unknown[]>(result.stdout).length).toBeGreaterThan(0);
+      },
+    );
+  });
+});

@@ -1,0 +1,272 @@
+import { randomBytes } from 'node:crypto';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { sha256Hex } from '../../src/crypto.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { linkPath, onboard, rowCounts, useLink } from '../support/oneTimeLinkFlow.js';
+import { SoftAuthenticator } from '../support/softAuthenticator.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8901/callback';
+
+describe('one-time links (invites and recovery)', () => {
+  let sesame: TestApp;
+  let rp: TestRp;
+  const logLines: string[] = [];
+  let stderrWrite: typeof process.stderr.write;
+
+  beforeAll(async () => {
+    // Invite-only sign-up: links are the only way in. Debug logs are captured to prove the token never appears.
+    stderrWrite = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      logLines.push(String(chunk));
+      return (stderrWrite as (...args: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write;
+    sesame = await startTestApp({ SIGNUP: 'invite', LOG_LEVEL: 'debug' });
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Wiki', redirect_uris: [REDIRECT_URI] },
+      'test',
+    );
+    rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+  });
+
+  afterAll(async () => {
+    process.stderr.write = stderrWrite;
+    await sesame.stop();
+  });
+
+  const invite = (email: string, extra: { admin?: boolean } = {}) =>
+    createOneTimeLink(sesame.db, sesame.config, { email, actor: 'test', ...extra });
+
+  async function signInAtApp(person: Person) {
+    const pending = await beginLogin(rp);
+    const loginPage = await person.open(pending.url);
+    const callback = await person.continueToApp(await person.signIn(loginPage), REDIRECT_URI);
+    return (await finishLogin(rp, pending, callback)).claims()!;
+  }
+
+  it('shows a "Create a passkey" page with a QR code of the link and no inline script', async () => {
+    const { url } = await invite('qr@example.com');
+    const page = await new Person(sesame.baseUrl).browser.request(linkPath(url));
+    expect(page.status).toBe(200);
+    expect(page.text).toMatch(/<button[^>]*>Create a passkey<\/button>/);
+    expect(page.text).toContain('qr@example.com');
+    expect(page.text).toMatch(/<img class="qr" src="data:image\/svg\+xml;base64,[A-Za-z0-9+/=]+"/);
+    expect(page.text).not.toMatch(/<script(?![^>]*\bsrc=)/);
+    expect(page.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('creates the account on first use, signs the person in, and the passkey then signs in to an app', async () => {
+    const { url, expiresAt } = await invite('grace@example.com', { admin: true });
+    expect(url).toMatch(new RegExp(`^${sesame.baseUrl}/link/[A-Za-z0-9_-]{43}$`));
+    expect(expiresAt.getTime() - Date.now()).toBeGreaterThan(23.9 * 3600 * 1000);
+
+    const person = new Person(sesame.baseUrl);
+    const verify = await useLink(person, url, 'Grace Hopper');
+    expect(verify.status).toBe(200);
+    expect(verify.json()).toEqual({ redirect: '/account' });
+
+    const user = await sesame.db
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', 'grace@example.com')
+      .executeTakeFirstOrThrow();
+    expect(user).toMatchObject({ name: 'Grace Hopper', is_admin: true });
+
+    // Signed in right away: the account page opens without a second passkey prompt.
+    const account = await person.browser.request('/account');
+    expect(account.status).toBe(200);
+    expect(account.text).toContain('grace@example.com');
+
+    const claims = await signInAtApp(person.inNewBrowser());
+    expect(claims.sub).toBe(user.id);
+    expect(claims.email).toBe('grace@example.com');
+  });
+
+  it('works once: a second use gets a clear "already used" page and changes nothing', async () => {
+    const { url } = await invite('once@example.com');
+    const first = new Person(sesame.baseUrl);
+    // A second tab opened the link and asked for options before the first use finished.
+    const second = new Person(sesame.baseUrl);
+    const page2 = await second.browser.request(linkPath(url));
+    const csrf2 = page2.csrf();
+    const options2 = await second.browser.postJson(`${linkPath(url)}/options`, csrf2, {});
+    expect(options2.status).toBe(200);
+
+    expect((await useLink(first, url)).status).toBe(200);
+    const before = await rowCounts(sesame.db);
+
+    const again = await second.browser.request(linkPath(url));
+    expect(again.status).toBe(410);
+    expect(again.text).toContain('This link was already used');
+    expect(again.text).not.toContain('Create a passkey');
+
+    const late = await second.authenticator.createCredential(options2.json(), second.browser.origin);
+    const verify2 = await second.browser.postJson(`${linkPath(url)}/verify`, csrf2, late);
+    expect(verify2.status).toBe(410);
+    expect(verify2.json()).toMatchObject({ error: 'link_used' });
+    expect(await rowCounts(sesame.db)).toEqual(before);
+  });
+
+  it('lets exactly one of two simultaneous uses through', async () => {
+    const { url } = await invite('race@example.com');
+    const path = linkPath(url);
+    const people = [new Person(sesame.baseUrl), new Person(sesame.baseUrl)];
+    const prepared = await Promise.all(
+      people.map(async (person) => {
+        const csrf = (await person.browser.request(path)).csrf();
+        const options = await person.browser.postJson(`${path}/options`, csrf, {});
+        const credential = await person.authenticator.createCredential(options.json(), person.browser.origin);
+        return { person, csrf, credential };
+      }),
+    );
+    const results = await Promise.all(
+      prepared.map(({ person, csrf, credential }) =>
+        person.browser.postJson(`${path}/verify`, csrf, credential),
+      ),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 410]);
+    const users = await sesame.db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', 'race@example.com')
+      .execute();
+    expect(users).toHaveLength(1);
+    const credentials = await sesame.db
+      .selectFrom('credentials')
+      .select('id')
+      .where('user_id', '=', users[0]!.id)
+      .execute();
+    expect(credentials).toHaveLength(1);
+  });
+
+  it('refuses an expired link with a clear page and changes nothing', async () => {
+    const { url, id } = await invite('late@example.com');
+    const person = new Person(sesame.baseUrl);
+    const csrf = (await person.browser.request(linkPath(url))).csrf();
+    await sesame.db
+      .updateTable('one_time_tokens')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', id)
+      .execute();
+    const before = await rowCounts(sesame.db);
+
+    const page = await person.browser.request(linkPath(url));
+    expect(page.status).toBe(410);
+    expect(page.text).toContain('This link has expired');
+    const options = await person.browser.postJson(`${linkPath(url)}/options`, csrf, {});
+    expect(options.status).toBe(410);
+    expect(options.json()).toMatchObject({ error: 'link_expired' });
+    expect(await rowCounts(sesame.db)).toEqual(before);
+  });
+
+  it('refuses a forged or malformed token with a clear page and changes nothing', async () => {
+    const person = new Person(sesame.baseUrl);
+    // A real link's page gives this browser a CSRF token; the forged link's endpoints still refuse.
+    const { url } = await invite('forged@example.com');
+    const csrf = (await person.browser.request(linkPath(url))).csrf();
+    const before = await rowCounts(sesame.db);
+    for (const token of [randomBytes(32).toString('base64url'), 'short', `${'A'.repeat(43)}%00`]) {
+      const page = await person.browser.request(`/link/${token}`);
+      expect(page.status).toBe(404);
+      expect(page.text).toContain('This link is not valid');
+    }
+    const options = await person.browser.postJson(`/link/${'B'.repeat(43)}/options`, csrf, {});
+    expect(options.status).toBe(404);
+    expect(options.json()).toMatchObject({ error: 'link_invalid' });
+    expect(await rowCounts(sesame.db)).toEqual(before);
+  });
+
+  it('refuses requests without the CSRF token or from another origin, and changes nothing', async () => {
+    const { url } = await invite('csrf@example.com');
+    const path = linkPath(url);
+    const person = new Person(sesame.baseUrl);
+    const csrf = (await person.browser.request(path)).csrf();
+    const options = await person.browser.postJson(`${path}/options`, csrf, {});
+    const credential = await person.authenticator.createCredential(options.json(), person.browser.origin);
+    const before = await rowCounts(sesame.db);
+
+    const noToken = await person.browser.request(`${path}/verify`, {
+      json: credential,
+      headers: { accept: 'application/json' },
+    });
+    expect(noToken.status).toBe(403);
+    const foreign = await person.browser.request(`${path}/verify`, {
+      json: credential,
+      headers: { accept: 'application/json', 'x-csrf-token': csrf, origin: 'https://evil.example' },
+    });
+    expect(foreign.status).toBe(403);
+    const malformed = await person.browser.request(`${path}/verify`, {
+      body: '{"id":',
+      headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrf },
+    });
+    expect(malformed.status).toBe(400);
+    expect(await rowCounts(sesame.db)).toEqual(before);
+
+    // The link still works afterwards.
+    expect((await person.browser.postJson(`${path}/verify`, csrf, credential)).status).toBe(200);
+  });
+
+  it('stores only the SHA-256 of the token, and the token never appears in the logs', async () => {
+    const { url, id } = await invite('secret@example.com');
+    const token = linkPath(url).split('/').pop()!;
+    const row = await sesame.db
+      .selectFrom('one_time_tokens')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    expect(row.token_hash).toBe(sha256Hex(token));
+    expect(JSON.stringify(row)).not.toContain(token);
+
+    const person = new Person(sesame.baseUrl);
+    expect((await useLink(person, url)).status).toBe(200);
+    expect((await person.browser.request(linkPath(url))).status).toBe(410);
+    expect(logLines.join('')).toContain('one-time link used');
+    expect(logLines.join('')).not.toContain(token);
+  });
+
+  it('invalidates older unused links when a new one is issued for the same email', async () => {
+    const older = await invite('twice@example.com');
+    const newer = await invite('twice@example.com');
+    const person = new Person(sesame.baseUrl);
+    expect((await person.browser.request(linkPath(older.url))).status).toBe(410);
+    expect((await useLink(person, newer.url)).status).toBe(200);
+  });
+
+  it('recovers an account whose passkey was lost: a new passkey signs in as the same sub', async () => {
+    const { userId } = await onboard(sesame, 'lost@example.com');
+    // The phone with the only passkey is gone.
+    await sesame.db.deleteFrom('credentials').where('user_id', '=', userId).execute();
+
+    const { url } = await invite('LOST@example.com');
+    const link = await sesame.db
+      .selectFrom('one_time_tokens')
+      .selectAll()
+      .where('token_hash', '=', sha256Hex(linkPath(url).split('/').pop()!))
+      .executeTakeFirstOrThrow();
+    expect(link).toMatchObject({ purpose: 'recovery', user_id: userId, grant_admin: false });
+
+    const person = new Person(sesame.baseUrl, new SoftAuthenticator());
+    const page = await person.browser.request(linkPath(url));
+    expect(page.text).toContain('Add a passkey to your account');
+    const usersBefore = (await rowCounts(sesame.db)).users;
+    expect((await useLink(person, url)).status).toBe(200);
+    expect((await rowCounts(sesame.db)).users).toBe(usersBefore);
+
+    const claims = await signInAtApp(person.inNewBrowser());
+    expect(claims.sub).toBe(userId);
+  });
+
+  it('refuses a recovery link for a disabled account', async () => {
+    const { userId } = await onboard(sesame, 'off@example.com');
+    const { url } = await invite('off@example.com');
+    await sesame.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', userId).execute();
+    const before = await rowCounts(sesame.db);
+    const person = new Person(sesame.baseUrl);
+    const page = await person.browser.request(linkPath(url));
+    expect(page.status).toBe(403);
+    expect(page.text).toContain('This account is disabled');
+    expect(await rowCounts(sesame.db)).toEqual(before);
+  });
+});

@@ -1,0 +1,676 @@
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import * as jose from 'jose';
+import { configFrom } from '../../src/config.js';
+import { sha256Hex } from '../../src/crypto.js';
+import { openDatabase } from '../../src/db/connect.js';
+import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
+import { createTenant } from '../../src/passkeyApi/tenants.js';
+import { linesOf, runCli } from '../support/sesameProcess.js';
+import { SoftAuthenticator } from '../support/softAuthenticator.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
+
+const APP_ORIGIN = 'https://app.example';
+const KEY_ENCRYPTION_SECRET = 'passkey-api-test-key-encryption-secret-0123456789';
+
+interface TestTenant {
+  id: string;
+  apiKey: string;
+  rpId: string;
+  origin: string;
+}
+
+interface ApiResponse {
+  status: number;
+  headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+  json: any;
+}
+
+describe('the passkey API (Hanko-compatible) for apps that run the ceremony themselves', () => {
+  let sesame: TestApp;
+  let app: TestTenant;
+  /** A second tenant for the same domain (say, a staging app): same RP ID and origin, separate everything. */
+  let twin: TestTenant;
+  /** A tenant on another domain. */
+  let elsewhere: TestTenant;
+
+  async function makeTenant(name: string, origins: string[], rpId?: string): Promise<TestTenant> {
+    const { tenant, apiKey } = await createTenant(sesame.db, sesame.config, { name, origins, rpId }, 'test');
+    return { id: tenant.id, apiKey, rpId: tenant.rpId, origin: origins[0]! };
+  }
+
+  beforeAll(async () => {
+    sesame = await startTestApp({ KEY_ENCRYPTION_SECRET });
+    app = await makeTenant('Notes', [APP_ORIGIN, 'https://www.app.example']);
+    twin = await makeTenant('Notes staging', [APP_ORIGIN], 'app.example');
+    elsewhere = await makeTenant('Elsewhere', ['https://other.example']);
+  });
+
+  afterAll(() => sesame.stop());
+
+  /** Calls `${ISSUER}/passkey-api/{tenant}{path}` the way an app's backend or frontend would. */
+  async function call(
+    tenantId: string,
+    path: string,
+    options: {
+      method?: string;
+      key?: string;
+      body?: unknown;
+      raw?: string;
+      headers?: Record<string, string>;
+    } = {},
+  ): Promise<ApiResponse> {
+    const hasBody = options.body !== undefined || options.raw !== undefined;
+    const response = await fetch(`${sesame.baseUrl}/passkey-api/${tenantId}${path}`, {
+      method: options.method ?? 'POST',
+      headers: {
+        ...(hasBody && { 'content-type': 'application/json' }),
+        ...(options.key && { apikey: options.key }),
+        ...options.headers,
+      },
+      ...(hasBody && { body: options.raw ?? JSON.stringify(options.body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, json: text ? JSON.parse(text) : undefined };
+  }
+
+  async function registrationOptions(
+    tenant: TestTenant,
+    user: { user_id: string; username: string; display_name?: string },
+  ): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const init = await call(tenant.id, '/registration/initialize', { key: tenant.apiKey, body: user });
+    expect(init.status).toBe(200);
+    return init.json.publicKey;
+  }
+
+  async function register(
+    tenant: TestTenant,
+    authenticator: SoftAuthenticator,
+    user: { user_id: string; username: string; display_name?: string },
+  ): Promise<{ token: string; credential: RegistrationResponseJSON }> {
+    const options = await registrationOptions(tenant, user);
+    const credential = await authenticator.createCredential(options, tenant.origin);
+    const finalize = await call(tenant.id, '/registration/finalize', { body: credential });
+    expect(finalize).toMatchObject({ status: 200 });
+    return { token: finalize.json.token, credential };
+  }
+
+  async function loginOptions(
+    tenant: TestTenant,
+    userId?: string,
+  ): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const init = userId
+      ? await call(tenant.id, '/login/initialize', { key: tenant.apiKey, body: { user_id: userId } })
+      : await call(tenant.id, '/login/initialize', { raw: '' });
+    expect(init.status).toBe(200);
+    return init.json.publicKey;
+  }
+
+  async function login(tenant: TestTenant, assertion: AuthenticationResponseJSON): Promise<ApiResponse> {
+    return call(tenant.id, '/login/finalize', { body: assertion });
+  }
+
+  /** Verifies a token the way the app's backend does: with the tenant's published JWKS. */
+  async function verifyToken(tenant: TestTenant, token: string) {
+    const jwks = await call(tenant.id, '/.well-known/jwks.json', { method: 'GET' });
+    expect(jwks.status).toBe(200);
+    const { payload, protectedHeader } = await jose.jwtVerify(token, jose.createLocalJWKSet(jwks.json), {
+      issuer: `${sesame.baseUrl}/passkey-api/${tenant.id}`,
+      audience: tenant.rpId,
+      algorithms: ['RS256'],
+    });
+    expect(protectedHeader.kid).toBe(jwks.json.keys[0].kid);
+    return payload;
+  }
+
+  /** Everything a refused request must leave as it was, in every tenant. */
+  async function rowsNow() {
+    const db = sesame.db;
+    const [users, credentials, challenges] = await Promise.all([
+      db.selectFrom('passkey_tenant_users').selectAll().orderBy('tenant_id').orderBy('user_id').execute(),
+      db
+        .selectFrom('passkey_tenant_credentials')
+        .select(['tenant_id', 'id', 'user_id', 'counter', 'name', 'last_used_at'])
+        .orderBy('tenant_id')
+        .orderBy('id')
+        .execute(),
+      db
+        .selectFrom('webauthn_challenges')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow(),
+    ]);
+    return {
+      users,
+      credentials: credentials.map((c) => ({ ...c, counter: Number(c.counter) })),
+      challenges: Number(challenges.n),
+    };
+  }
+
+  const hankoError = (status: number) => ({
+    status,
+    json: { title: expect.any(String), details: expect.any(String), status },
+  });
+
+  describe('ceremonies', () => {
+    it('registers and signs in two users through the four calls, with tokens that verify against the JWKS', async () => {
+      const alicesPhone = new SoftAuthenticator();
+      const bobsLaptop = new SoftAuthenticator();
+
+      const options = await registrationOptions(app, {
+        user_id: 'alice-1',
+        username: 'alice@app.example',
+        display_name: 'Alice',
+      });
+      expect(options.rp).toEqual({ id: 'app.example', name: 'Notes' });
+      expect(options.user).toEqual({
+        id: Buffer.from('alice-1').toString('base64url'),
+        name: 'alice@app.example',
+        displayName: 'Alice',
+      });
+      expect(options).toMatchObject({
+        challenge: expect.any(String),
+        pubKeyCredParams: expect.arrayContaining([{ type: 'public-key', alg: -7 }]),
+        timeout: expect.any(Number),
+        excludeCredentials: [],
+        authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+        attestation: 'none',
+      });
+      const aliceCredential = await alicesPhone.createCredential(options, APP_ORIGIN);
+      const aliceFinalize = await call(app.id, '/registration/finalize', { body: aliceCredential });
+      expect(aliceFinalize.status).toBe(200);
+      const aliceRegistered = await verifyToken(app, aliceFinalize.json.token);
+      expect(aliceRegistered).toMatchObject({
+        sub: 'alice-1',
+        aud: ['app.example'],
+        cred: aliceCredential.id,
+      });
+      expect(aliceRegistered.exp! - aliceRegistered.iat!).toBe(300);
+
+      const bob = await register(app, bobsLaptop, { user_id: 'bob-2', username: 'bob@app.example' });
+      expect(await verifyToken(app, bob.token)).toMatchObject({ sub: 'bob-2', cred: bob.credential.id });
+
+      // Usernameless: the tutorials' empty body with a JSON content type, no key.
+      for (const [authenticator, userId, credentialId] of [
+        [alicesPhone, 'alice-1', aliceCredential.id],
+        [bobsLaptop, 'bob-2', bob.credential.id],
+      ] as const) {
+        const loginOpts = await loginOptions(app);
+        expect(loginOpts).toMatchObject({
+          rpId: 'app.example',
+          challenge: expect.any(String),
+          timeout: expect.any(Number),
+          allowCredentials: [],
+          userVerification: 'required',
+        });
+        const finalize = await login(app, await authenticator.getAssertion(loginOpts, APP_ORIGIN));
+        expect(finalize.status).toBe(200);
+        const claims = await verifyToken(app, finalize.json.token);
+        expect(claims).toMatchObject({
+          sub: userId,
+          aud: ['app.example'],
+          cred: credentialId,
+          iss: `${sesame.baseUrl}/passkey-api/${app.id}`,
+        });
+      }
+
+      // By user id (key required): only that user's passkeys are allowed.
+      const byId = await loginOptions(app, 'bob-2');
+      expect(byId.allowCredentials).toEqual([
+        expect.objectContaining({ id: bob.credential.id, type: 'public-key' }),
+      ]);
+      const byIdLogin = await login(app, await bobsLaptop.getAssertion(byId, APP_ORIGIN));
+      expect((await verifyToken(app, byIdLogin.json.token)).sub).toBe('bob-2');
+
+      // A second origin of the same app works, and `{}` is as good as an empty body.
+      const fromWww = await call(app.id, '/login/initialize', { body: {} });
+      const wwwLogin = await login(
+        app,
+        await alicesPhone.getAssertion(fromWww.json.publicKey, 'https://www.app.example'),
+      );
+      expect((await verifyToken(app, wwwLogin.json.token)).sub).toBe('alice-1');
+
+      // The user's names were stored as the app gave them.
+      const stored = await sesame.db
+        .selectFrom('passkey_tenant_users')
+        .select(['user_id', 'username', 'display_name'])
+        .where('tenant_id', '=', app.id)
+        .orderBy('user_id')
+        .execute();
+      expect(stored).toEqual([
+        { user_id: 'alice-1', username: 'alice@app.example', display_name: 'Alice' },
+        { user_id: 'bob-2', username: 'bob@app.example', display_name: 'bob@app.example' },
+      ]);
+    });
+
+    it('excludes the passkeys a user already has and updates the user on a second registration', async () => {
+      const authenticator = new SoftAuthenticator();
+      const first = await register(app, authenticator, { user_id: 'carol-3', username: 'carol' });
+      const again = await registrationOptions(app, {
+        user_id: 'carol-3',
+        username: 'carol@app.example',
+        display_name: 'Carol',
+      });
+      expect(again.excludeCredentials).toEqual([expect.objectContaining({ id: first.credential.id })]);
+      // The authenticator that holds the passkey refuses to make a second one, as browsers do.
+      await expect(authenticator.createCredential(again, APP_ORIGIN)).rejects.toThrow(/excludeCredentials/);
+      const user = await sesame.db
+        .selectFrom('passkey_tenant_users')
+        .select(['username', 'display_name'])
+        .where('tenant_id', '=', app.id)
+        .where('user_id', '=', 'carol-3')
+        .executeTakeFirstOrThrow();
+      expect(user).toEqual({ username: 'carol@app.example', display_name: 'Carol' });
+    });
+
+    it("lists, renames and deletes a user's passkeys, and a deleted passkey no longer signs in", async () => {
+      const authenticator = new SoftAuthenticator({ backupEligible: true, backupState: true });
+      const { credential } = await register(app, authenticator, { user_id: 'dave-4', username: 'dave' });
+      const second = new SoftAuthenticator();
+      const other = await register(app, second, { user_id: 'dave-4', username: 'dave' });
+
+      const list = await call(app.id, '/credentials?user_id=dave-4', { method: 'GET', key: app.apiKey });
+      expect(list.status).toBe(200);
+      expect(list.json).toHaveLength(2);
+      expect(list.json[0]).toEqual({
+        id: credential.id,
+        name: 'Passkey',
+        public_key: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
+        attestation_type: 'none',
+        aaguid: '00000000-0000-0000-0000-000000000000',
+        last_used_at: null,
+        created_at: expect.any(String),
+        transports: ['internal'],
+        backup_eligible: true,
+        backup_state: true,
+      });
+      expect(list.json[1].id).toBe(other.credential.id);
+
+      const renamed = await call(app.id, `/credentials/${credential.id}`, {
+        method: 'PATCH',
+        key: app.apiKey,
+        body: { name: '  Work phone ' },
+      });
+      expect(renamed.status).toBe(204);
+
+      const used = await login(app, await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN));
+      expect(used.status).toBe(200);
+      const afterUse = await call(app.id, '/credentials?user_id=dave-4', { method: 'GET', key: app.apiKey });
+      expect(afterUse.json[0]).toMatchObject({ name: 'Work phone', last_used_at: expect.any(String) });
+
+      const deleted = await call(app.id, `/credentials/${credential.id}`, {
+        method: 'DELETE',
+        key: app.apiKey,
+      });
+      expect(deleted.status).toBe(204);
+      const afterDelete = await call(app.id, '/credentials?user_id=dave-4', {
+        method: 'GET',
+        key: app.apiKey,
+      });
+      expect(afterDelete.json.map((c: { id: string }) => c.id)).toEqual([other.credential.id]);
+
+      const refused = await login(app, await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN));
+      expect(refused).toMatchObject(hankoError(401));
+      expect(
+        await call(app.id, `/credentials/${credential.id}`, { method: 'DELETE', key: app.apiKey }),
+      ).toMatchObject(hankoError(404));
+      expect(
+        await call(app.id, '/credentials?user_id=nobody', { method: 'GET', key: app.apiKey }),
+      ).toMatchObject(hankoError(404));
+    });
+
+    it('publishes only public key members in the JWKS, stores the signing key sealed and the API key as a hash', async () => {
+      const jwks = await call(app.id, '/.well-known/jwks.json', { method: 'GET' });
+      expect(jwks.json.keys).toHaveLength(1);
+      expect(Object.keys(jwks.json.keys[0]).sort()).toEqual(['alg', 'e', 'kid', 'kty', 'n', 'use']);
+      expect(jwks.json.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
+
+      const stored = await passkeyTenantsQueries.findById(sesame.db, app.id);
+      expect(stored!.signingKey.startsWith('enc:v1:')).toBe(true);
+      expect(stored!.signingKey).not.toContain('"d"');
+      expect(stored!.apiKeyHash).toBe(sha256Hex(app.apiKey));
+      expect(app.apiKey).toMatch(/^spk_[A-Za-z0-9_-]{43}$/);
+
+      const twinJwks = await call(twin.id, '/.well-known/jwks.json', { method: 'GET' });
+      expect(twinJwks.json.keys[0].kid).not.toBe(jwks.json.keys[0].kid);
+    });
+
+    it("answers CORS preflights for the tenant's own origins only", async () => {
+      const preflight = (origin: string) =>
+        fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
+          method: 'OPTIONS',
+          headers: {
+            origin,
+            'access-control-request-method': 'POST',
+            'access-control-request-headers': 'content-type',
+          },
+        });
+      const allowed = await preflight('https://www.app.example');
+      expect(allowed.status).toBe(204);
+      expect(allowed.headers.get('access-control-allow-origin')).toBe('https://www.app.example');
+      expect(allowed.headers.get('access-control-allow-headers')?.toLowerCase()).toBe('content-type');
+      expect(allowed.headers.get('vary')).toMatch(/origin/i);
+
+      for (const origin of ['https://other.example', sesame.baseUrl, 'null']) {
+        const refused = await preflight(origin);
+        expect(refused.status).toBe(403);
+        expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+      }
+
+      const fromApp = await call(app.id, '/login/initialize', { body: {}, headers: { origin: APP_ORIGIN } });
+      expect(fromApp.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
+      const fromOther = await call(app.id, '/login/initialize', {
+        body: {},
+        headers: { origin: 'https://other.example' },
+      });
+      expect(fromOther.headers.get('access-control-allow-origin')).toBeNull();
+    });
+  });
+
+  describe('refusals: each gets the error shape and status and changes nothing', () => {
+    let authenticator: SoftAuthenticator;
+    let registered: RegistrationResponseJSON;
+
+    beforeAll(async () => {
+      authenticator = new SoftAuthenticator();
+      ({ credential: registered } = await register(app, authenticator, {
+        user_id: 'erin-5',
+        username: 'erin',
+      }));
+    });
+
+    it('refuses a missing, wrong or other tenant API key with 401', async () => {
+      const before = await rowsNow();
+      const user = { user_id: 'mallory', username: 'mallory' };
+      for (const key of [undefined, 'spk_wrong', twin.apiKey, `${app.apiKey}x`]) {
+        const headers = key ? { apikey: key } : undefined;
+        expect(
+          await call(app.id, '/registration/initialize', { body: user, ...(headers && { headers }) }),
+        ).toMatchObject(hankoError(401));
+        expect(
+          await call(app.id, '/login/initialize', {
+            body: { user_id: 'erin-5' },
+            ...(headers && { headers }),
+          }),
+        ).toMatchObject(hankoError(401));
+        expect(
+          await call(app.id, '/credentials?user_id=erin-5', { method: 'GET', ...(headers && { headers }) }),
+        ).toMatchObject(hankoError(401));
+        expect(
+          await call(app.id, `/credentials/${registered.id}`, {
+            method: 'PATCH',
+            body: { name: 'pwned' },
+            ...(headers && { headers }),
+          }),
+        ).toMatchObject(hankoError(401));
+        expect(
+          await call(app.id, `/credentials/${registered.id}`, {
+            method: 'DELETE',
+            ...(headers && { headers }),
+          }),
+        ).toMatchObject(hankoError(401));
+      }
+      // The header name is case-insensitive, as HTTP says.
+      expect(
+        await call(app.id, '/credentials?user_id=erin-5', { method: 'GET', headers: { APIKEY: app.apiKey } }),
+      ).toMatchObject({ status: 200 });
+      expect(await rowsNow()).toEqual(before);
+    });
+
+    it('answers 404 for an unknown tenant or endpoint', async () => {
+      const before = await rowsNow();
+      for (const tenantId of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
+        expect(await call(tenantId, '/login/initialize', { body: {} })).toMatchObject(hankoError(404));
+        expect(await call(tenantId, '/.well-known/jwks.json', { method: 'GET' })).toMatchObject(
+          hankoError(404),
+        );
+      }
+      expect(await call(app.id, '/nothing/here', { method: 'GET' })).toMatchObject(hankoError(404));
+      expect(await call(app.id, '/registration/initialize', { method: 'GET' })).toMatchObject(
+        hankoError(404),
+      );
+      expect(await rowsNow()).toEqual(before);
+    });
+
+    it('rejects a replayed registration finalize and a replayed login finalize', async () => {
+      const options = await registrationOptions(app, { user_id: 'frank-6', username: 'frank' });
+      const response = await new SoftAuthenticator().createCredential(options, APP_ORIGIN);
+      expect((await call(app.id, '/registration/finalize', { body: response })).status).toBe(200);
+      const afterFirst = await rowsNow();
+      expect(await call(app.id, '/registration/finalize', { body: response })).toMatchObject(hankoError(400));
+
+      const assertion = await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN);
+      expect((await login(app, assertion)).status).toBe(200);
+      const afterLogin = await rowsNow();
+      expect(await login(app, assertion)).toMatchObject(hankoError(400));
+      expect(await rowsNow()).toEqual(afterLogin);
+      expect(afterLogin.credentials.length).toBe(afterFirst.credentials.length);
+    });
+
+    it("does not accept another tenant's challenge, even for the same RP ID and origin", async () => {
+      // Registration: options from the twin tenant, finalized at this one.
+      const twinOptions = await registrationOptions(twin, { user_id: 'erin-5', username: 'erin' });
+      const response = await new SoftAuthenticator().createCredential(twinOptions, APP_ORIGIN);
+      // Login: the twin's challenge signed by a passkey of this tenant.
+      const assertion = await authenticator.getAssertion(await loginOptions(twin), APP_ORIGIN);
+      const before = await rowsNow();
+      expect(await call(app.id, '/registration/finalize', { body: response })).toMatchObject(hankoError(400));
+      expect(await login(app, assertion)).toMatchObject(hankoError(400));
+      // Refused and left in place: a stranger cannot burn another tenant's challenge.
+      expect(await rowsNow()).toEqual(before);
+      expect((await call(twin.id, '/registration/finalize', { body: response })).status).toBe(200);
+    });
+
+    it('does not accept a passkey registered with another tenant', async () => {
+      const before = await rowsNow();
+      // Same RP ID, so the signature itself would verify: only the tenant's storage decides.
+      const assertion = await authenticator.getAssertion(await loginOptions(twin), APP_ORIGIN);
+      expect(assertion.id).toBe(registered.id);
+      expect(await login(twin, assertion)).toMatchObject(hankoError(401));
+      // Nor can the twin's key see, rename or delete it.
+      expect(
+        await call(twin.id, `/credentials/${registered.id}`, {
+          method: 'PATCH',
+          key: twin.apiKey,
+          body: { name: 'mine now' },
+        }),
+      ).toMatchObject(hankoError(404));
+      expect(
+        await call(twin.id, `/credentials/${registered.id}`, { method: 'DELETE', key: twin.apiKey }),
+      ).toMatchObject(hankoError(404));
+      expect(
+        await call(twin.id, '/credentials?user_id=frank-6', { method: 'GET', key: twin.apiKey }),
+      ).toMatchObject(hankoError(404));
+      const after = await rowsNow();
+      // Only the twin's login challenge was used up.
+      expect({ ...after, challenges: 0 }).toEqual({ ...before, challenges: 0 });
+    });
+
+    it('refuses a login by user id with a passkey of another user', async () => {
+      const options = await loginOptions(app, 'frank-6');
+      const before = await rowsNow();
+      // Erin's authenticator answers the challenge issued for Frank.
+      const assertion = await authenticator.getAssertion({ ...options, allowCredentials: [] }, APP_ORIGIN);
+      expect(await login(app, assertion)).toMatchObject(hankoError(401));
+      expect({ ...(await rowsNow()), challenges: 0 }).toEqual({ ...before, challenges: 0 });
+    });
+
+    it('rejects ceremonies from an origin the tenant does not allow, or for another RP ID', async () => {
+      for (const tamper of [
+        { origin: 'https://other.example' },
+        { origin: sesame.baseUrl },
+        { origin: 'http://app.example' },
+        { rpIdHash: 'other.example' },
+      ]) {
+        const options = await registrationOptions(app, { user_id: 'grace-7', username: 'grace' });
+        const response = await new SoftAuthenticator().createCredential(options, APP_ORIGIN, tamper);
+        const before = await rowsNow();
+        expect(await call(app.id, '/registration/finalize', { body: response })).toMatchObject(
+          hankoError(400),
+        );
+        const after = await rowsNow();
+        expect(after.credentials).toEqual(before.credentials);
+
+        const assertion = await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN, tamper);
+        const beforeLogin = await rowsNow();
+        expect(await login(app, assertion)).toMatchObject(hankoError(400));
+        expect((await rowsNow()).credentials).toEqual(beforeLogin.credentials);
+      }
+      // The other domain's tenant cannot use this tenant's RP either.
+      const options = await registrationOptions(elsewhere, { user_id: 'grace-7', username: 'grace' });
+      const forged = await new SoftAuthenticator().createCredential(
+        { ...options, rp: { ...options.rp, id: 'app.example' } },
+        APP_ORIGIN,
+      );
+      expect(await call(elsewhere.id, '/registration/finalize', { body: forged })).toMatchObject(
+        hankoError(400),
+      );
+    });
+
+    it('rejects malformed JSON, wrong types, non-JSON bodies and oversized bodies', async () => {
+      const before = await rowsNow();
+      const key = app.apiKey;
+      expect(await call(app.id, '/registration/initialize', { key, raw: '{"user_id":' })).toMatchObject(
+        hankoError(400),
+      );
+      expect(await call(app.id, '/login/initialize', { raw: 'null' })).toMatchObject(hankoError(400));
+      expect(await call(app.id, '/login/finalize', { raw: '{"id":' })).toMatchObject(hankoError(400));
+      expect(await call(app.id, '/login/finalize', { body: {} })).toMatchObject(hankoError(400));
+      expect(
+        await call(app.id, '/registration/finalize', { body: { id: 42, type: 'public-key' } }),
+      ).toMatchObject(hankoError(400));
+      for (const body of [
+        { user_id: 42, username: 'x' },
+        { user_id: 'x' },
+        { user_id: 'x'.repeat(65), username: 'x' },
+        { user_id: 'x', username: 'y'.repeat(129) },
+        { user_id: 'x', username: 'y', icon: 'javascript:alert(1)' },
+      ]) {
+        expect(await call(app.id, '/registration/initialize', { key, body })).toMatchObject(hankoError(400));
+      }
+      expect(
+        await call(app.id, `/credentials/${registered.id}`, { method: 'PATCH', key, body: { name: '' } }),
+      ).toMatchObject(hankoError(400));
+      expect(await call(app.id, '/credentials', { method: 'GET', key })).toMatchObject(hankoError(400));
+      const form = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: JSON.stringify({ id: 'x' }),
+      });
+      expect(form.status).toBe(415);
+      expect(await form.json()).toEqual({
+        title: expect.any(String),
+        details: expect.any(String),
+        status: 415,
+      });
+
+      const huge = { user_id: 'x', username: 'y', display_name: 'z'.repeat(40 * 1024) };
+      expect(await call(app.id, '/registration/initialize', { key, body: huge })).toMatchObject(
+        hankoError(413),
+      );
+      const hugeAssertion = { id: 'x', padding: 'p'.repeat(100 * 1024) };
+      expect(await call(app.id, '/login/finalize', { body: hugeAssertion })).toMatchObject(hankoError(413));
+      expect(await rowsNow()).toEqual(before);
+    });
+  });
+});
+
+/** Each run of the command starts Node and opens the database: seconds on a busy machine. */
+const CLI_TIMEOUT_MS = 120_000;
+
+describe('sesame passkey-api (the command)', () => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+
+  afterAll(() => database.drop());
+
+  const sesame = (...args: string[]) =>
+    runCli(['passkey-api', ...args], { ...database.env, LOG_LEVEL: 'silent' });
+
+  it(
+    'creates, lists, rotates the key of and deletes a tenant, printing one JSON object',
+    async () => {
+      const created = await sesame(
+        'create',
+        '--name',
+        'Notes',
+        '--origin',
+        'https://app.example',
+        '--origin',
+        'https://www.app.example/',
+        '--json',
+      );
+      expect(created).toMatchObject({ code: 0, stderr: '' });
+      expect(linesOf(created.stdout)).toHaveLength(1);
+      const { tenant_id, api_key } = JSON.parse(created.stdout);
+      expect(tenant_id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(api_key).toMatch(/^spk_[A-Za-z0-9_-]{43}$/);
+
+      const listed = await sesame('list', '--json');
+      expect(JSON.parse(listed.stdout)).toEqual([
+        {
+          tenant_id,
+          name: 'Notes',
+          rp_id: 'app.example',
+          origins: ['https://app.example', 'https://www.app.example'],
+          created_at: expect.any(String),
+        },
+      ]);
+      expect(listed.stdout).not.toContain(api_key);
+
+      const rotated = await sesame('rotate-key', tenant_id, '--json');
+      const after = JSON.parse(rotated.stdout);
+      expect(after.tenant_id).toBe(tenant_id);
+      expect(after.api_key).not.toBe(api_key);
+      const handle = await openDatabase(configFrom(database.env), { poolSize: 1 });
+      try {
+        const stored = await passkeyTenantsQueries.findById(handle.db, tenant_id);
+        expect(stored!.apiKeyHash).toBe(sha256Hex(after.api_key));
+      } finally {
+        await handle.close();
+      }
+
+      expect((await sesame('delete', tenant_id)).code).toBe(0);
+      const missing = await sesame('delete', tenant_id);
+      expect(missing.code).not.toBe(0);
+      expect(linesOf(missing.stderr)).toEqual([`sesame: no passkey API tenant with id ${tenant_id}`]);
+    },
+    CLI_TIMEOUT_MS,
+  );
+
+  it(
+    'refuses insecure origins and an RP ID that is not a suffix of every origin, in one line',
+    async () => {
+      for (const [args, message] of [
+        [['--origin', 'http://app.example'], /must use https/],
+        [['--origin', 'https://app.example/login'], /without a path/],
+        [['--origin', 'https://app.example', '--rp-id', 'other.example'], /not a registrable suffix/],
+        [
+          ['--origin', 'https://a.app.example', '--origin', 'https://b.example', '--rp-id', 'app.example'],
+          /suffix/,
+        ],
+        [['--origin', 'https://app.example', '--rp-id', 'example'], /top-level/],
+        [[], /at least one --origin/],
+      ] as const) {
+        const result = await sesame('create', '--name', 'Bad', ...args, '--json');
+        expect(result.code).not.toBe(0);
+        expect(result.stdout).toBe('');
+        expect(linesOf(result.stderr)).toHaveLength(1);
+        expect(result.stderr).toMatch(message);
+      }
+      // http is fine for localhost, where browsers allow WebAuthn.
+      const local = await sesame('create', '--name', 'Local', '--origin', 'http://localhost:5173', '--json');
+      expect(local.code).toBe(0);
+      expect(JSON.parse((await sesame('list', '--json')).stdout)[0]).toMatchObject({ rp_id: 'localhost' });
+    },
+    CLI_TIMEOUT_MS,
+  );
+});

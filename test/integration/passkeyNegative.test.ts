@@ -1,0 +1,490 @@
+import { randomBytes } from 'node:crypto';
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+} from '@simplewebauthn/server';
+import { sql } from 'kysely';
+import { createClient } from '../../src/oidc/clients.js';
+import type { PageResponse } from '../support/browser.js';
+import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
+import type { AssertionTamper } from '../support/softAuthenticator.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8901/callback';
+
+/**
+ * Every bad request to the passkey ceremonies gets a clear 4xx and changes nothing: no
+ * account, no passkey, no sign-in recorded on the interaction, no session, no counter moved.
+ */
+describe('the passkey login step refuses bad ceremonies and changes nothing', () => {
+  let sesame: TestApp;
+  let rp: TestRp;
+  let clientId: string;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Notes', redirect_uris: [REDIRECT_URI] },
+      'test',
+    );
+    clientId = client.client_id;
+    rp = await discoverRp(sesame.baseUrl, { client_id: clientId, client_secret }, REDIRECT_URI);
+  });
+
+  afterAll(() => sesame.stop());
+
+  /** What a refused request must leave exactly as it was. */
+  async function stateOf(uid: string) {
+    const db = sesame.db;
+    const users = await db.selectFrom('users').select(['id', 'email', 'disabled_at']).orderBy('id').execute();
+    const credentials = await db
+      .selectFrom('credentials')
+      .select(['id', 'user_id', 'counter', 'public_key'])
+      .orderBy('id')
+      .execute();
+    const sessions = await db
+      .selectFrom('oidc_models')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('model', '=', 'Session')
+      .executeTakeFirstOrThrow();
+    const interaction = await db
+      .selectFrom('oidc_models')
+      .select('payload')
+      .where('model', '=', 'Interaction')
+      .where('id', '=', uid)
+      .executeTakeFirst();
+    return {
+      users,
+      credentials: credentials.map((c) => ({
+        ...c,
+        counter: Number(c.counter),
+        public_key: Buffer.from(c.public_key).toString('base64url'),
+      })),
+      sessions: Number(sessions.n),
+      interactionResult: (interaction?.payload as { result?: unknown } | undefined)?.result ?? null,
+    };
+  }
+
+  async function counterOf(credentialId: string): Promise<number> {
+    const row = await sesame.db
+      .selectFrom('credentials')
+      .select('counter')
+      .where('id', '=', credentialId)
+      .executeTakeFirstOrThrow();
+    return Number(row.counter);
+  }
+
+  /** A person who has signed up (and granted consent) once, now at a fresh browser. */
+  async function signedUpPerson(email = `p${randomBytes(4).toString('hex')}@example.com`) {
+    const person = new Person(sesame.baseUrl);
+    const page = await person.open((await beginLogin(rp)).url);
+    await person.continueToApp(await person.signUp(page, email), REDIRECT_URI);
+    const user = await sesame.db
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', email)
+      .executeTakeFirstOrThrow();
+    const credentialId = person.authenticator.credentials()[0]!.id;
+    return { person: person.inNewBrowser(), user, credentialId, email };
+  }
+
+  /** The login page of a new authorization request, with what the browser code would need. */
+  async function openLogin(person: Person) {
+    const page = await person.open((await beginLogin(rp)).url);
+    const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+    return { page, uid, csrf: page.csrf() };
+  }
+
+  async function loginOptions(person: Person, login: { uid: string; csrf: string }) {
+    const response = await person.browser.postJson(`/interaction/${login.uid}/login/options`, login.csrf, {});
+    expect(response.status).toBe(200);
+    return response.json<PublicKeyCredentialRequestOptionsJSON>();
+  }
+
+  /** Asks for options at the login page and answers them with the person's authenticator. */
+  async function assertion(
+    person: Person,
+    login: { uid: string; csrf: string },
+    tamper: AssertionTamper = {},
+  ): Promise<AuthenticationResponseJSON> {
+    const options = await loginOptions(person, login);
+    return person.authenticator.getAssertion(options, person.browser.origin, tamper);
+  }
+
+  const verifyLogin = (person: Person, login: { uid: string; csrf: string }, body: unknown) =>
+    person.browser.postJson(`/interaction/${login.uid}/login/verify`, login.csrf, body);
+
+  function expectError(response: PageResponse, status: number, error: string) {
+    expect({ status: response.status, error: response.json().error }).toEqual({ status, error });
+    expect(typeof response.json().error_description).toBe('string');
+  }
+
+  describe('sign-in', () => {
+    it('rejects an assertion posted a second time (replay)', async () => {
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login);
+      expect((await verifyLogin(person, login, response)).status).toBe(200);
+      const after = await stateOf(login.uid);
+
+      const replay = await verifyLogin(person, login, response);
+      expectError(replay, 400, 'challenge_invalid');
+      expect(await stateOf(login.uid)).toEqual(after);
+
+      // Nor does the captured assertion work at another person's fresh login.
+      const attacker = new Person(sesame.baseUrl);
+      const other = await openLogin(attacker);
+      const before = await stateOf(other.uid);
+      expectError(await verifyLogin(attacker, other, response), 400, 'challenge_invalid');
+      expect(await stateOf(other.uid)).toEqual(before);
+      expect(await counterOf(credentialId)).toBe(1);
+    });
+
+    it('rejects a challenge issued for another interaction, and leaves it usable where it belongs', async () => {
+      const { person } = await signedUpPerson();
+      const loginA = await openLogin(person);
+      const loginB = await openLogin(person);
+      const fromA = await assertion(person, loginA);
+      const before = await stateOf(loginB.uid);
+
+      expectError(await verifyLogin(person, loginB, fromA), 400, 'challenge_invalid');
+      expect(await stateOf(loginB.uid)).toEqual(before);
+      // Presenting it at the wrong interaction did not burn it.
+      expect((await verifyLogin(person, loginA, fromA)).status).toBe(200);
+    });
+
+    it('rejects an expired challenge', async () => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login);
+      await sesame.db
+        .updateTable('webauthn_challenges')
+        .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+        .where('binding', '=', login.uid)
+        .execute();
+      const before = await stateOf(login.uid);
+
+      expectError(await verifyLogin(person, login, response), 400, 'challenge_invalid');
+      expect(await stateOf(login.uid)).toEqual(before);
+    });
+
+    it.each<[string, AssertionTamper]>([
+      ['signed for another origin', { origin: 'https://evil.example' }],
+      ['made for another RP ID', { rpIdHash: 'evil.example' }],
+      ['made without user verification', { userVerified: false }],
+      ['made without user presence', { userPresent: false }],
+      ['of another ceremony type', { type: 'webauthn.create' }],
+      ['with a bad signature', { badSignature: true }],
+    ])('rejects an assertion %s', async (_what, tamper) => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login, tamper);
+      const before = await stateOf(login.uid);
+
+      expectError(await verifyLogin(person, login, response), 400, 'verification_failed');
+      expect(await stateOf(login.uid)).toEqual(before);
+    });
+
+    it('rejects an assertion from a passkey it does not know', async () => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login, {
+        credentialId: randomBytes(32).toString('base64url'),
+      });
+      const before = await stateOf(login.uid);
+
+      expectError(await verifyLogin(person, login, response), 401, 'unknown_credential');
+      expect(await stateOf(login.uid)).toEqual(before);
+    });
+
+    it('rejects the passkey of a disabled user', async () => {
+      const { person, user } = await signedUpPerson();
+      await sesame.db
+        .updateTable('users')
+        .set({ disabled_at: new Date() })
+        .where('id', '=', user.id)
+        .execute();
+      const login = await openLogin(person);
+      const response = await assertion(person, login);
+      const before = await stateOf(login.uid);
+
+      expectError(await verifyLogin(person, login, response), 403, 'account_disabled');
+      expect(await stateOf(login.uid)).toEqual(before);
+    });
+
+    it('rejects an assertion whose signature counter went backwards (a cloned authenticator)', async () => {
+      const { person, credentialId } = await signedUpPerson();
+      const first = await openLogin(person);
+      expect((await verifyLogin(person, first, await assertion(person, first))).status).toBe(200);
+      const second = await openLogin(person);
+      expect((await verifyLogin(person, second, await assertion(person, second))).status).toBe(200);
+      expect(await counterOf(credentialId)).toBe(2);
+
+      const login = await openLogin(person);
+      const response = await assertion(person, login, { signCount: 1 });
+      const before = await stateOf(login.uid);
+      expectError(await verifyLogin(person, login, response), 400, 'verification_failed');
+      expect(await stateOf(login.uid)).toEqual(before);
+      expect(await counterOf(credentialId)).toBe(2);
+    });
+
+    it('rejects malformed JSON with 400', async () => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      await loginOptions(person, login);
+      const before = await stateOf(login.uid);
+      const response = await person.browser.request(`/interaction/${login.uid}/login/verify`, {
+        method: 'POST',
+        body: '{"id": "abc", "response": {',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          'x-csrf-token': login.csrf,
+        },
+      });
+      expectError(response, 400, 'invalid_request');
+      expect(response.json().error_description).toMatch(/malformed/i);
+      expect(await stateOf(login.uid)).toEqual(before);
+    });
+
+    it('rejects a body over the size limit with 413 before reading it', async () => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login);
+      const before = await stateOf(login.uid);
+      const padded = { ...response, clientExtensionResults: { padding: 'x'.repeat(100 * 1024) } };
+
+      expectError(await verifyLogin(person, login, padded), 413, 'payload_too_large');
+      expect(await stateOf(login.uid)).toEqual(before);
+    });
+
+    it('rejects wrongly typed fields with 400 naming the field', async () => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login);
+      const before = await stateOf(login.uid);
+      const wrong = {
+        ...response,
+        id: 12345,
+        response: { ...response.response, signature: ['not', 'a', 'string'] },
+      };
+
+      const answer = await verifyLogin(person, login, wrong);
+      expectError(answer, 400, 'invalid_request');
+      expect(Object.keys(answer.json<{ fields: Record<string, string> }>().fields)).toEqual(
+        expect.arrayContaining(['id', 'response.signature']),
+      );
+      expect(await stateOf(login.uid)).toEqual(before);
+    });
+
+    it('refuses a verify call without the CSRF token, or from a foreign origin, with 403', async () => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login);
+      const before = await stateOf(login.uid);
+
+      const noToken = await person.browser.request(`/interaction/${login.uid}/login/verify`, {
+        json: response,
+        headers: { accept: 'application/json' },
+      });
+      expectError(noToken, 403, 'csrf');
+      const wrongToken = await person.browser.postJson(
+        `/interaction/${login.uid}/login/verify`,
+        `${login.csrf.slice(0, -2)}AA`,
+        response,
+      );
+      expectError(wrongToken, 403, 'csrf');
+      const foreign = await person.browser.request(`/interaction/${login.uid}/login/verify`, {
+        json: response,
+        headers: { accept: 'application/json', 'x-csrf-token': login.csrf, origin: 'https://evil.example' },
+      });
+      expectError(foreign, 403, 'forbidden');
+      const optionsNoToken = await person.browser.request(`/interaction/${login.uid}/login/options`, {
+        json: {},
+        headers: { accept: 'application/json' },
+      });
+      expectError(optionsNoToken, 403, 'csrf');
+      expect(await stateOf(login.uid)).toEqual(before);
+
+      // The refused calls did not use up the challenge: the real page still signs in.
+      expect((await verifyLogin(person, login, response)).status).toBe(200);
+    });
+
+    it('refuses a consent decision without the CSRF token', async () => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const next = (await verifyLogin(person, login, await assertion(person, login))).json<{
+        redirect: string;
+      }>().redirect;
+      await person.continueToApp(next, REDIRECT_URI);
+      // Signed in, the person meets a consent page at an app they have not allowed yet.
+      const { client, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Other', redirect_uris: [REDIRECT_URI] },
+        'test',
+      );
+      const otherRp = await discoverRp(
+        sesame.baseUrl,
+        { client_id: client.client_id, client_secret },
+        REDIRECT_URI,
+      );
+      const page = await person.open((await beginLogin(otherRp)).url);
+      expect(page.text).toContain('>Allow<');
+      const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+      const before = await stateOf(uid);
+      const posted = await person.browser.request(`/interaction/${uid}/consent`, {
+        form: { decision: 'allow' },
+      });
+      expect(posted.status).toBe(403);
+      expect(posted.headers.get('location')).toBeNull();
+      expect(posted.text).toContain('Reload the page');
+      expect(await stateOf(uid)).toEqual(before);
+    });
+  });
+
+  describe('sign-up', () => {
+    async function signupPage(person: Person) {
+      const login = await openLogin(person);
+      const page = await person.browser.request(`/interaction/${login.uid}/signup`);
+      return { uid: login.uid, csrf: page.csrf() };
+    }
+
+    async function signupOptions(person: Person, at: { uid: string; csrf: string }, email: string) {
+      return person.browser.postJson(`/interaction/${at.uid}/signup/options`, at.csrf, { email });
+    }
+
+    it('refuses an email that already has an account (any case), and leaves that account untouched', async () => {
+      const existing = await signedUpPerson();
+      const intruder = new Person(sesame.baseUrl);
+      const at = await signupPage(intruder);
+      const before = await stateOf(at.uid);
+
+      const answer = await signupOptions(intruder, at, existing.email.toUpperCase());
+      expectError(answer, 409, 'conflict');
+      expect(answer.json<{ fields: Record<string, string> }>().fields.email).toBeDefined();
+      expect(await stateOf(at.uid)).toEqual(before);
+    });
+
+    it('refuses to finish a sign-up whose email was taken meanwhile, with no takeover', async () => {
+      const email = `race${randomBytes(4).toString('hex')}@example.com`;
+      const late = new Person(sesame.baseUrl);
+      const at = await signupPage(late);
+      const options = await signupOptions(late, at, email);
+      expect(options.status).toBe(200);
+      const credential = await late.authenticator.createCredential(
+        options.json<PublicKeyCredentialCreationOptionsJSON>(),
+        late.browser.origin,
+      );
+
+      const winner = await signedUpPerson(email);
+      const before = await stateOf(at.uid);
+      const answer = await late.browser.postJson(`/interaction/${at.uid}/signup/verify`, at.csrf, credential);
+      expectError(answer, 409, 'conflict');
+      expect(await stateOf(at.uid)).toEqual(before);
+      const owned = await sesame.db
+        .selectFrom('credentials')
+        .select('id')
+        .where('user_id', '=', winner.user.id)
+        .execute();
+      expect(owned.map((c) => c.id)).toEqual([winner.credentialId]);
+    });
+
+    it.each<[string, AssertionTamper]>([
+      ['signed for another origin', { origin: 'https://evil.example' }],
+      ['made for another RP ID', { rpIdHash: 'evil.example' }],
+      ['made without user verification', { userVerified: false }],
+    ])('creates no account from a registration %s', async (_what, tamper) => {
+      const person = new Person(sesame.baseUrl);
+      const at = await signupPage(person);
+      const options = await signupOptions(person, at, `t${randomBytes(4).toString('hex')}@example.com`);
+      const credential = await person.authenticator.createCredential(
+        options.json<PublicKeyCredentialCreationOptionsJSON>(),
+        person.browser.origin,
+        tamper,
+      );
+      const before = await stateOf(at.uid);
+
+      const answer = await person.browser.postJson(
+        `/interaction/${at.uid}/signup/verify`,
+        at.csrf,
+        credential,
+      );
+      expectError(answer, 400, 'verification_failed');
+      expect(await stateOf(at.uid)).toEqual(before);
+    });
+
+    it('creates no account from a registration answering another interaction’s challenge', async () => {
+      const person = new Person(sesame.baseUrl);
+      const atA = await signupPage(person);
+      const atB = await signupPage(person);
+      const options = await signupOptions(person, atA, `x${randomBytes(4).toString('hex')}@example.com`);
+      const credential = await person.authenticator.createCredential(
+        options.json<PublicKeyCredentialCreationOptionsJSON>(),
+        person.browser.origin,
+      );
+      const before = await stateOf(atB.uid);
+
+      const answer = await person.browser.postJson(
+        `/interaction/${atB.uid}/signup/verify`,
+        atB.csrf,
+        credential,
+      );
+      expectError(answer, 400, 'challenge_invalid');
+      expect(await stateOf(atB.uid)).toEqual(before);
+    });
+  });
+
+  describe('authorization requests', () => {
+    async function interactionCount(): Promise<number> {
+      const row = await sesame.db
+        .selectFrom('oidc_models')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('model', '=', 'Interaction')
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
+    }
+
+    it.each([
+      ['a path the client did not register', 'http://127.0.0.1:8901/elsewhere'],
+      ['another host', 'https://evil.example/callback'],
+    ])('shows an error page, and never redirects, for a redirect_uri on %s', async (_what, redirectUri) => {
+      const before = await interactionCount();
+      const pending = await beginLogin({ ...rp, redirectUri });
+      const person = new Person(sesame.baseUrl);
+      const page = await person.browser.request(pending.url);
+
+      expect(page.status).toBe(400);
+      expect(page.headers.get('location')).toBeNull();
+      expect(page.headers.get('content-type')).toMatch(/text\/html/);
+      expect(page.text).toContain('redirect_uri');
+      expect(page.text).not.toContain(`href="${redirectUri}`);
+      expect(page.text).not.toMatch(/\n\s+at /);
+      expect(await interactionCount()).toBe(before);
+    });
+
+    it.each([
+      ['without a code_challenge', { code_challenge: '', code_challenge_method: '' }],
+      ['with the plain method', { code_challenge_method: 'plain' }],
+    ])('refuses an authorization request %s (PKCE S256 is required)', async (_what, override) => {
+      const before = await interactionCount();
+      const pending = await beginLogin(rp);
+      const url = new URL(pending.url);
+      for (const [key, value] of Object.entries(override)) {
+        if (value) url.searchParams.set(key, value);
+        else url.searchParams.delete(key);
+      }
+      const person = new Person(sesame.baseUrl);
+      const answer = await person.browser.request(url.toString());
+
+      // The redirect_uri is registered, so the error goes back to the app (RFC 6749 §4.1.2.1), without a code.
+      const location = new URL(answer.location()!);
+      expect(`${location.origin}${location.pathname}`).toBe(REDIRECT_URI);
+      expect(location.searchParams.get('error')).toBe('invalid_request');
+      expect(location.searchParams.get('code')).toBeNull();
+      expect(location.searchParams.get('state')).toBe(pending.state);
+      expect(await interactionCount()).toBe(before);
+    });
+  });
+});

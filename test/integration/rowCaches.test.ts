@@ -1,0 +1,189 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import * as oidc from 'openid-client';
+import { sha256Hex } from '../../src/crypto.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8904/callback';
+
+/**
+ * Clients and users are cached in the server and kept in step by the notices their tables
+ * send on every committed change. These tests also change rows behind the server's back
+ * (the trigger switched off) to tell an answer from memory from an answer from the table.
+ */
+describe('the client and user caches, kept in step by change notifications', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+
+  afterAll(async () => {
+    await sesame.stop();
+  });
+
+  async function newService() {
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Service', grant_types: ['client_credentials'] },
+      'test',
+    );
+    return { id: client.client_id, secret: client_secret! };
+  }
+
+  async function clientCredentials(id: string, secret: string): Promise<number> {
+    const response = await fetch(`${sesame.baseUrl}/token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'grant_type=client_credentials',
+    });
+    await response.arrayBuffer();
+    return response.status;
+  }
+
+  /** Runs `change` with the table's change trigger off: as if its notice were lost on the way. */
+  async function unannounced(table: 'clients' | 'users', change: (trx: TestApp['db']) => Promise<unknown>) {
+    const trigger = sql.id(`${table}_announce_change`);
+    await sesame.db.transaction().execute(async (trx) => {
+      await sql`alter table ${sql.table(table)} disable trigger ${trigger}`.execute(trx);
+      await change(trx);
+      await sql`alter table ${sql.table(table)} enable trigger ${trigger}`.execute(trx);
+    });
+  }
+
+  const setSecret = (db: TestApp['db'], id: string, secret: string) =>
+    db
+      .updateTable('clients')
+      .set({ secret_hash: sha256Hex(secret) })
+      .where('client_id', '=', id)
+      .execute();
+
+  /** Notices reach the server asynchronously on Postgres: wait up to two seconds for an outcome. */
+  async function eventually(check: () => Promise<boolean>): Promise<boolean> {
+    const deadline = Date.now() + 2_000;
+    while (Date.now() < deadline) {
+      if (await check()) return true;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return check();
+  }
+
+  describe('clients', () => {
+    it('answers from memory once a client has been used: an unannounced change is not seen', async () => {
+      const client = await newService();
+      expect(await clientCredentials(client.id, client.secret)).toBe(200);
+      await unannounced('clients', (db) => setSecret(db, client.id, 'changed behind its back'));
+      expect(await clientCredentials(client.id, client.secret)).toBe(200);
+    });
+
+    it('drops a client as soon as its change is announced: the old secret stops working', async () => {
+      const client = await newService();
+      expect(await clientCredentials(client.id, client.secret)).toBe(200);
+      await setSecret(sesame.db, client.id, 'the new secret');
+      expect(await eventually(async () => (await clientCredentials(client.id, client.secret)) === 401)).toBe(
+        true,
+      );
+      expect(await clientCredentials(client.id, 'the new secret')).toBe(200);
+    });
+
+    it('forgets a deleted client', async () => {
+      const client = await newService();
+      expect(await clientCredentials(client.id, client.secret)).toBe(200);
+      await sesame.db.deleteFrom('clients').where('client_id', '=', client.id).execute();
+      expect(await eventually(async () => (await clientCredentials(client.id, client.secret)) === 401)).toBe(
+        true,
+      );
+    });
+  });
+
+  describe('users', () => {
+    /** A person signed up at a first-party app, with an access token for userinfo. */
+    async function signedUpPerson() {
+      const { client, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Notes', redirect_uris: [REDIRECT_URI], first_party: true },
+        'test',
+      );
+      const rp = await discoverRp(
+        sesame.baseUrl,
+        { client_id: client.client_id, client_secret },
+        REDIRECT_URI,
+      );
+      const person = new Person(sesame.baseUrl);
+      const pending = await beginLogin(rp);
+      const email = `c${randomBytes(4).toString('hex')}@example.com`;
+      const next = await person.signUp(await person.open(pending.url), email);
+      const tokens = await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+      const sub = tokens.claims()!.sub;
+      const userinfo = async () => {
+        try {
+          return await oidc.fetchUserInfo(rp.config, tokens.access_token, sub);
+        } catch {
+          return undefined;
+        }
+      };
+      return { sub, email, userinfo };
+    }
+
+    it('answers userinfo from memory: an unannounced rename is not seen, an announced one is', async () => {
+      const person = await signedUpPerson();
+      expect((await person.userinfo())?.email).toBe(person.email);
+      await unannounced('users', (db) =>
+        db.updateTable('users').set({ email: 'silent@example.com' }).where('id', '=', person.sub).execute(),
+      );
+      expect((await person.userinfo())?.email).toBe(person.email);
+      await sesame.db
+        .updateTable('users')
+        .set({ email: 'loud@example.com' })
+        .where('id', '=', person.sub)
+        .execute();
+      expect(await eventually(async () => (await person.userinfo())?.email === 'loud@example.com')).toBe(
+        true,
+      );
+    });
+
+    it('stops serving a user as soon as their disabling is announced', async () => {
+      const person = await signedUpPerson();
+      expect(await person.userinfo()).toBeDefined();
+      await sesame.db
+        .updateTable('users')
+        .set({ disabled_at: new Date() })
+        .where('id', '=', person.sub)
+        .execute();
+      expect(await eventually(async () => (await person.userinfo()) === undefined)).toBe(true);
+    });
+  });
+
+  (onPostgres ? it : it.skip)(
+    'reads every row from the table while the notification connection is down, and caches again once it is back',
+    async () => {
+      const client = await newService();
+      expect(await clientCredentials(client.id, client.secret)).toBe(200);
+      const listeners = sql<{ pid: number }>`
+        select pid from pg_stat_activity
+        where datname = current_database() and query ilike 'listen %' and pid <> pg_backend_pid()`;
+      const killed = await sql`select pg_terminate_backend(pid) from (${listeners}) l`.execute(sesame.db);
+      expect(killed.rows).toHaveLength(1);
+
+      // Dark: a change whose notice nobody can receive is still seen, because nothing is cached.
+      await unannounced('clients', (db) => setSecret(db, client.id, 'second'));
+      expect(await eventually(async () => (await clientCredentials(client.id, 'second')) === 200)).toBe(true);
+      expect(await clientCredentials(client.id, client.secret)).toBe(401);
+
+      // The listener reconnects after a second; then the cache serves from memory again.
+      const relistened = await eventually(async () => (await listeners.execute(sesame.db)).rows.length === 1);
+      expect(relistened).toBe(true);
+      // The server marks the cache live when its LISTEN returns, a moment after Postgres shows it.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await clientCredentials(client.id, 'second')).toBe(200);
+      await unannounced('clients', (db) => setSecret(db, client.id, 'third'));
+      expect(await clientCredentials(client.id, 'second')).toBe(200);
+    },
+  );
+});

@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import * as oidc from 'openid-client';
+import { createClient } from '../../src/oidc/clients.js';
+import { stoppedAt } from '../support/browser.js';
+import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8902/callback';
+const LOGGED_OUT_URI = 'http://127.0.0.1:8902/bye';
+
+const uidOf = (url: string) => /\/interaction\/([^/?#]+)/.exec(url)?.[1];
+
+describe('sessions, consent and tokens after a passkey sign-in', () => {
+  let sesame: TestApp;
+  let rp: TestRp;
+
+  async function registerRp(extra: Record<string, unknown> = {}): Promise<TestRp> {
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Notes', redirect_uris: [REDIRECT_URI], post_logout_redirect_uris: [LOGGED_OUT_URI], ...extra },
+      'test',
+    );
+    return discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+  }
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    rp = await registerRp();
+  });
+
+  afterAll(() => sesame.stop());
+
+  const newEmail = () => `s${randomBytes(4).toString('hex')}@example.com`;
+
+  /** Signs a new person up at `app` (pressing Allow if asked) and redeems the code. */
+  async function signUpAt(app: TestRp, scope?: string, extra?: Record<string, string>) {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(app, scope, extra);
+    const next = await person.signUp(await person.open(pending.url), newEmail());
+    const tokens = await finishLogin(app, pending, await person.continueToApp(next, REDIRECT_URI));
+    return { person, tokens };
+  }
+
+  it('puts auth_time and amr in the ID token', async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const { tokens } = await signUpAt(rp);
+    const claims = tokens.claims()!;
+    expect(claims.auth_time).toBeGreaterThanOrEqual(before - 1);
+    expect(claims.auth_time).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
+    // A device-bound passkey with user verification: hardware key, user presence, multi-factor (RFC 8176).
+    expect(claims.amr).toEqual(['hwk', 'user', 'mfa']);
+  });
+
+  it('issues a refresh token for offline_access with prompt=consent, and the refresh token works', async () => {
+    const { tokens } = await signUpAt(rp, 'openid email offline_access', { prompt: 'consent' });
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+    const sub = tokens.claims()!.sub;
+
+    const refreshed = await oidc.refreshTokenGrant(rp.config, tokens.refresh_token!);
+    expect(refreshed.access_token).not.toBe(tokens.access_token);
+    expect(refreshed.claims()!.sub).toBe(sub);
+    const userinfo = await oidc.fetchUserInfo(rp.config, refreshed.access_token, sub);
+    expect(userinfo.sub).toBe(sub);
+  });
+
+  it('issues no refresh token when offline_access was not asked for', async () => {
+    const { tokens } = await signUpAt(rp, 'openid email');
+    expect(tokens.refresh_token).toBeUndefined();
+  });
+
+  it('ends the session on RP-initiated logout, and the next authorization shows the login page', async () => {
+    const { person, tokens } = await signUpAt(rp);
+
+    // Still signed in: a second authorization request goes straight back to the app.
+    const silent = await beginLogin(rp);
+    stoppedAt(await person.browser.follow(silent.url, (u) => u.startsWith(REDIRECT_URI)));
+
+    const endSession = oidc.buildEndSessionUrl(rp.config, {
+      id_token_hint: tokens.id_token!,
+      post_logout_redirect_uri: LOGGED_OUT_URI,
+      state: 'bye-state',
+    });
+    const confirm = await person.browser.request(endSession.toString());
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Sign out');
+    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text);
+    expect(form).not.toBeNull();
+    const posted = await person.browser.request(form![1]!, { form: { xsrf: form![2]!, logout: 'yes' } });
+    const location = new URL(posted.location()!);
+    expect(`${location.origin}${location.pathname}`).toBe(LOGGED_OUT_URI);
+    expect(location.searchParams.get('state')).toBe('bye-state');
+
+    const sessions = await sesame.db
+      .selectFrom('oidc_models')
+      .select('payload')
+      .where('model', '=', 'Session')
+      .where(sql<string>`payload->>'accountId'`, '=', tokens.claims()!.sub)
+      .execute();
+    expect(sessions).toEqual([]);
+
+    const again = await person.open((await beginLogin(rp)).url);
+    expect(uidOf(again.url)).toBeDefined();
+    expect(again.text).toContain('Sign in with a passkey');
+  });
+
+  it('lets a first-party app skip the consent page', async () => {
+    const firstParty = await registerRp({ first_party: true });
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(firstParty);
+    const next = await person.signUp(await person.open(pending.url), newEmail());
+    // Straight from the passkey to the app's callback, no page in between.
+    const callback = stoppedAt(await person.browser.follow(next, (u) => u.startsWith(REDIRECT_URI)));
+    const tokens = await finishLogin(firstParty, pending, callback);
+    expect(tokens.claims()!.email).toEqual(expect.stringContaining('@example.com'));
+  });
+
+  it('returns access_denied to the app when the person presses Deny', async () => {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp);
+    const next = await person.signUp(await person.open(pending.url), newEmail());
+    const callback = await person.continueToApp(next, REDIRECT_URI, 'deny');
+
+    const params = new URL(callback).searchParams;
+    expect(params.get('error')).toBe('access_denied');
+    expect(params.get('code')).toBeNull();
+    expect(params.get('state')).toBe(pending.state);
+    await expect(finishLogin(rp, pending, callback)).rejects.toMatchObject({ error: 'access_denied' });
+  });
+
+  it('remembers an allowed grant: the next sign-in goes to the app without asking again', async () => {
+    const { person, tokens } = await signUpAt(rp);
+    // prompt=login: the person proves their passkey again, but consent is not asked again.
+    const pending = await beginLogin(rp, undefined, { prompt: 'login' });
+    const loginPage = await person.open(pending.url);
+    expect(loginPage.text).toContain('Sign in with a passkey');
+    const next = await person.signIn(loginPage);
+    const callback = stoppedAt(await person.browser.follow(next, (u) => u.startsWith(REDIRECT_URI)));
+    const again = await finishLogin(rp, pending, callback);
+    expect(again.claims()!.sub).toBe(tokens.claims()!.sub);
+  });
+
+  it('asks for consent again when the app asks for more than was allowed', async () => {
+    const { person } = await signUpAt(rp, 'openid');
+    const pending = await beginLogin(rp, 'openid email');
+    const page = await person.open(pending.url);
+    expect(page.text).toContain('>Allow<');
+    expect(page.text).toContain('See your email address');
+  });
+
+  it('shows a clear error page, not a stack trace, for an unknown interaction', async () => {
+    const person = new Person(sesame.baseUrl);
+    const page = await person.browser.request(`/interaction/${randomBytes(16).toString('base64url')}`);
+    expect(page.status).toBe(400);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(page.text).toContain('This sign-in has expired');
+    expect(page.text).not.toMatch(/\n\s+at |Error:/);
+  });
+
+  it('shows a clear error page for an expired interaction, and its ceremonies are refused', async () => {
+    const person = new Person(sesame.baseUrl);
+    const loginPage = await person.open((await beginLogin(rp)).url);
+    const uid = uidOf(loginPage.url)!;
+    await sesame.db
+      .updateTable('oidc_models')
+      .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+      .where('model', '=', 'Interaction')
+      .where('id', '=', uid)
+      .execute();
+
+    const page = await person.browser.request(`/interaction/${uid}`);
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('This sign-in has expired');
+    expect(page.text).not.toMatch(/\n\s+at |Error:/);
+    const options = await person.browser.postJson(`/interaction/${uid}/login/options`, loginPage.csrf(), {});
+    expect(options.status).toBe(400);
+    expect(options.json().error).toBe('interaction_expired');
+  });
+});

@@ -1,0 +1,116 @@
+import { CookieJar } from 'tough-cookie';
+
+/** A response as a test sees it: status, headers, the text body, and the URL it came from. */
+export interface PageResponse {
+  status: number;
+  url: string;
+  headers: Headers;
+  text: string;
+  json<T = Record<string, unknown>>(): T;
+  /** The page's CSRF token, from its <meta name="csrf-token">. */
+  csrf(): string;
+  location(): string | undefined;
+}
+
+/**
+ * A browser without a screen: keeps cookies per path like a real one, sends Origin on
+ * unsafe requests, and follows redirects on request, stopping where a test asks (at an
+ * RP's callback). It lets Jest drive Sesame's pages over real HTTP.
+ */
+export class BrowserSession {
+  readonly jar = new CookieJar();
+
+  constructor(readonly origin: string) {}
+
+  async request(
+    url: string,
+    init: {
+      method?: string;
+      json?: unknown;
+      form?: Record<string, string>;
+      body?: string;
+      headers?: Record<string, string>;
+    } = {},
+  ): Promise<PageResponse> {
+    const absolute = new URL(url, this.origin).toString();
+    const method =
+      init.method ?? (init.json !== undefined || init.form || init.body !== undefined ? 'POST' : 'GET');
+    const headers: Record<string, string> = { accept: 'text/html,application/json', ...init.headers };
+    let body: string | undefined = init.body;
+    if (init.json !== undefined) {
+      headers['content-type'] ??= 'application/json';
+      body = JSON.stringify(init.json);
+    } else if (init.form) {
+      headers['content-type'] ??= 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(init.form).toString();
+    }
+    if (method !== 'GET' && method !== 'HEAD') headers.origin ??= this.origin;
+    const cookie = await this.jar.getCookieString(absolute);
+    if (cookie) headers.cookie = cookie;
+    const response = await fetch(absolute, { method, headers, body, redirect: 'manual' });
+    for (const setCookie of response.headers.getSetCookie()) {
+      await this.jar.setCookie(setCookie, absolute, { ignoreError: true });
+    }
+    const text = await response.text();
+    return {
+      status: response.status,
+      url: absolute,
+      headers: response.headers,
+      text,
+      json: <T>() => JSON.parse(text) as T,
+      csrf: () => {
+        const match = /<meta name="csrf-token" content="([^"]+)"/.exec(text);
+        if (!match)
+          throw new Error(`no CSRF token on ${absolute} (status ${response.status}): ${text.slice(0, 300)}`);
+        return match[1]!;
+      },
+      location: () => {
+        const location = response.headers.get('location');
+        return location ? new URL(location, absolute).toString() : undefined;
+      },
+    };
+  }
+
+  /**
+   * GETs a URL and follows redirects. Stops at the first URL for which `stopAt` is true
+   * (returned without being requested), or at the first non-redirect response.
+   */
+  async follow(
+    url: string,
+    stopAt: (url: string) => boolean = () => false,
+  ): Promise<PageResponse | { stoppedAt: string }> {
+    let next = new URL(url, this.origin).toString();
+    for (let hops = 0; hops < 15; hops++) {
+      if (stopAt(next)) return { stoppedAt: next };
+      const response = await this.request(next);
+      const location = response.location();
+      if (response.status >= 300 && response.status < 400 && location) {
+        next = location;
+        continue;
+      }
+      return response;
+    }
+    throw new Error(`too many redirects from ${url}`);
+  }
+
+  /** POSTs JSON with the page's CSRF token, as Sesame's browser code does. */
+  postJson(url: string, csrf: string, json: unknown): Promise<PageResponse> {
+    return this.request(url, { json, headers: { 'x-csrf-token': csrf, accept: 'application/json' } });
+  }
+}
+
+/** Narrows `follow`'s answer to a page. */
+export function asPage(result: PageResponse | { stoppedAt: string }): PageResponse {
+  if ('stoppedAt' in result) throw new Error(`expected a page, stopped at ${result.stoppedAt}`);
+  return result;
+}
+
+/** Narrows `follow`'s answer to the URL it stopped at. */
+export function stoppedAt(result: PageResponse | { stoppedAt: string }): string {
+  if (!('stoppedAt' in result)) {
+    throw new Error(
+      `expected a redirect to the app, got ${result.status} at ${result.url}: ${result.text.slice(0, 500)}`,
+    );
+  }
+  return result.stoppedAt;
+}

@@ -1,0 +1,48 @@
+// Prepares one migrated template database for the whole run; each test file clones it
+// (test/support/testDatabase.ts). Plain JS on the built code: Jest loads global setup
+// outside its module transform. `npm test` builds first.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { openDatabase } from '../../dist/src/db/connect.js';
+import { migrateToLatest } from '../../dist/src/db/migrate.js';
+
+export const TEMPLATE_ENV = 'SESAME_TEST_TEMPLATE';
+
+export function withDatabaseName(url, name) {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}
+
+export default async function globalSetup() {
+  if (!fs.existsSync(new URL('../../dist/src/db/connect.js', import.meta.url))) {
+    throw new Error('dist/ is missing: run `npm test` (it builds first) or `npm run build`');
+  }
+  if (process.env.DATABASE_URL) {
+    const name = `sesame_template_${process.pid}`;
+    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.query(`create database ${name}`);
+    } finally {
+      await admin.end();
+    }
+    const database = await openDatabase({
+      databaseUrl: withDatabaseName(process.env.DATABASE_URL, name),
+      dataDir: '',
+    });
+    await migrateToLatest(database.db);
+    await database.close();
+    process.env[TEMPLATE_ENV] = name;
+    return;
+  }
+  const dir = path.join(os.tmpdir(), `sesame-template-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const database = await openDatabase({ databaseUrl: undefined, dataDir: dir });
+  await migrateToLatest(database.db);
+  await database.close();
+  process.env[TEMPLATE_ENV] = dir;
+}

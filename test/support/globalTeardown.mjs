@@ -1,0 +1,19 @@
+// Removes the template database globalSetup.mjs made.
+import fs from 'node:fs';
+import pg from 'pg';
+
+export default async function globalTeardown() {
+  const template = process.env.SESAME_TEST_TEMPLATE;
+  if (!template) return;
+  if (process.env.DATABASE_URL) {
+    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`drop database if exists ${template} with (force)`);
+    } finally {
+      await admin.end();
+    }
+  } else {
+    fs.rmSync(template, { recursive: true, force: true });
+  }
+}

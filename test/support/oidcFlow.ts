@@ -1,0 +1,133 @@
+import * as oidc from 'openid-client';
+import { asPage, BrowserSession, type PageResponse, stoppedAt } from './browser.js';
+import { SoftAuthenticator } from './softAuthenticator.js';
+
+/** An app that signs people in through Sesame, built with openid-client as a real RP would be. */
+export interface TestRp {
+  config: oidc.Configuration;
+  redirectUri: string;
+}
+
+export async function discoverRp(
+  baseUrl: string,
+  client: { client_id: string; client_secret?: string | undefined },
+  redirectUri: string,
+): Promise<TestRp> {
+  const config = await oidc.discovery(
+    new URL(baseUrl),
+    client.client_id,
+    client.client_secret,
+    client.client_secret ? oidc.ClientSecretBasic(client.client_secret) : oidc.None(),
+    { execute: [oidc.allowInsecureRequests] },
+  );
+  return { config, redirectUri };
+}
+
+/** The RP's side of one login: the authorization URL it sends the browser to, and what it must remember. */
+export interface PendingLogin {
+  url: string;
+  verifier: string;
+  state: string;
+  nonce: string;
+}
+
+export async function beginLogin(
+  rp: TestRp,
+  scope = 'openid email profile',
+  extra: Record<string, string> = {},
+): Promise<PendingLogin> {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(rp.config, {
+    redirect_uri: rp.redirectUri,
+    scope,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+    ...extra,
+  });
+  return { url: url.toString(), verifier, state, nonce };
+}
+
+export async function finishLogin(rp: TestRp, pending: PendingLogin, callbackUrl: string) {
+  return oidc.authorizationCodeGrant(rp.config, new URL(callbackUrl), {
+    pkceCodeVerifier: pending.verifier,
+    expectedState: pending.state,
+    expectedNonce: pending.nonce,
+  });
+}
+
+const uidOf = (page: PageResponse) => {
+  const match = /\/interaction\/([^/?#]+)/.exec(page.url);
+  if (!match) throw new Error(`not an interaction page: ${page.url}`);
+  return match[1]!;
+};
+
+/** A person at a browser with a passkey authenticator, going through Sesame's pages. */
+export class Person {
+  readonly browser: BrowserSession;
+
+  constructor(
+    readonly baseUrl: string,
+    readonly authenticator = new SoftAuthenticator(),
+  ) {
+    this.browser = new BrowserSession(new URL(baseUrl).origin);
+  }
+
+  /** The same passkey in a fresh browser (no cookies), like signing in on another visit. */
+  inNewBrowser(): Person {
+    return new Person(this.baseUrl, this.authenticator);
+  }
+
+  /** Opens the authorization URL and returns the page Sesame shows (the login prompt). */
+  async open(url: string): Promise<PageResponse> {
+    return asPage(await this.browser.follow(url));
+  }
+
+  /** From the login page: sign up with email (and name) and a new passkey; returns where Sesame sends the browser next. */
+  async signUp(loginPage: PageResponse, email: string, name?: string): Promise<string> {
+    const uid = uidOf(loginPage);
+    const signupPage = await this.browser.request(`/interaction/${uid}/signup`);
+    const csrf = signupPage.csrf();
+    const options = await this.browser.postJson(`/interaction/${uid}/signup/options`, csrf, { email, name });
+    if (options.status !== 200) throw new Error(`signup options failed: ${options.status} ${options.text}`);
+    const credential = await this.authenticator.createCredential(options.json(), this.browser.origin);
+    const verify = await this.browser.postJson(`/interaction/${uid}/signup/verify`, csrf, credential);
+    if (verify.status !== 200) throw new Error(`signup verify failed: ${verify.status} ${verify.text}`);
+    return verify.json<{ redirect: string }>().redirect;
+  }
+
+  /** From the login page: "Sign in with a passkey" (discoverable); returns where Sesame sends the browser next. */
+  async signIn(loginPage: PageResponse): Promise<string> {
+    const uid = uidOf(loginPage);
+    const csrf = loginPage.csrf();
+    const options = await this.browser.postJson(`/interaction/${uid}/login/options`, csrf, {});
+    if (options.status !== 200) throw new Error(`login options failed: ${options.status} ${options.text}`);
+    const assertion = await this.authenticator.getAssertion(options.json(), this.browser.origin);
+    const verify = await this.browser.postJson(`/interaction/${uid}/login/verify`, csrf, assertion);
+    if (verify.status !== 200) throw new Error(`login verify failed: ${verify.status} ${verify.text}`);
+    return verify.json<{ redirect: string }>().redirect;
+  }
+
+  /** Follows `url` until the app's callback, pressing Allow on a consent page if one appears. */
+  async continueToApp(
+    url: string,
+    redirectUri: string,
+    decision: 'allow' | 'deny' = 'allow',
+  ): Promise<string> {
+    const atApp = (u: string) => u.startsWith(redirectUri);
+    const result = await this.browser.follow(url, atApp);
+    if ('stoppedAt' in result) return result.stoppedAt;
+    const uid = uidOf(result);
+    if (!result.text.includes('>Allow<'))
+      throw new Error(`expected the consent page, got: ${result.text.slice(0, 400)}`);
+    const posted = await this.browser.request(`/interaction/${uid}/consent`, {
+      form: { _csrf: result.csrf(), decision },
+    });
+    const location = posted.location();
+    if (!location) throw new Error(`consent did not redirect: ${posted.status} ${posted.text.slice(0, 300)}`);
+    return stoppedAt(await this.browser.follow(location, atApp));
+  }
+}

@@ -1,0 +1,157 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { ROOT } from '../../src/paths.js';
+import { freePort } from './testApp.js';
+
+/**
+ * The built server and the `sesame` command as separate processes, the way an operator
+ * runs them: `node dist/src/main.js` and `node bin/sesame.js`. `npm test` builds dist/ first.
+ */
+
+/**
+ * A child's environment: only what Node needs plus the given variables. Nothing leaks in
+ * from the test run (its DATABASE_URL above all), so each test says which database it uses.
+ */
+export function childEnv(vars: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = {};
+  for (const key of ['PATH', 'HOME', 'TMPDIR', 'LANG', 'SYSTEMROOT']) {
+    if (process.env[key] !== undefined) base[key] = process.env[key];
+  }
+  return { ...base, ...vars };
+}
+
+/** How a process ended and what it printed. */
+export interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Non-empty lines of a stream's text. */
+export const linesOf = (text: string) => text.split('\n').filter((line) => line.trim() !== '');
+
+function collect(child: ChildProcess) {
+  const out = { stdout: '', stderr: '' };
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    out.stdout += chunk;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    out.stderr += chunk;
+  });
+  const exited = new Promise<ProcessResult>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal, ...out }));
+  });
+  return { out, exited };
+}
+
+/** Runs `node bin/sesame.js <args>` to the end. */
+export async function runCli(
+  args: string[],
+  vars: Record<string, string | undefined>,
+  timeoutMs = 20_000,
+): Promise<ProcessResult> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'sesame.js'), ...args], {
+    cwd: ROOT,
+    env: childEnv(vars),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const { exited } = collect(child);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A server process started by a test. */
+export interface SesameProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly baseUrl: string;
+  /** Milliseconds from spawn until discovery answered. */
+  readonly readyAfterMs: number;
+  /** What it has written to stderr (its log) so far. */
+  stderr(): string;
+  /** Sends a signal and waits for the process to end. */
+  stop(signal?: NodeJS.Signals): Promise<ProcessResult>;
+}
+
+/** Runs `node dist/src/main.js` to the end: for starts that must fail. */
+export async function runServerExpectingExit(
+  vars: Record<string, string | undefined>,
+  timeoutMs = 20_000,
+): Promise<ProcessResult> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js')], {
+    cwd: ROOT,
+    env: childEnv(vars),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const { exited } = collect(child);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Starts the built server on a free port with `vars` (ISSUER and PORT are filled in) and
+ * waits until its discovery document answers. Rejects with its log if it exits or does not
+ * answer within `timeoutMs`.
+ */
+export async function startSesameProcess(
+  vars: Record<string, string | undefined>,
+  timeoutMs = 20_000,
+): Promise<SesameProcess> {
+  const port = await freePort();
+  const baseUrl = `http://localhost:${port}`;
+  const started = performance.now();
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js')], {
+    cwd: ROOT,
+    env: childEnv({ ISSUER: baseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...vars }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const { out, exited } = collect(child);
+  let ended: ProcessResult | undefined;
+  void exited.then((result) => {
+    ended = result;
+  });
+
+  const deadline = started + timeoutMs;
+  for (;;) {
+    if (ended) throw new Error(`the server exited (code ${ended.code}) before answering:\n${ended.stderr}`);
+    if (performance.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`the server did not answer within ${timeoutMs} ms:\n${out.stderr}`);
+    }
+    try {
+      const response = await fetch(`${baseUrl}/.well-known/openid-configuration`);
+      if (response.ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const readyAfterMs = performance.now() - started;
+
+  return {
+    child,
+    port,
+    baseUrl,
+    readyAfterMs,
+    stderr: () => out.stderr,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (!ended) child.kill(signal);
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(killer);
+      }
+    },
+  };
+}

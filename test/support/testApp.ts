@@ -1,0 +1,68 @@
+import net from 'node:net';
+import { createApp, type SesameApp } from '../../src/app.js';
+import { type Config, configFrom } from '../../src/config.js';
+import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { createLogger } from '../../src/logger.js';
+import { createTestDatabase, type TestDatabase } from './testDatabase.js';
+
+/** A Sesame server on a free loopback port with a database of its own. */
+export interface TestApp {
+  app: SesameApp;
+  config: Config;
+  db: DatabaseHandle['db'];
+  baseUrl: string;
+  /** Stops the server and closes the database, then starts both again on the same data and port. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts Sesame for a test. `env` overrides settings (SIGNUP, ...) the way the environment would. */
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const port = await freePort();
+  const testDb: TestDatabase = await createTestDatabase();
+  const config = configFrom({
+    ISSUER: `http://localhost:${port}`,
+    PORT: String(port),
+    LOG_LEVEL: process.env.SESAME_TEST_LOG ?? 'silent',
+    ...testDb.env,
+    ...env,
+  });
+  const log = createLogger(config.logLevel);
+
+  let database = await openDatabase(config, { poolSize: 5 });
+  let app = await createApp({ config, db: database.db, log, listen: database.listen });
+  await app.start(port, '127.0.0.1');
+
+  const handle: TestApp = {
+    app,
+    config,
+    db: database.db,
+    baseUrl: config.issuer,
+    async restart() {
+      await app.stop();
+      await database.close();
+      database = await openDatabase(config, { poolSize: 5 });
+      app = await createApp({ config, db: database.db, log, listen: database.listen });
+      await app.start(port, '127.0.0.1');
+      handle.app = app;
+      handle.db = database.db;
+    },
+    async stop() {
+      await app.stop();
+      await database.close();
+      await testDb.drop();
+    },
+  };
+  return handle;
+}

@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+/**
+ * Which database the suite runs on: Postgres when DATABASE_URL is set, else PGlite.
+ * globalSetup prepares a migrated template once; each test file gets its own copy, so
+ * files never see each other's rows and nobody pays for initdb twice.
+ */
+export const onPostgres = Boolean(process.env.DATABASE_URL);
+
+export const TEMPLATE_ENV = 'SESAME_TEST_TEMPLATE';
+
+function withDatabaseName(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}
+
+/** Environment for a fresh, migrated database of the test's own: `DATABASE_URL` or `DATA_DIR`. */
+export interface TestDatabase {
+  env: { DATABASE_URL?: string; DATA_DIR?: string };
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const template = process.env[TEMPLATE_ENV];
+  if (!template)
+    throw new Error(`${TEMPLATE_ENV} is not set: run the tests through jest (globalSetup prepares it)`);
+  if (onPostgres) {
+    const name = `sesame_test_${randomBytes(6).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await admin.connect();
+    try {
+      await admin.query(`create database ${name} template ${template}`);
+    } finally {
+      await admin.end();
+    }
+    return {
+      env: { DATABASE_URL: withDatabaseName(process.env.DATABASE_URL!, name) },
+      async drop() {
+        const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+        await client.connect();
+        try {
+          await client.query(`drop database if exists ${name} with (force)`);
+        } finally {
+          await client.end();
+        }
+      },
+    };
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-test-'));
+  fs.cpSync(template, dir, { recursive: true });
+  fs.rmSync(path.join(dir, 'sesame.lock'), { force: true });
+  return {
+    env: { DATA_DIR: dir },
+    async drop() {
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export { withDatabaseName };

@@ -1,0 +1,163 @@
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+/** Loads a config from exactly these variables (never from the test process's environment). */
+const load = (env: Record<string, string>) => loadConfig(env as NodeJS.ProcessEnv);
+
+/** The ConfigError a bad environment raises. */
+function errorFor(env: Record<string, string>): ConfigError {
+  try {
+    load(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('configuration from the environment', () => {
+  it('starts with sensible defaults when nothing is set', () => {
+    const config = load({});
+    expect(config).toEqual({
+      issuer: 'http://localhost:3000',
+      port: 3000,
+      host: '0.0.0.0',
+      databaseUrl: undefined,
+      dataDir: path.resolve('./data'),
+      rpName: 'Sesame',
+      rpId: 'localhost',
+      origin: 'http://localhost:3000',
+      signup: 'open',
+      logLevel: 'info',
+      trustProxy: false,
+      keyEncryptionSecret: undefined,
+      inviteTtlSeconds: 24 * 3600,
+      secureCookies: false,
+    });
+  });
+
+  it('is frozen, so nothing can change a setting after the start', () => {
+    const config = load({});
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads every variable when it is set to a good value', () => {
+    const config = load({
+      ISSUER: 'https://id.example.com',
+      PORT: '8080',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'postgres://sesame:pw@db:5432/sesame',
+      DATA_DIR: '/var/lib/sesame',
+      RP_NAME: 'Example Corp',
+      SIGNUP: 'invite',
+      LOG_LEVEL: 'debug',
+      TRUST_PROXY: 'true',
+      KEY_ENCRYPTION_SECRET: 'k'.repeat(32),
+      INVITE_TTL_HOURS: '72',
+    });
+    expect(config).toMatchObject({
+      issuer: 'https://id.example.com',
+      port: 8080,
+      host: '127.0.0.1',
+      databaseUrl: 'postgres://sesame:pw@db:5432/sesame',
+      dataDir: '/var/lib/sesame',
+      rpName: 'Example Corp',
+      signup: 'invite',
+      logLevel: 'debug',
+      trustProxy: true,
+      keyEncryptionSecret: 'k'.repeat(32),
+      inviteTtlSeconds: 72 * 3600,
+      secureCookies: true,
+    });
+  });
+
+  it('derives the WebAuthn RP ID and origin from ISSUER, and drops a trailing slash', () => {
+    const config = load({ ISSUER: 'https://Login.Example.COM:8443/' });
+    expect(config.issuer).toBe('https://login.example.com:8443');
+    expect(config.rpId).toBe('login.example.com');
+    expect(config.origin).toBe('https://login.example.com:8443');
+    expect(config.secureCookies).toBe(true);
+  });
+
+  it('keeps the default port out of the derived origin', () => {
+    const config = load({ ISSUER: 'https://id.example.com:443' });
+    expect(config.issuer).toBe('https://id.example.com');
+    expect(config.origin).toBe('https://id.example.com');
+  });
+
+  it('treats empty and blank values as unset, as a copied .env file leaves them', () => {
+    const config = load({
+      ISSUER: '',
+      PORT: '',
+      HOST: '  ',
+      DATABASE_URL: '',
+      DATA_DIR: '',
+      RP_NAME: '',
+      SIGNUP: '',
+      LOG_LEVEL: '',
+      TRUST_PROXY: '',
+      KEY_ENCRYPTION_SECRET: '',
+      INVITE_TTL_HOURS: '',
+    });
+    expect(config).toEqual(load({}));
+  });
+
+  it('accepts postgresql:// as well as postgres:// URLs', () => {
+    expect(load({ DATABASE_URL: 'postgresql://localhost/sesame' }).databaseUrl).toBe(
+      'postgresql://localhost/sesame',
+    );
+  });
+
+  it.each(['true', 'TRUE', '1', 'yes'])('reads TRUST_PROXY=%s as on', (value) => {
+    expect(load({ TRUST_PROXY: value }).trustProxy).toBe(true);
+  });
+
+  it.each(['false', '0', 'no'])('reads TRUST_PROXY=%s as off', (value) => {
+    expect(load({ TRUST_PROXY: value }).trustProxy).toBe(false);
+  });
+
+  it.each([
+    ['ISSUER', 'not-a-url', 'ISSUER must be an absolute http(s) URL'],
+    ['ISSUER', 'ftp://id.example.com', 'ISSUER must be an absolute http(s) URL'],
+    ['ISSUER', 'https://id.example.com/?a=1', 'ISSUER must not have a query or fragment'],
+    ['ISSUER', 'https://id.example.com/#top', 'ISSUER must not have a query or fragment'],
+    ['ISSUER', 'https://user:pw@id.example.com', 'ISSUER must not contain a user name or password'],
+    ['ISSUER', 'https://id.example.com/auth', 'ISSUER must not have a path'],
+    ['PORT', 'abc', 'PORT must be a whole number'],
+    ['PORT', '80.5', 'PORT must be a whole number'],
+    ['PORT', '-1', 'PORT must be a whole number'],
+    ['PORT', '0', 'PORT must be between 1 and 65535'],
+    ['PORT', '70000', 'PORT must be between 1 and 65535'],
+    ['HOST', 'local host', 'HOST must be a host name or an IP address'],
+    ['DATABASE_URL', 'mysql://localhost/sesame', 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    ['DATABASE_URL', 'localhost:5432', 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    ['RP_NAME', 'x'.repeat(65), 'RP_NAME must be at most 64 characters'],
+    ['SIGNUP', 'closed', 'SIGNUP must be "open" or "invite"'],
+    ['LOG_LEVEL', 'verbose', 'LOG_LEVEL must be one of debug, info, warn, error, silent'],
+    ['TRUST_PROXY', 'maybe', 'TRUST_PROXY must be true or false'],
+    ['KEY_ENCRYPTION_SECRET', 'too-short', 'KEY_ENCRYPTION_SECRET must be at least 32 characters'],
+    ['INVITE_TTL_HOURS', 'a day', 'INVITE_TTL_HOURS must be a whole number'],
+    ['INVITE_TTL_HOURS', '0', 'INVITE_TTL_HOURS must be between 1 and 720'],
+    ['INVITE_TTL_HOURS', '721', 'INVITE_TTL_HOURS must be between 1 and 720'],
+  ])('refuses %s=%j with one line that names the variable', (variable, value, message) => {
+    const error = errorFor({ [variable]: value });
+    expect(error.name).toBe('ConfigError');
+    expect(error.message.startsWith(variable)).toBe(true);
+    expect(error.message).toContain(message);
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('names the first bad variable when several are wrong', () => {
+    const error = errorFor({ ISSUER: 'nope', PORT: 'abc' });
+    expect(error.message).toBe('ISSUER must be an absolute http(s) URL');
+  });
+
+  it('does not put a secret value into the error message', () => {
+    const error = errorFor({ KEY_ENCRYPTION_SECRET: 'hunter2-secret' });
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(() => load({ SESAME_UNKNOWN: 'x', NODE_ENV: 'production' })).not.toThrow();
+  });
+});
