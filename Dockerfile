@@ -28,6 +28,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/dist/migrations ./dist/migrations
+# An initialised embedded-database cluster: a first start copies it instead of running initdb.
+COPY --from=build /app/dist/pglite-template ./dist/pglite-template
+COPY --from=build /app/dist/pglite-template.version ./dist/pglite-template.version
 COPY --from=build /app/public ./public
 COPY views ./views
 COPY bin ./bin

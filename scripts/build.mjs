@@ -53,4 +53,10 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 });
-console.error(`sesame: built in ${Date.now() - started} ms`);
+// An initialised PGlite cluster that a first start copies instead of running initdb
+// (src/db/pgliteTemplate.ts); made once per PGlite version, skipped when current.
+const { ensurePGliteTemplate } = await import('../dist/src/db/pgliteTemplate.js');
+const template = await ensurePGliteTemplate();
+console.error(
+  `sesame: built in ${Date.now() - started} ms${template === 'built' ? ' (with a new embedded-database template)' : ''}`,
+);

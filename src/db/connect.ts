@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { lockDataDir } from './dataDirLock.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
 import { PGliteDialect } from './pgliteDialect.js';
+import { seedFromTemplate } from './pgliteTemplate.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -58,7 +59,9 @@ export async function openDatabase(
   const release = lockDataDir(config.dataDir);
   try {
     const { PGlite } = await import('@electric-sql/pglite');
-    const pglite = await PGlite.create(path.join(config.dataDir, 'pg'));
+    const pgDir = path.join(config.dataDir, 'pg');
+    seedFromTemplate(pgDir);
+    const pglite = await PGlite.create(pgDir);
     const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
     return {
       db,

@@ -1,0 +1,45 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLITE_TEMPLATE_DIR, seedFromTemplate } from '../../src/db/pgliteTemplate.js';
+
+describe('the embedded-database template', () => {
+  let parent: string;
+
+  beforeEach(() => {
+    parent = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-seed-'));
+  });
+
+  afterEach(() => {
+    fs.rmSync(parent, { recursive: true, force: true });
+  });
+
+  it('is made by the build', () => {
+    expect(fs.existsSync(path.join(PGLITE_TEMPLATE_DIR, 'PG_VERSION'))).toBe(true);
+  });
+
+  it('seeds a new directory with a cluster PGlite opens and writes to', async () => {
+    const pgDir = path.join(parent, 'pg');
+    expect(seedFromTemplate(pgDir)).toBe(true);
+    expect(fs.readdirSync(parent)).toEqual(['pg']);
+    const pglite = await PGlite.create(pgDir);
+    try {
+      await pglite.exec('create table seeded (n int); insert into seeded values (7)');
+      const { rows } = await pglite.query<{ n: number }>('select n from seeded');
+      expect(rows).toEqual([{ n: 7 }]);
+    } finally {
+      await pglite.close();
+    }
+    // The template itself is untouched by what the copy did.
+    expect(fs.readdirSync(path.join(PGLITE_TEMPLATE_DIR, 'base')).length).toBeGreaterThan(0);
+  });
+
+  it('leaves an existing directory alone', () => {
+    const pgDir = path.join(parent, 'pg');
+    fs.mkdirSync(pgDir);
+    fs.writeFileSync(path.join(pgDir, 'mine'), 'x');
+    expect(seedFromTemplate(pgDir)).toBe(false);
+    expect(fs.readdirSync(pgDir)).toEqual(['mine']);
+  });
+});
