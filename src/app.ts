@@ -20,8 +20,10 @@ import { healthRoutes } from './http/routes/health.js';
 import { interactionRoutes } from './http/routes/interaction.js';
 import { linkRoutes } from './http/routes/links.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
+import type { Services } from './http/services.js';
 import type { Logger } from './logger.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
+import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
 import { isProviderPath } from './oidc/providerPaths.js';
 import { createRowCaches } from './oidc/rowCaches.js';
@@ -55,22 +57,37 @@ export interface SesameApp {
 /** Builds the app: keys and cookie secrets from the database, the provider, Sesame's routes. */
 export async function createApp({ config, db, log, listen }: AppDeps): Promise<SesameApp> {
   await ensureSigningKeys(db, config);
-  const [jwks, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
+  const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
   const caches = createRowCaches();
-  const rowChanges = listen ? await keepCachesInStep(listen, { ...caches }, log) : undefined;
-  const provider = createProvider({ config, db, log, jwks, cookieKeys, caches });
+  const live = new LiveProvider(
+    (jwks) => createProvider({ config, db, log, jwks, cookieKeys, caches }),
+    () => loadSigningJwks(db, config),
+    log,
+    signing,
+  );
+  const rowChanges = listen
+    ? await keepCachesInStep(listen, { ...caches, signing_keys: live }, log)
+    : undefined;
   const csrf = new Csrf(cookieKeys[0]!, config.origin, config.secureCookies);
-  const services = { config, db, log, provider, csrf, caches };
+  const services: Services = {
+    config,
+    db,
+    log,
+    get provider() {
+      return live.provider;
+    },
+    csrf,
+    caches,
+  };
 
   const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   koa.silent = true;
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.
-  const providerCallback = provider.callback();
   const oidcProvider = async (ctx: Koa.Context) => {
     ctx.respond = false;
-    await providerCallback(ctx.req, ctx.res);
+    await live.handle(ctx.req, ctx.res);
   };
   // Sesame's pages and APIs; what none of them answers falls through to the provider.
   const sesameRoutes = compose<Koa.Context>([
@@ -105,7 +122,9 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
 
   return {
     koa,
-    provider,
+    get provider() {
+      return live.provider;
+    },
     config,
     db,
     async start(port = config.port, host = config.host) {
@@ -122,6 +141,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     },
     async stop() {
       if (cleanupTimer) clearInterval(cleanupTimer);
+      live.stop();
       await rowChanges?.close();
       if (!server) return;
       const closing = new Promise<void>((resolve) => server!.close(() => resolve()));

@@ -1,7 +1,7 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config.js';
 import { DataDirBusyError } from '../db/dataDirLock.js';
-import { rotateSigningKeys } from '../oidc/keys.js';
+import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
 import { CliError, output, withDatabase } from './context.js';
@@ -29,20 +29,36 @@ registerApiKeyCommands(program);
 registerUserCommands(program);
 registerPasskeyApiCommands(program);
 
+/** A whole number of seconds, 0 or more. */
+function seconds(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds');
+  return Number(value);
+}
+
 program
   .command('keys')
   .description('manage token signing keys')
   .command('rotate')
-  .description('add new signing keys; the old ones stay published until tokens they signed expire')
+  .description(
+    'add new signing keys: published at once, signing after a delay; the old ones sign until then and stay published until tokens they signed expire',
+  )
+  .option(
+    '--activate-in <seconds>',
+    'how long apps get to fetch the new keys before they sign (0: at once, for a key thought exposed)',
+    seconds,
+    KEY_ACTIVATION_DELAY_SECONDS,
+  )
   .option('--json', 'print JSON')
-  .action((opts) =>
+  .action((opts: { activateIn: number; json?: boolean }) =>
     withDatabase(async (db, config) => {
-      const kids = await rotateSigningKeys(db, config);
+      const { kids, activatesAt } = await rotateSigningKeys(db, config, {
+        activateInSeconds: opts.activateIn,
+      });
       output(
-        opts.json,
-        { kids },
+        Boolean(opts.json),
+        { kids, activates_at: activatesAt.toISOString() },
         () =>
-          `New signing keys: ${kids.join(', ')}\nA running server starts signing with them after its next restart.`,
+          `New signing keys: ${kids.join(', ')}\nPublished now; they sign from ${activatesAt.toISOString()}. Running servers on Postgres pick them up at once, others at their next start.`,
       );
     }),
   );

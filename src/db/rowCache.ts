@@ -15,7 +15,17 @@ import type { ListenHandlers, Subscription } from './notifications.js';
  * A lookup that was already on its way to the database when a change arrived may return the
  * old row; the generation counter keeps such a result out of the cache.
  */
-export class RowCache<T extends object> {
+/** Something kept in step with an announced table: a {@link RowCache}, or anything else built from its rows. */
+export interface RowChangeListener {
+  /** The row with this key changed (or is new, or is gone). */
+  invalidate(key: string): void;
+  /** Every change from now on will be announced. */
+  goLive(): void;
+  /** Changes may go unannounced until the next goLive. */
+  goDark(): void;
+}
+
+export class RowCache<T extends object> implements RowChangeListener {
   /** Insertion order is recency order: a hit moves its entry to the end, the oldest goes first. */
   #entries = new Map<string, T>();
   #live = false;
@@ -88,11 +98,11 @@ export const ROW_CHANGES_CHANNEL = 'sesame_row_changes';
 /**
  * Keeps caches of announced tables in step with the database: each notice invalidates its
  * row; all go live together when the subscription listens, and dark when it is lost.
- * @param caches the cache of each table, by table name.
+ * @param caches the listener of each table, by table name.
  */
 export function keepCachesInStep(
   listen: (channel: string, handlers: ListenHandlers) => Promise<Subscription>,
-  caches: Record<string, RowCache<object>>,
+  caches: Record<string, RowChangeListener>,
   log: Logger,
 ): Promise<Subscription> {
   const all = Object.values(caches);

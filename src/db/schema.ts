@@ -75,6 +75,9 @@ export interface SigningKeysTable {
   /** The private JWK as JSON, or an "enc:v1:" envelope when a key-encryption secret is set. */
   private_jwk: string;
   created_at: Generated<Date>;
+  /** From when the key signs; published before that so apps' cached JWKS already hold it. */
+  activates_at: Generated<Date>;
+  /** From when it no longer signs (its successor's activation); published for a grace period after. */
   retired_at: NullableTimestamp;
 }
 

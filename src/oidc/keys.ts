@@ -24,15 +24,21 @@ async function makeKey(alg: string): Promise<{ kid: string; jwk: JWK }> {
   return { kid, jwk: { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' } };
 }
 
-async function addKey(db: Db, alg: string, config: Pick<Config, 'keyEncryptionSecret'>): Promise<string> {
+async function addKey(
+  db: Db,
+  alg: string,
+  config: Pick<Config, 'keyEncryptionSecret'>,
+  activateInSeconds: number,
+): Promise<{ kid: string; activatesAt: Date }> {
   const { kid, jwk } = await makeKey(alg);
-  await signingKeysQueries.insert(db, kid, alg, sealAtRest(JSON.stringify(jwk), config.keyEncryptionSecret));
-  return kid;
+  const sealed = sealAtRest(JSON.stringify(jwk), config.keyEncryptionSecret);
+  return { kid, activatesAt: await signingKeysQueries.insert(db, kid, alg, sealed, activateInSeconds) };
 }
 
 /**
  * Creates a signing key for every algorithm that has none yet (first start). Instances
- * starting together on one database take turns, so they end up with the same keys.
+ * starting together on one database take turns, so they end up with the same keys. Nobody
+ * holds an older JWKS yet, so these sign at once.
  */
 export async function ensureSigningKeys(
   db: Db,
@@ -45,47 +51,66 @@ export async function ensureSigningKeys(
     const haveNow = new Set(await signingKeysQueries.activeAlgs(trx));
     const created: string[] = [];
     for (const alg of SIGNING_ALGS) {
-      if (!haveNow.has(alg)) created.push(await addKey(trx, alg, config));
+      if (!haveNow.has(alg)) created.push((await addKey(trx, alg, config, 0)).kid);
     }
     return created;
   });
 }
 
 /**
- * Adds a new key per algorithm and retires the previous ones. Retired keys stay published
- * for {@link RETIRED_KEY_GRACE_SECONDS}, so tokens they signed still verify.
+ * How long a new key is published before it signs by default: apps cache the JWKS (jose and
+ * openid-client for minutes, some libraries for up to an hour), and a token signed by a key
+ * their cached copy lacks fails until they refetch.
+ */
+export const KEY_ACTIVATION_DELAY_SECONDS = 3600;
+
+/**
+ * Adds a new key per algorithm, published at once and signing after `activateInSeconds`;
+ * the current keys sign until then and stay published for {@link RETIRED_KEY_GRACE_SECONDS}
+ * more, so tokens they signed still verify. `activateInSeconds: 0` switches at once (a key
+ * thought exposed).
  */
 export async function rotateSigningKeys(
   db: Db,
   config: Pick<Config, 'keyEncryptionSecret'>,
-): Promise<string[]> {
+  { activateInSeconds = KEY_ACTIVATION_DELAY_SECONDS }: { activateInSeconds?: number } = {},
+): Promise<{ kids: string[]; activatesAt: Date }> {
   return db.transaction().execute(async (trx) => {
     await signingKeysQueries.lockKeyCreation(trx);
     const kids: string[] = [];
+    let activatesAt = new Date();
     for (const alg of SIGNING_ALGS) {
-      const kid = await addKey(trx, alg, config);
-      await signingKeysQueries.retireOthers(trx, alg, kid);
-      kids.push(kid);
+      const added = await addKey(trx, alg, config, activateInSeconds);
+      await signingKeysQueries.retireOthersAt(trx, alg, added.kid, added.activatesAt);
+      kids.push(added.kid);
+      activatesAt = added.activatesAt;
     }
-    return kids;
+    return { kids, activatesAt };
   });
 }
 
+/** The provider's private JWKS, and when the key that signs next changes. */
+export interface SigningJwks {
+  jwks: { keys: JWK[] };
+  /** Milliseconds until a pending key starts signing; undefined when none is pending. */
+  nextChangeInMs?: number;
+}
+
 /**
- * The private JWKS for the provider. Newest keys first: oidc-provider signs with the first
- * key that fits the algorithm, so the newest active key signs and older ones only verify.
+ * Every published key, signing keys first: oidc-provider signs with the first key that fits
+ * the algorithm, so the current key of each algorithm signs while pending and retired ones
+ * are only published (for verifying, and for caching ahead of their turn).
  */
 export async function loadSigningJwks(
   db: Db,
   config: Pick<Config, 'keyEncryptionSecret'>,
-): Promise<{ keys: JWK[] }> {
+): Promise<SigningJwks> {
   const rows = await signingKeysQueries.listPublished(db, RETIRED_KEY_GRACE_SECONDS);
-  const active = rows.filter((r) => !r.retired_at);
-  const retired = rows.filter((r) => r.retired_at);
+  const ordered = [...rows.filter((r) => r.signing), ...rows.filter((r) => !r.signing)];
+  const pending = rows.filter((r) => r.activates_in_seconds > 0).map((r) => r.activates_in_seconds);
   return {
-    keys: [...active, ...retired].map((r) =>
-      JSON.parse(openAtRest(r.private_jwk, config.keyEncryptionSecret)),
-    ),
+    jwks: { keys: ordered.map((r) => JSON.parse(openAtRest(r.private_jwk, config.keyEncryptionSecret))) },
+    nextChangeInMs: pending.length ? Math.ceil(Math.min(...pending) * 1000) : undefined,
   };
 }
 

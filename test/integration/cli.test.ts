@@ -112,6 +112,32 @@ describe('the sesame command (node bin/sesame.js)', () => {
     expect(result.stderr).toBe('sesame: no client with id no-such-client\n');
   });
 
+  it('rotates the signing keys, to sign after the delay asked for', async () => {
+    const result = await runCli(['keys', 'rotate', '--activate-in', '600', '--json'], testDb.env);
+    expect(result.code).toBe(0);
+    const rotated = onlyJson<{ kids: string[]; activates_at: string }>(result.stdout);
+    expect(rotated.kids).toEqual([expect.stringMatching(/^es256-/), expect.stringMatching(/^rs256-/)]);
+    const inMs = Date.parse(rotated.activates_at) - Date.now();
+    expect(inMs).toBeGreaterThan(590_000);
+    expect(inMs).toBeLessThan(610_000);
+  });
+
+  it('refuses an activation delay that is not a whole number of seconds, in one line', async () => {
+    const database = await openDatabase(configFrom(testDb.env));
+    const count = async () => (await database.db.selectFrom('signing_keys').select('kid').execute()).length;
+    try {
+      const before = await count();
+      for (const bad of ['soon', '-5', '1.5']) {
+        const result = await runCli(['keys', 'rotate', '--activate-in', bad], testDb.env);
+        expect(result.code).not.toBe(0);
+        expect(linesOf(result.stderr)).toEqual([expect.stringMatching(/^sesame: .*whole number of seconds/)]);
+        expect(await count()).toBe(before);
+      }
+    } finally {
+      await database.close();
+    }
+  });
+
   describe('with the server running on the same database', () => {
     let sesame: SesameProcess;
 
@@ -218,6 +244,27 @@ describe('the sesame command (node bin/sesame.js)', () => {
         await done();
       }
     }, 90_000);
+
+    (onPostgres ? it : it.skip)(
+      'publishes keys that `keys rotate` adds beside the running server at once, without a restart',
+      async () => {
+        const publishedKids = async () => {
+          const { keys } = (await (await fetch(`${sesame.baseUrl}/jwks`)).json()) as {
+            keys: { kid: string }[];
+          };
+          return keys.map((key) => key.kid).sort();
+        };
+        const before = await publishedKids();
+        const result = await runCli(['keys', 'rotate', '--json'], testDb.env);
+        expect(result.code).toBe(0);
+        const { kids } = onlyJson<{ kids: string[] }>(result.stdout);
+        const deadline = Date.now() + 5_000;
+        while ((await publishedKids()).length === before.length && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        expect(await publishedKids()).toEqual([...before, ...kids].sort());
+      },
+    );
 
     (onPostgres ? it : it.skip)(
       'works beside the running server on Postgres, which has its own locking',

@@ -2,6 +2,13 @@ import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import type { SigningKeyRow } from '../schema.js';
 
+export interface PublishedSigningKey extends SigningKeyRow {
+  /** This key signs now (activated, not yet retired). */
+  signing: boolean;
+  /** Seconds until it activates; zero or negative once it has. */
+  activates_in_seconds: number;
+}
+
 export const signingKeysQueries = {
   /**
    * Serialises key creation across instances; call it inside a transaction, which holds the
@@ -12,34 +19,59 @@ export const signingKeysQueries = {
     await sql`select pg_advisory_xact_lock(hashtext('sesame.signing_keys'))`.execute(db);
   },
 
-  /** Keys still published: active ones and retired ones whose tokens may not have expired yet. Newest first. */
-  async listPublished(db: Db, retiredGraceSeconds: number): Promise<SigningKeyRow[]> {
+  /**
+   * Keys still published: pending, signing, and retired ones whose tokens may not have expired
+   * yet, most recently activated first. The database clock decides what is due, so servers
+   * whose clocks differ still agree on which key signs.
+   */
+  async listPublished(db: Db, retiredGraceSeconds: number): Promise<PublishedSigningKey[]> {
     return db
       .selectFrom('signing_keys')
       .selectAll()
+      .select([
+        sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`.as('signing'),
+        sql<number>`extract(epoch from activates_at - now())::float8`.as('activates_in_seconds'),
+      ])
       .where((eb) =>
         eb.or([
           eb('retired_at', 'is', null),
           eb('retired_at', '>', sql<Date>`now() - make_interval(secs => ${retiredGraceSeconds})`),
         ]),
       )
-      .orderBy('created_at', 'desc')
+      .orderBy('activates_at', 'desc')
       .orderBy('kid', 'desc')
       .execute();
   },
 
-  async insert(db: Db, kid: string, alg: string, privateJwk: string): Promise<void> {
-    await db.insertInto('signing_keys').values({ kid, alg, private_jwk: privateJwk }).execute();
+  /** Adds a key that signs from `activateInSeconds` from now; returns when that is. */
+  async insert(
+    db: Db,
+    kid: string,
+    alg: string,
+    privateJwk: string,
+    activateInSeconds: number,
+  ): Promise<Date> {
+    const { activates_at } = await db
+      .insertInto('signing_keys')
+      .values({
+        kid,
+        alg,
+        private_jwk: privateJwk,
+        activates_at: sql<Date>`now() + make_interval(secs => ${activateInSeconds})`,
+      })
+      .returning('activates_at')
+      .executeTakeFirstOrThrow();
+    return activates_at;
   },
 
-  /** Retires the active keys of an algorithm, except the one named. */
-  async retireOthers(db: Db, alg: string, keepKid: string): Promise<void> {
+  /** The other keys of the algorithm stop signing when the named key starts. */
+  async retireOthersAt(db: Db, alg: string, keepKid: string, at: Date): Promise<void> {
     await db
       .updateTable('signing_keys')
-      .set({ retired_at: sql<Date>`now()` })
+      .set({ retired_at: at })
       .where('alg', '=', alg)
       .where('kid', '!=', keepKid)
-      .where('retired_at', 'is', null)
+      .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', at)]))
       .execute();
   },
 

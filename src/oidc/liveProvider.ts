@@ -1,0 +1,106 @@
+import type http from 'node:http';
+import type Provider from 'oidc-provider';
+import type { RowChangeListener } from '../db/rowCache.js';
+import type { Logger } from '../logger.js';
+import type { SigningJwks } from './keys.js';
+
+/** setTimeout's longest delay (about 24.8 days); a later change is re-checked then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Fire a little after a key's activation, so the database clock has passed it too. */
+const TIMER_MARGIN_MS = 250;
+
+type JwksWithKids = SigningJwks['jwks'];
+
+function keyOrder(jwks: JwksWithKids): string {
+  return jwks.keys.map((key) => key.kid).join(',');
+}
+
+/**
+ * The provider, rebuilt whenever the signing keys change. oidc-provider fixes its JWKS when
+ * it is constructed, so a new key (`sesame keys rotate`) would otherwise be published, and
+ * start signing, only after a restart. This holds the current instance, reloads the keys when
+ * a `signing_keys` row changes (it listens like a row cache) and when a pending key comes due,
+ * and swaps in a new instance if what is published or which key signs has changed. Requests
+ * in flight finish on the instance they started on; everything an instance keeps lives in
+ * the database, so the next request carries on where it left off.
+ */
+export class LiveProvider implements RowChangeListener {
+  #provider: Provider;
+  #callback: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
+  #order: string;
+  #timer: NodeJS.Timeout | undefined;
+  #reloading: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(
+    private readonly build: (jwks: JwksWithKids) => Provider,
+    private readonly loadKeys: () => Promise<SigningJwks>,
+    private readonly log: Logger,
+    initial: SigningJwks,
+  ) {
+    this.#provider = build(initial.jwks);
+    this.#callback = this.#provider.callback();
+    this.#order = keyOrder(initial.jwks);
+    this.#schedule(initial.nextChangeInMs);
+  }
+
+  get provider(): Provider {
+    return this.#provider;
+  }
+
+  /** Serves a request with the current instance. */
+  handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> | void {
+    return this.#callback(req, res);
+  }
+
+  /** Reloads the keys; reloads queue behind each other so the newest state always wins. */
+  reload(): Promise<void> {
+    this.#reloading = this.#reloading.then(() => this.#reloadNow());
+    return this.#reloading;
+  }
+
+  async #reloadNow(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const next = await this.loadKeys();
+      const order = keyOrder(next.jwks);
+      if (order !== this.#order) {
+        const provider = this.build(next.jwks);
+        this.#provider = provider;
+        this.#callback = provider.callback();
+        this.#order = order;
+        this.log.info('signing keys changed', { kids: next.jwks.keys.map((key) => key.kid) });
+      }
+      this.#schedule(next.nextChangeInMs);
+    } catch (error) {
+      // Keep serving with the keys we have; the next notice or timer tries again.
+      this.log.warn('cannot reload signing keys', { error: (error as Error).message });
+      this.#schedule(60_000);
+    }
+  }
+
+  #schedule(inMs: number | undefined): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (inMs === undefined || this.#stopped) return;
+    this.#timer = setTimeout(() => void this.reload(), Math.min(inMs + TIMER_MARGIN_MS, MAX_TIMER_MS));
+    this.#timer.unref();
+  }
+
+  /** A `signing_keys` row changed. */
+  invalidate(): void {
+    void this.reload();
+  }
+
+  /** Notices resume: one may have been missed while they were down. */
+  goLive(): void {
+    void this.reload();
+  }
+
+  goDark(): void {}
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+}
