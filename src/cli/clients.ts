@@ -17,7 +17,7 @@ function describe(client: ClientView): string {
   return [
     `client_id:   ${client.client_id}`,
     `name:        ${client.name}`,
-    `type:        ${client.public ? 'public (PKCE, no secret)' : 'confidential'}${client.first_party ? ', first-party' : ''}`,
+    `type:        ${client.public ? 'public (PKCE, no secret)' : 'confidential'}${client.application_type === 'native' ? ', native app' : ''}${client.first_party ? ', first-party' : ''}`,
     `grant types: ${client.grant_types.join(', ')}`,
     `redirect URIs:\n${client.redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `post-logout redirect URIs:\n${client.post_logout_redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,

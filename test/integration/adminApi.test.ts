@@ -153,7 +153,13 @@ describe('the admin REST API', () => {
 
   it('refuses invalid redirect URIs with 400 naming the field, and stores nothing', async () => {
     const before = await clientCount();
-    for (const uri of ['http://evil.example.com/cb', 'javascript:alert(1)', 'https://a.example.com/cb#x']) {
+    for (const uri of [
+      'http://evil.example.com/cb',
+      'javascript:alert(1)',
+      'https://a.example.com/cb#x',
+      '/callback',
+      'myapp:/callback',
+    ]) {
       const response = await api('POST', '/clients', { json: { name: 'Bad', redirect_uris: [uri] } });
       expect(response.status).toBe(400);
       expect(response.json()).toMatchObject({
