@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { openAtRest, randomId, randomSecret, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { appSecretsQueries } from '../db/queries/appSecrets.js';
+import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { signingKeysQueries } from '../db/queries/signingKeys.js';
 import { TTL } from './ttl.js';
 
@@ -52,12 +53,14 @@ export async function ensureSigningKeys(
 }
 
 /**
- * Adds a new key per algorithm and retires the previous ones. Retired keys stay published
- * for {@link RETIRED_KEY_GRACE_SECONDS}, so tokens they signed still verify.
+ * Adds a new key per algorithm and retires the previous ones, recording who did it in the
+ * audit log. Retired keys stay published for {@link RETIRED_KEY_GRACE_SECONDS}, so tokens
+ * they signed still verify.
  */
 export async function rotateSigningKeys(
   db: Db,
   config: Pick<Config, 'keyEncryptionSecret'>,
+  actor: Actor,
 ): Promise<string[]> {
   return db.transaction().execute(async (trx) => {
     await signingKeysQueries.lockKeyCreation(trx);
@@ -67,6 +70,7 @@ export async function rotateSigningKeys(
       await signingKeysQueries.retireOthers(trx, alg, kid);
       kids.push(kid);
     }
+    await auditQueries.record(trx, actor, 'signing_keys.rotate', null, { kids });
     return kids;
   });
 }

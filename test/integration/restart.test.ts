@@ -103,7 +103,7 @@ describe('stopping and starting again on the same database', () => {
 
       beforeAll(async () => {
         // What `sesame keys rotate` does; a running server picks the keys up when it restarts.
-        newKids = await rotateSigningKeys(sesame.db, sesame.config);
+        newKids = await rotateSigningKeys(sesame.db, sesame.config, 'test');
         await sesame.restart();
       });
 
