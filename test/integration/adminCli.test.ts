@@ -321,7 +321,7 @@ describe('the sesame command manages clients, API keys and users', () => {
           actor: operator,
           action: 'signing_keys.rotate',
           target: null,
-          details: { kids: rotated.kids },
+          details: { kids: rotated.kids, activates_at: rotated.activates_at },
         }),
         expect.objectContaining({ actor: operator, action: 'api_key.create', target: key.id }),
       ]),
