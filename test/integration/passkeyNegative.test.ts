@@ -199,6 +199,33 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expect(await stateOf(login.uid)).toEqual(before);
     });
 
+    it('rejects a usernameless assertion that does not say whose passkey it is (no user handle)', async () => {
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      const signed = await assertion(person, login);
+      const { userHandle: _omitted, ...withoutHandle } = signed.response;
+      const response = { ...signed, response: withoutHandle };
+      const before = await stateOf(login.uid);
+
+      expectError(await verifyLogin(person, login, response), 400, 'verification_failed');
+      expect(await stateOf(login.uid)).toEqual(before);
+      expect(await counterOf(credentialId)).toBe(0);
+    });
+
+    it("rejects an assertion whose user handle is another account's", async () => {
+      const victim = await signedUpPerson();
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      const signed = await assertion(person, login);
+      const victimHandle = victim.person.authenticator.credentials()[0]!.userHandle;
+      const response = { ...signed, response: { ...signed.response, userHandle: victimHandle } };
+      const before = await stateOf(login.uid);
+
+      expectError(await verifyLogin(person, login, response), 400, 'verification_failed');
+      expect(await stateOf(login.uid)).toEqual(before);
+      expect(await counterOf(credentialId)).toBe(0);
+    });
+
     it('rejects the passkey of a disabled user', async () => {
       const { person, user } = await signedUpPerson();
       await sesame.db
