@@ -10,6 +10,7 @@ import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
+import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaders } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
 import { accountRoutes } from './http/routes/account.js';
@@ -82,6 +83,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
 
   const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   koa.silent = true;
+  koa.use(requestLog(log));
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.

@@ -3,7 +3,11 @@ import type { Config } from './config.js';
 type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level | 'silent', number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 
-/** A structured one-line-per-event logger. Fields must never hold secrets: callers pass ids, not tokens. */
+/**
+ * A structured one-line-per-event logger. Fields must never hold secrets: callers pass ids,
+ * not tokens. URLs are the exception callers cannot avoid (a one-time link's token is its
+ * path), so the logger redacts them itself: see {@link redactUrl}.
+ */
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
@@ -11,13 +15,78 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-/** Writes JSON lines to stderr at or above the configured level. */
-export function createLogger(level: Config['logLevel']): Logger {
+const REDACTED = '[redacted]';
+
+/** Fields that hold a request URL or path; they go through {@link redactUrl}. */
+const URL_FIELDS = new Set(['url', 'path']);
+
+/**
+ * Query parameters whose values are safe to log: they say what was asked for, never prove
+ * anything. Every other value (code, state, id_token_hint, refresh_token, login_hint, ...)
+ * is replaced, so a parameter added later is secret until someone decides otherwise.
+ */
+const LOGGABLE_QUERY_PARAMETERS = new Set([
+  'client_id',
+  'response_type',
+  'response_mode',
+  'scope',
+  'redirect_uri',
+  'post_logout_redirect_uri',
+  'prompt',
+  'code_challenge_method',
+  'return_to',
+  'done',
+  'error',
+]);
+
+/** Path segments that are bearer secrets: the token of a one-time link (/link/<token>/...). */
+const LINK_TOKEN = /\/link\/[^/?#\s"]+/g;
+/** Any other path segment that looks like a generated secret (randomSecret() makes 43 characters). */
+const SECRET_SEGMENT = /^[A-Za-z0-9_.~-]{40,}$/;
+
+/**
+ * A URL or path as it may be logged: the token of a one-time link and any segment shaped
+ * like a generated secret are cut out of the path, and every query value is replaced except
+ * the few in {@link LOGGABLE_QUERY_PARAMETERS}.
+ */
+export function redactUrl(url: string): string {
+  const queryAt = url.indexOf('?');
+  const path = queryAt === -1 ? url : url.slice(0, queryAt);
+  const redactedPath = path
+    .replace(LINK_TOKEN, `/link/${REDACTED}`)
+    .split('/')
+    .map((segment) => (SECRET_SEGMENT.test(segment) ? REDACTED : segment))
+    .join('/');
+  if (queryAt === -1) return redactedPath;
+  const query = url
+    .slice(queryAt + 1)
+    .split('&')
+    .map((pair) => {
+      const equals = pair.indexOf('=');
+      if (equals === -1) return SECRET_SEGMENT.test(pair) ? REDACTED : pair;
+      const name = pair.slice(0, equals);
+      return LOGGABLE_QUERY_PARAMETERS.has(name) ? pair : `${name}=${REDACTED}`;
+    });
+  return `${redactedPath}?${query.join('&')}`;
+}
+
+/** Other strings (an error's message or stack) may quote a link's path: its token goes too. */
+function redactField(name: string, value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  return URL_FIELDS.has(name) ? redactUrl(value) : value.replace(LINK_TOKEN, `/link/${REDACTED}`);
+}
+
+/** Writes JSON lines (to stderr unless `write` is given) at or above the configured level. */
+export function createLogger(
+  level: Config['logLevel'],
+  write: (line: string) => void = (line) => process.stderr.write(line),
+): Logger {
   const threshold = ORDER[level];
-  const write = (lvl: Level) => (message: string, fields?: Record<string, unknown>) => {
+  const at = (lvl: Level) => (message: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < threshold) return;
-    const line = JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...fields });
-    process.stderr.write(`${line}\n`);
+    const safe: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(fields ?? {})) safe[name] = redactField(name, value);
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...safe })}\n`);
   };
-  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

@@ -49,6 +49,21 @@ async function loadExistingGrant(ctx: KoaContextWithOIDC) {
   return undefined;
 }
 
+/**
+ * Browser apps (public clients) may call the token and userinfo endpoints from the origin
+ * of one of their redirect URIs. Only http(s) origins count: a custom-scheme redirect URI
+ * (a native app's `com.example.app:/callback`) has the opaque origin "null", which is also
+ * what sandboxed iframes, data: URLs and some redirects send, so `Origin: null` would let
+ * any such page read the answers.
+ */
+export function isClientOrigin(origin: string, redirectUris: readonly string[]): boolean {
+  if (!/^https?:\/\//.test(origin)) return false;
+  return redirectUris.some((uri) => {
+    const url = URL.parse(uri);
+    return (url?.protocol === 'https:' || url?.protocol === 'http:') && url.origin === origin;
+  });
+}
+
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
 export function createProvider({ config, db, log, jwks, cookieKeys, caches }: ProviderDeps): Provider {
   const configuration: Configuration = {
@@ -81,8 +96,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, caches }: Pr
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     loadExistingGrant,
     clientBasedCORS(_ctx, origin, client) {
-      // Browser apps (public clients) may call the token and userinfo endpoints from their own origin.
-      return client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false;
+      return isClientOrigin(origin, client.redirectUris ?? []);
     },
     features: {
       devInteractions: { enabled: false },

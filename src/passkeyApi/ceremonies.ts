@@ -10,7 +10,11 @@ import { passkeyTenantCredentialsQueries } from '../db/queries/passkeyTenantCred
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { HttpError, notFound } from '../http/errors.js';
-import { passkeyRequestOptions, verifyAssertionSignature } from '../webauthn/authentication.js';
+import {
+  checkUserHandle,
+  passkeyRequestOptions,
+  verifyAssertionSignature,
+} from '../webauthn/authentication.js';
 import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
 import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
 import { PASSKEY_POLICY } from '../webauthn/policy.js';
@@ -129,7 +133,7 @@ export async function startTenantLogin(
 /**
  * Verifies a tenant's assertion (WebAuthn L3 §7.2): the challenge is this tenant's and
  * unused; the passkey is this tenant's (and the named user's, when login named one); the
- * user handle matches; signature, origin, RP ID, UV and counter check out. Returns the token.
+ * user handle matches (and is required when the login was discoverable); signature, origin, RP ID, UV and counter check out. Returns the token.
  */
 export async function finishTenantLogin(
   db: Db,
@@ -148,13 +152,11 @@ export async function finishTenantLogin(
   if (challenge.data.userId !== undefined && challenge.data.userId !== credential.userId) {
     throw unknownCredential();
   }
-  // §7.2 step 6: the user handle, when given, must be the credential's owner.
-  if (
-    response.response.userHandle &&
-    response.response.userHandle !== Buffer.from(tenantUserHandle(credential.userId)).toString('base64url')
-  ) {
-    throw verificationFailed();
-  }
+  checkUserHandle(
+    response.response.userHandle,
+    tenantUserHandle(credential.userId),
+    challenge.data.userId === undefined,
+  );
   const { newCounter, backedUp } = await verifyAssertionSignature(
     tenantRelyingParty(tenant),
     response,

@@ -67,6 +67,25 @@ export async function verifyAssertionSignature(
 }
 
 /**
+ * WebAuthn L3 §7.2 step 6: the user handle the authenticator returns must be the credential
+ * owner's. A discoverable (usernameless) request named nobody, so the handle is the only
+ * word on whose passkey answered: there it is required, and an assertion without one is
+ * refused rather than trusted on the credential id alone. A request that listed the
+ * person's own passkeys (`discoverable` false) may get none back.
+ */
+export function checkUserHandle(
+  presented: string | undefined,
+  owner: Uint8Array,
+  discoverable: boolean,
+): void {
+  if (!presented) {
+    if (discoverable) throw verificationFailed();
+    return;
+  }
+  if (!Buffer.from(presented, 'base64url').equals(owner)) throw verificationFailed();
+}
+
+/**
  * Request options for a passkey assertion. Without `userId` the request is discoverable
  * (usernameless): the authenticator offers every passkey it holds for this RP.
  */
@@ -96,7 +115,7 @@ export interface VerifiedAssertion {
 /**
  * Verifies an assertion (WebAuthn L3 §7.2): the challenge is ours, unused and bound here;
  * the credential is known and belongs to an active user (and to `userId` when the
- * challenge named one); signature, origin, RP ID hash, UV flag and counter all check out.
+ * challenge named one, else to the user handle the authenticator returned); signature, origin, RP ID hash, UV flag and counter all check out.
  * Then the counter, backup state and last-used time are recorded.
  */
 export async function verifyPasskeyAssertion(
@@ -115,11 +134,7 @@ export async function verifyPasskeyAssertion(
   if (!found) throw unknownCredential();
   const { credential, user } = found;
   if (challenge.userId && challenge.userId !== credential.userId) throw unknownCredential();
-  // §7.2 step 6: the user handle, when given, must be the credential's owner.
-  if (response.response.userHandle) {
-    const expected = Buffer.from(userHandleFor(credential.userId)).toString('base64url');
-    if (response.response.userHandle !== expected) throw verificationFailed();
-  }
+  checkUserHandle(response.response.userHandle, userHandleFor(credential.userId), !challenge.userId);
   if (user.disabled_at) throw accountDisabled();
 
   const { newCounter, backedUp: credentialBackedUp } = await verifyAssertionSignature(

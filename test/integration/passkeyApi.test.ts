@@ -500,6 +500,21 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect({ ...(await rowsNow()), challenges: 0 }).toEqual({ ...before, challenges: 0 });
     });
 
+    it('refuses a discoverable login whose assertion has no user handle, or names another user', async () => {
+      const otherHandle = Buffer.from('frank-6').toString('base64url');
+      for (const userHandle of [undefined, otherHandle]) {
+        const assertion = await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN);
+        const { userHandle: _own, ...rest } = assertion.response;
+        const tampered = { ...assertion, response: userHandle ? { ...rest, userHandle } : rest };
+        const before = await rowsNow();
+        expect(await login(app, tampered)).toMatchObject(hankoError(400));
+        expect({ ...(await rowsNow()), challenges: 0 }).toEqual({ ...before, challenges: 0 });
+      }
+      // The same passkey with its own handle still signs in.
+      const assertion = await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN);
+      expect((await login(app, assertion)).status).toBe(200);
+    });
+
     it('rejects ceremonies from an origin the tenant does not allow, or for another RP ID', async () => {
       for (const tamper of [
         { origin: 'https://other.example' },

@@ -6,7 +6,7 @@ import type {
 } from '@simplewebauthn/server';
 import { sql } from 'kysely';
 import { createClient } from '../../src/oidc/clients.js';
-import type { PageResponse } from '../support/browser.js';
+import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import type { AssertionTamper } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -199,6 +199,33 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expect(await stateOf(login.uid)).toEqual(before);
     });
 
+    it('rejects a usernameless assertion that does not say whose passkey it is (no user handle)', async () => {
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      const signed = await assertion(person, login);
+      const { userHandle: _omitted, ...withoutHandle } = signed.response;
+      const response = { ...signed, response: withoutHandle };
+      const before = await stateOf(login.uid);
+
+      expectError(await verifyLogin(person, login, response), 400, 'verification_failed');
+      expect(await stateOf(login.uid)).toEqual(before);
+      expect(await counterOf(credentialId)).toBe(0);
+    });
+
+    it("rejects an assertion whose user handle is another account's", async () => {
+      const victim = await signedUpPerson();
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      const signed = await assertion(person, login);
+      const victimHandle = victim.person.authenticator.credentials()[0]!.userHandle;
+      const response = { ...signed, response: { ...signed.response, userHandle: victimHandle } };
+      const before = await stateOf(login.uid);
+
+      expectError(await verifyLogin(person, login, response), 400, 'verification_failed');
+      expect(await stateOf(login.uid)).toEqual(before);
+      expect(await counterOf(credentialId)).toBe(0);
+    });
+
     it('rejects the passkey of a disabled user', async () => {
       const { person, user } = await signedUpPerson();
       await sesame.db
@@ -310,6 +337,37 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
 
       // The refused calls did not use up the challenge: the real page still signs in.
       expect((await verifyLogin(person, login, response)).status).toBe(200);
+    });
+
+    it('cancels a sign-in only on a POST with the CSRF token, and then returns access_denied to the app', async () => {
+      const person = new Person(sesame.baseUrl);
+      const pending = await beginLogin(rp);
+      const page = await person.open(pending.url);
+      const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+      expect(page.text).toMatch(
+        new RegExp(
+          `<form[^>]*method="post" action="/interaction/${uid}/abort">[\\s\\S]*?Cancel and return to Notes</button>`,
+        ),
+      );
+      const before = await stateOf(uid);
+
+      // A link or an image elsewhere cannot cancel it (GET), nor a form without the token.
+      const viaGet = await person.browser.request(`/interaction/${uid}/abort`);
+      expect(viaGet.status).toBe(404);
+      expect(viaGet.headers.get('location')).toBeNull();
+      const noToken = await person.browser.request(`/interaction/${uid}/abort`, { form: {} });
+      expect(noToken.status).toBe(403);
+      expect(await stateOf(uid)).toEqual(before);
+
+      const cancelled = await person.browser.request(`/interaction/${uid}/abort`, {
+        form: { _csrf: page.csrf() },
+      });
+      const callback = new URL(
+        stoppedAt(await person.browser.follow(cancelled.location()!, (u) => u.startsWith(REDIRECT_URI))),
+      );
+      expect(callback.searchParams.get('error')).toBe('access_denied');
+      expect(callback.searchParams.get('state')).toBe(pending.state);
+      expect(callback.searchParams.get('code')).toBeNull();
     });
 
     it('refuses a consent decision without the CSRF token', async () => {

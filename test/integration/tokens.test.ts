@@ -279,4 +279,57 @@ describe('authorization and token endpoint rules', () => {
       });
     });
   });
+
+  describe('the test apps (openid-client as test/support configures it)', () => {
+    /** An RP whose token responses pass through `tamper` on their way in, as a network attacker's would. */
+    async function rpWithTamperedTokenResponses(tamper: (idToken: string) => string): Promise<TestRp> {
+      const tampered = await discoverRp(sesame.baseUrl, client, REDIRECT_URI);
+      tampered.config[oidc.customFetch] = async (url, options) => {
+        const response = await fetch(url, options as RequestInit);
+        if (new URL(url).pathname !== '/token') return response;
+        const body = (await response.json()) as { id_token?: string };
+        const changed = body.id_token ? { ...body, id_token: tamper(body.id_token) } : body;
+        return new Response(JSON.stringify(changed), {
+          status: response.status,
+          headers: { 'content-type': 'application/json' },
+        });
+      };
+      return tampered;
+    }
+
+    async function signInAt(app: TestRp, email: string) {
+      const person = new Person(sesame.baseUrl);
+      const pending = await beginLogin(app);
+      const callback = await person.continueToApp(
+        await person.signUp(await person.open(pending.url), email),
+        REDIRECT_URI,
+      );
+      return finishLogin(app, pending, callback);
+    }
+
+    it('refuses an ID token whose claims were changed after Sesame signed it', async () => {
+      const forged = await rpWithTamperedTokenResponses((idToken) => {
+        const [header, payload, signature] = idToken.split('.');
+        const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
+        const changed = Buffer.from(JSON.stringify({ ...claims, email: 'root@example.com' })).toString(
+          'base64url',
+        );
+        return `${header}.${changed}.${signature}`;
+      });
+      const refusal = await signInAt(forged, 'forged@example.com').then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(refusal).toBeInstanceOf(Error);
+      expect(String((refusal?.cause as Error | undefined)?.message)).toMatch(
+        /signature verification failed/i,
+      );
+    });
+
+    it('accepts the same ID token untouched, so the refusal above is the signature check', async () => {
+      const untouched = await rpWithTamperedTokenResponses((idToken) => idToken);
+      const tokens = await signInAt(untouched, 'untouched@example.com');
+      expect(tokens.claims()!.email).toBe('untouched@example.com');
+    });
+  });
 });

@@ -8,6 +8,12 @@ export interface TestRp {
   redirectUri: string;
 }
 
+/**
+ * Discovers Sesame as an app would and configures the client. The tests talk plain http, so
+ * no TLS vouches for the token endpoint's answers: ID token signatures are checked against
+ * the JWKS (openid-client skips that by default, trusting TLS; enableNonRepudiationChecks
+ * turns it on), which is what proves Sesame signs with the keys it publishes.
+ */
 export async function discoverRp(
   baseUrl: string,
   client: { client_id: string; client_secret?: string | undefined },
@@ -18,7 +24,7 @@ export async function discoverRp(
     client.client_id,
     client.client_secret,
     client.client_secret ? oidc.ClientSecretBasic(client.client_secret) : oidc.None(),
-    { execute: [oidc.allowInsecureRequests] },
+    { execute: [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks] },
   );
   return { config, redirectUri };
 }

@@ -1,11 +1,13 @@
 /**
  * A small relying-party web app for browser tests, built with openid-client as a real app
  * would be: /login starts an authorization code flow with PKCE S256, state and nonce;
- * /callback redeems the code, verifies the ID token, calls userinfo and shows who signed in.
+ * /callback redeems the code, verifies the ID token (its signature too, against the JWKS),
+ * calls userinfo and shows who signed in.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
+import { discoverRp } from './oidcFlow.js';
 
 /** What the app learned from the last completed sign-in. */
 export interface RpSignIn {
@@ -131,13 +133,8 @@ export async function startRpServer(
   const postLogoutRedirectUri = `${origin}/bye`;
 
   const client = await register({ redirectUri, postLogoutRedirectUri });
-  config = await oidc.discovery(
-    new URL(issuer),
-    client.client_id,
-    client.client_secret,
-    client.client_secret ? oidc.ClientSecretBasic(client.client_secret) : oidc.None(),
-    { execute: [oidc.allowInsecureRequests] },
-  );
+  // Configured as the Jest-driven RP is: ID token signatures are verified against the JWKS.
+  ({ config } = await discoverRp(issuer, client, redirectUri));
 
   return {
     origin,

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { createApp, type SesameApp } from '../../src/app.js';
 import { type Config, configFrom } from '../../src/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './testDatabase.js';
 
 /** A Sesame server on a free loopback port with a database of its own. */
@@ -27,8 +27,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts Sesame for a test. `env` overrides settings (SIGNUP, ...) the way the environment would. */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+/**
+ * Starts Sesame for a test. `env` overrides settings (SIGNUP, ...) the way the environment
+ * would; `log` replaces the stderr logger (a test that reads what Sesame logs passes its own).
+ */
+export async function startTestApp(
+  env: Record<string, string> = {},
+  options: { log?: Logger } = {},
+): Promise<TestApp> {
   const port = await freePort();
   const testDb: TestDatabase = await createTestDatabase();
   const config = configFrom({
@@ -38,7 +44,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     ...testDb.env,
     ...env,
   });
-  const log = createLogger(config.logLevel);
+  const log = options.log ?? createLogger(config.logLevel);
 
   let database = await openDatabase(config, { poolSize: 5 });
   let app = await createApp({ config, db: database.db, log, listen: database.listen });

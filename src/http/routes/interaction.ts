@@ -213,7 +213,8 @@ export function interactionRoutes({ config, db, log, provider, csrf }: Services)
     ctx.respond = false;
   });
 
-  router.get('/abort', async (ctx) => {
+  // A POST with the page's CSRF token: a link elsewhere cannot cancel someone's sign-in.
+  router.post('/abort', async (ctx) => {
     await loadInteraction(ctx);
     await provider.interactionFinished(
       ctx.req,

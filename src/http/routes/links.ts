@@ -11,7 +11,6 @@ import {
 import { amrFor } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
-import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
@@ -30,29 +29,13 @@ async function qrDataUrl(url: string): Promise<string> {
 /**
  * One-time links (`sesame users invite`, admin recovery links): the page at /link/<token>
  * registers a passkey for the invited email or the account being recovered, then signs the
- * person in. The token is a bearer secret: it is looked up by its hash, never logged, and
- * used up only in the transaction that stores the new passkey.
+ * person in. The token is a bearer secret: it is looked up by its hash, cut out of every log
+ * line by the logger (see redactUrl), and used up only in the transaction that stores the
+ * new passkey.
  */
 export function linkRoutes({ config, db, log, provider, csrf }: Services): Router {
   const router = new Router({ prefix: '/link/:token' });
   const rp = relyingPartyFor(config);
-
-  // The request path holds the token: errors are logged here with it cut out, so the
-  // shared error handler never sees (and logs) the path of a failed link request.
-  router.use(async function keepTokenOutOfLogs(ctx: Context, next: Next) {
-    try {
-      await next();
-    } catch (error) {
-      const status = (error as { status?: number }).status;
-      if (error instanceof HttpError || (status && status < 500)) throw error;
-      log.error('link request failed', {
-        method: ctx.method,
-        path: ctx.path.replace(/^\/link\/[^/]+/, '/link/…'),
-        error: String((error as Error)?.stack ?? error),
-      });
-      throw new HttpError(500, 'server_error', 'Something went wrong on our side');
-    }
-  });
 
   // A person opening a bad link gets a page that says what happened, not a bare error.
   router.use(async function renderLinkProblems(ctx: Context, next: Next) {

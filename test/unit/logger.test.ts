@@ -1,0 +1,96 @@
+import { createLogger, redactUrl } from '../../src/logger.js';
+import { isClientOrigin } from '../../src/oidc/provider.js';
+
+const TOKEN = 'Qk9vRzVhM2ZfV2Jx-aGVsbG8td29ybGQtdGhpcy1pcw';
+
+describe('redactUrl', () => {
+  it.each([
+    [`/link/${TOKEN}`, '/link/[redacted]'],
+    [`/link/${TOKEN}/verify`, '/link/[redacted]/verify'],
+    // Even a malformed token (too short to look generated) is a link's secret.
+    ['/link/abc/options', '/link/[redacted]/options'],
+    [`https://sesame.example/link/${TOKEN}?x=1`, 'https://sesame.example/link/[redacted]?x=[redacted]'],
+  ])('cuts the token out of the one-time link %s', (url, expected) => {
+    expect(redactUrl(url)).toBe(expected);
+  });
+
+  it('cuts out any path segment shaped like a generated secret, and keeps short ids', () => {
+    expect(redactUrl(`/api/keys/spk_${TOKEN}`)).toBe('/api/keys/[redacted]');
+    expect(redactUrl('/interaction/Xb2m9kq3LpT0aZ8yW1nRc/login/verify')).toBe(
+      '/interaction/Xb2m9kq3LpT0aZ8yW1nRc/login/verify',
+    );
+  });
+
+  it('replaces every query value except the few that only say what was asked for', () => {
+    const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl';
+    expect(
+      redactUrl(
+        `/session/end?id_token_hint=${jwt}&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2F&state=s3cr3t`,
+      ),
+    ).toBe(
+      '/session/end?id_token_hint=[redacted]&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2F&state=[redacted]',
+    );
+    expect(
+      redactUrl('/auth?client_id=notes&scope=openid&code_challenge=abc&nonce=n&login_hint=a%40b.c'),
+    ).toBe(
+      '/auth?client_id=notes&scope=openid&code_challenge=[redacted]&nonce=[redacted]&login_hint=[redacted]',
+    );
+    expect(redactUrl('/callback?code=xyz&refresh_token=r&access_token=a&flag')).toBe(
+      '/callback?code=[redacted]&refresh_token=[redacted]&access_token=[redacted]&flag',
+    );
+  });
+});
+
+describe('createLogger', () => {
+  function capture(level: 'debug' | 'info' | 'warn' | 'error' | 'silent' = 'debug') {
+    const lines: string[] = [];
+    return { log: createLogger(level, (line) => lines.push(line)), lines };
+  }
+
+  it('redacts url and path fields, and link paths quoted in any other string', () => {
+    const { log, lines } = capture();
+    log.error('request failed', {
+      method: 'POST',
+      path: `/link/${TOKEN}/verify`,
+      url: `/session/end?id_token_hint=${TOKEN}`,
+      error: `Error: boom at /link/${TOKEN}\n    at handler (links.ts:1:1)`,
+      user: 'a-user-id',
+    });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toContain(TOKEN);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      level: 'error',
+      msg: 'request failed',
+      path: '/link/[redacted]/verify',
+      url: '/session/end?id_token_hint=[redacted]',
+      error: 'Error: boom at /link/[redacted]\n    at handler (links.ts:1:1)',
+      user: 'a-user-id',
+    });
+  });
+
+  it('writes nothing below its level', () => {
+    const { log, lines } = capture('warn');
+    log.info('request', { url: '/' });
+    log.debug('detail');
+    log.warn('careful');
+    expect(lines.map((line) => JSON.parse(line).msg)).toEqual(['careful']);
+  });
+});
+
+describe('CORS origins of a client (isClientOrigin)', () => {
+  it('never accepts "Origin: null", though a custom-scheme redirect URI has the origin "null"', () => {
+    const nativeRedirect = 'com.example.notes:/oauth/callback';
+    expect(URL.parse(nativeRedirect)!.origin).toBe('null');
+    expect(isClientOrigin('null', [nativeRedirect])).toBe(false);
+    expect(isClientOrigin('null', ['https://notes.example/callback', nativeRedirect])).toBe(false);
+  });
+
+  it("accepts exactly the origin of one of the client's http(s) redirect URIs", () => {
+    const uris = ['https://notes.example/callback', 'http://localhost:5173/cb'];
+    expect(isClientOrigin('https://notes.example', uris)).toBe(true);
+    expect(isClientOrigin('http://localhost:5173', uris)).toBe(true);
+    expect(isClientOrigin('https://notes.example:8443', uris)).toBe(false);
+    expect(isClientOrigin('http://notes.example', uris)).toBe(false);
+    expect(isClientOrigin('https://evil.example', uris)).toBe(false);
+  });
+});
