@@ -11,8 +11,16 @@ export interface TestApp {
   config: Config;
   db: DatabaseHandle['db'];
   baseUrl: string;
+  /** The environment a `sesame` command needs to act on this server's database with its issuer. */
+  env: Record<string, string>;
   /** Stops the server and closes the database, then starts both again on the same data and port. */
   restart(): Promise<void>;
+  /**
+   * Stops the server and closes the database, runs `work` (a `sesame` command that must open
+   * the embedded data directory the server held), then starts both again on the same data
+   * and port. Whatever `work` returns is passed on.
+   */
+  whileStopped<T>(work: () => Promise<T>): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -37,13 +45,14 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const port = await freePort();
   const testDb: TestDatabase = await createTestDatabase();
-  const config = configFrom({
+  const vars: Record<string, string> = {
     ISSUER: `http://localhost:${port}`,
     PORT: String(port),
     LOG_LEVEL: process.env.SESAME_TEST_LOG ?? 'silent',
     ...testDb.env,
     ...env,
-  });
+  };
+  const config = configFrom(vars);
   const log = options.log ?? createLogger(config.logLevel);
 
   let database = await openDatabase(config, { poolSize: 5 });
@@ -55,14 +64,22 @@ export async function startTestApp(
     config,
     db: database.db,
     baseUrl: config.issuer,
+    env: vars,
     async restart() {
+      await handle.whileStopped(async () => {});
+    },
+    async whileStopped<T>(work: () => Promise<T>): Promise<T> {
       await app.stop();
       await database.close();
-      database = await openDatabase(config, { poolSize: 5 });
-      app = await createApp({ config, db: database.db, log, listen: database.listen });
-      await app.start(port, '127.0.0.1');
-      handle.app = app;
-      handle.db = database.db;
+      try {
+        return await work();
+      } finally {
+        database = await openDatabase(config, { poolSize: 5 });
+        app = await createApp({ config, db: database.db, log, listen: database.listen });
+        await app.start(port, '127.0.0.1');
+        handle.app = app;
+        handle.db = database.db;
+      }
     },
     async stop() {
       await app.stop();
