@@ -66,6 +66,8 @@ export function linkRoutes({ config, db, log, provider, csrf }: Services): Route
       csrf: csrf.token(ctx),
       script: 'link',
       recovery: Boolean(user),
+      // Someone else may hold passkeys for this unproven email: they go when the link is used.
+      takeover: Boolean(user && !user.email_verified),
       email: user?.email ?? link.email,
       name: user?.name ?? null,
       expiresAt: link.expires_at.toISOString(),
@@ -77,7 +79,8 @@ export function linkRoutes({ config, db, log, provider, csrf }: Services): Route
   router.post('/options', async (ctx) => {
     const body = parseBody(ctx, optionsSchema);
     const { link, user } = await findUsableLink(db, ctx.params.token!);
-    const name = user ? user.name : (body.name ?? null);
+    // The name of an account whose email nobody proved yet is not kept (see confirmEmailOwner).
+    const name = user?.email_verified ? user.name : (body.name ?? null);
     ctx.body = await startPasskeyRegistration(
       db,
       rp,
