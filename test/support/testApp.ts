@@ -11,6 +11,8 @@ export interface TestApp {
   config: Config;
   db: DatabaseHandle['db'];
   baseUrl: string;
+  /** Where the server listens (http on loopback); differs from baseUrl when ISSUER is https. */
+  listenUrl: string;
   /** Stops the server and closes the database, then starts both again on the same data and port. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -55,6 +57,7 @@ export async function startTestApp(
     config,
     db: database.db,
     baseUrl: config.issuer,
+    listenUrl: `http://127.0.0.1:${port}`,
     async restart() {
       await app.stop();
       await database.close();
