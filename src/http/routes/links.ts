@@ -33,7 +33,7 @@ async function qrDataUrl(url: string): Promise<string> {
  * line by the logger (see redactUrl), and used up only in the transaction that stores the
  * new passkey.
  */
-export function linkRoutes({ config, db, log, provider, csrf }: Services): Router {
+export function linkRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
   const router = new Router({ prefix: '/link/:token' });
   const rp = relyingPartyFor(config);
 
@@ -53,6 +53,8 @@ export function linkRoutes({ config, db, log, provider, csrf }: Services): Route
     }
   });
 
+  // Every request names a token: the limit also bounds how fast anyone can probe for one.
+  router.use(rateLimit);
   router.use(parseBodies());
   router.use(csrf.protect());
 
