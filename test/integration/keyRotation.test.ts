@@ -21,11 +21,13 @@ describe('rotating the signing keys while the server runs', () => {
   let rp: TestRp;
   let person: Person;
   let clientId: string;
+  let clientSecret: string;
 
   beforeAll(async () => {
     sesame = await startTestApp();
     const created = await createClient(sesame.db, { name: 'Notes', redirect_uris: [REDIRECT_URI] }, 'test');
     clientId = created.client.client_id;
+    clientSecret = created.client_secret!;
     rp = await discoverRp(
       sesame.baseUrl,
       { client_id: clientId, client_secret: created.client_secret! },
@@ -44,9 +46,20 @@ describe('rotating the signing keys while the server runs', () => {
     return keys.map((key) => key.kid);
   }
 
+  /**
+   * Signs in at an app that has just fetched the JWKS (a fresh configuration), as every app
+   * has once its cache expired: the RP checks the ID token's signature, and openid-client
+   * keeps a JWKS for up to five minutes, refetching for an unknown kid only after 60 s.
+   * The activation delays here are seconds; real ones (an hour by default) outlast that.
+   */
   async function idToken(): Promise<{ token: string; kid: string }> {
-    const pending = await beginLogin(rp);
-    const tokens = await finishLogin(rp, pending, await person.continueToApp(pending.url, REDIRECT_URI));
+    const app = await discoverRp(
+      sesame.baseUrl,
+      { client_id: clientId, client_secret: clientSecret },
+      REDIRECT_URI,
+    );
+    const pending = await beginLogin(app);
+    const tokens = await finishLogin(app, pending, await person.continueToApp(pending.url, REDIRECT_URI));
     return { token: tokens.id_token!, kid: jose.decodeProtectedHeader(tokens.id_token!).kid! };
   }
 
