@@ -60,6 +60,11 @@ export async function listApiKeys(db: Db): Promise<ApiKeyView[]> {
   return (await apiKeysQueries.list(db)).map(apiKeyView);
 }
 
+export async function findApiKey(db: Db, id: string): Promise<ApiKeyView | undefined> {
+  const row = await apiKeysQueries.findById(db, id);
+  return row ? apiKeyView(row) : undefined;
+}
+
 /**
  * Revokes a key; requests carrying it get 401 from then on.
  * @returns the key, `alreadyRevoked` when it was revoked before, or undefined for an unknown id.

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { ApiKeyValidationError, createApiKey, listApiKeys, revokeApiKey } from '../admin/apiKeys.js';
-import { CliError, output, table, withDatabase } from './context.js';
-
-const ACTOR = 'cli';
+import { CliError, cliActor, output, table, withDatabase } from './context.js';
 
 /** `sesame api-keys ...`: keys for the admin REST API (`Authorization: Bearer <key>`). */
 export function registerApiKeyCommands(program: Command): void {
@@ -16,7 +14,7 @@ export function registerApiKeyCommands(program: Command): void {
     .action((opts) =>
       withDatabase(async (db) => {
         try {
-          const { apiKey, key } = await createApiKey(db, opts.name, ACTOR);
+          const { apiKey, key } = await createApiKey(db, opts.name, cliActor());
           output(opts.json, { id: apiKey.id, key }, () =>
             [
               `Created API key "${apiKey.name}"`,
@@ -60,7 +58,7 @@ export function registerApiKeyCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       withDatabase(async (db) => {
-        const result = await revokeApiKey(db, id, ACTOR);
+        const result = await revokeApiKey(db, id, cliActor());
         if (!result) throw new CliError(`no API key with id ${id}`);
         output(opts.json, result.apiKey, () =>
           result.alreadyRevoked

@@ -9,15 +9,13 @@ import {
   rotateClientSecret,
   updateClient,
 } from '../oidc/clients.js';
-import { CliError, collect, output, table, withDatabase } from './context.js';
-
-const ACTOR = 'cli';
+import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
 
 function describe(client: ClientView): string {
   return [
     `client_id:   ${client.client_id}`,
     `name:        ${client.name}`,
-    `type:        ${client.public ? 'public (PKCE, no secret)' : 'confidential'}${client.first_party ? ', first-party' : ''}`,
+    `type:        ${client.public ? 'public (PKCE, no secret)' : 'confidential'}${client.application_type === 'native' ? ', native app' : ''}${client.first_party ? ', first-party' : ''}`,
     `grant types: ${client.grant_types.join(', ')}`,
     `redirect URIs:\n${client.redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `post-logout redirect URIs:\n${client.post_logout_redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
@@ -69,7 +67,7 @@ export function registerClientCommands(program: Command): void {
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri && { logo_uri: opts.logoUri }),
             },
-            ACTOR,
+            cliActor(),
           );
           output(opts.json, { client_id: client.client_id, ...(client_secret && { client_secret }) }, () =>
             [
@@ -146,7 +144,7 @@ export function registerClientCommands(program: Command): void {
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri !== undefined && { logo_uri: opts.logoUri }),
             },
-            ACTOR,
+            cliActor(),
           );
           if (!client) throw notFound(id);
           output(opts.json, client, () => `Updated client ${id}\n${describe(client)}`);
@@ -160,7 +158,7 @@ export function registerClientCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       withDatabase(async (db) => {
-        const rotated = await rotateClientSecret(db, id, ACTOR);
+        const rotated = await rotateClientSecret(db, id, cliActor());
         if (!rotated) throw new CliError(`no confidential client with id ${id}`);
         output(
           opts.json,
@@ -176,7 +174,7 @@ export function registerClientCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       withDatabase(async (db) => {
-        if (!(await deleteClient(db, id, ACTOR))) throw notFound(id);
+        if (!(await deleteClient(db, id, cliActor()))) throw notFound(id);
         output(
           opts.json,
           { client_id: id, deleted: true },

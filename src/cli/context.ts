@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
 import { type DatabaseHandle, openDatabase } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
@@ -5,6 +6,19 @@ import { migrateToLatest } from '../db/migrate.js';
 /** A one-line failure the CLI prints as `sesame: <message>` before exiting non-zero. */
 export class CliError extends Error {
   override name = 'CliError';
+}
+
+/**
+ * Who the audit log names for a change made with this command: `cli:<os username>`, so a
+ * shared server's log tells which operator ran it. A process without a passwd entry (an
+ * arbitrary container uid) is named by its uid.
+ */
+export function cliActor(): string {
+  try {
+    return `cli:${os.userInfo().username}`;
+  } catch {
+    return `cli:uid-${process.getuid?.() ?? 'unknown'}`;
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { DataDirBusyError } from '../db/dataDirLock.js';
 import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
-import { CliError, output, withDatabase } from './context.js';
+import { CliError, cliActor, output, withDatabase } from './context.js';
 import { registerPasskeyApiCommands } from './passkeyApi.js';
 import { registerUserCommands } from './users.js';
 
@@ -23,6 +23,34 @@ const program = new Command('sesame')
     outputError: (message, write) => write(`sesame: ${oneLine(message)} (see --help)\n`),
   })
   .exitOverride();
+
+/** `sesame clients` in `sesame: ... (see sesame clients --help)`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
+}
+
+/**
+ * A group run without a subcommand (`sesame clients`) would print its whole help as an
+ * error; instead it says in one line which subcommands it has, and exits 1 like every error.
+ * Commander drops the implicit `help` subcommand of a group that has an action, so it is
+ * added back explicitly.
+ */
+function requireSubcommands(command: Command): void {
+  if (command.commands.length === 0) return;
+  for (const sub of command.commands) requireSubcommands(sub);
+  const path = commandPath(command);
+  const names = command.commands.map((sub) => sub.name()).join(', ');
+  command
+    .helpCommand(true)
+    .allowExcessArguments()
+    .action((_options, self: Command) => {
+      const [unknown] = self.args;
+      if (unknown !== undefined) throw new CliError(`unknown command '${unknown}' (see ${path} --help)`);
+      throw new CliError(`missing command: ${names} (see ${path} --help)`);
+    });
+}
 
 registerClientCommands(program);
 registerApiKeyCommands(program);
@@ -51,7 +79,7 @@ program
   .option('--json', 'print JSON')
   .action((opts: { activateIn: number; json?: boolean }) =>
     withDatabase(async (db, config) => {
-      const { kids, activatesAt } = await rotateSigningKeys(db, config, {
+      const { kids, activatesAt } = await rotateSigningKeys(db, config, cliActor(), {
         activateInSeconds: opts.activateIn,
       });
       output(
@@ -75,16 +103,20 @@ program
     }),
   );
 
+requireSubcommands(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode;
   } else if (error instanceof CliError || error instanceof ConfigError || error instanceof DataDirBusyError) {
-    process.stderr.write(`sesame: ${error.message}\n`);
+    process.stderr.write(`sesame: ${oneLine(error.message)}\n`);
     process.exitCode = 1;
   } else {
-    process.stderr.write(`sesame: ${(error as Error)?.message ?? String(error)}\n`);
+    // A driver's error (Postgres unreachable, a failed query) may be empty or span lines.
+    const message = oneLine((error as Error)?.message || String(error)) || 'failed';
+    process.stderr.write(`sesame: ${message}\n`);
     process.exitCode = 1;
   }
 }

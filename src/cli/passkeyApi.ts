@@ -7,9 +7,7 @@ import {
   rotateTenantApiKey,
   tenantView,
 } from '../passkeyApi/tenants.js';
-import { CliError, collect, output, table, withDatabase } from './context.js';
-
-const ACTOR = 'cli';
+import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
 
 const notFound = (id: string) => new CliError(`no passkey API tenant with id ${id}`);
 
@@ -36,7 +34,7 @@ export function registerPasskeyApiCommands(program: Command): void {
         throw error;
       }
       return withDatabase(async (db, config) => {
-        const { tenant, apiKey } = await createTenant(db, config, input, ACTOR);
+        const { tenant, apiKey } = await createTenant(db, config, input, cliActor());
         output(opts.json, { tenant_id: tenant.id, api_key: apiKey }, () =>
           [
             `Created passkey API tenant "${tenant.name}"`,
@@ -73,7 +71,7 @@ export function registerPasskeyApiCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       withDatabase(async (db) => {
-        const apiKey = await rotateTenantApiKey(db, id, ACTOR);
+        const apiKey = await rotateTenantApiKey(db, id, cliActor());
         if (!apiKey) throw notFound(id);
         output(
           opts.json,
@@ -89,7 +87,7 @@ export function registerPasskeyApiCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       withDatabase(async (db) => {
-        if (!(await deleteTenant(db, id, ACTOR))) throw notFound(id);
+        if (!(await deleteTenant(db, id, cliActor()))) throw notFound(id);
         output(
           opts.json,
           { tenant_id: id, deleted: true },

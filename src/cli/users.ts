@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
 import { deleteUser, disableUser, enableUser, inviteUser, listUsers } from '../admin/users.js';
 import { emailSchema } from '../http/schemas.js';
-import { CliError, output, table, withDatabase } from './context.js';
-
-const ACTOR = 'cli';
+import { CliError, cliActor, output, table, withDatabase } from './context.js';
 
 const noUser = (idOrEmail: string) => new CliError(`no user with id or email ${idOrEmail}`);
 
@@ -40,7 +38,7 @@ export function registerUserCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((idOrEmail: string, opts) =>
       withDatabase(async (db) => {
-        const user = await disableUser(db, idOrEmail, ACTOR);
+        const user = await disableUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
         output(opts.json, user, () => `Disabled ${user.email}; their sessions and tokens are revoked`);
       }),
@@ -52,7 +50,7 @@ export function registerUserCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((idOrEmail: string, opts) =>
       withDatabase(async (db) => {
-        const user = await enableUser(db, idOrEmail, ACTOR);
+        const user = await enableUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
         output(opts.json, user, () => `Enabled ${user.email}`);
       }),
@@ -64,7 +62,7 @@ export function registerUserCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((idOrEmail: string, opts) =>
       withDatabase(async (db) => {
-        const user = await deleteUser(db, idOrEmail, ACTOR);
+        const user = await deleteUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
         output(opts.json, { id: user.id, email: user.email, deleted: true }, () => `Deleted ${user.email}`);
       }),
@@ -80,7 +78,7 @@ export function registerUserCommands(program: Command): void {
       const email = emailSchema.safeParse(opts.email);
       if (!email.success) throw new CliError(`--email: ${email.error.issues[0]!.message}`);
       return withDatabase(async (db, config) => {
-        const link = await inviteUser(db, config, { email: email.data, admin: opts.admin }, ACTOR);
+        const link = await inviteUser(db, config, { email: email.data, admin: opts.admin }, cliActor());
         output(opts.json, link, () =>
           [
             `One-time link for ${email.data}${opts.admin ? ' (administrator)' : ''}:`,

@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
+import { applicationType } from './clients.js';
 import type { RowCaches } from './rowCaches.js';
 
 /**
@@ -12,11 +13,16 @@ import type { RowCaches } from './rowCaches.js';
  */
 export function clientMetadata(row: ClientRow): AdapterPayload {
   const grantTypes = row.grant_types as unknown as string[];
+  const uris = {
+    redirect_uris: row.redirect_uris as unknown as string[],
+    post_logout_redirect_uris: row.post_logout_redirect_uris as unknown as string[],
+  };
   return {
     client_id: row.client_id,
     client_name: row.name,
-    redirect_uris: row.redirect_uris as unknown as string[],
-    post_logout_redirect_uris: row.post_logout_redirect_uris as unknown as string[],
+    ...uris,
+    // oidc-provider accepts custom-scheme redirect URIs only from native apps (RFC 8252 §7.1).
+    application_type: applicationType(uris),
     grant_types: grantTypes,
     response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: row.is_public ? 'none' : 'client_secret_basic',

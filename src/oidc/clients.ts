@@ -8,12 +8,47 @@ import type { ClientRow } from '../db/schema.js';
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+/** Schemes that only ever run or show content in place; never a way back to an app. */
+const NON_REDIRECT_SCHEMES = new Set([
+  'javascript',
+  'data',
+  'file',
+  'blob',
+  'vbscript',
+  'about',
+  'ws',
+  'wss',
+  'ftp',
+]);
+
+/** A private-use scheme (RFC 8252 §7.1): anything but http and https. Only native apps register one. */
+function isPrivateUseScheme(uri: string): boolean {
+  const scheme = URL.parse(uri)?.protocol;
+  return scheme !== undefined && scheme !== 'https:' && scheme !== 'http:';
+}
+
+/**
+ * Whether oidc-provider must treat the client as a native app (OIDC Registration §2,
+ * `application_type`): it refuses private-use schemes for web clients. A client with a
+ * custom-scheme redirect or post-logout URI is native; every other client is web.
+ */
+export function applicationType(uris: {
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+}): 'native' | 'web' {
+  return [...uris.redirect_uris, ...uris.post_logout_redirect_uris].some(isPrivateUseScheme)
+    ? 'native'
+    : 'web';
+}
+
 /**
  * Checks one redirect URI against Sesame's rules: absolute, no fragment (RFC 6749 §3.1.2),
  * https except on loopback hosts (RFC 8252 §7.3), or a private-use scheme of a native app
  * (RFC 8252 §7.1). Returns the reason it is refused, or undefined.
  */
 export function redirectUriProblem(value: string): string | undefined {
+  // Redirect URIs are compared as exact strings (RFC 6749 §3.1.2.3): a stray space would never match.
+  if (/\s/.test(value)) return `${value.trim()} must not contain spaces`;
   const url = URL.parse(value);
   if (!url) return `${value} is not an absolute URI`;
   if (url.hash || value.includes('#')) return `${value} must not contain a fragment`;
@@ -21,12 +56,35 @@ export function redirectUriProblem(value: string): string | undefined {
   if (scheme === 'https') return undefined;
   if (scheme === 'http')
     return LOOPBACK_HOSTS.has(url.hostname) ? undefined : `${value} must use https (http only for localhost)`;
-  if (['javascript', 'data', 'file', 'blob', 'vbscript', 'about', 'ws', 'wss', 'ftp'].includes(scheme)) {
-    return `${value} uses a scheme that cannot be a redirect URI`;
-  }
+  if (NON_REDIRECT_SCHEMES.has(scheme)) return `${value} uses a scheme that cannot be a redirect URI`;
   // Private-use schemes: RFC 8252 §7.1 asks for a reverse domain name, e.g. com.example.app:/callback.
   if (!scheme.includes('.'))
     return `${value}: a native app's scheme must be a reverse domain name like com.example.app`;
+  return undefined;
+}
+
+/**
+ * A native app (one with a custom-scheme URI) reaches the loopback interface over plain
+ * http only: oidc-provider refuses https://localhost for it, since no certificate can be
+ * claimed for a loopback host (RFC 8252 §7.3, §8.3). Returns the field and reason, or undefined.
+ */
+export function nativeAppProblem(uris: {
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+}): { field: 'redirect_uris' | 'post_logout_redirect_uris'; message: string } | undefined {
+  if (applicationType(uris) !== 'native') return undefined;
+  for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+    const loopback = uris[field].find((uri) => {
+      const url = URL.parse(uri);
+      return url?.protocol === 'https:' && LOOPBACK_HOSTS.has(url.hostname);
+    });
+    if (loopback) {
+      return {
+        field,
+        message: `${loopback}: a native app reaches localhost over http, e.g. http://127.0.0.1:PORT/callback`,
+      };
+    }
+  }
   return undefined;
 }
 
@@ -84,6 +142,8 @@ export const clientInputSchema = z
         message: 'a public client cannot use client_credentials',
       });
     }
+    const native = nativeAppProblem(input);
+    if (native) ctx.addIssue({ code: 'custom', path: [native.field], message: native.message });
   });
 
 export type ClientInput = z.input<typeof clientInputSchema>;
@@ -118,6 +178,8 @@ export interface ClientView {
   client_id: string;
   name: string;
   public: boolean;
+  /** `native` when a redirect URI uses an app's own scheme (see {@link applicationType}). */
+  application_type: 'native' | 'web';
   first_party: boolean;
   redirect_uris: string[];
   post_logout_redirect_uris: string[];
@@ -128,13 +190,17 @@ export interface ClientView {
 }
 
 export function clientView(row: ClientRow): ClientView {
+  const uris = {
+    redirect_uris: row.redirect_uris as unknown as string[],
+    post_logout_redirect_uris: row.post_logout_redirect_uris as unknown as string[],
+  };
   return {
     client_id: row.client_id,
     name: row.name,
     public: row.is_public,
+    application_type: applicationType(uris),
     first_party: row.first_party,
-    redirect_uris: row.redirect_uris as unknown as string[],
-    post_logout_redirect_uris: row.post_logout_redirect_uris as unknown as string[],
+    ...uris,
     grant_types: row.grant_types as unknown as string[],
     logo_uri: row.logo_uri,
     created_at: new Date(row.created_at).toISOString(),
@@ -206,6 +272,12 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
   if (existing.is_public && grantTypes.includes('client_credentials')) {
     throw new ClientValidationError({ grant_types: 'a public client cannot use client_credentials' });
   }
+  const native = nativeAppProblem({
+    redirect_uris: uris,
+    post_logout_redirect_uris:
+      data.post_logout_redirect_uris ?? (existing.post_logout_redirect_uris as unknown as string[]),
+  });
+  if (native) throw new ClientValidationError({ [native.field]: native.message });
   return db.transaction().execute(async (trx) => {
     const row = await clientsQueries.update(trx, clientId, {
       ...(data.name !== undefined && { name: data.name }),

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { openAtRest, randomId, randomSecret, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { appSecretsQueries } from '../db/queries/appSecrets.js';
+import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { signingKeysQueries } from '../db/queries/signingKeys.js';
 import { TTL } from './ttl.js';
 
@@ -68,11 +69,12 @@ export const KEY_ACTIVATION_DELAY_SECONDS = 3600;
  * Adds a new key per algorithm, published at once and signing after `activateInSeconds`;
  * the current keys sign until then and stay published for {@link RETIRED_KEY_GRACE_SECONDS}
  * more, so tokens they signed still verify. `activateInSeconds: 0` switches at once (a key
- * thought exposed).
+ * thought exposed). Who did it goes into the audit log.
  */
 export async function rotateSigningKeys(
   db: Db,
   config: Pick<Config, 'keyEncryptionSecret'>,
+  actor: Actor,
   { activateInSeconds = KEY_ACTIVATION_DELAY_SECONDS }: { activateInSeconds?: number } = {},
 ): Promise<{ kids: string[]; activatesAt: Date }> {
   return db.transaction().execute(async (trx) => {
@@ -85,6 +87,10 @@ export async function rotateSigningKeys(
       kids.push(added.kid);
       activatesAt = added.activatesAt;
     }
+    await auditQueries.record(trx, actor, 'signing_keys.rotate', null, {
+      kids,
+      activates_at: activatesAt.toISOString(),
+    });
     return { kids, activatesAt };
   });
 }

@@ -1,6 +1,16 @@
+/** The tenant setting a {@link TenantValidationError} is about, as the admin API names it. */
+export type TenantField = 'name' | 'origins' | 'rp_id';
+
 /** Raised when a tenant's name, origins or RP ID break a rule; the message is one line. */
 export class TenantValidationError extends Error {
   override name = 'TenantValidationError';
+
+  constructor(
+    readonly field: TenantField,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A DNS name of lowercase labels; an all-numeric last label would be an IP address. */
@@ -16,14 +26,17 @@ export function normalizeTenantOrigin(value: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw new TenantValidationError(`origin ${value} is not an absolute URL`);
+    throw new TenantValidationError('origins', `origin ${value} is not an absolute URL`);
   }
   if (url.username || url.password || url.pathname !== '/' || /[?#]/.test(value)) {
-    throw new TenantValidationError(`origin ${value} must be scheme://host[:port], without a path`);
+    throw new TenantValidationError(
+      'origins',
+      `origin ${value} must be scheme://host[:port], without a path`,
+    );
   }
   const secure = url.protocol === 'https:' || (url.protocol === 'http:' && url.hostname === 'localhost');
   if (!secure) {
-    throw new TenantValidationError(`origin ${value} must use https (http only for localhost)`);
+    throw new TenantValidationError('origins', `origin ${value} must use https (http only for localhost)`);
   }
   return url.origin;
 }
@@ -36,14 +49,14 @@ export function normalizeTenantOrigin(value: string): string {
  */
 export function checkRpId(rpId: string, origins: string[]): string {
   const id = rpId.trim().toLowerCase();
-  if (!HOSTNAME.test(id)) throw new TenantValidationError(`rp-id ${rpId} is not a domain name`);
+  if (!HOSTNAME.test(id)) throw new TenantValidationError('rp_id', `RP ID ${rpId} is not a domain name`);
   if (id !== 'localhost' && !id.includes('.')) {
-    throw new TenantValidationError(`rp-id ${rpId} is a top-level name; use the app's own domain`);
+    throw new TenantValidationError('rp_id', `RP ID ${rpId} is a top-level name; use the app's own domain`);
   }
   for (const origin of origins) {
     const host = new URL(origin).hostname;
     if (host !== id && !host.endsWith(`.${id}`)) {
-      throw new TenantValidationError(`rp-id ${id} is not a registrable suffix of ${origin}'s host`);
+      throw new TenantValidationError('rp_id', `RP ID ${id} is not a registrable suffix of ${origin}'s host`);
     }
   }
   return id;
@@ -57,10 +70,11 @@ export function tenantRelyingPartySettings(input: {
 }): { name: string; origins: string[]; rpId: string } {
   const name = input.name.trim();
   if (name.length < 1 || name.length > 64) {
-    throw new TenantValidationError('name must be 1 to 64 characters');
+    throw new TenantValidationError('name', 'name must be 1 to 64 characters');
   }
-  if (input.origins.length === 0) throw new TenantValidationError('at least one --origin is required');
-  if (input.origins.length > 20) throw new TenantValidationError('at most 20 origins');
+  if (input.origins.length === 0)
+    throw new TenantValidationError('origins', 'at least one origin is required');
+  if (input.origins.length > 20) throw new TenantValidationError('origins', 'at most 20 origins');
   const origins = [...new Set(input.origins.map(normalizeTenantOrigin))];
   const rpId = checkRpId(input.rpId ?? new URL(origins[0]!).hostname, origins);
   return { name, origins, rpId };

@@ -94,9 +94,11 @@ export async function rotateTenantApiKey(db: Db, id: string, actor: Actor): Prom
 
 /** Deletes a tenant with its users, passkeys and pending challenges. */
 export async function deleteTenant(db: Db, id: string, actor: Actor): Promise<boolean> {
-  const deleted = await passkeyTenantsQueries.delete(db, id, tenantChallengeBinding(id));
-  if (deleted) await auditQueries.record(db, actor, 'passkey_tenant.delete', id);
-  return deleted;
+  return db.transaction().execute(async (trx) => {
+    if (!(await passkeyTenantsQueries.delete(trx, id, tenantChallengeBinding(id)))) return false;
+    await auditQueries.record(trx, actor, 'passkey_tenant.delete', id);
+    return true;
+  });
 }
 
 /** Whether a presented API key is this tenant's, compared in constant time. */

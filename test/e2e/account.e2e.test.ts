@@ -1,5 +1,4 @@
 import type { Browser, Page } from 'playwright-core';
-import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createClient } from '../../src/oidc/clients.js';
 import {
   describeBrowser,
@@ -12,6 +11,7 @@ import {
   watchPageProblems,
 } from '../support/chromium.js';
 import { type RpServer, startRpServer } from '../support/rpServer.js';
+import { cliJsonOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const STEP_TIMEOUT = 10_000;
@@ -58,11 +58,13 @@ describeBrowser('one-time links and the account page in Chromium', () => {
 
   const passkeyItems = (page: Page) => page.locator('li.passkey');
 
+  /** `sesame users invite --email <email> --json`, the built command on this server's database. */
+  const invite = (email: string) => cliJsonOn<{ url: string }>(sesame, ['users', 'invite', '--email', email]);
+
   it('onboards through an invite link with "Create a passkey", then the passkey signs in to an app', async () => {
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email: 'ada@example.com',
-      actor: 'test',
-    });
+    // The link an operator makes with the real command: `sesame users invite --email ... --json`.
+    const { url } = await invite('ada@example.com');
+    expect(url.startsWith(`${sesame.baseUrl}/`)).toBe(true);
     const device1 = await device();
     const { page } = device1;
     await page.goto(url);
@@ -89,6 +91,7 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await waitForPasskeyRequests(page, 'conditional');
     await setAutomaticPresence(device1, true);
     expect(await page.getByRole('link', { name: 'Create an account' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Create an account' }).count()).toBe(0);
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await page.getByRole('button', { name: 'Allow' }).click();
     await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
@@ -105,8 +108,8 @@ describeBrowser('one-time links and the account page in Chromium', () => {
   it('renames, refuses to delete the last passkey, and deletes one after an automatic passkey confirmation', async () => {
     const email = 'lin@example.com';
     const laptop = await device();
-    const invite = await createOneTimeLink(sesame.db, sesame.config, { email, actor: 'test' });
-    await laptop.page.goto(invite.url);
+    const link = await invite(email);
+    await laptop.page.goto(link.url);
     await laptop.page.getByRole('button', { name: 'Create a passkey' }).click();
     await laptop.page.waitForURL(`${sesame.baseUrl}/account`);
     const { page } = laptop;
@@ -126,7 +129,8 @@ describeBrowser('one-time links and the account page in Chromium', () => {
 
     // A recovery link adds a second passkey from a phone.
     const phone = await device();
-    const recovery = await createOneTimeLink(sesame.db, sesame.config, { email, actor: 'test' });
+    // For an existing account the same command makes a link that adds a passkey to it.
+    const recovery = await invite(email);
     await phone.page.goto(recovery.url);
     await phone.page.getByRole('button', { name: 'Create a passkey' }).click();
     await phone.page.waitForURL(`${sesame.baseUrl}/account`);

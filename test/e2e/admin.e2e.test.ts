@@ -1,5 +1,4 @@
 import type { Browser, Page } from 'playwright-core';
-import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
 import { usersQueries } from '../../src/db/queries/users.js';
@@ -11,6 +10,7 @@ import {
   recordPasskeyRequests,
   watchPageProblems,
 } from '../support/chromium.js';
+import { cliJsonOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const STEP_TIMEOUT = 10_000;
@@ -44,9 +44,18 @@ describeBrowser('the admin pages in Chromium', () => {
     return passkeys;
   }
 
-  /** Opens an invitation link and creates the account's passkey; Sesame signs the person in. */
+  /**
+   * Makes an invitation link with the built command (`sesame users invite`), opens it and
+   * creates the account's passkey; Sesame signs the person in.
+   */
   async function acceptInvite(page: Page, email: string, admin: boolean) {
-    const link = await createOneTimeLink(sesame.db, sesame.config, { email, admin, actor: 'test' });
+    const link = await cliJsonOn<{ url: string }>(sesame, [
+      'users',
+      'invite',
+      '--email',
+      email,
+      ...(admin ? ['--admin'] : []),
+    ]);
     await page.goto(link.url);
     await page.getByRole('button', { name: 'Create a passkey' }).click();
     await page.waitForURL((url) => url.pathname === '/account');
@@ -94,6 +103,30 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.goto(`${sesame.baseUrl}/admin/users`);
     await page.getByRole('rowheader', { name: 'ops@example.com' }).waitFor();
     await page.screenshot({ path: '/tmp/sesame-admin-users.png', fullPage: true });
+
+    // A passkey API app: registered from the nav, its API key shown once with a copy button.
+    await page.getByRole('link', { name: 'Passkey API' }).click();
+    await page.getByRole('link', { name: 'Register an app' }).click();
+    await page.getByLabel('Name').fill('Shop');
+    await page.getByRole('textbox', { name: /^Origins/ }).fill('https://shop.example.com');
+    await page.getByRole('button', { name: 'Register app' }).click();
+    await page.getByRole('heading', { name: /Registered/ }).waitFor();
+    const apiKey = (await page.locator('#api-key').textContent())!.trim();
+    expect(apiKey).toMatch(/^spk_/);
+    await page.getByRole('button', { name: 'Copy API key' }).click();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(apiKey);
+    await page.screenshot({ path: '/tmp/sesame-admin-passkey-app.png', fullPage: true });
+
+    // An admin API key, created and then revoked after the confirmation page.
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByLabel('Name').fill('terraform');
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    expect((await page.locator('#api-key').textContent())!.trim()).toMatch(/^ssk_/);
+    await page.getByRole('link', { name: 'Back to API keys' }).click();
+    await page.getByRole('link', { name: 'Revoke terraform' }).click();
+    await page.getByRole('button', { name: 'Revoke API key' }).click();
+    await page.getByRole('status').filter({ hasText: 'was revoked' }).waitFor();
+    await page.screenshot({ path: '/tmp/sesame-admin-api-keys.png', fullPage: true });
   });
 
   it('asks an admin to confirm with their passkey before it shows an invitation link, then not again', async () => {

@@ -3,6 +3,7 @@ import { sha256Hex } from '../../src/crypto.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -153,7 +154,13 @@ describe('the admin REST API', () => {
 
   it('refuses invalid redirect URIs with 400 naming the field, and stores nothing', async () => {
     const before = await clientCount();
-    for (const uri of ['http://evil.example.com/cb', 'javascript:alert(1)', 'https://a.example.com/cb#x']) {
+    for (const uri of [
+      'http://evil.example.com/cb',
+      'javascript:alert(1)',
+      'https://a.example.com/cb#x',
+      '/callback',
+      'myapp:/callback',
+    ]) {
       const response = await api('POST', '/clients', { json: { name: 'Bad', redirect_uris: [uri] } });
       expect(response.status).toBe(400);
       expect(response.json()).toMatchObject({
@@ -299,5 +306,138 @@ describe('the admin REST API', () => {
     const next = await person.signUp(await person.open(pending.url), 'dora@example.com');
     const tokens = await finishLogin(rp, pending, await person.continueToApp(next, redirectUri));
     expect(tokens.claims()).toMatchObject({ email: 'dora@example.com', aud: created.json().client_id });
+  });
+  describe('passkey API tenants', () => {
+    const tenantCount = async () => (await passkeyTenantsQueries.list(sesame.db)).length;
+
+    /** Whether the passkey API itself takes this key for the tenant (401 when it does not). */
+    async function passkeyApiAccepts(tenantId: string, apiKey: string) {
+      const response = await fetch(`${sesame.baseUrl}/passkey-api/${tenantId}/credentials?user_id=u1`, {
+        headers: { apikey: apiKey },
+      });
+      return response.status !== 401;
+    }
+
+    it('refuses every tenant endpoint without an API key, and creates nothing', async () => {
+      const before = await tenantCount();
+      for (const [method, path] of [
+        ['GET', '/passkey-tenants'],
+        ['POST', '/passkey-tenants'],
+        ['GET', '/passkey-tenants/00000000-0000-0000-0000-000000000000'],
+        ['POST', '/passkey-tenants/00000000-0000-0000-0000-000000000000/rotate-key'],
+        ['DELETE', '/passkey-tenants/00000000-0000-0000-0000-000000000000'],
+      ] as const) {
+        const response = await api(method, path, {
+          auth: null,
+          ...(method === 'POST' && { json: { name: 'Sneaky', origins: ['https://app.example.com'] } }),
+        });
+        expect(response.status).toBe(401);
+        expect(response.json().error).toBe('unauthorized');
+      }
+      expect(await tenantCount()).toBe(before);
+    });
+
+    it('creates a tenant with its API key shown once, lists, shows, rotates and deletes it, auditing each change', async () => {
+      const created = await api('POST', '/passkey-tenants', {
+        json: {
+          name: 'Notes',
+          origins: ['https://notes.example.com', 'https://www.notes.example.com/'],
+          rp_id: 'notes.example.com',
+        },
+      });
+      expect(created.status).toBe(201);
+      expect(created.headers.get('cache-control')).toBe('no-store');
+      const { tenant_id, api_key } = created.json();
+      expect(created.headers.get('location')).toBe(`/api/admin/passkey-tenants/${tenant_id}`);
+      expect(created.json()).toEqual({
+        tenant_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        name: 'Notes',
+        rp_id: 'notes.example.com',
+        origins: ['https://notes.example.com', 'https://www.notes.example.com'],
+        created_at: expect.any(String),
+        api_key: expect.stringMatching(/^spk_[A-Za-z0-9_-]{43}$/),
+      });
+      expect((await passkeyTenantsQueries.findById(sesame.db, tenant_id))!.apiKeyHash).toBe(
+        sha256Hex(api_key),
+      );
+      expect(await passkeyApiAccepts(tenant_id, api_key)).toBe(true);
+
+      const list = await api('GET', '/passkey-tenants');
+      expect(list.status).toBe(200);
+      expect(list.json()).toEqual(
+        expect.arrayContaining([expect.objectContaining({ tenant_id, name: 'Notes' })]),
+      );
+      expect(list.text).not.toContain(api_key);
+      expect(list.text).not.toContain(sha256Hex(api_key));
+
+      const shown = await api('GET', `/passkey-tenants/${tenant_id}`);
+      expect(shown.status).toBe(200);
+      expect(shown.json()).toMatchObject({ tenant_id, rp_id: 'notes.example.com' });
+      expect(shown.json()).not.toHaveProperty('api_key');
+
+      const rotated = await api('POST', `/passkey-tenants/${tenant_id}/rotate-key`);
+      expect(rotated.status).toBe(200);
+      expect(rotated.json()).toEqual({ tenant_id, api_key: expect.stringMatching(/^spk_/) });
+      expect(rotated.json().api_key).not.toBe(api_key);
+      expect(await passkeyApiAccepts(tenant_id, api_key)).toBe(false);
+      expect(await passkeyApiAccepts(tenant_id, rotated.json().api_key)).toBe(true);
+
+      expect((await api('DELETE', `/passkey-tenants/${tenant_id}`)).status).toBe(204);
+      expect(await passkeyTenantsQueries.findById(sesame.db, tenant_id)).toBeUndefined();
+      for (const [method, path] of [
+        ['GET', `/passkey-tenants/${tenant_id}`],
+        ['POST', `/passkey-tenants/${tenant_id}/rotate-key`],
+        ['DELETE', `/passkey-tenants/${tenant_id}`],
+        ['GET', '/passkey-tenants/not-a-uuid'],
+      ] as const) {
+        const missing = await api(method, path);
+        expect(missing.status).toBe(404);
+        expect(missing.json().error).toBe('not_found');
+      }
+
+      const actions = (await auditQueries.recent(sesame.db, 50))
+        .filter((e) => e.target === tenant_id)
+        .map((e) => [e.actor, e.action]);
+      expect(actions).toEqual([
+        [`api-key:${keyId}`, 'passkey_tenant.delete'],
+        [`api-key:${keyId}`, 'passkey_tenant.rotate_key'],
+        [`api-key:${keyId}`, 'passkey_tenant.create'],
+      ]);
+    });
+
+    it.each([
+      [{ name: 'Bad', origins: ['http://app.example.com'] }, 'origins', /must use https/],
+      [{ name: 'Bad', origins: ['https://app.example.com/login'] }, 'origins', /without a path/],
+      [{ name: 'Bad', origins: ['not a url'] }, 'origins', /not an absolute URL/],
+      [{ name: 'Bad', origins: [] }, 'origins', /at least one origin/],
+      [{ name: 'Bad' }, 'origins', /is required/],
+      [{ name: 'Bad', origins: 'https://app.example.com' }, 'origins', /must be an array/],
+      [
+        { name: 'Bad', origins: ['https://app.example.com'], rp_id: 'other.example' },
+        'rp_id',
+        /not a registrable suffix/,
+      ],
+      [{ name: 'Bad', origins: ['https://app.example.com'], rp_id: 'com' }, 'rp_id', /top-level/],
+      [{ name: '   ', origins: ['https://app.example.com'] }, 'name', /1 to 64 characters/],
+      [{ origins: ['https://app.example.com'] }, 'name', /is required/],
+    ])('refuses %j with 400 naming %s, and stores nothing', async (body, field, message) => {
+      const before = await tenantCount();
+      const response = await api('POST', '/passkey-tenants', { json: body });
+      expect(response.status).toBe(400);
+      expect(response.json()).toEqual({
+        error: 'invalid_request',
+        error_description: expect.stringMatching(new RegExp(`^${field}: `)),
+        fields: { [field]: expect.stringMatching(message) },
+      });
+      expect(await tenantCount()).toBe(before);
+    });
+
+    it("refuses a field it does not know, such as an API key of the caller's choosing", async () => {
+      const response = await api('POST', '/passkey-tenants', {
+        json: { name: 'Mine', origins: ['https://app.example.com'], api_key: `spk_${'a'.repeat(43)}` },
+      });
+      expect(response.status).toBe(400);
+      expect(response.json().error).toBe('invalid_request');
+    });
   });
 });

@@ -1,6 +1,8 @@
+import os from 'node:os';
 import { createApp } from '../../src/app.js';
 import { configFrom } from '../../src/config.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
+import { auditQueries } from '../../src/db/queries/audit.js';
 import { credentialsQueries } from '../../src/db/queries/credentials.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { usersQueries } from '../../src/db/queries/users.js';
@@ -259,4 +261,73 @@ describe('the sesame command manages clients, API keys and users', () => {
     for (const command of ['list', 'disable', 'enable', 'delete', 'invite'])
       expect(help.stdout).toContain(command);
   }, 240_000);
+  it('answers a command group run without a subcommand, or with an unknown one, in one line and exit 1', async () => {
+    const groups: Array<[string[], string]> = [
+      [[], 'clients, api-keys, users, passkey-api, keys, migrate'],
+      [['clients'], 'create, list, show, update, rotate-secret, delete'],
+      [['api-keys'], 'create, list, revoke'],
+      [['users'], 'list, disable, enable, delete, invite'],
+      [['passkey-api'], 'create, list, rotate-key, delete'],
+      [['keys'], 'rotate'],
+    ];
+    const results = await Promise.all(groups.map(([group]) => sesame(...group)));
+    groups.forEach(([group, commands], i) => {
+      expect(results[i]).toMatchObject({ code: 1, stdout: '' });
+      expect(results[i]!.stderr).toBe(
+        `sesame: missing command: ${commands} (see ${['sesame', ...group].join(' ')} --help)\n`,
+      );
+    });
+    expectOneLineError(await sesame('clients', 'frobnicate'), /unknown command 'frobnicate'/);
+    expectOneLineError(await sesame('frobnicate'), /unknown command 'frobnicate'/);
+    expectOneLineError(await sesame('clients', 'create'), /--name/);
+    expectOneLineError(await sesame('clients', 'list', '--bogus'), /unknown option '--bogus'/);
+  }, 60_000);
+
+  it('prints usage on stdout and exits 0 for --help on every command', async () => {
+    const commands = [
+      [],
+      ['clients'],
+      ...['create', 'list', 'show', 'update', 'rotate-secret', 'delete'].map((c) => ['clients', c]),
+      ['api-keys'],
+      ...['create', 'list', 'revoke'].map((c) => ['api-keys', c]),
+      ['users'],
+      ...['list', 'disable', 'enable', 'delete', 'invite'].map((c) => ['users', c]),
+      ['passkey-api'],
+      ...['create', 'list', 'rotate-key', 'delete'].map((c) => ['passkey-api', c]),
+      ['keys'],
+      ['keys', 'rotate'],
+      ['migrate'],
+    ];
+    // Two at a time: the machine has two cores.
+    for (let i = 0; i < commands.length; i += 2) {
+      const batch = commands.slice(i, i + 2);
+      const results = await Promise.all(batch.map((command) => sesame(...command, '--help')));
+      batch.forEach((command, j) => {
+        expect(results[j]).toMatchObject({ code: 0, stderr: '' });
+        expect(results[j]!.stdout).toMatch(new RegExp(`^Usage: ${['sesame', ...command].join(' ')} `));
+      });
+    }
+  }, 120_000);
+
+  it('names the operator as cli:<os username> in the audit log, also for keys rotate', async () => {
+    const operator = `cli:${os.userInfo().username}`;
+    const rotated = await json('keys', 'rotate');
+    expect(rotated.kids).toEqual([expect.stringMatching(/^es256-/), expect.stringMatching(/^rs256-/)]);
+    const key = await json('api-keys', 'create', '--name', 'audit-check');
+    const events = await withDb((db) => auditQueries.recent(db, 20));
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          actor: operator,
+          action: 'signing_keys.rotate',
+          target: null,
+          details: { kids: rotated.kids, activates_at: rotated.activates_at },
+        }),
+        expect.objectContaining({ actor: operator, action: 'api_key.create', target: key.id }),
+      ]),
+    );
+    expect(events.filter((event) => event.actor.startsWith('cli')).map((event) => event.actor)).toEqual(
+      events.filter((event) => event.actor.startsWith('cli')).map(() => operator),
+    );
+  }, 60_000);
 });

@@ -1,7 +1,9 @@
 import { sha256Hex } from '../../src/crypto.js';
+import { apiKeysQueries } from '../../src/db/queries/apiKeys.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
@@ -54,16 +56,30 @@ describe('the admin pages', () => {
   });
 
   it('refuses a signed-in person who is not an admin with a 403 page', async () => {
-    for (const path of ['/admin', '/admin/clients', '/admin/users', '/admin/audit']) {
+    for (const path of [
+      '/admin',
+      '/admin/clients',
+      '/admin/users',
+      '/admin/passkey-tenants',
+      '/admin/passkey-tenants/new',
+      '/admin/api-keys',
+      '/admin/audit',
+    ]) {
       const page = asPage(await someone.browser.follow(path));
       expect(page.status).toBe(403);
       expect(page.headers.get('content-type')).toContain('text/html');
       expect(page.text).toContain('administrators');
     }
-    const post = await someone.browser.request('/admin/clients', {
-      form: { name: 'Sneaky', redirect_uris: APP_URI },
-    });
-    expect(post.status).toBe(403);
+    for (const [path, form] of [
+      ['/admin/clients', { name: 'Sneaky', redirect_uris: APP_URI }],
+      ['/admin/passkey-tenants', { name: 'Sneaky', origins: 'https://app.example.com' }],
+      ['/admin/api-keys', { name: 'Sneaky' }],
+    ] as const) {
+      const post = await someone.browser.request(path, { form });
+      expect(post.status).toBe(403);
+    }
+    expect(await passkeyTenantsQueries.list(sesame.db)).toEqual([]);
+    expect(await apiKeysQueries.list(sesame.db)).toEqual([]);
   });
 
   it('lets an admin register a client and shows its secret once; only the hash is stored', async () => {
@@ -324,6 +340,198 @@ describe('the admin pages', () => {
     });
     expect(disabled.status).toBe(302);
     await admin.browser.request(`/admin/users/${someoneId}/enable`, { form: { _csrf: users.csrf() } });
+  });
+
+  describe('passkey API apps', () => {
+    const tenantCount = async () => (await passkeyTenantsQueries.list(sesame.db)).length;
+
+    it('registers an app and shows its API key once; only the hash is stored', async () => {
+      const list = await admin.browser.request('/admin/passkey-tenants');
+      expect(list.status).toBe(200);
+      expect(list.text).toContain('href="/admin/passkey-tenants/new"');
+      expect(list.text).toContain('aria-current="page">Passkey API<');
+
+      const form = await admin.browser.request('/admin/passkey-tenants/new');
+      expect(form.status).toBe(200);
+      const created = await admin.browser.request('/admin/passkey-tenants', {
+        form: {
+          _csrf: form.csrf(),
+          name: 'Shop',
+          origins: 'https://shop.example.com\r\n\r\nhttps://www.shop.example.com/\r\n',
+          rp_id: 'shop.example.com',
+        },
+      });
+      expect(created.status).toBe(200);
+      expect(created.headers.get('cache-control')).toBe('no-store');
+      const tenantId = elementText(created, 'tenant-id');
+      const apiKey = elementText(created, 'api-key');
+      expect(apiKey).toMatch(/^spk_[A-Za-z0-9_-]{43}$/);
+      expect(elementText(created, 'base-url')).toBe(`${sesame.baseUrl}/passkey-api/${tenantId}`);
+
+      const stored = await passkeyTenantsQueries.findById(sesame.db, tenantId);
+      expect(stored).toMatchObject({
+        name: 'Shop',
+        rpId: 'shop.example.com',
+        origins: ['https://shop.example.com', 'https://www.shop.example.com'],
+        apiKeyHash: sha256Hex(apiKey),
+      });
+
+      for (const path of ['/admin/passkey-tenants', `/admin/passkey-tenants/${tenantId}`]) {
+        const page = await admin.browser.request(path);
+        expect(page.status).toBe(200);
+        expect(page.text).toContain('Shop');
+        expect(page.text).toContain(tenantId);
+        expect(page.text).not.toContain(apiKey);
+      }
+      const audit = await auditQueries.recent(sesame.db, 10);
+      expect(audit).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            actor: `user:${adminId}`,
+            action: 'passkey_tenant.create',
+            target: tenantId,
+          }),
+        ]),
+      );
+    });
+
+    it('shows the form again with the field named when an origin or the RP ID is wrong, and stores nothing', async () => {
+      const before = await tenantCount();
+      const form = await admin.browser.request('/admin/passkey-tenants/new');
+      const insecure = await admin.browser.request('/admin/passkey-tenants', {
+        form: { _csrf: form.csrf(), name: 'Evil', origins: 'http://evil.example.com' },
+      });
+      expect(insecure.status).toBe(400);
+      expect(insecure.text).toContain('id="origins-error"');
+      expect(insecure.text).toContain('must use https');
+      expect(insecure.text).toContain('http://evil.example.com</textarea>');
+
+      const wrongRpId = await admin.browser.request('/admin/passkey-tenants', {
+        form: {
+          _csrf: form.csrf(),
+          name: 'Evil',
+          origins: 'https://app.example.com',
+          rp_id: 'other.example',
+        },
+      });
+      expect(wrongRpId.status).toBe(400);
+      expect(wrongRpId.text).toContain('id="rp_id-error"');
+      expect(wrongRpId.text).toContain('value="other.example"');
+
+      const noToken = await admin.browser.request('/admin/passkey-tenants', {
+        form: { name: 'NoToken', origins: 'https://app.example.com' },
+      });
+      expect(noToken.status).toBe(403);
+      expect(await tenantCount()).toBe(before);
+    });
+
+    it('rotates the API key (shown once) and deletes the app after confirmation', async () => {
+      const form = await admin.browser.request('/admin/passkey-tenants/new');
+      const created = await admin.browser.request('/admin/passkey-tenants', {
+        form: { _csrf: form.csrf(), name: 'Forum', origins: 'https://forum.example.com' },
+      });
+      const tenantId = elementText(created, 'tenant-id');
+      const firstKey = elementText(created, 'api-key');
+
+      const detail = await admin.browser.request(`/admin/passkey-tenants/${tenantId}`);
+      const rotateWithout = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, {
+        form: {},
+      });
+      expect(rotateWithout.status).toBe(403);
+      const rotated = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, {
+        form: { _csrf: detail.csrf() },
+      });
+      expect(rotated.status).toBe(200);
+      const newKey = elementText(rotated, 'api-key');
+      expect(newKey).not.toBe(firstKey);
+      expect(rotated.text).toContain('The old key no longer works.');
+      expect((await passkeyTenantsQueries.findById(sesame.db, tenantId))!.apiKeyHash).toBe(sha256Hex(newKey));
+
+      const confirm = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/delete`);
+      expect(confirm.status).toBe(200);
+      expect(confirm.text).toContain('Delete app');
+      expect(await passkeyTenantsQueries.findById(sesame.db, tenantId)).toBeDefined();
+      const deleted = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/delete`, {
+        form: { _csrf: confirm.csrf() },
+      });
+      expect(deleted.status).toBe(302);
+      expect(deleted.location()).toBe(`${sesame.baseUrl}/admin/passkey-tenants?done=tenant-deleted`);
+      expect(await passkeyTenantsQueries.findById(sesame.db, tenantId)).toBeUndefined();
+      expect((await admin.browser.request(`/admin/passkey-tenants/${tenantId}`)).status).toBe(404);
+    });
+  });
+
+  describe('admin API keys', () => {
+    const adminApi = (key: string) =>
+      fetch(`${sesame.baseUrl}/api/admin/clients`, { headers: { authorization: `Bearer ${key}` } });
+
+    it('creates a key shown once that opens the admin API, and lists it without the key', async () => {
+      const list = await admin.browser.request('/admin/api-keys');
+      expect(list.status).toBe(200);
+      const created = await admin.browser.request('/admin/api-keys', {
+        form: { _csrf: list.csrf(), name: 'terraform' },
+      });
+      expect(created.status).toBe(200);
+      expect(created.headers.get('cache-control')).toBe('no-store');
+      const key = elementText(created, 'api-key');
+      expect(key).toMatch(/^ssk_[A-Za-z0-9_-]{43}$/);
+      expect((await adminApi(key)).status).toBe(200);
+
+      const after = await admin.browser.request('/admin/api-keys');
+      expect(after.text).toContain('terraform');
+      expect(after.text).not.toContain(key);
+      expect(after.text).toContain('aria-label="Revoke terraform"');
+      const [row] = await apiKeysQueries.list(sesame.db);
+      expect(row).toMatchObject({ name: 'terraform', key_hash: sha256Hex(key), revoked_at: null });
+    });
+
+    it('refuses an empty name with the field named, and a form without the CSRF token', async () => {
+      const before = (await apiKeysQueries.list(sesame.db)).length;
+      const list = await admin.browser.request('/admin/api-keys');
+      const empty = await admin.browser.request('/admin/api-keys', {
+        form: { _csrf: list.csrf(), name: '  ' },
+      });
+      expect(empty.status).toBe(400);
+      expect(empty.text).toContain('id="api-key-name-error"');
+      const noToken = await admin.browser.request('/admin/api-keys', { form: { name: 'sneaky' } });
+      expect(noToken.status).toBe(403);
+      expect((await apiKeysQueries.list(sesame.db)).length).toBe(before);
+    });
+
+    it('revokes a key after confirmation; the admin API refuses it from then on', async () => {
+      const list = await admin.browser.request('/admin/api-keys');
+      const created = await admin.browser.request('/admin/api-keys', {
+        form: { _csrf: list.csrf(), name: 'ci' },
+      });
+      const key = elementText(created, 'api-key');
+      const row = (await apiKeysQueries.list(sesame.db)).find((k) => k.name === 'ci')!;
+
+      const confirm = await admin.browser.request(`/admin/api-keys/${row.id}/revoke`);
+      expect(confirm.status).toBe(200);
+      expect(confirm.text).toContain('Revoke API key');
+      const without = await admin.browser.request(`/admin/api-keys/${row.id}/revoke`, { form: {} });
+      expect(without.status).toBe(403);
+      expect((await adminApi(key)).status).toBe(200);
+
+      const revoked = await admin.browser.request(`/admin/api-keys/${row.id}/revoke`, {
+        form: { _csrf: confirm.csrf() },
+      });
+      expect(revoked.status).toBe(302);
+      expect(revoked.location()).toBe(`${sesame.baseUrl}/admin/api-keys?done=api-key-revoked`);
+      expect((await adminApi(key)).status).toBe(401);
+      const page = await admin.browser.request(revoked.location()!);
+      expect(page.text).toContain('The API key was revoked');
+      expect(page.text).not.toContain('aria-label="Revoke ci"');
+      expect((await admin.browser.request('/admin/api-keys/not-a-uuid/revoke')).status).toBe(404);
+
+      const audit = await auditQueries.recent(sesame.db, 10);
+      expect(audit).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ actor: `user:${adminId}`, action: 'api_key.create', target: row.id }),
+          expect.objectContaining({ actor: `user:${adminId}`, action: 'api_key.revoke', target: row.id }),
+        ]),
+      );
+    });
   });
 
   it('lists recent audit events', async () => {

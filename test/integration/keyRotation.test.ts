@@ -68,7 +68,7 @@ describe('rotating the signing keys while the server runs', () => {
     const beforeRotation = await idToken();
     expect(oldKids).toContain(beforeRotation.kid);
 
-    const { kids: newKids, activatesAt } = await rotateSigningKeys(sesame.db, sesame.config, {
+    const { kids: newKids, activatesAt } = await rotateSigningKeys(sesame.db, sesame.config, 'test', {
       activateInSeconds: ACTIVATE_IN_SECONDS,
     });
     // No restart: the row change notice makes the running server publish them.
@@ -94,7 +94,7 @@ describe('rotating the signing keys while the server runs', () => {
   }, 30_000);
 
   it('keeps serving sign-ins across the switch (the provider is rebuilt, sessions live in the database)', async () => {
-    const { kids } = await rotateSigningKeys(sesame.db, sesame.config, { activateInSeconds: 0 });
+    const { kids } = await rotateSigningKeys(sesame.db, sesame.config, 'test', { activateInSeconds: 0 });
     await waitUntil(async () => kids.includes((await idToken()).kid), 5_000);
   });
 });

@@ -673,7 +673,7 @@ describe('sesame passkey-api (the command)', () => {
           /suffix/,
         ],
         [['--origin', 'https://app.example', '--rp-id', 'example'], /top-level/],
-        [[], /at least one --origin/],
+        [[], /at least one origin/],
       ] as const) {
         const result = await sesame('create', '--name', 'Bad', ...args, '--json');
         expect(result.code).not.toBe(0);

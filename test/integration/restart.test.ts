@@ -103,7 +103,9 @@ describe('stopping and starting again on the same database', () => {
 
       beforeAll(async () => {
         // What `sesame keys rotate --activate-in 0` does (a key thought exposed: the new ones sign at once).
-        ({ kids: newKids } = await rotateSigningKeys(sesame.db, sesame.config, { activateInSeconds: 0 }));
+        ({ kids: newKids } = await rotateSigningKeys(sesame.db, sesame.config, 'test', {
+          activateInSeconds: 0,
+        }));
         await sesame.restart();
       });
 

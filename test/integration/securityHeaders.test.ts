@@ -143,6 +143,27 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     saw('admin/confirm', await person.browser.request(`/admin/clients/${wikiId}/delete`), 'Delete client');
     const users = saw('admin/users', await person.browser.request('/admin/users'), 'Invite someone');
     saw('admin/audit', await person.browser.request('/admin/audit'), 'Activity');
+    const apiKeys = saw('admin/api-keys', await person.browser.request('/admin/api-keys'), 'Create API key');
+    saw(
+      'admin/api-key-created',
+      await person.browser.request('/admin/api-keys', { form: { _csrf: apiKeys.csrf(), name: 'terraform' } }),
+      'id="api-key"',
+    );
+    saw('admin/passkey-tenants', await person.browser.request('/admin/passkey-tenants'), 'Passkey API');
+    const newTenant = saw(
+      'admin/passkey-tenant-new',
+      await person.browser.request('/admin/passkey-tenants/new'),
+      'Register app',
+    );
+    const tenantKey = saw(
+      'admin/passkey-tenant-key',
+      await person.browser.request('/admin/passkey-tenants', {
+        form: { _csrf: newTenant.csrf(), name: 'Shop', origins: 'https://shop.example.com' },
+      }),
+      'id="tenant-id"',
+    );
+    const tenantId = /id="tenant-id"[^>]*>([^<]+)</.exec(tenantKey.text)![1]!;
+    saw('admin/passkey-tenant', await person.browser.request(`/admin/passkey-tenants/${tenantId}`), 'Shop');
     expect((await stepUp(person, users.csrf())).status).toBe(200);
     const issued = saw(
       'admin/link',

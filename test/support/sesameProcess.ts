@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { ROOT } from '../../src/paths.js';
-import { freePort } from './testApp.js';
+import { freePort, type TestApp } from './testApp.js';
+import { onPostgres } from './testDatabase.js';
 
 /**
  * The built server and the `sesame` command as separate processes, the way an operator
@@ -63,6 +64,26 @@ export async function runCli(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Runs `node bin/sesame.js <args>` on a test server's database, as an operator would on the
+ * server's machine. On the embedded database the server holds the data directory, so it is
+ * stopped for the command and started again on the same data and port; Postgres has its
+ * own locking, so there the command runs beside the server.
+ */
+export function runCliOn(sesame: TestApp, args: string[]): Promise<ProcessResult> {
+  if (onPostgres) return runCli(args, sesame.env);
+  return sesame.whileStopped(() => runCli(args, sesame.env));
+}
+
+/** Runs a `--json` command with {@link runCliOn} and returns the one JSON value it printed; throws if it failed. */
+export async function cliJsonOn<T = Record<string, unknown>>(sesame: TestApp, args: string[]): Promise<T> {
+  const result = await runCliOn(sesame, [...args, '--json']);
+  if (result.code !== 0 || result.stderr !== '') {
+    throw new Error(`sesame ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+  }
+  return JSON.parse(result.stdout) as T;
 }
 
 /** A server process started by a test. */

@@ -13,8 +13,16 @@ export interface TestApp {
   baseUrl: string;
   /** Where the server listens (http on loopback); differs from baseUrl when ISSUER is https. */
   listenUrl: string;
+  /** The environment a `sesame` command needs to act on this server's database with its issuer. */
+  env: Record<string, string>;
   /** Stops the server and closes the database, then starts both again on the same data and port. */
   restart(): Promise<void>;
+  /**
+   * Stops the server and closes the database, runs `work` (a `sesame` command that must open
+   * the embedded data directory the server held), then starts both again on the same data
+   * and port. Whatever `work` returns is passed on.
+   */
+  whileStopped<T>(work: () => Promise<T>): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -39,7 +47,7 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const port = await freePort();
   const testDb: TestDatabase = await createTestDatabase();
-  const config = configFrom({
+  const vars: Record<string, string> = {
     ISSUER: `http://localhost:${port}`,
     PORT: String(port),
     LOG_LEVEL: process.env.SESAME_TEST_LOG ?? 'silent',
@@ -47,7 +55,8 @@ export async function startTestApp(
     RATE_LIMIT_PER_MINUTE: '0',
     ...testDb.env,
     ...env,
-  });
+  };
+  const config = configFrom(vars);
   const log = options.log ?? createLogger(config.logLevel);
 
   let database = await openDatabase(config, { poolSize: 5 });
@@ -60,14 +69,22 @@ export async function startTestApp(
     db: database.db,
     baseUrl: config.issuer,
     listenUrl: `http://127.0.0.1:${port}`,
+    env: vars,
     async restart() {
+      await handle.whileStopped(async () => {});
+    },
+    async whileStopped<T>(work: () => Promise<T>): Promise<T> {
       await app.stop();
       await database.close();
-      database = await openDatabase(config, { poolSize: 5 });
-      app = await createApp({ config, db: database.db, log, listen: database.listen });
-      await app.start(port, '127.0.0.1');
-      handle.app = app;
-      handle.db = database.db;
+      try {
+        return await work();
+      } finally {
+        database = await openDatabase(config, { poolSize: 5 });
+        app = await createApp({ config, db: database.db, log, listen: database.listen });
+        await app.start(port, '127.0.0.1');
+        handle.app = app;
+        handle.db = database.db;
+      }
     },
     async stop() {
       await app.stop();

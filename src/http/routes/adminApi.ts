@@ -13,6 +13,15 @@ import {
   rotateClientSecret,
   updateClient,
 } from '../../oidc/clients.js';
+import { TenantValidationError } from '../../passkeyApi/relyingParty.js';
+import {
+  createTenant,
+  deleteTenant,
+  findTenant,
+  listTenants,
+  rotateTenantApiKey,
+  tenantView,
+} from '../../passkeyApi/tenants.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
 import { JSON_BODY_LIMIT } from '../middleware/bodies.js';
@@ -21,6 +30,18 @@ import type { Services } from '../services.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
 const auditQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
+/** The shape of a new passkey API tenant; its rules (https origins, RP ID suffix) are checked by createTenant. */
+const required = (expected: string) => (issue: { input: unknown }) =>
+  issue.input === undefined ? 'is required' : `must be ${expected}`;
+const tenantInputSchema = z
+  .object({
+    name: z.string({ error: required('a string') }).max(1000),
+    origins: z
+      .array(z.string({ error: 'must be a string' }).max(2000), { error: required('an array of origins') })
+      .max(100),
+    rp_id: z.string({ error: 'must be a string' }).max(300).optional(),
+  })
+  .strict();
 
 /** The admin API speaks JSON only; a body of another type is refused rather than guessed at. */
 async function requireJsonBody(ctx: Context, next: Next) {
@@ -37,23 +58,28 @@ async function noStore(ctx: Context, next: Next) {
   await next();
 }
 
-/** Client rules broken by the input become a 400 that names each field. */
-async function clientValidationErrors(_ctx: Context, next: Next) {
+/** Client and tenant rules broken by the input become a 400 that names the field. */
+async function validationErrors(_ctx: Context, next: Next) {
   try {
     await next();
   } catch (error) {
     if (error instanceof ClientValidationError) throw badRequest(error.message, { fields: error.fields });
+    if (error instanceof TenantValidationError) {
+      throw badRequest(`${error.field}: ${error.message}`, { fields: { [error.field]: error.message } });
+    }
     throw error;
   }
 }
 
 const noClient = (id: string) => notFound(`No client with id ${id}`);
 const noUser = (id: string) => notFound(`No user with id ${id}`);
+const noTenant = (id: string) => notFound(`No passkey API tenant with id ${id}`);
 
 /**
- * The admin REST API under /api/admin, for scripts and infrastructure tools. Callers
- * authenticate with an API key (`Authorization: Bearer ssk_...`); no cookies are read, so
- * no CSRF token is needed. Every change is audited as `api-key:<id>`.
+ * The admin REST API under /api/admin, for scripts and infrastructure tools: clients,
+ * users, passkey API tenants and the audit log. Callers authenticate with an API key
+ * (`Authorization: Bearer ssk_...`); no cookies are read, so no CSRF token is needed.
+ * Every change is audited as `api-key:<id>`.
  */
 export function adminApiRoutes({ config, db, caches }: Services): Router {
   const router = new Router({ prefix: '/api/admin' });
@@ -64,7 +90,7 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
   router.use(
     bodyParser({ enableTypes: ['json'], jsonLimit: JSON_BODY_LIMIT, jsonStrict: true, encoding: 'utf-8' }),
   );
-  router.use(clientValidationErrors);
+  router.use(validationErrors);
 
   router.get('/clients', async (ctx) => {
     ctx.body = await listClients(db);
@@ -135,6 +161,40 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
     const deleted = await deleteUser(db, ctx.params.id!, apiKeyActor(ctx));
     if (!deleted) throw noUser(ctx.params.id!);
     caches.users.invalidate(deleted.id);
+    ctx.status = 204;
+  });
+
+  router.get('/passkey-tenants', async (ctx) => {
+    ctx.body = (await listTenants(db)).map(tenantView);
+  });
+
+  router.post('/passkey-tenants', async (ctx) => {
+    const input = parseBody(ctx, tenantInputSchema);
+    const { tenant, apiKey } = await createTenant(
+      db,
+      config,
+      { name: input.name, origins: input.origins, rpId: input.rp_id },
+      apiKeyActor(ctx),
+    );
+    ctx.status = 201;
+    ctx.set('Location', `/api/admin/passkey-tenants/${tenant.id}`);
+    ctx.body = { ...tenantView(tenant), api_key: apiKey };
+  });
+
+  router.get('/passkey-tenants/:id', async (ctx) => {
+    const tenant = await findTenant(db, ctx.params.id!);
+    if (!tenant) throw noTenant(ctx.params.id!);
+    ctx.body = tenantView(tenant);
+  });
+
+  router.post('/passkey-tenants/:id/rotate-key', async (ctx) => {
+    const apiKey = await rotateTenantApiKey(db, ctx.params.id!, apiKeyActor(ctx));
+    if (!apiKey) throw noTenant(ctx.params.id!);
+    ctx.body = { tenant_id: ctx.params.id!, api_key: apiKey };
+  });
+
+  router.delete('/passkey-tenants/:id', async (ctx) => {
+    if (!(await deleteTenant(db, ctx.params.id!, apiKeyActor(ctx)))) throw noTenant(ctx.params.id!);
     ctx.status = 204;
   });
 

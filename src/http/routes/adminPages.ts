@@ -28,6 +28,9 @@ import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/sessio
 import { emailSchema, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
+import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
+import { type AdminPageKit, lines } from './adminPageKit.js';
+import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
 
 const uriList = z.string().max(40_000).default('');
 const checkbox = z.literal('on').optional();
@@ -43,13 +46,6 @@ const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), adm
 
 type ClientForm = z.output<typeof clientFormSchema>;
 
-/** One URI per line, as an admin pastes them; blank lines are ignored. */
-const lines = (text: string) =>
-  text
-    .split(/\r?\n/)
-    .map((line) => line.trim())
-    .filter(Boolean);
-
 /** Messages shown after a Post/Redirect/Get; the query names one, never carries text. */
 const NOTICES: Record<string, string> = {
   'client-updated': 'Changes saved.',
@@ -57,6 +53,8 @@ const NOTICES: Record<string, string> = {
   'user-disabled': 'The user was disabled; their sessions and tokens are revoked.',
   'user-enabled': 'The user can sign in again.',
   'user-deleted': 'The user and their passkeys were deleted.',
+  ...PASSKEY_TENANT_NOTICES,
+  ...API_KEY_NOTICES,
 };
 
 /** Admin pages may show secrets: keep every one of them out of caches and history snapshots. */
@@ -66,13 +64,14 @@ async function noStore(ctx: Context, next: Next) {
 }
 
 /**
- * The admin pages at /admin: register and manage clients, manage users, read the audit
- * log. Only admins signed in through Sesame's own passkey login get in. Every form posts
+ * The admin pages at /admin: register and manage clients, manage users, passkey API apps
+ * and admin API keys, read the audit log. Only admins signed in through Sesame's own passkey login get in. Every form posts
  * with a CSRF token and ends in a redirect, except the two answers that show a secret
  * once (a new client secret, a one-time link): those are the POST response itself, so the
  * secret is never in a URL, a cookie or the server's memory.
  */
-export function adminPagesRoutes({ config, db, provider, csrf, caches }: Services): Router {
+export function adminPagesRoutes(services: Services): Router {
+  const { config, db, provider, csrf, caches } = services;
   const router = new Router({ prefix: '/admin' });
 
   router.use(noStore, requireSignIn(provider, db), requireAdmin, parseBodies(), csrf.protect());
@@ -107,6 +106,8 @@ export function adminPagesRoutes({ config, db, provider, csrf, caches }: Service
   function refuseSelf(ctx: Context, userId: string, what: string) {
     if (userId === ctx.state.signedIn!.user.id) throw badRequest(`You cannot ${what} your own account here.`);
   }
+
+  const kit: AdminPageKit = { render, actor };
 
   router.get('/', (ctx) => ctx.redirect('/admin/clients'));
 
@@ -273,6 +274,9 @@ export function adminPagesRoutes({ config, db, provider, csrf, caches }: Service
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-deleted');
   });
+
+  passkeyTenantPages(router, kit, services);
+  apiKeyPages(router, kit, services);
 
   router.get('/audit', async (ctx) => {
     render(ctx, 'audit', { title: 'Activity', events: await recentAuditEvents(db, 100) });

@@ -1,0 +1,67 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import {
+  ApiKeyValidationError,
+  createApiKey,
+  findApiKey,
+  listApiKeys,
+  revokeApiKey,
+} from '../../admin/apiKeys.js';
+import { notFound } from '../errors.js';
+import { parseBody } from '../schemas.js';
+import type { Services } from '../services.js';
+import type { AdminPageKit } from './adminPageKit.js';
+
+const apiKeyFormSchema = z.object({ name: z.string().max(1000).default('') });
+
+/** Notices these pages redirect to (see adminPages.ts). */
+export const API_KEY_NOTICES: Record<string, string> = {
+  'api-key-revoked': 'The API key was revoked; requests with it are refused from now on.',
+};
+
+/** /admin/api-keys: keys for the admin REST API. A new key is shown once, in the POST's answer. */
+export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services): void {
+  async function renderList(ctx: Context, create: Record<string, unknown> = {}) {
+    kit.render(ctx, 'api-keys', { title: 'API keys', apiKeys: await listApiKeys(db), create });
+  }
+
+  async function loadApiKey(ctx: Context) {
+    const apiKey = await findApiKey(db, ctx.params.id!);
+    if (!apiKey) throw notFound('There is no API key with this id.');
+    return apiKey;
+  }
+
+  router.get('/api-keys', (ctx) => renderList(ctx));
+
+  router.post('/api-keys', async (ctx) => {
+    const form = parseBody(ctx, apiKeyFormSchema);
+    try {
+      const { apiKey, key } = await createApiKey(db, form.name, kit.actor(ctx));
+      kit.render(ctx, 'api-key-created', { title: 'API key created', apiKey, key });
+    } catch (error) {
+      if (!(error instanceof ApiKeyValidationError)) throw error;
+      ctx.status = 400;
+      await renderList(ctx, { ...form, error: error.message });
+    }
+  });
+
+  router.get('/api-keys/:id/revoke', async (ctx) => {
+    const apiKey = await loadApiKey(ctx);
+    kit.render(ctx, 'confirm', {
+      title: 'Revoke API key',
+      section: 'api-keys',
+      heading: `Revoke the API key “${apiKey.name}”?`,
+      message: 'Tools that use this key are refused from now on. A revoked key cannot be used again.',
+      action: `/admin/api-keys/${encodeURIComponent(apiKey.id)}/revoke`,
+      button: 'Revoke API key',
+      cancel: '/admin/api-keys',
+    });
+  });
+
+  router.post('/api-keys/:id/revoke', async (ctx) => {
+    const apiKey = await loadApiKey(ctx);
+    await revokeApiKey(db, apiKey.id, kit.actor(ctx));
+    ctx.redirect('/admin/api-keys?done=api-key-revoked');
+  });
+}

@@ -1,0 +1,88 @@
+import { auditQueries } from '../../src/db/queries/audit.js';
+import { createClient, updateClient } from '../../src/oidc/clients.js';
+import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+/** A private-use scheme redirect, as a mobile or desktop app registers it (RFC 8252 §7.1). */
+const NATIVE_URI = 'com.example.notes:/oauth/callback';
+
+describe('native apps with a custom-scheme redirect URI', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('registers a public client with a custom scheme as a native app', async () => {
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Notes for iOS', redirect_uris: [NATIVE_URI], public: true },
+      'test',
+    );
+    expect(client_secret).toBeUndefined();
+    expect(client).toMatchObject({ public: true, application_type: 'native', redirect_uris: [NATIVE_URI] });
+  });
+
+  it('completes authorization code + PKCE back to the custom scheme, with no secret', async () => {
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Notes for Android', redirect_uris: [NATIVE_URI], public: true },
+      'test',
+    );
+    const rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id }, NATIVE_URI);
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp, 'openid email offline_access', { prompt: 'consent' });
+    const next = await person.signUp(await person.open(pending.url), 'nina@example.com');
+    const callback = await person.continueToApp(next, NATIVE_URI);
+    expect(callback.startsWith(`${NATIVE_URI}?`)).toBe(true);
+
+    const tokens = await finishLogin(rp, pending, callback);
+    expect(tokens.claims()).toMatchObject({ email: 'nina@example.com', aud: client.client_id });
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+  });
+
+  it('refuses an authorization request for a custom scheme the app did not register', async () => {
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Notes for macOS', redirect_uris: [NATIVE_URI], public: true },
+      'test',
+    );
+    const rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id }, 'com.example.evil:/cb');
+    const pending = await beginLogin(rp);
+    const response = await fetch(pending.url, { redirect: 'manual' });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('location')).toBeNull();
+    expect(await response.text()).toContain('redirect_uri');
+  });
+
+  it('keeps a stored client valid for the provider when an update adds https://localhost', async () => {
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Desktop', redirect_uris: [NATIVE_URI], public: true },
+      'test',
+    );
+    await expect(
+      updateClient(
+        sesame.db,
+        client.client_id,
+        { redirect_uris: [NATIVE_URI, 'https://localhost/cb'] },
+        'test',
+      ),
+    ).rejects.toMatchObject({
+      fields: { redirect_uris: expect.stringContaining('a native app reaches localhost over http') },
+    });
+    const updated = await updateClient(
+      sesame.db,
+      client.client_id,
+      { redirect_uris: [NATIVE_URI, 'http://127.0.0.1/cb'] },
+      'test',
+    );
+    expect(updated).toMatchObject({ application_type: 'native' });
+    const actions = (await auditQueries.recent(sesame.db, 50))
+      .filter((event) => event.target === client.client_id)
+      .map((event) => event.action);
+    expect(actions).toEqual(['client.update', 'client.create']);
+  });
+});

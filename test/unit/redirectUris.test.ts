@@ -1,0 +1,75 @@
+import { ClientValidationError, clientInputSchema, parseClientInput } from '../../src/oidc/clients.js';
+
+/** The field → message map a client input is refused with, or undefined when it is accepted. */
+function refusal(input: Record<string, unknown>): Record<string, string> | undefined {
+  try {
+    parseClientInput(clientInputSchema, { name: 'App', ...input });
+    return undefined;
+  } catch (error) {
+    if (error instanceof ClientValidationError) return error.fields;
+    throw error;
+  }
+}
+
+describe('redirect URI rules', () => {
+  it.each([
+    'https://app.example.com/callback',
+    'http://localhost:3000/callback',
+    'http://127.0.0.1:8080/cb',
+    'http://[::1]/cb',
+    'com.example.app:/oauth/callback',
+    'com.example.app://callback',
+  ])('accepts %s', (uri) => {
+    expect(refusal({ redirect_uris: [uri] })).toBeUndefined();
+  });
+
+  it.each([
+    ['/callback', /is not an absolute URI/],
+    ['app.example.com/callback', /is not an absolute URI/],
+    ['https://app.example.com/cb#token', /must not contain a fragment/],
+    ['https://app.example.com/cb#', /must not contain a fragment/],
+    ['http://app.example.com/cb', /must use https \(http only for localhost\)/],
+    ['http://192.168.1.10/cb', /must use https/],
+    ['javascript:alert(1)', /scheme that cannot be a redirect URI/],
+    ['data:text/html,hi', /scheme that cannot be a redirect URI/],
+    ['myapp:/callback', /reverse domain name like com\.example\.app/],
+    ['https://app.example.com/a b', /must not contain spaces/],
+    [' https://app.example.com/cb', /must not contain spaces/],
+  ])('refuses %s with one message on redirect_uris', (uri, message) => {
+    const fields = refusal({ redirect_uris: [uri] });
+    expect(fields).toEqual({ redirect_uris: expect.stringMatching(message) });
+  });
+
+  it('refuses a URI listed twice', () => {
+    const uri = 'https://app.example.com/cb';
+    expect(refusal({ redirect_uris: [uri, uri] })).toEqual({
+      redirect_uris: `${uri} is listed twice`,
+    });
+  });
+
+  it('names only the first problem of a field, and each field once', () => {
+    const fields = refusal({
+      redirect_uris: ['http://a.example.com/cb', 'javascript:x'],
+      post_logout_redirect_uris: ['https://a.example.com/#top'],
+    });
+    expect(fields).toEqual({
+      redirect_uris: expect.stringContaining('http://a.example.com/cb must use https'),
+      post_logout_redirect_uris: expect.stringContaining('must not contain a fragment'),
+    });
+  });
+
+  it('requires a redirect URI for sign-in', () => {
+    expect(refusal({ redirect_uris: [] })).toEqual({ redirect_uris: 'at least one is required for sign-in' });
+  });
+
+  it('sends a native app to localhost over http, never https (RFC 8252 §7.3)', () => {
+    expect(
+      refusal({ redirect_uris: ['com.example.app:/cb', 'https://localhost:8443/cb'], public: true }),
+    ).toEqual({ redirect_uris: expect.stringContaining('a native app reaches localhost over http') });
+    expect(
+      refusal({ redirect_uris: ['com.example.app:/cb', 'http://127.0.0.1/cb'], public: true }),
+    ).toBeUndefined();
+    // https on localhost stays fine for a web app (a dev server with a local certificate).
+    expect(refusal({ redirect_uris: ['https://localhost:8443/cb'] })).toBeUndefined();
+  });
+});
