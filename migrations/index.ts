@@ -3,6 +3,8 @@ import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_account.js';
 import * as m0003 from './0003_passkey_api.js';
 import * as m0004 from './0004_row_change_notify.js';
+import * as m0005 from './0005_grants_by_account_client.js';
+import * as m0006 from './0006_email_verified_by_links.js';
 import * as m0007 from './0007_signing_key_schedule.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
@@ -11,5 +13,7 @@ export const migrations: Record<string, Migration> = {
   '0002_account': m0002,
   '0003_passkey_api': m0003,
   '0004_row_change_notify': m0004,
+  '0005_grants_by_account_client': m0005,
+  '0006_email_verified_by_links': m0006,
   '0007_signing_key_schedule': m0007,
 };

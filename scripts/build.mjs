@@ -39,7 +39,7 @@ await build({
 const clientDir = path.join(root, 'src', 'client');
 const pages = fs
   .readdirSync(clientDir)
-  .filter((f) => f.endsWith('.ts') && !['api.ts', 'signals.ts'].includes(f))
+  .filter((f) => f.endsWith('.ts') && !['api.ts', 'signals.ts', 'stepUp.ts'].includes(f))
   .map((f) => path.join('src', 'client', f));
 await build({
   absWorkingDir: root,

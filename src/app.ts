@@ -10,6 +10,7 @@ import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
+import { rateLimit } from './http/middleware/rateLimit.js';
 import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaders } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
@@ -79,6 +80,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     },
     csrf,
     caches,
+    rateLimit: rateLimit(config.rateLimitPerMinute),
   };
 
   const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });

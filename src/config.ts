@@ -48,6 +48,14 @@ const positiveInt = (name: string, max: number) =>
     .transform(Number)
     .refine((n) => n >= 1 && n <= max, { message: `${name} must be between 1 and ${max}` });
 
+/** A whole number from 0 to `max`, where 0 means "off". */
+const wholeNumber = (name: string, max: number, zeroMeans: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, { message: `${name} must be a whole number (0 ${zeroMeans})` })
+    .transform(Number)
+    .refine((n) => n <= max, { message: `${name} must be between 0 and ${max}` });
+
 const schema = z.object({
   ISSUER: httpUrl('ISSUER').default('http://localhost:3000'),
   PORT: positiveInt('PORT', 65535).default(3000),
@@ -75,6 +83,9 @@ const schema = z.object({
     .min(32, { message: 'KEY_ENCRYPTION_SECRET must be at least 32 characters' })
     .optional(),
   INVITE_TTL_HOURS: positiveInt('INVITE_TTL_HOURS', 24 * 30).default(24),
+  RATE_LIMIT_PER_MINUTE: wholeNumber('RATE_LIMIT_PER_MINUTE', 1_000_000, 'turns rate limiting off').default(
+    600,
+  ),
 });
 
 /** Sesame's settings, read once from the environment and frozen. */
@@ -95,6 +106,8 @@ export interface Config {
   readonly trustProxy: boolean;
   readonly keyEncryptionSecret: string | undefined;
   readonly inviteTtlSeconds: number;
+  /** Passkey ceremonies and one-time link requests one client IP may make per minute; 0: no limit. */
+  readonly rateLimitPerMinute: number;
   /** Cookies get the Secure flag when the issuer is served over https. */
   readonly secureCookies: boolean;
 }
@@ -134,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: values.TRUST_PROXY,
     keyEncryptionSecret: values.KEY_ENCRYPTION_SECRET,
     inviteTtlSeconds: values.INVITE_TTL_HOURS * 3600,
+    rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE,
     secureCookies: issuerUrl.protocol === 'https:',
   });
 }

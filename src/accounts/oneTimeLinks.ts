@@ -8,6 +8,7 @@ import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
 import { badRequest, HttpError, notFound } from '../http/errors.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
+import { confirmEmailOwner } from './emailOwnership.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -68,7 +69,7 @@ export async function createOneTimeLink(
 }
 
 /** Why a link cannot be used, with the words the link page shows. */
-export type LinkProblem = 'invalid' | 'used' | 'expired' | 'disabled' | 'account_exists';
+export type LinkProblem = 'invalid' | 'used' | 'expired' | 'disabled' | 'account_exists' | 'stale';
 
 const LINK_PROBLEMS: Record<LinkProblem, { status: number; code: string; heading: string; message: string }> =
   {
@@ -103,6 +104,13 @@ const LINK_PROBLEMS: Record<LinkProblem, { status: number; code: string; heading
       heading: 'This account already exists',
       message: 'An account with this email was created meanwhile. Ask an administrator for a recovery link.',
     },
+    stale: {
+      status: 409,
+      code: 'link_stale',
+      heading: 'This page is out of date',
+      message:
+        'The account for this link changed while you were creating the passkey. Reload the page and try again.',
+    },
   };
 
 /** The error a route throws for a link problem; `heading` is for the HTML page. */
@@ -116,7 +124,11 @@ export class LinkError extends HttpError {
   }
 }
 
-/** A link that can be used now, and the account it recovers (none for an invite). */
+/**
+ * A link that can be used now, and the account it gives a passkey to: the one it recovers,
+ * or, for an invite, an account someone created for the email without proving it (which the
+ * link's holder takes over); none for an invite that creates the account.
+ */
 export interface UsableLink {
   link: OneTimeTokenRow;
   user: User | undefined;
@@ -125,17 +137,23 @@ export interface UsableLink {
 // A token is exactly what randomSecret() makes: 32 bytes, base64url, 43 characters.
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
+/** The account a link gives a passkey to now (see {@link UsableLink}). */
+function accountOf(db: Db, link: OneTimeTokenRow): Promise<User | undefined> {
+  if (link.purpose === 'recovery') {
+    return link.user_id ? usersQueries.findById(db, link.user_id) : Promise.resolve(undefined);
+  }
+  return usersQueries.findByEmail(db, link.email);
+}
+
 async function problemWith(db: Db, link: OneTimeTokenRow | undefined): Promise<LinkProblem | undefined> {
   if (!link) return 'invalid';
   if (link.used_at) return 'used';
   if (link.expires_at.getTime() <= Date.now()) return 'expired';
-  if (link.purpose === 'recovery') {
-    const user = link.user_id ? await usersQueries.findById(db, link.user_id) : undefined;
-    if (!user) return 'invalid';
-    if (user.disabled_at) return 'disabled';
-  } else if (await usersQueries.findByEmail(db, link.email)) {
-    return 'account_exists';
-  }
+  const user = await accountOf(db, link);
+  if (link.purpose === 'recovery' && !user) return 'invalid';
+  // An invite never adds a passkey to an account whose owner proved the email: that is a recovery link's job.
+  if (link.purpose === 'invite' && user?.email_verified) return 'account_exists';
+  if (user?.disabled_at) return 'disabled';
   return undefined;
 }
 
@@ -148,8 +166,7 @@ export async function findUsableLink(db: Db, token: string): Promise<UsableLink>
   const link = await oneTimeTokensQueries.findByHash(db, sha256Hex(token));
   const problem = await problemWith(db, link);
   if (problem) throw new LinkError(problem);
-  const user = link!.user_id ? await usersQueries.findById(db, link!.user_id) : undefined;
-  return { link: link!, user };
+  return { link: link!, user: await accountOf(db, link!) };
 }
 
 /** What a passkey ceremony started from a link is bound to: the link, never the token. */
@@ -163,7 +180,9 @@ export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
 /**
  * Uses a link with a verified new passkey, all in one transaction: the link is marked used
  * (only if still unused and unexpired: of two concurrent uses one wins), the account is
- * created for an invite, and the passkey is stored. Any failure leaves the link unused.
+ * created for an invite, and the passkey is stored. Holding the link proves the email, so
+ * the account ends up verified: one that was not is taken over (see confirmEmailOwner).
+ * Any failure leaves the link unused.
  */
 export async function redeemOneTimeLink(
   db: Db,
@@ -183,19 +202,26 @@ export async function redeemOneTimeLink(
       // for the user handle chosen then; the passkey is stored for that same account.
       const userId = registration.challenge.userId;
       if (!userId) throw new LinkError('invalid');
-      let user: User | undefined;
-      if (link.purpose === 'recovery') {
-        user = link.user_id ? await usersQueries.findById(trx, link.user_id) : undefined;
-        if (!user || user.id !== userId) throw new LinkError('invalid');
-        if (user.disabled_at) throw new LinkError('disabled');
+      const problem = await problemWith(trx, { ...link, used_at: null });
+      if (problem) throw new LinkError(problem);
+      const existing = await accountOf(trx, link);
+      const givenName = registration.challenge.data.name;
+      const name = typeof givenName === 'string' && givenName ? givenName : null;
+      let user: User;
+      if (existing) {
+        // Someone signed up with the invited email after the passkey prompt was shown.
+        if (existing.id !== userId) throw new LinkError('stale');
+        user = await confirmEmailOwner(trx, existing, {
+          name,
+          grantAdmin: link.purpose === 'invite' && link.grant_admin,
+        });
       } else {
-        if (await usersQueries.findByEmail(trx, link.email)) throw new LinkError('account_exists');
-        const name = registration.challenge.data.name;
         user = await usersQueries.insert(trx, {
           id: userId,
           email: link.email,
-          name: typeof name === 'string' && name ? name : null,
+          name,
           isAdmin: link.grant_admin,
+          emailVerified: true,
         });
       }
       await credentialsQueries.insert(trx, { ...registration.credential, userId: user.id });

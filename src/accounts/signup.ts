@@ -30,6 +30,8 @@ export async function createAccountWithPasskey(
         email: input.email,
         name: input.name,
         isAdmin: input.isAdmin ?? false,
+        // Self sign-up only claims the address: a one-time link sent there verifies it.
+        emailVerified: false,
       });
       await credentialsQueries.insert(trx, { ...input.credential, userId: user.id });
       await auditQueries.record(trx, `user:${user.id}`, 'user.signup', user.id, {

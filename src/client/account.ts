@@ -1,36 +1,13 @@
-import {
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  startAuthentication,
-  startRegistration,
-} from '@simplewebauthn/browser';
-import { ApiError, ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
+import { ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
 import { signalAllAcceptedCredentials, signalCurrentUserDetails } from './signals.js';
+import { withStepUp } from './stepUp.js';
 
 /** The account page: profile, passkeys (with step-up for add and delete), connected apps. */
 const root = document.getElementById('account') as HTMLElement;
 const rpId = root.dataset.rpId ?? window.location.hostname;
 const userHandle = root.dataset.userHandle ?? '';
 const email = root.dataset.email ?? '';
-
-/** Confirms with one of the person's passkeys; the server remembers it for five minutes. */
-async function stepUp(): Promise<void> {
-  const optionsJSON = await postJson<PublicKeyCredentialRequestOptionsJSON>('/account/step-up/options');
-  const assertion = await startAuthentication({ optionsJSON });
-  await postJson('/account/step-up/verify', assertion);
-}
-
-/** Runs a call that needs a recent passkey confirmation, asking for one first if the server says so. */
-async function withStepUp<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (!(error instanceof ApiError && error.code === 'step_up_required')) throw error;
-    showStatus('Confirm with one of your passkeys to continue.', 'ok');
-    await stepUp();
-    return call();
-  }
-}
 
 function busy(button: HTMLButtonElement, task: () => Promise<void>): void {
   clearStatus();

@@ -1,3 +1,4 @@
+import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
@@ -14,4 +15,6 @@ export interface Services {
   csrf: Csrf;
   /** Admin routes invalidate a row they changed, so this instance never waits for the notice. */
   caches: RowCaches;
+  /** The per-IP limit on passkey ceremonies and one-time links (RATE_LIMIT_PER_MINUTE), one count for all. */
+  rateLimit: Middleware;
 }

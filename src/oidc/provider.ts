@@ -8,6 +8,7 @@ import { renderView } from '../http/views.js';
 import type { Logger } from '../logger.js';
 import { accountClientMetadata } from './accountClient.js';
 import { createAdapter } from './adapter.js';
+import { createLoadExistingGrant } from './grants.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
 
@@ -27,26 +28,6 @@ function renderPage(
 ) {
   ctx.type = 'html';
   ctx.body = renderView(name, data);
-}
-
-/**
- * First-party clients (and Sesame's own account pages) are trusted to receive what they
- * ask for: they get a grant without a consent page. Everyone else keeps the grant the
- * person approved.
- */
-async function loadExistingGrant(ctx: KoaContextWithOIDC) {
-  const { client, session, provider, params } = ctx.oidc;
-  if (!client || !session) return undefined;
-  const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
-  if (grantId) return provider.Grant.find(grantId);
-  // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
-  if (client.first_party === true && session.accountId) {
-    const grant = new provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-    grant.addOIDCScope(String(params?.scope ?? 'openid'));
-    await grant.save();
-    return grant;
-  }
-  return undefined;
 }
 
 /**
@@ -94,7 +75,7 @@ export function createProvider({ config, db, log, jwks, cookieKeys, caches }: Pr
     extraClientMetadata: { properties: ['first_party'] },
     ttl: { ...TTL },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    loadExistingGrant,
+    loadExistingGrant: createLoadExistingGrant(db),
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },

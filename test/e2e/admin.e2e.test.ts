@@ -7,6 +7,7 @@ import {
   launchBrowser,
   newPasskeyContext,
   type PasskeyContext,
+  recordPasskeyRequests,
   watchPageProblems,
 } from '../support/chromium.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
@@ -126,6 +127,29 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('button', { name: 'Revoke API key' }).click();
     await page.getByRole('status').filter({ hasText: 'was revoked' }).waitFor();
     await page.screenshot({ path: '/tmp/sesame-admin-api-keys.png', fullPage: true });
+  });
+
+  it('asks an admin to confirm with their passkey before it shows an invitation link, then not again', async () => {
+    const { page } = await device();
+    const requests = await recordPasskeyRequests(page);
+    await acceptInvite(page, 'lead@example.com', true);
+
+    await page.goto(`${sesame.baseUrl}/admin/users`);
+    await page.getByLabel('Email').fill('newcomer@example.com');
+    await page.getByRole('button', { name: 'Create invitation link' }).click();
+    // The page's script asked for a passkey (the virtual authenticator answers), then posted the form.
+    await page.getByRole('heading', { name: 'One-time link for newcomer@example.com' }).waitFor();
+    const link = (await page.locator('#one-time-link').textContent())!.trim();
+    expect(link.startsWith(`${sesame.baseUrl}/link/`)).toBe(true);
+    expect(requests.map(({ mediation, outcome }) => ({ mediation, outcome }))).toEqual([
+      { mediation: 'optional', outcome: 'resolved' },
+    ]);
+
+    // Within five minutes the next link needs no second prompt.
+    await page.goto(`${sesame.baseUrl}/admin/users`);
+    await page.getByRole('button', { name: 'Issue a one-time link for ops@example.com' }).click();
+    await page.getByRole('heading', { name: 'One-time link for ops@example.com' }).waitFor();
+    expect(requests).toHaveLength(1);
   });
 
   it('answers a signed-in person who is not an admin with 403 at /admin', async () => {

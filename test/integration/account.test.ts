@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
 import type { PageResponse } from '../support/browser.js';
-import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -14,14 +14,6 @@ async function accountPage(person: Person): Promise<PageResponse> {
   const page = await person.browser.request('/account');
   if (page.status !== 200) throw new Error(`account page: ${page.status} ${page.text.slice(0, 200)}`);
   return page;
-}
-
-/** Confirms with the person's passkey, as the page's script does before adding or deleting one. */
-async function stepUp(person: Person, csrf: string, authenticator = person.authenticator) {
-  const options = await person.browser.postJson('/account/step-up/options', csrf, {});
-  expect(options.status).toBe(200);
-  const assertion = await authenticator.getAssertion(options.json(), person.browser.origin);
-  return person.browser.postJson('/account/step-up/verify', csrf, assertion);
 }
 
 async function credentialIds(sesame: TestApp, userId: string): Promise<string[]> {

@@ -6,7 +6,7 @@ import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage, type PageResponse } from '../support/browser.js';
-import { Person } from '../support/oidcFlow.js';
+import { Person, stepUp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const APP_URI = 'https://wiki.example.com/callback';
@@ -236,6 +236,7 @@ describe('the admin pages', () => {
     expect(enabled.status).toBe(302);
     expect((await usersQueries.findById(sesame.db, someoneId))!.disabled_at).toBeNull();
 
+    expect((await stepUp(admin, users.csrf())).status).toBe(200);
     const link = await admin.browser.request(`/admin/users/${someoneId}/link`, {
       form: { _csrf: users.csrf() },
     });
@@ -251,6 +252,7 @@ describe('the admin pages', () => {
 
   it('invites a new person with a one-time link, and deletes a user after confirmation', async () => {
     const users = await admin.browser.request('/admin/users');
+    expect((await stepUp(admin, users.csrf())).status).toBe(200);
     const bad = await admin.browser.request('/admin/users/invite', {
       form: { _csrf: users.csrf(), email: 'not-an-email' },
     });
@@ -273,6 +275,71 @@ describe('the admin pages', () => {
     });
     expect(deleted.status).toBe(302);
     expect(await usersQueries.findById(sesame.db, victim.id)).toBeUndefined();
+  });
+
+  it('issues no one-time link or invite without a passkey step-up from the last five minutes', async () => {
+    const linkCount = async () =>
+      Number(
+        (
+          await sesame.db
+            .selectFrom('one_time_tokens')
+            .select((eb) => eb.fn.countAll<string>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
+    const users = await admin.browser.request('/admin/users');
+    // The forms that issue links ask the page's script for a step-up before they post.
+    expect(users.text).toMatch(/<form method="post" action="\/admin\/users\/invite"[^>]*data-step-up>/);
+    expect(users.text).toMatch(new RegExp(`action="/admin/users/${someoneId}/link"[^>]*data-step-up>`));
+    const before = await linkCount();
+    const issue = () =>
+      Promise.all([
+        admin.browser.request('/admin/users/invite', {
+          form: { _csrf: users.csrf(), email: 'stepup-invite@example.com' },
+        }),
+        admin.browser.request(`/admin/users/${someoneId}/link`, { form: { _csrf: users.csrf() } }),
+      ]);
+
+    for (const refused of await issue()) {
+      expect(refused.status).toBe(403);
+      expect(refused.text).toContain('Confirm with one of your passkeys');
+      expect(refused.text).not.toContain('id="one-time-link"');
+    }
+    const status = await admin.browser.postJson('/account/step-up/status', users.csrf(), {});
+    expect({ status: status.status, error: status.json().error }).toEqual({
+      status: 403,
+      error: 'step_up_required',
+    });
+    expect(await linkCount()).toBe(before);
+
+    // A step-up from another admin's session does not count for this one.
+    const other = await signUpForAdmin('other-admin@example.com');
+    await usersQueries.update(sesame.db, other.userId, { isAdmin: true });
+    expect(
+      (await stepUp(other.person, (await other.person.browser.request('/admin/users')).csrf())).status,
+    ).toBe(200);
+    expect((await issue()).map((r) => r.status)).toEqual([403, 403]);
+
+    expect((await stepUp(admin, users.csrf())).status).toBe(200);
+    expect((await admin.browser.postJson('/account/step-up/status', users.csrf(), {})).status).toBe(200);
+    expect((await issue()).map((r) => r.status)).toEqual([200, 200]);
+    expect(await linkCount()).toBe(before + 2);
+
+    // Five minutes later it no longer counts.
+    await sesame.db
+      .updateTable('step_ups')
+      .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
+      .where('user_id', '=', adminId)
+      .execute();
+    expect((await issue()).map((r) => r.status)).toEqual([403, 403]);
+    expect(await linkCount()).toBe(before + 2);
+    // Other admin actions need no step-up.
+    const disabled = await admin.browser.request(`/admin/users/${someoneId}/disable`, {
+      form: { _csrf: users.csrf() },
+    });
+    expect(disabled.status).toBe(302);
+    await admin.browser.request(`/admin/users/${someoneId}/enable`, { form: { _csrf: users.csrf() } });
   });
 
   describe('passkey API apps', () => {

@@ -148,6 +148,75 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(page.text).toContain('See your email address');
   });
 
+  describe('consent given in one browser', () => {
+    const grantsOf = async (accountId: string, clientId: string) =>
+      sesame.db
+        .selectFrom('oidc_models')
+        .select('id')
+        .where('model', '=', 'Grant')
+        .where(sql<string>`payload->>'accountId'`, '=', accountId)
+        .where(sql<string>`payload->>'clientId'`, '=', clientId)
+        .execute();
+
+    /** Signs the person in at `app` in their current browser; returns where Sesame sends them after the passkey. */
+    async function signInAgain(person: Person, scope: string) {
+      const pending = await beginLogin(rp, scope);
+      const loginPage = await person.open(pending.url);
+      expect(loginPage.text).toContain('Sign in with a passkey');
+      return { pending, after: await person.browser.follow(await person.signIn(loginPage), atApp) };
+    }
+    const atApp = (u: string) => u.startsWith(REDIRECT_URI);
+
+    it('is not asked again in another browser, which gets a copy of the grant', async () => {
+      const { person, tokens } = await signUpAt(rp, 'openid email');
+      const sub = tokens.claims()!.sub;
+      const clientId = rp.config.clientMetadata().client_id;
+      expect(await grantsOf(sub, clientId)).toHaveLength(1);
+
+      const laptop = person.inNewBrowser();
+      const { pending, after } = await signInAgain(laptop, 'openid email');
+      // No consent page: straight from the passkey to the app.
+      const again = await finishLogin(rp, pending, stoppedAt(after));
+      expect(again.claims()).toMatchObject({ sub, email: expect.stringContaining('@example.com') });
+      expect(await grantsOf(sub, clientId)).toHaveLength(2);
+
+      // Signing out there revokes only that browser's grant: the first browser's tokens still work.
+      const endSession = oidc.buildEndSessionUrl(rp.config, {
+        id_token_hint: again.id_token!,
+        post_logout_redirect_uri: LOGGED_OUT_URI,
+      });
+      const confirm = await laptop.browser.request(endSession.toString());
+      const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text)!;
+      await laptop.browser.request(form[1]!, { form: { xsrf: form[2]!, logout: 'yes' } });
+      expect(await grantsOf(sub, clientId)).toHaveLength(1);
+      expect((await oidc.fetchUserInfo(rp.config, tokens.access_token, sub)).sub).toBe(sub);
+    });
+
+    it('is asked again in another browser for scopes it did not cover', async () => {
+      const { person } = await signUpAt(rp, 'openid');
+      const { after } = await signInAgain(person.inNewBrowser(), 'openid email');
+      expect('stoppedAt' in after).toBe(false);
+      const page = after as Awaited<ReturnType<Person['open']>>;
+      expect(page.text).toContain('>Allow<');
+      expect(page.text).toContain('See your email address');
+    });
+
+    it('is asked again in a new browser once the person revoked the app', async () => {
+      const { person, tokens } = await signUpAt(rp, 'openid email');
+      const clientId = rp.config.clientMetadata().client_id;
+      const account = await person.browser.request('/account');
+      const revoked = await person.browser.request(`/account/apps/${clientId}/revoke`, {
+        form: { _csrf: account.csrf() },
+      });
+      expect(revoked.status).toBe(303);
+      expect(await grantsOf(tokens.claims()!.sub, clientId)).toHaveLength(0);
+
+      const { after } = await signInAgain(person.inNewBrowser(), 'openid email');
+      expect('stoppedAt' in after).toBe(false);
+      expect((after as Awaited<ReturnType<Person['open']>>).text).toContain('>Allow<');
+    });
+  });
+
   it('shows a clear error page, not a stack trace, for an unknown interaction', async () => {
     const person = new Person(sesame.baseUrl);
     const page = await person.browser.request(`/interaction/${randomBytes(16).toString('base64url')}`);

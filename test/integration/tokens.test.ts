@@ -280,6 +280,41 @@ describe('authorization and token endpoint rules', () => {
     });
   });
 
+  describe('CORS at the token endpoint', () => {
+    async function tokenRequestFrom(origin: string, clientId: string) {
+      return fetch(`${sesame.baseUrl}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: 'unknown',
+          client_id: clientId,
+        }),
+      });
+    }
+
+    it('never allows "Origin: null", not even for a native app whose redirect URI has that origin', async () => {
+      const nativeRedirect = 'com.example.notes:/oauth/callback';
+      expect(new URL(nativeRedirect).origin).toBe('null');
+      const { client: native } = await createClient(
+        sesame.db,
+        { name: 'Notes for iOS', redirect_uris: [nativeRedirect], public: true },
+        'test',
+      );
+      const refused = await tokenRequestFrom('null', native.client_id);
+      expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ error: 'invalid_request' });
+    });
+
+    it("allows a browser app's own origin, the origin of its redirect URI", async () => {
+      const allowed = await tokenRequestFrom('http://127.0.0.1:8910', publicClientId);
+      expect(allowed.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:8910');
+      const other = await tokenRequestFrom('https://evil.example', publicClientId);
+      expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    });
+  });
+
   describe('the test apps (openid-client as test/support configures it)', () => {
     /** An RP whose token responses pass through `tamper` on their way in, as a network attacker's would. */
     async function rpWithTamperedTokenResponses(tamper: (idToken: string) => string): Promise<TestRp> {

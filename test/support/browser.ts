@@ -16,11 +16,20 @@ export interface PageResponse {
  * A browser without a screen: keeps cookies per path like a real one, sends Origin on
  * unsafe requests, and follows redirects on request, stopping where a test asks (at an
  * RP's callback). It lets Jest drive Sesame's pages over real HTTP.
+ *
+ * `behindProxy` plays a TLS-terminating reverse proxy: requests to `origin` (an https
+ * ISSUER) go to `connectTo` over plain http with X-Forwarded-Proto and -Host, while the
+ * cookie jar sees the https URL, so it keeps and sends Secure cookies as a browser would.
  */
 export class BrowserSession {
   readonly jar = new CookieJar();
+  /** Every Set-Cookie header this browser received, in order. */
+  readonly setCookieHeaders: string[] = [];
 
-  constructor(readonly origin: string) {}
+  constructor(
+    readonly origin: string,
+    readonly behindProxy?: { connectTo: string },
+  ) {}
 
   async request(
     url: string,
@@ -47,8 +56,16 @@ export class BrowserSession {
     if (method !== 'GET' && method !== 'HEAD') headers.origin ??= this.origin;
     const cookie = await this.jar.getCookieString(absolute);
     if (cookie) headers.cookie = cookie;
-    const response = await fetch(absolute, { method, headers, body, redirect: 'manual' });
+    let target = absolute;
+    const parsed = new URL(absolute);
+    if (this.behindProxy && parsed.origin === this.origin) {
+      target = `${this.behindProxy.connectTo}${parsed.pathname}${parsed.search}`;
+      headers['x-forwarded-proto'] = parsed.protocol.slice(0, -1);
+      headers['x-forwarded-host'] = parsed.host;
+    }
+    const response = await fetch(target, { method, headers, body, redirect: 'manual' });
     for (const setCookie of response.headers.getSetCookie()) {
+      this.setCookieHeaders.push(setCookie);
       await this.jar.setCookie(setCookie, absolute, { ignoreError: true });
     }
     const text = await response.text();

@@ -75,16 +75,18 @@ const uidOf = (page: PageResponse) => {
 export class Person {
   readonly browser: BrowserSession;
 
+  /** `behindProxy`: Sesame's https ISSUER is served by a TLS proxy at this http address (see BrowserSession). */
   constructor(
     readonly baseUrl: string,
     readonly authenticator = new SoftAuthenticator(),
+    behindProxy?: { connectTo: string },
   ) {
-    this.browser = new BrowserSession(new URL(baseUrl).origin);
+    this.browser = new BrowserSession(new URL(baseUrl).origin, behindProxy);
   }
 
   /** The same passkey in a fresh browser (no cookies), like signing in on another visit. */
   inNewBrowser(): Person {
-    return new Person(this.baseUrl, this.authenticator);
+    return new Person(this.baseUrl, this.authenticator, this.browser.behindProxy);
   }
 
   /** Opens the authorization URL and returns the page Sesame shows (the login prompt). */
@@ -136,4 +138,15 @@ export class Person {
     if (!location) throw new Error(`consent did not redirect: ${posted.status} ${posted.text.slice(0, 300)}`);
     return stoppedAt(await this.browser.follow(location, atApp));
   }
+}
+
+/**
+ * Confirms with the person's passkey, as src/client/stepUp.ts does before a request that
+ * needs a recent one (adding or deleting a passkey, issuing a one-time link as an admin).
+ */
+export async function stepUp(person: Person, csrf: string, authenticator = person.authenticator) {
+  const options = await person.browser.postJson('/account/step-up/options', csrf, {});
+  if (options.status !== 200) throw new Error(`step-up options failed: ${options.status} ${options.text}`);
+  const assertion = await authenticator.getAssertion(options.json(), person.browser.origin);
+  return person.browser.postJson('/account/step-up/verify', csrf, assertion);
 }

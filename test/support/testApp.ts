@@ -11,6 +11,8 @@ export interface TestApp {
   config: Config;
   db: DatabaseHandle['db'];
   baseUrl: string;
+  /** Where the server listens (http on loopback); differs from baseUrl when ISSUER is https. */
+  listenUrl: string;
   /** The environment a `sesame` command needs to act on this server's database with its issuer. */
   env: Record<string, string>;
   /** Stops the server and closes the database, then starts both again on the same data and port. */
@@ -49,6 +51,8 @@ export async function startTestApp(
     ISSUER: `http://localhost:${port}`,
     PORT: String(port),
     LOG_LEVEL: process.env.SESAME_TEST_LOG ?? 'silent',
+    // One loopback address makes every request of a test file: tests of the limit set their own.
+    RATE_LIMIT_PER_MINUTE: '0',
     ...testDb.env,
     ...env,
   };
@@ -64,6 +68,7 @@ export async function startTestApp(
     config,
     db: database.db,
     baseUrl: config.issuer,
+    listenUrl: `http://127.0.0.1:${port}`,
     env: vars,
     async restart() {
       await handle.whileStopped(async () => {});

@@ -32,6 +32,7 @@ describe('configuration from the environment', () => {
       trustProxy: false,
       keyEncryptionSecret: undefined,
       inviteTtlSeconds: 24 * 3600,
+      rateLimitPerMinute: 600,
       secureCookies: false,
     });
   });
@@ -54,6 +55,7 @@ describe('configuration from the environment', () => {
       TRUST_PROXY: 'true',
       KEY_ENCRYPTION_SECRET: 'k'.repeat(32),
       INVITE_TTL_HOURS: '72',
+      RATE_LIMIT_PER_MINUTE: '120',
     });
     expect(config).toMatchObject({
       issuer: 'https://id.example.com',
@@ -67,6 +69,7 @@ describe('configuration from the environment', () => {
       trustProxy: true,
       keyEncryptionSecret: 'k'.repeat(32),
       inviteTtlSeconds: 72 * 3600,
+      rateLimitPerMinute: 120,
       secureCookies: true,
     });
   });
@@ -98,6 +101,7 @@ describe('configuration from the environment', () => {
       TRUST_PROXY: '',
       KEY_ENCRYPTION_SECRET: '',
       INVITE_TTL_HOURS: '',
+      RATE_LIMIT_PER_MINUTE: '',
     });
     expect(config).toEqual(load({}));
   });
@@ -106,6 +110,10 @@ describe('configuration from the environment', () => {
     expect(load({ DATABASE_URL: 'postgresql://localhost/sesame' }).databaseUrl).toBe(
       'postgresql://localhost/sesame',
     );
+  });
+
+  it('reads RATE_LIMIT_PER_MINUTE=0 as no rate limit (not as the default)', () => {
+    expect(load({ RATE_LIMIT_PER_MINUTE: '0' }).rateLimitPerMinute).toBe(0);
   });
 
   it.each(['true', 'TRUE', '1', 'yes'])('reads TRUST_PROXY=%s as on', (value) => {
@@ -139,6 +147,14 @@ describe('configuration from the environment', () => {
     ['INVITE_TTL_HOURS', 'a day', 'INVITE_TTL_HOURS must be a whole number'],
     ['INVITE_TTL_HOURS', '0', 'INVITE_TTL_HOURS must be between 1 and 720'],
     ['INVITE_TTL_HOURS', '721', 'INVITE_TTL_HOURS must be between 1 and 720'],
+    [
+      'RATE_LIMIT_PER_MINUTE',
+      'lots',
+      'RATE_LIMIT_PER_MINUTE must be a whole number (0 turns rate limiting off)',
+    ],
+    ['RATE_LIMIT_PER_MINUTE', '-5', 'RATE_LIMIT_PER_MINUTE must be a whole number'],
+    ['RATE_LIMIT_PER_MINUTE', '1.5', 'RATE_LIMIT_PER_MINUTE must be a whole number'],
+    ['RATE_LIMIT_PER_MINUTE', '1000001', 'RATE_LIMIT_PER_MINUTE must be between 0 and 1000000'],
   ])('refuses %s=%j with one line that names the variable', (variable, value, message) => {
     const error = errorFor({ [variable]: value });
     expect(error.name).toBe('ConfigError');

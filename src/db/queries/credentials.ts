@@ -148,6 +148,12 @@ export const credentialsQueries = {
     return Number(result.numAffectedRows ?? 0) > 0;
   },
 
+  /** Deletes every passkey of a user; returns the ids that went. */
+  async deleteAllForUser(db: Db, userId: string): Promise<string[]> {
+    const rows = await db.deleteFrom('credentials').where('user_id', '=', userId).returning('id').execute();
+    return rows.map((row) => row.id);
+  },
+
   async delete(db: Db, userId: string, id: string): Promise<boolean> {
     const result = await db
       .deleteFrom('credentials')

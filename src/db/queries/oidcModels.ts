@@ -141,6 +141,20 @@ export const oidcModelsQueries = {
   },
 
   /**
+   * The newest live grant an account gave a client, in any browser session (the index of
+   * migration 0005 answers it). `model = 'Grant'` is a literal so the partial index applies.
+   */
+  async latestGrantOf(db: Db, accountId: string, clientId: string): Promise<ModelPayload | undefined> {
+    const { rows } = await sql<{ payload: ModelPayload }>`
+      select payload from oidc_models
+      where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
+        and ${isLive}
+      order by (payload->>'iat')::bigint desc nulls last
+      limit 1`.execute(db);
+    return rows[0]?.payload;
+  },
+
+  /**
    * Deletes every expired row, in batches so that no statement holds many row locks for
    * long. SKIP LOCKED lets several instances sweep at once without waiting on each other or
    * deleting the same rows twice. A sweep runs until a batch comes back short, so it keeps

@@ -1,5 +1,6 @@
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
+import { requireRecentStepUp } from '../../accounts/passkeys.js';
 import type { Db } from '../../db/connect.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
@@ -57,4 +58,17 @@ export function requireSignIn(provider: Provider, db: Db) {
 export async function requireAdmin(ctx: Context, next: Next) {
   if (!ctx.state.signedIn?.user.is_admin) throw forbidden('This page is for Sesame administrators.');
   await next();
+}
+
+/**
+ * Only a session that proved a passkey in the last five minutes passes (use after
+ * requireSignIn); otherwise 403 `step_up_required`, which the page's script answers with
+ * a passkey prompt (src/client/stepUp.ts) before it sends the request again.
+ */
+export function requireStepUp(db: Db) {
+  return async function checkStepUp(ctx: Context, next: Next) {
+    const { user, sessionUid } = ctx.state.signedIn!;
+    await requireRecentStepUp(db, sessionUid, user.id);
+    await next();
+  };
 }

@@ -24,7 +24,7 @@ import {
 import { badRequest } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
-import { requireSignIn, type SignedIn } from '../middleware/session.js';
+import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/session.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
@@ -75,7 +75,7 @@ function respond(ctx: Context, json: Record<string, unknown>, redirect = '/accou
  * The account page: profile, passkeys (add with step-up, rename, delete with step-up),
  * connected apps, and signing out everywhere. Every change is CSRF-protected.
  */
-export function accountRoutes({ config, db, log, provider, csrf }: Services): Router {
+export function accountRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
   const router = new Router();
   const rp = relyingPartyFor(config);
   const signIn = requireSignIn(provider, db);
@@ -108,7 +108,7 @@ export function accountRoutes({ config, db, log, provider, csrf }: Services): Ro
     respond(ctx, { name: user.name, email: user.email });
   });
 
-  router.post('/account/step-up/options', signIn, ...body, async (ctx) => {
+  router.post('/account/step-up/options', rateLimit, signIn, ...body, async (ctx) => {
     const { user, sessionUid } = signedIn(ctx);
     ctx.body = await startPasskeyAuthentication(db, rp, {
       purpose: STEP_UP,
@@ -117,7 +117,7 @@ export function accountRoutes({ config, db, log, provider, csrf }: Services): Ro
     });
   });
 
-  router.post('/account/step-up/verify', signIn, ...body, async (ctx) => {
+  router.post('/account/step-up/verify', rateLimit, signIn, ...body, async (ctx) => {
     const response = parseBody(ctx, authenticationResponseSchema);
     const { user, sessionUid } = signedIn(ctx);
     // The challenge names this user, so the verifier accepts only one of their own passkeys.
@@ -130,9 +130,14 @@ export function accountRoutes({ config, db, log, provider, csrf }: Services): Ro
     ctx.body = { ok: true };
   });
 
-  router.post('/account/passkeys/options', signIn, ...body, async (ctx) => {
+  // Whether this session's step-up still counts: pages whose forms need one ask first
+  // (200, or 403 step_up_required), so a plain form post is never refused halfway.
+  router.post('/account/step-up/status', signIn, ...body, requireStepUp(db), (ctx) => {
+    ctx.body = { ok: true };
+  });
+
+  router.post('/account/passkeys/options', rateLimit, signIn, ...body, requireStepUp(db), async (ctx) => {
     const { user, sessionUid } = signedIn(ctx);
-    await requireRecentStepUp(db, sessionUid, user.id);
     ctx.body = await startPasskeyRegistration(
       db,
       rp,
@@ -141,10 +146,9 @@ export function accountRoutes({ config, db, log, provider, csrf }: Services): Ro
     );
   });
 
-  router.post('/account/passkeys/verify', signIn, ...body, async (ctx) => {
+  router.post('/account/passkeys/verify', rateLimit, signIn, ...body, requireStepUp(db), async (ctx) => {
     const response = parseBody(ctx, registrationResponseSchema);
     const { user, sessionUid } = signedIn(ctx);
-    await requireRecentStepUp(db, sessionUid, user.id);
     const registration = await verifyPasskeyRegistration(db, rp, response, {
       purpose: ADD_PASSKEY,
       binding: sessionUid,

@@ -24,7 +24,7 @@ import {
 } from '../../oidc/clients.js';
 import { badRequest, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
-import { requireAdmin, requireSignIn } from '../middleware/session.js';
+import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
 import { emailSchema, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
@@ -216,7 +216,10 @@ export function adminPagesRoutes(services: Services): Router {
 
   router.get('/users', (ctx) => renderUsers(ctx));
 
-  router.post('/users/invite', async (ctx) => {
+  // Issuing a link hands out a way into an account: it needs a recent passkey step-up.
+  const stepUp = requireStepUp(db);
+
+  router.post('/users/invite', stepUp, async (ctx) => {
     const form = parseBody(ctx, inviteFormSchema);
     const email = emailSchema.safeParse(form.email);
     if (!email.success) {
@@ -228,7 +231,7 @@ export function adminPagesRoutes(services: Services): Router {
     render(ctx, 'link', { title: 'One-time link', email: email.data, admin: form.admin === 'on', link });
   });
 
-  router.post('/users/:id/link', async (ctx) => {
+  router.post('/users/:id/link', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     const link = await issueRecoveryLink(db, config, user.id, actor(ctx));
     if (!link) throw notFound('There is no user with this id.');

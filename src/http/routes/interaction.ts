@@ -38,7 +38,7 @@ const interactionExpired = () =>
  * Each ceremony's challenge is bound to the interaction uid, which the provider in turn
  * binds to this browser by its interaction cookie.
  */
-export function interactionRoutes({ config, db, log, provider, csrf }: Services): Router {
+export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
   const rp = relyingPartyFor(config);
   const signupOpen = config.signup === 'open';
@@ -119,13 +119,13 @@ export function interactionRoutes({ config, db, log, provider, csrf }: Services)
     });
   });
 
-  router.post('/login/options', async (ctx) => {
+  router.post('/login/options', rateLimit, async (ctx) => {
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
     ctx.body = await startPasskeyAuthentication(db, rp, { purpose: 'login', binding: interaction.uid });
   });
 
-  router.post('/login/verify', async (ctx) => {
+  router.post('/login/verify', rateLimit, async (ctx) => {
     const response = parseBody(ctx, authenticationResponseSchema);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
@@ -137,7 +137,7 @@ export function interactionRoutes({ config, db, log, provider, csrf }: Services)
     await finishLogin(ctx, interaction, user.id, amrFor(credential));
   });
 
-  router.post('/signup/options', async (ctx) => {
+  router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw notFound('Sign-up is by invitation only.');
     const body = parseBody(ctx, signupStartSchema);
     const interaction = await loadInteraction(ctx);
@@ -151,7 +151,7 @@ export function interactionRoutes({ config, db, log, provider, csrf }: Services)
     );
   });
 
-  router.post('/signup/verify', async (ctx) => {
+  router.post('/signup/verify', rateLimit, async (ctx) => {
     if (!signupOpen) throw notFound('Sign-up is by invitation only.');
     const response = parseBody(ctx, registrationResponseSchema);
     const interaction = await loadInteraction(ctx);

@@ -33,7 +33,7 @@ async function qrDataUrl(url: string): Promise<string> {
  * line by the logger (see redactUrl), and used up only in the transaction that stores the
  * new passkey.
  */
-export function linkRoutes({ config, db, log, provider, csrf }: Services): Router {
+export function linkRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
   const router = new Router({ prefix: '/link/:token' });
   const rp = relyingPartyFor(config);
 
@@ -53,6 +53,8 @@ export function linkRoutes({ config, db, log, provider, csrf }: Services): Route
     }
   });
 
+  // Every request names a token: the limit also bounds how fast anyone can probe for one.
+  router.use(rateLimit);
   router.use(parseBodies());
   router.use(csrf.protect());
 
@@ -66,6 +68,8 @@ export function linkRoutes({ config, db, log, provider, csrf }: Services): Route
       csrf: csrf.token(ctx),
       script: 'link',
       recovery: Boolean(user),
+      // Someone else may hold passkeys for this unproven email: they go when the link is used.
+      takeover: Boolean(user && !user.email_verified),
       email: user?.email ?? link.email,
       name: user?.name ?? null,
       expiresAt: link.expires_at.toISOString(),
@@ -77,7 +81,8 @@ export function linkRoutes({ config, db, log, provider, csrf }: Services): Route
   router.post('/options', async (ctx) => {
     const body = parseBody(ctx, optionsSchema);
     const { link, user } = await findUsableLink(db, ctx.params.token!);
-    const name = user ? user.name : (body.name ?? null);
+    // The name of an account whose email nobody proved yet is not kept (see confirmEmailOwner).
+    const name = user?.email_verified ? user.name : (body.name ?? null);
     ctx.body = await startPasskeyRegistration(
       db,
       rp,

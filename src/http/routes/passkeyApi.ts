@@ -167,9 +167,15 @@ function credentialIdParam(ctx: Context): string {
  * is an API called cross-origin, protected by the API key where Hanko requires one, by the
  * tenant's origins and RP ID in every WebAuthn verification, and by single-use challenges.
  */
-export function passkeyApiRoutes({ config, db, log }: Pick<Services, 'config' | 'db' | 'log'>): Router {
+export function passkeyApiRoutes({
+  config,
+  db,
+  log,
+  rateLimit,
+}: Pick<Services, 'config' | 'db' | 'log' | 'rateLimit'>): Router {
   const router = new Router({ prefix: '/passkey-api/:tenantId' });
-  router.use(renderPasskeyApiErrors({ log }), loadTenant({ db }), allowTenantOrigins);
+  // Limited after CORS, so an app's frontend can read the 429 and its Retry-After.
+  router.use(renderPasskeyApiErrors({ log }), loadTenant({ db }), allowTenantOrigins, rateLimit);
 
   router.post(
     '/registration/initialize',

@@ -1,0 +1,41 @@
+import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { credentialsQueries } from '../db/queries/credentials.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { User } from '../db/schema.js';
+
+/**
+ * Records that the person at hand receives mail at the account's address: they hold a
+ * one-time link that was sent there (an invite or a recovery link). Call it in the
+ * transaction that stores their new passkey.
+ *
+ * Until then the address was only claimed: open sign-up lets anyone type any email. So when
+ * it was not verified yet, whoever created the account may not be its owner (someone can
+ * sign up with a colleague's address before the colleague's invite arrives), and everything
+ * they hold goes: every passkey, session, grant and token, and the name they chose (the
+ * owner's, given on the link page, replaces it). The owner then takes over an account
+ * nobody else can still use. An account already verified keeps its passkeys: a recovery
+ * link adds one.
+ *
+ * @param owner.grantAdmin an invite for an administrator makes the account it takes over one.
+ */
+export async function confirmEmailOwner(
+  trx: Db,
+  user: User,
+  owner: { name: string | null; grantAdmin: boolean },
+): Promise<User> {
+  if (user.email_verified) return user;
+  const removedPasskeys = await credentialsQueries.deleteAllForUser(trx, user.id);
+  const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
+  const updated = await usersQueries.update(trx, user.id, {
+    emailVerified: true,
+    name: owner.name,
+    ...(owner.grantAdmin && { isAdmin: true }),
+  });
+  await auditQueries.record(trx, `user:${user.id}`, 'user.email_verified', user.id, {
+    removed_passkeys: removedPasskeys,
+    revoked,
+  });
+  return updated!;
+}

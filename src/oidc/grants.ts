@@ -1,0 +1,50 @@
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { Db } from '../db/connect.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+
+/** What a grant says was allowed; the rest of its payload (ids, times) belongs to that one grant. */
+const DECISION_FIELDS = ['openid', 'resources', 'rejected', 'rar'] as const;
+
+/**
+ * oidc-provider's `loadExistingGrant`: which grant an authorization request runs under.
+ * 1. The grant this browser session already holds for the client (or just consented to).
+ * 2. First-party clients (and Sesame's own account pages) get a grant without a consent
+ *    page: they are trusted to receive what they ask for.
+ * 3. Consent the person gave this client in another browser: the provider keeps grants
+ *    per session, so a new browser would ask again. The newest earlier grant is copied
+ *    into this session — a copy, not the same grant, because signing out revokes the
+ *    session's grant and must not end the other browser's tokens. Scopes it does not
+ *    cover still bring the consent page, which then extends only this copy. Revoking the
+ *    app (account page) deletes every grant, so nothing is left to copy.
+ */
+export function createLoadExistingGrant(db: Db): NonNullable<Configuration['loadExistingGrant']> {
+  return async function loadExistingGrant(ctx: KoaContextWithOIDC) {
+    const { client, session, provider, params } = ctx.oidc;
+    if (!client || !session) return undefined;
+    const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
+    if (grantId) {
+      const grant = await provider.Grant.find(grantId);
+      if (grant) return grant;
+    }
+    const accountId = session.accountId;
+    if (!accountId) return undefined;
+    // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
+    if (client.first_party === true) {
+      const grant = new provider.Grant({ clientId: client.clientId, accountId });
+      grant.addOIDCScope(String(params?.scope ?? 'openid'));
+      await grant.save();
+      return grant;
+    }
+    const earlier = await oidcModelsQueries.latestGrantOf(db, accountId, client.clientId);
+    if (!earlier) return undefined;
+    const decision = Object.fromEntries(
+      DECISION_FIELDS.filter((field) => earlier[field] !== undefined).map((field) => [
+        field,
+        structuredClone(earlier[field]),
+      ]),
+    );
+    const copy = new provider.Grant({ ...decision, clientId: client.clientId, accountId });
+    await copy.save();
+    return copy;
+  };
+}

@@ -1,0 +1,274 @@
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { VIEWS_DIR } from '../../src/paths.js';
+import { asPage, type PageResponse } from '../support/browser.js';
+import { Person, stepUp } from '../support/oidcFlow.js';
+import { linkPath, useLink } from '../support/oneTimeLinkFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const APP_CALLBACK = 'https://app.example/callback';
+
+/** The directives of a Content-Security-Policy header, each with its sources. */
+function directives(header: string | null): Record<string, string[]> {
+  expect(header).toBeTruthy();
+  return Object.fromEntries(
+    header!
+      .split(';')
+      .map((part) => part.trim().split(/\s+/))
+      .filter(([name]) => name)
+      .map(([name, ...sources]) => [name!, sources]),
+  );
+}
+
+/** A page Sesame serves to people: strict CSP, framing refused, and nothing inline that could run. */
+function expectStrictPage(page: PageResponse) {
+  expect({ url: page.url, type: page.headers.get('content-type') }).toEqual({
+    url: page.url,
+    type: expect.stringMatching(/^text\/html/),
+  });
+  const csp = directives(page.headers.get('content-security-policy'));
+  expect(csp).toMatchObject({
+    'default-src': ["'none'"],
+    'script-src': ["'self'"],
+    'style-src': ["'self'"],
+    'connect-src': ["'self'"],
+    'base-uri': ["'none'"],
+    'frame-ancestors': ["'none'"],
+  });
+  // No directive loosens the policy: nothing inline or eval'd may run, by any exception.
+  expect(Object.values(csp).flat().join(' ')).not.toMatch(/'unsafe-|'nonce-|'sha\d+-|'strict-dynamic'|\*/);
+  expect(page.headers.get('x-frame-options')).toBe('DENY');
+  expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+  // Nothing inline: every script is a file, no event-handler or style attributes, no javascript: URLs.
+  expect(page.text).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/i);
+  expect(page.text).not.toMatch(/<[^>]+\son[a-z]+\s*=/i);
+  expect(page.text).not.toMatch(/<[^>]+\sstyle\s*=/i);
+  expect(page.text).not.toMatch(/javascript:/i);
+}
+
+/** An authorization request as an app sends it (PKCE S256), without openid-client's discovery. */
+function authorizationUrl(sesame: TestApp, clientId: string, scope = 'openid email') {
+  const verifier = randomBytes(32).toString('base64url');
+  const url = new URL('/auth', sesame.baseUrl);
+  url.search = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    redirect_uri: APP_CALLBACK,
+    scope,
+    state: randomBytes(8).toString('hex'),
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  }).toString();
+  return url.toString();
+}
+
+const uidOf = (page: PageResponse) => /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+
+/** The views that are whole pages (partials start with "_"; the layout wraps the others). */
+function pageViews(dir = VIEWS_DIR, prefix = ''): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    if (entry.isDirectory()) return pageViews(path.join(dir, entry.name), `${prefix}${entry.name}/`);
+    const name = entry.name.replace(/\.eta$/, '');
+    return name.startsWith('_') || name === 'layout' ? [] : [`${prefix}${name}`];
+  });
+}
+
+describe('every HTML page has a strict Content-Security-Policy and no inline script', () => {
+  let sesame: TestApp;
+  let person: Person;
+  let clientId: string;
+  const seen = new Map<string, PageResponse>();
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    ({
+      client: { client_id: clientId },
+    } = await createClient(sesame.db, { name: 'Notes', redirect_uris: [APP_CALLBACK] }, 'test'));
+    person = new Person(sesame.baseUrl);
+  });
+
+  afterAll(() => sesame.stop());
+
+  /** Records the page as the rendering of `view`, after checking it shows what that view shows. */
+  function saw(view: string, page: PageResponse, marker: string | RegExp) {
+    expect(page.text).toMatch(marker);
+    seen.set(view, page);
+    return page;
+  }
+
+  it('renders each view once, strictly', async () => {
+    const login = saw(
+      'login',
+      await person.open(authorizationUrl(sesame, clientId)),
+      'Sign in with a passkey',
+    );
+    const uid = uidOf(login);
+    saw('signup', await person.browser.request(`/interaction/${uid}/signup`), 'Create account');
+    const consent = saw(
+      'consent',
+      asPage(await person.browser.follow(await person.signUp(login, 'csp@example.com'))),
+      '>Allow<',
+    );
+    await person.browser.request(`/interaction/${uidOf(consent)}/consent`, {
+      form: { _csrf: consent.csrf(), decision: 'allow' },
+    });
+    saw(
+      'error',
+      await person.browser.request(`/interaction/${randomBytes(16).toString('base64url')}`),
+      'expired',
+    );
+    saw('account', await person.browser.request('/account'), 'Your account');
+
+    const user = (await usersQueries.findByEmail(sesame.db, 'csp@example.com'))!;
+    await usersQueries.update(sesame.db, user.id, { isAdmin: true });
+    saw('admin/clients', await person.browser.request('/admin/clients'), 'Register a client');
+    const newClient = saw(
+      'admin/client-new',
+      await person.browser.request('/admin/clients/new'),
+      'Client type',
+    );
+    const secret = saw(
+      'admin/client-secret',
+      await person.browser.request('/admin/clients', {
+        form: { _csrf: newClient.csrf(), name: 'Wiki', redirect_uris: APP_CALLBACK, type: 'confidential' },
+      }),
+      'id="client-secret"',
+    );
+    const wikiId = /id="client-id">([^<]+)</.exec(secret.text)![1]!;
+    saw('admin/client', await person.browser.request(`/admin/clients/${wikiId}`), 'Rotate secret');
+    saw('admin/confirm', await person.browser.request(`/admin/clients/${wikiId}/delete`), 'Delete client');
+    const users = saw('admin/users', await person.browser.request('/admin/users'), 'Invite someone');
+    saw('admin/audit', await person.browser.request('/admin/audit'), 'Activity');
+    const apiKeys = saw('admin/api-keys', await person.browser.request('/admin/api-keys'), 'Create API key');
+    saw(
+      'admin/api-key-created',
+      await person.browser.request('/admin/api-keys', { form: { _csrf: apiKeys.csrf(), name: 'terraform' } }),
+      'id="api-key"',
+    );
+    saw('admin/passkey-tenants', await person.browser.request('/admin/passkey-tenants'), 'Passkey API');
+    const newTenant = saw(
+      'admin/passkey-tenant-new',
+      await person.browser.request('/admin/passkey-tenants/new'),
+      'Register app',
+    );
+    const tenantKey = saw(
+      'admin/passkey-tenant-key',
+      await person.browser.request('/admin/passkey-tenants', {
+        form: { _csrf: newTenant.csrf(), name: 'Shop', origins: 'https://shop.example.com' },
+      }),
+      'id="tenant-id"',
+    );
+    const tenantId = /id="tenant-id"[^>]*>([^<]+)</.exec(tenantKey.text)![1]!;
+    saw('admin/passkey-tenant', await person.browser.request(`/admin/passkey-tenants/${tenantId}`), 'Shop');
+    expect((await stepUp(person, users.csrf())).status).toBe(200);
+    const issued = saw(
+      'admin/link',
+      await person.browser.request('/admin/users/invite', {
+        form: { _csrf: users.csrf(), email: 'invitee@example.com' },
+      }),
+      'id="one-time-link"',
+    );
+    const link = /id="one-time-link"[^>]*>([^<]+)</.exec(issued.text)![1]!;
+    saw('link', await new Person(sesame.baseUrl).browser.request(linkPath(link)), 'Create a passkey');
+
+    // The provider's own pages: sign-out confirmation, and the page after it.
+    const logout = saw('logout', await person.browser.request('/session/end'), 'Sign out?');
+    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(logout.text)!;
+    const done = await person.browser.request(form[1]!, { form: { xsrf: form[2]!, logout: 'yes' } });
+    saw('logged-out', asPage(await person.browser.follow(done.location()!)), 'You are signed out');
+
+    expect([...seen.keys()].sort()).toEqual(pageViews().sort());
+    for (const page of seen.values()) expectStrictPage(page);
+  });
+
+  it('serves error pages the same way: the provider’s, a bad link’s, an unknown path’s', async () => {
+    const visitor = new Person(sesame.baseUrl);
+    const pages = [
+      await visitor.browser.request('/auth?client_id=nobody&response_type=code&scope=openid'),
+      await visitor.browser.request(`/link/${randomBytes(32).toString('base64url')}`),
+      await visitor.browser.request('/account/callback?state=x'),
+      await visitor.browser.request('/no/such/page'),
+    ];
+    for (const page of pages) {
+      expect(page.status).toBeGreaterThanOrEqual(400);
+      if (page.headers.get('content-type')?.startsWith('text/html')) expectStrictPage(page);
+      else expect(page.headers.get('content-security-policy')).toBeTruthy();
+    }
+  });
+});
+
+/** Set-Cookie flags, by cookie name: HttpOnly, SameSite and Secure. */
+function cookieFlags(headers: string[]) {
+  return headers.map((header) => {
+    const [pair, ...attributes] = header.split(';').map((part) => part.trim());
+    const names = attributes.map((a) => a.split('=')[0]!.toLowerCase());
+    const sameSite = attributes
+      .find((a) => /^samesite=/i.test(a))
+      ?.split('=')[1]
+      ?.toLowerCase();
+    return {
+      name: pair!.split('=')[0]!,
+      httpOnly: names.includes('httponly'),
+      sameSite,
+      secure: names.includes('secure'),
+    };
+  });
+}
+
+describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https', () => {
+  /** Signs a person up through an app, opens /account, uses a one-time link, and signs out: every cookie Sesame sets. */
+  async function cookiesOfAFullVisit(sesame: TestApp, person: Person): Promise<string[]> {
+    const {
+      client: { client_id },
+    } = await createClient(sesame.db, { name: 'Notes', redirect_uris: [APP_CALLBACK] }, 'test');
+    const login = await person.open(authorizationUrl(sesame, client_id));
+    const callback = await person.continueToApp(
+      await person.signUp(login, `c${randomBytes(4).toString('hex')}@example.com`),
+      APP_CALLBACK,
+    );
+    expect(new URL(callback).searchParams.get('code')).toBeTruthy();
+    const account = asPage(await person.browser.follow('/account/login?return_to=/account'));
+    expect(account.text).toContain('Your account');
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: `l${randomBytes(4).toString('hex')}@example.com`,
+      actor: 'test',
+    });
+    expect((await useLink(person, url)).status).toBe(200);
+    const signOut = await person.browser.request('/account/logout', {
+      form: { _csrf: (await person.browser.request('/account')).csrf() },
+    });
+    expect(signOut.status).toBe(302);
+    return person.browser.setCookieHeaders;
+  }
+
+  const expectedCookies = ['_interaction', '_interaction_resume', '_session', 'sesame.csrf', 'sesame.return'];
+
+  it('over http (a local start): HttpOnly and SameSite=Lax on every cookie', async () => {
+    const sesame = await startTestApp();
+    try {
+      const flags = cookieFlags(await cookiesOfAFullVisit(sesame, new Person(sesame.baseUrl)));
+      expect(flags.map((f) => f.name)).toEqual(expect.arrayContaining(expectedCookies));
+      for (const cookie of flags) expect(cookie).toEqual({ ...cookie, httpOnly: true, sameSite: 'lax' });
+    } finally {
+      await sesame.stop();
+    }
+  });
+
+  it('with an https ISSUER behind a TLS proxy: Secure as well, on every cookie', async () => {
+    const sesame = await startTestApp({ ISSUER: 'https://sesame.test', TRUST_PROXY: 'true' });
+    try {
+      const person = new Person(sesame.baseUrl, undefined, { connectTo: sesame.listenUrl });
+      const flags = cookieFlags(await cookiesOfAFullVisit(sesame, person));
+      expect(flags.map((f) => f.name)).toEqual(expect.arrayContaining(expectedCookies));
+      for (const cookie of flags) {
+        expect(cookie).toEqual({ ...cookie, httpOnly: true, sameSite: 'lax', secure: true });
+      }
+    } finally {
+      await sesame.stop();
+    }
+  });
+});
