@@ -7,7 +7,10 @@ export function randomSecret(): string {
 
 /** A random identifier that is not a secret (client ids and the like). */
 export function randomId(bytes = 16): string {
-  return randomBytes(bytes).toString('base64url');
+  const id = randomBytes(bytes).toString('base64url');
+  // Ids are typed on command lines (`sesame clients update ID`): one starting with '-' would
+  // be read as an option. Drawing again keeps the others equally likely.
+  return id.startsWith('-') ? randomId(bytes) : id;
 }
 
 /**
