@@ -5,6 +5,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
 import type { DatabaseHandle, Db } from './db/connect.js';
+import { GroupedUpserts } from './db/groupedUpserts.js';
 import { challengesQueries } from './db/queries/challenges.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
@@ -61,8 +62,9 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
   const caches = createRowCaches();
+  const writes = new GroupedUpserts(db);
   const live = new LiveProvider(
-    (jwks) => createProvider({ config, db, log, jwks, cookieKeys, caches }),
+    (jwks) => createProvider({ config, db, log, jwks, cookieKeys, caches, writes }),
     () => loadSigningJwks(db, config),
     log,
     signing,

@@ -26,3 +26,14 @@ export const forbidden = (message = 'You do not have access to this page') =>
 export const notFound = (message = 'Not found') => new HttpError(404, 'not_found', message);
 export const conflict = (message: string, details?: Record<string, unknown>) =>
   new HttpError(409, 'conflict', message, details);
+
+/**
+ * Postgres refuses U+0000 in text and jsonb (SQLSTATE 22021 and 22P05). Input that carries
+ * one is the caller's mistake, so it gets a 400, not a 500; the statement changed nothing.
+ */
+export function isNulCharacterError(caught: unknown): boolean {
+  const code = (caught as { code?: unknown } | null | undefined)?.code;
+  return code === '22021' || code === '22P05';
+}
+
+export const nulCharacterError = () => badRequest('Text must not contain NUL characters');

@@ -1,8 +1,10 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
+import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { clientsQueries } from '../db/queries/clients.js';
-import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { modelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
+import { isNulCharacterError } from '../http/errors.js';
 import { applicationType } from './clients.js';
 import type { RowCaches } from './rowCaches.js';
 
@@ -37,9 +39,16 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
 /**
  * Builds the adapter class oidc-provider instantiates once per model. Every model lives in
  * the one `oidc_models` table; clients come from the `clients` table that admins manage,
- * through the change-notified client cache.
+ * through the change-notified client cache. Writes go through `writes`, which groups the
+ * writes of concurrent requests into one statement.
  */
-export function createAdapter(db: Db, caches: Pick<RowCaches, 'clients'>): new (model: string) => Adapter {
+export function createAdapter(
+  db: Db,
+  caches: Pick<RowCaches, 'clients'>,
+  writes: GroupedUpserts,
+): new (
+  model: string,
+) => Adapter {
   const loadClient = async (id: string) => {
     const row = await clientsQueries.find(db, id);
     return row ? clientMetadata(row) : undefined;
@@ -50,7 +59,14 @@ export function createAdapter(db: Db, caches: Pick<RowCaches, 'clients'>): new (
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed through the clients table');
-      await oidcModelsQueries.upsert(db, this.model, id, payload as Record<string, unknown>, expiresIn);
+      try {
+        await writes.upsert(modelRow(this.model, id, payload as Record<string, unknown>, expiresIn));
+      } catch (error) {
+        // A request parameter with U+0000 (state=a%00b) reaches the stored interaction.
+        if (isNulCharacterError(error))
+          throw new errors.InvalidRequest('parameters must not contain NUL characters');
+        throw error;
+      }
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

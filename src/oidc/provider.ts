@@ -4,6 +4,7 @@ import { CLAIMS_BY_SCOPE, createFindAccount } from '../accounts/claims.js';
 import type { Config } from '../config.js';
 import { secretMatchesHash } from '../crypto.js';
 import type { Db } from '../db/connect.js';
+import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { renderView } from '../http/views.js';
 import type { Logger } from '../logger.js';
 import { accountClientMetadata } from './accountClient.js';
@@ -19,6 +20,8 @@ export interface ProviderDeps {
   jwks: { keys: JWK[] };
   cookieKeys: string[];
   caches: RowCaches;
+  /** Shared by every provider instance the app builds, so one queue orders all writes. */
+  writes: GroupedUpserts;
 }
 
 function renderPage(
@@ -46,9 +49,17 @@ export function isClientOrigin(origin: string, redirectUris: readonly string[]):
 }
 
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
-export function createProvider({ config, db, log, jwks, cookieKeys, caches }: ProviderDeps): Provider {
+export function createProvider({
+  config,
+  db,
+  log,
+  jwks,
+  cookieKeys,
+  caches,
+  writes,
+}: ProviderDeps): Provider {
   const configuration: Configuration = {
-    adapter: createAdapter(db, caches),
+    adapter: createAdapter(db, caches, writes),
     findAccount: createFindAccount(db, caches),
     clients: [accountClientMetadata(config)],
     jwks,

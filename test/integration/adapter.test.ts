@@ -3,6 +3,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { configFrom } from '../../src/config.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { RowCache } from '../../src/db/rowCache.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
@@ -21,7 +22,11 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     testDb = await createTestDatabase();
     database = await openDatabase(configFrom(testDb.env), { poolSize: 4 });
     // A cache that never goes live: every client lookup here reads the table.
-    const PostgresAdapter = createAdapter(database.db, { clients: new RowCache(10) });
+    const PostgresAdapter = createAdapter(
+      database.db,
+      { clients: new RowCache(10) },
+      new GroupedUpserts(database.db),
+    );
     adapterFor = (model) => new PostgresAdapter(model);
   });
 

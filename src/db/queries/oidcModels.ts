@@ -36,6 +36,35 @@ function withConsumed(row: { payload: ModelPayload; consumed_at: Date | null } |
     : row.payload;
 }
 
+/** A row of `oidc_models` as it is written: the payload as JSON text, lookup columns beside it. */
+export interface OidcModelRow {
+  model: string;
+  id: string;
+  payload: string;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  expires_at: Date | null;
+}
+
+/** The row that stores a model instance; `expiresInSeconds` counts from now. */
+export function modelRow(
+  model: string,
+  id: string,
+  payload: ModelPayload,
+  expiresInSeconds: number | undefined,
+): OidcModelRow {
+  return {
+    model,
+    id,
+    payload: JSON.stringify(payload),
+    grant_id: typeof payload.grantId === 'string' ? payload.grantId : null,
+    uid: typeof payload.uid === 'string' ? payload.uid : null,
+    user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
+    expires_at: expiresInSeconds ? new Date(Date.now() + expiresInSeconds * 1000) : null,
+  };
+}
+
 export const oidcModelsQueries = {
   async upsert(
     db: Db,
@@ -44,19 +73,18 @@ export const oidcModelsQueries = {
     payload: ModelPayload,
     expiresInSeconds: number | undefined,
   ) {
-    const expiresAt = expiresInSeconds ? new Date(Date.now() + expiresInSeconds * 1000) : null;
-    const row = {
-      model,
-      id,
-      payload: JSON.stringify(payload),
-      grant_id: typeof payload.grantId === 'string' ? payload.grantId : null,
-      uid: typeof payload.uid === 'string' ? payload.uid : null,
-      user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
-      expires_at: expiresAt,
-    };
+    await oidcModelsQueries.upsertRows(db, [modelRow(model, id, payload, expiresInSeconds)]);
+  },
+
+  /** Inserts or replaces (by model and id) the rows in one statement; their keys must differ. */
+  async upsertRows(db: Db, rows: readonly OidcModelRow[]) {
+    const values = rows.map(
+      (r) =>
+        sql`(${r.model}, ${r.id}, ${r.payload}, ${r.grant_id}, ${r.uid}, ${r.user_code}, ${r.expires_at})`,
+    );
     await sql`
       insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
-      values (${row.model}, ${row.id}, ${row.payload}, ${row.grant_id}, ${row.uid}, ${row.user_code}, ${row.expires_at})
+      values ${sql.join(values)}
       on conflict (model, id) do update set
         payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
         user_code = excluded.user_code, expires_at = excluded.expires_at`.execute(db);

@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from '../../logger.js';
-import { HttpError } from '../errors.js';
+import { HttpError, isNulCharacterError, nulCharacterError } from '../errors.js';
 import { renderView } from '../views.js';
 
 /** Whether the caller is a script (fetch, API client) rather than a person's browser page load. */
@@ -43,8 +43,10 @@ export function errorHandler(log: Logger) {
       const error =
         caught instanceof HttpError
           ? caught
-          : (fromKoaError(caught as object) ??
-            new HttpError(500, 'server_error', 'Something went wrong on our side'));
+          : isNulCharacterError(caught)
+            ? nulCharacterError()
+            : (fromKoaError(caught as object) ??
+              new HttpError(500, 'server_error', 'Something went wrong on our side'));
       if (error.status >= 500) {
         log.error('request failed', {
           method: ctx.method,

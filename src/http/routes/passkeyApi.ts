@@ -24,7 +24,14 @@ import {
   registrationInitializeSchema,
 } from '../../passkeyApi/schemas.js';
 import { findTenant, tenantKeyMatches } from '../../passkeyApi/tenants.js';
-import { badRequest, HttpError, notFound, unauthorized } from '../errors.js';
+import {
+  badRequest,
+  HttpError,
+  isNulCharacterError,
+  notFound,
+  nulCharacterError,
+  unauthorized,
+} from '../errors.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -46,6 +53,7 @@ const tenantOf = (ctx: Context): StoredTenant => (ctx.state as TenantState).tena
 /** Maps any error to the Hanko passkey API shape `{title, details, status}`; the status is the HTTP status. */
 function toHankoError(caught: unknown): HttpError {
   if (caught instanceof HttpError) return caught;
+  if (isNulCharacterError(caught)) return nulCharacterError();
   const error = caught as { status?: number; statusCode?: number; type?: string };
   const status = error?.status ?? error?.statusCode;
   if (status === 413) return new HttpError(413, 'payload_too_large', 'The request body is too large');
