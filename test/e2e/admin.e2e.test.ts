@@ -1,12 +1,14 @@
 import type { Browser, Page } from 'playwright-core';
 import { sha256Hex } from '../../src/crypto.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
+import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import {
   describeBrowser,
   launchBrowser,
   newPasskeyContext,
   type PasskeyContext,
+  type PasskeyRequest,
   recordPasskeyRequests,
   watchPageProblems,
 } from '../support/chromium.js';
@@ -61,8 +63,22 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.waitForURL((url) => url.pathname === '/account');
   }
 
+  /** Moves the person's step-ups six minutes into the past, as if they had left the page open. */
+  async function ageStepUps(email: string) {
+    const user = (await usersQueries.findByEmail(sesame.db, email))!;
+    await sesame.db
+      .updateTable('step_ups')
+      .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
+      .where('user_id', '=', user.id)
+      .execute();
+  }
+
+  const outcomes = (requests: PasskeyRequest[]) =>
+    requests.map(({ mediation, outcome }) => ({ mediation, outcome }));
+
   it('lets an invited admin sign in with a passkey, register a client at /admin and see its secret once', async () => {
     const { context, page } = await device();
+    const requests = await recordPasskeyRequests(page);
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: sesame.baseUrl });
     await acceptInvite(page, 'ops@example.com', true);
     expect((await usersQueries.findByEmail(sesame.db, 'ops@example.com'))!.is_admin).toBe(true);
@@ -79,6 +95,8 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('button', { name: 'Register client' }).click();
 
     await page.getByRole('heading', { name: /Registered/ }).waitFor();
+    // The page's script asked for the admin's passkey (the virtual authenticator answers) before it posted.
+    expect(outcomes(requests)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
     const clientId = (await page.locator('#client-id').textContent())!.trim();
     const secret = (await page.locator('#client-secret').textContent())!.trim();
     expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -127,6 +145,61 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('button', { name: 'Revoke API key' }).click();
     await page.getByRole('status').filter({ hasText: 'was revoked' }).waitFor();
     await page.screenshot({ path: '/tmp/sesame-admin-api-keys.png', fullPage: true });
+    // The app and the API key came within five minutes of the passkey prompt: no second one.
+    expect(requests).toHaveLength(1);
+  });
+
+  it('asks for the passkey again after five minutes before it rotates a secret or a key, and mints nothing when it fails', async () => {
+    const { page, cdp, authenticatorId } = await device();
+    const requests = await recordPasskeyRequests(page);
+    await acceptInvite(page, 'keys@example.com', true);
+
+    await page.goto(`${sesame.baseUrl}/admin/clients/new`);
+    await page.getByLabel('Name').fill('Wiki');
+    await page.getByRole('textbox', { name: /^Redirect URIs/ }).fill('https://wiki.example.com/callback');
+    await page.getByRole('button', { name: 'Register client' }).click();
+    await page.getByRole('heading', { name: 'Registered “Wiki”' }).waitFor();
+    const clientId = (await page.locator('#client-id').textContent())!.trim();
+    const firstHash = (await clientsQueries.find(sesame.db, clientId))!.secret_hash;
+    expect(requests).toHaveLength(1);
+
+    // The admin comes back to an open page later; the passkey check fails the first time.
+    await ageStepUps('keys@example.com');
+    await page.getByRole('link', { name: "Continue to the client's settings" }).click();
+    await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    await page.getByRole('alert').filter({ hasText: 'cancelled or timed out' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Rotate secret' }).isEnabled()).toBe(true);
+    expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(firstHash);
+
+    await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    await page.getByRole('heading', { name: 'New secret for “Wiki”' }).waitFor();
+    const secret = (await page.locator('#client-secret').textContent())!.trim();
+    expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
+    expect(outcomes(requests)).toEqual([
+      { mediation: 'optional', outcome: 'resolved' },
+      { mediation: 'optional', outcome: 'NotAllowedError' },
+      { mediation: 'optional', outcome: 'resolved' },
+    ]);
+
+    // Registering a passkey API app right after needs no new prompt; rotating its key later does.
+    await page.goto(`${sesame.baseUrl}/admin/passkey-tenants/new`);
+    await page.getByLabel('Name').fill('Forum');
+    await page.getByRole('textbox', { name: /^Origins/ }).fill('https://forum.example.com');
+    await page.getByRole('button', { name: 'Register app' }).click();
+    await page.getByRole('heading', { name: 'Registered “Forum”' }).waitFor();
+    const tenantId = (await page.locator('#tenant-id').textContent())!.trim();
+    expect(requests).toHaveLength(3);
+
+    await ageStepUps('keys@example.com');
+    await page.goto(`${sesame.baseUrl}/admin/passkey-tenants/${tenantId}`);
+    await page.getByRole('button', { name: 'Rotate API key' }).click();
+    await page.getByRole('heading', { name: 'New API key for “Forum”' }).waitFor();
+    const apiKey = (await page.locator('#api-key').textContent())!.trim();
+    expect((await passkeyTenantsQueries.findById(sesame.db, tenantId))!.apiKeyHash).toBe(sha256Hex(apiKey));
+    expect(requests).toHaveLength(4);
+    expect(requests[3]!.outcome).toBe('resolved');
   });
 
   it('asks an admin to confirm with their passkey before it shows an invitation link, then not again', async () => {

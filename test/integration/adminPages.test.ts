@@ -48,6 +48,11 @@ describe('the admin pages', () => {
 
   const clientCount = async () => (await clientsQueries.list(sesame.db)).length;
 
+  /** The admin confirms with their passkey, as the page's script asks before a form marked data-step-up posts. */
+  async function confirmWithPasskey(page: PageResponse) {
+    expect((await stepUp(admin, page.csrf())).status).toBe(200);
+  }
+
   it('sends a signed-out visitor to the passkey sign-in and back to /admin', async () => {
     const visitor = new Person(sesame.baseUrl);
     const response = await visitor.browser.request('/admin/clients');
@@ -91,6 +96,7 @@ describe('the admin pages', () => {
 
     const form = await admin.browser.request('/admin/clients/new');
     expect(form.status).toBe(200);
+    await confirmWithPasskey(form);
     const created = await admin.browser.request('/admin/clients', {
       form: {
         _csrf: form.csrf(),
@@ -137,6 +143,7 @@ describe('the admin pages', () => {
   it('shows the form again with the field named when a redirect URI is invalid, and stores nothing', async () => {
     const before = await clientCount();
     const form = await admin.browser.request('/admin/clients/new');
+    await confirmWithPasskey(form);
     const response = await admin.browser.request('/admin/clients', {
       form: { _csrf: form.csrf(), name: 'Evil', redirect_uris: 'http://evil.example.com/cb', type: 'public' },
     });
@@ -150,20 +157,25 @@ describe('the admin pages', () => {
 
   it('refuses a form POST without the CSRF token, or from another origin, with 403 and changes nothing', async () => {
     const before = await clientCount();
+    const page = await admin.browser.request('/admin/clients/new');
+    // With a fresh step-up, so each refusal below is the CSRF check's.
+    await confirmWithPasskey(page);
     const noToken = await admin.browser.request('/admin/clients', {
       form: { name: 'NoToken', redirect_uris: APP_URI },
     });
     expect(noToken.status).toBe(403);
-    const page = await admin.browser.request('/admin/clients/new');
+    expect(noToken.text).toContain('did not come from this site');
     const foreign = await admin.browser.request('/admin/clients', {
       form: { _csrf: page.csrf(), name: 'Foreign', redirect_uris: APP_URI },
       headers: { origin: 'https://evil.example.com' },
     });
     expect(foreign.status).toBe(403);
+    expect(foreign.text).toContain('Cross-origin request refused');
     const wrongToken = await admin.browser.request('/admin/clients', {
       form: { _csrf: `${page.csrf().slice(0, -2)}xx`, name: 'Wrong', redirect_uris: APP_URI },
     });
     expect(wrongToken.status).toBe(403);
+    expect(wrongToken.text).toContain('did not come from this site');
     expect(await clientCount()).toBe(before);
 
     const victim = (await clientsQueries.list(sesame.db))[0]!;
@@ -176,6 +188,7 @@ describe('the admin pages', () => {
 
   it('edits a client, rotates its secret (shown once) and deletes it after confirmation', async () => {
     const form = await admin.browser.request('/admin/clients/new');
+    await confirmWithPasskey(form);
     const created = await admin.browser.request('/admin/clients', {
       form: { _csrf: form.csrf(), name: 'Blog', redirect_uris: APP_URI, type: 'confidential' },
     });
@@ -342,6 +355,112 @@ describe('the admin pages', () => {
     await admin.browser.request(`/admin/users/${someoneId}/enable`, { form: { _csrf: users.csrf() } });
   });
 
+  it('mints no client secret, admin API key or passkey API key without a passkey step-up from the last five minutes', async () => {
+    // A confidential client and a passkey API app to rotate, made with a step-up.
+    const clientForm = await admin.browser.request('/admin/clients/new');
+    await confirmWithPasskey(clientForm);
+    const client = await admin.browser.request('/admin/clients', {
+      form: { _csrf: clientForm.csrf(), name: 'Vault', redirect_uris: APP_URI, type: 'confidential' },
+    });
+    const clientId = elementText(client, 'client-id');
+    const tenant = await admin.browser.request('/admin/passkey-tenants', {
+      form: { _csrf: clientForm.csrf(), name: 'Vault', origins: 'https://vault.example.com' },
+    });
+    const tenantId = elementText(tenant, 'tenant-id');
+
+    await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
+    // The forms that mint a credential ask the page's script for a step-up before they post.
+    const pages = {
+      newClient: await admin.browser.request('/admin/clients/new'),
+      client: await admin.browser.request(`/admin/clients/${clientId}`),
+      apiKeys: await admin.browser.request('/admin/api-keys'),
+      newTenant: await admin.browser.request('/admin/passkey-tenants/new'),
+      tenant: await admin.browser.request(`/admin/passkey-tenants/${tenantId}`),
+    };
+    expect(pages.newClient.text).toMatch(/<form method="post" action="\/admin\/clients"[^>]*data-step-up>/);
+    expect(pages.client.text).toMatch(
+      new RegExp(`action="/admin/clients/${clientId}/rotate-secret"[^>]*data-step-up>`),
+    );
+    expect(pages.apiKeys.text).toMatch(/<form method="post" action="\/admin\/api-keys"[^>]*data-step-up>/);
+    expect(pages.newTenant.text).toMatch(
+      /<form method="post" action="\/admin\/passkey-tenants"[^>]*data-step-up>/,
+    );
+    expect(pages.tenant.text).toMatch(
+      new RegExp(`action="/admin/passkey-tenants/${tenantId}/rotate-key"[^>]*data-step-up>`),
+    );
+    for (const page of Object.values(pages)) expect(page.text).toContain('id="status"');
+
+    const csrf = pages.newClient.csrf();
+    const mint = () =>
+      Promise.all([
+        admin.browser.request('/admin/clients', {
+          form: { _csrf: csrf, name: 'Minted', redirect_uris: APP_URI, type: 'confidential' },
+        }),
+        admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, { form: { _csrf: csrf } }),
+        admin.browser.request('/admin/api-keys', { form: { _csrf: csrf, name: 'minted' } }),
+        admin.browser.request('/admin/passkey-tenants', {
+          form: { _csrf: csrf, name: 'Minted', origins: 'https://minted.example.com' },
+        }),
+        admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, { form: { _csrf: csrf } }),
+      ]);
+    const credentialState = async () => ({
+      clients: await clientsQueries.list(sesame.db),
+      apiKeys: await apiKeysQueries.list(sesame.db),
+      tenants: await passkeyTenantsQueries.list(sesame.db),
+      audit: await auditQueries.recent(sesame.db, 1000),
+    });
+    const expectRefused = (responses: PageResponse[]) => {
+      expect(responses.map((r) => r.status)).toEqual([403, 403, 403, 403, 403]);
+      for (const refused of responses) {
+        // The same answer as a one-time link without a step-up.
+        expect(refused.status).toBe(403);
+        expect(refused.headers.get('content-type')).toContain('text/html');
+        expect(refused.text).toContain('Confirm with one of your passkeys');
+        expect(refused.text).not.toMatch(/id="(client-secret|api-key)"/);
+      }
+    };
+
+    const before = await credentialState();
+    expectRefused(await mint());
+    expect(await credentialState()).toEqual(before);
+
+    // Other admin actions need no step-up: editing a client is not minting a credential.
+    const saved = await admin.browser.request(`/admin/clients/${clientId}`, {
+      form: { _csrf: csrf, name: 'Vault 2', redirect_uris: APP_URI },
+    });
+    expect(saved.status).toBe(302);
+
+    await confirmWithPasskey(pages.newClient);
+    const minted = await mint();
+    expect(minted.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const [newClient, rotatedClient, apiKey, newTenant, rotatedTenant] = minted;
+    expect((await clientsQueries.find(sesame.db, elementText(newClient, 'client-id')))!.secret_hash).toBe(
+      sha256Hex(elementText(newClient, 'client-secret')),
+    );
+    expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(
+      sha256Hex(elementText(rotatedClient, 'client-secret')),
+    );
+    expect((await apiKeysQueries.list(sesame.db)).map((k) => k.key_hash)).toContain(
+      sha256Hex(elementText(apiKey, 'api-key')),
+    );
+    expect(
+      (await passkeyTenantsQueries.findById(sesame.db, elementText(newTenant, 'tenant-id')))!.apiKeyHash,
+    ).toBe(sha256Hex(elementText(newTenant, 'api-key')));
+    expect((await passkeyTenantsQueries.findById(sesame.db, tenantId))!.apiKeyHash).toBe(
+      sha256Hex(elementText(rotatedTenant, 'api-key')),
+    );
+
+    // Five minutes later it no longer counts.
+    await sesame.db
+      .updateTable('step_ups')
+      .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
+      .where('user_id', '=', adminId)
+      .execute();
+    const afterMinting = await credentialState();
+    expectRefused(await mint());
+    expect(await credentialState()).toEqual(afterMinting);
+  });
+
   describe('passkey API apps', () => {
     const tenantCount = async () => (await passkeyTenantsQueries.list(sesame.db)).length;
 
@@ -353,6 +472,7 @@ describe('the admin pages', () => {
 
       const form = await admin.browser.request('/admin/passkey-tenants/new');
       expect(form.status).toBe(200);
+      await confirmWithPasskey(form);
       const created = await admin.browser.request('/admin/passkey-tenants', {
         form: {
           _csrf: form.csrf(),
@@ -398,6 +518,7 @@ describe('the admin pages', () => {
     it('shows the form again with the field named when an origin or the RP ID is wrong, and stores nothing', async () => {
       const before = await tenantCount();
       const form = await admin.browser.request('/admin/passkey-tenants/new');
+      await confirmWithPasskey(form);
       const insecure = await admin.browser.request('/admin/passkey-tenants', {
         form: { _csrf: form.csrf(), name: 'Evil', origins: 'http://evil.example.com' },
       });
@@ -422,11 +543,13 @@ describe('the admin pages', () => {
         form: { name: 'NoToken', origins: 'https://app.example.com' },
       });
       expect(noToken.status).toBe(403);
+      expect(noToken.text).toContain('did not come from this site');
       expect(await tenantCount()).toBe(before);
     });
 
     it('rotates the API key (shown once) and deletes the app after confirmation', async () => {
       const form = await admin.browser.request('/admin/passkey-tenants/new');
+      await confirmWithPasskey(form);
       const created = await admin.browser.request('/admin/passkey-tenants', {
         form: { _csrf: form.csrf(), name: 'Forum', origins: 'https://forum.example.com' },
       });
@@ -438,6 +561,7 @@ describe('the admin pages', () => {
         form: {},
       });
       expect(rotateWithout.status).toBe(403);
+      expect(rotateWithout.text).toContain('did not come from this site');
       const rotated = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, {
         form: { _csrf: detail.csrf() },
       });
@@ -468,6 +592,7 @@ describe('the admin pages', () => {
     it('creates a key shown once that opens the admin API, and lists it without the key', async () => {
       const list = await admin.browser.request('/admin/api-keys');
       expect(list.status).toBe(200);
+      await confirmWithPasskey(list);
       const created = await admin.browser.request('/admin/api-keys', {
         form: { _csrf: list.csrf(), name: 'terraform' },
       });
@@ -481,13 +606,14 @@ describe('the admin pages', () => {
       expect(after.text).toContain('terraform');
       expect(after.text).not.toContain(key);
       expect(after.text).toContain('aria-label="Revoke terraform"');
-      const [row] = await apiKeysQueries.list(sesame.db);
+      const row = (await apiKeysQueries.list(sesame.db)).find((k) => k.name === 'terraform');
       expect(row).toMatchObject({ name: 'terraform', key_hash: sha256Hex(key), revoked_at: null });
     });
 
     it('refuses an empty name with the field named, and a form without the CSRF token', async () => {
       const before = (await apiKeysQueries.list(sesame.db)).length;
       const list = await admin.browser.request('/admin/api-keys');
+      await confirmWithPasskey(list);
       const empty = await admin.browser.request('/admin/api-keys', {
         form: { _csrf: list.csrf(), name: '  ' },
       });
@@ -495,11 +621,13 @@ describe('the admin pages', () => {
       expect(empty.text).toContain('id="api-key-name-error"');
       const noToken = await admin.browser.request('/admin/api-keys', { form: { name: 'sneaky' } });
       expect(noToken.status).toBe(403);
+      expect(noToken.text).toContain('did not come from this site');
       expect((await apiKeysQueries.list(sesame.db)).length).toBe(before);
     });
 
     it('revokes a key after confirmation; the admin API refuses it from then on', async () => {
       const list = await admin.browser.request('/admin/api-keys');
+      await confirmWithPasskey(list);
       const created = await admin.browser.request('/admin/api-keys', {
         form: { _csrf: list.csrf(), name: 'ci' },
       });

@@ -131,6 +131,8 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
       await person.browser.request('/admin/clients/new'),
       'Client type',
     );
+    // Minting a secret or key, like issuing a link, needs a recent passkey step-up.
+    expect((await stepUp(person, newClient.csrf())).status).toBe(200);
     const secret = saw(
       'admin/client-secret',
       await person.browser.request('/admin/clients', {
@@ -164,7 +166,6 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     );
     const tenantId = /id="tenant-id"[^>]*>([^<]+)</.exec(tenantKey.text)![1]!;
     saw('admin/passkey-tenant', await person.browser.request(`/admin/passkey-tenants/${tenantId}`), 'Shop');
-    expect((await stepUp(person, users.csrf())).status).toBe(200);
     const issued = saw(
       'admin/link',
       await person.browser.request('/admin/users/invite', {

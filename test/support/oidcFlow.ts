@@ -142,7 +142,8 @@ export class Person {
 
 /**
  * Confirms with the person's passkey, as src/client/stepUp.ts does before a request that
- * needs a recent one (adding or deleting a passkey, issuing a one-time link as an admin).
+ * needs a recent one (adding or deleting a passkey; as an admin, issuing a one-time link or
+ * minting a client secret or API key).
  */
 export async function stepUp(person: Person, csrf: string, authenticator = person.authenticator) {
   const options = await person.browser.postJson('/account/step-up/options', csrf, {});

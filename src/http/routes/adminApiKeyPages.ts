@@ -20,7 +20,10 @@ export const API_KEY_NOTICES: Record<string, string> = {
   'api-key-revoked': 'The API key was revoked; requests with it are refused from now on.',
 };
 
-/** /admin/api-keys: keys for the admin REST API. A new key is shown once, in the POST's answer. */
+/**
+ * /admin/api-keys: keys for the admin REST API. A new key is shown once, in the answer to
+ * the POST that made it, which needs a passkey step-up.
+ */
 export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services): void {
   async function renderList(ctx: Context, create: Record<string, unknown> = {}) {
     kit.render(ctx, 'api-keys', { title: 'API keys', apiKeys: await listApiKeys(db), create });
@@ -34,7 +37,7 @@ export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services)
 
   router.get('/api-keys', (ctx) => renderList(ctx));
 
-  router.post('/api-keys', async (ctx) => {
+  router.post('/api-keys', kit.stepUp, async (ctx) => {
     const form = parseBody(ctx, apiKeyFormSchema);
     try {
       const { apiKey, key } = await createApiKey(db, form.name, kit.actor(ctx));

@@ -1,4 +1,4 @@
-import type { Context } from 'koa';
+import type { Context, Next } from 'koa';
 
 /** What every section of the admin pages shares: rendering in the admin layout, and who acts. */
 export interface AdminPageKit {
@@ -6,6 +6,12 @@ export interface AdminPageKit {
   render(ctx: Context, view: string, data: Record<string, unknown> & { title: string }): void;
   /** The audit actor for the signed-in admin: `user:<id>`. */
   actor(ctx: Context): string;
+  /**
+   * Route middleware for a POST that hands out a credential or a way into an account: it
+   * passes only after a passkey step-up from the last five minutes (see requireStepUp), so a
+   * browser left signed in to /admin cannot mint one. The forms carry `data-step-up`.
+   */
+  stepUp(ctx: Context, next: Next): Promise<void>;
 }
 
 /** One entry per line, as an admin pastes URIs or origins into a textarea; blank lines are ignored. */

@@ -107,7 +107,10 @@ export function adminPagesRoutes(services: Services): Router {
     if (userId === ctx.state.signedIn!.user.id) throw badRequest(`You cannot ${what} your own account here.`);
   }
 
-  const kit: AdminPageKit = { render, actor };
+  // Anything that hands out a credential (a client secret, an API key) or a way into an
+  // account (a one-time link) needs a recent passkey step-up.
+  const stepUp = requireStepUp(db);
+  const kit: AdminPageKit = { render, actor, stepUp };
 
   router.get('/', (ctx) => ctx.redirect('/admin/clients'));
 
@@ -119,7 +122,9 @@ export function adminPagesRoutes(services: Services): Router {
     render(ctx, 'client-new', { title: 'Register a client', form: { type: 'confidential' }, errors: {} });
   });
 
-  router.post('/clients', async (ctx) => {
+  // A public client has no secret, but registering one still needs the step-up: its redirect
+  // URIs receive people's sign-ins.
+  router.post('/clients', stepUp, async (ctx) => {
     const form = parseBody(ctx, clientFormSchema);
     try {
       const { client, client_secret } = await createClient(
@@ -175,7 +180,7 @@ export function adminPagesRoutes(services: Services): Router {
     }
   });
 
-  router.post('/clients/:id/rotate-secret', async (ctx) => {
+  router.post('/clients/:id/rotate-secret', stepUp, async (ctx) => {
     const client = await loadClient(ctx);
     if (client.public) throw badRequest('A public client has no secret to rotate.');
     const rotated = await rotateClientSecret(db, client.client_id, actor(ctx));
@@ -215,9 +220,6 @@ export function adminPagesRoutes(services: Services): Router {
   }
 
   router.get('/users', (ctx) => renderUsers(ctx));
-
-  // Issuing a link hands out a way into an account: it needs a recent passkey step-up.
-  const stepUp = requireStepUp(db);
 
   router.post('/users/invite', stepUp, async (ctx) => {
     const form = parseBody(ctx, inviteFormSchema);

@@ -30,7 +30,7 @@ export const PASSKEY_TENANT_NOTICES: Record<string, string> = {
 
 /**
  * /admin/passkey-tenants: apps that use the passkey API. The API key is shown once, in the
- * answer to the POST that made it, like a client secret.
+ * answer to the POST that made it, like a client secret; that POST needs a passkey step-up.
  */
 export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, db }: Services): void {
   const path = (tenant: StoredTenant) => `/admin/passkey-tenants/${tenant.id}`;
@@ -61,7 +61,7 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
     kit.render(ctx, 'passkey-tenant-new', { title: 'Register an app', form: {}, errors: {} });
   });
 
-  router.post('/passkey-tenants', async (ctx) => {
+  router.post('/passkey-tenants', kit.stepUp, async (ctx) => {
     const form = parseBody(ctx, tenantFormSchema);
     try {
       const { tenant, apiKey } = await createTenant(
@@ -91,7 +91,7 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
     });
   });
 
-  router.post('/passkey-tenants/:id/rotate-key', async (ctx) => {
+  router.post('/passkey-tenants/:id/rotate-key', kit.stepUp, async (ctx) => {
     const tenant = await loadTenant(ctx);
     const apiKey = await rotateTenantApiKey(db, tenant.id, kit.actor(ctx));
     if (!apiKey) throw notFound('There is no passkey API app with this id.');
