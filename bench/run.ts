@@ -57,8 +57,8 @@ function parseOptions(argv: string[]): Options {
 
 /** Seconds of warm-up and measurement per phase: --quick stays under a minute, a full run near three. */
 const PLAN = {
-  quick: { loginWarmup: 2, login: 8, httpWarmup: 1, token: 4, discovery: 2, jwks: 2 },
-  full: { loginWarmup: 5, login: 30, httpWarmup: 2, token: 15, discovery: 8, jwks: 8 },
+  quick: { loginWarmup: 2, login: 8, httpWarmup: 2, token: 4, discovery: 2, jwks: 2 },
+  full: { loginWarmup: 5, login: 30, httpWarmup: 3, token: 15, discovery: 8, jwks: 8 },
 };
 
 const REDIRECT_URI = 'http://127.0.0.1:8999/callback';
