@@ -200,6 +200,22 @@ describeBrowser('the admin pages in Chromium', () => {
     expect((await passkeyTenantsQueries.findById(sesame.db, tenantId))!.apiKeyHash).toBe(sha256Hex(apiKey));
     expect(requests).toHaveLength(4);
     expect(requests[3]!.outcome).toBe('resolved');
+
+    // Changing where the client's sign-ins go asks again; deleting it right after does not.
+    await ageStepUps('keys@example.com');
+    await page.goto(`${sesame.baseUrl}/admin/clients/${clientId}`);
+    await page.getByRole('textbox', { name: /^Redirect URIs/ }).fill('https://wiki.example.com/new-callback');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.waitForURL(/done=client-updated/);
+    expect((await clientsQueries.find(sesame.db, clientId))!.redirect_uris).toEqual([
+      'https://wiki.example.com/new-callback',
+    ]);
+    expect(requests).toHaveLength(5);
+    await page.getByRole('link', { name: 'Delete client…' }).click();
+    await page.getByRole('button', { name: 'Delete client' }).click();
+    await page.waitForURL(/done=client-deleted/);
+    expect(await clientsQueries.find(sesame.db, clientId)).toBeUndefined();
+    expect(outcomes(requests).slice(4)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
   });
 
   it('asks an admin to confirm with their passkey before it shows an invitation link, then not again', async () => {

@@ -424,12 +424,6 @@ describe('the admin pages', () => {
     expectRefused(await mint());
     expect(await credentialState()).toEqual(before);
 
-    // Other admin actions need no step-up: editing a client is not minting a credential.
-    const saved = await admin.browser.request(`/admin/clients/${clientId}`, {
-      form: { _csrf: csrf, name: 'Vault 2', redirect_uris: APP_URI },
-    });
-    expect(saved.status).toBe(302);
-
     await confirmWithPasskey(pages.newClient);
     const minted = await mint();
     expect(minted.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
@@ -459,6 +453,71 @@ describe('the admin pages', () => {
     const afterMinting = await credentialState();
     expectRefused(await mint());
     expect(await credentialState()).toEqual(afterMinting);
+  });
+
+  it('changes where sign-ins go, or deletes a client or a user, only after a passkey step-up from the last five minutes', async () => {
+    const form = await admin.browser.request('/admin/clients/new');
+    await confirmWithPasskey(form);
+    const created = await admin.browser.request('/admin/clients', {
+      form: { _csrf: form.csrf(), name: 'Ledger', redirect_uris: APP_URI, type: 'public' },
+    });
+    const clientId = elementText(created, 'client-id');
+    const victim = await usersQueries.insert(sesame.db, { email: 'goner@example.com', name: null });
+
+    await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
+    // The edit form and both confirmation pages ask the page's script for a step-up first.
+    const pages = {
+      client: await admin.browser.request(`/admin/clients/${clientId}`),
+      deleteClient: await admin.browser.request(`/admin/clients/${clientId}/delete`),
+      deleteUser: await admin.browser.request(`/admin/users/${victim.id}/delete`),
+    };
+    expect(pages.client.text).toMatch(new RegExp(`action="/admin/clients/${clientId}"[^>]*data-step-up>`));
+    expect(pages.deleteClient.text).toMatch(
+      new RegExp(`action="/admin/clients/${clientId}/delete"[^>]*data-step-up>`),
+    );
+    expect(pages.deleteUser.text).toMatch(
+      new RegExp(`action="/admin/users/${victim.id}/delete"[^>]*data-step-up>`),
+    );
+    for (const page of Object.values(pages)) expect(page.text).toContain('id="status"');
+
+    const csrf = pages.client.csrf();
+    const edit = () =>
+      admin.browser.request(`/admin/clients/${clientId}`, {
+        form: {
+          _csrf: csrf,
+          name: 'Ledger',
+          redirect_uris: 'https://attacker.example/cb',
+          first_party: 'on',
+        },
+      });
+    const deleteClient = () =>
+      admin.browser.request(`/admin/clients/${clientId}/delete`, { form: { _csrf: csrf } });
+    const deleteUser = () =>
+      admin.browser.request(`/admin/users/${victim.id}/delete`, { form: { _csrf: csrf } });
+    const state = async () => ({
+      client: await clientsQueries.find(sesame.db, clientId),
+      user: await usersQueries.findById(sesame.db, victim.id),
+      audit: await auditQueries.recent(sesame.db, 1000),
+    });
+
+    const before = await state();
+    for (const refused of [await edit(), await deleteClient(), await deleteUser()]) {
+      expect(refused.status).toBe(403);
+      expect(refused.text).toContain('Confirm with one of your passkeys');
+    }
+    expect(await state()).toEqual(before);
+    expect(before.client!.redirect_uris).toEqual([APP_URI]);
+
+    await confirmWithPasskey(pages.client);
+    expect((await edit()).status).toBe(302);
+    expect(await clientsQueries.find(sesame.db, clientId)).toMatchObject({
+      redirect_uris: ['https://attacker.example/cb'],
+      first_party: true,
+    });
+    expect((await deleteClient()).status).toBe(302);
+    expect(await clientsQueries.find(sesame.db, clientId)).toBeUndefined();
+    expect((await deleteUser()).status).toBe(302);
+    expect(await usersQueries.findById(sesame.db, victim.id)).toBeUndefined();
   });
 
   describe('passkey API apps', () => {

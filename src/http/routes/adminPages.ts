@@ -108,7 +108,8 @@ export function adminPagesRoutes(services: Services): Router {
   }
 
   // Anything that hands out a credential (a client secret, an API key) or a way into an
-  // account (a one-time link) needs a recent passkey step-up.
+  // account (a one-time link), that decides where people's sign-ins go (a client's settings),
+  // or that cannot be undone (deleting a client or a user) needs a recent passkey step-up.
   const stepUp = requireStepUp(db);
   const kit: AdminPageKit = { render, actor, stepUp };
 
@@ -156,7 +157,9 @@ export function adminPagesRoutes(services: Services): Router {
     render(ctx, 'client', { title: client.name, client, form: formFor(client), errors: {} });
   });
 
-  router.post('/clients/:id', async (ctx) => {
+  // Every edit asks, whatever it changes: the form always posts every field, and a page that
+  // sometimes asks and sometimes not would teach admins to confirm without reading.
+  router.post('/clients/:id', stepUp, async (ctx) => {
     const client = await loadClient(ctx);
     const form = parseBody(ctx, clientFormSchema);
     try {
@@ -205,10 +208,11 @@ export function adminPagesRoutes(services: Services): Router {
       action: `/admin/clients/${encodeURIComponent(client.client_id)}/delete`,
       button: 'Delete client',
       cancel: `/admin/clients/${encodeURIComponent(client.client_id)}`,
+      stepUp: true,
     });
   });
 
-  router.post('/clients/:id/delete', async (ctx) => {
+  router.post('/clients/:id/delete', stepUp, async (ctx) => {
     const client = await loadClient(ctx);
     await deleteClient(db, client.client_id, actor(ctx));
     caches.clients.invalidate(client.client_id);
@@ -266,10 +270,11 @@ export function adminPagesRoutes(services: Services): Router {
       action: `/admin/users/${user.id}/delete`,
       button: 'Delete user',
       cancel: '/admin/users',
+      stepUp: true,
     });
   });
 
-  router.post('/users/:id/delete', async (ctx) => {
+  router.post('/users/:id/delete', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     refuseSelf(ctx, user.id, 'delete');
     await deleteUser(db, user.id, actor(ctx));
