@@ -634,9 +634,21 @@ describe('the admin pages', () => {
       expect(confirm.status).toBe(200);
       expect(confirm.text).toContain('Delete app');
       expect(await passkeyTenantsQueries.findById(sesame.db, tenantId)).toBeDefined();
-      const deleted = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/delete`, {
-        form: { _csrf: confirm.csrf() },
-      });
+      expect(confirm.text).toMatch(
+        new RegExp(`action="/admin/passkey-tenants/${tenantId}/delete"[^>]*data-step-up>`),
+      );
+      const deleteApp = () =>
+        admin.browser.request(`/admin/passkey-tenants/${tenantId}/delete`, {
+          form: { _csrf: confirm.csrf() },
+        });
+      // Deleting cannot be undone: without a recent step-up it is refused and nothing changes.
+      await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
+      const refused = await deleteApp();
+      expect(refused.status).toBe(403);
+      expect(refused.text).toContain('Confirm with one of your passkeys');
+      expect(await passkeyTenantsQueries.findById(sesame.db, tenantId)).toBeDefined();
+      await confirmWithPasskey(confirm);
+      const deleted = await deleteApp();
       expect(deleted.status).toBe(302);
       expect(deleted.location()).toBe(`${sesame.baseUrl}/admin/passkey-tenants?done=tenant-deleted`);
       expect(await passkeyTenantsQueries.findById(sesame.db, tenantId)).toBeUndefined();

@@ -109,10 +109,12 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
       action: `${path(tenant)}/delete`,
       button: 'Delete app',
       cancel: path(tenant),
+      stepUp: true,
     });
   });
 
-  router.post('/passkey-tenants/:id/delete', async (ctx) => {
+  // Irreversible (its users' passkeys go with it): a passkey step-up first.
+  router.post('/passkey-tenants/:id/delete', kit.stepUp, async (ctx) => {
     const tenant = await loadTenant(ctx);
     await deleteTenant(db, tenant.id, kit.actor(ctx));
     ctx.redirect('/admin/passkey-tenants?done=tenant-deleted');
