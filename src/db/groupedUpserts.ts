@@ -34,8 +34,9 @@ export class GroupedUpserts {
   #pending = new Map<string, Pending>();
   #writing = false;
   #scheduled = false;
-  /** Statements written so far (each a batch of one or more rows): a figure for tests and the benchmark. */
+  /** Statements that committed so far (each a batch of one or more rows), and the rows in them. */
   batches = 0;
+  /** Rows committed so far; `rows / batches` is how much the grouping saves. */
   rows = 0;
 
   /** `maxRows` bounds a statement's size: 7 parameters a row, well under Postgres' 65,535. */
