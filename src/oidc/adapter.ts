@@ -23,8 +23,9 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
     client_id: row.client_id,
     client_name: row.name,
     ...uris,
-    // oidc-provider accepts custom-scheme redirect URIs only from native apps (RFC 8252 §7.1).
-    application_type: applicationType(uris),
+    // oidc-provider accepts custom-scheme redirect URIs only from native apps (RFC 8252 §7.1),
+    // and any loopback port only for them (§7.3).
+    application_type: applicationType(uris, row.is_public),
     grant_types: grantTypes,
     response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: row.is_public ? 'none' : 'client_secret_basic',

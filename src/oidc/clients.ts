@@ -27,18 +27,29 @@ function isPrivateUseScheme(uri: string): boolean {
   return scheme !== undefined && scheme !== 'https:' && scheme !== 'http:';
 }
 
+/** RFC 8252 §7.3 names the loopback IP literals; `localhost` may resolve elsewhere (§8.3). */
+const LOOPBACK_IPS = new Set(['127.0.0.1', '[::1]']);
+
+function isLoopbackIpHttp(uri: string): boolean {
+  const url = URL.parse(uri);
+  return url?.protocol === 'http:' && LOOPBACK_IPS.has(url.hostname);
+}
+
 /**
  * Whether oidc-provider must treat the client as a native app (OIDC Registration §2,
- * `application_type`): it refuses private-use schemes for web clients. A client with a
- * custom-scheme redirect or post-logout URI is native; every other client is web.
+ * `application_type`). A client with a custom-scheme redirect or post-logout URI is native:
+ * the provider refuses private-use schemes for web clients. So is a public client whose
+ * every URI is http to a loopback IP address: a desktop or command-line app that listens
+ * on whatever port is free, which the provider then accepts in place of the registered one
+ * (RFC 8252 §7.3). Every other client is web, and its URIs match exactly.
  */
-export function applicationType(uris: {
-  redirect_uris: string[];
-  post_logout_redirect_uris: string[];
-}): 'native' | 'web' {
-  return [...uris.redirect_uris, ...uris.post_logout_redirect_uris].some(isPrivateUseScheme)
-    ? 'native'
-    : 'web';
+export function applicationType(
+  uris: { redirect_uris: string[]; post_logout_redirect_uris: string[] },
+  isPublic = false,
+): 'native' | 'web' {
+  const all = [...uris.redirect_uris, ...uris.post_logout_redirect_uris];
+  if (all.some(isPrivateUseScheme)) return 'native';
+  return isPublic && uris.redirect_uris.length > 0 && all.every(isLoopbackIpHttp) ? 'native' : 'web';
 }
 
 /**
@@ -198,7 +209,7 @@ export function clientView(row: ClientRow): ClientView {
     client_id: row.client_id,
     name: row.name,
     public: row.is_public,
-    application_type: applicationType(uris),
+    application_type: applicationType(uris, row.is_public),
     first_party: row.first_party,
     ...uris,
     grant_types: row.grant_types as unknown as string[],

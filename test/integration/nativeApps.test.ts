@@ -86,3 +86,78 @@ describe('native apps with a custom-scheme redirect URI', () => {
     expect(actions).toEqual(['client.update', 'client.create']);
   });
 });
+
+describe('desktop and command-line apps on the loopback interface (RFC 8252 §7.3)', () => {
+  let sesame: TestApp;
+  const REGISTERED = 'http://127.0.0.1/callback';
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('lets a public client whose URIs are all loopback http come back on whatever port it listens on', async () => {
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'notes-cli', redirect_uris: [REGISTERED], public: true },
+      'test',
+    );
+    expect(client.application_type).toBe('native');
+    const listening = 'http://127.0.0.1:49213/callback';
+    const rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id }, listening);
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp, 'openid email', { prompt: 'consent' });
+    const next = await person.signUp(await person.open(pending.url), 'cli@example.com');
+    const callback = await person.continueToApp(next, listening);
+    expect(callback.startsWith(`${listening}?`)).toBe(true);
+    const tokens = await finishLogin(rp, pending, callback);
+    expect(tokens.claims()).toMatchObject({ email: 'cli@example.com', aud: client.client_id });
+  });
+
+  it('still matches path and host exactly, and keeps web clients to the exact port', async () => {
+    const { client: cli } = await createClient(
+      sesame.db,
+      { name: 'notes-cli 2', redirect_uris: [REGISTERED], public: true },
+      'test',
+    );
+    // Web apps in development: public, but on localhost (not a loopback IP), or with an https URI too.
+    const { client: spa } = await createClient(
+      sesame.db,
+      { name: 'Notes SPA', redirect_uris: ['http://localhost:5173/cb'], public: true },
+      'test',
+    );
+    const { client: mixed } = await createClient(
+      sesame.db,
+      {
+        name: 'Notes mixed',
+        redirect_uris: ['http://127.0.0.1:5173/cb', 'https://notes.example/cb'],
+        public: true,
+      },
+      'test',
+    );
+    const { client: server } = await createClient(
+      sesame.db,
+      { name: 'Notes dev server', redirect_uris: ['http://127.0.0.1:8080/cb'] },
+      'test',
+    );
+    expect([spa.application_type, mixed.application_type, server.application_type]).toEqual([
+      'web',
+      'web',
+      'web',
+    ]);
+    const refused = [
+      [cli.client_id, 'http://127.0.0.1:49213/other'],
+      [cli.client_id, 'http://localhost:49213/callback'],
+      [spa.client_id, 'http://localhost:5174/cb'],
+      [mixed.client_id, 'http://127.0.0.1:5174/cb'],
+      [server.client_id, 'http://127.0.0.1:9090/cb'],
+    ];
+    for (const [clientId, redirectUri] of refused) {
+      const rp = await discoverRp(sesame.baseUrl, { client_id: clientId! }, redirectUri!);
+      const response = await fetch((await beginLogin(rp)).url, { redirect: 'manual' });
+      expect(response.status).toBe(400);
+      expect(response.headers.get('location')).toBeNull();
+    }
+  });
+});
