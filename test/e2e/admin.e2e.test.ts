@@ -241,6 +241,23 @@ describeBrowser('the admin pages in Chromium', () => {
     expect(requests).toHaveLength(1);
   });
 
+  it('asks an admin to confirm with their passkey on the confirmation page before it deletes a user', async () => {
+    const { page } = await device();
+    const requests = await recordPasskeyRequests(page);
+    await acceptInvite(page, 'people@example.com', true);
+    const leaver = await usersQueries.insert(sesame.db, { email: 'leaver@example.com', name: null });
+
+    await page.goto(`${sesame.baseUrl}/admin/users`);
+    await page.getByRole('link', { name: 'Delete leaver@example.com' }).click();
+    await page.getByRole('heading', { name: 'Delete leaver@example.com?' }).waitFor();
+    await page.getByText('You will be asked to confirm with your passkey.').waitFor();
+    expect(requests).toHaveLength(0);
+    await page.getByRole('button', { name: 'Delete user' }).click();
+    await page.waitForURL(/done=user-deleted/);
+    expect(await usersQueries.findById(sesame.db, leaver.id)).toBeUndefined();
+    expect(outcomes(requests)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
+  });
+
   it('answers a signed-in person who is not an admin with 403 at /admin', async () => {
     const { page } = await device();
     await acceptInvite(page, 'staff@example.com', false);

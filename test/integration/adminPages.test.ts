@@ -53,6 +53,22 @@ describe('the admin pages', () => {
     expect((await stepUp(admin, page.csrf())).status).toBe(200);
   }
 
+  /** Moves the admin's step-ups six minutes into the past: five minutes later they no longer count. */
+  async function ageStepUps() {
+    await sesame.db
+      .updateTable('step_ups')
+      .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
+      .where('user_id', '=', adminId)
+      .execute();
+  }
+
+  /** The answer to a form POST that needs a step-up the session does not have: the same 403 page for every one. */
+  function expectStepUpRequired(refused: PageResponse) {
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('content-type')).toContain('text/html');
+    expect(refused.text).toContain('Confirm with one of your passkeys');
+  }
+
   it('sends a signed-out visitor to the passkey sign-in and back to /admin', async () => {
     const visitor = new Person(sesame.baseUrl);
     const response = await visitor.browser.request('/admin/clients');
@@ -183,6 +199,7 @@ describe('the admin pages', () => {
       form: {},
     });
     expect(deleteWithout.status).toBe(403);
+    expect(deleteWithout.text).toContain('did not come from this site');
     expect(await clientsQueries.find(sesame.db, victim.client_id)).toBeDefined();
   });
 
@@ -315,8 +332,7 @@ describe('the admin pages', () => {
       ]);
 
     for (const refused of await issue()) {
-      expect(refused.status).toBe(403);
-      expect(refused.text).toContain('Confirm with one of your passkeys');
+      expectStepUpRequired(refused);
       expect(refused.text).not.toContain('id="one-time-link"');
     }
     const status = await admin.browser.postJson('/account/step-up/status', users.csrf(), {});
@@ -340,11 +356,7 @@ describe('the admin pages', () => {
     expect(await linkCount()).toBe(before + 2);
 
     // Five minutes later it no longer counts.
-    await sesame.db
-      .updateTable('step_ups')
-      .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
-      .where('user_id', '=', adminId)
-      .execute();
+    await ageStepUps();
     expect((await issue()).map((r) => r.status)).toEqual([403, 403]);
     expect(await linkCount()).toBe(before + 2);
     // Other admin actions need no step-up.
@@ -413,9 +425,7 @@ describe('the admin pages', () => {
       expect(responses.map((r) => r.status)).toEqual([403, 403, 403, 403, 403]);
       for (const refused of responses) {
         // The same answer as a one-time link without a step-up.
-        expect(refused.status).toBe(403);
-        expect(refused.headers.get('content-type')).toContain('text/html');
-        expect(refused.text).toContain('Confirm with one of your passkeys');
+        expectStepUpRequired(refused);
         expect(refused.text).not.toMatch(/id="(client-secret|api-key)"/);
       }
     };
@@ -445,11 +455,7 @@ describe('the admin pages', () => {
     );
 
     // Five minutes later it no longer counts.
-    await sesame.db
-      .updateTable('step_ups')
-      .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
-      .where('user_id', '=', adminId)
-      .execute();
+    await ageStepUps();
     const afterMinting = await credentialState();
     expectRefused(await mint());
     expect(await credentialState()).toEqual(afterMinting);
@@ -501,12 +507,18 @@ describe('the admin pages', () => {
     });
 
     const before = await state();
-    for (const refused of [await edit(), await deleteClient(), await deleteUser()]) {
-      expect(refused.status).toBe(403);
-      expect(refused.text).toContain('Confirm with one of your passkeys');
-    }
-    expect(await state()).toEqual(before);
     expect(before.client!.redirect_uris).toEqual([APP_URI]);
+    const expectAllRefused = async () => {
+      for (const refused of [await edit(), await deleteClient(), await deleteUser()]) {
+        expectStepUpRequired(refused);
+      }
+      expect(await state()).toEqual(before);
+    };
+    await expectAllRefused();
+    // A step-up older than five minutes does not count either.
+    await confirmWithPasskey(pages.client);
+    await ageStepUps();
+    await expectAllRefused();
 
     await confirmWithPasskey(pages.client);
     expect((await edit()).status).toBe(302);
@@ -518,6 +530,14 @@ describe('the admin pages', () => {
     expect(await clientsQueries.find(sesame.db, clientId)).toBeUndefined();
     expect((await deleteUser()).status).toBe(302);
     expect(await usersQueries.findById(sesame.db, victim.id)).toBeUndefined();
+    const { audit } = await state();
+    expect(
+      audit.slice(0, audit.length - before.audit.length).map(({ action, target }) => ({ action, target })),
+    ).toEqual([
+      { action: 'user.delete', target: victim.id },
+      { action: 'client.delete', target: clientId },
+      { action: 'client.update', target: clientId },
+    ]);
   });
 
   describe('passkey API apps', () => {

@@ -7,9 +7,10 @@ export interface AdminPageKit {
   /** The audit actor for the signed-in admin: `user:<id>`. */
   actor(ctx: Context): string;
   /**
-   * Route middleware for a POST that hands out a credential or a way into an account: it
-   * passes only after a passkey step-up from the last five minutes (see requireStepUp), so a
-   * browser left signed in to /admin cannot mint one. The forms carry `data-step-up`.
+   * Route middleware for a POST that hands out a credential or a way into an account, decides
+   * where sign-ins go, or cannot be undone: it passes only after a passkey step-up from the
+   * last five minutes (see requireStepUp), so a browser left signed in to /admin cannot do it.
+   * The forms carry `data-step-up`.
    */
   stepUp(ctx: Context, next: Next): Promise<void>;
 }
