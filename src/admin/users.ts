@@ -29,8 +29,40 @@ export function userView(user: User): UserView {
   };
 }
 
-export async function listUsers(db: Db): Promise<UserView[]> {
-  return (await usersQueries.list(db)).map(userView);
+/** At most this many users per page, whoever asks. */
+export const MAX_USERS_PAGE = 500;
+
+export interface UsersPage {
+  users: UserView[];
+  /** The cursor of the next page (pass it as `after`), when there is one. */
+  next?: string;
+}
+
+/**
+ * A page of users in email order. `search` keeps those whose email or name contains it
+ * (case-insensitive); `after` is the previous page's `next`.
+ */
+export async function listUsers(
+  db: Db,
+  options: { search?: string; after?: string; limit?: number } = {},
+): Promise<UsersPage> {
+  const limit = Math.min(options.limit ?? MAX_USERS_PAGE, MAX_USERS_PAGE);
+  // One row more than asked says whether there is a next page.
+  const rows = await usersQueries.page(db, { ...options, limit: limit + 1 });
+  const users = rows.slice(0, limit).map(userView);
+  return rows.length > limit ? { users, next: users.at(-1)!.email } : { users };
+}
+
+/** Every user (matching `search`), page by page: for the CLI, whose scripts expect the whole list. */
+export async function listAllUsers(db: Db, search?: string): Promise<UserView[]> {
+  const all: UserView[] = [];
+  let after: string | undefined;
+  do {
+    const page = await listUsers(db, { search, after });
+    all.push(...page.users);
+    after = page.next;
+  } while (after);
+  return all;
 }
 
 /** Finds a user by id (the OIDC `sub`) or by email, whichever the admin typed. */

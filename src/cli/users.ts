@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { deleteUser, disableUser, enableUser, inviteUser, listUsers } from '../admin/users.js';
+import { deleteUser, disableUser, enableUser, inviteUser, listAllUsers } from '../admin/users.js';
 import { emailSchema } from '../http/schemas.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
 
@@ -11,11 +11,12 @@ export function registerUserCommands(program: Command): void {
 
   users
     .command('list')
-    .description('list users')
+    .description('list users in email order')
+    .option('--search <text>', 'only users whose email or name contains the text')
     .option('--json', 'print JSON')
     .action((opts) =>
       withDatabase(async (db) => {
-        const all = await listUsers(db);
+        const all = await listAllUsers(db, opts.search);
         output(opts.json, all, () =>
           table(
             ['ID', 'EMAIL', 'NAME', 'ROLE', 'STATUS', 'CREATED'],

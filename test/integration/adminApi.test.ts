@@ -280,6 +280,45 @@ describe('the admin REST API', () => {
     expect(actions).toEqual(expect.arrayContaining(['user.disable', 'user.enable', 'user.delete']));
   });
 
+  it('pages through users in email order with a Link header, searches them, and refuses a bad page size', async () => {
+    const emails = [
+      'Pager-G@example.com',
+      'pager-a@example.com',
+      'pager-c@example.com',
+      'pager-b@example.com',
+    ];
+    for (const email of emails) await usersQueries.insert(sesame.db, { email, name: null });
+    await usersQueries.insert(sesame.db, { email: 'someone-else@example.com', name: 'Pager Fan' });
+    const expected = [...emails.map((e) => e.toLowerCase()), 'someone-else@example.com'].sort();
+
+    const seen: string[] = [];
+    let path: string | undefined = '/users?q=PAGER&limit=2';
+    let pages = 0;
+    while (path) {
+      const page = await api('GET', path);
+      expect(page.status).toBe(200);
+      const users = page.json();
+      expect(users.length).toBeLessThanOrEqual(2);
+      seen.push(...users.map((u: { email: string }) => u.email.toLowerCase()));
+      const link = page.headers.get('link');
+      path = link ? link.match(/^<\/api\/admin(\/users\?[^>]+)>; rel="next"$/)![1] : undefined;
+      pages += 1;
+    }
+    // Five matches (four by email, one by name), two a page: three pages, none repeated.
+    expect(pages).toBe(3);
+    expect(seen).toEqual(expected);
+
+    // LIKE's wildcards are plain characters in a search.
+    expect((await api('GET', '/users?q=%25')).json()).toEqual([]);
+    expect((await api('GET', '/users?q=pager_a')).json()).toEqual([]);
+
+    for (const bad of ['limit=0', 'limit=501', 'limit=2.5', 'limit=lots', 'q=a&q=b']) {
+      const refused = await api('GET', `/users?${bad}`);
+      expect(refused.status).toBe(400);
+      expect(Object.keys(refused.json().fields)).toEqual([bad.split('=')[0]]);
+    }
+  });
+
   it('invites someone with a one-time link, and refuses a bad email with 400', async () => {
     const invited = await api('POST', '/users/invite', { json: { email: 'carol@example.com', admin: true } });
     expect(invited.status).toBe(201);

@@ -229,6 +229,8 @@ describe('the sesame command manages clients, API keys and users', () => {
       expect.objectContaining({ id: userId, email: 'Frank@Example.com', is_admin: false, disabled: false }),
     ]);
     expect((await sesame('users', 'list')).stdout).toMatch(/Frank@Example\.com\s+Frank\s+user\s+active/);
+    expect(await json('users', 'list', '--search', 'FRANK')).toEqual(listed);
+    expect(await json('users', 'list', '--search', 'nobody')).toEqual([]);
 
     // By email, whatever its case.
     expect(await json('users', 'disable', 'frank@example.com')).toMatchObject({ id: userId, disabled: true });

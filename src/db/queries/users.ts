@@ -34,8 +34,24 @@ export const usersQueries = {
       .executeTakeFirstOrThrow();
   },
 
-  async list(db: Db): Promise<User[]> {
-    return db.selectFrom('users').selectAll().orderBy('created_at').orderBy('email').execute();
+  /**
+   * One page of users in email order (case-insensitive, the unique index's order), those
+   * whose email or name contains `search` when it is given, after the email `after`.
+   */
+  async page(db: Db, options: { search?: string; after?: string; limit: number }): Promise<User[]> {
+    let query = db.selectFrom('users').selectAll();
+    if (options.search) {
+      // LIKE's wildcards in the search text match themselves.
+      const pattern = `%${options.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      query = query.where((eb) =>
+        eb.or([
+          eb(sql<string>`lower(email)`, 'like', pattern),
+          eb(sql<string>`lower(coalesce(name, ''))`, 'like', pattern),
+        ]),
+      );
+    }
+    if (options.after) query = query.where(sql<string>`lower(email)`, '>', options.after.toLowerCase());
+    return query.orderBy(sql`lower(email)`).limit(options.limit).execute();
   },
 
   async update(

@@ -3,7 +3,14 @@ import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import { recentAuditEvents } from '../../admin/audit.js';
-import { deleteUser, disableUser, enableUser, inviteUser, listUsers } from '../../admin/users.js';
+import {
+  deleteUser,
+  disableUser,
+  enableUser,
+  inviteUser,
+  listUsers,
+  MAX_USERS_PAGE,
+} from '../../admin/users.js';
 import {
   ClientValidationError,
   createClient,
@@ -30,6 +37,23 @@ import type { Services } from '../services.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
 const auditQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
+/** `GET /users`: a page of at most `limit` users, those matching `q`, after the cursor `after`. */
+const usersQuerySchema = z.object({
+  limit: z.coerce
+    .number({ error: `must be a whole number from 1 to ${MAX_USERS_PAGE}` })
+    .int({ error: `must be a whole number from 1 to ${MAX_USERS_PAGE}` })
+    .min(1, { error: `must be a whole number from 1 to ${MAX_USERS_PAGE}` })
+    .max(MAX_USERS_PAGE, { error: `must be a whole number from 1 to ${MAX_USERS_PAGE}` })
+    .default(100),
+  q: z
+    .string({ error: 'must be given once' })
+    .max(200, { error: 'must be at most 200 characters' })
+    .optional(),
+  after: z
+    .string({ error: 'must be given once' })
+    .max(400, { error: 'must be at most 400 characters' })
+    .optional(),
+});
 /** The shape of a new passkey API tenant; its rules (https origins, RP ID suffix) are checked by createTenant. */
 const required = (expected: string) => (issue: { input: unknown }) =>
   issue.input === undefined ? 'is required' : `must be ${expected}`;
@@ -133,8 +157,21 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
     ctx.body = rotated;
   });
 
+  // The body stays an array; the next page is in a Link header (RFC 8288), as GitHub's API does.
   router.get('/users', async (ctx) => {
-    ctx.body = await listUsers(db);
+    const query = usersQuerySchema.safeParse(ctx.query);
+    if (!query.success) {
+      const issue = query.error.issues[0]!;
+      const field = String(issue.path[0]);
+      throw badRequest(`${field}: ${issue.message}`, { fields: { [field]: issue.message } });
+    }
+    const { limit, q, after } = query.data;
+    const page = await listUsers(db, { search: q, after, limit });
+    if (page.next) {
+      const next = new URLSearchParams({ limit: String(limit), ...(q && { q }), after: page.next });
+      ctx.set('Link', `</api/admin/users?${next}>; rel="next"`);
+    }
+    ctx.body = page.users;
   });
 
   router.post('/users/invite', async (ctx) => {

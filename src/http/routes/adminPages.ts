@@ -57,6 +57,9 @@ const NOTICES: Record<string, string> = {
   ...API_KEY_NOTICES,
 };
 
+/** Users shown on one page of /admin/users. */
+const USERS_PER_PAGE = 50;
+
 /** Admin pages may show secrets: keep every one of them out of caches and history snapshots. */
 async function noStore(ctx: Context, next: Next) {
   ctx.set('Cache-Control', 'no-store');
@@ -219,8 +222,17 @@ export function adminPagesRoutes(services: Services): Router {
     ctx.redirect('/admin/clients?done=client-deleted');
   });
 
+  /** The users page: 50 at a time in email order, narrowed by the search box (`?q=`). */
   async function renderUsers(ctx: Context, invite: Record<string, unknown> = {}) {
-    render(ctx, 'users', { title: 'Users', users: await listUsers(db), invite });
+    const text = (name: string) => {
+      const value = ctx.query[name];
+      return typeof value === 'string' && value.length <= 200 ? value.trim() || undefined : undefined;
+    };
+    const search = text('q');
+    const page = await listUsers(db, { search, after: text('after'), limit: USERS_PER_PAGE });
+    const next =
+      page.next && `/admin/users?${new URLSearchParams({ ...(search && { q: search }), after: page.next })}`;
+    render(ctx, 'users', { title: 'Users', users: page.users, search, first: !text('after'), next, invite });
   }
 
   router.get('/users', (ctx) => renderUsers(ctx));
