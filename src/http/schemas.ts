@@ -53,11 +53,11 @@ export const displayNameSchema = z
   .transform((v) => (v === '' ? null : v));
 
 /**
- * Validates a request body at the edge. A failure is a 400 naming the first bad field,
- * with every field's message in `fields` for forms and API callers.
+ * Validates input at the edge. A failure is a 400 naming the first bad field, with every
+ * field's message in `fields` for forms and API callers.
  */
-export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
-  const result = schema.safeParse(ctx.request.body);
+function parseInput<T extends z.ZodType>(input: unknown, schema: T, unnamed: string): z.output<T> {
+  const result = schema.safeParse(input);
   if (!result.success) {
     const fields: Record<string, string> = {};
     for (const issue of result.error.issues) {
@@ -65,7 +65,23 @@ export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.outpu
       fields[key] ??= issue.message;
     }
     const [first] = Object.entries(fields);
-    throw badRequest(first ? `${first[0]}: ${first[1]}` : 'Invalid request body', { fields });
+    throw badRequest(first ? `${first[0]}: ${first[1]}` : unnamed, { fields });
   }
   return result.data;
+}
+
+/** Validates a request body: see {@link parseInput}. */
+export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
+  return parseInput(ctx.request.body, schema, 'Invalid request body');
+}
+
+/** Validates a request's query parameters (a repeated one arrives as an array): see {@link parseInput}. */
+export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
+  return parseInput(ctx.query, schema, 'Invalid query');
+}
+
+/** A `limit` query parameter: a whole number from 1 to `max`, `fallback` when absent. */
+export function limitParameter(max: number, fallback: number) {
+  const error = `must be a whole number from 1 to ${max}`;
+  return z.coerce.number({ error }).int({ error }).min(1, { error }).max(max, { error }).default(fallback);
 }

@@ -317,6 +317,10 @@ describe('the admin REST API', () => {
       expect(refused.status).toBe(400);
       expect(Object.keys(refused.json().fields)).toEqual([bad.split('=')[0]]);
     }
+    // The activity log's page size is checked the same way.
+    const audit = await api('GET', '/audit-events?limit=0');
+    expect(audit.status).toBe(400);
+    expect(audit.json().error_description).toBe('limit: must be a whole number from 1 to 500');
   });
 
   it('invites someone with a one-time link, and refuses a bad email with 400', async () => {

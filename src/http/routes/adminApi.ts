@@ -32,19 +32,14 @@ import {
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
 import { JSON_BODY_LIMIT } from '../middleware/bodies.js';
-import { emailSchema, parseBody } from '../schemas.js';
+import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
-const auditQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
+const auditQuerySchema = z.object({ limit: limitParameter(500, 50) });
 /** `GET /users`: a page of at most `limit` users, those matching `q`, after the cursor `after`. */
 const usersQuerySchema = z.object({
-  limit: z.coerce
-    .number({ error: `must be a whole number from 1 to ${MAX_USERS_PAGE}` })
-    .int({ error: `must be a whole number from 1 to ${MAX_USERS_PAGE}` })
-    .min(1, { error: `must be a whole number from 1 to ${MAX_USERS_PAGE}` })
-    .max(MAX_USERS_PAGE, { error: `must be a whole number from 1 to ${MAX_USERS_PAGE}` })
-    .default(100),
+  limit: limitParameter(MAX_USERS_PAGE, 100),
   q: z
     .string({ error: 'must be given once' })
     .max(200, { error: 'must be at most 200 characters' })
@@ -159,13 +154,7 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
 
   // The body stays an array; the next page is in a Link header (RFC 8288), as GitHub's API does.
   router.get('/users', async (ctx) => {
-    const query = usersQuerySchema.safeParse(ctx.query);
-    if (!query.success) {
-      const issue = query.error.issues[0]!;
-      const field = String(issue.path[0]);
-      throw badRequest(`${field}: ${issue.message}`, { fields: { [field]: issue.message } });
-    }
-    const { limit, q, after } = query.data;
+    const { limit, q, after } = parseQuery(ctx, usersQuerySchema);
     const page = await listUsers(db, { search: q, after, limit });
     if (page.next) {
       const next = new URLSearchParams({ limit: String(limit), ...(q && { q }), after: page.next });
@@ -236,9 +225,7 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
   });
 
   router.get('/audit-events', async (ctx) => {
-    const query = auditQuerySchema.safeParse(ctx.query);
-    if (!query.success) throw badRequest('limit: must be a whole number from 1 to 500');
-    ctx.body = await recentAuditEvents(db, query.data.limit);
+    ctx.body = await recentAuditEvents(db, parseQuery(ctx, auditQuerySchema).limit);
   });
 
   // Anything else under /api/admin is a JSON 404, not the provider's HTML page.

@@ -229,10 +229,11 @@ export function adminPagesRoutes(services: Services): Router {
       return typeof value === 'string' && value.length <= 200 ? value.trim() || undefined : undefined;
     };
     const search = text('q');
-    const page = await listUsers(db, { search, after: text('after'), limit: USERS_PER_PAGE });
+    const after = text('after');
+    const page = await listUsers(db, { search, after, limit: USERS_PER_PAGE });
     const next =
       page.next && `/admin/users?${new URLSearchParams({ ...(search && { q: search }), after: page.next })}`;
-    render(ctx, 'users', { title: 'Users', users: page.users, search, first: !text('after'), next, invite });
+    render(ctx, 'users', { title: 'Users', users: page.users, search, first: !after, next, invite });
   }
 
   router.get('/users', (ctx) => renderUsers(ctx));
