@@ -7,11 +7,12 @@ import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 
 /**
- * Adding or deleting a passkey, and, on the admin pages, issuing a one-time link or minting a
- * credential (a client secret, an admin API key, a passkey API key), need a passkey assertion
- * from the last five minutes: a browser left signed in is not enough to change how an account
- * is protected, or to hand out a way into one or into Sesame. Five minutes matches the
- * challenge lifetime, so one step-up covers one add-passkey ceremony.
+ * Adding or deleting a passkey, and, on the admin pages, issuing a one-time link, minting a
+ * credential (a client secret, an admin API key, a passkey API key), editing a client or
+ * deleting a client, user or passkey API app, need a passkey assertion from the last five
+ * minutes: a browser left signed in is not enough to change how an account is protected, to
+ * hand out a way into one or into Sesame, or to do what cannot be undone. Five minutes
+ * matches the challenge lifetime, so one step-up covers one add-passkey ceremony.
  */
 export const STEP_UP_MAX_AGE_SECONDS = 5 * 60;
 

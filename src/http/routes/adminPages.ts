@@ -112,7 +112,8 @@ export function adminPagesRoutes(services: Services): Router {
 
   // Anything that hands out a credential (a client secret, an API key) or a way into an
   // account (a one-time link), that decides where people's sign-ins go (a client's settings),
-  // or that cannot be undone (deleting a client or a user) needs a recent passkey step-up.
+  // or that cannot be undone (deleting a client, a user or a passkey API app) needs a recent
+  // passkey step-up.
   const stepUp = requireStepUp(db);
   const kit: AdminPageKit = { render, actor, stepUp };
 
