@@ -8,6 +8,7 @@ import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { RowCache } from '../../src/db/rowCache.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createClient } from '../../src/oidc/clients.js';
+import { countRows } from '../support/countRows.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
 const id = () => randomBytes(12).toString('base64url');
@@ -45,15 +46,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
       .execute();
   }
 
-  const countRows = async () =>
-    Number(
-      (
-        await database.db
-          .selectFrom('oidc_models')
-          .select((eb) => eb.fn.countAll().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+  const countModels = () => countRows(database.db, 'oidc_models');
 
   it('finds what it stored, payload unchanged, and keeps models apart', async () => {
     const tokenId = id();
@@ -190,7 +183,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     ]);
 
     expect(first + second).toBe(expired.length);
-    expect(await countRows()).toBe(live.length + 1);
+    expect(await countModels()).toBe(live.length + 1);
     for (const rowId of live) expect(await adapterFor('AccessToken').find(rowId)).toBeDefined();
     expect(await adapterFor('Grant').find('forever')).toBeDefined();
     expect(await oidcModelsQueries.deleteExpired(database.db)).toBe(0);

@@ -6,6 +6,7 @@ import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage, type PageResponse } from '../support/browser.js';
+import { countRows } from '../support/countRows.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -348,15 +349,7 @@ describe('the admin pages', () => {
   });
 
   it('issues no one-time link or invite without a passkey step-up from the last five minutes', async () => {
-    const linkCount = async () =>
-      Number(
-        (
-          await sesame.db
-            .selectFrom('one_time_tokens')
-            .select((eb) => eb.fn.countAll<string>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-      );
+    const linkCount = () => countRows(sesame.db, 'one_time_tokens');
     await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
     const users = await admin.browser.request('/admin/users');
     // The forms that issue links ask the page's script for a step-up before they post.

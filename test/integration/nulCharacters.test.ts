@@ -1,6 +1,7 @@
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
+import { countRows } from '../support/countRows.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 /**
@@ -16,15 +17,7 @@ describe('input with NUL characters', () => {
 
   afterAll(() => sesame.stop());
 
-  const count = async (table: 'oidc_models' | 'clients' | 'passkey_tenant_users') =>
-    Number(
-      (
-        await sesame.db
-          .selectFrom(table)
-          .select((eb) => eb.fn.countAll().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+  const count = (table: 'oidc_models' | 'clients' | 'passkey_tenant_users') => countRows(sesame.db, table);
 
   it('in an authorization request: the app gets invalid_request at its redirect URI, no interaction is stored', async () => {
     const { client } = await createClient(

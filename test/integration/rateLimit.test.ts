@@ -2,6 +2,7 @@ import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import type { PageResponse } from '../support/browser.js';
+import { countRows } from '../support/countRows.js';
 import { beginLogin, discoverRp, Person } from '../support/oidcFlow.js';
 import { linkPath } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -27,15 +28,7 @@ async function loginOptionsCaller(sesame: TestApp) {
     });
 }
 
-const challengeCount = async (sesame: TestApp) =>
-  Number(
-    (
-      await sesame.db
-        .selectFrom('webauthn_challenges')
-        .select((eb) => eb.fn.countAll<string>().as('n'))
-        .executeTakeFirstOrThrow()
-    ).n,
-  );
+const challengeCount = (sesame: TestApp) => countRows(sesame.db, 'webauthn_challenges');
 
 function expectLimited(response: PageResponse) {
   expect(response.status).toBe(429);

@@ -1,6 +1,7 @@
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import type { Db } from '../../src/db/connect.js';
 import type { PageResponse } from './browser.js';
+import { countRows } from './countRows.js';
 import { Person } from './oidcFlow.js';
 import type { SoftAuthenticator } from './softAuthenticator.js';
 import type { TestApp } from './testApp.js';
@@ -48,15 +49,6 @@ export async function onboard(
 
 /** How many rows the tables a link touches hold: a refused use must change none of them. */
 export async function rowCounts(db: Db) {
-  const count = async (table: 'users' | 'credentials' | 'audit_events') =>
-    Number(
-      (
-        await db
-          .selectFrom(table)
-          .select((eb) => eb.fn.countAll<string>().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
   const usedLinks = Number(
     (
       await db
@@ -67,9 +59,9 @@ export async function rowCounts(db: Db) {
     ).n,
   );
   return {
-    users: await count('users'),
-    credentials: await count('credentials'),
-    audit: await count('audit_events'),
+    users: await countRows(db, 'users'),
+    credentials: await countRows(db, 'credentials'),
+    audit: await countRows(db, 'audit_events'),
     usedLinks,
   };
 }
