@@ -26,15 +26,31 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Whether nothing listens on the loopback port now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * Ports for test servers come from a range of this Jest worker's own, below the kernel's
+ * ephemeral range (32768 and up on Linux). A port from `listen(0)` could be handed to another
+ * worker, or to an outgoing connection, while its test has stopped the server to run a
+ * command and means to start it again on the same port (the issuer names the port).
+ */
+const PORTS_PER_WORKER = 1_000;
+let nextPort = 20_000 + (Number(process.env.JEST_WORKER_ID ?? 1) % 12) * PORTS_PER_WORKER;
+const lastPort = nextPort + PORTS_PER_WORKER;
+
+export async function freePort(): Promise<number> {
+  while (nextPort < lastPort) {
+    const port = nextPort++;
+    if (await canListen(port)) return port;
+  }
+  throw new Error('this Jest worker has used up its test ports');
 }
 
 /**
