@@ -41,8 +41,10 @@ function canListen(port: number): Promise<boolean> {
  * worker, or to an outgoing connection, while its test has stopped the server to run a
  * command and means to start it again on the same port (the issuer names the port).
  */
-const PORTS_PER_WORKER = 1_000;
-let nextPort = 20_000 + (Number(process.env.JEST_WORKER_ID ?? 1) % 12) * PORTS_PER_WORKER;
+const PORTS_PER_WORKER = 500;
+/** SESAME_TEST_PORT_BASE moves the whole range, so suites of two checkouts can run side by side. */
+const PORT_BASE = Number(process.env.SESAME_TEST_PORT_BASE ?? 20_000);
+let nextPort = PORT_BASE + (Number(process.env.JEST_WORKER_ID ?? 1) % 4) * PORTS_PER_WORKER;
 const lastPort = nextPort + PORTS_PER_WORKER;
 
 export async function freePort(): Promise<number> {
