@@ -67,6 +67,12 @@ const schema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must be a postgres:// or postgresql:// URL' })
     .optional(),
+  DATABASE_DIRECT_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, {
+      message: 'DATABASE_DIRECT_URL must be a postgres:// or postgresql:// URL',
+    })
+    .optional(),
   DATA_DIR: z.string().min(1, { message: 'DATA_DIR must not be empty' }).default('./data'),
   RP_NAME: z
     .string()
@@ -95,6 +101,11 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly databaseUrl: string | undefined;
+  /**
+   * A direct (or session-mode pooler) connection for LISTEN and migrations, which need one
+   * server session throughout; DATABASE_URL when unset.
+   */
+  readonly databaseDirectUrl: string | undefined;
   readonly dataDir: string;
   readonly rpName: string;
   /** WebAuthn relying party id: the issuer's host name (WebAuthn L3 §5.1.2). */
@@ -138,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: values.PORT,
     host: values.HOST,
     databaseUrl: values.DATABASE_URL,
+    databaseDirectUrl: values.DATABASE_URL ? (values.DATABASE_DIRECT_URL ?? values.DATABASE_URL) : undefined,
     dataDir: path.resolve(values.DATA_DIR),
     rpName: values.RP_NAME,
     rpId: issuerUrl.hostname,

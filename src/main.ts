@@ -40,8 +40,7 @@ async function start(config: Config, log: Logger, running: Running): Promise<voi
   log.info(database.kind === 'embedded' ? 'using the embedded database' : 'using Postgres', {
     data: database.location,
   });
-  const { migrateToLatest } = await import('./db/migrate.js');
-  const applied = await step('cannot migrate the database', () => migrateToLatest(database.db));
+  const applied = await step('cannot migrate the database', () => database.migrate());
   if (applied.length) log.info('migrations applied', { migrations: applied });
 
   const { createApp } = await import('./app.js');

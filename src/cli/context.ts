@@ -1,7 +1,6 @@
 import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
 import { type DatabaseHandle, openDatabase } from '../db/connect.js';
-import { migrateToLatest } from '../db/migrate.js';
 
 /** A one-line failure the CLI prints as `sesame: <message>` before exiting non-zero. */
 export class CliError extends Error {
@@ -31,7 +30,7 @@ export async function withDatabase<T>(
   const config = loadConfig();
   const database = await openDatabase(config, { poolSize: 2 });
   try {
-    const applied = await migrateToLatest(database.db);
+    const applied = await database.migrate();
     return await run(database.db, config, applied);
   } finally {
     await database.close();

@@ -3,6 +3,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { lockDataDir } from './dataDirLock.js';
+import { migratePostgresToLatest, migrateToLatest } from './migrate.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
 import { PGliteDialect } from './pgliteDialect.js';
 import { seedFromTemplate } from './pgliteTemplate.js';
@@ -18,6 +19,8 @@ export interface DatabaseHandle {
   location: string;
   /** Subscribes to a Postgres notification channel (NOTIFY is delivered after commit). */
   listen(channel: string, handlers: ListenHandlers): Promise<Subscription>;
+  /** Applies every pending migration; resolves to the names of those that ran now. */
+  migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -32,7 +35,7 @@ function redact(url: string): string {
 
 /** Opens Postgres when DATABASE_URL is set, else the embedded PGlite database in DATA_DIR. */
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'dataDir'>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir'> & Partial<Pick<Config, 'databaseDirectUrl'>>,
   options: { poolSize?: number; onPoolError?: (error: Error) => void } = {},
 ): Promise<DatabaseHandle> {
   if (config.databaseUrl) {
@@ -47,12 +50,15 @@ export async function openDatabase(
     // next query opens a new one, so logging it is enough.
     pool.on('error', (error) => options.onPoolError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    const url = config.databaseUrl;
+    // LISTEN and migrations need one server session throughout, which a transaction-mode
+    // pooler in front of DATABASE_URL does not give; DATABASE_DIRECT_URL names one that does.
+    const directUrl = config.databaseDirectUrl ?? config.databaseUrl;
     return {
       db,
       kind: 'postgres',
-      location: redact(url),
-      listen: (channel, handlers) => listenOnPostgres(url, channel, handlers),
+      location: redact(config.databaseUrl),
+      listen: (channel, handlers) => listenOnPostgres(directUrl, db, channel, handlers),
+      migrate: () => migratePostgresToLatest(directUrl),
       close: () => db.destroy(),
     };
   }
@@ -68,6 +74,7 @@ export async function openDatabase(
       kind: 'embedded',
       location: config.dataDir,
       listen: (channel, handlers) => listenOnPGlite(db, pglite, channel, handlers),
+      migrate: () => migrateToLatest(db),
       close: async () => {
         await db.destroy();
         release();

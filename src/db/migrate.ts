@@ -1,15 +1,95 @@
-import { Migrator } from 'kysely';
+import { Kysely, Migrator, PostgresAdapter, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import type { Db } from './connect.js';
+import type { Database } from './schema.js';
+
+/**
+ * The key of the migration lock: Kysely's own, so an instance still on an older Sesame
+ * (which takes it as a session lock) and a newer one (which takes it per transaction)
+ * exclude each other during a rolling upgrade.
+ */
+const MIGRATION_LOCK_KEY = '3853314791062309107';
+
+/**
+ * How long a start (or a `sesame` command) waits for another instance's migration, or for a
+ * table a migration must alter, before it gives up and says so. Migrations here take
+ * seconds; a minute means something is stuck, and waiting longer only hides it.
+ */
+const MIGRATION_LOCK_TIMEOUT = '60s';
+
+/** Raised when the migration could not get its lock in time; its message says what to check. */
+export class MigrationLockTimeoutError extends Error {
+  override name = 'MigrationLockTimeoutError';
+}
 
 /**
  * Applies every pending migration. Kysely takes a lock (an advisory lock on Postgres), so
- * instances starting together do not race.
+ * instances starting together do not race. Used on the embedded database, which is one
+ * session in one process; Postgres goes through {@link migratePostgresToLatest}.
  * @returns the names of the migrations that ran now.
  */
 export async function migrateToLatest(db: Db): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  return runMigrator(new Migrator({ db, provider: { getMigrations: async () => migrations } }));
+}
+
+async function runMigrator(migrator: Migrator): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Kysely's Postgres adapter without its session-level lock: the caller holds a transaction-scoped one. */
+class LockHeldByCallerAdapter extends PostgresAdapter {
+  override async acquireMigrationLock(): Promise<void> {}
+  override async releaseMigrationLock(): Promise<void> {}
+}
+
+class LockHeldByCallerDialect extends PostgresDialect {
+  override createAdapter() {
+    return new LockHeldByCallerAdapter();
+  }
+}
+
+/**
+ * Applies every pending migration on Postgres inside one transaction on one connection,
+ * holding a transaction-scoped advisory lock (`pg_advisory_xact_lock`). Kysely's own lock is
+ * session-level and released by a separate statement, which a transaction-mode pooler
+ * (PgBouncer, hosted poolers) may send to another server connection, leaving the lock held
+ * on a pooled connection for every later start to wait on. A transaction's lock ends with
+ * the transaction whatever happens: commit, rollback, or a dropped connection. Safe through
+ * a transaction-mode pooler too, since the pooler keeps a transaction on one server session.
+ * @param connectionString DATABASE_DIRECT_URL (or DATABASE_URL).
+ * @returns the names of the migrations that ran now.
+ * @throws MigrationLockTimeoutError when another migration held the lock for a minute.
+ */
+export async function migratePostgresToLatest(connectionString: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  // Kysely runs every statement on this one client, inside the transaction opened below.
+  const onePool = { connect: async () => Object.assign(client, { release() {} }), end: async () => {} };
+  const db = new Kysely<Database>({ dialect: new LockHeldByCallerDialect({ pool: onePool }) });
+  try {
+    await client.query('begin');
+    try {
+      await sql`select set_config('lock_timeout', ${MIGRATION_LOCK_TIMEOUT}, true)`.execute(db);
+      await sql`select pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}::bigint)`.execute(db);
+      const applied = await runMigrator(
+        new Migrator({ db, provider: { getMigrations: async () => migrations }, disableTransactions: true }),
+      );
+      await client.query('commit');
+      return applied;
+    } catch (error) {
+      await client.query('rollback').catch(() => {});
+      if ((error as { code?: string }).code === '55P03') {
+        throw new MigrationLockTimeoutError(
+          `waited ${MIGRATION_LOCK_TIMEOUT} for a lock another session holds (another instance migrating, ` +
+            'or a long transaction on a table the migration alters); see pg_locks and try again',
+        );
+      }
+      throw error;
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
 }

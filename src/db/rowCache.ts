@@ -106,6 +106,8 @@ export function keepCachesInStep(
   log: Logger,
 ): Promise<Subscription> {
   const all = Object.values(caches);
+  // One warning per outage: a listener that keeps failing to come back retries quietly.
+  let warned = false;
   return listen(ROW_CHANGES_CHANNEL, {
     onNotice(payload) {
       const colon = payload.indexOf(':');
@@ -115,10 +117,17 @@ export function keepCachesInStep(
     },
     onLive() {
       for (const cache of all) cache.goLive();
-      log.debug('row caches live');
+      if (warned) log.info('row change notifications resumed; caching rows again');
+      else log.debug('row caches live');
+      warned = false;
     },
     onLost(error) {
       for (const cache of all) cache.goDark();
+      if (warned) {
+        log.debug('row change notifications still not arriving', { error: error.message });
+        return;
+      }
+      warned = true;
       log.warn('row change notifications lost; reading every row from the database until they resume', {
         error: error.message,
       });

@@ -2,7 +2,6 @@ import { Migrator } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import { configFrom } from '../../src/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
@@ -34,7 +33,7 @@ describe('migration 0006: accounts that already used a one-time link are email-v
     await auditQueries.record(db, `user:${recovered.id}`, 'link.recovery.use', recovered.id, {});
     await auditQueries.record(db, `user:${signedUp.id}`, 'user.signup', signedUp.id, {});
 
-    expect(await migrateToLatest(db)).toContain('0006_email_verified_by_links');
+    expect(await database.migrate()).toContain('0006_email_verified_by_links');
     const verified = async (id: string) => (await usersQueries.findById(db, id))!.email_verified;
     expect(await verified(invited.id)).toBe(true);
     expect(await verified(recovered.id)).toBe(true);

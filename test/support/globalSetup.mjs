@@ -6,7 +6,6 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { openDatabase } from '../../dist/src/db/connect.js';
-import { migrateToLatest } from '../../dist/src/db/migrate.js';
 
 export const TEMPLATE_ENV = 'SESAME_TEST_TEMPLATE';
 
@@ -21,8 +20,11 @@ export default async function globalSetup() {
     throw new Error('dist/ is missing: run `npm test` (it builds first) or `npm run build`');
   }
   if (process.env.DATABASE_URL) {
+    // Databases are created, copied and dropped on a direct connection: a pooler keeps its
+    // own server connections to a database open, and Postgres copies no database in use.
+    const direct = process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL;
     const name = `sesame_template_${process.pid}`;
-    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    const admin = new pg.Client({ connectionString: direct });
     await admin.connect();
     try {
       await admin.query(`drop database if exists ${name} with (force)`);
@@ -30,11 +32,8 @@ export default async function globalSetup() {
     } finally {
       await admin.end();
     }
-    const database = await openDatabase({
-      databaseUrl: withDatabaseName(process.env.DATABASE_URL, name),
-      dataDir: '',
-    });
-    await migrateToLatest(database.db);
+    const database = await openDatabase({ databaseUrl: withDatabaseName(direct, name), dataDir: '' });
+    await database.migrate();
     await database.close();
     process.env[TEMPLATE_ENV] = name;
     return;
@@ -42,7 +41,7 @@ export default async function globalSetup() {
   const dir = path.join(os.tmpdir(), `sesame-template-${process.pid}`);
   fs.rmSync(dir, { recursive: true, force: true });
   const database = await openDatabase({ databaseUrl: undefined, dataDir: dir });
-  await migrateToLatest(database.db);
+  await database.migrate();
   await database.close();
   process.env[TEMPLATE_ENV] = dir;
 }

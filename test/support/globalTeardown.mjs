@@ -6,7 +6,9 @@ export default async function globalTeardown() {
   const template = process.env.SESAME_TEST_TEMPLATE;
   if (!template) return;
   if (process.env.DATABASE_URL) {
-    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    const admin = new pg.Client({
+      connectionString: process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL,
+    });
     await admin.connect();
     try {
       await admin.query(`drop database if exists ${template} with (force)`);

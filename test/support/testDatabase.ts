@@ -13,6 +13,13 @@ export const onPostgres = Boolean(process.env.DATABASE_URL);
 
 export const TEMPLATE_ENV = 'SESAME_TEST_TEMPLATE';
 
+/**
+ * Where databases are created, copied and dropped: DATABASE_DIRECT_URL when the suite runs
+ * behind a pooler (DATABASE_URL then names the pooler), since Postgres copies no database
+ * that a pooler's idle server connection still holds.
+ */
+const directUrl = process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL;
+
 function withDatabaseName(url: string, name: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${name}`;
@@ -21,7 +28,7 @@ function withDatabaseName(url: string, name: string): string {
 
 /** Environment for a fresh, migrated database of the test's own: `DATABASE_URL` or `DATA_DIR`. */
 export interface TestDatabase {
-  env: { DATABASE_URL?: string; DATA_DIR?: string };
+  env: { DATABASE_URL?: string; DATABASE_DIRECT_URL?: string; DATA_DIR?: string };
   drop(): Promise<void>;
 }
 
@@ -31,7 +38,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     throw new Error(`${TEMPLATE_ENV} is not set: run the tests through jest (globalSetup prepares it)`);
   if (onPostgres) {
     const name = `sesame_test_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    const admin = new pg.Client({ connectionString: directUrl });
     await admin.connect();
     try {
       await admin.query(`create database ${name} template ${template}`);
@@ -39,9 +46,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await admin.end();
     }
     return {
-      env: { DATABASE_URL: withDatabaseName(process.env.DATABASE_URL!, name) },
+      env: {
+        DATABASE_URL: withDatabaseName(process.env.DATABASE_URL!, name),
+        DATABASE_DIRECT_URL: withDatabaseName(directUrl!, name),
+      },
       async drop() {
-        const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+        const client = new pg.Client({ connectionString: directUrl });
         await client.connect();
         try {
           await client.query(`drop database if exists ${name} with (force)`);

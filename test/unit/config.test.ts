@@ -48,6 +48,7 @@ describe('configuration from the environment', () => {
       PORT: '8080',
       HOST: '127.0.0.1',
       DATABASE_URL: 'postgres://sesame:pw@db:5432/sesame',
+      DATABASE_DIRECT_URL: 'postgres://sesame:pw@db-direct:5432/sesame',
       DATA_DIR: '/var/lib/sesame',
       RP_NAME: 'Example Corp',
       SIGNUP: 'invite',
@@ -62,6 +63,7 @@ describe('configuration from the environment', () => {
       port: 8080,
       host: '127.0.0.1',
       databaseUrl: 'postgres://sesame:pw@db:5432/sesame',
+      databaseDirectUrl: 'postgres://sesame:pw@db-direct:5432/sesame',
       dataDir: '/var/lib/sesame',
       rpName: 'Example Corp',
       signup: 'invite',
@@ -94,6 +96,7 @@ describe('configuration from the environment', () => {
       PORT: '',
       HOST: '  ',
       DATABASE_URL: '',
+      DATABASE_DIRECT_URL: '',
       DATA_DIR: '',
       RP_NAME: '',
       SIGNUP: '',
@@ -104,6 +107,11 @@ describe('configuration from the environment', () => {
       RATE_LIMIT_PER_MINUTE: '',
     });
     expect(config).toEqual(load({}));
+  });
+
+  it('uses DATABASE_URL for LISTEN and migrations when DATABASE_DIRECT_URL is unset', () => {
+    expect(load({ DATABASE_URL: 'postgres://db/sesame' }).databaseDirectUrl).toBe('postgres://db/sesame');
+    expect(load({}).databaseDirectUrl).toBeUndefined();
   });
 
   it('accepts postgresql:// as well as postgres:// URLs', () => {
@@ -139,6 +147,11 @@ describe('configuration from the environment', () => {
     ['HOST', 'local host', 'HOST must be a host name or an IP address'],
     ['DATABASE_URL', 'mysql://localhost/sesame', 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
     ['DATABASE_URL', 'localhost:5432', 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    [
+      'DATABASE_DIRECT_URL',
+      'localhost:5432',
+      'DATABASE_DIRECT_URL must be a postgres:// or postgresql:// URL',
+    ],
     ['RP_NAME', 'x'.repeat(65), 'RP_NAME must be at most 64 characters'],
     ['SIGNUP', 'closed', 'SIGNUP must be "open" or "invite"'],
     ['LOG_LEVEL', 'verbose', 'LOG_LEVEL must be one of debug, info, warn, error, silent'],
