@@ -6,6 +6,7 @@ import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
 import type { DatabaseHandle, Db } from './db/connect.js';
 import { GroupedUpserts } from './db/groupedUpserts.js';
+import { MemoryHitCounter, PostgresHitCounter } from './db/hitCounter.js';
 import { challengesQueries } from './db/queries/challenges.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
@@ -25,6 +26,7 @@ import { linkRoutes } from './http/routes/links.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
 import type { Services } from './http/services.js';
 import type { Logger } from './logger.js';
+import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
 import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
@@ -63,8 +65,11 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
   const caches = createRowCaches();
   const writes = new GroupedUpserts(db);
+  // Limits count in Postgres, so every instance on the database shares them.
+  const hits = config.databaseUrl ? new PostgresHitCounter(db) : new MemoryHitCounter();
+  const clientAuthBackoff = config.rateLimitPerMinute ? new ClientAuthBackoff(hits) : undefined;
   const live = new LiveProvider(
-    (jwks) => createProvider({ config, db, log, jwks, cookieKeys, caches, writes }),
+    (jwks) => createProvider({ config, db, log, jwks, cookieKeys, caches, writes, clientAuthBackoff }),
     () => loadSigningJwks(db, config),
     log,
     signing,
@@ -82,7 +87,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     },
     csrf,
     caches,
-    rateLimit: rateLimit(config.rateLimitPerMinute),
+    rateLimit: rateLimit(config.rateLimitPerMinute, hits),
   };
 
   const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
@@ -119,7 +124,9 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
   const cleanup = async () => {
     try {
       const removed =
-        (await oidcModelsQueries.deleteExpired(db)) + (await challengesQueries.deleteExpired(db));
+        (await oidcModelsQueries.deleteExpired(db)) +
+        (await challengesQueries.deleteExpired(db)) +
+        (await hits.sweep());
       if (removed) log.debug('expired rows removed', { removed });
     } catch (error) {
       log.warn('cleanup failed', { error: (error as Error).message });

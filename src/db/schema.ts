@@ -171,6 +171,13 @@ export interface PasskeyTenantCredentialsTable {
 }
 
 /** Every table Sesame stores, as Kysely sees them. */
+/** Hits per rate-limited key in its current window, shared by every instance (migration 0009). */
+export interface RateLimitHitsTable {
+  key: string;
+  hits: number;
+  expires_at: Date;
+}
+
 export interface Database {
   users: UsersTable;
   credentials: CredentialsTable;
@@ -186,6 +193,7 @@ export interface Database {
   passkey_tenants: PasskeyTenantsTable;
   passkey_tenant_users: PasskeyTenantUsersTable;
   passkey_tenant_credentials: PasskeyTenantCredentialsTable;
+  rate_limit_hits: RateLimitHitsTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -9,6 +9,7 @@ import { renderView } from '../http/views.js';
 import type { Logger } from '../logger.js';
 import { accountClientMetadata } from './accountClient.js';
 import { createAdapter } from './adapter.js';
+import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { createLoadExistingGrant } from './grants.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
@@ -22,6 +23,8 @@ export interface ProviderDeps {
   caches: RowCaches;
   /** Shared by every provider instance the app builds, so one queue orders all writes. */
   writes: GroupedUpserts;
+  /** Refuses a client whose authentication keeps failing; none when rate limiting is off. */
+  clientAuthBackoff?: ClientAuthBackoff;
 }
 
 function renderPage(
@@ -57,6 +60,7 @@ export function createProvider({
   cookieKeys,
   caches,
   writes,
+  clientAuthBackoff,
 }: ProviderDeps): Provider {
   const configuration: Configuration = {
     adapter: createAdapter(db, caches, writes),
@@ -134,8 +138,12 @@ export function createProvider({
   provider.proxy = config.trustProxy;
 
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
+  // A client locked out by too many failures is refused like a wrong secret (invalid_client).
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
-    return secretMatchesHash(actual, this.clientSecret);
+    if (clientAuthBackoff && !(await clientAuthBackoff.allows(this.clientId))) return false;
+    const matches = secretMatchesHash(actual, this.clientSecret);
+    if (!matches) await clientAuthBackoff?.failed(this.clientId);
+    return matches;
   };
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));

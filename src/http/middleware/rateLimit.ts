@@ -1,5 +1,5 @@
 import type { Context, Middleware, Next } from 'koa';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { type HitCounter, MemoryHitCounter } from '../../db/hitCounter.js';
 import { HttpError } from '../errors.js';
 
 /**
@@ -31,24 +31,22 @@ export function rateLimitKey(ip: string): string {
 }
 
 /**
- * A per-client-IP limit shared by every route it guards: `perMinute` requests in a rolling
+ * A per-client-IP limit shared by every route it guards: `perMinute` requests in a
  * minute, then 429 `rate_limited` with Retry-After (seconds) until the window frees up.
- * In memory, per instance: a limit, not an exact count, across several instances.
+ * Counted by `counter`: in Postgres, so every instance on the database shares one count
+ * (in memory on the embedded database, which one process owns).
  * `perMinute` 0 turns it off (the benchmark measures throughput that way).
  */
-export function rateLimit(perMinute: number): Middleware {
+export function rateLimit(perMinute: number, counter: HitCounter = new MemoryHitCounter()): Middleware {
   if (perMinute === 0) {
     return async function noRateLimit(_ctx: Context, next: Next) {
       await next();
     };
   }
-  const limiter = new RateLimiterMemory({ points: perMinute, duration: WINDOW_SECONDS });
   return async function limitRate(ctx: Context, next: Next) {
-    try {
-      await limiter.consume(rateLimitKey(ctx.ip));
-    } catch (rejection) {
-      if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+    const verdict = await counter.hit(`ip:${rateLimitKey(ctx.ip)}`, perMinute, WINDOW_SECONDS);
+    if (!verdict.allowed) {
+      const retryAfter = Math.max(1, Math.ceil(verdict.msBeforeNext / 1000));
       ctx.set('Retry-After', String(retryAfter));
       throw new HttpError(429, 'rate_limited', 'Too many requests. Wait a minute, then try again.', {
         retry_after: retryAfter,

@@ -1,0 +1,126 @@
+import type { Db } from './connect.js';
+import { rateLimitHitsQueries, type WindowHits } from './queries/rateLimitHits.js';
+
+/** What a {@link HitCounter} says about a key after counting a hit, or when asked. */
+export interface HitVerdict {
+  /** Whether the key is still within its limit. */
+  allowed: boolean;
+  /** When refused: milliseconds until the key's window ends. */
+  msBeforeNext: number;
+}
+
+/**
+ * Counts hits per key in fixed windows (a window starts with a key's first hit) and says
+ * when a key is over its limit. Limiters name their keys apart (`ip:...`, `client-auth:...`).
+ */
+export interface HitCounter {
+  /** Counts one hit on `key`; refused once more than `limit` fell in the window. */
+  hit(key: string, limit: number, windowSeconds: number): Promise<HitVerdict>;
+  /** Whether `key` has already used up `limit` hits in its window, without counting one. */
+  check(key: string, limit: number): Promise<HitVerdict>;
+  /** Forgets windows that ended. */
+  sweep(): Promise<number>;
+}
+
+const ALLOWED: HitVerdict = { allowed: true, msBeforeNext: 0 };
+
+/**
+ * Keys known to be over their limit, until their window ends: a refused client keeps being
+ * refused without a database round trip. Capped, so a flood of addresses cannot fill memory.
+ */
+class BlockedKeys {
+  #until = new Map<string, number>();
+
+  constructor(private readonly maxEntries = 10_000) {}
+
+  msLeft(key: string): number {
+    const until = this.#until.get(key);
+    if (until === undefined) return 0;
+    const left = until - Date.now();
+    if (left > 0) return left;
+    this.#until.delete(key);
+    return 0;
+  }
+
+  block(key: string, ms: number): void {
+    if (this.#until.size >= this.maxEntries) this.#until.delete(this.#until.keys().next().value!);
+    this.#until.set(key, Date.now() + ms);
+  }
+}
+
+function verdict(window: WindowHits | undefined, limit: number, consumed: boolean): HitVerdict {
+  if (!window) return ALLOWED;
+  const over = consumed ? window.hits > limit : window.hits >= limit;
+  return over ? { allowed: false, msBeforeNext: Math.max(1, window.msLeft) } : ALLOWED;
+}
+
+/**
+ * Counters in Postgres, shared by every instance on the database (migration 0009), with the
+ * refused keys remembered in process as a fast front.
+ */
+export class PostgresHitCounter implements HitCounter {
+  #blocked = new BlockedKeys();
+
+  constructor(private readonly db: Db) {}
+
+  async hit(key: string, limit: number, windowSeconds: number): Promise<HitVerdict> {
+    const blockedMs = this.#blocked.msLeft(key);
+    if (blockedMs) return { allowed: false, msBeforeNext: blockedMs };
+    return this.#remember(
+      key,
+      verdict(await rateLimitHitsQueries.hit(this.db, key, windowSeconds), limit, true),
+    );
+  }
+
+  async check(key: string, limit: number): Promise<HitVerdict> {
+    const blockedMs = this.#blocked.msLeft(key);
+    if (blockedMs) return { allowed: false, msBeforeNext: blockedMs };
+    return this.#remember(key, verdict(await rateLimitHitsQueries.find(this.db, key), limit, false));
+  }
+
+  sweep(): Promise<number> {
+    return rateLimitHitsQueries.deleteExpired(this.db);
+  }
+
+  #remember(key: string, result: HitVerdict): HitVerdict {
+    if (!result.allowed) this.#blocked.block(key, result.msBeforeNext);
+    return result;
+  }
+}
+
+/** Counters in this process: enough for the embedded database, which one process owns. */
+export class MemoryHitCounter implements HitCounter {
+  #windows = new Map<string, { hits: number; endsAt: number }>();
+
+  async hit(key: string, limit: number, windowSeconds: number): Promise<HitVerdict> {
+    const now = Date.now();
+    // A flood of fresh keys between two sweeps must not grow memory without bound.
+    if (this.#windows.size >= 100_000) await this.sweep();
+    let window = this.#windows.get(key);
+    if (!window || window.endsAt <= now) {
+      window = { hits: 0, endsAt: now + windowSeconds * 1000 };
+      this.#windows.set(key, window);
+    }
+    window.hits += 1;
+    return verdict({ hits: window.hits, msLeft: window.endsAt - now }, limit, true);
+  }
+
+  async check(key: string, limit: number): Promise<HitVerdict> {
+    const window = this.#windows.get(key);
+    const now = Date.now();
+    if (!window || window.endsAt <= now) return ALLOWED;
+    return verdict({ hits: window.hits, msLeft: window.endsAt - now }, limit, false);
+  }
+
+  async sweep(): Promise<number> {
+    const now = Date.now();
+    let removed = 0;
+    for (const [key, window] of this.#windows) {
+      if (window.endsAt <= now) {
+        this.#windows.delete(key);
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,159 @@
+import { createApp, type SesameApp } from '../../src/app.js';
+import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { createLogger } from '../../src/logger.js';
+import { CLIENT_AUTH_FAILURES_ALLOWED } from '../../src/oidc/clientAuthBackoff.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { freePort, startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
+
+/** A second Sesame instance on the first one's database, as behind a load balancer. */
+async function secondInstance(first: TestApp): Promise<{ url: string; stop(): Promise<void> }> {
+  const database: DatabaseHandle = await openDatabase(first.config, { poolSize: 5 });
+  const app: SesameApp = await createApp({
+    config: first.config,
+    db: database.db,
+    log: createLogger('silent'),
+    listen: database.listen,
+  });
+  const port = await app.start(await freePort(), '127.0.0.1');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      await app.stop();
+      await database.close();
+    },
+  };
+}
+
+/** A client_credentials token request with HTTP Basic client authentication. */
+function requestToken(baseUrl: string, clientId: string, secret: string) {
+  return fetch(`${baseUrl}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+    },
+    body: 'grant_type=client_credentials',
+  });
+}
+
+(onPostgres ? describe : describe.skip)('limits shared by every instance on one Postgres database', () => {
+  let sesame: TestApp;
+  let other: Awaited<ReturnType<typeof secondInstance>>;
+
+  beforeAll(async () => {
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '10' });
+    other = await secondInstance(sesame);
+  });
+
+  afterAll(async () => {
+    await other?.stop();
+    await sesame?.stop();
+  });
+
+  it('refuses the 11th request of a minute whichever instance gets it (round-robin)', async () => {
+    const instances = [sesame.listenUrl, other.url];
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const response = await fetch(`${instances[i % 2]}/link/not-a-real-token`, {
+        headers: { accept: 'application/json' },
+      });
+      statuses.push(response.status);
+    }
+    expect(statuses.slice(0, 10)).not.toContain(429);
+    // The 11th went to the first instance, the 12th to the second: both refuse.
+    expect(statuses.slice(10)).toEqual([429, 429]);
+  });
+
+  it('locks a client out on every instance after repeated failed authentications', async () => {
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Backend', redirect_uris: ['https://backend.example/cb'] },
+      'test',
+    );
+    for (let i = 0; i < CLIENT_AUTH_FAILURES_ALLOWED; i++) {
+      const instance = i % 2 ? other.url : sesame.listenUrl;
+      expect((await requestToken(instance, client.client_id, 'wrong')).status).toBe(401);
+    }
+    for (const instance of [sesame.listenUrl, other.url]) {
+      const refused = await requestToken(instance, client.client_id, client_secret!);
+      expect(refused.status).toBe(401);
+      expect((await refused.json()).error).toBe('invalid_client');
+    }
+  });
+});
+
+if (!onPostgres) {
+  it('shares limits between instances: skipped on the embedded database, which one process owns', () => {});
+}
+
+describe('client authentication backs off per client_id (brute-force detection)', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '600' });
+  });
+
+  afterAll(() => sesame?.stop());
+
+  it(`refuses even the right secret after ${CLIENT_AUTH_FAILURES_ALLOWED} failures, and only for that client`, async () => {
+    const target = await createClient(
+      sesame.db,
+      { name: 'Target', redirect_uris: ['https://t.example/cb'] },
+      't',
+    );
+    const bystander = await createClient(
+      sesame.db,
+      { name: 'Other', redirect_uris: ['https://o.example/cb'] },
+      't',
+    );
+    expect(
+      (await requestToken(sesame.listenUrl, target.client.client_id, target.client_secret!)).status,
+    ).toBe(200);
+
+    for (let i = 0; i < CLIENT_AUTH_FAILURES_ALLOWED; i++) {
+      expect((await requestToken(sesame.listenUrl, target.client.client_id, `guess-${i}`)).status).toBe(401);
+    }
+    expect(
+      (await requestToken(sesame.listenUrl, target.client.client_id, target.client_secret!)).status,
+    ).toBe(401);
+    const introspection = await fetch(`${sesame.listenUrl}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        token: 'anything',
+        client_id: target.client.client_id,
+        client_secret: target.client_secret!,
+      }),
+    });
+    expect(introspection.status).toBe(401);
+
+    expect(
+      (await requestToken(sesame.listenUrl, bystander.client.client_id, bystander.client_secret!)).status,
+    ).toBe(200);
+  });
+
+  it('counts failed authentication at introspection and revocation too', async () => {
+    const target = await createClient(
+      sesame.db,
+      { name: 'Target2', redirect_uris: ['https://t.example/cb'] },
+      't',
+    );
+    for (let i = 0; i < CLIENT_AUTH_FAILURES_ALLOWED; i++) {
+      const endpoint = i % 2 ? '/token/revocation' : '/token/introspection';
+      const response = await fetch(`${sesame.listenUrl}${endpoint}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          token: 'anything',
+          client_id: target.client.client_id,
+          client_secret: 'wrong',
+        }),
+      });
+      expect(response.status).toBe(401);
+    }
+    expect(
+      (await requestToken(sesame.listenUrl, target.client.client_id, target.client_secret!)).status,
+    ).toBe(401);
+  });
+});
