@@ -61,7 +61,11 @@ export async function freePort(): Promise<number> {
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  options: { log?: Logger } = {},
+  options: {
+    log?: Logger;
+    /** Rewrites the database settings (a test that runs Sesame behind a pooler). */
+    databaseEnv?: (env: TestDatabase['env']) => Record<string, string | undefined>;
+  } = {},
 ): Promise<TestApp> {
   const port = await freePort();
   const testDb: TestDatabase = await createTestDatabase();
@@ -71,7 +75,7 @@ export async function startTestApp(
     LOG_LEVEL: process.env.SESAME_TEST_LOG ?? 'silent',
     // One loopback address makes every request of a test file: tests of the limit set their own.
     RATE_LIMIT_PER_MINUTE: '0',
-    ...testDb.env,
+    ...(options.databaseEnv ? options.databaseEnv(testDb.env) : testDb.env),
     ...env,
   };
   const config = configFrom(vars);
