@@ -221,10 +221,10 @@ describe('KEY_ENCRYPTION_SECRET unset behind an https issuer', () => {
     const lines = await warnings({ ISSUER: 'https://id.example.com' });
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn' });
-  });
+  }, 60_000);
 
   it('does not warn with the secret set, nor on a local http issuer', async () => {
     expect(await warnings({ ISSUER: 'https://id.example.com', KEY_ENCRYPTION_SECRET: SECRET })).toEqual([]);
     expect(await warnings({})).toEqual([]);
-  });
+  }, 90_000);
 });
