@@ -25,6 +25,7 @@ import { interactionRoutes } from './http/routes/interaction.js';
 import { linkRoutes } from './http/routes/links.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
 import type { Services } from './http/services.js';
+import { sealKeysAtRest } from './keysAtRest.js';
 import type { Logger } from './logger.js';
 import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
@@ -61,6 +62,7 @@ export interface SesameApp {
 
 /** Builds the app: keys and cookie secrets from the database, the provider, Sesame's routes. */
 export async function createApp({ config, db, log, listen }: AppDeps): Promise<SesameApp> {
+  await sealKeysAtRest(db, config, log);
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
   const caches = createRowCaches();

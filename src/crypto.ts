@@ -35,6 +35,11 @@ function keyFrom(secret: string): Buffer {
   return createHash('sha256').update(`sesame key encryption\0${secret}`).digest();
 }
 
+/** Whether a stored value is an envelope of {@link sealAtRest} (else it is plain text). */
+export function isSealed(stored: string): boolean {
+  return stored.startsWith(ENVELOPE);
+}
+
 /** Encrypts a value at rest with AES-256-GCM when a key-encryption secret is configured. */
 export function sealAtRest(plaintext: string, secret: string | undefined): string {
   if (!secret) return plaintext;
@@ -46,7 +51,7 @@ export function sealAtRest(plaintext: string, secret: string | undefined): strin
 
 /** Reverses {@link sealAtRest}; a value stored before encryption was turned on reads as it is. */
 export function openAtRest(stored: string, secret: string | undefined): string {
-  if (!stored.startsWith(ENVELOPE)) return stored;
+  if (!isSealed(stored)) return stored;
   if (!secret) throw new Error('a stored key is encrypted: set KEY_ENCRYPTION_SECRET to read it');
   const raw = Buffer.from(stored.slice(ENVELOPE.length), 'base64url');
   const decipher = createDecipheriv('aes-256-gcm', keyFrom(secret), raw.subarray(0, 12));

@@ -23,7 +23,9 @@ async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    if (error instanceof DataDirBusyError || error instanceof StartError) throw error;
+    // A setting the stored data refutes (KEY_ENCRYPTION_SECRET) is a config error: its one line as it is.
+    if (error instanceof DataDirBusyError || error instanceof StartError || error instanceof ConfigError)
+      throw error;
     throw new StartError(name, error);
   }
 }
@@ -42,6 +44,10 @@ async function start(config: Config, log: Logger, running: Running): Promise<voi
   });
   const applied = await step('cannot migrate the database', () => database.migrate());
   if (applied.length) log.info('migrations applied', { migrations: applied });
+
+  // Before the app (and oidc-provider) loads, so a wrong secret is the only line printed.
+  const { checkKeyEncryptionSecret } = await import('./keysAtRest.js');
+  await step('cannot read the stored keys', () => checkKeyEncryptionSecret(database.db, config));
 
   const { createApp } = await import('./app.js');
   const app = await step('cannot start', () =>

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
 import { type DatabaseHandle, openDatabase } from '../db/connect.js';
+import { checkKeyEncryptionSecret } from '../keysAtRest.js';
 
 /** A one-line failure the CLI prints as `sesame: <message>` before exiting non-zero. */
 export class CliError extends Error {
@@ -31,6 +32,8 @@ export async function withDatabase<T>(
   const database = await openDatabase(config, { poolSize: 2 });
   try {
     const applied = await database.migrate();
+    // A command that writes a key must seal it the way the server does: the same secret.
+    await checkKeyEncryptionSecret(database.db, config);
     return await run(database.db, config, applied);
   } finally {
     await database.close();

@@ -76,20 +76,46 @@ program
     seconds,
     KEY_ACTIVATION_DELAY_SECONDS,
   )
+  .option(
+    '--revoke-previous',
+    'also remove every earlier key from the JWKS and from signing at once (a key known exposed); tokens it signed stop verifying. Implies --activate-in 0',
+  )
   .option('--json', 'print JSON')
-  .action((opts: { activateIn: number; json?: boolean }) =>
-    withDatabase(async (db, config) => {
-      const { kids, activatesAt } = await rotateSigningKeys(db, config, cliActor(), {
-        activateInSeconds: opts.activateIn,
+  .action((opts: { activateIn: number; revokePrevious?: boolean; json?: boolean }, command: Command) => {
+    // Revoked keys with the new ones still pending would leave nothing to sign with, so
+    // --revoke-previous switches at once; an explicit delay beside it is a contradiction.
+    const explicitDelay = command.getOptionValueSource('activateIn') === 'cli';
+    if (opts.revokePrevious && explicitDelay && opts.activateIn !== 0) {
+      throw new CliError(
+        '--revoke-previous switches to the new keys at once: leave out --activate-in or give 0 (nothing could sign until the new keys activate)',
+      );
+    }
+    const activateInSeconds = opts.revokePrevious ? 0 : opts.activateIn;
+    return withDatabase(async (db, config) => {
+      const { kids, activatesAt, revokedKids } = await rotateSigningKeys(db, config, cliActor(), {
+        activateInSeconds,
+        revokePrevious: Boolean(opts.revokePrevious),
       });
       output(
         Boolean(opts.json),
-        { kids, activates_at: activatesAt.toISOString() },
+        {
+          kids,
+          activates_at: activatesAt.toISOString(),
+          ...(opts.revokePrevious && { revoked_kids: revokedKids }),
+        },
         () =>
-          `New signing keys: ${kids.join(', ')}\nPublished now; they sign from ${activatesAt.toISOString()}. Running servers on Postgres pick them up at once, others at their next start.`,
+          [
+            `New signing keys: ${kids.join(', ')}`,
+            `Published now; they sign from ${activatesAt.toISOString()}. Running servers on Postgres pick them up at once, others at their next start.`,
+            ...(opts.revokePrevious
+              ? [
+                  `Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify; apps that check ID tokens will ask people to sign in again.`,
+                ]
+              : []),
+          ].join('\n'),
       );
-    }),
-  );
+    });
+  });
 
 program
   .command('migrate')

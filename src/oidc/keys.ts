@@ -69,14 +69,23 @@ export const KEY_ACTIVATION_DELAY_SECONDS = 3600;
  * Adds a new key per algorithm, published at once and signing after `activateInSeconds`;
  * the current keys sign until then and stay published for {@link RETIRED_KEY_GRACE_SECONDS}
  * more, so tokens they signed still verify. `activateInSeconds: 0` switches at once (a key
- * thought exposed). Who did it goes into the audit log.
+ * thought exposed). `revokePrevious` (only with `activateInSeconds: 0`: otherwise nothing
+ * could sign until the new keys activate) deletes every earlier key in the same transaction,
+ * so running servers stop publishing and signing with them as soon as the change is
+ * announced; what they signed stops verifying. Who did it goes into the audit log.
  */
 export async function rotateSigningKeys(
   db: Db,
   config: Pick<Config, 'keyEncryptionSecret'>,
   actor: Actor,
-  { activateInSeconds = KEY_ACTIVATION_DELAY_SECONDS }: { activateInSeconds?: number } = {},
-): Promise<{ kids: string[]; activatesAt: Date }> {
+  {
+    activateInSeconds = KEY_ACTIVATION_DELAY_SECONDS,
+    revokePrevious = false,
+  }: { activateInSeconds?: number; revokePrevious?: boolean } = {},
+): Promise<{ kids: string[]; activatesAt: Date; revokedKids: string[] }> {
+  if (revokePrevious && activateInSeconds !== 0) {
+    throw new Error('revoking the previous keys needs the new ones to sign at once (activateInSeconds: 0)');
+  }
   return db.transaction().execute(async (trx) => {
     await signingKeysQueries.lockKeyCreation(trx);
     const kids: string[] = [];
@@ -91,7 +100,11 @@ export async function rotateSigningKeys(
       kids,
       activates_at: activatesAt.toISOString(),
     });
-    return { kids, activatesAt };
+    const revokedKids = revokePrevious ? await signingKeysQueries.deleteAllExcept(trx, kids) : [];
+    if (revokePrevious) {
+      await auditQueries.record(trx, actor, 'signing_keys.revoke', null, { kids: revokedKids });
+    }
+    return { kids, activatesAt, revokedKids };
   });
 }
 

@@ -138,6 +138,46 @@ describe('the sesame command (node bin/sesame.js)', () => {
     }
   });
 
+  it('revokes every earlier key with --revoke-previous: only the new keys remain, signing at once', async () => {
+    const database = await openDatabase(configFrom(testDb.env));
+    try {
+      const before = (await database.db.selectFrom('signing_keys').select('kid').execute()).map((r) => r.kid);
+      const result = await runCli(['keys', 'rotate', '--revoke-previous', '--json'], testDb.env);
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      const rotated = onlyJson<{ kids: string[]; activates_at: string; revoked_kids: string[] }>(
+        result.stdout,
+      );
+      expect(rotated.revoked_kids.sort()).toEqual(before.sort());
+      expect(Math.abs(Date.parse(rotated.activates_at) - Date.now())).toBeLessThan(10_000);
+      const after = await database.db.selectFrom('signing_keys').select(['kid', 'retired_at']).execute();
+      expect(after.map((r) => r.kid).sort()).toEqual([...rotated.kids].sort());
+      expect(after.every((r) => r.retired_at === null)).toBe(true);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it('refuses --revoke-previous with a delay, in one line, and changes no key', async () => {
+    const database = await openDatabase(configFrom(testDb.env));
+    const kids = async () =>
+      (await database.db.selectFrom('signing_keys').select('kid').execute()).map((r) => r.kid).sort();
+    try {
+      const before = await kids();
+      const result = await runCli(
+        ['keys', 'rotate', '--revoke-previous', '--activate-in', '600'],
+        testDb.env,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(linesOf(result.stderr)).toEqual([
+        expect.stringMatching(/^sesame: --revoke-previous .*--activate-in/),
+      ]);
+      expect(await kids()).toEqual(before);
+    } finally {
+      await database.close();
+    }
+  });
+
   describe('with the server running on the same database', () => {
     let sesame: SesameProcess;
 

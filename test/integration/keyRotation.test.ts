@@ -2,7 +2,9 @@ import * as jose from 'jose';
 import { createClient } from '../../src/oidc/clients.js';
 import { rotateSigningKeys } from '../../src/oidc/keys.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { runCli } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8921/callback';
 /** Long enough to log in once more before the new keys take over, even on a busy machine. */
@@ -94,5 +96,117 @@ describe('rotating the signing keys while the server runs', () => {
     // The person's session survives the switch: a new app (with a fresh JWKS) signs them in without a prompt.
     const app = await discoverApp();
     await waitUntil(async () => kids.includes((await idToken(app)).kid), 5_000);
+  });
+});
+
+describe('revoking the previous keys (`sesame keys rotate --revoke-previous`)', () => {
+  let sesame: TestApp;
+  /** A second instance on the same database (Postgres only: the embedded one has one owner). */
+  let other: TestApp | undefined;
+  let person: Person;
+  let clientId: string;
+  let clientSecret: string;
+
+  const discoverApp = () =>
+    discoverRp(sesame.baseUrl, { client_id: clientId, client_secret: clientSecret }, REDIRECT_URI);
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    if (onPostgres) other = await startTestApp({ DATABASE_URL: sesame.env.DATABASE_URL! });
+    const created = await createClient(sesame.db, { name: 'Notes', redirect_uris: [REDIRECT_URI] }, 'test');
+    clientId = created.client.client_id;
+    clientSecret = created.client_secret!;
+    person = new Person(sesame.baseUrl);
+  });
+
+  afterAll(async () => {
+    await other?.stop();
+    await sesame.stop();
+  });
+
+  async function publishedKids(app: TestApp): Promise<string[]> {
+    const { keys } = (await (await fetch(`${app.baseUrl}/jwks`)).json()) as { keys: { kid: string }[] };
+    return keys.map((key) => key.kid).sort();
+  }
+
+  async function idToken(app: TestRp, first = false): Promise<string> {
+    const pending = await beginLogin(app);
+    const next = first
+      ? await person.signUp(await person.open(pending.url), 'grace@example.com')
+      : pending.url;
+    const tokens = await finishLogin(app, pending, await person.continueToApp(next, REDIRECT_URI));
+    return tokens.id_token!;
+  }
+
+  /**
+   * What an operator runs. On Postgres the command itself, beside the running servers; the
+   * embedded database is held by the server, so there the function the command calls.
+   */
+  async function rotateRevokingPrevious(): Promise<{ kids: string[]; revoked_kids: string[] }> {
+    if (!onPostgres) {
+      const { kids, revokedKids } = await rotateSigningKeys(sesame.db, sesame.config, 'test', {
+        activateInSeconds: 0,
+        revokePrevious: true,
+      });
+      return { kids, revoked_kids: revokedKids };
+    }
+    const result = await runCli(['keys', 'rotate', '--revoke-previous', '--json'], sesame.env);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    return JSON.parse(result.stdout);
+  }
+
+  it('removes every earlier key from the JWKS of each running instance within 2 s, and signs with the new keys only', async () => {
+    // Earlier keys: the first ones and a pending rotation, all published.
+    await rotateSigningKeys(sesame.db, sesame.config, 'test', { activateInSeconds: 600 });
+    await waitUntil(async () => (await publishedKids(sesame)).length === 4, 5_000);
+    const before = await publishedKids(sesame);
+    const rp = await discoverApp();
+    const oldToken = await idToken(rp, true);
+    expect(before).toContain(jose.decodeProtectedHeader(oldToken).kid);
+
+    const { kids, revoked_kids } = await rotateRevokingPrevious();
+    const revokedAt = Date.now();
+    expect(revoked_kids.sort()).toEqual(before);
+    for (const app of [sesame, other].filter((a) => a !== undefined)) {
+      await waitUntil(async () => {
+        const now = await publishedKids(app);
+        return now.join() === [...kids].sort().join();
+      }, 2_000);
+    }
+    expect(Date.now() - revokedAt).toBeLessThan(2_000);
+
+    // A new login is signed by a new key, and verifies against what is published.
+    const jwks = jose.createRemoteJWKSet(new URL(`${sesame.baseUrl}/jwks`));
+    const fresh = await idToken(await discoverApp());
+    expect(kids).toContain(jose.decodeProtectedHeader(fresh).kid);
+    await expect(
+      jose.jwtVerify(fresh, jwks, { issuer: sesame.baseUrl, audience: clientId }),
+    ).resolves.toBeTruthy();
+
+    // What the revoked key signed no longer verifies.
+    await expect(
+      jose.jwtVerify(oldToken, jwks, { issuer: sesame.baseUrl, audience: clientId }),
+    ).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+
+    // The private keys are gone from the database, and the audit log says who removed which.
+    const rows = await sesame.db.selectFrom('signing_keys').select('kid').execute();
+    expect(rows.map((r) => r.kid).sort()).toEqual([...kids].sort());
+    const event = await sesame.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('action', '=', 'signing_keys.revoke')
+      .executeTakeFirstOrThrow();
+    expect((event.details as { kids: string[] }).kids.sort()).toEqual(before);
+  }, 60_000);
+
+  it('refuses to revoke while the new keys would not sign yet, and changes nothing', async () => {
+    const before = await publishedKids(sesame);
+    await expect(
+      rotateSigningKeys(sesame.db, sesame.config, 'test', { activateInSeconds: 60, revokePrevious: true }),
+    ).rejects.toThrow(/at once/);
+    expect(await publishedKids(sesame)).toEqual(before);
+    expect(
+      (await sesame.db.selectFrom('signing_keys').select('kid').execute()).map((r) => r.kid).sort(),
+    ).toEqual(before);
   });
 });

@@ -75,6 +75,19 @@ export const signingKeysQueries = {
       .execute();
   },
 
+  /**
+   * Removes every key but the named ones, so nothing publishes or signs with them again;
+   * returns the kids removed. The delete is announced like any row change (migration 0007).
+   */
+  async deleteAllExcept(db: Db, keepKids: string[]): Promise<string[]> {
+    const rows = await db
+      .deleteFrom('signing_keys')
+      .where('kid', 'not in', keepKids)
+      .returning('kid')
+      .execute();
+    return rows.map((r) => r.kid);
+  },
+
   async activeAlgs(db: Db): Promise<string[]> {
     const rows = await db
       .selectFrom('signing_keys')

@@ -1,0 +1,58 @@
+import type { Db } from '../connect.js';
+
+/** Where Sesame stores private keys that KEY_ENCRYPTION_SECRET protects. */
+export type KeyStore = 'signing_keys' | 'cookie_keys' | 'passkey_tenant_keys';
+
+/** One stored private key (or key set), as written: plain JSON or an "enc:v1:" envelope. */
+export interface StoredKey {
+  store: KeyStore;
+  /** The row's key: a kid, an app secret's name, a tenant id. */
+  id: string;
+  value: string;
+}
+
+/** The app_secrets rows that hold keys; other app secrets are not sealed by this. */
+const COOKIE_KEYS = 'cookie_keys';
+
+export const keysAtRestQueries = {
+  /** Every stored private key: signing keys, cookie keys and passkey API tenants' keys. */
+  async listAll(db: Db): Promise<StoredKey[]> {
+    const [signing, cookie, tenants] = await Promise.all([
+      db.selectFrom('signing_keys').select(['kid as id', 'private_jwk as value']).execute(),
+      db.selectFrom('app_secrets').select(['name as id', 'value']).where('name', '=', COOKIE_KEYS).execute(),
+      db.selectFrom('passkey_tenants').select(['id', 'signing_key as value']).execute(),
+    ]);
+    return [
+      ...signing.map((r) => ({ store: 'signing_keys' as const, ...r })),
+      ...cookie.map((r) => ({ store: 'cookie_keys' as const, ...r })),
+      ...tenants.map((r) => ({ store: 'passkey_tenant_keys' as const, ...r })),
+    ];
+  },
+
+  /**
+   * Replaces a stored key's value if it is still the one read; false when another instance
+   * changed it first (two servers starting together both seal the same plain-text key).
+   */
+  async replace(db: Db, key: StoredKey, value: string): Promise<boolean> {
+    const query =
+      key.store === 'signing_keys'
+        ? db
+            .updateTable('signing_keys')
+            .set({ private_jwk: value })
+            .where('kid', '=', key.id)
+            .where('private_jwk', '=', key.value)
+        : key.store === 'cookie_keys'
+          ? db
+              .updateTable('app_secrets')
+              .set({ value })
+              .where('name', '=', key.id)
+              .where('value', '=', key.value)
+          : db
+              .updateTable('passkey_tenants')
+              .set({ signing_key: value })
+              .where('id', '=', key.id)
+              .where('signing_key', '=', key.value);
+    const result = await query.executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  },
+};
