@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
@@ -10,6 +11,7 @@ import { MemoryHitCounter, PostgresHitCounter } from './db/hitCounter.js';
 import { challengesQueries } from './db/queries/challenges.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
+import { notFound } from './http/errors.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
 import { rateLimit } from './http/middleware/rateLimit.js';
@@ -35,6 +37,10 @@ import { isProviderPath } from './oidc/providerPaths.js';
 import { createRowCaches } from './oidc/rowCaches.js';
 import { PUBLIC_DIR } from './paths.js';
 
+async function noSuchPage(): Promise<never> {
+  throw notFound('There is no page at this address.');
+}
+
 /** Expired rows are swept this often; each sweep deletes in small batches. */
 const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
 
@@ -55,6 +61,8 @@ export interface SesameApp {
   readonly provider: Provider;
   readonly config: Config;
   readonly db: Db;
+  /** Sesame's own routers (not the provider's), for tests that walk every route. */
+  readonly routers: readonly Router[];
   /** Serves on the configured port, or on `port` (0 picks a free one); resolves to the bound port. */
   start(port?: number, host?: string): Promise<number>;
   stop(): Promise<void>;
@@ -102,22 +110,24 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     ctx.respond = false;
     await live.handle(ctx.req, ctx.res);
   };
-  // Sesame's pages and APIs; what none of them answers falls through to the provider.
+  // Sesame's pages and APIs. What none of them answers is a 404: the provider sees only its
+  // own paths, spelled exactly (it would match `/TOKEN` or `/token/` too).
+  const routers = [
+    healthRoutes(db),
+    interactionRoutes(services),
+    accountSessionRoutes(services),
+    accountRoutes(services),
+    linkRoutes(services),
+    adminApiRoutes(services),
+    adminPagesRoutes(services),
+    passkeyApiRoutes(services),
+  ];
   const sesameRoutes = compose<Koa.Context>([
     staticFiles(PUBLIC_DIR),
-    ...[
-      healthRoutes(db),
-      interactionRoutes(services),
-      accountSessionRoutes(services),
-      accountRoutes(services),
-      linkRoutes(services),
-      adminApiRoutes(services),
-      adminPagesRoutes(services),
-      passkeyApiRoutes(services),
-    ].flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]),
+    ...routers.flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]),
   ]);
   koa.use(function route(ctx) {
-    return isProviderPath(ctx.path) ? oidcProvider(ctx) : sesameRoutes(ctx, () => oidcProvider(ctx));
+    return isProviderPath(ctx.path) ? oidcProvider(ctx) : sesameRoutes(ctx, noSuchPage);
   });
 
   let server: http.Server | undefined;
@@ -142,6 +152,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     },
     config,
     db,
+    routers,
     async start(port = config.port, host = config.host) {
       server = http.createServer(koa.callback());
       // Keep-alive longer than common proxies' idle timeout, so the proxy closes first.

@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { listConnectedApps, revokeConnectedApp, signOutEverywhere } from '../../accounts/connectedApps.js';
@@ -25,6 +25,7 @@ import { badRequest } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
 import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/session.js';
+import { sesameRouter } from '../router.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
@@ -76,7 +77,7 @@ function respond(ctx: Context, json: Record<string, unknown>, redirect = '/accou
  * connected apps, and signing out everywhere. Every change is CSRF-protected.
  */
 export function accountRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
-  const router = new Router();
+  const router = sesameRouter();
   const rp = relyingPartyFor(config);
   const signIn = requireSignIn(provider, db);
   const body = [parseBodies(), csrf.protect()];

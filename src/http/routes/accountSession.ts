@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
+import { sesameRouter } from '../router.js';
 import type { Services } from '../services.js';
 
 const RETURN_COOKIE = 'sesame.return';
@@ -20,7 +21,7 @@ function safeReturnPath(value: unknown): string {
  * nobody can log a browser into their account (login CSRF, RFC 6749 §10.12).
  */
 export function accountSessionRoutes({ config, csrf }: Services): Router {
-  const router = new Router();
+  const router = sesameRouter();
   const cookieOptions = {
     httpOnly: true,
     sameSite: 'lax' as const,

@@ -1,5 +1,5 @@
 import { bodyParser } from '@koa/bodyparser';
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import { recentAuditEvents } from '../../admin/audit.js';
@@ -32,6 +32,7 @@ import {
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
 import { JSON_BODY_LIMIT } from '../middleware/bodies.js';
+import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -101,15 +102,14 @@ const noTenant = (id: string) => notFound(`No passkey API tenant with id ${id}`)
  * Every change is audited as `api-key:<id>`.
  */
 export function adminApiRoutes({ config, db, caches }: Services): Router {
-  const router = new Router({ prefix: '/api/admin' });
-
-  router.use(noStore);
-  router.use(requireApiKey(db));
-  router.use(requireJsonBody);
-  router.use(
+  const router = sesameRouter(
+    { prefix: '/api/admin' },
+    noStore,
+    requireApiKey(db),
+    requireJsonBody,
     bodyParser({ enableTypes: ['json'], jsonLimit: JSON_BODY_LIMIT, jsonStrict: true, encoding: 'utf-8' }),
+    validationErrors,
   );
-  router.use(validationErrors);
 
   router.get('/clients', async (ctx) => {
     ctx.body = await listClients(db);

@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import { recentAuditEvents } from '../../admin/audit.js';
@@ -25,6 +25,7 @@ import {
 import { badRequest, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
+import { sesameRouter } from '../router.js';
 import { emailSchema, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
@@ -75,9 +76,14 @@ async function noStore(ctx: Context, next: Next) {
  */
 export function adminPagesRoutes(services: Services): Router {
   const { config, db, provider, csrf, caches } = services;
-  const router = new Router({ prefix: '/admin' });
-
-  router.use(noStore, requireSignIn(provider, db), requireAdmin, parseBodies(), csrf.protect());
+  const router = sesameRouter(
+    { prefix: '/admin' },
+    noStore,
+    requireSignIn(provider, db),
+    requireAdmin,
+    parseBodies(),
+    csrf.protect(),
+  );
 
   const actor = (ctx: Context) => `user:${ctx.state.signedIn!.user.id}`;
 

@@ -1,10 +1,11 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import { sql } from 'kysely';
 import type { Db } from '../../db/connect.js';
+import { sesameRouter } from '../router.js';
 
 /** `/healthz`: the process answers. `/readyz`: and its database does too. */
 export function healthRoutes(db: Db): Router {
-  const router = new Router();
+  const router = sesameRouter();
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

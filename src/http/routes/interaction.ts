@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
@@ -8,6 +8,7 @@ import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
+import { sesameRouter } from '../router.js';
 import {
   authenticationResponseSchema,
   displayNameSchema,
@@ -39,7 +40,7 @@ const interactionExpired = () =>
  * binds to this browser by its interaction cookie.
  */
 export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
-  const router = new Router({ prefix: '/interaction/:uid' });
+  const router = sesameRouter({ prefix: '/interaction/:uid' }, parseBodies(), csrf.protect());
   const rp = relyingPartyFor(config);
   const signupOpen = config.signup === 'open';
 
@@ -70,9 +71,6 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }
     await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
     ctx.body = { redirect: interaction.returnTo };
   }
-
-  router.use(parseBodies());
-  router.use(csrf.protect());
 
   router.get('/', async (ctx) => {
     const interaction = await loadInteraction(ctx);

@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import QRCode from 'qrcode';
 import { z } from 'zod';
@@ -14,6 +14,7 @@ import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webau
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
+import { sesameRouter } from '../router.js';
 import { displayNameSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
@@ -34,11 +35,10 @@ async function qrDataUrl(url: string): Promise<string> {
  * new passkey.
  */
 export function linkRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
-  const router = new Router({ prefix: '/link/:token' });
   const rp = relyingPartyFor(config);
 
   // A person opening a bad link gets a page that says what happened, not a bare error.
-  router.use(async function renderLinkProblems(ctx: Context, next: Next) {
+  async function renderLinkProblems(ctx: Context, next: Next) {
     try {
       await next();
     } catch (error) {
@@ -51,12 +51,16 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit }: Servi
         message: error.message,
       });
     }
-  });
+  }
 
   // Every request names a token: the limit also bounds how fast anyone can probe for one.
-  router.use(rateLimit);
-  router.use(parseBodies());
-  router.use(csrf.protect());
+  const router = sesameRouter(
+    { prefix: '/link/:token' },
+    renderLinkProblems,
+    rateLimit,
+    parseBodies(),
+    csrf.protect(),
+  );
 
   router.get('/', async (ctx) => {
     const { link, user } = await findUsableLink(db, ctx.params.token!);

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { bodyParser } from '@koa/bodyparser';
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type { z } from 'zod';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
@@ -32,6 +32,7 @@ import {
   nulCharacterError,
   unauthorized,
 } from '../errors.js';
+import { sesameRouter } from '../router.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -181,9 +182,14 @@ export function passkeyApiRoutes({
   log,
   rateLimit,
 }: Pick<Services, 'config' | 'db' | 'log' | 'rateLimit'>): Router {
-  const router = new Router({ prefix: '/passkey-api/:tenantId' });
   // Limited after CORS, so an app's frontend can read the 429 and its Retry-After.
-  router.use(renderPasskeyApiErrors({ log }), loadTenant({ db }), allowTenantOrigins, rateLimit);
+  const router = sesameRouter(
+    { prefix: '/passkey-api/:tenantId' },
+    renderPasskeyApiErrors({ log }),
+    loadTenant({ db }),
+    allowTenantOrigins,
+    rateLimit,
+  );
 
   router.post(
     '/registration/initialize',
