@@ -11,6 +11,7 @@ import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
+import { httpMetrics } from './http/middleware/httpMetrics.js';
 import { rateLimit } from './http/middleware/rateLimit.js';
 import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaders } from './http/middleware/securityHeaders.js';
@@ -22,6 +23,7 @@ import { adminPagesRoutes } from './http/routes/adminPages.js';
 import { healthRoutes } from './http/routes/health.js';
 import { interactionRoutes } from './http/routes/interaction.js';
 import { linkRoutes } from './http/routes/links.js';
+import { metricsRoutes } from './http/routes/metrics.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
 import type { Services } from './http/services.js';
 import type { Logger } from './logger.js';
@@ -87,6 +89,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
 
   const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   koa.silent = true;
+  koa.use(httpMetrics());
   koa.use(requestLog(log));
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));
@@ -100,6 +103,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     staticFiles(PUBLIC_DIR),
     ...[
       healthRoutes(db),
+      metricsRoutes(db),
       interactionRoutes(services),
       accountSessionRoutes(services),
       accountRoutes(services),

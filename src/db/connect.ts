@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.js';
+import { watchPool } from '../metrics.js';
 import { lockDataDir } from './dataDirLock.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
 import { PGliteDialect } from './pgliteDialect.js';
@@ -48,12 +49,16 @@ export async function openDatabase(
     pool.on('error', (error) => options.onPoolError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const url = config.databaseUrl;
+    const unwatchPool = watchPool(pool);
     return {
       db,
       kind: 'postgres',
       location: redact(url),
       listen: (channel, handlers) => listenOnPostgres(url, channel, handlers),
-      close: () => db.destroy(),
+      close: () => {
+        unwatchPool();
+        return db.destroy();
+      },
     };
   }
   const release = lockDataDir(config.dataDir);
