@@ -6,7 +6,7 @@
 
 ARG NODE_IMAGE=node:22-bookworm-slim
 
-# ---- build: TypeScript -> dist/, browser bundles -> public/js/ (esbuild is a dev dependency)
+# ---- build: TypeScript -> dist/, browser bundles -> public/js/
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -24,7 +24,7 @@ ENV NODE_ENV=production \
     DATA_DIR=/app/data
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts: `prepare` would try to build, and the build tools are not installed here.
+# --ignore-scripts: `prepare` would build again; the build stage's output is copied below.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/dist/migrations ./dist/migrations

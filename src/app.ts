@@ -14,6 +14,7 @@ import { keepCachesInStep } from './db/rowCache.js';
 import { notFound } from './http/errors.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
+import { httpMetrics } from './http/middleware/httpMetrics.js';
 import { rateLimit } from './http/middleware/rateLimit.js';
 import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaders } from './http/middleware/securityHeaders.js';
@@ -25,6 +26,7 @@ import { adminPagesRoutes } from './http/routes/adminPages.js';
 import { healthRoutes } from './http/routes/health.js';
 import { interactionRoutes } from './http/routes/interaction.js';
 import { linkRoutes } from './http/routes/links.js';
+import { metricsRoutes } from './http/routes/metrics.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
 import type { Services } from './http/services.js';
 import { sealKeysAtRest } from './keysAtRest.js';
@@ -102,6 +104,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
 
   const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   koa.silent = true;
+  koa.use(httpMetrics());
   koa.use(requestLog(log));
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));
@@ -114,6 +117,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
   // own paths, spelled exactly (it would match `/TOKEN` or `/token/` too).
   const routers = [
     healthRoutes(db),
+    metricsRoutes(db),
     interactionRoutes(services),
     accountSessionRoutes(services),
     accountRoutes(services),

@@ -1,4 +1,7 @@
+import fs from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
+import { parseEnv } from 'node:util';
 import { z } from 'zod';
 
 /** Raised when the environment holds a value Sesame cannot start with; its message is one line. */
@@ -57,7 +60,8 @@ const wholeNumber = (name: string, max: number, zeroMeans: string) =>
     .refine((n) => n <= max, { message: `${name} must be between 0 and ${max}` });
 
 const schema = z.object({
-  ISSUER: httpUrl('ISSUER').default('http://localhost:3000'),
+  // No default here: it follows PORT (http://localhost:$PORT), see loadConfig.
+  ISSUER: httpUrl('ISSUER').optional(),
   PORT: positiveInt('PORT', 65535).default(3000),
   HOST: z
     .string()
@@ -124,11 +128,28 @@ export interface Config {
 }
 
 /**
- * Validates the environment and returns the frozen configuration.
+ * The process environment over the `.env` file in the working directory (if there is one):
+ * a variable set in the real environment wins over the file, as with docker and systemd.
+ * @throws ConfigError when the file exists but cannot be read.
+ */
+function environmentWithDotEnv(file = path.resolve('.env')): NodeJS.ProcessEnv {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return process.env;
+    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  return { ...parseEnv(text), ...process.env };
+}
+
+/**
+ * Validates the environment and returns the frozen configuration. Without `env` it reads
+ * the process environment over `./.env`.
  * Empty (or blank) values count as unset, so `PORT=` in an env file falls back to the default.
  * @throws ConfigError with one line naming the variable and what is wrong.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Config {
   const input = Object.fromEntries(
     Object.keys(schema.shape)
       .map((key) => [key, env[key]])
@@ -142,7 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(message);
   }
   const values = parsed.data;
-  const issuerUrl = new URL(values.ISSUER);
+  const issuerUrl = new URL(values.ISSUER ?? `http://localhost:${values.PORT}`);
   const issuer = issuerUrl.href.replace(/\/$/, '');
   return Object.freeze({
     issuer,
@@ -167,4 +188,42 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** Options tests and embedders use to build a config without touching process.env. */
 export function configFrom(overrides: Record<string, string | undefined>): Config {
   return loadConfig(overrides as NodeJS.ProcessEnv);
+}
+
+/** Host names browsers treat as a secure context over plain http (W3C Secure Contexts §3.1). */
+function isLocalhost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname.endsWith('.localhost');
+}
+
+/** Addresses only this machine can reach: a proxy listening there is on the same host. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || host.startsWith('127.');
+}
+
+/**
+ * Settings Sesame starts with but that cannot work as intended, each as one line for the
+ * start-up log: an ISSUER on which browsers refuse passkeys, and an https ISSUER reached
+ * through a proxy that Sesame does not trust.
+ */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  const issuer = new URL(config.issuer);
+  const hostname = issuer.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(hostname)) {
+    // WebAuthn L3 §5.1.2: the RP ID is a valid domain string; an IP address is not one.
+    warnings.push(
+      `ISSUER ${config.issuer} has an IP address as its host: passkeys need a host name (use http://localhost:${issuer.port || config.port} locally, or a domain with https)`,
+    );
+  } else if (issuer.protocol === 'http:' && !isLocalhost(hostname)) {
+    // WebAuthn runs only in a secure context: https, or http on localhost.
+    warnings.push(
+      `ISSUER ${config.issuer} is http on a host other than localhost: browsers allow passkeys only over https there`,
+    );
+  }
+  if (issuer.protocol === 'https:' && !config.trustProxy && !isLoopback(config.host)) {
+    warnings.push(
+      `ISSUER is https but TRUST_PROXY is not set: behind a TLS proxy set TRUST_PROXY=true, or every client counts as the proxy's address in rate limits and logs`,
+    );
+  }
+  return warnings;
 }

@@ -1,10 +1,12 @@
 // Only the configuration is imported up front. The rest is loaded once the environment has
 // been validated and the database opened, so a bad setting or a busy data directory stops
 // the start with exactly one line on stderr, before any library prints on import
-// (oidc-provider warns about the Node version when it loads).
-import { type Config, ConfigError, loadConfig } from './config.js';
+// (oidc-provider warns about the Node version when it loads; routeProviderNotices turns
+// that line into a JSON log line).
+import { type Config, ConfigError, configWarnings, loadConfig } from './config.js';
 import { DataDirBusyError } from './db/dataDirLock.js';
 import { createLogger, type Logger } from './logger.js';
+import { routeProviderNotices } from './oidc/providerNotices.js';
 
 /** What must be closed on the way out; filled in as the start progresses. */
 interface Running {
@@ -83,6 +85,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const log = createLogger(config.logLevel);
+  for (const warning of configWarnings(config)) log.warn(warning);
+  routeProviderNotices(log);
   const running: Running = {};
 
   let stopping = false;

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ApiKeyValidationError, createApiKey, listApiKeys, revokeApiKey } from '../admin/apiKeys.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
+import { flagError } from './flags.js';
 
 /** `sesame api-keys ...`: keys for the admin REST API (`Authorization: Bearer <key>`). */
 export function registerApiKeyCommands(program: Command): void {
@@ -24,7 +25,9 @@ export function registerApiKeyCommands(program: Command): void {
             ].join('\n'),
           );
         } catch (error) {
-          if (error instanceof ApiKeyValidationError) throw new CliError(error.message);
+          // Its message names the field as the admin API does ("name must be ..."); here it is --name.
+          if (error instanceof ApiKeyValidationError)
+            throw flagError('name', error.message.replace(/^name /, ''));
           throw error;
         }
       }),

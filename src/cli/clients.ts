@@ -9,7 +9,9 @@ import {
   rotateClientSecret,
   updateClient,
 } from '../oidc/clients.js';
+import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
+import { flagError } from './flags.js';
 
 function describe(client: ClientView): string {
   return [
@@ -27,7 +29,10 @@ async function guard<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    if (error instanceof ClientValidationError) throw new CliError(error.message);
+    if (error instanceof ClientValidationError) {
+      const [field, message] = Object.entries(error.fields)[0] ?? ['client', error.message];
+      throw flagError(field, message);
+    }
     throw error;
   }
 }
@@ -171,15 +176,17 @@ export function registerClientCommands(program: Command): void {
   clients
     .command('delete <id>')
     .description('delete a client and revoke every grant and token issued to it')
+    .option('--yes', 'do not ask for confirmation (required without a terminal)')
     .option('--json', 'print JSON')
-    .action((id: string, opts) =>
-      withDatabase(async (db) => {
+    .action(async (id: string, opts) => {
+      await confirmOrRefuse(`Delete client ${id} and revoke every grant and token issued to it?`, opts.yes);
+      return withDatabase(async (db) => {
         if (!(await deleteClient(db, id, cliActor()))) throw notFound(id);
         output(
           opts.json,
           { client_id: id, deleted: true },
           () => `Deleted client ${id}; its grants and tokens are revoked`,
         );
-      }),
-    );
+      });
+    });
 }

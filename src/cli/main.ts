@@ -1,7 +1,10 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config.js';
 import { DataDirBusyError } from '../db/dataDirLock.js';
 import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
+import { ROOT } from '../paths.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
 import { CliError, cliActor, output, withDatabase } from './context.js';
@@ -16,8 +19,13 @@ function oneLine(message: string): string {
     .trim();
 }
 
+const { version } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('sesame')
   .description('Administer a Sesame identity provider (uses the same configuration as the server)')
+  .version(version, '-V, --version', 'print the Sesame version')
   // Usage mistakes are one line like every other error: `sesame: <what is wrong> (see --help)`.
   .configureOutput({
     outputError: (message, write) => write(`sesame: ${oneLine(message)} (see --help)\n`),

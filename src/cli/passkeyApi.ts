@@ -8,6 +8,7 @@ import {
   tenantView,
 } from '../passkeyApi/tenants.js';
 import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
+import { flagError } from './flags.js';
 
 const notFound = (id: string) => new CliError(`no passkey API tenant with id ${id}`);
 
@@ -30,7 +31,7 @@ export function registerPasskeyApiCommands(program: Command): void {
         // Checked before the database is opened, so a typo fails at once.
         tenantRelyingPartySettings(input);
       } catch (error) {
-        if (error instanceof TenantValidationError) throw new CliError(error.message);
+        if (error instanceof TenantValidationError) throw flagError(error.field, error.message);
         throw error;
       }
       return withDatabase(async (db, config) => {

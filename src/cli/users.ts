@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { deleteUser, disableUser, enableUser, inviteUser, listAllUsers } from '../admin/users.js';
 import { emailSchema } from '../http/schemas.js';
+import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
 
 const noUser = (idOrEmail: string) => new CliError(`no user with id or email ${idOrEmail}`);
@@ -60,14 +61,16 @@ export function registerUserCommands(program: Command): void {
   users
     .command('delete <id-or-email>')
     .description('delete a user, their passkeys, sessions, grants and tokens')
+    .option('--yes', 'do not ask for confirmation (required without a terminal)')
     .option('--json', 'print JSON')
-    .action((idOrEmail: string, opts) =>
-      withDatabase(async (db) => {
+    .action(async (idOrEmail: string, opts) => {
+      await confirmOrRefuse(`Delete user ${idOrEmail} with their passkeys, sessions and tokens?`, opts.yes);
+      return withDatabase(async (db) => {
         const user = await deleteUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
         output(opts.json, { id: user.id, email: user.email, deleted: true }, () => `Deleted ${user.email}`);
-      }),
-    );
+      });
+    });
 
   users
     .command('invite')

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.js';
+import { watchPool } from '../metrics.js';
 import { lockDataDir } from './dataDirLock.js';
 import { migratePostgresToLatest, migrateToLatest } from './migrate.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
@@ -53,13 +54,17 @@ export async function openDatabase(
     // LISTEN and migrations need one server session throughout, which a transaction-mode
     // pooler in front of DATABASE_URL does not give; DATABASE_DIRECT_URL names one that does.
     const directUrl = config.databaseDirectUrl ?? config.databaseUrl;
+    const unwatchPool = watchPool(pool);
     return {
       db,
       kind: 'postgres',
       location: redact(config.databaseUrl),
       listen: (channel, handlers) => listenOnPostgres(directUrl, db, channel, handlers),
       migrate: () => migratePostgresToLatest(directUrl),
-      close: () => db.destroy(),
+      close: () => {
+        unwatchPool();
+        return db.destroy();
+      },
     };
   }
   const release = lockDataDir(config.dataDir);

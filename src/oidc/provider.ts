@@ -7,6 +7,7 @@ import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { renderView } from '../http/views.js';
 import type { Logger } from '../logger.js';
+import { grantTypeLabel, tokenGrants } from '../metrics.js';
 import { accountClientMetadata } from './accountClient.js';
 import { createAdapter } from './adapter.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
@@ -147,5 +148,11 @@ export function createProvider({
   };
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
+  provider.on('grant.success', (ctx) =>
+    tokenGrants.inc({ grant_type: grantTypeLabel(ctx.oidc.params?.grant_type), result: 'success' }),
+  );
+  provider.on('grant.error', (ctx) =>
+    tokenGrants.inc({ grant_type: grantTypeLabel(ctx.oidc.params?.grant_type), result: 'error' }),
+  );
   return provider;
 }

@@ -24,3 +24,9 @@ const PROVIDER_PATHS = new Set([
 export function isProviderPath(path: string): boolean {
   return PROVIDER_PATHS.has(path) || path.startsWith('/auth/');
 }
+
+/** The provider endpoint a path belongs to (`/auth/:uid` for resumed authorizations), or undefined. */
+export function providerRouteOf(path: string): string | undefined {
+  if (PROVIDER_PATHS.has(path)) return path;
+  return path.startsWith('/auth/') ? '/auth/:uid' : undefined;
+}

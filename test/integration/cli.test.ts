@@ -93,7 +93,7 @@ describe('the sesame command (node bin/sesame.js)', () => {
     expect(result.stdout).not.toMatch(/secret/i);
   });
 
-  it('refuses a bad redirect URI in one line on stderr, prints nothing on stdout, and stores nothing', async () => {
+  it('refuses a bad redirect URI in one line on stderr that names the flag, prints nothing on stdout, and stores nothing', async () => {
     const before = (await clientRows(testDb.env)).length;
     const result = await runCli(
       ['clients', 'create', '--name', 'evil', '--redirect-uri', 'javascript:alert(1)', '--json'],
@@ -101,7 +101,7 @@ describe('the sesame command (node bin/sesame.js)', () => {
     );
     expect(result.code).not.toBe(0);
     expect(result.stdout).toBe('');
-    expect(linesOf(result.stderr)).toEqual([expect.stringMatching(/^sesame: redirect_uris: .*javascript/)]);
+    expect(linesOf(result.stderr)).toEqual([expect.stringMatching(/^sesame: --redirect-uri: .*javascript/)]);
     expect((await clientRows(testDb.env)).length).toBe(before);
   });
 

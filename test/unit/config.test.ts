@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, configWarnings, loadConfig } from '../../src/config.js';
 
 /** Loads a config from exactly these variables (never from the test process's environment). */
 const load = (env: Record<string, string>) => loadConfig(env as NodeJS.ProcessEnv);
@@ -188,5 +188,43 @@ describe('configuration from the environment', () => {
 
   it('ignores variables it does not know', () => {
     expect(() => load({ SESAME_UNKNOWN: 'x', NODE_ENV: 'production' })).not.toThrow();
+  });
+});
+
+describe('ISSUER defaults and settings that start but cannot work', () => {
+  it('defaults ISSUER to http://localhost:$PORT, so PORT alone moves every redirect with it', () => {
+    const config = load({ PORT: '3400' });
+    expect(config.issuer).toBe('http://localhost:3400');
+    expect(config.origin).toBe('http://localhost:3400');
+    expect(config.rpId).toBe('localhost');
+  });
+
+  it.each([
+    ['http://localhost:3000', '0.0.0.0', undefined],
+    ['http://sesame.localhost:3000', '0.0.0.0', undefined],
+    ['https://id.example.com', '127.0.0.1', undefined],
+    ['https://id.example.com', '0.0.0.0', 'true'],
+  ])('has nothing to say about ISSUER=%s on HOST=%s (TRUST_PROXY=%s)', (issuer, host, trustProxy) => {
+    const env: Record<string, string> = { ISSUER: issuer, HOST: host };
+    if (trustProxy) env.TRUST_PROXY = trustProxy;
+    expect(configWarnings(load(env))).toEqual([]);
+  });
+
+  it.each([
+    ['http://192.168.1.10:3402', /^ISSUER http:\/\/192\.168\.1\.10:3402 has an IP address as its host/],
+    ['https://127.0.0.1:8443', /has an IP address as its host/],
+    ['http://[::1]:3000', /has an IP address as its host/],
+    ['http://sesame.example', /^ISSUER http:\/\/sesame\.example is http on a host other than localhost/],
+  ])('warns in one line that passkeys cannot work on ISSUER=%s', (issuer, message) => {
+    // TRUST_PROXY set, so only the ISSUER warning remains.
+    const warnings = configWarnings(load({ ISSUER: issuer, TRUST_PROXY: 'true' }));
+    expect(warnings).toEqual([expect.stringMatching(message)]);
+    expect(warnings[0]).not.toContain('\n');
+  });
+
+  it('warns when ISSUER is https and HOST is not loopback but TRUST_PROXY is unset', () => {
+    expect(configWarnings(load({ ISSUER: 'https://id.example.com' }))).toEqual([
+      expect.stringMatching(/^ISSUER is https but TRUST_PROXY is not set/),
+    ]);
   });
 });

@@ -1,5 +1,7 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from '../../logger.js';
+import { ceremonyFailures } from '../../metrics.js';
+import { PasskeyError } from '../../webauthn/errors.js';
 import { HttpError, isNulCharacterError, nulCharacterError } from '../errors.js';
 import { renderView } from '../views.js';
 
@@ -47,6 +49,7 @@ export function errorHandler(log: Logger) {
             ? nulCharacterError()
             : (fromKoaError(caught as object) ??
               new HttpError(500, 'server_error', 'Something went wrong on our side'));
+      if (error instanceof PasskeyError) ceremonyFailures.inc({ reason: error.code });
       if (error.status >= 500) {
         log.error('request failed', {
           method: ctx.method,

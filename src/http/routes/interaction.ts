@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
+import { countResult, signIns, signUps } from '../../metrics.js';
 import { amrFor, startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
@@ -123,7 +124,8 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }
     ctx.body = await startPasskeyAuthentication(db, rp, { purpose: 'login', binding: interaction.uid });
   });
 
-  router.post('/login/verify', rateLimit, async (ctx) => {
+  router.post('/login/verify', rateLimit, (ctx) => countResult(signIns, () => signInWithPasskey(ctx)));
+  async function signInWithPasskey(ctx: Context) {
     const response = parseBody(ctx, authenticationResponseSchema);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
@@ -133,7 +135,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }
     });
     log.info('passkey sign-in', { user: user.id, credential: credential.id.slice(0, 12) });
     await finishLogin(ctx, interaction, user.id, amrFor(credential));
-  });
+  }
 
   router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw notFound('Sign-up is by invitation only.');
@@ -149,7 +151,8 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }
     );
   });
 
-  router.post('/signup/verify', rateLimit, async (ctx) => {
+  router.post('/signup/verify', rateLimit, (ctx) => countResult(signUps, () => signUpWithPasskey(ctx)));
+  async function signUpWithPasskey(ctx: Context) {
     if (!signupOpen) throw notFound('Sign-up is by invitation only.');
     const response = parseBody(ctx, registrationResponseSchema);
     const interaction = await loadInteraction(ctx);
@@ -168,7 +171,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }
     if (!user) throw accountExists();
     log.info('account created', { user: user.id });
     await finishLogin(ctx, interaction, user.id, amrFor(verified.credential));
-  });
+  }
 
   router.post('/consent', async (ctx) => {
     const body = parseBody(ctx, consentSchema);

@@ -1,0 +1,22 @@
+import { CliError } from './context.js';
+
+/**
+ * The flag that sets each field a validation error may name: an operator typed
+ * `--redirect-uri`, so the error says `--redirect-uri: ...`, not `redirect_uris: ...`.
+ */
+const FLAG_FOR_FIELD: Record<string, string> = {
+  name: '--name',
+  redirect_uris: '--redirect-uri',
+  post_logout_redirect_uris: '--post-logout-redirect-uri',
+  grant_types: '--grant-type',
+  logo_uri: '--logo-uri',
+  first_party: '--first-party',
+  public: '--public',
+  origins: '--origin',
+  rp_id: '--rp-id',
+};
+
+/** A one-line CLI error about the value given for `field`, named by its flag. */
+export function flagError(field: string, message: string): CliError {
+  return new CliError(`${FLAG_FOR_FIELD[field] ?? field}: ${message}`);
+}

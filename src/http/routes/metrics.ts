@@ -1,0 +1,19 @@
+import Router from '@koa/router';
+import type { Db } from '../../db/connect.js';
+import { metricsRegistry } from '../../metrics.js';
+import { requireApiKey } from '../middleware/apiKey.js';
+
+/**
+ * `GET /metrics`: Prometheus text format, for a scraper holding an admin API key
+ * (`Authorization: Bearer <key>`; Prometheus: `authorization: { credentials: ... }`). The
+ * numbers say how many people sign in and how the database copes: not for everyone.
+ */
+export function metricsRoutes(db: Db): Router {
+  const router = new Router();
+  router.get('/metrics', requireApiKey(db), async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = metricsRegistry.contentType;
+    ctx.body = await metricsRegistry.metrics();
+  });
+  return router;
+}

@@ -1,0 +1,110 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Sesame's Prometheus metrics, one registry per process (`GET /metrics`). Every label has a
+ * bounded set of values fixed in code — a result, an error code, a grant type Sesame
+ * supports, a route template — never a raw path or anything a caller chooses, so a client
+ * cannot grow the series without bound. Incrementing a counter is a map lookup: cheap
+ * enough for the token and sign-in hot paths.
+ */
+export const metricsRegistry = new Registry();
+collectDefaultMetrics({ register: metricsRegistry });
+
+export const signIns = new Counter({
+  name: 'sesame_sign_ins_total',
+  help: 'Passkey sign-ins to OIDC interactions, by result',
+  labelNames: ['result'] as const,
+  registers: [metricsRegistry],
+});
+
+export const signUps = new Counter({
+  name: 'sesame_sign_ups_total',
+  help: 'Accounts created with a passkey from the sign-in page, by result',
+  labelNames: ['result'] as const,
+  registers: [metricsRegistry],
+});
+
+export const ceremonyFailures = new Counter({
+  name: 'sesame_passkey_ceremony_failures_total',
+  help: 'Passkey registrations and assertions refused, by reason (the error code)',
+  labelNames: ['reason'] as const,
+  registers: [metricsRegistry],
+});
+
+export const tokenGrants = new Counter({
+  name: 'sesame_token_grants_total',
+  help: 'Token endpoint requests, by grant type and result',
+  labelNames: ['grant_type', 'result'] as const,
+  registers: [metricsRegistry],
+});
+
+export const httpDuration = new Histogram({
+  name: 'sesame_http_request_duration_seconds',
+  help: 'Time to answer an HTTP request, by route template',
+  labelNames: ['route'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  registers: [metricsRegistry],
+});
+
+/** What a pg Pool reports about its connections. */
+export interface PoolStats {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
+/** Pools of this process's open Postgres databases (the embedded database has none). */
+const pools = new Set<PoolStats>();
+
+new Gauge({
+  name: 'sesame_db_pool_connections_in_use',
+  help: 'Postgres connections checked out of the pool',
+  registers: [metricsRegistry],
+  collect() {
+    let inUse = 0;
+    for (const pool of pools) inUse += pool.totalCount - pool.idleCount;
+    this.set(inUse);
+  },
+});
+
+new Gauge({
+  name: 'sesame_db_pool_waiting',
+  help: 'Queries waiting for a Postgres connection',
+  registers: [metricsRegistry],
+  collect() {
+    let waiting = 0;
+    for (const pool of pools) waiting += pool.waitingCount;
+    this.set(waiting);
+  },
+});
+
+/** Reports a Postgres pool in the pool gauges until the returned function is called. */
+export function watchPool(pool: PoolStats): () => void {
+  pools.add(pool);
+  return () => pools.delete(pool);
+}
+
+/** Grant types Sesame enables; anything else a client sends is counted as `other`. */
+const GRANT_TYPES = new Set([
+  'authorization_code',
+  'refresh_token',
+  'client_credentials',
+  'urn:ietf:params:oauth:grant-type:device_code',
+]);
+
+/** The grant type label for a token request's `grant_type` parameter. */
+export function grantTypeLabel(value: unknown): string {
+  return typeof value === 'string' && GRANT_TYPES.has(value) ? value : 'other';
+}
+
+/** Runs a ceremony step and counts its result (`success` or `failure`) on `counter`. */
+export async function countResult<T>(counter: Counter<'result'>, run: () => Promise<T>): Promise<T> {
+  try {
+    const value = await run();
+    counter.inc({ result: 'success' });
+    return value;
+  } catch (error) {
+    counter.inc({ result: 'failure' });
+    throw error;
+  }
+}

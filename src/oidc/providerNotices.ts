@@ -1,0 +1,27 @@
+import { stripVTControlCharacters } from 'node:util';
+import type { Logger } from '../logger.js';
+
+/** oidc-provider prints its notices and warnings with console.info/warn, behind this prefix. */
+const NOTICE = /^oidc-provider (NOTICE|WARNING): (.*)$/s;
+
+/**
+ * Sends oidc-provider's console lines into Sesame's log, so the server's output stays JSON
+ * lines. The library prints them with console.info/console.warn (coloured on a TTY), e.g. on
+ * import under Node 20: "Unsupported runtime" (Sesame supports Node 20 on purpose,
+ * package.json engines). Must run before oidc-provider is imported. Every other console line
+ * passes through unchanged.
+ */
+export function routeProviderNotices(log: Logger): void {
+  const route =
+    (original: (...args: unknown[]) => void, write: Logger['info']) =>
+    (...args: unknown[]) => {
+      const match =
+        typeof args[0] === 'string' && args.length === 1
+          ? NOTICE.exec(stripVTControlCharacters(args[0]))
+          : null;
+      if (match) write(`oidc-provider: ${match[2]}`, { source: 'oidc-provider' });
+      else original(...args);
+    };
+  console.info = route(console.info.bind(console), (message, fields) => log.info(message, fields));
+  console.warn = route(console.warn.bind(console), (message, fields) => log.warn(message, fields));
+}

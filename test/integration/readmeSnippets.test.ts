@@ -1,0 +1,77 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as openidClient from 'openid-client';
+import { createClient } from '../../src/oidc/clients.js';
+import { ROOT } from '../../src/paths.js';
+import { Person } from '../support/oidcFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+/** The first ```js block after `heading` in README.md, as a reader would copy it. */
+function readmeBlock(heading: string): string {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const at = readme.indexOf(heading);
+  if (at === -1) throw new Error(`README.md has no "${heading}"`);
+  const match = /```js\n([\s\S]*?)```/.exec(readme.slice(at));
+  if (!match) throw new Error(`README.md has no js block after "${heading}"`);
+  return match[1]!;
+}
+
+const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (
+  ...args: string[]
+) => (...values: unknown[]) => Promise<unknown>;
+
+describe("README's openid-client snippet, run as pasted against a local Sesame on http", () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('discovers Sesame, builds the authorization URL, and gets tokens with the claims it names', async () => {
+    const snippet = readmeBlock('**Node (openid-client 6)**');
+    // The snippet's redirect URI, registered as its `sesame clients create` line does.
+    const redirectUri = /redirect_uri: '([^']+)'/.exec(snippet)![1]!;
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Notes', redirect_uris: [redirectUri] },
+      'test',
+    );
+
+    // Three edits make it runnable here, and nothing else changes: the import becomes a
+    // parameter, the default issuer gets this server's port, and the comment standing for
+    // the browser's round trip becomes a person signing up in a browser.
+    const lines = snippet.split('\n');
+    const importLine = "import * as client from 'openid-client';";
+    const redirectComment = lines.findIndex((line) => line.startsWith('// ...redirect to url'));
+    expect(lines[0]).toBe(importLine);
+    expect(redirectComment).toBeGreaterThan(0);
+    expect(snippet).toContain("'http://localhost:3000'");
+    lines[0] = '';
+    lines[redirectComment] = 'const currentUrl = new URL(await browserSignsUp(url));';
+    const body = lines.join('\n').replaceAll("'http://localhost:3000'", `'${sesame.baseUrl}'`);
+
+    const browserSignsUp = async (url: URL) => {
+      const person = new Person(sesame.baseUrl);
+      const next = await person.signUp(await person.open(url.href), 'ada@example.com', 'Ada');
+      return person.continueToApp(next, redirectUri);
+    };
+    const printed: unknown[] = [];
+    const run = new AsyncFunction('client', 'CLIENT_ID', 'CLIENT_SECRET', 'browserSignsUp', 'console', body);
+    await run(openidClient, client.client_id, client_secret, browserSignsUp, {
+      log: (value: unknown) => printed.push(value),
+    });
+
+    expect(printed).toEqual([
+      expect.objectContaining({
+        iss: sesame.baseUrl,
+        sub: expect.any(String),
+        email: 'ada@example.com',
+        name: 'Ada',
+        amr: expect.arrayContaining(['user']),
+        auth_time: expect.any(Number),
+      }),
+    ]);
+  });
+});
