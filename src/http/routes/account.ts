@@ -75,7 +75,7 @@ function respond(ctx: Context, json: Record<string, unknown>, redirect = '/accou
  * The account page: profile, passkeys (add with step-up, rename, delete with step-up),
  * connected apps, and signing out everywhere. Every change is CSRF-protected.
  */
-export function accountRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
+export function accountRoutes({ config, db, log, provider, csrf, rateLimit, caches }: Services): Router {
   const router = new Router();
   const rp = relyingPartyFor(config);
   const signIn = requireSignIn(provider, db);
@@ -105,6 +105,7 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit }: Se
   router.post('/account/profile', signIn, ...body, async (ctx) => {
     const { name } = parseBody(ctx, profileSchema);
     const user = await updateProfileName(db, signedIn(ctx).user.id, name);
+    caches.users.invalidate(user.id);
     respond(ctx, { name: user.name, email: user.email });
   });
 
