@@ -76,7 +76,7 @@ function respond(ctx: Context, json: Record<string, unknown>, redirect = '/accou
  * The account page: profile, passkeys (add with step-up, rename, delete with step-up),
  * connected apps, and signing out everywhere. Every change is CSRF-protected.
  */
-export function accountRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
+export function accountRoutes({ config, db, log, provider, csrf, rateLimit, caches }: Services): Router {
   const router = sesameRouter();
   const rp = relyingPartyFor(config);
   const signIn = requireSignIn(provider, db);
@@ -106,6 +106,7 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit }: Se
   router.post('/account/profile', signIn, ...body, async (ctx) => {
     const { name } = parseBody(ctx, profileSchema);
     const user = await updateProfileName(db, signedIn(ctx).user.id, name);
+    caches.users.invalidate(user.id);
     respond(ctx, { name: user.name, email: user.email });
   });
 

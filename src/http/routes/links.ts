@@ -34,7 +34,7 @@ async function qrDataUrl(url: string): Promise<string> {
  * line by the logger (see redactUrl), and used up only in the transaction that stores the
  * new passkey.
  */
-export function linkRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
+export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches }: Services): Router {
   const rp = relyingPartyFor(config);
 
   // A person opening a bad link gets a page that says what happened, not a bare error.
@@ -105,6 +105,8 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit }: Servi
     const { link } = await findUsableLink(db, token);
     const registration = await verifyPasskeyRegistration(db, rp, response, linkChallengeBinding(link));
     const { user } = await redeemOneTimeLink(db, token, registration);
+    // Seen at once here, without waiting for the change notice (or when notices are lost).
+    caches.users.invalidate(user.id);
     log.info('one-time link used', { link: link.id, purpose: link.purpose, user: user.id });
     await startProviderSession(ctx, provider, config, {
       accountId: user.id,
