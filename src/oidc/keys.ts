@@ -100,8 +100,9 @@ export async function rotateSigningKeys(
       kids,
       activates_at: activatesAt.toISOString(),
     });
-    const revokedKids = revokePrevious ? await signingKeysQueries.deleteAllExcept(trx, kids) : [];
+    let revokedKids: string[] = [];
     if (revokePrevious) {
+      revokedKids = await signingKeysQueries.deleteAllExcept(trx, kids);
       await auditQueries.record(trx, actor, 'signing_keys.revoke', null, { kids: revokedKids });
     }
     return { kids, activatesAt, revokedKids };
