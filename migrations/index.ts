@@ -6,6 +6,7 @@ import * as m0004 from './0004_row_change_notify.js';
 import * as m0005 from './0005_grants_by_account_client.js';
 import * as m0006 from './0006_email_verified_by_links.js';
 import * as m0007 from './0007_signing_key_schedule.js';
+import * as m0008 from './0008_tokens_hashed_ids_and_revocation.js';
 import * as m0009 from './0009_pooler_rate_limit_hits.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
@@ -17,5 +18,6 @@ export const migrations: Record<string, Migration> = {
   '0005_grants_by_account_client': m0005,
   '0006_email_verified_by_links': m0006,
   '0007_signing_key_schedule': m0007,
+  '0008_tokens_hashed_ids_and_revocation': m0008,
   '0009_pooler_rate_limit_hits': m0009,
 };

@@ -4,6 +4,7 @@ import { clientsQueries } from '../db/queries/clients.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { notFound } from '../http/errors.js';
 import { ACCOUNT_CLIENT_ID } from '../oidc/accountClient.js';
+import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
 
 /** An app the person let sign them in, with what it may see. */
 export interface ConnectedApp {
@@ -62,11 +63,18 @@ export async function revokeConnectedApp(db: Db, userId: string, clientId: strin
 }
 
 /**
- * Signs the account out of Sesame in every browser by ending all its provider sessions.
- * Apps keep the tokens they hold: disconnecting an app is the separate revoke above.
+ * Signs the account out of Sesame in every browser by ending all its provider sessions, and
+ * every sign-in still in progress, for good: a request that loaded a session before cannot
+ * bring it back (see revokeAccountSignIns). Apps keep the tokens they hold: disconnecting an
+ * app is the separate revoke above.
  */
 export async function signOutEverywhere(db: Db, userId: string): Promise<number> {
-  const ended = await oidcModelsQueries.destroySessionsOfAccount(db, userId);
-  await auditQueries.record(db, `user:${userId}`, 'session.end_all', userId, { sessions: ended });
+  const { ended, at } = await db.transaction().execute(async (trx) => {
+    const at = await revokeAccountSignIns(trx, userId, { tokens: false });
+    const ended = await oidcModelsQueries.destroySessionsOfAccount(trx, userId);
+    await auditQueries.record(trx, `user:${userId}`, 'session.end_all', userId, { sessions: ended });
+    return { ended, at };
+  });
+  await untilAfterRevocation(at);
   return ended;
 }

@@ -1,9 +1,12 @@
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
+import { challengesQueries } from '../db/queries/challenges.js';
 import { credentialsQueries } from '../db/queries/credentials.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { stepUpsQueries } from '../db/queries/stepUps.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
+import { revokeAccountSignIns } from './revocation.js';
 
 /**
  * Records that the person at hand receives mail at the account's address: they hold a
@@ -16,7 +19,8 @@ import type { User } from '../db/schema.js';
  * they hold goes: every passkey, session, grant and token, and the name they chose (the
  * owner's, given on the link page, replaces it). The owner then takes over an account
  * nobody else can still use. An account already verified keeps its passkeys: a recovery
- * link adds one.
+ * link adds one. After a takeover, pass `takenOverAt` to untilAfterRevocation (once
+ * committed) before signing the owner in.
  *
  * @param owner.grantAdmin an invite for an administrator makes the account it takes over one.
  */
@@ -24,10 +28,15 @@ export async function confirmEmailOwner(
   trx: Db,
   user: User,
   owner: { name: string | null; grantAdmin: boolean },
-): Promise<User> {
-  if (user.email_verified) return user;
+): Promise<{ user: User; takenOverAt?: Date }> {
+  if (user.email_verified) return { user };
   const removedPasskeys = await credentialsQueries.deleteAllForUser(trx, user.id);
+  // For good: a request of the earlier holder still in flight must not save its session back.
+  const takenOverAt = await revokeAccountSignIns(trx, user.id, { tokens: true });
   const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
+  // A step-up the earlier holder made, or a ceremony they started, must not count for the owner.
+  await stepUpsQueries.deleteForUser(trx, user.id);
+  await challengesQueries.deleteForUser(trx, user.id);
   const updated = await usersQueries.update(trx, user.id, {
     emailVerified: true,
     name: owner.name,
@@ -37,5 +46,5 @@ export async function confirmEmailOwner(
     removed_passkeys: removedPasskeys,
     revoked,
   });
-  return updated!;
+  return { user: updated!, takenOverAt };
 }

@@ -9,6 +9,7 @@ import type { OneTimeTokenRow, User } from '../db/schema.js';
 import { badRequest, HttpError, notFound } from '../http/errors.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { confirmEmailOwner } from './emailOwnership.js';
+import { untilAfterRevocation } from './revocation.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -190,8 +191,9 @@ export async function redeemOneTimeLink(
   registration: VerifiedRegistration,
 ): Promise<{ user: User; link: OneTimeTokenRow }> {
   const tokenHash = sha256Hex(token);
+  let takenOverAt: Date | undefined;
   try {
-    return await db.transaction().execute(async (trx) => {
+    const redeemed = await db.transaction().execute(async (trx) => {
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
       if (!link) {
         throw new LinkError(
@@ -211,10 +213,10 @@ export async function redeemOneTimeLink(
       if (existing) {
         // Someone signed up with the invited email after the passkey prompt was shown.
         if (existing.id !== userId) throw new LinkError('stale');
-        user = await confirmEmailOwner(trx, existing, {
+        ({ user, takenOverAt } = await confirmEmailOwner(trx, existing, {
           name,
           grantAdmin: link.purpose === 'invite' && link.grant_admin,
-        });
+        }));
       } else {
         user = await usersQueries.insert(trx, {
           id: userId,
@@ -231,6 +233,9 @@ export async function redeemOneTimeLink(
       });
       return { user, link };
     });
+    // The owner is signed in next; that sign-in must fall after the earlier holder's revocation.
+    if (takenOverAt) await untilAfterRevocation(takenOverAt);
+    return redeemed;
   } catch (error) {
     // Two uses raced to create one email's account, or the passkey is already registered.
     if ((error as { code?: string }).code === '23505') throw new LinkError('account_exists');

@@ -1,4 +1,5 @@
 import { createOneTimeLink } from '../accounts/oneTimeLinks.js';
+import { revokeAccountSignIns, untilAfterRevocation } from '../accounts/revocation.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
@@ -78,16 +79,21 @@ export async function findUser(db: Db, idOrEmail: string): Promise<User | undefi
  * @returns the user, or undefined when there is none.
  */
 export async function disableUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
-  return db.transaction().execute(async (trx) => {
+  const done = await db.transaction().execute(async (trx) => {
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     const updated = user.disabled_at
       ? user
       : await usersQueries.update(trx, user.id, { disabledAt: new Date() });
+    // Revoked for good, not only deleted: enabling the account again brings none of it back.
+    const at = await revokeAccountSignIns(trx, user.id, { tokens: true });
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     if (!user.disabled_at) await auditQueries.record(trx, actor, 'user.disable', user.id, { revoked });
-    return userView(updated!);
+    return { view: userView(updated!), at };
   });
+  if (!done) return undefined;
+  await untilAfterRevocation(done.at);
+  return done.view;
 }
 
 /** Lets a disabled person sign in again (their old sessions and tokens stay revoked). */
@@ -105,6 +111,8 @@ export async function enableUser(db: Db, idOrEmail: string, actor: Actor): Promi
 /**
  * Deletes an account for good: its passkeys and pending links go with the row (foreign
  * keys cascade), and its sessions, grants and tokens are removed from the OIDC storage.
+ * Whatever a request in flight still saves for it is never found: an instance whose
+ * account does not exist reads as revoked (src/oidc/revocation.ts).
  */
 export async function deleteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
   return db.transaction().execute(async (trx) => {

@@ -11,6 +11,10 @@ export interface UsersTable {
   name: string | null;
   is_admin: Generated<boolean>;
   disabled_at: NullableTimestamp;
+  /** Browser sign-ins (sessions, interactions, codes) from this second or before are over (migration 0008). */
+  sessions_ended_at: NullableTimestamp;
+  /** Grants, codes and tokens from this second or before are revoked (migration 0008). */
+  tokens_revoked_at: NullableTimestamp;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }

@@ -3,10 +3,13 @@ import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { modelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { usersQueries } from '../db/queries/users.js';
 import type { ClientRow } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
 import { applicationType } from './clients.js';
+import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
+import { payloadAsSaved, payloadToStore, storedId } from './storedIds.js';
 
 /**
  * The client metadata oidc-provider sees for a stored client. `client_secret` holds the
@@ -38,14 +41,31 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
 }
 
 /**
+ * Models whose `consume` is the single use of a grant source: a second use is a replay, and
+ * what the first use issued goes too (RFC 6749 §4.1.2, RFC 9700 §4.2.4 and §4.14.2).
+ */
+const SINGLE_USE_GRANT_SOURCES = new Set([
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
+
+/**
  * Builds the adapter class oidc-provider instantiates once per model. Every model lives in
  * the one `oidc_models` table; clients come from the `clients` table that admins manage,
  * through the change-notified client cache. Writes go through `writes`, which groups the
  * writes of concurrent requests into one statement.
+ *
+ * - Ids are stored hashed and payloads without them (storedIds.ts): a dump holds no bearer.
+ * - An instance of an account whose sign-ins or tokens were revoked after it started reads
+ *   as not found (revocation.ts), through the change-notified user cache.
+ * - A code or rotated refresh token is consumed by one request only; the loser of a race,
+ *   like any replay, revokes the grant.
  */
 export function createAdapter(
   db: Db,
-  caches: Pick<RowCaches, 'clients'>,
+  caches: Pick<RowCaches, 'clients' | 'users'>,
   writes: GroupedUpserts,
 ): new (
   model: string,
@@ -55,13 +75,27 @@ export function createAdapter(
     return row ? clientMetadata(row) : undefined;
   };
 
+  async function unlessRevoked(model: string, payload: AdapterPayload | undefined) {
+    if (!payload || !isAccountBound(model)) return payload;
+    const accountId = accountOf(model, payload);
+    if (!accountId) return payload;
+    const user = await caches.users.find(accountId, () => usersQueries.findById(db, accountId));
+    return isRevoked(model, payload, user) ? undefined : payload;
+  }
+
+  async function revokeGrant(grantId: string) {
+    await oidcModelsQueries.revokeByGrantId(db, grantId);
+    await oidcModelsQueries.destroy(db, 'Grant', grantId);
+  }
+
   return class PostgresAdapter implements Adapter {
     constructor(private readonly model: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed through the clients table');
+      const stored = payloadToStore(this.model, id, payload) as Record<string, unknown>;
       try {
-        await writes.upsert(modelRow(this.model, id, payload as Record<string, unknown>, expiresIn));
+        await writes.upsert(modelRow(this.model, storedId(this.model, id), stored, expiresIn));
       } catch (error) {
         // A request parameter with U+0000 (state=a%00b) reaches the stored interaction.
         if (isNulCharacterError(error))
@@ -72,23 +106,34 @@ export function createAdapter(
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
-      return (await oidcModelsQueries.find(db, this.model, id)) as AdapterPayload | undefined;
+      const stored = await oidcModelsQueries.find(db, this.model, storedId(this.model, id));
+      if (!stored) return undefined;
+      return unlessRevoked(this.model, payloadAsSaved(this.model, id, stored as AdapterPayload));
     }
 
+    /** Only sessions are looked up by uid; their uid is not a bearer and is stored as it is. */
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return (await oidcModelsQueries.findByUid(db, this.model, uid)) as AdapterPayload | undefined;
+      const stored = await oidcModelsQueries.findByUid(db, this.model, uid);
+      return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return (await oidcModelsQueries.findByUserCode(db, this.model, userCode)) as AdapterPayload | undefined;
+      const stored = await oidcModelsQueries.findByUserCode(db, this.model, userCode);
+      return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }
 
     async consume(id: string): Promise<void> {
-      await oidcModelsQueries.consume(db, this.model, id);
+      const key = storedId(this.model, id);
+      if (await oidcModelsQueries.consume(db, this.model, key)) return;
+      if (!SINGLE_USE_GRANT_SOURCES.has(this.model)) return;
+      // Another request used it first (both found it unused): this use is a replay.
+      const grantId = await oidcModelsQueries.grantIdOf(db, this.model, key);
+      if (grantId) await revokeGrant(grantId);
+      throw new errors.InvalidGrant('grant already used');
     }
 
     async destroy(id: string): Promise<void> {
-      await oidcModelsQueries.destroy(db, this.model, id);
+      await oidcModelsQueries.destroy(db, this.model, storedId(this.model, id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

@@ -5,9 +5,11 @@ import { sha256Hex } from '../../src/crypto.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
 import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { usersQueries } from '../../src/db/queries/users.js';
 import { RowCache } from '../../src/db/rowCache.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createClient } from '../../src/oidc/clients.js';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { countRows } from '../support/countRows.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
@@ -18,6 +20,10 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
   let testDb: TestDatabase;
   let database: DatabaseHandle;
   let adapterFor: (model: string) => Adapter;
+  // Instances of an account are found only while the account exists: these three do.
+  let a1: string;
+  let a2: string;
+  let a3: string;
 
   beforeAll(async () => {
     testDb = await createTestDatabase();
@@ -25,10 +31,15 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     // A cache that never goes live: every client lookup here reads the table.
     const PostgresAdapter = createAdapter(
       database.db,
-      { clients: new RowCache(10) },
+      { clients: new RowCache(10), users: new RowCache(10) },
       new GroupedUpserts(database.db),
     );
     adapterFor = (model) => new PostgresAdapter(model);
+    const account = async (email: string) =>
+      (await usersQueries.insert(database.db, { email, name: null })).id;
+    a1 = await account('a1@example.com');
+    a2 = await account('a2@example.com');
+    a3 = await account('a3@example.com');
   });
 
   afterAll(async () => {
@@ -42,7 +53,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
       .updateTable('oidc_models')
       .set({ expires_at: new Date(Date.now() - HOUR * 1000) })
       .where('model', '=', model)
-      .where('id', '=', rowId)
+      .where('id', '=', storedId(model, rowId))
       .execute();
   }
 
@@ -53,7 +64,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     const payload: AdapterPayload = {
       jti: tokenId,
       kind: 'AccessToken',
-      accountId: 'a1',
+      accountId: a1,
       clientId: 'c1',
       scope: 'openid email',
       iat: 1_700_000_000,
@@ -70,18 +81,18 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
   it('replaces the payload and its lookup columns when the same id is stored again', async () => {
     const sessionId = id();
     const session = adapterFor('Session');
-    await session.upsert(sessionId, { uid: 'uid-before', accountId: 'a1' }, HOUR);
-    await session.upsert(sessionId, { uid: 'uid-after', accountId: 'a2' }, HOUR);
+    await session.upsert(sessionId, { uid: 'uid-before', accountId: a1 }, HOUR);
+    await session.upsert(sessionId, { uid: 'uid-after', accountId: a2 }, HOUR);
 
-    expect(await session.find(sessionId)).toEqual({ uid: 'uid-after', accountId: 'a2' });
+    expect(await session.find(sessionId)).toEqual({ jti: sessionId, uid: 'uid-after', accountId: a2 });
     expect(await session.findByUid!('uid-before')).toBeUndefined();
-    expect(await session.findByUid!('uid-after')).toEqual({ uid: 'uid-after', accountId: 'a2' });
+    expect(await session.findByUid!('uid-after')).toEqual({ uid: 'uid-after', accountId: a2 });
   });
 
   it('finds a session by its uid', async () => {
     const uid = id();
-    await adapterFor('Session').upsert(id(), { uid, accountId: 'a3' }, HOUR);
-    expect(await adapterFor('Session').findByUid!(uid)).toEqual({ uid, accountId: 'a3' });
+    await adapterFor('Session').upsert(id(), { uid, accountId: a3 }, HOUR);
+    expect(await adapterFor('Session').findByUid!(uid)).toEqual({ uid, accountId: a3 });
     expect(await adapterFor('Session').findByUid!(id())).toBeUndefined();
   });
 
@@ -116,7 +127,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     await interactions.destroy(gone);
 
     expect(await interactions.find(gone)).toBeUndefined();
-    expect(await interactions.find(kept)).toEqual({ uid: kept });
+    expect(await interactions.find(kept)).toEqual({ jti: kept, uid: kept });
   });
 
   it('revokes by grant id every token and code of that grant, whatever the model, and nothing else', async () => {
@@ -136,7 +147,10 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     await adapterFor('RefreshToken').revokeByGrantId(grantId);
 
     for (const [model, rowId] of ofGrant) expect(await adapterFor(model).find(rowId)).toBeUndefined();
-    expect(await adapterFor('AccessToken').find(otherToken)).toEqual({ grantId: otherGrant });
+    expect(await adapterFor('AccessToken').find(otherToken)).toEqual({
+      jti: otherToken,
+      grantId: otherGrant,
+    });
     expect(await adapterFor('Session').find(session)).toBeDefined();
   });
 
@@ -156,7 +170,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
 
   it('keeps an instance stored without a lifetime until it is destroyed', async () => {
     const rowId = id();
-    await adapterFor('Grant').upsert(rowId, { accountId: 'a1' }, undefined as unknown as number);
+    await adapterFor('Grant').upsert(rowId, { accountId: a1 }, undefined as unknown as number);
     const row = await database.db
       .selectFrom('oidc_models')
       .select('expires_at')
@@ -164,7 +178,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
       .where('id', '=', rowId)
       .executeTakeFirstOrThrow();
     expect(row.expires_at).toBeNull();
-    expect(await adapterFor('Grant').find(rowId)).toEqual({ accountId: 'a1' });
+    expect(await adapterFor('Grant').find(rowId)).toEqual({ accountId: a1 });
   });
 
   it('sweeps only expired rows, in batches, and two sweeps at once delete each row once', async () => {

@@ -1,9 +1,15 @@
+import { createHash } from 'node:crypto';
 import { Migrator } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import { configFrom } from '../../src/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
+import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { createAdapter } from '../../src/oidc/adapter.js';
+import { createRowCaches } from '../../src/oidc/rowCaches.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
 describe('migration 0006: accounts that already used a one-time link are email-verified', () => {
@@ -38,5 +44,57 @@ describe('migration 0006: accounts that already used a one-time link are email-v
     expect(await verified(invited.id)).toBe(true);
     expect(await verified(recovered.id)).toBe(true);
     expect(await verified(signedUp.id)).toBe(false);
+  });
+});
+
+describe('migration 0008: bearer ids already stored are rehashed, and keep working', () => {
+  let testDb: TestDatabase;
+  let database: DatabaseHandle;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = await openDatabase(configFrom(testDb.env), { poolSize: 2 });
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  it('stores the hash of each token id without its jti, keeps grant ids, and the adapter finds them by value', async () => {
+    const db = database.db;
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo('0007_signing_key_schedule')).error).toBeUndefined();
+
+    const owner = await usersQueries.insert(db, { email: 'holder@example.com', name: null });
+    const token = 'at-issued-before-0008-Zm9vYmFy';
+    const now = Math.floor(Date.now() / 1000);
+    const accessToken = {
+      jti: token,
+      kind: 'AccessToken',
+      accountId: owner.id,
+      grantId: 'grant-1',
+      iat: now,
+    };
+    await oidcModelsQueries.upsert(db, 'AccessToken', token, accessToken, 3600);
+    await oidcModelsQueries.upsert(
+      db,
+      'Grant',
+      'grant-1',
+      { jti: 'grant-1', accountId: owner.id, iat: now },
+      3600,
+    );
+
+    expect(await migrateToLatest(db)).toContain('0008_tokens_hashed_ids_and_revocation');
+
+    const rows = await db.selectFrom('oidc_models').select(['model', 'id', 'payload']).execute();
+    const stored = rows.find((r) => r.model === 'AccessToken')!;
+    expect(stored.id).toBe(createHash('sha256').update(token).digest('base64url'));
+    expect(JSON.stringify(stored.payload)).not.toContain(token);
+    expect(rows.find((r) => r.model === 'Grant')!.id).toBe('grant-1');
+
+    const Adapter = createAdapter(db, createRowCaches(), new GroupedUpserts(db));
+    expect(await new Adapter('AccessToken').find(token)).toEqual(accessToken);
+    expect(await new Adapter('Grant').find('grant-1')).toMatchObject({ accountId: owner.id });
   });
 });

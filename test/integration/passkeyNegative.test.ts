@@ -6,6 +6,7 @@ import type {
 } from '@simplewebauthn/server';
 import { sql } from 'kysely';
 import { createClient } from '../../src/oidc/clients.js';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import type { AssertionTamper } from '../support/softAuthenticator.js';
@@ -53,7 +54,7 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       .selectFrom('oidc_models')
       .select('payload')
       .where('model', '=', 'Interaction')
-      .where('id', '=', uid)
+      .where('id', '=', storedId('Interaction', uid))
       .executeTakeFirst();
     return {
       users,

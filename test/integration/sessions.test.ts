@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -234,7 +235,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
       .updateTable('oidc_models')
       .set({ expires_at: sql<Date>`now() - interval '1 second'` })
       .where('model', '=', 'Interaction')
-      .where('id', '=', uid)
+      .where('id', '=', storedId('Interaction', uid))
       .execute();
 
     const page = await person.browser.request(`/interaction/${uid}`);

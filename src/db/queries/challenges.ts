@@ -61,4 +61,13 @@ export const challengesQueries = {
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   },
+
+  /** Drops every pending ceremony of an account (it changed hands). */
+  async deleteForUser(db: Db, userId: string): Promise<number> {
+    const result = await db
+      .deleteFrom('webauthn_challenges')
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  },
 };

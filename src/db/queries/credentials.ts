@@ -71,6 +71,8 @@ export const credentialsQueries = {
         'users.name as owner_name',
         'users.is_admin as owner_is_admin',
         'users.disabled_at as owner_disabled_at',
+        'users.sessions_ended_at as owner_sessions_ended_at',
+        'users.tokens_revoked_at as owner_tokens_revoked_at',
         'users.created_at as owner_created_at',
         'users.updated_at as owner_updated_at',
       ])
@@ -86,6 +88,8 @@ export const credentialsQueries = {
         name: row.owner_name,
         is_admin: row.owner_is_admin,
         disabled_at: row.owner_disabled_at,
+        sessions_ended_at: row.owner_sessions_ended_at,
+        tokens_revoked_at: row.owner_tokens_revoked_at,
         created_at: row.owner_created_at,
         updated_at: row.owner_updated_at,
       },

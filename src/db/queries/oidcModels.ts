@@ -102,8 +102,24 @@ export const oidcModelsQueries = {
     return findLive(db, model, 'user_code', userCode);
   },
 
-  async consume(db: Db, model: string, id: string) {
-    await sql`update oidc_models set consumed_at = now() where model = ${model} and id = ${id}`.execute(db);
+  /**
+   * Marks the instance used, unless it already was: of two concurrent uses of one code only
+   * one changes the row. A row that is gone or expired is not marked either.
+   * @returns whether this call marked it.
+   */
+  async consume(db: Db, model: string, id: string): Promise<boolean> {
+    const { rows } = await sql`
+      update oidc_models set consumed_at = now()
+      where model = ${model} and id = ${id} and consumed_at is null and ${isLive}
+      returning 1 as consumed`.execute(db);
+    return rows.length > 0;
+  },
+
+  /** The grant an instance was issued under, whether or not it is still live. */
+  async grantIdOf(db: Db, model: string, id: string): Promise<string | undefined> {
+    const { rows } = await sql<{ grant_id: string | null }>`
+      select grant_id from oidc_models where model = ${model} and id = ${id}`.execute(db);
+    return rows[0]?.grant_id ?? undefined;
   },
 
   async destroy(db: Db, model: string, id: string) {

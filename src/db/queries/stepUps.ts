@@ -33,4 +33,10 @@ export const stepUpsQueries = {
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   },
+
+  /** Forgets every step-up of an account (it changed hands). */
+  async deleteForUser(db: Db, userId: string): Promise<number> {
+    const result = await db.deleteFrom('step_ups').where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  },
 };

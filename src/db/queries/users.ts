@@ -73,6 +73,22 @@ export const usersQueries = {
       .executeTakeFirst();
   },
 
+  /**
+   * Records that everything of the account from before `at` is revoked: its browser
+   * sign-ins, and with `tokens` also its grants and tokens (see src/oidc/revocation.ts).
+   */
+  async revokeBefore(db: Db, id: string, at: Date, what: { tokens: boolean }): Promise<void> {
+    await db
+      .updateTable('users')
+      .set({
+        sessions_ended_at: at,
+        ...(what.tokens && { tokens_revoked_at: at }),
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .execute();
+  },
+
   async delete(db: Db, id: string): Promise<boolean> {
     const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
     return result.numDeletedRows > 0n;

@@ -1,0 +1,34 @@
+import { createHash } from 'node:crypto';
+import type { AdapterPayload } from 'oidc-provider';
+
+/**
+ * Grants are the one stored model whose id is never presented as a credential: a grant id
+ * names the consent that codes and tokens were issued under (their `grantId`, the
+ * `grant_id` column), and the account pages list and revoke grants by it. Every other
+ * model's id is a bearer value or as good as one — access and refresh tokens, codes, the
+ * session id the browser's cookie holds, interaction and pushed-request ids — and is
+ * stored only as its hash.
+ */
+const KEPT_AS_IS = new Set(['Grant', 'Client']);
+
+/**
+ * The id under which a model instance is stored: the SHA-256 of the value, base64url, so a
+ * database dump holds nothing anyone could present (migration 0008). A hash, not a slow
+ * password hash: the values are random and ≥ 128 bits, and this runs on every request
+ * (~1 µs for a short string).
+ */
+export function storedId(model: string, id: string): string {
+  return KEPT_AS_IS.has(model) ? id : createHash('sha256').update(id).digest('base64url');
+}
+
+/** The payload to store: without the value itself (oidc-provider's `jti` is the id). */
+export function payloadToStore(model: string, id: string, payload: AdapterPayload): AdapterPayload {
+  if (KEPT_AS_IS.has(model) || payload.jti !== id) return payload;
+  const { jti: _jti, ...rest } = payload;
+  return rest;
+}
+
+/** The payload as oidc-provider saved it: `jti` back from the id the provider looked it up by. */
+export function payloadAsSaved(model: string, id: string, stored: AdapterPayload): AdapterPayload {
+  return KEPT_AS_IS.has(model) ? stored : { ...stored, jti: id };
+}
