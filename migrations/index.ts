@@ -6,6 +6,7 @@ import * as m0004 from './0004_row_change_notify.js';
 import * as m0005 from './0005_grants_by_account_client.js';
 import * as m0006 from './0006_email_verified_by_links.js';
 import * as m0007 from './0007_signing_key_schedule.js';
+import * as m0010 from './0010_setup_links.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_grants_by_account_client': m0005,
   '0006_email_verified_by_links': m0006,
   '0007_signing_key_schedule': m0007,
+  '0010_setup_links': m0010,
 };

@@ -23,6 +23,7 @@ import { healthRoutes } from './http/routes/health.js';
 import { interactionRoutes } from './http/routes/interaction.js';
 import { linkRoutes } from './http/routes/links.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
+import { setupRoutes } from './http/routes/setup.js';
 import type { Services } from './http/services.js';
 import type { Logger } from './logger.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
@@ -104,6 +105,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
       accountSessionRoutes(services),
       accountRoutes(services),
       linkRoutes(services),
+      setupRoutes(services),
       adminApiRoutes(services),
       adminPagesRoutes(services),
       passkeyApiRoutes(services),
