@@ -81,7 +81,7 @@ export function adminPagesRoutes(services: Services): Router {
   const { config, db, provider, csrf, caches } = services;
   const router = new Router({ prefix: '/admin' });
 
-  router.use(noStore, requireSignIn(provider, db), requireAdmin, parseBodies(), csrf.protect());
+  router.use(noStore, requireSignIn(provider, db), requireAdmin(csrf), parseBodies(), csrf.protect());
 
   const actor = (ctx: Context) => `user:${ctx.state.signedIn!.user.id}`;
 
