@@ -28,6 +28,7 @@ import { interactionRoutes } from './http/routes/interaction.js';
 import { linkRoutes } from './http/routes/links.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
+import { setupRoutes } from './http/routes/setup.js';
 import type { Services } from './http/services.js';
 import { sealKeysAtRest } from './keysAtRest.js';
 import type { Logger } from './logger.js';
@@ -122,6 +123,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     accountSessionRoutes(services),
     accountRoutes(services),
     linkRoutes(services),
+    setupRoutes(services),
     adminApiRoutes(services),
     adminPagesRoutes(services),
     passkeyApiRoutes(services),

@@ -63,6 +63,8 @@ async function start(config: Config, log: Logger, running: Running): Promise<voi
     discovery: `${config.issuer}/.well-known/openid-configuration`,
     startup_ms: Math.round(performance.now() - startedAt),
   });
+  const { announceSetupLink } = await import('./accounts/setupLink.js');
+  await step('cannot issue the setup link', () => announceSetupLink(database.db, config, log));
 }
 
 /** One line on stderr; the stack of an unexpected error goes to the debug log only. */

@@ -6,7 +6,7 @@ import { credentialsQueries } from '../db/queries/credentials.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
-import { badRequest, HttpError, notFound } from '../http/errors.js';
+import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { confirmEmailOwner } from './emailOwnership.js';
 import { untilAfterRevocation } from './revocation.js';
@@ -27,7 +27,8 @@ export interface IssuedOneTimeLink {
  * stored, it works once, and it expires after INVITE_TTL_HOURS.
  *
  * `purpose: 'recovery'` insists on an existing account (404 otherwise); without it, or with
- * 'invite', an existing account still gets a recovery link, never a second account.
+ * 'invite', an existing account still gets a recovery link, never a second account. An
+ * admin invitation for an existing account is refused (409): see `sesame users promote`.
  *
  * Issuing a link invalidates the older unused links for the same email: the newest link an
  * admin handed out is the only one that works, so a link sent to a wrong or stale address
@@ -45,6 +46,14 @@ export async function createOneTimeLink(
   const row = await db.transaction().execute(async (trx) => {
     const existing = await usersQueries.findByEmail(trx, email);
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
+    // An admin invitation never turns into a recovery link that quietly drops the admin part
+    // (and takes over the account): making an existing account an admin is its own command.
+    if (existing && input.admin) {
+      throw conflict(
+        `${existing.email} already has an account; use \`sesame users promote ${existing.email}\` to make it an administrator`,
+        { fields: { email: 'already has an account' } },
+      );
+    }
     // Whether the link recovers or creates is decided by the account, not by the caller's
     // hint: a link can never create a second account for an email that has one.
     const purpose = existing ? 'recovery' : 'invite';

@@ -6,6 +6,7 @@ import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
+import { HttpError } from '../http/errors.js';
 
 /** A user as admins see them. */
 export interface UserView {
@@ -73,15 +74,70 @@ export async function findUser(db: Db, idOrEmail: string): Promise<User | undefi
     : usersQueries.findById(db, idOrEmail);
 }
 
+/** The answer when a change would leave Sesame without an administrator who can sign in. */
+export const lastAdminError = (user: Pick<User, 'email'>, what: string) =>
+  new HttpError(
+    409,
+    'last_admin',
+    `${user.email} is the last administrator and cannot be ${what}; make another account an administrator first (sesame users promote ID-OR-EMAIL)`,
+  );
+
+/**
+ * Refuses (with {@link lastAdminError}) when `user` is the only administrator who can sign
+ * in. Run it in the transaction that makes the change, after usersQueries.lockAdministrators:
+ * then two admins demoting or deleting each other at once cannot both pass.
+ */
+async function keepAnAdministrator(trx: Db, user: User, what: string): Promise<void> {
+  if (!user.is_admin || user.disabled_at) return;
+  if ((await usersQueries.countActiveAdmins(trx, user.id)) === 0) throw lastAdminError(user, what);
+}
+
+/**
+ * Makes an account an administrator (idempotent; audited when it changes something).
+ * @returns the user, or undefined when there is none.
+ */
+export async function promoteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+  return db.transaction().execute(async (trx) => {
+    await usersQueries.lockAdministrators(trx);
+    const user = await findUser(trx, idOrEmail);
+    if (!user) return undefined;
+    if (user.is_admin) return userView(user);
+    const updated = await usersQueries.update(trx, user.id, { isAdmin: true });
+    await auditQueries.record(trx, actor, 'user.promote', user.id, { email: user.email });
+    return userView(updated!);
+  });
+}
+
+/**
+ * Takes administration away from an account (idempotent), unless it is the last
+ * administrator who can sign in: then {@link lastAdminError}.
+ * @returns the user, or undefined when there is none.
+ */
+export async function demoteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+  return db.transaction().execute(async (trx) => {
+    await usersQueries.lockAdministrators(trx);
+    const user = await findUser(trx, idOrEmail);
+    if (!user) return undefined;
+    if (!user.is_admin) return userView(user);
+    await keepAnAdministrator(trx, user, 'demoted');
+    const updated = await usersQueries.update(trx, user.id, { isAdmin: false });
+    await auditQueries.record(trx, actor, 'user.demote', user.id, { email: user.email });
+    return userView(updated!);
+  });
+}
+
 /**
  * Disables an account: the person can no longer sign in, and everything they hold now
- * stops working too — their sessions, grants, codes, access and refresh tokens.
+ * stops working too — their sessions, grants, codes, access and refresh tokens. The last
+ * administrator who can sign in cannot be disabled ({@link lastAdminError}).
  * @returns the user, or undefined when there is none.
  */
 export async function disableUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
   const done = await db.transaction().execute(async (trx) => {
+    await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
+    await keepAnAdministrator(trx, user, 'disabled');
     const updated = user.disabled_at
       ? user
       : await usersQueries.update(trx, user.id, { disabledAt: new Date() });
@@ -113,11 +169,14 @@ export async function enableUser(db: Db, idOrEmail: string, actor: Actor): Promi
  * keys cascade), and its sessions, grants and tokens are removed from the OIDC storage.
  * Whatever a request in flight still saves for it is never found: an instance whose
  * account does not exist reads as revoked (src/oidc/revocation.ts).
+ * The last administrator who can sign in cannot be deleted ({@link lastAdminError}).
  */
 export async function deleteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
   return db.transaction().execute(async (trx) => {
+    await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
+    await keepAnAdministrator(trx, user, 'deleted');
     await usersQueries.delete(trx, user.id);
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     await auditQueries.record(trx, actor, 'user.delete', user.id, { email: user.email, revoked });

@@ -1,5 +1,13 @@
 import type { Command } from 'commander';
-import { deleteUser, disableUser, enableUser, inviteUser, listAllUsers } from '../admin/users.js';
+import {
+  deleteUser,
+  demoteUser,
+  disableUser,
+  enableUser,
+  inviteUser,
+  listAllUsers,
+  promoteUser,
+} from '../admin/users.js';
 import { emailSchema } from '../http/schemas.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
@@ -55,6 +63,30 @@ export function registerUserCommands(program: Command): void {
         const user = await enableUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
         output(opts.json, user, () => `Enabled ${user.email}`);
+      }),
+    );
+
+  users
+    .command('promote <id-or-email>')
+    .description('make an existing account a Sesame administrator')
+    .option('--json', 'print JSON')
+    .action((idOrEmail: string, opts) =>
+      withDatabase(async (db) => {
+        const user = await promoteUser(db, idOrEmail, cliActor());
+        if (!user) throw noUser(idOrEmail);
+        output(opts.json, user, () => `${user.email} is an administrator`);
+      }),
+    );
+
+  users
+    .command('demote <id-or-email>')
+    .description('take administration away from an account (never from the last administrator)')
+    .option('--json', 'print JSON')
+    .action((idOrEmail: string, opts) =>
+      withDatabase(async (db) => {
+        const user = await demoteUser(db, idOrEmail, cliActor());
+        if (!user) throw noUser(idOrEmail);
+        output(opts.json, user, () => `${user.email} is no longer an administrator`);
       }),
     );
 

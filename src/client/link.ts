@@ -1,7 +1,10 @@
 import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
 import { ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
 
-/** The one-time link page: "Create a passkey" registers one and signs the person in. */
+/**
+ * The one-time link page and the first-run setup page: "Create a passkey" registers one and
+ * signs the person in. The setup page also asks for the email.
+ */
 const form = document.getElementById('link-form') as HTMLFormElement;
 // The token stays in the page's own path; requests go to the same path, never elsewhere.
 const base = window.location.pathname.replace(/\/$/, '');
@@ -11,12 +14,13 @@ form.addEventListener('submit', (event) => {
   clearStatus();
   const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
   const name = (form.elements.namedItem('name') as HTMLInputElement | null)?.value ?? '';
+  const email = form.elements.namedItem('email') as HTMLInputElement | null;
   submit.disabled = true;
   (async () => {
-    const optionsJSON = await postJson<PublicKeyCredentialCreationOptionsJSON>(
-      `${base}/options`,
-      name ? { name } : {},
-    );
+    const optionsJSON = await postJson<PublicKeyCredentialCreationOptionsJSON>(`${base}/options`, {
+      ...(email && { email: email.value }),
+      ...(name && { name }),
+    });
     const credential = await startRegistration({ optionsJSON });
     const { redirect } = await postJson<{ redirect: string }>(`${base}/verify`, credential);
     window.location.assign(redirect);

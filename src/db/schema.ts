@@ -104,6 +104,14 @@ export interface OneTimeTokensTable {
   created_at: Generated<Date>;
 }
 
+/** The first-run link that creates the first administrator (migration 0010). */
+export interface SetupLinksTable {
+  id: Generated<string>;
+  token_hash: string;
+  expires_at: Timestamp;
+  created_at: Generated<Date>;
+}
+
 export interface ApiKeysTable {
   id: Generated<string>;
   name: string;
@@ -191,6 +199,7 @@ export interface Database {
   signing_keys: SigningKeysTable;
   app_secrets: AppSecretsTable;
   one_time_tokens: OneTimeTokensTable;
+  setup_links: SetupLinksTable;
   api_keys: ApiKeysTable;
   audit_events: AuditEventsTable;
   step_ups: StepUpsTable;
@@ -207,5 +216,6 @@ export type CredentialRow = Selectable<CredentialsTable>;
 export type ClientRow = Selectable<ClientsTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type OneTimeTokenRow = Selectable<OneTimeTokensTable>;
+export type SetupLinkRow = Selectable<SetupLinksTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;

@@ -89,6 +89,23 @@ describe('starting the built server (node dist/src/main.js)', () => {
     );
   });
 
+  it('logs a one-time setup link, as there is no administrator yet, whose page answers', async () => {
+    const setupLine = () =>
+      linesOf(sesame.stderr())
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, string>)
+        .find((entry) => entry.msg === 'no administrator yet: open this link to create one');
+    // Logged just after the server starts listening.
+    for (let waited = 0; !setupLine() && waited < 15_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const url = setupLine()?.setup_url;
+    expect(url).toMatch(new RegExp(`^${sesame.baseUrl}/setup/[A-Za-z0-9_-]{43}$`));
+    const page = await fetch(url!);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('>Create a passkey</button>');
+  });
+
   it('refuses a second server on the same data directory with one line, and leaves the first one serving', async () => {
     const second = await runServerExpectingExit({
       DATA_DIR: dataDir,

@@ -2,7 +2,35 @@ import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import type { User } from '../schema.js';
 
+/**
+ * The key of the transaction-level advisory lock that every change to who administers Sesame
+ * takes first (promote, demote, disable, delete, the setup link). Checking "is there another
+ * administrator?" and then writing is only race-free when such changes run one at a time:
+ * under READ COMMITTED two transactions demoting the last two admins would each still see
+ * the other one. Any fixed 64-bit number works; this one spells nothing.
+ */
+const ADMINISTRATORS_LOCK = 7_264_185_930_113;
+
 export const usersQueries = {
+  /**
+   * Waits until no other transaction changes who administers Sesame, and holds that until
+   * this transaction ends. Call it first, in the transaction that checks and writes.
+   */
+  async lockAdministrators(db: Db): Promise<void> {
+    await sql`select pg_advisory_xact_lock(${sql.lit(ADMINISTRATORS_LOCK)})`.execute(db);
+  },
+
+  /** How many administrators can sign in (not disabled), leaving out `exceptId`. */
+  async countActiveAdmins(db: Db, exceptId?: string): Promise<number> {
+    let query = db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('is_admin', '=', true)
+      .where('disabled_at', 'is', null);
+    if (exceptId) query = query.where('id', '<>', exceptId);
+    return Number((await query.executeTakeFirstOrThrow()).n);
+  },
+
   async findById(db: Db, id: string): Promise<User | undefined> {
     // A malformed id must read as "no such user", not as a database error.
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;

@@ -5,6 +5,8 @@ import type { Db } from '../../db/connect.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
 import { forbidden, unauthorized } from '../errors.js';
+import { renderView } from '../views.js';
+import type { Csrf } from './csrf.js';
 import { wantsJson } from './errors.js';
 
 /** The person signed in to Sesame itself (the provider's session), as account and admin pages see them. */
@@ -54,10 +56,26 @@ export function requireSignIn(provider: Provider, db: Db) {
   };
 }
 
-/** Only signed-in admins pass (use after requireSignIn). */
-export async function requireAdmin(ctx: Context, next: Next) {
-  if (!ctx.state.signedIn?.user.is_admin) throw forbidden('This page is for Sesame administrators.');
-  await next();
+/**
+ * Only signed-in admins pass (use after requireSignIn). Anyone else gets a 403: a script the
+ * JSON error, a person a page that names the account they are signed in with and offers to
+ * sign out (to sign in with another one) or to go to their own account.
+ */
+export function requireAdmin(csrf: Csrf) {
+  return async function checkAdmin(ctx: Context, next: Next) {
+    const user = ctx.state.signedIn?.user;
+    if (user?.is_admin) return next();
+    const message = 'This page is for Sesame administrators.';
+    if (!user || wantsJson(ctx)) throw forbidden(message);
+    ctx.status = 403;
+    ctx.type = 'html';
+    ctx.body = renderView('admin/forbidden', {
+      title: 'Administrators only',
+      csrf: csrf.token(ctx),
+      message,
+      email: user.email,
+    });
+  };
 }
 
 /**

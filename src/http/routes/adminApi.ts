@@ -5,11 +5,13 @@ import { z } from 'zod';
 import { recentAuditEvents } from '../../admin/audit.js';
 import {
   deleteUser,
+  demoteUser,
   disableUser,
   enableUser,
   inviteUser,
   listUsers,
   MAX_USERS_PAGE,
+  promoteUser,
 } from '../../admin/users.js';
 import {
   ClientValidationError,
@@ -178,6 +180,20 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
 
   router.post('/users/:id/enable', async (ctx) => {
     const user = await enableUser(db, ctx.params.id!, apiKeyActor(ctx));
+    if (!user) throw noUser(ctx.params.id!);
+    caches.users.invalidate(user.id);
+    ctx.body = user;
+  });
+
+  router.post('/users/:id/promote', async (ctx) => {
+    const user = await promoteUser(db, ctx.params.id!, apiKeyActor(ctx));
+    if (!user) throw noUser(ctx.params.id!);
+    caches.users.invalidate(user.id);
+    ctx.body = user;
+  });
+
+  router.post('/users/:id/demote', async (ctx) => {
+    const user = await demoteUser(db, ctx.params.id!, apiKeyActor(ctx));
     if (!user) throw noUser(ctx.params.id!);
     caches.users.invalidate(user.id);
     ctx.body = user;

@@ -4,12 +4,14 @@ import { z } from 'zod';
 import { recentAuditEvents } from '../../admin/audit.js';
 import {
   deleteUser,
+  demoteUser,
   disableUser,
   enableUser,
   findUser,
   inviteUser,
   issueRecoveryLink,
   listUsers,
+  promoteUser,
   userView,
 } from '../../admin/users.js';
 import {
@@ -22,7 +24,7 @@ import {
   rotateClientSecret,
   updateClient,
 } from '../../oidc/clients.js';
-import { badRequest, notFound } from '../errors.js';
+import { badRequest, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
 import { sesameRouter } from '../router.js';
@@ -54,6 +56,8 @@ const NOTICES: Record<string, string> = {
   'user-disabled': 'The user was disabled; their sessions and tokens are revoked.',
   'user-enabled': 'The user can sign in again.',
   'user-deleted': 'The user and their passkeys were deleted.',
+  'user-promoted': 'The user is now an administrator.',
+  'user-demoted': 'The user is no longer an administrator.',
   ...PASSKEY_TENANT_NOTICES,
   ...API_KEY_NOTICES,
 };
@@ -80,7 +84,7 @@ export function adminPagesRoutes(services: Services): Router {
     { prefix: '/admin' },
     noStore,
     requireSignIn(provider, db),
-    requireAdmin,
+    requireAdmin(csrf),
     parseBodies(),
     csrf.protect(),
   );
@@ -253,7 +257,16 @@ export function adminPagesRoutes(services: Services): Router {
       await renderUsers(ctx, { ...form, error: email.error.issues[0]!.message });
       return;
     }
-    const link = await inviteUser(db, config, { email: email.data, admin: form.admin === 'on' }, actor(ctx));
+    let link: Awaited<ReturnType<typeof inviteUser>>;
+    try {
+      link = await inviteUser(db, config, { email: email.data, admin: form.admin === 'on' }, actor(ctx));
+    } catch (error) {
+      // An admin invitation for an existing account: said beside the field, not on an error page.
+      if (!(error instanceof HttpError) || error.status !== 409) throw error;
+      ctx.status = 409;
+      await renderUsers(ctx, { ...form, error: error.message });
+      return;
+    }
     render(ctx, 'link', { title: 'One-time link', email: email.data, admin: form.admin === 'on', link });
   });
 
@@ -277,6 +290,22 @@ export function adminPagesRoutes(services: Services): Router {
     await enableUser(db, user.id, actor(ctx));
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-enabled');
+  });
+
+  // Who administers Sesame is as sensitive as a one-time link: both need the step-up.
+  router.post('/users/:id/promote', stepUp, async (ctx) => {
+    const user = await loadUser(ctx);
+    await promoteUser(db, user.id, actor(ctx));
+    caches.users.invalidate(user.id);
+    ctx.redirect('/admin/users?done=user-promoted');
+  });
+
+  router.post('/users/:id/demote', stepUp, async (ctx) => {
+    const user = await loadUser(ctx);
+    refuseSelf(ctx, user.id, 'demote');
+    await demoteUser(db, user.id, actor(ctx));
+    caches.users.invalidate(user.id);
+    ctx.redirect('/admin/users?done=user-demoted');
   });
 
   router.get('/users/:id/delete', async (ctx) => {

@@ -4,6 +4,7 @@ import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
+import { usersQueries } from '../../db/queries/users.js';
 import { amrFor, startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
@@ -91,12 +92,16 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }
     }
     if (interaction.prompt.name === 'consent') {
       const scopes = String(interaction.params.scope ?? 'openid').split(' ');
+      // The person sees which account they would share: a shared computer may hold someone else's session.
+      const account = interaction.session && (await usersQueries.findById(db, interaction.session.accountId));
+      if (!account) throw interactionExpired();
       ctx.type = 'html';
       ctx.body = renderView('consent', {
         title: 'Allow access',
         csrf: csrf.token(ctx),
         uid,
         client,
+        account: { email: account.email },
         scopes: describeScopes(scopes),
       });
       return;

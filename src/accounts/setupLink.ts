@@ -1,0 +1,168 @@
+import type { Config } from '../config.js';
+import { randomSecret, sha256Hex } from '../crypto.js';
+import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { credentialsQueries } from '../db/queries/credentials.js';
+import { setupLinksQueries } from '../db/queries/setupLinks.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { SetupLinkRow, User } from '../db/schema.js';
+import { HttpError } from '../http/errors.js';
+import type { Logger } from '../logger.js';
+import type { VerifiedRegistration } from '../webauthn/registration.js';
+
+/** Why a setup link cannot be used, with the words its page shows. */
+export type SetupLinkProblem = 'invalid' | 'expired' | 'admin_exists' | 'account_exists';
+
+const SETUP_LINK_PROBLEMS: Record<
+  SetupLinkProblem,
+  { status: number; code: string; heading: string; message: string }
+> = {
+  invalid: {
+    status: 404,
+    code: 'setup_link_invalid',
+    heading: 'This setup link is not valid',
+    message:
+      'Each start of Sesame prints a new setup link while it has no administrator, and the older ones stop working. Use the newest one from the log.',
+  },
+  expired: {
+    status: 410,
+    code: 'setup_link_expired',
+    heading: 'This setup link has expired',
+    message: 'Restart Sesame: while it has no administrator, each start prints a new setup link in its log.',
+  },
+  admin_exists: {
+    status: 410,
+    code: 'admin_exists',
+    heading: 'Sesame already has an administrator',
+    message: 'The setup link works only until the first administrator exists. Sign in at /admin instead.',
+  },
+  account_exists: {
+    status: 409,
+    code: 'account_exists',
+    heading: 'This email already has an account',
+    message:
+      'Use another email here, or make that account an administrator with `npx sesame users promote EMAIL`.',
+  },
+};
+
+/** The error the setup page's routes throw; `heading` is for the HTML page. */
+export class SetupLinkError extends HttpError {
+  readonly heading: string;
+
+  constructor(readonly problem: SetupLinkProblem) {
+    const { status, code, heading, message } = SETUP_LINK_PROBLEMS[problem];
+    super(status, code, message, problem === 'account_exists' ? { fields: { email: message } } : undefined);
+    this.heading = heading;
+  }
+}
+
+// A token is exactly what randomSecret() makes: 32 bytes, base64url, 43 characters.
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Issues the setup link when no administrator can sign in (none, or all disabled), in place
+ * of any older one; when one can, removes any leftover link and returns undefined. The token
+ * is 256 random bits, only its SHA-256 is stored, and it expires after INVITE_TTL_HOURS.
+ */
+export async function issueSetupLink(
+  db: Db,
+  config: Config,
+): Promise<{ url: string; expiresAt: Date } | undefined> {
+  return db.transaction().execute(async (trx) => {
+    await usersQueries.lockAdministrators(trx);
+    if ((await usersQueries.countActiveAdmins(trx)) > 0) {
+      await setupLinksQueries.deleteAll(trx);
+      return undefined;
+    }
+    const token = randomSecret();
+    const link = await setupLinksQueries.replace(trx, {
+      tokenHash: sha256Hex(token),
+      expiresAt: new Date(Date.now() + config.inviteTtlSeconds * 1000),
+    });
+    await auditQueries.record(trx, 'system', 'setup.link.create', null, {
+      link: link.id,
+      expires_at: link.expires_at.toISOString(),
+    });
+    return { url: `${config.issuer}/setup/${token}`, expiresAt: link.expires_at };
+  });
+}
+
+/**
+ * Called once the server listens: while no administrator exists, logs the one-time link
+ * that creates the first one. The URL is deliberately in the log (the only secret Sesame
+ * ever logs): whoever reads the server's log runs the server. The field is `setup_url`,
+ * not `url`, which the logger would redact.
+ */
+export async function announceSetupLink(db: Db, config: Config, log: Logger): Promise<string | undefined> {
+  const link = await issueSetupLink(db, config);
+  if (!link) return undefined;
+  log.warn('no administrator yet: open this link to create one', {
+    setup_url: link.url,
+    expires_at: link.expiresAt.toISOString(),
+  });
+  return link.url;
+}
+
+async function problemWith(db: Db, link: SetupLinkRow | undefined): Promise<SetupLinkProblem | undefined> {
+  // Checked first: once an administrator exists, every setup link is dead, used or not.
+  if ((await usersQueries.countActiveAdmins(db)) > 0) return 'admin_exists';
+  if (!link) return 'invalid';
+  if (link.expires_at.getTime() <= Date.now()) return 'expired';
+  return undefined;
+}
+
+/** The setup link a presented token names, if it can be used now; otherwise a {@link SetupLinkError}. */
+export async function findUsableSetupLink(db: Db, token: string): Promise<SetupLinkRow> {
+  const link = TOKEN_SHAPE.test(token) ? await setupLinksQueries.findByHash(db, sha256Hex(token)) : undefined;
+  const problem = await problemWith(db, link);
+  if (problem) throw new SetupLinkError(problem);
+  return link!;
+}
+
+/** What the passkey ceremony started from the setup page is bound to: the link, never the token. */
+export function setupChallengeBinding(link: Pick<SetupLinkRow, 'id'>): { purpose: string; binding: string } {
+  return { purpose: 'setup', binding: link.id };
+}
+
+/**
+ * Uses the setup link with a verified new passkey, in one transaction that first takes the
+ * administrators lock: no administrator may exist yet, the link is used up (of two
+ * concurrent uses one wins), and the administrator is created with the passkey. Two people
+ * racing, even with two different links, cannot both become the first administrator. The
+ * email was typed, not proven, so the account is not email-verified. Any failure leaves the
+ * link usable.
+ */
+export async function redeemSetupLink(
+  db: Db,
+  token: string,
+  registration: VerifiedRegistration,
+): Promise<User> {
+  const tokenHash = sha256Hex(token);
+  const { challenge } = registration;
+  try {
+    return await db.transaction().execute(async (trx) => {
+      await usersQueries.lockAdministrators(trx);
+      const problem = await problemWith(trx, await setupLinksQueries.findByHash(trx, tokenHash));
+      if (problem) throw new SetupLinkError(problem);
+      const link = await setupLinksQueries.consume(trx, tokenHash);
+      if (!link) throw new SetupLinkError('invalid');
+      const email = challenge.data.email;
+      if (!challenge.userId || typeof email !== 'string') throw new SetupLinkError('invalid');
+      if (await usersQueries.findByEmail(trx, email)) throw new SetupLinkError('account_exists');
+      const name =
+        typeof challenge.data.name === 'string' && challenge.data.name ? challenge.data.name : null;
+      const user = await usersQueries.insert(trx, { id: challenge.userId, email, name, isAdmin: true });
+      await credentialsQueries.insert(trx, { ...registration.credential, userId: user.id });
+      await auditQueries.record(trx, `user:${user.id}`, 'setup.link.use', user.id, {
+        link: link.id,
+        email: user.email,
+        credential: registration.credential.id,
+      });
+      return user;
+    });
+  } catch (error) {
+    // The email was taken meanwhile, or the passkey is already registered.
+    if ((error as { code?: string }).code === '23505') throw new SetupLinkError('account_exists');
+    throw error;
+  }
+}

@@ -1,0 +1,96 @@
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import { z } from 'zod';
+import {
+  findUsableSetupLink,
+  redeemSetupLink,
+  SetupLinkError,
+  setupChallengeBinding,
+} from '../../accounts/setupLink.js';
+import { usersQueries } from '../../db/queries/users.js';
+import { amrFor } from '../../webauthn/authentication.js';
+import { relyingPartyFor } from '../../webauthn/policy.js';
+import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
+import { parseBodies } from '../middleware/bodies.js';
+import { wantsJson } from '../middleware/errors.js';
+import { startProviderSession } from '../providerSession.js';
+import { displayNameSchema, emailSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import type { Services } from '../services.js';
+import { renderView } from '../views.js';
+
+const optionsSchema = z.object({ email: emailSchema, name: displayNameSchema.optional() });
+
+/**
+ * The first-run page at /setup/<token> (the link each start logs while no administrator
+ * exists): Email, Name and "Create a passkey" make the first administrator, who is then
+ * signed in and sent to /admin. The token is a bearer secret, looked up by its hash and
+ * used up only in the transaction that creates the administrator (see redeemSetupLink).
+ */
+export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
+  const router = new Router({ prefix: '/setup/:token' });
+  const rp = relyingPartyFor(config);
+
+  router.use(async function renderSetupProblems(ctx: Context, next: Next) {
+    try {
+      await next();
+    } catch (error) {
+      if (!(error instanceof SetupLinkError) || wantsJson(ctx)) throw error;
+      ctx.status = error.status;
+      ctx.type = 'html';
+      ctx.body = renderView('error', {
+        title: error.heading,
+        heading: error.heading,
+        message: error.message,
+        ...(error.problem === 'admin_exists' && { backUrl: '/admin', backLabel: 'Go to the admin pages' }),
+      });
+    }
+  });
+
+  // Every request names a token: the limit also bounds how fast anyone can probe for one.
+  router.use(rateLimit);
+  router.use(parseBodies());
+  router.use(csrf.protect());
+
+  router.get('/', async (ctx) => {
+    const link = await findUsableSetupLink(db, ctx.params.token!);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = 'html';
+    ctx.body = renderView('setup', {
+      title: 'Create the first administrator',
+      csrf: csrf.token(ctx),
+      script: 'link',
+      expiresAt: link.expires_at.toISOString(),
+      rpName: config.rpName,
+    });
+  });
+
+  router.post('/options', async (ctx) => {
+    const body = parseBody(ctx, optionsSchema);
+    const link = await findUsableSetupLink(db, ctx.params.token!);
+    // Said before the passkey prompt rather than after it; redeemSetupLink checks again.
+    if (await usersQueries.findByEmail(db, body.email)) throw new SetupLinkError('account_exists');
+    const name = body.name ?? null;
+    ctx.body = await startPasskeyRegistration(
+      db,
+      rp,
+      { userId: crypto.randomUUID(), email: body.email, displayName: name ?? body.email },
+      { ...setupChallengeBinding(link), data: { email: body.email, name } },
+    );
+  });
+
+  router.post('/verify', async (ctx) => {
+    const response = parseBody(ctx, registrationResponseSchema);
+    const token = ctx.params.token!;
+    const link = await findUsableSetupLink(db, token);
+    const registration = await verifyPasskeyRegistration(db, rp, response, setupChallengeBinding(link));
+    const user = await redeemSetupLink(db, token, registration);
+    log.info('first administrator created', { user: user.id });
+    await startProviderSession(ctx, provider, config, {
+      accountId: user.id,
+      amr: amrFor(registration.credential),
+    });
+    ctx.body = { redirect: '/admin' };
+  });
+
+  return router;
+}

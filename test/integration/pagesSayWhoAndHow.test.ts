@@ -1,0 +1,100 @@
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { issueSetupLink } from '../../src/accounts/setupLink.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { asPage, type PageResponse } from '../support/browser.js';
+import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
+import { onboard } from '../support/oneTimeLinkFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8902/callback';
+const NOSCRIPT = /<noscript><p class="status" role="alert">Passkeys need JavaScript\. [^<]*<\/p><\/noscript>/;
+
+/** The form on a page that posts to `action`, with its CSRF field. */
+const formPostingTo = (page: PageResponse, action: string) =>
+  new RegExp(
+    `<form method="post" action="${action}"[^>]*>\\s*<input type="hidden" name="_csrf" value="${page.csrf()}">`,
+  );
+
+describe('pages say who is signed in and what a field does', () => {
+  let sesame: TestApp;
+  let rp: TestRp;
+  let member: Person;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Wiki', redirect_uris: [REDIRECT_URI] },
+      'test',
+    );
+    rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+    ({ person: member } = await onboard(sesame, 'member@example.com'));
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('answers a signed-in non-admin at /admin with a 403 page naming the account, with sign-out and a way back', async () => {
+    const page = asPage(await member.browser.follow('/admin'));
+    expect(page.status).toBe(403);
+    expect(page.text).toContain('This page is for Sesame administrators.');
+    expect(page.text).toContain('You are signed in as <strong>member@example.com</strong>');
+    expect(page.text).not.toContain('Something went wrong');
+    expect(page.text).toMatch(formPostingTo(page, '/account/logout'));
+    expect(page.text).toMatch(/<button type="submit"[^>]*>Sign out<\/button>/);
+    expect(page.text).toMatch(/<a class="button" href="\/account">Go to your account<\/a>/);
+
+    // The sign-out it offers works: it ends the session at the provider.
+    const signOut = await member.browser.request('/account/logout', { form: { _csrf: page.csrf() } });
+    expect(signOut.status).toBe(302);
+    expect(signOut.location()).toMatch(new RegExp(`^${sesame.baseUrl}/session/end\\?`));
+
+    // A script still gets the JSON error.
+    const json = await onboard(sesame, 'script@example.com');
+    const api = await json.person.browser.request('/admin/users', {
+      headers: { accept: 'application/json' },
+    });
+    expect(api.status).toBe(403);
+    expect(api.json()).toMatchObject({ error: 'forbidden' });
+  });
+
+  it('shows on the consent page which account is signed in, with a way to sign out', async () => {
+    const { person } = await onboard(sesame, 'consent@example.com');
+    const consent = asPage(await person.browser.follow((await beginLogin(rp)).url));
+    expect(consent.text).toContain('>Allow<');
+    expect(consent.text).toContain('Signed in as <strong>consent@example.com</strong>');
+    expect(consent.text).toMatch(formPostingTo(consent, '/account/logout'));
+    expect(consent.text).toMatch(/Not you\? <button type="submit" class="link">Sign out<\/button>/);
+  });
+
+  it('labels the sign-in field by what it does, keeps passkey autofill, and says JavaScript is needed', async () => {
+    const login = asPage(await new Person(sesame.baseUrl).browser.follow((await beginLogin(rp)).url));
+    expect(login.text).toContain('<label for="username">Choose a saved passkey</label>');
+    expect(login.text).toMatch(
+      /<input id="username"[^>]*autocomplete="username webauthn"[^>]*placeholder="Click here to see your passkeys for this site"/,
+    );
+    expect(login.text).not.toContain('>Email</label>');
+    expect(login.text).toMatch(/<button[^>]*>Sign in with a passkey<\/button>/);
+    expect(login.text).toMatch(NOSCRIPT);
+  });
+
+  it('tells people without JavaScript that passkeys need it, on every passkey page', async () => {
+    const visitor = new Person(sesame.baseUrl);
+    const login = asPage(await visitor.browser.follow((await beginLogin(rp)).url));
+    const uid = /\/interaction\/([^/?#]+)/.exec(login.url)![1];
+    const invite = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'new@example.com',
+      actor: 'test',
+    });
+    const setup = (await issueSetupLink(sesame.db, sesame.config))!;
+    const pages = {
+      signup: await visitor.browser.request(`/interaction/${uid}/signup`),
+      link: await visitor.browser.request(new URL(invite.url).pathname),
+      setup: await visitor.browser.request(new URL(setup.url).pathname),
+      account: await (await onboard(sesame, 'account@example.com')).person.browser.request('/account'),
+    };
+    for (const [name, page] of Object.entries(pages)) {
+      expect({ name, status: page.status }).toEqual({ name, status: 200 });
+      expect({ name, noscript: NOSCRIPT.test(page.text) }).toEqual({ name, noscript: true });
+    }
+  });
+});
