@@ -1,7 +1,8 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Db } from '../../db/connect.js';
 import { metricsRegistry } from '../../metrics.js';
 import { requireApiKey } from '../middleware/apiKey.js';
+import { sesameRouter } from '../router.js';
 
 /**
  * `GET /metrics`: Prometheus text format, for a scraper holding an admin API key
@@ -9,8 +10,8 @@ import { requireApiKey } from '../middleware/apiKey.js';
  * numbers say how many people sign in and how the database copes: not for everyone.
  */
 export function metricsRoutes(db: Db): Router {
-  const router = new Router();
-  router.get('/metrics', requireApiKey(db), async (ctx) => {
+  const router = sesameRouter({}, requireApiKey(db));
+  router.get('/metrics', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.type = metricsRegistry.contentType;
     ctx.body = await metricsRegistry.metrics();

@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import {
@@ -14,6 +14,7 @@ import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webau
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
+import { sesameRouter } from '../router.js';
 import { displayNameSchema, emailSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
@@ -27,10 +28,9 @@ const optionsSchema = z.object({ email: emailSchema, name: displayNameSchema.opt
  * used up only in the transaction that creates the administrator (see redeemSetupLink).
  */
 export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
-  const router = new Router({ prefix: '/setup/:token' });
   const rp = relyingPartyFor(config);
 
-  router.use(async function renderSetupProblems(ctx: Context, next: Next) {
+  async function renderSetupProblems(ctx: Context, next: Next) {
     try {
       await next();
     } catch (error) {
@@ -44,12 +44,16 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Serv
         ...(error.problem === 'admin_exists' && { backUrl: '/admin', backLabel: 'Go to the admin pages' }),
       });
     }
-  });
+  }
 
   // Every request names a token: the limit also bounds how fast anyone can probe for one.
-  router.use(rateLimit);
-  router.use(parseBodies());
-  router.use(csrf.protect());
+  const router = sesameRouter(
+    { prefix: '/setup/:token' },
+    renderSetupProblems,
+    rateLimit,
+    parseBodies(),
+    csrf.protect(),
+  );
 
   router.get('/', async (ctx) => {
     const link = await findUsableSetupLink(db, ctx.params.token!);
