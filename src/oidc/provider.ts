@@ -131,7 +131,9 @@ export function createProvider({
   };
 
   const provider = new Provider(config.issuer, configuration);
-  provider.proxy = config.trustProxy;
+  // The forwarded headers the provider reads are Sesame's own (src/http/middleware/issuerOrigin.ts):
+  // the issuer's host and protocol, and the client address read under TRUST_PROXY.
+  provider.proxy = true;
 
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {

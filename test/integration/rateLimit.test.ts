@@ -1,4 +1,7 @@
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { createApiKey } from '../../src/admin/apiKeys.js';
+import { auditQueries } from '../../src/db/queries/audit.js';
+import { createLogger } from '../../src/logger.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import type { PageResponse } from '../support/browser.js';
@@ -124,5 +127,55 @@ describe('RATE_LIMIT_PER_MINUTE=0', () => {
     const statuses = [];
     for (let i = 0; i < 40; i++) statuses.push((await loginOptions('198.51.100.1')).status);
     expect(new Set(statuses)).toEqual(new Set([200]));
+  });
+});
+
+describe('TRUST_PROXY: the client is the entry the trusted proxies wrote, not what the client wrote', () => {
+  let sesame: TestApp;
+  const lines: string[] = [];
+
+  afterEach(() => sesame.stop());
+
+  it('with TRUST_PROXY=true counts the right-most X-Forwarded-For entry, whatever the client puts before it', async () => {
+    sesame = await startTestApp(
+      { RATE_LIMIT_PER_MINUTE: '5', TRUST_PROXY: 'true' },
+      { log: createLogger('info', (line) => lines.push(line)) },
+    );
+    const loginOptions = await loginOptionsCaller(sesame);
+    for (let n = 1; n <= 5; n++) {
+      expect((await loginOptions(`198.51.100.${n}, 203.0.113.7`)).status).toBe(200);
+    }
+    expectLimited(await loginOptions('198.51.100.6, 203.0.113.7'));
+    expectLimited(await loginOptions('203.0.113.7'));
+    expect((await loginOptions('203.0.113.7, 203.0.113.8')).status).toBe(200);
+
+    // The request log and the audit log name that same address.
+    const logged = lines
+      .map((line) => JSON.parse(line) as { msg: string; url: string; ip: string })
+      .filter((line) => line.msg === 'request' && line.url.endsWith('/login/options'));
+    expect(new Set(logged.map((line) => line.ip))).toEqual(new Set(['203.0.113.7', '203.0.113.8']));
+    const { key } = await createApiKey(sesame.db, 'ops', 'test');
+    const created = await fetch(`${sesame.listenUrl}/api/admin/clients`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        'x-forwarded-for': '192.0.2.66, 203.0.113.9',
+      },
+      body: JSON.stringify({ name: 'Wiki', redirect_uris: ['https://wiki.example.com/cb'] }),
+    });
+    expect(created.status).toBe(201);
+    const [event] = await auditQueries.recent(sesame.db, 1);
+    expect(event).toMatchObject({ action: 'client.create', details: { ip: '203.0.113.9' } });
+  });
+
+  it('with TRUST_PROXY=2 counts the second entry from the right', async () => {
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '5', TRUST_PROXY: '2' });
+    const loginOptions = await loginOptionsCaller(sesame);
+    for (let n = 1; n <= 5; n++) {
+      expect((await loginOptions(`198.51.100.${n}, 203.0.113.7, 10.0.0.${n}`)).status).toBe(200);
+    }
+    expectLimited(await loginOptions('198.51.100.6, 203.0.113.7, 10.0.0.1'));
+    expect((await loginOptions('203.0.113.7, 203.0.113.8, 10.0.0.1')).status).toBe(200);
   });
 });
