@@ -39,7 +39,7 @@ describe.each([
 
     afterAll(() => sesame.stop());
 
-    it.each([
+    it.each<Record<string, string>>([
       { host: 'evil.example' },
       { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' },
       { 'x-forwarded-host': 'evil.example:8443, sesame.test', 'x-forwarded-proto': 'https' },
