@@ -9,6 +9,7 @@ import { renderView } from '../http/views.js';
 import type { Logger } from '../logger.js';
 import { accountClientMetadata } from './accountClient.js';
 import { createAdapter } from './adapter.js';
+import { redirectUriAllowed } from './clients.js';
 import { createLoadExistingGrant } from './grants.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
@@ -138,6 +139,14 @@ export function createProvider({
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
     return secretMatchesHash(actual, this.clientSecret);
+  };
+
+  // Any port only for loopback IP literals, never for `localhost` (RFC 8252 §7.3, §8.3).
+  provider.Client.prototype.redirectUriAllowed = function allowRedirectUri(uri: string) {
+    return redirectUriAllowed(uri, this.redirectUris ?? [], this.applicationType);
+  };
+  provider.Client.prototype.postLogoutRedirectUriAllowed = function allowPostLogoutUri(uri: string) {
+    return redirectUriAllowed(uri, this.postLogoutRedirectUris ?? [], this.applicationType);
   };
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
