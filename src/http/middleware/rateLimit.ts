@@ -44,16 +44,40 @@ export function rateLimit(perMinute: number): Middleware {
   }
   const limiter = new RateLimiterMemory({ points: perMinute, duration: WINDOW_SECONDS });
   return async function limitRate(ctx: Context, next: Next) {
-    try {
-      await limiter.consume(rateLimitKey(ctx.ip));
-    } catch (rejection) {
-      if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
-      ctx.set('Retry-After', String(retryAfter));
-      throw new HttpError(429, 'rate_limited', 'Too many requests. Wait a minute, then try again.', {
-        retry_after: retryAfter,
-      });
-    }
+    await consumeOrRefuse(ctx, limiter, rateLimitKey(ctx.ip));
     await next();
+  };
+}
+
+/** Counts one request against `key`; over the limit, 429 `rate_limited` with Retry-After. */
+async function consumeOrRefuse(ctx: Context, limiter: RateLimiterMemory, key: string) {
+  try {
+    await limiter.consume(key);
+  } catch (rejection) {
+    if (!(rejection instanceof RateLimiterRes)) throw rejection;
+    const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+    ctx.set('Retry-After', String(retryAfter));
+    throw new HttpError(429, 'rate_limited', 'Too many requests. Wait a minute, then try again.', {
+      retry_after: retryAfter,
+    });
+  }
+}
+
+/**
+ * Sign-up attempts per email address, whichever IP they come from: a person retries a
+ * cancelled passkey prompt a few times, while a script probing which addresses have
+ * accounts (the answer for a taken one differs) spreads over many IPs.
+ */
+export const SIGNUP_ATTEMPTS_PER_ADDRESS = { points: 5, seconds: 15 * 60 };
+
+/**
+ * A limit on what the caller names as `key` (an email address) rather than the client IP:
+ * `points` per `seconds`, then the same 429 as {@link rateLimit}. `enabled` false (with
+ * RATE_LIMIT_PER_MINUTE=0) turns it off.
+ */
+export function keyedRateLimit({ points, seconds }: { points: number; seconds: number }, enabled = true) {
+  const limiter = new RateLimiterMemory({ points, duration: seconds });
+  return async function countAttempt(ctx: Context, key: string): Promise<void> {
+    if (enabled) await consumeOrRefuse(ctx, limiter, key);
   };
 }
