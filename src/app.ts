@@ -15,6 +15,7 @@ import { notFound } from './http/errors.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
 import { httpMetrics } from './http/middleware/httpMetrics.js';
+import { issuerOrigin } from './http/middleware/issuerOrigin.js';
 import { rateLimit } from './http/middleware/rateLimit.js';
 import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaders } from './http/middleware/securityHeaders.js';
@@ -39,10 +40,18 @@ import { createProvider } from './oidc/provider.js';
 import { isProviderPath } from './oidc/providerPaths.js';
 import { createRowCaches } from './oidc/rowCaches.js';
 import { PUBLIC_DIR } from './paths.js';
+import { forRequestFrom } from './requestContext.js';
 
 async function noSuchPage(): Promise<never> {
   throw notFound('There is no page at this address.');
 }
+
+/**
+ * Discovery and the JWKS are the same for everyone and change rarely; relying parties and
+ * proxies may keep them five minutes. That is also how long a cache may go on showing a
+ * key removed from the JWKS, or miss one rotated in with no delay (`--activate-in 0`).
+ */
+const PUBLIC_METADATA_CACHE = 'public, max-age=300';
 
 /** Expired rows are swept this often; each sweep deletes in small batches. */
 const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
@@ -101,17 +110,27 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     csrf,
     caches,
     rateLimit: rateLimit(config.rateLimitPerMinute, hits),
+    hits,
   };
 
-  const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
+  // Koa takes the left-most X-Forwarded-For entry unless maxIpsCount cuts the list to the
+  // entries the trusted proxies wrote (see TRUST_PROXY in config.ts).
+  const koa = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops, keys: cookieKeys });
   koa.silent = true;
   koa.use(httpMetrics());
+  koa.use(issuerOrigin(config));
   koa.use(requestLog(log));
+  koa.use(function rememberClientAddress(ctx, next) {
+    return forRequestFrom(ctx.ip, next);
+  });
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.
   const oidcProvider = async (ctx: Koa.Context) => {
     ctx.respond = false;
+    if (ctx.path === '/.well-known/openid-configuration' || ctx.path === '/jwks') {
+      ctx.res.setHeader('Cache-Control', PUBLIC_METADATA_CACHE);
+    }
     await live.handle(ctx.req, ctx.res);
   };
   // Sesame's pages and APIs. What none of them answers is a 404: the provider sees only its

@@ -35,21 +35,28 @@ const httpUrl = (name: string) =>
     }
   });
 
-const boolean = (name: string) =>
-  z
-    .string()
-    .transform((v) => v.trim().toLowerCase())
-    .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), {
-      message: `${name} must be true or false`,
-    })
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
 const positiveInt = (name: string, max: number) =>
   z
     .string()
     .regex(/^\d+$/, { message: `${name} must be a whole number` })
     .transform(Number)
     .refine((n) => n >= 1 && n <= max, { message: `${name} must be between 1 and ${max}` });
+
+/**
+ * How many reverse proxies stand in front of Sesame: `true` (or yes/1) one, a whole number
+ * N that many, `false` (or no/0) none. Each trusted proxy appends the address it saw to
+ * X-Forwarded-For, so the client is the N-th entry from the right; anything further left
+ * was written by the client and is never believed.
+ */
+const proxyHops = (name: string) =>
+  z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .refine((v) => /^\d+$/.test(v) || ['true', 'false', 'yes', 'no'].includes(v), {
+      message: `${name} must be true, false or the number of proxies in front of Sesame`,
+    })
+    .transform((v) => (v === 'true' || v === 'yes' ? 1 : v === 'false' || v === 'no' ? 0 : Number(v)))
+    .refine((n) => n <= 10, { message: `${name} must be at most 10 proxies` });
 
 /** A whole number from 0 to `max`, where 0 means "off". */
 const wholeNumber = (name: string, max: number, zeroMeans: string) =>
@@ -87,7 +94,7 @@ const schema = z.object({
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
-  TRUST_PROXY: boolean('TRUST_PROXY').default(false),
+  TRUST_PROXY: proxyHops('TRUST_PROXY').default(0),
   KEY_ENCRYPTION_SECRET: z
     .string()
     .min(32, { message: 'KEY_ENCRYPTION_SECRET must be at least 32 characters' })
@@ -118,7 +125,10 @@ export interface Config {
   readonly origin: string;
   readonly signup: 'open' | 'invite';
   readonly logLevel: (typeof LOG_LEVELS)[number];
+  /** Whether a reverse proxy's X-Forwarded-* headers are read (TRUST_PROXY). */
   readonly trustProxy: boolean;
+  /** How many proxies append to X-Forwarded-For; the client is that many entries from the right (0 when off). */
+  readonly proxyHops: number;
   readonly keyEncryptionSecret: string | undefined;
   readonly inviteTtlSeconds: number;
   /** Passkey ceremonies and one-time link requests one client IP may make per minute; 0: no limit. */
@@ -177,7 +187,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     origin: issuerUrl.origin,
     signup: values.SIGNUP,
     logLevel: values.LOG_LEVEL,
-    trustProxy: values.TRUST_PROXY,
+    trustProxy: values.TRUST_PROXY > 0,
+    proxyHops: values.TRUST_PROXY,
     keyEncryptionSecret: values.KEY_ENCRYPTION_SECRET,
     inviteTtlSeconds: values.INVITE_TTL_HOURS * 3600,
     rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE,

@@ -2,6 +2,7 @@ import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
+import type { HitCounter } from '../db/hitCounter.js';
 import type { Logger } from '../logger.js';
 import type { RowCaches } from '../oidc/rowCaches.js';
 import type { Csrf } from './middleware/csrf.js';
@@ -17,4 +18,6 @@ export interface Services {
   caches: RowCaches;
   /** The per-IP limit on passkey ceremonies and one-time links (RATE_LIMIT_PER_MINUTE), one count for all. */
   rateLimit: Middleware;
+  /** Where limits count their hits (Postgres, shared by instances; memory on the embedded database). */
+  hits: HitCounter;
 }

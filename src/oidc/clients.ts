@@ -35,6 +35,35 @@ function isLoopbackIpHttp(uri: string): boolean {
   return url?.protocol === 'http:' && LOOPBACK_IPS.has(url.hostname);
 }
 
+/** The URI without its port, when it is http to a loopback IP literal written in canonical form. */
+function withoutLoopbackPort(uri: string): string | undefined {
+  const url = URL.parse(uri);
+  // Only a URI that is already in URL's canonical form: no dot segments, case or
+  // escaping differences may make two different strings match.
+  if (!url || url.href !== uri || !isLoopbackIpHttp(uri)) return undefined;
+  url.port = '';
+  return url.href;
+}
+
+/**
+ * Whether `uri` may be used as a redirect (or post-logout redirect) URI of a client that
+ * registered `registered`: exactly one of them, or, for a native app, a registered
+ * `http://127.0.0.1` or `http://[::1]` URI on another port (RFC 8252 §7.3: the app listens
+ * on whatever port is free). `localhost` is a name, not the loopback interface: it may
+ * resolve elsewhere (RFC 8252 §8.3), so it only ever matches exactly. oidc-provider's own
+ * check lets any port through for `localhost` too.
+ */
+export function redirectUriAllowed(
+  uri: string,
+  registered: readonly string[],
+  type: 'native' | 'web' | undefined,
+): boolean {
+  if (registered.includes(uri)) return true;
+  if (type !== 'native') return false;
+  const portless = withoutLoopbackPort(uri);
+  return portless !== undefined && registered.some((allowed) => withoutLoopbackPort(allowed) === portless);
+}
+
 /**
  * Whether oidc-provider must treat the client as a native app (OIDC Registration §2,
  * `application_type`). A client with a custom-scheme redirect or post-logout URI is native:

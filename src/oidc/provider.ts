@@ -11,6 +11,7 @@ import { grantTypeLabel, tokenGrants } from '../metrics.js';
 import { accountClientMetadata } from './accountClient.js';
 import { createAdapter } from './adapter.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
+import { redirectUriAllowed } from './clients.js';
 import { createLoadExistingGrant } from './grants.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
@@ -136,7 +137,9 @@ export function createProvider({
   };
 
   const provider = new Provider(config.issuer, configuration);
-  provider.proxy = config.trustProxy;
+  // The forwarded headers the provider reads are Sesame's own (src/http/middleware/issuerOrigin.ts):
+  // the issuer's host and protocol, and the client address read under TRUST_PROXY.
+  provider.proxy = true;
 
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
   // A client locked out by too many failures is refused like a wrong secret (invalid_client).
@@ -145,6 +148,14 @@ export function createProvider({
     const matches = secretMatchesHash(actual, this.clientSecret);
     if (!matches) await clientAuthBackoff?.failed(this.clientId);
     return matches;
+  };
+
+  // Any port only for loopback IP literals, never for `localhost` (RFC 8252 §7.3, §8.3).
+  provider.Client.prototype.redirectUriAllowed = function allowRedirectUri(uri: string) {
+    return redirectUriAllowed(uri, this.redirectUris ?? [], this.applicationType);
+  };
+  provider.Client.prototype.postLogoutRedirectUriAllowed = function allowPostLogoutUri(uri: string) {
+    return redirectUriAllowed(uri, this.postLogoutRedirectUris ?? [], this.applicationType);
   };
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));

@@ -160,4 +160,40 @@ describe('desktop and command-line apps on the loopback interface (RFC 8252 §7.
       expect(response.headers.get('location')).toBeNull();
     }
   });
+
+  /** What Sesame answers an authorization request of `clientId` that names `redirectUri`. */
+  async function authorize(clientId: string, redirectUri: string) {
+    const rp = await discoverRp(sesame.baseUrl, { client_id: clientId }, redirectUri);
+    const response = await fetch((await beginLogin(rp)).url, { redirect: 'manual' });
+    return { status: response.status, location: response.headers.get('location') };
+  }
+
+  it('matches http://localhost exactly even for a native app: any port only for 127.0.0.1 and [::1]', async () => {
+    const { client } = await createClient(
+      sesame.db,
+      {
+        name: 'Notes desktop',
+        redirect_uris: ['com.example.app:/cb', 'http://localhost:3001/cb', 'http://127.0.0.1:3001/cb'],
+        post_logout_redirect_uris: ['http://localhost:3001/bye'],
+        public: true,
+      },
+      'test',
+    );
+    expect(client.application_type).toBe('native');
+    for (const other of ['http://localhost:9999/cb', 'http://localhost/cb', 'http://LOCALHOST:3001/cb']) {
+      expect(await authorize(client.client_id, other)).toEqual({ status: 400, location: null });
+    }
+    for (const allowed of ['http://localhost:3001/cb', 'http://127.0.0.1:9999/cb', 'com.example.app:/cb']) {
+      const answer = await authorize(client.client_id, allowed);
+      expect(answer.location).toMatch(/\/interaction\//);
+    }
+    // Nor does sign-out send anyone to another localhost port.
+    const logout = (uri: string) =>
+      fetch(
+        `${sesame.baseUrl}/session/end?${new URLSearchParams({ client_id: client.client_id, post_logout_redirect_uri: uri })}`,
+        { redirect: 'manual' },
+      );
+    expect((await logout('http://localhost:9999/bye')).status).toBe(400);
+    expect((await logout('http://localhost:3001/bye')).status).toBe(200);
+  });
 });

@@ -1,4 +1,8 @@
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { createApiKey } from '../../src/admin/apiKeys.js';
+import { auditQueries } from '../../src/db/queries/audit.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { createLogger } from '../../src/logger.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import type { PageResponse } from '../support/browser.js';
@@ -124,5 +128,111 @@ describe('RATE_LIMIT_PER_MINUTE=0', () => {
     const statuses = [];
     for (let i = 0; i < 40; i++) statuses.push((await loginOptions('198.51.100.1')).status);
     expect(new Set(statuses)).toEqual(new Set([200]));
+  });
+});
+
+describe('TRUST_PROXY: the client is the entry the trusted proxies wrote, not what the client wrote', () => {
+  let sesame: TestApp;
+  const lines: string[] = [];
+
+  afterEach(() => sesame.stop());
+
+  it('with TRUST_PROXY=true counts the right-most X-Forwarded-For entry, whatever the client puts before it', async () => {
+    sesame = await startTestApp(
+      { RATE_LIMIT_PER_MINUTE: '5', TRUST_PROXY: 'true' },
+      { log: createLogger('info', (line) => lines.push(line)) },
+    );
+    const loginOptions = await loginOptionsCaller(sesame);
+    for (let n = 1; n <= 5; n++) {
+      expect((await loginOptions(`198.51.100.${n}, 203.0.113.7`)).status).toBe(200);
+    }
+    expectLimited(await loginOptions('198.51.100.6, 203.0.113.7'));
+    expectLimited(await loginOptions('203.0.113.7'));
+    expect((await loginOptions('203.0.113.7, 203.0.113.8')).status).toBe(200);
+
+    // The request log and the audit log name that same address.
+    const logged = lines
+      .map((line) => JSON.parse(line) as { msg: string; url: string; ip: string })
+      .filter((line) => line.msg === 'request' && line.url.endsWith('/login/options'));
+    expect(new Set(logged.map((line) => line.ip))).toEqual(new Set(['203.0.113.7', '203.0.113.8']));
+    const { key } = await createApiKey(sesame.db, 'ops', 'test');
+    const created = await fetch(`${sesame.listenUrl}/api/admin/clients`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        'x-forwarded-for': '192.0.2.66, 203.0.113.9',
+      },
+      body: JSON.stringify({ name: 'Wiki', redirect_uris: ['https://wiki.example.com/cb'] }),
+    });
+    expect(created.status).toBe(201);
+    const [event] = await auditQueries.recent(sesame.db, 1);
+    expect(event).toMatchObject({ action: 'client.create', details: { ip: '203.0.113.9' } });
+  });
+
+  it('with TRUST_PROXY=2 counts the second entry from the right', async () => {
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '5', TRUST_PROXY: '2' });
+    const loginOptions = await loginOptionsCaller(sesame);
+    for (let n = 1; n <= 5; n++) {
+      expect((await loginOptions(`198.51.100.${n}, 203.0.113.7, 10.0.0.${n}`)).status).toBe(200);
+    }
+    expectLimited(await loginOptions('198.51.100.6, 203.0.113.7, 10.0.0.1'));
+    expect((await loginOptions('203.0.113.7, 203.0.113.8, 10.0.0.1')).status).toBe(200);
+  });
+});
+
+describe('sign-up attempts are limited per email address as well as per IP', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    // A per-IP limit far above what the test sends: only the per-address limit can refuse.
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '1000', TRUST_PROXY: 'true' });
+    await usersQueries.insert(sesame.db, { email: 'known@example.com', name: null });
+  });
+
+  afterAll(() => sesame.stop());
+
+  /** Opens a sign-up page and returns a function that asks for sign-up options there for an address, from an IP. */
+  async function signupOptionsCaller() {
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Notes', redirect_uris: [REDIRECT_URI] },
+      'test',
+    );
+    const rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+    const person = new Person(sesame.baseUrl);
+    const page = await person.open((await beginLogin(rp)).url);
+    const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+    const csrf = (await person.browser.request(`/interaction/${uid}/signup`)).csrf();
+    return (email: string, ip: string) =>
+      person.browser.request(`/interaction/${uid}/signup/options`, {
+        json: { email },
+        headers: { accept: 'application/json', 'x-csrf-token': csrf, 'x-forwarded-for': ip },
+      });
+  }
+
+  it('refuses the sixth attempt for one address within 15 minutes, from any IP and in any case', async () => {
+    const signupOptions = await signupOptionsCaller();
+    for (let n = 1; n <= 5; n++) {
+      expect(
+        (await signupOptions(n % 2 ? 'New@Example.com' : 'new@example.com', `198.51.100.${n}`)).status,
+      ).toBe(200);
+    }
+    const before = await challengeCount(sesame);
+    const refused = await signupOptions('NEW@example.com', '198.51.100.77');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
+    expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(15 * 60);
+    expect(refused.json()).toMatchObject({ error: 'rate_limited' });
+    expect(await challengeCount(sesame)).toBe(before);
+    // Another address from the same IP is not held back.
+    expect((await signupOptions('other@example.com', '198.51.100.77')).status).toBe(200);
+  });
+
+  it('counts the answers for a taken address too, so probing one stops after five', async () => {
+    const signupOptions = await signupOptionsCaller();
+    for (let n = 1; n <= 5; n++)
+      expect((await signupOptions('known@example.com', `203.0.113.${n}`)).status).toBe(409);
+    expect((await signupOptions('Known@Example.com', '203.0.113.99')).status).toBe(429);
   });
 });

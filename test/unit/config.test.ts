@@ -30,6 +30,7 @@ describe('configuration from the environment', () => {
       signup: 'open',
       logLevel: 'info',
       trustProxy: false,
+      proxyHops: 0,
       keyEncryptionSecret: undefined,
       inviteTtlSeconds: 24 * 3600,
       rateLimitPerMinute: 600,
@@ -129,7 +130,16 @@ describe('configuration from the environment', () => {
   });
 
   it.each(['false', '0', 'no'])('reads TRUST_PROXY=%s as off', (value) => {
-    expect(load({ TRUST_PROXY: value }).trustProxy).toBe(false);
+    expect(load({ TRUST_PROXY: value })).toMatchObject({ trustProxy: false, proxyHops: 0 });
+  });
+
+  it.each([
+    ['true', 1],
+    ['1', 1],
+    ['2', 2],
+    [' 3 ', 3],
+  ])('reads TRUST_PROXY=%s as %i trusted proxies', (value, hops) => {
+    expect(load({ TRUST_PROXY: value })).toMatchObject({ trustProxy: true, proxyHops: hops });
   });
 
   it.each([
@@ -155,7 +165,9 @@ describe('configuration from the environment', () => {
     ['RP_NAME', 'x'.repeat(65), 'RP_NAME must be at most 64 characters'],
     ['SIGNUP', 'closed', 'SIGNUP must be "open" or "invite"'],
     ['LOG_LEVEL', 'verbose', 'LOG_LEVEL must be one of debug, info, warn, error, silent'],
-    ['TRUST_PROXY', 'maybe', 'TRUST_PROXY must be true or false'],
+    ['TRUST_PROXY', 'maybe', 'TRUST_PROXY must be true, false or the number of proxies in front of Sesame'],
+    ['TRUST_PROXY', '-1', 'TRUST_PROXY must be true, false or the number of proxies in front of Sesame'],
+    ['TRUST_PROXY', '11', 'TRUST_PROXY must be at most 10 proxies'],
     ['KEY_ENCRYPTION_SECRET', 'too-short', 'KEY_ENCRYPTION_SECRET must be at least 32 characters'],
     ['INVITE_TTL_HOURS', 'a day', 'INVITE_TTL_HOURS must be a whole number'],
     ['INVITE_TTL_HOURS', '0', 'INVITE_TTL_HOURS must be between 1 and 720'],

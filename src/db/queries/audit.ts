@@ -1,3 +1,4 @@
+import { clientAddress } from '../../requestContext.js';
 import type { Db } from '../connect.js';
 import type { AuditEventRow } from '../schema.js';
 
@@ -12,9 +13,11 @@ export const auditQueries = {
     target: string | null,
     details: Record<string, unknown> = {},
   ) {
+    // The client address the request log records for the same request (see TRUST_PROXY).
+    const ip = clientAddress();
     await db
       .insertInto('audit_events')
-      .values({ actor, action, target, details: JSON.stringify(details) })
+      .values({ actor, action, target, details: JSON.stringify(ip ? { ...details, ip } : details) })
       .execute();
   },
 

@@ -1,5 +1,5 @@
 import type { Context, Middleware, Next } from 'koa';
-import { type HitCounter, MemoryHitCounter } from '../../db/hitCounter.js';
+import { type HitCounter, type HitVerdict, MemoryHitCounter } from '../../db/hitCounter.js';
 import { HttpError } from '../errors.js';
 
 /**
@@ -44,14 +44,40 @@ export function rateLimit(perMinute: number, counter: HitCounter = new MemoryHit
     };
   }
   return async function limitRate(ctx: Context, next: Next) {
-    const verdict = await counter.hit(`ip:${rateLimitKey(ctx.ip)}`, perMinute, WINDOW_SECONDS);
-    if (!verdict.allowed) {
-      const retryAfter = Math.max(1, Math.ceil(verdict.msBeforeNext / 1000));
-      ctx.set('Retry-After', String(retryAfter));
-      throw new HttpError(429, 'rate_limited', 'Too many requests. Wait a minute, then try again.', {
-        retry_after: retryAfter,
-      });
-    }
+    refuseOver(ctx, await counter.hit(`ip:${rateLimitKey(ctx.ip)}`, perMinute, WINDOW_SECONDS));
     await next();
+  };
+}
+
+/** Over the limit: 429 `rate_limited` with Retry-After (seconds). */
+function refuseOver(ctx: Context, verdict: HitVerdict): void {
+  if (verdict.allowed) return;
+  const retryAfter = Math.max(1, Math.ceil(verdict.msBeforeNext / 1000));
+  ctx.set('Retry-After', String(retryAfter));
+  throw new HttpError(429, 'rate_limited', 'Too many requests. Wait a minute, then try again.', {
+    retry_after: retryAfter,
+  });
+}
+
+/**
+ * Sign-up attempts per email address, whichever IP they come from: a person retries a
+ * cancelled passkey prompt a few times, while a script probing which addresses have
+ * accounts (the answer for a taken one differs) spreads over many IPs.
+ */
+export const SIGNUP_ATTEMPTS_PER_ADDRESS = { name: 'signup', points: 5, seconds: 15 * 60 };
+
+/**
+ * A limit on what the caller names as `key` (an email address) rather than the client IP:
+ * `points` per `seconds` (counted by `counter`, shared by instances like {@link rateLimit}),
+ * then the same 429. `enabled` false (with
+ * RATE_LIMIT_PER_MINUTE=0) turns it off.
+ */
+export function keyedRateLimit(
+  { name, points, seconds }: { name: string; points: number; seconds: number },
+  counter: HitCounter,
+  enabled = true,
+) {
+  return async function countAttempt(ctx: Context, key: string): Promise<void> {
+    if (enabled) refuseOver(ctx, await counter.hit(`${name}:${key}`, points, seconds));
   };
 }

@@ -10,6 +10,7 @@ import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
+import { keyedRateLimit, SIGNUP_ATTEMPTS_PER_ADDRESS } from '../middleware/rateLimit.js';
 import { sesameRouter } from '../router.js';
 import {
   authenticationResponseSchema,
@@ -41,10 +42,11 @@ const interactionExpired = () =>
  * Each ceremony's challenge is bound to the interaction uid, which the provider in turn
  * binds to this browser by its interaction cookie.
  */
-export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
+export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, hits }: Services): Router {
   const router = sesameRouter({ prefix: '/interaction/:uid' }, parseBodies(), csrf.protect());
   const rp = relyingPartyFor(config);
   const signupOpen = config.signup === 'open';
+  const countSignupAttempt = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
 
   async function loadInteraction(ctx: Context) {
     try {
@@ -145,6 +147,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit }
   router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw notFound('Sign-up is by invitation only.');
     const body = parseBody(ctx, signupStartSchema);
+    await countSignupAttempt(ctx, `signup:${body.email.toLowerCase()}`);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
     if (await emailTaken(db, body.email)) throw accountExists();

@@ -1,0 +1,28 @@
+import type { Context, Next } from 'koa';
+import type { Config } from '../../config.js';
+
+/**
+ * Every URL Sesame and oidc-provider build (discovery's endpoints, redirects, the issuer
+ * the provider compares) comes from ISSUER. Host and X-Forwarded-Host/-Proto are written
+ * by whoever sends the request: believed, `Host: evil.example` put
+ * `http://evil.example/token` into the discovery document that caches and clients keep.
+ *
+ * The request's forwarded headers are rewritten to Sesame's own view before any handler
+ * or the provider reads them: the issuer's host and protocol, and the client address Koa
+ * already read under TRUST_PROXY (so the provider, which trusts these headers, sees the
+ * same address as the rate limit and the logs).
+ */
+export function issuerOrigin(config: Config) {
+  const { host, protocol } = new URL(config.issuer);
+  const proto = protocol.slice(0, -1);
+  return async function pinIssuerOrigin(ctx: Context, next: Next) {
+    // Read (and cached by Koa) before the header it comes from is replaced.
+    const ip = ctx.ip;
+    const headers = ctx.req.headers;
+    headers.host = host;
+    headers['x-forwarded-host'] = host;
+    headers['x-forwarded-proto'] = proto;
+    headers['x-forwarded-for'] = ip;
+    await next();
+  };
+}
