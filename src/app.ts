@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
@@ -52,6 +53,8 @@ export interface SesameApp {
   readonly provider: Provider;
   readonly config: Config;
   readonly db: Db;
+  /** Sesame's own routers, in the order they are tried (tests walk their routes). */
+  readonly routers: readonly Router[];
   /** Serves on the configured port, or on `port` (0 picks a free one); resolves to the bound port. */
   start(port?: number, host?: string): Promise<number>;
   stop(): Promise<void>;
@@ -96,18 +99,19 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     await live.handle(ctx.req, ctx.res);
   };
   // Sesame's pages and APIs; what none of them answers falls through to the provider.
+  const routers = [
+    healthRoutes(db),
+    interactionRoutes(services),
+    accountSessionRoutes(services),
+    accountRoutes(services),
+    linkRoutes(services),
+    adminApiRoutes(services),
+    adminPagesRoutes(services),
+    passkeyApiRoutes(services),
+  ];
   const sesameRoutes = compose<Koa.Context>([
     staticFiles(PUBLIC_DIR),
-    ...[
-      healthRoutes(db),
-      interactionRoutes(services),
-      accountSessionRoutes(services),
-      accountRoutes(services),
-      linkRoutes(services),
-      adminApiRoutes(services),
-      adminPagesRoutes(services),
-      passkeyApiRoutes(services),
-    ].flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]),
+    ...routers.flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]),
   ]);
   koa.use(function route(ctx) {
     return isProviderPath(ctx.path) ? oidcProvider(ctx) : sesameRoutes(ctx, () => oidcProvider(ctx));
@@ -133,6 +137,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     },
     config,
     db,
+    routers,
     async start(port = config.port, host = config.host) {
       server = http.createServer(koa.callback());
       // Keep-alive longer than common proxies' idle timeout, so the proxy closes first.

@@ -37,6 +37,15 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
   };
 }
 
+/** A session that holds nothing: no account signed in, no app authorized, no logout under way. */
+function isEmptySession(payload: AdapterPayload): boolean {
+  return (
+    !payload.accountId &&
+    !payload.state &&
+    Object.keys((payload.authorizations as object | undefined) ?? {}).length === 0
+  );
+}
+
 /**
  * Builds the adapter class oidc-provider instantiates once per model. Every model lives in
  * the one `oidc_models` table; clients come from the `clients` table that admins manage,
@@ -55,11 +64,19 @@ export function createAdapter(
     return row ? clientMetadata(row) : undefined;
   };
 
+  // Postgres cannot hold U+0000, so no stored id contains one: such a lookup (client_id=%00,
+  // token=%00) finds nothing, and the provider answers as for any unknown id, not with a 500.
+  const storable = (id: string) => !id.includes('\u0000');
+
   return class PostgresAdapter implements Adapter {
     constructor(private readonly model: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed through the clients table');
+      // oidc-provider saves a fresh, empty session at the end of every request that brought
+      // the cookie of a session no longer stored, refused requests included. An empty
+      // session means the same as none, so it is not stored: one row per request otherwise.
+      if (this.model === 'Session' && isEmptySession(payload)) return this.destroy(id);
       try {
         await writes.upsert(modelRow(this.model, id, payload as Record<string, unknown>, expiresIn));
       } catch (error) {
@@ -71,15 +88,18 @@ export function createAdapter(
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (!storable(id)) return undefined;
       if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
       return (await oidcModelsQueries.find(db, this.model, id)) as AdapterPayload | undefined;
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      if (!storable(uid)) return undefined;
       return (await oidcModelsQueries.findByUid(db, this.model, uid)) as AdapterPayload | undefined;
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      if (!storable(userCode)) return undefined;
       return (await oidcModelsQueries.findByUserCode(db, this.model, userCode)) as AdapterPayload | undefined;
     }
 

@@ -32,6 +32,7 @@ import {
   nulCharacterError,
   unauthorized,
 } from '../errors.js';
+import { refuseIllFormedText } from '../middleware/bodies.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -40,6 +41,9 @@ import type { Services } from '../services.js';
  * here is a registration response, so anything past this is refused before it is read.
  */
 const PASSKEY_API_BODY_LIMIT = '32kb';
+
+/** The methods the passkey API answers (HEAD with GET; OPTIONS for CORS preflights). */
+const PASSKEY_API_METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /** Browsers may cache a preflight answer this long (seconds). */
 const PREFLIGHT_MAX_AGE = 600;
@@ -150,7 +154,7 @@ async function jsonBody(ctx: Context, next: Next) {
       'The body must be JSON (Content-Type: application/json)',
     );
   }
-  await parseJson(ctx, next);
+  await parseJson(ctx, () => refuseIllFormedText(ctx, next));
 }
 
 function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
@@ -247,8 +251,13 @@ export function passkeyApiRoutes({
     ctx.body = tenantJwks(tenantOf(ctx), config);
   });
 
-  // Preflights are answered by allowTenantOrigins; anything else under a tenant is unknown.
-  router.all('/{*path}', function unknownEndpoint() {
+  // Preflights are answered by allowTenantOrigins; anything else under a tenant is unknown:
+  // a method the API never uses (TRACE, PROPFIND) is 405, with a body that says so.
+  router.all('/{*path}', function unknownEndpoint(ctx: Context) {
+    if (!PASSKEY_API_METHODS.includes(ctx.method)) {
+      ctx.set('Allow', PASSKEY_API_METHODS.join(', '));
+      throw new HttpError(405, 'method_not_allowed', `${ctx.method} is not allowed here`);
+    }
     throw notFound('No such endpoint');
   });
   return router;
