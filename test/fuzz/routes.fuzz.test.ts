@@ -386,7 +386,7 @@ describe('fuzzing every route', () => {
     // Routes that name a user get someone else: the fuzzer may disable or delete them.
     const someone = await usersQueries.insert(sesame.db, { email: 'someone@example.com', name: null });
     values = { clientId: client.client_id, userId: someone.id, tenantId: tenant.id };
-  });
+  }, 120_000);
 
   afterAll(() => sesame?.stop());
 
@@ -469,9 +469,9 @@ describe('fuzzing every route', () => {
           { numRuns: RUNS, seed: SEED, endOnFailure: true },
         );
         if (result.failed) {
-          failures.push(
-            `${route.methods.join('|')} ${route.path}: ${String((result.errorInstance as Error)?.message ?? result.errorInstance).slice(0, 600)}`,
-          );
+          const error = result.errorInstance as Error | undefined;
+          const example = JSON.stringify(result.counterexample?.[0])?.slice(0, 400);
+          failures.push(`${route.path}: ${String(error?.message ?? error).slice(0, 600)} (case ${example})`);
         }
       }
       // The figures for the issue note: how many requests this run sent over how many routes.

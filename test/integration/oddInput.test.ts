@@ -42,7 +42,7 @@ describe('odd input', () => {
       'test',
     ));
     ({ key: apiKey } = await createApiKey(sesame.db, 'odd input', 'test'));
-  });
+  }, 120_000);
 
   afterAll(() => sesame.stop());
 
@@ -203,8 +203,12 @@ describe('odd input', () => {
   });
 
   it('answers a method the passkey API does not use with 405 and a body that says so', async () => {
-    for (const method of ['TRACE', 'PROPFIND', 'COPY']) {
-      const response = await rawRequest(`${sesame.listenUrl}/passkey-api/${tenant.id}/login/initialize`, {
+    for (const [method, tenantId] of [
+      ['TRACE', tenant.id],
+      ['PROPFIND', tenant.id],
+      ['COPY', 'no-such-tenant'],
+    ] as const) {
+      const response = await rawRequest(`${sesame.listenUrl}/passkey-api/${tenantId}/login/initialize`, {
         method,
       });
       expect(response.status).toBe(405);

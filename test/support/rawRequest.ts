@@ -15,8 +15,12 @@ export function rawRequest(
   url: string,
   init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
 ): Promise<RawResponse> {
+  // node:http sends a DELETE or OPTIONS body with neither Content-Length nor chunking: the
+  // server would read the body as the next request. The length is always stated.
+  const headers = { ...init.headers };
+  if (init.body !== undefined) headers['content-length'] = String(Buffer.byteLength(init.body));
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: init.method ?? 'GET', headers: init.headers }, (response) => {
+    const request = http.request(url, { method: init.method ?? 'GET', headers }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () =>

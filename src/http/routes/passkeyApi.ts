@@ -89,6 +89,18 @@ function renderPasskeyApiErrors({ log }: Pick<Services, 'log'>) {
   };
 }
 
+/**
+ * A method the API never uses (TRACE, PROPFIND) is 405 with a body that says so, whatever
+ * the path or tenant: without this, the router's 404 left Koa's 501 with a 404 body.
+ */
+async function refuseOtherMethods(ctx: Context, next: Next) {
+  if (!PASSKEY_API_METHODS.includes(ctx.method)) {
+    ctx.set('Allow', PASSKEY_API_METHODS.join(', '));
+    throw new HttpError(405, 'method_not_allowed', `${ctx.method} is not allowed here`);
+  }
+  await next();
+}
+
 function loadTenant({ db }: Pick<Services, 'db'>) {
   return async function findTenantFromPath(ctx: Context, next: Next) {
     const tenant = await findTenant(db, String(ctx.params.tenantId ?? ''));
@@ -187,7 +199,13 @@ export function passkeyApiRoutes({
 }: Pick<Services, 'config' | 'db' | 'log' | 'rateLimit'>): Router {
   const router = new Router({ prefix: '/passkey-api/:tenantId' });
   // Limited after CORS, so an app's frontend can read the 429 and its Retry-After.
-  router.use(renderPasskeyApiErrors({ log }), loadTenant({ db }), allowTenantOrigins, rateLimit);
+  router.use(
+    renderPasskeyApiErrors({ log }),
+    refuseOtherMethods,
+    loadTenant({ db }),
+    allowTenantOrigins,
+    rateLimit,
+  );
 
   router.post(
     '/registration/initialize',
@@ -251,13 +269,8 @@ export function passkeyApiRoutes({
     ctx.body = tenantJwks(tenantOf(ctx), config);
   });
 
-  // Preflights are answered by allowTenantOrigins; anything else under a tenant is unknown:
-  // a method the API never uses (TRACE, PROPFIND) is 405, with a body that says so.
-  router.all('/{*path}', function unknownEndpoint(ctx: Context) {
-    if (!PASSKEY_API_METHODS.includes(ctx.method)) {
-      ctx.set('Allow', PASSKEY_API_METHODS.join(', '));
-      throw new HttpError(405, 'method_not_allowed', `${ctx.method} is not allowed here`);
-    }
+  // Preflights are answered by allowTenantOrigins; anything else under a tenant is unknown.
+  router.all('/{*path}', function unknownEndpoint() {
     throw notFound('No such endpoint');
   });
   return router;
