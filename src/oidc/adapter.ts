@@ -40,6 +40,15 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
   };
 }
 
+/** A session that holds nothing: no account signed in, no app authorized, no logout under way. */
+function isEmptySession(payload: AdapterPayload): boolean {
+  return (
+    !payload.accountId &&
+    !payload.state &&
+    Object.keys((payload.authorizations as object | undefined) ?? {}).length === 0
+  );
+}
+
 /**
  * Models whose `consume` is the single use of a grant source: a second use is a replay, and
  * what the first use issued goes too (RFC 6749 §4.1.2, RFC 9700 §4.2.4 and §4.14.2).
@@ -88,11 +97,19 @@ export function createAdapter(
     await oidcModelsQueries.destroy(db, 'Grant', grantId);
   }
 
+  // Postgres cannot hold U+0000, so no stored id contains one: such a lookup (client_id=%00,
+  // token=%00) finds nothing, and the provider answers as for any unknown id, not with a 500.
+  const storable = (id: string) => !id.includes('\u0000');
+
   return class PostgresAdapter implements Adapter {
     constructor(private readonly model: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed through the clients table');
+      // oidc-provider saves a fresh, empty session at the end of every request that brought
+      // the cookie of a session no longer stored, refused requests included. An empty
+      // session means the same as none, so it is not stored: one row per request otherwise.
+      if (this.model === 'Session' && isEmptySession(payload)) return this.destroy(id);
       const stored = payloadToStore(this.model, id, payload) as Record<string, unknown>;
       try {
         await writes.upsert(modelRow(this.model, storedId(this.model, id), stored, expiresIn));
@@ -105,6 +122,7 @@ export function createAdapter(
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (!storable(id)) return undefined;
       if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
       const stored = await oidcModelsQueries.find(db, this.model, storedId(this.model, id));
       if (!stored) return undefined;
@@ -113,11 +131,13 @@ export function createAdapter(
 
     /** Only sessions are looked up by uid; their uid is not a bearer and is stored as it is. */
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      if (!storable(uid)) return undefined;
       const stored = await oidcModelsQueries.findByUid(db, this.model, uid);
       return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      if (!storable(userCode)) return undefined;
       const stored = await oidcModelsQueries.findByUserCode(db, this.model, userCode);
       return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }

@@ -5,7 +5,7 @@
  * first costs more than the lookup here. test/integration/startup.test.ts checks the list
  * against the endpoints discovery advertises.
  */
-const PROVIDER_PATHS = new Set([
+export const PROVIDER_PATHS: ReadonlySet<string> = new Set([
   '/.well-known/openid-configuration',
   '/auth',
   '/token',

@@ -48,27 +48,31 @@ export async function startTenantRegistration(
 ): Promise<PublicKeyCredentialCreationOptionsJSON> {
   // As Hanko does: a blank display name falls back to the username.
   const displayName = subject.displayName?.trim() || subject.username;
-  await passkeyTenantUsersQueries.upsert(db, {
-    tenant_id: tenant.id,
-    user_id: subject.userId,
-    username: subject.username,
-    display_name: displayName,
-    icon: subject.icon ?? null,
+  // One transaction: input the database refuses (it fails at the challenge's jsonb) leaves
+  // no tenant user behind.
+  return db.transaction().execute(async (trx) => {
+    await passkeyTenantUsersQueries.upsert(trx, {
+      tenant_id: tenant.id,
+      user_id: subject.userId,
+      username: subject.username,
+      display_name: displayName,
+      icon: subject.icon ?? null,
+    });
+    const existing = await passkeyTenantCredentialsQueries.listForUser(trx, tenant.id, subject.userId);
+    const options = await passkeyCreationOptions(
+      tenantRelyingParty(tenant),
+      { handle: tenantUserHandle(subject.userId), name: subject.username, displayName },
+      existing,
+    );
+    await storeChallenge(trx, {
+      challenge: options.challenge,
+      purpose: PURPOSE.register,
+      binding: tenantChallengeBinding(tenant.id),
+      userId: null,
+      data: { userId: subject.userId },
+    });
+    return options;
   });
-  const existing = await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, subject.userId);
-  const options = await passkeyCreationOptions(
-    tenantRelyingParty(tenant),
-    { handle: tenantUserHandle(subject.userId), name: subject.username, displayName },
-    existing,
-  );
-  await storeChallenge(db, {
-    challenge: options.challenge,
-    purpose: PURPOSE.register,
-    binding: tenantChallengeBinding(tenant.id),
-    userId: null,
-    data: { userId: subject.userId },
-  });
-  return options;
 }
 
 /**

@@ -1,4 +1,7 @@
 import { bodyParser } from '@koa/bodyparser';
+import type { Context, Middleware, Next } from 'koa';
+import compose from 'koa-compose';
+import { badRequest } from '../errors.js';
 
 /**
  * Body parsing for Sesame's own routes (the provider parses its own). JSON is strict
@@ -7,12 +10,62 @@ import { bodyParser } from '@koa/bodyparser';
  */
 export const JSON_BODY_LIMIT = '64kb';
 
-export function parseBodies() {
-  return bodyParser({
-    enableTypes: ['json', 'form'],
-    jsonLimit: JSON_BODY_LIMIT,
-    formLimit: '32kb',
-    jsonStrict: true,
-    encoding: 'utf-8',
-  });
+// With the u flag a surrogate pair is one code point, so only a lone surrogate is in Cs.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Where in a parsed body a string holds a lone UTF-16 surrogate (JSON's `"\ud800"`), as a
+ * dotted path (`name`, `origins.0`), or undefined when every string is well formed. Such a
+ * string has no UTF-8 form: jsonb refuses it, and a text column would silently store U+FFFD.
+ * The walk uses an explicit stack, so no nesting depth can overflow it.
+ */
+export function illFormedTextPath(body: unknown): string | undefined {
+  // Each entry keeps its key and its parent's entry, so a path is built only when one is reported.
+  interface Entry {
+    value: unknown;
+    key: string | undefined;
+    parent: Entry | undefined;
+  }
+  const pathOf = (entry: Entry | undefined, last?: string) => {
+    const keys = last === undefined ? [] : [last];
+    for (let at = entry; at?.key !== undefined; at = at.parent) keys.unshift(at.key);
+    return keys.join('.') || 'body';
+  };
+  const pending: Entry[] = [{ value: body, key: undefined, parent: undefined }];
+  while (pending.length > 0) {
+    const entry = pending.pop()!;
+    const { value } = entry;
+    if (typeof value === 'string') {
+      if (LONE_SURROGATE.test(value)) return pathOf(entry);
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value)) {
+        if (LONE_SURROGATE.test(key)) return pathOf(entry, key.replace(/\p{Cs}/gu, '\uFFFD'));
+        pending.push({ value: inner, key, parent: entry });
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Refuses a parsed body with a lone surrogate anywhere, with a 400 that names the field. */
+export async function refuseIllFormedText(ctx: Context, next: Next) {
+  const field = illFormedTextPath(ctx.request.body);
+  if (field !== undefined) {
+    const message = 'must not contain unpaired UTF-16 surrogates';
+    throw badRequest(`${field}: ${message}`, { fields: { [field]: message } });
+  }
+  await next();
+}
+
+export function parseBodies(): Middleware {
+  return compose<Context>([
+    bodyParser({
+      enableTypes: ['json', 'form'],
+      jsonLimit: JSON_BODY_LIMIT,
+      formLimit: '32kb',
+      jsonStrict: true,
+      encoding: 'utf-8',
+    }),
+    refuseIllFormedText,
+  ]);
 }

@@ -9,9 +9,13 @@ import type { Services } from '../services.js';
 
 const RETURN_COOKIE = 'sesame.return';
 
-/** A local path to come back to; anything else (another host, `//evil`) falls back to /account. */
+/**
+ * A local path to come back to; anything else (another host, `//evil`) falls back to
+ * /account. Only visible ASCII is kept, as a browser sends a path: the value travels in a
+ * cookie and a Location header, where CR/LF or other bytes could split or break them.
+ */
 function safeReturnPath(value: unknown): string {
-  return typeof value === 'string' && /^\/(?![/\\])/.test(value) ? value : '/account';
+  return typeof value === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(value) ? value : '/account';
 }
 
 /**

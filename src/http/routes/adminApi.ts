@@ -33,7 +33,7 @@ import {
 } from '../../passkeyApi/tenants.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
-import { JSON_BODY_LIMIT } from '../middleware/bodies.js';
+import { JSON_BODY_LIMIT, refuseIllFormedText } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -110,6 +110,7 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
     requireApiKey(db),
     requireJsonBody,
     bodyParser({ enableTypes: ['json'], jsonLimit: JSON_BODY_LIMIT, jsonStrict: true, encoding: 'utf-8' }),
+    refuseIllFormedText,
     validationErrors,
   );
 

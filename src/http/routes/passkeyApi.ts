@@ -32,6 +32,7 @@ import {
   nulCharacterError,
   unauthorized,
 } from '../errors.js';
+import { refuseIllFormedText } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -41,6 +42,9 @@ import type { Services } from '../services.js';
  * here is a registration response, so anything past this is refused before it is read.
  */
 const PASSKEY_API_BODY_LIMIT = '32kb';
+
+/** The methods the passkey API answers (HEAD with GET; OPTIONS for CORS preflights). */
+const PASSKEY_API_METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /** Browsers may cache a preflight answer this long (seconds). */
 const PREFLIGHT_MAX_AGE = 600;
@@ -84,6 +88,18 @@ function renderPasskeyApiErrors({ log }: Pick<Services, 'log'>) {
       };
     }
   };
+}
+
+/**
+ * A method the API never uses (TRACE, PROPFIND) is 405 with a body that says so, whatever
+ * the path or tenant: without this, the router's 404 left Koa's 501 with a 404 body.
+ */
+async function refuseOtherMethods(ctx: Context, next: Next) {
+  if (!PASSKEY_API_METHODS.includes(ctx.method)) {
+    ctx.set('Allow', PASSKEY_API_METHODS.join(', '));
+    throw new HttpError(405, 'method_not_allowed', `${ctx.method} is not allowed here`);
+  }
+  await next();
 }
 
 function loadTenant({ db }: Pick<Services, 'db'>) {
@@ -151,7 +167,7 @@ async function jsonBody(ctx: Context, next: Next) {
       'The body must be JSON (Content-Type: application/json)',
     );
   }
-  await parseJson(ctx, next);
+  await parseJson(ctx, () => refuseIllFormedText(ctx, next));
 }
 
 function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
@@ -186,6 +202,7 @@ export function passkeyApiRoutes({
   const router = sesameRouter(
     { prefix: '/passkey-api/:tenantId' },
     renderPasskeyApiErrors({ log }),
+    refuseOtherMethods,
     loadTenant({ db }),
     allowTenantOrigins,
     rateLimit,

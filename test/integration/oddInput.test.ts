@@ -1,0 +1,248 @@
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { createApiKey } from '../../src/admin/apiKeys.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { createTenant } from '../../src/passkeyApi/tenants.js';
+import { asPage } from '../support/browser.js';
+import { countRows } from '../support/countRows.js';
+import { Person } from '../support/oidcFlow.js';
+import { rawRequest } from '../support/rawRequest.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+/**
+ * Input an outside fuzz run found answered with 500s: a NUL inside the provider's own
+ * endpoints, lone UTF-16 surrogates in JSON, CR/LF in return_to, unknown methods on the
+ * passkey API, and refused requests that stored sessions. Each gets a 4xx (or the
+ * endpoint's usual answer) and writes nothing.
+ */
+describe('odd input', () => {
+  let sesame: TestApp;
+  let client: { client_id: string };
+  let clientSecret: string;
+  let tenant: { id: string };
+  let tenantKey: string;
+  let apiKey: string;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    let secret: string | undefined;
+    ({ client, client_secret: secret } = await createClient(
+      sesame.db,
+      {
+        name: 'Web',
+        redirect_uris: ['https://app.example/cb'],
+        grant_types: ['client_credentials', 'authorization_code'],
+      },
+      'test',
+    ));
+    clientSecret = secret!;
+    ({ tenant, apiKey: tenantKey } = await createTenant(
+      sesame.db,
+      sesame.config,
+      { name: 'Notes', origins: ['https://app.example'] },
+      'test',
+    ));
+    ({ key: apiKey } = await createApiKey(sesame.db, 'odd input', 'test'));
+  }, 120_000);
+
+  afterAll(() => sesame.stop());
+
+  /** Every table's row count, so a test can show a refused request stored nothing anywhere. */
+  async function allRows() {
+    const tables = [
+      'users',
+      'credentials',
+      'webauthn_challenges',
+      'oidc_models',
+      'clients',
+      'one_time_tokens',
+      'api_keys',
+      'audit_events',
+      'passkey_tenant_users',
+      'passkey_tenant_credentials',
+    ] as const;
+    return Object.fromEntries(await Promise.all(tables.map(async (t) => [t, await countRows(sesame.db, t)])));
+  }
+
+  const form = (fields: Record<string, string>, headers: Record<string, string> = {}) => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(fields).toString(),
+  });
+  const basic = () => `Basic ${Buffer.from(`${client.client_id}:${clientSecret}`).toString('base64')}`;
+
+  describe('a NUL byte in a parameter the provider looks up', () => {
+    const cases: [string, string, RequestInit | undefined][] = [
+      [
+        'an authorization request naming client_id=%00',
+        '/auth?client_id=%00&response_type=code&scope=openid',
+        undefined,
+      ],
+      [
+        'a token request from client_id=%00',
+        '/token',
+        form({ client_id: '\u0000', grant_type: 'client_credentials' }),
+      ],
+      [
+        'an introspection from client_id=%00',
+        '/token/introspection',
+        form({ client_id: '\u0000', token: 'x' }),
+      ],
+      ['a revocation from client_id=%00', '/token/revocation', form({ client_id: '\u0000', token: 'x' })],
+      [
+        'a pushed authorization request from client_id=%00',
+        '/request',
+        form({ client_id: '\u0000', response_type: 'code' }),
+      ],
+      ['a logout naming client_id=%00', '/session/end?client_id=%00', undefined],
+      ['a userinfo request with access_token=%00', '/me', form({ access_token: '\u0000' })],
+    ];
+
+    it.each(cases)('refuses %s with a 4xx and stores nothing', async (_name, path, init) => {
+      const before = await allRows();
+      const response = await fetch(`${sesame.baseUrl}${path}`, { ...init, redirect: 'manual' });
+      expect(response.status).toBeGreaterThanOrEqual(400);
+      expect(response.status).toBeLessThan(500);
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('refuses an introspection or revocation of token=%00 by a real client as it would an unknown token', async () => {
+      const introspection = await fetch(
+        `${sesame.baseUrl}/token/introspection`,
+        form({ token: 'a\u0000b' }, { authorization: basic() }),
+      );
+      expect(introspection.status).toBe(200);
+      expect(await introspection.json()).toEqual({ active: false });
+      const revocation = await fetch(
+        `${sesame.baseUrl}/token/revocation`,
+        form({ token: 'a\u0000b' }, { authorization: basic() }),
+      );
+      expect(revocation.status).toBe(200);
+    });
+  });
+
+  describe('a lone UTF-16 surrogate in a JSON body', () => {
+    it('is refused at sign-up with a 400 naming the field, and no challenge is stored', async () => {
+      const person = new Person(sesame.baseUrl);
+      const prompt = asPage(await person.browser.follow('/account/login'));
+      const uid = /\/interaction\/([^/?#]+)/.exec(prompt.url)![1]!;
+      const before = await allRows();
+      const response = await person.browser.postJson(`/interaction/${uid}/signup/options`, prompt.csrf(), {
+        email: 'ada@example.com',
+        name: 'Ada \ud800',
+      });
+      expect(response.status).toBe(400);
+      expect(response.json()).toMatchObject({
+        error: 'invalid_request',
+        fields: { name: expect.any(String) },
+      });
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('is refused on a one-time link page', async () => {
+      const link = await createOneTimeLink(sesame.db, sesame.config, {
+        email: 'bob@example.com',
+        actor: 'test',
+      });
+      const person = new Person(sesame.baseUrl);
+      const page = await person.browser.request(link.url);
+      const before = await allRows();
+      const response = await person.browser.postJson(`${new URL(link.url).pathname}/options`, page.csrf(), {
+        name: '\udfffBob',
+      });
+      expect(response.status).toBe(400);
+      expect(response.json()).toMatchObject({ fields: { name: expect.any(String) } });
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('is refused by the passkey API, registration and login, in its error shape, and no user is created', async () => {
+      const before = await allRows();
+      for (const [path, body] of [
+        ['registration/initialize', { user_id: 'u-1', username: 'ada', display_name: 'Ada \ud800' }],
+        ['registration/initialize', { user_id: 'u-\ud800', username: 'ada' }],
+        ['login/initialize', { user_id: '\ud800' }],
+      ] as const) {
+        const response = await fetch(`${sesame.baseUrl}/passkey-api/${tenant.id}/${path}`, {
+          method: 'POST',
+          headers: { apikey: tenantKey, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        expect(response.status).toBe(400);
+        expect(await response.json()).toMatchObject({ title: 'Bad Request', status: 400 });
+      }
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('is refused by the admin API when creating a client or a passkey tenant', async () => {
+      const before = await allRows();
+      for (const [path, body] of [
+        ['clients', { name: '\ud800', redirect_uris: ['https://notes.example/cb'] }],
+        ['passkey-tenants', { name: 'Notes', origins: ['https://notes.example', '\udc00'] }],
+      ] as const) {
+        const response = await fetch(`${sesame.baseUrl}/api/admin/${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        expect(response.status).toBe(400);
+        expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+      }
+      expect(await allRows()).toEqual(before);
+    });
+  });
+
+  it('sends a return_to with CR/LF back to /account instead of failing', async () => {
+    for (const returnTo of ['/admin%0D%0ASet-Cookie:%20x=1', '/a%0Ab', '/%E6%97%A5%E6%9C%AC']) {
+      const response = await fetch(`${sesame.baseUrl}/account/login?return_to=${returnTo}`, {
+        redirect: 'manual',
+      });
+      expect(response.status).toBe(302);
+      expect(new URL(response.headers.get('location')!).pathname).toBe('/auth');
+      const cookie = response.headers.getSetCookie().find((c) => c.startsWith('sesame.return='))!;
+      expect(decodeURIComponent(cookie.split(';')[0]!)).toMatch(/\|\/account$/);
+    }
+  });
+
+  it('answers a method the passkey API does not use with 405 and a body that says so', async () => {
+    for (const [method, tenantId] of [
+      ['TRACE', tenant.id],
+      ['PROPFIND', tenant.id],
+      ['COPY', 'no-such-tenant'],
+    ] as const) {
+      const response = await rawRequest(`${sesame.listenUrl}/passkey-api/${tenantId}/login/initialize`, {
+        method,
+      });
+      expect(response.status).toBe(405);
+      expect(response.headers.allow).toContain('POST');
+      expect(JSON.parse(response.text)).toMatchObject({ status: 405, title: 'Method Not Allowed' });
+    }
+  });
+
+  it('stores no session for refused requests that carry the cookie of an ended session', async () => {
+    const person = new Person(sesame.baseUrl);
+    const next = await person.signUp(
+      asPage(await person.browser.follow('/account/login')),
+      'carol@example.com',
+    );
+    await person.browser.follow(next);
+    // The session ends (signed out everywhere, expired): its row is gone, the cookie stays.
+    await sesame.db.deleteFrom('oidc_models').where('model', '=', 'Session').execute();
+    const sessions = () =>
+      sesame.db
+        .selectFrom('oidc_models')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('model', '=', 'Session')
+        .executeTakeFirstOrThrow()
+        .then((row) => Number(row.n));
+    for (let i = 0; i < 3; i++) {
+      for (const path of [
+        '/auth?client_id=nobody',
+        `/auth?client_id=${client.client_id}&response_type=bogus`,
+        '/session/end?client_id=nobody',
+      ]) {
+        const response = await person.browser.request(path);
+        expect(response.status).toBeGreaterThanOrEqual(300);
+      }
+    }
+    expect(await sessions()).toBe(0);
+  });
+});
