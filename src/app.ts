@@ -151,7 +151,11 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     staticFiles(PUBLIC_DIR),
     ...routers.flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]),
   ]);
+  // Authorization requests count against the per-IP limit too: each one starts an
+  // interaction (a row) and is where a script would probe clients and redirect URIs.
+  const authorizeRequest = /^\/auth(\/|$)/i;
   koa.use(function route(ctx) {
+    if (authorizeRequest.test(ctx.path)) return services.rateLimit(ctx, () => oidcProvider(ctx));
     return isProviderPath(ctx.path) ? oidcProvider(ctx) : sesameRoutes(ctx, noSuchPage);
   });
 

@@ -16,7 +16,7 @@ const MIGRATION_LOCK_KEY = '3853314791062309107';
  * table a migration must alter, before it gives up and says so. Migrations here take
  * seconds; a minute means something is stuck, and waiting longer only hides it.
  */
-const MIGRATION_LOCK_TIMEOUT = '60s';
+const MIGRATION_LOCK_TIMEOUT_MS = 60_000;
 
 /** Raised when the migration could not get its lock in time; its message says what to check. */
 export class MigrationLockTimeoutError extends Error {
@@ -60,10 +60,14 @@ class LockHeldByCallerDialect extends PostgresDialect {
  * the transaction whatever happens: commit, rollback, or a dropped connection. Safe through
  * a transaction-mode pooler too, since the pooler keeps a transaction on one server session.
  * @param connectionString DATABASE_DIRECT_URL (or DATABASE_URL).
+ * @param lockTimeoutMs how long to wait for a lock (tests shorten it).
  * @returns the names of the migrations that ran now.
  * @throws MigrationLockTimeoutError when another migration held the lock for a minute.
  */
-export async function migratePostgresToLatest(connectionString: string): Promise<string[]> {
+export async function migratePostgresToLatest(
+  connectionString: string,
+  lockTimeoutMs = MIGRATION_LOCK_TIMEOUT_MS,
+): Promise<string[]> {
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: 10_000 });
   await client.connect();
   // Kysely runs every statement on this one client, inside the transaction opened below.
@@ -72,7 +76,7 @@ export async function migratePostgresToLatest(connectionString: string): Promise
   try {
     await client.query('begin');
     try {
-      await sql`select set_config('lock_timeout', ${MIGRATION_LOCK_TIMEOUT}, true)`.execute(db);
+      await sql`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`.execute(db);
       await sql`select pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}::bigint)`.execute(db);
       const applied = await runMigrator(
         new Migrator({ db, provider: { getMigrations: async () => migrations }, disableTransactions: true }),
@@ -83,7 +87,7 @@ export async function migratePostgresToLatest(connectionString: string): Promise
       await client.query('rollback').catch(() => {});
       if ((error as { code?: string }).code === '55P03') {
         throw new MigrationLockTimeoutError(
-          `waited ${MIGRATION_LOCK_TIMEOUT} for a lock another session holds (another instance migrating, ` +
+          `waited ${lockTimeoutMs / 1000} s for a lock another session holds (another instance migrating, ` +
             'or a long transaction on a table the migration alters); see pg_locks and try again',
         );
       }

@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
 import { Migrator } from 'kysely';
+import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { configFrom } from '../../src/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
 import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
+import { MigrationLockTimeoutError, migratePostgresToLatest, migrateToLatest } from '../../src/db/migrate.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createRowCaches } from '../../src/oidc/rowCaches.js';
-import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
+import { createTestDatabase, onPostgres, type TestDatabase } from '../support/testDatabase.js';
 
 describe('migration 0006: accounts that already used a one-time link are email-verified', () => {
   let testDb: TestDatabase;
@@ -96,5 +97,52 @@ describe('migration 0008: bearer ids already stored are rehashed, and keep worki
     const Adapter = createAdapter(db, createRowCaches(), new GroupedUpserts(db));
     expect(await new Adapter('AccessToken').find(token)).toEqual(accessToken);
     expect(await new Adapter('Grant').find('grant-1')).toMatchObject({ accountId: owner.id });
+  });
+});
+
+(onPostgres ? describe : describe.skip)('the migration lock on Postgres', () => {
+  let testDb: TestDatabase;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+  });
+
+  afterAll(() => testDb.drop());
+
+  const directUrl = () => testDb.env.DATABASE_DIRECT_URL!;
+
+  async function advisoryLocksHeld(): Promise<number> {
+    const client = new pg.Client({ connectionString: directUrl() });
+    await client.connect();
+    try {
+      const { rows } = await client.query(
+        `select count(*)::int as held from pg_locks l join pg_database d on d.oid = l.database
+         where l.locktype = 'advisory' and d.datname = current_database()`,
+      );
+      return rows[0].held;
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('gives up with a message naming pg_locks when another session holds the lock past the timeout', async () => {
+    const holder = new pg.Client({ connectionString: directUrl() });
+    await holder.connect();
+    try {
+      await holder.query('select pg_advisory_lock(3853314791062309107)');
+      const started = Date.now();
+      const attempt = migratePostgresToLatest(directUrl(), 500);
+      await expect(attempt).rejects.toBeInstanceOf(MigrationLockTimeoutError);
+      await expect(attempt).rejects.toThrow(/waited 0.5 s for a lock .*pg_locks/);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('holds its lock only for the transaction: none is left once it is done, and the next run goes through', async () => {
+    await Promise.all([migratePostgresToLatest(directUrl()), migratePostgresToLatest(directUrl())]);
+    expect(await advisoryLocksHeld()).toBe(0);
+    expect(await migratePostgresToLatest(directUrl())).toEqual([]);
   });
 });

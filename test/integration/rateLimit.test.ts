@@ -112,6 +112,16 @@ describe('RATE_LIMIT_PER_MINUTE: a per-IP limit on passkey ceremonies, the passk
     expectLimited(await loginOptions('2001:db8:1:2:ffff::b'));
     expect((await loginOptions('2001:db8:1:3::a')).status).toBe(200);
   });
+
+  it('counts authorization requests (/auth) against the same limit', async () => {
+    const authorize = () =>
+      fetch(`${sesame.listenUrl}/auth?client_id=unknown&response_type=code&scope=openid`, {
+        redirect: 'manual',
+        headers: { 'x-forwarded-for': '192.0.2.44' },
+      });
+    for (let i = 0; i < 5; i++) expect((await authorize()).status).not.toBe(429);
+    expect((await authorize()).status).toBe(429);
+  });
 });
 
 describe('RATE_LIMIT_PER_MINUTE=0', () => {

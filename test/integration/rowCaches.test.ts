@@ -128,7 +128,7 @@ describe('the client and user caches, kept in step by change notifications', () 
           return undefined;
         }
       };
-      return { sub, email, userinfo };
+      return { sub, email, userinfo, person };
     }
 
     it('answers userinfo from memory: an unannounced rename is not seen, an announced one is', async () => {
@@ -157,6 +157,23 @@ describe('the client and user caches, kept in step by change notifications', () 
         .where('id', '=', person.sub)
         .execute();
       expect(await eventually(async () => (await person.userinfo()) === undefined)).toBe(true);
+    });
+
+    it('sees a change the server itself made at once, even when its notice never comes', async () => {
+      const { person, userinfo } = await signedUpPerson();
+      expect((await userinfo())?.name).not.toBe('Renamed Here');
+      const page = await person.browser.request('/account');
+      expect(page.status).toBe(200);
+      await sql`alter table users disable trigger users_announce_change`.execute(sesame.db);
+      try {
+        const saved = await person.browser.postJson('/account/profile', page.csrf(), {
+          name: 'Renamed Here',
+        });
+        expect(saved.status).toBe(200);
+        expect((await userinfo())?.name).toBe('Renamed Here');
+      } finally {
+        await sql`alter table users enable trigger users_announce_change`.execute(sesame.db);
+      }
     });
   });
 
