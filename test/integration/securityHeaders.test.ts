@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { issueSetupLink } from '../../src/accounts/setupLink.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { VIEWS_DIR } from '../../src/paths.js';
@@ -122,6 +123,13 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
       'expired',
     );
     saw('account', await person.browser.request('/account'), 'Your account');
+    saw('admin/forbidden', await person.browser.request('/admin/clients'), 'Administrators only');
+    const setup = (await issueSetupLink(sesame.db, sesame.config))!;
+    saw(
+      'setup',
+      await new Person(sesame.baseUrl).browser.request(new URL(setup.url).pathname),
+      'Create a passkey',
+    );
 
     const user = (await usersQueries.findByEmail(sesame.db, 'csp@example.com'))!;
     await usersQueries.update(sesame.db, user.id, { isAdmin: true });
