@@ -57,6 +57,9 @@ await build({
 // (src/db/pgliteTemplate.ts); made once per PGlite version, skipped when current.
 const { ensurePGliteTemplate } = await import('../dist/src/db/pgliteTemplate.js');
 const template = await ensurePGliteTemplate();
-console.error(
-  `sesame: built in ${Date.now() - started} ms${template === 'built' ? ' (with a new embedded-database template)' : ''}`,
-);
+// Before `npm start` the server's log follows on stderr, and it is JSON lines only.
+if (process.env.npm_lifecycle_event !== 'prestart') {
+  console.error(
+    `sesame: built in ${Date.now() - started} ms${template === 'built' ? ' (with a new embedded-database template)' : ''}`,
+  );
+}
