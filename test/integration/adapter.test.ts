@@ -118,6 +118,50 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     expect(found!.consumed as number).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 5);
   });
 
+  it('refuses a second consume of a code with invalid_grant and revokes its grant, and consumes once under a race', async () => {
+    const grantId = id();
+    const [code, token] = [id(), id()];
+    await adapterFor('Grant').upsert(grantId, { jti: grantId, accountId: a1 }, HOUR);
+    await adapterFor('AuthorizationCode').upsert(code, { grantId, accountId: a1 }, 60);
+    await adapterFor('AccessToken').upsert(token, { grantId, accountId: a1 }, HOUR);
+
+    const uses = await Promise.allSettled([1, 2, 3].map(() => adapterFor('AuthorizationCode').consume(code)));
+
+    expect(uses.filter((u) => u.status === 'fulfilled')).toHaveLength(1);
+    for (const use of uses.filter((u) => u.status === 'rejected'))
+      expect((use as PromiseRejectedResult).reason).toMatchObject({ error: 'invalid_grant' });
+    expect(await adapterFor('AccessToken').find(token)).toBeUndefined();
+    expect(await adapterFor('Grant').find(grantId)).toBeUndefined();
+  });
+
+  it('does not find what an account held before its revocation instant, nor anything of an account that is gone', async () => {
+    const account = (await usersQueries.insert(database.db, { email: `r${id()}@example.com`, name: null }))
+      .id;
+    const [session, token] = [id(), id()];
+    const then = Math.floor(Date.now() / 1000) - 10;
+    await adapterFor('Session').upsert(session, { jti: session, accountId: account, loginTs: then }, HOUR);
+    await adapterFor('AccessToken').upsert(token, { jti: token, accountId: account, iat: then }, HOUR);
+
+    // Sign out everywhere: sessions end, what apps hold stays.
+    await usersQueries.revokeBefore(database.db, account, new Date(), { tokens: false });
+    expect(await adapterFor('Session').find(session)).toBeUndefined();
+    expect(await adapterFor('AccessToken').find(token)).toBeDefined();
+    // The same rows saved again by a request still in flight are still not found.
+    await adapterFor('Session').upsert(session, { jti: session, accountId: account, loginTs: then }, HOUR);
+    expect(await adapterFor('Session').find(session)).toBeUndefined();
+
+    await usersQueries.delete(database.db, account);
+    expect(await adapterFor('AccessToken').find(token)).toBeUndefined();
+  });
+
+  it('stores a hash of the id and no copy of it in the payload', async () => {
+    const token = id();
+    await adapterFor('RefreshToken').upsert(token, { jti: token, accountId: a1, iat: 1 }, HOUR);
+    const rows = await database.db.selectFrom('oidc_models').select(['id', 'payload']).execute();
+    for (const row of rows) expect(row.id + JSON.stringify(row.payload)).not.toContain(token);
+    expect(await adapterFor('RefreshToken').find(token)).toEqual({ jti: token, accountId: a1, iat: 1 });
+  });
+
   it('destroys one instance and leaves the others', async () => {
     const [gone, kept] = [id(), id()];
     const interactions = adapterFor('Interaction');
