@@ -44,6 +44,12 @@ async function start(config: Config, log: Logger, running: Running): Promise<voi
   log.info(database.kind === 'embedded' ? 'using the embedded database' : 'using Postgres', {
     data: database.location,
   });
+  if (database.madePrivate) {
+    log.warn('made the data directory private to its owner', {
+      data: database.location,
+      changed: database.madePrivate,
+    });
+  }
   const applied = await step('cannot migrate the database', () => database.migrate());
   if (applied.length) log.info('migrations applied', { migrations: applied });
 

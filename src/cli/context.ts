@@ -29,7 +29,8 @@ export async function withDatabase<T>(
   run: (db: DatabaseHandle['db'], config: Config, migrationsApplied: string[]) => Promise<T>,
 ): Promise<T> {
   const config = loadConfig();
-  const database = await openDatabase(config, { poolSize: 2 });
+  // Beside a running server on the embedded database, the command works through the server.
+  const database = await openDatabase(config, { poolSize: 2, throughRunningServer: true });
   try {
     const applied = await database.migrate();
     // A command that writes a key must seal it the way the server does: the same secret.

@@ -3,11 +3,13 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { watchPool } from '../metrics.js';
-import { lockDataDir } from './dataDirLock.js';
+import { claimDataDir, DataDirBusyError, SOCKET_PORT } from './dataDirLock.js';
 import { migratePostgresToLatest, migrateToLatest } from './migrate.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
-import { PGliteDialect } from './pgliteDialect.js';
+import { ConnectionQueue, PGliteDialect } from './pgliteDialect.js';
+import { servePGliteSocket } from './pgliteSocket.js';
 import { seedFromTemplate } from './pgliteTemplate.js';
+import { makePrivate, PRIVATE_UMASK } from './privateFiles.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -18,6 +20,8 @@ export interface DatabaseHandle {
   kind: 'postgres' | 'embedded';
   /** Where the data lives, for the start-up log: a directory, or the URL without its password. */
   location: string;
+  /** How many files and folders of an existing embedded data directory were opened to others and are now private. */
+  madePrivate?: number;
   /** Subscribes to a Postgres notification channel (NOTIFY is delivered after commit). */
   listen(channel: string, handlers: ListenHandlers): Promise<Subscription>;
   /** Applies every pending migration; resolves to the names of those that ran now. */
@@ -37,7 +41,15 @@ function redact(url: string): string {
 /** Opens Postgres when DATABASE_URL is set, else the embedded PGlite database in DATA_DIR. */
 export async function openDatabase(
   config: Pick<Config, 'databaseUrl' | 'dataDir'> & Partial<Pick<Config, 'databaseDirectUrl'>>,
-  options: { poolSize?: number; onPoolError?: (error: Error) => void } = {},
+  options: {
+    poolSize?: number;
+    onPoolError?: (error: Error) => void;
+    /**
+     * When another process (a running server) holds the embedded data directory, work
+     * through its socket instead of refusing. The server itself refuses: one process owns the files.
+     */
+    throughRunningServer?: boolean;
+  } = {},
 ): Promise<DatabaseHandle> {
   if (config.databaseUrl) {
     const pool = new pg.Pool({
@@ -67,26 +79,87 @@ export async function openDatabase(
       },
     };
   }
-  const release = lockDataDir(config.dataDir);
+  return openEmbedded(config.dataDir, options.throughRunningServer ?? false);
+}
+
+/**
+ * The embedded database, through the process that holds its directory: the `sesame`
+ * command beside a running server. Its statements take their turn on the server's PGlite
+ * (src/db/pgliteSocket.ts), so the server sees each change, row caches included, at once.
+ */
+function openThroughSocket(dataDir: string, socketDir: string): DatabaseHandle {
+  // One connection: every statement runs on the holder's one PGlite session anyway, and a
+  // second connection would wait for the first to leave its transaction.
+  const pool = new pg.Pool({
+    host: socketDir,
+    port: SOCKET_PORT,
+    user: 'postgres',
+    database: 'postgres',
+    max: 1,
+  });
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    kind: 'embedded',
+    location: dataDir,
+    listen: async () => {
+      throw new Error('notifications are not delivered through the data directory socket');
+    },
+    // The holder migrated at its start; a command migrates again only if it is newer.
+    migrate: () => migrateToLatest(db),
+    close: () => db.destroy(),
+  };
+}
+
+/** How long a closing holder lets commands working through its socket finish. */
+const SOCKET_CLIENT_GRACE_MS = 5_000;
+
+async function openEmbedded(dataDir: string, throughRunningServer: boolean): Promise<DatabaseHandle> {
+  const claim = await claimDataDir(dataDir);
+  if (!claim.held) {
+    if (throughRunningServer) return openThroughSocket(dataDir, claim.socketDir);
+    throw new DataDirBusyError(
+      `the embedded database in ${dataDir} is in use by another Sesame process; stop it first, or set DATABASE_URL to use Postgres`,
+    );
+  }
+  const connections = new Set<Promise<void>>();
   try {
+    // Every file this process creates from now on (PGlite's included) is its owner's alone.
+    process.umask(PRIVATE_UMASK);
+    const madePrivate = makePrivate(dataDir);
     const { PGlite } = await import('@electric-sql/pglite');
-    const pgDir = path.join(config.dataDir, 'pg');
+    const pgDir = path.join(dataDir, 'pg');
     seedFromTemplate(pgDir);
     const pglite = await PGlite.create(pgDir);
-    const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+    // PGlite writes its relation-cache files (pg_internal.init) 0644 at each start, whatever
+    // the umask; they are tightened at once, silently, since the directory hides them anyway.
+    makePrivate(pgDir);
+    const queue = new ConnectionQueue();
+    const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite, queue) });
+    claim.accept((socket) => {
+      const served = servePGliteSocket(socket, pglite, queue);
+      connections.add(served);
+      void served.then(() => connections.delete(served));
+    });
     return {
       db,
       kind: 'embedded',
-      location: config.dataDir,
+      location: dataDir,
+      madePrivate,
       listen: (channel, handlers) => listenOnPGlite(db, pglite, channel, handlers),
       migrate: () => migrateToLatest(db),
       close: async () => {
+        // Clients of the socket go first (their open transactions are rolled back on PGlite),
+        // then the files; the socket goes last, so nobody opens the files while they are open here.
+        await claim.drain(SOCKET_CLIENT_GRACE_MS);
+        await Promise.all(connections);
         await db.destroy();
-        release();
+        await claim.release();
       },
     };
   } catch (error) {
-    release();
+    await claim.release();
     throw error;
   }
 }

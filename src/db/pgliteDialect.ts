@@ -15,9 +15,10 @@ import {
 /**
  * PGlite is one Postgres backend with one session. A transaction must own it from BEGIN to
  * COMMIT, or another request's statements would run inside it; so connections are handed
- * out one at a time through this queue.
+ * out one at a time through this queue. Clients of the data directory's socket
+ * (src/db/pgliteSocket.ts) take their turn in the same queue.
  */
-class ConnectionQueue {
+export class ConnectionQueue {
   private tail: Promise<void> = Promise.resolve();
 
   acquire(): Promise<() => void> {
@@ -52,9 +53,10 @@ class PGliteConnection implements DatabaseConnection {
 }
 
 class PGliteDriver implements Driver {
-  private readonly queue = new ConnectionQueue();
-
-  constructor(private readonly pglite: PGlite) {}
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly queue: ConnectionQueue,
+  ) {}
 
   async init(): Promise<void> {}
 
@@ -87,13 +89,16 @@ class PGliteDriver implements Driver {
 
 /** A Kysely dialect over an open PGlite instance; the SQL is Postgres', so one schema serves both. */
 export class PGliteDialect implements Dialect {
-  constructor(private readonly pglite: PGlite) {}
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly queue = new ConnectionQueue(),
+  ) {}
 
   createAdapter() {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PGliteDriver(this.pglite);
+    return new PGliteDriver(this.pglite, this.queue);
   }
   createQueryCompiler() {
     return new PostgresQueryCompiler();

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ROOT } from '../paths.js';
+import { makePrivate } from './privateFiles.js';
 
 /**
  * A fresh PGlite data directory costs an initdb in WebAssembly: 4–6 s on two cores, most of
@@ -39,6 +40,8 @@ export function seedFromTemplate(pgDir: string): boolean {
   const partial = `${pgDir}.seeding-${process.pid}`;
   fs.rmSync(partial, { recursive: true, force: true });
   fs.cpSync(PGLITE_TEMPLATE_DIR, partial, { recursive: true });
+  // The template's files are 0666 (as PGlite's initdb made them); the copy is its owner's alone.
+  makePrivate(partial);
   fs.renameSync(partial, pgDir);
   return true;
 }

@@ -4,7 +4,14 @@ import path from 'node:path';
 import { configFrom } from '../../src/config.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { openDatabase } from '../../src/db/connect.js';
-import { linesOf, runCli, type SesameProcess, startSesameProcess } from '../support/sesameProcess.js';
+import {
+  canUnsharePid,
+  linesOf,
+  runCli,
+  runServerInNewPidNamespace,
+  type SesameProcess,
+  startSesameProcess,
+} from '../support/sesameProcess.js';
 import { createTestDatabase, onPostgres, type TestDatabase } from '../support/testDatabase.js';
 
 const basic = (id: string, secret: string) =>
@@ -255,8 +262,8 @@ describe('the sesame command (node bin/sesame.js)', () => {
     });
 
     /**
-     * The server whose embedded data directory is held. When the suite runs on Postgres the
-     * server above uses Postgres, so a second one is started on an embedded directory.
+     * A server on an embedded data directory. When the suite runs on Postgres the server
+     * above uses Postgres, so a second one is started on an embedded directory.
      */
     async function embeddedServer() {
       if (!onPostgres) return { dataDir: testDb.env.DATA_DIR!, server: sesame, done: async () => {} };
@@ -269,50 +276,116 @@ describe('the sesame command (node bin/sesame.js)', () => {
       return { dataDir, server, done };
     }
 
-    it('says in one line that the embedded data directory is in use, and exits non-zero', async () => {
-      const { dataDir, server, done } = await embeddedServer();
-      try {
-        const result = await runCli(['clients', 'list', '--json'], { DATA_DIR: dataDir });
-        expect(result.code).toBe(1);
-        expect(result.stdout).toBe('');
-        expect(linesOf(result.stderr)).toEqual([
-          `sesame: the embedded database in ${dataDir} is in use by another Sesame process (pid ${server.child.pid}); stop it first, or set DATABASE_URL to use Postgres`,
-        ]);
-        // The server is untouched and still serves.
-        expect((await fetch(`${server.baseUrl}/readyz`)).status).toBe(200);
-      } finally {
-        await done();
-      }
-    }, 90_000);
+    it('lists clients beside the running server, as it does without one', async () => {
+      const result = await runCli(['clients', 'list', '--json'], testDb.env);
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      const clients = onlyJson<Array<Record<string, unknown>>>(result.stdout);
+      expect(clients.map((c) => c.client_id)).toContain(svc.client_id);
+    });
 
-    (onPostgres ? it : it.skip)(
-      'publishes keys that `keys rotate` adds beside the running server at once, without a restart',
+    it('rotates a secret beside the running server: the old secret is refused at once, the new one works', async () => {
+      const created = await runCli(
+        ['clients', 'create', '--name', 'rotating', '--redirect-uri', 'https://rot.example/cb', '--json'],
+        testDb.env,
+      );
+      expect(created).toMatchObject({ code: 0, stderr: '' });
+      const client = onlyJson<{ client_id: string; client_secret: string }>(created.stdout);
+      // The server has the client in its row cache now.
+      const grant = { grant_type: 'client_credentials' };
+      expect((await token(basic(client.client_id, client.client_secret), grant)).status).toBe(200);
+
+      const rotated = await runCli(['clients', 'rotate-secret', client.client_id, '--json'], testDb.env);
+      expect(rotated).toMatchObject({ code: 0, stderr: '' });
+      const { client_secret: newSecret } = onlyJson<{ client_secret: string }>(rotated.stdout);
+      expect((await token(basic(client.client_id, client.client_secret), grant)).status).toBe(401);
+      expect((await token(basic(client.client_id, newSecret), grant)).status).toBe(200);
+    });
+
+    (canUnsharePid ? it : it.skip)(
+      'works through the server from another PID namespace, never opening its files, and loses nothing on a restart',
       async () => {
-        const publishedKids = async () => {
-          const { keys } = (await (await fetch(`${sesame.baseUrl}/jwks`)).json()) as {
-            keys: { kid: string }[];
-          };
-          return keys.map((key) => key.kid).sort();
-        };
-        const before = await publishedKids();
-        const result = await runCli(['keys', 'rotate', '--json'], testDb.env);
-        expect(result.code).toBe(0);
-        const { kids } = onlyJson<{ kids: string[] }>(result.stdout);
-        const deadline = Date.now() + 5_000;
-        while ((await publishedKids()).length === before.length && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 50));
+        const { dataDir, server, done } = await embeddedServer();
+        let restarted: SesameProcess | undefined;
+        try {
+          const env = { DATA_DIR: dataDir, ISSUER: server.baseUrl };
+          const before = onlyJson<Array<{ client_id: string }>>(
+            (await runCli(['clients', 'list', '--json'], env)).stdout,
+          );
+          const created = await runCli(
+            [
+              'clients',
+              'create',
+              '--name',
+              'from-a-container',
+              '--redirect-uri',
+              'https://c.example/cb',
+              '--json',
+            ],
+            env,
+            60_000,
+            { inNewPidNamespace: true },
+          );
+          expect(created).toMatchObject({ code: 0, stderr: '' });
+          const { client_id, client_secret } = onlyJson<{ client_id: string; client_secret: string }>(
+            created.stdout,
+          );
+          // The running server serves the new client at once.
+          const issued = await fetch(`${server.baseUrl}/token`, {
+            method: 'POST',
+            headers: {
+              authorization: basic(client_id, client_secret),
+              'content-type': 'application/x-www-form-urlencoded',
+            },
+            body: new URLSearchParams({ grant_type: 'client_credentials' }),
+          });
+          expect(issued.status).toBe(200);
+
+          // A second server from another PID namespace is refused and leaves the first one serving.
+          const second = await runServerInNewPidNamespace({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+          expect(second.code).not.toBe(0);
+          expect(linesOf(second.stderr)).toEqual([
+            `sesame: the embedded database in ${dataDir} is in use by another Sesame process; stop it first, or set DATABASE_URL to use Postgres`,
+          ]);
+          expect((await fetch(`${server.baseUrl}/readyz`)).status).toBe(200);
+
+          // Everything, the client made from the other namespace included, survives a restart.
+          if (server === sesame) {
+            await sesame.stop();
+            sesame = await startSesameProcess({ ...testDb.env, LOG_LEVEL: 'warn' }, 60_000);
+          } else {
+            await server.stop();
+            restarted = await startSesameProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, 60_000);
+          }
+          const after = onlyJson<Array<{ client_id: string }>>(
+            (await runCli(['clients', 'list', '--json'], env)).stdout,
+          );
+          expect(after.map((c) => c.client_id).sort()).toEqual(
+            [...before.map((c) => c.client_id), client_id].sort(),
+          );
+        } finally {
+          await restarted?.stop();
+          await done();
         }
-        expect(await publishedKids()).toEqual([...before, ...kids].sort());
       },
+      180_000,
     );
 
-    (onPostgres ? it : it.skip)(
-      'works beside the running server on Postgres, which has its own locking',
-      async () => {
-        const result = await runCli(['clients', 'list', '--json'], testDb.env);
-        expect(result.code).toBe(0);
-        expect(onlyJson<unknown[]>(result.stdout).length).toBeGreaterThan(0);
-      },
-    );
+    it('publishes keys that `keys rotate` adds beside the running server at once, without a restart', async () => {
+      const publishedKids = async () => {
+        const { keys } = (await (await fetch(`${sesame.baseUrl}/jwks`)).json()) as {
+          keys: { kid: string }[];
+        };
+        return keys.map((key) => key.kid).sort();
+      };
+      const before = await publishedKids();
+      const result = await runCli(['keys', 'rotate', '--json'], testDb.env);
+      expect(result.code).toBe(0);
+      const { kids } = onlyJson<{ kids: string[] }>(result.stdout);
+      const deadline = Date.now() + 5_000;
+      while ((await publishedKids()).length === before.length && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(await publishedKids()).toEqual([...before, ...kids].sort());
+    });
   });
 });

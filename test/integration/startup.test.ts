@@ -1,6 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SOCKET_NAME } from '../../src/db/dataDirLock.js';
+import { PGLITE_TEMPLATE_DIR } from '../../src/db/pgliteTemplate.js';
 import { isProviderPath } from '../../src/oidc/providerPaths.js';
 import {
   linesOf,
@@ -12,13 +15,36 @@ import {
 /** Fields of a public JWK that would give away the private key. */
 const PRIVATE_JWK_FIELDS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
+/** Files and folders under `root` (itself included) that anyone but their owner may use, with their modes. */
+function openToOthers(root: string): string[] {
+  const found: string[] = [];
+  const visit = (entry: string) => {
+    const stat = fs.lstatSync(entry);
+    if ((stat.mode & 0o077) !== 0)
+      found.push(`${(stat.mode & 0o777).toString(8)} ${path.relative(root, entry)}`);
+    if (stat.isDirectory()) for (const name of fs.readdirSync(entry)) visit(path.join(entry, name));
+  };
+  visit(root);
+  return found;
+}
+
+/** The JSON lines a server has logged so far. */
+function logEntries(sesame: SesameProcess): Record<string, unknown>[] {
+  return linesOf(sesame.stderr())
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 describe('starting the built server (node dist/src/main.js)', () => {
+  let parent: string;
   let dataDir: string;
   let sesame: SesameProcess;
 
   beforeAll(async () => {
-    // An empty directory: the first start of a new installation, embedded database and all.
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-startup-'));
+    // A directory that does not exist yet: the first start of a new installation, embedded
+    // database and all.
+    parent = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-startup-'));
+    dataDir = path.join(parent, 'data');
     // Waits longer than the 10 s the first test demands, so that on a busy machine only that
     // test fails and the others still check the server.
     sesame = await startSesameProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'info' }, 60_000);
@@ -26,7 +52,7 @@ describe('starting the built server (node dist/src/main.js)', () => {
 
   afterAll(async () => {
     if (sesame && sesame.child.exitCode === null) await sesame.stop('SIGKILL');
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.rmSync(parent, { recursive: true, force: true });
   });
 
   it('answers discovery within 10 seconds of a first start on an empty data directory', () => {
@@ -77,10 +103,18 @@ describe('starting the built server (node dist/src/main.js)', () => {
     }
   });
 
+  it('keeps every file and folder of the embedded database to its owner after a first start', () => {
+    expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
+    expect(fs.readdirSync(path.join(dataDir, 'pg')).length).toBeGreaterThan(10);
+    expect(openToOthers(dataDir)).toEqual([]);
+    // Nothing needed tightening on a directory Sesame made itself.
+    expect(logEntries(sesame).map((entry) => entry.msg)).not.toContain(
+      'made the data directory private to its owner',
+    );
+  });
+
   it('says in its log where the data lives', () => {
-    const entries = linesOf(sesame.stderr())
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const entries = logEntries(sesame);
     expect(entries).toContainEqual(
       expect.objectContaining({ level: 'info', msg: 'using the embedded database', data: dataDir }),
     );
@@ -114,7 +148,7 @@ describe('starting the built server (node dist/src/main.js)', () => {
     });
     expect(second.code).not.toBe(0);
     expect(linesOf(second.stderr)).toEqual([
-      `sesame: the embedded database in ${dataDir} is in use by another Sesame process (pid ${sesame.child.pid}); stop it first, or set DATABASE_URL to use Postgres`,
+      `sesame: the embedded database in ${dataDir} is in use by another Sesame process; stop it first, or set DATABASE_URL to use Postgres`,
     ]);
     expect((await fetch(`${sesame.baseUrl}/readyz`)).status).toBe(200);
   });
@@ -123,8 +157,35 @@ describe('starting the built server (node dist/src/main.js)', () => {
     const result = await sesame.stop('SIGTERM');
     expect(result).toMatchObject({ code: 0, signal: null });
     expect(result.stderr).toContain('"msg":"shutting down"');
-    expect(fs.existsSync(path.join(dataDir, 'sesame.lock'))).toBe(false);
+    expect(fs.existsSync(path.join(dataDir, SOCKET_NAME))).toBe(false);
   });
+});
+
+describe('starting on an existing data directory that others can read', () => {
+  let dataDir: string;
+  let sesame: SesameProcess | undefined;
+
+  afterAll(async () => {
+    await sesame?.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('makes it private to its owner and says so in one log line', async () => {
+    // The database of an installation made before Sesame kept its files private: the
+    // template copied with its modes.
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-loose-'));
+    fs.cpSync(PGLITE_TEMPLATE_DIR, path.join(dataDir, 'pg'), { recursive: true });
+    execFileSync('chmod', ['-R', 'go+rwX', dataDir]);
+    const loose = openToOthers(dataDir).length;
+    expect(loose).toBeGreaterThan(100);
+
+    sesame = await startSesameProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'info' }, 60_000);
+    expect(openToOthers(dataDir)).toEqual([]);
+    const notes = logEntries(sesame).filter(
+      (entry) => entry.msg === 'made the data directory private to its owner',
+    );
+    expect(notes).toEqual([expect.objectContaining({ level: 'warn', data: dataDir, changed: loose })]);
+  }, 70_000);
 });
 
 describe('refusing to start with a bad setting', () => {

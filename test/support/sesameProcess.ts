@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ROOT } from '../../src/paths.js';
 import { freePort, type TestApp } from './testApp.js';
-import { onPostgres } from './testDatabase.js';
 
 /**
  * The built server and the `sesame` command as separate processes, the way an operator
@@ -46,13 +45,26 @@ function collect(child: ChildProcess) {
   return { out, exited };
 }
 
-/** Runs `node bin/sesame.js <args>` to the end. */
+/**
+ * Whether this machine lets a test start a process in a PID namespace of its own (as root,
+ * with util-linux's `unshare`): a second container on the same volume, in small.
+ */
+export const canUnsharePid =
+  spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status === 0;
+
+/**
+ * Runs `node bin/sesame.js <args>` to the end; with `inNewPidNamespace`, under
+ * `unshare --pid --fork --mount-proc`, where it sees no process of ours and its own pid is 1.
+ */
 export async function runCli(
   args: string[],
   vars: Record<string, string | undefined>,
   timeoutMs = 20_000,
+  options: { inNewPidNamespace?: boolean } = {},
 ): Promise<ProcessResult> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'sesame.js'), ...args], {
+  const command = [process.execPath, path.join(ROOT, 'bin', 'sesame.js'), ...args];
+  if (options.inNewPidNamespace) command.unshift('unshare', '--pid', '--fork', '--mount-proc');
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env: childEnv(vars),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,14 +79,12 @@ export async function runCli(
 }
 
 /**
- * Runs `node bin/sesame.js <args>` on a test server's database, as an operator would on the
- * server's machine. On the embedded database the server holds the data directory, so it is
- * stopped for the command and started again on the same data and port; Postgres has its
- * own locking, so there the command runs beside the server.
+ * Runs `node bin/sesame.js <args>` on a test server's database beside the running server, as
+ * an operator would on the server's machine: on the embedded database the command works
+ * through the server, which holds the data directory.
  */
 export function runCliOn(sesame: TestApp, args: string[]): Promise<ProcessResult> {
-  if (onPostgres) return runCli(args, sesame.env);
-  return sesame.whileStopped(() => runCli(args, sesame.env));
+  return runCli(args, sesame.env);
 }
 
 /** Runs a `--json` command with {@link runCliOn} and returns the one JSON value it printed; throws if it failed. */
@@ -84,6 +94,11 @@ export async function cliJsonOn<T = Record<string, unknown>>(sesame: TestApp, ar
     throw new Error(`sesame ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
   }
   return JSON.parse(result.stdout) as T;
+}
+
+/** {@link runServerExpectingExit} in a PID namespace of its own (see {@link canUnsharePid}). */
+export function runServerInNewPidNamespace(vars: Record<string, string | undefined>): Promise<ProcessResult> {
+  return runServerExpectingExit(vars, 60_000, { inNewPidNamespace: true });
 }
 
 /** A server process started by a test. */
@@ -103,8 +118,11 @@ export interface SesameProcess {
 export async function runServerExpectingExit(
   vars: Record<string, string | undefined>,
   timeoutMs = 20_000,
+  options: { inNewPidNamespace?: boolean } = {},
 ): Promise<ProcessResult> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js')], {
+  const command = [process.execPath, path.join(ROOT, 'dist', 'src', 'main.js')];
+  if (options.inNewPidNamespace) command.unshift('unshare', '--pid', '--fork', '--mount-proc');
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env: childEnv(vars),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,81 +1,121 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DataDirBusyError, lockDataDir } from '../../src/db/dataDirLock.js';
+import { pathToFileURL } from 'node:url';
+import { claimDataDir, SOCKET_NAME } from '../../src/db/dataDirLock.js';
+import { ROOT } from '../../src/paths.js';
 
-/** The pid of a process that has already exited. */
-function deadPid(): number {
-  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
-    encoding: 'utf8',
+/** Runs a Node script to its end and returns what it printed. */
+function runNode(script: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    child.once('error', reject);
+    child.once('close', () => resolve(out));
   });
-  return Number(child.stdout);
 }
 
-describe('the lock on the embedded data directory', () => {
+/** Leaves a socket file nobody listens on, as a holder killed with SIGKILL does. */
+async function leaveDeadSocket(socketPath: string): Promise<void> {
+  await runNode(
+    `import net from 'node:net';
+     net.createServer().listen(${JSON.stringify(socketPath)}, () => process.kill(process.pid, 'SIGKILL'));`,
+  );
+  expect(fs.statSync(socketPath).isSocket()).toBe(true);
+}
+
+const lockModule = pathToFileURL(path.join(ROOT, 'dist', 'src', 'db', 'dataDirLock.js')).href;
+
+describe('the hold on the embedded data directory', () => {
   let dataDir: string;
-  let lockPath: string;
+  let socketPath: string;
 
   beforeEach(() => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-lock-'));
-    lockPath = path.join(dataDir, 'sesame.lock');
+    socketPath = path.join(dataDir, SOCKET_NAME);
   });
 
   afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-  it('writes our pid into the lock file, and removes it on release', () => {
-    const release = lockDataDir(dataDir);
-    expect(fs.readFileSync(lockPath, 'utf8')).toBe(String(process.pid));
-    release();
+  it('listens on a socket in the directory that only its owner can use, and removes it on release', async () => {
+    const claim = await claimDataDir(dataDir);
+    expect(claim.held).toBe(true);
+    expect(fs.statSync(socketPath).isSocket()).toBe(true);
+    expect(fs.statSync(socketPath).mode & 0o777).toBe(0o600);
+    if (claim.held) await claim.release();
     expect(fs.readdirSync(dataDir)).toEqual([]);
   });
 
-  it('creates the data directory when it does not exist yet', () => {
+  it('creates a missing data directory readable by its owner only', async () => {
     const nested = path.join(dataDir, 'a', 'b');
-    const release = lockDataDir(nested);
-    expect(fs.existsSync(path.join(nested, 'sesame.lock'))).toBe(true);
-    release();
+    const claim = await claimDataDir(nested);
+    expect(fs.statSync(nested).mode & 0o777).toBe(0o700);
+    if (claim.held) await claim.release();
   });
 
-  it('refuses, naming the holder, while another live process holds the directory', () => {
-    // The Jest worker's parent is alive for as long as this test runs.
-    fs.writeFileSync(lockPath, String(process.ppid));
-    expect(() => lockDataDir(dataDir)).toThrow(DataDirBusyError);
-    expect(() => lockDataDir(dataDir)).toThrow(`in use by another Sesame process (pid ${process.ppid})`);
-    expect(fs.readFileSync(lockPath, 'utf8')).toBe(String(process.ppid));
-  });
-
-  it('refuses a second open in the same process while the first holds the directory', () => {
-    const release = lockDataDir(dataDir);
+  it('tells a second claimant where the holder listens, and leaves the holder its socket', async () => {
+    const first = await claimDataDir(dataDir);
     try {
-      expect(() => lockDataDir(dataDir)).toThrow(DataDirBusyError);
+      const second = await claimDataDir(dataDir);
+      expect(second).toEqual({ held: false, socketDir: path.resolve(dataDir) });
+      expect(fs.statSync(socketPath).isSocket()).toBe(true);
     } finally {
-      release();
+      if (first.held) await first.release();
     }
   });
 
-  it.each([
-    ['a process that died', () => String(deadPid())],
-    ['an empty file', () => ''],
-    ['garbage', () => 'not a pid'],
-  ])('takes over a lock left by %s', (_case, content) => {
-    fs.writeFileSync(lockPath, content());
-    const release = lockDataDir(dataDir);
-    expect(fs.readFileSync(lockPath, 'utf8')).toBe(String(process.pid));
-    release();
+  it('sees a holder in another process, whatever its pid', async () => {
+    const holder = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { claimDataDir } = await import(${JSON.stringify(lockModule)});
+         const claim = await claimDataDir(${JSON.stringify(dataDir)});
+         process.stdout.write(claim.held ? 'held\\n' : 'busy\\n');
+         process.stdin.once('data', async () => { await claim.release(); process.exit(0); });`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    try {
+      expect((await claimDataDir(dataDir)).held).toBe(false);
+    } finally {
+      holder.stdin.write('stop\n');
+      await new Promise((resolve) => holder.once('close', resolve));
+    }
+    const after = await claimDataDir(dataDir);
+    expect(after.held).toBe(true);
+    if (after.held) await after.release();
   });
 
-  it('takes over a leftover lock with its own pid, as a restarted container leaves', () => {
-    fs.writeFileSync(lockPath, String(process.pid));
-    const release = lockDataDir(dataDir);
-    release();
-    expect(fs.existsSync(lockPath)).toBe(false);
+  it('takes over a socket whose holder died', async () => {
+    await leaveDeadSocket(socketPath);
+    const claim = await claimDataDir(dataDir);
+    expect(claim.held).toBe(true);
+    if (claim.held) await claim.release();
   });
 
-  it('does not remove a lock another process took after ours was released', () => {
-    const release = lockDataDir(dataDir);
-    fs.writeFileSync(lockPath, String(process.ppid));
-    release();
-    expect(fs.readFileSync(lockPath, 'utf8')).toBe(String(process.ppid));
+  it('lets exactly one of several processes that find a dead socket at once take the directory', async () => {
+    await leaveDeadSocket(socketPath);
+    const script = `const { claimDataDir } = await import(${JSON.stringify(lockModule)});
+      const claim = await claimDataDir(${JSON.stringify(dataDir)});
+      process.stdout.write(claim.held ? 'held' : 'busy');
+      // Each holds what it got until all have claimed.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      if (claim.held) await claim.release();`;
+    const outcomes = await Promise.all(Array.from({ length: 5 }, () => runNode(script)));
+    expect(outcomes.sort()).toEqual(['busy', 'busy', 'busy', 'busy', 'held']);
+  }, 30_000);
+
+  it('refuses a data directory whose socket path would be too long, saying so', async () => {
+    const deep = path.join(dataDir, 'x'.repeat(100));
+    await expect(claimDataDir(deep)).rejects.toThrow(/DATA_DIR .* is too long a path for its socket/);
   });
 });
