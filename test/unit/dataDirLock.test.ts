@@ -107,12 +107,30 @@ describe('the hold on the embedded data directory', () => {
     const script = `const { claimDataDir } = await import(${JSON.stringify(lockModule)});
       const claim = await claimDataDir(${JSON.stringify(dataDir)});
       process.stdout.write(claim.held ? 'held' : 'busy');
-      // Each holds what it got until all have claimed.
-      await new Promise((resolve) => setTimeout(resolve, 3000));
-      if (claim.held) await claim.release();`;
-    const outcomes = await Promise.all(Array.from({ length: 5 }, () => runNode(script)));
+      // Each keeps what it got until every one has claimed.
+      process.stdin.once('data', async () => {
+        if (claim.held) await claim.release();
+        process.exit(0);
+      });`;
+    const children = Array.from({ length: 5 }, () =>
+      spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    );
+    const outcomes = await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<string>((resolve) =>
+            child.stdout.setEncoding('utf8').once('data', (out: string) => resolve(out)),
+          ),
+      ),
+    );
+    await Promise.all(
+      children.map((child) => {
+        child.stdin.write('done\n');
+        return new Promise((resolve) => child.once('close', resolve));
+      }),
+    );
     expect(outcomes.sort()).toEqual(['busy', 'busy', 'busy', 'busy', 'held']);
-  }, 30_000);
+  }, 60_000);
 
   it('refuses a data directory whose socket path would be too long, saying so', async () => {
     const deep = path.join(dataDir, 'x'.repeat(100));
