@@ -186,7 +186,12 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     const otherToken = id();
     await adapterFor('AccessToken').upsert(otherToken, { grantId: otherGrant }, HOUR);
     const session = id();
-    await adapterFor('Session').upsert(session, { uid: id() }, HOUR);
+    // A session that holds something (an empty one is not stored at all).
+    await adapterFor('Session').upsert(
+      session,
+      { uid: id(), authorizations: { app: { sid: id(), grantId: otherGrant } } },
+      HOUR,
+    );
 
     await adapterFor('RefreshToken').revokeByGrantId(grantId);
 

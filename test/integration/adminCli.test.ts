@@ -271,7 +271,7 @@ describe('the sesame command manages clients, API keys and users', () => {
       [[], 'clients, api-keys, users, passkey-api, keys, migrate'],
       [['clients'], 'create, list, show, update, rotate-secret, delete'],
       [['api-keys'], 'create, list, revoke'],
-      [['users'], 'list, disable, enable, delete, invite'],
+      [['users'], 'list, disable, enable, promote, demote, delete, invite'],
       [['passkey-api'], 'create, list, rotate-key, delete'],
       [['keys'], 'rotate'],
     ];

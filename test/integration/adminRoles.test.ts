@@ -65,7 +65,7 @@ describe('sesame users promote and demote, and the last administrator', () => {
     // The only administrator can be neither demoted, nor disabled, nor deleted.
     expectOneLineError(await sesame('users', 'demote', ada.id), /last administrator.*sesame users promote/);
     expectOneLineError(await sesame('users', 'disable', 'ada@example.com'), /last administrator/);
-    expectOneLineError(await sesame('users', 'delete', 'ada@example.com'), /last administrator/);
+    expectOneLineError(await sesame('users', 'delete', 'ada@example.com', '--yes'), /last administrator/);
 
     // An admin invitation for an account that exists is refused, not turned into a recovery link.
     expectOneLineError(
