@@ -1,5 +1,6 @@
 // `npm run fuzz -- --runs 10000 [--seed 42] [--routes REGEX]`: the route fuzz suite
-// (test/fuzz) with more cases than CI's 200 per route, another seed, or fewer routes.
+// (test/fuzz) with more cases than `npm test`'s 25 per route (CI runs 200), another seed, or
+// fewer routes.
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
