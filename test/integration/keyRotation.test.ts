@@ -112,7 +112,11 @@ describe('revoking the previous keys (`sesame keys rotate --revoke-previous`)', 
 
   beforeAll(async () => {
     sesame = await startTestApp();
-    if (onPostgres) other = await startTestApp({ DATABASE_URL: sesame.env.DATABASE_URL! });
+    // The same database for the pool and for LISTEN (DATABASE_DIRECT_URL), as a second server would have.
+    if (onPostgres) {
+      const { DATABASE_URL, DATABASE_DIRECT_URL } = sesame.env;
+      other = await startTestApp({ DATABASE_URL: DATABASE_URL!, DATABASE_DIRECT_URL: DATABASE_DIRECT_URL! });
+    }
     const created = await createClient(sesame.db, { name: 'Notes', redirect_uris: [REDIRECT_URI] }, 'test');
     clientId = created.client.client_id;
     clientSecret = created.client_secret!;
