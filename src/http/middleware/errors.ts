@@ -13,6 +13,34 @@ export function wantsJson(ctx: Context): boolean {
   return accept.includes('application/json') && !accept.includes('text/html');
 }
 
+/** An error that brings its own page heading: a problem with a one-time or setup link. */
+type ProblemWithHeading = HttpError & { readonly heading: string };
+
+/**
+ * A person opening a bad link gets a page that says what happened, not a bare error; scripts
+ * get the JSON of {@link errorHandler}. `back` may add a link onward for some problems.
+ */
+export function renderProblemPages<E extends ProblemWithHeading>(
+  kind: abstract new (...args: never[]) => E,
+  back?: (error: E) => { backUrl: string; backLabel: string } | undefined,
+) {
+  return async function renderProblemPage(ctx: Context, next: Next) {
+    try {
+      await next();
+    } catch (error) {
+      if (!(error instanceof kind) || wantsJson(ctx)) throw error;
+      ctx.status = error.status;
+      ctx.type = 'html';
+      ctx.body = renderView('error', {
+        title: error.heading,
+        heading: error.heading,
+        message: error.message,
+        ...back?.(error),
+      });
+    }
+  };
+}
+
 /** Maps errors Koa's own parsers raise (body too large, malformed JSON) onto safe messages. */
 function fromKoaError(error: {
   status?: number;

@@ -1,5 +1,4 @@
 import type Router from '@koa/router';
-import type { Context, Next } from 'koa';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import {
@@ -12,7 +11,7 @@ import { amrFor } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { parseBodies } from '../middleware/bodies.js';
-import { wantsJson } from '../middleware/errors.js';
+import { renderProblemPages } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
 import { sesameRouter } from '../router.js';
 import { displayNameSchema, parseBody, registrationResponseSchema } from '../schemas.js';
@@ -37,26 +36,10 @@ async function qrDataUrl(url: string): Promise<string> {
 export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches }: Services): Router {
   const rp = relyingPartyFor(config);
 
-  // A person opening a bad link gets a page that says what happened, not a bare error.
-  async function renderLinkProblems(ctx: Context, next: Next) {
-    try {
-      await next();
-    } catch (error) {
-      if (!(error instanceof LinkError) || wantsJson(ctx)) throw error;
-      ctx.status = error.status;
-      ctx.type = 'html';
-      ctx.body = renderView('error', {
-        title: error.heading,
-        heading: error.heading,
-        message: error.message,
-      });
-    }
-  }
-
   // Every request names a token: the limit also bounds how fast anyone can probe for one.
   const router = sesameRouter(
     { prefix: '/link/:token' },
-    renderLinkProblems,
+    renderProblemPages(LinkError),
     rateLimit,
     parseBodies(),
     csrf.protect(),

@@ -1,5 +1,4 @@
 import type Router from '@koa/router';
-import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import {
   findUsableSetupLink,
@@ -12,7 +11,7 @@ import { amrFor } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { parseBodies } from '../middleware/bodies.js';
-import { wantsJson } from '../middleware/errors.js';
+import { renderProblemPages } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
 import { sesameRouter } from '../router.js';
 import { displayNameSchema, emailSchema, parseBody, registrationResponseSchema } from '../schemas.js';
@@ -30,26 +29,14 @@ const optionsSchema = z.object({ email: emailSchema, name: displayNameSchema.opt
 export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
   const rp = relyingPartyFor(config);
 
-  async function renderSetupProblems(ctx: Context, next: Next) {
-    try {
-      await next();
-    } catch (error) {
-      if (!(error instanceof SetupLinkError) || wantsJson(ctx)) throw error;
-      ctx.status = error.status;
-      ctx.type = 'html';
-      ctx.body = renderView('error', {
-        title: error.heading,
-        heading: error.heading,
-        message: error.message,
-        ...(error.problem === 'admin_exists' && { backUrl: '/admin', backLabel: 'Go to the admin pages' }),
-      });
-    }
-  }
-
   // Every request names a token: the limit also bounds how fast anyone can probe for one.
   const router = sesameRouter(
     { prefix: '/setup/:token' },
-    renderSetupProblems,
+    renderProblemPages(SetupLinkError, (error) =>
+      error.problem === 'admin_exists'
+        ? { backUrl: '/admin', backLabel: 'Go to the admin pages' }
+        : undefined,
+    ),
     rateLimit,
     parseBodies(),
     csrf.protect(),
