@@ -4,10 +4,9 @@ import {
   describeBrowser,
   launchBrowser,
   newPasskeyContext,
+  openWithAutofillWaiting,
   type PasskeyContext,
   recordPasskeyRequests,
-  setAutomaticPresence,
-  waitForPasskeyRequests,
   watchPageProblems,
 } from '../support/chromium.js';
 import { type RpServer, startRpServer } from '../support/rpServer.js';
@@ -86,10 +85,7 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     // An app's sign-in (prompt=login forces the login step): sign-up is not offered, the passkey signs in.
     // Presence off while the page loads: its passkey autofill request waits, as for a person
     // who has not picked from the list, and the button press below is what signs in.
-    await setAutomaticPresence(device1, false);
-    await page.goto(`${app.loginUrl}?prompt=login`);
-    await waitForPasskeyRequests(page, 'conditional');
-    await setAutomaticPresence(device1, true);
+    await openWithAutofillWaiting(device1, `${app.loginUrl}?prompt=login`);
     expect(await page.getByRole('link', { name: 'Create an account' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Create an account' }).count()).toBe(0);
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();

@@ -5,10 +5,10 @@ import {
   describeBrowser,
   launchBrowser,
   newPasskeyContext,
+  openWithAutofillWaiting,
   type PasskeyContext,
   type PasskeyRequest,
   recordPasskeyRequests,
-  setAutomaticPresence,
   waitForPasskeyRequests,
   watchPageProblems,
 } from '../support/chromium.js';
@@ -140,11 +140,11 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
   it('signs in on a second device with "Sign in with a passkey", aborting the waiting autofill request', async () => {
     const phone = await deviceWithGracesPasskey();
     const { page, requests } = phone;
-    // Presence off: the autofill request waits, as it does until a person picks from the list.
-    await setAutomaticPresence(phone, false);
-    await page.goto(app.loginUrl);
-    await waitForPasskeyRequests(requests, (r) => count('conditional')(r) === 1);
-    await setAutomaticPresence(phone, true);
+    // The autofill request waits, as it does until a person picks from the list.
+    await openWithAutofillWaiting(phone, app.loginUrl, {
+      retryUrl: `${app.loginUrl}?prompt=login`,
+      requests,
+    });
 
     await signInButton(page).click();
     await reachApp(page);
@@ -189,11 +189,7 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     expect(linus.sub).not.toBe(graceSub);
 
     // Sign-in (prompt=login): the check fails, then works.
-    await setAutomaticPresence(phone, false);
-    requests.length = 0;
-    await page.goto(`${app.loginUrl}?prompt=login`);
-    await waitForPasskeyRequests(requests, (r) => count('conditional')(r) === 1);
-    await setAutomaticPresence(phone, true);
+    await openWithAutofillWaiting(phone, `${app.loginUrl}?prompt=login`, { requests });
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
     await signInButton(page).click();
     expect(await alertText(page)).toContain('cancelled or timed out');

@@ -228,6 +228,38 @@ export async function waitForPasskeyRequests(
  * request waits, as it does until a person picks a passkey from the list; a request started
  * while it is off keeps waiting even after it is turned on again.
  */
+/**
+ * Opens a sign-in page whose passkey autofill request waits, as it does until a person picks
+ * from the list, then turns automatic presence back on so the modal request that follows is
+ * answered. Chrome hands a request to the virtual authenticator a moment after the page made
+ * it, and one handed over once presence is back on is answered at once: the page then signs
+ * in by autofill, which is not what the caller wants to test. Such an attempt is noticed and
+ * the page opened again at `retryUrl` (which must show the sign-in step again, e.g. with
+ * `prompt=login`); `requests`, if given, is emptied before each attempt.
+ */
+export async function openWithAutofillWaiting(
+  passkeys: PasskeyContext,
+  url: string,
+  { retryUrl = url, requests }: { retryUrl?: string; requests?: PasskeyRequest[] } = {},
+): Promise<void> {
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    if (requests) requests.length = 0;
+    await setAutomaticPresence(passkeys, false);
+    await passkeys.page.goto(attempt === 1 ? url : retryUrl);
+    await waitForPasskeyRequests(passkeys.page, 'conditional');
+    await pause(300);
+    await setAutomaticPresence(passkeys, true);
+    await pause(300);
+    const waiting = await passkeyRequests(passkeys.page).then(
+      (inDocument) => inDocument.length === 1 && inDocument[0]?.outcome === 'pending',
+      () => false, // the page navigated away: autofill signed in
+    );
+    if (waiting) return;
+  }
+  throw new Error('the autofill request never stayed waiting: Chrome answered it each time');
+}
+
 export async function setAutomaticPresence(passkeys: PasskeyContext, enabled: boolean): Promise<void> {
   await passkeys.cdp.send('WebAuthn.setAutomaticPresenceSimulation', {
     authenticatorId: passkeys.authenticatorId,
