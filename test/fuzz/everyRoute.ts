@@ -19,7 +19,7 @@ import { startTestApp, type TestApp } from '../support/testApp.js';
  *
  * FUZZ_RUNS sets the cases per route, FUZZ_SEED the seed (fixed by default, so every run
  * sends the same cases). `npm test` sends 25 per route (about 30 s), so the whole suite stays
- * quick; CI also runs `npm run fuzz -- --runs 200` on its own (about 4 minutes), and
+ * quick; CI also runs `npm run fuzz -- --runs 200` on its own (about 3 minutes, the two parts side by side), and
  * `npm run fuzz -- --runs 10000` runs more.
  */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 25);
@@ -342,146 +342,159 @@ function oddCase(route: Route, values: Values): fc.Arbitrary<Case> {
   });
 }
 
-describe('fuzzing every route', () => {
-  let sesame: TestApp;
-  let values: Values;
-  let admin: Person;
-  let adminCsrf: string;
-  let visitor: Person;
-  let interactionUid: string;
-  let linkToken: string;
-  let apiKey: string;
-  let tenantKey: string;
+/**
+ * Fuzzes every `of`-th route starting at `shard` (0-based), against an app of its own: the
+ * routes are split over two test files so the two Jest workers share the run.
+ */
+export function describeRouteFuzz(shard: number, of: number): void {
+  describe(`fuzzing every route (part ${shard + 1} of ${of})`, () => {
+    let sesame: TestApp;
+    let values: Values;
+    let admin: Person;
+    let adminCsrf: string;
+    let visitor: Person;
+    let interactionUid: string;
+    let linkToken: string;
+    let apiKey: string;
+    let tenantKey: string;
 
-  beforeAll(async () => {
-    sesame = await startTestApp();
-    admin = new Person(sesame.baseUrl);
-    const loginPage = asPage(await admin.browser.follow('/admin'));
-    const next = await admin.signUp(loginPage, 'root@example.com');
-    await admin.browser.follow(next);
-    const adminId = (await usersQueries.findByEmail(sesame.db, 'root@example.com'))!.id;
-    await usersQueries.update(sesame.db, adminId, { isAdmin: true });
-    const adminPage = asPage(await admin.browser.follow('/admin/clients'));
-    adminCsrf = adminPage.csrf();
-    expect((await stepUp(admin, adminCsrf)).status).toBe(200);
+    beforeAll(async () => {
+      sesame = await startTestApp();
+      admin = new Person(sesame.baseUrl);
+      const loginPage = asPage(await admin.browser.follow('/admin'));
+      const next = await admin.signUp(loginPage, 'root@example.com');
+      await admin.browser.follow(next);
+      const adminId = (await usersQueries.findByEmail(sesame.db, 'root@example.com'))!.id;
+      await usersQueries.update(sesame.db, adminId, { isAdmin: true });
+      const adminPage = asPage(await admin.browser.follow('/admin/clients'));
+      adminCsrf = adminPage.csrf();
+      expect((await stepUp(admin, adminCsrf)).status).toBe(200);
 
-    const { client } = await createClient(
-      sesame.db,
-      { name: 'Fuzzed', redirect_uris: ['https://app.example/cb'] },
-      'test',
-    );
-    const { tenant, apiKey: key } = await createTenant(
-      sesame.db,
-      sesame.config,
-      { name: 'Fuzzed', origins: ['https://app.example'] },
-      'test',
-    );
-    tenantKey = key;
-    apiKey = (await createApiKey(sesame.db, 'fuzz', 'test')).key;
-    linkToken = new URL(
-      (await createOneTimeLink(sesame.db, sesame.config, { email: 'new@example.com', actor: 'test' })).url,
-    ).pathname
-      .split('/')
-      .pop()!;
+      const { client } = await createClient(
+        sesame.db,
+        { name: 'Fuzzed', redirect_uris: ['https://app.example/cb'] },
+        'test',
+      );
+      const { tenant, apiKey: key } = await createTenant(
+        sesame.db,
+        sesame.config,
+        { name: 'Fuzzed', origins: ['https://app.example'] },
+        'test',
+      );
+      tenantKey = key;
+      apiKey = (await createApiKey(sesame.db, 'fuzz', 'test')).key;
+      linkToken = new URL(
+        (await createOneTimeLink(sesame.db, sesame.config, { email: 'new@example.com', actor: 'test' })).url,
+      ).pathname
+        .split('/')
+        .pop()!;
 
-    visitor = new Person(sesame.baseUrl);
-    const prompt = asPage(await visitor.browser.follow('/account/login'));
-    interactionUid = /\/interaction\/([^/?#]+)/.exec(prompt.url)![1]!;
-    // Routes that name a user get someone else: the fuzzer may disable or delete them.
-    const someone = await usersQueries.insert(sesame.db, { email: 'someone@example.com', name: null });
-    values = { clientId: client.client_id, userId: someone.id, tenantId: tenant.id };
-  }, 120_000);
+      visitor = new Person(sesame.baseUrl);
+      const prompt = asPage(await visitor.browser.follow('/account/login'));
+      interactionUid = /\/interaction\/([^/?#]+)/.exec(prompt.url)![1]!;
+      // Routes that name a user get someone else: the fuzzer may disable or delete them.
+      const someone = await usersQueries.insert(sesame.db, { email: 'someone@example.com', name: null });
+      values = { clientId: client.client_id, userId: someone.id, tenantId: tenant.id };
+    }, 120_000);
 
-  afterAll(() => sesame?.stop());
+    afterAll(() => sesame?.stop());
 
-  /** The real value for a path segment, so most requests reach the handler behind it. */
-  function realSegment(name: string, path: string): string {
-    if (name === ':uid') return interactionUid;
-    if (name === ':id' && path.includes('/users/')) return values.userId;
-    if (name === ':id' && path.includes('/passkey-tenants/')) return values.tenantId;
-    if (name === ':token') return linkToken;
-    if (name === ':tenantId') return values.tenantId;
-    if (name === ':clientId') return values.clientId;
-    if (name === ':id') return values.clientId;
-    return 'x';
-  }
-
-  async function send(route: Route, c: Case): Promise<{ status: number; refused: boolean; url: string }> {
-    let index = 0;
-    const path = route.path.replace(/:\w+|\{\*\w+\}/g, (name) => {
-      const fuzzed = c.params[index++];
-      return fuzzed === undefined ? realSegment(name, route.path) : encodeComponent(fuzzed) || 'x';
-    });
-    const query = encodePairs(c.query);
-    const url = `${sesame.baseUrl}${path}${query ? `?${query}` : ''}`;
-    const headers: Record<string, string> = { accept: 'text/html,application/json', origin: sesame.baseUrl };
-    // Signing out would leave the rest of the run without its admin session.
-    const signsOut = /sign-out-everywhere|logout/.test(route.path);
-    const person = route.path.startsWith('/interaction') ? visitor : admin;
-    if (c.credentials && !signsOut) {
-      const cookie = await person.browser.jar.getCookieString(url);
-      if (cookie) headers.cookie = cookie;
-      if (route.path.startsWith('/api/admin')) headers.authorization = `Bearer ${apiKey}`;
-      if (route.path.startsWith('/passkey-api')) headers.apikey = tenantKey;
+    /** The real value for a path segment, so most requests reach the handler behind it. */
+    function realSegment(name: string, path: string): string {
+      if (name === ':uid') return interactionUid;
+      if (name === ':id' && path.includes('/users/')) return values.userId;
+      if (name === ':id' && path.includes('/passkey-tenants/')) return values.tenantId;
+      if (name === ':token') return linkToken;
+      if (name === ':tenantId') return values.tenantId;
+      if (name === ':clientId') return values.clientId;
+      if (name === ':id') return values.clientId;
+      return 'x';
     }
-    if (c.csrf) headers['x-csrf-token'] = adminCsrf;
-    let body: string | undefined;
-    const withBody = !['GET', 'HEAD'].includes(c.method);
-    if (withBody && c.body.kind === 'form') {
-      const pairs = c.csrf ? [...c.body.pairs, ['_csrf', adminCsrf] as [string, string]] : c.body.pairs;
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-      body = encodePairs(pairs);
-    } else if (withBody && c.body.kind === 'json') {
-      headers['content-type'] = c.body.contentType;
-      body = JSON.stringify(c.body.value);
-    } else if (withBody && c.body.kind === 'raw') {
-      if (c.body.contentType) headers['content-type'] = c.body.contentType;
-      body = c.body.text;
-    }
-    const response = await rawRequest(url, { method: c.method, headers, body });
-    const location = String(response.headers.location ?? '');
-    const refused =
-      (response.status >= 400 && response.status < 500) ||
-      (response.status >= 300 && response.status < 400 && /[?&#]error=/.test(location));
-    return { status: response.status, refused, url: `${c.method} ${url.slice(0, 300)}` };
-  }
 
-  it(
-    `answers ${RUNS} odd requests per route without a 5xx, and a refused one changes no row`,
-    async () => {
-      const all = routesOf(sesame);
-      expect(all.length).toBeGreaterThan(80);
-      const routes = all.filter((route) => ONLY.test(route.path));
-      const failures: string[] = [];
-      let sent = 0;
-      for (const route of routes) {
-        let counts = await rowCounts(sesame.db);
-        const result = await fc.check(
-          fc.asyncProperty(oddCase(route, values), async (c) => {
-            const answer = await send(route, c);
-            sent++;
-            const after = await rowCounts(sesame.db);
-            const changed = after !== counts;
-            const before = counts;
-            counts = after;
-            if (answer.status >= 500) throw new Error(`${answer.status} from ${answer.url}`);
-            if (answer.refused && changed)
-              throw new Error(
-                `refused with ${answer.status} but rows changed: ${before} -> ${after}: ${answer.url}`,
-              );
-          }),
-          { numRuns: RUNS, seed: SEED, endOnFailure: true },
-        );
-        if (result.failed) {
-          const error = result.errorInstance as Error | undefined;
-          const example = JSON.stringify(result.counterexample?.[0])?.slice(0, 400);
-          failures.push(`${route.path}: ${String(error?.message ?? error).slice(0, 600)} (case ${example})`);
-        }
+    async function send(route: Route, c: Case): Promise<{ status: number; refused: boolean; url: string }> {
+      let index = 0;
+      const path = route.path.replace(/:\w+|\{\*\w+\}/g, (name) => {
+        const fuzzed = c.params[index++];
+        return fuzzed === undefined ? realSegment(name, route.path) : encodeComponent(fuzzed) || 'x';
+      });
+      const query = encodePairs(c.query);
+      const url = `${sesame.baseUrl}${path}${query ? `?${query}` : ''}`;
+      const headers: Record<string, string> = {
+        accept: 'text/html,application/json',
+        origin: sesame.baseUrl,
+      };
+      // Signing out would leave the rest of the run without its admin session.
+      const signsOut = /sign-out-everywhere|logout/.test(route.path);
+      const person = route.path.startsWith('/interaction') ? visitor : admin;
+      if (c.credentials && !signsOut) {
+        const cookie = await person.browser.jar.getCookieString(url);
+        if (cookie) headers.cookie = cookie;
+        if (route.path.startsWith('/api/admin')) headers.authorization = `Bearer ${apiKey}`;
+        if (route.path.startsWith('/passkey-api')) headers.apikey = tenantKey;
       }
-      // The figures for the issue note: how many requests this run sent over how many routes.
-      console.log(`fuzz: ${sent} requests over ${routes.length} routes (${RUNS} cases each, seed ${SEED})`);
-      expect(failures).toEqual([]);
-    },
-    TIMEOUT_MS,
-  );
-});
+      if (c.csrf) headers['x-csrf-token'] = adminCsrf;
+      let body: string | undefined;
+      const withBody = !['GET', 'HEAD'].includes(c.method);
+      if (withBody && c.body.kind === 'form') {
+        const pairs = c.csrf ? [...c.body.pairs, ['_csrf', adminCsrf] as [string, string]] : c.body.pairs;
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+        body = encodePairs(pairs);
+      } else if (withBody && c.body.kind === 'json') {
+        headers['content-type'] = c.body.contentType;
+        body = JSON.stringify(c.body.value);
+      } else if (withBody && c.body.kind === 'raw') {
+        if (c.body.contentType) headers['content-type'] = c.body.contentType;
+        body = c.body.text;
+      }
+      const response = await rawRequest(url, { method: c.method, headers, body });
+      const location = String(response.headers.location ?? '');
+      const refused =
+        (response.status >= 400 && response.status < 500) ||
+        (response.status >= 300 && response.status < 400 && /[?&#]error=/.test(location));
+      return { status: response.status, refused, url: `${c.method} ${url.slice(0, 300)}` };
+    }
+
+    it(
+      `answers ${RUNS} odd requests per route without a 5xx, and a refused one changes no row`,
+      async () => {
+        const all = routesOf(sesame);
+        expect(all.length).toBeGreaterThan(80);
+        const routes = all.filter((route, index) => index % of === shard && ONLY.test(route.path));
+        const failures: string[] = [];
+        let sent = 0;
+        for (const route of routes) {
+          let counts = await rowCounts(sesame.db);
+          const result = await fc.check(
+            fc.asyncProperty(oddCase(route, values), async (c) => {
+              const answer = await send(route, c);
+              sent++;
+              const after = await rowCounts(sesame.db);
+              const changed = after !== counts;
+              const before = counts;
+              counts = after;
+              if (answer.status >= 500) throw new Error(`${answer.status} from ${answer.url}`);
+              if (answer.refused && changed)
+                throw new Error(
+                  `refused with ${answer.status} but rows changed: ${before} -> ${after}: ${answer.url}`,
+                );
+            }),
+            { numRuns: RUNS, seed: SEED, endOnFailure: true },
+          );
+          if (result.failed) {
+            const error = result.errorInstance as Error | undefined;
+            const example = JSON.stringify(result.counterexample?.[0])?.slice(0, 400);
+            failures.push(
+              `${route.path}: ${String(error?.message ?? error).slice(0, 600)} (case ${example})`,
+            );
+          }
+        }
+        // The figures for the issue note: how many requests this run sent over how many routes.
+        console.log(
+          `fuzz: ${sent} requests over ${routes.length} routes (part ${shard + 1} of ${of}; ${RUNS} cases each, seed ${SEED})`,
+        );
+        expect(failures).toEqual([]);
+      },
+      TIMEOUT_MS,
+    );
+  });
+}

@@ -1,0 +1,3 @@
+import { describeRouteFuzz } from './everyRoute.js';
+
+describeRouteFuzz(0, 2);

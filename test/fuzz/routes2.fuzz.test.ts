@@ -1,0 +1,3 @@
+import { describeRouteFuzz } from './everyRoute.js';
+
+describeRouteFuzz(1, 2);
