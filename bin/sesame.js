@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // The `sesame` admin command. It runs the built CLI; `npm install` builds it.
 import { existsSync } from 'node:fs';
+import v8 from 'node:v8';
+
+// A command lives a second or two: on the embedded database, compiling PGlite's WebAssembly
+// again with the optimising tier would cost more CPU than it saves (about 40 % of a command's).
+v8.setFlagsFromString('--liftoff-only');
 
 const cli = new URL('../dist/src/cli/main.js', import.meta.url);
 if (!existsSync(cli)) {
