@@ -6,16 +6,28 @@ import {
   passkeyTenantAuditLogsQueries,
 } from '../db/queries/passkeyTenantAuditLogs.js';
 
+/** What one call records in the audit log: a type when it succeeds and, for ceremonies, one when it fails. */
+export interface AuditLogEvent {
+  succeeded: string;
+  failed?: string;
+}
+
+/** A ceremony step as Hanko logs it: `<step>_succeeded` or `<step>_failed`. */
+const ceremony = (step: string): AuditLogEvent => ({
+  succeeded: `${step}_succeeded`,
+  failed: `${step}_failed`,
+});
+
 /** The events of Hanko's audit log that Sesame's passkey API records (Hanko: AuditLogType). */
 export const AUDIT_LOG_EVENTS = {
-  registrationInit: 'webauthn_registration_init',
-  registrationFinal: 'webauthn_registration_final',
-  authenticationInit: 'webauthn_authentication_init',
-  authenticationFinal: 'webauthn_authentication_final',
-} as const;
-
-export const CREDENTIAL_UPDATED = 'webauthn_credential_updated';
-export const CREDENTIAL_DELETED = 'webauthn_credential_deleted';
+  registrationInit: ceremony('webauthn_registration_init'),
+  registrationFinal: ceremony('webauthn_registration_final'),
+  authenticationInit: ceremony('webauthn_authentication_init'),
+  authenticationFinal: ceremony('webauthn_authentication_final'),
+  // As Hanko: credential changes are logged when they happen, refusals are not.
+  credentialUpdated: { succeeded: 'webauthn_credential_updated' },
+  credentialDeleted: { succeeded: 'webauthn_credential_deleted' },
+} as const satisfies Record<string, AuditLogEvent>;
 
 /** Where a request came from, as each audit log entry records it. */
 export interface AuditLogMeta {

@@ -8,9 +8,8 @@ import { randomId } from '../../crypto.js';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
 import {
   AUDIT_LOG_EVENTS,
+  type AuditLogEvent,
   type AuditLogMeta,
-  CREDENTIAL_DELETED,
-  CREDENTIAL_UPDATED,
   pageTenantAuditLogs,
   recordTenantAuditLog,
 } from '../../passkeyApi/auditLog.js';
@@ -254,24 +253,26 @@ function userHandleOf(handle: string | null | undefined): string | undefined {
 }
 
 /**
- * Records the request in the tenant's audit log as Hanko does: `<event>_succeeded`, or
- * `<event>_failed` with the error, with the user the handler named in `auditActor`.
+ * Records the request in the tenant's audit log as Hanko does: `event.succeeded`, or
+ * `event.failed` with the error, with the user the handler named in `auditActor`.
  */
-function auditedAs(db: Services['db'], event: string) {
+function auditedAs(db: Services['db'], event: AuditLogEvent) {
   return async function recordInAuditLog(ctx: Context, next: Next) {
     const state = ctx.state as TenantState;
     try {
       await next();
     } catch (caught) {
-      const error = toHankoError(caught);
-      const cause = hankoCause(error);
-      await recordTenantAuditLog(db, state.tenant.id, `${event}_failed`, state.auditMeta, {
-        actor_user_id: state.auditActor,
-        error: cause ? `${error.message}: ${cause}` : error.message,
-      });
+      if (event.failed) {
+        const error = toHankoError(caught);
+        const cause = hankoCause(error);
+        await recordTenantAuditLog(db, state.tenant.id, event.failed, state.auditMeta, {
+          actor_user_id: state.auditActor,
+          error: cause ? `${error.message}: ${cause}` : error.message,
+        });
+      }
       throw caught;
     }
-    await recordTenantAuditLog(db, state.tenant.id, `${event}_succeeded`, state.auditMeta, {
+    await recordTenantAuditLog(db, state.tenant.id, event.succeeded, state.auditMeta, {
       actor_user_id: state.auditActor,
     });
   };
@@ -417,7 +418,7 @@ export function passkeyApiRoutes({
     '/credentials/:credentialId',
     requireApiKey,
     jsonBody,
-    auditedAs(db, CREDENTIAL_UPDATED),
+    auditedAs(db, AUDIT_LOG_EVENTS.credentialUpdated),
     async function renameCredential(ctx: Context) {
       const id = credentialIdParam(ctx);
       const { name } = parseHankoBody(ctx, credentialRenameSchema, HANKO_TITLES.invalid);
@@ -429,7 +430,7 @@ export function passkeyApiRoutes({
   router.delete(
     '/credentials/:credentialId',
     requireApiKey,
-    auditedAs(db, CREDENTIAL_DELETED),
+    auditedAs(db, AUDIT_LOG_EVENTS.credentialDeleted),
     async function deleteCredential(ctx: Context) {
       const id = credentialIdParam(ctx);
       (ctx.state as TenantState).auditActor = await deleteTenantCredential(db, tenantOf(ctx).id, id);
