@@ -356,6 +356,8 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
 
       // Login naming the user: the user handle may be null, as the browser reports it.
       const byId = await call(app, '/login/initialize', { key: app.apiKey, body: { user_id: 'nulls' } });
+      // As Hanko: no transports in allowCredentials.
+      expect(byId.json.publicKey.allowCredentials).toEqual([{ id: credential.id, type: 'public-key' }]);
       const assertion = await phone.getAssertion(byId.json.publicKey, APP_ORIGIN);
       const nullHandle = {
         ...assertion,

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { bodyParser } from '@koa/bodyparser';
 import type Router from '@koa/router';
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import type { z } from 'zod';
@@ -244,6 +245,21 @@ function credentialIdParam(ctx: Context): string {
   return id;
 }
 
+/**
+ * Request options without transports in `allowCredentials`, as Hanko sends them: with
+ * `internal` listed, Android and Windows start the built-in authenticator even when the
+ * passkey is on another device (Hanko's login service says so).
+ */
+function withoutTransports(
+  options: PublicKeyCredentialRequestOptionsJSON,
+): PublicKeyCredentialRequestOptionsJSON {
+  if (!options.allowCredentials) return options;
+  return {
+    ...options,
+    allowCredentials: options.allowCredentials.map(({ transports: _, ...allowed }) => allowed),
+  };
+}
+
 /** The `sub` of a token Sesame has just signed: the app's user the ceremony was for. */
 const subjectOf = (token: string): string | undefined => decodeJwt(token).sub;
 
@@ -368,7 +384,8 @@ export function passkeyApiRoutes({
         checkApiKey(ctx);
       }
       try {
-        ctx.body = { publicKey: await startTenantLogin(db, tenantOf(ctx), user_id ?? undefined) };
+        const publicKey = await startTenantLogin(db, tenantOf(ctx), user_id ?? undefined);
+        ctx.body = { publicKey: withoutTransports(publicKey) };
       } catch (caught) {
         // As Hanko: an unknown user is 404 "user not found".
         throw caught instanceof HttpError && caught.status === 404
