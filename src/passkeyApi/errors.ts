@@ -1,6 +1,7 @@
+import { STATUS_CODES } from 'node:http';
 import { type RegistrationResponseJSON, verifyRegistrationResponse } from '@simplewebauthn/server';
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
-import { HttpError } from '../http/errors.js';
+import { HttpError, isNulCharacterError } from '../http/errors.js';
 import { PasskeyError } from '../webauthn/errors.js';
 import { PASSKEY_POLICY } from '../webauthn/policy.js';
 import { tenantRelyingParty } from './tenants.js';
@@ -24,6 +25,31 @@ export function hankoCause(error: HttpError): string {
 
 export function isHankoError(caught: unknown): caught is HttpError {
   return caught instanceof HttpError && caught.code === HANKO;
+}
+
+/**
+ * Maps any error to Hanko's `{title, details, status}`: `title` is the message and
+ * `details` the cause, as Hanko's error handler writes them.
+ */
+export function toHankoError(caught: unknown): HttpError {
+  if (isHankoError(caught)) return caught;
+  if (caught instanceof HttpError) {
+    // A body refused before any handler read it (ill-formed text): Hanko's bind error.
+    const title = caught.status === 400 ? HANKO_TITLES.unreadable : (STATUS_CODES[caught.status] ?? 'Error');
+    return hankoError(caught.status, title, caught.message);
+  }
+  if (isNulCharacterError(caught)) {
+    return hankoError(400, HANKO_TITLES.invalid, 'Text must not contain NUL characters');
+  }
+  const error = caught as { status?: number; statusCode?: number; type?: string };
+  const status = error?.status ?? error?.statusCode;
+  if (status === 413) {
+    return hankoError(413, STATUS_CODES[413]!, 'The request body is too large');
+  }
+  if (status === 415) return hankoError(415, STATUS_CODES[415]!, 'The body must be JSON');
+  if (status && status >= 400 && status < 500)
+    return hankoError(400, HANKO_TITLES.unreadable, 'Malformed JSON body');
+  return new HttpError(500, 'server_error', STATUS_CODES[500]!);
 }
 
 /** Hanko's title for a request body it cannot read (bind) or that breaks a rule (validate). */

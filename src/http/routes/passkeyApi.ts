@@ -1,19 +1,10 @@
 import { STATUS_CODES } from 'node:http';
 import { bodyParser } from '@koa/bodyparser';
 import type Router from '@koa/router';
-import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
-import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import type { z } from 'zod';
-import { randomId } from '../../crypto.js';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
-import {
-  AUDIT_LOG_EVENTS,
-  type AuditLogEvent,
-  type AuditLogMeta,
-  pageTenantAuditLogs,
-  recordTenantAuditLog,
-} from '../../passkeyApi/auditLog.js';
+import { AUDIT_LOG_EVENTS, pageTenantAuditLogs } from '../../passkeyApi/auditLog.js';
 import {
   finishTenantLogin,
   finishTenantRegistration,
@@ -30,12 +21,11 @@ import {
   HANKO_TITLES,
   hankoCause,
   hankoError,
-  isHankoError,
   loginRefusal,
   registrationRefusal,
+  toHankoError,
 } from '../../passkeyApi/errors.js';
-import { tenantIssuer, tenantJwks } from '../../passkeyApi/jwt.js';
-import { paginationLink } from '../../passkeyApi/pagination.js';
+import { tenantJwks } from '../../passkeyApi/jwt.js';
 import {
   auditLogsQuerySchema,
   credentialIdSchema,
@@ -47,11 +37,21 @@ import {
   tenantRegistrationResponseSchema,
 } from '../../passkeyApi/schemas.js';
 import { findTenant, tenantKeyMatches } from '../../passkeyApi/tenants.js';
-import { HttpError, isNulCharacterError } from '../errors.js';
+import { HttpError } from '../errors.js';
 import { refuseIllFormedText } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
+import {
+  type AuditState,
+  auditedAs,
+  requestUrl,
+  setPageHeaders,
+  subjectOf,
+  tagRequest,
+  userHandleOf,
+  withoutTransports,
+} from './passkeyApiKit.js';
 
 /**
  * A passkey response is one or two kilobytes ("none" attestation); the largest request
@@ -65,41 +65,11 @@ const PASSKEY_API_METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'
 /** Browsers may cache a preflight answer this long (seconds). */
 const PREFLIGHT_MAX_AGE = 600;
 
-interface TenantState {
+interface TenantState extends AuditState {
   tenant: StoredTenant;
-  /** Where the request came from, for the tenant's audit log. */
-  auditMeta: AuditLogMeta;
-  /** The app's user the request acts for, when known: the audit log's `actor_user_id`. */
-  auditActor?: string | undefined;
 }
 
 const tenantOf = (ctx: Context): StoredTenant => (ctx.state as TenantState).tenant;
-
-/** A request id the client sent (X-Request-Id) is kept when it is a plain token. */
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-/**
- * Maps any error to Hanko's `{title, details, status}`: `title` is the message and
- * `details` the cause, as Hanko's error handler writes them.
- */
-function toHankoError(caught: unknown): HttpError {
-  if (isHankoError(caught)) return caught;
-  if (caught instanceof HttpError) {
-    return hankoError(caught.status, STATUS_CODES[caught.status] ?? 'Error', caught.message);
-  }
-  if (isNulCharacterError(caught)) {
-    return hankoError(400, HANKO_TITLES.invalid, 'Text must not contain NUL characters');
-  }
-  const error = caught as { status?: number; statusCode?: number; type?: string };
-  const status = error?.status ?? error?.statusCode;
-  if (status === 413) {
-    return hankoError(413, STATUS_CODES[413]!, `The request body is over ${PASSKEY_API_BODY_LIMIT}`);
-  }
-  if (status === 415) return hankoError(415, STATUS_CODES[415]!, 'The body must be JSON');
-  if (status && status >= 400 && status < 500)
-    return hankoError(400, HANKO_TITLES.unreadable, 'Malformed JSON body');
-  return new HttpError(500, 'server_error', STATUS_CODES[500]!);
-}
 
 function renderPasskeyApiErrors({ log }: Pick<Services, 'log'>) {
   return async function renderHankoErrors(ctx: Context, next: Next) {
@@ -147,19 +117,6 @@ function loadTenant({ db }: Pick<Services, 'db'>) {
     (ctx.state as TenantState).tenant = tenant;
     await next();
   };
-}
-
-/** As Hanko (echo's RequestID): every answer carries an X-Request-Id, which the audit log records. */
-async function tagRequest(ctx: Context, next: Next) {
-  const presented = ctx.get('X-Request-Id');
-  const requestId = REQUEST_ID.test(presented) ? presented : randomId(16);
-  ctx.set('X-Request-Id', requestId);
-  (ctx.state as TenantState).auditMeta = {
-    requestId,
-    sourceIp: ctx.ip,
-    userAgent: ctx.get('User-Agent'),
-  };
-  await next();
 }
 
 /**
@@ -243,68 +200,6 @@ function credentialIdParam(ctx: Context): string {
     throw hankoError(404, `credential with id '${id.slice(0, 64)}' not found`);
   }
   return id;
-}
-
-/**
- * Request options without transports in `allowCredentials`, as Hanko sends them: with
- * `internal` listed, Android and Windows start the built-in authenticator even when the
- * passkey is on another device (Hanko's login service says so).
- */
-function withoutTransports(
-  options: PublicKeyCredentialRequestOptionsJSON,
-): PublicKeyCredentialRequestOptionsJSON {
-  if (!options.allowCredentials) return options;
-  return {
-    ...options,
-    allowCredentials: options.allowCredentials.map(({ transports: _, ...allowed }) => allowed),
-  };
-}
-
-/** The `sub` of a token Sesame has just signed: the app's user the ceremony was for. */
-const subjectOf = (token: string): string | undefined => decodeJwt(token).sub;
-
-/** The user id an assertion's user handle names (UTF-8, as registration made it), if any. */
-function userHandleOf(handle: string | null | undefined): string | undefined {
-  return handle ? Buffer.from(handle, 'base64url').toString('utf8') : undefined;
-}
-
-/**
- * Records the request in the tenant's audit log as Hanko does: `event.succeeded`, or
- * `event.failed` with the error, with the user the handler named in `auditActor`.
- */
-function auditedAs(db: Services['db'], event: AuditLogEvent) {
-  return async function recordInAuditLog(ctx: Context, next: Next) {
-    const state = ctx.state as TenantState;
-    try {
-      await next();
-    } catch (caught) {
-      if (event.failed) {
-        const error = toHankoError(caught);
-        const cause = hankoCause(error);
-        await recordTenantAuditLog(db, state.tenant.id, event.failed, state.auditMeta, {
-          actor_user_id: state.auditActor,
-          error: cause ? `${error.message}: ${cause}` : error.message,
-        });
-      }
-      throw caught;
-    }
-    await recordTenantAuditLog(db, state.tenant.id, event.succeeded, state.auditMeta, {
-      actor_user_id: state.auditActor,
-    });
-  };
-}
-
-/** The URL of this request under the tenant's base URL (ISSUER, never the Host header), for Link headers. */
-function requestUrl(ctx: Context, config: Services['config'], path: string): URL {
-  const url = new URL(`${tenantIssuer(config, tenantOf(ctx).id)}${path}`);
-  url.search = ctx.querystring;
-  return url;
-}
-
-/** The paging headers of Hanko's lists: `Link` and `X-Total-Count`. */
-function setPageHeaders(ctx: Context, url: URL, total: number, page: { page: number; perPage: number }) {
-  ctx.set('Link', paginationLink(url, total, page.page, page.perPage));
-  ctx.set('X-Total-Count', String(total));
 }
 
 /**
@@ -486,20 +381,4 @@ export function passkeyApiRoutes({
     throw hankoError(404, STATUS_CODES[404]!, 'No such endpoint');
   });
   return router;
-}
-
-/** `/{tenant uuid}/...` at the root: where Hanko serves its API. */
-const HANKO_ROOT_PATH = /^\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\/.*)?$/i;
-
-/**
- * Serves the passkey API at `/{tenant_id}/...` as well, where Hanko has it. Hanko's next-auth
- * provider builds `new URL(`${tenantId}/...`, baseUrl)`, which drops the last segment of a
- * base URL without a trailing slash (`https://sesame.example/passkey-api` becomes
- * `https://sesame.example/{tenant}/...`): that URL now reaches the same API. No other
- * Sesame path starts with a UUID.
- */
-export function passkeyApiAtRoot(ctx: Context, next: Next) {
-  const match = HANKO_ROOT_PATH.exec(ctx.path);
-  if (match) ctx.path = `/passkey-api/${match[1]}${match[2] ?? ''}`;
-  return next();
 }
