@@ -7,10 +7,11 @@ import { type Kysely, sql } from 'kysely';
  * changes (`GET /{tenant}/audit_logs`), shaped as Hanko's `audit_logs` table.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema
-    .alterTable('passkey_tenant_credentials')
-    .addColumn('is_mfa', 'boolean', (c) => c.notNull().defaultTo(false))
-    .execute();
+  // IF NOT EXISTS: the MFA work (branch hanko-mfa) adds the same column in a migration of
+  // its own; when that one ran first, this one finds the column and goes on.
+  await sql`alter table passkey_tenant_credentials add column if not exists is_mfa boolean not null default false`.execute(
+    db,
+  );
   await sql`update passkey_tenant_credentials set last_used_at = created_at where last_used_at is null`.execute(
     db,
   );
@@ -39,5 +40,5 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('passkey_tenant_audit_logs').ifExists().execute();
-  await db.schema.alterTable('passkey_tenant_credentials').dropColumn('is_mfa').execute();
+  await sql`alter table passkey_tenant_credentials drop column if exists is_mfa`.execute(db);
 }
