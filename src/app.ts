@@ -29,6 +29,7 @@ import { interactionRoutes } from './http/routes/interaction.js';
 import { linkRoutes } from './http/routes/links.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
+import { passkeyApiAtRoot } from './http/routes/passkeyApiKit.js';
 import { setupRoutes } from './http/routes/setup.js';
 import type { Services } from './http/services.js';
 import { sealKeysAtRest } from './keysAtRest.js';
@@ -151,6 +152,8 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     staticFiles(PUBLIC_DIR),
     ...routers.flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]),
   ]);
+  // Hanko's layout, `/{tenant_id}/...` at the root, reaches the passkey API too.
+  koa.use(passkeyApiAtRoot);
   // Authorization requests count against the per-IP limit too: each one starts an
   // interaction (a row) and is where a script would probe clients and redirect URIs.
   const authorizeRequest = /^\/auth(\/|$)/i;

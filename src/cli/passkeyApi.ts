@@ -42,7 +42,7 @@ export function registerPasskeyApiCommands(program: Command): void {
             `tenant_id: ${tenant.id}`,
             `api_key:   ${apiKey}`,
             '(shown once: store it on the app server; Sesame keeps only a hash)',
-            `base URL:  ${config.issuer}/passkey-api`,
+            `base URL:  ${config.issuer}/passkey-api/`,
             `RP ID:     ${tenant.rpId}`,
             `origins:   ${tenant.origins.join(' ')}`,
           ].join('\n'),

@@ -180,6 +180,24 @@ export interface PasskeyTenantCredentialsTable {
   name: string;
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
+  /** Set by the MFA calls; a passkey login refuses MFA credentials and the MFA login the others. */
+  is_mfa: Generated<boolean>;
+}
+
+/** One entry of a passkey API tenant's audit log (Hanko's `audit_logs`). */
+export interface PasskeyTenantAuditLogsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  /** Hanko's audit log type, e.g. `webauthn_authentication_final_succeeded`. */
+  type: string;
+  error: string | null;
+  meta_http_request_id: string;
+  meta_source_ip: string;
+  meta_user_agent: string;
+  actor_user_id: string | null;
+  transaction_id: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
 }
 
 /** Every table Sesame stores, as Kysely sees them. */
@@ -206,6 +224,7 @@ export interface Database {
   passkey_tenants: PasskeyTenantsTable;
   passkey_tenant_users: PasskeyTenantUsersTable;
   passkey_tenant_credentials: PasskeyTenantCredentialsTable;
+  passkey_tenant_audit_logs: PasskeyTenantAuditLogsTable;
   rate_limit_hits: RateLimitHitsTable;
 }
 

@@ -1,13 +1,12 @@
 import type { Db } from '../db/connect.js';
 import {
+  type CredentialPage,
   passkeyTenantCredentialsQueries,
   type TenantCredential,
 } from '../db/queries/passkeyTenantCredentials.js';
-import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
-import { notFound } from '../http/errors.js';
-import { userNotFound } from './ceremonies.js';
+import { hankoError } from './errors.js';
 
-/** A passkey as the Hanko passkey API lists it. */
+/** A passkey as the Hanko passkey API shows it (Hanko: CredentialDto), members in Hanko's order. */
 export interface CredentialJson {
   id: string;
   name: string;
@@ -20,6 +19,8 @@ export interface CredentialJson {
   transports: string[];
   backup_eligible: boolean;
   backup_state: boolean;
+  is_mfa: boolean;
+  user_id: string;
 }
 
 export function credentialJson(c: TenantCredential): CredentialJson {
@@ -34,31 +35,49 @@ export function credentialJson(c: TenantCredential): CredentialJson {
     transports: c.transports,
     backup_eligible: c.backupEligible,
     backup_state: c.backupState,
+    is_mfa: c.isMfa,
+    user_id: c.userId,
   };
 }
 
-const credentialNotFound = () => notFound('Credential not found');
+/** Hanko's words for a credential id that is not the tenant's. */
+const credentialNotFound = (id: string) => hankoError(404, `credential with id '${id}' not found`);
 
-/** The passkeys of one of the tenant's users, oldest first. */
-export async function listTenantCredentials(
+/**
+ * One page of the tenant's passkeys (one user's with `userId`; a user without any, or
+ * unknown, has none: `[]`, as Hanko answers) and how many there are in all.
+ */
+export async function pageTenantCredentials(
   db: Db,
   tenantId: string,
-  userId: string,
-): Promise<CredentialJson[]> {
-  if (!(await passkeyTenantUsersQueries.find(db, tenantId, userId))) throw userNotFound();
-  const credentials = await passkeyTenantCredentialsQueries.listForUser(db, tenantId, userId);
-  return credentials.map(credentialJson);
+  options: CredentialPage,
+): Promise<{ credentials: CredentialJson[]; total: number }> {
+  const { credentials, total } = await passkeyTenantCredentialsQueries.page(db, tenantId, options);
+  return { credentials: credentials.map(credentialJson), total };
 }
 
+/** One of the tenant's passkeys. */
+export async function findTenantCredential(db: Db, tenantId: string, id: string): Promise<CredentialJson> {
+  const credential = await passkeyTenantCredentialsQueries.find(db, tenantId, id);
+  if (!credential) throw credentialNotFound(id);
+  return credentialJson(credential);
+}
+
+/** Renames one of the tenant's passkeys; returns its owner's user id (for the audit log). */
 export async function renameTenantCredential(
   db: Db,
   tenantId: string,
   id: string,
   name: string,
-): Promise<void> {
-  if (!(await passkeyTenantCredentialsQueries.rename(db, tenantId, id, name))) throw credentialNotFound();
+): Promise<string> {
+  const { user_id } = await findTenantCredential(db, tenantId, id);
+  if (!(await passkeyTenantCredentialsQueries.rename(db, tenantId, id, name))) throw credentialNotFound(id);
+  return user_id;
 }
 
-export async function deleteTenantCredential(db: Db, tenantId: string, id: string): Promise<void> {
-  if (!(await passkeyTenantCredentialsQueries.delete(db, tenantId, id))) throw credentialNotFound();
+/** Deletes one of the tenant's passkeys; returns its owner's user id (for the audit log). */
+export async function deleteTenantCredential(db: Db, tenantId: string, id: string): Promise<string> {
+  const { user_id } = await findTenantCredential(db, tenantId, id);
+  if (!(await passkeyTenantCredentialsQueries.delete(db, tenantId, id))) throw credentialNotFound(id);
+  return user_id;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { authenticationResponseSchema, registrationResponseSchema } from '../http/schemas.js';
 
 /**
  * The app's own user id. It becomes the WebAuthn user handle as UTF-8, which may be at
@@ -40,8 +41,88 @@ export const loginInitializeSchema = z.object({
   user_id: userId.nullish(),
 });
 
-/** `GET /credentials?user_id=`. */
-export const credentialsQuerySchema = z.object({ user_id: userId });
+/**
+ * A whole number from the query string. Hanko treats a page or page size of 0 or less as
+ * "not given"; past {@link MAX_PER_PAGE} a page would be one unbounded read.
+ */
+const pageNumber = (max: number) =>
+  z.coerce
+    .number({ message: 'must be a whole number' })
+    .int({ message: 'must be a whole number' })
+    .max(max, { message: `must be at most ${max}` })
+    .optional();
+
+/** The largest page `GET /credentials` and `GET /audit_logs` serve (Hanko has no limit). */
+export const MAX_PER_PAGE = 1000;
+
+/** Pages of a list, as Hanko reads them: `page` from 1, `per_page` 20 unless given. */
+const paging = {
+  page: pageNumber(1_000_000).transform((v) => (v && v > 0 ? v : 1)),
+  per_page: pageNumber(MAX_PER_PAGE).transform((v) => (v && v > 0 ? v : 20)),
+};
+
+/** `GET /credentials`: one user's passkeys with `user_id`, else all of the tenant's; newest first. */
+export const credentialsQuerySchema = z.object({
+  user_id: z.string().max(256).optional(),
+  ...paging,
+  order: z.enum(['desc', 'asc'], { message: 'must be desc or asc' }).default('desc'),
+});
+
+/** A time in the query string (RFC 3339, as Hanko's Go binding reads it). */
+const queryTime = z
+  .string()
+  .max(64)
+  .refine((v) => /^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v)), {
+    message: 'must be an RFC 3339 time',
+  })
+  .transform((v) => new Date(v))
+  .optional();
+
+/** A query parameter that may be repeated (`type=a&type=b`). */
+const repeated = z
+  .union([z.string().max(128), z.array(z.string().max(128)).max(50)])
+  .transform((v) => (Array.isArray(v) ? v : [v]))
+  .optional();
+
+/** `GET /audit_logs` (Hanko: ListAuditLogDto). */
+export const auditLogsQuerySchema = z.object({
+  ...paging,
+  start_time: queryTime,
+  end_time: queryTime,
+  type: repeated,
+  actor_user_id: z.string().max(256).optional(),
+  meta_source_ip: z.string().max(256).optional(),
+  q: z.string().max(256).optional(),
+});
+
+/**
+ * JSON `null` where a member may be absent: what `@github/webauthn-json` (used by Hanko's
+ * tutorials and example frontends) sends when the browser reports null, and what Hanko's
+ * verifier (go-webauthn) reads as absent.
+ */
+const nullAsAbsent = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (value === null ? undefined : value), schema);
+
+/** A registration response as Hanko accepts it: `null` for the optional members. */
+export const tenantRegistrationResponseSchema = registrationResponseSchema.extend({
+  response: registrationResponseSchema.shape.response.extend({
+    transports: nullAsAbsent(registrationResponseSchema.shape.response.shape.transports),
+    authenticatorData: nullAsAbsent(registrationResponseSchema.shape.response.shape.authenticatorData),
+    publicKeyAlgorithm: nullAsAbsent(registrationResponseSchema.shape.response.shape.publicKeyAlgorithm),
+    publicKey: nullAsAbsent(registrationResponseSchema.shape.response.shape.publicKey),
+  }),
+  authenticatorAttachment: nullAsAbsent(registrationResponseSchema.shape.authenticatorAttachment),
+  clientExtensionResults: nullAsAbsent(registrationResponseSchema.shape.clientExtensionResults),
+});
+
+/** An assertion as Hanko accepts it: `null` user handle or attachment. */
+export const tenantAuthenticationResponseSchema = authenticationResponseSchema.extend({
+  response: authenticationResponseSchema.shape.response.extend({
+    userHandle: nullAsAbsent(authenticationResponseSchema.shape.response.shape.userHandle),
+  }),
+  authenticatorAttachment: nullAsAbsent(authenticationResponseSchema.shape.authenticatorAttachment),
+  clientExtensionResults: nullAsAbsent(authenticationResponseSchema.shape.clientExtensionResults),
+});
 
 /** `PATCH /credentials/{id}`. */
 export const credentialRenameSchema = z.object({

@@ -8,6 +8,7 @@ import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
 import { MigrationLockTimeoutError, migratePostgresToLatest, migrateToLatest } from '../../src/db/migrate.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createRowCaches } from '../../src/oidc/rowCaches.js';
@@ -97,6 +98,70 @@ describe('migration 0008: bearer ids already stored are rehashed, and keep worki
     const Adapter = createAdapter(db, createRowCaches(), new GroupedUpserts(db));
     expect(await new Adapter('AccessToken').find(token)).toEqual(accessToken);
     expect(await new Adapter('Grant').find('grant-1')).toMatchObject({ accountId: owner.id });
+  });
+});
+
+describe('migration 0011: passkey API credentials get is_mfa and a last_used_at', () => {
+  let testDb: TestDatabase;
+  let database: DatabaseHandle;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = await openDatabase(configFrom(testDb.env), { poolSize: 2 });
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  it('sets last_used_at of never-used passkeys to their creation and marks none as MFA', async () => {
+    const db = database.db;
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo('0010_setup_links')).error).toBeUndefined();
+    const tenant = await passkeyTenantsQueries.insert(db, {
+      name: 'Notes',
+      rpId: 'app.example',
+      origins: ['https://app.example'],
+      apiKeyHash: 'hash',
+      signingKid: 'kid',
+      signingKey: '{}',
+    });
+    await db
+      .insertInto('passkey_tenant_users')
+      .values({ tenant_id: tenant.id, user_id: 'u', username: 'u', display_name: 'u' })
+      .execute();
+    const credential = (id: string, lastUsedAt: Date | null) => ({
+      tenant_id: tenant.id,
+      id,
+      user_id: 'u',
+      public_key: new Uint8Array([1]),
+      counter: 0,
+      transports: JSON.stringify([]),
+      aaguid: '00000000-0000-0000-0000-000000000000',
+      attestation_type: 'none',
+      backup_eligible: false,
+      backup_state: false,
+      name: 'Passkey',
+      created_at: new Date('2026-01-01T00:00:00Z'),
+      last_used_at: lastUsedAt,
+    });
+    await db
+      .insertInto('passkey_tenant_credentials')
+      // biome-ignore lint/suspicious/noExplicitAny: is_mfa does not exist before 0011
+      .values([credential('never', null), credential('used', new Date('2026-02-01T00:00:00Z'))] as any)
+      .execute();
+
+    expect(await migrateToLatest(db)).toContain('0011_passkey_api_hanko');
+    const rows = await db
+      .selectFrom('passkey_tenant_credentials')
+      .select(['id', 'last_used_at', 'is_mfa'])
+      .orderBy('id')
+      .execute();
+    expect(rows).toEqual([
+      { id: 'never', last_used_at: new Date('2026-01-01T00:00:00Z'), is_mfa: false },
+      { id: 'used', last_used_at: new Date('2026-02-01T00:00:00Z'), is_mfa: false },
+    ]);
   });
 });
 

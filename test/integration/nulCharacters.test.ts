@@ -71,8 +71,9 @@ describe('input with NUL characters', () => {
       body: JSON.stringify({ user_id: 'u-1', username: 'ada\u0000' }),
     });
     expect(response.status).toBe(400);
+    // Hanko's title for a body that breaks a rule (it was the status text, "Bad Request", before).
     expect(await response.json()).toEqual({
-      title: 'Bad Request',
+      title: 'unable to validate request',
       details: 'Text must not contain NUL characters',
       status: 400,
     });

@@ -274,22 +274,26 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       const second = new SoftAuthenticator();
       const other = await register(app, second, { user_id: 'dave-4', username: 'dave' });
 
+      // Newest first, as Hanko lists them (this list was oldest first before Hanko's order was matched).
       const list = await call(app.id, '/credentials?user_id=dave-4', { method: 'GET', key: app.apiKey });
       expect(list.status).toBe(200);
       expect(list.json).toHaveLength(2);
-      expect(list.json[0]).toEqual({
+      expect(list.json[1]).toEqual({
         id: credential.id,
         name: 'Passkey',
         public_key: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
         attestation_type: 'none',
         aaguid: '00000000-0000-0000-0000-000000000000',
-        last_used_at: null,
+        // Set at creation, as Hanko does (it was null until the first login before).
+        last_used_at: list.json[1].created_at,
         created_at: expect.any(String),
         transports: ['internal'],
         backup_eligible: true,
         backup_state: true,
+        is_mfa: false,
+        user_id: 'dave-4',
       });
-      expect(list.json[1].id).toBe(other.credential.id);
+      expect(list.json[0].id).toBe(other.credential.id);
 
       const renamed = await call(app.id, `/credentials/${credential.id}`, {
         method: 'PATCH',
@@ -300,8 +304,12 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
 
       const used = await login(app, await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN));
       expect(used.status).toBe(200);
-      const afterUse = await call(app.id, '/credentials?user_id=dave-4', { method: 'GET', key: app.apiKey });
-      expect(afterUse.json[0]).toMatchObject({ name: 'Work phone', last_used_at: expect.any(String) });
+      const afterUse = await call(app.id, `/credentials/${credential.id}`, {
+        method: 'GET',
+        key: app.apiKey,
+      });
+      expect(afterUse.json).toMatchObject({ name: 'Work phone' });
+      expect(Date.parse(afterUse.json.last_used_at)).toBeGreaterThan(Date.parse(afterUse.json.created_at));
 
       const deleted = await call(app.id, `/credentials/${credential.id}`, {
         method: 'DELETE',
@@ -319,9 +327,10 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(
         await call(app.id, `/credentials/${credential.id}`, { method: 'DELETE', key: app.apiKey }),
       ).toMatchObject(hankoError(404));
+      // A user without passkeys (or unknown) has none: 200 [], as Hanko (this was 404 before).
       expect(
         await call(app.id, '/credentials?user_id=nobody', { method: 'GET', key: app.apiKey }),
-      ).toMatchObject(hankoError(404));
+      ).toMatchObject({ status: 200, json: [] });
     });
 
     it('publishes only public key members in the JWKS, stores the signing key sealed and the API key as a hash', async () => {
@@ -424,10 +433,14 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
 
     it('answers 404 for an unknown tenant or endpoint', async () => {
       const before = await rowsNow();
-      for (const tenantId of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
-        expect(await call(tenantId, '/login/initialize', { body: {} })).toMatchObject(hankoError(404));
+      // As Hanko: an unknown tenant is 404, a tenant id that is no UUID 400 (it was 404 before).
+      for (const [tenantId, status] of [
+        ['00000000-0000-4000-8000-000000000000', 404],
+        ['not-a-uuid', 400],
+      ] as const) {
+        expect(await call(tenantId, '/login/initialize', { body: {} })).toMatchObject(hankoError(status));
         expect(await call(tenantId, '/.well-known/jwks.json', { method: 'GET' })).toMatchObject(
-          hankoError(404),
+          hankoError(status),
         );
       }
       expect(await call(app.id, '/nothing/here', { method: 'GET' })).toMatchObject(hankoError(404));
@@ -447,7 +460,8 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       const assertion = await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN);
       expect((await login(app, assertion)).status).toBe(200);
       const afterLogin = await rowsNow();
-      expect(await login(app, assertion)).toMatchObject(hankoError(400));
+      // As Hanko, login/finalize refuses with 401 whatever the reason (it was 400 before).
+      expect(await login(app, assertion)).toMatchObject(hankoError(401));
       expect(await rowsNow()).toEqual(afterLogin);
       expect(afterLogin.credentials.length).toBe(afterFirst.credentials.length);
     });
@@ -460,7 +474,7 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       const assertion = await authenticator.getAssertion(await loginOptions(twin), APP_ORIGIN);
       const before = await rowsNow();
       expect(await call(app.id, '/registration/finalize', { body: response })).toMatchObject(hankoError(400));
-      expect(await login(app, assertion)).toMatchObject(hankoError(400));
+      expect(await login(app, assertion)).toMatchObject(hankoError(401));
       // Refused and left in place: a stranger cannot burn another tenant's challenge.
       expect(await rowsNow()).toEqual(before);
       expect((await call(twin.id, '/registration/finalize', { body: response })).status).toBe(200);
@@ -485,6 +499,9 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       ).toMatchObject(hankoError(404));
       expect(
         await call(twin.id, '/credentials?user_id=frank-6', { method: 'GET', key: twin.apiKey }),
+      ).toMatchObject({ status: 200, json: [] });
+      expect(
+        await call(twin.id, `/credentials/${registered.id}`, { method: 'GET', key: twin.apiKey }),
       ).toMatchObject(hankoError(404));
       const after = await rowsNow();
       // Only the twin's login challenge was used up.
@@ -507,7 +524,7 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         const { userHandle: _own, ...rest } = assertion.response;
         const tampered = { ...assertion, response: userHandle ? { ...rest, userHandle } : rest };
         const before = await rowsNow();
-        expect(await login(app, tampered)).toMatchObject(hankoError(400));
+        expect(await login(app, tampered)).toMatchObject(hankoError(401));
         expect({ ...(await rowsNow()), challenges: 0 }).toEqual({ ...before, challenges: 0 });
       }
       // The same passkey with its own handle still signs in.
@@ -533,7 +550,7 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
 
         const assertion = await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN, tamper);
         const beforeLogin = await rowsNow();
-        expect(await login(app, assertion)).toMatchObject(hankoError(400));
+        expect(await login(app, assertion)).toMatchObject(hankoError(401));
         expect((await rowsNow()).credentials).toEqual(beforeLogin.credentials);
       }
       // The other domain's tenant cannot use this tenant's RP either.
@@ -571,7 +588,12 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(
         await call(app.id, `/credentials/${registered.id}`, { method: 'PATCH', key, body: { name: '' } }),
       ).toMatchObject(hankoError(400));
-      expect(await call(app.id, '/credentials', { method: 'GET', key })).toMatchObject(hankoError(400));
+      expect(await call(app.id, '/credentials?order=up', { method: 'GET', key })).toMatchObject(
+        hankoError(400),
+      );
+      expect(await call(app.id, '/credentials?per_page=x', { method: 'GET', key })).toMatchObject(
+        hankoError(400),
+      );
       const form = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
         method: 'POST',
         headers: { 'content-type': 'text/plain' },

@@ -18,6 +18,16 @@ export interface TenantCredential {
   name: string;
   createdAt: Date;
   lastUsedAt: Date | null;
+  /** An MFA credential (registered through `mfa/registration`). */
+  isMfa: boolean;
+}
+
+/** How `GET /credentials` pages through a tenant's passkeys (Hanko: newest first by default). */
+export interface CredentialPage {
+  userId?: string | undefined;
+  page: number;
+  perPage: number;
+  order: 'asc' | 'desc';
 }
 
 function toCredential(row: Selectable<PasskeyTenantCredentialsTable>): TenantCredential {
@@ -35,13 +45,17 @@ function toCredential(row: Selectable<PasskeyTenantCredentialsTable>): TenantCre
     name: row.name,
     createdAt: row.created_at,
     lastUsedAt: row.last_used_at,
+    isMfa: row.is_mfa,
   };
 }
 
 /** Passkeys of passkey API tenants; every query is scoped by the tenant. */
 export const passkeyTenantCredentialsQueries = {
   /** Stores a new passkey; false when the tenant already has one with this id. */
-  async insert(db: Db, c: Omit<TenantCredential, 'createdAt' | 'lastUsedAt'>): Promise<boolean> {
+  async insert(
+    db: Db,
+    c: Omit<TenantCredential, 'createdAt' | 'lastUsedAt' | 'isMfa'> & { isMfa?: boolean },
+  ): Promise<boolean> {
     const result = await db
       .insertInto('passkey_tenant_credentials')
       .values({
@@ -56,6 +70,9 @@ export const passkeyTenantCredentialsQueries = {
         backup_eligible: c.backupEligible,
         backup_state: c.backupState,
         name: c.name,
+        is_mfa: c.isMfa ?? false,
+        // As Hanko does: a new passkey counts as used at its creation (its first ceremony).
+        last_used_at: sql<Date>`now()`,
       })
       .onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing())
       .executeTakeFirst();
@@ -82,6 +99,27 @@ export const passkeyTenantCredentialsQueries = {
       .orderBy('id')
       .execute();
     return rows.map(toCredential);
+  },
+
+  /** One page of the tenant's passkeys (one user's, with `userId`) and how many there are in all. */
+  async page(
+    db: Db,
+    tenantId: string,
+    options: CredentialPage,
+  ): Promise<{ credentials: TenantCredential[]; total: number }> {
+    let query = db.selectFrom('passkey_tenant_credentials').where('tenant_id', '=', tenantId);
+    if (options.userId !== undefined) query = query.where('user_id', '=', options.userId);
+    const [rows, count] = await Promise.all([
+      query
+        .selectAll()
+        .orderBy('created_at', options.order)
+        .orderBy('id', options.order)
+        .limit(options.perPage)
+        .offset((options.page - 1) * options.perPage)
+        .execute(),
+      query.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { credentials: rows.map(toCredential), total: Number(count.n) };
   },
 
   async count(db: Db, tenantId: string): Promise<number> {

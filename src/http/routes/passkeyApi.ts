@@ -4,6 +4,7 @@ import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type { z } from 'zod';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
+import { AUDIT_LOG_EVENTS, pageTenantAuditLogs } from '../../passkeyApi/auditLog.js';
 import {
   finishTenantLogin,
   finishTenantRegistration,
@@ -12,30 +13,45 @@ import {
 } from '../../passkeyApi/ceremonies.js';
 import {
   deleteTenantCredential,
-  listTenantCredentials,
+  findTenantCredential,
+  pageTenantCredentials,
   renameTenantCredential,
 } from '../../passkeyApi/credentials.js';
+import {
+  HANKO_TITLES,
+  hankoCause,
+  hankoError,
+  loginRefusal,
+  registrationRefusal,
+  toHankoError,
+} from '../../passkeyApi/errors.js';
 import { tenantJwks } from '../../passkeyApi/jwt.js';
 import {
+  auditLogsQuerySchema,
   credentialIdSchema,
   credentialRenameSchema,
   credentialsQuerySchema,
   loginInitializeSchema,
   registrationInitializeSchema,
+  tenantAuthenticationResponseSchema,
+  tenantRegistrationResponseSchema,
 } from '../../passkeyApi/schemas.js';
 import { findTenant, tenantKeyMatches } from '../../passkeyApi/tenants.js';
-import {
-  badRequest,
-  HttpError,
-  isNulCharacterError,
-  notFound,
-  nulCharacterError,
-  unauthorized,
-} from '../errors.js';
+import { HttpError } from '../errors.js';
 import { refuseIllFormedText } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
-import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
+import {
+  type AuditState,
+  auditedAs,
+  requestUrl,
+  setPageHeaders,
+  subjectOf,
+  tagRequest,
+  userHandleOf,
+  withoutTransports,
+} from './passkeyApiKit.js';
 
 /**
  * A passkey response is one or two kilobytes ("none" attestation); the largest request
@@ -49,23 +65,11 @@ const PASSKEY_API_METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'
 /** Browsers may cache a preflight answer this long (seconds). */
 const PREFLIGHT_MAX_AGE = 600;
 
-interface TenantState {
+interface TenantState extends AuditState {
   tenant: StoredTenant;
 }
 
 const tenantOf = (ctx: Context): StoredTenant => (ctx.state as TenantState).tenant;
-
-/** Maps any error to the Hanko passkey API shape `{title, details, status}`; the status is the HTTP status. */
-function toHankoError(caught: unknown): HttpError {
-  if (caught instanceof HttpError) return caught;
-  if (isNulCharacterError(caught)) return nulCharacterError();
-  const error = caught as { status?: number; statusCode?: number; type?: string };
-  const status = error?.status ?? error?.statusCode;
-  if (status === 413) return new HttpError(413, 'payload_too_large', 'The request body is too large');
-  if (status === 415) return new HttpError(415, 'unsupported_media_type', 'The body must be JSON');
-  if (status && status >= 400 && status < 500) return badRequest('Malformed JSON body');
-  return new HttpError(500, 'server_error', 'Something went wrong on our side');
-}
 
 function renderPasskeyApiErrors({ log }: Pick<Services, 'log'>) {
   return async function renderHankoErrors(ctx: Context, next: Next) {
@@ -81,11 +85,11 @@ function renderPasskeyApiErrors({ log }: Pick<Services, 'log'>) {
         });
       }
       ctx.status = error.status;
-      ctx.body = {
-        title: STATUS_CODES[error.status] ?? 'Error',
-        details: error.message,
-        status: error.status,
-      };
+      // As Hanko: an error without a cause of its own (a 500) has no `details`.
+      ctx.body =
+        error.status >= 500
+          ? { title: error.message, status: error.status }
+          : { title: error.message, details: hankoCause(error), status: error.status };
     }
   };
 }
@@ -97,15 +101,19 @@ function renderPasskeyApiErrors({ log }: Pick<Services, 'log'>) {
 async function refuseOtherMethods(ctx: Context, next: Next) {
   if (!PASSKEY_API_METHODS.includes(ctx.method)) {
     ctx.set('Allow', PASSKEY_API_METHODS.join(', '));
-    throw new HttpError(405, 'method_not_allowed', `${ctx.method} is not allowed here`);
+    throw hankoError(405, STATUS_CODES[405]!, `${ctx.method} is not allowed here`);
   }
   await next();
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 function loadTenant({ db }: Pick<Services, 'db'>) {
   return async function findTenantFromPath(ctx: Context, next: Next) {
-    const tenant = await findTenant(db, String(ctx.params.tenantId ?? ''));
-    if (!tenant) throw notFound('Tenant not found');
+    const tenantId = String(ctx.params.tenantId ?? '');
+    if (!UUID.test(tenantId)) throw hankoError(400, HANKO_TITLES.tenantIdInvalid);
+    const tenant = await findTenant(db, tenantId);
+    if (!tenant) throw hankoError(404, HANKO_TITLES.tenantNotFound);
     (ctx.state as TenantState).tenant = tenant;
     await next();
   };
@@ -123,8 +131,7 @@ async function allowTenantOrigins(ctx: Context, next: Next) {
   const allowed = origin !== '' && origin !== 'null' && tenantOf(ctx).origins.includes(origin);
   if (allowed) ctx.set('Access-Control-Allow-Origin', origin);
   if (ctx.method === 'OPTIONS') {
-    if (!allowed)
-      throw new HttpError(403, 'origin_not_allowed', 'This origin is not allowed for this tenant');
+    if (!allowed) throw hankoError(403, STATUS_CODES[403]!, 'This origin is not allowed for this tenant');
     ctx.set('Access-Control-Allow-Methods', 'GET, POST, PATCH, DELETE');
     ctx.set('Access-Control-Allow-Headers', 'Content-Type');
     ctx.set('Access-Control-Max-Age', String(PREFLIGHT_MAX_AGE));
@@ -136,10 +143,13 @@ async function allowTenantOrigins(ctx: Context, next: Next) {
 
 /** The `apikey` header (any case) must be the tenant's key; one tenant's key never opens another. */
 function checkApiKey(ctx: Context): void {
-  const presented = ctx.get('apikey');
-  if (!presented) throw unauthorized('The apikey header is missing');
-  if (!tenantKeyMatches(tenantOf(ctx), presented))
-    throw unauthorized('The API key is not valid for this tenant');
+  if (!tenantKeyMatches(tenantOf(ctx), ctx.get('apikey').trim())) {
+    throw hankoError(
+      401,
+      HANKO_TITLES.apiKeyInvalid,
+      'the apiKey header is missing or not a key of this tenant',
+    );
+  }
 }
 
 async function requireApiKey(ctx: Context, next: Next) {
@@ -161,11 +171,7 @@ const parseJson = bodyParser({
 async function jsonBody(ctx: Context, next: Next) {
   const hasBody = ctx.request.length > 0 || ctx.get('Transfer-Encoding') !== '';
   if (hasBody && !ctx.is('application/json')) {
-    throw new HttpError(
-      415,
-      'unsupported_media_type',
-      'The body must be JSON (Content-Type: application/json)',
-    );
+    throw hankoError(415, STATUS_CODES[415]!, 'The body must be JSON (Content-Type: application/json)');
   }
   await parseJson(ctx, () => refuseIllFormedText(ctx, next));
 }
@@ -174,15 +180,26 @@ function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
   const result = schema.safeParse(ctx.query);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw badRequest(`${issue.path.join('.') || 'query'}: ${issue.message}`);
+    throw hankoError(400, HANKO_TITLES.invalid, `${issue.path.join('.') || 'query'}: ${issue.message}`);
   }
   return result.data;
 }
 
+/** A request body by its schema; a refusal in Hanko's words (`title`), our reason as the cause. */
+function parseHankoBody<T extends z.ZodType>(ctx: Context, schema: T, title: string): z.output<T> {
+  try {
+    return parseBody(ctx, schema);
+  } catch (caught) {
+    throw caught instanceof HttpError ? hankoError(400, title, caught.message) : caught;
+  }
+}
+
 function credentialIdParam(ctx: Context): string {
-  const parsed = credentialIdSchema.safeParse(ctx.params.credentialId);
-  if (!parsed.success) throw notFound('Credential not found');
-  return parsed.data;
+  const id = String(ctx.params.credentialId ?? '');
+  if (!credentialIdSchema.safeParse(id).success) {
+    throw hankoError(404, `credential with id '${id.slice(0, 64)}' not found`);
+  }
+  return id;
 }
 
 /**
@@ -204,6 +221,7 @@ export function passkeyApiRoutes({
     renderPasskeyApiErrors({ log }),
     refuseOtherMethods,
     loadTenant({ db }),
+    tagRequest,
     allowTenantOrigins,
     rateLimit,
   );
@@ -212,8 +230,10 @@ export function passkeyApiRoutes({
     '/registration/initialize',
     requireApiKey,
     jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.registrationInit),
     async function initializeRegistration(ctx: Context) {
-      const body = parseBody(ctx, registrationInitializeSchema);
+      const body = parseHankoBody(ctx, registrationInitializeSchema, HANKO_TITLES.invalid);
+      (ctx.state as TenantState).auditActor = body.user_id;
       const publicKey = await startTenantRegistration(db, tenantOf(ctx), {
         userId: body.user_id,
         username: body.username,
@@ -224,55 +244,141 @@ export function passkeyApiRoutes({
     },
   );
 
-  router.post('/registration/finalize', jsonBody, async function finalizeRegistration(ctx: Context) {
-    const response = parseBody(ctx, registrationResponseSchema);
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { token: await finishTenantRegistration(db, config, tenantOf(ctx), response) };
-  });
+  router.post(
+    '/registration/finalize',
+    jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.registrationFinal),
+    async function finalizeRegistration(ctx: Context) {
+      const response = parseHankoBody(
+        ctx,
+        tenantRegistrationResponseSchema,
+        'unable to parse credential creation response',
+      );
+      ctx.set('Cache-Control', 'no-store');
+      let token: string;
+      try {
+        token = await finishTenantRegistration(db, config, tenantOf(ctx), response);
+      } catch (caught) {
+        throw await registrationRefusal(caught, tenantOf(ctx), response);
+      }
+      (ctx.state as TenantState).auditActor = subjectOf(token);
+      ctx.body = { token };
+    },
+  );
 
-  router.post('/login/initialize', jsonBody, async function initializeLogin(ctx: Context) {
-    const { user_id } = parseBody(ctx, loginInitializeSchema);
-    // Naming a user reveals whether they have passkeys here: that needs the key.
-    if (user_id != null) checkApiKey(ctx);
-    ctx.body = { publicKey: await startTenantLogin(db, tenantOf(ctx), user_id ?? undefined) };
-  });
+  router.post(
+    '/login/initialize',
+    jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.authenticationInit),
+    async function initializeLogin(ctx: Context) {
+      const { user_id } = parseHankoBody(ctx, loginInitializeSchema, HANKO_TITLES.invalid);
+      // Naming a user reveals whether they have passkeys here: that needs the key.
+      if (user_id != null) {
+        (ctx.state as TenantState).auditActor = user_id;
+        if (ctx.get('apikey').trim() === '') throw hankoError(401, HANKO_TITLES.apiKeyMissing);
+        checkApiKey(ctx);
+      }
+      try {
+        const publicKey = await startTenantLogin(db, tenantOf(ctx), user_id ?? undefined);
+        ctx.body = { publicKey: withoutTransports(publicKey) };
+      } catch (caught) {
+        // As Hanko: an unknown user is 404 "user not found".
+        throw caught instanceof HttpError && caught.status === 404
+          ? hankoError(404, HANKO_TITLES.userNotFound)
+          : caught;
+      }
+    },
+  );
 
-  router.post('/login/finalize', jsonBody, async function finalizeLogin(ctx: Context) {
-    const response = parseBody(ctx, authenticationResponseSchema);
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { token: await finishTenantLogin(db, config, tenantOf(ctx), response) };
-  });
+  router.post(
+    '/login/finalize',
+    jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.authenticationFinal),
+    async function finalizeLogin(ctx: Context) {
+      const response = parseHankoBody(ctx, tenantAuthenticationResponseSchema, 'unable to finish login');
+      (ctx.state as TenantState).auditActor = userHandleOf(response.response.userHandle);
+      ctx.set('Cache-Control', 'no-store');
+      let token: string;
+      try {
+        token = await finishTenantLogin(db, config, tenantOf(ctx), response);
+      } catch (caught) {
+        throw loginRefusal(caught);
+      }
+      (ctx.state as TenantState).auditActor = subjectOf(token);
+      ctx.body = { token };
+    },
+  );
 
   router.get('/credentials', requireApiKey, async function listCredentials(ctx: Context) {
-    const { user_id } = parseQuery(ctx, credentialsQuerySchema);
-    ctx.body = await listTenantCredentials(db, tenantOf(ctx).id, user_id);
+    const query = parseQuery(ctx, credentialsQuerySchema);
+    const page = { page: query.page, perPage: query.per_page };
+    const { credentials, total } = await pageTenantCredentials(db, tenantOf(ctx).id, {
+      // As Hanko: an empty user_id is no filter.
+      userId: query.user_id || undefined,
+      order: query.order,
+      ...page,
+    });
+    setPageHeaders(ctx, requestUrl(ctx, config, '/credentials'), total, page);
+    ctx.body = credentials;
+  });
+
+  router.get('/credentials/:credentialId', requireApiKey, async function showCredential(ctx: Context) {
+    ctx.body = await findTenantCredential(db, tenantOf(ctx).id, credentialIdParam(ctx));
   });
 
   router.patch(
     '/credentials/:credentialId',
     requireApiKey,
     jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.credentialUpdated),
     async function renameCredential(ctx: Context) {
       const id = credentialIdParam(ctx);
-      const { name } = parseBody(ctx, credentialRenameSchema);
-      await renameTenantCredential(db, tenantOf(ctx).id, id, name);
+      const { name } = parseHankoBody(ctx, credentialRenameSchema, HANKO_TITLES.invalid);
+      (ctx.state as TenantState).auditActor = await renameTenantCredential(db, tenantOf(ctx).id, id, name);
       ctx.status = 204;
     },
   );
 
-  router.delete('/credentials/:credentialId', requireApiKey, async function deleteCredential(ctx: Context) {
-    await deleteTenantCredential(db, tenantOf(ctx).id, credentialIdParam(ctx));
-    ctx.status = 204;
+  router.delete(
+    '/credentials/:credentialId',
+    requireApiKey,
+    auditedAs(db, AUDIT_LOG_EVENTS.credentialDeleted),
+    async function deleteCredential(ctx: Context) {
+      const id = credentialIdParam(ctx);
+      (ctx.state as TenantState).auditActor = await deleteTenantCredential(db, tenantOf(ctx).id, id);
+      ctx.status = 204;
+    },
+  );
+
+  router.get('/audit_logs', requireApiKey, async function listAuditLogs(ctx: Context) {
+    const query = parseQuery(ctx, auditLogsQuerySchema);
+    const page = { page: query.page, perPage: query.per_page };
+    const { entries, total } = await pageTenantAuditLogs(
+      db,
+      tenantOf(ctx).id,
+      {
+        startTime: query.start_time,
+        endTime: query.end_time,
+        types: query.type,
+        actorUserId: query.actor_user_id,
+        sourceIp: query.meta_source_ip,
+        search: query.q,
+      },
+      page,
+    );
+    setPageHeaders(ctx, requestUrl(ctx, config, '/audit_logs'), total, page);
+    ctx.body = entries;
   });
 
   router.get('/.well-known/jwks.json', function publishJwks(ctx: Context) {
-    ctx.set('Cache-Control', 'public, max-age=300');
+    // Hanko's value: apps cache the keys ten minutes.
+    ctx.set('Cache-Control', 'max-age=600');
     ctx.body = tenantJwks(tenantOf(ctx), config);
   });
 
   // Preflights are answered by allowTenantOrigins; anything else under a tenant is unknown.
   router.all('/{*path}', function unknownEndpoint() {
-    throw notFound('No such endpoint');
+    throw hankoError(404, STATUS_CODES[404]!, 'No such endpoint');
   });
   return router;
 }

@@ -1,0 +1,122 @@
+/**
+ * The pieces that make the passkey API answer as Hanko's beyond the calls themselves: request
+ * ids, the audit log, paging headers, option tweaks and Hanko's `/{tenant_id}` layout at the root.
+ */
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { decodeJwt } from 'jose';
+import type { Context, Next } from 'koa';
+import { randomId } from '../../crypto.js';
+import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
+import { type AuditLogEvent, type AuditLogMeta, recordTenantAuditLog } from '../../passkeyApi/auditLog.js';
+import { hankoCause, toHankoError } from '../../passkeyApi/errors.js';
+import { tenantIssuer } from '../../passkeyApi/jwt.js';
+import { paginationLink } from '../../passkeyApi/pagination.js';
+import type { Services } from '../services.js';
+
+/** What the passkey API's middleware keeps in `ctx.state` for the audit log. */
+export interface AuditState {
+  tenant: StoredTenant;
+  /** Where the request came from, for the tenant's audit log. */
+  auditMeta: AuditLogMeta;
+  /** The app's user the request acts for, when known: the audit log's `actor_user_id`. */
+  auditActor?: string | undefined;
+}
+
+/** A request id the client sent (X-Request-Id) is kept when it is a plain token. */
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** As Hanko (echo's RequestID): every answer carries an X-Request-Id, which the audit log records. */
+export async function tagRequest(ctx: Context, next: Next) {
+  const presented = ctx.get('X-Request-Id');
+  const requestId = REQUEST_ID.test(presented) ? presented : randomId(16);
+  ctx.set('X-Request-Id', requestId);
+  (ctx.state as AuditState).auditMeta = {
+    requestId,
+    sourceIp: ctx.ip,
+    userAgent: ctx.get('User-Agent'),
+  };
+  await next();
+}
+
+/**
+ * Request options without transports in `allowCredentials`, as Hanko sends them: with
+ * `internal` listed, Android and Windows start the built-in authenticator even when the
+ * passkey is on another device (Hanko's login service says so).
+ */
+export function withoutTransports(
+  options: PublicKeyCredentialRequestOptionsJSON,
+): PublicKeyCredentialRequestOptionsJSON {
+  if (!options.allowCredentials) return options;
+  return {
+    ...options,
+    allowCredentials: options.allowCredentials.map(({ transports: _, ...allowed }) => allowed),
+  };
+}
+
+/** The `sub` of a token Sesame has just signed: the app's user the ceremony was for. */
+export const subjectOf = (token: string): string | undefined => decodeJwt(token).sub;
+
+/** The user id an assertion's user handle names (UTF-8, as registration made it), if any. */
+export function userHandleOf(handle: string | null | undefined): string | undefined {
+  return handle ? Buffer.from(handle, 'base64url').toString('utf8') : undefined;
+}
+
+/**
+ * Records the request in the tenant's audit log as Hanko does: `event.succeeded`, or
+ * `event.failed` with the error, with the user the handler named in `auditActor`.
+ */
+export function auditedAs(db: Services['db'], event: AuditLogEvent) {
+  return async function recordInAuditLog(ctx: Context, next: Next) {
+    const state = ctx.state as AuditState;
+    try {
+      await next();
+    } catch (caught) {
+      if (event.failed) {
+        const error = toHankoError(caught);
+        const cause = hankoCause(error);
+        await recordTenantAuditLog(db, state.tenant.id, event.failed, state.auditMeta, {
+          actor_user_id: state.auditActor,
+          error: cause ? `${error.message}: ${cause}` : error.message,
+        });
+      }
+      throw caught;
+    }
+    await recordTenantAuditLog(db, state.tenant.id, event.succeeded, state.auditMeta, {
+      actor_user_id: state.auditActor,
+    });
+  };
+}
+
+/** The URL of this request under the tenant's base URL (ISSUER, never the Host header), for Link headers. */
+export function requestUrl(ctx: Context, config: Services['config'], path: string): URL {
+  const url = new URL(`${tenantIssuer(config, (ctx.state as AuditState).tenant.id)}${path}`);
+  url.search = ctx.querystring;
+  return url;
+}
+
+/** The paging headers of Hanko's lists: `Link` and `X-Total-Count`. */
+export function setPageHeaders(
+  ctx: Context,
+  url: URL,
+  total: number,
+  page: { page: number; perPage: number },
+) {
+  ctx.set('Link', paginationLink(url, total, page.page, page.perPage));
+  ctx.set('X-Total-Count', String(total));
+}
+
+/** `/{tenant uuid}/...` at the root: where Hanko serves its API. */
+const HANKO_ROOT_PATH = /^\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\/.*)?$/i;
+
+/**
+ * Serves the passkey API at `/{tenant_id}/...` as well, where Hanko has it. Hanko's next-auth
+ * provider builds `new URL(`${tenantId}/...`, baseUrl)`, which drops the last segment of a
+ * base URL without a trailing slash (`https://sesame.example/passkey-api` becomes
+ * `https://sesame.example/{tenant}/...`): that URL now reaches the same API. No other
+ * Sesame path starts with a UUID.
+ */
+export function passkeyApiAtRoot(ctx: Context, next: Next) {
+  const match = HANKO_ROOT_PATH.exec(ctx.path);
+  if (match) ctx.path = `/passkey-api/${match[1]}${match[2] ?? ''}`;
+  return next();
+}

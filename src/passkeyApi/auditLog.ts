@@ -1,0 +1,100 @@
+import type { Db } from '../db/connect.js';
+import {
+  type AuditLogFilter,
+  type NewPasskeyTenantAuditLog,
+  type PasskeyTenantAuditLogRow,
+  passkeyTenantAuditLogsQueries,
+} from '../db/queries/passkeyTenantAuditLogs.js';
+
+/** What one call records in the audit log: a type when it succeeds and, for ceremonies, one when it fails. */
+export interface AuditLogEvent {
+  succeeded: string;
+  failed?: string;
+}
+
+/** A ceremony step as Hanko logs it: `<step>_succeeded` or `<step>_failed`. */
+const ceremony = (step: string): AuditLogEvent => ({
+  succeeded: `${step}_succeeded`,
+  failed: `${step}_failed`,
+});
+
+/** The events of Hanko's audit log that Sesame's passkey API records (Hanko: AuditLogType). */
+export const AUDIT_LOG_EVENTS = {
+  registrationInit: ceremony('webauthn_registration_init'),
+  registrationFinal: ceremony('webauthn_registration_final'),
+  authenticationInit: ceremony('webauthn_authentication_init'),
+  authenticationFinal: ceremony('webauthn_authentication_final'),
+  // As Hanko: credential changes are logged when they happen, refusals are not.
+  credentialUpdated: { succeeded: 'webauthn_credential_updated' },
+  credentialDeleted: { succeeded: 'webauthn_credential_deleted' },
+} as const satisfies Record<string, AuditLogEvent>;
+
+/** Where a request came from, as each audit log entry records it. */
+export interface AuditLogMeta {
+  requestId: string;
+  sourceIp: string;
+  userAgent: string;
+}
+
+/** One audit log entry as Hanko's `GET /audit_logs` lists it (Hanko: models.AuditLog). */
+export interface AuditLogJson {
+  id: string;
+  type: string;
+  error?: string;
+  meta_http_request_id: string;
+  meta_source_ip: string;
+  meta_user_agent: string;
+  actor_user_id?: string;
+  created_at: string;
+  updated_at: string;
+  tenant_id: string;
+  transaction_id: string | null;
+}
+
+export function auditLogJson(row: PasskeyTenantAuditLogRow): AuditLogJson {
+  return {
+    id: row.id,
+    type: row.type,
+    ...(row.error !== null && { error: row.error }),
+    meta_http_request_id: row.meta_http_request_id,
+    meta_source_ip: row.meta_source_ip,
+    meta_user_agent: row.meta_user_agent,
+    ...(row.actor_user_id !== null && { actor_user_id: row.actor_user_id }),
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+    tenant_id: row.tenant_id,
+    transaction_id: row.transaction_id,
+  };
+}
+
+/** Records one event in the tenant's audit log. */
+export async function recordTenantAuditLog(
+  db: Db,
+  tenantId: string,
+  type: string,
+  meta: AuditLogMeta,
+  entry: Pick<NewPasskeyTenantAuditLog, 'actor_user_id' | 'error' | 'transaction_id'> = {},
+): Promise<void> {
+  await passkeyTenantAuditLogsQueries.insert(db, {
+    tenant_id: tenantId,
+    type,
+    meta_http_request_id: meta.requestId,
+    // Postgres text refuses NUL; a header cannot carry one, but keep the log unbreakable.
+    meta_source_ip: meta.sourceIp.replaceAll('\u0000', ''),
+    meta_user_agent: meta.userAgent.slice(0, 512).replaceAll('\u0000', ''),
+    actor_user_id: entry.actor_user_id?.replaceAll('\u0000', '') ?? null,
+    error: entry.error ?? null,
+    transaction_id: entry.transaction_id ?? null,
+  });
+}
+
+/** One page of the tenant's audit log, newest first, and how many entries match in all. */
+export async function pageTenantAuditLogs(
+  db: Db,
+  tenantId: string,
+  filter: AuditLogFilter,
+  page: { page: number; perPage: number },
+): Promise<{ entries: AuditLogJson[]; total: number }> {
+  const { rows, total } = await passkeyTenantAuditLogsQueries.page(db, tenantId, filter, page);
+  return { entries: rows.map(auditLogJson), total };
+}
