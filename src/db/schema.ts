@@ -180,6 +180,20 @@ export interface PasskeyTenantCredentialsTable {
   name: string;
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
+  /** A second factor registered through `mfa/registration` (migration 0011). */
+  is_mfa: Generated<boolean>;
+}
+
+/** A transaction an app's user signs with a passkey (migration 0012); the identifier is unique per tenant. */
+export interface PasskeyTenantTransactionsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  user_id: string;
+  identifier: string;
+  /** The transaction data as JSON text, exactly as the challenge commits to it. */
+  data: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
 }
 
 /** Every table Sesame stores, as Kysely sees them. */
@@ -206,6 +220,7 @@ export interface Database {
   passkey_tenants: PasskeyTenantsTable;
   passkey_tenant_users: PasskeyTenantUsersTable;
   passkey_tenant_credentials: PasskeyTenantCredentialsTable;
+  passkey_tenant_transactions: PasskeyTenantTransactionsTable;
   rate_limit_hits: RateLimitHitsTable;
 }
 

@@ -20,6 +20,8 @@ export interface CredentialJson {
   transports: string[];
   backup_eligible: boolean;
   backup_state: boolean;
+  /** Registered through `mfa/registration`: a second factor, not a passkey login. */
+  is_mfa: boolean;
 }
 
 export function credentialJson(c: TenantCredential): CredentialJson {
@@ -34,6 +36,7 @@ export function credentialJson(c: TenantCredential): CredentialJson {
     transports: c.transports,
     backup_eligible: c.backupEligible,
     backup_state: c.backupState,
+    is_mfa: c.isMfa,
   };
 }
 

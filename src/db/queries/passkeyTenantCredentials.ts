@@ -18,6 +18,8 @@ export interface TenantCredential {
   name: string;
   createdAt: Date;
   lastUsedAt: Date | null;
+  /** A second factor from `mfa/registration`: never offered or accepted at the normal login. */
+  isMfa: boolean;
 }
 
 function toCredential(row: Selectable<PasskeyTenantCredentialsTable>): TenantCredential {
@@ -35,13 +37,17 @@ function toCredential(row: Selectable<PasskeyTenantCredentialsTable>): TenantCre
     name: row.name,
     createdAt: row.created_at,
     lastUsedAt: row.last_used_at,
+    isMfa: row.is_mfa,
   };
 }
 
 /** Passkeys of passkey API tenants; every query is scoped by the tenant. */
 export const passkeyTenantCredentialsQueries = {
   /** Stores a new passkey; false when the tenant already has one with this id. */
-  async insert(db: Db, c: Omit<TenantCredential, 'createdAt' | 'lastUsedAt'>): Promise<boolean> {
+  async insert(
+    db: Db,
+    c: Omit<TenantCredential, 'createdAt' | 'lastUsedAt' | 'isMfa'> & { isMfa?: boolean },
+  ): Promise<boolean> {
     const result = await db
       .insertInto('passkey_tenant_credentials')
       .values({
@@ -56,6 +62,7 @@ export const passkeyTenantCredentialsQueries = {
         backup_eligible: c.backupEligible,
         backup_state: c.backupState,
         name: c.name,
+        is_mfa: c.isMfa ?? false,
       })
       .onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing())
       .executeTakeFirst();

@@ -36,6 +36,8 @@ import { refuseIllFormedText } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
+import { mountMfaRoutes } from './passkeyApiMfa.js';
+import { mountTransactionRoutes } from './passkeyApiTransactions.js';
 
 /**
  * A passkey response is one or two kilobytes ("none" attestation); the largest request
@@ -269,6 +271,10 @@ export function passkeyApiRoutes({
     ctx.set('Cache-Control', 'public, max-age=300');
     ctx.body = tenantJwks(tenantOf(ctx), config);
   });
+
+  const kit = { tenantOf, requireApiKey, jsonBody };
+  mountMfaRoutes(router, { config, db }, kit);
+  mountTransactionRoutes(router, { config, db }, kit);
 
   // Preflights are answered by allowTenantOrigins; anything else under a tenant is unknown.
   router.all('/{*path}', function unknownEndpoint() {
