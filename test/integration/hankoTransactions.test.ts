@@ -207,6 +207,8 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
       });
       expect(refused).toMatchObject({ status: 400, json: { status: 400 } });
     }
+    // Postgres stores no NUL character: an id with one is refused (the data keeps it escaped, as JSON text).
+    expect((await initialize(bank, { ...base, transaction_id: 'finn\u0000' })).status).toBe(400);
     expect((await initialize(bank, { user_id: 'finn', transaction_data: { a: 1 } })).status).toBe(400);
     expect((await initialize(bank, { transaction_id: 'finn-x', transaction_data: { a: 1 } })).status).toBe(
       400,

@@ -288,6 +288,7 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         transports: ['internal'],
         backup_eligible: true,
         backup_state: true,
+        is_mfa: false,
       });
       expect(list.json[1].id).toBe(other.credential.id);
 
