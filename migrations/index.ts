@@ -10,6 +10,7 @@ import * as m0008 from './0008_tokens_hashed_ids_and_revocation.js';
 import * as m0009 from './0009_pooler_rate_limit_hits.js';
 import * as m0010 from './0010_setup_links.js';
 import * as m0011 from './0011_passkey_api_hanko.js';
+import * as m0012 from './0012_passkey_transactions.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '0009_pooler_rate_limit_hits': m0009,
   '0010_setup_links': m0010,
   '0011_passkey_api_hanko': m0011,
+  '0012_passkey_transactions': m0012,
 };

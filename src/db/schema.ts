@@ -180,7 +180,7 @@ export interface PasskeyTenantCredentialsTable {
   name: string;
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
-  /** Set by the MFA calls; a passkey login refuses MFA credentials and the MFA login the others. */
+  /** Set by the MFA calls; a passkey login refuses MFA credentials. */
   is_mfa: Generated<boolean>;
 }
 
@@ -196,6 +196,18 @@ export interface PasskeyTenantAuditLogsTable {
   meta_user_agent: string;
   actor_user_id: string | null;
   transaction_id: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** A transaction an app's user signs with a passkey (migration 0012); the identifier is unique per tenant. */
+export interface PasskeyTenantTransactionsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  user_id: string;
+  identifier: string;
+  /** The transaction data as JSON text, exactly as the challenge commits to it. */
+  data: string;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -225,6 +237,7 @@ export interface Database {
   passkey_tenant_users: PasskeyTenantUsersTable;
   passkey_tenant_credentials: PasskeyTenantCredentialsTable;
   passkey_tenant_audit_logs: PasskeyTenantAuditLogsTable;
+  passkey_tenant_transactions: PasskeyTenantTransactionsTable;
   rate_limit_hits: RateLimitHitsTable;
 }
 

@@ -122,7 +122,10 @@ export async function startTenantLogin(
   if (userId !== undefined && !(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) {
     throw userNotFound();
   }
-  const allow = userId ? await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, userId) : [];
+  // MFA credentials are second factors: Hanko never offers them for a passkey login.
+  const allow = userId
+    ? (await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, userId)).filter((c) => !c.isMfa)
+    : [];
   const options = await passkeyRequestOptions(tenantRelyingParty(tenant), allow);
   await storeChallenge(db, {
     challenge: options.challenge,
@@ -152,7 +155,8 @@ export async function finishTenantLogin(
     tenantChallengeBinding(tenant.id),
   );
   const credential = await passkeyTenantCredentialsQueries.find(db, tenant.id, response.id);
-  if (!credential) throw unknownCredential();
+  // A second factor alone is not a sign-in (Hanko: "MFA credentials are not usable for normal login").
+  if (!credential || credential.isMfa) throw unknownCredential();
   if (challenge.data.userId !== undefined && challenge.data.userId !== credential.userId) {
     throw unknownCredential();
   }

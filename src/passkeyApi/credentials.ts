@@ -19,6 +19,7 @@ export interface CredentialJson {
   transports: string[];
   backup_eligible: boolean;
   backup_state: boolean;
+  /** Registered through `mfa/registration`: a second factor, not a passkey login. */
   is_mfa: boolean;
   user_id: string;
 }

@@ -50,15 +50,17 @@ export function tenantIssuer(config: Pick<Config, 'issuer'>, tenantId: string): 
 
 /**
  * The token the app's backend receives after a successful ceremony (as Hanko's passkey API
- * issues it): `sub` is the app's user id, `aud` the RP ID, `cred` the credential id.
+ * issues it): `sub` is the app's user id, `aud` the RP ID, `cred` the credential id; a
+ * signed transaction adds `trans`, its identifier (Hanko's GenerateForTransaction).
  */
 export async function signPasskeyToken(
   config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
   tenant: StoredTenant,
-  claims: { userId: string; credentialId: string },
+  claims: { userId: string; credentialId: string; transactionId?: string },
 ): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ cred: claims.credentialId })
+  const extra = claims.transactionId === undefined ? {} : { trans: claims.transactionId };
+  return new SignJWT({ cred: claims.credentialId, ...extra })
     .setProtectedHeader({ alg: ALG, kid: tenant.signingKid, typ: 'JWT' })
     .setIssuer(tenantIssuer(config, tenant.id))
     .setSubject(claims.userId)

@@ -18,7 +18,7 @@ export interface TenantCredential {
   name: string;
   createdAt: Date;
   lastUsedAt: Date | null;
-  /** An MFA credential (registered through `mfa/registration`). */
+  /** A second factor from `mfa/registration`: never offered or accepted at the normal login. */
   isMfa: boolean;
 }
 

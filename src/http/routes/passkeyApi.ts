@@ -52,6 +52,8 @@ import {
   userHandleOf,
   withoutTransports,
 } from './passkeyApiKit.js';
+import { mountMfaRoutes } from './passkeyApiMfa.js';
+import { mountTransactionRoutes } from './passkeyApiTransactions.js';
 
 /**
  * A passkey response is one or two kilobytes ("none" attestation); the largest request
@@ -375,6 +377,10 @@ export function passkeyApiRoutes({
     ctx.set('Cache-Control', 'max-age=600');
     ctx.body = tenantJwks(tenantOf(ctx), config);
   });
+
+  const kit = { tenantOf, requireApiKey, jsonBody };
+  mountMfaRoutes(router, { config, db }, kit);
+  mountTransactionRoutes(router, { config, db }, kit);
 
   // Preflights are answered by allowTenantOrigins; anything else under a tenant is unknown.
   router.all('/{*path}', function unknownEndpoint() {

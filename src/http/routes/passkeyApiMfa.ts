@@ -1,0 +1,89 @@
+import type Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
+import {
+  finishMfaLogin,
+  finishMfaRegistration,
+  startMfaLogin,
+  startMfaRegistration,
+} from '../../passkeyApi/mfa.js';
+import { mfaLoginInitializeSchema } from '../../passkeyApi/mfaTransactionSchemas.js';
+import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
+import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import type { Services } from '../services.js';
+
+type Middleware = (ctx: Context, next: Next) => Promise<void>;
+
+/** What the passkey API router shares with the route groups it mounts. */
+export interface PasskeyApiRouteKit {
+  tenantOf(ctx: Context): StoredTenant;
+  requireApiKey: Middleware;
+  jsonBody: Middleware;
+}
+
+/**
+ * `@github/webauthn-json`, which Hanko's example frontends use, sends JSON `null` for a
+ * missing `userHandle` or `authenticatorAttachment`; Hanko's verifier reads null as absent.
+ */
+export function acceptWebauthnJsonNulls(ctx: Context): void {
+  const body = ctx.request.body as Record<string, unknown> | undefined;
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return;
+  if (body.authenticatorAttachment === null) delete body.authenticatorAttachment;
+  const response = body.response as Record<string, unknown> | undefined;
+  if (response && typeof response === 'object' && response.userHandle === null) delete response.userHandle;
+}
+
+/**
+ * Hanko's MFA calls (`/mfa/registration/*`, `/mfa/login/*`), all behind the API key as in
+ * Hanko: the app's backend registers and checks a security key as a second factor.
+ */
+export function mountMfaRoutes(
+  router: Router,
+  { config, db }: Pick<Services, 'config' | 'db'>,
+  { tenantOf, requireApiKey, jsonBody }: PasskeyApiRouteKit,
+): void {
+  router.post(
+    '/mfa/registration/initialize',
+    requireApiKey,
+    jsonBody,
+    async function initializeMfaRegistration(ctx: Context) {
+      const body = parseBody(ctx, registrationInitializeSchema);
+      const publicKey = await startMfaRegistration(db, tenantOf(ctx), {
+        userId: body.user_id,
+        username: body.username,
+        displayName: body.display_name,
+        icon: body.icon,
+      });
+      ctx.body = { publicKey };
+    },
+  );
+
+  router.post(
+    '/mfa/registration/finalize',
+    requireApiKey,
+    jsonBody,
+    async function finalizeMfaRegistration(ctx: Context) {
+      acceptWebauthnJsonNulls(ctx);
+      const response = parseBody(ctx, registrationResponseSchema);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { token: await finishMfaRegistration(db, config, tenantOf(ctx), response) };
+    },
+  );
+
+  router.post(
+    '/mfa/login/initialize',
+    requireApiKey,
+    jsonBody,
+    async function initializeMfaLogin(ctx: Context) {
+      const { user_id } = parseBody(ctx, mfaLoginInitializeSchema);
+      ctx.body = { publicKey: await startMfaLogin(db, tenantOf(ctx), user_id) };
+    },
+  );
+
+  router.post('/mfa/login/finalize', requireApiKey, jsonBody, async function finalizeMfaLogin(ctx: Context) {
+    acceptWebauthnJsonNulls(ctx);
+    const response = parseBody(ctx, authenticationResponseSchema);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { token: await finishMfaLogin(db, config, tenantOf(ctx), response) };
+  });
+}

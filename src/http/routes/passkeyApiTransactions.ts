@@ -1,0 +1,58 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { transactionInitializeSchema } from '../../passkeyApi/mfaTransactionSchemas.js';
+import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
+import { finishTransaction, listTransactions, startTransaction } from '../../passkeyApi/transactions.js';
+import { badRequest } from '../errors.js';
+import { authenticationResponseSchema, parseBody } from '../schemas.js';
+import type { Services } from '../services.js';
+import { acceptWebauthnJsonNulls, type PasskeyApiRouteKit } from './passkeyApiMfa.js';
+
+/** A user id in the path: one no user can have (WebAuthn's 64-byte handle) is refused, as Hanko refuses a malformed one. */
+function userIdParam(ctx: Context): string {
+  const parsed = registrationInitializeSchema.shape.user_id.safeParse(ctx.params.userId);
+  if (!parsed.success) throw badRequest('invalid user id');
+  return parsed.data;
+}
+
+/**
+ * Hanko's transaction calls, all behind the API key as in Hanko: the app's backend asks its
+ * user to sign a payment or an action with a passkey, and gets a token naming it (`trans`).
+ */
+export function mountTransactionRoutes(
+  router: Router,
+  { config, db }: Pick<Services, 'config' | 'db'>,
+  { tenantOf, requireApiKey, jsonBody }: PasskeyApiRouteKit,
+): void {
+  router.post(
+    '/transaction/initialize',
+    requireApiKey,
+    jsonBody,
+    async function initializeTransaction(ctx: Context) {
+      const body = parseBody(ctx, transactionInitializeSchema);
+      ctx.body = {
+        publicKey: await startTransaction(db, tenantOf(ctx), {
+          userId: body.user_id,
+          identifier: body.transaction_id,
+          data: body.transaction_data,
+        }),
+      };
+    },
+  );
+
+  router.post(
+    '/transaction/finalize',
+    requireApiKey,
+    jsonBody,
+    async function finalizeTransaction(ctx: Context) {
+      acceptWebauthnJsonNulls(ctx);
+      const response = parseBody(ctx, authenticationResponseSchema);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { token: await finishTransaction(db, config, tenantOf(ctx), response) };
+    },
+  );
+
+  router.get('/transaction/:userId', requireApiKey, async function listUserTransactions(ctx: Context) {
+    ctx.body = await listTransactions(db, tenantOf(ctx).id, userIdParam(ctx));
+  });
+}

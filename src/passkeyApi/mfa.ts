@@ -1,0 +1,270 @@
+import {
+  type AuthenticationResponseJSON,
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+} from '@simplewebauthn/server';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import {
+  passkeyTenantCredentialsQueries,
+  type TenantCredential,
+} from '../db/queries/passkeyTenantCredentials.js';
+import type { StoredTenant } from '../db/queries/passkeyTenants.js';
+import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
+import { badRequest, HttpError } from '../http/errors.js';
+import { checkUserHandle } from '../webauthn/authentication.js';
+import { authenticatorName } from '../webauthn/authenticatorNames.js';
+import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
+import { PasskeyError, unknownCredential, verificationFailed } from '../webauthn/errors.js';
+import { PASSKEY_POLICY } from '../webauthn/policy.js';
+import { type TenantRegistrationSubject, tenantUserHandle, userNotFound } from './ceremonies.js';
+import { signPasskeyToken } from './jwt.js';
+import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
+
+/**
+ * How the passkey API asks for a second factor: Hanko's MFA defaults (its
+ * `createDefaultMfaConfig`). A second factor is a roaming security key that need not be
+ * discoverable and need not verify the person (the password or passkey before it did);
+ * direct attestation lets the app see which key model it is. The timeout is the tenant's
+ * passkey timeout, as in Hanko.
+ */
+export const MFA_POLICY = {
+  timeoutMs: PASSKEY_POLICY.timeoutMs,
+  userVerification: 'preferred',
+  authenticatorAttachment: 'cross-platform',
+  residentKey: 'discouraged',
+  attestation: 'direct',
+} as const;
+
+/** Challenge purposes of the MFA ceremonies: a passkey challenge never finishes one, nor the reverse. */
+const PURPOSE = { register: 'pk-mfa-reg', login: 'pk-mfa-login' } as const;
+
+/** Name of a security key whose AAGUID names nothing. */
+const DEFAULT_MFA_CREDENTIAL_NAME = 'Security key';
+
+export const noSuitableCredentials = () =>
+  badRequest('The user has no suitable credentials for this operation');
+
+/**
+ * Hanko answers 401 when a login-like ceremony fails at its end (unknown or used challenge,
+ * unknown credential, bad assertion); Sesame's ceremonies say 400 for some of those.
+ */
+export async function refusedAsUnauthorized<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (caught) {
+    if (caught instanceof PasskeyError && caught.status === 400) {
+      throw new HttpError(401, caught.code, caught.message);
+    }
+    throw caught;
+  }
+}
+
+/** Creation options for a second factor of a tenant's user (creating or updating that user). */
+export async function startMfaRegistration(
+  db: Db,
+  tenant: StoredTenant,
+  subject: TenantRegistrationSubject,
+): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const displayName = subject.displayName?.trim() || subject.username;
+  const rp = tenantRelyingParty(tenant);
+  return db.transaction().execute(async (trx) => {
+    await passkeyTenantUsersQueries.upsert(trx, {
+      tenant_id: tenant.id,
+      user_id: subject.userId,
+      username: subject.username,
+      display_name: displayName,
+      icon: subject.icon ?? null,
+    });
+    // The same key twice as a second factor adds nothing; its passkeys may share the key.
+    const existing = (
+      await passkeyTenantCredentialsQueries.listForUser(trx, tenant.id, subject.userId)
+    ).filter((c) => c.isMfa);
+    const options = await generateRegistrationOptions({
+      rpName: rp.name,
+      rpID: rp.id,
+      userID: tenantUserHandle(subject.userId),
+      userName: subject.username,
+      userDisplayName: displayName,
+      timeout: MFA_POLICY.timeoutMs,
+      attestationType: MFA_POLICY.attestation,
+      excludeCredentials: existing.map((c) => ({ id: c.id })),
+      authenticatorSelection: {
+        authenticatorAttachment: MFA_POLICY.authenticatorAttachment,
+        residentKey: MFA_POLICY.residentKey,
+        userVerification: MFA_POLICY.userVerification,
+      },
+      supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
+    });
+    await storeChallenge(trx, {
+      challenge: options.challenge,
+      purpose: PURPOSE.register,
+      binding: tenantChallengeBinding(tenant.id),
+      userId: null,
+      data: { userId: subject.userId },
+    });
+    return options;
+  });
+}
+
+/**
+ * Verifies the attestation of a second factor (WebAuthn L3 §7.1) against the tenant's
+ * origins and RP ID, with user verification optional as the MFA policy asks, and stores it
+ * with `is_mfa`. Returns the token for the app.
+ */
+export async function finishMfaRegistration(
+  db: Db,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  tenant: StoredTenant,
+  response: RegistrationResponseJSON,
+): Promise<string> {
+  const rp = tenantRelyingParty(tenant);
+  const challenge = await consumeChallenge(
+    db,
+    response.response.clientDataJSON,
+    PURPOSE.register,
+    tenantChallengeBinding(tenant.id),
+  );
+  let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+  try {
+    verification = await verifyRegistrationResponse({
+      response,
+      expectedChallenge: challenge.challenge,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      requireUserVerification: false,
+      supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
+    });
+  } catch {
+    throw verificationFailed();
+  }
+  const info = verification.registrationInfo;
+  if (!verification.verified || !info) throw verificationFailed();
+  const userId = challenge.data.userId;
+  if (typeof userId !== 'string' || !(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) {
+    throw userNotFound();
+  }
+  const stored = await passkeyTenantCredentialsQueries.insert(db, {
+    tenantId: tenant.id,
+    userId,
+    id: info.credential.id,
+    publicKey: info.credential.publicKey,
+    counter: info.credential.counter,
+    transports: info.credential.transports ?? response.response.transports ?? [],
+    aaguid: info.aaguid,
+    // The attestation statement format ("none", "packed", ...), as Hanko records it.
+    attestationType: info.fmt,
+    backupEligible: info.credentialDeviceType === 'multiDevice',
+    backupState: info.credentialBackedUp,
+    name: authenticatorName(info.aaguid) ?? DEFAULT_MFA_CREDENTIAL_NAME,
+    isMfa: true,
+  });
+  if (!stored) {
+    throw new HttpError(400, 'credential_exists', 'This security key is already registered.');
+  }
+  return signPasskeyToken(config, tenant, { userId, credentialId: info.credential.id });
+}
+
+/**
+ * Request options for a second factor of a known user. As in Hanko, every credential of the
+ * user qualifies — its security keys and its passkeys (a passkey is at least as strong) —
+ * while the normal login never accepts a security key. Transports are left out of
+ * `allowCredentials`, as Hanko does, so Android and Windows do not wrongly offer their
+ * built-in authenticator.
+ */
+export async function startMfaLogin(
+  db: Db,
+  tenant: StoredTenant,
+  userId: string,
+): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  if (!(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) throw userNotFound();
+  const credentials = await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, userId);
+  if (credentials.length === 0) throw noSuitableCredentials();
+  const options = await generateAuthenticationOptions({
+    rpID: tenant.rpId,
+    timeout: MFA_POLICY.timeoutMs,
+    userVerification: MFA_POLICY.userVerification,
+    allowCredentials: credentials.map((c) => ({ id: c.id })),
+  });
+  await storeChallenge(db, {
+    challenge: options.challenge,
+    purpose: PURPOSE.login,
+    binding: tenantChallengeBinding(tenant.id),
+    userId: null,
+    data: { userId },
+  });
+  return options;
+}
+
+/** WebAuthn L3 §7.2 steps 7-21 for a second factor: like a passkey, but the UV flag is optional. */
+async function verifySecondFactorSignature(
+  tenant: StoredTenant,
+  response: AuthenticationResponseJSON,
+  expectedChallenge: string,
+  credential: TenantCredential,
+): Promise<{ newCounter: number; backedUp: boolean }> {
+  const rp = tenantRelyingParty(tenant);
+  let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+  try {
+    verification = await verifyAuthenticationResponse({
+      response,
+      expectedChallenge,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      requireUserVerification: false,
+      credential: {
+        id: credential.id,
+        publicKey: new Uint8Array(credential.publicKey),
+        counter: credential.counter,
+      },
+    });
+  } catch {
+    throw verificationFailed();
+  }
+  if (!verification.verified) throw verificationFailed();
+  const { newCounter, credentialBackedUp } = verification.authenticationInfo;
+  return { newCounter, backedUp: credentialBackedUp };
+}
+
+/**
+ * Verifies the second factor's assertion: the challenge is this tenant's MFA challenge and
+ * unused, the credential is the named user's, the user handle (when the key returns one)
+ * is theirs, and signature, origin, RP ID, UP and counter check out. Returns the token.
+ */
+export async function finishMfaLogin(
+  db: Db,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  tenant: StoredTenant,
+  response: AuthenticationResponseJSON,
+): Promise<string> {
+  return refusedAsUnauthorized(async () => {
+    const challenge = await consumeChallenge(
+      db,
+      response.response.clientDataJSON,
+      PURPOSE.login,
+      tenantChallengeBinding(tenant.id),
+    );
+    const userId = challenge.data.userId;
+    const credential = await passkeyTenantCredentialsQueries.find(db, tenant.id, response.id);
+    if (!credential || credential.userId !== userId) throw unknownCredential();
+    // A non-discoverable key usually returns no user handle; one that does must name the user.
+    checkUserHandle(response.response.userHandle, tenantUserHandle(credential.userId), false);
+    const { newCounter, backedUp } = await verifySecondFactorSignature(
+      tenant,
+      response,
+      challenge.challenge,
+      credential,
+    );
+    if (
+      !(await passkeyTenantCredentialsQueries.recordUse(db, tenant.id, credential.id, newCounter, backedUp))
+    ) {
+      throw verificationFailed();
+    }
+    return signPasskeyToken(config, tenant, { userId: credential.userId, credentialId: credential.id });
+  });
+}

@@ -1,0 +1,176 @@
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  type AuthenticationResponseJSON,
+  generateAuthenticationOptions,
+  type PublicKeyCredentialRequestOptionsJSON,
+} from '@simplewebauthn/server';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import { passkeyTenantCredentialsQueries } from '../db/queries/passkeyTenantCredentials.js';
+import type { StoredTenant } from '../db/queries/passkeyTenants.js';
+import {
+  passkeyTenantTransactionsQueries,
+  type TenantTransaction,
+} from '../db/queries/passkeyTenantTransactions.js';
+import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
+import { conflict } from '../http/errors.js';
+import { checkUserHandle, verifyAssertionSignature } from '../webauthn/authentication.js';
+import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
+import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
+import { PASSKEY_POLICY } from '../webauthn/policy.js';
+import { tenantUserHandle, userNotFound } from './ceremonies.js';
+import { signPasskeyToken } from './jwt.js';
+import { noSuitableCredentials, refusedAsUnauthorized } from './mfa.js';
+import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
+
+const PURPOSE = 'pk-trans';
+
+/** Random bytes in a transaction challenge, as many as go-webauthn (Hanko's verifier) uses. */
+const CHALLENGE_RANDOM_BYTES = 32;
+
+/** A transaction as `GET transaction/{user_id}` lists it (Hanko's TransactionDto). */
+export interface TransactionJson {
+  id: string;
+  identifier: string;
+  /** The transaction data as JSON text. */
+  data: string;
+  created_at: string;
+  updated_at: string;
+}
+
+function transactionJson(t: TenantTransaction): TransactionJson {
+  return {
+    id: t.id,
+    identifier: t.identifier,
+    data: t.data,
+    created_at: new Date(t.created_at).toISOString(),
+    updated_at: new Date(t.updated_at).toISOString(),
+  };
+}
+
+const escapeForGo = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * The transaction data as JSON text the way Hanko's Go server writes it (`json.Marshal` of
+ * the decoded value): object keys sorted, `<`, `>`, `&`, U+2028 and U+2029 escaped. The
+ * challenge commits to this text, so an app can recompute it.
+ */
+export function transactionDataJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(transactionDataJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${transactionDataJson(k)}:${transactionDataJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, escapeForGo);
+}
+
+/**
+ * Hanko's transaction challenge: random bytes followed by SHA-256(transaction id ‖ data
+ * JSON), so the passkey's signature over the challenge also covers what was approved.
+ */
+export function transactionChallenge(identifier: string, dataJson: string): Uint8Array<ArrayBuffer> {
+  const digest = createHash('sha256').update(identifier, 'utf8').update(dataJson, 'utf8').digest();
+  return Uint8Array.from(Buffer.concat([randomBytes(CHALLENGE_RANDOM_BYTES), digest]));
+}
+
+/** What an app asks its user to sign. */
+export interface TransactionRequest {
+  userId: string;
+  identifier: string;
+  data: unknown;
+}
+
+/**
+ * Records a transaction and returns request options whose challenge commits to it. In
+ * Hanko's order: unknown user 404, an identifier the tenant already used 409, a user
+ * without passkeys 400. Only passkeys sign transactions, never second factors.
+ */
+export async function startTransaction(
+  db: Db,
+  tenant: StoredTenant,
+  request: TransactionRequest,
+): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  const dataJson = transactionDataJson(request.data);
+  return db.transaction().execute(async (trx) => {
+    if (!(await passkeyTenantUsersQueries.find(trx, tenant.id, request.userId))) throw userNotFound();
+    const transactionExists = () => conflict('A transaction with this transaction_id already exists');
+    if (await passkeyTenantTransactionsQueries.findByIdentifier(trx, tenant.id, request.identifier)) {
+      throw transactionExists();
+    }
+    const passkeys = (
+      await passkeyTenantCredentialsQueries.listForUser(trx, tenant.id, request.userId)
+    ).filter((c) => !c.isMfa);
+    if (passkeys.length === 0) throw noSuitableCredentials();
+    const options = await generateAuthenticationOptions({
+      rpID: tenant.rpId,
+      challenge: transactionChallenge(request.identifier, dataJson),
+      timeout: PASSKEY_POLICY.timeoutMs,
+      userVerification: PASSKEY_POLICY.userVerification,
+      // Transports left out, as Hanko does (see startMfaLogin).
+      allowCredentials: passkeys.map((c) => ({ id: c.id })),
+    });
+    const recorded = await passkeyTenantTransactionsQueries.insert(trx, {
+      tenant_id: tenant.id,
+      user_id: request.userId,
+      identifier: request.identifier,
+      data: dataJson,
+    });
+    // A concurrent request with the same identifier won the unique constraint.
+    if (!recorded) throw transactionExists();
+    await storeChallenge(trx, {
+      challenge: options.challenge,
+      purpose: PURPOSE,
+      binding: tenantChallengeBinding(tenant.id),
+      userId: null,
+      data: { userId: request.userId, transactionId: request.identifier },
+    });
+    return options;
+  });
+}
+
+/**
+ * Verifies the signed transaction (WebAuthn L3 §7.2, user verification required as for a
+ * passkey login): the challenge is this tenant's transaction challenge and unused, the
+ * passkey is the user's and not a second factor. Returns a token whose `trans` claim is the
+ * transaction id. Failures answer 401, as in Hanko.
+ */
+export async function finishTransaction(
+  db: Db,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  tenant: StoredTenant,
+  response: AuthenticationResponseJSON,
+): Promise<string> {
+  return refusedAsUnauthorized(async () => {
+    const challenge = await consumeChallenge(
+      db,
+      response.response.clientDataJSON,
+      PURPOSE,
+      tenantChallengeBinding(tenant.id),
+    );
+    const { userId, transactionId } = challenge.data;
+    if (typeof userId !== 'string' || typeof transactionId !== 'string') throw verificationFailed();
+    const credential = await passkeyTenantCredentialsQueries.find(db, tenant.id, response.id);
+    if (!credential || credential.isMfa || credential.userId !== userId) throw unknownCredential();
+    checkUserHandle(response.response.userHandle, tenantUserHandle(userId), false);
+    const { newCounter, backedUp } = await verifyAssertionSignature(
+      tenantRelyingParty(tenant),
+      response,
+      challenge.challenge,
+      credential,
+    );
+    if (
+      !(await passkeyTenantCredentialsQueries.recordUse(db, tenant.id, credential.id, newCounter, backedUp))
+    ) {
+      throw verificationFailed();
+    }
+    return signPasskeyToken(config, tenant, { userId, credentialId: credential.id, transactionId });
+  });
+}
+
+/** The user's transactions, oldest first; none for a user the tenant does not know. */
+export async function listTransactions(db: Db, tenantId: string, userId: string): Promise<TransactionJson[]> {
+  const transactions = await passkeyTenantTransactionsQueries.listForUser(db, tenantId, userId);
+  return transactions.map(transactionJson);
+}
