@@ -19,6 +19,7 @@ function describe(client: ClientView): string {
     `name:        ${client.name}`,
     `type:        ${client.public ? 'public (PKCE, no secret)' : 'confidential'}${client.application_type === 'native' ? ', native app' : ''}${client.first_party ? ', first-party' : ''}`,
     `grant types: ${client.grant_types.join(', ')}`,
+    `requires PAR: ${client.require_pushed_authorization_requests ? 'yes (RFC 9126)' : 'no'}`,
     `redirect URIs:\n${client.redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `post-logout redirect URIs:\n${client.post_logout_redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `created:     ${client.created_at}`,
@@ -57,6 +58,7 @@ export function registerClientCommands(program: Command): void {
       collect,
     )
     .option('--logo-uri <url>', 'https URL of a logo shown on the sign-in page')
+    .option('--require-par', 'accept authorization requests only through the PAR endpoint (RFC 9126)', false)
     .option('--json', 'print JSON')
     .action((opts) =>
       guard(() =>
@@ -71,6 +73,7 @@ export function registerClientCommands(program: Command): void {
               first_party: opts.firstParty,
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri && { logo_uri: opts.logoUri }),
+              require_pushed_authorization_requests: opts.requirePar,
             },
             cliActor(),
           );
@@ -134,6 +137,8 @@ export function registerClientCommands(program: Command): void {
     .option('--no-first-party', 'show the consent page')
     .option('--grant-type <type>', 'grant type (repeatable; replaces the list)', collect)
     .option('--logo-uri <url>', 'https URL of a logo')
+    .option('--require-par', 'accept authorization requests only through the PAR endpoint (RFC 9126)')
+    .option('--no-require-par', 'accept plain authorization requests too')
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       guard(() =>
@@ -148,6 +153,9 @@ export function registerClientCommands(program: Command): void {
               ...(opts.firstParty !== undefined && { first_party: opts.firstParty }),
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri !== undefined && { logo_uri: opts.logoUri }),
+              ...(opts.requirePar !== undefined && {
+                require_pushed_authorization_requests: opts.requirePar,
+              }),
             },
             cliActor(),
           );

@@ -36,6 +36,8 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
     require_auth_time: true,
     ...(row.is_public ? {} : { client_secret: row.secret_hash ?? '' }),
     ...(row.logo_uri ? { logo_uri: row.logo_uri } : {}),
+    // RFC 9126 §6: the provider then refuses this client's plain authorization requests.
+    require_pushed_authorization_requests: row.require_pushed_authorization_requests,
     first_party: row.first_party,
   };
 }

@@ -164,6 +164,7 @@ export const clientInputSchema = z
       .refine((v) => v.startsWith('https://'), { message: 'must be an https URL' })
       .nullable()
       .optional(),
+    require_pushed_authorization_requests: z.boolean().default(false),
   })
   .strict()
   .superRefine((input, ctx) => {
@@ -202,6 +203,7 @@ export const clientUpdateSchema = z
       .refine((v) => v.startsWith('https://'), { message: 'must be an https URL' })
       .nullable()
       .optional(),
+    require_pushed_authorization_requests: z.boolean().optional(),
   })
   .strict();
 
@@ -225,6 +227,8 @@ export interface ClientView {
   post_logout_redirect_uris: string[];
   grant_types: string[];
   logo_uri: string | null;
+  /** Authorization requests only through the PAR endpoint (RFC 9126 §6). */
+  require_pushed_authorization_requests: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -243,6 +247,7 @@ export function clientView(row: ClientRow): ClientView {
     ...uris,
     grant_types: row.grant_types as unknown as string[],
     logo_uri: row.logo_uri,
+    require_pushed_authorization_requests: row.require_pushed_authorization_requests,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
   };
@@ -284,6 +289,7 @@ export async function createClient(db: Db, input: unknown, actor: Actor) {
       isPublic: data.public,
       firstParty: data.first_party,
       logoUri: data.logo_uri ?? null,
+      requirePushedAuthorizationRequests: data.require_pushed_authorization_requests,
     });
     await auditQueries.record(trx, actor, 'client.create', clientId, { name: data.name });
     return created;
@@ -326,6 +332,9 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
       ...(data.grant_types && { grantTypes: data.grant_types }),
       ...(data.first_party !== undefined && { firstParty: data.first_party }),
       ...(data.logo_uri !== undefined && { logoUri: data.logo_uri }),
+      ...(data.require_pushed_authorization_requests !== undefined && {
+        requirePushedAuthorizationRequests: data.require_pushed_authorization_requests,
+      }),
     });
     await auditQueries.record(trx, actor, 'client.update', clientId, { fields: Object.keys(data) });
     return row ? clientView(row) : undefined;

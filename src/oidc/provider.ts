@@ -13,6 +13,7 @@ import { createAdapter } from './adapter.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
 import { createLoadExistingGrant } from './grants.js';
+import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
 
@@ -51,6 +52,20 @@ export function isClientOrigin(origin: string, redirectUris: readonly string[]):
     const url = URL.parse(uri);
     return (url?.protocol === 'https:' || url?.protocol === 'http:') && url.origin === origin;
   });
+}
+
+/**
+ * RFC 9700 §4.14.2: a public client's refresh token is not bound to a sender, so it rotates
+ * on every use; presenting a rotated one again revokes the whole grant (oidc-provider does
+ * that for a consumed refresh token, and the adapter for the loser of a race). A confidential
+ * client authenticates each refresh, so its token rotates only late in its life, as the
+ * provider does by default.
+ */
+function rotateRefreshToken(ctx: KoaContextWithOIDC): boolean {
+  const { RefreshToken: refreshToken, Client: client } = ctx.oidc.entities;
+  if (!refreshToken || !client) return false;
+  if (client.clientAuthMethod === 'none' && !refreshToken.isSenderConstrained()) return true;
+  return refreshToken.ttlPercentagePassed() >= 70;
 }
 
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
@@ -93,6 +108,7 @@ export function createProvider({
     ttl: { ...TTL },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     loadExistingGrant: createLoadExistingGrant(db),
+    rotateRefreshToken,
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },
@@ -114,6 +130,20 @@ export function createProvider({
         },
       },
       userinfo: { enabled: true },
+      // RFC 9126, on by default in oidc-provider 9; a client registered with
+      // require_pushed_authorization_requests must use it (its plain /auth requests are refused).
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      // RFC 8707: `resource=<a registered API>` gets a JWT access token for it (RFC 9068);
+      // without a resource, access tokens stay opaque and serve userinfo as before.
+      resourceIndicators: {
+        enabled: true,
+        getResourceServerInfo: createGetResourceServerInfo(db, caches),
+        // The API named at authorization is what the code's access token is for, whether or
+        // not the token request repeats `resource` (RFC 8707 §2.2 lets it be omitted).
+        async useGrantedResource() {
+          return true;
+        },
+      },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {

@@ -11,6 +11,7 @@ export interface ClientFields {
   isPublic: boolean;
   firstParty: boolean;
   logoUri: string | null;
+  requirePushedAuthorizationRequests: boolean;
 }
 
 export const clientsQueries = {
@@ -32,6 +33,7 @@ export const clientsQueries = {
         is_public: fields.isPublic,
         first_party: fields.firstParty,
         logo_uri: fields.logoUri,
+        require_pushed_authorization_requests: fields.requirePushedAuthorizationRequests,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -57,6 +59,9 @@ export const clientsQueries = {
         ...(fields.grantTypes && { grant_types: JSON.stringify(fields.grantTypes) }),
         ...(fields.firstParty !== undefined && { first_party: fields.firstParty }),
         ...(fields.logoUri !== undefined && { logo_uri: fields.logoUri }),
+        ...(fields.requirePushedAuthorizationRequests !== undefined && {
+          require_pushed_authorization_requests: fields.requirePushedAuthorizationRequests,
+        }),
         updated_at: sql<Date>`now()`,
       })
       .where('client_id', '=', clientId)

@@ -44,6 +44,7 @@ const clientFormSchema = z.object({
   post_logout_redirect_uris: uriList,
   type: z.enum(['confidential', 'public']).default('confidential'),
   first_party: checkbox,
+  require_par: checkbox,
 });
 const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), admin: checkbox });
 
@@ -150,6 +151,7 @@ export function adminPagesRoutes(services: Services): Router {
           post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
           public: form.type === 'public',
           first_party: form.first_party === 'on',
+          require_pushed_authorization_requests: form.require_par === 'on',
         },
         actor(ctx),
       );
@@ -185,6 +187,7 @@ export function adminPagesRoutes(services: Services): Router {
           redirect_uris: lines(form.redirect_uris),
           post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
           first_party: form.first_party === 'on',
+          require_pushed_authorization_requests: form.require_par === 'on',
         },
         actor(ctx),
       );
@@ -349,5 +352,6 @@ function formFor(client: ClientView): ClientForm {
     post_logout_redirect_uris: client.post_logout_redirect_uris.join('\n'),
     type: client.public ? 'public' : 'confidential',
     first_party: client.first_party ? 'on' : undefined,
+    require_par: client.require_pushed_authorization_requests ? 'on' : undefined,
   };
 }
