@@ -4,8 +4,10 @@ import * as oidc from 'openid-client';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { resourcesQueries } from '../../src/db/queries/resources.js';
+import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
-import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { asPage } from '../support/browser.js';
+import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, runCliOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -241,4 +243,50 @@ describe('APIs registered as resources get JWT access tokens', () => {
     }
     expect(refusal).toMatchObject({ error: 'invalid_target' });
   });
+
+  it('lets an admin register an API on /admin/resources and delete it after a passkey step-up', async () => {
+    const admin = new Person(sesame.baseUrl);
+    const next = await admin.signUp(asPage(await admin.browser.follow('/admin')), 'root@example.com');
+    await admin.browser.follow(next);
+    const adminRow = await usersQueries.findByEmail(sesame.db, 'root@example.com');
+    await usersQueries.update(sesame.db, adminRow!.id, { isAdmin: true });
+
+    const list = await admin.browser.request('/admin/resources');
+    expect(list.status).toBe(200);
+    expect(list.text).toContain('Register API');
+    const before = (await resourcesQueries.list(sesame.db)).length;
+    const refused = await admin.browser.request('/admin/resources', {
+      form: { _csrf: list.csrf(), identifier: 'ftp://e.example', scopes: 'read' },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('id="resource-identifier-error"');
+    expect((await resourcesQueries.list(sesame.db)).length).toBe(before);
+
+    const created = await admin.browser.request('/admin/resources', {
+      form: {
+        _csrf: list.csrf(),
+        identifier: 'https://e.example',
+        name: 'Billing',
+        scopes: 'bill:read  bill:write',
+      },
+    });
+    expect(created.status).toBe(302);
+    const row = await resourcesQueries.findByIdentifier(sesame.db, 'https://e.example');
+    expect(row).toMatchObject({ name: 'Billing', scopes: ['bill:read', 'bill:write'] });
+    expect((await admin.browser.request('/admin/resources')).text).toContain('aria-label="Delete Billing"');
+
+    const confirm = await admin.browser.request(`/admin/resources/${row!.id}/delete`);
+    expect(confirm.status).toBe(200);
+    const withoutStepUp = await admin.browser.request(`/admin/resources/${row!.id}/delete`, {
+      form: { _csrf: confirm.csrf() },
+    });
+    expect(withoutStepUp.status).toBe(403);
+    expect(await resourcesQueries.findByIdentifier(sesame.db, 'https://e.example')).toBeDefined();
+    expect((await stepUp(admin, confirm.csrf())).status).toBe(200);
+    const deleted = await admin.browser.request(`/admin/resources/${row!.id}/delete`, {
+      form: { _csrf: confirm.csrf() },
+    });
+    expect(deleted.status).toBe(302);
+    expect(await resourcesQueries.findByIdentifier(sesame.db, 'https://e.example')).toBeUndefined();
+  }, 60_000);
 });

@@ -34,6 +34,7 @@ import { renderView } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
+import { RESOURCE_NOTICES, resourcePages } from './adminResourcePages.js';
 
 const uriList = z.string().max(40_000).default('');
 const checkbox = z.literal('on').optional();
@@ -61,6 +62,7 @@ const NOTICES: Record<string, string> = {
   'user-demoted': 'The user is no longer an administrator.',
   ...PASSKEY_TENANT_NOTICES,
   ...API_KEY_NOTICES,
+  ...RESOURCE_NOTICES,
 };
 
 /** Users shown on one page of /admin/users. */
@@ -336,6 +338,7 @@ export function adminPagesRoutes(services: Services): Router {
 
   passkeyTenantPages(router, kit, services);
   apiKeyPages(router, kit, services);
+  resourcePages(router, kit, services);
 
   router.get('/audit', async (ctx) => {
     render(ctx, 'audit', { title: 'Activity', events: await recentAuditEvents(db, 100) });
