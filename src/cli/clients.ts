@@ -20,6 +20,7 @@ function describe(client: ClientView): string {
     `type:        ${client.public ? 'public (PKCE, no secret)' : 'confidential'}${client.application_type === 'native' ? ', native app' : ''}${client.first_party ? ', first-party' : ''}`,
     `grant types: ${client.grant_types.join(', ')}`,
     `requires PAR: ${client.require_pushed_authorization_requests ? 'yes (RFC 9126)' : 'no'}`,
+    `back-channel logout URI: ${client.backchannel_logout_uri ?? '(none)'}`,
     `redirect URIs:\n${client.redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `post-logout redirect URIs:\n${client.post_logout_redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `created:     ${client.created_at}`,
@@ -59,6 +60,7 @@ export function registerClientCommands(program: Command): void {
     )
     .option('--logo-uri <url>', 'https URL of a logo shown on the sign-in page')
     .option('--require-par', 'accept authorization requests only through the PAR endpoint (RFC 9126)', false)
+    .option('--backchannel-logout-uri <url>', 'where Sesame posts a logout token when a person signs out')
     .option('--json', 'print JSON')
     .action((opts) =>
       guard(() =>
@@ -74,6 +76,9 @@ export function registerClientCommands(program: Command): void {
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri && { logo_uri: opts.logoUri }),
               require_pushed_authorization_requests: opts.requirePar,
+              ...(opts.backchannelLogoutUri !== undefined && {
+                backchannel_logout_uri: opts.backchannelLogoutUri,
+              }),
             },
             cliActor(),
           );
@@ -139,6 +144,8 @@ export function registerClientCommands(program: Command): void {
     .option('--logo-uri <url>', 'https URL of a logo')
     .option('--require-par', 'accept authorization requests only through the PAR endpoint (RFC 9126)')
     .option('--no-require-par', 'accept plain authorization requests too')
+    .option('--backchannel-logout-uri <url>', 'where Sesame posts a logout token when a person signs out')
+    .option('--no-backchannel-logout-uri', 'post no logout tokens to this app')
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       guard(() =>
@@ -155,6 +162,11 @@ export function registerClientCommands(program: Command): void {
               ...(opts.logoUri !== undefined && { logo_uri: opts.logoUri }),
               ...(opts.requirePar !== undefined && {
                 require_pushed_authorization_requests: opts.requirePar,
+              }),
+              // `--no-backchannel-logout-uri` sets false: the URI is removed.
+              ...(opts.backchannelLogoutUri !== undefined && {
+                backchannel_logout_uri:
+                  opts.backchannelLogoutUri === false ? null : opts.backchannelLogoutUri,
               }),
             },
             cliActor(),

@@ -15,6 +15,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   origins: '--origin',
   rp_id: '--rp-id',
   require_pushed_authorization_requests: '--require-par',
+  backchannel_logout_uri: '--backchannel-logout-uri',
   identifier: '--identifier',
   scopes: '--scope',
 };

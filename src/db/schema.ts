@@ -71,6 +71,8 @@ export interface ClientsTable {
   logo_uri: string | null;
   /** Authorization requests only through the PAR endpoint (RFC 9126 §6); migration 0014. */
   require_pushed_authorization_requests: Generated<boolean>;
+  /** Where logout tokens are posted (Back-Channel Logout 1.0); migration 0014. */
+  backchannel_logout_uri: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }

@@ -68,6 +68,19 @@ function rotateRefreshToken(ctx: KoaContextWithOIDC): boolean {
   return refreshToken.ttlPercentagePassed() >= 70;
 }
 
+/**
+ * oidc-provider's outgoing requests. The only one Sesame's configuration makes is the
+ * back-channel logout POST, to a URI an admin registered (there is no dynamic client
+ * registration, no request_uri or jwks_uri fetching). Apps of a self-hosted Sesame often live
+ * on a private network (http://127.0.0.1, 10.x, a compose service), which the provider's
+ * default dispatcher refuses as server-side request forgery; an admin's registration is
+ * trusted instead. The provider's timeout and `redirect: 'manual'` stay.
+ */
+async function fetchToRegisteredUri(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+  const { dispatcher: _ssrfGuard, ...rest } = (init ?? {}) as RequestInit & { dispatcher?: unknown };
+  return globalThis.fetch(input, rest);
+}
+
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
 export function createProvider({
   config,
@@ -109,6 +122,7 @@ export function createProvider({
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     loadExistingGrant: createLoadExistingGrant(db),
     rotateRefreshToken,
+    fetch: fetchToRegisteredUri,
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },
@@ -144,6 +158,9 @@ export function createProvider({
           return true;
         },
       },
+      // OpenID Connect Back-Channel Logout 1.0: on sign-out, every app of the session that
+      // registered a backchannel_logout_uri gets a signed logout token.
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -189,6 +206,9 @@ export function createProvider({
   };
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
+  provider.on('backchannel.error', (_ctx, error, client) =>
+    log.warn('back-channel logout not delivered', { client: client.clientId, error: error.message }),
+  );
   provider.on('grant.success', (ctx) =>
     tokenGrants.inc({ grant_type: grantTypeLabel(ctx.oidc.params?.grant_type), result: 'success' }),
   );

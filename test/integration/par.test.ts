@@ -183,7 +183,7 @@ describe('pushed authorization requests', () => {
     expect((await plainRequestAnswer(rp)).location.searchParams.get('error')).toBe('invalid_request');
   });
 
-  it('lets an admin require PAR from the client page', async () => {
+  it('lets an admin require PAR, and set a back-channel logout URI, from the client page', async () => {
     const admin = new Person(sesame.baseUrl);
     const next = await admin.signUp(asPage(await admin.browser.follow('/admin')), 'root@example.com');
     await admin.browser.follow(next);
@@ -195,11 +195,30 @@ describe('pushed authorization requests', () => {
     const page = await admin.browser.request(`/admin/clients/${id}`);
     expect(page.text).toContain('name="require_par"');
     expect((await stepUp(admin, page.csrf())).status).toBe(200);
+    const refused = await admin.browser.request(`/admin/clients/${id}`, {
+      form: {
+        _csrf: page.csrf(),
+        name: 'Wiki',
+        redirect_uris: REDIRECT_URI,
+        backchannel_logout_uri: 'ftp://x',
+      },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('id="backchannel_logout_uri-error"');
     const saved = await admin.browser.request(`/admin/clients/${id}`, {
-      form: { _csrf: page.csrf(), name: 'Wiki', redirect_uris: REDIRECT_URI, require_par: 'on' },
+      form: {
+        _csrf: page.csrf(),
+        name: 'Wiki',
+        redirect_uris: REDIRECT_URI,
+        require_par: 'on',
+        backchannel_logout_uri: 'https://wiki.example/bc',
+      },
     });
     expect(saved.status).toBe(302);
-    expect((await clientsQueries.find(sesame.db, id))!.require_pushed_authorization_requests).toBe(true);
+    expect(await clientsQueries.find(sesame.db, id)).toMatchObject({
+      require_pushed_authorization_requests: true,
+      backchannel_logout_uri: 'https://wiki.example/bc',
+    });
     const after = await admin.browser.request(`/admin/clients/${id}`);
     expect(after.text).toMatch(/name="require_par" checked/);
   }, 60_000);

@@ -12,6 +12,7 @@ export interface ClientFields {
   firstParty: boolean;
   logoUri: string | null;
   requirePushedAuthorizationRequests: boolean;
+  backchannelLogoutUri: string | null;
 }
 
 export const clientsQueries = {
@@ -34,6 +35,7 @@ export const clientsQueries = {
         first_party: fields.firstParty,
         logo_uri: fields.logoUri,
         require_pushed_authorization_requests: fields.requirePushedAuthorizationRequests,
+        backchannel_logout_uri: fields.backchannelLogoutUri,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -61,6 +63,9 @@ export const clientsQueries = {
         ...(fields.logoUri !== undefined && { logo_uri: fields.logoUri }),
         ...(fields.requirePushedAuthorizationRequests !== undefined && {
           require_pushed_authorization_requests: fields.requirePushedAuthorizationRequests,
+        }),
+        ...(fields.backchannelLogoutUri !== undefined && {
+          backchannel_logout_uri: fields.backchannelLogoutUri,
         }),
         updated_at: sql<Date>`now()`,
       })

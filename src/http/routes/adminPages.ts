@@ -46,6 +46,7 @@ const clientFormSchema = z.object({
   type: z.enum(['confidential', 'public']).default('confidential'),
   first_party: checkbox,
   require_par: checkbox,
+  backchannel_logout_uri: z.string().max(4000).default(''),
 });
 const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), admin: checkbox });
 
@@ -154,6 +155,7 @@ export function adminPagesRoutes(services: Services): Router {
           public: form.type === 'public',
           first_party: form.first_party === 'on',
           require_pushed_authorization_requests: form.require_par === 'on',
+          backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
         },
         actor(ctx),
       );
@@ -190,6 +192,7 @@ export function adminPagesRoutes(services: Services): Router {
           post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
           first_party: form.first_party === 'on',
           require_pushed_authorization_requests: form.require_par === 'on',
+          backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
         },
         actor(ctx),
       );
@@ -356,5 +359,6 @@ function formFor(client: ClientView): ClientForm {
     type: client.public ? 'public' : 'confidential',
     first_party: client.first_party ? 'on' : undefined,
     require_par: client.require_pushed_authorization_requests ? 'on' : undefined,
+    backchannel_logout_uri: client.backchannel_logout_uri ?? '',
   };
 }
