@@ -6,7 +6,7 @@ import { auditQueries } from '../../src/db/queries/audit.js';
 import { resourcesQueries } from '../../src/db/queries/resources.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
-import { asPage } from '../support/browser.js';
+import { asPage, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, runCliOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -149,6 +149,28 @@ describe('APIs registered as resources get JWT access tokens', () => {
     const sub = tokens.claims()!.sub;
     expect(payload).toMatchObject({ aud: API, sub, client_id: confidential.client_id, scope: 'read' });
     expect(decodeProtectedHeader(tokens.access_token).kid).toEqual(expect.any(String));
+  }, 60_000);
+
+  it('gives a first-party app the API’s token without a consent page', async () => {
+    const created = await createClient(
+      sesame.db,
+      { name: 'Console', redirect_uris: [REDIRECT_URI], first_party: true },
+      'test',
+    );
+    const own = await discoverRp(
+      sesame.baseUrl,
+      { client_id: created.client.client_id, client_secret: created.client_secret! },
+      REDIRECT_URI,
+    );
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(own, 'openid write', { resource: API });
+    const next = await person.signUp(
+      await person.open(pending.url),
+      `f${randomBytes(4).toString('hex')}@example.com`,
+    );
+    const callback = stoppedAt(await person.browser.follow(next, (u) => u.startsWith(REDIRECT_URI)));
+    const tokens = await finishLogin(own, pending, callback);
+    expect((await verifyAsApi(tokens.access_token)).payload).toMatchObject({ aud: API, scope: 'write' });
   }, 60_000);
 
   it('keeps opaque access tokens, and introspection, when no resource is named', async () => {
