@@ -19,6 +19,8 @@ function describe(client: ClientView): string {
     `name:        ${client.name}`,
     `type:        ${client.public ? 'public (PKCE, no secret)' : 'confidential'}${client.application_type === 'native' ? ', native app' : ''}${client.first_party ? ', first-party' : ''}`,
     `grant types: ${client.grant_types.join(', ')}`,
+    `requires PAR: ${client.require_pushed_authorization_requests ? 'yes (RFC 9126)' : 'no'}`,
+    `back-channel logout URI: ${client.backchannel_logout_uri ?? '(none)'}`,
     `redirect URIs:\n${client.redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `post-logout redirect URIs:\n${client.post_logout_redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `created:     ${client.created_at}`,
@@ -57,6 +59,8 @@ export function registerClientCommands(program: Command): void {
       collect,
     )
     .option('--logo-uri <url>', 'https URL of a logo shown on the sign-in page')
+    .option('--require-par', 'accept authorization requests only through the PAR endpoint (RFC 9126)', false)
+    .option('--backchannel-logout-uri <url>', 'where Sesame posts a logout token when a person signs out')
     .option('--json', 'print JSON')
     .action((opts) =>
       guard(() =>
@@ -71,6 +75,10 @@ export function registerClientCommands(program: Command): void {
               first_party: opts.firstParty,
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri && { logo_uri: opts.logoUri }),
+              require_pushed_authorization_requests: opts.requirePar,
+              ...(opts.backchannelLogoutUri !== undefined && {
+                backchannel_logout_uri: opts.backchannelLogoutUri,
+              }),
             },
             cliActor(),
           );
@@ -134,6 +142,10 @@ export function registerClientCommands(program: Command): void {
     .option('--no-first-party', 'show the consent page')
     .option('--grant-type <type>', 'grant type (repeatable; replaces the list)', collect)
     .option('--logo-uri <url>', 'https URL of a logo')
+    .option('--require-par', 'accept authorization requests only through the PAR endpoint (RFC 9126)')
+    .option('--no-require-par', 'accept plain authorization requests too')
+    .option('--backchannel-logout-uri <url>', 'where Sesame posts a logout token when a person signs out')
+    .option('--no-backchannel-logout-uri', 'post no logout tokens to this app')
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       guard(() =>
@@ -148,6 +160,14 @@ export function registerClientCommands(program: Command): void {
               ...(opts.firstParty !== undefined && { first_party: opts.firstParty }),
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri !== undefined && { logo_uri: opts.logoUri }),
+              ...(opts.requirePar !== undefined && {
+                require_pushed_authorization_requests: opts.requirePar,
+              }),
+              // `--no-backchannel-logout-uri` sets false: the URI is removed.
+              ...(opts.backchannelLogoutUri !== undefined && {
+                backchannel_logout_uri:
+                  opts.backchannelLogoutUri === false ? null : opts.backchannelLogoutUri,
+              }),
             },
             cliActor(),
           );

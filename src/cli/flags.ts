@@ -14,6 +14,10 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   public: '--public',
   origins: '--origin',
   rp_id: '--rp-id',
+  require_pushed_authorization_requests: '--require-par',
+  backchannel_logout_uri: '--backchannel-logout-uri',
+  identifier: '--identifier',
+  scopes: '--scope',
 };
 
 /** A one-line CLI error about the value given for `field`, named by its flag. */

@@ -9,6 +9,7 @@ import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
 import { CliError, cliActor, output, withDatabase } from './context.js';
 import { registerPasskeyApiCommands } from './passkeyApi.js';
+import { registerResourceCommands } from './resources.js';
 import { registerUserCommands } from './users.js';
 
 /** Commander's messages start with `error:` and may wrap; the CLI prints one line. */
@@ -64,6 +65,7 @@ registerClientCommands(program);
 registerApiKeyCommands(program);
 registerUserCommands(program);
 registerPasskeyApiCommands(program);
+registerResourceCommands(program);
 
 /** A whole number of seconds, 0 or more. */
 function seconds(value: string): number {

@@ -69,8 +69,22 @@ export interface ClientsTable {
   is_public: boolean;
   first_party: boolean;
   logo_uri: string | null;
+  /** Authorization requests only through the PAR endpoint (RFC 9126 §6); migration 0014. */
+  require_pushed_authorization_requests: Generated<boolean>;
+  /** Where logout tokens are posted (Back-Channel Logout 1.0); migration 0014. */
+  backchannel_logout_uri: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+}
+
+/** An API registered as a resource server (RFC 8707); its access tokens are JWTs (migration 0014). */
+export interface ResourcesTable {
+  id: Generated<string>;
+  /** The `resource` value apps send and the tokens' `aud`: an absolute URI without a fragment. */
+  identifier: string;
+  name: string;
+  scopes: Json<string[]>;
+  created_at: Generated<Date>;
 }
 
 export interface SigningKeysTable {
@@ -239,6 +253,7 @@ export interface Database {
   passkey_tenant_audit_logs: PasskeyTenantAuditLogsTable;
   passkey_tenant_transactions: PasskeyTenantTransactionsTable;
   rate_limit_hits: RateLimitHitsTable;
+  resources: ResourcesTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -246,6 +261,7 @@ export type NewUser = Insertable<UsersTable>;
 export type UserUpdate = Updateable<UsersTable>;
 export type CredentialRow = Selectable<CredentialsTable>;
 export type ClientRow = Selectable<ClientsTable>;
+export type ResourceRow = Selectable<ResourcesTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type OneTimeTokenRow = Selectable<OneTimeTokensTable>;
 export type SetupLinkRow = Selectable<SetupLinksTable>;

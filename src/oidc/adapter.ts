@@ -36,6 +36,14 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
     require_auth_time: true,
     ...(row.is_public ? {} : { client_secret: row.secret_hash ?? '' }),
     ...(row.logo_uri ? { logo_uri: row.logo_uri } : {}),
+    // RFC 9126 §6: the provider then refuses this client's plain authorization requests.
+    require_pushed_authorization_requests: row.require_pushed_authorization_requests,
+    // Back-Channel Logout 1.0: logout tokens always name the session (`sid`), which the
+    // app's ID tokens carry too, so the app ends exactly the session that signed out.
+    ...(row.backchannel_logout_uri && {
+      backchannel_logout_uri: row.backchannel_logout_uri,
+      backchannel_logout_session_required: true,
+    }),
     first_party: row.first_party,
   };
 }

@@ -143,6 +143,26 @@ const redirectUris = (field: string) =>
     })
     .describe(field);
 
+/**
+ * Where Sesame posts logout tokens (Back-Channel Logout 1.0 §2.2): an absolute URI without a
+ * fragment; https, or http on a loopback host. Only admins register one, so a host on a
+ * private network is allowed (see provider.ts).
+ */
+const backchannelLogoutUri = z
+  .string({ error: 'must be a string' })
+  .max(2000, { message: 'is too long' })
+  .superRefine((value, ctx) => {
+    const url = URL.parse(value);
+    if (/\s/.test(value) || !url)
+      ctx.addIssue({ code: 'custom', message: `${value} is not an absolute URI` });
+    else if (url.hash || value.includes('#'))
+      ctx.addIssue({ code: 'custom', message: `${value} must not contain a fragment` });
+    else if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)))
+      ctx.addIssue({ code: 'custom', message: `${value} must use https (http only for localhost)` });
+  })
+  .nullable()
+  .optional();
+
 const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 
 /** What an admin may set when registering a client. Validated once, here, for the CLI, the API and the pages. */
@@ -164,6 +184,8 @@ export const clientInputSchema = z
       .refine((v) => v.startsWith('https://'), { message: 'must be an https URL' })
       .nullable()
       .optional(),
+    require_pushed_authorization_requests: z.boolean().default(false),
+    backchannel_logout_uri: backchannelLogoutUri,
   })
   .strict()
   .superRefine((input, ctx) => {
@@ -202,6 +224,8 @@ export const clientUpdateSchema = z
       .refine((v) => v.startsWith('https://'), { message: 'must be an https URL' })
       .nullable()
       .optional(),
+    require_pushed_authorization_requests: z.boolean().optional(),
+    backchannel_logout_uri: backchannelLogoutUri,
   })
   .strict();
 
@@ -225,6 +249,10 @@ export interface ClientView {
   post_logout_redirect_uris: string[];
   grant_types: string[];
   logo_uri: string | null;
+  /** Authorization requests only through the PAR endpoint (RFC 9126 §6). */
+  require_pushed_authorization_requests: boolean;
+  /** Where logout tokens are posted when a person signs out (Back-Channel Logout 1.0), or null. */
+  backchannel_logout_uri: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -243,6 +271,8 @@ export function clientView(row: ClientRow): ClientView {
     ...uris,
     grant_types: row.grant_types as unknown as string[],
     logo_uri: row.logo_uri,
+    require_pushed_authorization_requests: row.require_pushed_authorization_requests,
+    backchannel_logout_uri: row.backchannel_logout_uri,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
   };
@@ -284,6 +314,8 @@ export async function createClient(db: Db, input: unknown, actor: Actor) {
       isPublic: data.public,
       firstParty: data.first_party,
       logoUri: data.logo_uri ?? null,
+      requirePushedAuthorizationRequests: data.require_pushed_authorization_requests,
+      backchannelLogoutUri: data.backchannel_logout_uri ?? null,
     });
     await auditQueries.record(trx, actor, 'client.create', clientId, { name: data.name });
     return created;
@@ -326,6 +358,10 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
       ...(data.grant_types && { grantTypes: data.grant_types }),
       ...(data.first_party !== undefined && { firstParty: data.first_party }),
       ...(data.logo_uri !== undefined && { logoUri: data.logo_uri }),
+      ...(data.require_pushed_authorization_requests !== undefined && {
+        requirePushedAuthorizationRequests: data.require_pushed_authorization_requests,
+      }),
+      ...(data.backchannel_logout_uri !== undefined && { backchannelLogoutUri: data.backchannel_logout_uri }),
     });
     await auditQueries.record(trx, actor, 'client.update', clientId, { fields: Object.keys(data) });
     return row ? clientView(row) : undefined;

@@ -31,7 +31,13 @@ export function createLoadExistingGrant(db: Db): NonNullable<Configuration['load
     // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
     if (client.first_party === true) {
       const grant = new provider.Grant({ clientId: client.clientId, accountId });
-      grant.addOIDCScope(String(params?.scope ?? 'openid'));
+      const requested = String(params?.scope ?? 'openid');
+      grant.addOIDCScope(requested);
+      // The APIs the request names (RFC 8707), with the scopes of theirs it asks for.
+      for (const [identifier, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        const scopes = requested.split(' ').filter((scope) => server.scopes.has(scope));
+        grant.addResourceScope(identifier, scopes.join(' '));
+      }
       await grant.save();
       return grant;
     }

@@ -13,6 +13,7 @@ import { createAdapter } from './adapter.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
 import { createLoadExistingGrant } from './grants.js';
+import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
 
@@ -51,6 +52,33 @@ export function isClientOrigin(origin: string, redirectUris: readonly string[]):
     const url = URL.parse(uri);
     return (url?.protocol === 'https:' || url?.protocol === 'http:') && url.origin === origin;
   });
+}
+
+/**
+ * RFC 9700 §4.14.2: a public client's refresh token is not bound to a sender, so it rotates
+ * on every use; presenting a rotated one again revokes the whole grant (oidc-provider does
+ * that for a consumed refresh token, and the adapter for the loser of a race). A confidential
+ * client authenticates each refresh, so its token rotates only late in its life, as the
+ * provider does by default.
+ */
+function rotateRefreshToken(ctx: KoaContextWithOIDC): boolean {
+  const { RefreshToken: refreshToken, Client: client } = ctx.oidc.entities;
+  if (!refreshToken || !client) return false;
+  if (client.clientAuthMethod === 'none' && !refreshToken.isSenderConstrained()) return true;
+  return refreshToken.ttlPercentagePassed() >= 70;
+}
+
+/**
+ * oidc-provider's outgoing requests. The only one Sesame's configuration makes is the
+ * back-channel logout POST, to a URI an admin registered (there is no dynamic client
+ * registration, no request_uri or jwks_uri fetching). Apps of a self-hosted Sesame often live
+ * on a private network (http://127.0.0.1, 10.x, a compose service), which the provider's
+ * default dispatcher refuses as server-side request forgery; an admin's registration is
+ * trusted instead. The provider's timeout and `redirect: 'manual'` stay.
+ */
+async function fetchToRegisteredUri(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+  const { dispatcher: _ssrfGuard, ...rest } = (init ?? {}) as RequestInit & { dispatcher?: unknown };
+  return globalThis.fetch(input, rest);
 }
 
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
@@ -93,6 +121,8 @@ export function createProvider({
     ttl: { ...TTL },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     loadExistingGrant: createLoadExistingGrant(db),
+    rotateRefreshToken,
+    fetch: fetchToRegisteredUri,
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },
@@ -114,6 +144,23 @@ export function createProvider({
         },
       },
       userinfo: { enabled: true },
+      // RFC 9126, on by default in oidc-provider 9; a client registered with
+      // require_pushed_authorization_requests must use it (its plain /auth requests are refused).
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      // RFC 8707: `resource=<a registered API>` gets a JWT access token for it (RFC 9068);
+      // without a resource, access tokens stay opaque and serve userinfo as before.
+      resourceIndicators: {
+        enabled: true,
+        getResourceServerInfo: createGetResourceServerInfo(db, caches),
+        // The API named at authorization is what the code's access token is for, whether or
+        // not the token request repeats `resource` (RFC 8707 §2.2 lets it be omitted).
+        async useGrantedResource() {
+          return true;
+        },
+      },
+      // OpenID Connect Back-Channel Logout 1.0: on sign-out, every app of the session that
+      // registered a backchannel_logout_uri gets a signed logout token.
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -159,6 +206,9 @@ export function createProvider({
   };
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
+  provider.on('backchannel.error', (_ctx, error, client) =>
+    log.warn('back-channel logout not delivered', { client: client.clientId, error: error.message }),
+  );
   provider.on('grant.success', (ctx) =>
     tokenGrants.inc({ grant_type: grantTypeLabel(ctx.oidc.params?.grant_type), result: 'success' }),
   );

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import * as jose from 'jose';
 import * as openidClient from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
+import { createResource } from '../../src/oidc/resources.js';
 import { ROOT } from '../../src/paths.js';
 import { Person } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -73,5 +75,40 @@ describe("README's openid-client snippet, run as pasted against a local Sesame o
         auth_time: expect.any(Number),
       }),
     ]);
+  });
+
+  it('verifies a JWT access token for a registered API with the API snippet (jose and the JWKS alone)', async () => {
+    const snippet = readmeBlock('**APIs as resources (RFC 8707).**');
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Worker', redirect_uris: [], grant_types: ['client_credentials'] },
+      'test',
+    );
+    await createResource(sesame.db, { identifier: 'https://api.example', scopes: ['read'] }, 'test');
+    const config = await openidClient.discovery(
+      new URL(sesame.baseUrl),
+      client.client_id,
+      client_secret,
+      undefined,
+      {
+        execute: [openidClient.allowInsecureRequests],
+      },
+    );
+    const { access_token } = await openidClient.clientCredentialsGrant(config, {
+      resource: 'https://api.example',
+      scope: 'read',
+    });
+
+    // The import becomes parameters, the issuer this server, and the snippet returns what it verified.
+    const lines = snippet.split('\n');
+    expect(lines[1]).toBe("import { createRemoteJWKSet, jwtVerify } from 'jose';");
+    lines[1] = '';
+    const body = `${lines.join('\n').replaceAll('https://sesame.example', sesame.baseUrl)}\nreturn payload;`;
+    const run = new AsyncFunction('createRemoteJWKSet', 'jwtVerify', 'token', body);
+    const payload = await run(jose.createRemoteJWKSet, jose.jwtVerify, access_token);
+    expect(payload).toMatchObject({ aud: 'https://api.example', client_id: client.client_id, scope: 'read' });
+    await expect(
+      run(jose.createRemoteJWKSet, jose.jwtVerify, `${access_token.slice(0, -4)}AAAA`),
+    ).rejects.toThrow();
   });
 });

@@ -11,6 +11,8 @@ export interface ClientFields {
   isPublic: boolean;
   firstParty: boolean;
   logoUri: string | null;
+  requirePushedAuthorizationRequests: boolean;
+  backchannelLogoutUri: string | null;
 }
 
 export const clientsQueries = {
@@ -32,6 +34,8 @@ export const clientsQueries = {
         is_public: fields.isPublic,
         first_party: fields.firstParty,
         logo_uri: fields.logoUri,
+        require_pushed_authorization_requests: fields.requirePushedAuthorizationRequests,
+        backchannel_logout_uri: fields.backchannelLogoutUri,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -57,6 +61,12 @@ export const clientsQueries = {
         ...(fields.grantTypes && { grant_types: JSON.stringify(fields.grantTypes) }),
         ...(fields.firstParty !== undefined && { first_party: fields.firstParty }),
         ...(fields.logoUri !== undefined && { logo_uri: fields.logoUri }),
+        ...(fields.requirePushedAuthorizationRequests !== undefined && {
+          require_pushed_authorization_requests: fields.requirePushedAuthorizationRequests,
+        }),
+        ...(fields.backchannelLogoutUri !== undefined && {
+          backchannel_logout_uri: fields.backchannelLogoutUri,
+        }),
         updated_at: sql<Date>`now()`,
       })
       .where('client_id', '=', clientId)

@@ -22,6 +22,7 @@ import {
   rotateClientSecret,
   updateClient,
 } from '../../oidc/clients.js';
+import { ResourceValidationError } from '../../oidc/resources.js';
 import { TenantValidationError } from '../../passkeyApi/relyingParty.js';
 import {
   createTenant,
@@ -37,6 +38,7 @@ import { JSON_BODY_LIMIT, refuseIllFormedText } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
+import { resourceApiRoutes } from './adminApiResources.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
 const auditQuerySchema = z.object({ limit: limitParameter(500, 50) });
@@ -86,6 +88,9 @@ async function validationErrors(_ctx: Context, next: Next) {
     await next();
   } catch (error) {
     if (error instanceof ClientValidationError) throw badRequest(error.message, { fields: error.fields });
+    if (error instanceof ResourceValidationError) {
+      throw badRequest(error.message, { fields: { [error.field]: error.reason } });
+    }
     if (error instanceof TenantValidationError) {
       throw badRequest(`${error.field}: ${error.message}`, { fields: { [error.field]: error.message } });
     }
@@ -99,11 +104,12 @@ const noTenant = (id: string) => notFound(`No passkey API tenant with id ${id}`)
 
 /**
  * The admin REST API under /api/admin, for scripts and infrastructure tools: clients,
- * users, passkey API tenants and the audit log. Callers authenticate with an API key
+ * users, passkey API tenants, APIs (resources) and the audit log. Callers authenticate with an API key
  * (`Authorization: Bearer ssk_...`); no cookies are read, so no CSRF token is needed.
  * Every change is audited as `api-key:<id>`.
  */
-export function adminApiRoutes({ config, db, caches }: Services): Router {
+export function adminApiRoutes(services: Services): Router {
+  const { config, db, caches } = services;
   const router = sesameRouter(
     { prefix: '/api/admin' },
     noStore,
@@ -240,6 +246,8 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
     if (!(await deleteTenant(db, ctx.params.id!, apiKeyActor(ctx)))) throw noTenant(ctx.params.id!);
     ctx.status = 204;
   });
+
+  resourceApiRoutes(router, services);
 
   router.get('/audit-events', async (ctx) => {
     ctx.body = await recentAuditEvents(db, parseQuery(ctx, auditQuerySchema).limit);

@@ -34,6 +34,7 @@ import { renderView } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
+import { RESOURCE_NOTICES, resourcePages } from './adminResourcePages.js';
 
 const uriList = z.string().max(40_000).default('');
 const checkbox = z.literal('on').optional();
@@ -44,6 +45,8 @@ const clientFormSchema = z.object({
   post_logout_redirect_uris: uriList,
   type: z.enum(['confidential', 'public']).default('confidential'),
   first_party: checkbox,
+  require_par: checkbox,
+  backchannel_logout_uri: z.string().max(4000).default(''),
 });
 const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), admin: checkbox });
 
@@ -60,6 +63,7 @@ const NOTICES: Record<string, string> = {
   'user-demoted': 'The user is no longer an administrator.',
   ...PASSKEY_TENANT_NOTICES,
   ...API_KEY_NOTICES,
+  ...RESOURCE_NOTICES,
 };
 
 /** Users shown on one page of /admin/users. */
@@ -150,6 +154,8 @@ export function adminPagesRoutes(services: Services): Router {
           post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
           public: form.type === 'public',
           first_party: form.first_party === 'on',
+          require_pushed_authorization_requests: form.require_par === 'on',
+          backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
         },
         actor(ctx),
       );
@@ -185,6 +191,8 @@ export function adminPagesRoutes(services: Services): Router {
           redirect_uris: lines(form.redirect_uris),
           post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
           first_party: form.first_party === 'on',
+          require_pushed_authorization_requests: form.require_par === 'on',
+          backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
         },
         actor(ctx),
       );
@@ -333,6 +341,7 @@ export function adminPagesRoutes(services: Services): Router {
 
   passkeyTenantPages(router, kit, services);
   apiKeyPages(router, kit, services);
+  resourcePages(router, kit, services);
 
   router.get('/audit', async (ctx) => {
     render(ctx, 'audit', { title: 'Activity', events: await recentAuditEvents(db, 100) });
@@ -349,5 +358,7 @@ function formFor(client: ClientView): ClientForm {
     post_logout_redirect_uris: client.post_logout_redirect_uris.join('\n'),
     type: client.public ? 'public' : 'confidential',
     first_party: client.first_party ? 'on' : undefined,
+    require_par: client.require_pushed_authorization_requests ? 'on' : undefined,
+    backchannel_logout_uri: client.backchannel_logout_uri ?? '',
   };
 }

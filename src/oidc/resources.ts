@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import type { Db } from '../db/connect.js';
+import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { resourcesQueries } from '../db/queries/resources.js';
+import type { ResourceRow } from '../db/schema.js';
+
+// No import of oidc-provider here: the CLI loads this file (the provider's hook is resourceServers.ts).
+
+/** Scopes Sesame itself defines: a resource cannot claim them, or a request for one would be ambiguous. */
+const OIDC_SCOPES = new Set(['openid', 'offline_access', 'email', 'profile']);
+
+/** A scope-token of RFC 6749 §3.3: printable ASCII except space, `"` and `\`. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+/** Checks a resource indicator (RFC 8707 §2): an absolute URI without a fragment; https, or http on localhost. */
+export function resourceIdentifierProblem(value: string): string | undefined {
+  if (/\s/.test(value)) return 'must not contain spaces';
+  const url = URL.parse(value);
+  if (!url) return 'must be an absolute URI, e.g. https://api.example.com';
+  if (url.hash || value.includes('#')) return 'must not contain a fragment (RFC 8707 §2)';
+  if (url.protocol === 'https:') return undefined;
+  if (url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname))
+    return undefined;
+  return 'must use https (http only for localhost)';
+}
+
+const str = (expected: string) => (issue: { input: unknown }) =>
+  issue.input === undefined ? 'is required' : `must be ${expected}`;
+
+/** What an admin sets when registering an API. Validated once, here, for the CLI, the API and the pages. */
+export const resourceInputSchema = z
+  .object({
+    identifier: z
+      .string({ error: str('a string') })
+      .max(2000, { message: 'must be at most 2000 characters' })
+      .superRefine((value, ctx) => {
+        const problem = resourceIdentifierProblem(value);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    name: z
+      .string({ error: 'must be a string' })
+      .trim()
+      .min(1, { message: 'must not be empty' })
+      .max(100, { message: 'must be at most 100 characters' })
+      .optional(),
+    scopes: z
+      .array(
+        z
+          .string({ error: 'must be strings' })
+          .max(100, { message: 'must be at most 100 characters each' })
+          .regex(SCOPE_TOKEN, { message: 'must be scope tokens: no spaces, quotes or backslashes' })
+          .refine((scope) => !OIDC_SCOPES.has(scope), {
+            message: 'must not be openid, offline_access, email or profile (Sesame’s own scopes)',
+          }),
+        { error: 'must be an array of strings' },
+      )
+      .max(50, { message: 'at most 50 scopes' })
+      .default([])
+      .refine((scopes) => new Set(scopes).size === scopes.length, { message: 'must not repeat a scope' }),
+  })
+  .strict();
+
+export type ResourceInput = z.input<typeof resourceInputSchema>;
+
+/** Raised when resource input breaks a rule; `field` says which and why. */
+export class ResourceValidationError extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+  }
+}
+
+/** An API as admins see it. */
+export interface ResourceView {
+  id: string;
+  identifier: string;
+  name: string;
+  scopes: string[];
+  created_at: string;
+}
+
+export function resourceView(row: ResourceRow): ResourceView {
+  return {
+    id: row.id,
+    identifier: row.identifier,
+    name: row.name,
+    scopes: row.scopes as unknown as string[],
+    created_at: new Date(row.created_at).toISOString(),
+  };
+}
+
+/** Registers an API (a resource server, RFC 8707) whose access tokens are JWTs. */
+export async function createResource(db: Db, input: unknown, actor: Actor): Promise<ResourceView> {
+  const parsed = resourceInputSchema.safeParse(input);
+  if (!parsed.success) {
+    const [issue] = parsed.error.issues;
+    throw new ResourceValidationError(String(issue?.path[0] ?? 'resource'), issue?.message ?? 'is not valid');
+  }
+  const data = parsed.data;
+  return db.transaction().execute(async (trx) => {
+    const row = await resourcesQueries.insert(trx, {
+      identifier: data.identifier,
+      name: data.name ?? data.identifier,
+      scopes: data.scopes,
+    });
+    if (!row) throw new ResourceValidationError('identifier', `${data.identifier} is already registered`);
+    await auditQueries.record(trx, actor, 'resource.create', row.id, {
+      identifier: row.identifier,
+      scopes: data.scopes,
+    });
+    return resourceView(row);
+  });
+}
+
+export async function listResources(db: Db): Promise<ResourceView[]> {
+  return (await resourcesQueries.list(db)).map(resourceView);
+}
+
+/** The resource with this id, or with this identifier (a URI). */
+export async function findResource(db: Db, idOrIdentifier: string): Promise<ResourceView | undefined> {
+  const row = idOrIdentifier.includes(':')
+    ? await resourcesQueries.findByIdentifier(db, idOrIdentifier)
+    : await resourcesQueries.findById(db, idOrIdentifier);
+  return row ? resourceView(row) : undefined;
+}
+
+/**
+ * Deletes a resource: new tokens for it are refused (invalid_target) at once. JWT access
+ * tokens already issued stay valid until they expire — the API checks them alone.
+ */
+export async function deleteResource(db: Db, idOrIdentifier: string, actor: Actor): Promise<boolean> {
+  const found = await findResource(db, idOrIdentifier);
+  if (!found) return false;
+  return db.transaction().execute(async (trx) => {
+    const deleted = await resourcesQueries.delete(trx, found.id);
+    if (!deleted) return false;
+    await auditQueries.record(trx, actor, 'resource.delete', deleted.id, { identifier: deleted.identifier });
+    return true;
+  });
+}

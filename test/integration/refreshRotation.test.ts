@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import * as oidc from 'openid-client';
+import { createClient } from '../../src/oidc/clients.js';
+import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8915/callback';
+
+/**
+ * RFC 9700 §4.14.2: a public client's refresh token is not bound to a sender, so it rotates
+ * on every use, and presenting one that was already rotated — the mark of a stolen copy —
+ * revokes the whole grant: the attacker's and the app's tokens alike.
+ */
+describe('refresh token rotation', () => {
+  let sesame: TestApp;
+  let spa: TestRp;
+  let server: TestRp;
+  let introspector: { client_id: string; client_secret: string };
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    const pub = await createClient(
+      sesame.db,
+      { name: 'SPA', redirect_uris: [REDIRECT_URI], public: true },
+      'test',
+    );
+    spa = await discoverRp(sesame.baseUrl, { client_id: pub.client.client_id }, REDIRECT_URI);
+    const conf = await createClient(sesame.db, { name: 'Server app', redirect_uris: [REDIRECT_URI] }, 'test');
+    introspector = { client_id: conf.client.client_id, client_secret: conf.client_secret! };
+    server = await discoverRp(sesame.baseUrl, introspector, REDIRECT_URI);
+  });
+
+  afterAll(() => sesame.stop());
+
+  /** A new person signs in to the app with offline_access; returns the tokens the app got. */
+  async function signIn(rp: TestRp) {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp, 'openid offline_access', { prompt: 'consent' });
+    const next = await person.signUp(
+      await person.open(pending.url),
+      `rt${randomBytes(4).toString('hex')}@example.com`,
+    );
+    return finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+  }
+
+  /** Sends a refresh as the public app does, without openid-client, to see every answer as it is. */
+  async function refresh(refreshToken: string) {
+    const response = await fetch(new URL('/token', sesame.baseUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+        client_id: spa.config.clientMetadata().client_id,
+      }),
+    });
+    return { status: response.status, json: (await response.json()) as Record<string, string> };
+  }
+
+  async function isActive(token: string): Promise<boolean> {
+    const response = await fetch(new URL('/token/introspection', sesame.baseUrl), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${introspector.client_id}:${introspector.client_secret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({ token }),
+    });
+    return ((await response.json()) as { active: boolean }).active;
+  }
+
+  it('gives a public client a new refresh token on every use (openid-client refreshTokenGrant)', async () => {
+    const first = await signIn(spa);
+    const second = await oidc.refreshTokenGrant(spa.config, first.refresh_token!);
+    const third = await oidc.refreshTokenGrant(spa.config, second.refresh_token!);
+    const issued = [first.refresh_token, second.refresh_token, third.refresh_token];
+    expect(new Set(issued).size).toBe(3);
+    expect(await isActive(first.refresh_token!)).toBe(false);
+    expect(await isActive(second.refresh_token!)).toBe(false);
+    expect(await isActive(third.refresh_token!)).toBe(true);
+    expect(await isActive(third.access_token)).toBe(true);
+  }, 60_000);
+
+  it('revokes the whole grant when a rotated refresh token is presented again', async () => {
+    const first = await signIn(spa);
+    const rotated = await refresh(first.refresh_token!);
+    expect(rotated.status).toBe(200);
+    const { access_token: liveAccess, refresh_token: liveRefresh } = rotated.json;
+    expect(await isActive(liveRefresh!)).toBe(true);
+
+    // Someone replays the first refresh token (a stolen copy).
+    const replay = await refresh(first.refresh_token!);
+    expect(replay.status).toBe(400);
+    expect(replay.json.error).toBe('invalid_grant');
+
+    // Everything issued under the grant is gone, the app's own current tokens included.
+    expect(await isActive(liveRefresh!)).toBe(false);
+    expect(await isActive(liveAccess!)).toBe(false);
+    expect(await isActive(first.access_token)).toBe(false);
+    const afterwards = await refresh(liveRefresh!);
+    expect(afterwards.status).toBe(400);
+    expect(afterwards.json.error).toBe('invalid_grant');
+  }, 60_000);
+
+  it('lets exactly one of two parallel uses of a refresh token win, and revokes the grant', async () => {
+    for (let round = 0; round < 4; round++) {
+      const first = await signIn(spa);
+      const answers = await Promise.all([refresh(first.refresh_token!), refresh(first.refresh_token!)]);
+      const winners = answers.filter((answer) => answer.status === 200);
+      expect(winners).toHaveLength(1);
+      const loser = answers.find((answer) => answer.status !== 200)!;
+      expect([loser.status, loser.json.error]).toEqual([400, 'invalid_grant']);
+      expect(await isActive(winners[0]!.json.refresh_token!)).toBe(false);
+      expect(await isActive(winners[0]!.json.access_token!)).toBe(false);
+    }
+  }, 120_000);
+
+  it('keeps a confidential client’s refresh token early in its life: it authenticates every refresh', async () => {
+    const first = await signIn(server);
+    const again = await oidc.refreshTokenGrant(server.config, first.refresh_token!);
+    expect(again.refresh_token).toBe(first.refresh_token);
+    const once_more = await oidc.refreshTokenGrant(server.config, first.refresh_token!);
+    expect(await isActive(once_more.access_token)).toBe(true);
+  }, 60_000);
+
+  it('refuses a refresh token of another client, and an unknown one, without touching the grant', async () => {
+    const first = await signIn(spa);
+    const stranger = await oidc
+      .refreshTokenGrant(server.config, first.refresh_token!)
+      .catch((error: oidc.ResponseBodyError) => error);
+    expect(stranger).toMatchObject({ error: 'invalid_grant' });
+    expect((await refresh('not-a-refresh-token')).json.error).toBe('invalid_grant');
+    expect(await isActive(first.refresh_token!)).toBe(true);
+    expect((await refresh(first.refresh_token!)).status).toBe(200);
+  }, 60_000);
+});
