@@ -18,8 +18,11 @@ import {
   ClientValidationError,
   type ClientView,
   createClient,
+  DEVICE_CODE_GRANT,
+  defaultGrantTypes,
   deleteClient,
   getClient,
+  grantTypesFromPage,
   listClients,
   rotateClientSecret,
   updateClient,
@@ -44,6 +47,7 @@ const clientFormSchema = z.object({
   post_logout_redirect_uris: uriList,
   type: z.enum(['confidential', 'public']).default('confidential'),
   first_party: checkbox,
+  device_flow: checkbox,
 });
 const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), admin: checkbox });
 
@@ -150,6 +154,10 @@ export function adminPagesRoutes(services: Services): Router {
           post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
           public: form.type === 'public',
           first_party: form.first_party === 'on',
+          grant_types: grantTypesFromPage(defaultGrantTypes(form.type === 'public'), {
+            device: form.device_flow === 'on',
+            hasRedirectUris: lines(form.redirect_uris).length > 0,
+          }),
         },
         actor(ctx),
       );
@@ -185,6 +193,10 @@ export function adminPagesRoutes(services: Services): Router {
           redirect_uris: lines(form.redirect_uris),
           post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
           first_party: form.first_party === 'on',
+          grant_types: grantTypesFromPage(client.grant_types, {
+            device: form.device_flow === 'on',
+            hasRedirectUris: lines(form.redirect_uris).length > 0,
+          }),
         },
         actor(ctx),
       );
@@ -349,5 +361,6 @@ function formFor(client: ClientView): ClientForm {
     post_logout_redirect_uris: client.post_logout_redirect_uris.join('\n'),
     type: client.public ? 'public' : 'confidential',
     first_party: client.first_party ? 'on' : undefined,
+    device_flow: client.grant_types.includes(DEVICE_CODE_GRANT) ? 'on' : undefined,
   };
 }
