@@ -16,7 +16,12 @@ import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
 import { httpMetrics } from './http/middleware/httpMetrics.js';
 import { issuerOrigin } from './http/middleware/issuerOrigin.js';
-import { rateLimit } from './http/middleware/rateLimit.js';
+import {
+  DEVICE_CODE_ENTRIES_PER_IP,
+  keyedRateLimit,
+  rateLimit,
+  rateLimitKey,
+} from './http/middleware/rateLimit.js';
 import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaders } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
@@ -155,10 +160,16 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
   // Hanko's layout, `/{tenant_id}/...` at the root, reaches the passkey API too.
   koa.use(passkeyApiAtRoot);
   // Authorization requests count against the per-IP limit too: each one starts an
-  // interaction (a row) and is where a script would probe clients and redirect URIs.
-  const authorizeRequest = /^\/auth(\/|$)/i;
-  koa.use(function route(ctx) {
-    if (authorizeRequest.test(ctx.path)) return services.rateLimit(ctx, () => oidcProvider(ctx));
+  // interaction (a row) and is where a script would probe clients and redirect URIs. So do
+  // device authorization requests and the device page, and typed device codes have a tighter
+  // limit of their own: a code is all a person needs to sign a device in to their account.
+  const authorizeRequest = /^\/(auth|device)(\/|$)/i;
+  const deviceCodeEntry = keyedRateLimit(DEVICE_CODE_ENTRIES_PER_IP, hits, config.rateLimitPerMinute > 0);
+  koa.use(async function route(ctx) {
+    if (authorizeRequest.test(ctx.path)) {
+      if (ctx.path === '/device' && ctx.method === 'POST') await deviceCodeEntry(ctx, rateLimitKey(ctx.ip));
+      return services.rateLimit(ctx, () => oidcProvider(ctx));
+    }
     return isProviderPath(ctx.path) ? oidcProvider(ctx) : sesameRoutes(ctx, noSuchPage);
   });
 

@@ -55,7 +55,7 @@ export function registerClientCommands(program: Command): void {
     .option('--first-party', 'trusted app: skips the consent page', false)
     .option(
       '--grant-type <type>',
-      'allowed grant type (repeatable): authorization_code, refresh_token, client_credentials',
+      'allowed grant type (repeatable): authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code',
       collect,
     )
     .option('--logo-uri <url>', 'https URL of a logo shown on the sign-in page')

@@ -163,7 +163,25 @@ const backchannelLogoutUri = z
   .nullable()
   .optional();
 
-const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+/** RFC 8628: sign-in on a device without a browser (a TV, a command-line tool). */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT] as const;
+
+/**
+ * The grant types the admin pages set, which ask only for redirect URIs and a "devices
+ * without a browser" checkbox: the device code grant as checked; the authorization code
+ * grant when there are redirect URIs, or when `base` has it and the app is not a device app
+ * (then the missing URIs are the error the form shows); the others as in `base`.
+ */
+export function grantTypesFromPage(
+  base: readonly string[],
+  { device, hasRedirectUris }: { device: boolean; hasRedirectUris: boolean },
+): string[] {
+  const code = hasRedirectUris || (base.includes('authorization_code') && !device);
+  const others = base.filter((grant) => grant !== DEVICE_CODE_GRANT && grant !== 'authorization_code');
+  return [...(code ? ['authorization_code'] : []), ...others, ...(device ? [DEVICE_CODE_GRANT] : [])];
+}
 
 /** What an admin may set when registering a client. Validated once, here, for the CLI, the API and the pages. */
 export const clientInputSchema = z
@@ -231,7 +249,7 @@ export const clientUpdateSchema = z
 
 export type ClientUpdate = z.input<typeof clientUpdateSchema>;
 
-function defaultGrantTypes(isPublic: boolean): Array<(typeof GRANT_TYPES)[number]> {
+export function defaultGrantTypes(isPublic: boolean): Array<(typeof GRANT_TYPES)[number]> {
   return isPublic
     ? ['authorization_code', 'refresh_token']
     : ['authorization_code', 'refresh_token', 'client_credentials'];

@@ -12,6 +12,7 @@ import { accountClientMetadata } from './accountClient.js';
 import { createAdapter } from './adapter.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
+import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
@@ -123,6 +124,13 @@ export function createProvider({
     loadExistingGrant: createLoadExistingGrant(db),
     rotateRefreshToken,
     fetch: fetchToRegisteredUri,
+    // What a browser sign-in issues without offline_access ends with that browser session (the
+    // provider's default). A device's sign-in is not the browser's that approved it: signing
+    // out on the phone leaves the TV signed in. Bound to the session, a device code could also
+    // be polled in the moment between its approval and the session's save, and be refused.
+    async expiresWithSession(_ctx, code) {
+      return code.kind !== 'DeviceCode' && !code.scopes.has('offline_access');
+    },
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },
@@ -161,6 +169,8 @@ export function createProvider({
       // OpenID Connect Back-Channel Logout 1.0: on sign-out, every app of the session that
       // registered a backchannel_logout_uri gets a signed logout token.
       backchannelLogout: { enabled: true },
+      // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
+      deviceFlow: { enabled: true, ...deviceFlowPages },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -197,6 +207,14 @@ export function createProvider({
     return matches;
   };
 
+  // The device page's error handler (a bad or stale /device/:uid) gives the visitor's session
+  // a new anti-forgery secret and then persists it, which the provider only allows for a
+  // session already stored: a first visit ended in a 500. Such a session is saved like a new one.
+  const persist = provider.Session.prototype.persist;
+  provider.Session.prototype.persist = function persistSession(this: InstanceType<typeof provider.Session>) {
+    return typeof this.exp === 'number' ? persist.call(this) : this.save(TTL.Session);
+  };
+
   // Any port only for loopback IP literals, never for `localhost` (RFC 8252 §7.3, §8.3).
   provider.Client.prototype.redirectUriAllowed = function allowRedirectUri(uri: string) {
     return redirectUriAllowed(uri, this.redirectUris ?? [], this.applicationType);
@@ -212,8 +230,15 @@ export function createProvider({
   provider.on('grant.success', (ctx) =>
     tokenGrants.inc({ grant_type: grantTypeLabel(ctx.oidc.params?.grant_type), result: 'success' }),
   );
-  provider.on('grant.error', (ctx) =>
-    tokenGrants.inc({ grant_type: grantTypeLabel(ctx.oidc.params?.grant_type), result: 'error' }),
-  );
+  provider.on('grant.error', (ctx, error: Error & { error?: string; error_detail?: string }) => {
+    const grantType = grantTypeLabel(ctx.oidc.params?.grant_type);
+    tokenGrants.inc({ grant_type: grantType, result: 'error' });
+    // The detail the client is not told (which check refused it), for an operator tracing a failure.
+    log.debug('token request refused', {
+      grant_type: grantType,
+      error: error.error,
+      detail: error.error_detail,
+    });
+  });
   return provider;
 }

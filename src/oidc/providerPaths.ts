@@ -18,15 +18,22 @@ export const PROVIDER_PATHS: ReadonlySet<string> = new Set([
   '/session/end',
   '/session/end/confirm',
   '/session/end/success',
+  // Device authorization grant (RFC 8628): the device's request, and the person's page.
+  '/device/auth',
+  '/device',
 ]);
 
-/** Whether oidc-provider owns the path: one of its endpoints, or `/auth/:uid` (resuming after an interaction). */
+/** Where the provider resumes an authorization after an interaction: `/auth/:uid`, `/device/:uid`. */
+const RESUME_PREFIXES = ['/auth/', '/device/'] as const;
+
+/** Whether oidc-provider owns the path: one of its endpoints, or a resumed authorization. */
 export function isProviderPath(path: string): boolean {
-  return PROVIDER_PATHS.has(path) || path.startsWith('/auth/');
+  return PROVIDER_PATHS.has(path) || RESUME_PREFIXES.some((prefix) => path.startsWith(prefix));
 }
 
-/** The provider endpoint a path belongs to (`/auth/:uid` for resumed authorizations), or undefined. */
+/** The provider endpoint a path belongs to (`/auth/:uid`, `/device/:uid` when resumed), or undefined. */
 export function providerRouteOf(path: string): string | undefined {
   if (PROVIDER_PATHS.has(path)) return path;
-  return path.startsWith('/auth/') ? '/auth/:uid' : undefined;
+  const prefix = RESUME_PREFIXES.find((p) => path.startsWith(p));
+  return prefix ? `${prefix}:uid` : undefined;
 }

@@ -8,8 +8,14 @@ import type { AdapterPayload } from 'oidc-provider';
  * model's id is a bearer value or as good as one — access and refresh tokens, codes, the
  * session id the browser's cookie holds, interaction and pushed-request ids — and is
  * stored only as its hash.
+ *
+ * Device codes (RFC 8628) are kept as they are too: the person's side of the flow finds one
+ * by the user code they type and then saves it again, and the provider records its value
+ * in the interaction it starts for them, so hashing the row's key would not keep the value
+ * out of the database. A device code lives ten minutes, is used once and only by the client
+ * it was issued to.
  */
-const KEPT_AS_IS = new Set(['Grant', 'Client']);
+const KEPT_AS_IS = new Set(['Grant', 'Client', 'DeviceCode']);
 
 /**
  * The id under which a model instance is stored: the SHA-256 of the value, base64url, so a

@@ -10,6 +10,8 @@ export const TTL = {
   IdToken: 60 * 60,
   // Interactions are where a person picks a passkey; half an hour covers a slow sign-up.
   Interaction: 30 * 60,
+  // A device's code (RFC 8628): time to walk to a computer or phone and sign in.
+  DeviceCode: 10 * 60,
   Session: 14 * 24 * 60 * 60,
   Grant: 365 * 24 * 60 * 60,
   RefreshToken: 30 * 24 * 60 * 60,

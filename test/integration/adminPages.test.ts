@@ -243,6 +243,33 @@ describe('the admin pages', () => {
     expect(await clientsQueries.find(sesame.db, clientId)).toBeUndefined();
   });
 
+  it('registers a device app (device code grant) with the checkbox, and turns the grant off again', async () => {
+    const form = await admin.browser.request('/admin/clients/new');
+    await confirmWithPasskey(form);
+    const created = await admin.browser.request('/admin/clients', {
+      form: { _csrf: form.csrf(), name: 'TV', redirect_uris: '', type: 'public', device_flow: 'on' },
+    });
+    expect(created.status).toBe(200);
+    const clientId = elementText(created, 'client-id');
+    const deviceGrant = 'urn:ietf:params:oauth:grant-type:device_code';
+    // No redirect URI: the app signs people in through the device flow only.
+    expect((await clientsQueries.find(sesame.db, clientId))!.grant_types).toEqual([
+      'refresh_token',
+      deviceGrant,
+    ]);
+    const detail = await admin.browser.request(`/admin/clients/${clientId}`);
+    expect(detail.text).toMatch(/name="device_flow" checked/);
+    const saved = await admin.browser.request(`/admin/clients/${clientId}`, {
+      form: { _csrf: detail.csrf(), name: 'TV', redirect_uris: APP_URI },
+    });
+    expect(saved.status).toBe(302);
+    // With a redirect URI and the box unticked, it is an app people sign in to in a browser.
+    expect((await clientsQueries.find(sesame.db, clientId))!.grant_types).toEqual([
+      'authorization_code',
+      'refresh_token',
+    ]);
+  });
+
   it('disables and enables a user, ending their sessions, and issues a one-time link shown on the page', async () => {
     const users = await admin.browser.request('/admin/users');
     expect(users.status).toBe(200);

@@ -67,6 +67,13 @@ function refuseOver(ctx: Context, verdict: HitVerdict): void {
 export const SIGNUP_ATTEMPTS_PER_ADDRESS = { name: 'signup', points: 5, seconds: 15 * 60 };
 
 /**
+ * Device codes typed (or confirmed) at ISSUER/device per client IP: a person needs two or
+ * three posts per device they sign in; a script guessing codes gets 30 tries in 15 minutes
+ * against 20^8 possible codes.
+ */
+export const DEVICE_CODE_ENTRIES_PER_IP = { name: 'device-code', points: 30, seconds: 15 * 60 };
+
+/**
  * A limit on what the caller names as `key` (an email address) rather than the client IP:
  * `points` per `seconds` (counted by `counter`, shared by instances like {@link rateLimit}),
  * then the same 429. `enabled` false (with

@@ -18,8 +18,11 @@ import {
   ClientValidationError,
   type ClientView,
   createClient,
+  DEVICE_CODE_GRANT,
+  defaultGrantTypes,
   deleteClient,
   getClient,
+  grantTypesFromPage,
   listClients,
   rotateClientSecret,
   updateClient,
@@ -47,6 +50,7 @@ const clientFormSchema = z.object({
   first_party: checkbox,
   require_par: checkbox,
   backchannel_logout_uri: z.string().max(4000).default(''),
+  device_flow: checkbox,
 });
 const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), admin: checkbox });
 
@@ -156,6 +160,10 @@ export function adminPagesRoutes(services: Services): Router {
           first_party: form.first_party === 'on',
           require_pushed_authorization_requests: form.require_par === 'on',
           backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
+          grant_types: grantTypesFromPage(defaultGrantTypes(form.type === 'public'), {
+            device: form.device_flow === 'on',
+            hasRedirectUris: lines(form.redirect_uris).length > 0,
+          }),
         },
         actor(ctx),
       );
@@ -193,6 +201,10 @@ export function adminPagesRoutes(services: Services): Router {
           first_party: form.first_party === 'on',
           require_pushed_authorization_requests: form.require_par === 'on',
           backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
+          grant_types: grantTypesFromPage(client.grant_types, {
+            device: form.device_flow === 'on',
+            hasRedirectUris: lines(form.redirect_uris).length > 0,
+          }),
         },
         actor(ctx),
       );
@@ -360,5 +372,6 @@ function formFor(client: ClientView): ClientForm {
     first_party: client.first_party ? 'on' : undefined,
     require_par: client.require_pushed_authorization_requests ? 'on' : undefined,
     backchannel_logout_uri: client.backchannel_logout_uri ?? '',
+    device_flow: client.grant_types.includes(DEVICE_CODE_GRANT) ? 'on' : undefined,
   };
 }

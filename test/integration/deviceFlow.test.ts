@@ -1,0 +1,250 @@
+import * as oidc from 'openid-client';
+import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
+import { asPage, type PageResponse } from '../support/browser.js';
+import { countRows } from '../support/countRows.js';
+import { Person } from '../support/oidcFlow.js';
+import { cliJsonOn } from '../support/sesameProcess.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+/**
+ * The device authorization grant (RFC 8628), driven as a TV app built on openid-client would
+ * drive it, while a person at a computer signs in with a passkey at ISSUER/device.
+ */
+describe('sign-in on a device without a browser', () => {
+  let sesame: TestApp;
+  let tv: oidc.Configuration;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Living Room TV', public: true, grant_types: [DEVICE_CODE_GRANT, 'refresh_token'] },
+      'test',
+    );
+    tv = await discover(client.client_id);
+  });
+
+  afterAll(() => sesame?.stop());
+
+  const discover = (clientId: string) =>
+    oidc.discovery(new URL(sesame.baseUrl), clientId, undefined, oidc.None(), {
+      execute: [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks],
+    });
+
+  /** Polls as the device does, every 200 ms rather than the standard 5 s, so the test stays quick. */
+  const poll = (config: oidc.Configuration, started: oidc.DeviceAuthorizationResponse) =>
+    oidc.pollDeviceAuthorizationGrant(config, { ...started, interval: 0.2 }).catch((error: unknown) => {
+      // What the token endpoint said, for the test's expectations and for a failure's message.
+      const { error: code, error_description: description } = error as Record<string, unknown>;
+      throw Object.assign(new Error(`device poll refused: ${String(code)}: ${String(description)}`), {
+        error: code,
+        error_description: description,
+      });
+    });
+
+  /** The code page's form posted with `fields`, as the person's browser does. */
+  function postCode(person: Person, page: PageResponse, fields: Record<string, string>) {
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(page.text)?.[1];
+    if (!xsrf) throw new Error(`no device form on ${page.url}: ${page.text.slice(0, 300)}`);
+    return person.browser.request('/device', { form: { xsrf, ...fields } });
+  }
+
+  /** Types the code at ISSUER/device and confirms it; returns where Sesame sends the browser. */
+  async function enterCode(person: Person, userCode: string): Promise<string> {
+    const form = asPage(await person.browser.follow('/device'));
+    expect(form.text).toContain('Enter the code');
+    const confirm = await postCode(person, form, { user_code: userCode });
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Living Room TV');
+    expect(confirm.text).toContain(userCode);
+    const next = await postCode(person, confirm, { user_code: userCode, confirm: 'yes' });
+    const location = next.location();
+    if (!location)
+      throw new Error(`confirming the code did not redirect: ${next.status} ${next.text.slice(0, 300)}`);
+    return location;
+  }
+
+  /** Follows to the consent page, answers it, and returns the page the flow ends on. */
+  async function consent(person: Person, url: string, decision: 'allow' | 'deny'): Promise<PageResponse> {
+    const page = asPage(await person.browser.follow(url));
+    expect(page.text).toContain('>Allow<');
+    const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+    const posted = await person.browser.request(`/interaction/${uid}/consent`, {
+      form: { _csrf: page.csrf(), decision },
+    });
+    return asPage(await person.browser.follow(posted.location()!));
+  }
+
+  it('advertises the device authorization endpoint', async () => {
+    const discovery = await (await fetch(`${sesame.baseUrl}/.well-known/openid-configuration`)).json();
+    expect(discovery.device_authorization_endpoint).toBe(`${sesame.baseUrl}/device/auth`);
+    expect(discovery.grant_types_supported).toContain(DEVICE_CODE_GRANT);
+  });
+
+  it('signs the device in once the person types its code, signs in with a passkey and allows it', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, {
+      scope: 'openid email profile offline_access',
+    });
+    expect(started.verification_uri).toBe(`${sesame.baseUrl}/device`);
+    expect(started.user_code).toMatch(/^[A-Z]{4}-[A-Z]{4}$/);
+    const tokens = poll(tv, started);
+
+    const person = new Person(sesame.baseUrl);
+    const loginPage = asPage(await person.browser.follow(await enterCode(person, started.user_code)));
+    expect(loginPage.text).toContain('Sign in with a passkey');
+    const afterSignUp = await person.signUp(loginPage, 'tv-owner@example.com', 'Tove');
+    const done = await consent(person, afterSignUp, 'allow');
+    expect(done.text).toContain('Your device is signed in');
+    expect(done.text).toContain('Living Room TV');
+
+    const answer = await tokens;
+    const claims = answer.claims()!;
+    expect(claims).toMatchObject({ email: 'tv-owner@example.com', aud: tv.clientMetadata().client_id });
+    expect(answer.refresh_token).toBeTruthy();
+    const userinfo = await oidc.fetchUserInfo(tv, answer.access_token, claims.sub);
+    expect(userinfo).toMatchObject({ sub: claims.sub, email: 'tv-owner@example.com', name: 'Tove' });
+
+    // The code is used up: typed again, it signs nothing in.
+    const form = asPage(await person.browser.follow('/device'));
+    const again = await postCode(person, form, { user_code: started.user_code });
+    expect(again.status).toBe(400);
+    expect(again.text).toContain('already used');
+  });
+
+  it('takes a signed-in person from verification_uri_complete straight to the code check', async () => {
+    const person = new Person(sesame.baseUrl);
+    const first = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
+    const firstTokens = poll(tv, first);
+    const loginPage = asPage(await person.browser.follow(await enterCode(person, first.user_code)));
+    await consent(person, await person.signUp(loginPage, 'second-tv@example.com'), 'allow');
+    await firstTokens;
+
+    const second = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
+    const secondTokens = poll(tv, second);
+    // The complete URI carries the code; the page posts it back (the provider's anti-forgery step).
+    const landing = asPage(await person.browser.follow(second.verification_uri_complete!));
+    expect(landing.text).toContain(second.user_code);
+    const confirm = await postCode(person, landing, { user_code: second.user_code });
+    expect(confirm.text).toContain('Living Room TV');
+    const done = await postCode(person, confirm, { user_code: second.user_code, confirm: 'yes' });
+    // Signed in and already allowed: no passkey prompt, no consent, the device is signed in.
+    expect(done.status).toBe(200);
+    expect(done.text).toContain('Your device is signed in');
+    expect((await secondTokens).claims()!.email).toBe('second-tv@example.com');
+  });
+
+  it('tells the person a wrong or empty code is not valid, and changes nothing', async () => {
+    const person = new Person(sesame.baseUrl);
+    const form = asPage(await person.browser.follow('/device'));
+    const before = await countRows(sesame.db, 'oidc_models');
+    const wrong = await postCode(person, form, { user_code: 'BCDF-GHJK' });
+    expect(wrong.status).toBe(400);
+    expect(wrong.text).toContain('That code is not valid');
+    const empty = await postCode(person, wrong, { user_code: '' });
+    expect(empty.status).toBe(400);
+    expect(empty.text).toContain('Enter the code');
+    // Without the form's anti-forgery token the post is refused.
+    const forged = await person.browser.request('/device', {
+      form: { xsrf: 'forged', user_code: 'BCDF-GHJK' },
+    });
+    expect(forged.status).toBe(400);
+    expect(await countRows(sesame.db, 'oidc_models')).toBe(before);
+  });
+
+  it('answers a stale or made-up resume address with the code page, not an error', async () => {
+    const person = new Person(sesame.baseUrl);
+    for (const path of ['/device/made-up', '/device/auth']) {
+      const page = await person.browser.request(path);
+      expect(page.status).toBe(400);
+      expect(page.text).toContain('Enter the code');
+    }
+  });
+
+  it('gives the device access_denied when the person cancels at the code or denies consent', async () => {
+    const person = new Person(sesame.baseUrl);
+    const cancelled = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const cancelledPoll = poll(tv, cancelled).catch((error: unknown) => error);
+    const form = asPage(await person.browser.follow('/device'));
+    const confirm = await postCode(person, form, { user_code: cancelled.user_code });
+    const aborted = await postCode(person, confirm, { user_code: cancelled.user_code, abort: 'yes' });
+    expect(aborted.text).toContain('Sign-in cancelled');
+    expect(await cancelledPoll).toMatchObject({ error: 'access_denied' });
+
+    const denied = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const deniedPoll = poll(tv, denied).catch((error: unknown) => error);
+    const loginPage = asPage(await person.browser.follow(await enterCode(person, denied.user_code)));
+    const page = await consent(person, await person.signUp(loginPage, 'denier@example.com'), 'deny');
+    expect(page.text).toContain('Sign-in cancelled');
+    expect(await deniedPoll).toMatchObject({ error: 'access_denied' });
+  });
+
+  it('registers a device app from the CLI without a redirect URI', async () => {
+    const created = await cliJsonOn<{ client_id: string }>(sesame, [
+      'clients',
+      'create',
+      '--name',
+      'Terminal',
+      '--public',
+      '--grant-type',
+      DEVICE_CODE_GRANT,
+      '--json',
+    ]);
+    const started = await oidc.initiateDeviceAuthorization(await discover(created.client_id), {
+      scope: 'openid',
+    });
+    expect(started.user_code).toMatch(/^[A-Z]{4}-[A-Z]{4}$/);
+  });
+
+  it('refuses a client not registered for the device grant, and one that loses it', async () => {
+    // oidc-provider's answer (RFC 8628 §3.2 leaves the code to RFC 6749's token errors).
+    const notAllowed = {
+      error: 'invalid_request',
+      error_description: `${DEVICE_CODE_GRANT} is not allowed for this client`,
+    };
+    const { client: web } = await createClient(
+      sesame.db,
+      { name: 'Web', public: true, redirect_uris: ['https://web.example/cb'] },
+      'test',
+    );
+    await expect(
+      oidc.initiateDeviceAuthorization(await discover(web.client_id), { scope: 'openid' }),
+    ).rejects.toMatchObject(notAllowed);
+
+    const { client: tv2 } = await createClient(
+      sesame.db,
+      { name: 'Old TV', public: true, grant_types: [DEVICE_CODE_GRANT] },
+      'test',
+    );
+    const config = await discover(tv2.client_id);
+    await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
+    await updateClient(sesame.db, tv2.client_id, { grant_types: ['refresh_token'] }, 'test');
+    // The change reaches the server's client cache by the database's change notification.
+    let refused: unknown;
+    for (let i = 0; i < 50 && !refused; i++) {
+      refused = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' }).then(
+        () => new Promise((resolve) => setTimeout(() => resolve(undefined), 100)),
+        (error: unknown) => error,
+      );
+    }
+    expect(refused).toMatchObject(notAllowed);
+  });
+});
+
+describe('typing device codes is rate-limited', () => {
+  let sesame: TestApp;
+  afterAll(() => sesame?.stop());
+
+  it('answers 429 after 30 codes in 15 minutes from one address', async () => {
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '600' });
+    const person = new Person(sesame.baseUrl);
+    const form = asPage(await person.browser.follow('/device'));
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(form.text)![1]!;
+    const statuses: number[] = [];
+    for (let i = 0; i < 31; i++) {
+      const response = await person.browser.request('/device', { form: { xsrf, user_code: 'BCDF-GHJK' } });
+      statuses.push(response.status);
+    }
+    expect(statuses.slice(0, 30).every((status) => status === 400)).toBe(true);
+    expect(statuses[30]).toBe(429);
+  });
+});
