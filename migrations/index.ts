@@ -9,6 +9,7 @@ import * as m0007 from './0007_signing_key_schedule.js';
 import * as m0008 from './0008_tokens_hashed_ids_and_revocation.js';
 import * as m0009 from './0009_pooler_rate_limit_hits.js';
 import * as m0010 from './0010_setup_links.js';
+import * as m0013 from './0013_groups_and_claims.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0008_tokens_hashed_ids_and_revocation': m0008,
   '0009_pooler_rate_limit_hits': m0009,
   '0010_setup_links': m0010,
+  '0013_groups_and_claims': m0013,
 };
