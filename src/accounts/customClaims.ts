@@ -92,7 +92,10 @@ export function checkClaimValue(value: unknown): void {
   const json = JSON.stringify(value);
   if (json === undefined) throw new ClaimValidationError('value', 'a claim value must be a JSON value');
   if (Buffer.byteLength(json) > CLAIM_VALUE_MAX_BYTES)
-    throw new ClaimValidationError('value', `a claim value is at most ${CLAIM_VALUE_MAX_BYTES} bytes as JSON`);
+    throw new ClaimValidationError(
+      'value',
+      `a claim value is at most ${CLAIM_VALUE_MAX_BYTES} bytes as JSON`,
+    );
 }
 
 /** The claims after setting `key`; refuses one claim too many. */

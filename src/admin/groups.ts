@@ -3,7 +3,7 @@ import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { groupsQueries } from '../db/queries/groups.js';
 import type { GroupRow } from '../db/schema.js';
-import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
+import { badRequest, conflict, notFound } from '../http/errors.js';
 import { findUser } from './users.js';
 
 /** A group as admins see it. */
@@ -33,7 +33,8 @@ export const GROUP_NAME_MAX_LENGTH = 100;
  * would make `GROUP` arguments ambiguous).
  */
 export function checkGroupName(raw: unknown): string {
-  if (typeof raw !== 'string') throw badRequest('name: must be a string', { fields: { name: 'must be a string' } });
+  if (typeof raw !== 'string')
+    throw badRequest('name: must be a string', { fields: { name: 'must be a string' } });
   const name = raw.trim();
   const problem =
     name.length === 0
@@ -79,7 +80,12 @@ export async function createGroup(db: Db, rawName: unknown, actor: Actor): Promi
   });
 }
 
-export async function renameGroup(db: Db, idOrName: string, rawName: unknown, actor: Actor): Promise<GroupView> {
+export async function renameGroup(
+  db: Db,
+  idOrName: string,
+  rawName: unknown,
+  actor: Actor,
+): Promise<GroupView> {
   const name = checkGroupName(rawName);
   return db.transaction().execute(async (trx) => {
     const group = await groupsQueries.findByIdOrName(trx, idOrName);
@@ -117,7 +123,10 @@ export async function addGroupMember(db: Db, idOrName: string, idOrEmail: string
     const { group, user } = await groupAndUser(trx, idOrName, idOrEmail);
     const added = await groupsQueries.addMember(trx, group.id, user.id);
     if (added)
-      await auditQueries.record(trx, actor, 'group.add_member', group.id, { user: user.id, email: user.email });
+      await auditQueries.record(trx, actor, 'group.add_member', group.id, {
+        user: user.id,
+        email: user.email,
+      });
     return { group: group.name, group_id: group.id, user_id: user.id, email: user.email, member: true };
   });
 }
@@ -128,7 +137,10 @@ export async function removeGroupMember(db: Db, idOrName: string, idOrEmail: str
     const { group, user } = await groupAndUser(trx, idOrName, idOrEmail);
     const removed = await groupsQueries.removeMember(trx, group.id, user.id);
     if (removed)
-      await auditQueries.record(trx, actor, 'group.remove_member', group.id, { user: user.id, email: user.email });
+      await auditQueries.record(trx, actor, 'group.remove_member', group.id, {
+        user: user.id,
+        email: user.email,
+      });
     return { group: group.name, group_id: group.id, user_id: user.id, email: user.email, member: false };
   });
 }
@@ -157,23 +169,15 @@ export async function changeGroupClaim(
       claimError(error);
     }
     const row = await groupsQueries.setClaims(trx, group.id, claims);
-    await auditQueries.record(trx, actor, value === undefined ? 'group.unset_claim' : 'group.set_claim', group.id, {
-      key,
-    });
+    await auditQueries.record(
+      trx,
+      actor,
+      value === undefined ? 'group.unset_claim' : 'group.set_claim',
+      group.id,
+      {
+        key,
+      },
+    );
     return groupView(row!);
   });
-}
-
-/** Resolves group names or ids to ids for a client's allowed groups; refuses one that does not exist. */
-export async function resolveGroupIds(db: Db, idsOrNames: readonly string[]): Promise<string[]> {
-  const ids = new Set<string>();
-  for (const idOrName of idsOrNames) {
-    const group = await groupsQueries.findByIdOrName(db, idOrName);
-    if (!group)
-      throw new HttpError(400, 'invalid_request', `allowed_groups: no group with id or name ${idOrName}`, {
-        fields: { allowed_groups: `no group with id or name ${idOrName}` },
-      });
-    ids.add(group.id);
-  }
-  return [...ids];
 }

@@ -240,9 +240,15 @@ export async function changeUserClaim(
       throw error;
     }
     await usersQueries.setClaims(trx, user.id, claims);
-    await auditQueries.record(trx, actor, value === undefined ? 'user.unset_claim' : 'user.set_claim', user.id, {
-      key,
-    });
+    await auditQueries.record(
+      trx,
+      actor,
+      value === undefined ? 'user.unset_claim' : 'user.set_claim',
+      user.id,
+      {
+        key,
+      },
+    );
     return { id: user.id, email: user.email, claims };
   });
 }

@@ -21,6 +21,7 @@ function describe(client: ClientView): string {
     `grant types: ${client.grant_types.join(', ')}`,
     `redirect URIs:\n${client.redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `post-logout redirect URIs:\n${client.post_logout_redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
+    `allowed groups: ${client.allowed_groups.join(', ') || '(everyone)'}`,
     `created:     ${client.created_at}`,
   ].join('\n');
 }
@@ -134,10 +135,18 @@ export function registerClientCommands(program: Command): void {
     .option('--no-first-party', 'show the consent page')
     .option('--grant-type <type>', 'grant type (repeatable; replaces the list)', collect)
     .option('--logo-uri <url>', 'https URL of a logo')
+    .option(
+      '--allowed-group <group>',
+      'only members of this group (id or name) may sign in (repeatable; replaces the list)',
+      collect,
+    )
+    .option('--allow-all-groups', 'let everyone sign in again (clears the allowed groups)')
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       guard(() =>
         withDatabase(async (db) => {
+          if (opts.allowedGroup && opts.allowAllGroups)
+            throw new CliError('--allow-all-groups: cannot be combined with --allowed-group');
           const client = await updateClient(
             db,
             id,
@@ -148,6 +157,8 @@ export function registerClientCommands(program: Command): void {
               ...(opts.firstParty !== undefined && { first_party: opts.firstParty }),
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri !== undefined && { logo_uri: opts.logoUri }),
+              ...(opts.allowedGroup && { allowed_groups: opts.allowedGroup }),
+              ...(opts.allowAllGroups && { allowed_groups: [] }),
             },
             cliActor(),
           );

@@ -8,6 +8,7 @@ import { ROOT } from '../paths.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
 import { CliError, cliActor, output, withDatabase } from './context.js';
+import { registerGroupCommands } from './groups.js';
 import { registerPasskeyApiCommands } from './passkeyApi.js';
 import { registerUserCommands } from './users.js';
 
@@ -63,6 +64,7 @@ function requireSubcommands(command: Command): void {
 registerClientCommands(program);
 registerApiKeyCommands(program);
 registerUserCommands(program);
+registerGroupCommands(program);
 registerPasskeyApiCommands(program);
 
 /** A whole number of seconds, 0 or more. */

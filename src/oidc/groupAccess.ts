@@ -43,6 +43,9 @@ export function interactionPolicyWithGroupAccess(db: Db) {
       async (ctx) => !(await mayUseClient(db, ctx)),
     ),
   );
-  policy.add(noAccess, policy.findIndex((prompt) => prompt.name === 'consent'));
+  policy.add(
+    noAccess,
+    policy.findIndex((prompt) => prompt.name === 'consent'),
+  );
   return policy;
 }

@@ -128,6 +128,19 @@ export const groupsQueries = {
       .execute();
   },
 
+  /** Every client's allowed group names, by client id (clients without any are absent). */
+  async allowedForAllClients(db: Db): Promise<Map<string, string[]>> {
+    const rows = await db
+      .selectFrom('client_allowed_groups')
+      .innerJoin('groups', 'groups.id', 'client_allowed_groups.group_id')
+      .select(['client_allowed_groups.client_id', 'groups.name'])
+      .orderBy(sql`lower(groups.name)`)
+      .execute();
+    const byClient = new Map<string, string[]>();
+    for (const row of rows) byClient.set(row.client_id, [...(byClient.get(row.client_id) ?? []), row.name]);
+    return byClient;
+  },
+
   async setAllowedForClient(db: Db, clientId: string, groupIds: string[]): Promise<void> {
     await db.deleteFrom('client_allowed_groups').where('client_id', '=', clientId).execute();
     if (groupIds.length === 0) return;
@@ -145,7 +158,11 @@ export const groupsQueries = {
     const row = await db
       .selectNoFrom((eb) => [
         eb
-          .not(eb.exists(eb.selectFrom('client_allowed_groups').select(sql`1`.as('x')).where('client_id', '=', clientId)))
+          .not(
+            eb.exists(
+              eb.selectFrom('client_allowed_groups').select(sql`1`.as('x')).where('client_id', '=', clientId),
+            ),
+          )
           .as('open'),
         eb
           .exists(

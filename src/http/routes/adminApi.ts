@@ -37,6 +37,7 @@ import { JSON_BODY_LIMIT, refuseIllFormedText } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
+import { adminApiGroupRoutes } from './adminApiGroups.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
 const auditQuerySchema = z.object({ limit: limitParameter(500, 50) });
@@ -240,6 +241,8 @@ export function adminApiRoutes({ config, db, caches }: Services): Router {
     if (!(await deleteTenant(db, ctx.params.id!, apiKeyActor(ctx)))) throw noTenant(ctx.params.id!);
     ctx.status = 204;
   });
+
+  adminApiGroupRoutes(router, { db, caches });
 
   router.get('/audit-events', async (ctx) => {
     ctx.body = await recentAuditEvents(db, parseQuery(ctx, auditQuerySchema).limit);
