@@ -393,3 +393,25 @@ export async function deleteClient(db: Db, clientId: string, actor: Actor): Prom
     return true;
   });
 }
+
+/**
+ * Every group, with whether it may sign in to the client (for the client's admin page);
+ * undefined when there is no such client.
+ */
+export async function listGroupsForClient(
+  db: Db,
+  clientId: string,
+): Promise<Array<{ id: string; name: string; allowed: boolean }> | undefined> {
+  if (!(await clientsQueries.find(db, clientId))) return undefined;
+  const [all, allowed] = await Promise.all([
+    groupsQueries.list(db),
+    groupsQueries.allowedForClient(db, clientId),
+  ]);
+  const allowedIds = new Set(allowed.map((group) => group.id));
+  return all.map((group) => ({ id: group.id, name: group.name, allowed: allowedIds.has(group.id) }));
+}
+
+/** Sets which groups (ids or names) may sign in to a client; none: everyone may. */
+export async function setClientAllowedGroups(db: Db, clientId: string, idsOrNames: string[], actor: Actor) {
+  return updateClient(db, clientId, { allowed_groups: idsOrNames }, actor);
+}

@@ -7,7 +7,7 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
-import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, type ProcessResult, runCliOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -333,5 +333,98 @@ describe('groups, allowed groups and custom claims', () => {
     expectOneLineError(await sesameCli('groups', 'delete', 'Temp', '--json'), /--yes/);
     expect(await json('groups', 'delete', 'temp', '--yes')).toMatchObject({ name: 'Temp', deleted: true });
     expect(await groupsQueries.findByIdOrName(sesame.db, 'Temp')).toBeUndefined();
+  }, 60_000);
+
+  it("lets an admin manage groups, members, claims and an app's allowed groups on the admin pages, with CSRF", async () => {
+    const admin = new Person(sesame.baseUrl);
+    const next = await admin.signUp(asPage(await admin.browser.follow('/admin')), 'root@example.com');
+    expect(asPage(await admin.browser.follow(next)).status).toBe(403);
+    const root = await usersQueries.findByEmail(sesame.db, 'root@example.com');
+    await usersQueries.update(sesame.db, root!.id, { isAdmin: true });
+
+    const list = asPage(await admin.browser.follow('/admin/groups'));
+    expect(list.status).toBe(200);
+    expect(list.text).toContain('Create group');
+    const groupsBefore = await countRows(sesame.db, 'groups');
+    // Without the CSRF token nothing is created.
+    expect((await admin.browser.request('/admin/groups', { form: { name: 'Ops' } })).status).toBe(403);
+    expect(await countRows(sesame.db, 'groups')).toBe(groupsBefore);
+    // A bad name is said beside the field.
+    const bad = await admin.browser.request('/admin/groups', { form: { _csrf: list.csrf(), name: ' ' } });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('name: is required');
+
+    const created = await admin.browser.request('/admin/groups', {
+      form: { _csrf: list.csrf(), name: 'Ops' },
+    });
+    expect(created.status).toBe(302);
+    const groupPath = new URL(created.location()!).pathname;
+    const ops = (await groupsQueries.findByIdOrName(sesame.db, 'Ops'))!;
+    expect(groupPath).toBe(`/admin/groups/${ops.id}`);
+
+    const page = asPage(await admin.browser.follow(groupPath));
+    const csrf = page.csrf();
+    const add = await admin.browser.request(`${groupPath}/members`, {
+      form: { _csrf: csrf, user: 'ada@example.com' },
+    });
+    expect(add.status).toBe(302);
+    expect((await groupsQueries.members(sesame.db, ops.id)).map((m) => m.email)).toEqual(['ada@example.com']);
+    const noUser = await admin.browser.request(`${groupPath}/members`, {
+      form: { _csrf: csrf, user: 'x@example.com' },
+    });
+    expect(noUser.status).toBe(404);
+    expect(noUser.text).toContain('No user with id or email x@example.com');
+
+    const reserved = await admin.browser.request(`${groupPath}/claims`, {
+      form: { _csrf: csrf, key: 'email', value: 'x' },
+    });
+    expect(reserved.status).toBe(400);
+    expect(reserved.text).toContain('email is a registered OIDC claim');
+    const set = await admin.browser.request(`${groupPath}/claims`, {
+      form: { _csrf: csrf, key: 'shift', value: '["night"]' },
+    });
+    expect(set.status).toBe(302);
+    expect((await groupsQueries.findByIdOrName(sesame.db, 'Ops'))!.claims).toEqual({ shift: ['night'] });
+    await admin.browser.request(`${groupPath}/claims/remove`, { form: { _csrf: csrf, key: 'shift' } });
+    expect((await groupsQueries.findByIdOrName(sesame.db, 'Ops'))!.claims).toEqual({});
+    const renamed = await admin.browser.request(`${groupPath}/rename`, {
+      form: { _csrf: csrf, name: 'Operations' },
+    });
+    expect(renamed.status).toBe(302);
+
+    // The client page lists the groups; saving who may sign in needs a passkey step-up.
+    const clientPage = asPage(await admin.browser.follow(`/admin/clients/${notesId}`));
+    expect(clientPage.text).toContain('Allowed groups');
+    expect(clientPage.text).toContain('Operations');
+    const allowedPath = `/admin/clients/${notesId}/allowed-groups`;
+    const unconfirmed = await admin.browser.request(allowedPath, {
+      form: { _csrf: clientPage.csrf(), group: ops.id },
+    });
+    expect(unconfirmed.status).toBe(403);
+    expect((await groupsQueries.allowedForClient(sesame.db, notesId)).map((g) => g.name)).toEqual([]);
+    expect((await stepUp(admin, clientPage.csrf())).status).toBe(200);
+    const saved = await admin.browser.request(allowedPath, {
+      form: { _csrf: clientPage.csrf(), group: ops.id },
+    });
+    expect(saved.status).toBe(302);
+    expect((await groupsQueries.allowedForClient(sesame.db, notesId)).map((g) => g.name)).toEqual([
+      'Operations',
+    ]);
+    const cleared = await admin.browser.request(allowedPath, { form: { _csrf: clientPage.csrf() } });
+    expect(cleared.status).toBe(302);
+    expect(await groupsQueries.allowedForClient(sesame.db, notesId)).toEqual([]);
+
+    const removed = await admin.browser.request(`${groupPath}/members/remove`, {
+      form: { _csrf: csrf, user: adaId },
+    });
+    expect(removed.status).toBe(302);
+    expect(await groupsQueries.members(sesame.db, ops.id)).toEqual([]);
+    const deleted = await admin.browser.request(`${groupPath}/delete`, { form: { _csrf: csrf } });
+    expect(deleted.status).toBe(302);
+    expect(await groupsQueries.findByIdOrName(sesame.db, ops.id)).toBeUndefined();
+    const actions = (await auditQueries.recent(sesame.db, 50)).map((event) => event.action);
+    expect(actions).toEqual(
+      expect.arrayContaining(['group.delete', 'group.set_claim', 'group.unset_claim', 'client.update']),
+    );
   }, 60_000);
 });

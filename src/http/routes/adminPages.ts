@@ -21,6 +21,7 @@ import {
   deleteClient,
   getClient,
   listClients,
+  listGroupsForClient,
   rotateClientSecret,
   updateClient,
 } from '../../oidc/clients.js';
@@ -32,6 +33,7 @@ import { emailSchema, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
+import { GROUP_NOTICES, groupPages } from './adminGroupPages.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
 
@@ -60,6 +62,7 @@ const NOTICES: Record<string, string> = {
   'user-demoted': 'The user is no longer an administrator.',
   ...PASSKEY_TENANT_NOTICES,
   ...API_KEY_NOTICES,
+  ...GROUP_NOTICES,
 };
 
 /** Users shown on one page of /admin/users. */
@@ -168,7 +171,8 @@ export function adminPagesRoutes(services: Services): Router {
 
   router.get('/clients/:id', async (ctx) => {
     const client = await loadClient(ctx);
-    render(ctx, 'client', { title: client.name, client, form: formFor(client), errors: {} });
+    const groups = await listGroupsForClient(db, client.client_id);
+    render(ctx, 'client', { title: client.name, client, form: formFor(client), errors: {}, groups });
   });
 
   // Every edit asks, whatever it changes: the form always posts every field, and a page that
@@ -193,7 +197,8 @@ export function adminPagesRoutes(services: Services): Router {
     } catch (error) {
       if (!(error instanceof ClientValidationError)) throw error;
       ctx.status = 400;
-      render(ctx, 'client', { title: client.name, client, form, errors: error.fields });
+      const groups = await listGroupsForClient(db, client.client_id);
+      render(ctx, 'client', { title: client.name, client, form, errors: error.fields, groups });
     }
   });
 
@@ -331,6 +336,7 @@ export function adminPagesRoutes(services: Services): Router {
     ctx.redirect('/admin/users?done=user-deleted');
   });
 
+  groupPages(router, kit, services);
   passkeyTenantPages(router, kit, services);
   apiKeyPages(router, kit, services);
 
