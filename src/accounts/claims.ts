@@ -25,13 +25,19 @@ export const CUSTOM_CLAIMS = Symbol('sesame.customClaims');
  * oidc-provider's account lookup, through the change-notified user cache (the resume, token
  * and userinfo steps of every login each ask). A disabled or deleted user is no account at
  * all, so their sessions, userinfo and refresh tokens stop working at once.
+ * With a token (code, refresh or access token) the client's allowed groups are checked too.
  * Groups and group claims are read per claims() call, in one query, and only when the scope
  * asks for them: membership changes show in the next token or userinfo answer.
  */
 export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users'>): FindAccount {
-  return async (_ctx, sub): Promise<Account | undefined> => {
+  return async (_ctx, sub, token): Promise<Account | undefined> => {
     const user = await caches.users.find(sub, () => usersQueries.findById(db, sub));
     if (!user || user.disabled_at) return undefined;
+    // Redeeming a code or refresh token, or calling userinfo (a token is given): someone no
+    // longer in a group the client admits is no account for it, so nothing more is issued.
+    const clientId = (token as { clientId?: unknown } | undefined)?.clientId;
+    if (typeof clientId === 'string' && !(await groupsQueries.mayUseClient(db, clientId, user.id)))
+      return undefined;
     return {
       accountId: user.id,
       async claims(_use, scope) {

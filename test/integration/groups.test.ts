@@ -225,7 +225,16 @@ describe('groups, allowed groups and custom claims', () => {
 
     // Ada (a member) signs in as usual.
     const allowed = await signInTo(ada, notes, NOTES_URI, 'openid groups');
-    expect((await finishLogin(notes, allowed.pending, allowed.callback)).claims()!.groups).toEqual([
+    const adaTokens = await finishLogin(notes, allowed.pending, allowed.callback);
+    expect(adaTokens.claims()!.groups).toEqual(['finance-team']);
+    // Out of the group, her access token no longer reaches userinfo; back in, it does again.
+    const team = (await groupsQueries.findByIdOrName(sesame.db, 'finance-team'))!;
+    await groupsQueries.removeMember(sesame.db, team.id, adaId);
+    await expect(oidc.fetchUserInfo(notes.config, adaTokens.access_token, adaId)).rejects.toMatchObject({
+      status: 401,
+    });
+    await groupsQueries.addMember(sesame.db, team.id, adaId);
+    expect((await oidc.fetchUserInfo(notes.config, adaTokens.access_token, adaId)).groups).toEqual([
       'finance-team',
     ]);
 
