@@ -57,6 +57,8 @@ export const RESERVED_CLAIM_NAMES: ReadonlySet<string> = new Set([
 export const CLAIM_KEY_MAX_LENGTH = 64;
 export const CLAIM_VALUE_MAX_BYTES = 2048;
 export const CLAIMS_PER_OWNER_MAX = 50;
+/** All of one user's or group's claims as JSON: an ID token must stay far below header and proxy limits. */
+export const CLAIMS_TOTAL_MAX_BYTES = 8192;
 
 const CLAIM_KEY = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 
@@ -108,7 +110,13 @@ export function withClaim(
   checkClaimValue(value);
   if (!(key in claims) && Object.keys(claims).length >= CLAIMS_PER_OWNER_MAX)
     throw new ClaimValidationError('key', `at most ${CLAIMS_PER_OWNER_MAX} claims per user or group`);
-  return { ...claims, [key]: value };
+  const next = { ...claims, [key]: value };
+  if (Buffer.byteLength(JSON.stringify(next)) > CLAIMS_TOTAL_MAX_BYTES)
+    throw new ClaimValidationError(
+      'value',
+      `all claims of a user or group are at most ${CLAIMS_TOTAL_MAX_BYTES} bytes as JSON`,
+    );
+  return next;
 }
 
 /** The claims without `key`. */

@@ -46,7 +46,7 @@ export const groupsQueries = {
       .then((rows) => rows.map((row) => ({ ...row, member_count: Number(row.member_count ?? 0) })));
   },
 
-  /** Renames; undefined when another group already has the name. */
+  /** Renames; 'taken' when another group already has the name, undefined when there is no such group. */
   async rename(db: Db, id: string, name: string): Promise<GroupRow | undefined | 'taken'> {
     const clash = await db
       .selectFrom('groups')
@@ -55,12 +55,18 @@ export const groupsQueries = {
       .where('id', '<>', id)
       .executeTakeFirst();
     if (clash) return 'taken';
-    return db
-      .updateTable('groups')
-      .set({ name, updated_at: sql<Date>`now()` })
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirst();
+    try {
+      return await db
+        .updateTable('groups')
+        .set({ name, updated_at: sql<Date>`now()` })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst();
+    } catch (error) {
+      // Another rename or create took the name between the check and the update.
+      if ((error as { code?: string }).code === '23505') return 'taken';
+      throw error;
+    }
   },
 
   async setClaims(db: Db, id: string, claims: Record<string, unknown>): Promise<GroupRow | undefined> {
