@@ -11,6 +11,7 @@ import * as m0009 from './0009_pooler_rate_limit_hits.js';
 import * as m0010 from './0010_setup_links.js';
 import * as m0011 from './0011_passkey_api_hanko.js';
 import * as m0012 from './0012_passkey_transactions.js';
+import * as m0013 from './0013_groups_and_claims.js';
 import * as m0014 from './0014_par_and_resources.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
@@ -27,5 +28,6 @@ export const migrations: Record<string, Migration> = {
   '0010_setup_links': m0010,
   '0011_passkey_api_hanko': m0011,
   '0012_passkey_transactions': m0012,
+  '0013_groups_and_claims': m0013,
   '0014_par_and_resources': m0014,
 };

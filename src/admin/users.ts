@@ -1,3 +1,4 @@
+import { ClaimValidationError, withClaim, withoutClaim } from '../accounts/customClaims.js';
 import { createOneTimeLink } from '../accounts/oneTimeLinks.js';
 import { revokeAccountSignIns, untilAfterRevocation } from '../accounts/revocation.js';
 import type { Config } from '../config.js';
@@ -6,7 +7,7 @@ import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
-import { HttpError } from '../http/errors.js';
+import { badRequest, HttpError } from '../http/errors.js';
 
 /** A user as admins see them. */
 export interface UserView {
@@ -217,4 +218,37 @@ export async function issueRecoveryLink(
   if (!user) return undefined;
   const link = await createOneTimeLink(db, config, { email: user.email, purpose: 'recovery', actor });
   return { user: userView(user), url: link.url, expires_at: link.expiresAt.toISOString() };
+}
+
+/** Sets (`value` given) or removes (`undefined`) one admin-set claim of a user. */
+export async function changeUserClaim(
+  db: Db,
+  idOrEmail: string,
+  key: string,
+  value: unknown,
+  actor: Actor,
+): Promise<{ id: string; email: string; claims: Record<string, unknown> } | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const user = await findUser(trx, idOrEmail);
+    if (!user) return undefined;
+    let claims: Record<string, unknown>;
+    try {
+      claims = value === undefined ? withoutClaim(user.claims, key) : withClaim(user.claims, key, value);
+    } catch (error) {
+      if (error instanceof ClaimValidationError)
+        throw badRequest(error.message, { fields: { [error.field]: error.message } });
+      throw error;
+    }
+    await usersQueries.setClaims(trx, user.id, claims);
+    await auditQueries.record(
+      trx,
+      actor,
+      value === undefined ? 'user.unset_claim' : 'user.set_claim',
+      user.id,
+      {
+        key,
+      },
+    );
+    return { id: user.id, email: user.email, claims };
+  });
 }

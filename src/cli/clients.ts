@@ -23,6 +23,7 @@ function describe(client: ClientView): string {
     `back-channel logout URI: ${client.backchannel_logout_uri ?? '(none)'}`,
     `redirect URIs:\n${client.redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
     `post-logout redirect URIs:\n${client.post_logout_redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
+    `allowed groups: ${client.allowed_groups.join(', ') || '(everyone)'}`,
     `created:     ${client.created_at}`,
   ].join('\n');
 }
@@ -146,10 +147,18 @@ export function registerClientCommands(program: Command): void {
     .option('--no-require-par', 'accept plain authorization requests too')
     .option('--backchannel-logout-uri <url>', 'where Sesame posts a logout token when a person signs out')
     .option('--no-backchannel-logout-uri', 'post no logout tokens to this app')
+    .option(
+      '--allowed-group <group>',
+      'only members of this group (id or name) may sign in (repeatable; replaces the list)',
+      collect,
+    )
+    .option('--allow-all-groups', 'let everyone sign in again (clears the allowed groups)')
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       guard(() =>
         withDatabase(async (db) => {
+          if (opts.allowedGroup && opts.allowAllGroups)
+            throw new CliError('--allow-all-groups: cannot be combined with --allowed-group');
           const client = await updateClient(
             db,
             id,
@@ -168,6 +177,8 @@ export function registerClientCommands(program: Command): void {
                 backchannel_logout_uri:
                   opts.backchannelLogoutUri === false ? null : opts.backchannelLogoutUri,
               }),
+              ...(opts.allowedGroup && { allowed_groups: opts.allowedGroup }),
+              ...(opts.allowAllGroups && { allowed_groups: [] }),
             },
             cliActor(),
           );

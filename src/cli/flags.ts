@@ -10,6 +10,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   post_logout_redirect_uris: '--post-logout-redirect-uri',
   grant_types: '--grant-type',
   logo_uri: '--logo-uri',
+  allowed_groups: '--allowed-group',
   first_party: '--first-party',
   public: '--public',
   origins: '--origin',

@@ -8,6 +8,7 @@ import { ROOT } from '../paths.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
 import { CliError, cliActor, output, withDatabase } from './context.js';
+import { registerGroupCommands } from './groups.js';
 import { registerPasskeyApiCommands } from './passkeyApi.js';
 import { registerResourceCommands } from './resources.js';
 import { registerUserCommands } from './users.js';
@@ -64,6 +65,7 @@ function requireSubcommands(command: Command): void {
 registerClientCommands(program);
 registerApiKeyCommands(program);
 registerUserCommands(program);
+registerGroupCommands(program);
 registerPasskeyApiCommands(program);
 registerResourceCommands(program);
 

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { parseClaimValue } from '../accounts/customClaims.js';
 import {
+  changeUserClaim,
   deleteUser,
   demoteUser,
   disableUser,
@@ -8,6 +10,7 @@ import {
   listAllUsers,
   promoteUser,
 } from '../admin/users.js';
+import { HttpError } from '../http/errors.js';
 import { emailSchema } from '../http/schemas.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
@@ -124,4 +127,34 @@ export function registerUserCommands(program: Command): void {
         );
       });
     });
+
+  users
+    .command('set-claim <user> <key> <value>')
+    .description(
+      'set a claim released with the profile scope; it wins over a group claim (VALUE: JSON, else text)',
+    )
+    .option('--json', 'print JSON')
+    .action((idOrEmail: string, key: string, value: string, opts) =>
+      changeClaim(idOrEmail, key, parseClaimValue(value), opts.json),
+    );
+
+  users
+    .command('unset-claim <user> <key>')
+    .description("remove one of a user's claims")
+    .option('--json', 'print JSON')
+    .action((idOrEmail: string, key: string, opts) => changeClaim(idOrEmail, key, undefined, opts.json));
+}
+
+function changeClaim(idOrEmail: string, key: string, value: unknown, json: boolean) {
+  return withDatabase(async (db) => {
+    const user = await changeUserClaim(db, idOrEmail, key, value, cliActor()).catch((error: unknown) => {
+      throw error instanceof HttpError ? new CliError(error.message) : error;
+    });
+    if (!user) throw noUser(idOrEmail);
+    output(json, user, () =>
+      value === undefined
+        ? `${user.email}: ${key} removed`
+        : `${user.email}: ${key} = ${JSON.stringify(value)}`,
+    );
+  });
 }

@@ -15,6 +15,8 @@ export interface UsersTable {
   sessions_ended_at: NullableTimestamp;
   /** Grants, codes and tokens from this second or before are revoked (migration 0008). */
   tokens_revoked_at: NullableTimestamp;
+  /** Claims an admin set on this person, released with the `profile` scope (migration 0013). */
+  claims: ColumnType<Record<string, unknown>, string | undefined, string>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -234,6 +236,27 @@ export interface RateLimitHitsTable {
   expires_at: Date;
 }
 
+/** A named set of users (migration 0013); its claims are released to members with `profile`. */
+export interface GroupsTable {
+  id: Generated<string>;
+  name: string;
+  claims: ColumnType<Record<string, unknown>, string | undefined, string>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  user_id: string;
+  created_at: Generated<Date>;
+}
+
+/** A client with rows here admits only members of these groups. */
+export interface ClientAllowedGroupsTable {
+  client_id: string;
+  group_id: string;
+}
+
 export interface Database {
   users: UsersTable;
   credentials: CredentialsTable;
@@ -254,6 +277,9 @@ export interface Database {
   passkey_tenant_transactions: PasskeyTenantTransactionsTable;
   rate_limit_hits: RateLimitHitsTable;
   resources: ResourcesTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  client_allowed_groups: ClientAllowedGroupsTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -267,3 +293,4 @@ export type OneTimeTokenRow = Selectable<OneTimeTokensTable>;
 export type SetupLinkRow = Selectable<SetupLinksTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
+export type GroupRow = Selectable<GroupsTable>;

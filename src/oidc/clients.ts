@@ -3,6 +3,7 @@ import { randomId, randomSecret, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { clientsQueries } from '../db/queries/clients.js';
+import { groupsQueries } from '../db/queries/groups.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
 
@@ -236,6 +237,11 @@ export const clientUpdateSchema = z
     post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').optional(),
     first_party: z.boolean().optional(),
     grant_types: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
+    /** Groups (ids or names) whose members alone may use the app; `[]` admits everyone again. */
+    allowed_groups: z
+      .array(z.string().max(200, { message: 'a group id or name is at most 200 characters' }))
+      .max(50, { message: 'at most 50 groups' })
+      .optional(),
     logo_uri: z
       .string()
       .url()
@@ -271,11 +277,13 @@ export interface ClientView {
   require_pushed_authorization_requests: boolean;
   /** Where logout tokens are posted when a person signs out (Back-Channel Logout 1.0), or null. */
   backchannel_logout_uri: string | null;
+  /** Names of the groups whose members alone may sign in to the app; empty: everyone may. */
+  allowed_groups: string[];
   created_at: string;
   updated_at: string;
 }
 
-export function clientView(row: ClientRow): ClientView {
+export function clientView(row: ClientRow, allowedGroups: string[] = []): ClientView {
   const uris = {
     redirect_uris: row.redirect_uris as unknown as string[],
     post_logout_redirect_uris: row.post_logout_redirect_uris as unknown as string[],
@@ -291,6 +299,7 @@ export function clientView(row: ClientRow): ClientView {
     logo_uri: row.logo_uri,
     require_pushed_authorization_requests: row.require_pushed_authorization_requests,
     backchannel_logout_uri: row.backchannel_logout_uri,
+    allowed_groups: allowedGroups,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
   };
@@ -342,12 +351,31 @@ export async function createClient(db: Db, input: unknown, actor: Actor) {
 }
 
 export async function listClients(db: Db): Promise<ClientView[]> {
-  return (await clientsQueries.list(db)).map(clientView);
+  const [rows, allowed] = await Promise.all([
+    clientsQueries.list(db),
+    groupsQueries.allowedForAllClients(db),
+  ]);
+  return rows.map((row) => clientView(row, allowed.get(row.client_id)));
 }
 
 export async function getClient(db: Db, clientId: string): Promise<ClientView | undefined> {
   const row = await clientsQueries.find(db, clientId);
-  return row ? clientView(row) : undefined;
+  if (!row) return undefined;
+  return clientView(
+    row,
+    (await groupsQueries.allowedForClient(db, clientId)).map((group) => group.name),
+  );
+}
+
+/** The ids of the groups named (by id or name); a group that does not exist breaks the rule. */
+async function allowedGroupIds(db: Db, idsOrNames: readonly string[]): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const idOrName of idsOrNames) {
+    const group = await groupsQueries.findByIdOrName(db, idOrName);
+    if (!group) throw new ClientValidationError({ allowed_groups: `no group with id or name ${idOrName}` });
+    ids.add(group.id);
+  }
+  return [...ids];
 }
 
 export async function updateClient(db: Db, clientId: string, input: unknown, actor: Actor) {
@@ -369,6 +397,9 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
   });
   if (native) throw new ClientValidationError({ [native.field]: native.message });
   return db.transaction().execute(async (trx) => {
+    if (data.allowed_groups) {
+      await groupsQueries.setAllowedForClient(trx, clientId, await allowedGroupIds(trx, data.allowed_groups));
+    }
     const row = await clientsQueries.update(trx, clientId, {
       ...(data.name !== undefined && { name: data.name }),
       ...(data.redirect_uris && { redirectUris: data.redirect_uris }),
@@ -381,8 +412,15 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
       }),
       ...(data.backchannel_logout_uri !== undefined && { backchannelLogoutUri: data.backchannel_logout_uri }),
     });
-    await auditQueries.record(trx, actor, 'client.update', clientId, { fields: Object.keys(data) });
-    return row ? clientView(row) : undefined;
+    await auditQueries.record(trx, actor, 'client.update', clientId, {
+      fields: Object.keys(data),
+      ...(data.allowed_groups && { allowed_groups: data.allowed_groups }),
+    });
+    if (!row) return undefined;
+    return clientView(
+      row,
+      (await groupsQueries.allowedForClient(trx, clientId)).map((group) => group.name),
+    );
   });
 }
 
@@ -408,4 +446,26 @@ export async function deleteClient(db: Db, clientId: string, actor: Actor): Prom
     await auditQueries.record(trx, actor, 'client.delete', clientId, { revoked });
     return true;
   });
+}
+
+/**
+ * Every group, with whether it may sign in to the client (for the client's admin page);
+ * undefined when there is no such client.
+ */
+export async function listGroupsForClient(
+  db: Db,
+  clientId: string,
+): Promise<Array<{ id: string; name: string; allowed: boolean }> | undefined> {
+  if (!(await clientsQueries.find(db, clientId))) return undefined;
+  const [all, allowed] = await Promise.all([
+    groupsQueries.list(db),
+    groupsQueries.allowedForClient(db, clientId),
+  ]);
+  const allowedIds = new Set(allowed.map((group) => group.id));
+  return all.map((group) => ({ id: group.id, name: group.name, allowed: allowedIds.has(group.id) }));
+}
+
+/** Sets which groups (ids or names) may sign in to a client; none: everyone may. */
+export async function setClientAllowedGroups(db: Db, clientId: string, idsOrNames: string[], actor: Actor) {
+  return updateClient(db, clientId, { allowed_groups: idsOrNames }, actor);
 }

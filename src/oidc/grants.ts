@@ -1,6 +1,7 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { mayUseClient } from './groupAccess.js';
 
 /** What a grant says was allowed; the rest of its payload (ids, times) belongs to that one grant. */
 const DECISION_FIELDS = ['openid', 'resources', 'rejected', 'rar'] as const;
@@ -28,6 +29,8 @@ export function createLoadExistingGrant(db: Db): NonNullable<Configuration['load
     }
     const accountId = session.accountId;
     if (!accountId) return undefined;
+    // Someone outside the client's allowed groups gets no grant at all; the policy refuses them.
+    if (!(await mayUseClient(db, ctx))) return undefined;
     // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
     if (client.first_party === true) {
       const grant = new provider.Grant({ clientId: client.clientId, accountId });

@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { CLAIMS_BY_SCOPE, createFindAccount } from '../accounts/claims.js';
+import { CLAIMS_BY_SCOPE, CUSTOM_CLAIMS, createFindAccount } from '../accounts/claims.js';
 import type { Config } from '../config.js';
 import { secretMatchesHash } from '../crypto.js';
 import type { Db } from '../db/connect.js';
@@ -14,6 +14,7 @@ import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
 import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
+import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
@@ -82,6 +83,24 @@ async function fetchToRegisteredUri(input: string | URL | Request, init?: Reques
   return globalThis.fetch(input, rest);
 }
 
+/**
+ * Admin-set claims (users' and groups') have names no configuration can list in advance, so
+ * oidc-provider's scope filter would drop them. findAccount hands them over under a symbol
+ * only when the scope includes `profile`; here they join what the filter kept, in the ID
+ * token and in userinfo alike. A standard claim of the same name always wins (none can
+ * exist: such names are refused when set, see accounts/customClaims.ts).
+ */
+function releaseCustomClaims(provider: Provider): void {
+  type ClaimsMask = { available: Record<PropertyKey, unknown>; result(): Promise<Record<string, unknown>> };
+  const prototype = (provider as unknown as { Claims: { prototype: ClaimsMask } }).Claims.prototype;
+  const filtered = prototype.result;
+  prototype.result = async function resultWithCustomClaims(this: ClaimsMask) {
+    const claims = await filtered.call(this);
+    const custom = this.available[CUSTOM_CLAIMS] as Record<string, unknown> | undefined;
+    return custom ? { ...custom, ...claims } : claims;
+  };
+}
+
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
 export function createProvider({
   config,
@@ -104,7 +123,7 @@ export function createProvider({
       short: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
     },
     claims: CLAIMS_BY_SCOPE as unknown as Configuration['claims'],
-    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
     // ID tokens carry the scope's claims (email, name) as well as userinfo does.
     conformIdTokenClaims: false,
     responseTypes: ['code', 'none'],
@@ -120,7 +139,10 @@ export function createProvider({
     },
     extraClientMetadata: { properties: ['first_party'] },
     ttl: { ...TTL },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: interactionPolicyWithGroupAccess(db),
+    },
     loadExistingGrant: createLoadExistingGrant(db),
     rotateRefreshToken,
     fetch: fetchToRegisteredUri,
@@ -222,6 +244,8 @@ export function createProvider({
   provider.Client.prototype.postLogoutRedirectUriAllowed = function allowPostLogoutUri(uri: string) {
     return redirectUriAllowed(uri, this.postLogoutRedirectUris ?? [], this.applicationType);
   };
+
+  releaseCustomClaims(provider);
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
   provider.on('backchannel.error', (_ctx, error, client) =>

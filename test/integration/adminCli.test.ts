@@ -268,10 +268,11 @@ describe('the sesame command manages clients, API keys and users', () => {
   }, 240_000);
   it('answers a command group run without a subcommand, or with an unknown one, in one line and exit 1', async () => {
     const groups: Array<[string[], string]> = [
-      [[], 'clients, api-keys, users, passkey-api, resources, keys, migrate'],
+      [[], 'clients, api-keys, users, groups, passkey-api, resources, keys, migrate'],
       [['clients'], 'create, list, show, update, rotate-secret, delete'],
       [['api-keys'], 'create, list, revoke'],
-      [['users'], 'list, disable, enable, promote, demote, delete, invite'],
+      [['users'], 'list, disable, enable, promote, demote, delete, invite, set-claim, unset-claim'],
+      [['groups'], 'create, list, show, rename, delete, add-member, remove-member, set-claim, unset-claim'],
       [['passkey-api'], 'create, list, rotate-key, delete'],
       [['resources'], 'create, list, delete'],
       [['keys'], 'rotate'],

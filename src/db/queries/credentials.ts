@@ -75,6 +75,7 @@ export const credentialsQueries = {
         'users.tokens_revoked_at as owner_tokens_revoked_at',
         'users.created_at as owner_created_at',
         'users.updated_at as owner_updated_at',
+        'users.claims as owner_claims',
       ])
       .where('credentials.id', '=', id)
       .executeTakeFirst();
@@ -92,6 +93,7 @@ export const credentialsQueries = {
         tokens_revoked_at: row.owner_tokens_revoked_at,
         created_at: row.owner_created_at,
         updated_at: row.owner_updated_at,
+        claims: row.owner_claims,
       },
     };
   },

@@ -117,6 +117,16 @@ export const usersQueries = {
       .execute();
   },
 
+  /** Replaces the admin-set claims of a user (the change notice refreshes cached rows). */
+  async setClaims(db: Db, id: string, claims: Record<string, unknown>): Promise<User | undefined> {
+    return db
+      .updateTable('users')
+      .set({ claims: JSON.stringify(claims), updated_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+  },
+
   async delete(db: Db, id: string): Promise<boolean> {
     const result = await db.deleteFrom('users').where('id', '=', id).executeTakeFirst();
     return result.numDeletedRows > 0n;

@@ -38,6 +38,7 @@ import { JSON_BODY_LIMIT, refuseIllFormedText } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
+import { adminApiGroupRoutes } from './adminApiGroups.js';
 import { resourceApiRoutes } from './adminApiResources.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
@@ -248,6 +249,7 @@ export function adminApiRoutes(services: Services): Router {
   });
 
   resourceApiRoutes(router, services);
+  adminApiGroupRoutes(router, { db, caches });
 
   router.get('/audit-events', async (ctx) => {
     ctx.body = await recentAuditEvents(db, parseQuery(ctx, auditQuerySchema).limit);

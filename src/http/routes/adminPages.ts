@@ -24,6 +24,7 @@ import {
   getClient,
   grantTypesFromPage,
   listClients,
+  listGroupsForClient,
   rotateClientSecret,
   updateClient,
 } from '../../oidc/clients.js';
@@ -35,6 +36,7 @@ import { emailSchema, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
+import { GROUP_NOTICES, groupPages } from './adminGroupPages.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
 import { RESOURCE_NOTICES, resourcePages } from './adminResourcePages.js';
@@ -68,6 +70,7 @@ const NOTICES: Record<string, string> = {
   ...PASSKEY_TENANT_NOTICES,
   ...API_KEY_NOTICES,
   ...RESOURCE_NOTICES,
+  ...GROUP_NOTICES,
 };
 
 /** Users shown on one page of /admin/users. */
@@ -182,7 +185,8 @@ export function adminPagesRoutes(services: Services): Router {
 
   router.get('/clients/:id', async (ctx) => {
     const client = await loadClient(ctx);
-    render(ctx, 'client', { title: client.name, client, form: formFor(client), errors: {} });
+    const groups = await listGroupsForClient(db, client.client_id);
+    render(ctx, 'client', { title: client.name, client, form: formFor(client), errors: {}, groups });
   });
 
   // Every edit asks, whatever it changes: the form always posts every field, and a page that
@@ -213,7 +217,8 @@ export function adminPagesRoutes(services: Services): Router {
     } catch (error) {
       if (!(error instanceof ClientValidationError)) throw error;
       ctx.status = 400;
-      render(ctx, 'client', { title: client.name, client, form, errors: error.fields });
+      const groups = await listGroupsForClient(db, client.client_id);
+      render(ctx, 'client', { title: client.name, client, form, errors: error.fields, groups });
     }
   });
 
@@ -351,6 +356,7 @@ export function adminPagesRoutes(services: Services): Router {
     ctx.redirect('/admin/users?done=user-deleted');
   });
 
+  groupPages(router, kit, services);
   passkeyTenantPages(router, kit, services);
   apiKeyPages(router, kit, services);
   resourcePages(router, kit, services);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
 import { usersQueries } from '../../db/queries/users.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
+import { NO_ACCESS_PROMPT } from '../../oidc/groupAccess.js';
 import { amrFor, startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
@@ -105,6 +106,21 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
         client,
         account: { email: account.email },
         scopes: describeScopes(scopes),
+      });
+      return;
+    }
+    if (interaction.prompt.name === NO_ACCESS_PROMPT) {
+      const account = interaction.session && (await usersQueries.findById(db, interaction.session.accountId));
+      if (!account) throw interactionExpired();
+      // 403: the person is who they say, and this app is not theirs to use.
+      ctx.status = 403;
+      ctx.type = 'html';
+      ctx.body = renderView('no-access', {
+        title: `No access to ${client.name}`,
+        csrf: csrf.token(ctx),
+        uid,
+        client,
+        account: { email: account.email },
       });
       return;
     }
@@ -224,11 +240,15 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
 
   // A POST with the page's CSRF token: a link elsewhere cannot cancel someone's sign-in.
   router.post('/abort', async (ctx) => {
-    await loadInteraction(ctx);
+    const interaction = await loadInteraction(ctx);
+    const description =
+      interaction.prompt.name === NO_ACCESS_PROMPT
+        ? 'The person is not in a group allowed to use this app'
+        : 'The person cancelled the sign-in';
     await provider.interactionFinished(
       ctx.req,
       ctx.res,
-      { error: 'access_denied', error_description: 'The person cancelled the sign-in' },
+      { error: 'access_denied', error_description: description },
       { mergeWithLastSubmission: false },
     );
     ctx.respond = false;

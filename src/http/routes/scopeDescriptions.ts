@@ -2,7 +2,8 @@
 const DESCRIPTIONS: Record<string, string> = {
   openid: 'Know who you are (a stable account identifier)',
   email: 'See your email address',
-  profile: 'See your name',
+  profile: 'See your name and the details an administrator added to your account',
+  groups: 'See which groups you are in',
   offline_access: 'Stay signed in and access your account while you are away',
 };
 

@@ -1,0 +1,151 @@
+/**
+ * Claims an admin sets on a user or a group, released with the `profile` scope.
+ * Names are checked here once, for the CLI, the admin API and the pages.
+ */
+
+/**
+ * Names an app must be able to trust as Sesame's own: the JWT registered claims (RFC 7519
+ * §4.1), those the ID token carries (OIDC Core §2, §3.1.3.6), the standard claims (OIDC Core
+ * §5.1), the ones Sesame issues itself (`groups`) and the aggregated-claims members (§5.6.2).
+ */
+export const RESERVED_CLAIM_NAMES: ReadonlySet<string> = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'nbf',
+  'iat',
+  'jti',
+  'auth_time',
+  'nonce',
+  'acr',
+  'amr',
+  'azp',
+  'sid',
+  'at_hash',
+  'c_hash',
+  's_hash',
+  'cnf',
+  'scope',
+  'client_id',
+  'events',
+  'name',
+  'given_name',
+  'family_name',
+  'middle_name',
+  'nickname',
+  'preferred_username',
+  'profile',
+  'picture',
+  'website',
+  'email',
+  'email_verified',
+  'gender',
+  'birthdate',
+  'zoneinfo',
+  'locale',
+  'phone_number',
+  'phone_number_verified',
+  'address',
+  'updated_at',
+  'groups',
+  '_claim_names',
+  '_claim_sources',
+]);
+
+/** Bounds that keep ID tokens small enough for a URL fragment or a cookie and the rows cheap to read. */
+export const CLAIM_KEY_MAX_LENGTH = 64;
+export const CLAIM_VALUE_MAX_BYTES = 2048;
+export const CLAIMS_PER_OWNER_MAX = 50;
+/** All of one user's or group's claims as JSON: an ID token must stay far below header and proxy limits. */
+export const CLAIMS_TOTAL_MAX_BYTES = 8192;
+
+const CLAIM_KEY = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
+
+/** A claim name or value that breaks a rule; the message is one line naming the rule. */
+export class ClaimValidationError extends Error {
+  constructor(
+    readonly field: 'key' | 'value',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Refuses a name an app could mistake for one Sesame vouches for, or one too long or odd to be a JSON member name. */
+export function checkClaimKey(key: string): void {
+  if (key.length === 0) throw new ClaimValidationError('key', 'a claim name is required');
+  if (key.length > CLAIM_KEY_MAX_LENGTH)
+    throw new ClaimValidationError('key', `a claim name is at most ${CLAIM_KEY_MAX_LENGTH} characters`);
+  if (!CLAIM_KEY.test(key))
+    throw new ClaimValidationError(
+      'key',
+      `${key}: a claim name starts with a letter and holds only letters, digits, _ . : and -`,
+    );
+  if (RESERVED_CLAIM_NAMES.has(key))
+    throw new ClaimValidationError(
+      'key',
+      `${key} is a registered OIDC claim or one Sesame issues itself; choose another name`,
+    );
+}
+
+/** Refuses a value whose JSON is larger than {@link CLAIM_VALUE_MAX_BYTES} (or is no JSON value at all). */
+export function checkClaimValue(value: unknown): void {
+  const json = JSON.stringify(value);
+  if (json === undefined) throw new ClaimValidationError('value', 'a claim value must be a JSON value');
+  if (Buffer.byteLength(json) > CLAIM_VALUE_MAX_BYTES)
+    throw new ClaimValidationError(
+      'value',
+      `a claim value is at most ${CLAIM_VALUE_MAX_BYTES} bytes as JSON`,
+    );
+}
+
+/** The claims after setting `key`; refuses one claim too many. */
+export function withClaim(
+  claims: Record<string, unknown>,
+  key: string,
+  value: unknown,
+): Record<string, unknown> {
+  checkClaimKey(key);
+  checkClaimValue(value);
+  if (!(key in claims) && Object.keys(claims).length >= CLAIMS_PER_OWNER_MAX)
+    throw new ClaimValidationError('key', `at most ${CLAIMS_PER_OWNER_MAX} claims per user or group`);
+  const next = { ...claims, [key]: value };
+  if (Buffer.byteLength(JSON.stringify(next)) > CLAIMS_TOTAL_MAX_BYTES)
+    throw new ClaimValidationError(
+      'value',
+      `all claims of a user or group are at most ${CLAIMS_TOTAL_MAX_BYTES} bytes as JSON`,
+    );
+  return next;
+}
+
+/** The claims without `key`. */
+export function withoutClaim(claims: Record<string, unknown>, key: string): Record<string, unknown> {
+  const { [key]: _removed, ...rest } = claims;
+  return rest;
+}
+
+/** The CLI's VALUE: JSON when it parses (`42`, `true`, `["a"]`, `{"a":1}`), else the text itself. */
+export function parseClaimValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * What a member is released: the groups' claims (the group whose name sorts first wins a
+ * clash between groups), then the user's own, which win over any group's.
+ */
+export function mergeCustomClaims(
+  userClaims: Record<string, unknown>,
+  groupClaims: ReadonlyArray<Record<string, unknown>>,
+): Record<string, unknown> {
+  const merged: Record<string, unknown> = {};
+  for (const claims of [...groupClaims].reverse()) Object.assign(merged, claims);
+  Object.assign(merged, userClaims);
+  // A name reserved after it was stored is never released.
+  for (const key of Object.keys(merged)) if (RESERVED_CLAIM_NAMES.has(key)) delete merged[key];
+  return merged;
+}

@@ -1,0 +1,187 @@
+import { sql } from 'kysely';
+import type { Db } from '../connect.js';
+import type { GroupRow } from '../schema.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A group with how many members it has, as admins list them. */
+export type GroupWithCount = GroupRow & { member_count: number };
+
+export const groupsQueries = {
+  async insert(db: Db, name: string): Promise<GroupRow | undefined> {
+    return db
+      .insertInto('groups')
+      .values({ name })
+      .onConflict((oc) => oc.expression(sql`lower(name)`).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+  },
+
+  /** By id, or else by name regardless of case: whichever the admin typed. */
+  async findByIdOrName(db: Db, idOrName: string): Promise<GroupRow | undefined> {
+    if (UUID.test(idOrName)) {
+      const byId = await db.selectFrom('groups').selectAll().where('id', '=', idOrName).executeTakeFirst();
+      if (byId) return byId;
+    }
+    return db
+      .selectFrom('groups')
+      .selectAll()
+      .where(sql<string>`lower(name)`, '=', idOrName.toLowerCase())
+      .executeTakeFirst();
+  },
+
+  async list(db: Db): Promise<GroupWithCount[]> {
+    return db
+      .selectFrom('groups')
+      .selectAll('groups')
+      .select((eb) =>
+        eb
+          .selectFrom('group_members')
+          .select((inner) => inner.fn.countAll<string>().as('n'))
+          .whereRef('group_members.group_id', '=', 'groups.id')
+          .as('member_count'),
+      )
+      .orderBy(sql`lower(name)`)
+      .execute()
+      .then((rows) => rows.map((row) => ({ ...row, member_count: Number(row.member_count ?? 0) })));
+  },
+
+  /** Renames; 'taken' when another group already has the name, undefined when there is no such group. */
+  async rename(db: Db, id: string, name: string): Promise<GroupRow | undefined | 'taken'> {
+    const clash = await db
+      .selectFrom('groups')
+      .select('id')
+      .where(sql<string>`lower(name)`, '=', name.toLowerCase())
+      .where('id', '<>', id)
+      .executeTakeFirst();
+    if (clash) return 'taken';
+    try {
+      return await db
+        .updateTable('groups')
+        .set({ name, updated_at: sql<Date>`now()` })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst();
+    } catch (error) {
+      // Another rename or create took the name between the check and the update.
+      if ((error as { code?: string }).code === '23505') return 'taken';
+      throw error;
+    }
+  },
+
+  async setClaims(db: Db, id: string, claims: Record<string, unknown>): Promise<GroupRow | undefined> {
+    return db
+      .updateTable('groups')
+      .set({ claims: JSON.stringify(claims), updated_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+  },
+
+  async delete(db: Db, id: string): Promise<boolean> {
+    const result = await db.deleteFrom('groups').where('id', '=', id).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  },
+
+  /** Adds a member; false when they already were one. */
+  async addMember(db: Db, groupId: string, userId: string): Promise<boolean> {
+    const result = await db
+      .insertInto('group_members')
+      .values({ group_id: groupId, user_id: userId })
+      .onConflict((oc) => oc.columns(['group_id', 'user_id']).doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+  },
+
+  async removeMember(db: Db, groupId: string, userId: string): Promise<boolean> {
+    const result = await db
+      .deleteFrom('group_members')
+      .where('group_id', '=', groupId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  },
+
+  async members(db: Db, groupId: string): Promise<Array<{ id: string; email: string; name: string | null }>> {
+    return db
+      .selectFrom('group_members')
+      .innerJoin('users', 'users.id', 'group_members.user_id')
+      .select(['users.id', 'users.email', 'users.name'])
+      .where('group_members.group_id', '=', groupId)
+      .orderBy(sql`lower(users.email)`)
+      .execute();
+  },
+
+  /** The groups a user is in, by name, with their claims: one query per claims request, never cached stale. */
+  async ofUser(db: Db, userId: string): Promise<Array<{ name: string; claims: Record<string, unknown> }>> {
+    return db
+      .selectFrom('group_members')
+      .innerJoin('groups', 'groups.id', 'group_members.group_id')
+      .select(['groups.name', 'groups.claims'])
+      .where('group_members.user_id', '=', userId)
+      .orderBy(sql`lower(groups.name)`)
+      .execute();
+  },
+
+  /** The groups allowed to use a client (none: everyone may). */
+  async allowedForClient(db: Db, clientId: string): Promise<Array<{ id: string; name: string }>> {
+    return db
+      .selectFrom('client_allowed_groups')
+      .innerJoin('groups', 'groups.id', 'client_allowed_groups.group_id')
+      .select(['groups.id', 'groups.name'])
+      .where('client_allowed_groups.client_id', '=', clientId)
+      .orderBy(sql`lower(groups.name)`)
+      .execute();
+  },
+
+  /** Every client's allowed group names, by client id (clients without any are absent). */
+  async allowedForAllClients(db: Db): Promise<Map<string, string[]>> {
+    const rows = await db
+      .selectFrom('client_allowed_groups')
+      .innerJoin('groups', 'groups.id', 'client_allowed_groups.group_id')
+      .select(['client_allowed_groups.client_id', 'groups.name'])
+      .orderBy(sql`lower(groups.name)`)
+      .execute();
+    const byClient = new Map<string, string[]>();
+    for (const row of rows) byClient.set(row.client_id, [...(byClient.get(row.client_id) ?? []), row.name]);
+    return byClient;
+  },
+
+  async setAllowedForClient(db: Db, clientId: string, groupIds: string[]): Promise<void> {
+    await db.deleteFrom('client_allowed_groups').where('client_id', '=', clientId).execute();
+    if (groupIds.length === 0) return;
+    await db
+      .insertInto('client_allowed_groups')
+      .values(groupIds.map((group_id) => ({ client_id: clientId, group_id })))
+      .execute();
+  },
+
+  /**
+   * Whether a user may use a client: the client restricts nothing, or the user is in one of
+   * its allowed groups. One round trip, on every authorization request.
+   */
+  async mayUseClient(db: Db, clientId: string, userId: string): Promise<boolean> {
+    const row = await db
+      .selectNoFrom((eb) => [
+        eb
+          .not(
+            eb.exists(
+              eb.selectFrom('client_allowed_groups').select(sql`1`.as('x')).where('client_id', '=', clientId),
+            ),
+          )
+          .as('open'),
+        eb
+          .exists(
+            eb
+              .selectFrom('client_allowed_groups')
+              .innerJoin('group_members', 'group_members.group_id', 'client_allowed_groups.group_id')
+              .select(sql`1`.as('x'))
+              .where('client_allowed_groups.client_id', '=', clientId)
+              .where('group_members.user_id', '=', userId),
+          )
+          .as('member'),
+      ])
+      .executeTakeFirstOrThrow();
+    return Boolean(row.open) || Boolean(row.member);
+  },
+};

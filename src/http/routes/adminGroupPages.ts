@@ -1,0 +1,165 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { parseClaimValue } from '../../accounts/customClaims.js';
+import {
+  addGroupMember,
+  changeGroupClaim,
+  createGroup,
+  deleteGroup,
+  findGroup,
+  groupMembers,
+  listGroups,
+  removeGroupMember,
+  renameGroup,
+} from '../../admin/groups.js';
+import { listGroupsForClient, setClientAllowedGroups } from '../../oidc/clients.js';
+import { HttpError, notFound } from '../errors.js';
+import { parseBody } from '../schemas.js';
+import type { Services } from '../services.js';
+import type { AdminPageKit } from './adminPageKit.js';
+
+const nameFormSchema = z.object({ name: z.string().max(1000).default('') });
+const memberFormSchema = z.object({ user: z.string().max(1000).default('') });
+const claimFormSchema = z.object({
+  key: z.string().max(1000).default(''),
+  value: z.string().max(10_000).default(''),
+});
+const claimKeyFormSchema = z.object({ key: z.string().max(1000).default('') });
+/** The client page's checkboxes: one `group` field per ticked group (none: everyone may sign in). */
+const allowedGroupsFormSchema = z.object({
+  group: z
+    .union([z.string().max(200), z.array(z.string().max(200)).max(200)])
+    .optional()
+    .transform((value) => (value === undefined ? [] : Array.isArray(value) ? value : [value])),
+});
+
+/** Notices these pages redirect to (see adminPages.ts). */
+export const GROUP_NOTICES: Record<string, string> = {
+  'group-created': 'The group was created.',
+  'group-renamed': 'The group was renamed; apps see the new name in the next token.',
+  'group-deleted': 'The group was deleted.',
+  'member-added': 'The member was added.',
+  'member-removed': 'The member was removed.',
+  'claim-set': 'The claim was saved.',
+  'claim-removed': 'The claim was removed.',
+  'allowed-groups-saved': 'Who may sign in to this app was saved.',
+};
+
+/** A rule the input broke (400) or a name already taken (409): said on the page, not an error page. */
+function isFormError(error: unknown): error is HttpError {
+  return error instanceof HttpError && (error.status === 400 || error.status === 409 || error.status === 404);
+}
+
+/**
+ * /admin/groups: create, rename and delete groups, add and remove members, set the claims
+ * a group gives its members; and on a client's page, which groups may sign in to it.
+ * Deleting a group and choosing who may use an app ask for a passkey step-up.
+ */
+export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Services): void {
+  async function renderList(ctx: Context, create: Record<string, unknown> = {}) {
+    kit.render(ctx, 'groups', { title: 'Groups', groups: await listGroups(db), create });
+  }
+
+  async function renderGroup(ctx: Context, error?: string) {
+    const { group, members } = await groupMembers(db, ctx.params.id!);
+    kit.render(ctx, 'group', { title: group.name, group, members, error });
+  }
+
+  async function loadGroupId(ctx: Context): Promise<string> {
+    const group = await findGroup(db, ctx.params.id!);
+    if (!group) throw notFound('There is no group with this id.');
+    return group.id;
+  }
+
+  /** Runs a change from the group page; a broken rule re-renders the page with the message. */
+  async function change(ctx: Context, done: string, work: (groupId: string) => Promise<unknown>) {
+    const groupId = await loadGroupId(ctx);
+    try {
+      await work(groupId);
+    } catch (error) {
+      if (!isFormError(error)) throw error;
+      ctx.status = error.status;
+      await renderGroup(ctx, error.message);
+      return;
+    }
+    ctx.redirect(`/admin/groups/${groupId}?done=${done}`);
+  }
+
+  router.get('/groups', (ctx) => renderList(ctx));
+
+  router.post('/groups', async (ctx) => {
+    const form = parseBody(ctx, nameFormSchema);
+    try {
+      const group = await createGroup(db, form.name, kit.actor(ctx));
+      ctx.redirect(`/admin/groups/${group.id}?done=group-created`);
+    } catch (error) {
+      if (!isFormError(error)) throw error;
+      ctx.status = error.status;
+      await renderList(ctx, { ...form, error: error.message });
+    }
+  });
+
+  router.get('/groups/:id', (ctx) => renderGroup(ctx));
+
+  router.post('/groups/:id/rename', (ctx) =>
+    change(ctx, 'group-renamed', (id) =>
+      renameGroup(db, id, parseBody(ctx, nameFormSchema).name, kit.actor(ctx)),
+    ),
+  );
+
+  router.post('/groups/:id/members', (ctx) =>
+    change(ctx, 'member-added', (id) =>
+      addGroupMember(db, id, parseBody(ctx, memberFormSchema).user.trim(), kit.actor(ctx)),
+    ),
+  );
+
+  router.post('/groups/:id/members/remove', (ctx) =>
+    change(ctx, 'member-removed', (id) =>
+      removeGroupMember(db, id, parseBody(ctx, memberFormSchema).user, kit.actor(ctx)),
+    ),
+  );
+
+  router.post('/groups/:id/claims', (ctx) =>
+    change(ctx, 'claim-set', (id) => {
+      const form = parseBody(ctx, claimFormSchema);
+      return changeGroupClaim(db, id, form.key.trim(), parseClaimValue(form.value), kit.actor(ctx));
+    }),
+  );
+
+  router.post('/groups/:id/claims/remove', (ctx) =>
+    change(ctx, 'claim-removed', (id) =>
+      changeGroupClaim(db, id, parseBody(ctx, claimKeyFormSchema).key, undefined, kit.actor(ctx)),
+    ),
+  );
+
+  router.get('/groups/:id/delete', async (ctx) => {
+    const { group } = await groupMembers(db, ctx.params.id!);
+    kit.render(ctx, 'confirm', {
+      title: 'Delete group',
+      section: 'groups',
+      heading: `Delete the group “${group.name}”?`,
+      message:
+        'Its members leave it, and apps that only this group may use no longer let them sign in. This cannot be undone.',
+      action: `/admin/groups/${group.id}/delete`,
+      button: 'Delete group',
+      cancel: `/admin/groups/${group.id}`,
+      stepUp: true,
+    });
+  });
+
+  router.post('/groups/:id/delete', kit.stepUp, async (ctx) => {
+    await deleteGroup(db, await loadGroupId(ctx), kit.actor(ctx));
+    ctx.redirect('/admin/groups?done=group-deleted');
+  });
+
+  // Who may sign in to an app decides where sign-ins go, as the client's settings do: step-up.
+  router.post('/clients/:id/allowed-groups', kit.stepUp, async (ctx) => {
+    const form = parseBody(ctx, allowedGroupsFormSchema);
+    const clientId = ctx.params.id!;
+    if (!(await listGroupsForClient(db, clientId))) throw notFound('There is no client with this id.');
+    await setClientAllowedGroups(db, clientId, form.group, kit.actor(ctx));
+    caches.clients.invalidate(clientId);
+    ctx.redirect(`/admin/clients/${encodeURIComponent(clientId)}?done=allowed-groups-saved`);
+  });
+}

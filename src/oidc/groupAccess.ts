@@ -1,0 +1,51 @@
+import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Db } from '../db/connect.js';
+import { groupsQueries } from '../db/queries/groups.js';
+
+/** The interaction prompt shown to a person outside every group a client admits. */
+export const NO_ACCESS_PROMPT = 'no_access';
+
+const decisions = new WeakMap<KoaContextWithOIDC, Promise<boolean>>();
+
+/**
+ * Whether the signed-in person may use the client of this authorization request (its
+ * allowed groups; none means everyone). Asked by loadExistingGrant and by the policy in the
+ * same request: one query, remembered for the request. True when nobody is signed in yet:
+ * the login prompt comes first, and this is asked again when it resumes.
+ */
+export function mayUseClient(db: Db, ctx: KoaContextWithOIDC): Promise<boolean> {
+  const accountId = ctx.oidc.session?.accountId;
+  const clientId = ctx.oidc.client?.clientId;
+  if (!accountId || !clientId) return Promise.resolve(true);
+  let decision = decisions.get(ctx);
+  if (!decision) {
+    decision = groupsQueries.mayUseClient(db, clientId, accountId);
+    decisions.set(ctx, decision);
+  }
+  return decision;
+}
+
+/**
+ * oidc-provider's interaction policy with one prompt between login and consent: a signed-in
+ * person outside the client's allowed groups gets the "no access" page, and with
+ * `prompt=none` (silent sign-in) the app gets `access_denied` at once. Either way no code is
+ * issued and no grant is made, because consent never runs.
+ */
+export function interactionPolicyWithGroupAccess(db: Db) {
+  const { Prompt, Check, base } = interactionPolicy;
+  const policy = base();
+  const noAccess = new Prompt(
+    { name: NO_ACCESS_PROMPT, requestable: false },
+    new Check(
+      'not_in_allowed_group',
+      'the End-User is not in a group allowed to use this client',
+      'access_denied',
+      async (ctx) => !(await mayUseClient(db, ctx)),
+    ),
+  );
+  policy.add(
+    noAccess,
+    policy.findIndex((prompt) => prompt.name === 'consent'),
+  );
+  return policy;
+}

@@ -1,0 +1,439 @@
+import * as oidc from 'openid-client';
+import { createApiKey } from '../../src/admin/apiKeys.js';
+import { auditQueries } from '../../src/db/queries/audit.js';
+import { groupsQueries } from '../../src/db/queries/groups.js';
+import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { asPage } from '../support/browser.js';
+import { countRows } from '../support/countRows.js';
+import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
+import { cliJsonOn, linesOf, type ProcessResult, runCliOn } from '../support/sesameProcess.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const NOTES_URI = 'https://notes.example.com/callback';
+const WIKI_URI = 'https://wiki.example.com/callback';
+
+describe('groups, allowed groups and custom claims', () => {
+  let sesame: TestApp;
+  let key: string;
+  let notes: TestRp;
+  let notesId: string;
+  let wiki: TestRp;
+  let ada: Person;
+  let adaId: string;
+  let bob: Person;
+  let bobId: string;
+
+  /** A person signs up through the wiki (open to all) and consents to everything it asks. */
+  async function signUp(email: string, name: string) {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(wiki, 'openid email profile groups');
+    const next = await person.signUp(await person.open(pending.url), email, name);
+    await person.continueToApp(next, WIKI_URI);
+    const user = await usersQueries.findByEmail(sesame.db, email);
+    return { person, id: user!.id };
+  }
+
+  async function sesameCli(...args: string[]) {
+    return runCliOn(sesame, args);
+  }
+  // biome-ignore lint/suspicious/noExplicitAny: CLI output is checked field by field.
+  const json = (...args: string[]): Promise<any> => cliJsonOn(sesame, args);
+
+  function expectOneLineError(result: ProcessResult, pattern: RegExp) {
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    expect(linesOf(result.stderr)).toHaveLength(1);
+    expect(result.stderr).toMatch(/^sesame: /);
+    expect(result.stderr).toMatch(pattern);
+  }
+
+  async function api(method: string, path: string, options: { json?: unknown; body?: string } = {}) {
+    const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+    let body = options.body;
+    if (options.json !== undefined) body = JSON.stringify(options.json);
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`${sesame.baseUrl}/api/admin${path}`, { method, headers, body });
+    const text = await response.text();
+    // biome-ignore lint/suspicious/noExplicitAny: test responses are checked field by field.
+    return { status: response.status, text, json: (): any => JSON.parse(text) };
+  }
+
+  /** Signs in to an app with a fresh login in the person's browser session (their session already exists). */
+  async function signInTo(person: Person, rp: TestRp, redirectUri: string, scope: string, extra = {}) {
+    const pending = await beginLogin(rp, scope, extra);
+    const callback = await person.continueToApp(pending.url, redirectUri);
+    return { pending, callback };
+  }
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    key = (await createApiKey(sesame.db, 'tests', 'test')).key;
+    const notesClient = await createClient(sesame.db, { name: 'Notes', redirect_uris: [NOTES_URI] }, 'test');
+    notesId = notesClient.client.client_id;
+    notes = await discoverRp(
+      sesame.baseUrl,
+      { client_id: notesId, client_secret: notesClient.client_secret },
+      NOTES_URI,
+    );
+    const wikiClient = await createClient(sesame.db, { name: 'Wiki', redirect_uris: [WIKI_URI] }, 'test');
+    wiki = await discoverRp(
+      sesame.baseUrl,
+      { client_id: wikiClient.client.client_id, client_secret: wikiClient.client_secret },
+      WIKI_URI,
+    );
+    ({ person: ada, id: adaId } = await signUp('ada@example.com', 'Ada'));
+    ({ person: bob, id: bobId } = await signUp('bob@example.com', 'Bob'));
+  });
+
+  afterAll(() => sesame.stop());
+
+  /** Authorization codes stored so far (consumed ones stay until they expire). */
+  async function codeCount() {
+    const row = await sesame.db
+      .selectFrom('oidc_models')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('model', '=', 'AuthorizationCode')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  it('advertises the groups scope and claim in discovery', async () => {
+    const discovery = (await (await fetch(`${sesame.baseUrl}/.well-known/openid-configuration`)).json()) as {
+      scopes_supported: string[];
+      claims_supported: string[];
+    };
+    expect(discovery.scopes_supported).toContain('groups');
+    expect(discovery.claims_supported).toContain('groups');
+  }, 120_000);
+
+  it('creates, lists, renames groups and manages members with the CLI (--json), audited', async () => {
+    const created = await json('groups', 'create', '--name', 'Finance');
+    expect(created).toMatchObject({ id: expect.any(String), name: 'Finance', claims: {} });
+    const added = await json('groups', 'add-member', 'finance', 'ada@example.com');
+    expect(added).toMatchObject({ group: 'Finance', user_id: adaId, member: true });
+    const listed = await json('groups', 'list');
+    expect(listed).toEqual([expect.objectContaining({ name: 'Finance', member_count: 1 })]);
+    const renamed = await json('groups', 'rename', created.id, '--name', 'finance-team');
+    expect(renamed.name).toBe('finance-team');
+    const shown = await json('groups', 'show', 'FINANCE-TEAM');
+    expect(shown.members).toEqual([{ id: adaId, email: 'ada@example.com', name: 'Ada' }]);
+    const actions = (await auditQueries.recent(sesame.db, 20)).map((event) => event.action);
+    expect(actions).toEqual(expect.arrayContaining(['group.create', 'group.add_member', 'group.rename']));
+    // The human form is a table.
+    const human = await sesameCli('groups', 'list');
+    expect(human.stdout).toMatch(/^ID\s+NAME\s+MEMBERS/);
+  }, 120_000);
+
+  it('refuses bad CLI input with one line naming the flag or the rule, and changes nothing', async () => {
+    expectOneLineError(await sesameCli('groups', 'create', '--name', '   ', '--json'), /--name: is required/);
+    expectOneLineError(
+      await sesameCli('groups', 'create', '--name', 'x'.repeat(101), '--json'),
+      /--name: must be at most 100 characters/,
+    );
+    expectOneLineError(
+      await sesameCli('groups', 'create', '--name', 'Finance-Team', '--json'),
+      /already exists/,
+    );
+    expectOneLineError(
+      await sesameCli('groups', 'add-member', 'nope', adaId, '--json'),
+      /No group with id or name nope/,
+    );
+    expectOneLineError(
+      await sesameCli('groups', 'add-member', 'finance-team', 'nobody@example.com', '--json'),
+      /No user with id or email nobody@example.com/,
+    );
+    expectOneLineError(
+      await sesameCli('users', 'set-claim', 'ada@example.com', 'email', 'x@evil.example', '--json'),
+      /email is a registered OIDC claim or one Sesame issues itself/,
+    );
+    expectOneLineError(
+      await sesameCli('groups', 'set-claim', 'finance-team', 'groups', '["admins"]', '--json'),
+      /groups is a registered OIDC claim/,
+    );
+    expectOneLineError(
+      await sesameCli('users', 'set-claim', 'ada@example.com', 'k'.repeat(65), '1', '--json'),
+      /at most 64 characters/,
+    );
+    expectOneLineError(
+      await sesameCli(
+        'users',
+        'set-claim',
+        'ada@example.com',
+        'big',
+        JSON.stringify('x'.repeat(3000)),
+        '--json',
+      ),
+      /at most 2048 bytes/,
+    );
+    expectOneLineError(
+      await sesameCli('clients', 'update', notesId, '--allowed-group', 'no-such-group', '--json'),
+      /--allowed-group: no group with id or name no-such-group/,
+    );
+    expect(await countRows(sesame.db, 'groups')).toBe(1);
+    expect((await usersQueries.findById(sesame.db, adaId))!.claims).toEqual({});
+  }, 120_000);
+
+  it('releases groups with the groups scope and custom claims with profile, in the ID token and userinfo; the user wins', async () => {
+    await json('groups', 'set-claim', 'finance-team', 'department', 'Finance');
+    await json('groups', 'set-claim', 'finance-team', 'cost_center', '4711');
+    const claim = await json('users', 'set-claim', 'ada@example.com', 'department', '{"name":"Treasury"}');
+    expect(claim).toEqual({
+      id: adaId,
+      email: 'ada@example.com',
+      claims: { department: { name: 'Treasury' } },
+    });
+
+    const { pending, callback } = await signInTo(ada, wiki, WIKI_URI, 'openid profile groups');
+    const tokens = await finishLogin(wiki, pending, callback);
+    const idToken = tokens.claims()!;
+    expect(idToken.groups).toEqual(['finance-team']);
+    expect(idToken.department).toEqual({ name: 'Treasury' });
+    expect(idToken.cost_center).toBe(4711);
+    expect(idToken.name).toBe('Ada');
+    const userinfo = await oidc.fetchUserInfo(wiki.config, tokens.access_token, adaId);
+    expect(userinfo).toMatchObject({
+      groups: ['finance-team'],
+      department: { name: 'Treasury' },
+      cost_center: 4711,
+    });
+
+    // Without profile, no custom claims; without groups, no groups claim.
+    const narrow = await signInTo(ada, wiki, WIKI_URI, 'openid groups');
+    const narrowClaims = (await finishLogin(wiki, narrow.pending, narrow.callback)).claims()!;
+    expect(narrowClaims.groups).toEqual(['finance-team']);
+    expect(narrowClaims.department).toBeUndefined();
+    const profileOnly = await signInTo(ada, wiki, WIKI_URI, 'openid profile');
+    const profileClaims = (await finishLogin(wiki, profileOnly.pending, profileOnly.callback)).claims()!;
+    expect(profileClaims.groups).toBeUndefined();
+    expect(profileClaims.department).toEqual({ name: 'Treasury' });
+
+    // Unset and membership changes show in the very next answer: nothing is served stale.
+    await json('users', 'unset-claim', adaId, 'department');
+    expect((await oidc.fetchUserInfo(wiki.config, tokens.access_token, adaId)).department).toBe('Finance');
+    await json('groups', 'remove-member', 'finance-team', adaId);
+    const after = await oidc.fetchUserInfo(wiki.config, tokens.access_token, adaId);
+    expect(after.groups).toEqual([]);
+    expect(after.department).toBeUndefined();
+    await json('groups', 'add-member', 'finance-team', adaId);
+  }, 120_000);
+
+  it("lets only members of a client's allowed groups sign in; others see a page and the app gets access_denied, with nothing issued", async () => {
+    const updated = await json('clients', 'update', notesId, '--allowed-group', 'finance-team');
+    expect(updated.allowed_groups).toEqual(['finance-team']);
+
+    // Ada (a member) signs in as usual.
+    const allowed = await signInTo(ada, notes, NOTES_URI, 'openid groups');
+    const adaTokens = await finishLogin(notes, allowed.pending, allowed.callback);
+    expect(adaTokens.claims()!.groups).toEqual(['finance-team']);
+    // Out of the group, her access token no longer reaches userinfo; back in, it does again.
+    const team = (await groupsQueries.findByIdOrName(sesame.db, 'finance-team'))!;
+    await groupsQueries.removeMember(sesame.db, team.id, adaId);
+    await expect(oidc.fetchUserInfo(notes.config, adaTokens.access_token, adaId)).rejects.toMatchObject({
+      status: 401,
+    });
+    await groupsQueries.addMember(sesame.db, team.id, adaId);
+    expect((await oidc.fetchUserInfo(notes.config, adaTokens.access_token, adaId)).groups).toEqual([
+      'finance-team',
+    ]);
+
+    // Bob (not a member) has a session: he sees the refusal page, not the consent page.
+    const grantsBefore = await oidcModelsQueries.latestGrantOf(sesame.db, bobId, notesId);
+    expect(grantsBefore).toBeUndefined();
+    const codesBefore = await codeCount();
+    const pending = await beginLogin(notes, 'openid');
+    const page = asPage(await bob.browser.follow(pending.url));
+    expect(page.status).toBe(403);
+    expect(page.text).toContain("You don't have access to Notes");
+    expect(page.text).not.toContain('>Allow<');
+    const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+    const back = await bob.browser.request(`/interaction/${uid}/abort`, { form: { _csrf: page.csrf() } });
+    const landed = await bob.browser.follow(back.location()!, (url) => url.startsWith(NOTES_URI));
+    const callback = new URL((landed as { stoppedAt: string }).stoppedAt);
+    expect(callback.searchParams.get('error')).toBe('access_denied');
+    expect(callback.searchParams.get('code')).toBeNull();
+    await expect(finishLogin(notes, pending, callback.href)).rejects.toMatchObject({
+      error: 'access_denied',
+    });
+
+    // Silent sign-in (prompt=none) with his session gets access_denied at once.
+    const silent = await beginLogin(notes, 'openid', { prompt: 'none' });
+    const silentEnd = await bob.browser.follow(silent.url, (url) => url.startsWith(NOTES_URI));
+    const silentCallback = new URL((silentEnd as { stoppedAt: string }).stoppedAt);
+    expect(silentCallback.searchParams.get('error')).toBe('access_denied');
+    expect(silentCallback.searchParams.get('code')).toBeNull();
+
+    // Signing in afresh (no session) ends the same way after the passkey.
+    const fresh = bob.inNewBrowser();
+    const freshPending = await beginLogin(notes, 'openid');
+    const next = await fresh.signIn(await fresh.open(freshPending.url));
+    const freshPage = asPage(await fresh.browser.follow(next));
+    expect(freshPage.status).toBe(403);
+    expect(freshPage.text).toContain('Notes');
+
+    expect(await oidcModelsQueries.latestGrantOf(sesame.db, bobId, notesId)).toBeUndefined();
+    expect(await codeCount()).toBe(codesBefore);
+
+    // --allow-all-groups opens the app again.
+    expect((await json('clients', 'update', notesId, '--allow-all-groups')).allowed_groups).toEqual([]);
+    const open = await signInTo(bob, notes, NOTES_URI, 'openid');
+    expect((await finishLogin(notes, open.pending, open.callback)).claims()!.sub).toBe(bobId);
+  }, 120_000);
+
+  it('manages groups, members, claims and allowed groups on the admin API, with 4xx on bad input', async () => {
+    const created = await api('POST', '/groups', { json: { name: 'Editors' } });
+    expect(created.status).toBe(201);
+    const editors = created.json();
+    expect(editors).toMatchObject({ name: 'Editors', claims: {} });
+    expect((await api('POST', '/groups', { json: { name: 'editors' } })).status).toBe(409);
+    expect((await api('POST', '/groups', { json: { name: 42 } })).status).toBe(400);
+    expect((await api('POST', '/groups', { json: { name: 'x', extra: 1 } })).status).toBe(400);
+    expect((await api('POST', '/groups', { body: '{"name":' })).status).toBe(400);
+    expect((await api('POST', '/groups', { json: { name: '' } })).status).toBe(400);
+
+    expect((await api('PUT', `/groups/${editors.id}/members/bob@example.com`)).json()).toMatchObject({
+      member: true,
+      user_id: bobId,
+    });
+    expect((await api('PUT', '/groups/Editors/members/nobody@example.com')).status).toBe(404);
+    expect((await api('PUT', '/groups/nope/members/bob@example.com')).status).toBe(404);
+
+    const claim = await api('PUT', '/groups/editors/claims/level', { json: { value: 3 } });
+    expect(claim.status).toBe(200);
+    expect(claim.json().claims).toEqual({ level: 3 });
+    expect((await api('PUT', '/groups/editors/claims/sub', { json: { value: 'x' } })).status).toBe(400);
+    expect((await api('PUT', '/groups/editors/claims/level', { json: {} })).status).toBe(400);
+    expect((await api('PUT', `/users/${bobId}/claims/nickname`, { json: { value: 'b' } })).status).toBe(400);
+    const userClaim = await api('PUT', `/users/${bobId}/claims/level`, { json: { value: 5 } });
+    expect(userClaim.json()).toEqual({ id: bobId, email: 'bob@example.com', claims: { level: 5 } });
+    expect((await api('DELETE', `/users/${bobId}/claims/level`)).json().claims).toEqual({});
+    expect((await api('PUT', '/users/nobody@example.com/claims/level', { json: { value: 1 } })).status).toBe(
+      404,
+    );
+
+    const patched = await api('PATCH', `/clients/${notesId}`, { json: { allowed_groups: ['Editors'] } });
+    expect(patched.status).toBe(200);
+    expect(patched.json().allowed_groups).toEqual(['Editors']);
+    expect((await api('PATCH', `/clients/${notesId}`, { json: { allowed_groups: ['ghosts'] } })).status).toBe(
+      400,
+    );
+    expect((await api('PATCH', `/clients/${notesId}`, { json: { allowed_groups: 'Editors' } })).status).toBe(
+      400,
+    );
+    expect((await api('GET', `/clients/${notesId}`)).json().allowed_groups).toEqual(['Editors']);
+
+    const renamed = await api('PATCH', '/groups/editors', { json: { name: 'Writers' } });
+    expect(renamed.json().name).toBe('Writers');
+    expect((await api('PATCH', '/groups/writers', { json: { name: 'finance-team' } })).status).toBe(409);
+    const shown = await api('GET', '/groups/Writers');
+    expect(shown.json().members).toEqual([expect.objectContaining({ email: 'bob@example.com' })]);
+    expect((await api('GET', `/clients/${notesId}`)).json().allowed_groups).toEqual(['Writers']);
+
+    expect((await api('DELETE', '/groups/Writers/members/bob@example.com')).json().member).toBe(false);
+    expect((await api('DELETE', '/groups/Writers')).status).toBe(204);
+    expect((await api('DELETE', '/groups/Writers')).status).toBe(404);
+    expect((await api('GET', `/clients/${notesId}`)).json().allowed_groups).toEqual([]);
+    expect(await groupsQueries.findByIdOrName(sesame.db, editors.id)).toBeUndefined();
+  }, 120_000);
+
+  it('deletes a group with the CLI, which needs --yes without a terminal', async () => {
+    await json('groups', 'create', '--name', 'Temp');
+    expectOneLineError(await sesameCli('groups', 'delete', 'Temp', '--json'), /--yes/);
+    expect(await json('groups', 'delete', 'temp', '--yes')).toMatchObject({ name: 'Temp', deleted: true });
+    expect(await groupsQueries.findByIdOrName(sesame.db, 'Temp')).toBeUndefined();
+  }, 60_000);
+
+  it("lets an admin manage groups, members, claims and an app's allowed groups on the admin pages, with CSRF", async () => {
+    const admin = new Person(sesame.baseUrl);
+    const next = await admin.signUp(asPage(await admin.browser.follow('/admin')), 'root@example.com');
+    expect(asPage(await admin.browser.follow(next)).status).toBe(403);
+    const root = await usersQueries.findByEmail(sesame.db, 'root@example.com');
+    await usersQueries.update(sesame.db, root!.id, { isAdmin: true });
+
+    const list = asPage(await admin.browser.follow('/admin/groups'));
+    expect(list.status).toBe(200);
+    expect(list.text).toContain('Create group');
+    const groupsBefore = await countRows(sesame.db, 'groups');
+    // Without the CSRF token nothing is created.
+    expect((await admin.browser.request('/admin/groups', { form: { name: 'Ops' } })).status).toBe(403);
+    expect(await countRows(sesame.db, 'groups')).toBe(groupsBefore);
+    // A bad name is said beside the field.
+    const bad = await admin.browser.request('/admin/groups', { form: { _csrf: list.csrf(), name: ' ' } });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('name: is required');
+
+    const created = await admin.browser.request('/admin/groups', {
+      form: { _csrf: list.csrf(), name: 'Ops' },
+    });
+    expect(created.status).toBe(302);
+    const groupPath = new URL(created.location()!).pathname;
+    const ops = (await groupsQueries.findByIdOrName(sesame.db, 'Ops'))!;
+    expect(groupPath).toBe(`/admin/groups/${ops.id}`);
+
+    const page = asPage(await admin.browser.follow(groupPath));
+    const csrf = page.csrf();
+    const add = await admin.browser.request(`${groupPath}/members`, {
+      form: { _csrf: csrf, user: 'ada@example.com' },
+    });
+    expect(add.status).toBe(302);
+    expect((await groupsQueries.members(sesame.db, ops.id)).map((m) => m.email)).toEqual(['ada@example.com']);
+    const noUser = await admin.browser.request(`${groupPath}/members`, {
+      form: { _csrf: csrf, user: 'x@example.com' },
+    });
+    expect(noUser.status).toBe(404);
+    expect(noUser.text).toContain('No user with id or email x@example.com');
+
+    const reserved = await admin.browser.request(`${groupPath}/claims`, {
+      form: { _csrf: csrf, key: 'email', value: 'x' },
+    });
+    expect(reserved.status).toBe(400);
+    expect(reserved.text).toContain('email is a registered OIDC claim');
+    const set = await admin.browser.request(`${groupPath}/claims`, {
+      form: { _csrf: csrf, key: 'shift', value: '["night"]' },
+    });
+    expect(set.status).toBe(302);
+    expect((await groupsQueries.findByIdOrName(sesame.db, 'Ops'))!.claims).toEqual({ shift: ['night'] });
+    await admin.browser.request(`${groupPath}/claims/remove`, { form: { _csrf: csrf, key: 'shift' } });
+    expect((await groupsQueries.findByIdOrName(sesame.db, 'Ops'))!.claims).toEqual({});
+    const renamed = await admin.browser.request(`${groupPath}/rename`, {
+      form: { _csrf: csrf, name: 'Operations' },
+    });
+    expect(renamed.status).toBe(302);
+
+    // The client page lists the groups; saving who may sign in needs a passkey step-up.
+    const clientPage = asPage(await admin.browser.follow(`/admin/clients/${notesId}`));
+    expect(clientPage.text).toContain('Allowed groups');
+    expect(clientPage.text).toContain('Operations');
+    const allowedPath = `/admin/clients/${notesId}/allowed-groups`;
+    const unconfirmed = await admin.browser.request(allowedPath, {
+      form: { _csrf: clientPage.csrf(), group: ops.id },
+    });
+    expect(unconfirmed.status).toBe(403);
+    expect((await groupsQueries.allowedForClient(sesame.db, notesId)).map((g) => g.name)).toEqual([]);
+    expect((await stepUp(admin, clientPage.csrf())).status).toBe(200);
+    const saved = await admin.browser.request(allowedPath, {
+      form: { _csrf: clientPage.csrf(), group: ops.id },
+    });
+    expect(saved.status).toBe(302);
+    expect((await groupsQueries.allowedForClient(sesame.db, notesId)).map((g) => g.name)).toEqual([
+      'Operations',
+    ]);
+    const cleared = await admin.browser.request(allowedPath, { form: { _csrf: clientPage.csrf() } });
+    expect(cleared.status).toBe(302);
+    expect(await groupsQueries.allowedForClient(sesame.db, notesId)).toEqual([]);
+
+    const removed = await admin.browser.request(`${groupPath}/members/remove`, {
+      form: { _csrf: csrf, user: adaId },
+    });
+    expect(removed.status).toBe(302);
+    expect(await groupsQueries.members(sesame.db, ops.id)).toEqual([]);
+    const deleted = await admin.browser.request(`${groupPath}/delete`, { form: { _csrf: csrf } });
+    expect(deleted.status).toBe(302);
+    expect(await groupsQueries.findByIdOrName(sesame.db, ops.id)).toBeUndefined();
+    const actions = (await auditQueries.recent(sesame.db, 50)).map((event) => event.action);
+    expect(actions).toEqual(
+      expect.arrayContaining(['group.delete', 'group.set_claim', 'group.unset_claim', 'client.update']),
+    );
+  }, 60_000);
+});
