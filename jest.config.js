@@ -12,7 +12,8 @@ export default {
   globalSetup: '<rootDir>/test/support/globalSetup.mjs',
   globalTeardown: '<rootDir>/test/support/globalTeardown.mjs',
   setupFiles: ['<rootDir>/test/support/quietRuntimeWarning.ts'],
-  testTimeout: 30_000,
+  // Generous: a test or hook that starts Sesame boots PGlite, seconds on a loaded 2-core machine.
+  testTimeout: 60_000,
   maxWorkers: 2,
   reporters: ['default', '<rootDir>/test/support/summaryReporter.mjs'],
 };

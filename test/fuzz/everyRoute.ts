@@ -45,6 +45,12 @@ const TABLES: (keyof Database)[] = [
   'passkey_tenants',
   'passkey_tenant_users',
   'passkey_tenant_credentials',
+  'passkey_tenant_transactions',
+  'groups',
+  'group_members',
+  'client_allowed_groups',
+  'resources',
+  // Not passkey_tenant_audit_logs: a refused ceremony is written there on purpose, as Hanko does.
 ];
 
 /**

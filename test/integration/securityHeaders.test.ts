@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { issueSetupLink } from '../../src/accounts/setupLink.js';
+import { createGroup } from '../../src/admin/groups.js';
 import { usersQueries } from '../../src/db/queries/users.js';
-import { createClient } from '../../src/oidc/clients.js';
+import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
 import { VIEWS_DIR } from '../../src/paths.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
@@ -183,6 +184,49 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     );
     const link = /id="one-time-link"[^>]*>([^<]+)</.exec(issued.text)![1]!;
     saw('link', await new Person(sesame.baseUrl).browser.request(linkPath(link)), 'Create a passkey');
+
+    const group = await createGroup(sesame.db, 'Finance', 'test');
+    saw('admin/groups', await person.browser.request('/admin/groups'), 'Create a group');
+    saw('admin/group', await person.browser.request(`/admin/groups/${group.id}`), 'Members');
+    saw('admin/resources', await person.browser.request('/admin/resources'), 'Register an API');
+    // An app only Finance may use: the person, not a member, is turned away.
+    const { client: ledger } = await createClient(
+      sesame.db,
+      { name: 'Ledger', redirect_uris: [APP_CALLBACK] },
+      'test',
+    );
+    await updateClient(sesame.db, ledger.client_id, { allowed_groups: ['Finance'] }, 'test');
+    saw('no-access', await person.open(authorizationUrl(sesame, ledger.client_id)), 'access to Ledger');
+
+    // The device flow's pages (RFC 8628): the code form, its check, and the end.
+    const { client: tv } = await createClient(
+      sesame.db,
+      { name: 'TV', public: true, first_party: true, grant_types: [DEVICE_CODE_GRANT] },
+      'test',
+    );
+    const started = (await (
+      await fetch(`${sesame.baseUrl}/device/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ client_id: tv.client_id, scope: 'openid' }).toString(),
+      })
+    ).json()) as { user_code: string };
+    const codeForm = saw('device', await person.browser.request('/device'), 'Enter the code');
+    const xsrfOf = (page: PageResponse) => /name="xsrf" value="([^"]+)"/.exec(page.text)![1]!;
+    const check = saw(
+      'device-confirm',
+      await person.browser.request('/device', {
+        form: { xsrf: xsrfOf(codeForm), user_code: started.user_code },
+      }),
+      started.user_code,
+    );
+    saw(
+      'device-done',
+      await person.browser.request('/device', {
+        form: { xsrf: xsrfOf(check), user_code: started.user_code, confirm: 'yes' },
+      }),
+      'Your device is signed in',
+    );
 
     // The provider's own pages: sign-out confirmation, and the page after it.
     const logout = saw('logout', await person.browser.request('/session/end'), 'Sign out?');
