@@ -74,8 +74,10 @@ function rotateRefreshToken(ctx: KoaContextWithOIDC): boolean {
 }
 
 /**
- * oidc-provider's outgoing requests. The only one Sesame's configuration makes is the
- * back-channel logout POST, to a URI an admin registered (there is no dynamic client
+ * oidc-provider's outgoing requests. Sesame's configuration makes none of its own now: the
+ * back-channel logout POST, to a URI an admin registered, is queued and sent by the outbox
+ * (src/oidc/backchannelOutbox.ts, same rules: private networks allowed, no redirects
+ * followed); this stays for any the provider might make (there is no dynamic client
  * registration, no request_uri or jwks_uri fetching). Apps of a self-hosted Sesame often live
  * on a private network (http://127.0.0.1, 10.x, a compose service), which the provider's
  * default dispatcher refuses as server-side request forgery; an admin's registration is
