@@ -268,7 +268,7 @@ export interface BackchannelDeliveriesTable {
   logout_token: string | null;
   attempts: Generated<number>;
   /** Null once done: delivered, or given up with last_error. */
-  next_attempt_at: ColumnType<Date | null, Date | undefined, Date | null>;
+  next_attempt_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   last_error: string | null;
   delivered_at: NullableTimestamp;
   created_at: Generated<Date>;

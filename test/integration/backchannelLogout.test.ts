@@ -367,6 +367,24 @@ describe('back-channel logout', () => {
     }
   }, 60_000);
 
+  it('sweeps deliveries done for a month and keeps those still to send', async () => {
+    const clientId = `sweep-${randomBytes(4).toString('hex')}`;
+    const monthAgo = new Date(Date.now() - 31 * 86_400_000);
+    const row = { client_id: clientId, uri: 'https://sweep.example/bc', sub: 's', created_at: monthAgo };
+    await sesame.db
+      .insertInto('backchannel_deliveries')
+      .values([
+        { ...row, sid: 'delivered', next_attempt_at: null, delivered_at: monthAgo },
+        { ...row, sid: 'given-up', next_attempt_at: null, last_error: 'down' },
+        { ...row, sid: 'pending', next_attempt_at: new Date(Date.now() + 3_600_000) },
+        { ...row, sid: 'recent', next_attempt_at: null, created_at: new Date() },
+      ])
+      .execute();
+    expect(await backchannelDeliveriesQueries.deleteDoneBefore(sesame.db, 30)).toBe(2);
+    const left = await backchannelDeliveriesQueries.listForClient(sesame.db, clientId);
+    expect(left.map((r) => r.sid).sort()).toEqual(['pending', 'recent']);
+  });
+
   it('sets and clears the URI with the CLI and the API, and refuses a bad one naming the field', async () => {
     const app = await registerApp('Mail');
     const id = app.config.clientMetadata().client_id;
