@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import type { DatabaseHandle, Db } from './db/connect.js';
 import { GroupedUpserts } from './db/groupedUpserts.js';
 import { MemoryHitCounter, PostgresHitCounter } from './db/hitCounter.js';
+import { backchannelDeliveriesQueries } from './db/queries/backchannelDeliveries.js';
 import { challengesQueries } from './db/queries/challenges.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
@@ -39,6 +40,7 @@ import { setupRoutes } from './http/routes/setup.js';
 import type { Services } from './http/services.js';
 import { sealKeysAtRest } from './keysAtRest.js';
 import type { Logger } from './logger.js';
+import { BackchannelOutbox, type DeliveryTiming } from './oidc/backchannelOutbox.js';
 import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
 import { LiveProvider } from './oidc/liveProvider.js';
@@ -62,6 +64,9 @@ const PUBLIC_METADATA_CACHE = 'public, max-age=300';
 /** Expired rows are swept this often; each sweep deletes in small batches. */
 const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
 
+/** Back-channel logout deliveries done (delivered or given up) are kept this long for admins to look into. */
+const DONE_DELIVERIES_KEPT_DAYS = 30;
+
 export interface AppDeps {
   config: Config;
   db: Db;
@@ -71,6 +76,8 @@ export interface AppDeps {
    * cached: every client and account lookup reads the database.
    */
   listen?: DatabaseHandle['listen'];
+  /** Overrides the back-channel logout outbox's timing (tests make its waits short). */
+  backchannelTiming?: Partial<DeliveryTiming>;
 }
 
 /** A composed Sesame server: start() listens, stop() drains requests and stops timers (the caller closes the database). */
@@ -87,7 +94,7 @@ export interface SesameApp {
 }
 
 /** Builds the app: keys and cookie secrets from the database, the provider, Sesame's routes. */
-export async function createApp({ config, db, log, listen }: AppDeps): Promise<SesameApp> {
+export async function createApp({ config, db, log, listen, backchannelTiming }: AppDeps): Promise<SesameApp> {
   await sealKeysAtRest(db, config, log);
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
@@ -102,6 +109,7 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
     log,
     signing,
   );
+  const outbox = new BackchannelOutbox(db, () => live.provider, log, backchannelTiming);
   const rowChanges = listen
     ? await keepCachesInStep(listen, { ...caches, signing_keys: live }, log)
     : undefined;
@@ -181,7 +189,8 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
       const removed =
         (await oidcModelsQueries.deleteExpired(db)) +
         (await challengesQueries.deleteExpired(db)) +
-        (await hits.sweep());
+        (await hits.sweep()) +
+        (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS));
       if (removed) log.debug('expired rows removed', { removed });
     } catch (error) {
       log.warn('cleanup failed', { error: (error as Error).message });
@@ -206,10 +215,12 @@ export async function createApp({ config, db, log, listen }: AppDeps): Promise<S
       });
       cleanupTimer = setInterval(cleanup, CLEANUP_INTERVAL_MS);
       cleanupTimer.unref();
+      outbox.start();
       return (server.address() as AddressInfo).port;
     },
     async stop() {
       if (cleanupTimer) clearInterval(cleanupTimer);
+      await outbox.stop();
       live.stop();
       await rowChanges?.close();
       if (!server) return;

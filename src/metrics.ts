@@ -38,6 +38,13 @@ export const tokenGrants = new Counter({
   registers: [metricsRegistry],
 });
 
+export const backchannelDeliveries = new Counter({
+  name: 'sesame_backchannel_logout_deliveries_total',
+  help: 'Back-channel logout token posts to apps, by result (delivered, retry, given_up)',
+  labelNames: ['result'] as const,
+  registers: [metricsRegistry],
+});
+
 export const httpDuration = new Histogram({
   name: 'sesame_http_request_duration_seconds',
   help: 'Time to answer an HTTP request, by route template',

@@ -4,6 +4,8 @@ import { clientsQueries } from '../db/queries/clients.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { notFound } from '../http/errors.js';
 import { ACCOUNT_CLIENT_ID } from '../oidc/accountClient.js';
+import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
+import { queueAccountLogouts } from './backchannelLogout.js';
 import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
 
 /** An app the person let sign them in, with what it may see. */
@@ -71,10 +73,12 @@ export async function revokeConnectedApp(db: Db, userId: string, clientId: strin
 export async function signOutEverywhere(db: Db, userId: string): Promise<number> {
   const { ended, at } = await db.transaction().execute(async (trx) => {
     const at = await revokeAccountSignIns(trx, userId, { tokens: false });
+    await queueAccountLogouts(trx, userId, { grants: false });
     const ended = await oidcModelsQueries.destroySessionsOfAccount(trx, userId);
     await auditQueries.record(trx, `user:${userId}`, 'session.end_all', userId, { sessions: ended });
     return { ended, at };
   });
+  wakeBackchannelOutboxes();
   await untilAfterRevocation(at);
   return ended;
 }

@@ -1,3 +1,4 @@
+import { queueAccountLogouts } from '../accounts/backchannelLogout.js';
 import { ClaimValidationError, withClaim, withoutClaim } from '../accounts/customClaims.js';
 import { createOneTimeLink } from '../accounts/oneTimeLinks.js';
 import { revokeAccountSignIns, untilAfterRevocation } from '../accounts/revocation.js';
@@ -8,6 +9,7 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
 import { badRequest, HttpError } from '../http/errors.js';
+import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 
 /** A user as admins see them. */
 export interface UserView {
@@ -144,11 +146,13 @@ export async function disableUser(db: Db, idOrEmail: string, actor: Actor): Prom
       : await usersQueries.update(trx, user.id, { disabledAt: new Date() });
     // Revoked for good, not only deleted: enabling the account again brings none of it back.
     const at = await revokeAccountSignIns(trx, user.id, { tokens: true });
+    await queueAccountLogouts(trx, user.id, { grants: true });
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     if (!user.disabled_at) await auditQueries.record(trx, actor, 'user.disable', user.id, { revoked });
     return { view: userView(updated!), at };
   });
   if (!done) return undefined;
+  wakeBackchannelOutboxes();
   await untilAfterRevocation(done.at);
   return done.view;
 }
@@ -173,16 +177,19 @@ export async function enableUser(db: Db, idOrEmail: string, actor: Actor): Promi
  * The last administrator who can sign in cannot be deleted ({@link lastAdminError}).
  */
 export async function deleteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
-  return db.transaction().execute(async (trx) => {
+  const deleted = await db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'deleted');
+    await queueAccountLogouts(trx, user.id, { grants: true });
     await usersQueries.delete(trx, user.id);
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     await auditQueries.record(trx, actor, 'user.delete', user.id, { email: user.email, revoked });
     return userView(user);
   });
+  if (deleted) wakeBackchannelOutboxes();
+  return deleted;
 }
 
 /**

@@ -257,6 +257,23 @@ export interface ClientAllowedGroupsTable {
   group_id: string;
 }
 
+/** A logout token to post to an app's backchannel_logout_uri (migration 0015). */
+export interface BackchannelDeliveriesTable {
+  id: Generated<string>;
+  client_id: string;
+  uri: string;
+  sub: string;
+  sid: string | null;
+  /** Signed at the first attempt when the sign-out had no signing keys at hand (the CLI). */
+  logout_token: string | null;
+  attempts: Generated<number>;
+  /** Null once done: delivered, or given up with last_error. */
+  next_attempt_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  last_error: string | null;
+  delivered_at: NullableTimestamp;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   users: UsersTable;
   credentials: CredentialsTable;
@@ -280,6 +297,7 @@ export interface Database {
   groups: GroupsTable;
   group_members: GroupMembersTable;
   client_allowed_groups: ClientAllowedGroupsTable;
+  backchannel_deliveries: BackchannelDeliveriesTable;
 }
 
 export type User = Selectable<UsersTable>;

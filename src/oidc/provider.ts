@@ -5,16 +5,19 @@ import type { Config } from '../config.js';
 import { secretMatchesHash } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
+import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliveries.js';
 import { renderView } from '../http/views.js';
 import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
 import { accountClientMetadata } from './accountClient.js';
 import { createAdapter } from './adapter.js';
+import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
 import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
+import { signLogoutToken } from './logoutToken.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
@@ -71,8 +74,10 @@ function rotateRefreshToken(ctx: KoaContextWithOIDC): boolean {
 }
 
 /**
- * oidc-provider's outgoing requests. The only one Sesame's configuration makes is the
- * back-channel logout POST, to a URI an admin registered (there is no dynamic client
+ * oidc-provider's outgoing requests. Sesame's configuration makes none of its own now: the
+ * back-channel logout POST, to a URI an admin registered, is queued and sent by the outbox
+ * (src/oidc/backchannelOutbox.ts, same rules: private networks allowed, no redirects
+ * followed); this stays for any the provider might make (there is no dynamic client
  * registration, no request_uri or jwks_uri fetching). Apps of a self-hosted Sesame often live
  * on a private network (http://127.0.0.1, 10.x, a compose service), which the provider's
  * default dispatcher refuses as server-side request forgery; an admin's registration is
@@ -98,6 +103,35 @@ function releaseCustomClaims(provider: Provider): void {
     const claims = await filtered.call(this);
     const custom = this.available[CUSTOM_CLAIMS] as Record<string, unknown> | undefined;
     return custom ? { ...custom, ...claims } : claims;
+  };
+}
+
+/**
+ * On RP-initiated logout the provider calls `client.backchannelLogout(sub, sid)` for every
+ * app of the session (lib/actions/end_session.js) and posts the token once. Here the token
+ * is signed the same way and queued in the outbox instead, in the logout request, so it is
+ * retried like every other sign-out's (src/oidc/backchannelOutbox.ts).
+ */
+function queueBackchannelLogouts(provider: Provider, db: Db): void {
+  type LogoutClient = InstanceType<Provider['Client']> & {
+    backchannelLogoutUri?: string;
+    backchannelLogoutSessionRequired?: boolean;
+  };
+  const prototype = provider.Client.prototype as unknown as {
+    backchannelLogout(this: LogoutClient, sub: string, sid: string): Promise<void>;
+  };
+  prototype.backchannelLogout = async function queueBackchannelLogout(this: LogoutClient, sub, sid) {
+    const sessionSid = this.backchannelLogoutSessionRequired ? sid : null;
+    await backchannelDeliveriesQueries.enqueue(db, [
+      {
+        clientId: this.clientId,
+        uri: this.backchannelLogoutUri!,
+        sub,
+        sid: sessionSid,
+        logoutToken: await signLogoutToken(provider, this, sub, sessionSid),
+      },
+    ]);
+    wakeBackchannelOutboxes();
   };
 }
 
@@ -246,10 +280,11 @@ export function createProvider({
   };
 
   releaseCustomClaims(provider);
+  queueBackchannelLogouts(provider, db);
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
   provider.on('backchannel.error', (_ctx, error, client) =>
-    log.warn('back-channel logout not delivered', { client: client.clientId, error: error.message }),
+    log.warn('back-channel logout not queued', { client: client.clientId, error: error.message }),
   );
   provider.on('grant.success', (ctx) =>
     tokenGrants.inc({ grant_type: grantTypeLabel(ctx.oidc.params?.grant_type), result: 'success' }),

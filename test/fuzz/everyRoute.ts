@@ -45,6 +45,7 @@ const TABLES: (keyof Database)[] = [
   'passkey_tenants',
   'passkey_tenant_users',
   'passkey_tenant_credentials',
+  'backchannel_deliveries',
   'passkey_tenant_transactions',
   'groups',
   'group_members',

@@ -1,10 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { createApiKey } from '../../src/admin/apiKeys.js';
+import { recentAuditEvents } from '../../src/admin/audit.js';
+import { openDatabase } from '../../src/db/connect.js';
+import { backchannelDeliveriesQueries } from '../../src/db/queries/backchannelDeliveries.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
+import { createLogger } from '../../src/logger.js';
+import { metricsRegistry } from '../../src/metrics.js';
+import { BackchannelOutbox, wakeBackchannelOutboxes } from '../../src/oidc/backchannelOutbox.js';
 import type { PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, runCliOn } from '../support/sesameProcess.js';
@@ -13,24 +20,60 @@ import { startTestApp, type TestApp } from '../support/testApp.js';
 const REDIRECT_URI = 'http://127.0.0.1:8916/callback';
 const LOGGED_OUT_URI = 'http://127.0.0.1:8916/logged-out';
 
-/** An app's back-channel logout endpoint: records each POST body and answers with `status`. */
+/** One POST an app's back-channel logout endpoint received, and the status it answered. */
+interface Received {
+  token: string;
+  query: string;
+  status: number;
+}
+
+/**
+ * An app's back-channel logout endpoint: records each POST and answers 200, or 500 while
+ * `failures` is above zero (each failure counts it down), or `status` when set.
+ */
 async function startLogoutEndpoint() {
-  const received: URLSearchParams[] = [];
-  const endpoint = { received, status: 200, url: '' };
+  const received: Received[] = [];
+  const endpoint = { received, failures: 0, status: undefined as number | undefined, delayMs: 0, url: '' };
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => {
       body += chunk.toString('utf8');
     });
-    req.on('end', () => {
-      if (req.method === 'POST') received.push(new URLSearchParams(body));
-      res.writeHead(endpoint.status).end();
+    req.on('end', async () => {
+      const failing = endpoint.failures > 0;
+      if (failing) endpoint.failures -= 1;
+      const status = endpoint.status ?? (failing ? 500 : 200);
+      if (req.method === 'POST' && req.headers['content-type'] === 'application/x-www-form-urlencoded') {
+        const token = new URLSearchParams(body).get('logout_token') ?? '';
+        received.push({ token, query: new URL(req.url!, 'http://x').search, status });
+      }
+      if (endpoint.delayMs) await sleep(endpoint.delayMs);
+      res.writeHead(status).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   endpoint.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel-logout`;
-  return { endpoint, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    endpoint,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
+
+/** Waits until `done` holds (the outbox posts in the background), failing after `ms`. */
+async function waitFor(done: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await done())) {
+    if (Date.now() > until) throw new Error('timed out waiting for a back-channel logout delivery');
+    await sleep(50);
+  }
+}
+
+/** Short waits between attempts, so retries happen within a test. */
+const TEST_TIMING = { pollMs: 200, backoffMs: [300] };
 
 /**
  * OpenID Connect Back-Channel Logout 1.0: when a person signs out at Sesame (RP-initiated
@@ -41,17 +84,26 @@ describe('back-channel logout', () => {
   let sesame: TestApp;
   let logout: Awaited<ReturnType<typeof startLogoutEndpoint>>;
   let key: string;
+  const endpoints: Awaited<ReturnType<typeof startLogoutEndpoint>>[] = [];
 
   beforeAll(async () => {
-    sesame = await startTestApp();
+    sesame = await startTestApp({}, { backchannelTiming: TEST_TIMING });
     logout = await startLogoutEndpoint();
+    endpoints.push(logout);
     key = (await createApiKey(sesame.db, 'tests', 'test')).key;
   });
 
   afterAll(async () => {
-    await logout.close();
     await sesame.stop();
+    for (const endpoint of endpoints) await endpoint.close();
   });
+
+  /** An endpoint of its own for one test, so that what it receives is that test's. */
+  async function newEndpoint() {
+    const started = await startLogoutEndpoint();
+    endpoints.push(started);
+    return started.endpoint;
+  }
 
   async function registerApp(name: string, extra: string[] = []) {
     const created = await cliJsonOn<{ client_id: string; client_secret: string }>(sesame, [
@@ -88,6 +140,29 @@ describe('back-channel logout', () => {
     return person.browser.request(form[1]!, { form: { xsrf: form[2]!, logout: 'yes' } });
   }
 
+  /**
+   * What the app does with a logout token (Back-Channel Logout 1.0 §2.6): verifies its
+   * signature with the JWKS, issuer, audience and `typ`, the logout event, and that it has
+   * a `sub` or `sid` and no `nonce`.
+   */
+  async function verifyLogoutToken(token: string, rp: TestRp) {
+    const jwks = createRemoteJWKSet(new URL('/jwks', sesame.baseUrl));
+    const { payload, protectedHeader } = await jwtVerify(token, jwks, {
+      issuer: sesame.baseUrl,
+      audience: rp.config.clientMetadata().client_id,
+      typ: 'logout+jwt',
+    });
+    expect(protectedHeader.kid).toEqual(expect.any(String));
+    expect(payload.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
+    expect(payload.nonce).toBeUndefined();
+    expect(payload.jti).toEqual(expect.any(String));
+    expect(payload.iat).toEqual(expect.any(Number));
+    expect(payload.sub ?? payload.sid).toEqual(expect.any(String));
+    return payload;
+  }
+
+  const clientIdOf = (rp: TestRp) => rp.config.clientMetadata().client_id;
+
   it('advertises back-channel logout with sessions in discovery', async () => {
     const discovery = (await (
       await fetch(`${sesame.baseUrl}/.well-known/openid-configuration`)
@@ -97,7 +172,6 @@ describe('back-channel logout', () => {
   });
 
   it('posts a logout token to every app of the session on RP-initiated logout; the app verifies it with the JWKS', async () => {
-    logout.endpoint.received.length = 0;
     const notes = await registerApp('Notes', ['--backchannel-logout-uri', logout.endpoint.url]);
     const wiki = await registerApp('Wiki', ['--backchannel-logout-uri', `${logout.endpoint.url}?app=wiki`]);
     const silent = await registerApp('Silent');
@@ -111,48 +185,205 @@ describe('back-channel logout', () => {
     const done = await signOut(person, notes, notesTokens.id_token!);
     expect(done.location()).toMatch(new RegExp(`^${LOGGED_OUT_URI}`));
 
-    const tokens = logout.endpoint.received.map((body) => body.get('logout_token')!);
-    expect(tokens).toHaveLength(2);
-    const jwks = createRemoteJWKSet(new URL('/jwks', sesame.baseUrl));
-    const verified = await Promise.all(
-      tokens.map((token) => jwtVerify(token, jwks, { issuer: sesame.baseUrl, typ: 'logout+jwt' })),
-    );
-    const byAudience = new Map(verified.map(({ payload }) => [payload.aud, payload]));
-    const forNotes = byAudience.get(notes.config.clientMetadata().client_id)!;
-    const forWiki = byAudience.get(wiki.config.clientMetadata().client_id)!;
-    for (const [payload, idTokenClaims] of [
-      [forNotes, notesTokens.claims()!],
-      [forWiki, wikiTokens.claims()!],
+    await waitFor(() => logout.endpoint.received.length === 2);
+    const byQuery = new Map(logout.endpoint.received.map((r) => [r.query, r.token]));
+    for (const [rp, token, idTokenClaims] of [
+      [notes, byQuery.get('')!, notesTokens.claims()!],
+      [wiki, byQuery.get('?app=wiki')!, wikiTokens.claims()!],
     ] as const) {
-      expect(payload).toMatchObject({
-        sub: idTokenClaims.sub,
-        sid: idTokenClaims.sid,
-        events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
-      });
-      expect(payload.nonce).toBeUndefined();
-      expect(payload.jti).toEqual(expect.any(String));
-      expect(payload.iat).toEqual(expect.any(Number));
+      const payload = await verifyLogoutToken(token, rp);
+      expect(payload).toMatchObject({ sub: idTokenClaims.sub, sid: idTokenClaims.sid });
     }
-    expect(decodeProtectedHeader(tokens[0]!).kid).toEqual(expect.any(String));
+    // Each delivery is a row of the outbox, done once delivered.
+    const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(notes));
+    expect(row).toMatchObject({ attempts: 1, next_attempt_at: null, last_error: null });
+    expect(row!.delivered_at).toBeInstanceOf(Date);
   }, 90_000);
 
-  it('signs the person out even when an app’s endpoint fails', async () => {
-    logout.endpoint.received.length = 0;
-    logout.endpoint.status = 500;
+  it('signs the person out at once and retries an endpoint that fails twice until it answers 200', async () => {
+    const endpoint = await newEndpoint();
+    endpoint.failures = 2;
+    const app = await registerApp('Flaky', ['--backchannel-logout-uri', endpoint.url]);
+    const person = new Person(sesame.baseUrl);
+    const tokens = await signIn(person, app, true);
+    const done = await signOut(person, app, tokens.id_token!);
+    expect(done.location()).toMatch(new RegExp(`^${LOGGED_OUT_URI}`));
+    // Signed out: the next authorization asks for a passkey again.
+    const again = await beginLogin(app, 'openid');
+    expect((await person.open(again.url)).text).toContain('Sign in with a passkey');
+
+    await waitFor(() => endpoint.received.length === 3);
+    expect(endpoint.received.map((r) => r.status)).toEqual([500, 500, 200]);
+    // Every attempt posts the same token.
+    expect(new Set(endpoint.received.map((r) => r.token)).size).toBe(1);
+    const payload = await verifyLogoutToken(endpoint.received[0]!.token, app);
+    expect(payload.sid).toBe(tokens.claims()!.sid);
+    await waitFor(async () => {
+      const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(app));
+      return row?.delivered_at != null;
+    });
+    const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(app));
+    expect(row).toMatchObject({ attempts: 3, next_attempt_at: null, last_error: null });
+    await sleep(500);
+    expect(endpoint.received).toHaveLength(3);
+  }, 60_000);
+
+  it('tells the apps of every session when the person signs out everywhere', async () => {
+    const endpoint = await newEndpoint();
+    const app = await registerApp('Everywhere', ['--backchannel-logout-uri', endpoint.url]);
+    const person = new Person(sesame.baseUrl);
+    const first = await signIn(person, app, true);
+    const elsewhere = person.inNewBrowser();
+    const pending = await beginLogin(app, 'openid email');
+    const next = await elsewhere.signIn(await elsewhere.open(pending.url));
+    const second = await finishLogin(app, pending, await elsewhere.continueToApp(next, REDIRECT_URI));
+    expect(second.claims()!.sid).not.toBe(first.claims()!.sid);
+
+    const csrf = (await person.browser.request('/account')).csrf();
+    const done = await person.browser.request('/account/sign-out-everywhere', { form: { _csrf: csrf } });
+    expect(done.status).toBe(303);
+
+    await waitFor(() => endpoint.received.length === 2);
+    const payloads = await Promise.all(endpoint.received.map((r) => verifyLogoutToken(r.token, app)));
+    expect(payloads.map((p) => p.sid).sort()).toEqual([first.claims()!.sid, second.claims()!.sid].sort());
+    for (const payload of payloads) expect(payload.sub).toBe(first.claims()!.sub);
+  }, 90_000);
+
+  it('tells the apps when an admin disables the person', async () => {
+    const endpoint = await newEndpoint();
+    const app = await registerApp('Disable', ['--backchannel-logout-uri', endpoint.url]);
+    const person = new Person(sesame.baseUrl);
+    const tokens = await signIn(person, app, true);
+    const disabled = await fetch(`${sesame.baseUrl}/api/admin/users/${tokens.claims()!.sub}/disable`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(disabled.status).toBe(200);
+
+    await waitFor(() => endpoint.received.length === 1);
+    const payload = await verifyLogoutToken(endpoint.received[0]!.token, app);
+    expect(payload).toMatchObject({ sub: tokens.claims()!.sub, sid: tokens.claims()!.sid });
+  }, 60_000);
+
+  it('tells an app by sub alone when an admin deletes a person whose sessions already ended', async () => {
+    const endpoint = await newEndpoint();
+    const app = await registerApp('Delete', ['--backchannel-logout-uri', endpoint.url]);
+    const person = new Person(sesame.baseUrl);
+    const tokens = await signIn(person, app, true);
+    const csrf = (await person.browser.request('/account')).csrf();
+    await person.browser.request('/account/sign-out-everywhere', { form: { _csrf: csrf } });
+    await waitFor(() => endpoint.received.length === 1);
+
+    // Deleted with the CLI: a process with no signing keys queues it, the server signs and posts it.
+    const deleted = await runCliOn(sesame, ['users', 'delete', tokens.claims()!.sub, '--yes', '--json']);
+    expect(deleted.code).toBe(0);
+    await waitFor(() => endpoint.received.length === 2);
+    const payload = await verifyLogoutToken(endpoint.received[1]!.token, app);
+    expect(payload.sub).toBe(tokens.claims()!.sub);
+    expect(payload.sid).toBeUndefined();
+  }, 60_000);
+
+  it('delivers after a restart what was still pending', async () => {
+    const endpoint = await newEndpoint();
+    endpoint.status = 503;
+    const app = await registerApp('Restart', ['--backchannel-logout-uri', endpoint.url]);
+    const person = new Person(sesame.baseUrl);
+    const tokens = await signIn(person, app, true);
+    await signOut(person, app, tokens.id_token!);
+    await waitFor(() => endpoint.received.length >= 1);
+
+    await sesame.whileStopped(async () => {
+      endpoint.status = undefined;
+    });
+    await waitFor(() => endpoint.received.at(-1)?.status === 200);
+    const delivered = endpoint.received.at(-1)!;
+    expect(delivered.token).toBe(endpoint.received[0]!.token);
+    expect((await verifyLogoutToken(delivered.token, app)).sid).toBe(tokens.claims()!.sid);
+  }, 90_000);
+
+  it('gives a delivery up after a day of failures, keeps its error, and audits it', async () => {
+    const endpoint = await newEndpoint();
+    endpoint.status = 500;
+    const app = await registerApp('Gone', ['--backchannel-logout-uri', endpoint.url]);
+    const clientId = clientIdOf(app);
+    await sesame.db
+      .insertInto('backchannel_deliveries')
+      .values({
+        client_id: clientId,
+        uri: endpoint.url,
+        sub: 'someone',
+        sid: 'a-sid',
+        created_at: new Date(Date.now() - 86_400_000),
+      })
+      .execute();
+    wakeBackchannelOutboxes();
+    await waitFor(async () => {
+      const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientId);
+      return row!.attempts > 0 && row!.next_attempt_at === null;
+    });
+    const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientId);
+    expect(row).toMatchObject({ attempts: 1, delivered_at: null });
+    expect(row!.last_error).toMatch(/500/);
+    const events = await recentAuditEvents(sesame.db, 20);
+    expect(events.find((e) => e.action === 'backchannel.give_up' && e.target === clientId)).toMatchObject({
+      actor: 'system',
+      details: { uri: endpoint.url, attempts: 1 },
+    });
+    const metrics = await metricsRegistry.getSingleMetricAsString(
+      'sesame_backchannel_logout_deliveries_total',
+    );
+    expect(metrics).toMatch(/sesame_backchannel_logout_deliveries_total\{result="given_up"\} [1-9]/);
+  }, 60_000);
+
+  it('two workers on one database post each delivery once', async () => {
+    const endpoint = await newEndpoint();
+    endpoint.delayMs = 30;
+    const app = await registerApp('Crowd', ['--backchannel-logout-uri', endpoint.url]);
+    const clientId = clientIdOf(app);
+    // A second instance: its own pool on Postgres; the embedded database has one connection.
+    const second = sesame.config.databaseUrl ? await openDatabase(sesame.config, { poolSize: 5 }) : undefined;
+    const quiet = createLogger('silent');
+    const workers = [
+      new BackchannelOutbox(second?.db ?? sesame.db, () => sesame.app.provider, quiet, TEST_TIMING),
+      new BackchannelOutbox(sesame.db, () => sesame.app.provider, quiet, TEST_TIMING),
+    ];
     try {
-      const app = await registerApp('Flaky', ['--backchannel-logout-uri', logout.endpoint.url]);
-      const person = new Person(sesame.baseUrl);
-      const tokens = await signIn(person, app, true);
-      const done = await signOut(person, app, tokens.id_token!);
-      expect(done.location()).toMatch(new RegExp(`^${LOGGED_OUT_URI}`));
-      expect(logout.endpoint.received).toHaveLength(1);
-      // Signed out: the next authorization asks for a passkey again.
-      const again = await beginLogin(app, 'openid');
-      expect((await person.open(again.url)).text).toContain('Sign in with a passkey');
+      for (const worker of workers) worker.start();
+      const sids = Array.from({ length: 60 }, (_, n) => `sid-${n}`);
+      await backchannelDeliveriesQueries.enqueue(
+        sesame.db,
+        sids.map((sid) => ({ clientId, uri: endpoint.url, sub: 'crowd', sid })),
+      );
+      wakeBackchannelOutboxes();
+      await waitFor(() => endpoint.received.length >= sids.length, 30_000);
+      await sleep(1_000);
+      const received = await Promise.all(endpoint.received.map((r) => verifyLogoutToken(r.token, app)));
+      expect(received.map((p) => p.sid).sort()).toEqual([...sids].sort());
+      const rows = await backchannelDeliveriesQueries.listForClient(sesame.db, clientId);
+      expect(rows.every((r) => r.attempts === 1 && r.delivered_at !== null)).toBe(true);
     } finally {
-      logout.endpoint.status = 200;
+      for (const worker of workers) await worker.stop();
+      await second?.close();
     }
   }, 60_000);
+
+  it('sweeps deliveries done for a month and keeps those still to send', async () => {
+    const clientId = `sweep-${randomBytes(4).toString('hex')}`;
+    const monthAgo = new Date(Date.now() - 31 * 86_400_000);
+    const row = { client_id: clientId, uri: 'https://sweep.example/bc', sub: 's', created_at: monthAgo };
+    await sesame.db
+      .insertInto('backchannel_deliveries')
+      .values([
+        { ...row, sid: 'delivered', next_attempt_at: null, delivered_at: monthAgo },
+        { ...row, sid: 'given-up', next_attempt_at: null, last_error: 'down' },
+        { ...row, sid: 'pending', next_attempt_at: new Date(Date.now() + 3_600_000) },
+        { ...row, sid: 'recent', next_attempt_at: null, created_at: new Date() },
+      ])
+      .execute();
+    expect(await backchannelDeliveriesQueries.deleteDoneBefore(sesame.db, 30)).toBe(2);
+    const left = await backchannelDeliveriesQueries.listForClient(sesame.db, clientId);
+    expect(left.map((r) => r.sid).sort()).toEqual(['pending', 'recent']);
+  });
 
   it('sets and clears the URI with the CLI and the API, and refuses a bad one naming the field', async () => {
     const app = await registerApp('Mail');

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { createApp, type SesameApp } from '../../src/app.js';
+import { type AppDeps, createApp, type SesameApp } from '../../src/app.js';
 import { type Config, configFrom } from '../../src/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
 import { createLogger, type Logger } from '../../src/logger.js';
@@ -65,6 +65,8 @@ export async function startTestApp(
     log?: Logger;
     /** Rewrites the database settings (a test that runs Sesame behind a pooler). */
     databaseEnv?: (env: TestDatabase['env']) => Record<string, string | undefined>;
+    /** Short back-channel logout retries, for tests that wait for them. */
+    backchannelTiming?: AppDeps['backchannelTiming'];
   } = {},
 ): Promise<TestApp> {
   const port = await freePort();
@@ -82,7 +84,13 @@ export async function startTestApp(
   const log = options.log ?? createLogger(config.logLevel);
 
   let database = await openDatabase(config, { poolSize: 5 });
-  let app = await createApp({ config, db: database.db, log, listen: database.listen });
+  let app = await createApp({
+    config,
+    db: database.db,
+    log,
+    listen: database.listen,
+    backchannelTiming: options.backchannelTiming,
+  });
   await app.start(port, '127.0.0.1');
 
   const handle: TestApp = {
@@ -102,7 +110,13 @@ export async function startTestApp(
         return await work();
       } finally {
         database = await openDatabase(config, { poolSize: 5 });
-        app = await createApp({ config, db: database.db, log, listen: database.listen });
+        app = await createApp({
+          config,
+          db: database.db,
+          log,
+          listen: database.listen,
+          backchannelTiming: options.backchannelTiming,
+        });
         await app.start(port, '127.0.0.1');
         handle.app = app;
         handle.db = database.db;

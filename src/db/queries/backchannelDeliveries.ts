@@ -1,0 +1,142 @@
+import { sql } from 'kysely';
+import type { Db } from '../connect.js';
+
+/** One logout token to post to one app: where, for whom, and the token once it is signed. */
+export interface NewDelivery {
+  clientId: string;
+  uri: string;
+  sub: string;
+  sid: string | null;
+  logoutToken?: string;
+}
+
+/** A delivery claimed for an attempt; `attempts` already counts this one. */
+export interface ClaimedDelivery {
+  id: string;
+  client_id: string;
+  uri: string;
+  sub: string;
+  sid: string | null;
+  logout_token: string | null;
+  attempts: number;
+  created_at: Date;
+}
+
+/** An app to tell that a person signed out: its URI, and the session's sid where it is known. */
+export interface LogoutTarget {
+  client_id: string;
+  uri: string;
+  sid: string | null;
+}
+
+export const backchannelDeliveriesQueries = {
+  async enqueue(db: Db, deliveries: readonly NewDelivery[]): Promise<void> {
+    if (!deliveries.length) return;
+    await db
+      .insertInto('backchannel_deliveries')
+      .values(
+        deliveries.map((d) => ({
+          client_id: d.clientId,
+          uri: d.uri,
+          sub: d.sub,
+          sid: d.sid,
+          logout_token: d.logoutToken ?? null,
+        })),
+      )
+      .execute();
+  },
+
+  /**
+   * The apps with a backchannel_logout_uri that an account's browser sessions signed in to,
+   * one per (app, sid) from the sessions' `authorizations`. With `grants`, also every app
+   * the account granted access but no session names with a sid: those get a logout token
+   * with `sub` only (Back-Channel Logout 1.0 §2.4 allows either).
+   */
+  async logoutTargetsOfAccount(db: Db, accountId: string, grants: boolean): Promise<LogoutTarget[]> {
+    const { rows } = await sql<LogoutTarget>`
+      with session_apps as (
+        select a.key as client_id, a.value->>'sid' as sid
+        from oidc_models s
+        cross join lateral jsonb_each(coalesce(s.payload->'authorizations', '{}'::jsonb)) a
+        where s.model = 'Session' and s.payload->>'accountId' = ${accountId}
+      ), grant_apps as (
+        select g.payload->>'clientId' as client_id, null::text as sid
+        from oidc_models g
+        where ${grants}::boolean and g.model = 'Grant' and g.payload->>'accountId' = ${accountId}
+          and not exists (
+            select 1 from session_apps sa where sa.client_id = g.payload->>'clientId' and sa.sid is not null)
+      )
+      select distinct c.client_id, c.backchannel_logout_uri as uri, apps.sid
+      from (select * from session_apps union select * from grant_apps) apps
+      join clients c on c.client_id = apps.client_id
+      where c.backchannel_logout_uri is not null`.execute(db);
+    return rows;
+  },
+
+  /**
+   * Claims up to `limit` due deliveries for this instance: each is locked (SKIP LOCKED, so
+   * instances never wait on or take each other's) and pushed `leaseSeconds` into the future
+   * in one statement, so no other instance picks it up while this one posts it. Nothing is
+   * held across the post: a pooler in transaction mode gets its connection back at once.
+   */
+  async claimDue(db: Db, limit: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
+    return db.transaction().execute(async (trx) => {
+      const { rows } = await sql<ClaimedDelivery>`
+        update backchannel_deliveries
+        set attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => ${leaseSeconds})
+        where id in (
+          select id from backchannel_deliveries
+          where next_attempt_at <= now()
+          order by next_attempt_at
+          limit ${limit}
+          for update skip locked)
+        returning id, client_id, uri, sub, sid, logout_token, attempts, created_at`.execute(trx);
+      return rows;
+    });
+  },
+
+  async setToken(db: Db, id: string, logoutToken: string): Promise<void> {
+    await db
+      .updateTable('backchannel_deliveries')
+      .set({ logout_token: logoutToken })
+      .where('id', '=', id)
+      .execute();
+  },
+
+  async markDelivered(db: Db, id: string): Promise<void> {
+    await db
+      .updateTable('backchannel_deliveries')
+      .set({ delivered_at: sql`now()`, next_attempt_at: null, last_error: null })
+      .where('id', '=', id)
+      .execute();
+  },
+
+  /** Records a failed attempt; `retryAt` null gives the delivery up (the row stays, with the error). */
+  async markFailed(db: Db, id: string, error: string, retryAt: Date | null): Promise<void> {
+    await db
+      .updateTable('backchannel_deliveries')
+      .set({ last_error: error.slice(0, 1000), next_attempt_at: retryAt })
+      .where('id', '=', id)
+      .execute();
+  },
+
+  /** Every delivery to an app, oldest first. */
+  async listForClient(db: Db, clientId: string) {
+    return db
+      .selectFrom('backchannel_deliveries')
+      .selectAll()
+      .where('client_id', '=', clientId)
+      .orderBy('created_at')
+      .execute();
+  },
+
+  /** Removes deliveries done (delivered or given up) for longer than `days`. */
+  async deleteDoneBefore(db: Db, days: number): Promise<number> {
+    const result = await db
+      .deleteFrom('backchannel_deliveries')
+      .where('next_attempt_at', 'is', null)
+      .where('created_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  },
+};
