@@ -13,6 +13,7 @@ import * as m0011 from './0011_passkey_api_hanko.js';
 import * as m0012 from './0012_passkey_transactions.js';
 import * as m0013 from './0013_groups_and_claims.js';
 import * as m0014 from './0014_par_and_resources.js';
+import * as m0016 from './0016_passkey_tenant_settings.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -30,4 +31,5 @@ export const migrations: Record<string, Migration> = {
   '0012_passkey_transactions': m0012,
   '0013_groups_and_claims': m0013,
   '0014_par_and_resources': m0014,
+  '0016_passkey_tenant_settings': m0016,
 };
