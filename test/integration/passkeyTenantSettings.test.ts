@@ -361,6 +361,32 @@ describe("a passkey API tenant's WebAuthn settings", () => {
       },
     );
 
+    it("signs a transaction under the tenant's passkey settings, as Hanko does", async () => {
+      const tenant = await newTenant();
+      const authenticator = new SoftAuthenticator();
+      const { user, finalize } = await register(tenant, authenticator, true);
+      expect(finalize.status).toBe(200);
+      const sign = async (transactionId: string, userVerified: boolean) => {
+        const init = await call(tenant, '/transaction/initialize', {
+          user_id: user.user_id,
+          transaction_id: transactionId,
+          transaction_data: { amount: 10 },
+        });
+        expect(init.status).toBe(200);
+        const options = init.json.publicKey as PublicKeyCredentialRequestOptionsJSON;
+        const assertion = await authenticator.getAssertion(options, APP_ORIGIN, { userVerified });
+        return { options, finalize: await call(tenant, '/transaction/finalize', assertion) };
+      };
+      expect((await sign('t-1', false)).finalize.status).toBe(401);
+      const patch = { webauthn: { user_verification: 'preferred', timeout: 45_000 } };
+      expect((await adminApi('PATCH', `/passkey-tenants/${tenant.id}`, JSON.stringify(patch))).status).toBe(
+        200,
+      );
+      const signed = await sign('t-2', false);
+      expect(signed.options).toMatchObject({ userVerification: 'preferred', timeout: 45_000 });
+      expect(signed.finalize.status).toBe(200);
+    });
+
     it('refuses a second factor without UV only when the MFA settings require it', async () => {
       const tenant = await newTenant();
       const key = new SoftAuthenticator();
