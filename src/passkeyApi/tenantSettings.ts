@@ -146,28 +146,26 @@ function ceremonyChange(input: z.output<typeof ceremonySettingsChangeSchema> | u
   return change;
 }
 
-/** The change in the admin API's names, for the audit log. */
+/** The change in the admin API's names, for the audit log: only what was given. */
 export function settingsChangeView(
   change: TenantSettingsChange,
 ): Record<string, Record<string, string | number>> {
   const view: Record<string, Record<string, string | number>> = {};
   for (const kind of ['webauthn', 'mfa'] as const) {
-    const given = change[kind];
-    if (!given || Object.keys(given).length === 0) continue;
-    const full = ceremonySettingsView({ ...DEFAULT_WEBAUTHN_SETTINGS, ...given });
-    view[kind] = Object.fromEntries(Object.entries(full).filter(([name]) => name in viewNames(given)));
+    const given = change[kind] ?? {};
+    const named: Record<string, string | number | undefined> = {
+      user_verification: given.userVerification,
+      attachment: given.attachment,
+      resident_key_requirement: given.residentKey,
+      attestation_preference: given.attestation,
+      timeout: given.timeoutMs,
+    };
+    const entries = Object.entries(named).filter(
+      (entry): entry is [string, string | number] => entry[1] !== undefined,
+    );
+    if (entries.length > 0) view[kind] = Object.fromEntries(entries);
   }
   return view;
-}
-
-function viewNames(change: Partial<CeremonySettings>): Record<string, true> {
-  const names: Record<string, true> = {};
-  if (change.userVerification !== undefined) names.user_verification = true;
-  if (change.attachment !== undefined) names.attachment = true;
-  if (change.residentKey !== undefined) names.resident_key_requirement = true;
-  if (change.attestation !== undefined) names.attestation_preference = true;
-  if (change.timeoutMs !== undefined) names.timeout = true;
-  return names;
 }
 
 /** The validated input as a change of settings. */
