@@ -14,6 +14,7 @@ import * as m0012 from './0012_passkey_transactions.js';
 import * as m0013 from './0013_groups_and_claims.js';
 import * as m0014 from './0014_par_and_resources.js';
 import * as m0015 from './0015_backchannel_deliveries.js';
+import * as m0016 from './0016_passkey_tenant_settings.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -32,4 +33,5 @@ export const migrations: Record<string, Migration> = {
   '0013_groups_and_claims': m0013,
   '0014_par_and_resources': m0014,
   '0015_backchannel_deliveries': m0015,
+  '0016_passkey_tenant_settings': m0016,
 };

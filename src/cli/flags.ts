@@ -19,6 +19,16 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   backchannel_logout_uri: '--backchannel-logout-uri',
   identifier: '--identifier',
   scopes: '--scope',
+  'webauthn.user_verification': '--user-verification',
+  'webauthn.attachment': '--attachment',
+  'webauthn.resident_key_requirement': '--resident-key',
+  'webauthn.attestation_preference': '--attestation',
+  'webauthn.timeout': '--timeout',
+  'mfa.user_verification': '--mfa-user-verification',
+  'mfa.attachment': '--mfa-attachment',
+  'mfa.resident_key_requirement': '--mfa-resident-key',
+  'mfa.attestation_preference': '--mfa-attestation',
+  'mfa.timeout': '--mfa-timeout',
 };
 
 /** A one-line CLI error about the value given for `field`, named by its flag. */

@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
 import { TenantValidationError, tenantRelyingPartySettings } from '../passkeyApi/relyingParty.js';
 import {
+  type TenantSettingsChangeInput,
+  tenantSettingsChange,
+  tenantSettingsChangeSchema,
+} from '../passkeyApi/tenantSettings.js';
+import {
+  changeTenantSettings,
   createTenant,
   deleteTenant,
   listTenants,
@@ -11,6 +17,32 @@ import { CliError, cliActor, collect, output, table, withDatabase } from './cont
 import { flagError } from './flags.js';
 
 const notFound = (id: string) => new CliError(`no passkey API tenant with id ${id}`);
+
+/** A whole number stays a string when it is not one, so the schema's message names the flag. */
+const integerFlag = (value: string | undefined) =>
+  value !== undefined && /^\d+$/.test(value) ? Number(value) : value;
+
+/** The `update` flags as a settings change, checked before the database is opened. */
+function settingsChangeFromFlags(opts: Record<string, string | undefined>): TenantSettingsChangeInput {
+  const ceremony = (prefix: '' | 'mfa') => {
+    const flag = (name: string) => opts[prefix ? `${prefix}${name[0]!.toUpperCase()}${name.slice(1)}` : name];
+    const given = {
+      user_verification: flag('userVerification'),
+      attachment: flag('attachment'),
+      resident_key_requirement: flag('residentKey'),
+      attestation_preference: flag('attestation'),
+      timeout: integerFlag(flag('timeout')),
+    };
+    return Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
+  };
+  const result = tenantSettingsChangeSchema.safeParse({ webauthn: ceremony(''), mfa: ceremony('mfa') });
+  if (result.success) return result.data;
+  const [issue] = result.error.issues;
+  if (!issue?.path.length) {
+    throw new CliError('give at least one setting to change (see sesame passkey-api update --help)');
+  }
+  throw flagError(issue.path.join('.'), issue.message);
+}
 
 /** `sesame passkey-api ...`: apps that run the passkey ceremony themselves (Hanko-compatible API). */
 export function registerPasskeyApiCommands(program: Command): void {
@@ -65,6 +97,41 @@ export function registerPasskeyApiCommands(program: Command): void {
         );
       }),
     );
+
+  tenants
+    .command('update <id>')
+    .description("change the tenant's WebAuthn settings for passkeys and for second factors (MFA)")
+    .option('--user-verification <uv>', 'required | preferred | discouraged (default: required)')
+    .option(
+      '--attachment <attachment>',
+      'platform | cross-platform | none (default: none, any authenticator)',
+    )
+    .option('--resident-key <requirement>', 'required | preferred | discouraged (default: required)')
+    .option('--attestation <preference>', 'none | indirect | direct | enterprise (default: none)')
+    .option('--timeout <ms>', 'ceremony timeout in milliseconds, 10000 to 600000 (default: 300000)')
+    .option('--mfa-user-verification <uv>', 'the same for second factors (default: preferred)')
+    .option('--mfa-attachment <attachment>', 'the same for second factors (default: cross-platform)')
+    .option('--mfa-resident-key <requirement>', 'the same for second factors (default: discouraged)')
+    .option('--mfa-attestation <preference>', 'the same for second factors (default: direct)')
+    .option('--mfa-timeout <ms>', 'the same for second factors (default: 300000)')
+    .option('--json', 'print JSON')
+    .action((id: string, opts) => {
+      const change = tenantSettingsChange(settingsChangeFromFlags(opts));
+      return withDatabase(async (db) => {
+        const tenant = await changeTenantSettings(db, id, change, cliActor());
+        if (!tenant) throw notFound(id);
+        const view = tenantView(tenant);
+        const describe = (label: string, s: typeof view.webauthn) =>
+          `${label}: user verification ${s.user_verification}, attachment ${s.attachment}, resident key ${s.resident_key_requirement}, attestation ${s.attestation_preference}, timeout ${s.timeout} ms`;
+        output(opts.json, view, () =>
+          [
+            `Updated passkey API tenant "${view.name}"`,
+            describe('passkeys', view.webauthn),
+            describe('MFA     ', view.mfa),
+          ].join('\n'),
+        );
+      });
+    });
 
   tenants
     .command('rotate-key <id>')

@@ -164,6 +164,18 @@ export interface PasskeyTenantsTable {
   signing_kid: string;
   /** The private RS256 JWK as JSON, or an "enc:v1:" envelope when a key-encryption secret is set. */
   signing_key: string;
+  /** WebAuthn settings of the tenant's passkey ceremonies (migration 0016; see passkeyApi/tenantSettings.ts). */
+  webauthn_user_verification: Generated<string>;
+  webauthn_attachment: Generated<string>;
+  webauthn_resident_key: Generated<string>;
+  webauthn_attestation: Generated<string>;
+  webauthn_timeout_ms: Generated<number>;
+  /** The same for its second-factor (MFA) ceremonies. */
+  mfa_user_verification: Generated<string>;
+  mfa_attachment: Generated<string>;
+  mfa_resident_key: Generated<string>;
+  mfa_attestation: Generated<string>;
+  mfa_timeout_ms: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }

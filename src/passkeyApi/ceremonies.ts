@@ -17,9 +17,9 @@ import {
 } from '../webauthn/authentication.js';
 import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
 import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
-import { PASSKEY_POLICY } from '../webauthn/policy.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import { signPasskeyToken } from './jwt.js';
+import { ceremonyPolicy, requiresUserVerification } from './tenantSettings.js';
 import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
 
 /** Challenge purposes of the passkey API, distinct from Sesame's own ceremonies. */
@@ -63,6 +63,7 @@ export async function startTenantRegistration(
       tenantRelyingParty(tenant),
       { handle: tenantUserHandle(subject.userId), name: subject.username, displayName },
       existing,
+      ceremonyPolicy(tenant.settings.webauthn),
     );
     await storeChallenge(trx, {
       challenge: options.challenge,
@@ -93,6 +94,7 @@ export async function finishTenantRegistration(
       purpose: PURPOSE.register,
       binding: tenantChallengeBinding(tenant.id),
     },
+    requiresUserVerification(tenant.settings.webauthn),
   );
   const userId = challenge.data.userId;
   if (typeof userId !== 'string' || !(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) {
@@ -102,7 +104,7 @@ export async function finishTenantRegistration(
     ...credential,
     tenantId: tenant.id,
     userId,
-    attestationType: PASSKEY_POLICY.attestation,
+    attestationType: tenant.settings.webauthn.attestation,
   });
   if (!stored) {
     throw new HttpError(400, 'credential_exists', 'This passkey is already registered.');
@@ -126,7 +128,11 @@ export async function startTenantLogin(
   const allow = userId
     ? (await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, userId)).filter((c) => !c.isMfa)
     : [];
-  const options = await passkeyRequestOptions(tenantRelyingParty(tenant), allow);
+  const options = await passkeyRequestOptions(
+    tenantRelyingParty(tenant),
+    allow,
+    ceremonyPolicy(tenant.settings.webauthn),
+  );
   await storeChallenge(db, {
     challenge: options.challenge,
     purpose: PURPOSE.login,
@@ -140,7 +146,8 @@ export async function startTenantLogin(
 /**
  * Verifies a tenant's assertion (WebAuthn L3 §7.2): the challenge is this tenant's and
  * unused; the passkey is this tenant's (and the named user's, when login named one); the
- * user handle matches (and is required when the login was discoverable); signature, origin, RP ID, UV and counter check out. Returns the token.
+ * user handle matches (and is required when the login was discoverable); signature, origin,
+ * RP ID and counter check out, and UV when the tenant requires it. Returns the token.
  */
 export async function finishTenantLogin(
   db: Db,
@@ -170,6 +177,7 @@ export async function finishTenantLogin(
     response,
     challenge.challenge,
     credential,
+    requiresUserVerification(tenant.settings.webauthn),
   );
   // A concurrent assertion with a higher counter may have won the race: then this one is a replay.
   if (

@@ -1,7 +1,6 @@
 import {
   type AuthenticationResponseJSON,
   generateAuthenticationOptions,
-  generateRegistrationOptions,
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
@@ -22,24 +21,11 @@ import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
 import { PasskeyError, unknownCredential, verificationFailed } from '../webauthn/errors.js';
 import { PASSKEY_POLICY } from '../webauthn/policy.js';
+import { passkeyCreationOptions } from '../webauthn/registration.js';
 import { type TenantRegistrationSubject, tenantUserHandle, userNotFound } from './ceremonies.js';
 import { signPasskeyToken } from './jwt.js';
+import { ceremonyPolicy, requiresUserVerification } from './tenantSettings.js';
 import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
-
-/**
- * How the passkey API asks for a second factor: Hanko's MFA defaults (its
- * `createDefaultMfaConfig`). A second factor is a roaming security key that need not be
- * discoverable and need not verify the person (the password or passkey before it did);
- * direct attestation lets the app see which key model it is. The timeout is the tenant's
- * passkey timeout, as in Hanko.
- */
-export const MFA_POLICY = {
-  timeoutMs: PASSKEY_POLICY.timeoutMs,
-  userVerification: 'preferred',
-  authenticatorAttachment: 'cross-platform',
-  residentKey: 'discouraged',
-  attestation: 'direct',
-} as const;
 
 /** Challenge purposes of the MFA ceremonies: a passkey challenge never finishes one, nor the reverse. */
 const PURPOSE = { register: 'pk-mfa-reg', login: 'pk-mfa-login' } as const;
@@ -65,7 +51,10 @@ export async function refusedAsUnauthorized<T>(work: () => Promise<T>): Promise<
   }
 }
 
-/** Creation options for a second factor of a tenant's user (creating or updating that user). */
+/**
+ * Creation options for a second factor of a tenant's user (creating or updating that user),
+ * under the tenant's MFA settings (by default Hanko's: a roaming key, not discoverable, UV preferred).
+ */
 export async function startMfaRegistration(
   db: Db,
   tenant: StoredTenant,
@@ -73,6 +62,7 @@ export async function startMfaRegistration(
 ): Promise<PublicKeyCredentialCreationOptionsJSON> {
   const displayName = subject.displayName?.trim() || subject.username;
   const rp = tenantRelyingParty(tenant);
+  const policy = ceremonyPolicy(tenant.settings.mfa);
   return db.transaction().execute(async (trx) => {
     await passkeyTenantUsersQueries.upsert(trx, {
       tenant_id: tenant.id,
@@ -85,22 +75,13 @@ export async function startMfaRegistration(
     const existing = (
       await passkeyTenantCredentialsQueries.listForUser(trx, tenant.id, subject.userId)
     ).filter((c) => c.isMfa);
-    const options = await generateRegistrationOptions({
-      rpName: rp.name,
-      rpID: rp.id,
-      userID: tenantUserHandle(subject.userId),
-      userName: subject.username,
-      userDisplayName: displayName,
-      timeout: MFA_POLICY.timeoutMs,
-      attestationType: MFA_POLICY.attestation,
-      excludeCredentials: existing.map((c) => ({ id: c.id })),
-      authenticatorSelection: {
-        authenticatorAttachment: MFA_POLICY.authenticatorAttachment,
-        residentKey: MFA_POLICY.residentKey,
-        userVerification: MFA_POLICY.userVerification,
-      },
-      supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
-    });
+    // Transports are left out of excludeCredentials, as Hanko does for second factors.
+    const options = await passkeyCreationOptions(
+      rp,
+      { handle: tenantUserHandle(subject.userId), name: subject.username, displayName },
+      existing.map((c) => ({ id: c.id, transports: [] })),
+      policy,
+    );
     await storeChallenge(trx, {
       challenge: options.challenge,
       purpose: PURPOSE.register,
@@ -114,7 +95,7 @@ export async function startMfaRegistration(
 
 /**
  * Verifies the attestation of a second factor (WebAuthn L3 §7.1) against the tenant's
- * origins and RP ID, with user verification optional as the MFA policy asks, and stores it
+ * origins and RP ID, with user verification required only when the tenant's MFA settings require it, and stores it
  * with `is_mfa`. Returns the token for the app.
  */
 export async function finishMfaRegistration(
@@ -137,7 +118,7 @@ export async function finishMfaRegistration(
       expectedChallenge: challenge.challenge,
       expectedOrigin: rp.origins,
       expectedRPID: rp.id,
-      requireUserVerification: false,
+      requireUserVerification: requiresUserVerification(tenant.settings.mfa),
       supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
     });
   } catch {
@@ -187,8 +168,8 @@ export async function startMfaLogin(
   if (credentials.length === 0) throw noSuitableCredentials();
   const options = await generateAuthenticationOptions({
     rpID: tenant.rpId,
-    timeout: MFA_POLICY.timeoutMs,
-    userVerification: MFA_POLICY.userVerification,
+    timeout: tenant.settings.mfa.timeoutMs,
+    userVerification: tenant.settings.mfa.userVerification,
     allowCredentials: credentials.map((c) => ({ id: c.id })),
   });
   await storeChallenge(db, {
@@ -201,7 +182,7 @@ export async function startMfaLogin(
   return options;
 }
 
-/** WebAuthn L3 §7.2 steps 7-21 for a second factor: like a passkey, but the UV flag is optional. */
+/** WebAuthn L3 §7.2 steps 7-21 for a second factor: the UV flag only when the tenant's MFA settings require it. */
 async function verifySecondFactorSignature(
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
@@ -216,7 +197,7 @@ async function verifySecondFactorSignature(
       expectedChallenge,
       expectedOrigin: rp.origins,
       expectedRPID: rp.id,
-      requireUserVerification: false,
+      requireUserVerification: requiresUserVerification(tenant.settings.mfa),
       credential: {
         id: credential.id,
         publicKey: new Uint8Array(credential.publicKey),

@@ -6,6 +6,12 @@ import { passkeyTenantsQueries, type StoredTenant } from '../db/queries/passkeyT
 import type { RelyingParty } from '../webauthn/policy.js';
 import { newTenantSigningKey } from './jwt.js';
 import { tenantRelyingPartySettings } from './relyingParty.js';
+import {
+  type CeremonySettingsView,
+  ceremonySettingsView,
+  settingsChangeView,
+  type TenantSettingsChange,
+} from './tenantSettings.js';
 
 /**
  * Every passkey API key starts with this, so secret scanners can recognise a leaked one;
@@ -19,6 +25,10 @@ export interface TenantView {
   name: string;
   rp_id: string;
   origins: string[];
+  /** Settings of its passkey ceremonies, in Hanko's names. */
+  webauthn: CeremonySettingsView;
+  /** Settings of its second-factor (MFA) ceremonies. */
+  mfa: CeremonySettingsView;
   created_at: string;
 }
 
@@ -28,6 +38,8 @@ export function tenantView(tenant: StoredTenant): TenantView {
     name: tenant.name,
     rp_id: tenant.rpId,
     origins: tenant.origins,
+    webauthn: ceremonySettingsView(tenant.settings.webauthn),
+    mfa: ceremonySettingsView(tenant.settings.mfa),
     created_at: new Date(tenant.createdAt).toISOString(),
   };
 }
@@ -90,6 +102,25 @@ export async function rotateTenantApiKey(db: Db, id: string, actor: Actor): Prom
     return true;
   });
   return rotated ? apiKey : undefined;
+}
+
+/**
+ * Changes some of the tenant's WebAuthn settings (validated by tenantSettingsChangeSchema);
+ * the next ceremony uses them. Undefined when there is no such tenant.
+ */
+export async function changeTenantSettings(
+  db: Db,
+  id: string,
+  change: TenantSettingsChange,
+  actor: Actor,
+): Promise<StoredTenant | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const changed = await passkeyTenantsQueries.changeSettings(trx, id, change);
+    if (changed) {
+      await auditQueries.record(trx, actor, 'passkey_tenant.update_settings', id, settingsChangeView(change));
+    }
+    return changed;
+  });
 }
 
 /** Deletes a tenant with its users, passkeys and pending challenges. */

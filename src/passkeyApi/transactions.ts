@@ -17,10 +17,10 @@ import { conflict } from '../http/errors.js';
 import { checkUserHandle, verifyAssertionSignature } from '../webauthn/authentication.js';
 import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
 import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
-import { PASSKEY_POLICY } from '../webauthn/policy.js';
 import { tenantUserHandle, userNotFound } from './ceremonies.js';
 import { signPasskeyToken } from './jwt.js';
 import { noSuitableCredentials, refusedAsUnauthorized } from './mfa.js';
+import { requiresUserVerification } from './tenantSettings.js';
 import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
 
 const PURPOSE = 'pk-trans';
@@ -106,8 +106,9 @@ export async function startTransaction(
     const options = await generateAuthenticationOptions({
       rpID: tenant.rpId,
       challenge: transactionChallenge(request.identifier, dataJson),
-      timeout: PASSKEY_POLICY.timeoutMs,
-      userVerification: PASSKEY_POLICY.userVerification,
+      // The tenant's passkey settings, as Hanko's transactions use its WebAuthn config.
+      timeout: tenant.settings.webauthn.timeoutMs,
+      userVerification: tenant.settings.webauthn.userVerification,
       // Transports left out, as Hanko does (see startMfaLogin).
       allowCredentials: passkeys.map((c) => ({ id: c.id })),
     });
@@ -131,8 +132,8 @@ export async function startTransaction(
 }
 
 /**
- * Verifies the signed transaction (WebAuthn L3 §7.2, user verification required as for a
- * passkey login): the challenge is this tenant's transaction challenge and unused, the
+ * Verifies the signed transaction (WebAuthn L3 §7.2, user verification as for a passkey
+ * login: required unless the tenant's settings say otherwise): the challenge is this tenant's transaction challenge and unused, the
  * passkey is the user's and not a second factor. Returns a token whose `trans` claim is the
  * transaction id. Failures answer 401, as in Hanko.
  */
@@ -159,6 +160,7 @@ export async function finishTransaction(
       response,
       challenge.challenge,
       credential,
+      requiresUserVerification(tenant.settings.webauthn),
     );
     if (
       !(await passkeyTenantCredentialsQueries.recordUse(db, tenant.id, credential.id, newCounter, backedUp))

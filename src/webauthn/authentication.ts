@@ -10,21 +10,22 @@ import { credentialsQueries, type StoredCredential } from '../db/queries/credent
 import type { User } from '../db/schema.js';
 import { consumeChallenge, storeChallenge } from './challenge.js';
 import { accountDisabled, unknownCredential, verificationFailed } from './errors.js';
-import { PASSKEY_POLICY, type RelyingParty } from './policy.js';
+import { type CeremonyPolicy, PASSKEY_POLICY, type RelyingParty } from './policy.js';
 import { userHandleFor } from './registration.js';
 
 /**
- * Request options under {@link PASSKEY_POLICY} (WebAuthn L3 §5.5), for any storage of
- * credentials. An empty `allow` list makes the request discoverable (usernameless).
+ * Request options under `policy` ({@link PASSKEY_POLICY} unless given; WebAuthn L3 §5.5),
+ * for any storage of credentials. An empty `allow` list makes the request discoverable (usernameless).
  */
 export function passkeyRequestOptions(
   rp: RelyingParty,
   allow: Pick<StoredCredential, 'id' | 'transports'>[],
+  policy: Pick<CeremonyPolicy, 'timeoutMs' | 'userVerification'> = PASSKEY_POLICY,
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
   return generateAuthenticationOptions({
     rpID: rp.id,
-    timeout: PASSKEY_POLICY.timeoutMs,
-    userVerification: PASSKEY_POLICY.userVerification,
+    timeout: policy.timeoutMs,
+    userVerification: policy.userVerification,
     allowCredentials: allow.map((c) => ({
       id: c.id,
       transports: c.transports as AuthenticatorTransport[],
@@ -34,7 +35,7 @@ export function passkeyRequestOptions(
 
 /**
  * Checks an assertion against a stored credential (WebAuthn L3 §7.2 steps 7-21): origin,
- * RP ID hash, UP and UV flags, signature and counter. Returns the new counter and backup
+ * RP ID hash, UP and UV flags (UV unless `requireUserVerification` is false), signature and counter. Returns the new counter and backup
  * state for the caller to record; storage of users and credentials is the caller's.
  */
 export async function verifyAssertionSignature(
@@ -42,6 +43,7 @@ export async function verifyAssertionSignature(
   response: AuthenticationResponseJSON,
   expectedChallenge: string,
   credential: Pick<StoredCredential, 'id' | 'publicKey' | 'counter' | 'transports'>,
+  requireUserVerification = true,
 ): Promise<{ newCounter: number; backedUp: boolean }> {
   let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
   try {
@@ -50,7 +52,7 @@ export async function verifyAssertionSignature(
       expectedChallenge,
       expectedOrigin: rp.origins,
       expectedRPID: rp.id,
-      requireUserVerification: true,
+      requireUserVerification,
       credential: {
         id: credential.id,
         publicKey: new Uint8Array(credential.publicKey),
@@ -61,7 +63,9 @@ export async function verifyAssertionSignature(
   } catch {
     throw verificationFailed();
   }
-  if (!verification.verified || !verification.authenticationInfo.userVerified) throw verificationFailed();
+  if (!verification.verified || (requireUserVerification && !verification.authenticationInfo.userVerified)) {
+    throw verificationFailed();
+  }
   const { newCounter, credentialBackedUp } = verification.authenticationInfo;
   return { newCounter, backedUp: credentialBackedUp };
 }

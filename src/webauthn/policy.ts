@@ -19,6 +19,19 @@ export const PASSKEY_POLICY = {
   supportedAlgorithmIds: [-8, -7, -257],
 } as const;
 
+/**
+ * How one ceremony asks the authenticator (WebAuthn L3 §5.4.4, §5.4.6): Sesame's own
+ * ceremonies use {@link PASSKEY_POLICY}; a passkey API tenant may set its own.
+ */
+export interface CeremonyPolicy {
+  timeoutMs: number;
+  userVerification: 'required' | 'preferred' | 'discouraged';
+  residentKey: 'required' | 'preferred' | 'discouraged';
+  attestation: 'none' | 'indirect' | 'direct' | 'enterprise';
+  /** Absent: any authenticator may answer. */
+  authenticatorAttachment?: 'platform' | 'cross-platform' | undefined;
+}
+
 /** Where ceremonies must happen: Sesame's own origin and RP ID, derived from ISSUER. */
 export interface RelyingParty {
   id: string;

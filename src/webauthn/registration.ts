@@ -12,7 +12,7 @@ import { credentialsQueries, type StoredCredential } from '../db/queries/credent
 import { authenticatorName } from './authenticatorNames.js';
 import { consumeChallenge, storeChallenge } from './challenge.js';
 import { verificationFailed } from './errors.js';
-import { PASSKEY_POLICY, type RelyingParty } from './policy.js';
+import { type CeremonyPolicy, PASSKEY_POLICY, type RelyingParty } from './policy.js';
 
 /** Who the new passkey is for. `userId` is the user handle and the OIDC `sub`, made before the account exists. */
 export interface RegistrationSubject {
@@ -34,33 +34,38 @@ export interface PasskeyUserEntity {
 }
 
 /**
- * Creation options under {@link PASSKEY_POLICY} (WebAuthn L3 §5.4), for any storage of
- * users and credentials: `exclude` lists the passkeys the user already has, so the same
- * authenticator is not registered twice.
+ * Creation options under `policy` ({@link PASSKEY_POLICY} unless given; WebAuthn L3 §5.4),
+ * for any storage of users and credentials: `exclude` lists the passkeys the user already
+ * has, so the same authenticator is not registered twice.
  */
-export function passkeyCreationOptions(
+export async function passkeyCreationOptions(
   rp: RelyingParty,
   user: PasskeyUserEntity,
   exclude: Pick<StoredCredential, 'id' | 'transports'>[],
+  policy: CeremonyPolicy = PASSKEY_POLICY,
 ): Promise<PublicKeyCredentialCreationOptionsJSON> {
-  return generateRegistrationOptions({
+  const options = await generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
     userID: user.handle,
     userName: user.name,
     userDisplayName: user.displayName,
-    timeout: PASSKEY_POLICY.timeoutMs,
-    attestationType: PASSKEY_POLICY.attestation,
+    timeout: policy.timeoutMs,
+    // SimpleWebAuthn does not offer "indirect" (WebAuthn L3 §5.4.7 still does): set below.
+    attestationType: policy.attestation === 'indirect' ? 'none' : policy.attestation,
+    // No transports means "any way": the member is left out rather than sent empty.
     excludeCredentials: exclude.map((c) => ({
       id: c.id,
-      transports: c.transports as AuthenticatorTransport[],
+      ...(c.transports.length > 0 && { transports: c.transports as AuthenticatorTransport[] }),
     })),
     authenticatorSelection: {
-      residentKey: PASSKEY_POLICY.residentKey,
-      userVerification: PASSKEY_POLICY.userVerification,
+      ...(policy.authenticatorAttachment && { authenticatorAttachment: policy.authenticatorAttachment }),
+      residentKey: policy.residentKey,
+      userVerification: policy.userVerification,
     },
     supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
   });
+  return { ...options, attestation: policy.attestation };
 }
 
 /**
@@ -98,7 +103,8 @@ export interface VerifiedRegistration {
 
 /**
  * Verifies an attestation response (WebAuthn L3 §7.1): the challenge is ours, unused and
- * bound to this purpose and binding; origin and RP ID hash match; the person was verified.
+ * bound to this purpose and binding; origin and RP ID hash match; the person was verified
+ * (unless `requireUserVerification` is false, for a passkey API tenant that does not require it).
  * Nothing is stored here: the caller saves the credential in its own transaction.
  */
 export async function verifyPasskeyRegistration(
@@ -106,6 +112,7 @@ export async function verifyPasskeyRegistration(
   rp: RelyingParty,
   response: RegistrationResponseJSON,
   binding: { purpose: string; binding: string },
+  requireUserVerification = true,
 ): Promise<VerifiedRegistration> {
   const challenge = await consumeChallenge(
     db,
@@ -120,14 +127,16 @@ export async function verifyPasskeyRegistration(
       expectedChallenge: challenge.challenge,
       expectedOrigin: rp.origins,
       expectedRPID: rp.id,
-      requireUserVerification: true,
+      requireUserVerification,
       supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
     });
   } catch {
     throw verificationFailed();
   }
   const info = verification.registrationInfo;
-  if (!verification.verified || !info?.userVerified) throw verificationFailed();
+  if (!verification.verified || !info || (requireUserVerification && !info.userVerified)) {
+    throw verificationFailed();
+  }
   return {
     challenge,
     credential: {

@@ -368,6 +368,7 @@ describe('the admin REST API', () => {
         ['POST', '/passkey-tenants'],
         ['GET', '/passkey-tenants/00000000-0000-0000-0000-000000000000'],
         ['POST', '/passkey-tenants/00000000-0000-0000-0000-000000000000/rotate-key'],
+        ['PATCH', '/passkey-tenants/00000000-0000-0000-0000-000000000000'],
         ['DELETE', '/passkey-tenants/00000000-0000-0000-0000-000000000000'],
       ] as const) {
         const response = await api(method, path, {
@@ -397,6 +398,21 @@ describe('the admin REST API', () => {
         name: 'Notes',
         rp_id: 'notes.example.com',
         origins: ['https://notes.example.com', 'https://www.notes.example.com'],
+        // A new tenant has the settings every tenant had before they were settable.
+        webauthn: {
+          user_verification: 'required',
+          attachment: 'none',
+          resident_key_requirement: 'required',
+          attestation_preference: 'none',
+          timeout: 300000,
+        },
+        mfa: {
+          user_verification: 'preferred',
+          attachment: 'cross-platform',
+          resident_key_requirement: 'discouraged',
+          attestation_preference: 'direct',
+          timeout: 300000,
+        },
         created_at: expect.any(String),
         api_key: expect.stringMatching(/^spk_[A-Za-z0-9_-]{43}$/),
       });

@@ -658,6 +658,21 @@ describe('sesame passkey-api (the command)', () => {
           name: 'Notes',
           rp_id: 'app.example',
           origins: ['https://app.example', 'https://www.app.example'],
+          // A new tenant has the settings every tenant had before they were settable.
+          webauthn: {
+            user_verification: 'required',
+            attachment: 'none',
+            resident_key_requirement: 'required',
+            attestation_preference: 'none',
+            timeout: 300000,
+          },
+          mfa: {
+            user_verification: 'preferred',
+            attachment: 'cross-platform',
+            resident_key_requirement: 'discouraged',
+            attestation_preference: 'direct',
+            timeout: 300000,
+          },
           created_at: expect.any(String),
         },
       ]);

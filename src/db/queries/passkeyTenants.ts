@@ -1,5 +1,10 @@
 import type { Selectable } from 'kysely';
 import { sql } from 'kysely';
+import type {
+  CeremonySettings,
+  TenantSettings,
+  TenantSettingsChange,
+} from '../../passkeyApi/tenantSettings.js';
 import type { Db } from '../connect.js';
 import type { PasskeyTenantsTable } from '../schema.js';
 
@@ -17,7 +22,20 @@ export interface StoredTenant {
   signingKid: string;
   /** The sealed private JWK (see sealAtRest). */
   signingKey: string;
+  /** WebAuthn settings of its passkey and second-factor ceremonies. */
+  settings: TenantSettings;
   createdAt: Date;
+}
+
+/** The columns stored under one prefix; the database's check constraints keep them to the enums. */
+function ceremonySettings(row: PasskeyTenantRow, prefix: 'webauthn' | 'mfa'): CeremonySettings {
+  return {
+    userVerification: row[`${prefix}_user_verification`] as CeremonySettings['userVerification'],
+    attachment: row[`${prefix}_attachment`] as CeremonySettings['attachment'],
+    residentKey: row[`${prefix}_resident_key`] as CeremonySettings['residentKey'],
+    attestation: row[`${prefix}_attestation`] as CeremonySettings['attestation'],
+    timeoutMs: row[`${prefix}_timeout_ms`],
+  };
 }
 
 function toStored(row: PasskeyTenantRow): StoredTenant {
@@ -29,8 +47,20 @@ function toStored(row: PasskeyTenantRow): StoredTenant {
     apiKeyHash: row.api_key_hash,
     signingKid: row.signing_kid,
     signingKey: row.signing_key,
+    settings: { webauthn: ceremonySettings(row, 'webauthn'), mfa: ceremonySettings(row, 'mfa') },
     createdAt: row.created_at,
   };
+}
+
+/** The columns a change of one ceremony's settings sets; left-out settings are not touched. */
+function settingsColumns(prefix: 'webauthn' | 'mfa', change: Partial<CeremonySettings>) {
+  const columns: Record<string, string | number> = {};
+  if (change.userVerification !== undefined) columns[`${prefix}_user_verification`] = change.userVerification;
+  if (change.attachment !== undefined) columns[`${prefix}_attachment`] = change.attachment;
+  if (change.residentKey !== undefined) columns[`${prefix}_resident_key`] = change.residentKey;
+  if (change.attestation !== undefined) columns[`${prefix}_attestation`] = change.attestation;
+  if (change.timeoutMs !== undefined) columns[`${prefix}_timeout_ms`] = change.timeoutMs;
+  return columns;
 }
 
 export const passkeyTenantsQueries = {
@@ -78,6 +108,25 @@ export const passkeyTenantsQueries = {
       .where('id', '=', id)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
+  },
+
+  /**
+   * Changes the given WebAuthn settings of the tenant (the rest stay, even when another
+   * change runs at once); undefined when there is no such tenant.
+   */
+  async changeSettings(db: Db, id: string, change: TenantSettingsChange): Promise<StoredTenant | undefined> {
+    if (!UUID.test(id)) return undefined;
+    const row = await db
+      .updateTable('passkey_tenants')
+      .set({
+        ...settingsColumns('webauthn', change.webauthn ?? {}),
+        ...settingsColumns('mfa', change.mfa ?? {}),
+        updated_at: sql<Date>`now()`,
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toStored(row) : undefined;
   },
 
   /**

@@ -24,7 +24,9 @@ import {
 } from '../../oidc/clients.js';
 import { ResourceValidationError } from '../../oidc/resources.js';
 import { TenantValidationError } from '../../passkeyApi/relyingParty.js';
+import { tenantSettingsChange, tenantSettingsChangeSchema } from '../../passkeyApi/tenantSettings.js';
 import {
+  changeTenantSettings,
   createTenant,
   deleteTenant,
   findTenant,
@@ -233,6 +235,14 @@ export function adminApiRoutes(services: Services): Router {
 
   router.get('/passkey-tenants/:id', async (ctx) => {
     const tenant = await findTenant(db, ctx.params.id!);
+    if (!tenant) throw noTenant(ctx.params.id!);
+    ctx.body = tenantView(tenant);
+  });
+
+  // The tenant's WebAuthn settings, in Hanko's names; what the body leaves out stays.
+  router.patch('/passkey-tenants/:id', async (ctx) => {
+    const change = tenantSettingsChange(parseBody(ctx, tenantSettingsChangeSchema));
+    const tenant = await changeTenantSettings(db, ctx.params.id!, change, apiKeyActor(ctx));
     if (!tenant) throw noTenant(ctx.params.id!);
     ctx.body = tenantView(tenant);
   });

@@ -5,6 +5,12 @@ import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
 import { tenantIssuer } from '../../passkeyApi/jwt.js';
 import { TenantValidationError } from '../../passkeyApi/relyingParty.js';
 import {
+  type TenantSettingsChangeInput,
+  tenantSettingsChange,
+  tenantSettingsChangeSchema,
+} from '../../passkeyApi/tenantSettings.js';
+import {
+  changeTenantSettings,
   createTenant,
   deleteTenant,
   findTenant,
@@ -23,9 +29,54 @@ const tenantFormSchema = z.object({
   rp_id: z.string().max(1000).default(''),
 });
 
+const settingField = z.string().max(100).optional();
+/** The settings form: one select (or number) per setting, `webauthn_*` and `mfa_*`. */
+const settingsFormSchema = z.object({
+  webauthn_user_verification: settingField,
+  webauthn_attachment: settingField,
+  webauthn_resident_key_requirement: settingField,
+  webauthn_attestation_preference: settingField,
+  webauthn_timeout: settingField,
+  mfa_user_verification: settingField,
+  mfa_attachment: settingField,
+  mfa_resident_key_requirement: settingField,
+  mfa_attestation_preference: settingField,
+  mfa_timeout: settingField,
+});
+type SettingsForm = z.output<typeof settingsFormSchema>;
+
+/**
+ * The form as a settings change, or the fields in error keyed by form name. A timeout that
+ * is not a whole number stays text, so the schema's message is shown for it.
+ */
+function settingsChangeFromForm(
+  form: SettingsForm,
+): { change: TenantSettingsChangeInput } | { errors: Record<string, string> } {
+  const ceremony = (kind: 'webauthn' | 'mfa') => {
+    const timeout = form[`${kind}_timeout`]?.trim();
+    const given = {
+      user_verification: form[`${kind}_user_verification`],
+      attachment: form[`${kind}_attachment`],
+      resident_key_requirement: form[`${kind}_resident_key_requirement`],
+      attestation_preference: form[`${kind}_attestation_preference`],
+      timeout: timeout !== undefined && /^\d{1,9}$/.test(timeout) ? Number(timeout) : timeout,
+    };
+    return Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
+  };
+  const result = tenantSettingsChangeSchema.safeParse({
+    webauthn: ceremony('webauthn'),
+    mfa: ceremony('mfa'),
+  });
+  if (result.success) return { change: result.data };
+  const errors: Record<string, string> = {};
+  for (const issue of result.error.issues) errors[issue.path.join('_') || 'settings'] ??= issue.message;
+  return { errors };
+}
+
 /** Notices these pages redirect to (see adminPages.ts). */
 export const PASSKEY_TENANT_NOTICES: Record<string, string> = {
   'tenant-deleted': 'The app was deleted with its users and passkeys.',
+  'tenant-settings-saved': "The app's WebAuthn settings were saved; its next ceremonies use them.",
 };
 
 /**
@@ -82,13 +133,39 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
     }
   });
 
-  router.get('/passkey-tenants/:id', async (ctx) => {
-    const tenant = await loadTenant(ctx);
+  function showTenant(
+    ctx: Context,
+    tenant: StoredTenant,
+    errors: Record<string, string> = {},
+    form?: SettingsForm,
+  ) {
     kit.render(ctx, 'passkey-tenant', {
       title: tenant.name,
       tenant: tenantView(tenant),
       baseUrl: tenantIssuer(config, tenant.id),
+      errors,
+      form,
     });
+  }
+
+  router.get('/passkey-tenants/:id', async (ctx) => {
+    showTenant(ctx, await loadTenant(ctx));
+  });
+
+  // Weakening user verification changes what a sign-in proves: a passkey step-up first.
+  router.post('/passkey-tenants/:id/settings', kit.stepUp, async (ctx) => {
+    const tenant = await loadTenant(ctx);
+    const form = parseBody(ctx, settingsFormSchema);
+    const parsed = settingsChangeFromForm(form);
+    if ('errors' in parsed) {
+      ctx.status = 400;
+      showTenant(ctx, tenant, parsed.errors, form);
+      return;
+    }
+    if (!(await changeTenantSettings(db, tenant.id, tenantSettingsChange(parsed.change), kit.actor(ctx)))) {
+      throw notFound('There is no passkey API app with this id.');
+    }
+    ctx.redirect(`${path(tenant)}?done=tenant-settings-saved`);
   });
 
   router.post('/passkey-tenants/:id/rotate-key', kit.stepUp, async (ctx) => {
