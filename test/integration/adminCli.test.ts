@@ -273,7 +273,7 @@ describe('the sesame command manages clients, API keys and users', () => {
       [['api-keys'], 'create, list, revoke'],
       [['users'], 'list, disable, enable, promote, demote, delete, invite, set-claim, unset-claim'],
       [['groups'], 'create, list, show, rename, delete, add-member, remove-member, set-claim, unset-claim'],
-      [['passkey-api'], 'create, list, rotate-key, delete'],
+      [['passkey-api'], 'create, list, update, rotate-key, delete'],
       [['resources'], 'create, list, delete'],
       [['keys'], 'rotate'],
     ];
@@ -300,7 +300,7 @@ describe('the sesame command manages clients, API keys and users', () => {
       ['users'],
       ...['list', 'disable', 'enable', 'delete', 'invite'].map((c) => ['users', c]),
       ['passkey-api'],
-      ...['create', 'list', 'rotate-key', 'delete'].map((c) => ['passkey-api', c]),
+      ...['create', 'list', 'update', 'rotate-key', 'delete'].map((c) => ['passkey-api', c]),
       ['keys'],
       ['keys', 'rotate'],
       ['migrate'],
