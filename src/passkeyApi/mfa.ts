@@ -5,7 +5,6 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
   verifyAuthenticationResponse,
-  verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
@@ -20,8 +19,7 @@ import { checkUserHandle } from '../webauthn/authentication.js';
 import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
 import { PasskeyError, unknownCredential, verificationFailed } from '../webauthn/errors.js';
-import { PASSKEY_POLICY } from '../webauthn/policy.js';
-import { passkeyCreationOptions } from '../webauthn/registration.js';
+import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import { type TenantRegistrationSubject, tenantUserHandle, userNotFound } from './ceremonies.js';
 import { signPasskeyToken } from './jwt.js';
 import { ceremonyPolicy, requiresUserVerification } from './tenantSettings.js';
@@ -104,51 +102,30 @@ export async function finishMfaRegistration(
   tenant: StoredTenant,
   response: RegistrationResponseJSON,
 ): Promise<string> {
-  const rp = tenantRelyingParty(tenant);
-  const challenge = await consumeChallenge(
+  const { challenge, credential, format } = await verifyPasskeyRegistration(
     db,
-    response.response.clientDataJSON,
-    PURPOSE.register,
-    tenantChallengeBinding(tenant.id),
+    tenantRelyingParty(tenant),
+    response,
+    { purpose: PURPOSE.register, binding: tenantChallengeBinding(tenant.id) },
+    requiresUserVerification(tenant.settings.mfa),
   );
-  let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
-  try {
-    verification = await verifyRegistrationResponse({
-      response,
-      expectedChallenge: challenge.challenge,
-      expectedOrigin: rp.origins,
-      expectedRPID: rp.id,
-      requireUserVerification: requiresUserVerification(tenant.settings.mfa),
-      supportedAlgorithmIDs: [...PASSKEY_POLICY.supportedAlgorithmIds],
-    });
-  } catch {
-    throw verificationFailed();
-  }
-  const info = verification.registrationInfo;
-  if (!verification.verified || !info) throw verificationFailed();
   const userId = challenge.data.userId;
   if (typeof userId !== 'string' || !(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) {
     throw userNotFound();
   }
   const stored = await passkeyTenantCredentialsQueries.insert(db, {
+    ...credential,
     tenantId: tenant.id,
     userId,
-    id: info.credential.id,
-    publicKey: info.credential.publicKey,
-    counter: info.credential.counter,
-    transports: info.credential.transports ?? response.response.transports ?? [],
-    aaguid: info.aaguid,
     // The attestation statement format ("none", "packed", ...), as Hanko records it.
-    attestationType: info.fmt,
-    backupEligible: info.credentialDeviceType === 'multiDevice',
-    backupState: info.credentialBackedUp,
-    name: authenticatorName(info.aaguid) ?? DEFAULT_MFA_CREDENTIAL_NAME,
+    attestationType: format,
+    name: authenticatorName(credential.aaguid) ?? DEFAULT_MFA_CREDENTIAL_NAME,
     isMfa: true,
   });
   if (!stored) {
     throw new HttpError(400, 'credential_exists', 'This security key is already registered.');
   }
-  return signPasskeyToken(config, tenant, { userId, credentialId: info.credential.id });
+  return signPasskeyToken(config, tenant, { userId, credentialId: credential.id });
 }
 
 /**

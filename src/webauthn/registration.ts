@@ -99,6 +99,8 @@ export async function startPasskeyRegistration(
 export interface VerifiedRegistration {
   challenge: StoredChallenge;
   credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId'>;
+  /** The attestation statement format ("none", "packed", ...). */
+  format: string;
 }
 
 /**
@@ -149,6 +151,7 @@ export async function verifyPasskeyRegistration(
       backupState: info.credentialBackedUp,
       name: authenticatorName(info.aaguid) ?? 'Passkey',
     },
+    format: info.fmt,
   };
 }
 
