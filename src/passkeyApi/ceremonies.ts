@@ -6,7 +6,11 @@ import type {
 } from '@simplewebauthn/server';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
-import { passkeyTenantCredentialsQueries } from '../db/queries/passkeyTenantCredentials.js';
+import type { StoredChallenge } from '../db/queries/challenges.js';
+import {
+  passkeyTenantCredentialsQueries,
+  type TenantCredential,
+} from '../db/queries/passkeyTenantCredentials.js';
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { HttpError, notFound } from '../http/errors.js';
@@ -19,7 +23,7 @@ import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
 import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import { signPasskeyToken } from './jwt.js';
-import { ceremonyPolicy, requiresUserVerification } from './tenantSettings.js';
+import { ceremonyPolicy, requiresUserVerification, type TenantSettings } from './tenantSettings.js';
 import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
 
 /** Challenge purposes of the passkey API, distinct from Sesame's own ceremonies. */
@@ -143,41 +147,50 @@ export async function startTenantLogin(
   return options;
 }
 
+/** What one kind of tenant assertion (passkey login, second factor, transaction) accepts. */
+export interface TenantAssertionRules {
+  /** The challenge purpose the assertion must answer. */
+  purpose: string;
+  /** Whose settings decide user verification: the tenant's passkey or its MFA settings. */
+  settings: keyof TenantSettings;
+  /** Whether this stored credential may answer a challenge issued with this data. */
+  accepts(credential: TenantCredential, data: StoredChallenge['data']): boolean;
+  /** Whether the request named nobody, so that the user handle is required (see checkUserHandle). */
+  discoverable(data: StoredChallenge['data']): boolean;
+}
+
 /**
- * Verifies a tenant's assertion (WebAuthn L3 §7.2): the challenge is this tenant's and
- * unused; the passkey is this tenant's (and the named user's, when login named one); the
- * user handle matches (and is required when the login was discoverable); signature, origin,
- * RP ID and counter check out, and UV when the tenant requires it. Returns the token.
+ * Verifies a tenant's assertion (WebAuthn L3 §7.2) under `rules`: the challenge is this
+ * tenant's, of that purpose and unused; the passkey is this tenant's and one the rules
+ * accept for that challenge; the user handle matches (and is required when the request was
+ * discoverable); signature, origin, RP ID and counter check out, and UV when the settings
+ * require it. Records the use and returns the credential with the challenge's data.
  */
-export async function finishTenantLogin(
+export async function verifyTenantAssertion(
   db: Db,
-  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
-): Promise<string> {
+  rules: TenantAssertionRules,
+): Promise<{ credential: TenantCredential; data: StoredChallenge['data'] }> {
   const challenge = await consumeChallenge(
     db,
     response.response.clientDataJSON,
-    PURPOSE.login,
+    rules.purpose,
     tenantChallengeBinding(tenant.id),
   );
   const credential = await passkeyTenantCredentialsQueries.find(db, tenant.id, response.id);
-  // A second factor alone is not a sign-in (Hanko: "MFA credentials are not usable for normal login").
-  if (!credential || credential.isMfa) throw unknownCredential();
-  if (challenge.data.userId !== undefined && challenge.data.userId !== credential.userId) {
-    throw unknownCredential();
-  }
+  if (!credential || !rules.accepts(credential, challenge.data)) throw unknownCredential();
   checkUserHandle(
     response.response.userHandle,
     tenantUserHandle(credential.userId),
-    challenge.data.userId === undefined,
+    rules.discoverable(challenge.data),
   );
   const { newCounter, backedUp } = await verifyAssertionSignature(
     tenantRelyingParty(tenant),
     response,
     challenge.challenge,
     credential,
-    requiresUserVerification(tenant.settings.webauthn),
+    requiresUserVerification(tenant.settings[rules.settings]),
   );
   // A concurrent assertion with a higher counter may have won the race: then this one is a replay.
   if (
@@ -185,5 +198,24 @@ export async function finishTenantLogin(
   ) {
     throw verificationFailed();
   }
+  return { credential, data: challenge.data };
+}
+
+/**
+ * A tenant's passkey login: the passkey is the named user's when login named one, and never
+ * a second factor (Hanko: "MFA credentials are not usable for normal login"). Returns the token.
+ */
+export async function finishTenantLogin(
+  db: Db,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  tenant: StoredTenant,
+  response: AuthenticationResponseJSON,
+): Promise<string> {
+  const { credential } = await verifyTenantAssertion(db, tenant, response, {
+    purpose: PURPOSE.login,
+    settings: 'webauthn',
+    accepts: (c, data) => !c.isMfa && (data.userId === undefined || data.userId === c.userId),
+    discoverable: (data) => data.userId === undefined,
+  });
   return signPasskeyToken(config, tenant, { userId: credential.userId, credentialId: credential.id });
 }

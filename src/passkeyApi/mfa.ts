@@ -4,23 +4,23 @@ import {
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
 } from '@simplewebauthn/server';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
-import {
-  passkeyTenantCredentialsQueries,
-  type TenantCredential,
-} from '../db/queries/passkeyTenantCredentials.js';
+import { passkeyTenantCredentialsQueries } from '../db/queries/passkeyTenantCredentials.js';
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { badRequest, HttpError } from '../http/errors.js';
-import { checkUserHandle } from '../webauthn/authentication.js';
 import { authenticatorName } from '../webauthn/authenticatorNames.js';
-import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
-import { PasskeyError, unknownCredential, verificationFailed } from '../webauthn/errors.js';
+import { storeChallenge } from '../webauthn/challenge.js';
+import { PasskeyError } from '../webauthn/errors.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
-import { type TenantRegistrationSubject, tenantUserHandle, userNotFound } from './ceremonies.js';
+import {
+  type TenantRegistrationSubject,
+  tenantUserHandle,
+  userNotFound,
+  verifyTenantAssertion,
+} from './ceremonies.js';
 import { signPasskeyToken } from './jwt.js';
 import { ceremonyPolicy, requiresUserVerification } from './tenantSettings.js';
 import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
@@ -159,36 +159,6 @@ export async function startMfaLogin(
   return options;
 }
 
-/** WebAuthn L3 §7.2 steps 7-21 for a second factor: the UV flag only when the tenant's MFA settings require it. */
-async function verifySecondFactorSignature(
-  tenant: StoredTenant,
-  response: AuthenticationResponseJSON,
-  expectedChallenge: string,
-  credential: TenantCredential,
-): Promise<{ newCounter: number; backedUp: boolean }> {
-  const rp = tenantRelyingParty(tenant);
-  let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
-  try {
-    verification = await verifyAuthenticationResponse({
-      response,
-      expectedChallenge,
-      expectedOrigin: rp.origins,
-      expectedRPID: rp.id,
-      requireUserVerification: requiresUserVerification(tenant.settings.mfa),
-      credential: {
-        id: credential.id,
-        publicKey: new Uint8Array(credential.publicKey),
-        counter: credential.counter,
-      },
-    });
-  } catch {
-    throw verificationFailed();
-  }
-  if (!verification.verified) throw verificationFailed();
-  const { newCounter, credentialBackedUp } = verification.authenticationInfo;
-  return { newCounter, backedUp: credentialBackedUp };
-}
-
 /**
  * Verifies the second factor's assertion: the challenge is this tenant's MFA challenge and
  * unused, the credential is the named user's, the user handle (when the key returns one)
@@ -201,28 +171,13 @@ export async function finishMfaLogin(
   response: AuthenticationResponseJSON,
 ): Promise<string> {
   return refusedAsUnauthorized(async () => {
-    const challenge = await consumeChallenge(
-      db,
-      response.response.clientDataJSON,
-      PURPOSE.login,
-      tenantChallengeBinding(tenant.id),
-    );
-    const userId = challenge.data.userId;
-    const credential = await passkeyTenantCredentialsQueries.find(db, tenant.id, response.id);
-    if (!credential || credential.userId !== userId) throw unknownCredential();
     // A non-discoverable key usually returns no user handle; one that does must name the user.
-    checkUserHandle(response.response.userHandle, tenantUserHandle(credential.userId), false);
-    const { newCounter, backedUp } = await verifySecondFactorSignature(
-      tenant,
-      response,
-      challenge.challenge,
-      credential,
-    );
-    if (
-      !(await passkeyTenantCredentialsQueries.recordUse(db, tenant.id, credential.id, newCounter, backedUp))
-    ) {
-      throw verificationFailed();
-    }
+    const { credential } = await verifyTenantAssertion(db, tenant, response, {
+      purpose: PURPOSE.login,
+      settings: 'mfa',
+      accepts: (c, data) => c.userId === data.userId,
+      discoverable: () => false,
+    });
     return signPasskeyToken(config, tenant, { userId: credential.userId, credentialId: credential.id });
   });
 }

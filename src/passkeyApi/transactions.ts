@@ -14,14 +14,11 @@ import {
 } from '../db/queries/passkeyTenantTransactions.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { conflict } from '../http/errors.js';
-import { checkUserHandle, verifyAssertionSignature } from '../webauthn/authentication.js';
-import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
-import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
-import { tenantUserHandle, userNotFound } from './ceremonies.js';
+import { storeChallenge } from '../webauthn/challenge.js';
+import { userNotFound, verifyTenantAssertion } from './ceremonies.js';
 import { signPasskeyToken } from './jwt.js';
 import { noSuitableCredentials, refusedAsUnauthorized } from './mfa.js';
-import { requiresUserVerification } from './tenantSettings.js';
-import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
+import { tenantChallengeBinding } from './tenants.js';
 
 const PURPOSE = 'pk-trans';
 
@@ -144,30 +141,18 @@ export async function finishTransaction(
   response: AuthenticationResponseJSON,
 ): Promise<string> {
   return refusedAsUnauthorized(async () => {
-    const challenge = await consumeChallenge(
-      db,
-      response.response.clientDataJSON,
-      PURPOSE,
-      tenantChallengeBinding(tenant.id),
-    );
-    const { userId, transactionId } = challenge.data;
-    if (typeof userId !== 'string' || typeof transactionId !== 'string') throw verificationFailed();
-    const credential = await passkeyTenantCredentialsQueries.find(db, tenant.id, response.id);
-    if (!credential || credential.isMfa || credential.userId !== userId) throw unknownCredential();
-    checkUserHandle(response.response.userHandle, tenantUserHandle(userId), false);
-    const { newCounter, backedUp } = await verifyAssertionSignature(
-      tenantRelyingParty(tenant),
-      response,
-      challenge.challenge,
-      credential,
-      requiresUserVerification(tenant.settings.webauthn),
-    );
-    if (
-      !(await passkeyTenantCredentialsQueries.recordUse(db, tenant.id, credential.id, newCounter, backedUp))
-    ) {
-      throw verificationFailed();
-    }
-    return signPasskeyToken(config, tenant, { userId, credentialId: credential.id, transactionId });
+    const { credential, data } = await verifyTenantAssertion(db, tenant, response, {
+      purpose: PURPOSE,
+      settings: 'webauthn',
+      accepts: (c, { userId, transactionId }) =>
+        typeof transactionId === 'string' && !c.isMfa && c.userId === userId,
+      discoverable: () => false,
+    });
+    return signPasskeyToken(config, tenant, {
+      userId: credential.userId,
+      credentialId: credential.id,
+      transactionId: data.transactionId as string,
+    });
   });
 }
 
