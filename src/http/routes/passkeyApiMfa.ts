@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { Context, Next } from 'koa';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
 import {
@@ -31,6 +32,22 @@ export function acceptWebauthnJsonNulls(ctx: Context): void {
   if (body.authenticatorAttachment === null) delete body.authenticatorAttachment;
   const response = body.response as Record<string, unknown> | undefined;
   if (response && typeof response === 'object' && response.userHandle === null) delete response.userHandle;
+}
+
+/**
+ * A finalize call that answers `{ token }` for an assertion: body as webauthn-json sends it,
+ * parsed, and the token kept out of caches.
+ */
+export function assertionFinalizer(
+  tenantOf: PasskeyApiRouteKit['tenantOf'],
+  finish: (tenant: StoredTenant, response: AuthenticationResponseJSON) => Promise<string>,
+): Middleware {
+  return async function finalizeAssertion(ctx: Context) {
+    acceptWebauthnJsonNulls(ctx);
+    const response = parseBody(ctx, authenticationResponseSchema);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { token: await finish(tenantOf(ctx), response) };
+  };
 }
 
 /**
@@ -80,10 +97,10 @@ export function mountMfaRoutes(
     },
   );
 
-  router.post('/mfa/login/finalize', requireApiKey, jsonBody, async function finalizeMfaLogin(ctx: Context) {
-    acceptWebauthnJsonNulls(ctx);
-    const response = parseBody(ctx, authenticationResponseSchema);
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { token: await finishMfaLogin(db, config, tenantOf(ctx), response) };
-  });
+  router.post(
+    '/mfa/login/finalize',
+    requireApiKey,
+    jsonBody,
+    assertionFinalizer(tenantOf, (tenant, response) => finishMfaLogin(db, config, tenant, response)),
+  );
 }

@@ -4,9 +4,9 @@ import { transactionInitializeSchema } from '../../passkeyApi/mfaTransactionSche
 import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
 import { finishTransaction, listTransactions, startTransaction } from '../../passkeyApi/transactions.js';
 import { badRequest } from '../errors.js';
-import { authenticationResponseSchema, parseBody } from '../schemas.js';
+import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
-import { acceptWebauthnJsonNulls, type PasskeyApiRouteKit } from './passkeyApiMfa.js';
+import { assertionFinalizer, type PasskeyApiRouteKit } from './passkeyApiMfa.js';
 
 /** A user id in the path: one no user can have (WebAuthn's 64-byte handle) is refused, as Hanko refuses a malformed one. */
 function userIdParam(ctx: Context): string {
@@ -44,12 +44,7 @@ export function mountTransactionRoutes(
     '/transaction/finalize',
     requireApiKey,
     jsonBody,
-    async function finalizeTransaction(ctx: Context) {
-      acceptWebauthnJsonNulls(ctx);
-      const response = parseBody(ctx, authenticationResponseSchema);
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = { token: await finishTransaction(db, config, tenantOf(ctx), response) };
-    },
+    assertionFinalizer(tenantOf, (tenant, response) => finishTransaction(db, config, tenant, response)),
   );
 
   router.get('/transaction/:userId', requireApiKey, async function listUserTransactions(ctx: Context) {
