@@ -32,7 +32,9 @@ export interface PasskeySummary {
 }
 
 export const stepUpRequired = () =>
-  new HttpError(403, 'step_up_required', 'Confirm with one of your passkeys to continue.');
+  new HttpError(403, 'step_up_required', 'Confirm with one of your passkeys to continue.').localized(
+    'errors.stepUpRequired',
+  );
 
 const passkeyNotFound = () => notFound('No such passkey on your account.');
 
