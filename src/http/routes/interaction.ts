@@ -19,6 +19,7 @@ import {
   displayNameSchema,
   emailSchema,
   parseBody,
+  parsePersonForm,
   registrationResponseSchema,
 } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -181,7 +182,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
 
   router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw signupClosed();
-    const body = parseBody(ctx, signupStartSchema);
+    const body = parsePersonForm(ctx, signupStartSchema);
     await countSignupAttempt(ctx, `signup:${body.email.toLowerCase()}`);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
