@@ -14,11 +14,13 @@ let messages: Record<string, string> | undefined;
 
 /**
  * A message in the page's language: the server puts the catalog's `client` section into the
- * page as a JSON data block (locales/*.json; the CSP allows no inline script). `{{name}}`
+ * page as JSON in <meta name="messages"> (locales/*.json; the CSP allows no inline script). `{{name}}`
  * placeholders take `values`. A key the page lacks shows as itself, so a gap is visible.
  */
 export function message(key: string, values: Record<string, string | number> = {}): string {
-  messages ??= JSON.parse(document.getElementById('messages')?.textContent || '{}') as Record<string, string>;
+  messages ??= JSON.parse(
+    document.querySelector<HTMLMetaElement>('meta[name="messages"]')?.content || '{}',
+  ) as Record<string, string>;
   const text = messages[key] ?? key;
   return text.replace(/\{\{(\w+)\}\}/g, (placeholder, name: string) => String(values[name] ?? placeholder));
 }

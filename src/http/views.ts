@@ -27,7 +27,7 @@ export interface PageData {
 /**
  * Renders views/<name>.eta inside the shared layout, in `locale`: the view reads its words
  * with `it.t(key)` (and `it.html(key)` for messages with markup), the layout sets
- * `<html lang>` and hands the page's script its messages. Admin pages stay English.
+ * `<html lang>` and hands the page's script its messages (<meta name="messages">). Admin pages stay English.
  */
 export function renderView(name: string, data: PageData, locale: Locale = 'en'): string {
   const translator = translatorFor(locale);

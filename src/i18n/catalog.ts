@@ -74,7 +74,7 @@ export function translatorFor(locale: Locale): Translator {
 
 /**
  * What the pages' scripts (src/client/*.ts) say, in `locale`: the catalog's `client`
- * section, handed to the page as a JSON data block (the CSP allows no inline script).
+ * section, handed to the page as JSON in <meta name="messages"> (the CSP allows no inline script).
  */
 export function clientMessages(locale: Locale): Catalog {
   return i18n.getResource(locale, 'translation', 'client') as Catalog;

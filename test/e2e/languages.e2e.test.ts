@@ -41,7 +41,7 @@ describeBrowser('pages in the language of the browser, the app and the account i
   });
 
   afterEach(() => {
-    // Every page ran under the strict CSP (the messages block is data, not script) without an error.
+    // Every page ran under the strict CSP without a violation or a script error.
     expect(problems.flat()).toEqual([]);
   });
 

@@ -8,11 +8,13 @@ import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8903/callback';
 
-/** The messages the page hands its script (the JSON data block the layout writes). */
+/** The messages the page hands its script (the <meta name="messages"> the layout writes). */
 function scriptMessages(page: PageResponse): Record<string, string> {
-  const match = /<script type="application\/json" id="messages">([^<]*)<\/script>/.exec(page.text);
-  if (!match) throw new Error('no messages block on the page');
-  return JSON.parse(match[1]!) as Record<string, string>;
+  const match = /<meta name="messages" content="([^"]*)">/.exec(page.text);
+  if (!match) throw new Error('no messages on the page');
+  const entities: Record<string, string> = { quot: '"', '#39': "'", lt: '<', gt: '>', amp: '&' };
+  const json = match[1]!.replace(/&(quot|#39|lt|gt|amp);/g, (_, name: string) => entities[name]!);
+  return JSON.parse(json) as Record<string, string>;
 }
 
 const langOf = (page: PageResponse) => /<html lang="([^"]+)">/.exec(page.text)?.[1];

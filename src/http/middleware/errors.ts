@@ -102,7 +102,10 @@ export function errorHandler(log: Logger) {
       ctx.status = error.status;
       if (wantsJson(ctx)) {
         ctx.body = { error: error.code, error_description: messageFor(ctx, error), ...error.details };
-        if (error.messageKey && !isApiPath(ctx)) ctx.set('Content-Language', ctx.state.locale ?? 'en');
+        if (error.messageKey && !isApiPath(ctx)) {
+          ctx.set('Content-Language', ctx.state.locale ?? 'en');
+          ctx.vary('Accept-Language');
+        }
       } else {
         const text = pageText(ctx);
         sendPage(ctx, 'error', {
