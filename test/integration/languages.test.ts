@@ -150,12 +150,27 @@ describe('pages in the person language', () => {
     expect(langOf(again)).toBe('fr');
     expect(again.text).toContain('>Autoriser</button>');
 
+    // The provider's own sign-out page follows the choice too.
+    const signOut = await person.browser.request('/account/logout', { form: { _csrf: after.csrf() } });
+    const confirm = await person.browser.request(signOut.location()!);
+    expect(langOf(confirm)).toBe('fr');
+    expect(confirm.text).toContain('<h1>Se déconnecter ?</h1>');
+    expect(confirm.text).toContain('>Rester connecté</button>');
+
     // Back to "as my browser asks".
     const reset = await person.browser.request('/account/language', {
       form: { _csrf: after.csrf(), locale: '' },
     });
     expect(reset.status).toBe(303);
     expect(langOf(await person.browser.request('/account'))).toBe('de');
+  });
+
+  it("renders the device flow's code page in the language asked for", async () => {
+    const page = await visitor('es-MX').browser.request('/device');
+    expect(page.status).toBe(200);
+    expect(langOf(page)).toBe('es');
+    expect(page.text).toContain('<h1>Iniciar sesión en un dispositivo</h1>');
+    expect(page.text).toContain('<label for="user_code">Código</label>');
   });
 
   it('refuses a bad language choice with a clear 4xx and changes nothing', async () => {
