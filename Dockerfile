@@ -33,6 +33,7 @@ COPY --from=build /app/dist/pglite-template ./dist/pglite-template
 COPY --from=build /app/dist/pglite-template.version ./dist/pglite-template.version
 COPY --from=build /app/public ./public
 COPY views ./views
+COPY locales ./locales
 COPY bin ./bin
 # `sesame ...` on the PATH: docker compose exec sesame sesame clients list
 RUN ln -s /app/bin/sesame.js /usr/local/bin/sesame

@@ -17,6 +17,7 @@ import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
 import { httpMetrics } from './http/middleware/httpMetrics.js';
 import { issuerOrigin } from './http/middleware/issuerOrigin.js';
+import { pageLanguage } from './http/middleware/language.js';
 import {
   DEVICE_CODE_ENTRIES_PER_IP,
   keyedRateLimit,
@@ -51,7 +52,7 @@ import { PUBLIC_DIR } from './paths.js';
 import { forRequestFrom } from './requestContext.js';
 
 async function noSuchPage(): Promise<never> {
-  throw notFound('There is no page at this address.');
+  throw notFound('There is no page at this address.').localized('errors.noSuchPage');
 }
 
 /**
@@ -137,6 +138,7 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
   koa.use(function rememberClientAddress(ctx, next) {
     return forRequestFrom(ctx.ip, next);
   });
+  koa.use(pageLanguage(config.defaultLocale));
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.

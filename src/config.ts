@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { type Locale, SUPPORTED_LOCALES } from './i18n/locales.js';
 
 /** Raised when the environment holds a value Sesame cannot start with; its message is one line. */
 export class ConfigError extends Error {
@@ -91,6 +92,9 @@ const schema = z.object({
     .max(64, { message: 'RP_NAME must be at most 64 characters' })
     .default('Sesame'),
   SIGNUP: z.enum(['open', 'invite'], { message: 'SIGNUP must be "open" or "invite"' }).default('open'),
+  DEFAULT_LOCALE: z
+    .enum(SUPPORTED_LOCALES, { message: `DEFAULT_LOCALE must be one of ${SUPPORTED_LOCALES.join(', ')}` })
+    .default('en'),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
@@ -124,6 +128,8 @@ export interface Config {
   /** WebAuthn origin the browser reports in clientDataJSON. */
   readonly origin: string;
   readonly signup: 'open' | 'invite';
+  /** The pages' language when neither the OIDC request, the account nor the browser picks a supported one. */
+  readonly defaultLocale: Locale;
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** Whether a reverse proxy's X-Forwarded-* headers are read (TRUST_PROXY). */
   readonly trustProxy: boolean;
@@ -186,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     rpId: issuerUrl.hostname,
     origin: issuerUrl.origin,
     signup: values.SIGNUP,
+    defaultLocale: values.DEFAULT_LOCALE,
     logLevel: values.LOG_LEVEL,
     trustProxy: values.TRUST_PROXY > 0,
     proxyHops: values.TRUST_PROXY,

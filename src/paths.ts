@@ -16,3 +16,4 @@ function findRoot(from: string): string {
 export const ROOT = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const VIEWS_DIR = path.join(ROOT, 'views');
 export const PUBLIC_DIR = path.join(ROOT, 'public');
+export const LOCALES_DIR = path.join(ROOT, 'locales');

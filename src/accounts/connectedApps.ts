@@ -56,7 +56,7 @@ export async function listConnectedApps(db: Db, userId: string): Promise<Connect
  */
 export async function revokeConnectedApp(db: Db, userId: string, clientId: string): Promise<void> {
   const app = (await listConnectedApps(db, userId)).find((a) => a.clientId === clientId);
-  if (!app) throw notFound('This app is not connected to your account.');
+  if (!app) throw notFound('This app is not connected to your account.').localized('errors.appNotConnected');
   for (const grantId of app.grantIds) {
     await oidcModelsQueries.revokeByGrantId(db, grantId);
     await oidcModelsQueries.destroy(db, 'Grant', grantId);

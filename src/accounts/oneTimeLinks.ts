@@ -131,7 +131,12 @@ export class LinkError extends HttpError {
     const { status, code, heading, message } = LINK_PROBLEMS[problem];
     super(status, code, message);
     this.heading = heading;
+    this.headingKey = `linkProblems.${problem}.heading`;
+    this.localized(`linkProblems.${problem}.message`);
   }
+
+  /** The catalog key of the heading in the person's language. */
+  readonly headingKey: string;
 }
 
 /**

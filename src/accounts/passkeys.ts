@@ -32,9 +32,11 @@ export interface PasskeySummary {
 }
 
 export const stepUpRequired = () =>
-  new HttpError(403, 'step_up_required', 'Confirm with one of your passkeys to continue.');
+  new HttpError(403, 'step_up_required', 'Confirm with one of your passkeys to continue.').localized(
+    'errors.stepUpRequired',
+  );
 
-const passkeyNotFound = () => notFound('No such passkey on your account.');
+const passkeyNotFound = () => notFound('No such passkey on your account.').localized('errors.noSuchPasskey');
 
 function summarize(credential: StoredCredential): PasskeySummary {
   return {
@@ -89,7 +91,7 @@ const lastPasskey = () =>
   conflict(
     'This is your only passkey: without it you could not sign in. Add another passkey first, then delete this one.',
     { reason: 'last_passkey' },
-  );
+  ).localized('errors.lastPasskey');
 
 /** Stores a passkey registered from the account page. */
 export async function addPasskey(
@@ -101,7 +103,7 @@ export async function addPasskey(
     await credentialsQueries.insert(db, { ...registration.credential, userId });
   } catch (error) {
     if ((error as { code?: string }).code === '23505') {
-      throw conflict('This passkey is already registered.');
+      throw conflict('This passkey is already registered.').localized('errors.passkeyAlreadyRegistered');
     }
     throw error;
   }

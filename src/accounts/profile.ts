@@ -3,11 +3,20 @@ import { auditQueries } from '../db/queries/audit.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
+import type { Locale } from '../i18n/locales.js';
 
 /** Changes the person's display name (validated at the edge: 1 to 100 characters). */
 export async function updateProfileName(db: Db, userId: string, name: string): Promise<User> {
   const user = await usersQueries.update(db, userId, { name });
   if (!user) throw notFound('No such account.');
   await auditQueries.record(db, `user:${userId}`, 'user.rename', userId);
+  return user;
+}
+
+/** Stores the language the person chose for Sesame's pages (validated at the edge); null: per request. */
+export async function updateProfileLocale(db: Db, userId: string, locale: Locale | null): Promise<User> {
+  const user = await usersQueries.setLocale(db, userId, locale);
+  if (!user) throw notFound('No such account.');
+  await auditQueries.record(db, `user:${userId}`, 'user.locale', userId);
   return user;
 }

@@ -53,7 +53,12 @@ export class SetupLinkError extends HttpError {
     const { status, code, heading, message } = SETUP_LINK_PROBLEMS[problem];
     super(status, code, message, problem === 'account_exists' ? { fields: { email: message } } : undefined);
     this.heading = heading;
+    this.headingKey = `setupProblems.${problem}.heading`;
+    this.localized(`setupProblems.${problem}.message`);
   }
+
+  /** The catalog key of the heading in the person's language. */
+  readonly headingKey: string;
 }
 
 // A token is exactly what randomSecret() makes: 32 bytes, base64url, 43 characters.

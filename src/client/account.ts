@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
-import { ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+import { ceremonyMessage, clearStatus, message, postJson, showStatus } from './api.js';
 import { signalAllAcceptedCredentials, signalCurrentUserDetails } from './signals.js';
 import { withStepUp } from './stepUp.js';
 
@@ -26,7 +26,7 @@ profileForm.addEventListener('submit', (event) => {
   busy(profileForm.querySelector('button[type=submit]') as HTMLButtonElement, async () => {
     const saved = await postJson<{ name: string }>('/account/profile', { name: input.value });
     input.value = saved.name;
-    showStatus('Your name was saved.', 'ok');
+    showStatus(message('nameSaved'), 'ok');
     // Password managers show the new name next to the passkey (WebAuthn L3 §5.1.10.3).
     await signalCurrentUserDetails(rpId, userHandle, email, saved.name);
   });
@@ -63,13 +63,12 @@ for (const item of document.querySelectorAll<HTMLLIElement>('li.passkey')) {
       const saved = await postJson<{ name: string }>(`/account/passkeys/${id}/rename`, { name: input.value });
       nameLabel.textContent = saved.name;
       renameForm.hidden = true;
-      showStatus('The passkey was renamed.', 'ok');
+      showStatus(message('passkeyRenamed'), 'ok');
     });
   });
 
   deleteButton.addEventListener('click', () => {
-    if (!window.confirm(`Delete the passkey "${nameLabel.textContent}"? It will no longer sign you in.`))
-      return;
+    if (!window.confirm(message('confirmDelete', { name: nameLabel.textContent ?? '' }))) return;
     busy(deleteButton, async () => {
       const { remaining } = await withStepUp(() =>
         postJson<{ remaining: string[] }>(`/account/passkeys/${id}/delete`),
@@ -77,7 +76,7 @@ for (const item of document.querySelectorAll<HTMLLIElement>('li.passkey')) {
       // Tell the password manager which passkeys still work, so it hides the deleted one.
       await signalAllAcceptedCredentials(rpId, userHandle, remaining);
       item.remove();
-      showStatus('The passkey was deleted.', 'ok');
+      showStatus(message('passkeyDeleted'), 'ok');
     });
   });
 }

@@ -10,6 +10,21 @@ export class ApiError extends Error {
   }
 }
 
+let messages: Record<string, string> | undefined;
+
+/**
+ * A message in the page's language: the server puts the catalog's `client` section into the
+ * page as JSON in <meta name="messages"> (locales/*.json; the CSP allows no inline script). `{{name}}`
+ * placeholders take `values`. A key the page lacks shows as itself, so a gap is visible.
+ */
+export function message(key: string, values: Record<string, string | number> = {}): string {
+  messages ??= JSON.parse(
+    document.querySelector<HTMLMetaElement>('meta[name="messages"]')?.content || '{}',
+  ) as Record<string, string>;
+  const text = messages[key] ?? key;
+  return text.replace(/\{\{(\w+)\}\}/g, (placeholder, name: string) => String(values[name] ?? placeholder));
+}
+
 function csrfToken(): string {
   return document.querySelector<HTMLMetaElement>('meta[name="csrf-token"]')?.content ?? '';
 }
@@ -27,7 +42,7 @@ export async function postJson<T>(url: string, body: unknown = {}, method = 'POS
     throw new ApiError(
       response.status,
       data.error ?? 'error',
-      data.error_description ?? `Request failed (${response.status})`,
+      data.error_description ?? message('requestFailed', { status: response.status }),
     );
   }
   return data as T;
@@ -51,10 +66,9 @@ export function clearStatus(): void {
 export function ceremonyMessage(error: unknown): string {
   if (error instanceof ApiError) return error.message;
   const name = (error as { name?: string })?.name;
-  if (name === 'NotAllowedError' || name === 'AbortError')
-    return 'The passkey request was cancelled or timed out. You can try again.';
-  if (name === 'InvalidStateError') return 'This device already holds a passkey for this account.';
-  if (name === 'SecurityError') return 'Passkeys cannot be used on this address.';
-  if (name === 'NotSupportedError') return 'This browser or device does not support passkeys.';
-  return 'Something went wrong with the passkey. You can try again.';
+  if (name === 'NotAllowedError' || name === 'AbortError') return message('cancelled');
+  if (name === 'InvalidStateError') return message('alreadyRegistered');
+  if (name === 'SecurityError') return message('insecureAddress');
+  if (name === 'NotSupportedError') return message('unsupported');
+  return message('failed');
 }

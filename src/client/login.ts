@@ -6,7 +6,7 @@ import {
   startAuthentication,
   WebAuthnAbortService,
 } from '@simplewebauthn/browser';
-import { ApiError, ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+import { ApiError, ceremonyMessage, clearStatus, message, postJson, showStatus } from './api.js';
 import { signalUnknownCredential } from './signals.js';
 
 const form = document.getElementById('login-form') as HTMLFormElement;
@@ -102,9 +102,7 @@ form.addEventListener('submit', (event) => {
 });
 
 if (!browserSupportsWebAuthn()) {
-  showStatus(
-    'This browser does not support passkeys. Try a current version of Chrome, Safari, Firefox or Edge.',
-  );
+  showStatus(message('browserUnsupported'));
   button.disabled = true;
 } else {
   startAutofill();

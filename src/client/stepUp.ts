@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialRequestOptionsJSON, startAuthentication } from '@simplewebauthn/browser';
-import { ApiError, ceremonyMessage, postJson, showStatus } from './api.js';
+import { ApiError, ceremonyMessage, message, postJson, showStatus } from './api.js';
 
 /**
  * Step-up, shared by the account and admin pages: some requests need a passkey assertion
@@ -19,7 +19,7 @@ export async function withStepUp<T>(call: () => Promise<T>): Promise<T> {
     return await call();
   } catch (error) {
     if (!(error instanceof ApiError && error.code === 'step_up_required')) throw error;
-    showStatus('Confirm with one of your passkeys to continue.', 'ok');
+    showStatus(message('stepUp'), 'ok');
     await stepUp();
     return call();
   }

@@ -17,6 +17,8 @@ export interface UsersTable {
   tokens_revoked_at: NullableTimestamp;
   /** Claims an admin set on this person, released with the `profile` scope (migration 0013). */
   claims: ColumnType<Record<string, unknown>, string | undefined, string>;
+  /** The language the person chose for Sesame's pages; null: chosen per request (migration 0019). */
+  locale: Generated<string | null>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }

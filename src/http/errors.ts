@@ -15,6 +15,17 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+
+  /** The catalog key (locales/*.json) of the message in the person's language, for pages and their scripts. */
+  messageKey?: string;
+  messageValues?: Record<string, string>;
+
+  /** Names the message's translation; `message` stays English for logs and API callers. */
+  localized(key: string, values?: Record<string, string>): this {
+    this.messageKey = key;
+    this.messageValues = values;
+    return this;
+  }
 }
 
 export const badRequest = (message: string, details?: Record<string, unknown>) =>

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { badRequest } from './errors.js';
+import { badRequest, HttpError } from './errors.js';
 
 const base64url = z
   .string()
@@ -84,4 +84,18 @@ export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.outp
 export function limitParameter(max: number, fallback: number) {
   const error = `must be a whole number from 1 to ${max}`;
   return z.coerce.number({ error }).int({ error }).min(1, { error }).max(max, { error }).default(fallback);
+}
+
+/**
+ * Validates a person's form of email and (optional) name, as {@link parseBody}; the refusal
+ * names the field at fault in the person's language (the page's script shows it).
+ */
+export function parsePersonForm<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
+  try {
+    return parseBody(ctx, schema);
+  } catch (error) {
+    if (!(error instanceof HttpError)) throw error;
+    const fields = (error.details?.fields ?? {}) as Record<string, string>;
+    throw error.localized(fields.name && !fields.email ? 'errors.invalidName' : 'errors.invalidEmail');
+  }
 }

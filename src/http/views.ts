@@ -1,8 +1,18 @@
 import { Eta } from 'eta';
+import type { Context } from 'koa';
+import { clientMessages, translatorFor } from '../i18n/catalog.js';
+import type { Locale } from '../i18n/locales.js';
 import { VIEWS_DIR } from '../paths.js';
 
 // autoEscape: every <%= %> is HTML-escaped; nothing a user typed reaches a page raw.
 const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true, autoTrim: false });
+
+declare module 'koa' {
+  interface DefaultState {
+    /** The language this request's pages speak (src/http/middleware/language.ts). */
+    locale?: Locale;
+  }
+}
 
 /** Data every page's layout reads. */
 export interface PageData {
@@ -14,7 +24,36 @@ export interface PageData {
   [key: string]: unknown;
 }
 
-/** Renders views/<name>.eta inside the shared layout. */
-export function renderView(name: string, data: PageData): string {
-  return eta.render(name, data);
+/**
+ * Renders views/<name>.eta inside the shared layout, in `locale`: the view reads its words
+ * with `it.t(key)` (and `it.html(key)` for messages with markup), the layout sets
+ * `<html lang>` and hands the page's script its messages (<meta name="messages">). Admin pages stay English.
+ */
+export function renderView(name: string, data: PageData, locale: Locale = 'en'): string {
+  const translator = translatorFor(locale);
+  return eta.render(name, {
+    ...data,
+    lang: locale,
+    t: translator.t,
+    html: translator.html,
+    dateTime: translator.dateTime,
+    clientMessages: data.script ? clientMessages(locale) : undefined,
+  });
+}
+
+/** The messages of the request's language, for a page's title and what the handler words itself. */
+export function pageText(ctx: Context) {
+  return translatorFor(ctx.state.locale ?? 'en');
+}
+
+/**
+ * Answers with views/<name>.eta in the request's language (ctx.state.locale), saying which
+ * (Content-Language) and that the answer depends on Accept-Language, for caches.
+ */
+export function sendPage(ctx: Context, name: string, data: PageData): void {
+  const locale = ctx.state.locale ?? 'en';
+  ctx.type = 'html';
+  ctx.set('Content-Language', locale);
+  ctx.vary('Accept-Language');
+  ctx.body = renderView(name, data, locale);
 }

@@ -1,5 +1,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { renderView } from '../http/views.js';
+import { localeOf } from '../http/middleware/language.js';
+import { pageText, sendPage } from '../http/views.js';
+import type { Locale } from '../i18n/locales.js';
 
 /**
  * The person's side of the device authorization grant (RFC 8628): at ISSUER/device they type
@@ -16,66 +18,72 @@ function xsrfOf(form: string): string {
   return match[1]!;
 }
 
-/** Why the code the person typed led nowhere, in words for them. */
+/** Why the code the person typed led nowhere: the catalog key of the words for them. */
 function problemWith(error: Error | undefined): string | undefined {
   switch (error?.name) {
     case undefined:
       return undefined;
     case 'NoCodeError':
-      return 'Enter the code your device shows.';
+      return 'device.problems.noCode';
     case 'NotFoundError':
-      return 'That code is not valid. Check it against your device and try again.';
+      return 'device.problems.notFound';
     case 'ExpiredError':
-      return 'That code has expired. Start again on your device to get a new one.';
+      return 'device.problems.expired';
     case 'AlreadyUsedError':
-      return 'That code was already used. Start again on your device to get a new one.';
+      return 'device.problems.alreadyUsed';
     case 'AbortedError':
-      return 'Sign-in cancelled: your device was not signed in.';
+      return 'device.problems.aborted';
     default:
-      return 'Something went wrong. Start again on your device.';
+      return 'device.problems.other';
   }
 }
 
 /** Length the code field accepts: a code is 9 characters with its dash; room for spaces a person types. */
 const CODE_MAX_LENGTH = 32;
 
-export const deviceFlowPages = {
-  async userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out?: unknown, error?: Error) {
-    ctx.type = 'html';
-    // A code that leads nowhere is a refused request; a cancelled sign-in is the person's choice.
-    if (error && error.name !== 'AbortedError') ctx.status = 400;
-    ctx.body = renderView('device', {
-      title: 'Sign in on a device',
-      action: ctx.oidc.urlFor('code_verification'),
-      xsrf: xsrfOf(form),
-      problem: problemWith(error),
-      cancelled: error?.name === 'AbortedError',
-      maxLength: CODE_MAX_LENGTH,
-    });
-  },
+/** The device flow's pages, in the language the person's browser asks for (or DEFAULT_LOCALE). */
+export function deviceFlowPages(defaultLocale: Locale) {
+  function text(ctx: KoaContextWithOIDC) {
+    ctx.state.locale = localeOf(ctx, defaultLocale);
+    return pageText(ctx);
+  }
+  return {
+    async userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out?: unknown, error?: Error) {
+      const { t } = text(ctx);
+      // A code that leads nowhere is a refused request; a cancelled sign-in is the person's choice.
+      if (error && error.name !== 'AbortedError') ctx.status = 400;
+      const problem = problemWith(error);
+      sendPage(ctx, 'device', {
+        title: t('device.title'),
+        action: ctx.oidc.urlFor('code_verification'),
+        xsrf: xsrfOf(form),
+        problem: problem && t(problem),
+        cancelled: error?.name === 'AbortedError',
+        maxLength: CODE_MAX_LENGTH,
+      });
+    },
 
-  async userCodeConfirmSource(
-    ctx: KoaContextWithOIDC,
-    form: string,
-    client: { clientName?: string; clientId: string },
-    _deviceInfo: unknown,
-    userCode: string,
-  ) {
-    ctx.type = 'html';
-    ctx.body = renderView('device-confirm', {
-      title: 'Confirm the code',
-      action: ctx.oidc.urlFor('code_verification'),
-      xsrf: xsrfOf(form),
-      userCode,
-      clientName: client.clientName ?? client.clientId,
-    });
-  },
+    async userCodeConfirmSource(
+      ctx: KoaContextWithOIDC,
+      form: string,
+      client: { clientName?: string; clientId: string },
+      _deviceInfo: unknown,
+      userCode: string,
+    ) {
+      sendPage(ctx, 'device-confirm', {
+        title: text(ctx).t('device.confirmTitle'),
+        action: ctx.oidc.urlFor('code_verification'),
+        xsrf: xsrfOf(form),
+        userCode,
+        clientName: client.clientName ?? client.clientId,
+      });
+    },
 
-  async successSource(ctx: KoaContextWithOIDC) {
-    ctx.type = 'html';
-    ctx.body = renderView('device-done', {
-      title: 'Device signed in',
-      clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
-    });
-  },
-};
+    async successSource(ctx: KoaContextWithOIDC) {
+      sendPage(ctx, 'device-done', {
+        title: text(ctx).t('device.doneTitle'),
+        clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
+      });
+    },
+  };
+}

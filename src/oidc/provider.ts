@@ -6,7 +6,10 @@ import { secretMatchesHash } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliveries.js';
-import { renderView } from '../http/views.js';
+import { usersQueries } from '../db/queries/users.js';
+import { localeOf } from '../http/middleware/language.js';
+import { pageText, sendPage } from '../http/views.js';
+import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
 import { accountClientMetadata } from './accountClient.js';
@@ -35,13 +38,18 @@ export interface ProviderDeps {
   clientAuthBackoff?: ClientAuthBackoff;
 }
 
-function renderPage(
-  ctx: KoaContextWithOIDC,
-  name: string,
-  data: Record<string, unknown> & { title: string },
-) {
-  ctx.type = 'html';
-  ctx.body = renderView(name, data);
+/**
+ * The language of the provider's own pages: the request's `ui_locales` (end-session takes
+ * one too), then the signed-in person's choice, then Accept-Language and DEFAULT_LOCALE.
+ */
+async function choosePageLocale(ctx: KoaContextWithOIDC, db: Db, fallback: Locale, signedIn: boolean) {
+  const accountId = signedIn ? ctx.oidc?.session?.accountId : undefined;
+  const account = accountId ? await usersQueries.findById(db, accountId) : undefined;
+  ctx.state.locale = localeOf(ctx, fallback, {
+    uiLocales: ctx.oidc?.params?.ui_locales,
+    stored: account?.locale,
+  });
+  return pageText(ctx);
 }
 
 /**
@@ -226,24 +234,36 @@ export function createProvider({
       // registered a backchannel_logout_uri gets a signed logout token.
       backchannelLogout: { enabled: true },
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
-      deviceFlow: { enabled: true, ...deviceFlowPages },
+      deviceFlow: { enabled: true, ...deviceFlowPages(config.defaultLocale) },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
-          renderPage(ctx, 'logout', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName });
+          const text = await choosePageLocale(ctx, db, config.defaultLocale, true);
+          sendPage(ctx, 'logout', {
+            title: text.t('logout.title'),
+            form,
+            clientName: ctx.oidc.client?.clientName,
+          });
         },
         async postLogoutSuccessSource(ctx) {
-          renderPage(ctx, 'logged-out', { title: 'Signed out', clientName: ctx.oidc.client?.clientName });
+          const text = await choosePageLocale(ctx, db, config.defaultLocale, false);
+          sendPage(ctx, 'logged-out', {
+            title: text.t('logout.doneTitle'),
+            clientName: ctx.oidc.client?.clientName,
+          });
         },
       },
     },
     async renderError(ctx, out) {
-      renderPage(ctx, 'error', {
-        title: 'Something went wrong',
-        heading:
+      const text = await choosePageLocale(ctx, db, config.defaultLocale, false);
+      sendPage(ctx, 'error', {
+        title: text.t('error.heading'),
+        heading: text.t(
           out.error === 'invalid_request' || out.error === 'invalid_client'
-            ? 'This sign-in link is not valid'
-            : 'Something went wrong',
+            ? 'error.invalidSignInLink'
+            : 'error.heading',
+        ),
+        // The provider's own words, in English: they name the protocol problem for the app's developer.
         message: out.error_description ?? out.error,
       });
     },

@@ -11,14 +11,18 @@ export const challengeInvalid = () =>
   new PasskeyError(
     'challenge_invalid',
     'This passkey request has expired or was already used. Please try again.',
-  );
+  ).localized('errors.challengeInvalid');
 export const verificationFailed = () =>
-  new PasskeyError('verification_failed', 'The passkey could not be verified. Please try again.');
+  new PasskeyError('verification_failed', 'The passkey could not be verified. Please try again.').localized(
+    'errors.verificationFailed',
+  );
 export const unknownCredential = () =>
   new PasskeyError(
     'unknown_credential',
     'This passkey is not registered here. It may have been deleted.',
     401,
-  );
+  ).localized('errors.unknownCredential');
 export const accountDisabled = () =>
-  new PasskeyError('account_disabled', 'This account has been disabled.', 403);
+  new PasskeyError('account_disabled', 'This account has been disabled.', 403).localized(
+    'errors.accountDisabled',
+  );

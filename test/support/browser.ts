@@ -25,6 +25,8 @@ export class BrowserSession {
   readonly jar = new CookieJar();
   /** Every Set-Cookie header this browser received, in order. */
   readonly setCookieHeaders: string[] = [];
+  /** Headers sent with every request, e.g. the Accept-Language of this browser. */
+  readonly headers: Record<string, string> = {};
 
   constructor(
     readonly origin: string,
@@ -44,7 +46,11 @@ export class BrowserSession {
     const absolute = new URL(url, this.origin).toString();
     const method =
       init.method ?? (init.json !== undefined || init.form || init.body !== undefined ? 'POST' : 'GET');
-    const headers: Record<string, string> = { accept: 'text/html,application/json', ...init.headers };
+    const headers: Record<string, string> = {
+      accept: 'text/html,application/json',
+      ...this.headers,
+      ...init.headers,
+    };
     let body: string | undefined = init.body;
     if (init.json !== undefined) {
       headers['content-type'] ??= 'application/json';

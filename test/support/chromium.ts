@@ -4,7 +4,14 @@
  * WebAuthn needs a secure context, so Sesame must be served as http://localhost:<port>.
  */
 import fs from 'node:fs';
-import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
+import {
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  type CDPSession,
+  chromium,
+  type Page,
+} from 'playwright-core';
 
 /** Where the Debian package installs Chromium; CHROMIUM_PATH points elsewhere. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -63,8 +70,11 @@ export interface PasskeyContext {
  * laptop's built-in one: CTAP2, internal transport, discoverable credentials, user
  * verification that succeeds, and presence confirmed without a prompt.
  */
-export async function newPasskeyContext(browser: Browser): Promise<PasskeyContext> {
-  const context = await browser.newContext();
+export async function newPasskeyContext(
+  browser: Browser,
+  options: BrowserContextOptions = {},
+): Promise<PasskeyContext> {
+  const context = await browser.newContext(options);
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
   await cdp.send('WebAuthn.enable');

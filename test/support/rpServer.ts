@@ -52,7 +52,7 @@ function page(res: http.ServerResponse, status: number, title: string, body: str
 
 /**
  * Starts the app on a free loopback port, registers it through `register`, and discovers
- * the issuer. `scope` is what /login asks for; /login?prompt=... passes prompt through.
+ * the issuer. `scope` is what /login asks for; /login?prompt=...&ui_locales=... passes them through.
  */
 export async function startRpServer(
   issuer: string,
@@ -82,6 +82,7 @@ export async function startRpServer(
       const nonce = oidc.randomNonce();
       pending.set(state, { verifier, nonce });
       const prompt = url.searchParams.get('prompt');
+      const uiLocales = url.searchParams.get('ui_locales');
       const target = oidc.buildAuthorizationUrl(config, {
         redirect_uri: redirectUri,
         scope,
@@ -90,6 +91,7 @@ export async function startRpServer(
         state,
         nonce,
         ...(prompt && { prompt }),
+        ...(uiLocales && { ui_locales: uiLocales }),
       });
       res.writeHead(302, { location: target.toString() });
       res.end();

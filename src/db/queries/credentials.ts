@@ -76,6 +76,7 @@ export const credentialsQueries = {
         'users.created_at as owner_created_at',
         'users.updated_at as owner_updated_at',
         'users.claims as owner_claims',
+        'users.locale as owner_locale',
       ])
       .where('credentials.id', '=', id)
       .executeTakeFirst();
@@ -93,6 +94,7 @@ export const credentialsQueries = {
         tokens_revoked_at: row.owner_tokens_revoked_at,
         created_at: row.owner_created_at,
         updated_at: row.owner_updated_at,
+        locale: row.owner_locale,
         claims: row.owner_claims,
       },
     };

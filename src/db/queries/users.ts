@@ -117,6 +117,16 @@ export const usersQueries = {
       .execute();
   },
 
+  /** Stores the person's language for Sesame's pages; null goes back to choosing per request. */
+  async setLocale(db: Db, id: string, locale: string | null): Promise<User | undefined> {
+    return db
+      .updateTable('users')
+      .set({ locale, updated_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+  },
+
   /** Replaces the admin-set claims of a user (the change notice refreshes cached rows). */
   async setClaims(db: Db, id: string, claims: Record<string, unknown>): Promise<User | undefined> {
     return db

@@ -45,7 +45,7 @@ export class Csrf {
       if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') return next();
       const origin = ctx.get('origin');
       if (origin && origin !== this.origin)
-        throw new HttpError(403, 'forbidden', 'Cross-origin request refused');
+        throw new HttpError(403, 'forbidden', 'Cross-origin request refused').localized('errors.crossOrigin');
       const cookie = ctx.cookies.get(COOKIE);
       const body = ctx.request.body as Record<string, unknown> | undefined;
       const presented = ctx.get('x-csrf-token') || (typeof body?._csrf === 'string' ? body._csrf : '');
@@ -54,7 +54,7 @@ export class Csrf {
           403,
           'csrf',
           'This form has expired or did not come from this site. Reload the page and try again.',
-        );
+        ).localized('errors.csrf');
       }
       await next();
     };

@@ -3,18 +3,30 @@ import type { Logger } from '../../logger.js';
 import { ceremonyFailures } from '../../metrics.js';
 import { PasskeyError } from '../../webauthn/errors.js';
 import { HttpError, isNulCharacterError, nulCharacterError } from '../errors.js';
-import { renderView } from '../views.js';
+import { pageText, sendPage } from '../views.js';
 
 /** Whether the caller is a script (fetch, API client) rather than a person's browser page load. */
 export function wantsJson(ctx: Context): boolean {
-  if (ctx.path.startsWith('/api/') || ctx.path.startsWith('/passkey-api/')) return true;
+  if (isApiPath(ctx)) return true;
   if (ctx.is('application/json')) return true;
   const accept = ctx.get('accept');
   return accept.includes('application/json') && !accept.includes('text/html');
 }
 
+/** APIs for programs answer in English whatever the caller's Accept-Language: their messages are for developers. */
+function isApiPath(ctx: Context): boolean {
+  return ctx.path.startsWith('/api/') || ctx.path.startsWith('/passkey-api/');
+}
+
+/** The error's safe message in the request's language when the catalog has it, else in English. */
+export function messageFor(ctx: Context, error: HttpError): string {
+  if (!error.messageKey || isApiPath(ctx)) return error.message;
+  const text = pageText(ctx);
+  return text.has(error.messageKey) ? text.t(error.messageKey, { ...error.messageValues }) : error.message;
+}
+
 /** An error that brings its own page heading: a problem with a one-time or setup link. */
-type ProblemWithHeading = HttpError & { readonly heading: string };
+type ProblemWithHeading = HttpError & { readonly heading: string; readonly headingKey?: string };
 
 /**
  * A person opening a bad link gets a page that says what happened, not a bare error; scripts
@@ -22,7 +34,7 @@ type ProblemWithHeading = HttpError & { readonly heading: string };
  */
 export function renderProblemPages<E extends ProblemWithHeading>(
   kind: abstract new (...args: never[]) => E,
-  back?: (error: E) => { backUrl: string; backLabel: string } | undefined,
+  back?: (error: E, ctx: Context) => { backUrl: string; backLabel: string } | undefined,
 ) {
   return async function renderProblemPage(ctx: Context, next: Next) {
     try {
@@ -30,12 +42,12 @@ export function renderProblemPages<E extends ProblemWithHeading>(
     } catch (error) {
       if (!(error instanceof kind) || wantsJson(ctx)) throw error;
       ctx.status = error.status;
-      ctx.type = 'html';
-      ctx.body = renderView('error', {
-        title: error.heading,
-        heading: error.heading,
-        message: error.message,
-        ...back?.(error),
+      const heading = error.headingKey ? pageText(ctx).t(error.headingKey) : error.heading;
+      sendPage(ctx, 'error', {
+        title: heading,
+        heading,
+        message: messageFor(ctx, error),
+        ...back?.(error, ctx),
       });
     }
   };
@@ -76,7 +88,9 @@ export function errorHandler(log: Logger) {
           : isNulCharacterError(caught)
             ? nulCharacterError()
             : (fromKoaError(caught as object) ??
-              new HttpError(500, 'server_error', 'Something went wrong on our side'));
+              new HttpError(500, 'server_error', 'Something went wrong on our side').localized(
+                'errors.serverError',
+              ));
       if (error instanceof PasskeyError) ceremonyFailures.inc({ reason: error.code });
       if (error.status >= 500) {
         log.error('request failed', {
@@ -87,13 +101,17 @@ export function errorHandler(log: Logger) {
       }
       ctx.status = error.status;
       if (wantsJson(ctx)) {
-        ctx.body = { error: error.code, error_description: error.message, ...error.details };
+        ctx.body = { error: error.code, error_description: messageFor(ctx, error), ...error.details };
+        if (error.messageKey && !isApiPath(ctx)) {
+          ctx.set('Content-Language', ctx.state.locale ?? 'en');
+          ctx.vary('Accept-Language');
+        }
       } else {
-        ctx.type = 'html';
-        ctx.body = renderView('error', {
-          title: 'Error',
-          heading: error.status === 404 ? 'Page not found' : 'Something went wrong',
-          message: error.message,
+        const text = pageText(ctx);
+        sendPage(ctx, 'error', {
+          title: text.t('error.title'),
+          heading: text.t(error.status === 404 ? 'error.notFoundHeading' : 'error.heading'),
+          message: messageFor(ctx, error),
         });
       }
     }

@@ -56,7 +56,7 @@ function refuseOver(ctx: Context, verdict: HitVerdict): void {
   ctx.set('Retry-After', String(retryAfter));
   throw new HttpError(429, 'rate_limited', 'Too many requests. Wait a minute, then try again.', {
     retry_after: retryAfter,
-  });
+  }).localized('errors.rateLimited');
 }
 
 /**

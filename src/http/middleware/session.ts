@@ -4,6 +4,7 @@ import { requireRecentStepUp } from '../../accounts/passkeys.js';
 import type { Db } from '../../db/connect.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
+import { isLocale } from '../../i18n/locales.js';
 import { forbidden, unauthorized } from '../errors.js';
 import { renderView } from '../views.js';
 import type { Csrf } from './csrf.js';
@@ -47,11 +48,14 @@ export function requireSignIn(provider: Provider, db: Db) {
   return async function checkSignIn(ctx: Context, next: Next) {
     const signedIn = await currentSignIn(ctx, provider, db);
     if (!signedIn) {
-      if (wantsJson(ctx) || ctx.method !== 'GET') throw unauthorized('Sign in first');
+      if (wantsJson(ctx) || ctx.method !== 'GET')
+        throw unauthorized('Sign in first').localized('errors.signInFirst');
       ctx.redirect(`/account/login?return_to=${encodeURIComponent(ctx.originalUrl)}`);
       return;
     }
     ctx.state.signedIn = signedIn;
+    // The person's own choice of language outranks the browser's on their pages.
+    if (isLocale(signedIn.user.locale)) ctx.state.locale = signedIn.user.locale;
     await next();
   };
 }

@@ -12,7 +12,9 @@ import {
   renamePasskey,
   requireRecentStepUp,
 } from '../../accounts/passkeys.js';
-import { updateProfileName } from '../../accounts/profile.js';
+import { updateProfileLocale, updateProfileName } from '../../accounts/profile.js';
+import { translatorFor } from '../../i18n/catalog.js';
+import { type Locale, SUPPORTED_LOCALES } from '../../i18n/locales.js';
 import { startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
 import { challengeInvalid } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
@@ -21,14 +23,14 @@ import {
   userHandleFor,
   verifyPasskeyRegistration,
 } from '../../webauthn/registration.js';
-import { badRequest } from '../errors.js';
+import { badRequest, HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
 import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/session.js';
 import { sesameRouter } from '../router.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
-import { renderView } from '../views.js';
+import { pageText, sendPage } from '../views.js';
 
 const profileSchema = z.object({
   name: z
@@ -44,6 +46,16 @@ const renameSchema = z.object({
     .min(1, { message: 'Passkey name must not be empty' })
     .max(PASSKEY_NAME_MAX, { message: `Passkey name must be at most ${PASSKEY_NAME_MAX} characters` }),
 });
+/** The account page's language choice: a supported code, or empty for "as my browser asks". */
+const localeSchema = z.object({
+  locale: z.union([z.literal(''), z.enum(SUPPORTED_LOCALES)], {
+    message: `must be empty or one of ${SUPPORTED_LOCALES.join(', ')}`,
+  }),
+});
+
+/** The languages the picker offers, each named in its own language (the catalogs' `languageName`). */
+const LANGUAGES = SUPPORTED_LOCALES.map((code) => ({ code, name: translatorFor(code).t('languageName') }));
+
 // Credential ids are base64url (WebAuthn L3 §5.1: at most 1023 bytes); client ids are ours.
 const CREDENTIAL_ID = /^[A-Za-z0-9_-]{1,1366}$/;
 const CLIENT_ID = /^[A-Za-z0-9._~-]{1,200}$/;
@@ -60,6 +72,16 @@ function param(ctx: Context, name: string, shape: RegExp): string {
   const value = ctx.params[name];
   if (typeof value !== 'string' || !shape.test(value)) throw badRequest(`Malformed ${name}`);
   return value;
+}
+
+/** The language the person picked; null for "as my browser asks". */
+function parseLocaleChoice(ctx: Context): Locale | null {
+  try {
+    const { locale } = parseBody(ctx, localeSchema);
+    return locale === '' ? null : locale;
+  } catch (error) {
+    throw error instanceof HttpError ? error.localized('errors.unknownLanguage') : error;
+  }
 }
 
 /** A script gets JSON; a plain form post goes back to the account page (303: see other). */
@@ -89,9 +111,8 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
     const { user } = signedIn(ctx);
     const [passkeys, apps] = await Promise.all([listPasskeys(db, user.id), listConnectedApps(db, user.id)]);
     ctx.set('Cache-Control', 'no-store');
-    ctx.type = 'html';
-    ctx.body = renderView('account', {
-      title: 'Your account',
+    sendPage(ctx, 'account', {
+      title: pageText(ctx).t('account.title'),
       csrf: csrf.token(ctx),
       script: 'account',
       user,
@@ -100,7 +121,15 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
       passkeys,
       apps,
       nameMax: PASSKEY_NAME_MAX,
+      languages: LANGUAGES,
     });
+  });
+
+  // A plain form post (the page works without script); the next page is in the chosen language.
+  router.post('/account/language', signIn, ...body, async (ctx) => {
+    const user = await updateProfileLocale(db, signedIn(ctx).user.id, parseLocaleChoice(ctx));
+    caches.users.invalidate(user.id);
+    respond(ctx, { locale: user.locale });
   });
 
   router.post('/account/profile', signIn, ...body, async (ctx) => {

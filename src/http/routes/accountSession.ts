@@ -57,10 +57,16 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
     ctx.cookies.set(RETURN_COOKIE, null, cookieOptions);
     const [state, returnTo] = stored?.split('|') ?? [];
     if (ctx.query.error) {
-      throw new HttpError(400, 'sign_in_cancelled', 'Sign-in was cancelled.');
+      throw new HttpError(400, 'sign_in_cancelled', 'Sign-in was cancelled.').localized(
+        'errors.signInCancelled',
+      );
     }
     if (!state || ctx.query.state !== state) {
-      throw new HttpError(400, 'invalid_state', 'This sign-in link has expired. Please sign in again.');
+      throw new HttpError(
+        400,
+        'invalid_state',
+        'This sign-in link has expired. Please sign in again.',
+      ).localized('errors.signInStateExpired');
     }
     ctx.redirect(safeReturnPath(returnTo));
   });

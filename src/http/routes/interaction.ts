@@ -11,6 +11,7 @@ import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
+import { localeOf } from '../middleware/language.js';
 import { keyedRateLimit, SIGNUP_ATTEMPTS_PER_ADDRESS } from '../middleware/rateLimit.js';
 import { sesameRouter } from '../router.js';
 import {
@@ -18,10 +19,11 @@ import {
   displayNameSchema,
   emailSchema,
   parseBody,
+  parsePersonForm,
   registrationResponseSchema,
 } from '../schemas.js';
 import type { Services } from '../services.js';
-import { renderView } from '../views.js';
+import { pageText, sendPage } from '../views.js';
 import { describeScopes } from './scopeDescriptions.js';
 
 /** The interaction model instance the provider hands out (its class is not exported). */
@@ -36,7 +38,7 @@ const interactionExpired = () =>
     400,
     'interaction_expired',
     'This sign-in has expired or was already completed. Go back to the app you came from and sign in again.',
-  );
+  ).localized('errors.interactionExpired');
 
 /**
  * The OIDC login step: sign-in with a passkey, sign-up with a new passkey, and consent.
@@ -53,6 +55,8 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     try {
       const details = await provider.interactionDetails(ctx.req, ctx.res);
       if (details.uid !== ctx.params.uid) throw interactionExpired();
+      // The app's ui_locales outranks the browser's languages on every page and message of the sign-in.
+      ctx.state.locale = localeOf(ctx, config.defaultLocale, { uiLocales: details.params.ui_locales });
       return details;
     } catch (error) {
       if (error instanceof HttpError) throw error;
@@ -60,9 +64,27 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     }
   }
 
-  async function clientFor(clientId: unknown) {
+  async function clientFor(ctx: Context, clientId: unknown) {
     const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
-    return { name: client?.clientName ?? 'the application', logo: client?.logoUri as string | undefined };
+    return {
+      name: client?.clientName ?? pageText(ctx).t('common.theApplication'),
+      logo: client?.logoUri as string | undefined,
+    };
+  }
+
+  /**
+   * The account of the provider session this sign-in runs in, if any; its stored language
+   * then comes after the app's ui_locales and before the browser's.
+   */
+  async function sessionAccount(ctx: Context, interaction: Interaction) {
+    const account = interaction.session && (await usersQueries.findById(db, interaction.session.accountId));
+    if (account?.locale) {
+      ctx.state.locale = localeOf(ctx, config.defaultLocale, {
+        uiLocales: interaction.params.ui_locales,
+        stored: account.locale,
+      });
+    }
+    return account;
   }
 
   /**
@@ -79,12 +101,13 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
 
   router.get('/', async (ctx) => {
     const interaction = await loadInteraction(ctx);
-    const client = await clientFor(interaction.params.client_id);
+    const account = await sessionAccount(ctx, interaction);
+    const client = await clientFor(ctx, interaction.params.client_id);
     const uid = interaction.uid;
+    const text = pageText(ctx);
     if (interaction.prompt.name === 'login') {
-      ctx.type = 'html';
-      ctx.body = renderView('login', {
-        title: 'Sign in',
+      sendPage(ctx, 'login', {
+        title: text.t('login.title'),
         csrf: csrf.token(ctx),
         script: 'login',
         uid,
@@ -96,27 +119,23 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     if (interaction.prompt.name === 'consent') {
       const scopes = String(interaction.params.scope ?? 'openid').split(' ');
       // The person sees which account they would share: a shared computer may hold someone else's session.
-      const account = interaction.session && (await usersQueries.findById(db, interaction.session.accountId));
       if (!account) throw interactionExpired();
-      ctx.type = 'html';
-      ctx.body = renderView('consent', {
-        title: 'Allow access',
+      sendPage(ctx, 'consent', {
+        title: text.t('consent.title'),
         csrf: csrf.token(ctx),
         uid,
         client,
         account: { email: account.email },
-        scopes: describeScopes(scopes),
+        scopes: describeScopes(scopes, text),
       });
       return;
     }
     if (interaction.prompt.name === NO_ACCESS_PROMPT) {
-      const account = interaction.session && (await usersQueries.findById(db, interaction.session.accountId));
       if (!account) throw interactionExpired();
       // 403: the person is who they say, and this app is not theirs to use.
       ctx.status = 403;
-      ctx.type = 'html';
-      ctx.body = renderView('no-access', {
-        title: `No access to ${client.name}`,
+      sendPage(ctx, 'no-access', {
+        title: text.t('noAccess.title', { client: client.name }),
         csrf: csrf.token(ctx),
         uid,
         client,
@@ -124,16 +143,17 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
       });
       return;
     }
-    throw new HttpError(400, 'unsupported_prompt', 'This sign-in step is not supported.');
+    throw new HttpError(400, 'unsupported_prompt', 'This sign-in step is not supported.').localized(
+      'errors.unsupportedPrompt',
+    );
   });
 
   router.get('/signup', async (ctx) => {
-    if (!signupOpen) throw notFound('Sign-up is by invitation only. Ask an administrator for a link.');
+    if (!signupOpen) throw signupClosed();
     const interaction = await loadInteraction(ctx);
-    const client = await clientFor(interaction.params.client_id);
-    ctx.type = 'html';
-    ctx.body = renderView('signup', {
-      title: 'Create an account',
+    const client = await clientFor(ctx, interaction.params.client_id);
+    sendPage(ctx, 'signup', {
+      title: pageText(ctx).t('signup.title'),
       csrf: csrf.token(ctx),
       script: 'signup',
       uid: interaction.uid,
@@ -161,8 +181,8 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
   }
 
   router.post('/signup/options', rateLimit, async (ctx) => {
-    if (!signupOpen) throw notFound('Sign-up is by invitation only.');
-    const body = parseBody(ctx, signupStartSchema);
+    if (!signupOpen) throw signupClosed();
+    const body = parsePersonForm(ctx, signupStartSchema);
     await countSignupAttempt(ctx, `signup:${body.email.toLowerCase()}`);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
@@ -177,7 +197,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
 
   router.post('/signup/verify', rateLimit, (ctx) => countResult(signUps, () => signUpWithPasskey(ctx)));
   async function signUpWithPasskey(ctx: Context) {
-    if (!signupOpen) throw notFound('Sign-up is by invitation only.');
+    if (!signupOpen) throw signupClosed();
     const response = parseBody(ctx, registrationResponseSchema);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
@@ -261,4 +281,9 @@ const accountExists = () =>
   conflict(
     'An account with this email already exists. Sign in with its passkey instead, or ask an administrator for a recovery link.',
     { fields: { email: 'An account with this email already exists' } },
+  ).localized('errors.accountExists');
+
+const signupClosed = () =>
+  notFound('Sign-up is by invitation only. Ask an administrator for a link.').localized(
+    'errors.signupClosed',
   );

@@ -14,9 +14,9 @@ import { parseBodies } from '../middleware/bodies.js';
 import { renderProblemPages } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
 import { sesameRouter } from '../router.js';
-import { displayNameSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import { displayNameSchema, parseBody, parsePersonForm, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
-import { renderView } from '../views.js';
+import { pageText, sendPage } from '../views.js';
 
 const optionsSchema = z.object({ name: displayNameSchema.optional() });
 
@@ -49,9 +49,8 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches 
     const { link, user } = await findUsableLink(db, ctx.params.token!);
     const url = `${config.issuer}/link/${ctx.params.token}`;
     ctx.set('Cache-Control', 'no-store');
-    ctx.type = 'html';
-    ctx.body = renderView('link', {
-      title: user ? 'Add a passkey' : 'Set up your account',
+    sendPage(ctx, 'link', {
+      title: pageText(ctx).t(user ? 'link.recoveryTitle' : 'link.inviteTitle'),
       csrf: csrf.token(ctx),
       script: 'link',
       recovery: Boolean(user),
@@ -66,7 +65,7 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches 
   });
 
   router.post('/options', async (ctx) => {
-    const body = parseBody(ctx, optionsSchema);
+    const body = parsePersonForm(ctx, optionsSchema);
     const { link, user } = await findUsableLink(db, ctx.params.token!);
     // The name of an account whose email nobody proved yet is not kept (see confirmEmailOwner).
     const name = user?.email_verified ? user.name : (body.name ?? null);

@@ -1,12 +1,11 @@
-/** Scopes in words for the consent page; unknown scopes are shown by name. */
-const DESCRIPTIONS: Record<string, string> = {
-  openid: 'Know who you are (a stable account identifier)',
-  email: 'See your email address',
-  profile: 'See your name and the details an administrator added to your account',
-  groups: 'See which groups you are in',
-  offline_access: 'Stay signed in and access your account while you are away',
-};
+import type { Translator } from '../../i18n/catalog.js';
 
-export function describeScopes(scopes: string[]): string[] {
-  return [...new Set(scopes)].filter(Boolean).map((s) => DESCRIPTIONS[s] ?? `Use the "${s}" permission`);
+/** Scopes Sesame describes in words (the catalog's `scopes` section); others are shown by name. */
+const DESCRIBED = new Set(['openid', 'email', 'profile', 'groups', 'offline_access']);
+
+/** Scopes in words for the consent page, in the person's language. */
+export function describeScopes(scopes: string[], text: Translator): string[] {
+  return [...new Set(scopes)]
+    .filter(Boolean)
+    .map((scope) => (DESCRIBED.has(scope) ? text.t(`scopes.${scope}`) : text.t('scopes.other', { scope })));
 }

@@ -14,9 +14,15 @@ import { parseBodies } from '../middleware/bodies.js';
 import { renderProblemPages } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
 import { sesameRouter } from '../router.js';
-import { displayNameSchema, emailSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import {
+  displayNameSchema,
+  emailSchema,
+  parseBody,
+  parsePersonForm,
+  registrationResponseSchema,
+} from '../schemas.js';
 import type { Services } from '../services.js';
-import { renderView } from '../views.js';
+import { pageText, sendPage } from '../views.js';
 
 const optionsSchema = z.object({ email: emailSchema, name: displayNameSchema.optional() });
 
@@ -32,9 +38,9 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Serv
   // Every request names a token: the limit also bounds how fast anyone can probe for one.
   const router = sesameRouter(
     { prefix: '/setup/:token' },
-    renderProblemPages(SetupLinkError, (error) =>
+    renderProblemPages(SetupLinkError, (error, ctx) =>
       error.problem === 'admin_exists'
-        ? { backUrl: '/admin', backLabel: 'Go to the admin pages' }
+        ? { backUrl: '/admin', backLabel: pageText(ctx).t('error.toAdmin') }
         : undefined,
     ),
     rateLimit,
@@ -45,9 +51,8 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Serv
   router.get('/', async (ctx) => {
     const link = await findUsableSetupLink(db, ctx.params.token!);
     ctx.set('Cache-Control', 'no-store');
-    ctx.type = 'html';
-    ctx.body = renderView('setup', {
-      title: 'Create the first administrator',
+    sendPage(ctx, 'setup', {
+      title: pageText(ctx).t('setup.title'),
       csrf: csrf.token(ctx),
       script: 'link',
       expiresAt: link.expires_at.toISOString(),
@@ -56,7 +61,7 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Serv
   });
 
   router.post('/options', async (ctx) => {
-    const body = parseBody(ctx, optionsSchema);
+    const body = parsePersonForm(ctx, optionsSchema);
     const link = await findUsableSetupLink(db, ctx.params.token!);
     // Said before the passkey prompt rather than after it; redeemSetupLink checks again.
     if (await usersQueries.findByEmail(db, body.email)) throw new SetupLinkError('account_exists');

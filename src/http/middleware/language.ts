@@ -1,0 +1,30 @@
+import type { Context, Next } from 'koa';
+import type { Locale } from '../../i18n/locales.js';
+import { chooseLocale } from '../../i18n/negotiate.js';
+
+/**
+ * The language of a request's pages (see {@link chooseLocale}): `more` adds what a route
+ * learned, the sign-in's `ui_locales` and the signed-in person's own choice.
+ */
+export function localeOf(
+  ctx: Context,
+  fallback: Locale,
+  more: { uiLocales?: unknown; stored?: string | null } = {},
+): Locale {
+  return chooseLocale(
+    {
+      ...more,
+      acceptsLanguages: (languages) => ctx.acceptsLanguages(languages),
+      acceptLanguage: ctx.get('accept-language'),
+    },
+    fallback,
+  );
+}
+
+/** Chooses every request's language from Accept-Language and DEFAULT_LOCALE; routes that know more choose again. */
+export function pageLanguage(defaultLocale: Locale) {
+  return async function choosePageLanguage(ctx: Context, next: Next) {
+    ctx.state.locale = localeOf(ctx, defaultLocale);
+    await next();
+  };
+}

@@ -1,0 +1,81 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import i18next, { type TFunction } from 'i18next';
+import { LOCALES_DIR } from '../paths.js';
+import { type Locale, SUPPORTED_LOCALES } from './locales.js';
+
+/** A catalog as a translator edits it: nested objects of strings (`locales/<code>.json`). */
+export interface Catalog {
+  [key: string]: string | Catalog;
+}
+
+/** Reads `locales/<code>.json`; read once when this module loads, never per request. */
+export function readCatalog(locale: Locale): Catalog {
+  return JSON.parse(fs.readFileSync(path.join(LOCALES_DIR, `${locale}.json`), 'utf8')) as Catalog;
+}
+
+const i18n = i18next.createInstance();
+void i18n.init({
+  resources: Object.fromEntries(
+    SUPPORTED_LOCALES.map((locale) => [locale, { translation: readCatalog(locale) }]),
+  ),
+  supportedLngs: [...SUPPORTED_LOCALES],
+  fallbackLng: 'en',
+  // Resources are in memory: init finishes before this line returns.
+  initAsync: false,
+  returnEmptyString: false,
+  // Pages escape on output (Eta's autoEscape); see {@link Translator.html} for messages with markup.
+  interpolation: { escapeValue: false },
+});
+
+/** Messages of one language. */
+export interface Translator {
+  readonly locale: Locale;
+  /** A plain message; values are inserted as text (the page escapes the result). */
+  readonly t: TFunction;
+  /**
+   * A message whose catalog text carries markup (its key ends in `Html`, e.g. `<strong>`):
+   * the values are HTML-escaped here, and the page prints the result unescaped.
+   */
+  html(key: string, values?: Record<string, unknown>): string;
+  /** A date and time as this language writes it, in UTC (the zone the server knows for sure). */
+  dateTime(value: Date | string | number): string;
+  /** Whether the catalog has the key, e.g. for a server message that may have a translation. */
+  has(key: string): boolean;
+}
+
+const translators = new Map<Locale, Translator>(
+  SUPPORTED_LOCALES.map((locale) => {
+    const t = i18n.getFixedT(locale);
+    const dates = new Intl.DateTimeFormat(locale, {
+      year: 'numeric',
+      month: 'short',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: '2-digit',
+      timeZone: 'UTC',
+      timeZoneName: 'short',
+    });
+    const translator: Translator = {
+      locale,
+      t,
+      html: (key, values) => t(key, { ...values, interpolation: { escapeValue: true } }),
+      dateTime: (value) => dates.format(new Date(value)),
+      has: (key) => i18n.exists(key, { lng: locale, fallbackLng: false }),
+    };
+    return [locale, translator];
+  }),
+);
+
+/** The messages of `locale`. */
+export function translatorFor(locale: Locale): Translator {
+  return translators.get(locale)!;
+}
+
+/**
+ * What the pages' scripts (src/client/*.ts) say, in `locale`: the catalog's `client`
+ * section, handed to the page as JSON in <meta name="messages"> (the CSP allows no inline script).
+ */
+export function clientMessages(locale: Locale): Catalog {
+  return i18n.getResource(locale, 'translation', 'client') as Catalog;
+}

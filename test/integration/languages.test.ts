@@ -1,0 +1,225 @@
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { SUPPORTED_LOCALES } from '../../src/i18n/locales.js';
+import { createClient } from '../../src/oidc/clients.js';
+import type { PageResponse } from '../support/browser.js';
+import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
+import { onboard } from '../support/oneTimeLinkFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8903/callback';
+
+/** The messages the page hands its script (the <meta name="messages"> the layout writes). */
+function scriptMessages(page: PageResponse): Record<string, string> {
+  const match = /<meta name="messages" content="([^"]*)">/.exec(page.text);
+  if (!match) throw new Error('no messages on the page');
+  const entities: Record<string, string> = { quot: '"', '#39': "'", lt: '<', gt: '>', amp: '&' };
+  const json = match[1]!.replace(/&(quot|#39|lt|gt|amp);/g, (_, name: string) => entities[name]!);
+  return JSON.parse(json) as Record<string, string>;
+}
+
+const langOf = (page: PageResponse) => /<html lang="([^"]+)">/.exec(page.text)?.[1];
+
+describe('pages in the person language', () => {
+  let sesame: TestApp;
+  let rp: TestRp;
+
+  beforeAll(async () => {
+    // Spanish by default: a page without Accept-Language shows that DEFAULT_LOCALE counts.
+    sesame = await startTestApp({ DEFAULT_LOCALE: 'es' });
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Wiki', redirect_uris: [REDIRECT_URI] },
+      'test',
+    );
+    rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+  });
+
+  afterAll(() => sesame.stop());
+
+  /** A new browser whose Accept-Language is `accept` (none when empty). */
+  function visitor(accept: string): Person {
+    const person = new Person(sesame.baseUrl);
+    if (accept) person.browser.headers['accept-language'] = accept;
+    return person;
+  }
+
+  it('shows the sign-in and sign-up pages in German for Accept-Language de-AT, and says so in headers', async () => {
+    const person = visitor('de-AT,de;q=0.9,en;q=0.5');
+    const login = await person.open((await beginLogin(rp)).url);
+    expect(login.status).toBe(200);
+    expect(langOf(login)).toBe('de');
+    expect(login.headers.get('content-language')).toBe('de');
+    expect(login.headers.get('vary')).toMatch(/accept-language/i);
+    expect(login.text).toContain('>Mit Passkey anmelden</button>');
+    expect(login.text).toContain('um mit <strong>Wiki</strong> fortzufahren');
+    expect(login.text).toContain('>Konto erstellen</a>');
+    expect(scriptMessages(login).cancelled).toMatch(/^Die Passkey-Anfrage wurde abgebrochen/);
+
+    const signupPath = /href="(\/interaction\/[^"]+\/signup)"/.exec(login.text)![1]!;
+    const signup = await person.browser.request(signupPath);
+    expect(langOf(signup)).toBe('de');
+    expect(signup.text).toContain('<label for="email">E-Mail</label>');
+    expect(signup.text).toContain('>Konto anlegen</button>');
+  });
+
+  it('lets the app ui_locales win over Accept-Language, on the pages and in their messages', async () => {
+    const person = visitor('de');
+    const login = await person.open((await beginLogin(rp, 'openid', { ui_locales: 'ja fr-CA' })).url);
+    expect(langOf(login)).toBe('fr');
+    expect(login.text).toContain('>Se connecter avec une clé d’accès</button>');
+
+    // A message the server sends the page's script is French too.
+    await onboard(sesame, 'taken@example.com');
+    const uid = /\/interaction\/([^/?#]+)/.exec(login.url)![1]!;
+    const taken = await person.browser.postJson(`/interaction/${uid}/signup/options`, login.csrf(), {
+      email: 'taken@example.com',
+    });
+    expect(taken.status).toBe(409);
+    expect(taken.json().error_description).toMatch(/^Un compte existe déjà avec cette adresse e-mail/);
+    expect(taken.headers.get('content-language')).toBe('fr');
+  });
+
+  it('falls back to DEFAULT_LOCALE without Accept-Language or for languages it does not speak', async () => {
+    for (const accept of ['', 'ja, zh;q=0.5', '*']) {
+      const login = await visitor(accept).open((await beginLogin(rp)).url);
+      expect({ accept, lang: langOf(login) }).toEqual({ accept, lang: 'es' });
+      expect(login.text).toContain('>Iniciar sesión con una llave de acceso</button>');
+    }
+  });
+
+  it('keeps the English accessible names for English', async () => {
+    const login = await visitor('en-GB').open((await beginLogin(rp)).url);
+    expect(langOf(login)).toBe('en');
+    expect(login.text).toContain('>Sign in with a passkey</button>');
+    expect(login.text).toContain('>Create an account</a>');
+  });
+
+  it('renders error and link-problem pages in the language asked for', async () => {
+    const missing = await visitor('fr').browser.request('/no/such/page');
+    expect(missing.status).toBe(404);
+    expect(langOf(missing)).toBe('fr');
+    expect(missing.text).toContain('<h1>Page introuvable</h1>');
+    expect(missing.text).toContain('Il n’y a aucune page à cette adresse.');
+
+    const badLink = await visitor('de').browser.request(`/link/${'A'.repeat(43)}`);
+    expect(badLink.status).toBe(404);
+    expect(badLink.text).toContain('<h1>Dieser Link ist ungültig</h1>');
+  });
+
+  it('renders a one-time link page with its expiry date in the language asked for', async () => {
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'new@example.com',
+      actor: 'test',
+    });
+    const page = await visitor('de').browser.request(new URL(url).pathname);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<h1>Konto einrichten</h1>');
+    expect(page.text).toMatch(
+      /läuft am <time datetime="[^"]+">\d+\. \w+\.? \d{4}, \d{2}:\d{2} UTC<\/time> ab/,
+    );
+  });
+
+  it("stores the language chosen on the account page and uses it for that person's pages", async () => {
+    const { person, userId } = await onboard(sesame, 'chooser@example.com');
+    person.browser.headers['accept-language'] = 'de';
+    const before = await person.browser.request('/account');
+    expect(langOf(before)).toBe('de');
+    expect(before.text).toContain('<h1>Ihr Konto</h1>');
+    for (const locale of SUPPORTED_LOCALES)
+      expect(before.text).toContain(`<option value="${locale}" lang="${locale}"`);
+
+    const saved = await person.browser.request('/account/language', {
+      form: { _csrf: before.csrf(), locale: 'fr' },
+    });
+    expect(saved.status).toBe(303);
+    expect(saved.location()).toMatch(/\/account$/);
+    const row = await sesame.db
+      .selectFrom('users')
+      .select('locale')
+      .where('id', '=', userId)
+      .executeTakeFirstOrThrow();
+    expect(row.locale).toBe('fr');
+
+    const after = await person.browser.request('/account');
+    expect(langOf(after)).toBe('fr');
+    expect(after.text).toContain('<h1>Votre compte</h1>');
+    expect(after.text).toContain('<option value="fr" lang="fr" selected>Français</option>');
+
+    // The choice also names the language of the sign-in pages this person sees while signed in.
+    const again = await person.open((await beginLogin(rp, 'openid email')).url);
+    expect(langOf(again)).toBe('fr');
+    expect(again.text).toContain('>Autoriser</button>');
+
+    // The provider's own sign-out page follows the choice too.
+    const signOut = await person.browser.request('/account/logout', { form: { _csrf: after.csrf() } });
+    const confirm = await person.browser.request(signOut.location()!);
+    expect(langOf(confirm)).toBe('fr');
+    expect(confirm.text).toContain('<h1>Se déconnecter ?</h1>');
+    expect(confirm.text).toContain('>Rester connecté</button>');
+
+    // Back to "as my browser asks".
+    const reset = await person.browser.request('/account/language', {
+      form: { _csrf: after.csrf(), locale: '' },
+    });
+    expect(reset.status).toBe(303);
+    expect(langOf(await person.browser.request('/account'))).toBe('de');
+  });
+
+  it("renders the device flow's code page in the language asked for", async () => {
+    const page = await visitor('es-MX').browser.request('/device');
+    expect(page.status).toBe(200);
+    expect(langOf(page)).toBe('es');
+    expect(page.text).toContain('<h1>Iniciar sesión en un dispositivo</h1>');
+    expect(page.text).toContain('<label for="user_code">Código</label>');
+  });
+
+  it('refuses a bad language choice with a clear 4xx and changes nothing', async () => {
+    const { person, userId } = await onboard(sesame, 'refused@example.com');
+    person.browser.headers['accept-language'] = 'en';
+    const page = await person.browser.request('/account');
+    const csrf = page.csrf();
+    const locale = async () =>
+      (
+        await sesame.db
+          .selectFrom('users')
+          .select('locale')
+          .where('id', '=', userId)
+          .executeTakeFirstOrThrow()
+      ).locale;
+
+    const unknown = await person.browser.request('/account/language', {
+      form: { _csrf: csrf, locale: 'klingon' },
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.text).toContain('Choose one of the languages offered.');
+    for (const body of [
+      { locale: 5 },
+      { locale: ['de'] },
+      { locale: 'de-AT' },
+      {},
+      { locale: 'x'.repeat(10_000) },
+    ]) {
+      const refused = await person.browser.postJson('/account/language', csrf, body);
+      expect({ body, status: refused.status }).toEqual({ body, status: 400 });
+      expect(refused.json()).toMatchObject({ error: 'invalid_request' });
+    }
+    const malformed = await person.browser.request('/account/language', {
+      body: '{"locale":',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf, accept: 'application/json' },
+    });
+    expect(malformed.status).toBe(400);
+    const noCsrf = await person.browser.request('/account/language', { form: { locale: 'de' } });
+    expect(noCsrf.status).toBe(403);
+    const foreign = await person.browser.request('/account/language', {
+      form: { _csrf: csrf, locale: 'de' },
+      headers: { origin: 'https://evil.example' },
+    });
+    expect(foreign.status).toBe(403);
+    const signedOut = await visitor('en').browser.request('/account/language', {
+      json: { locale: 'de' },
+      headers: { accept: 'application/json' },
+    });
+    expect(signedOut.status).toBe(401);
+    expect(await locale()).toBeNull();
+  });
+});
