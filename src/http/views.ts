@@ -1,8 +1,18 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Eta } from 'eta';
+import type { Brand } from '../branding/brand.js';
 import { VIEWS_DIR } from '../paths.js';
 
 // autoEscape: every <%= %> is HTML-escaped; nothing a user typed reaches a page raw.
 const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true, autoTrim: false });
+
+/** What the layout shows of the brand: its name, and the URLs of its stylesheet and images. */
+export interface PageBrand {
+  name: string;
+  cssUrl: string;
+  logoUrl: string | undefined;
+  faviconUrl: string | undefined;
+}
 
 /** Data every page's layout reads. */
 export interface PageData {
@@ -14,7 +24,34 @@ export interface PageData {
   [key: string]: unknown;
 }
 
-/** Renders views/<name>.eta inside the shared layout. */
+const versioned = (path: string, etag: string) => `${path}?v=${etag.replaceAll('"', '')}`;
+
+/** The brand as the layout links it; each URL carries the content's ETag, so a change is a new URL. */
+export function pageBrandOf(brand: Brand): PageBrand {
+  return {
+    name: brand.name,
+    cssUrl: versioned('/brand.css', brand.cssEtag),
+    logoUrl: brand.logoEtag ? versioned('/brand/logo', brand.logoEtag) : undefined,
+    faviconUrl: brand.faviconEtag ? versioned('/brand/favicon', brand.faviconEtag) : undefined,
+  };
+}
+
+const currentBrand = new AsyncLocalStorage<PageBrand>();
+
+/** Pages rendered while `work` runs (this request) show `brand`. */
+export function withPageBrand<T>(brand: Brand, work: () => T): T {
+  return currentBrand.run(pageBrandOf(brand), work);
+}
+
+/** Outside a request (never in the server) pages fall back to Sesame's own look. */
+const UNBRANDED: PageBrand = {
+  name: 'Sesame',
+  cssUrl: '/brand.css',
+  logoUrl: undefined,
+  faviconUrl: undefined,
+};
+
+/** Renders views/<name>.eta inside the shared layout, with the brand of the request being served. */
 export function renderView(name: string, data: PageData): string {
-  return eta.render(name, data);
+  return eta.render(name, { brand: currentBrand.getStore() ?? UNBRANDED, ...data });
 }

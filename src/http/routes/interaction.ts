@@ -12,6 +12,7 @@ import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webau
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { keyedRateLimit, SIGNUP_ATTEMPTS_PER_ADDRESS } from '../middleware/rateLimit.js';
+import { allowImagesFrom } from '../middleware/securityHeaders.js';
 import { sesameRouter } from '../router.js';
 import {
   authenticationResponseSchema,
@@ -103,7 +104,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
         title: 'Allow access',
         csrf: csrf.token(ctx),
         uid,
-        client,
+        client: { ...client, logo: allowImagesFrom(ctx, client.logo) },
         account: { email: account.email },
         scopes: describeScopes(scopes),
       });
