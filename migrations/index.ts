@@ -16,6 +16,7 @@ import * as m0014 from './0014_par_and_resources.js';
 import * as m0015 from './0015_backchannel_deliveries.js';
 import * as m0016 from './0016_passkey_tenant_settings.js';
 import * as m0019 from './0019_user_locale.js';
+import * as m0020 from './0020_branding.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   '0015_backchannel_deliveries': m0015,
   '0016_passkey_tenant_settings': m0016,
   '0019_user_locale': m0019,
+  '0020_branding': m0020,
 };

@@ -4,6 +4,7 @@ import type Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import { BrandStore } from './branding/brand.js';
 import type { Config } from './config.js';
 import type { DatabaseHandle, Db } from './db/connect.js';
 import { GroupedUpserts } from './db/groupedUpserts.js';
@@ -31,6 +32,7 @@ import { accountRoutes } from './http/routes/account.js';
 import { accountSessionRoutes } from './http/routes/accountSession.js';
 import { adminApiRoutes } from './http/routes/adminApi.js';
 import { adminPagesRoutes } from './http/routes/adminPages.js';
+import { brandRoutes } from './http/routes/brand.js';
 import { healthRoutes } from './http/routes/health.js';
 import { interactionRoutes } from './http/routes/interaction.js';
 import { linkRoutes } from './http/routes/links.js';
@@ -39,6 +41,7 @@ import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
 import { passkeyApiAtRoot } from './http/routes/passkeyApiKit.js';
 import { setupRoutes } from './http/routes/setup.js';
 import type { Services } from './http/services.js';
+import { withPageBrand } from './http/views.js';
 import { sealKeysAtRest } from './keysAtRest.js';
 import type { Logger } from './logger.js';
 import { BackchannelOutbox, type DeliveryTiming } from './oidc/backchannelOutbox.js';
@@ -100,6 +103,7 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
   const caches = createRowCaches();
+  const brand = new BrandStore(db, config.brand);
   const writes = new GroupedUpserts(db);
   // Limits count in Postgres, so every instance on the database shares them.
   const hits = config.databaseUrl ? new PostgresHitCounter(db) : new MemoryHitCounter();
@@ -112,7 +116,7 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
   );
   const outbox = new BackchannelOutbox(db, () => live.provider, log, backchannelTiming);
   const rowChanges = listen
-    ? await keepCachesInStep(listen, { ...caches, signing_keys: live }, log)
+    ? await keepCachesInStep(listen, { ...caches, signing_keys: live, branding: brand }, log)
     : undefined;
   const csrf = new Csrf(cookieKeys[0]!, config.origin, config.secureCookies);
   const services: Services = {
@@ -124,6 +128,7 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
     },
     csrf,
     caches,
+    brand,
     rateLimit: rateLimit(config.rateLimitPerMinute, hits),
     hits,
   };
@@ -139,6 +144,15 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
     return forRequestFrom(ctx.ip, next);
   });
   koa.use(pageLanguage(config.defaultLocale));
+  // Every page of this request, error pages too, shows the brand as it is now; when the
+  // database cannot say, the configured brand.
+  koa.use(async function showBrand(_ctx, next) {
+    const current = await brand.current().catch((error: Error) => {
+      log.warn('branding could not be read; pages show the configured brand', { error: error.message });
+      return brand.configured;
+    });
+    return withPageBrand(current, next);
+  });
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.
@@ -153,6 +167,7 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
   // own paths, spelled exactly (it would match `/TOKEN` or `/token/` too).
   const routers = [
     healthRoutes(db),
+    brandRoutes(brand),
     metricsRoutes(db),
     interactionRoutes(services),
     accountSessionRoutes(services),

@@ -3,6 +3,8 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { accentProblem, DEFAULT_ACCENT, normaliseHexColour } from './branding/colours.js';
+import { type BrandImageKind, imageProblem, imageTypeOf } from './branding/images.js';
 import { type Locale, SUPPORTED_LOCALES } from './i18n/locales.js';
 
 /** Raised when the environment holds a value Sesame cannot start with; its message is one line. */
@@ -67,6 +69,40 @@ const wholeNumber = (name: string, max: number, zeroMeans: string) =>
     .transform(Number)
     .refine((n) => n <= max, { message: `${name} must be between 0 and ${max}` });
 
+/** An accent colour that passes WCAG AA as text on white (see branding/colours.ts). */
+const accentColour = (name: string) =>
+  z
+    .string()
+    .superRefine((value, ctx) => {
+      const problem = accentProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: `${name} ${problem}` });
+    })
+    .transform((value) => normaliseHexColour(value)!);
+
+/** A brand image as it is served: its bytes, their type read from the magic bytes. */
+export interface BrandImageFile {
+  readonly bytes: Buffer;
+  readonly type: string;
+}
+
+/** A path to a brand image, read once at start and checked for size and type. */
+const brandImage = (name: string, kind: BrandImageKind) =>
+  z.string().transform((file, ctx): BrandImageFile => {
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(path.resolve(file));
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `${name}: cannot read ${file}: ${(error as Error).message}` });
+      return z.NEVER;
+    }
+    const problem = imageProblem(kind, bytes);
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: `${name} ${problem}` });
+      return z.NEVER;
+    }
+    return { bytes, type: imageTypeOf(bytes)! };
+  });
+
 const schema = z.object({
   // No default here: it follows PORT (http://localhost:$PORT), see loadConfig.
   ISSUER: httpUrl('ISSUER').optional(),
@@ -91,6 +127,16 @@ const schema = z.object({
     .min(1, { message: 'RP_NAME must not be empty' })
     .max(64, { message: 'RP_NAME must be at most 64 characters' })
     .default('Sesame'),
+  // No default here: it follows RP_NAME, the name the passkey dialog shows, see loadConfig.
+  BRAND_NAME: z
+    .string()
+    .trim()
+    .min(1, { message: 'BRAND_NAME must not be empty' })
+    .max(64, { message: 'BRAND_NAME must be at most 64 characters' })
+    .optional(),
+  BRAND_ACCENT: accentColour('BRAND_ACCENT').default(DEFAULT_ACCENT),
+  BRAND_LOGO: brandImage('BRAND_LOGO', 'logo').optional(),
+  BRAND_FAVICON: brandImage('BRAND_FAVICON', 'favicon').optional(),
   SIGNUP: z.enum(['open', 'invite'], { message: 'SIGNUP must be "open" or "invite"' }).default('open'),
   DEFAULT_LOCALE: z
     .enum(SUPPORTED_LOCALES, { message: `DEFAULT_LOCALE must be one of ${SUPPORTED_LOCALES.join(', ')}` })
@@ -127,6 +173,16 @@ export interface Config {
   readonly rpId: string;
   /** WebAuthn origin the browser reports in clientDataJSON. */
   readonly origin: string;
+  /**
+   * What pages show until an admin changes it on /admin/branding: the name (BRAND_NAME,
+   * else RP_NAME), the accent colour, and the logo and favicon files read at start.
+   */
+  readonly brand: {
+    readonly name: string;
+    readonly accent: string;
+    readonly logo: BrandImageFile | undefined;
+    readonly favicon: BrandImageFile | undefined;
+  };
   readonly signup: 'open' | 'invite';
   /** The pages' language when neither the OIDC request, the account nor the browser picks a supported one. */
   readonly defaultLocale: Locale;
@@ -191,6 +247,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     rpName: values.RP_NAME,
     rpId: issuerUrl.hostname,
     origin: issuerUrl.origin,
+    brand: Object.freeze({
+      name: values.BRAND_NAME ?? values.RP_NAME,
+      accent: values.BRAND_ACCENT,
+      logo: values.BRAND_LOGO,
+      favicon: values.BRAND_FAVICON,
+    }),
     signup: values.SIGNUP,
     defaultLocale: values.DEFAULT_LOCALE,
     logLevel: values.LOG_LEVEL,

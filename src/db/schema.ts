@@ -288,6 +288,22 @@ export interface BackchannelDeliveriesTable {
   created_at: Generated<Date>;
 }
 
+/** The brand an admin set on /admin/branding (migration 0020): one row, null where config applies. */
+export interface BrandingTable {
+  id: Generated<number>;
+  name: string | null;
+  accent: string | null;
+  /** bytea: pg reads it as a Buffer, PGlite as a plain Uint8Array. */
+  logo: Uint8Array | null;
+  logo_type: string | null;
+  /** A hash of the logo's bytes: its ETag and the version in its URL. */
+  logo_etag: string | null;
+  favicon: Uint8Array | null;
+  favicon_type: string | null;
+  favicon_etag: string | null;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   users: UsersTable;
   credentials: CredentialsTable;
@@ -312,6 +328,7 @@ export interface Database {
   group_members: GroupMembersTable;
   client_allowed_groups: ClientAllowedGroupsTable;
   backchannel_deliveries: BackchannelDeliveriesTable;
+  branding: BrandingTable;
 }
 
 export type User = Selectable<UsersTable>;

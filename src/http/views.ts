@@ -1,5 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
+import type { Brand } from '../branding/brand.js';
 import { clientMessages, translatorFor } from '../i18n/catalog.js';
 import type { Locale } from '../i18n/locales.js';
 import { VIEWS_DIR } from '../paths.js';
@@ -14,6 +16,14 @@ declare module 'koa' {
   }
 }
 
+/** What the layout shows of the brand: its name, and the URLs of its stylesheet and images. */
+export interface PageBrand {
+  name: string;
+  cssUrl: string;
+  logoUrl: string | undefined;
+  faviconUrl: string | undefined;
+}
+
 /** Data every page's layout reads. */
 export interface PageData {
   title: string;
@@ -24,6 +34,33 @@ export interface PageData {
   [key: string]: unknown;
 }
 
+const versioned = (path: string, etag: string) => `${path}?v=${etag.replaceAll('"', '')}`;
+
+/** The brand as the layout links it; each URL carries the content's ETag, so a change is a new URL. */
+export function pageBrandOf(brand: Brand): PageBrand {
+  return {
+    name: brand.name,
+    cssUrl: versioned('/brand.css', brand.cssEtag),
+    logoUrl: brand.logoEtag ? versioned('/brand/logo', brand.logoEtag) : undefined,
+    faviconUrl: brand.faviconEtag ? versioned('/brand/favicon', brand.faviconEtag) : undefined,
+  };
+}
+
+const currentBrand = new AsyncLocalStorage<PageBrand>();
+
+/** Pages rendered while `work` runs (this request) show `brand`. */
+export function withPageBrand<T>(brand: Brand, work: () => T): T {
+  return currentBrand.run(pageBrandOf(brand), work);
+}
+
+/** Outside a request (never in the server) pages fall back to Sesame's own look. */
+const UNBRANDED: PageBrand = {
+  name: 'Sesame',
+  cssUrl: '/brand.css',
+  logoUrl: undefined,
+  faviconUrl: undefined,
+};
+
 /**
  * Renders views/<name>.eta inside the shared layout, in `locale`: the view reads its words
  * with `it.t(key)` (and `it.html(key)` for messages with markup), the layout sets
@@ -32,6 +69,7 @@ export interface PageData {
 export function renderView(name: string, data: PageData, locale: Locale = 'en'): string {
   const translator = translatorFor(locale);
   return eta.render(name, {
+    brand: currentBrand.getStore() ?? UNBRANDED,
     ...data,
     lang: locale,
     t: translator.t,

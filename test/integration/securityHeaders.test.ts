@@ -37,6 +37,7 @@ function expectStrictPage(page: PageResponse) {
     'default-src': ["'none'"],
     'script-src': ["'self'"],
     'style-src': ["'self'"],
+    'img-src': ["'self'", 'data:'],
     'connect-src': ["'self'"],
     'base-uri': ["'none'"],
     'frame-ancestors': ["'none'"],
@@ -189,6 +190,7 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     saw('admin/groups', await person.browser.request('/admin/groups'), 'Create a group');
     saw('admin/group', await person.browser.request(`/admin/groups/${group.id}`), 'Members');
     saw('admin/resources', await person.browser.request('/admin/resources'), 'Register an API');
+    saw('admin/branding', await person.browser.request('/admin/branding'), 'Save branding');
     // An app only Finance may use: the person, not a member, is turned away.
     const { client: ledger } = await createClient(
       sesame.db,
@@ -236,6 +238,28 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
 
     expect([...seen.keys()].sort()).toEqual(pageViews().sort());
     for (const page of seen.values()) expectStrictPage(page);
+  });
+
+  it('lets the consent page show an app’s https logo_uri, from that origin only', async () => {
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Gallery', redirect_uris: [APP_CALLBACK], logo_uri: 'https://cdn.example.com/gallery.png' },
+      'test',
+    );
+    const visitor = new Person(sesame.baseUrl);
+    const login = await visitor.open(authorizationUrl(sesame, client.client_id));
+    expect(directives(login.headers.get('content-security-policy'))['img-src']).toEqual(["'self'", 'data:']);
+    const consent = asPage(await visitor.browser.follow(await visitor.signUp(login, 'logo@example.com')));
+    expect(consent.text).toContain(
+      '<img class="client-logo" src="https://cdn.example.com/gallery.png" alt="Gallery" referrerpolicy="no-referrer">',
+    );
+    const csp = directives(consent.headers.get('content-security-policy'));
+    expect(csp['img-src']).toEqual(["'self'", 'data:', 'https://cdn.example.com']);
+    expect(csp).toMatchObject({
+      'default-src': ["'none'"],
+      'script-src': ["'self'"],
+      'style-src': ["'self'"],
+    });
   });
 
   it('serves error pages the same way: the provider’s, a bad link’s, an unknown path’s', async () => {

@@ -39,19 +39,22 @@ export class BrowserSession {
       method?: string;
       json?: unknown;
       form?: Record<string, string>;
+      /** A multipart/form-data body (file uploads); fetch writes its content type and boundary. */
+      multipart?: FormData;
       body?: string;
       headers?: Record<string, string>;
     } = {},
   ): Promise<PageResponse> {
     const absolute = new URL(url, this.origin).toString();
     const method =
-      init.method ?? (init.json !== undefined || init.form || init.body !== undefined ? 'POST' : 'GET');
+      init.method ??
+      (init.json !== undefined || init.form || init.multipart || init.body !== undefined ? 'POST' : 'GET');
     const headers: Record<string, string> = {
       accept: 'text/html,application/json',
       ...this.headers,
       ...init.headers,
     };
-    let body: string | undefined = init.body;
+    let body: string | FormData | undefined = init.multipart ?? init.body;
     if (init.json !== undefined) {
       headers['content-type'] ??= 'application/json';
       body = JSON.stringify(init.json);

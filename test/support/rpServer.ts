@@ -155,3 +155,19 @@ export async function startRpServer(
     },
   };
 }
+
+/**
+ * A page that only answers "the app": a redirect URI for browser tests that need nothing of
+ * the app but somewhere to land (Playwright's routing does not see the end of a redirect).
+ */
+export async function startCallbackPage(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('the app');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/callback`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, configWarnings, loadConfig } from '../../src/config.js';
 
@@ -25,6 +27,7 @@ describe('configuration from the environment', () => {
       databaseUrl: undefined,
       dataDir: path.resolve('./data'),
       rpName: 'Sesame',
+      brand: { name: 'Sesame', accent: '#4f46e5', logo: undefined, favicon: undefined },
       rpId: 'localhost',
       origin: 'http://localhost:3000',
       signup: 'open',
@@ -166,6 +169,21 @@ describe('configuration from the environment', () => {
       'DATABASE_DIRECT_URL must be a postgres:// or postgresql:// URL',
     ],
     ['RP_NAME', 'x'.repeat(65), 'RP_NAME must be at most 64 characters'],
+    ['BRAND_NAME', 'x'.repeat(65), 'BRAND_NAME must be at most 64 characters'],
+    ['BRAND_ACCENT', 'indigo', 'BRAND_ACCENT must be a hex colour such as #4f46e5'],
+    ['BRAND_ACCENT', '#4f46e', 'BRAND_ACCENT must be a hex colour'],
+    [
+      'BRAND_ACCENT',
+      '#777777',
+      'BRAND_ACCENT has a contrast of 4.48:1 on white; WCAG AA needs at least 4.5:1',
+    ],
+    ['BRAND_ACCENT', '#ffff00', 'BRAND_ACCENT has a contrast of 1.07:1 on white'],
+    ['BRAND_LOGO', '/no/such/logo.png', 'BRAND_LOGO: cannot read /no/such/logo.png'],
+    [
+      'BRAND_FAVICON',
+      'package.json',
+      'BRAND_FAVICON must be a PNG, JPEG, WebP or ICO image (SVG is not accepted)',
+    ],
     ['SIGNUP', 'closed', 'SIGNUP must be "open" or "invite"'],
     ['DEFAULT_LOCALE', 'de-AT', 'DEFAULT_LOCALE must be one of en, de, fr, es'],
     ['DEFAULT_LOCALE', 'klingon', 'DEFAULT_LOCALE must be one of en, de, fr, es'],
@@ -191,6 +209,35 @@ describe('configuration from the environment', () => {
     expect(error.message.startsWith(variable)).toBe(true);
     expect(error.message).toContain(message);
     expect(error.message).not.toContain('\n');
+  });
+
+  it('reads the brand: BRAND_NAME over RP_NAME, the accent in lower case, the images with their type', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-brand-'));
+    const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+    fs.writeFileSync(path.join(dir, 'logo.png'), png);
+    fs.writeFileSync(path.join(dir, 'big.png'), Buffer.concat([png, Buffer.alloc(64 * 1024)]));
+    try {
+      expect(load({ RP_NAME: 'Corp' }).brand.name).toBe('Corp');
+      const config = load({
+        RP_NAME: 'Corp',
+        BRAND_NAME: ' Corp Login ',
+        BRAND_ACCENT: '#0B5394',
+        BRAND_LOGO: path.join(dir, 'logo.png'),
+      });
+      expect(config.brand).toEqual({
+        name: 'Corp Login',
+        accent: '#0b5394',
+        logo: { bytes: png, type: 'image/png' },
+        favicon: undefined,
+      });
+      // 64 KB and a few bytes: a logo may be that large, a favicon may not.
+      expect(load({ BRAND_LOGO: path.join(dir, 'big.png') }).brand.logo?.type).toBe('image/png');
+      expect(errorFor({ BRAND_FAVICON: path.join(dir, 'big.png') }).message).toBe(
+        'BRAND_FAVICON must be at most 64 KB',
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names the first bad variable when several are wrong', () => {

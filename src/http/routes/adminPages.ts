@@ -31,11 +31,13 @@ import {
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
+import { parseUploads } from '../middleware/uploads.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderView } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
+import { BRANDING_NOTICES, brandingPages } from './adminBrandingPages.js';
 import { GROUP_NOTICES, groupPages } from './adminGroupPages.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
@@ -71,6 +73,7 @@ const NOTICES: Record<string, string> = {
   ...API_KEY_NOTICES,
   ...RESOURCE_NOTICES,
   ...GROUP_NOTICES,
+  ...BRANDING_NOTICES,
 };
 
 /** Users shown on one page of /admin/users. */
@@ -97,6 +100,7 @@ export function adminPagesRoutes(services: Services): Router {
     requireSignIn(provider, db),
     requireAdmin(csrf),
     parseBodies(),
+    parseUploads,
     csrf.protect(),
   );
 
@@ -360,6 +364,7 @@ export function adminPagesRoutes(services: Services): Router {
   passkeyTenantPages(router, kit, services);
   apiKeyPages(router, kit, services);
   resourcePages(router, kit, services);
+  brandingPages(router, kit, services);
 
   router.get('/audit', async (ctx) => {
     render(ctx, 'audit', { title: 'Activity', events: await recentAuditEvents(db, 100) });

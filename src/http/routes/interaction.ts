@@ -13,6 +13,7 @@ import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { localeOf } from '../middleware/language.js';
 import { keyedRateLimit, SIGNUP_ATTEMPTS_PER_ADDRESS } from '../middleware/rateLimit.js';
+import { allowImagesFrom } from '../middleware/securityHeaders.js';
 import { sesameRouter } from '../router.js';
 import {
   authenticationResponseSchema,
@@ -124,7 +125,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
         title: text.t('consent.title'),
         csrf: csrf.token(ctx),
         uid,
-        client,
+        client: { ...client, logo: allowImagesFrom(ctx, client.logo) },
         account: { email: account.email },
         scopes: describeScopes(scopes, text),
       });

@@ -1,0 +1,88 @@
+import {
+  AA_NORMAL_TEXT,
+  accentPalette,
+  accentProblem,
+  contrastRatio,
+  DEFAULT_ACCENT,
+  normaliseHexColour,
+} from '../../src/branding/colours.js';
+import { imageProblem, imageTypeOf } from '../../src/branding/images.js';
+
+/** The dark-mode card of sesame.css, the surface dark-mode accents are drawn on. */
+const DARK_CARD = '#1f2937';
+
+describe('the accent colour and WCAG AA', () => {
+  it('computes WCAG 2.1 contrast ratios', () => {
+    expect(contrastRatio('#000000', '#ffffff')).toBeCloseTo(21, 5);
+    expect(contrastRatio('#ffffff', '#ffffff')).toBeCloseTo(1, 5);
+    // The classic boundary: #767676 is the lightest grey with 4.5:1 on white.
+    expect(contrastRatio('#767676', '#ffffff')).toBeCloseTo(4.54, 2);
+  });
+
+  it('reads #abc and #aabbcc in any case, and nothing else', () => {
+    expect(normaliseHexColour('#ABC')).toBe('#aabbcc');
+    expect(normaliseHexColour(' #0B5394 ')).toBe('#0b5394');
+    for (const bad of ['abc', '#abcd', '#ggg', 'rgb(0,0,0)', 'red', '#0b5394ff']) {
+      expect(normaliseHexColour(bad)).toBeUndefined();
+    }
+  });
+
+  it('refuses a colour that fails 4.5:1 on white and accepts one that passes', () => {
+    expect(accentProblem('#767676')).toBeUndefined();
+    expect(accentProblem('#777777')).toMatch(/4\.48:1 on white; WCAG AA needs at least 4\.5:1/);
+    expect(accentProblem('#ffcc00')).toMatch(/on white/);
+    expect(accentProblem('blue')).toBe('must be a hex colour such as #4f46e5');
+  });
+
+  it.each([DEFAULT_ACCENT, '#000000', '#0b5394', '#b91c1c', '#005a00', '#767676', '#6d28d9'])(
+    'gives %s readable labels in light mode, and a dark-mode variant readable on the dark card with readable labels',
+    (accent) => {
+      const palette = accentPalette(accent);
+      expect(contrastRatio(palette.accent, '#ffffff')).toBeGreaterThanOrEqual(AA_NORMAL_TEXT);
+      expect(contrastRatio(palette.onAccent, palette.accent)).toBeGreaterThanOrEqual(AA_NORMAL_TEXT);
+      expect(contrastRatio(palette.darkAccent, DARK_CARD)).toBeGreaterThanOrEqual(AA_NORMAL_TEXT);
+      expect(contrastRatio(palette.onDarkAccent, palette.darkAccent)).toBeGreaterThanOrEqual(AA_NORMAL_TEXT);
+    },
+  );
+
+  it('picks near-black labels on a light accent and white ones on a dark accent', () => {
+    expect(accentPalette('#000000')).toMatchObject({ onAccent: '#ffffff', onDarkAccent: '#111827' });
+  });
+});
+
+describe('brand images, by their magic bytes', () => {
+  const bytes = (hex: string, padding = 16) =>
+    Buffer.concat([Buffer.from(hex, 'hex'), Buffer.alloc(padding)]);
+
+  it('recognises PNG, JPEG, WebP and ICO', () => {
+    expect(imageTypeOf(bytes('89504e470d0a1a0a'))).toBe('image/png');
+    expect(imageTypeOf(bytes('ffd8ffe0'))).toBe('image/jpeg');
+    expect(imageTypeOf(bytes('52494646000000005745425056503820'))).toBe('image/webp');
+    expect(imageTypeOf(bytes('000001000100'))).toBe('image/x-icon');
+  });
+
+  it('refuses SVG, GIF, a RIFF file that is not WebP, a cursor, HTML and a truncated signature', () => {
+    for (const other of [
+      Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>'),
+      Buffer.from('<?xml version="1.0"?><svg/>'),
+      bytes('474946383961'),
+      bytes('52494646000000005741564520'),
+      bytes('000002000100'),
+      bytes('000001000000'),
+      Buffer.from('<html><script>alert(1)</script></html>'),
+      Buffer.from('89504e47', 'hex'),
+    ]) {
+      expect(imageTypeOf(other)).toBeUndefined();
+    }
+  });
+
+  it('checks the size for each kind: 256 KB for a logo, 64 KB for a favicon', () => {
+    const png = (size: number) =>
+      Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(size - 8)]);
+    expect(imageProblem('logo', png(256 * 1024))).toBeUndefined();
+    expect(imageProblem('logo', png(256 * 1024 + 1))).toBe('must be at most 256 KB');
+    expect(imageProblem('favicon', png(64 * 1024))).toBeUndefined();
+    expect(imageProblem('favicon', png(64 * 1024 + 1))).toBe('must be at most 64 KB');
+    expect(imageProblem('logo', Buffer.alloc(0))).toBe('is empty');
+  });
+});
