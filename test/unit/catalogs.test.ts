@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Catalog, readCatalog } from '../../src/i18n/catalog.js';
+import { type Catalog, readCatalog, translatorFor } from '../../src/i18n/catalog.js';
 import { SUPPORTED_LOCALES } from '../../src/i18n/locales.js';
 import { LOCALES_DIR } from '../../src/paths.js';
 
@@ -98,5 +98,24 @@ describe('message catalogs', () => {
         }
       }
     });
+  });
+});
+
+describe('messages on pages', () => {
+  it('inserts values into a message with markup as text, never as markup', () => {
+    const html = translatorFor('de').html('consent.leadHtml', { client: '<img src=x onerror=alert(1)>&' });
+    expect(html).toBe('<strong>&lt;img src=x onerror=alert(1)&gt;&amp;</strong> möchte:');
+  });
+
+  it('writes plurals, lists and dates as each language does', () => {
+    expect(translatorFor('en').t('account.passkeyCount', { count: 1 })).toBe('You have 1 passkey.');
+    expect(translatorFor('fr').t('account.passkeyCount', { count: 2 })).toBe('Vous avez 2 clés d’accès.');
+    expect(translatorFor('de').t('account.appSees', { scopes: ['openid', 'email', 'profile'] })).toBe(
+      'sieht openid, email und profile',
+    );
+    expect(translatorFor('en').t('account.appSees', { scopes: ['openid', 'email'] })).toBe(
+      'sees openid, email',
+    );
+    expect(translatorFor('de').dateTime('2026-12-02T12:36:00Z')).toBe('2. Dez. 2026, 12:36 UTC');
   });
 });
