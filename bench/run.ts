@@ -15,6 +15,7 @@ import {
   type BenchDatabase,
   createBenchDatabase,
   insertSessions,
+  rowsPerTable,
   snapshotStorage,
   writesPer,
 } from './database.js';
@@ -33,12 +34,16 @@ import {
   startSesame,
 } from './processes.js';
 import { formatSummary, summariseProfile } from './profileSummary.js';
+import { parseDuration, soak } from './soak.js';
 
 interface Options {
   quick: boolean;
   concurrency: number;
   sessions: number;
   profile: boolean;
+  /** --soak <duration>: logins at a steady --rate for that long, instead of the usual phases. */
+  soakMs: number;
+  rate: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -52,6 +57,8 @@ function parseOptions(argv: string[]): Options {
     concurrency: Number(value('--concurrency') ?? 8),
     sessions: Number(value('--sessions') ?? 0),
     profile: argv.includes('--profile'),
+    soakMs: value('--soak') ? parseDuration(value('--soak')!) : 0,
+    rate: Number(value('--rate') ?? 50),
   };
 }
 
@@ -137,6 +144,16 @@ async function protocolPhase(
   return results;
 }
 
+const machine = () => ({ cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version });
+
+/** bench/results/<date>T<hhmm>-<database>-<mode>.json, its folder made. */
+function resultFile(startedAt: Date, kind: string, mode: string): string {
+  const stamp = startedAt.toISOString().slice(0, 16).replace(':', '');
+  const file = path.join(ROOT, 'bench', 'results', `${stamp}-${kind}-${mode}.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  return file;
+}
+
 const ratio = (a: number, b: number) => Math.round((a / Math.max(b, 1)) * 100) / 100;
 
 async function main() {
@@ -197,10 +214,65 @@ async function main() {
       clientSecret: app.client_secret!,
       redirectUri: REDIRECT_URI,
     };
-    const users = Math.max(options.concurrency * 2, 16);
+    // A soak needs enough users that one is always free when the schedule starts a login.
+    const users = options.soakMs ? Math.max(options.rate * 2, 16) : Math.max(options.concurrency * 2, 16);
+    // The API key for the soak's heap samples (GET /metrics); made before a server runs, as the clients are.
+    const apiKey = options.soakMs
+      ? (await sesameCli(['api-keys', 'create', '--name', 'bench soak'], env)).key!
+      : undefined;
     const ready = await worker.ask({ type: 'setup', target, users, runId: startedAt.getTime().toString(36) });
     log(`signed up ${users} users in ${ready.type === 'ready' ? ready.setupMs : '?'} ms`);
     await first.stop();
+
+    if (options.soakMs) {
+      const server = await start(serverArgs);
+      log(
+        `soak: ${options.rate} logins/s for ${options.soakMs / 60_000} min (server up in ${server.startupMs} ms)`,
+      );
+      const result = await soak({
+        servers: [server],
+        ask: worker.ask,
+        apiKey: apiKey!,
+        database: database.name,
+        durationMs: options.soakMs,
+        rate: options.rate,
+        warmupMinutes: Math.min(5, options.soakMs / 60_000 / 3),
+        load,
+        log,
+      });
+      await server.stop();
+      const tables = await rowsPerTable(database);
+      const file = resultFile(startedAt, database.kind, 'soak');
+      fs.writeFileSync(
+        file,
+        `${JSON.stringify(
+          {
+            date: startedAt.toISOString(),
+            database: database.kind,
+            mode: 'soak',
+            machine: machine(),
+            loadAverage: { start: loadAtStart, end: load() },
+            options,
+            users,
+            startupMs: server.startupMs,
+            soak: result,
+            rowsAtEnd: tables,
+            note: 'p99PerWindow[i] is the p99 in ms of each step of the logins started in minutes 5i..5(i+1); expired counts rows past expires_at that the ten-minute sweep has not reached yet',
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      const rss = result.growthAfterWarmup.rss;
+      const heap = result.growthAfterWarmup.heapUsed;
+      process.stdout.write(
+        `sesame soak ${database.kind}: ${result.achievedPerSecond} logins/s of ${options.rate} asked for ${Math.round(result.seconds / 60)} min` +
+          ` (${result.logins} logins, ${result.errorCount} errors, ${result.behind} behind schedule, worst step p99 ${result.worstStepP99} ms)` +
+          ` | RSS ${rss?.afterWarmupMb}->${rss?.endMb} MB (${rss?.percent} %) | heap ${heap?.afterWarmupMb}->${heap?.endMb} MB (${heap?.percent} %)` +
+          ` | oidc_models ${tables.oidc_models?.rows} rows, ${tables.oidc_models?.expired} expired | ${path.relative(ROOT, file)}\n`,
+      );
+      return;
+    }
 
     // Logins.
     const beforeLogins = await snapshotStorage(database);
@@ -299,7 +371,7 @@ async function main() {
       date: startedAt.toISOString(),
       database: database.kind,
       mode,
-      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      machine: machine(),
       loadAverage: { start: loadAtStart, afterLogins: loginLoad, end: load() },
       options,
       startupMs: {
@@ -343,9 +415,7 @@ async function main() {
       }
     }
 
-    const stamp = startedAt.toISOString().slice(0, 16).replace(':', '');
-    const file = path.join(ROOT, 'bench', 'results', `${stamp}-${database.kind}-${mode}.json`);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const file = resultFile(startedAt, database.kind, mode);
     fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 
     const r = results.ratioSesameToBare;
