@@ -19,7 +19,13 @@ import {
   snapshotStorage,
   writesPer,
 } from './database.js';
-import { BARE_CLIENT, type HttpLoadResult, measureHttp, protocolLoads } from './httpLoad.js';
+import {
+  BARE_CLIENT,
+  BARE_LOGIN_CLIENT,
+  type HttpLoadResult,
+  measureHttp,
+  protocolLoads,
+} from './httpLoad.js';
 import type { FlowTarget } from './loginFlow.js';
 import type { LoginRunResult, WorkerReply, WorkerRequest } from './loginWorker.js';
 import {
@@ -64,8 +70,8 @@ function parseOptions(argv: string[]): Options {
 
 /** Seconds of warm-up and measurement per phase: --quick stays under a minute, a full run near three. */
 const PLAN = {
-  quick: { loginWarmup: 2, login: 8, httpWarmup: 2, token: 4, discovery: 2, jwks: 2 },
-  full: { loginWarmup: 5, login: 30, httpWarmup: 3, token: 15, discovery: 8, jwks: 8 },
+  quick: { loginWarmup: 2, login: 8, httpWarmup: 2, token: 4, introspection: 3, discovery: 2, jwks: 2 },
+  full: { loginWarmup: 5, login: 30, httpWarmup: 3, token: 15, introspection: 10, discovery: 8, jwks: 8 },
 };
 
 const REDIRECT_URI = 'http://127.0.0.1:8999/callback';
@@ -125,10 +131,21 @@ async function protocolPhase(
   plan: typeof PLAN.quick,
   database?: string,
 ) {
-  const loads = protocolLoads(client);
+  // Introspection asks about one of the client's own client_credentials tokens.
+  const issued = await fetch(`${server.base}/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: 'grant_type=client_credentials',
+  });
+  const { access_token } = (await issued.json()) as { access_token: string };
+  const loads = protocolLoads(client, access_token);
   const results: Record<string, ProtocolResult> = {};
   for (const [name, seconds] of [
     ['clientCredentials', plan.token],
+    ['introspection', plan.introspection],
     ['discovery', plan.discovery],
     ['jwks', plan.jwks],
   ] as const) {
@@ -188,6 +205,26 @@ async function main() {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
   }
+  /** Logins from `concurrency` browsers after a warm-up, with the server's peak RSS and CPU per login. */
+  const measureLogins = async (pid: number, databaseName?: string) => {
+    let meter: ReturnType<typeof cpuMeter> | undefined;
+    const warm = setTimeout(() => {
+      meter = cpuMeter(pid, databaseName);
+    }, plan.loginWarmup * 1000);
+    const logins = await withPeakRss(
+      pid,
+      worker
+        .ask({
+          type: 'run',
+          concurrency: options.concurrency,
+          warmupMs: plan.loginWarmup * 1000,
+          durationMs: plan.login * 1000,
+        })
+        .then((reply) => (reply as { result: LoginRunResult }).result),
+    );
+    clearTimeout(warm);
+    return { logins, cpu: meter?.(logins.value.logins) };
+  };
   const start = async (args: string[] = []) => {
     const server = await startSesame(env, port, args);
     servers.push(server);
@@ -281,23 +318,7 @@ async function main() {
     log(
       `server up in ${loginServer.startupMs} ms (RSS ${rssIdle} MB); ${options.concurrency} browsers logging in`,
     );
-    let loginCpu: ReturnType<typeof cpuMeter> | undefined;
-    const warm = setTimeout(() => {
-      loginCpu = cpuMeter(loginServer.pid, database.name);
-    }, plan.loginWarmup * 1000);
-    const logins = await withPeakRss(
-      loginServer.pid,
-      worker
-        .ask({
-          type: 'run',
-          concurrency: options.concurrency,
-          warmupMs: plan.loginWarmup * 1000,
-          durationMs: plan.login * 1000,
-        })
-        .then((reply) => (reply as { result: LoginRunResult }).result),
-    );
-    clearTimeout(warm);
-    const loginCpuPerLogin = loginCpu?.(logins.value.logins);
+    const { logins, cpu: loginCpuPerLogin } = await measureLogins(loginServer.pid, database.name);
     const loginLoad = load();
     const rssAfterLogins = rssMb(loginServer.pid);
     log(
@@ -357,9 +378,28 @@ async function main() {
 
     const bare = await startBare(await freePort());
     servers.push(bare);
-    log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, discovery, jwks`);
+    log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, introspection, discovery, jwks`);
     const baseline = await protocolPhase(bare, BARE_CLIENT, plan);
     const bareRss = rssMb(bare.pid);
+    // The same logins against the bare provider's in-memory passkey interaction.
+    const bareTarget: FlowTarget = {
+      base: bare.base,
+      issuer: bare.base.replace('127.0.0.1', 'localhost'),
+      clientId: BARE_LOGIN_CLIENT.client_id,
+      clientSecret: BARE_LOGIN_CLIENT.client_secret,
+      redirectUri: BARE_LOGIN_CLIENT.redirect_uris[0]!,
+    };
+    await worker.ask({
+      type: 'setup',
+      target: bareTarget,
+      users,
+      runId: `${startedAt.getTime().toString(36)}-bare`,
+    });
+    const bareLogins = await measureLogins(bare.pid);
+    log(
+      `  bare logins: ${bareLogins.logins.value.loginsPerSecond}/s, errors ${JSON.stringify(bareLogins.logins.value.errors)}, ` +
+        `${bareLogins.cpu?.serverCpuMsPerOp} ms server CPU each`,
+    );
     await bare.stop();
 
     const mode = options.quick ? 'quick' : 'full';
@@ -398,10 +438,16 @@ async function main() {
         writesPerClientCredentialsToken: writesPer(beforeTokens, afterTokens, sesame.clientCredentials!.ok),
       }),
       sesame,
-      bare: baseline,
-      ratioSesameToBare: Object.fromEntries(
-        Object.keys(sesame).map((k) => [k, ratio(sesame[k]!.perSecond, baseline[k]!.perSecond)]),
-      ),
+      bare: {
+        ...baseline,
+        logins: { ...bareLogins.logins.value, ...bareLogins.cpu, peakRssMb: bareLogins.logins.peakMb },
+      },
+      ratioSesameToBare: {
+        ...Object.fromEntries(
+          Object.keys(sesame).map((k) => [k, ratio(sesame[k]!.perSecond, baseline[k]!.perSecond)]),
+        ),
+        logins: ratio(logins.value.loginsPerSecond * 10, bareLogins.logins.value.loginsPerSecond * 10),
+      } as Record<string, number>,
       ...(sessions && { sessions }),
     };
 
@@ -423,7 +469,9 @@ async function main() {
     process.stdout.write(
       `sesame bench ${database.kind} ${mode}: ${logins.value.loginsPerSecond} logins/s ` +
         `(c=${options.concurrency}, worst step p99 ${Math.max(...stepsP99)} ms, ${Object.values(logins.value.errors).reduce((a, b) => a + b, 0)} errors)` +
+        ` = ${r.logins}x bare ${bareLogins.logins.value.loginsPerSecond}/s` +
         ` | client_credentials ${sesame.clientCredentials!.perSecond}/s = ${r.clientCredentials}x bare ${baseline.clientCredentials!.perSecond}/s` +
+        ` | introspection ${sesame.introspection!.perSecond}/s = ${r.introspection}x bare ${baseline.introspection!.perSecond}/s` +
         ` | discovery ${sesame.discovery!.perSecond}/s = ${r.discovery}x | jwks ${sesame.jwks!.perSecond}/s = ${r.jwks}x` +
         ` | RSS ${rssIdle}->${logins.peakMb} MB | start ${loginServer.startupMs} ms` +
         ` | per login ${perLogin.inserted ?? perLogin.rows} rows ${perLogin.inserted !== undefined ? 'inserted' : 'net'}, ${Math.round((perLogin.bytes ?? 0) / 100) / 10} kB` +
