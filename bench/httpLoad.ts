@@ -29,14 +29,15 @@ export interface HttpLoad {
 
 /** Warms up for `warmupSeconds` (discarded), then measures for `seconds`. */
 export async function measureHttp(
-  base: string,
+  base: string | string[],
   load: HttpLoad,
   seconds: number,
   warmupSeconds: number,
   connections = 10,
 ): Promise<HttpLoadResult> {
   const options = {
-    url: base + load.path,
+    // Several bases: autocannon spreads the connections over them.
+    url: Array.isArray(base) ? base.map((b) => b + load.path) : base + load.path,
     connections,
     method: load.method ?? 'GET',
     ...(load.headers && { headers: load.headers }),

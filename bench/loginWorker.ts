@@ -8,7 +8,7 @@ import { type Latency, latency } from './stats.js';
 
 export type WorkerRequest =
   | { type: 'setup'; target: FlowTarget; users: number; runId: string }
-  | { type: 'run'; concurrency: number; warmupMs: number; durationMs: number }
+  | { type: 'run'; concurrency: number; warmupMs: number; durationMs: number; bases?: string[] }
   | { type: 'soak'; rate: number; durationMs: number; windowMs: number };
 
 export interface LoginRunResult {
@@ -63,7 +63,13 @@ async function setup(target: FlowTarget, count: number, runId: string) {
  * two assertions of one passkey are ever in flight: the server would rightly refuse the
  * one whose signature counter lost the race.
  */
-async function run(concurrency: number, warmupMs: number, durationMs: number): Promise<LoginRunResult> {
+async function run(
+  concurrency: number,
+  warmupMs: number,
+  durationMs: number,
+  bases?: string[],
+): Promise<LoginRunResult> {
+  for (const user of users) user.target = { ...user.target, bases };
   if (users.length < concurrency)
     throw new Error(`${users.length} users cannot feed ${concurrency} browsers`);
   const samples = Object.fromEntries([...LOGIN_STEPS, 'login'].map((s) => [s, [] as number[]])) as Record<
@@ -202,7 +208,7 @@ process.on('message', (message: WorkerRequest) => {
         ? soak(message.rate, message.durationMs, message.windowMs).then((result) =>
             reply({ type: 'soaked', result }),
           )
-        : run(message.concurrency, message.warmupMs, message.durationMs).then((result) =>
+        : run(message.concurrency, message.warmupMs, message.durationMs, message.bases).then((result) =>
             reply({ type: 'result', result }),
           );
   work.catch((error: Error) => reply({ type: 'failed', error: error.message }));

@@ -50,6 +50,8 @@ interface Options {
   /** --soak <duration>: logins at a steady --rate for that long, instead of the usual phases. */
   soakMs: number;
   rate: number;
+  /** --instances N: also logins and protocol load on N servers over one database, round-robin. */
+  instances: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -65,6 +67,7 @@ function parseOptions(argv: string[]): Options {
     profile: argv.includes('--profile'),
     soakMs: value('--soak') ? parseDuration(value('--soak')!) : 0,
     rate: Number(value('--rate') ?? 50),
+    instances: Number(value('--instances') ?? 1),
   };
 }
 
@@ -97,10 +100,15 @@ function startLoginWorker() {
 }
 
 /** Samples the server's RSS every 250 ms while `work` runs; returns the peak with the work's answer. */
-async function withPeakRss<T>(pid: number, work: Promise<T>): Promise<{ value: T; peakMb: number }> {
-  let peakMb = rssMb(pid) ?? 0;
+async function withPeakRss<T>(
+  pids: number | number[],
+  work: Promise<T>,
+): Promise<{ value: T; peakMb: number }> {
+  const all = Array.isArray(pids) ? pids : [pids];
+  const total = () => Math.round(all.reduce((sum, pid) => sum + (rssMb(pid) ?? 0), 0) * 10) / 10;
+  let peakMb = total();
   const timer = setInterval(() => {
-    peakMb = Math.max(peakMb, rssMb(pid) ?? 0);
+    peakMb = Math.max(peakMb, total());
   }, 250);
   try {
     return { value: await work, peakMb };
@@ -110,12 +118,14 @@ async function withPeakRss<T>(pid: number, work: Promise<T>): Promise<{ value: T
 }
 
 /** CPU ms the server (and, on Postgres, its database backends) spent from now until `per(n)` is asked. */
-function cpuMeter(pid: number, database: string | undefined) {
-  const server = cpuMs(pid);
+function cpuMeter(pids: number | number[], database: string | undefined) {
+  const all = Array.isArray(pids) ? pids : [pids];
+  const serverMs = () => all.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const server = serverMs();
   const db = database ? postgresCpuMs(database) : 0;
   const round = (n: number) => Math.round(n * 1000) / 1000;
   return (operations: number) => ({
-    serverCpuMsPerOp: round((cpuMs(pid) - server) / Math.max(operations, 1)),
+    serverCpuMsPerOp: round((serverMs() - server) / Math.max(operations, 1)),
     // Backends the pool closed meanwhile take their CPU time with them; never report less than nothing.
     ...(database && {
       postgresCpuMsPerOp: round(Math.max(0, postgresCpuMs(database) - db) / Math.max(operations, 1)),
@@ -126,11 +136,14 @@ function cpuMeter(pid: number, database: string | undefined) {
 type ProtocolResult = HttpLoadResult & ReturnType<ReturnType<typeof cpuMeter>> & { load: number[] };
 
 async function protocolPhase(
-  server: ServerChild,
+  servers: ServerChild | ServerChild[],
   client: { client_id: string; client_secret: string },
   plan: typeof PLAN.quick,
   database?: string,
 ) {
+  const all = Array.isArray(servers) ? servers : [servers];
+  const server = all[0]!;
+  const bases = all.map((s) => s.base);
   // Introspection asks about one of the client's own client_credentials tokens.
   const issued = await fetch(`${server.base}/token`, {
     method: 'POST',
@@ -149,9 +162,12 @@ async function protocolPhase(
     ['discovery', plan.discovery],
     ['jwks', plan.jwks],
   ] as const) {
-    await measureHttp(server.base, loads[name], plan.httpWarmup, 0);
-    const cpu = cpuMeter(server.pid, database);
-    const result = await measureHttp(server.base, loads[name], seconds, 0);
+    await measureHttp(bases, loads[name], plan.httpWarmup, 0);
+    const cpu = cpuMeter(
+      all.map((s) => s.pid),
+      database,
+    );
+    const result = await measureHttp(bases, loads[name], seconds, 0);
     results[name] = { ...result, ...cpu(result.ok), load: load() };
     log(
       `  ${name}: ${result.perSecond}/s (p99 ${result.latencyMs.p99} ms, ${result.failed} failed, ` +
@@ -206,7 +222,7 @@ async function main() {
     process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
   }
   /** Logins from `concurrency` browsers after a warm-up, with the server's peak RSS and CPU per login. */
-  const measureLogins = async (pid: number, databaseName?: string) => {
+  const measureLogins = async (pid: number | number[], databaseName?: string, bases?: string[]) => {
     let meter: ReturnType<typeof cpuMeter> | undefined;
     const warm = setTimeout(() => {
       meter = cpuMeter(pid, databaseName);
@@ -219,6 +235,7 @@ async function main() {
           concurrency: options.concurrency,
           warmupMs: plan.loginWarmup * 1000,
           durationMs: plan.login * 1000,
+          bases,
         })
         .then((reply) => (reply as { result: LoginRunResult }).result),
     );
@@ -376,6 +393,45 @@ async function main() {
     // A quick run skips this snapshot: on PGlite each one opens the database again.
     const afterTokens = options.quick ? undefined : await snapshotStorage(database);
 
+    // Optional: the same logins and protocol load on several servers over the one database.
+    let instances: Record<string, unknown> | undefined;
+    if (options.instances > 1) {
+      const group: ServerChild[] = [await start()];
+      for (let i = 1; i < options.instances; i++) {
+        const extraPort = await freePort();
+        const server = await startSesame({ ...env, PORT: String(extraPort) }, extraPort);
+        servers.push(server);
+        group.push(server);
+      }
+      const pids = group.map((s) => s.pid);
+      const bases = group.map((s) => s.base);
+      log(`${group.length} instances: logins, then client_credentials, introspection, discovery, jwks`);
+      const run = await measureLogins(pids, database.name, bases);
+      log(
+        `  logins on ${group.length}: ${run.logins.value.loginsPerSecond}/s, errors ${JSON.stringify(run.logins.value.errors)}, ` +
+          `${run.cpu?.serverCpuMsPerOp} ms server CPU each`,
+      );
+      const protocol = await protocolPhase(
+        group,
+        { client_id: service.client_id!, client_secret: service.client_secret! },
+        plan,
+        database.name,
+      );
+      instances = {
+        count: group.length,
+        logins: { ...run.logins.value, ...run.cpu, peakRssMb: run.logins.peakMb },
+        ...protocol,
+        ratioToOneInstance: {
+          logins: ratio(run.logins.value.loginsPerSecond * 10, logins.value.loginsPerSecond * 10),
+          ...Object.fromEntries(
+            Object.keys(protocol).map((k) => [k, ratio(protocol[k]!.perSecond, sesame[k]!.perSecond)]),
+          ),
+        },
+        load: load(),
+      };
+      for (const server of group) await server.stop();
+    }
+
     const bare = await startBare(await freePort());
     servers.push(bare);
     log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, introspection, discovery, jwks`);
@@ -449,6 +505,7 @@ async function main() {
         logins: ratio(logins.value.loginsPerSecond * 10, bareLogins.logins.value.loginsPerSecond * 10),
       } as Record<string, number>,
       ...(sessions && { sessions }),
+      ...(instances && { instances }),
     };
 
     if (options.profile) {
