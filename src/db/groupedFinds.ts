@@ -44,7 +44,7 @@ export class GroupedFinds {
         return;
       }
       const found = await oidcModelsQueries.findMany(this.db, batch);
-      batch.forEach((read, i) => read.resolve(found[i]));
+      for (const [i, read] of batch.entries()) read.resolve(found[i]);
     } catch (error) {
       for (const read of batch) read.reject(error);
     }
