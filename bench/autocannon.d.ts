@@ -1,7 +1,7 @@
 // The part of autocannon's programmatic API the benchmark uses (the package ships no types).
 declare module 'autocannon' {
   interface Options {
-    url: string;
+    url: string | string[];
     connections?: number;
     duration?: number;
     method?: string;

@@ -172,3 +172,59 @@ export async function insertSessions(database: BenchDatabase, count: number): Pr
     await handle.close();
   }
 }
+
+/** Rows of one table at the end of a soak; `expired` counts rows past their `expires_at` not yet swept. */
+export interface TableRows {
+  rows: number;
+  expired?: number;
+  /** Minutes since the oldest unswept expired row expired (the sweep runs every ten minutes). */
+  oldestExpiredMinutes?: number;
+  byModel?: Record<string, { rows: number; expired: number }>;
+}
+
+/** Rows in every table, the expired ones not yet swept, and oidc_models by model. */
+export async function rowsPerTable(database: BenchDatabase): Promise<Record<string, TableRows>> {
+  const handle = await openDatabase(
+    { databaseUrl: database.env.DATABASE_URL, dataDir: database.env.DATA_DIR ?? '' },
+    { poolSize: 1 },
+  );
+  try {
+    const tables = await sql<{ table: string; expires: boolean }>`
+      select c.relname as "table",
+             exists (select 1 from information_schema.columns k where k.table_schema = 'public'
+                     and k.table_name = c.relname and k.column_name = 'expires_at') as expires
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
+      where c.relkind = 'r' order by 1`.execute(handle.db);
+    const result: Record<string, TableRows> = {};
+    for (const { table, expires } of tables.rows) {
+      if (!expires) {
+        const counted = await sql<{ n: string }>`select count(*) as n from ${sql.table(table)}`.execute(
+          handle.db,
+        );
+        result[table] = { rows: Number(counted.rows[0]?.n ?? 0) };
+        continue;
+      }
+      const counted = await sql<{ n: string; expired: string; oldest: string | null }>`
+        select count(*) as n, count(*) filter (where expires_at < now()) as expired,
+               extract(epoch from now() - min(expires_at) filter (where expires_at < now())) / 60 as oldest
+        from ${sql.table(table)}`.execute(handle.db);
+      const row = counted.rows[0]!;
+      result[table] = {
+        rows: Number(row.n),
+        expired: Number(row.expired),
+        ...(row.oldest !== null && { oldestExpiredMinutes: Math.round(Number(row.oldest) * 10) / 10 }),
+      };
+    }
+    const models = await sql<{ model: string; n: string; expired: string }>`
+      select model, count(*) as n, count(*) filter (where expires_at < now()) as expired
+      from oidc_models group by model order by model`.execute(handle.db);
+    if (result.oidc_models) {
+      result.oidc_models.byModel = Object.fromEntries(
+        models.rows.map((m) => [m.model, { rows: Number(m.n), expired: Number(m.expired) }]),
+      );
+    }
+    return result;
+  } finally {
+    await handle.close();
+  }
+}

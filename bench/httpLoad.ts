@@ -4,6 +4,13 @@ import autocannon from 'autocannon';
 /** The bare baseline's one static client (bare.ts registers it; run.ts loads it). */
 export const BARE_CLIENT = { client_id: 'bare-bench', client_secret: 'bare-bench-secret-0123456789abcdef' };
 
+/** The bare baseline's client for the logins (authorization code with PKCE, no consent). */
+export const BARE_LOGIN_CLIENT = {
+  client_id: 'bare-bench-app',
+  client_secret: 'bare-bench-app-secret-0123456789abcdef',
+  redirect_uris: ['http://127.0.0.1:8999/callback'],
+};
+
 export interface HttpLoadResult {
   /** Successful (2xx) responses per second over the measured window. */
   perSecond: number;
@@ -22,14 +29,15 @@ export interface HttpLoad {
 
 /** Warms up for `warmupSeconds` (discarded), then measures for `seconds`. */
 export async function measureHttp(
-  base: string,
+  base: string | string[],
   load: HttpLoad,
   seconds: number,
   warmupSeconds: number,
   connections = 10,
 ): Promise<HttpLoadResult> {
   const options = {
-    url: base + load.path,
+    // Several bases: autocannon spreads the connections over them.
+    url: Array.isArray(base) ? base.map((b) => b + load.path) : base + load.path,
     connections,
     method: load.method ?? 'GET',
     ...(load.headers && { headers: load.headers }),
@@ -51,8 +59,11 @@ export async function measureHttp(
   };
 }
 
-/** The token, discovery and JWKS workload, the same for Sesame and the bare baseline. */
-export function protocolLoads(client: { client_id: string; client_secret: string }) {
+/**
+ * The token, introspection, discovery and JWKS workload, the same for Sesame and the bare
+ * baseline. Introspection asks about `accessToken`, one of the client's own tokens.
+ */
+export function protocolLoads(client: { client_id: string; client_secret: string }, accessToken: string) {
   const basic = Buffer.from(
     `${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`,
   ).toString('base64');
@@ -62,6 +73,12 @@ export function protocolLoads(client: { client_id: string; client_secret: string
       method: 'POST',
       headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
       body: 'grant_type=client_credentials',
+    },
+    introspection: {
+      path: '/token/introspection',
+      method: 'POST',
+      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: `token=${encodeURIComponent(accessToken)}`,
     },
     discovery: { path: '/.well-known/openid-configuration' },
     jwks: { path: '/jwks' },

@@ -17,6 +17,8 @@ import { CookieJar, locationPath, type Reply, send } from './http.js';
 export interface FlowTarget {
   /** Where to connect: http://127.0.0.1:<port>. */
   base: string;
+  /** With several instances: each request goes to the next of these (round-robin), not to `base`. */
+  bases?: string[];
   /** Sesame's ISSUER (http://localhost:<port>): the WebAuthn origin and the base of its redirects. */
   issuer: string;
   clientId: string;
@@ -48,17 +50,21 @@ export class StepError extends Error {
 
 const b64u = (bytes: Buffer) => bytes.toString('base64url');
 
+/** The bench's own round-robin over FlowTarget.bases, one request at a time across every browser. */
+let nextBase = 0;
+
 /** A person with one passkey, who signs in from a fresh browser (no cookies) every time. */
 export class BenchUser {
   readonly authenticator = new SoftAuthenticator();
 
   constructor(
-    readonly target: FlowTarget,
+    public target: FlowTarget,
     readonly email: string,
   ) {}
 
   private get base() {
-    return new URL(this.target.base);
+    const bases = this.target.bases;
+    return new URL(bases?.length ? bases[nextBase++ % bases.length]! : this.target.base);
   }
 
   private async step(

@@ -8,7 +8,8 @@ import { type Latency, latency } from './stats.js';
 
 export type WorkerRequest =
   | { type: 'setup'; target: FlowTarget; users: number; runId: string }
-  | { type: 'run'; concurrency: number; warmupMs: number; durationMs: number };
+  | { type: 'run'; concurrency: number; warmupMs: number; durationMs: number; bases?: string[] }
+  | { type: 'soak'; rate: number; durationMs: number; windowMs: number };
 
 export interface LoginRunResult {
   /** Logins that started after the warm-up and completed. */
@@ -21,9 +22,30 @@ export interface LoginRunResult {
   steps: Record<LoginStep | 'login', Latency>;
 }
 
+/** One window of a soak: logins started in it, their errors and per-step latencies. */
+export interface SoakWindow {
+  fromMinute: number;
+  logins: number;
+  loginsPerSecond: number;
+  /** Scheduled logins that found every browser busy (the server fell behind the rate). */
+  behind: number;
+  errors: Record<string, number>;
+  steps: Record<LoginStep | 'login', Latency>;
+}
+
+export interface SoakResult {
+  rate: number;
+  seconds: number;
+  logins: number;
+  behind: number;
+  errors: Record<string, number>;
+  windows: SoakWindow[];
+}
+
 export type WorkerReply =
   | { type: 'ready'; users: number; setupMs: number }
   | { type: 'result'; result: LoginRunResult }
+  | { type: 'soaked'; result: SoakResult }
   | { type: 'failed'; error: string };
 
 let users: BenchUser[] = [];
@@ -41,7 +63,13 @@ async function setup(target: FlowTarget, count: number, runId: string) {
  * two assertions of one passkey are ever in flight: the server would rightly refuse the
  * one whose signature counter lost the race.
  */
-async function run(concurrency: number, warmupMs: number, durationMs: number): Promise<LoginRunResult> {
+async function run(
+  concurrency: number,
+  warmupMs: number,
+  durationMs: number,
+  bases?: string[],
+): Promise<LoginRunResult> {
+  for (const user of users) user.target = { ...user.target, bases };
   if (users.length < concurrency)
     throw new Error(`${users.length} users cannot feed ${concurrency} browsers`);
   const samples = Object.fromEntries([...LOGIN_STEPS, 'login'].map((s) => [s, [] as number[]])) as Record<
@@ -92,6 +120,80 @@ async function run(concurrency: number, warmupMs: number, durationMs: number): P
   };
 }
 
+/**
+ * Starts one login every 1/rate seconds for `durationMs` (an open loop: a slow server does
+ * not slow the schedule down), each from a browser whose user has no login in flight. When
+ * every user is busy the login is counted as `behind` instead. Latencies and errors are kept
+ * per window of `windowMs`, by the time the login started.
+ */
+async function soak(rate: number, durationMs: number, windowMs: number): Promise<SoakResult> {
+  const free = [...users];
+  const windowCount = Math.ceil(durationMs / windowMs);
+  const windows = Array.from({ length: windowCount }, () => ({
+    logins: 0,
+    behind: 0,
+    errors: {} as Record<string, number>,
+    samples: Object.fromEntries([...LOGIN_STEPS, 'login'].map((s) => [s, [] as number[]])) as Record<
+      LoginStep | 'login',
+      number[]
+    >,
+  }));
+  const inFlight = new Set<Promise<void>>();
+  const start = performance.now();
+  const interval = 1000 / rate;
+  for (let n = 0; ; n++) {
+    const due = start + n * interval;
+    if (due - start >= durationMs) break;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const window = windows[Math.min(windowCount - 1, Math.floor((due - start) / windowMs))]!;
+    const user = free.shift();
+    if (!user) {
+      window.behind++;
+      continue;
+    }
+    const began = performance.now();
+    const login = user
+      .logIn((step, ms) => window.samples[step].push(ms))
+      .then(
+        () => {
+          window.samples.login.push(performance.now() - began);
+          window.logins++;
+        },
+        (error: Error) => {
+          const key = error instanceof StepError ? `${error.step}:${error.status}` : error.message;
+          window.errors[key] = (window.errors[key] ?? 0) + 1;
+        },
+      )
+      .finally(() => {
+        free.push(user);
+        inFlight.delete(login);
+      });
+    inFlight.add(login);
+  }
+  await Promise.all(inFlight);
+  const errors: Record<string, number> = {};
+  for (const w of windows) for (const [k, v] of Object.entries(w.errors)) errors[k] = (errors[k] ?? 0) + v;
+  return {
+    rate,
+    seconds: Math.round((performance.now() - start) / 10) / 100,
+    logins: windows.reduce((a, w) => a + w.logins, 0),
+    behind: windows.reduce((a, w) => a + w.behind, 0),
+    errors,
+    windows: windows.map((w, i) => ({
+      fromMinute: (i * windowMs) / 60_000,
+      logins: w.logins,
+      loginsPerSecond:
+        Math.round((w.logins / (Math.min(windowMs, durationMs - i * windowMs) / 1000)) * 10) / 10,
+      behind: w.behind,
+      errors: w.errors,
+      steps: Object.fromEntries(
+        Object.entries(w.samples).map(([k, v]) => [k, latency(v)]),
+      ) as SoakWindow['steps'],
+    })),
+  };
+}
+
 function reply(message: WorkerReply) {
   process.send!(message);
 }
@@ -102,8 +204,12 @@ process.on('message', (message: WorkerRequest) => {
       ? setup(message.target, message.users, message.runId).then((setupMs) =>
           reply({ type: 'ready', users: users.length, setupMs: Math.round(setupMs) }),
         )
-      : run(message.concurrency, message.warmupMs, message.durationMs).then((result) =>
-          reply({ type: 'result', result }),
-        );
+      : message.type === 'soak'
+        ? soak(message.rate, message.durationMs, message.windowMs).then((result) =>
+            reply({ type: 'soaked', result }),
+          )
+        : run(message.concurrency, message.warmupMs, message.durationMs, message.bases).then((result) =>
+            reply({ type: 'result', result }),
+          );
   work.catch((error: Error) => reply({ type: 'failed', error: error.message }));
 });

@@ -15,10 +15,17 @@ import {
   type BenchDatabase,
   createBenchDatabase,
   insertSessions,
+  rowsPerTable,
   snapshotStorage,
   writesPer,
 } from './database.js';
-import { BARE_CLIENT, type HttpLoadResult, measureHttp, protocolLoads } from './httpLoad.js';
+import {
+  BARE_CLIENT,
+  BARE_LOGIN_CLIENT,
+  type HttpLoadResult,
+  measureHttp,
+  protocolLoads,
+} from './httpLoad.js';
 import type { FlowTarget } from './loginFlow.js';
 import type { LoginRunResult, WorkerReply, WorkerRequest } from './loginWorker.js';
 import {
@@ -33,12 +40,18 @@ import {
   startSesame,
 } from './processes.js';
 import { formatSummary, summariseProfile } from './profileSummary.js';
+import { parseDuration, soak } from './soak.js';
 
 interface Options {
   quick: boolean;
   concurrency: number;
   sessions: number;
   profile: boolean;
+  /** --soak <duration>: logins at a steady --rate for that long, instead of the usual phases. */
+  soakMs: number;
+  rate: number;
+  /** --instances N: also logins and protocol load on N servers over one database, round-robin. */
+  instances: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -52,13 +65,16 @@ function parseOptions(argv: string[]): Options {
     concurrency: Number(value('--concurrency') ?? 8),
     sessions: Number(value('--sessions') ?? 0),
     profile: argv.includes('--profile'),
+    soakMs: value('--soak') ? parseDuration(value('--soak')!) : 0,
+    rate: Number(value('--rate') ?? 50),
+    instances: Number(value('--instances') ?? 1),
   };
 }
 
 /** Seconds of warm-up and measurement per phase: --quick stays under a minute, a full run near three. */
 const PLAN = {
-  quick: { loginWarmup: 2, login: 8, httpWarmup: 2, token: 4, discovery: 2, jwks: 2 },
-  full: { loginWarmup: 5, login: 30, httpWarmup: 3, token: 15, discovery: 8, jwks: 8 },
+  quick: { loginWarmup: 2, login: 8, httpWarmup: 2, token: 4, introspection: 3, discovery: 2, jwks: 2 },
+  full: { loginWarmup: 5, login: 30, httpWarmup: 3, token: 15, introspection: 10, discovery: 8, jwks: 8 },
 };
 
 const REDIRECT_URI = 'http://127.0.0.1:8999/callback';
@@ -84,10 +100,15 @@ function startLoginWorker() {
 }
 
 /** Samples the server's RSS every 250 ms while `work` runs; returns the peak with the work's answer. */
-async function withPeakRss<T>(pid: number, work: Promise<T>): Promise<{ value: T; peakMb: number }> {
-  let peakMb = rssMb(pid) ?? 0;
+async function withPeakRss<T>(
+  pids: number | number[],
+  work: Promise<T>,
+): Promise<{ value: T; peakMb: number }> {
+  const all = Array.isArray(pids) ? pids : [pids];
+  const total = () => Math.round(all.reduce((sum, pid) => sum + (rssMb(pid) ?? 0), 0) * 10) / 10;
+  let peakMb = total();
   const timer = setInterval(() => {
-    peakMb = Math.max(peakMb, rssMb(pid) ?? 0);
+    peakMb = Math.max(peakMb, total());
   }, 250);
   try {
     return { value: await work, peakMb };
@@ -97,12 +118,14 @@ async function withPeakRss<T>(pid: number, work: Promise<T>): Promise<{ value: T
 }
 
 /** CPU ms the server (and, on Postgres, its database backends) spent from now until `per(n)` is asked. */
-function cpuMeter(pid: number, database: string | undefined) {
-  const server = cpuMs(pid);
+function cpuMeter(pids: number | number[], database: string | undefined) {
+  const all = Array.isArray(pids) ? pids : [pids];
+  const serverMs = () => all.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const server = serverMs();
   const db = database ? postgresCpuMs(database) : 0;
   const round = (n: number) => Math.round(n * 1000) / 1000;
   return (operations: number) => ({
-    serverCpuMsPerOp: round((cpuMs(pid) - server) / Math.max(operations, 1)),
+    serverCpuMsPerOp: round((serverMs() - server) / Math.max(operations, 1)),
     // Backends the pool closed meanwhile take their CPU time with them; never report less than nothing.
     ...(database && {
       postgresCpuMsPerOp: round(Math.max(0, postgresCpuMs(database) - db) / Math.max(operations, 1)),
@@ -113,21 +136,38 @@ function cpuMeter(pid: number, database: string | undefined) {
 type ProtocolResult = HttpLoadResult & ReturnType<ReturnType<typeof cpuMeter>> & { load: number[] };
 
 async function protocolPhase(
-  server: ServerChild,
+  servers: ServerChild | ServerChild[],
   client: { client_id: string; client_secret: string },
   plan: typeof PLAN.quick,
   database?: string,
 ) {
-  const loads = protocolLoads(client);
+  const all = Array.isArray(servers) ? servers : [servers];
+  const server = all[0]!;
+  const bases = all.map((s) => s.base);
+  // Introspection asks about one of the client's own client_credentials tokens.
+  const issued = await fetch(`${server.base}/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: 'grant_type=client_credentials',
+  });
+  const { access_token } = (await issued.json()) as { access_token: string };
+  const loads = protocolLoads(client, access_token);
   const results: Record<string, ProtocolResult> = {};
   for (const [name, seconds] of [
     ['clientCredentials', plan.token],
+    ['introspection', plan.introspection],
     ['discovery', plan.discovery],
     ['jwks', plan.jwks],
   ] as const) {
-    await measureHttp(server.base, loads[name], plan.httpWarmup, 0);
-    const cpu = cpuMeter(server.pid, database);
-    const result = await measureHttp(server.base, loads[name], seconds, 0);
+    await measureHttp(bases, loads[name], plan.httpWarmup, 0);
+    const cpu = cpuMeter(
+      all.map((s) => s.pid),
+      database,
+    );
+    const result = await measureHttp(bases, loads[name], seconds, 0);
     results[name] = { ...result, ...cpu(result.ok), load: load() };
     log(
       `  ${name}: ${result.perSecond}/s (p99 ${result.latencyMs.p99} ms, ${result.failed} failed, ` +
@@ -135,6 +175,16 @@ async function protocolPhase(
     );
   }
   return results;
+}
+
+const machine = () => ({ cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version });
+
+/** bench/results/<date>T<hhmm>-<database>-<mode>.json, its folder made. */
+function resultFile(startedAt: Date, kind: string, mode: string): string {
+  const stamp = startedAt.toISOString().slice(0, 16).replace(':', '');
+  const file = path.join(ROOT, 'bench', 'results', `${stamp}-${kind}-${mode}.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  return file;
 }
 
 const ratio = (a: number, b: number) => Math.round((a / Math.max(b, 1)) * 100) / 100;
@@ -171,6 +221,27 @@ async function main() {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
   }
+  /** Logins from `concurrency` browsers after a warm-up, with the server's peak RSS and CPU per login. */
+  const measureLogins = async (pid: number | number[], databaseName?: string, bases?: string[]) => {
+    let meter: ReturnType<typeof cpuMeter> | undefined;
+    const warm = setTimeout(() => {
+      meter = cpuMeter(pid, databaseName);
+    }, plan.loginWarmup * 1000);
+    const logins = await withPeakRss(
+      pid,
+      worker
+        .ask({
+          type: 'run',
+          concurrency: options.concurrency,
+          warmupMs: plan.loginWarmup * 1000,
+          durationMs: plan.login * 1000,
+          bases,
+        })
+        .then((reply) => (reply as { result: LoginRunResult }).result),
+    );
+    clearTimeout(warm);
+    return { logins, cpu: meter?.(logins.value.logins) };
+  };
   const start = async (args: string[] = []) => {
     const server = await startSesame(env, port, args);
     servers.push(server);
@@ -197,10 +268,65 @@ async function main() {
       clientSecret: app.client_secret!,
       redirectUri: REDIRECT_URI,
     };
-    const users = Math.max(options.concurrency * 2, 16);
+    // A soak needs enough users that one is always free when the schedule starts a login.
+    const users = options.soakMs ? Math.max(options.rate * 2, 16) : Math.max(options.concurrency * 2, 16);
+    // The API key for the soak's heap samples (GET /metrics); made before a server runs, as the clients are.
+    const apiKey = options.soakMs
+      ? (await sesameCli(['api-keys', 'create', '--name', 'bench soak'], env)).key!
+      : undefined;
     const ready = await worker.ask({ type: 'setup', target, users, runId: startedAt.getTime().toString(36) });
     log(`signed up ${users} users in ${ready.type === 'ready' ? ready.setupMs : '?'} ms`);
     await first.stop();
+
+    if (options.soakMs) {
+      const server = await start(serverArgs);
+      log(
+        `soak: ${options.rate} logins/s for ${options.soakMs / 60_000} min (server up in ${server.startupMs} ms)`,
+      );
+      const result = await soak({
+        servers: [server],
+        ask: worker.ask,
+        apiKey: apiKey!,
+        database: database.name,
+        durationMs: options.soakMs,
+        rate: options.rate,
+        warmupMinutes: Math.min(5, options.soakMs / 60_000 / 3),
+        load,
+        log,
+      });
+      await server.stop();
+      const tables = await rowsPerTable(database);
+      const file = resultFile(startedAt, database.kind, 'soak');
+      fs.writeFileSync(
+        file,
+        `${JSON.stringify(
+          {
+            date: startedAt.toISOString(),
+            database: database.kind,
+            mode: 'soak',
+            machine: machine(),
+            loadAverage: { start: loadAtStart, end: load() },
+            options,
+            users,
+            startupMs: server.startupMs,
+            soak: result,
+            rowsAtEnd: tables,
+            note: 'p99PerWindow[i] is the p99 in ms of each step of the logins started in minutes 5i..5(i+1); expired counts rows past expires_at that the ten-minute sweep has not reached yet',
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      const rss = result.growthAfterWarmup.rss;
+      const heap = result.growthAfterWarmup.heapUsed;
+      process.stdout.write(
+        `sesame soak ${database.kind}: ${result.achievedPerSecond} logins/s of ${options.rate} asked for ${Math.round(result.seconds / 60)} min` +
+          ` (${result.logins} logins, ${result.errorCount} errors, ${result.behind} behind schedule, worst step p99 ${result.worstStepP99} ms)` +
+          ` | RSS ${rss?.afterWarmupMb}->${rss?.endMb} MB (${rss?.percent} %) | heap ${heap?.afterWarmupMb}->${heap?.endMb} MB (${heap?.percent} %)` +
+          ` | oidc_models ${tables.oidc_models?.rows} rows, ${tables.oidc_models?.expired} expired | ${path.relative(ROOT, file)}\n`,
+      );
+      return;
+    }
 
     // Logins.
     const beforeLogins = await snapshotStorage(database);
@@ -209,23 +335,7 @@ async function main() {
     log(
       `server up in ${loginServer.startupMs} ms (RSS ${rssIdle} MB); ${options.concurrency} browsers logging in`,
     );
-    let loginCpu: ReturnType<typeof cpuMeter> | undefined;
-    const warm = setTimeout(() => {
-      loginCpu = cpuMeter(loginServer.pid, database.name);
-    }, plan.loginWarmup * 1000);
-    const logins = await withPeakRss(
-      loginServer.pid,
-      worker
-        .ask({
-          type: 'run',
-          concurrency: options.concurrency,
-          warmupMs: plan.loginWarmup * 1000,
-          durationMs: plan.login * 1000,
-        })
-        .then((reply) => (reply as { result: LoginRunResult }).result),
-    );
-    clearTimeout(warm);
-    const loginCpuPerLogin = loginCpu?.(logins.value.logins);
+    const { logins, cpu: loginCpuPerLogin } = await measureLogins(loginServer.pid, database.name);
     const loginLoad = load();
     const rssAfterLogins = rssMb(loginServer.pid);
     log(
@@ -283,11 +393,69 @@ async function main() {
     // A quick run skips this snapshot: on PGlite each one opens the database again.
     const afterTokens = options.quick ? undefined : await snapshotStorage(database);
 
+    // Optional: the same logins and protocol load on several servers over the one database.
+    let instances: Record<string, unknown> | undefined;
+    if (options.instances > 1) {
+      const group: ServerChild[] = [await start()];
+      for (let i = 1; i < options.instances; i++) {
+        const extraPort = await freePort();
+        const server = await startSesame({ ...env, PORT: String(extraPort) }, extraPort);
+        servers.push(server);
+        group.push(server);
+      }
+      const pids = group.map((s) => s.pid);
+      const bases = group.map((s) => s.base);
+      log(`${group.length} instances: logins, then client_credentials, introspection, discovery, jwks`);
+      const run = await measureLogins(pids, database.name, bases);
+      log(
+        `  logins on ${group.length}: ${run.logins.value.loginsPerSecond}/s, errors ${JSON.stringify(run.logins.value.errors)}, ` +
+          `${run.cpu?.serverCpuMsPerOp} ms server CPU each`,
+      );
+      const protocol = await protocolPhase(
+        group,
+        { client_id: service.client_id!, client_secret: service.client_secret! },
+        plan,
+        database.name,
+      );
+      instances = {
+        count: group.length,
+        logins: { ...run.logins.value, ...run.cpu, peakRssMb: run.logins.peakMb },
+        ...protocol,
+        ratioToOneInstance: {
+          logins: ratio(run.logins.value.loginsPerSecond * 10, logins.value.loginsPerSecond * 10),
+          ...Object.fromEntries(
+            Object.keys(protocol).map((k) => [k, ratio(protocol[k]!.perSecond, sesame[k]!.perSecond)]),
+          ),
+        },
+        load: load(),
+      };
+      for (const server of group) await server.stop();
+    }
+
     const bare = await startBare(await freePort());
     servers.push(bare);
-    log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, discovery, jwks`);
+    log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, introspection, discovery, jwks`);
     const baseline = await protocolPhase(bare, BARE_CLIENT, plan);
     const bareRss = rssMb(bare.pid);
+    // The same logins against the bare provider's in-memory passkey interaction.
+    const bareTarget: FlowTarget = {
+      base: bare.base,
+      issuer: bare.base.replace('127.0.0.1', 'localhost'),
+      clientId: BARE_LOGIN_CLIENT.client_id,
+      clientSecret: BARE_LOGIN_CLIENT.client_secret,
+      redirectUri: BARE_LOGIN_CLIENT.redirect_uris[0]!,
+    };
+    await worker.ask({
+      type: 'setup',
+      target: bareTarget,
+      users,
+      runId: `${startedAt.getTime().toString(36)}-bare`,
+    });
+    const bareLogins = await measureLogins(bare.pid);
+    log(
+      `  bare logins: ${bareLogins.logins.value.loginsPerSecond}/s, errors ${JSON.stringify(bareLogins.logins.value.errors)}, ` +
+        `${bareLogins.cpu?.serverCpuMsPerOp} ms server CPU each`,
+    );
     await bare.stop();
 
     const mode = options.quick ? 'quick' : 'full';
@@ -299,7 +467,7 @@ async function main() {
       date: startedAt.toISOString(),
       database: database.kind,
       mode,
-      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      machine: machine(),
       loadAverage: { start: loadAtStart, afterLogins: loginLoad, end: load() },
       options,
       startupMs: {
@@ -326,11 +494,18 @@ async function main() {
         writesPerClientCredentialsToken: writesPer(beforeTokens, afterTokens, sesame.clientCredentials!.ok),
       }),
       sesame,
-      bare: baseline,
-      ratioSesameToBare: Object.fromEntries(
-        Object.keys(sesame).map((k) => [k, ratio(sesame[k]!.perSecond, baseline[k]!.perSecond)]),
-      ),
+      bare: {
+        ...baseline,
+        logins: { ...bareLogins.logins.value, ...bareLogins.cpu, peakRssMb: bareLogins.logins.peakMb },
+      },
+      ratioSesameToBare: {
+        ...Object.fromEntries(
+          Object.keys(sesame).map((k) => [k, ratio(sesame[k]!.perSecond, baseline[k]!.perSecond)]),
+        ),
+        logins: ratio(logins.value.loginsPerSecond * 10, bareLogins.logins.value.loginsPerSecond * 10),
+      } as Record<string, number>,
       ...(sessions && { sessions }),
+      ...(instances && { instances }),
     };
 
     if (options.profile) {
@@ -343,9 +518,7 @@ async function main() {
       }
     }
 
-    const stamp = startedAt.toISOString().slice(0, 16).replace(':', '');
-    const file = path.join(ROOT, 'bench', 'results', `${stamp}-${database.kind}-${mode}.json`);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const file = resultFile(startedAt, database.kind, mode);
     fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
 
     const r = results.ratioSesameToBare;
@@ -353,7 +526,9 @@ async function main() {
     process.stdout.write(
       `sesame bench ${database.kind} ${mode}: ${logins.value.loginsPerSecond} logins/s ` +
         `(c=${options.concurrency}, worst step p99 ${Math.max(...stepsP99)} ms, ${Object.values(logins.value.errors).reduce((a, b) => a + b, 0)} errors)` +
+        ` = ${r.logins}x bare ${bareLogins.logins.value.loginsPerSecond}/s` +
         ` | client_credentials ${sesame.clientCredentials!.perSecond}/s = ${r.clientCredentials}x bare ${baseline.clientCredentials!.perSecond}/s` +
+        ` | introspection ${sesame.introspection!.perSecond}/s = ${r.introspection}x bare ${baseline.introspection!.perSecond}/s` +
         ` | discovery ${sesame.discovery!.perSecond}/s = ${r.discovery}x | jwks ${sesame.jwks!.perSecond}/s = ${r.jwks}x` +
         ` | RSS ${rssIdle}->${logins.peakMb} MB | start ${loginServer.startupMs} ms` +
         ` | per login ${perLogin.inserted ?? perLogin.rows} rows ${perLogin.inserted !== undefined ? 'inserted' : 'net'}, ${Math.round((perLogin.bytes ?? 0) / 100) / 10} kB` +

@@ -50,6 +50,7 @@ import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.
 import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
 import { isProviderPath } from './oidc/providerPaths.js';
+import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
 import { createRowCaches } from './oidc/rowCaches.js';
 import { PUBLIC_DIR } from './paths.js';
 import { forRequestFrom } from './requestContext.js';
@@ -156,11 +157,15 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.
+  const publicMetadata = new PublicMetadataCache();
   const oidcProvider = async (ctx: Koa.Context) => {
-    ctx.respond = false;
-    if (ctx.path === '/.well-known/openid-configuration' || ctx.path === '/jwks') {
+    if (PUBLIC_METADATA_PATHS.has(ctx.path)) {
+      const provider = live.provider;
+      if (publicMetadata.serve(ctx, provider, PUBLIC_METADATA_CACHE)) return;
       ctx.res.setHeader('Cache-Control', PUBLIC_METADATA_CACHE);
+      publicMetadata.capture(ctx, provider);
     }
+    ctx.respond = false;
     await live.handle(ctx.req, ctx.res);
   };
   // Sesame's pages and APIs. What none of them answers is a 404: the provider sees only its

@@ -1,8 +1,11 @@
 // Only the configuration is imported up front. The rest is loaded once the environment has
-// been validated and the database opened, so a bad setting or a busy data directory stops
-// the start with exactly one line on stderr, before any library prints on import
-// (oidc-provider warns about the Node version when it loads; routeProviderNotices turns
-// that line into a JSON log line).
+// been validated, so a bad setting stops the start with exactly one line on stderr, before
+// any library prints on import. The app (oidc-provider and all) then loads while the
+// database opens, a first start's files are copied and migrations run: on two cores that
+// overlap is a good part of a first start. Its import notices (oidc-provider warns about the
+// Node version when it loads; routeProviderNotices turns that into a JSON log line) are held
+// until the database and the stored keys are known to be good, so a busy data directory or
+// a wrong KEY_ENCRYPTION_SECRET still stops the start with its one line.
 import { type Config, ConfigError, configWarnings, loadConfig } from './config.js';
 import { DataDirBusyError } from './db/dataDirLock.js';
 import { createLogger, type Logger } from './logger.js';
@@ -32,8 +35,16 @@ async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
-async function start(config: Config, log: Logger, running: Running): Promise<void> {
+async function start(
+  config: Config,
+  log: Logger,
+  running: Running,
+  notices: { release(): void },
+): Promise<void> {
   const startedAt = performance.now();
+  const appModule = import('./app.js');
+  // Awaited below; until then a failure to load must not count as unhandled.
+  appModule.catch(() => {});
   const { openDatabase } = await import('./db/connect.js');
   const database = await step('cannot open the database', () =>
     openDatabase(config, {
@@ -53,11 +64,12 @@ async function start(config: Config, log: Logger, running: Running): Promise<voi
   const applied = await step('cannot migrate the database', () => database.migrate());
   if (applied.length) log.info('migrations applied', { migrations: applied });
 
-  // Before the app (and oidc-provider) loads, so a wrong secret is the only line printed.
+  // Before the app's notices are let out, so a wrong secret is the only line printed.
   const { checkKeyEncryptionSecret } = await import('./keysAtRest.js');
   await step('cannot read the stored keys', () => checkKeyEncryptionSecret(database.db, config));
 
-  const { createApp } = await import('./app.js');
+  const { createApp } = await step('cannot start', () => appModule);
+  notices.release();
   const app = await step('cannot start', () =>
     createApp({ config, db: database.db, log, listen: database.listen }),
   );
@@ -94,7 +106,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   for (const warning of configWarnings(config)) log.warn(warning);
-  routeProviderNotices(log);
+  const notices = routeProviderNotices(log);
   const running: Running = {};
 
   let stopping = false;
@@ -116,7 +128,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   try {
-    await start(config, log, running);
+    await start(config, log, running, notices);
   } catch (error) {
     reportStartFailure(error, log);
     await running.closeDatabase?.().catch(() => {});

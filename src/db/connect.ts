@@ -128,9 +128,9 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
     // Every file this process creates from now on (PGlite's included) is its owner's alone.
     process.umask(PRIVATE_UMASK);
     const madePrivate = makePrivate(dataDir);
-    const { PGlite } = await import('@electric-sql/pglite');
     const pgDir = path.join(dataDir, 'pg');
-    seedFromTemplate(pgDir);
+    // The copy runs on libuv's threads while PGlite's module loads.
+    const [{ PGlite }] = await Promise.all([import('@electric-sql/pglite'), seedFromTemplate(pgDir)]);
     const pglite = await PGlite.create(pgDir);
     // PGlite writes its relation-cache files (pg_internal.init) 0644 at each start, whatever
     // the umask; they are tightened at once, silently, since the directory hides them anyway.

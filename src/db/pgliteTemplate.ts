@@ -1,16 +1,49 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { migrations } from '../../migrations/index.js';
 import { ROOT } from '../paths.js';
 import { makePrivate } from './privateFiles.js';
+import type { Database } from './schema.js';
 
 /**
  * A fresh PGlite data directory costs an initdb in WebAssembly: 4–6 s on two cores, most of
- * a first start. The build runs that initdb once, into this directory; a first start copies
- * it (about 1 s) instead. The copy is only used by the PGlite version that made it.
+ * a first start, and then every migration (another second or more). The build runs both
+ * once, into this directory; a first start copies it (about 1 s) instead and finds nothing
+ * left to migrate. Migrations only make the schema (no keys, secrets or rows of an
+ * installation), so one template serves every installation. The copy is only used by the
+ * PGlite version that made it, and only when every migration in it is still one of Sesame's;
+ * migrations added since it was made run at the start as usual.
  */
 export const PGLITE_TEMPLATE_DIR = path.join(ROOT, 'dist', 'pglite-template');
 const VERSION_FILE = `${PGLITE_TEMPLATE_DIR}.version`;
+
+/** What the template was made with: the PGlite version and the migrations applied in it. */
+interface TemplateVersion {
+  pglite: string;
+  migrations: string[];
+  /** Of the migrations' code, so the build makes the template again when one changes. */
+  migrationsHash: string;
+}
+
+function currentVersion(): TemplateVersion {
+  const names = Object.keys(migrations).sort();
+  const hash = createHash('sha256');
+  for (const name of names) hash.update(`${name}\n${migrations[name]!.up.toString()}\n`);
+  return { pglite: installedPGliteVersion(), migrations: names, migrationsHash: hash.digest('hex') };
+}
+
+function templateVersion(): TemplateVersion | undefined {
+  try {
+    if (!fs.existsSync(PGLITE_TEMPLATE_DIR)) return undefined;
+    const version = JSON.parse(fs.readFileSync(VERSION_FILE, 'utf8')) as TemplateVersion;
+    return Array.isArray(version.migrations) ? version : undefined;
+  } catch {
+    // Missing, or the bare version string of a template made before migrations went into it.
+    return undefined;
+  }
+}
 
 function installedPGliteVersion(): string {
   const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
@@ -19,43 +52,64 @@ function installedPGliteVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-function templateIsCurrent(): boolean {
-  try {
-    return (
-      fs.existsSync(PGLITE_TEMPLATE_DIR) && fs.readFileSync(VERSION_FILE, 'utf8') === installedPGliteVersion()
-    );
-  } catch {
-    return false;
-  }
+/** Usable by this Sesame: same PGlite, and no migration in it that Sesame no longer has. */
+function templateIsUsable(): boolean {
+  const made = templateVersion();
+  return (
+    made !== undefined &&
+    made.pglite === installedPGliteVersion() &&
+    made.migrations.every((name) => name in migrations)
+  );
 }
 
 /**
  * Gives a new embedded database directory its initial cluster by copying the template.
- * Returns false (and leaves `pgDir` alone) when the directory already exists or there is no
- * current template; PGlite then opens or initialises it as usual.
+ * Resolves to false (and leaves `pgDir` alone) when the directory already exists or there is
+ * no usable template; PGlite then opens or initialises it as usual. The files (about a
+ * thousand) are copied several at a time on libuv's threads, three times as fast as one by
+ * one, and the server's thread goes on loading its modules meanwhile.
  */
-export function seedFromTemplate(pgDir: string): boolean {
-  if (fs.existsSync(pgDir) || !templateIsCurrent()) return false;
+export async function seedFromTemplate(pgDir: string): Promise<boolean> {
+  if (fs.existsSync(pgDir) || !templateIsUsable()) return false;
   // Copy beside the target and rename, so a start killed mid-copy leaves no half cluster.
   const partial = `${pgDir}.seeding-${process.pid}`;
   fs.rmSync(partial, { recursive: true, force: true });
-  fs.cpSync(PGLITE_TEMPLATE_DIR, partial, { recursive: true });
+  const entries = fs.readdirSync(PGLITE_TEMPLATE_DIR, { withFileTypes: true, recursive: true });
+  const target = (entry: fs.Dirent) =>
+    path.join(partial, path.relative(PGLITE_TEMPLATE_DIR, path.join(entry.parentPath, entry.name)));
+  fs.mkdirSync(partial);
+  for (const entry of entries) if (entry.isDirectory()) fs.mkdirSync(target(entry), { recursive: true });
+  await Promise.all(
+    entries
+      .filter((entry) => entry.isFile())
+      .map((entry) => fs.promises.copyFile(path.join(entry.parentPath, entry.name), target(entry))),
+  );
   // The template's files are 0666 (as PGlite's initdb made them); the copy is its owner's alone.
   makePrivate(partial);
   fs.renameSync(partial, pgDir);
   return true;
 }
 
-/** Builds the template unless a current one exists. Run by scripts/build.mjs. */
+/** Builds the template (initdb, then every migration) unless a current one exists. Run by scripts/build.mjs. */
 export async function ensurePGliteTemplate(): Promise<'built' | 'current'> {
-  if (templateIsCurrent()) return 'current';
+  const wanted = currentVersion();
+  const made = templateVersion();
+  if (made?.pglite === wanted.pglite && made.migrationsHash === wanted.migrationsHash) return 'current';
   const partial = `${PGLITE_TEMPLATE_DIR}.building-${process.pid}`;
   fs.rmSync(partial, { recursive: true, force: true });
   const { PGlite } = await import('@electric-sql/pglite');
+  const { Kysely } = await import('kysely');
+  const { ConnectionQueue, PGliteDialect } = await import('./pgliteDialect.js');
+  const { migrateToLatest } = await import('./migrate.js');
   const pglite = await PGlite.create(partial);
-  await pglite.close();
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite, new ConnectionQueue()) });
+  try {
+    await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
   fs.rmSync(PGLITE_TEMPLATE_DIR, { recursive: true, force: true });
   fs.renameSync(partial, PGLITE_TEMPLATE_DIR);
-  fs.writeFileSync(VERSION_FILE, installedPGliteVersion());
+  fs.writeFileSync(VERSION_FILE, `${JSON.stringify(wanted)}\n`);
   return 'built';
 }

@@ -1,5 +1,6 @@
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
+import { GroupedFinds } from '../db/groupedFinds.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { modelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
@@ -84,6 +85,7 @@ export function createAdapter(
   db: Db,
   caches: Pick<RowCaches, 'clients' | 'users'>,
   writes: GroupedUpserts,
+  finds: GroupedFinds = new GroupedFinds(db),
 ): new (
   model: string,
 ) => Adapter {
@@ -132,7 +134,7 @@ export function createAdapter(
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (!storable(id)) return undefined;
       if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
-      const stored = await oidcModelsQueries.find(db, this.model, storedId(this.model, id));
+      const stored = await finds.find(this.model, storedId(this.model, id));
       if (!stored) return undefined;
       return unlessRevoked(this.model, payloadAsSaved(this.model, id, stored as AdapterPayload));
     }

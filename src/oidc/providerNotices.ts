@@ -10,8 +10,12 @@ const NOTICE = /^oidc-provider (NOTICE|WARNING): (.*)$/s;
  * import under Node 20: "Unsupported runtime" (Sesame supports Node 20 on purpose,
  * package.json engines). Must run before oidc-provider is imported. Every other console line
  * passes through unchanged.
+ *
+ * The notices are held until `release()`: the server loads oidc-provider while it opens the
+ * database, and a start that fails there must still print only its one line.
  */
-export function routeProviderNotices(log: Logger): void {
+export function routeProviderNotices(log: Logger): { release(): void } {
+  let held: (() => void)[] | undefined = [];
   const route =
     (original: (...args: unknown[]) => void, write: Logger['info']) =>
     (...args: unknown[]) => {
@@ -19,9 +23,18 @@ export function routeProviderNotices(log: Logger): void {
         typeof args[0] === 'string' && args.length === 1
           ? NOTICE.exec(stripVTControlCharacters(args[0]))
           : null;
-      if (match) write(`oidc-provider: ${match[2]}`, { source: 'oidc-provider' });
-      else original(...args);
+      if (!match) return original(...args);
+      const notice = () => write(`oidc-provider: ${match[2]}`, { source: 'oidc-provider' });
+      if (held) held.push(notice);
+      else notice();
     };
   console.info = route(console.info.bind(console), (message, fields) => log.info(message, fields));
   console.warn = route(console.warn.bind(console), (message, fields) => log.warn(message, fields));
+  return {
+    release() {
+      const notices = held ?? [];
+      held = undefined;
+      for (const notice of notices) notice();
+    },
+  };
 }

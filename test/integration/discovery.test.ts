@@ -64,3 +64,44 @@ describe.each([
     });
   },
 );
+
+describe('discovery served as kept bytes', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('answers the same document with a strong ETag, a 304 to a matching If-None-Match, and CORS to an Origin', async () => {
+    const url = `${sesame.baseUrl}/.well-known/openid-configuration`;
+    const rendered = await fetch(url);
+    const document = await rendered.text();
+    const kept = await fetch(url);
+    expect(kept.status).toBe(200);
+    expect(await kept.text()).toBe(document);
+    expect(kept.headers.get('content-type')).toBe(rendered.headers.get('content-type'));
+    expect(kept.headers.get('cache-control')).toBe('public, max-age=300');
+    expect(kept.headers.get('content-security-policy')).toBe(rendered.headers.get('content-security-policy'));
+    const etag = kept.headers.get('etag')!;
+    expect(etag).toMatch(/^"[\w-]{22}"$/);
+
+    const conditional = await fetch(url, { headers: { 'if-none-match': etag } });
+    expect(conditional.status).toBe(304);
+    expect(await conditional.text()).toBe('');
+    const stale = await fetch(url, { headers: { 'if-none-match': '"not-this-one"' } });
+    expect(stale.status).toBe(200);
+    expect(await stale.text()).toBe(document);
+
+    const head = await fetch(url, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('etag')).toBe(etag);
+
+    // A browser app reading discovery across origins still gets the provider's CORS answer.
+    const cors = await fetch(url, { headers: { origin: 'https://app.example' } });
+    expect(cors.status).toBe(200);
+    expect(cors.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(await cors.text()).toBe(document);
+  });
+});

@@ -90,6 +90,27 @@ describe('rotating the signing keys while the server runs', () => {
     expect((await publishedKids()).sort()).toEqual([...oldKids, ...newKids].sort());
   }, 30_000);
 
+  it('serves the JWKS with an ETag that answers 304 until the keys change, then a new one', async () => {
+    await fetch(`${sesame.baseUrl}/jwks`); // rendered once by the provider, then kept as bytes
+    const first = await fetch(`${sesame.baseUrl}/jwks`);
+    const etag = first.headers.get('etag')!;
+    expect(etag).toMatch(/^"[\w-]{22}"$/);
+    expect(first.headers.get('cache-control')).toBe('public, max-age=300');
+    const unchanged = await fetch(`${sesame.baseUrl}/jwks`, { headers: { 'if-none-match': etag } });
+    expect(unchanged.status).toBe(304);
+    expect(await unchanged.text()).toBe('');
+
+    const { kids } = await rotateSigningKeys(sesame.db, sesame.config, 'test', { activateInSeconds: 600 });
+    await waitUntil(async () => (await publishedKids()).some((kid) => kids.includes(kid)), 5_000);
+    const changed = await fetch(`${sesame.baseUrl}/jwks`, { headers: { 'if-none-match': etag } });
+    expect(changed.status).toBe(200);
+    expect(((await changed.json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid)).toEqual(
+      expect.arrayContaining(kids),
+    );
+    const again = await fetch(`${sesame.baseUrl}/jwks`);
+    expect(again.headers.get('etag')).not.toBe(etag);
+  });
+
   it('switches at once with no delay (the provider is rebuilt; sessions live in the database)', async () => {
     const { kids } = await rotateSigningKeys(sesame.db, sesame.config, 'test', { activateInSeconds: 0 });
     await waitUntil(async () => (await publishedKids()).some((kid) => kids.includes(kid)), 5_000);

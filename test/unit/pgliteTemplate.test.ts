@@ -21,7 +21,7 @@ describe('the embedded-database template', () => {
 
   it('seeds a new directory with a cluster PGlite opens and writes to', async () => {
     const pgDir = path.join(parent, 'pg');
-    expect(seedFromTemplate(pgDir)).toBe(true);
+    expect(await seedFromTemplate(pgDir)).toBe(true);
     expect(fs.readdirSync(parent)).toEqual(['pg']);
     const pglite = await PGlite.create(pgDir);
     try {
@@ -35,11 +35,11 @@ describe('the embedded-database template', () => {
     expect(fs.readdirSync(path.join(PGLITE_TEMPLATE_DIR, 'base')).length).toBeGreaterThan(0);
   });
 
-  it('leaves an existing directory alone', () => {
+  it('leaves an existing directory alone', async () => {
     const pgDir = path.join(parent, 'pg');
     fs.mkdirSync(pgDir);
     fs.writeFileSync(path.join(pgDir, 'mine'), 'x');
-    expect(seedFromTemplate(pgDir)).toBe(false);
+    expect(await seedFromTemplate(pgDir)).toBe(false);
     expect(fs.readdirSync(pgDir)).toEqual(['mine']);
   });
 });

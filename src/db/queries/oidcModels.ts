@@ -94,6 +94,20 @@ export const oidcModelsQueries = {
     return findLive(db, model, 'id', id);
   },
 
+  /**
+   * Several live instances by (model, id) in one statement; the answer lists each key's
+   * payload (or undefined) in the order asked. Keys may repeat.
+   */
+  async findMany(db: Db, keys: readonly { model: string; id: string }[]) {
+    const models = [...new Set(keys.map((k) => k.model))];
+    const ids = [...new Set(keys.map((k) => k.id))];
+    const { rows } = await sql<LiveRow & { model: string; id: string }>`
+      select model, id, payload, consumed_at from oidc_models
+      where model in (${sql.join(models)}) and id in (${sql.join(ids)}) and ${isLive}`.execute(db);
+    const found = new Map(rows.map((row) => [`${row.model}\u0000${row.id}`, row]));
+    return keys.map((k) => withConsumed(found.get(`${k.model}\u0000${k.id}`)));
+  },
+
   async findByUid(db: Db, model: string, uid: string) {
     return findLive(db, model, 'uid', uid);
   },
