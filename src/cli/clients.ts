@@ -59,7 +59,7 @@ export function registerClientCommands(program: Command): void {
       'allowed grant type (repeatable): authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code',
       collect,
     )
-    .option('--logo-uri <url>', 'https URL of a logo shown on the sign-in page')
+    .option('--logo-uri <url>', 'https URL of a logo shown on the consent page')
     .option('--require-par', 'accept authorization requests only through the PAR endpoint (RFC 9126)', false)
     .option('--backchannel-logout-uri <url>', 'where Sesame posts a logout token when a person signs out')
     .option('--json', 'print JSON')

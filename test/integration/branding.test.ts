@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage, type PageResponse } from '../support/browser.js';
@@ -197,8 +198,18 @@ describe('/admin/branding', () => {
     const favicon = await fetch(`${sesame.baseUrl}/brand/favicon`);
     expect(favicon.headers.get('content-type')).toBe('image/x-icon');
 
-    const [event] = await auditQueries.recent(sesame.db, 1);
-    expect(event).toMatchObject({ action: 'branding.update', actor: expect.stringMatching(/^user:/) });
+    const invite = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'new@example.com',
+      actor: 'test',
+    });
+    const linkPage = await new Person(sesame.baseUrl).browser.request(new URL(invite.url).pathname);
+    expect(linkPage.text).toContain('You were invited to Acme as');
+
+    const events = await auditQueries.recent(sesame.db, 5);
+    expect(events.find((e) => e.action === 'branding.update')).toMatchObject({
+      actor: expect.stringMatching(/^user:/),
+      details: expect.objectContaining({ changed: ['name', 'accent', 'logo', 'favicon'] }),
+    });
   });
 
   it('reaches another server on the same database through the change notice', async () => {

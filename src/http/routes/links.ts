@@ -33,7 +33,7 @@ async function qrDataUrl(url: string): Promise<string> {
  * line by the logger (see redactUrl), and used up only in the transaction that stores the
  * new passkey.
  */
-export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches }: Services): Router {
+export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches, brand }: Services): Router {
   const rp = relyingPartyFor(config);
 
   // Every request names a token: the limit also bounds how fast anyone can probe for one.
@@ -60,7 +60,8 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches 
       name: user?.name ?? null,
       expiresAt: link.expires_at.toISOString(),
       qr: await qrDataUrl(url),
-      rpName: config.rpName,
+      // The name the pages show (BRAND_NAME, or an admin's), like every other page.
+      rpName: (await brand.current()).name,
     });
   });
 

@@ -32,7 +32,7 @@ const optionsSchema = z.object({ email: emailSchema, name: displayNameSchema.opt
  * signed in and sent to /admin. The token is a bearer secret, looked up by its hash and
  * used up only in the transaction that creates the administrator (see redeemSetupLink).
  */
-export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Services): Router {
+export function setupRoutes({ config, db, log, provider, csrf, rateLimit, brand }: Services): Router {
   const rp = relyingPartyFor(config);
 
   // Every request names a token: the limit also bounds how fast anyone can probe for one.
@@ -56,7 +56,8 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit }: Serv
       csrf: csrf.token(ctx),
       script: 'link',
       expiresAt: link.expires_at.toISOString(),
-      rpName: config.rpName,
+      // The name the pages show (BRAND_NAME, or an admin's), like every other page.
+      rpName: (await brand.current()).name,
     });
   });
 
