@@ -15,6 +15,7 @@ import * as m0013 from './0013_groups_and_claims.js';
 import * as m0014 from './0014_par_and_resources.js';
 import * as m0015 from './0015_backchannel_deliveries.js';
 import * as m0016 from './0016_passkey_tenant_settings.js';
+import * as m0017 from './0017_mail_outbox.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -34,4 +35,5 @@ export const migrations: Record<string, Migration> = {
   '0014_par_and_resources': m0014,
   '0015_backchannel_deliveries': m0015,
   '0016_passkey_tenant_settings': m0016,
+  '0017_mail_outbox': m0017,
 };

@@ -10,6 +10,7 @@ import { GroupedUpserts } from './db/groupedUpserts.js';
 import { MemoryHitCounter, PostgresHitCounter } from './db/hitCounter.js';
 import { backchannelDeliveriesQueries } from './db/queries/backchannelDeliveries.js';
 import { challengesQueries } from './db/queries/challenges.js';
+import { mailOutboxQueries } from './db/queries/mailOutbox.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
 import { notFound } from './http/errors.js';
@@ -40,6 +41,7 @@ import { setupRoutes } from './http/routes/setup.js';
 import type { Services } from './http/services.js';
 import { sealKeysAtRest } from './keysAtRest.js';
 import type { Logger } from './logger.js';
+import { MailOutbox } from './mail/outbox.js';
 import { BackchannelOutbox, type DeliveryTiming } from './oidc/backchannelOutbox.js';
 import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
@@ -47,6 +49,7 @@ import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
 import { isProviderPath } from './oidc/providerPaths.js';
 import { createRowCaches } from './oidc/rowCaches.js';
+import type { OutboxTiming } from './outboxWorker.js';
 import { PUBLIC_DIR } from './paths.js';
 import { forRequestFrom } from './requestContext.js';
 
@@ -64,7 +67,7 @@ const PUBLIC_METADATA_CACHE = 'public, max-age=300';
 /** Expired rows are swept this often; each sweep deletes in small batches. */
 const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
 
-/** Back-channel logout deliveries done (delivered or given up) are kept this long for admins to look into. */
+/** Back-channel logout deliveries and mails done (delivered or given up) are kept this long for admins to look into. */
 const DONE_DELIVERIES_KEPT_DAYS = 30;
 
 export interface AppDeps {
@@ -78,6 +81,8 @@ export interface AppDeps {
   listen?: DatabaseHandle['listen'];
   /** Overrides the back-channel logout outbox's timing (tests make its waits short). */
   backchannelTiming?: Partial<DeliveryTiming>;
+  /** Overrides the mail outbox's timing (tests make its waits short). */
+  mailTiming?: Partial<OutboxTiming>;
 }
 
 /** A composed Sesame server: start() listens, stop() drains requests and stops timers (the caller closes the database). */
@@ -94,7 +99,14 @@ export interface SesameApp {
 }
 
 /** Builds the app: keys and cookie secrets from the database, the provider, Sesame's routes. */
-export async function createApp({ config, db, log, listen, backchannelTiming }: AppDeps): Promise<SesameApp> {
+export async function createApp({
+  config,
+  db,
+  log,
+  listen,
+  backchannelTiming,
+  mailTiming,
+}: AppDeps): Promise<SesameApp> {
   await sealKeysAtRest(db, config, log);
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
@@ -110,6 +122,7 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
     signing,
   );
   const outbox = new BackchannelOutbox(db, () => live.provider, log, backchannelTiming);
+  const mailOutbox = config.mail ? new MailOutbox(db, config.mail, log, mailTiming) : undefined;
   const rowChanges = listen
     ? await keepCachesInStep(listen, { ...caches, signing_keys: live }, log)
     : undefined;
@@ -190,7 +203,8 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
         (await oidcModelsQueries.deleteExpired(db)) +
         (await challengesQueries.deleteExpired(db)) +
         (await hits.sweep()) +
-        (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS));
+        (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
+        (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS));
       if (removed) log.debug('expired rows removed', { removed });
     } catch (error) {
       log.warn('cleanup failed', { error: (error as Error).message });
@@ -216,11 +230,13 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
       cleanupTimer = setInterval(cleanup, CLEANUP_INTERVAL_MS);
       cleanupTimer.unref();
       outbox.start();
+      mailOutbox?.start();
       return (server.address() as AddressInfo).port;
     },
     async stop() {
       if (cleanupTimer) clearInterval(cleanupTimer);
       await outbox.stop();
+      await mailOutbox?.stop();
       live.stop();
       await rowChanges?.close();
       if (!server) return;

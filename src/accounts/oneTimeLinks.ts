@@ -7,17 +7,26 @@ import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
 import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
+import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { confirmEmailOwner } from './emailOwnership.js';
 import { untilAfterRevocation } from './revocation.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
+/**
+ * A recovery link a person mails to themselves ("Lost your passkey?") lives 30 minutes:
+ * they asked for it just now, and whoever reads that mailbox later gets nothing from it.
+ */
+export const SELF_RECOVERY_LINK_TTL_SECONDS = 30 * 60;
+
 /** A freshly issued link. The URL holds the only copy of the token: show it once. */
 export interface IssuedOneTimeLink {
   id: string;
   url: string;
   expiresAt: Date;
+  /** Whether the link was also queued as a mail to the address (SMTP_URL set). */
+  emailed: boolean;
 }
 
 /**
@@ -37,13 +46,22 @@ export interface IssuedOneTimeLink {
 export async function createOneTimeLink(
   db: Db,
   config: Config,
-  input: { email: string; admin?: boolean; purpose?: 'invite' | 'recovery'; actor: string },
+  input: {
+    email: string;
+    admin?: boolean;
+    purpose?: 'invite' | 'recovery';
+    actor: string;
+    /** Asked for by the person on the "Lost your passkey?" page: a shorter life, and a mail that says so. */
+    selfService?: boolean;
+  },
 ): Promise<IssuedOneTimeLink> {
   const email = input.email.trim();
   if (email.length > 254 || !EMAIL.test(email)) throw badRequest('Enter a valid email address');
   const token = randomSecret();
-  const expiresAt = new Date(Date.now() + config.inviteTtlSeconds * 1000);
-  const row = await db.transaction().execute(async (trx) => {
+  const url = `${config.issuer}/link/${token}`;
+  const ttlSeconds = input.selfService ? SELF_RECOVERY_LINK_TTL_SECONDS : config.inviteTtlSeconds;
+  const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
+  const { row, emailed } = await db.transaction().execute(async (trx) => {
     const existing = await usersQueries.findByEmail(trx, email);
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
     // An admin invitation never turns into a recovery link that quietly drops the admin part
@@ -73,9 +91,24 @@ export async function createOneTimeLink(
       admin: issued.grant_admin,
       expires_at: expiresAt.toISOString(),
     });
-    return issued;
+    const emailed =
+      purpose === 'invite'
+        ? await queueMail(trx, config, 'invite', issued.email, {
+            email: issued.email,
+            url,
+            expiresAt,
+            admin: issued.grant_admin,
+          })
+        : await queueMail(trx, config, 'recovery', issued.email, {
+            email: issued.email,
+            url,
+            expiresAt,
+            selfService: input.selfService ?? false,
+          });
+    return { row: issued, emailed };
   });
-  return { id: row.id, url: `${config.issuer}/link/${token}`, expiresAt: row.expires_at };
+  if (emailed) wakeMailOutboxes();
+  return { id: row.id, url, expiresAt: row.expires_at, emailed };
 }
 
 /** Why a link cannot be used, with the words the link page shows. */

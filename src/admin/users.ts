@@ -1,6 +1,6 @@
 import { queueAccountLogouts } from '../accounts/backchannelLogout.js';
 import { ClaimValidationError, withClaim, withoutClaim } from '../accounts/customClaims.js';
-import { createOneTimeLink } from '../accounts/oneTimeLinks.js';
+import { createOneTimeLink, type IssuedOneTimeLink } from '../accounts/oneTimeLinks.js';
 import { revokeAccountSignIns, untilAfterRevocation } from '../accounts/revocation.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
@@ -201,14 +201,25 @@ export async function inviteUser(
   config: Config,
   input: { email: string; admin: boolean },
   actor: Actor,
-): Promise<{ url: string; expires_at: string }> {
+): Promise<IssuedLinkView> {
   const link = await createOneTimeLink(db, config, {
     email: input.email,
     admin: input.admin,
     purpose: 'invite',
     actor,
   });
-  return { url: link.url, expires_at: link.expiresAt.toISOString() };
+  return issuedLinkView(link);
+}
+
+/** A link as admins see it: with SMTP_URL set it was also mailed, and says so (`emailed: true`). */
+export interface IssuedLinkView {
+  url: string;
+  expires_at: string;
+  emailed?: true;
+}
+
+function issuedLinkView(link: IssuedOneTimeLink): IssuedLinkView {
+  return { url: link.url, expires_at: link.expiresAt.toISOString(), ...(link.emailed && { emailed: true }) };
 }
 
 /**
@@ -220,11 +231,11 @@ export async function issueRecoveryLink(
   config: Config,
   idOrEmail: string,
   actor: Actor,
-): Promise<{ user: UserView; url: string; expires_at: string } | undefined> {
+): Promise<({ user: UserView } & IssuedLinkView) | undefined> {
   const user = await findUser(db, idOrEmail);
   if (!user) return undefined;
   const link = await createOneTimeLink(db, config, { email: user.email, purpose: 'recovery', actor });
-  return { user: userView(user), url: link.url, expires_at: link.expiresAt.toISOString() };
+  return { user: userView(user), ...issuedLinkView(link) };
 }
 
 /** Sets (`value` given) or removes (`undefined`) one admin-set claim of a user. */

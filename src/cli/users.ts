@@ -123,6 +123,7 @@ export function registerUserCommands(program: Command): void {
             `One-time link for ${email.data}${opts.admin ? ' (administrator)' : ''}:`,
             link.url,
             `It works once and expires at ${link.expires_at}.`,
+            ...(link.emailed ? [`It was also mailed to ${email.data}.`] : []),
           ].join('\n'),
         );
       });

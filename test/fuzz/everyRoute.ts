@@ -51,6 +51,7 @@ const TABLES: (keyof Database)[] = [
   'group_members',
   'client_allowed_groups',
   'resources',
+  'mail_outbox',
   // Not passkey_tenant_audit_logs: a refused ceremony is written there on purpose, as Hanko does.
 ];
 
