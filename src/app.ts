@@ -37,6 +37,7 @@ import { linkRoutes } from './http/routes/links.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
 import { passkeyApiAtRoot } from './http/routes/passkeyApiKit.js';
+import { recoverRoutes } from './http/routes/recover.js';
 import { setupRoutes } from './http/routes/setup.js';
 import type { Services } from './http/services.js';
 import { sealKeysAtRest } from './keysAtRest.js';
@@ -170,6 +171,7 @@ export async function createApp({
     accountRoutes(services),
     linkRoutes(services),
     setupRoutes(services),
+    recoverRoutes(services),
     adminApiRoutes(services),
     adminPagesRoutes(services),
     passkeyApiRoutes(services),

@@ -3,14 +3,17 @@ import { randomSecret, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries } from '../db/queries/credentials.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
 import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
 import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
+import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
+import { queueAccountLogouts } from './backchannelLogout.js';
 import { confirmEmailOwner } from './emailOwnership.js';
-import { untilAfterRevocation } from './revocation.js';
+import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -19,6 +22,9 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
  * they asked for it just now, and whoever reads that mailbox later gets nothing from it.
  */
 export const SELF_RECOVERY_LINK_TTL_SECONDS = 30 * 60;
+
+/** The actor of links a person mails to themselves from "Lost your passkey?" (the link's created_by). */
+export const SELF_SERVICE_ACTOR = 'self-service';
 
 /** A freshly issued link. The URL holds the only copy of the token: show it once. */
 export interface IssuedOneTimeLink {
@@ -109,6 +115,18 @@ export async function createOneTimeLink(
   });
   if (emailed) wakeMailOutboxes();
   return { id: row.id, url, expiresAt: row.expires_at, emailed };
+}
+
+/**
+ * Revokes every sign-in, grant and token of the account for good, telling apps by back-channel
+ * logout (wake the outbox once committed). @returns the instant, for untilAfterRevocation.
+ */
+async function endEverySignIn(trx: Db, userId: string): Promise<Date> {
+  const at = await revokeAccountSignIns(trx, userId, { tokens: true });
+  await queueAccountLogouts(trx, userId, { grants: true });
+  const revoked = await oidcModelsQueries.destroyByAccountId(trx, userId);
+  await auditQueries.record(trx, `user:${userId}`, 'user.signed_out_everywhere', userId, { revoked });
+  return at;
 }
 
 /** Why a link cannot be used, with the words the link page shows. */
@@ -234,6 +252,7 @@ export async function redeemOneTimeLink(
 ): Promise<{ user: User; link: OneTimeTokenRow }> {
   const tokenHash = sha256Hex(token);
   let takenOverAt: Date | undefined;
+  let signedOutElsewhere = false;
   try {
     const redeemed = await db.transaction().execute(async (trx) => {
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
@@ -259,6 +278,12 @@ export async function redeemOneTimeLink(
           name,
           grantAdmin: link.purpose === 'invite' && link.grant_admin,
         }));
+        // A link the person mailed themselves ("Lost your passkey?") ends every other sign-in:
+        // the lost device, or whoever found it, keeps nothing. (A takeover above did already.)
+        if (link.created_by === SELF_SERVICE_ACTOR && !takenOverAt) {
+          takenOverAt = await endEverySignIn(trx, user.id);
+          signedOutElsewhere = true;
+        }
       } else {
         user = await usersQueries.insert(trx, {
           id: userId,
@@ -275,6 +300,7 @@ export async function redeemOneTimeLink(
       });
       return { user, link };
     });
+    if (signedOutElsewhere) wakeBackchannelOutboxes();
     // The owner is signed in next; that sign-in must fall after the earlier holder's revocation.
     if (takenOverAt) await untilAfterRevocation(takenOverAt);
     return redeemed;

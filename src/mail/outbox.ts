@@ -116,11 +116,11 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
     const retryAt = this.retryAt(mail);
     if (!retryAt) return this.#giveUp(mail, error);
     await mailOutboxQueries.markFailed(this.db, mail.id, error, retryAt);
-    mailDeliveries.inc({ template: mail.template, result: 'retry' });
     // One entry per mail, at its first failure: admins see that mail is stuck without a flood.
     if (mail.attempts === 1) {
       await auditQueries.record(this.db, 'system', 'mail.retry', mail.to_address, this.#details(mail, error));
     }
+    mailDeliveries.inc({ template: mail.template, result: 'retry' });
     this.log.warn('mail not sent, will retry', {
       mail: mail.id,
       template: mail.template,

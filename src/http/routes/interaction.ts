@@ -90,6 +90,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
         uid,
         client,
         signupOpen,
+        selfRecovery: config.selfRecovery,
       });
       return;
     }
