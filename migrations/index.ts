@@ -16,6 +16,7 @@ import * as m0014 from './0014_par_and_resources.js';
 import * as m0015 from './0015_backchannel_deliveries.js';
 import * as m0016 from './0016_passkey_tenant_settings.js';
 import * as m0017 from './0017_mail_outbox.js';
+import * as m0018 from './0018_email_verifications.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -36,4 +37,5 @@ export const migrations: Record<string, Migration> = {
   '0015_backchannel_deliveries': m0015,
   '0016_passkey_tenant_settings': m0016,
   '0017_mail_outbox': m0017,
+  '0018_email_verifications': m0018,
 };

@@ -39,6 +39,7 @@ import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
 import { passkeyApiAtRoot } from './http/routes/passkeyApiKit.js';
 import { recoverRoutes } from './http/routes/recover.js';
 import { setupRoutes } from './http/routes/setup.js';
+import { verifyEmailRoutes } from './http/routes/verifyEmail.js';
 import type { Services } from './http/services.js';
 import { sealKeysAtRest } from './keysAtRest.js';
 import type { Logger } from './logger.js';
@@ -172,6 +173,7 @@ export async function createApp({
     linkRoutes(services),
     setupRoutes(services),
     recoverRoutes(services),
+    verifyEmailRoutes(services),
     adminApiRoutes(services),
     adminPagesRoutes(services),
     passkeyApiRoutes(services),

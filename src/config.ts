@@ -107,7 +107,11 @@ const schema = z.object({
     .min(1, { message: 'RP_NAME must not be empty' })
     .max(64, { message: 'RP_NAME must be at most 64 characters' })
     .default('Sesame'),
-  SIGNUP: z.enum(['open', 'invite'], { message: 'SIGNUP must be "open" or "invite"' }).default('open'),
+  SIGNUP: z
+    .enum(['open', 'invite', 'open-verified'], {
+      message: 'SIGNUP must be "open" or "invite" (or "open-verified": open, for verified addresses only)',
+    })
+    .default('open'),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
@@ -151,7 +155,8 @@ export interface Config {
   readonly rpId: string;
   /** WebAuthn origin the browser reports in clientDataJSON. */
   readonly origin: string;
-  readonly signup: 'open' | 'invite';
+  /** Who may create an account; `open-verified`: anyone, but an account signs in to apps only once its address is verified. */
+  readonly signup: 'open' | 'invite' | 'open-verified';
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** Whether a reverse proxy's X-Forwarded-* headers are read (TRUST_PROXY). */
   readonly trustProxy: boolean;
@@ -240,6 +245,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
   const issuerUrl = new URL(values.ISSUER ?? `http://localhost:${values.PORT}`);
   const issuer = issuerUrl.href.replace(/\/$/, '');
   const mail = mailConfig(values);
+  if (values.SIGNUP === 'open-verified' && !mail) {
+    throw new ConfigError(
+      'SIGNUP=open-verified needs SMTP_URL and MAIL_FROM: the verification link is mailed',
+    );
+  }
   return Object.freeze({
     issuer,
     port: values.PORT,

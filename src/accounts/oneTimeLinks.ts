@@ -7,7 +7,7 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
-import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
+import { badRequest, conflict, notFound, type PageProblem, ProblemError } from '../http/errors.js';
 import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
@@ -132,56 +132,51 @@ async function endEverySignIn(trx: Db, userId: string): Promise<Date> {
 /** Why a link cannot be used, with the words the link page shows. */
 export type LinkProblem = 'invalid' | 'used' | 'expired' | 'disabled' | 'account_exists' | 'stale';
 
-const LINK_PROBLEMS: Record<LinkProblem, { status: number; code: string; heading: string; message: string }> =
-  {
-    invalid: {
-      status: 404,
-      code: 'link_invalid',
-      heading: 'This link is not valid',
-      message: 'Check that you opened the whole link, or ask an administrator for a new one.',
-    },
-    used: {
-      status: 410,
-      code: 'link_used',
-      heading: 'This link was already used',
-      message:
-        'Each link works once. Sign in with the passkey you created, or ask an administrator for a new link.',
-    },
-    expired: {
-      status: 410,
-      code: 'link_expired',
-      heading: 'This link has expired',
-      message: 'Ask an administrator for a new link.',
-    },
-    disabled: {
-      status: 403,
-      code: 'account_disabled',
-      heading: 'This account is disabled',
-      message: 'Ask an administrator to enable it.',
-    },
-    account_exists: {
-      status: 409,
-      code: 'account_exists',
-      heading: 'This account already exists',
-      message: 'An account with this email was created meanwhile. Ask an administrator for a recovery link.',
-    },
-    stale: {
-      status: 409,
-      code: 'link_stale',
-      heading: 'This page is out of date',
-      message:
-        'The account for this link changed while you were creating the passkey. Reload the page and try again.',
-    },
-  };
+const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
+  invalid: {
+    status: 404,
+    code: 'link_invalid',
+    heading: 'This link is not valid',
+    message: 'Check that you opened the whole link, or ask an administrator for a new one.',
+  },
+  used: {
+    status: 410,
+    code: 'link_used',
+    heading: 'This link was already used',
+    message:
+      'Each link works once. Sign in with the passkey you created, or ask an administrator for a new link.',
+  },
+  expired: {
+    status: 410,
+    code: 'link_expired',
+    heading: 'This link has expired',
+    message: 'Ask an administrator for a new link.',
+  },
+  disabled: {
+    status: 403,
+    code: 'account_disabled',
+    heading: 'This account is disabled',
+    message: 'Ask an administrator to enable it.',
+  },
+  account_exists: {
+    status: 409,
+    code: 'account_exists',
+    heading: 'This account already exists',
+    message: 'An account with this email was created meanwhile. Ask an administrator for a recovery link.',
+  },
+  stale: {
+    status: 409,
+    code: 'link_stale',
+    heading: 'This page is out of date',
+    message:
+      'The account for this link changed while you were creating the passkey. Reload the page and try again.',
+  },
+};
 
 /** The error a route throws for a link problem; `heading` is for the HTML page. */
-export class LinkError extends HttpError {
-  readonly heading: string;
-
-  constructor(readonly problem: LinkProblem) {
-    const { status, code, heading, message } = LINK_PROBLEMS[problem];
-    super(status, code, message);
-    this.heading = heading;
+export class LinkError extends ProblemError<LinkProblem> {
+  constructor(problem: LinkProblem) {
+    super(problem, LINK_PROBLEMS);
   }
 }
 

@@ -9,6 +9,7 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
 import { badRequest, HttpError } from '../http/errors.js';
+import { sendSecurityNotice } from '../mail/notices.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 
 /** A user as admins see them. */
@@ -99,16 +100,25 @@ async function keepAnAdministrator(trx: Db, user: User, what: string): Promise<v
  * Makes an account an administrator (idempotent; audited when it changes something).
  * @returns the user, or undefined when there is none.
  */
-export async function promoteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
-  return db.transaction().execute(async (trx) => {
+export async function promoteUser(
+  db: Db,
+  config: Config,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<UserView | undefined> {
+  let promoted: User | undefined;
+  const view = await db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     if (user.is_admin) return userView(user);
-    const updated = await usersQueries.update(trx, user.id, { isAdmin: true });
+    promoted = await usersQueries.update(trx, user.id, { isAdmin: true });
     await auditQueries.record(trx, actor, 'user.promote', user.id, { email: user.email });
-    return userView(updated!);
+    return userView(promoted!);
   });
+  // Told only when it changed: promoting an administrator again mails nothing.
+  if (promoted) await sendSecurityNotice(db, config, undefined, promoted, 'admin_granted');
+  return view;
 }
 
 /**

@@ -74,8 +74,8 @@ export function registerUserCommands(program: Command): void {
     .description('make an existing account a Sesame administrator')
     .option('--json', 'print JSON')
     .action((idOrEmail: string, opts) =>
-      withDatabase(async (db) => {
-        const user = await promoteUser(db, idOrEmail, cliActor());
+      withDatabase(async (db, config) => {
+        const user = await promoteUser(db, config, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
         output(opts.json, user, () => `${user.email} is an administrator`);
       }),

@@ -304,8 +304,21 @@ export interface MailOutboxTable {
   created_at: Generated<Date>;
 }
 
+/** The link of a welcome mail that verifies an account's address (migration 0018). */
+export interface EmailVerificationsTable {
+  id: Generated<string>;
+  user_id: string;
+  /** The address the mail went to: a link for an address the account no longer has verifies nothing. */
+  email: string;
+  token_hash: string;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   mail_outbox: MailOutboxTable;
+  email_verifications: EmailVerificationsTable;
   users: UsersTable;
   credentials: CredentialsTable;
   webauthn_challenges: WebauthnChallengesTable;

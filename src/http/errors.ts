@@ -17,6 +17,31 @@ export class HttpError extends Error {
   }
 }
 
+/** What a page shows for one way a link can fail: its status, code, heading and words. */
+export interface PageProblem {
+  status: number;
+  code: string;
+  heading: string;
+  message: string;
+}
+
+/**
+ * An {@link HttpError} for one of a fixed set of problems a page names (`problem`), each
+ * with the words its error page shows (`heading` is the page's title).
+ */
+export class ProblemError<P extends string> extends HttpError {
+  readonly heading: string;
+
+  constructor(
+    readonly problem: P,
+    problems: Record<P, PageProblem>,
+  ) {
+    const { status, code, heading, message } = problems[problem];
+    super(status, code, message);
+    this.heading = heading;
+  }
+}
+
 export const badRequest = (message: string, details?: Record<string, unknown>) =>
   new HttpError(400, 'invalid_request', message, details);
 export const unauthorized = (message = 'Authentication required') =>

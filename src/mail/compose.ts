@@ -13,6 +13,14 @@ const html = new Eta({ views: MAIL_VIEWS, autoEscape: true, cache: true, autoTri
 export interface MailData {
   invite: { email: string; url: string; expiresAt: Date; admin: boolean };
   recovery: { email: string; url: string; expiresAt: Date; selfService: boolean };
+  welcome: { email: string; url: string; expiresAt: Date; mustVerify: boolean };
+  notice: {
+    notice: 'passkey_added' | 'passkey_removed' | 'recovery_used' | 'admin_granted';
+    email: string;
+    passkeyName: string | null;
+    at: Date;
+    accountUrl: string;
+  };
 }
 
 export type MailTemplate = keyof MailData;
@@ -35,6 +43,7 @@ export function composeMail<T extends MailTemplate>(
 ): NewMail {
   const values: Record<string, unknown> = { ...data, issuerName: config.rpName };
   if ('expiresAt' in data) values.expires = mailDate(data.expiresAt);
+  if ('at' in data) values.when = mailDate(data.at);
   const [subject = '', ...body] = text.render(`./${template}.txt.eta`, values).split('\n');
   const rendered = html.render(`./${template}.html.eta`, { ...values, subject });
   return { template, to, subject: subject.trim(), text: body.join('\n').trimStart(), html: rendered };

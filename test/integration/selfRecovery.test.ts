@@ -2,12 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { BrowserSession } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
-import { linkIn, type MailServer, startMailServer } from '../support/mailServer.js';
+import { linkIn, type MailServer, startAppWithMail } from '../support/mailServer.js';
 import { Person } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
-
-const TEST_TIMING = { pollMs: 200, backoffMs: [300], timeoutMs: 5_000 };
 
 /** The sign-in page of Sesame's own account app (an OIDC login prompt). */
 async function signInPage(sesame: TestApp): Promise<string> {
@@ -30,19 +28,13 @@ const answerText = (text: string, email: string) =>
 describe('"Lost your passkey?" with mail configured', () => {
   let mail: MailServer;
   let sesame: TestApp;
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
-    mail = await startMailServer();
-    sesame = await startTestApp(
-      { SMTP_URL: mail.url, MAIL_FROM: 'signin@acme.test', RP_NAME: 'Acme' },
-      { mailTiming: TEST_TIMING },
-    );
+    ({ mail, sesame, stop } = await startAppWithMail());
   });
 
-  afterAll(async () => {
-    await sesame?.stop();
-    await mail?.stop();
-  });
+  afterAll(() => stop?.());
 
   it('links "Lost your passkey?" from the sign-in page to a page with "Email" and "Send me a link"', async () => {
     expect(await signInPage(sesame)).toContain('<a href="/recover">Lost your passkey?</a>');
@@ -141,19 +133,13 @@ describe('"Lost your passkey?" with mail configured', () => {
 describe('"Lost your passkey?" limits', () => {
   let mail: MailServer;
   let sesame: TestApp;
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
-    mail = await startMailServer();
-    sesame = await startTestApp(
-      { SMTP_URL: mail.url, MAIL_FROM: 'signin@acme.test', RATE_LIMIT_PER_MINUTE: '600' },
-      { mailTiming: TEST_TIMING },
-    );
+    ({ mail, sesame, stop } = await startAppWithMail({ RATE_LIMIT_PER_MINUTE: '600' }));
   });
 
-  afterAll(async () => {
-    await sesame?.stop();
-    await mail?.stop();
-  });
+  afterAll(() => stop?.());
 
   it('limits requests per address (3 in 15 minutes) and per client IP (10)', async () => {
     await usersQueries.insert(sesame.db, { email: 'target@example.com', name: null });

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
-import { freePort } from './testApp.js';
+import { freePort, startTestApp } from './testApp.js';
 
 /** A mail the test SMTP server received, parsed. */
 export interface ReceivedMail {
@@ -97,4 +97,24 @@ export function linkIn(mail: ReceivedMail): string {
   const link = /https?:\/\/\S+\/link\/[A-Za-z0-9_-]{43}/.exec(mail.text)?.[0];
   if (!link) throw new Error(`no one-time link in the mail "${mail.subject}"`);
   return link;
+}
+
+/** Waits between mail attempts short enough for a test to see retries. */
+export const TEST_MAIL_TIMING = { pollMs: 200, backoffMs: [300], timeoutMs: 5_000 };
+
+/** A test SMTP server and a Sesame that mails through it (`env` adds settings). */
+export async function startAppWithMail(env: Record<string, string> = {}) {
+  const mail = await startMailServer();
+  const sesame = await startTestApp(
+    { SMTP_URL: mail.url, MAIL_FROM: 'signin@acme.test', RP_NAME: 'Acme', ...env },
+    { mailTiming: TEST_MAIL_TIMING },
+  );
+  return {
+    mail,
+    sesame,
+    async stop() {
+      await sesame.stop();
+      await mail.stop();
+    },
+  };
 }

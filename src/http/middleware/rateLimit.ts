@@ -76,6 +76,9 @@ export const SELF_RECOVERY_REQUESTS_PER_ADDRESS = { name: 'recover-address', poi
 /** "Lost your passkey?" requests per client IP: a person needs one or two; a script probing many addresses gets 10. */
 export const SELF_RECOVERY_REQUESTS_PER_IP = { name: 'recover-ip', points: 10, seconds: 15 * 60 };
 
+/** Welcome mails sent again per address (SIGNUP=open-verified): a lost mail needs one more, not a flood. */
+export const WELCOME_RESENDS_PER_ADDRESS = { name: 'welcome-resend', points: 3, seconds: 15 * 60 };
+
 /**
  * Device codes typed (or confirmed) at ISSUER/device per client IP: a person needs two or
  * three posts per device they sign in; a script guessing codes gets 30 tries in 15 minutes
