@@ -15,6 +15,8 @@ import * as m0013 from './0013_groups_and_claims.js';
 import * as m0014 from './0014_par_and_resources.js';
 import * as m0015 from './0015_backchannel_deliveries.js';
 import * as m0016 from './0016_passkey_tenant_settings.js';
+import * as m0017 from './0017_mail_outbox.js';
+import * as m0018 from './0018_email_verifications.js';
 import * as m0019 from './0019_user_locale.js';
 import * as m0020 from './0020_branding.js';
 
@@ -38,4 +40,6 @@ export const migrations: Record<string, Migration> = {
   '0016_passkey_tenant_settings': m0016,
   '0019_user_locale': m0019,
   '0020_branding': m0020,
+  '0017_mail_outbox': m0017,
+  '0018_email_verifications': m0018,
 };

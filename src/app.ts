@@ -11,6 +11,7 @@ import { GroupedUpserts } from './db/groupedUpserts.js';
 import { MemoryHitCounter, PostgresHitCounter } from './db/hitCounter.js';
 import { backchannelDeliveriesQueries } from './db/queries/backchannelDeliveries.js';
 import { challengesQueries } from './db/queries/challenges.js';
+import { mailOutboxQueries } from './db/queries/mailOutbox.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
 import { notFound } from './http/errors.js';
@@ -39,11 +40,14 @@ import { linkRoutes } from './http/routes/links.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { passkeyApiRoutes } from './http/routes/passkeyApi.js';
 import { passkeyApiAtRoot } from './http/routes/passkeyApiKit.js';
+import { recoverRoutes } from './http/routes/recover.js';
 import { setupRoutes } from './http/routes/setup.js';
+import { verifyEmailRoutes } from './http/routes/verifyEmail.js';
 import type { Services } from './http/services.js';
 import { withPageBrand } from './http/views.js';
 import { sealKeysAtRest } from './keysAtRest.js';
 import type { Logger } from './logger.js';
+import { MailOutbox } from './mail/outbox.js';
 import { BackchannelOutbox, type DeliveryTiming } from './oidc/backchannelOutbox.js';
 import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
@@ -52,6 +56,7 @@ import { createProvider } from './oidc/provider.js';
 import { isProviderPath } from './oidc/providerPaths.js';
 import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
 import { createRowCaches } from './oidc/rowCaches.js';
+import type { OutboxTiming } from './outboxWorker.js';
 import { PUBLIC_DIR } from './paths.js';
 import { forRequestFrom } from './requestContext.js';
 
@@ -69,7 +74,7 @@ const PUBLIC_METADATA_CACHE = 'public, max-age=300';
 /** Expired rows are swept this often; each sweep deletes in small batches. */
 const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
 
-/** Back-channel logout deliveries done (delivered or given up) are kept this long for admins to look into. */
+/** Back-channel logout deliveries and mails done (delivered or given up) are kept this long for admins to look into. */
 const DONE_DELIVERIES_KEPT_DAYS = 30;
 
 export interface AppDeps {
@@ -83,6 +88,8 @@ export interface AppDeps {
   listen?: DatabaseHandle['listen'];
   /** Overrides the back-channel logout outbox's timing (tests make its waits short). */
   backchannelTiming?: Partial<DeliveryTiming>;
+  /** Overrides the mail outbox's timing (tests make its waits short). */
+  mailTiming?: Partial<OutboxTiming>;
 }
 
 /** A composed Sesame server: start() listens, stop() drains requests and stops timers (the caller closes the database). */
@@ -99,7 +106,14 @@ export interface SesameApp {
 }
 
 /** Builds the app: keys and cookie secrets from the database, the provider, Sesame's routes. */
-export async function createApp({ config, db, log, listen, backchannelTiming }: AppDeps): Promise<SesameApp> {
+export async function createApp({
+  config,
+  db,
+  log,
+  listen,
+  backchannelTiming,
+  mailTiming,
+}: AppDeps): Promise<SesameApp> {
   await sealKeysAtRest(db, config, log);
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
@@ -116,6 +130,7 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
     signing,
   );
   const outbox = new BackchannelOutbox(db, () => live.provider, log, backchannelTiming);
+  const mailOutbox = config.mail ? new MailOutbox(db, config.mail, log, mailTiming) : undefined;
   const rowChanges = listen
     ? await keepCachesInStep(listen, { ...caches, signing_keys: live, branding: brand }, log)
     : undefined;
@@ -179,6 +194,8 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
     accountRoutes(services),
     linkRoutes(services),
     setupRoutes(services),
+    recoverRoutes(services),
+    verifyEmailRoutes(services),
     adminApiRoutes(services),
     adminPagesRoutes(services),
     passkeyApiRoutes(services),
@@ -212,7 +229,8 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
         (await oidcModelsQueries.deleteExpired(db)) +
         (await challengesQueries.deleteExpired(db)) +
         (await hits.sweep()) +
-        (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS));
+        (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
+        (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS));
       if (removed) log.debug('expired rows removed', { removed });
     } catch (error) {
       log.warn('cleanup failed', { error: (error as Error).message });
@@ -238,11 +256,13 @@ export async function createApp({ config, db, log, listen, backchannelTiming }: 
       cleanupTimer = setInterval(cleanup, CLEANUP_INTERVAL_MS);
       cleanupTimer.unref();
       outbox.start();
+      mailOutbox?.start();
       return (server.address() as AddressInfo).port;
     },
     async stop() {
       if (cleanupTimer) clearInterval(cleanupTimer);
       await outbox.stop();
+      await mailOutbox?.stop();
       live.stop();
       await rowChanges?.close();
       if (!server) return;

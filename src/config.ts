@@ -103,6 +103,23 @@ const brandImage = (name: string, kind: BrandImageKind) =>
     return { bytes, type: imageTypeOf(bytes)! };
   });
 
+/** `smtp://` (STARTTLS when the server offers it) or `smtps://` (TLS from the start), with a host. */
+const smtpUrl = (name: string) =>
+  z.string().superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${name} must be an smtp:// or smtps:// URL` });
+      return;
+    }
+    if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') {
+      ctx.addIssue({ code: 'custom', message: `${name} must be an smtp:// or smtps:// URL` });
+    } else if (!url.hostname) {
+      ctx.addIssue({ code: 'custom', message: `${name} must name the mail server's host` });
+    }
+  });
+
 const schema = z.object({
   // No default here: it follows PORT (http://localhost:$PORT), see loadConfig.
   ISSUER: httpUrl('ISSUER').optional(),
@@ -137,7 +154,11 @@ const schema = z.object({
   BRAND_ACCENT: accentColour('BRAND_ACCENT').default(DEFAULT_ACCENT),
   BRAND_LOGO: brandImage('BRAND_LOGO', 'logo').optional(),
   BRAND_FAVICON: brandImage('BRAND_FAVICON', 'favicon').optional(),
-  SIGNUP: z.enum(['open', 'invite'], { message: 'SIGNUP must be "open" or "invite"' }).default('open'),
+  SIGNUP: z
+    .enum(['open', 'invite', 'open-verified'], {
+      message: 'SIGNUP must be "open" or "invite" (or "open-verified": open, for verified addresses only)',
+    })
+    .default('open'),
   DEFAULT_LOCALE: z
     .enum(SUPPORTED_LOCALES, { message: `DEFAULT_LOCALE must be one of ${SUPPORTED_LOCALES.join(', ')}` })
     .default('en'),
@@ -153,6 +174,17 @@ const schema = z.object({
   RATE_LIMIT_PER_MINUTE: wholeNumber('RATE_LIMIT_PER_MINUTE', 1_000_000, 'turns rate limiting off').default(
     600,
   ),
+  SMTP_URL: smtpUrl('SMTP_URL').optional(),
+  SMTP_USER: z.string().optional(),
+  SMTP_PASSWORD: z.string().optional(),
+  MAIL_FROM: z
+    .string()
+    .max(320, { message: 'MAIL_FROM must be at most 320 characters' })
+    .refine((v) => /^[^<>]*<[^\s@<>]+@[^\s@<>]+>$|^[^\s@<>]+@[^\s@<>]+$/.test(v.trim()), {
+      message: 'MAIL_FROM must be an address, like sesame@example.com or "Sesame <sesame@example.com>"',
+    })
+    .optional(),
+  SELF_RECOVERY: z.enum(['on', 'off'], { message: 'SELF_RECOVERY must be "on" or "off"' }).default('on'),
 });
 
 /** Sesame's settings, read once from the environment and frozen. */
@@ -183,9 +215,10 @@ export interface Config {
     readonly logo: BrandImageFile | undefined;
     readonly favicon: BrandImageFile | undefined;
   };
-  readonly signup: 'open' | 'invite';
   /** The pages' language when neither the OIDC request, the account nor the browser picks a supported one. */
   readonly defaultLocale: Locale;
+  /** Who may create an account; `open-verified`: anyone, but an account signs in to apps only once its address is verified. */
+  readonly signup: 'open' | 'invite' | 'open-verified';
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** Whether a reverse proxy's X-Forwarded-* headers are read (TRUST_PROXY). */
   readonly trustProxy: boolean;
@@ -197,6 +230,42 @@ export interface Config {
   readonly rateLimitPerMinute: number;
   /** Cookies get the Secure flag when the issuer is served over https. */
   readonly secureCookies: boolean;
+  /** How Sesame sends mail (SMTP_URL, MAIL_FROM); undefined: it sends none and admins hand links over. */
+  readonly mail: MailConfig | undefined;
+  /** Whether "Lost your passkey?" mails a recovery link (needs mail; SELF_RECOVERY=off turns it off). */
+  readonly selfRecovery: boolean;
+}
+
+/** The SMTP server and sender of Sesame's mail. */
+export interface MailConfig {
+  readonly host: string;
+  readonly port: number;
+  /** TLS from the first byte (smtps://); otherwise STARTTLS when the server offers it. */
+  readonly secure: boolean;
+  readonly auth: { readonly user: string; readonly pass: string } | undefined;
+  readonly from: string;
+}
+
+/** The mail settings from SMTP_URL, SMTP_USER, SMTP_PASSWORD and MAIL_FROM. */
+function mailConfig(values: z.infer<typeof schema>): MailConfig | undefined {
+  if (!values.SMTP_URL) {
+    if (values.MAIL_FROM)
+      throw new ConfigError('MAIL_FROM is set but SMTP_URL is not: set both to send mail');
+    return undefined;
+  }
+  if (!values.MAIL_FROM)
+    throw new ConfigError("MAIL_FROM must be set when SMTP_URL is (the sender of Sesame's mail)");
+  const url = new URL(values.SMTP_URL);
+  const secure = url.protocol === 'smtps:';
+  const user = values.SMTP_USER ?? decodeURIComponent(url.username);
+  const pass = values.SMTP_PASSWORD ?? decodeURIComponent(url.password);
+  return Object.freeze({
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port ? Number(url.port) : secure ? 465 : 587,
+    secure,
+    auth: user ? Object.freeze({ user, pass }) : undefined,
+    from: values.MAIL_FROM.trim(),
+  });
 }
 
 /**
@@ -237,6 +306,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
   const values = parsed.data;
   const issuerUrl = new URL(values.ISSUER ?? `http://localhost:${values.PORT}`);
   const issuer = issuerUrl.href.replace(/\/$/, '');
+  const mail = mailConfig(values);
+  if (values.SIGNUP === 'open-verified' && !mail) {
+    throw new ConfigError(
+      'SIGNUP=open-verified needs SMTP_URL and MAIL_FROM: the verification link is mailed',
+    );
+  }
   return Object.freeze({
     issuer,
     port: values.PORT,
@@ -262,6 +337,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     inviteTtlSeconds: values.INVITE_TTL_HOURS * 3600,
     rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE,
     secureCookies: issuerUrl.protocol === 'https:',
+    mail,
+    selfRecovery: mail !== undefined && values.SELF_RECOVERY === 'on',
   });
 }
 

@@ -45,6 +45,13 @@ export const backchannelDeliveries = new Counter({
   registers: [metricsRegistry],
 });
 
+export const mailDeliveries = new Counter({
+  name: 'sesame_mail_deliveries_total',
+  help: 'Mails handed to the SMTP server, by template and result (sent, retry, given_up)',
+  labelNames: ['template', 'result'] as const,
+  registers: [metricsRegistry],
+});
+
 export const httpDuration = new Histogram({
   name: 'sesame_http_request_duration_seconds',
   help: 'Time to answer an HTTP request, by route template',

@@ -3,21 +3,36 @@ import { randomSecret, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries } from '../db/queries/credentials.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
-import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
+import { badRequest, conflict, notFound, type PageProblem, ProblemError } from '../http/errors.js';
+import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
+import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
+import { queueAccountLogouts } from './backchannelLogout.js';
 import { confirmEmailOwner } from './emailOwnership.js';
-import { untilAfterRevocation } from './revocation.js';
+import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * A recovery link a person mails to themselves ("Lost your passkey?") lives 30 minutes:
+ * they asked for it just now, and whoever reads that mailbox later gets nothing from it.
+ */
+export const SELF_RECOVERY_LINK_TTL_SECONDS = 30 * 60;
+
+/** The actor of links a person mails to themselves from "Lost your passkey?" (the link's created_by). */
+export const SELF_SERVICE_ACTOR = 'self-service';
 
 /** A freshly issued link. The URL holds the only copy of the token: show it once. */
 export interface IssuedOneTimeLink {
   id: string;
   url: string;
   expiresAt: Date;
+  /** Whether the link was also queued as a mail to the address (SMTP_URL set). */
+  emailed: boolean;
 }
 
 /**
@@ -37,13 +52,22 @@ export interface IssuedOneTimeLink {
 export async function createOneTimeLink(
   db: Db,
   config: Config,
-  input: { email: string; admin?: boolean; purpose?: 'invite' | 'recovery'; actor: string },
+  input: {
+    email: string;
+    admin?: boolean;
+    purpose?: 'invite' | 'recovery';
+    actor: string;
+    /** Asked for by the person on the "Lost your passkey?" page: a shorter life, and a mail that says so. */
+    selfService?: boolean;
+  },
 ): Promise<IssuedOneTimeLink> {
   const email = input.email.trim();
   if (email.length > 254 || !EMAIL.test(email)) throw badRequest('Enter a valid email address');
   const token = randomSecret();
-  const expiresAt = new Date(Date.now() + config.inviteTtlSeconds * 1000);
-  const row = await db.transaction().execute(async (trx) => {
+  const url = `${config.issuer}/link/${token}`;
+  const ttlSeconds = input.selfService ? SELF_RECOVERY_LINK_TTL_SECONDS : config.inviteTtlSeconds;
+  const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
+  const { row, emailed } = await db.transaction().execute(async (trx) => {
     const existing = await usersQueries.findByEmail(trx, email);
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
     // An admin invitation never turns into a recovery link that quietly drops the admin part
@@ -73,70 +97,87 @@ export async function createOneTimeLink(
       admin: issued.grant_admin,
       expires_at: expiresAt.toISOString(),
     });
-    return issued;
+    const emailed =
+      purpose === 'invite'
+        ? await queueMail(trx, config, 'invite', issued.email, {
+            email: issued.email,
+            url,
+            expiresAt,
+            admin: issued.grant_admin,
+          })
+        : await queueMail(trx, config, 'recovery', issued.email, {
+            email: issued.email,
+            url,
+            expiresAt,
+            selfService: input.selfService ?? false,
+          });
+    return { row: issued, emailed };
   });
-  return { id: row.id, url: `${config.issuer}/link/${token}`, expiresAt: row.expires_at };
+  if (emailed) wakeMailOutboxes();
+  return { id: row.id, url, expiresAt: row.expires_at, emailed };
+}
+
+/**
+ * Revokes every sign-in, grant and token of the account for good, telling apps by back-channel
+ * logout (wake the outbox once committed). @returns the instant, for untilAfterRevocation.
+ */
+async function endEverySignIn(trx: Db, userId: string): Promise<Date> {
+  const at = await revokeAccountSignIns(trx, userId, { tokens: true });
+  await queueAccountLogouts(trx, userId, { grants: true });
+  const revoked = await oidcModelsQueries.destroyByAccountId(trx, userId);
+  await auditQueries.record(trx, `user:${userId}`, 'user.signed_out_everywhere', userId, { revoked });
+  return at;
 }
 
 /** Why a link cannot be used, with the words the link page shows. */
 export type LinkProblem = 'invalid' | 'used' | 'expired' | 'disabled' | 'account_exists' | 'stale';
 
-const LINK_PROBLEMS: Record<LinkProblem, { status: number; code: string; heading: string; message: string }> =
-  {
-    invalid: {
-      status: 404,
-      code: 'link_invalid',
-      heading: 'This link is not valid',
-      message: 'Check that you opened the whole link, or ask an administrator for a new one.',
-    },
-    used: {
-      status: 410,
-      code: 'link_used',
-      heading: 'This link was already used',
-      message:
-        'Each link works once. Sign in with the passkey you created, or ask an administrator for a new link.',
-    },
-    expired: {
-      status: 410,
-      code: 'link_expired',
-      heading: 'This link has expired',
-      message: 'Ask an administrator for a new link.',
-    },
-    disabled: {
-      status: 403,
-      code: 'account_disabled',
-      heading: 'This account is disabled',
-      message: 'Ask an administrator to enable it.',
-    },
-    account_exists: {
-      status: 409,
-      code: 'account_exists',
-      heading: 'This account already exists',
-      message: 'An account with this email was created meanwhile. Ask an administrator for a recovery link.',
-    },
-    stale: {
-      status: 409,
-      code: 'link_stale',
-      heading: 'This page is out of date',
-      message:
-        'The account for this link changed while you were creating the passkey. Reload the page and try again.',
-    },
-  };
+const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
+  invalid: {
+    status: 404,
+    code: 'link_invalid',
+    heading: 'This link is not valid',
+    message: 'Check that you opened the whole link, or ask an administrator for a new one.',
+  },
+  used: {
+    status: 410,
+    code: 'link_used',
+    heading: 'This link was already used',
+    message:
+      'Each link works once. Sign in with the passkey you created, or ask an administrator for a new link.',
+  },
+  expired: {
+    status: 410,
+    code: 'link_expired',
+    heading: 'This link has expired',
+    message: 'Ask an administrator for a new link.',
+  },
+  disabled: {
+    status: 403,
+    code: 'account_disabled',
+    heading: 'This account is disabled',
+    message: 'Ask an administrator to enable it.',
+  },
+  account_exists: {
+    status: 409,
+    code: 'account_exists',
+    heading: 'This account already exists',
+    message: 'An account with this email was created meanwhile. Ask an administrator for a recovery link.',
+  },
+  stale: {
+    status: 409,
+    code: 'link_stale',
+    heading: 'This page is out of date',
+    message:
+      'The account for this link changed while you were creating the passkey. Reload the page and try again.',
+  },
+};
 
 /** The error a route throws for a link problem; `heading` is for the HTML page. */
-export class LinkError extends HttpError {
-  readonly heading: string;
-
-  constructor(readonly problem: LinkProblem) {
-    const { status, code, heading, message } = LINK_PROBLEMS[problem];
-    super(status, code, message);
-    this.heading = heading;
-    this.headingKey = `linkProblems.${problem}.heading`;
-    this.localized(`linkProblems.${problem}.message`);
+export class LinkError extends ProblemError<LinkProblem> {
+  constructor(problem: LinkProblem) {
+    super(problem, LINK_PROBLEMS, 'linkProblems');
   }
-
-  /** The catalog key of the heading in the person's language. */
-  readonly headingKey: string;
 }
 
 /**
@@ -206,6 +247,7 @@ export async function redeemOneTimeLink(
 ): Promise<{ user: User; link: OneTimeTokenRow }> {
   const tokenHash = sha256Hex(token);
   let takenOverAt: Date | undefined;
+  let signedOutElsewhere = false;
   try {
     const redeemed = await db.transaction().execute(async (trx) => {
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
@@ -231,6 +273,12 @@ export async function redeemOneTimeLink(
           name,
           grantAdmin: link.purpose === 'invite' && link.grant_admin,
         }));
+        // A link the person mailed themselves ("Lost your passkey?") ends every other sign-in:
+        // the lost device, or whoever found it, keeps nothing. (A takeover above did already.)
+        if (link.created_by === SELF_SERVICE_ACTOR && !takenOverAt) {
+          takenOverAt = await endEverySignIn(trx, user.id);
+          signedOutElsewhere = true;
+        }
       } else {
         user = await usersQueries.insert(trx, {
           id: userId,
@@ -247,6 +295,7 @@ export async function redeemOneTimeLink(
       });
       return { user, link };
     });
+    if (signedOutElsewhere) wakeBackchannelOutboxes();
     // The owner is signed in next; that sign-in must fall after the earlier holder's revocation.
     if (takenOverAt) await untilAfterRevocation(takenOverAt);
     return redeemed;

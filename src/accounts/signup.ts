@@ -1,8 +1,11 @@
+import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
+import { wakeMailOutboxes } from '../mail/outbox.js';
+import { queueWelcomeMail } from './emailVerification.js';
 
 export async function emailTaken(db: Db, email: string): Promise<boolean> {
   return (await usersQueries.findByEmail(db, email)) !== undefined;
@@ -10,10 +13,12 @@ export async function emailTaken(db: Db, email: string): Promise<boolean> {
 
 /**
  * Creates the account and its first passkey in one transaction: either both exist or
- * neither does. Returns undefined when the email was taken meanwhile.
+ * neither does, and with mail set queues the welcome mail whose link verifies the address.
+ * Returns undefined when the email was taken meanwhile.
  */
 export async function createAccountWithPasskey(
   db: Db,
+  config: Config,
   input: {
     userId: string;
     email: string;
@@ -23,7 +28,8 @@ export async function createAccountWithPasskey(
   },
 ): Promise<User | undefined> {
   try {
-    return await db.transaction().execute(async (trx) => {
+    let welcomed = false;
+    const created = await db.transaction().execute(async (trx) => {
       if (await usersQueries.findByEmail(trx, input.email)) return undefined;
       const user = await usersQueries.insert(trx, {
         id: input.userId,
@@ -37,8 +43,11 @@ export async function createAccountWithPasskey(
       await auditQueries.record(trx, `user:${user.id}`, 'user.signup', user.id, {
         credential: input.credential.id,
       });
+      welcomed = await queueWelcomeMail(trx, config, user);
       return user;
     });
+    if (welcomed) wakeMailOutboxes();
+    return created;
   } catch (error) {
     // Two sign-ups raced for one email: the unique index let only one through.
     if ((error as { code?: string }).code === '23505') return undefined;

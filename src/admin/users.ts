@@ -1,6 +1,6 @@
 import { queueAccountLogouts } from '../accounts/backchannelLogout.js';
 import { ClaimValidationError, withClaim, withoutClaim } from '../accounts/customClaims.js';
-import { createOneTimeLink } from '../accounts/oneTimeLinks.js';
+import { createOneTimeLink, type IssuedOneTimeLink } from '../accounts/oneTimeLinks.js';
 import { revokeAccountSignIns, untilAfterRevocation } from '../accounts/revocation.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
@@ -9,6 +9,7 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
 import { badRequest, HttpError } from '../http/errors.js';
+import { sendSecurityNotice } from '../mail/notices.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 
 /** A user as admins see them. */
@@ -99,16 +100,25 @@ async function keepAnAdministrator(trx: Db, user: User, what: string): Promise<v
  * Makes an account an administrator (idempotent; audited when it changes something).
  * @returns the user, or undefined when there is none.
  */
-export async function promoteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
-  return db.transaction().execute(async (trx) => {
+export async function promoteUser(
+  db: Db,
+  config: Config,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<UserView | undefined> {
+  let promoted: User | undefined;
+  const view = await db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     if (user.is_admin) return userView(user);
-    const updated = await usersQueries.update(trx, user.id, { isAdmin: true });
+    promoted = await usersQueries.update(trx, user.id, { isAdmin: true });
     await auditQueries.record(trx, actor, 'user.promote', user.id, { email: user.email });
-    return userView(updated!);
+    return userView(promoted!);
   });
+  // Told only when it changed: promoting an administrator again mails nothing.
+  if (promoted) await sendSecurityNotice(db, config, undefined, promoted, 'admin_granted');
+  return view;
 }
 
 /**
@@ -201,14 +211,25 @@ export async function inviteUser(
   config: Config,
   input: { email: string; admin: boolean },
   actor: Actor,
-): Promise<{ url: string; expires_at: string }> {
+): Promise<IssuedLinkView> {
   const link = await createOneTimeLink(db, config, {
     email: input.email,
     admin: input.admin,
     purpose: 'invite',
     actor,
   });
-  return { url: link.url, expires_at: link.expiresAt.toISOString() };
+  return issuedLinkView(link);
+}
+
+/** A link as admins see it: with SMTP_URL set it was also mailed, and says so (`emailed: true`). */
+export interface IssuedLinkView {
+  url: string;
+  expires_at: string;
+  emailed?: true;
+}
+
+function issuedLinkView(link: IssuedOneTimeLink): IssuedLinkView {
+  return { url: link.url, expires_at: link.expiresAt.toISOString(), ...(link.emailed && { emailed: true }) };
 }
 
 /**
@@ -220,11 +241,11 @@ export async function issueRecoveryLink(
   config: Config,
   idOrEmail: string,
   actor: Actor,
-): Promise<{ user: UserView; url: string; expires_at: string } | undefined> {
+): Promise<({ user: UserView } & IssuedLinkView) | undefined> {
   const user = await findUser(db, idOrEmail);
   if (!user) return undefined;
   const link = await createOneTimeLink(db, config, { email: user.email, purpose: 'recovery', actor });
-  return { user: userView(user), url: link.url, expires_at: link.expiresAt.toISOString() };
+  return { user: userView(user), ...issuedLinkView(link) };
 }
 
 /** Sets (`value` given) or removes (`undefined`) one admin-set claim of a user. */

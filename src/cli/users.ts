@@ -74,8 +74,8 @@ export function registerUserCommands(program: Command): void {
     .description('make an existing account a Sesame administrator')
     .option('--json', 'print JSON')
     .action((idOrEmail: string, opts) =>
-      withDatabase(async (db) => {
-        const user = await promoteUser(db, idOrEmail, cliActor());
+      withDatabase(async (db, config) => {
+        const user = await promoteUser(db, config, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
         output(opts.json, user, () => `${user.email} is an administrator`);
       }),
@@ -123,6 +123,7 @@ export function registerUserCommands(program: Command): void {
             `One-time link for ${email.data}${opts.admin ? ' (administrator)' : ''}:`,
             link.url,
             `It works once and expires at ${link.expires_at}.`,
+            ...(link.emailed ? [`It was also mailed to ${email.data}.`] : []),
           ].join('\n'),
         );
       });

@@ -304,7 +304,39 @@ export interface BrandingTable {
   updated_at: Generated<Date>;
 }
 
+/** A mail to send (migration 0017). */
+export interface MailOutboxTable {
+  id: Generated<string>;
+  /** Which views/mail template made it: what admins and metrics see, never the body. */
+  template: string;
+  to_address: string;
+  subject: string;
+  /** Emptied once done: the body may hold a one-time link. */
+  text_body: string | null;
+  html_body: string | null;
+  attempts: Generated<number>;
+  /** Null once done: sent, or given up with last_error. */
+  next_attempt_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  last_error: string | null;
+  sent_at: NullableTimestamp;
+  created_at: Generated<Date>;
+}
+
+/** The link of a welcome mail that verifies an account's address (migration 0018). */
+export interface EmailVerificationsTable {
+  id: Generated<string>;
+  user_id: string;
+  /** The address the mail went to: a link for an address the account no longer has verifies nothing. */
+  email: string;
+  token_hash: string;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
+  mail_outbox: MailOutboxTable;
+  email_verifications: EmailVerificationsTable;
   users: UsersTable;
   credentials: CredentialsTable;
   webauthn_challenges: WebauthnChallengesTable;

@@ -28,6 +28,41 @@ export class HttpError extends Error {
   }
 }
 
+/** What a page shows for one way a link can fail: its status, code, heading and words. */
+export interface PageProblem {
+  status: number;
+  code: string;
+  heading: string;
+  message: string;
+}
+
+/**
+ * An {@link HttpError} for one of a fixed set of problems a page names (`problem`), each
+ * with the words its error page shows (`heading` is the page's title).
+ */
+export class ProblemError<P extends string> extends HttpError {
+  readonly heading: string;
+
+  /** The catalog key of the heading in the person's language, when the problems have a catalog section. */
+  readonly headingKey: string | undefined;
+
+  /**
+   * @param catalogSection where locales/*.json words these problems: `<section>.<problem>.heading`
+   *   and `.message` (the English here stays for logs and API callers).
+   */
+  constructor(
+    readonly problem: P,
+    problems: Record<P, PageProblem>,
+    catalogSection?: string,
+  ) {
+    const { status, code, heading, message } = problems[problem];
+    super(status, code, message);
+    this.heading = heading;
+    this.headingKey = catalogSection && `${catalogSection}.${problem}.heading`;
+    if (catalogSection) this.localized(`${catalogSection}.${problem}.message`);
+  }
+}
+
 export const badRequest = (message: string, details?: Record<string, unknown>) =>
   new HttpError(400, 'invalid_request', message, details);
 export const unauthorized = (message = 'Authentication required') =>

@@ -1,4 +1,3 @@
-import { AsyncResource } from 'node:async_hooks';
 import { STATUS_CODES } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.js';
@@ -6,21 +5,11 @@ import { auditQueries } from '../db/queries/audit.js';
 import { backchannelDeliveriesQueries, type ClaimedDelivery } from '../db/queries/backchannelDeliveries.js';
 import type { Logger } from '../logger.js';
 import { backchannelDeliveries } from '../metrics.js';
+import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
 import { signLogoutToken } from './logoutToken.js';
 
 /** When and how often the outbox posts logout tokens. */
-export interface DeliveryTiming {
-  /** How often an instance looks for due deliveries (a sign-out in this process wakes it at once). */
-  pollMs: number;
-  /** The wait after the 1st, 2nd, ... failed attempt; the last value repeats. */
-  backoffMs: readonly number[];
-  /** A delivery still failing this long after its sign-out is given up. */
-  giveUpAfterMs: number;
-  /** How long a claimed delivery is this instance's; longer than a post can take (timeoutMs). */
-  leaseMs: number;
-  /** A post that takes longer is a failed attempt. */
-  timeoutMs: number;
-}
+export type DeliveryTiming = OutboxTiming;
 
 /**
  * An app that is down for a while gets its logout tokens once it is back, within a day;
@@ -34,11 +23,8 @@ export const DELIVERY_TIMING: DeliveryTiming = {
   timeoutMs: 10_000,
 };
 
-/** Deliveries one instance claims at a time. */
-const BATCH = 20;
-
 /** The outboxes running in this process, woken when a sign-out here queued deliveries. */
-const running = new Set<BackchannelOutbox>();
+const running = new Set<OutboxWorker<ClaimedDelivery>>();
 
 /** Wakes this process's outboxes: call once the transaction that queued deliveries committed. */
 export function wakeBackchannelOutboxes(): void {
@@ -51,74 +37,23 @@ export function wakeBackchannelOutboxes(): void {
  * Failures are retried with backoff; a delivery given up is counted and audited. Several
  * instances on one database share the rows: each claims its own (see claimDue).
  */
-export class BackchannelOutbox {
-  readonly #timing: DeliveryTiming;
-  #timer: NodeJS.Timeout | undefined;
-  #work: Promise<void> | undefined;
-  #again = false;
-  #stopped = false;
-  /** The context the outbox was made in: a request that wakes it lends it none of its own (its client address). */
-  readonly #scope = new AsyncResource('BackchannelOutbox');
+export class BackchannelOutbox extends OutboxWorker<ClaimedDelivery> {
+  protected readonly name = 'back-channel logout outbox';
 
   constructor(
     private readonly db: Db,
     private readonly provider: () => Provider,
-    private readonly log: Logger,
+    log: Logger,
     timing: Partial<DeliveryTiming> = {},
   ) {
-    this.#timing = { ...DELIVERY_TIMING, ...timing };
+    super(log, running, { ...DELIVERY_TIMING, ...timing });
   }
 
-  start(): void {
-    this.#stopped = false;
-    running.add(this);
-    this.#timer = setInterval(() => this.wake(), this.#timing.pollMs);
-    this.#timer.unref();
-    this.wake();
+  protected claim(limit: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
+    return backchannelDeliveriesQueries.claimDue(this.db, limit, leaseSeconds);
   }
 
-  /** Stops polling and waits for the posts in flight. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    running.delete(this);
-    if (this.#timer) clearInterval(this.#timer);
-    await this.#work;
-  }
-
-  /** Looks for due deliveries now (or right after the round under way). */
-  wake(): void {
-    if (this.#stopped) return;
-    if (this.#work) {
-      this.#again = true;
-      return;
-    }
-    this.#work = this.#scope
-      .runInAsyncScope(() => this.#drain())
-      .finally(() => {
-        this.#work = undefined;
-      });
-  }
-
-  async #drain(): Promise<void> {
-    try {
-      do {
-        this.#again = false;
-        while (!this.#stopped) {
-          const claimed = await backchannelDeliveriesQueries.claimDue(
-            this.db,
-            BATCH,
-            this.#timing.leaseMs / 1000,
-          );
-          await Promise.all(claimed.map((delivery) => this.#attempt(delivery)));
-          if (claimed.length < BATCH) break;
-        }
-      } while (this.#again && !this.#stopped);
-    } catch (error) {
-      this.log.warn('back-channel logout outbox failed', { error: (error as Error).message });
-    }
-  }
-
-  async #attempt(delivery: ClaimedDelivery): Promise<void> {
+  protected async attempt(delivery: ClaimedDelivery): Promise<void> {
     let error: string;
     try {
       const token = delivery.logout_token ?? (await this.#sign(delivery));
@@ -128,7 +63,7 @@ export class BackchannelOutbox {
         redirect: 'manual',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ logout_token: token }),
-        signal: AbortSignal.timeout(this.#timing.timeoutMs),
+        signal: AbortSignal.timeout(this.timing.timeoutMs),
       });
       await response.body?.cancel();
       if (response.status >= 200 && response.status < 300) {
@@ -141,11 +76,8 @@ export class BackchannelOutbox {
     } catch (failure) {
       error = (failure as Error).message;
     }
-    const waitMs = this.#timing.backoffMs[Math.min(delivery.attempts, this.#timing.backoffMs.length) - 1]!;
-    const retryAt = new Date(Date.now() + waitMs);
-    if (retryAt.getTime() - new Date(delivery.created_at).getTime() > this.#timing.giveUpAfterMs) {
-      return this.#giveUp(delivery, error);
-    }
+    const retryAt = this.retryAt(delivery);
+    if (!retryAt) return this.#giveUp(delivery, error);
     await backchannelDeliveriesQueries.markFailed(this.db, delivery.id, error, retryAt);
     backchannelDeliveries.inc({ result: 'retry' });
     this.log.debug('back-channel logout not delivered, will retry', {

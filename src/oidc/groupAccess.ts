@@ -1,6 +1,11 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { groupsQueries } from '../db/queries/groups.js';
+import { usersQueries } from '../db/queries/users.js';
+import { ACCOUNT_CLIENT_ID } from './accountClient.js';
+
+/** The interaction prompt shown, with SIGNUP=open-verified, to a person whose address is not verified yet. */
+export const VERIFY_EMAIL_PROMPT = 'verify_email';
 
 /** The interaction prompt shown to a person outside every group a client admits. */
 export const NO_ACCESS_PROMPT = 'no_access';
@@ -31,9 +36,30 @@ export function mayUseClient(db: Db, ctx: KoaContextWithOIDC): Promise<boolean> 
  * `prompt=none` (silent sign-in) the app gets `access_denied` at once. Either way no code is
  * issued and no grant is made, because consent never runs.
  */
-export function interactionPolicyWithGroupAccess(db: Db) {
+export function interactionPolicyWithGroupAccess(db: Db, options: { requireVerifiedEmail?: boolean } = {}) {
   const { Prompt, Check, base } = interactionPolicy;
   const policy = base();
+  if (options.requireVerifiedEmail) {
+    // SIGNUP=open-verified: an account whose address nobody proved signs in to no app but
+    // Sesame's own pages (where the welcome link verifies it) until the link was used.
+    policy.add(
+      new Prompt(
+        { name: VERIFY_EMAIL_PROMPT, requestable: false },
+        new Check(
+          'email_not_verified',
+          'the End-User has not verified their email address yet',
+          'access_denied',
+          async (ctx) => {
+            const accountId = ctx.oidc.session?.accountId;
+            if (!accountId || ctx.oidc.client?.clientId === ACCOUNT_CLIENT_ID) return false;
+            const user = await usersQueries.findById(db, accountId);
+            return user !== undefined && !user.email_verified;
+          },
+        ),
+      ),
+      policy.findIndex((prompt) => prompt.name === 'consent'),
+    );
+  }
   const noAccess = new Prompt(
     { name: NO_ACCESS_PROMPT, requestable: false },
     new Check(

@@ -183,7 +183,9 @@ export function createProvider({
     ttl: { ...TTL },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicyWithGroupAccess(db),
+      policy: interactionPolicyWithGroupAccess(db, {
+        requireVerifiedEmail: config.signup === 'open-verified',
+      }),
     },
     loadExistingGrant: createLoadExistingGrant(db),
     rotateRefreshToken,

@@ -52,6 +52,8 @@ const TABLES: (keyof Database)[] = [
   'client_allowed_groups',
   'resources',
   'branding',
+  'mail_outbox',
+  'email_verifications',
   // Not passkey_tenant_audit_logs: a refused ceremony is written there on purpose, as Hanko does.
 ];
 

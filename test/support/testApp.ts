@@ -67,6 +67,8 @@ export async function startTestApp(
     databaseEnv?: (env: TestDatabase['env']) => Record<string, string | undefined>;
     /** Short back-channel logout retries, for tests that wait for them. */
     backchannelTiming?: AppDeps['backchannelTiming'];
+    /** Short mail retries, for tests that wait for them. */
+    mailTiming?: AppDeps['mailTiming'];
   } = {},
 ): Promise<TestApp> {
   const port = await freePort();
@@ -90,6 +92,7 @@ export async function startTestApp(
     log,
     listen: database.listen,
     backchannelTiming: options.backchannelTiming,
+    mailTiming: options.mailTiming,
   });
   await app.start(port, '127.0.0.1');
 
@@ -116,6 +119,7 @@ export async function startTestApp(
           log,
           listen: database.listen,
           backchannelTiming: options.backchannelTiming,
+          mailTiming: options.mailTiming,
         });
         await app.start(port, '127.0.0.1');
         handle.app = app;

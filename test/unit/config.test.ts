@@ -39,6 +39,8 @@ describe('configuration from the environment', () => {
       inviteTtlSeconds: 24 * 3600,
       rateLimitPerMinute: 600,
       secureCookies: false,
+      mail: undefined,
+      selfRecovery: false,
     });
   });
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
 
 /** One logout token to post to one app: where, for whom, and the token once it is signed. */
 export interface NewDelivery {
@@ -73,26 +74,15 @@ export const backchannelDeliveriesQueries = {
     return rows;
   },
 
-  /**
-   * Claims up to `limit` due deliveries for this instance: each is locked (SKIP LOCKED, so
-   * instances never wait on or take each other's) and pushed `leaseSeconds` into the future
-   * in one statement, so no other instance picks it up while this one posts it. Nothing is
-   * held across the post: a pooler in transaction mode gets its connection back at once.
-   */
-  async claimDue(db: Db, limit: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
-    return db.transaction().execute(async (trx) => {
-      const { rows } = await sql<ClaimedDelivery>`
-        update backchannel_deliveries
-        set attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => ${leaseSeconds})
-        where id in (
-          select id from backchannel_deliveries
-          where next_attempt_at <= now()
-          order by next_attempt_at
-          limit ${limit}
-          for update skip locked)
-        returning id, client_id, uri, sub, sid, logout_token, attempts, created_at`.execute(trx);
-      return rows;
-    });
+  /** Claims up to `limit` due rows for this instance (see claimDueRows: SKIP LOCKED and a lease). */
+  claimDue(db: Db, limit: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
+    return claimDueRows<ClaimedDelivery>(
+      db,
+      'backchannel_deliveries',
+      ['id', 'client_id', 'uri', 'sub', 'sid', 'logout_token', 'attempts', 'created_at'],
+      limit,
+      leaseSeconds,
+    );
   },
 
   async setToken(db: Db, id: string, logoutToken: string): Promise<void> {
@@ -131,12 +121,7 @@ export const backchannelDeliveriesQueries = {
   },
 
   /** Removes deliveries done (delivered or given up) for longer than `days`. */
-  async deleteDoneBefore(db: Db, days: number): Promise<number> {
-    const result = await db
-      .deleteFrom('backchannel_deliveries')
-      .where('next_attempt_at', 'is', null)
-      .where('created_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+  deleteDoneBefore(db: Db, days: number): Promise<number> {
+    return deleteDoneRowsBefore(db, 'backchannel_deliveries', days);
   },
 };

@@ -67,6 +67,19 @@ function refuseOver(ctx: Context, verdict: HitVerdict): void {
 export const SIGNUP_ATTEMPTS_PER_ADDRESS = { name: 'signup', points: 5, seconds: 15 * 60 };
 
 /**
+ * "Lost your passkey?" requests per address, whichever IP they come from: each one mails a
+ * link to someone's inbox and cancels their older unused link, so a stranger typing a
+ * victim's address may do it a few times, not flood them.
+ */
+export const SELF_RECOVERY_REQUESTS_PER_ADDRESS = { name: 'recover-address', points: 3, seconds: 15 * 60 };
+
+/** "Lost your passkey?" requests per client IP: a person needs one or two; a script probing many addresses gets 10. */
+export const SELF_RECOVERY_REQUESTS_PER_IP = { name: 'recover-ip', points: 10, seconds: 15 * 60 };
+
+/** Welcome mails sent again per address (SIGNUP=open-verified): a lost mail needs one more, not a flood. */
+export const WELCOME_RESENDS_PER_ADDRESS = { name: 'welcome-resend', points: 3, seconds: 15 * 60 };
+
+/**
  * Device codes typed (or confirmed) at ISSUER/device per client IP: a person needs two or
  * three posts per device they sign in; a script guessing codes gets 30 tries in 15 minutes
  * against 20^8 possible codes.

@@ -15,6 +15,7 @@ import {
 import { updateProfileLocale, updateProfileName } from '../../accounts/profile.js';
 import { translatorFor } from '../../i18n/catalog.js';
 import { type Locale, SUPPORTED_LOCALES } from '../../i18n/locales.js';
+import { sendSecurityNotice } from '../../mail/notices.js';
 import { startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
 import { challengeInvalid } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
@@ -187,6 +188,7 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
     if (registration.challenge.userId !== user.id) throw challengeInvalid();
     const passkey = await addPasskey(db, user.id, registration);
     log.info('passkey added', { user: user.id, credential: passkey.id.slice(0, 12) });
+    await sendSecurityNotice(db, config, log, user, 'passkey_added', { passkeyName: passkey.name });
     ctx.body = { passkey };
   });
 
@@ -205,6 +207,7 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
     await requireRecentStepUp(db, sessionUid, user.id);
     const remaining = await deletePasskey(db, user.id, id);
     log.info('passkey deleted', { user: user.id, credential: id.slice(0, 12) });
+    await sendSecurityNotice(db, config, log, user, 'passkey_removed');
     ctx.body = { remaining };
   });
 

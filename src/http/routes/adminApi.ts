@@ -196,7 +196,7 @@ export function adminApiRoutes(services: Services): Router {
   });
 
   router.post('/users/:id/promote', async (ctx) => {
-    const user = await promoteUser(db, ctx.params.id!, apiKeyActor(ctx));
+    const user = await promoteUser(db, config, ctx.params.id!, apiKeyActor(ctx));
     if (!user) throw noUser(ctx.params.id!);
     caches.users.invalidate(user.id);
     ctx.body = user;

@@ -324,7 +324,7 @@ export function adminPagesRoutes(services: Services): Router {
   // Who administers Sesame is as sensitive as a one-time link: both need the step-up.
   router.post('/users/:id/promote', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
-    await promoteUser(db, user.id, actor(ctx));
+    await promoteUser(db, config, user.id, actor(ctx));
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-promoted');
   });

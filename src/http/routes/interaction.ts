@@ -2,17 +2,22 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
+import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
 import { usersQueries } from '../../db/queries/users.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
-import { NO_ACCESS_PROMPT } from '../../oidc/groupAccess.js';
+import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { amrFor, startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { localeOf } from '../middleware/language.js';
-import { keyedRateLimit, SIGNUP_ATTEMPTS_PER_ADDRESS } from '../middleware/rateLimit.js';
+import {
+  keyedRateLimit,
+  SIGNUP_ATTEMPTS_PER_ADDRESS,
+  WELCOME_RESENDS_PER_ADDRESS,
+} from '../middleware/rateLimit.js';
 import { allowImagesFrom } from '../middleware/securityHeaders.js';
 import { sesameRouter } from '../router.js';
 import {
@@ -49,8 +54,9 @@ const interactionExpired = () =>
 export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, hits }: Services): Router {
   const router = sesameRouter({ prefix: '/interaction/:uid' }, parseBodies(), csrf.protect());
   const rp = relyingPartyFor(config);
-  const signupOpen = config.signup === 'open';
+  const signupOpen = config.signup !== 'invite';
   const countSignupAttempt = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
+  const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
 
   async function loadInteraction(ctx: Context) {
     try {
@@ -114,6 +120,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
         uid,
         client,
         signupOpen,
+        selfRecovery: config.selfRecovery,
       });
       return;
     }
@@ -129,6 +136,10 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
         account: { email: account.email },
         scopes: describeScopes(scopes, text),
       });
+      return;
+    }
+    if (interaction.prompt.name === VERIFY_EMAIL_PROMPT) {
+      await renderVerifyEmail(ctx, interaction, false);
       return;
     }
     if (interaction.prompt.name === NO_ACCESS_PROMPT) {
@@ -207,7 +218,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
       binding: interaction.uid,
     });
     const { challenge } = verified;
-    const user = await createAccountWithPasskey(db, {
+    const user = await createAccountWithPasskey(db, config, {
       userId: challenge.userId!,
       email: String(challenge.data.email),
       name: (challenge.data.name as string | null) ?? null,
@@ -217,6 +228,32 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     log.info('account created', { user: user.id });
     await finishLogin(ctx, interaction, user.id, amrFor(verified.credential));
   }
+
+  /** SIGNUP=open-verified: the page of a signed-in person whose address is not verified yet. */
+  async function renderVerifyEmail(ctx: Context, interaction: Interaction, sent: boolean) {
+    const account = interaction.session && (await usersQueries.findById(db, interaction.session.accountId));
+    if (!account) throw interactionExpired();
+    ctx.status = 403;
+    sendPage(ctx, 'verify-email', {
+      title: 'Confirm your email address',
+      csrf: csrf.token(ctx),
+      uid: interaction.uid,
+      client: await clientFor(interaction.params.client_id),
+      account: { email: account.email },
+      sent,
+    });
+    return account;
+  }
+
+  router.post('/verify-email/resend', async (ctx) => {
+    const interaction = await loadInteraction(ctx);
+    if (interaction.prompt.name !== VERIFY_EMAIL_PROMPT || !interaction.session) throw interactionExpired();
+    const account = await usersQueries.findById(db, interaction.session.accountId);
+    if (!account) throw interactionExpired();
+    await countResend(ctx, account.email.toLowerCase());
+    await resendWelcomeMail(db, config, account);
+    await renderVerifyEmail(ctx, interaction, true);
+  });
 
   router.post('/consent', async (ctx) => {
     const body = parseBody(ctx, consentSchema);
@@ -265,7 +302,9 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     const description =
       interaction.prompt.name === NO_ACCESS_PROMPT
         ? 'The person is not in a group allowed to use this app'
-        : 'The person cancelled the sign-in';
+        : interaction.prompt.name === VERIFY_EMAIL_PROMPT
+          ? 'The person has not verified their email address yet'
+          : 'The person cancelled the sign-in';
     await provider.interactionFinished(
       ctx.req,
       ctx.res,

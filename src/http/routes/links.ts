@@ -7,6 +7,7 @@ import {
   linkChallengeBinding,
   redeemOneTimeLink,
 } from '../../accounts/oneTimeLinks.js';
+import { sendSecurityNotice } from '../../mail/notices.js';
 import { amrFor } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
@@ -91,6 +92,7 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
     // Seen at once here, without waiting for the change notice (or when notices are lost).
     caches.users.invalidate(user.id);
     log.info('one-time link used', { link: link.id, purpose: link.purpose, user: user.id });
+    if (link.purpose === 'recovery') await sendSecurityNotice(db, config, log, user, 'recovery_used');
     await startProviderSession(ctx, provider, config, {
       accountId: user.id,
       amr: amrFor(registration.credential),

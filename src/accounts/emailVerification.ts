@@ -1,0 +1,116 @@
+import type { Config } from '../config.js';
+import { randomSecret, sha256Hex } from '../crypto.js';
+import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { emailVerificationsQueries } from '../db/queries/emailVerifications.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { User } from '../db/schema.js';
+import { type PageProblem, ProblemError } from '../http/errors.js';
+import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
+
+/** Why a welcome link cannot verify, with the words its page shows. */
+export type VerifyLinkProblem = 'invalid' | 'used' | 'expired' | 'other_account';
+
+const PROBLEMS: Record<VerifyLinkProblem, PageProblem> = {
+  invalid: {
+    status: 404,
+    code: 'verify_link_invalid',
+    heading: 'This link is not valid',
+    message: 'Check that you opened the whole link from the newest mail.',
+  },
+  used: {
+    status: 410,
+    code: 'verify_link_used',
+    heading: 'This link was already used',
+    message: 'Your email address is confirmed: there is nothing more to do.',
+  },
+  expired: {
+    status: 410,
+    code: 'verify_link_expired',
+    heading: 'This link has expired',
+    message: 'Sign in to an app again and ask for a new link there.',
+  },
+  other_account: {
+    status: 403,
+    code: 'verify_link_other_account',
+    heading: 'This link is for another account',
+    message:
+      'Sign out, then open the link again and sign in with the passkey of the account it was sent for.',
+  },
+};
+
+/** The error the /verify page throws; `heading` is for the HTML page. */
+export class VerifyLinkError extends ProblemError<VerifyLinkProblem> {
+  constructor(problem: VerifyLinkProblem) {
+    super(problem, PROBLEMS);
+  }
+}
+
+// A token is exactly what randomSecret() makes: 32 bytes, base64url, 43 characters.
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Queues the welcome mail of a new account, with a link that verifies its address, in the
+ * sign-up's transaction (wake the mail outbox once it committed). Nothing without mail.
+ * @returns whether a mail was queued.
+ */
+export async function queueWelcomeMail(
+  trx: Db,
+  config: Config,
+  user: Pick<User, 'id' | 'email'>,
+): Promise<boolean> {
+  if (!config.mail) return false;
+  const token = randomSecret();
+  const expiresAt = new Date(Date.now() + config.inviteTtlSeconds * 1000);
+  await emailVerificationsQueries.replace(trx, {
+    userId: user.id,
+    email: user.email,
+    tokenHash: sha256Hex(token),
+    expiresAt,
+  });
+  return queueMail(trx, config, 'welcome', user.email, {
+    email: user.email,
+    url: `${config.issuer}/verify/${token}`,
+    expiresAt,
+    mustVerify: config.signup === 'open-verified',
+  });
+}
+
+/**
+ * Uses a welcome link from the browser of the account it was sent for: the person holds the
+ * account's passkey (they are signed in) and reads its mailbox (they have the link), so the
+ * address is theirs and `email_verified` becomes true. Someone else's signed-in browser
+ * verifies nothing: whoever reads the mail could otherwise confirm an account a stranger
+ * created with their address.
+ */
+export async function verifyEmailWithLink(db: Db, token: string, signedIn: User): Promise<User> {
+  if (!TOKEN_SHAPE.test(token)) throw new VerifyLinkError('invalid');
+  const tokenHash = sha256Hex(token);
+  return db.transaction().execute(async (trx) => {
+    const link = await emailVerificationsQueries.findByHash(trx, tokenHash);
+    if (!link) throw new VerifyLinkError('invalid');
+    if (link.user_id !== signedIn.id) throw new VerifyLinkError('other_account');
+    if (link.used_at) throw new VerifyLinkError('used');
+    if (link.expires_at.getTime() <= Date.now()) throw new VerifyLinkError('expired');
+    if (link.email.toLowerCase() !== signedIn.email.toLowerCase()) throw new VerifyLinkError('invalid');
+    if (!(await emailVerificationsQueries.consume(trx, tokenHash))) throw new VerifyLinkError('used');
+    const user = await usersQueries.update(trx, signedIn.id, { emailVerified: true });
+    await auditQueries.record(trx, `user:${signedIn.id}`, 'user.email_verified', signedIn.id, {
+      via: 'welcome_link',
+    });
+    return user!;
+  });
+}
+
+/** Mails a new welcome link (the older one stops working), for a person whose mail did not arrive. */
+export async function resendWelcomeMail(
+  db: Db,
+  config: Config,
+  user: Pick<User, 'id' | 'email'>,
+): Promise<void> {
+  const queued = await db.transaction().execute(async (trx) => {
+    await auditQueries.record(trx, `user:${user.id}`, 'user.welcome_resend', user.id, {});
+    return queueWelcomeMail(trx, config, user);
+  });
+  if (queued) wakeMailOutboxes();
+}

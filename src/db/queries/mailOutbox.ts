@@ -1,0 +1,99 @@
+import { sql } from 'kysely';
+import type { Db } from '../connect.js';
+import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
+
+/** A composed mail to queue. */
+export interface NewMail {
+  template: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/** A mail claimed for an attempt; `attempts` already counts this one. */
+export interface ClaimedMail {
+  id: string;
+  template: string;
+  to_address: string;
+  subject: string;
+  text_body: string | null;
+  html_body: string | null;
+  attempts: number;
+  created_at: Date;
+}
+
+export const mailOutboxQueries = {
+  async enqueue(db: Db, mail: NewMail): Promise<string> {
+    const row = await db
+      .insertInto('mail_outbox')
+      .values({
+        template: mail.template,
+        to_address: mail.to,
+        subject: mail.subject,
+        text_body: mail.text,
+        html_body: mail.html,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return row.id;
+  },
+
+  /** Claims up to `limit` due rows for this instance (see claimDueRows: SKIP LOCKED and a lease). */
+  claimDue(db: Db, limit: number, leaseSeconds: number): Promise<ClaimedMail[]> {
+    return claimDueRows<ClaimedMail>(
+      db,
+      'mail_outbox',
+      ['id', 'template', 'to_address', 'subject', 'text_body', 'html_body', 'attempts', 'created_at'],
+      limit,
+      leaseSeconds,
+    );
+  },
+
+  /** Marks a mail sent and empties its bodies (they may hold a one-time link). */
+  async markSent(db: Db, id: string): Promise<void> {
+    await db
+      .updateTable('mail_outbox')
+      .set({ sent_at: sql`now()`, next_attempt_at: null, last_error: null, text_body: null, html_body: null })
+      .where('id', '=', id)
+      .execute();
+  },
+
+  /** Records a failed attempt; `retryAt` null gives the mail up (the row stays, with the error, without its bodies). */
+  async markFailed(db: Db, id: string, error: string, retryAt: Date | null): Promise<void> {
+    await db
+      .updateTable('mail_outbox')
+      .set({
+        last_error: error.slice(0, 1000),
+        next_attempt_at: retryAt,
+        ...(retryAt === null && { text_body: null, html_body: null }),
+      })
+      .where('id', '=', id)
+      .execute();
+  },
+
+  /** The most recent mails (never their bodies), newest first, for admins. */
+  async recent(db: Db, limit: number) {
+    return db
+      .selectFrom('mail_outbox')
+      .select([
+        'id',
+        'template',
+        'to_address',
+        'subject',
+        'attempts',
+        'next_attempt_at',
+        'last_error',
+        'sent_at',
+        'created_at',
+      ])
+      .orderBy('created_at', 'desc')
+      .limit(limit)
+      .execute();
+  },
+
+  /** Removes mails done (sent or given up) for longer than `days`. */
+  deleteDoneBefore(db: Db, days: number): Promise<number> {
+    return deleteDoneRowsBefore(db, 'mail_outbox', days);
+  },
+};

@@ -1,0 +1,37 @@
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import type { User } from '../db/schema.js';
+import type { Logger } from '../logger.js';
+import { queueMail, wakeMailOutboxes } from './outbox.js';
+
+/** What a security notice tells the account's owner (views/mail/notice.*.eta word each one). */
+export type SecurityNotice = 'passkey_added' | 'passkey_removed' | 'recovery_used' | 'admin_granted';
+
+/**
+ * Mails the account's owner that something changed its security: a passkey added or
+ * removed, a recovery link used, administration granted. Sent after the change committed,
+ * so a notice never tells of a change that did not happen; nothing without mail. A failure
+ * to queue is logged and does not undo the change.
+ */
+export async function sendSecurityNotice(
+  db: Db,
+  config: Config,
+  log: Pick<Logger, 'warn'> | undefined,
+  user: Pick<User, 'id' | 'email'>,
+  notice: SecurityNotice,
+  details: { passkeyName?: string | null } = {},
+): Promise<void> {
+  if (!config.mail) return;
+  try {
+    await queueMail(db, config, 'notice', user.email, {
+      notice,
+      email: user.email,
+      passkeyName: details.passkeyName ?? null,
+      at: new Date(),
+      accountUrl: `${config.issuer}/account`,
+    });
+    wakeMailOutboxes();
+  } catch (error) {
+    log?.warn('security notice not queued', { user: user.id, notice, error: (error as Error).message });
+  }
+}

@@ -1,0 +1,72 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { type MailServer, startAppWithMail } from '../support/mailServer.js';
+import { Person, stepUp } from '../support/oidcFlow.js';
+import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { cliJsonOn } from '../support/sesameProcess.js';
+import { SoftAuthenticator } from '../support/softAuthenticator.js';
+import type { TestApp } from '../support/testApp.js';
+
+describe('security notices by mail', () => {
+  let mail: MailServer;
+  let sesame: TestApp;
+  let stop: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ mail, sesame, stop } = await startAppWithMail());
+  });
+
+  afterAll(() => stop?.());
+
+  /** The subjects of the mails to `email`, after the invite that onboard() mailed. */
+  const noticesTo = (email: string) =>
+    mail
+      .to(email)
+      .slice(1)
+      .map((m) => m.subject);
+
+  it('tells the owner when a passkey is added and when one is removed', async () => {
+    const { person } = await onboard(sesame, 'keys@example.com');
+    const csrf = (await person.browser.request('/account')).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    const options = await person.browser.postJson('/account/passkeys/options', csrf, {});
+    const credential = await new SoftAuthenticator().createCredential(options.json(), person.browser.origin);
+    expect((await person.browser.postJson('/account/passkeys/verify', csrf, credential)).status).toBe(200);
+    const [added] = (await mail.waitFor('keys@example.com', 2)).slice(1);
+    expect(added!.subject).toBe('A passkey was added to your Acme account');
+    expect(added!.text).toContain('can now sign in to your account, keys@example.com');
+    expect(added!.html).toContain(`href="${sesame.baseUrl}/account"`);
+
+    expect(
+      (await person.browser.postJson(`/account/passkeys/${credential.id}/delete`, csrf, {})).status,
+    ).toBe(200);
+    await mail.waitFor('keys@example.com', 3);
+    expect(noticesTo('keys@example.com')).toEqual([
+      'A passkey was added to your Acme account',
+      'A passkey was removed from your Acme account',
+    ]);
+  });
+
+  it('tells the owner when a recovery link was used', async () => {
+    await onboard(sesame, 'lost@example.com');
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'lost@example.com',
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    expect((await useLink(new Person(sesame.baseUrl), url)).status).toBe(200);
+    // The invite, the recovery link, then the notice.
+    const mails = await mail.waitFor('lost@example.com', 3);
+    expect(mails[2]!.subject).toBe('A recovery link was used on your Acme account');
+  });
+
+  it('tells the owner once when the account becomes an administrator', async () => {
+    await onboard(sesame, 'boss@example.com');
+    await cliJsonOn(sesame, ['users', 'promote', 'boss@example.com']);
+    await cliJsonOn(sesame, ['users', 'promote', 'boss@example.com']);
+    const mails = await mail.waitFor('boss@example.com', 2);
+    expect(mails[1]!.subject).toBe('Your Acme account is now an administrator');
+    await sleep(1_500);
+    expect(noticesTo('boss@example.com')).toEqual(['Your Acme account is now an administrator']);
+  });
+});

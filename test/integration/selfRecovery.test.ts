@@ -1,0 +1,176 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { BrowserSession } from '../support/browser.js';
+import { countRows } from '../support/countRows.js';
+import { linkIn, type MailServer, startAppWithMail } from '../support/mailServer.js';
+import { Person } from '../support/oidcFlow.js';
+import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+/** The sign-in page of Sesame's own account app (an OIDC login prompt). */
+async function signInPage(sesame: TestApp): Promise<string> {
+  const browser = new BrowserSession(sesame.baseUrl);
+  const page = await browser.follow('/account');
+  return 'text' in page ? page.text : '';
+}
+
+/** Asks for a recovery link as the /recover form does; returns the answer page. */
+async function askForLink(sesame: TestApp, email: string, browser = new BrowserSession(sesame.baseUrl)) {
+  const form = await browser.request('/recover');
+  expect(form.status).toBe(200);
+  return browser.request('/recover', { form: { _csrf: form.csrf(), email } });
+}
+
+/** The answer's main text, without what differs by request (the token, the address). */
+const answerText = (text: string, email: string) =>
+  text.replace(/<meta name="csrf-token"[^>]*>/, '').replaceAll(email, 'EMAIL');
+
+describe('"Lost your passkey?" with mail configured', () => {
+  let mail: MailServer;
+  let sesame: TestApp;
+  let stop: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ mail, sesame, stop } = await startAppWithMail());
+  });
+
+  afterAll(() => stop?.());
+
+  it('links "Lost your passkey?" from the sign-in page to a page with "Email" and "Send me a link"', async () => {
+    expect(await signInPage(sesame)).toContain('<a href="/recover">Lost your passkey?</a>');
+    const page = await new BrowserSession(sesame.baseUrl).request('/recover');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<label for="email">Email</label>');
+    expect(page.text).toMatch(/<button type="submit"[^>]*>Send me a link<\/button>/);
+  });
+
+  it('answers the same for an unknown address, mails a 30-minute link to a known one, and ends the other sign-ins when it is used', async () => {
+    const { person: owner } = await onboard(sesame, 'owner@example.com');
+    // The owner is signed in on the device they are about to lose.
+    expect((await owner.browser.request('/account')).status).toBe(200);
+
+    const known = await askForLink(sesame, 'owner@example.com');
+    const unknown = await askForLink(sesame, 'nobody@example.com');
+    expect(known.status).toBe(200);
+    expect(unknown.status).toBe(200);
+    expect(answerText(known.text, 'owner@example.com')).toBe(answerText(unknown.text, 'nobody@example.com'));
+    expect(known.text).toContain('Check your mail');
+
+    // The first mail is the invite onboard() used; the second, the recovery link.
+    const received = (await mail.waitFor('owner@example.com', 2))[1];
+    expect(received!.subject).toBe('Add a passkey to your Acme account');
+    expect(received!.text).toContain('Someone asked for a link');
+    const url = linkIn(received!);
+    const link = await sesame.db
+      .selectFrom('one_time_tokens')
+      .selectAll()
+      .where('email', '=', 'owner@example.com')
+      .where('created_by', '=', 'self-service')
+      .executeTakeFirstOrThrow();
+    expect(link.expires_at.getTime() - link.created_at.getTime()).toBeLessThanOrEqual(30 * 60 * 1000 + 5_000);
+    await sleep(500);
+    expect(mail.to('nobody@example.com')).toHaveLength(0);
+
+    // On a new device, the mailed link makes a new passkey and signs the person in.
+    const newDevice = new Person(sesame.baseUrl);
+    expect((await useLink(newDevice, url)).status).toBe(200);
+    expect((await newDevice.browser.request('/account')).status).toBe(200);
+    // The lost device is signed out; the link is used up.
+    expect((await owner.browser.request('/account')).status).not.toBe(200);
+    expect((await useLink(new Person(sesame.baseUrl), url)).status).toBe(410);
+    const user = await usersQueries.findByEmail(sesame.db, 'owner@example.com');
+    expect(await countRows(sesame.db, 'credentials')).toBeGreaterThanOrEqual(2);
+    const audit = await sesame.db
+      .selectFrom('audit_events')
+      .select('action')
+      .where('target', '=', user!.id)
+      .execute();
+    expect(audit.map((a) => a.action)).toEqual(
+      expect.arrayContaining(['link.recovery.create', 'link.recovery.use', 'user.signed_out_everywhere']),
+    );
+  });
+
+  it('mails nothing for a disabled account, and the same answer', async () => {
+    const user = await usersQueries.insert(sesame.db, { email: 'off@example.com', name: null });
+    await usersQueries.update(sesame.db, user.id, { disabledAt: new Date() });
+    const answer = await askForLink(sesame, 'off@example.com');
+    expect(answer.status).toBe(200);
+    expect(answer.text).toContain('Check your mail');
+    await sleep(800);
+    expect(mail.to('off@example.com')).toHaveLength(0);
+  });
+
+  it('refuses bad input with a clear 4xx and queues nothing', async () => {
+    const before = await countRows(sesame.db, 'mail_outbox');
+    const browser = new BrowserSession(sesame.baseUrl);
+    const form = await browser.request('/recover');
+    const bad = await browser.request('/recover', { form: { _csrf: form.csrf(), email: 'not-an-address' } });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('id="email-error"');
+    expect(bad.text).toContain('Enter a valid email address');
+    const long = await browser.request('/recover', {
+      form: { _csrf: form.csrf(), email: `${'a'.repeat(5000)}@example.com` },
+    });
+    expect(long.status).toBe(400);
+    const noCsrf = await browser.request('/recover', { form: { email: 'owner@example.com' } });
+    expect(noCsrf.status).toBe(403);
+    const foreign = await browser.request('/recover', {
+      form: { _csrf: form.csrf(), email: 'owner@example.com' },
+      headers: { origin: 'https://evil.example' },
+    });
+    expect(foreign.status).toBe(403);
+    const json = await browser.request('/recover', {
+      body: '{"email":',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(json.status).toBeGreaterThanOrEqual(400);
+    expect(json.status).toBeLessThan(500);
+    await sleep(300);
+    expect(await countRows(sesame.db, 'mail_outbox')).toBe(before);
+  });
+});
+
+describe('"Lost your passkey?" limits', () => {
+  let mail: MailServer;
+  let sesame: TestApp;
+  let stop: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ mail, sesame, stop } = await startAppWithMail({ RATE_LIMIT_PER_MINUTE: '600' }));
+  });
+
+  afterAll(() => stop?.());
+
+  it('limits requests per address (3 in 15 minutes) and per client IP (10)', async () => {
+    await usersQueries.insert(sesame.db, { email: 'target@example.com', name: null });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1) statuses.push((await askForLink(sesame, 'Target@example.com')).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    await mail.waitFor('target@example.com', 3);
+    for (let i = 0; i < 6; i += 1) expect((await askForLink(sesame, `n${i}@example.com`)).status).toBe(200);
+    expect((await askForLink(sesame, 'n7@example.com')).status).toBe(429);
+    await sleep(500);
+    expect(mail.to('target@example.com')).toHaveLength(3);
+  });
+});
+
+describe('"Lost your passkey?" turned off', () => {
+  it('is neither linked nor served with SELF_RECOVERY=off, nor without SMTP_URL', async () => {
+    for (const env of [
+      { SMTP_URL: 'smtp://127.0.0.1:9', MAIL_FROM: 'a@acme.test', SELF_RECOVERY: 'off' },
+      {} as Record<string, string>,
+    ]) {
+      const sesame = await startTestApp(env);
+      try {
+        const page = await signInPage(sesame);
+        expect(page).toContain('Sign in with a passkey');
+        expect(page).not.toContain('Lost your passkey?');
+        const browser = new BrowserSession(sesame.baseUrl);
+        expect((await browser.request('/recover')).status).toBe(404);
+        expect((await browser.request('/recover', { form: { email: 'a@example.com' } })).status).toBe(404);
+      } finally {
+        await sesame.stop();
+      }
+    }
+  });
+});
