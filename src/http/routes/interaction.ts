@@ -238,7 +238,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
       title: 'Confirm your email address',
       csrf: csrf.token(ctx),
       uid: interaction.uid,
-      client: await clientFor(interaction.params.client_id),
+      client: await clientFor(ctx, interaction.params.client_id),
       account: { email: account.email },
       sent,
     });
