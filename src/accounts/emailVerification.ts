@@ -6,6 +6,8 @@ import { emailVerificationsQueries } from '../db/queries/emailVerifications.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
 import { type PageProblem, ProblemError } from '../http/errors.js';
+import type { Locale } from '../i18n/locales.js';
+import { mailLocale } from '../mail/compose.js';
 import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
 
 /** Why a welcome link cannot verify, with the words its page shows. */
@@ -42,7 +44,7 @@ const PROBLEMS: Record<VerifyLinkProblem, PageProblem> = {
 /** The error the /verify page throws; `heading` is for the HTML page. */
 export class VerifyLinkError extends ProblemError<VerifyLinkProblem> {
   constructor(problem: VerifyLinkProblem) {
-    super(problem, PROBLEMS);
+    super(problem, PROBLEMS, 'verifyLinkProblems');
   }
 }
 
@@ -57,7 +59,8 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 export async function queueWelcomeMail(
   trx: Db,
   config: Config,
-  user: Pick<User, 'id' | 'email'>,
+  user: Pick<User, 'id' | 'email' | 'locale'>,
+  requested?: Locale,
 ): Promise<boolean> {
   if (!config.mail) return false;
   const token = randomSecret();
@@ -68,12 +71,19 @@ export async function queueWelcomeMail(
     tokenHash: sha256Hex(token),
     expiresAt,
   });
-  return queueMail(trx, config, 'welcome', user.email, {
-    email: user.email,
-    url: `${config.issuer}/verify/${token}`,
-    expiresAt,
-    mustVerify: config.signup === 'open-verified',
-  });
+  return queueMail(
+    trx,
+    config,
+    'welcome',
+    user.email,
+    {
+      email: user.email,
+      url: `${config.issuer}/verify/${token}`,
+      expiresAt,
+      mustVerify: config.signup === 'open-verified',
+    },
+    mailLocale(config, user, requested),
+  );
 }
 
 /**
@@ -106,11 +116,12 @@ export async function verifyEmailWithLink(db: Db, token: string, signedIn: User)
 export async function resendWelcomeMail(
   db: Db,
   config: Config,
-  user: Pick<User, 'id' | 'email'>,
+  user: Pick<User, 'id' | 'email' | 'locale'>,
+  requested?: Locale,
 ): Promise<void> {
   const queued = await db.transaction().execute(async (trx) => {
     await auditQueries.record(trx, `user:${user.id}`, 'user.welcome_resend', user.id, {});
-    return queueWelcomeMail(trx, config, user);
+    return queueWelcomeMail(trx, config, user, requested);
   });
   if (queued) wakeMailOutboxes();
 }

@@ -8,6 +8,8 @@ import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
 import { badRequest, conflict, notFound, type PageProblem, ProblemError } from '../http/errors.js';
+import type { Locale } from '../i18n/locales.js';
+import { mailLocale } from '../mail/compose.js';
 import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
@@ -59,6 +61,8 @@ export async function createOneTimeLink(
     actor: string;
     /** Asked for by the person on the "Lost your passkey?" page: a shorter life, and a mail that says so. */
     selfService?: boolean;
+    /** The language of the request that asked for the link, for a mail to someone who chose none. */
+    locale?: Locale;
   },
 ): Promise<IssuedOneTimeLink> {
   const email = input.email.trim();
@@ -97,20 +101,35 @@ export async function createOneTimeLink(
       admin: issued.grant_admin,
       expires_at: expiresAt.toISOString(),
     });
+    const locale = mailLocale(config, existing, input.locale);
     const emailed =
       purpose === 'invite'
-        ? await queueMail(trx, config, 'invite', issued.email, {
-            email: issued.email,
-            url,
-            expiresAt,
-            admin: issued.grant_admin,
-          })
-        : await queueMail(trx, config, 'recovery', issued.email, {
-            email: issued.email,
-            url,
-            expiresAt,
-            selfService: input.selfService ?? false,
-          });
+        ? await queueMail(
+            trx,
+            config,
+            'invite',
+            issued.email,
+            {
+              email: issued.email,
+              url,
+              expiresAt,
+              admin: issued.grant_admin,
+            },
+            locale,
+          )
+        : await queueMail(
+            trx,
+            config,
+            'recovery',
+            issued.email,
+            {
+              email: issued.email,
+              url,
+              expiresAt,
+              selfService: input.selfService ?? false,
+            },
+            locale,
+          );
     return { row: issued, emailed };
   });
   if (emailed) wakeMailOutboxes();

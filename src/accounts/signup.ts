@@ -4,6 +4,7 @@ import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
+import type { Locale } from '../i18n/locales.js';
 import { wakeMailOutboxes } from '../mail/outbox.js';
 import { queueWelcomeMail } from './emailVerification.js';
 
@@ -25,6 +26,8 @@ export async function createAccountWithPasskey(
     name: string | null;
     isAdmin?: boolean;
     credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId'>;
+    /** The sign-up page's language, for the welcome mail. */
+    locale?: Locale;
   },
 ): Promise<User | undefined> {
   try {
@@ -43,7 +46,7 @@ export async function createAccountWithPasskey(
       await auditQueries.record(trx, `user:${user.id}`, 'user.signup', user.id, {
         credential: input.credential.id,
       });
-      welcomed = await queueWelcomeMail(trx, config, user);
+      welcomed = await queueWelcomeMail(trx, config, user, input.locale);
       return user;
     });
     if (welcomed) wakeMailOutboxes();

@@ -2,6 +2,9 @@ import path from 'node:path';
 import { Eta } from 'eta';
 import type { Config } from '../config.js';
 import type { NewMail } from '../db/queries/mailOutbox.js';
+import type { User } from '../db/schema.js';
+import { translatorFor } from '../i18n/catalog.js';
+import { isLocale, type Locale } from '../i18n/locales.js';
 import { VIEWS_DIR } from '../paths.js';
 
 const MAIL_VIEWS = path.join(VIEWS_DIR, 'mail');
@@ -31,19 +34,53 @@ function mailDate(date: Date): string {
 }
 
 /**
- * Renders one mail for `to`: its subject is the first line of the text template, the text
- * part what follows the blank line after it, the HTML part the .html template in the mail
- * layout. Every sentence lives in the templates; the issuer's name is RP_NAME.
+ * The language a mail to `account` is written in: the one its owner chose, else (for a
+ * request the person made themselves) the request's, else DEFAULT_LOCALE.
+ */
+export function mailLocale(
+  config: Pick<Config, 'defaultLocale'>,
+  account: Pick<User, 'locale'> | undefined | null,
+  requested?: Locale,
+): Locale {
+  return isLocale(account?.locale) ? account.locale : (requested ?? config.defaultLocale);
+}
+
+// Text parts use the HTML messages without their markup (only <strong> around values).
+const withoutMarkup = (html: string) => html.replace(/<\/?strong>/g, '');
+
+/**
+ * Renders one mail for `to` in `locale`: its subject is the first line of the text template,
+ * the text part what follows the blank line after it, the HTML part the .html template in
+ * the mail layout. The sentences live in locales/*.json (`mail`); the issuer's name is RP_NAME.
  */
 export function composeMail<T extends MailTemplate>(
   config: Config,
   template: T,
   to: string,
   data: MailData[T],
+  locale: Locale,
 ): NewMail {
-  const values: Record<string, unknown> = { ...data, issuerName: config.rpName };
+  const translator = translatorFor(locale);
+  const values: Record<string, unknown> = {
+    ...data,
+    issuerName: config.rpName,
+    lang: locale,
+    t: translator.t,
+    html: translator.html,
+    plain: (key: string, values: Record<string, unknown>) => withoutMarkup(translator.t(key, values)),
+  };
   if ('expiresAt' in data) values.expires = mailDate(data.expiresAt);
   if ('at' in data) values.when = mailDate(data.at);
+  if ('notice' in data) {
+    const named = data.passkeyName && data.notice.startsWith('passkey_') ? 'Named' : '';
+    values.bodyKey = `mail.notice.body.${data.notice}${named}Html`;
+    values.bodyValues = {
+      issuer: config.rpName,
+      email: data.email,
+      name: data.passkeyName,
+      when: values.when,
+    };
+  }
   const [subject = '', ...body] = text.render(`./${template}.txt.eta`, values).split('\n');
   const rendered = html.render(`./${template}.html.eta`, { ...values, subject });
   return { template, to, subject: subject.trim(), text: body.join('\n').trimStart(), html: rendered };

@@ -2,6 +2,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import type { User } from '../db/schema.js';
 import type { Logger } from '../logger.js';
+import { mailLocale } from './compose.js';
 import { queueMail, wakeMailOutboxes } from './outbox.js';
 
 /** What a security notice tells the account's owner (views/mail/notice.*.eta word each one). */
@@ -17,19 +18,26 @@ export async function sendSecurityNotice(
   db: Db,
   config: Config,
   log: Pick<Logger, 'warn'> | undefined,
-  user: Pick<User, 'id' | 'email'>,
+  user: Pick<User, 'id' | 'email' | 'locale'>,
   notice: SecurityNotice,
   details: { passkeyName?: string | null } = {},
 ): Promise<void> {
   if (!config.mail) return;
   try {
-    await queueMail(db, config, 'notice', user.email, {
-      notice,
-      email: user.email,
-      passkeyName: details.passkeyName ?? null,
-      at: new Date(),
-      accountUrl: `${config.issuer}/account`,
-    });
+    await queueMail(
+      db,
+      config,
+      'notice',
+      user.email,
+      {
+        notice,
+        email: user.email,
+        passkeyName: details.passkeyName ?? null,
+        at: new Date(),
+        accountUrl: `${config.issuer}/account`,
+      },
+      mailLocale(config, user),
+    );
     wakeMailOutboxes();
   } catch (error) {
     log?.warn('security notice not queued', { user: user.id, notice, error: (error as Error).message });

@@ -3,6 +3,7 @@ import type { Config, MailConfig } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { type ClaimedMail, mailOutboxQueries } from '../db/queries/mailOutbox.js';
+import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { mailDeliveries } from '../metrics.js';
 import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
@@ -32,8 +33,8 @@ export function wakeMailOutboxes(): void {
 }
 
 /**
- * Queues one mail in `trx` (the transaction that decided to send it) when mail is
- * configured; once that committed, wake the outbox (wakeMailOutboxes). The mail holds the
+ * Queues one mail in `trx` (the transaction that decided to send it), written in `locale`
+ * (see mailLocale), when mail is configured; once that committed, wake the outbox (wakeMailOutboxes). The mail holds the
  * only other copy of a link's token, so the row's bodies are emptied once it is done.
  * @returns whether a mail was queued (false without SMTP_URL).
  */
@@ -43,9 +44,10 @@ export async function queueMail<T extends MailTemplate>(
   template: T,
   to: string,
   data: MailData[T],
+  locale: Locale,
 ): Promise<boolean> {
   if (!config.mail) return false;
-  await mailOutboxQueries.enqueue(trx, composeMail(config, template, to, data));
+  await mailOutboxQueries.enqueue(trx, composeMail(config, template, to, data, locale));
   return true;
 }
 

@@ -100,6 +100,29 @@ describe('the welcome mail of open sign-up (SIGNUP=open)', () => {
     }
     expect(await countRows(sesame.db, 'audit_events')).toBe(audit);
   });
+
+  it("writes the welcome mail and the link's pages in the sign-up's language", async () => {
+    const person = new Person(sesame.baseUrl);
+    person.browser.headers['accept-language'] = 'de';
+    const pending = await beginLogin(rp, 'openid');
+    const consent = await person.signUp(await person.open(pending.url), 'grete@example.com');
+    // The test's steps to the app read English pages; the mail was queued at sign-up.
+    delete person.browser.headers['accept-language'];
+    await person.continueToApp(consent, REDIRECT_URI);
+    person.browser.headers['accept-language'] = 'de';
+    const [welcome] = await mail.waitFor('grete@example.com');
+    expect(welcome!.subject).toBe('Willkommen bei Acme: Bestätigen Sie Ihre E-Mail-Adresse');
+    expect(welcome!.html).toContain('Meine E-Mail-Adresse bestätigen');
+    const path = verifyLinkIn(welcome!);
+
+    const invalid = await person.browser.request(`/verify/${'A'.repeat(43)}`);
+    expect(invalid.status).toBe(404);
+    expect(invalid.text).toContain('Dieser Link ist ungültig');
+    expect(invalid.text).toContain('Zu Ihrem Konto');
+    const verified = await person.browser.request(path);
+    expect(verified.status).toBe(200);
+    expect(verified.text).toContain('<h1>E-Mail-Adresse bestätigt</h1>');
+  });
 });
 
 describe('SIGNUP=open-verified', () => {

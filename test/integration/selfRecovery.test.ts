@@ -100,6 +100,35 @@ describe('"Lost your passkey?" with mail configured', () => {
     expect(mail.to('off@example.com')).toHaveLength(0);
   });
 
+  it("speaks German for Accept-Language: de, and mails in the language the account chose, else the request's", async () => {
+    const browser = new BrowserSession(sesame.baseUrl);
+    browser.headers['accept-language'] = 'de';
+    const form = await browser.request('/recover');
+    expect(form.headers.get('content-language')).toBe('de');
+    expect(form.text).toContain('<h1>Passkey verloren?</h1>');
+    expect(form.text).toContain('<label for="email">E-Mail</label>');
+    expect(form.text).toContain('Ihres Acme-Kontos');
+
+    const french = await usersQueries.insert(sesame.db, { email: 'francais@example.com', name: null });
+    await usersQueries.setLocale(sesame.db, french.id, 'fr');
+    await usersQueries.insert(sesame.db, { email: 'deutsch@example.com', name: null });
+    for (const email of ['francais@example.com', 'deutsch@example.com']) {
+      const sent = await askForLink(sesame, email, browser);
+      expect(sent.text).toContain('<h1>Sehen Sie in Ihr Postfach</h1>');
+    }
+
+    const [fr] = await mail.waitFor('francais@example.com');
+    expect(fr!.subject).toBe('Ajoutez une clé d’accès à votre compte Acme');
+    expect(fr!.text).toContain(
+      'Quelqu’un a demandé un lien pour ajouter une clé d’accès au compte Acme de francais@example.com.',
+    );
+    expect(fr!.html).toContain('<html lang="fr">');
+    expect(fr!.html).toContain('<strong>francais@example.com</strong>');
+    linkIn(fr!);
+    const [de] = await mail.waitFor('deutsch@example.com');
+    expect(de!.subject).toBe('Fügen Sie Ihrem Acme-Konto einen Passkey hinzu');
+  });
+
   it('refuses bad input with a clear 4xx and queues nothing', async () => {
     const before = await countRows(sesame.db, 'mail_outbox');
     const browser = new BrowserSession(sesame.baseUrl);

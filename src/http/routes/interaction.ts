@@ -223,6 +223,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
       email: String(challenge.data.email),
       name: (challenge.data.name as string | null) ?? null,
       credential: verified.credential,
+      locale: ctx.state.locale,
     });
     if (!user) throw accountExists();
     log.info('account created', { user: user.id });
@@ -235,7 +236,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     if (!account) throw interactionExpired();
     ctx.status = 403;
     sendPage(ctx, 'verify-email', {
-      title: 'Confirm your email address',
+      title: pageText(ctx).t('verifyEmail.title'),
       csrf: csrf.token(ctx),
       uid: interaction.uid,
       client: await clientFor(ctx, interaction.params.client_id),
@@ -251,7 +252,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     const account = await usersQueries.findById(db, interaction.session.accountId);
     if (!account) throw interactionExpired();
     await countResend(ctx, account.email.toLowerCase());
-    await resendWelcomeMail(db, config, account);
+    await resendWelcomeMail(db, config, account, ctx.state.locale);
     await renderVerifyEmail(ctx, interaction, true);
   });
 

@@ -13,7 +13,10 @@ import {
 import { sesameRouter } from '../router.js';
 import { emailSchema, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
-import { renderView } from '../views.js';
+import { pageText, sendPage } from '../views.js';
+
+const recoveryOff = () =>
+  notFound('Ask an administrator for a link to add a passkey to your account.').localized('recover.off');
 
 const recoverFormSchema = z.object({ email: z.string().max(1000), _csrf: z.string() });
 
@@ -26,8 +29,7 @@ const recoverFormSchema = z.object({ email: z.string().max(1000), _csrf: z.strin
 export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Services): Router {
   // Off (SELF_RECOVERY=off, or no mail), the page does not exist, whatever is posted to it.
   async function selfRecoveryOn(_ctx: Context, next: Next) {
-    if (!config.selfRecovery)
-      throw notFound('Ask an administrator for a link to add a passkey to your account.');
+    if (!config.selfRecovery) throw recoveryOff();
     await next();
   }
   const router = sesameRouter(
@@ -43,34 +45,30 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
 
   function render(ctx: Context, data: { email?: string; error?: string; sent?: boolean }) {
     ctx.set('Cache-Control', 'no-store');
-    ctx.type = 'html';
-    ctx.body = renderView('recover', {
-      title: 'Lost your passkey?',
-      csrf: csrf.token(ctx),
-      rpName: config.rpName,
-      ...data,
-    });
+    sendPage(ctx, 'recover', { title: pageText(ctx).t('recover.title'), csrf: csrf.token(ctx), ...data });
   }
 
   router.get('/', (ctx) => {
-    if (!config.selfRecovery)
-      throw notFound('Ask an administrator for a link to add a passkey to your account.');
+    if (!config.selfRecovery) throw recoveryOff();
     render(ctx, {});
   });
 
   router.post('/', async (ctx) => {
-    if (!config.selfRecovery)
-      throw notFound('Ask an administrator for a link to add a passkey to your account.');
+    if (!config.selfRecovery) throw recoveryOff();
     const form = parseBody(ctx, recoverFormSchema);
     const email = emailSchema.safeParse(form.email);
     if (!email.success) {
       ctx.status = 400;
-      render(ctx, { email: form.email, error: email.error.issues[0]!.message });
+      const tooLong = email.error.issues[0]!.message === 'Email is too long';
+      render(ctx, {
+        email: form.email,
+        error: pageText(ctx).t(tooLong ? 'recover.emailTooLong' : 'errors.invalidEmail'),
+      });
       return;
     }
     await perIp(ctx, rateLimitKey(ctx.ip));
     await perAddress(ctx, email.data.toLowerCase());
-    requestSelfRecoveryInBackground(db, config, log, email.data);
+    requestSelfRecoveryInBackground(db, config, log, email.data, ctx.state.locale);
     render(ctx, { email: email.data, sent: true });
   });
 

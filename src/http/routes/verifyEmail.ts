@@ -4,7 +4,7 @@ import { renderProblemPages } from '../middleware/errors.js';
 import { requireSignIn } from '../middleware/session.js';
 import { sesameRouter } from '../router.js';
 import type { Services } from '../services.js';
-import { renderView } from '../views.js';
+import { pageText, sendPage } from '../views.js';
 
 /**
  * The link of the welcome mail, /verify/<token>: opened in the browser signed in to the
@@ -14,7 +14,10 @@ import { renderView } from '../views.js';
 export function verifyEmailRoutes({ db, provider, rateLimit, caches }: Services): Router {
   const router = sesameRouter(
     { prefix: '/verify/:token' },
-    renderProblemPages(VerifyLinkError, () => ({ backUrl: '/account', backLabel: 'Go to your account' })),
+    renderProblemPages(VerifyLinkError, (_error, ctx) => ({
+      backUrl: '/account',
+      backLabel: pageText(ctx).t('emailVerified.backLabel'),
+    })),
     rateLimit,
     requireSignIn(provider, db),
   );
@@ -23,8 +26,7 @@ export function verifyEmailRoutes({ db, provider, rateLimit, caches }: Services)
     const user = await verifyEmailWithLink(db, ctx.params.token!, ctx.state.signedIn!.user);
     caches.users.invalidate(user.id);
     ctx.set('Cache-Control', 'no-store');
-    ctx.type = 'html';
-    ctx.body = renderView('email-verified', { title: 'Email address confirmed', email: user.email });
+    sendPage(ctx, 'email-verified', { title: pageText(ctx).t('emailVerified.title'), email: user.email });
   });
 
   return router;
