@@ -16,6 +16,7 @@ import {
   type PasskeyContext,
   watchPageProblems,
 } from '../support/chromium.js';
+import { type MailServer, startMailServer, TEST_MAIL_TIMING } from '../support/mailServer.js';
 import { startCallbackPage } from '../support/rpServer.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -63,6 +64,7 @@ describePages('axe-core finds no serious or critical violation on any page a per
   let browser: Browser;
   let logoDir: string;
   let appCallback: Awaited<ReturnType<typeof startCallbackPage>>;
+  let mail: MailServer;
   let notes: string;
   let ledger: string;
   let tv: string;
@@ -72,12 +74,20 @@ describePages('axe-core finds no serious or critical violation on any page a per
     logoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-axe-'));
     fs.writeFileSync(path.join(logoDir, 'logo.png'), PNG);
     // A brand of its own, so its accent, and the dark variant computed from it, are checked too.
+    // With mail, and sign-up for verified addresses: the pages mail brings are walked too.
+    mail = await startMailServer();
     [sesame, browser, appCallback] = await Promise.all([
-      startTestApp({
-        BRAND_NAME: 'Acme',
-        BRAND_ACCENT: '#0b5394',
-        BRAND_LOGO: path.join(logoDir, 'logo.png'),
-      }),
+      startTestApp(
+        {
+          BRAND_NAME: 'Acme',
+          BRAND_ACCENT: '#0b5394',
+          BRAND_LOGO: path.join(logoDir, 'logo.png'),
+          SMTP_URL: mail.url,
+          MAIL_FROM: 'signin@acme.test',
+          SIGNUP: 'open-verified',
+        },
+        { mailTiming: TEST_MAIL_TIMING },
+      ),
       launchBrowser(),
       startCallbackPage(),
     ]);
@@ -107,6 +117,7 @@ describePages('axe-core finds no serious or critical violation on any page a per
     await browser?.close();
     await sesame?.stop();
     await appCallback?.close();
+    await mail?.stop();
     fs.rmSync(logoDir, { recursive: true, force: true });
   });
 
@@ -143,7 +154,7 @@ describePages('axe-core finds no serious or critical violation on any page a per
     'in %s, %s mode',
     (locale, colorScheme) => {
       // Pages are found by URL and markup, not by their English names, so every language runs the same steps.
-      it('sign-in, sign-up, consent, no access, account, devices, links, setup, errors and sign-out', async () => {
+      it('sign-in, sign-up, address confirmation, consent, no access, account, devices, links, setup, lost passkey, errors and sign-out', async () => {
         const { page, problems } = await personIn(locale, colorScheme);
         const violations: string[] = [];
         /** Waits for the page to show `selector`, then runs axe on it. */
@@ -161,8 +172,14 @@ describePages('axe-core finds no serious or critical violation on any page a per
         await check('sign-in', '#login-form');
         await page.locator('a[href$="/signup"]').click();
         await check('sign-up', '#signup-form');
-        await page.locator('#email').fill(`axe-${colorScheme}-${locale}@example.com`);
+        const email = `axe-${colorScheme}-${locale}@example.com`;
+        await page.locator('#email').fill(email);
         await page.locator('#signup-form button[type=submit]').click();
+        await check('confirm your address', 'form[action$="/verify-email/resend"]');
+        const [welcome] = await mail.waitFor(email);
+        await page.goto(/https?:\/\/\S+\/verify\/[A-Za-z0-9_-]{43}/.exec(welcome!.text)![0]);
+        await check('address confirmed', 'a[href="/account"]');
+        await page.goto(authorizationUrl(sesame, notes, appCallback.url, locale));
         await check('consent', 'button[value=allow]');
         await page.locator('button[value=allow]').click();
         await page.waitForURL((url) => url.href.startsWith(appCallback.url));
@@ -203,6 +220,12 @@ describePages('axe-core finds no serious or critical violation on any page a per
 
         await page.goto(`${sesame.baseUrl}/interaction/${randomBytes(16).toString('base64url')}`);
         await check('error', 'h1');
+
+        await page.goto(`${sesame.baseUrl}/recover`);
+        await check('lost passkey', '#email');
+        await page.locator('#email').fill(email);
+        await page.locator('main button[type=submit]').click();
+        await check('lost passkey, sent', '[role=status]');
 
         await page.goto(`${sesame.baseUrl}/session/end`);
         await check('sign-out', 'button[name=logout]');

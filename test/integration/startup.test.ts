@@ -192,7 +192,11 @@ describe('refusing to start with a bad setting', () => {
   it.each([
     ['ISSUER', 'not-a-url', 'sesame: ISSUER must be an absolute http(s) URL'],
     ['PORT', 'abc', 'sesame: PORT must be a whole number'],
-    ['SIGNUP', 'closed', 'sesame: SIGNUP must be "open" or "invite"'],
+    [
+      'SIGNUP',
+      'closed',
+      'sesame: SIGNUP must be "open" or "invite" (or "open-verified": open, for verified addresses only)',
+    ],
     ['DATABASE_URL', 'mysql://db/sesame', 'sesame: DATABASE_URL must be a postgres:// or postgresql:// URL'],
   ])('exits non-zero on %s=%s with exactly one line on stderr naming it', async (variable, value, line) => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-badconfig-'));
