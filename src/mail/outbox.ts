@@ -1,4 +1,4 @@
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Config, MailConfig } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
@@ -51,8 +51,12 @@ export async function queueMail<T extends MailTemplate>(
   return true;
 }
 
-/** A nodemailer SMTP transport for the configured server. */
-export function smtpTransport(mail: MailConfig, timeoutMs: number): Transporter {
+/**
+ * A nodemailer SMTP transport for the configured server. nodemailer is loaded here, not at
+ * start: a Sesame without mail never loads it, and one with mail answers sooner after a start.
+ */
+export async function smtpTransport(mail: MailConfig, timeoutMs: number): Promise<Transporter> {
+  const { default: nodemailer } = await import('nodemailer');
   return nodemailer.createTransport({
     host: mail.host,
     port: mail.port,
@@ -74,7 +78,7 @@ export function smtpTransport(mail: MailConfig, timeoutMs: number): Transporter 
  */
 export class MailOutbox extends OutboxWorker<ClaimedMail> {
   protected readonly name = 'mail outbox';
-  readonly #transport: Transporter;
+  readonly #transport: Promise<Transporter>;
 
   constructor(
     private readonly db: Db,
@@ -89,7 +93,7 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
 
   override async stop(): Promise<void> {
     await super.stop();
-    this.#transport.close();
+    (await this.#transport).close();
   }
 
   protected claim(limit: number, leaseSeconds: number): Promise<ClaimedMail[]> {
@@ -102,7 +106,7 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
     }
     let error: string;
     try {
-      await this.#transport.sendMail({
+      await (await this.#transport).sendMail({
         from: this.mail.from,
         to: mail.to_address,
         subject: mail.subject,

@@ -1,5 +1,5 @@
 import type { Context, Next } from 'koa';
-import multer from 'multer';
+import type Multer from 'multer';
 import { IMAGE_LIMITS } from '../../branding/images.js';
 import { HttpError } from '../errors.js';
 
@@ -10,17 +10,27 @@ const UPLOAD_FIELDS = [
 ];
 const LARGEST_UPLOAD = Math.max(...Object.values(IMAGE_LIMITS));
 
-const parseMultipart = multer({
-  storage: multer.memoryStorage(),
-  // Parsing stops at the first part past a limit: an oversized file is never held whole.
-  limits: {
-    fileSize: LARGEST_UPLOAD,
-    files: UPLOAD_FIELDS.length,
-    fields: 20,
-    fieldSize: 8 * 1024,
-    parts: 24,
-  },
-}).fields(UPLOAD_FIELDS);
+/** multer, loaded with the first upload (only admins upload; nobody else pays for it at start). */
+let loaded:
+  | Promise<{ multer: typeof Multer; parse: ReturnType<ReturnType<typeof Multer>['fields']> }>
+  | undefined;
+function uploadParser() {
+  loaded ??= import('multer').then(({ default: multer }) => ({
+    multer,
+    parse: multer({
+      storage: multer.memoryStorage(),
+      // Parsing stops at the first part past a limit: an oversized file is never held whole.
+      limits: {
+        fileSize: LARGEST_UPLOAD,
+        files: UPLOAD_FIELDS.length,
+        fields: 20,
+        fieldSize: 8 * 1024,
+        parts: 24,
+      },
+    }).fields(UPLOAD_FIELDS),
+  }));
+  return loaded;
+}
 
 /** Uploaded files by form field, after {@link parseUploads}. */
 export type UploadedFiles = Partial<Record<string, { buffer: Buffer }[]>>;
@@ -34,11 +44,10 @@ export type UploadedFiles = Partial<Record<string, { buffer: Buffer }[]>>;
 export async function parseUploads(ctx: Context, next: Next) {
   if (!ctx.is('multipart/form-data')) return next();
   const req = ctx.req as typeof ctx.req & { body?: Record<string, unknown>; files?: UploadedFiles };
+  const { multer, parse } = await uploadParser();
   try {
     await new Promise<void>((resolve, reject) =>
-      parseMultipart(req as never, ctx.res as never, (error?: unknown) =>
-        error ? reject(error) : resolve(),
-      ),
+      parse(req as never, ctx.res as never, (error?: unknown) => (error ? reject(error) : resolve())),
     );
   } catch (error) {
     if (error instanceof multer.MulterError && error.code === 'LIMIT_FILE_SIZE') {

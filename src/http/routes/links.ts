@@ -1,5 +1,4 @@
 import type Router from '@koa/router';
-import QRCode from 'qrcode';
 import { z } from 'zod';
 import {
   findUsableLink,
@@ -23,6 +22,8 @@ const optionsSchema = z.object({ name: displayNameSchema.optional() });
 
 /** A QR code of the link as an SVG data: URL, so a phone can open it (the CSP allows data: images). */
 async function qrDataUrl(url: string): Promise<string> {
+  // Loaded with the first link page, not at start.
+  const { default: QRCode } = await import('qrcode');
   const svg = await QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   return `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
 }
