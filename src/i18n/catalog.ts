@@ -22,7 +22,7 @@ void i18n.init({
   supportedLngs: [...SUPPORTED_LOCALES],
   fallbackLng: 'en',
   // Resources are in memory: init finishes before this line returns.
-  initAsync: false,
+  initImmediate: false,
   returnEmptyString: false,
   // Pages escape on output (Eta's autoEscape); see {@link Translator.html} for messages with markup.
   interpolation: { escapeValue: false },
@@ -61,7 +61,7 @@ const translators = new Map<Locale, Translator>(
       t,
       html: (key, values) => t(key, { ...values, interpolation: { escapeValue: true } }),
       dateTime: (value) => dates.format(new Date(value)),
-      has: (key) => i18n.exists(key, { lng: locale, fallbackLng: false }),
+      has: (key) => i18n.getResource(locale, 'translation', key) !== undefined,
     };
     return [locale, translator];
   }),
