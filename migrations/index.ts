@@ -19,6 +19,7 @@ import * as m0017 from './0017_mail_outbox.js';
 import * as m0018 from './0018_email_verifications.js';
 import * as m0019 from './0019_user_locale.js';
 import * as m0020 from './0020_branding.js';
+import * as m0022 from './0022_announce_group_changes.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -42,4 +43,5 @@ export const migrations: Record<string, Migration> = {
   '0020_branding': m0020,
   '0017_mail_outbox': m0017,
   '0018_email_verifications': m0018,
+  '0022_announce_group_changes': m0022,
 };

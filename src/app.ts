@@ -53,7 +53,7 @@ import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
 import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
-import { isProviderPath } from './oidc/providerPaths.js';
+import { isProviderPath, PAGELESS_PROVIDER_PATHS } from './oidc/providerPaths.js';
 import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
 import { createRowCaches } from './oidc/rowCaches.js';
 import type { OutboxTiming } from './outboxWorker.js';
@@ -117,7 +117,7 @@ export async function createApp({
   await sealKeysAtRest(db, config, log);
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
-  const caches = createRowCaches();
+  const caches = createRowCaches(db);
   const brand = new BrandStore(db, config.brand);
   const writes = new GroupedUpserts(db);
   // Limits count in Postgres, so every instance on the database shares them.
@@ -132,7 +132,17 @@ export async function createApp({
   const outbox = new BackchannelOutbox(db, () => live.provider, log, backchannelTiming);
   const mailOutbox = config.mail ? new MailOutbox(db, config.mail, log, mailTiming) : undefined;
   const rowChanges = listen
-    ? await keepCachesInStep(listen, { ...caches, signing_keys: live, branding: brand }, log)
+    ? await keepCachesInStep(
+        listen,
+        {
+          ...caches,
+          group_members: caches.groups.memberships,
+          client_allowed_groups: caches.groups.clientRules,
+          signing_keys: live,
+          branding: brand,
+        },
+        log,
+      )
     : undefined;
   const csrf = new Csrf(cookieKeys[0]!, config.origin, config.secureCookies);
   const services: Services = {
@@ -159,15 +169,21 @@ export async function createApp({
   koa.use(function rememberClientAddress(ctx, next) {
     return forRequestFrom(ctx.ip, next);
   });
-  koa.use(pageLanguage(config.defaultLocale));
-  // Every page of this request, error pages too, shows the brand as it is now; when the
-  // database cannot say, the configured brand.
-  koa.use(async function showBrand(_ctx, next) {
-    const current = await brand.current().catch((error: Error) => {
-      log.warn('branding could not be read; pages show the configured brand', { error: error.message });
-      return brand.configured;
-    });
-    return withPageBrand(current, next);
+  // Every page of this request, error pages too, speaks its language and shows the brand as
+  // it is now (when the database cannot say, the configured brand). The protocol endpoints
+  // that answer only JSON skip both: no Accept-Language parsing, no brand lookup.
+  const pageContext = compose<Koa.Context>([
+    pageLanguage(config.defaultLocale),
+    async function showBrand(_ctx, next) {
+      const current = await brand.current().catch((error: Error) => {
+        log.warn('branding could not be read; pages show the configured brand', { error: error.message });
+        return brand.configured;
+      });
+      return withPageBrand(current, next);
+    },
+  ]);
+  koa.use(function forPages(ctx, next) {
+    return PAGELESS_PROVIDER_PATHS.has(ctx.path) ? next() : pageContext(ctx, next);
   });
   koa.use(errorHandler(log));
   koa.use(securityHeaders({ hsts: config.secureCookies }));

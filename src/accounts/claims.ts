@@ -1,6 +1,5 @@
 import type { Account, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
-import { groupsQueries } from '../db/queries/groups.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { RowCaches } from '../oidc/rowCaches.js';
 import { mergeCustomClaims } from './customClaims.js';
@@ -26,17 +25,17 @@ export const CUSTOM_CLAIMS = Symbol('sesame.customClaims');
  * and userinfo steps of every login each ask). A disabled or deleted user is no account at
  * all, so their sessions, userinfo and refresh tokens stop working at once.
  * With a token (code, refresh or access token) the client's allowed groups are checked too.
- * Groups and group claims are read per claims() call, in one query, and only when the scope
+ * Groups and group claims come from the change-notified group cache, and only when the scope
  * asks for them: membership changes show in the next token or userinfo answer.
  */
-export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users'>): FindAccount {
+export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users' | 'groups'>): FindAccount {
   return async (_ctx, sub, token): Promise<Account | undefined> => {
     const user = await caches.users.find(sub, () => usersQueries.findById(db, sub));
     if (!user || user.disabled_at) return undefined;
     // Redeeming a code or refresh token, or calling userinfo (a token is given): someone no
     // longer in a group the client admits is no account for it, so nothing more is issued.
     const clientId = (token as { clientId?: unknown } | undefined)?.clientId;
-    if (typeof clientId === 'string' && !(await groupsQueries.mayUseClient(db, clientId, user.id)))
+    if (typeof clientId === 'string' && !(await caches.groups.mayUseClient(clientId, user.id)))
       return undefined;
     return {
       accountId: user.id,
@@ -44,7 +43,7 @@ export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users'>): Fin
         const scopes = new Set(String(scope ?? '').split(' '));
         const wantsGroups = scopes.has('groups');
         const wantsProfile = scopes.has('profile');
-        const groups = wantsGroups || wantsProfile ? await groupsQueries.ofUser(db, user.id) : [];
+        const groups = wantsGroups || wantsProfile ? await caches.groups.ofUser(user.id) : [];
         const custom = wantsProfile
           ? mergeCustomClaims(
               user.claims ?? {},

@@ -61,6 +61,12 @@ export class RowCache<T extends object> implements RowChangeListener {
     this.#entries.delete(key);
   }
 
+  /** Something many rows are built from changed: every next lookup goes to the database. */
+  invalidateAll(): void {
+    this.#generation += 1;
+    this.#entries.clear();
+  }
+
   /** Every change from now on will be announced: start serving from memory. */
   goLive(): void {
     this.#generation += 1;

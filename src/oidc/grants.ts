@@ -2,6 +2,7 @@ import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { mayUseClient } from './groupAccess.js';
+import type { GroupCache } from './groupCache.js';
 
 /** What a grant says was allowed; the rest of its payload (ids, times) belongs to that one grant. */
 const DECISION_FIELDS = ['openid', 'resources', 'rejected', 'rar'] as const;
@@ -18,7 +19,10 @@ const DECISION_FIELDS = ['openid', 'resources', 'rejected', 'rar'] as const;
  *    cover still bring the consent page, which then extends only this copy. Revoking the
  *    app (account page) deletes every grant, so nothing is left to copy.
  */
-export function createLoadExistingGrant(db: Db): NonNullable<Configuration['loadExistingGrant']> {
+export function createLoadExistingGrant(
+  db: Db,
+  groups: GroupCache,
+): NonNullable<Configuration['loadExistingGrant']> {
   return async function loadExistingGrant(ctx: KoaContextWithOIDC) {
     const { client, session, provider, params } = ctx.oidc;
     if (!client || !session) return undefined;
@@ -30,7 +34,7 @@ export function createLoadExistingGrant(db: Db): NonNullable<Configuration['load
     const accountId = session.accountId;
     if (!accountId) return undefined;
     // Someone outside the client's allowed groups gets no grant at all; the policy refuses them.
-    if (!(await mayUseClient(db, ctx))) return undefined;
+    if (!(await mayUseClient(groups, ctx))) return undefined;
     // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
     if (client.first_party === true) {
       const grant = new provider.Grant({ clientId: client.clientId, accountId });

@@ -1,8 +1,8 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
-import { groupsQueries } from '../db/queries/groups.js';
 import { usersQueries } from '../db/queries/users.js';
 import { ACCOUNT_CLIENT_ID } from './accountClient.js';
+import type { GroupCache } from './groupCache.js';
 
 /** The interaction prompt shown, with SIGNUP=open-verified, to a person whose address is not verified yet. */
 export const VERIFY_EMAIL_PROMPT = 'verify_email';
@@ -15,16 +15,16 @@ const decisions = new WeakMap<KoaContextWithOIDC, Promise<boolean>>();
 /**
  * Whether the signed-in person may use the client of this authorization request (its
  * allowed groups; none means everyone). Asked by loadExistingGrant and by the policy in the
- * same request: one query, remembered for the request. True when nobody is signed in yet:
+ * same request: one lookup, remembered for the request. True when nobody is signed in yet:
  * the login prompt comes first, and this is asked again when it resumes.
  */
-export function mayUseClient(db: Db, ctx: KoaContextWithOIDC): Promise<boolean> {
+export function mayUseClient(groups: GroupCache, ctx: KoaContextWithOIDC): Promise<boolean> {
   const accountId = ctx.oidc.session?.accountId;
   const clientId = ctx.oidc.client?.clientId;
   if (!accountId || !clientId) return Promise.resolve(true);
   let decision = decisions.get(ctx);
   if (!decision) {
-    decision = groupsQueries.mayUseClient(db, clientId, accountId);
+    decision = groups.mayUseClient(clientId, accountId);
     decisions.set(ctx, decision);
   }
   return decision;
@@ -36,7 +36,11 @@ export function mayUseClient(db: Db, ctx: KoaContextWithOIDC): Promise<boolean> 
  * `prompt=none` (silent sign-in) the app gets `access_denied` at once. Either way no code is
  * issued and no grant is made, because consent never runs.
  */
-export function interactionPolicyWithGroupAccess(db: Db, options: { requireVerifiedEmail?: boolean } = {}) {
+export function interactionPolicyWithGroupAccess(
+  db: Db,
+  groups: GroupCache,
+  options: { requireVerifiedEmail?: boolean } = {},
+) {
   const { Prompt, Check, base } = interactionPolicy;
   const policy = base();
   if (options.requireVerifiedEmail) {
@@ -66,7 +70,7 @@ export function interactionPolicyWithGroupAccess(db: Db, options: { requireVerif
       'not_in_allowed_group',
       'the End-User is not in a group allowed to use this client',
       'access_denied',
-      async (ctx) => !(await mayUseClient(db, ctx)),
+      async (ctx) => !(await mayUseClient(groups, ctx)),
     ),
   );
   policy.add(

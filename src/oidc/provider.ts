@@ -183,11 +183,11 @@ export function createProvider({
     ttl: { ...TTL },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicyWithGroupAccess(db, {
+      policy: interactionPolicyWithGroupAccess(db, caches.groups, {
         requireVerifiedEmail: config.signup === 'open-verified',
       }),
     },
-    loadExistingGrant: createLoadExistingGrant(db),
+    loadExistingGrant: createLoadExistingGrant(db, caches.groups),
     rotateRefreshToken,
     fetch: fetchToRegisteredUri,
     // What a browser sign-in issues without offline_access ends with that browser session (the

@@ -23,6 +23,22 @@ export const PROVIDER_PATHS: ReadonlySet<string> = new Set([
   '/device',
 ]);
 
+/**
+ * Provider endpoints that answer machines with JSON and never render a page: a request for
+ * one needs no page language and no brand (the token and introspection endpoints are most
+ * of the traffic a resource server sends).
+ */
+export const PAGELESS_PROVIDER_PATHS: ReadonlySet<string> = new Set([
+  '/.well-known/openid-configuration',
+  '/token',
+  '/me',
+  '/jwks',
+  '/token/introspection',
+  '/token/revocation',
+  '/request',
+  '/device/auth',
+]);
+
 /** Where the provider resumes an authorization after an interaction: `/auth/:uid`, `/device/:uid`. */
 const RESUME_PREFIXES = ['/auth/', '/device/'] as const;
 

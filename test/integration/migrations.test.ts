@@ -95,7 +95,7 @@ describe('migration 0008: bearer ids already stored are rehashed, and keep worki
     expect(JSON.stringify(stored.payload)).not.toContain(token);
     expect(rows.find((r) => r.model === 'Grant')!.id).toBe('grant-1');
 
-    const Adapter = createAdapter(db, createRowCaches(), new GroupedUpserts(db));
+    const Adapter = createAdapter(db, createRowCaches(db), new GroupedUpserts(db));
     expect(await new Adapter('AccessToken').find(token)).toEqual(accessToken);
     expect(await new Adapter('Grant').find('grant-1')).toMatchObject({ accountId: owner.id });
   });

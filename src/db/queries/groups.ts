@@ -7,6 +7,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A group with how many members it has, as admins list them. */
 export type GroupWithCount = GroupRow & { member_count: number };
 
+/** A group as its members' tokens show it. */
+export interface UserGroup {
+  id: string;
+  name: string;
+  claims: Record<string, unknown>;
+}
+
 export const groupsQueries = {
   async insert(db: Db, name: string): Promise<GroupRow | undefined> {
     return db
@@ -112,12 +119,12 @@ export const groupsQueries = {
       .execute();
   },
 
-  /** The groups a user is in, by name, with their claims: one query per claims request, never cached stale. */
-  async ofUser(db: Db, userId: string): Promise<Array<{ name: string; claims: Record<string, unknown> }>> {
+  /** The groups a user is in, by name, with their claims (through GroupCache on the hot path). */
+  async ofUser(db: Db, userId: string): Promise<UserGroup[]> {
     return db
       .selectFrom('group_members')
       .innerJoin('groups', 'groups.id', 'group_members.group_id')
-      .select(['groups.name', 'groups.claims'])
+      .select(['groups.id', 'groups.name', 'groups.claims'])
       .where('group_members.user_id', '=', userId)
       .orderBy(sql`lower(groups.name)`)
       .execute();
@@ -132,6 +139,16 @@ export const groupsQueries = {
       .where('client_allowed_groups.client_id', '=', clientId)
       .orderBy(sql`lower(groups.name)`)
       .execute();
+  },
+
+  /** The ids of the groups allowed to use a client (none: everyone may). */
+  async allowedIdsForClient(db: Db, clientId: string): Promise<string[]> {
+    const rows = await db
+      .selectFrom('client_allowed_groups')
+      .select('group_id')
+      .where('client_id', '=', clientId)
+      .execute();
+    return rows.map((row) => row.group_id);
   },
 
   /** Every client's allowed group names, by client id (clients without any are absent). */

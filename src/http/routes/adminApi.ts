@@ -37,6 +37,7 @@ import {
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
 import { JSON_BODY_LIMIT, refuseIllFormedText } from '../middleware/bodies.js';
+import { forgetGroupsAfterChanges } from '../middleware/groupChanges.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -117,6 +118,7 @@ export function adminApiRoutes(services: Services): Router {
     { prefix: '/api/admin' },
     noStore,
     requireApiKey(db),
+    forgetGroupsAfterChanges(caches.groups),
     requireJsonBody,
     bodyParser({ enableTypes: ['json'], jsonLimit: JSON_BODY_LIMIT, jsonStrict: true, encoding: 'utf-8' }),
     refuseIllFormedText,

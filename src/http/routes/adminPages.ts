@@ -30,6 +30,7 @@ import {
 } from '../../oidc/clients.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
+import { forgetGroupsAfterChanges } from '../middleware/groupChanges.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
 import { parseUploads } from '../middleware/uploads.js';
 import { sesameRouter } from '../router.js';
@@ -98,6 +99,7 @@ export function adminPagesRoutes(services: Services): Router {
     { prefix: '/admin' },
     noStore,
     requireSignIn(provider, db),
+    forgetGroupsAfterChanges(caches.groups),
     requireAdmin(csrf),
     parseBodies(),
     parseUploads,
