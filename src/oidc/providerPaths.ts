@@ -1,29 +1,4 @@
 /**
- * The paths oidc-provider answers, from its default `routes` (Sesame keeps them). Requests
- * for these skip Sesame's own routers and go straight to the provider: they are most of the
- * traffic (token, userinfo, JWKS, discovery), and matching each against every Sesame route
- * first costs more than the lookup here. test/integration/startup.test.ts checks the list
- * against the endpoints discovery advertises.
- */
-export const PROVIDER_PATHS: ReadonlySet<string> = new Set([
-  '/.well-known/openid-configuration',
-  '/auth',
-  '/token',
-  '/me',
-  '/jwks',
-  '/token/introspection',
-  '/token/revocation',
-  // Pushed authorization requests (RFC 9126), on by default in oidc-provider 9.
-  '/request',
-  '/session/end',
-  '/session/end/confirm',
-  '/session/end/success',
-  // Device authorization grant (RFC 8628): the device's request, and the person's page.
-  '/device/auth',
-  '/device',
-]);
-
-/**
  * Provider endpoints that answer machines with JSON and never render a page: a request for
  * one needs no page language and no brand (the token and introspection endpoints are most
  * of the traffic a resource server sends).
@@ -35,8 +10,27 @@ export const PAGELESS_PROVIDER_PATHS: ReadonlySet<string> = new Set([
   '/jwks',
   '/token/introspection',
   '/token/revocation',
+  // Pushed authorization requests (RFC 9126), on by default in oidc-provider 9.
   '/request',
+  // Device authorization grant (RFC 8628): the device's request.
   '/device/auth',
+]);
+
+/**
+ * The paths oidc-provider answers, from its default `routes` (Sesame keeps them). Requests
+ * for these skip Sesame's own routers and go straight to the provider: they are most of the
+ * traffic (token, userinfo, JWKS, discovery), and matching each against every Sesame route
+ * first costs more than the lookup here. test/integration/startup.test.ts checks the list
+ * against the endpoints discovery advertises.
+ */
+export const PROVIDER_PATHS: ReadonlySet<string> = new Set([
+  ...PAGELESS_PROVIDER_PATHS,
+  // The endpoints a person's browser is sent to: they may render a page (an error, logout, the device code).
+  '/auth',
+  '/session/end',
+  '/session/end/confirm',
+  '/session/end/success',
+  '/device',
 ]);
 
 /** Where the provider resumes an authorization after an interaction: `/auth/:uid`, `/device/:uid`. */

@@ -48,7 +48,10 @@ describe('the client and user caches, kept in step by change notifications', () 
   }
 
   /** Runs `change` with the table's change trigger off: as if its notice were lost on the way. */
-  async function unannounced(table: 'clients' | 'users', change: (trx: TestApp['db']) => Promise<unknown>) {
+  async function unannounced(
+    table: 'clients' | 'users' | 'group_members' | 'client_allowed_groups',
+    change: (trx: TestApp['db']) => Promise<unknown>,
+  ) {
     const trigger = sql.id(`${table}_announce_change`);
     await sesame.db.transaction().execute(async (trx) => {
       await sql`alter table ${sql.table(table)} disable trigger ${trigger}`.execute(trx);
@@ -104,7 +107,7 @@ describe('the client and user caches, kept in step by change notifications', () 
 
   describe('users', () => {
     /** A person signed up at a first-party app, with an access token for userinfo. */
-    async function signedUpPerson() {
+    async function signedUpPerson(scope?: string) {
       const { client, client_secret } = await createClient(
         sesame.db,
         { name: 'Notes', redirect_uris: [REDIRECT_URI], first_party: true },
@@ -116,7 +119,7 @@ describe('the client and user caches, kept in step by change notifications', () 
         REDIRECT_URI,
       );
       const person = new Person(sesame.baseUrl);
-      const pending = await beginLogin(rp);
+      const pending = await beginLogin(rp, scope);
       const email = `c${randomBytes(4).toString('hex')}@example.com`;
       const next = await person.signUp(await person.open(pending.url), email);
       const tokens = await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
@@ -128,7 +131,7 @@ describe('the client and user caches, kept in step by change notifications', () 
           return undefined;
         }
       };
-      return { sub, email, userinfo, person };
+      return { sub, email, userinfo, person, clientId: client.client_id };
     }
 
     it('answers userinfo from memory: an unannounced rename is not seen, an announced one is', async () => {
@@ -174,6 +177,59 @@ describe('the client and user caches, kept in step by change notifications', () 
       } finally {
         await sql`alter table users enable trigger users_announce_change`.execute(sesame.db);
       }
+    });
+
+    describe('groups', () => {
+      const newGroup = async () =>
+        (
+          await sesame.db
+            .insertInto('groups')
+            .values({ name: `g${randomBytes(4).toString('hex')}` })
+            .returningAll()
+            .executeTakeFirstOrThrow()
+        ).id;
+      const groupsOf = async (person: Awaited<ReturnType<typeof signedUpPerson>>) =>
+        ((await person.userinfo()) as { groups?: string[] } | undefined)?.groups;
+
+      it('answers memberships from memory: an unannounced one is not seen, an announced one is', async () => {
+        // Made first: a new group is announced too, and its notice empties the memberships.
+        const [silent, loud] = [await newGroup(), await newGroup()];
+        const person = await signedUpPerson('openid email groups');
+        expect(await groupsOf(person)).toEqual([]);
+        await unannounced('group_members', (db) =>
+          db.insertInto('group_members').values({ group_id: silent, user_id: person.sub }).execute(),
+        );
+        expect(await groupsOf(person)).toEqual([]);
+        await sesame.db.insertInto('group_members').values({ group_id: loud, user_id: person.sub }).execute();
+        expect(await eventually(async () => (await groupsOf(person))?.length === 2)).toBe(true);
+        // A renamed group is announced on its own row: every member's next answer shows the name.
+        await sesame.db.updateTable('groups').set({ name: 'renamed-group' }).where('id', '=', loud).execute();
+        expect(
+          await eventually(async () => (await groupsOf(person))?.includes('renamed-group') === true),
+        ).toBe(true);
+      });
+
+      it("stops serving a person once the client's announced allowed groups leave them out", async () => {
+        const person = await signedUpPerson('openid email groups');
+        expect(await person.userinfo()).toBeDefined();
+        const members = await newGroup();
+        await unannounced('client_allowed_groups', (db) =>
+          db
+            .insertInto('client_allowed_groups')
+            .values({ client_id: person.clientId, group_id: members })
+            .execute(),
+        );
+        expect(await person.userinfo()).toBeDefined();
+        await sesame.db
+          .deleteFrom('client_allowed_groups')
+          .where('client_id', '=', person.clientId)
+          .execute();
+        await sesame.db
+          .insertInto('client_allowed_groups')
+          .values({ client_id: person.clientId, group_id: members })
+          .execute();
+        expect(await eventually(async () => (await person.userinfo()) === undefined)).toBe(true);
+      });
     });
   });
 
