@@ -44,7 +44,7 @@ import { recoverRoutes } from './http/routes/recover.js';
 import { setupRoutes } from './http/routes/setup.js';
 import { verifyEmailRoutes } from './http/routes/verifyEmail.js';
 import type { Services } from './http/services.js';
-import { withPageBrand } from './http/views.js';
+import { showBrandOn } from './http/views.js';
 import { sealKeysAtRest } from './keysAtRest.js';
 import type { Logger } from './logger.js';
 import { MailOutbox } from './mail/outbox.js';
@@ -174,12 +174,13 @@ export async function createApp({
   // that answer only JSON skip both: no Accept-Language parsing, no brand lookup.
   const pageContext = compose<Koa.Context>([
     pageLanguage(config.defaultLocale),
-    async function showBrand(_ctx, next) {
+    async function showBrand(ctx, next) {
       const current = await brand.current().catch((error: Error) => {
         log.warn('branding could not be read; pages show the configured brand', { error: error.message });
         return brand.configured;
       });
-      return withPageBrand(current, next);
+      showBrandOn(ctx.req, current);
+      return next();
     },
   ]);
   koa.use(function forPages(ctx, next) {

@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import type { IncomingMessage } from 'node:http';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
 import type { Brand } from '../branding/brand.js';
@@ -46,11 +46,16 @@ export function pageBrandOf(brand: Brand): PageBrand {
   };
 }
 
-const currentBrand = new AsyncLocalStorage<PageBrand>();
+/**
+ * The brand each request's pages show, by the Node request: Sesame's Koa app and the
+ * provider's (which renders the logout, device and error pages) each have a context of
+ * their own, but both hold the same request.
+ */
+const pageBrands = new WeakMap<IncomingMessage, PageBrand>();
 
-/** Pages rendered while `work` runs (this request) show `brand`. */
-export function withPageBrand<T>(brand: Brand, work: () => T): T {
-  return currentBrand.run(pageBrandOf(brand), work);
+/** Pages answering `req` show `brand`. */
+export function showBrandOn(req: IncomingMessage, brand: Brand): void {
+  pageBrands.set(req, pageBrandOf(brand));
 }
 
 /** Outside a request (never in the server) pages fall back to Sesame's own look. */
@@ -66,10 +71,15 @@ const UNBRANDED: PageBrand = {
  * with `it.t(key)` (and `it.html(key)` for messages with markup), the layout sets
  * `<html lang>` and hands the page's script its messages (<meta name="messages">). Admin pages stay English.
  */
-export function renderView(name: string, data: PageData, locale: Locale = 'en'): string {
+export function renderView(
+  name: string,
+  data: PageData,
+  locale: Locale = 'en',
+  brand: PageBrand = UNBRANDED,
+): string {
   const translator = translatorFor(locale);
   return eta.render(name, {
-    brand: currentBrand.getStore() ?? UNBRANDED,
+    brand,
     ...data,
     lang: locale,
     t: translator.t,
@@ -77,6 +87,16 @@ export function renderView(name: string, data: PageData, locale: Locale = 'en'):
     dateTime: translator.dateTime,
     clientMessages: data.script ? clientMessages(locale) : undefined,
   });
+}
+
+/** views/<name>.eta for this request: in `locale` (the request's language unless given), with the request's brand. */
+export function renderPage(
+  ctx: Context,
+  name: string,
+  data: PageData,
+  locale = ctx.state.locale ?? 'en',
+): string {
+  return renderView(name, data, locale, pageBrands.get(ctx.req) ?? UNBRANDED);
 }
 
 /** The messages of the request's language, for a page's title and what the handler words itself. */
@@ -93,5 +113,5 @@ export function sendPage(ctx: Context, name: string, data: PageData): void {
   ctx.type = 'html';
   ctx.set('Content-Language', locale);
   ctx.vary('Accept-Language');
-  ctx.body = renderView(name, data, locale);
+  ctx.body = renderPage(ctx, name, data, locale);
 }

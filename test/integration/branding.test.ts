@@ -71,6 +71,16 @@ describe('branding from the config (BRAND_*)', () => {
     expect(page.text).toMatch(/<link rel="icon" href="\/brand\/favicon\?v=[\w-]+">/);
   });
 
+  it("shows it on the provider's own pages too: an authorization error and the signed-out page", async () => {
+    const browser = new Person(sesame.baseUrl).browser;
+    for (const url of ['/auth?client_id=nobody&response_type=code&scope=openid', '/session/end/success']) {
+      const page = await browser.request(url);
+      expect(page.text).toContain('<html');
+      expect(titleOf(page)).toMatch(/ · Acme Login$/);
+      expect(page.text).toMatch(/<img src="\/brand\/logo\?v=[\w-]+" alt="Acme Login">/);
+    }
+  });
+
   it('serves the accent as a stylesheet, with white labels on it and a lighter variant in dark mode', async () => {
     const page = await new Person(sesame.baseUrl).browser.request('/no/such/page');
     const response = await fetch(new URL(stylesheetOf(page)!, sesame.baseUrl));

@@ -6,7 +6,7 @@ import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
 import { isLocale } from '../../i18n/locales.js';
 import { forbidden, unauthorized } from '../errors.js';
-import { renderView } from '../views.js';
+import { renderPage } from '../views.js';
 import type { Csrf } from './csrf.js';
 import { wantsJson } from './errors.js';
 
@@ -73,12 +73,17 @@ export function requireAdmin(csrf: Csrf) {
     if (!user || wantsJson(ctx)) throw forbidden(message);
     ctx.status = 403;
     ctx.type = 'html';
-    ctx.body = renderView('admin/forbidden', {
-      title: 'Administrators only',
-      csrf: csrf.token(ctx),
-      message,
-      email: user.email,
-    });
+    ctx.body = renderPage(
+      ctx,
+      'admin/forbidden',
+      {
+        title: 'Administrators only',
+        csrf: csrf.token(ctx),
+        message,
+        email: user.email,
+      },
+      'en',
+    );
   };
 }
 

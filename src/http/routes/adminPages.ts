@@ -36,7 +36,7 @@ import { parseUploads } from '../middleware/uploads.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
-import { renderView } from '../views.js';
+import { renderPage } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
 import { BRANDING_NOTICES, brandingPages } from './adminBrandingPages.js';
 import { GROUP_NOTICES, groupPages } from './adminGroupPages.js';
@@ -110,14 +110,20 @@ export function adminPagesRoutes(services: Services): Router {
 
   function render(ctx: Context, view: string, data: Record<string, unknown> & { title: string }) {
     ctx.type = 'html';
-    ctx.body = renderView(`admin/${view}`, {
-      wide: true,
-      script: 'admin',
-      csrf: csrf.token(ctx),
-      me: ctx.state.signedIn!.user,
-      notice: typeof ctx.query.done === 'string' ? NOTICES[ctx.query.done] : undefined,
-      ...data,
-    });
+    ctx.body = renderPage(
+      ctx,
+      `admin/${view}`,
+      {
+        wide: true,
+        script: 'admin',
+        csrf: csrf.token(ctx),
+        me: ctx.state.signedIn!.user,
+        notice: typeof ctx.query.done === 'string' ? NOTICES[ctx.query.done] : undefined,
+        ...data,
+      },
+      // Admin pages stay English.
+      'en',
+    );
   }
 
   async function loadClient(ctx: Context): Promise<ClientView> {
