@@ -74,7 +74,6 @@ export function renderView(name: string, data: PageData, locale: Locale = 'en'):
     lang: locale,
     t: translator.t,
     html: translator.html,
-    dateTime: translator.dateTime,
     clientMessages: data.script ? clientMessages(locale) : undefined,
   });
 }
