@@ -8,7 +8,7 @@ import type { Locale } from '../i18n/locales.js';
 /** Changes the person's display name (validated at the edge: 1 to 100 characters). */
 export async function updateProfileName(db: Db, userId: string, name: string): Promise<User> {
   const user = await usersQueries.update(db, userId, { name });
-  if (!user) throw notFound('No such account.');
+  if (!user) throw notFound('No such account.').localized('errors.noSuchAccount');
   await auditQueries.record(db, `user:${userId}`, 'user.rename', userId);
   return user;
 }
@@ -16,7 +16,7 @@ export async function updateProfileName(db: Db, userId: string, name: string): P
 /** Stores the language the person chose for Sesame's pages (validated at the edge); null: per request. */
 export async function updateProfileLocale(db: Db, userId: string, locale: Locale | null): Promise<User> {
   const user = await usersQueries.setLocale(db, userId, locale);
-  if (!user) throw notFound('No such account.');
+  if (!user) throw notFound('No such account.').localized('errors.noSuchAccount');
   await auditQueries.record(db, `user:${userId}`, 'user.locale', userId);
   return user;
 }

@@ -11,7 +11,7 @@ import {
   promoteUser,
 } from '../admin/users.js';
 import { HttpError } from '../http/errors.js';
-import { emailSchema } from '../http/schemas.js';
+import { emailSchema, issueMessage } from '../http/schemas.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
 
@@ -115,7 +115,7 @@ export function registerUserCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((opts) => {
       const email = emailSchema.safeParse(opts.email);
-      if (!email.success) throw new CliError(`--email: ${email.error.issues[0]!.message}`);
+      if (!email.success) throw new CliError(`--email: ${issueMessage(email.error.issues[0]!)}`);
       return withDatabase(async (db, config) => {
         const link = await inviteUser(db, config, { email: email.data, admin: opts.admin }, cliActor());
         output(opts.json, link, () =>

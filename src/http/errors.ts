@@ -82,4 +82,5 @@ export function isNulCharacterError(caught: unknown): boolean {
   return code === '22021' || code === '22P05';
 }
 
-export const nulCharacterError = () => badRequest('Text must not contain NUL characters');
+export const nulCharacterError = () =>
+  badRequest('Text must not contain NUL characters').localized('errors.nulCharacter');

@@ -1,11 +1,44 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { badRequest, HttpError } from './errors.js';
+import { type Translator, translatorFor } from '../i18n/catalog.js';
+import type { Locale } from '../i18n/locales.js';
+import { badRequest } from './errors.js';
+import { refusalLocale } from './middleware/language.js';
+
+/**
+ * Messages a person may read are keys of the catalogs' `validation` section
+ * (locales/*.json), worded in the request's language where the refusal is built; the
+ * issue's own limits fill them in (`{{maximum}}`). Other issues keep zod's words.
+ */
+const CATALOG_KEY = /^validation\.[A-Za-z]+$/;
+
+/** A zod issue's message in `text`'s language. */
+export function issueMessage(issue: z.core.$ZodIssue, text: Translator = translatorFor('en')): string {
+  if (!CATALOG_KEY.test(issue.message)) return issue.message;
+  return text.t(issue.message, issueValues(issue));
+}
+
+/** What a catalog's validation message may name: the issue's limits and allowed values. */
+function issueValues(issue: z.core.$ZodIssue): Record<string, string> {
+  const { maximum, minimum, values } = issue as { maximum?: unknown; minimum?: unknown; values?: unknown[] };
+  return {
+    maximum: String(maximum),
+    minimum: String(minimum),
+    choices: (values ?? []).filter((value) => value !== '').join(', '),
+  };
+}
+
+/** zod's own words for the issues no catalog key names (a wrong type, a missing field), per language. */
+const zodWords: Record<Exclude<Locale, 'en'>, { localeError: z.core.$ZodErrorMap }> = {
+  de: z.locales.de(),
+  fr: z.locales.fr(),
+  es: z.locales.es(),
+};
 
 const base64url = z
   .string()
   .max(16_384)
-  .regex(/^[A-Za-z0-9_-]*={0,2}$/, { message: 'must be base64url' });
+  .regex(/^[A-Za-z0-9_-]*={0,2}$/, { message: 'validation.base64url' });
 const transports = z.array(z.enum(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb'])).max(8);
 
 /** A PublicKeyCredential from navigator.credentials.create(), as JSON (WebAuthn L3 §5.1, toJSON()). */
@@ -43,59 +76,76 @@ export const authenticationResponseSchema = z.object({
 export const emailSchema = z
   .string()
   .trim()
-  .max(254, { message: 'Email is too long' })
-  .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: 'Enter a valid email address' });
+  .max(254, { message: 'validation.emailTooLong' })
+  .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: 'validation.emailInvalid' });
 
 export const displayNameSchema = z
   .string()
   .trim()
-  .max(100, { message: 'Name must be at most 100 characters' })
+  .max(100, { message: 'validation.nameTooLong' })
   .transform((v) => (v === '' ? null : v));
 
+/** Each bad field's first message (`body` for the input as a whole), in `text`'s language. */
+function fieldMessages(issues: z.core.$ZodIssue[], text: Translator): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const issue of issues) fields[issue.path.join('.') || 'body'] ??= issueMessage(issue, text);
+  return fields;
+}
+
 /**
- * Validates input at the edge. A failure is a 400 naming the first bad field, with every
- * field's message in `fields` for forms and API callers.
+ * The 400 for input that failed `schema`, naming the first bad field, with every field's
+ * message in `fields` for forms and API callers: in the person's language on people's pages
+ * and their scripts (see {@link refusalLocale}), in English for APIs and logs.
  */
-function parseInput<T extends z.ZodType>(input: unknown, schema: T, unnamed: string): z.output<T> {
+function invalidInput(
+  ctx: Context,
+  input: unknown,
+  schema: z.ZodType,
+  issues: z.core.$ZodIssue[],
+  unnamed: string,
+) {
+  const english = fieldMessages(issues, translatorFor('en'));
+  const [first] = Object.entries(english);
+  const locale = refusalLocale(ctx);
+  // zod words an issue while it parses: parsed again, its own words are the person's.
+  const theirs =
+    locale === 'en'
+      ? issues
+      : (schema.safeParse(input, { error: zodWords[locale].localeError }).error?.issues ?? issues);
+  const fields = fieldMessages(theirs, translatorFor(locale));
+  const error = badRequest(first ? `${first[0]}: ${first[1]}` : unnamed, { fields });
+  const [issue] = theirs;
+  if (!first || !issue) return error;
+  // A catalog message says what is wrong on its own; zod's words need the field's name.
+  return CATALOG_KEY.test(issue.message)
+    ? error.localized(issue.message, issueValues(issue))
+    : error.localized('validation.field', { field: first[0], message: fields[first[0]]! });
+}
+
+/** Validates input at the edge: a failure is {@link invalidInput}. */
+function parseInput<T extends z.ZodType>(
+  ctx: Context,
+  input: unknown,
+  schema: T,
+  unnamed: string,
+): z.output<T> {
   const result = schema.safeParse(input);
-  if (!result.success) {
-    const fields: Record<string, string> = {};
-    for (const issue of result.error.issues) {
-      const key = issue.path.join('.') || 'body';
-      fields[key] ??= issue.message;
-    }
-    const [first] = Object.entries(fields);
-    throw badRequest(first ? `${first[0]}: ${first[1]}` : unnamed, { fields });
-  }
+  if (!result.success) throw invalidInput(ctx, input, schema, result.error.issues, unnamed);
   return result.data;
 }
 
 /** Validates a request body: see {@link parseInput}. */
 export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
-  return parseInput(ctx.request.body, schema, 'Invalid request body');
+  return parseInput(ctx, ctx.request.body, schema, 'Invalid request body');
 }
 
 /** Validates a request's query parameters (a repeated one arrives as an array): see {@link parseInput}. */
 export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
-  return parseInput(ctx.query, schema, 'Invalid query');
+  return parseInput(ctx, ctx.query, schema, 'Invalid query');
 }
 
 /** A `limit` query parameter: a whole number from 1 to `max`, `fallback` when absent. */
 export function limitParameter(max: number, fallback: number) {
   const error = `must be a whole number from 1 to ${max}`;
   return z.coerce.number({ error }).int({ error }).min(1, { error }).max(max, { error }).default(fallback);
-}
-
-/**
- * Validates a person's form of email and (optional) name, as {@link parseBody}; the refusal
- * names the field at fault in the person's language (the page's script shows it).
- */
-export function parsePersonForm<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
-  try {
-    return parseBody(ctx, schema);
-  } catch (error) {
-    if (!(error instanceof HttpError)) throw error;
-    const fields = (error.details?.fields ?? {}) as Record<string, string>;
-    throw error.localized(fields.name && !fields.email ? 'errors.invalidName' : 'errors.invalidEmail');
-  }
 }

@@ -84,7 +84,6 @@ export function renderView(
     lang: locale,
     t: translator.t,
     html: translator.html,
-    dateTime: translator.dateTime,
     clientMessages: data.script ? clientMessages(locale) : undefined,
   });
 }

@@ -28,6 +28,34 @@ void i18n.init({
   interpolation: { escapeValue: false },
 });
 
+/**
+ * How every message writes a date and time (`{{expires, datetime}}` in a catalog): as its
+ * language does, in UTC (the zone the server knows for sure), which the text names.
+ */
+const dateTimeFormats = new Map(
+  SUPPORTED_LOCALES.map((locale) => [
+    locale,
+    new Intl.DateTimeFormat(locale, {
+      year: 'numeric',
+      month: 'short',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: '2-digit',
+      timeZone: 'UTC',
+      timeZoneName: 'short',
+    }),
+  ]),
+);
+
+function formatDateTime(value: Date | string | number, locale: string): string {
+  const format = dateTimeFormats.get(locale as Locale) ?? dateTimeFormats.get('en')!;
+  return format.format(new Date(value));
+}
+
+// Replaces i18next's own `datetime`, whose cache keeps one formatter per call's values (a
+// new one for every date) and whose zone would be the server's.
+i18n.services.formatter?.add('datetime', (value, locale) => formatDateTime(value, locale ?? 'en'));
+
 /** Messages of one language. */
 export interface Translator {
   readonly locale: Locale;
@@ -38,8 +66,6 @@ export interface Translator {
    * the values are HTML-escaped here, and the page prints the result unescaped.
    */
   html(key: string, values?: Record<string, unknown>): string;
-  /** A date and time as this language writes it, in UTC (the zone the server knows for sure). */
-  dateTime(value: Date | string | number): string;
   /** Whether the catalog has the key, e.g. for a server message that may have a translation. */
   has(key: string): boolean;
 }
@@ -47,20 +73,10 @@ export interface Translator {
 const translators = new Map<Locale, Translator>(
   SUPPORTED_LOCALES.map((locale) => {
     const t = i18n.getFixedT(locale);
-    const dates = new Intl.DateTimeFormat(locale, {
-      year: 'numeric',
-      month: 'short',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: '2-digit',
-      timeZone: 'UTC',
-      timeZoneName: 'short',
-    });
     const translator: Translator = {
       locale,
       t,
       html: (key, values) => t(key, { ...values, interpolation: { escapeValue: true } }),
-      dateTime: (value) => dates.format(new Date(value)),
       has: (key) => i18n.getResource(locale, 'translation', key) !== undefined,
     };
     return [locale, translator];

@@ -28,11 +28,6 @@ export interface MailData {
 
 export type MailTemplate = keyof MailData;
 
-/** A date as mails show it, in UTC: 2026-12-02 13:05. */
-function mailDate(date: Date): string {
-  return date.toISOString().replace('T', ' ').slice(0, 16);
-}
-
 /**
  * The language a mail to `account` is written in: the one its owner chose, else (for a
  * request the person made themselves) the request's, else DEFAULT_LOCALE.
@@ -69,8 +64,9 @@ export function composeMail<T extends MailTemplate>(
     html: translator.html,
     plain: (key: string, values: Record<string, unknown>) => withoutMarkup(translator.t(key, values)),
   };
-  if ('expiresAt' in data) values.expires = mailDate(data.expiresAt);
-  if ('at' in data) values.when = mailDate(data.at);
+  // Dates stay dates: the catalog writes them as the recipient's language does (`{{expires, datetime}}`).
+  if ('expiresAt' in data) values.expires = data.expiresAt;
+  if ('at' in data) values.when = data.at;
   if ('notice' in data) {
     const named = data.passkeyName && data.notice.startsWith('passkey_') ? 'Named' : '';
     values.bodyKey = `mail.notice.body.${data.notice}${named}Html`;

@@ -222,4 +222,76 @@ describe('pages in the person language', () => {
     expect(signedOut.status).toBe(401);
     expect(await locale()).toBeNull();
   });
+
+  it("words the account page's refusals in the person's language, and keeps English as it was", async () => {
+    const { person } = await onboard(sesame, 'refusals@example.com');
+    person.browser.headers['accept-language'] = 'de';
+    const csrf = (await person.browser.request('/account')).csrf();
+
+    const long = await person.browser.postJson('/account/profile', csrf, { name: 'x'.repeat(101) });
+    expect(long.status).toBe(400);
+    expect(long.headers.get('content-language')).toBe('de');
+    expect(long.json()).toEqual({
+      error: 'invalid_request',
+      error_description: 'Der Name darf höchstens 100 Zeichen lang sein',
+      fields: { name: 'Der Name darf höchstens 100 Zeichen lang sein' },
+    });
+    const wrongType = await person.browser.postJson('/account/profile', csrf, { name: 5 });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.json<{ fields: { name: string } }>().fields.name).toMatch(/^Ungültige Eingabe/);
+    const renamed = await person.browser.postJson(`/account/passkeys/${'x'.repeat(40)}/rename`, csrf, {
+      name: 'y'.repeat(200),
+    });
+    expect(renamed.json()).toMatchObject({
+      fields: { name: expect.stringMatching(/^Der Name des Passkeys darf höchstens \d+ Zeichen lang sein$/) },
+    });
+    const malformedId = await person.browser.postJson('/account/passkeys/not*an*id/rename', csrf, {
+      name: 'Laptop',
+    });
+    expect(malformedId.status).toBe(400);
+    expect(malformedId.json()).toMatchObject({
+      error_description:
+        'Die Anfrage ist fehlerhaft. Laden Sie die Seite neu und versuchen Sie es noch einmal.',
+    });
+    const malformedJson = await person.browser.request('/account/profile', {
+      body: '{"name":',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf, accept: 'application/json' },
+    });
+    expect(malformedJson.status).toBe(400);
+    expect(malformedJson.json<{ error_description: string }>().error_description).toMatch(
+      /^Die Anfrage ist fehlerhaft/,
+    );
+
+    person.browser.headers['accept-language'] = 'en';
+    const english = await person.browser.postJson('/account/profile', csrf, { name: 'x'.repeat(101) });
+    expect(english.json()).toMatchObject({
+      error_description: 'Name must be at most 100 characters',
+      fields: { name: 'Name must be at most 100 characters' },
+    });
+    const englishType = await person.browser.postJson('/account/profile', csrf, { name: 5 });
+    expect(englishType.json<{ error_description: string }>().error_description).toMatch(
+      /^name: Invalid input/,
+    );
+  });
+
+  it('words sign-up and lost-passkey refusals in the language asked for', async () => {
+    const person = visitor('fr');
+    const login = await person.open((await beginLogin(rp)).url);
+    const uid = /\/interaction\/([^/?#]+)/.exec(login.url)![1]!;
+    const invalid = await person.browser.postJson(`/interaction/${uid}/signup/options`, login.csrf(), {
+      email: 'not-an-address',
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.json()).toMatchObject({
+      error_description: 'Saisissez une adresse e-mail valide',
+      fields: { email: 'Saisissez une adresse e-mail valide' },
+    });
+    const longName = await person.browser.postJson(`/interaction/${uid}/signup/options`, login.csrf(), {
+      email: 'ok@example.com',
+      name: 'n'.repeat(101),
+    });
+    expect(longName.json()).toMatchObject({
+      error_description: 'Le nom doit comporter au maximum 100 caractères',
+    });
+  });
 });

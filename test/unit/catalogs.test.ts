@@ -116,6 +116,11 @@ describe('messages on pages', () => {
     expect(translatorFor('en').t('account.appSees', { scopes: ['openid', 'email'] })).toBe(
       'sees openid, email',
     );
-    expect(translatorFor('de').dateTime('2026-12-02T12:36:00Z')).toBe('2. Dez. 2026, 12:36 UTC');
+    expect(translatorFor('de').t('account.lastUsed', { date: '2026-12-02T12:36:00Z' })).toBe(
+      'Zuletzt verwendet am 2. Dez. 2026, 12:36 UTC',
+    );
+    expect(translatorFor('en').t('account.appSince', { date: new Date('2026-12-02T12:36:00Z') })).toBe(
+      'since Dec 2, 2026, 12:36 PM UTC',
+    );
   });
 });

@@ -1,7 +1,9 @@
 import { bodyParser } from '@koa/bodyparser';
 import type { Context, Middleware, Next } from 'koa';
 import compose from 'koa-compose';
+import { translatorFor } from '../../i18n/catalog.js';
 import { badRequest } from '../errors.js';
+import { refusalLocale } from './language.js';
 
 /**
  * Body parsing for Sesame's own routes (the provider parses its own). JSON is strict
@@ -52,7 +54,11 @@ export async function refuseIllFormedText(ctx: Context, next: Next) {
   const field = illFormedTextPath(ctx.request.body);
   if (field !== undefined) {
     const message = 'must not contain unpaired UTF-16 surrogates';
-    throw badRequest(`${field}: ${message}`, { fields: { [field]: message } });
+    const theirs = translatorFor(refusalLocale(ctx)).t('validation.illFormedText');
+    throw badRequest(`${field}: ${message}`, { fields: { [field]: theirs } }).localized('validation.field', {
+      field,
+      message: theirs,
+    });
   }
   await next();
 }

@@ -4,6 +4,7 @@ import { ceremonyFailures } from '../../metrics.js';
 import { PasskeyError } from '../../webauthn/errors.js';
 import { HttpError, isNulCharacterError, nulCharacterError } from '../errors.js';
 import { pageText, sendPage } from '../views.js';
+import { isApiPath } from './language.js';
 
 /** Whether the caller is a script (fetch, API client) rather than a person's browser page load. */
 export function wantsJson(ctx: Context): boolean {
@@ -11,11 +12,6 @@ export function wantsJson(ctx: Context): boolean {
   if (ctx.is('application/json')) return true;
   const accept = ctx.get('accept');
   return accept.includes('application/json') && !accept.includes('text/html');
-}
-
-/** APIs for programs answer in English whatever the caller's Accept-Language: their messages are for developers. */
-function isApiPath(ctx: Context): boolean {
-  return ctx.path.startsWith('/api/') || ctx.path.startsWith('/passkey-api/');
 }
 
 /** The error's safe message in the request's language when the catalog has it, else in English. */
@@ -61,14 +57,22 @@ function fromKoaError(error: {
   expose?: boolean;
 }): HttpError | undefined {
   const status = error.status ?? error.statusCode;
-  if (status === 413) return new HttpError(413, 'payload_too_large', 'The request body is too large');
-  if (status === 415) return new HttpError(415, 'unsupported_media_type', 'Unsupported content type');
+  if (status === 413) {
+    return new HttpError(413, 'payload_too_large', 'The request body is too large').localized(
+      'errors.tooLarge',
+    );
+  }
+  if (status === 415) {
+    return new HttpError(415, 'unsupported_media_type', 'Unsupported content type').localized(
+      'errors.malformedRequest',
+    );
+  }
   if (status && status >= 400 && status < 500) {
     return new HttpError(
       status,
       'invalid_request',
       error.type === 'entity.parse.failed' ? 'Malformed JSON body' : 'Malformed request',
-    );
+    ).localized('errors.malformedRequest');
   }
   return undefined;
 }

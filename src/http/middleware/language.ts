@@ -28,3 +28,17 @@ export function pageLanguage(defaultLocale: Locale) {
     await next();
   };
 }
+
+/** APIs for programs answer in English whatever the caller's Accept-Language: their messages are for developers. */
+export function isApiPath(ctx: Context): boolean {
+  return ctx.path.startsWith('/api/') || ctx.path.startsWith('/passkey-api/');
+}
+
+/**
+ * The language a refusal speaks: the request's for people's pages and their scripts;
+ * English for APIs and the admin pages (which stay English).
+ */
+export function refusalLocale(ctx: Context): Locale {
+  const admin = ctx.path === '/admin' || ctx.path.startsWith('/admin/');
+  return isApiPath(ctx) || admin ? 'en' : (ctx.state.locale ?? 'en');
+}

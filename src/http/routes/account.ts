@@ -33,25 +33,24 @@ import { authenticationResponseSchema, parseBody, registrationResponseSchema } f
 import type { Services } from '../services.js';
 import { pageText, sendPage } from '../views.js';
 
+// The messages are catalog keys (locales/*.json, `validation`): see src/http/schemas.ts.
 const profileSchema = z.object({
   name: z
     .string()
     .trim()
-    .min(1, { message: 'Name must not be empty' })
-    .max(100, { message: 'Name must be at most 100 characters' }),
+    .min(1, { message: 'validation.nameEmpty' })
+    .max(100, { message: 'validation.nameTooLong' }),
 });
 const renameSchema = z.object({
   name: z
     .string()
     .trim()
-    .min(1, { message: 'Passkey name must not be empty' })
-    .max(PASSKEY_NAME_MAX, { message: `Passkey name must be at most ${PASSKEY_NAME_MAX} characters` }),
+    .min(1, { message: 'validation.passkeyNameEmpty' })
+    .max(PASSKEY_NAME_MAX, { message: 'validation.passkeyNameTooLong' }),
 });
 /** The account page's language choice: a supported code, or empty for "as my browser asks". */
 const localeSchema = z.object({
-  locale: z.union([z.literal(''), z.enum(SUPPORTED_LOCALES)], {
-    message: `must be empty or one of ${SUPPORTED_LOCALES.join(', ')}`,
-  }),
+  locale: z.enum(['', ...SUPPORTED_LOCALES], { message: 'validation.languageChoice' }),
 });
 
 /** The languages the picker offers, each named in its own language (the catalogs' `languageName`). */
@@ -71,7 +70,9 @@ function signedIn(ctx: Context): SignedIn {
 
 function param(ctx: Context, name: string, shape: RegExp): string {
   const value = ctx.params[name];
-  if (typeof value !== 'string' || !shape.test(value)) throw badRequest(`Malformed ${name}`);
+  if (typeof value !== 'string' || !shape.test(value)) {
+    throw badRequest(`Malformed ${name}`).localized('errors.malformedRequest');
+  }
   return value;
 }
 

@@ -34,7 +34,7 @@ import { forgetGroupsAfterChanges } from '../middleware/groupChanges.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
 import { parseUploads } from '../middleware/uploads.js';
 import { sesameRouter } from '../router.js';
-import { emailSchema, parseBody } from '../schemas.js';
+import { emailSchema, issueMessage, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderPage } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
@@ -291,7 +291,7 @@ export function adminPagesRoutes(services: Services): Router {
     const email = emailSchema.safeParse(form.email);
     if (!email.success) {
       ctx.status = 400;
-      await renderUsers(ctx, { ...form, error: email.error.issues[0]!.message });
+      await renderUsers(ctx, { ...form, error: issueMessage(email.error.issues[0]!) });
       return;
     }
     let link: Awaited<ReturnType<typeof inviteUser>>;

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
 import { usersQueries } from '../../db/queries/users.js';
+import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { amrFor, startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
@@ -25,7 +26,6 @@ import {
   displayNameSchema,
   emailSchema,
   parseBody,
-  parsePersonForm,
   registrationResponseSchema,
 } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -194,11 +194,11 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
 
   router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw signupClosed();
-    const body = parsePersonForm(ctx, signupStartSchema);
+    const body = parseBody(ctx, signupStartSchema);
     await countSignupAttempt(ctx, `signup:${body.email.toLowerCase()}`);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
-    if (await emailTaken(db, body.email)) throw accountExists();
+    if (await emailTaken(db, body.email)) throw accountExists(pageText(ctx));
     ctx.body = await startPasskeyRegistration(
       db,
       rp,
@@ -225,7 +225,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
       credential: verified.credential,
       locale: ctx.state.locale,
     });
-    if (!user) throw accountExists();
+    if (!user) throw accountExists(pageText(ctx));
     log.info('account created', { user: user.id });
     await finishLogin(ctx, interaction, user.id, amrFor(verified.credential));
   }
@@ -318,10 +318,11 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
   return router;
 }
 
-const accountExists = () =>
+/** The sign-up's email has an account: `text` words the field's message in the person's language. */
+const accountExists = (text: Translator) =>
   conflict(
     'An account with this email already exists. Sign in with its passkey instead, or ask an administrator for a recovery link.',
-    { fields: { email: 'An account with this email already exists' } },
+    { fields: { email: text.t('validation.emailTaken') } },
   ).localized('errors.accountExists');
 
 const signupClosed = () =>

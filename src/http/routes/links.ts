@@ -14,7 +14,7 @@ import { parseBodies } from '../middleware/bodies.js';
 import { renderProblemPages } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
 import { sesameRouter } from '../router.js';
-import { displayNameSchema, parseBody, parsePersonForm, registrationResponseSchema } from '../schemas.js';
+import { displayNameSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 import { pageText, sendPage } from '../views.js';
 
@@ -68,7 +68,7 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
   });
 
   router.post('/options', async (ctx) => {
-    const body = parsePersonForm(ctx, optionsSchema);
+    const body = parseBody(ctx, optionsSchema);
     const { link, user } = await findUsableLink(db, ctx.params.token!);
     // The name of an account whose email nobody proved yet is not kept (see confirmEmailOwner).
     const name = user?.email_verified ? user.name : (body.name ?? null);

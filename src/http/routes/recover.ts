@@ -11,7 +11,7 @@ import {
   SELF_RECOVERY_REQUESTS_PER_IP,
 } from '../middleware/rateLimit.js';
 import { sesameRouter } from '../router.js';
-import { emailSchema, parseBody } from '../schemas.js';
+import { emailSchema, issueMessage, parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import { pageText, sendPage } from '../views.js';
 
@@ -59,11 +59,7 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
     const email = emailSchema.safeParse(form.email);
     if (!email.success) {
       ctx.status = 400;
-      const tooLong = email.error.issues[0]!.message === 'Email is too long';
-      render(ctx, {
-        email: form.email,
-        error: pageText(ctx).t(tooLong ? 'recover.emailTooLong' : 'errors.invalidEmail'),
-      });
+      render(ctx, { email: form.email, error: issueMessage(email.error.issues[0]!, pageText(ctx)) });
       return;
     }
     await perIp(ctx, rateLimitKey(ctx.ip));

@@ -14,13 +14,7 @@ import { parseBodies } from '../middleware/bodies.js';
 import { renderProblemPages } from '../middleware/errors.js';
 import { startProviderSession } from '../providerSession.js';
 import { sesameRouter } from '../router.js';
-import {
-  displayNameSchema,
-  emailSchema,
-  parseBody,
-  parsePersonForm,
-  registrationResponseSchema,
-} from '../schemas.js';
+import { displayNameSchema, emailSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
 import { pageText, sendPage } from '../views.js';
 
@@ -62,7 +56,7 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit, brand 
   });
 
   router.post('/options', async (ctx) => {
-    const body = parsePersonForm(ctx, optionsSchema);
+    const body = parseBody(ctx, optionsSchema);
     const link = await findUsableSetupLink(db, ctx.params.token!);
     // Said before the passkey prompt rather than after it; redeemSetupLink checks again.
     if (await usersQueries.findByEmail(db, body.email)) throw new SetupLinkError('account_exists');
