@@ -1,8 +1,9 @@
 import type { Transporter } from 'nodemailer';
 import type { Config, MailConfig } from '../config.js';
+import { openAtRest, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
-import { type ClaimedMail, mailOutboxQueries } from '../db/queries/mailOutbox.js';
+import { type ClaimedMail, mailOutboxQueries, type NewMail } from '../db/queries/mailOutbox.js';
 import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { mailDeliveries } from '../metrics.js';
@@ -35,7 +36,8 @@ export function wakeMailOutboxes(): void {
 /**
  * Queues one mail in `trx` (the transaction that decided to send it), written in `locale`
  * (see mailLocale), when mail is configured; once that committed, wake the outbox (wakeMailOutboxes). The mail holds the
- * only other copy of a link's token, so the row's bodies are emptied once it is done.
+ * only other copy of a link's token, so the row's bodies are sealed with KEY_ENCRYPTION_SECRET
+ * when it is set (see sealMailBodies) and emptied once the mail is done.
  * @returns whether a mail was queued (false without SMTP_URL).
  */
 export async function queueMail<T extends MailTemplate>(
@@ -47,8 +49,39 @@ export async function queueMail<T extends MailTemplate>(
   locale: Locale,
 ): Promise<boolean> {
   if (!config.mail) return false;
-  await mailOutboxQueries.enqueue(trx, composeMail(config, template, to, data, locale));
+  const mail = composeMail(config, template, to, data, locale);
+  await mailOutboxQueries.enqueue(trx, sealMailBodies(mail, config.keyEncryptionSecret));
   return true;
+}
+
+/**
+ * Encrypts a mail's bodies at rest (AES-256-GCM, see sealAtRest) when a key-encryption
+ * secret is set: they hold a one-time link, a bearer secret, until the mail is sent. The
+ * subject, recipient and template stay readable (the subject names only the issuer and
+ * the kind of mail), for the outbox's admin page. Without a secret they stay as they are.
+ */
+export function sealMailBodies(mail: NewMail, secret: string | undefined): NewMail {
+  return { ...mail, text: sealAtRest(mail.text, secret), html: sealAtRest(mail.html, secret) };
+}
+
+/**
+ * The bodies of a claimed mail as the worker sends them: sealed ones opened with the secret,
+ * ones queued before the secret was set as they are.
+ * @throws when a body is sealed and the secret is unset or another (the message says so).
+ */
+export function openMailBodies(
+  mail: { text_body: string; html_body: string },
+  secret: string | undefined,
+): { text: string; html: string } {
+  try {
+    return { text: openAtRest(mail.text_body, secret), html: openAtRest(mail.html_body, secret) };
+  } catch {
+    throw new Error(
+      secret
+        ? 'the mail was encrypted with another KEY_ENCRYPTION_SECRET than this instance has'
+        : 'the mail is encrypted, but KEY_ENCRYPTION_SECRET is not set on this instance',
+    );
+  }
 }
 
 /**
@@ -83,6 +116,8 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
   constructor(
     private readonly db: Db,
     private readonly mail: MailConfig,
+    /** KEY_ENCRYPTION_SECRET, to open bodies sealed when they were queued. */
+    private readonly keyEncryptionSecret: string | undefined,
     log: Logger,
     timing: Partial<OutboxTiming> = {},
   ) {
@@ -106,12 +141,17 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
     }
     let error: string;
     try {
+      // Opened just before the send, and kept nowhere else: a failure is retried like any other.
+      const { text, html } = openMailBodies(
+        { text_body: mail.text_body, html_body: mail.html_body },
+        this.keyEncryptionSecret,
+      );
       await (await this.#transport).sendMail({
         from: this.mail.from,
         to: mail.to_address,
         subject: mail.subject,
-        text: mail.text_body,
-        html: mail.html_body,
+        text,
+        html,
       });
       await mailOutboxQueries.markSent(this.db, mail.id);
       mailDeliveries.inc({ template: mail.template, result: 'sent' });

@@ -158,6 +158,7 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     saw('admin/confirm', await person.browser.request(`/admin/clients/${wikiId}/delete`), 'Delete client');
     const users = saw('admin/users', await person.browser.request('/admin/users'), 'Invite someone');
     saw('admin/audit', await person.browser.request('/admin/audit'), 'Activity');
+    saw('admin/mail', await person.browser.request('/admin/mail'), 'Mail is not configured');
     const apiKeys = saw('admin/api-keys', await person.browser.request('/admin/api-keys'), 'Create API key');
     saw(
       'admin/api-key-created',

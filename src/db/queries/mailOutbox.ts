@@ -23,6 +23,19 @@ export interface ClaimedMail {
   created_at: Date;
 }
 
+/** A mail as admins see it in the outbox: everything but its bodies. */
+export interface OutboxEntry {
+  id: string;
+  template: string;
+  to_address: string;
+  subject: string;
+  attempts: number;
+  next_attempt_at: Date | null;
+  last_error: string | null;
+  sent_at: Date | null;
+  created_at: Date;
+}
+
 export const mailOutboxQueries = {
   async enqueue(db: Db, mail: NewMail): Promise<string> {
     const row = await db
@@ -72,9 +85,16 @@ export const mailOutboxQueries = {
       .execute();
   },
 
-  /** The most recent mails (never their bodies), newest first, for admins. */
-  async recent(db: Db, limit: number) {
-    return db
+  /**
+   * One page of mails for admins, newest first (never their bodies): those after the mail
+   * `after` in that order, narrowed to one state when `state` is given. `unsent` is every
+   * mail still to send (queued or retrying), which the outbox's partial index serves.
+   */
+  async page(
+    db: Db,
+    options: { state?: 'unsent' | 'sent' | 'given_up'; after?: string; limit: number },
+  ): Promise<OutboxEntry[]> {
+    let query = db
       .selectFrom('mail_outbox')
       .select([
         'id',
@@ -86,10 +106,18 @@ export const mailOutboxQueries = {
         'last_error',
         'sent_at',
         'created_at',
-      ])
-      .orderBy('created_at', 'desc')
-      .limit(limit)
-      .execute();
+      ]);
+    if (options.state === 'unsent') query = query.where('next_attempt_at', 'is not', null);
+    if (options.state === 'sent') query = query.where('sent_at', 'is not', null);
+    if (options.state === 'given_up')
+      query = query.where('next_attempt_at', 'is', null).where('sent_at', 'is', null);
+    if (options.after) {
+      // Row comparison: created_at alone may tie, and a JavaScript Date would drop its microseconds.
+      query = query.where(
+        sql<boolean>`(created_at, id) < (select created_at, id from mail_outbox where id = ${options.after})`,
+      );
+    }
+    return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit).execute();
   },
 
   /** Removes mails done (sent or given up) for longer than `days`. */

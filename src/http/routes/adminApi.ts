@@ -42,6 +42,7 @@ import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 import { adminApiGroupRoutes } from './adminApiGroups.js';
+import { mailApiRoutes } from './adminApiMail.js';
 import { resourceApiRoutes } from './adminApiResources.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
@@ -108,7 +109,7 @@ const noTenant = (id: string) => notFound(`No passkey API tenant with id ${id}`)
 
 /**
  * The admin REST API under /api/admin, for scripts and infrastructure tools: clients,
- * users, passkey API tenants, APIs (resources) and the audit log. Callers authenticate with an API key
+ * users, passkey API tenants, APIs (resources), the audit log and the mail outbox. Callers authenticate with an API key
  * (`Authorization: Bearer ssk_...`); no cookies are read, so no CSRF token is needed.
  * Every change is audited as `api-key:<id>`.
  */
@@ -262,6 +263,7 @@ export function adminApiRoutes(services: Services): Router {
 
   resourceApiRoutes(router, services);
   adminApiGroupRoutes(router, { db, caches });
+  mailApiRoutes(router, { db });
 
   router.get('/audit-events', async (ctx) => {
     ctx.body = await recentAuditEvents(db, parseQuery(ctx, auditQuerySchema).limit);

@@ -40,6 +40,7 @@ import { renderPage } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
 import { BRANDING_NOTICES, brandingPages } from './adminBrandingPages.js';
 import { GROUP_NOTICES, groupPages } from './adminGroupPages.js';
+import { mailPages } from './adminMailPages.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
 import { RESOURCE_NOTICES, resourcePages } from './adminResourcePages.js';
@@ -373,6 +374,7 @@ export function adminPagesRoutes(services: Services): Router {
   apiKeyPages(router, kit, services);
   resourcePages(router, kit, services);
   brandingPages(router, kit, services);
+  mailPages(router, kit, services);
 
   router.get('/audit', async (ctx) => {
     render(ctx, 'audit', { title: 'Activity', events: await recentAuditEvents(db, 100) });

@@ -1,0 +1,394 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createApiKey } from '../../src/admin/apiKeys.js';
+import { isSealed, sealAtRest } from '../../src/crypto.js';
+import { mailOutboxQueries } from '../../src/db/queries/mailOutbox.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { asPage } from '../support/browser.js';
+import { linkIn, startAppWithMail } from '../support/mailServer.js';
+import { Person } from '../support/oidcFlow.js';
+import { cliJsonOn } from '../support/sesameProcess.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const SECRET = 'a key-encryption secret of 32+ characters';
+
+type WithMail = Awaited<ReturnType<typeof startAppWithMail>>;
+
+/** A person signed up through /admin and made an admin. */
+async function signUpAdmin(sesame: TestApp, email: string): Promise<Person> {
+  const person = new Person(sesame.baseUrl);
+  await person.browser.follow(await person.signUp(asPage(await person.browser.follow('/admin')), email));
+  const user = (await usersQueries.findByEmail(sesame.db, email))!;
+  await usersQueries.update(sesame.db, user.id, { isAdmin: true });
+  return person;
+}
+
+/** Waits until `check` holds for the mail to `address`, failing after 20 s. */
+async function mailRowTo(
+  sesame: TestApp,
+  address: string,
+  check: (row: MailRow) => boolean,
+): Promise<MailRow> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const row = await sesame.db
+      .selectFrom('mail_outbox')
+      .selectAll()
+      .where('to_address', '=', address)
+      .executeTakeFirst();
+    if (row && check(row)) return row;
+    if (Date.now() > until)
+      throw new Error(`the mail to ${address} did not get there: ${JSON.stringify(row)}`);
+    await sleep(50);
+  }
+}
+type MailRow = {
+  text_body: string | null;
+  html_body: string | null;
+  subject: string;
+  attempts: number;
+} & Record<string, unknown>;
+
+describe('mail bodies at rest with KEY_ENCRYPTION_SECRET', () => {
+  let withMail: WithMail;
+  let apiKey: string;
+
+  beforeAll(async () => {
+    withMail = await startAppWithMail({ KEY_ENCRYPTION_SECRET: SECRET });
+    apiKey = (await createApiKey(withMail.sesame.db, 'tests', 'test')).key;
+  });
+  afterAll(() => withMail?.stop());
+
+  const invite = (email: string) =>
+    fetch(`${withMail.sesame.baseUrl}/api/admin/users/invite`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email }),
+    });
+
+  it('keeps a queued mail’s link out of the database, and the mail arrives intact', async () => {
+    const { sesame, mail } = withMail;
+    // The mail server is away, so the mail waits in the outbox.
+    await mail.stop();
+    const response = await invite('sealed@example.com');
+    expect(response.status).toBe(201);
+    const { url } = (await response.json()) as { url: string };
+    const token = url.split('/').at(-1)!;
+
+    const queued = await mailRowTo(sesame, 'sealed@example.com', (row) => row.attempts >= 1);
+    expect(isSealed(queued.text_body!)).toBe(true);
+    expect(isSealed(queued.html_body!)).toBe(true);
+    // Nothing of the row holds the link or its token; the subject names only the issuer.
+    expect(JSON.stringify(queued)).not.toContain(token);
+    expect(queued.subject).toBe('You are invited to Acme');
+
+    await mail.start();
+    const [received] = await mail.waitFor('sealed@example.com');
+    expect(linkIn(received!)).toBe(url);
+    expect(received!.html).toContain(`href="${url}"`);
+    expect(received!.subject).toBe('You are invited to Acme');
+    const sent = await mailRowTo(sesame, 'sealed@example.com', (row) => row.sent_at !== null);
+    expect(sent.text_body).toBeNull();
+    expect(sent.html_body).toBeNull();
+  });
+
+  it('seals the mail `sesame users invite` queues, with the same secret (the CLI has the same config)', async () => {
+    const { sesame, mail } = withMail;
+    await mail.stop();
+    const out = await cliJsonOn<{ url: string; emailed: boolean }>(sesame, [
+      'users',
+      'invite',
+      '--email',
+      'cli-sealed@example.com',
+    ]);
+    expect(out.emailed).toBe(true);
+    const queued = await mailRowTo(sesame, 'cli-sealed@example.com', () => true);
+    expect(isSealed(queued.text_body!)).toBe(true);
+    expect(JSON.stringify(queued)).not.toContain(out.url.split('/').at(-1)!);
+    await mail.start();
+    const [received] = await mail.waitFor('cli-sealed@example.com');
+    expect(linkIn(received!)).toBe(out.url);
+  });
+
+  it('still sends a mail queued in plain text before the secret was set', async () => {
+    const { sesame, mail } = withMail;
+    // The row as Sesame wrote it without a secret.
+    await mailOutboxQueries.enqueue(sesame.db, {
+      template: 'invite',
+      to: 'before-secret@example.com',
+      subject: 'You are invited to Acme',
+      text: 'Hello\nhttp://localhost/link/plain',
+      html: '<p><a href="http://localhost/link/plain">Create a passkey</a></p>',
+    });
+    const [received] = await mail.waitFor('before-secret@example.com');
+    expect(received!.text).toContain('http://localhost/link/plain');
+    expect(received!.html).toContain('href="http://localhost/link/plain"');
+  });
+
+  it('does not send a mail sealed with another secret: it is retried with an error that says why', async () => {
+    const { sesame, mail } = withMail;
+    await mailOutboxQueries.enqueue(sesame.db, {
+      template: 'invite',
+      to: 'other-secret@example.com',
+      subject: 'You are invited to Acme',
+      text: sealAtRest('text', 'another secret of at least 32 characters'),
+      html: sealAtRest('<p>html</p>', 'another secret of at least 32 characters'),
+    });
+    const row = await mailRowTo(sesame, 'other-secret@example.com', (r) => r.last_error !== null);
+    expect(row.last_error).toBe(
+      'the mail was encrypted with another KEY_ENCRYPTION_SECRET than this instance has',
+    );
+    expect(row.next_attempt_at).not.toBeNull();
+    expect(mail.to('other-secret@example.com')).toHaveLength(0);
+  });
+});
+
+describe('the mail outbox for admins (/admin/mail and GET /api/admin/mail)', () => {
+  let withMail: WithMail;
+  let sesame: TestApp;
+  let admin: Person;
+  let apiKey: string;
+  const TOKEN = 'T0kenThatMustNeverShowOnAnyAdminPageOrApiAnswer';
+  const hourAgo = (hours: number) => new Date(Date.now() - hours * 3_600_000);
+
+  beforeAll(async () => {
+    withMail = await startAppWithMail();
+    sesame = withMail.sesame;
+    admin = await signUpAdmin(sesame, 'mail-admin@example.com');
+    // Signing up mailed a welcome: the list holds it too.
+    await mailRowTo(sesame, 'mail-admin@example.com', (row) => row.sent_at !== null);
+    apiKey = (await createApiKey(sesame.db, 'tests', 'test')).key;
+    // One mail of each state, as the worker leaves them; next attempts in the future, so
+    // the worker leaves these rows alone. Each body holds a "link".
+    const body = { text_body: `link /link/${TOKEN}`, html_body: `<a href="/link/${TOKEN}">x</a>` };
+    await sesame.db
+      .insertInto('mail_outbox')
+      .values([
+        {
+          template: 'invite',
+          to_address: 'queued@example.com',
+          subject: 'Queued',
+          ...body,
+          next_attempt_at: new Date(Date.now() + 3_600_000),
+          created_at: hourAgo(1),
+        },
+        {
+          template: 'recovery',
+          to_address: 'retrying@example.com',
+          subject: 'Retrying',
+          ...body,
+          attempts: 3,
+          last_error: 'connect ECONNREFUSED 127.0.0.1:25',
+          next_attempt_at: new Date('2099-01-01T00:00:00Z'),
+          created_at: hourAgo(2),
+        },
+        {
+          template: 'notice',
+          to_address: 'given-up@example.com',
+          subject: 'Given up',
+          attempts: 30,
+          last_error: '550 mailbox unavailable',
+          next_attempt_at: null,
+          created_at: hourAgo(30),
+        },
+        {
+          template: 'welcome',
+          to_address: 'sent@example.com',
+          subject: 'Sent',
+          attempts: 1,
+          next_attempt_at: null,
+          sent_at: hourAgo(3),
+          created_at: hourAgo(3),
+        },
+      ])
+      .execute();
+  });
+  afterAll(() => withMail?.stop());
+
+  const api = (query: string) =>
+    fetch(`${sesame.baseUrl}/api/admin/mail${query}`, { headers: { authorization: `Bearer ${apiKey}` } });
+
+  it('lists each mail with its status, newest first, and never a body or link', async () => {
+    // A real invite, sent by the worker: the newest.
+    const invited = await fetch(`${sesame.baseUrl}/api/admin/users/invite`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'fresh@example.com' }),
+    });
+    const { url } = (await invited.json()) as { url: string };
+    await withMail.mail.waitFor('fresh@example.com');
+    await mailRowTo(sesame, 'fresh@example.com', (row) => row.sent_at !== null);
+
+    const response = await api('');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const text = await response.text();
+    expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain(url.split('/').at(-1)!);
+    const mails = JSON.parse(text) as Record<string, unknown>[];
+    expect(mails.map((m) => [m.to, m.status])).toEqual([
+      ['fresh@example.com', 'sent'],
+      ['mail-admin@example.com', 'sent'],
+      ['queued@example.com', 'queued'],
+      ['retrying@example.com', 'retrying'],
+      ['sent@example.com', 'sent'],
+      ['given-up@example.com', 'given_up'],
+    ]);
+    expect(mails[3]).toMatchObject({
+      template: 'recovery',
+      attempts: 3,
+      next_attempt_at: '2099-01-01T00:00:00.000Z',
+      last_error: 'connect ECONNREFUSED 127.0.0.1:25',
+      sent_at: null,
+    });
+    expect(mails[5]).toMatchObject({
+      attempts: 30,
+      last_error: '550 mailbox unavailable',
+      next_attempt_at: null,
+    });
+    expect(Object.keys(mails[0]!).sort()).toEqual(
+      [
+        'attempts',
+        'id',
+        'last_error',
+        'next_attempt_at',
+        'queued_at',
+        'sent_at',
+        'status',
+        'subject',
+        'template',
+        'to',
+      ].sort(),
+    );
+
+    const page = await admin.browser.request('/admin/mail');
+    expect(page.status).toBe(200);
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    expect(page.text).not.toContain(TOKEN);
+    expect(page.text).not.toContain(url.split('/').at(-1)!);
+    expect(page.text).not.toContain('Mail is not configured');
+    const rows = [...page.text.matchAll(/<th scope="row">([^<]+)<\/th>/g)].map((m) => m[1]);
+    expect(rows).toEqual([
+      'fresh@example.com',
+      'mail-admin@example.com',
+      'queued@example.com',
+      'retrying@example.com',
+      'sent@example.com',
+      'given-up@example.com',
+    ]);
+    expect(page.text).toContain(
+      'Retrying: 3 attempts, next at <time datetime="2099-01-01T00:00:00.000Z">2099-01-01 00:00:00</time>',
+    );
+    expect(page.text).toContain('Given up after 30 attempts');
+    expect(page.text).toContain('<code>550 mailbox unavailable</code>');
+    expect(page.text).toContain('href="/admin/mail" aria-current="page">Mail</a>');
+  });
+
+  it('narrows the list to mails not yet sent, given up or sent', async () => {
+    const to = async (query: string) =>
+      ((await (await api(query)).json()) as { to: string }[]).map((m) => m.to);
+    expect(await to('?state=unsent')).toEqual(['queued@example.com', 'retrying@example.com']);
+    expect(await to('?state=given_up')).toEqual(['given-up@example.com']);
+    expect(await to('?state=sent')).toEqual([
+      'fresh@example.com',
+      'mail-admin@example.com',
+      'sent@example.com',
+    ]);
+    const page = await admin.browser.request('/admin/mail?state=given_up');
+    expect(page.status).toBe(200);
+    expect([...page.text.matchAll(/<th scope="row">([^<]+)<\/th>/g)].map((m) => m[1])).toEqual([
+      'given-up@example.com',
+    ]);
+    expect(page.text).toContain('href="/admin/mail?state=given_up" aria-current="page">Given up</a>');
+  });
+
+  it('pages through every mail, newest first, once each, even when mails were queued in the same instant', async () => {
+    const same = new Date(Date.now() - 10 * 3_600_000);
+    await sesame.db
+      .insertInto('mail_outbox')
+      .values(
+        Array.from({ length: 55 }, (_, i) => ({
+          template: 'notice',
+          to_address: `tie-${i}@example.com`,
+          subject: 'Tie',
+          next_attempt_at: null,
+          sent_at: same,
+          created_at: same,
+        })),
+      )
+      .execute();
+    const all = ((await (await api('?limit=500')).json()) as { id: string }[]).map((m) => m.id);
+    expect(all).toHaveLength(61);
+    const seen: string[] = [];
+    let next: string | undefined = '/api/admin/mail?limit=7';
+    while (next) {
+      const response: Response = await fetch(`${sesame.baseUrl}${next}`, {
+        headers: { authorization: `Bearer ${apiKey}` },
+      });
+      expect(response.status).toBe(200);
+      seen.push(...((await response.json()) as { id: string }[]).map((m) => m.id));
+      next = /^<([^>]+)>; rel="next"$/.exec(response.headers.get('link') ?? '')?.[1];
+    }
+    expect(seen).toEqual(all);
+
+    // The page shows 50 and links the other 8 sent, keeping the filter.
+    const first = await admin.browser.request('/admin/mail?state=sent');
+    expect([...first.text.matchAll(/<th scope="row">/g)]).toHaveLength(50);
+    const link = /<a href="([^"]+)" rel="next">Next page<\/a>/.exec(first.text)![1]!.replaceAll('&amp;', '&');
+    expect(link).toMatch(/^\/admin\/mail\?state=sent&after=[0-9a-f-]{36}$/);
+    const second = await admin.browser.request(link);
+    expect([...second.text.matchAll(/<th scope="row">/g)]).toHaveLength(8);
+    expect(second.text).toContain('First page');
+    expect(second.text).not.toContain('rel="next"');
+  });
+
+  it('refuses a bad state, cursor or limit with a 400 that names it', async () => {
+    for (const [query, field] of [
+      ['?state=bogus', 'state'],
+      ['?state=sent&state=unsent', 'state'],
+      ['?state=', 'state'],
+      ['?after=not-an-id', 'after'],
+      ["?after=1'%20or%201=1--", 'after'],
+      ['?limit=0', 'limit'],
+      ['?limit=501', 'limit'],
+      ['?limit=abc', 'limit'],
+    ]) {
+      const response = await api(query!);
+      expect(response.status).toBe(400);
+      const body = (await response.json()) as { fields: Record<string, string> };
+      expect(Object.keys(body.fields)).toEqual([field]);
+      const page = await admin.browser.request(`/admin/mail${query}`);
+      expect(page.status).toBe(query!.startsWith('?limit') ? 200 : 400);
+    }
+    // A cursor naming no mail (say, one cleaned up since) is an empty page, not an error.
+    const gone = await api('?after=00000000-0000-4000-8000-000000000000');
+    expect(gone.status).toBe(200);
+    expect(await gone.json()).toEqual([]);
+  });
+
+  it('is for admins only: a person who is not one gets 403, a request without a key 401', async () => {
+    const someone = new Person(sesame.baseUrl);
+    await someone.browser.follow(
+      await someone.signUp(asPage(await someone.browser.follow('/admin')), 'not-admin@example.com'),
+    );
+    const page = asPage(await someone.browser.follow('/admin/mail'));
+    expect(page.status).toBe(403);
+    expect(page.text).not.toContain('queued@example.com');
+    expect((await fetch(`${sesame.baseUrl}/api/admin/mail`)).status).toBe(401);
+  });
+});
+
+describe('the mail page without SMTP_URL', () => {
+  let sesame: TestApp;
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+  afterAll(() => sesame?.stop());
+
+  it('says that mail is not configured', async () => {
+    const admin = await signUpAdmin(sesame, 'no-mail-admin@example.com');
+    const page = await admin.browser.request('/admin/mail');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('Mail is not configured');
+    expect(page.text).toContain('No mails here.');
+  });
+});
