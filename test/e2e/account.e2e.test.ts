@@ -1,69 +1,22 @@
-import type { Browser, Page } from 'playwright-core';
-import { createClient } from '../../src/oidc/clients.js';
-import {
-  describeBrowser,
-  launchBrowser,
-  newPasskeyContext,
-  openWithAutofillWaiting,
-  type PasskeyContext,
-  recordPasskeyRequests,
-  watchPageProblems,
-} from '../support/chromium.js';
-import { type RpServer, startRpServer } from '../support/rpServer.js';
+import type { Page } from 'playwright-core';
+import { browserScenario } from '../support/browserScenario.js';
+import { describeBrowser, openWithAutofillWaiting } from '../support/chromium.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
-
-const STEP_TIMEOUT = 10_000;
 
 describeBrowser('one-time links and the account page in Chromium', () => {
-  let sesame: TestApp;
-  let app: RpServer;
-  let browser: Browser;
-  const contexts: PasskeyContext[] = [];
-  const problems: string[][] = [];
-
-  beforeAll(async () => {
-    [sesame, browser] = await Promise.all([startTestApp({ SIGNUP: 'invite' }), launchBrowser()]);
-    app = await startRpServer(sesame.baseUrl, async ({ redirectUri, postLogoutRedirectUri }) => {
-      const { client, client_secret } = await createClient(
-        sesame.db,
-        { name: 'Notes', redirect_uris: [redirectUri], post_logout_redirect_uris: [postLogoutRedirectUri] },
-        'test',
-      );
-      return { client_id: client.client_id, client_secret };
-    });
-  });
-
-  afterAll(async () => {
-    for (const { context } of contexts) await context.close();
-    await browser?.close();
-    await app?.close();
-    await sesame?.stop();
-  });
-
-  afterEach(() => {
-    // Every Sesame page ran under the strict CSP without a violation or a script error.
-    expect(problems.flat()).toEqual([]);
-  });
-
-  async function device(): Promise<PasskeyContext> {
-    const passkeys = await newPasskeyContext(browser);
-    passkeys.page.setDefaultTimeout(STEP_TIMEOUT);
-    problems.push(watchPageProblems(passkeys.page));
-    await recordPasskeyRequests(passkeys.page);
-    contexts.push(passkeys);
-    return passkeys;
-  }
+  const scenario = browserScenario({ stepTimeout: 10_000, env: { SIGNUP: 'invite' }, app: true });
+  const device = () => scenario.device();
 
   const passkeyItems = (page: Page) => page.locator('li.passkey');
 
   /** `sesame users invite --email <email> --json`, the built command on this server's database. */
-  const invite = (email: string) => cliJsonOn<{ url: string }>(sesame, ['users', 'invite', '--email', email]);
+  const invite = (email: string) =>
+    cliJsonOn<{ url: string }>(scenario.sesame, ['users', 'invite', '--email', email]);
 
   it('onboards through an invite link with "Create a passkey", then the passkey signs in to an app', async () => {
     // The link an operator makes with the real command: `sesame users invite --email ... --json`.
     const { url } = await invite('ada@example.com');
-    expect(url.startsWith(`${sesame.baseUrl}/`)).toBe(true);
+    expect(url.startsWith(`${scenario.sesame.baseUrl}/`)).toBe(true);
     const device1 = await device();
     const { page } = device1;
     await page.goto(url);
@@ -73,7 +26,7 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await page.getByRole('button', { name: 'Create a passkey' }).click();
 
     // Signed in straight away: the account page shows the new passkey.
-    await page.waitForURL(`${sesame.baseUrl}/account`);
+    await page.waitForURL(`${scenario.sesame.baseUrl}/account`);
     await page.getByRole('heading', { name: 'Your account' }).waitFor();
     expect(await page.locator('#profile-email').textContent()).toBe('ada@example.com');
     expect(await passkeyItems(page).count()).toBe(1);
@@ -85,13 +38,13 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     // An app's sign-in (prompt=login forces the login step): sign-up is not offered, the passkey signs in.
     // Presence off while the page loads: its passkey autofill request waits, as for a person
     // who has not picked from the list, and the button press below is what signs in.
-    await openWithAutofillWaiting(device1, `${app.loginUrl}?prompt=login`);
+    await openWithAutofillWaiting(device1, `${scenario.app.loginUrl}?prompt=login`);
     expect(await page.getByRole('link', { name: 'Create an account' }).count()).toBe(0);
     expect(await page.getByRole('button', { name: 'Create an account' }).count()).toBe(0);
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await page.getByRole('button', { name: 'Allow' }).click();
-    await page.waitForURL((u) => u.href.startsWith(app.redirectUri));
-    const user = await sesame.db
+    await page.waitForURL((u) => u.href.startsWith(scenario.app.redirectUri));
+    const user = await scenario.sesame.db
       .selectFrom('users')
       .select(['id', 'name'])
       .where('email', '=', 'ada@example.com')
@@ -107,7 +60,7 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     const link = await invite(email);
     await laptop.page.goto(link.url);
     await laptop.page.getByRole('button', { name: 'Create a passkey' }).click();
-    await laptop.page.waitForURL(`${sesame.baseUrl}/account`);
+    await laptop.page.waitForURL(`${scenario.sesame.baseUrl}/account`);
     const { page } = laptop;
 
     // Rename the only passkey.
@@ -129,7 +82,7 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     const recovery = await invite(email);
     await phone.page.goto(recovery.url);
     await phone.page.getByRole('button', { name: 'Create a passkey' }).click();
-    await phone.page.waitForURL(`${sesame.baseUrl}/account`);
+    await phone.page.waitForURL(`${scenario.sesame.baseUrl}/account`);
 
     // On the laptop, delete the phone's passkey: the page asks for a passkey confirmation, then deletes.
     await page.reload();
@@ -138,7 +91,7 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await passkeyItems(page).nth(1).getByRole('button', { name: 'Delete' }).click();
     await page.getByRole('alert').filter({ hasText: 'was deleted' }).waitFor();
     expect(await passkeyItems(page).count()).toBe(1);
-    const remaining = await sesame.db
+    const remaining = await scenario.sesame.db
       .selectFrom('credentials')
       .innerJoin('users', 'users.id', 'credentials.user_id')
       .select('credentials.name')

@@ -1,57 +1,22 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { sha256Hex } from '../../src/crypto.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
 import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
-import {
-  describeBrowser,
-  launchBrowser,
-  newPasskeyContext,
-  type PasskeyContext,
-  type PasskeyRequest,
-  recordPasskeyRequests,
-  watchPageProblems,
-} from '../support/chromium.js';
+import { browserScenario } from '../support/browserScenario.js';
+import { describeBrowser, type PasskeyRequest } from '../support/chromium.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
-
-const STEP_TIMEOUT = 10_000;
 
 describeBrowser('the admin pages in Chromium', () => {
-  let sesame: TestApp;
-  let browser: Browser;
-  const contexts: PasskeyContext[] = [];
-  const problems: string[][] = [];
-
-  beforeAll(async () => {
-    [sesame, browser] = await Promise.all([startTestApp(), launchBrowser()]);
-  });
-
-  afterAll(async () => {
-    for (const { context } of contexts) await context.close();
-    await browser?.close();
-    await sesame?.stop();
-  });
-
-  afterEach(() => {
-    // Every page ran under the strict CSP without a violation or a script error.
-    expect(problems.flat()).toEqual([]);
-  });
-
-  async function device(): Promise<PasskeyContext> {
-    const passkeys = await newPasskeyContext(browser);
-    passkeys.page.setDefaultTimeout(STEP_TIMEOUT);
-    problems.push(watchPageProblems(passkeys.page));
-    contexts.push(passkeys);
-    return passkeys;
-  }
+  const scenario = browserScenario({ stepTimeout: 10_000 });
+  const device = () => scenario.device();
 
   /**
    * Makes an invitation link with the built command (`sesame users invite`), opens it and
    * creates the account's passkey; Sesame signs the person in.
    */
   async function acceptInvite(page: Page, email: string, admin: boolean) {
-    const link = await cliJsonOn<{ url: string }>(sesame, [
+    const link = await cliJsonOn<{ url: string }>(scenario.sesame, [
       'users',
       'invite',
       '--email',
@@ -65,8 +30,8 @@ describeBrowser('the admin pages in Chromium', () => {
 
   /** Moves the person's step-ups six minutes into the past, as if they had left the page open. */
   async function ageStepUps(email: string) {
-    const user = (await usersQueries.findByEmail(sesame.db, email))!;
-    await sesame.db
+    const user = (await usersQueries.findByEmail(scenario.sesame.db, email))!;
+    await scenario.sesame.db
       .updateTable('step_ups')
       .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
       .where('user_id', '=', user.id)
@@ -77,13 +42,14 @@ describeBrowser('the admin pages in Chromium', () => {
     requests.map(({ mediation, outcome }) => ({ mediation, outcome }));
 
   it('lets an invited admin sign in with a passkey, register a client at /admin and see its secret once', async () => {
-    const { context, page } = await device();
-    const requests = await recordPasskeyRequests(page);
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: sesame.baseUrl });
+    const { context, page, requests } = await device();
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], {
+      origin: scenario.sesame.baseUrl,
+    });
     await acceptInvite(page, 'ops@example.com', true);
-    expect((await usersQueries.findByEmail(sesame.db, 'ops@example.com'))!.is_admin).toBe(true);
+    expect((await usersQueries.findByEmail(scenario.sesame.db, 'ops@example.com'))!.is_admin).toBe(true);
 
-    await page.goto(`${sesame.baseUrl}/admin`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin`);
     await page.getByRole('heading', { name: 'Clients' }).waitFor();
     await page.getByRole('link', { name: 'Register a client' }).click();
     await page.getByLabel('Name').fill('Grafana');
@@ -107,10 +73,10 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('status').filter({ hasText: 'Copied' }).waitFor();
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
 
-    expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
+    expect((await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
 
     // Shown once: neither the list nor the client's page, nor a reload of them, shows it again.
-    await page.goto(`${sesame.baseUrl}/admin/clients`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/clients`);
     expect(await page.getByRole('link', { name: 'Grafana' }).count()).toBe(1);
     expect(await page.content()).not.toContain(secret);
     await page.getByRole('link', { name: 'Grafana' }).click();
@@ -118,7 +84,7 @@ describeBrowser('the admin pages in Chromium', () => {
     expect(await page.content()).not.toContain(secret);
     await page.screenshot({ path: '/tmp/sesame-admin-client.png', fullPage: true });
 
-    await page.goto(`${sesame.baseUrl}/admin/users`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/users`);
     await page.getByRole('rowheader', { name: 'ops@example.com' }).waitFor();
     await page.screenshot({ path: '/tmp/sesame-admin-users.png', fullPage: true });
 
@@ -150,17 +116,16 @@ describeBrowser('the admin pages in Chromium', () => {
   });
 
   it('asks for the passkey again after five minutes before it rotates a secret or a key, and mints nothing when it fails', async () => {
-    const { page, cdp, authenticatorId } = await device();
-    const requests = await recordPasskeyRequests(page);
+    const { page, cdp, authenticatorId, requests } = await device();
     await acceptInvite(page, 'keys@example.com', true);
 
-    await page.goto(`${sesame.baseUrl}/admin/clients/new`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/clients/new`);
     await page.getByLabel('Name').fill('Wiki');
     await page.getByRole('textbox', { name: /^Redirect URIs/ }).fill('https://wiki.example.com/callback');
     await page.getByRole('button', { name: 'Register client' }).click();
     await page.getByRole('heading', { name: 'Registered “Wiki”' }).waitFor();
     const clientId = (await page.locator('#client-id').textContent())!.trim();
-    const firstHash = (await clientsQueries.find(sesame.db, clientId))!.secret_hash;
+    const firstHash = (await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash;
     expect(requests).toHaveLength(1);
 
     // The admin comes back to an open page later; the passkey check fails the first time.
@@ -170,13 +135,13 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('button', { name: 'Rotate secret' }).click();
     await page.getByRole('alert').filter({ hasText: 'cancelled or timed out' }).waitFor();
     expect(await page.getByRole('button', { name: 'Rotate secret' }).isEnabled()).toBe(true);
-    expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(firstHash);
+    expect((await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash).toBe(firstHash);
 
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
     await page.getByRole('button', { name: 'Rotate secret' }).click();
     await page.getByRole('heading', { name: 'New secret for “Wiki”' }).waitFor();
     const secret = (await page.locator('#client-secret').textContent())!.trim();
-    expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
+    expect((await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
     expect(outcomes(requests)).toEqual([
       { mediation: 'optional', outcome: 'resolved' },
       { mediation: 'optional', outcome: 'NotAllowedError' },
@@ -184,7 +149,7 @@ describeBrowser('the admin pages in Chromium', () => {
     ]);
 
     // Registering a passkey API app right after needs no new prompt; rotating its key later does.
-    await page.goto(`${sesame.baseUrl}/admin/passkey-tenants/new`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/passkey-tenants/new`);
     await page.getByLabel('Name').fill('Forum');
     await page.getByRole('textbox', { name: /^Origins/ }).fill('https://forum.example.com');
     await page.getByRole('button', { name: 'Register app' }).click();
@@ -193,75 +158,75 @@ describeBrowser('the admin pages in Chromium', () => {
     expect(requests).toHaveLength(3);
 
     await ageStepUps('keys@example.com');
-    await page.goto(`${sesame.baseUrl}/admin/passkey-tenants/${tenantId}`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/passkey-tenants/${tenantId}`);
     await page.getByRole('button', { name: 'Rotate API key' }).click();
     await page.getByRole('heading', { name: 'New API key for “Forum”' }).waitFor();
     const apiKey = (await page.locator('#api-key').textContent())!.trim();
-    expect((await passkeyTenantsQueries.findById(sesame.db, tenantId))!.apiKeyHash).toBe(sha256Hex(apiKey));
+    expect((await passkeyTenantsQueries.findById(scenario.sesame.db, tenantId))!.apiKeyHash).toBe(
+      sha256Hex(apiKey),
+    );
     expect(requests).toHaveLength(4);
     expect(requests[3]!.outcome).toBe('resolved');
 
     // Changing where the client's sign-ins go asks again; deleting it right after does not.
     await ageStepUps('keys@example.com');
-    await page.goto(`${sesame.baseUrl}/admin/clients/${clientId}`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/clients/${clientId}`);
     await page.getByRole('textbox', { name: /^Redirect URIs/ }).fill('https://wiki.example.com/new-callback');
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.waitForURL(/done=client-updated/);
-    expect((await clientsQueries.find(sesame.db, clientId))!.redirect_uris).toEqual([
+    expect((await clientsQueries.find(scenario.sesame.db, clientId))!.redirect_uris).toEqual([
       'https://wiki.example.com/new-callback',
     ]);
     expect(requests).toHaveLength(5);
     await page.getByRole('link', { name: 'Delete client…' }).click();
     await page.getByRole('button', { name: 'Delete client' }).click();
     await page.waitForURL(/done=client-deleted/);
-    expect(await clientsQueries.find(sesame.db, clientId)).toBeUndefined();
+    expect(await clientsQueries.find(scenario.sesame.db, clientId)).toBeUndefined();
     expect(outcomes(requests).slice(4)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
   });
 
   it('asks an admin to confirm with their passkey before it shows an invitation link, then not again', async () => {
-    const { page } = await device();
-    const requests = await recordPasskeyRequests(page);
+    const { page, requests } = await device();
     await acceptInvite(page, 'lead@example.com', true);
 
-    await page.goto(`${sesame.baseUrl}/admin/users`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/users`);
     await page.getByLabel('Email').fill('newcomer@example.com');
     await page.getByRole('button', { name: 'Create invitation link' }).click();
     // The page's script asked for a passkey (the virtual authenticator answers), then posted the form.
     await page.getByRole('heading', { name: 'One-time link for newcomer@example.com' }).waitFor();
     const link = (await page.locator('#one-time-link').textContent())!.trim();
-    expect(link.startsWith(`${sesame.baseUrl}/link/`)).toBe(true);
+    expect(link.startsWith(`${scenario.sesame.baseUrl}/link/`)).toBe(true);
     expect(requests.map(({ mediation, outcome }) => ({ mediation, outcome }))).toEqual([
       { mediation: 'optional', outcome: 'resolved' },
     ]);
 
     // Within five minutes the next link needs no second prompt.
-    await page.goto(`${sesame.baseUrl}/admin/users`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/users`);
     await page.getByRole('button', { name: 'Issue a one-time link for ops@example.com' }).click();
     await page.getByRole('heading', { name: 'One-time link for ops@example.com' }).waitFor();
     expect(requests).toHaveLength(1);
   });
 
   it('asks an admin to confirm with their passkey on the confirmation page before it deletes a user', async () => {
-    const { page } = await device();
-    const requests = await recordPasskeyRequests(page);
+    const { page, requests } = await device();
     await acceptInvite(page, 'people@example.com', true);
-    const leaver = await usersQueries.insert(sesame.db, { email: 'leaver@example.com', name: null });
+    const leaver = await usersQueries.insert(scenario.sesame.db, { email: 'leaver@example.com', name: null });
 
-    await page.goto(`${sesame.baseUrl}/admin/users`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/users`);
     await page.getByRole('link', { name: 'Delete leaver@example.com' }).click();
     await page.getByRole('heading', { name: 'Delete leaver@example.com?' }).waitFor();
     await page.getByText('You will be asked to confirm with your passkey.').waitFor();
     expect(requests).toHaveLength(0);
     await page.getByRole('button', { name: 'Delete user' }).click();
     await page.waitForURL(/done=user-deleted/);
-    expect(await usersQueries.findById(sesame.db, leaver.id)).toBeUndefined();
+    expect(await usersQueries.findById(scenario.sesame.db, leaver.id)).toBeUndefined();
     expect(outcomes(requests)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
   });
 
   it('answers a signed-in person who is not an admin with 403 at /admin', async () => {
     const { page } = await device();
     await acceptInvite(page, 'staff@example.com', false);
-    const response = await page.goto(`${sesame.baseUrl}/admin`);
+    const response = await page.goto(`${scenario.sesame.baseUrl}/admin`);
     expect(response!.status()).toBe(403);
     await page.getByText('This page is for Sesame administrators.').waitFor();
   });

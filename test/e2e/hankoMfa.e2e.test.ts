@@ -4,18 +4,12 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { tenant as hankoTenant, type Tenant } from '@teamhanko/passkeys-sdk';
 import * as jose from 'jose';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { passkeyTenantCredentialsQueries } from '../../src/db/queries/passkeyTenantCredentials.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import { ROOT } from '../../src/paths.js';
-import {
-  describeBrowser,
-  launchBrowser,
-  newPasskeyContext,
-  type PasskeyContext,
-  watchPageProblems,
-} from '../support/chromium.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
+import { browserScenario, type Device } from '../support/browserScenario.js';
+import { describeBrowser } from '../support/chromium.js';
 
 const STEP_TIMEOUT = 15_000;
 /** `@github/webauthn-json`'s ES module, served as is, the way Hanko's example frontends load the library. */
@@ -217,17 +211,16 @@ async function startShop(options: {
 }
 
 describeBrowser("Hanko's MFA and transactions from a page with @github/webauthn-json, in Chromium", () => {
-  let sesame: TestApp;
-  let browser: Browser;
+  // The scenario checks after each test that the shop's page met no CSP violation or script error.
+  const scenario = browserScenario({ stepTimeout: STEP_TIMEOUT });
   let shop: ShopApp;
   let tenantId = '';
   let apiKey = '';
   let hanko: Tenant;
-  let device: PasskeyContext;
-  let problems: string[];
+  let device: Device;
 
   beforeAll(async () => {
-    [sesame, browser] = await Promise.all([startTestApp(), launchBrowser()]);
+    const { sesame } = scenario;
     shop = await startShop({
       hanko: () => hanko,
       tenantUrl: () => `${sesame.baseUrl}/passkey-api/${tenantId}`,
@@ -242,16 +235,10 @@ describeBrowser("Hanko's MFA and transactions from a page with @github/webauthn-
     tenantId = created.tenant.id;
     apiKey = created.apiKey;
     hanko = hankoTenant({ baseUrl: `${sesame.baseUrl}/passkey-api/`, apiKey, tenantId });
-    device = await newPasskeyContext(browser);
-    device.page.setDefaultTimeout(STEP_TIMEOUT);
-    problems = watchPageProblems(device.page);
+    device = await scenario.device();
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await shop?.close();
-    await sesame?.stop();
-  });
+  afterAll(() => shop?.close());
 
   async function outcome(page: Page, button: string, username: string): Promise<string> {
     await page.getByLabel('Username').fill(username);
@@ -268,13 +255,12 @@ describeBrowser("Hanko's MFA and transactions from a page with @github/webauthn-
     await page.goto(shop.origin);
     expect(await outcome(page, 'Create a passkey', 'tom')).toBe('Passkey for tom');
     expect(await outcome(page, 'Approve the payment', 'tom')).toBe('Payment pay-1 approved by tom');
-    const listed = await fetch(`${sesame.baseUrl}/passkey-api/${tenantId}/transaction/tom`, {
+    const listed = await fetch(`${scenario.sesame.baseUrl}/passkey-api/${tenantId}/transaction/tom`, {
       headers: { apikey: apiKey },
     });
     expect(await listed.json()).toEqual([
       expect.objectContaining({ identifier: 'pay-1', data: '{"amount":25,"currency":"EUR"}' }),
     ]);
-    expect(problems).toEqual([]);
   });
 
   it('registers a USB security key without a PIN as a second factor and verifies with it', async () => {
@@ -291,7 +277,7 @@ describeBrowser("Hanko's MFA and transactions from a page with @github/webauthn-
     const { page } = device;
     await page.goto(shop.origin);
     expect(await outcome(page, 'Add a security key', 'mia')).toBe('Security key for mia');
-    const [stored] = await passkeyTenantCredentialsQueries.listForUser(sesame.db, tenantId, 'mia');
+    const [stored] = await passkeyTenantCredentialsQueries.listForUser(scenario.sesame.db, tenantId, 'mia');
     // Direct attestation, as Hanko's MFA default asks: the key's attestation statement is kept.
     expect(stored).toMatchObject({ isMfa: true, attestationType: 'packed' });
     const { credentials } = await device.cdp.send('WebAuthn.getCredentials', {
@@ -300,10 +286,9 @@ describeBrowser("Hanko's MFA and transactions from a page with @github/webauthn-
     expect(credentials).toEqual([expect.objectContaining({ isResidentCredential: false })]);
 
     expect(await outcome(page, 'Verify with the security key', 'mia')).toBe('Second factor verified for mia');
-    const [used] = await passkeyTenantCredentialsQueries.listForUser(sesame.db, tenantId, 'mia');
+    const [used] = await passkeyTenantCredentialsQueries.listForUser(scenario.sesame.db, tenantId, 'mia');
     expect(used!.lastUsedAt).not.toBeNull();
     // The key is no passkey: it cannot approve a payment.
     expect(await outcome(page, 'Approve the payment', 'mia')).toMatch(/^Error: passkey API 400/);
-    expect(problems).toEqual([]);
   });
 });

@@ -1,66 +1,22 @@
-import type { Browser, Page } from 'playwright-core';
-import { createClient } from '../../src/oidc/clients.js';
-import {
-  describeBrowser,
-  launchBrowser,
-  newPasskeyContext,
-  type PasskeyContext,
-  watchPageProblems,
-} from '../support/chromium.js';
-import { type RpServer, startRpServer } from '../support/rpServer.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
-
-const STEP_TIMEOUT = 10_000;
+import type { Page } from 'playwright-core';
+import { browserScenario, type Device } from '../support/browserScenario.js';
+import { describeBrowser } from '../support/chromium.js';
 
 describeBrowser('pages in the language of the browser, the app and the account in Chromium', () => {
-  let sesame: TestApp;
-  let app: RpServer;
-  let browser: Browser;
+  const scenario = browserScenario({ stepTimeout: 10_000, app: true });
   /** A German-speaking browser that signs up in the first test and picks French later. */
-  let laptop: PasskeyContext;
-  const contexts: PasskeyContext[] = [];
-  const problems: string[][] = [];
-
-  beforeAll(async () => {
-    [sesame, browser] = await Promise.all([startTestApp(), launchBrowser()]);
-    app = await startRpServer(sesame.baseUrl, async ({ redirectUri, postLogoutRedirectUri }) => {
-      const { client, client_secret } = await createClient(
-        sesame.db,
-        { name: 'Notes', redirect_uris: [redirectUri], post_logout_redirect_uris: [postLogoutRedirectUri] },
-        'test',
-      );
-      return { client_id: client.client_id, client_secret };
-    });
-  });
-
-  afterAll(async () => {
-    for (const { context } of contexts) await context.close();
-    await browser?.close();
-    await app?.close();
-    await sesame?.stop();
-  });
-
-  afterEach(() => {
-    // Every page ran under the strict CSP without a violation or a script error.
-    expect(problems.flat()).toEqual([]);
-  });
+  let laptop: Device;
 
   /** A browser profile whose requests carry `Accept-Language: <language>`. */
-  async function device(language: string): Promise<PasskeyContext> {
-    const passkeys = await newPasskeyContext(browser, { extraHTTPHeaders: { 'Accept-Language': language } });
-    passkeys.page.setDefaultTimeout(STEP_TIMEOUT);
-    problems.push(watchPageProblems(passkeys.page));
-    contexts.push(passkeys);
-    return passkeys;
-  }
+  const device = (language: string) => scenario.device({ extraHTTPHeaders: { 'Accept-Language': language } });
 
   const langOf = (page: Page) => page.locator('html').getAttribute('lang');
-  const atApp = (url: URL) => url.href.startsWith(app.redirectUri);
+  const atApp = (url: URL) => url.href.startsWith(scenario.app.redirectUri);
 
   it('shows the sign-in and sign-up pages in German for Accept-Language: de, script messages included', async () => {
     laptop = await device('de');
     const { page, cdp, authenticatorId } = laptop;
-    await page.goto(app.loginUrl);
+    await page.goto(scenario.app.loginUrl);
     await page.getByRole('button', { name: 'Mit Passkey anmelden' }).waitFor();
     expect(await langOf(page)).toBe('de');
     expect(await page.title()).toContain('Anmelden');
@@ -82,12 +38,12 @@ describeBrowser('pages in the language of the browser, the app and the account i
     await page.getByRole('button', { name: 'Konto anlegen' }).click();
     await page.getByRole('button', { name: 'Erlauben' }).click();
     await page.waitForURL(atApp);
-    expect(app.lastSignIn!.claims.email).toBe('greta@example.com');
+    expect(scenario.app.lastSignIn!.claims.email).toBe('greta@example.com');
   });
 
   it('follows the app ui_locales=fr over Accept-Language: de', async () => {
     const { page } = await device('de');
-    await page.goto(`${app.loginUrl}?ui_locales=fr`);
+    await page.goto(`${scenario.app.loginUrl}?ui_locales=fr`);
     await page.getByRole('button', { name: 'Se connecter avec une clé d’accès' }).waitFor();
     expect(await langOf(page)).toBe('fr');
     await page.getByRole('link', { name: 'Créer un compte' }).click();
@@ -97,7 +53,7 @@ describeBrowser('pages in the language of the browser, the app and the account i
 
   it('keeps the language chosen on the account page for the next visits and the next sign-in', async () => {
     const { page, context } = laptop;
-    await page.goto(`${sesame.baseUrl}/account`);
+    await page.goto(`${scenario.sesame.baseUrl}/account`);
     await page.getByRole('heading', { name: 'Ihr Konto' }).waitFor();
     await page.getByLabel('Sprache der Seiten von Sesame').selectOption('fr');
     await page.getByRole('button', { name: 'Sprache speichern' }).click();
@@ -105,15 +61,15 @@ describeBrowser('pages in the language of the browser, the app and the account i
     expect(await langOf(page)).toBe('fr');
 
     // Another visit, still with Accept-Language: de.
-    await page.goto(`${sesame.baseUrl}/account`);
+    await page.goto(`${scenario.sesame.baseUrl}/account`);
     await page.getByRole('button', { name: 'Ajouter une clé d’accès' }).waitFor();
 
     // Signed out, then in again (the virtual authenticator answers passkey autofill at once):
     // the next visit is in French.
     await context.clearCookies();
-    await page.goto(app.loginUrl);
+    await page.goto(scenario.app.loginUrl);
     await page.waitForURL(atApp);
-    await page.goto(`${sesame.baseUrl}/account`);
+    await page.goto(`${scenario.sesame.baseUrl}/account`);
     await page.getByRole('heading', { name: 'Votre compte' }).waitFor();
     expect(await langOf(page)).toBe('fr');
   });

@@ -1,27 +1,17 @@
-import type { Browser, Page } from 'playwright-core';
-import { createClient } from '../../src/oidc/clients.js';
+import type { Page } from 'playwright-core';
+import { browserScenario, type Device } from '../support/browserScenario.js';
 import {
   copyCredentials,
   describeBrowser,
-  launchBrowser,
-  newPasskeyContext,
   openWithAutofillWaiting,
-  type PasskeyContext,
   type PasskeyRequest,
-  recordPasskeyRequests,
   waitForPasskeyRequests,
-  watchPageProblems,
 } from '../support/chromium.js';
-import { type RpServer, startRpServer } from '../support/rpServer.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
-
-/** No step of a passkey flow on this machine takes seconds; a stuck one should fail fast. */
-const STEP_TIMEOUT = 8_000;
 
 describeBrowser('passkey sign-up and sign-in in Chromium', () => {
-  let sesame: TestApp;
-  let app: RpServer;
-  let browser: Browser;
+  // No step of a passkey flow on this machine takes seconds; a stuck one should fail fast.
+  const scenario = browserScenario({ stepTimeout: 8_000, app: true });
+  const device = () => scenario.device();
   /** Grace signs up on her laptop in the first test; later tests sign her in on other devices. */
   let graceSub: string;
   /**
@@ -29,43 +19,7 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
    * authenticator counts signatures, and a copy with an older count is refused as a clone
    * (WebAuthn L3 §6.1.1). Real synced passkeys report no counter.
    */
-  let graceDevice: PasskeyContext;
-  const contexts: PasskeyContext[] = [];
-  const problems: string[][] = [];
-
-  beforeAll(async () => {
-    [sesame, browser] = await Promise.all([startTestApp(), launchBrowser()]);
-    app = await startRpServer(sesame.baseUrl, async ({ redirectUri, postLogoutRedirectUri }) => {
-      const { client, client_secret } = await createClient(
-        sesame.db,
-        { name: 'Notes', redirect_uris: [redirectUri], post_logout_redirect_uris: [postLogoutRedirectUri] },
-        'test',
-      );
-      return { client_id: client.client_id, client_secret };
-    });
-  });
-
-  afterAll(async () => {
-    for (const { context } of contexts) await context.close();
-    await browser?.close();
-    await app?.close();
-    await sesame?.stop();
-  });
-
-  afterEach(() => {
-    // Every page ran under Sesame's strict CSP without a violation or an uncaught script error.
-    expect(problems.flat()).toEqual([]);
-  });
-
-  /** A browser profile with its own platform authenticator, watched for CSP violations and passkey requests. */
-  async function device(): Promise<PasskeyContext & { requests: PasskeyRequest[] }> {
-    const passkeys = await newPasskeyContext(browser);
-    passkeys.page.setDefaultTimeout(STEP_TIMEOUT);
-    problems.push(watchPageProblems(passkeys.page));
-    const requests = await recordPasskeyRequests(passkeys.page);
-    contexts.push(passkeys);
-    return { ...passkeys, requests };
-  }
+  let graceDevice: Device;
 
   const count = (mediation: string, outcome?: string) => (requests: PasskeyRequest[]) =>
     requests.filter((r) => r.mediation === mediation && (!outcome || r.outcome === outcome)).length;
@@ -88,17 +42,6 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
   const signInButton = (page: Page) => page.getByRole('button', { name: 'Sign in with a passkey' });
   const textOf = (page: Page, selector: string) => page.locator(selector).textContent();
 
-  /** Follows the flow to the app's callback, pressing Allow if this browser session has not consented yet. */
-  async function reachApp(page: Page): Promise<void> {
-    const atApp = (url: URL) => url.href.startsWith(app.redirectUri);
-    const allow = page.getByRole('button', { name: 'Allow' });
-    await Promise.race([page.waitForURL(atApp), allow.waitFor()]);
-    if (!atApp(new URL(page.url()))) {
-      await allow.click();
-      await page.waitForURL(atApp);
-    }
-  }
-
   /** Waits for the page's status box (role=alert) to show, and returns its message. */
   async function alertText(page: Page): Promise<string> {
     const alert = page.getByRole('alert');
@@ -109,7 +52,7 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
   it('signs a new person up with a passkey, asks consent, and the app verifies the tokens', async () => {
     graceDevice = await device();
     const { page } = graceDevice;
-    await page.goto(app.loginUrl);
+    await page.goto(scenario.app.loginUrl);
     await signInButton(page).waitFor();
     await page.screenshot({ path: '/tmp/sesame-login.png' });
 
@@ -123,8 +66,8 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     await page.screenshot({ path: '/tmp/sesame-consent.png' });
     await page.getByRole('button', { name: 'Allow' }).click();
 
-    await page.waitForURL((url) => url.href.startsWith(app.redirectUri));
-    const signIn = app.lastSignIn!;
+    await page.waitForURL((url) => url.href.startsWith(scenario.app.redirectUri));
+    const signIn = scenario.app.lastSignIn!;
     graceSub = signIn.claims.sub;
     expect(signIn.claims.email).toBe('grace@example.com');
     expect(signIn.userinfo).toMatchObject({
@@ -141,14 +84,14 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     const phone = await deviceWithGracesPasskey();
     const { page, requests } = phone;
     // The autofill request waits, as it does until a person picks from the list.
-    await openWithAutofillWaiting(phone, app.loginUrl, {
-      retryUrl: `${app.loginUrl}?prompt=login`,
+    await openWithAutofillWaiting(phone, scenario.app.loginUrl, {
+      retryUrl: `${scenario.app.loginUrl}?prompt=login`,
       requests,
     });
 
     await signInButton(page).click();
-    await reachApp(page);
-    expect(app.lastSignIn!.claims.sub).toBe(graceSub);
+    await scenario.reachApp(page);
+    expect(scenario.app.lastSignIn!.claims.sub).toBe(graceSub);
     expect(await textOf(page, '#sub')).toBe(graceSub);
     // The button aborted the waiting autofill request and ran its own (modal) one.
     expect(requests.map(({ mediation, outcome }) => ({ mediation, outcome }))).toEqual([
@@ -160,10 +103,10 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
   it('signs in through passkey autofill when the person picks their passkey there', async () => {
     const tablet = await deviceWithGracesPasskey();
     const { page, requests } = tablet;
-    await page.goto(app.loginUrl);
+    await page.goto(scenario.app.loginUrl);
     // The virtual authenticator answers the autofill request at once, as a person's pick would.
-    await reachApp(page);
-    expect(app.lastSignIn!.claims.sub).toBe(graceSub);
+    await scenario.reachApp(page);
+    expect(scenario.app.lastSignIn!.claims.sub).toBe(graceSub);
     expect(requests.map(({ mediation, outcome }) => ({ mediation, outcome }))).toEqual([
       { mediation: 'conditional', outcome: 'resolved' },
     ]);
@@ -174,7 +117,7 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     const { page, cdp, authenticatorId, requests } = phone;
 
     // Sign-up: the biometric check fails, the page says so, and the next attempt works.
-    await page.goto(app.loginUrl);
+    await page.goto(scenario.app.loginUrl);
     await page.getByRole('link', { name: 'Create an account' }).click();
     await page.getByLabel('Email').fill('linus@example.com');
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
@@ -183,13 +126,13 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     expect(await page.getByRole('button', { name: 'Create account' }).isEnabled()).toBe(true);
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
     await page.getByRole('button', { name: 'Create account' }).click();
-    await reachApp(page);
-    const linus = app.lastSignIn!.claims;
+    await scenario.reachApp(page);
+    const linus = scenario.app.lastSignIn!.claims;
     expect(linus.email).toBe('linus@example.com');
     expect(linus.sub).not.toBe(graceSub);
 
     // Sign-in (prompt=login): the check fails, then works.
-    await openWithAutofillWaiting(phone, `${app.loginUrl}?prompt=login`, { requests });
+    await openWithAutofillWaiting(phone, `${scenario.app.loginUrl}?prompt=login`, { requests });
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
     await signInButton(page).click();
     expect(await alertText(page)).toContain('cancelled or timed out');
@@ -198,8 +141,8 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     await waitForPasskeyRequests(requests, (r) => count('conditional')(r) === 2);
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
     await signInButton(page).click();
-    await reachApp(page);
-    expect(app.lastSignIn!.claims.sub).toBe(linus.sub);
+    await scenario.reachApp(page);
+    expect(scenario.app.lastSignIn!.claims.sub).toBe(linus.sub);
   });
 
   it('tells a person whose device lost the passkey that it failed, then signs in once it is back', async () => {
@@ -208,7 +151,7 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
     await cdp.send('WebAuthn.clearCredentials', { authenticatorId });
 
-    await page.goto(app.loginUrl);
+    await page.goto(scenario.app.loginUrl);
     await waitForPasskeyRequests(requests, (r) => count('conditional')(r) === 1 && settled(r));
     // Autofill with nothing to offer is not an error the person needs to see.
     expect(await page.getByRole('alert').isVisible()).toBe(false);
@@ -226,7 +169,7 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
       await cdp.send('WebAuthn.addCredential', { authenticatorId, credential });
     }
     await signInButton(page).click();
-    await reachApp(page);
-    expect(app.lastSignIn!.claims.sub).toBe(graceSub);
+    await scenario.reachApp(page);
+    expect(scenario.app.lastSignIn!.claims.sub).toBe(graceSub);
   });
 });

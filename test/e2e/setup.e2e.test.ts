@@ -1,38 +1,16 @@
-import type { Browser } from 'playwright-core';
 import { announceSetupLink } from '../../src/accounts/setupLink.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createLogger } from '../../src/logger.js';
-import {
-  describeBrowser,
-  launchBrowser,
-  newPasskeyContext,
-  type PasskeyContext,
-  watchPageProblems,
-} from '../support/chromium.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
-
-const STEP_TIMEOUT = 10_000;
+import { browserScenario } from '../support/browserScenario.js';
+import { describeBrowser } from '../support/chromium.js';
 
 describeBrowser('the first run in Chromium: the setup link makes the first administrator', () => {
-  let sesame: TestApp;
-  let browser: Browser;
-  let passkeys: PasskeyContext;
+  // A fresh database: no administrator yet.
+  const scenario = browserScenario({ stepTimeout: 10_000 });
   const logLines: string[] = [];
 
-  beforeAll(async () => {
-    // A fresh database: no administrator yet.
-    [sesame, browser] = await Promise.all([startTestApp(), launchBrowser()]);
-    passkeys = await newPasskeyContext(browser);
-    passkeys.page.setDefaultTimeout(STEP_TIMEOUT);
-  });
-
-  afterAll(async () => {
-    await passkeys?.context.close();
-    await browser?.close();
-    await sesame?.stop();
-  });
-
   it('creates the admin passkey from the link in the log, lands on /admin, and the link then stops working', async () => {
+    const { sesame } = scenario;
     // What src/main.ts does once the server listens; the line is read as an operator reads the log.
     await announceSetupLink(
       sesame.db,
@@ -45,8 +23,8 @@ describeBrowser('the first run in Chromium: the setup link makes the first admin
     expect(announced?.setup_url).toMatch(new RegExp(`^${sesame.baseUrl}/setup/[A-Za-z0-9_-]{43}$`));
     const setupUrl = announced!.setup_url!;
 
+    const passkeys = await scenario.device();
     const { page } = passkeys;
-    const problems = watchPageProblems(page);
     await page.goto(setupUrl);
     await page.getByRole('heading', { name: 'Create the first administrator' }).waitFor();
     await page.getByLabel('Email').fill('founder@example.com');
@@ -64,9 +42,6 @@ describeBrowser('the first run in Chromium: the setup link makes the first admin
       name: 'Ada Founder',
       is_admin: true,
     });
-    // Every page ran under the strict CSP without a violation or a script error.
-    expect(problems).toEqual([]);
-
     const again = await page.goto(setupUrl);
     expect(again!.status()).toBe(410);
     await page.getByRole('heading', { name: 'Sesame already has an administrator' }).waitFor();

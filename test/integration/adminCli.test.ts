@@ -7,30 +7,43 @@ import { credentialsQueries } from '../../src/db/queries/credentials.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createLogger } from '../../src/logger.js';
-import { linesOf, type ProcessResult, runCli } from '../support/sesameProcess.js';
+import {
+  type CliSession,
+  linesOf,
+  type ProcessResult,
+  runCli,
+  startCliSession,
+} from '../support/sesameProcess.js';
 import { freePort } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
 const APP_URI = 'https://crm.example.com/callback';
 
 /**
- * The `sesame` command as an operator runs it: a separate process on the server's database.
+ * The `sesame` command as an operator runs it: a process of its own on the server's database,
+ * which runs this file's commands one after another (startCliSession), each opening and
+ * closing the database; a few run as `node bin/sesame.js` too, the real binary's exit codes.
  * On the embedded database the command and the server cannot hold the data directory at
  * once, so each server here starts after the commands before it have finished.
  */
 describe('the sesame command manages clients, API keys and users', () => {
   let database: TestDatabase;
   let port: number;
+  let session: CliSession;
 
   beforeAll(async () => {
     database = await createTestDatabase();
     port = await freePort();
+    session = await startCliSession(env());
   });
 
-  afterAll(() => database.drop());
+  afterAll(async () => {
+    await session?.close();
+    await database?.drop();
+  });
 
   const env = () => ({ ...database.env, ISSUER: `http://localhost:${port}`, LOG_LEVEL: 'warn' });
-  const sesame = (...args: string[]) => runCli(args, env());
+  const sesame = (...args: string[]) => session.run(args);
 
   /** Runs a command that must succeed with --json and returns its one JSON value. */
   // biome-ignore lint/suspicious/noExplicitAny: CLI output is checked field by field.
@@ -277,7 +290,8 @@ describe('the sesame command manages clients, API keys and users', () => {
       [['resources'], 'create, list, delete'],
       [['keys'], 'rotate'],
     ];
-    const results = await Promise.all(groups.map(([group]) => sesame(...group)));
+    const results: ProcessResult[] = [];
+    for (const [group] of groups) results.push(await sesame(...group));
     groups.forEach(([group, commands], i) => {
       expect(results[i]).toMatchObject({ code: 1, stdout: '' });
       expect(results[i]!.stderr).toBe(
@@ -288,6 +302,13 @@ describe('the sesame command manages clients, API keys and users', () => {
     expectOneLineError(await sesame('frobnicate'), /unknown command 'frobnicate'/);
     expectOneLineError(await sesame('clients', 'create'), /--name/);
     expectOneLineError(await sesame('clients', 'list', '--bogus'), /unknown option '--bogus'/);
+    // The real binary ends with the same exit code and line: `sesame clients`, an unknown command.
+    const [missing, unknown] = await Promise.all([
+      runCli(['clients'], env()),
+      runCli(['clients', 'frobnicate'], env()),
+    ]);
+    expect(missing).toEqual({ ...results[1], signal: null });
+    expectOneLineError(unknown, /unknown command 'frobnicate'/);
   }, 60_000);
 
   it('prints usage on stdout and exits 0 for --help on every command', async () => {
@@ -305,15 +326,19 @@ describe('the sesame command manages clients, API keys and users', () => {
       ['keys', 'rotate'],
       ['migrate'],
     ];
-    // Two at a time: the machine has two cores.
-    for (let i = 0; i < commands.length; i += 2) {
-      const batch = commands.slice(i, i + 2);
-      const results = await Promise.all(batch.map((command) => sesame(...command, '--help')));
-      batch.forEach((command, j) => {
-        expect(results[j]).toMatchObject({ code: 0, stderr: '' });
-        expect(results[j]!.stdout).toMatch(new RegExp(`^Usage: ${['sesame', ...command].join(' ')} `));
-      });
+    for (const command of commands) {
+      const result = await sesame(...command, '--help');
+      expect(result).toMatchObject({ code: 0, stderr: '' });
+      expect(result.stdout).toMatch(new RegExp(`^Usage: ${['sesame', ...command].join(' ')} `));
     }
+    // The real binary too: usage on stdout, exit 0.
+    const help = await runCli(['clients', 'create', '--help'], env());
+    expect(help).toEqual({
+      code: 0,
+      signal: null,
+      stderr: '',
+      stdout: expect.stringMatching(/^Usage: sesame clients create /),
+    });
   }, 120_000);
 
   it('names the operator as cli:<os username> in the audit log, also for keys rotate', async () => {

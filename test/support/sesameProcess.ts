@@ -78,6 +78,58 @@ export async function runCli(
   }
 }
 
+/** A `sesame` process that runs one command after another (see {@link startCliSession}). */
+export interface CliSession {
+  /** Runs `sesame <args>` to its end: its exit code and what it printed. */
+  run(args: string[]): Promise<ProcessResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one process (test/support/cliSession.mjs) that runs the built CLI's commands in turn,
+ * each parsed afresh from its own argv with its own output and exit code, and each opening
+ * and closing the database as `node bin/sesame.js` does: for tests of what many commands
+ * print and change. Node and the CLI's imports load once, not once per command. Tests that
+ * a real `sesame` process works use {@link runCli}.
+ */
+export async function startCliSession(vars: Record<string, string | undefined>): Promise<CliSession> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'test', 'support', 'cliSession.mjs')], {
+    cwd: ROOT,
+    env: childEnv(vars),
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  const { out } = collect(child);
+  // 'exit', not 'close': a child whose IPC channel the parent disconnected emits no 'close'.
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let pending: { resolve(result: ProcessResult): void; reject(error: Error): void } | undefined;
+  child.on('message', (result: Omit<ProcessResult, 'signal'>) => {
+    pending?.resolve({ ...result, signal: null });
+    pending = undefined;
+  });
+  child.once('exit', (code, signal) => {
+    pending?.reject(new Error(`the sesame session ended (${code ?? signal}): ${out.stderr}`));
+    pending = undefined;
+  });
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    run(args) {
+      const result = queue.then(
+        () =>
+          new Promise<ProcessResult>((resolve, reject) => {
+            pending = { resolve, reject };
+            child.send({ args });
+          }),
+      );
+      queue = result.catch(() => {});
+      return result;
+    },
+    async close() {
+      if (child.connected) child.disconnect();
+      await exited;
+    },
+  };
+}
+
 /**
  * Runs `node bin/sesame.js <args>` on a test server's database beside the running server, as
  * an operator would on the server's machine: on the embedded database the command works
