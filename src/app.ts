@@ -137,7 +137,11 @@ export async function createApp({
     ? await keepCachesInStep(
         listen,
         {
-          ...caches,
+          clients: caches.clients,
+          users: caches.users,
+          resources: caches.resources,
+          groups: caches.groups,
+          oidc_models: caches.models,
           group_members: caches.groups.memberships,
           client_allowed_groups: caches.groups.clientRules,
           signing_keys: live,

@@ -36,23 +36,41 @@ export class RowCache<T extends object> implements RowChangeListener {
 
   /** The cached row, or `load()`'s answer (cached when it exists and nothing changed meanwhile). */
   async find(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
-    if (this.#live) {
-      const hit = this.#entries.get(key);
-      if (hit) {
-        this.#entries.delete(key);
-        this.#entries.set(key, hit);
-        return hit;
-      }
-    }
+    const hit = this.peek(key);
+    if (hit) return hit;
     const generation = this.#generation;
     const loaded = await load();
     // Unknown keys are not cached: anyone can send those, and they must not fill memory.
-    if (loaded && this.#live && generation === this.#generation) {
-      if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
-      // Shared by every request from now on: nobody may change it.
-      this.#entries.set(key, deepFreeze(loaded));
-    }
+    if (loaded) this.remember(key, loaded, generation);
     return loaded;
+  }
+
+  /** The cached row, if the cache is live and holds it; a hit makes it the most recently used. */
+  peek(key: string): T | undefined {
+    if (!this.#live) return undefined;
+    const hit = this.#entries.get(key);
+    if (hit) {
+      this.#entries.delete(key);
+      this.#entries.set(key, hit);
+    }
+    return hit;
+  }
+
+  /** Counts announced changes: read it before a read or write whose answer {@link remember} may keep. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * Keeps `row` as what is stored under `key`, unless a change was announced since
+   * `generation` was read (the row may then be older than what is stored) or the cache is dark.
+   */
+  remember(key: string, row: T, generation: number): void {
+    if (!this.#live || generation !== this.#generation) return;
+    this.#entries.delete(key);
+    if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+    // Shared by every request from now on: nobody may change it.
+    this.#entries.set(key, deepFreeze(row));
   }
 
   /** A row changed (or was deleted): its next lookup goes to the database. */

@@ -83,7 +83,7 @@ const SINGLE_USE_GRANT_SOURCES = new Set([
  */
 export function createAdapter(
   db: Db,
-  caches: Pick<RowCaches, 'clients' | 'users'>,
+  caches: Pick<RowCaches, 'clients' | 'users' | 'models'>,
   writes: GroupedUpserts,
   finds: GroupedFinds = new GroupedFinds(db),
 ): new (
@@ -102,9 +102,21 @@ export function createAdapter(
     return isRevoked(model, payload, user) ? undefined : payload;
   }
 
+  const { models } = caches;
+
+  /** Deletes everything issued under the grant, and the grant; this instance forgets them at once. */
+  async function revokeByGrantId(grantId: string) {
+    for (const row of await oidcModelsQueries.revokeByGrantId(db, grantId)) models.forget(row.model, row.key);
+  }
+
+  async function destroy(model: string, id: string) {
+    const key = await oidcModelsQueries.destroy(db, model, id);
+    if (key) models.forget(model, key);
+  }
+
   async function revokeGrant(grantId: string) {
-    await oidcModelsQueries.revokeByGrantId(db, grantId);
-    await oidcModelsQueries.destroy(db, 'Grant', grantId);
+    await revokeByGrantId(grantId);
+    await destroy('Grant', grantId);
   }
 
   // Postgres cannot hold U+0000, so no stored id contains one: such a lookup (client_id=%00,
@@ -121,8 +133,13 @@ export function createAdapter(
       // session means the same as none, so it is not stored: one row per request otherwise.
       if (this.model === 'Session' && isEmptySession(payload)) return this.destroy(id);
       const stored = payloadToStore(this.model, id, payload) as Record<string, unknown>;
+      const row = modelRow(this.model, storedId(this.model, id), stored, expiresIn);
+      const generation = models.generation;
       try {
-        await writes.upsert(modelRow(this.model, storedId(this.model, id), stored, expiresIn));
+        await writes.upsert(row);
+        // A session is cached by its uid, which the provider looks it up by.
+        const key = this.model === 'Session' ? row.uid : row.id;
+        if (key) models.remember(this.model, key, row.payload, row.expires_at, generation);
       } catch (error) {
         // A request parameter with U+0000 (state=a%00b) reaches the stored interaction.
         if (isNulCharacterError(error))
@@ -134,7 +151,8 @@ export function createAdapter(
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (!storable(id)) return undefined;
       if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
-      const stored = await finds.find(this.model, storedId(this.model, id));
+      const key = storedId(this.model, id);
+      const stored = await models.find(this.model, key, () => finds.find(this.model, key));
       if (!stored) return undefined;
       return unlessRevoked(this.model, payloadAsSaved(this.model, id, stored as AdapterPayload));
     }
@@ -142,7 +160,8 @@ export function createAdapter(
     /** Only sessions are looked up by uid; their uid is not a bearer and is stored as it is. */
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       if (!storable(uid)) return undefined;
-      const stored = await oidcModelsQueries.findByUid(db, this.model, uid);
+      const load = () => oidcModelsQueries.findByUid(db, this.model, uid);
+      const stored = await (this.model === 'Session' ? models.findSession(uid, load) : load());
       return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }
 
@@ -163,11 +182,11 @@ export function createAdapter(
     }
 
     async destroy(id: string): Promise<void> {
-      await oidcModelsQueries.destroy(db, this.model, storedId(this.model, id));
+      await destroy(this.model, storedId(this.model, id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      await oidcModelsQueries.revokeByGrantId(db, grantId);
+      await revokeByGrantId(grantId);
     }
   };
 }

@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import { RowCache } from '../db/rowCache.js';
 import type { ResourceRow, User } from '../db/schema.js';
 import { GroupCache } from './groupCache.js';
+import { ModelCache } from './modelCache.js';
 
 /**
  * The rows the provider reads on nearly every request, cached in process and kept in step
@@ -14,6 +15,8 @@ export interface RowCaches {
   users: RowCache<User>;
   resources: RowCache<ResourceRow>;
   groups: GroupCache;
+  /** Access and client_credentials tokens, grants, sessions by uid (listener for `oidc_models`). */
+  models: ModelCache;
 }
 
 /** Clients and APIs are few; users are many, and only the recently active ones are worth keeping. */
@@ -23,5 +26,6 @@ export function createRowCaches(db: Db): RowCaches {
     users: new RowCache(10_000),
     resources: new RowCache(1_000),
     groups: new GroupCache(db),
+    models: new ModelCache(),
   };
 }

@@ -9,6 +9,7 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { RowCache } from '../../src/db/rowCache.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createClient } from '../../src/oidc/clients.js';
+import { ModelCache } from '../../src/oidc/modelCache.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { countRows } from '../support/countRows.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
@@ -31,7 +32,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     // A cache that never goes live: every client lookup here reads the table.
     const PostgresAdapter = createAdapter(
       database.db,
-      { clients: new RowCache(10), users: new RowCache(10) },
+      { clients: new RowCache(10), users: new RowCache(10), models: new ModelCache() },
       new GroupedUpserts(database.db),
     );
     adapterFor = (model) => new PostgresAdapter(model);

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../../src/crypto.js';
 import { createClient } from '../../src/oidc/clients.js';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -49,7 +50,7 @@ describe('the client and user caches, kept in step by change notifications', () 
 
   /** Runs `change` with the table's change trigger off: as if its notice were lost on the way. */
   async function unannounced(
-    table: 'clients' | 'users' | 'group_members' | 'client_allowed_groups',
+    table: 'clients' | 'users' | 'group_members' | 'client_allowed_groups' | 'oidc_models',
     change: (trx: TestApp['db']) => Promise<unknown>,
   ) {
     const trigger = sql.id(`${table}_announce_change`);
@@ -230,6 +231,54 @@ describe('the client and user caches, kept in step by change notifications', () 
           .execute();
         expect(await eventually(async () => (await person.userinfo()) === undefined)).toBe(true);
       });
+    });
+  });
+
+  describe('tokens', () => {
+    /** A client_credentials token of a new service, and a way to introspect it as that service. */
+    async function issuedToken() {
+      const client = await newService();
+      const basic = `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
+      const post = (path: string, body: string) =>
+        fetch(`${sesame.baseUrl}${path}`, {
+          method: 'POST',
+          headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+          body,
+        });
+      const { access_token } = (await (await post('/token', 'grant_type=client_credentials')).json()) as {
+        access_token: string;
+      };
+      const active = async () =>
+        ((await (await post('/token/introspection', `token=${access_token}`)).json()) as { active: boolean })
+          .active;
+      const stored = storedId('ClientCredentials', access_token);
+      const deleteRow = (db: TestApp['db']) =>
+        db
+          .deleteFrom('oidc_models')
+          .where('model', '=', 'ClientCredentials')
+          .where('id', '=', stored)
+          .execute();
+      return { active, deleteRow, revoke: () => post('/token/revocation', `token=${access_token}`) };
+    }
+
+    it('introspects from memory: a token deleted unannounced is still active, an announced delete ends it', async () => {
+      const token = await issuedToken();
+      expect(await token.active()).toBe(true);
+      await unannounced('oidc_models', token.deleteRow);
+      expect(await token.active()).toBe(true);
+
+      const other = await issuedToken();
+      expect(await other.active()).toBe(true);
+      // As another instance revoking it would: the row goes, the trigger announces it.
+      await other.deleteRow(sesame.db);
+      expect(await eventually(async () => !(await other.active()))).toBe(true);
+    });
+
+    it('a token revoked through this server is inactive at once, before any notice', async () => {
+      const token = await issuedToken();
+      expect(await token.active()).toBe(true);
+      expect((await token.revoke()).status).toBe(200);
+      expect(await token.active()).toBe(false);
     });
   });
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { runSql } from '../rawSql.js';
 
 /** A challenge as stored: what it is for, what it is bound to, and data the ceremony carries to its end. */
 export interface StoredChallenge {
@@ -11,18 +12,21 @@ export interface StoredChallenge {
 }
 
 export const challengesQueries = {
+  // Both statements run once or twice per ceremony: SQL text written once (rawSql.ts).
   async insert(db: Db, value: StoredChallenge, ttlSeconds: number): Promise<void> {
-    await db
-      .insertInto('webauthn_challenges')
-      .values({
-        challenge: value.challenge,
-        purpose: value.purpose,
-        binding: value.binding,
-        user_id: value.userId,
-        data: JSON.stringify(value.data),
-        expires_at: new Date(Date.now() + ttlSeconds * 1000),
-      })
-      .execute();
+    await runSql(
+      db,
+      `insert into webauthn_challenges (challenge, purpose, binding, user_id, data, expires_at)
+      values ($1, $2, $3, $4, $5, $6)`,
+      [
+        value.challenge,
+        value.purpose,
+        value.binding,
+        value.userId,
+        JSON.stringify(value.data),
+        new Date(Date.now() + ttlSeconds * 1000),
+      ],
+    );
   },
 
   /**
@@ -36,22 +40,16 @@ export const challengesQueries = {
     purpose: string,
     binding: string,
   ): Promise<StoredChallenge | undefined> {
-    const row = await db
-      .deleteFrom('webauthn_challenges')
-      .where('challenge', '=', challenge)
-      .where('purpose', '=', purpose)
-      .where('binding', '=', binding)
-      .where('expires_at', '>', sql<Date>`now()`)
-      .returningAll()
-      .executeTakeFirst();
+    const { rows } = await runSql<{ user_id: string | null; data: Record<string, unknown> }>(
+      db,
+      `delete from webauthn_challenges
+      where challenge = $1 and purpose = $2 and binding = $3 and expires_at > now()
+      returning user_id, data`,
+      [challenge, purpose, binding],
+    );
+    const row = rows[0];
     if (!row) return undefined;
-    return {
-      challenge: row.challenge,
-      purpose: row.purpose,
-      binding: row.binding,
-      userId: row.user_id,
-      data: row.data as unknown as Record<string, unknown>,
-    };
+    return { challenge, purpose, binding, userId: row.user_id, data: row.data };
   },
 
   async deleteExpired(db: Db): Promise<number> {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { runSql } from '../rawSql.js';
 import type { CredentialRow, User } from '../schema.js';
 
 /** A stored passkey with its counter as a number. */
@@ -61,25 +62,19 @@ export const credentialsQueries = {
    * before it can check the signature.
    */
   async findWithOwner(db: Db, id: string): Promise<{ credential: StoredCredential; user: User } | undefined> {
-    const row = await db
-      .selectFrom('credentials')
-      .innerJoin('users', 'users.id', 'credentials.user_id')
-      .selectAll('credentials')
-      .select([
-        'users.email as owner_email',
-        'users.email_verified as owner_email_verified',
-        'users.name as owner_name',
-        'users.is_admin as owner_is_admin',
-        'users.disabled_at as owner_disabled_at',
-        'users.sessions_ended_at as owner_sessions_ended_at',
-        'users.tokens_revoked_at as owner_tokens_revoked_at',
-        'users.created_at as owner_created_at',
-        'users.updated_at as owner_updated_at',
-        'users.claims as owner_claims',
-        'users.locale as owner_locale',
-      ])
-      .where('credentials.id', '=', id)
-      .executeTakeFirst();
+    // Every sign-in runs it: SQL text written once (rawSql.ts).
+    const { rows } = await runSql<CredentialRow & Record<`owner_${string}`, unknown>>(
+      db,
+      `select c.*, u.email as owner_email, u.email_verified as owner_email_verified, u.name as owner_name,
+        u.is_admin as owner_is_admin, u.disabled_at as owner_disabled_at,
+        u.sessions_ended_at as owner_sessions_ended_at, u.tokens_revoked_at as owner_tokens_revoked_at,
+        u.created_at as owner_created_at, u.updated_at as owner_updated_at, u.claims as owner_claims,
+        u.locale as owner_locale
+      from credentials c join users u on u.id = c.user_id
+      where c.id = $1`,
+      [id],
+    );
+    const row = rows[0];
     if (!row) return undefined;
     return {
       credential: toStored(row),
@@ -96,7 +91,7 @@ export const credentialsQueries = {
         updated_at: row.owner_updated_at,
         locale: row.owner_locale,
         claims: row.owner_claims,
-      },
+      } as User,
     };
   },
 
@@ -124,13 +119,14 @@ export const credentialsQueries = {
    * concurrent older assertion lose instead of rolling the counter back.
    */
   async recordUse(db: Db, id: string, counter: number, backupState: boolean): Promise<boolean> {
-    const result = await db
-      .updateTable('credentials')
-      .set({ counter, backup_state: backupState, last_used_at: sql<Date>`now()` })
-      .where('id', '=', id)
-      .where((eb) => eb.or([eb('counter', '<', counter), eb('counter', '=', 0)]))
-      .executeTakeFirst();
-    return result.numUpdatedRows > 0n;
+    const { rows } = await runSql(
+      db,
+      `update credentials set counter = $2, backup_state = $3, last_used_at = now()
+      where id = $1 and (counter < $2 or counter = 0)
+      returning 1 as used`,
+      [id, counter, backupState],
+    );
+    return rows.length > 0;
   },
 
   async rename(db: Db, userId: string, id: string, name: string): Promise<boolean> {

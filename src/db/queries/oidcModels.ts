@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { runSql } from '../rawSql.js';
 
 /** One stored oidc-provider model instance: the payload as the provider gave it. */
 export type ModelPayload = Record<string, unknown>;
@@ -13,28 +14,50 @@ function live(db: Db, model: string) {
 }
 
 /**
- * The provider's hot path — every flow step reads or writes here ~20 times per login — uses
- * plain `sql` templates: building these with Kysely's query builder cost ~85 µs of CPU per
- * query (bench/README.md, profile of the login benchmark), a tenth of that as templates.
+ * The provider's hot path — every flow step reads or writes here — runs SQL text written once
+ * (rawSql.ts): building these with Kysely's query builder cost ~85 µs of CPU per query
+ * (bench/README.md, profile of the login benchmark), compiling `sql` templates still ~50 µs.
  */
-const isLive = sql<boolean>`(expires_at is null or expires_at > now())`;
+const IS_LIVE = '(expires_at is null or expires_at > now())';
 
 type LiveRow = { payload: ModelPayload; consumed_at: Date | null };
 
-async function findLive(db: Db, model: string, column: 'id' | 'uid' | 'user_code', value: string) {
-  const { rows } = await sql<LiveRow>`
-    select payload, consumed_at from oidc_models
-    where model = ${model} and ${sql.ref(column)} = ${value} and ${isLive}
-    limit 1`.execute(db);
+const FIND_LIVE = {
+  id: `select payload, consumed_at from oidc_models where model = $1 and id = $2 and ${IS_LIVE} limit 1`,
+  uid: `select payload, consumed_at from oidc_models where model = $1 and uid = $2 and ${IS_LIVE} limit 1`,
+  user_code: `select payload, consumed_at from oidc_models where model = $1 and user_code = $2 and ${IS_LIVE} limit 1`,
+};
+
+async function findLive(db: Db, model: string, column: keyof typeof FIND_LIVE, value: string) {
+  const { rows } = await runSql<LiveRow>(db, FIND_LIVE[column], [model, value]);
   return withConsumed(rows[0]);
 }
 
-function withConsumed(row: { payload: ModelPayload; consumed_at: Date | null } | undefined) {
+function withConsumed(row: LiveRow | undefined) {
   if (!row) return undefined;
   return row.consumed_at
     ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) }
     : row.payload;
 }
+
+/** `($1, $2, …), ($n+1, …)`: `count` tuples of `width` placeholders. */
+function placeholders(count: number, width: number): string {
+  const tuples: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const tuple: string[] = [];
+    for (let j = 1; j <= width; j++) tuple.push(`$${i * width + j}`);
+    tuples.push(`(${tuple.join(', ')})`);
+  }
+  return tuples.join(', ');
+}
+
+/** `$from, $from+1, …`: `count` placeholders. */
+function list(from: number, count: number): string {
+  return Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
+}
+
+/** The key caches know a row by: a session's uid, else its id (see modelCache.ts). */
+const CACHE_KEY = `coalesce(case when model = 'Session' then uid end, id)`;
 
 /** A row of `oidc_models` as it is written: the payload as JSON text, lookup columns beside it. */
 export interface OidcModelRow {
@@ -78,16 +101,24 @@ export const oidcModelsQueries = {
 
   /** Inserts or replaces (by model and id) the rows in one statement; their keys must differ. */
   async upsertRows(db: Db, rows: readonly OidcModelRow[]) {
-    const values = rows.map(
-      (r) =>
-        sql`(${r.model}, ${r.id}, ${r.payload}, ${r.grant_id}, ${r.uid}, ${r.user_code}, ${r.expires_at})`,
-    );
-    await sql`
-      insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
-      values ${sql.join(values)}
+    const parameters = rows.flatMap((r) => [
+      r.model,
+      r.id,
+      r.payload,
+      r.grant_id,
+      r.uid,
+      r.user_code,
+      r.expires_at,
+    ]);
+    await runSql(
+      db,
+      `insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
+      values ${placeholders(rows.length, 7)}
       on conflict (model, id) do update set
         payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
-        user_code = excluded.user_code, expires_at = excluded.expires_at`.execute(db);
+        user_code = excluded.user_code, expires_at = excluded.expires_at`,
+      parameters,
+    );
   },
 
   async find(db: Db, model: string, id: string) {
@@ -101,9 +132,12 @@ export const oidcModelsQueries = {
   async findMany(db: Db, keys: readonly { model: string; id: string }[]) {
     const models = [...new Set(keys.map((k) => k.model))];
     const ids = [...new Set(keys.map((k) => k.id))];
-    const { rows } = await sql<LiveRow & { model: string; id: string }>`
-      select model, id, payload, consumed_at from oidc_models
-      where model in (${sql.join(models)}) and id in (${sql.join(ids)}) and ${isLive}`.execute(db);
+    const { rows } = await runSql<LiveRow & { model: string; id: string }>(
+      db,
+      `select model, id, payload, consumed_at from oidc_models
+      where model in (${list(1, models.length)}) and id in (${list(models.length + 1, ids.length)}) and ${IS_LIVE}`,
+      [...models, ...ids],
+    );
     const found = new Map(rows.map((row) => [`${row.model}\u0000${row.id}`, row]));
     return keys.map((k) => withConsumed(found.get(`${k.model}\u0000${k.id}`)));
   },
@@ -122,27 +156,50 @@ export const oidcModelsQueries = {
    * @returns whether this call marked it.
    */
   async consume(db: Db, model: string, id: string): Promise<boolean> {
-    const { rows } = await sql`
-      update oidc_models set consumed_at = now()
-      where model = ${model} and id = ${id} and consumed_at is null and ${isLive}
-      returning 1 as consumed`.execute(db);
+    const { rows } = await runSql(
+      db,
+      `update oidc_models set consumed_at = now()
+      where model = $1 and id = $2 and consumed_at is null and ${IS_LIVE}
+      returning 1 as consumed`,
+      [model, id],
+    );
     return rows.length > 0;
   },
 
   /** The grant an instance was issued under, whether or not it is still live. */
   async grantIdOf(db: Db, model: string, id: string): Promise<string | undefined> {
-    const { rows } = await sql<{ grant_id: string | null }>`
-      select grant_id from oidc_models where model = ${model} and id = ${id}`.execute(db);
+    const { rows } = await runSql<{ grant_id: string | null }>(
+      db,
+      'select grant_id from oidc_models where model = $1 and id = $2',
+      [model, id],
+    );
     return rows[0]?.grant_id ?? undefined;
   },
 
-  async destroy(db: Db, model: string, id: string) {
-    await db.deleteFrom('oidc_models').where('model', '=', model).where('id', '=', id).execute();
+  /**
+   * Deletes one instance.
+   * @returns the key caches know it by (a session's uid, else its id), if it was there.
+   */
+  async destroy(db: Db, model: string, id: string): Promise<string | undefined> {
+    const { rows } = await runSql<{ key: string }>(
+      db,
+      `delete from oidc_models where model = $1 and id = $2 returning ${CACHE_KEY} as key`,
+      [model, id],
+    );
+    return rows[0]?.key;
   },
 
-  /** Removes every token, code and grant that belongs to the grant, whatever its model. */
-  async revokeByGrantId(db: Db, grantId: string) {
-    await db.deleteFrom('oidc_models').where('grant_id', '=', grantId).execute();
+  /**
+   * Removes every token, code and grant that belongs to the grant, whatever its model.
+   * @returns the model and key (as in destroy) of each row removed.
+   */
+  async revokeByGrantId(db: Db, grantId: string): Promise<{ model: string; key: string }[]> {
+    const { rows } = await runSql<{ model: string; key: string }>(
+      db,
+      `delete from oidc_models where grant_id = $1 returning model, ${CACHE_KEY} as key`,
+      [grantId],
+    );
+    return rows;
   },
 
   /** Removes everything issued to a client (grants, codes, tokens of every kind). */
@@ -206,7 +263,7 @@ export const oidcModelsQueries = {
     const { rows } = await sql<{ payload: ModelPayload }>`
       select payload from oidc_models
       where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
-        and ${isLive}
+        and ${sql.raw(IS_LIVE)}
       order by (payload->>'iat')::bigint desc nulls last
       limit 1`.execute(db);
     return rows[0]?.payload;

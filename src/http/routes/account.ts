@@ -215,12 +215,15 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
   router.post('/account/apps/:clientId/revoke', signIn, ...body, async (ctx) => {
     const clientId = param(ctx, 'clientId', CLIENT_ID);
     await revokeConnectedApp(db, signedIn(ctx).user.id, clientId);
+    // The app's tokens and grant stop working here at once; other instances hear the notices.
+    caches.models.forgetAll();
     respond(ctx, { revoked: clientId });
   });
 
   router.post('/account/sign-out-everywhere', signIn, ...body, async (ctx) => {
     const { user } = signedIn(ctx);
     const ended = await signOutEverywhere(db, user.id);
+    caches.models.forgetAll();
     log.info('signed out everywhere', { user: user.id, sessions: ended });
     respond(ctx, { redirect: '/' }, '/');
   });

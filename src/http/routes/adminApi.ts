@@ -37,7 +37,7 @@ import {
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
 import { JSON_BODY_LIMIT, refuseIllFormedText } from '../middleware/bodies.js';
-import { forgetGroupsAfterChanges } from '../middleware/groupChanges.js';
+import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -119,7 +119,7 @@ export function adminApiRoutes(services: Services): Router {
     { prefix: '/api/admin' },
     noStore,
     requireApiKey(db),
-    forgetGroupsAfterChanges(caches.groups),
+    forgetCachesAfterChanges(caches.groups, caches.models),
     requireJsonBody,
     bodyParser({ enableTypes: ['json'], jsonLimit: JSON_BODY_LIMIT, jsonStrict: true, encoding: 'utf-8' }),
     refuseIllFormedText,

@@ -30,7 +30,7 @@ import {
 } from '../../oidc/clients.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
-import { forgetGroupsAfterChanges } from '../middleware/groupChanges.js';
+import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
 import { parseUploads } from '../middleware/uploads.js';
 import { sesameRouter } from '../router.js';
@@ -100,7 +100,7 @@ export function adminPagesRoutes(services: Services): Router {
     { prefix: '/admin' },
     noStore,
     requireSignIn(provider, db),
-    forgetGroupsAfterChanges(caches.groups),
+    forgetCachesAfterChanges(caches.groups, caches.models),
     requireAdmin(csrf),
     parseBodies(),
     parseUploads,

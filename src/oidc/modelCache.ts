@@ -1,0 +1,132 @@
+import type { ModelPayload } from '../db/queries/oidcModels.js';
+import { RowCache, type RowChangeListener } from '../db/rowCache.js';
+
+/**
+ * Tokens, grants and sessions, kept in process. A resource server introspects the same access
+ * token on every API call; every login reads its grant at the token and the userinfo step,
+ * its session (by uid: is the token still bound to it?) at both, and its access token at
+ * userinfo. Each of those was a round trip to Postgres; here they are one lookup in a Map.
+ *
+ * Kept in step like the other row caches: migration 0023 announces every update and delete
+ * of a live row of these models (`oidc_models:<model>:<key>`), so a token revoked, a grant
+ * changed or a session ended on any instance is forgotten on every other within the time a
+ * notice takes; this instance forgets at once what it deletes itself. While notices are not
+ * arriving (behind a transaction pooler) nothing is served from here. Inserts are not
+ * announced: only found rows are cached, and a row is new only under a random id nobody
+ * looked up before.
+ *
+ * Entries hold the stored JSON, so every request gets its own copy to change (oidc-provider
+ * adds scopes to a grant in place), and expire with the row.
+ */
+const CACHED_MODELS = new Set(['AccessToken', 'ClientCredentials', 'Grant', 'Session']);
+
+/**
+ * The models a token value is looked up as at once (introspection and revocation without a
+ * hint ask for it as all three). Their values are random and hashed to one stored id, so a
+ * value cached as one of them is none of the others.
+ */
+const TOKEN_MODELS = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
+
+interface Entry {
+  model: string;
+  json: string;
+  expiresAtMs: number;
+}
+
+/** The key an entry is kept under; stored ids are base64url (no colon), so the three kinds never meet. */
+function keyOf(model: string, storedId: string): string {
+  if (model === 'Grant') return `Grant:${storedId}`;
+  if (model === 'Session') return `Session:${storedId}`;
+  return storedId;
+}
+
+/** When a found payload stops being valid (its `exp`), or undefined when it says nothing. */
+function expiryOf(payload: ModelPayload): number | undefined {
+  return typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
+}
+
+export class ModelCache implements RowChangeListener {
+  readonly #rows: RowCache<Entry>;
+
+  /** @param maxEntries beyond this many the least recently used goes (~1 kB each). */
+  constructor(maxEntries = 5_000) {
+    this.#rows = new RowCache(maxEntries);
+  }
+
+  /** The stored payload of a model instance by its stored id, from memory or from `load` (whose answer is kept). */
+  find(model: string, storedId: string, load: () => Promise<ModelPayload | undefined>) {
+    // Sessions are kept by uid (findSession): one looked up by id is read from the database.
+    if (model === 'Session') return load();
+    return this.#find(model, keyOf(model, storedId), load);
+  }
+
+  /** A session by its uid, as the provider checks a token is still bound to it. */
+  findSession(uid: string, load: () => Promise<ModelPayload | undefined>) {
+    return this.#find('Session', keyOf('Session', uid), load);
+  }
+
+  async #find(
+    model: string,
+    key: string,
+    load: () => Promise<ModelPayload | undefined>,
+  ): Promise<ModelPayload | undefined> {
+    const hit = this.#rows.peek(key);
+    if (hit && hit.expiresAtMs > Date.now()) {
+      if (hit.model === model) return JSON.parse(hit.json) as ModelPayload;
+      if (TOKEN_MODELS.has(model) && TOKEN_MODELS.has(hit.model)) return undefined;
+    }
+    const generation = this.#rows.generation;
+    const found = await load();
+    const expiresAtMs = found && expiryOf(found);
+    if (found && expiresAtMs && CACHED_MODELS.has(model)) {
+      this.#rows.remember(key, { model, json: JSON.stringify(found), expiresAtMs }, generation);
+    }
+    return found;
+  }
+
+  /** Read before a write whose row {@link remember} may keep. */
+  get generation(): number {
+    return this.#rows.generation;
+  }
+
+  /**
+   * This process just stored the row (`json` as written; a session under its uid), unless a
+   * change was announced since `generation`.
+   */
+  remember(model: string, storedId: string, json: string, expiresAt: Date | null, generation: number): void {
+    if (!CACHED_MODELS.has(model) || !expiresAt) return;
+    this.#rows.remember(
+      keyOf(model, storedId),
+      { model, json, expiresAtMs: expiresAt.getTime() },
+      generation,
+    );
+  }
+
+  /** This process deleted or changed the row: forget it now, before its notice arrives. */
+  forget(model: string, storedId: string): void {
+    if (CACHED_MODELS.has(model)) this.#rows.invalidate(keyOf(model, storedId));
+  }
+
+  /** Many rows changed here at once (an account's or a client's tokens went): forget every one. */
+  forgetAll(): void {
+    this.#rows.invalidateAll();
+  }
+
+  /** A notice: `<model>:<stored id>` (a session's uid). */
+  invalidate(notice: string): void {
+    const colon = notice.indexOf(':');
+    this.forget(notice.slice(0, colon), notice.slice(colon + 1));
+  }
+
+  goLive(): void {
+    this.#rows.goLive();
+  }
+
+  goDark(): void {
+    this.#rows.goDark();
+  }
+
+  get size(): number {
+    return this.#rows.size;
+  }
+}
