@@ -8,10 +8,6 @@ import type { Db } from './connect.js';
  * the four ceremony statements alone); text written once skips that. Parameters are still
  * sent apart from the text, never spliced into it.
  */
-export function runSql<R>(
-  db: Db,
-  text: string,
-  parameters: readonly unknown[] = [],
-): Promise<QueryResult<R>> {
-  return db.executeQuery<R>(CompiledQuery.raw(text, [...parameters]));
+export function runSql<R>(db: Db, text: string, parameters: unknown[] = []): Promise<QueryResult<R>> {
+  return db.executeQuery<R>(CompiledQuery.raw(text, parameters));
 }

@@ -55,8 +55,9 @@ export class ModelCache implements RowChangeListener {
 
   /** The stored payload of a model instance by its stored id, from memory or from `load` (whose answer is kept). */
   find(model: string, storedId: string, load: () => Promise<ModelPayload | undefined>) {
-    // Sessions are kept by uid (findSession): one looked up by id is read from the database.
-    if (model === 'Session') return load();
+    // Sessions are kept by uid (findSession): one looked up by id is read from the database,
+    // as is any model neither kept nor looked up beside a kept one.
+    if (model === 'Session' || !(CACHED_MODELS.has(model) || TOKEN_MODELS.has(model))) return load();
     return this.#find(model, keyOf(model, storedId), load);
   }
 

@@ -63,7 +63,7 @@ export const credentialsQueries = {
    */
   async findWithOwner(db: Db, id: string): Promise<{ credential: StoredCredential; user: User } | undefined> {
     // Every sign-in runs it: SQL text written once (rawSql.ts).
-    const { rows } = await runSql<CredentialRow & Record<`owner_${string}`, unknown>>(
+    const { rows } = await runSql<CredentialRow & { [K in keyof Omit<User, 'id'> as `owner_${K}`]: User[K] }>(
       db,
       `select c.*, u.email as owner_email, u.email_verified as owner_email_verified, u.name as owner_name,
         u.is_admin as owner_is_admin, u.disabled_at as owner_disabled_at,
@@ -91,7 +91,7 @@ export const credentialsQueries = {
         updated_at: row.owner_updated_at,
         locale: row.owner_locale,
         claims: row.owner_claims,
-      } as User,
+      },
     };
   },
 

@@ -22,11 +22,10 @@ const IS_LIVE = '(expires_at is null or expires_at > now())';
 
 type LiveRow = { payload: ModelPayload; consumed_at: Date | null };
 
-const FIND_LIVE = {
-  id: `select payload, consumed_at from oidc_models where model = $1 and id = $2 and ${IS_LIVE} limit 1`,
-  uid: `select payload, consumed_at from oidc_models where model = $1 and uid = $2 and ${IS_LIVE} limit 1`,
-  user_code: `select payload, consumed_at from oidc_models where model = $1 and user_code = $2 and ${IS_LIVE} limit 1`,
-};
+/** A live instance by model and one lookup column, as SQL text built once per column. */
+const findLiveBy = (column: string) =>
+  `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
+const FIND_LIVE = { id: findLiveBy('id'), uid: findLiveBy('uid'), user_code: findLiveBy('user_code') };
 
 async function findLive(db: Db, model: string, column: keyof typeof FIND_LIVE, value: string) {
   const { rows } = await runSql<LiveRow>(db, FIND_LIVE[column], [model, value]);
@@ -40,20 +39,14 @@ function withConsumed(row: LiveRow | undefined) {
     : row.payload;
 }
 
-/** `($1, $2, …), ($n+1, …)`: `count` tuples of `width` placeholders. */
-function placeholders(count: number, width: number): string {
-  const tuples: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const tuple: string[] = [];
-    for (let j = 1; j <= width; j++) tuple.push(`$${i * width + j}`);
-    tuples.push(`(${tuple.join(', ')})`);
-  }
-  return tuples.join(', ');
-}
-
 /** `$from, $from+1, …`: `count` placeholders. */
 function list(from: number, count: number): string {
   return Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
+}
+
+/** `($1, $2, …), ($n+1, …)`: `count` tuples of `width` placeholders. */
+function placeholders(count: number, width: number): string {
+  return Array.from({ length: count }, (_, i) => `(${list(i * width + 1, width)})`).join(', ');
 }
 
 /** The key caches know a row by: a session's uid, else its id (see modelCache.ts). */
