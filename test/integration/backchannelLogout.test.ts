@@ -163,6 +163,21 @@ describe('back-channel logout', () => {
 
   const clientIdOf = (rp: TestRp) => rp.config.clientMetadata().client_id;
 
+  type Delivery = Awaited<ReturnType<typeof backchannelDeliveriesQueries.listForClient>>[number];
+
+  /** The client's first outbox row once `settled` holds for it (by default: delivery recorded). */
+  async function settledRow(
+    clientId: string,
+    settled: (row: Delivery) => boolean = (row) => row.delivered_at != null,
+  ): Promise<Delivery> {
+    let first: Delivery | undefined;
+    await waitFor(async () => {
+      [first] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientId);
+      return first !== undefined && settled(first);
+    });
+    return first!;
+  }
+
   it('advertises back-channel logout with sessions in discovery', async () => {
     const discovery = (await (
       await fetch(`${sesame.baseUrl}/.well-known/openid-configuration`)
@@ -194,8 +209,9 @@ describe('back-channel logout', () => {
       const payload = await verifyLogoutToken(token, rp);
       expect(payload).toMatchObject({ sub: idTokenClaims.sub, sid: idTokenClaims.sid });
     }
-    // Each delivery is a row of the outbox, done once delivered.
-    const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(notes));
+    // Each delivery is a row of the outbox, done once delivered. The endpoint has answered before
+    // the sender records it, so the row is waited for.
+    const row = await settledRow(clientIdOf(notes));
     expect(row).toMatchObject({ attempts: 1, next_attempt_at: null, last_error: null });
     expect(row!.delivered_at).toBeInstanceOf(Date);
   }, 90_000);
@@ -218,11 +234,7 @@ describe('back-channel logout', () => {
     expect(new Set(endpoint.received.map((r) => r.token)).size).toBe(1);
     const payload = await verifyLogoutToken(endpoint.received[0]!.token, app);
     expect(payload.sid).toBe(tokens.claims()!.sid);
-    await waitFor(async () => {
-      const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(app));
-      return row?.delivered_at != null;
-    });
-    const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(app));
+    const row = await settledRow(clientIdOf(app));
     expect(row).toMatchObject({ attempts: 3, next_attempt_at: null, last_error: null });
     await sleep(500);
     expect(endpoint.received).toHaveLength(3);
@@ -317,11 +329,7 @@ describe('back-channel logout', () => {
       })
       .execute();
     wakeBackchannelOutboxes();
-    await waitFor(async () => {
-      const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientId);
-      return row!.attempts > 0 && row!.next_attempt_at === null;
-    });
-    const [row] = await backchannelDeliveriesQueries.listForClient(sesame.db, clientId);
+    const row = await settledRow(clientId, (r) => r.attempts > 0 && r.next_attempt_at === null);
     expect(row).toMatchObject({ attempts: 1, delivered_at: null });
     expect(row!.last_error).toMatch(/500/);
     const events = await recentAuditEvents(sesame.db, 20);
