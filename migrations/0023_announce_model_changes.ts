@@ -1,8 +1,9 @@
 import { type Kysely, sql } from 'kysely';
 
 /**
- * Access tokens, client_credentials tokens, grants and sessions are cached by every server
- * (src/oidc/modelCache.ts). Every update and delete of a live one is announced on the row
+ * Access tokens, client_credentials tokens, grants, sessions, interactions and authorization
+ * codes are cached by every server (src/oidc/modelCache.ts). Every update (a code consumed, an
+ * interaction given its result) and delete of a live one is announced on the row
  * change channel as `oidc_models:<model>:<key>` (the stored id; a session's uid, by which the
  * provider looks sessions up to check a token is still bound to them), so a token revoked, a
  * grant changed or a session ended on one instance is forgotten on all. Inserts are not
@@ -25,7 +26,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     create trigger oidc_models_announce_change
     after update or delete on oidc_models
     for each row
-    when (old.model in ('AccessToken', 'ClientCredentials', 'Grant', 'Session')
+    when (old.model in ('AccessToken', 'ClientCredentials', 'Grant', 'Session', 'Interaction', 'AuthorizationCode')
       and (old.expires_at is null or old.expires_at > now()))
     execute function sesame_announce_model_change()`.execute(db);
 }

@@ -12,8 +12,10 @@ import type { ListenHandlers, Subscription } from './notifications.js';
  * listening), and it empties and stops serving on {@link goDark} (the connection dropped,
  * notices may be lost) until the next goLive.
  *
- * A lookup that was already on its way to the database when a change arrived may return the
- * old row; the generation counter keeps such a result out of the cache.
+ * A lookup that was already on its way to the database when its row's change arrived may
+ * return the old row; the generation counter keeps such a result out of the cache. Changes of
+ * other rows do not: under load, notices of other rows arrive every few milliseconds, and a
+ * global check would keep most answers out.
  */
 /** Something kept in step with an announced table: a {@link RowCache}, or anything else built from its rows. */
 export interface RowChangeListener {
@@ -29,10 +31,22 @@ export class RowCache<T extends object> implements RowChangeListener {
   /** Insertion order is recency order: a hit moves its entry to the end, the oldest goes first. */
   #entries = new Map<string, T>();
   #live = false;
+  /** Counts announced changes. */
   #generation = 0;
+  /** The generation of each recently changed key, oldest first; at most `recentChanges`. */
+  #changedAt = new Map<string, number>();
+  /** Before this generation, changes are no longer told apart by key (all-row changes, or forgotten ones). */
+  #settledBefore = 0;
 
-  /** @param maxEntries beyond this many rows the least recently used one is dropped. */
-  constructor(private readonly maxEntries: number) {}
+  /**
+   * @param maxEntries beyond this many rows the least recently used one is dropped.
+   * @param recentChanges how many changed keys are told apart: a lookup that started before
+   *   the oldest of them is not kept (at thousands of notices a second, one over a second old).
+   */
+  constructor(
+    private readonly maxEntries: number,
+    private readonly recentChanges = 4_096,
+  ) {}
 
   /** The cached row, or `load()`'s answer (cached when it exists and nothing changed meanwhile). */
   async find(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
@@ -62,11 +76,13 @@ export class RowCache<T extends object> implements RowChangeListener {
   }
 
   /**
-   * Keeps `row` as what is stored under `key`, unless a change was announced since
-   * `generation` was read (the row may then be older than what is stored) or the cache is dark.
+   * Keeps `row` as what is stored under `key`, unless a change of that row (or of every row)
+   * was announced since `generation` was read, as the row may then be older than what is
+   * stored, or the cache is dark.
    */
   remember(key: string, row: T, generation: number): void {
-    if (!this.#live || generation !== this.#generation) return;
+    if (!this.#live || generation < this.#settledBefore) return;
+    if ((this.#changedAt.get(key) ?? -1) > generation) return;
     this.#entries.delete(key);
     if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
     // Shared by every request from now on: nobody may change it.
@@ -77,26 +93,33 @@ export class RowCache<T extends object> implements RowChangeListener {
   invalidate(key: string): void {
     this.#generation += 1;
     this.#entries.delete(key);
+    this.#changedAt.delete(key);
+    this.#changedAt.set(key, this.#generation);
+    if (this.#changedAt.size > this.recentChanges) {
+      const [oldest, at] = this.#changedAt.entries().next().value!;
+      this.#changedAt.delete(oldest);
+      this.#settledBefore = at;
+    }
   }
 
   /** Something many rows are built from changed: every next lookup goes to the database. */
   invalidateAll(): void {
     this.#generation += 1;
+    this.#settledBefore = this.#generation;
+    this.#changedAt.clear();
     this.#entries.clear();
   }
 
   /** Every change from now on will be announced: start serving from memory. */
   goLive(): void {
-    this.#generation += 1;
-    this.#entries.clear();
+    this.invalidateAll();
     this.#live = true;
   }
 
   /** Changes may go unannounced: forget everything and read through until goLive. */
   goDark(): void {
     this.#live = false;
-    this.#generation += 1;
-    this.#entries.clear();
+    this.invalidateAll();
   }
 
   get live(): boolean {

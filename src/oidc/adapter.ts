@@ -173,7 +173,10 @@ export function createAdapter(
 
     async consume(id: string): Promise<void> {
       const key = storedId(this.model, id);
-      if (await oidcModelsQueries.consume(db, this.model, key)) return;
+      const consumed = await oidcModelsQueries.consume(db, this.model, key);
+      // The cached instance says it is unused: the next find reads that it is not.
+      models.forget(this.model, key);
+      if (consumed) return;
       if (!SINGLE_USE_GRANT_SOURCES.has(this.model)) return;
       // Another request used it first (both found it unused): this use is a replay.
       const grantId = await oidcModelsQueries.grantIdOf(db, this.model, key);

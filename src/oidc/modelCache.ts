@@ -2,10 +2,13 @@ import type { ModelPayload } from '../db/queries/oidcModels.js';
 import { RowCache, type RowChangeListener } from '../db/rowCache.js';
 
 /**
- * Tokens, grants and sessions, kept in process. A resource server introspects the same access
- * token on every API call; every login reads its grant at the token and the userinfo step,
- * its session (by uid: is the token still bound to it?) at both, and its access token at
- * userinfo. Each of those was a round trip to Postgres; here they are one lookup in a Map.
+ * Tokens, grants, sessions, interactions and codes, kept in process. A resource server
+ * introspects the same access token on every API call; every login reads its interaction at
+ * the login page, the options, the verify and the resume step, its code at the token step,
+ * its grant at the token and the userinfo step, its session (by uid: is the token still bound
+ * to it?) at both, and its access token at userinfo. Each of those was a round trip to
+ * Postgres; here most are one lookup in a Map. What this process stores it keeps as it writes
+ * it (write-through), so an interaction made at authorize is read from memory after.
  *
  * Kept in step like the other row caches: migration 0023 announces every update and delete
  * of a live row of these models (`oidc_models:<model>:<key>`), so a token revoked, a grant
@@ -18,7 +21,14 @@ import { RowCache, type RowChangeListener } from '../db/rowCache.js';
  * Entries hold the stored JSON, so every request gets its own copy to change (oidc-provider
  * adds scopes to a grant in place), and expire with the row.
  */
-const CACHED_MODELS = new Set(['AccessToken', 'ClientCredentials', 'Grant', 'Session']);
+const CACHED_MODELS = new Set([
+  'AccessToken',
+  'ClientCredentials',
+  'Grant',
+  'Session',
+  'Interaction',
+  'AuthorizationCode',
+]);
 
 /**
  * The models a token value is looked up as at once (introspection and revocation without a
@@ -33,11 +43,12 @@ interface Entry {
   expiresAtMs: number;
 }
 
-/** The key an entry is kept under; stored ids are base64url (no colon), so the three kinds never meet. */
+/**
+ * The key an entry is kept under: a token's stored id (one key for the three token kinds),
+ * else `<model>:<stored id>`. Stored ids are base64url (no colon), so the two never meet.
+ */
 function keyOf(model: string, storedId: string): string {
-  if (model === 'Grant') return `Grant:${storedId}`;
-  if (model === 'Session') return `Session:${storedId}`;
-  return storedId;
+  return TOKEN_MODELS.has(model) ? storedId : `${model}:${storedId}`;
 }
 
 /** When a found payload stops being valid (its `exp`), or undefined when it says nothing. */

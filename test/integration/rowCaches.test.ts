@@ -78,6 +78,31 @@ describe('the client and user caches, kept in step by change notifications', () 
     return check();
   }
 
+  /** A new first-party app and a person at its login page (authorize has stored the interaction). */
+  async function atLoginPage(scope?: string) {
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Notes', redirect_uris: [REDIRECT_URI], first_party: true },
+      'test',
+    );
+    const rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp, scope);
+    const loginPage = await person.open(pending.url);
+    const uid = /\/interaction\/([^/?#]+)/.exec(loginPage.url)![1]!;
+    const showsLogin = async () => {
+      const page = await person.browser.request(`/interaction/${uid}`);
+      return page.status === 200 && page.text.includes('Sign in with a passkey');
+    };
+    const deleteInteraction = (db: TestApp['db']) =>
+      db
+        .deleteFrom('oidc_models')
+        .where('model', '=', 'Interaction')
+        .where('id', '=', storedId('Interaction', uid))
+        .execute();
+    return { client, rp, person, pending, loginPage, showsLogin, deleteInteraction };
+  }
+
   describe('clients', () => {
     it('answers from memory once a client has been used: an unannounced change is not seen', async () => {
       const client = await newService();
@@ -109,20 +134,9 @@ describe('the client and user caches, kept in step by change notifications', () 
   describe('users', () => {
     /** A person signed up at a first-party app, with an access token for userinfo. */
     async function signedUpPerson(scope?: string) {
-      const { client, client_secret } = await createClient(
-        sesame.db,
-        { name: 'Notes', redirect_uris: [REDIRECT_URI], first_party: true },
-        'test',
-      );
-      const rp = await discoverRp(
-        sesame.baseUrl,
-        { client_id: client.client_id, client_secret },
-        REDIRECT_URI,
-      );
-      const person = new Person(sesame.baseUrl);
-      const pending = await beginLogin(rp, scope);
+      const { client, rp, person, pending, loginPage } = await atLoginPage(scope);
       const email = `c${randomBytes(4).toString('hex')}@example.com`;
-      const next = await person.signUp(await person.open(pending.url), email);
+      const next = await person.signUp(loginPage, email);
       const tokens = await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
       const sub = tokens.claims()!.sub;
       const userinfo = async () => {
@@ -279,6 +293,53 @@ describe('the client and user caches, kept in step by change notifications', () 
       expect(await token.active()).toBe(true);
       expect((await token.revoke()).status).toBe(200);
       expect(await token.active()).toBe(false);
+    });
+  });
+
+  describe('logins', () => {
+    it("reads a login's interaction from memory: deleted unannounced it still shows, an announced delete ends it", async () => {
+      const login = await atLoginPage();
+      expect(await login.showsLogin()).toBe(true);
+      await unannounced('oidc_models', login.deleteInteraction);
+      expect(await login.showsLogin()).toBe(true);
+
+      const other = await atLoginPage();
+      await other.deleteInteraction(sesame.db);
+      expect(await eventually(async () => !(await other.showsLogin()))).toBe(true);
+    });
+
+    it('refuses a code another instance used, before its notice arrives, and revokes what it issued', async () => {
+      const { rp, person, pending, loginPage } = await atLoginPage();
+      const email = `k${randomBytes(4).toString('hex')}@example.com`;
+      const callback = await person.continueToApp(await person.signUp(loginPage, email), REDIRECT_URI);
+      const code = new URL(callback).searchParams.get('code')!;
+      const codeRow = sesame.db
+        .selectFrom('oidc_models')
+        .where('model', '=', 'AuthorizationCode')
+        .where('id', '=', storedId('AuthorizationCode', code));
+      const { grant_id } = await codeRow.select('grant_id').executeTakeFirstOrThrow();
+      // This server stored the code as it issued it, and so holds it unused.
+      await unannounced('oidc_models', (db) =>
+        db
+          .updateTable('oidc_models')
+          .set({ consumed_at: new Date() })
+          .where('model', '=', 'AuthorizationCode')
+          .where('id', '=', storedId('AuthorizationCode', code))
+          .execute(),
+      );
+      await expect(finishLogin(rp, pending, callback)).rejects.toMatchObject({ error: 'invalid_grant' });
+      // A replay: the grant goes, and everything issued under it.
+      const left = await sesame.db
+        .selectFrom('oidc_models')
+        .select('model')
+        .where((eb) =>
+          eb.or([
+            eb('grant_id', '=', grant_id),
+            eb.and([eb('model', '=', 'Grant'), eb('id', '=', grant_id!)]),
+          ]),
+        )
+        .execute();
+      expect(left).toEqual([]);
     });
   });
 

@@ -1,0 +1,87 @@
+import { RowCache } from '../../src/db/rowCache.js';
+
+/** A lookup whose answer arrives when `resolve` is called, as a database read in flight. */
+function pendingLoad<T>() {
+  let resolve!: (row: T) => void;
+  const load = () => new Promise<T>((r) => (resolve = r));
+  return { load, answer: (row: T) => resolve(row) };
+}
+
+describe('RowCache', () => {
+  const live = (recentChanges?: number) => {
+    const cache = new RowCache<{ v: number }>(100, recentChanges);
+    cache.goLive();
+    return cache;
+  };
+
+  it('serves nothing until live, and forgets everything when dark', async () => {
+    const cache = new RowCache<{ v: number }>(100);
+    await cache.find('a', async () => ({ v: 1 }));
+    expect(cache.peek('a')).toBeUndefined();
+    cache.goLive();
+    await cache.find('a', async () => ({ v: 1 }));
+    expect(cache.peek('a')).toEqual({ v: 1 });
+    cache.goDark();
+    expect(cache.peek('a')).toBeUndefined();
+  });
+
+  it('does not keep an answer whose row changed while it was read', async () => {
+    const cache = live();
+    const read = pendingLoad<{ v: number }>();
+    const found = cache.find('a', read.load);
+    cache.invalidate('a');
+    read.answer({ v: 1 });
+    expect(await found).toEqual({ v: 1 });
+    expect(cache.peek('a')).toBeUndefined();
+  });
+
+  it('keeps an answer while other rows change', async () => {
+    const cache = live();
+    const read = pendingLoad<{ v: number }>();
+    const found = cache.find('a', read.load);
+    cache.invalidate('b');
+    cache.invalidate('c');
+    read.answer({ v: 1 });
+    await found;
+    expect(cache.peek('a')).toEqual({ v: 1 });
+  });
+
+  it('does not keep an answer read before every row changed', async () => {
+    const cache = live();
+    const read = pendingLoad<{ v: number }>();
+    const found = cache.find('a', read.load);
+    cache.invalidateAll();
+    read.answer({ v: 1 });
+    await found;
+    expect(cache.peek('a')).toBeUndefined();
+  });
+
+  it('does not keep an answer older than the changes it still tells apart', async () => {
+    const cache = live(3);
+    const read = pendingLoad<{ v: number }>();
+    const found = cache.find('a', read.load);
+    cache.invalidate('a');
+    // 'a' falls out of the recent changes: the lookup is then older than what is known.
+    for (const key of ['b', 'c', 'd']) cache.invalidate(key);
+    read.answer({ v: 1 });
+    await found;
+    expect(cache.peek('a')).toBeUndefined();
+    // A lookup that starts now is kept.
+    await cache.find('a', async () => ({ v: 2 }));
+    expect(cache.peek('a')).toEqual({ v: 2 });
+  });
+
+  it('drops the least recently used row beyond its size', async () => {
+    const cache = new RowCache<{ v: number }>(2);
+    cache.goLive();
+    for (const [key, v] of [
+      ['a', 1],
+      ['b', 2],
+    ] as const)
+      await cache.find(key, async () => ({ v }));
+    cache.peek('a');
+    await cache.find('c', async () => ({ v: 3 }));
+    expect(cache.peek('b')).toBeUndefined();
+    expect(cache.peek('a')).toEqual({ v: 1 });
+  });
+});
