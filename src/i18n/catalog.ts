@@ -70,9 +70,32 @@ export interface Translator {
   has(key: string): boolean;
 }
 
+/**
+ * `t` of one language, with every plain message (a catalog key, no values) looked up once:
+ * i18next resolves, interpolates and post-processes on each call (~4 µs here, against
+ * ~15 ns from the Map), and a page says dozens of them. Only keys the catalog has are kept,
+ * so the memory is the catalog's size whatever keys a request makes up.
+ */
+function rememberingT(locale: Locale, t: TFunction): TFunction {
+  const said = new Map<string, string>();
+  // TFunction's overloads cannot be written as a function expression: the wrapper takes any
+  // call, passes every other one on unchanged, and is typed as what it wraps.
+  const translate = t as unknown as (...args: unknown[]) => unknown;
+  const remembering = (key: unknown, ...rest: unknown[]) => {
+    if (rest.length > 0 || typeof key !== 'string') return translate(key, ...rest);
+    const known = said.get(key);
+    if (known !== undefined) return known;
+    const text = translate(key);
+    if (typeof text === 'string' && typeof i18n.getResource(locale, 'translation', key) === 'string')
+      said.set(key, text);
+    return text;
+  };
+  return remembering as unknown as TFunction;
+}
+
 const translators = new Map<Locale, Translator>(
   SUPPORTED_LOCALES.map((locale) => {
-    const t = i18n.getFixedT(locale);
+    const t = rememberingT(locale, i18n.getFixedT(locale));
     const translator: Translator = {
       locale,
       t,

@@ -123,4 +123,17 @@ describe('messages on pages', () => {
       'since Dec 2, 2026, 12:36 PM UTC',
     );
   });
+
+  it('says a plain message in each language every time it is asked, kept or not', () => {
+    for (let i = 0; i < 2; i++) {
+      for (const locale of SUPPORTED_LOCALES) {
+        expect(translatorFor(locale).t('account.title')).toBe(
+          flatten(readCatalog(locale)).get('account.title'),
+        );
+      }
+      // A key no catalog has comes back as itself, as from i18next.
+      expect(translatorFor('de').t('no.such.key')).toBe('no.such.key');
+    }
+    expect(translatorFor('de').t('account.title')).not.toBe(translatorFor('en').t('account.title'));
+  });
 });
