@@ -8,8 +8,8 @@ import {
 import type { Db } from '../db/connect.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
 import type { User } from '../db/schema.js';
-import { consumeChallenge, storeChallenge } from './challenge.js';
-import { accountDisabled, unknownCredential, verificationFailed } from './errors.js';
+import { challengeFromClientData, storeChallenge } from './challenge.js';
+import { accountDisabled, challengeInvalid, unknownCredential, verificationFailed } from './errors.js';
 import { type CeremonyPolicy, PASSKEY_POLICY, type RelyingParty } from './policy.js';
 import { userHandleFor } from './registration.js';
 
@@ -128,13 +128,17 @@ export async function verifyPasskeyAssertion(
   response: AuthenticationResponseJSON,
   binding: { purpose: string; binding: string },
 ): Promise<VerifiedAssertion> {
-  const challenge = await consumeChallenge(
+  const taken = await credentialsQueries.takeChallengeAndFind(
     db,
-    response.response.clientDataJSON,
-    binding.purpose,
-    binding.binding,
+    {
+      challenge: challengeFromClientData(response.response.clientDataJSON),
+      purpose: binding.purpose,
+      binding: binding.binding,
+    },
+    response.id,
   );
-  const found = await credentialsQueries.findWithOwner(db, response.id);
+  if (!taken) throw challengeInvalid();
+  const { challenge, found } = taken;
   if (!found) throw unknownCredential();
   const { credential, user } = found;
   if (challenge.userId && challenge.userId !== credential.userId) throw unknownCredential();

@@ -11,6 +11,22 @@ export interface StoredChallenge {
   data: Record<string, unknown>;
 }
 
+/**
+ * Takes a challenge out in one statement ($1 challenge, $2 purpose, $3 binding), so it can be
+ * used once only, and only for the purpose and binding it was issued for, before it expires.
+ * A challenge presented with the wrong binding is left in place: a stranger cannot burn
+ * another person's challenge.
+ */
+export const TAKE_CHALLENGE = `delete from webauthn_challenges
+  where challenge = $1 and purpose = $2 and binding = $3 and expires_at > now()
+  returning user_id, data`;
+
+/** What {@link TAKE_CHALLENGE} returns. */
+export interface TakenChallengeRow {
+  user_id: string | null;
+  data: Record<string, unknown>;
+}
+
 export const challengesQueries = {
   // Both statements run once or twice per ceremony: SQL text written once (rawSql.ts).
   async insert(db: Db, value: StoredChallenge, ttlSeconds: number): Promise<void> {
@@ -29,24 +45,14 @@ export const challengesQueries = {
     );
   },
 
-  /**
-   * Takes the challenge out in one statement, so it can be used once only, and only for the
-   * purpose and binding it was issued for, before it expires. A challenge presented with the
-   * wrong binding is left in place: a stranger cannot burn another person's challenge.
-   */
+  /** The challenge, taken out of storage ({@link TAKE_CHALLENGE}), or undefined when there is none to take. */
   async consume(
     db: Db,
     challenge: string,
     purpose: string,
     binding: string,
   ): Promise<StoredChallenge | undefined> {
-    const { rows } = await runSql<{ user_id: string | null; data: Record<string, unknown> }>(
-      db,
-      `delete from webauthn_challenges
-      where challenge = $1 and purpose = $2 and binding = $3 and expires_at > now()
-      returning user_id, data`,
-      [challenge, purpose, binding],
-    );
+    const { rows } = await runSql<TakenChallengeRow>(db, TAKE_CHALLENGE, [challenge, purpose, binding]);
     const row = rows[0];
     if (!row) return undefined;
     return { challenge, purpose, binding, userId: row.user_id, data: row.data };

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import { runSql } from '../rawSql.js';
 import type { CredentialRow, User } from '../schema.js';
+import { type StoredChallenge, TAKE_CHALLENGE } from './challenges.js';
 
 /** A stored passkey with its counter as a number. */
 export interface StoredCredential {
@@ -34,6 +35,38 @@ function toStored(row: CredentialRow): StoredCredential {
   };
 }
 
+/** A credentials row with its owner's columns beside it, as `owner_<column>`. */
+type OwnedRow = CredentialRow & { [K in keyof Omit<User, 'id'> as `owner_${K}`]: User[K] };
+
+const TAKE_CHALLENGE_AND_FIND = `with taken as (${TAKE_CHALLENGE})
+  select taken.user_id as challenge_user_id, taken.data as challenge_data, c.*,
+    u.email as owner_email, u.email_verified as owner_email_verified, u.name as owner_name,
+    u.is_admin as owner_is_admin, u.disabled_at as owner_disabled_at,
+    u.sessions_ended_at as owner_sessions_ended_at, u.tokens_revoked_at as owner_tokens_revoked_at,
+    u.created_at as owner_created_at, u.updated_at as owner_updated_at, u.claims as owner_claims,
+    u.locale as owner_locale
+  from taken left join (credentials c join users u on u.id = c.user_id) on c.id = $4`;
+
+function withOwner(row: OwnedRow): { credential: StoredCredential; user: User } {
+  return {
+    credential: toStored(row),
+    user: {
+      id: row.user_id,
+      email: row.owner_email,
+      email_verified: row.owner_email_verified,
+      name: row.owner_name,
+      is_admin: row.owner_is_admin,
+      disabled_at: row.owner_disabled_at,
+      sessions_ended_at: row.owner_sessions_ended_at,
+      tokens_revoked_at: row.owner_tokens_revoked_at,
+      created_at: row.owner_created_at,
+      updated_at: row.owner_updated_at,
+      locale: row.owner_locale,
+      claims: row.owner_claims,
+    },
+  };
+}
+
 export const credentialsQueries = {
   async insert(db: Db, c: Omit<StoredCredential, 'createdAt' | 'lastUsedAt'>): Promise<void> {
     await db
@@ -58,41 +91,33 @@ export const credentialsQueries = {
   },
 
   /**
-   * The credential and the user it belongs to, in one round trip: a sign-in needs both
-   * before it can check the signature.
+   * A sign-in's two reads in one round trip: takes its challenge out of storage
+   * ({@link TAKE_CHALLENGE}) and finds the credential it names with the user it belongs to.
+   * Undefined when there was no challenge to take; `found` undefined when there is no such
+   * credential (the challenge is used up all the same, as with any failed attempt).
    */
-  async findWithOwner(db: Db, id: string): Promise<{ credential: StoredCredential; user: User } | undefined> {
+  async takeChallengeAndFind(
+    db: Db,
+    challenge: { challenge: string; purpose: string; binding: string },
+    credentialId: string,
+  ): Promise<
+    { challenge: StoredChallenge; found?: { credential: StoredCredential; user: User } } | undefined
+  > {
     // Every sign-in runs it: SQL text written once (rawSql.ts).
-    const { rows } = await runSql<CredentialRow & { [K in keyof Omit<User, 'id'> as `owner_${K}`]: User[K] }>(
-      db,
-      `select c.*, u.email as owner_email, u.email_verified as owner_email_verified, u.name as owner_name,
-        u.is_admin as owner_is_admin, u.disabled_at as owner_disabled_at,
-        u.sessions_ended_at as owner_sessions_ended_at, u.tokens_revoked_at as owner_tokens_revoked_at,
-        u.created_at as owner_created_at, u.updated_at as owner_updated_at, u.claims as owner_claims,
-        u.locale as owner_locale
-      from credentials c join users u on u.id = c.user_id
-      where c.id = $1`,
-      [id],
-    );
+    const { rows } = await runSql<
+      { challenge_user_id: string | null; challenge_data: Record<string, unknown> } & Partial<OwnedRow>
+    >(db, TAKE_CHALLENGE_AND_FIND, [challenge.challenge, challenge.purpose, challenge.binding, credentialId]);
     const row = rows[0];
     if (!row) return undefined;
-    return {
-      credential: toStored(row),
-      user: {
-        id: row.user_id,
-        email: row.owner_email,
-        email_verified: row.owner_email_verified,
-        name: row.owner_name,
-        is_admin: row.owner_is_admin,
-        disabled_at: row.owner_disabled_at,
-        sessions_ended_at: row.owner_sessions_ended_at,
-        tokens_revoked_at: row.owner_tokens_revoked_at,
-        created_at: row.owner_created_at,
-        updated_at: row.owner_updated_at,
-        locale: row.owner_locale,
-        claims: row.owner_claims,
-      },
+    const taken: StoredChallenge = {
+      challenge: challenge.challenge,
+      purpose: challenge.purpose,
+      binding: challenge.binding,
+      userId: row.challenge_user_id,
+      data: row.challenge_data,
     };
+    // No credential of that id: the left join's columns are all null.
+    return { challenge: taken, found: row.id ? withOwner(row as OwnedRow) : undefined };
   },
 
   async listForUser(db: Db, userId: string): Promise<StoredCredential[]> {
