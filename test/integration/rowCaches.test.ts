@@ -5,7 +5,7 @@ import { sha256Hex } from '../../src/crypto.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
+import { startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8904/callback';
@@ -79,14 +79,13 @@ describe('the client and user caches, kept in step by change notifications', () 
   }
 
   /** A new first-party app and a person at its login page (authorize has stored the interaction). */
-  async function atLoginPage(scope?: string) {
+  async function atLoginPage(scope?: string, person = new Person(sesame.baseUrl)) {
     const { client, client_secret } = await createClient(
       sesame.db,
       { name: 'Notes', redirect_uris: [REDIRECT_URI], first_party: true },
       'test',
     );
     const rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
-    const person = new Person(sesame.baseUrl);
     const pending = await beginLogin(rp, scope);
     const loginPage = await person.open(pending.url);
     const uid = /\/interaction\/([^/?#]+)/.exec(loginPage.url)![1]!;
@@ -342,6 +341,42 @@ describe('the client and user caches, kept in step by change notifications', () 
       expect(left).toEqual([]);
     });
   });
+
+  (onPostgres ? it : it.skip)(
+    'signs up and signs in with each request of the browser going to the other of two instances',
+    async () => {
+      const other = await startSecondInstance(sesame);
+      try {
+        const instances = [sesame.listenUrl, other.url];
+        let turn = 0;
+        // As behind a round-robin balancer: each instance reads the interaction the other wrote
+        // or changed a moment before, and must see the change, not what it holds from before.
+        const roundRobin = {
+          get connectTo() {
+            return instances[turn++ % 2]!;
+          },
+        };
+        const { rp, person, pending, loginPage } = await atLoginPage(
+          undefined,
+          new Person(sesame.baseUrl, undefined, roundRobin),
+        );
+        const email = `r${randomBytes(4).toString('hex')}@example.com`;
+        const signedUp = await person.continueToApp(await person.signUp(loginPage, email), REDIRECT_URI);
+        const tokens = await finishLogin(rp, pending, signedUp);
+        expect(tokens.claims()!.email).toBe(email);
+
+        for (let i = 0; i < 3; i++) {
+          const browser = person.inNewBrowser();
+          const login = await beginLogin(rp);
+          const next = await browser.signIn(await browser.open(login.url));
+          const again = await finishLogin(rp, login, await browser.continueToApp(next, REDIRECT_URI));
+          expect(again.claims()!.sub).toBe(tokens.claims()!.sub);
+        }
+      } finally {
+        await other.stop();
+      }
+    },
+  );
 
   (onPostgres ? it : it.skip)(
     'reads every row from the table while the notification connection is down, and caches again once it is back',

@@ -1,29 +1,7 @@
-import { createApp, type SesameApp } from '../../src/app.js';
-import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
-import { createLogger } from '../../src/logger.js';
 import { CLIENT_AUTH_FAILURES_ALLOWED } from '../../src/oidc/clientAuthBackoff.js';
 import { createClient } from '../../src/oidc/clients.js';
-import { freePort, startTestApp, type TestApp } from '../support/testApp.js';
+import { type SecondInstance, startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
-
-/** A second Sesame instance on the first one's database, as behind a load balancer. */
-async function secondInstance(first: TestApp): Promise<{ url: string; stop(): Promise<void> }> {
-  const database: DatabaseHandle = await openDatabase(first.config, { poolSize: 5 });
-  const app: SesameApp = await createApp({
-    config: first.config,
-    db: database.db,
-    log: createLogger('silent'),
-    listen: database.listen,
-  });
-  const port = await app.start(await freePort(), '127.0.0.1');
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      await app.stop();
-      await database.close();
-    },
-  };
-}
 
 /** A client_credentials token request with HTTP Basic client authentication. */
 function requestToken(baseUrl: string, clientId: string, secret: string) {
@@ -39,11 +17,11 @@ function requestToken(baseUrl: string, clientId: string, secret: string) {
 
 (onPostgres ? describe : describe.skip)('limits shared by every instance on one Postgres database', () => {
   let sesame: TestApp;
-  let other: Awaited<ReturnType<typeof secondInstance>>;
+  let other: SecondInstance;
 
   beforeAll(async () => {
     sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '10' });
-    other = await secondInstance(sesame);
+    other = await startSecondInstance(sesame);
   });
 
   afterAll(async () => {

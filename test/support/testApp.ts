@@ -134,3 +134,27 @@ export async function startTestApp(
   };
   return handle;
 }
+
+/** A second Sesame instance on a running one's database (Postgres), as behind a load balancer. */
+export interface SecondInstance {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startSecondInstance(first: TestApp): Promise<SecondInstance> {
+  const database: DatabaseHandle = await openDatabase(first.config, { poolSize: 5 });
+  const app: SesameApp = await createApp({
+    config: first.config,
+    db: database.db,
+    log: createLogger('silent'),
+    listen: database.listen,
+  });
+  const port = await app.start(await freePort(), '127.0.0.1');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      await app.stop();
+      await database.close();
+    },
+  };
+}
