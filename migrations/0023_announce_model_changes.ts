@@ -1,15 +1,17 @@
 import { type Kysely, sql } from 'kysely';
 
 /**
- * Access tokens, client_credentials tokens, grants, sessions, interactions and authorization
- * codes are cached by every server (src/oidc/modelCache.ts). Every update (a code consumed, an
- * interaction given its result) and delete of a live one is announced on the row
+ * Access tokens, client_credentials tokens, grants and sessions are cached by every server
+ * (src/oidc/modelCache.ts). Every update and delete of a live one is announced on the row
  * change channel as `oidc_models:<model>:<key>` (the stored id; a session's uid, by which the
  * provider looks sessions up to check a token is still bound to them), so a token revoked, a
  * grant changed or a session ended on one instance is forgotten on all. Inserts are not
  * announced (nothing caches a row it never found), nor is the sweep of expired rows (the
  * cache drops an entry when it expires). The WHEN clause keeps every other write of this
- * busy table free of the trigger.
+ * busy table free of the trigger: a notice costs Postgres more than a read (every notifying
+ * commit takes one database-wide lock, held through its WAL flush), so models written on
+ * every login are not announced. Authorization codes are cached but need no notice: their
+ * single use is the consume statement's, which a stale copy cannot pass.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
@@ -26,7 +28,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     create trigger oidc_models_announce_change
     after update or delete on oidc_models
     for each row
-    when (old.model in ('AccessToken', 'ClientCredentials', 'Grant', 'Session', 'Interaction', 'AuthorizationCode')
+    when (old.model in ('AccessToken', 'ClientCredentials', 'Grant', 'Session')
       and (old.expires_at is null or old.expires_at > now()))
     execute function sesame_announce_model_change()`.execute(db);
 }

@@ -2,33 +2,27 @@ import type { ModelPayload } from '../db/queries/oidcModels.js';
 import { RowCache, type RowChangeListener } from '../db/rowCache.js';
 
 /**
- * Tokens, grants, sessions, interactions and codes, kept in process. A resource server
- * introspects the same access token on every API call; every login reads its interaction at
- * the login page, the options, the verify and the resume step, its code at the token step,
- * its grant at the token and the userinfo step, its session (by uid: is the token still bound
- * to it?) at both, and its access token at userinfo. Each of those was a round trip to
- * Postgres; here most are one lookup in a Map. What this process stores it keeps as it writes
- * it (write-through), so an interaction made at authorize is read from memory after.
+ * Tokens, grants, sessions and codes, kept in process. A resource server introspects the same
+ * access token on every API call; every login reads its code at the token step, its grant at
+ * the token and the userinfo step, its session (by uid: is the token still bound to it?) at
+ * both, and its access token at userinfo. Each of those was a round trip to Postgres; here
+ * they are one lookup in a Map. What this process stores it keeps as it writes it
+ * (write-through), so a code is read from memory by the instance that issued it.
  *
  * Kept in step like the other row caches: migration 0023 announces every update and delete
- * of a live row of these models (`oidc_models:<model>:<key>`), so a token revoked, a grant
+ * of a live token, grant or session (`oidc_models:<model>:<key>`), so a token revoked, a grant
  * changed or a session ended on any instance is forgotten on every other within the time a
- * notice takes; this instance forgets at once what it deletes itself. While notices are not
- * arriving (behind a transaction pooler) nothing is served from here. Inserts are not
- * announced: only found rows are cached, and a row is new only under a random id nobody
- * looked up before.
+ * notice takes; this instance forgets at once what it deletes or consumes itself. Codes are
+ * not announced: a code used or revoked elsewhere may still be found here, but its use is the
+ * consume statement's, which then finds nothing to consume and refuses it as a replay
+ * (adapter.ts). Interactions are not cached: they change at every login step, and announcing
+ * each change cost more than the reads it saved (bench/README.md). While notices are not
+ * arriving (behind a transaction pooler) nothing is served from here.
  *
  * Entries hold the stored JSON, so every request gets its own copy to change (oidc-provider
  * adds scopes to a grant in place), and expire with the row.
  */
-const CACHED_MODELS = new Set([
-  'AccessToken',
-  'ClientCredentials',
-  'Grant',
-  'Session',
-  'Interaction',
-  'AuthorizationCode',
-]);
+const CACHED_MODELS = new Set(['AccessToken', 'ClientCredentials', 'Grant', 'Session', 'AuthorizationCode']);
 
 /**
  * The models a token value is looked up as at once (introspection and revocation without a
