@@ -289,18 +289,19 @@ describe('the client and user caches, kept in step by change notifications', () 
       const { rp, person, pending, loginPage } = await atLoginPage();
       const email = `k${randomBytes(4).toString('hex')}@example.com`;
       const callback = await person.continueToApp(await person.signUp(loginPage, email), REDIRECT_URI);
-      const code = new URL(callback).searchParams.get('code')!;
-      const codeRow = sesame.db
+      const codeId = storedId('AuthorizationCode', new URL(callback).searchParams.get('code')!);
+      const { grant_id } = await sesame.db
         .selectFrom('oidc_models')
+        .select('grant_id')
         .where('model', '=', 'AuthorizationCode')
-        .where('id', '=', storedId('AuthorizationCode', code));
-      const { grant_id } = await codeRow.select('grant_id').executeTakeFirstOrThrow();
+        .where('id', '=', codeId)
+        .executeTakeFirstOrThrow();
       // This server stored the code as it issued it, and so holds it unused; another instance uses it.
       await sesame.db
         .updateTable('oidc_models')
         .set({ consumed_at: new Date() })
         .where('model', '=', 'AuthorizationCode')
-        .where('id', '=', storedId('AuthorizationCode', code))
+        .where('id', '=', codeId)
         .execute();
       await expect(finishLogin(rp, pending, callback)).rejects.toMatchObject({ error: 'invalid_grant' });
       // A replay: the grant goes, and everything issued under it.

@@ -1,10 +1,15 @@
 import { RowCache } from '../../src/db/rowCache.js';
 
-/** A lookup whose answer arrives when `resolve` is called, as a database read in flight. */
-function pendingLoad<T>() {
-  let resolve!: (row: T) => void;
-  const load = () => new Promise<T>((r) => (resolve = r));
-  return { load, answer: (row: T) => resolve(row) };
+/**
+ * Looks `key` up with a database read still in flight while `meanwhile` runs (notices arriving),
+ * then answers `{ v: 1 }`; returns what the lookup gave.
+ */
+async function readWhile(cache: RowCache<{ v: number }>, key: string, meanwhile: () => void) {
+  let answer!: (row: { v: number }) => void;
+  const found = cache.find(key, () => new Promise((resolve) => (answer = resolve)));
+  meanwhile();
+  answer({ v: 1 });
+  return found;
 }
 
 describe('RowCache', () => {
@@ -27,44 +32,32 @@ describe('RowCache', () => {
 
   it('does not keep an answer whose row changed while it was read', async () => {
     const cache = live();
-    const read = pendingLoad<{ v: number }>();
-    const found = cache.find('a', read.load);
-    cache.invalidate('a');
-    read.answer({ v: 1 });
-    expect(await found).toEqual({ v: 1 });
+    expect(await readWhile(cache, 'a', () => cache.invalidate('a'))).toEqual({ v: 1 });
     expect(cache.peek('a')).toBeUndefined();
   });
 
   it('keeps an answer while other rows change', async () => {
     const cache = live();
-    const read = pendingLoad<{ v: number }>();
-    const found = cache.find('a', read.load);
-    cache.invalidate('b');
-    cache.invalidate('c');
-    read.answer({ v: 1 });
-    await found;
+    await readWhile(cache, 'a', () => {
+      cache.invalidate('b');
+      cache.invalidate('c');
+    });
     expect(cache.peek('a')).toEqual({ v: 1 });
   });
 
   it('does not keep an answer read before every row changed', async () => {
     const cache = live();
-    const read = pendingLoad<{ v: number }>();
-    const found = cache.find('a', read.load);
-    cache.invalidateAll();
-    read.answer({ v: 1 });
-    await found;
+    await readWhile(cache, 'a', () => cache.invalidateAll());
     expect(cache.peek('a')).toBeUndefined();
   });
 
   it('does not keep an answer older than the changes it still tells apart', async () => {
     const cache = live(3);
-    const read = pendingLoad<{ v: number }>();
-    const found = cache.find('a', read.load);
-    cache.invalidate('a');
-    // 'a' falls out of the recent changes: the lookup is then older than what is known.
-    for (const key of ['b', 'c', 'd']) cache.invalidate(key);
-    read.answer({ v: 1 });
-    await found;
+    await readWhile(cache, 'a', () => {
+      cache.invalidate('a');
+      // 'a' falls out of the recent changes: the lookup is then older than what is known.
+      for (const key of ['b', 'c', 'd']) cache.invalidate(key);
+    });
     expect(cache.peek('a')).toBeUndefined();
     // A lookup that starts now is kept.
     await cache.find('a', async () => ({ v: 2 }));

@@ -22,7 +22,7 @@ export const TAKE_CHALLENGE = `delete from webauthn_challenges
   returning user_id, data`;
 
 /** What {@link TAKE_CHALLENGE} returns. */
-export interface TakenChallengeRow {
+interface TakenChallengeRow {
   user_id: string | null;
   data: Record<string, unknown>;
 }
