@@ -87,8 +87,7 @@ export async function startSesame(env: NodeJS.ProcessEnv, port: number, nodeArgs
   const args = [...startScriptNodeFlags(), ...nodeArgs, path.join(ROOT, 'dist', 'src', 'main.js')];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    // The load comes from one address: the per-IP limit would measure itself, not Sesame.
-    env: { ...env, RATE_LIMIT_PER_MINUTE: '0' },
+    env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';

@@ -146,6 +146,8 @@ export async function createApp({
           client_allowed_groups: caches.groups.clientRules,
           signing_keys: live,
           branding: brand,
+          // Failures counted for a client (migration 0024); on the embedded database they are counted in memory.
+          ...(clientAuthBackoff && config.databaseUrl && { rate_limit_hits: clientAuthBackoff }),
         },
         log,
       )

@@ -5,6 +5,7 @@ import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage, type PageResponse } from '../support/browser.js';
+import { eventually } from '../support/eventually.js';
 import { Person } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -26,16 +27,6 @@ const fileBlob = (bytes: Buffer, type: string) => new Blob([new Uint8Array(bytes
 async function brandingRow(sesame: TestApp) {
   const row = await sesame.db.selectFrom('branding').selectAll().executeTakeFirst();
   return row && { ...row, logo: row.logo?.length, favicon: row.favicon?.length, updated_at: undefined };
-}
-
-/** Notices reach the server asynchronously: wait up to five seconds for `check`. */
-async function eventually(check: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + 5_000;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return check();
 }
 
 const titleOf = (page: PageResponse) => /<title>([^<]*)<\/title>/.exec(page.text)?.[1];
@@ -230,7 +221,7 @@ describe('/admin/branding', () => {
         await eventually(async () => {
           const page = await new Person(app.baseUrl).browser.request('/no/such/page');
           return titleOf(page)?.endsWith(' · Acme Europe') ?? false;
-        }),
+        }, 5_000),
       ).toBe(true);
     }
   });

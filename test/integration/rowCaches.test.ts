@@ -4,6 +4,7 @@ import * as oidc from 'openid-client';
 import { sha256Hex } from '../../src/crypto.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
+import { eventually } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
 import { startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -67,16 +68,6 @@ describe('the client and user caches, kept in step by change notifications', () 
       .set({ secret_hash: sha256Hex(secret) })
       .where('client_id', '=', id)
       .execute();
-
-  /** Notices reach the server asynchronously on Postgres: wait up to two seconds for an outcome. */
-  async function eventually(check: () => Promise<boolean>): Promise<boolean> {
-    const deadline = Date.now() + 2_000;
-    while (Date.now() < deadline) {
-      if (await check()) return true;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return check();
-  }
 
   /** A new first-party app and a person at its login page. */
   async function atLoginPage(scope?: string, person = new Person(sesame.baseUrl)) {

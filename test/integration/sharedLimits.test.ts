@@ -1,5 +1,7 @@
+import { sql } from 'kysely';
 import { CLIENT_AUTH_FAILURES_ALLOWED } from '../../src/oidc/clientAuthBackoff.js';
 import { createClient } from '../../src/oidc/clients.js';
+import { eventually } from '../support/eventually.js';
 import { type SecondInstance, startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
@@ -57,6 +59,49 @@ function requestToken(baseUrl: string, clientId: string, secret: string) {
       const refused = await requestToken(instance, client.client_id, client_secret!);
       expect(refused.status).toBe(401);
       expect((await refused.json()).error).toBe('invalid_client');
+    }
+  });
+
+  it('asks Postgres about a client that authenticates correctly only after a failure of it is announced', async () => {
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Busy backend', grant_types: ['client_credentials'] },
+      'test',
+    );
+    const key = `client-auth:${client.client_id}`;
+    const lockOut = (db: TestApp['db']) =>
+      db
+        .insertInto('rate_limit_hits')
+        .values({
+          key,
+          hits: CLIENT_AUTH_FAILURES_ALLOWED,
+          expires_at: sql<Date>`now() + interval '5 minutes'`,
+        })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ hits: CLIENT_AUTH_FAILURES_ALLOWED }))
+        .execute();
+    // Both instances find the client not locked out and keep that.
+    for (const instance of [sesame.listenUrl, other.url]) {
+      expect((await requestToken(instance, client.client_id, client_secret!)).status).toBe(200);
+    }
+    // A lockout written with the notice trigger off is not seen: neither instance reads the count again.
+    await sesame.db.transaction().execute(async (trx) => {
+      await sql`alter table rate_limit_hits disable trigger rate_limit_hits_announce_client_auth`.execute(
+        trx,
+      );
+      await lockOut(trx);
+      await sql`alter table rate_limit_hits enable trigger rate_limit_hits_announce_client_auth`.execute(trx);
+    });
+    for (const instance of [sesame.listenUrl, other.url]) {
+      expect((await requestToken(instance, client.client_id, client_secret!)).status).toBe(200);
+    }
+    // The same write announced (as a failure counted on any instance is): both refuse the client.
+    await lockOut(sesame.db);
+    for (const instance of [sesame.listenUrl, other.url]) {
+      expect(
+        await eventually(
+          async () => (await requestToken(instance, client.client_id, client_secret!)).status === 401,
+        ),
+      ).toBe(true);
     }
   });
 });
