@@ -235,7 +235,9 @@ export async function createApp({
   // interaction (a row) and is where a script would probe clients and redirect URIs. So do
   // device authorization requests and the device page, and typed device codes have a tighter
   // limit of their own: a code is all a person needs to sign a device in to their account.
-  const authorizeRequest = /^\/(auth|device)(\/|$)/i;
+  // A login's return to /auth/:uid is not counted again: it continues a request already
+  // counted, and without the signed cookie that request set it reads nothing.
+  const authorizeRequest = /^\/(auth|device(\/.*)?)$/i;
   const deviceCodeEntry = keyedRateLimit(DEVICE_CODE_ENTRIES_PER_IP, hits, config.rateLimitPerMinute > 0);
   koa.use(async function route(ctx) {
     if (authorizeRequest.test(ctx.path)) {

@@ -122,6 +122,23 @@ describe('RATE_LIMIT_PER_MINUTE: a per-IP limit on passkey ceremonies, the passk
     for (let i = 0; i < 5; i++) expect((await authorize()).status).not.toBe(429);
     expect((await authorize()).status).toBe(429);
   });
+
+  it("does not count a login's return to /auth/:uid: it continues an authorization request already counted", async () => {
+    const resume = () =>
+      fetch(`${sesame.listenUrl}/auth/not-a-real-interaction`, {
+        redirect: 'manual',
+        headers: { 'x-forwarded-for': '192.0.2.45' },
+      });
+    // Without the signed cookie its authorization request set, a return reads nothing and fails.
+    for (let i = 0; i < 7; i++) expect((await resume()).status).toBe(400);
+    const authorize = () =>
+      fetch(`${sesame.listenUrl}/auth?client_id=unknown&response_type=code&scope=openid`, {
+        redirect: 'manual',
+        headers: { 'x-forwarded-for': '192.0.2.45' },
+      });
+    for (let i = 0; i < 5; i++) expect((await authorize()).status).not.toBe(429);
+    expect((await authorize()).status).toBe(429);
+  });
 });
 
 describe('RATE_LIMIT_PER_MINUTE=0', () => {
