@@ -55,21 +55,71 @@ function verdict(window: WindowHits | undefined, limit: number, consumed: boolea
 }
 
 /**
+ * Of a limit, the share an instance takes from the shared count at once: a twentieth (30 of
+ * the default 600 a minute), and single hits for limits under 40.
+ */
+export const LEASE_SHARE = 20;
+
+/** Hits this instance has taken from a key's shared count and not yet used: counts `next` to `last` of its window. */
+interface Lease {
+  next: number;
+  last: number;
+  endsAt: number;
+}
+
+/**
  * Counters in Postgres, shared by every instance on the database (migration 0009), with the
  * refused keys remembered in process as a fast front.
+ *
+ * A large limit is counted in leases: an instance adds a {@link LEASE_SHARE}th of the limit
+ * to the shared count in one statement and hands those hits out from memory, so a person's
+ * authorize, options and verify cost one statement instead of three. Each instance may hold
+ * a lease not yet used up, so a key can be refused up to that many hits per instance early,
+ * never late. Small limits (failed client authentications, sign-up attempts) count every hit.
  */
 export class PostgresHitCounter implements HitCounter {
   #blocked = new BlockedKeys();
+  #leases = new Map<string, Lease>();
+  /** A lease being taken, per key: requests of that key wait for it rather than take their own. */
+  #taking = new Map<string, Promise<void>>();
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly maxLeases = 10_000,
+  ) {}
 
   async hit(key: string, limit: number, windowSeconds: number): Promise<HitVerdict> {
     const blockedMs = this.#blocked.msLeft(key);
     if (blockedMs) return { allowed: false, msBeforeNext: blockedMs };
-    return this.#remember(
-      key,
-      verdict(await rateLimitHitsQueries.hit(this.db, key, windowSeconds), limit, true),
-    );
+    const share = Math.floor(limit / LEASE_SHARE);
+    if (share <= 1) {
+      return this.#remember(
+        key,
+        verdict(await rateLimitHitsQueries.hit(this.db, key, windowSeconds), limit, true),
+      );
+    }
+    for (;;) {
+      const now = Date.now();
+      const lease = this.#leases.get(key);
+      if (lease && lease.endsAt > now && lease.next <= lease.last) {
+        const hits = lease.next++;
+        return this.#remember(key, verdict({ hits, msLeft: lease.endsAt - now }, limit, true));
+      }
+      let taking = this.#taking.get(key);
+      if (!taking) {
+        taking = this.#takeLease(key, share, windowSeconds).finally(() => this.#taking.delete(key));
+        this.#taking.set(key, taking);
+      }
+      await taking;
+    }
+  }
+
+  async #takeLease(key: string, share: number, windowSeconds: number): Promise<void> {
+    const { hits, msLeft } = await rateLimitHitsQueries.hit(this.db, key, windowSeconds, share);
+    this.#leases.delete(key);
+    // A flood of fresh addresses must not grow memory without bound: the oldest lease goes.
+    if (this.#leases.size >= this.maxLeases) this.#leases.delete(this.#leases.keys().next().value!);
+    this.#leases.set(key, { next: hits - share + 1, last: hits, endsAt: Date.now() + msLeft });
   }
 
   async check(key: string, limit: number): Promise<HitVerdict> {

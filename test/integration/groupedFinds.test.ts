@@ -1,29 +1,19 @@
 import { sql } from 'kysely';
-import { configFrom } from '../../src/config.js';
-import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
 import { GroupedFinds } from '../../src/db/groupedFinds.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
-import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
+import { openedTestDatabase } from '../support/openedDatabase.js';
 
 describe('reads of the provider models made together', () => {
-  let testDb: TestDatabase;
-  let database: DatabaseHandle;
+  const database = openedTestDatabase();
 
   beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = await openDatabase(configFrom(testDb.env), { poolSize: 4 });
-    const db = database.db;
+    const db = database().db;
     await oidcModelsQueries.upsert(db, 'AccessToken', 'tok', { jti: 'tok', kind: 'AccessToken' }, 60);
     await oidcModelsQueries.upsert(db, 'RefreshToken', 'tok', { jti: 'tok', kind: 'RefreshToken' }, 60);
     await oidcModelsQueries.upsert(db, 'AuthorizationCode', 'used', { jti: 'used' }, 60);
     await oidcModelsQueries.consume(db, 'AuthorizationCode', 'used');
     await oidcModelsQueries.upsert(db, 'AccessToken', 'old', { jti: 'old' }, 60);
     await sql`update oidc_models set expires_at = now() - interval '1 second' where id = 'old'`.execute(db);
-  });
-
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
   });
 
   const keys = [
@@ -38,11 +28,11 @@ describe('reads of the provider models made together', () => {
   ];
 
   it('answers reads made in one turn with one statement, each exactly as a read of its own', async () => {
-    const finds = new GroupedFinds(database.db);
+    const finds = new GroupedFinds(database().db);
     const together = await Promise.all(keys.map((k) => finds.find(k.model, k.id)));
     expect(finds).toMatchObject({ reads: keys.length, statements: 1 });
     const alone = [];
-    for (const k of keys) alone.push(await oidcModelsQueries.find(database.db, k.model, k.id));
+    for (const k of keys) alone.push(await oidcModelsQueries.find(database().db, k.model, k.id));
     expect(together).toEqual(alone);
     expect(together[0]).toEqual({ jti: 'tok', kind: 'AccessToken' });
     expect(together[1]).toBeUndefined();
@@ -51,7 +41,7 @@ describe('reads of the provider models made together', () => {
   });
 
   it('sends a lone read as it is, and reads of later turns in statements of their own', async () => {
-    const finds = new GroupedFinds(database.db);
+    const finds = new GroupedFinds(database().db);
     expect(await finds.find('RefreshToken', 'tok')).toEqual({ jti: 'tok', kind: 'RefreshToken' });
     expect(await finds.find('AccessToken', 'missing')).toBeUndefined();
     expect(finds).toMatchObject({ reads: 2, statements: 2 });

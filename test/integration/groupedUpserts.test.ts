@@ -1,31 +1,18 @@
-import { configFrom } from '../../src/config.js';
-import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
 import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
 import { modelRow, oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
-import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
+import { openedTestDatabase } from '../support/openedDatabase.js';
 
 describe('group commit of the provider writes', () => {
-  let testDb: TestDatabase;
-  let database: DatabaseHandle;
-
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = await openDatabase(configFrom(testDb.env), { poolSize: 4 });
-  });
-
-  afterAll(async () => {
-    await database.close();
-    await testDb.drop();
-  });
+  const database = openedTestDatabase();
 
   beforeEach(async () => {
-    await database.db.deleteFrom('oidc_models').execute();
+    await database().db.deleteFrom('oidc_models').execute();
   });
 
-  const stored = async (model: string, id: string) => oidcModelsQueries.find(database.db, model, id);
+  const stored = async (model: string, id: string) => oidcModelsQueries.find(database().db, model, id);
 
   it('stores writes made together in one statement, each readable once its promise resolves', async () => {
-    const writes = new GroupedUpserts(database.db);
+    const writes = new GroupedUpserts(database().db);
     await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
         writes.upsert(modelRow('AccessToken', `at-${i}`, { jti: `at-${i}`, n: i, grantId: `g-${i}` }, 60)),
@@ -34,8 +21,8 @@ describe('group commit of the provider writes', () => {
     expect(writes.rows).toBe(50);
     expect(writes.batches).toBe(1);
     expect(await stored('AccessToken', 'at-49')).toEqual({ jti: 'at-49', n: 49, grantId: 'g-49' });
-    const rows = await database.db
-      .selectFrom('oidc_models')
+    const rows = await database()
+      .db.selectFrom('oidc_models')
       .select(['grant_id', 'expires_at'])
       .where('id', '=', 'at-7')
       .execute();
@@ -44,7 +31,7 @@ describe('group commit of the provider writes', () => {
   });
 
   it('writes one at a time when they come one at a time (no waiting for company)', async () => {
-    const writes = new GroupedUpserts(database.db);
+    const writes = new GroupedUpserts(database().db);
     for (let i = 0; i < 3; i += 1) {
       await writes.upsert(modelRow('Session', `s-${i}`, { n: i }, 60));
       expect(await stored('Session', `s-${i}`)).toEqual({ n: i });
@@ -53,7 +40,7 @@ describe('group commit of the provider writes', () => {
   });
 
   it('keeps the later of two writes of one instance, in one batch or in two', async () => {
-    const writes = new GroupedUpserts(database.db);
+    const writes = new GroupedUpserts(database().db);
     const sameBatch = [
       writes.upsert(modelRow('Interaction', 'i1', { step: 1 }, 60)),
       writes.upsert(modelRow('Interaction', 'i1', { step: 2 }, 60)),
@@ -71,7 +58,7 @@ describe('group commit of the provider writes', () => {
   });
 
   it('fails only the write Postgres refuses, not the others of its batch', async () => {
-    const writes = new GroupedUpserts(database.db);
+    const writes = new GroupedUpserts(database().db);
     const outcomes = await Promise.allSettled([
       writes.upsert(modelRow('Interaction', 'good-1', { state: 'a' }, 60)),
       // jsonb cannot hold U+0000: Postgres refuses this row.

@@ -9,17 +9,17 @@ export interface WindowHits {
 
 export const rateLimitHitsQueries = {
   /**
-   * Counts one hit on `key` in one statement: a new window of `windowSeconds` when there is
-   * none or the last one ended, else one more in the current window. The upsert locks the
-   * row, so hits from many instances at once are each counted.
+   * Counts `count` hits on `key` in one statement: a new window of `windowSeconds` when there
+   * is none or the last one ended, else `count` more in the current window. The upsert locks
+   * the row, so hits from many instances at once are each counted.
    */
-  async hit(db: Db, key: string, windowSeconds: number): Promise<WindowHits> {
+  async hit(db: Db, key: string, windowSeconds: number, count = 1): Promise<WindowHits> {
     const row = await db
       .insertInto('rate_limit_hits')
-      .values({ key, hits: 1, expires_at: sql<Date>`now() + make_interval(secs => ${windowSeconds})` })
+      .values({ key, hits: count, expires_at: sql<Date>`now() + make_interval(secs => ${windowSeconds})` })
       .onConflict((oc) =>
         oc.column('key').doUpdateSet({
-          hits: sql<number>`case when rate_limit_hits.expires_at <= now() then 1 else rate_limit_hits.hits + 1 end`,
+          hits: sql<number>`case when rate_limit_hits.expires_at <= now() then excluded.hits else rate_limit_hits.hits + excluded.hits end`,
           expires_at: sql<Date>`case when rate_limit_hits.expires_at <= now() then excluded.expires_at else rate_limit_hits.expires_at end`,
         }),
       )
