@@ -147,7 +147,7 @@ export async function createApp({
           signing_keys: live,
           branding: brand,
           // Failures counted for a client (migration 0024); on the embedded database they are counted in memory.
-          ...(clientAuthBackoff && config.databaseUrl && { rate_limit_hits: clientAuthBackoff }),
+          ...(clientAuthBackoff && config.databaseUrl && { rate_limit_hits: clientAuthBackoff.notLockedOut }),
         },
         log,
       )

@@ -1,5 +1,5 @@
 import type { HitCounter } from '../db/hitCounter.js';
-import { RowCache, type RowChangeListener } from '../db/rowCache.js';
+import { RowCache } from '../db/rowCache.js';
 
 /**
  * Failed client authentications (a wrong secret at /token, /token/introspection or
@@ -27,44 +27,32 @@ const NOT_LOCKED_OUT = Object.freeze({});
  * already remembers locked-out keys until then. While notices are not arriving (behind a
  * transaction pooler) every authentication asks the counter, as before.
  */
-export class ClientAuthBackoff implements RowChangeListener {
-  readonly #notLockedOut = new RowCache<object>(1_000);
+export class ClientAuthBackoff {
+  /** Keyed like the counter (`client-auth:<client_id>`); kept in step by the row change listener (app.ts). */
+  readonly notLockedOut = new RowCache<object>(1_000);
 
   constructor(private readonly hits: HitCounter) {}
 
   /** Whether the client may try to authenticate now. */
   async allows(clientId: string): Promise<boolean> {
     const key = keyOf(clientId);
-    if (this.#notLockedOut.peek(key)) return true;
-    const generation = this.#notLockedOut.generation;
+    if (this.notLockedOut.peek(key)) return true;
+    const generation = this.notLockedOut.generation;
     const { allowed } = await this.hits.check(key, CLIENT_AUTH_FAILURES_ALLOWED);
-    if (allowed) this.#notLockedOut.remember(key, NOT_LOCKED_OUT, generation);
+    if (allowed) this.notLockedOut.remember(key, NOT_LOCKED_OUT, generation);
     return allowed;
   }
 
   /** Counts one failed authentication of the client. */
   async failed(clientId: string): Promise<void> {
     const key = keyOf(clientId);
-    this.#notLockedOut.invalidate(key);
+    this.notLockedOut.invalidate(key);
     try {
       await this.hits.hit(key, CLIENT_AUTH_FAILURES_ALLOWED, CLIENT_AUTH_WINDOW_SECONDS);
     } finally {
       // A check that read the count while the failure was being written may have kept "not locked out".
-      this.#notLockedOut.invalidate(key);
+      this.notLockedOut.invalidate(key);
     }
-  }
-
-  /** A notice: the failures of the client counted under `key` changed. */
-  invalidate(key: string): void {
-    this.#notLockedOut.invalidate(key);
-  }
-
-  goLive(): void {
-    this.#notLockedOut.goLive();
-  }
-
-  goDark(): void {
-    this.#notLockedOut.goDark();
   }
 }
 
