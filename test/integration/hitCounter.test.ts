@@ -3,8 +3,10 @@ import { LEASE_SHARE, PostgresHitCounter } from '../../src/db/hitCounter.js';
 import { openedTestDatabase } from '../support/openedDatabase.js';
 
 const WINDOW_SECONDS = 60;
-/** A limit large enough to be counted in leases of five hits. */
-const LIMIT = 5 * LEASE_SHARE;
+/** Hits an instance takes from the shared count at once, of {@link LIMIT}. */
+const LEASE = 5;
+/** A limit large enough to be counted in leases of {@link LEASE} hits. */
+const LIMIT = LEASE * LEASE_SHARE;
 
 describe('rate-limit counts shared in the database (PostgresHitCounter)', () => {
   const database = openedTestDatabase();
@@ -24,13 +26,13 @@ describe('rate-limit counts shared in the database (PostgresHitCounter)', () => 
     const counter = new PostgresHitCounter(database().db);
     const key = newKey();
     expect((await counter.hit(key, LIMIT, WINDOW_SECONDS)).allowed).toBe(true);
-    expect(await sharedCount(key)).toBe(5);
-    for (let i = 2; i <= 5; i++) await counter.hit(key, LIMIT, WINDOW_SECONDS);
-    expect(await sharedCount(key)).toBe(5);
+    expect(await sharedCount(key)).toBe(LEASE);
+    for (let i = 2; i <= LEASE; i++) await counter.hit(key, LIMIT, WINDOW_SECONDS);
+    expect(await sharedCount(key)).toBe(LEASE);
     await counter.hit(key, LIMIT, WINDOW_SECONDS);
-    expect(await sharedCount(key)).toBe(10);
+    expect(await sharedCount(key)).toBe(2 * LEASE);
 
-    for (let i = 7; i <= LIMIT; i++)
+    for (let i = LEASE + 2; i <= LIMIT; i++)
       expect((await counter.hit(key, LIMIT, WINDOW_SECONDS)).allowed).toBe(true);
     const over = await counter.hit(key, LIMIT, WINDOW_SECONDS);
     expect(over.allowed).toBe(false);
@@ -47,17 +49,17 @@ describe('rate-limit counts shared in the database (PostgresHitCounter)', () => 
       if ((await instances[i % 3 === 2 ? 1 : 0]!.hit(key, LIMIT, WINDOW_SECONDS)).allowed) allowed += 1;
     }
     expect(allowed).toBeLessThanOrEqual(LIMIT);
-    expect(allowed).toBeGreaterThanOrEqual(LIMIT - 2 * (5 - 1));
+    expect(allowed).toBeGreaterThanOrEqual(LIMIT - 2 * (LEASE - 1));
   });
 
   it('takes one lease for hits of one key that arrive together', async () => {
     const counter = new PostgresHitCounter(database().db);
     const key = newKey();
     const verdicts = await Promise.all(
-      Array.from({ length: 5 }, () => counter.hit(key, LIMIT, WINDOW_SECONDS)),
+      Array.from({ length: LEASE }, () => counter.hit(key, LIMIT, WINDOW_SECONDS)),
     );
     expect(verdicts.every((verdict) => verdict.allowed)).toBe(true);
-    expect(await sharedCount(key)).toBe(5);
+    expect(await sharedCount(key)).toBe(LEASE);
   });
 
   it('counts every hit of a small limit in the shared count', async () => {
@@ -74,6 +76,6 @@ describe('rate-limit counts shared in the database (PostgresHitCounter)', () => 
     expect((await counter.hit(key, LIMIT, 1)).allowed).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect((await counter.hit(key, LIMIT, 1)).allowed).toBe(true);
-    expect(await sharedCount(key)).toBe(5);
+    expect(await sharedCount(key)).toBe(LEASE);
   });
 });

@@ -113,31 +113,22 @@ describe('RATE_LIMIT_PER_MINUTE: a per-IP limit on passkey ceremonies, the passk
     expect((await loginOptions('2001:db8:1:3::a')).status).toBe(200);
   });
 
+  /** A GET of `path` (an authorization request, or a login's return to one) from client `ip`. */
+  const authorizeFrom = (ip: string, path = '/auth?client_id=unknown&response_type=code&scope=openid') =>
+    fetch(`${sesame.listenUrl}${path}`, { redirect: 'manual', headers: { 'x-forwarded-for': ip } });
+
   it('counts authorization requests (/auth) against the same limit', async () => {
-    const authorize = () =>
-      fetch(`${sesame.listenUrl}/auth?client_id=unknown&response_type=code&scope=openid`, {
-        redirect: 'manual',
-        headers: { 'x-forwarded-for': '192.0.2.44' },
-      });
-    for (let i = 0; i < 5; i++) expect((await authorize()).status).not.toBe(429);
-    expect((await authorize()).status).toBe(429);
+    for (let i = 0; i < 5; i++) expect((await authorizeFrom('192.0.2.44')).status).not.toBe(429);
+    expect((await authorizeFrom('192.0.2.44')).status).toBe(429);
   });
 
   it("does not count a login's return to /auth/:uid: it continues an authorization request already counted", async () => {
-    const resume = () =>
-      fetch(`${sesame.listenUrl}/auth/not-a-real-interaction`, {
-        redirect: 'manual',
-        headers: { 'x-forwarded-for': '192.0.2.45' },
-      });
     // Without the signed cookie its authorization request set, a return reads nothing and fails.
-    for (let i = 0; i < 7; i++) expect((await resume()).status).toBe(400);
-    const authorize = () =>
-      fetch(`${sesame.listenUrl}/auth?client_id=unknown&response_type=code&scope=openid`, {
-        redirect: 'manual',
-        headers: { 'x-forwarded-for': '192.0.2.45' },
-      });
-    for (let i = 0; i < 5; i++) expect((await authorize()).status).not.toBe(429);
-    expect((await authorize()).status).toBe(429);
+    for (let i = 0; i < 7; i++) {
+      expect((await authorizeFrom('192.0.2.45', '/auth/not-a-real-interaction')).status).toBe(400);
+    }
+    for (let i = 0; i < 5; i++) expect((await authorizeFrom('192.0.2.45')).status).not.toBe(429);
+    expect((await authorizeFrom('192.0.2.45')).status).toBe(429);
   });
 });
 
