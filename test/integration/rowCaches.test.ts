@@ -100,6 +100,23 @@ describe('the client and user caches, kept in step by change notifications', () 
       expect(await clientCredentials(client.id, 'the new secret')).toBe(200);
     });
 
+    it("builds the provider's client anew once a change is announced, and reuses it until then", async () => {
+      const client = await newService();
+      const first = await sesame.app.provider.Client.find(client.id);
+      expect(await sesame.app.provider.Client.find(client.id)).toBe(first);
+      await sesame.db
+        .updateTable('clients')
+        .set({ name: 'Renamed service' })
+        .where('client_id', '=', client.id)
+        .execute();
+      expect(
+        await eventually(
+          async () => (await sesame.app.provider.Client.find(client.id))?.clientName === 'Renamed service',
+        ),
+      ).toBe(true);
+      expect(await sesame.app.provider.Client.find(client.id)).not.toBe(first);
+    });
+
     it('forgets a deleted client', async () => {
       const client = await newService();
       expect(await clientCredentials(client.id, client.secret)).toBe(200);
