@@ -13,6 +13,8 @@ export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
+  /** Whether lines at `level` are written: work done only to build such a line can be skipped. */
+  writes(level: Level): boolean;
 }
 
 const REDACTED = '[redacted]';
@@ -88,5 +90,11 @@ export function createLogger(
     for (const [name, value] of Object.entries(fields ?? {})) safe[name] = redactField(name, value);
     write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...safe })}\n`);
   };
-  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    writes: (lvl) => ORDER[lvl] >= threshold,
+  };
 }

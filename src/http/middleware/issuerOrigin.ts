@@ -15,7 +15,7 @@ import type { Config } from '../../config.js';
 export function issuerOrigin(config: Config) {
   const { host, protocol } = new URL(config.issuer);
   const proto = protocol.slice(0, -1);
-  return async function pinIssuerOrigin(ctx: Context, next: Next) {
+  return function pinIssuerOrigin(ctx: Context, next: Next) {
     // Read (and cached by Koa) before the header it comes from is replaced.
     const ip = ctx.ip;
     const headers = ctx.req.headers;
@@ -23,6 +23,6 @@ export function issuerOrigin(config: Config) {
     headers['x-forwarded-host'] = host;
     headers['x-forwarded-proto'] = proto;
     headers['x-forwarded-for'] = ip;
-    await next();
+    return next();
   };
 }

@@ -35,7 +35,7 @@ export function allowImagesFrom(ctx: Context, url: string | undefined): string |
 }
 
 export function securityHeaders(options: { hsts: boolean }) {
-  return async function setSecurityHeaders(ctx: Context, next: Next) {
+  return function setSecurityHeaders(ctx: Context, next: Next) {
     ctx.set('Content-Security-Policy', CSP);
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('X-Frame-Options', 'DENY');
@@ -45,6 +45,6 @@ export function securityHeaders(options: { hsts: boolean }) {
     ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
     ctx.set('Permissions-Policy', 'publickey-credentials-create=(self), publickey-credentials-get=(self)');
     if (options.hsts) ctx.set('Strict-Transport-Security', 'max-age=31536000');
-    await next();
+    return next();
   };
 }
