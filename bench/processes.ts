@@ -30,6 +30,38 @@ export function rssMb(pid: number): number | undefined {
   }
 }
 
+/** Garbage collections as `--trace-gc` prints them: `Scavenge 45.2 (60.1) -> 41.0 (60.3) MB, …`. */
+const GC_LINE = /(?:Scavenge|Mark-Compact|Mark-Sweep)[^\d\n]*([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/gi;
+
+/** MB each server has allocated on its heap so far, read from its `--trace-gc` lines. */
+const allocatedByPid = new Map<number, () => number>();
+
+/**
+ * Follows a child's `--trace-gc` output (its stdout). What the heap grew by between one
+ * collection's end and the next one's start is what the process allocated meanwhile; unlike
+ * CPU time it does not move when other work shares the machine.
+ */
+function followAllocations(child: ChildProcess): void {
+  let allocatedMb = 0;
+  let heapAfterMb: number | undefined;
+  let partial = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const text = partial + chunk.toString();
+    const end = text.lastIndexOf('\n') + 1;
+    partial = text.slice(end);
+    for (const [, before, after] of text.slice(0, end).matchAll(GC_LINE)) {
+      if (heapAfterMb !== undefined) allocatedMb += Math.max(0, Number(before) - heapAfterMb);
+      heapAfterMb = Number(after);
+    }
+  });
+  allocatedByPid.set(child.pid!, () => allocatedMb);
+}
+
+/** MB the server `pid` has allocated so far (0 for a process not started here). */
+export function allocatedMb(pid: number): number {
+  return allocatedByPid.get(pid)?.() ?? 0;
+}
+
 /** Runs the `sesame` command and returns its one JSON answer. */
 export async function sesameCli(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
   const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'sesame.js'), ...args, '--json'], {
@@ -84,12 +116,18 @@ function startScriptNodeFlags(): string[] {
  */
 export async function startSesame(env: NodeJS.ProcessEnv, port: number, nodeArgs: string[] = []) {
   const started = performance.now();
-  const args = [...startScriptNodeFlags(), ...nodeArgs, path.join(ROOT, 'dist', 'src', 'main.js')];
+  const args = [
+    ...startScriptNodeFlags(),
+    '--trace-gc',
+    ...nodeArgs,
+    path.join(ROOT, 'dist', 'src', 'main.js'),
+  ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env,
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  followAllocations(child);
   let log = '';
   child.stderr!.on('data', (d: Buffer) => {
     log = (log + d).slice(-20_000);
@@ -113,11 +151,12 @@ export async function startSesame(env: NodeJS.ProcessEnv, port: number, nodeArgs
 /** Starts the bare oidc-provider baseline (dist/bench/bare.js) and waits for its port line. */
 export async function startBare(port: number): Promise<ServerChild> {
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'bench', 'bare.js')], {
+  const child = spawn(process.execPath, ['--trace-gc', path.join(ROOT, 'dist', 'bench', 'bare.js')], {
     cwd: ROOT,
     env: { ...process.env, BARE_PORT: String(port), BARE_ISSUER: `http://localhost:${port}` },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  followAllocations(child);
   let log = '';
   child.stderr!.on('data', (d: Buffer) => {
     log = (log + d).slice(-20_000);

@@ -29,6 +29,7 @@ import {
 import type { FlowTarget } from './loginFlow.js';
 import type { LoginRunResult, WorkerReply, WorkerRequest } from './loginWorker.js';
 import {
+  allocatedMb,
   cpuMs,
   freePort,
   postgresCpuMs,
@@ -128,11 +129,15 @@ async function withPeakRss<T>(
 function cpuMeter(pids: number | number[], database: string | undefined) {
   const all = Array.isArray(pids) ? pids : [pids];
   const serverMs = () => all.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const allocated = () => all.reduce((sum, pid) => sum + allocatedMb(pid), 0);
   const server = serverMs();
+  const heap = allocated();
   const db = database ? postgresCpuMs(database) : 0;
   const round = (n: number) => Math.round(n * 1000) / 1000;
   return (operations: number) => ({
     serverCpuMsPerOp: round((serverMs() - server) / Math.max(operations, 1)),
+    // Heap allocated per operation (--trace-gc): steady where CPU time is not, on a shared machine.
+    allocatedKbPerOp: Math.round(((allocated() - heap) * 1024 * 10) / Math.max(operations, 1)) / 10,
     // Backends the pool closed meanwhile take their CPU time with them; never report less than nothing.
     ...(database && {
       postgresCpuMsPerOp: round(Math.max(0, postgresCpuMs(database) - db) / Math.max(operations, 1)),
@@ -178,7 +183,7 @@ async function protocolPhase(
     results[name] = { ...result, ...cpu(result.ok), load: load() };
     log(
       `  ${name}: ${result.perSecond}/s (p99 ${result.latencyMs.p99} ms, ${result.failed} failed, ` +
-        `${results[name].serverCpuMsPerOp} ms server CPU each)`,
+        `${results[name].serverCpuMsPerOp} ms server CPU, ${results[name].allocatedKbPerOp} kB allocated each)`,
     );
   }
   return results;
@@ -349,7 +354,7 @@ async function main() {
     const rssAfterLogins = rssMb(loginServer.pid);
     log(
       `  logins: ${logins.value.loginsPerSecond}/s, errors ${JSON.stringify(logins.value.errors)}, ` +
-        `${loginCpuPerLogin?.serverCpuMsPerOp} ms server CPU each`,
+        `${loginCpuPerLogin?.serverCpuMsPerOp} ms server CPU, ${loginCpuPerLogin?.allocatedKbPerOp} kB allocated each`,
     );
     await loginServer.stop();
     const afterLogins = await snapshotStorage(database);
@@ -463,7 +468,7 @@ async function main() {
     const bareLogins = await measureLogins(bare.pid);
     log(
       `  bare logins: ${bareLogins.logins.value.loginsPerSecond}/s, errors ${JSON.stringify(bareLogins.logins.value.errors)}, ` +
-        `${bareLogins.cpu?.serverCpuMsPerOp} ms server CPU each`,
+        `${bareLogins.cpu?.serverCpuMsPerOp} ms server CPU, ${bareLogins.cpu?.allocatedKbPerOp} kB allocated each`,
     );
     await bare.stop();
 
