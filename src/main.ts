@@ -54,6 +54,7 @@ async function start(
   running.closeDatabase = () => database.close();
   log.info(database.kind === 'embedded' ? 'using the embedded database' : 'using Postgres', {
     data: database.location,
+    ...(database.seededFromTemplate && { created: 'from the prebuilt template' }),
   });
   if (database.madePrivate) {
     log.warn('made the data directory private to its owner', {

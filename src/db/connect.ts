@@ -22,6 +22,8 @@ export interface DatabaseHandle {
   location: string;
   /** How many files and folders of an existing embedded data directory were opened to others and are now private. */
   madePrivate?: number;
+  /** A first start of the embedded database, begun from the prebuilt template (dist/pglite-template) rather than initdb. */
+  seededFromTemplate?: boolean;
   /** Subscribes to a Postgres notification channel (NOTIFY is delivered after commit). */
   listen(channel: string, handlers: ListenHandlers): Promise<Subscription>;
   /** Applies every pending migration; resolves to the names of those that ran now. */
@@ -130,7 +132,10 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
     const madePrivate = makePrivate(dataDir);
     const pgDir = path.join(dataDir, 'pg');
     // The copy runs on libuv's threads while PGlite's module loads.
-    const [{ PGlite }] = await Promise.all([import('@electric-sql/pglite'), seedFromTemplate(pgDir)]);
+    const [{ PGlite }, seededFromTemplate] = await Promise.all([
+      import('@electric-sql/pglite'),
+      seedFromTemplate(pgDir),
+    ]);
     const pglite = await PGlite.create(pgDir);
     // PGlite writes its relation-cache files (pg_internal.init) 0644 at each start, whatever
     // the umask; they are tightened at once, silently, since the directory hides them anyway.
@@ -147,6 +152,7 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
       kind: 'embedded',
       location: dataDir,
       madePrivate,
+      seededFromTemplate,
       listen: (channel, handlers) => listenOnPGlite(db, pglite, channel, handlers),
       migrate: () => migrateToLatest(db),
       close: async () => {
