@@ -35,16 +35,24 @@ export function allowImagesFrom(ctx: Context, url: string | undefined): string |
 }
 
 export function securityHeaders(options: { hsts: boolean }) {
-  return function setSecurityHeaders(ctx: Context, next: Next) {
-    ctx.set('Content-Security-Policy', CSP);
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('X-Frame-Options', 'DENY');
+  // Set on the Node response itself, each name in lower case: Koa's ctx.set makes four
+  // arrays per header, and Node lower-cases a name that is not already (a new string). On
+  // every request, before anything else: ~4.3 kB of the ~70 kB an introspection allocated
+  // (bench/README.md, "Measured on 2026-12-03, 16:20–17:00").
+  const headers: ReadonlyArray<readonly [string, string]> = [
+    ['content-security-policy', CSP],
+    ['x-content-type-options', 'nosniff'],
+    ['x-frame-options', 'DENY'],
     // same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with a
     // form POST, which the CSRF origin check refuses; other sites still get no referrer.
-    ctx.set('Referrer-Policy', 'same-origin');
-    ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
-    ctx.set('Permissions-Policy', 'publickey-credentials-create=(self), publickey-credentials-get=(self)');
-    if (options.hsts) ctx.set('Strict-Transport-Security', 'max-age=31536000');
+    ['referrer-policy', 'same-origin'],
+    ['cross-origin-opener-policy', 'same-origin'],
+    ['permissions-policy', 'publickey-credentials-create=(self), publickey-credentials-get=(self)'],
+    ...(options.hsts ? [['strict-transport-security', 'max-age=31536000'] as const] : []),
+  ];
+  return function setSecurityHeaders(ctx: Context, next: Next) {
+    const res = ctx.res;
+    for (let i = 0; i < headers.length; i++) res.setHeader(headers[i]![0], headers[i]![1]);
     return next();
   };
 }
