@@ -23,6 +23,8 @@ export interface TestApp {
    * and port. Whatever `work` returns is passed on.
    */
   whileStopped<T>(work: () => Promise<T>): Promise<T>;
+  /** Runs `close` when the server stops for good (a helper's child process, say), before the database goes. */
+  onStop(close: () => Promise<void>): void;
   stop(): Promise<void>;
 }
 
@@ -86,6 +88,7 @@ export async function startTestApp(
   const log = options.log ?? createLogger(config.logLevel);
 
   let database = await openDatabase(config, { poolSize: 5 });
+  const closers: Array<() => Promise<void>> = [];
   let app = await createApp({
     config,
     db: database.db,
@@ -126,7 +129,11 @@ export async function startTestApp(
         handle.db = database.db;
       }
     },
+    onStop(close) {
+      closers.push(close);
+    },
     async stop() {
+      for (const close of closers.splice(0)) await close();
       await app.stop();
       await database.close();
       await testDb.drop();
