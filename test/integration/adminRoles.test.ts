@@ -5,7 +5,7 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { countRows } from '../support/countRows.js';
 import { type Person, stepUp } from '../support/oidcFlow.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
-import { linesOf, type ProcessResult, runCli } from '../support/sesameProcess.js';
+import { type CliSession, linesOf, type ProcessResult, startCliSession } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
@@ -22,16 +22,22 @@ async function auditOf(db: Db, userId: string) {
 
 describe('sesame users promote and demote, and the last administrator', () => {
   let database: TestDatabase;
+  let session: CliSession;
+
+  const env = () => ({ ...database.env, ISSUER: 'http://localhost:3000', LOG_LEVEL: 'warn' });
 
   beforeAll(async () => {
     database = await createTestDatabase();
+    session = await startCliSession(env());
   });
 
-  afterAll(() => database.drop());
+  afterAll(async () => {
+    await session.close();
+    await database.drop();
+  });
 
-  const env = () => ({ ...database.env, ISSUER: 'http://localhost:3000', LOG_LEVEL: 'warn' });
-  // Generous: on a loaded machine one command can take longer than runCli's default 20 s.
-  const sesame = (...args: string[]) => runCli(args, env(), 120_000);
+  // One process runs the commands in turn, each opening the database as `sesame` does.
+  const sesame = (...args: string[]) => session.run(args);
 
   async function withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
     const handle = await openDatabase(configFrom(env()), { poolSize: 1 });
@@ -49,7 +55,7 @@ describe('sesame users promote and demote, and the last administrator', () => {
     expect(result.stderr).toMatch(pattern);
   }
 
-  // Each command is a process that opens the database: a few, doing as much as they can.
+  // Each command opens the database: a few, doing as much as they can.
   it('promotes and demotes by email, refuses to lose the last administrator, and refuses an --admin invitation of an account', async () => {
     // Accounts made by self sign-up before any administrator existed: the first-admin trap.
     const [ada, carol] = await withDb((db) =>
