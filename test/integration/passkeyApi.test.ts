@@ -10,7 +10,7 @@ import { sha256Hex } from '../../src/crypto.js';
 import { openDatabase } from '../../src/db/connect.js';
 import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
-import { linesOf, runCli } from '../support/sesameProcess.js';
+import { type CliSession, linesOf, startCliSession } from '../support/sesameProcess.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
@@ -617,20 +617,25 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
   });
 });
 
-/** Each run of the command starts Node and opens the database: seconds on a busy machine. */
+/** Each run of the command opens the database: seconds on a busy machine. */
 const CLI_TIMEOUT_MS = 120_000;
 
 describe('sesame passkey-api (the command)', () => {
   let database: TestDatabase;
+  let session: CliSession;
 
   beforeAll(async () => {
     database = await createTestDatabase();
+    session = await startCliSession({ ...database.env, LOG_LEVEL: 'silent' });
   });
 
-  afterAll(() => database.drop());
+  afterAll(async () => {
+    await session?.close();
+    await database.drop();
+  });
 
-  const sesame = (...args: string[]) =>
-    runCli(['passkey-api', ...args], { ...database.env, LOG_LEVEL: 'silent' });
+  // One process runs the commands in turn (Node and the CLI's imports load once).
+  const sesame = (...args: string[]) => session.run(['passkey-api', ...args]);
 
   it(
     'creates, lists, rotates the key of and deletes a tenant, printing one JSON object',
