@@ -110,18 +110,19 @@ function routesOf(sesame: TestApp): Route[] {
 }
 
 // Lone surrogates cannot travel in UTF-8; in a URL or form they go as the bytes a careless
-// encoder would write (CESU-8), which are invalid UTF-8.
+// encoder would write (CESU-8), which are invalid UTF-8. The rest is encoded a run at a time
+// (a character at a time, the long strings took a third of the fuzz's CPU).
 function encodeComponent(value: string): string {
-  let out = '';
-  for (const char of value) {
-    const code = char.codePointAt(0)!;
-    if (code >= 0xd800 && code <= 0xdfff) {
-      out += [0xe0 | (code >> 12), 0x80 | ((code >> 6) & 0x3f), 0x80 | (code & 0x3f)]
+  return value
+    .split(/([\ud800-\udfff])/u)
+    .map((part) => {
+      const code = part.length === 1 ? part.charCodeAt(0) : 0;
+      if (code < 0xd800 || code > 0xdfff) return encodeURIComponent(part);
+      return [0xe0 | (code >> 12), 0x80 | ((code >> 6) & 0x3f), 0x80 | (code & 0x3f)]
         .map((b) => `%${b.toString(16).toUpperCase()}`)
         .join('');
-    } else out += encodeURIComponent(char);
-  }
-  return out;
+    })
+    .join('');
 }
 
 const PARAMETER_NAMES = [
