@@ -125,8 +125,11 @@ async function withPeakRss<T>(
   }
 }
 
-/** CPU ms the server (and, on Postgres, its database backends) spent from now until `per(n)` is asked. */
-function cpuMeter(pids: number | number[], database: string | undefined) {
+/**
+ * From now until the returned function is called with the number of operations done: the
+ * servers' CPU ms and heap allocated per operation, and on Postgres its backends' CPU ms.
+ */
+function perOperationMeter(pids: number | number[], database: string | undefined) {
   const all = Array.isArray(pids) ? pids : [pids];
   const serverMs = () => all.reduce((sum, pid) => sum + cpuMs(pid), 0);
   const allocated = () => all.reduce((sum, pid) => sum + allocatedMb(pid), 0);
@@ -145,7 +148,7 @@ function cpuMeter(pids: number | number[], database: string | undefined) {
   });
 }
 
-type ProtocolResult = HttpLoadResult & ReturnType<ReturnType<typeof cpuMeter>> & { load: number[] };
+type ProtocolResult = HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>> & { load: number[] };
 
 async function protocolPhase(
   servers: ServerChild | ServerChild[],
@@ -175,7 +178,7 @@ async function protocolPhase(
     ['jwks', plan.jwks],
   ] as const) {
     await measureHttp(bases, loads[name], plan.httpWarmup, 0);
-    const cpu = cpuMeter(
+    const cpu = perOperationMeter(
       all.map((s) => s.pid),
       database,
     );
@@ -237,9 +240,9 @@ async function main() {
   }
   /** Logins from `concurrency` browsers after a warm-up, with the server's peak RSS and CPU per login. */
   const measureLogins = async (pid: number | number[], databaseName?: string, bases?: string[]) => {
-    let meter: ReturnType<typeof cpuMeter> | undefined;
+    let meter: ReturnType<typeof perOperationMeter> | undefined;
     const warm = setTimeout(() => {
-      meter = cpuMeter(pid, databaseName);
+      meter = perOperationMeter(pid, databaseName);
     }, plan.loginWarmup * 1000);
     const logins = await withPeakRss(
       pid,

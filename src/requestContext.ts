@@ -14,15 +14,13 @@ interface RequestContext {
  * (bench/README.md). The provider reads its storage only to pass it to configuration
  * functions Sesame does not define with a context (token lifetimes are numbers).
  */
-const current = providerRequests;
-
 /** Runs `work` on behalf of a request from `ip`; {@link clientAddress} reads it anywhere below. */
 export function forRequestFrom<T>(ip: string, work: () => T): T {
-  return current.run({ ip } satisfies RequestContext, work);
+  return providerRequests.run({ ip } satisfies RequestContext, work);
 }
 
 /** The address of the client whose request is being served; undefined outside a request (the CLI). */
 export function clientAddress(): string | undefined {
-  const ip = (current.getStore() as Partial<RequestContext> | undefined)?.ip;
+  const ip = (providerRequests.getStore() as Partial<RequestContext> | undefined)?.ip;
   return typeof ip === 'string' ? ip : undefined;
 }
