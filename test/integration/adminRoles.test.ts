@@ -32,8 +32,8 @@ describe('sesame users promote and demote, and the last administrator', () => {
   });
 
   afterAll(async () => {
-    await session.close();
-    await database.drop();
+    await session?.close();
+    await database?.drop();
   });
 
   // One process runs the commands in turn, each opening the database as `sesame` does.

@@ -631,7 +631,7 @@ describe('sesame passkey-api (the command)', () => {
 
   afterAll(async () => {
     await session?.close();
-    await database.drop();
+    await database?.drop();
   });
 
   // One process runs the commands in turn (Node and the CLI's imports load once).
