@@ -180,8 +180,11 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
   }
 
   async #giveUp(mail: ClaimedMail, error: string): Promise<void> {
-    await mailOutboxQueries.markFailed(this.db, mail.id, error, null);
-    await auditQueries.record(this.db, 'system', 'mail.give_up', mail.to_address, this.#details(mail, error));
+    // One transaction: nobody sees the mail given up without its entry in the activity log.
+    await this.db.transaction().execute(async (trx) => {
+      await mailOutboxQueries.markFailed(trx, mail.id, error, null);
+      await auditQueries.record(trx, 'system', 'mail.give_up', mail.to_address, this.#details(mail, error));
+    });
     mailDeliveries.inc({ template: mail.template, result: 'given_up' });
     this.log.warn('mail given up', {
       mail: mail.id,

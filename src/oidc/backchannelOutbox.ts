@@ -98,11 +98,14 @@ export class BackchannelOutbox extends OutboxWorker<ClaimedDelivery> {
   }
 
   async #giveUp(delivery: ClaimedDelivery, error: string): Promise<void> {
-    await backchannelDeliveriesQueries.markFailed(this.db, delivery.id, error, null);
-    await auditQueries.record(this.db, 'system', 'backchannel.give_up', delivery.client_id, {
-      uri: delivery.uri,
-      attempts: delivery.attempts,
-      error,
+    // One transaction: nobody sees the delivery given up without its entry in the activity log.
+    await this.db.transaction().execute(async (trx) => {
+      await backchannelDeliveriesQueries.markFailed(trx, delivery.id, error, null);
+      await auditQueries.record(trx, 'system', 'backchannel.give_up', delivery.client_id, {
+        uri: delivery.uri,
+        attempts: delivery.attempts,
+        error,
+      });
     });
     backchannelDeliveries.inc({ result: 'given_up' });
     this.log.warn('back-channel logout given up', {
