@@ -27,9 +27,19 @@ export interface RowChangeListener {
   goDark(): void;
 }
 
+/** A kept row and when it last went to the end of the recency order. */
+interface Kept<T> {
+  row: T;
+  movedAt: number;
+}
+
 export class RowCache<T extends object> implements RowChangeListener {
-  /** Insertion order is recency order: a hit moves its entry to the end, the oldest goes first. */
-  #entries = new Map<string, T>();
+  /** Insertion order is recency order: the oldest goes first. */
+  #entries = new Map<string, Kept<T>>();
+  /** Counts moves to the end of {@link #entries} (each remember, and each hit that moves its entry). */
+  #moves = 0;
+  /** A hit moves its entry to the end once it is this many moves from it, not before. */
+  readonly #moveAfter: number;
   #live = false;
   /** Counts announced changes. */
   #generation = 0;
@@ -46,7 +56,9 @@ export class RowCache<T extends object> implements RowChangeListener {
   constructor(
     private readonly maxEntries: number,
     private readonly recentChanges = 4_096,
-  ) {}
+  ) {
+    this.#moveAfter = Math.ceil(maxEntries / 2);
+  }
 
   /** The cached row, or `load()`'s answer (cached when it exists and nothing changed meanwhile). */
   async find(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
@@ -59,15 +71,23 @@ export class RowCache<T extends object> implements RowChangeListener {
     return loaded;
   }
 
-  /** The cached row, if the cache is live and holds it; a hit makes it the most recently used. */
+  /**
+   * The cached row, if the cache is live and holds it. A hit keeps the row among the most
+   * recently used half: one that is not goes to the end. Moving it on every hit made a hot
+   * row slow to find: a Map keeps each deleted entry in its key's hash chain until it next
+   * rehashes, so one token introspected over and over left thousands of them to walk through
+   * (5 µs per lookup at 5,000 rows; bench/README.md, 2026-12-03 evening).
+   */
   peek(key: string): T | undefined {
     if (!this.#live) return undefined;
-    const hit = this.#entries.get(key);
-    if (hit) {
+    const kept = this.#entries.get(key);
+    if (!kept) return undefined;
+    if (this.#moves - kept.movedAt >= this.#moveAfter) {
       this.#entries.delete(key);
-      this.#entries.set(key, hit);
+      kept.movedAt = ++this.#moves;
+      this.#entries.set(key, kept);
     }
-    return hit;
+    return kept.row;
   }
 
   /** Counts announced changes: read it before a read or write whose answer {@link remember} may keep. */
@@ -86,7 +106,7 @@ export class RowCache<T extends object> implements RowChangeListener {
     this.#entries.delete(key);
     if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
     // Shared by every request from now on: nobody may change it.
-    this.#entries.set(key, deepFreeze(row));
+    this.#entries.set(key, { row: deepFreeze(row), movedAt: ++this.#moves });
   }
 
   /** A row changed (or was deleted): its next lookup goes to the database. */

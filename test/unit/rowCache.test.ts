@@ -77,4 +77,29 @@ describe('RowCache', () => {
     expect(cache.peek('b')).toBeUndefined();
     expect(cache.peek('a')).toEqual({ v: 1 });
   });
+
+  it('keeps a row found within the last half of its size, however many rows come after', async () => {
+    const cache = new RowCache<{ v: number }>(10);
+    cache.goLive();
+    await cache.find('hot', async () => ({ v: 0 }));
+    for (let v = 1; v <= 100; v += 1) {
+      await cache.find(`row-${v}`, async () => ({ v }));
+      expect(cache.peek('hot')).toEqual({ v: 0 });
+    }
+    expect(cache.size).toBe(10);
+    // The rows came and went in order: the nine newest are the ones left.
+    expect(cache.peek('row-92')).toEqual({ v: 92 });
+    expect(cache.peek('row-91')).toBeUndefined();
+  });
+
+  it('drops a row not found within the last half of its size before a newer one', async () => {
+    const cache = new RowCache<{ v: number }>(4);
+    cache.goLive();
+    for (const key of ['a', 'b', 'c', 'd']) await cache.find(key, async () => ({ v: 1 }));
+    // 'a' is the oldest and two moves from the end: a hit moves it behind 'd'.
+    cache.peek('a');
+    await cache.find('e', async () => ({ v: 1 }));
+    expect(cache.peek('b')).toBeUndefined();
+    expect(cache.peek('a')).toEqual({ v: 1 });
+  });
 });
