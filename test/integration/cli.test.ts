@@ -5,11 +5,13 @@ import { configFrom } from '../../src/config.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { openDatabase } from '../../src/db/connect.js';
 import {
+  type CliSession,
   canUnsharePid,
   linesOf,
   runCli,
   runServerInNewPidNamespace,
   type SesameProcess,
+  startCliSession,
   startSesameProcess,
 } from '../support/sesameProcess.js';
 import { createTestDatabase, onPostgres, type TestDatabase } from '../support/testDatabase.js';
@@ -38,6 +40,7 @@ function onlyJson<T>(stdout: string): T {
 describe('the sesame command (node bin/sesame.js)', () => {
   let testDb: TestDatabase;
   let svc: { client_id: string; client_secret: string };
+  let cli: CliSession;
 
   beforeAll(async () => {
     testDb = await createTestDatabase();
@@ -48,9 +51,15 @@ describe('the sesame command (node bin/sesame.js)', () => {
     );
     expect(result).toMatchObject({ code: 0, stderr: '' });
     svc = onlyJson(result.stdout);
+    // The commands after this one run in one process (test/support/cliSession.mjs): each is
+    // the same CLI with its own argv, output and exit code, without Node's start each time.
+    cli = await startCliSession(testDb.env);
   }, 60_000);
 
-  afterAll(() => testDb.drop());
+  afterAll(async () => {
+    await cli?.close();
+    await testDb?.drop();
+  });
 
   it('prints exactly one JSON object with the client id and a 256-bit secret for clients create --json', () => {
     expect(Object.keys(svc).sort()).toEqual(['client_id', 'client_secret']);
@@ -67,26 +76,23 @@ describe('the sesame command (node bin/sesame.js)', () => {
   });
 
   it('creates a public client without a secret', async () => {
-    const result = await runCli(
-      [
-        'clients',
-        'create',
-        '--name',
-        'spa',
-        '--redirect-uri',
-        'https://spa.example/cb',
-        '--public',
-        '--json',
-      ],
-      testDb.env,
-    );
+    const result = await cli.run([
+      'clients',
+      'create',
+      '--name',
+      'spa',
+      '--redirect-uri',
+      'https://spa.example/cb',
+      '--public',
+      '--json',
+    ]);
     expect(result.code).toBe(0);
     const created = onlyJson<Record<string, string>>(result.stdout);
     expect(Object.keys(created)).toEqual(['client_id']);
   });
 
   it('lists clients as one JSON array that never holds a secret or its hash', async () => {
-    const result = await runCli(['clients', 'list', '--json'], testDb.env);
+    const result = await cli.run(['clients', 'list', '--json']);
     expect(result.code).toBe(0);
     const clients = onlyJson<Array<Record<string, unknown>>>(result.stdout);
     expect(clients.map((c) => c.name)).toEqual(expect.arrayContaining(['svc', 'spa']));
@@ -102,10 +108,15 @@ describe('the sesame command (node bin/sesame.js)', () => {
 
   it('refuses a bad redirect URI in one line on stderr that names the flag, prints nothing on stdout, and stores nothing', async () => {
     const before = (await clientRows(testDb.env)).length;
-    const result = await runCli(
-      ['clients', 'create', '--name', 'evil', '--redirect-uri', 'javascript:alert(1)', '--json'],
-      testDb.env,
-    );
+    const result = await cli.run([
+      'clients',
+      'create',
+      '--name',
+      'evil',
+      '--redirect-uri',
+      'javascript:alert(1)',
+      '--json',
+    ]);
     expect(result.code).not.toBe(0);
     expect(result.stdout).toBe('');
     expect(linesOf(result.stderr)).toEqual([expect.stringMatching(/^sesame: --redirect-uri: .*javascript/)]);
@@ -113,14 +124,14 @@ describe('the sesame command (node bin/sesame.js)', () => {
   });
 
   it('says which client does not exist, in one line, and exits non-zero', async () => {
-    const result = await runCli(['clients', 'show', 'no-such-client', '--json'], testDb.env);
+    const result = await cli.run(['clients', 'show', 'no-such-client', '--json']);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr).toBe('sesame: no client with id no-such-client\n');
   });
 
   it('rotates the signing keys, to sign after the delay asked for', async () => {
-    const result = await runCli(['keys', 'rotate', '--activate-in', '600', '--json'], testDb.env);
+    const result = await cli.run(['keys', 'rotate', '--activate-in', '600', '--json']);
     expect(result.code).toBe(0);
     const rotated = onlyJson<{ kids: string[]; activates_at: string }>(result.stdout);
     expect(rotated.kids).toEqual([expect.stringMatching(/^es256-/), expect.stringMatching(/^rs256-/)]);
@@ -135,7 +146,7 @@ describe('the sesame command (node bin/sesame.js)', () => {
     try {
       const before = await count();
       for (const bad of ['soon', '-5', '1.5']) {
-        const result = await runCli(['keys', 'rotate', '--activate-in', bad], testDb.env);
+        const result = await cli.run(['keys', 'rotate', '--activate-in', bad]);
         expect(result.code).not.toBe(0);
         expect(linesOf(result.stderr)).toEqual([expect.stringMatching(/^sesame: .*whole number of seconds/)]);
         expect(await count()).toBe(before);
@@ -149,7 +160,7 @@ describe('the sesame command (node bin/sesame.js)', () => {
     const database = await openDatabase(configFrom(testDb.env));
     try {
       const before = (await database.db.selectFrom('signing_keys').select('kid').execute()).map((r) => r.kid);
-      const result = await runCli(['keys', 'rotate', '--revoke-previous', '--json'], testDb.env);
+      const result = await cli.run(['keys', 'rotate', '--revoke-previous', '--json']);
       expect(result).toMatchObject({ code: 0, stderr: '' });
       const rotated = onlyJson<{ kids: string[]; activates_at: string; revoked_kids: string[] }>(
         result.stdout,
@@ -170,10 +181,7 @@ describe('the sesame command (node bin/sesame.js)', () => {
       (await database.db.selectFrom('signing_keys').select('kid').execute()).map((r) => r.kid).sort();
     try {
       const before = await kids();
-      const result = await runCli(
-        ['keys', 'rotate', '--revoke-previous', '--activate-in', '600'],
-        testDb.env,
-      );
+      const result = await cli.run(['keys', 'rotate', '--revoke-previous', '--activate-in', '600']);
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
       expect(linesOf(result.stderr)).toEqual([
@@ -277,24 +285,29 @@ describe('the sesame command (node bin/sesame.js)', () => {
     }
 
     it('lists clients beside the running server, as it does without one', async () => {
-      const result = await runCli(['clients', 'list', '--json'], testDb.env);
+      const result = await cli.run(['clients', 'list', '--json']);
       expect(result).toMatchObject({ code: 0, stderr: '' });
       const clients = onlyJson<Array<Record<string, unknown>>>(result.stdout);
       expect(clients.map((c) => c.client_id)).toContain(svc.client_id);
     });
 
     it('rotates a secret beside the running server: the old secret is refused at once, the new one works', async () => {
-      const created = await runCli(
-        ['clients', 'create', '--name', 'rotating', '--redirect-uri', 'https://rot.example/cb', '--json'],
-        testDb.env,
-      );
+      const created = await cli.run([
+        'clients',
+        'create',
+        '--name',
+        'rotating',
+        '--redirect-uri',
+        'https://rot.example/cb',
+        '--json',
+      ]);
       expect(created).toMatchObject({ code: 0, stderr: '' });
       const client = onlyJson<{ client_id: string; client_secret: string }>(created.stdout);
       // The server has the client in its row cache now.
       const grant = { grant_type: 'client_credentials' };
       expect((await token(basic(client.client_id, client.client_secret), grant)).status).toBe(200);
 
-      const rotated = await runCli(['clients', 'rotate-secret', client.client_id, '--json'], testDb.env);
+      const rotated = await cli.run(['clients', 'rotate-secret', client.client_id, '--json']);
       expect(rotated).toMatchObject({ code: 0, stderr: '' });
       const { client_secret: newSecret } = onlyJson<{ client_secret: string }>(rotated.stdout);
       expect((await token(basic(client.client_id, client.client_secret), grant)).status).toBe(401);
@@ -378,7 +391,7 @@ describe('the sesame command (node bin/sesame.js)', () => {
         return keys.map((key) => key.kid).sort();
       };
       const before = await publishedKids();
-      const result = await runCli(['keys', 'rotate', '--json'], testDb.env);
+      const result = await cli.run(['keys', 'rotate', '--json']);
       expect(result.code).toBe(0);
       const { kids } = onlyJson<{ kids: string[] }>(result.stdout);
       const deadline = Date.now() + 5_000;

@@ -6,7 +6,14 @@ import { configFrom } from '../../src/config.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { ROOT } from '../../src/paths.js';
-import { childEnv, linesOf, type ProcessResult, runCli } from '../support/sesameProcess.js';
+import {
+  type CliSession,
+  childEnv,
+  linesOf,
+  type ProcessResult,
+  runCli,
+  startCliSession,
+} from '../support/sesameProcess.js';
 import { freePort } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
@@ -182,12 +189,18 @@ describe('a first run: ISSUER follows PORT, .env is read, doubtful settings warn
 
 describe('the sesame command: --version, and deletions it asks about', () => {
   let database: TestDatabase;
+  /** Commands without a terminal: their stdin is not one, as in a script or a pipeline. */
+  let cli: CliSession;
 
   beforeAll(async () => {
     database = await createTestDatabase();
+    cli = await startCliSession(database.env);
   });
 
-  afterAll(() => database.drop());
+  afterAll(async () => {
+    await cli?.close();
+    await database?.drop();
+  });
 
   async function withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
     const handle = await openDatabase(configFrom(database.env), { poolSize: 1 });
@@ -199,11 +212,15 @@ describe('the sesame command: --version, and deletions it asks about', () => {
   }
 
   async function createClient(): Promise<string> {
-    const result = await runCli(
-      ['clients', 'create', '--name', 'Notes', '--redirect-uri', 'https://notes.example/cb', '--json'],
-      database.env,
-      SLOW_MACHINE_MS,
-    );
+    const result = await cli.run([
+      'clients',
+      'create',
+      '--name',
+      'Notes',
+      '--redirect-uri',
+      'https://notes.example/cb',
+      '--json',
+    ]);
     expect(result).toMatchObject({ code: 0, stderr: '' });
     return JSON.parse(result.stdout).client_id;
   }
@@ -232,7 +249,7 @@ describe('the sesame command: --version, and deletions it asks about', () => {
       ['clients', 'delete', clientId],
       ['users', 'delete', user.id],
     ]) {
-      const result = await runCli(args, database.env, SLOW_MACHINE_MS);
+      const result = await cli.run(args);
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
       expect(linesOf(result.stderr)).toEqual(['sesame: not a terminal: pass --yes to confirm']);
@@ -240,7 +257,7 @@ describe('the sesame command: --version, and deletions it asks about', () => {
     expect(await clientExists(clientId)).toBe(true);
     expect(await withDb((db) => usersQueries.findById(db, user.id))).toBeDefined();
 
-    expect((await runCli(['users', 'delete', user.id, '--yes'], database.env, SLOW_MACHINE_MS)).code).toBe(0);
+    expect((await cli.run(['users', 'delete', user.id, '--yes'])).code).toBe(0);
     expect(await withDb((db) => usersQueries.findById(db, user.id))).toBeUndefined();
   }, 90_000);
 
