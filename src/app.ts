@@ -14,6 +14,7 @@ import { challengesQueries } from './db/queries/challenges.js';
 import { mailOutboxQueries } from './db/queries/mailOutbox.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
+import { CookieSigner } from './http/cookieSigner.js';
 import { notFound } from './http/errors.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
@@ -117,6 +118,7 @@ export async function createApp({
   await sealKeysAtRest(db, config, log);
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
+  const cookieSigner = new CookieSigner(cookieKeys);
   const caches = createRowCaches(db);
   const brand = new BrandStore(db, config.brand);
   const writes = new GroupedUpserts(db);
@@ -124,7 +126,7 @@ export async function createApp({
   const hits = config.databaseUrl ? new PostgresHitCounter(db) : new MemoryHitCounter();
   const clientAuthBackoff = config.rateLimitPerMinute ? new ClientAuthBackoff(hits) : undefined;
   const live = new LiveProvider(
-    (jwks) => createProvider({ config, db, log, jwks, cookieKeys, caches, writes, clientAuthBackoff }),
+    (jwks) => createProvider({ config, db, log, jwks, cookieSigner, caches, writes, clientAuthBackoff }),
     () => loadSigningJwks(db, config),
     log,
     signing,
@@ -169,7 +171,8 @@ export async function createApp({
 
   // Koa takes the left-most X-Forwarded-For entry unless maxIpsCount cuts the list to the
   // entries the trusted proxies wrote (see TRUST_PROXY in config.ts).
-  const koa = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops, keys: cookieKeys });
+  const koa = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops });
+  koa.keys = cookieSigner;
   koa.silent = true;
   koa.use(httpMetrics());
   koa.use(issuerOrigin(config));

@@ -7,6 +7,7 @@ import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliveries.js';
 import { usersQueries } from '../db/queries/users.js';
+import type { CookieSigner } from '../http/cookieSigner.js';
 import { localeOf } from '../http/middleware/language.js';
 import { pageText, sendPage } from '../http/views.js';
 import type { Locale } from '../i18n/locales.js';
@@ -30,7 +31,7 @@ export interface ProviderDeps {
   db: Db;
   log: Logger;
   jwks: { keys: JWK[] };
-  cookieKeys: string[];
+  cookieSigner: CookieSigner;
   caches: RowCaches;
   /** Shared by every provider instance the app builds, so one queue orders all writes. */
   writes: GroupedUpserts;
@@ -173,7 +174,7 @@ export function createProvider({
   db,
   log,
   jwks,
-  cookieKeys,
+  cookieSigner,
   caches,
   writes,
   clientAuthBackoff,
@@ -184,7 +185,7 @@ export function createProvider({
     clients: [accountClientMetadata(config)],
     jwks,
     cookies: {
-      keys: cookieKeys,
+      keys: cookieSigner,
       long: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
       short: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
     },

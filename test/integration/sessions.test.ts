@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import Keygrip from 'keygrip';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
+import { loadCookieKeys } from '../../src/oidc/keys.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
@@ -42,6 +44,28 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     const tokens = await finishLogin(app, pending, await person.continueToApp(next, REDIRECT_URI));
     return { person, tokens };
   }
+
+  it('reads a session cookie only with its signature, as keygrip made it before an upgrade', async () => {
+    const { person } = await signUpAt(rp);
+    const { jar } = person.browser;
+    expect((await person.browser.request('/account')).status).toBe(200);
+    const cookieOf = async (name: string) =>
+      (await jar.getCookies(`${sesame.baseUrl}/account`)).find((c) => c.key === name)!;
+    const session = await cookieOf('_session');
+    const signature = await cookieOf('_session.sig');
+    const setSignature = (value: string) =>
+      jar.setCookie(`_session.sig=${value}; Path=/; HttpOnly`, sesame.baseUrl);
+
+    // One character off: no session, so the account page sends the browser to sign in.
+    const last = signature.value.at(-1) === 'A' ? 'B' : 'A';
+    await setSignature(`${signature.value.slice(0, -1)}${last}`);
+    expect((await person.browser.request('/account')).status).toBe(302);
+
+    // Signed as keygrip signs (HMAC-SHA1 of "name=value", base64url) under the stored keys.
+    const keys = await loadCookieKeys(sesame.db, sesame.config);
+    await setSignature(new Keygrip(keys).sign(`_session=${session.value}`));
+    expect((await person.browser.request('/account')).status).toBe(200);
+  });
 
   it('puts auth_time and amr in the ID token', async () => {
     const before = Math.floor(Date.now() / 1000);
