@@ -128,10 +128,11 @@ describe('every route answers only at its own spelling, never without its guard'
         // The answer a guard gives this caller at the canonical path (401, 403) may come back
         // for a variant a router still claims; a handler's answer (2xx, 5xx) never may.
         const allowed = new Set([404, ...(canonical >= 400 && canonical < 500 ? [canonical] : [])]);
-        for (const variant of variants(path)) {
-          const answer = await status(method, variant, headers);
-          if (!allowed.has(answer))
-            problems.push(`${method} ${variant} as ${who}: ${answer} (at ${path}: ${canonical})`);
+        // The variants of one path go out together: each answer is checked on its own.
+        const answers = await Promise.all(variants(path).map((variant) => status(method, variant, headers)));
+        for (const [i, variant] of variants(path).entries()) {
+          if (!allowed.has(answers[i]!))
+            problems.push(`${method} ${variant} as ${who}: ${answers[i]} (at ${path}: ${canonical})`);
         }
       }
     }
