@@ -1,7 +1,8 @@
 /**
  * The baseline: oidc-provider as its README sets it up, with nothing of Sesame's — the
- * default in-memory adapter, ES256 and RS256 keys made with jose, devInteractions off — and
- * two static confidential clients: one allowed client_credentials (and introspection), one
+ * default in-memory adapter, ES256 and RS256 keys made with jose, cookie signing keys (without
+ * them the provider signs no cookie, which no deployment should run; from 2026-12-03 20:30 on,
+ * see bench/README.md), devInteractions off — and two static confidential clients: one allowed client_credentials (and introspection), one
  * for the logins (authorization code + PKCE). Its interaction is the least a passkey login
  * needs, in memory: the same pages and JSON calls the bench's browsers drive on Sesame
  * (login page with a CSRF token, options, verify; sign-up the same way) with the same
@@ -80,6 +81,7 @@ async function main() {
       },
     ],
     jwks: { keys: [await signingKey('ES256'), await signingKey('RS256')] },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
     enabledJWA: { idTokenSigningAlgValues: ['ES256', 'RS256'] },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     features: {
