@@ -148,14 +148,18 @@ export async function startSesame(env: NodeJS.ProcessEnv, port: number, nodeArgs
   } satisfies ServerChild;
 }
 
-/** Starts the bare oidc-provider baseline (dist/bench/bare.js) and waits for its port line. */
-export async function startBare(port: number): Promise<ServerChild> {
+/** Starts the bare oidc-provider baseline (dist/bench/bare.js) and waits for its port line; `nodeArgs` lets the profiler in. */
+export async function startBare(port: number, nodeArgs: string[] = []): Promise<ServerChild> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--trace-gc', path.join(ROOT, 'dist', 'bench', 'bare.js')], {
-    cwd: ROOT,
-    env: { ...process.env, BARE_PORT: String(port), BARE_ISSUER: `http://localhost:${port}` },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--trace-gc', ...nodeArgs, path.join(ROOT, 'dist', 'bench', 'bare.js')],
+    {
+      cwd: ROOT,
+      env: { ...process.env, BARE_PORT: String(port), BARE_ISSUER: `http://localhost:${port}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   followAllocations(child);
   let log = '';
   child.stderr!.on('data', (d: Buffer) => {

@@ -40,7 +40,13 @@ import {
   startBare,
   startSesame,
 } from './processes.js';
-import { formatSummary, summariseProfile } from './profileSummary.js';
+import {
+  formatBeside,
+  formatSummary,
+  type ProfileWindow,
+  selfTimeByFunction,
+  summariseProfile,
+} from './profileSummary.js';
 import { parseDuration, soak } from './soak.js';
 
 interface Options {
@@ -238,11 +244,16 @@ async function main() {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
   }
+  /** Now on the monotonic clock that CPU profiles count time on, in µs. */
+  const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
   /** Logins from `concurrency` browsers after a warm-up, with the server's peak RSS and CPU per login. */
   const measureLogins = async (pid: number | number[], databaseName?: string, bases?: string[]) => {
     let meter: ReturnType<typeof perOperationMeter> | undefined;
+    /** The measured window on the monotonic clock, to cut a CPU profile to it (`--profile`). */
+    const window: ProfileWindow = { fromUs: Number.POSITIVE_INFINITY, toUs: 0 };
     const warm = setTimeout(() => {
       meter = perOperationMeter(pid, databaseName);
+      window.fromUs = monotonicUs();
     }, plan.loginWarmup * 1000);
     const logins = await withPeakRss(
       pid,
@@ -257,7 +268,8 @@ async function main() {
         .then((reply) => (reply as { result: LoginRunResult }).result),
     );
     clearTimeout(warm);
-    return { logins, cpu: meter?.(logins.value.logins) };
+    window.toUs = monotonicUs();
+    return { logins, cpu: meter?.(logins.value.logins), window };
   };
   const start = async (args: string[] = []) => {
     const server = await startSesame(env, port, args);
@@ -352,7 +364,11 @@ async function main() {
     log(
       `server up in ${loginServer.startupMs} ms (RSS ${rssIdle} MB); ${options.concurrency} browsers logging in`,
     );
-    const { logins, cpu: loginCpuPerLogin } = await measureLogins(loginServer.pid, database.name);
+    const {
+      logins,
+      cpu: loginCpuPerLogin,
+      window: loginWindow,
+    } = await measureLogins(loginServer.pid, database.name);
     const loginLoad = load();
     const rssAfterLogins = rssMb(loginServer.pid);
     log(
@@ -449,7 +465,11 @@ async function main() {
       for (const server of group) await server.stop();
     }
 
-    const bare = await startBare(await freePort());
+    const bareProfileDir = path.join(profileDir, 'bare');
+    const bare = await startBare(
+      await freePort(),
+      options.profile ? ['--cpu-prof', `--cpu-prof-dir=${bareProfileDir}`] : [],
+    );
     servers.push(bare);
     log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, introspection, discovery, jwks`);
     const baseline = await protocolPhase(bare, BARE_CLIENT, plan);
@@ -532,6 +552,22 @@ async function main() {
         log(
           `profile of the ${phase} server: ${path.join(profileDir, file)}\n${formatSummary(summariseProfile(path.join(profileDir, file), 20))}`,
         );
+      }
+      // The measured logins of both, function by function: where Sesame's extra time goes.
+      const sesameProfile = profiles.find((f) => f.includes(`.${loginServer.pid}.`));
+      const bareProfile = fs.readdirSync(bareProfileDir).find((f) => f.endsWith('.cpuprofile'));
+      if (sesameProfile && bareProfile) {
+        const beside = formatBeside(
+          {
+            self: selfTimeByFunction(path.join(profileDir, sesameProfile), loginWindow),
+            operations: logins.value.logins,
+          },
+          {
+            self: selfTimeByFunction(path.join(bareProfileDir, bareProfile), bareLogins.window),
+            operations: bareLogins.logins.value.logins,
+          },
+        );
+        log(`measured logins, self time per login beside the bare provider's:\n${beside}`);
       }
     }
 
