@@ -1,9 +1,10 @@
 /**
  * The baseline: oidc-provider as its README sets it up, with nothing of Sesame's — the
- * default in-memory adapter, ES256 and RS256 keys made with jose, cookie signing keys (without
- * them the provider signs no cookie, which no deployment should run; from 2026-12-03 20:30 on,
- * see bench/README.md), devInteractions off — and two static confidential clients: one allowed client_credentials (and introspection), one
- * for the logins (authorization code + PKCE). Its interaction is the least a passkey login
+ * default in-memory adapter, ES256 and RS256 keys made with jose, a cookie signing key
+ * (without one the provider signs no cookie, which no deployment should run; from 2026-12-03
+ * 20:30 on, see bench/README.md), devInteractions off — and two static confidential clients:
+ * one allowed client_credentials (and introspection), one for the logins (authorization
+ * code + PKCE). Its interaction is the least a passkey login
  * needs, in memory: the same pages and JSON calls the bench's browsers drive on Sesame
  * (login page with a CSRF token, options, verify; sign-up the same way) with the same
  * `@simplewebauthn/server` verification against the credential kept in a Map, and a grant

@@ -129,8 +129,9 @@ describe('every route answers only at its own spelling, never without its guard'
         // for a variant a router still claims; a handler's answer (2xx, 5xx) never may.
         const allowed = new Set([404, ...(canonical >= 400 && canonical < 500 ? [canonical] : [])]);
         // The variants of one path go out together: each answer is checked on its own.
-        const answers = await Promise.all(variants(path).map((variant) => status(method, variant, headers)));
-        for (const [i, variant] of variants(path).entries()) {
+        const spellings = variants(path);
+        const answers = await Promise.all(spellings.map((variant) => status(method, variant, headers)));
+        for (const [i, variant] of spellings.entries()) {
           if (!allowed.has(answers[i]!))
             problems.push(`${method} ${variant} as ${who}: ${answers[i]} (at ${path}: ${canonical})`);
         }
