@@ -48,24 +48,40 @@ const whereOf = (url: string, lineNumber: number) =>
 
 const ms = (us: number) => Math.round(us / 100) / 10;
 
-export function summariseProfile(file: string, top = 25): ProfileSummary {
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const selfUs = new Map<number, number>();
+const readProfile = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+
+/** Self time in µs of each profile node: of every sample, or of those inside `window`. */
+function selfTimeByNode(profile: CpuProfile, window?: ProfileWindow): Map<number, number> {
+  const self = new Map<number, number>();
+  let at = profile.startTime;
   for (const [i, id] of profile.samples.entries()) {
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    const us = profile.timeDeltas[i] ?? 0;
+    at += us;
+    if (window && (at < window.fromUs || at > window.toUs)) continue;
+    self.set(id, (self.get(id) ?? 0) + us);
   }
+  return self;
+}
+
+/** A node's function as the summaries name it, with its script's URL. */
+function functionOf(node: ProfileNode) {
+  const { functionName, url, lineNumber } = node.callFrame;
+  return { name: functionName || '(anonymous)', where: whereOf(url, lineNumber), url };
+}
+
+export function summariseProfile(file: string, top = 25): ProfileSummary {
+  const profile = readProfile(file);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = selfTimeByNode(profile);
 
   const functions = new Map<string, { us: number; name: string; where: string }>();
   const packages = new Map<string, number>();
   let totalUs = 0;
   let idleUs = 0;
   for (const [id, us] of selfUs) {
-    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
-    const name = functionName || '(anonymous)';
+    const { name, where, url } = functionOf(byId.get(id)!);
     totalUs += us;
     if (name === '(idle)') idleUs += us;
-    const where = whereOf(url, lineNumber);
     const key = `${name}@${where}`;
     const entry = functions.get(key) ?? { us: 0, name, where };
     entry.us += us;
@@ -91,22 +107,16 @@ export function summariseProfile(file: string, top = 25): ProfileSummary {
   };
 }
 
-/** Self time in µs by function (`name@where`), of the samples inside `window` only. */
+/** Self time in µs by function (`name  where`), of the samples inside `window` only. */
 export function selfTimeByFunction(file: string, window: ProfileWindow): Map<string, number> {
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const profile = readProfile(file);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<string, number>();
-  let at = profile.startTime;
-  for (const [i, id] of profile.samples.entries()) {
-    const delta = profile.timeDeltas[i] ?? 0;
-    at += delta;
-    if (at < window.fromUs || at > window.toUs) continue;
-    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
-    const name = functionName || '(anonymous)';
+  for (const [id, us] of selfTimeByNode(profile, window)) {
+    const { name, where } = functionOf(byId.get(id)!);
     if (name === '(idle)') continue;
-    const where = whereOf(url, lineNumber);
     const key = `${name}  ${where}`;
-    self.set(key, (self.get(key) ?? 0) + delta);
+    self.set(key, (self.get(key) ?? 0) + us);
   }
   return self;
 }
