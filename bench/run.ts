@@ -156,11 +156,19 @@ function perOperationMeter(pids: number | number[], database: string | undefined
 
 type ProtocolResult = HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>> & { load: number[] };
 
+/** Now on the monotonic clock that CPU profiles count time on, in µs. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * The four protocol loads, each warmed up and then measured. `windows` gets each measured
+ * window on the monotonic clock, to cut a CPU profile to it (`--profile`).
+ */
 async function protocolPhase(
   servers: ServerChild | ServerChild[],
   client: { client_id: string; client_secret: string },
   plan: typeof PLAN.quick,
   database?: string,
+  windows: Record<string, ProfileWindow> = {},
 ) {
   const all = Array.isArray(servers) ? servers : [servers];
   const server = all[0]!;
@@ -188,7 +196,9 @@ async function protocolPhase(
       all.map((s) => s.pid),
       database,
     );
+    const fromUs = monotonicUs();
     const result = await measureHttp(bases, loads[name], seconds, 0);
+    windows[name] = { fromUs, toUs: monotonicUs() };
     results[name] = { ...result, ...cpu(result.ok), load: load() };
     log(
       `  ${name}: ${result.perSecond}/s (p99 ${result.latencyMs.p99} ms, ${result.failed} failed, ` +
@@ -244,8 +254,6 @@ async function main() {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
   }
-  /** Now on the monotonic clock that CPU profiles count time on, in µs. */
-  const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
   /** Logins from `concurrency` browsers after a warm-up, with the server's peak RSS and CPU per login. */
   const measureLogins = async (pid: number | number[], databaseName?: string, bases?: string[]) => {
     let meter: ReturnType<typeof perOperationMeter> | undefined;
@@ -415,11 +423,13 @@ async function main() {
     const beforeTokens = sessions ? await snapshotStorage(database) : afterLogins;
     const protocolServer = await start(serverArgs);
     log('sesame: client_credentials, discovery, jwks');
+    const sesameWindows: Record<string, ProfileWindow> = {};
     const sesame = await protocolPhase(
       protocolServer,
       { client_id: service.client_id!, client_secret: service.client_secret! },
       plan,
       database.name,
+      sesameWindows,
     );
     const rssAfterTokens = rssMb(protocolServer.pid);
     await protocolServer.stop();
@@ -472,7 +482,8 @@ async function main() {
     );
     servers.push(bare);
     log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, introspection, discovery, jwks`);
-    const baseline = await protocolPhase(bare, BARE_CLIENT, plan);
+    const bareWindows: Record<string, ProfileWindow> = {};
+    const baseline = await protocolPhase(bare, BARE_CLIENT, plan, undefined, bareWindows);
     const bareRss = rssMb(bare.pid);
     // The same logins against the bare provider's in-memory passkey interaction.
     const bareTarget: FlowTarget = {
@@ -553,21 +564,41 @@ async function main() {
           `profile of the ${phase} server: ${path.join(profileDir, file)}\n${formatSummary(summariseProfile(path.join(profileDir, file), 20))}`,
         );
       }
-      // The measured logins of both, function by function: where Sesame's extra time goes.
-      const sesameProfile = profiles.find((f) => f.includes(`.${loginServer.pid}.`));
+      // The measured logins and token loads of both, function by function: where Sesame's
+      // extra time goes.
+      const sesameFile = (pid: number) => profiles.find((f) => f.includes(`.${pid}.`));
       const bareProfile = fs.readdirSync(bareProfileDir).find((f) => f.endsWith('.cpuprofile'));
-      if (sesameProfile && bareProfile) {
-        const beside = formatBeside(
+      const beside = (
+        what: string,
+        sesameProfile: string | undefined,
+        [sesameWindow, sesameOps, bareWindow, bareOps]: [ProfileWindow, number, ProfileWindow, number],
+      ) => {
+        if (!sesameProfile || !bareProfile) return;
+        const table = formatBeside(
           {
-            self: selfTimeByFunction(path.join(profileDir, sesameProfile), loginWindow),
-            operations: logins.value.logins,
+            self: selfTimeByFunction(path.join(profileDir, sesameProfile), sesameWindow),
+            operations: sesameOps,
           },
           {
-            self: selfTimeByFunction(path.join(bareProfileDir, bareProfile), bareLogins.window),
-            operations: bareLogins.logins.value.logins,
+            self: selfTimeByFunction(path.join(bareProfileDir, bareProfile), bareWindow),
+            operations: bareOps,
           },
         );
-        log(`measured logins, self time per login beside the bare provider's:\n${beside}`);
+        log(`measured ${what}, self time per operation beside the bare provider's:\n${table}`);
+      };
+      beside('logins', sesameFile(loginServer.pid), [
+        loginWindow,
+        logins.value.logins,
+        bareLogins.window,
+        bareLogins.logins.value.logins,
+      ]);
+      for (const name of ['clientCredentials', 'introspection'] as const) {
+        beside(name, sesameFile(protocolServer.pid), [
+          sesameWindows[name]!,
+          sesame[name]!.ok,
+          bareWindows[name]!,
+          baseline[name]!.ok,
+        ]);
       }
     }
 
