@@ -186,8 +186,20 @@ describe('groups, allowed groups and custom claims', () => {
       claims: { department: { name: 'Treasury' } },
     });
 
-    const { pending, callback } = await signInTo(ada, wiki, WIKI_URI, 'openid profile groups');
-    const tokens = await finishLogin(wiki, pending, callback);
+    // The CLI writes to the database, and the server hears of each change by its row notice a
+    // moment after the commit (through PgBouncer, sometimes after the next request): Ada signs
+    // in until her tokens carry the claims just set.
+    let tokens!: Awaited<ReturnType<typeof finishLogin>>;
+    const signedInWithTheClaims = async () => {
+      const { pending, callback } = await signInTo(ada, wiki, WIKI_URI, 'openid profile groups');
+      tokens = await finishLogin(wiki, pending, callback);
+      const claims = tokens.claims()!;
+      return (
+        (claims.department as { name?: string } | undefined)?.name === 'Treasury' &&
+        claims.cost_center === 4711
+      );
+    };
+    expect(await eventually(signedInWithTheClaims)).toBe(true);
     const idToken = tokens.claims()!;
     expect(idToken.groups).toEqual(['finance-team']);
     expect(idToken.department).toEqual({ name: 'Treasury' });
@@ -222,7 +234,10 @@ describe('groups, allowed groups and custom claims', () => {
       return (after.groups as string[]).length === 0 && after.department === undefined;
     };
     expect(await eventually(leftTheGroup)).toBe(true);
+    // Back in the group, as the next test needs her: waited for the same way.
     await json('groups', 'add-member', 'finance-team', adaId);
+    const backInTheGroup = async () => ((await latest()).groups as string[]).includes('finance-team');
+    expect(await eventually(backInTheGroup)).toBe(true);
   }, 120_000);
 
   it("lets only members of a client's allowed groups sign in; others see a page and the app gets access_denied, with nothing issued", async () => {
@@ -287,8 +302,12 @@ describe('groups, allowed groups and custom claims', () => {
     expect(await oidcModelsQueries.latestGrantOf(sesame.db, bobId, notesId)).toBeUndefined();
     expect(await codeCount()).toBe(codesBefore);
 
-    // --allow-all-groups opens the app again.
+    // --allow-all-groups opens the app again, once the server hears of it by its row notice (a
+    // moment after the CLI's commit): until then Bob still gets the refusal page.
     expect((await json('clients', 'update', notesId, '--allow-all-groups')).allowed_groups).toEqual([]);
+    const letIn = async () =>
+      asPage(await bob.browser.follow((await beginLogin(notes, 'openid')).url)).status === 200;
+    expect(await eventually(letIn)).toBe(true);
     const open = await signInTo(bob, notes, NOTES_URI, 'openid');
     expect((await finishLogin(notes, open.pending, open.callback)).claims()!.sub).toBe(bobId);
   }, 120_000);
