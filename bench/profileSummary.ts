@@ -121,16 +121,50 @@ export function selfTimeByFunction(file: string, window: ProfileWindow): Map<str
   return self;
 }
 
+/** A sampling heap profile (`HeapProfiler.stopSampling`): a tree of call frames and the samples taken in each. */
+interface HeapProfile {
+  head: HeapProfileNode;
+  samples: Array<{ size: number; nodeId: number }>;
+}
+interface HeapProfileNode extends ProfileNode {
+  children: HeapProfileNode[];
+}
+
 /**
- * Two profiles of the same work side by side, as µs of self time per operation: Sesame's and
- * the bare provider's, each divided by the operations it served in its window. The functions
- * where Sesame spends the most more come first. Both profilers sample the same way, so what
- * the profiler costs falls on both; the busy totals are larger than without it.
+ * Bytes allocated by function (`name  where`, as {@link selfTimeByFunction} names them) in a
+ * sampling heap profile written by bench/heapSampler.ts, collected objects included.
+ */
+export function allocatedByFunction(file: string): Map<string, number> {
+  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as HeapProfile;
+  const bytesByNode = new Map<number, number>();
+  for (const { size, nodeId } of profile.samples)
+    bytesByNode.set(nodeId, (bytesByNode.get(nodeId) ?? 0) + size);
+  const bytes = new Map<string, number>();
+  const pending = [profile.head];
+  for (let node = pending.pop(); node; node = pending.pop()) {
+    pending.push(...node.children);
+    const size = bytesByNode.get(node.id);
+    if (!size) continue;
+    const { name, where } = functionOf(node);
+    const key = `${name}  ${where}`;
+    bytes.set(key, (bytes.get(key) ?? 0) + size);
+  }
+  return bytes;
+}
+
+/**
+ * Two profiles of the same work side by side, per operation: Sesame's and the bare
+ * provider's, each divided by the operations it served in its window. The functions where
+ * Sesame spends the most more come first. By default the figures are µs of self time from CPU
+ * profiles (both profilers sample the same way, so what the profiler costs falls on both; the
+ * busy totals are larger than without it); `unit` names another measure, such as bytes
+ * allocated from {@link allocatedByFunction}.
  */
 export function formatBeside(
   sesame: { self: Map<string, number>; operations: number },
   bare: { self: Map<string, number>; operations: number },
   top = 30,
+  unit = 'busy µs',
 ): string {
   const perOp = (us: number | undefined, ops: number) => (us ?? 0) / Math.max(ops, 1);
   const sum = (self: Map<string, number>) => [...self.values()].reduce((a, b) => a + b, 0);
@@ -142,7 +176,7 @@ export function formatBeside(
   rows.sort((x, y) => y.a - y.b - (x.a - x.b));
   const fmt = (n: number) => n.toFixed(1).padStart(8);
   const lines = [
-    `busy µs per operation: sesame ${perOp(sum(sesame.self), sesame.operations).toFixed(0)}, bare ${perOp(sum(bare.self), bare.operations).toFixed(0)}`,
+    `${unit} per operation: sesame ${perOp(sum(sesame.self), sesame.operations).toFixed(0)}, bare ${perOp(sum(bare.self), bare.operations).toFixed(0)}`,
     `${'more'.padStart(8)}${'sesame'.padStart(8)}${'bare'.padStart(8)}  function`,
   ];
   for (const { key, a, b } of rows.slice(0, top)) lines.push(`${fmt(a - b)}${fmt(a)}${fmt(b)}  ${key}`);

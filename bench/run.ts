@@ -41,6 +41,7 @@ import {
   startSesame,
 } from './processes.js';
 import {
+  allocatedByFunction,
   formatBeside,
   formatSummary,
   type ProfileWindow,
@@ -54,6 +55,13 @@ interface Options {
   concurrency: number;
   sessions: number;
   profile: boolean;
+  /**
+   * --heap-profile: the token server, the login server and the bare provider run
+   * bench/heapSampler.ts, and each measured window is sampled: bytes allocated per operation by
+   * function, Sesame's beside the bare provider's. The sampler costs CPU: such a run's rates and
+   * CPU figures are not comparable with others.
+   */
+  heapProfile: boolean;
   /** --soak <duration>: logins at a steady --rate for that long, instead of the usual phases. */
   soakMs: number;
   rate: number;
@@ -78,6 +86,7 @@ function parseOptions(argv: string[]): Options {
     concurrency: Number(value('--concurrency') ?? 8),
     sessions: Number(value('--sessions') ?? 0),
     profile: argv.includes('--profile'),
+    heapProfile: argv.includes('--heap-profile'),
     soakMs: value('--soak') ? parseDuration(value('--soak')!) : 0,
     rate: Number(value('--rate') ?? 50),
     instances: Number(value('--instances') ?? 1),
@@ -156,6 +165,41 @@ function perOperationMeter(pids: number | number[], database: string | undefined
 
 type ProtocolResult = HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>> & { load: number[] };
 
+/**
+ * Brackets measured windows with bench/heapSampler.ts's SIGUSR2 toggles (`--heap-profile`):
+ * the first starts sampling in the server, the second writes the profile, which `end` waits for.
+ */
+class HeapWindows {
+  /** The profile of each window, by `<pid>:<name>`. */
+  readonly files = new Map<string, string>();
+  readonly #written = new Map<number, number>();
+
+  constructor(readonly dir: string) {}
+
+  begin(pid: number): void {
+    process.kill(pid, 'SIGUSR2');
+  }
+
+  async end(pid: number, name: string): Promise<void> {
+    process.kill(pid, 'SIGUSR2');
+    const n = (this.#written.get(pid) ?? 0) + 1;
+    this.#written.set(pid, n);
+    const file = path.join(this.dir, `${pid}-${n}.heapprofile`);
+    const deadline = performance.now() + 60_000;
+    while (!fs.existsSync(file)) {
+      if (performance.now() > deadline) throw new Error(`no heap profile from ${pid} within 60 s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    this.files.set(`${pid}:${name}`, file);
+  }
+
+  /** Bytes allocated by function in the window `name` of server `pid`. */
+  allocated(pid: number, name: string): Map<string, number> | undefined {
+    const file = this.files.get(`${pid}:${name}`);
+    return file ? allocatedByFunction(file) : undefined;
+  }
+}
+
 /** Now on the monotonic clock that CPU profiles count time on, in µs. */
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
@@ -169,6 +213,7 @@ async function protocolPhase(
   plan: typeof PLAN.quick,
   database?: string,
   windows: Record<string, ProfileWindow> = {},
+  heap?: HeapWindows,
 ) {
   const all = Array.isArray(servers) ? servers : [servers];
   const server = all[0]!;
@@ -197,8 +242,10 @@ async function protocolPhase(
       database,
     );
     const fromUs = monotonicUs();
+    heap?.begin(server.pid);
     const result = await measureHttp(bases, loads[name], seconds, 0);
     windows[name] = { fromUs, toUs: monotonicUs() };
+    await heap?.end(server.pid, name);
     results[name] = { ...result, ...cpu(result.ok), load: load() };
     log(
       `  ${name}: ${result.perSecond}/s (p99 ${result.latencyMs.p99} ms, ${result.failed} failed, ` +
@@ -241,7 +288,16 @@ async function main() {
     RATE_LIMIT_PER_MINUTE: options.rateLimits ? '1000000' : '0',
   };
   const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-prof-'));
-  const serverArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const heap = options.heapProfile
+    ? new HeapWindows(fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-heap-')))
+    : undefined;
+  // The bare provider's environment is the bench's own (startBare).
+  if (heap) env.SESAME_BENCH_HEAP_DIR = process.env.SESAME_BENCH_HEAP_DIR = heap.dir;
+  const heapArgs = heap ? ['--import', path.join(ROOT, 'dist', 'bench', 'heapSampler.js')] : [];
+  const serverArgs = [
+    ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    ...heapArgs,
+  ];
   const worker = startLoginWorker();
   const servers: ServerChild[] = [];
   const cleanUp = async () => {
@@ -249,6 +305,7 @@ async function main() {
     for (const server of servers) await server.stop().catch(() => {});
     await database.drop().catch((error: Error) => log(`could not drop the bench database: ${error.message}`));
     if (!options.profile) fs.rmSync(profileDir, { recursive: true, force: true });
+    if (heap) fs.rmSync(heap.dir, { recursive: true, force: true });
   };
   // Ctrl-C (or a timeout) still stops the servers and drops the bench database.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -259,9 +316,16 @@ async function main() {
     let meter: ReturnType<typeof perOperationMeter> | undefined;
     /** The measured window on the monotonic clock, to cut a CPU profile to it (`--profile`). */
     const window: ProfileWindow = { fromUs: Number.POSITIVE_INFINITY, toUs: 0 };
+    // Heap profiles are taken on one server at a time (not with --instances).
+    const sampled = heap && typeof pid === 'number' ? pid : undefined;
+    let sampling = false;
     const warm = setTimeout(() => {
       meter = perOperationMeter(pid, databaseName);
       window.fromUs = monotonicUs();
+      if (sampled) {
+        heap!.begin(sampled);
+        sampling = true;
+      }
     }, plan.loginWarmup * 1000);
     const logins = await withPeakRss(
       pid,
@@ -277,6 +341,7 @@ async function main() {
     );
     clearTimeout(warm);
     window.toUs = monotonicUs();
+    if (sampling) await heap!.end(sampled!, 'logins');
     return { logins, cpu: meter?.(logins.value.logins), window };
   };
   const start = async (args: string[] = []) => {
@@ -430,6 +495,7 @@ async function main() {
       plan,
       database.name,
       sesameWindows,
+      heap,
     );
     const rssAfterTokens = rssMb(protocolServer.pid);
     await protocolServer.stop();
@@ -476,14 +542,14 @@ async function main() {
     }
 
     const bareProfileDir = path.join(profileDir, 'bare');
-    const bare = await startBare(
-      await freePort(),
-      options.profile ? ['--cpu-prof', `--cpu-prof-dir=${bareProfileDir}`] : [],
-    );
+    const bare = await startBare(await freePort(), [
+      ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${bareProfileDir}`] : []),
+      ...heapArgs,
+    ]);
     servers.push(bare);
     log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, introspection, discovery, jwks`);
     const bareWindows: Record<string, ProfileWindow> = {};
-    const baseline = await protocolPhase(bare, BARE_CLIENT, plan, undefined, bareWindows);
+    const baseline = await protocolPhase(bare, BARE_CLIENT, plan, undefined, bareWindows, heap);
     const bareRss = rssMb(bare.pid);
     // The same logins against the bare provider's in-memory passkey interaction.
     const bareTarget: FlowTarget = {
@@ -599,6 +665,33 @@ async function main() {
           bareWindows[name]!,
           baseline[name]!.ok,
         ]);
+      }
+    }
+
+    if (heap) {
+      // Bytes allocated per operation by function, Sesame's beside the bare provider's.
+      const sides: Array<[string, number, number, number, number]> = [
+        ['logins', loginServer.pid, logins.value.logins, bare.pid, bareLogins.logins.value.logins],
+        [
+          'clientCredentials',
+          protocolServer.pid,
+          sesame.clientCredentials!.ok,
+          bare.pid,
+          baseline.clientCredentials!.ok,
+        ],
+        ['introspection', protocolServer.pid, sesame.introspection!.ok, bare.pid, baseline.introspection!.ok],
+      ];
+      for (const [name, sesamePid, sesameOps, barePid, bareOps] of sides) {
+        const sesameBytes = heap.allocated(sesamePid, name);
+        const bareBytes = heap.allocated(barePid, name);
+        if (!sesameBytes || !bareBytes) continue;
+        const table = formatBeside(
+          { self: sesameBytes, operations: sesameOps },
+          { self: bareBytes, operations: bareOps },
+          30,
+          'bytes allocated',
+        );
+        log(`${name}, bytes allocated per operation by function beside the bare provider's:\n${table}`);
       }
     }
 
