@@ -622,6 +622,27 @@ async function main() {
       ...(instances && { instances }),
     };
 
+    // The measured windows set beside the bare provider's, function by function, by
+    // --profile (self time) and --heap-profile (bytes allocated): where Sesame's extra goes.
+    const compared = [
+      {
+        name: 'logins',
+        sesamePid: loginServer.pid,
+        sesameWindow: loginWindow,
+        sesameOps: logins.value.logins,
+        bareWindow: bareLogins.window,
+        bareOps: bareLogins.logins.value.logins,
+      },
+      ...(['clientCredentials', 'introspection'] as const).map((name) => ({
+        name,
+        sesamePid: protocolServer.pid,
+        sesameWindow: sesameWindows[name]!,
+        sesameOps: sesame[name]!.ok,
+        bareWindow: bareWindows[name]!,
+        bareOps: baseline[name]!.ok,
+      })),
+    ];
+
     if (options.profile) {
       const profiles = fs.readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
       for (const [i, file] of profiles.sort().entries()) {
@@ -630,68 +651,36 @@ async function main() {
           `profile of the ${phase} server: ${path.join(profileDir, file)}\n${formatSummary(summariseProfile(path.join(profileDir, file), 20))}`,
         );
       }
-      // The measured logins and token loads of both, function by function: where Sesame's
-      // extra time goes.
-      const sesameFile = (pid: number) => profiles.find((f) => f.includes(`.${pid}.`));
       const bareProfile = fs.readdirSync(bareProfileDir).find((f) => f.endsWith('.cpuprofile'));
-      const beside = (
-        what: string,
-        sesameProfile: string | undefined,
-        [sesameWindow, sesameOps, bareWindow, bareOps]: [ProfileWindow, number, ProfileWindow, number],
-      ) => {
-        if (!sesameProfile || !bareProfile) return;
+      for (const c of compared) {
+        const sesameProfile = profiles.find((f) => f.includes(`.${c.sesamePid}.`));
+        if (!sesameProfile || !bareProfile) continue;
         const table = formatBeside(
           {
-            self: selfTimeByFunction(path.join(profileDir, sesameProfile), sesameWindow),
-            operations: sesameOps,
+            self: selfTimeByFunction(path.join(profileDir, sesameProfile), c.sesameWindow),
+            operations: c.sesameOps,
           },
           {
-            self: selfTimeByFunction(path.join(bareProfileDir, bareProfile), bareWindow),
-            operations: bareOps,
+            self: selfTimeByFunction(path.join(bareProfileDir, bareProfile), c.bareWindow),
+            operations: c.bareOps,
           },
         );
-        log(`measured ${what}, self time per operation beside the bare provider's:\n${table}`);
-      };
-      beside('logins', sesameFile(loginServer.pid), [
-        loginWindow,
-        logins.value.logins,
-        bareLogins.window,
-        bareLogins.logins.value.logins,
-      ]);
-      for (const name of ['clientCredentials', 'introspection'] as const) {
-        beside(name, sesameFile(protocolServer.pid), [
-          sesameWindows[name]!,
-          sesame[name]!.ok,
-          bareWindows[name]!,
-          baseline[name]!.ok,
-        ]);
+        log(`measured ${c.name}, self time per operation beside the bare provider's:\n${table}`);
       }
     }
 
     if (heap) {
-      // Bytes allocated per operation by function, Sesame's beside the bare provider's.
-      const sides: Array<[string, number, number, number, number]> = [
-        ['logins', loginServer.pid, logins.value.logins, bare.pid, bareLogins.logins.value.logins],
-        [
-          'clientCredentials',
-          protocolServer.pid,
-          sesame.clientCredentials!.ok,
-          bare.pid,
-          baseline.clientCredentials!.ok,
-        ],
-        ['introspection', protocolServer.pid, sesame.introspection!.ok, bare.pid, baseline.introspection!.ok],
-      ];
-      for (const [name, sesamePid, sesameOps, barePid, bareOps] of sides) {
-        const sesameBytes = heap.allocated(sesamePid, name);
-        const bareBytes = heap.allocated(barePid, name);
+      for (const c of compared) {
+        const sesameBytes = heap.allocated(c.sesamePid, c.name);
+        const bareBytes = heap.allocated(bare.pid, c.name);
         if (!sesameBytes || !bareBytes) continue;
         const table = formatBeside(
-          { self: sesameBytes, operations: sesameOps },
-          { self: bareBytes, operations: bareOps },
+          { self: sesameBytes, operations: c.sesameOps },
+          { self: bareBytes, operations: c.bareOps },
           30,
           'bytes allocated',
         );
-        log(`${name}, bytes allocated per operation by function beside the bare provider's:\n${table}`);
+        log(`${c.name}, bytes allocated per operation by function beside the bare provider's:\n${table}`);
       }
     }
 
