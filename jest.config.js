@@ -14,6 +14,14 @@ export default {
   setupFiles: ['<rootDir>/test/support/quietRuntimeWarning.ts'],
   // Generous: a test or hook that starts Sesame boots PGlite, seconds on a loaded 2-core machine.
   testTimeout: 60_000,
-  maxWorkers: 2,
+  // Three workers on two cores: a test often waits on a browser, a child process or a
+  // notice, and a third worker fills those waits. A worker is replaced once its heap passes
+  // 400 MB after a file: each file's modules stay reachable in the worker (oidc-provider,
+  // PGlite and the app, again per file), so a worker reached ~850 MB by the end, its
+  // collections slowed, and at the end of the run it was still exiting after Jest's 500 ms
+  // ("A worker process has failed to exit gracefully"). PGlite suite, 2026-12-04:
+  // 451 s with 2 workers, 385–401 s with 3, 354 s with 3 and the limit (no such warning).
+  maxWorkers: 3,
+  workerIdleMemoryLimit: '400MB',
   reporters: ['default', '<rootDir>/test/support/summaryReporter.mjs'],
 };
