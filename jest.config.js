@@ -16,8 +16,8 @@ export default {
   testTimeout: 60_000,
   // Three workers on two cores: a test often waits on a browser, a child process or a
   // notice, and a third worker fills those waits. A worker is replaced once its heap passes
-  // 250 MB after a file: each file's modules stay reachable in the worker (oidc-provider,
-  // PGlite and the app, again per file), so a worker reached ~850 MB by the end, its
+  // 250 MB after a file: a worker's heap grows with every file it runs (what keeps each
+  // file's objects reachable is not found yet), so a worker reached ~850 MB by the end, its
   // collections slowed, and at the end of the run it was still exiting after Jest's 500 ms
   // ("A worker process has failed to exit gracefully"; with a 400 MB limit it still did once,
   // behind PgBouncer). PGlite suite, 2026-12-04: 451 s with 2 workers, 385–401 s with 3,
