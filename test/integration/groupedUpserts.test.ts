@@ -1,5 +1,6 @@
 import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
-import { modelRow, oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { mayBeLostInACrash, modelRow, oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
+import { runSql, runWriteWithoutFlushWait } from '../../src/db/rawSql.js';
 import { openedTestDatabase } from '../support/openedDatabase.js';
 
 describe('group commit of the provider writes', () => {
@@ -72,5 +73,50 @@ describe('group commit of the provider writes', () => {
     // And the queue goes on working.
     await writes.upsert(modelRow('Interaction', 'after', { ok: true }, 60));
     expect(await stored('Interaction', 'after')).toEqual({ ok: true });
+  });
+});
+
+describe('writes that may be lost in a crash of Postgres', () => {
+  // One connection, so the checks below run on the server session the write ran on (behind a
+  // transaction-mode pooler, on whichever it lends: none may keep the setting either).
+  const database = openedTestDatabase(1);
+  const insert = `insert into oidc_models (model, id, payload, expires_at) values ($1, $2, '{}', now() + interval '1 minute')`;
+  const setting = async (db = database().db) =>
+    (await runSql<{ s: string }>(db, `select current_setting('synchronous_commit') as s`)).rows[0]?.s;
+
+  it('commit without waiting for the WAL flush, and only that statement does', async () => {
+    expect(await setting()).toBe('on');
+    for (let i = 0; i < 3; i += 1) {
+      const { rows } = await runWriteWithoutFlushWait(database().db, insert, ['Interaction', `lazy-${i}`]);
+      // The setting as the statement's own transaction had it when it committed.
+      expect(rows).toEqual([{ set_config: 'off' }]);
+      // Gone with that transaction: the next statement on the session commits as usual.
+      expect(await setting()).toBe('on');
+    }
+    expect(await oidcModelsQueries.find(database().db, 'Interaction', 'lazy-2')).toEqual({});
+  });
+
+  it('run as written inside a transaction, whose other writes must be kept', async () => {
+    await database()
+      .db.transaction()
+      .execute(async (trx) => {
+        const { rows } = await runWriteWithoutFlushWait(trx, insert, ['Interaction', 'in-trx']);
+        expect(rows).toEqual([]);
+        expect(await setting(trx)).toBe('on');
+      });
+    expect(await oidcModelsQueries.find(database().db, 'Interaction', 'in-trx')).toEqual({});
+  });
+
+  it('are every model the provider saves but the record of a JWT already seen', () => {
+    for (const model of [
+      'Interaction',
+      'Session',
+      'Grant',
+      'AuthorizationCode',
+      'AccessToken',
+      'RefreshToken',
+    ])
+      expect(mayBeLostInACrash({ model })).toBe(true);
+    expect(mayBeLostInACrash({ model: 'ReplayDetection' })).toBe(false);
   });
 });

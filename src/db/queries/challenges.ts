@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
-import { runSql } from '../rawSql.js';
+import { runSql, runWriteWithoutFlushWait } from '../rawSql.js';
 
 /** A challenge as stored: what it is for, what it is bound to, and data the ceremony carries to its end. */
 export interface StoredChallenge {
@@ -28,9 +28,11 @@ interface TakenChallengeRow {
 }
 
 export const challengesQueries = {
-  // Both statements run once or twice per ceremony: SQL text written once (rawSql.ts).
+  // Both statements run once or twice per ceremony: SQL text written once (rawSql.ts). A
+  // challenge lost in a crash of Postgres only fails its ceremony, so it is stored without
+  // waiting for the WAL flush; taking it out is a synchronous commit (rawSql.ts).
   async insert(db: Db, value: StoredChallenge, ttlSeconds: number): Promise<void> {
-    await runSql(
+    await runWriteWithoutFlushWait(
       db,
       `insert into webauthn_challenges (challenge, purpose, binding, user_id, data, expires_at)
       values ($1, $2, $3, $4, $5, $6)`,

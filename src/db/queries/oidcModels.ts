@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
-import { runSql } from '../rawSql.js';
+import { runSql, runWriteWithoutFlushWait } from '../rawSql.js';
 
 /** One stored oidc-provider model instance: the payload as the provider gave it. */
 export type ModelPayload = Record<string, unknown>;
@@ -63,6 +63,13 @@ export interface OidcModelRow {
   expires_at: Date | null;
 }
 
+/**
+ * Whether the row may commit without waiting for the WAL flush (rawSql.ts): all but
+ * ReplayDetection, the record that a JWT's id was seen, whose loss would let the JWT be used again.
+ */
+export const mayBeLostInACrash = (row: Pick<OidcModelRow, 'model'>): boolean =>
+  row.model !== 'ReplayDetection';
+
 /** The row that stores a model instance; `expiresInSeconds` counts from now. */
 export function modelRow(
   model: string,
@@ -92,7 +99,14 @@ export const oidcModelsQueries = {
     await oidcModelsQueries.upsertRows(db, [modelRow(model, id, payload, expiresInSeconds)]);
   },
 
-  /** Inserts or replaces (by model and id) the rows in one statement; their keys must differ. */
+  /**
+   * Inserts or replaces (by model and id) the rows in one statement; their keys must differ.
+   * Everything the provider saves is new state whose loss fails closed (an interaction's
+   * progress, a session, grant, code or token just issued: their holder signs in again), so it
+   * commits without waiting for the WAL flush (rawSql.ts), unless a row is one that must not
+   * be lost ({@link mayBeLostInACrash}). What stops something, a consumed code or a
+   * revocation, is a statement of its own below.
+   */
   async upsertRows(db: Db, rows: readonly OidcModelRow[]) {
     const parameters = rows.flatMap((r) => [
       r.model,
@@ -103,7 +117,8 @@ export const oidcModelsQueries = {
       r.user_code,
       r.expires_at,
     ]);
-    await runSql(
+    const run = rows.every(mayBeLostInACrash) ? runWriteWithoutFlushWait : runSql;
+    await run(
       db,
       `insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
       values ${placeholders(rows.length, 7)}
