@@ -28,7 +28,7 @@ import {
   rateLimitKey,
 } from './http/middleware/rateLimit.js';
 import { requestLog } from './http/middleware/requestLog.js';
-import { securityHeaders } from './http/middleware/securityHeaders.js';
+import { securityHeaderSetter } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
 import { accountRoutes } from './http/routes/account.js';
 import { accountSessionRoutes } from './http/routes/accountSession.js';
@@ -175,8 +175,21 @@ export async function createApp({
   koa.keys = cookieSigner;
   koa.silent = true;
   koa.use(httpMetrics());
-  koa.use(issuerOrigin(config));
   koa.use(requestLog(log));
+  // Discovery and the JWKS, once the provider has rendered them, are the same bytes for
+  // everyone (publicMetadata.ts): answered here, counted and logged like every request, with
+  // the security headers, and nothing else a static document does not need in front of them.
+  const publicMetadata = new PublicMetadataCache();
+  const setSecurityHeaders = securityHeaderSetter({ hsts: config.secureCookies });
+  koa.use(function answerPublicMetadata(ctx, next) {
+    if (
+      !PUBLIC_METADATA_PATHS.has(ctx.path) ||
+      !publicMetadata.serve(ctx, live.provider, PUBLIC_METADATA_CACHE)
+    )
+      return next();
+    setSecurityHeaders(ctx.res);
+  });
+  koa.use(issuerOrigin(config));
   koa.use(function rememberClientAddress(ctx, next) {
     return forRequestFrom(ctx.ip, next);
   });
@@ -198,15 +211,16 @@ export async function createApp({
     return PAGELESS_PROVIDER_PATHS.has(ctx.path) ? next() : pageContext(ctx, next);
   });
   koa.use(errorHandler(log));
-  koa.use(securityHeaders({ hsts: config.secureCookies }));
+  koa.use(function securityHeaders(ctx, next) {
+    setSecurityHeaders(ctx.res);
+    return next();
+  });
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.
-  const publicMetadata = new PublicMetadataCache();
   const oidcProvider = async (ctx: Koa.Context) => {
     if (PUBLIC_METADATA_PATHS.has(ctx.path)) {
-      const provider = live.provider;
-      if (publicMetadata.serve(ctx, provider, PUBLIC_METADATA_CACHE)) return;
+      // Not kept yet (or a CORS request): the provider renders it, and a plain GET is kept.
       ctx.res.setHeader('Cache-Control', PUBLIC_METADATA_CACHE);
-      publicMetadata.capture(ctx, provider);
+      publicMetadata.capture(ctx, live.provider);
     }
     ctx.respond = false;
     await live.handle(ctx.req, ctx.res);

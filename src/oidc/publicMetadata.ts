@@ -41,10 +41,12 @@ export class PublicMetadataCache {
     if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || ctx.get('origin')) return false;
     const rendered = this.#byProvider.get(provider)?.get(ctx.path);
     if (!rendered) return false;
+    // On the Node response: Koa's ctx.set and ctx.type normalise and look up on every call.
+    const res = ctx.res;
     ctx.status = 200;
-    ctx.set('Cache-Control', cacheControl);
-    ctx.set('ETag', rendered.etag);
-    if (rendered.vary) ctx.set('Vary', rendered.vary);
+    res.setHeader('cache-control', cacheControl);
+    res.setHeader('etag', rendered.etag);
+    if (rendered.vary) res.setHeader('vary', rendered.vary);
     // Not ctx.fresh: it ignores the validator when the request says `Cache-Control: no-cache`
     // (as fetch() does with If-None-Match); that directive is for caches, and an origin
     // server answers a matching validator with 304 all the same (RFC 9110 §13.1.2).
@@ -52,7 +54,7 @@ export class PublicMetadataCache {
       ctx.status = 304;
       return true;
     }
-    ctx.type = rendered.type;
+    res.setHeader('content-type', rendered.type);
     ctx.body = rendered.body;
     return true;
   }
