@@ -35,11 +35,11 @@ export function allowImagesFrom(ctx: Context, url: string | undefined): string |
   return url;
 }
 
-/** Sets the headers every response carries on `res` (app.ts sets them on every response). */
+/** Sets on `res` the headers every response carries (app.ts: for every request, and for the kept discovery and JWKS). */
 export function securityHeaderSetter(options: { hsts: boolean }): (res: ServerResponse) => void {
   // Set on the Node response itself, each name in lower case: Koa's ctx.set makes four
   // arrays per header, and Node lower-cases a name that is not already (a new string). On
-  // every request, before anything else: ~4.3 kB of the ~70 kB an introspection allocated
+  // every response: ~4.3 kB of the ~70 kB an introspection allocated
   // (bench/README.md, "Measured on 2026-12-03, 16:20–17:00").
   const headers: ReadonlyArray<readonly [string, string]> = [
     ['content-security-policy', CSP],
