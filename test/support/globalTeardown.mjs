@@ -1,8 +1,15 @@
-// Removes the template database globalSetup.mjs made.
+// Removes the template database globalSetup.mjs made, and the run's directory in memory
+// (jest.config.js) with whatever a test left in it.
 import fs from 'node:fs';
 import pg from 'pg';
 
 export default async function globalTeardown() {
+  await removeTemplate();
+  const memoryTmp = process.env.SESAME_TEST_TMPDIR;
+  if (memoryTmp) fs.rmSync(memoryTmp, { recursive: true, force: true });
+}
+
+async function removeTemplate() {
   const template = process.env.SESAME_TEST_TEMPLATE;
   if (!template) return;
   if (process.env.DATABASE_URL) {
