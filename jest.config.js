@@ -47,12 +47,15 @@ export default {
   testTimeout: 60_000,
   // Three workers on two cores: a test often waits on a browser, a child process or a
   // notice, and a third worker fills those waits. A worker is replaced once its heap passes
-  // 250 MB after a file: a worker's heap grows with every file it runs (what keeps each
-  // file's objects reachable is not found yet), so a worker reached ~850 MB by the end, its
-  // collections slowed, and at the end of the run it was still exiting after Jest's 500 ms
-  // ("A worker process has failed to exit gracefully"; with a 400 MB limit it still did once,
-  // behind PgBouncer). PGlite suite, 2026-12-04: 451 s with 2 workers, 385–401 s with 3,
-  // 354 s with 3 and a 400 MB limit, 347 s with 250 MB.
+  // 250 MB after a file: a worker's heap grows by 10–30 MB with every file it runs, because
+  // Node 20 never frees a vm.SourceTextModule, which is what Jest runs each file's modules as
+  // (nodejs/node#59118, jestjs/jest#9959). A heap snapshot after four files run in band held
+  // every file's Koa apps, reached from the realm's cleanup queue through each file's
+  // ModuleWrap. Without the limit a worker reached ~850 MB by the end, its collections slowed,
+  // and at the end of the run it was still exiting after Jest's 500 ms ("A worker process has
+  // failed to exit gracefully"; with a 400 MB limit it still did once, behind PgBouncer). A
+  // PGlite run uses ~13 workers in all for its 91 files. PGlite suite, 2026-12-04: 451 s with
+  // 2 workers, 385–401 s with 3, 354 s with 3 and a 400 MB limit, 347 s with 250 MB.
   maxWorkers: 3,
   workerIdleMemoryLimit: '250MB',
   reporters: ['default', '<rootDir>/test/support/summaryReporter.mjs'],
