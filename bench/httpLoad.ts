@@ -14,6 +14,8 @@ export const BARE_LOGIN_CLIENT = {
 export interface HttpLoadResult {
   /** Successful (2xx) responses per second over the measured window. */
   perSecond: number;
+  /** How long the window was: autocannon ends a run at its next whole second. */
+  seconds: number;
   ok: number;
   failed: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
@@ -47,6 +49,7 @@ export async function measureHttp(
   const result = await autocannon({ ...options, duration: seconds });
   return {
     perSecond: Math.round(result['2xx'] / result.duration),
+    seconds: result.duration,
     ok: result['2xx'],
     failed: result.non2xx + result.errors + result.timeouts,
     latencyMs: {

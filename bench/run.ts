@@ -94,10 +94,31 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-/** Seconds of warm-up and measurement per phase: --quick stays under a minute, a full run near three. */
+/**
+ * Seconds of warm-up and measurement per phase: --quick stays under a minute, a full run near
+ * three. A protocol load's seconds are measured in `rounds` that alternate Sesame and bare.
+ */
 const PLAN = {
-  quick: { loginWarmup: 2, login: 8, httpWarmup: 2, token: 4, introspection: 3, discovery: 2, jwks: 2 },
-  full: { loginWarmup: 5, login: 30, httpWarmup: 3, token: 15, introspection: 10, discovery: 8, jwks: 8 },
+  quick: {
+    loginWarmup: 2,
+    login: 8,
+    httpWarmup: 2,
+    token: 4,
+    introspection: 3,
+    discovery: 2,
+    jwks: 2,
+    rounds: 2,
+  },
+  full: {
+    loginWarmup: 5,
+    login: 30,
+    httpWarmup: 3,
+    token: 15,
+    introspection: 10,
+    discovery: 8,
+    jwks: 8,
+    rounds: 4,
+  },
 };
 
 const REDIRECT_URI = 'http://127.0.0.1:8999/callback';
@@ -203,23 +224,21 @@ class HeapWindows {
 /** Now on the monotonic clock that CPU profiles count time on, in µs. */
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
-/**
- * The four protocol loads, each warmed up and then measured. `windows` gets each measured
- * window on the monotonic clock, to cut a CPU profile to it (`--profile`).
- */
-async function protocolPhase(
-  servers: ServerChild | ServerChild[],
+/** The four protocol loads in the order they run, with the seconds each is measured for. */
+const protocolPlan = (plan: typeof PLAN.quick) =>
+  [
+    ['clientCredentials', plan.token],
+    ['introspection', plan.introspection],
+    ['discovery', plan.discovery],
+    ['jwks', plan.jwks],
+  ] as const;
+
+/** One client_credentials token of `client`'s: introspection asks about one of the client's own tokens. */
+async function issueToken(
+  base: string,
   client: { client_id: string; client_secret: string },
-  plan: typeof PLAN.quick,
-  database?: string,
-  windows: Record<string, ProfileWindow> = {},
-  heap?: HeapWindows,
-) {
-  const all = Array.isArray(servers) ? servers : [servers];
-  const server = all[0]!;
-  const bases = all.map((s) => s.base);
-  // Introspection asks about one of the client's own client_credentials tokens.
-  const issued = await fetch(`${server.base}/token`, {
+): Promise<string> {
+  const issued = await fetch(`${base}/token`, {
     method: 'POST',
     headers: {
       authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`).toString('base64')}`,
@@ -227,25 +246,26 @@ async function protocolPhase(
     },
     body: 'grant_type=client_credentials',
   });
-  const { access_token } = (await issued.json()) as { access_token: string };
-  const loads = protocolLoads(client, access_token);
+  return ((await issued.json()) as { access_token: string }).access_token;
+}
+
+/** The four protocol loads on several Sesame servers at once (`--instances`), each warmed up and then measured. */
+async function instancesProtocolPhase(
+  servers: ServerChild[],
+  client: { client_id: string; client_secret: string },
+  plan: typeof PLAN.quick,
+  database?: string,
+) {
+  const bases = servers.map((s) => s.base);
+  const loads = protocolLoads(client, await issueToken(servers[0]!.base, client));
   const results: Record<string, ProtocolResult> = {};
-  for (const [name, seconds] of [
-    ['clientCredentials', plan.token],
-    ['introspection', plan.introspection],
-    ['discovery', plan.discovery],
-    ['jwks', plan.jwks],
-  ] as const) {
+  for (const [name, seconds] of protocolPlan(plan)) {
     await measureHttp(bases, loads[name], plan.httpWarmup, 0);
     const cpu = perOperationMeter(
-      all.map((s) => s.pid),
+      servers.map((s) => s.pid),
       database,
     );
-    const fromUs = monotonicUs();
-    heap?.begin(server.pid);
     const result = await measureHttp(bases, loads[name], seconds, 0);
-    windows[name] = { fromUs, toUs: monotonicUs() };
-    await heap?.end(server.pid, name);
     results[name] = { ...result, ...cpu(result.ok), load: load() };
     log(
       `  ${name}: ${result.perSecond}/s (p99 ${result.latencyMs.p99} ms, ${result.failed} failed, ` +
@@ -253,6 +273,113 @@ async function protocolPhase(
     );
   }
   return results;
+}
+
+/** A server measured beside another in {@link protocolBeside}, with what its loads need. */
+interface ProtocolSide {
+  /** `sesame` or `bare`, for the log. */
+  name: string;
+  server: ServerChild;
+  client: { client_id: string; client_secret: string };
+  /** Postgres's database, whose backends' CPU is counted too. */
+  database?: string;
+  /** Gets each load's measured window, first round to last, to cut a CPU profile to it (`--profile`). */
+  windows: Record<string, ProfileWindow>;
+}
+
+/**
+ * The four protocol loads on Sesame and on the bare provider, each load measured in rounds
+ * that alternate between the two (the first round Sesame then bare, the next bare then
+ * Sesame, ...), so a change in the machine's speed during the run falls on both alike; run one
+ * after the other, minutes apart, their ratio moved with whatever else the machine was doing.
+ * Each server gets about the plan's seconds in all, in rounds of whole seconds. Per server:
+ * the rate over all its rounds, p50 and p90 the median of the rounds', p99 and max the worst
+ * round's, CPU and allocation per request over all its rounds, and each round's rate.
+ * A side's profile window (`--profile`, `--heap-profile`) runs from its first round to its
+ * last: while the other side is measured it is idle, which a CPU profile does not count as busy.
+ */
+async function protocolBeside(
+  sides: ProtocolSide[],
+  plan: typeof PLAN.quick,
+  heap?: HeapWindows,
+): Promise<Record<string, ProtocolResult & { perSecondByRound: number[] }>[]> {
+  const loads = await Promise.all(
+    sides.map(async (side) => protocolLoads(side.client, await issueToken(side.server.base, side.client))),
+  );
+  const results = sides.map(() => ({}) as Record<string, ProtocolResult & { perSecondByRound: number[] }>);
+  for (const [name, seconds] of protocolPlan(plan)) {
+    for (const [i, side] of sides.entries())
+      await measureHttp(side.server.base, loads[i]![name], plan.httpWarmup, 0);
+    // Whole seconds: autocannon ends a run at its next whole second anyway.
+    const roundSeconds = Math.max(1, Math.round(seconds / plan.rounds));
+    const rounds = sides.map(
+      () => [] as (HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>>)[],
+    );
+    for (let round = 0; round < plan.rounds; round++) {
+      const order = [...sides.keys()];
+      if (round % 2) order.reverse();
+      for (const i of order) {
+        const side = sides[i]!;
+        const cpu = perOperationMeter(side.server.pid, side.database);
+        if (round === 0) {
+          side.windows[name] = { fromUs: monotonicUs(), toUs: 0 };
+          heap?.begin(side.server.pid);
+        }
+        const result = await measureHttp(side.server.base, loads[i]![name], roundSeconds, 0);
+        if (round === plan.rounds - 1) {
+          side.windows[name]!.toUs = monotonicUs();
+          await heap?.end(side.server.pid, name);
+        }
+        rounds[i]!.push({ ...result, ...cpu(result.ok) });
+      }
+    }
+    for (const [i, side] of sides.entries()) {
+      results[i]![name] = combineRounds(rounds[i]!);
+      const result = results[i]![name]!;
+      log(
+        `  ${side.name} ${name}: ${result.perSecond}/s ` +
+          `(rounds ${result.perSecondByRound.join(', ')}; p99 ${result.latencyMs.p99} ms, ${result.failed} failed, ` +
+          `${result.serverCpuMsPerOp} ms server CPU, ${result.allocatedKbPerOp} kB allocated each)`,
+      );
+    }
+  }
+  return results;
+}
+
+/** One server's rounds of one load as one figure (see {@link protocolBeside}). */
+function combineRounds(
+  rounds: (HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>>)[],
+): ProtocolResult & { perSecondByRound: number[] } {
+  const ok = rounds.reduce((sum, r) => sum + r.ok, 0);
+  const seconds = Math.round(rounds.reduce((sum, r) => sum + r.seconds, 0) * 100) / 100;
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+  /** Per-request figures of the rounds, weighted by each round's requests. */
+  const perOp = (pick: (r: (typeof rounds)[number]) => number | undefined) =>
+    Math.round((rounds.reduce((sum, r) => sum + (pick(r) ?? 0) * r.ok, 0) / Math.max(ok, 1)) * 1000) / 1000;
+  const statusCodes: Record<string, number> = {};
+  for (const r of rounds)
+    for (const [code, count] of Object.entries(r.statusCodes))
+      statusCodes[code] = (statusCodes[code] ?? 0) + count;
+  return {
+    perSecond: Math.round(ok / seconds),
+    seconds,
+    ok,
+    failed: rounds.reduce((sum, r) => sum + r.failed, 0),
+    latencyMs: {
+      p50: median(rounds.map((r) => r.latencyMs.p50)),
+      p90: median(rounds.map((r) => r.latencyMs.p90)),
+      p99: Math.max(...rounds.map((r) => r.latencyMs.p99)),
+      max: Math.max(...rounds.map((r) => r.latencyMs.max)),
+    },
+    statusCodes,
+    serverCpuMsPerOp: perOp((r) => r.serverCpuMsPerOp),
+    allocatedKbPerOp: Math.round(perOp((r) => r.allocatedKbPerOp) * 10) / 10,
+    ...(rounds[0]?.postgresCpuMsPerOp !== undefined && {
+      postgresCpuMsPerOp: perOp((r) => r.postgresCpuMsPerOp),
+    }),
+    load: load(),
+    perSecondByRound: rounds.map((r) => r.perSecond),
+  };
 }
 
 const machine = () => ({ cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version });
@@ -487,16 +614,34 @@ async function main() {
     // Without extra sessions nothing changed the database since the last snapshot.
     const beforeTokens = sessions ? await snapshotStorage(database) : afterLogins;
     const protocolServer = await start(serverArgs);
-    log('sesame: client_credentials, discovery, jwks');
+    const bareProfileDir = path.join(profileDir, 'bare');
+    const bare = await startBare(await freePort(), [
+      ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${bareProfileDir}`] : []),
+      ...heapArgs,
+    ]);
+    servers.push(bare);
+    log(
+      `sesame and the bare oidc-provider (RSS ${rssMb(bare.pid)} MB), alternating: client_credentials, introspection, discovery, jwks`,
+    );
     const sesameWindows: Record<string, ProfileWindow> = {};
-    const sesame = await protocolPhase(
-      protocolServer,
-      { client_id: service.client_id!, client_secret: service.client_secret! },
+    const bareWindows: Record<string, ProfileWindow> = {};
+    const beside = await protocolBeside(
+      [
+        {
+          name: 'sesame',
+          server: protocolServer,
+          client: { client_id: service.client_id!, client_secret: service.client_secret! },
+          database: database.name,
+          windows: sesameWindows,
+        },
+        { name: 'bare', server: bare, client: BARE_CLIENT, windows: bareWindows },
+      ],
       plan,
-      database.name,
-      sesameWindows,
       heap,
     );
+    const sesame = beside[0]!;
+    const baseline = beside[1]!;
+    const bareRss = rssMb(bare.pid);
     const rssAfterTokens = rssMb(protocolServer.pid);
     await protocolServer.stop();
     // A quick run skips this snapshot: on PGlite each one opens the database again.
@@ -520,7 +665,7 @@ async function main() {
         `  logins on ${group.length}: ${run.logins.value.loginsPerSecond}/s, errors ${JSON.stringify(run.logins.value.errors)}, ` +
           `${run.cpu?.serverCpuMsPerOp} ms server CPU each`,
       );
-      const protocol = await protocolPhase(
+      const protocol = await instancesProtocolPhase(
         group,
         { client_id: service.client_id!, client_secret: service.client_secret! },
         plan,
@@ -541,16 +686,6 @@ async function main() {
       for (const server of group) await server.stop();
     }
 
-    const bareProfileDir = path.join(profileDir, 'bare');
-    const bare = await startBare(await freePort(), [
-      ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${bareProfileDir}`] : []),
-      ...heapArgs,
-    ]);
-    servers.push(bare);
-    log(`bare oidc-provider (RSS ${rssMb(bare.pid)} MB): client_credentials, introspection, discovery, jwks`);
-    const bareWindows: Record<string, ProfileWindow> = {};
-    const baseline = await protocolPhase(bare, BARE_CLIENT, plan, undefined, bareWindows, heap);
-    const bareRss = rssMb(bare.pid);
     // The same logins against the bare provider's in-memory passkey interaction.
     const bareTarget: FlowTarget = {
       base: bare.base,
