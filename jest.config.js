@@ -12,23 +12,24 @@ const cacheDirectory = path.join(os.tmpdir(), 'jest-sesame');
  * The run's temporary files go to memory when the machine has room there: TMPDIR is set to a
  * directory of this run's own on /dev/shm (tmpfs), which the workers, the servers and CLI
  * processes tests start, and Chromium inherit; globalTeardown.mjs removes it. Each test app
- * copies the embedded database's template, ~1,200 files, and on ext4 creating and deleting
- * them cost more kernel time than the tests' own work (discovery.test.ts alone: 3.9–5.3 s
- * of system time on /tmp, 1.2–1.3 s on /dev/shm). 2 GB free is asked for: a container's
- * /dev/shm is often 64 MB, and then /tmp is used as before.
+ * copies the embedded database's template, ~1,200 files, and creating and deleting them on
+ * ext4 took discovery.test.ts alone 3.9–5.3 s of system time, against 1.2–1.3 s on /dev/shm.
+ * 2 GB free is asked for: a container's /dev/shm is often 64 MB, and then /tmp is used as
+ * before. SESAME_TEST_TMPDIR is set only here, for the teardown (and so that the config,
+ * loaded twice, makes one directory).
  */
-const MEMORY_TMP = '/dev/shm';
+const MEMORY_TMP_PREFIX = '/dev/shm/sesame-tests-';
 const MEMORY_TMP_NEEDED_BYTES = 2 * 1024 ** 3;
 function memoryTmpFree() {
   try {
-    const stats = fs.statfsSync(MEMORY_TMP);
+    const stats = fs.statfsSync(path.dirname(MEMORY_TMP_PREFIX));
     return stats.bavail * stats.bsize;
   } catch {
     return 0;
   }
 }
 if (!process.env.SESAME_TEST_TMPDIR && memoryTmpFree() >= MEMORY_TMP_NEEDED_BYTES) {
-  process.env.SESAME_TEST_TMPDIR = fs.mkdtempSync(path.join(MEMORY_TMP, 'sesame-tests-'));
+  process.env.SESAME_TEST_TMPDIR = fs.mkdtempSync(MEMORY_TMP_PREFIX);
   process.env.TMPDIR = process.env.SESAME_TEST_TMPDIR;
 }
 
