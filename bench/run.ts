@@ -184,7 +184,11 @@ function perOperationMeter(pids: number | number[], database: string | undefined
   });
 }
 
-type ProtocolResult = HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>> & { load: number[] };
+/** One measured window of a load: autocannon's figures with the servers' cost per request. */
+type MeasuredWindow = HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>>;
+type ProtocolResult = MeasuredWindow & { load: number[] };
+/** A load measured in alternating rounds ({@link protocolBeside}), with each round's rate. */
+type RoundsResult = ProtocolResult & { perSecondByRound: number[] };
 
 /**
  * Brackets measured windows with bench/heapSampler.ts's SIGUSR2 toggles (`--heap-profile`):
@@ -302,19 +306,17 @@ async function protocolBeside(
   sides: ProtocolSide[],
   plan: typeof PLAN.quick,
   heap?: HeapWindows,
-): Promise<Record<string, ProtocolResult & { perSecondByRound: number[] }>[]> {
+): Promise<Record<string, RoundsResult>[]> {
   const loads = await Promise.all(
     sides.map(async (side) => protocolLoads(side.client, await issueToken(side.server.base, side.client))),
   );
-  const results = sides.map(() => ({}) as Record<string, ProtocolResult & { perSecondByRound: number[] }>);
+  const results = sides.map(() => ({}) as Record<string, RoundsResult>);
   for (const [name, seconds] of protocolPlan(plan)) {
     for (const [i, side] of sides.entries())
       await measureHttp(side.server.base, loads[i]![name], plan.httpWarmup, 0);
     // Whole seconds: autocannon ends a run at its next whole second anyway.
     const roundSeconds = Math.max(1, Math.round(seconds / plan.rounds));
-    const rounds = sides.map(
-      () => [] as (HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>>)[],
-    );
+    const rounds = sides.map(() => [] as MeasuredWindow[]);
     for (let round = 0; round < plan.rounds; round++) {
       const order = [...sides.keys()];
       if (round % 2) order.reverse();
@@ -347,9 +349,7 @@ async function protocolBeside(
 }
 
 /** One server's rounds of one load as one figure (see {@link protocolBeside}). */
-function combineRounds(
-  rounds: (HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>>)[],
-): ProtocolResult & { perSecondByRound: number[] } {
+function combineRounds(rounds: MeasuredWindow[]): RoundsResult {
   const ok = rounds.reduce((sum, r) => sum + r.ok, 0);
   const seconds = Math.round(rounds.reduce((sum, r) => sum + r.seconds, 0) * 100) / 100;
   const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
