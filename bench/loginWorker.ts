@@ -1,15 +1,25 @@
 /**
  * The login load generator, run as its own process (forked by run.ts) so its CPU is not
- * the server's. `setup` signs up the users whose passkeys it holds; `run` drives complete
- * logins from `concurrency` browsers for a while and answers with per-step latencies.
+ * the server's. `setup` signs up the users whose passkeys it holds, as a named set (one per
+ * server: Sesame's and the bare provider's); `run` drives complete logins of one set from
+ * `concurrency` browsers for a while and answers with per-step latencies.
  */
 import { BenchUser, type FlowTarget, LOGIN_STEPS, type LoginStep, StepError } from './loginFlow.js';
 import { type Latency, latency } from './stats.js';
 
 export type WorkerRequest =
-  | { type: 'setup'; target: FlowTarget; users: number; runId: string }
-  | { type: 'run'; concurrency: number; warmupMs: number; durationMs: number; bases?: string[] }
-  | { type: 'soak'; rate: number; durationMs: number; windowMs: number };
+  | { type: 'setup'; set: string; target: FlowTarget; users: number; runId: string }
+  | {
+      type: 'run';
+      set: string;
+      concurrency: number;
+      warmupMs: number;
+      durationMs: number;
+      bases?: string[];
+      /** Answer with every measured duration too (`samples`), for run.ts to pool several runs. */
+      keepSamples?: boolean;
+    }
+  | { type: 'soak'; set: string; rate: number; durationMs: number; windowMs: number };
 
 export interface LoginRunResult {
   /** Logins that started after the warm-up and completed. */
@@ -20,6 +30,8 @@ export interface LoginRunResult {
   loginsPerSecond: number;
   errors: Record<string, number>;
   steps: Record<LoginStep | 'login', Latency>;
+  /** With `keepSamples`: the measured durations in ms behind `steps`. */
+  samples?: Record<LoginStep | 'login', number[]>;
 }
 
 /** One window of a soak: logins started in it, their errors and per-step latencies. */
@@ -48,13 +60,24 @@ export type WorkerReply =
   | { type: 'soaked'; result: SoakResult }
   | { type: 'failed'; error: string };
 
-let users: BenchUser[] = [];
+/** The signed-up users of each set, by the set's name. */
+const userSets = new Map<string, BenchUser[]>();
 
-async function setup(target: FlowTarget, count: number, runId: string) {
+function usersOf(set: string): BenchUser[] {
+  const users = userSets.get(set);
+  if (!users) throw new Error(`no users were signed up as set ${set}`);
+  return users;
+}
+
+async function setup(set: string, target: FlowTarget, count: number, runId: string) {
   const started = performance.now();
-  users = Array.from({ length: count }, (_, i) => new BenchUser(target, `bench-${runId}-${i}@example.com`));
+  const users = Array.from(
+    { length: count },
+    (_, i) => new BenchUser(target, `bench-${runId}-${i}@example.com`),
+  );
   // A few at a time: sign-up is setup, not the measurement.
   for (let i = 0; i < users.length; i += 4) await Promise.all(users.slice(i, i + 4).map((u) => u.signUp()));
+  userSets.set(set, users);
   return performance.now() - started;
 }
 
@@ -63,12 +86,15 @@ async function setup(target: FlowTarget, count: number, runId: string) {
  * two assertions of one passkey are ever in flight: the server would rightly refuse the
  * one whose signature counter lost the race.
  */
-async function run(
-  concurrency: number,
-  warmupMs: number,
-  durationMs: number,
-  bases?: string[],
-): Promise<LoginRunResult> {
+async function run({
+  set,
+  concurrency,
+  warmupMs,
+  durationMs,
+  bases,
+  keepSamples,
+}: Extract<WorkerRequest, { type: 'run' }>): Promise<LoginRunResult> {
+  const users = usersOf(set);
   for (const user of users) user.target = { ...user.target, bases };
   if (users.length < concurrency)
     throw new Error(`${users.length} users cannot feed ${concurrency} browsers`);
@@ -117,6 +143,7 @@ async function run(
     steps: Object.fromEntries(
       Object.entries(samples).map(([k, v]) => [k, latency(v)]),
     ) as LoginRunResult['steps'],
+    ...(keepSamples && { samples }),
   };
 }
 
@@ -126,8 +153,8 @@ async function run(
  * every user is busy the login is counted as `behind` instead. Latencies and errors are kept
  * per window of `windowMs`, by the time the login started.
  */
-async function soak(rate: number, durationMs: number, windowMs: number): Promise<SoakResult> {
-  const free = [...users];
+async function soak(set: string, rate: number, durationMs: number, windowMs: number): Promise<SoakResult> {
+  const free = [...usersOf(set)];
   const windowCount = Math.ceil(durationMs / windowMs);
   const windows = Array.from({ length: windowCount }, () => ({
     logins: 0,
@@ -201,15 +228,13 @@ function reply(message: WorkerReply) {
 process.on('message', (message: WorkerRequest) => {
   const work =
     message.type === 'setup'
-      ? setup(message.target, message.users, message.runId).then((setupMs) =>
-          reply({ type: 'ready', users: users.length, setupMs: Math.round(setupMs) }),
+      ? setup(message.set, message.target, message.users, message.runId).then((setupMs) =>
+          reply({ type: 'ready', users: message.users, setupMs: Math.round(setupMs) }),
         )
       : message.type === 'soak'
-        ? soak(message.rate, message.durationMs, message.windowMs).then((result) =>
+        ? soak(message.set, message.rate, message.durationMs, message.windowMs).then((result) =>
             reply({ type: 'soaked', result }),
           )
-        : run(message.concurrency, message.warmupMs, message.durationMs, message.bases).then((result) =>
-            reply({ type: 'result', result }),
-          );
+        : run(message).then((result) => reply({ type: 'result', result }));
   work.catch((error: Error) => reply({ type: 'failed', error: error.message }));
 });

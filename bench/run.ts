@@ -3,9 +3,10 @@
  *
  * Starts Sesame in its own process on a fresh database (PGlite, or Postgres when
  * DATABASE_URL is set), signs users up with software passkeys, drives complete logins from
- * a separate load process, then measures client_credentials tokens, discovery and JWKS with
- * autocannon — and the same token/discovery/JWKS load against a bare oidc-provider. Writes
- * bench/results/<date>-<db>-<quick|full>.json and prints one summary line.
+ * a separate load process, then measures client_credentials tokens, introspection,
+ * discovery and JWKS with autocannon. A bare oidc-provider gets the same logins and loads,
+ * in rounds that alternate with Sesame's. Writes bench/results/<date>-<db>-<quick|full>.json
+ * and prints one summary line.
  */
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -49,6 +50,7 @@ import {
   summariseProfile,
 } from './profileSummary.js';
 import { parseDuration, soak } from './soak.js';
+import { latency } from './stats.js';
 
 interface Options {
   quick: boolean;
@@ -120,6 +122,9 @@ const PLAN = {
     rounds: 4,
   },
 };
+
+/** A later round of logins (loginsBeside) starts with this long for its browsers to get going again, unmeasured. */
+const LOGIN_ROUND_RESTART_MS = 500;
 
 const REDIRECT_URI = 'http://127.0.0.1:8999/callback';
 
@@ -382,6 +387,66 @@ function combineRounds(rounds: MeasuredWindow[]): RoundsResult {
   };
 }
 
+/** One window of logins as measured by main's `measureLogins`: the worker's answer, peak RSS, cost per login. */
+interface LoginWindow {
+  logins: { value: LoginRunResult; peakMb: number };
+  cpu?: ReturnType<ReturnType<typeof perOperationMeter>>;
+}
+
+/**
+ * One server's rounds of logins ({@link LoginWindow}s measured with `keepSamples`) as one
+ * window: logins and seconds summed, each step's latencies over the durations of every
+ * round, the peak RSS of any round, CPU and allocation per login weighted by each round's
+ * logins, and each round's rate.
+ */
+function combineLoginRounds(rounds: LoginWindow[]): {
+  logins: { value: LoginRunResult & { perSecondByRound: number[] }; peakMb: number };
+  cpu?: LoginWindow['cpu'];
+} {
+  const runs = rounds.map((r) => r.logins.value);
+  const logins = runs.reduce((sum, r) => sum + r.logins, 0);
+  const seconds = runs.reduce((sum, r) => sum + r.seconds, 0);
+  const errors: Record<string, number> = {};
+  const samples: Record<string, number[]> = {};
+  for (const r of runs) {
+    for (const [key, count] of Object.entries(r.errors)) errors[key] = (errors[key] ?? 0) + count;
+    for (const [step, durations] of Object.entries(r.samples ?? {}))
+      samples[step] = [...(samples[step] ?? []), ...durations];
+  }
+  const perLogin = (pick: (cpu: NonNullable<LoginWindow['cpu']>) => number | undefined) =>
+    Math.round(
+      (rounds.reduce((sum, r) => sum + (r.cpu ? (pick(r.cpu) ?? 0) * r.logins.value.logins : 0), 0) /
+        Math.max(logins, 1)) *
+        1000,
+    ) / 1000;
+  const cpu = rounds.every((r) => r.cpu)
+    ? {
+        serverCpuMsPerOp: perLogin((c) => c.serverCpuMsPerOp),
+        allocatedKbPerOp: Math.round(perLogin((c) => c.allocatedKbPerOp) * 10) / 10,
+        ...(rounds[0]!.cpu!.postgresCpuMsPerOp !== undefined && {
+          postgresCpuMsPerOp: perLogin((c) => c.postgresCpuMsPerOp),
+        }),
+      }
+    : undefined;
+  return {
+    logins: {
+      value: {
+        logins,
+        allLogins: runs.reduce((sum, r) => sum + r.allLogins, 0),
+        seconds: Math.round(seconds * 100) / 100,
+        loginsPerSecond: Math.round((logins / Math.max(seconds, 0.01)) * 10) / 10,
+        errors,
+        steps: Object.fromEntries(
+          Object.entries(samples).map(([step, durations]) => [step, latency(durations)]),
+        ) as LoginRunResult['steps'],
+        perSecondByRound: runs.map((r) => r.loginsPerSecond),
+      },
+      peakMb: Math.max(...rounds.map((r) => r.logins.peakMb)),
+    },
+    cpu,
+  };
+}
+
 const machine = () => ({ cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version });
 
 /** bench/results/<date>T<hhmm>-<database>-<mode>.json, its folder made. */
@@ -438,38 +503,99 @@ async function main() {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
   }
-  /** Logins from `concurrency` browsers after a warm-up, with the server's peak RSS and CPU per login. */
-  const measureLogins = async (pid: number | number[], databaseName?: string, bases?: string[]) => {
+  /**
+   * Logins of the user set `set` from `concurrency` browsers: `warmupMs`, then `durationMs`
+   * measured, with the servers' peak RSS and CPU per login. `window` gets the measured
+   * window's start (unless an earlier round set it) and end, to cut a CPU profile to it
+   * (`--profile`). With `--heap-profile`, `heapWindow.begin` starts the server's sampling
+   * after the warm-up and `heapWindow.end` writes its profile afterwards.
+   */
+  const measureLogins = async (
+    pid: number | number[],
+    {
+      set,
+      databaseName,
+      bases,
+      warmupMs = plan.loginWarmup * 1000,
+      durationMs = plan.login * 1000,
+      keepSamples = false,
+      window = { fromUs: Number.POSITIVE_INFINITY, toUs: 0 },
+      heapWindow = { begin: true, end: true },
+    }: {
+      set: string;
+      databaseName?: string;
+      bases?: string[];
+      warmupMs?: number;
+      durationMs?: number;
+      keepSamples?: boolean;
+      window?: ProfileWindow;
+      heapWindow?: { begin: boolean; end: boolean };
+    },
+  ) => {
     let meter: ReturnType<typeof perOperationMeter> | undefined;
-    /** The measured window on the monotonic clock, to cut a CPU profile to it (`--profile`). */
-    const window: ProfileWindow = { fromUs: Number.POSITIVE_INFINITY, toUs: 0 };
     // Heap profiles are taken on one server at a time (not with --instances).
     const sampled = heap && typeof pid === 'number' ? pid : undefined;
     let sampling = false;
     const warm = setTimeout(() => {
       meter = perOperationMeter(pid, databaseName);
-      window.fromUs = monotonicUs();
-      if (sampled) {
+      window.fromUs = Math.min(window.fromUs, monotonicUs());
+      if (sampled && heapWindow.begin) {
         heap!.begin(sampled);
         sampling = true;
       }
-    }, plan.loginWarmup * 1000);
+    }, warmupMs);
     const logins = await withPeakRss(
       pid,
       worker
-        .ask({
-          type: 'run',
-          concurrency: options.concurrency,
-          warmupMs: plan.loginWarmup * 1000,
-          durationMs: plan.login * 1000,
-          bases,
-        })
+        .ask({ type: 'run', set, concurrency: options.concurrency, warmupMs, durationMs, bases, keepSamples })
         .then((reply) => (reply as { result: LoginRunResult }).result),
     );
     clearTimeout(warm);
     window.toUs = monotonicUs();
-    if (sampling) await heap!.end(sampled!, 'logins');
-    return { logins, cpu: meter?.(logins.value.logins), window };
+    if (sampled && heapWindow.end && (sampling || !heapWindow.begin)) await heap!.end(sampled, 'logins');
+    return { logins, cpu: meter?.(logins.value.logins), window } satisfies LoginWindow & {
+      window: ProfileWindow;
+    };
+  };
+  /**
+   * Logins on Sesame and on the bare provider in rounds that alternate between them, as
+   * {@link protocolBeside} measures the protocol loads: each side gets the plan's seconds of
+   * logins in `plan.rounds` rounds, Sesame first in odd rounds, bare first in even ones. A
+   * side's first round starts with the plan's warm-up, a later one with half a second for its
+   * browsers to get going again. Per side: {@link combineLoginRounds}, and a profile window
+   * from its first round to its last.
+   */
+  const loginsBeside = async (sides: { name: string; pid: number; set: string; database?: string }[]) => {
+    const roundMs = Math.max(1, Math.round(plan.login / plan.rounds)) * 1000;
+    const rounds = sides.map(() => [] as LoginWindow[]);
+    const windows = sides.map((): ProfileWindow => ({ fromUs: Number.POSITIVE_INFINITY, toUs: 0 }));
+    for (let round = 0; round < plan.rounds; round++) {
+      const order = [...sides.keys()];
+      if (round % 2) order.reverse();
+      for (const i of order) {
+        const side = sides[i]!;
+        const measured = await measureLogins(side.pid, {
+          set: side.set,
+          databaseName: side.database,
+          warmupMs: round === 0 ? plan.loginWarmup * 1000 : LOGIN_ROUND_RESTART_MS,
+          durationMs: roundMs,
+          keepSamples: true,
+          window: windows[i],
+          heapWindow: { begin: round === 0, end: round === plan.rounds - 1 },
+        });
+        rounds[i]!.push(measured);
+      }
+    }
+    return sides.map((side, i) => {
+      const combined = combineLoginRounds(rounds[i]!);
+      const { value } = combined.logins;
+      log(
+        `  ${side.name} logins: ${value.loginsPerSecond}/s (rounds ${value.perSecondByRound.join(', ')}), ` +
+          `errors ${JSON.stringify(value.errors)}, ${combined.cpu?.serverCpuMsPerOp} ms server CPU, ` +
+          `${combined.cpu?.allocatedKbPerOp} kB allocated each`,
+      );
+      return { ...combined, window: windows[i]! };
+    });
   };
   const start = async (args: string[] = []) => {
     const server = await startSesame(env, port, args);
@@ -503,7 +629,13 @@ async function main() {
     const apiKey = options.soakMs
       ? (await sesameCli(['api-keys', 'create', '--name', 'bench soak'], env)).key!
       : undefined;
-    const ready = await worker.ask({ type: 'setup', target, users, runId: startedAt.getTime().toString(36) });
+    const ready = await worker.ask({
+      type: 'setup',
+      set: 'sesame',
+      target,
+      users,
+      runId: startedAt.getTime().toString(36),
+    });
     log(`signed up ${users} users in ${ready.type === 'ready' ? ready.setupMs : '?'} ms`);
     await first.stop();
 
@@ -557,24 +689,41 @@ async function main() {
       return;
     }
 
-    // Logins.
+    // Logins, on Sesame and on the bare provider's in-memory passkey interaction in turn.
     const beforeLogins = await snapshotStorage(database);
     const loginServer = await start(serverArgs);
     const rssIdle = rssMb(loginServer.pid);
+    const bareProfileDir = path.join(profileDir, 'bare');
+    const bare = await startBare(await freePort(), [
+      ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${bareProfileDir}`] : []),
+      ...heapArgs,
+    ]);
+    servers.push(bare);
+    await worker.ask({
+      type: 'setup',
+      set: 'bare',
+      target: {
+        base: bare.base,
+        issuer: bare.base.replace('127.0.0.1', 'localhost'),
+        clientId: BARE_LOGIN_CLIENT.client_id,
+        clientSecret: BARE_LOGIN_CLIENT.client_secret,
+        redirectUri: BARE_LOGIN_CLIENT.redirect_uris[0]!,
+      },
+      users,
+      runId: `${startedAt.getTime().toString(36)}-bare`,
+    });
     log(
-      `server up in ${loginServer.startupMs} ms (RSS ${rssIdle} MB); ${options.concurrency} browsers logging in`,
+      `server up in ${loginServer.startupMs} ms (RSS ${rssIdle} MB), the bare provider too; ` +
+        `${options.concurrency} browsers logging in, ${plan.rounds} rounds each, alternating`,
     );
-    const {
-      logins,
-      cpu: loginCpuPerLogin,
-      window: loginWindow,
-    } = await measureLogins(loginServer.pid, database.name);
+    const [loginRun, bareRun] = await loginsBeside([
+      { name: 'sesame', pid: loginServer.pid, set: 'sesame', database: database.name },
+      { name: 'bare', pid: bare.pid, set: 'bare' },
+    ]);
+    const { logins, cpu: loginCpuPerLogin, window: loginWindow } = loginRun!;
+    const bareLogins = bareRun!;
     const loginLoad = load();
     const rssAfterLogins = rssMb(loginServer.pid);
-    log(
-      `  logins: ${logins.value.loginsPerSecond}/s, errors ${JSON.stringify(logins.value.errors)}, ` +
-        `${loginCpuPerLogin?.serverCpuMsPerOp} ms server CPU, ${loginCpuPerLogin?.allocatedKbPerOp} kB allocated each`,
-    );
     await loginServer.stop();
     const afterLogins = await snapshotStorage(database);
 
@@ -589,6 +738,7 @@ async function main() {
         worker
           .ask({
             type: 'run',
+            set: 'sesame',
             concurrency: options.concurrency,
             warmupMs: 2000,
             durationMs: plan.login * 1000,
@@ -610,16 +760,10 @@ async function main() {
       await server.stop();
     }
 
-    // Tokens, discovery, JWKS on Sesame, then the same on the bare provider.
+    // Tokens, discovery, JWKS on Sesame and on the bare provider, in turn.
     // Without extra sessions nothing changed the database since the last snapshot.
     const beforeTokens = sessions ? await snapshotStorage(database) : afterLogins;
     const protocolServer = await start(serverArgs);
-    const bareProfileDir = path.join(profileDir, 'bare');
-    const bare = await startBare(await freePort(), [
-      ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${bareProfileDir}`] : []),
-      ...heapArgs,
-    ]);
-    servers.push(bare);
     log(
       `sesame and the bare oidc-provider (RSS ${rssMb(bare.pid)} MB), alternating: client_credentials, introspection, discovery, jwks`,
     );
@@ -660,7 +804,7 @@ async function main() {
       const pids = group.map((s) => s.pid);
       const bases = group.map((s) => s.base);
       log(`${group.length} instances: logins, then client_credentials, introspection, discovery, jwks`);
-      const run = await measureLogins(pids, database.name, bases);
+      const run = await measureLogins(pids, { set: 'sesame', databaseName: database.name, bases });
       log(
         `  logins on ${group.length}: ${run.logins.value.loginsPerSecond}/s, errors ${JSON.stringify(run.logins.value.errors)}, ` +
           `${run.cpu?.serverCpuMsPerOp} ms server CPU each`,
@@ -686,25 +830,6 @@ async function main() {
       for (const server of group) await server.stop();
     }
 
-    // The same logins against the bare provider's in-memory passkey interaction.
-    const bareTarget: FlowTarget = {
-      base: bare.base,
-      issuer: bare.base.replace('127.0.0.1', 'localhost'),
-      clientId: BARE_LOGIN_CLIENT.client_id,
-      clientSecret: BARE_LOGIN_CLIENT.client_secret,
-      redirectUri: BARE_LOGIN_CLIENT.redirect_uris[0]!,
-    };
-    await worker.ask({
-      type: 'setup',
-      target: bareTarget,
-      users,
-      runId: `${startedAt.getTime().toString(36)}-bare`,
-    });
-    const bareLogins = await measureLogins(bare.pid);
-    log(
-      `  bare logins: ${bareLogins.logins.value.loginsPerSecond}/s, errors ${JSON.stringify(bareLogins.logins.value.errors)}, ` +
-        `${bareLogins.cpu?.serverCpuMsPerOp} ms server CPU, ${bareLogins.cpu?.allocatedKbPerOp} kB allocated each`,
-    );
     await bare.stop();
 
     const mode = options.quick ? 'quick' : 'full';

@@ -111,7 +111,7 @@ export async function soak(options: {
   const timer = setInterval(() => void sample(), 60_000);
   let result: SoakResult;
   try {
-    const reply = await options.ask({ type: 'soak', rate, durationMs, windowMs: 5 * 60_000 });
+    const reply = await options.ask({ type: 'soak', set: 'sesame', rate, durationMs, windowMs: 5 * 60_000 });
     result = (reply as { result: SoakResult }).result;
   } finally {
     clearInterval(timer);
