@@ -5,7 +5,7 @@ import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { modelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
-import type { ClientRow } from '../db/schema.js';
+import type { ClientRow, User } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
 import { applicationType } from './clients.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
@@ -94,12 +94,21 @@ export function createAdapter(
     return row ? clientMetadata(row) : undefined;
   };
 
-  async function unlessRevoked(model: string, payload: AdapterPayload | undefined) {
-    if (!payload || !isAccountBound(model)) return payload;
-    const accountId = accountOf(model, payload);
-    if (!accountId) return payload;
-    const user = await caches.users.find(accountId, () => usersQueries.findById(db, accountId));
-    return isRevoked(model, payload, user) ? undefined : payload;
+  /**
+   * `payload`, unless its account's revocations apply to it. Answered at once when the
+   * account is in memory: no await on the way of a token found in memory.
+   */
+  function unlessRevoked(
+    model: string,
+    payload: AdapterPayload | undefined,
+  ): Promise<AdapterPayload | undefined> {
+    const accountId = payload && isAccountBound(model) ? accountOf(model, payload) : undefined;
+    if (!accountId) return Promise.resolve(payload);
+    const unlessRevokedFor = (user: User | undefined) =>
+      isRevoked(model, payload!, user) ? undefined : payload;
+    const known = caches.users.peek(accountId);
+    if (known) return Promise.resolve(unlessRevokedFor(known));
+    return caches.users.find(accountId, () => usersQueries.findById(db, accountId)).then(unlessRevokedFor);
   }
 
   const { models } = caches;
@@ -148,13 +157,24 @@ export function createAdapter(
       }
     }
 
-    async find(id: string): Promise<AdapterPayload | undefined> {
-      if (!storable(id)) return undefined;
-      if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
-      const key = storedId(this.model, id);
-      const stored = await models.find(this.model, key, () => finds.find(this.model, key));
-      if (!stored) return undefined;
-      return unlessRevoked(this.model, payloadAsSaved(this.model, id, stored as AdapterPayload));
+    // Not async: what memory holds (a client, a token a resource server introspects on every
+    // call) is answered without the turns of the database path.
+    find(id: string): Promise<AdapterPayload | undefined> {
+      if (!storable(id)) return Promise.resolve(undefined);
+      if (this.model === 'Client') {
+        const client = caches.clients.peek(id);
+        return client ? Promise.resolve(client) : caches.clients.find(id, () => loadClient(id));
+      }
+      const { model } = this;
+      const key = storedId(model, id);
+      const cached = models.cached(model, key);
+      if (cached === null) return Promise.resolve(undefined);
+      if (cached) return unlessRevoked(model, payloadAsSaved(model, id, cached as AdapterPayload));
+      return models
+        .find(model, key, () => finds.find(model, key))
+        .then(
+          (stored) => stored && unlessRevoked(model, payloadAsSaved(model, id, stored as AdapterPayload)),
+        );
     }
 
     /** Only sessions are looked up by uid; their uid is not a bearer and is stored as it is. */

@@ -20,9 +20,15 @@ import { RowCache, type RowChangeListener } from '../db/rowCache.js';
  * arriving (behind a transaction pooler) nothing is served from here.
  *
  * Entries hold the stored JSON, so every request gets its own copy to change (oidc-provider
- * adds scopes to a grant in place), and expire with the row.
+ * adds scopes to a grant in place), and expire with the row. Access and client_credentials
+ * tokens, which the provider only reads once found, are kept parsed and frozen from their
+ * first lookup on, and each lookup copies only their top level: a resource server
+ * introspects one token on every API call.
  */
 const CACHED_MODELS = new Set(['AccessToken', 'ClientCredentials', 'Grant', 'Session', 'AuthorizationCode']);
+
+/** Models whose found payload the provider never changes, only reads (a revocation deletes the row). */
+const READ_ONLY_MODELS = new Set(['AccessToken', 'ClientCredentials']);
 
 /**
  * The models a token value is looked up as at once (introspection and revocation without a
@@ -31,9 +37,13 @@ const CACHED_MODELS = new Set(['AccessToken', 'ClientCredentials', 'Grant', 'Ses
  */
 const TOKEN_MODELS = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
 
+/** One of `json` and `payload`. */
 interface Entry {
   model: string;
-  json: string;
+  /** The stored JSON: parsed anew for every lookup. */
+  json?: string;
+  /** A read-only model's payload once it has been looked up, frozen: copied for every lookup. */
+  payload?: ModelPayload;
   expiresAtMs: number;
 }
 
@@ -60,10 +70,25 @@ export class ModelCache implements RowChangeListener {
 
   /** The stored payload of a model instance by its stored id, from memory or from `load` (whose answer is kept). */
   find(model: string, storedId: string, load: () => Promise<ModelPayload | undefined>) {
-    // Sessions are kept by uid (findSession): one looked up by id is read from the database,
-    // as is any model neither kept nor looked up beside a kept one.
-    if (model === 'Session' || !(CACHED_MODELS.has(model) || TOKEN_MODELS.has(model))) return load();
+    if (!ModelCache.#looksUp(model)) return load();
     return this.#find(model, keyOf(model, storedId), load);
+  }
+
+  /**
+   * What memory alone says of a model instance, without waiting: its stored payload (the
+   * caller's own copy, as {@link find} gives), null when its stored id is held by a token of
+   * another kind (so it is not one of these), or undefined when only {@link find} can say.
+   */
+  cached(model: string, storedId: string): ModelPayload | null | undefined {
+    return ModelCache.#looksUp(model) ? this.#cached(model, keyOf(model, storedId)) : undefined;
+  }
+
+  /**
+   * Sessions are kept by uid (findSession): one looked up by id is read from the database, as
+   * is any model neither kept nor looked up beside a kept one.
+   */
+  static #looksUp(model: string): boolean {
+    return model !== 'Session' && (CACHED_MODELS.has(model) || TOKEN_MODELS.has(model));
   }
 
   /** A session by its uid, as the provider checks a token is still bound to it. */
@@ -76,18 +101,30 @@ export class ModelCache implements RowChangeListener {
     key: string,
     load: () => Promise<ModelPayload | undefined>,
   ): Promise<ModelPayload | undefined> {
-    const hit = this.#rows.peek(key);
-    if (hit && hit.expiresAtMs > Date.now()) {
-      if (hit.model === model) return JSON.parse(hit.json) as ModelPayload;
-      if (TOKEN_MODELS.has(model) && TOKEN_MODELS.has(hit.model)) return undefined;
-    }
+    const cached = this.#cached(model, key);
+    if (cached !== undefined) return cached ?? undefined;
     const generation = this.#rows.generation;
     const found = await load();
     const expiresAtMs = found && expiryOf(found);
     if (found && expiresAtMs && CACHED_MODELS.has(model)) {
-      this.#rows.remember(key, { model, json: JSON.stringify(found), expiresAtMs }, generation);
+      // A read-only model's nested values are frozen with the kept copy: this caller's too.
+      const kept = READ_ONLY_MODELS.has(model) ? { payload: { ...found } } : { json: JSON.stringify(found) };
+      this.#rows.remember(key, { model, ...kept, expiresAtMs }, generation);
     }
     return found;
+  }
+
+  #cached(model: string, key: string): ModelPayload | null | undefined {
+    const hit = this.#rows.peek(key);
+    if (!hit || hit.expiresAtMs <= Date.now()) return undefined;
+    if (hit.model !== model) return TOKEN_MODELS.has(model) && TOKEN_MODELS.has(hit.model) ? null : undefined;
+    if (hit.payload) return { ...hit.payload };
+    const payload = JSON.parse(hit.json!) as ModelPayload;
+    if (!READ_ONLY_MODELS.has(model)) return payload;
+    // Kept parsed (and frozen) from now on, in place of the JSON. Nothing ran since the entry
+    // was read, so it is still what is stored, at the current generation.
+    this.#rows.remember(key, { model, payload, expiresAtMs: hit.expiresAtMs }, this.#rows.generation);
+    return { ...payload };
   }
 
   /** Read before a write whose row {@link remember} may keep. */

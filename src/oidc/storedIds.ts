@@ -52,7 +52,11 @@ export function payloadToStore(model: string, id: string, payload: AdapterPayloa
   return rest;
 }
 
-/** The payload as oidc-provider saved it: `jti` back from the id the provider looked it up by. */
+/**
+ * The payload as oidc-provider saved it: `jti` back from the id the provider looked it up by,
+ * set on `stored`, which must be the caller's own (as the database and the model cache give).
+ */
 export function payloadAsSaved(model: string, id: string, stored: AdapterPayload): AdapterPayload {
-  return KEPT_AS_IS.has(model) ? stored : { ...stored, jti: id };
+  if (!KEPT_AS_IS.has(model)) stored.jti = id;
+  return stored;
 }

@@ -7,6 +7,7 @@ import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { RowCache } from '../../src/db/rowCache.js';
+import type { User } from '../../src/db/schema.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { ModelCache } from '../../src/oidc/modelCache.js';
@@ -60,18 +61,21 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
 
   const countModels = () => countRows(database.db, 'oidc_models');
 
+  /** An access token of account a1 issued at `iat`, with nested claims. */
+  const accessToken = (jti: string, iat: number): AdapterPayload => ({
+    jti,
+    kind: 'AccessToken',
+    accountId: a1,
+    clientId: 'c1',
+    scope: 'openid email',
+    iat,
+    exp: iat + HOUR,
+    extra: { nested: [1, 'two', { three: true }] },
+  });
+
   it('finds what it stored, payload unchanged, and keeps models apart', async () => {
     const tokenId = id();
-    const payload: AdapterPayload = {
-      jti: tokenId,
-      kind: 'AccessToken',
-      accountId: a1,
-      clientId: 'c1',
-      scope: 'openid email',
-      iat: 1_700_000_000,
-      exp: 1_700_003_600,
-      extra: { nested: [1, 'two', { three: true }] },
-    };
+    const payload = accessToken(tokenId, 1_700_000_000);
     await adapterFor('AccessToken').upsert(tokenId, payload, HOUR);
 
     expect(await adapterFor('AccessToken').find(tokenId)).toEqual(payload);
@@ -251,6 +255,92 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     for (const rowId of live) expect(await adapterFor('AccessToken').find(rowId)).toBeDefined();
     expect(await adapterFor('Grant').find('forever')).toBeDefined();
     expect(await oidcModelsQueries.deleteExpired(database.db)).toBe(0);
+  });
+
+  describe('with its caches live, as the server keeps them in step', () => {
+    let caches: { clients: RowCache<AdapterPayload>; users: RowCache<User>; models: ModelCache };
+    let live: (model: string) => Adapter;
+    const now = () => Math.floor(Date.now() / 1000);
+
+    beforeAll(() => {
+      caches = { clients: new RowCache(10), users: new RowCache(10), models: new ModelCache() };
+      for (const cache of Object.values(caches)) cache.goLive();
+      const LiveAdapter = createAdapter(database.db, caches, new GroupedUpserts(database.db));
+      live = (model) => new LiveAdapter(model);
+    });
+
+    /** Deletes the row behind the adapter's back: what is found afterwards came from memory. */
+    const deleteRow = (model: string, rowId: string) =>
+      database.db
+        .deleteFrom('oidc_models')
+        .where('model', '=', model)
+        .where('id', '=', storedId(model, rowId))
+        .execute();
+
+    it('gives every find of a kept access token a top level of its own, with the nested values frozen (the provider only reads them)', async () => {
+      const token = id();
+      const payload = accessToken(token, now());
+      await live('AccessToken').upsert(token, payload, HOUR);
+      await deleteRow('AccessToken', token);
+
+      const first = (await live('AccessToken').find(token))!;
+      const second = (await live('AccessToken').find(token))!;
+      expect(first).toEqual(payload);
+      expect(second).toEqual(payload);
+      expect(first).not.toBe(second);
+      first.scope = 'changed';
+      expect((await live('AccessToken').find(token))!.scope).toBe('openid email');
+      expect(() => {
+        (first.extra as { nested: unknown[] }).nested[0] = 2;
+      }).toThrow(TypeError);
+      // The same value is no token of another kind.
+      expect(await live('ClientCredentials').find(token)).toBeUndefined();
+      expect(await live('RefreshToken').find(token)).toBeUndefined();
+    });
+
+    it('gives every find of a kept grant a copy it may change throughout (the provider adds scopes to a grant in place)', async () => {
+      const grantId = id();
+      const payload = {
+        jti: grantId,
+        kind: 'Grant',
+        accountId: a1,
+        clientId: 'c1',
+        openid: { scope: 'openid' },
+      };
+      await live('Grant').upsert(grantId, payload, HOUR);
+      await deleteRow('Grant', grantId);
+
+      const found = (await live('Grant').find(grantId)) as typeof payload;
+      found.openid.scope = 'openid email';
+      expect(await live('Grant').find(grantId)).toEqual(payload);
+    });
+
+    it('does not find a kept token of an account whose tokens were revoked since, with the account in memory or not', async () => {
+      const account = (await usersQueries.insert(database.db, { email: `k${id()}@example.com`, name: null }))
+        .id;
+      const token = id();
+      await live('AccessToken').upsert(token, { jti: token, accountId: account, iat: now() - 10 }, HOUR);
+      expect(await live('AccessToken').find(token)).toBeDefined();
+      expect(caches.users.peek(account)).toBeDefined();
+
+      await usersQueries.revokeBefore(database.db, account, new Date(), { tokens: true });
+      caches.users.invalidate(account); // as the change's notice does
+      expect(await live('AccessToken').find(token)).toBeUndefined();
+      expect(caches.users.peek(account)).toBeDefined();
+      expect(await live('AccessToken').find(token)).toBeUndefined();
+    });
+
+    it('finds a kept client, and a client that is not in the table in no cache', async () => {
+      const { client } = await createClient(
+        database.db,
+        { name: 'Kept', redirect_uris: ['https://kept.example/cb'] },
+        'test',
+      );
+      const first = await live('Client').find(client.client_id);
+      expect(first).toMatchObject({ client_id: client.client_id });
+      expect(await live('Client').find(client.client_id)).toBe(first);
+      expect(await live('Client').find('no-such-client')).toBeUndefined();
+    });
   });
 
   describe('the Client model', () => {
