@@ -61,9 +61,14 @@ export class RowCache<T extends object> implements RowChangeListener {
   }
 
   /** The cached row, or `load()`'s answer (cached when it exists and nothing changed meanwhile). */
-  async find(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
+  // Not async: a hit, the common case on every token request (its client, its account), is
+  // answered without an async function's turns.
+  find(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
     const hit = this.peek(key);
-    if (hit) return hit;
+    return hit ? Promise.resolve(hit) : this.#load(key, load);
+  }
+
+  async #load(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
     const generation = this.#generation;
     const loaded = await load();
     // Unknown keys are not cached: anyone can send those, and they must not fill memory.

@@ -5,7 +5,7 @@ import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { modelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
-import type { ClientRow, User } from '../db/schema.js';
+import type { ClientRow } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
 import { applicationType } from './clients.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
@@ -94,21 +94,16 @@ export function createAdapter(
     return row ? clientMetadata(row) : undefined;
   };
 
-  /**
-   * `payload`, unless its account's revocations apply to it. Answered at once when the
-   * account is in memory: no await on the way of a token found in memory.
-   */
+  /** `payload`, unless its account's revocations apply to it. Not async: a token found in memory meets no await here. */
   function unlessRevoked(
     model: string,
     payload: AdapterPayload | undefined,
   ): Promise<AdapterPayload | undefined> {
     const accountId = payload && isAccountBound(model) ? accountOf(model, payload) : undefined;
     if (!accountId) return Promise.resolve(payload);
-    const unlessRevokedFor = (user: User | undefined) =>
-      isRevoked(model, payload!, user) ? undefined : payload;
-    const known = caches.users.peek(accountId);
-    if (known) return Promise.resolve(unlessRevokedFor(known));
-    return caches.users.find(accountId, () => usersQueries.findById(db, accountId)).then(unlessRevokedFor);
+    return caches.users
+      .find(accountId, () => usersQueries.findById(db, accountId))
+      .then((user) => (isRevoked(model, payload!, user) ? undefined : payload));
   }
 
   const { models } = caches;
@@ -161,10 +156,7 @@ export function createAdapter(
     // call) is answered without the turns of the database path.
     find(id: string): Promise<AdapterPayload | undefined> {
       if (!storable(id)) return Promise.resolve(undefined);
-      if (this.model === 'Client') {
-        const client = caches.clients.peek(id);
-        return client ? Promise.resolve(client) : caches.clients.find(id, () => loadClient(id));
-      }
+      if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
       const { model } = this;
       const key = storedId(model, id);
       const cached = models.cached(model, key);
