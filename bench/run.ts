@@ -189,8 +189,28 @@ function perOperationMeter(pids: number | number[], database: string | undefined
   });
 }
 
+/** What {@link perOperationMeter} measures: CPU and allocation per operation. */
+type OperationCost = ReturnType<ReturnType<typeof perOperationMeter>>;
+
+/** The cost per operation over several measured windows, each weighted by its operations. */
+function costOverWindows(windows: { operations: number; cost: OperationCost }[]): OperationCost {
+  const operations = windows.reduce((sum, w) => sum + w.operations, 0);
+  const perOp = (pick: (cost: OperationCost) => number | undefined) =>
+    Math.round(
+      (windows.reduce((sum, w) => sum + (pick(w.cost) ?? 0) * w.operations, 0) / Math.max(operations, 1)) *
+        1000,
+    ) / 1000;
+  return {
+    serverCpuMsPerOp: perOp((c) => c.serverCpuMsPerOp),
+    allocatedKbPerOp: Math.round(perOp((c) => c.allocatedKbPerOp) * 10) / 10,
+    ...(windows[0]?.cost.postgresCpuMsPerOp !== undefined && {
+      postgresCpuMsPerOp: perOp((c) => c.postgresCpuMsPerOp),
+    }),
+  };
+}
+
 /** One measured window of a load: autocannon's figures with the servers' cost per request. */
-type MeasuredWindow = HttpLoadResult & ReturnType<ReturnType<typeof perOperationMeter>>;
+type MeasuredWindow = HttpLoadResult & OperationCost;
 type ProtocolResult = MeasuredWindow & { load: number[] };
 /** A load measured in alternating rounds ({@link protocolBeside}), with each round's rate. */
 type RoundsResult = ProtocolResult & { perSecondByRound: number[] };
@@ -358,9 +378,6 @@ function combineRounds(rounds: MeasuredWindow[]): RoundsResult {
   const ok = rounds.reduce((sum, r) => sum + r.ok, 0);
   const seconds = Math.round(rounds.reduce((sum, r) => sum + r.seconds, 0) * 100) / 100;
   const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
-  /** Per-request figures of the rounds, weighted by each round's requests. */
-  const perOp = (pick: (r: (typeof rounds)[number]) => number | undefined) =>
-    Math.round((rounds.reduce((sum, r) => sum + (pick(r) ?? 0) * r.ok, 0) / Math.max(ok, 1)) * 1000) / 1000;
   const statusCodes: Record<string, number> = {};
   for (const r of rounds)
     for (const [code, count] of Object.entries(r.statusCodes))
@@ -377,11 +394,7 @@ function combineRounds(rounds: MeasuredWindow[]): RoundsResult {
       max: Math.max(...rounds.map((r) => r.latencyMs.max)),
     },
     statusCodes,
-    serverCpuMsPerOp: perOp((r) => r.serverCpuMsPerOp),
-    allocatedKbPerOp: Math.round(perOp((r) => r.allocatedKbPerOp) * 10) / 10,
-    ...(rounds[0]?.postgresCpuMsPerOp !== undefined && {
-      postgresCpuMsPerOp: perOp((r) => r.postgresCpuMsPerOp),
-    }),
+    ...costOverWindows(rounds.map((r) => ({ operations: r.ok, cost: r }))),
     load: load(),
     perSecondByRound: rounds.map((r) => r.perSecond),
   };
@@ -390,7 +403,7 @@ function combineRounds(rounds: MeasuredWindow[]): RoundsResult {
 /** One window of logins as measured by main's `measureLogins`: the worker's answer, peak RSS, cost per login. */
 interface LoginWindow {
   logins: { value: LoginRunResult; peakMb: number };
-  cpu?: ReturnType<ReturnType<typeof perOperationMeter>>;
+  cpu?: OperationCost;
 }
 
 /**
@@ -413,20 +426,8 @@ function combineLoginRounds(rounds: LoginWindow[]): {
     for (const [step, durations] of Object.entries(r.samples ?? {}))
       samples[step] = [...(samples[step] ?? []), ...durations];
   }
-  const perLogin = (pick: (cpu: NonNullable<LoginWindow['cpu']>) => number | undefined) =>
-    Math.round(
-      (rounds.reduce((sum, r) => sum + (r.cpu ? (pick(r.cpu) ?? 0) * r.logins.value.logins : 0), 0) /
-        Math.max(logins, 1)) *
-        1000,
-    ) / 1000;
   const cpu = rounds.every((r) => r.cpu)
-    ? {
-        serverCpuMsPerOp: perLogin((c) => c.serverCpuMsPerOp),
-        allocatedKbPerOp: Math.round(perLogin((c) => c.allocatedKbPerOp) * 10) / 10,
-        ...(rounds[0]!.cpu!.postgresCpuMsPerOp !== undefined && {
-          postgresCpuMsPerOp: perLogin((c) => c.postgresCpuMsPerOp),
-        }),
-      }
+    ? costOverWindows(rounds.map((r) => ({ operations: r.logins.value.logins, cost: r.cpu! })))
     : undefined;
   return {
     logins: {
