@@ -49,6 +49,14 @@ async function start(
   const database = await step('cannot open the database', () =>
     openDatabase(config, {
       onPoolError: (error) => log.warn('idle database connection failed', { error: error.message }),
+      onStatementsUnprepared: (reason) =>
+        log.warn(
+          'statements are sent unprepared from now on: DATABASE_URL does not keep a server session per connection',
+          {
+            reason,
+            hint: 'a transaction-mode pooler; PgBouncer 1.21+ with max_prepared_statements keeps them',
+          },
+        ),
     }),
   );
   running.closeDatabase = () => database.close();

@@ -47,6 +47,8 @@ export async function openDatabase(
   options: {
     poolSize?: number;
     onPoolError?: (error: Error) => void;
+    /** Told once that the pool's server sessions do not keep prepared statements (rawSql.ts), and why. */
+    onStatementsUnprepared?: (reason: string) => void;
     /**
      * When another process (a running server) holds the embedded data directory, work
      * through its socket instead of refusing. The server itself refuses: one process owns the files.
@@ -66,7 +68,7 @@ export async function openDatabase(
     // next query opens a new one, so logging it is enough.
     pool.on('error', (error) => options.onPoolError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    runSqlOnPool(db, pool);
+    runSqlOnPool(db, pool, options.onStatementsUnprepared);
     // LISTEN and migrations need one server session throughout, which a transaction-mode
     // pooler in front of DATABASE_URL does not give; DATABASE_DIRECT_URL names one that does.
     const directUrl = config.databaseDirectUrl ?? config.databaseUrl;

@@ -1,14 +1,64 @@
+import { createHash } from 'node:crypto';
 import { CompiledQuery, type QueryResult } from 'kysely';
 import type pg from 'pg';
 import type { Db } from './connect.js';
 
-/** The pg pool under a Postgres database's Kysely instance (connect.ts registers it). */
-const pools = new WeakMap<Db, pg.Pool>();
-
-/** Lets {@link runSql} send statements for `db` straight to `pool`, the pool it was built on. */
-export function runSqlOnPool(db: Db, pool: pg.Pool): void {
-  pools.set(db, pool);
+/**
+ * A pool {@link runSql} sends to, and whether its server sessions keep prepared statements.
+ * `unprepared` says why they do not, once a statement has shown it.
+ */
+interface SqlPool {
+  pool: pg.Pool;
+  unprepared?: string;
+  onUnprepared?: (reason: string) => void;
 }
+
+/** The pg pool under a Postgres database's Kysely instance (connect.ts registers it). */
+const pools = new WeakMap<Db, SqlPool>();
+
+/**
+ * Lets {@link runSql} send statements for `db` straight to `pool`, the pool it was built on.
+ * `onUnprepared` hears, once, that the pool's connections do not keep prepared statements.
+ */
+export function runSqlOnPool(db: Db, pool: pg.Pool, onUnprepared?: (reason: string) => void): void {
+  pools.set(db, { pool, ...(onUnprepared && { onUnprepared }) });
+}
+
+/**
+ * How many texts get a prepared statement. The hot statements are a few dozen; texts that
+ * grow with a batch (one per row count) take the rest, and past this they run unprepared.
+ */
+const MOST_PREPARED = 200;
+
+/** Each text's statement name: its hash, so two processes, or two versions, agree on what a name means. */
+const statementNames = new Map<string, string>();
+
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MOST_PREPARED) {
+    name = `sesame_${createHash('sha256').update(text).digest('base64url').slice(0, 32)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * What Postgres answers when a server session does not have the prepared statement a
+ * connection named, or has one of that name already: the connection is not one session
+ * throughout, as behind a transaction-mode pooler (PgBouncer before 1.21, or without
+ * max_prepared_statements). Either is refused before the statement runs, so it can be sent again.
+ */
+const SESSION_LOST_ITS_STATEMENTS: Record<string, string> = {
+  '26000': 'a prepared statement was missing on the server session',
+  '42P05': 'a prepared statement already existed on the server session',
+};
+
+/**
+ * A migration changed the columns a prepared statement answers ("cached plan must not change
+ * result type"); also refused before it runs. pg's pool closes a connection whose statement
+ * failed, so the next one prepares the text afresh.
+ */
+const PLAN_CHANGED_RESULT = '0A000';
 
 /** Statements whose answer says how many rows they changed, as Kysely's Postgres driver counts them. */
 const CHANGING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
@@ -25,14 +75,41 @@ const CHANGING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
  * 47 kB per login (bench/README.md, "Measured on 2026-12-03, 23:55–00:15"). Inside a
  * transaction `db` is the transaction's own instance, not registered here, and the statement
  * runs on its connection through Kysely as before; so does every statement on PGlite.
+ *
+ * There it is a named prepared statement: each connection parses and plans a text once, not
+ * on every run, which halved Postgres's CPU per login (bench/README.md, "Measured on
+ * 2026-12-04, 17:10–"). A pool whose server sessions do not keep them (a transaction-mode
+ * pooler) shows it on a statement that Postgres refuses before running it; that one is sent
+ * again unprepared, and so is every later one on the pool. A statement that failed ran in no
+ * part: each runs alone, in a transaction of its own.
  */
 export function runSql<R>(db: Db, text: string, parameters: unknown[] = []): Promise<QueryResult<R>> {
-  const pool = pools.get(db);
-  if (!pool) return db.executeQuery<R>(CompiledQuery.raw(text, parameters));
-  return pool.query(text, parameters).then(({ command, rowCount, rows }) => ({
+  const target = pools.get(db);
+  if (!target) return db.executeQuery<R>(CompiledQuery.raw(text, parameters));
+  const name = target.unprepared === undefined ? statementName(text) : undefined;
+  const unnamed = () => target.pool.query(text, parameters).then(asQueryResult<R>);
+  if (name === undefined) return unnamed();
+  return target.pool
+    .query({ name, text, values: parameters })
+    .then(asQueryResult<R>, (error: { code?: string }) => {
+      const lost = error.code === undefined ? undefined : SESSION_LOST_ITS_STATEMENTS[error.code];
+      if (lost) {
+        if (target.unprepared === undefined) {
+          target.unprepared = lost;
+          target.onUnprepared?.(lost);
+        }
+      } else if (error.code !== PLAN_CHANGED_RESULT) {
+        throw error;
+      }
+      return unnamed();
+    });
+}
+
+function asQueryResult<R>({ command, rowCount, rows }: pg.QueryResult): QueryResult<R> {
+  return {
     rows: (rows ?? []) as R[],
     ...(CHANGING.has(command) && { numAffectedRows: BigInt(rowCount ?? 0) }),
-  }));
+  };
 }
 
 /**

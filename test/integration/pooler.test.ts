@@ -2,13 +2,20 @@ import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import pg from 'pg';
 import { createApp } from '../../src/app.js';
-import { openDatabase } from '../../src/db/connect.js';
+import { configFrom } from '../../src/config.js';
+import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { runSql } from '../../src/db/rawSql.js';
 import { createLogger } from '../../src/logger.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
 import { runCli } from '../support/sesameProcess.js';
 import { freePort, startTestApp, type TestApp } from '../support/testApp.js';
-import { onPostgres, withDatabaseName } from '../support/testDatabase.js';
+import {
+  createTestDatabase,
+  onPostgres,
+  type TestDatabase,
+  withDatabaseName,
+} from '../support/testDatabase.js';
 
 /**
  * Sesame behind a transaction-mode pooler (PgBouncer as .ci/run starts it). Runs when
@@ -209,6 +216,45 @@ describeBehindPooler(
       expect(await clientCredentials(sesame, client.client_id, client_secret!)).toBe(200);
       await rotateThroughCli(sesame, client.client_id);
       expect(await clientCredentials(sesame, client.client_id, client_secret!)).toBe(401);
+    });
+  },
+);
+
+describeBehindPooler(
+  'statements through a transaction-mode pooler, whose server sessions keep no prepared statement',
+  () => {
+    let testDb: TestDatabase;
+    let database: DatabaseHandle;
+    const told: string[] = [];
+
+    beforeAll(async () => {
+      testDb = await createTestDatabase();
+      database = await openDatabase(configFrom({ ...testDb.env, DATABASE_URL: pooled(testDb.env) }), {
+        poolSize: 6,
+        onStatementsUnprepared: (reason) => told.push(reason),
+      });
+    });
+
+    afterAll(async () => {
+      await database?.close();
+      await testDb?.drop();
+    });
+
+    it('answers every statement as asked, however the pooler hands them out, and says so at most once', async () => {
+      const texts = [
+        `select $1::text as echo`,
+        `select $1::text || '' as echo`,
+        `select lower($1::text) as echo`,
+        `select $1::text as echo, now() as at`,
+      ];
+      for (let round = 0; round < 5; round++) {
+        const asked = Array.from({ length: 120 }, (_, i) => `r${round}n${i}`);
+        const answers = await Promise.all(
+          asked.map((value, i) => runSql<{ echo: string }>(database.db, texts[i % texts.length]!, [value])),
+        );
+        expect(answers.map(({ rows }) => rows[0]!.echo)).toEqual(asked);
+      }
+      expect(told.length).toBeLessThanOrEqual(1);
     });
   },
 );

@@ -1,6 +1,7 @@
 import { CompiledQuery } from 'kysely';
 import { runSql } from '../../src/db/rawSql.js';
 import { openedTestDatabase } from '../support/openedDatabase.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 /**
  * runSql sends SQL text straight to the pool on Postgres and through Kysely elsewhere (PGlite,
@@ -67,5 +68,76 @@ describe('SQL text run as written', () => {
     await expect(runSql(db, insert, ['RawSqlProbe', 'dup', '{}'])).rejects.toMatchObject({ code: '23505' });
     const rows = await runSql(db, `select id from oidc_models where model = $1`, ['RawSqlProbe']);
     expect(rows.rows).toEqual([{ id: 'dup' }]);
+  });
+});
+
+/**
+ * On Postgres each text is a named prepared statement, parsed and planned once per connection.
+ * A connection that turns out not to keep them (a transaction-mode pooler hands each statement
+ * to whichever server session is free) has its statement sent again unprepared, and the pool
+ * stays unprepared from then on. One connection here, so the tests see the session it uses.
+ */
+const describeDirect = onPostgres && !process.env.SESAME_TEST_POOLER_URL ? describe : describe.skip;
+describeDirect('SQL text as prepared statements, on a direct connection to Postgres', () => {
+  const told: string[] = [];
+  const database = openedTestDatabase(1, { onStatementsUnprepared: (reason) => told.push(reason) });
+  const select = `select id, payload from oidc_models where model = $1 order by id`;
+  const insert = `insert into oidc_models (model, id, payload, expires_at) values ($1, $2, '{}', now() + interval '1 minute')`;
+
+  /** The statements the pool's one server session holds prepared. */
+  const prepared = async () =>
+    (
+      await database().db.executeQuery<{ name: string; statement: string }>(
+        CompiledQuery.raw(`select name, statement from pg_prepared_statements order by name`),
+      )
+    ).rows;
+
+  it('prepares a text once and runs it by name after that', async () => {
+    const db = database().db;
+    await runSql(db, insert, ['PreparedProbe', 'a']);
+    await runSql(db, insert, ['PreparedProbe', 'b']);
+    expect((await runSql(db, select, ['PreparedProbe'])).rows).toEqual([
+      { id: 'a', payload: {} },
+      { id: 'b', payload: {} },
+    ]);
+    const statements = await prepared();
+    expect(statements.map((s) => s.statement).sort()).toEqual([insert, select].sort());
+    for (const { name } of statements) expect(name).toMatch(/^sesame_[\w-]{32}$/);
+  });
+
+  it('runs again, and is prepared anew, when a migration changed the columns a statement answers', async () => {
+    const db = database().db;
+    await db.executeQuery(CompiledQuery.raw(`create table prepared_probe (a int)`));
+    await db.executeQuery(CompiledQuery.raw(`insert into prepared_probe values (1)`));
+    const all = `select * from prepared_probe`;
+    expect((await runSql(db, all)).rows).toEqual([{ a: 1 }]);
+    await db.executeQuery(CompiledQuery.raw(`alter table prepared_probe add column b int default 2`));
+    expect((await runSql(db, all)).rows).toEqual([{ a: 1, b: 2 }]);
+    expect((await runSql(db, all)).rows).toEqual([{ a: 1, b: 2 }]);
+    // The statement that failed closed its connection; the one in its place prepared the text anew.
+    expect((await prepared()).map((s) => s.statement)).toEqual([all]);
+    expect(told).toEqual([]);
+  });
+
+  it('sends a statement its session lost once more unprepared, runs it once, and prepares nothing after', async () => {
+    const db = database().db;
+    // A statement that failed closed its connection (pg's pool does so): both are prepared on this one first.
+    await runSql(db, select, ['PreparedProbe']);
+    await runSql(db, insert, ['PreparedProbe', 'c']);
+    expect((await prepared()).map((s) => s.statement)).toEqual(expect.arrayContaining([insert, select]));
+    await db.executeQuery(CompiledQuery.raw(`deallocate all`));
+    // The connection believes both are prepared; its session no longer has them.
+    await runSql(db, insert, ['PreparedProbe', 'd']);
+    expect((await runSql<{ id: string }>(db, select, ['PreparedProbe'])).rows.map((row) => row.id)).toEqual([
+      'a',
+      'b',
+      'c',
+      'd',
+    ]);
+    expect(told).toEqual(['a prepared statement was missing on the server session']);
+    await runSql(db, insert, ['PreparedProbe', 'e']);
+    await runSql(db, `select count(*) from oidc_models where model = $1`, ['PreparedProbe']);
+    expect(await prepared()).toEqual([]);
+    expect(told).toHaveLength(1);
   });
 });

@@ -7,12 +7,15 @@ import { createTestDatabase, type TestDatabase } from './testDatabase.js';
  * made before its tests and dropped after them. Call it in the describe body; the returned
  * function gives the open database inside hooks and tests.
  */
-export function openedTestDatabase(poolSize = 4): () => DatabaseHandle {
+export function openedTestDatabase(
+  poolSize = 4,
+  options: Omit<NonNullable<Parameters<typeof openDatabase>[1]>, 'poolSize'> = {},
+): () => DatabaseHandle {
   let testDb: TestDatabase | undefined;
   let database: DatabaseHandle | undefined;
   beforeAll(async () => {
     testDb = await createTestDatabase();
-    database = await openDatabase(configFrom(testDb.env), { poolSize });
+    database = await openDatabase(configFrom(testDb.env), { ...options, poolSize });
   });
   afterAll(async () => {
     await database?.close();
