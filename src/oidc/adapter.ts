@@ -8,6 +8,7 @@ import { usersQueries } from '../db/queries/users.js';
 import type { ClientRow } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
 import { applicationType } from './clients.js';
+import { heldWrites } from './heldWrites.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
 import { payloadAsSaved, payloadToStore, storedId } from './storedIds.js';
@@ -110,12 +111,24 @@ export function createAdapter(
 
   /** Deletes everything issued under the grant, and the grant; this instance forgets them at once. */
   async function revokeByGrantId(grantId: string) {
+    await storeHeld();
     for (const row of await oidcModelsQueries.revokeByGrantId(db, grantId)) models.forget(row.model, row.key);
   }
 
   async function destroy(model: string, id: string) {
+    const held = heldWrites();
+    if (held) return held.destroy(model, id, (key) => key && models.forget(model, key));
     const key = await oidcModelsQueries.destroy(db, model, id);
     if (key) models.forget(model, key);
+  }
+
+  /**
+   * Stores what the request holds (heldWrites.ts) before a statement that reads or changes
+   * `oidc_models` otherwise than by the key of an unheld row: it then sees them, in order.
+   */
+  function storeHeld(): Promise<void> | undefined {
+    const held = heldWrites();
+    return held && held.size > 0 ? held.flush() : undefined;
   }
 
   async function revokeGrant(grantId: string) {
@@ -139,11 +152,18 @@ export function createAdapter(
       const stored = payloadToStore(this.model, id, payload) as Record<string, unknown>;
       const row = modelRow(this.model, storedId(this.model, id), stored, expiresIn);
       const generation = models.generation;
-      try {
-        await writes.upsert(row);
-        // A session is cached by its uid, which the provider looks it up by.
-        const key = this.model === 'Session' ? row.uid : row.id;
+      // A session is cached by its uid, which the provider looks it up by.
+      const key = this.model === 'Session' ? row.uid : row.id;
+      const remember = () => {
         if (key) models.remember(this.model, key, row.payload, row.expires_at, generation);
+      };
+      const held = heldWrites();
+      // A payload Postgres refuses (below) is written now, so the request fails as it should.
+      if (held && !row.payload.includes('\\u0000')) return held.upsert(row, remember);
+      try {
+        await storeHeld();
+        await writes.upsert(row);
+        remember();
       } catch (error) {
         // A request parameter with U+0000 (state=a%00b) reaches the stored interaction.
         if (isNulCharacterError(error))
@@ -159,6 +179,7 @@ export function createAdapter(
       if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
       const { model } = this;
       const key = storedId(model, id);
+      if (heldWrites()?.holds(model, key)) return storeHeld()!.then(() => this.find(id));
       const cached = models.cached(model, key);
       if (cached === null) return Promise.resolve(undefined);
       if (cached) return unlessRevoked(model, payloadAsSaved(model, id, cached as AdapterPayload));
@@ -172,6 +193,7 @@ export function createAdapter(
     /** Only sessions are looked up by uid; their uid is not a bearer and is stored as it is. */
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       if (!storable(uid)) return undefined;
+      await storeHeld();
       const load = () => oidcModelsQueries.findByUid(db, this.model, uid);
       const stored = await (this.model === 'Session' ? models.findSession(uid, load) : load());
       return unlessRevoked(this.model, stored as AdapterPayload | undefined);
@@ -179,11 +201,13 @@ export function createAdapter(
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
       if (!storable(userCode)) return undefined;
+      await storeHeld();
       const stored = await oidcModelsQueries.findByUserCode(db, this.model, userCode);
       return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }
 
     async consume(id: string): Promise<void> {
+      await storeHeld();
       const key = storedId(this.model, id);
       const consumed = await oidcModelsQueries.consume(db, this.model, key);
       // The cached instance says it is unused: the next find reads that it is not.

@@ -21,7 +21,9 @@ import { redirectUriAllowed } from './clients.js';
 import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
+import { holdWritesDuring } from './heldWrites.js';
 import { signLogoutToken } from './logoutToken.js';
+import { providerRouteOf } from './providerPaths.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
 import { TTL } from './ttl.js';
@@ -330,6 +332,29 @@ export function createProvider({
 
   releaseCustomClaims(provider);
   queueBackchannelLogouts(provider, db);
+
+  // A sign-in's return to the authorization (`GET /auth/:uid`) deletes the interaction and
+  // saves a grant, a code and a session: held and stored in one statement (heldWrites.ts).
+  // When that fails, nothing of the return happened: the browser gets an error page instead
+  // of the redirect with a code, and keeps its cookies as they were, so loading the page
+  // again resumes the sign-in.
+  const renderError = configuration.renderError!;
+  provider.use(async function storeHeldWrites(ctx, next) {
+    if (ctx.method !== 'GET' || providerRouteOf(ctx.path) !== '/auth/:uid') return next();
+    try {
+      await holdWritesDuring(ctx, db, next);
+    } catch (error) {
+      provider.emit('server_error', ctx, error);
+      ctx.remove('Location');
+      ctx.remove('Set-Cookie');
+      ctx.status = 500;
+      await renderError(
+        ctx as KoaContextWithOIDC,
+        { error: 'server_error', error_description: 'oops! something went wrong' },
+        error as Error,
+      );
+    }
+  });
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
   provider.on('backchannel.error', (_ctx, error, client) =>

@@ -49,6 +49,27 @@ function placeholders(count: number, width: number): string {
   return Array.from({ length: count }, (_, i) => `(${list(i * width + 1, width)})`).join(', ');
 }
 
+/** A row's columns in the order {@link upsertText} names them. */
+const rowParameters = (r: OidcModelRow) => [
+  r.model,
+  r.id,
+  r.payload,
+  r.grant_id,
+  r.uid,
+  r.user_code,
+  r.expires_at,
+];
+
+/** Inserts or replaces (by model and id) `count` rows, whose parameters follow `$from`. */
+function upsertText(from: number, count: number): string {
+  const tuples = Array.from({ length: count }, (_, i) => `(${list(from + i * 7 + 1, 7)})`).join(', ');
+  return `insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
+      values ${tuples}
+      on conflict (model, id) do update set
+        payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+        user_code = excluded.user_code, expires_at = excluded.expires_at`;
+}
+
 /** The key caches know a row by: a session's uid, else its id (see modelCache.ts). */
 const CACHE_KEY = `coalesce(case when model = 'Session' then uid end, id)`;
 
@@ -108,25 +129,9 @@ export const oidcModelsQueries = {
    * revocation, is a statement of its own below.
    */
   async upsertRows(db: Db, rows: readonly OidcModelRow[]) {
-    const parameters = rows.flatMap((r) => [
-      r.model,
-      r.id,
-      r.payload,
-      r.grant_id,
-      r.uid,
-      r.user_code,
-      r.expires_at,
-    ]);
+    const parameters = rows.flatMap(rowParameters);
     const run = rows.every(mayBeLostInACrash) ? runWriteWithoutFlushWait : runSql;
-    await run(
-      db,
-      `insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
-      values ${placeholders(rows.length, 7)}
-      on conflict (model, id) do update set
-        payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
-        user_code = excluded.user_code, expires_at = excluded.expires_at`,
-      parameters,
-    );
+    await run(db, upsertText(0, rows.length), parameters);
   },
 
   async find(db: Db, model: string, id: string) {
@@ -195,6 +200,32 @@ export const oidcModelsQueries = {
       [model, id],
     );
     return rows[0]?.key;
+  },
+
+  /**
+   * Deletes the instances `gone` names and inserts or replaces `rows`, in one statement; no
+   * key may be in both, nor twice in either. It commits as every deletion does, waiting for
+   * the WAL flush: a deleted interaction or session must stay deleted.
+   * @returns the model, id and key (as in destroy) of each row deleted.
+   */
+  async destroyAndUpsert(
+    db: Db,
+    gone: readonly { model: string; id: string }[],
+    rows: readonly OidcModelRow[],
+  ): Promise<{ model: string; id: string; key: string }[]> {
+    if (gone.length === 0) {
+      await oidcModelsQueries.upsertRows(db, rows);
+      return [];
+    }
+    const deleted = `delete from oidc_models where (model, id) in (${placeholders(gone.length, 2)})
+      returning model, id, ${CACHE_KEY} as key`;
+    const parameters: unknown[] = gone.flatMap((g) => [g.model, g.id]);
+    type Deleted = { model: string; id: string; key: string };
+    if (rows.length === 0) return (await runSql<Deleted>(db, deleted, parameters)).rows;
+    const put = upsertText(parameters.length, rows.length);
+    parameters.push(...rows.flatMap(rowParameters));
+    const text = `with gone as (${deleted}), put as (${put}) select model, id, key from gone`;
+    return (await runSql<Deleted>(db, text, parameters)).rows;
   },
 
   /**

@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import providerRequests from 'oidc-provider/lib/helpers/als.js';
+import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
+import { modelRow } from '../../src/db/queries/oidcModels.js';
+import { RowCache } from '../../src/db/rowCache.js';
+import { createAdapter } from '../../src/oidc/adapter.js';
+import { createClient } from '../../src/oidc/clients.js';
+import { HeldWrites, heldWrites, holdWritesDuring } from '../../src/oidc/heldWrites.js';
+import { ModelCache } from '../../src/oidc/modelCache.js';
+import { storedId } from '../../src/oidc/storedIds.js';
+import { countRows } from '../support/countRows.js';
+import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
+
+/**
+ * A sign-in's return to `/auth/:uid` deletes its interaction and saves a grant, a code and a
+ * session. They are held for the request and stored in one statement (src/oidc/heldWrites.ts):
+ * all or nothing, before the response leaves.
+ */
+describe("the provider's writes held for a request and stored together", () => {
+  let sesame: TestApp;
+  let rp: TestRp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Notes', redirect_uris: [REDIRECT_URI], first_party: true },
+      'test',
+    );
+    rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+  });
+
+  afterAll(() => sesame.stop());
+
+  const rowsOf = async (model: string) =>
+    Number(
+      (
+        await sesame.db
+          .selectFrom('oidc_models')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .where('model', '=', model)
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+  it('refuses a return whose writes cannot be stored: an error page, no code, nothing of it stored, and the sign-in resumes later', async () => {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp);
+    const next = await person.signUp(
+      await person.open(pending.url),
+      `h${randomBytes(4).toString('hex')}@example.com`,
+    );
+    const uid = new URL(next).pathname.split('/').pop()!;
+    const before = {
+      grants: await rowsOf('Grant'),
+      sessions: await rowsOf('Session'),
+      codes: await rowsOf('AuthorizationCode'),
+    };
+
+    // Postgres refuses every new code for a moment: the last of the return's four writes.
+    await sql`alter table oidc_models add constraint no_new_codes check (model <> 'AuthorizationCode') not valid`.execute(
+      sesame.db,
+    );
+    let refused: Awaited<ReturnType<typeof person.browser.request>>;
+    try {
+      refused = await person.browser.request(next);
+    } finally {
+      await sql`alter table oidc_models drop constraint no_new_codes`.execute(sesame.db);
+    }
+    expect(refused.status).toBe(500);
+    expect(refused.location()).toBeUndefined();
+    expect(refused.text).toContain('Something went wrong');
+    expect(refused.text).not.toContain('code=');
+    // Neither the grant nor the session was stored, and the interaction was not deleted.
+    expect({
+      grants: await rowsOf('Grant'),
+      sessions: await rowsOf('Session'),
+      codes: await rowsOf('AuthorizationCode'),
+    }).toEqual(before);
+    const interaction = await sesame.db
+      .selectFrom('oidc_models')
+      .select('id')
+      .where('model', '=', 'Interaction')
+      .where('id', '=', storedId('Interaction', uid))
+      .executeTakeFirst();
+    expect(interaction).toBeDefined();
+
+    const tokens = await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+    expect(tokens.claims()?.sub).toEqual(expect.any(String));
+    expect(await rowsOf('Grant')).toBe(before.grants + 1);
+    expect(await rowsOf('AuthorizationCode')).toBe(before.codes + 1);
+  });
+
+  it('stores nothing until the work is done, then all of it in one statement', async () => {
+    const db = sesame.db;
+    const row = (model: string, id: string) => modelRow(model, id, { kind: model }, 60);
+    const setUp = new HeldWrites(db);
+    setUp.upsert(row('Interaction', 'held-gone'), () => {});
+    await setUp.flush();
+    const done: string[] = [];
+    const before = await countRows(db, 'oidc_models');
+    const ctx = {};
+    await providerRequests.run(ctx, () =>
+      holdWritesDuring(ctx, db, async () => {
+        const writes = heldWrites()!;
+        writes.destroy('Interaction', 'held-gone', (key) => done.push(`gone ${key}`));
+        writes.upsert(row('Grant', 'held-grant'), () => done.push('grant'));
+        writes.upsert(row('Session', 'held-session'), () => done.push('session'));
+        writes.destroy('Interaction', 'never-stored', (key) => done.push(`not there ${key}`));
+        expect(writes.holds('Grant', 'held-grant')).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(await countRows(db, 'oidc_models')).toBe(before);
+        expect(done).toEqual([]);
+      }),
+    );
+    expect(done).toEqual(['gone held-gone', 'grant', 'session', 'not there undefined']);
+    expect(await countRows(db, 'oidc_models')).toBe(before + 1);
+    expect(heldWrites()).toBeUndefined();
+  });
+
+  it("lets the adapter read its request's own held writes, and keeps them in order with its other statements", async () => {
+    const db = sesame.db;
+    const Adapter = createAdapter(
+      db,
+      { clients: new RowCache(10), users: new RowCache(10), models: new ModelCache() },
+      new GroupedUpserts(db),
+    );
+    const grants = new Adapter('Grant');
+    const codes = new Adapter('AuthorizationCode');
+    const grantId = `g-${randomBytes(6).toString('hex')}`;
+    const codeId = `c-${randomBytes(6).toString('hex')}`;
+    const before = await countRows(db, 'oidc_models');
+    const ctx = {};
+    await providerRequests.run(ctx, () =>
+      holdWritesDuring(ctx, db, async () => {
+        await grants.upsert(grantId, { jti: grantId, clientId: 'held', kind: 'Grant' }, 60);
+        await codes.upsert(codeId, { jti: codeId, grantId, clientId: 'held', kind: 'AuthorizationCode' }, 60);
+        await grants.destroy('some-other-grant');
+        expect(await countRows(db, 'oidc_models')).toBe(before);
+        // A held row is stored before it is read, so the read is the database's, as without holding.
+        expect(await grants.find(grantId)).toMatchObject({ jti: grantId, clientId: 'held' });
+        expect(await countRows(db, 'oidc_models')).toBe(before + 2);
+        // Consuming reads and changes the table: what is held goes first.
+        await codes.upsert(
+          codeId,
+          { jti: codeId, grantId, clientId: 'held', kind: 'AuthorizationCode', n: 2 },
+          60,
+        );
+        await codes.consume(codeId);
+        expect(await codes.find(codeId)).toMatchObject({ n: 2, consumed: expect.any(Number) });
+        await grants.destroy(grantId);
+        expect(await grants.find(grantId)).toBeUndefined();
+      }),
+    );
+    expect(await countRows(db, 'oidc_models')).toBe(before + 1);
+  });
+});
