@@ -78,7 +78,7 @@ const CHANGING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
  *
  * There it is a named prepared statement: each connection parses and plans a text once, not
  * on every run, which halved Postgres's CPU per login (bench/README.md, "Measured on
- * 2026-12-04, 17:10–"). A pool whose server sessions do not keep them (a transaction-mode
+ * 2026-12-04, 17:00–17:55"). A pool whose server sessions do not keep them (a transaction-mode
  * pooler) shows it on a statement that Postgres refuses before running it; that one is sent
  * again unprepared, and so is every later one on the pool. A statement that failed ran in no
  * part: each runs alone, in a transaction of its own.

@@ -12,7 +12,7 @@ type HeldChange =
  * stored in one statement, before the response leaves. A login's return to `/auth/:uid`
  * deletes its interaction and saves a grant, a code and a session, one awaited write after
  * another: four round trips, and Postgres's work for each, where one does (bench/README.md,
- * "Measured on 2026-12-04, 17:10–").
+ * "Measured on 2026-12-04, 17:00–17:55").
  *
  * What a held write promises is what a write promises: nothing reaches the app (the redirect
  * with the code) before it has committed; when it fails, the request fails instead
