@@ -128,7 +128,7 @@ export function createAdapter(
    */
   function storeHeld(): Promise<void> | undefined {
     const held = heldWrites();
-    return held && held.size > 0 ? held.flush() : undefined;
+    return held?.busy ? held.flush() : undefined;
   }
 
   async function revokeGrant(grantId: string) {

@@ -23,18 +23,24 @@ type HeldChange =
 export class HeldWrites {
   readonly #db: Db;
   #changes = new Map<string, HeldChange>();
+  /** Changes being stored now, by key: still held until their statement has committed. */
+  #storing = new Map<string, HeldChange>();
+  /** The last flush: flushes run one after another, so two statements never race. */
+  #flushed: Promise<void> = Promise.resolve();
 
   constructor(db: Db) {
     this.#db = db;
   }
 
-  /** Whether a change of this row is held (the adapter stores what is held before reading it). */
+  /** Whether a change of this row is held or being stored (the adapter stores it before reading the row). */
   holds(model: string, id: string): boolean {
-    return this.#changes.has(`${model}\u0000${id}`);
+    const key = `${model}\u0000${id}`;
+    return this.#changes.has(key) || this.#storing.has(key);
   }
 
-  get size(): number {
-    return this.#changes.size;
+  /** Whether anything is held or being stored. */
+  get busy(): boolean {
+    return this.#changes.size > 0 || this.#storing.size > 0;
   }
 
   upsert(row: OidcModelRow, done: () => void): void {
@@ -52,22 +58,36 @@ export class HeldWrites {
     this.#changes.set(key, change);
   }
 
-  /** Stores what is held, in one statement; a change's `done` runs once it has committed. */
-  async flush(): Promise<void> {
+  /**
+   * Stores what is held, in one statement, after any flush under way; a change's `done` runs
+   * once it has committed. Resolves when everything held when it was called is stored.
+   */
+  flush(): Promise<void> {
+    const flushed = this.#flushed.then(() => this.#store());
+    this.#flushed = flushed.catch(() => {});
+    return flushed;
+  }
+
+  async #store(): Promise<void> {
     if (this.#changes.size === 0) return;
-    const changes = [...this.#changes.values()];
+    this.#storing = this.#changes;
     this.#changes = new Map();
+    const changes = [...this.#storing.values()];
     const rows: OidcModelRow[] = [];
     const gone: { model: string; id: string }[] = [];
     for (const change of changes) {
       if ('row' in change) rows.push(change.row);
       else gone.push({ model: change.model, id: change.id });
     }
-    const deleted = await oidcModelsQueries.destroyAndUpsert(this.#db, gone, rows);
-    const keys = new Map(deleted.map(({ model, id, key }) => [`${model}\u0000${id}`, key]));
-    for (const change of changes) {
-      if ('row' in change) change.done();
-      else change.done(keys.get(`${change.model}\u0000${change.id}`));
+    try {
+      const deleted = await oidcModelsQueries.destroyAndUpsert(this.#db, gone, rows);
+      const keys = new Map(deleted.map(({ model, id, key }) => [`${model}\u0000${id}`, key]));
+      for (const change of changes) {
+        if ('row' in change) change.done();
+        else change.done(keys.get(`${change.model}\u0000${change.id}`));
+      }
+    } finally {
+      this.#storing = new Map();
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { JWK } from 'jose';
+import type { Context, Next } from 'koa';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { CLAIMS_BY_SCOPE, CUSTOM_CLAIMS, createFindAccount } from '../accounts/claims.js';
 import type { Config } from '../config.js';
@@ -339,8 +340,13 @@ export function createProvider({
   // of the redirect with a code, and keeps its cookies as they were, so loading the page
   // again resumes the sign-in.
   const renderError = configuration.renderError!;
-  provider.use(async function storeHeldWrites(ctx, next) {
-    if (ctx.method !== 'GET' || providerRouteOf(ctx.path) !== '/auth/:uid') return next();
+  // Not async itself: every other request (a token, an introspection) passes with no promise of its own.
+  provider.use(function storeHeldWrites(ctx, next) {
+    return ctx.method === 'GET' && providerRouteOf(ctx.path) === '/auth/:uid'
+      ? holdAndStoreWrites(ctx, next)
+      : next();
+  });
+  async function holdAndStoreWrites(ctx: Context, next: Next) {
     try {
       await holdWritesDuring(ctx, db, next);
     } catch (error) {
@@ -354,7 +360,7 @@ export function createProvider({
         error as Error,
       );
     }
-  });
+  }
 
   provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
   provider.on('backchannel.error', (_ctx, error, client) =>

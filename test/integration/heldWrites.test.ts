@@ -154,6 +154,13 @@ describe("the provider's writes held for a request and stored together", () => {
         expect(await codes.find(codeId)).toMatchObject({ n: 2, consumed: expect.any(Number) });
         await grants.destroy(grantId);
         expect(await grants.find(grantId)).toBeUndefined();
+        // Two held rows read at once: the second read waits for the statement the first started.
+        const [a, b] = [`${grantId}-a`, `${grantId}-b`];
+        await grants.upsert(a, { jti: a, clientId: 'held' }, 60);
+        await grants.upsert(b, { jti: b, clientId: 'held' }, 60);
+        const [foundA, foundB] = await Promise.all([grants.find(a), grants.find(b)]);
+        expect([foundA?.jti, foundB?.jti]).toEqual([a, b]);
+        await Promise.all([grants.destroy(a), grants.destroy(b)]);
       }),
     );
     expect(await countRows(db, 'oidc_models')).toBe(before + 1);
