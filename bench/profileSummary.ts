@@ -121,6 +121,39 @@ export function selfTimeByFunction(file: string, window: ProfileWindow): Map<str
   return self;
 }
 
+/**
+ * Busy µs per request by what it asked for (bench/requestWindows.ts): each sample inside
+ * `within` is charged to the request whose window holds it. Only meaningful when one request
+ * is served at a time (one browser): requests that overlap cannot be told apart.
+ */
+export function busyByRequest(
+  file: string,
+  requests: ReadonlyArray<readonly [number, number, string]>,
+  within: ProfileWindow,
+): Map<string, { requests: number; busyUs: number }> {
+  const profile = readProfile(file);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const windows = requests.filter(([from, to]) => from >= within.fromUs && to <= within.toUs);
+  windows.sort((a, b) => a[0] - b[0]);
+  const byRequest = new Map<string, { requests: number; busyUs: number }>();
+  for (const [, , name] of windows) {
+    const entry = byRequest.get(name) ?? { requests: 0, busyUs: 0 };
+    entry.requests += 1;
+    byRequest.set(name, entry);
+  }
+  let at = profile.startTime;
+  let next = 0;
+  for (const [i, id] of profile.samples.entries()) {
+    const us = profile.timeDeltas[i] ?? 0;
+    at += us;
+    while (next < windows.length && windows[next]![1] < at) next++;
+    const request = windows[next];
+    if (!request || request[0] > at || functionOf(byId.get(id)!).name === '(idle)') continue;
+    byRequest.get(request[2])!.busyUs += us;
+  }
+  return byRequest;
+}
+
 /** A sampling heap profile (`HeapProfiler.stopSampling`): a tree of call frames and the samples taken in each. */
 interface HeapProfile {
   head: HeapProfileNode;

@@ -27,7 +27,7 @@ import {
   measureHttp,
   protocolLoads,
 } from './httpLoad.js';
-import type { FlowTarget } from './loginFlow.js';
+import { type FlowTarget, LOGIN_STEPS, type LoginStep } from './loginFlow.js';
 import type { LoginRunResult, WorkerReply, WorkerRequest } from './loginWorker.js';
 import {
   allocatedMb,
@@ -43,12 +43,14 @@ import {
 } from './processes.js';
 import {
   allocatedByFunction,
+  busyByRequest,
   formatBeside,
   formatSummary,
   type ProfileWindow,
   selfTimeByFunction,
   summariseProfile,
 } from './profileSummary.js';
+import type { RequestWindow } from './requestWindows.js';
 import { parseDuration, soak } from './soak.js';
 import { latency } from './stats.js';
 
@@ -132,6 +134,17 @@ const REDIRECT_URI = 'http://127.0.0.1:8999/callback';
 const load = () => os.loadavg().map((n) => Math.round(n * 100) / 100);
 
 const began = performance.now();
+/** The requests of a login (bench/loginFlow.ts) by the names requestWindows.ts gives them. */
+const LOGIN_REQUESTS: Record<string, LoginStep> = {
+  'GET /auth': 'authorize',
+  'GET /interaction/:id': 'login_page',
+  'POST /interaction/:id/login/options': 'options',
+  'POST /interaction/:id/login/verify': 'verify',
+  'GET /auth/:id': 'resume',
+  'POST /token': 'token',
+  'GET /me': 'userinfo',
+};
+
 const log = (message: string) =>
   process.stderr.write(`bench ${((performance.now() - began) / 1000).toFixed(1).padStart(5)}s: ${message}\n`);
 
@@ -486,10 +499,18 @@ async function main() {
     : undefined;
   // The bare provider's environment is the bench's own (startBare).
   if (heap) env.SESAME_BENCH_HEAP_DIR = process.env.SESAME_BENCH_HEAP_DIR = heap.dir;
-  const heapArgs = heap ? ['--import', path.join(ROOT, 'dist', 'bench', 'heapSampler.js')] : [];
+  const preloadArgs = heap ? ['--import', path.join(ROOT, 'dist', 'bench', 'heapSampler.js')] : [];
+  // With --profile at one browser, each login server records its requests (bench/requestWindows.ts).
+  const requestDir = path.join(profileDir, 'requests');
+  const timesRequests = options.profile && options.concurrency === 1;
+  if (timesRequests) {
+    fs.mkdirSync(requestDir);
+    env.SESAME_BENCH_REQUEST_DIR = process.env.SESAME_BENCH_REQUEST_DIR = requestDir;
+    preloadArgs.push('--import', path.join(ROOT, 'dist', 'bench', 'requestWindows.js'));
+  }
   const serverArgs = [
     ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-    ...heapArgs,
+    ...preloadArgs,
   ];
   const worker = startLoginWorker();
   const servers: ServerChild[] = [];
@@ -697,7 +718,7 @@ async function main() {
     const bareProfileDir = path.join(profileDir, 'bare');
     const bare = await startBare(await freePort(), [
       ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${bareProfileDir}`] : []),
-      ...heapArgs,
+      ...preloadArgs,
     ]);
     servers.push(bare);
     await worker.ask({
@@ -928,6 +949,21 @@ async function main() {
         );
         log(`measured ${c.name}, self time per operation beside the bare provider's:\n${table}`);
       }
+      const sesameProfile = profiles.find((f) => f.includes(`.${loginServer.pid}.`));
+      if (!timesRequests) {
+        log('CPU per login step: run with --profile --concurrency 1 (one request at a time)');
+      } else if (sesameProfile && bareProfile) {
+        // Each server writes its requests when it exits; the login server already has.
+        await bare.stop();
+        const requestsOf = (pid: number) =>
+          JSON.parse(fs.readFileSync(path.join(requestDir, `${pid}.json`), 'utf8')) as RequestWindow[];
+        log(
+          `measured logins at one browser, busy µs per request beside the bare provider's:\n${formatSteps(
+            busyByRequest(path.join(profileDir, sesameProfile), requestsOf(loginServer.pid), loginWindow),
+            busyByRequest(path.join(bareProfileDir, bareProfile), requestsOf(bare.pid), bareLogins.window),
+          )}`,
+        );
+      }
     }
 
     if (heap) {
@@ -967,3 +1003,24 @@ async function main() {
 }
 
 await main();
+
+/** Busy µs per request of each login step, Sesame's beside the bare provider's (`--profile --concurrency 1`). */
+function formatSteps(
+  sesame: Map<string, { requests: number; busyUs: number }>,
+  bare: Map<string, { requests: number; busyUs: number }>,
+): string {
+  const perRequest = (entry: { requests: number; busyUs: number } | undefined) =>
+    entry && entry.requests > 0 ? String(Math.round(entry.busyUs / entry.requests)) : '-';
+  const order = (request: string) => {
+    const step = LOGIN_REQUESTS[request];
+    return step ? LOGIN_STEPS.indexOf(step) : LOGIN_STEPS.length;
+  };
+  const rows = [...sesame]
+    .filter(([, entry]) => entry.requests >= 10)
+    .sort(([a], [b]) => order(a) - order(b))
+    .map(
+      ([request, entry]) =>
+        `${perRequest(entry).padStart(8)} ${perRequest(bare.get(request)).padStart(8)}  ${(LOGIN_REQUESTS[request] ?? '').padEnd(11)}${request} (${entry.requests})`,
+    );
+  return ['  sesame     bare  step       request (count)', ...rows].join('\n');
+}
