@@ -79,9 +79,12 @@ export async function openDatabase(
       location: redact(config.databaseUrl),
       listen: (channel, handlers) => listenOnPostgres(directUrl, db, channel, handlers),
       migrate: () => migratePostgresToLatest(directUrl),
-      close: () => {
+      close: async () => {
         unwatchPool();
-        return db.destroy();
+        await db.destroy();
+        // Kysely ends the pool only if a query went through it; runSql's statements go to
+        // the pool directly (rawSql.ts), and their connections must close too.
+        if (!pool.ending) await pool.end();
       },
     };
   }

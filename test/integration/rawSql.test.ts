@@ -1,7 +1,11 @@
 import { CompiledQuery } from 'kysely';
+import pg from 'pg';
+import { configFrom } from '../../src/config.js';
+import { openDatabase } from '../../src/db/connect.js';
 import { runSql } from '../../src/db/rawSql.js';
+import { eventually } from '../support/eventually.js';
 import { openedTestDatabase } from '../support/openedDatabase.js';
-import { onPostgres } from '../support/testDatabase.js';
+import { createTestDatabase, onPostgres } from '../support/testDatabase.js';
 
 /**
  * runSql sends SQL text straight to the pool on Postgres and through Kysely elsewhere (PGlite,
@@ -139,5 +143,34 @@ describeDirect('SQL text as prepared statements, on a direct connection to Postg
     await runSql(db, `select count(*) from oidc_models where model = $1`, ['PreparedProbe']);
     expect(await prepared()).toEqual([]);
     expect(told).toHaveLength(1);
+  });
+});
+
+describeDirect('closing a database that only runSql used', () => {
+  it('closes every connection of its pool: Kysely ends the pool only after a query of its own', async () => {
+    const testDb = await createTestDatabase();
+    try {
+      const database = await openDatabase(configFrom(testDb.env), { poolSize: 3 });
+      await Promise.all(
+        [1, 2, 3].map((n) => runSql(database.db, `select $1::int as n, pg_sleep(0.05)`, [n])),
+      );
+      const name = new URL(testDb.env.DATABASE_URL!).pathname.slice(1);
+      const admin = new pg.Client({
+        connectionString: testDb.env.DATABASE_URL!.replace(`/${name}`, '/postgres'),
+      });
+      await admin.connect();
+      try {
+        const open = async () =>
+          (await admin.query(`select count(*)::int as n from pg_stat_activity where datname = $1`, [name]))
+            .rows[0].n as number;
+        expect(await open()).toBe(3);
+        await database.close();
+        expect(await eventually(async () => (await open()) === 0)).toBe(true);
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      await testDb.drop();
+    }
   });
 });
