@@ -161,7 +161,7 @@ export function createAdapter(
       // A payload Postgres refuses (below) is written now, so the request fails as it should.
       if (held && !row.payload.includes('\\u0000')) return held.upsert(row, remember);
       try {
-        await storeHeld();
+        if (held?.busy) await held.flush();
         await writes.upsert(row);
         remember();
       } catch (error) {
@@ -179,7 +179,8 @@ export function createAdapter(
       if (this.model === 'Client') return caches.clients.find(id, () => loadClient(id));
       const { model } = this;
       const key = storedId(model, id);
-      if (heldWrites()?.holds(model, key)) return storeHeld()!.then(() => this.find(id));
+      const held = heldWrites();
+      if (held?.holds(model, key)) return held.flush().then(() => this.find(id));
       const cached = models.cached(model, key);
       if (cached === null) return Promise.resolve(undefined);
       if (cached) return unlessRevoked(model, payloadAsSaved(model, id, cached as AdapterPayload));

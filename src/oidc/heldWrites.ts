@@ -2,6 +2,9 @@ import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import type { Db } from '../db/connect.js';
 import { type OidcModelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
 
+/** A row's key among the held changes. */
+const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
+
 /** One held change of a row: its new content, or its deletion; `done` runs once it has committed. */
 type HeldChange =
   | { row: OidcModelRow; done: () => void }
@@ -34,7 +37,7 @@ export class HeldWrites {
 
   /** Whether a change of this row is held or being stored (the adapter stores it before reading the row). */
   holds(model: string, id: string): boolean {
-    const key = `${model}\u0000${id}`;
+    const key = keyOf(model, id);
     return this.#changes.has(key) || this.#storing.has(key);
   }
 
@@ -53,7 +56,7 @@ export class HeldWrites {
 
   #hold(model: string, id: string, change: HeldChange) {
     // A later change of the same row replaces the earlier one, as the later statement would.
-    const key = `${model}\u0000${id}`;
+    const key = keyOf(model, id);
     this.#changes.delete(key);
     this.#changes.set(key, change);
   }
@@ -81,10 +84,10 @@ export class HeldWrites {
     }
     try {
       const deleted = await oidcModelsQueries.destroyAndUpsert(this.#db, gone, rows);
-      const keys = new Map(deleted.map(({ model, id, key }) => [`${model}\u0000${id}`, key]));
+      const keys = new Map(deleted.map(({ model, id, key }) => [keyOf(model, id), key]));
       for (const change of changes) {
         if ('row' in change) change.done();
-        else change.done(keys.get(`${change.model}\u0000${change.id}`));
+        else change.done(keys.get(keyOf(change.model, change.id)));
       }
     } finally {
       this.#storing = new Map();

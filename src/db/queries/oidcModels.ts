@@ -44,9 +44,9 @@ function list(from: number, count: number): string {
   return Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
 }
 
-/** `($1, $2, …), ($n+1, …)`: `count` tuples of `width` placeholders. */
-function placeholders(count: number, width: number): string {
-  return Array.from({ length: count }, (_, i) => `(${list(i * width + 1, width)})`).join(', ');
+/** `($1, $2, …), ($n+1, …)`: `count` tuples of `width` placeholders, numbered on from `$after + 1`. */
+function placeholders(count: number, width: number, after = 0): string {
+  return Array.from({ length: count }, (_, i) => `(${list(after + i * width + 1, width)})`).join(', ');
 }
 
 /** A row's columns in the order {@link upsertText} names them. */
@@ -60,11 +60,10 @@ const rowParameters = (r: OidcModelRow) => [
   r.expires_at,
 ];
 
-/** Inserts or replaces (by model and id) `count` rows, whose parameters follow `$from`. */
-function upsertText(from: number, count: number): string {
-  const tuples = Array.from({ length: count }, (_, i) => `(${list(from + i * 7 + 1, 7)})`).join(', ');
+/** Inserts or replaces (by model and id) `count` rows, whose parameters follow `$after`. */
+function upsertText(after: number, count: number): string {
   return `insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
-      values ${tuples}
+      values ${placeholders(count, 7, after)}
       on conflict (model, id) do update set
         payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
         user_code = excluded.user_code, expires_at = excluded.expires_at`;
