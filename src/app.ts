@@ -56,7 +56,7 @@ import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
 import { isProviderPath, PAGELESS_PROVIDER_PATHS } from './oidc/providerPaths.js';
 import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
-import { createRowCaches } from './oidc/rowCaches.js';
+import { createRowCaches, type RowCaches } from './oidc/rowCaches.js';
 import type { OutboxTiming } from './outboxWorker.js';
 import { PUBLIC_DIR } from './paths.js';
 import { forRequestFrom } from './requestContext.js';
@@ -101,6 +101,8 @@ export interface SesameApp {
   readonly db: Db;
   /** Sesame's own routers (not the provider's), for tests that walk every route. */
   readonly routers: readonly Router[];
+  /** The rows kept in step by change notifications, for tests that tell memory from the table. */
+  readonly caches: RowCaches;
   /** Serves on the configured port, or on `port` (0 picks a free one); resolves to the bound port. */
   start(port?: number, host?: string): Promise<number>;
   stop(): Promise<void>;
@@ -289,6 +291,7 @@ export async function createApp({
     config,
     db,
     routers,
+    caches,
     async start(port = config.port, host = config.host) {
       server = http.createServer(koa.callback());
       // Keep-alive longer than common proxies' idle timeout, so the proxy closes first.

@@ -49,6 +49,21 @@ describe('the client and user caches, kept in step by change notifications', () 
     return response.status;
   }
 
+  /**
+   * Waits until the server has heard the notice of every change committed so far, and its
+   * caches are live. A row read before its own change's notice arrived is not kept (the notice
+   * may stand for a newer row), so a test that wants a row answered from memory waits for this
+   * first. Notices reach the server in commit order, so once a notice sent now has arrived,
+   * every earlier one has. It is sent as an API's change: these tests change no API, so
+   * nothing else moves that cache's count.
+   */
+  async function noticesHeard() {
+    const { resources, clients } = sesame.app.caches;
+    const before = resources.generation;
+    await sql`select pg_notify('sesame_row_changes', 'resources:a marker')`.execute(sesame.db);
+    expect(await eventually(async () => resources.generation > before && clients.live)).toBe(true);
+  }
+
   /** Runs `change` with the table's change trigger off: as if its notice were lost on the way. */
   async function unannounced(
     table: 'clients' | 'users' | 'group_members' | 'client_allowed_groups' | 'oidc_models',
@@ -85,6 +100,7 @@ describe('the client and user caches, kept in step by change notifications', () 
   describe('clients', () => {
     it('answers from memory once a client has been used: an unannounced change is not seen', async () => {
       const client = await newService();
+      await noticesHeard();
       expect(await clientCredentials(client.id, client.secret)).toBe(200);
       await unannounced('clients', (db) => setSecret(db, client.id, 'changed behind its back'));
       expect(await clientCredentials(client.id, client.secret)).toBe(200);
@@ -147,6 +163,7 @@ describe('the client and user caches, kept in step by change notifications', () 
 
     it('answers userinfo from memory: an unannounced rename is not seen, an announced one is', async () => {
       const person = await signedUpPerson();
+      await noticesHeard();
       expect((await person.userinfo())?.email).toBe(person.email);
       await unannounced('users', (db) =>
         db.updateTable('users').set({ email: 'silent@example.com' }).where('id', '=', person.sub).execute(),
@@ -206,6 +223,7 @@ describe('the client and user caches, kept in step by change notifications', () 
         // Made first: a new group is announced too, and its notice empties the memberships.
         const [silent, loud] = [await newGroup(), await newGroup()];
         const person = await signedUpPerson('openid email groups');
+        await noticesHeard();
         expect(await groupsOf(person)).toEqual([]);
         await unannounced('group_members', (db) =>
           db.insertInto('group_members').values({ group_id: silent, user_id: person.sub }).execute(),
@@ -222,8 +240,9 @@ describe('the client and user caches, kept in step by change notifications', () 
 
       it("stops serving a person once the client's announced allowed groups leave them out", async () => {
         const person = await signedUpPerson('openid email groups');
-        expect(await person.userinfo()).toBeDefined();
         const members = await newGroup();
+        await noticesHeard();
+        expect(await person.userinfo()).toBeDefined();
         await unannounced('client_allowed_groups', (db) =>
           db
             .insertInto('client_allowed_groups')
@@ -273,6 +292,7 @@ describe('the client and user caches, kept in step by change notifications', () 
 
     it('introspects from memory: a token deleted unannounced is still active, an announced delete ends it', async () => {
       const token = await issuedToken();
+      await noticesHeard();
       expect(await token.active()).toBe(true);
       await unannounced('oidc_models', token.deleteRow);
       expect(await token.active()).toBe(true);
@@ -382,8 +402,8 @@ describe('the client and user caches, kept in step by change notifications', () 
       // The listener reconnects after a second; then the cache serves from memory again.
       const relistened = await eventually(async () => (await listeners.execute(sesame.db)).rows.length === 1);
       expect(relistened).toBe(true);
-      // The server marks the cache live when its LISTEN returns, a moment after Postgres shows it.
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The server marks the cache live once its LISTEN hears a ping, a moment after Postgres shows it.
+      await noticesHeard();
       expect(await clientCredentials(client.id, 'second')).toBe(200);
       await unannounced('clients', (db) => setSecret(db, client.id, 'third'));
       expect(await clientCredentials(client.id, 'second')).toBe(200);
