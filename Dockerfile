@@ -50,4 +50,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 # The flags are the ones `npm start` uses: a small young generation, and an old generation
 # allowed to grow by half of what survived the last full GC (V8 lets it grow up to 4x), keep
 # RSS under load below 150 MB with no CPU per login measurably added (bench/README.md).
-CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=6", "--heap-growing-percent=40", "dist/src/main.js"]
