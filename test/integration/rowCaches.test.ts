@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../../src/crypto.js';
+import { ROW_CHANGES_CHANNEL } from '../../src/db/rowCache.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { eventually } from '../support/eventually.js';
@@ -64,7 +65,7 @@ describe('the client and user caches, kept in step by change notifications', () 
     const heard = await eventually(async () => {
       if (resources.generation > before && clients.live) return true;
       // Sent again until heard: a marker sent while the listener was reconnecting is lost.
-      await sql`select pg_notify('sesame_row_changes', 'resources:a marker')`.execute(sesame.db);
+      await sql`select pg_notify(${ROW_CHANGES_CHANNEL}, 'resources:a marker')`.execute(sesame.db);
       return false;
     });
     expect(heard).toBe(true);
