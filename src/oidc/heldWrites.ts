@@ -1,6 +1,6 @@
 import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import type { Db } from '../db/connect.js';
-import { type OidcModelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { type OidcModelRow, oidcModelsQueries, type StoreCondition } from '../db/queries/oidcModels.js';
 
 /** A row's key among the held changes. */
 const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
@@ -25,14 +25,19 @@ type HeldChange =
  */
 export class HeldWrites {
   readonly #db: Db;
+  /** What the first store must also do, and find done, to store anything (see {@link storeWritesIf}). */
+  #condition: StoreCondition | undefined;
+  /** Why nothing may be stored any more: the condition was not met, or its statement failed. */
+  #refused: Error | undefined;
   #changes = new Map<string, HeldChange>();
   /** Changes being stored now, by key: still held until their statement has committed. */
   #storing = new Map<string, HeldChange>();
   /** The last flush: flushes run one after another, so two statements never race. */
   #flushed: Promise<void> = Promise.resolve();
 
-  constructor(db: Db) {
+  constructor(db: Db, condition?: StoreCondition) {
     this.#db = db;
+    this.#condition = condition;
   }
 
   /** Whether a change of this row is held or being stored (the adapter stores it before reading the row). */
@@ -72,7 +77,9 @@ export class HeldWrites {
   }
 
   async #store(): Promise<void> {
-    if (this.#changes.size === 0) return;
+    if (this.#refused) throw this.#refused;
+    const condition = this.#condition;
+    if (this.#changes.size === 0 && !condition) return;
     this.#storing = this.#changes;
     this.#changes = new Map();
     const changes = [...this.#storing.values()];
@@ -83,7 +90,9 @@ export class HeldWrites {
       else gone.push({ model: change.model, id: change.id });
     }
     try {
-      const deleted = await oidcModelsQueries.destroyAndUpsert(this.#db, gone, rows);
+      const deleted = condition
+        ? await this.#storeIf(condition, gone, rows)
+        : await oidcModelsQueries.destroyAndUpsert(this.#db, gone, rows);
       const keys = new Map(deleted.map(({ model, id, key }) => [keyOf(model, id), key]));
       for (const change of changes) {
         if ('row' in change) change.done();
@@ -92,6 +101,30 @@ export class HeldWrites {
     } finally {
       this.#storing = new Map();
     }
+  }
+
+  /** Stores with the condition; from then on, stores go without it, or not at all if it failed. */
+  async #storeIf(condition: StoreCondition, gone: { model: string; id: string }[], rows: OidcModelRow[]) {
+    let deleted: Awaited<ReturnType<typeof oidcModelsQueries.destroyAndUpsertIf>>;
+    try {
+      deleted = await oidcModelsQueries.destroyAndUpsertIf(this.#db, condition, gone, rows);
+    } catch (error) {
+      this.#refused = error as Error;
+      throw error;
+    }
+    if (!deleted) {
+      this.#refused = new ConditionNotMet();
+      throw this.#refused;
+    }
+    this.#condition = undefined;
+    return deleted;
+  }
+}
+
+/** Thrown by a store whose condition was not met: nothing held was stored. */
+class ConditionNotMet extends Error {
+  constructor() {
+    super('the condition for storing the held writes was not met');
   }
 }
 
@@ -118,5 +151,37 @@ export async function holdWritesDuring(ctx: object, db: Db, work: () => Promise<
   } finally {
     heldFor.delete(ctx);
     await held.flush();
+  }
+}
+
+/**
+ * Runs `work`, Sesame's own handling of the request being served, with the provider's writes
+ * held, then stores them in one statement together with `condition`, and only if the
+ * condition is met: both or neither. A sign-in records its passkey's use (the counter that
+ * catches a cloned authenticator) and saves the interaction that says who signed in in one
+ * round trip; the use of an assertion that lost a race to a newer one saves nothing.
+ * @returns whether the condition was met; when it was not, nothing of `work`'s writes was stored.
+ * @throws what `work` or the statement threw: then nothing was stored either.
+ */
+export async function storeWritesIf(
+  db: Db,
+  condition: StoreCondition,
+  work: () => Promise<void>,
+): Promise<boolean> {
+  const request = providerRequests.getStore();
+  if (!request || typeof request !== 'object' || heldFor.has(request)) {
+    throw new Error('storeWritesIf runs within a request that holds no writes yet');
+  }
+  const held = new HeldWrites(db, condition);
+  heldFor.set(request, held);
+  try {
+    await work();
+    await held.flush();
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionNotMet) return false;
+    throw error;
+  } finally {
+    heldFor.delete(request);
   }
 }

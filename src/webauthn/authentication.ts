@@ -7,6 +7,7 @@ import {
 } from '@simplewebauthn/server';
 import type { Db } from '../db/connect.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
+import type { StoreCondition } from '../db/queries/oidcModels.js';
 import type { User } from '../db/schema.js';
 import { challengeFromClientData, storeChallenge } from './challenge.js';
 import { accountDisabled, challengeInvalid, unknownCredential, verificationFailed } from './errors.js';
@@ -116,18 +117,24 @@ export interface VerifiedAssertion {
   credential: StoredCredential;
 }
 
+/** A verified assertion whose use is not recorded yet: `use` records it, if no newer assertion did first. */
+export interface CheckedAssertion extends VerifiedAssertion {
+  use: StoreCondition;
+}
+
 /**
- * Verifies an assertion (WebAuthn L3 §7.2): the challenge is ours, unused and bound here;
- * the credential is known and belongs to an active user (and to `userId` when the
- * challenge named one, else to the user handle the authenticator returned); signature, origin, RP ID hash, UV flag and counter all check out.
- * Then the counter, backup state and last-used time are recorded.
+ * Checks an assertion (WebAuthn L3 §7.2): the challenge is ours, unused and bound here (it is
+ * used up now); the credential is known and belongs to an active user (and to `userId` when
+ * the challenge named one, else to the user handle the authenticator returned); signature,
+ * origin, RP ID hash, UV flag and counter all check out. Recording the new counter, backup
+ * state and last-used time is `use`, for the caller to run with what it stores.
  */
-export async function verifyPasskeyAssertion(
+export async function checkPasskeyAssertion(
   db: Db,
   rp: RelyingParty,
   response: AuthenticationResponseJSON,
   binding: { purpose: string; binding: string },
-): Promise<VerifiedAssertion> {
+): Promise<CheckedAssertion> {
   const taken = await credentialsQueries.takeChallengeAndFind(
     db,
     {
@@ -145,17 +152,35 @@ export async function verifyPasskeyAssertion(
   checkUserHandle(response.response.userHandle, userHandleFor(credential.userId), !challenge.userId);
   if (user.disabled_at) throw accountDisabled();
 
-  const { newCounter, backedUp: credentialBackedUp } = await verifyAssertionSignature(
+  const { newCounter, backedUp } = await verifyAssertionSignature(
     rp,
     response,
     challenge.challenge,
     credential,
   );
+  return {
+    user,
+    credential: { ...credential, counter: newCounter, backupState: backedUp },
+    use: credentialsQueries.useOf(credential.id, newCounter, backedUp),
+  };
+}
+
+/**
+ * Verifies an assertion ({@link checkPasskeyAssertion}) and records its use: the counter,
+ * backup state and last-used time.
+ */
+export async function verifyPasskeyAssertion(
+  db: Db,
+  rp: RelyingParty,
+  response: AuthenticationResponseJSON,
+  binding: { purpose: string; binding: string },
+): Promise<VerifiedAssertion> {
+  const { user, credential } = await checkPasskeyAssertion(db, rp, response, binding);
   // A concurrent assertion with a higher counter may have won the race: then this one is a replay.
-  if (!(await credentialsQueries.recordUse(db, credential.id, newCounter, credentialBackedUp))) {
+  if (!(await credentialsQueries.recordUse(db, credential.id, credential.counter, credential.backupState))) {
     throw verificationFailed();
   }
-  return { user, credential: { ...credential, counter: newCounter, backupState: credentialBackedUp } };
+  return { user, credential };
 }
 
 /**

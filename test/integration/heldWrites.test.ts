@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
-import { modelRow } from '../../src/db/queries/oidcModels.js';
+import { modelRow, oidcModelsQueries, type StoreCondition } from '../../src/db/queries/oidcModels.js';
 import { RowCache } from '../../src/db/rowCache.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createClient } from '../../src/oidc/clients.js';
-import { HeldWrites, heldWrites, holdWritesDuring } from '../../src/oidc/heldWrites.js';
+import { HeldWrites, heldWrites, holdWritesDuring, storeWritesIf } from '../../src/oidc/heldWrites.js';
 import { ModelCache } from '../../src/oidc/modelCache.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { countRows } from '../support/countRows.js';
@@ -14,6 +14,14 @@ import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../sup
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
+
+/** The adapter class over `db`, with caches of its own. */
+const adapterOver = (db: TestApp['db']) =>
+  createAdapter(
+    db,
+    { clients: new RowCache(10), users: new RowCache(10), models: new ModelCache() },
+    new GroupedUpserts(db),
+  );
 
 /**
  * A sign-in's return to `/auth/:uid` deletes its interaction and saves a grant, a code and a
@@ -124,11 +132,7 @@ describe("the provider's writes held for a request and stored together", () => {
 
   it("lets the adapter read its request's own held writes, and keeps them in order with its other statements", async () => {
     const db = sesame.db;
-    const Adapter = createAdapter(
-      db,
-      { clients: new RowCache(10), users: new RowCache(10), models: new ModelCache() },
-      new GroupedUpserts(db),
-    );
+    const Adapter = adapterOver(db);
     const grants = new Adapter('Grant');
     const codes = new Adapter('AuthorizationCode');
     const grantId = `g-${randomBytes(6).toString('hex')}`;
@@ -164,5 +168,72 @@ describe("the provider's writes held for a request and stored together", () => {
       }),
     );
     expect(await countRows(db, 'oidc_models')).toBe(before + 1);
+  });
+
+  it('stores what a request holds only together with its condition: both, or neither', async () => {
+    const db = sesame.db;
+    const Adapter = adapterOver(db);
+    const interactions = new Adapter('Interaction');
+    const tag = randomBytes(6).toString('hex');
+    const [code, first, second, third] = [`code-${tag}`, `first-${tag}`, `second-${tag}`, `third-${tag}`];
+    // The condition: using up a code, which only one statement can do.
+    const setUp = new HeldWrites(db);
+    setUp.upsert(modelRow('AuthorizationCode', code, { kind: 'AuthorizationCode' }, 60), () => {});
+    await setUp.flush();
+    const useCode: StoreCondition = {
+      text: `update oidc_models set consumed_at = now() where model = $1 and id = $2 and consumed_at is null returning 1`,
+      parameters: ['AuthorizationCode', code],
+    };
+    const stored = async (uid: string) =>
+      Boolean(await oidcModelsQueries.find(db, 'Interaction', storedId('Interaction', uid)));
+    const consumed = async () =>
+      Boolean((await oidcModelsQueries.find(db, 'AuthorizationCode', code))?.consumed);
+    const inRequest = <T>(work: () => Promise<T>) => providerRequests.run({}, work);
+
+    // Work that fails stores nothing, and does not run the condition.
+    await expect(
+      inRequest(() =>
+        storeWritesIf(db, useCode, async () => {
+          await interactions.upsert(first, { uid: first, kind: 'Interaction' }, 60);
+          throw new Error('the work failed');
+        }),
+      ),
+    ).rejects.toThrow('the work failed');
+    expect([await stored(first), await consumed()]).toEqual([false, false]);
+
+    // The condition met: what was held is stored with it, and the adapter reads it back.
+    const before = await countRows(db, 'oidc_models');
+    const met = await inRequest(() =>
+      storeWritesIf(db, useCode, async () => {
+        await interactions.upsert(first, { uid: first, kind: 'Interaction', n: 1 }, 60);
+        expect(await countRows(db, 'oidc_models')).toBe(before);
+        await interactions.upsert(second, { uid: second, kind: 'Interaction' }, 60);
+      }),
+    );
+    expect(met).toBe(true);
+    expect([await stored(first), await stored(second), await consumed()]).toEqual([true, true, true]);
+
+    // The condition not met (the code is used up): neither the upsert nor the deletion happens.
+    const notMet = await inRequest(() =>
+      storeWritesIf(db, useCode, async () => {
+        await interactions.upsert(third, { uid: third, kind: 'Interaction' }, 60);
+        await interactions.destroy(first);
+      }),
+    );
+    expect(notMet).toBe(false);
+    expect([await stored(first), await stored(third)]).toEqual([true, false]);
+
+    // A held row read inside the work is stored then, with the condition; what follows is stored plainly.
+    const again: StoreCondition = { ...useCode, parameters: ['AuthorizationCode', `${code}-none`] };
+    const readBack = await inRequest(() =>
+      storeWritesIf(db, again, async () => {
+        await interactions.upsert(third, { uid: third, kind: 'Interaction' }, 60);
+        await interactions.find(third);
+      }),
+    );
+    expect(readBack).toBe(false);
+    expect(await stored(third)).toBe(false);
+    // Outside a request there is nothing to hold the writes for.
+    await expect(storeWritesIf(db, useCode, async () => {})).rejects.toThrow(/within a request/);
   });
 });

@@ -258,6 +258,33 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expect(await counterOf(credentialId)).toBe(2);
     });
 
+    it('saves no sign-in for an assertion that a newer one beat to the counter (a race with a clone)', async () => {
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login);
+      const before = await stateOf(login.uid);
+      // A newer assertion of the same passkey lands between this one's read of the counter
+      // (with its challenge) and its use: here, a trigger on taking the challenge.
+      await sql`create function newer_assertion() returns trigger language plpgsql as $$
+        begin update credentials set counter = 100 where id = ${sql.lit(credentialId)}; return null; end $$`.execute(
+        sesame.db,
+      );
+      await sql`create trigger newer_assertion after delete on webauthn_challenges
+        for each row execute function newer_assertion()`.execute(sesame.db);
+      let refused: PageResponse;
+      try {
+        refused = await verifyLogin(person, login, response);
+      } finally {
+        await sql`drop trigger newer_assertion on webauthn_challenges`.execute(sesame.db);
+        await sql`drop function newer_assertion()`.execute(sesame.db);
+      }
+      expectError(refused, 400, 'verification_failed');
+      // The interaction records no sign-in, and the newer counter stands.
+      expect((await stateOf(login.uid)).interactionResult).toBeNull();
+      expect((await stateOf(login.uid)).sessions).toBe(before.sessions);
+      expect(await counterOf(credentialId)).toBe(100);
+    });
+
     it('rejects malformed JSON with 400', async () => {
       const { person } = await signedUpPerson();
       const login = await openLogin(person);

@@ -3,6 +3,11 @@ import type { Db } from '../connect.js';
 import { runSql } from '../rawSql.js';
 import type { CredentialRow, User } from '../schema.js';
 import { type StoredChallenge, TAKE_CHALLENGE } from './challenges.js';
+import type { StoreCondition } from './oidcModels.js';
+
+const RECORD_USE = `update credentials set counter = $2, backup_state = $3, last_used_at = now()
+      where id = $1 and (counter < $2 or counter = 0)
+      returning 1 as used`;
 
 /** A stored passkey with its counter as a number. */
 export interface StoredCredential {
@@ -140,17 +145,19 @@ export const credentialsQueries = {
   },
 
   /**
-   * Records a verified assertion. The counter only moves forward: the WHERE clause makes a
-   * concurrent older assertion lose instead of rolling the counter back.
+   * The statement that records a verified assertion. The counter only moves forward: the
+   * WHERE clause makes a concurrent older assertion lose instead of rolling the counter back,
+   * and then the statement returns no row. A sign-in runs it together with saving its
+   * interaction (heldWrites.ts, storeWritesIf).
    */
+  useOf(id: string, counter: number, backupState: boolean): StoreCondition {
+    return { text: RECORD_USE, parameters: [id, counter, backupState] };
+  },
+
+  /** Records a verified assertion ({@link credentialsQueries.useOf}); false if it lost to a newer one. */
   async recordUse(db: Db, id: string, counter: number, backupState: boolean): Promise<boolean> {
-    const { rows } = await runSql(
-      db,
-      `update credentials set counter = $2, backup_state = $3, last_used_at = now()
-      where id = $1 and (counter < $2 or counter = 0)
-      returning 1 as used`,
-      [id, counter, backupState],
-    );
+    const { text, parameters } = credentialsQueries.useOf(id, counter, backupState);
+    const { rows } = await runSql(db, text, parameters);
     return rows.length > 0;
   },
 

@@ -60,17 +60,45 @@ const rowParameters = (r: OidcModelRow) => [
   r.expires_at,
 ];
 
-/** Inserts or replaces (by model and id) `count` rows, whose parameters follow `$after`. */
-function upsertText(after: number, count: number): string {
-  return `insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
-      values ${placeholders(count, 7, after)}
-      on conflict (model, id) do update set
+const COLUMNS = 'model, id, payload, grant_id, uid, user_code, expires_at';
+const REPLACE = `on conflict (model, id) do update set
         payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
         user_code = excluded.user_code, expires_at = excluded.expires_at`;
+
+/** Inserts or replaces (by model and id) `count` rows, whose parameters follow `$after`. */
+function upsertText(after: number, count: number): string {
+  return `insert into oidc_models (${COLUMNS})
+      values ${placeholders(count, 7, after)}
+      ${REPLACE}`;
+}
+
+/** The type of each column in {@link COLUMNS}: a row built by `select` (below) names them, where `values` needs not. */
+const COLUMN_TYPES = ['text', 'text', 'jsonb', 'text', 'text', 'text', 'timestamptz'];
+
+/** As {@link upsertText}, but only if the statement's `met` has returned a row. */
+function upsertIfMetText(after: number, count: number): string {
+  const tuples = Array.from(
+    { length: count },
+    (_, i) => `(${COLUMN_TYPES.map((type, c) => `$${after + i * 7 + c + 1}::${type}`).join(', ')})`,
+  );
+  return `insert into oidc_models (${COLUMNS})
+      select * from (values ${tuples.join(', ')}) as held (${COLUMNS})
+      where exists (select 1 from met)
+      ${REPLACE}`;
 }
 
 /** The key caches know a row by: a session's uid, else its id (see modelCache.ts). */
 const CACHE_KEY = `coalesce(case when model = 'Session' then uid end, id)`;
+
+/**
+ * What must happen for held rows to be stored (heldWrites.ts): a statement that changes rows
+ * and returns one when it did (`update … where … returning 1`), parameters numbered from `$1`.
+ * It runs as part of the statement that stores them, so both happen, or neither.
+ */
+export interface StoreCondition {
+  text: string;
+  parameters: unknown[];
+}
 
 /** A row of `oidc_models` as it is written: the payload as JSON text, lookup columns beside it. */
 export interface OidcModelRow {
@@ -225,6 +253,42 @@ export const oidcModelsQueries = {
     parameters.push(...rows.flatMap(rowParameters));
     const text = `with gone as (${deleted}), put as (${put}) select model, id, key from gone`;
     return (await runSql<Deleted>(db, text, parameters)).rows;
+  },
+
+  /**
+   * As {@link oidcModelsQueries.destroyAndUpsert}, in the same statement as `condition`, and
+   * only if `condition` changed a row: both, or neither.
+   * @returns undefined when the condition was not met (nothing was stored), else as destroyAndUpsert.
+   */
+  async destroyAndUpsertIf(
+    db: Db,
+    condition: StoreCondition,
+    gone: readonly { model: string; id: string }[],
+    rows: readonly OidcModelRow[],
+  ): Promise<{ model: string; id: string; key: string }[] | undefined> {
+    const parameters: unknown[] = [...condition.parameters];
+    const parts = [`met as (${condition.text})`];
+    if (gone.length > 0) {
+      parts.push(`gone as (delete from oidc_models
+        where (model, id) in (${placeholders(gone.length, 2, parameters.length)}) and exists (select 1 from met)
+        returning model, id, ${CACHE_KEY} as key)`);
+      parameters.push(...gone.flatMap((g) => [g.model, g.id]));
+    }
+    if (rows.length > 0) {
+      parts.push(`put as (${upsertIfMetText(parameters.length, rows.length)})`);
+      parameters.push(...rows.flatMap(rowParameters));
+    }
+    const deleted =
+      gone.length > 0
+        ? `(select coalesce(json_agg(json_build_object('model', model, 'id', id, 'key', key)), '[]') from gone)`
+        : `'[]'::json`;
+    type Answer = { met: boolean; gone: { model: string; id: string; key: string }[] };
+    const { rows: answer } = await runSql<Answer>(
+      db,
+      `with ${parts.join(', ')} select exists (select 1 from met) as met, ${deleted} as gone`,
+      parameters,
+    );
+    return answer[0]?.met ? answer[0].gone : undefined;
   },
 
   /**

@@ -4,11 +4,14 @@ import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
+import type { StoreCondition } from '../../db/queries/oidcModels.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
-import { amrFor, startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
+import { storeWritesIf } from '../../oidc/heldWrites.js';
+import { amrFor, checkPasskeyAssertion, startPasskeyAuthentication } from '../../webauthn/authentication.js';
+import { verificationFailed } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
@@ -99,10 +102,20 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
    * where to go next. It is what provider.interactionResult does (without merging earlier
    * submissions), minus reading the interaction again: one round trip less per sign-in.
    */
-  async function finishLogin(ctx: Context, interaction: Interaction, accountId: string, amr: string[]) {
+  async function finishLogin(
+    ctx: Context,
+    interaction: Interaction,
+    accountId: string,
+    amr: string[],
+    passkeyUse?: StoreCondition,
+  ) {
     const result: InteractionResults = { login: { accountId, amr, remember: true } };
     interaction.result = result;
-    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
+    const save = () => interaction.save(interaction.exp - Math.floor(Date.now() / 1000)).then(() => {});
+    if (!passkeyUse) await save();
+    // The passkey's use and the sign-in in one statement: a sign-in is saved only with its
+    // passkey's counter moved on, and an assertion that lost the race to a newer one saves nothing.
+    else if (!(await storeWritesIf(db, passkeyUse, save))) throw verificationFailed();
     ctx.body = { redirect: interaction.returnTo };
   }
 
@@ -184,12 +197,12 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     const response = parseBody(ctx, authenticationResponseSchema);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
-    const { user, credential } = await verifyPasskeyAssertion(db, rp, response, {
+    const { user, credential, use } = await checkPasskeyAssertion(db, rp, response, {
       purpose: 'login',
       binding: interaction.uid,
     });
+    await finishLogin(ctx, interaction, user.id, amrFor(credential), use);
     log.info('passkey sign-in', { user: user.id, credential: credential.id.slice(0, 12) });
-    await finishLogin(ctx, interaction, user.id, amrFor(credential));
   }
 
   router.post('/signup/options', rateLimit, async (ctx) => {
