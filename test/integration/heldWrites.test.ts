@@ -223,7 +223,8 @@ describe("the provider's writes held for a request and stored together", () => {
     expect(notMet).toBe(false);
     expect([await stored(first), await stored(third)]).toEqual([true, false]);
 
-    // A held row read inside the work is stored then, with the condition; what follows is stored plainly.
+    // A held row read inside the work is stored first, and with the condition: not met here, so
+    // the read fails and nothing of the work is stored.
     const again: StoreCondition = { ...useCode, parameters: ['AuthorizationCode', `${code}-none`] };
     const readBack = await inRequest(() =>
       storeWritesIf(db, again, async () => {

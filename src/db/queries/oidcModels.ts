@@ -91,6 +91,18 @@ function upsertIfMetText(after: number, count: number): string {
 const CACHE_KEY = `coalesce(case when model = 'Session' then uid end, id)`;
 
 /**
+ * Deletes `count` instances by (model, id), whose parameters follow `$after`, `onlyIf` the
+ * statement's condition holds; answers each one's model, id and key (as in destroy).
+ */
+function deleteText(after: number, count: number, onlyIf = ''): string {
+  return `delete from oidc_models where (model, id) in (${placeholders(count, 2, after)})${onlyIf && ` ${onlyIf}`}
+      returning model, id, ${CACHE_KEY} as key`;
+}
+
+/** An instance to delete's parameters, in the order {@link deleteText} numbers them. */
+const goneParameters = (g: { model: string; id: string }) => [g.model, g.id];
+
+/**
  * What must happen for held rows to be stored (heldWrites.ts): a statement that changes rows
  * and returns one when it did (`update … where … returning 1`), parameters numbered from `$1`.
  * It runs as part of the statement that stores them, so both happen, or neither.
@@ -244,9 +256,8 @@ export const oidcModelsQueries = {
       await oidcModelsQueries.upsertRows(db, rows);
       return [];
     }
-    const deleted = `delete from oidc_models where (model, id) in (${placeholders(gone.length, 2)})
-      returning model, id, ${CACHE_KEY} as key`;
-    const parameters: unknown[] = gone.flatMap((g) => [g.model, g.id]);
+    const deleted = deleteText(0, gone.length);
+    const parameters: unknown[] = gone.flatMap(goneParameters);
     type Deleted = { model: string; id: string; key: string };
     if (rows.length === 0) return (await runSql<Deleted>(db, deleted, parameters)).rows;
     const put = upsertText(parameters.length, rows.length);
@@ -269,10 +280,8 @@ export const oidcModelsQueries = {
     const parameters: unknown[] = [...condition.parameters];
     const parts = [`met as (${condition.text})`];
     if (gone.length > 0) {
-      parts.push(`gone as (delete from oidc_models
-        where (model, id) in (${placeholders(gone.length, 2, parameters.length)}) and exists (select 1 from met)
-        returning model, id, ${CACHE_KEY} as key)`);
-      parameters.push(...gone.flatMap((g) => [g.model, g.id]));
+      parts.push(`gone as (${deleteText(parameters.length, gone.length, 'and exists (select 1 from met)')})`);
+      parameters.push(...gone.flatMap(goneParameters));
     }
     if (rows.length > 0) {
       parts.push(`put as (${upsertIfMetText(parameters.length, rows.length)})`);
