@@ -6,7 +6,12 @@ import { PASSKEY_POLICY } from './policy.js';
 
 /** Stores a freshly issued challenge with what it is for and what it is bound to. */
 export async function storeChallenge(db: Db, value: StoredChallenge): Promise<void> {
-  await challengesQueries.insert(db, value, PASSKEY_POLICY.challengeTtlSeconds);
+  await challengesQueries.insert(db, value, challengeExpiresAt());
+}
+
+/** When a challenge issued now expires. */
+export function challengeExpiresAt(): Date {
+  return new Date(Date.now() + PASSKEY_POLICY.challengeTtlSeconds * 1000);
 }
 
 /** Reads the challenge the client signed over from clientDataJSON (WebAuthn L3 §5.8.1), without trusting anything else in it yet. */

@@ -91,6 +91,30 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
     return { person: person.inNewBrowser(), user, credentialId, email };
   }
 
+  /**
+   * Signs the person in at `login`, then opens a consent page at an app they have not
+   * allowed yet: an interaction of this browser past the login prompt.
+   */
+  async function consentAfterSignIn(person: Person, login: { uid: string; csrf: string }) {
+    const next = (await verifyLogin(person, login, await assertion(person, login))).json<{
+      redirect: string;
+    }>().redirect;
+    await person.continueToApp(next, REDIRECT_URI);
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Other', redirect_uris: [REDIRECT_URI] },
+      'test',
+    );
+    const otherRp = await discoverRp(
+      sesame.baseUrl,
+      { client_id: client.client_id, client_secret },
+      REDIRECT_URI,
+    );
+    const page = await person.open((await beginLogin(otherRp)).url);
+    expect(page.text).toContain('>Allow<');
+    return { page, uid: /\/interaction\/([^/?#]+)/.exec(page.url)![1]! };
+  }
+
   /** The login page of a new authorization request, with what the browser code would need. */
   async function openLogin(person: Person) {
     const page = await person.open((await beginLogin(rp)).url);
@@ -141,6 +165,43 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expectError(await verifyLogin(attacker, other, response), 400, 'challenge_invalid');
       expect(await stateOf(other.uid)).toEqual(before);
       expect(await counterOf(credentialId)).toBe(1);
+    });
+
+    it('stores a sign-in challenge only for an interaction of this browser that waits at the login prompt', async () => {
+      const challengesFor = async (binding: string) =>
+        (
+          await sesame.db
+            .selectFrom('webauthn_challenges')
+            .select(['challenge', 'purpose', 'user_id', 'data', 'expires_at'])
+            .where('binding', '=', binding)
+            .execute()
+        ).map((row) => ({ ...row, expiresInS: Math.round((row.expires_at.getTime() - Date.now()) / 1000) }));
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const options = await loginOptions(person, login);
+      expect(options.allowCredentials ?? []).toEqual([]);
+      const stored = await challengesFor(login.uid);
+      expect(stored).toEqual([
+        expect.objectContaining({ challenge: options.challenge, purpose: 'login', user_id: null, data: {} }),
+      ]);
+      expect(stored[0]!.expiresInS).toBeGreaterThan(60);
+      expect(stored[0]!.expiresInS).toBeLessThanOrEqual(300);
+
+      // Another browser's interaction: this one holds no cookie for it.
+      const theirs = await openLogin(new Person(sesame.baseUrl));
+      const foreign = await person.browser.postJson(
+        `/interaction/${theirs.uid}/login/options`,
+        login.csrf,
+        {},
+      );
+      expectError(foreign, 400, 'interaction_expired');
+      expect(await challengesFor(theirs.uid)).toEqual([]);
+
+      // An interaction of this browser past the login prompt: consent at an app not yet allowed.
+      const { page, uid } = await consentAfterSignIn(person, login);
+      const atConsent = await person.browser.postJson(`/interaction/${uid}/login/options`, page.csrf(), {});
+      expectError(atConsent, 400, 'interaction_expired');
+      expect(await challengesFor(uid)).toEqual([]);
     });
 
     it('rejects a challenge issued for another interaction, and leaves it usable where it belongs', async () => {
@@ -400,25 +461,7 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
 
     it('refuses a consent decision without the CSRF token', async () => {
       const { person } = await signedUpPerson();
-      const login = await openLogin(person);
-      const next = (await verifyLogin(person, login, await assertion(person, login))).json<{
-        redirect: string;
-      }>().redirect;
-      await person.continueToApp(next, REDIRECT_URI);
-      // Signed in, the person meets a consent page at an app they have not allowed yet.
-      const { client, client_secret } = await createClient(
-        sesame.db,
-        { name: 'Other', redirect_uris: [REDIRECT_URI] },
-        'test',
-      );
-      const otherRp = await discoverRp(
-        sesame.baseUrl,
-        { client_id: client.client_id, client_secret },
-        REDIRECT_URI,
-      );
-      const page = await person.open((await beginLogin(otherRp)).url);
-      expect(page.text).toContain('>Allow<');
-      const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+      const { uid } = await consentAfterSignIn(person, await openLogin(person));
       const before = await stateOf(uid);
       const posted = await person.browser.request(`/interaction/${uid}/consent`, {
         form: { decision: 'allow' },

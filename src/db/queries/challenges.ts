@@ -31,19 +31,12 @@ export const challengesQueries = {
   // Both statements run once or twice per ceremony: SQL text written once (rawSql.ts). A
   // challenge lost in a crash of Postgres only fails its ceremony, so it is stored without
   // waiting for the WAL flush; taking it out is a synchronous commit (rawSql.ts).
-  async insert(db: Db, value: StoredChallenge, ttlSeconds: number): Promise<void> {
+  async insert(db: Db, value: StoredChallenge, expiresAt: Date): Promise<void> {
     await runWriteWithoutFlushWait(
       db,
       `insert into webauthn_challenges (challenge, purpose, binding, user_id, data, expires_at)
       values ($1, $2, $3, $4, $5, $6)`,
-      [
-        value.challenge,
-        value.purpose,
-        value.binding,
-        value.userId,
-        JSON.stringify(value.data),
-        new Date(Date.now() + ttlSeconds * 1000),
-      ],
+      [value.challenge, value.purpose, value.binding, value.userId, JSON.stringify(value.data), expiresAt],
     );
   },
 

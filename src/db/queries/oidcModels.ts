@@ -22,6 +22,31 @@ const IS_LIVE = '(expires_at is null or expires_at > now())';
 
 type LiveRow = { payload: ModelPayload; consumed_at: Date | null };
 
+/** A discoverable sign-in challenge to store with the read of the interaction it is bound to. */
+export interface InteractionChallenge {
+  /** The prompt (`prompt.name` of the stored interaction) it is issued for. */
+  prompt: string;
+  challenge: string;
+  purpose: string;
+  binding: string;
+  expiresAt: Date;
+}
+
+/**
+ * $1 the interaction's stored id, $2 the prompt, $3–$6 the challenge (webauthn_challenges:
+ * challenge, purpose, binding, expires_at; no user, no data). A row built by `select` gets no
+ * types from the columns it goes into, so the parameters are cast.
+ */
+const FIND_INTERACTION_STORING_CHALLENGE = `with interaction as (
+    select payload, consumed_at from oidc_models where model = 'Interaction' and id = $1 and ${IS_LIVE} limit 1
+  ), stored as (
+    insert into webauthn_challenges (challenge, purpose, binding, user_id, data, expires_at)
+    select $3::text, $4::text, $5::text, null, '{}'::jsonb, $6::timestamptz from interaction
+    where interaction.payload -> 'prompt' ->> 'name' = $2::text
+    returning (select set_config('synchronous_commit', 'off', true))
+  )
+  select payload, consumed_at, (select count(*) from stored)::int as stored from interaction`;
+
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
@@ -196,6 +221,26 @@ export const oidcModelsQueries = {
 
   async findByUid(db: Db, model: string, uid: string) {
     return findLive(db, model, 'uid', uid);
+  },
+
+  /**
+   * A live interaction by its stored id, read in the same statement that stores a sign-in
+   * challenge for it, and only if it is found waiting at `challenge.prompt`: a request for an
+   * unknown, expired or finished interaction stores nothing. `stored` says whether it was
+   * stored. The challenge may be lost in a crash of Postgres like any other (challenges.ts),
+   * so the statement commits without waiting for the WAL flush (rawSql.ts).
+   */
+  async findInteractionStoringChallenge(db: Db, id: string, challenge: InteractionChallenge) {
+    const { rows } = await runSql<LiveRow & { stored: number }>(db, FIND_INTERACTION_STORING_CHALLENGE, [
+      id,
+      challenge.prompt,
+      challenge.challenge,
+      challenge.purpose,
+      challenge.binding,
+      challenge.expiresAt,
+    ]);
+    const row = rows[0];
+    return { payload: withConsumed(row), stored: row?.stored === 1 };
   },
 
   async findByUserCode(db: Db, model: string, userCode: string) {

@@ -8,9 +8,11 @@ import type { StoreCondition } from '../../db/queries/oidcModels.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
+import { storeChallengeWithRead } from '../../oidc/challengeOnRead.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
-import { amrFor, checkPasskeyAssertion, startPasskeyAuthentication } from '../../webauthn/authentication.js';
+import { amrFor, checkPasskeyAssertion, passkeyRequestOptions } from '../../webauthn/authentication.js';
+import { challengeExpiresAt } from '../../webauthn/challenge.js';
 import { verificationFailed } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
@@ -187,9 +189,22 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
   });
 
   router.post('/login/options', rateLimit, async (ctx) => {
-    const interaction = await loadInteraction(ctx);
-    if (interaction.prompt.name !== 'login') throw interactionExpired();
-    ctx.body = await startPasskeyAuthentication(db, rp, { purpose: 'login', binding: interaction.uid });
+    // Discoverable (usernameless): the authenticator offers every passkey it holds for this RP.
+    const options = await passkeyRequestOptions(rp, []);
+    // The challenge is stored by the statement that reads the interaction, only if it is this
+    // one and waits at the login prompt (challengeOnRead.ts).
+    const { value: interaction, stored } = await storeChallengeWithRead(
+      {
+        prompt: 'login',
+        challenge: options.challenge,
+        purpose: 'login',
+        binding: ctx.params.uid!,
+        expiresAt: challengeExpiresAt(),
+      },
+      () => loadInteraction(ctx),
+    );
+    if (interaction.prompt.name !== 'login' || !stored) throw interactionExpired();
+    ctx.body = options;
   });
 
   router.post('/login/verify', rateLimit, (ctx) => countResult(signIns, () => signInWithPasskey(ctx)));
