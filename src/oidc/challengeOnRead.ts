@@ -2,7 +2,7 @@ import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import type { InteractionChallenge } from '../db/queries/oidcModels.js';
 
 /** A challenge waiting for the read of the interaction it is bound to; `stored` tells what became of it. */
-interface Rider {
+export interface Rider {
   challenge: InteractionChallenge;
   stored: boolean;
 }
@@ -38,19 +38,12 @@ export async function storeChallengeWithRead<T>(
 /**
  * The challenge to store with the read of interaction `uid` in this request, taken: a second
  * read (the provider reads the interaction once, but nothing relies on that) reads plainly.
- * `stored` is to be called with what the statement did.
+ * The reader sets `stored` to what its statement did.
  */
-export function takeChallengeFor(
-  uid: string,
-): { challenge: InteractionChallenge; stored(done: boolean): void } | undefined {
+export function challengeRidingOn(uid: string): Rider | undefined {
   const request = providerRequests.getStore();
   const rider = request && typeof request === 'object' ? riders.get(request) : undefined;
   if (!rider || rider.challenge.binding !== uid) return undefined;
   riders.delete(request as object);
-  return {
-    challenge: rider.challenge,
-    stored: (done) => {
-      rider.stored = done;
-    },
-  };
+  return rider;
 }
