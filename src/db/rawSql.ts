@@ -113,12 +113,19 @@ function asQueryResult<R>({ command, rowCount, rows }: pg.QueryResult): QueryRes
 }
 
 /**
+ * The expression of {@link COMMIT_WITHOUT_FLUSH_WAIT}, for a write inside a larger statement
+ * (a data-modifying `with`) to return: its transaction, the statement's own, then commits
+ * without the flush wait. Like {@link runWriteWithoutFlushWait}, only outside a transaction.
+ */
+export const FLUSH_WAIT_OFF = "(select set_config('synchronous_commit', 'off', true))";
+
+/**
  * Appended to a write that returns nothing else: makes its transaction commit without waiting
  * for the WAL to reach the disk. `set_config(…, true)` lasts until the end of the transaction,
  * here the statement's own, so nothing else on the connection (or, behind a transaction-mode
  * pooler, on the server session it was lent) changes; the subquery runs it once per statement.
  */
-const COMMIT_WITHOUT_FLUSH_WAIT = `\n      returning (select set_config('synchronous_commit', 'off', true))`;
+const COMMIT_WITHOUT_FLUSH_WAIT = `\n      returning ${FLUSH_WAIT_OFF}`;
 
 /**
  * Runs a write whose loss would only fail closed, committed asynchronously (Postgres's

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
-import { runSql, runWriteWithoutFlushWait } from '../rawSql.js';
+import { FLUSH_WAIT_OFF, runSql, runWriteWithoutFlushWait } from '../rawSql.js';
 
 /** One stored oidc-provider model instance: the payload as the provider gave it. */
 export type ModelPayload = Record<string, unknown>;
@@ -35,17 +35,22 @@ export interface InteractionChallenge {
 /**
  * $1 the interaction's stored id, $2 the prompt, $3–$6 the challenge (webauthn_challenges:
  * challenge, purpose, binding, expires_at; no user, no data). A row built by `select` gets no
- * types from the columns it goes into, so the parameters are cast.
+ * types from the columns it goes into, so the parameters are cast. Outside a transaction the
+ * insert returns {@link FLUSH_WAIT_OFF}, as {@link runWriteWithoutFlushWait} would add it.
  */
-const FIND_INTERACTION_STORING_CHALLENGE = `with interaction as (
+const findInteractionStoringChallengeText = (returning: string) => `with interaction as (
     select payload, consumed_at from oidc_models where model = 'Interaction' and id = $1 and ${IS_LIVE} limit 1
   ), stored as (
     insert into webauthn_challenges (challenge, purpose, binding, user_id, data, expires_at)
     select $3::text, $4::text, $5::text, null, '{}'::jsonb, $6::timestamptz from interaction
     where interaction.payload -> 'prompt' ->> 'name' = $2::text
-    returning (select set_config('synchronous_commit', 'off', true))
+    returning ${returning}
   )
   select payload, consumed_at, (select count(*) from stored)::int as stored from interaction`;
+const FIND_INTERACTION_STORING_CHALLENGE = {
+  alone: findInteractionStoringChallengeText(FLUSH_WAIT_OFF),
+  inTransaction: findInteractionStoringChallengeText('1'),
+};
 
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
@@ -231,7 +236,8 @@ export const oidcModelsQueries = {
    * so the statement commits without waiting for the WAL flush (rawSql.ts).
    */
   async findInteractionStoringChallenge(db: Db, id: string, challenge: InteractionChallenge) {
-    const { rows } = await runSql<LiveRow & { stored: number }>(db, FIND_INTERACTION_STORING_CHALLENGE, [
+    const text = FIND_INTERACTION_STORING_CHALLENGE[db.isTransaction ? 'inTransaction' : 'alone'];
+    const { rows } = await runSql<LiveRow & { stored: number }>(db, text, [
       id,
       challenge.prompt,
       challenge.challenge,
