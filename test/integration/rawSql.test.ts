@@ -123,6 +123,28 @@ describeDirect('SQL text as prepared statements, on a direct connection to Postg
     expect(told).toEqual([]);
   });
 
+  it("parses each answer by the columns it names: a column's new type under the same name is read as that type", async () => {
+    const db = database().db;
+    await db.executeQuery(CompiledQuery.raw(`create table prepared_types (a int, b text)`));
+    await db.executeQuery(CompiledQuery.raw(`insert into prepared_types values (1, 'x')`));
+    const all = `select a, b from prepared_types`;
+    expect((await runSql(db, all)).rows).toEqual([{ a: 1, b: 'x' }]);
+    expect((await runSql(db, all)).rows).toEqual([{ a: 1, b: 'x' }]);
+    await db.executeQuery(
+      CompiledQuery.raw(`alter table prepared_types alter column a type timestamptz using now()`),
+    );
+    const [row] = (await runSql<{ a: unknown; b: string }>(db, all)).rows;
+    expect(row!.a).toBeInstanceOf(Date);
+    const [again] = (await runSql<{ a: unknown; b: string }>(db, all)).rows;
+    expect(again!.a).toBeInstanceOf(Date);
+    expect(again!.b).toBe('x');
+    // The same column names the other way round: each value goes to its own name.
+    const swapped = `select b as a, a as b from prepared_types`;
+    expect((await runSql<{ a: unknown; b: unknown }>(db, swapped)).rows[0]!.a).toBe('x');
+    expect((await runSql<{ a: unknown; b: unknown }>(db, swapped)).rows[0]!.b).toBeInstanceOf(Date);
+    expect((await runSql(db, `select 1 as a where false`)).rows).toEqual([]);
+  });
+
   it('sends a statement its session lost once more unprepared, runs it once, and prepares nothing after', async () => {
     const db = database().db;
     // A statement that failed closed its connection (pg's pool does so): both are prepared on this one first.
