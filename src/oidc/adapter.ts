@@ -7,7 +7,7 @@ import { modelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { ClientRow } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
-import { challengeRidingOn } from './challengeOnRead.js';
+import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
 import { heldWrites } from './heldWrites.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
@@ -182,15 +182,12 @@ export function createAdapter(
       const key = storedId(model, id);
       const held = heldWrites();
       if (held?.holds(model, key)) return held.flush().then(() => this.find(id));
-      const rider = model === 'Interaction' ? challengeRidingOn(id) : undefined;
+      // A sign-in's challenge stored or taken in the statement that reads its interaction (challengeOnRead.ts).
+      const rider = model === 'Interaction' ? riderOnRead(id) : undefined;
       if (rider) {
-        return oidcModelsQueries.findInteractionStoringChallenge(db, key, rider.challenge).then((found) => {
-          rider.stored = found.stored;
-          return unlessRevoked(
-            model,
-            found.payload && payloadAsSaved(model, id, found.payload as AdapterPayload),
-          );
-        });
+        return rider
+          .read(db, key)
+          .then((found) => unlessRevoked(model, found && payloadAsSaved(model, id, found as AdapterPayload)));
       }
       const cached = models.cached(model, key);
       if (cached === null) return Promise.resolve(undefined);

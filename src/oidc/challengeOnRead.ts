@@ -1,14 +1,32 @@
 import providerRequests from 'oidc-provider/lib/helpers/als.js';
-import type { InteractionChallenge } from '../db/queries/oidcModels.js';
+import type { Db } from '../db/connect.js';
+import { credentialsQueries, type InteractionTake, type TakenChallenge } from '../db/queries/credentials.js';
+import { type InteractionChallenge, type ModelPayload, oidcModelsQueries } from '../db/queries/oidcModels.js';
 
-/** A challenge waiting for the read of the interaction it is bound to; `stored` tells what became of it. */
-export interface Rider {
-  challenge: InteractionChallenge;
-  stored: boolean;
+/**
+ * A challenge's statement waiting for the read of the interaction it is bound to: `read` runs
+ * in its place the one statement that reads the interaction (by its stored id) and does the
+ * challenge's part, and keeps what that part did.
+ */
+interface Rider {
+  binding: string;
+  read(db: Db, storedId: string): Promise<ModelPayload | undefined>;
 }
 
 /** The rider of each request that has one, by the request's context in the provider's AsyncLocalStorage. */
 const riders = new WeakMap<object, Rider>();
+
+async function withRider<T>(rider: Rider, work: () => Promise<T>): Promise<T> {
+  const request = providerRequests.getStore();
+  if (!request || typeof request !== 'object')
+    throw new Error('a challenge rides on a read within a request');
+  riders.set(request, rider);
+  try {
+    return await work();
+  } finally {
+    riders.delete(request);
+  }
+}
 
 /**
  * Runs `work` (which reads the interaction through the provider) so that the read of the
@@ -23,27 +41,57 @@ export async function storeChallengeWithRead<T>(
   challenge: InteractionChallenge,
   work: () => Promise<T>,
 ): Promise<{ value: T; stored: boolean }> {
-  const request = providerRequests.getStore();
-  if (!request || typeof request !== 'object')
-    throw new Error('storeChallengeWithRead runs within a request');
-  const rider: Rider = { challenge, stored: false };
-  riders.set(request, rider);
-  try {
-    return { value: await work(), stored: rider.stored };
-  } finally {
-    riders.delete(request);
-  }
+  let stored = false;
+  const value = await withRider(
+    {
+      binding: challenge.binding,
+      read: async (db, storedId) => {
+        const found = await oidcModelsQueries.findInteractionStoringChallenge(db, storedId, challenge);
+        stored = found.stored;
+        return found.payload;
+      },
+    },
+    work,
+  );
+  return { value, stored };
 }
 
 /**
- * The challenge to store with the read of interaction `uid` in this request, taken: a second
- * read (the provider reads the interaction once, but nothing relies on that) reads plainly.
- * The reader sets `stored` to what its statement did.
+ * Runs `work` (which reads the interaction through the provider) so that the read of the
+ * interaction `take.binding` takes the challenge out in the same statement, with the passkey
+ * and its owner (credentials.ts), if that interaction is found waiting at `take.prompt`. A
+ * sign-in's verify step needed a statement for each before. As with {@link storeChallengeWithRead},
+ * a read of any other interaction leaves the challenge where it is.
+ * @returns the work's answer, and `taken` when the read carried the take: what it took
+ * (undefined: no such challenge to take), as credentialsQueries.takeChallengeAndFind answers.
  */
-export function challengeRidingOn(uid: string): Rider | undefined {
+export async function takeChallengeWithRead<T>(
+  take: InteractionTake,
+  work: () => Promise<T>,
+): Promise<{ value: T; taken?: { result: TakenChallenge | undefined } }> {
+  let taken: { result: TakenChallenge | undefined } | undefined;
+  const value = await withRider(
+    {
+      binding: take.binding,
+      read: async (db, storedId) => {
+        const found = await credentialsQueries.findInteractionTakingChallenge(db, storedId, take);
+        taken = { result: found.taken };
+        return found.payload;
+      },
+    },
+    work,
+  );
+  return taken ? { value, taken } : { value };
+}
+
+/**
+ * The read of interaction `uid` in this request, if a challenge rides on it; taken, so a
+ * second read (the provider reads the interaction once, but nothing relies on that) is plain.
+ */
+export function riderOnRead(uid: string): Rider | undefined {
   const request = providerRequests.getStore();
   const rider = request && typeof request === 'object' ? riders.get(request) : undefined;
-  if (!rider || rider.challenge.binding !== uid) return undefined;
+  if (!rider || rider.binding !== uid) return undefined;
   riders.delete(request as object);
   return rider;
 }

@@ -6,7 +6,7 @@ import {
   verifyAuthenticationResponse,
 } from '@simplewebauthn/server';
 import type { Db } from '../db/connect.js';
-import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
+import { credentialsQueries, type StoredCredential, type TakenChallenge } from '../db/queries/credentials.js';
 import type { StoreCondition } from '../db/queries/oidcModels.js';
 import type { User } from '../db/schema.js';
 import { challengeFromClientData, storeChallenge } from './challenge.js';
@@ -144,6 +144,20 @@ export async function checkPasskeyAssertion(
     },
     response.id,
   );
+  return checkTakenAssertion(rp, response, taken);
+}
+
+/**
+ * {@link checkPasskeyAssertion} once the challenge the response names has been taken out of
+ * storage (undefined: there was none to take) with the credential the response names and its
+ * owner, as credentialsQueries.takeChallengeAndFind answers: a sign-in takes it in the
+ * statement that reads its interaction (challengeOnRead.ts).
+ */
+export async function checkTakenAssertion(
+  rp: RelyingParty,
+  response: AuthenticationResponseJSON,
+  taken: TakenChallenge | undefined,
+): Promise<CheckedAssertion> {
   if (!taken) throw challengeInvalid();
   const { challenge, found } = taken;
   if (!found) throw unknownCredential();

@@ -16,6 +16,13 @@ export function challengeExpiresAt(): Date {
 
 /** Reads the challenge the client signed over from clientDataJSON (WebAuthn L3 §5.8.1), without trusting anything else in it yet. */
 export function challengeFromClientData(clientDataJSON: string): string {
+  const challenge = challengeNamedIn(clientDataJSON);
+  if (challenge === undefined) throw challengeInvalid();
+  return challenge;
+}
+
+/** {@link challengeFromClientData}, or undefined when the client data is unreadable or names none. */
+export function challengeNamedIn(clientDataJSON: string): string | undefined {
   try {
     const clientData = JSON.parse(isoBase64URL.toUTF8String(clientDataJSON)) as { challenge?: unknown };
     if (typeof clientData.challenge === 'string' && clientData.challenge.length > 0)
@@ -23,7 +30,7 @@ export function challengeFromClientData(clientDataJSON: string): string {
   } catch {
     // Fall through: unreadable client data cannot name a challenge.
   }
-  throw challengeInvalid();
+  return undefined;
 }
 
 /**

@@ -204,6 +204,57 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expect(await challengesFor(uid)).toEqual([]);
     });
 
+    it('takes a sign-in challenge only with an interaction of this browser that waits at the login prompt', async () => {
+      const challengesFor = async (binding: string) =>
+        (
+          await sesame.db
+            .selectFrom('webauthn_challenges')
+            .select('challenge')
+            .where('binding', '=', binding)
+            .execute()
+        ).map((row) => row.challenge);
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login);
+      const challenge = (await challengesFor(login.uid))[0]!;
+
+      // Another browser posts it to the interaction it is bound to: it holds no cookie for it.
+      const stranger = new Person(sesame.baseUrl);
+      const strangerLogin = await openLogin(stranger);
+      const before = await stateOf(login.uid);
+      const foreign = await stranger.browser.postJson(
+        `/interaction/${login.uid}/login/verify`,
+        strangerLogin.csrf,
+        response,
+      );
+      expectError(foreign, 400, 'interaction_expired');
+      expect(await stateOf(login.uid)).toEqual(before);
+      expect(await challengesFor(login.uid)).toEqual([challenge]);
+      // Left where it was, it signs the person in where it belongs.
+      expect((await verifyLogin(person, login, response)).status).toBe(200);
+      expect(await challengesFor(login.uid)).toEqual([]);
+
+      // An interaction of this browser past the login prompt, holding a login challenge of its own.
+      const { page, uid } = await consentAfterSignIn(person, await openLogin(person));
+      const counter = await counterOf(credentialId);
+      const elsewhere = person.inNewBrowser();
+      const options = await loginOptions(elsewhere, await openLogin(elsewhere));
+      await sesame.db
+        .updateTable('webauthn_challenges')
+        .set({ binding: uid })
+        .where('challenge', '=', options.challenge)
+        .execute();
+      const signed = await person.authenticator.getAssertion(options, person.browser.origin);
+      const atConsent = await person.browser.postJson(
+        `/interaction/${uid}/login/verify`,
+        page.csrf(),
+        signed,
+      );
+      expectError(atConsent, 400, 'interaction_expired');
+      expect(await challengesFor(uid)).toEqual([options.challenge]);
+      expect(await counterOf(credentialId)).toBe(counter);
+    });
+
     it('rejects a challenge issued for another interaction, and leaves it usable where it belongs', async () => {
       const { person } = await signedUpPerson();
       const loginA = await openLogin(person);

@@ -17,9 +17,14 @@ export interface StoredChallenge {
  * A challenge presented with the wrong binding is left in place: a stranger cannot burn
  * another person's challenge.
  */
-export const TAKE_CHALLENGE = `delete from webauthn_challenges
-  where challenge = $1 and purpose = $2 and binding = $3 and expires_at > now()
+export const TAKE_CHALLENGE = takeChallengeIf();
+
+/** {@link TAKE_CHALLENGE}, taking the challenge only where `condition` (SQL) holds too. */
+export function takeChallengeIf(condition?: string): string {
+  return `delete from webauthn_challenges
+  where challenge = $1 and purpose = $2 and binding = $3 and expires_at > now()${condition ? ` and ${condition}` : ''}
   returning user_id, data`;
+}
 
 /** What {@link TAKE_CHALLENGE} returns. */
 interface TakenChallengeRow {

@@ -2,8 +2,14 @@ import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import { runSql } from '../rawSql.js';
 import type { CredentialRow, User } from '../schema.js';
-import { type StoredChallenge, TAKE_CHALLENGE } from './challenges.js';
-import type { StoreCondition } from './oidcModels.js';
+import { type StoredChallenge, TAKE_CHALLENGE, takeChallengeIf } from './challenges.js';
+import {
+  interactionAtPrompt,
+  liveInteraction,
+  type ModelPayload,
+  type StoreCondition,
+  withConsumed,
+} from './oidcModels.js';
 
 const RECORD_USE = `update credentials set counter = $2, backup_state = $3, last_used_at = now()
       where id = $1 and (counter < $2 or counter = 0)
@@ -43,14 +49,56 @@ function toStored(row: CredentialRow): StoredCredential {
 /** A credentials row with its owner's columns beside it, as `owner_<column>`. */
 type OwnedRow = CredentialRow & { [K in keyof Omit<User, 'id'> as `owner_${K}`]: User[K] };
 
-const TAKE_CHALLENGE_AND_FIND = `with taken as (${TAKE_CHALLENGE})
-  select taken.user_id as challenge_user_id, taken.data as challenge_data, c.*,
+/** The challenge `taken` with the credential $4 and its owner, or with nulls where there is no such credential. */
+const TAKEN_WITH_CREDENTIAL = `select taken.user_id as challenge_user_id, taken.data as challenge_data, c.*,
     u.email as owner_email, u.email_verified as owner_email_verified, u.name as owner_name,
     u.is_admin as owner_is_admin, u.disabled_at as owner_disabled_at,
     u.sessions_ended_at as owner_sessions_ended_at, u.tokens_revoked_at as owner_tokens_revoked_at,
     u.created_at as owner_created_at, u.updated_at as owner_updated_at, u.claims as owner_claims,
     u.locale as owner_locale
   from taken left join (credentials c join users u on u.id = c.user_id) on c.id = $4`;
+
+const TAKE_CHALLENGE_AND_FIND = `with taken as (${TAKE_CHALLENGE})
+  ${TAKEN_WITH_CREDENTIAL}`;
+
+/**
+ * $1–$4 as {@link TAKE_CHALLENGE_AND_FIND}, $5 an interaction's stored id, $6 a prompt: the
+ * live interaction (no row when there is none), and beside it what {@link TAKE_CHALLENGE_AND_FIND}
+ * answers, taken only if the interaction waits at that prompt (`challenge_taken` null when
+ * nothing was). Taking a challenge commits with the flush wait, as every consumption does.
+ */
+const FIND_INTERACTION_TAKING_CHALLENGE = `with interaction as (${liveInteraction('$5')}
+  ), taken as (${takeChallengeIf(`exists (select 1 from interaction where ${interactionAtPrompt('$6')})`)})
+  select interaction.payload as interaction_payload, interaction.consumed_at as interaction_consumed_at, found.*
+  from interaction left join (select true as challenge_taken, with_credential.* from (${TAKEN_WITH_CREDENTIAL}) with_credential) found on true`;
+
+/** A sign-in's challenge to take with the read of the interaction it is bound to (challengeOnRead.ts). */
+export interface InteractionTake {
+  /** The prompt the interaction must wait at (`prompt.name`) for the challenge to be taken. */
+  prompt: string;
+  challenge: string;
+  purpose: string;
+  binding: string;
+  /** The credential the assertion names, found with its owner. */
+  credentialId: string;
+}
+
+/** A challenge taken out of storage, and the credential the assertion names with its owner, if there is one. */
+export interface TakenChallenge {
+  challenge: StoredChallenge;
+  found?: { credential: StoredCredential; user: User };
+}
+
+type TakenRow = {
+  challenge_user_id: string | null;
+  challenge_data: Record<string, unknown>;
+} & Partial<OwnedRow>;
+
+function takenFrom(challenge: Omit<StoredChallenge, 'userId' | 'data'>, row: TakenRow): TakenChallenge {
+  const taken: StoredChallenge = { ...challenge, userId: row.challenge_user_id, data: row.challenge_data };
+  // No credential of that id: the left join's columns are all null.
+  return { challenge: taken, found: row.id ? withOwner(row as OwnedRow) : undefined };
+}
 
 function withOwner(row: OwnedRow): { credential: StoredCredential; user: User } {
   return {
@@ -105,24 +153,50 @@ export const credentialsQueries = {
     db: Db,
     challenge: { challenge: string; purpose: string; binding: string },
     credentialId: string,
-  ): Promise<
-    { challenge: StoredChallenge; found?: { credential: StoredCredential; user: User } } | undefined
-  > {
+  ): Promise<TakenChallenge | undefined> {
     // Every sign-in runs it: SQL text written once (rawSql.ts).
-    const { rows } = await runSql<
-      { challenge_user_id: string | null; challenge_data: Record<string, unknown> } & Partial<OwnedRow>
-    >(db, TAKE_CHALLENGE_AND_FIND, [challenge.challenge, challenge.purpose, challenge.binding, credentialId]);
+    const { rows } = await runSql<TakenRow>(db, TAKE_CHALLENGE_AND_FIND, [
+      challenge.challenge,
+      challenge.purpose,
+      challenge.binding,
+      credentialId,
+    ]);
     const row = rows[0];
-    if (!row) return undefined;
-    const taken: StoredChallenge = {
-      challenge: challenge.challenge,
-      purpose: challenge.purpose,
-      binding: challenge.binding,
-      userId: row.challenge_user_id,
-      data: row.challenge_data,
+    return row && takenFrom(challenge, row);
+  },
+
+  /**
+   * The live interaction of stored id `interactionId`, and in the same statement the challenge
+   * `take` names taken out with its credential and owner ({@link takeChallengeAndFind}), only if
+   * that interaction waits at `take.prompt`: a request for an unknown, expired or finished
+   * interaction, or one at another prompt, takes nothing. `taken` is undefined when nothing was.
+   */
+  async findInteractionTakingChallenge(db: Db, interactionId: string, take: InteractionTake) {
+    const { rows } = await runSql<
+      {
+        interaction_payload: ModelPayload;
+        interaction_consumed_at: Date | null;
+        challenge_taken: boolean | null;
+      } & TakenRow
+    >(db, FIND_INTERACTION_TAKING_CHALLENGE, [
+      take.challenge,
+      take.purpose,
+      take.binding,
+      take.credentialId,
+      interactionId,
+      take.prompt,
+    ]);
+    const row = rows[0];
+    if (!row) return { payload: undefined, taken: undefined };
+    const payload = withConsumed({
+      payload: row.interaction_payload,
+      consumed_at: row.interaction_consumed_at,
+    });
+    const { challenge, purpose, binding } = take;
+    return {
+      payload,
+      taken: row.challenge_taken ? takenFrom({ challenge, purpose, binding }, row) : undefined,
     };
-    // No credential of that id: the left join's columns are all null.
-    return { challenge: taken, found: row.id ? withOwner(row as OwnedRow) : undefined };
   },
 
   async listForUser(db: Db, userId: string): Promise<StoredCredential[]> {

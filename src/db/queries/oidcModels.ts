@@ -20,7 +20,7 @@ function live(db: Db, model: string) {
  */
 const IS_LIVE = '(expires_at is null or expires_at > now())';
 
-type LiveRow = { payload: ModelPayload; consumed_at: Date | null };
+export type LiveRow = { payload: ModelPayload; consumed_at: Date | null };
 
 /** A discoverable sign-in challenge to store with the read of the interaction it is bound to. */
 export interface InteractionChallenge {
@@ -32,18 +32,27 @@ export interface InteractionChallenge {
   expiresAt: Date;
 }
 
+/** The live interaction of stored id `id` (a parameter), as a `with` query's `interaction`. */
+export const liveInteraction = (id: string) =>
+  `select payload, consumed_at from oidc_models where model = 'Interaction' and id = ${id} and ${IS_LIVE} limit 1`;
+
+/** Whether {@link liveInteraction}'s `interaction` waits at prompt `prompt` (a parameter). */
+export const interactionAtPrompt = (prompt: string) =>
+  `interaction.payload -> 'prompt' ->> 'name' = ${prompt}::text`;
+
 /**
  * $1 the interaction's stored id, $2 the prompt, $3–$6 the challenge (webauthn_challenges:
  * challenge, purpose, binding, expires_at; no user, no data). A row built by `select` gets no
  * types from the columns it goes into, so the parameters are cast. Outside a transaction the
  * insert returns {@link FLUSH_WAIT_OFF}, as {@link runWriteWithoutFlushWait} would add it.
  */
-const findInteractionStoringChallengeText = (returning: string) => `with interaction as (
-    select payload, consumed_at from oidc_models where model = 'Interaction' and id = $1 and ${IS_LIVE} limit 1
+const findInteractionStoringChallengeText = (
+  returning: string,
+) => `with interaction as (${liveInteraction('$1')}
   ), stored as (
     insert into webauthn_challenges (challenge, purpose, binding, user_id, data, expires_at)
     select $3::text, $4::text, $5::text, null, '{}'::jsonb, $6::timestamptz from interaction
-    where interaction.payload -> 'prompt' ->> 'name' = $2::text
+    where ${interactionAtPrompt('$2')}
     returning ${returning}
   )
   select payload, consumed_at, (select count(*) from stored)::int as stored from interaction`;
@@ -62,7 +71,8 @@ async function findLive(db: Db, model: string, column: keyof typeof FIND_LIVE, v
   return withConsumed(rows[0]);
 }
 
-function withConsumed(row: LiveRow | undefined) {
+/** A found instance's payload, with `consumed` (seconds) when it has been used. */
+export function withConsumed(row: LiveRow | undefined) {
   if (!row) return undefined;
   return row.consumed_at
     ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) }

@@ -8,11 +8,16 @@ import type { StoreCondition } from '../../db/queries/oidcModels.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
-import { storeChallengeWithRead } from '../../oidc/challengeOnRead.js';
+import { storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
-import { amrFor, checkPasskeyAssertion, passkeyRequestOptions } from '../../webauthn/authentication.js';
-import { challengeExpiresAt } from '../../webauthn/challenge.js';
+import {
+  amrFor,
+  checkPasskeyAssertion,
+  checkTakenAssertion,
+  passkeyRequestOptions,
+} from '../../webauthn/authentication.js';
+import { challengeExpiresAt, challengeNamedIn } from '../../webauthn/challenge.js';
 import { verificationFailed } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
@@ -210,12 +215,23 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
   router.post('/login/verify', rateLimit, (ctx) => countResult(signIns, () => signInWithPasskey(ctx)));
   async function signInWithPasskey(ctx: Context) {
     const response = parseBody(ctx, authenticationResponseSchema);
-    const interaction = await loadInteraction(ctx);
+    const challenge = challengeNamedIn(response.response.clientDataJSON);
+    const binding = { purpose: 'login', binding: ctx.params.uid! };
+    // The challenge is taken (with the passkey and its owner) by the statement that reads the
+    // interaction, only if it is this one and waits at the login prompt (challengeOnRead.ts).
+    // Client data that names no challenge takes nothing: the interaction is read on its own,
+    // and its refusals come first, as for every request.
+    const { value: interaction, taken } =
+      challenge === undefined
+        ? { value: await loadInteraction(ctx), taken: undefined }
+        : await takeChallengeWithRead(
+            { prompt: 'login', challenge, ...binding, credentialId: response.id },
+            () => loadInteraction(ctx),
+          );
     if (interaction.prompt.name !== 'login') throw interactionExpired();
-    const { user, credential, use } = await checkPasskeyAssertion(db, rp, response, {
-      purpose: 'login',
-      binding: interaction.uid,
-    });
+    const { user, credential, use } = taken
+      ? await checkTakenAssertion(rp, response, taken.result)
+      : await checkPasskeyAssertion(db, rp, response, binding);
     await finishLogin(ctx, interaction, user.id, amrFor(credential), use);
     log.info('passkey sign-in', { user: user.id, credential: credential.id.slice(0, 12) });
   }
