@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import Koa from 'koa';
 import { localeOf } from '../../src/http/middleware/language.js';
 import type { Locale } from '../../src/i18n/locales.js';
-import { localeFromUiLocales } from '../../src/i18n/negotiate.js';
+import { chooseLocale, localeFromUiLocales } from '../../src/i18n/negotiate.js';
 
 const koa = new Koa();
 
@@ -50,5 +50,30 @@ describe('choosing the language of a page', () => {
     expect(localeFromUiLocales(['fr'])).toBeUndefined();
     expect(localeFromUiLocales('  ')).toBeUndefined();
     expect(choose('de', { uiLocales: 42, stored: 'klingon' })).toBe('de');
+  });
+
+  it('weighs each header against the fallback once, and answers it the same for that fallback after', () => {
+    const asked: string[] = [];
+    const hints = (acceptLanguage: string) => ({
+      acceptLanguage,
+      acceptsLanguages(languages: string[]) {
+        asked.push(acceptLanguage);
+        // As a wildcard does: the first language offered, which is the fallback.
+        return languages[0]!;
+      },
+    });
+    expect(chooseLocale(hints('*;q=0.7'), 'de')).toBe('de');
+    expect(chooseLocale(hints('*;q=0.7'), 'de')).toBe('de');
+    expect(chooseLocale(hints('*;q=0.7'), 'fr')).toBe('fr');
+    expect(chooseLocale(hints('*;q=0.7'), 'fr')).toBe('fr');
+    expect(asked).toEqual(['*;q=0.7', '*;q=0.7']);
+    // A long header is weighed every time, not kept.
+    const long = `${'x-private;q=0.1, '.repeat(20)}*`;
+    chooseLocale(hints(long), 'es');
+    chooseLocale(hints(long), 'es');
+    expect(asked.filter((header) => header === long)).toHaveLength(2);
+    // The negotiator as the server runs it agrees after the header was kept.
+    expect(choose('fr-CA,fr;q=0.9,en;q=0.5')).toBe('fr');
+    expect(choose('fr-CA,fr;q=0.9,en;q=0.5')).toBe('fr');
   });
 });
