@@ -9,7 +9,7 @@ import type { ClientRow } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
 import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
-import { heldWrites } from './heldWrites.js';
+import { heldWrites, holdConsumption } from './heldWrites.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
 import { payloadAsSaved, payloadToStore, storedId } from './storedIds.js';
@@ -216,16 +216,27 @@ export function createAdapter(
     }
 
     async consume(id: string): Promise<void> {
-      await storeHeld();
-      const key = storedId(this.model, id);
-      const consumed = await oidcModelsQueries.consume(db, this.model, key);
-      // The cached instance says it is unused: the next find reads that it is not.
-      models.forget(this.model, key);
-      if (consumed) return;
-      if (!SINGLE_USE_GRANT_SOURCES.has(this.model)) return;
+      const { model } = this;
+      const key = storedId(model, id);
       // Another request used it first (both found it unused): this use is a replay.
-      const grantId = await oidcModelsQueries.grantIdOf(db, this.model, key);
-      if (grantId) await revokeGrant(grantId);
+      const revokeWhatItIssued = async () => {
+        const grantId = await oidcModelsQueries.grantIdOf(db, model, key);
+        if (grantId) await revokeGrant(grantId);
+      };
+      // A code redeemed at the token endpoint: consumed by the statement that stores the
+      // tokens it gives, which then revokes on a replay (heldWrites.ts).
+      const consumption = oidcModelsQueries.consumptionOf(model, key);
+      if (model === 'AuthorizationCode' && holdConsumption(db, consumption, revokeWhatItIssued)) {
+        models.forget(model, key);
+        return;
+      }
+      await storeHeld();
+      const consumed = await oidcModelsQueries.consume(db, model, key);
+      // The cached instance says it is unused: the next find reads that it is not.
+      models.forget(model, key);
+      if (consumed) return;
+      if (!SINGLE_USE_GRANT_SOURCES.has(model)) return;
+      await revokeWhatItIssued();
       throw new errors.InvalidGrant('grant already used');
     }
 

@@ -185,3 +185,75 @@ export async function storeWritesIf(
     heldFor.delete(request);
   }
 }
+
+/** A token request's code consumption, once the adapter holds it ({@link holdConsumption}). */
+interface HeldConsumption {
+  writes: HeldWrites;
+  /** What a replay does beyond storing nothing: revoke what the code's first use issued. */
+  onReplay: () => Promise<void>;
+}
+
+/** The token requests being served, by Koa context, and the consumption each holds, once it does. */
+const consumptions = new WeakMap<object, { held?: HeldConsumption }>();
+
+/**
+ * Called by the adapter as the provider consumes a code at the token endpoint: within
+ * {@link storeConsumptionWithTokens}, the consumption is held, and every write of the request
+ * after it is held too and stored with it in one statement, only if the consumption is met.
+ * A redemption stored the consumption (a synchronous commit) and then the access token, each
+ * a round trip; now one does both.
+ * @returns whether it was held; if not, the caller consumes as usual.
+ */
+export function holdConsumption(db: Db, consumption: StoreCondition, onReplay: () => Promise<void>): boolean {
+  const request = providerRequests.getStore();
+  if (!request || typeof request !== 'object') return false;
+  const slot = consumptions.get(request);
+  if (!slot || slot.held || heldFor.has(request)) return false;
+  const writes = new HeldWrites(db, consumption);
+  slot.held = { writes, onReplay };
+  heldFor.set(request, writes);
+  return true;
+}
+
+/**
+ * Runs `work`, the provider's handling of the token request whose Koa context is `ctx`, so
+ * that a code it consumes is consumed by the statement that stores the tokens it issues
+ * ({@link holdConsumption}), once the response is prepared and before it leaves. Whatever
+ * happened after the consumption, it is stored: a redemption that failed after it (a wrong
+ * resource, say) has still used the code up, as before. An access token for a resource
+ * server is a JWT, stored nowhere: then the consumption is stored alone.
+ * @returns `replayed` when the code was found used already (another request won the race):
+ * nothing held was stored, `onReplay` has run, and the prepared response must not leave.
+ * @throws what storing threw: the response must not leave either.
+ */
+export async function storeConsumptionWithTokens(
+  ctx: object,
+  work: () => Promise<void>,
+): Promise<'stored' | 'replayed'> {
+  const slot: { held?: HeldConsumption } = {};
+  consumptions.set(ctx, slot);
+  const settle = () => {
+    consumptions.delete(ctx);
+    if (slot.held) heldFor.delete(ctx);
+    return slot.held;
+  };
+  try {
+    await work();
+  } catch (error) {
+    // The provider's routes answer their own errors; should one escape, the code is used up all the same.
+    await settle()
+      ?.writes.flush()
+      .catch(() => {});
+    throw error;
+  }
+  const held = settle();
+  if (!held) return 'stored';
+  try {
+    await held.writes.flush();
+    return 'stored';
+  } catch (error) {
+    if (!(error instanceof ConditionNotMet)) throw error;
+    await held.onReplay();
+    return 'replayed';
+  }
+}

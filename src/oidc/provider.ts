@@ -1,6 +1,7 @@
 import type { JWK } from 'jose';
 import type { Context, Next } from 'koa';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import providerInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 import { CLAIMS_BY_SCOPE, CUSTOM_CLAIMS, createFindAccount } from '../accounts/claims.js';
 import type { Config } from '../config.js';
 import { secretMatchesHash } from '../crypto.js';
@@ -22,7 +23,7 @@ import { redirectUriAllowed } from './clients.js';
 import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
-import { holdWritesDuring } from './heldWrites.js';
+import { holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
 import { signLogoutToken } from './logoutToken.js';
 import { providerRouteOf } from './providerPaths.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
@@ -346,6 +347,7 @@ export function createProvider({
       ? holdAndStoreWrites(ctx, next)
       : next();
   });
+  redeemCodesInOneStatement(provider);
   async function holdAndStoreWrites(ctx: Context, next: Next) {
     try {
       await holdWritesDuring(ctx, db, next);
@@ -380,4 +382,23 @@ export function createProvider({
     });
   });
   return provider;
+}
+
+/**
+ * A code redeemed at the token endpoint is consumed by the statement that stores the tokens
+ * it gives (heldWrites.ts, storeConsumptionWithTokens): the provider's own handler of the
+ * grant runs inside, and the statement runs once it has prepared the response. When another
+ * request used the code first, the handler's answer becomes the provider's answer to a replay
+ * (`invalid_grant`), its own error handling rendering it, as when the consumption failed where
+ * it used to run; nothing the handler issued was stored, and the grant is revoked.
+ */
+function redeemCodesInOneStatement(provider: Provider) {
+  const handlers = providerInternals(provider).grantTypeHandlers;
+  const redeem = handlers.get('authorization_code');
+  if (!redeem) return;
+  handlers.set('authorization_code', async function redeemInOneStatement(ctx) {
+    if ((await storeConsumptionWithTokens(ctx, () => redeem(ctx))) === 'replayed') {
+      throw new errors.InvalidGrant('grant already used');
+    }
+  });
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { createClient } from '../../src/oidc/clients.js';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { beginLogin, discoverRp, type PendingLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -101,6 +102,73 @@ describe('single-use codes and refresh tokens, and tokens stored only as hashes'
     expect(await isActive(answer.json.access_token!)).toBe(true);
     expect((await redeem(pending, code)).status).toBe(400);
     expect(await isActive(answer.json.access_token!)).toBe(false);
+  });
+
+  it('uses a code up when its redemption fails after the code was consumed (a resource it was not issued for)', async () => {
+    const { pending, code } = await codeFor(rp);
+    const wrong = await token(
+      {
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: REDIRECT_URI,
+        code_verifier: pending.verifier,
+        resource: 'https://unknown.example',
+      },
+      confidential,
+    );
+    expect({ status: wrong.status, error: wrong.json.error }).toEqual({
+      status: 400,
+      error: 'invalid_target',
+    });
+    const again = await redeem(pending, code);
+    expect({ status: again.status, error: again.json.error }).toEqual({
+      status: 400,
+      error: 'invalid_grant',
+    });
+  });
+
+  it('consumes a code and stores the tokens it gives in one statement: when storing fails, neither happened', async () => {
+    const { pending, code } = await codeFor(rp, 'openid email offline_access');
+    const codeRow = () =>
+      sesame.db
+        .selectFrom('oidc_models')
+        .select('consumed_at')
+        .where('model', '=', 'AuthorizationCode')
+        .where('id', '=', storedId('AuthorizationCode', code))
+        .executeTakeFirstOrThrow();
+    const tokens = async () =>
+      Number(
+        (
+          await sesame.db
+            .selectFrom('oidc_models')
+            .select(sql<string>`count(*)`.as('n'))
+            .where('model', 'in', ['AccessToken', 'RefreshToken'])
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    const before = await tokens();
+    await sql`create function refuse_refresh_tokens() returns trigger language plpgsql as $$
+      begin raise exception 'refused for the test'; end $$`.execute(sesame.db);
+    await sql`create trigger refuse_refresh_tokens before insert on oidc_models for each row
+      when (new.model = 'RefreshToken') execute function refuse_refresh_tokens()`.execute(sesame.db);
+    try {
+      const failed = await redeem(pending, code);
+      expect({ status: failed.status, error: failed.json.error }).toEqual({
+        status: 500,
+        error: 'server_error',
+      });
+    } finally {
+      await sql`drop trigger refuse_refresh_tokens on oidc_models`.execute(sesame.db);
+      await sql`drop function refuse_refresh_tokens()`.execute(sesame.db);
+    }
+    expect(await tokens()).toBe(before);
+    expect((await codeRow()).consumed_at).toBeNull();
+    // Nothing happened: the app may redeem the code again, once.
+    const answer = await redeem(pending, code);
+    expect(answer.status).toBe(200);
+    expect(await isActive(answer.json.access_token!)).toBe(true);
+    expect(await isActive(answer.json.refresh_token!)).toBe(true);
+    expect((await redeem(pending, code)).status).toBe(400);
   });
 
   it('rotates a public client’s refresh token once when three refreshes race, and the reuse revokes the grant', async () => {

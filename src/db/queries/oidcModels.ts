@@ -61,6 +61,11 @@ const FIND_INTERACTION_STORING_CHALLENGE = {
   inTransaction: findInteractionStoringChallengeText('1'),
 };
 
+/** Marks an instance ($1 model, $2 id) used, if it is live and unused; returns a row when it did. */
+const CONSUME = `update oidc_models set consumed_at = now()
+      where model = $1 and id = $2 and consumed_at is null and ${IS_LIVE}
+      returning 1 as consumed`;
+
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
@@ -86,8 +91,19 @@ function list(from: number, count: number): string {
 
 /** `($1, $2, …), ($n+1, …)`: `count` tuples of `width` placeholders, numbered on from `$after + 1`. */
 function placeholders(count: number, width: number, after = 0): string {
-  return Array.from({ length: count }, (_, i) => `(${list(after + i * width + 1, width)})`).join(', ');
+  // Every token issued and every login step writes a row or a few: the same lists each time.
+  const key = `${count} ${width} ${after}`;
+  let text = placeholderLists.get(key);
+  if (text === undefined) {
+    text = Array.from({ length: count }, (_, i) => `(${list(after + i * width + 1, width)})`).join(', ');
+    if (placeholderLists.size < MOST_PLACEHOLDER_LISTS) placeholderLists.set(key, text);
+  }
+  return text;
 }
+
+/** The lists {@link placeholders} built, by shape; past this many, new shapes are built each time. */
+const placeholderLists = new Map<string, string>();
+const MOST_PLACEHOLDER_LISTS = 500;
 
 /** A row's columns in the order {@link upsertText} names them. */
 const rowParameters = (r: OidcModelRow) => [
@@ -269,14 +285,17 @@ export const oidcModelsQueries = {
    * @returns whether this call marked it.
    */
   async consume(db: Db, model: string, id: string): Promise<boolean> {
-    const { rows } = await runSql(
-      db,
-      `update oidc_models set consumed_at = now()
-      where model = $1 and id = $2 and consumed_at is null and ${IS_LIVE}
-      returning 1 as consumed`,
-      [model, id],
-    );
+    const { text, parameters } = oidcModelsQueries.consumptionOf(model, id);
+    const { rows } = await runSql(db, text, parameters);
     return rows.length > 0;
+  },
+
+  /**
+   * The statement of {@link consume}, as a condition for held writes (heldWrites.ts): a code
+   * redeemed at the token endpoint is consumed by the statement that stores its tokens.
+   */
+  consumptionOf(model: string, id: string): StoreCondition {
+    return { text: CONSUME, parameters: [model, id] };
   },
 
   /** The grant an instance was issued under, whether or not it is still live. */
