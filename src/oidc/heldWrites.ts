@@ -232,28 +232,30 @@ export async function storeConsumptionWithTokens(
 ): Promise<'stored' | 'replayed'> {
   const slot: { held?: HeldConsumption } = {};
   consumptions.set(ctx, slot);
-  const settle = () => {
-    consumptions.delete(ctx);
-    if (slot.held) heldFor.delete(ctx);
-    return slot.held;
-  };
+  // A refusal of the handler's after the consumption (a wrong resource, say) is thrown on once
+  // the consumption is stored: the code is used up all the same, and a replay still revokes.
+  let refusal: { error: unknown } | undefined;
   try {
     await work();
   } catch (error) {
-    // The provider's routes answer their own errors; should one escape, the code is used up all the same.
-    await settle()
-      ?.writes.flush()
-      .catch(() => {});
-    throw error;
+    refusal = { error };
+  } finally {
+    consumptions.delete(ctx);
+    if (slot.held) heldFor.delete(ctx);
   }
-  const held = settle();
-  if (!held) return 'stored';
-  try {
-    await held.writes.flush();
-    return 'stored';
-  } catch (error) {
-    if (!(error instanceof ConditionNotMet)) throw error;
-    await held.onReplay();
-    return 'replayed';
+  let outcome: 'stored' | 'replayed' = 'stored';
+  if (slot.held) {
+    try {
+      await slot.held.writes.flush();
+    } catch (error) {
+      if (!(error instanceof ConditionNotMet)) {
+        if (!refusal) throw error;
+      } else {
+        await slot.held.onReplay();
+        outcome = 'replayed';
+      }
+    }
   }
+  if (refusal) throw refusal.error;
+  return outcome;
 }

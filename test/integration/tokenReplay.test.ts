@@ -127,6 +127,44 @@ describe('single-use codes and refresh tokens, and tokens stored only as hashes'
     });
   });
 
+  it('refuses a code used elsewhere that this instance still holds as unused, and revokes its grant, whatever else the request got wrong', async () => {
+    for (const more of [{}, { resource: 'https://unknown.example' }] as Record<string, string>[]) {
+      const { pending, code } = await codeFor(rp);
+      const id = storedId('AuthorizationCode', code);
+      const { grant_id } = await sesame.db
+        .selectFrom('oidc_models')
+        .select('grant_id')
+        .where('model', '=', 'AuthorizationCode')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      // Redeemed at another instance: codes are not announced, so this one still holds it unused.
+      await sesame.db
+        .updateTable('oidc_models')
+        .set({ consumed_at: sql`now()` })
+        .where('model', '=', 'AuthorizationCode')
+        .where('id', '=', id)
+        .execute();
+      const answer = await token(
+        {
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: REDIRECT_URI,
+          code_verifier: pending.verifier,
+          ...more,
+        },
+        confidential,
+      );
+      expect(answer.status).toBe(400);
+      expect(answer.json.error).toBe('resource' in more ? 'invalid_target' : 'invalid_grant');
+      const left = await sesame.db
+        .selectFrom('oidc_models')
+        .select('model')
+        .where((eb) => eb.or([eb('grant_id', '=', grant_id!), eb('id', '=', grant_id!)]))
+        .execute();
+      expect(left).toEqual([]);
+    }
+  });
+
   it('consumes a code and stores the tokens it gives in one statement: when storing fails, neither happened', async () => {
     const { pending, code } = await codeFor(rp, 'openid email offline_access');
     const codeRow = () =>
