@@ -225,8 +225,10 @@ export function createAdapter(
       };
       // A code redeemed at the token endpoint: consumed by the statement that stores the
       // tokens it gives, which then revokes on a replay (heldWrites.ts).
-      const consumption = oidcModelsQueries.consumptionOf(model, key);
-      if (model === 'AuthorizationCode' && holdConsumption(db, consumption, revokeWhatItIssued)) {
+      if (
+        model === 'AuthorizationCode' &&
+        holdConsumption(db, oidcModelsQueries.consumptionOf(model, key), revokeWhatItIssued)
+      ) {
         models.forget(model, key);
         return;
       }

@@ -68,6 +68,14 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
     };
   }
 
+  /** The ceremony challenges stored for an interaction (or session) uid. */
+  const storedChallenges = (binding: string) =>
+    sesame.db
+      .selectFrom('webauthn_challenges')
+      .select(['challenge', 'purpose', 'user_id', 'data', 'expires_at'])
+      .where('binding', '=', binding)
+      .execute();
+
   async function counterOf(credentialId: string): Promise<number> {
     const row = await sesame.db
       .selectFrom('credentials')
@@ -169,13 +177,10 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
 
     it('stores a sign-in challenge only for an interaction of this browser that waits at the login prompt', async () => {
       const challengesFor = async (binding: string) =>
-        (
-          await sesame.db
-            .selectFrom('webauthn_challenges')
-            .select(['challenge', 'purpose', 'user_id', 'data', 'expires_at'])
-            .where('binding', '=', binding)
-            .execute()
-        ).map((row) => ({ ...row, expiresInS: Math.round((row.expires_at.getTime() - Date.now()) / 1000) }));
+        (await storedChallenges(binding)).map((row) => ({
+          ...row,
+          expiresInS: Math.round((row.expires_at.getTime() - Date.now()) / 1000),
+        }));
       const { person } = await signedUpPerson();
       const login = await openLogin(person);
       const options = await loginOptions(person, login);
@@ -206,13 +211,7 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
 
     it('takes a sign-in challenge only with an interaction of this browser that waits at the login prompt', async () => {
       const challengesFor = async (binding: string) =>
-        (
-          await sesame.db
-            .selectFrom('webauthn_challenges')
-            .select('challenge')
-            .where('binding', '=', binding)
-            .execute()
-        ).map((row) => row.challenge);
+        (await storedChallenges(binding)).map((row) => row.challenge);
       const { person, credentialId } = await signedUpPerson();
       const login = await openLogin(person);
       const response = await assertion(person, login);
