@@ -6,7 +6,8 @@
  * one allowed client_credentials (and introspection), one for the logins (authorization
  * code + PKCE). Its interaction is the least a passkey login
  * needs, in memory: the same pages and JSON calls the bench's browsers drive on Sesame
- * (login page with a CSRF token, options, verify; sign-up the same way) with the same
+ * (login page with a CSRF token and the passkey options, verify; sign-up: page, options,
+ * verify) with the same
  * `@simplewebauthn/server` verification against the credential kept in a Map, and a grant
  * for the first-party app so there is no consent page. Run as a child process by run.ts;
  * prints `{"port": ...}` on stdout once it listens.
@@ -110,12 +111,24 @@ async function main() {
       ceremonies.set(uid, ceremony);
       setTimeout(() => ceremonies.delete(uid), 600_000).unref();
     }
-    if (req.method === 'GET' && (action === '' || action === '/signup')) {
+    if (req.method === 'GET' && action === '/signup') {
       return send(
         res,
         200,
         'text/html; charset=utf-8',
-        `<!doctype html><meta name="csrf-token" content="${ceremony.csrf}"><button>Sign in with a passkey</button>`,
+        `<!doctype html><meta name="csrf-token" content="${ceremony.csrf}"><button>Create an account</button>`,
+      );
+    }
+    if (req.method === 'GET' && action === '') {
+      // As Sesame's login page: it comes with the options of its passkey request.
+      const options = await generateAuthenticationOptions({ rpID: RP_ID, userVerification: 'required' });
+      ceremony.challenge = options.challenge;
+      const escaped = JSON.stringify(options).replaceAll('&', '&amp;').replaceAll('"', '&quot;');
+      return send(
+        res,
+        200,
+        'text/html; charset=utf-8',
+        `<!doctype html><meta name="csrf-token" content="${ceremony.csrf}"><form data-passkey-options="${escaped}"><button>Sign in with a passkey</button></form>`,
       );
     }
     if (req.method !== 'POST' || req.headers['x-csrf-token'] !== ceremony.csrf) {
@@ -130,11 +143,6 @@ async function main() {
         userName: ceremony.email,
         attestationType: 'none',
       });
-      ceremony.challenge = options.challenge;
-      return send(res, 200, 'application/json', JSON.stringify(options));
-    }
-    if (action === '/login/options') {
-      const options = await generateAuthenticationOptions({ rpID: RP_ID, userVerification: 'required' });
       ceremony.challenge = options.challenge;
       return send(res, 200, 'application/json', JSON.stringify(options));
     }

@@ -1,6 +1,6 @@
 /**
  * One complete passkey login as a browser plus its relying party would drive it, request by
- * request, timing each step: authorize -> login page -> passkey options -> assertion ->
+ * request, timing each step: authorize -> login page (with the passkey options) -> assertion ->
  * verify -> resume to the code -> token (PKCE) -> userinfo. Sign-up goes the same way with
  * a new passkey instead of an assertion.
  */
@@ -10,6 +10,7 @@ import type {
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
 } from '@simplewebauthn/server';
+import { passkeyOptionsIn } from '../test/support/pageOptions.js';
 import { SoftAuthenticator } from '../test/support/softAuthenticator.js';
 import { CookieJar, locationPath, type Reply, send } from './http.js';
 
@@ -26,15 +27,7 @@ export interface FlowTarget {
   redirectUri: string;
 }
 
-export const LOGIN_STEPS = [
-  'authorize',
-  'login_page',
-  'options',
-  'verify',
-  'resume',
-  'token',
-  'userinfo',
-] as const;
+export const LOGIN_STEPS = ['authorize', 'login_page', 'verify', 'resume', 'token', 'userinfo'] as const;
 export type LoginStep = (typeof LOGIN_STEPS)[number];
 
 /** Raised when a step answers wrongly; `step` and `status` go into the error counts. */
@@ -174,18 +167,13 @@ export class BenchUser {
     const csrf = csrfOf(page);
     const json = { 'x-csrf-token': csrf, accept: 'application/json' };
 
-    let t = performance.now();
-    const options = await this.step(jar, 'options', 'POST', `${interaction}/login/options`, 200, {
-      json: {},
-      headers: json,
-    });
-    time('options', performance.now() - t);
+    // The page comes with the passkey request's options, as a browser's autofill takes them.
     const assertion: AuthenticationResponseJSON = await this.authenticator.getAssertion(
-      JSON.parse(options.body) as PublicKeyCredentialRequestOptionsJSON,
+      passkeyOptionsOf(page),
       this.target.issuer,
     );
 
-    t = performance.now();
+    let t = performance.now();
     const verify = await this.step(jar, 'verify', 'POST', `${interaction}/login/verify`, 200, {
       json: assertion,
       headers: json,
@@ -225,6 +213,13 @@ export class BenchUser {
       throw new StepError('userinfo', userinfo.status, userinfo.body);
     }
   }
+}
+
+/** The options the login page carries for its passkey autofill. */
+function passkeyOptionsOf(page: Reply): PublicKeyCredentialRequestOptionsJSON {
+  const options = passkeyOptionsIn(page.body);
+  if (!options) throw new StepError('login_page', page.status, 'no passkey options on the login page');
+  return options;
 }
 
 function csrfOf(page: Reply): string {

@@ -204,20 +204,37 @@ export function cpuMs(pid: number): number {
   }
 }
 
-/**
- * CPU time of the Postgres backends serving `database` (their process title names it).
- * Backends that exited in between are not counted, so measure while the server's pool is open.
- */
-export function postgresCpuMs(database: string): number {
-  let total = 0;
+/** CPU time of each Postgres backend serving `database` (its process title names it), by pid. */
+function postgresBackendsCpuMs(database: string): Map<number, number> {
+  const backends = new Map<number, number>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const title = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (title.startsWith('postgres: ') && title.includes(` ${database} `)) total += cpuMs(Number(entry));
+      if (title.startsWith('postgres: ') && title.includes(` ${database} `))
+        backends.set(Number(entry), cpuMs(Number(entry)));
     } catch {
       // The process ended while we looked.
     }
   }
-  return total;
+  return backends;
+}
+
+/**
+ * A meter of the CPU time the Postgres backends serving `database` spend. The server's pool
+ * closes idle connections and opens new ones, so a plain sum over the backends alive now
+ * would lose the CPU of every backend that ended (and go backwards): each reading adds each
+ * backend's growth since the last one, and a backend that started since, all of its time.
+ * Only what a backend spent between the last reading and its end is lost.
+ * @returns a function answering the CPU ms spent since its last call (or the meter's start).
+ */
+export function postgresCpuMeter(database: string): () => number {
+  let last = postgresBackendsCpuMs(database);
+  return () => {
+    const now = postgresBackendsCpuMs(database);
+    let spent = 0;
+    for (const [pid, ms] of now) spent += Math.max(0, ms - (last.get(pid) ?? 0));
+    last = now;
+    return spent;
+  };
 }

@@ -33,7 +33,7 @@ import {
   allocatedMb,
   cpuMs,
   freePort,
-  postgresCpuMs,
+  postgresCpuMeter,
   ROOT,
   rssMb,
   type ServerChild,
@@ -138,7 +138,6 @@ const began = performance.now();
 const LOGIN_REQUESTS: Record<string, LoginStep> = {
   'GET /auth': 'authorize',
   'GET /interaction/:id': 'login_page',
-  'POST /interaction/:id/login/options': 'options',
   'POST /interaction/:id/login/verify': 'verify',
   'GET /auth/:id': 'resume',
   'POST /token': 'token',
@@ -189,16 +188,13 @@ function perOperationMeter(pids: number | number[], database: string | undefined
   const allocated = () => all.reduce((sum, pid) => sum + allocatedMb(pid), 0);
   const server = serverMs();
   const heap = allocated();
-  const db = database ? postgresCpuMs(database) : 0;
+  const postgresCpu = database ? postgresCpuMeter(database) : undefined;
   const round = (n: number) => Math.round(n * 1000) / 1000;
   return (operations: number) => ({
     serverCpuMsPerOp: round((serverMs() - server) / Math.max(operations, 1)),
     // Heap allocated per operation (--trace-gc): steady where CPU time is not, on a shared machine.
     allocatedKbPerOp: Math.round(((allocated() - heap) * 1024 * 10) / Math.max(operations, 1)) / 10,
-    // Backends the pool closed meanwhile take their CPU time with them; never report less than nothing.
-    ...(database && {
-      postgresCpuMsPerOp: round(Math.max(0, postgresCpuMs(database) - db) / Math.max(operations, 1)),
-    }),
+    ...(postgresCpu && { postgresCpuMsPerOp: round(postgresCpu() / Math.max(operations, 1)) }),
   });
 }
 

@@ -5,7 +5,7 @@
  * server's own /metrics) and, at the end, works out growth after the warm-up.
  */
 import type { SoakResult, WorkerReply, WorkerRequest } from './loginWorker.js';
-import { cpuMs, postgresCpuMs, rssMb, type ServerChild } from './processes.js';
+import { cpuMs, postgresCpuMeter, rssMb, type ServerChild } from './processes.js';
 
 /** `30m`, `90s`, `1h` or plain seconds, in ms. */
 export function parseDuration(text: string): number {
@@ -76,12 +76,12 @@ export async function soak(options: {
   const samples: MinuteSample[] = [];
   const began = performance.now();
   let lastCpu = servers.reduce((a, s) => a + cpuMs(s.pid), 0);
-  let lastDb = options.database ? postgresCpuMs(options.database) : 0;
+  const postgresCpu = options.database ? postgresCpuMeter(options.database) : undefined;
   let lastAt = began;
   const sample = async () => {
     const now = performance.now();
     const cpu = servers.reduce((a, s) => a + cpuMs(s.pid), 0);
-    const db = options.database ? postgresCpuMs(options.database) : 0;
+    const db = postgresCpu?.();
     const seconds = (now - lastAt) / 1000;
     const heaps = await Promise.all(servers.map((s) => heapOf(s, options.apiKey)));
     const sum = (values: (number | undefined)[]) =>
@@ -94,13 +94,10 @@ export async function soak(options: {
       heapUsedMb: sum(heaps.map((h) => h.heapUsedMb)),
       heapTotalMb: sum(heaps.map((h) => h.heapTotalMb)),
       serverCpuPercent: Math.round(((cpu - lastCpu) / 10 / seconds) * 10) / 10,
-      ...(options.database && {
-        postgresCpuPercent: Math.round((Math.max(0, db - lastDb) / 10 / seconds) * 10) / 10,
-      }),
+      ...(db !== undefined && { postgresCpuPercent: Math.round((db / 10 / seconds) * 10) / 10 }),
       loadAverage: Math.round(options.load()[0]! * 100) / 100,
     };
     lastCpu = cpu;
-    lastDb = db;
     lastAt = now;
     samples.push(entry);
     log(

@@ -24,6 +24,22 @@ let modalRunning = false;
 
 const requestOptions = () => postJson<PublicKeyCredentialRequestOptionsJSON>(`${base}/login/options`);
 
+/**
+ * The options the page was served with: their challenge was stored as the page was, so the
+ * first autofill request needs no round trip. Used once; later requests ask for new ones.
+ */
+let pageOptions = readPageOptions();
+
+function readPageOptions(): PublicKeyCredentialRequestOptionsJSON | undefined {
+  const json = form.dataset.passkeyOptions;
+  if (!json) return undefined;
+  try {
+    return JSON.parse(json) as PublicKeyCredentialRequestOptionsJSON;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sends the signed assertion to Sesame and, once it is accepted, goes on with the OIDC flow. */
 async function finishSignIn(
   optionsJSON: PublicKeyCredentialRequestOptionsJSON,
@@ -49,7 +65,9 @@ async function finishSignIn(
  */
 async function offerAutofill(): Promise<void> {
   if (modalRunning || !(await browserSupportsWebAuthnAutofill())) return;
-  const optionsJSON = await requestOptions();
+  const served = pageOptions;
+  pageOptions = undefined;
+  const optionsJSON = served ?? (await requestOptions());
   if (modalRunning) return;
   let credential: AuthenticationResponseJSON;
   try {

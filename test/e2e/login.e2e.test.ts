@@ -103,9 +103,15 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
   it('signs in through passkey autofill when the person picks their passkey there', async () => {
     const tablet = await deviceWithGracesPasskey();
     const { page, requests } = tablet;
+    const optionsAsked: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/login/options')) optionsAsked.push(request.url());
+    });
     await page.goto(scenario.app.loginUrl);
     // The virtual authenticator answers the autofill request at once, as a person's pick would.
     await scenario.reachApp(page);
+    // With the options the login page came with: no request for them.
+    expect(optionsAsked).toEqual([]);
     expect(scenario.app.lastSignIn!.claims.sub).toBe(graceSub);
     expect(requests.map(({ mediation, outcome }) => ({ mediation, outcome }))).toEqual([
       { mediation: 'conditional', outcome: 'resolved' },

@@ -7,8 +7,10 @@ import type {
 import { sql } from 'kysely';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
+import { challengeNamedIn } from '../../src/webauthn/challenge.js';
 import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
+import { passkeyOptionsIn } from '../support/pageOptions.js';
 import type { AssertionTamper } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -183,30 +185,66 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
         }));
       const { person } = await signedUpPerson();
       const login = await openLogin(person);
+      const served = passkeyOptionsIn(login.page.text)!;
       const options = await loginOptions(person, login);
       expect(options.allowCredentials ?? []).toEqual([]);
       const stored = await challengesFor(login.uid);
-      expect(stored).toEqual([
-        expect.objectContaining({ challenge: options.challenge, purpose: 'login', user_id: null, data: {} }),
-      ]);
-      expect(stored[0]!.expiresInS).toBeGreaterThan(60);
-      expect(stored[0]!.expiresInS).toBeLessThanOrEqual(300);
+      // The page's own (its autofill's) and the button's.
+      expect(stored.map((row) => row.challenge).sort()).toEqual([served.challenge, options.challenge].sort());
+      for (const row of stored) {
+        expect(row).toMatchObject({ purpose: 'login', user_id: null, data: {} });
+        expect(row.expiresInS).toBeGreaterThan(60);
+        expect(row.expiresInS).toBeLessThanOrEqual(300);
+      }
 
       // Another browser's interaction: this one holds no cookie for it.
       const theirs = await openLogin(new Person(sesame.baseUrl));
+      const theirsBefore = await storedChallenges(theirs.uid);
       const foreign = await person.browser.postJson(
         `/interaction/${theirs.uid}/login/options`,
         login.csrf,
         {},
       );
       expectError(foreign, 400, 'interaction_expired');
-      expect(await challengesFor(theirs.uid)).toEqual([]);
+      expect(await storedChallenges(theirs.uid)).toEqual(theirsBefore);
+      // Nor does this browser's view of their page store one.
+      const foreignPage = await person.browser.request(`/interaction/${theirs.uid}`);
+      expect(foreignPage.status).toBe(400);
+      expect(await storedChallenges(theirs.uid)).toEqual(theirsBefore);
 
       // An interaction of this browser past the login prompt: consent at an app not yet allowed.
+      // Its page (the consent page) carries no options and stored none.
       const { page, uid } = await consentAfterSignIn(person, login);
+      expect(passkeyOptionsIn(page.text)).toBeUndefined();
       const atConsent = await person.browser.postJson(`/interaction/${uid}/login/options`, page.csrf(), {});
       expectError(atConsent, 400, 'interaction_expired');
       expect(await challengesFor(uid)).toEqual([]);
+    });
+
+    it('signs in with the options the login page came with (its autofill), once, and the page is not cached', async () => {
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      expect(login.page.headers.get('cache-control')).toBe('no-store');
+      const options = passkeyOptionsIn(login.page.text)!;
+      expect(options).toMatchObject({ rpId: 'localhost', userVerification: 'required' });
+      expect(options.allowCredentials ?? []).toEqual([]);
+      expect((await storedChallenges(login.uid)).map((row) => row.challenge)).toEqual([options.challenge]);
+
+      // Each view of the page is a new challenge, stored as it is served.
+      const again = await person.browser.request(`/interaction/${login.uid}`);
+      const second = passkeyOptionsIn(again.text)!;
+      expect(second.challenge).not.toBe(options.challenge);
+      expect((await storedChallenges(login.uid)).map((row) => row.challenge).sort()).toEqual(
+        [options.challenge, second.challenge].sort(),
+      );
+
+      const response = await person.authenticator.getAssertion(options, person.browser.origin);
+      expect((await verifyLogin(person, login, response)).status).toBe(200);
+      expect((await storedChallenges(login.uid)).map((row) => row.challenge)).toEqual([second.challenge]);
+      expect(await counterOf(credentialId)).toBe(1);
+      const after = await stateOf(login.uid);
+      expectError(await verifyLogin(person, login, response), 400, 'challenge_invalid');
+      expect(await stateOf(login.uid)).toEqual(after);
     });
 
     it('takes a sign-in challenge only with an interaction of this browser that waits at the login prompt', async () => {
@@ -214,8 +252,9 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
         (await storedChallenges(binding)).map((row) => row.challenge);
       const { person, credentialId } = await signedUpPerson();
       const login = await openLogin(person);
+      const served = passkeyOptionsIn(login.page.text)!.challenge;
       const response = await assertion(person, login);
-      const challenge = (await challengesFor(login.uid))[0]!;
+      const challenge = challengeNamedIn(response.response.clientDataJSON)!;
 
       // Another browser posts it to the interaction it is bound to: it holds no cookie for it.
       const stranger = new Person(sesame.baseUrl);
@@ -228,10 +267,10 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       );
       expectError(foreign, 400, 'interaction_expired');
       expect(await stateOf(login.uid)).toEqual(before);
-      expect(await challengesFor(login.uid)).toEqual([challenge]);
+      expect((await challengesFor(login.uid)).sort()).toEqual([served, challenge].sort());
       // Left where it was, it signs the person in where it belongs.
       expect((await verifyLogin(person, login, response)).status).toBe(200);
-      expect(await challengesFor(login.uid)).toEqual([]);
+      expect(await challengesFor(login.uid)).toEqual([served]);
 
       // An interaction of this browser past the login prompt, holding a login challenge of its own.
       const { page, uid } = await consentAfterSignIn(person, await openLogin(person));

@@ -13,7 +13,9 @@ import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8906/callback';
 
-/** Opens a login page and returns a function that asks for passkey options there from a given client IP. */
+let pagesOpened = 0;
+
+/** Opens a login page and returns a function that asks for passkey options there from a given client IP (with the page's uid, CSRF token and browser). */
 async function loginOptionsCaller(sesame: TestApp) {
   const { client, client_secret } = await createClient(
     sesame.db,
@@ -22,14 +24,18 @@ async function loginOptionsCaller(sesame: TestApp) {
   );
   const rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
   const person = new Person(sesame.baseUrl);
+  // The page is opened from an address of its own: its authorization request and its view are counted.
+  person.browser.headers['x-forwarded-for'] = `10.0.0.${++pagesOpened}`;
   const page = await person.open((await beginLogin(rp)).url);
+  delete person.browser.headers['x-forwarded-for'];
   const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
   const csrf = page.csrf();
-  return (ip: string) =>
+  const call = (ip: string) =>
     person.browser.request(`/interaction/${uid}/login/options`, {
       json: {},
       headers: { accept: 'application/json', 'x-csrf-token': csrf, 'x-forwarded-for': ip },
     });
+  return Object.assign(call, { uid, csrf, person });
 }
 
 const challengeCount = (sesame: TestApp) => countRows(sesame.db, 'webauthn_challenges');
@@ -70,6 +76,21 @@ describe('RATE_LIMIT_PER_MINUTE: a per-IP limit on passkey ceremonies, the passk
 
     // Another client is not held back by the first one.
     expect((await loginOptions('198.51.100.2')).status).toBe(200);
+  });
+
+  it('counts views of the login page, which store the challenge of its autofill', async () => {
+    const loginOptions = await loginOptionsCaller(sesame);
+    const { uid, person } = loginOptions;
+    const view = (ip: string) =>
+      person.browser.request(`/interaction/${uid}`, { headers: { 'x-forwarded-for': ip } });
+    for (let i = 0; i < 3; i++) expect((await view('192.0.2.77')).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await loginOptions('192.0.2.77')).status).toBe(200);
+    const before = await challengeCount(sesame);
+
+    const refused = await view('192.0.2.77');
+    expectLimited(refused);
+    expect(refused.text).not.toContain('data-passkey-options');
+    expect(await challengeCount(sesame)).toBe(before);
   });
 
   it('counts one-time links and the passkey API against the same limit', async () => {

@@ -1,5 +1,6 @@
 import * as oidc from 'openid-client';
 import { asPage, BrowserSession, type PageResponse, stoppedAt } from './browser.js';
+import { passkeyOptionsIn } from './pageOptions.js';
 import { SoftAuthenticator } from './softAuthenticator.js';
 
 /** An app that signs people in through Sesame, built with openid-client as a real RP would be. */
@@ -115,6 +116,24 @@ export class Person {
     if (options.status !== 200) throw new Error(`login options failed: ${options.status} ${options.text}`);
     const assertion = await this.authenticator.getAssertion(options.json(), this.browser.origin);
     const verify = await this.browser.postJson(`/interaction/${uid}/login/verify`, csrf, assertion);
+    if (verify.status !== 200) throw new Error(`login verify failed: ${verify.status} ${verify.text}`);
+    return verify.json<{ redirect: string }>().redirect;
+  }
+
+  /**
+   * From the login page: picks the passkey its autofill offers, with the options the page came
+   * with (no request for options); returns where Sesame sends the browser next.
+   */
+  async signInWithAutofill(loginPage: PageResponse): Promise<string> {
+    const uid = uidOf(loginPage);
+    const options = passkeyOptionsIn(loginPage.text);
+    if (!options) throw new Error(`the login page carries no passkey options: ${loginPage.url}`);
+    const assertion = await this.authenticator.getAssertion(options, this.browser.origin);
+    const verify = await this.browser.postJson(
+      `/interaction/${uid}/login/verify`,
+      loginPage.csrf(),
+      assertion,
+    );
     if (verify.status !== 200) throw new Error(`login verify failed: ${verify.status} ${verify.text}`);
     return verify.json<{ redirect: string }>().redirect;
   }

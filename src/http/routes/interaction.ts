@@ -126,18 +126,45 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     ctx.body = { redirect: interaction.returnTo };
   }
 
-  router.get('/', async (ctx) => {
-    const interaction = await loadInteraction(ctx);
+  /**
+   * Options for a discoverable (usernameless) sign-in: the authenticator offers every passkey
+   * it holds for this RP. `read` reads the interaction; the challenge is stored by that same
+   * statement, only if it is this request's interaction and waits at the login prompt
+   * (challengeOnRead.ts).
+   */
+  async function signInOptions(ctx: Context, read: () => Promise<Interaction>) {
+    const options = await passkeyRequestOptions(rp, []);
+    const { value: interaction, stored } = await storeChallengeWithRead(
+      {
+        prompt: 'login',
+        challenge: options.challenge,
+        purpose: 'login',
+        binding: ctx.params.uid!,
+        expiresAt: challengeExpiresAt(),
+      },
+      read,
+    );
+    return { interaction, options: interaction.prompt.name === 'login' && stored ? options : undefined };
+  }
+
+  // Rate limited as the options step is: a view of the login page stores a challenge.
+  router.get('/', rateLimit, async (ctx) => {
+    // The login page comes with the options of its passkey autofill, so the browser can offer
+    // the person's passkeys without a request of its own first (src/client/login.ts).
+    const { interaction, options } = await signInOptions(ctx, () => loadInteraction(ctx));
     const account = await sessionAccount(ctx, interaction);
     const client = await clientFor(ctx, interaction.params.client_id);
     const uid = interaction.uid;
     const text = pageText(ctx);
     if (interaction.prompt.name === 'login') {
+      // The page holds a challenge: no cache may keep it for a later view.
+      ctx.set('Cache-Control', 'no-store');
       sendPage(ctx, 'login', {
         title: text.t('login.title'),
         csrf: csrf.token(ctx),
         script: 'login',
         uid,
+        passkeyOptions: options && JSON.stringify(options),
         client,
         signupOpen,
         selfRecovery: config.selfRecovery,
@@ -194,21 +221,8 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
   });
 
   router.post('/login/options', rateLimit, async (ctx) => {
-    // Discoverable (usernameless): the authenticator offers every passkey it holds for this RP.
-    const options = await passkeyRequestOptions(rp, []);
-    // The challenge is stored by the statement that reads the interaction, only if it is this
-    // one and waits at the login prompt (challengeOnRead.ts).
-    const { value: interaction, stored } = await storeChallengeWithRead(
-      {
-        prompt: 'login',
-        challenge: options.challenge,
-        purpose: 'login',
-        binding: ctx.params.uid!,
-        expiresAt: challengeExpiresAt(),
-      },
-      () => loadInteraction(ctx),
-    );
-    if (interaction.prompt.name !== 'login' || !stored) throw interactionExpired();
+    const { options } = await signInOptions(ctx, () => loadInteraction(ctx));
+    if (!options) throw interactionExpired();
     ctx.body = options;
   });
 
