@@ -20,12 +20,14 @@ function tsFiles(dir) {
 const started = Date.now();
 await build({
   absWorkingDir: root,
-  // The benchmark drives passkey logins with the tests' software authenticator.
+  // The benchmark drives passkey logins with the tests' software authenticator, and reads the
+  // login page's passkey options as they do.
   entryPoints: [
     ...tsFiles('src'),
     ...tsFiles('migrations'),
     ...tsFiles('bench'),
     'test/support/softAuthenticator.ts',
+    'test/support/pageOptions.ts',
   ],
   outdir: 'dist',
   outbase: '.',
