@@ -83,6 +83,8 @@ export async function listenOnPostgres(
           ),
         PING_TIMEOUT_MS,
       );
+      // A ping in flight when the subscription closes must not hold the process for its timeout.
+      timer.unref();
     });
     try {
       // Heard, the ping also proves the listening connection itself is still up.
