@@ -248,12 +248,10 @@ export async function storeConsumptionWithTokens(
     try {
       await slot.held.writes.flush();
     } catch (error) {
-      if (!(error instanceof ConditionNotMet)) {
-        if (!refusal) throw error;
-      } else {
+      if (error instanceof ConditionNotMet) {
         await slot.held.onReplay();
         outcome = 'replayed';
-      }
+      } else if (!refusal) throw error;
     }
   }
   if (refusal) throw refusal.error;

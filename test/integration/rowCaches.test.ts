@@ -5,6 +5,7 @@ import { sha256Hex } from '../../src/crypto.js';
 import { ROW_CHANGES_CHANNEL } from '../../src/db/rowCache.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
+import { leftOfGrant, useCodeElsewhere } from '../support/codesUsedElsewhere.js';
 import { eventually } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
 import { startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
@@ -325,32 +326,11 @@ describe('the client and user caches, kept in step by change notifications', () 
       const email = `k${randomBytes(4).toString('hex')}@example.com`;
       const callback = await person.continueToApp(await person.signUp(loginPage, email), REDIRECT_URI);
       const codeId = storedId('AuthorizationCode', new URL(callback).searchParams.get('code')!);
-      const { grant_id } = await sesame.db
-        .selectFrom('oidc_models')
-        .select('grant_id')
-        .where('model', '=', 'AuthorizationCode')
-        .where('id', '=', codeId)
-        .executeTakeFirstOrThrow();
       // This server stored the code as it issued it, and so holds it unused; another instance uses it.
-      await sesame.db
-        .updateTable('oidc_models')
-        .set({ consumed_at: new Date() })
-        .where('model', '=', 'AuthorizationCode')
-        .where('id', '=', codeId)
-        .execute();
+      const grantId = await useCodeElsewhere(sesame.db, codeId);
       await expect(finishLogin(rp, pending, callback)).rejects.toMatchObject({ error: 'invalid_grant' });
       // A replay: the grant goes, and everything issued under it.
-      const left = await sesame.db
-        .selectFrom('oidc_models')
-        .select('model')
-        .where((eb) =>
-          eb.or([
-            eb('grant_id', '=', grant_id),
-            eb.and([eb('model', '=', 'Grant'), eb('id', '=', grant_id!)]),
-          ]),
-        )
-        .execute();
-      expect(left).toEqual([]);
+      expect(await leftOfGrant(sesame.db, grantId)).toEqual([]);
     });
   });
 

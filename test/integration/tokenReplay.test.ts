@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
+import { leftOfGrant, useCodeElsewhere } from '../support/codesUsedElsewhere.js';
 import { beginLogin, discoverRp, type PendingLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -130,20 +131,8 @@ describe('single-use codes and refresh tokens, and tokens stored only as hashes'
   it('refuses a code used elsewhere that this instance still holds as unused, and revokes its grant, whatever else the request got wrong', async () => {
     for (const more of [{}, { resource: 'https://unknown.example' }] as Record<string, string>[]) {
       const { pending, code } = await codeFor(rp);
-      const id = storedId('AuthorizationCode', code);
-      const { grant_id } = await sesame.db
-        .selectFrom('oidc_models')
-        .select('grant_id')
-        .where('model', '=', 'AuthorizationCode')
-        .where('id', '=', id)
-        .executeTakeFirstOrThrow();
       // Redeemed at another instance: codes are not announced, so this one still holds it unused.
-      await sesame.db
-        .updateTable('oidc_models')
-        .set({ consumed_at: sql`now()` })
-        .where('model', '=', 'AuthorizationCode')
-        .where('id', '=', id)
-        .execute();
+      const grantId = await useCodeElsewhere(sesame.db, storedId('AuthorizationCode', code));
       const answer = await token(
         {
           grant_type: 'authorization_code',
@@ -156,12 +145,7 @@ describe('single-use codes and refresh tokens, and tokens stored only as hashes'
       );
       expect(answer.status).toBe(400);
       expect(answer.json.error).toBe('resource' in more ? 'invalid_target' : 'invalid_grant');
-      const left = await sesame.db
-        .selectFrom('oidc_models')
-        .select('model')
-        .where((eb) => eb.or([eb('grant_id', '=', grant_id!), eb('id', '=', grant_id!)]))
-        .execute();
-      expect(left).toEqual([]);
+      expect(await leftOfGrant(sesame.db, grantId)).toEqual([]);
     }
   });
 

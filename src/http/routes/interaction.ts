@@ -128,11 +128,11 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
 
   /**
    * Options for a discoverable (usernameless) sign-in: the authenticator offers every passkey
-   * it holds for this RP. `read` reads the interaction; the challenge is stored by that same
-   * statement, only if it is this request's interaction and waits at the login prompt
+   * it holds for this RP. The challenge is stored by the statement that reads the request's
+   * interaction, only if it is the one in the path and waits at the login prompt
    * (challengeOnRead.ts).
    */
-  async function signInOptions(ctx: Context, read: () => Promise<Interaction>) {
+  async function signInOptions(ctx: Context) {
     const options = await passkeyRequestOptions(rp, []);
     const { value: interaction, stored } = await storeChallengeWithRead(
       {
@@ -142,7 +142,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
         binding: ctx.params.uid!,
         expiresAt: challengeExpiresAt(),
       },
-      read,
+      () => loadInteraction(ctx),
     );
     return { interaction, options: interaction.prompt.name === 'login' && stored ? options : undefined };
   }
@@ -151,7 +151,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
   router.get('/', rateLimit, async (ctx) => {
     // The login page comes with the options of its passkey autofill, so the browser can offer
     // the person's passkeys without a request of its own first (src/client/login.ts).
-    const { interaction, options } = await signInOptions(ctx, () => loadInteraction(ctx));
+    const { interaction, options } = await signInOptions(ctx);
     const account = await sessionAccount(ctx, interaction);
     const client = await clientFor(ctx, interaction.params.client_id);
     const uid = interaction.uid;
@@ -221,7 +221,7 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
   });
 
   router.post('/login/options', rateLimit, async (ctx) => {
-    const { options } = await signInOptions(ctx, () => loadInteraction(ctx));
+    const { options } = await signInOptions(ctx);
     if (!options) throw interactionExpired();
     ctx.body = options;
   });
