@@ -19,7 +19,7 @@ import { notFound } from './http/errors.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
 import { httpMetrics } from './http/middleware/httpMetrics.js';
-import { issuerOrigin } from './http/middleware/issuerOrigin.js';
+import { issuerHeaderPinner, issuerOrigin } from './http/middleware/issuerOrigin.js';
 import { pageLanguage } from './http/middleware/language.js';
 import {
   DEVICE_CODE_ENTRIES_PER_IP,
@@ -30,6 +30,7 @@ import {
 import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaderSetter } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
+import { frontDoor } from './http/providerApi.js';
 import { accountRoutes } from './http/routes/account.js';
 import { accountSessionRoutes } from './http/routes/accountSession.js';
 import { adminApiRoutes } from './http/routes/adminApi.js';
@@ -218,6 +219,8 @@ export async function createApp({
     return next();
   });
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.
+  // Its API endpoints (token, userinfo, introspection, revocation, PAR) do not come through
+  // this stack: the server's listener hands them to the provider itself (providerApi.ts).
   const oidcProvider = async (ctx: Koa.Context) => {
     if (PUBLIC_METADATA_PATHS.has(ctx.path)) {
       // Not kept yet (or a CORS request): the provider renders it, and a plain GET is kept.
@@ -293,7 +296,14 @@ export async function createApp({
     routers,
     caches,
     async start(port = config.port, host = config.host) {
-      server = http.createServer(koa.callback());
+      server = http.createServer(
+        frontDoor(koa, {
+          handle: (req, res) => live.handle(req, res),
+          log,
+          pinHeaders: issuerHeaderPinner(config),
+          setSecurityHeaders,
+        }),
+      );
       // Keep-alive longer than common proxies' idle timeout, so the proxy closes first.
       server.keepAliveTimeout = 65_000;
       await new Promise<void>((resolve, reject) => {

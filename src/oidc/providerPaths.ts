@@ -17,6 +17,21 @@ export const PAGELESS_PROVIDER_PATHS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * The pageless endpoints that programs call, at every sign-in (token, userinfo) or on every
+ * API call (introspection), and that the per-IP limit does not count: app.ts answers them
+ * without Sesame's middleware stack in front (src/http/providerApi.ts). Discovery and the
+ * JWKS are not among them (their bytes are kept and answered in that stack), nor is the
+ * device authorization request (it is counted).
+ */
+export const PROVIDER_API_PATHS: ReadonlySet<string> = new Set([
+  '/token',
+  '/me',
+  '/token/introspection',
+  '/token/revocation',
+  '/request',
+]);
+
+/**
  * The paths oidc-provider answers, from its default `routes` (Sesame keeps them). Requests
  * for these skip Sesame's own routers and go straight to the provider: they are most of the
  * traffic (token, userinfo, JWKS, discovery), and matching each against every Sesame route

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { SECURITY_HEADERS } from '../support/securityHeaders.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 /** A GET with headers fetch will not send (Host), over plain node:http. */
@@ -84,14 +85,7 @@ describe('discovery served as kept bytes', () => {
     expect(kept.headers.get('content-type')).toBe(rendered.headers.get('content-type'));
     expect(kept.headers.get('cache-control')).toBe('public, max-age=300');
     // Answered before the rest of the stack, with the headers every response carries all the same.
-    for (const name of [
-      'content-security-policy',
-      'x-content-type-options',
-      'x-frame-options',
-      'referrer-policy',
-      'cross-origin-opener-policy',
-      'permissions-policy',
-    ]) {
+    for (const name of SECURITY_HEADERS) {
       expect(kept.headers.get(name)).toBeTruthy();
       expect(kept.headers.get(name)).toBe(rendered.headers.get(name));
     }

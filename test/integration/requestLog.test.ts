@@ -2,19 +2,13 @@ import * as oidc from 'openid-client';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createLogger } from '../../src/logger.js';
 import { createClient } from '../../src/oidc/clients.js';
+import { requestLines } from '../support/logLines.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
 import { linkPath, useLink } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8903/callback';
 const LOGGED_OUT_URI = 'http://127.0.0.1:8903/bye';
-
-interface RequestLine {
-  msg: string;
-  method: string;
-  url: string;
-  status: number;
-}
 
 /** Every request Sesame answers is logged, and no secret of a URL ends up in the log. */
 describe('the request log', () => {
@@ -27,11 +21,7 @@ describe('the request log', () => {
 
   afterAll(() => sesame.stop());
 
-  const requests = () =>
-    lines
-      .map((line) => JSON.parse(line) as RequestLine)
-      .filter((line) => line.msg === 'request')
-      .map((line) => `${line.method} ${line.url} ${line.status}`);
+  const requests = () => requestLines(lines).map((line) => `${line.method} ${line.url} ${line.status}`);
 
   it('logs every request to a one-time link, with the token cut out of its path', async () => {
     const { url } = await createOneTimeLink(sesame.db, sesame.config, {

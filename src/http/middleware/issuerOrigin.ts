@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Context, Next } from 'koa';
 import type { Config } from '../../config.js';
 
@@ -13,16 +14,22 @@ import type { Config } from '../../config.js';
  * same address as the rate limit and the logs).
  */
 export function issuerOrigin(config: Config) {
-  const { host, protocol } = new URL(config.issuer);
-  const proto = protocol.slice(0, -1);
+  const pin = issuerHeaderPinner(config);
   return function pinIssuerOrigin(ctx: Context, next: Next) {
     // Read (and cached by Koa) before the header it comes from is replaced.
-    const ip = ctx.ip;
-    const headers = ctx.req.headers;
+    pin(ctx.req.headers, ctx.ip);
+    return next();
+  };
+}
+
+/** Rewrites a request's Host and forwarded headers to the issuer's, with `ip` as the client address (see {@link issuerOrigin}). */
+export function issuerHeaderPinner(config: Pick<Config, 'issuer'>) {
+  const { host, protocol } = new URL(config.issuer);
+  const proto = protocol.slice(0, -1);
+  return function pinHeaders(headers: IncomingHttpHeaders, ip: string) {
     headers.host = host;
     headers['x-forwarded-host'] = host;
     headers['x-forwarded-proto'] = proto;
     headers['x-forwarded-for'] = ip;
-    return next();
   };
 }

@@ -1,0 +1,95 @@
+import type http from 'node:http';
+import type Koa from 'koa';
+import type { Logger } from '../logger.js';
+import { httpDuration } from '../metrics.js';
+import { PROVIDER_API_PATHS } from '../oidc/providerPaths.js';
+import { requestLine } from './middleware/requestLog.js';
+
+/** What a request for one of the provider's API endpoints gets from Sesame before the provider answers it. */
+export interface ProviderApiFrontDoor {
+  /** The provider's request handler (LiveProvider.handle). */
+  handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> | void;
+  log: Logger;
+  /** issuerHeaderPinner (issuerOrigin.ts). */
+  pinHeaders(headers: http.IncomingHttpHeaders, ip: string): void;
+  /** securityHeaderSetter (securityHeaders.ts). */
+  setSecurityHeaders(res: http.ServerResponse): void;
+}
+
+/** A request target's path: what Koa's `ctx.path` is for the origin-form targets clients send. */
+function pathOf(url: string | undefined): string {
+  if (!url) return '';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/**
+ * The server's request listener: the provider's API endpoints (PROVIDER_API_PATHS: token,
+ * userinfo, introspection, revocation, pushed authorization requests) go to the provider
+ * with only what Sesame's middleware stack does for them, everything else to `koa`.
+ *
+ * Through the stack, each of those requests built a Koa context of Sesame's and ran ten
+ * middleware before the provider built its own: ~9 kB of the ~62 kB an introspection
+ * allocated, and of ~76 kB a client_credentials token (bench/README.md, "Measured on
+ * 2026-12-05, 09:15–"). For these paths the stack did what is done here, in its order: the
+ * latency histogram and the request log line; the client address as Koa reads it under
+ * TRUST_PROXY, with Host and the forwarded headers pinned to the issuer's (issuerOrigin.ts);
+ * the security headers. The rest of the stack does nothing for them: they render no page (no
+ * language or brand), are not counted by the per-IP limit, and the provider answers its own
+ * errors. Nor is the address kept for the request (requestContext.ts) as the stack keeps it:
+ * the provider runs each of its routes in its own storage, with its context, whose address is
+ * the one pinned here. A path is matched exactly, as the stack matches it (`/TOKEN` and
+ * `/token/` are Sesame's 404s).
+ */
+export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestListener {
+  const toKoa = koa.callback();
+  const line = requestLine(api.log);
+
+  async function answer(req: http.IncomingMessage, res: http.ServerResponse, route: string) {
+    const end = httpDuration.startTimer();
+    const started = line ? performance.now() : 0;
+    const url = req.url;
+    const ip = clientAddress(koa, req);
+    api.pinHeaders(req.headers, ip);
+    api.setSecurityHeaders(res);
+    try {
+      await api.handle(req, res);
+    } catch (error) {
+      // The provider's own Koa answers what its handlers throw; this is what escaped it.
+      api.log.error('request failed', {
+        method: req.method,
+        path: route,
+        error: String((error as Error)?.stack ?? error),
+      });
+      if (res.headersSent) {
+        res.destroy();
+      } else {
+        res.statusCode = 500;
+        res.setHeader('Content-Type', 'application/json; charset=utf-8');
+        res.end(
+          JSON.stringify({ error: 'server_error', error_description: 'Something went wrong on our side' }),
+        );
+      }
+    } finally {
+      end({ route });
+      line?.(req.method, url, res.statusCode, started, ip);
+    }
+  }
+
+  return function listen(req, res) {
+    const path = pathOf(req.url);
+    if (PROVIDER_API_PATHS.has(path)) void answer(req, res, path);
+    else void toKoa(req, res);
+  };
+}
+
+/**
+ * The client's address exactly as `koa` reads it for a request (`ctx.ip`: the X-Forwarded-For
+ * entry that TRUST_PROXY's hops wrote, else the socket's), with Koa's own request getters.
+ */
+export function clientAddress(koa: Koa, req: http.IncomingMessage): string {
+  const request = Object.create(koa.request) as { app: Koa; req: http.IncomingMessage; ip: string };
+  request.app = koa;
+  request.req = req;
+  return request.ip;
+}
