@@ -204,6 +204,21 @@ export function cpuMs(pid: number): number {
   }
 }
 
+/**
+ * A process's main thread so far (`/proc/<pid>/schedstat`, in ms): `runMs` on a CPU, and
+ * `waitMs` runnable but waiting for one (woken, or preempted by another task). The event loop
+ * is one thread: with every process of the bench on two cores, the time it waits is time no
+ * request of the server moves, though the CPU figures do not show it.
+ */
+export function mainThreadMs(pid: number): { runMs: number; waitMs: number } {
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ');
+    return { runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
+  } catch {
+    return { runMs: 0, waitMs: 0 };
+  }
+}
+
 /** CPU time of each Postgres backend serving `database` (its process title names it), by pid. */
 function postgresBackendsCpuMs(database: string): Map<number, number> {
   const backends = new Map<number, number>();

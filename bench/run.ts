@@ -33,6 +33,7 @@ import {
   allocatedMb,
   cpuMs,
   freePort,
+  mainThreadMs,
   postgresCpuMeter,
   ROOT,
   rssMb,
@@ -186,16 +187,31 @@ function perOperationMeter(pids: number | number[], database: string | undefined
   const all = Array.isArray(pids) ? pids : [pids];
   const serverMs = () => all.reduce((sum, pid) => sum + cpuMs(pid), 0);
   const allocated = () => all.reduce((sum, pid) => sum + allocatedMb(pid), 0);
+  const mainThreads = () =>
+    all.reduce(
+      (sum, pid) => {
+        const { runMs, waitMs } = mainThreadMs(pid);
+        return { runMs: sum.runMs + runMs, waitMs: sum.waitMs + waitMs };
+      },
+      { runMs: 0, waitMs: 0 },
+    );
   const server = serverMs();
   const heap = allocated();
+  const main = mainThreads();
   const postgresCpu = database ? postgresCpuMeter(database) : undefined;
   const round = (n: number) => Math.round(n * 1000) / 1000;
-  return (operations: number) => ({
-    serverCpuMsPerOp: round((serverMs() - server) / Math.max(operations, 1)),
-    // Heap allocated per operation (--trace-gc): steady where CPU time is not, on a shared machine.
-    allocatedKbPerOp: Math.round(((allocated() - heap) * 1024 * 10) / Math.max(operations, 1)) / 10,
-    ...(postgresCpu && { postgresCpuMsPerOp: round(postgresCpu() / Math.max(operations, 1)) }),
-  });
+  return (operations: number) => {
+    const { runMs, waitMs } = mainThreads();
+    return {
+      serverCpuMsPerOp: round((serverMs() - server) / Math.max(operations, 1)),
+      // The event loop's thread: on a CPU, and runnable but waiting for one (mainThreadMs).
+      mainThreadMsPerOp: round((runMs - main.runMs) / Math.max(operations, 1)),
+      runQueueMsPerOp: round((waitMs - main.waitMs) / Math.max(operations, 1)),
+      // Heap allocated per operation (--trace-gc): steady where CPU time is not, on a shared machine.
+      allocatedKbPerOp: Math.round(((allocated() - heap) * 1024 * 10) / Math.max(operations, 1)) / 10,
+      ...(postgresCpu && { postgresCpuMsPerOp: round(postgresCpu() / Math.max(operations, 1)) }),
+    };
+  };
 }
 
 /** What {@link perOperationMeter} measures: CPU and allocation per operation. */
@@ -211,6 +227,8 @@ function costOverWindows(windows: { operations: number; cost: OperationCost }[])
     ) / 1000;
   return {
     serverCpuMsPerOp: perOp((c) => c.serverCpuMsPerOp),
+    mainThreadMsPerOp: perOp((c) => c.mainThreadMsPerOp),
+    runQueueMsPerOp: perOp((c) => c.runQueueMsPerOp),
     allocatedKbPerOp: Math.round(perOp((c) => c.allocatedKbPerOp) * 10) / 10,
     ...(windows[0]?.cost.postgresCpuMsPerOp !== undefined && {
       postgresCpuMsPerOp: perOp((c) => c.postgresCpuMsPerOp),
@@ -609,7 +627,8 @@ async function main() {
       const { value } = combined.logins;
       log(
         `  ${side.name} logins: ${value.loginsPerSecond}/s (rounds ${value.perSecondByRound.join(', ')}), ` +
-          `errors ${JSON.stringify(value.errors)}, ${combined.cpu?.serverCpuMsPerOp} ms server CPU, ` +
+          `errors ${JSON.stringify(value.errors)}, ${combined.cpu?.serverCpuMsPerOp} ms server CPU ` +
+          `(main thread ${combined.cpu?.mainThreadMsPerOp} ms, and ${combined.cpu?.runQueueMsPerOp} ms waiting for a CPU), ` +
           `${combined.cpu?.allocatedKbPerOp} kB allocated each`,
       );
       return { ...combined, window: windows[i]! };
