@@ -107,6 +107,29 @@ describe('messages on pages', () => {
     expect(html).toBe('<strong>&lt;img src=x onerror=alert(1)&gt;&amp;</strong> möchte:');
   });
 
+  it('writes every message with markup exactly as escaping its values for that one call does', () => {
+    const hostile = `<b class="x">Tom & 'Jerry'/</b>`;
+    let compared = 0;
+    for (const locale of SUPPORTED_LOCALES) {
+      const translator = translatorFor(locale);
+      for (const [key, text] of flatten(readCatalog(locale))) {
+        if (!key.replace(PLURAL, '').endsWith('Html') || typeof text !== 'string') continue;
+        const values: Record<string, unknown> = {};
+        for (const match of text.matchAll(/\{\{\s*([\w.]+)\s*(?:,\s*(\w+))?[^}]*\}\}/g)) {
+          const [, name, format] = match;
+          values[name!] =
+            format === 'datetime' ? new Date('2026-12-05T10:40:00Z') : name === 'count' ? 2 : hostile;
+        }
+        // The old way: i18next asked to escape for this call alone.
+        const perCall = translator.t(key, { ...values, interpolation: { escapeValue: true } });
+        expect([locale, key, translator.html(key, values)]).toEqual([locale, key, perCall]);
+        if (Object.values(values).includes(hostile)) expect(perCall).not.toContain(hostile);
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(40);
+  });
+
   it('writes plurals, lists and dates as each language does', () => {
     expect(translatorFor('en').t('account.passkeyCount', { count: 1 })).toBe('You have 1 passkey.');
     expect(translatorFor('fr').t('account.passkeyCount', { count: 2 })).toBe('Vous avez 2 clés d’accès.');
