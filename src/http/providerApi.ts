@@ -29,12 +29,13 @@ function pathOf(url: string | undefined): string {
  * with only what Sesame's middleware stack does for them, everything else to `koa`.
  *
  * Through the stack, each of those requests built a Koa context of Sesame's and ran ten
- * middleware before the provider built its own: ~9 kB of the ~62 kB an introspection
- * allocated, and of ~76 kB a client_credentials token (bench/README.md, "Measured on
- * 2026-12-05, 09:15–"). For these paths the stack did what is done here, in its order: the
- * latency histogram and the request log line; the client address as Koa reads it under
- * TRUST_PROXY, with Host and the forwarded headers pinned to the issuer's (issuerOrigin.ts);
- * the security headers. The rest of the stack does nothing for them: they render no page (no
+ * middleware before the provider built its own: 8–9 kB of the ~62 kB an introspection
+ * allocated and of the ~76 kB of a client_credentials token. What the stack did for them,
+ * done here without it, takes ~5 kB of that back: each allocates ~3.5 kB less
+ * (bench/README.md, "Measured on 2026-12-05, 09:15–10:10"). For these paths the stack did
+ * what is done here, in its order: the latency histogram and the request log line; the
+ * client address as Koa reads it under TRUST_PROXY, with Host and the forwarded headers
+ * pinned to the issuer's (issuerOrigin.ts); the security headers. The rest of the stack does nothing for them: they render no page (no
  * language or brand), are not counted by the per-IP limit, and the provider answers its own
  * errors. Nor is the address kept for the request (requestContext.ts) as the stack keeps it:
  * the provider runs each of its routes in its own storage, with its context, whose address is
