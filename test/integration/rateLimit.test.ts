@@ -7,6 +7,7 @@ import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import type { PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
+import { requestLines } from '../support/logLines.js';
 import { beginLogin, discoverRp, Person } from '../support/oidcFlow.js';
 import { linkPath } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -190,9 +191,7 @@ describe('TRUST_PROXY: the client is the entry the trusted proxies wrote, not wh
     expect((await loginOptions('203.0.113.7, 203.0.113.8')).status).toBe(200);
 
     // The request log and the audit log name that same address.
-    const logged = lines
-      .map((line) => JSON.parse(line) as { msg: string; url: string; ip: string })
-      .filter((line) => line.msg === 'request' && line.url.endsWith('/login/options'));
+    const logged = requestLines(lines).filter((line) => line.url.endsWith('/login/options'));
     expect(new Set(logged.map((line) => line.ip))).toEqual(new Set(['203.0.113.7', '203.0.113.8']));
     const { key } = await createApiKey(sesame.db, 'ops', 'test');
     const created = await fetch(`${sesame.listenUrl}/api/admin/clients`, {
