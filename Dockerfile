@@ -6,7 +6,7 @@
 
 ARG NODE_IMAGE=node:22-bookworm-slim
 
-# ---- build: TypeScript -> dist/, browser bundles -> public/js/
+# ---- build: TypeScript -> dist/ (the server as one file, dist/src/main.js), browser bundles -> public/js/
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
