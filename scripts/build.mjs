@@ -57,9 +57,9 @@ await build({
 });
 
 // The server as one file. Loaded as ~1,700 modules (oidc-provider, Kysely, zod, SimpleWebAuthn's
-// ASN.1 parsers, …) it took 1.5–2.6 s from spawn to the first answer on this machine, most of
-// it resolving, opening and compiling files; as one file 0.8–1.1 s (bench/README.md,
-// "2026-12-05, 12:15–13:30"). Whitespace is left out (~30 % smaller, ~5 MB less RSS); names
+// ASN.1 parsers, …) it took 1.4–2.7 s from spawn to the first answer on this machine, most of
+// it resolving, opening and compiling files; as one file 0.8–1.5 s (bench/README.md,
+// "2026-12-05, 12:00–13:15"). Whitespace is left out (~30 % smaller, ~5 MB less RSS); names
 // are kept, so a stack trace still names its functions, and main.js.map maps it back to the
 // sources (`node --enable-source-maps`). The CLI, the bench and the tests' imports use the
 // transpiled modules beside it. Bundled CommonJS code calls `require` for Node's own modules.
