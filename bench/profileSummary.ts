@@ -4,11 +4,13 @@
  * Usage: node dist/bench/profileSummary.js <file.cpuprofile> [top]
  */
 import fs from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { SourceMap } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
 }
 interface CpuProfile {
   nodes: ProfileNode[];
@@ -38,13 +40,76 @@ function packageOf(url: string, name: string): string {
   const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (match) return match[1]!;
   if (url.startsWith('node:')) return 'node';
-  if (url.includes('/dist/src/')) return 'sesame';
+  if (url.includes('/dist/src/') || url.includes('/src/')) return 'sesame';
   return url.replace(/^file:\/\//, '');
 }
 
-/** Where a function is: its script from node_modules/ or dist/ on, and its line. */
+/** Where a function is: its script from node_modules/, dist/ or src/ on, and its line. */
 const whereOf = (url: string, lineNumber: number) =>
-  url ? `${url.replace(/^.*?(node_modules\/|dist\/)/, '$1')}:${lineNumber + 1}` : '';
+  url ? `${url.replace(/^.*?(node_modules\/|dist\/|src\/)/, '$1')}:${lineNumber + 1}` : '';
+
+/** A bundled script's source map (`<file>.map`, read once) and its lines; null for a script without one. */
+interface Bundled {
+  map: SourceMap;
+  lines: string[];
+}
+const bundles = new Map<string, Bundled | null>();
+
+function bundledOf(url: string): Bundled | null {
+  let bundled = bundles.get(url);
+  if (bundled === undefined) {
+    const file = url.startsWith('file:') ? fileURLToPath(url) : undefined;
+    bundled =
+      file && fs.existsSync(`${file}.map`)
+        ? {
+            map: new SourceMap(JSON.parse(fs.readFileSync(`${file}.map`, 'utf8'))),
+            lines: fs.readFileSync(file, 'utf8').split('\n'),
+          }
+        : null;
+    bundles.set(url, bundled);
+  }
+  return bundled;
+}
+
+type SourceEntry = { originalSource?: string; originalLine?: number; name?: string };
+
+/**
+ * The function as it was written. The server runs as one bundled file (dist/src/main.js,
+ * scripts/build.mjs): its functions are mapped back through main.js.map to their package or
+ * Sesame source, and to the name esbuild changed to keep the bundle's top-level names apart
+ * (`respond` → `respond4`), so they are named as the bare provider's, which runs the
+ * packages' own files, and counted under their package.
+ */
+function sourceOf(callFrame: ProfileNode['callFrame']): { name: string; url: string; lineNumber: number } {
+  const { functionName: name, url, lineNumber, columnNumber = 0 } = callFrame;
+  const bundled = url ? bundledOf(url) : null;
+  const entry = bundled?.map.findEntry(lineNumber, columnNumber) as SourceEntry | undefined;
+  if (!bundled || !entry?.originalSource || entry.originalLine === undefined)
+    return { name, url, lineNumber };
+  const original = path.resolve(path.dirname(fileURLToPath(url)), entry.originalSource);
+  return {
+    name: nameAsWritten(bundled, name, lineNumber, columnNumber),
+    url: pathToFileURL(original).href,
+    lineNumber: entry.originalLine,
+  };
+}
+
+/** A renamed function's own name: the source map names the identifier where it is declared, next to its start. */
+function nameAsWritten(
+  { map, lines }: Bundled,
+  name: string,
+  lineNumber: number,
+  columnNumber: number,
+): string {
+  if (!/\d$/.test(name)) return name;
+  // V8 places a function just after its name; a class, at its keyword before it.
+  const line = lines[lineNumber] ?? '';
+  const before = line.lastIndexOf(name, columnNumber);
+  const at = before >= 0 && columnNumber - before <= 100 ? before : line.indexOf(name, columnNumber);
+  if (at < 0 || Math.abs(at - columnNumber) > 100) return name;
+  const written = (map.findEntry(lineNumber, at) as SourceEntry).name;
+  return written && name.startsWith(written) ? written : name;
+}
 
 const ms = (us: number) => Math.round(us / 100) / 10;
 
@@ -65,8 +130,8 @@ function selfTimeByNode(profile: CpuProfile, window?: ProfileWindow): Map<number
 
 /** A node's function as the summaries name it, with its script's URL. */
 function functionOf(node: ProfileNode) {
-  const { functionName, url, lineNumber } = node.callFrame;
-  return { name: functionName || '(anonymous)', where: whereOf(url, lineNumber), url };
+  const { name, url, lineNumber } = sourceOf(node.callFrame);
+  return { name: name || '(anonymous)', where: whereOf(url, lineNumber), url };
 }
 
 export function summariseProfile(file: string, top = 25): ProfileSummary {

@@ -61,7 +61,13 @@ await build({
 // it resolving, opening and compiling files; as one file 0.8–1.5 s (bench/README.md,
 // "2026-12-05, 12:00–13:15"). Whitespace is left out (~30 % smaller, ~5 MB less RSS); names
 // are kept, so a stack trace still names its functions, and main.js.map maps it back to the
-// sources (`node --enable-source-maps`). The CLI, the bench and the tests' imports use the
+// sources (`node --enable-source-maps`). Where a name would clash in the bundle's one scope,
+// esbuild renames it (oidc-provider's `Client` class becomes `Client2`, `respond` in Koa
+// `respond4`), and such a class's `name` changes. oidc-provider reads the names of its model
+// classes (a model's kind, its TTL setting); none of them is renamed, and a renamed one would
+// fail test/e2e/firstRun.e2e.test.ts, which signs in through this file. esbuild's keepNames
+// would give names back but sets them on every function as it is made, closures of every
+// request included: 210 µs more CPU per login in a profile. The CLI, the bench and the tests' imports use the
 // transpiled modules beside it. Bundled CommonJS code calls `require` for Node's own modules.
 await build({
   absWorkingDir: root,
