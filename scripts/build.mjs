@@ -63,12 +63,11 @@ await build({
 // are kept, so a stack trace still names its functions, and main.js.map maps it back to the
 // sources (`node --enable-source-maps`). Where a name would clash in the bundle's one scope,
 // esbuild renames it (oidc-provider's `Client` class becomes `Client2`, `respond` in Koa
-// `respond4`), and such a class's `name` changes. oidc-provider reads the names of its model
-// classes (a model's kind, its TTL setting); none of them is renamed, and a renamed one would
-// fail test/e2e/firstRun.e2e.test.ts, which signs in through this file. esbuild's keepNames
-// would give names back but sets them on every function as it is made, closures of every
-// request included: 210 µs more CPU per login in a profile. The CLI, the bench and the tests' imports use the
-// transpiled modules beside it. Bundled CommonJS code calls `require` for Node's own modules.
+// `respond4`), and such a class's `name` changes: see the check of oidc-provider's model
+// classes below. esbuild's keepNames would give the names back, but it sets them on every
+// function as it is made, the closures of every request included: ~210 µs more CPU per login
+// in a profile. The CLI, the bench and the tests' imports use the transpiled modules beside
+// it. Bundled CommonJS code calls `require` for Node's own modules.
 await build({
   absWorkingDir: root,
   entryPoints: [SERVER],
@@ -85,6 +84,33 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 });
+
+// oidc-provider reads the names of its model classes: a model's kind (BaseModel's
+// `this.constructor.name`), its TTL setting (`ttl[this.name]`). esbuild renames a class whose
+// name would clash in the bundle's one scope (its `Client`, whose name it does not read, is
+// `Client2`), so the build stops if one of those is renamed.
+const modelsDir = path.join(root, 'node_modules', 'oidc-provider', 'lib', 'models');
+const namedModels = new Set(
+  fs
+    .readdirSync(modelsDir)
+    .filter((file) => file.endsWith('.js'))
+    .flatMap((file) => {
+      const source = fs.readFileSync(path.join(modelsDir, file), 'utf8');
+      const readsName = /\b(this|this\.constructor)\.name\b/.test(source);
+      return [...source.matchAll(/\bclass (\w+)( extends)?/g)]
+        .filter(([, , extending]) => extending || readsName)
+        .map(([, name]) => name);
+    }),
+);
+const bundled = fs.readFileSync(path.join(root, 'dist', 'src', 'main.js'), 'utf8');
+const renamedModels = [...bundled.matchAll(/\bclass (\w+?)\d+\b/g)]
+  .map(([, name]) => name)
+  .filter((name) => namedModels.has(name));
+if (renamedModels.length) {
+  throw new Error(
+    `the server bundle renamed oidc-provider's model classes ${[...new Set(renamedModels)].join(', ')}, whose names it reads`,
+  );
+}
 
 const clientDir = path.join(root, 'src', 'client');
 const pages = fs
