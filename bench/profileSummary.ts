@@ -40,7 +40,8 @@ function packageOf(url: string, name: string): string {
   const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (match) return match[1]!;
   if (url.startsWith('node:')) return 'node';
-  if (url.includes('/dist/src/') || url.includes('/src/')) return 'sesame';
+  // Transpiled (dist/src/) or, mapped back from the bundle, the TypeScript source (src/).
+  if (url.includes('/src/')) return 'sesame';
   return url.replace(/^file:\/\//, '');
 }
 

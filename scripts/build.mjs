@@ -20,6 +20,8 @@ function tsFiles(dir) {
 
 /** The server's entry point: bundled below, not transpiled with the rest. */
 const SERVER = path.join('src', 'main.ts');
+/** Where the bundle goes: where `npm start`, the Dockerfile, the bench and the tests run the server. */
+const SERVER_BUNDLE = path.join('dist', 'src', 'main.js');
 
 /**
  * Packages the server bundle leaves to Node: PGlite loads its WebAssembly and data files
@@ -71,7 +73,7 @@ await build({
 await build({
   absWorkingDir: root,
   entryPoints: [SERVER],
-  outfile: path.join('dist', 'src', 'main.js'),
+  outfile: SERVER_BUNDLE,
   bundle: true,
   external: NOT_BUNDLED,
   platform: 'node',
@@ -102,7 +104,7 @@ const namedModels = new Set(
         .map(([, name]) => name);
     }),
 );
-const bundled = fs.readFileSync(path.join(root, 'dist', 'src', 'main.js'), 'utf8');
+const bundled = fs.readFileSync(path.join(root, SERVER_BUNDLE), 'utf8');
 const renamedModels = [...bundled.matchAll(/\bclass (\w+?)\d+\b/g)]
   .map(([, name]) => name)
   .filter((name) => namedModels.has(name));
