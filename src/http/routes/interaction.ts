@@ -39,7 +39,7 @@ import {
   registrationResponseSchema,
 } from '../schemas.js';
 import type { Services } from '../services.js';
-import { pageText, sendPage } from '../views.js';
+import { pageText, sendPage, sendSlottedPage } from '../views.js';
 import { describeScopes } from './scopeDescriptions.js';
 
 /** The interaction model instance the provider hands out (its class is not exported). */
@@ -159,16 +159,24 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     if (interaction.prompt.name === 'login') {
       // The page holds a challenge: no cache may keep it for a later view.
       ctx.set('Cache-Control', 'no-store');
-      sendPage(ctx, 'login', {
-        title: text.t('login.title'),
-        csrf: csrf.token(ctx),
-        script: 'login',
+      // The page's words are the same for every sign-in at this app in this language: rendered once (views.ts).
+      const perRequest = {
         uid,
-        passkeyOptions: options && JSON.stringify(options),
-        client,
-        signupOpen,
-        selfRecovery: config.selfRecovery,
-      });
+        csrf: csrf.token(ctx),
+        ...(options && { passkeyOptions: JSON.stringify(options) }),
+      };
+      sendSlottedPage(
+        ctx,
+        'login',
+        {
+          title: text.t('login.title'),
+          script: 'login',
+          client,
+          signupOpen,
+          selfRecovery: config.selfRecovery,
+        },
+        perRequest,
+      );
       return;
     }
     if (interaction.prompt.name === 'consent') {
