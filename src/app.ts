@@ -31,6 +31,7 @@ import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaderSetter } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
 import { frontDoor } from './http/providerApi.js';
+import { routersByPath } from './http/router.js';
 import { accountRoutes } from './http/routes/account.js';
 import { accountSessionRoutes } from './http/routes/accountSession.js';
 import { adminApiRoutes } from './http/routes/adminApi.js';
@@ -247,10 +248,7 @@ export async function createApp({
     adminPagesRoutes(services),
     passkeyApiRoutes(services),
   ];
-  const sesameRoutes = compose<Koa.Context>([
-    staticFiles(PUBLIC_DIR),
-    ...routers.flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]),
-  ]);
+  const sesameRoutes = compose<Koa.Context>([staticFiles(PUBLIC_DIR), routersByPath(routers)]);
   // Hanko's layout, `/{tenant_id}/...` at the root, reaches the passkey API too.
   koa.use(passkeyApiAtRoot);
   // Authorization requests count against the per-IP limit too: each one starts an

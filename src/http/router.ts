@@ -1,4 +1,6 @@
 import Router, { type RouterMiddleware } from '@koa/router';
+import type { Middleware } from 'koa';
+import compose from 'koa-compose';
 
 /**
  * How every Sesame router matches paths: exactly as written. @koa/router matches routes
@@ -35,4 +37,27 @@ export function sesameRouter(options: { prefix?: string } = {}, ...guards: Route
     throw new Error('Give middleware every route needs to sesameRouter(), or to the route itself');
   };
   return router;
+}
+
+/**
+ * The routers as one middleware: each router's routes, then its `allowedMethods()` (405 with
+ * `Allow`, OPTIONS), in the order given. A request goes only through the routers with a route
+ * for its path, in that order: run one after another, every router matched the path against
+ * all its routes and added two steps, each a promise, to every request answered by a later
+ * one (the login page passed a dozen). The answer is the same: a router without a route for
+ * the path answers nothing, and a 405 or an OPTIONS answer names the methods of every route
+ * of the path. A path no router knows goes through all of them, as before, so a method none
+ * implements is still a 501.
+ */
+export function routersByPath(routers: readonly Router[]): Middleware {
+  const stacks = routers.map((router) => ({
+    router,
+    stack: [router.routes(), router.allowedMethods()] as Middleware[],
+  }));
+  const throughEvery = compose(stacks.flatMap(({ stack }) => stack));
+  return function routeByPath(ctx, next) {
+    const matching = stacks.filter(({ router }) => router.match(ctx.path, ctx.method).path.length > 0);
+    if (matching.length === 0) return throughEvery(ctx, next);
+    return compose(matching.flatMap(({ stack }) => stack))(ctx, next);
+  };
 }

@@ -1,0 +1,131 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Router from '@koa/router';
+import Koa from 'koa';
+import compose from 'koa-compose';
+import { routersByPath, sesameRouter } from '../../src/http/router.js';
+
+/**
+ * Sesame's routers are dispatched by path (router.ts, routersByPath): a request goes only
+ * through the routers with a route for its path. Every answer must be the one the routers
+ * give when run one after another, as they were: status, Allow, body, and which handler ran.
+ */
+
+function routers(): Router[] {
+  const pages = sesameRouter();
+  pages.get('/interaction/:uid', (ctx) => (ctx.body = `page ${ctx.params.uid}`));
+  pages.post('/interaction/:uid/login/verify', (ctx) => (ctx.body = 'verified'));
+  const account = sesameRouter({ prefix: '/account' });
+  account.get('/', (ctx) => (ctx.body = 'account'));
+  account.post('/passkeys/:id/delete', (ctx) => (ctx.body = 'deleted'));
+  // The same path in two routers, by different methods.
+  const admin = sesameRouter({ prefix: '/admin' });
+  admin.get('/clients', (ctx) => (ctx.body = 'list'));
+  const adminWrites = sesameRouter({ prefix: '/admin' });
+  adminWrites.post('/clients', (ctx) => (ctx.body = 'created'));
+  // A route that passes the request on: the routers after it still see it.
+  const passing = sesameRouter();
+  passing.get('/both', async (ctx, next) => {
+    ctx.set('x-first', 'yes');
+    await next();
+  });
+  const last = sesameRouter();
+  last.get('/both', (ctx) => (ctx.body = 'second'));
+  return [pages, account, admin, adminWrites, passing, last];
+}
+
+function serve(middleware: Koa.Middleware) {
+  const app = new Koa();
+  app.use(middleware);
+  // What none answers: Sesame's own 404 (app.ts, noSuchPage).
+  app.use((ctx) => {
+    ctx.status = 404;
+    ctx.body = 'no such page';
+  });
+  return new Promise<http.Server>((resolve) => {
+    const server = app.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+function ask(server: http.Server, method: string, path: string) {
+  return new Promise<{ status: number; allow?: string; first?: string; body: string }>((resolve, reject) => {
+    const request = http.request(
+      { host: '127.0.0.1', port: (server.address() as AddressInfo).port, method, path },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk) => (body += chunk));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode!,
+            allow: response.headers.allow,
+            first: response.headers['x-first'] as string | undefined,
+            body,
+          }),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+let oneAfterAnother: http.Server;
+let byPath: http.Server;
+beforeAll(async () => {
+  const chain = routers().flatMap((router) => [router.routes(), router.allowedMethods()] as Koa.Middleware[]);
+  oneAfterAnother = await serve(compose(chain));
+  byPath = await serve(routersByPath(routers()));
+});
+afterAll(async () => {
+  await new Promise((resolve) => oneAfterAnother.close(resolve));
+  await new Promise((resolve) => byPath.close(resolve));
+});
+
+const PATHS = [
+  '/interaction/abc',
+  '/interaction/abc/login/verify',
+  '/Interaction/abc',
+  '/interaction/abc/',
+  '/account',
+  '/account/',
+  '/account/passkeys/p1/delete',
+  '/admin/clients',
+  '/both',
+  '/nowhere',
+  '/',
+];
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'PROPFIND'];
+
+describe('routers dispatched by path', () => {
+  it('answer every method at every path as the routers run one after another do', async () => {
+    let compared = 0;
+    for (const path of PATHS) {
+      for (const method of METHODS) {
+        const expected = await ask(oneAfterAnother, method, path);
+        const actual = await ask(byPath, method, path);
+        expect({ method, path, ...actual }).toEqual({ method, path, ...expected });
+        compared += 1;
+      }
+    }
+    expect(compared).toBe(PATHS.length * METHODS.length);
+  });
+
+  it('name the methods of both routers of a path in a 405 and an OPTIONS answer', async () => {
+    const refused = await ask(byPath, 'DELETE', '/admin/clients');
+    expect(refused.status).toBe(405);
+    expect(refused.allow?.split(', ').sort()).toEqual(['GET', 'HEAD', 'POST']);
+    const options = await ask(byPath, 'OPTIONS', '/admin/clients');
+    expect(options.status).toBe(200);
+    expect(options.allow?.split(', ').sort()).toEqual(['GET', 'HEAD', 'POST']);
+    expect((await ask(byPath, 'POST', '/admin/clients')).body).toBe('created');
+  });
+
+  it('let a route that passes a request on reach the next router of its path', async () => {
+    expect(await ask(byPath, 'GET', '/both')).toMatchObject({ status: 200, first: 'yes', body: 'second' });
+  });
+
+  it('answer a method no router implements with 501, at a path none knows too', async () => {
+    expect((await ask(byPath, 'PROPFIND', '/nowhere')).status).toBe(501);
+    expect((await ask(byPath, 'GET', '/nowhere')).status).toBe(404);
+  });
+});
