@@ -1,9 +1,10 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import { routersByPath, sesameRouter } from '../../src/http/router.js';
+import { rawRequest } from '../support/rawRequest.js';
 
 /**
  * Sesame's routers are dispatched by path (router.ts, routersByPath): a request goes only
@@ -47,26 +48,13 @@ function serve(middleware: Koa.Middleware) {
   });
 }
 
-function ask(server: http.Server, method: string, path: string) {
-  return new Promise<{ status: number; allow?: string; first?: string; body: string }>((resolve, reject) => {
-    const request = http.request(
-      { host: '127.0.0.1', port: (server.address() as AddressInfo).port, method, path },
-      (response) => {
-        let body = '';
-        response.on('data', (chunk) => (body += chunk));
-        response.on('end', () =>
-          resolve({
-            status: response.statusCode!,
-            allow: response.headers.allow,
-            first: response.headers['x-first'] as string | undefined,
-            body,
-          }),
-        );
-      },
-    );
-    request.on('error', reject);
-    request.end();
-  });
+/** What the comparison looks at in an answer: status, Allow, the passing route's header, body. */
+async function ask(server: http.Server, method: string, path: string) {
+  const { status, headers, text } = await rawRequest(
+    `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`,
+    { method },
+  );
+  return { status, allow: headers.allow, first: headers['x-first'] as string | undefined, body: text };
 }
 
 let oneAfterAnother: http.Server;
