@@ -96,8 +96,11 @@ export function renderPage(
   data: PageData,
   locale = ctx.state.locale ?? 'en',
 ): string {
-  return renderView(name, data, locale, pageBrands.get(ctx.req) ?? UNBRANDED);
+  return renderView(name, data, locale, pageBrandFor(ctx));
 }
+
+/** The brand this request's pages show ({@link showBrandOn}), else Sesame's own look. */
+const pageBrandFor = (ctx: Context) => pageBrands.get(ctx.req) ?? UNBRANDED;
 
 /** The messages of the request's language, for a page's title and what the handler words itself. */
 export function pageText(ctx: Context) {
@@ -178,7 +181,7 @@ export function sendSlottedPage(
   perRequest: Record<string, string>,
 ): void {
   const locale = ctx.state.locale ?? 'en';
-  const brand = pageBrands.get(ctx.req) ?? UNBRANDED;
+  const brand = pageBrandFor(ctx);
   // An empty value is false to the view's tests, as no marker is: such a page is rendered whole.
   const page = Object.values(perRequest).every(Boolean)
     ? slottedPageOf(name, data, perRequest, locale, brand)
