@@ -1,5 +1,5 @@
 import type { Db } from './connect.js';
-import { type OidcModelRow, oidcModelsQueries } from './queries/oidcModels.js';
+import { type ChallengeWithRow, type OidcModelRow, oidcModelsQueries } from './queries/oidcModels.js';
 
 interface Waiter {
   resolve(): void;
@@ -8,6 +8,8 @@ interface Waiter {
 
 interface Pending {
   row: OidcModelRow;
+  /** Challenges to store with the row (every write's, when the row was written twice meanwhile). */
+  challenges?: ChallengeWithRow[];
   waiters: Waiter[];
 }
 
@@ -45,16 +47,25 @@ export class GroupedUpserts {
     this.#maxRows = maxRows;
   }
 
-  /** Stores the row (insert or replace by model and id); resolves once it is committed. */
-  upsert(row: OidcModelRow): Promise<void> {
+  /**
+   * Stores the row (insert or replace by model and id), and `challenge` with it in the same
+   * statement; resolves once both are committed.
+   */
+  upsert(row: OidcModelRow, challenge?: ChallengeWithRow): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const key = `${row.model}\u0000${row.id}`;
       const queued = this.#pending.get(key);
       if (queued) {
         queued.row = row;
         queued.waiters.push({ resolve, reject });
+        if (challenge && queued.challenges) queued.challenges.push(challenge);
+        else if (challenge) queued.challenges = [challenge];
       } else {
-        this.#pending.set(key, { row, waiters: [{ resolve, reject }] });
+        this.#pending.set(key, {
+          row,
+          waiters: [{ resolve, reject }],
+          ...(challenge && { challenges: [challenge] }),
+        });
       }
       this.#schedule();
     });
@@ -92,6 +103,7 @@ export class GroupedUpserts {
       await oidcModelsQueries.upsertRows(
         this.#db,
         batch.map((p) => p.row),
+        batch.flatMap((p) => p.challenges ?? []),
       );
       this.batches += 1;
       this.rows += batch.length;

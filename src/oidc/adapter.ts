@@ -7,6 +7,7 @@ import { modelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { ClientRow } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
+import { challengeExpiresAt } from '../webauthn/challenge.js';
 import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
@@ -85,7 +86,7 @@ const SINGLE_USE_GRANT_SOURCES = new Set([
  */
 export function createAdapter(
   db: Db,
-  caches: Pick<RowCaches, 'clients' | 'users' | 'models'>,
+  caches: Pick<RowCaches, 'clients' | 'users' | 'models'> & Partial<Pick<RowCaches, 'freshSignIns'>>,
   writes: GroupedUpserts,
   finds: GroupedFinds = new GroupedFinds(db),
 ): new (
@@ -108,7 +109,7 @@ export function createAdapter(
       .then((user) => (isRevoked(model, payload!, user) ? undefined : payload));
   }
 
-  const { models } = caches;
+  const { models, freshSignIns } = caches;
 
   /** Deletes everything issued under the grant, and the grant; this instance forgets them at once. */
   async function revokeByGrantId(grantId: string) {
@@ -159,13 +160,21 @@ export function createAdapter(
         if (key) models.remember(this.model, key, row.payload, row.expires_at, generation);
       };
       const held = heldWrites();
+      if (this.model === 'Interaction') freshSignIns?.forget(id);
       // A payload Postgres refuses (below) is written now, so the request fails as it should.
       if (held && !row.payload.includes('\\u0000')) return held.upsert(row, remember);
+      // An interaction at the login prompt gets its login page's challenge in the same statement.
+      const fresh =
+        this.model === 'Interaction' && !held
+          ? freshSignIns?.begin(id, row.payload, stored, challengeExpiresAt())
+          : undefined;
       try {
         if (held?.busy) await held.flush();
-        await writes.upsert(row);
+        await writes.upsert(row, fresh?.challenge);
         remember();
+        if (fresh) freshSignIns!.ready(id, fresh);
       } catch (error) {
+        if (fresh) freshSignIns!.forget(id);
         // A request parameter with U+0000 (state=a%00b) reaches the stored interaction.
         if (isNulCharacterError(error))
           throw new errors.InvalidRequest('parameters must not contain NUL characters');
@@ -243,6 +252,7 @@ export function createAdapter(
     }
 
     async destroy(id: string): Promise<void> {
+      if (this.model === 'Interaction') freshSignIns?.forget(id);
       await destroy(this.model, storedId(this.model, id));
     }
 

@@ -85,6 +85,21 @@ export async function takeChallengeWithRead<T>(
 }
 
 /**
+ * Runs `work` (which reads the interaction through the provider) so that its read of the
+ * interaction `binding` is answered with `payload` (the caller's own copy) instead of a
+ * statement: its login page's first view on the instance that stored it with its challenge
+ * (freshSignIns.ts). As with {@link storeChallengeWithRead}, a read of any other interaction
+ * is plain.
+ */
+export function readFromMemory<T>(
+  binding: string,
+  payload: ModelPayload,
+  work: () => Promise<T>,
+): Promise<T> {
+  return withRider({ binding, read: () => Promise.resolve(payload) }, work);
+}
+
+/**
  * The read of interaction `uid` in this request, if a challenge rides on it; taken, so a
  * second read (the provider reads the interaction once, but nothing relies on that) is plain.
  */

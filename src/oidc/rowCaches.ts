@@ -2,6 +2,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { RowCache } from '../db/rowCache.js';
 import type { ResourceRow, User } from '../db/schema.js';
+import { FreshSignIns } from './freshSignIns.js';
 import { GroupCache } from './groupCache.js';
 import { ModelCache } from './modelCache.js';
 
@@ -17,6 +18,11 @@ export interface RowCaches {
   groups: GroupCache;
   /** Access and client_credentials tokens, grants, sessions by uid (listener for `oidc_models`). */
   models: ModelCache;
+  /**
+   * Not a row cache: interactions this process just stored at the login prompt, for their
+   * login page's first view (no notices keep it in step; see FreshSignIns for why none are needed).
+   */
+  freshSignIns: FreshSignIns;
 }
 
 /** Clients and APIs are few; users are many, and only the recently active ones are worth keeping. */
@@ -27,5 +33,6 @@ export function createRowCaches(db: Db): RowCaches {
     resources: new RowCache(1_000),
     groups: new GroupCache(db),
     models: new ModelCache(),
+    freshSignIns: new FreshSignIns(),
   };
 }

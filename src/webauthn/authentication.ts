@@ -5,6 +5,7 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   verifyAuthenticationResponse,
 } from '@simplewebauthn/server';
+import { isoBase64URL } from '@simplewebauthn/server/helpers';
 import type { Db } from '../db/connect.js';
 import { credentialsQueries, type StoredCredential, type TakenChallenge } from '../db/queries/credentials.js';
 import type { StoreCondition } from '../db/queries/oidcModels.js';
@@ -22,9 +23,12 @@ export function passkeyRequestOptions(
   rp: RelyingParty,
   allow: Pick<StoredCredential, 'id' | 'transports'>[],
   policy: Pick<CeremonyPolicy, 'timeoutMs' | 'userVerification'> = PASSKEY_POLICY,
+  /** A challenge already issued and stored (base64url), else a new one. */
+  challenge?: string,
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
   return generateAuthenticationOptions({
     rpID: rp.id,
+    ...(challenge && { challenge: isoBase64URL.toBuffer(challenge) }),
     timeout: policy.timeoutMs,
     userVerification: policy.userVerification,
     allowCredentials: allow.map((c) => ({

@@ -1,7 +1,10 @@
 import * as jose from 'jose';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
+import { storedId } from '../../src/oidc/storedIds.js';
+import { asPage, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { passkeyOptionsIn } from '../support/pageOptions.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8900/callback';
@@ -63,5 +66,75 @@ describe('passkey sign-up and sign-in as the OIDC login step', () => {
     const callback2 = await again.continueToApp(await again.signIn(loginPage2), REDIRECT_URI);
     const tokens2 = await finishLogin(rp, pending2, callback2);
     expect(tokens2.claims()!.sub).toBe(claims.sub);
+  });
+
+  describe('the login page of an authorization request this instance stored (freshSignIns.ts)', () => {
+    /** The challenges stored for an interaction, oldest first. */
+    const challengesFor = (uid: string) =>
+      sesame.db
+        .selectFrom('webauthn_challenges')
+        .select(['challenge', 'purpose'])
+        .where('binding', '=', uid)
+        .orderBy('expires_at')
+        .execute();
+
+    /** An authorization request, followed up to (not into) its login page. */
+    async function authorize(person: Person) {
+      const pending = await beginLogin(rp);
+      const pageUrl = stoppedAt(
+        await person.browser.follow(pending.url, (url) => url.includes('/interaction/')),
+      );
+      const uid = /\/interaction\/([^/?#]+)/.exec(pageUrl)![1]!;
+      return { pending, pageUrl, uid };
+    }
+
+    it('is first shown without reading the interaction, with the challenge stored beside it', async () => {
+      const person = new Person(sesame.baseUrl);
+      const { pageUrl, uid } = await authorize(person);
+      const stored = await challengesFor(uid);
+      expect(stored).toEqual([{ challenge: expect.any(String), purpose: 'login' }]);
+
+      // The stored interaction goes, as if another instance had finished this sign-in: the
+      // first view still shows the page (it reads nothing), with the stored challenge.
+      await sesame.db
+        .deleteFrom('oidc_models')
+        .where('model', '=', 'Interaction')
+        .where('id', '=', storedId('Interaction', uid))
+        .execute();
+      const first = await person.browser.request(pageUrl);
+      expect(first.status).toBe(200);
+      expect(first.text).toContain('Sign in with a passkey');
+      expect(passkeyOptionsIn(first.text)?.challenge).toBe(stored[0]!.challenge);
+      // Once: the next view reads the interaction, which is gone.
+      const second = await person.browser.request(pageUrl);
+      expect(second.status).toBe(400);
+      expect(passkeyOptionsIn(second.text)).toBeUndefined();
+    });
+
+    it("signs in with the first view's options; a later view brings and stores a challenge of its own", async () => {
+      const person = new Person(sesame.baseUrl);
+      const signup = await authorize(person);
+      const signedUp = await person.continueToApp(
+        await person.signUp(asPage(await person.browser.follow(signup.pageUrl)), 'grace@example.com'),
+        REDIRECT_URI,
+      );
+      const sub = (await finishLogin(rp, signup.pending, signedUp)).claims()!.sub;
+
+      for (const view of ['first', 'again'] as const) {
+        const visit = person.inNewBrowser();
+        const { pending, pageUrl, uid } = await authorize(visit);
+        let page = asPage(await visit.browser.follow(pageUrl));
+        if (view === 'again') page = asPage(await visit.browser.follow(pageUrl));
+        const options = passkeyOptionsIn(page.text)!;
+        const stored = (await challengesFor(uid)).map((c) => c.challenge);
+        expect(stored).toHaveLength(view === 'first' ? 1 : 2);
+        expect(stored.at(-1)).toBe(options.challenge);
+
+        const callback = await visit.continueToApp(await visit.signInWithAutofill(page), REDIRECT_URI);
+        expect((await finishLogin(rp, pending, callback)).claims()!.sub).toBe(sub);
+        // The challenge the sign-in answered is used up; the other view's stays until it expires.
+        expect((await challengesFor(uid)).map((c) => c.challenge)).toEqual(stored.slice(0, -1));
+      }
+    });
   });
 });

@@ -32,6 +32,17 @@ export interface InteractionChallenge {
   expiresAt: Date;
 }
 
+/**
+ * A sign-in challenge stored in the statement that stores the interaction it is bound to
+ * (freshSignIns.ts): no user, no data, as the login page's own would be.
+ */
+export interface ChallengeWithRow {
+  challenge: string;
+  purpose: string;
+  binding: string;
+  expiresAt: Date;
+}
+
 /** The live interaction of stored id `id` (a parameter), as a `with` query's `interaction`. */
 export const liveInteraction = (id: string) =>
   `select payload, consumed_at from oidc_models where model = 'Interaction' and id = ${id} and ${IS_LIVE} limit 1`;
@@ -128,6 +139,25 @@ function upsertText(after: number, count: number): string {
       ${REPLACE}`;
 }
 
+/**
+ * A `with` part that inserts `count` challenges (webauthn_challenges), whose parameters follow
+ * `$after`, four each ({@link challengeParameters}), into a statement storing rows.
+ */
+function challengesPart(after: number, count: number): string {
+  if (count === 0) return '';
+  const tuples = Array.from({ length: count }, (_, i) => {
+    const at = after + i * 4;
+    return `($${at + 1}, $${at + 2}, $${at + 3}, null, '{}'::jsonb, $${at + 4})`;
+  });
+  return `with challenges as (
+      insert into webauthn_challenges (challenge, purpose, binding, user_id, data, expires_at)
+      values ${tuples.join(', ')}
+    )
+    `;
+}
+
+const challengeParameters = (c: ChallengeWithRow) => [c.challenge, c.purpose, c.binding, c.expiresAt];
+
 /** The type of each column in {@link COLUMNS}: a row built by `select` (below) names them, where `values` needs not. */
 const COLUMN_TYPES = ['text', 'text', 'jsonb', 'text', 'text', 'text', 'timestamptz'];
 
@@ -221,12 +251,16 @@ export const oidcModelsQueries = {
    * progress, a session, grant, code or token just issued: their holder signs in again), so it
    * commits without waiting for the WAL flush (rawSql.ts), unless a row is one that must not
    * be lost ({@link mayBeLostInACrash}). What stops something, a consumed code or a
-   * revocation, is a statement of its own below.
+   * revocation, is a statement of its own below. `challenges` are sign-in challenges bound to
+   * interactions among the rows, stored by the same statement (a challenge's loss also fails
+   * closed: its ceremony is refused).
    */
-  async upsertRows(db: Db, rows: readonly OidcModelRow[]) {
+  async upsertRows(db: Db, rows: readonly OidcModelRow[], challenges: readonly ChallengeWithRow[] = []) {
     const parameters = rows.flatMap(rowParameters);
+    if (challenges.length) parameters.push(...challenges.flatMap(challengeParameters));
     const run = rows.every(mayBeLostInACrash) ? runWriteWithoutFlushWait : runSql;
-    await run(db, upsertText(0, rows.length), parameters);
+    const text = challengesPart(rows.length * 7, challenges.length) + upsertText(0, rows.length);
+    await run(db, text, parameters);
   },
 
   async find(db: Db, model: string, id: string) {

@@ -8,7 +8,7 @@ import type { StoreCondition } from '../../db/queries/oidcModels.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
-import { storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
+import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
 import {
@@ -61,7 +61,16 @@ const interactionExpired = () =>
  * Each ceremony's challenge is bound to the interaction uid, which the provider in turn
  * binds to this browser by its interaction cookie.
  */
-export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, hits }: Services): Router {
+export function interactionRoutes({
+  config,
+  db,
+  log,
+  provider,
+  csrf,
+  rateLimit,
+  hits,
+  caches,
+}: Services): Router {
   const router = sesameRouter({ prefix: '/interaction/:uid' }, parseBodies(), csrf.protect());
   const rp = relyingPartyFor(config);
   const signupOpen = config.signup !== 'invite';
@@ -147,11 +156,24 @@ export function interactionRoutes({ config, db, log, provider, csrf, rateLimit, 
     return { interaction, options: interaction.prompt.name === 'login' && stored ? options : undefined };
   }
 
+  /**
+   * {@link signInOptions} for the login page: its first view on the instance that stored the
+   * interaction comes from memory with the challenge stored beside it (freshSignIns.ts),
+   * without a statement; any other view reads the interaction and stores a new challenge.
+   */
+  async function pageSignInOptions(ctx: Context) {
+    const fresh = caches.freshSignIns.take(ctx.params.uid!);
+    if (!fresh) return signInOptions(ctx);
+    const options = await passkeyRequestOptions(rp, [], undefined, fresh.challenge);
+    const interaction = await readFromMemory(ctx.params.uid!, fresh.payload, () => loadInteraction(ctx));
+    return { interaction, options: interaction.prompt.name === 'login' ? options : undefined };
+  }
+
   // Rate limited as the options step is: a view of the login page stores a challenge.
   router.get('/', rateLimit, async (ctx) => {
     // The login page comes with the options of its passkey autofill, so the browser can offer
     // the person's passkeys without a request of its own first (src/client/login.ts).
-    const { interaction, options } = await signInOptions(ctx);
+    const { interaction, options } = await pageSignInOptions(ctx);
     const account = await sessionAccount(ctx, interaction);
     const client = await clientFor(ctx, interaction.params.client_id);
     const uid = interaction.uid;
