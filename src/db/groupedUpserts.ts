@@ -100,10 +100,13 @@ export class GroupedUpserts {
 
   async #write(batch: Pending[]) {
     try {
+      // Most batches carry no challenge (tokens): no array per row for them.
+      const challenges: ChallengeWithRow[] = [];
+      for (const pending of batch) if (pending.challenges) challenges.push(...pending.challenges);
       await oidcModelsQueries.upsertRows(
         this.#db,
         batch.map((p) => p.row),
-        batch.flatMap((p) => p.challenges ?? []),
+        challenges,
       );
       this.batches += 1;
       this.rows += batch.length;

@@ -31,6 +31,35 @@ describe('group commit of the provider writes', () => {
     expect(rows[0]?.expires_at?.getTime()).toBeGreaterThan(Date.now());
   });
 
+  it('stores the challenges given with rows in their statement, both of a row written twice in one batch', async () => {
+    const writes = new GroupedUpserts(database().db);
+    const challenge = (value: string, binding: string) => ({
+      challenge: value,
+      purpose: 'login',
+      binding,
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    await Promise.all([
+      writes.upsert(modelRow('Interaction', 'c1', { step: 1 }, 60), challenge('ch-1', 'c1')),
+      writes.upsert(modelRow('Interaction', 'c1', { step: 2 }, 60), challenge('ch-2', 'c1')),
+      writes.upsert(modelRow('AccessToken', 'c-at', { n: 1 }, 60)),
+      writes.upsert(modelRow('Interaction', 'c2', { step: 1 }, 60), challenge('ch-3', 'c2')),
+    ]);
+    expect(writes.batches).toBe(1);
+    expect(await stored('Interaction', 'c1')).toEqual({ step: 2 });
+    const challenges = await database()
+      .db.selectFrom('webauthn_challenges')
+      .select(['challenge', 'binding', 'purpose', 'user_id'])
+      .where('challenge', 'in', ['ch-1', 'ch-2', 'ch-3'])
+      .orderBy('challenge')
+      .execute();
+    expect(challenges).toEqual([
+      { challenge: 'ch-1', binding: 'c1', purpose: 'login', user_id: null },
+      { challenge: 'ch-2', binding: 'c1', purpose: 'login', user_id: null },
+      { challenge: 'ch-3', binding: 'c2', purpose: 'login', user_id: null },
+    ]);
+  });
+
   it('writes one at a time when they come one at a time (no waiting for company)', async () => {
     const writes = new GroupedUpserts(database().db);
     for (let i = 0; i < 3; i += 1) {
