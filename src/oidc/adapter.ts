@@ -160,14 +160,23 @@ export function createAdapter(
         if (key) models.remember(this.model, key, row.payload, row.expires_at, generation);
       };
       const held = heldWrites();
-      if (this.model === 'Interaction') freshSignIns?.forget(id);
-      // A payload Postgres refuses (below) is written now, so the request fails as it should.
-      if (held && !row.payload.includes('\\u0000')) return held.upsert(row, remember);
-      // An interaction at the login prompt gets its login page's challenge in the same statement.
+      // What this process stores of an interaction, its next step here may read from memory
+      // (freshSignIns.ts): at the login prompt with its login page's challenge, stored in the
+      // same statement (not among a request's held writes), or with its result.
       const fresh =
-        this.model === 'Interaction' && !held
-          ? freshSignIns?.begin(id, row.payload, stored, challengeExpiresAt())
+        this.model === 'Interaction'
+          ? freshSignIns?.begin(id, row.payload, stored, {
+              withChallenge: !held,
+              challengeExpiresAt: challengeExpiresAt(),
+            })
           : undefined;
+      // A payload Postgres refuses (below) is written now, so the request fails as it should.
+      if (held && !row.payload.includes('\\u0000')) {
+        return held.upsert(row, () => {
+          remember();
+          if (fresh) freshSignIns!.ready(id, fresh);
+        });
+      }
       try {
         if (held?.busy) await held.flush();
         await writes.upsert(row, fresh?.challenge);
@@ -191,6 +200,14 @@ export function createAdapter(
       const key = storedId(model, id);
       const held = heldWrites();
       if (held?.holds(model, key)) return held.flush().then(() => this.find(id));
+      // The return to the authorization, on the instance that stored the interaction's result:
+      // its statement stores nothing unless the stored interaction is still this one.
+      const finished =
+        model === 'Interaction' && held?.acceptsCondition ? freshSignIns?.takeFinished(id) : undefined;
+      if (finished) {
+        held!.requireOfFirstStore(oidcModelsQueries.interactionUnchanged(key, finished.json));
+        return unlessRevoked(model, payloadAsSaved(model, id, finished.payload as AdapterPayload));
+      }
       // A sign-in's challenge stored or taken in the statement that reads its interaction (challengeOnRead.ts).
       const rider = model === 'Interaction' ? riderOnRead(id) : undefined;
       if (rider) {

@@ -1,40 +1,41 @@
 import { randomBytes } from 'node:crypto';
 import type { ChallengeWithRow, ModelPayload } from '../db/queries/oidcModels.js';
 
-/** How long after it was stored an interaction's first view of the login page may come from memory. */
+/** How long after it was stored an interaction's next step may read it from memory. */
 const SERVED_FROM_MEMORY_MS = 60_000;
 
-/** An interaction this process stored at the login prompt, with the sign-in challenge stored beside it. */
+/** An interaction this process has just stored: at the login prompt with its page's challenge, or with its result. */
 export interface FreshSignIn {
-  /** The stored payload as JSON: every view parses its own copy. */
+  /** The stored payload as JSON: every read parses its own copy. */
   json: string;
-  challenge: ChallengeWithRow;
+  /** At the login prompt: the challenge stored beside it. With a result: none. */
+  challenge?: ChallengeWithRow;
   /** Servable once its statement has committed, and until this time. */
   ready: boolean;
   untilMs: number;
 }
 
-/** Whether a payload the provider saves is an interaction that has just reached the login prompt. */
-function atLoginPrompt(payload: ModelPayload): boolean {
-  const prompt = payload.prompt as { name?: unknown } | undefined;
-  return prompt?.name === 'login' && payload.result === undefined;
-}
+const promptOf = (payload: ModelPayload) => (payload.prompt as { name?: unknown } | undefined)?.name;
 
 /**
- * Interactions this process has just stored at the login prompt, each with the challenge of
- * its login page's passkey autofill, stored in the same statement as the interaction
- * (groupedUpserts.ts). An authorization request ends in a redirect to the login page, and
- * that page read the interaction back and stored its challenge: one round trip per sign-in.
- * Now the page's first view, on the instance that answered the authorization request, is
- * answered from here (interaction.ts): no statement at all.
+ * Interactions this process has just stored, for the one read of each that follows at once:
  *
- * What this may give is only ever a page. Each entry serves one view, for a minute, and is
- * forgotten as soon as this process writes or deletes the interaction again. Another
- * instance may have moved the interaction on since (a sign-in there): the page then shows
- * a prompt the interaction has left, as a page left open would, and the sign-in it starts
- * is refused where every sign-in is checked, by the statement that reads the interaction and
- * takes its challenge (challengeOnRead.ts). Any other view, on any instance, reads the
- * interaction as before and stores a challenge of its own with that read.
+ * - **At the login prompt** (the authorization request's): with the challenge of its login
+ *   page's passkey autofill, stored in the same statement as the interaction
+ *   (groupedUpserts.ts). The page's first view on this instance reads both from here
+ *   (interaction.ts), where it read the interaction back and stored a challenge.
+ * - **With its result** (a sign-in's, or a consent's): the return to the authorization
+ *   (`GET /auth/:uid`) on this instance reads it from here, and its statement, which deletes
+ *   the interaction and stores the session, grant and code, then runs only if the stored
+ *   interaction is still exactly this one (adapter.ts): both, or neither.
+ *
+ * Each entry serves one read, for a minute, and is forgotten as soon as this process writes
+ * or deletes the interaction again. Another instance may have changed the interaction since;
+ * what a stale entry can then give is a login page (the sign-in it starts is refused where
+ * every sign-in is checked, by the statement that reads the interaction and takes its
+ * challenge, challengeOnRead.ts), or a return whose statement stores nothing and fails, so
+ * that loading it again reads the interaction as stored. Any other read, on any instance,
+ * reads the database as before.
  */
 export class FreshSignIns {
   readonly #entries = new Map<string, FreshSignIn>();
@@ -43,46 +44,79 @@ export class FreshSignIns {
   constructor(readonly maxEntries = 1_000) {}
 
   /**
-   * What to store with an interaction the provider saves outside a request's held writes:
-   * for one at the login prompt, a new challenge bound to it, whose entry {@link ready} makes
-   * servable once both are committed. Any earlier entry of the interaction is forgotten.
+   * What the interaction the provider is saving may be read as from memory once its
+   * statement has committed ({@link ready}): one at the login prompt, saved outside a
+   * request's held writes (`withChallenge`), with a new challenge bound to it for that
+   * statement to store; one with a result, as it is. Any earlier entry of the interaction is
+   * forgotten.
    */
-  begin(uid: string, json: string, payload: ModelPayload, expiresAt: Date): FreshSignIn | undefined {
+  begin(
+    uid: string,
+    json: string,
+    payload: ModelPayload,
+    { withChallenge, challengeExpiresAt }: { withChallenge: boolean; challengeExpiresAt: Date },
+  ): FreshSignIn | undefined {
     this.forget(uid);
-    if (!atLoginPrompt(payload)) return undefined;
-    const entry: FreshSignIn = {
-      json,
-      challenge: {
-        challenge: randomBytes(32).toString('base64url'),
-        purpose: 'login',
-        binding: uid,
-        expiresAt,
-      },
-      ready: false,
-      untilMs: Math.min(Date.now() + SERVED_FROM_MEMORY_MS, expiresAt.getTime()),
-    };
+    const now = Date.now();
+    let entry: FreshSignIn;
+    if (payload.result !== undefined) {
+      entry = { json, ready: false, untilMs: now + SERVED_FROM_MEMORY_MS };
+    } else if (withChallenge && promptOf(payload) === 'login') {
+      entry = {
+        json,
+        challenge: {
+          challenge: randomBytes(32).toString('base64url'),
+          purpose: 'login',
+          binding: uid,
+          expiresAt: challengeExpiresAt,
+        },
+        ready: false,
+        untilMs: Math.min(now + SERVED_FROM_MEMORY_MS, challengeExpiresAt.getTime()),
+      };
+    } else {
+      return undefined;
+    }
     if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
     this.#entries.set(uid, entry);
     return entry;
   }
 
-  /** The interaction and its challenge have committed: the entry may serve its view, unless a later write replaced it. */
+  /** The interaction (and its challenge) have committed: the entry may serve its read, unless a later write replaced it. */
   ready(uid: string, entry: FreshSignIn): void {
     if (this.#entries.get(uid) === entry) entry.ready = true;
   }
 
-  /** This process changed or deleted the interaction (or could not store it): no view comes from memory. */
+  /** This process changed or deleted the interaction (or could not store it): nothing is read from memory. */
   forget(uid: string): void {
     this.#entries.delete(uid);
   }
 
-  /** The interaction's payload (the caller's own copy) and its challenge, once: for its login page's first view. */
+  /** The interaction at the login prompt (the caller's own copy) and its challenge, once: for its login page's first view. */
   take(uid: string): { payload: ModelPayload; challenge: string } | undefined {
+    const entry = this.#servable(uid);
+    if (!entry?.challenge) return undefined;
+    this.#entries.delete(uid);
+    return { payload: JSON.parse(entry.json) as ModelPayload, challenge: entry.challenge.challenge };
+  }
+
+  /**
+   * The interaction with its result, once, for the return to the authorization: its payload
+   * (the caller's own copy) and its JSON as stored, which the return's statement requires
+   * the stored interaction still to be.
+   */
+  takeFinished(uid: string): { payload: ModelPayload; json: string } | undefined {
+    const entry = this.#servable(uid);
+    if (!entry || entry.challenge) return undefined;
+    this.#entries.delete(uid);
+    return { payload: JSON.parse(entry.json) as ModelPayload, json: entry.json };
+  }
+
+  #servable(uid: string): FreshSignIn | undefined {
     const entry = this.#entries.get(uid);
     if (!entry?.ready) return undefined;
+    if (entry.untilMs > Date.now()) return entry;
     this.#entries.delete(uid);
-    if (entry.untilMs <= Date.now()) return undefined;
-    return { payload: JSON.parse(entry.json) as ModelPayload, challenge: entry.challenge.challenge };
+    return undefined;
   }
 
   get size(): number {

@@ -32,6 +32,8 @@ export class HeldWrites {
   #changes = new Map<string, HeldChange>();
   /** Changes being stored now, by key: still held until their statement has committed. */
   #storing = new Map<string, HeldChange>();
+  /** Whether a store has run (a condition set later would not cover what it stored). */
+  #storedOnce = false;
   /** The last flush: flushes run one after another, so two statements never race. */
   #flushed: Promise<void> = Promise.resolve();
 
@@ -49,6 +51,20 @@ export class HeldWrites {
   /** Whether anything is held or being stored. */
   get busy(): boolean {
     return this.#changes.size > 0 || this.#storing.size > 0;
+  }
+
+  /** Whether {@link requireOfFirstStore} may still set a condition: none is set, and nothing was stored or held yet. */
+  get acceptsCondition(): boolean {
+    return !this.#condition && !this.#refused && !this.#storedOnce && !this.busy;
+  }
+
+  /**
+   * Makes the first store also require `condition`, as {@link storeWritesIf} does: all of
+   * the request's writes, or none. Only while {@link acceptsCondition}.
+   */
+  requireOfFirstStore(condition: StoreCondition): void {
+    if (!this.acceptsCondition) throw new Error('a condition must come before any write is held or stored');
+    this.#condition = condition;
   }
 
   upsert(row: OidcModelRow, done: () => void): void {
@@ -78,6 +94,7 @@ export class HeldWrites {
 
   async #store(): Promise<void> {
     if (this.#refused) throw this.#refused;
+    this.#storedOnce = true;
     const condition = this.#condition;
     if (this.#changes.size === 0 && !condition) return;
     this.#storing = this.#changes;

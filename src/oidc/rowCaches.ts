@@ -19,8 +19,8 @@ export interface RowCaches {
   /** Access and client_credentials tokens, grants, sessions by uid (listener for `oidc_models`). */
   models: ModelCache;
   /**
-   * Not a row cache: interactions this process just stored at the login prompt, for their
-   * login page's first view (no notices keep it in step; see FreshSignIns for why none are needed).
+   * Not a row cache: interactions this process just stored, for the one read of each that
+   * follows here (no notices keep it in step; see FreshSignIns for why none are needed).
    */
   freshSignIns: FreshSignIns;
 }

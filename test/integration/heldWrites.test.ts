@@ -130,6 +130,43 @@ describe("the provider's writes held for a request and stored together", () => {
     expect(heldWrites()).toBeUndefined();
   });
 
+  it('requires a condition of the first store when asked before anything is held: all of it, or nothing', async () => {
+    const db = sesame.db;
+    const row = (model: string, id: string) => modelRow(model, id, { kind: model }, 60);
+    const setUp = new HeldWrites(db);
+    setUp.upsert(modelRow('Interaction', 'cas-interaction', { kind: 'Interaction', step: 1 }, 60), () => {});
+    await setUp.flush();
+    const stored = async (model: string, id: string) => Boolean(await oidcModelsQueries.find(db, model, id));
+    const resume = (json: string, grant: string) => {
+      const ctx = {};
+      return providerRequests.run(ctx, () =>
+        holdWritesDuring(ctx, db, async () => {
+          const writes = heldWrites()!;
+          expect(writes.acceptsCondition).toBe(true);
+          writes.requireOfFirstStore(oidcModelsQueries.interactionUnchanged('cas-interaction', json));
+          writes.destroy('Interaction', 'cas-interaction', () => {});
+          writes.upsert(row('Grant', grant), () => {});
+          expect(writes.acceptsCondition).toBe(false);
+          expect(() =>
+            writes.requireOfFirstStore(oidcModelsQueries.interactionUnchanged('x', '{}')),
+          ).toThrow();
+        }),
+      );
+    };
+
+    // Stored otherwise than this JSON (the same content in another order counts as the same).
+    await expect(resume(JSON.stringify({ kind: 'Interaction', step: 2 }), 'cas-grant-1')).rejects.toThrow();
+    expect([await stored('Interaction', 'cas-interaction'), await stored('Grant', 'cas-grant-1')]).toEqual([
+      true,
+      false,
+    ]);
+    await resume(JSON.stringify({ step: 1, kind: 'Interaction' }), 'cas-grant-2');
+    expect([await stored('Interaction', 'cas-interaction'), await stored('Grant', 'cas-grant-2')]).toEqual([
+      false,
+      true,
+    ]);
+  });
+
   it("lets the adapter read its request's own held writes, and keeps them in order with its other statements", async () => {
     const db = sesame.db;
     const Adapter = adapterOver(db);

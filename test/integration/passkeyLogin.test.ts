@@ -1,4 +1,5 @@
 import * as jose from 'jose';
+import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
@@ -88,6 +89,17 @@ describe('passkey sign-up and sign-in as the OIDC login step', () => {
       return { pending, pageUrl, uid };
     }
 
+    /** A person who has signed up through an app, and the `sub` the app knows them by. */
+    async function signedUp(email: string) {
+      const person = new Person(sesame.baseUrl);
+      const signup = await authorize(person);
+      const callback = await person.continueToApp(
+        await person.signUp(asPage(await person.browser.follow(signup.pageUrl)), email),
+        REDIRECT_URI,
+      );
+      return { person, sub: (await finishLogin(rp, signup.pending, callback)).claims()!.sub };
+    }
+
     it('is first shown without reading the interaction, with the challenge stored beside it', async () => {
       const person = new Person(sesame.baseUrl);
       const { pageUrl, uid } = await authorize(person);
@@ -112,13 +124,7 @@ describe('passkey sign-up and sign-in as the OIDC login step', () => {
     });
 
     it("signs in with the first view's options; a later view brings and stores a challenge of its own", async () => {
-      const person = new Person(sesame.baseUrl);
-      const signup = await authorize(person);
-      const signedUp = await person.continueToApp(
-        await person.signUp(asPage(await person.browser.follow(signup.pageUrl)), 'grace@example.com'),
-        REDIRECT_URI,
-      );
-      const sub = (await finishLogin(rp, signup.pending, signedUp)).claims()!.sub;
+      const { person, sub } = await signedUp('grace@example.com');
 
       for (const view of ['first', 'again'] as const) {
         const visit = person.inNewBrowser();
@@ -135,6 +141,41 @@ describe('passkey sign-up and sign-in as the OIDC login step', () => {
         // The challenge the sign-in answered is used up; the other view's stays until it expires.
         expect((await challengesFor(uid)).map((c) => c.challenge)).toEqual(stored.slice(0, -1));
       }
+    });
+
+    it('returns to the app from the interaction stored with the sign-in, only while it is still stored so', async () => {
+      const { person, sub } = await signedUp('hopper@example.com');
+      const codes = async () =>
+        Number(
+          (
+            await sesame.db
+              .selectFrom('oidc_models')
+              .select((eb) => eb.fn.countAll().as('n'))
+              .where('model', '=', 'AuthorizationCode')
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
+
+      const visit = person.inNewBrowser();
+      const { pending, pageUrl, uid } = await authorize(visit);
+      const resumeUrl = await visit.signInWithAutofill(asPage(await visit.browser.follow(pageUrl)));
+      // The stored interaction changes behind this instance's back, as another instance could
+      // change it: the return read from memory must not issue a code from its older copy.
+      await sesame.db
+        .updateTable('oidc_models')
+        .set({ payload: sql`payload || '{"changedElsewhere": true}'::jsonb` })
+        .where('model', '=', 'Interaction')
+        .where('id', '=', storedId('Interaction', uid))
+        .execute();
+      const before = await codes();
+      const refused = await visit.browser.request(resumeUrl);
+      expect(refused.status).toBe(500);
+      expect(refused.location()).toBeUndefined();
+      expect(await codes()).toBe(before);
+
+      // Loading it again reads the interaction as stored, and signs in.
+      const callback = await visit.continueToApp(resumeUrl, REDIRECT_URI);
+      expect((await finishLogin(rp, pending, callback)).claims()!.sub).toBe(sub);
     });
   });
 });

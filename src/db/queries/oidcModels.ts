@@ -72,6 +72,10 @@ const FIND_INTERACTION_STORING_CHALLENGE = {
   inTransaction: findInteractionStoringChallengeText('1'),
 };
 
+/** A row while the live interaction of stored id $1 is stored as $2 (JSON); see interactionUnchanged. */
+const INTERACTION_UNCHANGED = `select 1 from oidc_models
+      where model = 'Interaction' and id = $1 and payload = $2::jsonb and ${IS_LIVE}`;
+
 /** Marks an instance ($1 model, $2 id) used, if it is live and unused; returns a row when it did. */
 const CONSUME = `update oidc_models set consumed_at = now()
       where model = $1 and id = $2 and consumed_at is null and ${IS_LIVE}
@@ -378,6 +382,14 @@ export const oidcModelsQueries = {
     parameters.push(...rows.flatMap(rowParameters));
     const text = `with gone as (${deleted}), put as (${put}) select model, id, key from gone`;
     return (await runSql<Deleted>(db, text, parameters)).rows;
+  },
+
+  /**
+   * A condition (heldWrites.ts) met while the live interaction of stored id `id` is stored
+   * exactly as `json` (the JSON this process wrote): compared as jsonb, so only its content counts.
+   */
+  interactionUnchanged(id: string, json: string): StoreCondition {
+    return { text: INTERACTION_UNCHANGED, parameters: [id, json] };
   },
 
   /**
