@@ -171,8 +171,9 @@ function slottedPageOf(
  * challenge): the page is rendered once with markers in their places, and each request puts
  * its values there, escaped as the view's `<%= %>` escapes them. Rendering the login page
  * (Eta, i18next) took ~225 µs per view inside the server under the bench's logins (38 µs in a
- * warm loop: in the server it runs mostly cold); joining its pieces takes a few. The view must print each per-request value only through
- * `<%= %>`, and nothing in it may depend on their content; one that does is rendered whole.
+ * warm loop: in the server it runs mostly cold); joining its pieces takes a few. The view
+ * must print each per-request value only through `<%= %>`, and nothing in it may depend on
+ * their content; one that does is rendered whole.
  */
 export function sendSlottedPage(
   ctx: Context,

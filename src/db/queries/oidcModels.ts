@@ -34,14 +34,10 @@ export interface InteractionChallenge {
 
 /**
  * A sign-in challenge stored in the statement that stores the interaction it is bound to
- * (freshSignIns.ts): no user, no data, as the login page's own would be.
+ * (freshSignIns.ts): an {@link InteractionChallenge} without a prompt to check, as the
+ * interaction is stored with it; no user, no data, as the login page's own would be.
  */
-export interface ChallengeWithRow {
-  challenge: string;
-  purpose: string;
-  binding: string;
-  expiresAt: Date;
-}
+export type ChallengeWithRow = Omit<InteractionChallenge, 'prompt'>;
 
 /** The live interaction of stored id `id` (a parameter), as a `with` query's `interaction`. */
 export const liveInteraction = (id: string) =>
