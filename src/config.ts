@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { z } from 'zod';
 import { accentProblem, DEFAULT_ACCENT, normaliseHexColour } from './branding/colours.js';
 import { type BrandImageKind, imageProblem, imageTypeOf } from './branding/images.js';
@@ -120,6 +121,31 @@ const smtpUrl = (name: string) =>
     }
   });
 
+/**
+ * A Postgres connection URL, read here as the pool reads it (pg-connection-string): a host,
+ * or a Unix socket's directory (`postgres://sesame@/sesame?host=/var/run/postgresql`, or the
+ * directory percent-encoded as the host). A URL it refuses (a port out of range, a broken
+ * escape, an sslcert that is not there) stops the start with this line, not at the first
+ * connection. Its message never repeats the URL, which may hold a password.
+ */
+const postgresUrl = (name: string) =>
+  z.string().superRefine((value, ctx) => {
+    if (!/^postgres(ql)?:\/\//.test(value)) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be a postgres:// or postgresql:// URL` });
+      return;
+    }
+    try {
+      parseConnectionString(value);
+    } catch (error) {
+      const said = (error as { message?: unknown } | undefined)?.message;
+      const reason = typeof said === 'string' && said ? said : 'unreadable';
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name} is not a connection URL Postgres clients read: ${reason}`,
+      });
+    }
+  });
+
 const schema = z.object({
   // No default here: it follows PORT (http://localhost:$PORT), see loadConfig.
   ISSUER: httpUrl('ISSUER').optional(),
@@ -128,16 +154,8 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9.:%_-]+$/, { message: 'HOST must be a host name or an IP address to listen on' })
     .default('0.0.0.0'),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must be a postgres:// or postgresql:// URL' })
-    .optional(),
-  DATABASE_DIRECT_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, {
-      message: 'DATABASE_DIRECT_URL must be a postgres:// or postgresql:// URL',
-    })
-    .optional(),
+  DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
+  DATABASE_DIRECT_URL: postgresUrl('DATABASE_DIRECT_URL').optional(),
   DATA_DIR: z.string().min(1, { message: 'DATA_DIR must not be empty' }).default('./data'),
   RP_NAME: z
     .string()

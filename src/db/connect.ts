@@ -35,10 +35,31 @@ export interface DatabaseHandle {
 // int8 (counters, bigserial ids) arrives as a string by default; timestamps stay Dates.
 pg.types.setTypeParser(20, (value) => Number(value));
 
-function redact(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
+/**
+ * DATABASE_URL as the log shows it: its password masked, in the user part and as a parameter
+ * (`password`, `sslpassword`). Read as text, not with the WHATWG URL parser, which refuses
+ * URLs pg reads: a user and no host, as a Unix socket is named
+ * (`postgres://sesame@/sesame?host=/var/run/postgresql`).
+ */
+export function databaseUrlForLog(url: string): string {
+  const query = url.indexOf('?');
+  const base = query === -1 ? url : url.slice(0, query);
+  const start = base.indexOf('://') + 3;
+  const slash = base.indexOf('/', start);
+  const authority = base.slice(start, slash === -1 ? undefined : slash);
+  // The user part ends at the authority's last '@'; its password, at its first ':'.
+  const at = authority.lastIndexOf('@');
+  const colon = authority.indexOf(':');
+  const shown =
+    at !== -1 && colon !== -1 && colon < at
+      ? `${base.slice(0, start + colon)}:***${base.slice(start + at)}`
+      : base;
+  if (query === -1) return shown;
+  const params = url
+    .slice(query + 1)
+    .split('&')
+    .map((param) => (/^(ssl)?password=/i.test(param) ? param.replace(/=.*$/s, '=***') : param));
+  return `${shown}?${params.join('&')}`;
 }
 
 /** Opens Postgres when DATABASE_URL is set, else the embedded PGlite database in DATA_DIR. */
@@ -76,7 +97,7 @@ export async function openDatabase(
     return {
       db,
       kind: 'postgres',
-      location: redact(config.databaseUrl),
+      location: databaseUrlForLog(config.databaseUrl),
       listen: (channel, handlers) => listenOnPostgres(directUrl, db, channel, handlers),
       migrate: () => migratePostgresToLatest(directUrl),
       close: async () => {

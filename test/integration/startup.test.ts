@@ -11,6 +11,7 @@ import {
   type SesameProcess,
   startSesameProcess,
 } from '../support/sesameProcess.js';
+import { createTestDatabase, onPostgres } from '../support/testDatabase.js';
 
 /** Fields of a public JWK that would give away the private key. */
 const PRIVATE_JWK_FIELDS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
@@ -208,6 +209,11 @@ describe('refusing to start with a bad setting', () => {
       'sesame: SIGNUP must be "open" or "invite" (or "open-verified": open, for verified addresses only)',
     ],
     ['DATABASE_URL', 'mysql://db/sesame', 'sesame: DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    [
+      'DATABASE_URL',
+      'postgres://sesame:hunter2@db:99999/sesame',
+      'sesame: DATABASE_URL is not a connection URL Postgres clients read: Invalid URL',
+    ],
   ])('exits non-zero on %s=%s with exactly one line on stderr naming it', async (variable, value, line) => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-badconfig-'));
     try {
@@ -221,4 +227,40 @@ describe('refusing to start with a bad setting', () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
+});
+
+/** Where Debian's Postgres (and most Linux packages') listens on a Unix socket. */
+const SOCKET_DIR = '/var/run/postgresql';
+const directUrl = process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL;
+const socketPort = directUrl ? new URL(directUrl).port || '5432' : '5432';
+const onLocalSocket = onPostgres && fs.existsSync(path.join(SOCKET_DIR, `.s.PGSQL.${socketPort}`));
+
+// On the suite's Postgres when it also listens on its Unix socket here, as CI's does.
+(onLocalSocket ? describe : describe.skip)('starting on Postgres through its Unix socket', () => {
+  it('connects with a URL naming a user and no host, and logs it with its password masked', async () => {
+    const database = await createTestDatabase();
+    const { username, pathname } = new URL(database.env.DATABASE_DIRECT_URL!);
+    const user = username || os.userInfo().username;
+    const password = `unused-${Date.now()}`;
+    const query = `host=${SOCKET_DIR}&port=${socketPort}`;
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-socket-'));
+    let sesame: SesameProcess | undefined;
+    try {
+      sesame = await startSesameProcess(
+        { DATA_DIR: dataDir, DATABASE_URL: `postgres://${user}:${password}@${pathname}?${query}` },
+        60_000,
+      );
+      const discovery = await fetch(`${sesame.baseUrl}/.well-known/openid-configuration`);
+      expect(discovery.status).toBe(200);
+      const opened = logEntries(sesame).find((entry) => entry.msg === 'using Postgres');
+      expect(opened).toMatchObject({ data: `postgres://${user}:***@${pathname}?${query}` });
+      expect(sesame.stderr()).not.toContain(password);
+      // The embedded database was not opened instead.
+      expect(fs.readdirSync(dataDir)).toEqual([]);
+    } finally {
+      if (sesame && sesame.child.exitCode === null) await sesame.stop('SIGTERM');
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      await database.drop();
+    }
+  }, 70_000);
 });

@@ -129,6 +129,29 @@ describe('configuration from the environment', () => {
     );
   });
 
+  // What pg reads, the WHATWG URL parser does not all take: a user and no host names a Unix socket.
+  it.each([
+    'postgres://sesame@/sesame?host=/var/run/postgresql',
+    'postgres://sesame:pw@/sesame?host=/var/run/postgresql&port=5433',
+    'postgresql:///sesame?host=/var/run/postgresql',
+    'postgres://sesame@%2Fvar%2Frun%2Fpostgresql/sesame',
+    'postgres://sesame:p%40ss@[::1]:5432/sesame?sslmode=disable',
+  ])('accepts the connection URL %s, as pg reads it', (url) => {
+    expect(load({ DATABASE_URL: url, DATABASE_DIRECT_URL: url })).toMatchObject({
+      databaseUrl: url,
+      databaseDirectUrl: url,
+    });
+  });
+
+  it.each([
+    ['DATABASE_URL', 'postgres://sesame:hunter2-secret@db:99999/sesame'],
+    ['DATABASE_DIRECT_URL', 'postgres://sesame:hunter2-secret@db:port/sesame'],
+  ])('refuses %s=%s, which pg cannot read, in one line that does not repeat it', (variable, url) => {
+    const { message } = errorFor({ DATABASE_URL: 'postgres://db/sesame', [variable]: url });
+    expect(message).toBe(`${variable} is not a connection URL Postgres clients read: Invalid URL`);
+    expect(message).not.toContain('hunter2');
+  });
+
   it('reads RATE_LIMIT_PER_MINUTE=0 as no rate limit (not as the default)', () => {
     expect(load({ RATE_LIMIT_PER_MINUTE: '0' }).rateLimitPerMinute).toBe(0);
   });

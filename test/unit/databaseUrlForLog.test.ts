@@ -1,0 +1,35 @@
+import { databaseUrlForLog } from '../../src/db/connect.js';
+
+describe('databaseUrlForLog: DATABASE_URL as the log shows it', () => {
+  it.each([
+    ['postgres://sesame:hunter2@db:5432/sesame', 'postgres://sesame:***@db:5432/sesame'],
+    // A user and no host: a Unix socket, which the WHATWG URL parser refuses and pg reads.
+    [
+      'postgres://sesame:hunter2@/sesame?host=/var/run/postgresql',
+      'postgres://sesame:***@/sesame?host=/var/run/postgresql',
+    ],
+    [
+      'postgres://sesame:hunter2@%2Frun%2Fpostgresql/sesame',
+      'postgres://sesame:***@%2Frun%2Fpostgresql/sesame',
+    ],
+    // The user part ends at the last '@' before the path; the password, after the first ':'.
+    ['postgres://sesame:hun@ter:2@db/sesame', 'postgres://sesame:***@db/sesame'],
+    [
+      'postgresql:///sesame?host=/run/postgresql&password=hunter2&sslpassword=hunter3&sslmode=require',
+      'postgresql:///sesame?host=/run/postgresql&password=***&sslpassword=***&sslmode=require',
+    ],
+    ['postgres://db:5432/sesame?PASSWORD=hunter2', 'postgres://db:5432/sesame?PASSWORD=***'],
+  ])('masks the password of %s', (url, shown) => {
+    expect(databaseUrlForLog(url)).toBe(shown);
+    expect(databaseUrlForLog(url)).not.toMatch(/hunter/);
+  });
+
+  it.each([
+    'postgres://sesame@db:5432/sesame',
+    'postgres://sesame@/sesame?host=/var/run/postgresql',
+    'postgresql://db/sesame?sslmode=verify-full&application_name=a:b@c',
+    'postgres://[::1]:5432/sesame',
+  ])('shows %s, which has no password, as it is', (url) => {
+    expect(databaseUrlForLog(url)).toBe(url);
+  });
+});
