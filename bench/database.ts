@@ -33,18 +33,28 @@ export async function createBenchDatabase(adminUrl: string | undefined): Promise
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`create database ${name}`).finally(() => admin.end());
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
   return {
     kind: 'postgres',
     name,
-    env: { DATABASE_URL: url.toString() },
+    env: { DATABASE_URL: withDatabaseName(adminUrl, name) },
     async drop() {
       const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();
       await client.query(`drop database if exists ${name} with (force)`).finally(() => client.end());
     },
   };
+}
+
+/**
+ * `url` naming the database `name`. Read as text, not with the WHATWG URL parser, which
+ * refuses URLs pg reads: a user and no host, as a Unix socket is named
+ * (`postgres://postgres@/test?host=/var/run/postgresql`).
+ */
+export function withDatabaseName(url: string, name: string): string {
+  const query = url.indexOf('?');
+  const base = query === -1 ? url : url.slice(0, query);
+  const slash = base.indexOf('/', base.indexOf('://') + 3);
+  return `${slash === -1 ? base : base.slice(0, slash)}/${name}${query === -1 ? '' : url.slice(query)}`;
 }
 
 /** What one table holds, and (Postgres only) how many rows were ever written to it. */
