@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { openDatabase } from '../src/db/connect.js';
+import { openDatabase, withDatabaseName } from '../src/db/connect.js';
 
 export interface BenchDatabase {
   kind: 'postgres' | 'pglite';
@@ -43,18 +43,6 @@ export async function createBenchDatabase(adminUrl: string | undefined): Promise
       await client.query(`drop database if exists ${name} with (force)`).finally(() => client.end());
     },
   };
-}
-
-/**
- * `url` naming the database `name`. Read as text, not with the WHATWG URL parser, which
- * refuses URLs pg reads: a user and no host, as a Unix socket is named
- * (`postgres://postgres@/test?host=/var/run/postgresql`).
- */
-export function withDatabaseName(url: string, name: string): string {
-  const query = url.indexOf('?');
-  const base = query === -1 ? url : url.slice(0, query);
-  const slash = base.indexOf('/', base.indexOf('://') + 3);
-  return `${slash === -1 ? base : base.slice(0, slash)}/${name}${query === -1 ? '' : url.slice(query)}`;
 }
 
 /** What one table holds, and (Postgres only) how many rows were ever written to it. */

@@ -36,30 +36,49 @@ export interface DatabaseHandle {
 pg.types.setTypeParser(20, (value) => Number(value));
 
 /**
- * DATABASE_URL as the log shows it: its password masked, in the user part and as a parameter
- * (`password`, `sslpassword`). Read as text, not with the WHATWG URL parser, which refuses
- * URLs pg reads: a user and no host, as a Unix socket is named
+ * A Postgres URL's parts, read as text: the WHATWG URL parser refuses URLs pg reads, such as a
+ * user and no host, the usual way to name a Unix socket
  * (`postgres://sesame@/sesame?host=/var/run/postgresql`).
  */
+function partsOf(url: string) {
+  const question = url.indexOf('?');
+  const base = question === -1 ? url : url.slice(0, question);
+  const authorityStart = base.indexOf('://') + 3;
+  const slash = base.indexOf('/', authorityStart);
+  const authorityEnd = slash === -1 ? base.length : slash;
+  return {
+    scheme: base.slice(0, authorityStart),
+    authority: base.slice(authorityStart, authorityEnd),
+    path: base.slice(authorityEnd),
+    /** With its '?', or empty. */
+    query: question === -1 ? '' : url.slice(question),
+  };
+}
+
+/**
+ * DATABASE_URL as the log shows it: its password masked, in the user part and as a parameter
+ * (`password`, `sslpassword`).
+ */
 export function databaseUrlForLog(url: string): string {
-  const query = url.indexOf('?');
-  const base = query === -1 ? url : url.slice(0, query);
-  const start = base.indexOf('://') + 3;
-  const slash = base.indexOf('/', start);
-  const authority = base.slice(start, slash === -1 ? undefined : slash);
+  const { scheme, authority, path, query } = partsOf(url);
   // The user part ends at the authority's last '@'; its password, at its first ':'.
   const at = authority.lastIndexOf('@');
   const colon = authority.indexOf(':');
   const shown =
     at !== -1 && colon !== -1 && colon < at
-      ? `${base.slice(0, start + colon)}:***${base.slice(start + at)}`
-      : base;
-  if (query === -1) return shown;
-  const params = url
-    .slice(query + 1)
+      ? `${authority.slice(0, colon)}:***${authority.slice(at)}`
+      : authority;
+  const params = query
+    .slice(1)
     .split('&')
     .map((param) => (/^(ssl)?password=/i.test(param) ? param.replace(/=.*$/s, '=***') : param));
-  return `${shown}?${params.join('&')}`;
+  return `${scheme}${shown}${path}${query && `?${params.join('&')}`}`;
+}
+
+/** `url` naming the database `name` instead of its own: for the bench and the test suite, which make databases. */
+export function withDatabaseName(url: string, name: string): string {
+  const { scheme, authority, query } = partsOf(url);
+  return `${scheme}${authority}/${name}${query}`;
 }
 
 /** Opens Postgres when DATABASE_URL is set, else the embedded PGlite database in DATA_DIR. */

@@ -5,15 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { openDatabase } from '../../dist/src/db/connect.js';
+import { openDatabase, withDatabaseName } from '../../dist/src/db/connect.js';
 
 export const TEMPLATE_ENV = 'SESAME_TEST_TEMPLATE';
-
-export function withDatabaseName(url, name) {
-  const parsed = new URL(url);
-  parsed.pathname = `/${name}`;
-  return parsed.toString();
-}
 
 export default async function globalSetup() {
   if (!fs.existsSync(new URL('../../dist/src/db/connect.js', import.meta.url))) {

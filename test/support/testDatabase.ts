@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { withDatabaseName } from '../../src/db/connect.js';
 
 /**
  * Which database the suite runs on: Postgres when DATABASE_URL is set, else PGlite.
@@ -19,12 +20,6 @@ export const TEMPLATE_ENV = 'SESAME_TEST_TEMPLATE';
  * that a pooler's idle server connection still holds.
  */
 const directUrl = process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL;
-
-function withDatabaseName(url: string, name: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${name}`;
-  return parsed.toString();
-}
 
 /** Environment for a fresh, migrated database of the test's own: `DATABASE_URL` or `DATA_DIR`. */
 export interface TestDatabase {

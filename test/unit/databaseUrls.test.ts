@@ -1,4 +1,4 @@
-import { databaseUrlForLog } from '../../src/db/connect.js';
+import { databaseUrlForLog, withDatabaseName } from '../../src/db/connect.js';
 
 describe('databaseUrlForLog: DATABASE_URL as the log shows it', () => {
   it.each([
@@ -31,5 +31,27 @@ describe('databaseUrlForLog: DATABASE_URL as the log shows it', () => {
     'postgres://[::1]:5432/sesame',
   ])('shows %s, which has no password, as it is', (url) => {
     expect(databaseUrlForLog(url)).toBe(url);
+  });
+});
+
+describe('withDatabaseName: the same URL naming another database', () => {
+  it.each([
+    ['postgres://postgres@127.0.0.1:5432/test', 'postgres://postgres@127.0.0.1:5432/other'],
+    ['postgres://postgres@127.0.0.1:5432', 'postgres://postgres@127.0.0.1:5432/other'],
+    [
+      'postgres://postgres@/test?host=/var/run/postgresql',
+      'postgres://postgres@/other?host=/var/run/postgresql',
+    ],
+    [
+      'postgres://postgres@%2Fvar%2Frun%2Fpostgresql/test',
+      'postgres://postgres@%2Fvar%2Frun%2Fpostgresql/other',
+    ],
+    [
+      'postgresql:///test?host=/run/postgresql&sslmode=disable',
+      'postgresql:///other?host=/run/postgresql&sslmode=disable',
+    ],
+    ['postgres://u:p%2Fw@[::1]:5433/test?x=/a/b', 'postgres://u:p%2Fw@[::1]:5433/other?x=/a/b'],
+  ])('%s', (url, renamed) => {
+    expect(withDatabaseName(url, 'other')).toBe(renamed);
   });
 });
