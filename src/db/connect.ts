@@ -55,6 +55,16 @@ function partsOf(url: string) {
   };
 }
 
+/** A query parameter's name as pg reads it (URLSearchParams: `+` is a space, escapes decoded). */
+function nameOf(param: string): string {
+  const name = param.split('=', 1)[0]!.replace(/\+/g, ' ');
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name;
+  }
+}
+
 /**
  * DATABASE_URL as the log shows it: its password masked, in the user part and as a parameter
  * (`password`, `sslpassword`).
@@ -71,7 +81,7 @@ export function databaseUrlForLog(url: string): string {
   const params = query
     .slice(1)
     .split('&')
-    .map((param) => (/^(ssl)?password=/i.test(param) ? param.replace(/=.*$/s, '=***') : param));
+    .map((param) => (/^(ssl)?password$/i.test(nameOf(param)) ? param.replace(/=.*$/s, '=***') : param));
   return `${scheme}${shown}${path}${query && `?${params.join('&')}`}`;
 }
 

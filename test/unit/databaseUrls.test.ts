@@ -19,6 +19,8 @@ describe('databaseUrlForLog: DATABASE_URL as the log shows it', () => {
       'postgresql:///sesame?host=/run/postgresql&password=***&sslpassword=***&sslmode=require',
     ],
     ['postgres://db:5432/sesame?PASSWORD=hunter2', 'postgres://db:5432/sesame?PASSWORD=***'],
+    // URLSearchParams, which pg reads parameters with, decodes their names.
+    ['postgres://db/sesame?pass%77ord=hunter2&x=%zz', 'postgres://db/sesame?pass%77ord=***&x=%zz'],
   ])('masks the password of %s', (url, shown) => {
     expect(databaseUrlForLog(url)).toBe(shown);
     expect(databaseUrlForLog(url)).not.toMatch(/hunter/);
@@ -29,6 +31,7 @@ describe('databaseUrlForLog: DATABASE_URL as the log shows it', () => {
     'postgres://sesame@/sesame?host=/var/run/postgresql',
     'postgresql://db/sesame?sslmode=verify-full&application_name=a:b@c',
     'postgres://[::1]:5432/sesame',
+    'postgres://db/sesame?password',
   ])('shows %s, which has no password, as it is', (url) => {
     expect(databaseUrlForLog(url)).toBe(url);
   });
