@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** A random secret of 256 bits, base64url: client secrets, API keys, one-time link tokens. */
+/** A random secret of 256 bits, base64url: client secrets, API keys, one-time link tokens, passkey challenges. */
 export function randomSecret(): string {
   return randomBytes(32).toString('base64url');
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomSecret } from '../crypto.js';
 import type { ChallengeWithRow, ModelPayload } from '../db/queries/oidcModels.js';
 
 /** How long after it was stored an interaction's next step may read it from memory. */
@@ -65,7 +65,7 @@ export class FreshSignIns {
       entry = {
         json,
         challenge: {
-          challenge: randomBytes(32).toString('base64url'),
+          challenge: randomSecret(),
           purpose: 'login',
           binding: uid,
           expiresAt: challengeExpiresAt,
