@@ -15,7 +15,7 @@ import { mailOutboxQueries } from './db/queries/mailOutbox.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { keepCachesInStep } from './db/rowCache.js';
 import { CookieSigner } from './http/cookieSigner.js';
-import { notFound } from './http/errors.js';
+import { HttpError, notFound } from './http/errors.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
 import { httpMetrics } from './http/middleware/httpMetrics.js';
@@ -30,7 +30,7 @@ import {
 import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaderSetter } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
-import { frontDoor } from './http/providerApi.js';
+import { frontDoor, refuseLargeBody } from './http/providerApi.js';
 import { routersByPath } from './http/router.js';
 import { accountRoutes } from './http/routes/account.js';
 import { accountSessionRoutes } from './http/routes/accountSession.js';
@@ -56,7 +56,12 @@ import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
 import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
-import { isProviderPath, PAGELESS_PROVIDER_PATHS } from './oidc/providerPaths.js';
+import {
+  bodyTooLargeForProvider,
+  isProviderPath,
+  PAGELESS_PROVIDER_PATHS,
+  PROVIDER_BODY_TOO_LARGE,
+} from './oidc/providerPaths.js';
 import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
 import { createRowCaches, type RowCaches } from './oidc/rowCaches.js';
 import type { OutboxTiming } from './outboxWorker.js';
@@ -223,6 +228,13 @@ export async function createApp({
   // Its API endpoints (token, userinfo, introspection, revocation, PAR) do not come through
   // this stack: the server's listener hands them to the provider itself (providerApi.ts).
   const oidcProvider = async (ctx: Koa.Context) => {
+    if (bodyTooLargeForProvider(ctx.req)) {
+      // In the provider's JSON where it answers only JSON (the device's request), else a page for a browser.
+      if (!PAGELESS_PROVIDER_PATHS.has(ctx.path))
+        throw new HttpError(413, 'invalid_request', PROVIDER_BODY_TOO_LARGE).localized('errors.tooLarge');
+      ctx.respond = false;
+      return refuseLargeBody(ctx.res);
+    }
     if (PUBLIC_METADATA_PATHS.has(ctx.path)) {
       // Not kept yet (or a CORS request): the provider renders it, and a plain GET is kept.
       ctx.res.setHeader('Cache-Control', PUBLIC_METADATA_CACHE);

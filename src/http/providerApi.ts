@@ -2,7 +2,11 @@ import type http from 'node:http';
 import type Koa from 'koa';
 import type { Logger } from '../logger.js';
 import { httpDuration } from '../metrics.js';
-import { PROVIDER_API_PATHS } from '../oidc/providerPaths.js';
+import {
+  bodyTooLargeForProvider,
+  PROVIDER_API_PATHS,
+  PROVIDER_BODY_TOO_LARGE,
+} from '../oidc/providerPaths.js';
 import { requestLine } from './middleware/requestLog.js';
 
 /** What a request for one of the provider's API endpoints gets from Sesame before the provider answers it. */
@@ -54,7 +58,8 @@ export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestList
     api.pinHeaders(req.headers, ip);
     api.setSecurityHeaders(res);
     try {
-      await api.handle(req, res);
+      if (bodyTooLargeForProvider(req)) refuseLargeBody(res);
+      else await api.handle(req, res);
     } catch (error) {
       // The provider's own Koa answers what its handlers throw; this is what escaped it.
       api.log.error('request failed', {
@@ -82,6 +87,17 @@ export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestList
     if (PROVIDER_API_PATHS.has(path)) void answer(req, res, path);
     else void toKoa(req, res);
   };
+}
+
+/**
+ * 413 in the provider's JSON error shape, before the body is read. Node reads and drops the
+ * body once the answer is sent (as for any answer that leaves it unread), and the connection
+ * stays open.
+ */
+export function refuseLargeBody(res: http.ServerResponse): void {
+  res.statusCode = 413;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify({ error: 'invalid_request', error_description: PROVIDER_BODY_TOO_LARGE }));
 }
 
 /**

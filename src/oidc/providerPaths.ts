@@ -32,6 +32,23 @@ export const PROVIDER_API_PATHS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * The most of a request body oidc-provider reads (its lib/shared/selective_body.js). Past it
+ * the provider answers 400 "failed to parse the request body", which does not say why; a
+ * request whose Content-Length is larger gets 413 and these words before it reaches the
+ * provider (app.ts, providerApi.ts). A chunked body with no length still gets the provider's 400.
+ */
+export const PROVIDER_BODY_LIMIT_BYTES = 56 * 1024;
+export const PROVIDER_BODY_TOO_LARGE = 'The request body is larger than the 56 kB this endpoint reads';
+
+/** Whether a POST, the one method whose body the provider reads, says its body is longer than that (Node has checked the header is a number). */
+export function bodyTooLargeForProvider(req: {
+  method?: string;
+  headers: { 'content-length'?: string };
+}): boolean {
+  return req.method === 'POST' && Number(req.headers['content-length']) > PROVIDER_BODY_LIMIT_BYTES;
+}
+
+/**
  * The paths oidc-provider answers, from its default `routes` (Sesame keeps them). Requests
  * for these skip Sesame's own routers and go straight to the provider: they are most of the
  * traffic (token, userinfo, JWKS, discovery), and matching each against every Sesame route

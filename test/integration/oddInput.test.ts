@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -245,5 +246,96 @@ describe('odd input', () => {
       }
     }
     expect(await sessions()).toBe(0);
+  });
+
+  describe('a body longer than the 56 kB oidc-provider reads', () => {
+    const LIMIT = 56 * 1024;
+    /** A form of exactly `bytes` bytes: `fields`, then a padding field. */
+    const formOf = (bytes: number, fields: Record<string, string>) => {
+      const head = `${new URLSearchParams(fields).toString()}&padding=`;
+      return head + 'a'.repeat(bytes - head.length);
+    };
+
+    it.each([
+      ['a token request', '/token'],
+      ['an introspection', '/token/introspection'],
+      ['a revocation', '/token/revocation'],
+      ['a pushed authorization request', '/request'],
+      ['a userinfo request', '/me'],
+      ["a device's authorization request", '/device/auth'],
+    ])("is refused as %s with 413 in the provider's error shape, and stores nothing", async (_name, path) => {
+      const before = await allRows();
+      const response = await rawRequest(`${sesame.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+        body: formOf(LIMIT + 1, {
+          grant_type: 'client_credentials',
+          token: 'x',
+          client_id: client.client_id,
+        }),
+      });
+      expect(response.status).toBe(413);
+      expect(response.headers['content-type']).toMatch(/^application\/json/);
+      expect(JSON.parse(response.text)).toEqual({
+        error: 'invalid_request',
+        error_description: 'The request body is larger than the 56 kB this endpoint reads',
+      });
+      expect(response.headers['content-security-policy']).toContain("default-src 'none'");
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('is refused as a form posted to the authorization endpoint with a page that says so', async () => {
+      const before = await allRows();
+      const response = await rawRequest(`${sesame.baseUrl}/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+        body: formOf(LIMIT + 1, { client_id: client.client_id, response_type: 'code', scope: 'openid' }),
+      });
+      expect(response.status).toBe(413);
+      expect(response.headers['content-type']).toMatch(/^text\/html/);
+      expect(response.text).toContain('This request is too large.');
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('is read as before at exactly the limit: a token request of 56 kB gets its token', async () => {
+      const response = await rawRequest(`${sesame.baseUrl}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+        body: formOf(LIMIT, { grant_type: 'client_credentials' }),
+      });
+      expect(response.status).toBe(200);
+      expect(JSON.parse(response.text)).toMatchObject({ token_type: 'Bearer' });
+    });
+
+    it('keeps the connection serving the next request after a refusal', async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const send = (body: string) =>
+          new Promise<number>((resolve, reject) => {
+            const request = http.request(
+              `${sesame.baseUrl}/token`,
+              {
+                method: 'POST',
+                agent,
+                headers: {
+                  'content-type': 'application/x-www-form-urlencoded',
+                  authorization: basic(),
+                  'content-length': String(Buffer.byteLength(body)),
+                },
+              },
+              (response) => {
+                response.resume();
+                response.on('end', () => resolve(response.statusCode!));
+              },
+            );
+            request.on('error', reject);
+            request.end(body);
+          });
+        expect(await send(formOf(LIMIT + 1, { grant_type: 'client_credentials' }))).toBe(413);
+        expect(await send('grant_type=client_credentials')).toBe(200);
+      } finally {
+        agent.destroy();
+      }
+    });
   });
 });
