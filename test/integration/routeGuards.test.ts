@@ -109,6 +109,28 @@ describe('every route answers only at its own spelling, never without its guard'
     return response.status;
   }
 
+  it("answers a HEAD as its GET, with the GET's status, for a browser and a script", async () => {
+    const problems: string[] = [];
+    const callers = [
+      ['nobody', {}],
+      ['a person', personCredentials],
+      ['an admin', adminCredentials],
+    ] as const;
+    const gets = registeredRoutes(sesame).filter(({ method }) => method === 'GET');
+    expect(gets.length).toBeGreaterThan(30);
+    for (const { path } of gets) {
+      for (const [who, credentials] of callers) {
+        for (const accept of ['text/html', 'application/json']) {
+          const headers = { ...credentials, accept };
+          const get = await status('GET', path, headers);
+          const head = await status('HEAD', path, headers);
+          if (head !== get) problems.push(`HEAD ${path} as ${who}, ${accept}: ${head} (GET: ${get})`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
   it('finds the routes it walks in the routers themselves', () => {
     const paths = registeredRoutes(sesame).map(({ path }) => path);
     expect(paths).toEqual(expect.arrayContaining(['/api/admin/clients', '/admin/users', '/account']));

@@ -48,7 +48,8 @@ export function requireSignIn(provider: Provider, db: Db) {
   return async function checkSignIn(ctx: Context, next: Next) {
     const signedIn = await currentSignIn(ctx, provider, db);
     if (!signedIn) {
-      if (wantsJson(ctx) || ctx.method !== 'GET')
+      // A HEAD is answered as its GET would be (RFC 9110 §9.3.2): sent to sign in too.
+      if (wantsJson(ctx) || (ctx.method !== 'GET' && ctx.method !== 'HEAD'))
         throw unauthorized('Sign in first').localized('errors.signInFirst');
       ctx.redirect(`/account/login?return_to=${encodeURIComponent(ctx.originalUrl)}`);
       return;
