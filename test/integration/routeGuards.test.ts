@@ -97,6 +97,14 @@ describe('every route answers only at its own spelling, never without its guard'
 
   afterAll(() => sesame.stop());
 
+  /** Who a route is walked as: nobody, a signed-in person, a signed-in admin with an API key. */
+  const everyCaller = () =>
+    [
+      ['nobody', {}],
+      ['a person', personCredentials],
+      ['an admin', adminCredentials],
+    ] as const;
+
   /** Sends `method path` over a raw connection-level URL (fetch would normalise `//` and `%63`). */
   async function status(method: string, path: string, headers: Record<string, string> = {}) {
     const response = await fetch(`${sesame.listenUrl}${path}`, {
@@ -111,11 +119,7 @@ describe('every route answers only at its own spelling, never without its guard'
 
   it("answers a HEAD as its GET, with the GET's status, for a browser and a script", async () => {
     const problems: string[] = [];
-    const callers = [
-      ['nobody', {}],
-      ['a person', personCredentials],
-      ['an admin', adminCredentials],
-    ] as const;
+    const callers = everyCaller();
     const gets = registeredRoutes(sesame).filter(({ method }) => method === 'GET');
     expect(gets.length).toBeGreaterThan(30);
     for (const { path } of gets) {
@@ -139,11 +143,7 @@ describe('every route answers only at its own spelling, never without its guard'
 
   it('answers a case, slash or percent variant of any route with 404 or its guard, with or without credentials', async () => {
     const problems: string[] = [];
-    const callers = [
-      ['nobody', {}],
-      ['a person', personCredentials],
-      ['an admin', adminCredentials],
-    ] as const;
+    const callers = everyCaller();
     for (const { method, path } of registeredRoutes(sesame)) {
       for (const [who, headers] of callers) {
         const canonical = await status(method, path, headers);
