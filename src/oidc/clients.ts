@@ -83,9 +83,10 @@ export function applicationType(
 }
 
 /**
- * Checks one redirect URI against Sesame's rules: absolute, no fragment (RFC 6749 §3.1.2),
- * https except on loopback hosts (RFC 8252 §7.3), or a private-use scheme of a native app
- * (RFC 8252 §7.1). Returns the reason it is refused, or undefined.
+ * Checks one redirect URI against Sesame's rules: absolute, no fragment (RFC 6749 §3.1.2), no
+ * user name or password, no `*` in the host (it would be taken for a wildcard), https except
+ * on loopback hosts (RFC 8252 §7.3), or a private-use scheme of a native app (RFC 8252 §7.1).
+ * Returns the reason it is refused, or undefined.
  */
 export function redirectUriProblem(value: string): string | undefined {
   // Redirect URIs are compared as exact strings (RFC 6749 §3.1.2.3): a stray space would never match.
@@ -93,6 +94,11 @@ export function redirectUriProblem(value: string): string | undefined {
   const url = URL.parse(value);
   if (!url) return `${value} is not an absolute URI`;
   if (url.hash || value.includes('#')) return `${value} must not contain a fragment`;
+  // Credentials in a URI the browser is sent to would be shown to, and kept by, everyone on the way.
+  if (url.username || url.password) return `${value} must not contain a user name or password`;
+  // Matched exactly, so `https://*.example.com/cb` would register a host no app can have.
+  if (url.hostname.includes('*'))
+    return `${value}: redirect URIs are matched exactly, a * is not a wildcard; list each URI`;
   const scheme = url.protocol.slice(0, -1);
   if (scheme === 'https') return undefined;
   if (scheme === 'http')

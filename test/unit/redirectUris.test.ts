@@ -19,6 +19,8 @@ describe('redirect URI rules', () => {
     'http://[::1]/cb',
     'com.example.app:/oauth/callback',
     'com.example.app://callback',
+    // A * outside the host is a character like any other, matched as it is.
+    'https://app.example.com/cb?x=*',
   ])('accepts %s', (uri) => {
     expect(refusal({ redirect_uris: [uri] })).toBeUndefined();
   });
@@ -35,6 +37,12 @@ describe('redirect URI rules', () => {
     ['myapp:/callback', /reverse domain name like com\.example\.app/],
     ['https://app.example.com/a b', /must not contain spaces/],
     [' https://app.example.com/cb', /must not contain spaces/],
+    ['https://user:secret@app.example.com/cb', /must not contain a user name or password/],
+    ['https://user@app.example.com/cb', /must not contain a user name or password/],
+    ['com.example.app://me@callback', /must not contain a user name or password/],
+    ['https://*.example.com/cb', /a \* is not a wildcard/],
+    ['https://app*.example.com/cb', /a \* is not a wildcard/],
+    ['http://*:3000/cb', /a \* is not a wildcard/],
   ])('refuses %s with one message on redirect_uris', (uri, message) => {
     const fields = refusal({ redirect_uris: [uri] });
     expect(fields).toEqual({ redirect_uris: expect.stringMatching(message) });
