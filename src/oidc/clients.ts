@@ -94,8 +94,10 @@ export function redirectUriProblem(value: string): string | undefined {
   const url = URL.parse(value);
   if (!url) return `${value} is not an absolute URI`;
   if (url.hash || value.includes('#')) return `${value} must not contain a fragment`;
-  // Credentials in a URI the browser is sent to would be shown to, and kept by, everyone on the way.
-  if (url.username || url.password) return `${value} must not contain a user name or password`;
+  // Credentials in a URI the browser is sent to would be shown to, and kept by, everyone on
+  // the way. The message leaves them out: it is shown and may be logged by the caller.
+  if (url.username || url.password)
+    return `${value.replace(/\/\/[^/?#]*@/, '//…@')} must not contain a user name or password`;
   // Matched exactly, so `https://*.example.com/cb` would register a host no app can have.
   if (url.hostname.includes('*'))
     return `${value}: redirect URIs are matched exactly, a * is not a wildcard; list each URI`;

@@ -37,7 +37,10 @@ describe('redirect URI rules', () => {
     ['myapp:/callback', /reverse domain name like com\.example\.app/],
     ['https://app.example.com/a b', /must not contain spaces/],
     [' https://app.example.com/cb', /must not contain spaces/],
-    ['https://user:secret@app.example.com/cb', /must not contain a user name or password/],
+    [
+      'https://user:secret@app.example.com/cb',
+      /^https:\/\/…@app\.example\.com\/cb must not contain a user name or password$/,
+    ],
     ['https://user@app.example.com/cb', /must not contain a user name or password/],
     ['com.example.app://me@callback', /must not contain a user name or password/],
     ['https://*.example.com/cb', /a \* is not a wildcard/],
