@@ -70,11 +70,7 @@ export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestList
       if (res.headersSent) {
         res.destroy();
       } else {
-        res.statusCode = 500;
-        res.setHeader('Content-Type', 'application/json; charset=utf-8');
-        res.end(
-          JSON.stringify({ error: 'server_error', error_description: 'Something went wrong on our side' }),
-        );
+        sendError(res, 500, 'server_error', 'Something went wrong on our side');
       }
     } finally {
       end({ route });
@@ -89,15 +85,20 @@ export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestList
   };
 }
 
+/** An error in the provider's JSON shape (`error`, `error_description`), answered here instead of by it. */
+function sendError(res: http.ServerResponse, status: number, error: string, description: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify({ error, error_description: description }));
+}
+
 /**
  * 413 in the provider's JSON error shape, before the body is read. Node reads and drops the
  * body once the answer is sent (as for any answer that leaves it unread), and the connection
  * stays open.
  */
 export function refuseLargeBody(res: http.ServerResponse): void {
-  res.statusCode = 413;
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.end(JSON.stringify({ error: 'invalid_request', error_description: PROVIDER_BODY_TOO_LARGE }));
+  sendError(res, 413, 'invalid_request', PROVIDER_BODY_TOO_LARGE);
 }
 
 /**

@@ -38,7 +38,7 @@ export const PROVIDER_API_PATHS: ReadonlySet<string> = new Set([
  * provider (app.ts, providerApi.ts). A chunked body with no length still gets the provider's 400.
  */
 export const PROVIDER_BODY_LIMIT_BYTES = 56 * 1024;
-export const PROVIDER_BODY_TOO_LARGE = 'The request body is larger than the 56 kB this endpoint reads';
+export const PROVIDER_BODY_TOO_LARGE = `The request body is larger than the ${PROVIDER_BODY_LIMIT_BYTES / 1024} kB this endpoint reads`;
 
 /** Whether a POST, the one method whose body the provider reads, says its body is longer than that (Node has checked the header is a number). */
 export function bodyTooLargeForProvider(req: {

@@ -10,16 +10,17 @@ import type { Services } from '../services.js';
 const RETURN_COOKIE = 'sesame.return';
 
 /**
- * A local path to come back to; anything else (another host, `//evil`) falls back to
- * /account. Only visible ASCII is kept, as a browser sends a path: the value travels in a
- * cookie and a Location header, where CR/LF or other bytes could split or break them.
- */
-/**
  * The longest path kept to return to: it rides in a cookie with the state, and a browser
  * drops a cookie over 4 kB, which would fail the sign-in's state check.
  */
 const RETURN_PATH_MAX = 2000;
 
+/**
+ * A local path to come back to; anything else (another host, `//evil`, a path over
+ * RETURN_PATH_MAX) falls back to /account. Only visible ASCII is kept, as a browser sends a
+ * path: the value travels in a cookie and a Location header, where CR/LF or other bytes
+ * could split or break them.
+ */
 function safeReturnPath(value: unknown): string {
   return typeof value === 'string' &&
     value.length <= RETURN_PATH_MAX &&
