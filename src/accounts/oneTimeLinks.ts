@@ -12,12 +12,11 @@ import type { Locale } from '../i18n/locales.js';
 import { mailLocale } from '../mail/compose.js';
 import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
+import { isPlainEmailAddress, normalizeEmail } from '../text.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { queueAccountLogouts } from './backchannelLogout.js';
 import { confirmEmailOwner } from './emailOwnership.js';
 import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
-
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /**
  * A recovery link a person mails to themselves ("Lost your passkey?") lives 30 minutes:
@@ -65,8 +64,8 @@ export async function createOneTimeLink(
     locale?: Locale;
   },
 ): Promise<IssuedOneTimeLink> {
-  const email = input.email.trim();
-  if (email.length > 254 || !EMAIL.test(email)) throw badRequest('Enter a valid email address');
+  const email = normalizeEmail(input.email);
+  if (!isPlainEmailAddress(email)) throw badRequest('Enter a valid email address');
   const token = randomSecret();
   const url = `${config.issuer}/link/${token}`;
   const ttlSeconds = input.selfService ? SELF_RECOVERY_LINK_TTL_SECONDS : config.inviteTtlSeconds;

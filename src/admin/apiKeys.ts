@@ -4,6 +4,7 @@ import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import type { ApiKeyRow } from '../db/schema.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 /**
  * Every API key starts with this, so secret scanners (GitHub push protection, gitleaks)
@@ -17,7 +18,8 @@ export const apiKeyNameSchema = z
   .string()
   .trim()
   .min(1, { message: 'is required' })
-  .max(100, { message: 'must be at most 100 characters' });
+  .max(100, { message: 'must be at most 100 characters' })
+  .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED);
 
 /** An API key as admins see it: never the key or its hash. */
 export interface ApiKeyView {

@@ -4,6 +4,7 @@ import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { groupsQueries } from '../db/queries/groups.js';
 import type { GroupRow } from '../db/schema.js';
 import { badRequest, conflict, notFound } from '../http/errors.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 import { findUser } from './users.js';
 
 /** A group as admins see it. */
@@ -41,8 +42,8 @@ export function checkGroupName(raw: unknown): string {
       ? 'is required'
       : name.length > GROUP_NAME_MAX_LENGTH
         ? `must be at most ${GROUP_NAME_MAX_LENGTH} characters`
-        : /\p{Cc}/u.test(name)
-          ? 'must not contain control characters'
+        : !hasNoControlCharacters(name)
+          ? CONTROL_CHARACTERS_REFUSED
           : /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)
             ? 'must not look like a group id'
             : undefined;

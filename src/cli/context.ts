@@ -2,6 +2,7 @@ import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
 import { type DatabaseHandle, openDatabase } from '../db/connect.js';
 import { checkKeyEncryptionSecret } from '../keysAtRest.js';
+import { printable } from '../text.js';
 
 /** A one-line failure the CLI prints as `sesame: <message>` before exiting non-zero. */
 export class CliError extends Error {
@@ -41,14 +42,19 @@ export async function withDatabase<T>(
   }
 }
 
-/** Prints the JSON form for scripts, or the human form. */
+/**
+ * Prints the JSON form for scripts, or the human form. The human form goes to a terminal:
+ * its control characters are shown escaped (src/text.ts `printable`), so a name or email
+ * someone chose cannot send the admin's terminal commands (JSON escapes them itself).
+ */
 export function output(json: boolean, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${printable(human(), true)}\n`);
 }
 
-/** A plain text table: one header row, columns padded to their widest cell. */
-export function table(headers: string[], rows: string[][]): string {
-  if (rows.length === 0) return '(none)';
+/** A plain text table: one header row, columns padded to their widest cell; a newline in a cell is shown escaped, not as a row. */
+export function table(headers: string[], cells: string[][]): string {
+  if (cells.length === 0) return '(none)';
+  const rows = cells.map((row) => row.map((cell) => printable(cell)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

@@ -5,6 +5,7 @@ import { ConfigError } from '../config.js';
 import { DataDirBusyError } from '../db/dataDirLock.js';
 import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
 import { ROOT } from '../paths.js';
+import { printable } from '../text.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
 import { CliError, cliActor, output, withDatabase } from './context.js';
@@ -13,12 +14,14 @@ import { registerPasskeyApiCommands } from './passkeyApi.js';
 import { registerResourceCommands } from './resources.js';
 import { registerUserCommands } from './users.js';
 
-/** Commander's messages start with `error:` and may wrap; the CLI prints one line. */
+/** Commander's messages start with `error:` and may wrap; the CLI prints one line, its control characters escaped. */
 function oneLine(message: string): string {
-  return message
-    .replace(/^error:\s*/, '')
-    .replace(/\s+/g, ' ')
-    .trim();
+  return printable(
+    message
+      .replace(/^error:\s*/, '')
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
 }
 
 const { version } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {

@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { type Translator, translatorFor } from '../i18n/catalog.js';
 import type { Locale } from '../i18n/locales.js';
+import { EMAIL_MAX_LENGTH, hasNoControlCharacters, isPlainEmailAddress, normalizeEmail } from '../text.js';
 import { badRequest } from './errors.js';
 import { refusalLocale } from './middleware/language.js';
 
@@ -73,16 +74,24 @@ export const authenticationResponseSchema = z.object({
   clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
 });
 
+/** One plain address, normalized (src/text.ts): no display name, quotes, comments or list. */
 export const emailSchema = z
   .string()
-  .trim()
-  .max(254, { message: 'validation.emailTooLong' })
-  .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: 'validation.emailInvalid' });
+  .overwrite(normalizeEmail)
+  .max(EMAIL_MAX_LENGTH, { message: 'validation.emailTooLong' })
+  .refine(isPlainEmailAddress, { message: 'validation.emailInvalid' });
+
+/** A person's name or a passkey's: no control characters or bidirectional overrides (src/text.ts). */
+export const noControlCharacters = [
+  hasNoControlCharacters,
+  { message: 'validation.controlCharacters' },
+] as const;
 
 export const displayNameSchema = z
   .string()
   .trim()
   .max(100, { message: 'validation.nameTooLong' })
+  .refine(...noControlCharacters)
   .transform((v) => (v === '' ? null : v));
 
 /** Each bad field's first message (`body` for the input as a whole), in `text`'s language. */

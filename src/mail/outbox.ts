@@ -8,6 +8,7 @@ import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { mailDeliveries } from '../metrics.js';
 import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
+import { isPlainEmailAddress } from '../text.js';
 import { composeMail, type MailData, type MailTemplate } from './compose.js';
 
 /**
@@ -138,6 +139,11 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
   protected async attempt(mail: ClaimedMail): Promise<void> {
     if (mail.text_body === null || mail.html_body === null) {
       return this.#giveUp(mail, 'the mail has no body');
+    }
+    // Addresses are checked where they are typed; one stored before that rule could be a
+    // display name or a list, which the mail library would send to someone else.
+    if (!isPlainEmailAddress(mail.to_address)) {
+      return this.#giveUp(mail, 'the address is not one plain email address');
     }
     let error: string;
     try {

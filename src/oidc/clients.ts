@@ -6,6 +6,7 @@ import { clientsQueries } from '../db/queries/clients.js';
 import { groupsQueries } from '../db/queries/groups.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -199,7 +200,8 @@ export const clientInputSchema = z
       .string()
       .trim()
       .min(1, { message: 'is required' })
-      .max(100, { message: 'must be at most 100 characters' }),
+      .max(100, { message: 'must be at most 100 characters' })
+      .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED),
     redirect_uris: redirectUris('redirect_uris').default([]),
     post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').default([]),
     public: z.boolean().default(false),
@@ -240,7 +242,13 @@ export type ClientInput = z.input<typeof clientInputSchema>;
 /** Fields an admin may change later; the client's kind (public or confidential) is fixed at creation. */
 export const clientUpdateSchema = z
   .object({
-    name: z.string().trim().min(1, { message: 'is required' }).max(100).optional(),
+    name: z
+      .string()
+      .trim()
+      .min(1, { message: 'is required' })
+      .max(100, { message: 'must be at most 100 characters' })
+      .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
+      .optional(),
     redirect_uris: redirectUris('redirect_uris').optional(),
     post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').optional(),
     first_party: z.boolean().optional(),

@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { resourcesQueries } from '../db/queries/resources.js';
 import type { ResourceRow } from '../db/schema.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 // No import of oidc-provider here: the CLI loads this file (the provider's hook is resourceServers.ts).
 
@@ -42,6 +43,7 @@ export const resourceInputSchema = z
       .trim()
       .min(1, { message: 'must not be empty' })
       .max(100, { message: 'must be at most 100 characters' })
+      .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
       .optional(),
     scopes: z
       .array(

@@ -1,3 +1,5 @@
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
+
 /** The tenant setting a {@link TenantValidationError} is about, as the admin API names it. */
 export type TenantField = 'name' | 'origins' | 'rp_id';
 
@@ -72,6 +74,8 @@ export function tenantRelyingPartySettings(input: {
   if (name.length < 1 || name.length > 64) {
     throw new TenantValidationError('name', 'name must be 1 to 64 characters');
   }
+  if (!hasNoControlCharacters(name))
+    throw new TenantValidationError('name', `name ${CONTROL_CHARACTERS_REFUSED}`);
   if (input.origins.length === 0)
     throw new TenantValidationError('origins', 'at least one origin is required');
   if (input.origins.length > 20) throw new TenantValidationError('origins', 'at most 20 origins');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authenticationResponseSchema, registrationResponseSchema } from '../http/schemas.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 /**
  * The app's own user id. It becomes the WebAuthn user handle as UTF-8, which may be at
@@ -31,8 +32,14 @@ export const registrationInitializeSchema = z.object({
     .string()
     .trim()
     .min(1, { message: 'is required' })
-    .max(128, { message: 'must be at most 128 characters' }),
-  display_name: z.string().trim().max(128, { message: 'must be at most 128 characters' }).nullish(),
+    .max(128, { message: 'must be at most 128 characters' })
+    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED),
+  display_name: z
+    .string()
+    .trim()
+    .max(128, { message: 'must be at most 128 characters' })
+    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
+    .nullish(),
   icon: httpUrl.nullish(),
 });
 
@@ -130,7 +137,8 @@ export const credentialRenameSchema = z.object({
     .string()
     .trim()
     .min(1, { message: 'is required' })
-    .max(128, { message: 'must be at most 128 characters' }),
+    .max(128, { message: 'must be at most 128 characters' })
+    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED),
 });
 
 /** A credential id in the path: base64url, as long as WebAuthn allows (1023 bytes, §5.8.3). */

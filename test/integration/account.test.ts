@@ -111,7 +111,7 @@ describe('the account page', () => {
     expect(response.location()).toBe(`${sesame.baseUrl}/account`);
   });
 
-  it('changes the name, keeping it between 1 and 100 characters', async () => {
+  it('changes the name, keeping it between 1 and 100 characters without control characters', async () => {
     const { person, userId } = await onboard(sesame, 'name@example.com', { name: 'Old' });
     const csrf = (await accountPage(person)).csrf();
     const nameOf = async () =>
@@ -121,6 +121,23 @@ describe('the account page', () => {
     for (const bad of ['', '   ', 'x'.repeat(101)]) {
       const response = await person.browser.postJson('/account/profile', csrf, { name: bad });
       expect(response.status).toBe(400);
+    }
+    // What would send an admin's terminal commands when `sesame users list` prints the name,
+    // or reorder what follows it on a page.
+    for (const bad of [
+      'Bob\u001b]0;owned\u0007',
+      'Bob\u001b[2J',
+      'Bob\r\nFAKE',
+      'Bob\tx',
+      'Bob\u009bx',
+      'Bob\u202etxt.exe',
+    ]) {
+      const response = await person.browser.postJson('/account/profile', csrf, { name: bad });
+      expect(response.status).toBe(400);
+      expect(response.json()).toMatchObject({
+        error: 'invalid_request',
+        fields: { name: 'Remove the control characters (such as tabs or line breaks)' },
+      });
     }
     expect((await person.browser.postJson('/account/profile', csrf, { name: 42 })).status).toBe(400);
     expect(await nameOf()).toBe('Old');
@@ -173,7 +190,7 @@ describe('the account page', () => {
       ).name;
     const original = await nameOf();
 
-    for (const bad of ['', ' ', 'x'.repeat(65)]) {
+    for (const bad of ['', ' ', 'x'.repeat(65), 'Key\u001b[31m', 'Key\nTwo']) {
       const response = await person.browser.postJson(`/account/passkeys/${id}/rename`, csrf, { name: bad });
       expect(response.status).toBe(400);
       expect(response.json()).toMatchObject({ error: 'invalid_request' });

@@ -33,7 +33,7 @@ export const groupsQueries = {
     return db
       .selectFrom('groups')
       .selectAll()
-      .where(sql<string>`lower(name)`, '=', idOrName.toLowerCase())
+      .where(sql<string>`lower(name)`, '=', sql<string>`lower(${idOrName})`)
       .executeTakeFirst();
   },
 
@@ -58,7 +58,7 @@ export const groupsQueries = {
     const clash = await db
       .selectFrom('groups')
       .select('id')
-      .where(sql<string>`lower(name)`, '=', name.toLowerCase())
+      .where(sql<string>`lower(name)`, '=', sql<string>`lower(${name})`)
       .where('id', '<>', id)
       .executeTakeFirst();
     if (clash) return 'taken';

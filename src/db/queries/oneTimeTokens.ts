@@ -63,7 +63,7 @@ export const oneTimeTokensQueries = {
     const result = await db
       .updateTable('one_time_tokens')
       .set({ expires_at: sql<Date>`now()` })
-      .where(sql<string>`lower(email)`, '=', email.toLowerCase())
+      .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email})`)
       .where('used_at', 'is', null)
       .where('expires_at', '>', sql<Date>`now()`)
       .executeTakeFirst();

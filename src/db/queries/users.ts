@@ -41,7 +41,7 @@ export const usersQueries = {
     return db
       .selectFrom('users')
       .selectAll()
-      .where(sql<string>`lower(email)`, '=', email.toLowerCase())
+      .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email})`)
       .executeTakeFirst();
   },
 
@@ -70,15 +70,16 @@ export const usersQueries = {
     let query = db.selectFrom('users').selectAll();
     if (options.search) {
       // LIKE's wildcards in the search text match themselves.
-      const pattern = `%${options.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const pattern = `%${options.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       query = query.where((eb) =>
         eb.or([
-          eb(sql<string>`lower(email)`, 'like', pattern),
-          eb(sql<string>`lower(coalesce(name, ''))`, 'like', pattern),
+          eb(sql<string>`lower(email)`, 'like', sql<string>`lower(${pattern})`),
+          eb(sql<string>`lower(coalesce(name, ''))`, 'like', sql<string>`lower(${pattern})`),
         ]),
       );
     }
-    if (options.after) query = query.where(sql<string>`lower(email)`, '>', options.after.toLowerCase());
+    if (options.after)
+      query = query.where(sql<string>`lower(email)`, '>', sql<string>`lower(${options.after})`);
     return query.orderBy(sql`lower(email)`).limit(options.limit).execute();
   },
 

@@ -29,7 +29,12 @@ import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
 import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/session.js';
 import { sesameRouter } from '../router.js';
-import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import {
+  authenticationResponseSchema,
+  noControlCharacters,
+  parseBody,
+  registrationResponseSchema,
+} from '../schemas.js';
 import type { Services } from '../services.js';
 import { pageText, sendPage } from '../views.js';
 
@@ -39,14 +44,16 @@ const profileSchema = z.object({
     .string()
     .trim()
     .min(1, { message: 'validation.nameEmpty' })
-    .max(100, { message: 'validation.nameTooLong' }),
+    .max(100, { message: 'validation.nameTooLong' })
+    .refine(...noControlCharacters),
 });
 const renameSchema = z.object({
   name: z
     .string()
     .trim()
     .min(1, { message: 'validation.passkeyNameEmpty' })
-    .max(PASSKEY_NAME_MAX, { message: 'validation.passkeyNameTooLong' }),
+    .max(PASSKEY_NAME_MAX, { message: 'validation.passkeyNameTooLong' })
+    .refine(...noControlCharacters),
 });
 /** The account page's language choice: a supported code, or empty for "as my browser asks". */
 const localeSchema = z.object({

@@ -1,0 +1,60 @@
+/**
+ * Rules for the text people and admins type in: names and email addresses. Names are shown
+ * on pages (escaped), in ID tokens and in the CLI's tables on an admin's terminal, where a
+ * control character is a command: ESC starts sequences that retitle the window, recolour or
+ * clear the screen or write the clipboard, and CR or LF fakes a line.
+ */
+
+/** Control characters (Unicode Cc: C0, DEL and C1), and the bidirectional embeddings, overrides and isolates that reorder what follows them. */
+const UNWANTED_IN_A_NAME = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+
+/** The rule's words where admins type a name (the API, the admin pages, the CLI); people's pages say it in their language. */
+export const CONTROL_CHARACTERS_REFUSED = 'must not contain control characters';
+
+/** Whether a name holds no control character and no bidirectional override (see {@link UNWANTED_IN_A_NAME}). */
+export function hasNoControlCharacters(text: string): boolean {
+  return !UNWANTED_IN_A_NAME.test(text);
+}
+
+const CONTROL = /\p{Cc}/gu;
+const CONTROL_BUT_NEWLINE = /(?!\n)\p{Cc}/gu;
+
+/**
+ * `text` safe to write to a terminal: each control character as its `\u` escape (ESC as
+ * `\u001b`), newlines kept when `keepNewlines` (a multi-line message), else escaped too (one
+ * cell of a table, where a newline would fake a row). Stored values from before a rule
+ * refused them, and values no rule covers, pass through here.
+ */
+export function printable(text: string, keepNewlines = false): string {
+  return text.replace(
+    keepNewlines ? CONTROL_BUT_NEWLINE : CONTROL,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+export const EMAIL_MAX_LENGTH = 254;
+
+// RFC 5322's dot-atom: atext (letters and digits of any script, as SMTPUTF8 allows, and
+// !#$%&'*+/=?^_`{|}~-) in dot-separated runs. No quotes, comments, angle brackets, commas or
+// display names: a mail library reads those as a different recipient, or several.
+const ATOM = "[\\p{L}\\p{N}\\p{M}!#$%&'*+/=?^_`{|}~-]+";
+// A domain of two or more labels of letters, digits and inner hyphens; no trailing dot.
+const LABEL = '[\\p{L}\\p{N}\\p{M}](?:[\\p{L}\\p{N}\\p{M}-]*[\\p{L}\\p{N}\\p{M}])?';
+const PLAIN_ADDRESS = new RegExp(`^${ATOM}(?:\\.${ATOM})*@(?:${LABEL}\\.)+${LABEL}$`, 'u');
+
+/**
+ * An email address as Sesame keeps it: trimmed and in Unicode NFKC, so that a composed and a
+ * decomposed "é", or full-width letters typed with an input method, are one address.
+ */
+export function normalizeEmail(input: string): string {
+  return input.trim().normalize('NFKC');
+}
+
+/**
+ * Whether `email` (normalized) is one plain address, `local@domain.tld`: what the mail is
+ * sent to must be exactly what was stored and verified. `ceo<attacker@evil.example>` or
+ * `a,b@example.com` would otherwise be one account's address and another mailbox's mail.
+ */
+export function isPlainEmailAddress(email: string): boolean {
+  return email.length <= EMAIL_MAX_LENGTH && PLAIN_ADDRESS.test(email);
+}
