@@ -111,7 +111,7 @@ export function createAdapter(
 
   const { models, freshSignIns } = caches;
 
-  /** Deletes everything issued under the grant, and the grant; this instance forgets them at once. */
+  /** Deletes every code and token issued under the grant (not the grant); this instance forgets them at once. */
   async function revokeByGrantId(grantId: string) {
     await storeHeld();
     for (const row of await oidcModelsQueries.revokeByGrantId(db, grantId)) models.forget(row.model, row.key);

@@ -139,7 +139,7 @@ export class HeldWrites {
 }
 
 /** Thrown by a store whose condition was not met: nothing held was stored. */
-class ConditionNotMet extends Error {
+export class ConditionNotMet extends Error {
   constructor() {
     super('the condition for storing the held writes was not met');
   }

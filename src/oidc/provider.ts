@@ -8,6 +8,7 @@ import { secretMatchesHash } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliveries.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { CookieSigner } from '../http/cookieSigner.js';
 import { localeOf } from '../http/middleware/language.js';
@@ -23,11 +24,12 @@ import { redirectUriAllowed } from './clients.js';
 import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
-import { holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
+import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
 import { signLogoutToken } from './logoutToken.js';
 import { providerRouteOf } from './providerPaths.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
+import { storedId } from './storedIds.js';
 import { TTL } from './ttl.js';
 
 export interface ProviderDeps {
@@ -336,10 +338,13 @@ export function createProvider({
   queueBackchannelLogouts(provider, db);
 
   // A sign-in's return to the authorization (`GET /auth/:uid`) deletes the interaction and
-  // saves a grant, a code and a session: held and stored in one statement (heldWrites.ts).
-  // When that fails, nothing of the return happened: the browser gets an error page instead
-  // of the redirect with a code, and keeps its cookies as they were, so loading the page
-  // again resumes the sign-in.
+  // saves a grant, a code and a session: held and stored in one statement (heldWrites.ts),
+  // only while the stored interaction is the one this request read. When that fails, nothing
+  // of the return happened: the browser gets an error page instead of the redirect with a
+  // code, and keeps its cookies as they were. When the interaction is gone (the same return
+  // loaded twice at once, or the sign-in ended elsewhere), the answer is the provider's to an
+  // interaction it cannot find, a 400; otherwise a 500, and loading the page again resumes
+  // the sign-in (one changed elsewhere is read again as stored).
   const renderError = configuration.renderError!;
   // Not async itself: every other request (a token, an introspection) passes with no promise of its own.
   provider.use(function storeHeldWrites(ctx, next) {
@@ -348,17 +353,25 @@ export function createProvider({
       : next();
   });
   redeemCodesInOneStatement(provider);
+  /** Whether the interaction a return (`/auth/:uid`) resumes is still stored. */
+  async function interactionStored(path: string): Promise<boolean> {
+    const uid = path.slice(path.lastIndexOf('/') + 1);
+    return (await oidcModelsQueries.find(db, 'Interaction', storedId('Interaction', uid))) !== undefined;
+  }
   async function holdAndStoreWrites(ctx: Context, next: Next) {
     try {
       await holdWritesDuring(ctx, db, next);
     } catch (error) {
-      provider.emit('server_error', ctx, error);
+      const gone = error instanceof ConditionNotMet && !(await interactionStored(ctx.path));
+      if (!gone) provider.emit('server_error', ctx, error);
       ctx.remove('Location');
       ctx.remove('Set-Cookie');
-      ctx.status = 500;
+      ctx.status = gone ? 400 : 500;
       await renderError(
         ctx as KoaContextWithOIDC,
-        { error: 'server_error', error_description: 'oops! something went wrong' },
+        gone
+          ? { error: 'invalid_request', error_description: 'interaction session not found' }
+          : { error: 'server_error', error_description: 'oops! something went wrong' },
         error as Error,
       );
     }

@@ -128,6 +128,17 @@ const rowParameters = (r: OidcModelRow) => [
 ];
 
 const COLUMNS = 'model, id, payload, grant_id, uid, user_code, expires_at';
+
+/** The models oidc-provider issues under a grant, as SQL literals: what revoking the grant removes. */
+const ISSUED_UNDER_A_GRANT = [
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]
+  .map((model) => `'${model}'`)
+  .join(', ');
 const REPLACE = `on conflict (model, id) do update set
         payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
         user_code = excluded.user_code, expires_at = excluded.expires_at`;
@@ -423,13 +434,16 @@ export const oidcModelsQueries = {
   },
 
   /**
-   * Removes every token, code and grant that belongs to the grant, whatever its model.
+   * Removes every code and token issued under the grant (oidc-provider's adapter contract; the
+   * grant itself is destroyed by its id). An Interaction or a Session records a grant id too,
+   * of the grant it would reuse: the person is mid-sign-in, and a revocation (a logout while
+   * switching accounts, an app revoking its token) must not delete it under them.
    * @returns the model and key (as in destroy) of each row removed.
    */
   async revokeByGrantId(db: Db, grantId: string): Promise<{ model: string; key: string }[]> {
     const { rows } = await runSql<{ model: string; key: string }>(
       db,
-      `delete from oidc_models where grant_id = $1 returning model, ${CACHE_KEY} as key`,
+      `delete from oidc_models where grant_id = $1 and model in (${ISSUED_UNDER_A_GRANT}) returning model, ${CACHE_KEY} as key`,
       [grantId],
     );
     return rows;
