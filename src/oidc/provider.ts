@@ -237,9 +237,17 @@ export function createProvider({
       introspection: {
         enabled: true,
         // A client may introspect its own tokens; confidential clients may introspect any
-        // (resource servers registered as clients check tokens issued to apps).
+        // (resource servers registered as clients check tokens issued to apps). A token of
+        // someone no longer in a group its client admits is inactive, as userinfo and the
+        // token endpoint already treat it (a disabled or deleted account's tokens are never
+        // found at all: adapter.ts). The group cache answers without a statement.
         async allowedPolicy(ctx, client, token) {
-          return client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId;
+          if (client.clientAuthMethod === 'none' && token.clientId !== ctx.oidc.client?.clientId)
+            return false;
+          const { accountId, clientId } = token as { accountId?: unknown; clientId?: unknown };
+          return typeof accountId !== 'string' || typeof clientId !== 'string'
+            ? true
+            : caches.groups.mayUseClient(clientId, accountId);
         },
       },
       revocation: {

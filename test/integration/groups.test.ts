@@ -248,7 +248,8 @@ describe('groups, allowed groups and custom claims', () => {
     const allowed = await signInTo(ada, notes, NOTES_URI, 'openid groups');
     const adaTokens = await finishLogin(notes, allowed.pending, allowed.callback);
     expect(adaTokens.claims()!.groups).toEqual(['finance-team']);
-    // Out of the group, her access token no longer reaches userinfo; back in, it does again.
+    // Out of the group, her access token no longer reaches userinfo, and introspection calls it
+    // inactive; back in, both as before.
     const team = (await groupsQueries.findByIdOrName(sesame.db, 'finance-team'))!;
     // Written straight to the database, the change reaches the server by its row notice, a
     // moment after the commit (through PgBouncer, sometimes after the next request).
@@ -257,10 +258,15 @@ describe('groups, allowed groups and custom claims', () => {
         () => 200,
         (error: { status?: number }) => error.status,
       );
+    // A resource server asking introspection (here Notes itself) hears the same: inactive.
+    const active = async () => (await oidc.tokenIntrospection(notes.config, adaTokens.access_token)).active;
+    expect(await active()).toBe(true);
     await groupsQueries.removeMember(sesame.db, team.id, adaId);
     expect(await eventually(async () => (await userinfoStatus()) === 401)).toBe(true);
+    expect(await active()).toBe(false);
     await groupsQueries.addMember(sesame.db, team.id, adaId);
     expect(await eventually(async () => (await userinfoStatus()) === 200)).toBe(true);
+    expect(await active()).toBe(true);
     expect((await oidc.fetchUserInfo(notes.config, adaTokens.access_token, adaId)).groups).toEqual([
       'finance-team',
     ]);
