@@ -36,7 +36,6 @@ const LOGGABLE_QUERY_PARAMETERS = new Set([
   'post_logout_redirect_uri',
   'prompt',
   'code_challenge_method',
-  'return_to',
   'done',
   'error',
 ]);
@@ -67,9 +66,25 @@ export function redactUrl(url: string): string {
       const equals = pair.indexOf('=');
       if (equals === -1) return SECRET_SEGMENT.test(pair) ? REDACTED : pair;
       const name = pair.slice(0, equals);
+      if (name === 'return_to') return `${name}=${redactedReturnPath(pair.slice(equals + 1))}`;
       return LOGGABLE_QUERY_PARAMETERS.has(name) ? pair : `${name}=${REDACTED}`;
     });
   return `${redactedPath}?${query.join('&')}`;
+}
+
+/**
+ * `return_to`'s value, a path on Sesame that a sign-in returns to, as it may be logged: with
+ * that path's own redaction. Opening a welcome mail's `/verify/<token>` signed out redirects
+ * to `/account/login?return_to=%2Fverify%2F<token>`.
+ */
+function redactedReturnPath(encoded: string): string {
+  let path: string;
+  try {
+    path = decodeURIComponent(encoded);
+  } catch {
+    return REDACTED;
+  }
+  return encodeURIComponent(redactUrl(path));
 }
 
 /** Other strings (an error's message or stack) may quote a link's path: its token goes too. */

@@ -39,6 +39,21 @@ describe('redactUrl', () => {
       '/callback?code=[redacted]&refresh_token=[redacted]&access_token=[redacted]&flag',
     );
   });
+
+  it("logs return_to's path with that path's own redaction: a welcome mail's /verify/<token> opened signed out", () => {
+    expect(redactUrl(`/account/login?return_to=%2Fverify%2F${TOKEN}`)).toBe(
+      '/account/login?return_to=%2Fverify%2F%5Bredacted%5D',
+    );
+    expect(
+      redactUrl(`/account/login?return_to=${encodeURIComponent(`/link/abc?x=${TOKEN}&scope=openid`)}`),
+    ).toBe(`/account/login?return_to=${encodeURIComponent('/link/[redacted]?x=[redacted]&scope=openid')}`);
+    expect(redactUrl('/account/login?return_to=%2Fadmin%2Fclients')).toBe(
+      '/account/login?return_to=%2Fadmin%2Fclients',
+    );
+    expect(redactUrl(`/account/login?return_to=%E0%A4%A${TOKEN}`)).toBe(
+      '/account/login?return_to=[redacted]',
+    );
+  });
 });
 
 describe('createLogger', () => {
