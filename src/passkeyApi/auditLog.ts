@@ -27,6 +27,13 @@ export const AUDIT_LOG_EVENTS = {
   // As Hanko: credential changes are logged when they happen, refusals are not.
   credentialUpdated: { succeeded: 'webauthn_credential_updated' },
   credentialDeleted: { succeeded: 'webauthn_credential_deleted' },
+  // Second factors (`/mfa/...`) and signed transactions, each init and finalize step.
+  mfaRegistrationInit: ceremony('mfa_registration_init'),
+  mfaRegistrationFinal: ceremony('mfa_registration_final'),
+  mfaAuthenticationInit: ceremony('mfa_authentication_init'),
+  mfaAuthenticationFinal: ceremony('mfa_authentication_final'),
+  transactionInit: ceremony('webauthn_transaction_init'),
+  transactionFinal: ceremony('webauthn_transaction_final'),
 } as const satisfies Record<string, AuditLogEvent>;
 
 /** Where a request came from, as each audit log entry records it. */

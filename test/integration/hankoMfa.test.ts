@@ -149,6 +149,15 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
       last_used_at: expect.any(Date),
     });
     expect(Number((await credentialRow(credential.id)).counter)).toBe(1);
+    // The tenant's audit log has each step, under Hanko's names, for the user.
+    const audit = await call('/audit_logs?actor_user_id=ben&per_page=100', { key: apiKey, method: 'GET' });
+    expect(audit.status).toBe(200);
+    expect((audit.json as { type: string }[]).map((entry) => entry.type).sort()).toEqual([
+      'mfa_authentication_final_succeeded',
+      'mfa_authentication_init_succeeded',
+      'mfa_registration_final_succeeded',
+      'mfa_registration_init_succeeded',
+    ]);
   });
 
   it('takes a second factor that did not verify the person (user verification is only preferred)', async () => {
@@ -263,6 +272,22 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
       APP_ORIGIN,
     );
     expect((await call('/mfa/registration/finalize', { key: apiKey, body: viaMfa })).status).toBe(400);
+    // Each refusal is in the audit log as a failed step, with why.
+    const failed = await call('/audit_logs?type=mfa_authentication_final_failed&per_page=100', {
+      key: apiKey,
+      method: 'GET',
+    });
+    expect(failed.json).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ error: expect.stringContaining('expired or was already used') }),
+      ]),
+    );
+    expect((failed.json as unknown[]).length).toBeGreaterThanOrEqual(2);
+    const refusedRegistrations = await call('/audit_logs?type=mfa_registration_final_failed&per_page=100', {
+      key: apiKey,
+      method: 'GET',
+    });
+    expect((refusedRegistrations.json as unknown[]).length).toBeGreaterThanOrEqual(2);
   });
 
   it("refuses another user's security key at the MFA login", async () => {

@@ -127,6 +127,26 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     const claims = await claimsOf(bank, signed.json.token);
     expect(claims).toMatchObject({ sub: 'alice', aud: ['bank.example'], cred: passkey.id, trans: 'pay-1' });
     expect(claims.exp! - claims.iat!).toBe(300);
+    // Both steps are in the tenant's audit log, with the user and the app's transaction id.
+    const audit = await call(
+      bank,
+      '/audit_logs?type=webauthn_transaction_init_succeeded&type=webauthn_transaction_final_succeeded',
+      {
+        method: 'GET',
+      },
+    );
+    expect(audit.json).toEqual([
+      expect.objectContaining({
+        type: 'webauthn_transaction_final_succeeded',
+        actor_user_id: 'alice',
+        transaction_id: 'pay-1',
+      }),
+      expect.objectContaining({
+        type: 'webauthn_transaction_init_succeeded',
+        actor_user_id: 'alice',
+        transaction_id: 'pay-1',
+      }),
+    ]);
 
     const listed = await call(bank, '/transaction/alice', { method: 'GET' });
     expect(listed).toMatchObject({ status: 200 });
@@ -239,6 +259,10 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     const assertion = await phone.getAssertion(init.options, APP_ORIGIN);
     expect((await finalize(bank, assertion)).status).toBe(200);
     expect(await finalize(bank, assertion)).toMatchObject({ status: 401, json: { status: 401 } });
+    const refused = await call(bank, '/audit_logs?type=webauthn_transaction_final_failed', { method: 'GET' });
+    expect(refused.json).toEqual([
+      expect.objectContaining({ type: 'webauthn_transaction_final_failed', error: expect.any(String) }),
+    ]);
 
     // A login challenge signed by the same passkey is no transaction.
     const login = await call(bank, '/login/initialize', { body: {}, key: null });

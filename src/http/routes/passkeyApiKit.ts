@@ -20,6 +20,8 @@ export interface AuditState {
   auditMeta: AuditLogMeta;
   /** The app's user the request acts for, when known: the audit log's `actor_user_id`. */
   auditActor?: string | undefined;
+  /** The app's id of the transaction the request signs, when known: the audit log's `transaction_id`. */
+  auditTransaction?: string | undefined;
 }
 
 /** A request id the client sent (X-Request-Id) is kept when it is a plain token. */
@@ -63,7 +65,8 @@ export function userHandleOf(handle: string | null | undefined): string | undefi
 
 /**
  * Records the request in the tenant's audit log as Hanko does: `event.succeeded`, or
- * `event.failed` with the error, with the user the handler named in `auditActor`.
+ * `event.failed` with the error, with the user the handler named in `auditActor` (and the
+ * transaction in `auditTransaction`).
  */
 export function auditedAs(db: Services['db'], event: AuditLogEvent) {
   return async function recordInAuditLog(ctx: Context, next: Next) {
@@ -76,6 +79,7 @@ export function auditedAs(db: Services['db'], event: AuditLogEvent) {
         const cause = hankoCause(error);
         await recordTenantAuditLog(db, state.tenant.id, event.failed, state.auditMeta, {
           actor_user_id: state.auditActor,
+          transaction_id: state.auditTransaction,
           error: cause ? `${error.message}: ${cause}` : error.message,
         });
       }
@@ -83,6 +87,7 @@ export function auditedAs(db: Services['db'], event: AuditLogEvent) {
     }
     await recordTenantAuditLog(db, state.tenant.id, event.succeeded, state.auditMeta, {
       actor_user_id: state.auditActor,
+      transaction_id: state.auditTransaction,
     });
   };
 }

@@ -1,7 +1,9 @@
 import type Router from '@koa/router';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
+import { AUDIT_LOG_EVENTS } from '../../passkeyApi/auditLog.js';
 import {
   finishMfaLogin,
   finishMfaRegistration,
@@ -12,6 +14,7 @@ import { mfaLoginInitializeSchema } from '../../passkeyApi/mfaTransactionSchemas
 import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
+import { type AuditState, auditedAs, subjectOf } from './passkeyApiKit.js';
 
 type Middleware = (ctx: Context, next: Next) => Promise<void>;
 
@@ -36,7 +39,8 @@ export function acceptWebauthnJsonNulls(ctx: Context): void {
 
 /**
  * A finalize call that answers `{ token }` for an assertion: body as webauthn-json sends it,
- * parsed, and the token kept out of caches.
+ * parsed, and the token kept out of caches; the token's user (and `trans`, the transaction)
+ * goes in the audit log entry.
  */
 export function assertionFinalizer(
   tenantOf: PasskeyApiRouteKit['tenantOf'],
@@ -46,7 +50,12 @@ export function assertionFinalizer(
     acceptWebauthnJsonNulls(ctx);
     const response = parseBody(ctx, authenticationResponseSchema);
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { token: await finish(tenantOf(ctx), response) };
+    const token = await finish(tenantOf(ctx), response);
+    const state = ctx.state as AuditState;
+    state.auditActor = subjectOf(token);
+    const { trans } = decodeJwt(token);
+    if (typeof trans === 'string') state.auditTransaction = trans;
+    ctx.body = { token };
   };
 }
 
@@ -63,8 +72,10 @@ export function mountMfaRoutes(
     '/mfa/registration/initialize',
     requireApiKey,
     jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.mfaRegistrationInit),
     async function initializeMfaRegistration(ctx: Context) {
       const body = parseBody(ctx, registrationInitializeSchema);
+      (ctx.state as AuditState).auditActor = body.user_id;
       const publicKey = await startMfaRegistration(db, tenantOf(ctx), {
         userId: body.user_id,
         username: body.username,
@@ -79,11 +90,14 @@ export function mountMfaRoutes(
     '/mfa/registration/finalize',
     requireApiKey,
     jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.mfaRegistrationFinal),
     async function finalizeMfaRegistration(ctx: Context) {
       acceptWebauthnJsonNulls(ctx);
       const response = parseBody(ctx, registrationResponseSchema);
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = { token: await finishMfaRegistration(db, config, tenantOf(ctx), response) };
+      const token = await finishMfaRegistration(db, config, tenantOf(ctx), response);
+      (ctx.state as AuditState).auditActor = subjectOf(token);
+      ctx.body = { token };
     },
   );
 
@@ -91,8 +105,10 @@ export function mountMfaRoutes(
     '/mfa/login/initialize',
     requireApiKey,
     jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.mfaAuthenticationInit),
     async function initializeMfaLogin(ctx: Context) {
       const { user_id } = parseBody(ctx, mfaLoginInitializeSchema);
+      (ctx.state as AuditState).auditActor = user_id;
       ctx.body = { publicKey: await startMfaLogin(db, tenantOf(ctx), user_id) };
     },
   );
@@ -101,6 +117,7 @@ export function mountMfaRoutes(
     '/mfa/login/finalize',
     requireApiKey,
     jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.mfaAuthenticationFinal),
     assertionFinalizer(tenantOf, (tenant, response) => finishMfaLogin(db, config, tenant, response)),
   );
 }

@@ -1,11 +1,13 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
+import { AUDIT_LOG_EVENTS } from '../../passkeyApi/auditLog.js';
 import { transactionInitializeSchema } from '../../passkeyApi/mfaTransactionSchemas.js';
 import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
 import { finishTransaction, listTransactions, startTransaction } from '../../passkeyApi/transactions.js';
 import { badRequest } from '../errors.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
+import { type AuditState, auditedAs } from './passkeyApiKit.js';
 import { assertionFinalizer, type PasskeyApiRouteKit } from './passkeyApiMfa.js';
 
 /** A user id in the path: one no user can have (WebAuthn's 64-byte handle) is refused, as Hanko refuses a malformed one. */
@@ -28,8 +30,12 @@ export function mountTransactionRoutes(
     '/transaction/initialize',
     requireApiKey,
     jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.transactionInit),
     async function initializeTransaction(ctx: Context) {
       const body = parseBody(ctx, transactionInitializeSchema);
+      const state = ctx.state as AuditState;
+      state.auditActor = body.user_id;
+      state.auditTransaction = body.transaction_id;
       ctx.body = {
         publicKey: await startTransaction(db, tenantOf(ctx), {
           userId: body.user_id,
@@ -44,6 +50,7 @@ export function mountTransactionRoutes(
     '/transaction/finalize',
     requireApiKey,
     jsonBody,
+    auditedAs(db, AUDIT_LOG_EVENTS.transactionFinal),
     assertionFinalizer(tenantOf, (tenant, response) => finishTransaction(db, config, tenant, response)),
   );
 
