@@ -97,6 +97,10 @@ const oneOf = <T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `must be one of ${values.join(', ')}` });
 const timeoutError = `must be a whole number of milliseconds from ${TIMEOUT_BOUNDS_MS.min} to ${TIMEOUT_BOUNDS_MS.max}`;
 
+/** The object's own type error; any other (an unknown key of `.strict()`) keeps zod's words, which name the key. */
+const notAnObject = (issue: { code: string }) =>
+  issue.code === 'invalid_type' ? 'must be an object' : undefined;
+
 /** One ceremony's settings in a change, in Hanko's names; every member optional. */
 const ceremonySettingsChangeSchema = z
   .object(
@@ -112,7 +116,7 @@ const ceremonySettingsChangeSchema = z
         .max(TIMEOUT_BOUNDS_MS.max, { error: timeoutError })
         .optional(),
     },
-    { error: 'must be an object' },
+    { error: notAnObject },
   )
   .strict();
 
@@ -126,7 +130,7 @@ export const tenantSettingsChangeSchema = z
       webauthn: ceremonySettingsChangeSchema.optional(),
       mfa: ceremonySettingsChangeSchema.optional(),
     },
-    { error: 'must be an object' },
+    { error: notAnObject },
   )
   .strict()
   .refine((v) => Object.keys(v.webauthn ?? {}).length + Object.keys(v.mfa ?? {}).length > 0, {

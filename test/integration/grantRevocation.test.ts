@@ -85,6 +85,8 @@ describe('a grant revoked while a sign-in that names it is in progress', () => {
     const pending = await beginLogin(rp, 'openid email profile');
     const page = asPage(await person.browser.follow(pending.url));
     expect(page.text).toContain('>Allow<');
+    // It shows the signed-in account's email: no cache keeps it.
+    expect(page.headers.get('cache-control')).toBe('no-store');
 
     const revoked = await fetch(`${sesame.baseUrl}/token/revocation`, {
       method: 'POST',

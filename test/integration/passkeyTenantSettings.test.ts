@@ -317,6 +317,17 @@ describe("a passkey API tenant's WebAuthn settings", () => {
       const refused = await adminApi('PATCH', path, body);
       expect(refused.status).toBe(400);
     }
+    // An unknown setting is named as one, not called a wrong type.
+    for (const [body, key] of [
+      [{ name: 'Renamed' }, 'name'],
+      [{ webauthn: { timeout: 30_000 }, foo: 1 }, 'foo'],
+      [{ webauthn: { foo: 1 } }, 'foo'],
+    ] as const) {
+      const refused = await adminApi('PATCH', path, JSON.stringify(body));
+      expect(refused.status).toBe(400);
+      expect(refused.json.error_description).toContain(`Unrecognized key: "${key}"`);
+      expect(refused.json.error_description).not.toContain('must be an object');
+    }
     expect((await adminApi('PATCH', path, 'webauthn=1', 'text/plain')).status).toBe(415);
     const unknown = await adminApi(
       'PATCH',

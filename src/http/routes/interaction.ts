@@ -178,9 +178,10 @@ export function interactionRoutes({
     const client = await clientFor(ctx, interaction.params.client_id);
     const uid = interaction.uid;
     const text = pageText(ctx);
+    // Every interaction page holds a CSRF token, and a challenge or the signed-in account's
+    // email: no cache may keep it for a later view.
+    ctx.set('Cache-Control', 'no-store');
     if (interaction.prompt.name === 'login') {
-      // The page holds a challenge: no cache may keep it for a later view.
-      ctx.set('Cache-Control', 'no-store');
       // The page's words are the same for every sign-in at this app in this language: rendered once (views.ts).
       const perRequest = {
         uid,
