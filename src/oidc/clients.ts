@@ -6,6 +6,7 @@ import { clientsQueries } from '../db/queries/clients.js';
 import { groupsQueries } from '../db/queries/groups.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
+import { imageOrigin } from '../http/middleware/securityHeaders.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -193,6 +194,17 @@ export function grantTypesFromPage(
   return [...(code ? ['authorization_code'] : []), ...others, ...(device ? [DEVICE_CODE_GRANT] : [])];
 }
 
+/** An app's logo, shown on its consent page: an https URL whose origin goes into that page's CSP img-src. */
+const logoUri = z
+  .string()
+  .max(2000, { message: 'must be at most 2000 characters' })
+  .refine((v) => v.startsWith('https://') && URL.canParse(v), { message: 'must be an https URL' })
+  .refine((v) => !URL.canParse(v) || imageOrigin(v) !== undefined, {
+    message: 'must name its host plainly: letters, digits, dots and hyphens, and a port',
+  })
+  .nullable()
+  .optional();
+
 /** What an admin may set when registering a client. Validated once, here, for the CLI, the API and the pages. */
 export const clientInputSchema = z
   .object({
@@ -207,12 +219,7 @@ export const clientInputSchema = z
     public: z.boolean().default(false),
     first_party: z.boolean().default(false),
     grant_types: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
-    logo_uri: z
-      .string()
-      .url({ message: 'must be an https URL' })
-      .refine((v) => v.startsWith('https://'), { message: 'must be an https URL' })
-      .nullable()
-      .optional(),
+    logo_uri: logoUri,
     require_pushed_authorization_requests: z.boolean().default(false),
     backchannel_logout_uri: backchannelLogoutUri,
   })
@@ -258,12 +265,7 @@ export const clientUpdateSchema = z
       .array(z.string().max(200, { message: 'a group id or name is at most 200 characters' }))
       .max(50, { message: 'at most 50 groups' })
       .optional(),
-    logo_uri: z
-      .string()
-      .url()
-      .refine((v) => v.startsWith('https://'), { message: 'must be an https URL' })
-      .nullable()
-      .optional(),
+    logo_uri: logoUri,
     require_pushed_authorization_requests: z.boolean().optional(),
     backchannel_logout_uri: backchannelLogoutUri,
   })

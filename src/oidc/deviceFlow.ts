@@ -41,9 +41,13 @@ function problemWith(error: Error | undefined): string | undefined {
 /** Length the code field accepts: a code is 9 characters with its dash; room for spaces a person types. */
 const CODE_MAX_LENGTH = 32;
 
-/** The device flow's pages, in the language the person's browser asks for (or DEFAULT_LOCALE). */
+/**
+ * The device flow's pages, in the language the person's browser asks for (or DEFAULT_LOCALE);
+ * each holds a form token, and no cache keeps it.
+ */
 export function deviceFlowPages(defaultLocale: Locale) {
   function text(ctx: KoaContextWithOIDC) {
+    ctx.set('Cache-Control', 'no-store');
     ctx.state.locale = localeOf(ctx, defaultLocale);
     return pageText(ctx);
   }

@@ -57,6 +57,11 @@ describe('sign-in on a device without a browser', () => {
     expect(confirm.status).toBe(200);
     expect(confirm.text).toContain('Living Room TV');
     expect(confirm.text).toContain(userCode);
+    // Each page holds its form's token: no cache keeps one.
+    expect([form, confirm].map((page) => page.headers.get('cache-control'))).toEqual([
+      'no-store',
+      'no-store',
+    ]);
     const next = await postCode(person, confirm, { user_code: userCode, confirm: 'yes' });
     const location = next.location();
     if (!location)

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -204,6 +205,33 @@ describe('odd input', () => {
       const cookie = response.headers.getSetCookie().find((c) => c.startsWith('sesame.return='))!;
       expect(decodeURIComponent(cookie.split(';')[0]!)).toMatch(/\|\/account$/);
     }
+  });
+
+  it('refuses a body its Content-Encoding does not decode with 400, before any check, and reads one it does', async () => {
+    const before = await allRows();
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      for (const path of ['/interaction/abc/login/options', '/account/logout', '/link/abc/options']) {
+        const response = await fetch(`${sesame.baseUrl}${path}`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-encoding': encoding,
+            accept: 'application/json',
+          },
+          body: '{"a":1}',
+        });
+        expect({ encoding, path, status: response.status }).toEqual({ encoding, path, status: 400 });
+        expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+      }
+    }
+    // A body that is what its encoding says goes on to the route's checks (here: no CSRF token).
+    const zipped = await fetch(`${sesame.baseUrl}/account/logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', accept: 'application/json' },
+      body: gzipSync('{"a":1}'),
+    });
+    expect(zipped.status).toBe(403);
+    expect(await allRows()).toEqual(before);
   });
 
   it('answers a method the passkey API does not use with 405 and a body that says so', async () => {

@@ -289,6 +289,35 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     });
   });
 
+  it('refuses a logo_uri whose host would widen the CSP or add a directive, and shows no logo for one stored before', async () => {
+    for (const logo of [
+      'https://*;sandbox/x.png',
+      'https://*/x.png',
+      "https://a'b.example/x.png",
+      'http://cdn.example.com/x.png',
+    ]) {
+      await expect(
+        createClient(sesame.db, { name: 'Odd', redirect_uris: [APP_CALLBACK], logo_uri: logo }, 'test'),
+      ).rejects.toThrow(/logo_uri/);
+    }
+    const { client } = await createClient(sesame.db, { name: 'Odd', redirect_uris: [APP_CALLBACK] }, 'test');
+    await sesame.db
+      .updateTable('clients')
+      .set({ logo_uri: 'https://*;sandbox/x.png' })
+      .where('client_id', '=', client.client_id)
+      .execute();
+    const visitor = new Person(sesame.baseUrl);
+    const login = await visitor.open(authorizationUrl(sesame, client.client_id));
+    const consent = asPage(await visitor.browser.follow(await visitor.signUp(login, 'oddlogo@example.com')));
+    expect(consent.text).toContain('>Allow<');
+    expect(consent.text).not.toContain('client-logo');
+    expect(directives(consent.headers.get('content-security-policy'))['img-src']).toEqual([
+      "'self'",
+      'data:',
+    ]);
+    expect(consent.headers.get('content-security-policy')).not.toContain('sandbox');
+  });
+
   it('serves error pages the same way: the provider’s, a bad link’s, an unknown path’s', async () => {
     const visitor = new Person(sesame.baseUrl);
     const pages = [

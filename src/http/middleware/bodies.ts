@@ -65,13 +65,39 @@ export async function refuseIllFormedText(ctx: Context, next: Next) {
 
 export function parseBodies(): Middleware {
   return compose<Context>([
-    bodyParser({
-      enableTypes: ['json', 'form'],
-      jsonLimit: JSON_BODY_LIMIT,
-      formLimit: '32kb',
-      jsonStrict: true,
-      encoding: 'utf-8',
-    }),
+    refusingUndecodableBodies(
+      bodyParser({
+        enableTypes: ['json', 'form'],
+        jsonLimit: JSON_BODY_LIMIT,
+        formLimit: '32kb',
+        jsonStrict: true,
+        encoding: 'utf-8',
+      }),
+    ),
     refuseIllFormedText,
   ]);
+}
+
+/**
+ * `parse` with a body that its Content-Encoding (gzip, deflate, br) does not decode refused
+ * as malformed input, 400: zlib's error carries no status, and was answered with a 500 (and
+ * an error in the log) on every form route, before any sign-in or CSRF check. Errors of the
+ * routes after it pass through untouched.
+ */
+function refusingUndecodableBodies(parse: Middleware): Middleware {
+  return async function parseBody(ctx, next) {
+    let parsed = false;
+    try {
+      await parse(ctx, () => {
+        parsed = true;
+        return next();
+      });
+    } catch (error) {
+      const status = (error as { status?: unknown } | null)?.status;
+      if (parsed || status !== undefined || !ctx.get('content-encoding')) throw error;
+      throw badRequest('The request body could not be decoded as its Content-Encoding says').localized(
+        'errors.malformedRequest',
+      );
+    }
+  };
 }

@@ -28,11 +28,26 @@ const CSP = contentSecurityPolicy();
  * @returns the URL to put in the page.
  */
 export function allowImagesFrom(ctx: Context, url: string | undefined): string | undefined {
-  if (!url || !URL.canParse(url)) return undefined;
-  const { protocol, origin } = new URL(url);
-  if (protocol !== 'https:') return undefined;
+  const origin = url === undefined ? undefined : imageOrigin(url);
+  if (!origin) return undefined;
   ctx.set('Content-Security-Policy', contentSecurityPolicy([origin]));
   return url;
+}
+
+// A host of DNS labels (or an IPv4 address) and a port: URL's parser lets `*`, `;` and `'` into
+// a host, and in a CSP source they would widen it (`https://*`) or end the directive and start
+// another (`https://x;sandbox`).
+const PLAIN_HTTPS_ORIGIN = /^https:\/\/[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?$/;
+
+/**
+ * The origin of an https image URL (an app's logo_uri) when it is safe as a CSP source, else
+ * undefined. Client registration refuses any other (clients.ts), and pages show no logo for
+ * one stored before that rule.
+ */
+export function imageOrigin(url: string): string | undefined {
+  if (!URL.canParse(url)) return undefined;
+  const { protocol, origin } = new URL(url);
+  return protocol === 'https:' && PLAIN_HTTPS_ORIGIN.test(origin) ? origin : undefined;
 }
 
 /** Sets on `res` the headers every response carries (app.ts: for every request, and for the kept discovery and JWKS). */
