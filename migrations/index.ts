@@ -22,6 +22,7 @@ import * as m0020 from './0020_branding.js';
 import * as m0022 from './0022_announce_group_changes.js';
 import * as m0023 from './0023_announce_model_changes.js';
 import * as m0024 from './0024_announce_client_auth_failures.js';
+import * as m0025 from './0025_resource_machine_clients.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -48,4 +49,5 @@ export const migrations: Record<string, Migration> = {
   '0022_announce_group_changes': m0022,
   '0023_announce_model_changes': m0023,
   '0024_announce_client_auth_failures': m0024,
+  '0025_resource_machine_clients': m0025,
 };

@@ -1,5 +1,13 @@
 import type { Command } from 'commander';
-import { createResource, deleteResource, listResources, ResourceValidationError } from '../oidc/resources.js';
+import {
+  allowMachineClient,
+  createResource,
+  deleteResource,
+  denyMachineClient,
+  listResources,
+  ResourceValidationError,
+  type ResourceView,
+} from '../oidc/resources.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
 import { flagError } from './flags.js';
@@ -53,9 +61,62 @@ export function registerResourceCommands(program: Command): void {
         const all = await listResources(db);
         output(opts.json, all, () =>
           table(
-            ['ID', 'IDENTIFIER', 'NAME', 'SCOPES'],
-            all.map((r) => [r.id, r.identifier, r.name, r.scopes.join(' ')]),
+            ['ID', 'IDENTIFIER', 'NAME', 'SCOPES', 'CLIENT_CREDENTIALS CLIENTS'],
+            all.map((r) => [
+              r.id,
+              r.identifier,
+              r.name,
+              r.scopes.join(' '),
+              Object.keys(r.machine_clients).join(' '),
+            ]),
           ),
+        );
+      }),
+    );
+
+  resources
+    .command('allow-client <id-or-identifier> <client-id>')
+    .description('let a client get client_credentials tokens for the API (no other client can)')
+    .option(
+      '--scope <scope>',
+      'a scope of the API it may get (repeatable; default: all of them)',
+      collect,
+      [],
+    )
+    .option('--json', 'print JSON')
+    .action((id: string, clientId: string, opts) =>
+      withDatabase(async (db) => {
+        let resource: ResourceView | undefined;
+        try {
+          resource = await allowMachineClient(db, id, clientId, opts.scope, cliActor());
+        } catch (error) {
+          if (!(error instanceof ResourceValidationError)) throw error;
+          if (error.field === 'scopes') throw flagError(error.field, error.reason);
+          throw new CliError(error.reason);
+        }
+        if (!resource) throw new CliError(`no API with id or identifier ${id}`);
+        const scopes = resource.machine_clients[clientId]!;
+        output(
+          opts.json,
+          resource,
+          () =>
+            `${clientId} may get client_credentials tokens for ${resource.identifier}, scopes: ${scopes.join(' ') || '(none)'}`,
+        );
+      }),
+    );
+
+  resources
+    .command('deny-client <id-or-identifier> <client-id>')
+    .description('stop a client getting client_credentials tokens for the API (issued ones last their hour)')
+    .option('--json', 'print JSON')
+    .action((id: string, clientId: string, opts) =>
+      withDatabase(async (db) => {
+        const resource = await denyMachineClient(db, id, clientId, cliActor());
+        if (!resource) throw new CliError(`no API with id or identifier ${id}`);
+        output(
+          opts.json,
+          resource,
+          () => `${clientId} gets no more client_credentials tokens for ${resource.identifier}`,
         );
       }),
     );

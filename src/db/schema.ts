@@ -88,6 +88,8 @@ export interface ResourcesTable {
   identifier: string;
   name: string;
   scopes: Json<string[]>;
+  /** The clients that may get a client_credentials token for the API, each with the scopes it may get (migration 0025). */
+  machine_clients: ColumnType<Record<string, string[]>, string | undefined, string>;
   created_at: Generated<Date>;
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { clientsQueries } from '../db/queries/clients.js';
 import { resourcesQueries } from '../db/queries/resources.js';
 import type { ResourceRow } from '../db/schema.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
@@ -80,6 +81,8 @@ export interface ResourceView {
   identifier: string;
   name: string;
   scopes: string[];
+  /** The clients that may get a client_credentials token for the API, each with the scopes it may get. */
+  machine_clients: Record<string, string[]>;
   created_at: string;
 }
 
@@ -89,6 +92,7 @@ export function resourceView(row: ResourceRow): ResourceView {
     identifier: row.identifier,
     name: row.name,
     scopes: row.scopes as unknown as string[],
+    machine_clients: row.machine_clients ?? {},
     created_at: new Date(row.created_at).toISOString(),
   };
 }
@@ -140,5 +144,70 @@ export async function deleteResource(db: Db, idOrIdentifier: string, actor: Acto
     if (!deleted) return false;
     await auditQueries.record(trx, actor, 'resource.delete', deleted.id, { identifier: deleted.identifier });
     return true;
+  });
+}
+
+/**
+ * Lets a client get client_credentials tokens for the API, with `scopes` (each one of the
+ * API's; all of them when none are given), replacing what it was allowed before. No person
+ * consents to a machine's token: without this, a client gets none for the API.
+ * @returns the API as it is now; undefined when there is no such API.
+ * @throws ResourceValidationError for an unknown client, one without the client_credentials
+ * grant, or a scope the API does not define.
+ */
+export async function allowMachineClient(
+  db: Db,
+  idOrIdentifier: string,
+  clientId: string,
+  scopes: readonly string[] | undefined,
+  actor: Actor,
+): Promise<ResourceView | undefined> {
+  const found = await findResource(db, idOrIdentifier);
+  if (!found) return undefined;
+  const client = await clientsQueries.find(db, clientId);
+  if (!client) throw new ResourceValidationError('client', `there is no client ${clientId}`);
+  if (!(client.grant_types as unknown as string[]).includes('client_credentials')) {
+    throw new ResourceValidationError(
+      'client',
+      `${clientId} does not use client_credentials (its grant types)`,
+    );
+  }
+  const unknown = (scopes ?? []).filter((scope) => !found.scopes.includes(scope));
+  if (unknown.length > 0) {
+    throw new ResourceValidationError('scopes', `the API has no scope ${unknown.join(', ')}`);
+  }
+  const granted = [...new Set(scopes?.length ? scopes : found.scopes)];
+  return changeMachineClients(db, found.id, actor, 'resource.allow_client', clientId, granted);
+}
+
+/** Takes a client's client_credentials access to the API away; tokens it holds live out their hour. */
+export async function denyMachineClient(
+  db: Db,
+  idOrIdentifier: string,
+  clientId: string,
+  actor: Actor,
+): Promise<ResourceView | undefined> {
+  const found = await findResource(db, idOrIdentifier);
+  if (!found) return undefined;
+  return changeMachineClients(db, found.id, actor, 'resource.deny_client', clientId, undefined);
+}
+
+async function changeMachineClients(
+  db: Db,
+  id: string,
+  actor: Actor,
+  action: string,
+  clientId: string,
+  scopes: string[] | undefined,
+): Promise<ResourceView | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const row = await resourcesQueries.setMachineClient(trx, id, clientId, scopes);
+    if (!row) return undefined;
+    await auditQueries.record(trx, actor, action, row.id, {
+      identifier: row.identifier,
+      client: clientId,
+      ...(scopes && { scopes }),
+    });
+    return resourceView(row);
   });
 }

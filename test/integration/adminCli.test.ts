@@ -287,7 +287,7 @@ describe('the sesame command manages clients, API keys and users', () => {
       [['users'], 'list, disable, enable, promote, demote, delete, invite, set-claim, unset-claim'],
       [['groups'], 'create, list, show, rename, delete, add-member, remove-member, set-claim, unset-claim'],
       [['passkey-api'], 'create, list, update, rotate-key, delete'],
-      [['resources'], 'create, list, delete'],
+      [['resources'], 'create, list, allow-client, deny-client, delete'],
       [['keys'], 'rotate'],
     ];
     const results: ProcessResult[] = [];

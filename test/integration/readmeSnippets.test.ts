@@ -3,7 +3,7 @@ import path from 'node:path';
 import * as jose from 'jose';
 import * as openidClient from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
-import { createResource } from '../../src/oidc/resources.js';
+import { allowMachineClient, createResource } from '../../src/oidc/resources.js';
 import { ROOT } from '../../src/paths.js';
 import { Person } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -85,6 +85,7 @@ describe("README's openid-client snippet, run as pasted against a local Sesame o
       'test',
     );
     await createResource(sesame.db, { identifier: 'https://api.example', scopes: ['read'] }, 'test');
+    await allowMachineClient(sesame.db, 'https://api.example', client.client_id, undefined, 'test');
     const config = await openidClient.discovery(
       new URL(sesame.baseUrl),
       client.client_id,

@@ -120,6 +120,7 @@ describe('APIs registered as resources get JWT access tokens', () => {
   });
 
   it('issues a client_credentials token for the API as an RFC 9068 JWT that the JWKS alone verifies', async () => {
+    await cliJsonOn(sesame, ['resources', 'allow-client', API, confidential.client_id]);
     const tokens = await oidc.clientCredentialsGrant(service, { resource: API, scope: 'read' });
     const { payload, protectedHeader } = await verifyAsApi(tokens.access_token);
     expect(protectedHeader.typ).toBe('at+jwt');
@@ -140,6 +141,100 @@ describe('APIs registered as resources get JWT access tokens', () => {
     const tokens = await oidc.clientCredentialsGrant(service, { resource: API, scope: 'read write admin' });
     const { payload } = await verifyAsApi(tokens.access_token);
     expect(String(payload.scope).split(' ').sort()).toEqual(['read', 'write']);
+  });
+
+  it('gives a client_credentials token only to a client the API allows, with only the scopes allowed to it', async () => {
+    const created = await createClient(
+      sesame.db,
+      { name: 'Worker', redirect_uris: [], grant_types: ['client_credentials'] },
+      'test',
+    );
+    const worker = { client_id: created.client.client_id, client_secret: created.client_secret! };
+    const workerConfig = (await discoverRp(sesame.baseUrl, worker, REDIRECT_URI)).config;
+    const grant = (scope: string) => oidc.clientCredentialsGrant(workerConfig, { resource: API, scope });
+    const scopeOf = async (scope: string) =>
+      (await verifyAsApi((await grant(scope)).access_token)).payload.scope;
+
+    // No person consents to a machine's token: a client the API does not list gets none.
+    await expect(grant('read')).rejects.toMatchObject({ error: 'invalid_target' });
+    // Without a resource it still gets its opaque token, for Sesame's own endpoints.
+    await oidc.clientCredentialsGrant(workerConfig, {});
+
+    const allowed = await cliJsonOn<{ machine_clients: Record<string, string[]> }>(sesame, [
+      'resources',
+      'allow-client',
+      API,
+      worker.client_id,
+      '--scope',
+      'read',
+    ]);
+    expect(allowed.machine_clients[worker.client_id]).toEqual(['read']);
+    // The CLI's change reaches the server by the row's notice, a moment after its commit.
+    let granted: unknown;
+    for (let attempt = 0; attempt < 50 && granted === undefined; attempt++) {
+      granted = await scopeOf('read write').catch(
+        () => new Promise((r) => setTimeout(() => r(undefined), 100)),
+      );
+    }
+    expect(granted).toBe('read');
+
+    // The admin API: all the API's scopes when none are named, then none at all.
+    const resource = (await api('GET', '/resources'))
+      .json()
+      .find((r: { identifier: string }) => r.identifier === API);
+    const put = await api('PUT', `/resources/${resource.id}/clients/${worker.client_id}`, {});
+    expect(put.status).toBe(200);
+    expect(put.json().machine_clients[worker.client_id]).toEqual(['read', 'write']);
+    expect(
+      String(await scopeOf('read write'))
+        .split(' ')
+        .sort(),
+    ).toEqual(['read', 'write']);
+    const removed = await api('DELETE', `/resources/${resource.id}/clients/${worker.client_id}`);
+    expect(removed.status).toBe(200);
+    expect(removed.json().machine_clients).not.toHaveProperty(worker.client_id);
+    await expect(grant('read')).rejects.toMatchObject({ error: 'invalid_target' });
+
+    // Refused, changing nothing: an unknown client, a client without the grant, a scope the API lacks.
+    const before = await resourcesQueries.findByIdentifier(sesame.db, API);
+    const bad = await runCliOn(sesame, ['resources', 'allow-client', API, 'no-such-client']);
+    expect(linesOf(bad.stderr)).toEqual(['sesame: there is no client no-such-client']);
+    const notMachine = await runCliOn(sesame, [
+      'resources',
+      'allow-client',
+      API,
+      (
+        await createClient(
+          sesame.db,
+          { name: 'Web', redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'] },
+          'test',
+        )
+      ).client.client_id,
+    ]);
+    expect(notMachine.stderr).toMatch(/does not use client_credentials/);
+    const badScope = await runCliOn(sesame, [
+      'resources',
+      'allow-client',
+      API,
+      worker.client_id,
+      '--scope',
+      'admin',
+    ]);
+    expect(linesOf(badScope.stderr)).toEqual(['sesame: --scope: the API has no scope admin']);
+    for (const body of [{ scopes: 'read' }, { scopes: [1] }, { other: true }]) {
+      expect((await api('PUT', `/resources/${resource.id}/clients/${worker.client_id}`, body)).status).toBe(
+        400,
+      );
+    }
+    expect((await api('PUT', `/resources/${resource.id}/clients/nobody`, {})).status).toBe(400);
+    expect(
+      (await api('PUT', `/resources/00000000-0000-0000-0000-000000000000/clients/${worker.client_id}`, {}))
+        .status,
+    ).toBe(404);
+    expect(await resourcesQueries.findByIdentifier(sesame.db, API)).toEqual(before);
+    expect((await auditQueries.recent(sesame.db, 20)).map((e) => e.action)).toEqual(
+      expect.arrayContaining(['resource.allow_client', 'resource.deny_client']),
+    );
   });
 
   it('issues the signed-in person’s token for the API in the authorization code flow', async () => {
@@ -235,6 +330,7 @@ describe('APIs registered as resources get JWT access tokens', () => {
     });
     expect((await api('GET', `/resources/${id}`)).json()).toMatchObject({ id, scopes: ['c:read'] });
     expect((await api('GET', '/resources')).json()).toHaveLength(before + 1);
+    expect((await api('PUT', `/resources/${id}/clients/${confidential.client_id}`, {})).status).toBe(200);
     const issued = await oidc.clientCredentialsGrant(service, {
       resource: 'https://c.example/v1',
       scope: 'c:read',
@@ -253,7 +349,14 @@ describe('APIs registered as resources get JWT access tokens', () => {
 
   it('stops issuing tokens for an API deleted with the CLI (the server’s cache hears of it)', async () => {
     await cliJsonOn(sesame, ['resources', 'create', '--identifier', 'https://d.example']);
-    await oidc.clientCredentialsGrant(service, { resource: 'https://d.example' });
+    await cliJsonOn(sesame, ['resources', 'allow-client', 'https://d.example', confidential.client_id]);
+    let issued: unknown;
+    for (let attempt = 0; attempt < 50 && !issued; attempt++) {
+      issued = await oidc
+        .clientCredentialsGrant(service, { resource: 'https://d.example' })
+        .catch(() => new Promise((resolve) => setTimeout(() => resolve(undefined), 100)));
+    }
+    expect(issued).toBeTruthy();
     await cliJsonOn(sesame, ['resources', 'delete', 'https://d.example', '--yes']);
     // The change notice reaches the server a moment after the command's commit.
     let refusal: unknown;
@@ -276,6 +379,8 @@ describe('APIs registered as resources get JWT access tokens', () => {
     const list = await admin.browser.request('/admin/resources');
     expect(list.status).toBe(200);
     expect(list.text).toContain('Register API');
+    // Each API lists the clients it gives client_credentials tokens to, with their scopes.
+    expect(list.text).toContain(`<li><code>${confidential.client_id}</code> read write</li>`);
     const before = (await resourcesQueries.list(sesame.db)).length;
     const refused = await admin.browser.request('/admin/resources', {
       form: { _csrf: list.csrf(), identifier: 'ftp://e.example', scopes: 'read' },

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import type { ResourceRow } from '../schema.js';
 
@@ -29,6 +30,27 @@ export const resourcesQueries = {
 
   async list(db: Db): Promise<ResourceRow[]> {
     return db.selectFrom('resources').selectAll().orderBy('identifier').execute();
+  },
+
+  /** Sets the scopes one client may get by client_credentials (undefined: none, the client removed). */
+  async setMachineClient(
+    db: Db,
+    id: string,
+    clientId: string,
+    scopes: string[] | undefined,
+  ): Promise<ResourceRow | undefined> {
+    if (!UUID.test(id)) return undefined;
+    return db
+      .updateTable('resources')
+      .set({
+        machine_clients:
+          scopes === undefined
+            ? sql<string>`machine_clients - ${clientId}::text`
+            : sql<string>`machine_clients || jsonb_build_object(${clientId}::text, ${JSON.stringify(scopes)}::jsonb)`,
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
   },
 
   async delete(db: Db, id: string): Promise<ResourceRow | undefined> {
