@@ -8,6 +8,12 @@ import type { SigningJwks } from './keys.js';
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Fire a little after a key's activation, so the database clock has passed it too. */
 const TIMER_MARGIN_MS = 250;
+/**
+ * While row notices may be lost (behind a transaction pooler without DATABASE_DIRECT_URL, or
+ * while the listener reconnects), how often the keys are read again: a rotation, or a key
+ * revoked as exposed, reaches this instance within this long.
+ */
+export const KEYS_POLL_WHILE_DARK_MS = 2_000;
 
 type JwksWithKids = SigningJwks['jwks'];
 
@@ -30,6 +36,8 @@ export class LiveProvider implements RowChangeListener {
   #order: string;
   #timer: NodeJS.Timeout | undefined;
   #reloading: Promise<void> = Promise.resolve();
+  #reloads = 0;
+  #poll: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(
@@ -42,6 +50,8 @@ export class LiveProvider implements RowChangeListener {
     this.#callback = this.#provider.callback();
     this.#order = keyOrder(initial.jwks);
     this.#schedule(initial.nextChangeInMs);
+    // Like the row caches, it trusts no notice until the listener is live (goLive).
+    this.goDark();
   }
 
   get provider(): Provider {
@@ -55,7 +65,8 @@ export class LiveProvider implements RowChangeListener {
 
   /** Reloads the keys; reloads queue behind each other so the newest state always wins. */
   reload(): Promise<void> {
-    this.#reloading = this.#reloading.then(() => this.#reloadNow());
+    this.#reloads++;
+    this.#reloading = this.#reloading.then(() => this.#reloadNow()).finally(() => this.#reloads--);
     return this.#reloading;
   }
 
@@ -94,13 +105,23 @@ export class LiveProvider implements RowChangeListener {
 
   /** Notices resume: one may have been missed while they were down. */
   goLive(): void {
+    clearInterval(this.#poll);
+    this.#poll = undefined;
     void this.reload();
   }
 
-  goDark(): void {}
+  /** Notices may be lost: the keys are read every {@link KEYS_POLL_WHILE_DARK_MS} until goLive. */
+  goDark(): void {
+    if (this.#poll || this.#stopped) return;
+    this.#poll = setInterval(() => {
+      if (this.#reloads === 0) void this.reload();
+    }, KEYS_POLL_WHILE_DARK_MS);
+    this.#poll.unref();
+  }
 
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#poll);
   }
 }

@@ -217,6 +217,26 @@ describeBehindPooler(
       await rotateThroughCli(sesame, client.client_id);
       expect(await clientCredentials(sesame, client.client_id, client_secret!)).toBe(401);
     });
+
+    it('publishes and signs with keys that `keys rotate --revoke-previous` made, within seconds, without a notice', async () => {
+      const kids = async () =>
+        ((await (await fetch(`${sesame.baseUrl}/jwks`)).json()) as { keys: { kid: string }[] }).keys
+          .map((key) => key.kid)
+          .sort();
+      const before = await kids();
+      const rotated = await runCli(
+        ['keys', 'rotate', '--activate-in', '0', '--revoke-previous', '--json'],
+        sesame.env,
+      );
+      expect(rotated.stderr).toBe('');
+      let now = before;
+      for (let waited = 0; waited < 6_000 && now.some((kid) => before.includes(kid)); waited += 200) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        now = await kids();
+      }
+      expect(now).toHaveLength(before.length);
+      expect(now.filter((kid) => before.includes(kid))).toEqual([]);
+    });
   },
 );
 
