@@ -99,11 +99,22 @@ export async function renameGroup(
   });
 }
 
-/** Deletes a group: its members leave it and apps that allowed only it admit no one through it. */
+/**
+ * Deletes a group: its members leave it, and apps that also allow other groups no longer
+ * admit anyone through it. An app that allows only this group is a refusal (409): with no
+ * allowed group left it would admit everyone, so the admin changes its allowed groups first.
+ */
 export async function deleteGroup(db: Db, idOrName: string, actor: Actor): Promise<GroupView> {
   return db.transaction().execute(async (trx) => {
     const group = await groupsQueries.findByIdOrName(trx, idOrName);
     if (!group) throw noGroup(idOrName);
+    const onlyGroupOf = await groupsQueries.clientsAllowingOnly(trx, group.id);
+    if (onlyGroupOf.length > 0) {
+      throw conflict(
+        `${group.name} is the only group that ${onlyGroupOf.length === 1 ? 'client' : 'clients'} ${onlyGroupOf.join(', ')} admit${onlyGroupOf.length === 1 ? 's' : ''}: without it they would admit everyone; give them another allowed group, or allow all groups, first`,
+        { clients: onlyGroupOf },
+      );
+    }
     await groupsQueries.delete(trx, group.id);
     await auditQueries.record(trx, actor, 'group.delete', group.id, { name: group.name });
     return groupView(group);

@@ -97,7 +97,9 @@ export function registerGroupCommands(program: Command): void {
 
   groups
     .command('delete <group>')
-    .description('delete a group; its members leave it and apps that allowed it no longer admit them')
+    .description(
+      'delete a group; its members leave it and apps that allowed it no longer admit them (refused while it is an app’s only allowed group)',
+    )
     .option('--yes', 'do not ask for confirmation (required without a terminal)')
     .option('--json', 'print JSON')
     .action(async (idOrName: string, opts) => {

@@ -368,6 +368,9 @@ describe('groups, allowed groups and custom claims', () => {
     expect((await api('GET', `/clients/${notesId}`)).json().allowed_groups).toEqual(['Writers']);
 
     expect((await api('DELETE', '/groups/Writers/members/bob@example.com')).json().member).toBe(false);
+    // Notes' only allowed group: deleting it would open Notes to everyone.
+    expect((await api('DELETE', '/groups/Writers')).status).toBe(409);
+    expect((await api('PATCH', `/clients/${notesId}`, { json: { allowed_groups: [] } })).status).toBe(200);
     expect((await api('DELETE', '/groups/Writers')).status).toBe(204);
     expect((await api('DELETE', '/groups/Writers')).status).toBe(404);
     expect((await api('GET', `/clients/${notesId}`)).json().allowed_groups).toEqual([]);
@@ -379,6 +382,28 @@ describe('groups, allowed groups and custom claims', () => {
     expectOneLineError(await sesameCli('groups', 'delete', 'Temp', '--json'), /--yes/);
     expect(await json('groups', 'delete', 'temp', '--yes')).toMatchObject({ name: 'Temp', deleted: true });
     expect(await groupsQueries.findByIdOrName(sesame.db, 'Temp')).toBeUndefined();
+  }, 60_000);
+
+  it("refuses to delete an app's only allowed group, which would open the app to everyone", async () => {
+    await json('groups', 'create', '--name', 'Solo');
+    await json('clients', 'update', notesId, '--allowed-group', 'Solo');
+    expectOneLineError(
+      await sesameCli('groups', 'delete', 'Solo', '--yes'),
+      new RegExp(`Solo is the only group that client ${notesId} admits`),
+    );
+    const viaApi = await api('DELETE', '/groups/Solo');
+    expect(viaApi.status).toBe(409);
+    expect(viaApi.json()).toMatchObject({ error: 'conflict', clients: [notesId] });
+    expect(await groupsQueries.findByIdOrName(sesame.db, 'Solo')).toBeDefined();
+    expect((await json('clients', 'show', notesId)).allowed_groups).toEqual(['Solo']);
+
+    // With another allowed group beside it, it goes, and the app still admits only that one.
+    await json('groups', 'create', '--name', 'Backup');
+    await json('clients', 'update', notesId, '--allowed-group', 'Solo', '--allowed-group', 'Backup');
+    expect(await json('groups', 'delete', 'Solo', '--yes')).toMatchObject({ name: 'Solo', deleted: true });
+    expect((await json('clients', 'show', notesId)).allowed_groups).toEqual(['Backup']);
+    await json('clients', 'update', notesId, '--allow-all-groups');
+    await json('groups', 'delete', 'Backup', '--yes');
   }, 60_000);
 
   it("lets an admin manage groups, members, claims and an app's allowed groups on the admin pages, with CSRF", async () => {

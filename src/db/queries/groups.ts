@@ -173,6 +173,18 @@ export const groupsQueries = {
       .execute();
   },
 
+  /** The clients whose only allowed group is `groupId`: without it they would admit everyone. */
+  async clientsAllowingOnly(db: Db, groupId: string): Promise<string[]> {
+    const rows = await db
+      .selectFrom('client_allowed_groups')
+      .select('client_id')
+      .groupBy('client_id')
+      .having(sql<boolean>`count(*) = 1 and bool_and(group_id = ${groupId})`)
+      .orderBy('client_id')
+      .execute();
+    return rows.map((row) => row.client_id);
+  },
+
   /**
    * Whether a user may use a client: the client restricts nothing, or the user is in one of
    * its allowed groups. One round trip, on every authorization request.

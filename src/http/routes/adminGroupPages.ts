@@ -140,7 +140,7 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
       section: 'groups',
       heading: `Delete the group “${group.name}”?`,
       message:
-        'Its members leave it, and apps that only this group may use no longer let them sign in. This cannot be undone.',
+        'Its members leave it, and apps that also allow other groups no longer let them sign in through it. An app that allows only this group must get another allowed group (or allow everyone) first. This cannot be undone.',
       action: `/admin/groups/${group.id}/delete`,
       button: 'Delete group',
       cancel: `/admin/groups/${group.id}`,
