@@ -72,9 +72,10 @@ describe('input with NUL characters', () => {
     });
     expect(response.status).toBe(400);
     // Hanko's title for a body that breaks a rule (it was the status text, "Bad Request", before).
+    // A NUL is a control character, which a name refuses (src/text.ts): the field is named.
     expect(await response.json()).toEqual({
       title: 'unable to validate request',
-      details: 'Text must not contain NUL characters',
+      details: 'username: must not contain control characters',
       status: 400,
     });
     expect(await count('passkey_tenant_users')).toBe(0);
