@@ -84,6 +84,25 @@ const CHANGING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
  * part: each runs alone, in a transaction of its own.
  */
 export function runSql<R>(db: Db, text: string, parameters: unknown[] = []): Promise<QueryResult<R>> {
+  const answer = runSqlOnce<R>(db, text, parameters);
+  if (!READ_ONLY.test(text)) return answer;
+  return answer.catch((error: { code?: string } | undefined) => {
+    if (error?.code !== SESSION_ENDED) throw error;
+    return runSqlOnce<R>(db, text, parameters);
+  });
+}
+
+/**
+ * The server session ended under the statement ("terminating connection due to administrator
+ * command": pg_terminate_backend, a restart, a pooler's server connection closed). Behind a
+ * transaction-mode pooler the next statement on a pooled connection is the one told, and it
+ * answered 500. A read is sent once more, on another connection; a write is not, as it may
+ * have committed before the session ended.
+ */
+const SESSION_ENDED = '57P01';
+const READ_ONLY = /^\s*select\b/i;
+
+function runSqlOnce<R>(db: Db, text: string, parameters: unknown[]): Promise<QueryResult<R>> {
   const target = pools.get(db);
   if (!target) return db.executeQuery<R>(CompiledQuery.raw(text, parameters));
   const name = target.unprepared === undefined ? statementName(text) : undefined;

@@ -166,6 +166,21 @@ describeDirect('SQL text as prepared statements, on a direct connection to Postg
     expect(await prepared()).toEqual([]);
     expect(told).toHaveLength(1);
   });
+
+  it('sends a read once more when its server session ended under it, and a write not', async () => {
+    const db = database().db;
+    await db.executeQuery(CompiledQuery.raw(`create sequence if not exists ended_session_probe`));
+    // Its first run ends its own session (pg_terminate_backend: 57P01, as when an admin or a
+    // pooler ends it); the second, on a new connection, answers.
+    const endsOnOddRuns = `case when nextval('ended_session_probe') % 2 = 1 then pg_terminate_backend(pg_backend_pid()) else true end`;
+    expect((await runSql<{ answered: boolean }>(db, `select ${endsOnOddRuns} as answered`)).rows).toEqual([
+      { answered: true },
+    ]);
+    await expect(
+      runSql(db, `with ended as (select ${endsOnOddRuns} as answered) select answered from ended`),
+    ).rejects.toMatchObject({ code: '57P01' });
+    await db.executeQuery(CompiledQuery.raw(`drop sequence ended_session_probe`));
+  });
 });
 
 describeDirect('closing a database that only runSql used', () => {
