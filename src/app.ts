@@ -58,15 +58,26 @@ import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
 import {
   bodyTooLargeForProvider,
-  isProviderPath,
   PAGELESS_PROVIDER_PATHS,
   PROVIDER_BODY_TOO_LARGE,
+  providerRouteOf,
 } from './oidc/providerPaths.js';
 import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
 import { createRowCaches, type RowCaches } from './oidc/rowCaches.js';
 import type { OutboxTiming } from './outboxWorker.js';
 import { PUBLIC_DIR } from './paths.js';
 import { forRequestFrom } from './requestContext.js';
+
+/** The provider's routes the per-IP limit counts (see `route` in createApp). */
+const COUNTED_PROVIDER_ROUTES: ReadonlySet<string> = new Set([
+  '/auth',
+  '/request',
+  '/device',
+  '/device/auth',
+  '/device/:uid',
+  '/session/end',
+  '/session/end/confirm',
+]);
 
 async function noSuchPage(): Promise<never> {
   throw notFound('There is no page at this address.').localized('errors.noSuchPage');
@@ -265,18 +276,22 @@ export async function createApp({
   koa.use(passkeyApiAtRoot);
   // Authorization requests count against the per-IP limit too: each one starts an
   // interaction (a row) and is where a script would probe clients and redirect URIs. So do
-  // device authorization requests and the device page, and typed device codes have a tighter
-  // limit of their own: a code is all a person needs to sign a device in to their account.
-  // A login's return to /auth/:uid is not counted again: it continues a request already
-  // counted, and without the signed cookie that request set it reads nothing.
-  const authorizeRequest = /^\/(auth|device(\/.*)?)$/i;
+  // pushed authorization requests and device authorization requests (a row each, a public
+  // client needs no secret), the device page, and the logout page (a visitor's session, a
+  // row); typed device codes have a tighter limit of their own: a code is all a person needs
+  // to sign a device in to their account. A login's return to /auth/:uid is not counted
+  // again: it continues a request already counted, and without the signed cookie that
+  // request set it reads nothing. Routes are matched as the provider's exact paths
+  // (providerRouteOf): `/auth/` or `/DEVICE` is no provider path, so no spelling reaches the
+  // provider past its count.
   const deviceCodeEntry = keyedRateLimit(DEVICE_CODE_ENTRIES_PER_IP, hits, config.rateLimitPerMinute > 0);
   koa.use(async function route(ctx) {
-    if (authorizeRequest.test(ctx.path)) {
-      if (ctx.path === '/device' && ctx.method === 'POST') await deviceCodeEntry(ctx, rateLimitKey(ctx.ip));
-      return services.rateLimit(ctx, () => oidcProvider(ctx));
-    }
-    return isProviderPath(ctx.path) ? oidcProvider(ctx) : sesameRoutes(ctx, noSuchPage);
+    const providerRoute = providerRouteOf(ctx.path);
+    if (providerRoute === undefined) return sesameRoutes(ctx, noSuchPage);
+    if (!COUNTED_PROVIDER_ROUTES.has(providerRoute)) return oidcProvider(ctx);
+    if (providerRoute === '/device' && ctx.method === 'POST')
+      await deviceCodeEntry(ctx, rateLimitKey(ctx.ip));
+    return services.rateLimit(ctx, () => oidcProvider(ctx));
   });
 
   let server: http.Server | undefined;

@@ -29,7 +29,7 @@ function pathOf(url: string | undefined): string {
 
 /**
  * The server's request listener: the provider's API endpoints (PROVIDER_API_PATHS: token,
- * userinfo, introspection, revocation, pushed authorization requests) go to the provider
+ * userinfo, introspection, revocation) go to the provider
  * with only what Sesame's middleware stack does for them, everything else to `koa`.
  *
  * Through the stack, each of those requests built a Koa context of Sesame's and ran ten

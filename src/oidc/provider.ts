@@ -174,6 +174,16 @@ function keepClientInstances(provider: Provider, clients: RowCaches['clients']):
   };
 }
 
+/**
+ * How long a stored provider session lives: 14 days once someone signed in to it. A session
+ * of nobody (a visit to the logout or the device page, which keeps only its form's
+ * anti-forgery secret) lives as long as an interaction: anyone can make one per request, and
+ * at 14 days each one stayed in the table long after the visit.
+ */
+export function sessionTtl(_ctx: unknown, session: { accountId?: string | undefined }): number {
+  return session.accountId ? TTL.Session : TTL.Interaction;
+}
+
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
 export function createProvider({
   config,
@@ -211,7 +221,7 @@ export function createProvider({
       clientAuthSigningAlgValues: ['ES256', 'RS256'],
     },
     extraClientMetadata: { properties: ['first_party'] },
-    ttl: { ...TTL },
+    ttl: { ...TTL, Session: sessionTtl },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: interactionPolicyWithGroupAccess(db, caches.groups, {
@@ -329,7 +339,7 @@ export function createProvider({
   // session already stored: a first visit ended in a 500. Such a session is saved like a new one.
   const persist = provider.Session.prototype.persist;
   provider.Session.prototype.persist = function persistSession(this: InstanceType<typeof provider.Session>) {
-    return typeof this.exp === 'number' ? persist.call(this) : this.save(TTL.Session);
+    return typeof this.exp === 'number' ? persist.call(this) : this.save(sessionTtl(undefined, this));
   };
 
   keepClientInstances(provider, caches.clients);

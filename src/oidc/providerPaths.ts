@@ -20,15 +20,15 @@ export const PAGELESS_PROVIDER_PATHS: ReadonlySet<string> = new Set([
  * The pageless endpoints that programs call, at every sign-in (token, userinfo) or on every
  * API call (introspection), and that the per-IP limit does not count: app.ts answers them
  * without Sesame's middleware stack in front (src/http/providerApi.ts). Discovery and the
- * JWKS are not among them (their bytes are kept and answered in that stack), nor is the
- * device authorization request (it is counted).
+ * JWKS are not among them (their bytes are kept and answered in that stack), nor are the
+ * device authorization request and the pushed authorization request: each stores a row for
+ * anyone who asks (a public client needs no secret), so they are counted (app.ts).
  */
 export const PROVIDER_API_PATHS: ReadonlySet<string> = new Set([
   '/token',
   '/me',
   '/token/introspection',
   '/token/revocation',
-  '/request',
 ]);
 
 /**
@@ -70,12 +70,19 @@ const RESUME_PREFIXES = ['/auth/', '/device/'] as const;
 
 /** Whether oidc-provider owns the path: one of its endpoints, or a resumed authorization. */
 export function isProviderPath(path: string): boolean {
-  return PROVIDER_PATHS.has(path) || RESUME_PREFIXES.some((prefix) => path.startsWith(prefix));
+  return providerRouteOf(path) !== undefined;
 }
 
-/** The provider endpoint a path belongs to (`/auth/:uid`, `/device/:uid` when resumed), or undefined. */
+/**
+ * The provider endpoint a path belongs to (`/auth/:uid`, `/device/:uid` when resumed), or
+ * undefined. Spelled exactly: a resume names one uid, so `/auth/` or `/device/x/` is no
+ * provider path (the provider's router would take them for `/auth` and `/device`, past the
+ * per-IP limits app.ts puts on those).
+ */
 export function providerRouteOf(path: string): string | undefined {
   if (PROVIDER_PATHS.has(path)) return path;
   const prefix = RESUME_PREFIXES.find((p) => path.startsWith(p));
-  return prefix ? `${prefix}:uid` : undefined;
+  return prefix && path.length > prefix.length && !path.includes('/', prefix.length)
+    ? `${prefix}:uid`
+    : undefined;
 }

@@ -152,6 +152,72 @@ describe('RATE_LIMIT_PER_MINUTE: a per-IP limit on passkey ceremonies, the passk
     for (let i = 0; i < 5; i++) expect((await authorizeFrom('192.0.2.45')).status).not.toBe(429);
     expect((await authorizeFrom('192.0.2.45')).status).toBe(429);
   });
+
+  it('counts every request that stores a row for anyone: PAR, the device request and page, the logout page', async () => {
+    const par = (ip: string) =>
+      fetch(`${sesame.listenUrl}/request`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': ip },
+        body: 'client_id=unknown&response_type=code&scope=openid',
+      });
+    for (const [ip, call] of [
+      ['192.0.2.46', () => par('192.0.2.46')],
+      ['192.0.2.47', () => authorizeFrom('192.0.2.47', '/session/end')],
+      ['192.0.2.48', () => authorizeFrom('192.0.2.48', '/device')],
+    ] as const) {
+      for (let i = 0; i < 5; i++)
+        expect({ ip, status: (await call()).status }).not.toEqual({ ip, status: 429 });
+      expect({ ip, status: (await call()).status }).toEqual({ ip, status: 429 });
+    }
+  });
+
+  it("answers spellings of the provider's counted paths that the limit does not know with 404, not the provider", async () => {
+    for (const path of [
+      '/auth/',
+      '/AUTH',
+      '/device/',
+      '/DEVICE',
+      '/device/x/',
+      '/Session/end',
+      '/request/',
+    ]) {
+      for (let i = 0; i < 7; i++) {
+        expect({
+          path,
+          status: (await authorizeFrom('192.0.2.49', `${path}?client_id=unknown`)).status,
+        }).toEqual({
+          path,
+          status: 404,
+        });
+      }
+    }
+  });
+});
+
+describe('a visitor nobody signed in to', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('gets a stored session that lives as long as an interaction, not 14 days', async () => {
+    const before = Date.now();
+    for (const path of ['/session/end', '/device']) {
+      expect((await fetch(`${sesame.baseUrl}${path}`)).status).toBe(200);
+    }
+    const sessions = await sesame.db
+      .selectFrom('oidc_models')
+      .select('expires_at')
+      .where('model', '=', 'Session')
+      .execute();
+    expect(sessions).toHaveLength(2);
+    for (const { expires_at } of sessions) {
+      expect(new Date(expires_at!).getTime() - before).toBeLessThanOrEqual(31 * 60 * 1000);
+    }
+  });
 });
 
 describe('RATE_LIMIT_PER_MINUTE=0', () => {

@@ -48,6 +48,14 @@ describe('rateLimitKey', () => {
     ['2001:0DB8:0001:0002:ffff:0:0:b', '2001:db8:1:2::/64'],
     ['2001:db8::1', '2001:db8:0:0::/64'],
     ['::1', '0:0:0:0::/64'],
+    // A port some proxies write (a count per connection otherwise), with or without brackets.
+    ['192.0.2.7:51234', '192.0.2.7'],
+    ['[2001:db8:1:2::a]:51234', '2001:db8:1:2::/64'],
+    ['[2001:db8:1:2::a]', '2001:db8:1:2::/64'],
+    // No address at all (an entry a proxy mangled): one shared count, never an exception.
+    ['1:2:3:4:5:6:7::8:9', 'unreadable'],
+    ['not an address', 'unreadable'],
+    ['', 'unreadable'],
   ])('counts %s as %s', (ip, key) => {
     expect(rateLimitKey(ip)).toBe(key);
   });

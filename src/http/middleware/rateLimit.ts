@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Context, Middleware, Next } from 'koa';
 import { type HitCounter, type HitVerdict, MemoryHitCounter } from '../../db/hitCounter.js';
 import { HttpError } from '../errors.js';
@@ -11,11 +12,26 @@ import { HttpError } from '../errors.js';
 const WINDOW_SECONDS = 60;
 
 /**
+ * An address as some proxies write it into X-Forwarded-For, with the client's port
+ * (`203.0.113.7:51234`, `[2001:db8::1]:51234`): a port per connection would be a count per
+ * connection.
+ */
+function withoutPort(ip: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(ip);
+  if (bracketed) return bracketed[1]!;
+  const v4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(ip);
+  return v4 ? v4[1]! : ip;
+}
+
+/**
  * The client a request is counted against: its IP address (the proxy's X-Forwarded-For
  * when TRUST_PROXY is on, as Koa reads it), and for IPv6 its /64 network, since one host
  * commonly holds a whole /64 and could otherwise take a fresh address per request.
  */
-export function rateLimitKey(ip: string): string {
+export function rateLimitKey(forwarded: string): string {
+  const ip = withoutPort(forwarded.trim());
+  // What a proxy wrote that is no address at all shares one count, and never throws.
+  if (isIP(ip) === 0) return 'unreadable';
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) return mapped[1]!;
   if (!ip.includes(':')) return ip;
