@@ -51,6 +51,18 @@ export function normalizeEmail(input: string): string {
 }
 
 /**
+ * An address as per-address limits count it: compatibility forms, accents and case folded
+ * (and a final sigma as any other). The account lookup compares with the database's
+ * `lower()`, which folds some letters JavaScript's toLowerCase() keeps apart (`İ`, `ς`): each
+ * such spelling of one address found the same account and made a count of its own, so
+ * `alİce@…` had three more recovery mails sent to alice. Folding more than the lookup only
+ * ever shares a count between addresses, never splits one.
+ */
+export function addressKey(email: string): string {
+  return email.normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase().replaceAll('ς', 'σ');
+}
+
+/**
  * Whether `email` (normalized) is one plain address, `local@domain.tld`: what the mail is
  * sent to must be exactly what was stored and verified. `ceo<attacker@evil.example>` or
  * `a,b@example.com` would otherwise be one account's address and another mailbox's mail.

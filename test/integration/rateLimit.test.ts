@@ -323,6 +323,10 @@ describe('sign-up attempts are limited per email address as well as per IP', () 
       ).toBe(200);
     }
     const before = await challengeCount(sesame);
+    // Spellings that the database's lower() takes for the same address count as it.
+    for (const spelling of ['NEW@EXAMPLE.COM', 'ｎｅｗ@example.com', 'nEw@exAmple.com']) {
+      expect((await signupOptions(spelling, '198.51.100.78')).status).toBe(429);
+    }
     const refused = await signupOptions('NEW@example.com', '198.51.100.77');
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
@@ -331,6 +335,14 @@ describe('sign-up attempts are limited per email address as well as per IP', () 
     expect(await challengeCount(sesame)).toBe(before);
     // Another address from the same IP is not held back.
     expect((await signupOptions('other@example.com', '198.51.100.77')).status).toBe(200);
+  });
+
+  it('counts an address with a dotted capital I as the one Postgres lowercases it to', async () => {
+    const signupOptions = await signupOptionsCaller();
+    for (let n = 1; n <= 5; n++)
+      expect((await signupOptions('iris@example.com', `198.51.100.${n + 20}`)).status).toBe(200);
+    // JavaScript lowercases İ to i and a combining dot; Postgres to i. One account, one count.
+    expect((await signupOptions('İris@example.com', '198.51.100.99')).status).toBe(429);
   });
 
   it('counts the answers for a taken address too, so probing one stops after five', async () => {

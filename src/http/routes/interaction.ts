@@ -11,6 +11,7 @@ import { countResult, signIns, signUps } from '../../metrics.js';
 import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
+import { addressKey } from '../../text.js';
 import {
   amrFor,
   checkPasskeyAssertion,
@@ -284,7 +285,7 @@ export function interactionRoutes({
   router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw signupClosed();
     const body = parseBody(ctx, signupStartSchema);
-    await countSignupAttempt(ctx, `signup:${body.email.toLowerCase()}`);
+    await countSignupAttempt(ctx, `signup:${addressKey(body.email)}`);
     const interaction = await loadInteraction(ctx);
     if (interaction.prompt.name !== 'login') throw interactionExpired();
     if (await emailTaken(db, body.email)) throw accountExists(pageText(ctx));
@@ -341,7 +342,7 @@ export function interactionRoutes({
     if (interaction.prompt.name !== VERIFY_EMAIL_PROMPT || !interaction.session) throw interactionExpired();
     const account = await usersQueries.findById(db, interaction.session.accountId);
     if (!account) throw interactionExpired();
-    await countResend(ctx, account.email.toLowerCase());
+    await countResend(ctx, addressKey(account.email));
     await resendWelcomeMail(db, config, account, ctx.state.locale);
     await renderVerifyEmail(ctx, interaction, true);
   });

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import { requestSelfRecoveryInBackground } from '../../accounts/selfRecovery.js';
+import { addressKey } from '../../text.js';
 import { notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import {
@@ -63,7 +64,7 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
       return;
     }
     await perIp(ctx, rateLimitKey(ctx.ip));
-    await perAddress(ctx, email.data.toLowerCase());
+    await perAddress(ctx, addressKey(email.data));
     requestSelfRecoveryInBackground(db, config, log, email.data, ctx.state.locale);
     render(ctx, { email: email.data, sent: true });
   });

@@ -1,0 +1,86 @@
+import {
+  addressKey,
+  hasNoControlCharacters,
+  isPlainEmailAddress,
+  normalizeEmail,
+  printable,
+} from '../../src/text.js';
+
+describe('names', () => {
+  it.each([
+    ['Ada Lovelace', true],
+    ['José Ñúñez', true],
+    ['李小龍', true],
+    ['Ada 👩‍💻', true],
+    ['Ada\u001b[31m', false],
+    ['Ada\u0007', false],
+    ['Ada\tL', false],
+    ['Ada\nL', false],
+    ['Ada\u0000', false],
+    ['Ada\u009b31m', false],
+    ['Ada\u202etxt.exe', false],
+    ['Ada\u2066x\u2069', false],
+  ])('%j has no control character: %s', (name, ok) => {
+    expect(hasNoControlCharacters(name)).toBe(ok);
+  });
+
+  it('prints control characters as their \\u escapes, newlines kept only when asked', () => {
+    expect(printable('a\u001b]0;x\u0007b\r\nc')).toBe('a\\u001b]0;x\\u0007b\\u000d\\u000ac');
+    expect(printable('line one\nline\u001b two', true)).toBe('line one\nline\\u001b two');
+    expect(printable('plain é 李')).toBe('plain é 李');
+  });
+});
+
+describe('email addresses', () => {
+  it.each([
+    'ada@example.com',
+    "o'brien+tag@example.com",
+    'josé@bücher.example',
+    'a.b.c@sub.example.co.uk',
+    'x@xn--bcher-kva.example',
+    '{a}|b=c?d@x-y.example',
+  ])('takes %s', (email) => {
+    expect(isPlainEmailAddress(normalizeEmail(email))).toBe(true);
+  });
+
+  it.each([
+    'ceo<attacker@evil.example>',
+    '"ceo" <attacker@evil.example>',
+    'a@evil.example,b@corp.example',
+    'a@evil.example;b@corp.example',
+    '"a"b@corp.example',
+    'a(comment)@corp.example',
+    'a b@corp.example',
+    'a@corp.example.',
+    'a@corp..example',
+    '.a@corp.example',
+    'a.@corp.example',
+    'a..b@corp.example',
+    'a@-corp.example',
+    'a@corp-.example',
+    'a@example',
+    '@example.com',
+    'a@',
+    'a\u001b@corp.example',
+    `${'a'.repeat(250)}@x.example`,
+  ])('refuses %j', (email) => {
+    expect(isPlainEmailAddress(normalizeEmail(email))).toBe(false);
+  });
+
+  it('keeps an address trimmed and in NFKC: full-width letters and a decomposed é are the usual ones', () => {
+    expect(normalizeEmail('  ｗｉｄｅ@example.com ')).toBe('wide@example.com');
+    expect(normalizeEmail('jose\u0301@example.com')).toBe('josé@example.com');
+  });
+
+  it('counts every spelling the database lowercases alike as one address, and more rather than fewer', () => {
+    expect(
+      new Set(
+        ['alice@example.com', 'ALICE@Example.COM', 'alİce@example.com', 'ａｌｉｃｅ@example.com'].map(
+          addressKey,
+        ),
+      ).size,
+    ).toBe(1);
+    expect(addressKey('ΣΟΦΙΑΣ@x.gr')).toBe(addressKey('σοφιας@x.gr'));
+    expect(addressKey('bob@example.com')).not.toBe(addressKey('alice@example.com'));
+  });
+});
