@@ -121,7 +121,7 @@ program
         () =>
           [
             `New signing keys: ${kids.join(', ')}`,
-            `Published now; they sign from ${activatesAt.toISOString()}. Running servers on Postgres pick them up at once, others at their next start.`,
+            `Published now; they sign from ${activatesAt.toISOString()}. Running servers pick them up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).`,
             ...(opts.revokePrevious
               ? [
                   `Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify; apps that check ID tokens will ask people to sign in again.`,

@@ -5,6 +5,14 @@ import type { Logger } from '../logger.js';
 const NOTICE = /^oidc-provider (NOTICE|WARNING): (.*)$/s;
 
 /**
+ * oidc-provider 9 warns on every import under Node 20, which Sesame supports on purpose
+ * (package.json engines): logged as information that says so, not as a warning an operator
+ * takes for a wrong runtime.
+ */
+const UNSUPPORTED_RUNTIME = /^Unsupported runtime\b/;
+const SUPPORTED_HERE = ' (Sesame supports Node.js 20.19 and later; this line needs nothing done)';
+
+/**
  * Sends oidc-provider's console lines into Sesame's log, so the server's output stays JSON
  * lines. The library prints them with console.info/console.warn (coloured on a TTY), e.g. on
  * import under Node 20: "Unsupported runtime" (Sesame supports Node 20 on purpose,
@@ -24,7 +32,11 @@ export function routeProviderNotices(log: Logger): { release(): void } {
           ? NOTICE.exec(stripVTControlCharacters(args[0]))
           : null;
       if (!match) return original(...args);
-      const notice = () => write(`oidc-provider: ${match[2]}`, { source: 'oidc-provider' });
+      const runtime = UNSUPPORTED_RUNTIME.test(match[2]!);
+      const notice = () =>
+        (runtime ? log.info : write)(`oidc-provider: ${match[2]}${runtime ? SUPPORTED_HERE : ''}`, {
+          source: 'oidc-provider',
+        });
       if (held) held.push(notice);
       else notice();
     };
