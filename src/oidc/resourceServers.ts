@@ -25,7 +25,8 @@ export function createGetResourceServerInfo(db: Db, caches: Pick<RowCaches, 'res
     if (!row) throw new errors.InvalidTarget('the resource is not a registered API');
     let scopes = row.scopes as unknown as string[];
     if (ctx.oidc.params?.grant_type === 'client_credentials') {
-      const allowed = row.machine_clients?.[client.clientId];
+      const clients = row.machine_clients ?? {};
+      const allowed = Object.hasOwn(clients, client.clientId) ? clients[client.clientId] : undefined;
       if (!allowed) {
         throw new errors.InvalidTarget('this client is not allowed client_credentials tokens for the API');
       }
