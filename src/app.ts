@@ -13,6 +13,7 @@ import { backchannelDeliveriesQueries } from './db/queries/backchannelDeliveries
 import { challengesQueries } from './db/queries/challenges.js';
 import { mailOutboxQueries } from './db/queries/mailOutbox.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
+import { oneTimeTokensQueries } from './db/queries/oneTimeTokens.js';
 import { keepCachesInStep } from './db/rowCache.js';
 import { CookieSigner } from './http/cookieSigner.js';
 import { HttpError, notFound } from './http/errors.js';
@@ -93,7 +94,10 @@ const PUBLIC_METADATA_CACHE = 'public, max-age=300';
 /** Expired rows are swept this often; each sweep deletes in small batches. */
 const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
 
-/** Back-channel logout deliveries and mails done (delivered or given up) are kept this long for admins to look into. */
+/**
+ * Back-channel logout deliveries and mails done (delivered or given up) are kept this long
+ * for admins to look into; one-time links this long after they expired.
+ */
 const DONE_DELIVERIES_KEPT_DAYS = 30;
 
 export interface AppDeps {
@@ -304,7 +308,8 @@ export async function createApp({
         (await challengesQueries.deleteExpired(db)) +
         (await hits.sweep()) +
         (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
-        (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS));
+        (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
+        (await oneTimeTokensQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS));
       if (removed) log.debug('expired rows removed', { removed });
     } catch (error) {
       log.warn('cleanup failed', { error: (error as Error).message });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { sha256Hex } from '../../src/crypto.js';
+import { oneTimeTokensQueries } from '../../src/db/queries/oneTimeTokens.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { linkPath, onboard, rowCounts, useLink } from '../support/oneTimeLinkFlow.js';
@@ -256,6 +257,37 @@ describe('one-time links (invites and recovery)', () => {
 
     const claims = await signInAtApp(person.inNewBrowser());
     expect(claims.sub).toBe(userId);
+  });
+
+  it('sweeps links that expired a month ago, used or not, and keeps the others', async () => {
+    const email = `sweep-${randomBytes(4).toString('hex')}@example.com`;
+    const day = 86_400_000;
+    const link = (tag: string, expiresAgoDays: number, used: boolean) => ({
+      token_hash: sha256Hex(`${email}-${tag}`),
+      purpose: 'invite',
+      email,
+      created_by: 'test',
+      expires_at: new Date(Date.now() - expiresAgoDays * day),
+      used_at: used ? new Date(Date.now() - (expiresAgoDays + 1) * day) : null,
+    });
+    await sesame.db
+      .insertInto('one_time_tokens')
+      .values([
+        link('old', 31, false),
+        link('old-used', 40, true),
+        link('recent', 29, false),
+        link('live', -1, false),
+      ])
+      .execute();
+    expect(await oneTimeTokensQueries.deleteExpiredBefore(sesame.db, 30)).toBe(2);
+    const left = await sesame.db
+      .selectFrom('one_time_tokens')
+      .select('token_hash')
+      .where('email', '=', email)
+      .execute();
+    expect(left.map((row) => row.token_hash).sort()).toEqual(
+      [sha256Hex(`${email}-recent`), sha256Hex(`${email}-live`)].sort(),
+    );
   });
 
   it('refuses a recovery link for a disabled account', async () => {

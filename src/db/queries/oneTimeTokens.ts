@@ -33,6 +33,19 @@ export const oneTimeTokensQueries = {
       .executeTakeFirstOrThrow();
   },
 
+  /**
+   * Removes links that expired more than `days` ago, used or not: a link is answered as used
+   * or expired while it is kept, and after that as not valid, which says as much. The audit
+   * log keeps who issued and used each one.
+   */
+  async deleteExpiredBefore(db: Db, days: number): Promise<number> {
+    const result = await db
+      .deleteFrom('one_time_tokens')
+      .where('expires_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  },
+
   /** The link a token hash names, used or not, expired or not: the caller says which is which. */
   async findByHash(db: Db, tokenHash: string): Promise<OneTimeTokenRow | undefined> {
     return db
