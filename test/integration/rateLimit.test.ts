@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
@@ -5,7 +6,7 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { createLogger } from '../../src/logger.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
-import type { PageResponse } from '../support/browser.js';
+import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { requestLines } from '../support/logLines.js';
 import { beginLogin, discoverRp, Person } from '../support/oidcFlow.js';
@@ -217,6 +218,21 @@ describe('a visitor nobody signed in to', () => {
     for (const { expires_at } of sessions) {
       expect(new Date(expires_at!).getTime() - before).toBeLessThanOrEqual(31 * 60 * 1000);
     }
+  });
+
+  it('keeps the session of someone who signed in for 14 days', async () => {
+    const person = new Person(sesame.baseUrl);
+    await person.browser.follow(
+      await person.signUp(asPage(await person.browser.follow('/account/login')), 'kept@example.com'),
+    );
+    const rows = await sesame.db
+      .selectFrom('oidc_models')
+      .select(['expires_at', sql<string | null>`payload->>'accountId'`.as('account')])
+      .where('model', '=', 'Session')
+      .execute();
+    const signedIn = rows.filter((row) => row.account !== null);
+    expect(signedIn).toHaveLength(1);
+    expect(new Date(signedIn[0]!.expires_at!).getTime() - Date.now()).toBeGreaterThan(13 * 86_400_000);
   });
 });
 
