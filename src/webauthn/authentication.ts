@@ -10,7 +10,7 @@ import type { Db } from '../db/connect.js';
 import { credentialsQueries, type StoredCredential, type TakenChallenge } from '../db/queries/credentials.js';
 import type { StoreCondition } from '../db/queries/oidcModels.js';
 import type { User } from '../db/schema.js';
-import { challengeFromClientData, storeChallenge } from './challenge.js';
+import { challengeFromClientData, refuseFramedClientData, storeChallenge } from './challenge.js';
 import { accountDisabled, challengeInvalid, unknownCredential, verificationFailed } from './errors.js';
 import { type CeremonyPolicy, PASSKEY_POLICY, type RelyingParty } from './policy.js';
 import { userHandleFor } from './registration.js';
@@ -47,7 +47,7 @@ export async function verifyAssertionSignature(
   rp: RelyingParty,
   response: AuthenticationResponseJSON,
   expectedChallenge: string,
-  credential: Pick<StoredCredential, 'id' | 'publicKey' | 'counter' | 'transports'>,
+  credential: Pick<StoredCredential, 'id' | 'publicKey' | 'counter' | 'transports' | 'backupEligible'>,
   requireUserVerification = true,
 ): Promise<{ newCounter: number; backedUp: boolean }> {
   let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
@@ -71,7 +71,11 @@ export async function verifyAssertionSignature(
   if (!verification.verified || (requireUserVerification && !verification.authenticationInfo.userVerified)) {
     throw verificationFailed();
   }
-  const { newCounter, credentialBackedUp } = verification.authenticationInfo;
+  // WebAuthn L3 §6.1.3: whether a credential may be backed up is fixed when it is made. A
+  // change is an authenticator that is not the one registered (a key exported or cloned), and
+  // the stored flag decides the sign-in's `amr` (hwk or swk): refused, as §7.2's backup step asks.
+  const { newCounter, credentialBackedUp, credentialDeviceType } = verification.authenticationInfo;
+  if ((credentialDeviceType === 'multiDevice') !== credential.backupEligible) throw verificationFailed();
   return { newCounter, backedUp: credentialBackedUp };
 }
 
@@ -169,6 +173,7 @@ export async function checkTakenAssertion(
   if (challenge.userId && challenge.userId !== credential.userId) throw unknownCredential();
   checkUserHandle(response.response.userHandle, userHandleFor(credential.userId), !challenge.userId);
   if (user.disabled_at) throw accountDisabled();
+  refuseFramedClientData(response.response.clientDataJSON);
 
   const { newCounter, backedUp } = await verifyAssertionSignature(
     rp,

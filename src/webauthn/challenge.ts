@@ -1,7 +1,7 @@
 import { isoBase64URL } from '@simplewebauthn/server/helpers';
 import type { Db } from '../db/connect.js';
 import { challengesQueries, type StoredChallenge } from '../db/queries/challenges.js';
-import { challengeInvalid } from './errors.js';
+import { challengeInvalid, verificationFailed } from './errors.js';
 import { PASSKEY_POLICY } from './policy.js';
 
 /** Stores a freshly issued challenge with what it is for and what it is bound to. */
@@ -31,6 +31,29 @@ export function challengeNamedIn(clientDataJSON: string): string | undefined {
     // Fall through: unreadable client data cannot name a challenge.
   }
   return undefined;
+}
+
+/**
+ * Sesame's pages are never framed (frame-ancestors 'none'), so its own ceremonies expect no
+ * cross-origin frame: client data with `crossOrigin` other than false, or with a `topOrigin`
+ * (WebAuthn L3 §5.8.1; §7.1 and §7.2, the steps on topOrigin), came from no browser showing
+ * them and is refused. @simplewebauthn/server checks neither at registration, and at an
+ * assertion only a topOrigin. Unreadable client data is left to the verifier, which refuses it.
+ */
+export function refuseFramedClientData(clientDataJSON: string): void {
+  let clientData: { crossOrigin?: unknown; topOrigin?: unknown };
+  try {
+    clientData = JSON.parse(isoBase64URL.toUTF8String(clientDataJSON));
+  } catch {
+    return;
+  }
+  if (typeof clientData !== 'object' || clientData === null) return;
+  if (
+    (clientData.crossOrigin !== undefined && clientData.crossOrigin !== false) ||
+    clientData.topOrigin !== undefined
+  ) {
+    throw verificationFailed();
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Db } from '../db/connect.js';
 import type { StoredChallenge } from '../db/queries/challenges.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
 import { authenticatorName } from './authenticatorNames.js';
-import { consumeChallenge, storeChallenge } from './challenge.js';
+import { consumeChallenge, refuseFramedClientData, storeChallenge } from './challenge.js';
 import { verificationFailed } from './errors.js';
 import { type CeremonyPolicy, PASSKEY_POLICY, type RelyingParty } from './policy.js';
 
@@ -122,6 +122,7 @@ export async function verifyPasskeyRegistration(
     binding.purpose,
     binding.binding,
   );
+  refuseFramedClientData(response.response.clientDataJSON);
   let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
   try {
     verification = await verifyRegistrationResponse({

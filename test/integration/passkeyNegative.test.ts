@@ -11,7 +11,7 @@ import { challengeNamedIn } from '../../src/webauthn/challenge.js';
 import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import { passkeyOptionsIn } from '../support/pageOptions.js';
-import type { AssertionTamper } from '../support/softAuthenticator.js';
+import { type AssertionTamper, SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8901/callback';
@@ -408,6 +408,46 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expect(await counterOf(credentialId)).toBe(2);
     });
 
+    it.each<[string, AssertionTamper]>([
+      ['said to run in a cross-origin frame', { crossOrigin: true }],
+      ['whose crossOrigin is not a boolean', { crossOrigin: 'yes' }],
+    ])('rejects an assertion %s, and the counter stays', async (_what, tamper) => {
+      const { person, credentialId } = await signedUpPerson();
+      const login = await openLogin(person);
+      const before = await stateOf(login.uid);
+      expectError(
+        await verifyLogin(person, login, await assertion(person, login, tamper)),
+        400,
+        'verification_failed',
+      );
+      expect(await stateOf(login.uid)).toEqual(before);
+      expect(await counterOf(credentialId)).toBe(0);
+    });
+
+    it('rejects an assertion whose backup eligibility differs from the registered passkey’s (§6.1.3: fixed at creation)', async () => {
+      // Registered device-bound (BE clear); the same key now answers as a synced passkey (BE and BS set).
+      const { person, credentialId } = await signedUpPerson();
+      const synced = new SoftAuthenticator({ backupEligible: true, backupState: true });
+      synced.importCredential(person.authenticator.exportCredential(credentialId));
+      const cloned = new Person(sesame.baseUrl, synced);
+      const login = await openLogin(cloned);
+      expectError(
+        await verifyLogin(cloned, login, await assertion(cloned, login)),
+        400,
+        'verification_failed',
+      );
+      const row = await sesame.db
+        .selectFrom('credentials')
+        .select(['counter', 'backup_eligible', 'backup_state'])
+        .where('id', '=', credentialId)
+        .executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ backup_eligible: false, backup_state: false });
+      expect(Number(row.counter)).toBe(0);
+      // The registered authenticator still signs in.
+      const again = await openLogin(person);
+      expect((await verifyLogin(person, again, await assertion(person, again))).status).toBe(200);
+    });
+
     it('saves no sign-in for an assertion that a newer one beat to the counter (a race with a clone)', async () => {
       const { person, credentialId } = await signedUpPerson();
       const login = await openLogin(person);
@@ -616,6 +656,9 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       ['signed for another origin', { origin: 'https://evil.example' }],
       ['made for another RP ID', { rpIdHash: 'evil.example' }],
       ['made without user verification', { userVerified: false }],
+      // Sesame's pages are never framed: a ceremony said to run in a cross-origin frame was no browser's at them.
+      ['said to run in a cross-origin frame', { crossOrigin: true }],
+      ['naming a top origin', { topOrigin: 'https://evil.example' }],
     ])('creates no account from a registration %s', async (_what, tamper) => {
       const person = new Person(sesame.baseUrl);
       const at = await signupPage(person);

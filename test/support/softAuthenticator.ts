@@ -36,6 +36,9 @@ export interface RegistrationTamper {
   userPresent?: boolean;
   /** Report this signature counter instead of the stored one (e.g. to make it go backwards). */
   signCount?: number;
+  /** Report the ceremony as run in a cross-origin frame (§5.8.1 `crossOrigin`, and `topOrigin` when given). */
+  crossOrigin?: boolean | string;
+  topOrigin?: string;
 }
 
 /** Assertion-only knobs on top of {@link RegistrationTamper}. */
@@ -269,7 +272,8 @@ export class SoftAuthenticator {
       type: tamper.type ?? type,
       challenge: tamper.challenge ?? challenge,
       origin: tamper.origin ?? origin,
-      crossOrigin: false,
+      crossOrigin: tamper.crossOrigin ?? false,
+      ...(tamper.topOrigin !== undefined && { topOrigin: tamper.topOrigin }),
     };
     return Buffer.from(JSON.stringify(data));
   }
