@@ -4,6 +4,7 @@ import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
+import { conflict } from '../http/errors.js';
 import type { Locale } from '../i18n/locales.js';
 import { wakeMailOutboxes } from '../mail/outbox.js';
 import { queueWelcomeMail } from './emailVerification.js';
@@ -34,6 +35,10 @@ export async function createAccountWithPasskey(
     let welcomed = false;
     const created = await db.transaction().execute(async (trx) => {
       if (await usersQueries.findByEmail(trx, input.email)) return undefined;
+      // A passkey already registered (to anyone) is said to be one, not taken for a taken email.
+      if (await credentialsQueries.findById(trx, input.credential.id)) {
+        throw conflict('This passkey is already registered.').localized('errors.passkeyAlreadyRegistered');
+      }
       const user = await usersQueries.insert(trx, {
         id: input.userId,
         email: input.email,

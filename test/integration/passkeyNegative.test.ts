@@ -9,6 +9,7 @@ import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { challengeNamedIn } from '../../src/webauthn/challenge.js';
 import { type PageResponse, stoppedAt } from '../support/browser.js';
+import { countRows } from '../support/countRows.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import { passkeyOptionsIn } from '../support/pageOptions.js';
 import { type AssertionTamper, SoftAuthenticator } from '../support/softAuthenticator.js';
@@ -677,6 +678,29 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       );
       expectError(answer, 400, 'verification_failed');
       expect(await stateOf(at.uid)).toEqual(before);
+    });
+
+    it('refuses a passkey registered already, saying so, and creates no account', async () => {
+      const { credentialId } = await signedUpPerson();
+      const person = new Person(sesame.baseUrl);
+      const at = await signupPage(person);
+      const options = await signupOptions(person, at, `d${randomBytes(4).toString('hex')}@example.com`);
+      const credential = await person.authenticator.createCredential(
+        options.json<PublicKeyCredentialCreationOptionsJSON>(),
+        person.browser.origin,
+        { credentialId },
+      );
+      const users = await countRows(sesame.db, 'users');
+      const answer = await person.browser.postJson(
+        `/interaction/${at.uid}/signup/verify`,
+        at.csrf,
+        credential,
+      );
+      expectError(answer, 409, 'conflict');
+      expect(answer.json<{ error_description: string }>().error_description).toBe(
+        'This passkey is already registered.',
+      );
+      expect(await countRows(sesame.db, 'users')).toBe(users);
     });
 
     it('creates no account from a registration answering another interaction’s challenge', async () => {

@@ -39,12 +39,15 @@ export interface RegistrationTamper {
   /** Report the ceremony as run in a cross-origin frame (§5.8.1 `crossOrigin`, and `topOrigin` when given). */
   crossOrigin?: boolean | string;
   topOrigin?: string;
+  /**
+   * Registration: give the new credential this id (base64url), e.g. one already registered.
+   * Assertion: use the stored credential with this id; if none is stored, forge it as the reported id.
+   */
+  credentialId?: string;
 }
 
 /** Assertion-only knobs on top of {@link RegistrationTamper}. */
 export interface AssertionTamper extends RegistrationTamper {
-  /** Use the stored credential with this id (base64url); if none is stored, forge it as the reported id. */
-  credentialId?: string;
   /** Sign different bytes, so the signature does not verify. */
   badSignature?: boolean;
 }
@@ -140,7 +143,7 @@ export class SoftAuthenticator {
       throw domError('InvalidStateError', 'authenticator holds a credential listed in excludeCredentials');
     }
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const credId = randomBytes(16);
+    const credId = tamper.credentialId ? Buffer.from(tamper.credentialId, 'base64url') : randomBytes(16);
     const userHandle = b64u(Buffer.from(options.user.id, 'base64url'));
     // §6.3.2: a new discoverable credential replaces one for the same RP and user handle.
     this.#creds = this.#creds.filter((c) => !(c.rpId === rpId && c.userHandle === userHandle));
