@@ -23,14 +23,20 @@ export function challengeFromClientData(clientDataJSON: string): string {
 
 /** {@link challengeFromClientData}, or undefined when the client data is unreadable or names none. */
 export function challengeNamedIn(clientDataJSON: string): string | undefined {
+  const challenge = clientDataOf(clientDataJSON)?.challenge;
+  return typeof challenge === 'string' && challenge.length > 0 ? challenge : undefined;
+}
+
+/** clientDataJSON's members (WebAuthn L3 §5.8.1), nothing in them trusted yet; undefined when it is no JSON object. */
+function clientDataOf(clientDataJSON: string): Record<string, unknown> | undefined {
   try {
-    const clientData = JSON.parse(isoBase64URL.toUTF8String(clientDataJSON)) as { challenge?: unknown };
-    if (typeof clientData.challenge === 'string' && clientData.challenge.length > 0)
-      return clientData.challenge;
+    const clientData: unknown = JSON.parse(isoBase64URL.toUTF8String(clientDataJSON));
+    return typeof clientData === 'object' && clientData !== null
+      ? (clientData as Record<string, unknown>)
+      : undefined;
   } catch {
-    // Fall through: unreadable client data cannot name a challenge.
+    return undefined;
   }
-  return undefined;
 }
 
 /**
@@ -41,13 +47,8 @@ export function challengeNamedIn(clientDataJSON: string): string | undefined {
  * assertion only a topOrigin. Unreadable client data is left to the verifier, which refuses it.
  */
 export function refuseFramedClientData(clientDataJSON: string): void {
-  let clientData: { crossOrigin?: unknown; topOrigin?: unknown };
-  try {
-    clientData = JSON.parse(isoBase64URL.toUTF8String(clientDataJSON));
-  } catch {
-    return;
-  }
-  if (typeof clientData !== 'object' || clientData === null) return;
+  const clientData = clientDataOf(clientDataJSON);
+  if (!clientData) return;
   if (
     (clientData.crossOrigin !== undefined && clientData.crossOrigin !== false) ||
     clientData.topOrigin !== undefined
