@@ -1,6 +1,7 @@
 import type { JWK } from 'jose';
 import type { Context, Next } from 'koa';
 import Provider, { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import providerInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 import { CLAIMS_BY_SCOPE, CUSTOM_CLAIMS, createFindAccount } from '../accounts/claims.js';
 import type { Config } from '../config.js';
@@ -326,11 +327,14 @@ export function createProvider({
   provider.proxy = true;
 
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
-  // A client locked out by too many failures is refused like a wrong secret (invalid_client).
+  // A client locked out from the request's address by too many failures there is refused
+  // like a wrong secret (invalid_client).
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
-    if (clientAuthBackoff && !(await clientAuthBackoff.allows(this.clientId))) return false;
+    if (!clientAuthBackoff) return secretMatchesHash(actual, this.clientSecret);
+    const address = (providerRequests.getStore() as Context | undefined)?.ip ?? '';
+    if (!(await clientAuthBackoff.allows(this.clientId, address))) return false;
     const matches = secretMatchesHash(actual, this.clientSecret);
-    if (!matches) await clientAuthBackoff?.failed(this.clientId);
+    if (!matches) await clientAuthBackoff.failed(this.clientId, address);
     return matches;
   };
 

@@ -5,12 +5,13 @@ import { eventually } from '../support/eventually.js';
 import { type SecondInstance, startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
-/** A client_credentials token request with HTTP Basic client authentication. */
-function requestToken(baseUrl: string, clientId: string, secret: string) {
+/** A client_credentials token request with HTTP Basic client authentication (from `forwardedFor`, under TRUST_PROXY). */
+function requestToken(baseUrl: string, clientId: string, secret: string, forwardedFor?: string) {
   return fetch(`${baseUrl}/token`, {
     method: 'POST',
     headers: {
       'content-type': 'application/x-www-form-urlencoded',
+      ...(forwardedFor && { 'x-forwarded-for': forwardedFor }),
       authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`,
     },
     body: 'grant_type=client_credentials',
@@ -68,7 +69,8 @@ function requestToken(baseUrl: string, clientId: string, secret: string) {
       { name: 'Busy backend', grant_types: ['client_credentials'] },
       'test',
     );
-    const key = `client-auth:${client.client_id}`;
+    // The suite's requests come from the loopback address.
+    const key = `client-auth:${client.client_id}:127.0.0.1`;
     const lockOut = (db: TestApp['db']) =>
       db
         .insertInto('rate_limit_hits')
@@ -110,7 +112,7 @@ if (!onPostgres) {
   it('shares limits between instances: skipped on the embedded database, which one process owns', () => {});
 }
 
-describe('client authentication backs off per client_id (brute-force detection)', () => {
+describe('client authentication backs off per client_id and address (brute-force detection)', () => {
   let sesame: TestApp;
 
   beforeAll(async () => {
@@ -178,5 +180,49 @@ describe('client authentication backs off per client_id (brute-force detection)'
     expect(
       (await requestToken(sesame.listenUrl, target.client.client_id, target.client_secret!)).status,
     ).toBe(401);
+  });
+});
+
+describe('a client locked out from one address is not locked out from another', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '600', TRUST_PROXY: 'true' });
+  });
+
+  afterAll(() => sesame?.stop());
+
+  it('refuses the address that sent the wrong secrets, and still serves the client from its own', async () => {
+    const target = await createClient(
+      sesame.db,
+      { name: 'Target3', grant_types: ['client_credentials'] },
+      't',
+    );
+    const attacker = '203.0.113.7';
+    const app = '198.51.100.20';
+    // Anyone who knows a client_id (every authorization request shows it) can send wrong secrets.
+    for (let i = 0; i < CLIENT_AUTH_FAILURES_ALLOWED; i++) {
+      expect(
+        (await requestToken(sesame.listenUrl, target.client.client_id, `guess-${i}`, attacker)).status,
+      ).toBe(401);
+    }
+    expect(
+      (await requestToken(sesame.listenUrl, target.client.client_id, target.client_secret!, attacker)).status,
+    ).toBe(401);
+    // Another port of the same address, or another address of its IPv6 /64, is the same address.
+    expect(
+      (
+        await requestToken(
+          sesame.listenUrl,
+          target.client.client_id,
+          target.client_secret!,
+          `${attacker}:4431`,
+        )
+      ).status,
+    ).toBe(401);
+    // The app itself, from its own address, goes on getting tokens.
+    const served = await requestToken(sesame.listenUrl, target.client.client_id, target.client_secret!, app);
+    expect(served.status).toBe(200);
+    expect((await served.json()).access_token).toEqual(expect.any(String));
   });
 });
