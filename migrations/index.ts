@@ -23,6 +23,7 @@ import * as m0022 from './0022_announce_group_changes.js';
 import * as m0023 from './0023_announce_model_changes.js';
 import * as m0024 from './0024_announce_client_auth_failures.js';
 import * as m0025 from './0025_resource_machine_clients.js';
+import * as m0026 from './0026_passkey_audit_log_retention.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -50,4 +51,5 @@ export const migrations: Record<string, Migration> = {
   '0023_announce_model_changes': m0023,
   '0024_announce_client_auth_failures': m0024,
   '0025_resource_machine_clients': m0025,
+  '0026_passkey_audit_log_retention': m0026,
 };

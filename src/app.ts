@@ -14,6 +14,7 @@ import { challengesQueries } from './db/queries/challenges.js';
 import { mailOutboxQueries } from './db/queries/mailOutbox.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from './db/queries/oneTimeTokens.js';
+import { passkeyTenantAuditLogsQueries } from './db/queries/passkeyTenantAuditLogs.js';
 import { keepCachesInStep } from './db/rowCache.js';
 import { CookieSigner } from './http/cookieSigner.js';
 import { HttpError, notFound } from './http/errors.js';
@@ -309,7 +310,10 @@ export async function createApp({
         (await hits.sweep()) +
         (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
-        (await oneTimeTokensQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS));
+        (await oneTimeTokensQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
+        (config.passkeyAuditLogDays
+          ? await passkeyTenantAuditLogsQueries.deleteOlderThan(db, config.passkeyAuditLogDays)
+          : 0);
       if (removed) log.debug('expired rows removed', { removed });
     } catch (error) {
       log.warn('cleanup failed', { error: (error as Error).message });

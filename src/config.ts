@@ -192,6 +192,7 @@ const schema = z.object({
   RATE_LIMIT_PER_MINUTE: wholeNumber('RATE_LIMIT_PER_MINUTE', 1_000_000, 'turns rate limiting off').default(
     600,
   ),
+  PASSKEY_AUDIT_LOG_DAYS: wholeNumber('PASSKEY_AUDIT_LOG_DAYS', 36_500, 'keeps them forever').default(90),
   SMTP_URL: smtpUrl('SMTP_URL').optional(),
   SMTP_USER: z.string().optional(),
   SMTP_PASSWORD: z.string().optional(),
@@ -246,6 +247,11 @@ export interface Config {
   readonly inviteTtlSeconds: number;
   /** Passkey ceremonies and one-time link requests one client IP may make per minute; 0: no limit. */
   readonly rateLimitPerMinute: number;
+  /**
+   * Days the passkey API keeps its tenants' audit log entries (PASSKEY_AUDIT_LOG_DAYS); 0
+   * keeps them forever. Anyone may start a passkey login, and each start is an entry.
+   */
+  readonly passkeyAuditLogDays: number;
   /** Cookies get the Secure flag when the issuer is served over https. */
   readonly secureCookies: boolean;
   /** How Sesame sends mail (SMTP_URL, MAIL_FROM); undefined: it sends none and admins hand links over. */
@@ -354,6 +360,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     keyEncryptionSecret: values.KEY_ENCRYPTION_SECRET,
     inviteTtlSeconds: values.INVITE_TTL_HOURS * 3600,
     rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE,
+    passkeyAuditLogDays: values.PASSKEY_AUDIT_LOG_DAYS,
     secureCookies: issuerUrl.protocol === 'https:',
     mail,
     selfRecovery: mail !== undefined && values.SELF_RECOVERY === 'on',

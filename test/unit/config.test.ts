@@ -38,6 +38,7 @@ describe('configuration from the environment', () => {
       keyEncryptionSecret: undefined,
       inviteTtlSeconds: 24 * 3600,
       rateLimitPerMinute: 600,
+      passkeyAuditLogDays: 90,
       secureCookies: false,
       mail: undefined,
       selfRecovery: false,
@@ -152,6 +153,12 @@ describe('configuration from the environment', () => {
     expect(message).not.toContain('hunter2');
   });
 
+  it('keeps the passkey API audit log 90 days unless PASSKEY_AUDIT_LOG_DAYS says otherwise (0: forever)', () => {
+    expect(load({}).passkeyAuditLogDays).toBe(90);
+    expect(load({ PASSKEY_AUDIT_LOG_DAYS: '0' }).passkeyAuditLogDays).toBe(0);
+    expect(load({ PASSKEY_AUDIT_LOG_DAYS: '400' }).passkeyAuditLogDays).toBe(400);
+  });
+
   it('reads RATE_LIMIT_PER_MINUTE=0 as no rate limit (not as the default)', () => {
     expect(load({ RATE_LIMIT_PER_MINUTE: '0' }).rateLimitPerMinute).toBe(0);
   });
@@ -228,6 +235,12 @@ describe('configuration from the environment', () => {
     ['RATE_LIMIT_PER_MINUTE', '-5', 'RATE_LIMIT_PER_MINUTE must be a whole number'],
     ['RATE_LIMIT_PER_MINUTE', '1.5', 'RATE_LIMIT_PER_MINUTE must be a whole number'],
     ['RATE_LIMIT_PER_MINUTE', '1000001', 'RATE_LIMIT_PER_MINUTE must be between 0 and 1000000'],
+    [
+      'PASSKEY_AUDIT_LOG_DAYS',
+      'a year',
+      'PASSKEY_AUDIT_LOG_DAYS must be a whole number (0 keeps them forever)',
+    ],
+    ['PASSKEY_AUDIT_LOG_DAYS', '36501', 'PASSKEY_AUDIT_LOG_DAYS must be between 0 and 36500'],
   ])('refuses %s=%j with one line that names the variable', (variable, value, message) => {
     const error = errorFor({ [variable]: value });
     expect(error.name).toBe('ConfigError');

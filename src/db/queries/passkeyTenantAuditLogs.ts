@@ -1,4 +1,4 @@
-import type { Insertable, Selectable } from 'kysely';
+import { type Insertable, type Selectable, sql } from 'kysely';
 import type { Db } from '../connect.js';
 import type { PasskeyTenantAuditLogsTable } from '../schema.js';
 
@@ -42,6 +42,25 @@ function filtered(db: Db, tenantId: string, filter: AuditLogFilter) {
 export const passkeyTenantAuditLogsQueries = {
   async insert(db: Db, entry: NewPasskeyTenantAuditLog): Promise<void> {
     await db.insertInto('passkey_tenant_audit_logs').values(entry).execute();
+  },
+
+  /**
+   * Deletes every tenant's entries older than `days`, `batchSize` rows a statement, so a
+   * first sweep of a large log holds no long transaction. Returns how many went.
+   */
+  async deleteOlderThan(db: Db, days: number, batchSize = 5_000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await sql`
+        delete from passkey_tenant_audit_logs where id in (
+          select id from passkey_tenant_audit_logs
+          where created_at < now() - make_interval(days => ${days})
+          limit ${batchSize} for update skip locked
+        )`.execute(db);
+      const removed = Number(result.numAffectedRows ?? 0);
+      total += removed;
+      if (removed < batchSize) return total;
+    }
   },
 
   /** One page of the tenant's entries, newest first, and how many match in all. */
