@@ -15,7 +15,7 @@ describe("the passkey API's audit log is kept PASSKEY_AUDIT_LOG_DAYS", () => {
   afterAll(() => sesame?.stop());
 
   it("sweeps every tenant's entries older than the days given, a batch at a time, and keeps the rest", async () => {
-    const tenants = [];
+    const tenants: string[] = [];
     for (const name of ['Shop', 'Bank']) {
       const { tenant } = await createTenant(
         sesame.db,
