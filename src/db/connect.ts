@@ -10,7 +10,7 @@ import { ConnectionQueue, PGliteDialect } from './pgliteDialect.js';
 import { servePGliteSocket } from './pgliteSocket.js';
 import { seedFromTemplate } from './pgliteTemplate.js';
 import { makePrivate, PRIVATE_UMASK } from './privateFiles.js';
-import { runSqlOnPool } from './rawSql.js';
+import { resendingEndedReads, runSqlOnPool } from './rawSql.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -117,7 +117,7 @@ export async function openDatabase(
     // the pool; unhandled, it would kill the process. The pool drops that connection and the
     // next query opens a new one, so logging it is enough.
     pool.on('error', (error) => options.onPoolError?.(error));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: resendingEndedReads(pool) }) });
     runSqlOnPool(db, pool, options.onStatementsUnprepared);
     // LISTEN and migrations need one server session throughout, which a transaction-mode
     // pooler in front of DATABASE_URL does not give; DATABASE_DIRECT_URL names one that does.

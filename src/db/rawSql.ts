@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CompiledQuery, type QueryResult } from 'kysely';
+import { CompiledQuery, type PostgresPool, type PostgresPoolClient, type QueryResult } from 'kysely';
 import pg from 'pg';
 import type { Db } from './connect.js';
 
@@ -101,6 +101,55 @@ export function runSql<R>(db: Db, text: string, parameters: unknown[] = []): Pro
  */
 const SESSION_ENDED = '57P01';
 const READ_ONLY = /^\s*select\b/i;
+
+function ignoreEndedSession(): void {}
+
+/** What Kysely's Postgres driver sends to open and close a transaction (not a savepoint's `rollback to`). */
+const TRANSACTION_OPENS = /^\s*(?:begin|start transaction)\b/i;
+const TRANSACTION_ENDS = /^\s*(?:commit|rollback)\s*$/i;
+
+/**
+ * `pool` as Kysely's Postgres dialect takes it, with what {@link runSql} does for a read whose
+ * server session ended under it done for Kysely's statements too (the admin's pages, the
+ * account pages, the CLI): such a read, outside a transaction, is sent once more on another
+ * of the pool's connections. In a transaction nothing is sent again: the transaction ended
+ * with the session.
+ */
+export function resendingEndedReads(pool: pg.Pool): PostgresPool {
+  return {
+    async connect() {
+      let client = await pool.connect();
+      // A connection whose session ends is an 'error' event on its client, and pg's pool
+      // listens only on the clients it holds idle: on one Kysely held (a transaction waiting
+      // for its rollback), nothing listened, and a Postgres restart killed the process. The
+      // statement in flight, or the next one, is refused with the error; it needs no listener.
+      client.on('error', ignoreEndedSession);
+      let inTransaction = false;
+      const query = async (text: string, parameters: readonly unknown[]) => {
+        if (TRANSACTION_OPENS.test(text)) inTransaction = true;
+        else if (TRANSACTION_ENDS.test(text)) inTransaction = false;
+        try {
+          return await client.query(text, parameters as unknown[]);
+        } catch (error) {
+          if (inTransaction || (error as { code?: string })?.code !== SESSION_ENDED || !READ_ONLY.test(text))
+            throw error;
+          // The ended connection leaves the pool (released with its error), and a new one takes
+          // its place until Kysely releases it: on a pool of one, the read would wait for itself.
+          client.release(error as Error);
+          client = await pool.connect();
+          client.on('error', ignoreEndedSession);
+          return client.query(text, parameters as unknown[]);
+        }
+      };
+      const release = () => {
+        client.removeListener('error', ignoreEndedSession);
+        client.release();
+      };
+      return { query, release } as unknown as PostgresPoolClient;
+    },
+    end: () => pool.end(),
+  };
+}
 
 function runSqlOnce<R>(db: Db, text: string, parameters: unknown[]): Promise<QueryResult<R>> {
   const target = pools.get(db);

@@ -1,4 +1,4 @@
-import { CompiledQuery } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import pg from 'pg';
 import { configFrom } from '../../src/config.js';
 import { openDatabase } from '../../src/db/connect.js';
@@ -180,6 +180,21 @@ describeDirect('SQL text as prepared statements, on a direct connection to Postg
       runSql(db, `with ended as (select ${endsOnOddRuns} as answered) select answered from ended`),
     ).rejects.toMatchObject({ code: '57P01' });
     await db.executeQuery(CompiledQuery.raw(`drop sequence ended_session_probe`));
+  });
+
+  it("does the same for Kysely's own reads, and resends nothing in a transaction", async () => {
+    const db = database().db;
+    await db.executeQuery(CompiledQuery.raw(`create sequence if not exists ended_kysely_probe`));
+    const endsOnOddRuns = sql<boolean>`case when nextval('ended_kysely_probe') % 2 = 1 then pg_terminate_backend(pg_backend_pid()) else true end`;
+    expect(await db.selectNoFrom(endsOnOddRuns.as('answered')).execute()).toEqual([{ answered: true }]);
+    // In a transaction nothing is sent again; the rollback finds the connection gone. That was an
+    // 'error' event nobody listened to on the client Kysely held: the process ended.
+    await expect(
+      db.transaction().execute((trx) => trx.selectNoFrom(endsOnOddRuns.as('answered')).execute()),
+    ).rejects.toThrow(/terminat/);
+    // The pool goes on answering after both.
+    expect(await db.selectNoFrom(sql<number>`1`.as('one')).execute()).toEqual([{ one: 1 }]);
+    await db.executeQuery(CompiledQuery.raw(`drop sequence ended_kysely_probe`));
   });
 });
 
