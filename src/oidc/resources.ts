@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CLAIMS_BY_SCOPE } from '../accounts/claims.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { clientsQueries } from '../db/queries/clients.js';
@@ -8,8 +9,12 @@ import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 // No import of oidc-provider here: the CLI loads this file (the provider's hook is resourceServers.ts).
 
-/** Scopes Sesame itself defines: a resource cannot claim them, or a request for one would be ambiguous. */
-const OIDC_SCOPES = new Set(['openid', 'offline_access', 'email', 'profile']);
+/**
+ * Scopes Sesame itself defines (the provider's, claims.ts's `CLAIMS_BY_SCOPE`): a resource
+ * cannot claim them, or a request for one would be ambiguous. `groups` was missing: an API
+ * could declare it, and a token for that API then also gave the app the person's groups.
+ */
+const OIDC_SCOPES: ReadonlySet<string> = new Set(['offline_access', ...Object.keys(CLAIMS_BY_SCOPE)]);
 
 /** A scope-token of RFC 6749 §3.3: printable ASCII except space, `"` and `\`. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
@@ -53,7 +58,7 @@ export const resourceInputSchema = z
           .max(100, { message: 'must be at most 100 characters each' })
           .regex(SCOPE_TOKEN, { message: 'must be scope tokens: no spaces, quotes or backslashes' })
           .refine((scope) => !OIDC_SCOPES.has(scope), {
-            message: 'must not be openid, offline_access, email or profile (Sesame’s own scopes)',
+            message: 'must not be openid, offline_access, email, profile or groups (Sesame’s own scopes)',
           }),
         { error: 'must be an array of strings' },
       )

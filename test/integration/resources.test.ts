@@ -114,6 +114,18 @@ describe('APIs registered as resources get JWT access tokens', () => {
     expect(linesOf(oidcScope.stderr)).toEqual([
       expect.stringMatching(/^sesame: --scope: must not be openid/),
     ]);
+    // groups is Sesame's too: a token for an API declaring it also gave the app the person's groups.
+    const groupsScope = await runCliOn(sesame, [
+      'resources',
+      'create',
+      '--identifier',
+      'https://c.example',
+      '--scope',
+      'groups',
+    ]);
+    expect(linesOf(groupsScope.stderr)).toEqual([
+      'sesame: --scope: must not be openid, offline_access, email, profile or groups (Sesame’s own scopes)',
+    ]);
     expect(await auditQueries.recent(sesame.db, 10)).toEqual(
       expect.arrayContaining([expect.objectContaining({ action: 'resource.create', target: created.id })]),
     );
