@@ -280,7 +280,10 @@ export interface BackchannelDeliveriesTable {
   uri: string;
   sub: string;
   sid: string | null;
-  /** Signed at the first attempt when the sign-out had no signing keys at hand (the CLI). */
+  /**
+   * No longer written: each attempt signs a token of its own (backchannelOutbox.ts), as a
+   * token kept for retries expired two minutes after it was signed.
+   */
   logout_token: string | null;
   attempts: Generated<number>;
   /** Null once done: delivered, or given up with last_error. */

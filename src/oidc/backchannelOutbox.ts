@@ -56,7 +56,7 @@ export class BackchannelOutbox extends OutboxWorker<ClaimedDelivery> {
   protected async attempt(delivery: ClaimedDelivery): Promise<void> {
     let error: string;
     try {
-      const token = delivery.logout_token ?? (await this.#sign(delivery));
+      const token = await this.#sign(delivery);
       if (token === undefined) return this.#giveUp(delivery, 'the app no longer exists');
       const response = await fetch(delivery.uri, {
         method: 'POST',
@@ -87,14 +87,17 @@ export class BackchannelOutbox extends OutboxWorker<ClaimedDelivery> {
     });
   }
 
-  /** Signs a delivery queued without its token (by a sign-out that had no keys at hand) and keeps it for retries. */
+  /**
+   * Signs the delivery's logout token for this attempt: a token lives two minutes (the
+   * provider's logout token lifetime), and an app that checks `exp`, as Back-Channel Logout
+   * 1.0 §2.6 asks, refused every retry after that when each posted the token of the first
+   * attempt. So each attempt posts a new token (new iat, exp and jti) for the same sub and sid.
+   */
   async #sign(delivery: ClaimedDelivery): Promise<string | undefined> {
     const provider = this.provider();
     const client = await provider.Client.find(delivery.client_id);
     if (!client) return undefined;
-    const token = await signLogoutToken(provider, client, delivery.sub, delivery.sid);
-    await backchannelDeliveriesQueries.setToken(this.db, delivery.id, token);
-    return token;
+    return signLogoutToken(provider, client, delivery.sub, delivery.sid);
   }
 
   async #giveUp(delivery: ClaimedDelivery, error: string): Promise<void> {

@@ -26,7 +26,6 @@ import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
-import { signLogoutToken } from './logoutToken.js';
 import { providerRouteOf } from './providerPaths.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
@@ -144,7 +143,6 @@ function queueBackchannelLogouts(provider: Provider, db: Db): void {
         uri: this.backchannelLogoutUri!,
         sub,
         sid: sessionSid,
-        logoutToken: await signLogoutToken(provider, this, sub, sessionSid),
       },
     ]);
     wakeBackchannelOutboxes();

@@ -25,6 +25,8 @@ interface Received {
   token: string;
   query: string;
   status: number;
+  /** When it arrived, in seconds since the epoch (as a JWT's iat). */
+  at: number;
 }
 
 /**
@@ -45,7 +47,7 @@ async function startLogoutEndpoint() {
       const status = endpoint.status ?? (failing ? 500 : 200);
       if (req.method === 'POST' && req.headers['content-type'] === 'application/x-www-form-urlencoded') {
         const token = new URLSearchParams(body).get('logout_token') ?? '';
-        received.push({ token, query: new URL(req.url!, 'http://x').search, status });
+        received.push({ token, query: new URL(req.url!, 'http://x').search, status, at: Date.now() / 1000 });
       }
       if (endpoint.delayMs) await sleep(endpoint.delayMs);
       res.writeHead(status).end();
@@ -230,10 +232,18 @@ describe('back-channel logout', () => {
 
     await waitFor(() => endpoint.received.length === 3);
     expect(endpoint.received.map((r) => r.status)).toEqual([500, 500, 200]);
-    // Every attempt posts the same token.
-    expect(new Set(endpoint.received.map((r) => r.token)).size).toBe(1);
-    const payload = await verifyLogoutToken(endpoint.received[0]!.token, app);
-    expect(payload.sid).toBe(tokens.claims()!.sid);
+    // Every attempt posts a token signed for it: the first attempt's expires two minutes after
+    // it was signed, and an app back after that refused it on every retry. Each is the same
+    // logout, of the same session, with a jti of its own.
+    const payloads = [];
+    for (const received of endpoint.received) {
+      const payload = await verifyLogoutToken(received.token, app);
+      expect(payload.iat).toBeGreaterThanOrEqual(Math.floor(received.at) - 1);
+      expect(payload.exp).toBeGreaterThan(received.at);
+      payloads.push(payload);
+    }
+    expect(new Set(payloads.map((payload) => payload.jti)).size).toBe(3);
+    expect(new Set(payloads.map((payload) => payload.sid))).toEqual(new Set([tokens.claims()!.sid]));
     const row = await settledRow(clientIdOf(app));
     expect(row).toMatchObject({ attempts: 3, next_attempt_at: null, last_error: null });
     await sleep(500);
@@ -309,7 +319,6 @@ describe('back-channel logout', () => {
     });
     await waitFor(() => endpoint.received.at(-1)?.status === 200);
     const delivered = endpoint.received.at(-1)!;
-    expect(delivered.token).toBe(endpoint.received[0]!.token);
     expect((await verifyLogoutToken(delivered.token, app)).sid).toBe(tokens.claims()!.sid);
   }, 90_000);
 

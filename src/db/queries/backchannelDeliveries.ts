@@ -2,13 +2,12 @@ import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
 
-/** One logout token to post to one app: where, for whom, and the token once it is signed. */
+/** One logout token to post to one app: where and for whom (each attempt signs its own token). */
 export interface NewDelivery {
   clientId: string;
   uri: string;
   sub: string;
   sid: string | null;
-  logoutToken?: string;
 }
 
 /** A delivery claimed for an attempt; `attempts` already counts this one. */
@@ -18,7 +17,6 @@ export interface ClaimedDelivery {
   uri: string;
   sub: string;
   sid: string | null;
-  logout_token: string | null;
   attempts: number;
   created_at: Date;
 }
@@ -41,7 +39,6 @@ export const backchannelDeliveriesQueries = {
           uri: d.uri,
           sub: d.sub,
           sid: d.sid,
-          logout_token: d.logoutToken ?? null,
         })),
       )
       .execute();
@@ -79,18 +76,10 @@ export const backchannelDeliveriesQueries = {
     return claimDueRows<ClaimedDelivery>(
       db,
       'backchannel_deliveries',
-      ['id', 'client_id', 'uri', 'sub', 'sid', 'logout_token', 'attempts', 'created_at'],
+      ['id', 'client_id', 'uri', 'sub', 'sid', 'attempts', 'created_at'],
       limit,
       leaseSeconds,
     );
-  },
-
-  async setToken(db: Db, id: string, logoutToken: string): Promise<void> {
-    await db
-      .updateTable('backchannel_deliveries')
-      .set({ logout_token: logoutToken })
-      .where('id', '=', id)
-      .execute();
   },
 
   async markDelivered(db: Db, id: string): Promise<void> {
