@@ -7,11 +7,38 @@ import type { GroupCache } from './groupCache.js';
 /** What a grant says was allowed; the rest of its payload (ids, times) belongs to that one grant. */
 const DECISION_FIELDS = ['openid', 'resources', 'rejected', 'rar'] as const;
 
+type Grant = InstanceType<KoaContextWithOIDC['oidc']['provider']['Grant']>;
+
+/**
+ * Adds to `grant` what the request asks for that it does not hold yet: the scopes, and the
+ * APIs the request names (RFC 8707) with the scopes of theirs it asks for. Returns whether
+ * anything was added (and the grant must be saved).
+ */
+function grantAllRequested(grant: Grant, ctx: KoaContextWithOIDC): boolean {
+  const requested = String(ctx.oidc.params?.scope ?? 'openid').split(' ').filter(Boolean);
+  let added = false;
+  const held = new Set(String(grant.getOIDCScope() ?? '').split(' '));
+  if (requested.some((scope) => !held.has(scope))) {
+    grant.addOIDCScope(requested.join(' '));
+    added = true;
+  }
+  for (const [identifier, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+    const scopes = requested.filter((scope) => server.scopes.has(scope));
+    const heldThere = grant.resources?.[identifier];
+    const heldScopes = new Set(String(heldThere ?? '').split(' '));
+    if (heldThere !== undefined && scopes.every((scope) => heldScopes.has(scope))) continue;
+    grant.addResourceScope(identifier, scopes.join(' '));
+    added = true;
+  }
+  return added;
+}
+
 /**
  * oidc-provider's `loadExistingGrant`: which grant an authorization request runs under.
  * 1. The grant this browser session already holds for the client (or just consented to).
  * 2. First-party clients (and Sesame's own account pages) get a grant without a consent
- *    page: they are trusted to receive what they ask for.
+ *    page: they are trusted to receive what they ask for. A grant the session holds for one
+ *    is extended to what a later request asks for.
  * 3. Consent the person gave this client in another browser: the provider keeps grants
  *    per session, so a new browser would ask again. The newest earlier grant is copied
  *    into this session — a copy, not the same grant, because signing out revokes the
@@ -24,27 +51,28 @@ export function createLoadExistingGrant(
   groups: GroupCache,
 ): NonNullable<Configuration['loadExistingGrant']> {
   return async function loadExistingGrant(ctx: KoaContextWithOIDC) {
-    const { client, session, provider, params } = ctx.oidc;
+    const { client, session, provider } = ctx.oidc;
     if (!client || !session) return undefined;
+    // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
+    const firstParty = client.first_party === true;
     const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
     if (grantId) {
       const grant = await provider.Grant.find(grantId);
-      if (grant) return grant;
+      if (grant) {
+        // A first-party client asking this session for more than it was granted gets it, as a
+        // new browser would: the grant was answered with the consent page (or consent_required
+        // under prompt=none) for a client that never shows one.
+        if (firstParty && grantAllRequested(grant, ctx)) await grant.save();
+        return grant;
+      }
     }
     const accountId = session.accountId;
     if (!accountId) return undefined;
     // Someone outside the client's allowed groups gets no grant at all; the policy refuses them.
     if (!(await mayUseClient(groups, ctx))) return undefined;
-    // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
-    if (client.first_party === true) {
+    if (firstParty) {
       const grant = new provider.Grant({ clientId: client.clientId, accountId });
-      const requested = String(params?.scope ?? 'openid');
-      grant.addOIDCScope(requested);
-      // The APIs the request names (RFC 8707), with the scopes of theirs it asks for.
-      for (const [identifier, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
-        const scopes = requested.split(' ').filter((scope) => server.scopes.has(scope));
-        grant.addResourceScope(identifier, scopes.join(' '));
-      }
+      grantAllRequested(grant, ctx);
       await grant.save();
       return grant;
     }

@@ -140,6 +140,27 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(tokens.claims()!.email).toEqual(expect.stringContaining('@example.com'));
   });
 
+  it('gives a first-party app what it asks for later in the same session, without a consent page', async () => {
+    const firstParty = await registerRp({ first_party: true });
+    const person = new Person(sesame.baseUrl);
+    const first = await beginLogin(firstParty, 'openid');
+    const next = await person.signUp(await person.open(first.url), newEmail());
+    await finishLogin(
+      firstParty,
+      first,
+      stoppedAt(await person.browser.follow(next, (u) => u.startsWith(REDIRECT_URI))),
+    );
+    // The session's grant holds only openid; it was the answer to this request, with the
+    // consent page (or consent_required under prompt=none) for an app that never shows one.
+    for (const extra of [{ prompt: 'none' }, {}]) {
+      const more = await beginLogin(firstParty, 'openid email', extra);
+      const callback = stoppedAt(await person.browser.follow(more.url, (u) => u.startsWith(REDIRECT_URI)));
+      expect(new URL(callback).searchParams.get('error')).toBeNull();
+      const tokens = await finishLogin(firstParty, more, callback);
+      expect(tokens.claims()!.email).toEqual(expect.stringContaining('@example.com'));
+    }
+  });
+
   it('returns access_denied to the app when the person presses Deny', async () => {
     const person = new Person(sesame.baseUrl);
     const pending = await beginLogin(rp);
