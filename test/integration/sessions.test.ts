@@ -152,7 +152,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     );
     // The session's grant holds only openid; it was the answer to this request, with the
     // consent page (or consent_required under prompt=none) for an app that never shows one.
-    for (const extra of [{ prompt: 'none' }, {}]) {
+    for (const extra of [{ prompt: 'none' }, {}] as Record<string, string>[]) {
       const more = await beginLogin(firstParty, 'openid email', extra);
       const callback = stoppedAt(await person.browser.follow(more.url, (u) => u.startsWith(REDIRECT_URI)));
       expect(new URL(callback).searchParams.get('error')).toBeNull();
