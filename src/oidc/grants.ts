@@ -15,7 +15,9 @@ type Grant = InstanceType<KoaContextWithOIDC['oidc']['provider']['Grant']>;
  * anything was added (and the grant must be saved).
  */
 function grantAllRequested(grant: Grant, ctx: KoaContextWithOIDC): boolean {
-  const requested = String(ctx.oidc.params?.scope ?? 'openid').split(' ').filter(Boolean);
+  const requested = String(ctx.oidc.params?.scope ?? 'openid')
+    .split(' ')
+    .filter(Boolean);
   let added = false;
   const held = new Set(String(grant.getOIDCScope() ?? '').split(' '));
   if (requested.some((scope) => !held.has(scope))) {

@@ -198,6 +198,10 @@ export function createProvider({
     adapter: createAdapter(db, caches, writes),
     findAccount: createFindAccount(db, caches),
     clients: [accountClientMetadata(config)],
+    // OpenID Connect Core §3.1.2.1 requires redirect_uri in every authorization request, and
+    // the URI is matched exactly against the registered ones; the provider's default let a
+    // client with one registered URI leave it out.
+    allowOmittingSingleRegisteredRedirectUri: false,
     jwks,
     cookies: {
       keys: cookieSigner,

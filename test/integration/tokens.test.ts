@@ -115,6 +115,20 @@ describe('authorization and token endpoint rules', () => {
       expect(response.headers.get('content-type')).toMatch(/^text\/html/);
     });
 
+    it('shows an error page, never a redirect, when the request leaves the redirect URI out (OIDC Core §3.1.2.1)', async () => {
+      // The client registered one URI; the provider's default would have taken that one.
+      const { redirect_uri: _left, ...params } = baseParams(client.client_id);
+      const before = await issuedCount();
+      const response = await fetch(
+        `${sesame.baseUrl}/auth?${new URLSearchParams({ ...params, code_challenge: s256, code_challenge_method: 'S256' })}`,
+        { redirect: 'manual' },
+      );
+      expect(response.status).toBe(400);
+      expect(response.headers.get('location')).toBeNull();
+      expect(await response.text()).toContain('redirect_uri');
+      expect(await issuedCount()).toBe(before);
+    });
+
     it('refuses to redeem a code with the wrong code verifier', async () => {
       const person = new Person(sesame.baseUrl);
       const pending = await beginLogin(rp);
