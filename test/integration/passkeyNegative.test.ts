@@ -476,6 +476,19 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expect(await counterOf(credentialId)).toBe(100);
     });
 
+    it('answers a challenge with a NUL in it as the odd input it is, not as an expired sign-in', async () => {
+      const { person } = await signedUpPerson();
+      const login = await openLogin(person);
+      const response = await assertion(person, login, { challenge: 'a\u0000b' });
+      const before = await stateOf(login.uid);
+      const answer = await verifyLogin(person, login, response);
+      expect(answer.status).toBe(400);
+      expect(answer.json().error).not.toBe('interaction_expired');
+      expect(await stateOf(login.uid)).toEqual(before);
+      // The sign-in goes on.
+      expect((await verifyLogin(person, login, await assertion(person, login))).status).toBe(200);
+    });
+
     it('rejects malformed JSON with 400', async () => {
       const { person } = await signedUpPerson();
       const login = await openLogin(person);
@@ -701,6 +714,34 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
         'This passkey is already registered.',
       );
       expect(await countRows(sesame.db, 'users')).toBe(users);
+    });
+
+    it('refuses a second sign-up, or a sign-in, on an interaction whose sign-up finished', async () => {
+      const person = new Person(sesame.baseUrl);
+      const at = await signupPage(person);
+      const signUp = async (email: string) => {
+        const options = await signupOptions(person, at, email);
+        if (options.status !== 200) return options;
+        const credential = await person.authenticator.createCredential(
+          options.json<PublicKeyCredentialCreationOptionsJSON>(),
+          person.browser.origin,
+        );
+        return person.browser.postJson(`/interaction/${at.uid}/signup/verify`, at.csrf, credential);
+      };
+      expect((await signUp(`once${randomBytes(4).toString('hex')}@example.com`)).status).toBe(200);
+      const users = await countRows(sesame.db, 'users');
+      const after = await stateOf(at.uid);
+
+      // The result names the first account until the browser returns to the authorization.
+      expectError(
+        await signUp(`twice${randomBytes(4).toString('hex')}@example.com`),
+        400,
+        'interaction_expired',
+      );
+      const login = await person.browser.postJson(`/interaction/${at.uid}/login/options`, at.csrf, {});
+      expectError(login, 400, 'interaction_expired');
+      expect(await countRows(sesame.db, 'users')).toBe(users);
+      expect(await stateOf(at.uid)).toEqual(after);
     });
 
     it('creates no account from a registration answering another interaction’s challenge', async () => {

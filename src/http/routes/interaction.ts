@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { InteractionResults } from 'oidc-provider';
+import { errors, type InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
@@ -86,10 +86,21 @@ export function interactionRoutes({
       ctx.state.locale = localeOf(ctx, config.defaultLocale, { uiLocales: details.params.ui_locales });
       return details;
     } catch (error) {
-      if (error instanceof HttpError) throw error;
-      throw interactionExpired();
+      // Only an interaction the provider cannot find for this browser (no cookie, expired,
+      // ended) is an expired sign-in. Anything else is what it is: a database that cannot
+      // answer was told as "expired" and never logged, and so was a read refusing odd input.
+      if (error instanceof errors.SessionNotFound) throw interactionExpired();
+      throw error;
     }
   }
+
+  /**
+   * Whether the interaction still waits at the login prompt for a sign-in or sign-up: once one
+   * finished, its result is stored and the prompt is still `login` until the browser returns
+   * to the authorization. A second sign-up there made a second account, and the result named it.
+   */
+  const waitsForLogin = (interaction: Interaction) =>
+    interaction.prompt.name === 'login' && interaction.result === undefined;
 
   async function clientFor(ctx: Context, clientId: unknown) {
     const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
@@ -253,8 +264,8 @@ export function interactionRoutes({
   });
 
   router.post('/login/options', rateLimit, async (ctx) => {
-    const { options } = await signInOptions(ctx);
-    if (!options) throw interactionExpired();
+    const { interaction, options } = await signInOptions(ctx);
+    if (!options || !waitsForLogin(interaction)) throw interactionExpired();
     ctx.body = options;
   });
 
@@ -278,6 +289,8 @@ export function interactionRoutes({
     const { user, credential, use } = taken
       ? await checkTakenAssertion(rp, response, taken.result)
       : await checkPasskeyAssertion(db, rp, response, binding);
+    // After the assertion's own checks, so a replayed one is still told as one.
+    if (!waitsForLogin(interaction)) throw interactionExpired();
     await finishLogin(ctx, interaction, user.id, amrFor(credential), use);
     log.info('passkey sign-in', { user: user.id, credential: credential.id.slice(0, 12) });
   }
@@ -287,7 +300,7 @@ export function interactionRoutes({
     const body = parseBody(ctx, signupStartSchema);
     await countSignupAttempt(ctx, `signup:${addressKey(body.email)}`);
     const interaction = await loadInteraction(ctx);
-    if (interaction.prompt.name !== 'login') throw interactionExpired();
+    if (!waitsForLogin(interaction)) throw interactionExpired();
     if (await emailTaken(db, body.email)) throw accountExists(pageText(ctx));
     ctx.body = await startPasskeyRegistration(
       db,
@@ -302,7 +315,7 @@ export function interactionRoutes({
     if (!signupOpen) throw signupClosed();
     const response = parseBody(ctx, registrationResponseSchema);
     const interaction = await loadInteraction(ctx);
-    if (interaction.prompt.name !== 'login') throw interactionExpired();
+    if (!waitsForLogin(interaction)) throw interactionExpired();
     const verified = await verifyPasskeyRegistration(db, rp, response, {
       purpose: 'signup',
       binding: interaction.uid,
