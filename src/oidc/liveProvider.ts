@@ -11,7 +11,8 @@ const TIMER_MARGIN_MS = 250;
 /**
  * While row notices may be lost (behind a transaction pooler without DATABASE_DIRECT_URL, or
  * while the listener reconnects), how often the keys are read again: a rotation, or a key
- * revoked as exposed, reaches this instance within this long.
+ * revoked as exposed, reaches this instance within this long. A read that failed is tried
+ * again as often.
  */
 export const KEYS_POLL_WHILE_DARK_MS = 2_000;
 
@@ -39,6 +40,8 @@ export class LiveProvider implements RowChangeListener {
   #reloads = 0;
   #poll: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** The last reload failed: the next is {@link KEYS_POLL_WHILE_DARK_MS} away, and its success is logged. */
+  #failing = false;
 
   constructor(
     private readonly build: (jwks: JwksWithKids) => Provider,
@@ -82,11 +85,19 @@ export class LiveProvider implements RowChangeListener {
         this.#order = order;
         this.log.info('signing keys changed', { kids: next.jwks.keys.map((key) => key.kid) });
       }
+      if (this.#failing) this.log.info('signing keys read again');
+      this.#failing = false;
       this.#schedule(next.nextChangeInMs);
     } catch (error) {
-      // Keep serving with the keys we have; the next notice or timer tries again.
-      this.log.warn('cannot reload signing keys', { error: (error as Error).message });
-      this.#schedule(60_000);
+      // Keep serving with the keys we have, and try again soon: the notice that asked for this
+      // reload (a key revoked as exposed, say) is not sent again. It was a minute, during which
+      // a revoked key went on signing after a pooler restart of a few seconds.
+      if (!this.#failing)
+        this.log.warn('cannot reload signing keys; trying again every 2 s', {
+          error: (error as Error).message,
+        });
+      this.#failing = true;
+      this.#schedule(KEYS_POLL_WHILE_DARK_MS - TIMER_MARGIN_MS);
     }
   }
 

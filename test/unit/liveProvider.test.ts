@@ -14,6 +14,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 describe('LiveProvider', () => {
   let kid = 'es256-a';
+  /** While set, reading the keys fails with it (the database out of reach). */
+  let unreachable: Error | undefined;
   const built: string[] = [];
   let live: LiveProvider;
 
@@ -25,7 +27,10 @@ describe('LiveProvider', () => {
         built.push(jwks.keys.map((key) => key.kid).join(','));
         return { callback: () => () => {} } as unknown as Provider;
       },
-      async () => keys(),
+      async () => {
+        if (unreachable) throw unreachable;
+        return keys();
+      },
       createLogger('silent'),
       keys(),
     );
@@ -54,5 +59,19 @@ describe('LiveProvider', () => {
     kid = 'es256-d';
     await sleep(KEYS_POLL_WHILE_DARK_MS + 500);
     expect(built.at(-1)).toBe('es256-d');
+  });
+
+  it('tries a reload that failed again soon, though notices arrive: the notice that asked for it is not sent again', async () => {
+    live.goLive();
+    await sleep(100);
+    // A key revoked while the pooled connections were down for a moment: its notice came, the read failed.
+    unreachable = new Error('connect ECONNREFUSED');
+    kid = 'es256-e';
+    live.invalidate();
+    await sleep(100);
+    expect(built.at(-1)).toBe('es256-d');
+    unreachable = undefined;
+    await sleep(KEYS_POLL_WHILE_DARK_MS + 500);
+    expect(built.at(-1)).toBe('es256-e');
   });
 });
