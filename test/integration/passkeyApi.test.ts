@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -562,6 +563,45 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await call(elsewhere.id, '/registration/finalize', { body: forged })).toMatchObject(
         hankoError(400),
       );
+    });
+
+    it("refuses a body its Content-Encoding does not decode with 400 in Hanko's error shape, and an unknown coding with 415", async () => {
+      const before = await rowsNow();
+      for (const encoding of ['gzip', 'deflate', 'br']) {
+        for (const path of [
+          `/passkey-api/${app.id}/login/initialize`,
+          `/passkey-api/${app.id}/login/finalize`,
+          `/passkey-api/${app.id}/registration/finalize`,
+          `/${app.id}/login/initialize`,
+        ]) {
+          const response = await fetch(`${sesame.baseUrl}${path}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+            body: 'garbage',
+          });
+          expect({ encoding, path, status: response.status }).toEqual({ encoding, path, status: 400 });
+          expect(await response.json()).toEqual({
+            title: 'unable to process request',
+            details: 'The request body could not be decoded as its Content-Encoding says',
+            status: 400,
+          });
+        }
+      }
+      // A coding the server does not know is 415 for the coding, not for the content type.
+      const unknown = await call(app.id, '/login/initialize', {
+        raw: '{}',
+        headers: { 'content-encoding': 'foo' },
+      });
+      expect(unknown).toMatchObject(hankoError(415));
+      expect(unknown.json.details).toMatch(/Content-Encoding "foo" is not supported/);
+      expect(await rowsNow()).toEqual(before);
+      // A body that is what its encoding says is read as any other.
+      const zipped = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/initialize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: new Uint8Array(gzipSync('{}')),
+      });
+      expect(zipped.status).toBe(200);
     });
 
     it('rejects malformed JSON, wrong types, non-JSON bodies and oversized bodies', async () => {

@@ -38,7 +38,7 @@ import {
 } from '../../passkeyApi/schemas.js';
 import { findTenant, tenantKeyMatches } from '../../passkeyApi/tenants.js';
 import { HttpError } from '../errors.js';
-import { refuseIllFormedText } from '../middleware/bodies.js';
+import { refuseIllFormedText, refusingUndecodableBodies } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -159,12 +159,14 @@ async function requireApiKey(ctx: Context, next: Next) {
   await next();
 }
 
-const parseJson = bodyParser({
-  enableTypes: ['json'],
-  jsonLimit: PASSKEY_API_BODY_LIMIT,
-  jsonStrict: true,
-  encoding: 'utf-8',
-});
+const parseJson = refusingUndecodableBodies(
+  bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: PASSKEY_API_BODY_LIMIT,
+    jsonStrict: true,
+    encoding: 'utf-8',
+  }),
+);
 
 /**
  * JSON bodies only, small. An empty body counts as `{}` whatever its content type (Hanko's
