@@ -332,6 +332,35 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     expect((await finalize(bank, await phone.getAssertion(elsewhere.options, APP_ORIGIN))).status).toBe(401);
   });
 
+  it('takes transaction data nested as deep as Go reads it, and refuses deeper data with 400 naming the limit', async () => {
+    await registerPasskey(bank, 'nina', new SoftAuthenticator());
+    /** Sent as text: JSON.stringify itself gives up on data this deep. */
+    const initializeNested = async (transactionId: string, depth: number) => {
+      const data = `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+      const response = await fetch(`${sesame.baseUrl}/passkey-api/${bank.id}/transaction/initialize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', apikey: bank.apiKey },
+        body: `{"user_id":"nina","transaction_id":"${transactionId}","transaction_data":${data}}`,
+      });
+      return { status: response.status, json: await response.json(), data };
+    };
+    // Go's decoder reads 10,000 levels in a body; the request object is the first of them.
+    const deepest = await initializeNested('nina-deepest', 9999);
+    expect(deepest.status).toBe(200);
+    const challenge = Buffer.from(deepest.json.publicKey.challenge, 'base64url');
+    expect(challenge.subarray(32)).toEqual(
+      createHash('sha256').update(`nina-deepest${deepest.data}`).digest(),
+    );
+    const refused = await initializeNested('nina-deeper', 10_000);
+    expect(refused).toMatchObject({
+      status: 400,
+      json: { status: 400, details: expect.stringContaining('more than 9999 levels deep') },
+    });
+    expect(
+      (await transactionRows(bank)).filter((t) => t.user_id === 'nina').map((t) => t.identifier),
+    ).toEqual(['nina-deepest']);
+  });
+
   it('lets one of two concurrent requests with the same id win', async () => {
     await registerPasskey(bank, 'ivan', new SoftAuthenticator());
     const body = { user_id: 'ivan', transaction_id: 'ivan-race', transaction_data: { a: 1 } };
