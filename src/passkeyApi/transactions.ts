@@ -49,10 +49,10 @@ const escapeForGo = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4
 
 /**
  * The transaction data as JSON text the way Hanko's Go server writes it (`json.Marshal` of
- * the decoded value): object keys sorted, `<`, `>`, `&`, U+2028 and U+2029 escaped. The
- * challenge commits to this text, so an app can recompute it. The walk keeps its own stack,
- * so data nested as deep as the schema lets through (thousands of levels) cannot overflow
- * the call stack.
+ * the decoded value): object keys sorted by their UTF-8 bytes, `<`, `>`, `&`, U+2028 and
+ * U+2029 escaped. The challenge commits to this text, so an app can recompute it. The walk
+ * keeps its own stack, so data nested as deep as the schema lets through (thousands of
+ * levels) cannot overflow the call stack.
  */
 export function transactionDataJson(value: unknown): string {
   const written: string[] = [];
@@ -73,7 +73,7 @@ export function transactionDataJson(value: unknown): string {
       }
       pending.push({ text: '[' });
     } else if (current !== null && typeof current === 'object') {
-      const keys = Object.keys(current).sort();
+      const keys = Object.keys(current).sort(byUtf8Bytes);
       pending.push({ text: '}' });
       for (let i = keys.length - 1; i >= 0; i--) {
         pending.push({ value: (current as Record<string, unknown>)[keys[i]!] });
@@ -87,6 +87,13 @@ export function transactionDataJson(value: unknown): string {
   }
   return written.join('');
 }
+
+/**
+ * Go sorts map keys by their UTF-8 bytes (code point order); JavaScript's default sort
+ * compares UTF-16 units, which puts a key beyond U+FFFF (an emoji) before one in
+ * U+E000–U+FFFF (a fullwidth sign), and so would commit to another text than Hanko's.
+ */
+const byUtf8Bytes = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 
 /** A string, number, boolean or null as Go writes it: JSON with `<`, `>`, `&`, U+2028 and U+2029 escaped. */
 function goScalarJson(value: unknown): string {

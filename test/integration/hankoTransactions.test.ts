@@ -166,6 +166,24 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     });
   });
 
+  it("writes the data's object keys in Go's order, by their UTF-8 bytes, so an app can recompute the text", async () => {
+    await registerPasskey(bank, 'olga', new SoftAuthenticator());
+    // UTF-16 order would put the emoji (a surrogate pair, D83D…) before the fullwidth sign (FF01).
+    const data = { '\u{1F600}': 2, '\uFF01': 1, nested: { é: 1, z: 0 } };
+    const goJson = '{"nested":{"z":0,"é":1},"\uFF01":1,"\u{1F600}":2}';
+    const init = await initialize(bank, {
+      user_id: 'olga',
+      transaction_id: 'olga-1',
+      transaction_data: data,
+    });
+    expect(init.status).toBe(200);
+    expect(Buffer.from(init.options.challenge, 'base64url').subarray(32)).toEqual(
+      createHash('sha256').update(`olga-1${goJson}`).digest(),
+    );
+    const listed = await call(bank, '/transaction/olga', { method: 'GET' });
+    expect(listed.json).toEqual([expect.objectContaining({ identifier: 'olga-1', data: goJson })]);
+  });
+
   it('answers 404 for an unknown user, 409 for a used id, 400 for a user without passkeys, recording nothing', async () => {
     const phone = new SoftAuthenticator();
     await registerPasskey(bank, 'bob', phone);
