@@ -95,8 +95,12 @@ export function transactionDataJson(value: unknown): string {
  */
 const byUtf8Bytes = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 
-/** A string, number, boolean or null as Go writes it: JSON with `<`, `>`, `&`, U+2028 and U+2029 escaped. */
+/**
+ * A string, number, boolean or null as Go writes it: JSON with `<`, `>`, `&`, U+2028 and
+ * U+2029 escaped, and a negative zero as `-0` (strconv keeps its sign; JSON.stringify drops it).
+ */
 function goScalarJson(value: unknown): string {
+  if (Object.is(value, -0)) return '-0';
   return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, escapeForGo);
 }
 

@@ -83,6 +83,21 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     return { ...response, options: response.json?.publicKey };
   }
 
+  /** `transaction/initialize` with the data written as given, for JSON that JSON.stringify does not write. */
+  async function initializeWithDataText(
+    tenant: TestTenant,
+    userId: string,
+    transactionId: string,
+    dataText: string,
+  ): Promise<ApiResponse> {
+    const response = await fetch(`${sesame.baseUrl}/passkey-api/${tenant.id}/transaction/initialize`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', apikey: tenant.apiKey },
+      body: `{"user_id":${JSON.stringify(userId)},"transaction_id":${JSON.stringify(transactionId)},"transaction_data":${dataText}}`,
+    });
+    return { status: response.status, json: await response.json() };
+  }
+
   const finalize = (tenant: TestTenant, assertion: AuthenticationResponseJSON) =>
     call(tenant, '/transaction/finalize', { body: assertion });
 
@@ -182,6 +197,18 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     );
     const listed = await call(bank, '/transaction/olga', { method: 'GET' });
     expect(listed.json).toEqual([expect.objectContaining({ identifier: 'olga-1', data: goJson })]);
+  });
+
+  it('writes a negative zero in the data as Go does, -0, where JSON.stringify writes 0', async () => {
+    await registerPasskey(bank, 'pavel', new SoftAuthenticator());
+    const init = await initializeWithDataText(bank, 'pavel', 'pavel-1', '{"a":[-0,0.0,-0.0,-0e3,1]}');
+    expect(init.status).toBe(200);
+    const goJson = '{"a":[-0,0,-0,-0,1]}';
+    expect(Buffer.from(init.json.publicKey.challenge, 'base64url').subarray(32)).toEqual(
+      createHash('sha256').update(`pavel-1${goJson}`).digest(),
+    );
+    const listed = await call(bank, '/transaction/pavel', { method: 'GET' });
+    expect(listed.json).toEqual([expect.objectContaining({ identifier: 'pavel-1', data: goJson })]);
   });
 
   it('answers 404 for an unknown user, 409 for a used id, 400 for a user without passkeys, recording nothing', async () => {
@@ -352,15 +379,10 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
 
   it('takes transaction data nested as deep as Go reads it, and refuses deeper data with 400 naming the limit', async () => {
     await registerPasskey(bank, 'nina', new SoftAuthenticator());
-    /** Sent as text: JSON.stringify itself gives up on data this deep. */
     const initializeNested = async (transactionId: string, depth: number) => {
       const data = `${'['.repeat(depth)}1${']'.repeat(depth)}`;
-      const response = await fetch(`${sesame.baseUrl}/passkey-api/${bank.id}/transaction/initialize`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', apikey: bank.apiKey },
-        body: `{"user_id":"nina","transaction_id":"${transactionId}","transaction_data":${data}}`,
-      });
-      return { status: response.status, json: await response.json(), data };
+      // Sent as text: JSON.stringify itself gives up on data this deep.
+      return { ...(await initializeWithDataText(bank, 'nina', transactionId, data)), data };
     };
     // Go's decoder reads 10,000 levels in a body; the request object is the first of them.
     const deepest = await initializeNested('nina-deepest', 9999);
