@@ -613,6 +613,16 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await call(app.id, '/login/initialize', { raw: 'null' })).toMatchObject(hankoError(400));
       expect(await call(app.id, '/login/finalize', { raw: '{"id":' })).toMatchObject(hankoError(400));
       expect(await call(app.id, '/login/finalize', { body: {} })).toMatchObject(hankoError(400));
+      const notBase64 = await call(app.id, '/login/finalize', {
+        body: {
+          id: 'AAAA',
+          rawId: 'AAAA',
+          type: 'public-key',
+          response: { clientDataJSON: 'AAAA', authenticatorData: 'AAAA', signature: 'not base64!' },
+        },
+      });
+      expect(notBase64).toMatchObject(hankoError(400));
+      expect(notBase64.json.details).toBe('response.signature: must be base64url');
       expect(
         await call(app.id, '/registration/finalize', { body: { id: 42, type: 'public-key' } }),
       ).toMatchObject(hankoError(400));
