@@ -432,6 +432,30 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await rowsNow()).toEqual(before);
     });
 
+    it('marks every answer to a call with the API key no-store, refusals included', async () => {
+      const key = app.apiKey;
+      for (const [path, keyUsed] of [
+        ['/audit_logs', key],
+        ['/credentials?user_id=erin-5', key],
+        [`/credentials/${registered.id}`, key],
+        ['/transaction/erin-5', key],
+        ['/credentials?user_id=erin-5', 'spk_wrong'],
+      ] as const) {
+        const response = await call(app.id, path, { method: 'GET', key: keyUsed });
+        expect({
+          path,
+          status: response.status,
+          cacheControl: response.headers.get('cache-control'),
+        }).toEqual({
+          path,
+          status: keyUsed === key ? 200 : 401,
+          cacheControl: 'no-store',
+        });
+      }
+      const named = await call(app.id, '/login/initialize', { key, body: { user_id: 'erin-5' } });
+      expect(named.headers.get('cache-control')).toBe('no-store');
+    });
+
     it('answers 404 for an unknown tenant or endpoint', async () => {
       const before = await rowsNow();
       // As Hanko: an unknown tenant is 404, a tenant id that is no UUID 400 (it was 404 before).

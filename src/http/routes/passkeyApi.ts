@@ -143,8 +143,14 @@ async function allowTenantOrigins(ctx: Context, next: Next) {
   await next();
 }
 
-/** The `apikey` header (any case) must be the tenant's key; one tenant's key never opens another. */
+/**
+ * The `apikey` header (any case) must be the tenant's key; one tenant's key never opens
+ * another. Every answer to a keyed call, refusals included, is `no-store`: the key travels
+ * in a header that shared caches do not know as a credential (RFC 9111 §3.5 names only
+ * Authorization), so they would keep a tenant's passkeys or audit log for the next caller.
+ */
 function checkApiKey(ctx: Context): void {
+  ctx.set('Cache-Control', 'no-store');
   if (!tenantKeyMatches(tenantOf(ctx), ctx.get('apikey').trim())) {
     throw hankoError(
       401,
