@@ -475,6 +475,26 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await rowsNow()).toEqual(before);
     });
 
+    it('puts an X-Request-Id on every answer, the refusals before the tenant is known included', async () => {
+      for (const [tenantId, method, status] of [
+        ['00000000-0000-4000-8000-000000000000', 'GET', 404],
+        ['not-a-uuid', 'GET', 400],
+        [app.id, 'PUT', 405],
+        ['not-a-uuid', 'PUT', 405],
+        [app.id, 'GET', 401],
+      ] as const) {
+        const response = await call(tenantId, '/credentials', { method });
+        expect({ tenantId, method, status: response.status }).toEqual({ tenantId, method, status });
+        expect(response.headers.get('x-request-id')).toMatch(/^[A-Za-z0-9_-]{16,}$/);
+      }
+      // The caller's own id, when it is a plain one, is echoed on a refusal too.
+      const unknown = await call('not-a-uuid', '/credentials', {
+        method: 'GET',
+        headers: { 'x-request-id': 'req-7' },
+      });
+      expect(unknown.headers.get('x-request-id')).toBe('req-7');
+    });
+
     it('rejects a replayed registration finalize and a replayed login finalize', async () => {
       const options = await registrationOptions(app, { user_id: 'frank-6', username: 'frank' });
       const response = await new SoftAuthenticator().createCredential(options, APP_ORIGIN);

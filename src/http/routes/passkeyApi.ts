@@ -225,13 +225,15 @@ export function passkeyApiRoutes({
   log,
   rateLimit,
 }: Pick<Services, 'config' | 'db' | 'log' | 'rateLimit'>): Router {
-  // Limited after CORS, so an app's frontend can read the 429 and its Retry-After.
+  // Tagged first, so the earliest refusals (405, a tenant id that is no UUID or unknown) carry
+  // their X-Request-Id too. Limited after CORS, so an app's frontend can read the 429 and its
+  // Retry-After.
   const router = sesameRouter(
     { prefix: '/passkey-api/:tenantId' },
     renderPasskeyApiErrors({ log }),
+    tagRequest,
     refuseOtherMethods,
     loadTenant({ db }),
-    tagRequest,
     allowTenantOrigins,
     rateLimit,
   );
