@@ -290,6 +290,28 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     ).toBe(200);
   });
 
+  it('keeps a refused initialize whose transaction id holds NUL in the audit log, without the NUL', async () => {
+    await registerPasskey(bank, 'quinn', new SoftAuthenticator());
+    const refused = await initialize(bank, {
+      user_id: 'quinn',
+      transaction_id: 'quinn\u0000nul',
+      transaction_data: { a: 1 },
+    });
+    expect(refused).toMatchObject({ status: 400, json: { status: 400 } });
+    const audit = await call(bank, '/audit_logs?type=webauthn_transaction_init_failed&actor_user_id=quinn', {
+      method: 'GET',
+    });
+    expect(audit.json).toEqual([
+      expect.objectContaining({
+        type: 'webauthn_transaction_init_failed',
+        actor_user_id: 'quinn',
+        transaction_id: 'quinnnul',
+        error: expect.stringContaining('NUL'),
+      }),
+    ]);
+    expect(await transactionRows(bank)).not.toContainEqual(expect.objectContaining({ user_id: 'quinn' }));
+  });
+
   it('refuses a replayed signature, a login challenge, a security key and a bad signature with 401', async () => {
     const phone = new SoftAuthenticator();
     const key = new SoftAuthenticator();
