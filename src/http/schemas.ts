@@ -11,7 +11,7 @@ import { refusalLocale } from './middleware/language.js';
  * (locales/*.json), worded in the request's language where the refusal is built; the
  * issue's own limits fill them in (`{{maximum}}`). Other issues keep zod's words.
  */
-const CATALOG_KEY = /^validation\.[A-Za-z]+$/;
+const CATALOG_KEY = /^validation\.[A-Za-z0-9]+$/;
 
 /** A zod issue's message in `text`'s language. */
 export function issueMessage(issue: z.core.$ZodIssue, text: Translator = translatorFor('en')): string {

@@ -74,6 +74,12 @@ export function auditLogJson(row: PasskeyTenantAuditLogRow): AuditLogJson {
   };
 }
 
+/**
+ * Postgres text refuses NUL, and a refused request's entry must still be written (a NUL in
+ * the request may be why it was refused), so NUL is dropped from every text written here.
+ */
+const withoutNul = (text: string) => text.replaceAll('\u0000', '');
+
 /** Records one event in the tenant's audit log. */
 export async function recordTenantAuditLog(
   db: Db,
@@ -82,16 +88,16 @@ export async function recordTenantAuditLog(
   meta: AuditLogMeta,
   entry: Pick<NewPasskeyTenantAuditLog, 'actor_user_id' | 'error' | 'transaction_id'> = {},
 ): Promise<void> {
+  const optional = (text: string | null | undefined) => (text == null ? null : withoutNul(text));
   await passkeyTenantAuditLogsQueries.insert(db, {
     tenant_id: tenantId,
     type,
-    meta_http_request_id: meta.requestId,
-    // Postgres text refuses NUL; a header cannot carry one, but keep the log unbreakable.
-    meta_source_ip: meta.sourceIp.replaceAll('\u0000', ''),
-    meta_user_agent: meta.userAgent.slice(0, 512).replaceAll('\u0000', ''),
-    actor_user_id: entry.actor_user_id?.replaceAll('\u0000', '') ?? null,
-    error: entry.error ?? null,
-    transaction_id: entry.transaction_id ?? null,
+    meta_http_request_id: withoutNul(meta.requestId),
+    meta_source_ip: withoutNul(meta.sourceIp),
+    meta_user_agent: withoutNul(meta.userAgent.slice(0, 512)),
+    actor_user_id: optional(entry.actor_user_id),
+    error: optional(entry.error),
+    transaction_id: optional(entry.transaction_id),
   });
 }
 

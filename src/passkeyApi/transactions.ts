@@ -49,17 +49,58 @@ const escapeForGo = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4
 
 /**
  * The transaction data as JSON text the way Hanko's Go server writes it (`json.Marshal` of
- * the decoded value): object keys sorted, `<`, `>`, `&`, U+2028 and U+2029 escaped. The
- * challenge commits to this text, so an app can recompute it.
+ * the decoded value): object keys sorted by their UTF-8 bytes, `<`, `>`, `&`, U+2028 and
+ * U+2029 escaped. The challenge commits to this text, so an app can recompute it. The walk
+ * keeps its own stack, so data nested as deep as the schema lets through (thousands of
+ * levels) cannot overflow the call stack.
  */
 export function transactionDataJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(transactionDataJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.keys(value)
-      .sort()
-      .map((k) => `${transactionDataJson(k)}:${transactionDataJson((value as Record<string, unknown>)[k])}`);
-    return `{${entries.join(',')}}`;
+  const written: string[] = [];
+  // Text to write and values to serialise, the next one last.
+  const pending: Array<{ text: string } | { value: unknown }> = [{ value }];
+  while (pending.length > 0) {
+    const next = pending.pop()!;
+    if ('text' in next) {
+      written.push(next.text);
+      continue;
+    }
+    const current = next.value;
+    if (Array.isArray(current)) {
+      pending.push({ text: ']' });
+      for (let i = current.length - 1; i >= 0; i--) {
+        pending.push({ value: current[i] });
+        if (i > 0) pending.push({ text: ',' });
+      }
+      pending.push({ text: '[' });
+    } else if (current !== null && typeof current === 'object') {
+      const keys = Object.keys(current).sort(byUtf8Bytes);
+      pending.push({ text: '}' });
+      for (let i = keys.length - 1; i >= 0; i--) {
+        pending.push({ value: (current as Record<string, unknown>)[keys[i]!] });
+        pending.push({ text: `${goScalarJson(keys[i])}:` });
+        if (i > 0) pending.push({ text: ',' });
+      }
+      pending.push({ text: '{' });
+    } else {
+      written.push(goScalarJson(current));
+    }
   }
+  return written.join('');
+}
+
+/**
+ * Go sorts map keys by their UTF-8 bytes (code point order); JavaScript's default sort
+ * compares UTF-16 units, which puts a key beyond U+FFFF (an emoji) before one in
+ * U+E000–U+FFFF (a fullwidth sign), and so would commit to another text than Hanko's.
+ */
+const byUtf8Bytes = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+
+/**
+ * A string, number, boolean or null as Go writes it: JSON with `<`, `>`, `&`, U+2028 and
+ * U+2029 escaped, and a negative zero as `-0` (strconv keeps its sign; JSON.stringify drops it).
+ */
+function goScalarJson(value: unknown): string {
+  if (Object.is(value, -0)) return '-0';
   return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, escapeForGo);
 }
 

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { createApiKey, revokeApiKey } from '../../src/admin/apiKeys.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
@@ -28,7 +29,7 @@ describe('the admin REST API', () => {
   async function api(
     method: string,
     path: string,
-    options: { auth?: string | null; json?: unknown; body?: string; headers?: Record<string, string> } = {},
+    options: { auth?: string | null; json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {},
   ) {
     const headers: Record<string, string> = { ...options.headers };
     const auth = options.auth === undefined ? key : options.auth;
@@ -218,6 +219,41 @@ describe('the admin REST API', () => {
     });
     expect(form.status).toBe(415);
     expect(await clientCount()).toBe(before);
+  });
+
+  it('answers a body its Content-Encoding does not decode with 400, and a coding it does not know with 415 naming it', async () => {
+    const before = {
+      clients: await clientCount(),
+      tenants: (await passkeyTenantsQueries.list(sesame.db)).length,
+    };
+    const tenant = JSON.stringify({ name: 'Zipped', origins: ['https://zipped.example.com'] });
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      for (const path of ['/clients', '/passkey-tenants']) {
+        const garbled = await api('POST', path, {
+          body: 'garbage',
+          headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        });
+        expect({ encoding, path, status: garbled.status }).toEqual({ encoding, path, status: 400 });
+        expect(garbled.json()).toMatchObject({ error: 'invalid_request' });
+      }
+    }
+    const unknown = await api('POST', '/passkey-tenants', {
+      body: tenant,
+      headers: { 'content-type': 'application/json', 'content-encoding': 'foo' },
+    });
+    expect(unknown.status).toBe(415);
+    expect(unknown.json().error_description).toMatch(/Content-Encoding "foo" is not supported/);
+    expect({
+      clients: await clientCount(),
+      tenants: (await passkeyTenantsQueries.list(sesame.db)).length,
+    }).toEqual(before);
+    // A body that is what its encoding says is read as any other.
+    const zipped = await api('POST', '/passkey-tenants', {
+      body: new Uint8Array(gzipSync(tenant)),
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    });
+    expect(zipped.status).toBe(201);
+    await api('DELETE', `/passkey-tenants/${zipped.json().tenant_id}`);
   });
 
   it('answers an unknown endpoint under /api/admin with a JSON 404', async () => {

@@ -83,6 +83,21 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     return { ...response, options: response.json?.publicKey };
   }
 
+  /** `transaction/initialize` with the data written as given, for JSON that JSON.stringify does not write. */
+  async function initializeWithDataText(
+    tenant: TestTenant,
+    userId: string,
+    transactionId: string,
+    dataText: string,
+  ): Promise<ApiResponse> {
+    const response = await fetch(`${sesame.baseUrl}/passkey-api/${tenant.id}/transaction/initialize`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', apikey: tenant.apiKey },
+      body: `{"user_id":${JSON.stringify(userId)},"transaction_id":${JSON.stringify(transactionId)},"transaction_data":${dataText}}`,
+    });
+    return { status: response.status, json: await response.json() };
+  }
+
   const finalize = (tenant: TestTenant, assertion: AuthenticationResponseJSON) =>
     call(tenant, '/transaction/finalize', { body: assertion });
 
@@ -166,6 +181,36 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     });
   });
 
+  it("writes the data's object keys in Go's order, by their UTF-8 bytes, so an app can recompute the text", async () => {
+    await registerPasskey(bank, 'olga', new SoftAuthenticator());
+    // UTF-16 order would put the emoji (a surrogate pair, D83D…) before the fullwidth sign (FF01).
+    const data = { '\u{1F600}': 2, '\uFF01': 1, nested: { é: 1, z: 0 } };
+    const goJson = '{"nested":{"z":0,"é":1},"\uFF01":1,"\u{1F600}":2}';
+    const init = await initialize(bank, {
+      user_id: 'olga',
+      transaction_id: 'olga-1',
+      transaction_data: data,
+    });
+    expect(init.status).toBe(200);
+    expect(Buffer.from(init.options.challenge, 'base64url').subarray(32)).toEqual(
+      createHash('sha256').update(`olga-1${goJson}`).digest(),
+    );
+    const listed = await call(bank, '/transaction/olga', { method: 'GET' });
+    expect(listed.json).toEqual([expect.objectContaining({ identifier: 'olga-1', data: goJson })]);
+  });
+
+  it('writes a negative zero in the data as Go does, -0, where JSON.stringify writes 0', async () => {
+    await registerPasskey(bank, 'pavel', new SoftAuthenticator());
+    const init = await initializeWithDataText(bank, 'pavel', 'pavel-1', '{"a":[-0,0.0,-0.0,-0e3,1]}');
+    expect(init.status).toBe(200);
+    const goJson = '{"a":[-0,0,-0,-0,1]}';
+    expect(Buffer.from(init.json.publicKey.challenge, 'base64url').subarray(32)).toEqual(
+      createHash('sha256').update(`pavel-1${goJson}`).digest(),
+    );
+    const listed = await call(bank, '/transaction/pavel', { method: 'GET' });
+    expect(listed.json).toEqual([expect.objectContaining({ identifier: 'pavel-1', data: goJson })]);
+  });
+
   it('answers 404 for an unknown user, 409 for a used id, 400 for a user without passkeys, recording nothing', async () => {
     const phone = new SoftAuthenticator();
     await registerPasskey(bank, 'bob', phone);
@@ -243,6 +288,28 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     expect(
       (await initialize(bank, { ...base, transaction_id: 'finn-text', transaction_data: 'pay 5' })).status,
     ).toBe(200);
+  });
+
+  it('keeps a refused initialize whose transaction id holds NUL in the audit log, without the NUL', async () => {
+    await registerPasskey(bank, 'quinn', new SoftAuthenticator());
+    const refused = await initialize(bank, {
+      user_id: 'quinn',
+      transaction_id: 'quinn\u0000nul',
+      transaction_data: { a: 1 },
+    });
+    expect(refused).toMatchObject({ status: 400, json: { status: 400 } });
+    const audit = await call(bank, '/audit_logs?type=webauthn_transaction_init_failed&actor_user_id=quinn', {
+      method: 'GET',
+    });
+    expect(audit.json).toEqual([
+      expect.objectContaining({
+        type: 'webauthn_transaction_init_failed',
+        actor_user_id: 'quinn',
+        transaction_id: 'quinnnul',
+        error: expect.stringContaining('NUL'),
+      }),
+    ]);
+    expect(await transactionRows(bank)).not.toContainEqual(expect.objectContaining({ user_id: 'quinn' }));
   });
 
   it('refuses a replayed signature, a login challenge, a security key and a bad signature with 401', async () => {
@@ -330,6 +397,30 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
       transaction_data: { a: 1 },
     });
     expect((await finalize(bank, await phone.getAssertion(elsewhere.options, APP_ORIGIN))).status).toBe(401);
+  });
+
+  it('takes transaction data nested as deep as Go reads it, and refuses deeper data with 400 naming the limit', async () => {
+    await registerPasskey(bank, 'nina', new SoftAuthenticator());
+    const initializeNested = async (transactionId: string, depth: number) => {
+      const data = `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+      // Sent as text: JSON.stringify itself gives up on data this deep.
+      return { ...(await initializeWithDataText(bank, 'nina', transactionId, data)), data };
+    };
+    // Go's decoder reads 10,000 levels in a body; the request object is the first of them.
+    const deepest = await initializeNested('nina-deepest', 9999);
+    expect(deepest.status).toBe(200);
+    const challenge = Buffer.from(deepest.json.publicKey.challenge, 'base64url');
+    expect(challenge.subarray(32)).toEqual(
+      createHash('sha256').update(`nina-deepest${deepest.data}`).digest(),
+    );
+    const refused = await initializeNested('nina-deeper', 10_000);
+    expect(refused).toMatchObject({
+      status: 400,
+      json: { status: 400, details: expect.stringContaining('more than 9999 levels deep') },
+    });
+    expect(
+      (await transactionRows(bank)).filter((t) => t.user_id === 'nina').map((t) => t.identifier),
+    ).toEqual(['nina-deepest']);
   });
 
   it('lets one of two concurrent requests with the same id win', async () => {

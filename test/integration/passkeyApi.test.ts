@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -431,6 +432,30 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await rowsNow()).toEqual(before);
     });
 
+    it('marks every answer to a call with the API key no-store, refusals included', async () => {
+      const key = app.apiKey;
+      for (const [path, keyUsed] of [
+        ['/audit_logs', key],
+        ['/credentials?user_id=erin-5', key],
+        [`/credentials/${registered.id}`, key],
+        ['/transaction/erin-5', key],
+        ['/credentials?user_id=erin-5', 'spk_wrong'],
+      ] as const) {
+        const response = await call(app.id, path, { method: 'GET', key: keyUsed });
+        expect({
+          path,
+          status: response.status,
+          cacheControl: response.headers.get('cache-control'),
+        }).toEqual({
+          path,
+          status: keyUsed === key ? 200 : 401,
+          cacheControl: 'no-store',
+        });
+      }
+      const named = await call(app.id, '/login/initialize', { key, body: { user_id: 'erin-5' } });
+      expect(named.headers.get('cache-control')).toBe('no-store');
+    });
+
     it('answers 404 for an unknown tenant or endpoint', async () => {
       const before = await rowsNow();
       // As Hanko: an unknown tenant is 404, a tenant id that is no UUID 400 (it was 404 before).
@@ -448,6 +473,26 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         hankoError(404),
       );
       expect(await rowsNow()).toEqual(before);
+    });
+
+    it('puts an X-Request-Id on every answer, the refusals before the tenant is known included', async () => {
+      for (const [tenantId, method, status] of [
+        ['00000000-0000-4000-8000-000000000000', 'GET', 404],
+        ['not-a-uuid', 'GET', 400],
+        [app.id, 'PUT', 405],
+        ['not-a-uuid', 'PUT', 405],
+        [app.id, 'GET', 401],
+      ] as const) {
+        const response = await call(tenantId, '/credentials', { method });
+        expect({ tenantId, method, status: response.status }).toEqual({ tenantId, method, status });
+        expect(response.headers.get('x-request-id')).toMatch(/^[A-Za-z0-9_-]{16,}$/);
+      }
+      // The caller's own id, when it is a plain one, is echoed on a refusal too.
+      const unknown = await call('not-a-uuid', '/credentials', {
+        method: 'GET',
+        headers: { 'x-request-id': 'req-7' },
+      });
+      expect(unknown.headers.get('x-request-id')).toBe('req-7');
     });
 
     it('rejects a replayed registration finalize and a replayed login finalize', async () => {
@@ -564,6 +609,45 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       );
     });
 
+    it("refuses a body its Content-Encoding does not decode with 400 in Hanko's error shape, and an unknown coding with 415", async () => {
+      const before = await rowsNow();
+      for (const encoding of ['gzip', 'deflate', 'br']) {
+        for (const path of [
+          `/passkey-api/${app.id}/login/initialize`,
+          `/passkey-api/${app.id}/login/finalize`,
+          `/passkey-api/${app.id}/registration/finalize`,
+          `/${app.id}/login/initialize`,
+        ]) {
+          const response = await fetch(`${sesame.baseUrl}${path}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+            body: 'garbage',
+          });
+          expect({ encoding, path, status: response.status }).toEqual({ encoding, path, status: 400 });
+          expect(await response.json()).toEqual({
+            title: 'unable to process request',
+            details: 'The request body could not be decoded as its Content-Encoding says',
+            status: 400,
+          });
+        }
+      }
+      // A coding the server does not know is 415 for the coding, not for the content type.
+      const unknown = await call(app.id, '/login/initialize', {
+        raw: '{}',
+        headers: { 'content-encoding': 'foo' },
+      });
+      expect(unknown).toMatchObject(hankoError(415));
+      expect(unknown.json.details).toMatch(/Content-Encoding "foo" is not supported/);
+      expect(await rowsNow()).toEqual(before);
+      // A body that is what its encoding says is read as any other.
+      const zipped = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/initialize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: new Uint8Array(gzipSync('{}')),
+      });
+      expect(zipped.status).toBe(200);
+    });
+
     it('rejects malformed JSON, wrong types, non-JSON bodies and oversized bodies', async () => {
       const before = await rowsNow();
       const key = app.apiKey;
@@ -573,6 +657,16 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await call(app.id, '/login/initialize', { raw: 'null' })).toMatchObject(hankoError(400));
       expect(await call(app.id, '/login/finalize', { raw: '{"id":' })).toMatchObject(hankoError(400));
       expect(await call(app.id, '/login/finalize', { body: {} })).toMatchObject(hankoError(400));
+      const notBase64 = await call(app.id, '/login/finalize', {
+        body: {
+          id: 'AAAA',
+          rawId: 'AAAA',
+          type: 'public-key',
+          response: { clientDataJSON: 'AAAA', authenticatorData: 'AAAA', signature: 'not base64!' },
+        },
+      });
+      expect(notBase64).toMatchObject(hankoError(400));
+      expect(notBase64.json.details).toBe('response.signature: must be base64url');
       expect(
         await call(app.id, '/registration/finalize', { body: { id: 42, type: 'public-key' } }),
       ).toMatchObject(hankoError(400));

@@ -2,7 +2,7 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Context, Middleware, Next } from 'koa';
 import compose from 'koa-compose';
 import { translatorFor } from '../../i18n/catalog.js';
-import { badRequest } from '../errors.js';
+import { badRequest, HttpError } from '../errors.js';
 import { refusalLocale } from './language.js';
 
 /**
@@ -78,13 +78,18 @@ export function parseBodies(): Middleware {
   ]);
 }
 
+/** The content codings the body parser decodes (inflation's list); it matches them case-sensitively. */
+const DECODED_CODINGS = ['identity', 'gzip', 'deflate', 'br'];
+
 /**
  * `parse` with a body that its Content-Encoding (gzip, deflate, br) does not decode refused
  * as malformed input, 400: zlib's error carries no status, and was answered with a 500 (and
- * an error in the log) on every form route, before any sign-in or CSRF check. Errors of the
- * routes after it pass through untouched.
+ * an error in the log) before any sign-in, CSRF or API key check. A coding the parser does
+ * not know is 415 that names the coding (RFC 9110 §15.5.16), not a complaint about the
+ * content type. Errors of the routes after it pass through untouched. Used by every
+ * surface that parses bodies itself: Sesame's pages, the admin API and the passkey API.
  */
-function refusingUndecodableBodies(parse: Middleware): Middleware {
+export function refusingUndecodableBodies(parse: Middleware): Middleware {
   return async function parseBody(ctx, next) {
     let parsed = false;
     try {
@@ -93,8 +98,17 @@ function refusingUndecodableBodies(parse: Middleware): Middleware {
         return next();
       });
     } catch (error) {
+      const coding = ctx.get('content-encoding');
+      if (parsed || !coding) throw error;
       const status = (error as { status?: unknown } | null)?.status;
-      if (parsed || status !== undefined || !ctx.get('content-encoding')) throw error;
+      if (status === 415 && !DECODED_CODINGS.includes(coding)) {
+        throw new HttpError(
+          415,
+          'unsupported_media_type',
+          `Content-Encoding ${JSON.stringify(coding.slice(0, 64))} is not supported; send the body uncompressed, or as gzip, deflate or br`,
+        ).localized('errors.malformedRequest');
+      }
+      if (status !== undefined) throw error;
       throw badRequest('The request body could not be decoded as its Content-Encoding says').localized(
         'errors.malformedRequest',
       );

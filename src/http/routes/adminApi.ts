@@ -36,7 +36,7 @@ import {
 } from '../../passkeyApi/tenants.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
-import { JSON_BODY_LIMIT, refuseIllFormedText } from '../middleware/bodies.js';
+import { JSON_BODY_LIMIT, refuseIllFormedText, refusingUndecodableBodies } from '../middleware/bodies.js';
 import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
 import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
@@ -121,7 +121,9 @@ export function adminApiRoutes(services: Services): Router {
     requireApiKey(db),
     forgetCachesAfterChanges(caches.groups, caches.models),
     requireJsonBody,
-    bodyParser({ enableTypes: ['json'], jsonLimit: JSON_BODY_LIMIT, jsonStrict: true, encoding: 'utf-8' }),
+    refusingUndecodableBodies(
+      bodyParser({ enableTypes: ['json'], jsonLimit: JSON_BODY_LIMIT, jsonStrict: true, encoding: 'utf-8' }),
+    ),
     refuseIllFormedText,
     validationErrors,
   );

@@ -38,7 +38,7 @@ import {
 } from '../../passkeyApi/schemas.js';
 import { findTenant, tenantKeyMatches } from '../../passkeyApi/tenants.js';
 import { HttpError } from '../errors.js';
-import { refuseIllFormedText } from '../middleware/bodies.js';
+import { refuseIllFormedText, refusingUndecodableBodies } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -143,8 +143,14 @@ async function allowTenantOrigins(ctx: Context, next: Next) {
   await next();
 }
 
-/** The `apikey` header (any case) must be the tenant's key; one tenant's key never opens another. */
+/**
+ * The `apikey` header (any case) must be the tenant's key; one tenant's key never opens
+ * another. Every answer to a keyed call, refusals included, is `no-store`: the key travels
+ * in a header that shared caches do not know as a credential (RFC 9111 §3.5 names only
+ * Authorization), so they would keep a tenant's passkeys or audit log for the next caller.
+ */
 function checkApiKey(ctx: Context): void {
+  ctx.set('Cache-Control', 'no-store');
   if (!tenantKeyMatches(tenantOf(ctx), ctx.get('apikey').trim())) {
     throw hankoError(
       401,
@@ -159,12 +165,14 @@ async function requireApiKey(ctx: Context, next: Next) {
   await next();
 }
 
-const parseJson = bodyParser({
-  enableTypes: ['json'],
-  jsonLimit: PASSKEY_API_BODY_LIMIT,
-  jsonStrict: true,
-  encoding: 'utf-8',
-});
+const parseJson = refusingUndecodableBodies(
+  bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: PASSKEY_API_BODY_LIMIT,
+    jsonStrict: true,
+    encoding: 'utf-8',
+  }),
+);
 
 /**
  * JSON bodies only, small. An empty body counts as `{}` whatever its content type (Hanko's
@@ -217,13 +225,15 @@ export function passkeyApiRoutes({
   log,
   rateLimit,
 }: Pick<Services, 'config' | 'db' | 'log' | 'rateLimit'>): Router {
-  // Limited after CORS, so an app's frontend can read the 429 and its Retry-After.
+  // Tagged first, so the earliest refusals (405, a tenant id that is no UUID or unknown) carry
+  // their X-Request-Id too. Limited after CORS, so an app's frontend can read the 429 and its
+  // Retry-After.
   const router = sesameRouter(
     { prefix: '/passkey-api/:tenantId' },
     renderPasskeyApiErrors({ log }),
+    tagRequest,
     refuseOtherMethods,
     loadTenant({ db }),
-    tagRequest,
     allowTenantOrigins,
     rateLimit,
   );
