@@ -127,7 +127,8 @@ export async function openDatabase(
       db,
       kind: 'postgres',
       location: databaseUrlForLog(config.databaseUrl),
-      listen: (channel, handlers) => listenOnPostgres(directUrl, db, channel, handlers),
+      listen: (channel, handlers) =>
+        listenOnPostgres(directUrl, db, channel, handlers, config.databaseDirectUrl !== undefined),
       migrate: () => migratePostgresToLatest(directUrl),
       close: async () => {
         unwatchPool();

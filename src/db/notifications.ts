@@ -46,7 +46,14 @@ export async function listenOnPostgres(
   pool: Db,
   channel: string,
   handlers: ListenHandlers,
+  /** Whether `connectionString` is DATABASE_DIRECT_URL rather than DATABASE_URL: the words of a lost ping differ. */
+  direct = false,
 ): Promise<Subscription> {
+  // Behind a transaction-mode pooler a LISTEN on DATABASE_URL is lost; with a direct URL set,
+  // the listening connection itself stopped answering, and the pooler hint would mislead.
+  const unheard = direct
+    ? 'the LISTEN connection (DATABASE_DIRECT_URL) did not answer; it is opened again'
+    : 'behind a transaction-mode pooler, set DATABASE_DIRECT_URL to a direct or session-mode connection';
   let closed = false;
   let current: pg.Client | undefined;
   let pingTimer: NodeJS.Timeout | undefined;
@@ -77,8 +84,7 @@ export async function listenOnPostgres(
         () =>
           reject(
             new Error(
-              `a notification sent through DATABASE_URL did not reach the LISTEN connection within ${PING_TIMEOUT_MS / 1000} s ` +
-                '(behind a transaction-mode pooler, set DATABASE_DIRECT_URL to a direct or session-mode connection)',
+              `a notification sent through DATABASE_URL did not reach the LISTEN connection within ${PING_TIMEOUT_MS / 1000} s (${unheard})`,
             ),
           ),
         PING_TIMEOUT_MS,
