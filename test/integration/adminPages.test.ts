@@ -277,6 +277,11 @@ describe('the admin pages', () => {
     expect(users.text).toContain(`aria-label="Disable someone@example.com"`);
     // An admin cannot disable themselves from the page.
     expect(users.text).not.toContain('aria-label="Disable root@example.com"');
+    // Disabling only takes access away: it needs no step-up.
+    expect(users.text).not.toMatch(
+      new RegExp(`action="/admin/users/${someoneId}/disable"[^>]*data-step-up>`),
+    );
+    await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
 
     const disabled = await admin.browser.request(`/admin/users/${someoneId}/disable`, {
       form: { _csrf: users.csrf() },
@@ -288,13 +293,20 @@ describe('the admin pages', () => {
     const locked = await someone.browser.request('/admin/clients');
     expect(locked.status).toBe(302);
 
-    const enabled = await admin.browser.request(`/admin/users/${someoneId}/enable`, {
-      form: { _csrf: users.csrf() },
-    });
-    expect(enabled.status).toBe(302);
+    // Enabling gives them their way in back, as a one-time link would: the page's script asks
+    // for a step-up first, and without one they stay disabled.
+    const disabledPage = await admin.browser.request('/admin/users');
+    expect(disabledPage.text).toMatch(
+      new RegExp(`action="/admin/users/${someoneId}/enable"[^>]*data-step-up>`),
+    );
+    const enable = () =>
+      admin.browser.request(`/admin/users/${someoneId}/enable`, { form: { _csrf: users.csrf() } });
+    expectStepUpRequired(await enable());
+    expect((await usersQueries.findById(sesame.db, someoneId))!.disabled_at).not.toBeNull();
+    await confirmWithPasskey(users);
+    expect((await enable()).status).toBe(302);
     expect((await usersQueries.findById(sesame.db, someoneId))!.disabled_at).toBeNull();
 
-    expect((await stepUp(admin, users.csrf())).status).toBe(200);
     const link = await admin.browser.request(`/admin/users/${someoneId}/link`, {
       form: { _csrf: users.csrf() },
     });
@@ -424,7 +436,11 @@ describe('the admin pages', () => {
       form: { _csrf: users.csrf() },
     });
     expect(disabled.status).toBe(302);
-    await admin.browser.request(`/admin/users/${someoneId}/enable`, { form: { _csrf: users.csrf() } });
+    await confirmWithPasskey(users);
+    const enabled = await admin.browser.request(`/admin/users/${someoneId}/enable`, {
+      form: { _csrf: users.csrf() },
+    });
+    expect(enabled.status).toBe(302);
   });
 
   it('mints no client secret, admin API key or passkey API key without a passkey step-up from the last five minutes', async () => {

@@ -145,9 +145,10 @@ export function adminPagesRoutes(services: Services): Router {
   }
 
   // Anything that hands out a credential (a client secret, an API key) or a way into an
-  // account (a one-time link), that decides where people's sign-ins go (a client's settings),
-  // or that cannot be undone (deleting a client, a user or a passkey API app) needs a recent
-  // passkey step-up.
+  // account (a one-time link, enabling a disabled user), that decides where people's sign-ins
+  // go or what apps are told about them (a client's settings, its allowed groups, a group's
+  // members, claims or name), who administers Sesame, or that cannot be undone (deleting a
+  // client, a user or a passkey API app) needs a recent passkey step-up.
   const stepUp = requireStepUp(db);
   const kit: AdminPageKit = { render, actor, stepUp };
 
@@ -323,7 +324,9 @@ export function adminPagesRoutes(services: Services): Router {
     ctx.redirect('/admin/users?done=user-disabled');
   });
 
-  router.post('/users/:id/enable', async (ctx) => {
+  // Disabling only takes access away, and is wanted at once when an account is misused: no
+  // step-up. Enabling gives a disabled person their way in back, as a one-time link would: step-up.
+  router.post('/users/:id/enable', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     await enableUser(db, user.id, actor(ctx));
     caches.users.invalidate(user.id);
