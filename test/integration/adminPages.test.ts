@@ -104,6 +104,33 @@ describe('the admin pages', () => {
     expect(await apiKeysQueries.list(sesame.db)).toEqual([]);
   });
 
+  it("leaves the server's caches alone for a POST it refuses, and empties them after an admin's change", async () => {
+    // Which groups may use each app is kept in memory. These tests change no app's groups, so
+    // only a change made through these pages forgets it (as it does the token cache): each
+    // forgetting costs every later sign-in and token check a database read.
+    const rules = sesame.app.caches.groups.clientRules;
+    const before = rules.generation;
+    const noSuchUser = '/admin/users/00000000-0000-0000-0000-000000000000/disable';
+    const someonesToken = (await someone.browser.request('/admin/users')).csrf();
+    const csrf = (await admin.browser.request('/admin/users')).csrf();
+    const refused = [
+      // A person who is not an admin, with a CSRF token of their own or none.
+      await someone.browser.request(noSuchUser, { form: { _csrf: someonesToken } }),
+      await someone.browser.request(noSuchUser, { form: {} }),
+      // An admin without the CSRF token, and one for a user who does not exist.
+      await admin.browser.request(noSuchUser, { form: {} }),
+      await admin.browser.request(noSuchUser, { form: { _csrf: csrf } }),
+    ];
+    expect(refused.map((response) => response.status)).toEqual([403, 403, 403, 404]);
+    expect(rules.generation).toBe(before);
+
+    const created = await admin.browser.request('/admin/groups', {
+      form: { _csrf: csrf, name: 'Night shift' },
+    });
+    expect(created.status).toBe(302);
+    expect(rules.generation).toBeGreaterThan(before);
+  });
+
   it('lets an admin register a client and shows its secret once; only the hash is stored', async () => {
     const list = asPage(await admin.browser.follow('/admin'));
     expect(list.status).toBe(200);

@@ -100,11 +100,11 @@ export function adminPagesRoutes(services: Services): Router {
     { prefix: '/admin' },
     noStore,
     requireSignIn(provider, db),
-    forgetCachesAfterChanges(caches.groups, caches.models),
     requireAdmin(csrf),
     parseBodies(),
     parseUploads,
     csrf.protect(),
+    forgetCachesAfterChanges(caches.groups, caches.models),
   );
 
   const actor = (ctx: Context) => `user:${ctx.state.signedIn!.user.id}`;
