@@ -856,6 +856,22 @@ describe('the admin pages', () => {
     });
   });
 
+  it('shows the notice a redirect names, and none for a name it does not know, an inherited one included', async () => {
+    const notice = (page: PageResponse) =>
+      /<p class="status ok" role="status">([^<]*)<\/p>/.exec(page.text)?.[1];
+    const named = await admin.browser.request('/admin/users?done=user-enabled');
+    expect(notice(named)).toBe('The user can sign in again.');
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'no-such-notice']) {
+      const page = await admin.browser.request(`/admin/users?done=${name}`);
+      expect({ name, status: page.status, notice: notice(page) }).toEqual({
+        name,
+        status: 200,
+        notice: undefined,
+      });
+      expect(page.text).not.toContain('[native code]');
+    }
+  });
+
   it('lists recent audit events', async () => {
     const page = await admin.browser.request('/admin/audit');
     expect(page.status).toBe(200);
