@@ -13,6 +13,7 @@ import {
   rotateTenantApiKey,
   tenantView,
 } from '../passkeyApi/tenants.js';
+import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
 import { flagError } from './flags.js';
 
@@ -152,15 +153,17 @@ export function registerPasskeyApiCommands(program: Command): void {
   tenants
     .command('delete <id>')
     .description('delete a tenant with all its users and passkeys')
+    .option('--yes', 'do not ask for confirmation (required without a terminal)')
     .option('--json', 'print JSON')
-    .action((id: string, opts) =>
-      withDatabase(async (db) => {
+    .action(async (id: string, opts) => {
+      await confirmOrRefuse(`Delete passkey API tenant ${id} with all its users and passkeys?`, opts.yes);
+      return withDatabase(async (db) => {
         if (!(await deleteTenant(db, id, cliActor()))) throw notFound(id);
         output(
           opts.json,
           { tenant_id: id, deleted: true },
           () => `Deleted passkey API tenant ${id} with its users and passkeys`,
         );
-      }),
-    );
+      });
+    });
 }

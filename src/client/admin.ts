@@ -4,9 +4,9 @@ import { submitAfterStepUp } from './stepUp.js';
  * Admin pages: "Copy" buttons put a secret, client id or link on the clipboard, so nobody
  * has to select a long random string by hand, and forms whose POST needs a passkey step-up
  * (marked data-step-up: minting a credential, issuing a one-time link, editing or deleting
- * a client, deleting a user or a passkey API app, promoting or demoting an admin) ask for
- * one first. Loaded as a file: the
- * CSP allows no inline script.
+ * a client or choosing its groups, changing a group, enabling, promoting, demoting or
+ * deleting a user, deleting a passkey API app) ask for one first. Loaded as a file: the CSP
+ * allows no inline script.
  */
 
 const status = document.getElementById('copy-status');

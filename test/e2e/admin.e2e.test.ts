@@ -1,6 +1,8 @@
 import type { Page } from 'playwright-core';
+import { createGroup } from '../../src/admin/groups.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
+import { groupsQueries } from '../../src/db/queries/groups.js';
 import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { browserScenario } from '../support/browserScenario.js';
@@ -221,6 +223,33 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.waitForURL(/done=user-deleted/);
     expect(await usersQueries.findById(scenario.sesame.db, leaver.id)).toBeUndefined();
     expect(outcomes(requests)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
+  });
+
+  it('asks an admin to confirm with their passkey before it adds someone to a group or enables a disabled user', async () => {
+    const { page, requests } = await device();
+    await acceptInvite(page, 'groups@example.com', true);
+    const { db } = scenario.sesame;
+    const group = await createGroup(db, 'payroll', 'test');
+    const paused = await usersQueries.insert(db, { email: 'paused@example.com', name: null });
+    await usersQueries.update(db, paused.id, { disabledAt: new Date() });
+
+    await page.goto(`${scenario.sesame.baseUrl}/admin/groups/${group.id}`);
+    await page.getByLabel('Email or user ID').fill('paused@example.com');
+    await page.getByRole('button', { name: 'Add member' }).click();
+    // The page's script asked for a passkey (the virtual authenticator answers), then posted the form.
+    await page.waitForURL(/done=member-added/);
+    expect((await groupsQueries.members(db, group.id)).map((member) => member.email)).toEqual([
+      'paused@example.com',
+    ]);
+    expect(outcomes(requests)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
+
+    // Five minutes later, enabling asks again.
+    await ageStepUps('groups@example.com');
+    await page.goto(`${scenario.sesame.baseUrl}/admin/users`);
+    await page.getByRole('button', { name: 'Enable paused@example.com' }).click();
+    await page.waitForURL(/done=user-enabled/);
+    expect((await usersQueries.findById(db, paused.id))!.disabled_at).toBeNull();
+    expect(requests).toHaveLength(2);
   });
 
   it('answers a signed-in person who is not an admin with 403 at /admin', async () => {

@@ -104,6 +104,33 @@ describe('the admin pages', () => {
     expect(await apiKeysQueries.list(sesame.db)).toEqual([]);
   });
 
+  it("leaves the server's caches alone for a POST it refuses, and empties them after an admin's change", async () => {
+    // Which groups may use each app is kept in memory. These tests change no app's groups, so
+    // only a change made through these pages forgets it (as it does the token cache): each
+    // forgetting costs every later sign-in and token check a database read.
+    const rules = sesame.app.caches.groups.clientRules;
+    const before = rules.generation;
+    const noSuchUser = '/admin/users/00000000-0000-0000-0000-000000000000/disable';
+    const someonesToken = (await someone.browser.request('/admin/users')).csrf();
+    const csrf = (await admin.browser.request('/admin/users')).csrf();
+    const refused = [
+      // A person who is not an admin, with a CSRF token of their own or none.
+      await someone.browser.request(noSuchUser, { form: { _csrf: someonesToken } }),
+      await someone.browser.request(noSuchUser, { form: {} }),
+      // An admin without the CSRF token, and one for a user who does not exist.
+      await admin.browser.request(noSuchUser, { form: {} }),
+      await admin.browser.request(noSuchUser, { form: { _csrf: csrf } }),
+    ];
+    expect(refused.map((response) => response.status)).toEqual([403, 403, 403, 404]);
+    expect(rules.generation).toBe(before);
+
+    const created = await admin.browser.request('/admin/groups', {
+      form: { _csrf: csrf, name: 'Night shift' },
+    });
+    expect(created.status).toBe(302);
+    expect(rules.generation).toBeGreaterThan(before);
+  });
+
   it('lets an admin register a client and shows its secret once; only the hash is stored', async () => {
     const list = asPage(await admin.browser.follow('/admin'));
     expect(list.status).toBe(200);
@@ -277,6 +304,11 @@ describe('the admin pages', () => {
     expect(users.text).toContain(`aria-label="Disable someone@example.com"`);
     // An admin cannot disable themselves from the page.
     expect(users.text).not.toContain('aria-label="Disable root@example.com"');
+    // Disabling only takes access away: it needs no step-up.
+    expect(users.text).not.toMatch(
+      new RegExp(`action="/admin/users/${someoneId}/disable"[^>]*data-step-up>`),
+    );
+    await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
 
     const disabled = await admin.browser.request(`/admin/users/${someoneId}/disable`, {
       form: { _csrf: users.csrf() },
@@ -288,13 +320,20 @@ describe('the admin pages', () => {
     const locked = await someone.browser.request('/admin/clients');
     expect(locked.status).toBe(302);
 
-    const enabled = await admin.browser.request(`/admin/users/${someoneId}/enable`, {
-      form: { _csrf: users.csrf() },
-    });
-    expect(enabled.status).toBe(302);
+    // Enabling gives them their way in back, as a one-time link would: the page's script asks
+    // for a step-up first, and without one they stay disabled.
+    const disabledPage = await admin.browser.request('/admin/users');
+    expect(disabledPage.text).toMatch(
+      new RegExp(`action="/admin/users/${someoneId}/enable"[^>]*data-step-up>`),
+    );
+    const enable = () =>
+      admin.browser.request(`/admin/users/${someoneId}/enable`, { form: { _csrf: users.csrf() } });
+    expectStepUpRequired(await enable());
+    expect((await usersQueries.findById(sesame.db, someoneId))!.disabled_at).not.toBeNull();
+    await confirmWithPasskey(users);
+    expect((await enable()).status).toBe(302);
     expect((await usersQueries.findById(sesame.db, someoneId))!.disabled_at).toBeNull();
 
-    expect((await stepUp(admin, users.csrf())).status).toBe(200);
     const link = await admin.browser.request(`/admin/users/${someoneId}/link`, {
       form: { _csrf: users.csrf() },
     });
@@ -424,7 +463,11 @@ describe('the admin pages', () => {
       form: { _csrf: users.csrf() },
     });
     expect(disabled.status).toBe(302);
-    await admin.browser.request(`/admin/users/${someoneId}/enable`, { form: { _csrf: users.csrf() } });
+    await confirmWithPasskey(users);
+    const enabled = await admin.browser.request(`/admin/users/${someoneId}/enable`, {
+      form: { _csrf: users.csrf() },
+    });
+    expect(enabled.status).toBe(302);
   });
 
   it('mints no client secret, admin API key or passkey API key without a passkey step-up from the last five minutes', async () => {
@@ -811,6 +854,22 @@ describe('the admin pages', () => {
         ]),
       );
     });
+  });
+
+  it('shows the notice a redirect names, and none for a name it does not know, an inherited one included', async () => {
+    const notice = (page: PageResponse) =>
+      /<p class="status ok" role="status">([^<]*)<\/p>/.exec(page.text)?.[1];
+    const named = await admin.browser.request('/admin/users?done=user-enabled');
+    expect(notice(named)).toBe('The user can sign in again.');
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'no-such-notice']) {
+      const page = await admin.browser.request(`/admin/users?done=${name}`);
+      expect({ name, status: page.status, notice: notice(page) }).toEqual({
+        name,
+        status: 200,
+        notice: undefined,
+      });
+      expect(page.text).not.toContain('[native code]');
+    }
   });
 
   it('lists recent audit events', async () => {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { configFrom } from '../../src/config.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
+import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { ROOT } from '../../src/paths.js';
 import {
@@ -216,19 +217,26 @@ describe('the sesame command: --version, and deletions it asks about', () => {
     }
   }
 
-  async function createClient(): Promise<string> {
-    const result = await cli.run([
-      'clients',
-      'create',
-      '--name',
-      'Notes',
-      '--redirect-uri',
-      'https://notes.example/cb',
-      '--json',
-    ]);
+  /** Runs a CLI `create` command with --json and returns the id it printed as `idField`. */
+  async function createWithCli(args: string[], idField: string): Promise<string> {
+    const result = await cli.run([...args, '--json']);
     expect(result).toMatchObject({ code: 0, stderr: '' });
-    return JSON.parse(result.stdout).client_id;
+    return JSON.parse(result.stdout)[idField];
   }
+
+  const createClient = () =>
+    createWithCli(
+      ['clients', 'create', '--name', 'Notes', '--redirect-uri', 'https://notes.example/cb'],
+      'client_id',
+    );
+  const createTenant = () =>
+    createWithCli(
+      ['passkey-api', 'create', '--name', 'Shop', '--origin', 'https://shop.example'],
+      'tenant_id',
+    );
+
+  const tenantExists = async (tenantId: string) =>
+    (await withDb((db) => passkeyTenantsQueries.list(db))).some((tenant) => tenant.id === tenantId);
 
   const clientExists = (clientId: string) =>
     withDb(async (db) =>
@@ -247,12 +255,14 @@ describe('the sesame command: --version, and deletions it asks about', () => {
     expect(result).toEqual({ code: 0, signal: null, stdout: `${version}\n`, stderr: '' });
   });
 
-  it('refuses clients delete and users delete without a terminal unless --yes is given, and deletes nothing', async () => {
+  it('refuses clients, users and passkey-api delete without a terminal unless --yes is given, and deletes nothing', async () => {
     const clientId = await createClient();
     const user = await withDb((db) => usersQueries.insert(db, { email: 'carol@example.com', name: null }));
+    const tenantId = await createTenant();
     for (const args of [
       ['clients', 'delete', clientId],
       ['users', 'delete', user.id],
+      ['passkey-api', 'delete', tenantId],
     ]) {
       const result = await cli.run(args);
       expect(result.code).toBe(1);
@@ -261,12 +271,15 @@ describe('the sesame command: --version, and deletions it asks about', () => {
     }
     expect(await clientExists(clientId)).toBe(true);
     expect(await withDb((db) => usersQueries.findById(db, user.id))).toBeDefined();
+    expect(await tenantExists(tenantId)).toBe(true);
 
     expect((await cli.run(['users', 'delete', user.id, '--yes'])).code).toBe(0);
     expect(await withDb((db) => usersQueries.findById(db, user.id))).toBeUndefined();
+    expect((await cli.run(['passkey-api', 'delete', tenantId, '--yes'])).code).toBe(0);
+    expect(await tenantExists(tenantId)).toBe(false);
   }, 90_000);
 
-  it('asks on a terminal: "n" keeps the client, "y" deletes it', async () => {
+  it('asks on a terminal: "n" keeps the client or passkey API tenant, "y" deletes it', async () => {
     const clientId = await createClient();
     const kept = await cliOnTerminal(['clients', 'delete', clientId], database.env, 'n');
     expect(kept.code).toBe(1);
@@ -278,5 +291,15 @@ describe('the sesame command: --version, and deletions it asks about', () => {
     expect(deleted.code).toBe(0);
     expect(deleted.stdout).toContain(`Deleted client ${clientId}`);
     expect(await clientExists(clientId)).toBe(false);
+
+    // A passkey API tenant, with all its users and passkeys, is asked about the same way.
+    const tenantId = await createTenant();
+    const tenantKept = await cliOnTerminal(['passkey-api', 'delete', tenantId], database.env, 'n');
+    expect(tenantKept.code).toBe(1);
+    expect(tenantKept.stdout).toContain(
+      `Delete passkey API tenant ${tenantId} with all its users and passkeys?`,
+    );
+    expect(tenantKept.stdout).toContain('cancelled: nothing was deleted');
+    expect(await tenantExists(tenantId)).toBe(true);
   }, 90_000);
 });

@@ -90,6 +90,25 @@ describe('groups, allowed groups and custom claims', () => {
 
   afterAll(() => sesame.stop());
 
+  /** Signs a new person up at /admin and makes them an admin; their session has no step-up yet. */
+  async function signUpAdmin(email: string) {
+    const admin = new Person(sesame.baseUrl);
+    const next = await admin.signUp(asPage(await admin.browser.follow('/admin')), email);
+    expect(asPage(await admin.browser.follow(next)).status).toBe(403);
+    const user = await usersQueries.findByEmail(sesame.db, email);
+    await usersQueries.update(sesame.db, user!.id, { isAdmin: true });
+    return { admin, adminId: user!.id };
+  }
+
+  /** Moves a user's step-ups six minutes into the past: five minutes later they no longer count. */
+  async function ageStepUps(userId: string) {
+    await sesame.db
+      .updateTable('step_ups')
+      .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
+      .where('user_id', '=', userId)
+      .execute();
+  }
+
   /** Authorization codes stored so far (consumed ones stay until they expire). */
   async function codeCount() {
     const row = await sesame.db
@@ -407,11 +426,7 @@ describe('groups, allowed groups and custom claims', () => {
   }, 60_000);
 
   it("lets an admin manage groups, members, claims and an app's allowed groups on the admin pages, with CSRF", async () => {
-    const admin = new Person(sesame.baseUrl);
-    const next = await admin.signUp(asPage(await admin.browser.follow('/admin')), 'root@example.com');
-    expect(asPage(await admin.browser.follow(next)).status).toBe(403);
-    const root = await usersQueries.findByEmail(sesame.db, 'root@example.com');
-    await usersQueries.update(sesame.db, root!.id, { isAdmin: true });
+    const { admin, adminId } = await signUpAdmin('root@example.com');
 
     const list = asPage(await admin.browser.follow('/admin/groups'));
     expect(list.status).toBe(200);
@@ -435,6 +450,8 @@ describe('groups, allowed groups and custom claims', () => {
 
     const page = asPage(await admin.browser.follow(groupPath));
     const csrf = page.csrf();
+    // Changing a group needs a passkey step-up (see the next test).
+    expect((await stepUp(admin, csrf)).status).toBe(200);
     const add = await admin.browser.request(`${groupPath}/members`, {
       form: { _csrf: csrf, user: 'ada@example.com' },
     });
@@ -468,6 +485,7 @@ describe('groups, allowed groups and custom claims', () => {
     expect(clientPage.text).toContain('Allowed groups');
     expect(clientPage.text).toContain('Operations');
     const allowedPath = `/admin/clients/${notesId}/allowed-groups`;
+    await ageStepUps(adminId);
     const unconfirmed = await admin.browser.request(allowedPath, {
       form: { _csrf: clientPage.csrf(), group: ops.id },
     });
@@ -497,5 +515,67 @@ describe('groups, allowed groups and custom claims', () => {
     expect(actions).toEqual(
       expect.arrayContaining(['group.delete', 'group.set_claim', 'group.unset_claim', 'client.update']),
     );
+  }, 60_000);
+
+  it("changes a group's members, claims or name on the admin pages only after a passkey step-up, as an app's allowed groups", async () => {
+    // Bob is in Payroll, and its claim gives him level 1.
+    const payroll = await json('groups', 'create', '--name', 'Payroll');
+    await json('groups', 'add-member', 'Payroll', 'bob@example.com');
+    await json('groups', 'set-claim', 'Payroll', 'level', '1');
+    const { admin, adminId } = await signUpAdmin('chief@example.com');
+    // Each change the group page makes, by the form that makes it.
+    const forms: [string, Record<string, string>][] = [
+      ['members', { user: 'ada@example.com' }],
+      ['claims', { key: 'role', value: 'superuser' }],
+      ['claims/remove', { key: 'level' }],
+      ['members/remove', { user: bobId }],
+      ['rename', { name: 'Admins' }],
+    ];
+    const groupPath = `/admin/groups/${payroll.id}`;
+    const page = asPage(await admin.browser.follow(groupPath));
+    // Every form of the group page asks the page's script for a step-up before it posts.
+    for (const [action] of forms) {
+      expect(page.text).toMatch(new RegExp(`action="${groupPath}/${action}"[^>]*data-step-up>`));
+    }
+    expect(page.text).toContain('id="status"');
+
+    const csrf = page.csrf();
+    const changes = async () => {
+      const answers = [];
+      for (const [action, form] of forms) {
+        answers.push(
+          await admin.browser.request(`${groupPath}/${action}`, { form: { _csrf: csrf, ...form } }),
+        );
+      }
+      return answers;
+    };
+    const state = async () => ({
+      group: await groupsQueries.findByIdOrName(sesame.db, payroll.id),
+      members: (await groupsQueries.members(sesame.db, payroll.id)).map((member) => member.email),
+      audit: await countRows(sesame.db, 'audit_events'),
+    });
+    const before = await state();
+    expect(before.members).toEqual(['bob@example.com']);
+    const expectAllRefused = async () => {
+      for (const refused of await changes()) {
+        expect(refused.status).toBe(403);
+        expect(refused.headers.get('content-type')).toContain('text/html');
+        expect(refused.text).toContain('Confirm with one of your passkeys');
+      }
+      expect(await state()).toEqual(before);
+    };
+    await expectAllRefused();
+    // A step-up older than five minutes does not count either.
+    expect((await stepUp(admin, csrf)).status).toBe(200);
+    await ageStepUps(adminId);
+    await expectAllRefused();
+
+    expect((await stepUp(admin, csrf)).status).toBe(200);
+    for (const done of await changes()) expect(done.status).toBe(302);
+    const after = await state();
+    expect(after.group).toMatchObject({ name: 'Admins', claims: { role: 'superuser' } });
+    expect(after.members).toEqual(['ada@example.com']);
+
+    await json('groups', 'delete', 'Admins', '--yes');
   }, 60_000);
 });

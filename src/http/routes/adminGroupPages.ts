@@ -54,7 +54,13 @@ function isFormError(error: unknown): error is HttpError {
 /**
  * /admin/groups: create, rename and delete groups, add and remove members, set the claims
  * a group gives its members; and on a client's page, which groups may sign in to it.
- * Deleting a group and choosing who may use an app ask for a passkey step-up.
+ * Every change to an existing group asks for a passkey step-up, as choosing who may use an
+ * app does: members may sign in to the apps that allow the group and carry its name (the
+ * `groups` claim) and its claims in their tokens, so adding a member, setting a claim such
+ * as a role, or renaming the group to a name an app trusts has the effect of editing the
+ * app. Removals ask too: a claim may also take rights away, and the names decide which
+ * group's claim wins a clash. Creating a group, in nobody's tokens until it has members,
+ * asks for nothing.
  */
 export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Services): void {
   async function renderList(ctx: Context, create: Record<string, unknown> = {}) {
@@ -102,32 +108,32 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
 
   router.get('/groups/:id', (ctx) => renderGroup(ctx));
 
-  router.post('/groups/:id/rename', (ctx) =>
+  router.post('/groups/:id/rename', kit.stepUp, (ctx) =>
     change(ctx, 'group-renamed', (id) =>
       renameGroup(db, id, parseBody(ctx, nameFormSchema).name, kit.actor(ctx)),
     ),
   );
 
-  router.post('/groups/:id/members', (ctx) =>
+  router.post('/groups/:id/members', kit.stepUp, (ctx) =>
     change(ctx, 'member-added', (id) =>
       addGroupMember(db, id, parseBody(ctx, memberFormSchema).user.trim(), kit.actor(ctx)),
     ),
   );
 
-  router.post('/groups/:id/members/remove', (ctx) =>
+  router.post('/groups/:id/members/remove', kit.stepUp, (ctx) =>
     change(ctx, 'member-removed', (id) =>
       removeGroupMember(db, id, parseBody(ctx, memberFormSchema).user, kit.actor(ctx)),
     ),
   );
 
-  router.post('/groups/:id/claims', (ctx) =>
+  router.post('/groups/:id/claims', kit.stepUp, (ctx) =>
     change(ctx, 'claim-set', (id) => {
       const form = parseBody(ctx, claimFormSchema);
       return changeGroupClaim(db, id, form.key.trim(), parseClaimValue(form.value), kit.actor(ctx));
     }),
   );
 
-  router.post('/groups/:id/claims/remove', (ctx) =>
+  router.post('/groups/:id/claims/remove', kit.stepUp, (ctx) =>
     change(ctx, 'claim-removed', (id) =>
       changeGroupClaim(db, id, parseBody(ctx, claimKeyFormSchema).key, undefined, kit.actor(ctx)),
     ),

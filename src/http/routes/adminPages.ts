@@ -62,21 +62,27 @@ const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), adm
 
 type ClientForm = z.output<typeof clientFormSchema>;
 
-/** Messages shown after a Post/Redirect/Get; the query names one, never carries text. */
-const NOTICES: Record<string, string> = {
-  'client-updated': 'Changes saved.',
-  'client-deleted': 'The client was deleted and every token issued to it revoked.',
-  'user-disabled': 'The user was disabled; their sessions and tokens are revoked.',
-  'user-enabled': 'The user can sign in again.',
-  'user-deleted': 'The user and their passkeys were deleted.',
-  'user-promoted': 'The user is now an administrator.',
-  'user-demoted': 'The user is no longer an administrator.',
-  ...PASSKEY_TENANT_NOTICES,
-  ...API_KEY_NOTICES,
-  ...RESOURCE_NOTICES,
-  ...GROUP_NOTICES,
-  ...BRANDING_NOTICES,
-};
+/**
+ * Messages shown after a Post/Redirect/Get; the query names one, never carries text. A Map,
+ * so a name only finds a message of its own: on a plain object `?done=constructor` showed
+ * the inherited function's source.
+ */
+const NOTICES = new Map<string, string>(
+  Object.entries({
+    'client-updated': 'Changes saved.',
+    'client-deleted': 'The client was deleted and every token issued to it revoked.',
+    'user-disabled': 'The user was disabled; their sessions and tokens are revoked.',
+    'user-enabled': 'The user can sign in again.',
+    'user-deleted': 'The user and their passkeys were deleted.',
+    'user-promoted': 'The user is now an administrator.',
+    'user-demoted': 'The user is no longer an administrator.',
+    ...PASSKEY_TENANT_NOTICES,
+    ...API_KEY_NOTICES,
+    ...RESOURCE_NOTICES,
+    ...GROUP_NOTICES,
+    ...BRANDING_NOTICES,
+  }),
+);
 
 /** Users shown on one page of /admin/users. */
 const USERS_PER_PAGE = 50;
@@ -100,11 +106,11 @@ export function adminPagesRoutes(services: Services): Router {
     { prefix: '/admin' },
     noStore,
     requireSignIn(provider, db),
-    forgetCachesAfterChanges(caches.groups, caches.models),
     requireAdmin(csrf),
     parseBodies(),
     parseUploads,
     csrf.protect(),
+    forgetCachesAfterChanges(caches.groups, caches.models),
   );
 
   const actor = (ctx: Context) => `user:${ctx.state.signedIn!.user.id}`;
@@ -119,7 +125,7 @@ export function adminPagesRoutes(services: Services): Router {
         script: 'admin',
         csrf: csrf.token(ctx),
         me: ctx.state.signedIn!.user,
-        notice: typeof ctx.query.done === 'string' ? NOTICES[ctx.query.done] : undefined,
+        notice: typeof ctx.query.done === 'string' ? NOTICES.get(ctx.query.done) : undefined,
         ...data,
       },
       // Admin pages stay English.
@@ -145,9 +151,10 @@ export function adminPagesRoutes(services: Services): Router {
   }
 
   // Anything that hands out a credential (a client secret, an API key) or a way into an
-  // account (a one-time link), that decides where people's sign-ins go (a client's settings),
-  // or that cannot be undone (deleting a client, a user or a passkey API app) needs a recent
-  // passkey step-up.
+  // account (a one-time link, enabling a disabled user), that decides where people's sign-ins
+  // go or what apps are told about them (a client's settings, its allowed groups, a group's
+  // members, claims or name), who administers Sesame, or that cannot be undone (deleting a
+  // client, a user or a passkey API app) needs a recent passkey step-up.
   const stepUp = requireStepUp(db);
   const kit: AdminPageKit = { render, actor, stepUp };
 
@@ -323,7 +330,9 @@ export function adminPagesRoutes(services: Services): Router {
     ctx.redirect('/admin/users?done=user-disabled');
   });
 
-  router.post('/users/:id/enable', async (ctx) => {
+  // Disabling only takes access away, and is wanted at once when an account is misused: no
+  // step-up. Enabling gives a disabled person their way in back, as a one-time link would: step-up.
+  router.post('/users/:id/enable', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     await enableUser(db, user.id, actor(ctx));
     caches.users.invalidate(user.id);
