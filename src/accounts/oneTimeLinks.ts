@@ -48,7 +48,8 @@ export interface IssuedOneTimeLink {
  *
  * Issuing a link invalidates the older unused links for the same email: the newest link an
  * admin handed out is the only one that works, so a link sent to a wrong or stale address
- * can be cancelled by issuing another.
+ * can be cancelled by issuing another. A self-service link replaces only the earlier
+ * self-service ones: anyone may ask for it, and asking must not cancel a link an admin gave.
  */
 export async function createOneTimeLink(
   db: Db,
@@ -84,7 +85,11 @@ export async function createOneTimeLink(
     // Whether the link recovers or creates is decided by the account, not by the caller's
     // hint: a link can never create a second account for an email that has one.
     const purpose = existing ? 'recovery' : 'invite';
-    await oneTimeTokensQueries.invalidateUnusedForEmail(trx, email);
+    await oneTimeTokensQueries.invalidateUnusedForEmail(
+      trx,
+      email,
+      input.selfService ? SELF_SERVICE_ACTOR : undefined,
+    );
     const issued = await oneTimeTokensQueries.insert(trx, {
       tokenHash: sha256Hex(token),
       purpose,

@@ -71,14 +71,18 @@ export const oneTimeTokensQueries = {
       .executeTakeFirst();
   },
 
-  /** Expires every unused link for an email (case-insensitive) now; returns how many. */
-  async invalidateUnusedForEmail(db: Db, email: string): Promise<number> {
+  /**
+   * Expires every unused link for an email (case-insensitive) now, or with `createdBy` only
+   * those that actor issued; returns how many.
+   */
+  async invalidateUnusedForEmail(db: Db, email: string, createdBy?: string): Promise<number> {
     const result = await db
       .updateTable('one_time_tokens')
       .set({ expires_at: sql<Date>`now()` })
       .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email})`)
       .where('used_at', 'is', null)
       .where('expires_at', '>', sql<Date>`now()`)
+      .$if(createdBy !== undefined, (query) => query.where('created_by', '=', createdBy!))
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   },
