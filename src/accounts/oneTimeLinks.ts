@@ -7,7 +7,7 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
-import { badRequest, conflict, notFound, type PageProblem, ProblemError } from '../http/errors.js';
+import { badRequest, conflict, HttpError, notFound, type PageProblem, ProblemError } from '../http/errors.js';
 import type { Locale } from '../i18n/locales.js';
 import { mailLocale } from '../mail/compose.js';
 import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
@@ -45,6 +45,7 @@ export interface IssuedOneTimeLink {
  * `purpose: 'recovery'` insists on an existing account (404 otherwise); without it, or with
  * 'invite', an existing account still gets a recovery link, never a second account. An
  * admin invitation for an existing account is refused (409): see `sesame users promote`.
+ * No link is issued for a disabled account (409 `account_disabled`): enable it first.
  *
  * Issuing a link invalidates the older unused links for the same email: the newest link an
  * admin handed out is the only one that works, so a link sent to a wrong or stale address
@@ -74,6 +75,15 @@ export async function createOneTimeLink(
   const { row, emailed } = await db.transaction().execute(async (trx) => {
     const existing = await usersQueries.findByEmail(trx, email);
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
+    // Its page would only say the account is disabled: a link that cannot work is not handed out.
+    if (existing?.disabled_at) {
+      throw new HttpError(
+        409,
+        'account_disabled',
+        `${existing.email} is disabled; enable it first (\`sesame users enable ${existing.email}\`), then issue the link`,
+        { fields: { email: 'is disabled' } },
+      );
+    }
     // An admin invitation never turns into a recovery link that quietly drops the admin part
     // (and takes over the account): making an existing account an admin is its own command.
     if (existing && input.admin) {
