@@ -34,6 +34,11 @@ export interface IssuedOneTimeLink {
   expiresAt: Date;
   /** Whether the link was also queued as a mail to the address (SMTP_URL set). */
   emailed: boolean;
+  /**
+   * The address has an account nobody proved it for: whoever uses the link takes that account
+   * over, and whoever signed up with the address loses it (see confirmEmailOwner).
+   */
+  takesOverAccount: boolean;
 }
 
 /**
@@ -44,7 +49,9 @@ export interface IssuedOneTimeLink {
  *
  * `purpose: 'recovery'` insists on an existing account (404 otherwise); without it, or with
  * 'invite', an existing account still gets a recovery link, never a second account. An
- * admin invitation for an existing account is refused (409): see `sesame users promote`.
+ * admin invitation for an account whose owner proved the address is refused (409): see
+ * `sesame users promote`; for one nobody proved, it is an admin invite that takes the
+ * account over when used.
  * No link is issued for a disabled account (409 `account_disabled`): enable it first.
  *
  * Issuing a link invalidates the older unused links for the same email: the newest link an
@@ -72,7 +79,7 @@ export async function createOneTimeLink(
   const url = `${config.issuer}/link/${token}`;
   const ttlSeconds = input.selfService ? SELF_RECOVERY_LINK_TTL_SECONDS : config.inviteTtlSeconds;
   const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
-  const { row, emailed } = await db.transaction().execute(async (trx) => {
+  const { row, emailed, takesOverAccount } = await db.transaction().execute(async (trx) => {
     const existing = await usersQueries.findByEmail(trx, email);
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
     // Its page would only say the account is disabled: a link that cannot work is not handed out.
@@ -84,17 +91,20 @@ export async function createOneTimeLink(
         { fields: { email: 'is disabled' } },
       );
     }
-    // An admin invitation never turns into a recovery link that quietly drops the admin part
-    // (and takes over the account): making an existing account an admin is its own command.
-    if (existing && input.admin) {
+    // An admin invitation never turns into a recovery link that quietly drops the admin part.
+    // The owner of a proven address is the account's owner: making them an admin is `promote`.
+    if (existing?.email_verified && input.admin) {
       throw conflict(
-        `${existing.email} already has an account; use \`sesame users promote ${existing.email}\` to make it an administrator`,
+        `${existing.email} already has an account and its owner proved the address; use \`sesame users promote ${existing.email}\` to make it an administrator`,
         { fields: { email: 'already has an account' } },
       );
     }
     // Whether the link recovers or creates is decided by the account, not by the caller's
-    // hint: a link can never create a second account for an email that has one.
-    const purpose = existing ? 'recovery' : 'invite';
+    // hint: a link can never create a second account for an email that has one. An admin
+    // invitation for an account nobody proved the address of stays an invite: whoever signed
+    // up with the address may not own it, so the link takes the account over on use (see
+    // confirmEmailOwner) and only then makes it an administrator.
+    const purpose = existing && !input.admin ? 'recovery' : 'invite';
     await oneTimeTokensQueries.invalidateUnusedForEmail(
       trx,
       email,
@@ -104,8 +114,8 @@ export async function createOneTimeLink(
       tokenHash: sha256Hex(token),
       purpose,
       email: existing?.email ?? email,
-      userId: existing?.id ?? null,
-      grantAdmin: existing ? false : (input.admin ?? false),
+      userId: purpose === 'recovery' ? existing!.id : null,
+      grantAdmin: purpose === 'invite' && (input.admin ?? false),
       createdBy: input.actor,
       expiresAt,
     });
@@ -144,10 +154,10 @@ export async function createOneTimeLink(
             },
             locale,
           );
-    return { row: issued, emailed };
+    return { row: issued, emailed, takesOverAccount: existing !== undefined && !existing.email_verified };
   });
   if (emailed) wakeMailOutboxes();
-  return { id: row.id, url, expiresAt: row.expires_at, emailed };
+  return { id: row.id, url, expiresAt: row.expires_at, emailed, takesOverAccount };
 }
 
 /**
@@ -280,7 +290,6 @@ export async function redeemOneTimeLink(
 ): Promise<{ user: User; link: OneTimeTokenRow }> {
   const tokenHash = sha256Hex(token);
   let takenOverAt: Date | undefined;
-  let signedOutElsewhere = false;
   try {
     const redeemed = await db.transaction().execute(async (trx) => {
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
@@ -310,7 +319,6 @@ export async function redeemOneTimeLink(
         // the lost device, or whoever found it, keeps nothing. (A takeover above did already.)
         if (link.created_by === SELF_SERVICE_ACTOR && !takenOverAt) {
           takenOverAt = await endEverySignIn(trx, user.id);
-          signedOutElsewhere = true;
         }
       } else {
         user = await usersQueries.insert(trx, {
@@ -328,7 +336,8 @@ export async function redeemOneTimeLink(
       });
       return { user, link };
     });
-    if (signedOutElsewhere) wakeBackchannelOutboxes();
+    // A takeover or a self-service link queued back-channel logouts for the apps.
+    if (takenOverAt) wakeBackchannelOutboxes();
     // The owner is signed in next; that sign-in must fall after the earlier holder's revocation.
     if (takenOverAt) await untilAfterRevocation(takenOverAt);
     return redeemed;

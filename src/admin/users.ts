@@ -18,6 +18,8 @@ export interface UserView {
   email: string;
   name: string | null;
   is_admin: boolean;
+  /** Whether someone proved they receive mail at the address (a link sent there was used). */
+  email_verified: boolean;
   disabled: boolean;
   disabled_at: string | null;
   created_at: string;
@@ -29,6 +31,7 @@ export function userView(user: User): UserView {
     email: user.email,
     name: user.name,
     is_admin: user.is_admin,
+    email_verified: user.email_verified,
     disabled: user.disabled_at !== null,
     disabled_at: user.disabled_at ? new Date(user.disabled_at).toISOString() : null,
     created_at: new Date(user.created_at).toISOString(),
@@ -97,7 +100,21 @@ async function keepAnAdministrator(trx: Db, user: User, what: string): Promise<v
 }
 
 /**
- * Makes an account an administrator (idempotent; audited when it changes something).
+ * The answer when promoting an account whose address nobody proved: with open sign-up anyone
+ * can make an account with any address, so the person behind it may not be the one the admin
+ * means. An admin invite reaches whoever reads that mailbox instead.
+ */
+export const unverifiedPromotionError = (user: Pick<User, 'email'>) =>
+  new HttpError(
+    409,
+    'email_unverified',
+    `nobody has proved they receive mail at ${user.email}: whoever signed up with it may not own it. Send an admin invite instead (\`sesame users invite --email ${user.email} --admin\`): whoever opens it takes the account over as an administrator, and the account's passkeys and sign-ins end`,
+  );
+
+/**
+ * Makes an account an administrator (idempotent; audited when it changes something). An
+ * account whose address nobody proved is refused ({@link unverifiedPromotionError}) unless
+ * `unverified` says the admin knows whose it is.
  * @returns the user, or undefined when there is none.
  */
 export async function promoteUser(
@@ -105,6 +122,7 @@ export async function promoteUser(
   config: Config,
   idOrEmail: string,
   actor: Actor,
+  options: { unverified?: boolean } = {},
 ): Promise<UserView | undefined> {
   let promoted: User | undefined;
   const view = await db.transaction().execute(async (trx) => {
@@ -112,8 +130,12 @@ export async function promoteUser(
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     if (user.is_admin) return userView(user);
+    if (!user.email_verified && !options.unverified) throw unverifiedPromotionError(user);
     promoted = await usersQueries.update(trx, user.id, { isAdmin: true });
-    await auditQueries.record(trx, actor, 'user.promote', user.id, { email: user.email });
+    await auditQueries.record(trx, actor, 'user.promote', user.id, {
+      email: user.email,
+      ...(!user.email_verified && { email_verified: false }),
+    });
     return userView(promoted!);
   });
   // Told only when it changed: promoting an administrator again mails nothing.
@@ -221,15 +243,25 @@ export async function inviteUser(
   return issuedLinkView(link);
 }
 
-/** A link as admins see it: with SMTP_URL set it was also mailed, and says so (`emailed: true`). */
+/**
+ * A link as admins see it: with SMTP_URL set it was also mailed, and says so (`emailed: true`);
+ * `takes_over_account: true` when the account it is for has an address nobody proved, so
+ * using the link takes the account from whoever signed up with it.
+ */
 export interface IssuedLinkView {
   url: string;
   expires_at: string;
   emailed?: true;
+  takes_over_account?: true;
 }
 
 function issuedLinkView(link: IssuedOneTimeLink): IssuedLinkView {
-  return { url: link.url, expires_at: link.expiresAt.toISOString(), ...(link.emailed && { emailed: true }) };
+  return {
+    url: link.url,
+    expires_at: link.expiresAt.toISOString(),
+    ...(link.emailed && { emailed: true }),
+    ...(link.takesOverAccount && { takes_over_account: true }),
+  };
 }
 
 /**

@@ -31,13 +31,14 @@ export function registerUserCommands(program: Command): void {
         const all = await listAllUsers(db, opts.search);
         output(opts.json, all, () =>
           table(
-            ['ID', 'EMAIL', 'NAME', 'ROLE', 'STATUS', 'CREATED'],
+            ['ID', 'EMAIL', 'NAME', 'ROLE', 'STATUS', 'ADDRESS', 'CREATED'],
             all.map((u) => [
               u.id,
               u.email,
               u.name ?? '',
               u.is_admin ? 'admin' : 'user',
               u.disabled ? 'disabled' : 'active',
+              u.email_verified ? 'verified' : 'unverified',
               u.created_at,
             ]),
           ),
@@ -72,10 +73,21 @@ export function registerUserCommands(program: Command): void {
   users
     .command('promote <id-or-email>')
     .description('make an existing account a Sesame administrator')
+    .option(
+      '--unverified',
+      'promote it even though nobody proved the address (you know whose account it is)',
+      false,
+    )
     .option('--json', 'print JSON')
     .action((idOrEmail: string, opts) =>
       withDatabase(async (db, config) => {
-        const user = await promoteUser(db, config, idOrEmail, cliActor());
+        const user = await promoteUser(db, config, idOrEmail, cliActor(), {
+          unverified: opts.unverified,
+        }).catch((error: unknown) => {
+          if (error instanceof HttpError && error.code === 'email_unverified')
+            throw new CliError(`${error.message} (or, if you know whose account it is, add --unverified)`);
+          throw error;
+        });
         if (!user) throw noUser(idOrEmail);
         output(opts.json, user, () => `${user.email} is an administrator`);
       }),
@@ -123,6 +135,11 @@ export function registerUserCommands(program: Command): void {
             `One-time link for ${email.data}${opts.admin ? ' (administrator)' : ''}:`,
             link.url,
             `It works once and expires at ${link.expires_at}.`,
+            ...(link.takes_over_account
+              ? [
+                  `Nobody proved the address of the account ${email.data} has: whoever uses the link takes that account over${opts.admin ? ' as an administrator' : ''}, and its passkeys and sign-ins end.`,
+                ]
+              : []),
             ...(link.emailed ? [`It was also mailed to ${email.data}.`] : []),
           ].join('\n'),
         );

@@ -2,9 +2,10 @@ import { createApiKey } from '../../src/admin/apiKeys.js';
 import { configFrom } from '../../src/config.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
-import { type Person, stepUp } from '../support/oidcFlow.js';
-import { onboard } from '../support/oneTimeLinkFlow.js';
+import { Person, stepUp } from '../support/oidcFlow.js';
+import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { type CliSession, linesOf, type ProcessResult, startCliSession } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
@@ -56,38 +57,64 @@ describe('sesame users promote and demote, and the last administrator', () => {
   }
 
   // Each command opens the database: a few, doing as much as they can.
-  it('promotes and demotes by email, refuses to lose the last administrator, and refuses an --admin invitation of an account', async () => {
+  it('promotes and demotes by email, refuses to lose the last administrator, and refuses an --admin invitation of an account whose owner proved the address', async () => {
     // Accounts made by self sign-up before any administrator existed: the first-admin trap.
-    const [ada, carol] = await withDb((db) =>
+    // Nobody proved ada's or carol's address; vera's owner did (she used a link mailed to it).
+    const [ada, carol, vera] = await withDb((db) =>
       Promise.all([
         usersQueries.insert(db, { email: 'Ada@Example.com', name: 'Ada' }),
         usersQueries.insert(db, { email: 'carol@example.com', name: null }),
+        usersQueries.insert(db, { email: 'vera@example.com', name: null, emailVerified: true }),
       ]),
     );
 
-    const promoted = JSON.parse((await sesame('users', 'promote', 'ada@example.com', '--json')).stdout);
-    expect(promoted).toMatchObject({ id: ada.id, is_admin: true });
+    // Whoever signed up with an address nobody proved may not own it: promote says so, and what to do.
+    expectOneLineError(
+      await sesame('users', 'promote', 'ada@example.com'),
+      /^sesame: nobody has proved they receive mail at Ada@Example\.com: .*`sesame users invite --email Ada@Example\.com --admin`.* add --unverified\)\n$/,
+    );
+    await withDb(async (db) => expect((await usersQueries.findById(db, ada.id))!.is_admin).toBe(false));
+    const promoted = JSON.parse(
+      (await sesame('users', 'promote', 'ada@example.com', '--unverified', '--json')).stdout,
+    );
+    expect(promoted).toMatchObject({ id: ada.id, is_admin: true, email_verified: false });
+    const listed = await sesame('users', 'list');
+    expect(listed.stdout).toMatch(/ADDRESS/);
+    expect(listed.stdout).toMatch(/Ada@Example\.com\s+Ada\s+admin\s+active\s+unverified/);
+    expect(listed.stdout).toMatch(/vera@example\.com\s+user\s+active\s+verified/);
+    expect(JSON.parse((await sesame('users', 'list', '--json')).stdout)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ email: 'vera@example.com', email_verified: true })]),
+    );
 
     // The only administrator can be neither demoted, nor disabled, nor deleted.
     expectOneLineError(await sesame('users', 'demote', ada.id), /last administrator.*sesame users promote/);
     expectOneLineError(await sesame('users', 'disable', 'ada@example.com'), /last administrator/);
     expectOneLineError(await sesame('users', 'delete', 'ada@example.com', '--yes'), /last administrator/);
 
-    // An admin invitation for an account that exists is refused, not turned into a recovery link.
+    // An admin invitation for an account whose owner proved the address is refused, not
+    // turned into a recovery link; for one nobody proved, it is an invite that takes it over.
     expectOneLineError(
-      await sesame('users', 'invite', '--email', 'Carol@example.com', '--admin'),
-      /^sesame: carol@example\.com already has an account; use `sesame users promote carol@example\.com`/,
+      await sesame('users', 'invite', '--email', 'Vera@example.com', '--admin'),
+      /^sesame: vera@example\.com already has an account and its owner proved the address; use `sesame users promote vera@example\.com`/,
+    );
+    await withDb(async (db) => {
+      expect(await usersQueries.findById(db, vera.id)).toMatchObject({ is_admin: false });
+      expect(await countRows(db, 'one_time_tokens')).toBe(0);
+    });
+    const takeover = await sesame('users', 'invite', '--email', 'Carol@example.com', '--admin');
+    expect(takeover.code).toBe(0);
+    expect(takeover.stdout).toContain(
+      'whoever uses the link takes that account over as an administrator, and its passkeys and sign-ins end.',
     );
     await withDb(async (db) => {
       expect(await usersQueries.findById(db, ada.id)).toMatchObject({ is_admin: true, disabled_at: null });
       expect(await usersQueries.findById(db, carol.id)).toMatchObject({ is_admin: false });
-      expect(await countRows(db, 'one_time_tokens')).toBe(0);
+      const link = await db.selectFrom('one_time_tokens').selectAll().executeTakeFirstOrThrow();
+      expect(link).toMatchObject({ purpose: 'invite', email: 'carol@example.com', grant_admin: true });
     });
 
     // With a second administrator, the first can go.
-    expect((await sesame('users', 'promote', carol.id)).stdout).toBe(
-      'carol@example.com is an administrator\n',
-    );
+    expect((await sesame('users', 'promote', vera.id)).stdout).toBe('vera@example.com is an administrator\n');
     const demoted = await sesame('users', 'demote', 'ada@example.com');
     expect(demoted.code).toBe(0);
     expect(demoted.stdout).toBe('Ada@Example.com is no longer an administrator\n');
@@ -134,7 +161,16 @@ describe('promote and demote on the admin API and the users page', () => {
 
   it('promotes and demotes through the API, and answers 409 last_admin for the last administrator', async () => {
     const dana = await usersQueries.insert(sesame.db, { email: 'dana@example.com', name: null });
-    const promoted = await api('POST', `/users/${dana.id}/promote`);
+    // Nobody proved dana's address: refused unless the caller says it knows whose account it is.
+    const unproven = await api('POST', `/users/${dana.id}/promote`);
+    expect(unproven.status).toBe(409);
+    expect(unproven.json()).toMatchObject({ error: 'email_unverified' });
+    expect(unproven.json().error_description).toContain(
+      'sesame users invite --email dana@example.com --admin',
+    );
+    expect(await isAdmin(dana.id)).toBe(false);
+    expect((await api('POST', `/users/${dana.id}/promote`, { unverified: 'yes' })).status).toBe(400);
+    const promoted = await api('POST', `/users/${dana.id}/promote`, { unverified: true });
     expect(promoted.status).toBe(200);
     expect(promoted.json()).toMatchObject({ id: dana.id, is_admin: true });
     expect((await api('POST', `/users/${dana.id}/demote`)).json()).toMatchObject({ is_admin: false });
@@ -184,17 +220,62 @@ describe('promote and demote on the admin API and the users page', () => {
     }
   });
 
-  it('refuses an admin invitation for an existing account with 409, and issues no link', async () => {
-    await usersQueries.insert(sesame.db, { email: 'gina@example.com', name: null });
+  it('refuses an admin invitation for an account whose owner proved the address with 409, and issues no link', async () => {
+    await usersQueries.insert(sesame.db, { email: 'gina@example.com', name: null, emailVerified: true });
     const links = await countRows(sesame.db, 'one_time_tokens');
     const refused = await api('POST', '/users/invite', { email: 'gina@example.com', admin: true });
     expect(refused.status).toBe(409);
-    expect(refused.json().error_description).toMatch(/already has an account; use `sesame users promote/);
+    expect(refused.json().error_description).toMatch(
+      /already has an account and its owner proved the address; use `sesame users promote/,
+    );
     expect(await countRows(sesame.db, 'one_time_tokens')).toBe(links);
   });
 
+  it("takes a squatter's account over with an admin invitation: the squatter loses its passkeys and sessions, the mailbox's owner becomes the administrator", async () => {
+    // Open sign-up: anyone can make an account with an address they do not own.
+    const squatter = new Person(sesame.baseUrl);
+    await squatter.browser.follow(
+      await squatter.signUp(asPage(await squatter.browser.follow('/account')), 'eve@example.com', 'Mallory'),
+    );
+    expect((await squatter.browser.request('/account')).status).toBe(200);
+    const squat = (await usersQueries.findByEmail(sesame.db, 'eve@example.com'))!;
+    expect(squat.email_verified).toBe(false);
+    expect((await api('GET', '/users?q=eve')).json()).toEqual([
+      expect.objectContaining({ email: 'eve@example.com', email_verified: false, is_admin: false }),
+    ]);
+
+    const invited = await api('POST', '/users/invite', { email: 'eve@example.com', admin: true });
+    expect(invited.status).toBe(201);
+    expect(invited.json()).toMatchObject({ takes_over_account: true });
+    // Not an administrator until the link is used, by whoever reads eve's mail.
+    expect(await isAdmin(squat.id)).toBe(false);
+
+    const owner = new Person(sesame.baseUrl);
+    expect((await useLink(owner, invited.json().url, 'Eve')).status).toBe(200);
+    expect(await usersQueries.findById(sesame.db, squat.id)).toMatchObject({
+      is_admin: true,
+      email_verified: true,
+      name: 'Eve',
+    });
+    const passkeys = await sesame.db
+      .selectFrom('credentials')
+      .select('id')
+      .where('user_id', '=', squat.id)
+      .execute();
+    expect(passkeys).toHaveLength(1);
+    expect((await owner.browser.request('/admin/users')).status).toBe(200);
+    // The squatter's session ends, and its passkey signs in nowhere.
+    expect((await squatter.browser.request('/account')).status).not.toBe(200);
+    expect((await squatter.browser.request('/admin/users')).status).not.toBe(200);
+    await expect(squatter.signIn(asPage(await squatter.browser.follow('/account')))).rejects.toThrow();
+  });
+
   it('promotes and demotes from the users page only after a passkey step-up, never the admin themself', async () => {
-    const hank = await usersQueries.insert(sesame.db, { email: 'hank@example.com', name: null });
+    const hank = await usersQueries.insert(sesame.db, {
+      email: 'hank@example.com',
+      name: null,
+      emailVerified: true,
+    });
     await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
     const page = await admin.browser.request('/admin/users');
     expect(page.text).toMatch(new RegExp(`action="/admin/users/${hank.id}/promote"[^>]*data-step-up>`));
@@ -226,8 +307,37 @@ describe('promote and demote on the admin API and the users page', () => {
     ]);
   });
 
-  it('shows the refusal beside the invite form when the admin invitation names an existing account', async () => {
-    await usersQueries.insert(sesame.db, { email: 'ivy@example.com', name: null });
+  it('shows whose address is unproven, and offers an admin invite, filled in, instead of promoting such an account', async () => {
+    const jade = await usersQueries.insert(sesame.db, { email: 'jade@example.com', name: null });
+    const page = await admin.browser.request('/admin/users');
+    expect(page.text).toMatch(/<th scope="col">Address<\/th>/);
+    expect(page.text).toMatch(
+      /jade@example\.com<\/th>\s*<td><\/td>\s*<td>User<\/td>\s*<td>Active<\/td>\s*<td>Unverified<\/td>/,
+    );
+    expect(page.text).toMatch(
+      /root@example\.com<\/th>\s*<td><\/td>\s*<td>Admin<\/td>\s*<td>Active<\/td>\s*<td>Verified<\/td>/,
+    );
+    expect((await stepUp(admin, page.csrf())).status).toBe(200);
+    const refused = await admin.browser.request(`/admin/users/${jade.id}/promote`, {
+      form: { _csrf: page.csrf() },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(/id="invite-email"[^>]*value="jade@example\.com"/);
+    expect(refused.text).toContain('<input type="checkbox" name="admin" checked>');
+    expect(refused.text).toMatch(
+      /id="invite-email-error"[^>]*>Nobody has proved they receive mail at jade@example\.com/,
+    );
+    expect(await isAdmin(jade.id)).toBe(false);
+
+    const invited = await admin.browser.request('/admin/users/invite', {
+      form: { _csrf: page.csrf(), email: 'jade@example.com', admin: 'on' },
+    });
+    expect(invited.status).toBe(200);
+    expect(invited.text).toContain('whoever uses this link takes that account over as an administrator');
+  });
+
+  it('shows the refusal beside the invite form when the admin invitation names an account whose owner proved the address', async () => {
+    await usersQueries.insert(sesame.db, { email: 'ivy@example.com', name: null, emailVerified: true });
     const page = await admin.browser.request('/admin/users');
     expect((await stepUp(admin, page.csrf())).status).toBe(200);
     const links = await countRows(sesame.db, 'one_time_tokens');
