@@ -6,6 +6,7 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { stepUpsQueries } from '../db/queries/stepUps.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
+import { withdrawAdminHandouts } from './adminAuthority.js';
 import { queueAccountLogouts } from './backchannelLogout.js';
 import { revokeAccountSignIns } from './revocation.js';
 
@@ -41,6 +42,8 @@ export async function confirmEmailOwner(
   // A step-up the earlier holder made, or a ceremony they started, must not count for the owner.
   await stepUpsQueries.deleteForUser(trx, user.id);
   await challengesQueries.deleteForUser(trx, user.id);
+  // Someone made the earlier holder an administrator: the keys and links they handed out go too.
+  if (user.is_admin) await withdrawAdminHandouts(trx, user.id, `user:${user.id}`);
   const updated = await usersQueries.update(trx, user.id, {
     emailVerified: true,
     name: owner.name,

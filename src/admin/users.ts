@@ -1,3 +1,4 @@
+import { type WithdrawnHandouts, withdrawAdminHandouts } from '../accounts/adminAuthority.js';
 import { queueAccountLogouts } from '../accounts/backchannelLogout.js';
 import { ClaimValidationError, withClaim, withoutClaim } from '../accounts/customClaims.js';
 import { createOneTimeLink, type IssuedOneTimeLink } from '../accounts/oneTimeLinks.js';
@@ -144,30 +145,57 @@ export async function promoteUser(
 }
 
 /**
+ * A user after a change that ended their administration: what they had handed out as an
+ * administrator is withdrawn (see withdrawAdminHandouts), and listed here.
+ */
+export interface UserWithdrawnView extends UserView {
+  /** The admin API keys they had created, revoked now. */
+  revoked_api_keys: string[];
+  /** How many unused one-time links they (or those keys) had issued, cancelled now. */
+  cancelled_links: number;
+}
+
+function withdrawnView(user: User, withdrawn: WithdrawnHandouts): UserWithdrawnView {
+  return { ...userView(user), revoked_api_keys: withdrawn.apiKeys, cancelled_links: withdrawn.links };
+}
+
+const NOTHING_WITHDRAWN: WithdrawnHandouts = { apiKeys: [], links: 0 };
+
+/**
  * Takes administration away from an account (idempotent), unless it is the last
- * administrator who can sign in: then {@link lastAdminError}.
+ * administrator who can sign in: then {@link lastAdminError}. The admin API keys the account
+ * created and the unused links it issued go with it.
  * @returns the user, or undefined when there is none.
  */
-export async function demoteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+export async function demoteUser(
+  db: Db,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<UserWithdrawnView | undefined> {
   return db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
-    if (!user.is_admin) return userView(user);
+    if (!user.is_admin) return withdrawnView(user, NOTHING_WITHDRAWN);
     await keepAnAdministrator(trx, user, 'demoted');
     const updated = await usersQueries.update(trx, user.id, { isAdmin: false });
     await auditQueries.record(trx, actor, 'user.demote', user.id, { email: user.email });
-    return userView(updated!);
+    return withdrawnView(updated!, await withdrawAdminHandouts(trx, user.id, actor));
   });
 }
 
 /**
  * Disables an account: the person can no longer sign in, and everything they hold now
- * stops working too — their sessions, grants, codes, access and refresh tokens. The last
+ * stops working too — their sessions, grants, codes, access and refresh tokens, and the
+ * admin API keys and unused links they handed out as an administrator. The last
  * administrator who can sign in cannot be disabled ({@link lastAdminError}).
  * @returns the user, or undefined when there is none.
  */
-export async function disableUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+export async function disableUser(
+  db: Db,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<UserWithdrawnView | undefined> {
   const done = await db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
@@ -181,7 +209,7 @@ export async function disableUser(db: Db, idOrEmail: string, actor: Actor): Prom
     await queueAccountLogouts(trx, user.id, { grants: true });
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     if (!user.disabled_at) await auditQueries.record(trx, actor, 'user.disable', user.id, { revoked });
-    return { view: userView(updated!), at };
+    return { view: withdrawnView(updated!, await withdrawAdminHandouts(trx, user.id, actor)), at };
   });
   if (!done) return undefined;
   wakeBackchannelOutboxes();
@@ -203,22 +231,28 @@ export async function enableUser(db: Db, idOrEmail: string, actor: Actor): Promi
 
 /**
  * Deletes an account for good: its passkeys and pending links go with the row (foreign
- * keys cascade), and its sessions, grants and tokens are removed from the OIDC storage.
+ * keys cascade), its sessions, grants and tokens are removed from the OIDC storage, and the
+ * admin API keys and unused links it handed out as an administrator are withdrawn.
  * Whatever a request in flight still saves for it is never found: an instance whose
  * account does not exist reads as revoked (src/oidc/revocation.ts).
  * The last administrator who can sign in cannot be deleted ({@link lastAdminError}).
  */
-export async function deleteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+export async function deleteUser(
+  db: Db,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<UserWithdrawnView | undefined> {
   const deleted = await db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'deleted');
     await queueAccountLogouts(trx, user.id, { grants: true });
+    const withdrawn = await withdrawAdminHandouts(trx, user.id, actor);
     await usersQueries.delete(trx, user.id);
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     await auditQueries.record(trx, actor, 'user.delete', user.id, { email: user.email, revoked });
-    return userView(user);
+    return withdrawnView(user, withdrawn);
   });
   if (deleted) wakeBackchannelOutboxes();
   return deleted;

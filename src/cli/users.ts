@@ -9,6 +9,7 @@ import {
   inviteUser,
   listAllUsers,
   promoteUser,
+  type UserWithdrawnView,
 } from '../admin/users.js';
 import { HttpError } from '../http/errors.js';
 import { emailSchema, issueMessage } from '../http/schemas.js';
@@ -54,7 +55,11 @@ export function registerUserCommands(program: Command): void {
       withDatabase(async (db) => {
         const user = await disableUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
-        output(opts.json, user, () => `Disabled ${user.email}; their sessions and tokens are revoked`);
+        output(opts.json, user, () =>
+          [`Disabled ${user.email}; their sessions and tokens are revoked`, ...withdrawnLines(user)].join(
+            '\n',
+          ),
+        );
       }),
     );
 
@@ -101,7 +106,9 @@ export function registerUserCommands(program: Command): void {
       withDatabase(async (db) => {
         const user = await demoteUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
-        output(opts.json, user, () => `${user.email} is no longer an administrator`);
+        output(opts.json, user, () =>
+          [`${user.email} is no longer an administrator`, ...withdrawnLines(user)].join('\n'),
+        );
       }),
     );
 
@@ -115,7 +122,17 @@ export function registerUserCommands(program: Command): void {
       return withDatabase(async (db) => {
         const user = await deleteUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
-        output(opts.json, { id: user.id, email: user.email, deleted: true }, () => `Deleted ${user.email}`);
+        output(
+          opts.json,
+          {
+            id: user.id,
+            email: user.email,
+            deleted: true,
+            revoked_api_keys: user.revoked_api_keys,
+            cancelled_links: user.cancelled_links,
+          },
+          () => [`Deleted ${user.email}`, ...withdrawnLines(user)].join('\n'),
+        );
       });
     });
 
@@ -161,6 +178,18 @@ export function registerUserCommands(program: Command): void {
     .description("remove one of a user's claims")
     .option('--json', 'print JSON')
     .action((idOrEmail: string, key: string, opts) => changeClaim(idOrEmail, key, undefined, opts.json));
+}
+
+/** What the CLI says an ended administration took back: the admin's API keys and unused links. */
+function withdrawnLines(user: UserWithdrawnView): string[] {
+  return [
+    ...user.revoked_api_keys.map((id) => `Revoked API key ${id}, which they created`),
+    ...(user.cancelled_links > 0
+      ? [
+          `Cancelled ${user.cancelled_links} unused one-time link${user.cancelled_links === 1 ? '' : 's'} they issued`,
+        ]
+      : []),
+  ];
 }
 
 function changeClaim(idOrEmail: string, key: string, value: unknown, json: boolean) {

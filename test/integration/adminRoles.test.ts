@@ -1,3 +1,4 @@
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { configFrom } from '../../src/config.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
@@ -128,6 +129,56 @@ describe('sesame users promote and demote, and the last administrator', () => {
       ]);
     });
   }, 400_000);
+
+  it('disabling an administrator revokes the API keys they created and cancels the links they issued, says so, and keeps the keys made with the CLI', async () => {
+    const { admin, theirKey, cliKey } = await withDb(async (db) => {
+      await usersQueries.insert(db, { email: 'keeper@example.com', name: null, isAdmin: true });
+      const admin = await usersQueries.insert(db, { email: 'r@example.com', name: null, isAdmin: true });
+      const theirKey = (await createApiKey(db, 'theirs', `user:${admin.id}`)).apiKey;
+      await createOneTimeLink(db, configFrom(env()), {
+        email: 'sock@example.com',
+        admin: true,
+        actor: `user:${admin.id}`,
+      });
+      return { admin, theirKey, cliKey: (await createApiKey(db, 'ops', 'cli:operator')).apiKey };
+    });
+    const listed = await sesame('api-keys', 'list');
+    expect(listed.stdout).toMatch(/CREATED BY/);
+    expect(listed.stdout).toMatch(new RegExp(`theirs\\s+user:${admin.id}\\s`));
+    expect(listed.stdout).toMatch(/ops\s+cli:operator\s/);
+
+    const disabled = await sesame('users', 'disable', 'r@example.com');
+    expect(disabled.stdout).toBe(
+      [
+        'Disabled r@example.com; their sessions and tokens are revoked',
+        `Revoked API key ${theirKey.id}, which they created`,
+        'Cancelled 1 unused one-time link they issued',
+        '',
+      ].join('\n'),
+    );
+    await withDb(async (db) => {
+      const keys = await db.selectFrom('api_keys').select(['id', 'revoked_at']).execute();
+      expect(keys.find((k) => k.id === theirKey.id)!.revoked_at).not.toBeNull();
+      expect(keys.find((k) => k.id === cliKey.id)!.revoked_at).toBeNull();
+      const link = await db
+        .selectFrom('one_time_tokens')
+        .selectAll()
+        .where('email', '=', 'sock@example.com')
+        .executeTakeFirstOrThrow();
+      expect(link.expires_at.getTime()).toBeLessThanOrEqual(Date.now());
+      // A link they would issue now, from a page they loaded before, is refused.
+      await expect(
+        createOneTimeLink(db, configFrom(env()), { email: 'late@example.com', actor: `user:${admin.id}` }),
+      ).rejects.toMatchObject({ status: 403 });
+    });
+    expect(JSON.parse((await sesame('users', 'delete', 'r@example.com', '--yes', '--json')).stdout)).toEqual({
+      id: admin.id,
+      email: 'r@example.com',
+      deleted: true,
+      revoked_api_keys: [],
+      cancelled_links: 0,
+    });
+  }, 120_000);
 });
 
 describe('promote and demote on the admin API and the users page', () => {
@@ -268,6 +319,59 @@ describe('promote and demote on the admin API and the users page', () => {
     expect((await squatter.browser.request('/account')).status).not.toBe(200);
     expect((await squatter.browser.request('/admin/users')).status).not.toBe(200);
     await expect(squatter.signIn(asPage(await squatter.browser.follow('/account')))).rejects.toThrow();
+  });
+
+  it('revokes the API keys an administrator created and cancels the links they issued when they are demoted, and those made with the CLI stay', async () => {
+    const { person: rogue, userId: rogueId } = await onboard(sesame, 'rogue@example.com', { admin: true });
+    const page = await rogue.browser.request('/admin/users');
+    const csrf = page.csrf();
+    expect((await stepUp(rogue, csrf)).status).toBe(200);
+    const invited = await rogue.browser.request('/admin/users/invite', {
+      form: { _csrf: csrf, email: 'sock@example.com', admin: 'on' },
+    });
+    const adminLink = /http:\/\/[^"<\s]+\/link\/[A-Za-z0-9_-]{43}/.exec(invited.text)![0];
+    const made = await rogue.browser.request('/admin/api-keys', { form: { _csrf: csrf, name: 'rogue' } });
+    const rogueKey = /ssk_[A-Za-z0-9_-]{43}/.exec(made.text)![0];
+    const listed = await rogue.browser.request('/admin/api-keys');
+    expect(listed.text).toMatch(
+      /<th scope="row">rogue<\/th>\s*<td><code>[^<]+<\/code><\/td>\s*<td>rogue@example\.com<\/td>/,
+    );
+    // The rogue's key issues a link too.
+    const viaKey = await fetch(`${sesame.baseUrl}/api/admin/users/invite`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${rogueKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'sock2@example.com', admin: true }),
+    });
+    expect(viaKey.status).toBe(201);
+    const keyLink = ((await viaKey.json()) as { url: string }).url;
+
+    const demoted = await api('POST', `/users/${rogueId}/demote`);
+    expect(demoted.status).toBe(200);
+    const rogueKeyRow = await sesame.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('name', '=', 'rogue')
+      .executeTakeFirstOrThrow();
+    expect(rogueKeyRow.created_by).toBe(`user:${rogueId}`);
+    expect(demoted.json()).toMatchObject({
+      is_admin: false,
+      revoked_api_keys: [rogueKeyRow.id],
+      cancelled_links: 2,
+    });
+
+    const refused = await fetch(`${sesame.baseUrl}/api/admin/users`, {
+      headers: { authorization: `Bearer ${rogueKey}` },
+    });
+    expect(refused.status).toBe(401);
+    for (const url of [adminLink, keyLink]) {
+      expect((await useLink(new Person(sesame.baseUrl), url)).status).toBe(410);
+    }
+    expect(await usersQueries.findByEmail(sesame.db, 'sock@example.com')).toBeUndefined();
+    // The key made outside any admin's account (here, by the tests, as the CLI's are) still works.
+    expect((await api('GET', '/users')).status).toBe(200);
+    expect(await auditOf(sesame.db, rogueId)).toContainEqual(
+      expect.stringMatching(/^api-key:\S+ user\.admin_handouts_withdrawn$/),
+    );
   });
 
   it('promotes and demotes from the users page only after a passkey step-up, never the admin themself', async () => {
