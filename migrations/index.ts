@@ -24,6 +24,7 @@ import * as m0023 from './0023_announce_model_changes.js';
 import * as m0024 from './0024_announce_client_auth_failures.js';
 import * as m0025 from './0025_resource_machine_clients.js';
 import * as m0026 from './0026_passkey_audit_log_retention.js';
+import * as m0027 from './0027_api_key_owners.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -52,4 +53,5 @@ export const migrations: Record<string, Migration> = {
   '0024_announce_client_auth_failures': m0024,
   '0025_resource_machine_clients': m0025,
   '0026_passkey_audit_log_retention': m0026,
+  '0027_api_key_owners': m0027,
 };

@@ -6,6 +6,8 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { stepUpsQueries } from '../db/queries/stepUps.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
+import { withdrawAdminHandouts } from './adminAuthority.js';
+import { queueAccountLogouts } from './backchannelLogout.js';
 import { revokeAccountSignIns } from './revocation.js';
 
 /**
@@ -17,10 +19,11 @@ import { revokeAccountSignIns } from './revocation.js';
  * it was not verified yet, whoever created the account may not be its owner (someone can
  * sign up with a colleague's address before the colleague's invite arrives), and everything
  * they hold goes: every passkey, session, grant and token, and the name they chose (the
- * owner's, given on the link page, replaces it). The owner then takes over an account
- * nobody else can still use. An account already verified keeps its passkeys: a recovery
- * link adds one. After a takeover, pass `takenOverAt` to untilAfterRevocation (once
- * committed) before signing the owner in.
+ * owner's, given on the link page, replaces it); apps they signed in to get a back-channel
+ * logout. The owner then takes over an account nobody else can still use. An account
+ * already verified keeps its passkeys: a recovery link adds one. After a takeover, once
+ * committed, wake the back-channel outbox and pass `takenOverAt` to untilAfterRevocation
+ * before signing the owner in.
  *
  * @param owner.grantAdmin an invite for an administrator makes the account it takes over one.
  */
@@ -33,10 +36,14 @@ export async function confirmEmailOwner(
   const removedPasskeys = await credentialsQueries.deleteAllForUser(trx, user.id);
   // For good: a request of the earlier holder still in flight must not save its session back.
   const takenOverAt = await revokeAccountSignIns(trx, user.id, { tokens: true });
+  // Apps the earlier holder signed in to are told too (wake the outbox once committed).
+  await queueAccountLogouts(trx, user.id, { grants: true });
   const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
   // A step-up the earlier holder made, or a ceremony they started, must not count for the owner.
   await stepUpsQueries.deleteForUser(trx, user.id);
   await challengesQueries.deleteForUser(trx, user.id);
+  // Someone made the earlier holder an administrator: the keys and links they handed out go too.
+  if (user.is_admin) await withdrawAdminHandouts(trx, user.id, `user:${user.id}`);
   const updated = await usersQueries.update(trx, user.id, {
     emailVerified: true,
     name: owner.name,

@@ -7,13 +7,14 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
-import { badRequest, conflict, notFound, type PageProblem, ProblemError } from '../http/errors.js';
+import { badRequest, conflict, HttpError, notFound, type PageProblem, ProblemError } from '../http/errors.js';
 import type { Locale } from '../i18n/locales.js';
 import { mailLocale } from '../mail/compose.js';
 import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import { isPlainEmailAddress, normalizeEmail } from '../text.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
+import { assertStillAdministrator } from './adminAuthority.js';
 import { queueAccountLogouts } from './backchannelLogout.js';
 import { confirmEmailOwner } from './emailOwnership.js';
 import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
@@ -34,6 +35,11 @@ export interface IssuedOneTimeLink {
   expiresAt: Date;
   /** Whether the link was also queued as a mail to the address (SMTP_URL set). */
   emailed: boolean;
+  /**
+   * The address has an account nobody proved it for: whoever uses the link takes that account
+   * over, and whoever signed up with the address loses it (see confirmEmailOwner).
+   */
+  takesOverAccount: boolean;
 }
 
 /**
@@ -44,11 +50,15 @@ export interface IssuedOneTimeLink {
  *
  * `purpose: 'recovery'` insists on an existing account (404 otherwise); without it, or with
  * 'invite', an existing account still gets a recovery link, never a second account. An
- * admin invitation for an existing account is refused (409): see `sesame users promote`.
+ * admin invitation for an account whose owner proved the address is refused (409): see
+ * `sesame users promote`; for one nobody proved, it is an admin invite that takes the
+ * account over when used.
+ * No link is issued for a disabled account (409 `account_disabled`): enable it first.
  *
  * Issuing a link invalidates the older unused links for the same email: the newest link an
  * admin handed out is the only one that works, so a link sent to a wrong or stale address
- * can be cancelled by issuing another.
+ * can be cancelled by issuing another. A self-service link replaces only the earlier
+ * self-service ones: anyone may ask for it, and asking must not cancel a link an admin gave.
  */
 export async function createOneTimeLink(
   db: Db,
@@ -70,27 +80,48 @@ export async function createOneTimeLink(
   const url = `${config.issuer}/link/${token}`;
   const ttlSeconds = input.selfService ? SELF_RECOVERY_LINK_TTL_SECONDS : config.inviteTtlSeconds;
   const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
-  const { row, emailed } = await db.transaction().execute(async (trx) => {
+  const { row, emailed, takesOverAccount } = await db.transaction().execute(async (trx) => {
+    // An admin demoted or disabled meanwhile issues nothing: their unused links were just cancelled.
+    if (input.actor.startsWith('user:')) {
+      await usersQueries.lockAdministrators(trx);
+      await assertStillAdministrator(trx, input.actor);
+    }
     const existing = await usersQueries.findByEmail(trx, email);
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
-    // An admin invitation never turns into a recovery link that quietly drops the admin part
-    // (and takes over the account): making an existing account an admin is its own command.
-    if (existing && input.admin) {
+    // Its page would only say the account is disabled: a link that cannot work is not handed out.
+    if (existing?.disabled_at) {
+      throw new HttpError(
+        409,
+        'account_disabled',
+        `${existing.email} is disabled; enable it first (\`sesame users enable ${existing.email}\`), then issue the link`,
+        { fields: { email: 'is disabled' } },
+      );
+    }
+    // An admin invitation never turns into a recovery link that quietly drops the admin part.
+    // The owner of a proven address is the account's owner: making them an admin is `promote`.
+    if (existing?.email_verified && input.admin) {
       throw conflict(
-        `${existing.email} already has an account; use \`sesame users promote ${existing.email}\` to make it an administrator`,
+        `${existing.email} already has an account and its owner proved the address; use \`sesame users promote ${existing.email}\` to make it an administrator`,
         { fields: { email: 'already has an account' } },
       );
     }
     // Whether the link recovers or creates is decided by the account, not by the caller's
-    // hint: a link can never create a second account for an email that has one.
-    const purpose = existing ? 'recovery' : 'invite';
-    await oneTimeTokensQueries.invalidateUnusedForEmail(trx, email);
+    // hint: a link can never create a second account for an email that has one. An admin
+    // invitation for an account nobody proved the address of stays an invite: whoever signed
+    // up with the address may not own it, so the link takes the account over on use (see
+    // confirmEmailOwner) and only then makes it an administrator.
+    const purpose = existing && !input.admin ? 'recovery' : 'invite';
+    await oneTimeTokensQueries.invalidateUnusedForEmail(
+      trx,
+      email,
+      input.selfService ? SELF_SERVICE_ACTOR : undefined,
+    );
     const issued = await oneTimeTokensQueries.insert(trx, {
       tokenHash: sha256Hex(token),
       purpose,
       email: existing?.email ?? email,
-      userId: existing?.id ?? null,
-      grantAdmin: existing ? false : (input.admin ?? false),
+      userId: purpose === 'recovery' ? existing!.id : null,
+      grantAdmin: purpose === 'invite' && (input.admin ?? false),
       createdBy: input.actor,
       expiresAt,
     });
@@ -129,10 +160,10 @@ export async function createOneTimeLink(
             },
             locale,
           );
-    return { row: issued, emailed };
+    return { row: issued, emailed, takesOverAccount: existing !== undefined && !existing.email_verified };
   });
   if (emailed) wakeMailOutboxes();
-  return { id: row.id, url, expiresAt: row.expires_at, emailed };
+  return { id: row.id, url, expiresAt: row.expires_at, emailed, takesOverAccount };
 }
 
 /**
@@ -265,7 +296,6 @@ export async function redeemOneTimeLink(
 ): Promise<{ user: User; link: OneTimeTokenRow }> {
   const tokenHash = sha256Hex(token);
   let takenOverAt: Date | undefined;
-  let signedOutElsewhere = false;
   try {
     const redeemed = await db.transaction().execute(async (trx) => {
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
@@ -295,7 +325,6 @@ export async function redeemOneTimeLink(
         // the lost device, or whoever found it, keeps nothing. (A takeover above did already.)
         if (link.created_by === SELF_SERVICE_ACTOR && !takenOverAt) {
           takenOverAt = await endEverySignIn(trx, user.id);
-          signedOutElsewhere = true;
         }
       } else {
         user = await usersQueries.insert(trx, {
@@ -313,7 +342,8 @@ export async function redeemOneTimeLink(
       });
       return { user, link };
     });
-    if (signedOutElsewhere) wakeBackchannelOutboxes();
+    // A takeover or a self-service link queued back-channel logouts for the apps.
+    if (takenOverAt) wakeBackchannelOutboxes();
     // The owner is signed in next; that sign-in must fall after the earlier holder's revocation.
     if (takenOverAt) await untilAfterRevocation(takenOverAt);
     return redeemed;

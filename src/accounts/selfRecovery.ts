@@ -10,7 +10,8 @@ import { createOneTimeLink, SELF_SERVICE_ACTOR } from './oneTimeLinks.js';
  * has that address (in its owner's language, else in `locale`), and does nothing otherwise. The caller answers the same whatever the
  * address and does not wait for this (see the route), so neither the answer nor its timing
  * says whether the account exists. Using the link ends every other sign-in of the account
- * (see redeemOneTimeLink).
+ * (see redeemOneTimeLink). It replaces only the earlier self-service links for the address:
+ * a link an admin issued keeps working, whoever posts the address.
  */
 export async function requestSelfRecovery(
   db: Db,

@@ -40,8 +40,10 @@ const SETUP_LINK_PROBLEMS: Record<
     status: 409,
     code: 'account_exists',
     heading: 'This email already has an account',
+    // Not `users promote`: the account may be a stranger's sign-up with the address; an admin
+    // invite reaches the mailbox and takes such an account over (see createOneTimeLink).
     message:
-      'Use another email here, or make that account an administrator with `npx sesame users promote EMAIL`.',
+      'Use another email here. To make that account an administrator, run `npx sesame users invite --email EMAIL --admin`: whoever opens the link it prints takes the account over as the administrator, unless its owner proved the address (then the command says to promote it).',
   },
 };
 

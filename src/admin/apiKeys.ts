@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { assertStillAdministrator } from '../accounts/adminAuthority.js';
 import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { usersQueries } from '../db/queries/users.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
@@ -25,6 +27,11 @@ export const apiKeyNameSchema = z
 export interface ApiKeyView {
   id: string;
   name: string;
+  /**
+   * Who created it: `user:<id>` (an admin, on the API keys page; revoked when that admin is
+   * demoted, disabled or deleted), `cli:<name>`, or null for a key older than that record.
+   */
+  created_by: string | null;
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
@@ -36,6 +43,7 @@ export function apiKeyView(row: ApiKeyRow): ApiKeyView {
   return {
     id: row.id,
     name: row.name,
+    created_by: row.created_by,
     created_at: new Date(row.created_at).toISOString(),
     last_used_at: iso(row.last_used_at),
     revoked_at: iso(row.revoked_at),
@@ -45,13 +53,21 @@ export function apiKeyView(row: ApiKeyRow): ApiKeyView {
 /** Raised when an API key's name breaks a rule. */
 export class ApiKeyValidationError extends Error {}
 
-/** Creates an API key for the admin API. The key is returned once; only its SHA-256 is stored. */
+/**
+ * Creates an API key for the admin API. The key is returned once; only its SHA-256 is stored.
+ * It records `actor` as its creator: an admin's keys go when the admin does (see
+ * withdrawAdminHandouts).
+ */
 export async function createApiKey(db: Db, name: unknown, actor: Actor) {
   const parsed = apiKeyNameSchema.safeParse(name);
   if (!parsed.success) throw new ApiKeyValidationError(`name ${parsed.error.issues[0]!.message}`);
   const key = API_KEY_PREFIX + randomSecret();
   const row = await db.transaction().execute(async (trx) => {
-    const created = await apiKeysQueries.insert(trx, parsed.data, sha256Hex(key));
+    if (actor.startsWith('user:')) {
+      await usersQueries.lockAdministrators(trx);
+      await assertStillAdministrator(trx, actor);
+    }
+    const created = await apiKeysQueries.insert(trx, parsed.data, sha256Hex(key), actor);
     await auditQueries.record(trx, actor, 'api_key.create', created.id, { name: parsed.data });
     return created;
   });
@@ -60,6 +76,20 @@ export async function createApiKey(db: Db, name: unknown, actor: Actor) {
 
 export async function listApiKeys(db: Db): Promise<ApiKeyView[]> {
   return (await apiKeysQueries.list(db)).map(apiKeyView);
+}
+
+/**
+ * Who created a key, in words for the admin pages: an admin's email, `CLI (name)`, or
+ * `unknown` for a key older than that record.
+ */
+export async function creatorOf(db: Db, apiKey: Pick<ApiKeyView, 'created_by'>): Promise<string> {
+  const createdBy = apiKey.created_by;
+  if (createdBy?.startsWith('user:')) {
+    const user = await usersQueries.findById(db, createdBy.slice('user:'.length));
+    return user ? user.email : 'a deleted account';
+  }
+  if (createdBy?.startsWith('cli:')) return `CLI (${createdBy.slice('cli:'.length)})`;
+  return createdBy ?? 'unknown';
 }
 
 export async function findApiKey(db: Db, id: string): Promise<ApiKeyView | undefined> {

@@ -1,3 +1,4 @@
+import { type WithdrawnHandouts, withdrawAdminHandouts } from '../accounts/adminAuthority.js';
 import { queueAccountLogouts } from '../accounts/backchannelLogout.js';
 import { ClaimValidationError, withClaim, withoutClaim } from '../accounts/customClaims.js';
 import { createOneTimeLink, type IssuedOneTimeLink } from '../accounts/oneTimeLinks.js';
@@ -18,6 +19,8 @@ export interface UserView {
   email: string;
   name: string | null;
   is_admin: boolean;
+  /** Whether someone proved they receive mail at the address (a link sent there was used). */
+  email_verified: boolean;
   disabled: boolean;
   disabled_at: string | null;
   created_at: string;
@@ -29,6 +32,7 @@ export function userView(user: User): UserView {
     email: user.email,
     name: user.name,
     is_admin: user.is_admin,
+    email_verified: user.email_verified,
     disabled: user.disabled_at !== null,
     disabled_at: user.disabled_at ? new Date(user.disabled_at).toISOString() : null,
     created_at: new Date(user.created_at).toISOString(),
@@ -97,7 +101,21 @@ async function keepAnAdministrator(trx: Db, user: User, what: string): Promise<v
 }
 
 /**
- * Makes an account an administrator (idempotent; audited when it changes something).
+ * The answer when promoting an account whose address nobody proved: with open sign-up anyone
+ * can make an account with any address, so the person behind it may not be the one the admin
+ * means. An admin invite reaches whoever reads that mailbox instead.
+ */
+export const unverifiedPromotionError = (user: Pick<User, 'email'>) =>
+  new HttpError(
+    409,
+    'email_unverified',
+    `nobody has proved they receive mail at ${user.email}: whoever signed up with it may not own it. Send an admin invite instead (\`sesame users invite --email ${user.email} --admin\`): whoever opens it takes the account over as an administrator, and the account's passkeys and sign-ins end`,
+  );
+
+/**
+ * Makes an account an administrator (idempotent; audited when it changes something). An
+ * account whose address nobody proved is refused ({@link unverifiedPromotionError}) unless
+ * `unverified` says the admin knows whose it is.
  * @returns the user, or undefined when there is none.
  */
 export async function promoteUser(
@@ -105,6 +123,7 @@ export async function promoteUser(
   config: Config,
   idOrEmail: string,
   actor: Actor,
+  options: { unverified?: boolean } = {},
 ): Promise<UserView | undefined> {
   let promoted: User | undefined;
   const view = await db.transaction().execute(async (trx) => {
@@ -112,8 +131,12 @@ export async function promoteUser(
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     if (user.is_admin) return userView(user);
+    if (!user.email_verified && !options.unverified) throw unverifiedPromotionError(user);
     promoted = await usersQueries.update(trx, user.id, { isAdmin: true });
-    await auditQueries.record(trx, actor, 'user.promote', user.id, { email: user.email });
+    await auditQueries.record(trx, actor, 'user.promote', user.id, {
+      email: user.email,
+      ...(!user.email_verified && { email_verified: false }),
+    });
     return userView(promoted!);
   });
   // Told only when it changed: promoting an administrator again mails nothing.
@@ -122,30 +145,57 @@ export async function promoteUser(
 }
 
 /**
+ * A user after a change that ended their administration: what they had handed out as an
+ * administrator is withdrawn (see withdrawAdminHandouts), and listed here.
+ */
+export interface UserWithdrawnView extends UserView {
+  /** The admin API keys they had created, revoked now. */
+  revoked_api_keys: string[];
+  /** How many unused one-time links they (or those keys) had issued, cancelled now. */
+  cancelled_links: number;
+}
+
+function withdrawnView(user: User, withdrawn: WithdrawnHandouts): UserWithdrawnView {
+  return { ...userView(user), revoked_api_keys: withdrawn.apiKeys, cancelled_links: withdrawn.links };
+}
+
+const NOTHING_WITHDRAWN: WithdrawnHandouts = { apiKeys: [], links: 0 };
+
+/**
  * Takes administration away from an account (idempotent), unless it is the last
- * administrator who can sign in: then {@link lastAdminError}.
+ * administrator who can sign in: then {@link lastAdminError}. The admin API keys the account
+ * created and the unused links it issued go with it.
  * @returns the user, or undefined when there is none.
  */
-export async function demoteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+export async function demoteUser(
+  db: Db,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<UserWithdrawnView | undefined> {
   return db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
-    if (!user.is_admin) return userView(user);
+    if (!user.is_admin) return withdrawnView(user, NOTHING_WITHDRAWN);
     await keepAnAdministrator(trx, user, 'demoted');
     const updated = await usersQueries.update(trx, user.id, { isAdmin: false });
     await auditQueries.record(trx, actor, 'user.demote', user.id, { email: user.email });
-    return userView(updated!);
+    return withdrawnView(updated!, await withdrawAdminHandouts(trx, user.id, actor));
   });
 }
 
 /**
  * Disables an account: the person can no longer sign in, and everything they hold now
- * stops working too — their sessions, grants, codes, access and refresh tokens. The last
+ * stops working too — their sessions, grants, codes, access and refresh tokens, and the
+ * admin API keys and unused links they handed out as an administrator. The last
  * administrator who can sign in cannot be disabled ({@link lastAdminError}).
  * @returns the user, or undefined when there is none.
  */
-export async function disableUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+export async function disableUser(
+  db: Db,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<UserWithdrawnView | undefined> {
   const done = await db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
@@ -159,7 +209,7 @@ export async function disableUser(db: Db, idOrEmail: string, actor: Actor): Prom
     await queueAccountLogouts(trx, user.id, { grants: true });
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     if (!user.disabled_at) await auditQueries.record(trx, actor, 'user.disable', user.id, { revoked });
-    return { view: userView(updated!), at };
+    return { view: withdrawnView(updated!, await withdrawAdminHandouts(trx, user.id, actor)), at };
   });
   if (!done) return undefined;
   wakeBackchannelOutboxes();
@@ -181,22 +231,28 @@ export async function enableUser(db: Db, idOrEmail: string, actor: Actor): Promi
 
 /**
  * Deletes an account for good: its passkeys and pending links go with the row (foreign
- * keys cascade), and its sessions, grants and tokens are removed from the OIDC storage.
+ * keys cascade), its sessions, grants and tokens are removed from the OIDC storage, and the
+ * admin API keys and unused links it handed out as an administrator are withdrawn.
  * Whatever a request in flight still saves for it is never found: an instance whose
  * account does not exist reads as revoked (src/oidc/revocation.ts).
  * The last administrator who can sign in cannot be deleted ({@link lastAdminError}).
  */
-export async function deleteUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
+export async function deleteUser(
+  db: Db,
+  idOrEmail: string,
+  actor: Actor,
+): Promise<UserWithdrawnView | undefined> {
   const deleted = await db.transaction().execute(async (trx) => {
     await usersQueries.lockAdministrators(trx);
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'deleted');
     await queueAccountLogouts(trx, user.id, { grants: true });
+    const withdrawn = await withdrawAdminHandouts(trx, user.id, actor);
     await usersQueries.delete(trx, user.id);
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     await auditQueries.record(trx, actor, 'user.delete', user.id, { email: user.email, revoked });
-    return userView(user);
+    return withdrawnView(user, withdrawn);
   });
   if (deleted) wakeBackchannelOutboxes();
   return deleted;
@@ -221,15 +277,25 @@ export async function inviteUser(
   return issuedLinkView(link);
 }
 
-/** A link as admins see it: with SMTP_URL set it was also mailed, and says so (`emailed: true`). */
+/**
+ * A link as admins see it: with SMTP_URL set it was also mailed, and says so (`emailed: true`);
+ * `takes_over_account: true` when the account it is for has an address nobody proved, so
+ * using the link takes the account from whoever signed up with it.
+ */
 export interface IssuedLinkView {
   url: string;
   expires_at: string;
   emailed?: true;
+  takes_over_account?: true;
 }
 
 function issuedLinkView(link: IssuedOneTimeLink): IssuedLinkView {
-  return { url: link.url, expires_at: link.expiresAt.toISOString(), ...(link.emailed && { emailed: true }) };
+  return {
+    url: link.url,
+    expires_at: link.expiresAt.toISOString(),
+    ...(link.emailed && { emailed: true }),
+    ...(link.takesOverAccount && { takes_over_account: true }),
+  };
 }
 
 /**

@@ -42,10 +42,11 @@ export function registerApiKeyCommands(program: Command): void {
         const all = await listApiKeys(db);
         output(opts.json, all, () =>
           table(
-            ['ID', 'NAME', 'CREATED', 'LAST USED', 'STATUS'],
+            ['ID', 'NAME', 'CREATED BY', 'CREATED', 'LAST USED', 'STATUS'],
             all.map((k) => [
               k.id,
               k.name,
+              k.created_by ?? 'unknown',
               k.created_at,
               k.last_used_at ?? 'never',
               k.revoked_at ? `revoked ${k.revoked_at}` : 'active',

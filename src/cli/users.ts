@@ -9,6 +9,7 @@ import {
   inviteUser,
   listAllUsers,
   promoteUser,
+  type UserWithdrawnView,
 } from '../admin/users.js';
 import { HttpError } from '../http/errors.js';
 import { emailSchema, issueMessage } from '../http/schemas.js';
@@ -31,13 +32,14 @@ export function registerUserCommands(program: Command): void {
         const all = await listAllUsers(db, opts.search);
         output(opts.json, all, () =>
           table(
-            ['ID', 'EMAIL', 'NAME', 'ROLE', 'STATUS', 'CREATED'],
+            ['ID', 'EMAIL', 'NAME', 'ROLE', 'STATUS', 'ADDRESS', 'CREATED'],
             all.map((u) => [
               u.id,
               u.email,
               u.name ?? '',
               u.is_admin ? 'admin' : 'user',
               u.disabled ? 'disabled' : 'active',
+              u.email_verified ? 'verified' : 'unverified',
               u.created_at,
             ]),
           ),
@@ -53,7 +55,11 @@ export function registerUserCommands(program: Command): void {
       withDatabase(async (db) => {
         const user = await disableUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
-        output(opts.json, user, () => `Disabled ${user.email}; their sessions and tokens are revoked`);
+        output(opts.json, user, () =>
+          [`Disabled ${user.email}; their sessions and tokens are revoked`, ...withdrawnLines(user)].join(
+            '\n',
+          ),
+        );
       }),
     );
 
@@ -72,10 +78,21 @@ export function registerUserCommands(program: Command): void {
   users
     .command('promote <id-or-email>')
     .description('make an existing account a Sesame administrator')
+    .option(
+      '--unverified',
+      'promote it even though nobody proved the address (you know whose account it is)',
+      false,
+    )
     .option('--json', 'print JSON')
     .action((idOrEmail: string, opts) =>
       withDatabase(async (db, config) => {
-        const user = await promoteUser(db, config, idOrEmail, cliActor());
+        const user = await promoteUser(db, config, idOrEmail, cliActor(), {
+          unverified: opts.unverified,
+        }).catch((error: unknown) => {
+          if (error instanceof HttpError && error.code === 'email_unverified')
+            throw new CliError(`${error.message} (or, if you know whose account it is, add --unverified)`);
+          throw error;
+        });
         if (!user) throw noUser(idOrEmail);
         output(opts.json, user, () => `${user.email} is an administrator`);
       }),
@@ -89,7 +106,9 @@ export function registerUserCommands(program: Command): void {
       withDatabase(async (db) => {
         const user = await demoteUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
-        output(opts.json, user, () => `${user.email} is no longer an administrator`);
+        output(opts.json, user, () =>
+          [`${user.email} is no longer an administrator`, ...withdrawnLines(user)].join('\n'),
+        );
       }),
     );
 
@@ -103,7 +122,17 @@ export function registerUserCommands(program: Command): void {
       return withDatabase(async (db) => {
         const user = await deleteUser(db, idOrEmail, cliActor());
         if (!user) throw noUser(idOrEmail);
-        output(opts.json, { id: user.id, email: user.email, deleted: true }, () => `Deleted ${user.email}`);
+        output(
+          opts.json,
+          {
+            id: user.id,
+            email: user.email,
+            deleted: true,
+            revoked_api_keys: user.revoked_api_keys,
+            cancelled_links: user.cancelled_links,
+          },
+          () => [`Deleted ${user.email}`, ...withdrawnLines(user)].join('\n'),
+        );
       });
     });
 
@@ -123,6 +152,11 @@ export function registerUserCommands(program: Command): void {
             `One-time link for ${email.data}${opts.admin ? ' (administrator)' : ''}:`,
             link.url,
             `It works once and expires at ${link.expires_at}.`,
+            ...(link.takes_over_account
+              ? [
+                  `Nobody proved the address of the account ${email.data} has: whoever uses the link takes that account over${opts.admin ? ' as an administrator' : ''}, and its passkeys and sign-ins end.`,
+                ]
+              : []),
             ...(link.emailed ? [`It was also mailed to ${email.data}.`] : []),
           ].join('\n'),
         );
@@ -144,6 +178,18 @@ export function registerUserCommands(program: Command): void {
     .description("remove one of a user's claims")
     .option('--json', 'print JSON')
     .action((idOrEmail: string, key: string, opts) => changeClaim(idOrEmail, key, undefined, opts.json));
+}
+
+/** What the CLI says an ended administration took back: the admin's API keys and unused links. */
+function withdrawnLines(user: UserWithdrawnView): string[] {
+  return [
+    ...user.revoked_api_keys.map((id) => `Revoked API key ${id}, which they created`),
+    ...(user.cancelled_links > 0
+      ? [
+          `Cancelled ${user.cancelled_links} unused one-time link${user.cancelled_links === 1 ? '' : 's'} they issued`,
+        ]
+      : []),
+  ];
 }
 
 function changeClaim(idOrEmail: string, key: string, value: unknown, json: boolean) {

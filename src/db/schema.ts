@@ -136,6 +136,8 @@ export interface ApiKeysTable {
   id: Generated<string>;
   name: string;
   key_hash: string;
+  /** The actor who created it (`user:<id>`, `cli:<name>`); null when no record says. */
+  created_by: string | null;
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
   revoked_at: NullableTimestamp;

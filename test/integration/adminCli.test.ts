@@ -264,6 +264,8 @@ describe('the sesame command manages clients, API keys and users', () => {
       id: userId,
       email: 'Frank@Example.com',
       deleted: true,
+      revoked_api_keys: [],
+      cancelled_links: 0,
     });
     await withDb(async (db) => {
       expect(await usersQueries.findById(db, userId)).toBeUndefined();

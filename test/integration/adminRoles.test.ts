@@ -1,10 +1,12 @@
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { configFrom } from '../../src/config.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
-import { type Person, stepUp } from '../support/oidcFlow.js';
-import { onboard } from '../support/oneTimeLinkFlow.js';
+import { Person, stepUp } from '../support/oidcFlow.js';
+import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { type CliSession, linesOf, type ProcessResult, startCliSession } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
@@ -56,38 +58,64 @@ describe('sesame users promote and demote, and the last administrator', () => {
   }
 
   // Each command opens the database: a few, doing as much as they can.
-  it('promotes and demotes by email, refuses to lose the last administrator, and refuses an --admin invitation of an account', async () => {
+  it('promotes and demotes by email, refuses to lose the last administrator, and refuses an --admin invitation of an account whose owner proved the address', async () => {
     // Accounts made by self sign-up before any administrator existed: the first-admin trap.
-    const [ada, carol] = await withDb((db) =>
+    // Nobody proved ada's or carol's address; vera's owner did (she used a link mailed to it).
+    const [ada, carol, vera] = await withDb((db) =>
       Promise.all([
         usersQueries.insert(db, { email: 'Ada@Example.com', name: 'Ada' }),
         usersQueries.insert(db, { email: 'carol@example.com', name: null }),
+        usersQueries.insert(db, { email: 'vera@example.com', name: null, emailVerified: true }),
       ]),
     );
 
-    const promoted = JSON.parse((await sesame('users', 'promote', 'ada@example.com', '--json')).stdout);
-    expect(promoted).toMatchObject({ id: ada.id, is_admin: true });
+    // Whoever signed up with an address nobody proved may not own it: promote says so, and what to do.
+    expectOneLineError(
+      await sesame('users', 'promote', 'ada@example.com'),
+      /^sesame: nobody has proved they receive mail at Ada@Example\.com: .*`sesame users invite --email Ada@Example\.com --admin`.* add --unverified\)\n$/,
+    );
+    await withDb(async (db) => expect((await usersQueries.findById(db, ada.id))!.is_admin).toBe(false));
+    const promoted = JSON.parse(
+      (await sesame('users', 'promote', 'ada@example.com', '--unverified', '--json')).stdout,
+    );
+    expect(promoted).toMatchObject({ id: ada.id, is_admin: true, email_verified: false });
+    const listed = await sesame('users', 'list');
+    expect(listed.stdout).toMatch(/ADDRESS/);
+    expect(listed.stdout).toMatch(/Ada@Example\.com\s+Ada\s+admin\s+active\s+unverified/);
+    expect(listed.stdout).toMatch(/vera@example\.com\s+user\s+active\s+verified/);
+    expect(JSON.parse((await sesame('users', 'list', '--json')).stdout)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ email: 'vera@example.com', email_verified: true })]),
+    );
 
     // The only administrator can be neither demoted, nor disabled, nor deleted.
     expectOneLineError(await sesame('users', 'demote', ada.id), /last administrator.*sesame users promote/);
     expectOneLineError(await sesame('users', 'disable', 'ada@example.com'), /last administrator/);
     expectOneLineError(await sesame('users', 'delete', 'ada@example.com', '--yes'), /last administrator/);
 
-    // An admin invitation for an account that exists is refused, not turned into a recovery link.
+    // An admin invitation for an account whose owner proved the address is refused, not
+    // turned into a recovery link; for one nobody proved, it is an invite that takes it over.
     expectOneLineError(
-      await sesame('users', 'invite', '--email', 'Carol@example.com', '--admin'),
-      /^sesame: carol@example\.com already has an account; use `sesame users promote carol@example\.com`/,
+      await sesame('users', 'invite', '--email', 'Vera@example.com', '--admin'),
+      /^sesame: vera@example\.com already has an account and its owner proved the address; use `sesame users promote vera@example\.com`/,
+    );
+    await withDb(async (db) => {
+      expect(await usersQueries.findById(db, vera.id)).toMatchObject({ is_admin: false });
+      expect(await countRows(db, 'one_time_tokens')).toBe(0);
+    });
+    const takeover = await sesame('users', 'invite', '--email', 'Carol@example.com', '--admin');
+    expect(takeover.code).toBe(0);
+    expect(takeover.stdout).toContain(
+      'whoever uses the link takes that account over as an administrator, and its passkeys and sign-ins end.',
     );
     await withDb(async (db) => {
       expect(await usersQueries.findById(db, ada.id)).toMatchObject({ is_admin: true, disabled_at: null });
       expect(await usersQueries.findById(db, carol.id)).toMatchObject({ is_admin: false });
-      expect(await countRows(db, 'one_time_tokens')).toBe(0);
+      const link = await db.selectFrom('one_time_tokens').selectAll().executeTakeFirstOrThrow();
+      expect(link).toMatchObject({ purpose: 'invite', email: 'carol@example.com', grant_admin: true });
     });
 
     // With a second administrator, the first can go.
-    expect((await sesame('users', 'promote', carol.id)).stdout).toBe(
-      'carol@example.com is an administrator\n',
-    );
+    expect((await sesame('users', 'promote', vera.id)).stdout).toBe('vera@example.com is an administrator\n');
     const demoted = await sesame('users', 'demote', 'ada@example.com');
     expect(demoted.code).toBe(0);
     expect(demoted.stdout).toBe('Ada@Example.com is no longer an administrator\n');
@@ -101,6 +129,56 @@ describe('sesame users promote and demote, and the last administrator', () => {
       ]);
     });
   }, 400_000);
+
+  it('disabling an administrator revokes the API keys they created and cancels the links they issued, says so, and keeps the keys made with the CLI', async () => {
+    const { admin, theirKey, cliKey } = await withDb(async (db) => {
+      await usersQueries.insert(db, { email: 'keeper@example.com', name: null, isAdmin: true });
+      const admin = await usersQueries.insert(db, { email: 'r@example.com', name: null, isAdmin: true });
+      const theirKey = (await createApiKey(db, 'theirs', `user:${admin.id}`)).apiKey;
+      await createOneTimeLink(db, configFrom(env()), {
+        email: 'sock@example.com',
+        admin: true,
+        actor: `user:${admin.id}`,
+      });
+      return { admin, theirKey, cliKey: (await createApiKey(db, 'ops', 'cli:operator')).apiKey };
+    });
+    const listed = await sesame('api-keys', 'list');
+    expect(listed.stdout).toMatch(/CREATED BY/);
+    expect(listed.stdout).toMatch(new RegExp(`theirs\\s+user:${admin.id}\\s`));
+    expect(listed.stdout).toMatch(/ops\s+cli:operator\s/);
+
+    const disabled = await sesame('users', 'disable', 'r@example.com');
+    expect(disabled.stdout).toBe(
+      [
+        'Disabled r@example.com; their sessions and tokens are revoked',
+        `Revoked API key ${theirKey.id}, which they created`,
+        'Cancelled 1 unused one-time link they issued',
+        '',
+      ].join('\n'),
+    );
+    await withDb(async (db) => {
+      const keys = await db.selectFrom('api_keys').select(['id', 'revoked_at']).execute();
+      expect(keys.find((k) => k.id === theirKey.id)!.revoked_at).not.toBeNull();
+      expect(keys.find((k) => k.id === cliKey.id)!.revoked_at).toBeNull();
+      const link = await db
+        .selectFrom('one_time_tokens')
+        .selectAll()
+        .where('email', '=', 'sock@example.com')
+        .executeTakeFirstOrThrow();
+      expect(link.expires_at.getTime()).toBeLessThanOrEqual(Date.now());
+      // A link they would issue now, from a page they loaded before, is refused.
+      await expect(
+        createOneTimeLink(db, configFrom(env()), { email: 'late@example.com', actor: `user:${admin.id}` }),
+      ).rejects.toMatchObject({ status: 403 });
+    });
+    expect(JSON.parse((await sesame('users', 'delete', 'r@example.com', '--yes', '--json')).stdout)).toEqual({
+      id: admin.id,
+      email: 'r@example.com',
+      deleted: true,
+      revoked_api_keys: [],
+      cancelled_links: 0,
+    });
+  }, 120_000);
 });
 
 describe('promote and demote on the admin API and the users page', () => {
@@ -134,7 +212,16 @@ describe('promote and demote on the admin API and the users page', () => {
 
   it('promotes and demotes through the API, and answers 409 last_admin for the last administrator', async () => {
     const dana = await usersQueries.insert(sesame.db, { email: 'dana@example.com', name: null });
-    const promoted = await api('POST', `/users/${dana.id}/promote`);
+    // Nobody proved dana's address: refused unless the caller says it knows whose account it is.
+    const unproven = await api('POST', `/users/${dana.id}/promote`);
+    expect(unproven.status).toBe(409);
+    expect(unproven.json()).toMatchObject({ error: 'email_unverified' });
+    expect(unproven.json().error_description).toContain(
+      'sesame users invite --email dana@example.com --admin',
+    );
+    expect(await isAdmin(dana.id)).toBe(false);
+    expect((await api('POST', `/users/${dana.id}/promote`, { unverified: 'yes' })).status).toBe(400);
+    const promoted = await api('POST', `/users/${dana.id}/promote`, { unverified: true });
     expect(promoted.status).toBe(200);
     expect(promoted.json()).toMatchObject({ id: dana.id, is_admin: true });
     expect((await api('POST', `/users/${dana.id}/demote`)).json()).toMatchObject({ is_admin: false });
@@ -184,17 +271,115 @@ describe('promote and demote on the admin API and the users page', () => {
     }
   });
 
-  it('refuses an admin invitation for an existing account with 409, and issues no link', async () => {
-    await usersQueries.insert(sesame.db, { email: 'gina@example.com', name: null });
+  it('refuses an admin invitation for an account whose owner proved the address with 409, and issues no link', async () => {
+    await usersQueries.insert(sesame.db, { email: 'gina@example.com', name: null, emailVerified: true });
     const links = await countRows(sesame.db, 'one_time_tokens');
     const refused = await api('POST', '/users/invite', { email: 'gina@example.com', admin: true });
     expect(refused.status).toBe(409);
-    expect(refused.json().error_description).toMatch(/already has an account; use `sesame users promote/);
+    expect(refused.json().error_description).toMatch(
+      /already has an account and its owner proved the address; use `sesame users promote/,
+    );
     expect(await countRows(sesame.db, 'one_time_tokens')).toBe(links);
   });
 
+  it("takes a squatter's account over with an admin invitation: the squatter loses its passkeys and sessions, the mailbox's owner becomes the administrator", async () => {
+    // Open sign-up: anyone can make an account with an address they do not own.
+    const squatter = new Person(sesame.baseUrl);
+    await squatter.browser.follow(
+      await squatter.signUp(asPage(await squatter.browser.follow('/account')), 'eve@example.com', 'Mallory'),
+    );
+    expect((await squatter.browser.request('/account')).status).toBe(200);
+    const squat = (await usersQueries.findByEmail(sesame.db, 'eve@example.com'))!;
+    expect(squat.email_verified).toBe(false);
+    expect((await api('GET', '/users?q=eve')).json()).toEqual([
+      expect.objectContaining({ email: 'eve@example.com', email_verified: false, is_admin: false }),
+    ]);
+
+    const invited = await api('POST', '/users/invite', { email: 'eve@example.com', admin: true });
+    expect(invited.status).toBe(201);
+    expect(invited.json()).toMatchObject({ takes_over_account: true });
+    // Not an administrator until the link is used, by whoever reads eve's mail.
+    expect(await isAdmin(squat.id)).toBe(false);
+
+    const owner = new Person(sesame.baseUrl);
+    expect((await useLink(owner, invited.json().url, 'Eve')).status).toBe(200);
+    expect(await usersQueries.findById(sesame.db, squat.id)).toMatchObject({
+      is_admin: true,
+      email_verified: true,
+      name: 'Eve',
+    });
+    const passkeys = await sesame.db
+      .selectFrom('credentials')
+      .select('id')
+      .where('user_id', '=', squat.id)
+      .execute();
+    expect(passkeys).toHaveLength(1);
+    expect((await owner.browser.request('/admin/users')).status).toBe(200);
+    // The squatter's session ends, and its passkey signs in nowhere.
+    expect((await squatter.browser.request('/account')).status).not.toBe(200);
+    expect((await squatter.browser.request('/admin/users')).status).not.toBe(200);
+    await expect(squatter.signIn(asPage(await squatter.browser.follow('/account')))).rejects.toThrow();
+  });
+
+  it('revokes the API keys an administrator created and cancels the links they issued when they are demoted, and those made with the CLI stay', async () => {
+    const { person: rogue, userId: rogueId } = await onboard(sesame, 'rogue@example.com', { admin: true });
+    const page = await rogue.browser.request('/admin/users');
+    const csrf = page.csrf();
+    expect((await stepUp(rogue, csrf)).status).toBe(200);
+    const invited = await rogue.browser.request('/admin/users/invite', {
+      form: { _csrf: csrf, email: 'sock@example.com', admin: 'on' },
+    });
+    const adminLink = /http:\/\/[^"<\s]+\/link\/[A-Za-z0-9_-]{43}/.exec(invited.text)![0];
+    const made = await rogue.browser.request('/admin/api-keys', { form: { _csrf: csrf, name: 'rogue' } });
+    const rogueKey = /ssk_[A-Za-z0-9_-]{43}/.exec(made.text)![0];
+    const listed = await rogue.browser.request('/admin/api-keys');
+    expect(listed.text).toMatch(
+      /<th scope="row">rogue<\/th>\s*<td><code>[^<]+<\/code><\/td>\s*<td>rogue@example\.com<\/td>/,
+    );
+    // The rogue's key issues a link too.
+    const viaKey = await fetch(`${sesame.baseUrl}/api/admin/users/invite`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${rogueKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'sock2@example.com', admin: true }),
+    });
+    expect(viaKey.status).toBe(201);
+    const keyLink = ((await viaKey.json()) as { url: string }).url;
+
+    const demoted = await api('POST', `/users/${rogueId}/demote`);
+    expect(demoted.status).toBe(200);
+    const rogueKeyRow = await sesame.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('name', '=', 'rogue')
+      .executeTakeFirstOrThrow();
+    expect(rogueKeyRow.created_by).toBe(`user:${rogueId}`);
+    expect(demoted.json()).toMatchObject({
+      is_admin: false,
+      revoked_api_keys: [rogueKeyRow.id],
+      cancelled_links: 2,
+    });
+
+    const refused = await fetch(`${sesame.baseUrl}/api/admin/users`, {
+      headers: { authorization: `Bearer ${rogueKey}` },
+    });
+    expect(refused.status).toBe(401);
+    for (const url of [adminLink, keyLink]) {
+      expect((await useLink(new Person(sesame.baseUrl), url)).status).toBe(410);
+    }
+    expect(await usersQueries.findByEmail(sesame.db, 'sock@example.com')).toBeUndefined();
+    // The key made outside any admin's account (here, by the tests, as the CLI's are) still works.
+    expect((await api('GET', '/users')).status).toBe(200);
+    expect(await auditOf(sesame.db, rogueId)).toContainEqual(
+      expect.stringMatching(/^api-key:\S+ user\.admin_handouts_withdrawn$/),
+    );
+  });
+
   it('promotes and demotes from the users page only after a passkey step-up, never the admin themself', async () => {
-    const hank = await usersQueries.insert(sesame.db, { email: 'hank@example.com', name: null });
+    const hank = await usersQueries.insert(sesame.db, {
+      email: 'hank@example.com',
+      name: null,
+      emailVerified: true,
+    });
     await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
     const page = await admin.browser.request('/admin/users');
     expect(page.text).toMatch(new RegExp(`action="/admin/users/${hank.id}/promote"[^>]*data-step-up>`));
@@ -226,8 +411,37 @@ describe('promote and demote on the admin API and the users page', () => {
     ]);
   });
 
-  it('shows the refusal beside the invite form when the admin invitation names an existing account', async () => {
-    await usersQueries.insert(sesame.db, { email: 'ivy@example.com', name: null });
+  it('shows whose address is unproven, and offers an admin invite, filled in, instead of promoting such an account', async () => {
+    const jade = await usersQueries.insert(sesame.db, { email: 'jade@example.com', name: null });
+    const page = await admin.browser.request('/admin/users');
+    expect(page.text).toMatch(/<th scope="col">Address<\/th>/);
+    expect(page.text).toMatch(
+      /jade@example\.com<\/th>\s*<td><\/td>\s*<td>User<\/td>\s*<td>Active<\/td>\s*<td>Unverified<\/td>/,
+    );
+    expect(page.text).toMatch(
+      /root@example\.com<\/th>\s*<td><\/td>\s*<td>Admin<\/td>\s*<td>Active<\/td>\s*<td>Verified<\/td>/,
+    );
+    expect((await stepUp(admin, page.csrf())).status).toBe(200);
+    const refused = await admin.browser.request(`/admin/users/${jade.id}/promote`, {
+      form: { _csrf: page.csrf() },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(/id="invite-email"[^>]*value="jade@example\.com"/);
+    expect(refused.text).toContain('<input type="checkbox" name="admin" checked>');
+    expect(refused.text).toMatch(
+      /id="invite-email-error"[^>]*>Nobody has proved they receive mail at jade@example\.com/,
+    );
+    expect(await isAdmin(jade.id)).toBe(false);
+
+    const invited = await admin.browser.request('/admin/users/invite', {
+      form: { _csrf: page.csrf(), email: 'jade@example.com', admin: 'on' },
+    });
+    expect(invited.status).toBe(200);
+    expect(invited.text).toContain('whoever uses this link takes that account over as an administrator');
+  });
+
+  it('shows the refusal beside the invite form when the admin invitation names an account whose owner proved the address', async () => {
+    await usersQueries.insert(sesame.db, { email: 'ivy@example.com', name: null, emailVerified: true });
     const page = await admin.browser.request('/admin/users');
     expect((await stepUp(admin, page.csrf())).status).toBe(200);
     const links = await countRows(sesame.db, 'one_time_tokens');

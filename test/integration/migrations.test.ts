@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Migrator } from 'kysely';
+import { Migrator, sql } from 'kysely';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { configFrom } from '../../src/config.js';
@@ -46,6 +46,51 @@ describe('migration 0006: accounts that already used a one-time link are email-v
     expect(await verified(invited.id)).toBe(true);
     expect(await verified(recovered.id)).toBe(true);
     expect(await verified(signedUp.id)).toBe(false);
+  });
+});
+
+/** A database of its own for the describe block it is called in; the handle once beforeAll ran. */
+function ownDatabase(): () => DatabaseHandle {
+  let testDb: TestDatabase | undefined;
+  let database: DatabaseHandle | undefined;
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = await openDatabase(configFrom(testDb.env), { poolSize: 2 });
+  });
+  afterAll(async () => {
+    await database?.close();
+    await testDb?.drop();
+  });
+  return () => database!;
+}
+
+describe('migration 0027: each admin API key names who created it', () => {
+  const handle = ownDatabase();
+
+  it('takes the creator of an older key from the audit log, and leaves a key the log does not name unknown', async () => {
+    const database = handle();
+    const db = database.db;
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo('0026_passkey_audit_log_retention')).error).toBeUndefined();
+    const insertKey = async (name: string) =>
+      (
+        await sql<{
+          id: string;
+        }>`insert into api_keys (name, key_hash) values (${name}, ${name}) returning id`.execute(db)
+      ).rows[0]!.id;
+    const byAdmin = await insertKey('by-admin');
+    const byCli = await insertKey('by-cli');
+    const untold = await insertKey('untold');
+    await auditQueries.record(db, 'user:0b3c5a52-6a4e-4c0e-9f55-3f1f1d1d1d1d', 'api_key.create', byAdmin, {});
+    await auditQueries.record(db, 'cli:ops', 'api_key.create', byCli, {});
+
+    expect(await database.migrate()).toContain('0027_api_key_owners');
+    const creators = await db.selectFrom('api_keys').select(['id', 'created_by']).execute();
+    expect(Object.fromEntries(creators.map((k) => [k.id, k.created_by]))).toEqual({
+      [byAdmin]: 'user:0b3c5a52-6a4e-4c0e-9f55-3f1f1d1d1d1d',
+      [byCli]: 'cli:ops',
+      [untold]: null,
+    });
   });
 });
 

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { createApiKey } from '../../src/admin/apiKeys.js';
+import { issueRecoveryLink } from '../../src/admin/users.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { oneTimeTokensQueries } from '../../src/db/queries/oneTimeTokens.js';
 import { createClient } from '../../src/oidc/clients.js';
+import { countRows } from '../support/countRows.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { linkPath, onboard, rowCounts, useLink } from '../support/oneTimeLinkFlow.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
@@ -288,6 +291,36 @@ describe('one-time links (invites and recovery)', () => {
     expect(left.map((row) => row.token_hash).sort()).toEqual(
       [sha256Hex(`${email}-recent`), sha256Hex(`${email}-live`)].sort(),
     );
+  });
+
+  it('issues no link for a disabled account, on the admin API nor directly, and says to enable it first', async () => {
+    const { userId } = await onboard(sesame, 'asleep@example.com');
+    await sesame.db.updateTable('users').set({ disabled_at: new Date() }).where('id', '=', userId).execute();
+    const { key } = await createApiKey(sesame.db, 'links', 'test');
+    const before = await countRows(sesame.db, 'one_time_tokens');
+
+    const answer = await fetch(`${sesame.baseUrl}/api/admin/users/invite`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'Asleep@example.com' }),
+    });
+    expect(answer.status).toBe(409);
+    expect(await answer.json()).toMatchObject({
+      error: 'account_disabled',
+      error_description:
+        'asleep@example.com is disabled; enable it first (`sesame users enable asleep@example.com`), then issue the link',
+      fields: { email: 'is disabled' },
+    });
+    await expect(issueRecoveryLink(sesame.db, sesame.config, userId, 'test')).rejects.toMatchObject({
+      status: 409,
+      code: 'account_disabled',
+    });
+    await expect(invite('asleep@example.com', { admin: true })).rejects.toMatchObject({ status: 409 });
+    expect(await countRows(sesame.db, 'one_time_tokens')).toBe(before);
+
+    // Enabled again, it gets its link.
+    await sesame.db.updateTable('users').set({ disabled_at: null }).where('id', '=', userId).execute();
+    expect((await invite('asleep@example.com')).url).toContain('/link/');
   });
 
   it('refuses a recovery link for a disabled account', async () => {

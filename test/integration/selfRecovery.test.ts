@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { issueRecoveryLink } from '../../src/admin/users.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { BrowserSession } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { linkIn, type MailServer, startAppWithMail } from '../support/mailServer.js';
 import { Person } from '../support/oidcFlow.js';
-import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { linkPath, onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 /** The sign-in page of Sesame's own account app (an OIDC login prompt). */
@@ -98,6 +99,26 @@ describe('"Lost your passkey?" with mail configured', () => {
     expect(answer.text).toContain('Check your mail');
     await sleep(800);
     expect(mail.to('off@example.com')).toHaveLength(0);
+  });
+
+  it('keeps the link an admin handed out working when someone asks for a link for the address; asking again replaces only the earlier self-service link', async () => {
+    await usersQueries.insert(sesame.db, { email: 'handed@example.com', name: null });
+    const handedOut = await issueRecoveryLink(sesame.db, sesame.config, 'handed@example.com', 'cli:test');
+    // The admin's link was mailed too (SMTP_URL is set): the first mail.
+    await mail.waitFor('handed@example.com', 1);
+
+    // Anyone may post the address to "Lost your passkey?", twice.
+    await askForLink(sesame, 'handed@example.com');
+    const first = linkIn((await mail.waitFor('handed@example.com', 2))[1]!);
+    await askForLink(sesame, 'handed@example.com');
+    const second = linkIn((await mail.waitFor('handed@example.com', 3))[2]!);
+
+    const opened = async (url: string) =>
+      (await new BrowserSession(sesame.baseUrl).request(linkPath(url))).status;
+    expect(await opened(handedOut!.url)).toBe(200);
+    expect(await opened(first)).toBe(410);
+    expect(await opened(second)).toBe(200);
+    expect((await useLink(new Person(sesame.baseUrl), handedOut!.url)).status).toBe(200);
   });
 
   it("speaks German for Accept-Language: de, and mails in the language the account chose, else the request's", async () => {

@@ -171,6 +171,9 @@ describe('the first-run setup link (ISSUER/setup/<token>)', () => {
     const { options } = await startSetup(new Person(sesame.baseUrl), url, { email: 'TAKEN@example.com' });
     expect(options.status).toBe(409);
     expect(options.json()).toMatchObject({ error: 'account_exists' });
+    // Not "promote it": the account may be a stranger's sign-up with that address.
+    expect(options.json().error_description).toContain('`npx sesame users invite --email EMAIL --admin`');
+    expect(options.json().error_description).not.toContain('users promote');
     expect(await countRows(sesame.db, 'webauthn_challenges')).toBe(challenges);
     expect((await usersQueries.findByEmail(sesame.db, 'taken@example.com'))!.is_admin).toBe(false);
     // The link still works for another address.

@@ -5,10 +5,10 @@ import type { ApiKeyRow } from '../schema.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const apiKeysQueries = {
-  async insert(db: Db, name: string, keyHash: string): Promise<ApiKeyRow> {
+  async insert(db: Db, name: string, keyHash: string, createdBy: string): Promise<ApiKeyRow> {
     return db
       .insertInto('api_keys')
-      .values({ name, key_hash: keyHash })
+      .values({ name, key_hash: keyHash, created_by: createdBy })
       .returningAll()
       .executeTakeFirstOrThrow();
   },
@@ -46,6 +46,23 @@ export const apiKeysQueries = {
         ]),
       )
       .execute();
+  },
+
+  /** Revokes every active key `createdBy` made; returns them. */
+  async revokeCreatedBy(db: Db, createdBy: string): Promise<ApiKeyRow[]> {
+    return db
+      .updateTable('api_keys')
+      .set({ revoked_at: sql<Date>`now()` })
+      .where('created_by', '=', createdBy)
+      .where('revoked_at', 'is', null)
+      .returningAll()
+      .execute();
+  },
+
+  /** The ids of every key `createdBy` made, revoked or not. */
+  async idsCreatedBy(db: Db, createdBy: string): Promise<string[]> {
+    const rows = await db.selectFrom('api_keys').select('id').where('created_by', '=', createdBy).execute();
+    return rows.map((row) => row.id);
   },
 
   /** Revokes an active key; returns it, or undefined when no active key has this id. */

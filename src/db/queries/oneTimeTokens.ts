@@ -71,14 +71,31 @@ export const oneTimeTokensQueries = {
       .executeTakeFirst();
   },
 
-  /** Expires every unused link for an email (case-insensitive) now; returns how many. */
-  async invalidateUnusedForEmail(db: Db, email: string): Promise<number> {
+  /** Expires every unused link any of `actors` issued (their `created_by`) now; returns how many. */
+  async invalidateUnusedCreatedBy(db: Db, actors: string[]): Promise<number> {
+    if (actors.length === 0) return 0;
+    const result = await db
+      .updateTable('one_time_tokens')
+      .set({ expires_at: sql<Date>`now()` })
+      .where('created_by', 'in', actors)
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  },
+
+  /**
+   * Expires every unused link for an email (case-insensitive) now, or with `createdBy` only
+   * those that actor issued; returns how many.
+   */
+  async invalidateUnusedForEmail(db: Db, email: string, createdBy?: string): Promise<number> {
     const result = await db
       .updateTable('one_time_tokens')
       .set({ expires_at: sql<Date>`now()` })
       .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email})`)
       .where('used_at', 'is', null)
       .where('expires_at', '>', sql<Date>`now()`)
+      .$if(createdBy !== undefined, (query) => query.where('created_by', '=', createdBy!))
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   },

@@ -46,6 +46,8 @@ import { mailApiRoutes } from './adminApiMail.js';
 import { resourceApiRoutes } from './adminApiResources.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
+/** `unverified: true` promotes an account whose address nobody proved (see promoteUser). */
+const promoteSchema = z.object({ unverified: z.boolean().default(false) }).strict();
 const auditQuerySchema = z.object({ limit: limitParameter(500, 50) });
 /** `GET /users`: a page of at most `limit` users, those matching `q`, after the cursor `after`. */
 const usersQuerySchema = z.object({
@@ -201,7 +203,8 @@ export function adminApiRoutes(services: Services): Router {
   });
 
   router.post('/users/:id/promote', async (ctx) => {
-    const user = await promoteUser(db, config, ctx.params.id!, apiKeyActor(ctx));
+    const { unverified } = parseBody(ctx, promoteSchema);
+    const user = await promoteUser(db, config, ctx.params.id!, apiKeyActor(ctx), { unverified });
     if (!user) throw noUser(ctx.params.id!);
     caches.users.invalidate(user.id);
     ctx.body = user;

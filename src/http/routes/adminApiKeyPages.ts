@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   ApiKeyValidationError,
   createApiKey,
+  creatorOf,
   findApiKey,
   listApiKeys,
   revokeApiKey,
@@ -26,7 +27,13 @@ export const API_KEY_NOTICES: Record<string, string> = {
  */
 export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services): void {
   async function renderList(ctx: Context, create: Record<string, unknown> = {}) {
-    kit.render(ctx, 'api-keys', { title: 'API keys', apiKeys: await listApiKeys(db), create });
+    const apiKeys = await listApiKeys(db);
+    const creators = await Promise.all(apiKeys.map((apiKey) => creatorOf(db, apiKey)));
+    kit.render(ctx, 'api-keys', {
+      title: 'API keys',
+      apiKeys: apiKeys.map((apiKey, i) => ({ ...apiKey, creator: creators[i] })),
+      create,
+    });
   }
 
   async function loadApiKey(ctx: Context) {

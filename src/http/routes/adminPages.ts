@@ -342,6 +342,16 @@ export function adminPagesRoutes(services: Services): Router {
   // Who administers Sesame is as sensitive as a one-time link: both need the step-up.
   router.post('/users/:id/promote', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
+    if (!user.email_verified && !user.is_admin) {
+      // Whoever signed up with the address may not own it: the invite form, filled in, reaches the mailbox.
+      ctx.status = 409;
+      await renderUsers(ctx, {
+        email: user.email,
+        admin: 'on',
+        error: `Nobody has proved they receive mail at ${user.email}, so whoever signed up with it may not own it. Send this admin invite instead: whoever opens it takes the account over as an administrator.`,
+      });
+      return;
+    }
     await promoteUser(db, config, user.id, actor(ctx));
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-promoted');
