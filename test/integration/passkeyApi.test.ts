@@ -789,8 +789,14 @@ describe('sesame passkey-api (the command)', () => {
         await handle.close();
       }
 
-      expect((await sesame('delete', tenant_id)).code).toBe(0);
-      const missing = await sesame('delete', tenant_id);
+      // Without a terminal it deletes only with --yes, as every delete command.
+      const unasked = await sesame('delete', tenant_id);
+      expect(unasked.code).not.toBe(0);
+      expect(JSON.parse((await sesame('list', '--json')).stdout)).toEqual(
+        expect.arrayContaining([expect.objectContaining({ tenant_id })]),
+      );
+      expect((await sesame('delete', tenant_id, '--yes')).code).toBe(0);
+      const missing = await sesame('delete', tenant_id, '--yes');
       expect(missing.code).not.toBe(0);
       expect(linesOf(missing.stderr)).toEqual([`sesame: no passkey API tenant with id ${tenant_id}`]);
     },
