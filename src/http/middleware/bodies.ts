@@ -78,7 +78,7 @@ export function parseBodies(): Middleware {
   ]);
 }
 
-/** The content codings the body parser decodes (inflation's list); it matches them case-sensitively. */
+/** The content codings the body parser decodes (inflation's list), in lower case. */
 const DECODED_CODINGS = ['identity', 'gzip', 'deflate', 'br'];
 
 /**
@@ -91,6 +91,10 @@ const DECODED_CODINGS = ['identity', 'gzip', 'deflate', 'br'];
  */
 export function refusingUndecodableBodies(parse: Middleware): Middleware {
   return async function parseBody(ctx, next) {
+    // Content codings are case-insensitive (RFC 9110 §8.4.1); the parser knows lower case only.
+    const named = ctx.req.headers['content-encoding'];
+    if (named !== undefined && named !== named.toLowerCase())
+      ctx.req.headers['content-encoding'] = named.toLowerCase();
     let parsed = false;
     try {
       await parse(ctx, () => {
