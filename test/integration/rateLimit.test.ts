@@ -301,7 +301,7 @@ describe('TRUST_PROXY: the client is the entry the trusted proxies wrote, not wh
   });
 });
 
-describe('sign-up attempts are limited per email address as well as per IP', () => {
+describe('sign-up attempts are limited per email address, and per IP', () => {
   let sesame: TestApp;
 
   beforeAll(async () => {
@@ -366,5 +366,20 @@ describe('sign-up attempts are limited per email address as well as per IP', () 
     for (let n = 1; n <= 5; n++)
       expect((await signupOptions('known@example.com', `203.0.113.${n}`)).status).toBe(409);
     expect((await signupOptions('Known@Example.com', '203.0.113.99')).status).toBe(429);
+  });
+
+  it('refuses the 21st sign-up from one IP within 15 minutes, whatever addresses it names', async () => {
+    // Each sign-up mails a welcome to the address it names: one IP may not mail strangers at will.
+    const signupOptions = await signupOptionsCaller();
+    const ip = '192.0.2.201';
+    for (let n = 1; n <= 20; n++)
+      expect((await signupOptions(`stranger${n}@example.com`, ip)).status).toBe(200);
+    const before = await challengeCount(sesame);
+    const refused = await signupOptions('stranger21@example.com', ip);
+    expect(refused.status).toBe(429);
+    expect(refused.json()).toMatchObject({ error: 'rate_limited' });
+    expect(await challengeCount(sesame)).toBe(before);
+    // Another IP is not held back.
+    expect((await signupOptions('stranger21@example.com', '192.0.2.202')).status).toBe(200);
   });
 });

@@ -83,6 +83,14 @@ function refuseOver(ctx: Context, verdict: HitVerdict): void {
 export const SIGNUP_ATTEMPTS_PER_ADDRESS = { name: 'signup', points: 5, seconds: 15 * 60 };
 
 /**
+ * Sign-up attempts per client IP, whatever addresses they name: each sign-up mails a welcome
+ * to the address it names and keeps an account on it, so without this one IP could mail
+ * strangers some 200 times a minute under the general per-IP limit. A person needs one or
+ * two; a household or an office behind one address gets 20 in 15 minutes.
+ */
+export const SIGNUP_ATTEMPTS_PER_IP = { name: 'signup-ip', points: 20, seconds: 15 * 60 };
+
+/**
  * "Lost your passkey?" requests per address, whichever IP they come from: each one mails a
  * link to someone's inbox and cancels their older unused link, so a stranger typing a
  * victim's address may do it a few times, not flood them.

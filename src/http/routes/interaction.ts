@@ -27,7 +27,9 @@ import { parseBodies } from '../middleware/bodies.js';
 import { localeOf } from '../middleware/language.js';
 import {
   keyedRateLimit,
+  rateLimitKey,
   SIGNUP_ATTEMPTS_PER_ADDRESS,
+  SIGNUP_ATTEMPTS_PER_IP,
   WELCOME_RESENDS_PER_ADDRESS,
 } from '../middleware/rateLimit.js';
 import { allowImagesFrom } from '../middleware/securityHeaders.js';
@@ -76,6 +78,7 @@ export function interactionRoutes({
   const rp = relyingPartyFor(config);
   const signupOpen = config.signup !== 'invite';
   const countSignupAttempt = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
+  const countSignupFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_IP, hits, config.rateLimitPerMinute > 0);
   const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
 
   async function loadInteraction(ctx: Context) {
@@ -298,6 +301,7 @@ export function interactionRoutes({
   router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw signupClosed();
     const body = parseBody(ctx, signupStartSchema);
+    await countSignupFromIp(ctx, rateLimitKey(ctx.ip));
     await countSignupAttempt(ctx, `signup:${addressKey(body.email)}`);
     const interaction = await loadInteraction(ctx);
     if (!waitsForLogin(interaction)) throw interactionExpired();
