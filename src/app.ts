@@ -59,6 +59,8 @@ import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.
 import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
 import {
+  AUTHORIZATION_REQUEST_TOO_LARGE,
+  authorizationRequestTooLarge,
   bodyTooLargeForProvider,
   PAGELESS_PROVIDER_PATHS,
   PROVIDER_BODY_TOO_LARGE,
@@ -244,12 +246,20 @@ export async function createApp({
   // Its API endpoints (token, userinfo, introspection, revocation, PAR) do not come through
   // this stack: the server's listener hands them to the provider itself (providerApi.ts).
   const oidcProvider = async (ctx: Koa.Context) => {
-    if (bodyTooLargeForProvider(ctx.req)) {
-      // In the provider's JSON where it answers only JSON (the device's request), else a page for a browser.
+    const tooLarge = authorizationRequestTooLarge(ctx.req, ctx.path)
+      ? AUTHORIZATION_REQUEST_TOO_LARGE
+      : bodyTooLargeForProvider(ctx.req)
+        ? PROVIDER_BODY_TOO_LARGE
+        : undefined;
+    if (tooLarge) {
+      // In the provider's JSON where it answers only JSON (PAR, the device's request), else a
+      // page for a browser: 414 for a query string (RFC 9110 §15.5.15), 413 for a body.
       if (!PAGELESS_PROVIDER_PATHS.has(ctx.path))
-        throw new HttpError(413, 'invalid_request', PROVIDER_BODY_TOO_LARGE).localized('errors.tooLarge');
+        throw new HttpError(ctx.method === 'POST' ? 413 : 414, 'invalid_request', tooLarge).localized(
+          'errors.tooLarge',
+        );
       ctx.respond = false;
-      return refuseLargeBody(ctx.res);
+      return refuseLargeBody(ctx.res, tooLarge);
     }
     if (PUBLIC_METADATA_PATHS.has(ctx.path)) {
       // Not kept yet (or a CORS request): the provider renders it, and a plain GET is kept.

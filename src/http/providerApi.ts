@@ -97,8 +97,8 @@ function sendError(res: http.ServerResponse, status: number, error: string, desc
  * body once the answer is sent (as for any answer that leaves it unread), and the connection
  * stays open.
  */
-export function refuseLargeBody(res: http.ServerResponse): void {
-  sendError(res, 413, 'invalid_request', PROVIDER_BODY_TOO_LARGE);
+export function refuseLargeBody(res: http.ServerResponse, description = PROVIDER_BODY_TOO_LARGE): void {
+  sendError(res, 413, 'invalid_request', description);
 }
 
 /**

@@ -40,6 +40,29 @@ export const PROVIDER_API_PATHS: ReadonlySet<string> = new Set([
 export const PROVIDER_BODY_LIMIT_BYTES = 56 * 1024;
 export const PROVIDER_BODY_TOO_LARGE = `The request body is larger than the ${PROVIDER_BODY_LIMIT_BYTES / 1024} kB this endpoint reads`;
 
+/**
+ * The most an authorization request may be: a browser's query string at `/auth`, or the body
+ * of a pushed one (`/request`) or a device's (`/device/auth`). The provider stores every
+ * parameter of such a request (state, nonce, ...) whole, for 10–30 minutes, for anyone who
+ * asks: a 50 kB `state` made 50 kB rows, some 0.5 GB per client address under the per-IP
+ * limit. Real requests are well under 2 kB.
+ */
+export const AUTHORIZATION_REQUEST_LIMIT_BYTES = 8 * 1024;
+const AUTHORIZATION_REQUEST_PATHS: ReadonlySet<string> = new Set(['/auth', '/request', '/device/auth']);
+export const AUTHORIZATION_REQUEST_TOO_LARGE = `The authorization request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be`;
+
+/** Whether a request to the provider at `path` is an authorization request over {@link AUTHORIZATION_REQUEST_LIMIT_BYTES}. */
+export function authorizationRequestTooLarge(
+  req: { method?: string; url?: string; headers: { 'content-length'?: string } },
+  path: string,
+): boolean {
+  if (!AUTHORIZATION_REQUEST_PATHS.has(path)) return false;
+  if (req.method === 'POST') return Number(req.headers['content-length']) > AUTHORIZATION_REQUEST_LIMIT_BYTES;
+  const url = req.url ?? '';
+  const query = url.indexOf('?');
+  return query !== -1 && url.length - query - 1 > AUTHORIZATION_REQUEST_LIMIT_BYTES;
+}
+
 /** Whether a POST, the one method whose body the provider reads, says its body is longer than that (Node has checked the header is a number). */
 export function bodyTooLargeForProvider(req: {
   method?: string;

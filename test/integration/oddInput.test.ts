@@ -290,9 +290,7 @@ describe('odd input', () => {
       ['a token request', '/token'],
       ['an introspection', '/token/introspection'],
       ['a revocation', '/token/revocation'],
-      ['a pushed authorization request', '/request'],
       ['a userinfo request', '/me'],
-      ["a device's authorization request", '/device/auth'],
     ])("is refused as %s with 413 in the provider's error shape, and stores nothing", async (_name, path) => {
       const before = await allRows();
       const response = await rawRequest(`${sesame.baseUrl}${path}`, {
@@ -352,6 +350,65 @@ describe('odd input', () => {
       } finally {
         agent.destroy();
       }
+    });
+  });
+
+  describe('an authorization request over 8 kB, which the provider would store whole for anyone', () => {
+    const LIMIT = 8 * 1024;
+    const authorization = (state: string) => ({
+      client_id: client.client_id,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: 'https://app.example/cb',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+      state,
+    });
+    /** A `state` that makes the request's form exactly `bytes` long. */
+    const stateFor = (bytes: number) =>
+      'a'.repeat(bytes - new URLSearchParams(authorization('')).toString().length);
+
+    it.each([
+      ['a pushed authorization request', '/request'],
+      ["a device's authorization request", '/device/auth'],
+    ])("is refused as %s with 413 in the provider's error shape, and stores nothing", async (_name, path) => {
+      const before = await allRows();
+      const response = await rawRequest(`${sesame.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+        body: new URLSearchParams(authorization(stateFor(LIMIT + 1))).toString(),
+      });
+      expect(response.status).toBe(413);
+      expect(JSON.parse(response.text)).toEqual({
+        error: 'invalid_request',
+        error_description: 'The authorization request is larger than the 8 kB it may be',
+      });
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('is refused at /auth with 414 and a page that says so, and stores nothing', async () => {
+      const before = await allRows();
+      const query = new URLSearchParams(authorization(stateFor(LIMIT + 1))).toString();
+      const response = await rawRequest(`${sesame.baseUrl}/auth?${query}`, {
+        headers: { accept: 'text/html' },
+      });
+      expect(response.status).toBe(414);
+      expect(response.text).toContain('This request is too large.');
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('is taken at exactly 8 kB, pushed or in the query string', async () => {
+      const query = new URLSearchParams(authorization(stateFor(LIMIT))).toString();
+      expect(query.length).toBe(LIMIT);
+      const browser = await rawRequest(`${sesame.baseUrl}/auth?${query}`);
+      expect(browser.status).toBe(303);
+      expect(browser.headers.location).toMatch(/\/interaction\//);
+      const pushed = await rawRequest(`${sesame.baseUrl}/request`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+        body: query,
+      });
+      expect(pushed.status).toBe(201);
     });
   });
 });
