@@ -164,6 +164,12 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
       return;
     } catch (failure) {
       error = (failure as Error).message;
+      // The server refused the recipient or the message for good (RFC 5321 §4.2.1: 550 no
+      // such mailbox, 552 too large, 553 bad address, 554 refused): the same mail would be
+      // refused again, hourly for a day. Other failures (4xx, a lost connection, 530/535
+      // authentication, which the operator fixes) are tried again.
+      const code = (failure as { responseCode?: unknown }).responseCode;
+      if (typeof code === 'number' && code >= 550 && code <= 554) return this.#giveUp(mail, error);
     }
     const retryAt = this.retryAt(mail);
     if (!retryAt) return this.#giveUp(mail, error);

@@ -276,6 +276,40 @@ describe('invites and recovery links by mail', () => {
     }
   });
 
+  it('gives a mail up at once when the server refuses its recipient for good (5xx), and retries one refused for now (4xx)', async () => {
+    const picky = await startMailServer({
+      refuseRecipient: (address) =>
+        address.startsWith('gone@') ? 550 : address.startsWith('later@') ? 450 : undefined,
+    });
+    const quiet = await startTestApp(
+      { SMTP_URL: `smtp://127.0.0.1:${picky.port}`, MAIL_FROM: 'a@acme.test' },
+      { mailTiming: TEST_TIMING },
+    );
+    try {
+      for (const email of ['gone@example.com', 'later@example.com'])
+        await cliJsonOn(quiet, ['users', 'invite', '--email', email, '--json']);
+      const rowOf = (to: string) =>
+        quiet.db.selectFrom('mail_outbox').selectAll().where('to_address', '=', to).executeTakeFirstOrThrow();
+      const until = Date.now() + 20_000;
+      while ((await rowOf('gone@example.com')).next_attempt_at !== null && Date.now() < until)
+        await sleep(100);
+      const gone = await rowOf('gone@example.com');
+      expect(gone).toMatchObject({ next_attempt_at: null, attempts: 1, text_body: null });
+      expect(gone.last_error).toMatch(/550/);
+      while ((await rowOf('later@example.com')).attempts < 2 && Date.now() < until) await sleep(100);
+      expect((await rowOf('later@example.com')).next_attempt_at).not.toBeNull();
+      const gaveUp = await quiet.db
+        .selectFrom('audit_events')
+        .select('target')
+        .where('action', '=', 'mail.give_up')
+        .execute();
+      expect(gaveUp.map((row) => row.target)).toEqual(['gone@example.com']);
+    } finally {
+      await quiet.stop();
+      await picky.stop();
+    }
+  });
+
   it('never writes a link or its token to the log', async () => {
     const log = logLines.join('\n');
     expect(log).toContain('mail not sent, will retry');

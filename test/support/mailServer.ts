@@ -17,9 +17,15 @@ export interface ReceivedMail {
  * A real SMTP server in this process (smtp-server) on a loopback port of this Jest worker:
  * every mail it accepts is parsed (mailparser) into `received`. `stop()` takes it down and
  * `start()` brings it back on the same port, as a mail server that goes away for a while.
- * With `auth`, it insists on that user and password.
+ * With `auth`, it insists on that user and password; `refuseRecipient` refuses the recipients it names.
  */
-export async function startMailServer(options: { auth?: { user: string; pass: string } } = {}) {
+export async function startMailServer(
+  options: {
+    auth?: { user: string; pass: string };
+    /** The SMTP reply code (550: no such mailbox, 450: try later) for a recipient it refuses. */
+    refuseRecipient?: (address: string) => number | undefined;
+  } = {},
+) {
   const port = await freePort();
   const received: ReceivedMail[] = [];
   let server: SMTPServer | undefined;
@@ -36,6 +42,11 @@ export async function startMailServer(options: { auth?: { user: string; pass: st
         } else {
           callback(new Error('Invalid username or password'));
         }
+      },
+      onRcptTo(address, _session, callback) {
+        const code = options.refuseRecipient?.(address.address);
+        if (code === undefined) return callback();
+        callback(Object.assign(new Error(`${address.address}: refused`), { responseCode: code }));
       },
       onData(stream, _session, callback) {
         simpleParser(stream)
