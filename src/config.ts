@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { accentProblem, DEFAULT_ACCENT, normaliseHexColour } from './branding/colours.js';
 import { type BrandImageKind, imageProblem, imageTypeOf } from './branding/images.js';
 import { type Locale, SUPPORTED_LOCALES } from './i18n/locales.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from './text.js';
 
 /** Raised when the environment holds a value Sesame cannot start with; its message is one line. */
 export class ConfigError extends Error {
@@ -161,6 +162,8 @@ const schema = z.object({
     .string()
     .min(1, { message: 'RP_NAME must not be empty' })
     .max(64, { message: 'RP_NAME must be at most 64 characters' })
+    // It is the first line of every mail's subject and the passkey dialog's name.
+    .refine(hasNoControlCharacters, { message: `RP_NAME ${CONTROL_CHARACTERS_REFUSED}` })
     .default('Sesame'),
   // No default here: it follows RP_NAME, the name the passkey dialog shows, see loadConfig.
   BRAND_NAME: z
@@ -168,6 +171,7 @@ const schema = z.object({
     .trim()
     .min(1, { message: 'BRAND_NAME must not be empty' })
     .max(64, { message: 'BRAND_NAME must be at most 64 characters' })
+    .refine(hasNoControlCharacters, { message: `BRAND_NAME ${CONTROL_CHARACTERS_REFUSED}` })
     .optional(),
   BRAND_ACCENT: accentColour('BRAND_ACCENT').default(DEFAULT_ACCENT),
   BRAND_LOGO: brandImage('BRAND_LOGO', 'logo').optional(),

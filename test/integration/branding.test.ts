@@ -257,6 +257,8 @@ describe('/admin/branding', () => {
       ['an accent that is not a colour', { accent: 'red' }, 'must be a hex colour'],
       ['an accent too light to read on white', { accent: '#7a7a7a' }, 'WCAG AA needs at least 4.5:1'],
       ['a name longer than 64 characters', { name: 'x'.repeat(65) }, 'at most 64 characters'],
+      ['a name with a line break', { name: 'Acme\r\nCorp' }, 'must not contain control characters'],
+      ['a name with a bidi override', { name: 'Acme\u202eCorp' }, 'must not contain control characters'],
       ['an SVG logo', { logo: fileBlob(SVG, 'image/png') }, 'must be a PNG, JPEG, WebP or ICO image'],
       [
         'a text file as favicon',

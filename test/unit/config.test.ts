@@ -201,7 +201,9 @@ describe('configuration from the environment', () => {
       'DATABASE_DIRECT_URL must be a postgres:// or postgresql:// URL',
     ],
     ['RP_NAME', 'x'.repeat(65), 'RP_NAME must be at most 64 characters'],
+    ['RP_NAME', 'Acme\nBcc: someone@example.com', 'RP_NAME must not contain control characters'],
     ['BRAND_NAME', 'x'.repeat(65), 'BRAND_NAME must be at most 64 characters'],
+    ['BRAND_NAME', 'Acme\u202eCorp', 'BRAND_NAME must not contain control characters'],
     ['BRAND_ACCENT', 'indigo', 'BRAND_ACCENT must be a hex colour such as #4f46e5'],
     ['BRAND_ACCENT', '#4f46e', 'BRAND_ACCENT must be a hex colour'],
     [

@@ -5,6 +5,7 @@ import type { BrandChange } from '../../branding/brand.js';
 import { etagOf } from '../../branding/brand.js';
 import { accentProblem, normaliseHexColour } from '../../branding/colours.js';
 import { type BrandImageKind, IMAGE_LIMITS, imageProblem, imageTypeOf } from '../../branding/images.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../../text.js';
 import type { UploadedFiles } from '../middleware/uploads.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -33,6 +34,8 @@ function brandChangeFrom(form: BrandingForm, uploads: UploadedFiles) {
   const change: BrandChange = {};
   const name = form.name.trim();
   if (name.length > 64) errors.name = 'must be at most 64 characters';
+  // The name is every page's title and heading: no line breaks or bidi overrides, as no name has.
+  else if (!hasNoControlCharacters(name)) errors.name = CONTROL_CHARACTERS_REFUSED;
   else change.name = name || null;
   const accent = form.accent.trim();
   const accentError = accent ? accentProblem(accent) : undefined;
