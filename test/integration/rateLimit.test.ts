@@ -378,6 +378,8 @@ describe('sign-up attempts are limited per email address, and per IP', () => {
     const refused = await signupOptions('stranger21@example.com', ip);
     expect(refused.status).toBe(429);
     expect(refused.json()).toMatchObject({ error: 'rate_limited' });
+    // A limit of 15 minutes says so; it said "wait a minute".
+    expect(refused.json().error_description).toMatch(/^Too many requests\. Try again in 1[45] minutes\.$/);
     expect(await challengeCount(sesame)).toBe(before);
     // Another IP is not held back.
     expect((await signupOptions('stranger21@example.com', '192.0.2.202')).status).toBe(200);

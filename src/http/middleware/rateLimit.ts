@@ -70,9 +70,22 @@ function refuseOver(ctx: Context, verdict: HitVerdict): void {
   if (verdict.allowed) return;
   const retryAfter = Math.max(1, Math.ceil(verdict.msBeforeNext / 1000));
   ctx.set('Retry-After', String(retryAfter));
-  throw new HttpError(429, 'rate_limited', 'Too many requests. Wait a minute, then try again.', {
-    retry_after: retryAfter,
-  }).localized('errors.rateLimited');
+  const details = { retry_after: retryAfter };
+  if (retryAfter <= 60)
+    throw new HttpError(
+      429,
+      'rate_limited',
+      'Too many requests. Wait a minute, then try again.',
+      details,
+    ).localized('errors.rateLimited');
+  // The limits of 15 minutes (sign-up, recovery, device codes) said "wait a minute" too.
+  const minutes = String(Math.ceil(retryAfter / 60));
+  throw new HttpError(
+    429,
+    'rate_limited',
+    `Too many requests. Try again in ${minutes} minutes.`,
+    details,
+  ).localized('errors.rateLimitedMinutes', { minutes });
 }
 
 /**
