@@ -1,7 +1,5 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { localeOf } from '../http/middleware/language.js';
-import { pageText, sendPage } from '../http/views.js';
-import type { Locale } from '../i18n/locales.js';
+import { type pageText, sendPage } from '../http/views.js';
 
 /**
  * The person's side of the device authorization grant (RFC 8628): at ISSUER/device they type
@@ -42,18 +40,20 @@ function problemWith(error: Error | undefined): string | undefined {
 const CODE_MAX_LENGTH = 32;
 
 /**
- * The device flow's pages, in the language the person's browser asks for (or DEFAULT_LOCALE);
- * each holds a form token, and no cache keeps it.
+ * The device flow's pages, in the language of the signed-in person's account, else the one
+ * their browser asks for (or DEFAULT_LOCALE), as every other page; `chooseText` picks it
+ * (provider.ts). Each page holds a form token, and no cache keeps it.
  */
-export function deviceFlowPages(defaultLocale: Locale) {
-  function text(ctx: KoaContextWithOIDC) {
+export function deviceFlowPages(
+  chooseText: (ctx: KoaContextWithOIDC) => Promise<ReturnType<typeof pageText>>,
+) {
+  async function text(ctx: KoaContextWithOIDC) {
     ctx.set('Cache-Control', 'no-store');
-    ctx.state.locale = localeOf(ctx, defaultLocale);
-    return pageText(ctx);
+    return chooseText(ctx);
   }
   return {
     async userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out?: unknown, error?: Error) {
-      const { t } = text(ctx);
+      const { t } = await text(ctx);
       // A code that leads nowhere is a refused request; a cancelled sign-in is the person's choice.
       if (error && error.name !== 'AbortedError') ctx.status = 400;
       const problem = problemWith(error);
@@ -75,7 +75,7 @@ export function deviceFlowPages(defaultLocale: Locale) {
       userCode: string,
     ) {
       sendPage(ctx, 'device-confirm', {
-        title: text(ctx).t('device.confirmTitle'),
+        title: (await text(ctx)).t('device.confirmTitle'),
         action: ctx.oidc.urlFor('code_verification'),
         xsrf: xsrfOf(form),
         userCode,
@@ -85,7 +85,7 @@ export function deviceFlowPages(defaultLocale: Locale) {
 
     async successSource(ctx: KoaContextWithOIDC) {
       sendPage(ctx, 'device-done', {
-        title: text(ctx).t('device.doneTitle'),
+        title: (await text(ctx)).t('device.doneTitle'),
         clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
       });
     },

@@ -288,7 +288,10 @@ export function createProvider({
       // registered a backchannel_logout_uri gets a signed logout token.
       backchannelLogout: { enabled: true },
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
-      deviceFlow: { enabled: true, ...deviceFlowPages(config.defaultLocale) },
+      deviceFlow: {
+        enabled: true,
+        ...deviceFlowPages((ctx) => choosePageLocale(ctx, db, config.defaultLocale, true)),
+      },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {

@@ -150,6 +150,11 @@ describe('pages in the person language', () => {
     expect(langOf(again)).toBe('fr');
     expect(again.text).toContain('>Autoriser</button>');
 
+    // So does the device flow's code page (it followed the browser alone).
+    const device = await person.browser.request('/device');
+    expect(langOf(device)).toBe('fr');
+    expect(device.text).toContain('<h1>Se connecter sur un appareil</h1>');
+
     // The provider's own sign-out page follows the choice too.
     const signOut = await person.browser.request('/account/logout', { form: { _csrf: after.csrf() } });
     const confirm = await person.browser.request(signOut.location()!);
