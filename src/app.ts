@@ -58,14 +58,7 @@ import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
 import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
 import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
-import {
-  AUTHORIZATION_REQUEST_TOO_LARGE,
-  authorizationRequestTooLarge,
-  bodyTooLargeForProvider,
-  PAGELESS_PROVIDER_PATHS,
-  PROVIDER_BODY_TOO_LARGE,
-  providerRouteOf,
-} from './oidc/providerPaths.js';
+import { PAGELESS_PROVIDER_PATHS, providerRequestTooLarge, providerRouteOf } from './oidc/providerPaths.js';
 import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
 import { createRowCaches, type RowCaches } from './oidc/rowCaches.js';
 import type { OutboxTiming } from './outboxWorker.js';
@@ -246,11 +239,7 @@ export async function createApp({
   // Its API endpoints (token, userinfo, introspection, revocation, PAR) do not come through
   // this stack: the server's listener hands them to the provider itself (providerApi.ts).
   const oidcProvider = async (ctx: Koa.Context) => {
-    const tooLarge = authorizationRequestTooLarge(ctx.req, ctx.path)
-      ? AUTHORIZATION_REQUEST_TOO_LARGE
-      : bodyTooLargeForProvider(ctx.req)
-        ? PROVIDER_BODY_TOO_LARGE
-        : undefined;
+    const tooLarge = providerRequestTooLarge(ctx.req, ctx.path);
     if (tooLarge) {
       // In the provider's JSON where it answers only JSON (PAR, the device's request), else a
       // page for a browser: 414 for a query string (RFC 9110 §15.5.15), 413 for a body.

@@ -3,9 +3,9 @@ import type Koa from 'koa';
 import type { Logger } from '../logger.js';
 import { httpDuration } from '../metrics.js';
 import {
-  bodyTooLargeForProvider,
   PROVIDER_API_PATHS,
   PROVIDER_BODY_TOO_LARGE,
+  providerRequestTooLarge,
 } from '../oidc/providerPaths.js';
 import { requestLine } from './middleware/requestLog.js';
 
@@ -58,7 +58,8 @@ export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestList
     api.pinHeaders(req.headers, ip);
     api.setSecurityHeaders(res);
     try {
-      if (bodyTooLargeForProvider(req)) refuseLargeBody(res);
+      const tooLarge = providerRequestTooLarge(req, route);
+      if (tooLarge) refuseLargeBody(res, tooLarge);
       else await api.handle(req, res);
     } catch (error) {
       // The provider's own Koa answers what its handlers throw; this is what escaped it.

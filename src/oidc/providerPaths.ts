@@ -51,24 +51,28 @@ export const AUTHORIZATION_REQUEST_LIMIT_BYTES = 8 * 1024;
 const AUTHORIZATION_REQUEST_PATHS: ReadonlySet<string> = new Set(['/auth', '/request', '/device/auth']);
 export const AUTHORIZATION_REQUEST_TOO_LARGE = `The authorization request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be`;
 
-/** Whether a request to the provider at `path` is an authorization request over {@link AUTHORIZATION_REQUEST_LIMIT_BYTES}. */
-export function authorizationRequestTooLarge(
+/**
+ * Why a request to the provider at `path` is too large to pass on, or undefined when it is
+ * not: an authorization request over {@link AUTHORIZATION_REQUEST_LIMIT_BYTES} (its query
+ * string, or a POST's body), else a POST whose body says it is longer than the provider reads
+ * (Node has checked the Content-Length header is a number). Only a POST has a body the
+ * provider reads.
+ */
+export function providerRequestTooLarge(
   req: { method?: string; url?: string; headers: { 'content-length'?: string } },
   path: string,
-): boolean {
-  if (!AUTHORIZATION_REQUEST_PATHS.has(path)) return false;
-  if (req.method === 'POST') return Number(req.headers['content-length']) > AUTHORIZATION_REQUEST_LIMIT_BYTES;
-  const url = req.url ?? '';
-  const query = url.indexOf('?');
-  return query !== -1 && url.length - query - 1 > AUTHORIZATION_REQUEST_LIMIT_BYTES;
+): string | undefined {
+  const post = req.method === 'POST';
+  const length = post ? Number(req.headers['content-length']) : queryLength(req.url);
+  if (AUTHORIZATION_REQUEST_PATHS.has(path) && length > AUTHORIZATION_REQUEST_LIMIT_BYTES)
+    return AUTHORIZATION_REQUEST_TOO_LARGE;
+  return post && length > PROVIDER_BODY_LIMIT_BYTES ? PROVIDER_BODY_TOO_LARGE : undefined;
 }
 
-/** Whether a POST, the one method whose body the provider reads, says its body is longer than that (Node has checked the header is a number). */
-export function bodyTooLargeForProvider(req: {
-  method?: string;
-  headers: { 'content-length'?: string };
-}): boolean {
-  return req.method === 'POST' && Number(req.headers['content-length']) > PROVIDER_BODY_LIMIT_BYTES;
+/** The length of a request target's query string (0 without one). */
+function queryLength(url = ''): number {
+  const query = url.indexOf('?');
+  return query === -1 ? 0 : url.length - query - 1;
 }
 
 /**
