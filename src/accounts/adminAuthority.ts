@@ -47,12 +47,14 @@ export async function withdrawAdminHandouts(
 
 /**
  * Refuses (403) when `actor` is an administrator's account (`user:<id>`) that is no longer an
- * administrator who can sign in. Run it in the transaction that hands something out, after
- * usersQueries.lockAdministrators: a request that passed the admin check just before the
- * admin was demoted or disabled cannot then create what that change just withdrew.
+ * administrator who can sign in. Run it in the transaction that hands something out: it takes
+ * the administrators lock (usersQueries.lockAdministrators) first, so a request that passed
+ * the admin check just before the admin was demoted or disabled cannot then create what that
+ * change just withdrew. Other actors (the CLI, an API key) pass without either.
  */
 export async function assertStillAdministrator(trx: Db, actor: string): Promise<void> {
   if (!actor.startsWith('user:')) return;
+  await usersQueries.lockAdministrators(trx);
   const user = await usersQueries.findById(trx, actor.slice('user:'.length));
   if (!user?.is_admin || user.disabled_at) throw forbidden('You are no longer an administrator');
 }

@@ -63,10 +63,7 @@ export async function createApiKey(db: Db, name: unknown, actor: Actor) {
   if (!parsed.success) throw new ApiKeyValidationError(`name ${parsed.error.issues[0]!.message}`);
   const key = API_KEY_PREFIX + randomSecret();
   const row = await db.transaction().execute(async (trx) => {
-    if (actor.startsWith('user:')) {
-      await usersQueries.lockAdministrators(trx);
-      await assertStillAdministrator(trx, actor);
-    }
+    await assertStillAdministrator(trx, actor);
     const created = await apiKeysQueries.insert(trx, parsed.data, sha256Hex(key), actor);
     await auditQueries.record(trx, actor, 'api_key.create', created.id, { name: parsed.data });
     return created;
