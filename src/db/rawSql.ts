@@ -118,12 +118,12 @@ const TRANSACTION_ENDS = /^\s*(?:commit|rollback)\s*$/i;
 export function resendingEndedReads(pool: pg.Pool): PostgresPool {
   return {
     async connect() {
-      let client = await pool.connect();
       // A connection whose session ends is an 'error' event on its client, and pg's pool
       // listens only on the clients it holds idle: on one Kysely held (a transaction waiting
       // for its rollback), nothing listened, and a Postgres restart killed the process. The
       // statement in flight, or the next one, is refused with the error; it needs no listener.
-      client.on('error', ignoreEndedSession);
+      const acquire = async () => (await pool.connect()).on('error', ignoreEndedSession);
+      let client = await acquire();
       let inTransaction = false;
       const query = async (text: string, parameters: readonly unknown[]) => {
         if (TRANSACTION_OPENS.test(text)) inTransaction = true;
@@ -136,8 +136,7 @@ export function resendingEndedReads(pool: pg.Pool): PostgresPool {
           // The ended connection leaves the pool (released with its error), and a new one takes
           // its place until Kysely releases it: on a pool of one, the read would wait for itself.
           client.release(error as Error);
-          client = await pool.connect();
-          client.on('error', ignoreEndedSession);
+          client = await acquire();
           return client.query(text, parameters as unknown[]);
         }
       };

@@ -1,5 +1,6 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { type pageText, sendPage } from '../http/views.js';
+import { sendPage } from '../http/views.js';
+import type { Translator } from '../i18n/catalog.js';
 
 /**
  * The person's side of the device authorization grant (RFC 8628): at ISSUER/device they type
@@ -44,9 +45,7 @@ const CODE_MAX_LENGTH = 32;
  * their browser asks for (or DEFAULT_LOCALE), as every other page; `chooseText` picks it
  * (provider.ts). Each page holds a form token, and no cache keeps it.
  */
-export function deviceFlowPages(
-  chooseText: (ctx: KoaContextWithOIDC) => Promise<ReturnType<typeof pageText>>,
-) {
+export function deviceFlowPages(chooseText: (ctx: KoaContextWithOIDC) => Promise<Translator>) {
   async function text(ctx: KoaContextWithOIDC) {
     ctx.set('Cache-Control', 'no-store');
     return chooseText(ctx);
