@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
 import { badRequest, HttpError } from '../http/errors.js';
@@ -186,9 +187,10 @@ export async function demoteUser(
 
 /**
  * Disables an account: the person can no longer sign in, and everything they hold now
- * stops working too — their sessions, grants, codes, access and refresh tokens, and the
- * admin API keys and unused links they handed out as an administrator. The last
- * administrator who can sign in cannot be disabled ({@link lastAdminError}).
+ * stops working too — their sessions, grants, codes, access and refresh tokens, the unused
+ * links for the account, and the admin API keys and unused links they handed out as an
+ * administrator. The last administrator who can sign in cannot be disabled
+ * ({@link lastAdminError}).
  * @returns the user, or undefined when there is none.
  */
 export async function disableUser(
@@ -208,6 +210,8 @@ export async function disableUser(
     const at = await revokeAccountSignIns(trx, user.id, { tokens: true });
     await queueAccountLogouts(trx, user.id, { grants: true });
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
+    // A link for the account (recovery, invite) would otherwise work again once it is enabled.
+    await oneTimeTokensQueries.invalidateUnusedForEmail(trx, user.email);
     if (!user.disabled_at) await auditQueries.record(trx, actor, 'user.disable', user.id, { revoked });
     return { view: withdrawnView(updated!, await withdrawAdminHandouts(trx, user.id, actor)), at };
   });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
-import { issueRecoveryLink } from '../../src/admin/users.js';
+import { disableUser, enableUser, issueRecoveryLink } from '../../src/admin/users.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { oneTimeTokensQueries } from '../../src/db/queries/oneTimeTokens.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -321,6 +321,21 @@ describe('one-time links (invites and recovery)', () => {
     // Enabled again, it gets its link.
     await sesame.db.updateTable('users').set({ disabled_at: null }).where('id', '=', userId).execute();
     expect((await invite('asleep@example.com')).url).toContain('/link/');
+  });
+
+  it('cancels the unused links for an account when it is disabled: enabling it again does not bring them back', async () => {
+    const { userId } = await onboard(sesame, 'paused@example.com');
+    const { url } = (await issueRecoveryLink(sesame.db, sesame.config, userId, 'test'))!;
+    const other = await invite('bystander@example.com');
+    await disableUser(sesame.db, userId, 'test');
+    await enableUser(sesame.db, userId, 'test');
+
+    const before = await rowCounts(sesame.db);
+    const page = await new Person(sesame.baseUrl).browser.request(linkPath(url));
+    expect(page.status).toBe(410);
+    expect(await rowCounts(sesame.db)).toEqual(before);
+    // Another account's link is not touched.
+    expect((await new Person(sesame.baseUrl).browser.request(linkPath(other.url))).status).toBe(200);
   });
 
   it('refuses a recovery link for a disabled account', async () => {
