@@ -244,7 +244,7 @@ export async function createApp({
       // In the provider's JSON where it answers only JSON (PAR, the device's request), else a
       // page for a browser: 414 for a query string (RFC 9110 §15.5.15), 413 for a body.
       if (!PAGELESS_PROVIDER_PATHS.has(ctx.path))
-        throw new HttpError(ctx.method === 'POST' ? 413 : 414, 'invalid_request', tooLarge).localized(
+        throw new HttpError(tooLarge.status, 'invalid_request', tooLarge.description).localized(
           'errors.tooLarge',
         );
       ctx.respond = false;

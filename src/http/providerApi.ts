@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import { httpDuration } from '../metrics.js';
 import {
   PROVIDER_API_PATHS,
-  PROVIDER_BODY_TOO_LARGE,
+  type ProviderRequestRefusal,
   providerRequestTooLarge,
 } from '../oidc/providerPaths.js';
 import { requestLine } from './middleware/requestLog.js';
@@ -94,12 +94,14 @@ function sendError(res: http.ServerResponse, status: number, error: string, desc
 }
 
 /**
- * 413 in the provider's JSON error shape, before the body is read. Node reads and drops the
- * body once the answer is sent (as for any answer that leaves it unread), and the connection
- * stays open.
+ * The refusal in the provider's JSON error shape, before the body is read. Node reads and
+ * drops a body of a stated length once the answer is sent (as for any answer that leaves it
+ * unread), and the connection stays open; one without a length (411) could go on for ever,
+ * so that connection is closed.
  */
-export function refuseLargeBody(res: http.ServerResponse, description = PROVIDER_BODY_TOO_LARGE): void {
-  sendError(res, 413, 'invalid_request', description);
+export function refuseLargeBody(res: http.ServerResponse, refusal: ProviderRequestRefusal): void {
+  if (refusal.status === 411) res.setHeader('Connection', 'close');
+  sendError(res, refusal.status, 'invalid_request', refusal.description);
 }
 
 /**

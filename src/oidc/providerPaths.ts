@@ -51,22 +51,39 @@ export const AUTHORIZATION_REQUEST_LIMIT_BYTES = 8 * 1024;
 const AUTHORIZATION_REQUEST_PATHS: ReadonlySet<string> = new Set(['/auth', '/request', '/device/auth']);
 export const AUTHORIZATION_REQUEST_TOO_LARGE = `The authorization request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be`;
 
+export const AUTHORIZATION_REQUEST_LENGTH_REQUIRED =
+  'An authorization request must say its length (Content-Length): a body without one is not read';
+
+/** Why the provider is not handed a request: the status to answer with and what to say. */
+export interface ProviderRequestRefusal {
+  status: 411 | 413 | 414;
+  description: string;
+}
+
 /**
  * Why a request to the provider at `path` is too large to pass on, or undefined when it is
  * not: an authorization request over {@link AUTHORIZATION_REQUEST_LIMIT_BYTES} (its query
- * string, or a POST's body), else a POST whose body says it is longer than the provider reads
- * (Node has checked the Content-Length header is a number). Only a POST has a body the
- * provider reads.
+ * string, 414, or a POST's body, 413), or a pushed or device one that does not say its length
+ * (411: the provider would read a chunked body whole before anything could count it), else a POST whose body says it is
+ * longer than the provider reads (413; Node has checked the Content-Length header is a
+ * number). Only a POST has a body the provider reads.
  */
 export function providerRequestTooLarge(
   req: { method?: string; url?: string; headers: { 'content-length'?: string } },
   path: string,
-): string | undefined {
+): ProviderRequestRefusal | undefined {
   const post = req.method === 'POST';
-  const length = post ? Number(req.headers['content-length']) : queryLength(req.url);
-  if (AUTHORIZATION_REQUEST_PATHS.has(path) && length > AUTHORIZATION_REQUEST_LIMIT_BYTES)
-    return AUTHORIZATION_REQUEST_TOO_LARGE;
-  return post && length > PROVIDER_BODY_LIMIT_BYTES ? PROVIDER_BODY_TOO_LARGE : undefined;
+  if (AUTHORIZATION_REQUEST_PATHS.has(path)) {
+    // `/request` and `/device/auth`: the provider reads their bodies (it answers no POST at `/auth`).
+    if (post && req.headers['content-length'] === undefined && PAGELESS_PROVIDER_PATHS.has(path))
+      return { status: 411, description: AUTHORIZATION_REQUEST_LENGTH_REQUIRED };
+    const length = post ? Number(req.headers['content-length']) : queryLength(req.url);
+    if (length > AUTHORIZATION_REQUEST_LIMIT_BYTES)
+      return { status: post ? 413 : 414, description: AUTHORIZATION_REQUEST_TOO_LARGE };
+  }
+  return post && Number(req.headers['content-length']) > PROVIDER_BODY_LIMIT_BYTES
+    ? { status: 413, description: PROVIDER_BODY_TOO_LARGE }
+    : undefined;
 }
 
 /** The length of a request target's query string (0 without one). */

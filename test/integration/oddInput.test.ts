@@ -386,6 +386,46 @@ describe('odd input', () => {
       expect(await allRows()).toEqual(before);
     });
 
+    it.each([
+      ['a pushed authorization request', '/request'],
+      ["a device's authorization request", '/device/auth'],
+    ])(
+      'is refused as %s sent in chunks without a length, with 411, and stores nothing',
+      async (_name, path) => {
+        const before = await allRows();
+        const response = await new Promise<{ status: number; connection?: string; text: string }>(
+          (resolve, reject) => {
+            const request = http.request(`${sesame.baseUrl}${path}`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+            });
+            request.on('response', (answer) => {
+              let text = '';
+              answer.on('data', (chunk: Buffer) => {
+                text += chunk;
+              });
+              answer.on('end', () =>
+                resolve({ status: answer.statusCode!, connection: answer.headers.connection, text }),
+              );
+            });
+            request.on('error', reject);
+            // No Content-Length: node:http sends the body chunked, here one 20 kB request in 4 kB chunks.
+            const body = new URLSearchParams(authorization(stateFor(20 * 1024))).toString();
+            for (let at = 0; at < body.length; at += 4096) request.write(body.slice(at, at + 4096));
+            request.end();
+          },
+        );
+        expect(response.status).toBe(411);
+        expect(response.connection).toBe('close');
+        expect(JSON.parse(response.text)).toEqual({
+          error: 'invalid_request',
+          error_description:
+            'An authorization request must say its length (Content-Length): a body without one is not read',
+        });
+        expect(await allRows()).toEqual(before);
+      },
+    );
+
     it('is refused at /auth with 414 and a page that says so, and stores nothing', async () => {
       const before = await allRows();
       const query = new URLSearchParams(authorization(stateFor(LIMIT + 1))).toString();
