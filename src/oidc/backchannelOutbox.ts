@@ -74,7 +74,9 @@ export class BackchannelOutbox extends OutboxWorker<ClaimedDelivery> {
       error =
         `expected 2xx from ${delivery.uri}, got: ${response.status} ${STATUS_CODES[response.status] ?? ''}`.trim();
     } catch (failure) {
-      error = (failure as Error).message;
+      // fetch says only "fetch failed"; why (refused, DNS, TLS, a blocked port) is its cause.
+      const { message, cause } = failure as Error & { cause?: { message?: unknown } };
+      error = typeof cause?.message === 'string' ? `${message}: ${cause.message}` : message;
     }
     const retryAt = this.retryAt(delivery);
     if (!retryAt) return this.#giveUp(delivery, error);

@@ -85,6 +85,27 @@ export function applicationType(
 }
 
 /**
+ * The ports WHATWG Fetch calls "bad" (fetch.spec.whatwg.org, "port blocking"): browsers refuse
+ * to navigate to them and Node's fetch to connect. A redirect URI or back-channel logout URI
+ * on one is accepted by everything else and then fails at every use.
+ */
+const FETCH_BLOCKED_PORTS: ReadonlySet<string> = new Set(
+  [
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104,
+    109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515,
+    526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049,
+    3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+  ].map(String),
+);
+
+/** Why an http(s) URL's port cannot be used, or undefined. */
+function blockedPortProblem(value: string, url: URL): string | undefined {
+  return (url.protocol === 'http:' || url.protocol === 'https:') && FETCH_BLOCKED_PORTS.has(url.port)
+    ? `${value}: browsers and fetch refuse port ${url.port} (a "bad port" in the Fetch standard); use another`
+    : undefined;
+}
+
+/**
  * Checks one redirect URI against Sesame's rules: absolute, no fragment (RFC 6749 §3.1.2), no
  * user name or password, no `*` in the host (it would be taken for a wildcard), https except
  * on loopback hosts (RFC 8252 §7.3), or a private-use scheme of a native app (RFC 8252 §7.1).
@@ -103,6 +124,8 @@ export function redirectUriProblem(value: string): string | undefined {
   // Matched exactly, so `https://*.example.com/cb` would register a host no app can have.
   if (url.hostname.includes('*'))
     return `${value}: redirect URIs are matched exactly, a * is not a wildcard; list each URI`;
+  const blocked = blockedPortProblem(value, url);
+  if (blocked) return blocked;
   const scheme = url.protocol.slice(0, -1);
   if (scheme === 'https') return undefined;
   if (scheme === 'http')
@@ -170,6 +193,10 @@ const backchannelLogoutUri = z
       ctx.addIssue({ code: 'custom', message: `${value} must not contain a fragment` });
     else if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)))
       ctx.addIssue({ code: 'custom', message: `${value} must use https (http only for localhost)` });
+    else {
+      const blocked = blockedPortProblem(value, url);
+      if (blocked) ctx.addIssue({ code: 'custom', message: blocked });
+    }
   })
   .nullable()
   .optional();

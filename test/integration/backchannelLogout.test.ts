@@ -352,6 +352,24 @@ describe('back-channel logout', () => {
     expect(metrics).toMatch(/sesame_backchannel_logout_deliveries_total\{result="given_up"\} [1-9]/);
   }, 60_000);
 
+  it('keeps why a delivery could not connect, not only "fetch failed"', async () => {
+    const endpoint = await newEndpoint();
+    const app = await registerApp('Closed', ['--backchannel-logout-uri', endpoint.url]);
+    const clientId = clientIdOf(app);
+    // A port nothing listens on: bound and closed again.
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    await sesame.db
+      .insertInto('backchannel_deliveries')
+      .values({ client_id: clientId, uri: `http://127.0.0.1:${port}/bc`, sub: 'someone', sid: 'closed-sid' })
+      .execute();
+    wakeBackchannelOutboxes();
+    const row = await settledRow(clientId, (r) => r.last_error !== null);
+    expect(row!.last_error).toBe(`fetch failed: connect ECONNREFUSED 127.0.0.1:${port}`);
+  }, 60_000);
+
   it('two workers on one database post each delivery once', async () => {
     const endpoint = await newEndpoint();
     endpoint.delayMs = 30;
@@ -421,7 +439,13 @@ describe('back-channel logout', () => {
     ]);
     expect(cleared.backchannel_logout_uri).toBeNull();
 
-    for (const uri of ['http://mail.example/logout', 'https://mail.example/logout#x', 'logout']) {
+    for (const uri of [
+      'http://mail.example/logout',
+      'https://mail.example/logout#x',
+      'logout',
+      // fetch refuses to connect to it (a "bad port"), so no delivery could ever leave.
+      'http://127.0.0.1:6000/logout',
+    ]) {
       const refused = await runCliOn(sesame, [
         'clients',
         'update',

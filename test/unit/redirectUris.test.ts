@@ -17,6 +17,7 @@ describe('redirect URI rules', () => {
     'http://localhost:3000/callback',
     'http://127.0.0.1:8080/cb',
     'http://[::1]/cb',
+    'https://app.example.com:6001/cb',
     'com.example.app:/oauth/callback',
     'com.example.app://callback',
     // A * outside the host is a character like any other, matched as it is.
@@ -46,6 +47,9 @@ describe('redirect URI rules', () => {
     ['https://*.example.com/cb', /a \* is not a wildcard/],
     ['https://app*.example.com/cb', /a \* is not a wildcard/],
     ['http://*:3000/cb', /a \* is not a wildcard/],
+    // Ports browsers will not navigate to (the Fetch standard's "bad ports").
+    ['http://localhost:6000/cb', /^http:\/\/localhost:6000\/cb: browsers and fetch refuse port 6000 /],
+    ['https://app.example.com:10080/cb', /refuse port 10080/],
   ])('refuses %s with one message on redirect_uris', (uri, message) => {
     const fields = refusal({ redirect_uris: [uri] });
     expect(fields).toEqual({ redirect_uris: expect.stringMatching(message) });
