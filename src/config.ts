@@ -381,11 +381,6 @@ function isLocalhost(hostname: string): boolean {
   return hostname === 'localhost' || hostname.endsWith('.localhost');
 }
 
-/** Addresses only this machine can reach: a proxy listening there is on the same host. */
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || host.startsWith('127.');
-}
-
 /**
  * Settings Sesame starts with but that cannot work as intended, each as one line for the
  * start-up log: an ISSUER on which browsers refuse passkeys, and an https ISSUER reached
@@ -406,7 +401,8 @@ export function configWarnings(config: Config): string[] {
       `ISSUER ${config.issuer} is http on a host other than localhost: browsers allow passkeys only over https there`,
     );
   }
-  if (issuer.protocol === 'https:' && !config.trustProxy && !isLoopback(config.host)) {
+  // Sesame serves no TLS: an https ISSUER means a proxy, on this machine or another.
+  if (issuer.protocol === 'https:' && !config.trustProxy) {
     warnings.push(
       `ISSUER is https but TRUST_PROXY is not set: behind a TLS proxy set TRUST_PROXY=true, or every client counts as the proxy's address in rate limits and logs`,
     );

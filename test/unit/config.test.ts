@@ -306,7 +306,6 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
   it.each([
     ['http://localhost:3000', '0.0.0.0', undefined],
     ['http://sesame.localhost:3000', '0.0.0.0', undefined],
-    ['https://id.example.com', '127.0.0.1', undefined],
     ['https://id.example.com', '0.0.0.0', 'true'],
   ])('has nothing to say about ISSUER=%s on HOST=%s (TRUST_PROXY=%s)', (issuer, host, trustProxy) => {
     const env: Record<string, string> = { ISSUER: issuer, HOST: host };
@@ -326,8 +325,11 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
     expect(warnings[0]).not.toContain('\n');
   });
 
-  it('warns when ISSUER is https and HOST is not loopback but TRUST_PROXY is unset', () => {
-    expect(configWarnings(load({ ISSUER: 'https://id.example.com' }))).toEqual([
+  it.each([
+    ['any address', {}],
+    ['a loopback HOST (a proxy on the same machine)', { HOST: '127.0.0.1' }],
+  ])('warns when ISSUER is https but TRUST_PROXY is unset, on %s', (_name, env) => {
+    expect(configWarnings(load({ ISSUER: 'https://id.example.com', ...env }))).toEqual([
       expect.stringMatching(/^ISSUER is https but TRUST_PROXY is not set/),
     ]);
   });

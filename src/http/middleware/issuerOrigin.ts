@@ -15,9 +15,14 @@ import type { Config } from '../../config.js';
  */
 export function issuerOrigin(config: Config) {
   const pin = issuerHeaderPinner(config);
+  const secure = config.secureCookies;
   return function pinIssuerOrigin(ctx: Context, next: Next) {
     // Read (and cached by Koa) before the header it comes from is replaced.
     pin(ctx.req.headers, ctx.ip);
+    // The scheme is the issuer's too: Koa's cookie jar takes it from the socket (or, under
+    // TRUST_PROXY, X-Forwarded-Proto), and refuses to set a Secure cookie on plain http. An
+    // https issuer behind a proxy it does not trust answered 500 on every page with a form.
+    if (secure) ctx.cookies.secure = true;
     return next();
   };
 }
