@@ -80,10 +80,30 @@ export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestList
   }
 
   return function listen(req, res) {
+    if (req.url?.[0] !== '/' && req.url !== '*' && !toOriginForm(req)) {
+      res.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+      res.end('Bad request target');
+      return;
+    }
     const path = pathOf(req.url);
     if (PROVIDER_API_PATHS.has(path)) void answer(req, res, path);
     else void toKoa(req, res);
   };
+}
+
+/**
+ * Rewrites an absolute-form request target (`GET http://host/path`, RFC 9112 §3.2.2) to
+ * origin-form (`/path?query`), as a proxy would have sent it; false when it is not an http(s)
+ * URL. The provider builds every URL it answers with (discovery's endpoints, the device
+ * page's form) from Koa's `ctx.href`, which takes an absolute target's own origin: one such
+ * request at the right moment put `http://evil.example/token` into the discovery document
+ * kept for everyone. Sesame's origin is the issuer's, whatever the target names.
+ */
+function toOriginForm(req: http.IncomingMessage): boolean {
+  const url = URL.parse(req.url ?? '');
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') return false;
+  req.url = `${url.pathname}${url.search}`;
+  return true;
 }
 
 /** An error in the provider's JSON shape (`error`, `error_description`), answered here instead of by it. */

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { SECURITY_HEADERS } from '../support/securityHeaders.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -65,6 +66,66 @@ describe.each([
     });
   },
 );
+
+/** One request sent as raw bytes (a request target fetch and node:http would not send), and the answer's status and body. */
+function rawExchange(base: string, head: string) {
+  const { hostname, port } = new URL(base);
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () =>
+      socket.end(`${head}\r\nConnection: close\r\n\r\n`),
+    );
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    socket.on('error', reject);
+    socket.on('end', () =>
+      resolve({
+        status: Number(answer.slice(9, 12)),
+        body: answer.slice(answer.indexOf('\r\n\r\n') + 4),
+      }),
+    );
+  });
+}
+
+describe('a request target in absolute form (GET http://host/path)', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+
+  afterAll(() => sesame.stop());
+
+  it("is answered as the issuer's: the first discovery after a start, which is kept for everyone, names only ISSUER", async () => {
+    const host = new URL(sesame.listenUrl).host;
+    const poisoning = await rawExchange(
+      sesame.listenUrl,
+      `GET http://evil.example/.well-known/openid-configuration HTTP/1.1\r\nHost: ${host}`,
+    );
+    expect(poisoning.status).toBe(200);
+    const issuer = sesame.config.issuer;
+    for (const document of [
+      JSON.parse(poisoning.body) as Record<string, unknown>,
+      (await (await fetch(`${sesame.baseUrl}/.well-known/openid-configuration`)).json()) as Record<
+        string,
+        unknown
+      >,
+    ]) {
+      expect(document.token_endpoint).toBe(`${issuer}/token`);
+      expect(urlsIn(document).filter((url) => url !== issuer && !url.startsWith(`${issuer}/`))).toEqual([]);
+    }
+  });
+
+  it('refuses a target that is neither a path nor an http URL with 400', async () => {
+    const host = new URL(sesame.listenUrl).host;
+    for (const target of ['evil.example:80/jwks', 'ftp://evil.example/jwks']) {
+      const answer = await rawExchange(sesame.listenUrl, `GET ${target} HTTP/1.1\r\nHost: ${host}`);
+      expect(answer.status).toBe(400);
+    }
+  });
+});
 
 describe('discovery served as kept bytes', () => {
   let sesame: TestApp;
