@@ -250,6 +250,9 @@ export async function createApp({
       ctx.respond = false;
       return refuseLargeBody(ctx.res, tooLarge);
     }
+    // The provider's pages (the device flow's auto-submitted code, logout's confirmation)
+    // hold the session's form token; its redirects carry codes. None is for a cache.
+    if (!PAGELESS_PROVIDER_PATHS.has(ctx.path)) ctx.res.setHeader('Cache-Control', 'no-store');
     if (PUBLIC_METADATA_PATHS.has(ctx.path)) {
       // Not kept yet (or a CORS request): the provider renders it, and a plain GET is kept.
       ctx.res.setHeader('Cache-Control', PUBLIC_METADATA_CACHE);

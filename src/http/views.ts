@@ -112,6 +112,8 @@ export function pageText(ctx: Context) {
  * (Content-Language) and that the answer depends on Accept-Language, for caches.
  */
 export function sendPage(ctx: Context, name: string, data: PageData): void {
+  // A page with a form token is this session's alone: no cache may keep it for a later view.
+  if (data.csrf !== undefined) ctx.set('Cache-Control', 'no-store');
   const locale = ctx.state.locale ?? 'en';
   answerWithPage(ctx, locale, renderPage(ctx, name, data, locale));
 }

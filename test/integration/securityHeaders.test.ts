@@ -70,6 +70,9 @@ function authorizationUrl(sesame: TestApp, clientId: string, scope = 'openid ema
   return url.toString();
 }
 
+/** What a page holding a form token has: Sesame's CSRF field or meta tag, or the provider's xsrf field. */
+const FORM_TOKEN = /name="(_csrf|xsrf|csrf-token)"/;
+
 const uidOf = (page: PageResponse) => /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
 
 /** The views that are whole pages (partials start with "_"; the layout wraps the others). */
@@ -217,8 +220,12 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
         body: new URLSearchParams({ client_id: tv.client_id, scope: 'openid' }).toString(),
       })
     ).json()) as { user_code: string };
-    const codeForm = saw('device', await person.browser.request('/device'), 'Enter the code');
     const xsrfOf = (page: PageResponse) => /name="xsrf" value="([^"]+)"/.exec(page.text)![1]!;
+    // verification_uri_complete: the provider's own page, which posts the code with the form token.
+    const complete = await person.browser.request(`/device?user_code=${started.user_code}`);
+    expect(xsrfOf(complete)).toBeTruthy();
+    expect(complete.headers.get('cache-control')).toBe('no-store');
+    const codeForm = saw('device', await person.browser.request('/device'), 'Enter the code');
     const check = saw(
       'device-confirm',
       await person.browser.request('/device', {
@@ -265,6 +272,13 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
   it('saw every page view, each with a strict policy', () => {
     expect([...seen.keys()].sort()).toEqual(pageViews().sort());
     for (const page of seen.values()) expectStrictPage(page);
+  });
+
+  it('lets no cache keep a page that holds a form token', () => {
+    const withToken = [...seen].filter(([, page]) => FORM_TOKEN.test(page.text));
+    expect(withToken.map(([view]) => view)).toEqual(expect.arrayContaining(['signup', 'login', 'device']));
+    for (const [view, page] of withToken)
+      expect({ view, cache: page.headers.get('cache-control') }).toEqual({ view, cache: 'no-store' });
   });
 
   it('lets the consent page show an app’s https logo_uri, from that origin only', async () => {
