@@ -25,6 +25,7 @@ import * as m0024 from './0024_announce_client_auth_failures.js';
 import * as m0025 from './0025_resource_machine_clients.js';
 import * as m0026 from './0026_passkey_audit_log_retention.js';
 import * as m0027 from './0027_api_key_owners.js';
+import * as m0028 from './0028_api_key_scopes.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -54,4 +55,5 @@ export const migrations: Record<string, Migration> = {
   '0025_resource_machine_clients': m0025,
   '0026_passkey_audit_log_retention': m0026,
   '0027_api_key_owners': m0027,
+  '0028_api_key_scopes': m0028,
 };

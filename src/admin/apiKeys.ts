@@ -5,7 +5,7 @@ import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { usersQueries } from '../db/queries/users.js';
-import type { ApiKeyRow } from '../db/schema.js';
+import { API_KEY_SCOPES, type ApiKeyRow, type ApiKeyScope } from '../db/schema.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 /**
@@ -23,6 +23,24 @@ export const apiKeyNameSchema = z
   .max(100, { message: 'must be at most 100 characters' })
   .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED);
 
+export { API_KEY_SCOPES, type ApiKeyScope };
+
+const apiKeyScopeSchema = z.enum(API_KEY_SCOPES, { error: `must be one of ${API_KEY_SCOPES.join(', ')}` });
+
+/** What a key of each scope opens, in words for refusals and the admin pages. */
+export const API_KEY_SCOPE_REACH: Record<ApiKeyScope, string> = {
+  admin: 'the admin API and GET /metrics',
+  metrics: 'GET /metrics only',
+};
+
+/**
+ * Whether a key of scope `held` may be used where `needed` is asked: an `admin` key goes
+ * everywhere a key does, a `metrics` key only to GET /metrics.
+ */
+export function apiKeyScopeAllows(held: ApiKeyScope, needed: ApiKeyScope): boolean {
+  return held === 'admin' || held === needed;
+}
+
 /** An API key as admins see it: never the key or its hash. */
 export interface ApiKeyView {
   id: string;
@@ -32,6 +50,7 @@ export interface ApiKeyView {
    * demoted, disabled or deleted), `cli:<name>`, or null for a key older than that record.
    */
   created_by: string | null;
+  scope: ApiKeyScope;
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
@@ -44,28 +63,46 @@ export function apiKeyView(row: ApiKeyRow): ApiKeyView {
     id: row.id,
     name: row.name,
     created_by: row.created_by,
+    scope: row.scope,
     created_at: new Date(row.created_at).toISOString(),
     last_used_at: iso(row.last_used_at),
     revoked_at: iso(row.revoked_at),
   };
 }
 
-/** Raised when an API key's name breaks a rule. */
-export class ApiKeyValidationError extends Error {}
+/** Raised when an API key's name or scope breaks a rule; the message starts with the field's name. */
+export class ApiKeyValidationError extends Error {
+  constructor(
+    readonly field: 'name' | 'scope',
+    readonly reason: string,
+  ) {
+    super(`${field} ${reason}`);
+  }
+}
 
 /**
- * Creates an API key for the admin API. The key is returned once; only its SHA-256 is stored.
- * It records `actor` as its creator: an admin's keys go when the admin does (see
- * withdrawAdminHandouts).
+ * Creates an API key for the admin API, of `scope` (`admin` unless told). The key is returned
+ * once; only its SHA-256 is stored. It records `actor` as its creator: an admin's keys go when
+ * the admin does (see withdrawAdminHandouts).
  */
-export async function createApiKey(db: Db, name: unknown, actor: Actor) {
-  const parsed = apiKeyNameSchema.safeParse(name);
-  if (!parsed.success) throw new ApiKeyValidationError(`name ${parsed.error.issues[0]!.message}`);
+export async function createApiKey(db: Db, name: unknown, actor: Actor, scope: unknown = 'admin') {
+  const parsedName = apiKeyNameSchema.safeParse(name);
+  if (!parsedName.success) throw new ApiKeyValidationError('name', parsedName.error.issues[0]!.message);
+  const parsedScope = apiKeyScopeSchema.safeParse(scope);
+  if (!parsedScope.success) throw new ApiKeyValidationError('scope', parsedScope.error.issues[0]!.message);
   const key = API_KEY_PREFIX + randomSecret();
   const row = await db.transaction().execute(async (trx) => {
     await assertStillAdministrator(trx, actor);
-    const created = await apiKeysQueries.insert(trx, parsed.data, sha256Hex(key), actor);
-    await auditQueries.record(trx, actor, 'api_key.create', created.id, { name: parsed.data });
+    const created = await apiKeysQueries.insert(trx, {
+      name: parsedName.data,
+      keyHash: sha256Hex(key),
+      scope: parsedScope.data,
+      createdBy: actor,
+    });
+    await auditQueries.record(trx, actor, 'api_key.create', created.id, {
+      name: created.name,
+      scope: created.scope,
+    });
     return created;
   });
   return { apiKey: apiKeyView(row), key };

@@ -1,5 +1,12 @@
 import type { Command } from 'commander';
-import { ApiKeyValidationError, createApiKey, listApiKeys, revokeApiKey } from '../admin/apiKeys.js';
+import {
+  API_KEY_SCOPE_REACH,
+  API_KEY_SCOPES,
+  ApiKeyValidationError,
+  createApiKey,
+  listApiKeys,
+  revokeApiKey,
+} from '../admin/apiKeys.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
 import { flagError } from './flags.js';
 
@@ -11,23 +18,28 @@ export function registerApiKeyCommands(program: Command): void {
     .command('create')
     .description('create an API key; the key is shown once')
     .requiredOption('--name <name>', 'what the key is for, e.g. "terraform"')
+    .option(
+      '--scope <scope>',
+      `what it opens: ${API_KEY_SCOPES.map((scope) => `${scope} (${API_KEY_SCOPE_REACH[scope]})`).join(' or ')}`,
+      'admin',
+    )
     .option('--json', 'print JSON')
     .action((opts) =>
       withDatabase(async (db) => {
         try {
-          const { apiKey, key } = await createApiKey(db, opts.name, cliActor());
-          output(opts.json, { id: apiKey.id, key }, () =>
+          const { apiKey, key } = await createApiKey(db, opts.name, cliActor(), opts.scope);
+          output(opts.json, { id: apiKey.id, scope: apiKey.scope, key }, () =>
             [
               `Created API key "${apiKey.name}"`,
-              `id:  ${apiKey.id}`,
-              `key: ${key}`,
+              `id:    ${apiKey.id}`,
+              `scope: ${apiKey.scope}`,
+              `key:   ${key}`,
               '(shown once: store it now; Sesame keeps only a hash)',
             ].join('\n'),
           );
         } catch (error) {
-          // Its message names the field as the admin API does ("name must be ..."); here it is --name.
-          if (error instanceof ApiKeyValidationError)
-            throw flagError('name', error.message.replace(/^name /, ''));
+          // Named by the flag an operator typed: `--scope: must be one of ...`.
+          if (error instanceof ApiKeyValidationError) throw flagError(error.field, error.reason);
           throw error;
         }
       }),
@@ -42,10 +54,11 @@ export function registerApiKeyCommands(program: Command): void {
         const all = await listApiKeys(db);
         output(opts.json, all, () =>
           table(
-            ['ID', 'NAME', 'CREATED BY', 'CREATED', 'LAST USED', 'STATUS'],
+            ['ID', 'NAME', 'SCOPE', 'CREATED BY', 'CREATED', 'LAST USED', 'STATUS'],
             all.map((k) => [
               k.id,
               k.name,
+              k.scope,
               k.created_by ?? 'unknown',
               k.created_at,
               k.last_used_at ?? 'never',

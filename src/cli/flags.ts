@@ -19,6 +19,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   backchannel_logout_uri: '--backchannel-logout-uri',
   identifier: '--identifier',
   scopes: '--scope',
+  scope: '--scope',
   'webauthn.user_verification': '--user-verification',
   'webauthn.attachment': '--attachment',
   'webauthn.resident_key_requirement': '--resident-key',

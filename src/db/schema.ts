@@ -132,12 +132,18 @@ export interface SetupLinksTable {
   created_at: Generated<Date>;
 }
 
+/** The scopes an admin API key may have; the check constraint of api_keys.scope lists the same. */
+export const API_KEY_SCOPES = ['admin', 'metrics'] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
 export interface ApiKeysTable {
   id: Generated<string>;
   name: string;
   key_hash: string;
   /** The actor who created it (`user:<id>`, `cli:<name>`); null when no record says. */
   created_by: string | null;
+  /** What it may do: `admin` (everything) or `metrics` (GET /metrics only); see migration 0028. */
+  scope: Generated<ApiKeyScope>;
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
   revoked_at: NullableTimestamp;

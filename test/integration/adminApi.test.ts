@@ -93,6 +93,83 @@ describe('the admin REST API', () => {
     expect(revoked.json().error).toBe('invalid_token');
   });
 
+  describe('a key of scope metrics', () => {
+    let metricsKey: string;
+
+    beforeAll(async () => {
+      metricsKey = (await createApiKey(sesame.db, 'prometheus', 'test', 'metrics')).key;
+    });
+
+    /** Every route of the admin API, read from its router, with each parameter `value`. */
+    const adminApiRoutes = (value: string) =>
+      sesame.app.routers
+        .flatMap((router) => router.stack)
+        .filter((layer) => typeof layer.path === 'string' && layer.path.startsWith('/api/admin/'))
+        .flatMap((layer) =>
+          // A catch-all (router.all) is walked with the methods a script would use.
+          (layer.methods.length > 5 ? ['GET', 'POST'] : layer.methods.filter((m) => m !== 'HEAD')).map(
+            (method) => ({
+              method,
+              path: (layer.path as string)
+                .slice('/api/admin'.length)
+                .replace(/\{\*\w+\}/g, 'anything')
+                .replace(/:\w+/g, value),
+            }),
+          ),
+        );
+
+    it('is refused at every admin API route with 403 insufficient_scope naming its scope, and changes nothing', async () => {
+      const person = await usersQueries.insert(sesame.db, {
+        email: 'scraped@example.com',
+        name: null,
+        emailVerified: true,
+      });
+      const client = await api('POST', '/clients', { json: { name: 'Kept', redirect_uris: [APP_URI] } });
+      const snapshot = async () => ({
+        clients: await clientsQueries.list(sesame.db),
+        person: await usersQueries.findById(sesame.db, person.id),
+        audit: await auditQueries.recent(sesame.db, 1000),
+      });
+      const before = await snapshot();
+
+      const routes = adminApiRoutes(person.id);
+      expect(routes).toEqual(
+        expect.arrayContaining([
+          { method: 'GET', path: '/clients' },
+          { method: 'POST', path: '/clients' },
+          { method: 'POST', path: `/users/${person.id}/promote` },
+          { method: 'DELETE', path: `/users/${person.id}` },
+        ]),
+      );
+      const answers = [];
+      for (const { method, path } of routes) {
+        const json =
+          method === 'GET' || method === 'DELETE' ? undefined : { name: 'Sneaky', redirect_uris: [APP_URI] };
+        const response = await api(method, path, { auth: metricsKey, json });
+        answers.push({ method, path, status: response.status, body: response.json() });
+        expect(response.headers.get('www-authenticate')).toBe(
+          'Bearer realm="sesame", error="insufficient_scope", scope="admin"',
+        );
+      }
+      for (const answer of answers) {
+        expect(answer).toEqual({
+          method: answer.method,
+          path: answer.path,
+          status: 403,
+          body: {
+            error: 'insufficient_scope',
+            error_description: expect.stringMatching(
+              /^This API key's scope is metrics \(GET \/metrics only\)/,
+            ),
+          },
+        });
+      }
+      const deleted = await api('DELETE', `/clients/${client.json().client_id}`, { auth: metricsKey });
+      expect(deleted.status).toBe(403);
+      expect(await snapshot()).toEqual(before);
+    });
+  });
+
   it('creates, lists, reads, updates, rotates and deletes a client, auditing each change as the key', async () => {
     const created = await api('POST', '/clients', {
       json: {

@@ -184,13 +184,14 @@ describe('the sesame command manages clients, API keys and users', () => {
     const created = await json('api-keys', 'create', '--name', 'terraform');
     expect(created).toEqual({
       id: expect.any(String),
+      scope: 'admin',
       key: expect.stringMatching(/^ssk_[A-Za-z0-9_-]{43}$/),
     });
 
     const listed = await sesame('api-keys', 'list', '--json');
     expect(listed.stdout).not.toContain(created.key);
     expect(JSON.parse(listed.stdout)).toEqual([
-      expect.objectContaining({ id: created.id, name: 'terraform', revoked_at: null }),
+      expect.objectContaining({ id: created.id, name: 'terraform', scope: 'admin', revoked_at: null }),
     ]);
 
     await withServer(async (baseUrl) => {
@@ -212,6 +213,31 @@ describe('the sesame command manages clients, API keys and users', () => {
         headers: { authorization: `Bearer ${created.key}` },
       });
       expect(refused.status).toBe(401);
+    });
+  }, 240_000);
+
+  it('creates a metrics key that opens /metrics and nothing else, and refuses a scope it does not know', async () => {
+    const created = await json('api-keys', 'create', '--name', 'prometheus', '--scope', 'metrics');
+    expect(created).toEqual({
+      id: expect.any(String),
+      scope: 'metrics',
+      key: expect.stringMatching(/^ssk_[A-Za-z0-9_-]{43}$/),
+    });
+    expect((await sesame('api-keys', 'list')).stdout).toMatch(/prometheus\s+metrics\s/);
+    const before = (await sesame('api-keys', 'list', '--json')).stdout;
+    const refused = await sesame('api-keys', 'create', '--name', 'root', '--scope', 'root');
+    expect(refused).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'sesame: --scope: must be one of admin, metrics\n',
+    });
+    expect((await sesame('api-keys', 'list', '--json')).stdout).toBe(before);
+
+    await withServer(async (baseUrl) => {
+      const get = (path: string) =>
+        fetch(`${baseUrl}${path}`, { headers: { authorization: `Bearer ${created.key}` } });
+      expect((await get('/metrics')).status).toBe(200);
+      expect((await get('/api/admin/clients')).status).toBe(403);
     });
   }, 240_000);
 

@@ -804,6 +804,35 @@ describe('the admin pages', () => {
       expect(row).toMatchObject({ name: 'terraform', key_hash: sha256Hex(key), revoked_at: null });
     });
 
+    it('creates a key of scope metrics that opens /metrics and not the admin API, and lists its scope', async () => {
+      const list = await admin.browser.request('/admin/api-keys');
+      expect(list.text).toContain('name="scope" value="metrics"');
+      await confirmWithPasskey(list);
+      const created = await admin.browser.request('/admin/api-keys', {
+        form: { _csrf: list.csrf(), name: 'scraper', scope: 'metrics' },
+      });
+      expect(created.status).toBe(200);
+      const key = elementText(created, 'api-key');
+      const metrics = await fetch(`${sesame.baseUrl}/metrics`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      expect(metrics.status).toBe(200);
+      expect((await adminApi(key)).status).toBe(403);
+      const row = (await apiKeysQueries.list(sesame.db)).find((k) => k.name === 'scraper');
+      expect(row).toMatchObject({ scope: 'metrics' });
+      expect((await admin.browser.request('/admin/api-keys')).text).toMatch(
+        /<th scope="row">scraper<\/th>\s*<td><code>[^<]*<\/code><\/td>\s*<td>metrics<\/td>/,
+      );
+
+      const before = (await apiKeysQueries.list(sesame.db)).length;
+      const odd = await admin.browser.request('/admin/api-keys', {
+        form: { _csrf: list.csrf(), name: 'odd', scope: 'root' },
+      });
+      expect(odd.status).toBe(400);
+      expect(odd.text).toContain('id="api-key-scope-error"');
+      expect((await apiKeysQueries.list(sesame.db)).length).toBe(before);
+    });
+
     it('refuses an empty name with the field named, and a form without the CSRF token', async () => {
       const before = (await apiKeysQueries.list(sesame.db)).length;
       const list = await admin.browser.request('/admin/api-keys');

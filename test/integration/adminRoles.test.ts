@@ -144,8 +144,8 @@ describe('sesame users promote and demote, and the last administrator', () => {
     });
     const listed = await sesame('api-keys', 'list');
     expect(listed.stdout).toMatch(/CREATED BY/);
-    expect(listed.stdout).toMatch(new RegExp(`theirs\\s+user:${admin.id}\\s`));
-    expect(listed.stdout).toMatch(/ops\s+cli:operator\s/);
+    expect(listed.stdout).toMatch(new RegExp(`theirs\\s+admin\\s+user:${admin.id}\\s`));
+    expect(listed.stdout).toMatch(/ops\s+admin\s+cli:operator\s/);
 
     const disabled = await sesame('users', 'disable', 'r@example.com');
     expect(disabled.stdout).toBe(
@@ -334,7 +334,7 @@ describe('promote and demote on the admin API and the users page', () => {
     const rogueKey = /ssk_[A-Za-z0-9_-]{43}/.exec(made.text)![0];
     const listed = await rogue.browser.request('/admin/api-keys');
     expect(listed.text).toMatch(
-      /<th scope="row">rogue<\/th>\s*<td><code>[^<]+<\/code><\/td>\s*<td>rogue@example\.com<\/td>/,
+      /<th scope="row">rogue<\/th>\s*<td><code>[^<]+<\/code><\/td>\s*<td>admin<\/td>\s*<td>rogue@example\.com<\/td>/,
     );
     // The rogue's key issues a link too.
     const viaKey = await fetch(`${sesame.baseUrl}/api/admin/users/invite`, {

@@ -19,7 +19,8 @@ describe('GET /metrics (Prometheus)', () => {
 
   beforeAll(async () => {
     sesame = await startTestApp();
-    ({ key: apiKey } = await createApiKey(sesame.db, 'prometheus', 'test'));
+    // The key an operator gives a scraper: it opens /metrics and nothing else.
+    ({ key: apiKey } = await createApiKey(sesame.db, 'prometheus', 'test', 'metrics'));
     const { client, client_secret } = await createClient(
       sesame.db,
       { name: 'Notes', redirect_uris: [REDIRECT_URI] },
@@ -50,6 +51,24 @@ describe('GET /metrics (Prometheus)', () => {
     });
     expect(wrong.status).toBe(401);
     for (const response of [without, wrong]) expect(await response.text()).not.toContain('sesame_');
+  });
+
+  it('serves a metrics key, which the admin API refuses, and an admin key, which opens both', async () => {
+    const { key: adminKey } = await createApiKey(sesame.db, 'ops', 'test');
+    const get = (path: string, key: string) =>
+      fetch(`${sesame.baseUrl}${path}`, { headers: { authorization: `Bearer ${key}` } });
+    const answers = {
+      metricsAtMetrics: (await get('/metrics', apiKey)).status,
+      metricsAtClients: (await get('/api/admin/clients', apiKey)).status,
+      adminAtMetrics: (await get('/metrics', adminKey)).status,
+      adminAtClients: (await get('/api/admin/clients', adminKey)).status,
+    };
+    expect(answers).toEqual({
+      metricsAtMetrics: 200,
+      metricsAtClients: 403,
+      adminAtMetrics: 200,
+      adminAtClients: 200,
+    });
   });
 
   it('serves process metrics and the database pool gauges to a scraper with an API key', async () => {

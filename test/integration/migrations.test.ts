@@ -94,6 +94,29 @@ describe('migration 0027: each admin API key names who created it', () => {
   });
 });
 
+describe('migration 0028: each admin API key has a scope', () => {
+  const handle = ownDatabase();
+
+  it('makes every existing key an admin key, and refuses a scope it does not know', async () => {
+    const database = handle();
+    const db = database.db;
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo('0027_api_key_owners')).error).toBeUndefined();
+    await sql`insert into api_keys (name, key_hash, created_by) values ('old', 'old', 'cli:ops')`.execute(db);
+    await sql`insert into api_keys (name, key_hash, revoked_at) values ('gone', 'gone', now())`.execute(db);
+
+    expect(await database.migrate()).toContain('0028_api_key_scopes');
+    const scopes = await db.selectFrom('api_keys').select(['name', 'scope']).orderBy('name').execute();
+    expect(scopes).toEqual([
+      { name: 'gone', scope: 'admin' },
+      { name: 'old', scope: 'admin' },
+    ]);
+    await expect(
+      sql`insert into api_keys (name, key_hash, scope) values ('odd', 'odd', 'root')`.execute(db),
+    ).rejects.toThrow(/api_keys_scope_known/);
+  });
+});
+
 describe('migration 0008: bearer ids already stored are rehashed, and keep working', () => {
   let testDb: TestDatabase;
   let database: DatabaseHandle;

@@ -1,14 +1,17 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
-import type { ApiKeyRow } from '../schema.js';
+import type { ApiKeyRow, ApiKeyScope } from '../schema.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const apiKeysQueries = {
-  async insert(db: Db, name: string, keyHash: string, createdBy: string): Promise<ApiKeyRow> {
+  async insert(
+    db: Db,
+    key: { name: string; keyHash: string; scope: ApiKeyScope; createdBy: string },
+  ): Promise<ApiKeyRow> {
     return db
       .insertInto('api_keys')
-      .values({ name, key_hash: keyHash, created_by: createdBy })
+      .values({ name: key.name, key_hash: key.keyHash, scope: key.scope, created_by: key.createdBy })
       .returningAll()
       .executeTakeFirstOrThrow();
   },

@@ -1,5 +1,11 @@
 import type { Context, Next } from 'koa';
-import { type ApiKeyView, authenticateApiKey } from '../../admin/apiKeys.js';
+import {
+  API_KEY_SCOPE_REACH,
+  type ApiKeyScope,
+  type ApiKeyView,
+  apiKeyScopeAllows,
+  authenticateApiKey,
+} from '../../admin/apiKeys.js';
 import type { Db } from '../../db/connect.js';
 import { HttpError } from '../errors.js';
 
@@ -23,11 +29,24 @@ function refuse(ctx: Context, presented: boolean): never {
 }
 
 /**
- * Admits requests that carry an active API key as a bearer token. It runs before the body
- * is read, so an unauthenticated caller cannot make the server parse anything.
- * The audit actor for what follows is `api-key:<id>`.
+ * RFC 6750 §3.1: a valid key whose scope does not reach this route is a 403
+ * `insufficient_scope` naming the scope needed, so the operator sees which key to use.
  */
-export function requireApiKey(db: Db) {
+function refuseScope(ctx: Context, held: ApiKeyScope, needed: ApiKeyScope): never {
+  ctx.set('WWW-Authenticate', `Bearer realm="sesame", error="insufficient_scope", scope="${needed}"`);
+  throw new HttpError(
+    403,
+    'insufficient_scope',
+    `This API key's scope is ${held} (${API_KEY_SCOPE_REACH[held]}); this needs a key with scope ${needed}`,
+  );
+}
+
+/**
+ * Admits requests that carry an active API key whose scope reaches `needed` as a bearer
+ * token. It runs before the body is read, so a caller without such a key cannot make the
+ * server parse anything. The audit actor for what follows is `api-key:<id>`.
+ */
+export function requireApiKey(db: Db, needed: ApiKeyScope) {
   return async function checkApiKey(ctx: Context, next: Next) {
     const header = ctx.get('authorization');
     if (!header) refuse(ctx, false);
@@ -35,6 +54,7 @@ export function requireApiKey(db: Db) {
     if (!match) refuse(ctx, true);
     const apiKey = await authenticateApiKey(db, match[1]!);
     if (!apiKey) refuse(ctx, true);
+    if (!apiKeyScopeAllows(apiKey.scope, needed)) refuseScope(ctx, apiKey.scope, needed);
     ctx.state.apiKey = apiKey;
     await next();
   };

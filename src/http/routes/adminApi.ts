@@ -111,8 +111,9 @@ const noTenant = (id: string) => notFound(`No passkey API tenant with id ${id}`)
 
 /**
  * The admin REST API under /api/admin, for scripts and infrastructure tools: clients,
- * users, passkey API tenants, APIs (resources), the audit log and the mail outbox. Callers authenticate with an API key
- * (`Authorization: Bearer ssk_...`); no cookies are read, so no CSRF token is needed.
+ * users, passkey API tenants, APIs (resources), the audit log and the mail outbox. Callers
+ * authenticate with an API key of scope `admin` (`Authorization: Bearer ssk_...`; a `metrics`
+ * key gets 403); no cookies are read, so no CSRF token is needed.
  * Every change is audited as `api-key:<id>`.
  */
 export function adminApiRoutes(services: Services): Router {
@@ -120,7 +121,7 @@ export function adminApiRoutes(services: Services): Router {
   const router = sesameRouter(
     { prefix: '/api/admin' },
     noStore,
-    requireApiKey(db),
+    requireApiKey(db, 'admin'),
     forgetCachesAfterChanges(caches.groups, caches.models),
     requireJsonBody,
     refusingUndecodableBodies(

@@ -2,6 +2,8 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import {
+  API_KEY_SCOPE_REACH,
+  API_KEY_SCOPES,
   ApiKeyValidationError,
   createApiKey,
   creatorOf,
@@ -14,7 +16,11 @@ import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import type { AdminPageKit } from './adminPageKit.js';
 
-const apiKeyFormSchema = z.object({ name: z.string().max(1000).default('') });
+/** The scope is checked by createApiKey; a form without one (an older page) makes an admin key. */
+const apiKeyFormSchema = z.object({
+  name: z.string().max(1000).default(''),
+  scope: z.string().max(100).default('admin'),
+});
 
 /** Notices these pages redirect to (see adminPages.ts). */
 export const API_KEY_NOTICES: Record<string, string> = {
@@ -32,6 +38,7 @@ export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services)
     kit.render(ctx, 'api-keys', {
       title: 'API keys',
       apiKeys: apiKeys.map((apiKey, i) => ({ ...apiKey, creator: creators[i] })),
+      scopes: API_KEY_SCOPES.map((scope) => ({ scope, reach: API_KEY_SCOPE_REACH[scope] })),
       create,
     });
   }
@@ -47,12 +54,12 @@ export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services)
   router.post('/api-keys', kit.stepUp, async (ctx) => {
     const form = parseBody(ctx, apiKeyFormSchema);
     try {
-      const { apiKey, key } = await createApiKey(db, form.name, kit.actor(ctx));
+      const { apiKey, key } = await createApiKey(db, form.name, kit.actor(ctx), form.scope);
       kit.render(ctx, 'api-key-created', { title: 'API key created', apiKey, key });
     } catch (error) {
       if (!(error instanceof ApiKeyValidationError)) throw error;
       ctx.status = 400;
-      await renderList(ctx, { ...form, error: error.message });
+      await renderList(ctx, { ...form, error: error.message, field: error.field });
     }
   });
 
