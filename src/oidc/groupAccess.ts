@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import { usersQueries } from '../db/queries/users.js';
 import { ACCOUNT_CLIENT_ID } from './accountClient.js';
 import type { GroupCache } from './groupCache.js';
+import { resourceConsentCheck } from './resourceConsent.js';
 
 /** The interaction prompt shown, with SIGNUP=open-verified, to a person whose address is not verified yet. */
 export const VERIFY_EMAIL_PROMPT = 'verify_email';
@@ -34,7 +35,8 @@ export function mayUseClient(groups: GroupCache, ctx: KoaContextWithOIDC): Promi
  * oidc-provider's interaction policy with one prompt between login and consent: a signed-in
  * person outside the client's allowed groups gets the "no access" page, and with
  * `prompt=none` (silent sign-in) the app gets `access_denied` at once. Either way no code is
- * issued and no grant is made, because consent never runs.
+ * issued and no grant is made, because consent never runs. Consent also asks for each API
+ * the request names that the grant does not cover (resourceConsent.ts).
  */
 export function interactionPolicyWithGroupAccess(
   db: Db,
@@ -77,5 +79,6 @@ export function interactionPolicyWithGroupAccess(
     noAccess,
     policy.findIndex((prompt) => prompt.name === 'consent'),
   );
+  policy.get('consent')!.checks.add(resourceConsentCheck());
   return policy;
 }

@@ -27,6 +27,7 @@ import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
 import { providerRouteOf } from './providerPaths.js';
+import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
 import { storedId } from './storedIds.js';
@@ -363,6 +364,7 @@ export function createProvider({
 
   releaseCustomClaims(provider);
   queueBackchannelLogouts(provider, db);
+  keepResourcesWithoutScopes(provider);
 
   // A sign-in's return to the authorization (`GET /auth/:uid`) deletes the interaction and
   // saves a grant, a code and a session: held and stored in one statement (heldWrites.ts),

@@ -6,7 +6,7 @@ import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
-import { countRows } from '../support/countRows.js';
+import { countAuthorizationCodes, countRows } from '../support/countRows.js';
 import { eventually } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, type ProcessResult, runCliOn } from '../support/sesameProcess.js';
@@ -107,16 +107,6 @@ describe('groups, allowed groups and custom claims', () => {
       .set({ verified_at: new Date(Date.now() - 6 * 60 * 1000) })
       .where('user_id', '=', userId)
       .execute();
-  }
-
-  /** Authorization codes stored so far (consumed ones stay until they expire). */
-  async function codeCount() {
-    const row = await sesame.db
-      .selectFrom('oidc_models')
-      .select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('model', '=', 'AuthorizationCode')
-      .executeTakeFirstOrThrow();
-    return Number(row.n);
   }
 
   it('advertises the groups scope and claim in discovery', async () => {
@@ -293,7 +283,7 @@ describe('groups, allowed groups and custom claims', () => {
     // Bob (not a member) has a session: he sees the refusal page, not the consent page.
     const grantsBefore = await oidcModelsQueries.latestGrantOf(sesame.db, bobId, notesId);
     expect(grantsBefore).toBeUndefined();
-    const codesBefore = await codeCount();
+    const codesBefore = await countAuthorizationCodes(sesame.db);
     const pending = await beginLogin(notes, 'openid');
     const page = asPage(await bob.browser.follow(pending.url));
     expect(page.status).toBe(403);
@@ -325,7 +315,7 @@ describe('groups, allowed groups and custom claims', () => {
     expect(freshPage.text).toContain('Notes');
 
     expect(await oidcModelsQueries.latestGrantOf(sesame.db, bobId, notesId)).toBeUndefined();
-    expect(await codeCount()).toBe(codesBefore);
+    expect(await countAuthorizationCodes(sesame.db)).toBe(codesBefore);
 
     // --allow-all-groups opens the app again, once the server hears of it by its row notice (a
     // moment after the CLI's commit): until then Bob still gets the refusal page.

@@ -9,3 +9,13 @@ export async function countRows(db: Db, table: keyof Database): Promise<number> 
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
+
+/** Authorization codes stored so far (consumed ones stay until they expire): a refused sign-in adds none. */
+export async function countAuthorizationCodes(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('oidc_models')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('model', '=', 'AuthorizationCode')
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

@@ -11,6 +11,7 @@ import { countResult, signIns, signUps } from '../../metrics.js';
 import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
+import { type ConsentDetails, resourcesToConsent } from '../../oidc/resourceConsent.js';
 import { addressKey } from '../../text.js';
 import {
   amrFor,
@@ -43,7 +44,7 @@ import {
 } from '../schemas.js';
 import type { Services } from '../services.js';
 import { pageText, sendPage, sendSlottedPage } from '../views.js';
-import { describeScopes } from './scopeDescriptions.js';
+import { describeConsent } from './scopeDescriptions.js';
 
 /** The interaction model instance the provider hands out (its class is not exported). */
 type Interaction = Awaited<ReturnType<Services['provider']['interactionDetails']>>;
@@ -218,7 +219,6 @@ export function interactionRoutes({
       return;
     }
     if (interaction.prompt.name === 'consent') {
-      const scopes = String(interaction.params.scope ?? 'openid').split(' ');
       // The person sees which account they would share: a shared computer may hold someone else's session.
       if (!account) throw interactionExpired();
       sendPage(ctx, 'consent', {
@@ -227,7 +227,7 @@ export function interactionRoutes({
         uid,
         client: { ...client, logo: allowImagesFrom(ctx, client.logo) },
         account: { email: account.email },
-        scopes: describeScopes(scopes, text),
+        scopes: await describeConsent(db, interaction, text),
       });
       return;
     }
@@ -378,11 +378,7 @@ export function interactionRoutes({
       ctx.respond = false;
       return;
     }
-    const details = interaction.prompt.details as {
-      missingOIDCScope?: string[];
-      missingOIDCClaims?: string[];
-      missingResourceScopes?: Record<string, string[]>;
-    };
+    const details = interaction.prompt.details as ConsentDetails;
     const grant = interaction.grantId
       ? await provider.Grant.find(interaction.grantId)
       : new provider.Grant({
@@ -392,8 +388,10 @@ export function interactionRoutes({
     if (!grant) throw interactionExpired();
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
     if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
+    // Each API the page named, with no scopes when it has none or none were asked for: the
+    // grant then covers it, and the next request for it needs no consent.
+    for (const [identifier, scopes] of resourcesToConsent(details)) {
+      grant.addResourceScope(identifier, scopes.join(' '));
     }
     const grantId = await grant.save();
     await provider.interactionFinished(
