@@ -119,8 +119,23 @@ const smtpUrl = (name: string) =>
       ctx.addIssue({ code: 'custom', message: `${name} must be an smtp:// or smtps:// URL` });
     } else if (!url.hostname) {
       ctx.addIssue({ code: 'custom', message: `${name} must name the mail server's host` });
+    } else if (!decodes(url.username) || !decodes(url.password)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name}'s user name or password is not percent-encoded: write % as %25, or leave them out of the URL and set SMTP_USER and SMTP_PASSWORD`,
+      });
     }
   });
+
+/** Whether a URL's user name or password percent-decodes (a bare `%` does not). */
+function decodes(part: string): boolean {
+  try {
+    decodeURIComponent(part);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A Postgres connection URL, read here as the pool reads it (pg-connection-string): a host,

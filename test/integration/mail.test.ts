@@ -54,6 +54,11 @@ describe('mail settings', () => {
       'SMTP_URL must be an smtp:// or smtps:// URL',
     );
     expect(fails({ SMTP_URL: 'not a url', MAIL_FROM: 'a@b.c' })).toThrow(/^SMTP_URL/);
+    // A password with a bare %, as typed: "URI malformed" named no variable.
+    for (const SMTP_URL of ['smtp://user:50%off@mail.example', 'smtp://%ZZ@mail.example'])
+      expect(fails({ SMTP_URL, MAIL_FROM: 'a@b.c' })).toThrow(
+        /^SMTP_URL's user name or password is not percent-encoded: write % as %25/,
+      );
     expect(fails({ SMTP_URL: 'smtp://mail.example.com' })).toThrow(/^MAIL_FROM must be set/);
     expect(fails({ MAIL_FROM: 'a@b.c' })).toThrow(/^MAIL_FROM is set but SMTP_URL is not/);
     expect(fails({ SMTP_URL: 'smtp://m.example.com', MAIL_FROM: 'nobody' })).toThrow(
