@@ -7,8 +7,11 @@ import { setupLinksQueries } from '../db/queries/setupLinks.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { SetupLinkRow, User } from '../db/schema.js';
 import { HttpError } from '../http/errors.js';
+import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
+import { wakeMailOutboxes } from '../mail/outbox.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
+import { queueWelcomeMail } from './emailVerification.js';
 
 /** Why a setup link cannot be used, with the words its page shows. */
 export type SetupLinkProblem = 'invalid' | 'expired' | 'admin_exists' | 'account_exists';
@@ -136,18 +139,23 @@ export function setupChallengeBinding(link: Pick<SetupLinkRow, 'id'>): { purpose
  * administrators lock: no administrator may exist yet, the link is used up (of two
  * concurrent uses one wins), and the administrator is created with the passkey. Two people
  * racing, even with two different links, cannot both become the first administrator. The
- * email was typed, not proven, so the account is not email-verified. Any failure leaves the
- * link usable.
+ * email was typed, not proven, so the account is not email-verified: with mail set, the
+ * welcome mail goes there as at any sign-up, and its link verifies the address (under
+ * SIGNUP=open-verified the administrator needs it to sign in to apps, as everyone does).
+ * Any failure leaves the link usable.
  */
 export async function redeemSetupLink(
   db: Db,
+  config: Config,
   token: string,
   registration: VerifiedRegistration,
+  locale?: Locale,
 ): Promise<User> {
   const tokenHash = sha256Hex(token);
   const { challenge } = registration;
+  let welcomed = false;
   try {
-    return await db.transaction().execute(async (trx) => {
+    const admin = await db.transaction().execute(async (trx) => {
       await usersQueries.lockAdministrators(trx);
       const problem = await problemWith(trx, await setupLinksQueries.findByHash(trx, tokenHash));
       if (problem) throw new SetupLinkError(problem);
@@ -165,8 +173,11 @@ export async function redeemSetupLink(
         email: user.email,
         credential: registration.credential.id,
       });
+      welcomed = await queueWelcomeMail(trx, config, user, locale);
       return user;
     });
+    if (welcomed) wakeMailOutboxes();
+    return admin;
   } catch (error) {
     // The email was taken meanwhile, or the passkey is already registered.
     if ((error as { code?: string }).code === '23505') throw new SetupLinkError('account_exists');

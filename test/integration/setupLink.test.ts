@@ -4,6 +4,7 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { createLogger } from '../../src/logger.js';
 import type { PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
+import { startAppWithMail } from '../support/mailServer.js';
 import { Person } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -119,6 +120,22 @@ describe('the first-run setup link (ISSUER/setup/<token>)', () => {
     const admin = await person.browser.request('/admin/users');
     expect(admin.status).toBe(200);
     expect(admin.text).toContain('founder@example.com');
+  });
+
+  it('mails the first administrator the welcome link that verifies the address, as at any sign-up', async () => {
+    const withMail = await startAppWithMail({ SIGNUP: 'open-verified' });
+    try {
+      const url = (await issueSetupLink(withMail.sesame.db, withMail.sesame.config))!.url;
+      const person = new Person(withMail.sesame.baseUrl);
+      expect((await useSetupLink(person, url, 'first@example.com')).status).toBe(200);
+      const [welcome] = await withMail.mail.waitFor('first@example.com');
+      const link = /https?:\/\/\S+\/verify\/[A-Za-z0-9_-]{43}/.exec(welcome!.text)![0];
+      expect((await person.browser.request(new URL(link).pathname)).status).toBe(200);
+      const admin = await usersQueries.findByEmail(withMail.sesame.db, 'first@example.com');
+      expect(admin).toMatchObject({ is_admin: true, email_verified: true });
+    } finally {
+      await withMail.stop();
+    }
   });
 
   it('works once: the same link afterwards says an administrator exists and changes nothing', async () => {

@@ -74,7 +74,7 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit, brand 
     const token = ctx.params.token!;
     const link = await findUsableSetupLink(db, token);
     const registration = await verifyPasskeyRegistration(db, rp, response, setupChallengeBinding(link));
-    const user = await redeemSetupLink(db, token, registration);
+    const user = await redeemSetupLink(db, config, token, registration, ctx.state.locale);
     log.info('first administrator created', { user: user.id });
     await startProviderSession(ctx, provider, config, {
       accountId: user.id,
