@@ -109,7 +109,24 @@ export interface AppDeps {
   backchannelTiming?: Partial<DeliveryTiming>;
   /** Overrides the mail outbox's timing (tests make its waits short). */
   mailTiming?: Partial<OutboxTiming>;
+  /** Overrides how long a client may take to send a request (tests make it short). */
+  httpTiming?: Partial<HttpTiming>;
 }
+
+/**
+ * How long a client may take to send a request's headers, and all of it, before the server
+ * answers 408 and closes the connection; and how often that is checked. Node's defaults (60 s,
+ * 300 s, every 30 s) let a client that sends a byte now and then hold a connection, and its
+ * memory, for up to five and a half minutes. Sesame's requests are small: the largest, a
+ * branding image, is at most a few hundred kB.
+ */
+export interface HttpTiming {
+  headersMs: number;
+  requestMs: number;
+  checkMs: number;
+}
+
+const HTTP_TIMING: HttpTiming = { headersMs: 20_000, requestMs: 30_000, checkMs: 5_000 };
 
 /** A composed Sesame server: start() listens, stop() drains requests and stops timers (the caller closes the database). */
 export interface SesameApp {
@@ -134,7 +151,9 @@ export async function createApp({
   listen,
   backchannelTiming,
   mailTiming,
+  httpTiming,
 }: AppDeps): Promise<SesameApp> {
+  const timing = { ...HTTP_TIMING, ...httpTiming };
   await sealKeysAtRest(db, config, log);
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
@@ -333,6 +352,11 @@ export async function createApp({
     caches,
     async start(port = config.port, host = config.host) {
       server = http.createServer(
+        {
+          headersTimeout: timing.headersMs,
+          requestTimeout: timing.requestMs,
+          connectionsCheckingInterval: timing.checkMs,
+        },
         frontDoor(koa, {
           handle: (req, res) => live.handle(req, res),
           log,

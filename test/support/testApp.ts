@@ -71,6 +71,8 @@ export async function startTestApp(
     backchannelTiming?: AppDeps['backchannelTiming'];
     /** Short mail retries, for tests that wait for them. */
     mailTiming?: AppDeps['mailTiming'];
+    /** Short limits on slow requests, for tests that wait for them. */
+    httpTiming?: AppDeps['httpTiming'];
   } = {},
 ): Promise<TestApp> {
   const port = await freePort();
@@ -96,6 +98,7 @@ export async function startTestApp(
     listen: database.listen,
     backchannelTiming: options.backchannelTiming,
     mailTiming: options.mailTiming,
+    httpTiming: options.httpTiming,
   });
   await app.start(port, '127.0.0.1');
 
@@ -123,6 +126,7 @@ export async function startTestApp(
           listen: database.listen,
           backchannelTiming: options.backchannelTiming,
           mailTiming: options.mailTiming,
+          httpTiming: options.httpTiming,
         });
         await app.start(port, '127.0.0.1');
         handle.app = app;
