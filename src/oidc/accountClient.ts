@@ -5,6 +5,17 @@ import type { Config } from '../config.js';
 export const ACCOUNT_CLIENT_ID = 'sesame-account';
 
 /**
+ * The name an app's pages show for a client: none for Sesame's own account pages, whose
+ * registered name is for logs alone (the sign-in page says "your account" in the person's
+ * language, the sign-out pages name no app).
+ */
+export function shownClientName(
+  client: { clientId: string; clientName?: string } | undefined,
+): string | undefined {
+  return client?.clientId === ACCOUNT_CLIENT_ID ? undefined : client?.clientName;
+}
+
+/**
  * The account pages need only a signed-in session, not tokens: they use response_type
  * "none" (OAuth 2.0 Multiple Response Types §4), so no code is ever issued for them.
  */

@@ -17,7 +17,7 @@ import { pageText, sendPage } from '../http/views.js';
 import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
-import { accountClientMetadata } from './accountClient.js';
+import { accountClientMetadata, shownClientName } from './accountClient.js';
 import { createAdapter } from './adapter.js';
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
@@ -300,14 +300,14 @@ export function createProvider({
           sendPage(ctx, 'logout', {
             title: text.t('logout.title'),
             form,
-            clientName: ctx.oidc.client?.clientName,
+            clientName: shownClientName(ctx.oidc.client),
           });
         },
         async postLogoutSuccessSource(ctx) {
           const text = await choosePageLocale(ctx, db, config.defaultLocale, false);
           sendPage(ctx, 'logged-out', {
             title: text.t('logout.doneTitle'),
-            clientName: ctx.oidc.client?.clientName,
+            clientName: shownClientName(ctx.oidc.client),
           });
         },
       },

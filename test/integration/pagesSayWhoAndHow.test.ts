@@ -66,6 +66,25 @@ describe('pages say who is signed in and what a field does', () => {
     expect(consent.text).toMatch(/Not you\? <button type="submit" class="link">Sign out<\/button>/);
   });
 
+  it("calls Sesame's own account pages 'your account' at sign-in, in the person's language, and names no app at sign-out", async () => {
+    for (const [language, lead] of [
+      ['en', 'to continue to <strong>your account</strong>'],
+      ['de', '<strong>Ihr Konto</strong>'],
+    ] as const) {
+      const visitor = new Person(sesame.baseUrl);
+      visitor.browser.headers['accept-language'] = language;
+      const login = asPage(await visitor.browser.follow('/account'));
+      expect(login.text).toContain(lead);
+      expect(login.text).not.toContain('Sesame account');
+    }
+    const page = asPage(await member.browser.follow('/account'));
+    const signOut = await member.browser.request('/account/logout', { form: { _csrf: page.csrf() } });
+    const confirm = asPage(await member.browser.follow(signOut.location()!));
+    expect(confirm.text).toContain('Sign out?');
+    expect(confirm.text).not.toContain('Sesame account');
+    expect(confirm.text).not.toContain('and return to');
+  });
+
   it('labels the sign-in field by what it does, keeps passkey autofill, and says JavaScript is needed', async () => {
     const login = asPage(await new Person(sesame.baseUrl).browser.follow((await beginLogin(rp)).url));
     expect(login.text).toContain('<label for="username">Choose a saved passkey</label>');

@@ -8,6 +8,7 @@ import type { StoreCondition } from '../../db/queries/oidcModels.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
+import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
@@ -109,7 +110,10 @@ export function interactionRoutes({
   async function clientFor(ctx: Context, clientId: unknown) {
     const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
     return {
-      name: client?.clientName ?? pageText(ctx).t('common.theApplication'),
+      name:
+        clientId === ACCOUNT_CLIENT_ID
+          ? pageText(ctx).t('common.yourAccount')
+          : (client?.clientName ?? pageText(ctx).t('common.theApplication')),
       logo: client?.logoUri as string | undefined,
     };
   }
