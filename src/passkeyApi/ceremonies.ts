@@ -19,7 +19,7 @@ import {
   passkeyRequestOptions,
   verifyAssertionSignature,
 } from '../webauthn/authentication.js';
-import { consumeChallenge, storeChallenge } from '../webauthn/challenge.js';
+import { consumeChallenge, refuseFramedClientData, storeChallenge } from '../webauthn/challenge.js';
 import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import { signPasskeyToken } from './jwt.js';
@@ -185,6 +185,8 @@ export async function verifyTenantAssertion(
     tenantUserHandle(credential.userId),
     rules.discoverable(challenge.data),
   );
+  // As at the tenant's registration: a sign-in or an approved transaction in a cross-origin frame is not one the app showed.
+  refuseFramedClientData(response.response.clientDataJSON);
   const { newCounter, backedUp } = await verifyAssertionSignature(
     tenantRelyingParty(tenant),
     response,

@@ -41,7 +41,7 @@ function clientDataOf(clientDataJSON: string): Record<string, unknown> | undefin
 
 /**
  * Sesame's pages are never framed (frame-ancestors 'none'), so its own ceremonies expect no
- * cross-origin frame: client data with `crossOrigin` other than false, or with a `topOrigin`
+ * cross-origin frame, and neither do a passkey API tenant's (no setting says otherwise): client data with `crossOrigin` other than false, or with a `topOrigin`
  * (WebAuthn L3 §5.8.1; §7.1 and §7.2, the steps on topOrigin), came from no browser showing
  * them and is refused. @simplewebauthn/server checks neither at registration, and at an
  * assertion only a topOrigin. Unreadable client data is left to the verifier, which refuses it.

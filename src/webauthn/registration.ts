@@ -14,6 +14,9 @@ import { consumeChallenge, refuseFramedClientData, storeChallenge } from './chal
 import { verificationFailed } from './errors.js';
 import { type CeremonyPolicy, PASSKEY_POLICY, type RelyingParty } from './policy.js';
 
+/** The longest credential id WebAuthn allows (L3 §5.8.3, §7.1). */
+const MAX_CREDENTIAL_ID_BYTES = 1023;
+
 /** Who the new passkey is for. `userId` is the user handle and the OIDC `sub`, made before the account exists. */
 export interface RegistrationSubject {
   userId: string;
@@ -138,6 +141,16 @@ export async function verifyPasskeyRegistration(
   }
   const info = verification.registrationInfo;
   if (!verification.verified || !info || (requireUserVerification && !info.userVerified)) {
+    throw verificationFailed();
+  }
+  // The id stored is the one in the authenticator data, which the verifier neither bounds nor
+  // compares with the response's `rawId`: WebAuthn L3 §7.1 caps it at 1023 bytes.
+  // Longer ids were stored and could then never sign in, nor be renamed or deleted, and past
+  // ~2 kB the insert failed (a 500).
+  if (
+    isoBase64URL.toBuffer(info.credential.id).length > MAX_CREDENTIAL_ID_BYTES ||
+    info.credential.id !== response.rawId
+  ) {
     throw verificationFailed();
   }
   return {

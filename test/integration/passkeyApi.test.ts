@@ -577,12 +577,14 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect((await login(app, assertion)).status).toBe(200);
     });
 
-    it('rejects ceremonies from an origin the tenant does not allow, or for another RP ID', async () => {
+    it('rejects ceremonies from an origin the tenant does not allow, for another RP ID, or in a cross-origin frame', async () => {
       for (const tamper of [
         { origin: 'https://other.example' },
         { origin: sesame.baseUrl },
         { origin: 'http://app.example' },
         { rpIdHash: 'other.example' },
+        // Refused at registration, and so at sign-in (and a transaction's approval) too.
+        { crossOrigin: true },
       ]) {
         const options = await registrationOptions(app, { user_id: 'grace-7', username: 'grace' });
         const response = await new SoftAuthenticator().createCredential(options, APP_ORIGIN, tamper);

@@ -693,6 +693,34 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expect(await stateOf(at.uid)).toEqual(before);
     });
 
+    it.each([
+      ['longer than WebAuthn allows (1,024 bytes)', 1024, false],
+      // The verifier takes the id from the authenticator data and never compares it with rawId.
+      ['of 1,500 bytes in the authenticator data, reported as 16 bytes', 1500, true],
+      ['of 4,000 bytes in the authenticator data (past the index limit), reported as 16 bytes', 4000, true],
+    ])(
+      'creates no account from a registration whose credential id is %s',
+      async (_what, bytes, reportedShort) => {
+        const person = new Person(sesame.baseUrl);
+        const at = await signupPage(person);
+        const options = await signupOptions(person, at, `l${randomBytes(4).toString('hex')}@example.com`);
+        const credential = await person.authenticator.createCredential(
+          options.json<PublicKeyCredentialCreationOptionsJSON>(),
+          person.browser.origin,
+          { credentialId: randomBytes(bytes).toString('base64url') },
+        );
+        if (reportedShort) credential.id = credential.rawId = randomBytes(16).toString('base64url');
+        const before = await stateOf(at.uid);
+        const answer = await person.browser.postJson(
+          `/interaction/${at.uid}/signup/verify`,
+          at.csrf,
+          credential,
+        );
+        expectError(answer, 400, 'verification_failed');
+        expect(await stateOf(at.uid)).toEqual(before);
+      },
+    );
+
     it('refuses a passkey registered already, saying so, and creates no account', async () => {
       const { credentialId } = await signedUpPerson();
       const person = new Person(sesame.baseUrl);
