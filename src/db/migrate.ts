@@ -30,13 +30,39 @@ export class MigrationLockTimeoutError extends Error {
  * @returns the names of the migrations that ran now.
  */
 export async function migrateToLatest(db: Db): Promise<string[]> {
-  return runMigrator(new Migrator({ db, provider: { getMigrations: async () => migrations } }));
+  return runMigrator(sesameMigrator(db));
+}
+
+/**
+ * Kysely's migrator over every migration, allowing unordered ones: some reached main after a
+ * later-numbered one had (0005–0006 after 0007, 0008 after 0009, 0013 after 0014, 0017–0018
+ * after 0019–0020), and a database migrated between the two was refused by Kysely's check that
+ * what ran is a prefix of the sorted list ("corrupted migrations"), so it could never be
+ * upgraded. A migration a database ran that this version lacks is still refused.
+ */
+function sesameMigrator(db: Kysely<Database>, options: { disableTransactions?: boolean } = {}): Migrator {
+  return new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    allowUnorderedMigrations: true,
+    ...options,
+  });
 }
 
 async function runMigrator(migrator: Migrator): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error instanceof Error ? error : new Error(String(error));
+  if (error) throw newerDatabaseError(error) ?? (error instanceof Error ? error : new Error(String(error)));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Kysely's refusal of a database that ran a migration this version lacks, said as what it means. */
+function newerDatabaseError(error: unknown): Error | undefined {
+  const missing = /previously executed migration (\S+) is missing/.exec(String((error as Error)?.message));
+  return missing
+    ? new Error(
+        `the database was migrated by a newer Sesame (it ran migration ${missing[1]}, which this version does not have): run that version or a newer one`,
+      )
+    : undefined;
 }
 
 /** Kysely's Postgres adapter without its session-level lock: the caller holds a transaction-scoped one. */
@@ -78,9 +104,7 @@ export async function migratePostgresToLatest(
     try {
       await sql`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`.execute(db);
       await sql`select pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}::bigint)`.execute(db);
-      const applied = await runMigrator(
-        new Migrator({ db, provider: { getMigrations: async () => migrations }, disableTransactions: true }),
-      );
+      const applied = await runMigrator(sesameMigrator(db, { disableTransactions: true }));
       await client.query('commit');
       return applied;
     } catch (error) {

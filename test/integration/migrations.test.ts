@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import { Migrator, sql } from 'kysely';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
@@ -63,6 +64,62 @@ function ownDatabase(): () => DatabaseHandle {
   });
   return () => database!;
 }
+
+describe('the list of migrations', () => {
+  it('names each number once and lists every file in migrations/', () => {
+    // Two branches that each add the next number, merged, must not both keep it: the later
+    // one is renumbered past every migration on main, or databases migrated in between are
+    // upgraded out of order.
+    const numbers = Object.keys(migrations).map((name) => name.slice(0, 4));
+    expect(new Set(numbers).size).toBe(numbers.length);
+    const files = fs
+      .readdirSync(new URL('../../migrations/', import.meta.url))
+      .filter((file) => /^\d{4}_.*\.ts$/.test(file))
+      .map((file) => file.replace(/\.ts$/, ''));
+    expect(Object.keys(migrations).sort()).toEqual(files.sort());
+  });
+});
+
+describe('a database migrated by another version of Sesame', () => {
+  const handle = ownDatabase();
+
+  it('is upgraded when migrations reached main out of order: 0017 and 0018 after 0019 and 0020', async () => {
+    const database = handle();
+    const now = new Migrator({ db: database.db, provider: { getMigrations: async () => migrations } });
+    expect((await now.migrateTo('0016_passkey_tenant_settings')).error).toBeUndefined();
+    // What a database migrated at main between those merges holds: 0001–0016, 0019, 0020.
+    const then = Object.fromEntries(
+      Object.entries(migrations).filter(([name]) => name <= '0020' && !/^001[78]_/.test(name)),
+    );
+    const old = new Migrator({ db: database.db, provider: { getMigrations: async () => then } });
+    expect((await old.migrateToLatest()).error).toBeUndefined();
+
+    const ran = await database.migrate();
+    expect(ran).toEqual(
+      expect.arrayContaining(['0017_mail_outbox', '0018_email_verifications', '0028_api_key_scopes']),
+    );
+    expect(ran).not.toContain('0019_user_locale');
+    expect(await database.migrate()).toEqual([]);
+    expect(await sql`select count(*)::int as n from mail_outbox`.execute(database.db)).toMatchObject({
+      rows: [{ n: 0 }],
+    });
+  });
+
+  it('is refused when a newer Sesame ran a migration this version does not have, saying so', async () => {
+    const database = handle();
+    const newer = new Migrator({
+      db: database.db,
+      allowUnorderedMigrations: true,
+      provider: {
+        getMigrations: async () => ({ ...migrations, '9999_from_the_future': { up: async () => {} } }),
+      },
+    });
+    expect((await newer.migrateToLatest()).error).toBeUndefined();
+    await expect(database.migrate()).rejects.toThrow(
+      'the database was migrated by a newer Sesame (it ran migration 9999_from_the_future, which this version does not have): run that version or a newer one',
+    );
+  });
+});
 
 describe('migration 0027: each admin API key names who created it', () => {
   const handle = ownDatabase();
