@@ -13,7 +13,9 @@ import { revokeAccountSignIns } from './revocation.js';
 /**
  * Records that the person at hand receives mail at the account's address: they hold a
  * one-time link that was sent there (an invite or a recovery link). Call it in the
- * transaction that stores their new passkey.
+ * transaction that stores their new passkey, with `user` read there with the `update` lock
+ * (usersQueries.findById): adding a passkey takes the `share` lock, so none the earlier
+ * holder adds meanwhile can be stored after the passkeys are removed here.
  *
  * Until then the address was only claimed: open sign-up lets anyone type any email. So when
  * it was not verified yet, whoever created the account may not be its owner (someone can

@@ -5,7 +5,7 @@ import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries } from '../db/queries/credentials.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
-import { usersQueries } from '../db/queries/users.js';
+import { type RowLock, usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
 import { badRequest, conflict, HttpError, notFound, type PageProblem, ProblemError } from '../http/errors.js';
 import type { Locale } from '../i18n/locales.js';
@@ -240,11 +240,11 @@ export interface UsableLink {
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
 /** The account a link gives a passkey to now (see {@link UsableLink}). */
-function accountOf(db: Db, link: OneTimeTokenRow): Promise<User | undefined> {
+function accountOf(db: Db, link: OneTimeTokenRow, lock?: RowLock): Promise<User | undefined> {
   if (link.purpose === 'recovery') {
-    return link.user_id ? usersQueries.findById(db, link.user_id) : Promise.resolve(undefined);
+    return link.user_id ? usersQueries.findById(db, link.user_id, lock) : Promise.resolve(undefined);
   }
-  return usersQueries.findByEmail(db, link.email);
+  return usersQueries.findByEmail(db, link.email, lock);
 }
 
 async function problemWith(db: Db, link: OneTimeTokenRow | undefined): Promise<LinkProblem | undefined> {
@@ -305,9 +305,11 @@ export async function redeemOneTimeLink(
       // for the user handle chosen then; the passkey is stored for that same account.
       const userId = registration.challenge.userId;
       if (!userId) throw new LinkError('invalid');
+      // Held until commit: a passkey the earlier holder is adding right now is stored either
+      // before, and removed below, or after, and refused (see addPasskey).
+      const existing = await accountOf(trx, link, 'update');
       const problem = await problemWith(trx, { ...link, used_at: null });
       if (problem) throw new LinkError(problem);
-      const existing = await accountOf(trx, link);
       const givenName = registration.challenge.data.name;
       const name = typeof givenName === 'string' && givenName ? givenName : null;
       let user: User;

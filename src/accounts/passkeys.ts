@@ -2,7 +2,9 @@ import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
 import { stepUpsQueries } from '../db/queries/stepUps.js';
-import { conflict, HttpError, notFound } from '../http/errors.js';
+import { usersQueries } from '../db/queries/users.js';
+import { conflict, HttpError, notFound, unauthorized } from '../http/errors.js';
+import { isRevoked } from '../oidc/revocation.js';
 import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 
@@ -93,23 +95,46 @@ const lastPasskey = () =>
     { reason: 'last_passkey' },
   ).localized('errors.lastPasskey');
 
-/** Stores a passkey registered from the account page. */
+/** The account page's sign-in a passkey is added in, as the request found it at its start. */
+export interface AddingSession {
+  userId: string;
+  sessionUid: string;
+  /** When that sign-in proved a passkey (seconds since the epoch). */
+  loginTs: number | undefined;
+}
+
+/**
+ * Stores a passkey registered from the account page, if the sign-in that added it still
+ * holds the account. The request checked that at its start, but the ceremony takes a while:
+ * meanwhile the email's owner may have taken the account over (confirmEmailOwner removes
+ * every passkey and revokes every sign-in). Holding the account row `share` until commit
+ * orders the two: a passkey stored first is removed by the takeover, and one stored after
+ * is refused here, as the sign-in then reads as revoked and its step-up is gone.
+ */
 export async function addPasskey(
   db: Db,
-  userId: string,
+  session: AddingSession,
   registration: VerifiedRegistration,
 ): Promise<PasskeySummary> {
+  const { userId, sessionUid } = session;
   try {
-    await credentialsQueries.insert(db, { ...registration.credential, userId });
+    await db.transaction().execute(async (trx) => {
+      const user = await usersQueries.findById(trx, userId, 'share');
+      if (!user || user.disabled_at || isRevoked('Session', { loginTs: session.loginTs }, user)) {
+        throw unauthorized('Sign in first').localized('errors.signInFirst');
+      }
+      await requireRecentStepUp(trx, sessionUid, userId);
+      await credentialsQueries.insert(trx, { ...registration.credential, userId });
+      await auditQueries.record(trx, `user:${userId}`, 'passkey.add', userId, {
+        credential: registration.credential.id,
+      });
+    });
   } catch (error) {
     if ((error as { code?: string }).code === '23505') {
       throw conflict('This passkey is already registered.').localized('errors.passkeyAlreadyRegistered');
     }
     throw error;
   }
-  await auditQueries.record(db, `user:${userId}`, 'passkey.add', userId, {
-    credential: registration.credential.id,
-  });
   const stored = await credentialsQueries.findById(db, registration.credential.id);
   return summarize(stored!);
 }

@@ -6,8 +6,9 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
-import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { linkPath, onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { type CliSession, linesOf, type ProcessResult, startCliSession } from '../support/sesameProcess.js';
+import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
@@ -319,6 +320,53 @@ describe('promote and demote on the admin API and the users page', () => {
     expect((await squatter.browser.request('/account')).status).not.toBe(200);
     expect((await squatter.browser.request('/admin/users')).status).not.toBe(200);
     await expect(squatter.signIn(asPage(await squatter.browser.follow('/account')))).rejects.toThrow();
+  });
+
+  it('leaves the squatter none of the passkeys it was adding while the owner took the account over, by admin invitation or recovery link', async () => {
+    // The add-passkey requests run while the owner's link is used: each one that took its
+    // challenge before the takeover and stored its passkey after it once kept that passkey,
+    // and with it the (admin) account. A few rounds, half of them with a recovery link.
+    for (let round = 0; round < 4; round++) {
+      const email = `squatted-${round}@example.com`;
+      const squatter = new Person(sesame.baseUrl);
+      await squatter.browser.follow(
+        await squatter.signUp(asPage(await squatter.browser.follow('/account')), email, 'Mallory'),
+      );
+      const csrf = (await squatter.browser.request('/account')).csrf();
+      expect((await stepUp(squatter, csrf)).status).toBe(200);
+      const adds = [];
+      for (let i = 0; i < 20; i++) {
+        const options = await squatter.browser.postJson('/account/passkeys/options', csrf, {});
+        expect(options.status).toBe(200);
+        adds.push(await new SoftAuthenticator().createCredential(options.json(), squatter.browser.origin));
+      }
+
+      const link = await api('POST', '/users/invite', { email, admin: round % 2 === 0 });
+      expect(link.json()).toMatchObject({ takes_over_account: true });
+      const owner = new Person(sesame.baseUrl);
+      const path = linkPath(link.json().url);
+      const ownerCsrf = (await owner.browser.request(path)).csrf();
+      const ownerOptions = await owner.browser.postJson(`${path}/options`, ownerCsrf, {});
+      const ownerPasskey = await owner.authenticator.createCredential(
+        ownerOptions.json(),
+        owner.browser.origin,
+      );
+      const [used] = await Promise.all([
+        owner.browser.postJson(`${path}/verify`, ownerCsrf, ownerPasskey),
+        ...adds.map((credential) => squatter.browser.postJson('/account/passkeys/verify', csrf, credential)),
+      ]);
+      expect(used.status).toBe(200);
+
+      const { id } = (await usersQueries.findByEmail(sesame.db, email))!;
+      const passkeys = await sesame.db
+        .selectFrom('credentials')
+        .select('id')
+        .where('user_id', '=', id)
+        .execute();
+      expect({ round, passkeys: passkeys.map((p) => p.id) }).toEqual({ round, passkeys: [ownerPasskey.id] });
+      expect((await squatter.browser.request('/account')).status).not.toBe(200);
+      expect((await owner.browser.request('/account')).status).toBe(200);
+    }
   });
 
   it('revokes the API keys an administrator created and cancels the links they issued when they are demoted, and those made with the CLI stay', async () => {

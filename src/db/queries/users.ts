@@ -11,6 +11,15 @@ import type { User } from '../schema.js';
  */
 const ADMINISTRATORS_LOCK = 7_264_185_930_113;
 
+/**
+ * How a read in a transaction holds the account row until it ends: `update` for a change
+ * of who holds the account (a takeover, a recovery), `share` for a write that is only right
+ * while the account stays as read (adding a passkey). The two exclude each other, so a
+ * passkey is added either before a takeover, which then removes it, or after it, when the
+ * adding session reads as revoked.
+ */
+export type RowLock = 'update' | 'share';
+
 export const usersQueries = {
   /**
    * Waits until no other transaction changes who administers Sesame, and holds that until
@@ -31,17 +40,27 @@ export const usersQueries = {
     return Number((await query.executeTakeFirstOrThrow()).n);
   },
 
-  async findById(db: Db, id: string): Promise<User | undefined> {
+  /** The account with this id; with `lock`, held until the transaction ends (see {@link RowLock}). */
+  async findById(db: Db, id: string, lock?: RowLock): Promise<User | undefined> {
     // A malformed id must read as "no such user", not as a database error.
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
-    return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    return db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(lock === 'update', (q) => q.forUpdate())
+      .$if(lock === 'share', (q) => q.forShare())
+      .executeTakeFirst();
   },
 
-  async findByEmail(db: Db, email: string): Promise<User | undefined> {
+  /** The account with this email, in any case; with `lock`, held until the transaction ends. */
+  async findByEmail(db: Db, email: string, lock?: RowLock): Promise<User | undefined> {
     return db
       .selectFrom('users')
       .selectAll()
       .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email})`)
+      .$if(lock === 'update', (q) => q.forUpdate())
+      .$if(lock === 'share', (q) => q.forShare())
       .executeTakeFirst();
   },
 

@@ -188,13 +188,13 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
 
   router.post('/account/passkeys/verify', rateLimit, signIn, ...body, requireStepUp(db), async (ctx) => {
     const response = parseBody(ctx, registrationResponseSchema);
-    const { user, sessionUid } = signedIn(ctx);
+    const { user, sessionUid, loginTs } = signedIn(ctx);
     const registration = await verifyPasskeyRegistration(db, rp, response, {
       purpose: ADD_PASSKEY,
       binding: sessionUid,
     });
     if (registration.challenge.userId !== user.id) throw challengeInvalid();
-    const passkey = await addPasskey(db, user.id, registration);
+    const passkey = await addPasskey(db, { userId: user.id, sessionUid, loginTs }, registration);
     log.info('passkey added', { user: user.id, credential: passkey.id.slice(0, 12) });
     await sendSecurityNotice(db, config, log, user, 'passkey_added', { passkeyName: passkey.name });
     ctx.body = { passkey };
