@@ -200,14 +200,28 @@ export function createAdapter(
       const key = storedId(model, id);
       const held = heldWrites();
       if (held?.holds(model, key)) return held.flush().then(() => this.find(id));
-      // The return to the authorization, on the instance that stored the interaction's result:
-      // its statement stores nothing unless the stored interaction is still this one.
-      const finished =
-        model === 'Interaction' && held?.acceptsCondition ? freshSignIns?.takeFinished(id) : undefined;
-      if (finished) {
-        held!.requireOfFirstStore(oidcModelsQueries.interactionUnchanged(key, finished.json));
-        return unlessRevoked(model, payloadAsSaved(model, id, finished.payload as AdapterPayload));
+      // The return to the authorization (`GET /auth/:uid`, the one request whose writes are
+      // held with no condition of their own): its statement stores the session, grant and
+      // code only if it deletes the interaction it read, so of two returns at once, on any
+      // instances, one gets a code. On the instance that stored the interaction's result it is
+      // read from memory, and must then still be stored exactly so.
+      if (model === 'Interaction' && held?.acceptsCondition) {
+        const finished = freshSignIns?.takeFinished(id);
+        if (finished) {
+          held.requireRowOfFirstStore(model, key, finished.json);
+          return unlessRevoked(model, payloadAsSaved(model, id, finished.payload as AdapterPayload));
+        }
+        return this.#findStored(id, key).then((found) => {
+          if (found && held.acceptsCondition) held.requireRowOfFirstStore(model, key);
+          return found;
+        });
       }
+      return this.#findStored(id, key);
+    }
+
+    /** The instance as stored, read from the cache or the database. */
+    #findStored(id: string, key: string): Promise<AdapterPayload | undefined> {
+      const { model } = this;
       // A sign-in's challenge stored or taken in the statement that reads its interaction (challengeOnRead.ts).
       const rider = model === 'Interaction' ? riderOnRead(id) : undefined;
       if (rider) {

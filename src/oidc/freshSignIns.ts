@@ -33,8 +33,8 @@ const promptOf = (payload: ModelPayload) => (payload.prompt as { name?: unknown 
  * or deletes the interaction again. Another instance may have changed the interaction since;
  * what a stale entry can then give is a login page (the sign-in it starts is refused where
  * every sign-in is checked, by the statement that reads the interaction and takes its
- * challenge, challengeOnRead.ts), or a return whose statement stores nothing and fails, so
- * that loading it again reads the interaction as stored. Any other read, on any instance,
+ * challenge, challengeOnRead.ts), or a return whose statement stores nothing, and which sends
+ * the browser to load it again, reading the interaction as stored (provider.ts). Any other read, on any instance,
  * reads the database as before.
  */
 export class FreshSignIns {

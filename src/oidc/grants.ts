@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
@@ -33,6 +34,19 @@ function grantAllRequested(grant: Grant, ctx: KoaContextWithOIDC): boolean {
     added = true;
   }
   return added;
+}
+
+/**
+ * The id of the grant a consent page creates: the same for every submission of that page,
+ * so an "Allow" sent twice at once (a double click, each on its own instance) stores one
+ * grant twice, and both save the same result, where each stored a grant of its own and the
+ * return then found the result changed under it. Made from the interaction's uid and its
+ * `cid`, which is random and never leaves the server: a grant id is no credential
+ * (storedIds.ts), yet it cannot be read off a URL either. Without a `cid`, the provider's own.
+ */
+export function consentGrantId(interaction: { uid: string; cid?: string }): string | undefined {
+  if (!interaction.cid) return undefined;
+  return createHash('sha256').update(`${interaction.cid}\u0000${interaction.uid}`).digest('base64url');
 }
 
 /**

@@ -27,6 +27,8 @@ export class HeldWrites {
   readonly #db: Db;
   /** What the first store must also do, and find done, to store anything (see {@link storeWritesIf}). */
   #condition: StoreCondition | undefined;
+  /** The row the first store must find, or delete if it deletes it ({@link requireRowOfFirstStore}). */
+  #requiredRow: { model: string; id: string; json: string | undefined } | undefined;
   /** Why nothing may be stored any more: the condition was not met, or its statement failed. */
   #refused: Error | undefined;
   #changes = new Map<string, HeldChange>();
@@ -53,18 +55,21 @@ export class HeldWrites {
     return this.#changes.size > 0 || this.#storing.size > 0;
   }
 
-  /** Whether {@link requireOfFirstStore} may still set a condition: none is set, and nothing was stored or held yet. */
+  /** Whether {@link requireRowOfFirstStore} may still set a condition: none is set, and nothing was stored or held yet. */
   get acceptsCondition(): boolean {
-    return !this.#condition && !this.#refused && !this.#storedOnce && !this.busy;
+    return !this.#condition && !this.#requiredRow && !this.#refused && !this.#storedOnce && !this.busy;
   }
 
   /**
-   * Makes the first store also require `condition`, as {@link storeWritesIf} does: all of
-   * the request's writes, or none. Only while {@link acceptsCondition}.
+   * Makes the first store that stores anything also require the row `id` of `model` to be
+   * stored (exactly as `json`, when given), as {@link storeWritesIf} requires its condition:
+   * all of the request's writes, or none. If that store deletes the row, what it requires is
+   * that its own deletion deletes it: of two requests that both read the row and delete it,
+   * exactly one stores anything. Only while {@link acceptsCondition}.
    */
-  requireOfFirstStore(condition: StoreCondition): void {
+  requireRowOfFirstStore(model: string, id: string, json?: string): void {
     if (!this.acceptsCondition) throw new Error('a condition must come before any write is held or stored');
-    this.#condition = condition;
+    this.#requiredRow = { model, id, json };
   }
 
   upsert(row: OidcModelRow, done: () => void): void {
@@ -95,17 +100,26 @@ export class HeldWrites {
   async #store(): Promise<void> {
     if (this.#refused) throw this.#refused;
     this.#storedOnce = true;
-    const condition = this.#condition;
-    if (this.#changes.size === 0 && !condition) return;
+    // A required row guards what is stored; with nothing held there is nothing to guard yet.
+    if (this.#changes.size === 0 && !this.#condition) return;
     this.#storing = this.#changes;
     this.#changes = new Map();
     const changes = [...this.#storing.values()];
     const rows: OidcModelRow[] = [];
     const gone: { model: string; id: string }[] = [];
+    const required = this.#requiredRow;
+    this.#requiredRow = undefined;
+    let deletesRequired = false;
     for (const change of changes) {
       if ('row' in change) rows.push(change.row);
+      else if (required && change.model === required.model && change.id === required.id)
+        deletesRequired = true;
       else gone.push({ model: change.model, id: change.id });
     }
+    // The required row's deletion is the condition itself, answered with the other deletions.
+    const condition = required
+      ? oidcModelsQueries.rowRequired(required.model, required.id, required.json, deletesRequired)
+      : this.#condition;
     try {
       const deleted = condition
         ? await this.#storeIf(condition, gone, rows)

@@ -368,12 +368,13 @@ export function createProvider({
 
   // A sign-in's return to the authorization (`GET /auth/:uid`) deletes the interaction and
   // saves a grant, a code and a session: held and stored in one statement (heldWrites.ts),
-  // only while the stored interaction is the one this request read. When that fails, nothing
-  // of the return happened: the browser gets an error page instead of the redirect with a
-  // code, and keeps its cookies as they were. When the interaction is gone (the same return
-  // loaded twice at once, or the sign-in ended elsewhere), the answer is the provider's to an
-  // interaction it cannot find, a 400; otherwise a 500, and loading the page again resumes
-  // the sign-in (one changed elsewhere is read again as stored).
+  // only if that statement deletes the interaction this request read (adapter.ts). When it
+  // does not, nothing of the return happened, and the browser keeps its cookies as they were.
+  // When the interaction is gone (the same return loaded twice at once, on any instance, or
+  // the sign-in ended elsewhere), the answer is the provider's to an interaction it cannot
+  // find, a 400. When it is still stored, it was read from this instance's memory and changed
+  // elsewhere since (a consent submitted again on another instance, say): the
+  // browser is sent to load the return again, which reads it as stored and signs in.
   const renderError = configuration.renderError!;
   // Not async itself: every other request (a token, an introspection) passes with no promise of its own.
   provider.use(function storeHeldWrites(ctx, next) {
@@ -391,10 +392,16 @@ export function createProvider({
     try {
       await holdWritesDuring(ctx, db, next);
     } catch (error) {
-      const gone = error instanceof ConditionNotMet && !(await interactionStored(ctx.path));
-      if (!gone) provider.emit('server_error', ctx, error);
+      const notMet = error instanceof ConditionNotMet;
+      const gone = notMet && !(await interactionStored(ctx.path));
       ctx.remove('Location');
       ctx.remove('Set-Cookie');
+      if (notMet && !gone) {
+        ctx.status = 303;
+        ctx.redirect(ctx.originalUrl);
+        return;
+      }
+      if (!gone) provider.emit('server_error', ctx, error);
       ctx.status = gone ? 400 : 500;
       await renderError(
         ctx as KoaContextWithOIDC,

@@ -143,13 +143,11 @@ describe("the provider's writes held for a request and stored together", () => {
         holdWritesDuring(ctx, db, async () => {
           const writes = heldWrites()!;
           expect(writes.acceptsCondition).toBe(true);
-          writes.requireOfFirstStore(oidcModelsQueries.interactionUnchanged('cas-interaction', json));
+          writes.requireRowOfFirstStore('Interaction', 'cas-interaction', json);
           writes.destroy('Interaction', 'cas-interaction', () => {});
           writes.upsert(row('Grant', grant), () => {});
           expect(writes.acceptsCondition).toBe(false);
-          expect(() =>
-            writes.requireOfFirstStore(oidcModelsQueries.interactionUnchanged('x', '{}')),
-          ).toThrow();
+          expect(() => writes.requireRowOfFirstStore('Interaction', 'x', '{}')).toThrow();
         }),
       );
     };
@@ -165,6 +163,45 @@ describe("the provider's writes held for a request and stored together", () => {
       false,
       true,
     ]);
+  });
+
+  it('stores the writes of only one of several requests that require and delete the same row at once', async () => {
+    const db = sesame.db;
+    const row = (model: string, id: string) => modelRow(model, id, { kind: model }, 60);
+    for (let round = 0; round < 5; round++) {
+      const interaction = `race-interaction-${round}`;
+      const setUp = new HeldWrites(db);
+      setUp.upsert(row('Interaction', interaction), () => {});
+      await setUp.flush();
+      const forgotten: (string | undefined)[] = [];
+      // Read from the database (no JSON) by half of them, from memory (its JSON) by the others.
+      const resume = (i: number) => {
+        const ctx = {};
+        return providerRequests.run(ctx, () =>
+          holdWritesDuring(ctx, db, async () => {
+            const writes = heldWrites()!;
+            writes.requireRowOfFirstStore(
+              'Interaction',
+              interaction,
+              i % 2 ? JSON.stringify({ kind: 'Interaction' }) : undefined,
+            );
+            writes.destroy('Interaction', interaction, (key) => forgotten.push(key));
+            writes.upsert(row('AuthorizationCode', `${interaction}-code-${i}`), () => {});
+          }),
+        );
+      };
+      const outcomes = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => resume(i)));
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      const codes = await db
+        .selectFrom('oidc_models')
+        .select('id')
+        .where('model', '=', 'AuthorizationCode')
+        .where('id', 'like', `${interaction}-code-%`)
+        .execute();
+      expect(codes).toHaveLength(1);
+      // The one that deleted it learns its key, as from any deletion it stores.
+      expect(forgotten).toEqual([interaction]);
+    }
   });
 
   it("lets the adapter read its request's own held writes, and keeps them in order with its other statements", async () => {

@@ -68,9 +68,16 @@ const FIND_INTERACTION_STORING_CHALLENGE = {
   inTransaction: findInteractionStoringChallengeText('1'),
 };
 
-/** A row while the live interaction of stored id $1 is stored as $2 (JSON); see interactionUnchanged. */
-const INTERACTION_UNCHANGED = `select 1 from oidc_models
-      where model = 'Interaction' and id = $1 and payload = $2::jsonb and ${IS_LIVE}`;
+/**
+ * The live instance of model $1, stored id $2 (and, with `asJson`, stored as $3, compared as
+ * jsonb so that only its content counts): found, or deleted, answering its model, id and key
+ * (as in destroy). See rowRequired.
+ */
+const requiredRowText = (action: 'select' | 'delete', asJson: boolean) =>
+  `${action === 'select' ? 'select 1' : 'delete'} from oidc_models
+      where model = $1 and id = $2${asJson ? ' and payload = $3::jsonb' : ''} and ${IS_LIVE}${
+        action === 'delete' ? ` returning model, id, ${CACHE_KEY} as key` : ''
+      }`;
 
 /** Marks an instance ($1 model, $2 id) used, if it is live and unused; returns a row when it did. */
 const CONSUME = `update oidc_models set consumed_at = now()
@@ -196,6 +203,11 @@ function deleteText(after: number, count: number, onlyIf = ''): string {
       returning model, id, ${CACHE_KEY} as key`;
 }
 
+const REQUIRED_ROW = {
+  select: { byId: requiredRowText('select', false), asJson: requiredRowText('select', true) },
+  delete: { byId: requiredRowText('delete', false), asJson: requiredRowText('delete', true) },
+};
+
 /** An instance to delete's parameters, in the order {@link deleteText} numbers them. */
 const goneParameters = (g: { model: string; id: string }) => [g.model, g.id];
 
@@ -207,6 +219,8 @@ const goneParameters = (g: { model: string; id: string }) => [g.model, g.id];
 export interface StoreCondition {
   text: string;
   parameters: unknown[];
+  /** Whether it is a deletion whose rows are the deleted rows' model, id and key, answered as the held deletions' are. */
+  deletes?: boolean;
 }
 
 /** A row of `oidc_models` as it is written: the payload as JSON text, lookup columns beside it. */
@@ -392,11 +406,15 @@ export const oidcModelsQueries = {
   },
 
   /**
-   * A condition (heldWrites.ts) met while the live interaction of stored id `id` is stored
-   * exactly as `json` (the JSON this process wrote): compared as jsonb, so only its content counts.
+   * A condition (heldWrites.ts) met while the live instance of `model` with stored id `id` is
+   * stored (exactly as `json`, the JSON this process wrote, when given). With `deleting`, the
+   * condition is its deletion, met only if this statement deleted it: of two such statements
+   * at once, the second waits for the first's row lock and then deletes nothing (READ
+   * COMMITTED re-reads the row), so exactly one is met.
    */
-  interactionUnchanged(id: string, json: string): StoreCondition {
-    return { text: INTERACTION_UNCHANGED, parameters: [id, json] };
+  rowRequired(model: string, id: string, json: string | undefined, deleting: boolean): StoreCondition {
+    const text = REQUIRED_ROW[deleting ? 'delete' : 'select'][json === undefined ? 'byId' : 'asJson'];
+    return { text, parameters: json === undefined ? [model, id] : [model, id, json], deletes: deleting };
   },
 
   /**
@@ -420,9 +438,13 @@ export const oidcModelsQueries = {
       parts.push(`put as (${upsertIfMetText(parameters.length, rows.length)})`);
       parameters.push(...rows.flatMap(rowParameters));
     }
+    const deletedBy = [
+      ...(gone.length > 0 ? ['select model, id, key from gone'] : []),
+      ...(condition.deletes ? ['select model, id, key from met'] : []),
+    ];
     const deleted =
-      gone.length > 0
-        ? `(select coalesce(json_agg(json_build_object('model', model, 'id', id, 'key', key)), '[]') from gone)`
+      deletedBy.length > 0
+        ? `(select coalesce(json_agg(json_build_object('model', model, 'id', id, 'key', key)), '[]') from (${deletedBy.join(' union all ')}) as deleted)`
         : `'[]'::json`;
     type Answer = { met: boolean; gone: { model: string; id: string; key: string }[] };
     const { rows: answer } = await runSql<Answer>(

@@ -10,6 +10,7 @@ import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
+import { consentGrantId } from '../../oidc/grants.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
 import { type ConsentDetails, resourcesToConsent } from '../../oidc/resourceConsent.js';
@@ -390,6 +391,10 @@ export function interactionRoutes({
           clientId: String(interaction.params.client_id),
         });
     if (!grant) throw interactionExpired();
+    if (!interaction.grantId) {
+      const id = consentGrantId(interaction);
+      if (id) grant.jti = id;
+    }
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
     if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
     // Each API the page named, with no scopes when it has none or none were asked for: the
