@@ -361,10 +361,9 @@ export function createProvider({
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
     if (!clientAuthBackoff) return secretMatchesHash(actual, this.clientSecret);
     const address = (providerRequests.getStore() as Context | undefined)?.ip ?? '';
-    if (!(await clientAuthBackoff.allows(this.clientId, address))) return false;
-    const matches = secretMatchesHash(actual, this.clientSecret);
-    if (!matches) await clientAuthBackoff.failed(this.clientId, address);
-    return matches;
+    return clientAuthBackoff.authenticate(this.clientId, address, () =>
+      secretMatchesHash(actual, this.clientSecret),
+    );
   };
 
   // The device page's error handler (a bad or stale /device/:uid) gives the visitor's session
