@@ -279,8 +279,8 @@ export function createProvider({
         async allowedPolicy(ctx, client, token) {
           if (client.clientAuthMethod === 'none' && token.clientId !== ctx.oidc.client?.clientId)
             return false;
-          if (!(await tokenClientExists(ctx.oidc.provider, caches.clients, client, token.clientId)))
-            return false;
+          const clientExists = tokenClientExists(ctx.oidc.provider, caches.clients, client, token.clientId);
+          if (clientExists !== true && !(await clientExists)) return false;
           const { accountId, clientId } = token as { accountId?: unknown; clientId?: unknown };
           return typeof accountId !== 'string' || typeof clientId !== 'string'
             ? true
