@@ -19,6 +19,9 @@ export const CLIENT_AUTH_WINDOW_SECONDS = 5 * 60;
 
 const NOT_LOCKED_OUT = Object.freeze({});
 
+/** Keys whose failures this process counts itself, at most (see {@link ClientAuthBackoff.authenticate}). */
+const KEYS_COUNTED_HERE = 10_000;
+
 /**
  * Counts failed client authentications per client_id and client address (as the per-IP limit
  * keys it, `rateLimitKey`: an IPv6 /64 is one address), in the counter every instance shares.
@@ -35,12 +38,37 @@ const NOT_LOCKED_OUT = Object.freeze({});
 export class ClientAuthBackoff {
   /** Keyed like the counter (`client-auth:<client_id>:<address>`); kept in step by the row change listener (app.ts). */
   readonly notLockedOut = new RowCache<object>(10_000);
+  /** Failures this process counted per key, and when it stops counting them (ms). */
+  readonly #countedHere = new Map<string, { failures: number; endsAt: number }>();
 
   constructor(private readonly hits: HitCounter) {}
 
-  /** Whether the client may try to authenticate now from `address` (the request's, as read under TRUST_PROXY). */
-  async allows(clientId: string, address: string): Promise<boolean> {
+  /**
+   * Authenticates the client with `secretMatches` (a comparison of the presented secret),
+   * unless it is locked out from `address` (the request's, as read under TRUST_PROXY);
+   * counts a failure.
+   *
+   * Whether the client is locked out is read before the comparison, and a failure counted
+   * after it: 300 wrong secrets sent at once all read "not locked out", and 299 were compared
+   * and counted. So this process also counts its failures in memory, checked and counted with
+   * no turn of the event loop between them and the comparison: of a burst, at most
+   * {@link CLIENT_AUTH_FAILURES_ALLOWED} are compared on each instance, and the rest refused
+   * uncompared and uncounted, as a lockout refuses. Counting every attempt in the shared
+   * counter before comparing would hold a burst to the limit on all instances together, but
+   * cost a write of Postgres on every successful authentication, the token endpoint's hot
+   * path; secrets are 256-bit random, so the lockout bounds hammering, not guessing.
+   */
+  async authenticate(clientId: string, address: string, secretMatches: () => boolean): Promise<boolean> {
     const key = keyOf(clientId, address);
+    if (!(await this.#allows(key))) return false;
+    if (this.#failuresCountedHere(key) >= CLIENT_AUTH_FAILURES_ALLOWED) return false;
+    if (secretMatches()) return true;
+    this.#countHere(key);
+    await this.#failed(key);
+    return false;
+  }
+
+  async #allows(key: string): Promise<boolean> {
     if (this.notLockedOut.peek(key)) return true;
     const generation = this.notLockedOut.generation;
     const { allowed } = await this.hits.check(key, CLIENT_AUTH_FAILURES_ALLOWED);
@@ -48,9 +76,34 @@ export class ClientAuthBackoff {
     return allowed;
   }
 
-  /** Counts one failed authentication of the client from `address`. */
-  async failed(clientId: string, address: string): Promise<void> {
-    const key = keyOf(clientId, address);
+  #failuresCountedHere(key: string): number {
+    const counted = this.#countedHere.get(key);
+    if (!counted) return 0;
+    if (counted.endsAt > Date.now()) return counted.failures;
+    this.#countedHere.delete(key);
+    return 0;
+  }
+
+  /**
+   * The shared window began with the first failure on any instance, at or before this
+   * process's first: counted from that one, a lockout here may outlast the shared one by the
+   * time between them, never end before it.
+   */
+  #countHere(key: string): void {
+    const failures = this.#failuresCountedHere(key);
+    if (failures === 0) {
+      // A flood of addresses must not grow memory without bound: the oldest key goes, and
+      // the shared counter still locks it out.
+      if (this.#countedHere.size >= KEYS_COUNTED_HERE)
+        this.#countedHere.delete(this.#countedHere.keys().next().value!);
+      this.#countedHere.set(key, { failures: 1, endsAt: Date.now() + CLIENT_AUTH_WINDOW_SECONDS * 1000 });
+    } else {
+      this.#countedHere.get(key)!.failures = failures + 1;
+    }
+  }
+
+  /** Counts one failed authentication in the shared counter. */
+  async #failed(key: string): Promise<void> {
     this.notLockedOut.invalidate(key);
     try {
       await this.hits.hit(key, CLIENT_AUTH_FAILURES_ALLOWED, CLIENT_AUTH_WINDOW_SECONDS);

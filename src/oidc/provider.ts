@@ -175,6 +175,27 @@ function keepClientInstances(provider: Provider, clients: RowCaches['clients']):
 }
 
 /**
+ * Whether the client a token was issued to is still registered. Deleting a client deletes
+ * its tokens (clients.ts, deleteClient), but a token request already past client
+ * authentication stores its token after that: a client_credentials token has no grant whose
+ * absence would end it, and it introspected active for its whole hour. Userinfo already
+ * refuses a token whose client is gone (the provider's loadAccessTokenClient). The client
+ * introspecting its own token was just authenticated; any other is in the client cache
+ * unless it is gone, so a live token costs one lookup in memory and no statement.
+ */
+function tokenClientExists(
+  provider: Provider,
+  clients: RowCaches['clients'],
+  introspecting: ProviderClient,
+  clientId: string | undefined,
+): boolean | Promise<boolean> {
+  if (clientId === introspecting.clientId) return true;
+  if (typeof clientId !== 'string') return false;
+  if (clients.peek(clientId)) return true;
+  return provider.Client.find(clientId).then((found) => found !== undefined);
+}
+
+/**
  * How long a stored provider session lives: 14 days once someone signed in to it. A session
  * of nobody (a visit to the logout or the device page, which keeps only its form's
  * anti-forgery secret) lives as long as an interaction: anyone can make one per request, and
@@ -258,6 +279,8 @@ export function createProvider({
         async allowedPolicy(ctx, client, token) {
           if (client.clientAuthMethod === 'none' && token.clientId !== ctx.oidc.client?.clientId)
             return false;
+          const clientExists = tokenClientExists(ctx.oidc.provider, caches.clients, client, token.clientId);
+          if (clientExists !== true && !(await clientExists)) return false;
           const { accountId, clientId } = token as { accountId?: unknown; clientId?: unknown };
           return typeof accountId !== 'string' || typeof clientId !== 'string'
             ? true
@@ -338,10 +361,9 @@ export function createProvider({
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
     if (!clientAuthBackoff) return secretMatchesHash(actual, this.clientSecret);
     const address = (providerRequests.getStore() as Context | undefined)?.ip ?? '';
-    if (!(await clientAuthBackoff.allows(this.clientId, address))) return false;
-    const matches = secretMatchesHash(actual, this.clientSecret);
-    if (!matches) await clientAuthBackoff.failed(this.clientId, address);
-    return matches;
+    return clientAuthBackoff.authenticate(this.clientId, address, () =>
+      secretMatchesHash(actual, this.clientSecret),
+    );
   };
 
   // The device page's error handler (a bad or stale /device/:uid) gives the visitor's session

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { CLIENT_AUTH_FAILURES_ALLOWED } from '../../src/oidc/clientAuthBackoff.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -61,6 +62,36 @@ function requestToken(baseUrl: string, clientId: string, secret: string, forward
       expect(refused.status).toBe(401);
       expect((await refused.json()).error).toBe('invalid_client');
     }
+  });
+
+  it(`compares and counts only ${CLIENT_AUTH_FAILURES_ALLOWED} of a burst of wrong secrets sent at once`, async () => {
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Hammered backend', grant_types: ['client_credentials'] },
+      'test',
+    );
+    // The suite's requests come from the loopback address.
+    const key = `client-auth:${client.client_id}:127.0.0.1`;
+    expect((await requestToken(sesame.listenUrl, client.client_id, 'guess')).status).toBe(401);
+    // The count's row held while the burst arrives: every failure compared waits to be
+    // counted, as the slowest of a real burst does, and a check reads the count before it.
+    const burst = await sesame.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('rate_limit_hits').select('hits').where('key', '=', key).forUpdate().execute();
+      const responses = Array.from({ length: 100 }, (_, i) =>
+        requestToken(sesame.listenUrl, client.client_id, `guess-${i}`),
+      );
+      await sleep(1_000);
+      return responses;
+    });
+    const statuses = await Promise.all(burst.map(async (response) => (await response).status));
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    const counted = await sesame.db
+      .selectFrom('rate_limit_hits')
+      .select('hits')
+      .where('key', '=', key)
+      .executeTakeFirstOrThrow();
+    expect(counted.hits).toBe(CLIENT_AUTH_FAILURES_ALLOWED);
+    expect((await requestToken(sesame.listenUrl, client.client_id, client_secret!)).status).toBe(401);
   });
 
   it('asks Postgres about a client that authenticates correctly only after a failure of it is announced', async () => {
