@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { parse as parseYaml } from 'yaml';
 import { createApiKey, revokeApiKey } from '../../src/admin/apiKeys.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
@@ -10,6 +12,9 @@ import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const APP_URI = 'https://notes.example.com/callback';
+
+/** The keys of an OpenAPI path item that are operations. */
+const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
 
 describe('the admin REST API', () => {
   let sesame: TestApp;
@@ -93,30 +98,53 @@ describe('the admin REST API', () => {
     expect(revoked.json().error).toBe('invalid_token');
   });
 
+  /** Every route of the admin API, read from its router, with each parameter `value`. */
+  const adminApiRoutes = (value: string) =>
+    sesame.app.routers
+      .flatMap((router) => router.stack)
+      .filter((layer) => typeof layer.path === 'string' && layer.path.startsWith('/api/admin/'))
+      .flatMap((layer) =>
+        // A catch-all (router.all) is walked with the methods a script would use.
+        (layer.methods.length > 5 ? ['GET', 'POST'] : layer.methods.filter((m) => m !== 'HEAD')).map(
+          (method) => ({
+            method,
+            path: (layer.path as string)
+              .slice('/api/admin'.length)
+              .replace(/\{\*\w+\}/g, 'anything')
+              .replace(/:\w+/g, value),
+          }),
+        ),
+      );
+
+  it('is described whole by docs/openapi.yaml, which parses: every route and method, no more', () => {
+    const document = parseYaml(
+      fs.readFileSync(new URL('../../docs/openapi.yaml', import.meta.url), 'utf8'),
+    ) as {
+      paths: Record<string, Record<string, { responses: Record<string, Record<string, unknown>> }>>;
+    };
+    const described = Object.entries(document.paths).flatMap(([path, operations]) =>
+      Object.keys(operations)
+        .filter((key) => HTTP_METHODS.has(key))
+        .map((method) => `${method.toUpperCase()} ${path.replace(/\{\w+\}/g, '{}')}`),
+    );
+    const served = adminApiRoutes('{}')
+      .filter((route) => !route.path.includes('anything'))
+      .map((route) => `${route.method} ${route.path}`);
+    expect([...new Set(described)].sort()).toEqual([...new Set(served)].sort());
+    // A comma or ": " in an unquoted description makes YAML keys no Response object has.
+    for (const operations of Object.values(document.paths))
+      for (const [method, operation] of Object.entries(operations))
+        for (const response of HTTP_METHODS.has(method) ? Object.values(operation.responses) : [])
+          for (const key of Object.keys(response))
+            expect(['description', 'content', 'headers', 'links', '$ref']).toContain(key);
+  });
+
   describe('a key of scope metrics', () => {
     let metricsKey: string;
 
     beforeAll(async () => {
       metricsKey = (await createApiKey(sesame.db, 'prometheus', 'test', 'metrics')).key;
     });
-
-    /** Every route of the admin API, read from its router, with each parameter `value`. */
-    const adminApiRoutes = (value: string) =>
-      sesame.app.routers
-        .flatMap((router) => router.stack)
-        .filter((layer) => typeof layer.path === 'string' && layer.path.startsWith('/api/admin/'))
-        .flatMap((layer) =>
-          // A catch-all (router.all) is walked with the methods a script would use.
-          (layer.methods.length > 5 ? ['GET', 'POST'] : layer.methods.filter((m) => m !== 'HEAD')).map(
-            (method) => ({
-              method,
-              path: (layer.path as string)
-                .slice('/api/admin'.length)
-                .replace(/\{\*\w+\}/g, 'anything')
-                .replace(/:\w+/g, value),
-            }),
-          ),
-        );
 
     it('is refused at every admin API route with 403 insufficient_scope naming its scope, and changes nothing', async () => {
       const person = await usersQueries.insert(sesame.db, {
