@@ -13,9 +13,9 @@ import {
   type TenantTransaction,
 } from '../db/queries/passkeyTenantTransactions.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
-import { conflict } from '../http/errors.js';
 import { storeChallenge } from '../webauthn/challenge.js';
 import { userNotFound, verifyTenantAssertion } from './ceremonies.js';
+import { hankoError } from './errors.js';
 import { signPasskeyToken } from './jwt.js';
 import { noSuitableCredentials, refusedAsUnauthorized } from './mfa.js';
 import { tenantChallengeBinding } from './tenants.js';
@@ -133,7 +133,8 @@ export async function startTransaction(
   const dataJson = transactionDataJson(request.data);
   return db.transaction().execute(async (trx) => {
     if (!(await passkeyTenantUsersQueries.find(trx, tenant.id, request.userId))) throw userNotFound();
-    const transactionExists = () => conflict('A transaction with this transaction_id already exists');
+    // Hanko's words (services/transaction_service.go), as every passkey API refusal has.
+    const transactionExists = () => hankoError(409, 'transaction already exists');
     if (await passkeyTenantTransactionsQueries.findByIdentifier(trx, tenant.id, request.identifier)) {
       throw transactionExists();
     }

@@ -302,7 +302,16 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
   });
 
   it('answers bad MFA login requests as Hanko does: 400 without user_id, 404 unknown user, 400 without credentials', async () => {
-    expect((await call('/mfa/login/initialize', { key: apiKey, body: {} })).status).toBe(400);
+    // A body that breaks a rule is Hanko's "unable to validate request", as at the other initialize calls.
+    for (const [path, body] of [
+      ['/mfa/login/initialize', {}],
+      ['/mfa/registration/initialize', { user_id: 'x' }],
+    ] as const) {
+      expect(await call(path, { key: apiKey, body })).toMatchObject({
+        status: 400,
+        json: { title: 'unable to validate request' },
+      });
+    }
     expect((await call('/mfa/login/initialize', { key: apiKey, body: { user_id: '' } })).status).toBe(400);
     expect((await call('/mfa/login/initialize', { key: apiKey, body: { user_id: 7 } })).status).toBe(400);
     expect(await call('/mfa/login/initialize', { key: apiKey, body: { user_id: 'nobody' } })).toMatchObject({

@@ -227,7 +227,11 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     // The same id again, for this user or another of the tenant's, even before it was signed.
     expect(
       await initialize(bank, { user_id: 'bob', transaction_id: 'bob-1', transaction_data: { a: 2 } }),
-    ).toMatchObject({ status: 409, json: { status: 409 } });
+    ).toMatchObject({ status: 409, json: { status: 409, title: 'transaction already exists' } });
+    expect(await initialize(bank, { user_id: 'bob', transaction_id: 'bob-2' })).toMatchObject({
+      status: 400,
+      json: { title: 'unable to validate request' },
+    });
     await registerPasskey(bank, 'carl', new SoftAuthenticator());
     expect(
       (await initialize(bank, { user_id: 'carl', transaction_id: 'bob-1', transaction_data: { a: 1 } }))

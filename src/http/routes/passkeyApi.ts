@@ -40,11 +40,11 @@ import { findTenant, tenantKeyMatches } from '../../passkeyApi/tenants.js';
 import { HttpError } from '../errors.js';
 import { refuseIllFormedText, refusingUndecodableBodies } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
-import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import {
   type AuditState,
   auditedAs,
+  parseHankoBody,
   requestUrl,
   setPageHeaders,
   subjectOf,
@@ -193,15 +193,6 @@ function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
     throw hankoError(400, HANKO_TITLES.invalid, `${issue.path.join('.') || 'query'}: ${issue.message}`);
   }
   return result.data;
-}
-
-/** A request body by its schema; a refusal in Hanko's words (`title`), our reason as the cause. */
-function parseHankoBody<T extends z.ZodType>(ctx: Context, schema: T, title: string): z.output<T> {
-  try {
-    return parseBody(ctx, schema);
-  } catch (caught) {
-    throw caught instanceof HttpError ? hankoError(400, title, caught.message) : caught;
-  }
 }
 
 function credentialIdParam(ctx: Context): string {

@@ -5,12 +5,15 @@
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
+import type { z } from 'zod';
 import { randomId } from '../../crypto.js';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
 import { type AuditLogEvent, type AuditLogMeta, recordTenantAuditLog } from '../../passkeyApi/auditLog.js';
-import { hankoCause, toHankoError } from '../../passkeyApi/errors.js';
+import { hankoCause, hankoError, toHankoError } from '../../passkeyApi/errors.js';
 import { tenantIssuer } from '../../passkeyApi/jwt.js';
 import { paginationLink } from '../../passkeyApi/pagination.js';
+import { HttpError } from '../errors.js';
+import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 
 /** What the passkey API's middleware keeps in `ctx.state` for the audit log. */
@@ -124,4 +127,13 @@ export function passkeyApiAtRoot(ctx: Context, next: Next) {
   const match = HANKO_ROOT_PATH.exec(ctx.path);
   if (match) ctx.path = `/passkey-api/${match[1]}${match[2] ?? ''}`;
   return next();
+}
+
+/** A request body by its schema; a refusal in Hanko's words (`title`), our reason as the cause. */
+export function parseHankoBody<T extends z.ZodType>(ctx: Context, schema: T, title: string): z.output<T> {
+  try {
+    return parseBody(ctx, schema);
+  } catch (caught) {
+    throw caught instanceof HttpError ? hankoError(400, title, caught.message) : caught;
+  }
 }

@@ -4,6 +4,7 @@ import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
 import { AUDIT_LOG_EVENTS } from '../../passkeyApi/auditLog.js';
+import { HANKO_TITLES } from '../../passkeyApi/errors.js';
 import {
   finishMfaLogin,
   finishMfaRegistration,
@@ -14,7 +15,7 @@ import { mfaLoginInitializeSchema } from '../../passkeyApi/mfaTransactionSchemas
 import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
 import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
 import type { Services } from '../services.js';
-import { type AuditState, auditedAs, subjectOf } from './passkeyApiKit.js';
+import { type AuditState, auditedAs, parseHankoBody, subjectOf } from './passkeyApiKit.js';
 
 type Middleware = (ctx: Context, next: Next) => Promise<void>;
 
@@ -74,7 +75,7 @@ export function mountMfaRoutes(
     jsonBody,
     auditedAs(db, AUDIT_LOG_EVENTS.mfaRegistrationInit),
     async function initializeMfaRegistration(ctx: Context) {
-      const body = parseBody(ctx, registrationInitializeSchema);
+      const body = parseHankoBody(ctx, registrationInitializeSchema, HANKO_TITLES.invalid);
       (ctx.state as AuditState).auditActor = body.user_id;
       const publicKey = await startMfaRegistration(db, tenantOf(ctx), {
         userId: body.user_id,
@@ -107,7 +108,7 @@ export function mountMfaRoutes(
     jsonBody,
     auditedAs(db, AUDIT_LOG_EVENTS.mfaAuthenticationInit),
     async function initializeMfaLogin(ctx: Context) {
-      const { user_id } = parseBody(ctx, mfaLoginInitializeSchema);
+      const { user_id } = parseHankoBody(ctx, mfaLoginInitializeSchema, HANKO_TITLES.invalid);
       (ctx.state as AuditState).auditActor = user_id;
       ctx.body = { publicKey: await startMfaLogin(db, tenantOf(ctx), user_id) };
     },

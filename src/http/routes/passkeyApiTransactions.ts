@@ -1,13 +1,13 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { AUDIT_LOG_EVENTS } from '../../passkeyApi/auditLog.js';
+import { HANKO_TITLES } from '../../passkeyApi/errors.js';
 import { transactionInitializeSchema } from '../../passkeyApi/mfaTransactionSchemas.js';
 import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
 import { finishTransaction, listTransactions, startTransaction } from '../../passkeyApi/transactions.js';
 import { badRequest } from '../errors.js';
-import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
-import { type AuditState, auditedAs } from './passkeyApiKit.js';
+import { type AuditState, auditedAs, parseHankoBody } from './passkeyApiKit.js';
 import { assertionFinalizer, type PasskeyApiRouteKit } from './passkeyApiMfa.js';
 
 /** A user id in the path: one no user can have (WebAuthn's 64-byte handle) is refused, as Hanko refuses a malformed one. */
@@ -32,7 +32,7 @@ export function mountTransactionRoutes(
     jsonBody,
     auditedAs(db, AUDIT_LOG_EVENTS.transactionInit),
     async function initializeTransaction(ctx: Context) {
-      const body = parseBody(ctx, transactionInitializeSchema);
+      const body = parseHankoBody(ctx, transactionInitializeSchema, HANKO_TITLES.invalid);
       const state = ctx.state as AuditState;
       state.auditActor = body.user_id;
       state.auditTransaction = body.transaction_id;
