@@ -145,6 +145,23 @@ export class MemoryHitCounter implements HitCounter {
   constructor(private readonly maxKeys = MEMORY_HIT_KEYS) {}
 
   async hit(key: string, limit: number, windowSeconds: number): Promise<HitVerdict> {
+    const window = this.hitNow(key, windowSeconds);
+    return verdict({ hits: window.hits, msLeft: window.endsAt - Date.now() }, limit, true);
+  }
+
+  async check(key: string, limit: number): Promise<HitVerdict> {
+    const hits = this.hitsNow(key);
+    return hits === 0
+      ? ALLOWED
+      : verdict({ hits, msLeft: this.#windows.get(key)!.endsAt - Date.now() }, limit, false);
+  }
+
+  /**
+   * Counts a hit of `key` at once, in a window of `windowSeconds` that starts with the first
+   * hit; answers the window. Synchronous, for a caller that must check and count with no turn
+   * of the event loop between (clientAuthBackoff.ts).
+   */
+  hitNow(key: string, windowSeconds: number): { hits: number; endsAt: number } {
     const now = Date.now();
     let window = this.#windows.get(key);
     if (!window || window.endsAt <= now) {
@@ -153,14 +170,13 @@ export class MemoryHitCounter implements HitCounter {
       this.#windows.set(key, window);
     }
     window.hits += 1;
-    return verdict({ hits: window.hits, msLeft: window.endsAt - now }, limit, true);
+    return window;
   }
 
-  async check(key: string, limit: number): Promise<HitVerdict> {
+  /** The hits of `key` in its current window (0 when it has none), at once. */
+  hitsNow(key: string): number {
     const window = this.#windows.get(key);
-    const now = Date.now();
-    if (!window || window.endsAt <= now) return ALLOWED;
-    return verdict({ hits: window.hits, msLeft: window.endsAt - now }, limit, false);
+    return window && window.endsAt > Date.now() ? window.hits : 0;
   }
 
   async sweep(): Promise<number> {

@@ -1,4 +1,4 @@
-import type { HitCounter } from '../db/hitCounter.js';
+import { type HitCounter, MemoryHitCounter } from '../db/hitCounter.js';
 import { RowCache } from '../db/rowCache.js';
 import { rateLimitKey } from '../http/middleware/rateLimit.js';
 
@@ -39,7 +39,7 @@ export class ClientAuthBackoff {
   /** Keyed like the counter (`client-auth:<client_id>:<address>`); kept in step by the row change listener (app.ts). */
   readonly notLockedOut = new RowCache<object>(10_000);
   /** Failures this process counted per key, and when it stops counting them (ms). */
-  readonly #countedHere = new Map<string, { failures: number; endsAt: number }>();
+  readonly #countedHere = new MemoryHitCounter(KEYS_COUNTED_HERE);
 
   constructor(private readonly hits: HitCounter) {}
 
@@ -61,9 +61,11 @@ export class ClientAuthBackoff {
   async authenticate(clientId: string, address: string, secretMatches: () => boolean): Promise<boolean> {
     const key = keyOf(clientId, address);
     if (!(await this.#allows(key))) return false;
-    if (this.#failuresCountedHere(key) >= CLIENT_AUTH_FAILURES_ALLOWED) return false;
+    if (this.#countedHere.hitsNow(key) >= CLIENT_AUTH_FAILURES_ALLOWED) return false;
     if (secretMatches()) return true;
-    this.#countHere(key);
+    // Its window starts at this process's first failure, at or after the shared window's:
+    // a lockout here may outlast the shared one by the time between them, never end before it.
+    this.#countedHere.hitNow(key, CLIENT_AUTH_WINDOW_SECONDS);
     await this.#failed(key);
     return false;
   }
@@ -74,32 +76,6 @@ export class ClientAuthBackoff {
     const { allowed } = await this.hits.check(key, CLIENT_AUTH_FAILURES_ALLOWED);
     if (allowed) this.notLockedOut.remember(key, NOT_LOCKED_OUT, generation);
     return allowed;
-  }
-
-  #failuresCountedHere(key: string): number {
-    const counted = this.#countedHere.get(key);
-    if (!counted) return 0;
-    if (counted.endsAt > Date.now()) return counted.failures;
-    this.#countedHere.delete(key);
-    return 0;
-  }
-
-  /**
-   * The shared window began with the first failure on any instance, at or before this
-   * process's first: counted from that one, a lockout here may outlast the shared one by the
-   * time between them, never end before it.
-   */
-  #countHere(key: string): void {
-    const failures = this.#failuresCountedHere(key);
-    if (failures === 0) {
-      // A flood of addresses must not grow memory without bound: the oldest key goes, and
-      // the shared counter still locks it out.
-      if (this.#countedHere.size >= KEYS_COUNTED_HERE)
-        this.#countedHere.delete(this.#countedHere.keys().next().value!);
-      this.#countedHere.set(key, { failures: 1, endsAt: Date.now() + CLIENT_AUTH_WINDOW_SECONDS * 1000 });
-    } else {
-      this.#countedHere.get(key)!.failures = failures + 1;
-    }
   }
 
   /** Counts one failed authentication in the shared counter. */
