@@ -119,7 +119,6 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
   router.get('/account', signIn, async (ctx) => {
     const { user } = signedIn(ctx);
     const [passkeys, apps] = await Promise.all([listPasskeys(db, user.id), listConnectedApps(db, user.id)]);
-    ctx.set('Cache-Control', 'no-store');
     sendPage(ctx, 'account', {
       title: pageText(ctx).t('account.title'),
       csrf: csrf.token(ctx),

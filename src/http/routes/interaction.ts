@@ -347,7 +347,6 @@ export function interactionRoutes({
     const account = interaction.session && (await usersQueries.findById(db, interaction.session.accountId));
     if (!account) throw interactionExpired();
     ctx.status = 403;
-    ctx.set('Cache-Control', 'no-store');
     sendPage(ctx, 'verify-email', {
       title: pageText(ctx).t('verifyEmail.title'),
       csrf: csrf.token(ctx),

@@ -50,7 +50,6 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
   router.get('/', async (ctx) => {
     const { link, user } = await findUsableLink(db, ctx.params.token!);
     const url = `${config.issuer}/link/${ctx.params.token}`;
-    ctx.set('Cache-Control', 'no-store');
     sendPage(ctx, 'link', {
       title: pageText(ctx).t(user ? 'link.recoveryTitle' : 'link.inviteTitle'),
       csrf: csrf.token(ctx),

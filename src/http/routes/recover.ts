@@ -45,7 +45,6 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
   const perIp = keyedRateLimit(SELF_RECOVERY_REQUESTS_PER_IP, hits, limited);
 
   function render(ctx: Context, data: { email?: string; error?: string; sent?: boolean }) {
-    ctx.set('Cache-Control', 'no-store');
     sendPage(ctx, 'recover', { title: pageText(ctx).t('recover.title'), csrf: csrf.token(ctx), ...data });
   }
 

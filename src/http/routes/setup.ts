@@ -44,7 +44,6 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit, brand 
 
   router.get('/', async (ctx) => {
     const link = await findUsableSetupLink(db, ctx.params.token!);
-    ctx.set('Cache-Control', 'no-store');
     sendPage(ctx, 'setup', {
       title: pageText(ctx).t('setup.title'),
       csrf: csrf.token(ctx),
