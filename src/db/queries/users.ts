@@ -20,6 +20,11 @@ const ADMINISTRATORS_LOCK = 7_264_185_930_113;
  */
 export type RowLock = 'update' | 'share';
 
+/** `query` holding the rows it reads as `lock` says, or not at all. */
+function lockedAs<Q extends { forUpdate(): Q; forShare(): Q }>(query: Q, lock: RowLock | undefined): Q {
+  return lock === 'update' ? query.forUpdate() : lock === 'share' ? query.forShare() : query;
+}
+
 export const usersQueries = {
   /**
    * Waits until no other transaction changes who administers Sesame, and holds that until
@@ -48,8 +53,7 @@ export const usersQueries = {
       .selectFrom('users')
       .selectAll()
       .where('id', '=', id)
-      .$if(lock === 'update', (q) => q.forUpdate())
-      .$if(lock === 'share', (q) => q.forShare())
+      .$call((q) => lockedAs(q, lock))
       .executeTakeFirst();
   },
 
@@ -59,8 +63,7 @@ export const usersQueries = {
       .selectFrom('users')
       .selectAll()
       .where(sql<string>`lower(email)`, '=', sql<string>`lower(${email})`)
-      .$if(lock === 'update', (q) => q.forUpdate())
-      .$if(lock === 'share', (q) => q.forShare())
+      .$call((q) => lockedAs(q, lock))
       .executeTakeFirst();
   },
 
