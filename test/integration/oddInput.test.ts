@@ -207,6 +207,18 @@ describe('odd input', () => {
     }
   });
 
+  it('signs in and returns to a return_to that holds a `;` (a cookie value cannot) or a `|`, instead of a 500', async () => {
+    const person = new Person(sesame.baseUrl);
+    const returnTo = '/account?q=a;b|c';
+    const login = asPage(
+      await person.browser.follow(`/account/login?return_to=${encodeURIComponent(returnTo)}`),
+    );
+    const next = await person.signUp(login, 'semicolon@example.com');
+    const landed = await person.browser.follow(next, (url) => new URL(url).searchParams.has('q'));
+    expect(landed).toEqual({ stoppedAt: `${sesame.baseUrl}/account?q=a%3Bb|c` });
+    expect(new URL((landed as { stoppedAt: string }).stoppedAt).searchParams.get('q')).toBe('a;b|c');
+  });
+
   it('refuses a body its Content-Encoding does not decode with 400, before any check, and reads one it does', async () => {
     const before = await allRows();
     for (const encoding of ['gzip', 'deflate', 'br']) {

@@ -19,13 +19,14 @@ const RETURN_PATH_MAX = 2000;
  * A local path to come back to; anything else (another host, `//evil`, a path over
  * RETURN_PATH_MAX) falls back to /account. Only visible ASCII is kept, as a browser sends a
  * path: the value travels in a cookie and a Location header, where CR/LF or other bytes
- * could split or break them.
+ * could split or break them. A `;`, which no cookie value may hold (`/admin/users?q=a;b`, a
+ * signed-out search), is kept percent-encoded.
  */
 function safeReturnPath(value: unknown): string {
   return typeof value === 'string' &&
     value.length <= RETURN_PATH_MAX &&
     /^\/(?![/\\])[\x21-\x7e]*$/.test(value)
-    ? value
+    ? value.replaceAll(';', '%3B')
     : '/account';
 }
 
@@ -66,7 +67,9 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
   router.get('/account/callback', (ctx: Context) => {
     const stored = ctx.cookies.get(RETURN_COOKIE, { signed: true });
     ctx.cookies.set(RETURN_COOKIE, null, cookieOptions);
-    const [state, returnTo] = stored?.split('|') ?? [];
+    // The state is base64url: the first `|` ends it, and the path (which may hold `|`) follows.
+    const bar = stored?.indexOf('|') ?? -1;
+    const [state, returnTo] = bar === -1 ? [] : [stored!.slice(0, bar), stored!.slice(bar + 1)];
     if (ctx.query.error) {
       throw new HttpError(400, 'sign_in_cancelled', 'Sign-in was cancelled.').localized(
         'errors.signInCancelled',
