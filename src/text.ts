@@ -1,3 +1,5 @@
+import { domainToASCII } from 'node:url';
+
 /**
  * Rules for the text people and admins type in: names and email addresses. Names are shown
  * on pages (escaped), in ID tokens and in the CLI's tables on an admin's terminal, where a
@@ -8,6 +10,16 @@
 /** Control characters (Unicode Cc: C0, DEL and C1), and the bidirectional embeddings, overrides and isolates that reorder what follows them. */
 const UNWANTED_IN_A_NAME = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
 
+/**
+ * Whether a URI an admin registers (a redirect, logo or back-channel logout URI, an API's
+ * identifier) holds no whitespace, control character or bidirectional override. URL's parser
+ * drops tabs and newlines and percent-encodes the rest, so it accepts such a string, but the
+ * string as typed is what is stored, compared and shown.
+ */
+export function isPlainUriText(text: string): boolean {
+  return !/\s/.test(text) && !UNWANTED_IN_A_NAME.test(text);
+}
+
 /** The rule's words where admins type a name (the API, the admin pages, the CLI); people's pages say it in their language. */
 export const CONTROL_CHARACTERS_REFUSED = 'must not contain control characters';
 
@@ -16,12 +28,12 @@ export function hasNoControlCharacters(text: string): boolean {
   return !UNWANTED_IN_A_NAME.test(text);
 }
 
-const CONTROL = /\p{Cc}/gu;
-const CONTROL_BUT_NEWLINE = /(?!\n)\p{Cc}/gu;
+const CONTROL = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/gu;
+const CONTROL_BUT_NEWLINE = /(?!\n)[\p{Cc}\u202A-\u202E\u2066-\u2069]/gu;
 
 /**
- * `text` safe to write to a terminal: each control character as its `\u` escape (ESC as
- * `\u001b`), newlines kept when `keepNewlines` (a multi-line message), else escaped too (one
+ * `text` safe to write to a terminal: each control character and bidirectional override as
+ * its `\u` escape (ESC as `\u001b`, U+202E, which shows the rest of a row reversed, as `\u202e`), newlines kept when `keepNewlines` (a multi-line message), else escaped too (one
  * cell of a table, where a newline would fake a row). Stored values from before a rule
  * refused them, and values no rule covers, pass through here.
  */
@@ -68,5 +80,12 @@ export function addressKey(email: string): string {
  * `a,b@example.com` would otherwise be one account's address and another mailbox's mail.
  */
 export function isPlainEmailAddress(email: string): boolean {
-  return email.length <= EMAIL_MAX_LENGTH && PLAIN_ADDRESS.test(email);
+  if (email.length > EMAIL_MAX_LENGTH || !PLAIN_ADDRESS.test(email)) return false;
+  // What mail servers refuse for good (a 501 that the outbox would try again for a day): a
+  // local part over 64 octets (RFC 5321 §4.5.3.1.1), a domain label over 63 in its ASCII form
+  // (RFC 1035 §2.3.4; an IDN label as punycode), or a domain over 253.
+  const at = email.lastIndexOf('@');
+  if (Buffer.byteLength(email.slice(0, at)) > 64) return false;
+  const domain = domainToASCII(email.slice(at + 1));
+  return domain !== '' && domain.length <= 253 && domain.split('.').every((label) => label.length <= 63);
 }

@@ -165,11 +165,16 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
     } catch (failure) {
       error = (failure as Error).message;
       // The server refused the recipient or the message for good (RFC 5321 §4.2.1: 550 no
-      // such mailbox, 552 too large, 553 bad address, 554 refused): the same mail would be
-      // refused again, hourly for a day. Other failures (4xx, a lost connection, 530/535
-      // authentication, which the operator fixes) are tried again.
-      const code = (failure as { responseCode?: unknown }).responseCode;
-      if (typeof code === 'number' && code >= 550 && code <= 554) return this.#giveUp(mail, error);
+      // such mailbox, 552 too large, 553 bad address, 554 refused; 501, a syntax error, in
+      // answer to the recipient): the same mail would be refused again, hourly for a day.
+      // Other failures (4xx, a lost connection, 530/535 authentication, a 501 to another
+      // command: what the operator fixes) are tried again.
+      const { responseCode: code, command } = failure as { responseCode?: unknown; command?: unknown };
+      if (
+        typeof code === 'number' &&
+        ((code >= 550 && code <= 554) || (code === 501 && command === 'RCPT TO'))
+      )
+        return this.#giveUp(mail, error);
     }
     const retryAt = this.retryAt(mail);
     if (!retryAt) return this.#giveUp(mail, error);

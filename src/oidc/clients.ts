@@ -7,7 +7,7 @@ import { groupsQueries } from '../db/queries/groups.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
 import { imageOrigin } from '../http/middleware/securityHeaders.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters, isPlainUriText, printable } from '../text.js';
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -114,6 +114,7 @@ function blockedPortProblem(value: string, url: URL): string | undefined {
 export function redirectUriProblem(value: string): string | undefined {
   // Redirect URIs are compared as exact strings (RFC 6749 §3.1.2.3): a stray space would never match.
   if (/\s/.test(value)) return `${value.trim()} must not contain spaces`;
+  if (!isPlainUriText(value)) return `${printable(value)} must not contain control characters`;
   const url = URL.parse(value);
   if (!url) return `${value} is not an absolute URI`;
   if (url.hash || value.includes('#')) return `${value} must not contain a fragment`;
@@ -187,8 +188,8 @@ const backchannelLogoutUri = z
   .max(2000, { message: 'is too long' })
   .superRefine((value, ctx) => {
     const url = URL.parse(value);
-    if (/\s/.test(value) || !url)
-      ctx.addIssue({ code: 'custom', message: `${value} is not an absolute URI` });
+    if (!isPlainUriText(value) || !url)
+      ctx.addIssue({ code: 'custom', message: `${printable(value)} is not an absolute URI` });
     else if (url.hash || value.includes('#'))
       ctx.addIssue({ code: 'custom', message: `${value} must not contain a fragment` });
     else if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)))
@@ -226,6 +227,7 @@ const logoUri = z
   .string()
   .max(2000, { message: 'must be at most 2000 characters' })
   .refine((v) => v.startsWith('https://') && URL.canParse(v), { message: 'must be an https URL' })
+  .refine(isPlainUriText, { message: 'must not contain spaces or control characters' })
   .refine((v) => !URL.canParse(v) || imageOrigin(v) !== undefined, {
     message: 'must name its host plainly: letters, digits, dots and hyphens, and a port',
   })

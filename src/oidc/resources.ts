@@ -5,7 +5,7 @@ import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { resourcesQueries } from '../db/queries/resources.js';
 import type { ResourceRow } from '../db/schema.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters, isPlainUriText } from '../text.js';
 
 // No import of oidc-provider here: the CLI loads this file (the provider's hook is resourceServers.ts).
 
@@ -22,6 +22,7 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 /** Checks a resource indicator (RFC 8707 §2): an absolute URI without a fragment; https, or http on localhost. */
 export function resourceIdentifierProblem(value: string): string | undefined {
   if (/\s/.test(value)) return 'must not contain spaces';
+  if (!isPlainUriText(value)) return CONTROL_CHARACTERS_REFUSED;
   const url = URL.parse(value);
   if (!url) return 'must be an absolute URI, e.g. https://api.example.com';
   if (url.hash || value.includes('#')) return 'must not contain a fragment (RFC 8707 §2)';

@@ -1,4 +1,5 @@
 import { ClientValidationError, clientInputSchema, parseClientInput } from '../../src/oidc/clients.js';
+import { resourceInputSchema } from '../../src/oidc/resources.js';
 
 /** The field → message map a client input is refused with, or undefined when it is accepted. */
 function refusal(input: Record<string, unknown>): Record<string, string> | undefined {
@@ -37,6 +38,11 @@ describe('redirect URI rules', () => {
     ['data:text/html,hi', /scheme that cannot be a redirect URI/],
     ['myapp:/callback', /reverse domain name like com\.example\.app/],
     ['https://app.example.com/a b', /must not contain spaces/],
+    [
+      'https://app.example.com/cb\u001b[2J',
+      /^https:\/\/app\.example\.com\/cb\\u001b\[2J must not contain control characters$/,
+    ],
+    ['https://app.example.com/\u202ebc', /must not contain control characters/],
     [' https://app.example.com/cb', /must not contain spaces/],
     [
       'https://user:secret@app.example.com/cb',
@@ -86,5 +92,47 @@ describe('redirect URI rules', () => {
     ).toBeUndefined();
     // https on localhost stays fine for a web app (a dev server with a local certificate).
     expect(refusal({ redirect_uris: ['https://localhost:8443/cb'] })).toBeUndefined();
+  });
+});
+
+describe('other URIs an admin registers', () => {
+  // URL's parser drops tabs and newlines and percent-encodes the rest; the string as typed is
+  // what would be stored, and shown on the admin's terminal and pages.
+  const unwanted = ['\n', '\t', ' ', '\u001b[2J', '\u202e', '\u2066'];
+
+  it.each(unwanted)('refuses a logo or back-channel logout URI holding %j', (text) => {
+    expect(
+      refusal({
+        redirect_uris: ['https://app.example/cb'],
+        logo_uri: `https://cdn.example/logo.png${text}x`,
+      }),
+    ).toEqual({
+      logo_uri: 'must not contain spaces or control characters',
+    });
+    expect(
+      refusal({
+        redirect_uris: ['https://app.example/cb'],
+        backchannel_logout_uri: `https://app.example/bc${text}x`,
+      }),
+    ).toEqual({
+      backchannel_logout_uri: expect.stringMatching(/is not an absolute URI$/),
+    });
+  });
+
+  it.each(unwanted)("refuses an API's identifier holding %j", (text) => {
+    const parsed = resourceInputSchema.safeParse({ identifier: `https://api.example/${text}x` });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.message).toMatch(/must not contain (spaces|control characters)/);
+  });
+
+  it('takes the plain ones', () => {
+    expect(
+      refusal({
+        redirect_uris: ['https://app.example/cb'],
+        logo_uri: 'https://cdn.example/logo.png',
+        backchannel_logout_uri: 'https://app.example/bc',
+      }),
+    ).toBeUndefined();
+    expect(resourceInputSchema.safeParse({ identifier: 'https://api.example/v1' }).success).toBe(true);
   });
 });

@@ -28,6 +28,10 @@ describe('names', () => {
     expect(printable('a\u001b]0;x\u0007b\r\nc')).toBe('a\\u001b]0;x\\u0007b\\u000d\\u000ac');
     expect(printable('line one\nline\u001b two', true)).toBe('line one\nline\\u001b two');
     expect(printable('plain é 李')).toBe('plain é 李');
+    // A bidirectional override would show the rest of a table row reversed.
+    expect(printable('https://api.example/\u202eNIMDA \u2066x\u2069')).toBe(
+      'https://api.example/\\u202eNIMDA \\u2066x\\u2069',
+    );
   });
 });
 
@@ -39,6 +43,7 @@ describe('email addresses', () => {
     'a.b.c@sub.example.co.uk',
     'x@xn--bcher-kva.example',
     '{a}|b=c?d@x-y.example',
+    `${'a'.repeat(64)}@${'b'.repeat(63)}.example`,
   ])('takes %s', (email) => {
     expect(isPlainEmailAddress(normalizeEmail(email))).toBe(true);
   });
@@ -63,6 +68,13 @@ describe('email addresses', () => {
     'a@',
     'a\u001b@corp.example',
     `${'a'.repeat(250)}@x.example`,
+    // What a mail server refuses with a 501 for good: a local part over 64 octets, a label
+    // over 63 (in its ASCII form), a domain over 253.
+    `${'a'.repeat(65)}@example.com`,
+    `${'é'.repeat(33)}@example.com`,
+    `b@${'c'.repeat(64)}.com`,
+    `b@${'ü'.repeat(60)}.com`,
+    `a@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}.${'e'.repeat(60)}.com`,
   ])('refuses %j', (email) => {
     expect(isPlainEmailAddress(normalizeEmail(email))).toBe(false);
   });
