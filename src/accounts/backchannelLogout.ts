@@ -5,16 +5,21 @@ import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliverie
  * Queues a logout token (Back-Channel Logout 1.0) for every app with a
  * backchannel_logout_uri that the account's browser sessions signed in to, one per session
  * (its `sid`); with `grants`, also for every app it granted access with no such session,
- * by `sub` alone. Call it in the transaction that ends the sessions, before their rows go;
+ * by `sub` alone; with `clientId`, for that app only. Call it in the transaction that ends the sessions, before their rows go;
  * once it committed, wake the outbox (wakeBackchannelOutboxes) so they leave at once.
  * @returns how many deliveries were queued.
  */
 export async function queueAccountLogouts(
   trx: Db,
   accountId: string,
-  what: { grants: boolean },
+  what: { grants: boolean; clientId?: string },
 ): Promise<number> {
-  const targets = await backchannelDeliveriesQueries.logoutTargetsOfAccount(trx, accountId, what.grants);
+  const targets = await backchannelDeliveriesQueries.logoutTargetsOfAccount(
+    trx,
+    accountId,
+    what.grants,
+    what.clientId ?? null,
+  );
   await backchannelDeliveriesQueries.enqueue(
     trx,
     targets.map((t) => ({ clientId: t.client_id, uri: t.uri, sub: accountId, sid: t.sid })),

@@ -52,16 +52,25 @@ export async function listConnectedApps(db: Db, userId: string): Promise<Connect
 
 /**
  * Disconnects an app: its grants of this account go, and with them every code, access token
- * and refresh token issued under them. The app must ask the person again to sign them in.
+ * and refresh token issued under them. The app must ask the person again to sign them in
+ * (a first-party app asks no consent: it signs them in again as any app of a Sesame session
+ * would). An app with a backchannel_logout_uri is told, for each session it signed in from
+ * (or by `sub` alone), so that its own session ends too, as the account page promises.
  */
 export async function revokeConnectedApp(db: Db, userId: string, clientId: string): Promise<void> {
   const app = (await listConnectedApps(db, userId)).find((a) => a.clientId === clientId);
   if (!app) throw notFound('This app is not connected to your account.').localized('errors.appNotConnected');
-  for (const grantId of app.grantIds) {
-    await oidcModelsQueries.revokeByGrantId(db, grantId);
-    await oidcModelsQueries.destroy(db, 'Grant', grantId);
-  }
-  await auditQueries.record(db, `user:${userId}`, 'grant.revoke', userId, { client: clientId });
+  await db.transaction().execute(async (trx) => {
+    // Before the grants go: an app no session names is found by its grant.
+    await queueAccountLogouts(trx, userId, { grants: true, clientId });
+    for (const grantId of app.grantIds) {
+      await oidcModelsQueries.revokeByGrantId(trx, grantId);
+      await oidcModelsQueries.destroy(trx, 'Grant', grantId);
+    }
+    await oidcModelsQueries.forgetClientInSessions(trx, userId, clientId);
+    await auditQueries.record(trx, `user:${userId}`, 'grant.revoke', userId, { client: clientId });
+  });
+  wakeBackchannelOutboxes();
 }
 
 /**

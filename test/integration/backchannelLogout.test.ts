@@ -271,6 +271,32 @@ describe('back-channel logout', () => {
     for (const payload of payloads) expect(payload.sub).toBe(first.claims()!.sub);
   }, 90_000);
 
+  it('tells an app the person disconnects on the account page, whose next sign-in then has a new sid', async () => {
+    const endpoint = await newEndpoint();
+    const app = await registerApp('Disconnect', ['--backchannel-logout-uri', endpoint.url]);
+    const other = await newEndpoint();
+    const bystander = await registerApp('Bystander', ['--backchannel-logout-uri', other.url]);
+    const person = new Person(sesame.baseUrl);
+    const first = await signIn(person, app, true);
+    await signIn(person, bystander, false);
+
+    const revoked = await person.browser.postJson(
+      `/account/apps/${clientIdOf(app)}/revoke`,
+      (await person.browser.request('/account')).csrf(),
+      {},
+    );
+    expect(revoked.status).toBe(200);
+    await waitFor(() => endpoint.received.length === 1);
+    const payload = await verifyLogoutToken(endpoint.received[0]!.token, app);
+    expect(payload).toMatchObject({ sub: first.claims()!.sub, sid: first.claims()!.sid });
+
+    const again = await signIn(person, app, false);
+    expect(again.claims()!.sid).not.toBe(first.claims()!.sid);
+    await sleep(500);
+    expect(endpoint.received).toHaveLength(1);
+    expect(other.received).toHaveLength(0);
+  }, 60_000);
+
   it('tells the apps when an admin disables the person', async () => {
     const endpoint = await newEndpoint();
     const app = await registerApp('Disable', ['--backchannel-logout-uri', endpoint.url]);

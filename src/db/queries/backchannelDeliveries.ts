@@ -48,9 +48,14 @@ export const backchannelDeliveriesQueries = {
    * The apps with a backchannel_logout_uri that an account's browser sessions signed in to,
    * one per (app, sid) from the sessions' `authorizations`. With `grants`, also every app
    * the account granted access but no session names with a sid: those get a logout token
-   * with `sub` only (Back-Channel Logout 1.0 §2.4 allows either).
+   * with `sub` only (Back-Channel Logout 1.0 §2.4 allows either). With `clientId`, only that app.
    */
-  async logoutTargetsOfAccount(db: Db, accountId: string, grants: boolean): Promise<LogoutTarget[]> {
+  async logoutTargetsOfAccount(
+    db: Db,
+    accountId: string,
+    grants: boolean,
+    clientId: string | null = null,
+  ): Promise<LogoutTarget[]> {
     const { rows } = await sql<LogoutTarget>`
       with session_apps as (
         select a.key as client_id, a.value->>'sid' as sid
@@ -67,7 +72,8 @@ export const backchannelDeliveriesQueries = {
       select distinct c.client_id, c.backchannel_logout_uri as uri, apps.sid
       from (select * from session_apps union select * from grant_apps) apps
       join clients c on c.client_id = apps.client_id
-      where c.backchannel_logout_uri is not null`.execute(db);
+      where c.backchannel_logout_uri is not null
+        and (${clientId}::text is null or c.client_id = ${clientId}::text)`.execute(db);
     return rows;
   },
 

@@ -515,6 +515,18 @@ export const oidcModelsQueries = {
     return Number(result.numDeletedRows);
   },
 
+  /**
+   * Forgets, in each browser session of the account, that it signed in to the client (its
+   * entry in `authorizations`, with the grant id and the `sid` the app knows it by): the app's
+   * next sign-in from that session starts afresh, with a new sid.
+   */
+  async forgetClientInSessions(db: Db, accountId: string, clientId: string): Promise<void> {
+    await sql`
+      update oidc_models set payload = payload #- array['authorizations', ${clientId}::text]
+      where model = 'Session' and payload->>'accountId' = ${accountId}
+        and payload->'authorizations' ? ${clientId}::text`.execute(db);
+  },
+
   /** Grant ids of a model's live instances whose payload matches, e.g. grants of one account. */
   async grantIdsWhere(db: Db, model: string, field: 'accountId' | 'clientId', value: string) {
     const rows = await live(db, model)
