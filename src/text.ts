@@ -23,6 +23,15 @@ export function isPlainUriText(text: string): boolean {
 /** The rule's words where admins type a name (the API, the admin pages, the CLI); people's pages say it in their language. */
 export const CONTROL_CHARACTERS_REFUSED = 'must not contain control characters';
 
+/**
+ * Whether a name shows anything: it holds more than spaces and invisible characters (format
+ * characters such as U+200B or a soft hyphen, tag characters, variation selectors). Such a
+ * name is blank on every page and in the `name` claim; a name is then no name.
+ */
+export function isVisibleText(text: string): boolean {
+  return /[^\p{White_Space}\p{Cf}\p{Cc}\p{Mn}\u115F\u1160\u3164\uFFA0\u2800]/u.test(text);
+}
+
 /** Whether a name holds no control character and no bidirectional override (see {@link UNWANTED_IN_A_NAME}). */
 export function hasNoControlCharacters(text: string): boolean {
   return !UNWANTED_IN_A_NAME.test(text);

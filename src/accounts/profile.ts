@@ -5,8 +5,8 @@ import type { User } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
 import type { Locale } from '../i18n/locales.js';
 
-/** Changes the person's display name (validated at the edge: 1 to 100 characters). */
-export async function updateProfileName(db: Db, userId: string, name: string): Promise<User> {
+/** Changes the person's display name (validated at the edge: up to 100 characters), or removes it (null). */
+export async function updateProfileName(db: Db, userId: string, name: string | null): Promise<User> {
   const user = await usersQueries.update(db, userId, { name });
   if (!user) throw notFound('No such account.').localized('errors.noSuchAccount');
   await auditQueries.record(db, `user:${userId}`, 'user.rename', userId);

@@ -24,11 +24,12 @@ profileForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const input = profileForm.elements.namedItem('name') as HTMLInputElement;
   busy(profileForm.querySelector('button[type=submit]') as HTMLButtonElement, async () => {
-    const saved = await postJson<{ name: string }>('/account/profile', { name: input.value });
-    input.value = saved.name;
+    const saved = await postJson<{ name: string | null }>('/account/profile', { name: input.value });
+    input.value = saved.name ?? '';
     showStatus(message('nameSaved'), 'ok');
-    // Password managers show the new name next to the passkey (WebAuthn L3 §5.1.10.3).
-    await signalCurrentUserDetails(rpId, userHandle, email, saved.name);
+    // Password managers show the new name next to the passkey (WebAuthn L3 §5.1.10.3); with
+    // none, the address, as the passkey was made with.
+    await signalCurrentUserDetails(rpId, userHandle, email, saved.name ?? email);
   });
 });
 
@@ -70,12 +71,14 @@ for (const item of document.querySelectorAll<HTMLLIElement>('li.passkey')) {
   deleteButton.addEventListener('click', () => {
     if (!window.confirm(message('confirmDelete', { name: nameLabel.textContent ?? '' }))) return;
     busy(deleteButton, async () => {
-      const { remaining } = await withStepUp(() =>
-        postJson<{ remaining: string[] }>(`/account/passkeys/${id}/delete`),
+      const { remaining, count } = await withStepUp(() =>
+        postJson<{ remaining: string[]; count: string }>(`/account/passkeys/${id}/delete`),
       );
       // Tell the password manager which passkeys still work, so it hides the deleted one.
       await signalAllAcceptedCredentials(rpId, userHandle, remaining);
       item.remove();
+      const counted = document.getElementById('passkey-count');
+      if (counted) counted.textContent = count;
       showStatus(message('passkeyDeleted'), 'ok');
     });
   });

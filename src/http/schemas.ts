@@ -2,7 +2,13 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { type Translator, translatorFor } from '../i18n/catalog.js';
 import type { Locale } from '../i18n/locales.js';
-import { EMAIL_MAX_LENGTH, hasNoControlCharacters, isPlainEmailAddress, normalizeEmail } from '../text.js';
+import {
+  EMAIL_MAX_LENGTH,
+  hasNoControlCharacters,
+  isPlainEmailAddress,
+  isVisibleText,
+  normalizeEmail,
+} from '../text.js';
 import { badRequest } from './errors.js';
 import { refusalLocale } from './middleware/language.js';
 
@@ -87,12 +93,13 @@ export const noControlCharacters = [
   { message: 'validation.controlCharacters' },
 ] as const;
 
+/** A person's name, or null for none: empty, or only spaces and invisible characters (isVisibleText). */
 export const displayNameSchema = z
   .string()
   .trim()
   .max(100, { message: 'validation.nameTooLong' })
   .refine(...noControlCharacters)
-  .transform((v) => (v === '' ? null : v));
+  .transform((v) => (isVisibleText(v) ? v : null));
 
 /** Each bad field's first message (`body` for the input as a whole), in `text`'s language. */
 function fieldMessages(issues: z.core.$ZodIssue[], text: Translator): Record<string, string> {

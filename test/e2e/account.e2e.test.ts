@@ -87,10 +87,12 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     // On the laptop, delete the phone's passkey: the page asks for a passkey confirmation, then deletes.
     await page.reload();
     expect(await passkeyItems(page).count()).toBe(2);
+    expect(await page.locator('#passkey-count').textContent()).toBe('You have 2 passkeys.');
     await page.screenshot({ path: '/tmp/sesame-account.png', fullPage: true });
     await passkeyItems(page).nth(1).getByRole('button', { name: 'Delete' }).click();
     await page.getByRole('alert').filter({ hasText: 'was deleted' }).waitFor();
     expect(await passkeyItems(page).count()).toBe(1);
+    expect(await page.locator('#passkey-count').textContent()).toBe('You have 1 passkey.');
     const remaining = await scenario.sesame.db
       .selectFrom('credentials')
       .innerJoin('users', 'users.id', 'credentials.user_id')

@@ -111,17 +111,16 @@ describe('the account page', () => {
     expect(response.location()).toBe(`${sesame.baseUrl}/account`);
   });
 
-  it('changes the name, keeping it between 1 and 100 characters without control characters', async () => {
+  it('changes the name, keeping it at most 100 characters without control characters, or removes it', async () => {
     const { person, userId } = await onboard(sesame, 'name@example.com', { name: 'Old' });
     const csrf = (await accountPage(person)).csrf();
     const nameOf = async () =>
       (await sesame.db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirstOrThrow())
         .name;
 
-    for (const bad of ['', '   ', 'x'.repeat(101)]) {
-      const response = await person.browser.postJson('/account/profile', csrf, { name: bad });
-      expect(response.status).toBe(400);
-    }
+    expect((await person.browser.postJson('/account/profile', csrf, { name: 'x'.repeat(101) })).status).toBe(
+      400,
+    );
     // What would send an admin's terminal commands when `sesame users list` prints the name,
     // or reorder what follows it on a page.
     for (const bad of [
@@ -153,6 +152,24 @@ describe('the account page', () => {
     });
     expect(form.status).toBe(303);
     expect(await nameOf()).toBe('y'.repeat(100));
+
+    // An empty name removes it, as sign-up takes none; so does one that shows nothing (spaces,
+    // zero-width and other invisible characters), which would be blank on every page and in tokens.
+    for (const blank of ['', '   ', '\u200b\u200b', '\u00ad', '\u{E0041}', '\u3164', '\u200d\ufe0f']) {
+      await person.browser.postJson('/account/profile', csrf, { name: 'Named' });
+      const removed = await person.browser.postJson('/account/profile', csrf, { name: blank });
+      expect({ blank, status: removed.status, body: removed.json() }).toEqual({
+        blank,
+        status: 200,
+        body: { name: null, email: 'name@example.com' },
+      });
+      expect(await nameOf()).toBeNull();
+    }
+    // Invisible characters inside a visible name are its own (a joined emoji, a soft hyphen).
+    const joined = 'Ana \u{1F469}\u200d\u{1F4BB} Zim\u00admer';
+    expect((await person.browser.postJson('/account/profile', csrf, { name: joined })).json()).toMatchObject({
+      name: joined,
+    });
   });
 
   it('refuses changes without the CSRF token or from another origin', async () => {
@@ -271,7 +288,7 @@ describe('the account page', () => {
 
     const deleted = await person.browser.postJson(`/account/passkeys/${laptopId}/delete`, csrf, {});
     expect(deleted.status).toBe(200);
-    expect(deleted.json()).toEqual({ remaining: [credential.id] });
+    expect(deleted.json()).toEqual({ remaining: [credential.id], count: 'You have 1 passkey.' });
     expect(await credentialIds(sesame, userId)).toEqual([credential.id]);
 
     // The deleted passkey no longer signs in; the new one does, as the same account.

@@ -31,6 +31,7 @@ import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/sessi
 import { sesameRouter } from '../router.js';
 import {
   authenticationResponseSchema,
+  displayNameSchema,
   noControlCharacters,
   parseBody,
   registrationResponseSchema,
@@ -39,14 +40,8 @@ import type { Services } from '../services.js';
 import { pageText, sendPage } from '../views.js';
 
 // The messages are catalog keys (locales/*.json, `validation`): see src/http/schemas.ts.
-const profileSchema = z.object({
-  name: z
-    .string()
-    .trim()
-    .min(1, { message: 'validation.nameEmpty' })
-    .max(100, { message: 'validation.nameTooLong' })
-    .refine(...noControlCharacters),
-});
+// An empty name removes it, as sign-up takes none: pages and tokens then use the address.
+const profileSchema = z.object({ name: displayNameSchema });
 const renameSchema = z.object({
   name: z
     .string()
@@ -215,7 +210,8 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
     const remaining = await deletePasskey(db, user.id, id);
     log.info('passkey deleted', { user: user.id, credential: id.slice(0, 12) });
     await sendSecurityNotice(db, config, log, user, 'passkey_removed');
-    ctx.body = { remaining };
+    // The page's "You have N passkeys." in its language, for the script to put in place.
+    ctx.body = { remaining, count: pageText(ctx).t('account.passkeyCount', { count: remaining.length }) };
   });
 
   router.post('/account/apps/:clientId/revoke', signIn, ...body, async (ctx) => {
