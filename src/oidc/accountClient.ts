@@ -5,6 +5,29 @@ import type { Config } from '../config.js';
 export const ACCOUNT_CLIENT_ID = 'sesame-account';
 
 /**
+ * Set (signed, for a minute, on /session/end only) by the account page's Sign out, a POST
+ * with the page's form token: the person has chosen to sign out already.
+ */
+export const SIGN_OUT_COOKIE = 'sesame.signout';
+
+/**
+ * Whether this logout page was reached from the account page's Sign out
+ * ({@link SIGN_OUT_COOKIE}): its confirmation then submits itself. The cookie is spent here.
+ */
+export function signOutConfirmed(ctx: {
+  oidc: { client?: { clientId: string } | undefined };
+  cookies: {
+    get(name: string, options: { signed: boolean }): string | undefined;
+    set(name: string, value: null, options: { path: string }): unknown;
+  };
+}): boolean {
+  if (ctx.oidc.client?.clientId !== ACCOUNT_CLIENT_ID) return false;
+  const confirmed = ctx.cookies.get(SIGN_OUT_COOKIE, { signed: true }) === 'yes';
+  if (confirmed) ctx.cookies.set(SIGN_OUT_COOKIE, null, { path: '/session/end' });
+  return confirmed;
+}
+
+/**
  * The name an app's pages show for a client: none for Sesame's own account pages, whose
  * registered name is for logs alone (the sign-in page says "your account" in the person's
  * language, the sign-out pages name no app).

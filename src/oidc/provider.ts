@@ -17,7 +17,7 @@ import { pageText, sendPage } from '../http/views.js';
 import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
-import { accountClientMetadata, shownClientName } from './accountClient.js';
+import { accountClientMetadata, shownClientName, signOutConfirmed } from './accountClient.js';
 import { createAdapter } from './adapter.js';
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
@@ -324,6 +324,8 @@ export function createProvider({
             title: text.t('logout.title'),
             form,
             clientName: shownClientName(ctx.oidc.client),
+            // From the account page's Sign out (accountSession.ts), the page submits itself.
+            script: signOutConfirmed(ctx) ? 'logout' : undefined,
           });
         },
         async postLogoutSuccessSource(ctx) {

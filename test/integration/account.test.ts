@@ -411,6 +411,38 @@ describe('the account page', () => {
     expect(sessions).toHaveLength(0);
   });
 
+  it("signs out with the account page's own button in one click: its confirmation submits itself, an app's does not", async () => {
+    const autoSubmits = (page: PageResponse) => page.text.includes('/static/js/logout.js');
+    const { person } = await onboard(sesame, 'one-click@example.com');
+    const signOut = await person.browser.request('/account/logout', {
+      form: { _csrf: (await accountPage(person)).csrf() },
+    });
+    expect(signOut.status).toBe(302);
+    const confirmation = await person.browser.request(signOut.location()!);
+    expect(confirmation.status).toBe(200);
+    expect(confirmation.text).toContain('id="op.logoutForm"');
+    expect(autoSubmits(confirmation)).toBe(true);
+    // The mark is spent: the same page again, or reached without the button, waits for the person.
+    expect(autoSubmits(await person.browser.request(signOut.location()!))).toBe(false);
+
+    // An app's logout (RP-initiated) always asks, whatever cookie the browser holds.
+    const other = await onboard(sesame, 'app-logout@example.com');
+    const pending = await beginLogin(rp);
+    const tokens = await finishLogin(
+      rp,
+      pending,
+      await other.person.continueToApp(pending.url, REDIRECT_URI),
+    );
+    await other.person.browser.request('/account/logout', {
+      form: { _csrf: (await accountPage(other.person)).csrf() },
+    });
+    const appLogout = oidc.buildEndSessionUrl(rp.config, { id_token_hint: tokens.id_token! });
+    const asked = await other.person.browser.request(appLogout.toString());
+    expect(asked.status).toBe(200);
+    expect(asked.text).toContain('id="op.logoutForm"');
+    expect(autoSubmits(asked)).toBe(false);
+  });
+
   it('with SIGNUP=invite offers no sign-up: no link on the login page and 404 on its endpoints', async () => {
     const pending = await beginLogin(rp);
     const person = new Person(sesame.baseUrl);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
+import { ACCOUNT_CLIENT_ID, SIGN_OUT_COOKIE } from '../../oidc/accountClient.js';
 import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
@@ -86,6 +86,9 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
   });
 
   router.post('/account/logout', parseBodies(), csrf.protect(), (ctx: Context) => {
+    // The person pressed Sign out on Sesame's own page: the provider's confirmation then
+    // submits itself (logoutSource in provider.ts), one click in all.
+    ctx.cookies.set(SIGN_OUT_COOKIE, 'yes', { ...cookieOptions, path: '/session/end', maxAge: 60 * 1000 });
     const url = new URL(`${config.issuer}/session/end`);
     url.search = new URLSearchParams({
       client_id: ACCOUNT_CLIENT_ID,
