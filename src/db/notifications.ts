@@ -62,6 +62,9 @@ export const LISTEN_TIMING: ListenTiming = {
 /** Marks a ping on the channel; table names (the real notices' prefix) have no hyphen. */
 const PING_PREFIX = 'sesame-ping:';
 
+/** The listening connection's application_name, unless its URL names one. */
+export const LISTENER_APPLICATION_NAME = 'sesame-listener';
+
 /** A LISTEN that answered on a connection whose later statements go to other server sessions. */
 class ListenNotKeptError extends Error {}
 
@@ -117,12 +120,8 @@ export async function listenOnPostgres(
   /** Announces a ping through the pool; rejects, saying why, unless `client` hears it in time. */
   async function ping(client: pg.Client): Promise<void> {
     const nonce = randomUUID();
-    let heard = false;
     const arrived = new Promise<'heard'>((resolve) => {
-      pings.set(nonce, () => {
-        heard = true;
-        resolve('heard');
-      });
+      pings.set(nonce, () => resolve('heard'));
     });
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
@@ -135,6 +134,17 @@ export async function listenOnPostgres(
       .then(() => 'sent' as const);
     // Its failure after the timeout is told no one: the ping has already failed.
     sent.catch(() => {});
+    // Postgres hands a session its notices before it answers its next statement, so a listening
+    // connection that answers a statement sent after the ping without having heard it has lost
+    // its LISTEN to a transaction-mode pooler, which ran it on a server session it has since
+    // lent to others. Asked alongside, so telling the two apart adds no wait.
+    let answered = false;
+    sent
+      .then(() => client.query('select 1'))
+      .then(
+        () => (answered = true),
+        () => {},
+      );
     try {
       if ((await Promise.race([sent, late])) === 'late')
         throw new Error(
@@ -142,15 +152,7 @@ export async function listenOnPostgres(
         );
       // Heard, the ping also proves the listening connection itself is still up.
       if ((await Promise.race([arrived, late])) === 'heard') return;
-      // Postgres hands a session its notices before it answers its next statement, so a
-      // listening connection that answers without having heard the ping has lost its LISTEN to
-      // a transaction-mode pooler, which ran it on a server session it has since lent to others.
-      const answers = await client.query('select 1').then(
-        () => true,
-        () => false,
-      );
-      if (heard) return;
-      if (!answers)
+      if (!answered)
         throw new Error(
           `${unheard} (the LISTEN connection, ${listenUrl}, does not answer; it is opened again)`,
         );
@@ -164,6 +166,8 @@ export async function listenOnPostgres(
   async function connect(): Promise<void> {
     const client = new pg.Client({
       connectionString,
+      // Tells the listening connection apart in pg_stat_activity (its last statement is a ping's check).
+      application_name: LISTENER_APPLICATION_NAME,
       keepAlive: true,
       connectionTimeoutMillis: timing.connectTimeoutMs,
       query_timeout: timing.pingTimeoutMs,

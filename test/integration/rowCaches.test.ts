@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../../src/crypto.js';
+import { LISTENER_APPLICATION_NAME } from '../../src/db/notifications.js';
 import { ROW_CHANGES_CHANNEL } from '../../src/db/rowCache.js';
 import { rowChangeListenerUp } from '../../src/metrics.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -378,7 +379,7 @@ describe('the client and user caches, kept in step by change notifications', () 
       expect(await clientCredentials(client.id, client.secret)).toBe(200);
       const listeners = sql<{ pid: number }>`
         select pid from pg_stat_activity
-        where datname = current_database() and query ilike 'listen %' and pid <> pg_backend_pid()`;
+        where datname = current_database() and application_name = ${LISTENER_APPLICATION_NAME}`;
       const killed = await sql`select pg_terminate_backend(pid) from (${listeners}) l`.execute(sesame.db);
       expect(killed.rows).toHaveLength(1);
 
