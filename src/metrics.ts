@@ -60,6 +60,17 @@ export const httpDuration = new Histogram({
   registers: [metricsRegistry],
 });
 
+/**
+ * Set where the row caches go live and dark (rowCache.ts): 0 while change notices may be
+ * lost, when every request reads its rows from the database (correct, but slower), until the
+ * listener is heard again. Neither /healthz nor /readyz fails for it, so this is what to alert on.
+ */
+export const rowChangeListenerUp = new Gauge({
+  name: 'sesame_row_change_listener_up',
+  help: 'Whether row change notifications arrive (1) and rows are cached, or may be lost (0) and every row is read from the database',
+  registers: [metricsRegistry],
+});
+
 /** What a pg Pool reports about its connections. */
 export interface PoolStats {
   readonly totalCount: number;

@@ -121,6 +121,7 @@ export async function openDatabase(
     runSqlOnPool(db, pool, options.onStatementsUnprepared);
     // LISTEN and migrations need one server session throughout, which a transaction-mode
     // pooler in front of DATABASE_URL does not give; DATABASE_DIRECT_URL names one that does.
+    // The config sets it to DATABASE_URL when unset: the listener's advice then says to set it.
     const directUrl = config.databaseDirectUrl ?? config.databaseUrl;
     const unwatchPool = watchPool(pool);
     return {
@@ -128,7 +129,7 @@ export async function openDatabase(
       kind: 'postgres',
       location: databaseUrlForLog(config.databaseUrl),
       listen: (channel, handlers) =>
-        listenOnPostgres(directUrl, db, channel, handlers, config.databaseDirectUrl !== undefined),
+        listenOnPostgres(directUrl, db, channel, handlers, { direct: directUrl !== config.databaseUrl }),
       migrate: () => migratePostgresToLatest(directUrl),
       close: async () => {
         unwatchPool();

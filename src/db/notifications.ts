@@ -19,20 +19,54 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
-/**
- * A LISTEN connection that dies quietly (a host gone, a half-open TCP connection), or that a
- * transaction-mode pooler has handed to other clients after the LISTEN (so notices go
- * elsewhere), would leave a cache trusting it forever. So the listener proves it hears: a
- * ping is announced through the pool, as every real change is, and must arrive on the
- * listening connection within the timeout, at start and this often after.
- */
-const PING_INTERVAL_MS = 15_000;
-const PING_TIMEOUT_MS = 5_000;
-/** Reconnects back off from one second to half a minute, so a database restart is not hammered. */
-const RETRY_MIN_MS = 1_000;
-const RETRY_MAX_MS = 30_000;
+/** How long the Postgres listener waits for what; tests shorten these. */
+export interface ListenTiming {
+  /**
+   * A LISTEN connection that dies quietly (a host gone, a half-open TCP connection), or that a
+   * transaction-mode pooler has handed to other clients after the LISTEN (so notices go
+   * elsewhere), would leave a cache trusting it forever. So the listener proves it hears: a
+   * ping is announced through the pool, as every real change is, and must arrive on the
+   * listening connection within `pingTimeoutMs`, at start and every `pingIntervalMs` after.
+   * A cache may therefore serve a row changed after such a stall for up to their sum.
+   */
+  pingIntervalMs: number;
+  /** Also the limit of each statement on the listening connection. */
+  pingTimeoutMs: number;
+  /**
+   * Opening the listening connection may take this long: one that never completes (a
+   * half-open network path, a proxy that swallows packets) would otherwise hold the listener
+   * forever, and no retry would follow.
+   */
+  connectTimeoutMs: number;
+  /** Reconnects back off from `retryMinMs` to `retryMaxMs`, so a database restart is not hammered. */
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** Between attempts once the LISTEN is known to go through a transaction-mode pooler. */
+  retryBehindPoolerMs: number;
+}
+
+export const LISTEN_TIMING: ListenTiming = {
+  pingIntervalMs: 15_000,
+  pingTimeoutMs: 5_000,
+  // As the pool's (connect.ts).
+  connectTimeoutMs: 10_000,
+  retryMinMs: 1_000,
+  retryMaxMs: 30_000,
+  // Each attempt through a transaction-mode pooler leaves a LISTEN on one of its server
+  // sessions, which PgBouncer then drops ("got packet 'A' from server when not linked"), and
+  // waits a ping timeout. Once in ten minutes that costs nothing, and should the pooler be
+  // switched to session mode, or the diagnosis be wrong, caching comes back on its own.
+  retryBehindPoolerMs: 10 * 60_000,
+};
+
 /** Marks a ping on the channel; table names (the real notices' prefix) have no hyphen. */
 const PING_PREFIX = 'sesame-ping:';
+
+/** The listening connection's application_name, unless its URL names one. */
+export const LISTENER_APPLICATION_NAME = 'sesame-listener';
+
+/** A LISTEN that answered on a connection whose later statements go to other server sessions. */
+class ListenNotKeptError extends Error {}
 
 /**
  * Listens on Postgres through a connection of its own (a pooled one would hand the LISTEN
@@ -46,19 +80,26 @@ export async function listenOnPostgres(
   pool: Db,
   channel: string,
   handlers: ListenHandlers,
-  /** Whether `connectionString` is DATABASE_DIRECT_URL rather than DATABASE_URL: the words of a lost ping differ. */
-  direct = false,
+  options: {
+    /** Whether `connectionString` is DATABASE_DIRECT_URL rather than DATABASE_URL: the advice in a lost ping's words differs. */
+    direct?: boolean;
+    timing?: Partial<ListenTiming>;
+  } = {},
 ): Promise<Subscription> {
-  // Behind a transaction-mode pooler a LISTEN on DATABASE_URL is lost; with a direct URL set,
-  // the listening connection itself stopped answering, and the pooler hint would mislead.
-  const unheard = direct
-    ? 'the LISTEN connection (DATABASE_DIRECT_URL) did not answer; it is opened again'
-    : 'behind a transaction-mode pooler, set DATABASE_DIRECT_URL to a direct or session-mode connection';
+  const timing = { ...LISTEN_TIMING, ...options.timing };
+  const listenUrl = options.direct ? 'DATABASE_DIRECT_URL' : 'DATABASE_URL';
+  const seconds = timing.pingTimeoutMs / 1000;
+  const unheard = `a notification sent through DATABASE_URL did not reach the LISTEN connection within ${seconds} s`;
+  const behindPooler = `${
+    options.direct
+      ? 'DATABASE_DIRECT_URL goes through a transaction-mode pooler: point it at a direct or session-mode connection'
+      : 'behind a transaction-mode pooler, set DATABASE_DIRECT_URL to a direct or session-mode connection'
+  }; LISTEN is tried again every ${timing.retryBehindPoolerMs / 60_000} min`;
   let closed = false;
   let current: pg.Client | undefined;
   let pingTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
-  let retryDelay = RETRY_MIN_MS;
+  let retryDelay = timing.retryMinMs;
   const pings = new Map<string, () => void>();
 
   function lose(client: pg.Client, error: Error) {
@@ -69,32 +110,53 @@ export async function listenOnPostgres(
     client.end().catch(() => {});
     handlers.onLost(error);
     if (closed) return;
-    retryTimer = setTimeout(() => void connect(), retryDelay);
+    // Behind a transaction-mode pooler, retrying sooner would only fail the same way.
+    const pooled = error instanceof ListenNotKeptError;
+    retryTimer = setTimeout(() => void connect(), pooled ? timing.retryBehindPoolerMs : retryDelay);
     retryTimer.unref();
-    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+    if (!pooled) retryDelay = Math.min(retryDelay * 2, timing.retryMaxMs);
   }
 
-  /** Announces a ping through the pool; rejects unless the listener hears it in time. */
-  async function ping(): Promise<void> {
+  /** Announces a ping through the pool; rejects, saying why, unless `client` hears it in time. */
+  async function ping(client: pg.Client): Promise<void> {
     const nonce = randomUUID();
+    const arrived = new Promise<'heard'>((resolve) => {
+      pings.set(nonce, () => resolve('heard'));
+    });
     let timer: NodeJS.Timeout | undefined;
-    const heard = new Promise<void>((resolve, reject) => {
-      pings.set(nonce, resolve);
-      timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `a notification sent through DATABASE_URL did not reach the LISTEN connection within ${PING_TIMEOUT_MS / 1000} s (${unheard})`,
-            ),
-          ),
-        PING_TIMEOUT_MS,
-      );
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timing.pingTimeoutMs);
       // A ping in flight when the subscription closes must not hold the process for its timeout.
       timer.unref();
     });
+    const sent = sql`select pg_notify(${channel}, ${PING_PREFIX + nonce})`
+      .execute(pool)
+      .then(() => 'sent' as const);
+    // Its failure after the timeout is told no one: the ping has already failed.
+    sent.catch(() => {});
+    // Postgres hands a session its notices before it answers its next statement, so a listening
+    // connection that answers a statement sent after the ping without having heard it has lost
+    // its LISTEN to a transaction-mode pooler, which ran it on a server session it has since
+    // lent to others. Asked alongside, so telling the two apart adds no wait.
+    let answered = false;
+    sent
+      .then(() => client.query('select 1'))
+      .then(
+        () => (answered = true),
+        () => {},
+      );
     try {
+      if ((await Promise.race([sent, late])) === 'late')
+        throw new Error(
+          `DATABASE_URL did not send a notification within ${seconds} s; the LISTEN connection is opened again`,
+        );
       // Heard, the ping also proves the listening connection itself is still up.
-      await Promise.all([sql`select pg_notify(${channel}, ${PING_PREFIX + nonce})`.execute(pool), heard]);
+      if ((await Promise.race([arrived, late])) === 'heard') return;
+      if (!answered)
+        throw new Error(
+          `${unheard} (the LISTEN connection, ${listenUrl}, does not answer; it is opened again)`,
+        );
+      throw new ListenNotKeptError(`${unheard}, though that connection answers (${behindPooler})`);
     } finally {
       clearTimeout(timer);
       pings.delete(nonce);
@@ -102,7 +164,14 @@ export async function listenOnPostgres(
   }
 
   async function connect(): Promise<void> {
-    const client = new pg.Client({ connectionString, keepAlive: true, query_timeout: PING_TIMEOUT_MS });
+    const client = new pg.Client({
+      connectionString,
+      // Tells the listening connection apart in pg_stat_activity (its last statement is a ping's check).
+      application_name: LISTENER_APPLICATION_NAME,
+      keepAlive: true,
+      connectionTimeoutMillis: timing.connectTimeoutMs,
+      query_timeout: timing.pingTimeoutMs,
+    });
     current = client;
     client.on('error', (error) => lose(client, error));
     client.on('end', () => lose(client, new Error('notification connection ended')));
@@ -115,16 +184,16 @@ export async function listenOnPostgres(
     try {
       await client.connect();
       await client.query(`listen ${pg.escapeIdentifier(channel)}`);
-      await ping();
+      await ping(client);
     } catch (error) {
       lose(client, error as Error);
       return;
     }
     if (current !== client || closed) return;
-    retryDelay = RETRY_MIN_MS;
+    retryDelay = timing.retryMinMs;
     pingTimer = setInterval(() => {
-      ping().catch((error: Error) => lose(client, error));
-    }, PING_INTERVAL_MS);
+      ping(client).catch((error: Error) => lose(client, error));
+    }, timing.pingIntervalMs);
     pingTimer.unref();
     handlers.onLive();
   }

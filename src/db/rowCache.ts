@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.js';
+import { rowChangeListenerUp } from '../metrics.js';
 import type { ListenHandlers, Subscription } from './notifications.js';
 
 /**
@@ -168,6 +169,12 @@ function deepFreeze<T>(value: T): T {
 export const ROW_CHANGES_CHANNEL = 'sesame_row_changes';
 
 /**
+ * While notices are not arriving, the warning is repeated this often (each failed reconnect
+ * in between is logged at debug), so an outage that lasts is not one line far back in the log.
+ */
+export const WARN_AGAIN_AFTER_MS = 10 * 60_000;
+
+/**
  * Keeps caches of announced tables in step with the database: each notice invalidates its
  * row; all go live together when the subscription listens, and dark when it is lost.
  * @param caches the listener of each table, by table name.
@@ -176,10 +183,13 @@ export function keepCachesInStep(
   listen: (channel: string, handlers: ListenHandlers) => Promise<Subscription>,
   caches: Record<string, RowChangeListener>,
   log: Logger,
+  warnAgainAfterMs = WARN_AGAIN_AFTER_MS,
 ): Promise<Subscription> {
   const all = Object.values(caches);
-  // One warning per outage: a listener that keeps failing to come back retries quietly.
-  let warned = false;
+  // When the notices stopped arriving, and when that was last warned of; unset while they arrive.
+  let lostAt: number | undefined;
+  let warnedAt = 0;
+  rowChangeListenerUp.set(0);
   return listen(ROW_CHANGES_CHANNEL, {
     onNotice(payload) {
       const colon = payload.indexOf(':');
@@ -189,20 +199,27 @@ export function keepCachesInStep(
     },
     onLive() {
       for (const cache of all) cache.goLive();
-      if (warned) log.info('row change notifications resumed; caching rows again');
+      rowChangeListenerUp.set(1);
+      if (lostAt !== undefined) log.info('row change notifications resumed; caching rows again');
       else log.debug('row caches live');
-      warned = false;
+      lostAt = undefined;
     },
     onLost(error) {
       for (const cache of all) cache.goDark();
-      if (warned) {
-        log.debug('row change notifications still not arriving', { error: error.message });
-        return;
-      }
-      warned = true;
-      log.warn('row change notifications lost; reading every row from the database until they resume', {
-        error: error.message,
-      });
+      rowChangeListenerUp.set(0);
+      const now = Date.now();
+      if (lostAt === undefined) {
+        lostAt = warnedAt = now;
+        log.warn('row change notifications lost; reading every row from the database until they resume', {
+          error: error.message,
+        });
+      } else if (now - warnedAt >= warnAgainAfterMs) {
+        warnedAt = now;
+        log.warn('row change notifications still not arriving; reading every row from the database', {
+          error: error.message,
+          minutes: Math.round((now - lostAt) / 60_000),
+        });
+      } else log.debug('row change notifications still not arriving', { error: error.message });
     },
   });
 }

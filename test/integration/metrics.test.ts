@@ -79,6 +79,11 @@ describe('GET /metrics (Prometheus)', () => {
     expect(text).toContain('sesame_db_pool_waiting');
   });
 
+  it('says that row change notifications arrive, so rows are cached', async () => {
+    expect(sesame.app.caches.clients.live).toBe(true);
+    expect(seriesValue(await scrape(), 'sesame_row_change_listener_up')).toBe(1);
+  });
+
   it('counts a sign-up, a sign-in, a refused passkey and a client_credentials token', async () => {
     const before = await scrape();
 

@@ -4,8 +4,10 @@ import pg from 'pg';
 import { createApp } from '../../src/app.js';
 import { configFrom } from '../../src/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { listenOnPostgres, type Subscription } from '../../src/db/notifications.js';
 import { runSql } from '../../src/db/rawSql.js';
 import { createLogger } from '../../src/logger.js';
+import { rowChangeListenerUp } from '../../src/metrics.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
 import { runCli } from '../support/sesameProcess.js';
@@ -204,9 +206,14 @@ describeBehindPooler(
       expect(warnings).toEqual([
         expect.objectContaining({
           msg: expect.stringContaining('row change notifications lost'),
-          error: expect.stringContaining('DATABASE_DIRECT_URL'),
+          error: expect.stringContaining(
+            'behind a transaction-mode pooler, set DATABASE_DIRECT_URL to a direct or session-mode connection',
+          ),
         }),
       ]);
+      // The listening connection answers; only its LISTEN went elsewhere.
+      expect(warnings[0].error).not.toContain('does not answer');
+      expect((await rowChangeListenerUp.get()).values).toEqual([expect.objectContaining({ value: 0 })]);
 
       const { client, client_secret } = await createClient(
         sesame.db,
@@ -239,6 +246,68 @@ describeBehindPooler(
     });
   },
 );
+
+describeBehindPooler('a LISTEN through a transaction-mode pooler', () => {
+  let testDb: TestDatabase;
+  let database: DatabaseHandle;
+  let subscription: Subscription | undefined;
+  const lost: string[] = [];
+  let lives = 0;
+  const handlers = {
+    onNotice() {},
+    onLive: () => lives++,
+    onLost: (error: Error) => lost.push(error.message),
+  };
+  /** Short waits, so that retries at the back-off's pace would show within a second or two. */
+  const timing = { pingTimeoutMs: 400, retryMinMs: 50, retryMaxMs: 100 };
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = await openDatabase(configFrom({ ...testDb.env, DATABASE_URL: pooled(testDb.env) }), {
+      poolSize: 2,
+    });
+  });
+
+  beforeEach(() => {
+    lost.length = lives = 0;
+  });
+
+  afterEach(async () => {
+    await subscription?.close();
+    subscription = undefined;
+  });
+
+  afterAll(async () => {
+    await database?.close();
+    await testDb?.drop();
+  });
+
+  it('is not retried at the back-off pace once its ping is lost while the connection answers', async () => {
+    subscription = await listenOnPostgres(pooled(testDb.env), database.db, 'test_pooled_listen', handlers, {
+      timing,
+    });
+    expect(lost).toEqual([
+      expect.stringContaining('set DATABASE_DIRECT_URL to a direct or session-mode connection'),
+    ]);
+    expect(lost[0]).toContain('tried again every 10 min');
+    // Each retry would send a LISTEN through a pooled server session, which PgBouncer then drops.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(lost).toHaveLength(1);
+    expect(lives).toBe(0);
+  });
+
+  it('tells the operator that DATABASE_DIRECT_URL itself goes through the pooler when it does', async () => {
+    subscription = await listenOnPostgres(pooled(testDb.env), database.db, 'test_pooled_listen', handlers, {
+      direct: true,
+      timing,
+    });
+    expect(lost).toEqual([
+      expect.stringContaining(
+        'DATABASE_DIRECT_URL goes through a transaction-mode pooler: point it at a direct or session-mode connection',
+      ),
+    ]);
+  });
+});
 
 describeBehindPooler(
   'statements through a transaction-mode pooler, whose server sessions keep no prepared statement',

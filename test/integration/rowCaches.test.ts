@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../../src/crypto.js';
+import { LISTENER_APPLICATION_NAME } from '../../src/db/notifications.js';
 import { ROW_CHANGES_CHANNEL } from '../../src/db/rowCache.js';
+import { rowChangeListenerUp } from '../../src/metrics.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { leftOfGrant, useCodeElsewhere } from '../support/codesUsedElsewhere.js';
@@ -377,9 +379,12 @@ describe('the client and user caches, kept in step by change notifications', () 
       expect(await clientCredentials(client.id, client.secret)).toBe(200);
       const listeners = sql<{ pid: number }>`
         select pid from pg_stat_activity
-        where datname = current_database() and query ilike 'listen %' and pid <> pg_backend_pid()`;
+        where datname = current_database() and application_name = ${LISTENER_APPLICATION_NAME}`;
       const killed = await sql`select pg_terminate_backend(pid) from (${listeners}) l`.execute(sesame.db);
       expect(killed.rows).toHaveLength(1);
+
+      const listenerUp = async () => (await rowChangeListenerUp.get()).values[0]?.value;
+      expect(await eventually(async () => (await listenerUp()) === 0)).toBe(true);
 
       // Dark: a change whose notice nobody can receive is still seen, because nothing is cached.
       await unannounced('clients', (db) => setSecret(db, client.id, 'second'));
@@ -391,6 +396,7 @@ describe('the client and user caches, kept in step by change notifications', () 
       expect(relistened).toBe(true);
       // The server marks the cache live once its LISTEN hears a ping, a moment after Postgres shows it.
       await noticesHeard();
+      expect(await listenerUp()).toBe(1);
       expect(await clientCredentials(client.id, 'second')).toBe(200);
       await unannounced('clients', (db) => setSecret(db, client.id, 'third'));
       expect(await clientCredentials(client.id, 'second')).toBe(200);

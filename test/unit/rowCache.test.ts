@@ -1,4 +1,7 @@
-import { RowCache } from '../../src/db/rowCache.js';
+import type { ListenHandlers } from '../../src/db/notifications.js';
+import { keepCachesInStep, RowCache } from '../../src/db/rowCache.js';
+import { createLogger } from '../../src/logger.js';
+import { rowChangeListenerUp } from '../../src/metrics.js';
 
 /**
  * Looks `key` up with a database read still in flight while `meanwhile` runs (notices arriving),
@@ -101,5 +104,54 @@ describe('RowCache', () => {
     await cache.find('e', async () => ({ v: 1 }));
     expect(cache.peek('b')).toBeUndefined();
     expect(cache.peek('a')).toEqual({ v: 1 });
+  });
+});
+
+describe('keepCachesInStep', () => {
+  /** Caches kept in step by a listener this test drives, the log lines, and the listener gauge. */
+  async function keptInStep(warnAgainAfterMs: number) {
+    const cache = new RowCache<{ v: number }>(10);
+    const lines: { level: string; msg: string }[] = [];
+    let handlers!: ListenHandlers;
+    await keepCachesInStep(
+      async (_channel, given) => {
+        handlers = given;
+        return { close: async () => {} };
+      },
+      { clients: cache },
+      createLogger('debug', (line) => lines.push(JSON.parse(line))),
+      warnAgainAfterMs,
+    );
+    const gauge = async () => (await rowChangeListenerUp.get()).values[0]?.value;
+    return { cache, lines, handlers, gauge };
+  }
+
+  it('shows in the listener gauge whether the caches are live', async () => {
+    const { cache, handlers, gauge } = await keptInStep(60_000);
+    expect(await gauge()).toBe(0);
+    handlers.onLive();
+    expect([cache.live, await gauge()]).toEqual([true, 1]);
+    handlers.onLost(new Error('gone'));
+    expect([cache.live, await gauge()]).toEqual([false, 0]);
+  });
+
+  it('warns when notices are lost, again only once a while has passed, and says when they resume', async () => {
+    const { lines, handlers } = await keptInStep(200);
+    const levels = () => lines.map(({ level, msg }) => `${level}: ${msg}`);
+    handlers.onLive();
+    handlers.onLost(new Error('gone'));
+    handlers.onLost(new Error('still gone'));
+    handlers.onLost(new Error('still gone'));
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    handlers.onLost(new Error('still gone'));
+    handlers.onLive();
+    expect(levels()).toEqual([
+      'debug: row caches live',
+      'warn: row change notifications lost; reading every row from the database until they resume',
+      'debug: row change notifications still not arriving',
+      'debug: row change notifications still not arriving',
+      'warn: row change notifications still not arriving; reading every row from the database',
+      'info: row change notifications resumed; caching rows again',
+    ]);
   });
 });

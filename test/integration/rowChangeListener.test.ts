@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { sql } from 'kysely';
+import { configFrom } from '../../src/config.js';
+import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { type ListenTiming, listenOnPostgres, type Subscription } from '../../src/db/notifications.js';
+import { eventually } from '../support/eventually.js';
+import { createTestDatabase, onPostgres, type TestDatabase } from '../support/testDatabase.js';
+
+/**
+ * A TCP proxy in front of Postgres that passes traffic or, while `passing` is false, swallows
+ * it: it accepts connections and reads what comes, and answers nothing, as a half-open path
+ * or a broken middlebox does.
+ */
+class SwallowingProxy {
+  passing = true;
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+
+  constructor(target: { host: string; port: number }) {
+    this.#server = net.createServer((client) => {
+      const upstream = net.connect(target.port, target.host);
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        this.#sockets.add(from);
+        from.on('data', (chunk) => {
+          if (this.passing) to.write(chunk);
+        });
+        from.on('close', () => {
+          this.#sockets.delete(from);
+          to.destroy();
+        });
+        from.on('error', () => {});
+      }
+    });
+  }
+
+  async start(): Promise<number> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    return (this.#server.address() as net.AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+}
+
+/** Short waits, so a lost connection is noticed and retried within a test's patience. */
+const TIMING: Partial<ListenTiming> = {
+  pingIntervalMs: 300,
+  pingTimeoutMs: 400,
+  connectTimeoutMs: 400,
+  retryMinMs: 100,
+  retryMaxMs: 200,
+};
+
+(onPostgres ? describe : describe.skip)('the Postgres row change listener', () => {
+  let testDb: TestDatabase;
+  let database: DatabaseHandle;
+  let proxy: SwallowingProxy;
+  let proxiedUrl: string;
+  let subscription: Subscription | undefined;
+  const channel = `test_listener_${randomBytes(4).toString('hex')}`;
+  const heard: string[] = [];
+  const lost: string[] = [];
+  let lives = 0;
+  const handlers = {
+    onNotice: (payload: string) => heard.push(payload),
+    onLive: () => lives++,
+    onLost: (error: Error) => lost.push(error.message),
+  };
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = await openDatabase(configFrom(testDb.env), { poolSize: 2 });
+    const direct = new URL(testDb.env.DATABASE_DIRECT_URL!);
+    proxy = new SwallowingProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
+    direct.host = `127.0.0.1:${await proxy.start()}`;
+    proxiedUrl = direct.toString();
+  });
+
+  beforeEach(() => {
+    proxy.passing = true;
+    heard.length = lost.length = lives = 0;
+  });
+
+  afterEach(async () => {
+    await subscription?.close();
+    subscription = undefined;
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await database?.close();
+    await testDb?.drop();
+  });
+
+  /** Whether a notice announced through the pool now reaches the listener. */
+  async function noticeArrives(): Promise<boolean> {
+    const payload = `clients:${randomBytes(4).toString('hex')}`;
+    await sql`select pg_notify(${channel}, ${payload})`.execute(database.db);
+    return eventually(async () => heard.includes(payload), 1_000);
+  }
+
+  it('gives up a connect that never completes, and listens once the path passes traffic again', async () => {
+    proxy.passing = false;
+    const subscribing = listenOnPostgres(proxiedUrl, database.db, channel, handlers, {
+      direct: true,
+      timing: TIMING,
+    });
+    expect(await eventually(async () => lost.length > 0)).toBe(true);
+    expect(lives).toBe(0);
+    proxy.passing = true;
+    subscription = await subscribing;
+    expect(await eventually(async () => lives === 1, 3_000)).toBe(true);
+    expect(await noticeArrives()).toBe(true);
+  });
+
+  it.each([
+    [true, 'DATABASE_DIRECT_URL'],
+    [false, 'DATABASE_URL'],
+  ])(
+    'when its connection stalls without a word, says that connection (direct: %s, %s) does not answer, and opens it again',
+    async (direct, name) => {
+      subscription = await listenOnPostgres(proxiedUrl, database.db, channel, handlers, {
+        direct,
+        timing: TIMING,
+      });
+      expect(lives).toBe(1);
+      expect(await noticeArrives()).toBe(true);
+
+      proxy.passing = false;
+      expect(await eventually(async () => lost.length > 0, 3_000)).toBe(true);
+      expect(lost[0]).toContain(`the LISTEN connection, ${name}, does not answer; it is opened again`);
+      // Not the advice for a transaction-mode pooler: this connection holds its LISTEN, and stalled.
+      expect(lost[0]).not.toContain('pooler');
+
+      proxy.passing = true;
+      expect(await eventually(async () => lives === 2, 3_000)).toBe(true);
+      expect(await noticeArrives()).toBe(true);
+    },
+  );
+});
