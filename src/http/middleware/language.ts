@@ -14,7 +14,6 @@ export function localeOf(
   return chooseLocale(
     {
       ...more,
-      acceptsLanguages: (languages) => ctx.acceptsLanguages(languages),
       acceptLanguage: ctx.get('accept-language'),
     },
     fallback,
