@@ -299,4 +299,81 @@ describe('pages in the person language', () => {
       error_description: 'Le nom doit comporter au maximum 100 caractères',
     });
   });
+
+  /** A signed-in person of a German browser who chose `choice` on their account page. */
+  async function chooser(email: string, choice: string) {
+    const { person } = await onboard(sesame, email);
+    person.browser.headers['accept-language'] = 'de';
+    const account = await person.browser.request('/account');
+    const saved = await person.browser.request('/account/language', {
+      form: { _csrf: account.csrf(), locale: choice },
+    });
+    expect(saved.status).toBe(303);
+    return { person, csrf: account.csrf() };
+  }
+
+  it('speaks the chosen language on every page of that browser, and on another once the person signs in there', async () => {
+    const { person, csrf } = await chooser('everywhere@example.com', 'fr');
+    const pages = [
+      '/no/such/page',
+      '/recover',
+      `/link/${'A'.repeat(43)}`,
+      '/interaction/gone',
+      `/setup/${'A'.repeat(43)}`,
+      '/auth?client_id=nope',
+      '/account/callback?error=x',
+    ];
+    const languages = async (browser: Person) => {
+      const seen: Record<string, string | undefined> = {};
+      for (const path of pages) seen[path] = langOf(await browser.browser.request(path));
+      return seen;
+    };
+    const all = (lang: string) => Object.fromEntries(pages.map((path) => [path, lang]));
+    expect(await languages(person)).toEqual(all('fr'));
+
+    // Another browser speaks its own language until the person signs in there.
+    const laptop = person.inNewBrowser();
+    laptop.browser.headers['accept-language'] = 'de';
+    const login = await laptop.open((await beginLogin(rp)).url);
+    expect(langOf(login)).toBe('de');
+    await laptop.signIn(login);
+    expect(await languages(laptop)).toEqual(all('fr'));
+
+    // Back to "as my browser asks": this browser forgets the choice, and the laptop when the
+    // person next signs in there (whoever signs in, the browser keeps their choice or none).
+    await person.browser.request('/account/language', { form: { _csrf: csrf, locale: '' } });
+    expect(await languages(person)).toEqual(all('de'));
+    expect(langOf(await laptop.browser.request('/no/such/page'))).toBe('fr');
+    await laptop.signIn(await laptop.open((await beginLogin(rp, 'openid', { prompt: 'login' })).url));
+    expect(await languages(laptop)).toEqual(all('de'));
+  });
+
+  it("answers a sign-in page's script in the page's language, the app's ui_locales over the chosen one", async () => {
+    const { person } = await chooser('scripted@example.com', 'de');
+    person.browser.headers['accept-language'] = 'es';
+    const login = await person.open(
+      (await beginLogin(rp, 'openid', { ui_locales: 'fr', prompt: 'login' })).url,
+    );
+    expect(langOf(login)).toBe('fr');
+    // As src/client/api.ts calls: the page's language as Accept-Language. The refusals come
+    // before the server reads the sign-in's ui_locales, and the chosen German must not win.
+    const uid = /\/interaction\/([^/?#]+)/.exec(login.url)![1]!;
+    const script = (csrf: string) => ({
+      'x-csrf-token': csrf,
+      accept: 'application/json',
+      'accept-language': 'fr',
+    });
+    const invalid = await person.browser.request(`/interaction/${uid}/signup/options`, {
+      json: { email: 'greta@localhost' },
+      headers: script(login.csrf()),
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.json()).toMatchObject({ fields: { email: 'Saisissez une adresse e-mail valide' } });
+    const forged = await person.browser.request(`/interaction/${uid}/login/verify`, {
+      json: {},
+      headers: script('not-the-token'),
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.headers.get('content-language')).toBe('fr');
+  });
 });

@@ -94,4 +94,16 @@ describe('choosing the language of a page', () => {
       expect(choose(`${'x-private;q=0.1, '.repeat(20)}*`, {}, 'es')).toBe('es');
     }
   });
+
+  it("takes the browser's remembered choice for a page after ui_locales and before Accept-Language", () => {
+    const remembered = { cookie: 'sesame.lang=fr' };
+    expect(choose('de', {}, 'en', remembered)).toBe('fr');
+    expect(choose('de', { uiLocales: 'es' }, 'en', remembered)).toBe('es');
+    // The account's own answer wins over what the browser remembers, a choice of none too.
+    expect(choose('de', { stored: 'es' }, 'en', remembered)).toBe('es');
+    expect(choose('de', { stored: null }, 'en', remembered)).toBe('de');
+    expect(choose('de', {}, 'en', { cookie: 'sesame.lang=klingon' })).toBe('de');
+    // A page's script says its page's language in Accept-Language.
+    expect(choose('de', {}, 'en', { ...remembered, accept: 'application/json' })).toBe('de');
+  });
 });
