@@ -1,7 +1,7 @@
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { SUPPORTED_LOCALES } from '../../src/i18n/locales.js';
 import { createClient } from '../../src/oidc/clients.js';
-import type { PageResponse } from '../support/browser.js';
+import { asPage, type PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -375,5 +375,39 @@ describe('pages in the person language', () => {
     });
     expect(forged.status).toBe(403);
     expect(forged.headers.get('content-language')).toBe('fr');
+  });
+
+  it("carries the end-session request's ui_locales to the signed-out page, and a sign-in page's to its sign-out", async () => {
+    const { person } = await chooser('leaving@example.com', '');
+    const confirm = await person.browser.request('/session/end?ui_locales=fr');
+    expect(langOf(confirm)).toBe('fr');
+    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text)!;
+    const language = /<input type="hidden" name="ui_locales" value="([^"]+)" form="op.logoutForm">/.exec(
+      confirm.text,
+    );
+    expect(language?.[1]).toBe('fr');
+    const ended = await person.browser.request(form[1]!, {
+      form: { xsrf: form[2]!, logout: 'yes', ui_locales: language![1]! },
+    });
+    expect(ended.status).toBe(303);
+    const done = await person.browser.request(ended.location()!);
+    expect(langOf(done)).toBe('fr');
+    expect(done.text).toContain('<h1>Vous êtes déconnecté</h1>');
+
+    // The consent page's "Sign out" says the page's language, which ui_locales chose.
+    const again = person.inNewBrowser();
+    again.browser.headers['accept-language'] = 'de';
+    const login = await again.open((await beginLogin(rp, 'openid email', { ui_locales: 'fr' })).url);
+    const consent = asPage(await again.browser.follow(await again.signIn(login)));
+    expect(langOf(consent)).toBe('fr');
+    const signOutForm = /<form method="post" action="\/account\/logout"[\s\S]*?<\/form>/.exec(
+      consent.text,
+    )![0];
+    expect(signOutForm).toContain('<input type="hidden" name="ui_locales" value="fr">');
+    const signOut = await again.browser.request('/account/logout', {
+      form: { _csrf: consent.csrf(), ui_locales: 'fr' },
+    });
+    const signOutPage = await again.browser.request(signOut.location()!);
+    expect(langOf(signOutPage)).toBe('fr');
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
+import { localeFromUiLocales } from '../../i18n/negotiate.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
@@ -86,10 +87,16 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
   });
 
   router.post('/account/logout', parseBodies(), csrf.protect(), (ctx: Context) => {
+    // A sign-in page's "Sign out" says the language it was shown in (an app's ui_locales may
+    // have chosen it): the sign-out page speaks it too.
+    const language = localeFromUiLocales(
+      (ctx.request.body as Record<string, unknown> | undefined)?.ui_locales,
+    );
     const url = new URL(`${config.issuer}/session/end`);
     url.search = new URLSearchParams({
       client_id: ACCOUNT_CLIENT_ID,
       post_logout_redirect_uri: `${config.issuer}/`,
+      ...(language && { ui_locales: language }),
     }).toString();
     ctx.redirect(url.toString());
   });
