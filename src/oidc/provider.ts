@@ -342,7 +342,9 @@ export function createProvider({
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
       deviceFlow: {
         enabled: true,
-        ...deviceFlowPages((ctx) => choosePageLocale(ctx, db, config.defaultLocale, true)),
+        ...deviceFlowPages((ctx, uiLocales) =>
+          choosePageLocale(ctx, db, config.defaultLocale, true, uiLocales),
+        ),
       },
       rpInitiatedLogout: {
         enabled: true,

@@ -1,6 +1,6 @@
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { SUPPORTED_LOCALES } from '../../src/i18n/locales.js';
-import { createClient } from '../../src/oidc/clients.js';
+import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
@@ -409,5 +409,26 @@ describe('pages in the person language', () => {
     });
     const signOutPage = await again.browser.request(signOut.location()!);
     expect(langOf(signOutPage)).toBe('fr');
+  });
+
+  it("shows the device flow's confirmation in the language the device asked for", async () => {
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Kiosk', public: true, grant_types: [DEVICE_CODE_GRANT] },
+      'test',
+    );
+    const started = await fetch(`${sesame.baseUrl}/device/auth`, {
+      method: 'POST',
+      body: new URLSearchParams({ client_id: client.client_id, scope: 'openid', ui_locales: 'fr' }),
+    });
+    const { user_code: userCode } = (await started.json()) as { user_code: string };
+    const person = visitor('de');
+    const form = await person.browser.request('/device');
+    expect(langOf(form)).toBe('de');
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(form.text)![1]!;
+    const confirm = await person.browser.request('/device', { form: { xsrf, user_code: userCode } });
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain(userCode);
+    expect(langOf(confirm)).toBe('fr');
   });
 });
