@@ -29,11 +29,21 @@ function csrfToken(): string {
   return document.querySelector<HTMLMetaElement>('meta[name="csrf-token"]')?.content ?? '';
 }
 
-/** POSTs JSON to a Sesame endpoint and returns its JSON answer, or throws ApiError with the server's message. */
+/**
+ * POSTs JSON to a Sesame endpoint and returns its JSON answer, or throws ApiError with the
+ * server's message. The call asks for the page's own language: the server chose it for the page
+ * (from the app's ui_locales, say), and its refusals are then worded alike, even those it sends
+ * before it knows what chose the page.
+ */
 export async function postJson<T>(url: string, body: unknown = {}, method = 'POST'): Promise<T> {
   const response = await fetch(url, {
     method,
-    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-csrf-token': csrfToken() },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      'accept-language': document.documentElement.lang,
+      'x-csrf-token': csrfToken(),
+    },
     credentials: 'same-origin',
     body: JSON.stringify(body),
   });

@@ -6,8 +6,6 @@ export interface LanguageHints {
   uiLocales?: unknown;
   /** The language the signed-in person chose on their account page. */
   stored?: string | null;
-  /** Koa's Accept-Language negotiation (the `negotiator` package: q-values, de-AT → de). */
-  acceptsLanguages(languages: string[]): string | false;
   /** The Accept-Language header as sent; empty when absent. */
   acceptLanguage: string;
 }
@@ -25,12 +23,54 @@ export function localeFromUiLocales(uiLocales: unknown): Locale | undefined {
   return undefined;
 }
 
+/** One entry of Accept-Language: a language range (lower case) and its weight. */
+interface Range {
+  tag: string;
+  q: number;
+}
+
+const RANGE = /^(?:\*|[a-z]{1,8}(?:-[a-z0-9]{1,8})*)$/;
+const WEIGHT = /^q=(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
+
+/** The header's ranges, most wanted first (a stable sort keeps the header's order among equals); malformed entries are left out. */
+function rangesOf(header: string): Range[] {
+  const ranges: Range[] = [];
+  for (const entry of header.toLowerCase().split(',')) {
+    const [tag = '', ...parameters] = entry.split(';').map((part) => part.trim());
+    if (!RANGE.test(tag)) continue;
+    const weight = parameters.find((parameter) => parameter.startsWith('q'));
+    const q = weight === undefined ? 1 : Number(WEIGHT.exec(weight.replace(/\s+/g, ''))?.[1] ?? Number.NaN);
+    if (!Number.isNaN(q)) ranges.push({ tag, q });
+  }
+  return ranges.sort((a, b) => b.q - a.q);
+}
+
+/**
+ * The language the browser wants most that Sesame speaks (RFC 9110 §12.5.4): its ranges in
+ * q order, each taken by its tag or its primary subtag, so `de-CH,fr;q=0.9` gives German (the
+ * negotiator Koa uses let a lower-ranked exact `fr` win over the more specific first choice).
+ * `*` stands for the fallback, or, when the header refuses that (q=0), the first language it
+ * does not refuse; q=0 refuses a language.
+ */
+export function localeFromAcceptLanguage(header: string, fallback: Locale): Locale | undefined {
+  const ranges = rangesOf(header);
+  const refused = new Set(ranges.filter((range) => range.q === 0).map((range) => range.tag));
+  const allowed = (locale: Locale) => !refused.has(locale);
+  for (const { tag, q } of ranges) {
+    if (q === 0) break;
+    if (tag === '*') return allowed(fallback) ? fallback : SUPPORTED_LOCALES.find(allowed);
+    const language = tag.split('-')[0];
+    if (isLocale(tag) && allowed(tag)) return tag;
+    if (isLocale(language) && allowed(language)) return language;
+  }
+  return undefined;
+}
+
 /**
  * The language each Accept-Language header (with the fallback it was weighed against) came to:
- * browsers send a few distinct headers, and every page and sign-in step of theirs asks again
- * (~15 µs each through the negotiator). Only short headers are kept, and at most this many,
- * then all are forgotten at once: a client sending a new header every time only costs the
- * negotiation it always did.
+ * browsers send a few distinct headers, and every page and sign-in step of theirs asks again.
+ * Only short headers are kept, and at most this many, then all are forgotten at once: a
+ * client sending a new header every time only costs the reading it always did.
  */
 const negotiated = new Map<string, Locale>();
 const MOST_KEPT = 1_000;
@@ -39,7 +79,7 @@ const LONGEST_KEPT = 256;
 /**
  * The page language: `ui_locales` of the sign-in first (the app asked for it), then the
  * person's own choice, then the browser's Accept-Language (RFC 9110 §12.5.4), then
- * DEFAULT_LOCALE. A wildcard or a tie in Accept-Language goes to DEFAULT_LOCALE.
+ * DEFAULT_LOCALE.
  */
 export function chooseLocale(hints: LanguageHints, fallback: Locale): Locale {
   const requested = localeFromUiLocales(hints.uiLocales);
@@ -50,11 +90,7 @@ export function chooseLocale(hints: LanguageHints, fallback: Locale): Locale {
   const key = `${fallback} ${header}`;
   const known = negotiated.get(key);
   if (known) return known;
-  const best = hints.acceptsLanguages([
-    fallback,
-    ...SUPPORTED_LOCALES.filter((locale) => locale !== fallback),
-  ]);
-  const chosen = isLocale(best) ? best : fallback;
+  const chosen = localeFromAcceptLanguage(header, fallback) ?? fallback;
   if (header.length <= LONGEST_KEPT) {
     if (negotiated.size >= MOST_KEPT) negotiated.clear();
     negotiated.set(key, chosen);

@@ -41,14 +41,18 @@ function problemWith(error: Error | undefined): string | undefined {
 const CODE_MAX_LENGTH = 32;
 
 /**
- * The device flow's pages, in the language of the signed-in person's account, else the one
- * their browser asks for (or DEFAULT_LOCALE), as every other page; `chooseText` picks it
- * (provider.ts). Each page holds a form token, and no cache keeps it.
+ * The device flow's pages, as every other page: once the code the person typed is known, in
+ * the language the device's request asked for (`ui_locales`, as its sign-in and consent
+ * are), else in that of the signed-in person's account, else the one their browser asks for
+ * (or DEFAULT_LOCALE); `chooseText` picks it (provider.ts). Each page holds a form token, and
+ * no cache keeps it.
  */
-export function deviceFlowPages(chooseText: (ctx: KoaContextWithOIDC) => Promise<Translator>) {
+export function deviceFlowPages(
+  chooseText: (ctx: KoaContextWithOIDC, uiLocales?: unknown) => Promise<Translator>,
+) {
   async function text(ctx: KoaContextWithOIDC) {
     ctx.set('Cache-Control', 'no-store');
-    return chooseText(ctx);
+    return chooseText(ctx, ctx.oidc.entities.DeviceCode?.params?.ui_locales);
   }
   return {
     async userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out?: unknown, error?: Error) {

@@ -15,6 +15,7 @@ import type { CookieSigner } from '../http/cookieSigner.js';
 import { localeOf } from '../http/middleware/language.js';
 import { pageText, sendPage } from '../http/views.js';
 import type { Locale } from '../i18n/locales.js';
+import { localeFromUiLocales } from '../i18n/negotiate.js';
 import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
 import { accountClientMetadata, shownClientName, signOutConfirmed } from './accountClient.js';
@@ -50,14 +51,41 @@ export interface ProviderDeps {
  * The language of the provider's own pages: the request's `ui_locales` (end-session takes
  * one too), then the signed-in person's choice, then Accept-Language and DEFAULT_LOCALE.
  */
-async function choosePageLocale(ctx: KoaContextWithOIDC, db: Db, fallback: Locale, signedIn: boolean) {
+async function choosePageLocale(
+  ctx: KoaContextWithOIDC,
+  db: Db,
+  fallback: Locale,
+  signedIn: boolean,
+  uiLocales: unknown = ctx.oidc?.params?.ui_locales,
+) {
   const accountId = signedIn ? ctx.oidc?.session?.accountId : undefined;
   const account = accountId ? await usersQueries.findById(db, accountId) : undefined;
-  ctx.state.locale = localeOf(ctx, fallback, {
-    uiLocales: ctx.oidc?.params?.ui_locales,
-    stored: account?.locale,
-  });
+  ctx.state.locale = localeOf(ctx, fallback, { uiLocales, stored: account?.locale });
   return pageText(ctx);
+}
+
+/**
+ * The signed-out page speaks the end-session request's ui_locales, as its confirmation did:
+ * the confirmation form says the language it was shown in (views/logout.eta), and the
+ * provider's redirect to the signed-out page, which takes only `client_id`, is given it here.
+ */
+function carryLogoutLanguage(provider: Provider): void {
+  async function addLanguage(ctx: KoaContextWithOIDC, next: Next) {
+    await next();
+    const language = localeFromUiLocales(ctx.oidc?.body?.ui_locales);
+    const location = ctx.response.get('location');
+    if (!language || ctx.status !== 303 || !location.startsWith(ctx.oidc.urlFor('end_session_success')))
+      return;
+    const success = new URL(location);
+    success.searchParams.set('ui_locales', language);
+    ctx.set('Location', success.href);
+  }
+  // Not async itself: every other request passes with no promise of its own.
+  provider.use(function carryToSignedOutPage(ctx, next) {
+    return ctx.method === 'POST' && providerRouteOf(ctx.path) === '/session/end/confirm'
+      ? addLanguage(ctx as KoaContextWithOIDC, next)
+      : next();
+  });
 }
 
 /**
@@ -314,7 +342,9 @@ export function createProvider({
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
       deviceFlow: {
         enabled: true,
-        ...deviceFlowPages((ctx) => choosePageLocale(ctx, db, config.defaultLocale, true)),
+        ...deviceFlowPages((ctx, uiLocales) =>
+          choosePageLocale(ctx, db, config.defaultLocale, true, uiLocales),
+        ),
       },
       rpInitiatedLogout: {
         enabled: true,
@@ -326,10 +356,12 @@ export function createProvider({
             clientName: shownClientName(ctx.oidc.client),
             // From the account page's Sign out (accountSession.ts), the page submits itself.
             script: signOutConfirmed(ctx) ? 'logout' : undefined,
+            uiLocale: localeFromUiLocales(ctx.oidc.params?.ui_locales),
           });
         },
         async postLogoutSuccessSource(ctx) {
-          const text = await choosePageLocale(ctx, db, config.defaultLocale, false);
+          // The provider reads only client_id here: the language carryLogoutLanguage added is read as sent.
+          const text = await choosePageLocale(ctx, db, config.defaultLocale, false, ctx.query.ui_locales);
           sendPage(ctx, 'logged-out', {
             title: text.t('logout.doneTitle'),
             clientName: shownClientName(ctx.oidc.client),
@@ -388,6 +420,7 @@ export function createProvider({
 
   releaseCustomClaims(provider);
   queueBackchannelLogouts(provider, db);
+  carryLogoutLanguage(provider);
   keepResourcesWithoutScopes(provider);
 
   // A sign-in's return to the authorization (`GET /auth/:uid`) deletes the interaction and

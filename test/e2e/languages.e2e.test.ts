@@ -7,8 +7,11 @@ describeBrowser('pages in the language of the browser, the app and the account i
   /** A German-speaking browser that signs up in the first test and picks French later. */
   let laptop: Device;
 
-  /** A browser profile whose requests carry `Accept-Language: <language>`. */
-  const device = (language: string) => scenario.device({ extraHTTPHeaders: { 'Accept-Language': language } });
+  /**
+   * A browser profile whose language is `language`: its requests carry `Accept-Language:
+   * <language>` unless a page's script says otherwise (extraHTTPHeaders would override the script's).
+   */
+  const device = (language: string) => scenario.device({ locale: language });
 
   const langOf = (page: Page) => page.locator('html').getAttribute('lang');
   const atApp = (url: URL) => url.href.startsWith(scenario.app.redirectUri);
@@ -49,6 +52,14 @@ describeBrowser('pages in the language of the browser, the app and the account i
     await page.getByRole('link', { name: 'Créer un compte' }).click();
     await page.getByRole('button', { name: 'Créer le compte' }).waitFor();
     expect(await page.getByLabel('Adresse e-mail').isVisible()).toBe(true);
+
+    // The page's script is answered in French too, even where the server refuses before it
+    // reads the sign-in (the browser's form check lets an address without a dot pass).
+    await page.getByLabel('Adresse e-mail').fill('greta@localhost');
+    await page.getByRole('button', { name: 'Créer le compte' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor({ state: 'visible' });
+    expect(await alert.textContent()).toBe('Saisissez une adresse e-mail valide');
   });
 
   it('keeps the language chosen on the account page for the next visits and the next sign-in', async () => {

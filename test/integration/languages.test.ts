@@ -1,7 +1,7 @@
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { SUPPORTED_LOCALES } from '../../src/i18n/locales.js';
-import { createClient } from '../../src/oidc/clients.js';
-import type { PageResponse } from '../support/browser.js';
+import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
+import { asPage, type PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -298,5 +298,137 @@ describe('pages in the person language', () => {
     expect(longName.json()).toMatchObject({
       error_description: 'Le nom doit comporter au maximum 100 caractères',
     });
+  });
+
+  /** A signed-in person of a German browser who chose `choice` on their account page. */
+  async function chooser(email: string, choice: string) {
+    const { person } = await onboard(sesame, email);
+    person.browser.headers['accept-language'] = 'de';
+    const account = await person.browser.request('/account');
+    const saved = await person.browser.request('/account/language', {
+      form: { _csrf: account.csrf(), locale: choice },
+    });
+    expect(saved.status).toBe(303);
+    return { person, csrf: account.csrf() };
+  }
+
+  it('speaks the chosen language on every page of that browser, and on another once the person signs in there', async () => {
+    const { person, csrf } = await chooser('everywhere@example.com', 'fr');
+    const pages = [
+      '/no/such/page',
+      '/recover',
+      `/link/${'A'.repeat(43)}`,
+      '/interaction/gone',
+      `/setup/${'A'.repeat(43)}`,
+      '/auth?client_id=nope',
+      '/account/callback?error=x',
+    ];
+    const languages = async (browser: Person) => {
+      const seen: Record<string, string | undefined> = {};
+      for (const path of pages) seen[path] = langOf(await browser.browser.request(path));
+      return seen;
+    };
+    const all = (lang: string) => Object.fromEntries(pages.map((path) => [path, lang]));
+    expect(await languages(person)).toEqual(all('fr'));
+
+    // Another browser speaks its own language until the person signs in there.
+    const laptop = person.inNewBrowser();
+    laptop.browser.headers['accept-language'] = 'de';
+    const login = await laptop.open((await beginLogin(rp)).url);
+    expect(langOf(login)).toBe('de');
+    await laptop.signIn(login);
+    expect(await languages(laptop)).toEqual(all('fr'));
+
+    // Back to "as my browser asks": this browser forgets the choice, and the laptop when the
+    // person next signs in there (whoever signs in, the browser keeps their choice or none).
+    await person.browser.request('/account/language', { form: { _csrf: csrf, locale: '' } });
+    expect(await languages(person)).toEqual(all('de'));
+    expect(langOf(await laptop.browser.request('/no/such/page'))).toBe('fr');
+    await laptop.signIn(await laptop.open((await beginLogin(rp, 'openid', { prompt: 'login' })).url));
+    expect(await languages(laptop)).toEqual(all('de'));
+  });
+
+  it("answers a sign-in page's script in the page's language, the app's ui_locales over the chosen one", async () => {
+    const { person } = await chooser('scripted@example.com', 'de');
+    person.browser.headers['accept-language'] = 'es';
+    const login = await person.open(
+      (await beginLogin(rp, 'openid', { ui_locales: 'fr', prompt: 'login' })).url,
+    );
+    expect(langOf(login)).toBe('fr');
+    // As src/client/api.ts calls: the page's language as Accept-Language. The refusals come
+    // before the server reads the sign-in's ui_locales, and the chosen German must not win.
+    const uid = /\/interaction\/([^/?#]+)/.exec(login.url)![1]!;
+    const script = (csrf: string) => ({
+      'x-csrf-token': csrf,
+      accept: 'application/json',
+      'accept-language': 'fr',
+    });
+    const invalid = await person.browser.request(`/interaction/${uid}/signup/options`, {
+      json: { email: 'greta@localhost' },
+      headers: script(login.csrf()),
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.json()).toMatchObject({ fields: { email: 'Saisissez une adresse e-mail valide' } });
+    const forged = await person.browser.request(`/interaction/${uid}/login/verify`, {
+      json: {},
+      headers: script('not-the-token'),
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.headers.get('content-language')).toBe('fr');
+  });
+
+  it("carries the end-session request's ui_locales to the signed-out page, and a sign-in page's to its sign-out", async () => {
+    const { person } = await chooser('leaving@example.com', '');
+    const confirm = await person.browser.request('/session/end?ui_locales=fr');
+    expect(langOf(confirm)).toBe('fr');
+    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text)!;
+    const language = /<input type="hidden" name="ui_locales" value="([^"]+)" form="op.logoutForm">/.exec(
+      confirm.text,
+    );
+    expect(language?.[1]).toBe('fr');
+    const ended = await person.browser.request(form[1]!, {
+      form: { xsrf: form[2]!, logout: 'yes', ui_locales: language![1]! },
+    });
+    expect(ended.status).toBe(303);
+    const done = await person.browser.request(ended.location()!);
+    expect(langOf(done)).toBe('fr');
+    expect(done.text).toContain('<h1>Vous êtes déconnecté</h1>');
+
+    // The consent page's "Sign out" says the page's language, which ui_locales chose.
+    const again = person.inNewBrowser();
+    again.browser.headers['accept-language'] = 'de';
+    const login = await again.open((await beginLogin(rp, 'openid email', { ui_locales: 'fr' })).url);
+    const consent = asPage(await again.browser.follow(await again.signIn(login)));
+    expect(langOf(consent)).toBe('fr');
+    const signOutForm = /<form method="post" action="\/account\/logout"[\s\S]*?<\/form>/.exec(
+      consent.text,
+    )![0];
+    expect(signOutForm).toContain('<input type="hidden" name="ui_locales" value="fr">');
+    const signOut = await again.browser.request('/account/logout', {
+      form: { _csrf: consent.csrf(), ui_locales: 'fr' },
+    });
+    const signOutPage = await again.browser.request(signOut.location()!);
+    expect(langOf(signOutPage)).toBe('fr');
+  });
+
+  it("shows the device flow's confirmation in the language the device asked for", async () => {
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Kiosk', public: true, grant_types: [DEVICE_CODE_GRANT] },
+      'test',
+    );
+    const started = await fetch(`${sesame.baseUrl}/device/auth`, {
+      method: 'POST',
+      body: new URLSearchParams({ client_id: client.client_id, scope: 'openid', ui_locales: 'fr' }),
+    });
+    const { user_code: userCode } = (await started.json()) as { user_code: string };
+    const person = visitor('de');
+    const form = await person.browser.request('/device');
+    expect(langOf(form)).toBe('de');
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(form.text)![1]!;
+    const confirm = await person.browser.request('/device', { form: { xsrf, user_code: userCode } });
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain(userCode);
+    expect(langOf(confirm)).toBe('fr');
   });
 });

@@ -367,7 +367,7 @@ function cookieFlags(headers: string[]) {
 }
 
 describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https', () => {
-  /** Signs a person up through an app, opens /account, uses a one-time link, and signs out: every cookie Sesame sets. */
+  /** Signs a person up through an app, opens /account, picks a language, uses a one-time link, and signs out: every cookie Sesame sets. */
   async function cookiesOfAFullVisit(sesame: TestApp, person: Person): Promise<string[]> {
     const {
       client: { client_id },
@@ -380,6 +380,10 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
     expect(new URL(callback).searchParams.get('code')).toBeTruthy();
     const account = asPage(await person.browser.follow('/account/login?return_to=/account'));
     expect(account.text).toContain('Your account');
+    const chosen = await person.browser.request('/account/language', {
+      form: { _csrf: account.csrf(), locale: 'en' },
+    });
+    expect(chosen.status).toBe(303);
     const { url } = await createOneTimeLink(sesame.db, sesame.config, {
       email: `l${randomBytes(4).toString('hex')}@example.com`,
       actor: 'test',
@@ -392,7 +396,14 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
     return person.browser.setCookieHeaders;
   }
 
-  const expectedCookies = ['_interaction', '_interaction_resume', '_session', 'sesame.csrf', 'sesame.return'];
+  const expectedCookies = [
+    '_interaction',
+    '_interaction_resume',
+    '_session',
+    'sesame.csrf',
+    'sesame.lang',
+    'sesame.return',
+  ];
 
   it('over http (a local start): HttpOnly and SameSite=Lax on every cookie', async () => {
     const sesame = await startTestApp();

@@ -1,10 +1,46 @@
 import type { Context, Next } from 'koa';
-import type { Locale } from '../../i18n/locales.js';
+import { isLocale, type Locale } from '../../i18n/locales.js';
 import { chooseLocale } from '../../i18n/negotiate.js';
 
 /**
+ * The language the person chose on their account page, kept by their browser: set when they
+ * choose and each time they sign in (cleared when they have no choice), so every page they
+ * reach, not only those that read their account, speaks it without a database read.
+ */
+export const LANGUAGE_COOKIE = 'sesame.lang';
+
+/** As long as a browser keeps a cookie (Chrome's cap is 400 days); each sign-in sets it again. */
+const LANGUAGE_COOKIE_MAX_AGE = 400 * 24 * 60 * 60 * 1000;
+
+/**
+ * The choice this browser remembers, for a page. A page's script says its page's language
+ * itself, in Accept-Language (src/client/api.ts): that page was chosen with this cookie, or
+ * by the sign-in's ui_locales over it, which a call is not always told before its first checks.
+ */
+function rememberedChoice(ctx: Context): Locale | undefined {
+  const accept = ctx.get('accept');
+  if (accept.includes('application/json') && !accept.includes('text/html')) return undefined;
+  const value = ctx.cookies.get(LANGUAGE_COOKIE);
+  return isLocale(value) ? value : undefined;
+}
+
+/** Keeps the person's choice (null: none, "as my browser asks") in this browser, when it holds another. */
+export function rememberLanguageChoice(ctx: Context, locale: string | null, secure: boolean): void {
+  const choice = isLocale(locale) ? locale : null;
+  if ((ctx.cookies.get(LANGUAGE_COOKIE) ?? null) === choice) return;
+  ctx.cookies.set(LANGUAGE_COOKIE, choice, {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure,
+    overwrite: true,
+    ...(choice && { maxAge: LANGUAGE_COOKIE_MAX_AGE }),
+  });
+}
+
+/**
  * The language of a request's pages (see {@link chooseLocale}): `more` adds what a route
- * learned, the sign-in's `ui_locales` and the signed-in person's own choice.
+ * learned, the sign-in's `ui_locales` and the signed-in person's own choice (null: they made
+ * none). Without the latter, the choice this browser remembers stands for it.
  */
 export function localeOf(
   ctx: Context,
@@ -13,15 +49,18 @@ export function localeOf(
 ): Locale {
   return chooseLocale(
     {
-      ...more,
-      acceptsLanguages: (languages) => ctx.acceptsLanguages(languages),
+      uiLocales: more.uiLocales,
+      stored: more.stored === undefined ? rememberedChoice(ctx) : more.stored,
       acceptLanguage: ctx.get('accept-language'),
     },
     fallback,
   );
 }
 
-/** Chooses every request's language from Accept-Language and DEFAULT_LOCALE; routes that know more choose again. */
+/**
+ * Chooses every request's language from the remembered choice, Accept-Language and
+ * DEFAULT_LOCALE; routes that know more choose again.
+ */
 export function pageLanguage(defaultLocale: Locale) {
   return async function choosePageLanguage(ctx: Context, next: Next) {
     ctx.state.locale = localeOf(ctx, defaultLocale);

@@ -1,14 +1,15 @@
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { requireRecentStepUp } from '../../accounts/passkeys.js';
+import type { Config } from '../../config.js';
 import type { Db } from '../../db/connect.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
-import { isLocale } from '../../i18n/locales.js';
 import { forbidden, unauthorized } from '../errors.js';
 import { renderPage } from '../views.js';
 import type { Csrf } from './csrf.js';
 import { wantsJson } from './errors.js';
+import { localeOf, rememberLanguageChoice } from './language.js';
 
 /** The person signed in to Sesame itself (the provider's session), as account and admin pages see them. */
 export interface SignedIn {
@@ -44,7 +45,11 @@ export async function currentSignIn(ctx: Context, provider: Provider, db: Db): P
 }
 
 /** Only signed-in people pass; a browser is sent to sign in and brought back, a script gets 401. */
-export function requireSignIn(provider: Provider, db: Db) {
+export function requireSignIn(
+  provider: Provider,
+  db: Db,
+  config: Pick<Config, 'defaultLocale' | 'secureCookies'>,
+) {
   return async function checkSignIn(ctx: Context, next: Next) {
     const signedIn = await currentSignIn(ctx, provider, db);
     if (!signedIn) {
@@ -55,8 +60,10 @@ export function requireSignIn(provider: Provider, db: Db) {
       return;
     }
     ctx.state.signedIn = signedIn;
-    // The person's own choice of language outranks the browser's on their pages.
-    if (isLocale(signedIn.user.locale)) ctx.state.locale = signedIn.user.locale;
+    // The person's own choice of language outranks the browser's on their pages; the browser
+    // keeps it for the pages that do not read the account (one chosen on another device, say).
+    ctx.state.locale = localeOf(ctx, config.defaultLocale, { stored: signedIn.user.locale });
+    rememberLanguageChoice(ctx, signedIn.user.locale, config.secureCookies);
     await next();
   };
 }

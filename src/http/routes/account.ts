@@ -27,6 +27,7 @@ import {
 import { badRequest, HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
+import { rememberLanguageChoice } from '../middleware/language.js';
 import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/session.js';
 import { sesameRouter } from '../router.js';
 import {
@@ -105,7 +106,7 @@ function respond(ctx: Context, json: Record<string, unknown>, redirect = '/accou
 export function accountRoutes({ config, db, log, provider, csrf, rateLimit, caches }: Services): Router {
   const router = sesameRouter();
   const rp = relyingPartyFor(config);
-  const signIn = requireSignIn(provider, db);
+  const signIn = requireSignIn(provider, db, config);
   const body = [parseBodies(), csrf.protect()];
 
   // Signing out from /account ends at `/`: the account page is Sesame's home page.
@@ -132,6 +133,7 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
   router.post('/account/language', signIn, ...body, async (ctx) => {
     const user = await updateProfileLocale(db, signedIn(ctx).user.id, parseLocaleChoice(ctx));
     caches.users.invalidate(user.id);
+    rememberLanguageChoice(ctx, user.locale, config.secureCookies);
     respond(ctx, { locale: user.locale });
   });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
+import { localeFromUiLocales } from '../../i18n/negotiate.js';
 import { ACCOUNT_CLIENT_ID, SIGN_OUT_COOKIE } from '../../oidc/accountClient.js';
 import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
@@ -89,10 +90,16 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
     // The person pressed Sign out on Sesame's own page: the provider's confirmation then
     // submits itself (logoutSource in provider.ts), one click in all.
     ctx.cookies.set(SIGN_OUT_COOKIE, 'yes', { ...cookieOptions, path: '/session/end', maxAge: 60 * 1000 });
+    // A sign-in page's "Sign out" says the language it was shown in (an app's ui_locales may
+    // have chosen it): the sign-out page speaks it too.
+    const language = localeFromUiLocales(
+      (ctx.request.body as Record<string, unknown> | undefined)?.ui_locales,
+    );
     const url = new URL(`${config.issuer}/session/end`);
     url.search = new URLSearchParams({
       client_id: ACCOUNT_CLIENT_ID,
       post_logout_redirect_uri: `${config.issuer}/`,
+      ...(language && { ui_locales: language }),
     }).toString();
     ctx.redirect(url.toString());
   });

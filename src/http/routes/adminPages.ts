@@ -105,7 +105,7 @@ export function adminPagesRoutes(services: Services): Router {
   const router = sesameRouter(
     { prefix: '/admin' },
     noStore,
-    requireSignIn(provider, db),
+    requireSignIn(provider, db, config),
     requireAdmin(csrf),
     parseBodies(),
     parseUploads,

@@ -6,6 +6,7 @@ import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
 import type { StoreCondition } from '../../db/queries/oidcModels.js';
 import { usersQueries } from '../../db/queries/users.js';
+import type { User } from '../../db/schema.js';
 import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
@@ -27,7 +28,7 @@ import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
-import { localeOf } from '../middleware/language.js';
+import { localeOf, rememberLanguageChoice } from '../middleware/language.js';
 import {
   keyedRateLimit,
   rateLimitKey,
@@ -142,17 +143,20 @@ export function interactionRoutes({
   async function finishLogin(
     ctx: Context,
     interaction: Interaction,
-    accountId: string,
+    account: Pick<User, 'id' | 'locale'>,
     amr: string[],
     passkeyUse?: StoreCondition,
   ) {
-    const result: InteractionResults = { login: { accountId, amr, remember: true } };
+    const result: InteractionResults = { login: { accountId: account.id, amr, remember: true } };
     interaction.result = result;
     const save = () => interaction.save(interaction.exp - Math.floor(Date.now() / 1000)).then(() => {});
     if (!passkeyUse) await save();
     // The passkey's use and the sign-in in one statement: a sign-in is saved only with its
     // passkey's counter moved on, and an assertion that lost the race to a newer one saves nothing.
     else if (!(await storeWritesIf(db, passkeyUse, save))) throw verificationFailed();
+    // This browser now speaks the language this person chose, or none if they chose none
+    // (someone else may have signed in here before).
+    rememberLanguageChoice(ctx, account.locale, config.secureCookies);
     ctx.body = { redirect: interaction.returnTo };
   }
 
@@ -299,7 +303,7 @@ export function interactionRoutes({
       : await checkPasskeyAssertion(db, rp, response, binding);
     // After the assertion's own checks, so a replayed one is still told as one.
     if (!waitsForLogin(interaction)) throw interactionExpired();
-    await finishLogin(ctx, interaction, user.id, amrFor(credential), use);
+    await finishLogin(ctx, interaction, user, amrFor(credential), use);
     log.info('passkey sign-in', { user: user.id, credential: credential.id.slice(0, 12) });
   }
 
@@ -339,7 +343,7 @@ export function interactionRoutes({
     });
     if (!user) throw accountExists(pageText(ctx));
     log.info('account created', { user: user.id });
-    await finishLogin(ctx, interaction, user.id, amrFor(verified.credential));
+    await finishLogin(ctx, interaction, user, amrFor(verified.credential));
   }
 
   /** SIGNUP=open-verified: the page of a signed-in person whose address is not verified yet. */

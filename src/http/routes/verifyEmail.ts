@@ -11,7 +11,7 @@ import { pageText, sendPage } from '../views.js';
  * account it was sent for (anyone else is sent to sign in first), it verifies the address.
  * The token is a bearer secret: looked up by its hash, and a segment the logger redacts.
  */
-export function verifyEmailRoutes({ db, provider, rateLimit, caches }: Services): Router {
+export function verifyEmailRoutes({ config, db, provider, rateLimit, caches }: Services): Router {
   const router = sesameRouter(
     { prefix: '/verify/:token' },
     renderProblemPages(VerifyLinkError, (_error, ctx) => ({
@@ -19,7 +19,7 @@ export function verifyEmailRoutes({ db, provider, rateLimit, caches }: Services)
       backLabel: pageText(ctx).t('emailVerified.backLabel'),
     })),
     rateLimit,
-    requireSignIn(provider, db),
+    requireSignIn(provider, db, config),
   );
 
   router.get('/', async (ctx) => {
