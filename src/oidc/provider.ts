@@ -289,8 +289,16 @@ export function createProvider({
       },
       revocation: {
         enabled: true,
+        // RFC 7009 §2.1: a client revokes only its own tokens, and another client's is refused
+        // with an error that says so (unauthorized_client, as Keycloak answers). The provider
+        // answers a `false` here with a silent 200, which told the client the token was gone.
+        // An unknown token is still a 200: the provider finds none before asking here.
         async allowedPolicy(_ctx, client, token) {
-          return token.clientId === client.clientId;
+          if (token.clientId !== client.clientId)
+            throw new errors.UnauthorizedClient(
+              'the token was not issued to this client, which may revoke only its own',
+            );
+          return true;
         },
       },
       userinfo: { enabled: true },

@@ -294,6 +294,48 @@ describe('authorization and token endpoint rules', () => {
     });
   });
 
+  describe('the revocation endpoint (RFC 7009)', () => {
+    /** A client_credentials access token of a new confidential client, with that client's Basic authorization. */
+    async function tokenOfNewClient(name: string) {
+      const created = await createClient(sesame.db, { name, redirect_uris: [REDIRECT_URI] }, 'test');
+      const authorization = basic(created.client.client_id, created.client_secret!);
+      const issued = await fetch(`${sesame.baseUrl}/token`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      });
+      const { access_token } = (await issued.json()) as { access_token: string };
+      return { token: access_token, authorization };
+    }
+    const call = (endpoint: string, authorization: string, token: string) =>
+      fetch(`${sesame.baseUrl}/token/${endpoint}`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }).toString(),
+      });
+
+    it("refuses a client's revocation of another client's token with unauthorized_client, and the token stays active", async () => {
+      const mine = await tokenOfNewClient('Revoker');
+      const theirs = await tokenOfNewClient('Holder');
+      const refused = await call('revocation', mine.authorization, theirs.token);
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toEqual({
+        error: 'unauthorized_client',
+        error_description: 'the token was not issued to this client, which may revoke only its own',
+      });
+      expect(await (await call('introspection', theirs.authorization, theirs.token)).json()).toMatchObject({
+        active: true,
+      });
+
+      // Its own token it revokes; an unknown one gets the 200 RFC 7009 §2.2 asks for.
+      expect((await call('revocation', theirs.authorization, theirs.token)).status).toBe(200);
+      expect(await (await call('introspection', theirs.authorization, theirs.token)).json()).toEqual({
+        active: false,
+      });
+      expect((await call('revocation', mine.authorization, 'no-such-token')).status).toBe(200);
+    });
+  });
+
   describe('CORS at the token endpoint', () => {
     async function tokenRequestFrom(origin: string, clientId: string) {
       return fetch(`${sesame.baseUrl}/token`, {
