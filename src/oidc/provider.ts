@@ -14,7 +14,7 @@ import { usersQueries } from '../db/queries/users.js';
 import type { CookieSigner } from '../http/cookieSigner.js';
 import { localeOf } from '../http/middleware/language.js';
 import { pageText, sendPage } from '../http/views.js';
-import type { Locale } from '../i18n/locales.js';
+import { type Locale, SUPPORTED_LOCALES } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
 import { accountClientMetadata, shownClientName } from './accountClient.js';
@@ -32,6 +32,12 @@ import { createGetResourceServerInfo } from './resourceServers.js';
 import type { RowCaches } from './rowCaches.js';
 import { storedId } from './storedIds.js';
 import { TTL } from './ttl.js';
+
+/** How clients authenticate: public clients with none, confidential ones with their secret. */
+const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post'] as const;
+
+/** Discovery's path, where the provider's document is amended (listAppResponseTypes). */
+const DISCOVERY_PATH = '/.well-known/openid-configuration';
 
 export interface ProviderDeps {
   config: Config;
@@ -234,9 +240,18 @@ export function createProvider({
     scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
     // ID tokens carry the scope's claims (email, name) as well as userinfo does.
     conformIdTokenClaims: false,
+    // `none` is for Sesame's own account pages alone (accountClient.ts); discovery leaves it out.
     responseTypes: ['code', 'none'],
     pkce: { required: () => true },
-    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    // What the provider does not list itself. Every endpoint that authenticates clients
+    // (token, introspection, revocation) takes each of the methods, the secret in the header or
+    // the body alike, whichever a confidential client was registered with.
+    discovery: {
+      ui_locales_supported: [...SUPPORTED_LOCALES],
+      introspection_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+      revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    },
     enabledJWA: {
       idTokenSigningAlgValues: ['ES256', 'RS256'],
       userinfoSigningAlgValues: ['ES256', 'RS256'],
@@ -392,6 +407,13 @@ export function createProvider({
     return redirectUriAllowed(uri, this.postLogoutRedirectUris ?? [], this.applicationType);
   };
 
+  // Discovery says which response types an app may use: `code`. The provider lists every
+  // configured one, `none` too, which only Sesame's account pages use and no app can register.
+  // Its document is rendered once and kept (publicMetadata.ts), so this runs rarely.
+  provider.use(function listAppResponseTypes(ctx, next) {
+    return ctx.path === DISCOVERY_PATH ? withoutResponseType(ctx, next, 'none') : next();
+  });
+
   releaseCustomClaims(provider);
   queueBackchannelLogouts(provider, db);
   keepResourcesWithoutScopes(provider);
@@ -461,6 +483,16 @@ export function createProvider({
     });
   });
   return provider;
+}
+
+/** Takes `responseType` out of the discovery document the provider answers with. */
+async function withoutResponseType(ctx: Context, next: Next, responseType: string) {
+  await next();
+  const document = ctx.body as { response_types_supported?: unknown } | undefined;
+  if (Array.isArray(document?.response_types_supported))
+    document.response_types_supported = document.response_types_supported.filter(
+      (type) => type !== responseType,
+    );
 }
 
 /**
