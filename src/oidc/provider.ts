@@ -406,6 +406,12 @@ export function createProvider({
   provider.Client.prototype.postLogoutRedirectUriAllowed = function allowPostLogoutUri(uri: string) {
     return redirectUriAllowed(uri, this.postLogoutRedirectUris ?? [], this.applicationType);
   };
+  // Discovery says backchannel_logout_session_supported, so every ID token names the session
+  // it was issued in (Back-Channel Logout 1.0 §2.1), as do the codes and tokens it comes
+  // from; the provider names it only for apps registered for back-channel logout.
+  provider.Client.prototype.includeSid = function includeSid() {
+    return true;
+  };
 
   // Discovery says which response types an app may use: `code`. The provider lists every
   // configured one, `none` too, which only Sesame's account pages use and no app can register.

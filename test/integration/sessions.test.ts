@@ -86,10 +86,13 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
       .where(sql<string>`payload->>'accountId'`, '=', sub)
       .execute();
 
-  it('puts auth_time and amr in the ID token', async () => {
+  it('puts auth_time, amr and the session id in the ID token', async () => {
     const before = Math.floor(Date.now() / 1000);
     const { tokens } = await signUpAt(rp);
     const claims = tokens.claims()!;
+    // Every app's ID tokens name the session, not only those of apps with a back-channel
+    // logout URI: discovery says backchannel_logout_session_supported (Back-Channel Logout 1.0 §2.1).
+    expect(claims.sid).toEqual(expect.any(String));
     expect(claims.auth_time).toBeGreaterThanOrEqual(before - 1);
     expect(claims.auth_time).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
     // A device-bound passkey with user verification: hardware key, user presence, multi-factor (RFC 8176).
@@ -104,6 +107,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     const refreshed = await oidc.refreshTokenGrant(rp.config, tokens.refresh_token!);
     expect(refreshed.access_token).not.toBe(tokens.access_token);
     expect(refreshed.claims()!.sub).toBe(sub);
+    expect(refreshed.claims()!.sid).toBe(tokens.claims()!.sid);
     const userinfo = await oidc.fetchUserInfo(rp.config, refreshed.access_token, sub);
     expect(userinfo.sub).toBe(sub);
   });
