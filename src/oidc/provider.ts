@@ -29,6 +29,7 @@ import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from '.
 import { providerRouteOf } from './providerPaths.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
+import { restateError, restateProviderErrors } from './restatedErrors.js';
 import type { RowCaches } from './rowCaches.js';
 import { storedId } from './storedIds.js';
 import { TTL } from './ttl.js';
@@ -359,6 +360,7 @@ export function createProvider({
       },
     },
     async renderError(ctx, out) {
+      restateError(out);
       const text = await choosePageLocale(ctx, db, config.defaultLocale, false);
       sendPage(ctx, 'error', {
         title: text.t('error.heading'),
@@ -420,6 +422,7 @@ export function createProvider({
     return ctx.path === DISCOVERY_PATH ? withoutResponseType(ctx, next, 'none') : next();
   });
 
+  restateProviderErrors(provider);
   releaseCustomClaims(provider);
   queueBackchannelLogouts(provider, db);
   keepResourcesWithoutScopes(provider);

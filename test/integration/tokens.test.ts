@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
+import { OPENID_SCOPE_REQUIRED } from '../../src/oidc/restatedErrors.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -282,6 +283,25 @@ describe('authorization and token endpoint rules', () => {
       expect(await issuedCount()).toBe(before);
     });
 
+    it('for a client asking for a grant type it is not registered for, with unauthorized_client (RFC 6749 §5.2)', async () => {
+      const { client: web, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Web only', redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'] },
+        'test',
+      );
+      const before = await issuedCount();
+      const response = await post('grant_type=client_credentials', {
+        authorization: basic(web.client_id, client_secret!),
+        'content-type': 'application/x-www-form-urlencoded',
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: 'unauthorized_client',
+        error_description: 'requested grant type is not allowed for this client',
+      });
+      expect(await issuedCount()).toBe(before);
+    });
+
     it('for a public client asking for client_credentials', async () => {
       const response = await post(`grant_type=client_credentials&client_id=${publicClientId}`, {
         'content-type': 'application/x-www-form-urlencoded',
@@ -291,6 +311,22 @@ describe('authorization and token endpoint rules', () => {
       expect(await response.json()).toMatchObject({
         error: expect.stringMatching(/^(invalid|unauthorized)_/),
       });
+    });
+  });
+
+  it('sends a request without the openid scope back to the app with words that say Sesame requires it', async () => {
+    const refused = await authorize({
+      ...baseParams(client.client_id),
+      scope: 'email',
+      code_challenge: s256,
+      code_challenge_method: 'S256',
+    });
+    expect(refused.status).toBe(303);
+    expect(`${refused.location!.origin}${refused.location!.pathname}`).toBe(REDIRECT_URI);
+    expect(Object.fromEntries(refused.location!.searchParams)).toMatchObject({
+      error: 'invalid_request',
+      error_description: OPENID_SCOPE_REQUIRED,
+      state: 'st4te',
     });
   });
 
