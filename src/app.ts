@@ -32,6 +32,7 @@ import {
 import { requestLog } from './http/middleware/requestLog.js';
 import { securityHeaderSetter } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
+import { POST_AS_GET_PATHS, redirectPostAsGet } from './http/postAsGet.js';
 import { frontDoor, refuseLargeBody } from './http/providerApi.js';
 import { routersByPath } from './http/router.js';
 import { accountRoutes } from './http/routes/account.js';
@@ -311,13 +312,17 @@ export async function createApp({
   // (providerRouteOf): `/auth/` or `/DEVICE` is no provider path, so no spelling reaches the
   // provider past its count.
   const deviceCodeEntry = keyedRateLimit(DEVICE_CODE_ENTRIES_PER_IP, hits, config.rateLimitPerMinute > 0);
+  // A form POST at `/auth` or `/session/end` is counted, then sent on as a GET (postAsGet.ts),
+  // which is counted again: the provider never sees the POST.
+  const postAsGet = (ctx: Koa.Context) => redirectPostAsGet(ctx, config.issuer);
   koa.use(async function route(ctx) {
     const providerRoute = providerRouteOf(ctx.path);
     if (providerRoute === undefined) return sesameRoutes(ctx, noSuchPage);
-    if (!COUNTED_PROVIDER_ROUTES.has(providerRoute)) return oidcProvider(ctx);
+    const answer = ctx.method === 'POST' && POST_AS_GET_PATHS.has(providerRoute) ? postAsGet : oidcProvider;
+    if (!COUNTED_PROVIDER_ROUTES.has(providerRoute)) return answer(ctx);
     if (providerRoute === '/device' && ctx.method === 'POST')
       await deviceCodeEntry(ctx, rateLimitKey(ctx.ip));
-    return services.rateLimit(ctx, () => oidcProvider(ctx));
+    return services.rateLimit(ctx, () => answer(ctx));
   });
 
   let server: http.Server | undefined;

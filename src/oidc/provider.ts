@@ -14,7 +14,7 @@ import { usersQueries } from '../db/queries/users.js';
 import type { CookieSigner } from '../http/cookieSigner.js';
 import { localeOf } from '../http/middleware/language.js';
 import { pageText, sendPage } from '../http/views.js';
-import type { Locale } from '../i18n/locales.js';
+import { type Locale, SUPPORTED_LOCALES } from '../i18n/locales.js';
 import { localeFromUiLocales } from '../i18n/negotiate.js';
 import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
@@ -30,9 +30,16 @@ import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from '.
 import { providerRouteOf } from './providerPaths.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
+import { restateError, restateProviderErrors } from './restatedErrors.js';
 import type { RowCaches } from './rowCaches.js';
 import { storedId } from './storedIds.js';
 import { TTL } from './ttl.js';
+
+/** How clients authenticate: public clients with none, confidential ones with their secret. */
+const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post'] as const;
+
+/** Discovery's path, where the provider's document is amended (listAppResponseTypes). */
+const DISCOVERY_PATH = '/.well-known/openid-configuration';
 
 export interface ProviderDeps {
   config: Config;
@@ -262,9 +269,18 @@ export function createProvider({
     scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
     // ID tokens carry the scope's claims (email, name) as well as userinfo does.
     conformIdTokenClaims: false,
+    // `none` is for Sesame's own account pages alone (accountClient.ts); discovery leaves it out.
     responseTypes: ['code', 'none'],
     pkce: { required: () => true },
-    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    // What the provider does not list itself. Every endpoint that authenticates clients
+    // (token, introspection, revocation) takes each of the methods, the secret in the header or
+    // the body alike, whichever a confidential client was registered with.
+    discovery: {
+      ui_locales_supported: [...SUPPORTED_LOCALES],
+      introspection_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+      revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    },
     enabledJWA: {
       idTokenSigningAlgValues: ['ES256', 'RS256'],
       userinfoSigningAlgValues: ['ES256', 'RS256'],
@@ -317,8 +333,16 @@ export function createProvider({
       },
       revocation: {
         enabled: true,
+        // RFC 7009 §2.1: a client revokes only its own tokens, and another client's is refused
+        // with an error that says so (unauthorized_client, as Keycloak answers). The provider
+        // answers a `false` here with a silent 200, which told the client the token was gone.
+        // An unknown token is still a 200: the provider finds none before asking here.
         async allowedPolicy(_ctx, client, token) {
-          return token.clientId === client.clientId;
+          if (token.clientId !== client.clientId)
+            throw new errors.UnauthorizedClient(
+              'the token was not issued to this client, which may revoke only its own',
+            );
+          return true;
         },
       },
       userinfo: { enabled: true },
@@ -370,6 +394,7 @@ export function createProvider({
       },
     },
     async renderError(ctx, out) {
+      restateError(out);
       const text = await choosePageLocale(ctx, db, config.defaultLocale, false);
       sendPage(ctx, 'error', {
         title: text.t('error.heading'),
@@ -417,7 +442,21 @@ export function createProvider({
   provider.Client.prototype.postLogoutRedirectUriAllowed = function allowPostLogoutUri(uri: string) {
     return redirectUriAllowed(uri, this.postLogoutRedirectUris ?? [], this.applicationType);
   };
+  // Discovery says backchannel_logout_session_supported, so every ID token names the session
+  // it was issued in (Back-Channel Logout 1.0 §2.1), as do the codes and tokens it comes
+  // from; the provider names it only for apps registered for back-channel logout.
+  provider.Client.prototype.includeSid = function includeSid() {
+    return true;
+  };
 
+  // Discovery says which response types an app may use: `code`. The provider lists every
+  // configured one, `none` too, which only Sesame's account pages use and no app can register.
+  // Its document is rendered once and kept (publicMetadata.ts), so this runs rarely.
+  provider.use(function listAppResponseTypes(ctx, next) {
+    return ctx.path === DISCOVERY_PATH ? withoutResponseType(ctx, next, 'none') : next();
+  });
+
+  restateProviderErrors(provider);
   releaseCustomClaims(provider);
   queueBackchannelLogouts(provider, db);
   carryLogoutLanguage(provider);
@@ -488,6 +527,16 @@ export function createProvider({
     });
   });
   return provider;
+}
+
+/** Takes `responseType` out of the discovery document the provider answers with. */
+async function withoutResponseType(ctx: Context, next: Next, responseType: string) {
+  await next();
+  const document = ctx.body as { response_types_supported?: unknown } | undefined;
+  if (Array.isArray(document?.response_types_supported))
+    document.response_types_supported = document.response_types_supported.filter(
+      (type) => type !== responseType,
+    );
 }
 
 /**

@@ -1,9 +1,14 @@
-// oidc-provider's private state of a provider instance (it has no types of its own): the one
-// part Sesame reaches is the grant handlers the token endpoint calls by grant type.
+// oidc-provider's private state of a provider instance (it has no types of its own): the parts
+// Sesame reaches are the grant handlers the token endpoint calls by grant type, and the
+// response modes that send an authorization's answer back to the app.
 declare module 'oidc-provider/lib/helpers/weak_cache.js' {
   import type { KoaContextWithOIDC } from 'oidc-provider';
 
   export default function instance(provider: object): {
     grantTypeHandlers: Map<string, (ctx: KoaContextWithOIDC) => Promise<void>>;
+    responseModes: Map<
+      string,
+      (ctx: KoaContextWithOIDC, redirectUri: string, payload: Record<string, unknown>) => unknown
+    >;
   };
 }

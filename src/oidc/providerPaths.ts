@@ -41,18 +41,23 @@ export const PROVIDER_BODY_LIMIT_BYTES = 56 * 1024;
 export const PROVIDER_BODY_TOO_LARGE = `The request body is larger than the ${PROVIDER_BODY_LIMIT_BYTES / 1024} kB this endpoint reads`;
 
 /**
- * The most an authorization request may be: a browser's query string at `/auth`, or the body
- * of a pushed one (`/request`) or a device's (`/device/auth`). The provider stores every
+ * The most an authorization request may be: a browser's query string or form at `/auth`, or
+ * the body of a pushed one (`/request`) or a device's (`/device/auth`). The provider stores every
  * parameter of such a request (state, nonce, ...) whole, for 10–30 minutes, for anyone who
  * asks: a 50 kB `state` made 50 kB rows, some 0.5 GB per client address under the per-IP
  * limit. Real requests are well under 2 kB.
  */
 export const AUTHORIZATION_REQUEST_LIMIT_BYTES = 8 * 1024;
 const AUTHORIZATION_REQUEST_PATHS: ReadonlySet<string> = new Set(['/auth', '/request', '/device/auth']);
+/** A logout's form POST becomes a GET's query string (http/postAsGet.ts): it is held to the same limit. */
+const LIMITED_POST_PATHS: ReadonlySet<string> = new Set([...AUTHORIZATION_REQUEST_PATHS, '/session/end']);
 export const AUTHORIZATION_REQUEST_TOO_LARGE = `The authorization request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be`;
 
 export const AUTHORIZATION_REQUEST_LENGTH_REQUIRED =
   'An authorization request must say its length (Content-Length): a body without one is not read';
+const LOGOUT_REQUEST_TOO_LARGE = `The logout request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be`;
+const LOGOUT_REQUEST_LENGTH_REQUIRED =
+  'A logout request must say its length (Content-Length): a body without one is not read';
 
 /** Why the provider is not handed a request: the status to answer with and what to say. */
 export interface ProviderRequestRefusal {
@@ -63,23 +68,31 @@ export interface ProviderRequestRefusal {
 /**
  * Why a request to the provider at `path` is too large to pass on, or undefined when it is
  * not: an authorization request over {@link AUTHORIZATION_REQUEST_LIMIT_BYTES} (its query
- * string, 414, or a POST's body, 413), or a pushed or device one that does not say its length
- * (411: the provider would read a chunked body whole before anything could count it), else a POST whose body says it is
- * longer than the provider reads (413; Node has checked the Content-Length header is a
- * number). Only a POST has a body the provider reads.
+ * string, 414, or a POST's body, 413), or a POST of one, or of a logout, that does not say its
+ * length (411: its chunked body would be read whole before anything could count it), or a
+ * logout's POST over the same limit (413), else a POST whose body says it is longer than the
+ * provider reads (413; Node has checked the Content-Length header is a number). Only a POST
+ * has a body that is read: the provider reads those at `/request` and `/device/auth`,
+ * Sesame those at `/auth` and `/session/end` (http/postAsGet.ts).
  */
 export function providerRequestTooLarge(
   req: { method?: string; url?: string; headers: { 'content-length'?: string } },
   path: string,
 ): ProviderRequestRefusal | undefined {
   const post = req.method === 'POST';
-  if (AUTHORIZATION_REQUEST_PATHS.has(path)) {
-    // `/request` and `/device/auth`: the provider reads their bodies (it answers no POST at `/auth`).
-    if (post && req.headers['content-length'] === undefined && PAGELESS_PROVIDER_PATHS.has(path))
-      return { status: 411, description: AUTHORIZATION_REQUEST_LENGTH_REQUIRED };
+  if (post ? LIMITED_POST_PATHS.has(path) : AUTHORIZATION_REQUEST_PATHS.has(path)) {
+    const logout = !AUTHORIZATION_REQUEST_PATHS.has(path);
+    if (post && req.headers['content-length'] === undefined)
+      return {
+        status: 411,
+        description: logout ? LOGOUT_REQUEST_LENGTH_REQUIRED : AUTHORIZATION_REQUEST_LENGTH_REQUIRED,
+      };
     const length = post ? Number(req.headers['content-length']) : queryLength(req.url);
     if (length > AUTHORIZATION_REQUEST_LIMIT_BYTES)
-      return { status: post ? 413 : 414, description: AUTHORIZATION_REQUEST_TOO_LARGE };
+      return {
+        status: post ? 413 : 414,
+        description: logout ? LOGOUT_REQUEST_TOO_LARGE : AUTHORIZATION_REQUEST_TOO_LARGE,
+      };
   }
   return post && Number(req.headers['content-length']) > PROVIDER_BODY_LIMIT_BYTES
     ? { status: 413, description: PROVIDER_BODY_TOO_LARGE }

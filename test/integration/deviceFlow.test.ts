@@ -1,5 +1,6 @@
 import * as oidc from 'openid-client';
 import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
+import { OPENID_SCOPE_REQUIRED } from '../../src/oidc/restatedErrors.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { Person } from '../support/oidcFlow.js';
@@ -200,10 +201,18 @@ describe('sign-in on a device without a browser', () => {
     expect(started.user_code).toMatch(/^[A-Z]{4}-[A-Z]{4}$/);
   });
 
-  it('refuses a client not registered for the device grant, and one that loses it', async () => {
-    // oidc-provider's answer (RFC 8628 §3.2 leaves the code to RFC 6749's token errors).
-    const notAllowed = {
+  it('refuses a request without the openid scope, in words that say Sesame requires it', async () => {
+    await expect(oidc.initiateDeviceAuthorization(tv, { scope: 'email' })).rejects.toMatchObject({
       error: 'invalid_request',
+      error_description: OPENID_SCOPE_REQUIRED,
+    });
+  });
+
+  it('refuses a client not registered for the device grant, and one that loses it', async () => {
+    // RFC 8628 §3.2 takes its error codes from RFC 6749 §5.2: a client not allowed the grant
+    // type is unauthorized_client (oidc-provider says invalid_request).
+    const notAllowed = {
+      error: 'unauthorized_client',
       error_description: `${DEVICE_CODE_GRANT} is not allowed for this client`,
     };
     const { client: web } = await createClient(

@@ -1,5 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
+import { SUPPORTED_LOCALES } from '../../src/i18n/locales.js';
+import { createClient } from '../../src/oidc/clients.js';
 import { SECURITY_HEADERS } from '../support/securityHeaders.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -169,5 +171,84 @@ describe('discovery served as kept bytes', () => {
     expect(cors.status).toBe(200);
     expect(cors.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(await cors.text()).toBe(document);
+  });
+});
+
+describe('what discovery advertises', () => {
+  let sesame: TestApp;
+  let document: Record<string, unknown>;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    document = await (await fetch(`${sesame.baseUrl}/.well-known/openid-configuration`)).json();
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('lists the languages of the pages, and only the response type an app can register', () => {
+    expect(document.ui_locales_supported).toEqual([...SUPPORTED_LOCALES]);
+    expect(document.ui_locales_supported).toEqual(['en', 'de', 'fr', 'es']);
+    // `none` is for Sesame's own account pages, which no app can register.
+    expect(document.response_types_supported).toEqual(['code']);
+  });
+
+  it('lists the client authentication methods of introspection and revocation, and each one works there', async () => {
+    const methods = ['none', 'client_secret_basic', 'client_secret_post'];
+    expect(document.introspection_endpoint_auth_methods_supported).toEqual(methods);
+    expect(document.revocation_endpoint_auth_methods_supported).toEqual(methods);
+    const spa = await createClient(
+      sesame.db,
+      { name: 'SPA', redirect_uris: ['https://spa.example/cb'], public: true },
+      'test',
+    );
+    const web = await createClient(
+      sesame.db,
+      { name: 'Web', redirect_uris: ['https://web.example/cb'] },
+      'test',
+    );
+    const webId = web.client.client_id;
+    const secret = web.client_secret!;
+    /** The form and headers that authenticate a client with `method`, and with it done wrong. */
+    const authenticated = (
+      method: string,
+      right: boolean,
+    ): { form: Record<string, string>; headers: Record<string, string> } => {
+      const wrong = right ? '' : 'x';
+      switch (method) {
+        case 'none':
+          // A public client that sends a secret does not authenticate as registered.
+          return {
+            form: { client_id: spa.client.client_id, ...(!right && { client_secret: 'x' }) },
+            headers: {},
+          };
+        case 'client_secret_basic':
+          return {
+            form: {},
+            headers: {
+              authorization: `Basic ${Buffer.from(`${webId}:${secret}${wrong}`).toString('base64')}`,
+            },
+          };
+        default:
+          return { form: { client_id: webId, client_secret: `${secret}${wrong}` }, headers: {} };
+      }
+    };
+    for (const endpoint of ['introspection', 'revocation']) {
+      for (const method of methods) {
+        for (const right of [true, false]) {
+          const { form, headers } = authenticated(method, right);
+          const response = await fetch(`${sesame.baseUrl}/token/${endpoint}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+            body: new URLSearchParams({ token: 'no-such-token', ...form }).toString(),
+          });
+          expect({ endpoint, method, right, status: response.status }).toEqual({
+            endpoint,
+            method,
+            right,
+            status: right ? 200 : 401,
+          });
+        }
+      }
+    }
   });
 });

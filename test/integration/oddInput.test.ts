@@ -398,18 +398,30 @@ describe('odd input', () => {
       expect(await allRows()).toEqual(before);
     });
 
+    const AUTHORIZATION_LENGTH_REQUIRED =
+      'An authorization request must say its length (Content-Length): a body without one is not read';
     it.each([
-      ['a pushed authorization request', '/request'],
-      ["a device's authorization request", '/device/auth'],
+      ['a pushed authorization request', '/request', AUTHORIZATION_LENGTH_REQUIRED],
+      ["a device's authorization request", '/device/auth', AUTHORIZATION_LENGTH_REQUIRED],
+      ['a form POST to /auth', '/auth', AUTHORIZATION_LENGTH_REQUIRED],
+      [
+        'a form POST to /session/end',
+        '/session/end',
+        'A logout request must say its length (Content-Length): a body without one is not read',
+      ],
     ])(
       'is refused as %s sent in chunks without a length, with 411, and stores nothing',
-      async (_name, path) => {
+      async (_name, path, description) => {
         const before = await allRows();
         const response = await new Promise<{ status: number; connection?: string; text: string }>(
           (resolve, reject) => {
             const request = http.request(`${sesame.baseUrl}${path}`, {
               method: 'POST',
-              headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+              headers: {
+                'content-type': 'application/x-www-form-urlencoded',
+                authorization: basic(),
+                accept: 'application/json',
+              },
             });
             request.on('response', (answer) => {
               let text = '';
@@ -431,8 +443,7 @@ describe('odd input', () => {
         expect(response.connection).toBe('close');
         expect(JSON.parse(response.text)).toEqual({
           error: 'invalid_request',
-          error_description:
-            'An authorization request must say its length (Content-Length): a body without one is not read',
+          error_description: description,
         });
         expect(await allRows()).toEqual(before);
       },
@@ -449,6 +460,32 @@ describe('odd input', () => {
       expect(await allRows()).toEqual(before);
     });
 
+    it('is refused as a form POST to /auth with 413 and a page that says so, and stores nothing', async () => {
+      const before = await allRows();
+      const response = await rawRequest(`${sesame.baseUrl}/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+        body: new URLSearchParams(authorization(stateFor(LIMIT + 1))).toString(),
+      });
+      expect(response.status).toBe(413);
+      expect(response.text).toContain('This request is too large.');
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('is taken at exactly 8 kB as a form POST to /auth: sent on as the same GET', async () => {
+      const body = new URLSearchParams(authorization(stateFor(LIMIT))).toString();
+      const posted = await rawRequest(`${sesame.baseUrl}/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      });
+      expect(posted.status).toBe(303);
+      expect(posted.headers.location).toBe(`${sesame.baseUrl}/auth?${body}`);
+      const browser = await rawRequest(posted.headers.location!);
+      expect(browser.status).toBe(303);
+      expect(browser.headers.location).toMatch(/\/interaction\//);
+    });
+
     it('is taken at exactly 8 kB, pushed or in the query string', async () => {
       const query = new URLSearchParams(authorization(stateFor(LIMIT))).toString();
       expect(query.length).toBe(LIMIT);
@@ -461,6 +498,81 @@ describe('odd input', () => {
         body: query,
       });
       expect(pushed.status).toBe(201);
+    });
+  });
+  describe('a form POST to /auth or /session/end, which Sesame sends on as a GET', () => {
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      rawRequest(`${sesame.baseUrl}${path}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+          ...headers,
+        },
+        body,
+      });
+
+    it.each(['/auth', '/session/end'])(
+      'answers %s with 303 to the same path with the body as the query string, and stores nothing',
+      async (path) => {
+        const before = await allRows();
+        const response = await post(path, 'client_id=nobody&state=a+b%2Fc&ui_locales=de', {
+          'content-type': 'application/x-www-form-urlencoded; charset=UTF-8',
+        });
+        expect(response.status).toBe(303);
+        expect(response.headers.location).toBe(
+          `${sesame.baseUrl}${path}?client_id=nobody&state=a+b%2Fc&ui_locales=de`,
+        );
+        expect(response.headers['cache-control']).toBe('no-store');
+        expect(await allRows()).toEqual(before);
+      },
+    );
+
+    it('writes a body that a query string cannot hold as it is percent-encoded, with the same parameters', async () => {
+      const response = await post('/auth', 'client_id=nobody&state=caf\u00e9 <x>"');
+      expect(response.status).toBe(303);
+      const location = new URL(response.headers.location!);
+      expect(location.search).not.toMatch(/[ <>"\u00e9]/);
+      expect([...location.searchParams]).toEqual([
+        ['client_id', 'nobody'],
+        ['state', 'caf\u00e9 <x>"'],
+      ]);
+    });
+
+    it('refuses a body that is not a form with 415, and a POST with a query string too with 400, storing nothing', async () => {
+      const before = await allRows();
+      const json = await post('/auth', '{"client_id":"nobody"}', { 'content-type': 'application/json' });
+      expect(json.status).toBe(415);
+      expect(JSON.parse(json.text)).toEqual({
+        error: 'unsupported_media_type',
+        error_description:
+          'A POST to /auth must be an uncompressed form (Content-Type: application/x-www-form-urlencoded)',
+      });
+      const zipped = await post('/session/end', 'client_id=nobody', { 'content-encoding': 'gzip' });
+      expect(zipped.status).toBe(415);
+      const both = await post('/auth?client_id=nobody', 'response_type=code');
+      expect(both.status).toBe(400);
+      expect(JSON.parse(both.text)).toEqual({
+        error: 'invalid_request',
+        error_description:
+          'A POST to /auth carries its parameters in the form body only; this one has a query string too',
+      });
+      // A person's browser gets a page that names the problem for the app's developer.
+      const page = await post('/session/end?x=1', 'client_id=nobody', { accept: 'text/html' });
+      expect(page.status).toBe(400);
+      expect(page.text).toContain('A POST to /session/end carries its parameters in the form body only');
+      expect(await allRows()).toEqual(before);
+    });
+
+    it('leaves a repeated parameter to the provider, which refuses it as it does in a GET', async () => {
+      const posted = await post(
+        '/auth',
+        `client_id=${client.client_id}&client_id=${client.client_id}&response_type=code`,
+      );
+      expect(posted.status).toBe(303);
+      const followed = await rawRequest(posted.headers.location!);
+      expect(followed.status).toBe(400);
+      expect(followed.text).toContain('&#39;client_id&#39; parameter must not be provided twice');
     });
   });
 });

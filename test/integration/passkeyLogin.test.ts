@@ -69,6 +69,35 @@ describe('passkey sign-up and sign-in as the OIDC login step', () => {
     expect(tokens2.claims()!.sub).toBe(claims.sub);
   });
 
+  it('signs a person in from an authorization request the app sent as a form POST (OIDC Core §3.1.2.1)', async () => {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp);
+    const url = new URL(pending.url);
+    // As an app's auto-submitted form sends it: the parameters in the body, none in the URL.
+    const posted = await person.browser.request(`${url.origin}${url.pathname}`, {
+      form: Object.fromEntries(url.searchParams),
+      headers: { origin: 'https://notes.example' },
+    });
+    expect(posted.status).toBe(303);
+    expect(posted.location()).toBe(pending.url);
+
+    const loginPage = await person.open(posted.location()!);
+    expect(loginPage.text).toContain('Sign in with a passkey');
+    const next = await person.signUp(loginPage, 'poster@example.com');
+    const tokens = await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+    expect(tokens.claims()).toMatchObject({ email: 'poster@example.com', nonce: pending.nonce });
+
+    // Signed in now, the next POSTed request goes back to the app without a login page.
+    const again = await beginLogin(rp);
+    const againUrl = new URL(again.url);
+    const repost = await person.browser.request(`${againUrl.origin}${againUrl.pathname}`, {
+      form: Object.fromEntries(againUrl.searchParams),
+    });
+    expect(
+      stoppedAt(await person.browser.follow(repost.location()!, (u) => u.startsWith(REDIRECT_URI))),
+    ).toMatch(/[?&]code=/);
+  });
+
   describe('the login page of an authorization request this instance stored (freshSignIns.ts)', () => {
     /** The challenges stored for an interaction, oldest first. */
     const challengesFor = (uid: string) =>

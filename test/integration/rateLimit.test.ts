@@ -145,6 +145,28 @@ describe('RATE_LIMIT_PER_MINUTE: a per-IP limit on passkey ceremonies, the passk
     expect((await authorizeFrom('192.0.2.44')).status).toBe(429);
   });
 
+  it('counts a form POST to /auth or /session/end, which is sent on as a GET that is counted again', async () => {
+    const postFrom = (ip: string, path: string) =>
+      fetch(`${sesame.listenUrl}${path}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': ip },
+        body: 'client_id=unknown&response_type=code&scope=openid',
+      });
+    for (const [ip, path] of [
+      ['192.0.2.50', '/auth'],
+      ['192.0.2.51', '/session/end'],
+    ] as const) {
+      for (let i = 0; i < 3; i++) {
+        const posted = await postFrom(ip, path);
+        expect({ path, status: posted.status }).toEqual({ path, status: 303 });
+      }
+      expect((await authorizeFrom(ip, `${path}?client_id=unknown`)).status).not.toBe(429);
+      expect((await authorizeFrom(ip, `${path}?client_id=unknown`)).status).not.toBe(429);
+      expect((await postFrom(ip, path)).status).toBe(429);
+    }
+  });
+
   it("does not count a login's return to /auth/:uid: it continues an authorization request already counted", async () => {
     // Without the signed cookie its authorization request set, a return reads nothing and fails.
     for (let i = 0; i < 7; i++) {

@@ -5,7 +5,7 @@ import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
 import { loadCookieKeys } from '../../src/oidc/keys.js';
 import { storedId } from '../../src/oidc/storedIds.js';
-import { stoppedAt } from '../support/browser.js';
+import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -67,10 +67,32 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect((await person.browser.request('/account')).status).toBe(200);
   });
 
-  it('puts auth_time and amr in the ID token', async () => {
+  /** Presses "Sign out" on the provider's logout confirmation page; returns where the browser is sent. */
+  async function confirmSignOut(person: Person, confirm: PageResponse): Promise<URL> {
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Sign out?');
+    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text);
+    expect(form).not.toBeNull();
+    const posted = await person.browser.request(form![1]!, { form: { xsrf: form![2]!, logout: 'yes' } });
+    return new URL(posted.location()!);
+  }
+
+  /** The stored sessions the account is signed in to. */
+  const sessionsOf = (sub: string) =>
+    sesame.db
+      .selectFrom('oidc_models')
+      .select('payload')
+      .where('model', '=', 'Session')
+      .where(sql<string>`payload->>'accountId'`, '=', sub)
+      .execute();
+
+  it('puts auth_time, amr and the session id in the ID token', async () => {
     const before = Math.floor(Date.now() / 1000);
     const { tokens } = await signUpAt(rp);
     const claims = tokens.claims()!;
+    // Every app's ID tokens name the session, not only those of apps with a back-channel
+    // logout URI: discovery says backchannel_logout_session_supported (Back-Channel Logout 1.0 §2.1).
+    expect(claims.sid).toEqual(expect.any(String));
     expect(claims.auth_time).toBeGreaterThanOrEqual(before - 1);
     expect(claims.auth_time).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
     // A device-bound passkey with user verification: hardware key, user presence, multi-factor (RFC 8176).
@@ -85,6 +107,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     const refreshed = await oidc.refreshTokenGrant(rp.config, tokens.refresh_token!);
     expect(refreshed.access_token).not.toBe(tokens.access_token);
     expect(refreshed.claims()!.sub).toBe(sub);
+    expect(refreshed.claims()!.sid).toBe(tokens.claims()!.sid);
     const userinfo = await oidc.fetchUserInfo(rp.config, refreshed.access_token, sub);
     expect(userinfo.sub).toBe(sub);
   });
@@ -107,26 +130,33 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
       state: 'bye-state',
     });
     const confirm = await person.browser.request(endSession.toString());
-    expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Sign out');
-    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text);
-    expect(form).not.toBeNull();
-    const posted = await person.browser.request(form![1]!, { form: { xsrf: form![2]!, logout: 'yes' } });
-    const location = new URL(posted.location()!);
+    const location = await confirmSignOut(person, confirm);
     expect(`${location.origin}${location.pathname}`).toBe(LOGGED_OUT_URI);
     expect(location.searchParams.get('state')).toBe('bye-state');
-
-    const sessions = await sesame.db
-      .selectFrom('oidc_models')
-      .select('payload')
-      .where('model', '=', 'Session')
-      .where(sql<string>`payload->>'accountId'`, '=', tokens.claims()!.sub)
-      .execute();
-    expect(sessions).toEqual([]);
+    expect(await sessionsOf(tokens.claims()!.sub)).toEqual([]);
 
     const again = await person.open((await beginLogin(rp)).url);
     expect(uidOf(again.url)).toBeDefined();
     expect(again.text).toContain('Sign in with a passkey');
+  });
+
+  it('takes an RP-initiated logout sent as a form POST: the person confirms with their session, and it ends', async () => {
+    const { person, tokens } = await signUpAt(rp);
+    const endSession = oidc.buildEndSessionUrl(rp.config, {
+      id_token_hint: tokens.id_token!,
+      post_logout_redirect_uri: LOGGED_OUT_URI,
+      state: 'posted-bye',
+    });
+    const posted = await person.browser.request(`${endSession.origin}${endSession.pathname}`, {
+      form: Object.fromEntries(endSession.searchParams),
+    });
+    expect(posted.status).toBe(303);
+    expect(posted.location()).toBe(endSession.toString());
+
+    const location = await confirmSignOut(person, await person.browser.request(posted.location()!));
+    expect(`${location.origin}${location.pathname}`).toBe(LOGGED_OUT_URI);
+    expect(location.searchParams.get('state')).toBe('posted-bye');
+    expect(await sessionsOf(tokens.claims()!.sub)).toEqual([]);
   });
 
   it('lets a first-party app skip the consent page', async () => {

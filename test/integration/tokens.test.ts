@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
+import { OPENID_SCOPE_REQUIRED } from '../../src/oidc/restatedErrors.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -282,6 +283,25 @@ describe('authorization and token endpoint rules', () => {
       expect(await issuedCount()).toBe(before);
     });
 
+    it('for a client asking for a grant type it is not registered for, with unauthorized_client (RFC 6749 §5.2)', async () => {
+      const { client: web, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Web only', redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'] },
+        'test',
+      );
+      const before = await issuedCount();
+      const response = await post('grant_type=client_credentials', {
+        authorization: basic(web.client_id, client_secret!),
+        'content-type': 'application/x-www-form-urlencoded',
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: 'unauthorized_client',
+        error_description: 'requested grant type is not allowed for this client',
+      });
+      expect(await issuedCount()).toBe(before);
+    });
+
     it('for a public client asking for client_credentials', async () => {
       const response = await post(`grant_type=client_credentials&client_id=${publicClientId}`, {
         'content-type': 'application/x-www-form-urlencoded',
@@ -291,6 +311,64 @@ describe('authorization and token endpoint rules', () => {
       expect(await response.json()).toMatchObject({
         error: expect.stringMatching(/^(invalid|unauthorized)_/),
       });
+    });
+  });
+
+  it('sends a request without the openid scope back to the app with words that say Sesame requires it', async () => {
+    const refused = await authorize({
+      ...baseParams(client.client_id),
+      scope: 'email',
+      code_challenge: s256,
+      code_challenge_method: 'S256',
+    });
+    expect(refused.status).toBe(303);
+    expect(`${refused.location!.origin}${refused.location!.pathname}`).toBe(REDIRECT_URI);
+    expect(Object.fromEntries(refused.location!.searchParams)).toMatchObject({
+      error: 'invalid_request',
+      error_description: OPENID_SCOPE_REQUIRED,
+      state: 'st4te',
+    });
+  });
+
+  describe('the revocation endpoint (RFC 7009)', () => {
+    /** A client_credentials access token of a new confidential client, with that client's Basic authorization. */
+    async function tokenOfNewClient(name: string) {
+      const created = await createClient(sesame.db, { name, redirect_uris: [REDIRECT_URI] }, 'test');
+      const authorization = basic(created.client.client_id, created.client_secret!);
+      const issued = await fetch(`${sesame.baseUrl}/token`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      });
+      const { access_token } = (await issued.json()) as { access_token: string };
+      return { token: access_token, authorization };
+    }
+    const call = (endpoint: string, authorization: string, token: string) =>
+      fetch(`${sesame.baseUrl}/token/${endpoint}`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }).toString(),
+      });
+
+    it("refuses a client's revocation of another client's token with unauthorized_client, and the token stays active", async () => {
+      const mine = await tokenOfNewClient('Revoker');
+      const theirs = await tokenOfNewClient('Holder');
+      const refused = await call('revocation', mine.authorization, theirs.token);
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toEqual({
+        error: 'unauthorized_client',
+        error_description: 'the token was not issued to this client, which may revoke only its own',
+      });
+      expect(await (await call('introspection', theirs.authorization, theirs.token)).json()).toMatchObject({
+        active: true,
+      });
+
+      // Its own token it revokes; an unknown one gets the 200 RFC 7009 §2.2 asks for.
+      expect((await call('revocation', theirs.authorization, theirs.token)).status).toBe(200);
+      expect(await (await call('introspection', theirs.authorization, theirs.token)).json()).toEqual({
+        active: false,
+      });
+      expect((await call('revocation', mine.authorization, 'no-such-token')).status).toBe(200);
     });
   });
 
