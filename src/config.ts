@@ -105,27 +105,42 @@ const brandImage = (name: string, kind: BrandImageKind) =>
     return { bytes, type: imageTypeOf(bytes)! };
   });
 
-/** `smtp://` (STARTTLS when the server offers it) or `smtps://` (TLS from the start), with a host. */
+/** The one setting SMTP_URL takes after `?`, and its values (see mailConfig). */
+const STARTTLS_SETTINGS = ['required', 'optional'] as const;
+
+/**
+ * `smtp://` (STARTTLS, see mailConfig) or `smtps://` (TLS from the start), with a host, a
+ * port if any of 1-65535, and no setting but `?starttls=required|optional`.
+ */
 const smtpUrl = (name: string) =>
   z.string().superRefine((value, ctx) => {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `${name} must be an smtp:// or smtps:// URL` });
-      return;
-    }
-    if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') {
-      ctx.addIssue({ code: 'custom', message: `${name} must be an smtp:// or smtps:// URL` });
-    } else if (!url.hostname) {
-      ctx.addIssue({ code: 'custom', message: `${name} must name the mail server's host` });
-    } else if (!decodes(url.username) || !decodes(url.password)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `${name}'s user name or password is not percent-encoded: write % as %25, or leave them out of the URL and set SMTP_USER and SMTP_PASSWORD`,
-      });
-    }
+    const problem = smtpUrlProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${name}${problem}` });
   });
+
+/** What is wrong with an SMTP_URL, as the rest of a sentence that starts with its name. */
+function smtpUrlProblem(value: string): string | undefined {
+  const url = URL.parse(value);
+  // URL refuses a port past 65535 as a whole; say which part is wrong.
+  const port = /^smtps?:\/\/(?:[^@/?#]*@)?(?:\[[^\]/?#]*\]|[^:/?#]*):(\d+)(?:[/?#]|$)/i.exec(value)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65_535))
+    return `'s port must be 1-65535 (got ${port})`;
+  if (!url || (url.protocol !== 'smtp:' && url.protocol !== 'smtps:'))
+    return ' must be an smtp:// or smtps:// URL';
+  if (!url.hostname) return " must name the mail server's host";
+  if (!decodes(url.username) || !decodes(url.password))
+    return "'s user name or password is not percent-encoded: write % as %25, or leave them out of the URL and set SMTP_USER and SMTP_PASSWORD";
+  // Settings nodemailer would read (requireTLS, ...) are not read here: refused, not ignored.
+  const settings = [...url.searchParams];
+  const [setting] = settings;
+  if (settings.length > 1 || (setting && setting[0] !== 'starttls'))
+    return ` takes one setting after "?", starttls=required or starttls=optional (got ${url.search})`;
+  if (setting && !(STARTTLS_SETTINGS as readonly string[]).includes(setting[1]))
+    return `'s starttls must be "required" or "optional" (got "${setting[1]}")`;
+  if (setting && url.protocol === 'smtps:')
+    return "'s starttls is for smtp:// (smtps:// is TLS from the start)";
+  return undefined;
+}
 
 /** Whether a URL's user name or password percent-decodes (a bare `%` does not). */
 function decodes(part: string): boolean {
@@ -218,6 +233,8 @@ const schema = z.object({
   MAIL_FROM: z
     .string()
     .max(320, { message: 'MAIL_FROM must be at most 320 characters' })
+    // A line break would end the From header and start another of its choosing.
+    .refine(hasNoControlCharacters, { message: `MAIL_FROM ${CONTROL_CHARACTERS_REFUSED}` })
     .refine((v) => /^[^<>]*<[^\s@<>]+@[^\s@<>]+>$|^[^\s@<>]+@[^\s@<>]+$/.test(v.trim()), {
       message: 'MAIL_FROM must be an address, like sesame@example.com or "Sesame <sesame@example.com>"',
     })
@@ -283,8 +300,10 @@ export interface Config {
 export interface MailConfig {
   readonly host: string;
   readonly port: number;
-  /** TLS from the first byte (smtps://); otherwise STARTTLS when the server offers it. */
+  /** TLS from the first byte (smtps://); otherwise STARTTLS when the server offers it, or always (requireTLS). */
   readonly secure: boolean;
+  /** With smtp://: send nothing unless the server takes STARTTLS (see mailConfig). */
+  readonly requireTLS: boolean;
   readonly auth: { readonly user: string; readonly pass: string } | undefined;
   readonly from: string;
 }
@@ -302,10 +321,17 @@ function mailConfig(values: z.infer<typeof schema>): MailConfig | undefined {
   const secure = url.protocol === 'smtps:';
   const user = values.SMTP_USER ?? decodeURIComponent(url.username);
   const pass = values.SMTP_PASSWORD ?? decodeURIComponent(url.password);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  // Every mail holds a one-time link that takes the account over, and the login is a
+  // password: neither crosses a network in clear. So smtp:// requires STARTTLS, except to
+  // this machine (a local relay or a dev sink, where nothing crosses a wire) or when the
+  // operator says the relay is trusted (?starttls=optional).
+  const starttls = url.searchParams.get('starttls') ?? (isLoopbackHost(host) ? 'optional' : 'required');
   return Object.freeze({
-    host: url.hostname.replace(/^\[|\]$/g, ''),
+    host,
     port: url.port ? Number(url.port) : secure ? 465 : 587,
     secure,
+    requireTLS: !secure && starttls === 'required',
     auth: user ? Object.freeze({ user, pass }) : undefined,
     from: values.MAIL_FROM.trim(),
   });
@@ -389,6 +415,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
 /** Options tests and embedders use to build a config without touching process.env. */
 export function configFrom(overrides: Record<string, string | undefined>): Config {
   return loadConfig(overrides as NodeJS.ProcessEnv);
+}
+
+/** A host whose connections never leave this machine: `localhost`, 127.0.0.0/8 or ::1. */
+function isLoopbackHost(host: string): boolean {
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host.toLowerCase() === 'localhost' || host === '::1';
 }
 
 /** Host names browsers treat as a secure context over plain http (W3C Secure Contexts §3.1). */

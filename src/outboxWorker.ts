@@ -46,6 +46,9 @@ export abstract class OutboxWorker<Row extends ClaimedRow> {
     private readonly running: Set<OutboxWorker<Row>>,
     timing: OutboxTiming,
   ) {
+    // An attempt that outlived its lease could be claimed and made again by another instance.
+    if (timing.timeoutMs >= timing.leaseMs)
+      throw new Error('an outbox attempt must end before its lease does');
     this.timing = timing;
   }
 

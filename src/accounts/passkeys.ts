@@ -69,17 +69,23 @@ export async function renamePasskey(
 
 /**
  * Deletes one of the person's passkeys, never the last: without a passkey nobody could sign
- * in to the account again. Returns the ids that remain, for the Signal API.
+ * in to the account again. Returns the ids that remain, for the Signal API, and the name
+ * of the passkey that went, for the notice.
  */
-export async function deletePasskey(db: Db, userId: string, credentialId: string): Promise<string[]> {
-  if (!(await credentialsQueries.deleteUnlessLast(db, userId, credentialId))) {
+export async function deletePasskey(
+  db: Db,
+  userId: string,
+  credentialId: string,
+): Promise<{ remaining: string[]; name: string }> {
+  const name = await credentialsQueries.deleteUnlessLast(db, userId, credentialId);
+  if (name === undefined) {
     if (await credentialsQueries.findById(db, credentialId).then((c) => c?.userId === userId)) {
       throw lastPasskey();
     }
     throw passkeyNotFound();
   }
   await auditQueries.record(db, `user:${userId}`, 'passkey.delete', userId, { credential: credentialId });
-  return (await credentialsQueries.listForUser(db, userId)).map((c) => c.id);
+  return { remaining: (await credentialsQueries.listForUser(db, userId)).map((c) => c.id), name };
 }
 
 /** Refuses up front when the passkey is the person's only one, before any step-up is asked for. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Transporter } from 'nodemailer';
 import type { Config, MailConfig } from '../config.js';
 import { openAtRest, sealAtRest } from '../crypto.js';
@@ -10,6 +11,8 @@ import { mailDeliveries } from '../metrics.js';
 import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
 import { isPlainEmailAddress } from '../text.js';
 import { composeMail, type MailData, type MailTemplate } from './compose.js';
+import { messageIdFor } from './messageId.js';
+import { isRefusedForGood } from './refusals.js';
 
 /**
  * A mail server that is down for a while gets the mails once it is back; the first waits
@@ -21,10 +24,15 @@ export const MAIL_TIMING: OutboxTiming = {
   pollMs: 2_000,
   backoffMs: [5_000, 15_000, 60_000, 300_000, 1_800_000],
   giveUpAfterMs: 24 * 3_600_000,
+  // A claimed mail is this instance's for two minutes. Its send is cut off after one (a
+  // server that answers each line just in time would otherwise outlast the lease, and
+  // another instance would send the mail again); the rest is for recording that it went.
   leaseMs: 120_000,
-  // nodemailer's connection, greeting and socket timeouts; a whole send stays well within the lease.
-  timeoutMs: 20_000,
+  timeoutMs: 60_000,
 };
+
+/** nodemailer's connection, greeting and socket timeouts: a server silent this long is gone. */
+const SMTP_STEP_TIMEOUT_MS = 20_000;
 
 /** The mail outboxes running in this process, woken when a request here queued a mail. */
 const running = new Set<OutboxWorker<ClaimedMail>>();
@@ -91,15 +99,17 @@ export function openMailBodies(
  */
 export async function smtpTransport(mail: MailConfig, timeoutMs: number): Promise<Transporter> {
   const { default: nodemailer } = await import('nodemailer');
+  const stepTimeoutMs = Math.min(SMTP_STEP_TIMEOUT_MS, timeoutMs);
   return nodemailer.createTransport({
     host: mail.host,
     port: mail.port,
     secure: mail.secure,
+    requireTLS: mail.requireTLS,
     auth: mail.auth,
     // A connection per mail: nothing stays open to a server that may go away between mails.
-    connectionTimeout: timeoutMs,
-    greetingTimeout: timeoutMs,
-    socketTimeout: timeoutMs,
+    connectionTimeout: stepTimeoutMs,
+    greetingTimeout: stepTimeoutMs,
+    socketTimeout: stepTimeoutMs,
     // nodemailer logs nothing unless asked: a mail's body (a link) never reaches a log.
     logger: false,
   });
@@ -137,6 +147,7 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
   }
 
   protected async attempt(mail: ClaimedMail): Promise<void> {
+    const claimedAt = Date.now();
     if (mail.text_body === null || mail.html_body === null) {
       return this.#giveUp(mail, 'the mail has no body');
     }
@@ -145,7 +156,6 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
     if (!isPlainEmailAddress(mail.to_address)) {
       return this.#giveUp(mail, 'the address is not one plain email address');
     }
-    let error: string;
     try {
       // Opened just before the send, and kept nowhere else: a failure is retried like any other.
       const { text, html } = openMailBodies(
@@ -154,31 +164,59 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
       );
       await (await this.#transport).sendMail({
         from: this.mail.from,
+        // An internationalized domain goes out as punycode (nodemailer does that when the
+        // local part is ASCII), so no server needs SMTPUTF8 for it.
         to: mail.to_address,
         subject: mail.subject,
         text,
         html,
+        messageId: messageIdFor(mail.id, this.mail.from),
+        // The whole send, whatever each step takes, ends (its connection closed) well
+        // before the lease does: no other instance claims a mail still being sent.
+        signal: AbortSignal.timeout(this.timing.timeoutMs),
       });
-      await mailOutboxQueries.markSent(this.db, mail.id);
-      mailDeliveries.inc({ template: mail.template, result: 'sent' });
-      return;
     } catch (failure) {
-      error = (failure as Error).message;
-      // The server refused the recipient or the message for good (RFC 5321 §4.2.1: 550 no
-      // such mailbox, 552 too large, 553 bad address, 554 refused; 501, a syntax error, in
-      // answer to the recipient): the same mail would be refused again, hourly for a day.
-      // Other failures (4xx, a lost connection, 530/535 authentication, a 501 to another
-      // command: what the operator fixes) are tried again.
-      const { responseCode: code, command } = failure as { responseCode?: unknown; command?: unknown };
-      if (
-        typeof code === 'number' &&
-        ((code >= 550 && code <= 554) || (code === 501 && command === 'RCPT TO'))
-      )
-        return this.#giveUp(mail, error);
+      const error =
+        (failure as Error).name === 'AbortError'
+          ? `the mail server took longer than ${this.timing.timeoutMs / 1000} s: the send was cut off`
+          : (failure as Error).message;
+      return this.#failed(mail, error, isRefusedForGood(failure));
     }
-    const retryAt = this.retryAt(mail);
+    mailDeliveries.inc({ template: mail.template, result: 'sent' });
+    await this.#recordSent(mail, claimedAt);
+  }
+
+  /**
+   * Records that the server took the mail. A failure to record it (the database away for a
+   * moment) is not a failed send, which would send the mail again: it is tried again
+   * until the lease ends, by when another instance may claim the mail and send a copy
+   * (with the same Message-ID, see messageIdFor).
+   */
+  async #recordSent(mail: ClaimedMail, claimedAt: number): Promise<void> {
+    const fields = { mail: mail.id, template: mail.template, attempts: mail.attempts };
+    for (let waitMs = 500; ; waitMs = Math.min(waitMs * 2, 10_000)) {
+      try {
+        if (!(await mailOutboxQueries.markSent(this.db, mail.id, mail.attempts))) {
+          this.log.warn('mail sent, but another attempt had claimed it meanwhile', fields);
+        }
+        return;
+      } catch (failure) {
+        const error = (failure as Error).message;
+        if (Date.now() + waitMs > claimedAt + this.timing.leaseMs) {
+          this.log.error('mail sent, but not recorded as sent: it may be sent again', { ...fields, error });
+          return;
+        }
+        this.log.warn('mail sent, recording it failed: trying again', { ...fields, error });
+        await sleep(waitMs);
+      }
+    }
+  }
+
+  /** Records a failed attempt: the mail is retried with backoff, or given up (for good, or after its time). */
+  async #failed(mail: ClaimedMail, error: string, forGood: boolean): Promise<void> {
+    const retryAt = forGood ? undefined : this.retryAt(mail);
     if (!retryAt) return this.#giveUp(mail, error);
-    await mailOutboxQueries.markFailed(this.db, mail.id, error, retryAt);
+    if (!(await mailOutboxQueries.markFailed(this.db, mail.id, mail.attempts, error, retryAt))) return;
     // One entry per mail, at its first failure: admins see that mail is stuck without a flood.
     if (mail.attempts === 1) {
       await auditQueries.record(this.db, 'system', 'mail.retry', mail.to_address, this.#details(mail, error));
@@ -198,10 +236,13 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
 
   async #giveUp(mail: ClaimedMail, error: string): Promise<void> {
     // One transaction: nobody sees the mail given up without its entry in the activity log.
-    await this.db.transaction().execute(async (trx) => {
-      await mailOutboxQueries.markFailed(trx, mail.id, error, null);
+    const held = await this.db.transaction().execute(async (trx) => {
+      if (!(await mailOutboxQueries.markFailed(trx, mail.id, mail.attempts, error, null))) return false;
       await auditQueries.record(trx, 'system', 'mail.give_up', mail.to_address, this.#details(mail, error));
+      return true;
     });
+    // Another instance claimed the mail meanwhile: its attempt decides.
+    if (!held) return;
     mailDeliveries.inc({ template: mail.template, result: 'given_up' });
     this.log.warn('mail given up', {
       mail: mail.id,

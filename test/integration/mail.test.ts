@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { configFrom } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
@@ -34,6 +35,7 @@ describe('mail settings', () => {
       host: 'mail.example.com',
       port: 465,
       secure: true,
+      requireTLS: false,
       auth: { user: 'me@x', pass: 'p/w' },
       from: 'a@b.c',
     });
@@ -49,6 +51,21 @@ describe('mail settings', () => {
     expect(configFrom(base).selfRecovery).toBe(false);
   });
 
+  it('requires STARTTLS of an smtp:// server on another machine unless ?starttls=optional, and of none on this one unless ?starttls=required', () => {
+    const requireTLS = (SMTP_URL: string, env: Record<string, string> = {}) =>
+      configFrom({ ...base, SMTP_URL, MAIL_FROM: 'a@b.c', ...env }).mail!.requireTLS;
+    expect(requireTLS('smtp://user:pass@mail.example.com:587')).toBe(true);
+    expect(requireTLS('smtp://mail.example.com', { SMTP_USER: 'u', SMTP_PASSWORD: 'p' })).toBe(true);
+    // Without a login too: every mail holds a one-time link.
+    expect(requireTLS('smtp://relay.internal:25')).toBe(true);
+    expect(requireTLS('smtp://user:pass@relay.internal:25?starttls=optional')).toBe(false);
+    for (const local of ['smtp://127.0.0.1:1025', 'smtp://localhost:25', 'smtp://u:p@[::1]:25'])
+      expect(requireTLS(local)).toBe(false);
+    expect(requireTLS('smtp://127.0.0.1:1025?starttls=required')).toBe(true);
+    // smtps:// is TLS from the first byte.
+    expect(requireTLS('smtps://user:pass@mail.example.com')).toBe(false);
+  });
+
   it('refuses to start on a bad value with one line naming the variable', () => {
     expect(fails({ SMTP_URL: 'http://mail.example.com', MAIL_FROM: 'a@b.c' })).toThrow(
       'SMTP_URL must be an smtp:// or smtps:// URL',
@@ -58,6 +75,34 @@ describe('mail settings', () => {
     for (const SMTP_URL of ['smtp://user:50%off@mail.example', 'smtp://%ZZ@mail.example'])
       expect(fails({ SMTP_URL, MAIL_FROM: 'a@b.c' })).toThrow(
         /^SMTP_URL's user name or password is not percent-encoded: write % as %25/,
+      );
+    // Port 0 made nodemailer use 465; a port past 65535 was called a bad URL.
+    for (const [SMTP_URL, port] of [
+      ['smtps://mail.example.com:0', '0'],
+      ['smtp://mail.example.com:99999', '99999'],
+      ['smtp://user:pass@[::1]:70000', '70000'],
+    ])
+      expect(fails({ SMTP_URL: SMTP_URL!, MAIL_FROM: 'a@b.c' })).toThrow(
+        `SMTP_URL's port must be 1-65535 (got ${port})`,
+      );
+    // A setting nodemailer knows, or any other, is refused rather than silently ignored.
+    for (const SMTP_URL of [
+      'smtp://u:p@mail.example.com:587?requireTLS=true',
+      'smtp://m.example?starttls=optional&x=1',
+    ])
+      expect(fails({ SMTP_URL, MAIL_FROM: 'a@b.c' })).toThrow(
+        /^SMTP_URL takes one setting after "\?", starttls=required or starttls=optional \(got \?/,
+      );
+    expect(fails({ SMTP_URL: 'smtp://m.example?starttls=off', MAIL_FROM: 'a@b.c' })).toThrow(
+      `SMTP_URL's starttls must be "required" or "optional" (got "off")`,
+    );
+    expect(fails({ SMTP_URL: 'smtps://m.example?starttls=required', MAIL_FROM: 'a@b.c' })).toThrow(
+      /^SMTP_URL's starttls is for smtp:\/\//,
+    );
+    // A line break would end the From header and start one of its own.
+    for (const MAIL_FROM of ['a@b.c\r\nBcc: someone@else.example', 'Acme\n <a@b.c>'])
+      expect(fails({ SMTP_URL: 'smtp://m.example.com', MAIL_FROM })).toThrow(
+        'MAIL_FROM must not contain control characters',
       );
     expect(fails({ SMTP_URL: 'smtp://mail.example.com' })).toThrow(/^MAIL_FROM must be set/);
     expect(fails({ MAIL_FROM: 'a@b.c' })).toThrow(/^MAIL_FROM is set but SMTP_URL is not/);
@@ -281,42 +326,115 @@ describe('invites and recovery links by mail', () => {
     }
   });
 
-  it('gives a mail up at once when the server refuses its recipient for good (5xx), and retries one refused for now (4xx)', async () => {
-    const refusals: Record<string, number> = { gone: 550, bad: 501, later: 450 };
+  it('gives a mail up at once only when the server refuses its recipient or message for good, and retries a refusal of Sesame as a whole', async () => {
+    const refusals: Record<string, number | string> = {
+      gone: 550,
+      bad: 501,
+      nobody: '554 5.1.1 No such user',
+      later: 450,
+      // A full mailbox is temporary whatever its code (RFC 5321 §4.5.3.1.10).
+      full: '552 5.2.2 Mailbox full',
+      // The answer to a wrong login: the operator fixes it, and the mail must still go.
+      relay: '554 5.7.1 Relay access denied',
+      relaying: '550 Relaying not permitted',
+    };
+    let refuseSesame = true;
     const picky = await startMailServer({
+      refuseConnection: () => (refuseSesame ? '554 5.7.1 Access denied' : undefined),
       refuseRecipient: (address) => refusals[address.split('@')[0]!],
+      refuseMessage: (mail) =>
+        mail.envelopeTo[0]!.startsWith('huge@') ? '552 5.3.4 Message too big' : undefined,
     });
     const quiet = await startTestApp(
       { SMTP_URL: `smtp://127.0.0.1:${picky.port}`, MAIL_FROM: 'a@acme.test' },
       { mailTiming: TEST_TIMING },
     );
+    const invite = (email: string) => createOneTimeLink(quiet.db, quiet.config, { email, actor: 'test' });
+    const rowOf = (to: string) =>
+      quiet.db.selectFrom('mail_outbox').selectAll().where('to_address', '=', to).executeTakeFirstOrThrow();
+    const until = Date.now() + 30_000;
+    const waitFor = async (to: string, check: (row: Awaited<ReturnType<typeof rowOf>>) => boolean) => {
+      while (!check(await rowOf(to)) && Date.now() < until) await sleep(100);
+      return rowOf(to);
+    };
     try {
-      for (const email of ['gone@example.com', 'bad@example.com', 'later@example.com'])
-        await cliJsonOn(quiet, ['users', 'invite', '--email', email, '--json']);
-      const rowOf = (to: string) =>
-        quiet.db.selectFrom('mail_outbox').selectAll().where('to_address', '=', to).executeTakeFirstOrThrow();
-      const until = Date.now() + 20_000;
-      for (const [to, code] of [
-        ['gone@example.com', /550/],
-        ['bad@example.com', /501/],
+      // Refused at the greeting: retried, and sent once the server takes Sesame again.
+      await invite('turned-away@example.com');
+      const refused = await waitFor('turned-away@example.com', (row) => row.attempts >= 2);
+      expect(refused).toMatchObject({ attempts: 2, sent_at: null });
+      expect(refused.next_attempt_at).not.toBeNull();
+      expect(refused.last_error).toMatch(/554 5\.7\.1 Access denied/);
+      refuseSesame = false;
+      await picky.waitFor('turned-away@example.com');
+
+      for (const name of [...Object.keys(refusals), 'huge']) await invite(`${name}@example.com`);
+      for (const [name, code] of [
+        ['gone', /550/],
+        ['bad', /501/],
+        ['nobody', /554 5\.1\.1/],
+        ['huge', /552 5\.3\.4/],
       ] as const) {
-        while ((await rowOf(to)).next_attempt_at !== null && Date.now() < until) await sleep(100);
-        const given = await rowOf(to);
+        const given = await waitFor(`${name}@example.com`, (row) => row.next_attempt_at === null);
         expect(given).toMatchObject({ next_attempt_at: null, attempts: 1, text_body: null });
         expect(given.last_error).toMatch(code);
       }
-      while ((await rowOf('later@example.com')).attempts < 2 && Date.now() < until) await sleep(100);
-      expect((await rowOf('later@example.com')).next_attempt_at).not.toBeNull();
+      for (const name of ['later', 'full', 'relay', 'relaying']) {
+        const retried = await waitFor(`${name}@example.com`, (row) => row.attempts >= 2);
+        expect(retried.attempts).toBeGreaterThanOrEqual(2);
+        expect(retried.next_attempt_at).not.toBeNull();
+      }
       const gaveUp = await quiet.db
         .selectFrom('audit_events')
         .select('target')
         .where('action', '=', 'mail.give_up')
         .execute();
-      expect(gaveUp.map((row) => row.target).sort()).toEqual(['bad@example.com', 'gone@example.com']);
+      expect(gaveUp.map((row) => row.target).sort()).toEqual([
+        'bad@example.com',
+        'gone@example.com',
+        'huge@example.com',
+        'nobody@example.com',
+      ]);
     } finally {
       await quiet.stop();
       await picky.stop();
     }
+  });
+
+  it('requires STARTTLS when SMTP_URL says so: a server without it gets no login and no mail', async () => {
+    const plain = await startMailServer({ auth: { user: 'sesame', pass: 's3cret' } });
+    const strict = await startTestApp(
+      {
+        SMTP_URL: `smtp://sesame:s3cret@127.0.0.1:${plain.port}?starttls=required`,
+        MAIL_FROM: 'a@acme.test',
+      },
+      { mailTiming: TEST_TIMING },
+    );
+    try {
+      await createOneTimeLink(strict.db, strict.config, { email: 'in-clear@example.com', actor: 'test' });
+      const until = Date.now() + 20_000;
+      const row = () => strict.db.selectFrom('mail_outbox').selectAll().executeTakeFirstOrThrow();
+      while ((await row()).attempts < 2 && Date.now() < until) await sleep(100);
+      expect((await row()).last_error).toMatch(/STARTTLS/);
+      // Retried: the operator may yet turn STARTTLS on.
+      expect((await row()).next_attempt_at).not.toBeNull();
+      expect(plain.logins).toEqual([]);
+      expect(plain.received).toEqual([]);
+    } finally {
+      await strict.stop();
+      await plain.stop();
+    }
+  });
+
+  it('sends an internationalized domain in the envelope as punycode, which needs no SMTPUTF8', async () => {
+    await createOneTimeLink(sesame.db, sesame.config, { email: 'reader@bücher.example', actor: 'test' });
+    const [got] = await mail.waitFor('reader@', 1);
+    expect(mail.commands.filter((line) => line.includes('reader@'))).toEqual([
+      'RCPT TO:<reader@xn--bcher-kva.example>',
+    ]);
+    // The header as sent (mailparser too shows the domain in Unicode).
+    expect(got!.parsed.headerLines.find((header) => header.key === 'to')?.line).toBe(
+      'To: reader@xn--bcher-kva.example',
+    );
   });
 
   it('never writes a link or its token to the log', async () => {

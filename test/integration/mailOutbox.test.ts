@@ -1,10 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { isSealed, sealAtRest } from '../../src/crypto.js';
 import { mailOutboxQueries } from '../../src/db/queries/mailOutbox.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { createLogger } from '../../src/logger.js';
 import { asPage } from '../support/browser.js';
-import { linkIn, startAppWithMail } from '../support/mailServer.js';
+import {
+  linkIn,
+  type MailServer,
+  startAppWithMail,
+  startMailServer,
+  TEST_MAIL_TIMING,
+} from '../support/mailServer.js';
 import { Person } from '../support/oidcFlow.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -139,6 +148,91 @@ describe('mail bodies at rest with KEY_ENCRYPTION_SECRET', () => {
     );
     expect(row.next_attempt_at).not.toBeNull();
     expect(mail.to('other-secret@example.com')).toHaveLength(0);
+  });
+});
+
+describe('each mail goes out once', () => {
+  let mail: MailServer;
+  let sesame: TestApp;
+  const logLines: string[] = [];
+  /** The Message-ID of every message the server read, accepted or refused. */
+  const offered: { to: string; messageId: string | undefined }[] = [];
+
+  beforeAll(async () => {
+    let refusedOnce = false;
+    mail = await startMailServer({
+      refuseMessage: (got) => {
+        offered.push({ to: got.envelopeTo[0]!, messageId: got.parsed.messageId });
+        if (got.envelopeTo[0] !== 'twice@example.com' || refusedOnce) return undefined;
+        refusedOnce = true;
+        return '451 4.3.0 Try again later';
+      },
+    });
+    sesame = await startTestApp(
+      { SMTP_URL: mail.url, MAIL_FROM: 'Acme <signin@acme.test>' },
+      { mailTiming: TEST_MAIL_TIMING, log: createLogger('debug', (line) => logLines.push(line)) },
+    );
+  });
+  afterAll(async () => {
+    await sesame?.stop();
+    await mail?.stop();
+  });
+
+  const invite = (email: string) => createOneTimeLink(sesame.db, sesame.config, { email, actor: 'test' });
+
+  it('gives a mail one Message-ID at all its attempts, so that a copy can be told apart', async () => {
+    await invite('twice@example.com');
+    await mail.waitFor('twice@example.com');
+    const row = await mailRowTo(sesame, 'twice@example.com', (r) => r.sent_at !== null);
+    expect(row.attempts).toBe(2);
+    expect(offered.filter((o) => o.to === 'twice@example.com').map((o) => o.messageId)).toEqual([
+      `<${row.id}@acme.test>`,
+      `<${row.id}@acme.test>`,
+    ]);
+  });
+
+  it('does not send a mail again when recording that it went fails for a moment', async () => {
+    // The database refuses the first two "sent" records of this mail, as after a blip.
+    await sql`create sequence sent_blips`.execute(sesame.db);
+    await sql`
+      create function refuse_sent() returns trigger language plpgsql as $$
+      begin
+        if new.to_address = 'blip@example.com' and new.sent_at is not null and nextval('sent_blips') <= 2 then
+          raise exception 'the database went away for a moment';
+        end if;
+        return new;
+      end $$`.execute(sesame.db);
+    await sql`
+      create trigger refuse_sent before update on mail_outbox
+      for each row execute function refuse_sent()`.execute(sesame.db);
+    await invite('blip@example.com');
+    const row = await mailRowTo(sesame, 'blip@example.com', (r) => r.sent_at !== null);
+    // Let any copy that was going to arrive arrive.
+    await sleep(1_500);
+    expect(mail.to('blip@example.com')).toHaveLength(1);
+    expect(row).toMatchObject({ attempts: 1, last_error: null, text_body: null });
+    expect(
+      logLines.filter((line) => line.includes('mail sent, recording it failed: trying again')),
+    ).toHaveLength(2);
+  });
+
+  it('cuts off a send that outlasts its deadline, before its claim could run out', async () => {
+    // Each answer comes in time for nodemailer's per-step timeouts; the whole send does not.
+    const slow = await startMailServer({ replyAfterMs: 800 });
+    const impatient = await startTestApp(
+      { SMTP_URL: slow.url, MAIL_FROM: 'signin@acme.test' },
+      { mailTiming: { ...TEST_MAIL_TIMING, timeoutMs: 2_000, leaseMs: 3_000 } },
+    );
+    try {
+      await createOneTimeLink(impatient.db, impatient.config, { email: 'slow@example.com', actor: 'test' });
+      const row = await mailRowTo(impatient, 'slow@example.com', (r) => r.last_error !== null);
+      expect(row.last_error).toBe('the mail server took longer than 2 s: the send was cut off');
+      expect(row.next_attempt_at).not.toBeNull();
+      expect(slow.received).toHaveLength(0);
+    } finally {
+      await impatient.stop();
+      await slow.stop();
+    }
   });
 });
 

@@ -40,7 +40,10 @@ describe('security notices by mail', () => {
     expect(
       (await person.browser.postJson(`/account/passkeys/${credential.id}/delete`, csrf, {})).status,
     ).toBe(200);
-    await mail.waitFor('keys@example.com', 3);
+    const removed = (await mail.waitFor('keys@example.com', 3))[2]!;
+    // It says which passkey went, by the name the added notice gave it.
+    const name = /A new passkey \((.+?)\)/.exec(added!.text)![1];
+    expect(removed.text).toContain(`The passkey ${name} can no longer sign in`);
     expect(noticesTo('keys@example.com')).toEqual([
       'A passkey was added to your Acme account',
       'A passkey was removed from your Acme account',

@@ -1,10 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ParsedMail, simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { freePort, startTestApp } from './testApp.js';
 
 /** A mail the test SMTP server received, parsed. */
 export interface ReceivedMail {
+  /** The recipients of the SMTP envelope (RCPT TO); smtp-server shows a punycode domain in Unicode. */
+  envelopeTo: string[];
   to: string;
   from: string;
   subject: string;
@@ -17,50 +19,82 @@ export interface ReceivedMail {
  * A real SMTP server in this process (smtp-server) on a loopback port of this Jest worker:
  * every mail it accepts is parsed (mailparser) into `received`. `stop()` takes it down and
  * `start()` brings it back on the same port, as a mail server that goes away for a while.
- * With `auth`, it insists on that user and password; `refuseRecipient` refuses the recipients it names.
+ * With `auth`, it insists on that user and password (each login it is offered is in
+ * `logins`; every command line clients send is in `commands`); the `refuse...` options refuse connections, recipients or messages, with a
+ * reply code or a whole reply ("554 5.7.1 Relay access denied"); `replyAfterMs` answers
+ * the connection, MAIL FROM and RCPT TO that much late, as a slow server does.
  */
 export async function startMailServer(
   options: {
     auth?: { user: string; pass: string };
-    /** The SMTP reply code (550: no such mailbox, 450: try later) for a recipient it refuses. */
-    refuseRecipient?: (address: string) => number | undefined;
+    /** The reply (550: no such mailbox, 450: try later) to a recipient it refuses. */
+    refuseRecipient?: (address: string) => Refusal | undefined;
+    /** The reply instead of the greeting, for a client it refuses as a whole. */
+    refuseConnection?: () => Refusal | undefined;
+    /** The reply at the end of DATA to a message it refuses (which is then not in `received`). */
+    refuseMessage?: (mail: ReceivedMail) => Refusal | undefined;
+    replyAfterMs?: number;
   } = {},
 ) {
   const port = await freePort();
   const received: ReceivedMail[] = [];
+  const logins: string[] = [];
+  const commands: string[] = [];
   let server: SMTPServer | undefined;
+  /** Calls `callback` (with the refusal, if any) `replyAfterMs` late. */
+  const reply = (callback: (error?: Error | null) => void, refusal?: Refusal, what = 'refused') =>
+    setTimeout(
+      () => callback(refusal === undefined ? null : refusalError(refusal, what)),
+      options.replyAfterMs ?? 0,
+    );
 
   const start = async () => {
     server = new SMTPServer({
       disabledCommands: options.auth ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
       authOptional: !options.auth,
       allowInsecureAuth: true,
-      logger: false,
+      // A refusal's reply is exactly the one given, with no enhanced status code added.
+      hideENHANCEDSTATUSCODES: true,
+      // Every line a client sends, as sent (smtp-server turns a punycode address into Unicode).
+      logger: {
+        debug(entry: { tnx?: string }, _message: string, line: string) {
+          if (entry.tnx === 'command') commands.push(line);
+        },
+      } as unknown as SMTPServerOptions['logger'],
+      onConnect(_session, callback) {
+        reply(callback, options.refuseConnection?.(), 'Access denied');
+      },
       onAuth(auth, _session, callback) {
+        logins.push(auth.username ?? '');
         if (auth.username === options.auth?.user && auth.password === options.auth?.pass) {
           callback(null, { user: auth.username });
         } else {
           callback(new Error('Invalid username or password'));
         }
       },
-      onRcptTo(address, _session, callback) {
-        const code = options.refuseRecipient?.(address.address);
-        if (code === undefined) return callback();
-        callback(Object.assign(new Error(`${address.address}: refused`), { responseCode: code }));
+      onMailFrom(_address, _session, callback) {
+        reply(callback);
       },
-      onData(stream, _session, callback) {
+      onRcptTo(address, _session, callback) {
+        reply(callback, options.refuseRecipient?.(address.address), `${address.address}: refused`);
+      },
+      onData(stream, session, callback) {
         simpleParser(stream)
           .then((parsed) => {
             const address = (value: ParsedMail['to']) =>
               (Array.isArray(value) ? value : value ? [value] : []).map((a) => a.text).join(', ');
-            received.push({
+            const mail = {
+              envelopeTo: session.envelope.rcptTo.map((rcpt) => rcpt.address),
               to: address(parsed.to),
               from: address(parsed.from),
               subject: parsed.subject ?? '',
               text: parsed.text ?? '',
               html: typeof parsed.html === 'string' ? parsed.html : '',
               parsed,
-            });
+            };
+            const refusal = options.refuseMessage?.(mail);
+            if (refusal !== undefined) return callback(refusalError(refusal, 'message refused'));
+            received.push(mail);
             callback();
           })
           .catch(callback);
@@ -84,6 +118,9 @@ export async function startMailServer(
   return {
     port,
     received,
+    logins,
+    /** The command lines clients sent (a login's secret redacted). */
+    commands,
     url: `smtp://127.0.0.1:${port}`,
     start,
     stop,
@@ -102,6 +139,16 @@ export async function startMailServer(
 }
 
 export type MailServer = Awaited<ReturnType<typeof startMailServer>>;
+
+/** An SMTP refusal: a reply code, or a whole reply line ("550 5.1.1 No such user"). */
+type Refusal = number | string;
+
+/** The error smtp-server answers with `refusal`; `text` follows a bare code. */
+function refusalError(refusal: Refusal, text: string): Error {
+  const [code, message] =
+    typeof refusal === 'number' ? [refusal, text] : [Number(refusal.slice(0, 3)), refusal.slice(4)];
+  return Object.assign(new Error(message), { responseCode: code });
+}
 
 /** The one-time link in a mail's text. */
 export function linkIn(mail: ReceivedMail): string {

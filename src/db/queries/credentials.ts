@@ -249,13 +249,15 @@ export const credentialsQueries = {
    * Deletes one of the user's passkeys unless it is their last. The CTE locks all of the
    * user's passkeys first, so two concurrent deletes of their last two cannot both pass the
    * count: the second waits, then sees one row left and deletes nothing.
+   * @returns the name of the passkey deleted, or undefined when none was.
    */
-  async deleteUnlessLast(db: Db, userId: string, id: string): Promise<boolean> {
-    const result = await sql`
+  async deleteUnlessLast(db: Db, userId: string, id: string): Promise<string | undefined> {
+    const { rows } = await sql<{ name: string }>`
       with mine as (select id from credentials where user_id = ${userId} for update)
       delete from credentials
-      where id = ${id} and user_id = ${userId} and (select count(*) from mine) > 1`.execute(db);
-    return Number(result.numAffectedRows ?? 0) > 0;
+      where id = ${id} and user_id = ${userId} and (select count(*) from mine) > 1
+      returning name`.execute(db);
+    return rows[0]?.name;
   },
 
   /** Deletes every passkey of a user; returns the ids that went. */

@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type UpdateObject } from 'kysely';
 import type { Db } from '../connect.js';
+import type { Database } from '../schema.js';
 import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
 
 /** A composed mail to queue. */
@@ -63,26 +64,33 @@ export const mailOutboxQueries = {
     );
   },
 
-  /** Marks a mail sent and empties its bodies (they may hold a one-time link). */
-  async markSent(db: Db, id: string): Promise<void> {
-    await db
-      .updateTable('mail_outbox')
-      .set({ sent_at: sql`now()`, next_attempt_at: null, last_error: null, text_body: null, html_body: null })
-      .where('id', '=', id)
-      .execute();
+  /**
+   * Marks a mail sent and empties its bodies (they may hold a one-time link), if the claim
+   * `attempt` (its `attempts` when claimed) still holds it: once another instance claimed
+   * it, the row is that attempt's to record.
+   * @returns whether the claim still held the mail.
+   */
+  markSent(db: Db, id: string, attempt: number): Promise<boolean> {
+    return updateClaimed(db, id, attempt, {
+      sent_at: sql`now()`,
+      next_attempt_at: null,
+      last_error: null,
+      text_body: null,
+      html_body: null,
+    });
   },
 
-  /** Records a failed attempt; `retryAt` null gives the mail up (the row stays, with the error, without its bodies). */
-  async markFailed(db: Db, id: string, error: string, retryAt: Date | null): Promise<void> {
-    await db
-      .updateTable('mail_outbox')
-      .set({
-        last_error: error.slice(0, 1000),
-        next_attempt_at: retryAt,
-        ...(retryAt === null && { text_body: null, html_body: null }),
-      })
-      .where('id', '=', id)
-      .execute();
+  /**
+   * Records a failed attempt, if the claim `attempt` still holds the mail (see markSent);
+   * `retryAt` null gives the mail up (the row stays, with the error, without its bodies).
+   * @returns whether the claim still held the mail.
+   */
+  markFailed(db: Db, id: string, attempt: number, error: string, retryAt: Date | null): Promise<boolean> {
+    return updateClaimed(db, id, attempt, {
+      last_error: error.slice(0, 1000),
+      next_attempt_at: retryAt,
+      ...(retryAt === null && { text_body: null, html_body: null }),
+    });
   },
 
   /**
@@ -125,3 +133,20 @@ export const mailOutboxQueries = {
     return deleteDoneRowsBefore(db, 'mail_outbox', days);
   },
 };
+
+/** Updates mail `id` if the claim `attempt` still holds it (no later claim, not sent); returns whether it did. */
+async function updateClaimed(
+  db: Db,
+  id: string,
+  attempt: number,
+  values: UpdateObject<Database, 'mail_outbox'>,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('mail_outbox')
+    .set(values)
+    .where('id', '=', id)
+    .where('attempts', '=', attempt)
+    .where('sent_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}

@@ -209,9 +209,9 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
     // Refuse the last passkey before asking for a step-up that could not help.
     await assertDeletable(db, user.id, id);
     await requireRecentStepUp(db, sessionUid, user.id);
-    const remaining = await deletePasskey(db, user.id, id);
+    const { remaining, name } = await deletePasskey(db, user.id, id);
     log.info('passkey deleted', { user: user.id, credential: id.slice(0, 12) });
-    await sendSecurityNotice(db, config, log, user, 'passkey_removed');
+    await sendSecurityNotice(db, config, log, user, 'passkey_removed', { passkeyName: name });
     // The page's "You have N passkeys." in its language, for the script to put in place.
     ctx.body = { remaining, count: pageText(ctx).t('account.passkeyCount', { count: remaining.length }) };
   });
