@@ -31,6 +31,7 @@ import { providerRouteOf } from './providerPaths.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import { restateError, restateProviderErrors } from './restatedErrors.js';
+import { aroundProviderRoute } from './routeSteps.js';
 import type { RowCaches } from './rowCaches.js';
 import { storedId } from './storedIds.js';
 import { TTL } from './ttl.js';
@@ -87,12 +88,9 @@ function carryLogoutLanguage(provider: Provider): void {
     success.searchParams.set('ui_locales', language);
     ctx.set('Location', success.href);
   }
-  // Not async itself: every other request passes with no promise of its own.
-  provider.use(function carryToSignedOutPage(ctx, next) {
-    return ctx.method === 'POST' && providerRouteOf(ctx.path) === '/session/end/confirm'
-      ? addLanguage(ctx as KoaContextWithOIDC, next)
-      : next();
-  });
+  aroundProviderRoute(provider, 'POST', '/session/end/confirm', (ctx, next) =>
+    addLanguage(ctx as KoaContextWithOIDC, next),
+  );
 }
 
 /**
@@ -452,9 +450,7 @@ export function createProvider({
   // Discovery says which response types an app may use: `code`. The provider lists every
   // configured one, `none` too, which only Sesame's account pages use and no app can register.
   // Its document is rendered once and kept (publicMetadata.ts), so this runs rarely.
-  provider.use(function listAppResponseTypes(ctx, next) {
-    return ctx.path === DISCOVERY_PATH ? withoutResponseType(ctx, next, 'none') : next();
-  });
+  aroundProviderRoute(provider, 'GET', DISCOVERY_PATH, (ctx, next) => withoutResponseType(ctx, next, 'none'));
 
   restateProviderErrors(provider);
   releaseCustomClaims(provider);
@@ -472,12 +468,7 @@ export function createProvider({
   // elsewhere since (a consent submitted again on another instance, say): the
   // browser is sent to load the return again, which reads it as stored and signs in.
   const renderError = configuration.renderError!;
-  // Not async itself: every other request (a token, an introspection) passes with no promise of its own.
-  provider.use(function storeHeldWrites(ctx, next) {
-    return ctx.method === 'GET' && providerRouteOf(ctx.path) === '/auth/:uid'
-      ? holdAndStoreWrites(ctx, next)
-      : next();
-  });
+  aroundProviderRoute(provider, 'GET', '/auth/:uid', holdAndStoreWrites);
   redeemCodesInOneStatement(provider);
   /** Whether the interaction a return (`/auth/:uid`) resumes is still stored. */
   async function interactionStored(path: string): Promise<boolean> {

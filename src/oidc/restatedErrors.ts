@@ -1,4 +1,4 @@
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import providerInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 
@@ -31,9 +31,6 @@ export function restateError(out: ProviderErrorOut): void {
   else if (out.error_description === OPENID_SCOPE_GATE) out.error_description = OPENID_SCOPE_REQUIRED;
 }
 
-/** The provider's endpoints whose errors are JSON and may be one of those: token, device authorization, PAR. */
-const JSON_ERROR_PATHS: ReadonlySet<string> = new Set(['/token', '/device/auth', '/request']);
-
 /** The response modes an authorization error is sent back to the app in (discovery's response_modes_supported). */
 const RESPONSE_MODES = ['query', 'fragment', 'form_post'] as const;
 
@@ -43,9 +40,15 @@ const RESPONSE_MODES = ['query', 'fragment', 'form_post'] as const;
  * authorization endpoints, and the redirect that takes an authorization error back to the app.
  */
 export function restateProviderErrors(provider: Provider): void {
-  provider.use(function restateJsonErrors(ctx, next) {
-    return JSON_ERROR_PATHS.has(ctx.path) ? restateBody(ctx, next) : next();
-  });
+  // The JSON errors of the token, device authorization and PAR endpoints: the provider's error
+  // handler sets the answer's body, then emits the endpoint's error event, at once. Restated
+  // there before it is sent, with no middleware that every token request would pass through.
+  const restateJsonError = (ctx: Context) => {
+    if (ctx.body && typeof ctx.body === 'object') restateError(ctx.body as ProviderErrorOut);
+  };
+  provider.on('grant.error', restateJsonError);
+  provider.on('device_authorization.error', restateJsonError);
+  provider.on('pushed_authorization_request.error', restateJsonError);
   const { responseModes } = providerInternals(provider);
   for (const mode of RESPONSE_MODES) {
     const respond = responseModes.get(mode);
@@ -55,10 +58,4 @@ export function restateProviderErrors(provider: Provider): void {
       return respond(ctx, redirectUri, payload);
     });
   }
-}
-
-async function restateBody(ctx: Context, next: Next): Promise<void> {
-  await next();
-  if (ctx.status >= 400 && ctx.body && typeof ctx.body === 'object')
-    restateError(ctx.body as ProviderErrorOut);
 }
