@@ -27,7 +27,6 @@ import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
-import { providerRouteOf } from './providerPaths.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import { restateError, restateProviderErrors } from './restatedErrors.js';
