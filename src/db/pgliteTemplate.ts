@@ -84,17 +84,43 @@ export async function seedFromTemplate(pgDir: string): Promise<boolean> {
       .filter((entry) => entry.isFile())
       .map((entry) => fs.promises.copyFile(path.join(entry.parentPath, entry.name), target(entry))),
   );
-  // The template's files are 0666 (as PGlite's initdb made them); the copy is its owner's alone.
+  // The template is readable by all (publishTemplate); the copy is its owner's alone.
   makePrivate(partial);
   fs.renameSync(partial, pgDir);
   return true;
 }
 
-/** Builds the template (initdb, then every migration) unless a current one exists. Run by scripts/build.mjs. */
+/**
+ * Gives the template's files 0644 and its folders 0755, its version file included. PGlite
+ * writes some files 0600, which a server running as another user than the build (the Docker
+ * image's `node`, after a build as root) cannot copy, and most 0666, which would let any local
+ * user change what new installations start from. It holds nothing of an installation (the
+ * schema, and the names of the migrations applied), so anyone may read it.
+ */
+function publishTemplate(): void {
+  const names = fs.readdirSync(PGLITE_TEMPLATE_DIR, { recursive: true }).map(String);
+  for (const entry of [PGLITE_TEMPLATE_DIR, ...names.map((name) => path.join(PGLITE_TEMPLATE_DIR, name))]) {
+    const stat = fs.lstatSync(entry);
+    if (stat.isDirectory()) fs.chmodSync(entry, 0o755);
+    else if (stat.isFile()) fs.chmodSync(entry, 0o644);
+  }
+  fs.chmodSync(VERSION_FILE, 0o644);
+}
+
+/**
+ * Builds the template (initdb, then every migration) unless a current one exists, and makes it
+ * readable by all either way (a current one may predate that). Run by scripts/build.mjs.
+ */
 export async function ensurePGliteTemplate(): Promise<'built' | 'current'> {
   const wanted = currentVersion();
   const made = templateVersion();
-  if (made?.pglite === wanted.pglite && made.migrationsHash === wanted.migrationsHash) return 'current';
+  const current = made?.pglite === wanted.pglite && made.migrationsHash === wanted.migrationsHash;
+  if (!current) await buildTemplate(wanted);
+  publishTemplate();
+  return current ? 'current' : 'built';
+}
+
+async function buildTemplate(wanted: TemplateVersion): Promise<void> {
   const partial = `${PGLITE_TEMPLATE_DIR}.building-${process.pid}`;
   fs.rmSync(partial, { recursive: true, force: true });
   const { PGlite } = await import('@electric-sql/pglite');
@@ -111,5 +137,4 @@ export async function ensurePGliteTemplate(): Promise<'built' | 'current'> {
   fs.rmSync(PGLITE_TEMPLATE_DIR, { recursive: true, force: true });
   fs.renameSync(partial, PGLITE_TEMPLATE_DIR);
   fs.writeFileSync(VERSION_FILE, `${JSON.stringify(wanted)}\n`);
-  return 'built';
 }

@@ -19,6 +19,17 @@ describe('the embedded-database template', () => {
     expect(fs.existsSync(path.join(PGLITE_TEMPLATE_DIR, 'PG_VERSION'))).toBe(true);
   });
 
+  // The Docker image builds as root and runs as `node`, which must be able to copy every file.
+  it('is readable by everyone and writable by its owner only', () => {
+    const modes = new Set<string>();
+    for (const name of ['', ...fs.readdirSync(PGLITE_TEMPLATE_DIR, { recursive: true }).map(String)]) {
+      const stat = fs.lstatSync(path.join(PGLITE_TEMPLATE_DIR, name));
+      modes.add(`${stat.isDirectory() ? 'folders' : 'files'} ${(stat.mode & 0o777).toString(8)}`);
+    }
+    expect([...modes].sort()).toEqual(['files 644', 'folders 755']);
+    expect(fs.statSync(`${PGLITE_TEMPLATE_DIR}.version`).mode & 0o777).toBe(0o644);
+  });
+
   it('seeds a new directory with a cluster PGlite opens and writes to', async () => {
     const pgDir = path.join(parent, 'pg');
     expect(await seedFromTemplate(pgDir)).toBe(true);
