@@ -8,7 +8,7 @@
 // a wrong KEY_ENCRYPTION_SECRET still stops the start with its one line.
 import { type Config, ConfigError, configWarnings, loadConfig } from './config.js';
 import { DataDirBusyError } from './db/dataDirLock.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, type Logger, routeProcessWarnings } from './logger.js';
 import { routeProviderNotices } from './oidc/providerNotices.js';
 
 /** What must be closed on the way out; filled in as the start progresses. */
@@ -129,6 +129,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const log = createLogger(config.logLevel);
+  routeProcessWarnings(log);
   for (const warning of configWarnings(config)) log.warn(warning);
   const notices = routeProviderNotices(log);
   const running: Running = {};

@@ -273,6 +273,35 @@ describe('refusing to start with a bad setting', () => {
   });
 });
 
+describe("a library's process warning", () => {
+  // pg warns about sslmode=require over eleven lines of plain text, which Node prints as they are.
+  it('is one JSON line of the log, without the URL, and the failed start still ends with its one line', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-warning-'));
+    try {
+      // Nothing listens on port 1: the start fails after pg has read the URL.
+      const result = await runServerExpectingExit({
+        DATA_DIR: dataDir,
+        DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame?sslmode=require',
+      });
+      expect(result.code).toBe(1);
+      const lines = linesOf(result.stderr);
+      expect(lines.pop()).toMatch(/^sesame: cannot migrate the database: .*ECONNREFUSED/);
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, string>);
+      expect(entries).toContainEqual(
+        expect.objectContaining({
+          level: 'warn',
+          msg: expect.stringContaining('SECURITY WARNING'),
+          source: 'Warning',
+          detail: expect.stringContaining('sslmode=verify-full'),
+        }),
+      );
+      expect(result.stderr).not.toContain('hunter2');
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 /** Where Debian's Postgres (and most Linux packages') listens on a Unix socket. */
 const SOCKET_DIR = '/var/run/postgresql';
 const directUrl = process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL;
