@@ -62,32 +62,56 @@ function templateIsUsable(): boolean {
   );
 }
 
+/** A copy in progress is `pg.seeding-<pid>`. */
+const SEEDING = '.seeding-';
+
 /**
  * Gives a new embedded database directory its initial cluster by copying the template.
  * Resolves to false (and leaves `pgDir` alone) when the directory already exists or there is
  * no usable template; PGlite then opens or initialises it as usual. The files (about a
  * thousand) are copied several at a time on libuv's threads, three times as fast as one by
- * one, and the server's thread goes on loading its modules meanwhile.
+ * one, and the server's thread goes on loading its modules meanwhile. Only the process that
+ * holds the data directory (dataDirLock.ts) calls it, so no other copy is under way beside it.
  */
 export async function seedFromTemplate(pgDir: string): Promise<boolean> {
+  removeAbandonedCopies(pgDir);
   if (fs.existsSync(pgDir) || !templateIsUsable()) return false;
   // Copy beside the target and rename, so a start killed mid-copy leaves no half cluster.
-  const partial = `${pgDir}.seeding-${process.pid}`;
-  fs.rmSync(partial, { recursive: true, force: true });
-  const entries = fs.readdirSync(PGLITE_TEMPLATE_DIR, { withFileTypes: true, recursive: true });
-  const target = (entry: fs.Dirent) =>
-    path.join(partial, path.relative(PGLITE_TEMPLATE_DIR, path.join(entry.parentPath, entry.name)));
-  fs.mkdirSync(partial);
-  for (const entry of entries) if (entry.isDirectory()) fs.mkdirSync(target(entry), { recursive: true });
-  await Promise.all(
-    entries
-      .filter((entry) => entry.isFile())
-      .map((entry) => fs.promises.copyFile(path.join(entry.parentPath, entry.name), target(entry))),
-  );
-  // The template is readable by all (publishTemplate); the copy is its owner's alone.
-  makePrivate(partial);
-  fs.renameSync(partial, pgDir);
+  const partial = `${pgDir}${SEEDING}${process.pid}`;
+  try {
+    const entries = fs.readdirSync(PGLITE_TEMPLATE_DIR, { withFileTypes: true, recursive: true });
+    const target = (entry: fs.Dirent) =>
+      path.join(partial, path.relative(PGLITE_TEMPLATE_DIR, path.join(entry.parentPath, entry.name)));
+    fs.mkdirSync(partial);
+    for (const entry of entries) if (entry.isDirectory()) fs.mkdirSync(target(entry), { recursive: true });
+    await Promise.all(
+      entries
+        .filter((entry) => entry.isFile())
+        .map((entry) => fs.promises.copyFile(path.join(entry.parentPath, entry.name), target(entry))),
+    );
+    // The template is readable by all (publishTemplate); the copy is its owner's alone.
+    makePrivate(partial);
+    fs.renameSync(partial, pgDir);
+  } catch (error) {
+    // About 40 MB: a failed first start (a full disk) leaves none of it.
+    fs.rmSync(partial, { recursive: true, force: true });
+    throw error;
+  }
   return true;
+}
+
+/**
+ * Removes the copies of earlier starts killed mid-copy (SIGKILL, a crash, a full disk). Their
+ * pids mean nothing here (another PID namespace, a reused pid): the caller holds the data
+ * directory, so none of them is still being made.
+ */
+function removeAbandonedCopies(pgDir: string): void {
+  const prefix = `${path.basename(pgDir)}${SEEDING}`;
+  const parent = path.dirname(pgDir);
+  if (!fs.existsSync(parent)) return;
+  for (const name of fs.readdirSync(parent)) {
+    if (name.startsWith(prefix)) fs.rmSync(path.join(parent, name), { recursive: true, force: true });
+  }
 }
 
 /**

@@ -46,6 +46,34 @@ describe('the embedded-database template', () => {
     expect(fs.readdirSync(path.join(PGLITE_TEMPLATE_DIR, 'base')).length).toBeGreaterThan(0);
   });
 
+  it('removes the copies that starts killed mid-copy left, with or without a cluster since', async () => {
+    const pgDir = path.join(parent, 'pg');
+    for (const pid of [4242, 1]) {
+      fs.mkdirSync(path.join(parent, `pg.seeding-${pid}`, 'base'), { recursive: true });
+      fs.writeFileSync(path.join(parent, `pg.seeding-${pid}`, 'base', '1'), 'half a cluster');
+    }
+    expect(await seedFromTemplate(pgDir)).toBe(true);
+    expect(fs.readdirSync(parent)).toEqual(['pg']);
+    fs.mkdirSync(path.join(parent, 'pg.seeding-7'));
+    expect(await seedFromTemplate(pgDir)).toBe(false);
+    expect(fs.readdirSync(parent)).toEqual(['pg']);
+  });
+
+  it('leaves nothing behind when the copy fails', async () => {
+    // A path so long that the copy's own folder can be made but not the folders in it: the
+    // copy fails midway (ENAMETOOLONG), as on a full disk. Linux allows 4095 bytes.
+    const copyLength = 4093;
+    let deep = parent;
+    while (copyLength - `${deep}/pg.seeding-${process.pid}`.length > 200)
+      deep = path.join(deep, 'd'.repeat(199));
+    deep = path.join(deep, 'd'.repeat(copyLength - `${deep}//pg.seeding-${process.pid}`.length));
+    fs.mkdirSync(deep, { recursive: true });
+    const pgDir = path.join(deep, 'pg');
+    expect(`${pgDir}.seeding-${process.pid}`).toHaveLength(copyLength);
+    await expect(seedFromTemplate(pgDir)).rejects.toThrow(/ENAMETOOLONG/);
+    expect(fs.readdirSync(deep)).toEqual([]);
+  });
+
   it('leaves an existing directory alone', async () => {
     const pgDir = path.join(parent, 'pg');
     fs.mkdirSync(pgDir);
