@@ -29,6 +29,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/dist/migrations ./dist/migrations
 # An initialised embedded-database cluster: a first start copies it instead of running initdb.
+# It stays root's: the build makes it readable by all (files 0644), so `node` copies it and
+# cannot change it.
 COPY --from=build /app/dist/pglite-template ./dist/pglite-template
 COPY --from=build /app/dist/pglite-template.version ./dist/pglite-template.version
 COPY --from=build /app/public ./public

@@ -113,3 +113,25 @@ export function createLogger(
     writes: (lvl) => ORDER[lvl] >= threshold,
   };
 }
+
+/**
+ * Sends Node's process warnings (a library's `process.emitWarning`, such as pg's eleven lines
+ * about `sslmode=require`) into the log, one line each. Node's own listener, which prints them
+ * as plain text, is removed: the server's output stays JSON lines. Warnings name settings and
+ * libraries, not values (pg's quotes the sslmode, never the URL).
+ */
+export function routeProcessWarnings(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string }) => {
+    const [summary = '', ...rest] = warning.message.split('\n');
+    const detail = rest
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .join(' ');
+    log.warn(summary, {
+      source: warning.name,
+      ...(warning.code && { code: warning.code }),
+      ...(detail && { detail }),
+    });
+  });
+}

@@ -8,14 +8,19 @@
 // a wrong KEY_ENCRYPTION_SECRET still stops the start with its one line.
 import { type Config, ConfigError, configWarnings, loadConfig } from './config.js';
 import { DataDirBusyError } from './db/dataDirLock.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, type Logger, routeProcessWarnings } from './logger.js';
 import { routeProviderNotices } from './oidc/providerNotices.js';
 
 /** What must be closed on the way out; filled in as the start progresses. */
 interface Running {
   stopApp?: () => Promise<void>;
   closeDatabase?: () => Promise<void>;
+  /** A stop (SIGTERM, SIGINT) came: the start goes no further than the step under way. */
+  stopRequested?: boolean;
 }
+
+/** Ends a start that was asked to stop; the stop then closes what it opened. */
+class StartStopped extends Error {}
 
 /** Names the step that failed, so the one-line error says what Sesame was doing. */
 class StartError extends Error {
@@ -42,6 +47,9 @@ async function start(
   notices: { release(): void },
 ): Promise<void> {
   const startedAt = performance.now();
+  const goOn = () => {
+    if (running.stopRequested) throw new StartStopped();
+  };
   const appModule = import('./app.js');
   // Awaited below; until then a failure to load must not count as unhandled.
   appModule.catch(() => {});
@@ -60,6 +68,7 @@ async function start(
     }),
   );
   running.closeDatabase = () => database.close();
+  goOn();
   log.info(database.kind === 'embedded' ? 'using the embedded database' : 'using Postgres', {
     data: database.location,
     ...(database.seededFromTemplate && { created: 'from the prebuilt template' }),
@@ -72,18 +81,23 @@ async function start(
   }
   const applied = await step('cannot migrate the database', () => database.migrate());
   if (applied.length) log.info('migrations applied', { migrations: applied });
+  goOn();
 
   // Before the app's notices are let out, so a wrong secret is the only line printed.
   const { checkKeyEncryptionSecret } = await import('./keysAtRest.js');
   await step('cannot read the stored keys', () => checkKeyEncryptionSecret(database.db, config));
 
   const { createApp } = await step('cannot start', () => appModule);
+  goOn();
   notices.release();
   const app = await step('cannot start', () =>
     createApp({ config, db: database.db, log, listen: database.listen }),
   );
-  const port = await step(`cannot listen on ${config.host}:${config.port}`, () => app.start());
+  // Before it listens: the app already holds a subscription and the provider's timers.
   running.stopApp = () => app.stop();
+  goOn();
+  const port = await step(`cannot listen on ${config.host}:${config.port}`, () => app.start());
+  goOn();
   log.info('Sesame is listening', {
     issuer: config.issuer,
     port,
@@ -91,6 +105,7 @@ async function start(
     startup_ms: Math.round(performance.now() - startedAt),
   });
   const { announceSetupLink } = await import('./accounts/setupLink.js');
+  goOn();
   await step('cannot issue the setup link', () => announceSetupLink(database.db, config, log));
 }
 
@@ -114,16 +129,19 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const log = createLogger(config.logLevel);
+  routeProcessWarnings(log);
   for (const warning of configWarnings(config)) log.warn(warning);
   const notices = routeProviderNotices(log);
   const running: Running = {};
 
-  let stopping = false;
+  let starting: Promise<void> = Promise.resolve();
   const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+    if (running.stopRequested) return;
+    running.stopRequested = true;
     log.info('shutting down', { signal });
     try {
+      // A start under way ends at its next step; what it opened by then is closed here, once.
+      await starting.catch(() => {});
       await running.stopApp?.();
       await running.closeDatabase?.();
       process.exit(0);
@@ -136,9 +154,12 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
+  starting = start(config, log, running, notices);
   try {
-    await start(config, log, running, notices);
+    await starting;
   } catch (error) {
+    // Stopping: shutdown() waits for the start to end, closes what it opened and exits.
+    if (running.stopRequested) return;
     reportStartFailure(error, log);
     await running.closeDatabase?.().catch(() => {});
     process.exit(1);

@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { Config } from '../config.js';
 import { watchPool } from '../metrics.js';
 import { claimDataDir, DataDirBusyError, SOCKET_PORT } from './dataDirLock.js';
+import { checkDataDirOwner } from './dataDirOwner.js';
 import { migratePostgresToLatest, migrateToLatest } from './migrate.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
 import { ConnectionQueue, PGliteDialect } from './pgliteDialect.js';
@@ -196,6 +197,7 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
   }
   const connections = new Set<Promise<void>>();
   try {
+    checkDataDirOwner(dataDir);
     // Every file this process creates from now on (PGlite's included) is its owner's alone.
     process.umask(PRIVATE_UMASK);
     const madePrivate = makePrivate(dataDir);

@@ -165,7 +165,13 @@ function holding(server: net.Server, socketPath: string): HeldDataDir {
       return;
     }
     open.add(socket);
-    socket.once('close', () => open.delete(socket));
+    socket.once('close', () => {
+      open.delete(socket);
+      // One that hung up while the holder was opening (a check that the directory is taken)
+      // is not handed to `serve`.
+      const index = waiting.indexOf(socket);
+      if (index !== -1) waiting.splice(index, 1);
+    });
     if (serve) serve(socket);
     else waiting.push(socket);
   });

@@ -55,6 +55,9 @@ function nextMessage(
  * @returns a promise that settles once the connection is closed and PGlite handed back.
  */
 export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: ConnectionQueue): Promise<void> {
+  // Its 'close' has been emitted (or is about to be) and will not come again: waiting for it
+  // would keep the holder from ever closing.
+  if (socket.closed) return Promise.resolve();
   let buffer: Buffer = Buffer.alloc(0);
   let started = false;
   let closed = false;

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
-import { SOCKET_PORT } from '../../src/db/dataDirLock.js';
+import { SOCKET_NAME, SOCKET_PORT } from '../../src/db/dataDirLock.js';
 
 /**
  * The embedded database served to local clients through its data directory's socket, the
@@ -138,4 +139,36 @@ describe('the embedded database through its data directory socket', () => {
       await subscription.close();
     }
   });
+});
+
+describe('a holder whose socket had a visitor while it was opening', () => {
+  let dataDir: string;
+
+  beforeEach(() => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-visited-'));
+  });
+
+  afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+  // What a second server's or the CLI's check that the directory is taken does: connect, hang up.
+  it('closes within seconds after a client that connected and hung up before it served', async () => {
+    const opening = openDatabase({ databaseUrl: undefined, dataDir });
+    const socketPath = path.join(dataDir, SOCKET_NAME);
+    while (!fs.existsSync(socketPath)) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise<void>((resolve, reject) => {
+      const visitor = net.connect(socketPath, () => {
+        visitor.destroy();
+        resolve();
+      });
+      visitor.once('error', reject);
+    });
+    const holder = await opening;
+    // It took under a second; it used to wait forever for that client's 'close', which had come and gone.
+    const closed = await Promise.race([
+      holder.close().then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('still open'), 20_000).unref()),
+    ]);
+    expect(closed).toBe('closed');
+    expect(fs.existsSync(socketPath)).toBe(false);
+  }, 60_000);
 });

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { SOCKET_NAME } from '../../src/db/dataDirLock.js';
@@ -9,6 +10,7 @@ import {
   linesOf,
   runServerExpectingExit,
   type SesameProcess,
+  spawnSesameProcess,
   startSesameProcess,
 } from '../support/sesameProcess.js';
 import { createTestDatabase, onPostgres } from '../support/testDatabase.js';
@@ -199,6 +201,48 @@ describe('starting on an existing data directory that others can read', () => {
   }, 70_000);
 });
 
+describe('a stop requested while the server starts', () => {
+  let dataDir: string;
+
+  afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+  // As when a deploy script runs `sesame` while the server starts and the server is stopped
+  // then: closing gives that command 5 s to finish, and the start used to go on meanwhile and serve.
+  it('ends the start at its next step and exits 0, never listening after "shutting down"', async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-stopped-'));
+    const socketPath = path.join(dataDir, SOCKET_NAME);
+    const sesame = await spawnSesameProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'info' });
+    const messages = () =>
+      linesOf(sesame.out.stderr)
+        .filter((line) => line.startsWith('{'))
+        .map((line) => (JSON.parse(line) as { msg: string }).msg);
+    const until = async (done: () => boolean) => {
+      while (!done() && sesame.child.exitCode === null)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    let command: net.Socket | undefined;
+    try {
+      await until(() => fs.existsSync(socketPath));
+      command = net.connect(socketPath).on('error', () => {});
+      await until(() => messages().includes('using the embedded database'));
+      sesame.child.kill('SIGTERM');
+      const ended = await Promise.race([
+        sesame.exited,
+        new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 30_000)),
+      ]);
+      expect(ended).toMatchObject({ code: 0, signal: null });
+      const stopped = messages().indexOf('shutting down');
+      expect(stopped).toBeGreaterThan(-1);
+      expect(messages().slice(stopped)).not.toContain('Sesame is listening');
+      expect(fs.existsSync(socketPath)).toBe(false);
+    } finally {
+      command?.destroy();
+      if (sesame.child.exitCode === null) sesame.child.kill('SIGKILL');
+      await sesame.exited;
+    }
+  }, 60_000);
+});
+
 describe('refusing to start with a bad setting', () => {
   it.each([
     ['ISSUER', 'not-a-url', 'sesame: ISSUER must be an absolute http(s) URL'],
@@ -223,6 +267,35 @@ describe('refusing to start with a bad setting', () => {
       expect(result.stdout).toBe('');
       // Nothing was created: the settings are checked before the database is touched.
       expect(fs.readdirSync(dataDir)).toEqual([]);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a library's process warning", () => {
+  // pg warns about sslmode=require over eleven lines of plain text, which Node prints as they are.
+  it('is one JSON line of the log, without the URL, and the failed start still ends with its one line', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-warning-'));
+    try {
+      // Nothing listens on port 1: the start fails after pg has read the URL.
+      const result = await runServerExpectingExit({
+        DATA_DIR: dataDir,
+        DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame?sslmode=require',
+      });
+      expect(result.code).toBe(1);
+      const lines = linesOf(result.stderr);
+      expect(lines.pop()).toMatch(/^sesame: cannot migrate the database: .*ECONNREFUSED/);
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, string>);
+      expect(entries).toContainEqual(
+        expect.objectContaining({
+          level: 'warn',
+          msg: expect.stringContaining('SECURITY WARNING'),
+          source: 'Warning',
+          detail: expect.stringContaining('sslmode=verify-full'),
+        }),
+      );
+      expect(result.stderr).not.toContain('hunter2');
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }

@@ -202,6 +202,21 @@ export async function runServerExpectingExit(
 }
 
 /**
+ * Spawns the built server on a free port with `vars` (ISSUER and PORT are filled in), without
+ * waiting for it: what it has printed so far is in `out`, and `exited` settles when it ends.
+ */
+export async function spawnSesameProcess(vars: Record<string, string | undefined>) {
+  const port = await freePort();
+  const baseUrl = `http://localhost:${port}`;
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js')], {
+    cwd: ROOT,
+    env: childEnv({ ISSUER: baseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...vars }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return { child, port, baseUrl, ...collect(child) };
+}
+
+/**
  * Starts the built server on a free port with `vars` (ISSUER and PORT are filled in) and
  * waits until its discovery document answers. Rejects with its log if it exits or does not
  * answer within `timeoutMs`.
@@ -210,15 +225,8 @@ export async function startSesameProcess(
   vars: Record<string, string | undefined>,
   timeoutMs = 20_000,
 ): Promise<SesameProcess> {
-  const port = await freePort();
-  const baseUrl = `http://localhost:${port}`;
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js')], {
-    cwd: ROOT,
-    env: childEnv({ ISSUER: baseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...vars }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const { out, exited } = collect(child);
+  const { child, port, baseUrl, out, exited } = await spawnSesameProcess(vars);
   let ended: ProcessResult | undefined;
   void exited.then((result) => {
     ended = result;
