@@ -60,6 +60,7 @@ export class SetupLinkError extends HttpError {
     this.heading = heading;
     this.headingKey = `setupProblems.${problem}.heading`;
     this.localized(`setupProblems.${problem}.message`);
+    if (problem === 'account_exists') this.fieldKeys = { email: 'setupProblems.account_exists.message' };
   }
 
   /** The catalog key of the heading in the person's language. */
