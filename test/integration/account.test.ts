@@ -375,6 +375,13 @@ describe('the account page', () => {
     const page = await accountPage(person);
     expect(page.text).toContain('Photo Album');
     expect(page.text).not.toContain('Sesame account');
+    // What the app may do, in the words its consent page used, not as scope names.
+    expect(page.text).toContain('<li>See your email address</li>');
+    expect(page.text).toContain('<li>Stay signed in and access your account while you are away</li>');
+    expect(page.text).not.toContain('offline_access');
+    person.browser.headers['accept-language'] = 'de';
+    expect((await accountPage(person)).text).toContain('<li>Ihre E-Mail-Adresse sehen</li>');
+    delete person.browser.headers['accept-language'];
     const clientId = rp.config.clientMetadata().client_id;
     const revoked = await person.browser.postJson(`/account/apps/${clientId}/revoke`, page.csrf(), {});
     expect(revoked.status).toBe(200);
