@@ -196,7 +196,12 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
       binding: sessionUid,
     });
     if (registration.challenge.userId !== user.id) throw challengeInvalid();
-    const passkey = await addPasskey(db, { userId: user.id, sessionUid, loginTs }, registration);
+    const passkey = await addPasskey(
+      db,
+      { userId: user.id, sessionUid, loginTs },
+      registration,
+      ctx.state.locale ?? config.defaultLocale,
+    );
     log.info('passkey added', { user: user.id, credential: passkey.id.slice(0, 12) });
     await sendSecurityNotice(db, config, log, user, 'passkey_added', { passkeyName: passkey.name });
     ctx.body = { passkey };
