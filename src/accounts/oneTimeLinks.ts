@@ -285,8 +285,8 @@ export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
  * (only if still unused and unexpired: of two concurrent uses one wins), the account is
  * created for an invite, and the passkey is stored. Holding the link proves the email, so
  * the account ends up verified: one that was not is taken over (see confirmEmailOwner).
- * Any failure leaves the link unused. `locale` is the link page's language, which
- * names the new passkey.
+ * Any failure leaves the link unused. `locale` is the link page's language: the new
+ * passkey's name, and kept as the account's when the link makes (or takes over) one.
  */
 export async function redeemOneTimeLink(
   db: Db,
@@ -322,6 +322,7 @@ export async function redeemOneTimeLink(
         ({ user, takenOverAt } = await confirmEmailOwner(trx, existing, {
           name,
           grantAdmin: link.purpose === 'invite' && link.grant_admin,
+          locale,
         }));
         // A link the person mailed themselves ("Lost your passkey?") ends every other sign-in:
         // the lost device, or whoever found it, keeps nothing. (A takeover above did already.)
@@ -335,6 +336,7 @@ export async function redeemOneTimeLink(
           name,
           isAdmin: link.grant_admin,
           emailVerified: true,
+          signupLocale: locale,
         });
       }
       await credentialsQueries.insert(trx, {

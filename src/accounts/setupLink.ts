@@ -168,7 +168,13 @@ export async function redeemSetupLink(
       if (await usersQueries.findByEmail(trx, email)) throw new SetupLinkError('account_exists');
       const name =
         typeof challenge.data.name === 'string' && challenge.data.name ? challenge.data.name : null;
-      const user = await usersQueries.insert(trx, { id: challenge.userId, email, name, isAdmin: true });
+      const user = await usersQueries.insert(trx, {
+        id: challenge.userId,
+        email,
+        name,
+        isAdmin: true,
+        signupLocale: locale,
+      });
       await credentialsQueries.insert(trx, {
         ...namedPasskey(registration.credential, locale ?? config.defaultLocale),
         userId: user.id,

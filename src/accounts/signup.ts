@@ -29,7 +29,7 @@ export async function createAccountWithPasskey(
     name: string | null;
     isAdmin?: boolean;
     credential: VerifiedRegistration['credential'];
-    /** The sign-up page's language: the welcome mail's and the new passkey's name's. */
+    /** The sign-up page's language: the welcome mail's, the passkey's name's, and kept as the account's. */
     locale?: Locale;
   },
 ): Promise<User | undefined> {
@@ -48,6 +48,7 @@ export async function createAccountWithPasskey(
         isAdmin: input.isAdmin ?? false,
         // Self sign-up only claims the address: a one-time link sent there verifies it.
         emailVerified: false,
+        signupLocale: input.locale,
       });
       await credentialsQueries.insert(trx, {
         ...namedPasskey(input.credential, input.locale ?? config.defaultLocale),

@@ -203,7 +203,10 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
       ctx.state.locale ?? config.defaultLocale,
     );
     log.info('passkey added', { user: user.id, credential: passkey.id.slice(0, 12) });
-    await sendSecurityNotice(db, config, log, user, 'passkey_added', { passkeyName: passkey.name });
+    await sendSecurityNotice(db, config, log, user, 'passkey_added', {
+      passkeyName: passkey.name,
+      locale: ctx.state.locale,
+    });
     ctx.body = { passkey };
   });
 
@@ -222,7 +225,10 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
     await requireRecentStepUp(db, sessionUid, user.id);
     const { remaining, name } = await deletePasskey(db, user.id, id);
     log.info('passkey deleted', { user: user.id, credential: id.slice(0, 12) });
-    await sendSecurityNotice(db, config, log, user, 'passkey_removed', { passkeyName: name });
+    await sendSecurityNotice(db, config, log, user, 'passkey_removed', {
+      passkeyName: name,
+      locale: ctx.state.locale,
+    });
     // The page's "You have N passkeys." in its language, for the script to put in place.
     ctx.body = { remaining, count: pageText(ctx).t('account.passkeyCount', { count: remaining.length }) };
   });
