@@ -26,6 +26,7 @@ import * as m0025 from './0025_resource_machine_clients.js';
 import * as m0026 from './0026_passkey_audit_log_retention.js';
 import * as m0027 from './0027_api_key_owners.js';
 import * as m0028 from './0028_api_key_scopes.js';
+import * as m0029 from './0029_user_signup_locale.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -56,4 +57,5 @@ export const migrations: Record<string, Migration> = {
   '0026_passkey_audit_log_retention': m0026,
   '0027_api_key_owners': m0027,
   '0028_api_key_scopes': m0028,
+  '0029_user_signup_locale': m0029,
 };

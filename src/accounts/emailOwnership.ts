@@ -6,6 +6,7 @@ import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { stepUpsQueries } from '../db/queries/stepUps.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
+import type { Locale } from '../i18n/locales.js';
 import { withdrawAdminHandouts } from './adminAuthority.js';
 import { queueAccountLogouts } from './backchannelLogout.js';
 import { revokeAccountSignIns } from './revocation.js';
@@ -28,11 +29,12 @@ import { revokeAccountSignIns } from './revocation.js';
  * before signing the owner in.
  *
  * @param owner.grantAdmin an invite for an administrator makes the account it takes over one.
+ * @param owner.locale the language of the owner's page: the account is theirs from now on.
  */
 export async function confirmEmailOwner(
   trx: Db,
   user: User,
-  owner: { name: string | null; grantAdmin: boolean },
+  owner: { name: string | null; grantAdmin: boolean; locale: Locale },
 ): Promise<{ user: User; takenOverAt?: Date }> {
   if (user.email_verified) return { user };
   const removedPasskeys = await credentialsQueries.deleteAllForUser(trx, user.id);
@@ -50,6 +52,7 @@ export async function confirmEmailOwner(
     emailVerified: true,
     name: owner.name,
     ...(owner.grantAdmin && { isAdmin: true }),
+    signupLocale: owner.locale,
   });
   await auditQueries.record(trx, `user:${user.id}`, 'user.email_verified', user.id, {
     removed_passkeys: removedPasskeys,

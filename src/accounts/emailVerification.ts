@@ -59,7 +59,7 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 export async function queueWelcomeMail(
   trx: Db,
   config: Config,
-  user: Pick<User, 'id' | 'email' | 'locale'>,
+  user: Pick<User, 'id' | 'email' | 'locale' | 'signup_locale'>,
   requested?: Locale,
 ): Promise<boolean> {
   if (!config.mail) return false;
@@ -116,7 +116,7 @@ export async function verifyEmailWithLink(db: Db, token: string, signedIn: User)
 export async function resendWelcomeMail(
   db: Db,
   config: Config,
-  user: Pick<User, 'id' | 'email' | 'locale'>,
+  user: Pick<User, 'id' | 'email' | 'locale' | 'signup_locale'>,
   requested?: Locale,
 ): Promise<void> {
   const queued = await db.transaction().execute(async (trx) => {

@@ -17,6 +17,7 @@ import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { assertStillAdministrator } from './adminAuthority.js';
 import { queueAccountLogouts } from './backchannelLogout.js';
 import { confirmEmailOwner } from './emailOwnership.js';
+import { namedPasskey } from './passkeys.js';
 import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
 
 /**
@@ -284,12 +285,14 @@ export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
  * (only if still unused and unexpired: of two concurrent uses one wins), the account is
  * created for an invite, and the passkey is stored. Holding the link proves the email, so
  * the account ends up verified: one that was not is taken over (see confirmEmailOwner).
- * Any failure leaves the link unused.
+ * Any failure leaves the link unused. `locale` is the link page's language: the new
+ * passkey's name, and kept as the account's when the link makes (or takes over) one.
  */
 export async function redeemOneTimeLink(
   db: Db,
   token: string,
   registration: VerifiedRegistration,
+  locale: Locale,
 ): Promise<{ user: User; link: OneTimeTokenRow }> {
   const tokenHash = sha256Hex(token);
   let takenOverAt: Date | undefined;
@@ -319,6 +322,7 @@ export async function redeemOneTimeLink(
         ({ user, takenOverAt } = await confirmEmailOwner(trx, existing, {
           name,
           grantAdmin: link.purpose === 'invite' && link.grant_admin,
+          locale,
         }));
         // A link the person mailed themselves ("Lost your passkey?") ends every other sign-in:
         // the lost device, or whoever found it, keeps nothing. (A takeover above did already.)
@@ -332,9 +336,13 @@ export async function redeemOneTimeLink(
           name,
           isAdmin: link.grant_admin,
           emailVerified: true,
+          signupLocale: locale,
         });
       }
-      await credentialsQueries.insert(trx, { ...registration.credential, userId: user.id });
+      await credentialsQueries.insert(trx, {
+        ...namedPasskey(registration.credential, locale),
+        userId: user.id,
+      });
       await auditQueries.record(trx, `user:${user.id}`, `link.${link.purpose}.use`, user.id, {
         link: link.id,
         credential: registration.credential.id,

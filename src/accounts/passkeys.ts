@@ -4,6 +4,8 @@ import { credentialsQueries, type StoredCredential } from '../db/queries/credent
 import { stepUpsQueries } from '../db/queries/stepUps.js';
 import { usersQueries } from '../db/queries/users.js';
 import { conflict, HttpError, notFound, unauthorized } from '../http/errors.js';
+import { translatorFor } from '../i18n/catalog.js';
+import type { Locale } from '../i18n/locales.js';
 import { isRevoked } from '../oidc/revocation.js';
 import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
@@ -20,6 +22,15 @@ export const STEP_UP_MAX_AGE_SECONDS = 5 * 60;
 
 /** Passkey names are labels a person picks; 64 characters fit any device name. */
 export const PASSKEY_NAME_MAX = 64;
+
+/**
+ * A new passkey as stored for an account: named after its authenticator when the AAGUID
+ * names one, else "Passkey" in the language of the page it was made on. Either is only a
+ * first name; the person renames it on the account page.
+ */
+export function namedPasskey(credential: VerifiedRegistration['credential'], locale: Locale) {
+  return { ...credential, name: credential.name ?? translatorFor(locale).t('account.unnamedPasskey') };
+}
 
 /** A passkey as the account page shows it. */
 export interface PasskeySummary {
@@ -121,6 +132,7 @@ export async function addPasskey(
   db: Db,
   session: AddingSession,
   registration: VerifiedRegistration,
+  locale: Locale,
 ): Promise<PasskeySummary> {
   const { userId, sessionUid } = session;
   try {
@@ -130,7 +142,7 @@ export async function addPasskey(
         throw unauthorized('Sign in first').localized('errors.signInFirst');
       }
       await requireRecentStepUp(trx, sessionUid, userId);
-      await credentialsQueries.insert(trx, { ...registration.credential, userId });
+      await credentialsQueries.insert(trx, { ...namedPasskey(registration.credential, locale), userId });
       await auditQueries.record(trx, `user:${userId}`, 'passkey.add', userId, {
         credential: registration.credential.id,
       });

@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js';
 import { wakeMailOutboxes } from '../mail/outbox.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { queueWelcomeMail } from './emailVerification.js';
+import { namedPasskey } from './passkeys.js';
 
 /** Why a setup link cannot be used, with the words its page shows. */
 export type SetupLinkProblem = 'invalid' | 'expired' | 'admin_exists' | 'account_exists';
@@ -60,6 +61,7 @@ export class SetupLinkError extends HttpError {
     this.heading = heading;
     this.headingKey = `setupProblems.${problem}.heading`;
     this.localized(`setupProblems.${problem}.message`);
+    if (problem === 'account_exists') this.fieldKeys = { email: 'setupProblems.account_exists.message' };
   }
 
   /** The catalog key of the heading in the person's language. */
@@ -166,8 +168,17 @@ export async function redeemSetupLink(
       if (await usersQueries.findByEmail(trx, email)) throw new SetupLinkError('account_exists');
       const name =
         typeof challenge.data.name === 'string' && challenge.data.name ? challenge.data.name : null;
-      const user = await usersQueries.insert(trx, { id: challenge.userId, email, name, isAdmin: true });
-      await credentialsQueries.insert(trx, { ...registration.credential, userId: user.id });
+      const user = await usersQueries.insert(trx, {
+        id: challenge.userId,
+        email,
+        name,
+        isAdmin: true,
+        signupLocale: locale,
+      });
+      await credentialsQueries.insert(trx, {
+        ...namedPasskey(registration.credential, locale ?? config.defaultLocale),
+        userId: user.id,
+      });
       await auditQueries.record(trx, `user:${user.id}`, 'setup.link.use', user.id, {
         link: link.id,
         email: user.email,

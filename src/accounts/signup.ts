@@ -1,13 +1,15 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
-import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
+import { credentialsQueries } from '../db/queries/credentials.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
 import { conflict } from '../http/errors.js';
 import type { Locale } from '../i18n/locales.js';
 import { wakeMailOutboxes } from '../mail/outbox.js';
+import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { queueWelcomeMail } from './emailVerification.js';
+import { namedPasskey } from './passkeys.js';
 
 export async function emailTaken(db: Db, email: string): Promise<boolean> {
   return (await usersQueries.findByEmail(db, email)) !== undefined;
@@ -26,8 +28,8 @@ export async function createAccountWithPasskey(
     email: string;
     name: string | null;
     isAdmin?: boolean;
-    credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId'>;
-    /** The sign-up page's language, for the welcome mail. */
+    credential: VerifiedRegistration['credential'];
+    /** The sign-up page's language: the welcome mail's, the passkey's name's, and kept as the account's. */
     locale?: Locale;
   },
 ): Promise<User | undefined> {
@@ -46,8 +48,12 @@ export async function createAccountWithPasskey(
         isAdmin: input.isAdmin ?? false,
         // Self sign-up only claims the address: a one-time link sent there verifies it.
         emailVerified: false,
+        signupLocale: input.locale,
       });
-      await credentialsQueries.insert(trx, { ...input.credential, userId: user.id });
+      await credentialsQueries.insert(trx, {
+        ...namedPasskey(input.credential, input.locale ?? config.defaultLocale),
+        userId: user.id,
+      });
       await auditQueries.record(trx, `user:${user.id}`, 'user.signup', user.id, {
         credential: input.credential.id,
       });

@@ -26,6 +26,9 @@ export class HttpError extends Error {
     this.messageValues = values;
     return this;
   }
+
+  /** The catalog keys of `details.fields` messages, said in the person's language as the message is. */
+  fieldKeys?: Record<string, string>;
 }
 
 /** What a page shows for one way a link can fail: its status, code, heading and words. */

@@ -30,14 +30,17 @@ export type MailTemplate = keyof MailData;
 
 /**
  * The language a mail to `account` is written in: the one its owner chose, else (for a
- * request the person made themselves) the request's, else DEFAULT_LOCALE.
+ * request the person made themselves) the request's, else the language the account was
+ * made in (for mails an administrator's action sends), else DEFAULT_LOCALE.
  */
 export function mailLocale(
   config: Pick<Config, 'defaultLocale'>,
-  account: Pick<User, 'locale'> | undefined | null,
+  account: Pick<User, 'locale' | 'signup_locale'> | undefined | null,
   requested?: Locale,
 ): Locale {
-  return isLocale(account?.locale) ? account.locale : (requested ?? config.defaultLocale);
+  if (isLocale(account?.locale)) return account.locale;
+  if (requested) return requested;
+  return isLocale(account?.signup_locale) ? account.signup_locale : config.defaultLocale;
 }
 
 // Text parts use the HTML messages without their markup (only <strong> around values).

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import type { User } from '../db/schema.js';
+import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { mailLocale } from './compose.js';
 import { queueMail, wakeMailOutboxes } from './outbox.js';
@@ -12,15 +13,16 @@ export type SecurityNotice = 'passkey_added' | 'passkey_removed' | 'recovery_use
  * Mails the account's owner that something changed its security: a passkey added or
  * removed, a recovery link used, administration granted. Sent after the change committed,
  * so a notice never tells of a change that did not happen; nothing without mail. A failure
- * to queue is logged and does not undo the change.
+ * to queue is logged and does not undo the change. `locale` is the language of the
+ * person's request that made the change, when they made it themselves (see mailLocale).
  */
 export async function sendSecurityNotice(
   db: Db,
   config: Config,
   log: Pick<Logger, 'warn'> | undefined,
-  user: Pick<User, 'id' | 'email' | 'locale'>,
+  user: Pick<User, 'id' | 'email' | 'locale' | 'signup_locale'>,
   notice: SecurityNotice,
-  details: { passkeyName?: string | null } = {},
+  options: { passkeyName?: string | null; locale?: Locale } = {},
 ): Promise<void> {
   if (!config.mail) return;
   try {
@@ -32,11 +34,11 @@ export async function sendSecurityNotice(
       {
         notice,
         email: user.email,
-        passkeyName: details.passkeyName ?? null,
+        passkeyName: options.passkeyName ?? null,
         at: new Date(),
         accountUrl: `${config.issuer}/account`,
       },
-      mailLocale(config, user),
+      mailLocale(config, user, options.locale),
     );
     wakeMailOutboxes();
   } catch (error) {

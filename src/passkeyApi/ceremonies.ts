@@ -29,6 +29,9 @@ import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
 /** Challenge purposes of the passkey API, distinct from Sesame's own ceremonies. */
 const PURPOSE = { register: 'pk-reg', login: 'pk-login' } as const;
 
+/** Name of a passkey whose AAGUID names nothing: the API answers in English. */
+const DEFAULT_CREDENTIAL_NAME = 'Passkey';
+
 /** The WebAuthn user handle for an app's user id: its UTF-8 bytes (at most 64, WebAuthn L3 §5.4.3). */
 export function tenantUserHandle(userId: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(Buffer.from(userId, 'utf8'));
@@ -109,6 +112,7 @@ export async function finishTenantRegistration(
     tenantId: tenant.id,
     userId,
     attestationType: tenant.settings.webauthn.attestation,
+    name: credential.name ?? DEFAULT_CREDENTIAL_NAME,
   });
   if (!stored) {
     throw new HttpError(400, 'credential_exists', 'This passkey is already registered.');

@@ -101,7 +101,13 @@ export async function startPasskeyRegistration(
 /** A verified new passkey, ready to store, and the challenge record that asked for it. */
 export interface VerifiedRegistration {
   challenge: StoredChallenge;
-  credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId'>;
+  /**
+   * `name` is what the authenticator's AAGUID calls it, when it calls it anything: the
+   * caller names the rest (Sesame's pages in the person's language, the passkey API as Hanko).
+   */
+  credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId' | 'name'> & {
+    name: string | undefined;
+  };
   /** The attestation statement format ("none", "packed", ...). */
   format: string;
 }
@@ -163,7 +169,7 @@ export async function verifyPasskeyRegistration(
       aaguid: info.aaguid,
       backupEligible: info.credentialDeviceType === 'multiDevice',
       backupState: info.credentialBackedUp,
-      name: authenticatorName(info.aaguid) ?? 'Passkey',
+      name: authenticatorName(info.aaguid),
     },
     format: info.fmt,
   };

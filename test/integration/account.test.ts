@@ -1,8 +1,9 @@
 import * as oidc from 'openid-client';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createClient } from '../../src/oidc/clients.js';
 import type { PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
-import { onboard } from '../support/oneTimeLinkFlow.js';
+import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -91,6 +92,34 @@ describe('the account page', () => {
     const deviceBound = await onboard(sesame, 'device@example.com');
     const page2 = await accountPage(deviceBound.person);
     expect(page2.text).toContain('This device only');
+  });
+
+  it('names a passkey its authenticator does not name in the language of the page it was made on', async () => {
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'cle@example.com',
+      actor: 'test',
+    });
+    const person = new Person(sesame.baseUrl);
+    person.browser.headers['accept-language'] = 'fr';
+    expect((await useLink(person, url)).status).toBe(200);
+
+    person.browser.headers['accept-language'] = 'es';
+    const csrf = (await accountPage(person)).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    const options = await person.browser.postJson('/account/passkeys/options', csrf, {});
+    const second = await new SoftAuthenticator().createCredential(options.json(), person.browser.origin);
+    const added = await person.browser.postJson('/account/passkeys/verify', csrf, second);
+    expect(added.json<{ passkey: { name: string } }>().passkey.name).toBe('Llave de acceso');
+
+    const names = await sesame.db
+      .selectFrom('credentials')
+      .innerJoin('users', 'users.id', 'credentials.user_id')
+      .select('credentials.name')
+      .where('users.email', '=', 'cle@example.com')
+      .orderBy('credentials.created_at')
+      .execute();
+    expect(names.map((row) => row.name)).toEqual(['Clé d’accès', 'Llave de acceso']);
+    expect((await accountPage(person)).text).toContain('Llave de acceso');
   });
 
   it('sends a person who is not signed in to sign in, and refuses scripts with 401', async () => {
@@ -375,6 +404,13 @@ describe('the account page', () => {
     const page = await accountPage(person);
     expect(page.text).toContain('Photo Album');
     expect(page.text).not.toContain('Sesame account');
+    // What the app may do, in the words its consent page used, not as scope names.
+    expect(page.text).toContain('<li>See your email address</li>');
+    expect(page.text).toContain('<li>Stay signed in and access your account while you are away</li>');
+    expect(page.text).not.toContain('offline_access');
+    person.browser.headers['accept-language'] = 'de';
+    expect((await accountPage(person)).text).toContain('<li>Ihre E-Mail-Adresse sehen</li>');
+    delete person.browser.headers['accept-language'];
     const clientId = rp.config.clientMetadata().client_id;
     const revoked = await person.browser.postJson(`/account/apps/${clientId}/revoke`, page.csrf(), {});
     expect(revoked.status).toBe(200);

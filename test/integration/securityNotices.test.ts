@@ -63,6 +63,47 @@ describe('security notices by mail', () => {
     expect(mails[2]!.subject).toBe('A recovery link was used on your Acme account');
   });
 
+  /** The subject of the outbox's newest mail to `email`: the notice as Sesame wrote it. */
+  const lastQueuedSubject = async (email: string) =>
+    (
+      await sesame.db
+        .selectFrom('mail_outbox')
+        .select('subject')
+        .where('to_address', '=', email)
+        .orderBy('created_at', 'desc')
+        .executeTakeFirstOrThrow()
+    ).subject;
+
+  it('writes a notice in the language of the request that caused it, when the owner chose none', async () => {
+    await onboard(sesame, 'perdu@example.com');
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'perdu@example.com',
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const person = new Person(sesame.baseUrl);
+    person.browser.headers['accept-language'] = 'fr-FR,fr;q=0.9';
+    expect((await useLink(person, url)).status).toBe(200);
+    expect(await lastQueuedSubject('perdu@example.com')).toBe(
+      'Un lien de récupération a été utilisé sur votre compte Acme',
+    );
+    const mails = await mail.waitFor('perdu@example.com', 3);
+    expect(mails[2]!.subject).toBe('Un lien de récupération a été utilisé sur votre compte Acme');
+  });
+
+  it('writes a notice an administrator caused in the language the account was made in', async () => {
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'chefin@example.com',
+      actor: 'test',
+    });
+    const person = new Person(sesame.baseUrl);
+    person.browser.headers['accept-language'] = 'de';
+    expect((await useLink(person, url)).status).toBe(200);
+    await cliJsonOn(sesame, ['users', 'promote', 'chefin@example.com']);
+    const mails = await mail.waitFor('chefin@example.com', 2);
+    expect(mails[1]!.subject).toBe('Ihr Acme-Konto hat jetzt Administratorrechte');
+  });
+
   it('tells the owner once when the account becomes an administrator', async () => {
     await onboard(sesame, 'boss@example.com');
     await cliJsonOn(sesame, ['users', 'promote', 'boss@example.com']);

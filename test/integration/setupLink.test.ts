@@ -197,6 +197,17 @@ describe('the first-run setup link (ISSUER/setup/<token>)', () => {
     expect((await useSetupLink(new Person(sesame.baseUrl), url, 'other@example.com')).status).toBe(200);
   });
 
+  it("says an email has an account in the page's language, in error_description and in fields", async () => {
+    await usersQueries.insert(sesame.db, { email: 'pris@example.com', name: null });
+    const person = new Person(sesame.baseUrl);
+    person.browser.headers['accept-language'] = 'fr';
+    const { options } = await startSetup(person, await newLink(), { email: 'pris@example.com' });
+    expect(options.status).toBe(409);
+    const { error_description, fields } = options.json();
+    expect(error_description).toMatch(/^Utilisez une autre adresse e-mail ici/);
+    expect(fields).toEqual({ email: error_description });
+  });
+
   it('refuses a bad email with a 400 and a POST without the page CSRF token with a 403', async () => {
     const url = await newLink();
     const person = new Person(sesame.baseUrl);

@@ -133,11 +133,11 @@ describe('messages on pages', () => {
   it('writes plurals, lists and dates as each language does', () => {
     expect(translatorFor('en').t('account.passkeyCount', { count: 1 })).toBe('You have 1 passkey.');
     expect(translatorFor('fr').t('account.passkeyCount', { count: 2 })).toBe('Vous avez 2 clés d’accès.');
-    expect(translatorFor('de').t('account.appSees', { scopes: ['openid', 'email', 'profile'] })).toBe(
-      'sieht openid, email und profile',
-    );
-    expect(translatorFor('en').t('account.appSees', { scopes: ['openid', 'email'] })).toBe(
-      'sees openid, email',
+    expect(
+      translatorFor('de').t('consent.apiWithScopes', { api: 'Notes', scopes: ['read', 'write', 'admin'] }),
+    ).toBe('Notes für Sie nutzen: read, write und admin');
+    expect(translatorFor('en').t('consent.apiWithScopes', { api: 'Notes', scopes: ['read', 'write'] })).toBe(
+      'Use Notes for you: read, write',
     );
     expect(translatorFor('de').t('account.lastUsed', { date: '2026-12-02T12:36:00Z' })).toBe(
       'Zuletzt verwendet am 2. Dez. 2026, 12:36 UTC',

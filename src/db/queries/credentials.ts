@@ -55,7 +55,7 @@ const TAKEN_WITH_CREDENTIAL = `select taken.user_id as challenge_user_id, taken.
     u.is_admin as owner_is_admin, u.disabled_at as owner_disabled_at,
     u.sessions_ended_at as owner_sessions_ended_at, u.tokens_revoked_at as owner_tokens_revoked_at,
     u.created_at as owner_created_at, u.updated_at as owner_updated_at, u.claims as owner_claims,
-    u.locale as owner_locale
+    u.locale as owner_locale, u.signup_locale as owner_signup_locale
   from taken left join (credentials c join users u on u.id = c.user_id) on c.id = $4`;
 
 const TAKE_CHALLENGE_AND_FIND = `with taken as (${TAKE_CHALLENGE})
@@ -115,6 +115,7 @@ function withOwner(row: OwnedRow): { credential: StoredCredential; user: User } 
       created_at: row.owner_created_at,
       updated_at: row.owner_updated_at,
       locale: row.owner_locale,
+      signup_locale: row.owner_signup_locale,
       claims: row.owner_claims,
     },
   };

@@ -69,7 +69,14 @@ export const usersQueries = {
 
   async insert(
     db: Db,
-    values: { id?: string; email: string; name: string | null; isAdmin?: boolean; emailVerified?: boolean },
+    values: {
+      id?: string;
+      email: string;
+      name: string | null;
+      isAdmin?: boolean;
+      emailVerified?: boolean;
+      signupLocale?: string;
+    },
   ): Promise<User> {
     return db
       .insertInto('users')
@@ -79,6 +86,8 @@ export const usersQueries = {
         name: values.name,
         is_admin: values.isAdmin ?? false,
         email_verified: values.emailVerified ?? false,
+        // Only when given: the migration tests insert users into databases from before 0029.
+        ...(values.signupLocale !== undefined && { signup_locale: values.signupLocale }),
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -108,7 +117,13 @@ export const usersQueries = {
   async update(
     db: Db,
     id: string,
-    fields: { name?: string | null; isAdmin?: boolean; emailVerified?: boolean; disabledAt?: Date | null },
+    fields: {
+      name?: string | null;
+      isAdmin?: boolean;
+      emailVerified?: boolean;
+      disabledAt?: Date | null;
+      signupLocale?: string;
+    },
   ): Promise<User | undefined> {
     return db
       .updateTable('users')
@@ -117,6 +132,7 @@ export const usersQueries = {
         ...(fields.isAdmin !== undefined && { is_admin: fields.isAdmin }),
         ...(fields.emailVerified !== undefined && { email_verified: fields.emailVerified }),
         ...(fields.disabledAt !== undefined && { disabled_at: fields.disabledAt }),
+        ...(fields.signupLocale !== undefined && { signup_locale: fields.signupLocale }),
         updated_at: sql<Date>`now()`,
       })
       .where('id', '=', id)

@@ -21,6 +21,17 @@ export function messageFor(ctx: Context, error: HttpError): string {
   return text.has(error.messageKey) ? text.t(error.messageKey, { ...error.messageValues }) : error.message;
 }
 
+/** The error's extra JSON, its `fields` messages in the request's language where the catalog has them. */
+function detailsFor(ctx: Context, error: HttpError): Record<string, unknown> | undefined {
+  if (!error.fieldKeys || isApiPath(ctx)) return error.details;
+  const text = pageText(ctx);
+  const fields = { ...(error.details?.fields as Record<string, string> | undefined) };
+  for (const [field, key] of Object.entries(error.fieldKeys)) {
+    if (text.has(key)) fields[field] = text.t(key);
+  }
+  return { ...error.details, fields };
+}
+
 /** An error that brings its own page heading: a problem with a one-time or setup link. */
 type ProblemWithHeading = HttpError & { readonly heading: string; readonly headingKey?: string };
 
@@ -105,7 +116,11 @@ export function errorHandler(log: Logger) {
       }
       ctx.status = error.status;
       if (wantsJson(ctx)) {
-        ctx.body = { error: error.code, error_description: messageFor(ctx, error), ...error.details };
+        ctx.body = {
+          error: error.code,
+          error_description: messageFor(ctx, error),
+          ...detailsFor(ctx, error),
+        };
         if (error.messageKey && !isApiPath(ctx)) {
           ctx.set('Content-Language', ctx.state.locale ?? 'en');
           ctx.vary('Accept-Language');

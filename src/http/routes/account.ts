@@ -39,6 +39,7 @@ import {
 } from '../schemas.js';
 import type { Services } from '../services.js';
 import { pageText, sendPage } from '../views.js';
+import { describeScopes } from './scopeDescriptions.js';
 
 // The messages are catalog keys (locales/*.json, `validation`): see src/http/schemas.ts.
 // An empty name removes it, as sign-up takes none: pages and tokens then use the address.
@@ -115,15 +116,20 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
   router.get('/account', signIn, async (ctx) => {
     const { user } = signedIn(ctx);
     const [passkeys, apps] = await Promise.all([listPasskeys(db, user.id), listConnectedApps(db, user.id)]);
+    const text = pageText(ctx);
     sendPage(ctx, 'account', {
-      title: pageText(ctx).t('account.title'),
+      title: text.t('account.title'),
       csrf: csrf.token(ctx),
       script: 'account',
       user,
       rpId: config.rpId,
       userHandle: Buffer.from(userHandleFor(user.id)).toString('base64url'),
       passkeys,
-      apps,
+      // What each app may do, in the words the consent page asked with.
+      apps: apps.map((app) => ({
+        ...app,
+        permissions: describeScopes(app.scopes.length > 0 ? app.scopes : ['openid'], text),
+      })),
       nameMax: PASSKEY_NAME_MAX,
       languages: LANGUAGES,
     });
@@ -190,9 +196,17 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
       binding: sessionUid,
     });
     if (registration.challenge.userId !== user.id) throw challengeInvalid();
-    const passkey = await addPasskey(db, { userId: user.id, sessionUid, loginTs }, registration);
+    const passkey = await addPasskey(
+      db,
+      { userId: user.id, sessionUid, loginTs },
+      registration,
+      ctx.state.locale ?? config.defaultLocale,
+    );
     log.info('passkey added', { user: user.id, credential: passkey.id.slice(0, 12) });
-    await sendSecurityNotice(db, config, log, user, 'passkey_added', { passkeyName: passkey.name });
+    await sendSecurityNotice(db, config, log, user, 'passkey_added', {
+      passkeyName: passkey.name,
+      locale: ctx.state.locale,
+    });
     ctx.body = { passkey };
   });
 
@@ -211,7 +225,10 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
     await requireRecentStepUp(db, sessionUid, user.id);
     const { remaining, name } = await deletePasskey(db, user.id, id);
     log.info('passkey deleted', { user: user.id, credential: id.slice(0, 12) });
-    await sendSecurityNotice(db, config, log, user, 'passkey_removed', { passkeyName: name });
+    await sendSecurityNotice(db, config, log, user, 'passkey_removed', {
+      passkeyName: name,
+      locale: ctx.state.locale,
+    });
     // The page's "You have N passkeys." in its language, for the script to put in place.
     ctx.body = { remaining, count: pageText(ctx).t('account.passkeyCount', { count: remaining.length }) };
   });

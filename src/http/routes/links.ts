@@ -88,11 +88,18 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
     const token = ctx.params.token!;
     const { link } = await findUsableLink(db, token);
     const registration = await verifyPasskeyRegistration(db, rp, response, linkChallengeBinding(link));
-    const { user } = await redeemOneTimeLink(db, token, registration);
+    const { user } = await redeemOneTimeLink(
+      db,
+      token,
+      registration,
+      ctx.state.locale ?? config.defaultLocale,
+    );
     // Seen at once here, without waiting for the change notice (or when notices are lost).
     caches.users.invalidate(user.id);
     log.info('one-time link used', { link: link.id, purpose: link.purpose, user: user.id });
-    if (link.purpose === 'recovery') await sendSecurityNotice(db, config, log, user, 'recovery_used');
+    if (link.purpose === 'recovery') {
+      await sendSecurityNotice(db, config, log, user, 'recovery_used', { locale: ctx.state.locale });
+    }
     await startProviderSession(ctx, provider, config, {
       accountId: user.id,
       amr: amrFor(registration.credential),
