@@ -93,7 +93,7 @@ export async function finishTenantRegistration(
   tenant: StoredTenant,
   response: RegistrationResponseJSON,
 ): Promise<string> {
-  const { challenge, credential } = await verifyPasskeyRegistration(
+  const { challenge, credential, format } = await verifyPasskeyRegistration(
     db,
     tenantRelyingParty(tenant),
     response,
@@ -111,7 +111,9 @@ export async function finishTenantRegistration(
     ...credential,
     tenantId: tenant.id,
     userId,
-    attestationType: tenant.settings.webauthn.attestation,
+    // The attestation statement format ("none", "packed", ...), as Hanko records it: not the
+    // tenant's attestation preference, which an authenticator may answer with "none".
+    attestationType: format,
     name: credential.name ?? DEFAULT_CREDENTIAL_NAME,
   });
   if (!stored) {

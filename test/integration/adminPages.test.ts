@@ -375,11 +375,13 @@ describe('the admin pages', () => {
   });
 
   it('shows users 50 a page in email order, and finds them by email or name', async () => {
-    // Emails that sort after everyone else's in this file.
+    // Emails that sort after everyone else's in this file. The 50th, where the first page ends
+    // and the next starts after, is as long as an address gets (over 200 characters).
+    const longest = `zz-bulk-49-${'a'.repeat(50)}@${'b'.repeat(63)}.${'c'.repeat(63)}.example.com`;
     for (let i = 0; i < 53; i += 1) {
       const n = String(i).padStart(2, '0');
       await usersQueries.insert(sesame.db, {
-        email: `zz-bulk-${n}@example.com`,
+        email: i === 49 ? longest : `zz-bulk-${n}@example.com`,
         name: i === 7 ? 'Ada Bulkington' : null,
       });
     }
@@ -392,6 +394,7 @@ describe('the admin pages', () => {
     expect(first.text).toContain('value="BULK"');
     expect(rows(first)).toHaveLength(50);
     expect(rows(first)[0]).toBe('zz-bulk-00@example.com');
+    expect(rows(first)[49]).toBe(longest);
     const next = first.text
       .match(/<a href="([^"]+)" rel="next">Next page<\/a>/)![1]!
       .replaceAll('&amp;', '&');

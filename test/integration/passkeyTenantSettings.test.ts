@@ -202,6 +202,15 @@ describe("a passkey API tenant's WebAuthn settings", () => {
 
       const authenticator = new SoftAuthenticator();
       const { user } = await register(tenant, authenticator, true);
+      // Asked for `indirect`, the authenticator answered with no attestation: the passkey
+      // records the statement's format, as Hanko does, not the tenant's preference.
+      const stored = await sesame.db
+        .selectFrom('passkey_tenant_credentials')
+        .select('attestation_type')
+        .where('tenant_id', '=', tenant.id)
+        .where('user_id', '=', user.user_id)
+        .executeTakeFirstOrThrow();
+      expect(stored.attestation_type).toBe('none');
       const request = await loginOptions(tenant, user.user_id);
       expect(request.timeout).toBe(120_000);
       expect(request.userVerification).toBe('preferred');

@@ -28,6 +28,7 @@ import {
   rotateClientSecret,
   updateClient,
 } from '../../oidc/clients.js';
+import { EMAIL_MAX_LENGTH } from '../../text.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
@@ -282,7 +283,10 @@ export function adminPagesRoutes(services: Services): Router {
   async function renderUsers(ctx: Context, invite: Record<string, unknown> = {}) {
     const text = (name: string) => {
       const value = ctx.query[name];
-      return typeof value === 'string' && value.length <= 200 ? value.trim() || undefined : undefined;
+      // As long as an address may be: the next page starts after the last address shown.
+      return typeof value === 'string' && value.length <= EMAIL_MAX_LENGTH
+        ? value.trim() || undefined
+        : undefined;
     };
     const search = text('q');
     const after = text('after');
