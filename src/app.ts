@@ -56,7 +56,12 @@ import type { Logger } from './logger.js';
 import { MailOutbox } from './mail/outbox.js';
 import { BackchannelOutbox, type DeliveryTiming } from './oidc/backchannelOutbox.js';
 import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
-import { ensureSigningKeys, loadCookieKeys, loadSigningJwks } from './oidc/keys.js';
+import {
+  ensureSigningKeys,
+  loadCookieKeys,
+  loadSigningJwks,
+  removeUnpublishedSigningKeys,
+} from './oidc/keys.js';
 import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
 import { PAGELESS_PROVIDER_PATHS, providerRequestTooLarge, providerRouteOf } from './oidc/providerPaths.js';
@@ -337,6 +342,7 @@ export async function createApp({
         (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await oneTimeTokensQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
+        (await removeUnpublishedSigningKeys(db)) +
         (config.passkeyAuditLogDays
           ? await passkeyTenantAuditLogsQueries.deleteOlderThan(db, config.passkeyAuditLogDays)
           : 0);

@@ -11,10 +11,16 @@ import { TTL } from './ttl.js';
 export const SIGNING_ALGS = ['ES256', 'RS256'] as const;
 
 /**
- * A retired key stays in the JWKS as long as anything it signed can still be presented:
- * the longest-lived signed artefact is an ID token; one day of margin on top.
+ * A retired key stays in the JWKS as long as anything it signed can still be presented.
+ * That is not an ID token's hour: an app keeps the ID token of a sign-in and presents it as
+ * `id_token_hint` when the person signs out (or asks for a silent sign-in), and the provider
+ * accepts an expired hint but not one whose key it no longer has, so the sign-out would fail
+ * with "could not validate id_token_hint" and leave the person signed in. An app holds that
+ * token while it can keep the person signed in without Sesame: as long as a refresh token or
+ * a Sesame session lives, whichever is longer; the ID token's own lifetime and a day of
+ * margin on top. After that the key is deleted (private part included) by the cleanup.
  */
-const RETIRED_KEY_GRACE_SECONDS = TTL.IdToken + 24 * 3600;
+export const RETIRED_KEY_GRACE_SECONDS = Math.max(TTL.RefreshToken, TTL.Session) + TTL.IdToken + 24 * 3600;
 
 async function makeKey(alg: string): Promise<{ kid: string; jwk: JWK }> {
   const { privateKey } = await generateKeyPair(alg, {
@@ -112,7 +118,10 @@ export async function rotateSigningKeys(
 /** The provider's private JWKS, and when the key that signs next changes. */
 export interface SigningJwks {
   jwks: { keys: JWK[] };
-  /** Milliseconds until a pending key starts signing; undefined when none is pending. */
+  /**
+   * Milliseconds until what is published or signs changes by itself: a pending key starts
+   * signing, or a retired key's grace ends; undefined when neither is ahead.
+   */
   nextChangeInMs?: number;
 }
 
@@ -127,11 +136,23 @@ export async function loadSigningJwks(
 ): Promise<SigningJwks> {
   const rows = await signingKeysQueries.listPublished(db, RETIRED_KEY_GRACE_SECONDS);
   const ordered = [...rows.filter((r) => r.signing), ...rows.filter((r) => !r.signing)];
-  const pending = rows.filter((r) => r.activates_in_seconds > 0).map((r) => r.activates_in_seconds);
+  const changes = rows.flatMap((r) => [
+    ...(r.activates_in_seconds > 0 ? [r.activates_in_seconds] : []),
+    ...(r.unpublished_in_seconds !== null ? [Math.max(r.unpublished_in_seconds, 0)] : []),
+  ]);
   return {
     jwks: { keys: ordered.map((r) => JSON.parse(openAtRest(r.private_jwk, config.keyEncryptionSecret))) },
-    nextChangeInMs: pending.length ? Math.ceil(Math.min(...pending) * 1000) : undefined,
+    nextChangeInMs: changes.length ? Math.ceil(Math.min(...changes) * 1000) : undefined,
   };
+}
+
+/**
+ * Deletes the keys whose grace after retirement has ended (no longer published: see
+ * {@link loadSigningJwks}), so no private key outlives its use in the database and its
+ * backups; returns how many. The deletion is announced like any row change.
+ */
+export async function removeUnpublishedSigningKeys(db: Db): Promise<number> {
+  return signingKeysQueries.deleteRetiredBefore(db, RETIRED_KEY_GRACE_SECONDS);
 }
 
 /** Keys that sign cookies; made once and shared by every instance through the database. */

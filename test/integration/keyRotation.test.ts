@@ -1,6 +1,11 @@
 import * as jose from 'jose';
+import { sql } from 'kysely';
 import { createClient } from '../../src/oidc/clients.js';
-import { rotateSigningKeys } from '../../src/oidc/keys.js';
+import {
+  RETIRED_KEY_GRACE_SECONDS,
+  removeUnpublishedSigningKeys,
+  rotateSigningKeys,
+} from '../../src/oidc/keys.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { runCli } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -233,5 +238,90 @@ describe('revoking the previous keys (`sesame keys rotate --revoke-previous`)', 
     expect(
       (await sesame.db.selectFrom('signing_keys').select('kid').execute()).map((r) => r.kid).sort(),
     ).toEqual(before);
+  });
+});
+
+describe('retired keys', () => {
+  let sesame: TestApp;
+  let rp: TestRp;
+  let person: Person;
+  let clientId: string;
+  let firstIdToken: string;
+  const LOGOUT_URI = 'http://127.0.0.1:8921/signed-out';
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    const created = await createClient(
+      sesame.db,
+      { name: 'Notes', redirect_uris: [REDIRECT_URI], post_logout_redirect_uris: [LOGOUT_URI] },
+      'test',
+    );
+    clientId = created.client.client_id;
+    rp = await discoverRp(
+      sesame.baseUrl,
+      { client_id: clientId, client_secret: created.client_secret! },
+      REDIRECT_URI,
+    );
+    person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp);
+    const next = await person.signUp(await person.open(pending.url), 'retired@example.com');
+    firstIdToken = (await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI))).id_token!;
+  });
+
+  afterAll(() => sesame.stop());
+
+  async function publishedKids(): Promise<string[]> {
+    const { keys } = (await (await fetch(`${sesame.baseUrl}/jwks`)).json()) as { keys: { kid: string }[] };
+    return keys.map((key) => key.kid);
+  }
+
+  /** Moves the retirement of every retired key to `secondsAgo` before now (a notice reloads the keys). */
+  async function retiredSecondsAgo(secondsAgo: number): Promise<void> {
+    await sql`update signing_keys set retired_at = now() - make_interval(secs => ${secondsAgo}) where retired_at is not null`.execute(
+      sesame.db,
+    );
+  }
+
+  it("still verifies an app's sign-out with an ID token signed by a key retired days ago", async () => {
+    const oldKid = jose.decodeProtectedHeader(firstIdToken).kid!;
+    const { kids } = await rotateSigningKeys(sesame.db, sesame.config, 'test', { activateInSeconds: 0 });
+    await waitUntil(async () => (await publishedKids()).includes(kids[0]!), 5_000);
+    // Two days: the ID token itself expired long ago, the app still holds it for its session.
+    await retiredSecondsAgo(2 * 24 * 3600);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await publishedKids()).toContain(oldKid);
+
+    const url = new URL('/session/end', sesame.baseUrl);
+    url.search = new URLSearchParams({
+      id_token_hint: firstIdToken,
+      post_logout_redirect_uri: LOGOUT_URI,
+      state: 'bye',
+    }).toString();
+    const answer = await person.open(url.href);
+    // The confirmation page, not "could not validate id_token_hint".
+    expect(answer.status).toBe(200);
+    expect(answer.text).not.toMatch(/id_token_hint/);
+  });
+
+  it('stops publishing a retired key when its grace ends, with no restart or other change', async () => {
+    const published = await publishedKids();
+    expect(published.length).toBe(4);
+    // The grace of each retired key ends three seconds from now.
+    await retiredSecondsAgo(RETIRED_KEY_GRACE_SECONDS - 3);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect((await publishedKids()).length).toBe(4);
+    await waitUntil(async () => (await publishedKids()).length === 2, 8_000);
+  });
+
+  it('deletes the keys whose grace has ended, private parts included, and only those', async () => {
+    await rotateSigningKeys(sesame.db, sesame.config, 'test', { activateInSeconds: 0 });
+    const before = await sesame.db.selectFrom('signing_keys').select(['kid', 'retired_at']).execute();
+    // Two generations retired: the oldest past its grace, the one just retired within it.
+    expect(before.filter((row) => row.retired_at).length).toBe(4);
+    expect(await removeUnpublishedSigningKeys(sesame.db)).toBe(2);
+    const after = await sesame.db.selectFrom('signing_keys').select(['kid', 'retired_at']).execute();
+    expect(after.length).toBe(before.length - 2);
+    expect(after.filter((row) => row.retired_at).length).toBe(2);
+    expect(await removeUnpublishedSigningKeys(sesame.db)).toBe(0);
   });
 });

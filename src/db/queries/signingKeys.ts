@@ -7,6 +7,8 @@ export interface PublishedSigningKey extends SigningKeyRow {
   signing: boolean;
   /** Seconds until it activates; zero or negative once it has. */
   activates_in_seconds: number;
+  /** Seconds until a retired key's grace ends and it is no longer published; null while not retired. */
+  unpublished_in_seconds: number | null;
 }
 
 export const signingKeysQueries = {
@@ -31,6 +33,11 @@ export const signingKeysQueries = {
       .select([
         sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`.as('signing'),
         sql<number>`extract(epoch from activates_at - now())::float8`.as('activates_in_seconds'),
+        sql<
+          number | null
+        >`extract(epoch from retired_at + make_interval(secs => ${retiredGraceSeconds}) - now())::float8`.as(
+          'unpublished_in_seconds',
+        ),
       ])
       .where((eb) =>
         eb.or([
@@ -86,6 +93,15 @@ export const signingKeysQueries = {
       .returning('kid')
       .execute();
     return rows.map((r) => r.kid);
+  },
+
+  /** Deletes the keys retired more than `retiredGraceSeconds` ago; returns how many. */
+  async deleteRetiredBefore(db: Db, retiredGraceSeconds: number): Promise<number> {
+    const result = await db
+      .deleteFrom('signing_keys')
+      .where('retired_at', '<=', sql<Date>`now() - make_interval(secs => ${retiredGraceSeconds})`)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
   },
 
   async activeAlgs(db: Db): Promise<string[]> {
