@@ -150,11 +150,17 @@ export async function revokeApiKey(db: Db, id: string, actor: Actor) {
 /**
  * Finds the active key a caller presents. The lookup is by SHA-256, an index hit: the key
  * has 256 random bits, so knowing a hash prefix from timing helps nobody guess a key.
+ * Its use is recorded only once the request is admitted ({@link recordApiKeyUse}): a key
+ * refused for its scope was not used.
  */
 export async function authenticateApiKey(db: Db, presented: string): Promise<ApiKeyView | undefined> {
   if (!API_KEY_SHAPE.test(presented)) return undefined;
   const row = await apiKeysQueries.findActiveByHash(db, sha256Hex(presented));
   if (!row || !secretMatchesHash(presented, row.key_hash)) return undefined;
-  await apiKeysQueries.touch(db, row.id);
   return apiKeyView(row);
+}
+
+/** Records that a key was accepted for a request: its `last_used_at` (at most once a minute). */
+export async function recordApiKeyUse(db: Db, apiKey: Pick<ApiKeyView, 'id'>): Promise<void> {
+  await apiKeysQueries.touch(db, apiKey.id);
 }

@@ -27,6 +27,7 @@ import { deviceFlowPages } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
+import { createIntrospectionPolicy, describeJwtAccessTokens } from './introspection.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import { restateError, restateProviderErrors } from './restatedErrors.js';
@@ -207,27 +208,6 @@ function keepClientInstances(provider: Provider, clients: RowCaches['clients']):
 }
 
 /**
- * Whether the client a token was issued to is still registered. Deleting a client deletes
- * its tokens (clients.ts, deleteClient), but a token request already past client
- * authentication stores its token after that: a client_credentials token has no grant whose
- * absence would end it, and it introspected active for its whole hour. Userinfo already
- * refuses a token whose client is gone (the provider's loadAccessTokenClient). The client
- * introspecting its own token was just authenticated; any other is in the client cache
- * unless it is gone, so a live token costs one lookup in memory and no statement.
- */
-function tokenClientExists(
-  provider: Provider,
-  clients: RowCaches['clients'],
-  introspecting: ProviderClient,
-  clientId: string | undefined,
-): boolean | Promise<boolean> {
-  if (clientId === introspecting.clientId) return true;
-  if (typeof clientId !== 'string') return false;
-  if (clients.peek(clientId)) return true;
-  return provider.Client.find(clientId).then((found) => found !== undefined);
-}
-
-/**
  * How long a stored provider session lives: 14 days once someone signed in to it. A session
  * of nobody (a visit to the logout or the device page, which keeps only its form's
  * anti-forgery secret) lives as long as an interaction: anyone can make one per request, and
@@ -312,21 +292,7 @@ export function createProvider({
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // A client may introspect its own tokens; confidential clients may introspect any
-        // (resource servers registered as clients check tokens issued to apps). A token of
-        // someone no longer in a group its client admits is inactive, as userinfo and the
-        // token endpoint already treat it (a disabled or deleted account's tokens are never
-        // found at all: adapter.ts). The group cache answers without a statement.
-        async allowedPolicy(ctx, client, token) {
-          if (client.clientAuthMethod === 'none' && token.clientId !== ctx.oidc.client?.clientId)
-            return false;
-          const clientExists = tokenClientExists(ctx.oidc.provider, caches.clients, client, token.clientId);
-          if (clientExists !== true && !(await clientExists)) return false;
-          const { accountId, clientId } = token as { accountId?: unknown; clientId?: unknown };
-          return typeof accountId !== 'string' || typeof clientId !== 'string'
-            ? true
-            : caches.groups.mayUseClient(clientId, accountId);
-        },
+        allowedPolicy: createIntrospectionPolicy(caches),
       },
       revocation: {
         enabled: true,
@@ -456,6 +422,7 @@ export function createProvider({
   queueBackchannelLogouts(provider, db);
   carryLogoutLanguage(provider);
   keepResourcesWithoutScopes(provider);
+  describeJwtAccessTokens(provider, db, caches);
 
   // A sign-in's return to the authorization (`GET /auth/:uid`) deletes the interaction and
   // saves a grant, a code and a session: held and stored in one statement (heldWrites.ts),

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { createClient, deleteClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { eventually } from '../support/eventually.js';
@@ -71,6 +72,13 @@ describe('a deleted client leaves no active token behind', () => {
       .where('id', '=', key)
       .executeTakeFirstOrThrow();
     expect(await deleteClient(sesame.db, client.client_id, 'test')).toBe(true);
+    // Its tokens went with it, in the same transaction, not at the next sweep of expired rows.
+    const left = await sesame.db
+      .selectFrom('oidc_models')
+      .select('id')
+      .where(sql<boolean>`payload->>'clientId' = ${client.client_id}`)
+      .execute();
+    expect(left).toEqual([]);
     // What a token request that authenticated the client just before the delete stores just after it.
     await sesame.db
       .insertInto('oidc_models')

@@ -1,4 +1,4 @@
-import { createApiKey } from '../../src/admin/apiKeys.js';
+import { createApiKey, findApiKey } from '../../src/admin/apiKeys.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -69,6 +69,21 @@ describe('GET /metrics (Prometheus)', () => {
       adminAtMetrics: 200,
       adminAtClients: 200,
     });
+  });
+
+  it('records a key as used only where it is accepted, not where its scope is refused', async () => {
+    const {
+      apiKey: { id },
+      key,
+    } = await createApiKey(sesame.db, 'second scraper', 'test', 'metrics');
+    const refused = await fetch(`${sesame.baseUrl}/api/admin/clients`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(refused.status).toBe(403);
+    expect((await findApiKey(sesame.db, id))?.last_used_at).toBeNull();
+    const served = await fetch(`${sesame.baseUrl}/metrics`, { headers: { authorization: `Bearer ${key}` } });
+    expect(served.status).toBe(200);
+    expect((await findApiKey(sesame.db, id))?.last_used_at).toEqual(expect.any(String));
   });
 
   it('serves process metrics and the database pool gauges to a scraper with an API key', async () => {

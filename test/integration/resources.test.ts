@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import {
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  generateKeyPair,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import * as oidc from 'openid-client';
+import { revokeConnectedApp } from '../../src/accounts/connectedApps.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
+import { disableUser } from '../../src/admin/users.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { resourcesQueries } from '../../src/db/queries/resources.js';
 import { usersQueries } from '../../src/db/queries/users.js';
@@ -57,16 +66,23 @@ describe('APIs registered as resources get JWT access tokens', () => {
     return jwtVerify(token, jwks, { issuer: sesame.baseUrl, audience, typ: 'at+jwt' });
   }
 
-  async function introspect(token: string) {
+  /** RFC 7662: a 200 for any token, and what it says of it. A public client sends only its id. */
+  async function introspect(
+    token: string,
+    client: { client_id: string; client_secret?: string } = confidential,
+  ) {
     const response = await fetch(new URL('/token/introspection', sesame.baseUrl), {
       method: 'POST',
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
-        authorization: `Basic ${Buffer.from(`${confidential.client_id}:${confidential.client_secret}`).toString('base64')}`,
+        ...(client.client_secret && {
+          authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}`,
+        }),
       },
-      body: new URLSearchParams({ token }),
+      body: new URLSearchParams({ token, ...(!client.client_secret && { client_id: client.client_id }) }),
     });
-    return (await response.json()) as { active: boolean };
+    expect(response.status).toBe(200);
+    return (await response.json()) as { active: boolean } & Record<string, unknown>;
   }
 
   async function signIn(scope: string, extra: Record<string, string>) {
@@ -256,6 +272,89 @@ describe('APIs registered as resources get JWT access tokens', () => {
     const sub = tokens.claims()!.sub;
     expect(payload).toMatchObject({ aud: API, sub, client_id: confidential.client_id, scope: 'read' });
     expect(decodeProtectedHeader(tokens.access_token).kid).toEqual(expect.any(String));
+  }, 60_000);
+
+  it('describes the API’s JWT access tokens at introspection (RFC 7662) instead of unsupported_token_type', async () => {
+    const { pending, callback } = await signIn('openid offline_access read', { resource: API });
+    const tokens = await finishLogin(rp, pending, callback);
+    const { payload } = await verifyAsApi(tokens.access_token);
+    expect(await introspect(tokens.access_token)).toEqual({
+      active: true,
+      token_type: 'Bearer',
+      iss: sesame.baseUrl,
+      aud: API,
+      sub: tokens.claims()!.sub,
+      client_id: confidential.client_id,
+      scope: 'read',
+      exp: payload.exp,
+      iat: payload.iat,
+      jti: payload.jti,
+    });
+    // The JWT a refresh gives, answered as it is sent: "Bearer", as every grant says it (RFC 6750 §4).
+    const refreshed = await fetch(new URL('/token', sesame.baseUrl), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${confidential.client_id}:${confidential.client_secret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }),
+    });
+    const again = (await refreshed.json()) as { access_token: string; token_type: string };
+    expect([refreshed.status, again.token_type]).toEqual([200, 'Bearer']);
+    expect(await introspect(again.access_token)).toMatchObject({
+      active: true,
+      aud: API,
+      token_type: 'Bearer',
+    });
+    const machine = await oidc.clientCredentialsGrant(service, { resource: API, scope: 'read' });
+    expect(await introspect(machine.access_token)).toMatchObject({
+      active: true,
+      sub: confidential.client_id,
+      client_id: confidential.client_id,
+      aud: API,
+    });
+  }, 60_000);
+
+  it('calls inactive a JWT that is not Sesame’s access token, or that its app or account lost since', async () => {
+    const { pending, callback } = await signIn('openid read', { resource: API });
+    const tokens = await finishLogin(rp, pending, callback);
+    const sub = tokens.claims()!.sub;
+    const [header, body, signature] = tokens.access_token.split('.');
+    const otherKey = (await generateKeyPair('ES256')).privateKey;
+    const notSesames = [
+      // Another signature, or another body under Sesame's signature.
+      `${header}.${body}.${signature!.slice(0, -4)}AAAA`,
+      `${header}.${Buffer.from(JSON.stringify({ ...decodeJwt(tokens.access_token), scope: 'write' })).toString('base64url')}.${signature}`,
+      // Signed by Sesame, but an ID token, not an access token.
+      tokens.id_token!,
+      // An access token in every claim, signed by someone else's key.
+      await new SignJWT({ ...decodeJwt(tokens.access_token) })
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' })
+        .sign(otherKey),
+    ];
+    for (const token of notSesames) expect(await introspect(token)).toEqual({ active: false });
+
+    // A public app may introspect only its own tokens.
+    const spa = await createClient(
+      sesame.db,
+      { name: 'SPA', redirect_uris: [REDIRECT_URI], public: true },
+      'test',
+    );
+    expect(await introspect(tokens.access_token, { client_id: spa.client.client_id })).toEqual({
+      active: false,
+    });
+    expect((await introspect(tokens.access_token)).active).toBe(true);
+
+    // The person disconnects the app on their account page.
+    await revokeConnectedApp(sesame.db, sub, confidential.client_id);
+    expect(await introspect(tokens.access_token)).toEqual({ active: false });
+
+    // Another person's token, until an admin disables the account.
+    const second = await signIn('openid read', { resource: API });
+    const theirs = await finishLogin(rp, second.pending, second.callback);
+    expect((await introspect(theirs.access_token)).active).toBe(true);
+    await disableUser(sesame.db, theirs.claims()!.sub, 'test');
+    expect(await introspect(theirs.access_token)).toEqual({ active: false });
   }, 60_000);
 
   it('gives a first-party app the API’s token without a consent page', async () => {

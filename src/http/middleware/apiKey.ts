@@ -5,6 +5,7 @@ import {
   type ApiKeyView,
   apiKeyScopeAllows,
   authenticateApiKey,
+  recordApiKeyUse,
 } from '../../admin/apiKeys.js';
 import type { Db } from '../../db/connect.js';
 import { HttpError } from '../errors.js';
@@ -55,6 +56,7 @@ export function requireApiKey(db: Db, needed: ApiKeyScope) {
     const apiKey = await authenticateApiKey(db, match[1]!);
     if (!apiKey) refuse(ctx, true);
     if (!apiKeyScopeAllows(apiKey.scope, needed)) refuseScope(ctx, apiKey.scope, needed);
+    await recordApiKeyUse(db, apiKey);
     ctx.state.apiKey = apiKey;
     await next();
   };

@@ -1,0 +1,140 @@
+import { createLocalJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import providerInternals from 'oidc-provider/lib/helpers/weak_cache.js';
+import type { Db } from '../db/connect.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { usersQueries } from '../db/queries/users.js';
+import { SIGNING_ALGS } from './keys.js';
+import { isRevoked } from './revocation.js';
+import { aroundProviderRoute } from './routeSteps.js';
+import type { RowCaches } from './rowCaches.js';
+
+type ProviderClient = NonNullable<Awaited<ReturnType<Provider['Client']['find']>>>;
+type Caches = Pick<RowCaches, 'clients' | 'groups' | 'users'>;
+
+/** What introspection needs to know of a token to decide who may see it. */
+interface TokenHolder {
+  clientId?: unknown;
+  accountId?: unknown;
+}
+
+/**
+ * Whether the client a token was issued to is still registered. Deleting a client deletes
+ * its tokens (clients.ts, deleteClient), but a token request already past client
+ * authentication stores its token after that: a client_credentials token has no grant whose
+ * absence would end it, and it introspected active for its whole hour. Userinfo already
+ * refuses a token whose client is gone (the provider's loadAccessTokenClient). The client
+ * introspecting its own token was just authenticated; any other is in the client cache
+ * unless it is gone, so a live token costs one lookup in memory and no statement.
+ */
+function tokenClientExists(
+  provider: Provider,
+  clients: RowCaches['clients'],
+  introspecting: ProviderClient,
+  clientId: unknown,
+): boolean | Promise<boolean> {
+  if (clientId === introspecting.clientId) return true;
+  if (typeof clientId !== 'string') return false;
+  if (clients.peek(clientId)) return true;
+  return provider.Client.find(clientId).then((found) => found !== undefined);
+}
+
+/**
+ * Whether `client` may be told about `token` (features.introspection.allowedPolicy). A client
+ * may introspect its own tokens; confidential clients may introspect any (resource servers
+ * registered as clients check tokens issued to apps). A token of someone no longer in a group
+ * its client admits is inactive, as userinfo and the token endpoint already treat it (a
+ * disabled or deleted account's tokens are never found at all: adapter.ts). The group cache
+ * answers without a statement.
+ */
+export function createIntrospectionPolicy(caches: Caches) {
+  return async function allowedPolicy(ctx: KoaContextWithOIDC, client: ProviderClient, token: TokenHolder) {
+    if (client.clientAuthMethod === 'none' && token.clientId !== client.clientId) return false;
+    const clientExists = tokenClientExists(ctx.oidc.provider, caches.clients, client, token.clientId);
+    if (clientExists !== true && !(await clientExists)) return false;
+    const { accountId, clientId } = token;
+    return typeof accountId !== 'string' || typeof clientId !== 'string'
+      ? true
+      : caches.groups.mayUseClient(clientId, accountId);
+  };
+}
+
+/** RFC 7662 §2.2: what is said of a token the server will not describe. */
+const INACTIVE = { active: false } as const;
+
+/**
+ * Introspection of the JWT access tokens Sesame issues for registered APIs (RFC 9068).
+ * oidc-provider refuses any JWT at its introspection endpoint with `unsupported_token_type`,
+ * which RFC 7662 does not foresee there: a resource server that introspects every token it
+ * is given got an error instead of an answer. That refusal is answered here instead, after
+ * the provider authenticated the client; an opaque token never reaches this but for one
+ * status check. A JWT is described (`active: true` with its claims) when Sesame's keys
+ * signed it as an access token (`typ: at+jwt`, this issuer), it has not expired, the caller
+ * may see it (the same policy as opaque tokens: createIntrospectionPolicy), and nothing
+ * revoked since stands against it: a person's token ends with their account's revocations
+ * (disable, delete, an email owner's takeover: revocation.ts) and with the last grant they
+ * gave its app (disconnecting the app on the account page). Such a token names no grant, so
+ * a grant revoked while the person holds another for the same app (another browser's) does
+ * not end it; it still expires within the access token TTL. Anything else is inactive.
+ */
+export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Caches): void {
+  const allowedPolicy = createIntrospectionPolicy(caches);
+  // The provider's published keys, current and retired alike: a token signed before a rotation
+  // verifies until it expires. The provider is rebuilt when the keys change (liveProvider.ts).
+  let keys: ReturnType<typeof createLocalJWKSet> | undefined;
+
+  async function verified(token: string): Promise<JWTPayload | undefined> {
+    keys ??= createLocalJWKSet(providerInternals(provider).jwks);
+    try {
+      const { payload } = await jwtVerify(token, keys, {
+        issuer: provider.issuer,
+        typ: 'at+jwt',
+        algorithms: [...SIGNING_ALGS],
+        requiredClaims: ['exp', 'iat', 'sub', 'client_id', 'aud'],
+      });
+      return payload;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether the person's revocations since the token was issued leave it standing. */
+  async function accountStillAllows(accountId: string, clientId: string, iat: number): Promise<boolean> {
+    const user = await caches.users.find(accountId, () => usersQueries.findById(db, accountId));
+    if (!user || user.disabled_at || isRevoked('AccessToken', { iat }, user)) return false;
+    return (await oidcModelsQueries.latestGrantOf(db, accountId, clientId)) !== undefined;
+  }
+
+  async function describe(ctx: KoaContextWithOIDC, token: string): Promise<Record<string, unknown>> {
+    const payload = await verified(token);
+    if (typeof payload?.client_id !== 'string' || typeof payload.sub !== 'string') return INACTIVE;
+    const clientId = payload.client_id;
+    // A client_credentials token's subject is its client (RFC 9068 §2.2); any other is a person's.
+    const accountId = payload.sub === clientId ? undefined : payload.sub;
+    if (!(await allowedPolicy(ctx, ctx.oidc.client!, { clientId, accountId }))) return INACTIVE;
+    if (accountId && !(await accountStillAllows(accountId, clientId, payload.iat!))) return INACTIVE;
+    const cnf = payload.cnf as { jkt?: unknown } | undefined;
+    return { ...payload, active: true, token_type: cnf?.jkt ? 'DPoP' : 'Bearer' };
+  }
+
+  aroundProviderRoute(
+    provider,
+    'POST',
+    '/token/introspection',
+    async function introspectJwt(ctx: Context, next: Next) {
+      await next();
+      if (
+        ctx.status !== 400 ||
+        (ctx.body as { error?: unknown } | undefined)?.error !== 'unsupported_token_type'
+      )
+        return;
+      const oidc = (ctx as KoaContextWithOIDC).oidc;
+      const token = oidc.params?.token;
+      if (!oidc.client || typeof token !== 'string') return;
+      ctx.body = await describe(ctx as KoaContextWithOIDC, token);
+      ctx.status = 200;
+    },
+  );
+}
