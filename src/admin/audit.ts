@@ -1,5 +1,6 @@
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
+import type { AuditEventRow } from '../db/schema.js';
 
 /** One audit event as admins see it. */
 export interface AuditEventView {
@@ -11,15 +12,36 @@ export interface AuditEventView {
   created_at: string;
 }
 
-/** The most recent audit events, newest first. */
-export async function recentAuditEvents(db: Db, limit = 50): Promise<AuditEventView[]> {
-  const rows = await auditQueries.recent(db, limit);
-  return rows.map((row) => ({
+function auditEventView(row: AuditEventRow): AuditEventView {
+  return {
     id: String(row.id),
     actor: row.actor,
     action: row.action,
     target: row.target,
     details: row.details,
     created_at: new Date(row.created_at).toISOString(),
-  }));
+  };
+}
+
+/** The most recent audit events, newest first. */
+export async function recentAuditEvents(db: Db, limit = 50): Promise<AuditEventView[]> {
+  return (await auditQueries.recent(db, limit)).map(auditEventView);
+}
+
+/** One page of the audit log, and where the next (older) one starts, if there are older events. */
+export interface AuditEventsPage {
+  events: AuditEventView[];
+  /** The id to pass as `before` for the next page; undefined on the last page. */
+  older: string | undefined;
+}
+
+/** `limit` events, newest first, older than the event `before` when given (keyset paging by id). */
+export async function auditEventsPage(
+  db: Db,
+  { limit, before }: { limit: number; before?: string | undefined },
+): Promise<AuditEventsPage> {
+  // One more than shown says whether an older page exists, without counting the table.
+  const rows = await auditQueries.recent(db, limit + 1, before);
+  const events = rows.slice(0, limit).map(auditEventView);
+  return { events, older: rows.length > limit ? events.at(-1)!.id : undefined };
 }

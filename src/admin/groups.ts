@@ -3,7 +3,7 @@ import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { groupsQueries } from '../db/queries/groups.js';
 import type { GroupRow } from '../db/schema.js';
-import { badRequest, conflict, notFound } from '../http/errors.js';
+import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 import { findUser } from './users.js';
 
@@ -100,21 +100,35 @@ export async function renameGroup(
 }
 
 /**
+ * The refusal to delete a group that some clients allow alone (409): with no allowed group
+ * left they would admit everyone. The API gets their ids; pages name them by `clients`.
+ */
+export class OnlyAllowedGroupError extends HttpError {
+  constructor(
+    readonly group: string,
+    readonly clients: { client_id: string; name: string }[],
+  ) {
+    const ids = clients.map((client) => client.client_id);
+    super(
+      409,
+      'conflict',
+      `${group} is the only group that ${ids.length === 1 ? 'client' : 'clients'} ${ids.join(', ')} admit${ids.length === 1 ? 's' : ''}: without it they would admit everyone; give them another allowed group, or allow all groups, first`,
+      { clients: ids },
+    );
+  }
+}
+
+/**
  * Deletes a group: its members leave it, and apps that also allow other groups no longer
- * admit anyone through it. An app that allows only this group is a refusal (409): with no
- * allowed group left it would admit everyone, so the admin changes its allowed groups first.
+ * admit anyone through it. An app that allows only this group is a refusal
+ * ({@link OnlyAllowedGroupError}), so the admin changes its allowed groups first.
  */
 export async function deleteGroup(db: Db, idOrName: string, actor: Actor): Promise<GroupView> {
   return db.transaction().execute(async (trx) => {
     const group = await groupsQueries.findByIdOrName(trx, idOrName);
     if (!group) throw noGroup(idOrName);
     const onlyGroupOf = await groupsQueries.clientsAllowingOnly(trx, group.id);
-    if (onlyGroupOf.length > 0) {
-      throw conflict(
-        `${group.name} is the only group that ${onlyGroupOf.length === 1 ? 'client' : 'clients'} ${onlyGroupOf.join(', ')} admit${onlyGroupOf.length === 1 ? 's' : ''}: without it they would admit everyone; give them another allowed group, or allow all groups, first`,
-        { clients: onlyGroupOf },
-      );
-    }
+    if (onlyGroupOf.length > 0) throw new OnlyAllowedGroupError(group.name, onlyGroupOf);
     await groupsQueries.delete(trx, group.id);
     await auditQueries.record(trx, actor, 'group.delete', group.id, { name: group.name });
     return groupView(group);

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
 import type { Brand } from '../branding/brand.js';
+import { defaultFavicon } from '../branding/defaultFavicon.js';
 import { clientMessages, translatorFor } from '../i18n/catalog.js';
 import type { Locale } from '../i18n/locales.js';
 import { VIEWS_DIR } from '../paths.js';
@@ -37,13 +38,18 @@ export interface PageData {
 
 const versioned = (path: string, etag: string) => `${path}?v=${etag.replaceAll('"', '')}`;
 
-/** The brand as the layout links it; each URL carries the content's ETag, so a change is a new URL. */
+/**
+ * The brand as the layout links it; each URL carries the content's ETag, so a change is a new
+ * URL. A brand without a favicon links Sesame's own, which /favicon.ico then serves.
+ */
 export function pageBrandOf(brand: Brand): PageBrand {
   return {
     name: brand.name,
     cssUrl: versioned('/brand.css', brand.cssEtag),
     logoUrl: brand.logoEtag ? versioned('/brand/logo', brand.logoEtag) : undefined,
-    faviconUrl: brand.faviconEtag ? versioned('/brand/favicon', brand.faviconEtag) : undefined,
+    faviconUrl: brand.faviconEtag
+      ? versioned('/brand/favicon', brand.faviconEtag)
+      : versioned('/favicon.ico', defaultFavicon().etag),
   };
 }
 

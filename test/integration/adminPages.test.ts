@@ -910,4 +910,40 @@ describe('the admin pages', () => {
     expect(page.text).toContain('client.create');
     expect(page.text).toContain(`user:${adminId}`);
   });
+
+  it('shows the activity 100 events a page, newest first, with a link to older events down to the first', async () => {
+    for (let i = 0; i < 150; i += 1) await auditQueries.record(sesame.db, 'cli', 'test.bulk', `bulk-${i}`);
+    const total = (await auditQueries.recent(sesame.db, 100_000)).length;
+    /** The Target column of each row shown. */
+    const targets = (page: PageResponse) =>
+      [...page.text.matchAll(/<tr>\s*<td><time[\s\S]*?<\/tr>/g)].map(([row]) =>
+        [...row.matchAll(/<td>([\s\S]*?)<\/td>/g)][3]![1]!.replace(/<\/?code>/g, ''),
+      );
+    const olderLink = (page: PageResponse) =>
+      /<a href="([^"]+)" rel="next">Older events<\/a>/.exec(page.text)?.[1]?.replaceAll('&amp;', '&');
+
+    const pages: PageResponse[] = [await admin.browser.request('/admin/audit')];
+    expect(pages[0]!.text).not.toContain('Newest events');
+    // An event recorded while the admin reads is on no older page: each starts below the last one shown.
+    await auditQueries.record(sesame.db, 'cli', 'test.bulk', 'bulk-later');
+    for (let next = olderLink(pages[0]!); next; next = olderLink(pages.at(-1)!)) {
+      expect(next).toMatch(/^\/admin\/audit\?before=\d+$/);
+      pages.push(await admin.browser.request(next));
+      expect(pages.at(-1)!.text).toContain('<a href="/admin/audit">Newest events</a>');
+    }
+    expect(pages.map((page) => page.status)).toEqual(pages.map(() => 200));
+    expect(pages.map((page) => targets(page).length)).toEqual(
+      Array.from({ length: Math.ceil(total / 100) }, (_, i) => Math.min(100, total - i * 100)),
+    );
+    const shown = pages.flatMap(targets);
+    expect(shown.filter((target) => target.startsWith('bulk-'))).toEqual(
+      Array.from({ length: 150 }, (_, i) => `bulk-${149 - i}`),
+    );
+
+    for (const before of ['abc', '0', '-1', '9223372036854775808', '1e5']) {
+      const refused = await admin.browser.request(`/admin/audit?before=${before}`);
+      expect({ before, status: refused.status }).toEqual({ before, status: 400 });
+    }
+    await sesame.db.deleteFrom('audit_events').where('action', '=', 'test.bulk').execute();
+  });
 });

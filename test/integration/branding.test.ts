@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { ROOT } from '../../src/paths.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { eventually } from '../support/eventually.js';
 import { Person } from '../support/oidcFlow.js';
@@ -117,13 +118,29 @@ describe('branding without settings', () => {
   });
   afterAll(() => sesame.stop());
 
-  it('shows RP_NAME, no logo and no favicon: those are 404s', async () => {
+  it("shows RP_NAME and no logo (a 404), and links Sesame's own favicon at /favicon.ico", async () => {
     const page = await new Person(sesame.baseUrl).browser.request('/no/such/page');
     expect(titleOf(page)).toMatch(/ · Example Corp$/);
     expect(page.text).not.toContain('/brand/logo');
-    expect(page.text).not.toContain('rel="icon"');
-    for (const url of ['/brand/logo', '/brand/favicon', '/favicon.ico']) {
+    for (const url of ['/brand/logo', '/brand/favicon']) {
       expect((await fetch(`${sesame.baseUrl}${url}`)).status).toBe(404);
+    }
+    const linked = /<link rel="icon" href="(\/favicon\.ico\?v=[\w-]+)">/.exec(page.text)?.[1];
+    expect(linked).toBeDefined();
+    const builtIn = fs.readFileSync(path.join(ROOT, 'public', 'favicon.ico'));
+    // Browsers ask for /favicon.ico whatever the page links: it is the same icon, never a 404.
+    for (const url of [linked!, '/favicon.ico']) {
+      const response = await fetch(`${sesame.baseUrl}${url}`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('image/x-icon');
+      expect(Buffer.from(await response.arrayBuffer())).toEqual(builtIn);
+      expect(response.headers.get('cache-control')).toBe(
+        url === linked ? 'public, max-age=31536000, immutable' : 'public, max-age=300',
+      );
+      const etag = response.headers.get('etag')!;
+      expect(linked).toBe(`/favicon.ico?v=${etag.replaceAll('"', '')}`);
+      const again = await fetch(`${sesame.baseUrl}${url}`, { headers: { 'if-none-match': etag } });
+      expect(again.status).toBe(304);
     }
     const css = await (await fetch(`${sesame.baseUrl}/brand.css`)).text();
     expect(css).toContain('--accent: #4f46e5; --on-accent: #ffffff;');

@@ -450,7 +450,7 @@ describe('groups, allowed groups and custom claims', () => {
     const noUser = await admin.browser.request(`${groupPath}/members`, {
       form: { _csrf: csrf, user: 'x@example.com' },
     });
-    expect(noUser.status).toBe(404);
+    expect(noUser.status).toBe(400);
     expect(noUser.text).toContain('No user with id or email x@example.com');
 
     const reserved = await admin.browser.request(`${groupPath}/claims`, {
@@ -567,5 +567,129 @@ describe('groups, allowed groups and custom claims', () => {
     expect(after.members).toEqual(['ada@example.com']);
 
     await json('groups', 'delete', 'Admins', '--yes');
+  }, 60_000);
+
+  it("keeps what the admin typed in the group page's forms when it is refused, with the message beside the field, and changes nothing", async () => {
+    const kitchen = await json('groups', 'create', '--name', 'Kitchen');
+    await json('groups', 'create', '--name', 'Pantry');
+    await json('groups', 'add-member', 'Kitchen', 'bob@example.com');
+    await json('groups', 'set-claim', 'Kitchen', 'level', '1');
+    const { admin } = await signUpAdmin('keeper@example.com');
+    const groupPath = `/admin/groups/${kitchen.id}`;
+    const csrf = asPage(await admin.browser.follow(groupPath)).csrf();
+    expect((await stepUp(admin, csrf)).status).toBe(200);
+    const state = async () => ({
+      group: await groupsQueries.findByIdOrName(sesame.db, kitchen.id),
+      members: (await groupsQueries.members(sesame.db, kitchen.id)).map((member) => member.email),
+      audit: await countRows(sesame.db, 'audit_events'),
+    });
+    const before = await state();
+    /** The attributes of the input with this id, as the page shows them. */
+    const inputOf = (text: string, id: string) => new RegExp(`<input id="${id}"[^>]*>`).exec(text)?.[0] ?? '';
+    const shownValue = (text: string, id: string) => /value="([^"]*)"/.exec(inputOf(text, id))?.[1];
+
+    const cases: [string, Record<string, string>, number, Record<string, string>, string, RegExp][] = [
+      [
+        'members',
+        { user: 'nobody@example.com' },
+        400,
+        { 'member-user': 'nobody@example.com' },
+        'member-user',
+        /No user with id or email nobody@example\.com/,
+      ],
+      [
+        'members',
+        { user: '   ' },
+        400,
+        { 'member-user': '   ' },
+        'member-user',
+        /Enter the email address or user ID/,
+      ],
+      [
+        'claims',
+        { key: 'email', value: '"a@b"' },
+        400,
+        { 'claim-key': 'email', 'claim-value': '&quot;a@b&quot;' },
+        'claim-key',
+        /email is a registered OIDC claim/,
+      ],
+      [
+        'claims',
+        { key: 'note', value: 'x'.repeat(3000) },
+        400,
+        { 'claim-key': 'note', 'claim-value': 'x'.repeat(3000) },
+        'claim-value',
+        /at most 2048 bytes/,
+      ],
+      ['rename', { name: '' }, 400, { 'group-name': '' }, 'group-name', /name: is required/],
+      [
+        'rename',
+        { name: 'Pantry' },
+        409,
+        { 'group-name': 'Pantry' },
+        'group-name',
+        /A group named Pantry already exists/,
+      ],
+    ];
+    for (const [action, form, status, values, field, message] of cases) {
+      const refused = await admin.browser.request(`${groupPath}/${action}`, {
+        form: { _csrf: csrf, ...form },
+      });
+      const text = refused.text;
+      expect({ action, form, status: refused.status }).toEqual({ action, form, status });
+      expect(refused.headers.get('content-type')).toContain('text/html');
+      for (const [id, value] of Object.entries(values))
+        expect({ id, value: shownValue(text, id) }).toEqual({ id, value });
+      // The message is beside the field, tied to it for screen readers, and only there.
+      expect(inputOf(text, field)).toContain(`aria-invalid="true" aria-describedby="${field}-error"`);
+      expect(
+        new RegExp(`<p id="${field}-error" class="field-error" role="alert">([^<]*)</p>`).exec(text)?.[1],
+      ).toMatch(message);
+      expect(text.match(/aria-invalid/g)).toHaveLength(1);
+      expect(text).not.toMatch(/<p class="status" role="alert">/);
+      // The other forms show what they always do.
+      if (action !== 'rename') expect(shownValue(text, 'group-name')).toBe('Kitchen');
+      if (action !== 'members') expect(shownValue(text, 'member-user')).toBe('');
+      if (action !== 'claims') expect(shownValue(text, 'claim-key')).toBe('');
+    }
+    expect(await state()).toEqual(before);
+    await json('groups', 'delete', 'Kitchen', '--yes');
+    await json('groups', 'delete', 'Pantry', '--yes');
+  }, 60_000);
+
+  it("stays on the delete page, naming the app and what to do, when the group is an app's only allowed group", async () => {
+    const solo = await json('groups', 'create', '--name', 'Solo');
+    await json('clients', 'update', notesId, '--allowed-group', 'Solo');
+    const { admin } = await signUpAdmin('remover@example.com');
+    const deletePath = `/admin/groups/${solo.id}/delete`;
+    const confirm = asPage(await admin.browser.follow(deletePath));
+    expect(confirm.status).toBe(200);
+    expect((await stepUp(admin, confirm.csrf())).status).toBe(200);
+    const audit = await countRows(sesame.db, 'audit_events');
+
+    const refused = await admin.browser.request(deletePath, { form: { _csrf: confirm.csrf() } });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toContain('<h1>Delete the group “Solo”?</h1>');
+    expect(refused.text).toContain(
+      '<p class="status" role="alert">“Solo” is the only group allowed to sign in to Notes: without it, everyone could. Change who may sign in to Notes first (allow another group, or everyone), then delete the group.</p>',
+    );
+    expect(refused.text).toContain(
+      `<a href="/admin/clients/${notesId}#allowed-groups">Who may sign in to Notes</a>`,
+    );
+    expect(refused.text).toContain(`action="${deletePath}"`);
+    expect(refused.text).not.toContain(notesId.concat(' admits'));
+    expect(await groupsQueries.findByIdOrName(sesame.db, solo.id)).toBeDefined();
+    expect((await groupsQueries.allowedForClient(sesame.db, notesId)).map((group) => group.name)).toEqual([
+      'Solo',
+    ]);
+    expect(await countRows(sesame.db, 'audit_events')).toBe(audit);
+    // The link leads to the client page's section that changes it.
+    expect(asPage(await admin.browser.follow(`/admin/clients/${notesId}`)).text).toContain(
+      '<h2 id="allowed-groups">Who may sign in</h2>',
+    );
+
+    await json('clients', 'update', notesId, '--allow-all-groups');
+    expect((await admin.browser.request(deletePath, { form: { _csrf: confirm.csrf() } })).status).toBe(302);
+    expect(await groupsQueries.findByIdOrName(sesame.db, solo.id)).toBeUndefined();
   }, 60_000);
 });

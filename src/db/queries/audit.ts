@@ -21,7 +21,18 @@ export const auditQueries = {
       .execute();
   },
 
-  async recent(db: Db, limit = 100): Promise<AuditEventRow[]> {
-    return db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(limit).execute();
+  /**
+   * The newest `limit` events, newest first; with `before` (an event id), the newest of those
+   * older than it. The id is the order key: it grows with every insert, where created_at may
+   * repeat, so a page never skips or repeats an event.
+   */
+  async recent(db: Db, limit = 100, before?: string): Promise<AuditEventRow[]> {
+    return db
+      .selectFrom('audit_events')
+      .selectAll()
+      .$if(before !== undefined, (query) => query.where('id', '<', before!))
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
   },
 };

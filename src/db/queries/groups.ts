@@ -173,16 +173,16 @@ export const groupsQueries = {
       .execute();
   },
 
-  /** The clients whose only allowed group is `groupId`: without it they would admit everyone. */
-  async clientsAllowingOnly(db: Db, groupId: string): Promise<string[]> {
-    const rows = await db
+  /** The clients whose only allowed group is `groupId` (without it they would admit everyone), by id. */
+  async clientsAllowingOnly(db: Db, groupId: string): Promise<{ client_id: string; name: string }[]> {
+    return db
       .selectFrom('client_allowed_groups')
-      .select('client_id')
-      .groupBy('client_id')
-      .having(sql<boolean>`count(*) = 1 and bool_and(group_id = ${groupId})`)
-      .orderBy('client_id')
+      .innerJoin('clients', 'clients.client_id', 'client_allowed_groups.client_id')
+      .select(['clients.client_id', 'clients.name'])
+      .groupBy(['clients.client_id', 'clients.name'])
+      .having(sql<boolean>`count(*) = 1 and bool_and(client_allowed_groups.group_id = ${groupId})`)
+      .orderBy('clients.client_id')
       .execute();
-    return rows.map((row) => row.client_id);
   },
 
   /**

@@ -10,11 +10,12 @@ import {
   findGroup,
   groupMembers,
   listGroups,
+  OnlyAllowedGroupError,
   removeGroupMember,
   renameGroup,
 } from '../../admin/groups.js';
 import { listGroupsForClient, setClientAllowedGroups } from '../../oidc/clients.js';
-import { HttpError, notFound } from '../errors.js';
+import { badRequest, HttpError, notFound } from '../errors.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 import type { AdminPageKit } from './adminPageKit.js';
@@ -51,6 +52,33 @@ function isFormError(error: unknown): error is HttpError {
   return error instanceof HttpError && (error.status === 400 || error.status === 409 || error.status === 404);
 }
 
+/** The group page's forms an admin types into, and their fields; the first takes an error no field names. */
+const TYPED_FORMS = { member: ['user'], claim: ['key', 'value'], rename: ['name'] } as const;
+type TypedForm = keyof typeof TYPED_FORMS;
+
+/** A typed form the server refused: what the admin typed, and the message beside the field it concerns. */
+interface RefusedForm {
+  form: TypedForm;
+  values: Record<string, string>;
+  errors: Record<string, string>;
+}
+
+function refusedForm(form: TypedForm, body: unknown, error: HttpError): RefusedForm {
+  const fields: readonly string[] = TYPED_FORMS[form];
+  const sent = (body ?? {}) as Record<string, unknown>;
+  const values = Object.fromEntries(
+    fields.map((field) => [field, typeof sent[field] === 'string' ? sent[field] : '']),
+  );
+  const named = Object.keys((error.details?.fields ?? {}) as Record<string, string>);
+  const field = fields.find((name) => named.includes(name)) ?? fields[0]!;
+  return { form, values, errors: { [field]: error.message } };
+}
+
+/** “A”, “A and B”, “A, B and C”. */
+function namesList(names: string[]): string {
+  return names.length < 2 ? (names[0] ?? '') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+}
+
 /**
  * /admin/groups: create, rename and delete groups, add and remove members, set the claims
  * a group gives its members; and on a client's page, which groups may sign in to it.
@@ -67,9 +95,10 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
     kit.render(ctx, 'groups', { title: 'Groups', groups: await listGroups(db), create });
   }
 
-  async function renderGroup(ctx: Context, error?: string) {
+  /** The group page; after a refusal, the typed form as sent with its error, or a message for the page. */
+  async function renderGroup(ctx: Context, refusal: { refused?: RefusedForm; error?: string } = {}) {
     const { group, members } = await groupMembers(db, ctx.params.id!);
-    kit.render(ctx, 'group', { title: group.name, group, members, error });
+    kit.render(ctx, 'group', { title: group.name, group, members, ...refusal });
   }
 
   async function loadGroupId(ctx: Context): Promise<string> {
@@ -78,15 +107,29 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
     return group.id;
   }
 
-  /** Runs a change from the group page; a broken rule re-renders the page with the message. */
-  async function change(ctx: Context, done: string, work: (groupId: string) => Promise<unknown>) {
+  /**
+   * Runs a change from the group page; a broken rule re-renders the page with the message:
+   * beside the field for a `typed` form, which keeps what the admin typed (an unknown member
+   * is then a 400 like any bad input: the page exists), at the top for a button's form.
+   */
+  async function change(
+    ctx: Context,
+    done: string,
+    work: (groupId: string) => Promise<unknown>,
+    typed?: TypedForm,
+  ) {
     const groupId = await loadGroupId(ctx);
     try {
       await work(groupId);
     } catch (error) {
       if (!isFormError(error)) throw error;
-      ctx.status = error.status;
-      await renderGroup(ctx, error.message);
+      if (typed) {
+        ctx.status = error.status === 404 ? 400 : error.status;
+        await renderGroup(ctx, { refused: refusedForm(typed, ctx.request.body, error) });
+      } else {
+        ctx.status = error.status;
+        await renderGroup(ctx, { error: error.message });
+      }
       return;
     }
     ctx.redirect(`/admin/groups/${groupId}?done=${done}`);
@@ -109,14 +152,24 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
   router.get('/groups/:id', (ctx) => renderGroup(ctx));
 
   router.post('/groups/:id/rename', kit.stepUp, (ctx) =>
-    change(ctx, 'group-renamed', (id) =>
-      renameGroup(db, id, parseBody(ctx, nameFormSchema).name, kit.actor(ctx)),
+    change(
+      ctx,
+      'group-renamed',
+      (id) => renameGroup(db, id, parseBody(ctx, nameFormSchema).name, kit.actor(ctx)),
+      'rename',
     ),
   );
 
   router.post('/groups/:id/members', kit.stepUp, (ctx) =>
-    change(ctx, 'member-added', (id) =>
-      addGroupMember(db, id, parseBody(ctx, memberFormSchema).user.trim(), kit.actor(ctx)),
+    change(
+      ctx,
+      'member-added',
+      (id) => {
+        const user = parseBody(ctx, memberFormSchema).user.trim();
+        if (!user) throw badRequest('Enter the email address or user ID of the person to add.');
+        return addGroupMember(db, id, user, kit.actor(ctx));
+      },
+      'member',
     ),
   );
 
@@ -127,10 +180,15 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
   );
 
   router.post('/groups/:id/claims', kit.stepUp, (ctx) =>
-    change(ctx, 'claim-set', (id) => {
-      const form = parseBody(ctx, claimFormSchema);
-      return changeGroupClaim(db, id, form.key.trim(), parseClaimValue(form.value), kit.actor(ctx));
-    }),
+    change(
+      ctx,
+      'claim-set',
+      (id) => {
+        const form = parseBody(ctx, claimFormSchema);
+        return changeGroupClaim(db, id, form.key.trim(), parseClaimValue(form.value), kit.actor(ctx));
+      },
+      'claim',
+    ),
   );
 
   router.post('/groups/:id/claims/remove', kit.stepUp, (ctx) =>
@@ -139,7 +197,8 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
     ),
   );
 
-  router.get('/groups/:id/delete', async (ctx) => {
+  /** The delete confirmation; after a refusal, with why and the apps to change first. */
+  async function renderDeleteConfirm(ctx: Context, refusal?: OnlyAllowedGroupError) {
     const { group } = await groupMembers(db, ctx.params.id!);
     kit.render(ctx, 'confirm', {
       title: 'Delete group',
@@ -151,11 +210,21 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
       button: 'Delete group',
       cancel: `/admin/groups/${group.id}`,
       stepUp: true,
+      ...(refusal && { refusal: onlyAllowedGroupRefusal(refusal) }),
     });
-  });
+  }
+
+  router.get('/groups/:id/delete', (ctx) => renderDeleteConfirm(ctx));
 
   router.post('/groups/:id/delete', kit.stepUp, async (ctx) => {
-    await deleteGroup(db, await loadGroupId(ctx), kit.actor(ctx));
+    try {
+      await deleteGroup(db, await loadGroupId(ctx), kit.actor(ctx));
+    } catch (error) {
+      if (!(error instanceof OnlyAllowedGroupError)) throw error;
+      ctx.status = error.status;
+      await renderDeleteConfirm(ctx, error);
+      return;
+    }
     ctx.redirect('/admin/groups?done=group-deleted');
   });
 
@@ -168,4 +237,17 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
     caches.clients.invalidate(clientId);
     ctx.redirect(`/admin/clients/${encodeURIComponent(clientId)}?done=allowed-groups-saved`);
   });
+}
+
+/** What the delete confirmation says when the group is some apps' only allowed group, with a link to each. */
+function onlyAllowedGroupRefusal({ group, clients }: OnlyAllowedGroupError) {
+  const names = namesList(clients.map((client) => client.name));
+  const them = clients.length === 1 ? names : 'each of them';
+  return {
+    message: `“${group}” is the only group allowed to sign in to ${names}: without it, everyone could. Change who may sign in to ${them} first (allow another group, or everyone), then delete the group.`,
+    links: clients.map((client) => ({
+      href: `/admin/clients/${encodeURIComponent(client.client_id)}#allowed-groups`,
+      text: `Who may sign in to ${client.name}`,
+    })),
+  };
 }

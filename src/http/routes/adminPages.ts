@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
-import { recentAuditEvents } from '../../admin/audit.js';
+import { auditEventsPage } from '../../admin/audit.js';
 import {
   deleteUser,
   demoteUser,
@@ -35,7 +35,7 @@ import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
 import { parseUploads } from '../middleware/uploads.js';
 import { sesameRouter } from '../router.js';
-import { emailSchema, issueMessage, parseBody } from '../schemas.js';
+import { emailSchema, issueMessage, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderPage } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
@@ -63,6 +63,16 @@ const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), adm
 
 type ClientForm = z.output<typeof clientFormSchema>;
 
+/** Where an older page of the activity log starts: an event id, a Postgres bigint. */
+const auditQuerySchema = z.object({
+  before: z
+    .string()
+    .regex(/^[1-9][0-9]{0,18}$/, { message: 'must be an event id' })
+    // Digit strings of one length compare as their numbers: at most the largest bigint.
+    .refine((id) => id.length < 19 || id <= '9223372036854775807', { message: 'must be an event id' })
+    .optional(),
+});
+
 /**
  * Messages shown after a Post/Redirect/Get; the query names one, never carries text. A Map,
  * so a name only finds a message of its own: on a plain object `?done=constructor` showed
@@ -87,6 +97,8 @@ const NOTICES = new Map<string, string>(
 
 /** Users shown on one page of /admin/users. */
 const USERS_PER_PAGE = 50;
+/** Events shown on one page of /admin/audit. */
+const AUDIT_EVENTS_PER_PAGE = 100;
 
 /** Admin pages may show secrets: keep every one of them out of caches and history snapshots. */
 async function noStore(ctx: Context, next: Next) {
@@ -401,8 +413,12 @@ export function adminPagesRoutes(services: Services): Router {
   brandingPages(router, kit, services);
   mailPages(router, kit, services);
 
+  /** The activity page: 100 events at a time, newest first; `?before=<id>` starts below that event. */
   router.get('/audit', async (ctx) => {
-    render(ctx, 'audit', { title: 'Activity', events: await recentAuditEvents(db, 100) });
+    const { before } = parseQuery(ctx, auditQuerySchema);
+    const page = await auditEventsPage(db, { limit: AUDIT_EVENTS_PER_PAGE, before });
+    const older = page.older && `/admin/audit?${new URLSearchParams({ before: page.older })}`;
+    render(ctx, 'audit', { title: 'Activity', events: page.events, first: !before, older });
   });
 
   return router;

@@ -1,7 +1,9 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { BrandStore } from '../../branding/brand.js';
+import { defaultFavicon } from '../../branding/defaultFavicon.js';
 import type { BrandImageKind } from '../../branding/images.js';
+import type { StoredBrandImage } from '../../db/queries/branding.js';
 import { notFound } from '../errors.js';
 import { sesameRouter } from '../router.js';
 
@@ -29,7 +31,8 @@ function answeredNotModified(ctx: Context, etag: string): boolean {
 
 /**
  * The brand's stylesheet (/brand.css: the accent colours, since CSP forbids inline style),
- * logo and favicon, for every page's layout. An image that the brand does not have is a 404.
+ * logo and favicon, for every page's layout. An image that the brand does not have is a 404,
+ * except /favicon.ico, which is then Sesame's own icon.
  */
 export function brandRoutes(brand: BrandStore): Router {
   const router = sesameRouter();
@@ -41,22 +44,31 @@ export function brandRoutes(brand: BrandStore): Router {
     ctx.body = current.css;
   });
 
-  const serveImage = (kind: BrandImageKind) => async (ctx: Context) => {
+  /** The brand's `kind` image; without one, `fallback`'s, or a 404 when there is none. */
+  const serveImage = (kind: BrandImageKind, fallback?: () => StoredBrandImage) => async (ctx: Context) => {
     const current = await brand.current();
     const etag = kind === 'logo' ? current.logoEtag : current.faviconEtag;
-    if (!etag) throw notFound(`This site has no ${kind}.`);
+    if (!etag) {
+      if (!fallback) throw notFound(`This site has no ${kind}.`);
+      sendImage(ctx, fallback());
+      return;
+    }
     // A 304 needs no bytes; otherwise the image is read, and sent with the ETag of what was read.
     if (answeredNotModified(ctx, etag)) return;
     const image = await brand.image(kind);
     if (!image) throw notFound(`This site has no ${kind}.`);
-    answeredNotModified(ctx, image.etag);
-    // The exact stored type; X-Content-Type-Options: nosniff (on every response) stops browsers guessing another.
-    ctx.type = image.type;
-    ctx.body = image.bytes;
+    sendImage(ctx, image);
   };
   router.get('/brand/logo', serveImage('logo'));
   router.get('/brand/favicon', serveImage('favicon'));
-  // Browsers ask for it on their own, whatever the page links.
-  router.get('/favicon.ico', serveImage('favicon'));
+  // Browsers ask for it on their own, whatever the page links: a brand without a favicon gets Sesame's.
+  router.get('/favicon.ico', serveImage('favicon', defaultFavicon));
   return router;
+}
+
+function sendImage(ctx: Context, image: StoredBrandImage) {
+  if (answeredNotModified(ctx, image.etag)) return;
+  // The exact stored type; X-Content-Type-Options: nosniff (on every response) stops browsers guessing another.
+  ctx.type = image.type;
+  ctx.body = image.bytes;
 }
