@@ -27,6 +27,7 @@ import * as m0026 from './0026_passkey_audit_log_retention.js';
 import * as m0027 from './0027_api_key_owners.js';
 import * as m0028 from './0028_api_key_scopes.js';
 import * as m0029 from './0029_user_signup_locale.js';
+import * as m0030 from './0030_admin_form_tokens.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -58,4 +59,5 @@ export const migrations: Record<string, Migration> = {
   '0027_api_key_owners': m0027,
   '0028_api_key_scopes': m0028,
   '0029_user_signup_locale': m0029,
+  '0030_admin_form_tokens': m0030,
 };

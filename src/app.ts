@@ -4,11 +4,13 @@ import type Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import { SPENT_ADMIN_FORM_TOKENS_KEPT_DAYS } from './admin/formTokens.js';
 import { BrandStore } from './branding/brand.js';
 import type { Config } from './config.js';
 import type { DatabaseHandle, Db } from './db/connect.js';
 import { GroupedUpserts } from './db/groupedUpserts.js';
 import { MemoryHitCounter, PostgresHitCounter } from './db/hitCounter.js';
+import { adminFormTokensQueries } from './db/queries/adminFormTokens.js';
 import { backchannelDeliveriesQueries } from './db/queries/backchannelDeliveries.js';
 import { challengesQueries } from './db/queries/challenges.js';
 import { mailOutboxQueries } from './db/queries/mailOutbox.js';
@@ -343,6 +345,7 @@ export async function createApp({
         (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await oneTimeTokensQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await removeUnpublishedSigningKeys(db)) +
+        (await adminFormTokensQueries.deleteExpiredBefore(db, SPENT_ADMIN_FORM_TOKENS_KEPT_DAYS)) +
         (config.passkeyAuditLogDays
           ? await passkeyTenantAuditLogsQueries.deleteOlderThan(db, config.passkeyAuditLogDays)
           : 0);

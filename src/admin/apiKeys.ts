@@ -6,6 +6,7 @@ import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { usersQueries } from '../db/queries/users.js';
 import { API_KEY_SCOPES, type ApiKeyRow, type ApiKeyScope } from '../db/schema.js';
+import { inTransaction } from '../db/transactions.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 /**
@@ -91,7 +92,7 @@ export async function createApiKey(db: Db, name: unknown, actor: Actor, scope: u
   const parsedScope = apiKeyScopeSchema.safeParse(scope);
   if (!parsedScope.success) throw new ApiKeyValidationError('scope', parsedScope.error.issues[0]!.message);
   const key = API_KEY_PREFIX + randomSecret();
-  const row = await db.transaction().execute(async (trx) => {
+  const row = await inTransaction(db, async (trx) => {
     await assertStillAdministrator(trx, actor);
     const created = await apiKeysQueries.insert(trx, {
       name: parsedName.data,

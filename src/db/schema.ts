@@ -167,6 +167,19 @@ export interface StepUpsTable {
   verified_at: Generated<Date>;
 }
 
+/** A single-use token of an admin form that mints a secret (migration 0030); only its SHA-256 is stored. */
+export interface AdminFormTokensTable {
+  token_hash: string;
+  /** The provider session's uid and its account: a token works only in the browser it was shown in. */
+  session_uid: string;
+  user_id: string;
+  /** What the form does, with its target: `client.rotate_secret:<client id>`. */
+  action: string;
+  expires_at: Timestamp;
+  /** When the form's POST did its work; null while the form is unused. */
+  spent_at: NullableTimestamp;
+}
+
 /** An app using the passkey API: its relying party, hashed API key and its own signing key. */
 export interface PasskeyTenantsTable {
   id: Generated<string>;
@@ -364,6 +377,7 @@ export interface Database {
   api_keys: ApiKeysTable;
   audit_events: AuditEventsTable;
   step_ups: StepUpsTable;
+  admin_form_tokens: AdminFormTokensTable;
   passkey_tenants: PasskeyTenantsTable;
   passkey_tenant_users: PasskeyTenantUsersTable;
   passkey_tenant_credentials: PasskeyTenantCredentialsTable;

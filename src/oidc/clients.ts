@@ -6,6 +6,7 @@ import { clientsQueries } from '../db/queries/clients.js';
 import { groupsQueries } from '../db/queries/groups.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
+import { inTransaction } from '../db/transactions.js';
 import { imageOrigin } from '../http/middleware/securityHeaders.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters, isPlainUriText, printable } from '../text.js';
 
@@ -379,7 +380,7 @@ export async function createClient(db: Db, input: unknown, actor: Actor) {
   const data = parseClientInput(clientInputSchema, input);
   const clientId = randomId(16);
   const secret = data.public ? undefined : randomSecret();
-  const row = await db.transaction().execute(async (trx) => {
+  const row = await inTransaction(db, async (trx) => {
     const created = await clientsQueries.insert(trx, clientId, secret ? sha256Hex(secret) : null, {
       name: data.name,
       redirectUris: data.redirect_uris,
@@ -477,7 +478,7 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
  */
 export async function rotateClientSecret(db: Db, clientId: string, actor: Actor) {
   const secret = randomSecret();
-  const updated = await db.transaction().execute(async (trx) => {
+  const updated = await inTransaction(db, async (trx) => {
     if (!(await clientsQueries.setSecretHash(trx, clientId, sha256Hex(secret)))) return false;
     await auditQueries.record(trx, actor, 'client.rotate_secret', clientId);
     return true;

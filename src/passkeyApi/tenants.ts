@@ -3,6 +3,7 @@ import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { passkeyTenantsQueries, type StoredTenant } from '../db/queries/passkeyTenants.js';
+import { inTransaction } from '../db/transactions.js';
 import type { RelyingParty } from '../webauthn/policy.js';
 import { newTenantSigningKey } from './jwt.js';
 import { tenantRelyingPartySettings } from './relyingParty.js';
@@ -68,7 +69,7 @@ export async function createTenant(
   const settings = tenantRelyingPartySettings(input);
   const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
   const { kid, sealed } = await newTenantSigningKey(config);
-  const tenant = await db.transaction().execute(async (trx) => {
+  const tenant = await inTransaction(db, async (trx) => {
     const created = await passkeyTenantsQueries.insert(trx, {
       ...settings,
       apiKeyHash: sha256Hex(apiKey),
@@ -96,7 +97,7 @@ export function findTenant(db: Db, id: string): Promise<StoredTenant | undefined
 /** Replaces the tenant's API key; the old one stops working at once. Undefined when there is no such tenant. */
 export async function rotateTenantApiKey(db: Db, id: string, actor: Actor): Promise<string | undefined> {
   const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
-  const rotated = await db.transaction().execute(async (trx) => {
+  const rotated = await inTransaction(db, async (trx) => {
     if (!(await passkeyTenantsQueries.setApiKeyHash(trx, id, sha256Hex(apiKey)))) return false;
     await auditQueries.record(trx, actor, 'passkey_tenant.rotate_key', id);
     return true;

@@ -133,6 +133,11 @@ describeBrowser('the admin pages in Chromium', () => {
     // The admin comes back to an open page later; the passkey check fails the first time.
     await ageStepUps('keys@example.com');
     await page.getByRole('link', { name: "Continue to the client's settings" }).click();
+    // Rotating asks first, on a page that says what it breaks; that page alone prompts nothing.
+    await page.getByRole('link', { name: 'Rotate secret…' }).click();
+    await page.getByRole('heading', { name: 'Rotate the secret of “Wiki”?' }).waitFor();
+    await page.getByText('The old secret stops working at once').waitFor();
+    expect(requests).toHaveLength(1);
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
     await page.getByRole('button', { name: 'Rotate secret' }).click();
     await page.getByRole('alert').filter({ hasText: 'cancelled or timed out' }).waitFor();
@@ -143,6 +148,11 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('button', { name: 'Rotate secret' }).click();
     await page.getByRole('heading', { name: 'New secret for “Wiki”' }).waitFor();
     const secret = (await page.locator('#client-secret').textContent())!.trim();
+    expect((await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
+    // Reloading the new secret's page sends the confirmation again: it rotates nothing.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Secret already rotated' }).waitFor();
+    expect(await page.content()).not.toContain(secret);
     expect((await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
     expect(outcomes(requests)).toEqual([
       { mediation: 'optional', outcome: 'resolved' },
@@ -161,6 +171,8 @@ describeBrowser('the admin pages in Chromium', () => {
 
     await ageStepUps('keys@example.com');
     await page.goto(`${scenario.sesame.baseUrl}/admin/passkey-tenants/${tenantId}`);
+    await page.getByRole('link', { name: 'Rotate API key…' }).click();
+    await page.getByText('The old key stops working at once').waitFor();
     await page.getByRole('button', { name: 'Rotate API key' }).click();
     await page.getByRole('heading', { name: 'New API key for “Forum”' }).waitFor();
     const apiKey = (await page.locator('#api-key').textContent())!.trim();

@@ -42,6 +42,7 @@ const TABLES: (keyof Database)[] = [
   'api_keys',
   'audit_events',
   'step_ups',
+  'admin_form_tokens',
   'passkey_tenants',
   'passkey_tenant_users',
   'passkey_tenant_credentials',

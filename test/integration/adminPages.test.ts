@@ -144,6 +144,7 @@ describe('the admin pages', () => {
     const created = await admin.browser.request('/admin/clients', {
       form: {
         _csrf: form.csrf(),
+        _once: form.field('_once'),
         name: 'Wiki',
         redirect_uris: `${APP_URI}\r\n\r\nhttp://localhost:4000/callback\r\n`,
         post_logout_redirect_uris: 'https://wiki.example.com/',
@@ -189,13 +190,20 @@ describe('the admin pages', () => {
     const form = await admin.browser.request('/admin/clients/new');
     await confirmWithPasskey(form);
     const response = await admin.browser.request('/admin/clients', {
-      form: { _csrf: form.csrf(), name: 'Evil', redirect_uris: 'http://evil.example.com/cb', type: 'public' },
+      form: {
+        _csrf: form.csrf(),
+        _once: form.field('_once'),
+        name: 'Evil',
+        redirect_uris: 'http://evil.example.com/cb',
+        type: 'public',
+      },
     });
     expect(response.status).toBe(400);
     expect(response.text).toContain('id="redirect_uris-error"');
     expect(response.text).toContain('must use https');
-    // The admin's input is kept, escaped.
+    // The admin's input is kept, escaped, and so is the form's token: nothing spent it.
     expect(response.text).toContain('http://evil.example.com/cb</textarea>');
+    expect(response.field('_once')).toBe(form.field('_once'));
     expect(await clientCount()).toBe(before);
   });
 
@@ -235,7 +243,13 @@ describe('the admin pages', () => {
     const form = await admin.browser.request('/admin/clients/new');
     await confirmWithPasskey(form);
     const created = await admin.browser.request('/admin/clients', {
-      form: { _csrf: form.csrf(), name: 'Blog', redirect_uris: APP_URI, type: 'confidential' },
+      form: {
+        _csrf: form.csrf(),
+        _once: form.field('_once'),
+        name: 'Blog',
+        redirect_uris: APP_URI,
+        type: 'confidential',
+      },
     });
     const clientId = elementText(created, 'client-id');
     const firstSecret = elementText(created, 'client-secret');
@@ -251,8 +265,9 @@ describe('the admin pages', () => {
       redirect_uris: ['https://blog.example.com/cb'],
     });
 
+    const rotation = await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`);
     const rotated = await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, {
-      form: { _csrf: detail.csrf() },
+      form: { _csrf: rotation.csrf(), _once: rotation.field('_once') },
     });
     expect(rotated.status).toBe(200);
     const newSecret = elementText(rotated, 'client-secret');
@@ -274,7 +289,14 @@ describe('the admin pages', () => {
     const form = await admin.browser.request('/admin/clients/new');
     await confirmWithPasskey(form);
     const created = await admin.browser.request('/admin/clients', {
-      form: { _csrf: form.csrf(), name: 'TV', redirect_uris: '', type: 'public', device_flow: 'on' },
+      form: {
+        _csrf: form.csrf(),
+        _once: form.field('_once'),
+        name: 'TV',
+        redirect_uris: '',
+        type: 'public',
+        device_flow: 'on',
+      },
     });
     expect(created.status).toBe(200);
     const clientId = elementText(created, 'client-id');
@@ -478,11 +500,23 @@ describe('the admin pages', () => {
     const clientForm = await admin.browser.request('/admin/clients/new');
     await confirmWithPasskey(clientForm);
     const client = await admin.browser.request('/admin/clients', {
-      form: { _csrf: clientForm.csrf(), name: 'Vault', redirect_uris: APP_URI, type: 'confidential' },
+      form: {
+        _csrf: clientForm.csrf(),
+        _once: clientForm.field('_once'),
+        name: 'Vault',
+        redirect_uris: APP_URI,
+        type: 'confidential',
+      },
     });
     const clientId = elementText(client, 'client-id');
+    const tenantForm = await admin.browser.request('/admin/passkey-tenants/new');
     const tenant = await admin.browser.request('/admin/passkey-tenants', {
-      form: { _csrf: clientForm.csrf(), name: 'Vault', origins: 'https://vault.example.com' },
+      form: {
+        _csrf: tenantForm.csrf(),
+        _once: tenantForm.field('_once'),
+        name: 'Vault',
+        origins: 'https://vault.example.com',
+      },
     });
     const tenantId = elementText(tenant, 'tenant-id');
 
@@ -490,36 +524,39 @@ describe('the admin pages', () => {
     // The forms that mint a credential ask the page's script for a step-up before they post.
     const pages = {
       newClient: await admin.browser.request('/admin/clients/new'),
-      client: await admin.browser.request(`/admin/clients/${clientId}`),
+      rotateSecret: await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`),
       apiKeys: await admin.browser.request('/admin/api-keys'),
       newTenant: await admin.browser.request('/admin/passkey-tenants/new'),
-      tenant: await admin.browser.request(`/admin/passkey-tenants/${tenantId}`),
+      rotateKey: await admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`),
     };
     expect(pages.newClient.text).toMatch(/<form method="post" action="\/admin\/clients"[^>]*data-step-up>/);
-    expect(pages.client.text).toMatch(
+    expect(pages.rotateSecret.text).toMatch(
       new RegExp(`action="/admin/clients/${clientId}/rotate-secret"[^>]*data-step-up>`),
     );
     expect(pages.apiKeys.text).toMatch(/<form method="post" action="\/admin\/api-keys"[^>]*data-step-up>/);
     expect(pages.newTenant.text).toMatch(
       /<form method="post" action="\/admin\/passkey-tenants"[^>]*data-step-up>/,
     );
-    expect(pages.tenant.text).toMatch(
+    expect(pages.rotateKey.text).toMatch(
       new RegExp(`action="/admin/passkey-tenants/${tenantId}/rotate-key"[^>]*data-step-up>`),
     );
     for (const page of Object.values(pages)) expect(page.text).toContain('id="status"');
 
     const csrf = pages.newClient.csrf();
+    const once = (page: PageResponse) => ({ _csrf: csrf, _once: page.field('_once') });
     const mint = () =>
       Promise.all([
         admin.browser.request('/admin/clients', {
-          form: { _csrf: csrf, name: 'Minted', redirect_uris: APP_URI, type: 'confidential' },
+          form: { ...once(pages.newClient), name: 'Minted', redirect_uris: APP_URI, type: 'confidential' },
         }),
-        admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, { form: { _csrf: csrf } }),
-        admin.browser.request('/admin/api-keys', { form: { _csrf: csrf, name: 'minted' } }),
+        admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, { form: once(pages.rotateSecret) }),
+        admin.browser.request('/admin/api-keys', { form: { ...once(pages.apiKeys), name: 'minted' } }),
         admin.browser.request('/admin/passkey-tenants', {
-          form: { _csrf: csrf, name: 'Minted', origins: 'https://minted.example.com' },
+          form: { ...once(pages.newTenant), name: 'Minted', origins: 'https://minted.example.com' },
         }),
-        admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, { form: { _csrf: csrf } }),
+        admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, {
+          form: once(pages.rotateKey),
+        }),
       ]);
     const credentialState = async () => ({
       clients: await clientsQueries.list(sesame.db),
@@ -571,7 +608,13 @@ describe('the admin pages', () => {
     const form = await admin.browser.request('/admin/clients/new');
     await confirmWithPasskey(form);
     const created = await admin.browser.request('/admin/clients', {
-      form: { _csrf: form.csrf(), name: 'Ledger', redirect_uris: APP_URI, type: 'public' },
+      form: {
+        _csrf: form.csrf(),
+        _once: form.field('_once'),
+        name: 'Ledger',
+        redirect_uris: APP_URI,
+        type: 'public',
+      },
     });
     const clientId = elementText(created, 'client-id');
     const victim = await usersQueries.insert(sesame.db, { email: 'goner@example.com', name: null });
@@ -661,6 +704,7 @@ describe('the admin pages', () => {
       const created = await admin.browser.request('/admin/passkey-tenants', {
         form: {
           _csrf: form.csrf(),
+          _once: form.field('_once'),
           name: 'Shop',
           origins: 'https://shop.example.com\r\n\r\nhttps://www.shop.example.com/\r\n',
           rp_id: 'shop.example.com',
@@ -705,7 +749,12 @@ describe('the admin pages', () => {
       const form = await admin.browser.request('/admin/passkey-tenants/new');
       await confirmWithPasskey(form);
       const insecure = await admin.browser.request('/admin/passkey-tenants', {
-        form: { _csrf: form.csrf(), name: 'Evil', origins: 'http://evil.example.com' },
+        form: {
+          _csrf: form.csrf(),
+          _once: form.field('_once'),
+          name: 'Evil',
+          origins: 'http://evil.example.com',
+        },
       });
       expect(insecure.status).toBe(400);
       expect(insecure.text).toContain('id="origins-error"');
@@ -714,7 +763,8 @@ describe('the admin pages', () => {
 
       const wrongRpId = await admin.browser.request('/admin/passkey-tenants', {
         form: {
-          _csrf: form.csrf(),
+          _csrf: insecure.csrf(),
+          _once: insecure.field('_once'),
           name: 'Evil',
           origins: 'https://app.example.com',
           rp_id: 'other.example',
@@ -736,19 +786,24 @@ describe('the admin pages', () => {
       const form = await admin.browser.request('/admin/passkey-tenants/new');
       await confirmWithPasskey(form);
       const created = await admin.browser.request('/admin/passkey-tenants', {
-        form: { _csrf: form.csrf(), name: 'Forum', origins: 'https://forum.example.com' },
+        form: {
+          _csrf: form.csrf(),
+          _once: form.field('_once'),
+          name: 'Forum',
+          origins: 'https://forum.example.com',
+        },
       });
       const tenantId = elementText(created, 'tenant-id');
       const firstKey = elementText(created, 'api-key');
 
-      const detail = await admin.browser.request(`/admin/passkey-tenants/${tenantId}`);
+      const rotation = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`);
       const rotateWithout = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, {
-        form: {},
+        form: { _once: rotation.field('_once') },
       });
       expect(rotateWithout.status).toBe(403);
       expect(rotateWithout.text).toContain('did not come from this site');
       const rotated = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, {
-        form: { _csrf: detail.csrf() },
+        form: { _csrf: rotation.csrf(), _once: rotation.field('_once') },
       });
       expect(rotated.status).toBe(200);
       const newKey = elementText(rotated, 'api-key');
@@ -791,7 +846,7 @@ describe('the admin pages', () => {
       expect(list.status).toBe(200);
       await confirmWithPasskey(list);
       const created = await admin.browser.request('/admin/api-keys', {
-        form: { _csrf: list.csrf(), name: 'terraform' },
+        form: { _csrf: list.csrf(), _once: list.field('_once'), name: 'terraform' },
       });
       expect(created.status).toBe(200);
       expect(created.headers.get('cache-control')).toBe('no-store');
@@ -812,7 +867,7 @@ describe('the admin pages', () => {
       expect(list.text).toContain('name="scope" value="metrics"');
       await confirmWithPasskey(list);
       const created = await admin.browser.request('/admin/api-keys', {
-        form: { _csrf: list.csrf(), name: 'scraper', scope: 'metrics' },
+        form: { _csrf: list.csrf(), _once: list.field('_once'), name: 'scraper', scope: 'metrics' },
       });
       expect(created.status).toBe(200);
       const key = elementText(created, 'api-key');
@@ -828,8 +883,9 @@ describe('the admin pages', () => {
       );
 
       const before = (await apiKeysQueries.list(sesame.db)).length;
+      const again = await admin.browser.request('/admin/api-keys');
       const odd = await admin.browser.request('/admin/api-keys', {
-        form: { _csrf: list.csrf(), name: 'odd', scope: 'root' },
+        form: { _csrf: again.csrf(), _once: again.field('_once'), name: 'odd', scope: 'root' },
       });
       expect(odd.status).toBe(400);
       expect(odd.text).toContain('id="api-key-scope-error"');
@@ -841,7 +897,7 @@ describe('the admin pages', () => {
       const list = await admin.browser.request('/admin/api-keys');
       await confirmWithPasskey(list);
       const empty = await admin.browser.request('/admin/api-keys', {
-        form: { _csrf: list.csrf(), name: '  ' },
+        form: { _csrf: list.csrf(), _once: list.field('_once'), name: '  ' },
       });
       expect(empty.status).toBe(400);
       expect(empty.text).toContain('id="api-key-name-error"');
@@ -855,7 +911,7 @@ describe('the admin pages', () => {
       const list = await admin.browser.request('/admin/api-keys');
       await confirmWithPasskey(list);
       const created = await admin.browser.request('/admin/api-keys', {
-        form: { _csrf: list.csrf(), name: 'ci' },
+        form: { _csrf: list.csrf(), _once: list.field('_once'), name: 'ci' },
       });
       const key = elementText(created, 'api-key');
       const row = (await apiKeysQueries.list(sesame.db)).find((k) => k.name === 'ci')!;
@@ -885,6 +941,290 @@ describe('the admin pages', () => {
           expect.objectContaining({ actor: `user:${adminId}`, action: 'api_key.revoke', target: row.id }),
         ]),
       );
+    });
+  });
+
+  describe('forms that mint a secret', () => {
+    /** How many audit events of `action` (on `target`, when given) there are: one per secret minted. */
+    const audited = async (action: string, target?: string) =>
+      (await auditQueries.recent(sesame.db, 10_000)).filter(
+        (event) => event.action === action && (target === undefined || event.target === target),
+      ).length;
+
+    /** The answer to a form sent again: it says the work was done, and shows no secret. */
+    function expectAlreadyDone(again: PageResponse, heading: string) {
+      expect(again.status).toBe(409);
+      expect(again.headers.get('content-type')).toContain('text/html');
+      expect(again.text).toContain(`<h1>${heading}</h1>`);
+      expect(again.text).toContain('shown once');
+      expect(again.text).not.toMatch(/id="(client-secret|api-key)"/);
+      expect(again.text).not.toMatch(/(ssk|spk)_[A-Za-z0-9_-]{43}/);
+    }
+
+    /** Registers a confidential client through its form, with a fresh step-up; returns its id. */
+    async function registerClient(name: string) {
+      const form = await admin.browser.request('/admin/clients/new');
+      await confirmWithPasskey(form);
+      const created = await admin.browser.request('/admin/clients', {
+        form: { _csrf: form.csrf(), _once: form.field('_once'), name, redirect_uris: APP_URI },
+      });
+      return elementText(created, 'client-id');
+    }
+
+    /** Registers a passkey API app through its form; returns its id. */
+    async function registerTenant(name: string) {
+      const form = await admin.browser.request('/admin/passkey-tenants/new');
+      await confirmWithPasskey(form);
+      const created = await admin.browser.request('/admin/passkey-tenants', {
+        form: { _csrf: form.csrf(), _once: form.field('_once'), name, origins: 'https://once.example.com' },
+      });
+      return elementText(created, 'tenant-id');
+    }
+
+    it('asks before it rotates a client secret or an app key: the buttons lead to a confirmation page, and only its POST rotates', async () => {
+      const clientId = await registerClient('Confirmed');
+      const tenantId = await registerTenant('Confirmed');
+      const hashes = async () => ({
+        client: (await clientsQueries.find(sesame.db, clientId))!.secret_hash,
+        tenant: (await passkeyTenantsQueries.findById(sesame.db, tenantId))!.apiKeyHash,
+      });
+      const before = await hashes();
+
+      for (const [settings, rotate, button, warning] of [
+        [
+          `/admin/clients/${clientId}`,
+          `/admin/clients/${clientId}/rotate-secret`,
+          'Rotate secret',
+          'The old secret stops working at once: the app cannot sign anyone in or get tokens until its configuration has the new one.',
+        ],
+        [
+          `/admin/passkey-tenants/${tenantId}`,
+          `/admin/passkey-tenants/${tenantId}/rotate-key`,
+          'Rotate API key',
+          "The old key stops working at once: the app's server cannot call the passkey API until it has the new one.",
+        ],
+      ] as const) {
+        // The settings page has no form that rotates: a link to the confirmation.
+        const page = await admin.browser.request(settings);
+        expect(page.text).not.toContain(`action="${rotate}"`);
+        expect(page.text).toContain(`href="${rotate}">${button}…</a>`);
+        const confirm = await admin.browser.request(rotate);
+        expect(confirm.status).toBe(200);
+        expect(confirm.text).toContain('Rotate the ');
+        expect(confirm.text).toContain(warning.replaceAll("'", '&#39;'));
+        expect(confirm.text).toMatch(new RegExp(`<form method="post" action="${rotate}"[^>]*data-step-up>`));
+        expect(confirm.text).toContain(`>${button}</button>`);
+      }
+      expect(await hashes()).toEqual(before);
+      // A public client has no secret to rotate: no confirmation either.
+      const publicForm = await admin.browser.request('/admin/clients/new');
+      const publicClient = await admin.browser.request('/admin/clients', {
+        form: {
+          _csrf: publicForm.csrf(),
+          _once: publicForm.field('_once'),
+          name: 'Public',
+          redirect_uris: APP_URI,
+          type: 'public',
+        },
+      });
+      const publicId = elementText(publicClient, 'client-id');
+      expect((await admin.browser.request(`/admin/clients/${publicId}/rotate-secret`)).status).toBe(400);
+    });
+
+    it('rotates a client secret once however often its confirmation is sent: a repeat says so and mints nothing', async () => {
+      const clientId = await registerClient('Reloaded');
+      const confirm = await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`);
+      const send = () =>
+        admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, {
+          form: { _csrf: confirm.csrf(), _once: confirm.field('_once') },
+        });
+      const rotated = await send();
+      expect(rotated.status).toBe(200);
+      const secret = elementText(rotated, 'client-secret');
+
+      // A reload of the new secret's page sends the same form again.
+      const again = await send();
+      expectAlreadyDone(again, 'Secret already rotated');
+      expect(again.text).toContain('rotate the secret again');
+      expect(again.text).toContain(`href="/admin/clients/${clientId}"`);
+      expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
+      expect(await audited('client.rotate_secret', clientId)).toBe(1);
+
+      // A double click: two sends at once, one rotation.
+      const next = await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`);
+      const both = await Promise.all(
+        [1, 2].map(() =>
+          admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, {
+            form: { _csrf: next.csrf(), _once: next.field('_once') },
+          }),
+        ),
+      );
+      expect(both.map((answer) => answer.status).sort()).toEqual([200, 409]);
+      const winner = both.find((answer) => answer.status === 200)!;
+      expect((await clientsQueries.find(sesame.db, clientId))!.secret_hash).toBe(
+        sha256Hex(elementText(winner, 'client-secret')),
+      );
+      expect(await audited('client.rotate_secret', clientId)).toBe(2);
+    });
+
+    it("rotates a passkey API app's key once however often its confirmation is sent", async () => {
+      const tenantId = await registerTenant('Reloaded');
+      const confirm = await admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`);
+      const send = () =>
+        admin.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`, {
+          form: { _csrf: confirm.csrf(), _once: confirm.field('_once') },
+        });
+      const rotated = await send();
+      expect(rotated.status).toBe(200);
+      const apiKey = elementText(rotated, 'api-key');
+      const again = await send();
+      expectAlreadyDone(again, 'API key already rotated');
+      expect(again.text).toContain('rotate the key again');
+      expect((await passkeyTenantsQueries.findById(sesame.db, tenantId))!.apiKeyHash).toBe(sha256Hex(apiKey));
+      expect(await audited('passkey_tenant.rotate_key', tenantId)).toBe(1);
+    });
+
+    it('registers one client, one passkey API app and one API key per form, however often it is sent', async () => {
+      const clientForm = await admin.browser.request('/admin/clients/new');
+      const tenantForm = await admin.browser.request('/admin/passkey-tenants/new');
+      const keyForm = await admin.browser.request('/admin/api-keys');
+      await confirmWithPasskey(clientForm);
+      const sends = {
+        client: () =>
+          admin.browser.request('/admin/clients', {
+            form: {
+              _csrf: clientForm.csrf(),
+              _once: clientForm.field('_once'),
+              name: 'Twice',
+              redirect_uris: APP_URI,
+            },
+          }),
+        tenant: () =>
+          admin.browser.request('/admin/passkey-tenants', {
+            form: {
+              _csrf: tenantForm.csrf(),
+              _once: tenantForm.field('_once'),
+              name: 'Twice',
+              origins: 'https://twice.example.com',
+            },
+          }),
+        apiKey: () =>
+          admin.browser.request('/admin/api-keys', {
+            form: { _csrf: keyForm.csrf(), _once: keyForm.field('_once'), name: 'twice' },
+          }),
+      };
+      const counts = async () => ({
+        clients: await countRows(sesame.db, 'clients'),
+        tenants: await countRows(sesame.db, 'passkey_tenants'),
+        apiKeys: await countRows(sesame.db, 'api_keys'),
+      });
+      const before = await counts();
+      for (const send of Object.values(sends)) expect((await send()).status).toBe(200);
+      const after = await counts();
+      expect(after).toEqual({
+        clients: before.clients + 1,
+        tenants: before.tenants + 1,
+        apiKeys: before.apiKeys + 1,
+      });
+
+      expectAlreadyDone(await sends.client(), 'Client already registered');
+      expectAlreadyDone(await sends.tenant(), 'App already registered');
+      const key = await sends.apiKey();
+      expectAlreadyDone(key, 'API key already created');
+      expect(key.text).toContain('revoke that key and create another');
+      expect(await counts()).toEqual(after);
+      expect((await clientsQueries.list(sesame.db)).filter((client) => client.name === 'Twice')).toHaveLength(
+        1,
+      );
+    });
+
+    it('does nothing, with 400, for a form token that is missing, expired, of another form or of another sign-in', async () => {
+      const clientId = await registerClient('Guarded');
+      const otherId = await registerClient('Other');
+      const hash = async (id: string) => (await clientsQueries.find(sesame.db, id))!.secret_hash;
+      const before = {
+        guarded: await hash(clientId),
+        other: await hash(otherId),
+        clients: await clientCount(),
+      };
+      const confirm = await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`);
+      const token = confirm.field('_once');
+      // Only the token's hash is stored, bound to this sign-in and this client's rotation.
+      const stored = await sesame.db
+        .selectFrom('admin_form_tokens')
+        .selectAll()
+        .where('token_hash', '=', sha256Hex(token))
+        .executeTakeFirstOrThrow();
+      expect(stored).toMatchObject({
+        user_id: adminId,
+        action: `client.rotate_secret:${clientId}`,
+        spent_at: null,
+      });
+      expect(
+        JSON.stringify(await sesame.db.selectFrom('admin_form_tokens').selectAll().execute()),
+      ).not.toContain(token);
+
+      const expectExpired = (answer: PageResponse, formPath: string) => {
+        expect(answer.status).toBe(400);
+        expect(answer.text).toContain('This form has expired');
+        expect(answer.text).toContain(`href="${formPath}"`);
+        expect(answer.text).not.toContain('id="client-secret"');
+      };
+      const csrf = confirm.csrf();
+      expectExpired(
+        await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, { form: { _csrf: csrf } }),
+        `/admin/clients/${clientId}/rotate-secret`,
+      );
+      expectExpired(
+        await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, {
+          form: { _csrf: csrf, _once: 'x'.repeat(43) },
+        }),
+        `/admin/clients/${clientId}/rotate-secret`,
+      );
+      // The token rotates this client's secret, not another's, and registers no client.
+      expectExpired(
+        await admin.browser.request(`/admin/clients/${otherId}/rotate-secret`, {
+          form: { _csrf: csrf, _once: token },
+        }),
+        `/admin/clients/${otherId}/rotate-secret`,
+      );
+      expectExpired(
+        await admin.browser.request('/admin/clients', {
+          form: { _csrf: csrf, _once: token, name: 'Smuggled', redirect_uris: APP_URI },
+        }),
+        '/admin/clients/new',
+      );
+
+      // Another administrator's sign-in cannot spend it.
+      const { person: deputy, userId: deputyId } = await signUpForAdmin('deputy@example.com');
+      await usersQueries.update(sesame.db, deputyId, { isAdmin: true });
+      const deputyPage = await deputy.browser.request('/admin/clients');
+      expect((await stepUp(deputy, deputyPage.csrf())).status).toBe(200);
+      expectExpired(
+        await deputy.browser.request(`/admin/clients/${clientId}/rotate-secret`, {
+          form: { _csrf: deputyPage.csrf(), _once: token },
+        }),
+        `/admin/clients/${clientId}/rotate-secret`,
+      );
+
+      // An hour later the form has expired.
+      await sesame.db
+        .updateTable('admin_form_tokens')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('token_hash', '=', sha256Hex(token))
+        .execute();
+      expectExpired(
+        await admin.browser.request(`/admin/clients/${clientId}/rotate-secret`, {
+          form: { _csrf: csrf, _once: token },
+        }),
+        `/admin/clients/${clientId}/rotate-secret`,
+      );
+      expect({
+        guarded: await hash(clientId),
+        other: await hash(otherId),
+        clients: await clientCount(),
+      }).toEqual(before);
+      expect(await audited('client.rotate_secret', clientId)).toBe(0);
     });
   });
 

@@ -378,7 +378,10 @@ describe('promote and demote on the admin API and the users page', () => {
       form: { _csrf: csrf, email: 'sock@example.com', admin: 'on' },
     });
     const adminLink = /http:\/\/[^"<\s]+\/link\/[A-Za-z0-9_-]{43}/.exec(invited.text)![0];
-    const made = await rogue.browser.request('/admin/api-keys', { form: { _csrf: csrf, name: 'rogue' } });
+    const keyForm = await rogue.browser.request('/admin/api-keys');
+    const made = await rogue.browser.request('/admin/api-keys', {
+      form: { _csrf: csrf, _once: keyForm.field('_once'), name: 'rogue' },
+    });
     const rogueKey = /ssk_[A-Za-z0-9_-]{43}/.exec(made.text)![0];
     const listed = await rogue.browser.request('/admin/api-keys');
     expect(listed.text).toMatch(

@@ -152,7 +152,13 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     const secret = saw(
       'admin/client-secret',
       await person.browser.request('/admin/clients', {
-        form: { _csrf: newClient.csrf(), name: 'Wiki', redirect_uris: APP_CALLBACK, type: 'confidential' },
+        form: {
+          _csrf: newClient.csrf(),
+          _once: newClient.field('_once'),
+          name: 'Wiki',
+          redirect_uris: APP_CALLBACK,
+          type: 'confidential',
+        },
       }),
       'id="client-secret"',
     );
@@ -165,8 +171,18 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     const apiKeys = saw('admin/api-keys', await person.browser.request('/admin/api-keys'), 'Create API key');
     saw(
       'admin/api-key-created',
-      await person.browser.request('/admin/api-keys', { form: { _csrf: apiKeys.csrf(), name: 'terraform' } }),
+      await person.browser.request('/admin/api-keys', {
+        form: { _csrf: apiKeys.csrf(), _once: apiKeys.field('_once'), name: 'terraform' },
+      }),
       'id="api-key"',
+    );
+    // The same form sent again creates no second key.
+    saw(
+      'admin/form-spent',
+      await person.browser.request('/admin/api-keys', {
+        form: { _csrf: apiKeys.csrf(), _once: apiKeys.field('_once'), name: 'terraform' },
+      }),
+      'API key already created',
     );
     saw('admin/passkey-tenants', await person.browser.request('/admin/passkey-tenants'), 'Passkey API');
     const newTenant = saw(
@@ -177,7 +193,12 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     const tenantKey = saw(
       'admin/passkey-tenant-key',
       await person.browser.request('/admin/passkey-tenants', {
-        form: { _csrf: newTenant.csrf(), name: 'Shop', origins: 'https://shop.example.com' },
+        form: {
+          _csrf: newTenant.csrf(),
+          _once: newTenant.field('_once'),
+          name: 'Shop',
+          origins: 'https://shop.example.com',
+        },
       }),
       'id="tenant-id"',
     );

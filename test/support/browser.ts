@@ -9,6 +9,8 @@ export interface PageResponse {
   json<T = Record<string, unknown>>(): T;
   /** The page's CSRF token, from its <meta name="csrf-token">. */
   csrf(): string;
+  /** The value of the page's first input named `name` (a hidden field, e.g. an admin form's `_once`). */
+  field(name: string): string;
   location(): string | undefined;
 }
 
@@ -88,6 +90,14 @@ export class BrowserSession {
         const match = /<meta name="csrf-token" content="([^"]+)"/.exec(text);
         if (!match)
           throw new Error(`no CSRF token on ${absolute} (status ${response.status}): ${text.slice(0, 300)}`);
+        return match[1]!;
+      },
+      field: (name: string) => {
+        const match = new RegExp(`<input [^>]*name="${name}" value="([^"]*)"`).exec(text);
+        if (!match)
+          throw new Error(
+            `no field ${name} on ${absolute} (status ${response.status}): ${text.slice(0, 300)}`,
+          );
         return match[1]!;
       },
       location: () => {

@@ -14,6 +14,7 @@ import {
 import { notFound } from '../errors.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
+import type { OneShotForm } from './adminOneShotForms.js';
 import type { AdminPageKit } from './adminPageKit.js';
 
 /** The scope is checked by createApiKey; a form without one (an older page) makes an admin key. */
@@ -27,12 +28,26 @@ export const API_KEY_NOTICES: Record<string, string> = {
   'api-key-revoked': 'The API key was revoked; requests with it are refused from now on.',
 };
 
+/** The form that creates an admin API key, shown once in the answer to its POST. */
+const NEW_API_KEY: OneShotForm = {
+  action: 'api_key.create',
+  section: 'api-keys',
+  formPath: '/admin/api-keys',
+  repeated: {
+    heading: 'API key already created',
+    message:
+      'This form was sent before and created the key then; sending it again created nothing. The key was shown once, on the page that answered it, and Sesame keeps only a hash: if it was lost, revoke that key and create another.',
+    next: { href: '/admin/api-keys', label: 'Back to API keys' },
+  },
+};
+
 /**
  * /admin/api-keys: keys for the admin REST API. A new key is shown once, in the answer to
- * the POST that made it, which needs a passkey step-up.
+ * the POST that made it, which needs a passkey step-up and the form's single-use token.
  */
 export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services): void {
-  async function renderList(ctx: Context, create: Record<string, unknown> = {}) {
+  /** The list with the creation form; `once` is the form's token (a new one when not given). */
+  async function renderList(ctx: Context, create: Record<string, unknown> = {}, once?: string) {
     const apiKeys = await listApiKeys(db);
     const creators = await Promise.all(apiKeys.map((apiKey) => creatorOf(db, apiKey)));
     kit.render(ctx, 'api-keys', {
@@ -40,6 +55,7 @@ export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services)
       apiKeys: apiKeys.map((apiKey, i) => ({ ...apiKey, creator: creators[i] })),
       scopes: API_KEY_SCOPES.map((scope) => ({ scope, reach: API_KEY_SCOPE_REACH[scope] })),
       create,
+      once: once ?? (await kit.formToken(ctx, NEW_API_KEY.action)),
     });
   }
 
@@ -54,12 +70,16 @@ export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services)
   router.post('/api-keys', kit.stepUp, async (ctx) => {
     const form = parseBody(ctx, apiKeyFormSchema);
     try {
-      const { apiKey, key } = await createApiKey(db, form.name, kit.actor(ctx), form.scope);
+      const sent = await kit.submitOnce(ctx, NEW_API_KEY, (trx) =>
+        createApiKey(trx, form.name, kit.actor(ctx), form.scope),
+      );
+      if (!sent) return;
+      const { apiKey, key } = sent.value;
       kit.render(ctx, 'api-key-created', { title: 'API key created', apiKey, key });
     } catch (error) {
       if (!(error instanceof ApiKeyValidationError)) throw error;
       ctx.status = 400;
-      await renderList(ctx, { ...form, error: error.message, field: error.field });
+      await renderList(ctx, { ...form, error: error.message, field: error.field }, kit.sentFormToken(ctx));
     }
   });
 

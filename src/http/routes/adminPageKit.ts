@@ -1,4 +1,6 @@
 import type { Context, Next } from 'koa';
+import type { Db } from '../../db/connect.js';
+import type { OneShotForm } from './adminOneShotForms.js';
 
 /** What every section of the admin pages shares: rendering in the admin layout, and who acts. */
 export interface AdminPageKit {
@@ -13,6 +15,19 @@ export interface AdminPageKit {
    * The forms carry `data-step-up`.
    */
   stepUp(ctx: Context, next: Next): Promise<void>;
+  /** A new single-use token for a form whose POST mints a secret once (`it.once` in the views). */
+  formToken(ctx: Context, action: string): Promise<string>;
+  /** The token the POST carried, for the form shown again with a field in error (its token is still unspent). */
+  sentFormToken(ctx: Context): string | undefined;
+  /**
+   * Runs `work` (with a transaction) once per form token. Undefined when the token was spent
+   * or is not valid: the answer, a page saying so, is then rendered and nothing was done.
+   */
+  submitOnce<T>(
+    ctx: Context,
+    form: OneShotForm,
+    work: (trx: Db) => Promise<T>,
+  ): Promise<{ value: T } | undefined>;
 }
 
 /** One entry per line, as an admin pastes URIs or origins into a textarea; blank lines are ignored. */

@@ -42,6 +42,7 @@ import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
 import { BRANDING_NOTICES, brandingPages } from './adminBrandingPages.js';
 import { GROUP_NOTICES, groupPages } from './adminGroupPages.js';
 import { mailPages } from './adminMailPages.js';
+import { type OneShotForm, oneShotForms } from './adminOneShotForms.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
 import { RESOURCE_NOTICES, resourcePages } from './adminResourcePages.js';
@@ -109,9 +110,10 @@ async function noStore(ctx: Context, next: Next) {
 /**
  * The admin pages at /admin: register and manage clients, manage users, passkey API apps
  * and admin API keys, read the audit log. Only admins signed in through Sesame's own passkey login get in. Every form posts
- * with a CSRF token and ends in a redirect, except the two answers that show a secret
- * once (a new client secret, a one-time link): those are the POST response itself, so the
- * secret is never in a URL, a cookie or the server's memory.
+ * with a CSRF token and ends in a redirect, except the answers that show a secret once
+ * (a new client secret or key, a one-time link): those are the POST response itself, so the
+ * secret is never in a URL, a cookie or the server's memory. The forms that mint a secret
+ * carry a single-use token too (adminOneShotForms.ts): sending one again mints nothing.
  */
 export function adminPagesRoutes(services: Services): Router {
   const { config, db, provider, csrf, caches } = services;
@@ -169,7 +171,7 @@ export function adminPagesRoutes(services: Services): Router {
   // members, claims or name), who administers Sesame, or that cannot be undone (deleting a
   // client, a user or a passkey API app) needs a recent passkey step-up.
   const stepUp = requireStepUp(db);
-  const kit: AdminPageKit = { render, actor, stepUp };
+  const kit: AdminPageKit = { render, actor, stepUp, ...oneShotForms(db, render) };
 
   router.get('/', (ctx) => ctx.redirect('/admin/clients'));
 
@@ -177,8 +179,13 @@ export function adminPagesRoutes(services: Services): Router {
     render(ctx, 'clients', { title: 'Clients', clients: await listClients(db) });
   });
 
-  router.get('/clients/new', (ctx) => {
-    render(ctx, 'client-new', { title: 'Register a client', form: { type: 'confidential' }, errors: {} });
+  router.get('/clients/new', async (ctx) => {
+    render(ctx, 'client-new', {
+      title: 'Register a client',
+      form: { type: 'confidential' },
+      errors: {},
+      once: await kit.formToken(ctx, NEW_CLIENT.action),
+    });
   });
 
   // A public client has no secret, but registering one still needs the step-up: its redirect
@@ -186,23 +193,27 @@ export function adminPagesRoutes(services: Services): Router {
   router.post('/clients', stepUp, async (ctx) => {
     const form = parseBody(ctx, clientFormSchema);
     try {
-      const { client, client_secret } = await createClient(
-        db,
-        {
-          name: form.name,
-          redirect_uris: lines(form.redirect_uris),
-          post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
-          public: form.type === 'public',
-          first_party: form.first_party === 'on',
-          require_pushed_authorization_requests: form.require_par === 'on',
-          backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
-          grant_types: grantTypesFromPage(defaultGrantTypes(form.type === 'public'), {
-            device: form.device_flow === 'on',
-            hasRedirectUris: lines(form.redirect_uris).length > 0,
-          }),
-        },
-        actor(ctx),
+      const sent = await kit.submitOnce(ctx, NEW_CLIENT, (trx) =>
+        createClient(
+          trx,
+          {
+            name: form.name,
+            redirect_uris: lines(form.redirect_uris),
+            post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
+            public: form.type === 'public',
+            first_party: form.first_party === 'on',
+            require_pushed_authorization_requests: form.require_par === 'on',
+            backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
+            grant_types: grantTypesFromPage(defaultGrantTypes(form.type === 'public'), {
+              device: form.device_flow === 'on',
+              hasRedirectUris: lines(form.redirect_uris).length > 0,
+            }),
+          },
+          actor(ctx),
+        ),
       );
+      if (!sent) return;
+      const { client, client_secret } = sent.value;
       render(ctx, 'client-secret', {
         title: 'Client registered',
         heading: `Registered “${client.name}”`,
@@ -212,7 +223,12 @@ export function adminPagesRoutes(services: Services): Router {
     } catch (error) {
       if (!(error instanceof ClientValidationError)) throw error;
       ctx.status = 400;
-      render(ctx, 'client-new', { title: 'Register a client', form, errors: error.fields });
+      render(ctx, 'client-new', {
+        title: 'Register a client',
+        form,
+        errors: error.fields,
+        once: kit.sentFormToken(ctx),
+      });
     }
   });
 
@@ -255,17 +271,46 @@ export function adminPagesRoutes(services: Services): Router {
     }
   });
 
-  router.post('/clients/:id/rotate-secret', stepUp, async (ctx) => {
+  /** A confidential client, whose secret the admin may rotate. */
+  async function loadConfidentialClient(ctx: Context): Promise<ClientView> {
     const client = await loadClient(ctx);
     if (client.public) throw badRequest('A public client has no secret to rotate.');
-    const rotated = await rotateClientSecret(db, client.client_id, actor(ctx));
+    return client;
+  }
+
+  // The old secret stops working at once, so the button asks first, as deleting does; the
+  // confirmation's single-use token makes a reload of the new secret's page rotate nothing.
+  router.get('/clients/:id/rotate-secret', async (ctx) => {
+    const client = await loadConfidentialClient(ctx);
+    const clientPath = `/admin/clients/${encodeURIComponent(client.client_id)}`;
+    render(ctx, 'confirm', {
+      title: 'Rotate client secret',
+      section: 'clients',
+      heading: `Rotate the secret of “${client.name}”?`,
+      message:
+        'Sesame makes a new secret and shows it once. The old secret stops working at once: the app cannot sign anyone in or get tokens until its configuration has the new one.',
+      action: `${clientPath}/rotate-secret`,
+      button: 'Rotate secret',
+      cancel: clientPath,
+      stepUp: true,
+      once: await kit.formToken(ctx, rotateSecretForm(client).action),
+    });
+  });
+
+  router.post('/clients/:id/rotate-secret', stepUp, async (ctx) => {
+    const client = await loadConfidentialClient(ctx);
+    const sent = await kit.submitOnce(ctx, rotateSecretForm(client), async (trx) => {
+      const rotated = await rotateClientSecret(trx, client.client_id, actor(ctx));
+      if (!rotated) throw notFound('There is no client with this id.');
+      return rotated;
+    });
+    if (!sent) return;
     caches.clients.invalidate(client.client_id);
-    if (!rotated) throw notFound('There is no client with this id.');
     render(ctx, 'client-secret', {
       title: 'New client secret',
       heading: `New secret for “${client.name}”`,
       client,
-      secret: rotated.client_secret,
+      secret: sent.value.client_secret,
       rotated: true,
     });
   });
@@ -422,6 +467,35 @@ export function adminPagesRoutes(services: Services): Router {
   });
 
   return router;
+}
+
+/** The registration form of a client: its secret is shown once, in the answer to its POST. */
+const NEW_CLIENT: OneShotForm = {
+  action: 'client.create',
+  section: 'clients',
+  formPath: '/admin/clients/new',
+  repeated: {
+    heading: 'Client already registered',
+    message:
+      "This form was sent before and registered the client then; sending it again registered nothing. The client's secret was shown once, on the page that answered it, and Sesame keeps only a hash: if it was lost, open the client and rotate its secret.",
+    next: { href: '/admin/clients', label: 'Go to the clients' },
+  },
+};
+
+/** The confirmation that rotates a client's secret. */
+function rotateSecretForm(client: ClientView): OneShotForm {
+  const clientPath = `/admin/clients/${encodeURIComponent(client.client_id)}`;
+  return {
+    action: `client.rotate_secret:${client.client_id}`,
+    section: 'clients',
+    formPath: `${clientPath}/rotate-secret`,
+    repeated: {
+      heading: 'Secret already rotated',
+      message:
+        'This confirmation was sent before and rotated the secret then; sending it again rotated nothing. The new secret was shown once, on the page that answered it, and Sesame keeps only a hash: if it was lost, rotate the secret again.',
+      next: { href: clientPath, label: "Continue to the client's settings" },
+    },
+  };
 }
 
 /** The edit form's initial values for a stored client. */

@@ -21,6 +21,7 @@ import {
 import { notFound } from '../errors.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
+import type { OneShotForm } from './adminOneShotForms.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 
 const tenantFormSchema = z.object({
@@ -79,9 +80,39 @@ export const PASSKEY_TENANT_NOTICES: Record<string, string> = {
   'tenant-settings-saved': "The app's WebAuthn settings were saved; its next ceremonies use them.",
 };
 
+/** The registration form of a passkey API app: its API key is shown once, in the answer to its POST. */
+const NEW_TENANT: OneShotForm = {
+  action: 'passkey_tenant.create',
+  section: 'passkey-tenants',
+  formPath: '/admin/passkey-tenants/new',
+  repeated: {
+    heading: 'App already registered',
+    message:
+      "This form was sent before and registered the app then; sending it again registered nothing. The app's API key was shown once, on the page that answered it, and Sesame keeps only a hash: if it was lost, open the app and rotate its API key.",
+    next: { href: '/admin/passkey-tenants', label: 'Go to the passkey API apps' },
+  },
+};
+
+/** The confirmation that rotates a passkey API app's key. */
+function rotateKeyForm(tenant: StoredTenant): OneShotForm {
+  const tenantPath = `/admin/passkey-tenants/${tenant.id}`;
+  return {
+    action: `passkey_tenant.rotate_key:${tenant.id}`,
+    section: 'passkey-tenants',
+    formPath: `${tenantPath}/rotate-key`,
+    repeated: {
+      heading: 'API key already rotated',
+      message:
+        'This confirmation was sent before and rotated the API key then; sending it again rotated nothing. The new key was shown once, on the page that answered it, and Sesame keeps only a hash: if it was lost, rotate the key again.',
+      next: { href: tenantPath, label: "Continue to the app's settings" },
+    },
+  };
+}
+
 /**
  * /admin/passkey-tenants: apps that use the passkey API. The API key is shown once, in the
- * answer to the POST that made it, like a client secret; that POST needs a passkey step-up.
+ * answer to the POST that made it, like a client secret; that POST needs a passkey step-up
+ * and the form's single-use token.
  */
 export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, db }: Services): void {
   const path = (tenant: StoredTenant) => `/admin/passkey-tenants/${tenant.id}`;
@@ -108,20 +139,28 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
     kit.render(ctx, 'passkey-tenants', { title: 'Passkey API', tenants });
   });
 
-  router.get('/passkey-tenants/new', (ctx) => {
-    kit.render(ctx, 'passkey-tenant-new', { title: 'Register an app', form: {}, errors: {} });
+  router.get('/passkey-tenants/new', async (ctx) => {
+    kit.render(ctx, 'passkey-tenant-new', {
+      title: 'Register an app',
+      form: {},
+      errors: {},
+      once: await kit.formToken(ctx, NEW_TENANT.action),
+    });
   });
 
   router.post('/passkey-tenants', kit.stepUp, async (ctx) => {
     const form = parseBody(ctx, tenantFormSchema);
     try {
-      const { tenant, apiKey } = await createTenant(
-        db,
-        config,
-        { name: form.name, origins: lines(form.origins), rpId: form.rp_id.trim() || undefined },
-        kit.actor(ctx),
+      const sent = await kit.submitOnce(ctx, NEW_TENANT, (trx) =>
+        createTenant(
+          trx,
+          config,
+          { name: form.name, origins: lines(form.origins), rpId: form.rp_id.trim() || undefined },
+          kit.actor(ctx),
+        ),
       );
-      showKey(ctx, tenant, apiKey, false);
+      if (!sent) return;
+      showKey(ctx, sent.value.tenant, sent.value.apiKey, false);
     } catch (error) {
       if (!(error instanceof TenantValidationError)) throw error;
       ctx.status = 400;
@@ -129,6 +168,7 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
         title: 'Register an app',
         form,
         errors: { [error.field]: error.message },
+        once: kit.sentFormToken(ctx),
       });
     }
   });
@@ -168,11 +208,32 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
     ctx.redirect(`${path(tenant)}?done=tenant-settings-saved`);
   });
 
+  // The old key stops working at once, so the button asks first, as deleting does; the
+  // confirmation's single-use token makes a reload of the new key's page rotate nothing.
+  router.get('/passkey-tenants/:id/rotate-key', async (ctx) => {
+    const tenant = await loadTenant(ctx);
+    kit.render(ctx, 'confirm', {
+      title: 'Rotate API key',
+      section: 'passkey-tenants',
+      heading: `Rotate the API key of “${tenant.name}”?`,
+      message:
+        "Sesame makes a new API key and shows it once. The old key stops working at once: the app's server cannot call the passkey API until it has the new one.",
+      action: `${path(tenant)}/rotate-key`,
+      button: 'Rotate API key',
+      cancel: path(tenant),
+      stepUp: true,
+      once: await kit.formToken(ctx, rotateKeyForm(tenant).action),
+    });
+  });
+
   router.post('/passkey-tenants/:id/rotate-key', kit.stepUp, async (ctx) => {
     const tenant = await loadTenant(ctx);
-    const apiKey = await rotateTenantApiKey(db, tenant.id, kit.actor(ctx));
-    if (!apiKey) throw notFound('There is no passkey API app with this id.');
-    showKey(ctx, tenant, apiKey, true);
+    const sent = await kit.submitOnce(ctx, rotateKeyForm(tenant), async (trx) => {
+      const apiKey = await rotateTenantApiKey(trx, tenant.id, kit.actor(ctx));
+      if (!apiKey) throw notFound('There is no passkey API app with this id.');
+      return apiKey;
+    });
+    if (sent) showKey(ctx, tenant, sent.value, true);
   });
 
   router.get('/passkey-tenants/:id/delete', async (ctx) => {
