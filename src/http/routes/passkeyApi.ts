@@ -255,7 +255,7 @@ export function passkeyApiRoutes({
       const response = parseHankoBody(
         ctx,
         tenantRegistrationResponseSchema,
-        'unable to parse credential creation response',
+        HANKO_TITLES.unparsableCreationResponse,
       );
       ctx.set('Cache-Control', 'no-store');
       let token: string;
@@ -298,7 +298,7 @@ export function passkeyApiRoutes({
     jsonBody,
     auditedAs(db, AUDIT_LOG_EVENTS.authenticationFinal),
     async function finalizeLogin(ctx: Context) {
-      const response = parseHankoBody(ctx, tenantAuthenticationResponseSchema, 'unable to finish login');
+      const response = parseHankoBody(ctx, tenantAuthenticationResponseSchema, HANKO_TITLES.unparsableLogin);
       (ctx.state as TenantState).auditActor = userHandleOf(response.response.userHandle);
       ctx.set('Cache-Control', 'no-store');
       let token: string;
