@@ -469,9 +469,36 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         );
       }
       expect(await call(app.id, '/nothing/here', { method: 'GET' })).toMatchObject(hankoError(404));
-      expect(await call(app.id, '/registration/initialize', { method: 'GET' })).toMatchObject(
-        hankoError(404),
-      );
+      expect(await call(app.id, '/credentials/x/y', { method: 'DELETE' })).toMatchObject(hankoError(404));
+      expect(await rowsNow()).toEqual(before);
+    });
+
+    it('answers 405 with Allow for a path of the API asked with another method, as Hanko does', async () => {
+      const key = app.apiKey;
+      const before = await rowsNow();
+      for (const [path, method, allow] of [
+        ['/registration/initialize', 'GET', 'POST'],
+        ['/login/finalize', 'DELETE', 'POST'],
+        ['/credentials', 'POST', 'HEAD, GET'],
+        [`/credentials/${registered.id}`, 'POST', 'HEAD, GET, PATCH, DELETE'],
+        ['/mfa/login/initialize', 'PATCH', 'POST'],
+        ['/transaction/erin-5', 'DELETE', 'HEAD, GET'],
+        ['/.well-known/jwks.json', 'POST', 'HEAD, GET'],
+      ] as const) {
+        // With the key or without: the method is refused before anything else is asked.
+        for (const keyUsed of [key, undefined]) {
+          const response = await call(app.id, path, { method, key: keyUsed });
+          expect({ path, method, status: response.status, json: response.json }).toEqual({
+            path,
+            method,
+            status: 405,
+            json: { title: 'Method Not Allowed', details: `${method} is not allowed here`, status: 405 },
+          });
+          expect(response.headers.get('allow')).toBe(allow);
+        }
+      }
+      // A method on the path of a route with a parameter: /transaction/{user_id} is GET only.
+      expect((await call(app.id, '/transaction/nobody', { method: 'PATCH', key })).status).toBe(405);
       expect(await rowsNow()).toEqual(before);
     });
 
