@@ -83,7 +83,7 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
 
   async function registrationOptions(
     tenant: TestTenant,
-    user: { user_id: string; username: string; display_name?: string },
+    user: { user_id: string; username: string; display_name?: string; icon?: string },
   ): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const init = await call(tenant.id, '/registration/initialize', { key: tenant.apiKey, body: user });
     expect(init.status).toBe(200);
@@ -267,6 +267,35 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         .where('user_id', '=', 'carol-3')
         .executeTakeFirstOrThrow();
       expect(user).toEqual({ username: 'carol@app.example', display_name: 'Carol' });
+    });
+
+    it("takes a base64 data:image icon, as Hanko's url rule does, and an http(s) one", async () => {
+      const iconOf = async (userId: string) =>
+        (
+          await sesame.db
+            .selectFrom('passkey_tenant_users')
+            .select('icon')
+            .where('tenant_id', '=', app.id)
+            .where('user_id', '=', userId)
+            .executeTakeFirstOrThrow()
+        ).icon;
+      const png = `data:image/png;base64,${Buffer.from('\x89PNG\r\n\x1a\n').toString('base64')}`;
+      for (const [userId, icon] of [
+        ['icon-png', png],
+        ['icon-webp', 'data:image/WEBP;base64,UklGRg=='],
+        ['icon-largest', `data:image/gif;base64,${'R'.repeat(8192 - 'data:image/gif;base64,'.length)}`],
+        ['icon-https', 'https://cdn.app.example/u/1.png'],
+      ] as const) {
+        await registrationOptions(app, { user_id: userId, username: userId, icon });
+        expect(await iconOf(userId)).toBe(icon);
+      }
+      // The MFA registration takes the same icons.
+      const mfa = await call(app.id, '/mfa/registration/initialize', {
+        key: app.apiKey,
+        body: { user_id: 'icon-mfa', username: 'icon-mfa', icon: png },
+      });
+      expect(mfa.status).toBe(200);
+      expect(await iconOf('icon-mfa')).toBe(png);
     });
 
     it("lists, renames and deletes a user's passkeys, and a deleted passkey no longer signs in", async () => {
@@ -705,6 +734,12 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         { user_id: 'x'.repeat(65), username: 'x' },
         { user_id: 'x', username: 'y'.repeat(129) },
         { user_id: 'x', username: 'y', icon: 'javascript:alert(1)' },
+        { user_id: 'x', username: 'y', icon: 'data:text/html;base64,PHNjcmlwdD4=' },
+        // SVG runs scripts when opened as a document; only raster images are taken.
+        { user_id: 'x', username: 'y', icon: 'data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=' },
+        { user_id: 'x', username: 'y', icon: 'data:image/png,%89PNG' },
+        { user_id: 'x', username: 'y', icon: `data:image/png;base64,${'A'.repeat(8192)}` },
+        { user_id: 'x', username: 'y', icon: `https://app.example/${'a'.repeat(2048)}` },
       ]) {
         expect(await call(app.id, '/registration/initialize', { key, body })).toMatchObject(hankoError(400));
       }
