@@ -320,6 +320,22 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     });
   });
 
+  it('refuses an MFA login whose signature counter did not increase, saying so', async () => {
+    const key = new SoftAuthenticator();
+    const { credential } = await registerSecurityKey('kim', key);
+    const first = await key.getAssertion(await mfaLoginOptions('kim'), APP_ORIGIN);
+    expect((await call('/mfa/login/finalize', { key: apiKey, body: first })).status).toBe(200);
+    const cloned = await key.getAssertion(await mfaLoginOptions('kim'), APP_ORIGIN, { signCount: 1 });
+    expect(await call('/mfa/login/finalize', { key: apiKey, body: cloned })).toMatchObject({
+      status: 401,
+      json: {
+        title: 'failed to validate assertion',
+        details: expect.stringContaining('signature counter did not increase'),
+      },
+    });
+    expect(Number((await credentialRow(credential.id)).counter)).toBe(1);
+  });
+
   it("answers bodies that are no credential in Hanko's words", async () => {
     expect(await call('/mfa/login/finalize', { key: apiKey, body: { id: 7 } })).toMatchObject({
       status: 400,

@@ -298,6 +298,49 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await iconOf('icon-mfa')).toBe(png);
     });
 
+    it('refuses a login whose signature counter did not increase, saying so, and keeps the stored counter', async () => {
+      const authenticator = new SoftAuthenticator();
+      const { credential } = await register(app, authenticator, { user_id: 'cora-9', username: 'cora' });
+      for (let i = 0; i < 2; i++) {
+        const assertion = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN);
+        expect((await login(app, assertion)).status).toBe(200);
+      }
+      const counterNow = async () =>
+        Number(
+          (
+            await sesame.db
+              .selectFrom('passkey_tenant_credentials')
+              .select('counter')
+              .where('tenant_id', '=', app.id)
+              .where('id', '=', credential.id)
+              .executeTakeFirstOrThrow()
+          ).counter,
+        );
+      expect(await counterNow()).toBe(2);
+      for (const signCount of [1, 2]) {
+        const cloned = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN, {
+          signCount,
+        });
+        expect(await login(app, cloned)).toMatchObject({
+          status: 401,
+          json: {
+            title: 'failed to validate assertion',
+            details: expect.stringContaining('signature counter did not increase'),
+            status: 401,
+          },
+        });
+      }
+      expect(await counterNow()).toBe(2);
+      // A bad signature with a counter that went backwards says only that it did not verify.
+      const forged = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN, {
+        signCount: 1,
+        badSignature: true,
+      });
+      const refused = await login(app, forged);
+      expect(refused).toMatchObject({ status: 401, json: { title: 'failed to validate assertion' } });
+      expect(refused.json.details).not.toContain('counter');
+    });
+
     it("lists, renames and deletes a user's passkeys, and a deleted passkey no longer signs in", async () => {
       const authenticator = new SoftAuthenticator({ backupEligible: true, backupState: true });
       const { credential } = await register(app, authenticator, { user_id: 'dave-4', username: 'dave' });
