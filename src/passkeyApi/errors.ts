@@ -62,11 +62,22 @@ export const HANKO_TITLES = {
   tenantIdInvalid: 'tenant_id must be a valid uuid4',
   userNotFound: 'user not found',
   unknownChallenge: 'received challenge does not match with any stored one',
+  /** Hanko's transaction service says this where the other calls say `userNotFound`. */
+  transactionUserNotFound: 'unable to find user',
+  noSuitableCredentials: 'user has no suitable credentials for this operation',
+  invalidUserId: 'invalid user id',
+  /** A body that is no credential creation response (every `*registration/finalize`). */
+  unparsableCreationResponse: 'unable to parse credential creation response',
+  /** A body that is no assertion (`login/finalize`, `mfa/login/finalize`). */
+  unparsableLogin: 'unable to finish login',
+  /** A body that is no assertion (`transaction/finalize`). */
+  unparsableTransaction: 'unable to finish transaction',
 } as const;
 
 /**
- * Hanko's answer when `login/finalize` refuses an assertion: 401 whatever the reason (an
- * unknown or used challenge, an unknown passkey or user, a bad signature, origin or flag).
+ * Hanko's answer when `login/finalize`, `mfa/login/finalize` or `transaction/finalize`
+ * refuses an assertion: 401 whatever the reason (an unknown or used challenge, an unknown
+ * passkey or user, a bad signature, origin or flag), titled as Hanko's login service titles it.
  */
 export function loginRefusal(caught: unknown): unknown {
   if (!(caught instanceof PasskeyError) && !(caught instanceof HttpError && caught.status === 404)) {

@@ -10,10 +10,9 @@ import type { Db } from '../db/connect.js';
 import { passkeyTenantCredentialsQueries } from '../db/queries/passkeyTenantCredentials.js';
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
-import { badRequest, HttpError } from '../http/errors.js';
+import { HttpError } from '../http/errors.js';
 import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import { storeChallenge } from '../webauthn/challenge.js';
-import { PasskeyError } from '../webauthn/errors.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import {
   type TenantRegistrationSubject,
@@ -21,6 +20,7 @@ import {
   userNotFound,
   verifyTenantAssertion,
 } from './ceremonies.js';
+import { HANKO_TITLES, hankoError, loginRefusal } from './errors.js';
 import { signPasskeyToken } from './jwt.js';
 import { ceremonyPolicy, requiresUserVerification } from './tenantSettings.js';
 import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
@@ -31,21 +31,19 @@ const PURPOSE = { register: 'pk-mfa-reg', login: 'pk-mfa-login' } as const;
 /** Name of a security key whose AAGUID names nothing. */
 const DEFAULT_MFA_CREDENTIAL_NAME = 'Security key';
 
-export const noSuitableCredentials = () =>
-  badRequest('The user has no suitable credentials for this operation');
+/** As Hanko's transaction service words it; Sesame says it at the MFA login too (Hanko: 500 there). */
+export const noSuitableCredentials = () => hankoError(400, HANKO_TITLES.noSuitableCredentials);
 
 /**
  * Hanko answers 401 when a login-like ceremony fails at its end (unknown or used challenge,
- * unknown credential, bad assertion); Sesame's ceremonies say 400 for some of those.
+ * unknown credential, bad assertion), in its login service's words; Sesame's ceremonies say
+ * 400 for some of those, in Sesame's words, which become the `details`.
  */
-export async function refusedAsUnauthorized<T>(work: () => Promise<T>): Promise<T> {
+export async function refusedAsLogin<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (caught) {
-    if (caught instanceof PasskeyError && caught.status === 400) {
-      throw new HttpError(401, caught.code, caught.message);
-    }
-    throw caught;
+    throw loginRefusal(caught);
   }
 }
 
@@ -140,7 +138,9 @@ export async function startMfaLogin(
   tenant: StoredTenant,
   userId: string,
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
-  if (!(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) throw userNotFound();
+  if (!(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) {
+    throw hankoError(404, HANKO_TITLES.userNotFound);
+  }
   const credentials = await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, userId);
   if (credentials.length === 0) throw noSuitableCredentials();
   const options = await generateAuthenticationOptions({
@@ -170,7 +170,7 @@ export async function finishMfaLogin(
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
 ): Promise<string> {
-  return refusedAsUnauthorized(async () => {
+  return refusedAsLogin(async () => {
     // A non-discoverable key usually returns no user handle; one that does must name the user.
     const { credential } = await verifyTenantAssertion(db, tenant, response, {
       purpose: PURPOSE.login,

@@ -11,19 +11,36 @@ const userId = z
   .min(1, { message: 'is required' })
   .refine((v) => Buffer.byteLength(v, 'utf8') <= 64, { message: 'must be at most 64 bytes' });
 
-const httpUrl = z
-  .string()
-  .max(2048, { message: 'must be at most 2048 characters' })
-  .refine(
-    (v) => {
-      try {
-        return ['http:', 'https:'].includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { message: 'must be an http(s) URL' },
-  );
+/** Longest http(s) icon URL. */
+const MAX_ICON_URL_LENGTH = 2048;
+/** Longest `data:` icon: a small raster image (about 6 KB once base64 is decoded). */
+const MAX_ICON_DATA_URL_LENGTH = 8192;
+
+/**
+ * A `data:` icon as Hanko's `validate:"url"` takes one, kept to base64 raster images: no
+ * SVG, which runs scripts when it is opened as a document.
+ */
+const DATA_IMAGE_URL =
+  /^data:image\/(?:png|jpeg|gif|webp|avif|x-icon|vnd\.microsoft\.icon);base64,[A-Za-z0-9+/]+={0,2}$/i;
+
+function isIconUrl(value: string): boolean {
+  if (DATA_IMAGE_URL.test(value)) return value.length <= MAX_ICON_DATA_URL_LENGTH;
+  if (value.length > MAX_ICON_URL_LENGTH) return false;
+  try {
+    return ['http:', 'https:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The user's icon (Hanko: `validate:"url"`): an http(s) URL, or a base64 `data:image/…` URL of
+ * a PNG, JPEG, GIF, WebP, AVIF or ICO image. It is stored for the app and shown nowhere:
+ * no page or answer of Sesame renders it, and WebAuthn dropped `user.icon`.
+ */
+const iconUrl = z.string().refine(isIconUrl, {
+  message: `must be an http(s) URL of at most ${MAX_ICON_URL_LENGTH} characters, or a base64 data:image URL (PNG, JPEG, GIF, WebP, AVIF or ICO) of at most ${MAX_ICON_DATA_URL_LENGTH}`,
+});
 
 /** `POST /registration/initialize` (Hanko: InitRegistrationDto). */
 export const registrationInitializeSchema = z.object({
@@ -40,7 +57,7 @@ export const registrationInitializeSchema = z.object({
     .max(128, { message: 'must be at most 128 characters' })
     .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
     .nullish(),
-  icon: httpUrl.nullish(),
+  icon: iconUrl.nullish(),
 });
 
 /** `POST /login/initialize`: empty for a discoverable login, or the user whose passkeys to allow. */

@@ -14,10 +14,10 @@ import {
 } from '../db/queries/passkeyTenantTransactions.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { storeChallenge } from '../webauthn/challenge.js';
-import { userNotFound, verifyTenantAssertion } from './ceremonies.js';
-import { hankoError } from './errors.js';
+import { verifyTenantAssertion } from './ceremonies.js';
+import { HANKO_TITLES, hankoError } from './errors.js';
 import { signPasskeyToken } from './jwt.js';
-import { noSuitableCredentials, refusedAsUnauthorized } from './mfa.js';
+import { noSuitableCredentials, refusedAsLogin } from './mfa.js';
 import { tenantChallengeBinding } from './tenants.js';
 
 const PURPOSE = 'pk-trans';
@@ -132,7 +132,9 @@ export async function startTransaction(
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
   const dataJson = transactionDataJson(request.data);
   return db.transaction().execute(async (trx) => {
-    if (!(await passkeyTenantUsersQueries.find(trx, tenant.id, request.userId))) throw userNotFound();
+    if (!(await passkeyTenantUsersQueries.find(trx, tenant.id, request.userId))) {
+      throw hankoError(404, HANKO_TITLES.transactionUserNotFound);
+    }
     // Hanko's words (services/transaction_service.go), as every passkey API refusal has.
     const transactionExists = () => hankoError(409, 'transaction already exists');
     if (await passkeyTenantTransactionsQueries.findByIdentifier(trx, tenant.id, request.identifier)) {
@@ -174,7 +176,7 @@ export async function startTransaction(
  * Verifies the signed transaction (WebAuthn L3 §7.2, user verification as for a passkey
  * login: required unless the tenant's settings say otherwise): the challenge is this tenant's transaction challenge and unused, the
  * passkey is the user's and not a second factor. Returns a token whose `trans` claim is the
- * transaction id. Failures answer 401, as in Hanko.
+ * transaction id. Failures answer 401 in Hanko's words, as in Hanko.
  */
 export async function finishTransaction(
   db: Db,
@@ -182,7 +184,7 @@ export async function finishTransaction(
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
 ): Promise<string> {
-  return refusedAsUnauthorized(async () => {
+  return refusedAsLogin(async () => {
     const { credential, data } = await verifyTenantAssertion(db, tenant, response, {
       purpose: PURPOSE,
       settings: 'webauthn',

@@ -11,7 +11,13 @@ import { credentialsQueries, type StoredCredential, type TakenChallenge } from '
 import type { StoreCondition } from '../db/queries/oidcModels.js';
 import type { User } from '../db/schema.js';
 import { challengeFromClientData, refuseFramedClientData, storeChallenge } from './challenge.js';
-import { accountDisabled, challengeInvalid, unknownCredential, verificationFailed } from './errors.js';
+import {
+  accountDisabled,
+  challengeInvalid,
+  counterNotIncreased,
+  unknownCredential,
+  verificationFailed,
+} from './errors.js';
 import { type CeremonyPolicy, PASSKEY_POLICY, type RelyingParty } from './policy.js';
 import { userHandleFor } from './registration.js';
 
@@ -61,7 +67,10 @@ export async function verifyAssertionSignature(
       credential: {
         id: credential.id,
         publicKey: new Uint8Array(credential.publicKey),
-        counter: credential.counter,
+        // The counter is checked below, once the signature is known to be the passkey's:
+        // SimpleWebAuthn checks it before the signature, so its refusal could name the
+        // counter for a response the passkey never signed. With 0 it checks nothing.
+        counter: 0,
         transports: credential.transports as AuthenticatorTransport[],
       },
     });
@@ -76,6 +85,10 @@ export async function verifyAssertionSignature(
   // the stored flag decides the sign-in's `amr` (hwk or swk): refused, as §7.2's backup step asks.
   const { newCounter, credentialBackedUp, credentialDeviceType } = verification.authenticationInfo;
   if ((credentialDeviceType === 'multiDevice') !== credential.backupEligible) throw verificationFailed();
+  // WebAuthn L3 §7.2, the signCount step: a counter that is kept (either value non-zero) must rise.
+  if ((newCounter > 0 || credential.counter > 0) && newCounter <= credential.counter) {
+    throw counterNotIncreased();
+  }
   return { newCounter, backedUp: credentialBackedUp };
 }
 

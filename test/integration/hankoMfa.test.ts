@@ -243,8 +243,16 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     const { credential } = await registerSecurityKey('fay', key);
     const assertion = await key.getAssertion(await mfaLoginOptions('fay'), APP_ORIGIN);
     expect((await call('/mfa/login/finalize', { key: apiKey, body: assertion })).status).toBe(200);
+    // In Hanko's words, as its login service answers an unknown or used challenge.
     const replay = await call('/mfa/login/finalize', { key: apiKey, body: assertion });
-    expect(replay).toMatchObject({ status: 401, json: { status: 401 } });
+    expect(replay).toEqual({
+      status: 401,
+      json: {
+        title: 'failed to get session data',
+        details: 'received challenge does not match with any stored one',
+        status: 401,
+      },
+    });
     await expect(hanko.user('fay').mfa.login.finalize(assertion as SdkCredential)).rejects.toThrow();
 
     // The registration response a second time: its challenge is gone (Hanko: 400).
@@ -252,7 +260,10 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     const { publicKey } = await hanko.user('fay').mfa.registration.initialize({ username: 'fay@shop' });
     const created = await second.createCredential(publicKey as SdkCredential, APP_ORIGIN);
     expect((await call('/mfa/registration/finalize', { key: apiKey, body: created })).status).toBe(200);
-    expect((await call('/mfa/registration/finalize', { key: apiKey, body: created })).status).toBe(400);
+    expect(await call('/mfa/registration/finalize', { key: apiKey, body: created })).toEqual({
+      status: 400,
+      json: { title: 'received challenge does not match with any stored one', details: '', status: 400 },
+    });
 
     // A passkey login challenge does not finish an MFA login, nor the reverse.
     const passkeyChallenge = (await hanko.login.initialize()).publicKey as SdkCredential;
@@ -260,7 +271,10 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
       { ...passkeyChallenge, allowCredentials: [{ id: credential.id, type: 'public-key' }] },
       APP_ORIGIN,
     );
-    expect((await call('/mfa/login/finalize', { key: apiKey, body: crossed })).status).toBe(401);
+    expect(await call('/mfa/login/finalize', { key: apiKey, body: crossed })).toMatchObject({
+      status: 401,
+      json: { title: 'failed to get session data' },
+    });
     const mfaChallenge = await key.getAssertion(await mfaLoginOptions('fay'), APP_ORIGIN);
     const reverse = await call('/login/finalize', { body: mfaChallenge });
     expect(reverse.status).toBeGreaterThanOrEqual(400);
@@ -279,7 +293,9 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     });
     expect(failed.json).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ error: expect.stringContaining('expired or was already used') }),
+        expect.objectContaining({
+          error: 'failed to get session data: received challenge does not match with any stored one',
+        }),
       ]),
     );
     expect((failed.json as unknown[]).length).toBeGreaterThanOrEqual(2);
@@ -298,7 +314,37 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     const forGus = await mfaLoginOptions('gus');
     const halAnswers = await halKey.getAssertion({ ...forGus, allowCredentials: [] }, APP_ORIGIN);
     expect(halAnswers.id).toBe(halCredential.id);
-    expect((await call('/mfa/login/finalize', { key: apiKey, body: halAnswers })).status).toBe(401);
+    expect(await call('/mfa/login/finalize', { key: apiKey, body: halAnswers })).toMatchObject({
+      status: 401,
+      json: { title: 'failed to validate assertion', details: expect.any(String), status: 401 },
+    });
+  });
+
+  it('refuses an MFA login whose signature counter did not increase, saying so', async () => {
+    const key = new SoftAuthenticator();
+    const { credential } = await registerSecurityKey('kim', key);
+    const first = await key.getAssertion(await mfaLoginOptions('kim'), APP_ORIGIN);
+    expect((await call('/mfa/login/finalize', { key: apiKey, body: first })).status).toBe(200);
+    const cloned = await key.getAssertion(await mfaLoginOptions('kim'), APP_ORIGIN, { signCount: 1 });
+    expect(await call('/mfa/login/finalize', { key: apiKey, body: cloned })).toMatchObject({
+      status: 401,
+      json: {
+        title: 'failed to validate assertion',
+        details: expect.stringContaining('signature counter did not increase'),
+      },
+    });
+    expect(Number((await credentialRow(credential.id)).counter)).toBe(1);
+  });
+
+  it("answers bodies that are no credential in Hanko's words", async () => {
+    expect(await call('/mfa/login/finalize', { key: apiKey, body: { id: 7 } })).toMatchObject({
+      status: 400,
+      json: { title: 'unable to finish login', details: expect.any(String), status: 400 },
+    });
+    expect(await call('/mfa/registration/finalize', { key: apiKey, body: { id: 7 } })).toMatchObject({
+      status: 400,
+      json: { title: 'unable to parse credential creation response', status: 400 },
+    });
   });
 
   it('answers bad MFA login requests as Hanko does: 400 without user_id, 404 unknown user, 400 without credentials', async () => {
@@ -314,13 +360,16 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     }
     expect((await call('/mfa/login/initialize', { key: apiKey, body: { user_id: '' } })).status).toBe(400);
     expect((await call('/mfa/login/initialize', { key: apiKey, body: { user_id: 7 } })).status).toBe(400);
-    expect(await call('/mfa/login/initialize', { key: apiKey, body: { user_id: 'nobody' } })).toMatchObject({
+    expect(await call('/mfa/login/initialize', { key: apiKey, body: { user_id: 'nobody' } })).toEqual({
       status: 404,
-      json: { status: 404 },
+      json: { title: 'user not found', details: '', status: 404 },
     });
     // A user the app started registering but who never finished has no credentials.
     await hanko.user('ivy').mfa.registration.initialize({ username: 'ivy@shop' });
-    expect((await call('/mfa/login/initialize', { key: apiKey, body: { user_id: 'ivy' } })).status).toBe(400);
+    expect(await call('/mfa/login/initialize', { key: apiKey, body: { user_id: 'ivy' } })).toEqual({
+      status: 400,
+      json: { title: 'user has no suitable credentials for this operation', details: '', status: 400 },
+    });
     await expect(hanko.user('nobody').mfa.login.initialize()).rejects.toThrow(/404/);
   });
 

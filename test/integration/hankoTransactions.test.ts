@@ -218,7 +218,7 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
 
     expect(
       await initialize(bank, { user_id: 'nobody', transaction_id: 't-404', transaction_data: { a: 1 } }),
-    ).toMatchObject({ status: 404, json: { status: 404 } });
+    ).toEqual({ status: 404, json: { title: 'unable to find user', details: '', status: 404 } });
 
     expect(
       (await initialize(bank, { user_id: 'bob', transaction_id: 'bob-1', transaction_data: { a: 1 } }))
@@ -248,7 +248,10 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     await call(bank, '/registration/initialize', { body: { user_id: 'dora', username: 'dora' } });
     expect(
       await initialize(bank, { user_id: 'dora', transaction_id: 't-dora', transaction_data: { a: 1 } }),
-    ).toMatchObject({ status: 400, json: { status: 400 } });
+    ).toMatchObject({
+      status: 400,
+      json: { title: 'user has no suitable credentials for this operation', details: '', status: 400 },
+    });
     await registerPasskey(bank, 'ella', new SoftAuthenticator(), 'mfa/registration');
     expect(
       (await initialize(bank, { user_id: 'ella', transaction_id: 't-ella', transaction_data: { a: 1 } }))
@@ -329,7 +332,14 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     });
     const assertion = await phone.getAssertion(init.options, APP_ORIGIN);
     expect((await finalize(bank, assertion)).status).toBe(200);
-    expect(await finalize(bank, assertion)).toMatchObject({ status: 401, json: { status: 401 } });
+    expect(await finalize(bank, assertion)).toEqual({
+      status: 401,
+      json: {
+        title: 'failed to get session data',
+        details: 'received challenge does not match with any stored one',
+        status: 401,
+      },
+    });
     const refused = await call(bank, '/audit_logs?type=webauthn_transaction_final_failed', { method: 'GET' });
     expect(refused.json).toEqual([
       expect.objectContaining({ type: 'webauthn_transaction_final_failed', error: expect.any(String) }),
@@ -361,7 +371,15 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
     });
     expect(third.options.allowCredentials?.map((c) => c.id)).toEqual([passkey.id]);
     const byKey = await key.getAssertion(third.options, APP_ORIGIN, { credentialId: mfaKey.id });
-    expect((await finalize(bank, byKey)).status).toBe(401);
+    expect(await finalize(bank, byKey)).toMatchObject({
+      status: 401,
+      json: { title: 'failed to validate assertion', details: expect.any(String), status: 401 },
+    });
+    // A body that is no assertion, in Hanko's words for this call.
+    expect(await call(bank, '/transaction/finalize', { body: { id: 7 } })).toMatchObject({
+      status: 400,
+      json: { title: 'unable to finish transaction', status: 400 },
+    });
 
     // Another user's passkey, a bad signature, and a passkey without user verification.
     const hugo = new SoftAuthenticator();
@@ -443,6 +461,9 @@ describe("Hanko's transaction calls: a passkey signs a payment, and the token na
       expect((await call(bank, '/transaction/alice', { key, method: 'GET' })).status).toBe(401);
     }
     // A user id no user can have (over WebAuthn's 64 bytes) is a bad request.
-    expect((await call(bank, `/transaction/${'u'.repeat(65)}`, { method: 'GET' })).status).toBe(400);
+    expect(await call(bank, `/transaction/${'u'.repeat(65)}`, { method: 'GET' })).toEqual({
+      status: 400,
+      json: { title: 'invalid user id', details: 'user_id: must be at most 64 bytes', status: 400 },
+    });
   });
 });

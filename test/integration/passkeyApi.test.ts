@@ -83,7 +83,7 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
 
   async function registrationOptions(
     tenant: TestTenant,
-    user: { user_id: string; username: string; display_name?: string },
+    user: { user_id: string; username: string; display_name?: string; icon?: string },
   ): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const init = await call(tenant.id, '/registration/initialize', { key: tenant.apiKey, body: user });
     expect(init.status).toBe(200);
@@ -267,6 +267,78 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         .where('user_id', '=', 'carol-3')
         .executeTakeFirstOrThrow();
       expect(user).toEqual({ username: 'carol@app.example', display_name: 'Carol' });
+    });
+
+    it("takes a base64 data:image icon, as Hanko's url rule does, and an http(s) one", async () => {
+      const iconOf = async (userId: string) =>
+        (
+          await sesame.db
+            .selectFrom('passkey_tenant_users')
+            .select('icon')
+            .where('tenant_id', '=', app.id)
+            .where('user_id', '=', userId)
+            .executeTakeFirstOrThrow()
+        ).icon;
+      const png = `data:image/png;base64,${Buffer.from('\x89PNG\r\n\x1a\n').toString('base64')}`;
+      for (const [userId, icon] of [
+        ['icon-png', png],
+        ['icon-webp', 'data:image/WEBP;base64,UklGRg=='],
+        ['icon-largest', `data:image/gif;base64,${'R'.repeat(8192 - 'data:image/gif;base64,'.length)}`],
+        ['icon-https', 'https://cdn.app.example/u/1.png'],
+      ] as const) {
+        await registrationOptions(app, { user_id: userId, username: userId, icon });
+        expect(await iconOf(userId)).toBe(icon);
+      }
+      // The MFA registration takes the same icons.
+      const mfa = await call(app.id, '/mfa/registration/initialize', {
+        key: app.apiKey,
+        body: { user_id: 'icon-mfa', username: 'icon-mfa', icon: png },
+      });
+      expect(mfa.status).toBe(200);
+      expect(await iconOf('icon-mfa')).toBe(png);
+    });
+
+    it('refuses a login whose signature counter did not increase, saying so, and keeps the stored counter', async () => {
+      const authenticator = new SoftAuthenticator();
+      const { credential } = await register(app, authenticator, { user_id: 'cora-9', username: 'cora' });
+      for (let i = 0; i < 2; i++) {
+        const assertion = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN);
+        expect((await login(app, assertion)).status).toBe(200);
+      }
+      const counterNow = async () =>
+        Number(
+          (
+            await sesame.db
+              .selectFrom('passkey_tenant_credentials')
+              .select('counter')
+              .where('tenant_id', '=', app.id)
+              .where('id', '=', credential.id)
+              .executeTakeFirstOrThrow()
+          ).counter,
+        );
+      expect(await counterNow()).toBe(2);
+      for (const signCount of [1, 2]) {
+        const cloned = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN, {
+          signCount,
+        });
+        expect(await login(app, cloned)).toMatchObject({
+          status: 401,
+          json: {
+            title: 'failed to validate assertion',
+            details: expect.stringContaining('signature counter did not increase'),
+            status: 401,
+          },
+        });
+      }
+      expect(await counterNow()).toBe(2);
+      // A bad signature with a counter that went backwards says only that it did not verify.
+      const forged = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN, {
+        signCount: 1,
+        badSignature: true,
+      });
+      const refused = await login(app, forged);
+      expect(refused).toMatchObject({ status: 401, json: { title: 'failed to validate assertion' } });
+      expect(refused.json.details).not.toContain('counter');
     });
 
     it("lists, renames and deletes a user's passkeys, and a deleted passkey no longer signs in", async () => {
@@ -469,9 +541,36 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         );
       }
       expect(await call(app.id, '/nothing/here', { method: 'GET' })).toMatchObject(hankoError(404));
-      expect(await call(app.id, '/registration/initialize', { method: 'GET' })).toMatchObject(
-        hankoError(404),
-      );
+      expect(await call(app.id, '/credentials/x/y', { method: 'DELETE' })).toMatchObject(hankoError(404));
+      expect(await rowsNow()).toEqual(before);
+    });
+
+    it('answers 405 with Allow for a path of the API asked with another method, as Hanko does', async () => {
+      const key = app.apiKey;
+      const before = await rowsNow();
+      for (const [path, method, allow] of [
+        ['/registration/initialize', 'GET', 'POST'],
+        ['/login/finalize', 'DELETE', 'POST'],
+        ['/credentials', 'POST', 'HEAD, GET'],
+        [`/credentials/${registered.id}`, 'POST', 'HEAD, GET, PATCH, DELETE'],
+        ['/mfa/login/initialize', 'PATCH', 'POST'],
+        ['/transaction/erin-5', 'DELETE', 'HEAD, GET'],
+        ['/.well-known/jwks.json', 'POST', 'HEAD, GET'],
+      ] as const) {
+        // With the key or without: the method is refused before anything else is asked.
+        for (const keyUsed of [key, undefined]) {
+          const response = await call(app.id, path, { method, key: keyUsed });
+          expect({ path, method, status: response.status, json: response.json }).toEqual({
+            path,
+            method,
+            status: 405,
+            json: { title: 'Method Not Allowed', details: `${method} is not allowed here`, status: 405 },
+          });
+          expect(response.headers.get('allow')).toBe(allow);
+        }
+      }
+      // A method on the path of a route with a parameter: /transaction/{user_id} is GET only.
+      expect((await call(app.id, '/transaction/nobody', { method: 'PATCH', key })).status).toBe(405);
       expect(await rowsNow()).toEqual(before);
     });
 
@@ -678,6 +777,12 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         { user_id: 'x'.repeat(65), username: 'x' },
         { user_id: 'x', username: 'y'.repeat(129) },
         { user_id: 'x', username: 'y', icon: 'javascript:alert(1)' },
+        { user_id: 'x', username: 'y', icon: 'data:text/html;base64,PHNjcmlwdD4=' },
+        // SVG runs scripts when opened as a document; only raster images are taken.
+        { user_id: 'x', username: 'y', icon: 'data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=' },
+        { user_id: 'x', username: 'y', icon: 'data:image/png,%89PNG' },
+        { user_id: 'x', username: 'y', icon: `data:image/png;base64,${'A'.repeat(8192)}` },
+        { user_id: 'x', username: 'y', icon: `https://app.example/${'a'.repeat(2048)}` },
       ]) {
         expect(await call(app.id, '/registration/initialize', { key, body })).toMatchObject(hankoError(400));
       }

@@ -404,7 +404,10 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       const login = await openLogin(person);
       const response = await assertion(person, login, { signCount: 1 });
       const before = await stateOf(login.uid);
-      expectError(await verifyLogin(person, login, response), 400, 'verification_failed');
+      const refused = await verifyLogin(person, login, response);
+      expectError(refused, 400, 'verification_failed');
+      // The code callers know, and words that say which check failed.
+      expect(refused.json().error_description).toContain('signature counter did not increase');
       expect(await stateOf(login.uid)).toEqual(before);
       expect(await counterOf(credentialId)).toBe(2);
     });

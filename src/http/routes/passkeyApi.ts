@@ -101,11 +101,23 @@ function renderPasskeyApiErrors({ log }: Pick<Services, 'log'>) {
  * the path or tenant: without this, the router's 404 left Koa's 501 with a 404 body.
  */
 async function refuseOtherMethods(ctx: Context, next: Next) {
-  if (!PASSKEY_API_METHODS.includes(ctx.method)) {
-    ctx.set('Allow', PASSKEY_API_METHODS.join(', '));
-    throw hankoError(405, STATUS_CODES[405]!, `${ctx.method} is not allowed here`);
-  }
+  if (!PASSKEY_API_METHODS.includes(ctx.method)) throw methodNotAllowed(ctx, PASSKEY_API_METHODS);
   await next();
+}
+
+/** Hanko's (echo's) 405, `Method Not Allowed`, with the methods the path answers in `Allow`. */
+function methodNotAllowed(ctx: Context, allowed: readonly string[]): HttpError {
+  ctx.set('Allow', allowed.join(', '));
+  return hankoError(405, STATUS_CODES[405]!, `${ctx.method} is not allowed here`);
+}
+
+/** Name of the route that answers every path under a tenant no other route has. */
+const UNKNOWN_ENDPOINT = 'passkey-api-unknown-endpoint';
+
+/** The methods of the routes (other than the catch-all) whose path is this one; none for an unknown path. */
+function methodsAt(router: Router, path: string): string[] {
+  const layers = router.match(path, '').path.filter((layer) => layer.name !== UNKNOWN_ENDPOINT);
+  return [...new Set(layers.flatMap((layer) => layer.methods))];
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -255,7 +267,7 @@ export function passkeyApiRoutes({
       const response = parseHankoBody(
         ctx,
         tenantRegistrationResponseSchema,
-        'unable to parse credential creation response',
+        HANKO_TITLES.unparsableCreationResponse,
       );
       ctx.set('Cache-Control', 'no-store');
       let token: string;
@@ -298,7 +310,7 @@ export function passkeyApiRoutes({
     jsonBody,
     auditedAs(db, AUDIT_LOG_EVENTS.authenticationFinal),
     async function finalizeLogin(ctx: Context) {
-      const response = parseHankoBody(ctx, tenantAuthenticationResponseSchema, 'unable to finish login');
+      const response = parseHankoBody(ctx, tenantAuthenticationResponseSchema, HANKO_TITLES.unparsableLogin);
       (ctx.state as TenantState).auditActor = userHandleOf(response.response.userHandle);
       ctx.set('Cache-Control', 'no-store');
       let token: string;
@@ -383,8 +395,11 @@ export function passkeyApiRoutes({
   mountMfaRoutes(router, { config, db }, kit);
   mountTransactionRoutes(router, { config, db }, kit);
 
-  // Preflights are answered by allowTenantOrigins; anything else under a tenant is unknown.
-  router.all('/{*path}', function unknownEndpoint() {
+  // Preflights are answered by allowTenantOrigins. A path of the API asked with another
+  // method is 405, as Hanko's router answers it; any other path under a tenant is unknown.
+  router.all(UNKNOWN_ENDPOINT, '/{*path}', function unknownEndpoint(ctx: Context) {
+    const allowed = methodsAt(router, ctx.path);
+    if (allowed.length > 0) throw methodNotAllowed(ctx, allowed);
     throw hankoError(404, STATUS_CODES[404]!, 'No such endpoint');
   });
   return router;

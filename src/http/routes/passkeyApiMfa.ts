@@ -4,7 +4,7 @@ import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
 import { AUDIT_LOG_EVENTS } from '../../passkeyApi/auditLog.js';
-import { HANKO_TITLES } from '../../passkeyApi/errors.js';
+import { HANKO_TITLES, registrationRefusal } from '../../passkeyApi/errors.js';
 import {
   finishMfaLogin,
   finishMfaRegistration,
@@ -12,8 +12,11 @@ import {
   startMfaRegistration,
 } from '../../passkeyApi/mfa.js';
 import { mfaLoginInitializeSchema } from '../../passkeyApi/mfaTransactionSchemas.js';
-import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
-import { authenticationResponseSchema, parseBody, registrationResponseSchema } from '../schemas.js';
+import {
+  registrationInitializeSchema,
+  tenantAuthenticationResponseSchema,
+  tenantRegistrationResponseSchema,
+} from '../../passkeyApi/schemas.js';
 import type { Services } from '../services.js';
 import { type AuditState, auditedAs, parseHankoBody, subjectOf } from './passkeyApiKit.js';
 
@@ -27,29 +30,18 @@ export interface PasskeyApiRouteKit {
 }
 
 /**
- * `@github/webauthn-json`, which Hanko's example frontends use, sends JSON `null` for a
- * missing `userHandle` or `authenticatorAttachment`; Hanko's verifier reads null as absent.
- */
-export function acceptWebauthnJsonNulls(ctx: Context): void {
-  const body = ctx.request.body as Record<string, unknown> | undefined;
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return;
-  if (body.authenticatorAttachment === null) delete body.authenticatorAttachment;
-  const response = body.response as Record<string, unknown> | undefined;
-  if (response && typeof response === 'object' && response.userHandle === null) delete response.userHandle;
-}
-
-/**
- * A finalize call that answers `{ token }` for an assertion: body as webauthn-json sends it,
- * parsed, and the token kept out of caches; the token's user (and `trans`, the transaction)
- * goes in the audit log entry.
+ * A finalize call that answers `{ token }` for an assertion: body as webauthn-json sends it
+ * (its JSON nulls read as absent), parsed — a body that is no assertion refused with
+ * `unparsable`, Hanko's title for it at that call — and the token kept out of caches; the
+ * token's user (and `trans`, the transaction) goes in the audit log entry.
  */
 export function assertionFinalizer(
   tenantOf: PasskeyApiRouteKit['tenantOf'],
+  unparsable: string,
   finish: (tenant: StoredTenant, response: AuthenticationResponseJSON) => Promise<string>,
 ): Middleware {
   return async function finalizeAssertion(ctx: Context) {
-    acceptWebauthnJsonNulls(ctx);
-    const response = parseBody(ctx, authenticationResponseSchema);
+    const response = parseHankoBody(ctx, tenantAuthenticationResponseSchema, unparsable);
     ctx.set('Cache-Control', 'no-store');
     const token = await finish(tenantOf(ctx), response);
     const state = ctx.state as AuditState;
@@ -93,10 +85,18 @@ export function mountMfaRoutes(
     jsonBody,
     auditedAs(db, AUDIT_LOG_EVENTS.mfaRegistrationFinal),
     async function finalizeMfaRegistration(ctx: Context) {
-      acceptWebauthnJsonNulls(ctx);
-      const response = parseBody(ctx, registrationResponseSchema);
+      const response = parseHankoBody(
+        ctx,
+        tenantRegistrationResponseSchema,
+        HANKO_TITLES.unparsableCreationResponse,
+      );
       ctx.set('Cache-Control', 'no-store');
-      const token = await finishMfaRegistration(db, config, tenantOf(ctx), response);
+      let token: string;
+      try {
+        token = await finishMfaRegistration(db, config, tenantOf(ctx), response);
+      } catch (caught) {
+        throw await registrationRefusal(caught, tenantOf(ctx), response);
+      }
       (ctx.state as AuditState).auditActor = subjectOf(token);
       ctx.body = { token };
     },
@@ -119,6 +119,8 @@ export function mountMfaRoutes(
     requireApiKey,
     jsonBody,
     auditedAs(db, AUDIT_LOG_EVENTS.mfaAuthenticationFinal),
-    assertionFinalizer(tenantOf, (tenant, response) => finishMfaLogin(db, config, tenant, response)),
+    assertionFinalizer(tenantOf, HANKO_TITLES.unparsableLogin, (tenant, response) =>
+      finishMfaLogin(db, config, tenant, response),
+    ),
   );
 }

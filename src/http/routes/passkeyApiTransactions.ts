@@ -1,11 +1,10 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { AUDIT_LOG_EVENTS } from '../../passkeyApi/auditLog.js';
-import { HANKO_TITLES } from '../../passkeyApi/errors.js';
+import { HANKO_TITLES, hankoError } from '../../passkeyApi/errors.js';
 import { transactionInitializeSchema } from '../../passkeyApi/mfaTransactionSchemas.js';
 import { registrationInitializeSchema } from '../../passkeyApi/schemas.js';
 import { finishTransaction, listTransactions, startTransaction } from '../../passkeyApi/transactions.js';
-import { badRequest } from '../errors.js';
 import type { Services } from '../services.js';
 import { type AuditState, auditedAs, parseHankoBody } from './passkeyApiKit.js';
 import { assertionFinalizer, type PasskeyApiRouteKit } from './passkeyApiMfa.js';
@@ -13,7 +12,8 @@ import { assertionFinalizer, type PasskeyApiRouteKit } from './passkeyApiMfa.js'
 /** A user id in the path: one no user can have (WebAuthn's 64-byte handle) is refused, as Hanko refuses a malformed one. */
 function userIdParam(ctx: Context): string {
   const parsed = registrationInitializeSchema.shape.user_id.safeParse(ctx.params.userId);
-  if (!parsed.success) throw badRequest('invalid user id');
+  if (!parsed.success)
+    throw hankoError(400, HANKO_TITLES.invalidUserId, `user_id: ${parsed.error.issues[0]!.message}`);
   return parsed.data;
 }
 
@@ -51,7 +51,9 @@ export function mountTransactionRoutes(
     requireApiKey,
     jsonBody,
     auditedAs(db, AUDIT_LOG_EVENTS.transactionFinal),
-    assertionFinalizer(tenantOf, (tenant, response) => finishTransaction(db, config, tenant, response)),
+    assertionFinalizer(tenantOf, HANKO_TITLES.unparsableTransaction, (tenant, response) =>
+      finishTransaction(db, config, tenant, response),
+    ),
   );
 
   router.get('/transaction/:userId', requireApiKey, async function listUserTransactions(ctx: Context) {
