@@ -15,6 +15,8 @@ export interface ConnectedApp {
   scopes: string[];
   /** When the person first allowed it. */
   since: Date | undefined;
+  /** An app the admin trusts (`--first-party`): it asks no consent, so revoking it does not make it ask. */
+  firstParty: boolean;
   grantIds: string[];
 }
 
@@ -37,7 +39,14 @@ export async function listConnectedApps(db: Db, userId: string): Promise<Connect
     let app = byClient.get(clientId);
     if (!app) {
       const client = await clientsQueries.find(db, clientId);
-      app = { clientId, name: client?.name ?? clientId, scopes: [], since: undefined, grantIds: [] };
+      app = {
+        clientId,
+        name: client?.name ?? clientId,
+        scopes: [],
+        since: undefined,
+        firstParty: client?.first_party ?? false,
+        grantIds: [],
+      };
       byClient.set(clientId, app);
     }
     app.grantIds.push(grantId);

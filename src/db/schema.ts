@@ -19,7 +19,10 @@ export interface UsersTable {
   claims: ColumnType<Record<string, unknown>, string | undefined, string>;
   /** The language the person chose for Sesame's pages; null: chosen per request (migration 0019). */
   locale: Generated<string | null>;
-  /** The language of the page the account was made on, for mails sent outside the person's requests (migration 0029). */
+  /**
+   * The language of the page the account was made on, then of the page of each sign-in, for
+   * mails sent outside the person's requests (migration 0029).
+   */
   signup_locale: Generated<string | null>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;

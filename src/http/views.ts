@@ -7,6 +7,7 @@ import { defaultFavicon } from '../branding/defaultFavicon.js';
 import { clientMessages, translatorFor } from '../i18n/catalog.js';
 import type { Locale } from '../i18n/locales.js';
 import { VIEWS_DIR } from '../paths.js';
+import { varyByLanguage } from './middleware/language.js';
 
 // autoEscape: every <%= %> is HTML-escaped; nothing a user typed reaches a page raw.
 const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true, autoTrim: false });
@@ -115,7 +116,7 @@ export function pageText(ctx: Context) {
 
 /**
  * Answers with views/<name>.eta in the request's language (ctx.state.locale), saying which
- * (Content-Language) and that the answer depends on Accept-Language, for caches.
+ * (Content-Language) and what the language depends on, for caches (varyByLanguage).
  */
 export function sendPage(ctx: Context, name: string, data: PageData): void {
   // A page with a form token is this session's alone: no cache may keep it for a later view.
@@ -124,11 +125,11 @@ export function sendPage(ctx: Context, name: string, data: PageData): void {
   answerWithPage(ctx, locale, renderPage(ctx, name, data, locale));
 }
 
-/** The answer is `html`, a page in `locale`: saying which, and that it depends on Accept-Language, for caches. */
+/** The answer is `html`, a page in `locale`: saying which, and what it depends on, for caches. */
 function answerWithPage(ctx: Context, locale: Locale, html: string): void {
   ctx.type = 'html';
   ctx.set('Content-Language', locale);
-  ctx.vary('Accept-Language');
+  varyByLanguage(ctx);
   ctx.body = html;
 }
 

@@ -30,8 +30,9 @@ export type MailTemplate = keyof MailData;
 
 /**
  * The language a mail to `account` is written in: the one its owner chose, else (for a
- * request the person made themselves) the request's, else the language the account was
- * made in (for mails an administrator's action sends), else DEFAULT_LOCALE.
+ * request the person made themselves) the request's, else the language of their last
+ * sign-in's page or, before one, of the page the account was made on (for mails an
+ * administrator's action sends), else DEFAULT_LOCALE.
  */
 export function mailLocale(
   config: Pick<Config, 'defaultLocale'>,

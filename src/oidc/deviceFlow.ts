@@ -1,6 +1,9 @@
+import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
+import { aroundProviderRoute } from './routeSteps.js';
 
 /**
  * The person's side of the device authorization grant (RFC 8628): at ISSUER/device they type
@@ -40,6 +43,27 @@ function problemWith(error: Error | undefined): string | undefined {
 /** Length the code field accepts: a code is 9 characters with its dash; room for spaces a person types. */
 const CODE_MAX_LENGTH = 32;
 
+/** The code a request's link brought (verification_uri_complete), by the provider's context of the request. */
+const codesFromLinks = new WeakMap<Context, string>();
+
+/**
+ * RFC 8628 §3.3.1: verification_uri_complete, `/device?user_code=…`, brings the code in its
+ * link. The provider answers it with its own page, which submits the code by an inline
+ * script (English, unbranded, and run only by the hash it adds to the CSP). Sesame takes the
+ * code out of the request instead: the provider then asks for its code page, which
+ * {@link deviceFlowPages} renders with the code filled in, sent on by public/js/autoSubmit.js
+ * (a browser without scripts shows it with its Continue button).
+ */
+export function takeCodesFromLinks(provider: Provider): void {
+  aroundProviderRoute(provider, 'GET', '/device', function takeCodeFromLink(ctx: Context, next: Next) {
+    const { user_code: userCode, ...rest } = ctx.query;
+    if (userCode === undefined) return next();
+    if (typeof userCode === 'string' && userCode.length <= CODE_MAX_LENGTH) codesFromLinks.set(ctx, userCode);
+    ctx.query = rest;
+    return next();
+  });
+}
+
 /**
  * The device flow's pages, as every other page: once the code the person typed is known, in
  * the language the device's request asked for (`ui_locales`, as its sign-in and consent
@@ -60,6 +84,7 @@ export function deviceFlowPages(
       // A code that leads nowhere is a refused request; a cancelled sign-in is the person's choice.
       if (error && error.name !== 'AbortedError') ctx.status = 400;
       const problem = problemWith(error);
+      const fromLink = error ? undefined : codesFromLinks.get(ctx);
       sendPage(ctx, 'device', {
         title: t('device.title'),
         action: ctx.oidc.urlFor('code_verification'),
@@ -67,6 +92,8 @@ export function deviceFlowPages(
         problem: problem && t(problem),
         cancelled: error?.name === 'AbortedError',
         maxLength: CODE_MAX_LENGTH,
+        userCode: fromLink,
+        script: fromLink && 'autoSubmit',
       });
     },
 

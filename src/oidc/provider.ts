@@ -20,10 +20,15 @@ import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
 import { accountClientMetadata, shownClientName, signOutConfirmed } from './accountClient.js';
 import { createAdapter } from './adapter.js';
+import {
+  replaceAccountSwitchSignOut,
+  sendFormPostAnswersAsPages,
+  sendSessionlessSignOutAsPage,
+} from './autoSubmitPages.js';
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
-import { deviceFlowPages } from './deviceFlow.js';
+import { deviceFlowPages, takeCodesFromLinks } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
@@ -417,6 +422,12 @@ export function createProvider({
   // Its document is rendered once and kept (publicMetadata.ts), so this runs rarely.
   aroundProviderRoute(provider, 'GET', DISCOVERY_PATH, (ctx, next) => withoutResponseType(ctx, next, 'none'));
 
+  // Pages in the language of the request, from ui_locales, the remembered choice and the browser's.
+  const requestText = (ctx: KoaContextWithOIDC) => choosePageLocale(ctx, db, config.defaultLocale, false);
+  // Before restateProviderErrors, which wraps the form_post answer this sets.
+  sendFormPostAnswersAsPages(provider, requestText);
+  sendSessionlessSignOutAsPage(provider, requestText);
+  takeCodesFromLinks(provider);
   restateProviderErrors(provider);
   releaseCustomClaims(provider);
   queueBackchannelLogouts(provider, db);
@@ -444,6 +455,8 @@ export function createProvider({
   async function holdAndStoreWrites(ctx: Context, next: Next) {
     try {
       await holdWritesDuring(ctx, db, next);
+      // Another person signed in where someone was: the provider's sign-out form comes first.
+      await replaceAccountSwitchSignOut(ctx as KoaContextWithOIDC, requestText);
     } catch (error) {
       const notMet = error instanceof ConditionNotMet;
       const gone = notMet && !(await interactionStored(ctx.path));

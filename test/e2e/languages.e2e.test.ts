@@ -1,4 +1,5 @@
 import type { Page } from 'playwright-core';
+import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import { browserScenario, type Device } from '../support/browserScenario.js';
 import { describeBrowser } from '../support/chromium.js';
 
@@ -82,6 +83,31 @@ describeBrowser('pages in the language of the browser, the app and the account i
     await page.waitForURL(atApp);
     await page.goto(`${scenario.sesame.baseUrl}/account`);
     await page.getByRole('heading', { name: 'Votre compte' }).waitFor();
+    expect(await langOf(page)).toBe('fr');
+  });
+
+  it('goes on by itself from the pages that submit themselves, in the language asked for, under the strict CSP', async () => {
+    const { page } = await device('fr');
+    // A sign-out with no session: Sesame's page submits itself, to the signed-out page.
+    await page.goto(`${scenario.sesame.baseUrl}/session/end`);
+    await page.getByRole('heading', { name: 'Vous êtes déconnecté' }).waitFor();
+    expect(await langOf(page)).toBe('fr');
+
+    // A device code's link (verification_uri_complete): its code goes on to the confirmation.
+    const { client } = await createClient(
+      scenario.sesame.db,
+      { name: 'Kiosk', public: true, grant_types: [DEVICE_CODE_GRANT] },
+      'test',
+    );
+    const started = await fetch(`${scenario.sesame.baseUrl}/device/auth`, {
+      method: 'POST',
+      body: new URLSearchParams({ client_id: client.client_id, scope: 'openid' }),
+    });
+    const { verification_uri_complete: complete } = (await started.json()) as {
+      verification_uri_complete: string;
+    };
+    await page.goto(complete);
+    await page.getByRole('heading', { name: 'Se connecter à Kiosk ?' }).waitFor();
     expect(await langOf(page)).toBe('fr');
   });
 });

@@ -423,6 +423,38 @@ describe('the account page', () => {
     expect(again.status).toBe(404);
   });
 
+  it('says what revoking an app does: one that asked for consent asks again, a first-party app does not', async () => {
+    const trustedUri = 'http://127.0.0.1:8905/callback';
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Intranet', redirect_uris: [trustedUri], first_party: true },
+      'test',
+    );
+    const trusted = await discoverRp(
+      sesame.baseUrl,
+      { client_id: client.client_id, client_secret },
+      trustedUri,
+    );
+    const { person } = await onboard(sesame, 'both-apps@example.com');
+    await person.continueToApp((await beginLogin(rp, 'openid email')).url, REDIRECT_URI);
+    // A first-party app signs in without a consent page.
+    await person.continueToApp((await beginLogin(trusted, 'openid email')).url, trustedUri);
+
+    const page = await accountPage(person);
+    const entryOf = (name: string) =>
+      new RegExp(`<strong id="app-[^"]+">${name}</strong>[\\s\\S]*?</li>\\s*</ul>[\\s\\S]*?</form>`).exec(
+        page.text,
+      )?.[0] ?? '';
+    expect(page.text).not.toContain('it will ask you again');
+    expect(entryOf('Photo Album')).toContain(
+      'If you revoke it, it will ask for your permission again next time.',
+    );
+    expect(entryOf('Intranet')).toContain(
+      'If you revoke it, you can sign in to it again at any time: it does not ask for permission.',
+    );
+    expect(entryOf('Intranet')).not.toContain('ask for your permission again');
+  });
+
   it('signs out everywhere: every browser of the account is signed out', async () => {
     const { person, userId } = await onboard(sesame, 'everywhere@example.com');
     const elsewhere = person.inNewBrowser();

@@ -128,8 +128,16 @@ describe('sign-in on a device without a browser', () => {
     const second = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
     const secondTokens = poll(tv, second);
     // The complete URI carries the code; the page posts it back (the provider's anti-forgery step).
+    // It is Sesame's code page with the code filled in, sent on by its script file (the strict
+    // CSP allows no inline one), its Continue button there for a browser without scripts.
     const landing = asPage(await person.browser.follow(second.verification_uri_complete!));
-    expect(landing.text).toContain(second.user_code);
+    expect(landing.status).toBe(200);
+    expect(landing.text).toContain('<h1>Sign in on a device</h1>');
+    expect(landing.text).toMatch(/<form method="post" action="[^"]+\/device" data-submits-itself>/);
+    expect(landing.text).toContain(`value="${second.user_code}">`);
+    expect(landing.text).toContain('<script type="module" src="/static/js/autoSubmit.js"></script>');
+    expect(landing.text).not.toMatch(/<script(?![^>]*\ssrc=)/);
+    expect(landing.headers.get('content-security-policy')).not.toContain('sha256-');
     const confirm = await postCode(person, landing, { user_code: second.user_code });
     expect(confirm.text).toContain('Living Room TV');
     const done = await postCode(person, confirm, { user_code: second.user_code, confirm: 'yes' });
@@ -154,6 +162,14 @@ describe('sign-in on a device without a browser', () => {
       form: { xsrf: 'forged', user_code: 'BCDF-GHJK' },
     });
     expect(forged.status).toBe(400);
+    // A link's code that could be no code (too long, or given twice) is not filled in: the page asks for one.
+    for (const query of [`user_code=${'B'.repeat(40)}`, 'user_code=BCDF-GHJK&user_code=LMNP-QRST']) {
+      const linked = await person.browser.request(`/device?${query}`);
+      expect({ query, status: linked.status }).toEqual({ query, status: 200 });
+      expect(linked.text).toContain('<h1>Sign in on a device</h1>');
+      expect(linked.text).not.toContain('data-submits-itself');
+      expect(linked.text).not.toContain('BCDF');
+    }
     expect(await countRows(sesame.db, 'oidc_models')).toBe(before);
   });
 

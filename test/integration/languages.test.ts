@@ -1,8 +1,9 @@
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { contentSecurityPolicy } from '../../src/http/middleware/securityHeaders.js';
 import { SUPPORTED_LOCALES } from '../../src/i18n/locales.js';
 import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import { asPage, type PageResponse } from '../support/browser.js';
-import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
+import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -18,6 +19,34 @@ function scriptMessages(page: PageResponse): Record<string, string> {
 }
 
 const langOf = (page: PageResponse) => /<html lang="([^"]+)">/.exec(page.text)?.[1];
+
+const HTML_ENTITIES: Record<string, string> = { quot: '"', '#39': "'", lt: '<', gt: '>', amp: '&' };
+const unescapeHtml = (text: string) =>
+  text.replace(/&(quot|#39|lt|gt|amp);/g, (_, name: string) => HTML_ENTITIES[name]!);
+
+/**
+ * The form of a page that submits itself (views/auto-submit.eta, the device page with a code
+ * from a link): Sesame's layout and brand, its script file and no inline one, and the strict
+ * CSP, which the provider's own such pages loosened with their inline script's hash.
+ */
+function selfSubmittingForm(page: PageResponse): { action: string; fields: Record<string, string> } {
+  expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+  expect(page.headers.get('content-security-policy')).toBe(contentSecurityPolicy());
+  expect(page.text).toContain('<link rel="stylesheet" href="/brand.css');
+  expect(page.text).toContain('<script type="module" src="/static/js/autoSubmit.js"></script>');
+  expect(page.text).not.toMatch(/<script(?![^>]*\ssrc=)/);
+  const form = /<form method="post" action="([^"]+)" data-submits-itself>([\s\S]*?)<\/form>/.exec(page.text);
+  if (!form) throw new Error(`no self-submitting form on ${page.url}: ${page.text.slice(0, 400)}`);
+  // A browser without scripts shows the form's button.
+  expect(form[2]).toMatch(/<button type="submit" class="primary">[^<]+<\/button>/);
+  const fields = [
+    ...form[2]!.matchAll(/<input (?:type="hidden" )?(?:id="[^"]*" )?name="([^"]+)"[^>]*? value="([^"]*)"/g),
+  ];
+  return {
+    action: unescapeHtml(form[1]!),
+    fields: Object.fromEntries(fields.map(([, name, value]) => [name!, unescapeHtml(value!)])),
+  };
+}
 
 describe('pages in the person language', () => {
   let sesame: TestApp;
@@ -49,7 +78,9 @@ describe('pages in the person language', () => {
     expect(login.status).toBe(200);
     expect(langOf(login)).toBe('de');
     expect(login.headers.get('content-language')).toBe('de');
+    // The language follows the browser's remembered choice too (the sesame.lang cookie).
     expect(login.headers.get('vary')).toMatch(/accept-language/i);
+    expect(login.headers.get('vary')).toMatch(/cookie/i);
     expect(login.text).toContain('>Mit Passkey anmelden</button>');
     expect(login.text).toContain('um mit <strong>Wiki</strong> fortzufahren');
     expect(login.text).toContain('>Konto erstellen</a>');
@@ -100,6 +131,14 @@ describe('pages in the person language', () => {
     expect(langOf(missing)).toBe('fr');
     expect(missing.text).toContain('<h1>Page introuvable</h1>');
     expect(missing.text).toContain('Il n’y a aucune page à cette adresse.');
+    // No Cache-Control says not to keep it: a shared cache must tell browsers apart by what chose its language.
+    expect(missing.headers.get('cache-control')).toBeNull();
+    expect(
+      missing.headers
+        .get('vary')
+        ?.split(/\s*,\s*/)
+        .sort(),
+    ).toEqual(['Accept-Language', 'Cookie']);
 
     const badLink = await visitor('de').browser.request(`/link/${'A'.repeat(43)}`);
     expect(badLink.status).toBe(404);
@@ -176,6 +215,75 @@ describe('pages in the person language', () => {
     expect(langOf(page)).toBe('es');
     expect(page.text).toContain('<h1>Iniciar sesión en un dispositivo</h1>');
     expect(page.text).toContain('<label for="user_code">Código</label>');
+  });
+
+  it("answers an app's form_post on Sesame's page, in the language of ui_locales or the browser", async () => {
+    // An error goes back to the app the same way: prompt=none finds no one signed in.
+    const refusal = await beginLogin(rp, 'openid', { response_mode: 'form_post', prompt: 'none' });
+    const refused = await visitor('de').browser.request(refusal.url);
+    expect(refused.status).toBe(400);
+    expect(langOf(refused)).toBe('de');
+    expect(refused.text).toContain('<h1>Zurück zu Wiki</h1>');
+    expect(selfSubmittingForm(refused)).toEqual({
+      action: REDIRECT_URI,
+      fields: {
+        error: 'login_required',
+        error_description: expect.any(String),
+        state: refusal.state,
+        iss: sesame.baseUrl,
+      },
+    });
+
+    const person = visitor('de');
+    const pending = await beginLogin(rp, 'openid', { response_mode: 'form_post', ui_locales: 'fr' });
+    const consent = asPage(
+      await person.browser.follow(await person.signUp(await person.open(pending.url), 'poste@example.com')),
+    );
+    const uid = /\/interaction\/([^/?#]+)/.exec(consent.url)![1]!;
+    const allowed = await person.browser.request(`/interaction/${uid}/consent`, {
+      form: { _csrf: consent.csrf(), decision: 'allow' },
+    });
+    const answer = asPage(await person.browser.follow(allowed.location()!));
+    expect(answer.status).toBe(200);
+    expect(langOf(answer)).toBe('fr');
+    expect(answer.text).toContain('<h1>Retour à Wiki</h1>');
+    const { action, fields } = selfSubmittingForm(answer);
+    expect(action).toBe(REDIRECT_URI);
+    expect(fields).toEqual({ code: expect.any(String), state: pending.state, iss: sesame.baseUrl });
+    // The code the page posts is the app's to redeem.
+    const tokens = await finishLogin(rp, pending, `${REDIRECT_URI}?${new URLSearchParams(fields)}`);
+    expect(tokens.claims()!.email).toBeUndefined();
+    expect(tokens.access_token).toEqual(expect.any(String));
+  });
+
+  it("ends a sign-out without a session on Sesame's page, in the language of ui_locales, the remembered choice or the browser", async () => {
+    const stranger = visitor('de');
+    const page = await stranger.browser.request('/session/end?ui_locales=fr');
+    expect(page.status).toBe(200);
+    expect(langOf(page)).toBe('fr');
+    expect(page.text).toContain('<h1>Déconnexion</h1>');
+    const { action, fields } = selfSubmittingForm(page);
+    expect(action).toBe(`${sesame.baseUrl}/session/end/confirm`);
+    expect(fields).toEqual({ xsrf: expect.any(String), logout: 'yes', ui_locales: 'fr' });
+    const ended = await stranger.browser.request(action, { form: fields });
+    expect(ended.status).toBe(303);
+    const done = await stranger.browser.request(ended.location()!);
+    expect(langOf(done)).toBe('fr');
+    expect(done.text).toContain('<h1>Vous êtes déconnecté</h1>');
+
+    const german = await visitor('de').browser.request('/session/end');
+    expect(langOf(german)).toBe('de');
+    expect(selfSubmittingForm(german).fields).toEqual({ xsrf: expect.any(String), logout: 'yes' });
+
+    // Signed out, the browser still speaks the language its person chose, over Accept-Language.
+    const { person } = await chooser('sessionless@example.com', 'es');
+    const confirm = await person.browser.request('/session/end');
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.text)![1]!;
+    await person.browser.request('/session/end/confirm', { form: { xsrf, logout: 'yes' } });
+    const again = await person.browser.request('/session/end');
+    expect(langOf(again)).toBe('es');
+    expect(again.text).toContain('<h1>Cerrando sesión</h1>');
+    selfSubmittingForm(again);
   });
 
   it('refuses a bad language choice with a clear 4xx and changes nothing', async () => {
@@ -421,7 +529,19 @@ describe('pages in the person language', () => {
       method: 'POST',
       body: new URLSearchParams({ client_id: client.client_id, scope: 'openid', ui_locales: 'fr' }),
     });
-    const { user_code: userCode } = (await started.json()) as { user_code: string };
+    const { user_code: userCode, verification_uri_complete: complete } = (await started.json()) as {
+      user_code: string;
+      verification_uri_complete: string;
+    };
+    // The link with the code is Sesame's code page, filled in and sent on by its script.
+    const linked = await visitor('es').browser.request(complete);
+    expect(linked.status).toBe(200);
+    expect(langOf(linked)).toBe('es');
+    expect(linked.text).toContain('<h1>Iniciar sesión en un dispositivo</h1>');
+    const { action, fields } = selfSubmittingForm(linked);
+    expect(action).toBe(`${sesame.baseUrl}/device`);
+    expect(fields).toEqual({ xsrf: expect.any(String), user_code: userCode });
+
     const person = visitor('de');
     const form = await person.browser.request('/device');
     expect(langOf(form)).toBe('de');

@@ -242,10 +242,12 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
       })
     ).json()) as { user_code: string };
     const xsrfOf = (page: PageResponse) => /name="xsrf" value="([^"]+)"/.exec(page.text)![1]!;
-    // verification_uri_complete: the provider's own page, which posts the code with the form token.
+    // verification_uri_complete: the code page filled in, which posts the code with the form token.
     const complete = await person.browser.request(`/device?user_code=${started.user_code}`);
     expect(xsrfOf(complete)).toBeTruthy();
     expect(complete.headers.get('cache-control')).toBe('no-store');
+    expect(complete.text).toContain(`value="${started.user_code}"`);
+    expectStrictPage(complete);
     const codeForm = saw('device', await person.browser.request('/device'), 'Enter the code');
     const check = saw(
       'device-confirm',
@@ -267,6 +269,8 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(logout.text)!;
     const done = await person.browser.request(form[1]!, { form: { xsrf: form[2]!, logout: 'yes' } });
     saw('logged-out', asPage(await person.browser.follow(done.location()!)), 'You are signed out');
+    // Signed out, an end-session request has nothing to confirm: its page submits itself.
+    saw('auto-submit', await person.browser.request('/session/end'), '<h1>Signing out</h1>');
   });
 
   it('renders the pages that mail brings, strictly', async () => {

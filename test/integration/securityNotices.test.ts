@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { createClient } from '../../src/oidc/clients.js';
 import { type MailServer, startAppWithMail } from '../support/mailServer.js';
-import { Person, stepUp } from '../support/oidcFlow.js';
+import { beginLogin, discoverRp, Person, stepUp } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
@@ -17,6 +18,17 @@ describe('security notices by mail', () => {
   });
 
   afterAll(() => stop?.());
+
+  /** An app to sign in to through Sesame's sign-in page. */
+  async function appToSignInTo() {
+    const redirectUri = 'http://127.0.0.1:8904/callback';
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Wiki', redirect_uris: [redirectUri] },
+      'test',
+    );
+    return discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, redirectUri);
+  }
 
   /** The subjects of the mails to `email`, after the invite that onboard() mailed. */
   const noticesTo = (email: string) =>
@@ -102,6 +114,33 @@ describe('security notices by mail', () => {
     await cliJsonOn(sesame, ['users', 'promote', 'chefin@example.com']);
     const mails = await mail.waitFor('chefin@example.com', 2);
     expect(mails[1]!.subject).toBe('Ihr Acme-Konto hat jetzt Administratorrechte');
+  });
+
+  it("writes a notice an administrator caused in the language of the person's last sign-in", async () => {
+    // An account from before Sesame kept any language (migration 0029), signed in to by a German browser.
+    const { person, userId } = await onboard(sesame, 'vorher@example.com');
+    await sesame.db.updateTable('users').set({ signup_locale: null }).where('id', '=', userId).execute();
+    const rp = await appToSignInTo();
+    const signedIn = person.inNewBrowser();
+    signedIn.browser.headers['accept-language'] = 'de';
+    await signedIn.signIn(await signedIn.open((await beginLogin(rp, 'openid')).url));
+    const spoken = () =>
+      sesame.db
+        .selectFrom('users')
+        .select('signup_locale')
+        .where('id', '=', userId)
+        .executeTakeFirstOrThrow();
+    expect(await spoken()).toEqual({ signup_locale: 'de' });
+
+    await cliJsonOn(sesame, ['users', 'promote', 'vorher@example.com']);
+    const mails = await mail.waitFor('vorher@example.com', 2);
+    expect(mails[1]!.subject).toBe('Ihr Acme-Konto hat jetzt Administratorrechte');
+
+    // The next sign-in, from a French page, is the language from then on.
+    const again = person.inNewBrowser();
+    again.browser.headers['accept-language'] = 'fr';
+    await again.signIn(await again.open((await beginLogin(rp, 'openid')).url));
+    expect(await spoken()).toEqual({ signup_locale: 'fr' });
   });
 
   it('tells the owner once when the account becomes an administrator', async () => {

@@ -159,6 +159,53 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(await sessionsOf(tokens.claims()!.sub)).toEqual([]);
   });
 
+  it("signs the browser's person out on Sesame's page before another person's sign-in there goes on", async () => {
+    const { person: first, tokens } = await signUpAt(rp);
+    const { person: second, tokens: secondTokens } = await signUpAt(rp);
+    // In the first person's browser (German), the second signs in with their passkey.
+    first.browser.headers['accept-language'] = 'de';
+    const pending = await beginLogin(rp, 'openid', { prompt: 'login' });
+    const login = await first.open(pending.url);
+    const uid = uidOf(login.url)!;
+    const options = await first.browser.postJson(`/interaction/${uid}/login/options`, login.csrf(), {});
+    const assertion = await second.authenticator.getAssertion(options.json(), first.browser.origin);
+    const verified = await first.browser.postJson(
+      `/interaction/${uid}/login/verify`,
+      login.csrf(),
+      assertion,
+    );
+    expect(verified.status).toBe(200);
+
+    const signOut = await first.browser.request(verified.json<{ redirect: string }>().redirect);
+    expect(signOut.status).toBe(200);
+    expect(signOut.text).toContain('<html lang="de">');
+    expect(signOut.text).toContain('<h1>Abmeldung</h1>');
+    expect(signOut.headers.get('content-security-policy')).not.toContain('sha256-');
+    expect(signOut.text).toContain('<script type="module" src="/static/js/autoSubmit.js"></script>');
+    expect(signOut.text).not.toMatch(/<script(?![^>]*\ssrc=)/);
+    const form = /<form method="post" action="([^"]+)" data-submits-itself>([\s\S]*?)<\/form>/.exec(
+      signOut.text,
+    )!;
+    expect(form[1]).toBe(`${sesame.baseUrl}/session/end/confirm`);
+    const fields = Object.fromEntries(
+      [...form[2]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map(([, n, v]) => [
+        n!,
+        v!,
+      ]),
+    );
+    expect(fields).toEqual({ xsrf: expect.any(String), logout: 'yes' });
+
+    // Its form ends the first person's session and goes on to the second's sign-in at the app.
+    const ended = await first.browser.request(form[1]!, { form: fields });
+    expect(ended.status).toBe(303);
+    const callback = stoppedAt(
+      await first.browser.follow(ended.location()!, (u) => u.startsWith(REDIRECT_URI)),
+    );
+    const signedIn = await finishLogin(rp, pending, callback);
+    expect(signedIn.claims()!.sub).toBe(secondTokens.claims()!.sub);
+    expect(await sessionsOf(tokens.claims()!.sub)).toEqual([]);
+  });
+
   it('lets a first-party app skip the consent page', async () => {
     const firstParty = await registerRp({ first_party: true });
     const person = new Person(sesame.baseUrl);

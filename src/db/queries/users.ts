@@ -166,6 +166,19 @@ export const usersQueries = {
       .executeTakeFirst();
   },
 
+  /**
+   * Records the language of the page the person signed in on (signup_locale), when it is not
+   * the one recorded already. Not updated_at: nothing of the person's profile changed.
+   */
+  async recordSignInLocale(db: Db, id: string, locale: string): Promise<void> {
+    await db
+      .updateTable('users')
+      .set({ signup_locale: locale })
+      .where('id', '=', id)
+      .where('signup_locale', 'is distinct from', locale)
+      .execute();
+  },
+
   /** Replaces the admin-set claims of a user (the change notice refreshes cached rows). */
   async setClaims(db: Db, id: string, claims: Record<string, unknown>): Promise<User | undefined> {
     return db

@@ -4,7 +4,7 @@ import { ceremonyFailures } from '../../metrics.js';
 import { PasskeyError } from '../../webauthn/errors.js';
 import { HttpError, isNulCharacterError, nulCharacterError } from '../errors.js';
 import { pageText, sendPage } from '../views.js';
-import { isApiPath } from './language.js';
+import { isApiPath, varyByLanguage } from './language.js';
 
 /** Whether the caller is a script (fetch, API client) rather than a person's browser page load. */
 export function wantsJson(ctx: Context): boolean {
@@ -123,7 +123,7 @@ export function errorHandler(log: Logger) {
         };
         if (error.messageKey && !isApiPath(ctx)) {
           ctx.set('Content-Language', ctx.state.locale ?? 'en');
-          ctx.vary('Accept-Language');
+          varyByLanguage(ctx);
         }
       } else {
         const text = pageText(ctx);

@@ -9,6 +9,18 @@ import { chooseLocale } from '../../i18n/negotiate.js';
  */
 export const LANGUAGE_COOKIE = 'sesame.lang';
 
+/**
+ * Says, for caches, what the language of a page or a worded refusal was chosen by: the
+ * browser's Accept-Language and its remembered choice (the {@link LANGUAGE_COOKIE} cookie).
+ * Pages that hold a form token are no-store, and no cache keeps them at all; the others (an
+ * error page, a signed-out page) carry no Cache-Control, and a shared cache could keep one
+ * and serve it to a browser that asked in another language.
+ */
+export function varyByLanguage(ctx: Context): void {
+  ctx.vary('Accept-Language');
+  ctx.vary('Cookie');
+}
+
 /** As long as a browser keeps a cookie (Chrome's cap is 400 days); each sign-in sets it again. */
 const LANGUAGE_COOKIE_MAX_AGE = 400 * 24 * 60 * 60 * 1000;
 

@@ -143,7 +143,7 @@ export function interactionRoutes({
   async function finishLogin(
     ctx: Context,
     interaction: Interaction,
-    account: Pick<User, 'id' | 'locale'>,
+    account: Pick<User, 'id' | 'locale' | 'signup_locale'>,
     amr: string[],
     passkeyUse?: StoreCondition,
   ) {
@@ -157,6 +157,11 @@ export function interactionRoutes({
     // This browser now speaks the language this person chose, or none if they chose none
     // (someone else may have signed in here before).
     rememberLanguageChoice(ctx, account.locale, config.secureCookies);
+    // The language of this sign-in's page is the one mails sent outside the person's requests
+    // use when they chose none (mailLocale): written only when it changed, rarely.
+    const spoken = ctx.state.locale;
+    if (spoken && account.signup_locale !== spoken)
+      await usersQueries.recordSignInLocale(db, account.id, spoken);
     ctx.body = { redirect: interaction.returnTo };
   }
 
