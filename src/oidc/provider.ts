@@ -141,7 +141,9 @@ async function fetchToRegisteredUri(input: string | URL | Request, init?: Reques
  * oidc-provider's scope filter would drop them. findAccount hands them over under a symbol
  * only when the scope includes `profile`; here they join what the filter kept, in the ID
  * token and in userinfo alike. A standard claim of the same name always wins (none can
- * exist: such names are refused when set, see accounts/customClaims.ts).
+ * exist: such names are refused when set, see accounts/customClaims.ts). `custom` is a plain
+ * object without a name of Object.prototype's (mergeCustomClaims leaves such stored names
+ * out): the provider merges only objects whose `constructor` is Object.
  */
 function releaseCustomClaims(provider: Provider): void {
   type ClaimsMask = { available: Record<PropertyKey, unknown>; result(): Promise<Record<string, unknown>> };
