@@ -23,7 +23,7 @@ import { createAdapter } from './adapter.js';
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
-import { deviceFlowPages } from './deviceFlow.js';
+import { deviceFlowPages, isDeviceOnlyApp } from './deviceFlow.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
@@ -443,9 +443,11 @@ export function createProvider({
   };
   // Discovery says backchannel_logout_session_supported, so every ID token names the session
   // it was issued in (Back-Channel Logout 1.0 §2.1), as do the codes and tokens it comes
-  // from; the provider names it only for apps registered for back-channel logout.
+  // from; the provider names it only for apps registered for back-channel logout. A device's
+  // sign-in is in no session (leaveBrowserSession, deviceFlow.ts): a device-only app's tokens
+  // name none, where they named the approving browser's, which the device outlives.
   provider.Client.prototype.includeSid = function includeSid() {
-    return true;
+    return !isDeviceOnlyApp(this);
   };
 
   // Discovery says which response types an app may use: `code`. The provider lists every
