@@ -24,6 +24,7 @@ import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
 import { deviceFlowPages, isDeviceOnlyApp } from './deviceFlow.js';
+import { throttleDevicePolling } from './devicePolling.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
@@ -473,6 +474,7 @@ export function createProvider({
   const renderError = configuration.renderError!;
   aroundProviderRoute(provider, 'GET', '/auth/:uid', holdAndStoreWrites);
   redeemCodesInOneStatement(provider);
+  throttleDevicePolling(provider, db);
   /** Whether the interaction a return (`/auth/:uid`) resumes is still stored. */
   async function interactionStored(path: string): Promise<boolean> {
     const uid = path.slice(path.lastIndexOf('/') + 1);
