@@ -5,8 +5,13 @@
 
 /**
  * Names an app must be able to trust as Sesame's own: the JWT registered claims (RFC 7519
- * §4.1), those the ID token carries (OIDC Core §2, §3.1.3.6), the standard claims (OIDC Core
- * §5.1), the ones Sesame issues itself (`groups`) and the aggregated-claims members (§5.6.2).
+ * §4.1), those the ID token carries (OIDC Core §2, §3.1.3.6, and `sub_jwk` of self-issued
+ * tokens, §7.4), the standard claims (OIDC Core §5.1), `verified_claims` of OpenID Connect
+ * for Identity Assurance (an app reading it trusts the provider verified what it holds), the
+ * ones Sesame issues itself (`groups`) and the aggregated-claims members (§5.6.2). The other
+ * names Identity Assurance registers (`title`, `salutation`, `place_of_birth`…) are only
+ * meaningful inside `verified_claims`, and an admin's `title` (a job title) is common: they
+ * stay free, so claims stored under them before are still released.
  */
 export const RESERVED_CLAIM_NAMES: ReadonlySet<string> = new Set([
   'iss',
@@ -48,6 +53,8 @@ export const RESERVED_CLAIM_NAMES: ReadonlySet<string> = new Set([
   'phone_number_verified',
   'address',
   'updated_at',
+  'sub_jwk',
+  'verified_claims',
   'groups',
   '_claim_names',
   '_claim_sources',
@@ -61,6 +68,14 @@ export const CLAIMS_PER_OWNER_MAX = 50;
 export const CLAIMS_TOTAL_MAX_BYTES = 8192;
 
 const CLAIM_KEY = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
+
+/**
+ * Names every JavaScript object answers to (`constructor`, `toString`, `__proto__`, ...). A
+ * claim of such a name breaks the code that handles claims: oidc-provider merges the ID
+ * token's claims only from objects whose `constructor` is Object's, so a `constructor` claim
+ * left the token without `sub`, and apps refused the sign-in.
+ */
+const OBJECT_PROPERTY_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
 
 /** A claim name or value that breaks a rule; the message is one line naming the rule. */
 export class ClaimValidationError extends Error {
@@ -87,12 +102,52 @@ export function checkClaimKey(key: string): void {
       'key',
       `${key} is a registered OIDC claim or one Sesame issues itself; choose another name`,
     );
+  if (OBJECT_PROPERTY_NAMES.has(key))
+    throw new ClaimValidationError(
+      'key',
+      `${key} is the name of a property every JavaScript object has, which apps and libraries mistake for it; choose another name`,
+    );
 }
 
-/** Refuses a value whose JSON is larger than {@link CLAIM_VALUE_MAX_BYTES} (or is no JSON value at all). */
+/** Whether a stored claim may be released: a name reserved or refused after it was stored is not. */
+function releasable(key: string, value: unknown): boolean {
+  // OIDC Core §5.3.2: a claim without a value is omitted, not sent as null.
+  return value !== null && !RESERVED_CLAIM_NAMES.has(key) && !OBJECT_PROPERTY_NAMES.has(key);
+}
+
+/**
+ * The first number in `value` that JSON cannot carry as it was meant: one beyond ±2^53 is
+ * rounded (12345678901234567890 became 12345678901234567000) and one beyond the double range
+ * is Infinity, which JSON writes as null.
+ */
+function unfaithfulNumber(value: unknown): number | undefined {
+  if (typeof value === 'number')
+    return Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value))
+      ? undefined
+      : value;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const member of Object.values(value)) {
+    const found = unfaithfulNumber(member);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a value whose JSON is larger than {@link CLAIM_VALUE_MAX_BYTES}, null (unset the
+ * claim instead), no JSON value at all, or holding a number that would not read back the same.
+ */
 export function checkClaimValue(value: unknown): void {
   const json = JSON.stringify(value);
   if (json === undefined) throw new ClaimValidationError('value', 'a claim value must be a JSON value');
+  if (value === null)
+    throw new ClaimValidationError('value', 'a claim value cannot be null; unset the claim to remove it');
+  const number = unfaithfulNumber(value);
+  if (number !== undefined)
+    throw new ClaimValidationError(
+      'value',
+      `${number} cannot be kept exactly as a number (integers up to ${Number.MAX_SAFE_INTEGER}); quote it to keep it as a string`,
+    );
   if (Buffer.byteLength(json) > CLAIM_VALUE_MAX_BYTES)
     throw new ClaimValidationError(
       'value',
@@ -108,7 +163,7 @@ export function withClaim(
 ): Record<string, unknown> {
   checkClaimKey(key);
   checkClaimValue(value);
-  if (!(key in claims) && Object.keys(claims).length >= CLAIMS_PER_OWNER_MAX)
+  if (!Object.hasOwn(claims, key) && Object.keys(claims).length >= CLAIMS_PER_OWNER_MAX)
     throw new ClaimValidationError('key', `at most ${CLAIMS_PER_OWNER_MAX} claims per user or group`);
   const next = { ...claims, [key]: value };
   if (Buffer.byteLength(JSON.stringify(next)) > CLAIMS_TOTAL_MAX_BYTES)
@@ -136,16 +191,18 @@ export function parseClaimValue(text: string): unknown {
 
 /**
  * What a member is released: the groups' claims (the group whose name sorts first wins a
- * clash between groups), then the user's own, which win over any group's.
+ * clash between groups), then the user's own, which win over any group's. A plain object
+ * whose own names are only releasable ones, whatever the stored rows hold.
  */
 export function mergeCustomClaims(
   userClaims: Record<string, unknown>,
   groupClaims: ReadonlyArray<Record<string, unknown>>,
 ): Record<string, unknown> {
+  const chosen = new Map<string, unknown>();
+  for (const claims of [...groupClaims].reverse())
+    for (const [key, value] of Object.entries(claims)) chosen.set(key, value);
+  for (const [key, value] of Object.entries(userClaims)) chosen.set(key, value);
   const merged: Record<string, unknown> = {};
-  for (const claims of [...groupClaims].reverse()) Object.assign(merged, claims);
-  Object.assign(merged, userClaims);
-  // A name reserved after it was stored is never released.
-  for (const key of Object.keys(merged)) if (RESERVED_CLAIM_NAMES.has(key)) delete merged[key];
+  for (const [key, value] of chosen) if (releasable(key, value)) merged[key] = value;
   return merged;
 }

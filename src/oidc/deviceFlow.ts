@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
+import { DEVICE_CODE_GRANT } from './clients.js';
 import { aroundProviderRoute } from './routeSteps.js';
 
 /**
@@ -38,6 +39,27 @@ function problemWith(error: Error | undefined): string | undefined {
     default:
       return 'device.problems.other';
   }
+}
+
+/** An app that signs people in only through the device grant, never in a browser of its own. */
+export function isDeviceOnlyApp(client: { grantTypeAllowed(type: string): boolean }): boolean {
+  return client.grantTypeAllowed(DEVICE_CODE_GRANT) && !client.grantTypeAllowed('authorization_code');
+}
+
+/**
+ * Takes a device-only app's approval out of the browser session it was given in, just before
+ * that session is saved: the device's tokens do not end with the session (expiresWithSession),
+ * so the session's end must not tell the app its person signed out (a back-channel logout
+ * token for the session's `sid`, end_session.js), and the device's ID token names no session
+ * (includeSid, provider.ts). "Sign out everywhere" leaves the device signed in too; revoking
+ * the app on the account page tells it by `sub` (src/accounts/backchannelLogout.ts). An app
+ * that also signs in in browsers shares the session's entry with its browser sign-in, which
+ * stays.
+ */
+export function leaveBrowserSession(ctx: KoaContextWithOIDC): void {
+  const { client, session } = ctx.oidc;
+  if (client && session?.authorizations && isDeviceOnlyApp(client))
+    delete session.authorizations[client.clientId];
 }
 
 /** Length the code field accepts: a code is 9 characters with its dash; room for spaces a person types. */
@@ -114,6 +136,7 @@ export function deviceFlowPages(
     },
 
     async successSource(ctx: KoaContextWithOIDC) {
+      leaveBrowserSession(ctx);
       sendPage(ctx, 'device-done', {
         title: (await text(ctx)).t('device.doneTitle'),
         clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,

@@ -28,7 +28,8 @@ import {
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { redirectUriAllowed } from './clients.js';
-import { deviceFlowPages, takeCodesFromLinks } from './deviceFlow.js';
+import { deviceFlowPages, isDeviceOnlyApp, takeCodesFromLinks } from './deviceFlow.js';
+import { throttleDevicePolling } from './devicePolling.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
@@ -147,7 +148,9 @@ async function fetchToRegisteredUri(input: string | URL | Request, init?: Reques
  * oidc-provider's scope filter would drop them. findAccount hands them over under a symbol
  * only when the scope includes `profile`; here they join what the filter kept, in the ID
  * token and in userinfo alike. A standard claim of the same name always wins (none can
- * exist: such names are refused when set, see accounts/customClaims.ts).
+ * exist: such names are refused when set, see accounts/customClaims.ts). `custom` is a plain
+ * object without a name of Object.prototype's (mergeCustomClaims leaves such stored names
+ * out): the provider merges only objects whose `constructor` is Object.
  */
 function releaseCustomClaims(provider: Provider): void {
   type ClaimsMask = { available: Record<PropertyKey, unknown>; result(): Promise<Record<string, unknown>> };
@@ -412,9 +415,11 @@ export function createProvider({
   };
   // Discovery says backchannel_logout_session_supported, so every ID token names the session
   // it was issued in (Back-Channel Logout 1.0 §2.1), as do the codes and tokens it comes
-  // from; the provider names it only for apps registered for back-channel logout.
+  // from; the provider names it only for apps registered for back-channel logout. A device's
+  // sign-in is in no session (leaveBrowserSession, deviceFlow.ts): a device-only app's tokens
+  // name none, where they named the approving browser's, which the device outlives.
   provider.Client.prototype.includeSid = function includeSid() {
-    return true;
+    return !isDeviceOnlyApp(this);
   };
 
   // Discovery says which response types an app may use: `code`. The provider lists every
@@ -447,6 +452,7 @@ export function createProvider({
   const renderError = configuration.renderError!;
   aroundProviderRoute(provider, 'GET', '/auth/:uid', holdAndStoreWrites);
   redeemCodesInOneStatement(provider);
+  throttleDevicePolling(provider, db);
   /** Whether the interaction a return (`/auth/:uid`) resumes is still stored. */
   async function interactionStored(path: string): Promise<boolean> {
     const uid = path.slice(path.lastIndexOf('/') + 1);

@@ -12,8 +12,16 @@ import { clientsQueries } from '../../src/db/queries/clients.js';
 import { createLogger } from '../../src/logger.js';
 import { metricsRegistry } from '../../src/metrics.js';
 import { BackchannelOutbox, wakeBackchannelOutboxes } from '../../src/oidc/backchannelOutbox.js';
+import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import type { PageResponse } from '../support/browser.js';
-import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import {
+  approveDevice,
+  beginLogin,
+  discoverRp,
+  finishLogin,
+  Person,
+  type TestRp,
+} from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, runCliOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -295,6 +303,49 @@ describe('back-channel logout', () => {
     await sleep(500);
     expect(endpoint.received).toHaveLength(1);
     expect(other.received).toHaveLength(0);
+  }, 60_000);
+
+  it('does not tell a device app that the browser which approved it signed out: the device stays signed in, and is told by sub when its sign-in ends', async () => {
+    const webEndpoint = await newEndpoint();
+    const tvEndpoint = await newEndpoint();
+    const web = await registerApp('Web', ['--backchannel-logout-uri', webEndpoint.url]);
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'TV', public: true, grant_types: [DEVICE_CODE_GRANT], backchannel_logout_uri: tvEndpoint.url },
+      'test',
+    );
+    const tv = await oidc.discovery(new URL(sesame.baseUrl), client.client_id, undefined, oidc.None(), {
+      execute: [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks],
+    });
+    const person = new Person(sesame.baseUrl);
+    const webTokens = await signIn(person, web, true);
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
+    expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
+    const tvTokens = await oidc.pollDeviceAuthorizationGrant(tv, { ...started, interval: 0.01 });
+    const sub = tvTokens.claims()!.sub;
+    expect(sub).toBe(webTokens.claims()!.sub);
+    // The device's sign-in belongs to no browser session, so its ID token names none.
+    expect(tvTokens.claims()!.sid).toBeUndefined();
+
+    // The sign-out queues its logout tokens before it answers.
+    await signOut(person, web, webTokens.id_token!);
+    expect(await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(web))).toHaveLength(1);
+    expect(await backchannelDeliveriesQueries.listForClient(sesame.db, client.client_id)).toEqual([]);
+    expect(await oidc.fetchUserInfo(tv, tvTokens.access_token, sub)).toMatchObject({ sub });
+
+    // Disabled by an admin, the person's tokens end everywhere: the device is told, by sub alone.
+    const disabled = await fetch(`${sesame.baseUrl}/api/admin/users/${sub}/disable`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(disabled.status).toBe(200);
+    await waitFor(() => tvEndpoint.received.length === 1);
+    const payload = await verifyLogoutToken(tvEndpoint.received[0]!.token, {
+      config: tv,
+      redirectUri: '',
+    });
+    expect(payload.sub).toBe(sub);
+    expect(payload.sid).toBeUndefined();
   }, 60_000);
 
   it('tells the apps when an admin disables the person', async () => {

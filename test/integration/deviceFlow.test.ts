@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as oidc from 'openid-client';
 import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
 import { OPENID_SCOPE_REQUIRED } from '../../src/oidc/restatedErrors.js';
@@ -5,7 +6,24 @@ import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { Person } from '../support/oidcFlow.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
+import { type SecondInstance, startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
+
+/** One poll of the token endpoint for a device code, as a device sends it: the status and the error, if any. */
+async function pollToken(baseUrl: string, clientId: string, deviceCode: string) {
+  const response = await fetch(`${baseUrl}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: DEVICE_CODE_GRANT,
+      device_code: deviceCode,
+      client_id: clientId,
+    }),
+  });
+  return { status: response.status, error: ((await response.json()) as { error?: string }).error };
+}
+const pending = { status: 400, error: 'authorization_pending' };
+const slowDown = { status: 400, error: 'slow_down' };
 
 /**
  * The device authorization grant (RFC 8628), driven as a TV app built on openid-client would
@@ -32,7 +50,11 @@ describe('sign-in on a device without a browser', () => {
       execute: [oidc.allowInsecureRequests, oidc.enableNonRepudiationChecks],
     });
 
-  /** Polls as the device does, every 200 ms rather than the standard 5 s, so the test stays quick. */
+  /**
+   * Polls as the device does, every 200 ms rather than the 5 s Sesame asks, so the test stays
+   * quick: Sesame answers the second poll of a pending code `slow_down`, and openid-client then
+   * waits 5 s more, so tests that need no pending poll poll once the person is done.
+   */
   const poll = (config: oidc.Configuration, started: oidc.DeviceAuthorizationResponse) =>
     oidc.pollDeviceAuthorizationGrant(config, { ...started, interval: 0.2 }).catch((error: unknown) => {
       // What the token endpoint said, for the test's expectations and for a failure's message.
@@ -118,15 +140,14 @@ describe('sign-in on a device without a browser', () => {
   });
 
   it('takes a signed-in person from verification_uri_complete straight to the code check', async () => {
+    // The device polls once the person is done: polls of a pending code meet the interval (below).
     const person = new Person(sesame.baseUrl);
     const first = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
-    const firstTokens = poll(tv, first);
     const loginPage = asPage(await person.browser.follow(await enterCode(person, first.user_code)));
     await consent(person, await person.signUp(loginPage, 'second-tv@example.com'), 'allow');
-    await firstTokens;
+    await poll(tv, first);
 
     const second = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
-    const secondTokens = poll(tv, second);
     // The complete URI carries the code; the page posts it back (the provider's anti-forgery step).
     // It is Sesame's code page with the code filled in, sent on by its script file (the strict
     // CSP allows no inline one), its Continue button there for a browser without scripts.
@@ -144,8 +165,27 @@ describe('sign-in on a device without a browser', () => {
     // Signed in and already allowed: no passkey prompt, no consent, the device is signed in.
     expect(done.status).toBe(200);
     expect(done.text).toContain('Your device is signed in');
-    expect((await secondTokens).claims()!.email).toBe('second-tv@example.com');
+    expect((await poll(tv, second)).claims()!.email).toBe('second-tv@example.com');
   });
+
+  it('tells a device that polls a pending code sooner than the interval to slow down; an approved code is answered at once', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
+    expect(started.interval).toBe(5);
+    const pollOnce = () => pollToken(sesame.baseUrl, tv.clientMetadata().client_id, started.device_code);
+    expect(await pollOnce()).toEqual(pending);
+    const hurried = await Promise.all(Array.from({ length: 5 }, pollOnce));
+    expect(hurried).toEqual(Array.from({ length: 5 }, () => slowDown));
+    // A poll about the interval after the last answered one (a second early counts, for the
+    // network's delays) is answered again.
+    await sleep(4_100);
+    expect(await pollOnce()).toEqual(pending);
+    expect(await pollOnce()).toEqual(slowDown);
+
+    const person = new Person(sesame.baseUrl);
+    const loginPage = asPage(await person.browser.follow(await enterCode(person, started.user_code)));
+    await consent(person, await person.signUp(loginPage, 'hurried-tv@example.com'), 'allow');
+    expect((await pollOnce()).status).toBe(200);
+  }, 30_000);
 
   it('tells the person a wrong or empty code is not valid, and changes nothing', async () => {
     const person = new Person(sesame.baseUrl);
@@ -185,19 +225,19 @@ describe('sign-in on a device without a browser', () => {
   it('gives the device access_denied when the person cancels at the code or denies consent', async () => {
     const person = new Person(sesame.baseUrl);
     const cancelled = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
-    const cancelledPoll = poll(tv, cancelled).catch((error: unknown) => error);
     const form = asPage(await person.browser.follow('/device'));
     const confirm = await postCode(person, form, { user_code: cancelled.user_code });
     const aborted = await postCode(person, confirm, { user_code: cancelled.user_code, abort: 'yes' });
     expect(aborted.text).toContain('Sign-in cancelled');
-    expect(await cancelledPoll).toMatchObject({ error: 'access_denied' });
+    expect(await poll(tv, cancelled).catch((error: unknown) => error)).toMatchObject({
+      error: 'access_denied',
+    });
 
     const denied = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
-    const deniedPoll = poll(tv, denied).catch((error: unknown) => error);
     const loginPage = asPage(await person.browser.follow(await enterCode(person, denied.user_code)));
     const page = await consent(person, await person.signUp(loginPage, 'denier@example.com'), 'deny');
     expect(page.text).toContain('Sign-in cancelled');
-    expect(await deniedPoll).toMatchObject({ error: 'access_denied' });
+    expect(await poll(tv, denied).catch((error: unknown) => error)).toMatchObject({ error: 'access_denied' });
   });
 
   it('registers a device app from the CLI without a redirect URI', async () => {
@@ -276,5 +316,32 @@ describe('typing device codes is rate-limited', () => {
     }
     expect(statuses.slice(0, 30).every((status) => status === 400)).toBe(true);
     expect(statuses[30]).toBe(429);
+  });
+});
+
+(onPostgres ? describe : describe.skip)('device polling on two instances of one database', () => {
+  let sesame: TestApp;
+  let other: SecondInstance;
+  afterAll(async () => {
+    await other?.stop();
+    await sesame?.stop();
+  });
+
+  it('tells a device that polls each instance in turn to slow down: the last poll is counted in the database', async () => {
+    sesame = await startTestApp();
+    other = await startSecondInstance(sesame);
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Hall TV', public: true, grant_types: [DEVICE_CODE_GRANT] },
+      'test',
+    );
+    const authorization = await fetch(`${sesame.listenUrl}/device/auth`, {
+      method: 'POST',
+      body: new URLSearchParams({ client_id: client.client_id, scope: 'openid' }),
+    });
+    const { device_code: deviceCode } = (await authorization.json()) as { device_code: string };
+    expect(await pollToken(sesame.listenUrl, client.client_id, deviceCode)).toEqual(pending);
+    expect(await pollToken(other.url, client.client_id, deviceCode)).toEqual(slowDown);
+    expect(await pollToken(sesame.listenUrl, client.client_id, deviceCode)).toEqual(slowDown);
   });
 });

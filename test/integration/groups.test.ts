@@ -249,6 +249,88 @@ describe('groups, allowed groups and custom claims', () => {
     expect(await eventually(backInTheGroup)).toBe(true);
   }, 120_000);
 
+  it('refuses claim names every JavaScript object has, null and numbers JSON would change, on the CLI and the API', async () => {
+    expectOneLineError(
+      await sesameCli('groups', 'set-claim', 'finance-team', 'constructor', '"x"', '--json'),
+      /constructor is the name of a property every JavaScript object has/,
+    );
+    expectOneLineError(
+      await sesameCli('users', 'set-claim', 'ada@example.com', 'toString', 'x', '--json'),
+      /toString is the name of a property every JavaScript object has/,
+    );
+    expectOneLineError(
+      await sesameCli('groups', 'set-claim', 'finance-team', 'account_no', '12345678901234567890', '--json'),
+      /cannot be kept exactly as a number .* quote it to keep it as a string/,
+    );
+    expectOneLineError(
+      await sesameCli('groups', 'set-claim', 'finance-team', 'big', '1e400', '--json'),
+      /Infinity cannot be kept exactly as a number/,
+    );
+    expectOneLineError(
+      await sesameCli('groups', 'set-claim', 'finance-team', 'sub_jwk', '{"kty":"EC"}', '--json'),
+      /sub_jwk is a registered OIDC claim/,
+    );
+    const refused = await api('PUT', '/groups/finance-team/claims/valueOf', { json: { value: 1 } });
+    expect(refused.status).toBe(400);
+    expect(refused.json().error_description).toMatch(
+      /valueOf is the name of a property every JavaScript object has/,
+    );
+    expect((await api('PUT', `/users/${adaId}/claims/gone`, { json: { value: null } })).status).toBe(400);
+    expect(
+      (await api('PUT', `/users/${adaId}/claims/n`, { body: '{"value":12345678901234567890}' })).status,
+    ).toBe(400);
+    const quoted = await json('groups', 'set-claim', 'finance-team', 'account_no', '"12345678901234567890"');
+    expect(quoted.claims.account_no).toBe('12345678901234567890');
+    await json('groups', 'unset-claim', 'finance-team', 'account_no');
+    expect((await groupsQueries.findByIdOrName(sesame.db, 'finance-team'))!.claims).toEqual({
+      department: 'Finance',
+      cost_center: 4711,
+    });
+    expect((await usersQueries.findById(sesame.db, adaId))!.claims).toEqual({});
+  }, 120_000);
+
+  it('signs a member in whole when stored claims carry names or values no longer accepted: they are left out', async () => {
+    // Rows from before such names were refused: a group's `constructor` claim left its members'
+    // ID tokens without sub, amr and auth_time, and the app refused the sign-in.
+    const legacy = await json('groups', 'create', '--name', 'legacy');
+    await json('groups', 'add-member', 'legacy', adaId);
+    await groupsQueries.setClaims(sesame.db, legacy.id, {
+      constructor: 'x',
+      hasOwnProperty: 1,
+      shift: 'night',
+    });
+    await usersQueries.setClaims(sesame.db, adaId, { toString: 'y', retired: null });
+
+    let tokens!: Awaited<ReturnType<typeof finishLogin>>;
+    const signedInWithTheLegacyClaims = async () => {
+      const { pending, callback } = await signInTo(ada, wiki, WIKI_URI, 'openid email profile groups');
+      tokens = await finishLogin(wiki, pending, callback);
+      return tokens.claims()!.shift === 'night';
+    };
+    expect(await eventually(signedInWithTheLegacyClaims)).toBe(true);
+    const idToken = tokens.claims()!;
+    expect(idToken).toMatchObject({
+      sub: adaId,
+      email: 'ada@example.com',
+      name: 'Ada',
+      amr: expect.any(Array),
+      auth_time: expect.any(Number),
+      groups: ['finance-team', 'legacy'],
+      department: 'Finance',
+    });
+    for (const left of ['constructor', 'hasOwnProperty', 'toString', 'retired'])
+      expect(Object.hasOwn(idToken, left)).toBe(false);
+    const userinfo = await oidc.fetchUserInfo(wiki.config, tokens.access_token, adaId);
+    expect(userinfo).toMatchObject({ sub: adaId, shift: 'night', department: 'Finance' });
+    for (const left of ['constructor', 'hasOwnProperty', 'toString', 'retired'])
+      expect(Object.hasOwn(userinfo, left)).toBe(false);
+
+    await usersQueries.setClaims(sesame.db, adaId, {});
+    await json('groups', 'delete', 'legacy', '--yes');
+    const latest = () => oidc.fetchUserInfo(wiki.config, tokens.access_token, adaId);
+    expect(await eventually(async () => (await latest()).shift === undefined)).toBe(true);
+  }, 120_000);
+
   it("lets only members of a client's allowed groups sign in; others see a page and the app gets access_denied, with nothing issued", async () => {
     const updated = await json('clients', 'update', notesId, '--allowed-group', 'finance-team');
     expect(updated.allowed_groups).toEqual(['finance-team']);

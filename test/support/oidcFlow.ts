@@ -160,6 +160,29 @@ export class Person {
 }
 
 /**
+ * At ISSUER/device, as the person whose browser is already signed in: types the device's
+ * code, confirms it and allows the app on the consent page if one is shown; returns the page
+ * the flow ends on ("Your device is signed in").
+ */
+export async function approveDevice(person: Person, userCode: string): Promise<PageResponse> {
+  const post = (page: PageResponse, fields: Record<string, string>) => {
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(page.text)?.[1];
+    if (!xsrf) throw new Error(`no device form on ${page.url}: ${page.text.slice(0, 300)}`);
+    return person.browser.request('/device', { form: { xsrf, ...fields } });
+  };
+  const confirm = await post(asPage(await person.browser.follow('/device')), { user_code: userCode });
+  const next = (await post(confirm, { user_code: userCode, confirm: 'yes' })).location();
+  if (!next) throw new Error(`confirming the device code did not redirect: ${confirm.text.slice(0, 300)}`);
+  const page = asPage(await person.browser.follow(next));
+  if (!page.text.includes('>Allow<')) return page;
+  const uid = uidOf(page);
+  const posted = await person.browser.request(`/interaction/${uid}/consent`, {
+    form: { _csrf: page.csrf(), decision: 'allow' },
+  });
+  return asPage(await person.browser.follow(posted.location()!));
+}
+
+/**
  * Confirms with the person's passkey, as src/client/stepUp.ts does before a request that
  * needs a recent one (adding or deleting a passkey; as an admin, issuing a one-time link or
  * minting a client secret or API key).

@@ -35,6 +35,8 @@ describe('custom claims', () => {
     'phone_number',
     'address',
     'locale',
+    'sub_jwk',
+    'verified_claims',
   ])('refuses %s, a claim Sesame or OIDC defines', (key) => {
     expect(() => checkClaimKey(key)).toThrow(/registered OIDC claim/);
   });
@@ -46,6 +48,30 @@ describe('custom claims', () => {
     expect(() => checkClaimKey('a b')).toThrow(/starts with a letter/);
     expect(() => checkClaimKey('https://example.com/role')).toThrow(/starts with a letter/);
     expect(() => checkClaimKey('tenant.role:x-y_z')).not.toThrow();
+  });
+
+  it.each(['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'toLocaleString'])(
+    'refuses %s, a name every JavaScript object has',
+    (key) => {
+      expect(() => checkClaimKey(key)).toThrow(
+        `${key} is the name of a property every JavaScript object has`,
+      );
+    },
+  );
+
+  it('refuses null and numbers that would not read back the same, naming the way to keep them', () => {
+    expect(() => withClaim({}, 'gone', null)).toThrow('cannot be null; unset the claim');
+    expect(() => withClaim({}, 'account', parseClaimValue('12345678901234567890'))).toThrow(
+      /12345678901234567000 cannot be kept exactly as a number .* quote it to keep it as a string/,
+    );
+    expect(() => withClaim({}, 'big', parseClaimValue('1e400'))).toThrow(/Infinity cannot be kept exactly/);
+    expect(() => withClaim({}, 'nested', parseClaimValue('{"a":[1,-1e400]}'))).toThrow(/-Infinity/);
+    expect(withClaim({}, 'account', parseClaimValue('"12345678901234567890"')).account).toBe(
+      '12345678901234567890',
+    );
+    expect(withClaim({}, 'max', Number.MAX_SAFE_INTEGER).max).toBe(Number.MAX_SAFE_INTEGER);
+    expect(withClaim({}, 'ratio', 0.1).ratio).toBe(0.1);
+    expect(withClaim({}, 'optional', { a: null }).optional).toEqual({ a: null });
   });
 
   it('bounds a value, the number of claims and their total size', () => {
@@ -80,6 +106,12 @@ describe('custom claims', () => {
     expect(mergeCustomClaims({}, [{ level: 'a' }, { level: 'b' }])).toEqual({ level: 'a' });
     // A name stored before it became reserved is never released.
     expect(mergeCustomClaims({ email: 'x@evil.example' }, [])).toEqual({});
+    // Nor one named like a property of every object, nor a null (OIDC Core §5.3.2 omits it).
+    const stored = JSON.parse('{"__proto__":{"x":1},"constructor":"x","toString":"y","kept":1,"empty":null}');
+    const released = mergeCustomClaims(stored, [{ valueOf: 1, team: 'a' }]);
+    expect(released).toEqual({ kept: 1, team: 'a' });
+    expect(Object.getPrototypeOf(released)).toBe(Object.prototype);
+    expect(released.constructor).toBe(Object);
     expect(withoutClaim({ a: 1, b: 2 }, 'a')).toEqual({ b: 2 });
   });
 });

@@ -84,6 +84,20 @@ const CONSUME = `update oidc_models set consumed_at = now()
       where model = $1 and id = $2 and consumed_at is null and ${IS_LIVE}
       returning 1 as consumed`;
 
+/**
+ * Stamps a device code's poll (RFC 8628 §3.5) in its payload, `polledAt` in seconds since the
+ * epoch by the database's clock (one clock for every instance), unless the poll stamped last
+ * was less than $2 seconds ago. One statement: of two polls at once, the second waits for the
+ * first's row lock, re-reads the row and stamps nothing. The provider reads only the payload
+ * members it knows, so the stamp stays Sesame's.
+ */
+const STAMP_DEVICE_POLL = `update oidc_models
+      set payload = jsonb_set(payload, '{polledAt}', to_jsonb(extract(epoch from now())::double precision))
+      where model = 'DeviceCode' and id = $1 and ${IS_LIVE}
+        and coalesce((payload->>'polledAt')::double precision, 0)
+          <= extract(epoch from now())::double precision - $2::double precision
+      returning 1 as stamped`;
+
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
@@ -346,6 +360,16 @@ export const oidcModelsQueries = {
   async consume(db: Db, model: string, id: string): Promise<boolean> {
     const { text, parameters } = oidcModelsQueries.consumptionOf(model, id);
     const { rows } = await runSql(db, text, parameters);
+    return rows.length > 0;
+  },
+
+  /**
+   * Records a poll of the pending device code `id`, unless one was recorded less than
+   * `minSeconds` ago (on any instance).
+   * @returns whether this poll was recorded; false: the device polls too fast.
+   */
+  async recordDevicePoll(db: Db, id: string, minSeconds: number): Promise<boolean> {
+    const { rows } = await runSql(db, STAMP_DEVICE_POLL, [id, minSeconds]);
     return rows.length > 0;
   },
 

@@ -17,7 +17,7 @@ import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 
 const groupNameSchema = z.object({ name: z.string({ error: 'must be a string' }) }).strict();
-/** A claim's value: any JSON value, `null` included; its size is checked with the claim's rules. */
+/** A claim's value: any JSON value; null, its size and its numbers are checked with the claim's rules. */
 const claimValueSchema = z
   .object({ value: z.unknown() })
   .strict()
