@@ -70,6 +70,7 @@ import { PAGELESS_PROVIDER_PATHS, providerRequestTooLarge, providerRouteOf } fro
 import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
 import { createRowCaches, type RowCaches } from './oidc/rowCaches.js';
 import type { OutboxTiming } from './outboxWorker.js';
+import { removeUnpublishedTenantKeys } from './passkeyApi/tenants.js';
 import { PUBLIC_DIR } from './paths.js';
 import { forRequestFrom } from './requestContext.js';
 
@@ -345,6 +346,7 @@ export async function createApp({
         (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await oneTimeTokensQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await removeUnpublishedSigningKeys(db)) +
+        (await removeUnpublishedTenantKeys(db)) +
         (await adminFormTokensQueries.deleteExpiredBefore(db, SPENT_ADMIN_FORM_TOKENS_KEPT_DAYS)) +
         (config.passkeyAuditLogDays
           ? await passkeyTenantAuditLogsQueries.deleteOlderThan(db, config.passkeyAuditLogDays)

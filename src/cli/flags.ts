@@ -1,3 +1,4 @@
+import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from './context.js';
 
 /**
@@ -35,4 +36,32 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 /** A one-line CLI error about the value given for `field`, named by its flag. */
 export function flagError(field: string, message: string): CliError {
   return new CliError(`${FLAG_FOR_FIELD[field] ?? field}: ${message}`);
+}
+
+/** A whole number of seconds, 0 or more. */
+export function seconds(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds');
+  return Number(value);
+}
+
+/**
+ * When new keys start signing, from `--activate-in` and `--revoke-previous`. Revoked keys
+ * with the new ones still pending would leave nothing to sign with, so `--revoke-previous`
+ * switches at once; an explicit delay beside it is a contradiction.
+ */
+export function activationFromFlags(
+  opts: { activateIn: number; revokePrevious?: boolean },
+  command: Command,
+  what: string,
+): { activateInSeconds: number; revokePrevious: boolean } {
+  const explicitDelay = command.getOptionValueSource('activateIn') === 'cli';
+  if (opts.revokePrevious && explicitDelay && opts.activateIn !== 0) {
+    throw new CliError(
+      `--revoke-previous switches to ${what} at once: leave out --activate-in or give 0 (nothing could sign in the meantime)`,
+    );
+  }
+  return {
+    activateInSeconds: opts.revokePrevious ? 0 : opts.activateIn,
+    revokePrevious: Boolean(opts.revokePrevious),
+  };
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.js';
 import { DataDirBusyError } from '../db/dataDirLock.js';
 import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
@@ -9,6 +9,7 @@ import { printable } from '../text.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
 import { CliError, cliActor, output, withDatabase } from './context.js';
+import { activationFromFlags, seconds } from './flags.js';
 import { registerGroupCommands } from './groups.js';
 import { registerPasskeyApiCommands } from './passkeyApi.js';
 import { registerResourceCommands } from './resources.js';
@@ -72,12 +73,6 @@ registerGroupCommands(program);
 registerPasskeyApiCommands(program);
 registerResourceCommands(program);
 
-/** A whole number of seconds, 0 or more. */
-function seconds(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds');
-  return Number(value);
-}
-
 program
   .command('keys')
   .description('manage token signing keys')
@@ -93,24 +88,13 @@ program
   )
   .option(
     '--revoke-previous',
-    'also remove every earlier key from the JWKS and from signing at once (a key known exposed); tokens it signed stop verifying. Implies --activate-in 0',
+    "also remove every earlier key from the JWKS and from signing at once (a key known exposed); tokens it signed stop verifying. Implies --activate-in 0. Passkey API apps have keys of their own: see 'sesame passkey-api rotate-signing-key'",
   )
   .option('--json', 'print JSON')
   .action((opts: { activateIn: number; revokePrevious?: boolean; json?: boolean }, command: Command) => {
-    // Revoked keys with the new ones still pending would leave nothing to sign with, so
-    // --revoke-previous switches at once; an explicit delay beside it is a contradiction.
-    const explicitDelay = command.getOptionValueSource('activateIn') === 'cli';
-    if (opts.revokePrevious && explicitDelay && opts.activateIn !== 0) {
-      throw new CliError(
-        '--revoke-previous switches to the new keys at once: leave out --activate-in or give 0 (nothing could sign until the new keys activate)',
-      );
-    }
-    const activateInSeconds = opts.revokePrevious ? 0 : opts.activateIn;
+    const activation = activationFromFlags(opts, command, 'the new keys');
     return withDatabase(async (db, config) => {
-      const { kids, activatesAt, revokedKids } = await rotateSigningKeys(db, config, cliActor(), {
-        activateInSeconds,
-        revokePrevious: Boolean(opts.revokePrevious),
-      });
+      const { kids, activatesAt, revokedKids } = await rotateSigningKeys(db, config, cliActor(), activation);
       output(
         Boolean(opts.json),
         {

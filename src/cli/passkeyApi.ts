@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { KEY_ACTIVATION_DELAY_SECONDS } from '../oidc/keys.js';
 import { TenantValidationError, tenantRelyingPartySettings } from '../passkeyApi/relyingParty.js';
 import {
   type TenantSettingsChangeInput,
@@ -11,11 +12,12 @@ import {
   deleteTenant,
   listTenants,
   rotateTenantApiKey,
+  rotateTenantSigningKey,
   tenantView,
 } from '../passkeyApi/tenants.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
-import { flagError } from './flags.js';
+import { activationFromFlags, flagError, seconds } from './flags.js';
 
 const notFound = (id: string) => new CliError(`no passkey API tenant with id ${id}`);
 
@@ -148,6 +150,54 @@ export function registerPasskeyApiCommands(program: Command): void {
           () => `tenant_id: ${id}\napi_key:   ${apiKey}\n(shown once)`,
         );
       }),
+    );
+
+  tenants
+    .command('rotate-signing-key <id>')
+    .description(
+      "add a new key that signs the app's tokens: published in its JWKS at once, signing after a delay; the old key signs until then and stays published until tokens it signed expire",
+    )
+    .option(
+      '--activate-in <seconds>',
+      "how long the app's server gets to fetch the new key before it signs (0: at once)",
+      seconds,
+      KEY_ACTIVATION_DELAY_SECONDS,
+    )
+    .option(
+      '--revoke-previous',
+      "also remove the app's earlier keys from its JWKS and from signing at once (a key known exposed); tokens they signed stop verifying. Implies --activate-in 0",
+    )
+    .option('--json', 'print JSON')
+    .action(
+      (
+        id: string,
+        opts: { activateIn: number; revokePrevious?: boolean; json?: boolean },
+        command: Command,
+      ) => {
+        const activation = activationFromFlags(opts, command, 'the new key');
+        return withDatabase(async (db, config) => {
+          const rotated = await rotateTenantSigningKey(db, config, id, cliActor(), activation);
+          if (!rotated) throw notFound(id);
+          const { kid, activatesAt, revokedKids } = rotated;
+          output(
+            Boolean(opts.json),
+            {
+              tenant_id: id,
+              kid,
+              activates_at: activatesAt.toISOString(),
+              ...(activation.revokePrevious && { revoked_kids: revokedKids }),
+            },
+            () =>
+              [
+                `New signing key for passkey API tenant ${id}: ${kid}`,
+                `Published in its JWKS now; it signs from ${activatesAt.toISOString()}.`,
+                ...(activation.revokePrevious
+                  ? [`Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify.`]
+                  : []),
+              ].join('\n'),
+          );
+        });
+      },
     );
 
   tenants

@@ -191,9 +191,6 @@ export interface PasskeyTenantsTable {
   origins: Json<string[]>;
   /** SHA-256 of the API key, hex. */
   api_key_hash: string;
-  signing_kid: string;
-  /** The private RS256 JWK as JSON, or an "enc:v1:" envelope when a key-encryption secret is set. */
-  signing_key: string;
   /** WebAuthn settings of the tenant's passkey ceremonies (migration 0016; see passkeyApi/tenantSettings.ts). */
   webauthn_user_verification: Generated<string>;
   webauthn_attachment: Generated<string>;
@@ -208,6 +205,19 @@ export interface PasskeyTenantsTable {
   mfa_timeout_ms: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+}
+
+/** A passkey API tenant's RS256 signing keys (migration 0031), scheduled like signing_keys. */
+export interface PasskeyTenantKeysTable {
+  kid: string;
+  tenant_id: string;
+  /** The private RS256 JWK as JSON, or an "enc:v1:" envelope when a key-encryption secret is set. */
+  private_jwk: string;
+  created_at: Generated<Date>;
+  /** When it starts signing; published from its creation. */
+  activates_at: Generated<Date>;
+  /** When it stops signing; it stays published for a grace after (see passkeyApi/jwt.ts). */
+  retired_at: Date | null;
 }
 
 /** A tenant's user, identified by the id the app gave it. */
@@ -382,6 +392,7 @@ export interface Database {
   step_ups: StepUpsTable;
   admin_form_tokens: AdminFormTokensTable;
   passkey_tenants: PasskeyTenantsTable;
+  passkey_tenant_keys: PasskeyTenantKeysTable;
   passkey_tenant_users: PasskeyTenantUsersTable;
   passkey_tenant_credentials: PasskeyTenantCredentialsTable;
   passkey_tenant_audit_logs: PasskeyTenantAuditLogsTable;

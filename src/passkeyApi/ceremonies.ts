@@ -119,7 +119,7 @@ export async function finishTenantRegistration(
   if (!stored) {
     throw new HttpError(400, 'credential_exists', 'This passkey is already registered.');
   }
-  return signPasskeyToken(config, tenant, { userId, credentialId: credential.id });
+  return signPasskeyToken(db, config, tenant, { userId, credentialId: credential.id });
 }
 
 /**
@@ -225,5 +225,5 @@ export async function finishTenantLogin(
     accepts: (c, data) => !c.isMfa && (data.userId === undefined || data.userId === c.userId),
     discoverable: (data) => data.userId === undefined,
   });
-  return signPasskeyToken(config, tenant, { userId: credential.userId, credentialId: credential.id });
+  return signPasskeyToken(db, config, tenant, { userId: credential.userId, credentialId: credential.id });
 }

@@ -1,6 +1,8 @@
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 import type { Config } from '../config.js';
 import { openAtRest, randomId, sealAtRest } from '../crypto.js';
+import type { Db } from '../db/connect.js';
+import { passkeyTenantKeysQueries } from '../db/queries/passkeyTenantKeys.js';
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 
 /**
@@ -8,6 +10,13 @@ import type { StoredTenant } from '../db/queries/passkeyTenants.js';
  * five minutes covers clock skew and a slow network, and a stolen token is soon useless.
  */
 export const PASSKEY_TOKEN_TTL_SECONDS = 5 * 60;
+
+/**
+ * How long a tenant's retired key stays in its JWKS: what it signed lives
+ * {@link PASSKEY_TOKEN_TTL_SECONDS} and is checked as it arrives, so an hour on top covers
+ * a slow back end and clocks that differ. Then the cleanup deletes it, private part included.
+ */
+export const RETIRED_TENANT_KEY_GRACE_SECONDS = PASSKEY_TOKEN_TTL_SECONDS + 3600;
 
 const ALG = 'RS256';
 
@@ -21,26 +30,39 @@ export async function newTenantSigningKey(
   return { kid, sealed: sealAtRest(JSON.stringify(jwk), config.keyEncryptionSecret) };
 }
 
-/** The tenant's public key as a JWK Set (RFC 7517 §5): only the public members leave. */
-export function tenantJwks(
+/**
+ * The tenant's published keys as a JWK Set (RFC 7517 §5): the one that signs, one waiting
+ * for its turn, retired ones within their grace. Only the public members leave.
+ */
+export async function tenantJwks(
+  db: Db,
   tenant: StoredTenant,
   config: Pick<Config, 'keyEncryptionSecret'>,
-): { keys: JWK[] } {
-  const { kty, n, e } = JSON.parse(openAtRest(tenant.signingKey, config.keyEncryptionSecret)) as JWK;
-  return { keys: [{ kty, n, e, kid: tenant.signingKid, alg: ALG, use: 'sig' }] };
+): Promise<{ keys: JWK[] }> {
+  const rows = await passkeyTenantKeysQueries.listPublished(db, tenant.id, RETIRED_TENANT_KEY_GRACE_SECONDS);
+  return {
+    keys: rows.map((row) => {
+      const { kty, n, e } = JSON.parse(openAtRest(row.private_jwk, config.keyEncryptionSecret)) as JWK;
+      return { kty, n, e, kid: row.kid, alg: ALG, use: 'sig' };
+    }),
+  };
 }
 
 // Imported private keys by kid: a kid names one key for ever, so entries never go stale.
 const importedKeys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
 const MAX_CACHED_KEYS = 1000;
 
-async function signingKeyFor(tenant: StoredTenant, config: Pick<Config, 'keyEncryptionSecret'>) {
-  const cached = importedKeys.get(tenant.signingKid);
-  if (cached) return cached;
-  const key = await importJWK(JSON.parse(openAtRest(tenant.signingKey, config.keyEncryptionSecret)), ALG);
-  if (importedKeys.size >= MAX_CACHED_KEYS) importedKeys.clear();
-  importedKeys.set(tenant.signingKid, key);
-  return key;
+/** The key that signs the tenant's tokens now (the database says which), imported once. */
+async function signingKeyFor(db: Db, tenant: StoredTenant, config: Pick<Config, 'keyEncryptionSecret'>) {
+  const stored = await passkeyTenantKeysQueries.signing(db, tenant.id);
+  if (!stored) throw new Error(`passkey API tenant ${tenant.id} has no signing key`);
+  let key = importedKeys.get(stored.kid);
+  if (!key) {
+    key = await importJWK(JSON.parse(openAtRest(stored.private_jwk, config.keyEncryptionSecret)), ALG);
+    if (importedKeys.size >= MAX_CACHED_KEYS) importedKeys.clear();
+    importedKeys.set(stored.kid, key);
+  }
+  return { kid: stored.kid, key };
 }
 
 /** The issuer of a tenant's tokens: its base URL under Sesame. */
@@ -54,18 +76,20 @@ export function tenantIssuer(config: Pick<Config, 'issuer'>, tenantId: string): 
  * signed transaction adds `trans`, its identifier (Hanko's GenerateForTransaction).
  */
 export async function signPasskeyToken(
+  db: Db,
   config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
   tenant: StoredTenant,
   claims: { userId: string; credentialId: string; transactionId?: string },
 ): Promise<string> {
+  const { kid, key } = await signingKeyFor(db, tenant, config);
   const now = Math.floor(Date.now() / 1000);
   const extra = claims.transactionId === undefined ? {} : { trans: claims.transactionId };
   return new SignJWT({ cred: claims.credentialId, ...extra })
-    .setProtectedHeader({ alg: ALG, kid: tenant.signingKid, typ: 'JWT' })
+    .setProtectedHeader({ alg: ALG, kid, typ: 'JWT' })
     .setIssuer(tenantIssuer(config, tenant.id))
     .setSubject(claims.userId)
     .setAudience([tenant.rpId])
     .setIssuedAt(now)
     .setExpirationTime(now + PASSKEY_TOKEN_TTL_SECONDS)
-    .sign(await signingKeyFor(tenant, config));
+    .sign(key);
 }

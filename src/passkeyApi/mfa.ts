@@ -123,7 +123,7 @@ export async function finishMfaRegistration(
   if (!stored) {
     throw new HttpError(400, 'credential_exists', 'This security key is already registered.');
   }
-  return signPasskeyToken(config, tenant, { userId, credentialId: credential.id });
+  return signPasskeyToken(db, config, tenant, { userId, credentialId: credential.id });
 }
 
 /**
@@ -178,6 +178,6 @@ export async function finishMfaLogin(
       accepts: (c, data) => c.userId === data.userId,
       discoverable: () => false,
     });
-    return signPasskeyToken(config, tenant, { userId: credential.userId, credentialId: credential.id });
+    return signPasskeyToken(db, config, tenant, { userId: credential.userId, credentialId: credential.id });
   });
 }

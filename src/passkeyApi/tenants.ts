@@ -2,10 +2,12 @@ import type { Config } from '../config.js';
 import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { passkeyTenantKeysQueries } from '../db/queries/passkeyTenantKeys.js';
 import { passkeyTenantsQueries, type StoredTenant } from '../db/queries/passkeyTenants.js';
 import { inTransaction } from '../db/transactions.js';
+import { KEY_ACTIVATION_DELAY_SECONDS } from '../oidc/keys.js';
 import type { RelyingParty } from '../webauthn/policy.js';
-import { newTenantSigningKey } from './jwt.js';
+import { newTenantSigningKey, RETIRED_TENANT_KEY_GRACE_SECONDS } from './jwt.js';
 import { tenantRelyingPartySettings } from './relyingParty.js';
 import {
   type CeremonySettingsView,
@@ -70,12 +72,9 @@ export async function createTenant(
   const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
   const { kid, sealed } = await newTenantSigningKey(config);
   const tenant = await inTransaction(db, async (trx) => {
-    const created = await passkeyTenantsQueries.insert(trx, {
-      ...settings,
-      apiKeyHash: sha256Hex(apiKey),
-      signingKid: kid,
-      signingKey: sealed,
-    });
+    const created = await passkeyTenantsQueries.insert(trx, { ...settings, apiKeyHash: sha256Hex(apiKey) });
+    // Nobody holds the tenant's JWKS yet: its first key signs at once.
+    await passkeyTenantKeysQueries.insert(trx, created.id, kid, sealed, 0);
     await auditQueries.record(trx, actor, 'passkey_tenant.create', created.id, {
       name: created.name,
       rp_id: created.rpId,
@@ -103,6 +102,56 @@ export async function rotateTenantApiKey(db: Db, id: string, actor: Actor): Prom
     return true;
   });
   return rotated ? apiKey : undefined;
+}
+
+/**
+ * Adds a new signing key to the tenant, published in its JWKS at once and signing after
+ * `activateInSeconds` (by default as long as Sesame's own keys wait: apps cache the JWKS);
+ * the current key signs until then and stays published for
+ * {@link RETIRED_TENANT_KEY_GRACE_SECONDS} more, so tokens it signed still verify.
+ * `activateInSeconds: 0` switches at once. `revokePrevious` (only with `activateInSeconds: 0`:
+ * otherwise nothing could sign until the new key activates) deletes the tenant's earlier keys
+ * in the same transaction: every instance stops publishing them at once (they read the keys
+ * from the database) and tokens they signed stop verifying. Both go into the audit log.
+ * Undefined when there is no such tenant.
+ */
+export async function rotateTenantSigningKey(
+  db: Db,
+  config: Pick<Config, 'keyEncryptionSecret'>,
+  id: string,
+  actor: Actor,
+  {
+    activateInSeconds = KEY_ACTIVATION_DELAY_SECONDS,
+    revokePrevious = false,
+  }: { activateInSeconds?: number; revokePrevious?: boolean } = {},
+): Promise<{ kid: string; activatesAt: Date; revokedKids: string[] } | undefined> {
+  if (revokePrevious && activateInSeconds !== 0) {
+    throw new Error('revoking the previous keys needs the new one to sign at once (activateInSeconds: 0)');
+  }
+  const { kid, sealed } = await newTenantSigningKey(config);
+  return inTransaction(db, async (trx) => {
+    if (!(await passkeyTenantsQueries.lock(trx, id))) return undefined;
+    const activatesAt = await passkeyTenantKeysQueries.insert(trx, id, kid, sealed, activateInSeconds);
+    await passkeyTenantKeysQueries.retireOthersAt(trx, id, kid, activatesAt);
+    await auditQueries.record(trx, actor, 'passkey_tenant.rotate_signing_key', id, {
+      kid,
+      activates_at: activatesAt.toISOString(),
+    });
+    let revokedKids: string[] = [];
+    if (revokePrevious) {
+      revokedKids = await passkeyTenantKeysQueries.deleteAllExcept(trx, id, kid);
+      await auditQueries.record(trx, actor, 'passkey_tenant.revoke_signing_keys', id, { kids: revokedKids });
+    }
+    return { kid, activatesAt, revokedKids };
+  });
+}
+
+/**
+ * Deletes tenants' keys whose grace after retirement has ended (no longer published), so no
+ * private key outlives its use in the database and its backups; returns how many.
+ */
+export function removeUnpublishedTenantKeys(db: Db): Promise<number> {
+  return passkeyTenantKeysQueries.deleteRetiredBefore(db, RETIRED_TENANT_KEY_GRACE_SECONDS);
 }
 
 /**

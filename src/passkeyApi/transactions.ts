@@ -192,7 +192,7 @@ export async function finishTransaction(
         typeof transactionId === 'string' && !c.isMfa && c.userId === userId,
       discoverable: () => false,
     });
-    return signPasskeyToken(config, tenant, {
+    return signPasskeyToken(db, config, tenant, {
       userId: credential.userId,
       credentialId: credential.id,
       transactionId: data.transactionId as string,

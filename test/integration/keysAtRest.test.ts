@@ -22,11 +22,11 @@ async function storedKeys(db: DatabaseHandle['db']): Promise<string[]> {
     .select('value')
     .where('name', '=', 'cookie_keys')
     .execute();
-  const tenants = await db.selectFrom('passkey_tenants').select('signing_key').execute();
+  const tenants = await db.selectFrom('passkey_tenant_keys').select('private_jwk').execute();
   return [
     ...signing.map((r) => r.private_jwk),
     ...cookie.map((r) => r.value),
-    ...tenants.map((r) => r.signing_key),
+    ...tenants.map((r) => r.private_jwk),
   ];
 }
 

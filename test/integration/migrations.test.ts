@@ -9,7 +9,7 @@ import { GroupedUpserts } from '../../src/db/groupedUpserts.js';
 import { MigrationLockTimeoutError, migratePostgresToLatest, migrateToLatest } from '../../src/db/migrate.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
-import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
+import { passkeyTenantKeysQueries } from '../../src/db/queries/passkeyTenantKeys.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createRowCaches } from '../../src/oidc/rowCaches.js';
@@ -244,20 +244,20 @@ describe('migration 0011: passkey API credentials get is_mfa and a last_used_at'
     const db = database.db;
     const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
     expect((await migrator.migrateTo('0010_setup_links')).error).toBeUndefined();
-    const tenant = await passkeyTenantsQueries.insert(db, {
-      name: 'Notes',
-      rpId: 'app.example',
-      origins: ['https://app.example'],
-      apiKeyHash: 'hash',
-      signingKid: 'kid',
-      signingKey: '{}',
-    });
+    // The signing key was a column of the tenant before 0031.
+    const [tenant] = (
+      await sql<{ id: string }>`
+        insert into passkey_tenants (name, rp_id, origins, api_key_hash, signing_kid, signing_key)
+        values ('Notes', 'app.example', '["https://app.example"]', 'hash', 'kid', '{}') returning id`.execute(
+        db,
+      )
+    ).rows;
     await db
       .insertInto('passkey_tenant_users')
-      .values({ tenant_id: tenant.id, user_id: 'u', username: 'u', display_name: 'u' })
+      .values({ tenant_id: tenant!.id, user_id: 'u', username: 'u', display_name: 'u' })
       .execute();
     const credential = (id: string, lastUsedAt: Date | null) => ({
-      tenant_id: tenant.id,
+      tenant_id: tenant!.id,
       id,
       user_id: 'u',
       public_key: new Uint8Array([1]),
@@ -287,6 +287,54 @@ describe('migration 0011: passkey API credentials get is_mfa and a last_used_at'
       { id: 'never', last_used_at: new Date('2026-01-01T00:00:00Z'), is_mfa: false },
       { id: 'used', last_used_at: new Date('2026-02-01T00:00:00Z'), is_mfa: false },
     ]);
+  });
+});
+
+describe("migration 0031: a passkey API tenant's signing key moves to a table of its own", () => {
+  let testDb: TestDatabase;
+  let database: DatabaseHandle;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    database = await openDatabase(configFrom(testDb.env), { poolSize: 2 });
+  });
+
+  afterAll(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+
+  it('keeps the kid and the sealed key, signing since the tenant was created, and moves it back on the way down', async () => {
+    const db = database.db;
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo('0030_admin_form_tokens')).error).toBeUndefined();
+    const created = new Date('2026-01-01T00:00:00Z');
+    // The signing key was a column of the tenant before 0031.
+    const { id } = (
+      await sql<{ id: string }>`
+        insert into passkey_tenants (name, rp_id, origins, api_key_hash, signing_kid, signing_key, created_at)
+        values ('Notes', 'app.example', '["https://app.example"]', 'hash', 'pk-old', 'enc:v1:sealed', ${created})
+        returning id`.execute(db)
+    ).rows[0]!;
+
+    expect(await migrateToLatest(db)).toContain('0031_passkey_tenant_key_rotation');
+    expect(await passkeyTenantKeysQueries.signing(db, id)).toEqual({
+      kid: 'pk-old',
+      private_jwk: 'enc:v1:sealed',
+    });
+    expect(
+      await db
+        .selectFrom('passkey_tenant_keys')
+        .select(['tenant_id', 'activates_at', 'retired_at'])
+        .execute(),
+    ).toEqual([{ tenant_id: id, activates_at: created, retired_at: null }]);
+
+    // A pending key does not go back: the one that signs does.
+    await passkeyTenantKeysQueries.insert(db, id, 'pk-new', 'enc:v1:pending', 3600);
+    expect((await migrator.migrateTo('0030_admin_form_tokens')).error).toBeUndefined();
+    const back = await sql<{ signing_kid: string; signing_key: string }>`
+      select signing_kid, signing_key from passkey_tenants`.execute(db);
+    expect(back.rows).toEqual([{ signing_kid: 'pk-old', signing_key: 'enc:v1:sealed' }]);
   });
 });
 

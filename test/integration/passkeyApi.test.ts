@@ -9,6 +9,7 @@ import * as jose from 'jose';
 import { configFrom } from '../../src/config.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { openDatabase } from '../../src/db/connect.js';
+import { passkeyTenantKeysQueries } from '../../src/db/queries/passkeyTenantKeys.js';
 import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import { type CliSession, linesOf, startCliSession } from '../support/sesameProcess.js';
@@ -413,8 +414,10 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(jwks.json.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
 
       const stored = await passkeyTenantsQueries.findById(sesame.db, app.id);
-      expect(stored!.signingKey.startsWith('enc:v1:')).toBe(true);
-      expect(stored!.signingKey).not.toContain('"d"');
+      const key = await passkeyTenantKeysQueries.signing(sesame.db, app.id);
+      expect(key!.kid).toBe(jwks.json.keys[0].kid);
+      expect(key!.private_jwk.startsWith('enc:v1:')).toBe(true);
+      expect(key!.private_jwk).not.toContain('"d"');
       expect(stored!.apiKeyHash).toBe(sha256Hex(app.apiKey));
       expect(app.apiKey).toMatch(/^spk_[A-Za-z0-9_-]{43}$/);
 

@@ -6,7 +6,7 @@ export type KeyStore = 'signing_keys' | 'cookie_keys' | 'passkey_tenant_keys';
 /** One stored private key (or key set), as written: plain JSON or an "enc:v1:" envelope. */
 export interface StoredKey {
   store: KeyStore;
-  /** The row's key: a kid, an app secret's name, a tenant id. */
+  /** The row's key: a kid or an app secret's name. */
   id: string;
   value: string;
 }
@@ -20,7 +20,7 @@ export const keysAtRestQueries = {
     const [signing, cookie, tenants] = await Promise.all([
       db.selectFrom('signing_keys').select(['kid as id', 'private_jwk as value']).execute(),
       db.selectFrom('app_secrets').select(['name as id', 'value']).where('name', '=', COOKIE_KEYS).execute(),
-      db.selectFrom('passkey_tenants').select(['id', 'signing_key as value']).execute(),
+      db.selectFrom('passkey_tenant_keys').select(['kid as id', 'private_jwk as value']).execute(),
     ]);
     return [
       ...signing.map((r) => ({ store: 'signing_keys' as const, ...r })),
@@ -48,10 +48,10 @@ export const keysAtRestQueries = {
               .where('name', '=', key.id)
               .where('value', '=', key.value)
           : db
-              .updateTable('passkey_tenants')
-              .set({ signing_key: value })
-              .where('id', '=', key.id)
-              .where('signing_key', '=', key.value);
+              .updateTable('passkey_tenant_keys')
+              .set({ private_jwk: value })
+              .where('kid', '=', key.id)
+              .where('private_jwk', '=', key.value);
     const result = await query.executeTakeFirst();
     return result.numUpdatedRows > 0n;
   },

@@ -19,9 +19,6 @@ export interface StoredTenant {
   rpId: string;
   origins: string[];
   apiKeyHash: string;
-  signingKid: string;
-  /** The sealed private JWK (see sealAtRest). */
-  signingKey: string;
   /** WebAuthn settings of its passkey and second-factor ceremonies. */
   settings: TenantSettings;
   createdAt: Date;
@@ -45,8 +42,6 @@ function toStored(row: PasskeyTenantRow): StoredTenant {
     rpId: row.rp_id,
     origins: row.origins as unknown as string[],
     apiKeyHash: row.api_key_hash,
-    signingKid: row.signing_kid,
-    signingKey: row.signing_key,
     settings: { webauthn: ceremonySettings(row, 'webauthn'), mfa: ceremonySettings(row, 'mfa') },
     createdAt: row.created_at,
   };
@@ -66,7 +61,7 @@ function settingsColumns(prefix: 'webauthn' | 'mfa', change: Partial<CeremonySet
 export const passkeyTenantsQueries = {
   async insert(
     db: Db,
-    tenant: Pick<StoredTenant, 'name' | 'rpId' | 'origins' | 'apiKeyHash' | 'signingKid' | 'signingKey'>,
+    tenant: Pick<StoredTenant, 'name' | 'rpId' | 'origins' | 'apiKeyHash'>,
   ): Promise<StoredTenant> {
     const row = await db
       .insertInto('passkey_tenants')
@@ -75,8 +70,6 @@ export const passkeyTenantsQueries = {
         rp_id: tenant.rpId,
         origins: JSON.stringify(tenant.origins),
         api_key_hash: tenant.apiKeyHash,
-        signing_kid: tenant.signingKid,
-        signing_key: tenant.signingKey,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -88,6 +81,21 @@ export const passkeyTenantsQueries = {
     if (!UUID.test(id)) return undefined;
     const row = await db.selectFrom('passkey_tenants').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toStored(row) : undefined;
+  },
+
+  /**
+   * Holds the tenant's row until the transaction ends, so two key rotations of one tenant
+   * take turns; false when there is no such tenant.
+   */
+  async lock(db: Db, id: string): Promise<boolean> {
+    if (!UUID.test(id)) return false;
+    const row = await db
+      .selectFrom('passkey_tenants')
+      .select('id')
+      .where('id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
+    return row !== undefined;
   },
 
   async list(db: Db): Promise<StoredTenant[]> {

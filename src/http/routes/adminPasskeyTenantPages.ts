@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
+import { KEY_ACTIVATION_DELAY_SECONDS } from '../../oidc/keys.js';
 import { tenantIssuer } from '../../passkeyApi/jwt.js';
 import { TenantValidationError } from '../../passkeyApi/relyingParty.js';
 import {
@@ -16,6 +17,7 @@ import {
   findTenant,
   listTenants,
   rotateTenantApiKey,
+  rotateTenantSigningKey,
   tenantView,
 } from '../../passkeyApi/tenants.js';
 import { notFound } from '../errors.js';
@@ -78,7 +80,13 @@ function settingsChangeFromForm(
 export const PASSKEY_TENANT_NOTICES: Record<string, string> = {
   'tenant-deleted': 'The app was deleted with its users and passkeys.',
   'tenant-settings-saved': "The app's WebAuthn settings were saved; its next ceremonies use them.",
+  'tenant-signing-key-rotated':
+    "A new signing key is in the app's JWKS; it signs once the delay has passed. The old key signs until then and stays in the JWKS until what it signed has expired.",
+  'tenant-signing-key-replaced':
+    "A new signing key signs the app's tokens from now on. The old keys were removed: tokens they signed no longer verify.",
 };
+
+const signingKeyFormSchema = z.object({ when: z.enum(['scheduled', 'revoke']) });
 
 /** The registration form of a passkey API app: its API key is shown once, in the answer to its POST. */
 const NEW_TENANT: OneShotForm = {
@@ -234,6 +242,33 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
       return apiKey;
     });
     if (sent) showKey(ctx, tenant, sent.value, true);
+  });
+
+  // Revoking the old keys makes what they signed fail, so the button asks first, and the
+  // change needs a passkey step-up; the answer redirects, so a reload rotates nothing.
+  router.get('/passkey-tenants/:id/rotate-signing-key', async (ctx) => {
+    const tenant = await loadTenant(ctx);
+    kit.render(ctx, 'passkey-tenant-signing-key', {
+      title: 'Rotate signing key',
+      tenant: tenantView(tenant),
+      delayMinutes: Math.round(KEY_ACTIVATION_DELAY_SECONDS / 60),
+    });
+  });
+
+  router.post('/passkey-tenants/:id/rotate-signing-key', kit.stepUp, async (ctx) => {
+    const tenant = await loadTenant(ctx);
+    const revoke = parseBody(ctx, signingKeyFormSchema).when === 'revoke';
+    const rotated = await rotateTenantSigningKey(
+      db,
+      config,
+      tenant.id,
+      kit.actor(ctx),
+      revoke ? { activateInSeconds: 0, revokePrevious: true } : {},
+    );
+    if (!rotated) throw notFound('There is no passkey API app with this id.');
+    ctx.redirect(
+      `${path(tenant)}?done=${revoke ? 'tenant-signing-key-replaced' : 'tenant-signing-key-rotated'}`,
+    );
   });
 
   router.get('/passkey-tenants/:id/delete', async (ctx) => {

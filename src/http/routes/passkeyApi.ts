@@ -385,10 +385,10 @@ export function passkeyApiRoutes({
     ctx.body = entries;
   });
 
-  router.get('/.well-known/jwks.json', function publishJwks(ctx: Context) {
+  router.get('/.well-known/jwks.json', async function publishJwks(ctx: Context) {
     // Hanko's value: apps cache the keys ten minutes.
     ctx.set('Cache-Control', 'max-age=600');
-    ctx.body = tenantJwks(tenantOf(ctx), config);
+    ctx.body = await tenantJwks(db, tenantOf(ctx), config);
   });
 
   const kit = { tenantOf, requireApiKey, jsonBody };

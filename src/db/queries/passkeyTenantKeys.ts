@@ -1,0 +1,107 @@
+import { sql } from 'kysely';
+import type { Db } from '../connect.js';
+
+/** A tenant's key as its JWKS and its signer see it. */
+export interface PublishedTenantKey {
+  kid: string;
+  /** The sealed private JWK (see sealAtRest). */
+  private_jwk: string;
+  /** This key signs now (activated, not yet retired). */
+  signing: boolean;
+}
+
+/**
+ * The database clock decides what is due, so servers whose clocks differ still agree on
+ * which key signs and which are published.
+ */
+const signingNow = sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`;
+
+export const passkeyTenantKeysQueries = {
+  /** Adds a key that signs from `activateInSeconds` from now; returns when that is. */
+  async insert(
+    db: Db,
+    tenantId: string,
+    kid: string,
+    privateJwk: string,
+    activateInSeconds: number,
+  ): Promise<Date> {
+    const { activates_at } = await db
+      .insertInto('passkey_tenant_keys')
+      .values({
+        kid,
+        tenant_id: tenantId,
+        private_jwk: privateJwk,
+        activates_at: sql<Date>`now() + make_interval(secs => ${activateInSeconds})`,
+      })
+      .returning('activates_at')
+      .executeTakeFirstOrThrow();
+    return activates_at;
+  },
+
+  /**
+   * The key that signs the tenant's tokens now: of those activated and not retired, the one
+   * activated last. Undefined only for a tenant that no longer exists.
+   */
+  async signing(db: Db, tenantId: string): Promise<{ kid: string; private_jwk: string } | undefined> {
+    return db
+      .selectFrom('passkey_tenant_keys')
+      .select(['kid', 'private_jwk'])
+      .where('tenant_id', '=', tenantId)
+      .where(signingNow)
+      .orderBy('activates_at', 'desc')
+      .orderBy('kid', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  },
+
+  /**
+   * The tenant's published keys: pending, signing, and retired ones within their grace, most
+   * recently activated first.
+   */
+  async listPublished(db: Db, tenantId: string, retiredGraceSeconds: number): Promise<PublishedTenantKey[]> {
+    return db
+      .selectFrom('passkey_tenant_keys')
+      .select(['kid', 'private_jwk', signingNow.as('signing')])
+      .where('tenant_id', '=', tenantId)
+      .where((eb) =>
+        eb.or([
+          eb('retired_at', 'is', null),
+          eb('retired_at', '>', sql<Date>`now() - make_interval(secs => ${retiredGraceSeconds})`),
+        ]),
+      )
+      .orderBy('activates_at', 'desc')
+      .orderBy('kid', 'desc')
+      .execute();
+  },
+
+  /** The tenant's other keys stop signing when the named key starts. */
+  async retireOthersAt(db: Db, tenantId: string, keepKid: string, at: Date): Promise<void> {
+    await db
+      .updateTable('passkey_tenant_keys')
+      .set({ retired_at: at })
+      .where('tenant_id', '=', tenantId)
+      .where('kid', '!=', keepKid)
+      .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', at)]))
+      .execute();
+  },
+
+  /** Removes the tenant's keys but the named one; returns the kids removed. */
+  async deleteAllExcept(db: Db, tenantId: string, keepKid: string): Promise<string[]> {
+    const rows = await db
+      .deleteFrom('passkey_tenant_keys')
+      .where('tenant_id', '=', tenantId)
+      .where('kid', '!=', keepKid)
+      .returning('kid')
+      .execute();
+    return rows.map((r) => r.kid);
+  },
+
+  /** Deletes the keys of every tenant retired more than `retiredGraceSeconds` ago; returns how many. */
+  async deleteRetiredBefore(db: Db, retiredGraceSeconds: number): Promise<number> {
+    const result = await db
+      .deleteFrom('passkey_tenant_keys')
+      .where('retired_at', '<=', sql<Date>`now() - make_interval(secs => ${retiredGraceSeconds})`)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  },
+};
