@@ -22,7 +22,8 @@ import { aroundProviderRoute } from './routeSteps.js';
  */
 
 /** The request's page text, in the language the page speaks (provider.ts, choosePageLocale). */
-type ChooseText = (ctx: KoaContextWithOIDC) => Promise<Translator>;
+/** `uiLocales`: the request's, where the provider has not yet set its parameters (the default). */
+type ChooseText = (ctx: KoaContextWithOIDC, uiLocales?: unknown) => Promise<Translator>;
 
 /** A page with a form that posts `fields` to `action` by itself. */
 interface AutoSubmitPage {
@@ -76,7 +77,7 @@ async function sendSignOutPage(
 ) {
   // The provider's page added its inline script's hash to the CSP; Sesame's page runs none.
   ctx.set('Content-Security-Policy', contentSecurityPolicy());
-  const { t } = await chooseText(ctx);
+  const { t } = await chooseText(ctx, uiLocales);
   sendAutoSubmitPage(ctx, {
     title: t('autoSubmit.signOutTitle'),
     heading: t('autoSubmit.signOutTitle'),
@@ -118,5 +119,9 @@ export async function replaceAccountSwitchSignOut(
   const state = ctx.oidc?.session?.state;
   if (ctx.status !== 200 || typeof state?.secret !== 'string') return;
   if (state.postLogoutRedirectUri !== ctx.oidc.urlFor(ctx.oidc.route, ctx.params)) return;
-  await sendSignOutPage(ctx, chooseText, state.secret);
+  // The provider sends this form before it reads the authorization's parameters back from
+  // the interaction (resume.js): its ui_locales are the interaction's.
+  const uiLocales = (ctx.oidc.entities?.Interaction as { params?: { ui_locales?: unknown } } | undefined)
+    ?.params?.ui_locales;
+  await sendSignOutPage(ctx, chooseText, state.secret, uiLocales);
 }

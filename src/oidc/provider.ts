@@ -428,7 +428,8 @@ export function createProvider({
   aroundProviderRoute(provider, 'GET', DISCOVERY_PATH, (ctx, next) => withoutResponseType(ctx, next, 'none'));
 
   // Pages in the language of the request, from ui_locales, the remembered choice and the browser's.
-  const requestText = (ctx: KoaContextWithOIDC) => choosePageLocale(ctx, db, config.defaultLocale, false);
+  const requestText = (ctx: KoaContextWithOIDC, uiLocales = ctx.oidc?.params?.ui_locales) =>
+    choosePageLocale(ctx, db, config.defaultLocale, false, uiLocales);
   // Before restateProviderErrors, which wraps the form_post answer this sets.
   sendFormPostAnswersAsPages(provider, requestText);
   sendSessionlessSignOutAsPage(provider, requestText);

@@ -559,6 +559,9 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         ['/mfa/login/initialize', 'PATCH', 'POST'],
         ['/transaction/erin-5', 'DELETE', 'HEAD, GET'],
         ['/.well-known/jwks.json', 'POST', 'HEAD, GET'],
+        // A method the API never answers names the path's own methods too.
+        ['/registration/initialize', 'PUT', 'POST'],
+        [`/credentials/${registered.id}`, 'PROPFIND', 'HEAD, GET, PATCH, DELETE'],
       ] as const) {
         // With the key or without: the method is refused before anything else is asked.
         for (const keyUsed of [key, undefined]) {
@@ -574,6 +577,12 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       }
       // A method on the path of a route with a parameter: /transaction/{user_id} is GET only.
       expect((await call(app.id, '/transaction/nobody', { method: 'PATCH', key })).status).toBe(405);
+      // A path the API does not have is unknown whatever the method, as with GET.
+      for (const method of ['PUT', 'PROPFIND']) {
+        const response = await call(app.id, '/nope', { method, key });
+        expect(response).toMatchObject(hankoError(404));
+        expect(response.headers.get('allow')).toBeNull();
+      }
       expect(await rowsNow()).toEqual(before);
     });
 

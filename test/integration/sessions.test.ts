@@ -206,6 +206,27 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(await sessionsOf(tokens.claims()!.sub)).toEqual([]);
   });
 
+  it("says that sign-out in the app's ui_locales, which the browser's language gives way to", async () => {
+    const { person: first } = await signUpAt(rp);
+    const { person: second } = await signUpAt(rp);
+    first.browser.headers['accept-language'] = 'de';
+    const pending = await beginLogin(rp, 'openid', { prompt: 'login', ui_locales: 'es' });
+    const login = await first.open(pending.url);
+    expect(login.text).toContain('<html lang="es">');
+    const uid = uidOf(login.url)!;
+    const options = await first.browser.postJson(`/interaction/${uid}/login/options`, login.csrf(), {});
+    const assertion = await second.authenticator.getAssertion(options.json(), first.browser.origin);
+    const verified = await first.browser.postJson(
+      `/interaction/${uid}/login/verify`,
+      login.csrf(),
+      assertion,
+    );
+    const signOut = await first.browser.request(verified.json<{ redirect: string }>().redirect);
+    expect(signOut.status).toBe(200);
+    expect(signOut.text).toContain('<html lang="es">');
+    expect(signOut.text).toContain('<input type="hidden" name="ui_locales" value="es">');
+  });
+
   it('lets a first-party app skip the consent page', async () => {
     const firstParty = await registerRp({ first_party: true });
     const person = new Person(sesame.baseUrl);

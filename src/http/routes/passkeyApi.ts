@@ -97,12 +97,23 @@ function renderPasskeyApiErrors({ log }: Pick<Services, 'log'>) {
 }
 
 /**
- * A method the API never uses (TRACE, PROPFIND) is 405 with a body that says so, whatever
- * the path or tenant: without this, the router's 404 left Koa's 501 with a 404 body.
+ * A method the API never uses (PUT, TRACE, PROPFIND) is refused before the tenant is looked
+ * up, as any other method on a path with no route of it (`unknownEndpoint` below): 405 with
+ * the path's own methods in `Allow`, or 404 for a path the API does not have. Without this,
+ * the router's 404 left Koa's 501 with a 404 body.
  */
-async function refuseOtherMethods(ctx: Context, next: Next) {
-  if (!PASSKEY_API_METHODS.includes(ctx.method)) throw methodNotAllowed(ctx, PASSKEY_API_METHODS);
-  await next();
+function refuseOtherMethods(routerOf: () => Router) {
+  return async function refuseMethodsTheApiNeverUses(ctx: Context, next: Next) {
+    if (!PASSKEY_API_METHODS.includes(ctx.method)) refuseAtPath(routerOf(), ctx);
+    await next();
+  };
+}
+
+/** The refusal of a request no route of its method answers: 405 on a path of the API, else 404. */
+function refuseAtPath(router: Router, ctx: Context): never {
+  const allowed = methodsAt(router, ctx.path);
+  if (allowed.length > 0) throw methodNotAllowed(ctx, allowed);
+  throw hankoError(404, STATUS_CODES[404]!, 'No such endpoint');
 }
 
 /** Hanko's (echo's) 405, `Method Not Allowed`, with the methods the path answers in `Allow`. */
@@ -235,7 +246,8 @@ export function passkeyApiRoutes({
     { prefix: '/passkey-api/:tenantId' },
     renderPasskeyApiErrors({ log }),
     tagRequest,
-    refuseOtherMethods,
+    // The router, once made: the API's own paths say which methods they answer.
+    refuseOtherMethods(() => router),
     loadTenant({ db }),
     allowTenantOrigins,
     rateLimit,
@@ -398,9 +410,7 @@ export function passkeyApiRoutes({
   // Preflights are answered by allowTenantOrigins. A path of the API asked with another
   // method is 405, as Hanko's router answers it; any other path under a tenant is unknown.
   router.all(UNKNOWN_ENDPOINT, '/{*path}', function unknownEndpoint(ctx: Context) {
-    const allowed = methodsAt(router, ctx.path);
-    if (allowed.length > 0) throw methodNotAllowed(ctx, allowed);
-    throw hankoError(404, STATUS_CODES[404]!, 'No such endpoint');
+    refuseAtPath(router, ctx);
   });
   return router;
 }
