@@ -330,6 +330,9 @@ export async function redeemOneTimeLink(
           takenOverAt = await endEverySignIn(trx, user.id);
         }
       } else {
+        // The passkey prompt was shown for an account that is gone since (deleted): its id
+        // (the `sub` apps know it by) is never given to another account (OIDC Core §2).
+        if (registration.challenge.data.newAccount !== true) throw new LinkError('stale');
         user = await usersQueries.insert(trx, {
           id: userId,
           email: link.email,

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
-import { disableUser, enableUser, issueRecoveryLink } from '../../src/admin/users.js';
+import { deleteUser, disableUser, enableUser, issueRecoveryLink } from '../../src/admin/users.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { oneTimeTokensQueries } from '../../src/db/queries/oneTimeTokens.js';
+import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { countRows } from '../support/countRows.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
@@ -260,6 +261,31 @@ describe('one-time links (invites and recovery)', () => {
 
     const claims = await signInAtApp(person.inNewBrowser());
     expect(claims.sub).toBe(userId);
+  });
+
+  it("never gives a deleted account's id to a new account: a passkey prompted for it is refused as stale", async () => {
+    // Invited, then someone else signs up with the address before the invite is used.
+    const { url } = await invite('gone@example.com');
+    const { id: userId } = await usersQueries.insert(sesame.db, { email: 'gone@example.com', name: null });
+    const person = new Person(sesame.baseUrl, new SoftAuthenticator());
+    const path = linkPath(url);
+    const csrf = (await person.browser.request(path)).csrf();
+    const options = await person.browser.postJson(`${path}/options`, csrf, {});
+    expect(options.status).toBe(200);
+    // The account the prompt was shown for is deleted before the passkey comes back.
+    await deleteUser(sesame.db, userId, 'test');
+    const credential = await person.authenticator.createCredential(options.json(), person.browser.origin);
+    const verify = await person.browser.postJson(`${path}/verify`, csrf, credential);
+    expect(verify.status).toBe(409);
+    expect(await sesame.db.selectFrom('users').select('id').where('id', '=', userId).execute()).toEqual([]);
+    // Opened again, the link makes an account of a new id.
+    expect((await useLink(person, url)).status).toBe(200);
+    const created = await sesame.db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', 'gone@example.com')
+      .executeTakeFirstOrThrow();
+    expect(created.id).not.toBe(userId);
   });
 
   it('sweeps links that expired a month ago, used or not, and keeps the others', async () => {

@@ -79,7 +79,8 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
         email: user?.email ?? link.email,
         displayName: name ?? user?.email ?? link.email,
       },
-      { ...linkChallengeBinding(link), data: { name } },
+      // Whether the passkey is for a new account: the one named may be gone when it comes back.
+      { ...linkChallengeBinding(link), data: { name, newAccount: !user } },
     );
   });
 
