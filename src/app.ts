@@ -246,15 +246,22 @@ export async function createApp({
   // that answer only JSON skip both: no Accept-Language parsing, no brand lookup.
   const pageContext = compose<Koa.Context>([
     pageLanguage(config.defaultLocale),
-    async function showBrand(ctx, next) {
-      const current = await brand.current().catch((error: Error) => {
-        log.warn('branding could not be read; pages show the configured brand', { error: error.message });
-        return brand.configured;
-      });
-      showBrandOn(ctx.req, current);
+    function showBrand(ctx, next) {
+      // Kept in memory almost always: no promise to wait for on each page request.
+      const kept = brand.kept();
+      if (!kept) return showBrandRead(ctx, next);
+      showBrandOn(ctx.req, kept);
       return next();
     },
   ]);
+  async function showBrandRead(ctx: Koa.Context, next: Koa.Next) {
+    const current = await brand.current().catch((error: Error) => {
+      log.warn('branding could not be read; pages show the configured brand', { error: error.message });
+      return brand.configured;
+    });
+    showBrandOn(ctx.req, current);
+    return next();
+  }
   koa.use(function forPages(ctx, next) {
     return PAGELESS_PROVIDER_PATHS.has(ctx.path) ? next() : pageContext(ctx, next);
   });

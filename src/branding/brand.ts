@@ -65,6 +65,11 @@ export class BrandStore implements RowChangeListener {
     return this.#compose(undefined);
   }
 
+  /** The brand as kept now, without waiting; undefined when it must be read (current()). */
+  kept(): Brand | undefined {
+    return this.#cache.peek('1');
+  }
+
   async current(): Promise<Brand> {
     return (await this.#cache.find('1', async () => this.#compose(await brandingQueries.settings(this.db))))!;
   }

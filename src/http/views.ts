@@ -61,9 +61,20 @@ export function pageBrandOf(brand: Brand): PageBrand {
  */
 const pageBrands = new WeakMap<IncomingMessage, PageBrand>();
 
+/**
+ * The links of each brand, made once: the brand store hands out one object until the brand
+ * changes, and every page request showed it, building the same URLs again.
+ */
+const linksOfBrand = new WeakMap<Brand, PageBrand>();
+
 /** Pages answering `req` show `brand`. */
 export function showBrandOn(req: IncomingMessage, brand: Brand): void {
-  pageBrands.set(req, pageBrandOf(brand));
+  let links = linksOfBrand.get(brand);
+  if (!links) {
+    links = pageBrandOf(brand);
+    linksOfBrand.set(brand, links);
+  }
+  pageBrands.set(req, links);
 }
 
 /** Outside a request (never in the server) pages fall back to Sesame's own look. */
