@@ -110,7 +110,7 @@ export function checkClaimKey(key: string): void {
 }
 
 /** Whether a stored claim may be released: a name reserved or refused after it was stored is not. */
-function releasable(key: string, value: unknown): boolean {
+export function releasable(key: string, value: unknown): boolean {
   // OIDC Core §5.3.2: a claim without a value is omitted, not sent as null.
   return value !== null && !RESERVED_CLAIM_NAMES.has(key) && !OBJECT_PROPERTY_NAMES.has(key);
 }
@@ -205,4 +205,15 @@ export function mergeCustomClaims(
   const merged: Record<string, unknown> = {};
   for (const [key, value] of chosen) if (releasable(key, value)) merged[key] = value;
   return merged;
+}
+
+/**
+ * The names of stored claims that are not released (stored before a rule refused their name
+ * or value): shown beside them wherever claims are listed, so an admin sees why an app no
+ * longer gets one.
+ */
+export function unreleasedClaimNames(claims: Record<string, unknown>): string[] {
+  return Object.entries(claims)
+    .filter(([key, value]) => !releasable(key, value))
+    .map(([key]) => key);
 }

@@ -331,8 +331,9 @@ export async function redeemOneTimeLink(
         }
       } else {
         // The passkey prompt was shown for an account that is gone since (deleted): its id
-        // (the `sub` apps know it by) is never given to another account (OIDC Core §2).
-        if (registration.challenge.data.newAccount !== true) throw new LinkError('stale');
+        // (the `sub` apps know it by) is never given to another account (OIDC Core §2). A
+        // prompt from a release before this says neither, and was for a new account then.
+        if (registration.challenge.data.newAccount === false) throw new LinkError('stale');
         user = await usersQueries.insert(trx, {
           id: userId,
           email: link.email,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseClaimValue } from '../accounts/customClaims.js';
+import { parseClaimValue, unreleasedClaimNames } from '../accounts/customClaims.js';
 import {
   addGroupMember,
   changeGroupClaim,
@@ -74,6 +74,7 @@ export function registerGroupCommands(program: Command): void {
               `id:      ${group.id}`,
               `name:    ${group.name}`,
               `claims:  ${JSON.stringify(group.claims)}`,
+              ...unreleasedLine(group.claims),
               `members:\n${members.map((m) => `  ${m.email}`).join('\n') || '  (none)'}`,
             ].join('\n'),
           );
@@ -173,4 +174,12 @@ export function registerGroupCommands(program: Command): void {
         }),
       ),
     );
+}
+
+/** A line naming the stored claims that are not released (see unreleasedClaimNames); none when all are. */
+function unreleasedLine(claims: Record<string, unknown>): string[] {
+  const names = unreleasedClaimNames(claims);
+  return names.length
+    ? [`not released: ${names.join(', ')} (names or values Sesame no longer allows; unset them)`]
+    : [];
 }

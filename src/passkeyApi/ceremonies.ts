@@ -107,19 +107,23 @@ export async function finishTenantRegistration(
   if (typeof userId !== 'string' || !(await passkeyTenantUsersQueries.find(db, tenant.id, userId))) {
     throw userNotFound();
   }
-  const stored = await passkeyTenantCredentialsQueries.insert(db, {
-    ...credential,
-    tenantId: tenant.id,
-    userId,
-    // The attestation statement format ("none", "packed", ...), as Hanko records it: not the
-    // tenant's attestation preference, which an authenticator may answer with "none".
-    attestationType: format,
-    name: credential.name ?? DEFAULT_CREDENTIAL_NAME,
+  // The passkey is stored with the token that says so: a token that cannot be signed leaves
+  // no passkey the app was told failed.
+  return db.transaction().execute(async (trx) => {
+    const stored = await passkeyTenantCredentialsQueries.insert(trx, {
+      ...credential,
+      tenantId: tenant.id,
+      userId,
+      // The attestation statement format ("none", "packed", ...), as Hanko records it: not the
+      // tenant's attestation preference, which an authenticator may answer with "none".
+      attestationType: format,
+      name: credential.name ?? DEFAULT_CREDENTIAL_NAME,
+    });
+    if (!stored) {
+      throw new HttpError(400, 'credential_exists', 'This passkey is already registered.');
+    }
+    return signPasskeyToken(trx, config, tenant, { userId, credentialId: credential.id });
   });
-  if (!stored) {
-    throw new HttpError(400, 'credential_exists', 'This passkey is already registered.');
-  }
-  return signPasskeyToken(db, config, tenant, { userId, credentialId: credential.id });
 }
 
 /**

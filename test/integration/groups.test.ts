@@ -300,6 +300,14 @@ describe('groups, allowed groups and custom claims', () => {
       shift: 'night',
     });
     await usersQueries.setClaims(sesame.db, adaId, { toString: 'y', retired: null });
+    // What the admin sees says which of them no app gets.
+    const shown = await sesameCli('groups', 'show', 'legacy');
+    expect(shown.stdout).toContain(
+      'not released: constructor, hasOwnProperty (names or values Sesame no longer allows; unset them)',
+    );
+    const { admin } = await signUpAdmin('claims-admin@example.com');
+    const page = asPage(await admin.browser.follow(`/admin/groups/${legacy.id}`));
+    expect(page.text.match(/<strong>Not released:<\/strong>/g)).toHaveLength(2);
 
     let tokens!: Awaited<ReturnType<typeof finishLogin>>;
     const signedInWithTheLegacyClaims = async () => {

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { parseClaimValue } from '../../accounts/customClaims.js';
+import { parseClaimValue, unreleasedClaimNames } from '../../accounts/customClaims.js';
 import {
   addGroupMember,
   changeGroupClaim,
@@ -98,7 +98,13 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
   /** The group page; after a refusal, the typed form as sent with its error, or a message for the page. */
   async function renderGroup(ctx: Context, refusal: { refused?: RefusedForm; error?: string } = {}) {
     const { group, members } = await groupMembers(db, ctx.params.id!);
-    kit.render(ctx, 'group', { title: group.name, group, members, ...refusal });
+    kit.render(ctx, 'group', {
+      title: group.name,
+      group,
+      members,
+      unreleased: unreleasedClaimNames(group.claims),
+      ...refusal,
+    });
   }
 
   async function loadGroupId(ctx: Context): Promise<string> {
