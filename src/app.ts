@@ -18,8 +18,8 @@ import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from './db/queries/oneTimeTokens.js';
 import { passkeyTenantAuditLogsQueries } from './db/queries/passkeyTenantAuditLogs.js';
 import { keepCachesInStep } from './db/rowCache.js';
-import { CookieSigner } from './http/cookieSigner.js';
 import { HttpError, notFound } from './http/errors.js';
+import { LiveCookieKeys } from './http/liveCookieKeys.js';
 import { Csrf } from './http/middleware/csrf.js';
 import { errorHandler } from './http/middleware/errors.js';
 import { httpMetrics } from './http/middleware/httpMetrics.js';
@@ -58,12 +58,8 @@ import type { Logger } from './logger.js';
 import { MailOutbox } from './mail/outbox.js';
 import { BackchannelOutbox, type DeliveryTiming } from './oidc/backchannelOutbox.js';
 import { ClientAuthBackoff } from './oidc/clientAuthBackoff.js';
-import {
-  ensureSigningKeys,
-  loadCookieKeys,
-  loadSigningJwks,
-  removeUnpublishedSigningKeys,
-} from './oidc/keys.js';
+import { loadCookieKeys, removeExpiredCookieKeys } from './oidc/cookieKeys.js';
+import { ensureSigningKeys, loadSigningJwks, removeUnpublishedSigningKeys } from './oidc/keys.js';
 import { LiveProvider } from './oidc/liveProvider.js';
 import { createProvider } from './oidc/provider.js';
 import { PAGELESS_PROVIDER_PATHS, providerRequestTooLarge, providerRouteOf } from './oidc/providerPaths.js';
@@ -166,7 +162,8 @@ export async function createApp({
   await sealKeysAtRest(db, config, log);
   await ensureSigningKeys(db, config);
   const [signing, cookieKeys] = await Promise.all([loadSigningJwks(db, config), loadCookieKeys(db, config)]);
-  const cookieSigner = new CookieSigner(cookieKeys);
+  const liveCookieKeys = new LiveCookieKeys(() => loadCookieKeys(db, config), log, cookieKeys);
+  const cookieSigner = liveCookieKeys.signer;
   const caches = createRowCaches(db);
   const brand = new BrandStore(db, config.brand);
   const writes = new GroupedUpserts(db);
@@ -195,6 +192,7 @@ export async function createApp({
           group_members: caches.groups.memberships,
           client_allowed_groups: caches.groups.clientRules,
           signing_keys: live,
+          app_secrets: liveCookieKeys,
           branding: brand,
           // Failures counted for a client (migration 0024); on the embedded database they are counted in memory.
           ...(clientAuthBackoff && config.databaseUrl && { rate_limit_hits: clientAuthBackoff.notLockedOut }),
@@ -202,7 +200,7 @@ export async function createApp({
         log,
       )
     : undefined;
-  const csrf = new Csrf(cookieKeys[0]!, config.origin, config.secureCookies);
+  const csrf = new Csrf(cookieSigner, config.origin, config.secureCookies);
   const services: Services = {
     config,
     db,
@@ -353,6 +351,7 @@ export async function createApp({
         (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await oneTimeTokensQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await removeUnpublishedSigningKeys(db)) +
+        (await removeExpiredCookieKeys(db, config)) +
         (await removeUnpublishedTenantKeys(db)) +
         (await adminFormTokensQueries.deleteExpiredBefore(db, SPENT_ADMIN_FORM_TOKENS_KEPT_DAYS)) +
         (config.passkeyAuditLogDays
@@ -404,6 +403,7 @@ export async function createApp({
       await outbox.stop();
       await mailOutbox?.stop();
       live.stop();
+      liveCookieKeys.stop();
       await rowChanges?.close();
       if (!server) return;
       const closing = new Promise<void>((resolve) => server!.close(() => resolve()));

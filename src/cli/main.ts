@@ -3,14 +3,13 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.js';
 import { DataDirBusyError } from '../db/dataDirLock.js';
-import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
 import { ROOT } from '../paths.js';
 import { printable } from '../text.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
-import { CliError, cliActor, output, withDatabase } from './context.js';
-import { activationFromFlags, seconds } from './flags.js';
+import { CliError, output, withDatabase } from './context.js';
 import { registerGroupCommands } from './groups.js';
+import { registerKeyCommands } from './keys.js';
 import { registerPasskeyApiCommands } from './passkeyApi.js';
 import { registerResourceCommands } from './resources.js';
 import { registerUserCommands } from './users.js';
@@ -72,49 +71,7 @@ registerUserCommands(program);
 registerGroupCommands(program);
 registerPasskeyApiCommands(program);
 registerResourceCommands(program);
-
-program
-  .command('keys')
-  .description('manage token signing keys')
-  .command('rotate')
-  .description(
-    'add new signing keys: published at once, signing after a delay; the old ones sign until then and stay published until tokens they signed expire',
-  )
-  .option(
-    '--activate-in <seconds>',
-    'how long apps get to fetch the new keys before they sign (0: at once, for a key thought exposed)',
-    seconds,
-    KEY_ACTIVATION_DELAY_SECONDS,
-  )
-  .option(
-    '--revoke-previous',
-    "also remove every earlier key from the JWKS and from signing at once (a key known exposed); tokens it signed stop verifying. Implies --activate-in 0. Passkey API apps have keys of their own: see 'sesame passkey-api rotate-signing-key'",
-  )
-  .option('--json', 'print JSON')
-  .action((opts: { activateIn: number; revokePrevious?: boolean; json?: boolean }, command: Command) => {
-    const activation = activationFromFlags(opts, command, 'the new keys');
-    return withDatabase(async (db, config) => {
-      const { kids, activatesAt, revokedKids } = await rotateSigningKeys(db, config, cliActor(), activation);
-      output(
-        Boolean(opts.json),
-        {
-          kids,
-          activates_at: activatesAt.toISOString(),
-          ...(opts.revokePrevious && { revoked_kids: revokedKids }),
-        },
-        () =>
-          [
-            `New signing keys: ${kids.join(', ')}`,
-            `Published now; they sign from ${activatesAt.toISOString()}. Running servers pick them up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).`,
-            ...(opts.revokePrevious
-              ? [
-                  `Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify; apps that check ID tokens will ask people to sign in again.`,
-                ]
-              : []),
-          ].join('\n'),
-      );
-    });
-  });
+registerKeyCommands(program);
 
 program
   .command('migrate')

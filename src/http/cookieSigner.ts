@@ -8,13 +8,28 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * two more HMACs for every comparison, 15–20 µs per signed cookie read against ~2 µs for
  * `timingSafeEqual` on the two signatures (bench/README.md, 2026-12-03 evening). Both compare
  * in constant time; the length of a signature is no secret.
+ *
+ * One instance serves Koa (`app.keys`) and every provider instance (`cookies.keys`): both
+ * keep the object they were given, not a copy of its keys (oidc-provider 9 sets it as its
+ * Koa's `keys`; the `cookies` package uses a non-array `keys` as it is), so
+ * {@link replace} switches all of them at once when the cookie keys are rotated.
  */
 export class CookieSigner {
-  readonly #keys: readonly string[];
+  #keys: readonly string[] = [];
 
   constructor(keys: readonly string[]) {
+    this.replace(keys);
+  }
+
+  /** The keys, the signing one first. */
+  get keys(): readonly string[] {
+    return this.#keys;
+  }
+
+  /** Signs with the first of `keys` from now on; any of them verifies. */
+  replace(keys: readonly string[]): void {
     if (keys.length === 0) throw new Error('a cookie signer needs at least one key');
-    this.#keys = [...keys];
+    this.#keys = Object.freeze([...keys]);
   }
 
   sign(data: string): string {
@@ -25,12 +40,19 @@ export class CookieSigner {
     return this.index(data, digest) > -1;
   }
 
-  /** The index of the key that made `digest` for `data`, or -1. */
+  /**
+   * 0 when any key made `digest` for `data`, else -1. keygrip tells which key made it, and
+   * the `cookies` package, told a later one, signs the cookie again under the first, but only
+   * its `.sig` and without the cookie's attributes: a persistent session cookie read by the
+   * account pages after a rotation would get a signature that ends with the browser session,
+   * signing the person out when the browser closes. An earlier key verifies until its grace
+   * ends; the provider signs its session cookie anew each time the session is used.
+   */
   index(data: string, digest: string): number {
     const presented = Buffer.from(String(digest));
-    for (let i = 0; i < this.#keys.length; i += 1) {
-      const expected = Buffer.from(hmac(this.#keys[i]!, data));
-      if (expected.length === presented.length && timingSafeEqual(expected, presented)) return i;
+    for (const key of this.#keys) {
+      const expected = Buffer.from(hmac(key, data));
+      if (expected.length === presented.length && timingSafeEqual(expected, presented)) return 0;
     }
     return -1;
   }

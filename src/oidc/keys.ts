@@ -1,8 +1,7 @@
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Config } from '../config.js';
-import { openAtRest, randomId, randomSecret, sealAtRest } from '../crypto.js';
+import { openAtRest, randomId, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
-import { appSecretsQueries } from '../db/queries/appSecrets.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { signingKeysQueries } from '../db/queries/signingKeys.js';
 import { TTL } from './ttl.js';
@@ -153,12 +152,4 @@ export async function loadSigningJwks(
  */
 export async function removeUnpublishedSigningKeys(db: Db): Promise<number> {
   return signingKeysQueries.deleteRetiredBefore(db, RETIRED_KEY_GRACE_SECONDS);
-}
-
-/** Keys that sign cookies; made once and shared by every instance through the database. */
-export async function loadCookieKeys(db: Db, config: Pick<Config, 'keyEncryptionSecret'>): Promise<string[]> {
-  const stored = await appSecretsQueries.getOrCreate(db, 'cookie_keys', () =>
-    sealAtRest(JSON.stringify([randomSecret()]), config.keyEncryptionSecret),
-  );
-  return JSON.parse(openAtRest(stored, config.keyEncryptionSecret));
 }

@@ -316,7 +316,7 @@ describe('the sesame command manages clients, API keys and users', () => {
       [['groups'], 'create, list, show, rename, delete, add-member, remove-member, set-claim, unset-claim'],
       [['passkey-api'], 'create, list, update, rotate-key, rotate-signing-key, delete'],
       [['resources'], 'create, list, allow-client, deny-client, delete'],
-      [['keys'], 'rotate'],
+      [['keys'], 'rotate, rotate-cookie-key'],
     ];
     const results: ProcessResult[] = [];
     for (const [group] of groups) results.push(await sesame(...group));
@@ -352,6 +352,7 @@ describe('the sesame command manages clients, API keys and users', () => {
       ...['create', 'list', 'update', 'rotate-key', 'delete'].map((c) => ['passkey-api', c]),
       ['keys'],
       ['keys', 'rotate'],
+      ['keys', 'rotate-cookie-key'],
       ['migrate'],
     ];
     for (const command of commands) {

@@ -3,7 +3,7 @@ import Keygrip from 'keygrip';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
-import { loadCookieKeys } from '../../src/oidc/keys.js';
+import { loadCookieKeys } from '../../src/oidc/cookieKeys.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
@@ -62,7 +62,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect((await person.browser.request('/account')).status).toBe(302);
 
     // Signed as keygrip signs (HMAC-SHA1 of "name=value", base64url) under the stored keys.
-    const keys = await loadCookieKeys(sesame.db, sesame.config);
+    const { keys } = await loadCookieKeys(sesame.db, sesame.config);
     await setSignature(new Keygrip(keys).sign(`_session=${session.value}`));
     expect((await person.browser.request('/account')).status).toBe(200);
   });

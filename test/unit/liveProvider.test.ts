@@ -1,7 +1,8 @@
 import type Provider from 'oidc-provider';
+import { KEYS_POLL_WHILE_DARK_MS } from '../../src/db/rowReloader.js';
 import { createLogger } from '../../src/logger.js';
 import type { SigningJwks } from '../../src/oidc/keys.js';
-import { KEYS_POLL_WHILE_DARK_MS, LiveProvider } from '../../src/oidc/liveProvider.js';
+import { LiveProvider } from '../../src/oidc/liveProvider.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { randomSecret } from '../../crypto.js';
+import type { CookieSigner } from '../cookieSigner.js';
 import { HttpError } from '../errors.js';
 
 const COOKIE = 'sesame.csrf';
@@ -10,16 +11,18 @@ const COOKIE = 'sesame.csrf';
  * token that is its HMAC under a server key (the signed double-submit pattern). A page
  * embeds the token; a state-changing request must send it back as the `_csrf` field or
  * the `X-CSRF-Token` header, and, when the browser says where it comes from, from our origin.
+ * The server key is the cookie key: a rotation signs new tokens with the new key, and a page
+ * loaded before it still submits while the old key verifies cookies.
  */
 export class Csrf {
   constructor(
-    private readonly key: string,
+    private readonly keys: Pick<CookieSigner, 'keys'>,
     private readonly origin: string,
     private readonly secureCookies: boolean,
   ) {}
 
-  private sign(value: string): string {
-    return createHmac('sha256', this.key).update(value).digest('base64url');
+  private sign(value: string, key = this.keys.keys[0]!): string {
+    return createHmac('sha256', key).update(value).digest('base64url');
   }
 
   /** The token for this browser, setting its cookie on first use. */
@@ -61,8 +64,10 @@ export class Csrf {
   }
 
   private matches(cookie: string, presented: string): boolean {
-    const expected = Buffer.from(this.sign(cookie));
     const actual = Buffer.from(presented);
-    return expected.length === actual.length && timingSafeEqual(expected, actual);
+    return this.keys.keys.some((key) => {
+      const expected = Buffer.from(this.sign(cookie, key));
+      return expected.length === actual.length && timingSafeEqual(expected, actual);
+    });
   }
 }

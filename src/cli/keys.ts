@@ -1,0 +1,96 @@
+import type { Command } from 'commander';
+import { rotateCookieKey } from '../oidc/cookieKeys.js';
+import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
+import { cliActor, output, withDatabase } from './context.js';
+import { activationFromFlags, seconds } from './flags.js';
+
+/** `sesame keys ...`: the keys Sesame signs tokens and cookies with. */
+export function registerKeyCommands(program: Command): void {
+  const keys = program.command('keys').description('manage the keys Sesame signs tokens and cookies with');
+
+  keys
+    .command('rotate')
+    .description(
+      'add new signing keys: published at once, signing after a delay; the old ones sign until then and stay published until tokens they signed expire',
+    )
+    .option(
+      '--activate-in <seconds>',
+      'how long apps get to fetch the new keys before they sign (0: at once, for a key thought exposed)',
+      seconds,
+      KEY_ACTIVATION_DELAY_SECONDS,
+    )
+    .option(
+      '--revoke-previous',
+      "also remove every earlier key from the JWKS and from signing at once (a key known exposed); tokens it signed stop verifying. Implies --activate-in 0. Passkey API apps have keys of their own: see 'sesame passkey-api rotate-signing-key'",
+    )
+    .option('--json', 'print JSON')
+    .action((opts: { activateIn: number; revokePrevious?: boolean; json?: boolean }, command: Command) => {
+      const activation = activationFromFlags(opts, command, 'the new keys');
+      return withDatabase(async (db, config) => {
+        const { kids, activatesAt, revokedKids } = await rotateSigningKeys(
+          db,
+          config,
+          cliActor(),
+          activation,
+        );
+        output(
+          Boolean(opts.json),
+          {
+            kids,
+            activates_at: activatesAt.toISOString(),
+            ...(opts.revokePrevious && { revoked_kids: revokedKids }),
+          },
+          () =>
+            [
+              `New signing keys: ${kids.join(', ')}`,
+              `Published now; they sign from ${activatesAt.toISOString()}. Running servers pick them up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).`,
+              ...(opts.revokePrevious
+                ? [
+                    `Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify; apps that check ID tokens will ask people to sign in again.`,
+                  ]
+                : []),
+            ].join('\n'),
+        );
+      });
+    });
+
+  keys
+    .command('rotate-cookie-key')
+    .description(
+      "add a new key that signs Sesame's cookies (sessions, sign-ins in progress) from now on; the old keys still verify until the cookies they signed have expired",
+    )
+    .option(
+      '--revoke-previous',
+      'also delete every earlier cookie key at once (a key known exposed): everyone is signed out of Sesame and sign-ins in progress start again',
+    )
+    .option('--json', 'print JSON')
+    .action((opts: { revokePrevious?: boolean; json?: boolean }) =>
+      withDatabase(async (db, config) => {
+        const revokePrevious = Boolean(opts.revokePrevious);
+        const rotation = await rotateCookieKey(db, config, cliActor(), { revokePrevious });
+        const until = rotation.previousKeysVerifyUntil?.toISOString() ?? null;
+        output(
+          Boolean(opts.json),
+          {
+            previous_keys: rotation.previousKeys,
+            previous_keys_verify_until: until,
+            removed_keys: rotation.removedKeys,
+          },
+          () => {
+            const removed = `${rotation.removedKeys} earlier cookie ${rotation.removedKeys === 1 ? 'key' : 'keys'}`;
+            return [
+              'New cookie key: it signs from now on. Running servers pick it up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).',
+              ...(revokePrevious
+                ? [
+                    `Revoked ${removed}: everyone is signed out of Sesame and sign-ins in progress start again. Apps' own sessions and tokens are not affected.`,
+                  ]
+                : [
+                    ...(until ? [`Earlier keys still verify until ${until}, so nobody is signed out.`] : []),
+                    ...(rotation.removedKeys ? [`Deleted ${removed} whose grace had ended.`] : []),
+                  ]),
+            ].join('\n');
+          },
+        );
+      }),
+    );
+}

@@ -1,0 +1,298 @@
+import { createHmac } from 'node:crypto';
+import Keygrip from 'keygrip';
+import { openAtRest, sealAtRest } from '../../src/crypto.js';
+import { createClient } from '../../src/oidc/clients.js';
+import {
+  COOKIE_KEY_GRACE_SECONDS,
+  loadCookieKeys,
+  removeExpiredCookieKeys,
+} from '../../src/oidc/cookieKeys.js';
+import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { linesOf, type ProcessResult, runCliOn } from '../support/sesameProcess.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not true within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+type StoredEntry = string | { key: string; retired_at: string };
+
+/** The `cookie_keys` row as stored (opened when sealed). */
+async function storedEntries(app: TestApp): Promise<StoredEntry[]> {
+  const row = await app.db
+    .selectFrom('app_secrets')
+    .select('value')
+    .where('name', '=', 'cookie_keys')
+    .executeTakeFirstOrThrow();
+  return JSON.parse(openAtRest(row.value, app.config.keyEncryptionSecret));
+}
+
+/** Writes the `cookie_keys` row, as an older Sesame or the passing of time would have left it. */
+async function storeEntries(app: TestApp, entries: StoredEntry[]): Promise<void> {
+  await app.db
+    .updateTable('app_secrets')
+    .set({ value: sealAtRest(JSON.stringify(entries), app.config.keyEncryptionSecret) })
+    .where('name', '=', 'cookie_keys')
+    .execute();
+}
+
+const signature = (key: string, name: string, value: string) => new Keygrip([key]).sign(`${name}=${value}`);
+
+/**
+ * Whether `app` signs a new cookie with `key`: the account pages' sign-in sets one (its
+ * return path) for a browser that has none.
+ */
+async function signsNewCookiesWith(app: TestApp, key: string): Promise<boolean> {
+  const response = await fetch(`${app.baseUrl}/account/login`, { redirect: 'manual' });
+  const cookies = new Map(
+    response.headers.getSetCookie().map((line) => {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      return [pair!.slice(0, eq), pair!.slice(eq + 1)] as const;
+    }),
+  );
+  const [name, value] = [...cookies].find(([cookie]) => !cookie.endsWith('.sig'))!;
+  return cookies.get(`${name}.sig`) === signature(key, name, value);
+}
+
+describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
+  let sesame: TestApp;
+  /** A second instance on the same database (Postgres only: the embedded one has one owner). */
+  let other: TestApp | undefined;
+  let rp: TestRp;
+  let person: Person;
+  const instances = () => [sesame, other].filter((app) => app !== undefined);
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    if (onPostgres) {
+      const { DATABASE_URL, DATABASE_DIRECT_URL } = sesame.env;
+      other = await startTestApp({ DATABASE_URL: DATABASE_URL!, DATABASE_DIRECT_URL: DATABASE_DIRECT_URL! });
+    }
+    const created = await createClient(sesame.db, { name: 'Notes', redirect_uris: [REDIRECT_URI] }, 'test');
+    rp = await discoverRp(
+      sesame.baseUrl,
+      { client_id: created.client.client_id, client_secret: created.client_secret! },
+      REDIRECT_URI,
+    );
+    person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp);
+    const next = await person.signUp(await person.open(pending.url), 'cookie@example.com');
+    await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+  });
+
+  afterAll(async () => {
+    await other?.stop();
+    await sesame.stop();
+  });
+
+  /** The person's Sesame session as the browser holds it, and whether its signature outlives the browser session. */
+  async function sessionCookie(): Promise<{ value: string; sig: string; sigPersists: boolean }> {
+    const cookies = await person.browser.jar.getCookies(`${sesame.baseUrl}/account`);
+    const find = (name: string) => cookies.find((cookie) => cookie.key === name)!;
+    const sig = find('_session.sig');
+    return { value: find('_session').value, sig: sig.value, sigPersists: sig.expires instanceof Date };
+  }
+
+  /** Whether `app` shows the person their account (else it sends them to sign in). */
+  async function signedInAt(app: TestApp): Promise<boolean> {
+    const status = (await person.browser.request(`${app.baseUrl}/account`)).status;
+    if (status !== 200 && status !== 302) throw new Error(`/account answered ${status}`);
+    return status === 200;
+  }
+
+  const currentKey = async () => (await loadCookieKeys(sesame.db, sesame.config)).keys[0]!;
+
+  /** The form token of the account page, and whether `key` made it (signed double-submit, csrf.ts). */
+  async function formToken(key: string): Promise<{ token: string; madeWith: boolean }> {
+    const token = (await person.browser.request('/account')).csrf();
+    const cookies = await person.browser.jar.getCookies(`${sesame.baseUrl}/account`);
+    const cookie = cookies.find((c) => c.key === 'sesame.csrf')!.value;
+    return { token, madeWith: token === createHmac('sha256', key).update(cookie).digest('base64url') };
+  }
+
+  /** A form post of the account page (asking for a step-up's passkey options): 200, or 403 for a bad form token. */
+  const postForm = async (token: string) =>
+    (await person.browser.postJson('/account/step-up/options', token, {})).status;
+
+  async function rotate(...flags: string[]): Promise<ProcessResult> {
+    return runCliOn(sesame, ['keys', 'rotate-cookie-key', ...flags]);
+  }
+
+  it('keeps everyone signed in on every instance: the old key verifies, the new one signs', async () => {
+    const oldKey = await currentKey();
+    const session = await sessionCookie();
+    expect(session.sig).toBe(signature(oldKey, '_session', session.value));
+    for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+    const before = await formToken(oldKey);
+    expect(before.madeWith).toBe(true);
+
+    const result = await rotate('--json');
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const rotated = JSON.parse(result.stdout);
+    expect(rotated).toEqual({
+      previous_keys: 1,
+      previous_keys_verify_until: expect.any(String),
+      removed_keys: 0,
+    });
+    const graceLeft = Date.parse(rotated.previous_keys_verify_until) - Date.now();
+    expect(Math.abs(graceLeft - COOKIE_KEY_GRACE_SECONDS * 1000)).toBeLessThan(10_000);
+    expect(COOKIE_KEY_GRACE_SECONDS).toBeGreaterThan(14 * 24 * 3600);
+
+    const newKey = await currentKey();
+    expect(newKey).not.toBe(oldKey);
+    expect(await storedEntries(sesame)).toEqual([newKey, { key: oldKey, retired_at: expect.any(String) }]);
+    // No restart: every running instance signs with the new key once the change is announced.
+    for (const app of instances()) await waitUntil(() => signsNewCookiesWith(app, newKey), 3_000);
+
+    // The browser, holding the session cookie the old key signed, is still signed in; reading
+    // it did not sign it again as a cookie that ends with the browser session.
+    expect(session.sigPersists).toBe(true);
+    for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+    expect(await sessionCookie()).toEqual(session);
+    // A form loaded before the rotation still posts; a page loaded now has a token of the new key.
+    expect(await postForm(before.token)).toBe(200);
+    expect((await formToken(newKey)).madeWith).toBe(true);
+
+    // Signing in to an app uses the session at the provider, which signs its cookie anew.
+    const pending = await beginLogin(rp);
+    await finishLogin(rp, pending, await person.continueToApp(pending.url, REDIRECT_URI));
+    const renewed = await sessionCookie();
+    expect(renewed.sig).toBe(signature(newKey, '_session', renewed.value));
+
+    const event = await sesame.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('action', '=', 'cookie_keys.rotate')
+      .executeTakeFirstOrThrow();
+    expect(event.actor).toMatch(/^cli:/);
+    expect(event.details).toEqual({
+      previous_keys: 1,
+      previous_keys_verify_until: rotated.previous_keys_verify_until,
+      removed_keys: 0,
+    });
+  }, 60_000);
+
+  it('signs everyone out of Sesame on every instance with --revoke-previous, and says so', async () => {
+    for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+
+    const result = await rotate('--revoke-previous');
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(linesOf(result.stdout)).toEqual([
+      expect.stringMatching(/^New cookie key: it signs from now on\./),
+      expect.stringMatching(
+        /^Revoked 2 earlier cookie keys: everyone is signed out of Sesame and sign-ins in progress start again\./,
+      ),
+    ]);
+    const revokedAt = Date.now();
+    expect(await storedEntries(sesame)).toEqual([await currentKey()]);
+    for (const app of instances()) await waitUntil(async () => !(await signedInAt(app)), 2_500);
+    expect(Date.now() - revokedAt).toBeLessThan(2_500);
+
+    // Signing in again works, and is signed by the new key.
+    const pending = await beginLogin(rp);
+    const next = await person.signIn(await person.open(pending.url));
+    await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+    for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+    const session = await sessionCookie();
+    expect(session.sig).toBe(signature(await currentKey(), '_session', session.value));
+    const form = await formToken(await currentKey());
+    expect(form.madeWith).toBe(true);
+    expect(await postForm(form.token)).toBe(200);
+
+    const event = await sesame.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('action', '=', 'cookie_keys.revoke')
+      .executeTakeFirstOrThrow();
+    expect(event.details).toEqual({ previous_keys: 0, previous_keys_verify_until: null, removed_keys: 2 });
+  }, 60_000);
+
+  it('stops verifying a replaced key when its grace ends, with no restart, and the cleanup deletes it', async () => {
+    const signedBy = await currentKey();
+    expect((await rotate('--json')).code).toBe(0);
+    const [newKey, replaced] = await storedEntries(sesame);
+    expect(replaced).toEqual({ key: signedBy, retired_at: expect.any(String) });
+    for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+
+    // Its grace ends three seconds from now: a change that announces itself, then nothing more.
+    const retiredAt = new Date(Date.now() - (COOKIE_KEY_GRACE_SECONDS - 3) * 1000).toISOString();
+    await storeEntries(sesame, [newKey!, { key: signedBy, retired_at: retiredAt }]);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+    for (const app of instances()) await waitUntil(async () => !(await signedInAt(app)), 6_000);
+
+    expect(await removeExpiredCookieKeys(sesame.db, sesame.config)).toBe(1);
+    expect(await storedEntries(sesame)).toEqual([newKey]);
+    expect(await removeExpiredCookieKeys(sesame.db, sesame.config)).toBe(0);
+  }, 60_000);
+
+  it('deletes a key past its grace at the next rotation, and keeps the one it replaces', async () => {
+    const current = await currentKey();
+    const long = new Date(Date.now() - (COOKIE_KEY_GRACE_SECONDS + 60) * 1000).toISOString();
+    await storeEntries(sesame, [current, { key: 'an old key past its grace', retired_at: long }]);
+    const result = await rotate('--json');
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(result.stdout)).toMatchObject({ previous_keys: 1, removed_keys: 1 });
+    expect(await storedEntries(sesame)).toEqual([
+      await currentKey(),
+      { key: current, retired_at: expect.any(String) },
+    ]);
+  }, 30_000);
+
+  it('refuses arguments it does not take, in one line, and changes no key', async () => {
+    const before = await storedEntries(sesame);
+    for (const args of [['--activate-in', '0'], ['everyone'], ['--revoke-previous', '--bogus']]) {
+      const result = await rotate(...args);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(linesOf(result.stderr)).toEqual([
+        expect.stringMatching(/^sesame: (unknown option|too many arguments)/),
+      ]);
+    }
+    expect(await storedEntries(sesame)).toEqual(before);
+  }, 30_000);
+});
+
+describe('an install whose cookie keys were stored before they could be rotated', () => {
+  let sesame: TestApp;
+  const legacyKey = 'a cookie key an earlier Sesame made, 43 chars';
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    // What every Sesame before rotation stored: a list of plain keys.
+    await storeEntries(sesame, [legacyKey]);
+    await sesame.restart();
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('signs with the stored key, keeps it verifying through a rotation, and stores it as replaced', async () => {
+    expect(await loadCookieKeys(sesame.db, sesame.config)).toEqual({ keys: [legacyKey] });
+    expect(await signsNewCookiesWith(sesame, legacyKey)).toBe(true);
+    const person = new Person(sesame.baseUrl);
+    const next = await person.signUp(
+      await person.open(`${sesame.baseUrl}/account/login`),
+      'legacy@example.com',
+    );
+    await person.browser.follow(next);
+    expect((await person.browser.request('/account')).status).toBe(200);
+
+    const result = await runCliOn(sesame, ['keys', 'rotate-cookie-key']);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(linesOf(result.stdout)[1]).toMatch(
+      /^Earlier keys still verify until \S+, so nobody is signed out\.$/,
+    );
+    const [newKey, replaced] = await storedEntries(sesame);
+    expect(replaced).toEqual({ key: legacyKey, retired_at: expect.any(String) });
+    await waitUntil(() => signsNewCookiesWith(sesame, newKey as string), 3_000);
+    expect((await person.browser.request('/account')).status).toBe(200);
+  }, 60_000);
+});
