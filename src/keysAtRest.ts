@@ -16,6 +16,24 @@ export async function checkKeyEncryptionSecret(
   assertSecretReadsKeys(await keysAtRestQueries.listAll(db), config.keyEncryptionSecret);
 }
 
+/**
+ * The secret a command writes keys with, beside servers that share the database: they read
+ * what it writes. With the secret set but every stored key in plain text, the servers run
+ * without it (a server with it seals every key at its start), so a key sealed now would be
+ * one they cannot open: they would go on with the keys they have (a revoked cookie key
+ * still signing) and refuse to start again. Such a key is written in plain text, as theirs
+ * are, and sealed with the others by the first server started with the secret.
+ */
+export async function secretForWrites(
+  db: Db,
+  config: Pick<Config, 'keyEncryptionSecret'>,
+): Promise<string | undefined> {
+  const secret = config.keyEncryptionSecret;
+  if (!secret) return undefined;
+  const keys = await keysAtRestQueries.listAll(db);
+  return keys.length > 0 && !keys.some((key) => isSealed(key.value)) ? undefined : secret;
+}
+
 function assertSecretReadsKeys(keys: StoredKey[], secret: string | undefined): void {
   const sealed = keys.filter((key) => isSealed(key.value));
   if (sealed.length === 0) return;

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
 import { type DatabaseHandle, openDatabase } from '../db/connect.js';
-import { checkKeyEncryptionSecret } from '../keysAtRest.js';
+import { checkKeyEncryptionSecret, secretForWrites } from '../keysAtRest.js';
 import { printable } from '../text.js';
 
 /** A one-line failure the CLI prints as `sesame: <message>` before exiting non-zero. */
@@ -34,9 +34,11 @@ export async function withDatabase<T>(
   const database = await openDatabase(config, { poolSize: 2, throughRunningServer: true });
   try {
     const applied = await database.migrate();
-    // A command that writes a key must seal it the way the server does: the same secret.
+    // A command that writes a key must seal it the way the server does: the same secret,
+    // or none while the servers run without one (secretForWrites).
     await checkKeyEncryptionSecret(database.db, config);
-    return await run(database.db, config, applied);
+    const keyEncryptionSecret = await secretForWrites(database.db, config);
+    return await run(database.db, { ...config, keyEncryptionSecret }, applied);
   } finally {
     await database.close();
   }

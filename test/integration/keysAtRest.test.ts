@@ -129,6 +129,23 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
     await stop();
   }, 60_000);
 
+  it('makes the sesame command write keys in plain text, as the servers do, while they run without the secret', async () => {
+    // The operator has put the secret in the CLI's environment first; the servers have not
+    // been restarted with it yet. What the command writes, they must read.
+    const result = await runCli(
+      ['keys', 'rotate-cookie-key', '--json'],
+      { ...env, KEY_ENCRYPTION_SECRET: SECRET },
+      100_000,
+    );
+    expect(result.code).toBe(0);
+    const keys = await keysAtRest();
+    expect(keys).toHaveLength(4);
+    expect(keys.filter((key) => key.startsWith('enc:'))).toEqual([]);
+    // A server without the secret starts on them (it refused to: "stored keys are encrypted").
+    await start();
+    await stop();
+  }, 120_000);
+
   it('encrypts every plain-text key at the next start with the secret, says so once, and everything keeps working', async () => {
     const kidsBefore = (await keysAtRest()).length;
     await start({ KEY_ENCRYPTION_SECRET: SECRET });
