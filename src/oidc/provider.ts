@@ -27,7 +27,7 @@ import {
 } from './autoSubmitPages.js';
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
-import { redirectUriAllowed } from './clients.js';
+import { DEVICE_CODE_GRANT, redirectUriAllowed } from './clients.js';
 import { deviceFlowPages, isDeviceOnlyApp, takeCodesFromLinks } from './deviceFlow.js';
 import { throttleDevicePolling } from './devicePolling.js';
 import { createLoadExistingGrant } from './grants.js';
@@ -226,6 +226,9 @@ export function sessionTtl(_ctx: unknown, session: { accountId?: string | undefi
 }
 
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
+/** The routes at which a person approves a device's code (RFC 8628): the provider issues the device's code there. */
+const DEVICE_APPROVAL_ROUTES = new Set<unknown>(['code_verification', 'device_resume']);
+
 export function createProvider({
   config,
   db,
@@ -416,10 +419,16 @@ export function createProvider({
   // Discovery says backchannel_logout_session_supported, so every ID token names the session
   // it was issued in (Back-Channel Logout 1.0 §2.1), as do the codes and tokens it comes
   // from; the provider names it only for apps registered for back-channel logout. A device's
-  // sign-in is in no session (leaveBrowserSession, deviceFlow.ts): a device-only app's tokens
-  // name none, where they named the approving browser's, which the device outlives.
+  // sign-in is in no session (leaveBrowserSession, deviceFlow.ts): a device's tokens name
+  // none, where they named the approving browser's, which the device outlives, so the
+  // browser's sign-out (a logout token with its sid) ends the app's browser sign-in only,
+  // also for an app that signs people in both ways. Only such an app asks which route this is.
   provider.Client.prototype.includeSid = function includeSid() {
-    return !isDeviceOnlyApp(this);
+    if (!this.grantTypeAllowed(DEVICE_CODE_GRANT)) return true;
+    if (isDeviceOnlyApp(this)) return false;
+    return !DEVICE_APPROVAL_ROUTES.has(
+      (providerRequests.getStore() as KoaContextWithOIDC | undefined)?.oidc?.route,
+    );
   };
 
   // Discovery says which response types an app may use: `code`. The provider lists every

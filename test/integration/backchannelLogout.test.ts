@@ -305,6 +305,38 @@ describe('back-channel logout', () => {
     expect(other.received).toHaveLength(0);
   }, 60_000);
 
+  it("names no session in the device's tokens of an app that also signs in in browsers: its browser sign-out ends the browser's sign-in only", async () => {
+    const endpoint = await newEndpoint();
+    const app = await registerApp('Both ways', [
+      '--backchannel-logout-uri',
+      endpoint.url,
+      '--grant-type',
+      'authorization_code',
+      '--grant-type',
+      'refresh_token',
+      '--grant-type',
+      'urn:ietf:params:oauth:grant-type:device_code',
+    ]);
+    const person = new Person(sesame.baseUrl);
+    const browserTokens = await signIn(person, app, true);
+    const started = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email' });
+    expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
+    const deviceTokens = await oidc.pollDeviceAuthorizationGrant(app.config, { ...started, interval: 0.01 });
+    // The browser's sign-in names its session; the device's, approved in that browser, none.
+    expect(browserTokens.claims()!.sid).toEqual(expect.any(String));
+    expect(deviceTokens.claims()!.sid).toBeUndefined();
+    // The browser signs out: the app is told of that session, and the device goes on.
+    await signOut(person, app, browserTokens.id_token!);
+    await waitFor(() => endpoint.received.length === 1);
+    const payload = await verifyLogoutToken(endpoint.received[0]!.token, {
+      config: app.config,
+      redirectUri: '',
+    });
+    expect(payload.sid).toBe(browserTokens.claims()!.sid);
+    const sub = deviceTokens.claims()!.sub;
+    expect(await oidc.fetchUserInfo(app.config, deviceTokens.access_token, sub)).toMatchObject({ sub });
+  }, 60_000);
+
   it('does not tell a device app that the browser which approved it signed out: the device stays signed in, and is told by sub when its sign-in ends', async () => {
     const webEndpoint = await newEndpoint();
     const tvEndpoint = await newEndpoint();

@@ -171,8 +171,11 @@ export async function approveDevice(person: Person, userCode: string): Promise<P
     return person.browser.request('/device', { form: { xsrf, ...fields } });
   };
   const confirm = await post(asPage(await person.browser.follow('/device')), { user_code: userCode });
-  const next = (await post(confirm, { user_code: userCode, confirm: 'yes' })).location();
-  if (!next) throw new Error(`confirming the device code did not redirect: ${confirm.text.slice(0, 300)}`);
+  const confirmed = await post(confirm, { user_code: userCode, confirm: 'yes' });
+  const next = confirmed.location();
+  // Signed in and the app already allowed: the device's sign-in ends at once, with no page between.
+  if (!next && confirmed.status === 200) return confirmed;
+  if (!next) throw new Error(`confirming the device code did not redirect: ${confirmed.text.slice(0, 300)}`);
   const page = asPage(await person.browser.follow(next));
   if (!page.text.includes('>Allow<')) return page;
   const uid = uidOf(page);
