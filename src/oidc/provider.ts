@@ -40,7 +40,7 @@ import { restateError, restateProviderErrors } from './restatedErrors.js';
 import { aroundProviderRoute } from './routeSteps.js';
 import type { RowCaches } from './rowCaches.js';
 import { storedId } from './storedIds.js';
-import { TTL } from './ttl.js';
+import { refreshTokenTtl, TTL } from './ttl.js';
 
 /** How clients authenticate: public clients with none, confidential ones with their secret. */
 const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post'] as const;
@@ -275,7 +275,7 @@ export function createProvider({
       clientAuthSigningAlgValues: ['ES256', 'RS256'],
     },
     extraClientMetadata: { properties: ['first_party'] },
-    ttl: { ...TTL, Session: sessionTtl },
+    ttl: { ...TTL, Session: sessionTtl, RefreshToken: refreshTokenTtl },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: interactionPolicyWithGroupAccess(db, caches.groups, {
