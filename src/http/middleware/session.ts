@@ -5,6 +5,7 @@ import type { Config } from '../../config.js';
 import type { Db } from '../../db/connect.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
+import { signInTooOld } from '../../oidc/ttl.js';
 import { forbidden, unauthorized } from '../errors.js';
 import { renderPage } from '../views.js';
 import type { Csrf } from './csrf.js';
@@ -29,11 +30,12 @@ declare module 'koa' {
 
 /**
  * Reads the provider's session cookie: account and admin pages share the sign-in of the
- * OIDC flow, so one passkey sign-in serves both. A disabled user counts as signed out.
+ * OIDC flow, so one passkey sign-in serves both. A disabled user counts as signed out, and
+ * so does a session whose passkey sign-in is too old to sign anyone in to an app (ttl.ts).
  */
 export async function currentSignIn(ctx: Context, provider: Provider, db: Db): Promise<SignedIn | undefined> {
   const session = await provider.Session.get(ctx as never);
-  if (!session?.accountId) return undefined;
+  if (!session?.accountId || signInTooOld(session.loginTs)) return undefined;
   const user = await usersQueries.findById(db, session.accountId);
   if (!user || user.disabled_at) return undefined;
   return {
