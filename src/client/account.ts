@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
-import { ceremonyMessage, clearStatus, message, postJson, showStatus } from './api.js';
+import { clearStatus, message, postJson, showFailure, showStatus } from './api.js';
 import { signalAllAcceptedCredentials, signalCurrentUserDetails } from './signals.js';
 import { withStepUp } from './stepUp.js';
 
@@ -13,7 +13,7 @@ function busy(button: HTMLButtonElement, task: () => Promise<void>): void {
   clearStatus();
   button.disabled = true;
   task()
-    .catch((error) => showStatus(ceremonyMessage(error)))
+    .catch(showFailure)
     .finally(() => {
       button.disabled = false;
     });

@@ -82,3 +82,21 @@ export function ceremonyMessage(error: unknown): string {
   if (name === 'NotSupportedError') return message('unsupported');
   return message('failed');
 }
+
+/**
+ * Shows why a call failed. A 401 means the session ended while the page was open (signed
+ * out elsewhere, or its time ran out): the message then links to sign in again and come
+ * back to this page.
+ */
+export function showFailure(error: unknown): void {
+  if (!(error instanceof ApiError && error.status === 401)) {
+    showStatus(ceremonyMessage(error));
+    return;
+  }
+  showStatus(message('sessionEnded'));
+  const link = document.createElement('a');
+  const here = `${window.location.pathname}${window.location.search}`;
+  link.href = `/account/login?return_to=${encodeURIComponent(here)}`;
+  link.textContent = message('signInAgain');
+  document.getElementById('status')?.append(' ', link);
+}

@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialRequestOptionsJSON, startAuthentication } from '@simplewebauthn/browser';
-import { ApiError, ceremonyMessage, message, postJson, showStatus } from './api.js';
+import { ApiError, message, postJson, showFailure, showStatus } from './api.js';
 
 /**
  * Step-up, shared by the account and admin pages: some requests need a passkey assertion
@@ -40,7 +40,7 @@ export function submitAfterStepUp(form: HTMLFormElement): void {
       // form.submit() does not fire this listener again.
       .then(() => form.submit())
       .catch((error) => {
-        showStatus(ceremonyMessage(error));
+        showFailure(error);
         for (const button of buttons) button.disabled = false;
       });
   });

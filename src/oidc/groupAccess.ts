@@ -4,6 +4,7 @@ import { usersQueries } from '../db/queries/users.js';
 import { ACCOUNT_CLIENT_ID } from './accountClient.js';
 import type { GroupCache } from './groupCache.js';
 import { resourceConsentCheck } from './resourceConsent.js';
+import { signInTooOld } from './ttl.js';
 
 /** The interaction prompt shown, with SIGNUP=open-verified, to a person whose address is not verified yet. */
 export const VERIFY_EMAIL_PROMPT = 'verify_email';
@@ -36,7 +37,9 @@ export function mayUseClient(groups: GroupCache, ctx: KoaContextWithOIDC): Promi
  * person outside the client's allowed groups gets the "no access" page, and with
  * `prompt=none` (silent sign-in) the app gets `access_denied` at once. Either way no code is
  * issued and no grant is made, because consent never runs. Consent also asks for each API
- * the request names that the grant does not cover (resourceConsent.ts).
+ * the request names that the grant does not cover (resourceConsent.ts). A session whose
+ * passkey sign-in is older than SIGN_IN_MAX_AGE asks for the passkey again (the login page;
+ * `login_required` to a silent sign-in), however recently it was used.
  */
 export function interactionPolicyWithGroupAccess(
   db: Db,
@@ -45,6 +48,18 @@ export function interactionPolicyWithGroupAccess(
 ) {
   const { Prompt, Check, base } = interactionPolicy;
   const policy = base();
+  policy.get('login')!.checks.add(
+    new Check(
+      'sign_in_too_old',
+      'the End-User signed in too long ago',
+      'login_required',
+      // A sign-in this interaction just made is the one it asked for.
+      (ctx) => {
+        const session = ctx.oidc.session;
+        return Boolean(session?.accountId) && !ctx.oidc.result?.login && signInTooOld(session?.loginTs);
+      },
+    ),
+  );
   if (options.requireVerifiedEmail) {
     // SIGNUP=open-verified: an account whose address nobody proved signs in to no app but
     // Sesame's own pages (where the welcome link verifies it) until the link was used.

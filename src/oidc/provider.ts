@@ -40,7 +40,7 @@ import { restateError, restateProviderErrors } from './restatedErrors.js';
 import { aroundProviderRoute } from './routeSteps.js';
 import type { RowCaches } from './rowCaches.js';
 import { storedId } from './storedIds.js';
-import { TTL } from './ttl.js';
+import { refreshTokenTtl, sessionTtl, TTL } from './ttl.js';
 
 /** How clients authenticate: public clients with none, confidential ones with their secret. */
 const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post'] as const;
@@ -215,16 +215,6 @@ function keepClientInstances(provider: Provider, clients: RowCaches['clients']):
   };
 }
 
-/**
- * How long a stored provider session lives: 14 days once someone signed in to it. A session
- * of nobody (a visit to the logout or the device page, which keeps only its form's
- * anti-forgery secret) lives as long as an interaction: anyone can make one per request, and
- * at 14 days each one stayed in the table long after the visit.
- */
-export function sessionTtl(_ctx: unknown, session: { accountId?: string | undefined }): number {
-  return session.accountId ? TTL.Session : TTL.Interaction;
-}
-
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
 /** The routes at which a person approves a device's code (RFC 8628): the provider issues the device's code there. */
 const DEVICE_APPROVAL_ROUTES = new Set<unknown>(['code_verification', 'device_resume']);
@@ -278,7 +268,7 @@ export function createProvider({
       clientAuthSigningAlgValues: ['ES256', 'RS256'],
     },
     extraClientMetadata: { properties: ['first_party'] },
-    ttl: { ...TTL, Session: sessionTtl },
+    ttl: { ...TTL, Session: sessionTtl, RefreshToken: refreshTokenTtl },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: interactionPolicyWithGroupAccess(db, caches.groups, {

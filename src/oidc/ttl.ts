@@ -1,3 +1,5 @@
+import type { Client, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
+
 /**
  * Lifetimes, in seconds, of everything the provider issues. One place, so the signing-key
  * grace period and the cleanup follow them.
@@ -12,7 +14,66 @@ export const TTL = {
   Interaction: 30 * 60,
   // A device's code (RFC 8628): time to walk to a computer or phone and sign in.
   DeviceCode: 10 * 60,
+  // How long a signed-in session lasts unused: each sign-in to an app through it starts this again.
   Session: 14 * 24 * 60 * 60,
   Grant: 365 * 24 * 60 * 60,
   RefreshToken: 30 * 24 * 60 * 60,
 } as const;
+
+/**
+ * How long after its passkey sign-in a session may sign anyone in without asking for the
+ * passkey again, however often it is used. NIST SP 800-63B §4.1.3 (AAL1): reauthenticate
+ * at least once per 30 days of an extended session, regardless of activity.
+ */
+export const SIGN_IN_MAX_AGE = 30 * 24 * 60 * 60;
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Whether a session's passkey sign-in (its `loginTs`) is too old to sign anyone in without a new one. */
+export function signInTooOld(loginTs: number | undefined): boolean {
+  return typeof loginTs !== 'number' || now() - loginTs >= SIGN_IN_MAX_AGE;
+}
+
+/**
+ * How long a stored provider session lives: 14 days from its last use, never past
+ * {@link SIGN_IN_MAX_AGE} after its sign-in. A session whose sign-in is that old is kept as
+ * long as an interaction, for the passkey sign-in its login page asks for (which replaces
+ * it); it signs nobody in meanwhile. A session of nobody (a visit to the logout or the device
+ * page, which keeps only its form's anti-forgery secret) lives as long as an interaction:
+ * anyone can make one per request, and at 14 days each one stayed in the table long after
+ * the visit.
+ */
+export function sessionTtl(
+  _ctx: unknown,
+  session: { accountId?: string | undefined; loginTs?: number | undefined },
+): number {
+  if (!session.accountId || signInTooOld(session.loginTs)) return TTL.Interaction;
+  return Math.min(TTL.Session, session.loginTs! + SIGN_IN_MAX_AGE - now());
+}
+
+/**
+ * A refresh token's life. A browser app's (a public web client, its tokens not bound to a
+ * key) is replaced on every use, and the replacement expires when the token it replaces would
+ * have: rotation must not extend a refresh token's life (OAuth 2.0 for Browser-Based
+ * Applications, draft-ietf-oauth-browser-based-apps, on refresh tokens), so the app has to
+ * send the person back to sign in 30 days after its code was redeemed, however often it
+ * refreshed. Other clients (confidential ones, native apps) get the full 30 days at each
+ * issue, as oidc-provider's default gives them.
+ */
+export function refreshTokenTtl(
+  ctx: KoaContextWithOIDC | undefined,
+  token: RefreshToken,
+  client: Client,
+): number {
+  const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+  if (
+    rotated &&
+    client.applicationType === 'web' &&
+    client.clientAuthMethod === 'none' &&
+    !token.isSenderConstrained()
+  ) {
+    // The replaced token was unexpired when it was checked; a second may have passed since.
+    return Math.max(1, rotated.remainingTTL);
+  }
+  return TTL.RefreshToken;
+}

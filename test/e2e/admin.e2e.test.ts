@@ -8,6 +8,7 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { browserScenario } from '../support/browserScenario.js';
 import { describeBrowser, type PasskeyRequest } from '../support/chromium.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
+import { ageSignIn } from '../support/signInAge.js';
 
 describeBrowser('the admin pages in Chromium', () => {
   const scenario = browserScenario({ stepTimeout: 10_000 });
@@ -219,6 +220,30 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('button', { name: 'Issue a one-time link for ops@example.com' }).click();
     await page.getByRole('heading', { name: 'One-time link for ops@example.com' }).waitFor();
     expect(requests).toHaveLength(1);
+  });
+
+  it('says the session ended, with a link to sign in again and back, when it ended while a form was open', async () => {
+    const { page, requests } = await device();
+    await acceptInvite(page, 'late@example.com', true);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/users`);
+    // The admin left the page open past the 30 days of their sign-in.
+    const admin = (await usersQueries.findByEmail(scenario.sesame.db, 'late@example.com'))!;
+    await ageSignIn(scenario.sesame, admin.id, 31);
+
+    await page.getByLabel('Email').fill('latecomer@example.com');
+    await page.getByRole('button', { name: 'Create invitation link' }).click();
+    const alert = page
+      .getByRole('alert')
+      .filter({ hasText: 'You were signed out while this page was open.' });
+    await alert.waitFor();
+    expect(requests).toHaveLength(0);
+    expect(await page.getByRole('button', { name: 'Create invitation link' }).isEnabled()).toBe(true);
+
+    // The link signs in with the passkey (autofill answers at once here) and comes back to the page.
+    await alert.getByRole('link', { name: 'Sign in again' }).click();
+    await page.waitForURL((url) => url.pathname === '/admin/users');
+    await page.getByRole('button', { name: 'Create invitation link' }).waitFor();
+    expect(requests.map(({ mediation }) => mediation)).toContain('conditional');
   });
 
   it('asks an admin to confirm with their passkey on the confirmation page before it deletes a user', async () => {

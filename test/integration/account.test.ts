@@ -4,6 +4,7 @@ import { createClient } from '../../src/oidc/clients.js';
 import type { PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { ageSignIn } from '../support/signInAge.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -132,6 +133,38 @@ describe('the account page', () => {
       headers: { accept: 'application/json' },
     });
     expect(post.status).toBe(401);
+  });
+
+  it('counts a sign-in over 30 days old as ended: its forms get a page that links to sign in again', async () => {
+    const { person, userId } = await onboard(sesame, 'month@example.com');
+    const csrf = (await accountPage(person)).csrf();
+    await ageSignIn(sesame, userId, 29);
+    expect((await person.browser.request('/account')).status).toBe(200);
+    await ageSignIn(sesame, userId, 2);
+
+    const page = await person.browser.request('/account');
+    expect(page.status).toBe(302);
+    expect(page.location()).toBe(`${sesame.baseUrl}/account/login?return_to=%2Faccount`);
+    // A script's call gets 401 JSON, which the page shows with a link to sign in again.
+    const call = await person.browser.postJson('/account/profile', csrf, { name: 'Late' });
+    expect(call.status).toBe(401);
+    expect(call.json().error).toBe('unauthorized');
+    // A plain form gets a page that says the session ended, linking back to the page it was on.
+    person.browser.headers['accept-language'] = 'de';
+    const form = await person.browser.request('/account/sign-out-everywhere', {
+      form: { _csrf: csrf },
+      headers: { referer: `${sesame.baseUrl}/account` },
+    });
+    expect(form.status).toBe(401);
+    expect(form.text).toContain('<html lang="de">');
+    expect(form.text).toContain('Ihre Sitzung ist beendet');
+    expect(form.text).toContain('<a href="/account/login?return_to=%2Faccount">Erneut anmelden</a>');
+    const user = await sesame.db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', userId)
+      .executeTakeFirstOrThrow();
+    expect([user.name, user.tokens_revoked_at]).toEqual([null, null]);
   });
 
   it('redirects / to /account', async () => {

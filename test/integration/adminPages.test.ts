@@ -2,12 +2,14 @@ import { sha256Hex } from '../../src/crypto.js';
 import { apiKeysQueries } from '../../src/db/queries/apiKeys.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
+import { groupsQueries } from '../../src/db/queries/groups.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { passkeyTenantsQueries } from '../../src/db/queries/passkeyTenants.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
+import { ageSignIn } from '../support/signInAge.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const APP_URI = 'https://wiki.example.com/callback';
@@ -102,6 +104,49 @@ describe('the admin pages', () => {
     }
     expect(await passkeyTenantsQueries.list(sesame.db)).toEqual([]);
     expect(await apiKeysQueries.list(sesame.db)).toEqual([]);
+  });
+
+  it('answers a form posted after the session ended with a page that links to sign in again and back', async () => {
+    const { person, userId } = await signUpForAdmin('late@example.com');
+    await usersQueries.update(sesame.db, userId, { isAdmin: true });
+    const formPage = asPage(await person.browser.follow('/admin/groups?q=night'));
+    expect(formPage.status).toBe(200);
+    // The admin left the page open past the 30 days of their sign-in.
+    await ageSignIn(sesame, userId, 31);
+    const groups = (await groupsQueries.list(sesame.db)).length;
+    const post = (referer?: string) =>
+      person.browser.request('/admin/groups', {
+        form: { _csrf: formPage.csrf(), name: 'Late shift' },
+        headers: referer ? { referer } : {},
+      });
+
+    const ended = await post(`${sesame.baseUrl}/admin/groups?q=night`);
+    expect(ended.status).toBe(401);
+    expect(ended.headers.get('content-type')).toContain('text/html');
+    expect(ended.text).toContain('Your session has ended');
+    expect(ended.text).toContain(
+      '<a href="/account/login?return_to=%2Fadmin%2Fgroups%3Fq%3Dnight">Sign in again</a>',
+    );
+    // Without this site's page as the Referer, the link leads back to the admin pages' home.
+    for (const referer of [
+      undefined,
+      'https://elsewhere.example/admin/groups',
+      `${sesame.baseUrl}//evil.example`,
+    ]) {
+      const page = await post(referer);
+      expect(page.status).toBe(401);
+      expect(page.text).toContain('<a href="/account/login?return_to=%2Fadmin">Sign in again</a>');
+    }
+    expect((await groupsQueries.list(sesame.db)).length).toBe(groups);
+
+    // The link asks for the passkey and comes back to the form's page.
+    const loginPage = asPage(
+      await person.browser.follow('/account/login?return_to=%2Fadmin%2Fgroups%3Fq%3Dnight'),
+    );
+    expect(loginPage.text).toContain('Sign in with a passkey');
+    const back = asPage(await person.browser.follow(await person.signIn(loginPage)));
+    expect(back.status).toBe(200);
+    expect(new URL(back.url).pathname + new URL(back.url).search).toBe('/admin/groups?q=night');
   });
 
   it("leaves the server's caches alone for a POST it refuses, and empties them after an admin's change", async () => {

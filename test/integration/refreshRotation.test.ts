@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8915/callback';
+/** A browser app's: http on localhost makes a web client, where a loopback IP makes a native one. */
+const WEB_REDIRECT_URI = 'http://localhost:8915/callback';
+const DAY = 24 * 60 * 60;
 
 /**
  * RFC 9700 §4.14.2: a public client's refresh token is not bound to a sender, so it rotates
@@ -14,6 +19,7 @@ const REDIRECT_URI = 'http://127.0.0.1:8915/callback';
 describe('refresh token rotation', () => {
   let sesame: TestApp;
   let spa: TestRp;
+  let browserApp: TestRp;
   let server: TestRp;
   let introspector: { client_id: string; client_secret: string };
 
@@ -25,6 +31,14 @@ describe('refresh token rotation', () => {
       'test',
     );
     spa = await discoverRp(sesame.baseUrl, { client_id: pub.client.client_id }, REDIRECT_URI);
+    const web = await createClient(
+      sesame.db,
+      { name: 'Browser app', redirect_uris: [WEB_REDIRECT_URI], public: true },
+      'test',
+    );
+    expect(web.client.application_type).toBe('web');
+    expect(pub.client.application_type).toBe('native');
+    browserApp = await discoverRp(sesame.baseUrl, { client_id: web.client.client_id }, WEB_REDIRECT_URI);
     const conf = await createClient(sesame.db, { name: 'Server app', redirect_uris: [REDIRECT_URI] }, 'test');
     introspector = { client_id: conf.client.client_id, client_secret: conf.client_secret! };
     server = await discoverRp(sesame.baseUrl, introspector, REDIRECT_URI);
@@ -40,24 +54,24 @@ describe('refresh token rotation', () => {
       await person.open(pending.url),
       `rt${randomBytes(4).toString('hex')}@example.com`,
     );
-    return finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+    return finishLogin(rp, pending, await person.continueToApp(next, rp.redirectUri));
   }
 
   /** Sends a refresh as the public app does, without openid-client, to see every answer as it is. */
-  async function refresh(refreshToken: string) {
+  async function refresh(refreshToken: string, app = spa) {
     const response = await fetch(new URL('/token', sesame.baseUrl), {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({
         grant_type: 'refresh_token',
         refresh_token: refreshToken,
-        client_id: spa.config.clientMetadata().client_id,
+        client_id: app.config.clientMetadata().client_id,
       }),
     });
     return { status: response.status, json: (await response.json()) as Record<string, string> };
   }
 
-  async function isActive(token: string): Promise<boolean> {
+  async function introspect(token: string): Promise<{ active: boolean; exp?: number }> {
     const response = await fetch(new URL('/token/introspection', sesame.baseUrl), {
       method: 'POST',
       headers: {
@@ -66,7 +80,23 @@ describe('refresh token rotation', () => {
       },
       body: new URLSearchParams({ token }),
     });
-    return ((await response.json()) as { active: boolean }).active;
+    return (await response.json()) as { active: boolean; exp?: number };
+  }
+
+  const isActive = async (token: string) => (await introspect(token)).active;
+
+  /** Moves a refresh token's issue and expiry `days` into the past, as if it had been issued that long ago. */
+  async function ageRefreshToken(token: string, days: number) {
+    const seconds = days * DAY;
+    await sesame.db
+      .updateTable('oidc_models')
+      .set({
+        expires_at: sql<Date>`expires_at - make_interval(secs => ${seconds})`,
+        payload: sql`payload || jsonb_build_object('iat', (payload->>'iat')::bigint - ${seconds}, 'exp', (payload->>'exp')::bigint - ${seconds})`,
+      })
+      .where('model', '=', 'RefreshToken')
+      .where('id', '=', storedId('RefreshToken', token))
+      .execute();
   }
 
   it('gives a public client a new refresh token on every use (openid-client refreshTokenGrant)', async () => {
@@ -132,5 +162,37 @@ describe('refresh token rotation', () => {
     expect((await refresh('not-a-refresh-token')).json.error).toBe('invalid_grant');
     expect(await isActive(first.refresh_token!)).toBe(true);
     expect((await refresh(first.refresh_token!)).status).toBe(200);
+  }, 60_000);
+
+  it('gives a browser app’s rotated refresh token only what was left of the one it replaces', async () => {
+    const first = await signIn(browserApp);
+    const issued = (await introspect(first.refresh_token!)).exp!;
+    const now = Math.floor(Date.now() / 1000);
+    expect(issued).toBeGreaterThanOrEqual(now + 30 * DAY - 5);
+
+    // Refreshed every day for 29 days: the token in hand was issued 29 days ago.
+    await ageRefreshToken(first.refresh_token!, 29);
+    const rotated = await refresh(first.refresh_token!, browserApp);
+    expect(rotated.status).toBe(200);
+    const second = rotated.json.refresh_token!;
+    expect(second).not.toBe(first.refresh_token);
+    // It expires when the first one would have, a day from now, not 30 days from now (give or
+    // take the second that may pass between reading the old token's rest and issuing the new).
+    const expiresWithFirst = async (token: string) =>
+      Math.abs((await introspect(token)).exp! - (issued - 29 * DAY)) <= 1;
+    expect(await expiresWithFirst(second)).toBe(true);
+
+    const again = await refresh(second, browserApp);
+    expect(again.status).toBe(200);
+    expect(await expiresWithFirst(again.json.refresh_token!)).toBe(true);
+  }, 60_000);
+
+  it('gives a native app’s rotated refresh token a full 30 days, as oidc-provider does', async () => {
+    const first = await signIn(spa);
+    await ageRefreshToken(first.refresh_token!, 29);
+    const rotated = await refresh(first.refresh_token!);
+    expect(rotated.status).toBe(200);
+    const now = Math.floor(Date.now() / 1000);
+    expect((await introspect(rotated.json.refresh_token!)).exp).toBeGreaterThanOrEqual(now + 30 * DAY - 5);
   }, 60_000);
 });

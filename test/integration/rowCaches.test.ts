@@ -3,12 +3,12 @@ import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../../src/crypto.js';
 import { LISTENER_APPLICATION_NAME } from '../../src/db/notifications.js';
-import { ROW_CHANGES_CHANNEL } from '../../src/db/rowCache.js';
 import { rowChangeListenerUp } from '../../src/metrics.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { leftOfGrant, useCodeElsewhere } from '../support/codesUsedElsewhere.js';
 import { eventually } from '../support/eventually.js';
+import { noticesHeard as noticesHeardBy } from '../support/noticesHeard.js';
 import { beginLogin, discoverRp, finishLogin, Person } from '../support/oidcFlow.js';
 import { startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -53,26 +53,7 @@ describe('the client and user caches, kept in step by change notifications', () 
     return response.status;
   }
 
-  /**
-   * Waits until the server has heard the notice of every change committed so far, and its
-   * caches are live. A row read before its own change's notice arrived is not kept (the notice
-   * may stand for a newer row), so a test that wants a row answered from memory waits for this
-   * first. Notices reach the server in commit order, so once a notice sent now has arrived,
-   * every earlier one has. It is sent as an API's change: these tests change no API, so only
-   * the marker moves that cache's count (or the caches going live again, which also means
-   * every later notice will arrive).
-   */
-  async function noticesHeard() {
-    const { resources, clients } = sesame.app.caches;
-    const before = resources.generation;
-    const heard = await eventually(async () => {
-      if (resources.generation > before && clients.live) return true;
-      // Sent again until heard: a marker sent while the listener was reconnecting is lost.
-      await sql`select pg_notify(${ROW_CHANGES_CHANNEL}, 'resources:a marker')`.execute(sesame.db);
-      return false;
-    });
-    expect(heard).toBe(true);
-  }
+  const noticesHeard = async () => expect(await noticesHeardBy(sesame)).toBe(true);
 
   /** Runs `change` with the table's change trigger off: as if its notice were lost on the way. */
   async function unannounced(

@@ -7,6 +7,7 @@ import { loadCookieKeys } from '../../src/oidc/cookieKeys.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { ageSignIn, DAY } from '../support/signInAge.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8902/callback';
@@ -85,6 +86,69 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
       .where('model', '=', 'Session')
       .where(sql<string>`payload->>'accountId'`, '=', sub)
       .execute();
+
+  /** The stored sessions the account is signed in to, with when each one ends (seconds since the epoch). */
+  const storedSessionsOf = async (sub: string) =>
+    (
+      await sesame.db
+        .selectFrom('oidc_models')
+        .select(['payload', 'expires_at'])
+        .where('model', '=', 'Session')
+        .where(sql<string>`payload->>'accountId'`, '=', sub)
+        .execute()
+    ).map((row) => ({
+      loginTs: (row.payload as { loginTs: number }).loginTs,
+      endsAt: Math.floor(row.expires_at!.getTime() / 1000),
+    }));
+
+  const atApp = (u: string) => u.startsWith(REDIRECT_URI);
+
+  it('asks for the passkey again 30 days after the sign-in, however recently the session was used', async () => {
+    const { person, tokens } = await signUpAt(rp);
+    const sub = tokens.claims()!.sub;
+    await ageSignIn(sesame, sub, 31);
+
+    // A silent sign-in gets login_required, an ordinary one the login page.
+    const silent = await beginLogin(rp, 'openid', { prompt: 'none' });
+    const refused = new URL(stoppedAt(await person.browser.follow(silent.url, atApp)));
+    expect(refused.searchParams.get('error')).toBe('login_required');
+    expect(refused.searchParams.get('code')).toBeNull();
+    const pending = await beginLogin(rp);
+    const loginPage = await person.open(pending.url);
+    expect(uidOf(loginPage.url)).toBeDefined();
+    expect(loginPage.text).toContain('Sign in with a passkey');
+    // Sesame's own pages count the session as ended too.
+    const account = await person.browser.request('/account');
+    expect(account.status).toBe(302);
+    expect(account.location()).toBe(`${sesame.baseUrl}/account/login?return_to=%2Faccount`);
+
+    // The passkey starts the 30 days again.
+    const before = Math.floor(Date.now() / 1000);
+    const callback = stoppedAt(await person.browser.follow(await person.signIn(loginPage), atApp));
+    const again = await finishLogin(rp, pending, callback);
+    expect(again.claims()!.sub).toBe(sub);
+    expect(again.claims()!.auth_time).toBeGreaterThanOrEqual(before - 1);
+    expect((await person.browser.request('/account')).status).toBe(200);
+  });
+
+  it('signs in silently while the sign-in is younger than 30 days, and keeps the session no longer', async () => {
+    for (const days of [13, 20]) {
+      const { person, tokens } = await signUpAt(rp);
+      const sub = tokens.claims()!.sub;
+      await ageSignIn(sesame, sub, days);
+
+      const silent = await beginLogin(rp, 'openid', { prompt: 'none' });
+      const again = await finishLogin(rp, silent, stoppedAt(await person.browser.follow(silent.url, atApp)));
+      expect(again.claims()!.auth_time).toBe(tokens.claims()!.auth_time! - days * DAY);
+      expect((await person.browser.request('/account')).status).toBe(200);
+
+      // Used just now, the session lasts 14 days from now, but never past 30 days after the sign-in.
+      const now = Math.floor(Date.now() / 1000);
+      const [session] = await storedSessionsOf(sub);
+      const limit = Math.min(now + 14 * DAY, session!.loginTs + 30 * DAY);
+      expect(Math.abs(session!.endsAt - limit)).toBeLessThanOrEqual(2);
+    }
+  });
 
   it('puts auth_time, amr and the session id in the ID token', async () => {
     const before = Math.floor(Date.now() / 1000);
@@ -309,7 +373,6 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
       expect(loginPage.text).toContain('Sign in with a passkey');
       return { pending, after: await person.browser.follow(await person.signIn(loginPage), atApp) };
     }
-    const atApp = (u: string) => u.startsWith(REDIRECT_URI);
 
     it('is not asked again in another browser, which gets a copy of the grant', async () => {
       const { person, tokens } = await signUpAt(rp, 'openid email');

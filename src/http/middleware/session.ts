@@ -5,8 +5,10 @@ import type { Config } from '../../config.js';
 import type { Db } from '../../db/connect.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
+import { signInTooOld } from '../../oidc/ttl.js';
 import { forbidden, unauthorized } from '../errors.js';
-import { renderPage } from '../views.js';
+import { formPageOf, signInUrl } from '../returnPath.js';
+import { pageText, renderPage, sendPage } from '../views.js';
 import type { Csrf } from './csrf.js';
 import { wantsJson } from './errors.js';
 import { localeOf, rememberLanguageChoice } from './language.js';
@@ -29,11 +31,12 @@ declare module 'koa' {
 
 /**
  * Reads the provider's session cookie: account and admin pages share the sign-in of the
- * OIDC flow, so one passkey sign-in serves both. A disabled user counts as signed out.
+ * OIDC flow, so one passkey sign-in serves both. A disabled user counts as signed out, and
+ * so does a session whose passkey sign-in is too old to sign anyone in to an app (ttl.ts).
  */
 export async function currentSignIn(ctx: Context, provider: Provider, db: Db): Promise<SignedIn | undefined> {
   const session = await provider.Session.get(ctx as never);
-  if (!session?.accountId) return undefined;
+  if (!session?.accountId || signInTooOld(session.loginTs)) return undefined;
   const user = await usersQueries.findById(db, session.accountId);
   if (!user || user.disabled_at) return undefined;
   return {
@@ -44,19 +47,35 @@ export async function currentSignIn(ctx: Context, provider: Provider, db: Db): P
   };
 }
 
-/** Only signed-in people pass; a browser is sent to sign in and brought back, a script gets 401. */
+/**
+ * Only signed-in people pass; a browser is sent to sign in and brought back, a script gets
+ * 401. A form posted after the session ended (signed out elsewhere, or its time ran out while
+ * the page was open) gets a 401 page that says so and links to sign in again and come back
+ * to the form's page; what the form sent is not kept.
+ */
 export function requireSignIn(
   provider: Provider,
   db: Db,
-  config: Pick<Config, 'defaultLocale' | 'secureCookies'>,
+  config: Pick<Config, 'defaultLocale' | 'secureCookies' | 'issuer'>,
 ) {
   return async function checkSignIn(ctx: Context, next: Next) {
     const signedIn = await currentSignIn(ctx, provider, db);
     if (!signedIn) {
+      if (wantsJson(ctx)) throw unauthorized('Sign in first').localized('errors.signInFirst');
       // A HEAD is answered as its GET would be (RFC 9110 §9.3.2): sent to sign in too.
-      if (wantsJson(ctx) || (ctx.method !== 'GET' && ctx.method !== 'HEAD'))
-        throw unauthorized('Sign in first').localized('errors.signInFirst');
-      ctx.redirect(`/account/login?return_to=${encodeURIComponent(ctx.originalUrl)}`);
+      if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+        ctx.redirect(signInUrl(ctx.originalUrl));
+        return;
+      }
+      const text = pageText(ctx);
+      ctx.status = 401;
+      sendPage(ctx, 'error', {
+        title: text.t('error.sessionEndedHeading'),
+        heading: text.t('error.sessionEndedHeading'),
+        message: text.t('errors.sessionEnded'),
+        backUrl: signInUrl(formPageOf(ctx, config.issuer)),
+        backLabel: text.t('error.signInAgain'),
+      });
       return;
     }
     ctx.state.signedIn = signedIn;

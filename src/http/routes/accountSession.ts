@@ -5,31 +5,11 @@ import { localeFromUiLocales } from '../../i18n/negotiate.js';
 import { ACCOUNT_CLIENT_ID, SIGN_OUT_COOKIE } from '../../oidc/accountClient.js';
 import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
+import { safeReturnPath } from '../returnPath.js';
 import { sesameRouter } from '../router.js';
 import type { Services } from '../services.js';
 
 const RETURN_COOKIE = 'sesame.return';
-
-/**
- * The longest path kept to return to: it rides in a cookie with the state, and a browser
- * drops a cookie over 4 kB, which would fail the sign-in's state check.
- */
-const RETURN_PATH_MAX = 2000;
-
-/**
- * A local path to come back to; anything else (another host, `//evil`, a path over
- * RETURN_PATH_MAX) falls back to /account. Only visible ASCII is kept, as a browser sends a
- * path: the value travels in a cookie and a Location header, where CR/LF or other bytes
- * could split or break them. A `;`, which no cookie value may hold (`/admin/users?q=a;b`, a
- * signed-out search), is kept percent-encoded.
- */
-function safeReturnPath(value: unknown): string {
-  return typeof value === 'string' &&
-    value.length <= RETURN_PATH_MAX &&
-    /^\/(?![/\\])[\x21-\x7e]*$/.test(value)
-    ? value.replaceAll(';', '%3B')
-    : '/account';
-}
 
 /**
  * Signing in to Sesame's own pages. They are a client of the provider like any app, with
