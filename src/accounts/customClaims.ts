@@ -111,8 +111,14 @@ export function checkClaimKey(key: string): void {
 
 /** Whether a stored claim may be released: a name reserved or refused after it was stored is not. */
 export function releasable(key: string, value: unknown): boolean {
-  // OIDC Core §5.3.2: a claim without a value is omitted, not sent as null.
-  return value !== null && !RESERVED_CLAIM_NAMES.has(key) && !OBJECT_PROPERTY_NAMES.has(key);
+  // OIDC Core §5.3.2: a claim without a value is omitted, not sent as null. A number stored
+  // before such numbers were refused reads back rounded: released, it would be another number.
+  return (
+    value !== null &&
+    !RESERVED_CLAIM_NAMES.has(key) &&
+    !OBJECT_PROPERTY_NAMES.has(key) &&
+    unfaithfulNumber(value) === undefined
+  );
 }
 
 /**
@@ -138,6 +144,11 @@ function unfaithfulNumber(value: unknown): number | undefined {
  * claim instead), no JSON value at all, or holding a number that would not read back the same.
  */
 export function checkClaimValue(value: unknown): void {
+  if (value instanceof InexactNumber)
+    throw new ClaimValidationError(
+      'value',
+      `${value.typed} cannot be kept exactly as a number (at most 15 significant digits, integers up to ${Number.MAX_SAFE_INTEGER}); quote it to keep it as a string`,
+    );
   const json = JSON.stringify(value);
   if (json === undefined) throw new ClaimValidationError('value', 'a claim value must be a JSON value');
   if (value === null)
@@ -180,13 +191,56 @@ export function withoutClaim(claims: Record<string, unknown>, key: string): Reco
   return rest;
 }
 
-/** The CLI's VALUE: JSON when it parses (`42`, `true`, `["a"]`, `{"a":1}`), else the text itself. */
+/**
+ * A number typed as a claim's value that a double cannot keep (0.12345678901234567890123
+ * reads as 0.12345678901234568, 1e400 as Infinity): carried as typed to checkClaimValue,
+ * which refuses it naming the digits typed, not the rounded ones.
+ */
+class InexactNumber {
+  constructor(readonly typed: string) {}
+}
+
+/** JSON strings (skipped) and number literals of a JSON text, in order. */
+const JSON_STRINGS_AND_NUMBERS = /"(?:[^"\\]|\\.)*"|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+
+/** The significant digits of a decimal number's text, without sign, point, exponent or padding zeros. */
+const significantDigits = (text: string) =>
+  text
+    .replace(/^-/, '')
+    .replace(/[eE].*$/, '')
+    .replace('.', '')
+    .replace(/^0+/, '')
+    .replace(/0+$/, '');
+
+/** The first number literal of a JSON text that does not read back as typed; undefined when all do. */
+function inexactLiteral(text: string): string | undefined {
+  for (const [token] of text.matchAll(JSON_STRINGS_AND_NUMBERS)) {
+    if (token.startsWith('"')) continue;
+    const number = Number(token);
+    if (!Number.isFinite(number)) return token;
+    const digits = significantDigits(token);
+    // Up to 15 significant digits a double keeps any decimal number.
+    if (digits.length <= 15) continue;
+    if (significantDigits(Math.abs(number).toPrecision(Math.min(digits.length, 100))) !== digits)
+      return token;
+  }
+  return undefined;
+}
+
+/**
+ * The CLI's and the group page's VALUE: JSON when it parses (`42`, `true`, `["a"]`,
+ * `{"a":1}`), else the text itself. JSON holding a number a double cannot keep is refused by
+ * checkClaimValue (InexactNumber) rather than stored rounded.
+ */
 export function parseClaimValue(text: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     return text;
   }
+  const inexact = inexactLiteral(text);
+  return inexact === undefined ? value : new InexactNumber(inexact);
 }
 
 /**

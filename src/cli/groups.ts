@@ -69,14 +69,17 @@ export function registerGroupCommands(program: Command): void {
       guard(() =>
         withDatabase(async (db) => {
           const { group, members } = await groupMembers(db, idOrName);
-          output(opts.json, { ...group, members }, () =>
-            [
-              `id:      ${group.id}`,
-              `name:    ${group.name}`,
-              `claims:  ${JSON.stringify(group.claims)}`,
-              ...unreleasedLine(group.claims),
-              `members:\n${members.map((m) => `  ${m.email}`).join('\n') || '  (none)'}`,
-            ].join('\n'),
+          output(
+            opts.json,
+            { ...group, unreleased_claims: unreleasedClaimNames(group.claims), members },
+            () =>
+              [
+                `id:      ${group.id}`,
+                `name:    ${group.name}`,
+                `claims:  ${JSON.stringify(group.claims)}`,
+                ...unreleasedLine(group.claims),
+                `members:\n${members.map((m) => `  ${m.email}`).join('\n') || '  (none)'}`,
+              ].join('\n'),
           );
         }),
       ),

@@ -2,6 +2,7 @@ import {
   checkClaimKey,
   mergeCustomClaims,
   parseClaimValue,
+  unreleasedClaimNames,
   withClaim,
   withoutClaim,
 } from '../../src/accounts/customClaims.js';
@@ -61,11 +62,34 @@ describe('custom claims', () => {
 
   it('refuses null and numbers that would not read back the same, naming the way to keep them', () => {
     expect(() => withClaim({}, 'gone', null)).toThrow('cannot be null; unset the claim');
+    // The refusal names the number as typed, not as a double rounded it.
     expect(() => withClaim({}, 'account', parseClaimValue('12345678901234567890'))).toThrow(
-      /12345678901234567000 cannot be kept exactly as a number .* quote it to keep it as a string/,
+      /^12345678901234567890 cannot be kept exactly as a number .* quote it to keep it as a string/,
     );
-    expect(() => withClaim({}, 'big', parseClaimValue('1e400'))).toThrow(/Infinity cannot be kept exactly/);
-    expect(() => withClaim({}, 'nested', parseClaimValue('{"a":[1,-1e400]}'))).toThrow(/-Infinity/);
+    expect(() => withClaim({}, 'big', parseClaimValue('1e400'))).toThrow(/^1e400 cannot be kept exactly/);
+    expect(() => withClaim({}, 'nested', parseClaimValue('{"a":[1,-1e400]}'))).toThrow(/^-1e400 cannot/);
+    // A decimal with more digits than a double keeps was stored rounded.
+    expect(() => withClaim({}, 'fraction', parseClaimValue('0.12345678901234567890123'))).toThrow(
+      /^0.12345678901234567890123 cannot be kept exactly/,
+    );
+    expect(() =>
+      withClaim({}, 'nested', parseClaimValue('{"n":"1e400","x":[0.1234567890123456789]}')),
+    ).toThrow(/^0.1234567890123456789 cannot/);
+    // Numbers a double keeps, however written, and digits inside strings, pass.
+    for (const typed of [
+      '0.1',
+      '1.50',
+      '-0.000123',
+      '123456789012345',
+      '9007199254740991',
+      '2.5e3',
+      '2.5E-3',
+    ])
+      expect(withClaim({}, 'n', parseClaimValue(typed)).n).toBe(Number(typed));
+    expect(withClaim({}, 's', parseClaimValue('{"id":"0.12345678901234567890123"}')).s).toEqual({
+      id: '0.12345678901234567890123',
+    });
+    expect(() => withClaim({}, 'api', 1e400)).toThrow(/Infinity cannot be kept exactly/);
     expect(withClaim({}, 'account', parseClaimValue('"12345678901234567890"')).account).toBe(
       '12345678901234567890',
     );
@@ -81,6 +105,18 @@ describe('custom claims', () => {
     expect(withClaim(fifty, 'k0', 'replaced').k0).toBe('replaced');
     const large = Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`k${i}`, 'x'.repeat(2000)]));
     expect(() => withClaim(large, 'k4', 'x'.repeat(2000))).toThrow('at most 8192 bytes');
+  });
+
+  it('releases no stored number that reads back rounded (stored before such numbers were refused)', () => {
+    // jsonb keeps 12345678901234567890 exactly; read into a double it is another number.
+    expect(mergeCustomClaims({}, [{ account: 12345678901234567890, team: 'a', ratio: 0.5 }])).toEqual({
+      team: 'a',
+      ratio: 0.5,
+    });
+    expect(unreleasedClaimNames({ account: 12345678901234567890, deep: { n: [1e400] }, ok: 1 })).toEqual([
+      'account',
+      'deep',
+    ]);
   });
 
   it('reads VALUE as JSON, else as the text itself', () => {
