@@ -16,3 +16,15 @@ export const TTL = {
   Grant: 365 * 24 * 60 * 60,
   RefreshToken: 30 * 24 * 60 * 60,
 } as const;
+
+/**
+ * Seconds an expired instance of these models stays readable, where the answer is "expired"
+ * rather than "not found": a device polling its code is told `expired_token` (RFC 8628
+ * §3.5), and the person typing it "That code has expired". Only the lookups that name these
+ * models read them (their callers in the provider check `isExpired` first, see adapter.ts);
+ * the cleanup keeps the rows this long, then deletes them as any other.
+ */
+export const EXPIRED_KEPT_SECONDS: Readonly<Record<string, number>> = {
+  // As long again as the code lived: a person who typed it late still learns it expired.
+  DeviceCode: TTL.DeviceCode,
+};
