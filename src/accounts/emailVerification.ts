@@ -30,7 +30,7 @@ const PROBLEMS: Record<VerifyLinkProblem, PageProblem> = {
     status: 410,
     code: 'verify_link_expired',
     heading: 'This link has expired',
-    message: 'Sign in to an app again and ask for a new link there.',
+    message: 'Go to your account and choose "Send a new link".',
   },
   other_account: {
     status: 403,
