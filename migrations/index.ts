@@ -29,6 +29,7 @@ import * as m0028 from './0028_api_key_scopes.js';
 import * as m0029 from './0029_user_signup_locale.js';
 import * as m0030 from './0030_admin_form_tokens.js';
 import * as m0031 from './0031_passkey_tenant_key_rotation.js';
+import * as m0032 from './0032_mail_outbox_link.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -62,4 +63,5 @@ export const migrations: Record<string, Migration> = {
   '0029_user_signup_locale': m0029,
   '0030_admin_form_tokens': m0030,
   '0031_passkey_tenant_key_rotation': m0031,
+  '0032_mail_outbox_link': m0032,
 };

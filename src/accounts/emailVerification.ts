@@ -64,13 +64,9 @@ export async function queueWelcomeMail(
 ): Promise<boolean> {
   if (!config.mail) return false;
   const token = randomSecret();
+  const tokenHash = sha256Hex(token);
   const expiresAt = new Date(Date.now() + config.inviteTtlSeconds * 1000);
-  await emailVerificationsQueries.replace(trx, {
-    userId: user.id,
-    email: user.email,
-    tokenHash: sha256Hex(token),
-    expiresAt,
-  });
+  await emailVerificationsQueries.replace(trx, { userId: user.id, email: user.email, tokenHash, expiresAt });
   return queueMail(
     trx,
     config,
@@ -83,6 +79,7 @@ export async function queueWelcomeMail(
       mustVerify: config.signup === 'open-verified',
     },
     mailLocale(config, user, requested),
+    tokenHash,
   );
 }
 

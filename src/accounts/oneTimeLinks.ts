@@ -114,8 +114,9 @@ export async function createOneTimeLink(
       email,
       input.selfService ? SELF_SERVICE_ACTOR : undefined,
     );
+    const tokenHash = sha256Hex(token);
     const issued = await oneTimeTokensQueries.insert(trx, {
-      tokenHash: sha256Hex(token),
+      tokenHash,
       purpose,
       email: existing?.email ?? email,
       userId: purpose === 'recovery' ? existing!.id : null,
@@ -144,6 +145,7 @@ export async function createOneTimeLink(
               admin: issued.grant_admin,
             },
             locale,
+            tokenHash,
           )
         : await queueMail(
             trx,
@@ -157,6 +159,7 @@ export async function createOneTimeLink(
               selfService: input.selfService ?? false,
             },
             locale,
+            tokenHash,
           );
     return { row: issued, emailed, takesOverAccount: existing !== undefined && !existing.email_verified };
   });

@@ -233,11 +233,20 @@ describe('"Lost your passkey?" limits', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 4; i += 1) statuses.push((await askForLink(sesame, 'Target@example.com')).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
-    await mail.waitFor('target@example.com', 3);
+    // Three links were mailed; each cancelled the one before, whose mail goes only if it went
+    // before that (the outbox gives up a mail whose link was cancelled): the newest arrives.
+    const queued = () =>
+      sesame.db
+        .selectFrom('mail_outbox')
+        .select('id')
+        .where('to_address', '=', 'target@example.com')
+        .execute();
+    expect(await queued()).toHaveLength(3);
+    await mail.waitFor('target@example.com', 1);
     for (let i = 0; i < 6; i += 1) expect((await askForLink(sesame, `n${i}@example.com`)).status).toBe(200);
     expect((await askForLink(sesame, 'n7@example.com')).status).toBe(429);
     await sleep(500);
-    expect(mail.to('target@example.com')).toHaveLength(3);
+    expect(await queued()).toHaveLength(3);
   });
 });
 
