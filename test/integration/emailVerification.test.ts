@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { configFrom } from '../../src/config.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { WELCOME_RESENDS_PER_ADDRESS } from '../../src/http/middleware/rateLimit.js';
@@ -193,7 +194,7 @@ describe('a new link from the account page, for an address whose link expired', 
     });
     expect(anonymous.status).toBeGreaterThanOrEqual(300);
     expect(anonymous.status).toBeLessThan(500);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     expect(mail.to('late@example.com')).toHaveLength(2);
   });
 
@@ -206,9 +207,19 @@ describe('a new link from the account page, for an address whose link expired', 
       statuses.push(sent.status);
     }
     expect(statuses).toEqual([...Array(WELCOME_RESENDS_PER_ADDRESS.points).fill(303), 429]);
-    expect(await mail.waitFor('eager@example.com', 1 + WELCOME_RESENDS_PER_ADDRESS.points)).toHaveLength(
-      1 + WELCOME_RESENDS_PER_ADDRESS.points,
-    );
+    // Each new link replaces the one before, whose mail goes only if it went already: the newest arrives.
+    const queued = () =>
+      sesame.db
+        .selectFrom('mail_outbox')
+        .select(['sent_at', 'next_attempt_at'])
+        .where('to_address', '=', 'eager@example.com')
+        .orderBy('created_at')
+        .execute();
+    expect(await queued()).toHaveLength(1 + WELCOME_RESENDS_PER_ADDRESS.points);
+    while ((await queued()).some((row) => row.next_attempt_at !== null)) await sleep(50);
+    expect((await queued()).at(-1)!.sent_at).not.toBeNull();
+    const newest = mail.to('eager@example.com').at(-1)!;
+    expect((await person.browser.request(verifyLinkIn(newest))).status).toBe(200);
   });
 
   it('without mail, says how else the address gets confirmed, and sends nothing', async () => {
