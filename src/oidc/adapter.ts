@@ -82,7 +82,7 @@ const SINGLE_USE_GRANT_SOURCES = new Set([
  * - Ids are stored hashed and payloads without them (storedIds.ts): a dump holds no bearer.
  * - An instance of an account whose sign-ins or tokens were revoked after it started reads
  *   as not found (revocation.ts), through the change-notified user cache.
- * - A device code expired within EXPIRED_KEPT_SECONDS is still found: every lookup of one in
+ * - A device code expired within EXPIRED_KEPT_SECONDS.DeviceCode is still found: every lookup of one in
  *   the provider checks `isExpired` first and answers `expired_token` or "That code has
  *   expired"; it is never stored again, and the statements that consume or stamp it read
  *   only live rows. Every other model's expired instances read as not found.
@@ -230,10 +230,9 @@ export function createAdapter(
     /** The instance as stored, read from the cache or the database. */
     #findStored(id: string, key: string): Promise<AdapterPayload | undefined> {
       const { model } = this;
-      const kept = EXPIRED_KEPT_SECONDS[model];
-      if (kept !== undefined) {
+      if (model === 'DeviceCode') {
         return oidcModelsQueries
-          .findRecentlyExpired(db, model, 'id', key, kept)
+          .findRecentlyExpired(db, model, 'id', key, EXPIRED_KEPT_SECONDS.DeviceCode)
           .then((found) => unlessRevoked(model, found && payloadAsSaved(model, id, found as AdapterPayload)));
       }
       // A sign-in's challenge stored or taken in the statement that reads its interaction (challengeOnRead.ts).
@@ -265,10 +264,15 @@ export function createAdapter(
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
       if (!storable(userCode)) return undefined;
       await storeHeld();
-      const kept = EXPIRED_KEPT_SECONDS[this.model];
-      const stored = await (kept === undefined
-        ? oidcModelsQueries.findByUserCode(db, this.model, userCode)
-        : oidcModelsQueries.findRecentlyExpired(db, this.model, 'user_code', userCode, kept));
+      const stored = await (this.model === 'DeviceCode'
+        ? oidcModelsQueries.findRecentlyExpired(
+            db,
+            this.model,
+            'user_code',
+            userCode,
+            EXPIRED_KEPT_SECONDS.DeviceCode,
+          )
+        : oidcModelsQueries.findByUserCode(db, this.model, userCode));
       return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }
 

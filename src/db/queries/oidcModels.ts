@@ -105,8 +105,8 @@ const FIND_LIVE = { id: findLiveBy('id'), uid: findLiveBy('uid'), user_code: fin
 
 /**
  * An instance by model and id or user code, live or expired less than $3 seconds ago; of two
- * with one user code, the later to expire. Only for the models whose expiry the provider
- * checks itself where it finds them (see EXPIRED_KEPT_SECONDS).
+ * with one user code, the later to expire. Only for answers that say an instance expired
+ * rather than that it is unknown (see EXPIRED_KEPT_SECONDS).
  */
 const findRecentBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2
