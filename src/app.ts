@@ -65,6 +65,7 @@ import { createProvider } from './oidc/provider.js';
 import { PAGELESS_PROVIDER_PATHS, providerRequestTooLarge, providerRouteOf } from './oidc/providerPaths.js';
 import { PUBLIC_METADATA_PATHS, PublicMetadataCache } from './oidc/publicMetadata.js';
 import { createRowCaches, type RowCaches } from './oidc/rowCaches.js';
+import { EXPIRED_KEPT_SECONDS } from './oidc/ttl.js';
 import type { OutboxTiming } from './outboxWorker.js';
 import { removeUnpublishedTenantKeys } from './passkeyApi/tenants.js';
 import { PUBLIC_DIR } from './paths.js';
@@ -344,7 +345,7 @@ export async function createApp({
   const cleanup = async () => {
     try {
       const removed =
-        (await oidcModelsQueries.deleteExpired(db)) +
+        (await oidcModelsQueries.deleteExpired(db, undefined, EXPIRED_KEPT_SECONDS)) +
         (await challengesQueries.deleteExpired(db)) +
         (await hits.sweep()) +
         (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +

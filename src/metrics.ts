@@ -47,7 +47,7 @@ export const backchannelDeliveries = new Counter({
 
 export const mailDeliveries = new Counter({
   name: 'sesame_mail_deliveries_total',
-  help: 'Mails handed to the SMTP server, by template and result (sent, retry, given_up)',
+  help: 'Mails handed to the SMTP server, by template and result (sent, retry, given_up; link_gone: not sent, its one-time link could no longer be used)',
   labelNames: ['template', 'result'] as const,
   registers: [metricsRegistry],
 });

@@ -30,7 +30,7 @@ const PROBLEMS: Record<VerifyLinkProblem, PageProblem> = {
     status: 410,
     code: 'verify_link_expired',
     heading: 'This link has expired',
-    message: 'Sign in to an app again and ask for a new link there.',
+    message: 'Go to your account and choose "Send a new link".',
   },
   other_account: {
     status: 403,
@@ -64,13 +64,9 @@ export async function queueWelcomeMail(
 ): Promise<boolean> {
   if (!config.mail) return false;
   const token = randomSecret();
+  const tokenHash = sha256Hex(token);
   const expiresAt = new Date(Date.now() + config.inviteTtlSeconds * 1000);
-  await emailVerificationsQueries.replace(trx, {
-    userId: user.id,
-    email: user.email,
-    tokenHash: sha256Hex(token),
-    expiresAt,
-  });
+  await emailVerificationsQueries.replace(trx, { userId: user.id, email: user.email, tokenHash, expiresAt });
   return queueMail(
     trx,
     config,
@@ -83,6 +79,7 @@ export async function queueWelcomeMail(
       mustVerify: config.signup === 'open-verified',
     },
     mailLocale(config, user, requested),
+    tokenHash,
   );
 }
 

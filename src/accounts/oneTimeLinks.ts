@@ -114,8 +114,9 @@ export async function createOneTimeLink(
       email,
       input.selfService ? SELF_SERVICE_ACTOR : undefined,
     );
+    const tokenHash = sha256Hex(token);
     const issued = await oneTimeTokensQueries.insert(trx, {
-      tokenHash: sha256Hex(token),
+      tokenHash,
       purpose,
       email: existing?.email ?? email,
       userId: purpose === 'recovery' ? existing!.id : null,
@@ -144,6 +145,7 @@ export async function createOneTimeLink(
               admin: issued.grant_admin,
             },
             locale,
+            tokenHash,
           )
         : await queueMail(
             trx,
@@ -157,6 +159,7 @@ export async function createOneTimeLink(
               selfService: input.selfService ?? false,
             },
             locale,
+            tokenHash,
           );
     return { row: issued, emailed, takesOverAccount: existing !== undefined && !existing.email_verified };
   });
@@ -176,8 +179,20 @@ async function endEverySignIn(trx: Db, userId: string): Promise<Date> {
   return at;
 }
 
-/** Why a link cannot be used, with the words the link page shows. */
-export type LinkProblem = 'invalid' | 'used' | 'expired' | 'disabled' | 'account_exists' | 'stale';
+/**
+ * Why a link cannot be used, with the words the link page shows. A link the person mailed
+ * themselves from "Lost your passkey?" that was used or expired says so in its own words:
+ * they ask for the next one there, not an administrator.
+ */
+export type LinkProblem =
+  | 'invalid'
+  | 'used'
+  | 'expired'
+  | 'used_self_service'
+  | 'expired_self_service'
+  | 'disabled'
+  | 'account_exists'
+  | 'stale';
 
 const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
   invalid: {
@@ -198,6 +213,18 @@ const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
     code: 'link_expired',
     heading: 'This link has expired',
     message: 'Ask an administrator for a new link.',
+  },
+  used_self_service: {
+    status: 410,
+    code: 'link_used',
+    heading: 'This link was already used',
+    message: 'Each link works once. Sign in with the passkey you created, or ask for a new link.',
+  },
+  expired_self_service: {
+    status: 410,
+    code: 'link_expired',
+    heading: 'This link has expired',
+    message: 'A link you ask for yourself works for 30 minutes, and only the newest one. Ask for a new link.',
   },
   disabled: {
     status: 403,
@@ -225,6 +252,11 @@ export class LinkError extends ProblemError<LinkProblem> {
   constructor(problem: LinkProblem) {
     super(problem, LINK_PROBLEMS, 'linkProblems');
   }
+
+  /** Whether the person asked for the link themselves, and asks for the next one at /recover. */
+  get selfService(): boolean {
+    return this.problem === 'used_self_service' || this.problem === 'expired_self_service';
+  }
 }
 
 /**
@@ -250,8 +282,9 @@ function accountOf(db: Db, link: OneTimeTokenRow, lock?: RowLock): Promise<User 
 
 async function problemWith(db: Db, link: OneTimeTokenRow | undefined): Promise<LinkProblem | undefined> {
   if (!link) return 'invalid';
-  if (link.used_at) return 'used';
-  if (link.expires_at.getTime() <= Date.now()) return 'expired';
+  const selfService = link.created_by === SELF_SERVICE_ACTOR;
+  if (link.used_at) return selfService ? 'used_self_service' : 'used';
+  if (link.expires_at.getTime() <= Date.now()) return selfService ? 'expired_self_service' : 'expired';
   const user = await accountOf(db, link);
   if (link.purpose === 'recovery' && !user) return 'invalid';
   // An invite never adds a passkey to an account whose owner proved the email: that is a recovery link's job.

@@ -72,6 +72,15 @@ export function clearStatus(): void {
   if (box) box.hidden = true;
 }
 
+/**
+ * Shows why a ceremony did not finish; for a sign-in that expired meanwhile, reloads the page
+ * instead, whose error page then links back to the app while Sesame knows which.
+ */
+export function showCeremonyFailure(error: unknown): void {
+  if (error instanceof ApiError && error.code === 'interaction_expired') window.location.reload();
+  else showStatus(ceremonyMessage(error));
+}
+
 /** Words for a ceremony that did not finish, from the WebAuthn DOMException names (WebAuthn L3 §5.1.3, §5.1.4). */
 export function ceremonyMessage(error: unknown): string {
   if (error instanceof ApiError) return error.message;

@@ -6,7 +6,7 @@ import {
   startAuthentication,
   WebAuthnAbortService,
 } from '@simplewebauthn/browser';
-import { ApiError, ceremonyMessage, clearStatus, message, postJson, showStatus } from './api.js';
+import { ApiError, clearStatus, message, postJson, showCeremonyFailure, showStatus } from './api.js';
 import { signalUnknownCredential } from './signals.js';
 
 const form = document.getElementById('login-form') as HTMLFormElement;
@@ -84,7 +84,7 @@ async function offerAutofill(): Promise<void> {
 }
 
 function startAutofill(): void {
-  offerAutofill().catch((error) => showStatus(ceremonyMessage(error)));
+  offerAutofill().catch(showCeremonyFailure);
 }
 
 /** The button: a modal passkey request (the browser's own account picker). */
@@ -111,7 +111,7 @@ form.addEventListener('submit', (event) => {
     (error) => {
       // Leaving the page aborts the request; nothing to tell anyone.
       if ((error as Error)?.name === 'AbortError' && document.visibilityState === 'hidden') return;
-      showStatus(ceremonyMessage(error));
+      showCeremonyFailure(error);
       button.focus();
       // The autofill request was cancelled for the modal one: offer it again.
       startAutofill();

@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
-import { ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+import { clearStatus, postJson, showCeremonyFailure } from './api.js';
 
 const form = document.getElementById('signup-form') as HTMLFormElement;
 const base = `/interaction/${form.dataset.uid}`;
@@ -19,7 +19,7 @@ form.addEventListener('submit', (event) => {
     const { redirect } = await postJson<{ redirect: string }>(`${base}/signup/verify`, credential);
     window.location.assign(redirect);
   })()
-    .catch((error) => showStatus(ceremonyMessage(error)))
+    .catch(showCeremonyFailure)
     .finally(() => {
       submit.disabled = false;
     });

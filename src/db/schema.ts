@@ -361,6 +361,8 @@ export interface MailOutboxTable {
   last_error: string | null;
   sent_at: NullableTimestamp;
   created_at: Generated<Date>;
+  /** The SHA-256 of the one-time link in the mail, if any (migration 0033): not sent once it cannot be used. */
+  link_hash: string | null;
 }
 
 /** The link of a welcome mail that verifies an account's address (migration 0018). */

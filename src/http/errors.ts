@@ -29,6 +29,9 @@ export class HttpError extends Error {
 
   /** The catalog keys of `details.fields` messages, said in the person's language as the message is. */
   fieldKeys?: Record<string, string>;
+
+  /** A link onward that the error page shows under the message, in the person's language. */
+  back?: { url: string; label: string };
 }
 
 /** What a page shows for one way a link can fail: its status, code, heading and words. */

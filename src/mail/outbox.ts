@@ -4,7 +4,9 @@ import type { Config, MailConfig } from '../config.js';
 import { openAtRest, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
+import { emailVerificationsQueries } from '../db/queries/emailVerifications.js';
 import { type ClaimedMail, mailOutboxQueries, type NewMail } from '../db/queries/mailOutbox.js';
+import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { mailDeliveries } from '../metrics.js';
@@ -17,8 +19,8 @@ import { isRefusedForGood } from './refusals.js';
 /**
  * A mail server that is down for a while gets the mails once it is back; the first waits
  * are short, since a one-time link is wanted now, and they grow so that a dead server costs
- * a few dozen attempts per mail. A mail still unsent after a day is given up: its link has
- * most likely expired by then.
+ * a few dozen attempts per mail. A mail still unsent after a day is given up; one whose
+ * one-time link expired, was used or replaced meanwhile is given up at its next attempt.
  */
 export const MAIL_TIMING: OutboxTiming = {
   pollMs: 2_000,
@@ -46,7 +48,9 @@ export function wakeMailOutboxes(): void {
  * Queues one mail in `trx` (the transaction that decided to send it), written in `locale`
  * (see mailLocale), when mail is configured; once that committed, wake the outbox (wakeMailOutboxes). The mail holds the
  * only other copy of a link's token, so the row's bodies are sealed with KEY_ENCRYPTION_SECRET
- * when it is set (see sealMailBodies) and emptied once the mail is done.
+ * when it is set (see sealMailBodies) and emptied once the mail is done. `linkHash`, the
+ * stored hash of the one-time link in the mail, lets the outbox give the mail up once that
+ * link cannot be used (see linkGone).
  * @returns whether a mail was queued (false without SMTP_URL).
  */
 export async function queueMail<T extends MailTemplate>(
@@ -56,11 +60,40 @@ export async function queueMail<T extends MailTemplate>(
   to: string,
   data: MailData[T],
   locale: Locale,
+  linkHash?: string,
 ): Promise<boolean> {
   if (!config.mail) return false;
   const mail = composeMail(config, template, to, data, locale);
-  await mailOutboxQueries.enqueue(trx, sealMailBodies(mail, config.keyEncryptionSecret));
+  await mailOutboxQueries.enqueue(trx, { ...sealMailBodies(mail, config.keyEncryptionSecret), linkHash });
   return true;
+}
+
+/** Why a mail's one-time link can no longer be used: the audit entry's `reason`, and its words. */
+interface LinkGone {
+  reason: 'link_used' | 'link_expired' | 'link_replaced';
+  error: string;
+}
+
+/**
+ * Whether the one-time link of a mail still to send can no longer be used: the mail would
+ * deliver a dead link (a self-service recovery link lives 30 minutes, while a mail is retried
+ * for a day). Welcome mails' links are in email_verifications, whose row a newer link
+ * replaces; invites and recovery links in one_time_tokens, where a cancelled one is expired.
+ */
+async function linkGone(db: Db, template: string, linkHash: string): Promise<LinkGone | undefined> {
+  const link =
+    template === 'welcome'
+      ? await emailVerificationsQueries.findByHash(db, linkHash)
+      : await oneTimeTokensQueries.findByHash(db, linkHash);
+  if (!link) return { reason: 'link_replaced', error: 'not sent: its link was replaced by a newer one' };
+  if (link.used_at) return { reason: 'link_used', error: 'not sent: its link was already used' };
+  if (link.expires_at.getTime() <= Date.now()) {
+    return {
+      reason: 'link_expired',
+      error: 'not sent: its link expired (or was cancelled) before it could go',
+    };
+  }
+  return undefined;
 }
 
 /**
@@ -151,6 +184,9 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
     if (mail.text_body === null || mail.html_body === null) {
       return this.#giveUp(mail, 'the mail has no body');
     }
+    // Given up, not sent: nothing the mail server did, and a dead link helps nobody.
+    const gone = mail.link_hash ? await linkGone(this.db, mail.template, mail.link_hash) : undefined;
+    if (gone) return this.#giveUp(mail, gone.error, gone.reason);
     // Addresses are checked where they are typed; one stored before that rule could be a
     // display name or a list, which the mail library would send to someone else.
     if (!isPlainEmailAddress(mail.to_address)) {
@@ -234,21 +270,23 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
     return { mail: mail.id, template: mail.template, attempts: mail.attempts, error };
   }
 
-  async #giveUp(mail: ClaimedMail, error: string): Promise<void> {
+  /**
+   * Gives the mail up for good. `linkReason` says it was not sent because its one-time link
+   * can no longer be used: not a failure of the mail server, so counted apart from those.
+   */
+  async #giveUp(mail: ClaimedMail, error: string, linkReason?: LinkGone['reason']): Promise<void> {
+    const details = { ...this.#details(mail, error), ...(linkReason && { reason: linkReason }) };
     // One transaction: nobody sees the mail given up without its entry in the activity log.
     const held = await this.db.transaction().execute(async (trx) => {
       if (!(await mailOutboxQueries.markFailed(trx, mail.id, mail.attempts, error, null))) return false;
-      await auditQueries.record(trx, 'system', 'mail.give_up', mail.to_address, this.#details(mail, error));
+      await auditQueries.record(trx, 'system', 'mail.give_up', mail.to_address, details);
       return true;
     });
     // Another instance claimed the mail meanwhile: its attempt decides.
     if (!held) return;
-    mailDeliveries.inc({ template: mail.template, result: 'given_up' });
-    this.log.warn('mail given up', {
-      mail: mail.id,
-      template: mail.template,
-      attempts: mail.attempts,
-      error,
-    });
+    mailDeliveries.inc({ template: mail.template, result: linkReason ? 'link_gone' : 'given_up' });
+    const fields = { mail: mail.id, template: mail.template, attempts: mail.attempts, error };
+    if (linkReason) this.log.info('mail not sent: its link can no longer be used', fields);
+    else this.log.warn('mail given up', fields);
   }
 }

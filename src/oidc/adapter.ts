@@ -14,6 +14,7 @@ import { heldWrites, holdConsumption } from './heldWrites.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
 import { payloadAsSaved, payloadToStore, storedId } from './storedIds.js';
+import { EXPIRED_KEPT_SECONDS } from './ttl.js';
 
 /**
  * The client metadata oidc-provider sees for a stored client. `client_secret` holds the
@@ -81,6 +82,10 @@ const SINGLE_USE_GRANT_SOURCES = new Set([
  * - Ids are stored hashed and payloads without them (storedIds.ts): a dump holds no bearer.
  * - An instance of an account whose sign-ins or tokens were revoked after it started reads
  *   as not found (revocation.ts), through the change-notified user cache.
+ * - A device code expired within EXPIRED_KEPT_SECONDS.DeviceCode is still found: every lookup of one in
+ *   the provider checks `isExpired` first and answers `expired_token` or "That code has
+ *   expired"; it is never stored again, and the statements that consume or stamp it read
+ *   only live rows. Every other model's expired instances read as not found.
  * - A code or rotated refresh token is consumed by one request only; the loser of a race,
  *   like any replay, revokes the grant.
  */
@@ -147,6 +152,9 @@ export function createAdapter(
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed through the clients table');
+      // An expired device code is read only to say that it expired: it is never stored again
+      // (a lifetime of 0 would store it without one).
+      if (expiresIn <= 0 && this.model === 'DeviceCode') return;
       // oidc-provider saves a fresh, empty session at the end of every request that brought
       // the cookie of a session no longer stored, refused requests included. An empty
       // session means the same as none, so it is not stored: one row per request otherwise.
@@ -222,6 +230,11 @@ export function createAdapter(
     /** The instance as stored, read from the cache or the database. */
     #findStored(id: string, key: string): Promise<AdapterPayload | undefined> {
       const { model } = this;
+      if (model === 'DeviceCode') {
+        return oidcModelsQueries
+          .findRecentlyExpired(db, model, 'id', key, EXPIRED_KEPT_SECONDS.DeviceCode)
+          .then((found) => unlessRevoked(model, found && payloadAsSaved(model, id, found as AdapterPayload)));
+      }
       // A sign-in's challenge stored or taken in the statement that reads its interaction (challengeOnRead.ts).
       const rider = model === 'Interaction' ? riderOnRead(id) : undefined;
       if (rider) {
@@ -251,7 +264,15 @@ export function createAdapter(
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
       if (!storable(userCode)) return undefined;
       await storeHeld();
-      const stored = await oidcModelsQueries.findByUserCode(db, this.model, userCode);
+      const stored = await (this.model === 'DeviceCode'
+        ? oidcModelsQueries.findRecentlyExpired(
+            db,
+            this.model,
+            'user_code',
+            userCode,
+            EXPIRED_KEPT_SECONDS.DeviceCode,
+          )
+        : oidcModelsQueries.findByUserCode(db, this.model, userCode));
       return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }
 

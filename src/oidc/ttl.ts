@@ -77,3 +77,19 @@ export function refreshTokenTtl(
   }
   return TTL.RefreshToken;
 }
+
+/**
+ * Seconds an expired instance of these models is kept, where the answer is "expired" rather
+ * than "not found": a device polling its code is told `expired_token` (RFC 8628 §3.5), and
+ * the person typing it "That code has expired"; an expired sign-in's page links back to the
+ * app it was for. The cleanup keeps the rows this long, then deletes them as any other.
+ * Only device codes are found by the adapter once expired (every lookup of one in the
+ * provider checks `isExpired` first, see adapter.ts); an expired interaction is read only to
+ * name its app (src/http/routes/interaction.ts).
+ */
+export const EXPIRED_KEPT_SECONDS = {
+  // As long again as the code lived: a person who typed it late still learns it expired.
+  DeviceCode: TTL.DeviceCode,
+  // As long again as the sign-in lived: a page left open for an hour still names its app.
+  Interaction: TTL.Interaction,
+} as const;

@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import type { Page } from 'playwright-core';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { browserScenario, type Device } from '../support/browserScenario.js';
 import {
   copyCredentials,
@@ -149,6 +151,27 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     await signInButton(page).click();
     await scenario.reachApp(page);
     expect(scenario.app.lastSignIn!.claims.sub).toBe(linus.sub);
+  });
+
+  it('sends a person whose sign-in expired on the open page back to the app, from the passkey button', async () => {
+    const phone = await deviceWithGracesPasskey();
+    const { page, requests } = phone;
+    await openWithAutofillWaiting(phone, scenario.app.loginUrl, { requests });
+    const uid = /\/interaction\/([^/?#]+)/.exec(page.url())![1]!;
+    // Half an hour later, as far as Sesame is concerned.
+    await scenario.sesame.db
+      .updateTable('oidc_models')
+      .set({ expires_at: sql<Date>`now() - interval '1 minute'` })
+      .where('model', '=', 'Interaction')
+      .where('id', '=', storedId('Interaction', uid))
+      .execute();
+
+    await signInButton(page).click();
+    // The page reloads into the expired sign-in's page, which links back to the app's site.
+    const back = page.getByRole('link', { name: 'Back to Notes' });
+    await back.waitFor();
+    expect(await page.locator('main').textContent()).toContain('This sign-in has expired');
+    expect(await back.getAttribute('href')).toBe(`${new URL(scenario.app.redirectUri).origin}/`);
   });
 
   it('tells a person whose device lost the passkey that it failed, then signs in once it is back', async () => {

@@ -258,6 +258,37 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     expect(await oidcModelsQueries.deleteExpired(database.db)).toBe(0);
   });
 
+  it('keeps finding a device code expired less than its kept time ago, and the sweep keeps it as long', async () => {
+    const recent = id();
+    const old = id();
+    await adapterFor('DeviceCode').upsert(recent, { userCode: 'RCNT-EXPD' }, HOUR);
+    await adapterFor('DeviceCode').upsert(old, { userCode: 'OLDD-EXPD' }, HOUR);
+    await adapterFor('AccessToken').upsert(recent, {}, HOUR);
+    await database.db
+      .updateTable('oidc_models')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('id', 'in', [recent, storedId('AccessToken', recent)])
+      .execute();
+    await expire('DeviceCode', old);
+
+    // The provider checks a device code's expiry itself; other models' expired rows are not found.
+    expect(await adapterFor('DeviceCode').find(recent)).toEqual({ userCode: 'RCNT-EXPD' });
+    expect(await adapterFor('DeviceCode').findByUserCode!('RCNT-EXPD')).toEqual({ userCode: 'RCNT-EXPD' });
+    expect(await adapterFor('AccessToken').find(recent)).toBeUndefined();
+    expect(await adapterFor('DeviceCode').find(old)).toBeUndefined();
+    // Stored again once expired (the provider saving an error on it), it stays as it was.
+    await adapterFor('DeviceCode').upsert(recent, { userCode: 'RCNT-EXPD', error: 'access_denied' }, -60);
+    expect(await adapterFor('DeviceCode').find(recent)).toEqual({ userCode: 'RCNT-EXPD' });
+
+    await oidcModelsQueries.deleteExpired(database.db, 1000, { DeviceCode: 600 });
+    const left = await database.db
+      .selectFrom('oidc_models')
+      .select(['model', 'id'])
+      .where('id', 'in', [recent, old, storedId('AccessToken', recent)])
+      .execute();
+    expect(left).toEqual([{ model: 'DeviceCode', id: recent }]);
+  });
+
   describe('with its caches live, as the server keeps them in step', () => {
     let caches: { clients: RowCache<AdapterPayload>; users: RowCache<User>; models: ModelCache };
     let live: (model: string) => Adapter;

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
 import { OPENID_SCOPE_REQUIRED } from '../../src/oidc/restatedErrors.js';
@@ -211,6 +212,47 @@ describe('sign-in on a device without a browser', () => {
       expect(linked.text).not.toContain('BCDF');
     }
     expect(await countRows(sesame.db, 'oidc_models')).toBe(before);
+  });
+
+  /** Moves a device code's end `minutes` into the past, as if its ten minutes had run out then. */
+  async function expireDeviceCode(deviceCode: string, minutes: number) {
+    await sql`
+      update oidc_models set expires_at = now() - make_interval(mins => ${minutes}),
+        payload = jsonb_set(payload, '{exp}', to_jsonb(extract(epoch from now())::bigint - ${minutes * 60}))
+      where model = 'DeviceCode' and id = ${deviceCode}`.execute(sesame.db);
+  }
+
+  it('tells a device whose code expired expired_token, and the person typing it that it expired', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const clientId = tv.clientMetadata().client_id;
+    await expireDeviceCode(started.device_code, 1);
+    // RFC 8628 §3.5: the device stops polling and may start again, not "invalid_grant".
+    expect(await pollToken(sesame.baseUrl, clientId, started.device_code)).toEqual({
+      status: 400,
+      error: 'expired_token',
+    });
+    const person = new Person(sesame.baseUrl);
+    const form = asPage(await person.browser.follow('/device'));
+    const before = await countRows(sesame.db, 'oidc_models');
+    const typed = await postCode(person, form, { user_code: started.user_code });
+    expect(typed.status).toBe(400);
+    expect(typed.text).toContain('That code has expired');
+    // Cancelling it changes nothing either: an expired code is only said to be expired.
+    const cancelled = await postCode(person, typed, { user_code: started.user_code, abort: 'yes' });
+    expect(cancelled.text).toContain('That code has expired');
+    expect(await countRows(sesame.db, 'oidc_models')).toBe(before);
+    expect(await pollToken(sesame.baseUrl, clientId, started.device_code)).toMatchObject({
+      error: 'expired_token',
+    });
+
+    // Long after its end (the cleanup's to delete) it is a code like any unknown one.
+    await expireDeviceCode(started.device_code, 30);
+    expect(await pollToken(sesame.baseUrl, clientId, started.device_code)).toEqual({
+      status: 400,
+      error: 'invalid_grant',
+    });
+    const late = await postCode(person, cancelled, { user_code: started.user_code });
+    expect(late.text).toContain('That code is not valid');
   });
 
   it('answers a stale or made-up resume address with the code page, not an error', async () => {

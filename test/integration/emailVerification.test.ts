@@ -1,11 +1,13 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { configFrom } from '../../src/config.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { WELCOME_RESENDS_PER_ADDRESS } from '../../src/http/middleware/rateLimit.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { type MailServer, type ReceivedMail, startAppWithMail } from '../support/mailServer.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
-import type { TestApp } from '../support/testApp.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
 
@@ -16,8 +18,8 @@ function verifyLinkIn(mail: ReceivedMail): string {
   return new URL(link).pathname;
 }
 
-async function startWithMail(signup: string) {
-  const { mail, sesame } = await startAppWithMail({ SIGNUP: signup });
+async function startWithMail(signup: string, env: Record<string, string> = {}) {
+  const { mail, sesame } = await startAppWithMail({ SIGNUP: signup, ...env });
   const { client, client_secret } = await createClient(
     sesame.db,
     { name: 'Wiki', redirect_uris: [REDIRECT_URI] },
@@ -122,6 +124,124 @@ describe('the welcome mail of open sign-up (SIGNUP=open)', () => {
     const verified = await person.browser.request(path);
     expect(verified.status).toBe(200);
     expect(verified.text).toContain('<h1>E-Mail-Adresse bestätigt</h1>');
+  });
+});
+
+describe('a new link from the account page, for an address whose link expired', () => {
+  let mail: MailServer;
+  let sesame: TestApp;
+  let rp: TestRp;
+
+  beforeAll(async () => {
+    // The limits count: the new link is limited per address like the sign-in's "Send the link again".
+    ({ mail, sesame, rp } = await startWithMail('open', { RATE_LIMIT_PER_MINUTE: '1000' }));
+  });
+
+  afterAll(async () => {
+    await sesame?.stop();
+    await mail?.stop();
+  });
+
+  /** A person who signed up for the app with `email`, and the path of their welcome link. */
+  async function signedUp(email: string) {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp, 'openid email');
+    await person.continueToApp(await person.signUp(await person.open(pending.url), email), REDIRECT_URI);
+    const [welcome] = await mail.waitFor(email);
+    return { person, path: verifyLinkIn(welcome!) };
+  }
+
+  it("says where to get one on the expired link, and sends it from the account page to the account's own address", async () => {
+    const { person, path } = await signedUp('late@example.com');
+    await sesame.db
+      .updateTable('email_verifications')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('email', '=', 'late@example.com')
+      .execute();
+    const expired = await person.browser.request(path);
+    expect(expired.status).toBe(410);
+    expect(expired.text).toContain('Go to your account and choose &quot;Send a new link&quot;.');
+    expect(expired.text).toContain('<a href="/account">Go to your account</a>');
+
+    const account = asPage(await person.browser.follow('/account'));
+    expect(account.text).toContain('Your email address is not confirmed yet');
+    expect(account.text).toContain('<form method="post" action="/account/verify-email">');
+    const sent = await person.browser.request('/account/verify-email', { form: { _csrf: account.csrf() } });
+    expect(sent.status).toBe(303);
+    expect(new URL(sent.location()!).pathname + new URL(sent.location()!).search).toBe(
+      '/account?verification=sent',
+    );
+    const after = asPage(await person.browser.follow(sent.location()!));
+    expect(after.text).toContain('We sent a new link to late@example.com');
+
+    const mails = await mail.waitFor('late@example.com', 2);
+    expect(mails[1]!.subject).toBe('Welcome to Acme: confirm your email address');
+    expect((await person.browser.request(verifyLinkIn(mails[1]!))).status).toBe(200);
+    expect((await usersQueries.findByEmail(sesame.db, 'late@example.com'))!.email_verified).toBe(true);
+
+    // Confirmed: the page offers no link any more, and asking anyway sends none.
+    const confirmed = asPage(await person.browser.follow('/account'));
+    expect(confirmed.text).not.toContain('/account/verify-email');
+    const again = await person.browser.request('/account/verify-email', {
+      form: { _csrf: confirmed.csrf() },
+      headers: { accept: 'application/json' },
+    });
+    expect(again.status).toBe(409);
+    expect(again.json()).toMatchObject({ error: 'conflict' });
+    // Without a sign-in or the form's token nothing is sent either.
+    const anonymous = await new Person(sesame.baseUrl).browser.request('/account/verify-email', {
+      form: { _csrf: 'x' },
+    });
+    expect(anonymous.status).toBeGreaterThanOrEqual(300);
+    expect(anonymous.status).toBeLessThan(500);
+    await sleep(500);
+    expect(mail.to('late@example.com')).toHaveLength(2);
+  });
+
+  it('sends no more than a few new links per address', async () => {
+    const { person } = await signedUp('eager@example.com');
+    const account = asPage(await person.browser.follow('/account'));
+    const statuses: number[] = [];
+    for (let i = 0; i <= WELCOME_RESENDS_PER_ADDRESS.points; i++) {
+      const sent = await person.browser.request('/account/verify-email', { form: { _csrf: account.csrf() } });
+      statuses.push(sent.status);
+    }
+    expect(statuses).toEqual([...Array(WELCOME_RESENDS_PER_ADDRESS.points).fill(303), 429]);
+    // Each new link replaces the one before, whose mail goes only if it went already: the newest arrives.
+    const queued = () =>
+      sesame.db
+        .selectFrom('mail_outbox')
+        .select(['sent_at', 'next_attempt_at'])
+        .where('to_address', '=', 'eager@example.com')
+        .orderBy('created_at')
+        .execute();
+    expect(await queued()).toHaveLength(1 + WELCOME_RESENDS_PER_ADDRESS.points);
+    while ((await queued()).some((row) => row.next_attempt_at !== null)) await sleep(50);
+    expect((await queued()).at(-1)!.sent_at).not.toBeNull();
+    const newest = mail.to('eager@example.com').at(-1)!;
+    expect((await person.browser.request(verifyLinkIn(newest))).status).toBe(200);
+  });
+
+  it('without mail, says how else the address gets confirmed, and sends nothing', async () => {
+    const plain = await startTestApp();
+    try {
+      const person = new Person(plain.baseUrl);
+      const page = asPage(await person.browser.follow('/account'));
+      const account = asPage(
+        await person.signUp(page, 'nomail@example.com').then((next) => person.browser.follow(next)),
+      );
+      expect(account.text).toContain('Your email address is not confirmed yet');
+      expect(account.text).toContain('Ask an administrator for a recovery link');
+      expect(account.text).not.toContain('action="/account/verify-email"');
+      const refused = await person.browser.request('/account/verify-email', {
+        form: { _csrf: account.csrf() },
+        headers: { accept: 'application/json' },
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.json()).toMatchObject({ error: 'mail_not_configured' });
+    } finally {
+      await plain.stop();
+    }
   });
 });
 

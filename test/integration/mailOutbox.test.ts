@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
+import { resendWelcomeMail } from '../../src/accounts/emailVerification.js';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { isSealed, sealAtRest } from '../../src/crypto.js';
@@ -157,12 +158,15 @@ describe('each mail goes out once', () => {
   const logLines: string[] = [];
   /** The Message-ID of every message the server read, accepted or refused. */
   const offered: { to: string; messageId: string | undefined }[] = [];
+  /** Recipients the server answers "try again later" for, as a server that is down does. */
+  const unreachable = new Set<string>();
 
   beforeAll(async () => {
     let refusedOnce = false;
     mail = await startMailServer({
       refuseMessage: (got) => {
         offered.push({ to: got.envelopeTo[0]!, messageId: got.parsed.messageId });
+        if (unreachable.has(got.envelopeTo[0]!)) return '421 4.3.2 Service not available';
         if (got.envelopeTo[0] !== 'twice@example.com' || refusedOnce) return undefined;
         refusedOnce = true;
         return '451 4.3.0 Try again later';
@@ -214,6 +218,96 @@ describe('each mail goes out once', () => {
     expect(
       logLines.filter((line) => line.includes('mail sent, recording it failed: trying again')),
     ).toHaveLength(2);
+  });
+
+  it('gives up a mail whose link expired, was used or replaced while the server was down, instead of sending a dead link', async () => {
+    /** Queues a link mail that the server refuses until the link is dead, then lets it through. */
+    async function whileDown(email: string, kill: () => Promise<unknown>) {
+      unreachable.add(email);
+      await invite(email);
+      const { id } = await mailRowTo(sesame, email, (r) => r.last_error !== null);
+      await kill();
+      unreachable.delete(email);
+      for (const until = Date.now() + 20_000; Date.now() < until; await sleep(50)) {
+        const row = await sesame.db
+          .selectFrom('mail_outbox')
+          .selectAll()
+          .where('id', '=', id as string)
+          .executeTakeFirstOrThrow();
+        if (row.next_attempt_at === null) return row;
+      }
+      throw new Error(`the mail to ${email} was never done`);
+    }
+    const expire = (email: string) =>
+      sesame.db
+        .updateTable('one_time_tokens')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('email', '=', email)
+        .execute();
+
+    const expired = await whileDown('expired-link@example.com', () => expire('expired-link@example.com'));
+    expect(expired).toMatchObject({ sent_at: null, text_body: null, html_body: null });
+    expect(expired.last_error).toBe('not sent: its link expired (or was cancelled) before it could go');
+    // Another link for the address cancels the first: its mail goes no more either.
+    const replaced = await whileDown('replaced-link@example.com', () => invite('replaced-link@example.com'));
+    expect(replaced.last_error).toBe('not sent: its link expired (or was cancelled) before it could go');
+    const used = await whileDown('used-link@example.com', () =>
+      sesame.db
+        .updateTable('one_time_tokens')
+        .set({ used_at: new Date() })
+        .where('email', '=', 'used-link@example.com')
+        .execute(),
+    );
+    expect(used.last_error).toBe('not sent: its link was already used');
+
+    await sleep(1_000);
+    expect(mail.to('expired-link@example.com')).toHaveLength(0);
+    expect(mail.to('used-link@example.com')).toHaveLength(0);
+    // The newer link's mail is the one that arrives.
+    expect(mail.to('replaced-link@example.com')).toHaveLength(1);
+    const audit = await sesame.db
+      .selectFrom('audit_events')
+      .select(['target', 'details'])
+      .where('action', '=', 'mail.give_up')
+      .execute();
+    expect(
+      Object.fromEntries(audit.map((a) => [a.target, (a.details as { reason?: string }).reason])),
+    ).toMatchObject({
+      'expired-link@example.com': 'link_expired',
+      'replaced-link@example.com': 'link_expired',
+      'used-link@example.com': 'link_used',
+    });
+    // Counted apart from mails the server failed to take.
+    const { key } = await createApiKey(sesame.db, 'prometheus', 'test', 'metrics');
+    const metrics = await (
+      await fetch(`${sesame.baseUrl}/metrics`, { headers: { authorization: `Bearer ${key}` } })
+    ).text();
+    expect(metrics).toMatch(/sesame_mail_deliveries_total\{template="invite",result="link_gone"\} 3/);
+    expect(metrics).not.toMatch(/result="given_up"/);
+    expect(logLines.filter((line) => line.includes('mail given up'))).toHaveLength(0);
+  });
+
+  it('gives up a welcome mail whose link a newer one replaced', async () => {
+    const user = await usersQueries.insert(sesame.db, { email: 'welcome-twice@example.com', name: null });
+    unreachable.add(user.email);
+    await resendWelcomeMail(sesame.db, sesame.config, user);
+    await mailRowTo(sesame, user.email, (r) => r.last_error !== null);
+    await resendWelcomeMail(sesame.db, sesame.config, user);
+    unreachable.delete(user.email);
+    await mail.waitFor(user.email);
+    await sleep(1_000);
+    const rows = await sesame.db
+      .selectFrom('mail_outbox')
+      .select(['last_error', 'sent_at'])
+      .where('to_address', '=', user.email)
+      .orderBy('created_at')
+      .execute();
+    expect(rows).toMatchObject([
+      { last_error: 'not sent: its link was replaced by a newer one', sent_at: null },
+      { last_error: null },
+    ]);
+    expect(rows[1]!.sent_at).not.toBeNull();
+    expect(mail.to(user.email)).toHaveLength(1);
   });
 
   it('cuts off a send that outlasts its deadline, before its claim could run out', async () => {

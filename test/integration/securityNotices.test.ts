@@ -3,7 +3,7 @@ import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { type MailServer, startAppWithMail } from '../support/mailServer.js';
 import { beginLogin, discoverRp, Person, stepUp } from '../support/oidcFlow.js';
-import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { onboard, untilLinkMailed, useLink } from '../support/oneTimeLinkFlow.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import type { TestApp } from '../support/testApp.js';
@@ -69,6 +69,7 @@ describe('security notices by mail', () => {
       purpose: 'recovery',
       actor: 'test',
     });
+    await untilLinkMailed(sesame.db, url);
     expect((await useLink(new Person(sesame.baseUrl), url)).status).toBe(200);
     // The invite, the recovery link, then the notice.
     const mails = await mail.waitFor('lost@example.com', 3);
@@ -93,6 +94,7 @@ describe('security notices by mail', () => {
       purpose: 'recovery',
       actor: 'test',
     });
+    await untilLinkMailed(sesame.db, url);
     const person = new Person(sesame.baseUrl);
     person.browser.headers['accept-language'] = 'fr-FR,fr;q=0.9';
     expect((await useLink(person, url)).status).toBe(200);
@@ -108,6 +110,7 @@ describe('security notices by mail', () => {
       email: 'chefin@example.com',
       actor: 'test',
     });
+    await untilLinkMailed(sesame.db, url);
     const person = new Person(sesame.baseUrl);
     person.browser.headers['accept-language'] = 'de';
     expect((await useLink(person, url)).status).toBe(200);

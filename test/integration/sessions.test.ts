@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import Keygrip from 'keygrip';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
-import { createClient } from '../../src/oidc/clients.js';
+import { createClient, updateClient } from '../../src/oidc/clients.js';
 import { loadCookieKeys } from '../../src/oidc/cookieKeys.js';
 import { storedId } from '../../src/oidc/storedIds.js';
-import { type PageResponse, stoppedAt } from '../support/browser.js';
+import { asPage, type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { ageSignIn, DAY } from '../support/signInAge.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -448,8 +448,53 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(page.status).toBe(400);
     expect(page.text).toContain('This sign-in has expired');
     expect(page.text).not.toMatch(/\n\s+at |Error:/);
+    // Sesame still knows the app: the page links to its site, the origin of its redirect URI.
+    expect(page.text).toContain('<a href="http://127.0.0.1:8902/">Back to Notes</a>');
     const options = await person.browser.postJson(`/interaction/${uid}/login/options`, loginPage.csrf(), {});
     expect(options.status).toBe(400);
     expect(options.json().error).toBe('interaction_expired');
+  });
+
+  it("links an expired sign-in back to its app only while the sign-in is kept and the app's URI registered", async () => {
+    /** Opens a sign-in at `app` (Sesame's account page without one); returns its uid. */
+    async function openSignIn(app?: TestRp) {
+      const person = new Person(sesame.baseUrl);
+      const page = app
+        ? await person.open((await beginLogin(app)).url)
+        : asPage(await person.browser.follow('/account'));
+      return uidOf(page.url)!;
+    }
+    /** Moves the sign-in's end `minutes` into the past; returns the way back its page links to. */
+    async function wayBack(uid: string, minutes: number) {
+      await sesame.db
+        .updateTable('oidc_models')
+        .set({ expires_at: sql<Date>`now() - make_interval(mins => ${minutes})` })
+        .where('model', '=', 'Interaction')
+        .where('id', '=', storedId('Interaction', uid))
+        .execute();
+      // The browser's interaction cookie ends with the sign-in: only the address is left.
+      const page = await new Person(sesame.baseUrl).browser.request(`/interaction/${uid}`);
+      expect(page.status).toBe(400);
+      expect(page.text).toContain('This sign-in has expired');
+      return /<p><a href="([^"]*)">([^<]*)<\/a><\/p>/.exec(page.text)?.slice(1);
+    }
+
+    expect(await wayBack(await openSignIn(rp), 1)).toEqual(['http://127.0.0.1:8902/', 'Back to Notes']);
+    // Past the time it is kept (the cleanup's to delete), nothing says which app it was.
+    expect(await wayBack(await openSignIn(rp), 31)).toBeUndefined();
+    // Sesame's own account page is its own way back.
+    expect(await wayBack(await openSignIn(), 1)).toEqual(['/account', 'Go to your account']);
+
+    // An app that no longer has the sign-in's redirect URI gets no link to it.
+    const moving = await registerRp({ name: 'Moving' });
+    const uid = await openSignIn(moving);
+    await updateClient(
+      sesame.db,
+      moving.config.clientMetadata().client_id,
+      { redirect_uris: ['https://moved.example/callback'] },
+      'test',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await wayBack(uid, 1)).toBeUndefined();
   });
 });

@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { sha256Hex } from '../../src/crypto.js';
 import type { Db } from '../../src/db/connect.js';
 import type { PageResponse } from './browser.js';
 import { countRows } from './countRows.js';
@@ -25,7 +27,26 @@ export async function useLink(person: Person, url: string, name?: string): Promi
   return person.browser.postJson(`${path}/verify`, csrf, credential);
 }
 
-/** Invites `email` with a one-time link and uses it: the person ends signed in to /account. */
+/**
+ * With mail configured, waits until the outbox is done with the mail of the link `url` (sent,
+ * or given up): a link used before its mail went makes the outbox give the mail up, which
+ * tests that count the mails to an address would see as a missing mail. Without mail the
+ * link has no mail, and this returns at once.
+ */
+export async function untilLinkMailed(db: Db, url: string): Promise<void> {
+  const linkHash = sha256Hex(new URL(url).pathname.split('/').at(-1)!);
+  for (const until = Date.now() + 20_000; ; await sleep(25)) {
+    const row = await db
+      .selectFrom('mail_outbox')
+      .select('next_attempt_at')
+      .where('link_hash', '=', linkHash)
+      .executeTakeFirst();
+    if (!row || row.next_attempt_at === null) return;
+    if (Date.now() > until) throw new Error(`the mail of ${linkPath(url)} was not sent`);
+  }
+}
+
+/** Invites `email` with a one-time link (its mail sent first, if any) and uses it: the person ends signed in to /account. */
 export async function onboard(
   sesame: TestApp,
   email: string,
@@ -36,6 +57,7 @@ export async function onboard(
     admin: options.admin,
     actor: 'test',
   });
+  await untilLinkMailed(sesame.db, url);
   const person = new Person(sesame.baseUrl, options.authenticator);
   const verify = await useLink(person, url, options.name);
   if (verify.status !== 200) throw new Error(`link use failed: ${verify.status} ${verify.text}`);

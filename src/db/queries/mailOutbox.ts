@@ -10,6 +10,8 @@ export interface NewMail {
   subject: string;
   text: string;
   html: string;
+  /** The SHA-256 of the one-time link the mail carries, if it carries one. */
+  linkHash?: string;
 }
 
 /** A mail claimed for an attempt; `attempts` already counts this one. */
@@ -22,6 +24,7 @@ export interface ClaimedMail {
   html_body: string | null;
   attempts: number;
   created_at: Date;
+  link_hash: string | null;
 }
 
 /** A mail as admins see it in the outbox: everything but its bodies. */
@@ -47,6 +50,7 @@ export const mailOutboxQueries = {
         subject: mail.subject,
         text_body: mail.text,
         html_body: mail.html,
+        link_hash: mail.linkHash ?? null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -58,7 +62,17 @@ export const mailOutboxQueries = {
     return claimDueRows<ClaimedMail>(
       db,
       'mail_outbox',
-      ['id', 'template', 'to_address', 'subject', 'text_body', 'html_body', 'attempts', 'created_at'],
+      [
+        'id',
+        'template',
+        'to_address',
+        'subject',
+        'text_body',
+        'html_body',
+        'attempts',
+        'created_at',
+        'link_hash',
+      ],
       limit,
       leaseSeconds,
     );

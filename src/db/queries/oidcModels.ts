@@ -103,6 +103,16 @@ const findLiveBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
 const FIND_LIVE = { id: findLiveBy('id'), uid: findLiveBy('uid'), user_code: findLiveBy('user_code') };
 
+/**
+ * An instance by model and id or user code, live or expired less than $3 seconds ago; of two
+ * with one user code, the later to expire. Only for answers that say an instance expired
+ * rather than that it is unknown (see EXPIRED_KEPT_SECONDS).
+ */
+const findRecentBy = (column: string) =>
+  `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2
+      and expires_at > now() - make_interval(secs => $3) order by expires_at desc limit 1`;
+const FIND_RECENT = { id: findRecentBy('id'), user_code: findRecentBy('user_code') };
+
 async function findLive(db: Db, model: string, column: keyof typeof FIND_LIVE, value: string) {
   const { rows } = await runSql<LiveRow>(db, FIND_LIVE[column], [model, value]);
   return withConsumed(rows[0]);
@@ -353,6 +363,21 @@ export const oidcModelsQueries = {
   },
 
   /**
+   * An instance by id or user code that is live or expired less than `keptSeconds` ago: for
+   * the answers that say a code expired rather than that it is unknown.
+   */
+  async findRecentlyExpired(
+    db: Db,
+    model: string,
+    column: keyof typeof FIND_RECENT,
+    value: string,
+    keptSeconds: number,
+  ) {
+    const { rows } = await runSql<LiveRow>(db, FIND_RECENT[column], [model, value, keptSeconds]);
+    return withConsumed(rows[0]);
+  },
+
+  /**
    * Marks the instance used, unless it already was: of two concurrent uses of one code only
    * one changes the row. A row that is gone or expired is not marked either.
    * @returns whether this call marked it.
@@ -578,15 +603,28 @@ export const oidcModelsQueries = {
    * Deletes every expired row, in batches so that no statement holds many row locks for
    * long. SKIP LOCKED lets several instances sweep at once without waiting on each other or
    * deleting the same rows twice. A sweep runs until a batch comes back short, so it keeps
-   * up however many tokens expired since the last one.
+   * up however many tokens expired since the last one. The models of `kept` stay that many
+   * seconds past their expiry (see findRecentlyExpired).
    * @returns how many rows went.
    */
-  async deleteExpired(db: Db, batchSize = 1000): Promise<number> {
+  async deleteExpired(
+    db: Db,
+    batchSize = 1000,
+    kept: Readonly<Record<string, number>> = {},
+  ): Promise<number> {
+    const stillKept = sql.join(
+      Object.entries(kept).map(
+        ([model, seconds]) =>
+          sql`and not (model = ${model} and expires_at > now() - make_interval(secs => ${seconds}))`,
+      ),
+      sql` `,
+    );
     let total = 0;
     for (;;) {
       const result = await sql`
         delete from oidc_models where ctid in (
-          select ctid from oidc_models where expires_at < now() limit ${batchSize} for update skip locked
+          select ctid from oidc_models where expires_at < now() ${stillKept}
+          limit ${batchSize} for update skip locked
         )`.execute(db);
       const removed = Number(result.numAffectedRows ?? 0);
       total += removed;

@@ -131,6 +131,7 @@ export function errorHandler(log: Logger) {
           title: text.t('error.title'),
           heading: text.t(error.status === 404 ? 'error.notFoundHeading' : 'error.heading'),
           message: messageFor(ctx, error),
+          ...(error.back && { backUrl: error.back.url, backLabel: error.back.label }),
         });
       }
     }

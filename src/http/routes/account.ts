@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { listConnectedApps, revokeConnectedApp, signOutEverywhere } from '../../accounts/connectedApps.js';
+import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import {
   addPasskey,
   assertDeletable,
@@ -16,6 +17,7 @@ import { updateProfileLocale, updateProfileName } from '../../accounts/profile.j
 import { translatorFor } from '../../i18n/catalog.js';
 import { type Locale, SUPPORTED_LOCALES } from '../../i18n/locales.js';
 import { sendSecurityNotice } from '../../mail/notices.js';
+import { addressKey } from '../../text.js';
 import { startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
 import { challengeInvalid } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
@@ -24,10 +26,11 @@ import {
   userHandleFor,
   verifyPasskeyRegistration,
 } from '../../webauthn/registration.js';
-import { badRequest, HttpError } from '../errors.js';
+import { badRequest, conflict, HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
 import { rememberLanguageChoice } from '../middleware/language.js';
+import { keyedRateLimit, WELCOME_RESENDS_PER_ADDRESS } from '../middleware/rateLimit.js';
 import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/session.js';
 import { sesameRouter } from '../router.js';
 import {
@@ -104,11 +107,22 @@ function respond(ctx: Context, json: Record<string, unknown>, redirect = '/accou
  * The account page: profile, passkeys (add with step-up, rename, delete with step-up),
  * connected apps, and signing out everywhere. Every change is CSRF-protected.
  */
-export function accountRoutes({ config, db, log, provider, csrf, rateLimit, caches }: Services): Router {
+export function accountRoutes({
+  config,
+  db,
+  log,
+  provider,
+  csrf,
+  rateLimit,
+  hits,
+  caches,
+}: Services): Router {
   const router = sesameRouter();
   const rp = relyingPartyFor(config);
   const signIn = requireSignIn(provider, db, config);
   const body = [parseBodies(), csrf.protect()];
+  // Counted with the sign-in's "Send the link again" (SIGNUP=open-verified): one limit per address.
+  const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
 
   // Signing out from /account ends at `/`: the account page is Sesame's home page.
   router.get('/', (ctx) => ctx.redirect('/account'));
@@ -132,7 +146,26 @@ export function accountRoutes({ config, db, log, provider, csrf, rateLimit, cach
       })),
       nameMax: PASSKEY_NAME_MAX,
       languages: LANGUAGES,
+      mail: config.mail !== undefined,
+      verificationSent: ctx.query.verification === 'sent' && !user.email_verified,
     });
+  });
+
+  // A new link to confirm the address, for one whose welcome link expired or never came: only
+  // to the signed-in account's own address, which the link then verifies in this browser.
+  router.post('/account/verify-email', rateLimit, signIn, ...body, async (ctx) => {
+    const { user } = signedIn(ctx);
+    if (user.email_verified) {
+      throw conflict('Your email address is already confirmed').localized('account.alreadyConfirmed');
+    }
+    if (!config.mail) {
+      throw new HttpError(409, 'mail_not_configured', 'This server sends no mail').localized(
+        'account.verificationNoMail',
+      );
+    }
+    await countResend(ctx, addressKey(user.email));
+    await resendWelcomeMail(db, config, user, ctx.state.locale);
+    respond(ctx, { sent: true, email: user.email }, '/account?verification=sent');
   });
 
   // A plain form post (the page works without script); the next page is in the chosen language.

@@ -11,6 +11,7 @@ import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
+import { wayBackFromExpiredSignIn } from '../../oidc/expiredSignIn.js';
 import { consentGrantId } from '../../oidc/grants.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
@@ -28,6 +29,7 @@ import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
+import { wantsJson } from '../middleware/errors.js';
 import { localeOf, rememberLanguageChoice } from '../middleware/language.js';
 import {
   keyedRateLimit,
@@ -96,9 +98,21 @@ export function interactionRoutes({
       // Only an interaction the provider cannot find for this browser (no cookie, expired,
       // ended) is an expired sign-in. Anything else is what it is: a database that cannot
       // answer was told as "expired" and never logged, and so was a read refusing odd input.
-      if (error instanceof errors.SessionNotFound) throw interactionExpired();
+      if (error instanceof errors.SessionNotFound) throw await expiredSignIn(ctx);
       throw error;
     }
+  }
+
+  /** An expired sign-in's error, whose page links back to its app while Sesame knows which (expiredSignIn.ts). */
+  async function expiredSignIn(ctx: Context): Promise<HttpError> {
+    const expired = interactionExpired();
+    // A script (the passkey button) reloads the page, which then shows the way back.
+    if (wantsJson(ctx)) return expired;
+    const way = await wayBackFromExpiredSignIn(db, provider, String(ctx.params.uid));
+    const { t } = pageText(ctx);
+    if (way?.account) expired.back = { url: '/account', label: t('emailVerified.backLabel') };
+    else if (way) expired.back = { url: way.url, label: t('errors.backToApp', { client: way.appName }) };
+    return expired;
   }
 
   /**

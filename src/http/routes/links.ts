@@ -41,7 +41,11 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
   // Every request names a token: the limit also bounds how fast anyone can probe for one.
   const router = sesameRouter(
     { prefix: '/link/:token' },
-    renderProblemPages(LinkError),
+    renderProblemPages(LinkError, (error, ctx) =>
+      error.selfService && config.selfRecovery
+        ? { backUrl: '/recover', backLabel: pageText(ctx).t('link.askAgain') }
+        : undefined,
+    ),
     rateLimit,
     parseBodies(),
     csrf.protect(),
