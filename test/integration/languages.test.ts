@@ -82,7 +82,7 @@ describe('pages in the person language', () => {
     expect(login.headers.get('vary')).toMatch(/accept-language/i);
     expect(login.headers.get('vary')).toMatch(/cookie/i);
     expect(login.text).toContain('>Mit Passkey anmelden</button>');
-    expect(login.text).toContain('um mit <strong>Wiki</strong> fortzufahren');
+    expect(login.text).toContain('um <strong>Wiki</strong> zu nutzen');
     expect(login.text).toContain('>Konto erstellen</a>');
     expect(scriptMessages(login).cancelled).toMatch(/^Die Passkey-Anfrage wurde abgebrochen/);
 

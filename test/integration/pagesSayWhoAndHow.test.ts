@@ -69,7 +69,8 @@ describe('pages say who is signed in and what a field does', () => {
   it("calls Sesame's own account pages 'your account' at sign-in, in the person's language, and names no app at sign-out", async () => {
     for (const [language, lead] of [
       ['en', 'to continue to <strong>your account</strong>'],
-      ['de', '<strong>Ihr Konto</strong>'],
+      ['de', 'um <strong>Ihr Konto</strong> zu nutzen'],
+      ['es', '<strong>su cuenta</strong>'],
     ] as const) {
       const visitor = new Person(sesame.baseUrl);
       visitor.browser.headers['accept-language'] = language;
