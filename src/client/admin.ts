@@ -49,3 +49,12 @@ for (const button of document.querySelectorAll<HTMLButtonElement>('button[data-c
 }
 
 for (const form of document.querySelectorAll<HTMLFormElement>('form[data-step-up]')) submitAfterStepUp(form);
+
+// A form's single-use token (views/admin/_once.eta) is marked (a leading `~` the server drops,
+// src/http/routes/adminOneShotForms.ts): a browser keeps a text field for the page in its
+// history only when it differs from the value served, so going Back to a form that was sent
+// puts back the token it was sent with (spent: "already done"), not the new page's, which
+// minted again. A field put back is marked already.
+for (const field of document.querySelectorAll<HTMLInputElement>('input[name="_once"]')) {
+  if (!field.value.startsWith('~')) field.value = `~${field.value}`;
+}

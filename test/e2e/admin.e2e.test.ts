@@ -78,6 +78,17 @@ describeBrowser('the admin pages in Chromium', () => {
 
     expect((await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash).toBe(sha256Hex(secret));
 
+    // Back to the filled-in form and "Register client" again: told it was done, no second client.
+    await page.goBack();
+    await page.getByRole('button', { name: 'Register client' }).click();
+    await page.getByRole('heading', { name: 'Client already registered' }).waitFor();
+    const named = await scenario.sesame.db
+      .selectFrom('clients')
+      .select('client_id')
+      .where('name', '=', 'Grafana')
+      .execute();
+    expect(named).toHaveLength(1);
+
     // Shown once: neither the list nor the client's page, nor a reload of them, shows it again.
     await page.goto(`${scenario.sesame.baseUrl}/admin/clients`);
     expect(await page.getByRole('link', { name: 'Grafana' }).count()).toBe(1);

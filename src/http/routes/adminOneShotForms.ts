@@ -6,6 +6,14 @@ import type { AdminPageKit } from './adminPageKit.js';
 /** The form field that carries an admin form's single-use token. */
 const TOKEN_FIELD = '_once';
 
+/**
+ * What the page's script puts before a form's token. A browser keeps a form's text field for
+ * the page in its history only when its value differs from the one the page was served with;
+ * so marked, going Back to a form that was sent puts back the token it was sent with (spent:
+ * "already done"), not the new page's, with which the form minted again.
+ */
+const TOKEN_MARK = '~';
+
 /** A form whose POST mints a secret that is shown once: what it does, and what a repeat is told. */
 export interface OneShotForm {
   /** What the form does, with its target (`client.rotate_secret:<id>`): the token is bound to it. */
@@ -35,9 +43,11 @@ export function oneShotForms(db: Db, render: AdminPageKit['render']): OneShotFor
     action,
   });
 
+  /** The token sent; the page's script marks it with a leading `~` (src/client/admin.ts), dropped here. */
   function sentFormToken(ctx: Context): string | undefined {
     const token = (ctx.request.body as Record<string, unknown> | undefined)?.[TOKEN_FIELD];
-    return typeof token === 'string' ? token : undefined;
+    if (typeof token !== 'string') return undefined;
+    return token.startsWith(TOKEN_MARK) ? token.slice(TOKEN_MARK.length) : token;
   }
 
   function refuse(
