@@ -35,10 +35,12 @@ export function signInTooOld(loginTs: number | undefined): boolean {
 }
 
 /**
- * How long a stored provider session lives: 14 days from its last use, never past
- * {@link SIGN_IN_MAX_AGE} after its sign-in. A session whose sign-in is that old is kept as
- * long as an interaction, for the passkey sign-in its login page asks for (which replaces
- * it); it signs nobody in meanwhile. A session of nobody (a visit to the logout or the device
+ * How long a stored provider session lives: 14 days from its last use, never more than an
+ * interaction's life past {@link SIGN_IN_MAX_AGE} after its sign-in. A session whose sign-in
+ * is that old signs nobody in, but is kept that long for the sign-ins it is part of: one that
+ * started just before the limit (on its consent page, say) goes on to the passkey prompt, where
+ * a vanished session ended it as "expired", and the passkey sign-in the login page asks for
+ * replaces it. A session of nobody (a visit to the logout or the device
  * page, which keeps only its form's anti-forgery secret) lives as long as an interaction:
  * anyone can make one per request, and at 14 days each one stayed in the table long after
  * the visit.
@@ -48,7 +50,7 @@ export function sessionTtl(
   session: { accountId?: string | undefined; loginTs?: number | undefined },
 ): number {
   if (!session.accountId || signInTooOld(session.loginTs)) return TTL.Interaction;
-  return Math.min(TTL.Session, session.loginTs! + SIGN_IN_MAX_AGE - now());
+  return Math.min(TTL.Session, session.loginTs! + SIGN_IN_MAX_AGE + TTL.Interaction - now());
 }
 
 /**
@@ -66,10 +68,12 @@ export function refreshTokenTtl(
   client: Client,
 ): number {
   const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+  // A browser app: public, web, with redirect URIs (a device-only app has none: it is no browser app).
   if (
     rotated &&
     client.applicationType === 'web' &&
     client.clientAuthMethod === 'none' &&
+    (client.redirectUris?.length ?? 0) > 0 &&
     !token.isSenderConstrained()
   ) {
     // The replaced token was unexpired when it was checked; a second may have passed since.
