@@ -11,7 +11,7 @@ export function registerKeyCommands(program: Command): void {
   keys
     .command('rotate')
     .description(
-      'add new signing keys: published at once, signing after a delay; the old ones sign until then and stay published until tokens they signed expire',
+      'add new signing keys: published at once, signing after a delay; the old ones sign until then and stay published 31 days more (apps present old ID tokens at sign-out)',
     )
     .option(
       '--activate-in <seconds>',
