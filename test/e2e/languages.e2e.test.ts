@@ -33,13 +33,13 @@ describeBrowser('pages in the language of the browser, the app and the account i
 
     // A refused passkey prompt is explained by the page's script, in German.
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
-    await page.getByRole('button', { name: 'Konto anlegen' }).click();
+    await page.getByRole('button', { name: 'Konto erstellen' }).click();
     const alert = page.getByRole('alert');
     await alert.waitFor({ state: 'visible' });
     expect(await alert.textContent()).toContain('Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen');
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
 
-    await page.getByRole('button', { name: 'Konto anlegen' }).click();
+    await page.getByRole('button', { name: 'Konto erstellen' }).click();
     await page.getByRole('button', { name: 'Erlauben' }).click();
     await page.waitForURL(atApp);
     expect(scenario.app.lastSignIn!.claims.email).toBe('greta@example.com');

@@ -90,7 +90,7 @@ describe('pages in the person language', () => {
     const signup = await person.browser.request(signupPath);
     expect(langOf(signup)).toBe('de');
     expect(signup.text).toContain('<label for="email">E-Mail</label>');
-    expect(signup.text).toContain('>Konto anlegen</button>');
+    expect(signup.text).toContain('>Konto erstellen</button>');
   });
 
   it('lets the app ui_locales win over Accept-Language, on the pages and in their messages', async () => {
@@ -223,7 +223,7 @@ describe('pages in the person language', () => {
     const refused = await visitor('de').browser.request(refusal.url);
     expect(refused.status).toBe(400);
     expect(langOf(refused)).toBe('de');
-    expect(refused.text).toContain('<h1>Zurück zu Wiki</h1>');
+    expect(refused.text).toContain('<h1>Zurück in Wiki</h1>');
     expect(selfSubmittingForm(refused)).toEqual({
       action: REDIRECT_URI,
       fields: {

@@ -116,7 +116,7 @@ describe('security notices by mail', () => {
     expect((await useLink(person, url)).status).toBe(200);
     await cliJsonOn(sesame, ['users', 'promote', 'chefin@example.com']);
     const mails = await mail.waitFor('chefin@example.com', 2);
-    expect(mails[1]!.subject).toBe('Ihr Acme-Konto hat jetzt Administratorrechte');
+    expect(mails[1]!.subject).toBe('Ihr Konto bei Acme hat jetzt Administratorrechte');
   });
 
   it("writes a notice an administrator caused in the language of the person's last sign-in", async () => {
@@ -137,7 +137,7 @@ describe('security notices by mail', () => {
 
     await cliJsonOn(sesame, ['users', 'promote', 'vorher@example.com']);
     const mails = await mail.waitFor('vorher@example.com', 2);
-    expect(mails[1]!.subject).toBe('Ihr Acme-Konto hat jetzt Administratorrechte');
+    expect(mails[1]!.subject).toBe('Ihr Konto bei Acme hat jetzt Administratorrechte');
 
     // The next sign-in, from a French page, is the language from then on.
     const again = person.inNewBrowser();

@@ -165,7 +165,7 @@ describe('"Lost your passkey?" with mail configured', () => {
     expect(form.headers.get('content-language')).toBe('de');
     expect(form.text).toContain('<h1>Passkey verloren?</h1>');
     expect(form.text).toContain('<label for="email">E-Mail</label>');
-    expect(form.text).toContain('Ihres Acme-Kontos');
+    expect(form.text).toContain('Ihres Kontos bei Acme');
 
     const french = await usersQueries.insert(sesame.db, { email: 'francais@example.com', name: null });
     await usersQueries.setLocale(sesame.db, french.id, 'fr');
@@ -184,7 +184,7 @@ describe('"Lost your passkey?" with mail configured', () => {
     expect(fr!.html).toContain('<strong>francais@example.com</strong>');
     linkIn(fr!);
     const [de] = await mail.waitFor('deutsch@example.com');
-    expect(de!.subject).toBe('Fügen Sie Ihrem Acme-Konto einen Passkey hinzu');
+    expect(de!.subject).toBe('Fügen Sie Ihrem Konto bei Acme einen Passkey hinzu');
   });
 
   it('refuses bad input with a clear 4xx and queues nothing', async () => {
