@@ -57,7 +57,7 @@ export function registerKeyCommands(program: Command): void {
   keys
     .command('rotate-cookie-key')
     .description(
-      "add a new key that signs Sesame's cookies (sessions, sign-ins in progress) from now on; the old keys still verify until the cookies they signed have expired",
+      "add a new key for Sesame's cookies (sessions, sign-ins in progress): it verifies at once and signs after a minute, when every running server knows it; the old keys sign until then and still verify for 15 days",
     )
     .option(
       '--revoke-previous',
@@ -72,6 +72,7 @@ export function registerKeyCommands(program: Command): void {
         output(
           Boolean(opts.json),
           {
+            signs_from: rotation.activatesAt.toISOString(),
             previous_keys: rotation.previousKeys,
             previous_keys_verify_until: until,
             removed_keys: rotation.removedKeys,
@@ -79,7 +80,9 @@ export function registerKeyCommands(program: Command): void {
           () => {
             const removed = `${rotation.removedKeys} earlier cookie ${rotation.removedKeys === 1 ? 'key' : 'keys'}`;
             return [
-              'New cookie key: it signs from now on. Running servers pick it up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).',
+              revokePrevious
+                ? 'New cookie key: it signs from now on. Running servers pick it up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).'
+                : `New cookie key: every running server knows it within seconds, and it signs from ${rotation.activatesAt.toISOString()}.`,
               ...(revokePrevious
                 ? [
                     `Revoked ${removed}: everyone is signed out of Sesame and sign-ins in progress start again. Apps' own sessions and tokens are not affected.`,

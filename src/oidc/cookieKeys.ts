@@ -21,11 +21,20 @@ export const COOKIE_KEYS_SECRET = 'cookie_keys';
 export const COOKIE_KEY_GRACE_SECONDS = TTL.Session + 24 * 3600;
 
 /**
- * A stored key. A plain string signs: the only form before keys were rotated, so a stored
- * list of strings reads as it always did. A replaced key carries when it was replaced, and
- * verifies for {@link COOKIE_KEY_GRACE_SECONDS} after that.
+ * How long a new cookie key only verifies before it signs. Every instance must know it before
+ * any signs with it: one whose change notices stall (up to 20 s, rowChangeListener) would
+ * refuse a cookie another instance signed anew with it, and sign the person out for good.
  */
-type StoredCookieKey = string | { key: string; retired_at: string };
+export const COOKIE_KEY_ACTIVATION_SECONDS = 60;
+
+/**
+ * A stored key. A plain string signs: the only form before keys were rotated, so a stored
+ * list of strings reads as it always did. A new key carries when it starts signing
+ * (`activates_at`), and verifies until then. A replaced key carries when it stops signing
+ * (`retired_at`, the new key's activation), and verifies for {@link COOKIE_KEY_GRACE_SECONDS}
+ * after that.
+ */
+type StoredCookieKey = string | { key: string; retired_at: string } | { key: string; activates_at: string };
 
 /** The keys that verify now, the signing one first, and when that changes by itself. */
 export interface CookieKeys {
@@ -34,11 +43,18 @@ export interface CookieKeys {
   nextChangeInMs?: number;
 }
 
-/** When a replaced key stops verifying, in ms since the epoch; never for a current key. */
+/** When a replaced key stops verifying, in ms since the epoch; never for a current or new key. */
 function graceEnd(entry: StoredCookieKey): number {
-  return typeof entry === 'string'
+  return typeof entry === 'string' || !('retired_at' in entry)
     ? Infinity
     : Date.parse(entry.retired_at) + COOKIE_KEY_GRACE_SECONDS * 1000;
+}
+
+/** When a key signs (ms since the epoch): from `since` (-Infinity: always) until `until`. */
+function signingSpan(entry: StoredCookieKey): { since: number; until: number } {
+  if (typeof entry === 'string') return { since: -Infinity, until: Infinity };
+  if ('activates_at' in entry) return { since: Date.parse(entry.activates_at), until: Infinity };
+  return { since: -Infinity, until: Date.parse(entry.retired_at) };
 }
 
 function keyOf(entry: StoredCookieKey): string {
@@ -48,12 +64,14 @@ function keyOf(entry: StoredCookieKey): string {
 function isStoredCookieKey(entry: unknown): entry is StoredCookieKey {
   if (typeof entry === 'string') return entry.length > 0;
   if (typeof entry !== 'object' || entry === null) return false;
-  const { key, retired_at } = entry as Record<string, unknown>;
+  const { key, retired_at, activates_at } = entry as Record<string, unknown>;
+  const when = retired_at ?? activates_at;
   return (
     typeof key === 'string' &&
     key.length > 0 &&
-    typeof retired_at === 'string' &&
-    !Number.isNaN(Date.parse(retired_at))
+    (retired_at === undefined) !== (activates_at === undefined) &&
+    typeof when === 'string' &&
+    !Number.isNaN(Date.parse(when))
   );
 }
 
@@ -74,9 +92,11 @@ function firstKeys(db: Db, config: Pick<Config, 'keyEncryptionSecret'>): Promise
 }
 
 /**
- * Keys that sign and verify cookies, made on first use. Current keys come first (the first
- * signs), then replaced ones, newest first, while their grace lasts: a key past it no longer
- * verifies, whether or not the cleanup has deleted it yet.
+ * Keys that sign and verify cookies, made on first use. The key that signs now comes first
+ * (the newest of those that sign), then the others that verify: a new one not signing yet,
+ * replaced ones, newest first, while their grace lasts: a key past it no longer verifies,
+ * whether or not the cleanup has deleted it yet. The database's clock decides, so every
+ * instance agrees on which key signs.
  */
 export async function loadCookieKeys(
   db: Db,
@@ -84,21 +104,33 @@ export async function loadCookieKeys(
 ): Promise<CookieKeys> {
   const { value, now } =
     (await appSecretsQueries.read(db, COOKIE_KEYS_SECRET)) ?? (await firstKeys(db, config));
-  const entries = openStored(value, config).filter((entry) => graceEnd(entry) > now.getTime());
-  const current = entries.filter((entry) => typeof entry === 'string');
-  const replaced = entries
-    .filter((entry) => typeof entry !== 'string')
-    .sort((a, b) => graceEnd(b) - graceEnd(a));
-  if (current.length === 0) throw new Error('no current cookie key is stored');
-  const ends = replaced.map(graceEnd);
+  const at = now.getTime();
+  const entries = openStored(value, config).filter((entry) => graceEnd(entry) > at);
+  const signs = (entry: StoredCookieKey) => {
+    const { since, until } = signingSpan(entry);
+    return since <= at && at < until;
+  };
+  // The newest signing key first: the one that started signing last (a new key once active).
+  const startOf = (entry: StoredCookieKey) => Math.max(signingSpan(entry).since, -8.64e15);
+  const signing = entries.filter(signs).sort((a, b) => startOf(b) - startOf(a));
+  const verifying = entries.filter((entry) => !signs(entry)).sort((a, b) => graceEnd(b) - graceEnd(a));
+  if (signing.length === 0) throw new Error('no current cookie key is stored');
+  const ahead = entries
+    .flatMap((entry) => {
+      const { since, until } = signingSpan(entry);
+      return [since, until, graceEnd(entry)];
+    })
+    .filter((when) => Number.isFinite(when) && when > at);
   return {
-    keys: [...current, ...replaced].map(keyOf),
-    nextChangeInMs: ends.length ? Math.max(Math.min(...ends) - now.getTime(), 0) : undefined,
+    keys: [...signing, ...verifying].map(keyOf),
+    nextChangeInMs: ahead.length ? Math.max(Math.min(...ahead) - at, 0) : undefined,
   };
 }
 
 /** What a rotation did. */
 export interface CookieKeyRotation {
+  /** When the new key starts signing. */
+  activatesAt: Date;
   /** Earlier keys that still verify, and until when (null when none does). */
   previousKeys: number;
   previousKeysVerifyUntil: Date | null;
@@ -107,10 +139,12 @@ export interface CookieKeyRotation {
 }
 
 /**
- * Makes a new key that signs every cookie from now on. The keys it replaces go on verifying
- * for {@link COOKIE_KEY_GRACE_SECONDS}, so nobody is signed out; with `revokePrevious` they
- * are deleted at once (a key thought exposed): every browser is signed out of Sesame and
- * sign-ins in progress start again. Keys past their grace are deleted either way. Running
+ * Makes a new key that verifies at once and signs every cookie from
+ * {@link COOKIE_KEY_ACTIVATION_SECONDS} on, when every instance knows it. The keys it
+ * replaces sign until then and go on verifying for {@link COOKIE_KEY_GRACE_SECONDS} after,
+ * so nobody is signed out; with `revokePrevious` the new key signs at once and the others are
+ * deleted (a key thought exposed): every browser is signed out of Sesame and sign-ins in
+ * progress start again. Keys past their grace are deleted either way. Running
  * servers pick the change up from its row notice. Who did it goes into the audit log.
  */
 export async function rotateCookieKey(
@@ -123,18 +157,26 @@ export async function rotateCookieKey(
     await firstKeys(trx, config);
     const { value, now } = (await appSecretsQueries.read(trx, COOKIE_KEYS_SECRET, { forUpdate: true }))!;
     const stored = openStored(value, config);
-    const retiredAt = now.toISOString();
+    const activatesAt = new Date(now.getTime() + (revokePrevious ? 0 : COOKIE_KEY_ACTIVATION_SECONDS * 1000));
+    const retiredAt = activatesAt.toISOString();
+    // Every key still verifying is replaced: those signing stop when the new one starts; one
+    // still waiting to sign (a rotation less than a minute ago) signed nothing and goes.
     const previous = revokePrevious
       ? []
       : stored
           .filter((entry) => graceEnd(entry) > now.getTime())
-          .map((entry) => (typeof entry === 'string' ? { key: entry, retired_at: retiredAt } : entry));
-    await appSecretsQueries.replace(
-      trx,
-      COOKIE_KEYS_SECRET,
-      sealStored([randomSecret(), ...previous], config),
-    );
+          .filter((entry) => signingSpan(entry).since <= now.getTime())
+          .map((entry) =>
+            typeof entry === 'string' || 'activates_at' in entry
+              ? { key: keyOf(entry), retired_at: retiredAt }
+              : entry,
+          );
+    const next: StoredCookieKey = revokePrevious
+      ? randomSecret()
+      : { key: randomSecret(), activates_at: activatesAt.toISOString() };
+    await appSecretsQueries.replace(trx, COOKIE_KEYS_SECRET, sealStored([next, ...previous], config));
     const rotation: CookieKeyRotation = {
+      activatesAt,
       previousKeys: previous.length,
       previousKeysVerifyUntil: previous.length ? new Date(Math.max(...previous.map(graceEnd))) : null,
       removedKeys: stored.length - previous.length,

@@ -3,6 +3,7 @@ import Keygrip from 'keygrip';
 import { openAtRest, sealAtRest } from '../../src/crypto.js';
 import { createClient } from '../../src/oidc/clients.js';
 import {
+  COOKIE_KEY_ACTIVATION_SECONDS,
   COOKIE_KEY_GRACE_SECONDS,
   loadCookieKeys,
   removeExpiredCookieKeys,
@@ -22,7 +23,10 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Prom
   }
 }
 
-type StoredEntry = string | { key: string; retired_at: string };
+type StoredEntry = string | { key: string; retired_at: string } | { key: string; activates_at: string };
+
+const keyOf = (entry: StoredEntry | undefined) => (typeof entry === 'string' ? entry : entry!.key);
+const past = () => new Date(Date.now() - 1_000).toISOString();
 
 /** The `cookie_keys` row as stored (opened when sealed). */
 async function storedEntries(app: TestApp): Promise<StoredEntry[]> {
@@ -138,18 +142,44 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
     expect(result).toMatchObject({ code: 0, stderr: '' });
     const rotated = JSON.parse(result.stdout);
     expect(rotated).toEqual({
+      signs_from: expect.any(String),
       previous_keys: 1,
       previous_keys_verify_until: expect.any(String),
       removed_keys: 0,
     });
-    const graceLeft = Date.parse(rotated.previous_keys_verify_until) - Date.now();
-    expect(Math.abs(graceLeft - COOKIE_KEY_GRACE_SECONDS * 1000)).toBeLessThan(10_000);
+    const activation = Date.parse(rotated.signs_from) - Date.now();
+    expect(Math.abs(activation - COOKIE_KEY_ACTIVATION_SECONDS * 1000)).toBeLessThan(10_000);
+    const graceLeft = Date.parse(rotated.previous_keys_verify_until) - Date.parse(rotated.signs_from);
+    expect(graceLeft).toBe(COOKIE_KEY_GRACE_SECONDS * 1000);
     expect(COOKIE_KEY_GRACE_SECONDS).toBeGreaterThan(14 * 24 * 3600);
 
-    const newKey = await currentKey();
+    const [fresh, replaced] = await storedEntries(sesame);
+    const newKey = keyOf(fresh);
     expect(newKey).not.toBe(oldKey);
-    expect(await storedEntries(sesame)).toEqual([newKey, { key: oldKey, retired_at: expect.any(String) }]);
-    // No restart: every running instance signs with the new key once the change is announced.
+    expect(fresh).toEqual({ key: newKey, activates_at: rotated.signs_from });
+    expect(replaced).toEqual({ key: oldKey, retired_at: rotated.signs_from });
+    // Until it signs, every instance knows the new key: a cookie another instance signed anew
+    // with it (where the change was heard first) is taken, while the old key still signs.
+    for (const app of instances())
+      await waitUntil(async () => (await loadCookieKeys(app.db, app.config)).keys.includes(newKey), 3_000);
+    expect(await currentKey()).toBe(oldKey);
+    const signedAnew = person.inNewBrowser();
+    await signedAnew.browser.jar.setCookie(`_session=${session.value}; Path=/`, sesame.baseUrl);
+    await signedAnew.browser.jar.setCookie(
+      `_session.sig=${signature(newKey, '_session', session.value)}; Path=/`,
+      sesame.baseUrl,
+    );
+    for (const app of instances()) {
+      expect(await signsNewCookiesWith(app, oldKey)).toBe(true);
+      expect((await signedAnew.browser.request(`${app.baseUrl}/account`)).status).toBe(200);
+    }
+
+    // A minute later (here: its activation moved to now) every instance signs with the new key,
+    // with no restart.
+    await storeEntries(sesame, [
+      { key: newKey, activates_at: past() },
+      { key: oldKey, retired_at: past() },
+    ]);
     for (const app of instances()) await waitUntil(() => signsNewCookiesWith(app, newKey), 3_000);
 
     // The browser, holding the session cookie the old key signed, is still signed in; reading
@@ -218,13 +248,14 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
   it('stops verifying a replaced key when its grace ends, with no restart, and the cleanup deletes it', async () => {
     const signedBy = await currentKey();
     expect((await rotate('--json')).code).toBe(0);
-    const [newKey, replaced] = await storedEntries(sesame);
+    const [fresh, replaced] = await storedEntries(sesame);
+    const newKey = { key: keyOf(fresh), activates_at: past() };
     expect(replaced).toEqual({ key: signedBy, retired_at: expect.any(String) });
     for (const app of instances()) expect(await signedInAt(app)).toBe(true);
 
     // Its grace ends three seconds from now: a change that announces itself, then nothing more.
     const retiredAt = new Date(Date.now() - (COOKIE_KEY_GRACE_SECONDS - 3) * 1000).toISOString();
-    await storeEntries(sesame, [newKey!, { key: signedBy, retired_at: retiredAt }]);
+    await storeEntries(sesame, [newKey, { key: signedBy, retired_at: retiredAt }]);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     for (const app of instances()) expect(await signedInAt(app)).toBe(true);
     for (const app of instances()) await waitUntil(async () => !(await signedInAt(app)), 6_000);
@@ -242,7 +273,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
     expect(result).toMatchObject({ code: 0, stderr: '' });
     expect(JSON.parse(result.stdout)).toMatchObject({ previous_keys: 1, removed_keys: 1 });
     expect(await storedEntries(sesame)).toEqual([
-      await currentKey(),
+      { key: expect.any(String), activates_at: expect.any(String) },
       { key: current, retired_at: expect.any(String) },
     ]);
   }, 30_000);
@@ -290,9 +321,14 @@ describe('an install whose cookie keys were stored before they could be rotated'
     expect(linesOf(result.stdout)[1]).toMatch(
       /^Earlier keys still verify until \S+, so nobody is signed out\.$/,
     );
-    const [newKey, replaced] = await storedEntries(sesame);
+    const [fresh, replaced] = await storedEntries(sesame);
     expect(replaced).toEqual({ key: legacyKey, retired_at: expect.any(String) });
-    await waitUntil(() => signsNewCookiesWith(sesame, newKey as string), 3_000);
+    // Its minute of only verifying, passed.
+    await storeEntries(sesame, [
+      { key: keyOf(fresh), activates_at: past() },
+      { key: legacyKey, retired_at: past() },
+    ]);
+    await waitUntil(() => signsNewCookiesWith(sesame, keyOf(fresh)), 3_000);
     expect((await person.browser.request('/account')).status).toBe(200);
   }, 60_000);
 });
