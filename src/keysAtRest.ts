@@ -17,20 +17,23 @@ export async function checkKeyEncryptionSecret(
 }
 
 /**
- * The secret a command writes keys with, beside servers that share the database: they read
- * what it writes. With the secret set but every stored key in plain text, the servers run
- * without it (a server with it seals every key at its start), so a key sealed now would be
- * one they cannot open: they would go on with the keys they have (a revoked cookie key
- * still signing) and refuse to start again. Such a key is written in plain text, as theirs
- * are, and sealed with the others by the first server started with the secret.
+ * For a command beside servers that share the database: refuses a secret that cannot read
+ * the stored keys (as {@link checkKeyEncryptionSecret}), then says which secret the command
+ * writes keys with, since the servers read what it writes. With the secret set but every
+ * stored key in plain text, the servers run without it (a server with it seals every key at
+ * its start), so a key sealed now would be one they cannot open: they would go on with the
+ * keys they have (a revoked cookie key still signing) and refuse to start again. Such a key
+ * is written in plain text, as theirs are, and sealed with the others by the first server
+ * started with the secret. One read of the keys serves both.
  */
-export async function secretForWrites(
+export async function secretForCommands(
   db: Db,
   config: Pick<Config, 'keyEncryptionSecret'>,
 ): Promise<string | undefined> {
   const secret = config.keyEncryptionSecret;
-  if (!secret) return undefined;
   const keys = await keysAtRestQueries.listAll(db);
+  assertSecretReadsKeys(keys, secret);
+  if (!secret) return undefined;
   return keys.length > 0 && !keys.some((key) => isSealed(key.value)) ? undefined : secret;
 }
 

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
 import { type DatabaseHandle, openDatabase } from '../db/connect.js';
-import { checkKeyEncryptionSecret, secretForWrites } from '../keysAtRest.js';
+import { secretForCommands } from '../keysAtRest.js';
 import { printable } from '../text.js';
 
 /** A one-line failure the CLI prints as `sesame: <message>` before exiting non-zero. */
@@ -35,9 +35,8 @@ export async function withDatabase<T>(
   try {
     const applied = await database.migrate();
     // A command that writes a key must seal it the way the server does: the same secret,
-    // or none while the servers run without one (secretForWrites).
-    await checkKeyEncryptionSecret(database.db, config);
-    const keyEncryptionSecret = await secretForWrites(database.db, config);
+    // or none while the servers run without one (secretForCommands).
+    const keyEncryptionSecret = await secretForCommands(database.db, config);
     return await run(database.db, { ...config, keyEncryptionSecret }, applied);
   } finally {
     await database.close();

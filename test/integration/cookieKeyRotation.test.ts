@@ -8,20 +8,13 @@ import {
   loadCookieKeys,
   removeExpiredCookieKeys,
 } from '../../src/oidc/cookieKeys.js';
+import { waitUntil } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { linesOf, type ProcessResult, runCliOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 type StoredEntry = string | { key: string; retired_at: string } | { key: string; activates_at: string };
 

@@ -6,6 +6,7 @@ import {
   removeUnpublishedSigningKeys,
   rotateSigningKeys,
 } from '../../src/oidc/keys.js';
+import { waitUntil } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { runCli } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -14,14 +15,6 @@ import { onPostgres } from '../support/testDatabase.js';
 const REDIRECT_URI = 'http://127.0.0.1:8921/callback';
 /** Long enough to log in once more before the new keys take over, even on a busy machine. */
 const ACTIVATE_IN_SECONDS = 8;
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('rotating the signing keys while the server runs', () => {
   let sesame: TestApp;

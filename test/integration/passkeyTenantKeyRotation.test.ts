@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { RETIRED_TENANT_KEY_GRACE_SECONDS } from '../../src/passkeyApi/jwt.js';
 import { createTenant, removeUnpublishedTenantKeys } from '../../src/passkeyApi/tenants.js';
 import { asPage } from '../support/browser.js';
+import { waitUntil } from '../support/eventually.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
 import { cliJsonOn, runCliOn } from '../support/sesameProcess.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
@@ -12,14 +13,6 @@ import { onPostgres } from '../support/testDatabase.js';
 const ORIGIN = 'https://notes.example';
 /** Long enough to sign in once more before the new key takes over, even on a busy machine. */
 const ACTIVATE_IN_SECONDS = 6;
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 interface Answer {
   status: number;

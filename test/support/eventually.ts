@@ -10,3 +10,8 @@ export async function eventually(check: () => Promise<boolean>, withinMs = 2_000
   }
   return check();
 }
+
+/** Like {@link eventually}, for a test that must go on only once `check` holds: throws when it does not within `timeoutMs`. */
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  if (!(await eventually(check, timeoutMs))) throw new Error(`not true within ${timeoutMs} ms`);
+}

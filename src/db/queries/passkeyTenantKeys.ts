@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { graceStart, signsNow } from './keySchedule.js';
 
 /** A tenant's key as its JWKS and its signer see it. */
 export interface PublishedTenantKey {
@@ -9,12 +10,6 @@ export interface PublishedTenantKey {
   /** This key signs now (activated, not yet retired). */
   signing: boolean;
 }
-
-/**
- * The database clock decides what is due, so servers whose clocks differ still agree on
- * which key signs and which are published.
- */
-const signingNow = sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`;
 
 export const passkeyTenantKeysQueries = {
   /** Adds a key that signs from `activateInSeconds` from now; returns when that is. */
@@ -47,7 +42,7 @@ export const passkeyTenantKeysQueries = {
       .selectFrom('passkey_tenant_keys')
       .select(['kid', 'private_jwk'])
       .where('tenant_id', '=', tenantId)
-      .where(signingNow)
+      .where(signsNow)
       .orderBy('activates_at', 'desc')
       .orderBy('kid', 'desc')
       .limit(1)
@@ -61,13 +56,10 @@ export const passkeyTenantKeysQueries = {
   async listPublished(db: Db, tenantId: string, retiredGraceSeconds: number): Promise<PublishedTenantKey[]> {
     return db
       .selectFrom('passkey_tenant_keys')
-      .select(['kid', 'private_jwk', signingNow.as('signing')])
+      .select(['kid', 'private_jwk', signsNow.as('signing')])
       .where('tenant_id', '=', tenantId)
       .where((eb) =>
-        eb.or([
-          eb('retired_at', 'is', null),
-          eb('retired_at', '>', sql<Date>`now() - make_interval(secs => ${retiredGraceSeconds})`),
-        ]),
+        eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', graceStart(retiredGraceSeconds))]),
       )
       .orderBy('activates_at', 'desc')
       .orderBy('kid', 'desc')
@@ -100,7 +92,7 @@ export const passkeyTenantKeysQueries = {
   async deleteRetiredBefore(db: Db, retiredGraceSeconds: number): Promise<number> {
     const result = await db
       .deleteFrom('passkey_tenant_keys')
-      .where('retired_at', '<=', sql<Date>`now() - make_interval(secs => ${retiredGraceSeconds})`)
+      .where('retired_at', '<=', graceStart(retiredGraceSeconds))
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   },

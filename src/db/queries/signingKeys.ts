@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import type { SigningKeyRow } from '../schema.js';
+import { graceStart, signsNow } from './keySchedule.js';
 
 export interface PublishedSigningKey extends SigningKeyRow {
   /** This key signs now (activated, not yet retired). */
@@ -31,7 +32,7 @@ export const signingKeysQueries = {
       .selectFrom('signing_keys')
       .selectAll()
       .select([
-        sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`.as('signing'),
+        signsNow.as('signing'),
         sql<number>`extract(epoch from activates_at - now())::float8`.as('activates_in_seconds'),
         sql<
           number | null
@@ -40,10 +41,7 @@ export const signingKeysQueries = {
         ),
       ])
       .where((eb) =>
-        eb.or([
-          eb('retired_at', 'is', null),
-          eb('retired_at', '>', sql<Date>`now() - make_interval(secs => ${retiredGraceSeconds})`),
-        ]),
+        eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', graceStart(retiredGraceSeconds))]),
       )
       .orderBy('activates_at', 'desc')
       .orderBy('kid', 'desc')
@@ -99,7 +97,7 @@ export const signingKeysQueries = {
   async deleteRetiredBefore(db: Db, retiredGraceSeconds: number): Promise<number> {
     const result = await db
       .deleteFrom('signing_keys')
-      .where('retired_at', '<=', sql<Date>`now() - make_interval(secs => ${retiredGraceSeconds})`)
+      .where('retired_at', '<=', graceStart(retiredGraceSeconds))
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   },
