@@ -32,7 +32,7 @@ import {
   rateLimitKey,
 } from './http/middleware/rateLimit.js';
 import { requestLog } from './http/middleware/requestLog.js';
-import { securityHeaderSetter } from './http/middleware/securityHeaders.js';
+import { formsStayHere, securityHeaderSetter } from './http/middleware/securityHeaders.js';
 import { staticFiles } from './http/middleware/staticFiles.js';
 import { POST_AS_GET_PATHS, redirectPostAsGet } from './http/postAsGet.js';
 import { frontDoor, refuseLargeBody } from './http/providerApi.js';
@@ -267,6 +267,7 @@ export async function createApp({
   koa.use(errorHandler(log));
   koa.use(function securityHeaders(ctx, next) {
     setSecurityHeaders(ctx.res);
+    formsStayHere(ctx.res, ctx.path);
     return next();
   });
   // The OIDC protocol (discovery, authorize, token, userinfo, JWKS, logout) is the provider's.

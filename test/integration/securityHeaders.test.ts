@@ -304,6 +304,21 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     for (const page of seen.values()) expectStrictPage(page);
   });
 
+  it("keeps the account and admin pages' forms on Sesame (form-action 'self'), not a sign-in's", () => {
+    const stayHere = /^\/(?:account|admin)(?:\/|$)/;
+    const closed = [...seen].filter(([, page]) => stayHere.test(new URL(page.url).pathname));
+    expect(closed.map(([view]) => view)).toEqual(
+      expect.arrayContaining(['account', 'admin/clients', 'admin/confirm']),
+    );
+    for (const [view, page] of seen) {
+      const formAction = directives(page.headers.get('content-security-policy'))['form-action'];
+      const expected = stayHere.test(new URL(page.url).pathname) ? ["'self'"] : undefined;
+      expect({ view, formAction }).toEqual({ view, formAction: expected });
+    }
+    // The consent form's POST ends in a redirect to the app: its page must not close form-action.
+    expect(seen.get('consent')).toBeDefined();
+  });
+
   it('lets no cache keep a page that holds a form token', () => {
     const withToken = [...seen].filter(([, page]) => FORM_TOKEN.test(page.text));
     expect(withToken.map(([view]) => view)).toEqual(expect.arrayContaining(['signup', 'login', 'device']));

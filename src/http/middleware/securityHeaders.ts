@@ -3,10 +3,14 @@ import type { Context } from 'koa';
 
 /**
  * A strict Content-Security-Policy: scripts and styles come only from Sesame's own files,
- * never inline, so injected markup cannot run. form-action is left open on purpose: the
- * consent form's POST ends in a redirect to the app, which Chromium checks against it.
+ * never inline, so injected markup cannot run. form-action is left open on the pages of a
+ * sign-in on purpose: the consent form's POST ends in a redirect to the app, which Chromium
+ * checks against it. The pages whose forms never leave Sesame close it ({@link formsStayHere}).
  */
-export function contentSecurityPolicy(imageOrigins: readonly string[] = []): string {
+export function contentSecurityPolicy(
+  imageOrigins: readonly string[] = [],
+  options: { formsStayHere?: boolean } = {},
+): string {
   return [
     "default-src 'none'",
     "script-src 'self'",
@@ -17,10 +21,24 @@ export function contentSecurityPolicy(imageOrigins: readonly string[] = []): str
     "connect-src 'self'",
     "base-uri 'none'",
     "frame-ancestors 'none'",
+    ...(options.formsStayHere ? ["form-action 'self'"] : []),
   ].join('; ');
 }
 
 const CSP = contentSecurityPolicy();
+const CSP_FORMS_STAY_HERE = contentSecurityPolicy([], { formsStayHere: true });
+
+/** The account and admin pages: every form there posts to Sesame and is answered on Sesame (sign-out too). */
+const PAGES_WHOSE_FORMS_STAY_HERE = /^\/(?:account|admin)(?:\/|$)/;
+
+/**
+ * On the account and admin pages, adds `form-action 'self'` to the policy: markup injected
+ * there could not send a form (a passkey step-up's, say) to another site. Not on a sign-in's
+ * pages, whose forms end at the app.
+ */
+export function formsStayHere(res: ServerResponse, path: string): void {
+  if (PAGES_WHOSE_FORMS_STAY_HERE.test(path)) res.setHeader('content-security-policy', CSP_FORMS_STAY_HERE);
+}
 
 /**
  * Lets this response's page show an image from `url` (an app's https logo_uri) by adding its
