@@ -12,6 +12,7 @@ import { credentialsQueries, type StoredCredential } from '../db/queries/credent
 import { authenticatorName } from './authenticatorNames.js';
 import { consumeChallenge, refuseFramedClientData, storeChallenge } from './challenge.js';
 import { verificationFailed } from './errors.js';
+import { keyFitsItsAlgorithm } from './keyFit.js';
 import { type CeremonyPolicy, PASSKEY_POLICY, type RelyingParty } from './policy.js';
 
 /** The longest credential id WebAuthn allows (L3 §5.8.3, §7.1). */
@@ -155,7 +156,8 @@ export async function verifyPasskeyRegistration(
   // ~2 kB the insert failed (a 500).
   if (
     isoBase64URL.toBuffer(info.credential.id).length > MAX_CREDENTIAL_ID_BYTES ||
-    info.credential.id !== response.rawId
+    info.credential.id !== response.rawId ||
+    !keyFitsItsAlgorithm(info.credential.publicKey)
   ) {
     throw verificationFailed();
   }

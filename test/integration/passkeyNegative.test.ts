@@ -5,6 +5,7 @@ import type {
   PublicKeyCredentialRequestOptionsJSON,
 } from '@simplewebauthn/server';
 import { sql } from 'kysely';
+import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { challengeNamedIn } from '../../src/webauthn/challenge.js';
@@ -723,6 +724,55 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
         expect(await stateOf(at.uid)).toEqual(before);
       },
     );
+
+    it.each<[string, NonNullable<AssertionTamper['key']>]>([
+      ['a P-384 key labelled ES256', { kind: 'ec', curve: 'P-384', alg: -7 }],
+      ['a P-521 key labelled ES256', { kind: 'ec', curve: 'P-521', alg: -7 }],
+      ['an Ed25519 key labelled ES256', { kind: 'ed25519', alg: -7 }],
+      ['a P-256 key labelled RS256', { kind: 'ec', curve: 'P-256', alg: -257 }],
+      ['a 512-bit RSA key (RFC 8230: at least 2,048 bits)', { kind: 'rsa', bits: 512, alg: -257 }],
+      ['a 1,024-bit RSA key', { kind: 'rsa', bits: 1024, alg: -257 }],
+      ['a P-256 key labelled EdDSA', { kind: 'ec', curve: 'P-256', alg: -8 }],
+    ])('creates no account from a passkey whose key does not fit its algorithm: %s', async (_what, key) => {
+      const person = new Person(sesame.baseUrl);
+      const at = await signupPage(person);
+      const options = await signupOptions(person, at, `k${randomBytes(4).toString('hex')}@example.com`);
+      const credential = await person.authenticator.createCredential(
+        options.json<PublicKeyCredentialCreationOptionsJSON>(),
+        person.browser.origin,
+        { key },
+      );
+      const before = await stateOf(at.uid);
+      const answer = await person.browser.postJson(
+        `/interaction/${at.uid}/signup/verify`,
+        at.csrf,
+        credential,
+      );
+      expectError(answer, 400, 'verification_failed');
+      expect(await stateOf(at.uid)).toEqual(before);
+    });
+
+    it.each<[string, NonNullable<AssertionTamper['key']>]>([
+      ['RS256 with a 2,048-bit key (Windows Hello)', { kind: 'rsa', bits: 2048, alg: -257 }],
+      ['EdDSA with an Ed25519 key', { kind: 'ed25519', alg: -8 }],
+    ])('creates an account from a passkey of %s', async (_what, key) => {
+      const person = new Person(sesame.baseUrl);
+      const at = await signupPage(person);
+      const email = `g${randomBytes(4).toString('hex')}@example.com`;
+      const options = await signupOptions(person, at, email);
+      const credential = await person.authenticator.createCredential(
+        options.json<PublicKeyCredentialCreationOptionsJSON>(),
+        person.browser.origin,
+        { key },
+      );
+      const answer = await person.browser.postJson(
+        `/interaction/${at.uid}/signup/verify`,
+        at.csrf,
+        credential,
+      );
+      expect(answer.status).toBe(200);
+      expect(await usersQueries.findByEmail(sesame.db, email)).toBeDefined();
+    });
 
     it('refuses a passkey registered already, saying so, and creates no account', async () => {
       const { credentialId } = await signedUpPerson();

@@ -44,6 +44,14 @@ export interface RegistrationTamper {
    * Assertion: use the stored credential with this id; if none is stored, forge it as the reported id.
    */
   credentialId?: string;
+  /**
+   * Registration: make the credential's key of this kind, labelled with this algorithm (COSE
+   * alg), instead of ES256 on P-256. Only a P-256 key can sign assertions afterwards.
+   */
+  key?:
+    | { kind: 'ec'; curve: 'P-256' | 'P-384' | 'P-521'; alg: number }
+    | { kind: 'rsa'; bits: number; alg: number }
+    | { kind: 'ed25519'; alg: number };
 }
 
 /** Assertion-only knobs on top of {@link RegistrationTamper}. */
@@ -107,6 +115,53 @@ function be(n: number, size: number): Buffer {
 const sha256 = (data: string | Uint8Array): Buffer => createHash('sha256').update(data).digest();
 const b64u = (data: Uint8Array): string => Buffer.from(data).toString('base64url');
 
+/** RFC 9053 §7.1 COSE curve ids of the EC2 curves. */
+const COSE_CURVES = { 'P-256': 1, 'P-384': 2, 'P-521': 3 } as const;
+
+/**
+ * A new key pair and its public key as a COSE_Key (RFC 9053 §7, keys in CTAP2 canonical
+ * order: 1, 3, -1, -2, -3), labelled with `key.alg`: ES256 on P-256 as an authenticator
+ * makes it, or a key that does not fit its label (a test of the RP's checks).
+ */
+function coseKeyPair(key: NonNullable<RegistrationTamper['key']>): {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  coseKey: Buffer;
+} {
+  if (key.kind === 'rsa') {
+    const pair = generateKeyPairSync('rsa', { modulusLength: key.bits });
+    const jwk = pair.publicKey.export({ format: 'jwk' });
+    const fields: [number, Cbor][] = [
+      [1, 3], // kty: RSA
+      [3, key.alg],
+      [-1, Buffer.from(jwk.n!, 'base64url')],
+      [-2, Buffer.from(jwk.e!, 'base64url')],
+    ];
+    return { ...pair, coseKey: cbor(new Map(fields)) };
+  }
+  if (key.kind === 'ed25519') {
+    const pair = generateKeyPairSync('ed25519');
+    const jwk = pair.publicKey.export({ format: 'jwk' });
+    const fields: [number, Cbor][] = [
+      [1, 1], // kty: OKP
+      [3, key.alg],
+      [-1, 6], // crv: Ed25519
+      [-2, Buffer.from(jwk.x!, 'base64url')],
+    ];
+    return { ...pair, coseKey: cbor(new Map(fields)) };
+  }
+  const pair = generateKeyPairSync('ec', { namedCurve: key.curve });
+  const jwk = pair.publicKey.export({ format: 'jwk' });
+  const fields: [number, Cbor][] = [
+    [1, 2], // kty: EC2
+    [3, key.alg],
+    [-1, COSE_CURVES[key.curve]],
+    [-2, Buffer.from(jwk.x!, 'base64url')],
+    [-3, Buffer.from(jwk.y!, 'base64url')],
+  ];
+  return { ...pair, coseKey: cbor(new Map(fields)) };
+}
+
 /** A DOMException-like Error, named as a browser would name it (§6.3.2, §6.3.3). */
 const domError = (name: string, message: string): Error => Object.assign(new Error(message), { name });
 
@@ -142,7 +197,9 @@ export class SoftAuthenticator {
     if (this.#creds.some((c) => c.rpId === rpId && excluded.has(c.id))) {
       throw domError('InvalidStateError', 'authenticator holds a credential listed in excludeCredentials');
     }
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { privateKey, publicKey, coseKey } = coseKeyPair(
+      tamper.key ?? { kind: 'ec', curve: 'P-256', alg: -7 },
+    );
     const credId = tamper.credentialId ? Buffer.from(tamper.credentialId, 'base64url') : randomBytes(16);
     const userHandle = b64u(Buffer.from(options.user.id, 'base64url'));
     // §6.3.2: a new discoverable credential replaces one for the same RP and user handle.
@@ -150,17 +207,6 @@ export class SoftAuthenticator {
     const cred = { id: b64u(credId), rpId, userHandle, signCount: 0, key: privateKey };
     this.#creds.push(cred);
 
-    // §6.5.1.1 / RFC 9053 §7.1.1: EC2 COSE_Key, keys in CTAP2 canonical order (1, 3, -1, -2, -3).
-    const jwk = publicKey.export({ format: 'jwk' });
-    const coseKey = cbor(
-      new Map<number, Cbor>([
-        [1, 2], // kty: EC2
-        [3, -7], // alg: ES256
-        [-1, 1], // crv: P-256
-        [-2, Buffer.from(jwk.x!, 'base64url')],
-        [-3, Buffer.from(jwk.y!, 'base64url')],
-      ]),
-    );
     // §6.5.1 attested credential data: aaguid(16) | credentialIdLength(2, big-endian) | credentialId | key.
     const attested = Buffer.concat([this.#aaguid, be(credId.length, 2), credId, coseKey]);
     const authData = this.#authData(rpId, tamper, tamper.signCount ?? cred.signCount, attested);
@@ -186,7 +232,7 @@ export class SoftAuthenticator {
         authenticatorData: b64u(authData),
         transports: ['internal'],
         publicKey: b64u(publicKey.export({ format: 'der', type: 'spki' })),
-        publicKeyAlgorithm: -7,
+        publicKeyAlgorithm: tamper.key?.alg ?? -7,
       },
     };
   }
