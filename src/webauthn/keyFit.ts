@@ -18,7 +18,7 @@ function withoutLeadingZeros(bytes: Uint8Array): Uint8Array {
  * that the two fit: a P-384 or Ed25519 key labelled ES256, or a 512-bit RSA key (which
  * anyone can factor), was registered and then signed in.
  */
-export function keyFitsItsAlgorithm(publicKey: Uint8Array): boolean {
+export function keyFitsItsAlgorithm(publicKey: Uint8Array<ArrayBuffer>): boolean {
   let key: ReturnType<typeof decodeCredentialPublicKey>;
   try {
     key = decodeCredentialPublicKey(publicKey);

@@ -677,6 +677,14 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       // Sesame's pages are never framed: a ceremony said to run in a cross-origin frame was no browser's at them.
       ['said to run in a cross-origin frame', { crossOrigin: true }],
       ['naming a top origin', { topOrigin: 'https://evil.example' }],
+      // A key must be what its algorithm names (WebAuthn L3 §5.8.5, RFC 8230 §6.1).
+      ['with a P-384 key labelled ES256', { key: { kind: 'ec', curve: 'P-384', alg: -7 } }],
+      ['with a P-521 key labelled ES256', { key: { kind: 'ec', curve: 'P-521', alg: -7 } }],
+      ['with an Ed25519 key labelled ES256', { key: { kind: 'ed25519', alg: -7 } }],
+      ['with a P-256 key labelled RS256', { key: { kind: 'ec', curve: 'P-256', alg: -257 } }],
+      ['with a P-256 key labelled EdDSA', { key: { kind: 'ec', curve: 'P-256', alg: -8 } }],
+      ['with a 512-bit RSA key', { key: { kind: 'rsa', bits: 512, alg: -257 } }],
+      ['with a 1,024-bit RSA key', { key: { kind: 'rsa', bits: 1024, alg: -257 } }],
     ])('creates no account from a registration %s', async (_what, tamper) => {
       const person = new Person(sesame.baseUrl);
       const at = await signupPage(person);
@@ -724,33 +732,6 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
         expect(await stateOf(at.uid)).toEqual(before);
       },
     );
-
-    it.each<[string, NonNullable<AssertionTamper['key']>]>([
-      ['a P-384 key labelled ES256', { kind: 'ec', curve: 'P-384', alg: -7 }],
-      ['a P-521 key labelled ES256', { kind: 'ec', curve: 'P-521', alg: -7 }],
-      ['an Ed25519 key labelled ES256', { kind: 'ed25519', alg: -7 }],
-      ['a P-256 key labelled RS256', { kind: 'ec', curve: 'P-256', alg: -257 }],
-      ['a 512-bit RSA key (RFC 8230: at least 2,048 bits)', { kind: 'rsa', bits: 512, alg: -257 }],
-      ['a 1,024-bit RSA key', { kind: 'rsa', bits: 1024, alg: -257 }],
-      ['a P-256 key labelled EdDSA', { kind: 'ec', curve: 'P-256', alg: -8 }],
-    ])('creates no account from a passkey whose key does not fit its algorithm: %s', async (_what, key) => {
-      const person = new Person(sesame.baseUrl);
-      const at = await signupPage(person);
-      const options = await signupOptions(person, at, `k${randomBytes(4).toString('hex')}@example.com`);
-      const credential = await person.authenticator.createCredential(
-        options.json<PublicKeyCredentialCreationOptionsJSON>(),
-        person.browser.origin,
-        { key },
-      );
-      const before = await stateOf(at.uid);
-      const answer = await person.browser.postJson(
-        `/interaction/${at.uid}/signup/verify`,
-        at.csrf,
-        credential,
-      );
-      expectError(answer, 400, 'verification_failed');
-      expect(await stateOf(at.uid)).toEqual(before);
-    });
 
     it.each<[string, NonNullable<AssertionTamper['key']>]>([
       ['RS256 with a 2,048-bit key (Windows Hello)', { kind: 'rsa', bits: 2048, alg: -257 }],
