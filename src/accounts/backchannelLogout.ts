@@ -5,14 +5,14 @@ import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliverie
  * Queues a logout token (Back-Channel Logout 1.0) for every app with a
  * backchannel_logout_uri that the account's browser sessions signed in to, one per session
  * (its `sid`); with `grants`, also for every app it granted access with no such session,
- * by `sub` alone; with `clientId`, for that app only. Call it in the transaction that ends the sessions, before their rows go;
+ * by `sub` alone (with `'devices'`, only apps a device's grant names); with `clientId`, for that app only. Call it in the transaction that ends the sessions, before their rows go;
  * once it committed, wake the outbox (wakeBackchannelOutboxes) so they leave at once.
  * @returns how many deliveries were queued.
  */
 export async function queueAccountLogouts(
   trx: Db,
   accountId: string,
-  what: { grants: boolean; clientId?: string },
+  what: { grants: boolean | 'devices'; clientId?: string },
 ): Promise<number> {
   const targets = await backchannelDeliveriesQueries.logoutTargetsOfAccount(
     trx,

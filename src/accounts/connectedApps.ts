@@ -1,44 +1,57 @@
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { clientsQueries } from '../db/queries/clients.js';
-import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { APPROVED_ON_DEVICE, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { notFound } from '../http/errors.js';
 import { ACCOUNT_CLIENT_ID } from '../oidc/accountClient.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import { queueAccountLogouts } from './backchannelLogout.js';
 import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
 
-/** An app the person let sign them in, with what it may see. */
+/**
+ * An app the person let sign them in, with what it may see: its sign-ins in browsers, or one
+ * device's (RFC 8628), which is listed, and revoked, on its own.
+ */
 export interface ConnectedApp {
   clientId: string;
   name: string;
   scopes: string[];
-  /** When the person first allowed it. */
+  /** When the person first allowed it; a device's entry: when they approved that device. */
   since: Date | undefined;
   /** An app the admin trusts (`--first-party`): it asks no consent, so revoking it does not make it ask. */
   firstParty: boolean;
   grantIds: string[];
+  /** A device's sign-in (its one grant), not the app's sign-ins in browsers. */
+  device: boolean;
 }
 
 interface GrantPayload {
   clientId?: string;
   iat?: number;
   openid?: { scope?: string };
+  [APPROVED_ON_DEVICE]?: number;
 }
 
 /**
- * The apps holding a grant of this account, one entry per app (a grant is made per browser
- * session, so one app can hold several). Sesame's own account pages are not listed.
+ * The apps holding a grant of this account: one entry per app for its sign-ins in browsers
+ * (a grant is made per browser session, so one app can hold several), and one per device the
+ * person approved a code for (a grant each), after the app's browser entry, oldest first.
+ * Sesame's own account pages are not listed.
  */
 export async function listConnectedApps(db: Db, userId: string): Promise<ConnectedApp[]> {
-  const byClient = new Map<string, ConnectedApp>();
+  const browsers = new Map<string, ConnectedApp>();
+  const devices: ConnectedApp[] = [];
+  const clients = new Map<string, Awaited<ReturnType<typeof clientsQueries.find>>>();
   for (const grantId of await oidcModelsQueries.grantIdsWhere(db, 'Grant', 'accountId', userId)) {
     const grant = (await oidcModelsQueries.find(db, 'Grant', grantId)) as GrantPayload | undefined;
     const clientId = grant?.clientId;
     if (!clientId || clientId === ACCOUNT_CLIENT_ID) continue;
-    let app = byClient.get(clientId);
+    if (!clients.has(clientId)) clients.set(clientId, await clientsQueries.find(db, clientId));
+    const client = clients.get(clientId);
+    const approvedOnDevice = grant[APPROVED_ON_DEVICE];
+    const device = typeof approvedOnDevice === 'number';
+    let app = device ? undefined : browsers.get(clientId);
     if (!app) {
-      const client = await clientsQueries.find(db, clientId);
       app = {
         clientId,
         name: client?.name ?? clientId,
@@ -46,36 +59,57 @@ export async function listConnectedApps(db: Db, userId: string): Promise<Connect
         since: undefined,
         firstParty: client?.first_party ?? false,
         grantIds: [],
+        device,
       };
-      byClient.set(clientId, app);
+      if (device) devices.push(app);
+      else browsers.set(clientId, app);
     }
     app.grantIds.push(grantId);
     for (const scope of grant.openid?.scope?.split(' ') ?? []) {
       if (scope && !app.scopes.includes(scope)) app.scopes.push(scope);
     }
-    const since = grant.iat ? new Date(grant.iat * 1000) : undefined;
-    if (since && (!app.since || since < app.since)) app.since = since;
+    const since = device ? approvedOnDevice : grant.iat;
+    const at = since ? new Date(since * 1000) : undefined;
+    if (at && (!app.since || at < app.since)) app.since = at;
   }
-  return [...byClient.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const time = (app: ConnectedApp) => app.since?.getTime() ?? 0;
+  return [...browsers.values(), ...devices].sort(
+    (a, b) =>
+      a.name.localeCompare(b.name) ||
+      a.clientId.localeCompare(b.clientId) ||
+      Number(a.device) - Number(b.device) ||
+      time(a) - time(b),
+  );
+}
+
+/** Deletes the grants and every code, access token and refresh token issued under them. */
+async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void> {
+  for (const grantId of grantIds) {
+    await oidcModelsQueries.revokeByGrantId(trx, grantId);
+    await oidcModelsQueries.destroy(trx, 'Grant', grantId);
+  }
 }
 
 /**
- * Disconnects an app: its grants of this account go, and with them every code, access token
- * and refresh token issued under them. The app must ask the person again to sign them in
- * (a first-party app asks no consent: it signs them in again as any app of a Sesame session
- * would). An app with a backchannel_logout_uri is told, for each session it signed in from
- * (or by `sub` alone), so that its own session ends too, as the account page promises.
+ * Disconnects an app's sign-ins in browsers: their grants of this account go, and with them
+ * every code, access token and refresh token issued under them. The app must ask the person
+ * again to sign them in (a first-party app asks no consent: it signs them in again as any app
+ * of a Sesame session would). An app with a backchannel_logout_uri is told, for each session
+ * it signed in from (or by `sub` alone), so that its own session ends too, as the account
+ * page promises. Devices the person approved a code for stay signed in: each is its own entry
+ * on the account page ({@link revokeDeviceSignIn}); while one is, the app is told of the
+ * browser sessions only, as a logout token with `sub` alone would end the device's sign-in
+ * at the app too.
  */
 export async function revokeConnectedApp(db: Db, userId: string, clientId: string): Promise<void> {
-  const app = (await listConnectedApps(db, userId)).find((a) => a.clientId === clientId);
+  const apps = (await listConnectedApps(db, userId)).filter((a) => a.clientId === clientId);
+  const app = apps.find((a) => !a.device);
   if (!app) throw notFound('This app is not connected to your account.').localized('errors.appNotConnected');
+  const devicesStay = apps.length > 1;
   await db.transaction().execute(async (trx) => {
     // Before the grants go: an app no session names is found by its grant.
-    await queueAccountLogouts(trx, userId, { grants: true, clientId });
-    for (const grantId of app.grantIds) {
-      await oidcModelsQueries.revokeByGrantId(trx, grantId);
-      await oidcModelsQueries.destroy(trx, 'Grant', grantId);
-    }
+    await queueAccountLogouts(trx, userId, { grants: !devicesStay, clientId });
+    await revokeGrants(trx, app.grantIds);
     await oidcModelsQueries.forgetClientInSessions(trx, userId, clientId);
     await auditQueries.record(trx, `user:${userId}`, 'grant.revoke', userId, { client: clientId });
   });
@@ -83,17 +117,52 @@ export async function revokeConnectedApp(db: Db, userId: string, clientId: strin
 }
 
 /**
+ * Signs one device out of an app (RFC 8628): the grant the person approved its code under
+ * goes, with every token issued under it; the app's sign-ins in browsers, and other devices,
+ * stay. When it was the app's last grant of the account, an app with a
+ * backchannel_logout_uri is told by `sub` alone (the device's tokens name no session);
+ * otherwise it is not told, as that would end the person's other sign-ins at the app too,
+ * and the device learns it when its tokens are refused.
+ */
+export async function revokeDeviceSignIn(
+  db: Db,
+  userId: string,
+  clientId: string,
+  grantId: string,
+): Promise<void> {
+  const apps = (await listConnectedApps(db, userId)).filter((a) => a.clientId === clientId);
+  const device = apps.find((a) => a.device && a.grantIds[0] === grantId);
+  if (!device)
+    throw notFound('This device is not signed in to your account.').localized('errors.deviceNotSignedIn');
+  await db.transaction().execute(async (trx) => {
+    if (apps.length === 1) await queueAccountLogouts(trx, userId, { grants: true, clientId });
+    await revokeGrants(trx, device.grantIds);
+    await auditQueries.record(trx, `user:${userId}`, 'grant.revoke', userId, {
+      client: clientId,
+      device: true,
+    });
+  });
+  wakeBackchannelOutboxes();
+}
+
+/**
  * Signs the account out of Sesame in every browser by ending all its provider sessions, and
  * every sign-in still in progress, for good: a request that loaded a session before cannot
- * bring it back (see revokeAccountSignIns). Apps keep the tokens they hold: disconnecting an
- * app is the separate revoke above.
+ * bring it back (see revokeAccountSignIns). Devices the person approved a code for (RFC 8628)
+ * are signed out too: their grants go, with their tokens. Apps keep the tokens they were
+ * given in browsers: disconnecting an app is the separate revoke above.
  */
 export async function signOutEverywhere(db: Db, userId: string): Promise<number> {
   const { ended, at } = await db.transaction().execute(async (trx) => {
     const at = await revokeAccountSignIns(trx, userId, { tokens: false });
-    await queueAccountLogouts(trx, userId, { grants: false });
+    await queueAccountLogouts(trx, userId, { grants: 'devices' });
+    const devices = await oidcModelsQueries.deviceGrantIdsOf(trx, userId);
+    await revokeGrants(trx, devices);
     const ended = await oidcModelsQueries.destroySessionsOfAccount(trx, userId);
-    await auditQueries.record(trx, `user:${userId}`, 'session.end_all', userId, { sessions: ended });
+    await auditQueries.record(trx, `user:${userId}`, 'session.end_all', userId, {
+      sessions: ended,
+      devices: devices.length,
+    });
     return { ended, at };
   });
   wakeBackchannelOutboxes();

@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { APPROVED_ON_DEVICE } from '../db/queries/oidcModels.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { DEVICE_CODE_GRANT } from './clients.js';
@@ -46,20 +47,59 @@ export function isDeviceOnlyApp(client: { grantTypeAllowed(type: string): boolea
   return client.grantTypeAllowed(DEVICE_CODE_GRANT) && !client.grantTypeAllowed('authorization_code');
 }
 
+/** The routes at which a person approves a device's code (RFC 8628): the provider issues the device's code there. */
+const DEVICE_APPROVAL_ROUTES = new Set<unknown>(['code_verification', 'device_resume']);
+
+/** Whether the request approves a device's code, by the provider's name of its route. */
+export function isDeviceApproval(ctx: { oidc?: { route?: unknown } } | undefined): boolean {
+  return DEVICE_APPROVAL_ROUTES.has(ctx?.oidc?.route);
+}
+
+/** Lets the provider's grants keep {@link APPROVED_ON_DEVICE}: it stores only the members it knows. */
+export function keepDeviceApprovals(Grant: object): void {
+  const fields = (Grant as { IN_PAYLOAD: string[] }).IN_PAYLOAD;
+  Object.defineProperty(Grant, 'IN_PAYLOAD', { get: () => [...fields, APPROVED_ON_DEVICE] });
+}
+
+type SessionEntries = { authorizations?: Record<string, unknown> };
+
+/** What a browser session held for an app before a device approval in it, by session. */
+const entriesBefore = new WeakMap<object, { clientId: string; entry: unknown }>();
+
 /**
- * Takes a device-only app's approval out of the browser session it was given in, just before
- * that session is saved: the device's tokens do not end with the session (expiresWithSession),
- * so the session's end must not tell the app its person signed out (a back-channel logout
- * token for the session's `sid`, end_session.js), and the device's ID token names no session
- * (includeSid, provider.ts). "Sign out everywhere" leaves the device signed in too; revoking
- * the app on the account page tells it by `sub` (src/accounts/backchannelLogout.ts). An app
- * that also signs in in browsers shares the session's entry with its browser sign-in, which
- * stays.
+ * The provider records the grant it signs in under in the browser session's entry for the
+ * app, a device's approval too (with a `sid` and, as the device's tokens outlive the session,
+ * `persistsLogout`). A device's sign-in is not the browser's: before the provider changes
+ * the entry in a device approval, what it held is kept, and {@link leaveBrowserSessionAsItWas}
+ * puts it back when the session is saved. The browser's sign-out then ends its own grant, not
+ * the device's, and the browser's next sign-in to the app does not take the device's grant.
  */
-export function leaveBrowserSession(ctx: KoaContextWithOIDC): void {
+export function keepBrowserSessionEntry(ctx: KoaContextWithOIDC): void {
   const { client, session } = ctx.oidc;
-  if (client && session?.authorizations && isDeviceOnlyApp(client))
-    delete session.authorizations[client.clientId];
+  if (!client || !session || !isDeviceApproval(ctx) || entriesBefore.has(session)) return;
+  const entry = (session as SessionEntries).authorizations?.[client.clientId];
+  entriesBefore.set(session, { clientId: client.clientId, entry: entry && structuredClone(entry) });
+}
+
+/** Puts back the session's entry for the app a device approval in it changed (see keepBrowserSessionEntry). */
+export function leaveBrowserSessionAsItWas(session: object): void {
+  const kept = entriesBefore.get(session);
+  if (!kept) return;
+  const { authorizations } = session as SessionEntries;
+  if (kept.entry !== undefined)
+    (session as SessionEntries).authorizations = {
+      ...authorizations,
+      [kept.clientId]: structuredClone(kept.entry),
+    };
+  else if (authorizations) delete authorizations[kept.clientId];
+}
+
+/** Marks the grant the person just approved a device's code under as that device's (APPROVED_ON_DEVICE). */
+async function markDeviceGrant(ctx: KoaContextWithOIDC): Promise<void> {
+  const { grant } = ctx.oidc;
+  if (!grant?.jti) return;
+  (grant as unknown as Record<string, unknown>)[APPROVED_ON_DEVICE] = Math.floor(Date.now() / 1000);
+  await grant.save();
 }
 
 /** Length the code field accepts: a code is 9 characters with its dash; room for spaces a person types. */
@@ -136,7 +176,7 @@ export function deviceFlowPages(
     },
 
     async successSource(ctx: KoaContextWithOIDC) {
-      leaveBrowserSession(ctx);
+      await markDeviceGrant(ctx);
       sendPage(ctx, 'device-done', {
         title: (await text(ctx)).t('device.doneTitle'),
         clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,

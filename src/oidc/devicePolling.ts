@@ -17,6 +17,9 @@ export const DEVICE_POLL_INTERVAL = 5;
 /** How much earlier than the interval a poll may come and still count as on time: network delays vary. */
 const POLL_SLACK = 1;
 
+/** Seconds a `slow_down` adds to the device's interval, for that poll and every later one (RFC 8628 §3.5). */
+const SLOW_DOWN_INCREASE = 5;
+
 /** Adds the interval to the device authorization response, which the provider leaves it out of. */
 async function sayInterval(ctx: Context, next: Next) {
   await next();
@@ -26,9 +29,10 @@ async function sayInterval(ctx: Context, next: Next) {
 
 /**
  * RFC 8628 §3.5: a device that polls for a pending code faster than the interval is told
- * `slow_down` (and must add 5 s to its interval), where it was answered
- * `authorization_pending` however often it asked. The last answered poll is stamped on the
- * device code's row, so every instance on the database counts the same polls. Only the
+ * `slow_down`, and must add 5 s to its interval for that poll and every later one: so its
+ * interval grows by 5 s with each `slow_down`, and a poll sooner than the grown interval is
+ * told `slow_down` again. The last poll and the code's interval are stamped on the device
+ * code's row, so every instance on the database counts the same polls. Only the
  * device code grant's handler is wrapped: other token requests pass no step of this, and an
  * approved or refused code is answered at once, however soon it is polled.
  */
@@ -43,8 +47,8 @@ export function throttleDevicePolling(provider: Provider, db: Db): void {
     } catch (error) {
       if (!(error instanceof errors.AuthorizationPending)) throw error;
       const id = storedId('DeviceCode', String(ctx.oidc.params?.device_code));
-      if (!(await oidcModelsQueries.recordDevicePoll(db, id, DEVICE_POLL_INTERVAL - POLL_SLACK)))
-        throw new errors.SlowDown();
+      const timing = { interval: DEVICE_POLL_INTERVAL, slack: POLL_SLACK, increase: SLOW_DOWN_INCREASE };
+      if (!(await oidcModelsQueries.recordDevicePoll(db, id, timing))) throw new errors.SlowDown();
       throw error;
     }
   });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { isDeviceApproval, keepBrowserSessionEntry } from './deviceFlow.js';
 import { mayUseClient } from './groupAccess.js';
 import type { GroupCache } from './groupCache.js';
 
@@ -61,6 +62,10 @@ export function consentGrantId(interaction: { uid: string; cid?: string }): stri
  *    session's grant and must not end the other browser's tokens. Scopes it does not
  *    cover still bring the consent page, which then extends only this copy. Revoking the
  *    app (account page) deletes every grant, so nothing is left to copy.
+ *
+ * A device's approval (RFC 8628) never takes the grant the browser session holds: it gets a
+ * grant of its own (a copy of earlier consent, a first-party app's new grant, or the consent
+ * page's), which the account page lists as that device's sign-in (deviceFlow.ts).
  */
 export function createLoadExistingGrant(
   db: Db,
@@ -71,7 +76,10 @@ export function createLoadExistingGrant(
     if (!client || !session) return undefined;
     // Extra client metadata keeps its snake_case name on the Client instance (only recognized metadata is camelCased).
     const firstParty = client.first_party === true;
-    const grantId = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
+    const device = isDeviceApproval(ctx);
+    if (device) keepBrowserSessionEntry(ctx);
+    const grantId =
+      ctx.oidc.result?.consent?.grantId || (device ? undefined : session.grantIdFor(client.clientId));
     if (grantId) {
       const grant = await provider.Grant.find(grantId);
       if (grant) {

@@ -28,7 +28,14 @@ import {
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
 import { DEVICE_CODE_GRANT, redirectUriAllowed } from './clients.js';
-import { deviceFlowPages, isDeviceOnlyApp, takeCodesFromLinks } from './deviceFlow.js';
+import {
+  deviceFlowPages,
+  isDeviceApproval,
+  isDeviceOnlyApp,
+  keepDeviceApprovals,
+  leaveBrowserSessionAsItWas,
+  takeCodesFromLinks,
+} from './deviceFlow.js';
 import { throttleDevicePolling } from './devicePolling.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
@@ -216,9 +223,6 @@ function keepClientInstances(provider: Provider, clients: RowCaches['clients']):
 }
 
 /** Builds the oidc-provider instance with Sesame's storage, keys, policies and pages. */
-/** The routes at which a person approves a device's code (RFC 8628): the provider issues the device's code there. */
-const DEVICE_APPROVAL_ROUTES = new Set<unknown>(['code_verification', 'device_resume']);
-
 export function createProvider({
   config,
   db,
@@ -397,6 +401,18 @@ export function createProvider({
     return typeof this.exp === 'number' ? persist.call(this) : this.save(sessionTtl(undefined, this));
   };
 
+  // A device's approval in a browser session leaves the session's entry for the app as it
+  // was (deviceFlow.ts), whichever way the provider saves it; its grant is the device's own.
+  const save = provider.Session.prototype.save;
+  provider.Session.prototype.save = function saveSession(
+    this: InstanceType<typeof provider.Session>,
+    ...args: Parameters<typeof save>
+  ) {
+    leaveBrowserSessionAsItWas(this);
+    return save.apply(this, args);
+  };
+  keepDeviceApprovals(provider.Grant);
+
   keepClientInstances(provider, caches.clients);
 
   // Any port only for loopback IP literals, never for `localhost` (RFC 8252 §7.3, §8.3).
@@ -409,16 +425,14 @@ export function createProvider({
   // Discovery says backchannel_logout_session_supported, so every ID token names the session
   // it was issued in (Back-Channel Logout 1.0 §2.1), as do the codes and tokens it comes
   // from; the provider names it only for apps registered for back-channel logout. A device's
-  // sign-in is in no session (leaveBrowserSession, deviceFlow.ts): a device's tokens name
-  // none, where they named the approving browser's, which the device outlives, so the
+  // sign-in is in no session (leaveBrowserSessionAsItWas, deviceFlow.ts): a device's tokens
+  // name none, where they named the approving browser's, which the device outlives, so the
   // browser's sign-out (a logout token with its sid) ends the app's browser sign-in only,
   // also for an app that signs people in both ways. Only such an app asks which route this is.
   provider.Client.prototype.includeSid = function includeSid() {
     if (!this.grantTypeAllowed(DEVICE_CODE_GRANT)) return true;
     if (isDeviceOnlyApp(this)) return false;
-    return !DEVICE_APPROVAL_ROUTES.has(
-      (providerRequests.getStore() as KoaContextWithOIDC | undefined)?.oidc?.route,
-    );
+    return !isDeviceApproval(providerRequests.getStore() as KoaContextWithOIDC | undefined);
   };
 
   // Discovery says which response types an app may use: `code`. The provider lists every

@@ -13,13 +13,13 @@ import { createLogger } from '../../src/logger.js';
 import { metricsRegistry } from '../../src/metrics.js';
 import { BackchannelOutbox, wakeBackchannelOutboxes } from '../../src/oidc/backchannelOutbox.js';
 import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
-import type { PageResponse } from '../support/browser.js';
 import {
   approveDevice,
   beginLogin,
   discoverRp,
   finishLogin,
   Person,
+  signOutFromApp,
   type TestRp,
 } from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, runCliOn } from '../support/sesameProcess.js';
@@ -140,14 +140,8 @@ describe('back-channel logout', () => {
   }
 
   /** RP-initiated logout from `rp`, pressing "Sign out" on Sesame's page. */
-  async function signOut(person: Person, rp: TestRp, idToken: string) {
-    const url = oidc.buildEndSessionUrl(rp.config, {
-      id_token_hint: idToken,
-      post_logout_redirect_uri: LOGGED_OUT_URI,
-    });
-    const confirm: PageResponse = await person.browser.request(url.toString());
-    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text)!;
-    return person.browser.request(form[1]!, { form: { xsrf: form[2]!, logout: 'yes' } });
+  function signOut(person: Person, rp: TestRp, idToken: string) {
+    return signOutFromApp(person, rp, idToken, LOGGED_OUT_URI);
   }
 
   /**

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
@@ -24,6 +23,17 @@ async function pollToken(baseUrl: string, clientId: string, deviceCode: string) 
   return { status: response.status, error: ((await response.json()) as { error?: string }).error };
 }
 const pending = { status: 400, error: 'authorization_pending' };
+
+/**
+ * Moves the stamp of a device code's last poll `seconds` into the past, as if the device had
+ * waited that long since it (the database's clock judges polls; the test need not wait).
+ */
+async function lastPolledAgo(sesame: TestApp, deviceCode: string, seconds: number): Promise<void> {
+  await sql`
+    update oidc_models set payload = jsonb_set(payload, '{polledAt}',
+      to_jsonb(extract(epoch from now())::double precision - ${seconds}::double precision))
+    where model = 'DeviceCode' and id = ${deviceCode}`.execute(sesame.db);
+}
 const slowDown = { status: 400, error: 'slow_down' };
 
 /**
@@ -176,9 +186,12 @@ describe('sign-in on a device without a browser', () => {
     expect(await pollOnce()).toEqual(pending);
     const hurried = await Promise.all(Array.from({ length: 5 }, pollOnce));
     expect(hurried).toEqual(Array.from({ length: 5 }, () => slowDown));
-    // A poll about the interval after the last answered one (a second early counts, for the
-    // network's delays) is answered again.
-    await sleep(4_100);
+    // Each slow_down added 5 s to the interval (5 + 5 × 5 = 30 s): 10 s after the last poll,
+    // twice the first interval, is too soon and adds 5 s more; 35 s less a second's slack
+    // for the network's delays is on time.
+    await lastPolledAgo(sesame, started.device_code, 10);
+    expect(await pollOnce()).toEqual(slowDown);
+    await lastPolledAgo(sesame, started.device_code, 34.5);
     expect(await pollOnce()).toEqual(pending);
     expect(await pollOnce()).toEqual(slowDown);
 
@@ -187,6 +200,26 @@ describe('sign-in on a device without a browser', () => {
     await consent(person, await person.signUp(loginPage, 'hurried-tv@example.com'), 'allow');
     expect((await pollOnce()).status).toBe(200);
   }, 30_000);
+
+  it('holds a device to its interval grown by slow_down (RFC 8628 §3.5), not to the first one', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const pollOnce = () => pollToken(sesame.baseUrl, tv.clientMetadata().client_id, started.device_code);
+    expect(await pollOnce()).toEqual(pending);
+    expect(await pollOnce()).toEqual(slowDown);
+    // 10 s now: a poll 6 s after the last (on time for the first 5 s) is too soon, and grows
+    // it again (15 s); so is one 12 s after (20 s).
+    await lastPolledAgo(sesame, started.device_code, 6);
+    expect(await pollOnce()).toEqual(slowDown);
+    await lastPolledAgo(sesame, started.device_code, 12);
+    expect(await pollOnce()).toEqual(slowDown);
+    // 20 s, a second's slack: 19 s after the last poll is on time, and the interval stays.
+    await lastPolledAgo(sesame, started.device_code, 19);
+    expect(await pollOnce()).toEqual(pending);
+    await lastPolledAgo(sesame, started.device_code, 19.5);
+    expect(await pollOnce()).toEqual(pending);
+    // Real time, not a stamp moved back: the grown interval holds against an immediate poll.
+    expect(await pollOnce()).toEqual(slowDown);
+  });
 
   it('tells the person a wrong or empty code is not valid, and changes nothing', async () => {
     const person = new Person(sesame.baseUrl);
@@ -385,5 +418,10 @@ describe('typing device codes is rate-limited', () => {
     expect(await pollToken(sesame.listenUrl, client.client_id, deviceCode)).toEqual(pending);
     expect(await pollToken(other.url, client.client_id, deviceCode)).toEqual(slowDown);
     expect(await pollToken(sesame.listenUrl, client.client_id, deviceCode)).toEqual(slowDown);
+    // The interval that slow_down grew (to 15 s) is the database's too: 6 s is too soon on either.
+    await lastPolledAgo(sesame, deviceCode, 6);
+    expect(await pollToken(other.url, client.client_id, deviceCode)).toEqual(slowDown);
+    await lastPolledAgo(sesame, deviceCode, 19.5);
+    expect(await pollToken(sesame.listenUrl, client.client_id, deviceCode)).toEqual(pending);
   });
 });

@@ -159,6 +159,23 @@ export class Person {
   }
 }
 
+/** RP-initiated logout from `rp`: the person presses "Sign out" on Sesame's page; returns its answer. */
+export async function signOutFromApp(
+  person: Person,
+  rp: TestRp,
+  idToken: string,
+  postLogoutRedirectUri: string,
+): Promise<PageResponse> {
+  const url = oidc.buildEndSessionUrl(rp.config, {
+    id_token_hint: idToken,
+    post_logout_redirect_uri: postLogoutRedirectUri,
+  });
+  const confirm = await person.browser.request(url.toString());
+  const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text);
+  if (!form) throw new Error(`no sign-out form: ${confirm.status} ${confirm.text.slice(0, 300)}`);
+  return person.browser.request(form[1]!, { form: { xsrf: form[2]!, logout: 'yes' } });
+}
+
 /**
  * At ISSUER/device, as the person whose browser is already signed in: types the device's
  * code, confirms it and allows the app on the consent page if one is shown; returns the page

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { APPROVED_ON_DEVICE } from './oidcModels.js';
 import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
 
 /** One logout token to post to one app: where and for whom (each attempt signs its own token). */
@@ -48,14 +49,16 @@ export const backchannelDeliveriesQueries = {
    * The apps with a backchannel_logout_uri that an account's browser sessions signed in to,
    * one per (app, sid) from the sessions' `authorizations`. With `grants`, also every app
    * the account granted access but no session names with a sid: those get a logout token
-   * with `sub` only (Back-Channel Logout 1.0 §2.4 allows either). With `clientId`, only that app.
+   * with `sub` only (Back-Channel Logout 1.0 §2.4 allows either); with `'devices'`, only
+   * apps with a device's grant (RFC 8628, APPROVED_ON_DEVICE). With `clientId`, only that app.
    */
   async logoutTargetsOfAccount(
     db: Db,
     accountId: string,
-    grants: boolean,
+    grants: boolean | 'devices',
     clientId: string | null = null,
   ): Promise<LogoutTarget[]> {
+    const which = grants === 'devices' ? 'devices' : grants ? 'all' : 'none';
     const { rows } = await sql<LogoutTarget>`
       with session_apps as (
         select a.key as client_id, a.value->>'sid' as sid
@@ -65,7 +68,8 @@ export const backchannelDeliveriesQueries = {
       ), grant_apps as (
         select g.payload->>'clientId' as client_id, null::text as sid
         from oidc_models g
-        where ${grants}::boolean and g.model = 'Grant' and g.payload->>'accountId' = ${accountId}
+        where g.model = 'Grant' and g.payload->>'accountId' = ${accountId}
+          and (${which}::text = 'all' or (${which}::text = 'devices' and g.payload ? ${APPROVED_ON_DEVICE}::text))
           and not exists (
             select 1 from session_apps sa where sa.client_id = g.payload->>'clientId' and sa.sid is not null)
       )

@@ -20,6 +20,15 @@ function live(db: Db, model: string) {
  */
 const IS_LIVE = '(expires_at is null or expires_at > now())';
 
+/**
+ * The payload member of a grant a person gave a device (RFC 8628): when they approved it,
+ * in seconds since the epoch. Each approval has a grant of its own, never the one the
+ * approving browser session holds for the app (src/oidc/deviceFlow.ts): the account page
+ * lists it as that device's sign-in and revokes it alone, the browser's sign-out and the
+ * app's "Revoke" leave it, and "Sign out everywhere" ends it (src/accounts/connectedApps.ts).
+ */
+export const APPROVED_ON_DEVICE = 'approvedOnDevice';
+
 export type LiveRow = { payload: ModelPayload; consumed_at: Date | null };
 
 /** A discoverable sign-in challenge to store with the read of the interaction it is bound to. */
@@ -85,18 +94,33 @@ const CONSUME = `update oidc_models set consumed_at = now()
       returning 1 as consumed`;
 
 /**
- * Stamps a device code's poll (RFC 8628 §3.5) in its payload, `polledAt` in seconds since the
- * epoch by the database's clock (one clock for every instance), unless the poll stamped last
- * was less than $2 seconds ago. One statement: of two polls at once, the second waits for the
- * first's row lock, re-reads the row and stamps nothing. The provider reads only the payload
- * members it knows, so the stamp stays Sesame's.
+ * Stamps a device code's poll (RFC 8628 §3.5) in its payload: `polledAt` in seconds since the
+ * epoch by the database's clock (one clock for every instance), and `pollInterval`, the
+ * seconds the device must now wait between polls: $2 at first, and $4 more after each poll
+ * that came sooner than the interval less $3 seconds of slack (it is answered `slow_down`,
+ * which obliges the device to wait that much longer "for this and all subsequent requests").
+ * Every poll is stamped, as the device counts its wait from its last request. The row is
+ * locked before it is read: of two polls at once, the second waits for the first and reads
+ * what it stamped. The provider reads only the payload members it knows, so both stay Sesame's.
  */
-const STAMP_DEVICE_POLL = `update oidc_models
-      set payload = jsonb_set(payload, '{polledAt}', to_jsonb(extract(epoch from now())::double precision))
-      where model = 'DeviceCode' and id = $1 and ${IS_LIVE}
-        and coalesce((payload->>'polledAt')::double precision, 0)
-          <= extract(epoch from now())::double precision - $2::double precision
-      returning 1 as stamped`;
+const STAMP_DEVICE_POLL = `with polled as (
+        select id,
+          extract(epoch from now())::double precision as now,
+          coalesce((payload->>'polledAt')::double precision, 0) as polled_at,
+          coalesce((payload->>'pollInterval')::double precision, $2::double precision) as poll_interval
+        from oidc_models
+        where model = 'DeviceCode' and id = $1 and ${IS_LIVE}
+        for update
+      ), judged as (
+        select *, now - polled_at >= poll_interval - $3::double precision as on_time from polled
+      )
+      update oidc_models m
+      set payload = m.payload || jsonb_build_object(
+        'polledAt', j.now,
+        'pollInterval', case when j.on_time then j.poll_interval else j.poll_interval + $4::double precision end)
+      from judged j
+      where m.model = 'DeviceCode' and m.id = j.id
+      returning j.on_time`;
 
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
@@ -389,13 +413,23 @@ export const oidcModelsQueries = {
   },
 
   /**
-   * Records a poll of the pending device code `id`, unless one was recorded less than
-   * `minSeconds` ago (on any instance).
-   * @returns whether this poll was recorded; false: the device polls too fast.
+   * Records a poll of the pending device code `id` (on any instance) and judges it against the
+   * code's current interval: `interval` at first, `increase` more after each poll that came
+   * sooner than it less `slack` seconds.
+   * @returns whether this poll came on time; false: the device polls too fast (or the code is gone).
    */
-  async recordDevicePoll(db: Db, id: string, minSeconds: number): Promise<boolean> {
-    const { rows } = await runSql(db, STAMP_DEVICE_POLL, [id, minSeconds]);
-    return rows.length > 0;
+  async recordDevicePoll(
+    db: Db,
+    id: string,
+    timing: { interval: number; slack: number; increase: number },
+  ): Promise<boolean> {
+    const { rows } = await runSql<{ on_time: boolean }>(db, STAMP_DEVICE_POLL, [
+      id,
+      timing.interval,
+      timing.slack,
+      timing.increase,
+    ]);
+    return rows[0]?.on_time === true;
   },
 
   /**
@@ -581,6 +615,16 @@ export const oidcModelsQueries = {
     const rows = await live(db, model)
       .select('id')
       .where(sql<boolean>`payload->>${sql.lit(field)} = ${value}`)
+      .execute();
+    return rows.map((r) => r.id);
+  },
+
+  /** Ids of the live grants an account gave devices (APPROVED_ON_DEVICE), of every app. */
+  async deviceGrantIdsOf(db: Db, accountId: string): Promise<string[]> {
+    const rows = await live(db, 'Grant')
+      .select('id')
+      .where(sql<boolean>`payload->>'accountId' = ${accountId}`)
+      .where(sql<boolean>`payload ? ${APPROVED_ON_DEVICE}::text`)
       .execute();
     return rows.map((r) => r.id);
   },

@@ -1,7 +1,12 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { listConnectedApps, revokeConnectedApp, signOutEverywhere } from '../../accounts/connectedApps.js';
+import {
+  listConnectedApps,
+  revokeConnectedApp,
+  revokeDeviceSignIn,
+  signOutEverywhere,
+} from '../../accounts/connectedApps.js';
 import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import {
   addPasskey,
@@ -66,6 +71,8 @@ const LANGUAGES = SUPPORTED_LOCALES.map((code) => ({ code, name: translatorFor(c
 // Credential ids are base64url (WebAuthn L3 §5.1: at most 1023 bytes); client ids are ours.
 const CREDENTIAL_ID = /^[A-Za-z0-9_-]{1,1366}$/;
 const CLIENT_ID = /^[A-Za-z0-9._~-]{1,200}$/;
+/** A grant's id: the provider's (nanoid) or a consent page's (a SHA-256, base64url). */
+const GRANT_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
 /** Step-up and add-passkey ceremonies are bound to the provider session they run in. */
 const STEP_UP = 'step-up';
@@ -143,6 +150,8 @@ export function accountRoutes({
       apps: apps.map((app) => ({
         ...app,
         permissions: describeScopes(app.scopes.length > 0 ? app.scopes : ['openid'], text),
+        // The app's browser entry says that its devices, listed below it, stay signed in.
+        hasDevices: !app.device && apps.some((other) => other.device && other.clientId === app.clientId),
       })),
       nameMax: PASSKEY_NAME_MAX,
       languages: LANGUAGES,
@@ -272,6 +281,14 @@ export function accountRoutes({
     // The app's tokens and grant stop working here at once; other instances hear the notices.
     caches.models.forgetAll();
     respond(ctx, { revoked: clientId });
+  });
+
+  // One device's sign-in to an app (RFC 8628), listed on its own: the app's others stay.
+  router.post('/account/apps/:clientId/devices/:grantId/revoke', signIn, ...body, async (ctx) => {
+    const clientId = param(ctx, 'clientId', CLIENT_ID);
+    await revokeDeviceSignIn(db, signedIn(ctx).user.id, clientId, param(ctx, 'grantId', GRANT_ID));
+    caches.models.forgetAll();
+    respond(ctx, { revoked: clientId, device: true });
   });
 
   router.post('/account/sign-out-everywhere', signIn, ...body, async (ctx) => {

@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto';
+import * as oidc from 'openid-client';
+import { DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
+import { asPage } from '../support/browser.js';
+import {
+  approveDevice,
+  beginLogin,
+  discoverRp,
+  finishLogin,
+  Person,
+  signOutFromApp,
+  type TestRp,
+} from '../support/oidcFlow.js';
+import { cliJsonOn } from '../support/sesameProcess.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8917/callback';
+const LOGGED_OUT_URI = 'http://127.0.0.1:8917/logged-out';
+
+/** What an app holds of one sign-in: its access token and the refresh token it last got. */
+interface Held {
+  accessToken: string;
+  refreshToken: string;
+}
+
+/**
+ * A device's sign-in (RFC 8628) to an app that also signs people in in browsers is its own:
+ * the account page lists it apart ("<app> on a device"), revokes it alone, and the app's
+ * browser sign-in is revoked and signed out without it; "Sign out everywhere" ends both.
+ */
+describe("a device's sign-in to an app that also signs in in browsers", () => {
+  let sesame: TestApp;
+  let app: TestRp;
+  let clientId: string;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+    const created = await cliJsonOn<{ client_id: string; client_secret: string }>(sesame, [
+      'clients',
+      'create',
+      '--name',
+      'Both Ways',
+      '--redirect-uri',
+      REDIRECT_URI,
+      '--post-logout-redirect-uri',
+      LOGGED_OUT_URI,
+      '--grant-type',
+      'authorization_code',
+      '--grant-type',
+      'refresh_token',
+      '--grant-type',
+      DEVICE_CODE_GRANT,
+    ]);
+    clientId = created.client_id;
+    app = await discoverRp(sesame.baseUrl, created, REDIRECT_URI);
+  });
+
+  afterAll(() => sesame?.stop());
+
+  /** Signs up a new person in a browser and signs them in to the app there. */
+  async function signInByBrowser(scope: string): Promise<{ person: Person; held: Held; idToken: string }> {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(app, scope, { prompt: 'consent' });
+    const page = await person.open(pending.url);
+    const next = await person.signUp(page, `d${randomBytes(4).toString('hex')}@example.com`);
+    const tokens = await finishLogin(app, pending, await person.continueToApp(next, REDIRECT_URI));
+    return {
+      person,
+      held: { accessToken: tokens.access_token, refreshToken: tokens.refresh_token ?? '' },
+      idToken: tokens.id_token!,
+    };
+  }
+
+  /** A device of the app, approved in the person's browser. */
+  async function signInDevice(person: Person, scope = 'openid email offline_access'): Promise<Held> {
+    const started = await oidc.initiateDeviceAuthorization(app.config, { scope });
+    expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
+    const tokens = await oidc.pollDeviceAuthorizationGrant(app.config, { ...started, interval: 0.01 });
+    return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token ?? '' };
+  }
+
+  const active = async (held: Held) => (await oidc.tokenIntrospection(app.config, held.accessToken)).active;
+
+  /** Refreshes as the app does: the new refresh token, or the error the token endpoint gave. */
+  async function refresh(held: Held): Promise<'ok' | string> {
+    try {
+      const tokens = await oidc.refreshTokenGrant(app.config, held.refreshToken);
+      held.accessToken = tokens.access_token;
+      held.refreshToken = tokens.refresh_token ?? held.refreshToken;
+      return 'ok';
+    } catch (error) {
+      return String((error as { error?: unknown }).error);
+    }
+  }
+
+  async function accountPage(person: Person) {
+    return asPage(await person.browser.request('/account'));
+  }
+
+  /** The account page's revoke forms of the app's device entries, in order. */
+  function deviceRevokeActions(page: { text: string }): string[] {
+    const actions = page.text.matchAll(/action="(\/account\/apps\/[^/"]+\/devices\/[^/"]+\/revoke)"/g);
+    return [...actions].map((match) => match[1]!);
+  }
+
+  it('lists each device apart from the browser, and revokes each alone', async () => {
+    const { person, held: browser } = await signInByBrowser('openid email offline_access');
+    const tv = await signInDevice(person);
+    const box = await signInDevice(person);
+    expect(browser.refreshToken).toBeTruthy();
+    expect(tv.refreshToken).toBeTruthy();
+
+    const page = await accountPage(person);
+    expect(page.text).toContain('<strong id="app-');
+    expect(page.text.match(/Both Ways on a device/g)).toHaveLength(2);
+    expect(page.text).toMatch(/approved /);
+    expect(page.text).toContain('Devices you signed in to it with a code are listed on their own');
+    const [tvAction, boxAction] = deviceRevokeActions(page);
+    expect(boxAction).toBeDefined();
+    expect(tvAction).not.toBe(boxAction);
+
+    // Which device is which: revoking one ends the tokens of exactly one of them.
+    const revokedTv = await person.browser.request(tvAction!, { form: { _csrf: page.csrf() } });
+    expect(revokedTv.status).toBe(303);
+    const [tvGone, boxGone] = [!(await active(tv)), !(await active(box))];
+    expect(tvGone !== boxGone).toBe(true);
+    const [revoked, kept] = tvGone ? [tv, box] : [box, tv];
+    expect(await refresh(revoked)).toBe('invalid_grant');
+    expect(await refresh(kept)).toBe('ok');
+    expect(await active(browser)).toBe(true);
+    expect(await refresh(browser)).toBe('ok');
+
+    // The app's browser sign-in: the device left keeps going, and is still listed.
+    const after = await accountPage(person);
+    expect(deviceRevokeActions(after)).toHaveLength(1);
+    const revokedBrowser = await person.browser.request(`/account/apps/${clientId}/revoke`, {
+      form: { _csrf: after.csrf() },
+    });
+    expect(revokedBrowser.status).toBe(303);
+    expect(await active(browser)).toBe(false);
+    expect(await refresh(browser)).toBe('invalid_grant');
+    expect(await active(kept)).toBe(true);
+    expect(await refresh(kept)).toBe('ok');
+    const last = await accountPage(person);
+    expect(last.text).toContain('Both Ways on a device');
+    expect(last.text).not.toContain('<strong id="app-');
+
+    // A device entry revoked already, or another person's, is not found; nothing changes.
+    const again = await person.browser.request(tvAction!, { form: { _csrf: last.csrf() } });
+    expect(again.status).toBe(404);
+    const malformed = await person.browser.request(`/account/apps/${clientId}/devices/a%20b/revoke`, {
+      form: { _csrf: last.csrf() },
+    });
+    expect(malformed.status).toBe(400);
+    expect(await refresh(kept)).toBe('ok');
+  }, 60_000);
+
+  it('keeps the device signed in when the browser signs out, and the browser when the device is revoked', async () => {
+    const { person, held: browser, idToken } = await signInByBrowser('openid email offline_access');
+    const tv = await signInDevice(person);
+    const page = await accountPage(person);
+    const [tvAction] = deviceRevokeActions(page);
+    await person.browser.request(tvAction!, { form: { _csrf: page.csrf() } });
+    expect(await refresh(tv)).toBe('invalid_grant');
+    expect(await refresh(browser)).toBe('ok');
+
+    // A new device, then the browser signs out of Sesame: the device's sign-in is not the browser's.
+    const next = await signInDevice(person);
+    const signedOut = await signOutFromApp(person, app, idToken, LOGGED_OUT_URI);
+    expect(signedOut.location()).toContain(LOGGED_OUT_URI);
+    expect(await active(next)).toBe(true);
+    expect(await refresh(next)).toBe('ok');
+  }, 60_000);
+
+  it('ends the browser sign-in and the devices on "Sign out everywhere"', async () => {
+    const { person, held: browser } = await signInByBrowser('openid email');
+    const tv = await signInDevice(person);
+    const page = await accountPage(person);
+    expect(page.text).toContain('signs out the devices you approved with a code');
+    const done = await person.browser.request('/account/sign-out-everywhere', {
+      form: { _csrf: page.csrf() },
+    });
+    expect(done.status).toBe(303);
+    expect(await active(browser)).toBe(false);
+    expect(await active(tv)).toBe(false);
+    expect(await refresh(tv)).toBe('invalid_grant');
+  }, 60_000);
+});
