@@ -51,9 +51,13 @@ export class VerifyLinkError extends ProblemError<VerifyLinkProblem> {
 // A token is exactly what randomSecret() makes: 32 bytes, base64url, 43 characters.
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
+/** The mails that carry a link verifying an address: a new account's welcome, or a new link asked for later. */
+type VerificationMail = 'welcome' | 'confirmation';
+
 /**
  * Queues the welcome mail of a new account, with a link that verifies its address, in the
  * sign-up's transaction (wake the mail outbox once it committed). Nothing without mail.
+ * `template` 'confirmation' words it as a new link the person asked for instead.
  * @returns whether a mail was queued.
  */
 export async function queueWelcomeMail(
@@ -61,6 +65,7 @@ export async function queueWelcomeMail(
   config: Config,
   user: Pick<User, 'id' | 'email' | 'locale' | 'signup_locale'>,
   requested?: Locale,
+  template: VerificationMail = 'welcome',
 ): Promise<boolean> {
   if (!config.mail) return false;
   const token = randomSecret();
@@ -70,7 +75,7 @@ export async function queueWelcomeMail(
   return queueMail(
     trx,
     config,
-    'welcome',
+    template,
     user.email,
     {
       email: user.email,
@@ -109,7 +114,11 @@ export async function verifyEmailWithLink(db: Db, token: string, signedIn: User)
   });
 }
 
-/** Mails a new welcome link (the older one stops working), for a person whose mail did not arrive. */
+/**
+ * Mails a new link that verifies the address (the older one stops working), for a person whose
+ * welcome mail did not arrive or whose link expired: a mail of its own, which asks to confirm
+ * the address and does not welcome anyone again.
+ */
 export async function resendWelcomeMail(
   db: Db,
   config: Config,
@@ -118,7 +127,7 @@ export async function resendWelcomeMail(
 ): Promise<void> {
   const queued = await db.transaction().execute(async (trx) => {
     await auditQueries.record(trx, `user:${user.id}`, 'user.welcome_resend', user.id, {});
-    return queueWelcomeMail(trx, config, user, requested);
+    return queueWelcomeMail(trx, config, user, requested, 'confirmation');
   });
   if (queued) wakeMailOutboxes();
 }

@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
-import { clearStatus, message, postJson, showFailure, showStatus } from './api.js';
+import { clearStatus, markRefusedFields, message, postJson, showFailure, showStatus } from './api.js';
 import { signalAllAcceptedCredentials, signalCurrentUserDetails } from './signals.js';
 import { withStepUp } from './stepUp.js';
 
@@ -9,11 +9,16 @@ const rpId = root.dataset.rpId ?? window.location.hostname;
 const userHandle = root.dataset.userHandle ?? '';
 const email = root.dataset.email ?? '';
 
-function busy(button: HTMLButtonElement, task: () => Promise<void>): void {
+/** Runs `task` with `button` disabled; a refusal shows, and marks the fields of `form` it names. */
+function busy(button: HTMLButtonElement, task: () => Promise<void>, form?: HTMLFormElement): void {
   clearStatus();
+  if (form) markRefusedFields(form);
   button.disabled = true;
   task()
-    .catch(showFailure)
+    .catch((error) => {
+      showFailure(error);
+      if (form) markRefusedFields(form, error);
+    })
     .finally(() => {
       button.disabled = false;
     });
@@ -23,14 +28,18 @@ const profileForm = document.getElementById('profile-form') as HTMLFormElement;
 profileForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const input = profileForm.elements.namedItem('name') as HTMLInputElement;
-  busy(profileForm.querySelector('button[type=submit]') as HTMLButtonElement, async () => {
-    const saved = await postJson<{ name: string | null }>('/account/profile', { name: input.value });
-    input.value = saved.name ?? '';
-    showStatus(message('nameSaved'), 'ok');
-    // Password managers show the new name next to the passkey (WebAuthn L3 §5.1.10.3); with
-    // none, the address, as the passkey was made with.
-    await signalCurrentUserDetails(rpId, userHandle, email, saved.name ?? email);
-  });
+  busy(
+    profileForm.querySelector('button[type=submit]') as HTMLButtonElement,
+    async () => {
+      const saved = await postJson<{ name: string | null }>('/account/profile', { name: input.value });
+      input.value = saved.name ?? '';
+      showStatus(message('nameSaved'), 'ok');
+      // Password managers show the new name next to the passkey (WebAuthn L3 §5.1.10.3); with
+      // none, the address, as the passkey was made with.
+      await signalCurrentUserDetails(rpId, userHandle, email, saved.name ?? email);
+    },
+    profileForm,
+  );
 });
 
 const addButton = document.getElementById('add-passkey') as HTMLButtonElement;
@@ -60,12 +69,18 @@ for (const item of document.querySelectorAll<HTMLLIElement>('li.passkey')) {
   renameForm.addEventListener('submit', (event) => {
     event.preventDefault();
     const input = renameForm.elements.namedItem('name') as HTMLInputElement;
-    busy(renameForm.querySelector('button[type=submit]') as HTMLButtonElement, async () => {
-      const saved = await postJson<{ name: string }>(`/account/passkeys/${id}/rename`, { name: input.value });
-      nameLabel.textContent = saved.name;
-      renameForm.hidden = true;
-      showStatus(message('passkeyRenamed'), 'ok');
-    });
+    busy(
+      renameForm.querySelector('button[type=submit]') as HTMLButtonElement,
+      async () => {
+        const saved = await postJson<{ name: string }>(`/account/passkeys/${id}/rename`, {
+          name: input.value,
+        });
+        nameLabel.textContent = saved.name;
+        renameForm.hidden = true;
+        showStatus(message('passkeyRenamed'), 'ok');
+      },
+      renameForm,
+    );
   });
 
   deleteButton.addEventListener('click', () => {

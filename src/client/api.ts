@@ -5,6 +5,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The refused fields' messages by field name, where the server named them. */
+    readonly fields: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -47,12 +49,17 @@ export async function postJson<T>(url: string, body: unknown = {}, method = 'POS
     credentials: 'same-origin',
     body: JSON.stringify(body),
   });
-  const data = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
+  const data = (await response.json().catch(() => ({}))) as {
+    error?: string;
+    error_description?: string;
+    fields?: Record<string, string>;
+  };
   if (!response.ok) {
     throw new ApiError(
       response.status,
       data.error ?? 'error',
       data.error_description ?? message('requestFailed', { status: response.status }),
+      data.fields,
     );
   }
   return data as T;
@@ -70,6 +77,38 @@ export function showStatus(message: string, kind: 'error' | 'ok' = 'error'): voi
 export function clearStatus(): void {
   const box = document.getElementById('status');
   if (box) box.hidden = true;
+}
+
+/** The status box's id, which describes a field it shows the refusal of. */
+const STATUS = 'status';
+
+/**
+ * Marks the fields of `form` that `error` refused (its `fields`, by name) as invalid and
+ * described by the status box that shows why, and moves the focus to the first of them: the
+ * submit button was disabled while the request ran, which left the focus nowhere. The marks
+ * of an earlier refusal go first (call it with no error once the form is sent again).
+ */
+export function markRefusedFields(form: HTMLFormElement, error?: unknown): void {
+  const fields = [...form.elements].filter(
+    (element): element is HTMLInputElement => element instanceof HTMLInputElement && element.name !== '',
+  );
+  for (const field of fields) {
+    if (!field.hasAttribute('aria-invalid')) continue;
+    field.removeAttribute('aria-invalid');
+    const described = (field.getAttribute('aria-describedby') ?? '')
+      .split(' ')
+      .filter((id) => id && id !== STATUS);
+    if (described.length > 0) field.setAttribute('aria-describedby', described.join(' '));
+    else field.removeAttribute('aria-describedby');
+  }
+  if (!(error instanceof ApiError)) return;
+  const refused = fields.filter((field) => field.name in error.fields);
+  for (const field of refused) {
+    field.setAttribute('aria-invalid', 'true');
+    const described = field.getAttribute('aria-describedby');
+    field.setAttribute('aria-describedby', described ? `${described} ${STATUS}` : STATUS);
+  }
+  refused[0]?.focus();
 }
 
 /**

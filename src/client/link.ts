@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
-import { ceremonyMessage, clearStatus, postJson, showStatus } from './api.js';
+import { ceremonyMessage, clearStatus, markRefusedFields, postJson, showStatus } from './api.js';
 
 /**
  * The one-time link page and the first-run setup page: "Create a passkey" registers one and
@@ -12,6 +12,7 @@ const base = window.location.pathname.replace(/\/$/, '');
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   clearStatus();
+  markRefusedFields(form);
   const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
   const name = (form.elements.namedItem('name') as HTMLInputElement | null)?.value ?? '';
   const email = form.elements.namedItem('email') as HTMLInputElement | null;
@@ -25,7 +26,10 @@ form.addEventListener('submit', (event) => {
     const { redirect } = await postJson<{ redirect: string }>(`${base}/verify`, credential);
     window.location.assign(redirect);
   })()
-    .catch((error) => showStatus(ceremonyMessage(error)))
+    .catch((error) => {
+      showStatus(ceremonyMessage(error));
+      markRefusedFields(form, error);
+    })
     .finally(() => {
       submit.disabled = false;
     });

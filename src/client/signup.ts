@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
-import { clearStatus, postJson, showCeremonyFailure } from './api.js';
+import { clearStatus, markRefusedFields, postJson, showCeremonyFailure } from './api.js';
 
 const form = document.getElementById('signup-form') as HTMLFormElement;
 const base = `/interaction/${form.dataset.uid}`;
@@ -7,6 +7,7 @@ const base = `/interaction/${form.dataset.uid}`;
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   clearStatus();
+  markRefusedFields(form);
   const data = new FormData(form);
   const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
   submit.disabled = true;
@@ -19,7 +20,10 @@ form.addEventListener('submit', (event) => {
     const { redirect } = await postJson<{ redirect: string }>(`${base}/signup/verify`, credential);
     window.location.assign(redirect);
   })()
-    .catch(showCeremonyFailure)
+    .catch((error) => {
+      showCeremonyFailure(error);
+      markRefusedFields(form, error);
+    })
     .finally(() => {
       submit.disabled = false;
     });

@@ -85,9 +85,34 @@ const UNBRANDED: PageBrand = {
   faviconUrl: undefined,
 };
 
+/** What a view writes into a form field it shows with an error: see {@link invalidFieldMarks}. */
+type MarkField = (error: unknown, errorId: string, hintId?: string) => string;
+
+/**
+ * The attributes of the form fields one page shows, for the view to write into each (`<%~ %>`):
+ * a field with an `error` is `aria-invalid`, described by its error's text (`errorId`) after
+ * its hint (`hintId`, also for a field without an error), and the first such field of the page
+ * has `autofocus`, so the keyboard is where the fix is when the page comes back refused (the
+ * CSP allows no inline script to move it). The ids are the view's own, never typed input.
+ */
+function invalidFieldMarks(): MarkField {
+  let focused = false;
+  return (error, errorId, hintId) => {
+    const describedBy = [hintId, error ? errorId : undefined].filter(Boolean).join(' ');
+    let attributes = error ? ' aria-invalid="true"' : '';
+    if (describedBy) attributes += ` aria-describedby="${describedBy}"`;
+    if (error && !focused) {
+      focused = true;
+      attributes += ' autofocus';
+    }
+    return attributes;
+  };
+}
+
 /**
  * Renders views/<name>.eta inside the shared layout, in `locale`: the view reads its words
- * with `it.t(key)` (and `it.html(key)` for messages with markup), the layout sets
+ * with `it.t(key)` (and `it.html(key)` for messages with markup) and marks fields it shows
+ * with an error with `it.markField` ({@link invalidFieldMarks}), the layout sets
  * `<html lang>` and hands the page's script its messages (<meta name="messages">). Admin pages stay English.
  */
 export function renderView(
@@ -103,6 +128,7 @@ export function renderView(
     lang: locale,
     t: translator.t,
     html: translator.html,
+    markField: invalidFieldMarks(),
     clientMessages: data.script ? clientMessages(locale) : undefined,
   });
 }

@@ -17,6 +17,8 @@ export interface MailData {
   invite: { email: string; url: string; expiresAt: Date; admin: boolean };
   recovery: { email: string; url: string; expiresAt: Date; selfService: boolean };
   welcome: { email: string; url: string; expiresAt: Date; mustVerify: boolean };
+  /** A new link to verify the address, asked for on the account page or the sign-in's "Send the link again". */
+  confirmation: { email: string; url: string; expiresAt: Date; mustVerify: boolean };
   notice: {
     notice: 'passkey_added' | 'passkey_removed' | 'recovery_used' | 'admin_granted';
     email: string;

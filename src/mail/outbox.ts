@@ -77,12 +77,13 @@ interface LinkGone {
 /**
  * Whether the one-time link of a mail still to send can no longer be used: the mail would
  * deliver a dead link (a self-service recovery link lives 30 minutes, while a mail is retried
- * for a day). Welcome mails' links are in email_verifications, whose row a newer link
- * replaces; invites and recovery links in one_time_tokens, where a cancelled one is expired.
+ * for a day). Welcome and confirmation mails' links are in email_verifications, whose row a
+ * newer link replaces; invites and recovery links in one_time_tokens, where a cancelled one is
+ * expired.
  */
 async function linkGone(db: Db, template: string, linkHash: string): Promise<LinkGone | undefined> {
   const link =
-    template === 'welcome'
+    template === 'welcome' || template === 'confirmation'
       ? await emailVerificationsQueries.findByHash(db, linkHash)
       : await oneTimeTokensQueries.findByHash(db, linkHash);
   if (!link) return { reason: 'link_replaced', error: 'not sent: its link was replaced by a newer one' };

@@ -144,7 +144,8 @@ export function deviceFlowPages(
     async userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out?: unknown, error?: Error) {
       const { t } = await text(ctx);
       // A code that leads nowhere is a refused request; a cancelled sign-in is the person's choice.
-      if (error && error.name !== 'AbortedError') ctx.status = 400;
+      const codeRefused = error !== undefined && error.name !== 'AbortedError';
+      if (codeRefused) ctx.status = 400;
       const problem = problemWith(error);
       const fromLink = error ? undefined : codesFromLinks.get(ctx);
       sendPage(ctx, 'device', {
@@ -152,7 +153,7 @@ export function deviceFlowPages(
         action: ctx.oidc.urlFor('code_verification'),
         xsrf: xsrfOf(form),
         problem: problem && t(problem),
-        cancelled: error?.name === 'AbortedError',
+        codeRefused,
         maxLength: CODE_MAX_LENGTH,
         userCode: fromLink,
         script: fromLink && 'autoSubmit',

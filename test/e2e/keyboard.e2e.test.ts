@@ -63,9 +63,19 @@ describeBrowser('the keyboard alone: sign-up, consent and the account page', () 
     await page.keyboard.press('Enter');
 
     // Sign-up: the email, then the button; the passkey comes from the platform authenticator.
+    // A malformed address is refused, and the keyboard is back in the field, marked invalid
+    // and described by the message; once the address is right, the marks go.
     const email = page.getByLabel('Email');
     await email.waitFor();
     await tabTo(page, email);
+    await page.keyboard.type('keys@');
+    await tabTo(page, page.getByRole('button', { name: 'Create account' }));
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').filter({ hasText: 'valid email address' }).waitFor();
+    await expectFocused(email);
+    expect(await email.getAttribute('aria-invalid')).toBe('true');
+    expect(await email.getAttribute('aria-describedby')).toBe('status');
+    await page.keyboard.press('ControlOrMeta+A');
     await page.keyboard.type('keys@example.com');
     await tabTo(page, page.getByRole('button', { name: 'Create account' }));
     await page.keyboard.press('Enter');

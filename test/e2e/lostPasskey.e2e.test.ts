@@ -26,7 +26,13 @@ describeBrowser('"Lost your passkey?" in Chromium, with a real SMTP server', () 
     const { page } = phone;
     await page.goto(scenario.app.loginUrl);
     await page.getByRole('link', { name: 'Lost your passkey?' }).click();
-    await page.getByLabel('Email').fill('margaret@example.com');
+    // A mistyped address comes back refused, with the keyboard in the field to correct it.
+    const email = page.getByLabel('Email');
+    await email.fill('margaret@');
+    await page.getByRole('button', { name: 'Send me a link' }).click();
+    await page.getByText('Enter a valid email address').waitFor();
+    expect(await email.evaluate((field) => field === document.activeElement)).toBe(true);
+    await email.fill('margaret@example.com');
     await page.getByRole('button', { name: 'Send me a link' }).click();
     await page.getByRole('heading', { name: 'Check your mail' }).waitFor();
     await page.screenshot({ path: '/tmp/sesame-recover-sent.png' });

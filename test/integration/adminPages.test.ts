@@ -9,6 +9,7 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
+import { autofocusedField } from '../support/refusedFields.js';
 import { ageSignIn } from '../support/signInAge.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -246,6 +247,30 @@ describe('the admin pages', () => {
     expect(response.status).toBe(400);
     expect(response.text).toContain('id="redirect_uris-error"');
     expect(response.text).toContain('must use https');
+    // The keyboard is on the refused field, which names its error for screen readers.
+    expect(autofocusedField(response.text)).toEqual({
+      id: 'redirect_uris',
+      invalid: true,
+      describedBy: 'redirect_uris-error',
+    });
+    // With two refused fields, on the first.
+    const both = await admin.browser.request('/admin/clients', {
+      form: {
+        _csrf: response.csrf(),
+        _once: response.field('_once'),
+        name: ' ',
+        redirect_uris: 'http://evil.example.com/cb',
+        type: 'public',
+      },
+    });
+    expect(both.status).toBe(400);
+    expect(both.text).toMatch(
+      /<input id="name"[^>]* aria-invalid="true" aria-describedby="name-error" autofocus>/,
+    );
+    expect(both.text).toMatch(
+      /<textarea id="redirect_uris"[^>]* aria-invalid="true" aria-describedby="redirect_uris-error">/,
+    );
+    expect(autofocusedField(both.text)?.id).toBe('name');
     // The admin's input is kept, escaped, and so is the form's token: nothing spent it.
     expect(response.text).toContain('http://evil.example.com/cb</textarea>');
     expect(response.field('_once')).toBe(form.field('_once'));
@@ -422,6 +447,11 @@ describe('the admin pages', () => {
     });
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('id="invite-email-error"');
+    expect(autofocusedField(bad.text)).toEqual({
+      id: 'invite-email',
+      invalid: true,
+      describedBy: 'invite-email-error',
+    });
 
     const invite = await admin.browser.request('/admin/users/invite', {
       form: { _csrf: users.csrf(), email: 'newbie@example.com', admin: 'on' },
@@ -803,6 +833,11 @@ describe('the admin pages', () => {
       });
       expect(insecure.status).toBe(400);
       expect(insecure.text).toContain('id="origins-error"');
+      expect(autofocusedField(insecure.text)).toEqual({
+        id: 'origins',
+        invalid: true,
+        describedBy: 'origins-error',
+      });
       expect(insecure.text).toContain('must use https');
       expect(insecure.text).toContain('http://evil.example.com</textarea>');
 
@@ -817,6 +852,11 @@ describe('the admin pages', () => {
       });
       expect(wrongRpId.status).toBe(400);
       expect(wrongRpId.text).toContain('id="rp_id-error"');
+      expect(autofocusedField(wrongRpId.text)).toEqual({
+        id: 'rp_id',
+        invalid: true,
+        describedBy: 'rp_id-error',
+      });
       expect(wrongRpId.text).toContain('value="other.example"');
 
       const noToken = await admin.browser.request('/admin/passkey-tenants', {
@@ -946,6 +986,11 @@ describe('the admin pages', () => {
       });
       expect(empty.status).toBe(400);
       expect(empty.text).toContain('id="api-key-name-error"');
+      expect(autofocusedField(empty.text)).toEqual({
+        id: 'api-key-name',
+        invalid: true,
+        describedBy: 'api-key-name-error',
+      });
       const noToken = await admin.browser.request('/admin/api-keys', { form: { name: 'sneaky' } });
       expect(noToken.status).toBe(403);
       expect(noToken.text).toContain('did not come from this site');

@@ -8,6 +8,7 @@ import { ROOT } from '../../src/paths.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { eventually } from '../support/eventually.js';
 import { Person } from '../support/oidcFlow.js';
+import { autofocusedField } from '../support/refusedFields.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
@@ -288,6 +289,13 @@ describe('/admin/branding', () => {
       expect(refused.status).toBe(400);
       expect(refused.text).toContain(message);
       expect(refused.text).toContain('aria-invalid="true"');
+      // The keyboard is on the refused field, described by its hint and its error.
+      const [name] = Object.keys(fields);
+      expect(autofocusedField(refused.text)).toEqual({
+        id: `branding-${name}`,
+        invalid: true,
+        describedBy: `branding-${name}-hint branding-${name}-error`,
+      });
     });
 
     it('a logo over 256 KB: 413', async () => {

@@ -5,6 +5,7 @@ import { OPENID_SCOPE_REQUIRED } from '../../src/oidc/restatedErrors.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { Person } from '../support/oidcFlow.js';
+import { autofocusedField } from '../support/refusedFields.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
 import { type SecondInstance, startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -228,9 +229,14 @@ describe('sign-in on a device without a browser', () => {
     const wrong = await postCode(person, form, { user_code: 'BCDF-GHJK' });
     expect(wrong.status).toBe(400);
     expect(wrong.text).toContain('That code is not valid');
+    // The keyboard is back in the code field, which its problem describes; the first view's field has the focus too.
+    const refusedCode = { id: 'user_code', invalid: true, describedBy: 'user-code-problem' };
+    expect(autofocusedField(wrong.text)).toEqual(refusedCode);
+    expect(autofocusedField(form.text)).toEqual({ id: 'user_code', invalid: false, describedBy: undefined });
     const empty = await postCode(person, wrong, { user_code: '' });
     expect(empty.status).toBe(400);
     expect(empty.text).toContain('Enter the code');
+    expect(autofocusedField(empty.text)).toEqual(refusedCode);
     // Without the form's anti-forgery token the post is refused.
     const forged = await person.browser.request('/device', {
       form: { xsrf: 'forged', user_code: 'BCDF-GHJK' },

@@ -174,8 +174,16 @@ describe('a new link from the account page, for an address whose link expired', 
     const after = asPage(await person.browser.follow(sent.location()!));
     expect(after.text).toContain('We sent a new link to late@example.com');
 
+    // A mail of its own, which asks to confirm the address and does not welcome the person again.
     const mails = await mail.waitFor('late@example.com', 2);
-    expect(mails[1]!.subject).toBe('Welcome to Acme: confirm your email address');
+    expect(mails[1]!.subject).toBe('Confirm your email address for Acme');
+    expect(mails[1]!.text).toContain(
+      'You asked for a new link to confirm that late@example.com is the address of your Acme account.',
+    );
+    expect(mails[1]!.html).toContain('<strong>late@example.com</strong> is the address of your Acme account');
+    expect(mails[1]!.html).toContain('Confirm my email address');
+    for (const part of [mails[1]!.subject, mails[1]!.text, mails[1]!.html])
+      expect(part).not.toMatch(/welcome|is ready/i);
     expect((await person.browser.request(verifyLinkIn(mails[1]!))).status).toBe(200);
     expect((await usersQueries.findByEmail(sesame.db, 'late@example.com'))!.email_verified).toBe(true);
 
@@ -284,6 +292,8 @@ describe('SIGNUP=open-verified', () => {
     expect(resent.status).toBe(403);
     expect(resent.text).toContain('We sent a new link to grace@example.com');
     const mails = await mail.waitFor('grace@example.com', 2);
+    expect(mails[1]!.subject).toBe('Confirm your email address for Acme');
+    expect(mails[1]!.text).toContain('Apps let you in once you have confirmed it.');
     // The older link stopped working; the new one verifies.
     expect((await person.browser.request(verifyLinkIn(mails[0]!))).status).toBe(404);
     expect((await person.browser.request(verifyLinkIn(mails[1]!))).status).toBe(200);

@@ -735,11 +735,14 @@ describe('groups, allowed groups and custom claims', () => {
       for (const [id, value] of Object.entries(values))
         expect({ id, value: shownValue(text, id) }).toEqual({ id, value });
       // The message is beside the field, tied to it for screen readers, and only there.
-      expect(inputOf(text, field)).toContain(`aria-invalid="true" aria-describedby="${field}-error"`);
+      expect(inputOf(text, field)).toContain(
+        `aria-invalid="true" aria-describedby="${field}-error" autofocus`,
+      );
       expect(
         new RegExp(`<p id="${field}-error" class="field-error" role="alert">([^<]*)</p>`).exec(text)?.[1],
       ).toMatch(message);
       expect(text.match(/aria-invalid/g)).toHaveLength(1);
+      expect(text.match(/autofocus/g)).toHaveLength(1);
       expect(text).not.toMatch(/<p class="status" role="alert">/);
       // The other forms show what they always do.
       if (action !== 'rename') expect(shownValue(text, 'group-name')).toBe('Kitchen');

@@ -287,7 +287,7 @@ describe('each mail goes out once', () => {
     expect(logLines.filter((line) => line.includes('mail given up'))).toHaveLength(0);
   });
 
-  it('gives up a welcome mail whose link a newer one replaced', async () => {
+  it('gives up a mail with a new confirmation link that a newer one replaced', async () => {
     const user = await usersQueries.insert(sesame.db, { email: 'welcome-twice@example.com', name: null });
     unreachable.add(user.email);
     await resendWelcomeMail(sesame.db, sesame.config, user);

@@ -1,7 +1,8 @@
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { issueSetupLink } from '../../src/accounts/setupLink.js';
-import { createClient } from '../../src/oidc/clients.js';
+import { createClient, deleteClient } from '../../src/oidc/clients.js';
 import { asPage, type PageResponse } from '../support/browser.js';
+import { waitUntil } from '../support/eventually.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -14,6 +15,9 @@ const formPostingTo = (page: PageResponse, action: string) =>
   new RegExp(
     `<form method="post" action="${action}"[^>]*>\\s*<input type="hidden" name="_csrf" value="${page.csrf()}">`,
   );
+
+/** The sign-in page's link to its sign-up. */
+const signupPathOn = (login: PageResponse) => /href="(\/interaction\/[^/"]+\/signup)"/.exec(login.text)![1]!;
 
 describe('pages say who is signed in and what a field does', () => {
   let sesame: TestApp;
@@ -66,18 +70,86 @@ describe('pages say who is signed in and what a field does', () => {
     expect(consent.text).toMatch(/Not you\? <button type="submit" class="link">Sign out<\/button>/);
   });
 
+  it('begins the consent question with a capital where no app name stands first, in every language', async () => {
+    const { person } = await onboard(sesame, 'nameless@example.com');
+    // An app deleted while its consent page is open has no name left to show.
+    const leads: Array<[string, string | undefined]> = [];
+    for (const language of ['en', 'de', 'fr', 'es']) {
+      const { client, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Short-lived', redirect_uris: [REDIRECT_URI] },
+        'test',
+      );
+      const app = await discoverRp(
+        sesame.baseUrl,
+        { client_id: client.client_id, client_secret },
+        REDIRECT_URI,
+      );
+      const consent = asPage(
+        await person.browser.follow((await beginLogin(app, 'openid', { ui_locales: language })).url),
+      );
+      expect(consent.text).toContain('<p class="lead"><strong>Short-lived</strong>');
+      expect(await deleteClient(sesame.db, client.client_id, 'test')).toBe(true);
+      let lead: string | undefined;
+      await waitUntil(async () => {
+        const again = await person.browser.request(new URL(consent.url).pathname);
+        lead = /<p class="lead">(.*?)<\/p>/.exec(again.text)?.[1];
+        return lead !== undefined && !lead.includes('Short-lived');
+      }, 5_000);
+      leads.push([language, lead]);
+    }
+    expect(leads).toEqual([
+      ['en', 'The application would like to:'],
+      ['de', 'Die App möchte:'],
+      ['fr', 'L’application souhaite :'],
+      ['es', 'La aplicación quiere:'],
+    ]);
+    // An app with a name still begins the sentence.
+    const named = asPage(
+      await person.browser.follow((await beginLogin(rp, 'openid', { ui_locales: 'de' })).url),
+    );
+    expect(named.text).toContain('<p class="lead"><strong>Wiki</strong> möchte:</p>');
+  });
+
   it("calls Sesame's own account pages 'your account' at sign-in, in the person's language, and names no app at sign-out", async () => {
-    for (const [language, lead] of [
-      ['en', 'to continue to <strong>your account</strong>'],
-      ['de', 'um <strong>Ihr Konto</strong> zu nutzen'],
-      ['es', '<strong>su cuenta</strong>'],
+    for (const [language, lead, signupLead] of [
+      [
+        'en',
+        'to continue to <strong>your account</strong>',
+        'on <strong>Sesame</strong>. Your device will create a passkey',
+      ],
+      [
+        'de',
+        'um <strong>Ihr Konto</strong> zu nutzen',
+        'bei <strong>Sesame</strong>. Ihr Gerät erstellt einen Passkey',
+      ],
+      [
+        'fr',
+        'vers <strong>votre compte</strong>',
+        'sur <strong>Sesame</strong>. Votre appareil va créer une clé d’accès',
+      ],
+      [
+        'es',
+        '<strong>su cuenta</strong>',
+        'en <strong>Sesame</strong>. Su dispositivo creará una llave de acceso',
+      ],
     ] as const) {
       const visitor = new Person(sesame.baseUrl);
       visitor.browser.headers['accept-language'] = language;
       const login = asPage(await visitor.browser.follow('/account'));
       expect(login.text).toContain(lead);
       expect(login.text).not.toContain('Sesame account');
+      // Creating an account "for your account" says nothing: the sign-up names where the account is.
+      const signup = asPage(await visitor.browser.follow(signupPathOn(login)));
+      expect(signup.text).toContain(`<p class="lead">${signupLead}`);
+      expect(signup.text).not.toMatch(/<strong>(your account|Ihr Konto|votre compte|su cuenta)<\/strong>/);
     }
+    // An app's sign-up still names the app.
+    const stranger = new Person(sesame.baseUrl);
+    const forApp = asPage(await stranger.browser.follow((await beginLogin(rp)).url));
+    expect(asPage(await stranger.browser.follow(signupPathOn(forApp))).text).toContain(
+      '<p class="lead">for <strong>Wiki</strong>.',
+    );
     const page = asPage(await member.browser.follow('/account'));
     const signOut = await member.browser.request('/account/logout', { form: { _csrf: page.csrf() } });
     const confirm = asPage(await member.browser.follow(signOut.location()!));

@@ -17,6 +17,7 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { asPage, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
+import { autofocusedField } from '../support/refusedFields.js';
 import { cliJsonOn, linesOf, runCliOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
@@ -498,6 +499,11 @@ describe('APIs registered as resources get JWT access tokens', () => {
     });
     expect(refused.status).toBe(400);
     expect(refused.text).toContain('id="resource-identifier-error"');
+    expect(autofocusedField(refused.text)).toEqual({
+      id: 'resource-identifier',
+      invalid: true,
+      describedBy: 'resource-identifier-error',
+    });
     expect((await resourcesQueries.list(sesame.db)).length).toBe(before);
 
     const created = await admin.browser.request('/admin/resources', {

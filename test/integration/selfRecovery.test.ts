@@ -6,6 +6,7 @@ import { countRows } from '../support/countRows.js';
 import { linkIn, type MailServer, startAppWithMail } from '../support/mailServer.js';
 import { Person } from '../support/oidcFlow.js';
 import { linkPath, onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { autofocusedField } from '../support/refusedFields.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 /** The sign-in page of Sesame's own account app (an OIDC login prompt). */
@@ -195,6 +196,8 @@ describe('"Lost your passkey?" with mail configured', () => {
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('id="email-error"');
     expect(bad.text).toContain('Enter a valid email address');
+    expect(autofocusedField(bad.text)).toEqual({ id: 'email', invalid: true, describedBy: 'email-error' });
+    expect(autofocusedField(form.text)).toBeUndefined();
     const long = await browser.request('/recover', {
       form: { _csrf: form.csrf(), email: `${'a'.repeat(5000)}@example.com` },
     });

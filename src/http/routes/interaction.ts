@@ -57,6 +57,9 @@ type Interaction = Awaited<ReturnType<Services['provider']['interactionDetails']
 const signupStartSchema = z.object({ email: emailSchema, name: displayNameSchema.optional() });
 const consentSchema = z.object({ decision: z.enum(['allow', 'deny']), _csrf: z.string() });
 
+/** What stands for the app on a sign-in's pages: its own name, or the catalog's words for none. */
+type ClientNameKind = 'own' | 'theApplication' | 'yourAccount';
+
 /** Raised when the interaction cookie is missing or the interaction has expired. */
 const interactionExpired = () =>
   new HttpError(
@@ -123,13 +126,22 @@ export function interactionRoutes({
   const waitsForLogin = (interaction: Interaction) =>
     interaction.prompt.name === 'login' && interaction.result === undefined;
 
+  /**
+   * The app a sign-in is for, as its pages name it: its name, else "the application", or
+   * "your account" for the account page's own sign-in. `nameKind` says which, for sentences
+   * that cannot take the stand-in as they take a name (one that begins with it, the sign-up's).
+   */
   async function clientFor(ctx: Context, clientId: unknown) {
     const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
+    const own = clientId === ACCOUNT_CLIENT_ID ? undefined : client?.clientName;
+    const nameKind: ClientNameKind = own
+      ? 'own'
+      : clientId === ACCOUNT_CLIENT_ID
+        ? 'yourAccount'
+        : 'theApplication';
     return {
-      name:
-        clientId === ACCOUNT_CLIENT_ID
-          ? pageText(ctx).t('common.yourAccount')
-          : (client?.clientName ?? pageText(ctx).t('common.theApplication')),
+      name: own || pageText(ctx).t(`common.${nameKind}`),
+      nameKind,
       logo: client?.logoUri as string | undefined,
     };
   }
