@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { rotateCookieKey } from '../oidc/cookieKeys.js';
+import { cookieKeyRotationView, rotateCookieKey } from '../oidc/cookieKeys.js';
 import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
 import { cliActor, output, withDatabase } from './context.js';
 import { activationFromFlags, seconds } from './flags.js';
@@ -69,31 +69,22 @@ export function registerKeyCommands(program: Command): void {
         const revokePrevious = Boolean(opts.revokePrevious);
         const rotation = await rotateCookieKey(db, config, cliActor(), { revokePrevious });
         const until = rotation.previousKeysVerifyUntil?.toISOString() ?? null;
-        output(
-          Boolean(opts.json),
-          {
-            signs_from: rotation.activatesAt.toISOString(),
-            previous_keys: rotation.previousKeys,
-            previous_keys_verify_until: until,
-            removed_keys: rotation.removedKeys,
-          },
-          () => {
-            const removed = `${rotation.removedKeys} earlier cookie ${rotation.removedKeys === 1 ? 'key' : 'keys'}`;
-            return [
-              revokePrevious
-                ? 'New cookie key: it signs from now on. Running servers pick it up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).'
-                : `New cookie key: every running server knows it within seconds, and it signs from ${rotation.activatesAt.toISOString()}.`,
-              ...(revokePrevious
-                ? [
-                    `Revoked ${removed}: everyone is signed out of Sesame and sign-ins in progress start again. Apps' own sessions and tokens are not affected.`,
-                  ]
-                : [
-                    ...(until ? [`Earlier keys still verify until ${until}, so nobody is signed out.`] : []),
-                    ...(rotation.removedKeys ? [`Deleted ${removed} whose grace had ended.`] : []),
-                  ]),
-            ].join('\n');
-          },
-        );
+        output(Boolean(opts.json), cookieKeyRotationView(rotation), () => {
+          const removed = `${rotation.removedKeys} earlier cookie ${rotation.removedKeys === 1 ? 'key' : 'keys'}`;
+          return [
+            revokePrevious
+              ? 'New cookie key: it signs from now on. Running servers pick it up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).'
+              : `New cookie key: every running server knows it within seconds, and it signs from ${rotation.activatesAt.toISOString()}.`,
+            ...(revokePrevious
+              ? [
+                  `Revoked ${removed}: everyone is signed out of Sesame and sign-ins in progress start again. Apps' own sessions and tokens are not affected.`,
+                ]
+              : [
+                  ...(until ? [`Earlier keys still verify until ${until}, so nobody is signed out.`] : []),
+                  ...(rotation.removedKeys ? [`Deleted ${removed} whose grace had ended.`] : []),
+                ]),
+          ].join('\n');
+        });
       }),
     );
 }

@@ -13,6 +13,7 @@ import {
   listTenants,
   rotateTenantApiKey,
   rotateTenantSigningKey,
+  tenantSigningKeyRotationView,
   tenantView,
 } from '../passkeyApi/tenants.js';
 import { confirmOrRefuse } from './confirm.js';
@@ -181,12 +182,7 @@ export function registerPasskeyApiCommands(program: Command): void {
           const { kid, activatesAt, revokedKids } = rotated;
           output(
             Boolean(opts.json),
-            {
-              tenant_id: id,
-              kid,
-              activates_at: activatesAt.toISOString(),
-              ...(activation.revokePrevious && { revoked_kids: revokedKids }),
-            },
+            tenantSigningKeyRotationView(id, rotated, activation.revokePrevious),
             () =>
               [
                 `New signing key for passkey API tenant ${id}: ${kid}`,

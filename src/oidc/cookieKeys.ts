@@ -138,6 +138,16 @@ export interface CookieKeyRotation {
   removedKeys: number;
 }
 
+/** A rotation as `sesame keys rotate-cookie-key --json` and the admin API answer it. */
+export function cookieKeyRotationView(rotation: CookieKeyRotation) {
+  return {
+    signs_from: rotation.activatesAt.toISOString(),
+    previous_keys: rotation.previousKeys,
+    previous_keys_verify_until: rotation.previousKeysVerifyUntil?.toISOString() ?? null,
+    removed_keys: rotation.removedKeys,
+  };
+}
+
 /**
  * Makes a new key that verifies at once and signs every cookie from
  * {@link COOKIE_KEY_ACTIVATION_SECONDS} on, when every instance knows it. The keys it

@@ -71,6 +71,12 @@ export async function ensureSigningKeys(
 export const KEY_ACTIVATION_DELAY_SECONDS = 3600;
 
 /**
+ * The longest delay the admin API takes for a new key: a year is past any rotation's need,
+ * and a delay far beyond it makes a time the database cannot hold (an error, not a 400).
+ */
+export const MAX_KEY_ACTIVATION_DELAY_SECONDS = 365 * 24 * 3600;
+
+/**
  * Adds a new key per algorithm, published at once and signing after `activateInSeconds`;
  * the current keys sign until then and stay published for {@link RETIRED_KEY_GRACE_SECONDS}
  * more, so tokens they signed still verify. `activateInSeconds: 0` switches at once (a key

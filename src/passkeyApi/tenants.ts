@@ -147,6 +147,23 @@ export async function rotateTenantSigningKey(
 }
 
 /**
+ * A signing-key rotation as `sesame passkey-api rotate-signing-key --json` and the admin API
+ * answer it: the kids removed only when the rotation revoked the earlier keys.
+ */
+export function tenantSigningKeyRotationView(
+  tenantId: string,
+  { kid, activatesAt, revokedKids }: { kid: string; activatesAt: Date; revokedKids: string[] },
+  revokePrevious: boolean,
+) {
+  return {
+    tenant_id: tenantId,
+    kid,
+    activates_at: activatesAt.toISOString(),
+    ...(revokePrevious && { revoked_kids: revokedKids }),
+  };
+}
+
+/**
  * Deletes tenants' keys whose grace after retirement has ended (no longer published), so no
  * private key outlives its use in the database and its backups; returns how many.
  */

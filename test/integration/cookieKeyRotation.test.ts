@@ -8,6 +8,12 @@ import {
   loadCookieKeys,
   removeExpiredCookieKeys,
 } from '../../src/oidc/cookieKeys.js';
+import {
+  createTestApiKeys,
+  expectRefusedPosts,
+  postToAdminApi,
+  type TestApiKeys,
+} from '../support/adminApiCall.js';
 import { waitUntil } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { linesOf, type ProcessResult, runCliOn } from '../support/sesameProcess.js';
@@ -98,6 +104,17 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
     return { value: find('_session').value, sig: sig.value, sigPersists: sig.expires instanceof Date };
   }
 
+  /** Another browser of the person's, holding their session cookie signed anew with `key` (as another instance would). */
+  async function withSessionSignedBy(key: string, value: string): Promise<Person> {
+    const other = person.inNewBrowser();
+    await other.browser.jar.setCookie(`_session=${value}; Path=/`, sesame.baseUrl);
+    await other.browser.jar.setCookie(
+      `_session.sig=${signature(key, '_session', value)}; Path=/`,
+      sesame.baseUrl,
+    );
+    return other;
+  }
+
   /** Whether `app` shows the person their account (else it sends them to sign in). */
   async function signedInAt(app: TestApp): Promise<boolean> {
     const status = (await person.browser.request(`${app.baseUrl}/account`)).status;
@@ -156,12 +173,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
     for (const app of instances())
       await waitUntil(async () => (await loadCookieKeys(app.db, app.config)).keys.includes(newKey), 3_000);
     expect(await currentKey()).toBe(oldKey);
-    const signedAnew = person.inNewBrowser();
-    await signedAnew.browser.jar.setCookie(`_session=${session.value}; Path=/`, sesame.baseUrl);
-    await signedAnew.browser.jar.setCookie(
-      `_session.sig=${signature(newKey, '_session', session.value)}; Path=/`,
-      sesame.baseUrl,
-    );
+    const signedAnew = await withSessionSignedBy(newKey, session.value);
     for (const app of instances()) {
       expect(await signsNewCookiesWith(app, oldKey)).toBe(true);
       expect((await signedAnew.browser.request(`${app.baseUrl}/account`)).status).toBe(200);
@@ -283,6 +295,145 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
     }
     expect(await storedEntries(sesame)).toEqual(before);
   }, 30_000);
+
+  describe('over the admin API (`POST /api/admin/keys/rotate-cookie-key`)', () => {
+    let keys: TestApiKeys;
+
+    beforeAll(async () => {
+      keys = await createTestApiKeys(sesame);
+    });
+
+    const rotateOverApi = (json?: unknown) =>
+      postToAdminApi(sesame, keys.admin, '/keys/rotate-cookie-key', { json });
+
+    /** Signs the person, signed out of Sesame, in to the app again. */
+    async function signInAgain(): Promise<void> {
+      const pending = await beginLogin(rp);
+      const next = await person.signIn(await person.open(pending.url));
+      await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+    }
+
+    const latestAudit = (action: string) =>
+      sesame.db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('action', '=', action)
+        .orderBy('id', 'desc')
+        .executeTakeFirstOrThrow();
+
+    it('adds a key that verifies at once and signs after its minute, as the CLI does, keeping everyone signed in', async () => {
+      // One key, as after a first start, and the person signed in with it.
+      const oldKey = await currentKey();
+      await storeEntries(sesame, [oldKey]);
+      await signInAgain();
+      const session = await sessionCookie();
+      expect(session.sig).toBe(signature(oldKey, '_session', session.value));
+
+      const answer = await rotateOverApi();
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+      expect(answer.json).toEqual({
+        signs_from: expect.any(String),
+        previous_keys: 1,
+        previous_keys_verify_until: expect.any(String),
+        removed_keys: 0,
+      });
+      const activation = Date.parse(answer.json.signs_from) - Date.now();
+      expect(Math.abs(activation - COOKIE_KEY_ACTIVATION_SECONDS * 1000)).toBeLessThan(10_000);
+      const [fresh, replaced] = await storedEntries(sesame);
+      const newKey = keyOf(fresh);
+      expect(fresh).toEqual({ key: newKey, activates_at: answer.json.signs_from });
+      expect(replaced).toEqual({ key: oldKey, retired_at: answer.json.signs_from });
+
+      // Every instance takes a cookie signed with the new key at once; the old key still signs.
+      const signedAnew = await withSessionSignedBy(newKey, session.value);
+      for (const app of instances()) {
+        await waitUntil(
+          async () => (await signedAnew.browser.request(`${app.baseUrl}/account`)).status === 200,
+          3_000,
+        );
+        expect(await signsNewCookiesWith(app, oldKey)).toBe(true);
+      }
+
+      // Its minute passed (here: its activation moved to now), every instance signs with it.
+      await storeEntries(sesame, [
+        { key: newKey, activates_at: past() },
+        { key: oldKey, retired_at: past() },
+      ]);
+      for (const app of instances()) await waitUntil(() => signsNewCookiesWith(app, newKey), 3_000);
+      for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+      // Signing in to an app uses the session at the provider, which signs its cookie anew.
+      const pending = await beginLogin(rp);
+      await finishLogin(rp, pending, await person.continueToApp(pending.url, REDIRECT_URI));
+      const renewed = await sessionCookie();
+      expect(renewed.sig).toBe(signature(newKey, '_session', renewed.value));
+
+      const event = await latestAudit('cookie_keys.rotate');
+      expect(event.actor).toBe(`api-key:${keys.adminId}`);
+      expect(event.details).toEqual({
+        previous_keys: 1,
+        previous_keys_verify_until: answer.json.previous_keys_verify_until,
+        removed_keys: 0,
+        ip: '127.0.0.1',
+      });
+    }, 60_000);
+
+    it('with revoke_previous, signs with the new key at once and signs everyone out on every instance', async () => {
+      for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+
+      const answer = await rotateOverApi({ revoke_previous: true });
+      expect(answer.status).toBe(200);
+      expect(answer.json).toEqual({
+        signs_from: expect.any(String),
+        previous_keys: 0,
+        previous_keys_verify_until: null,
+        removed_keys: 2,
+      });
+      expect(Math.abs(Date.parse(answer.json.signs_from) - Date.now())).toBeLessThan(10_000);
+      const newKey = await currentKey();
+      expect(await storedEntries(sesame)).toEqual([newKey]);
+      for (const app of instances()) await waitUntil(async () => !(await signedInAt(app)), 2_500);
+      for (const app of instances()) expect(await signsNewCookiesWith(app, newKey)).toBe(true);
+
+      await signInAgain();
+      const session = await sessionCookie();
+      expect(session.sig).toBe(signature(newKey, '_session', session.value));
+      const event = await latestAudit('cookie_keys.revoke');
+      expect(event.actor).toBe(`api-key:${keys.adminId}`);
+      expect(event.details).toEqual({
+        previous_keys: 0,
+        previous_keys_verify_until: null,
+        removed_keys: 2,
+        ip: '127.0.0.1',
+      });
+    }, 60_000);
+
+    it('refuses bad input with 400, and a key without the admin scope with 403, changing no key', async () => {
+      const before = await storedEntries(sesame);
+      const auditCount = async () =>
+        (await sesame.db.selectFrom('audit_events').select('id').execute()).length;
+      const events = await auditCount();
+
+      await expectRefusedPosts(
+        sesame,
+        keys,
+        '/keys/rotate-cookie-key',
+        [
+          [{ revoke_previous: 'true' }, 'revoke_previous'],
+          [{ revoke_previous: 1 }, 'revoke_previous'],
+          [{ revoke_previous: null }, 'revoke_previous'],
+          [{ activate_in: 0 }, 'body'],
+          [{ revoke_previous: true, everyone: true }, 'body'],
+          [['revoke_previous'], 'body'],
+        ],
+        { revoke_previous: true },
+      );
+
+      expect(await storedEntries(sesame)).toEqual(before);
+      expect(await auditCount()).toBe(events);
+      for (const app of instances()) expect(await signedInAt(app)).toBe(true);
+    }, 30_000);
+  });
 });
 
 describe('an install whose cookie keys were stored before they could be rotated', () => {

@@ -1,7 +1,14 @@
 import * as jose from 'jose';
 import { sql } from 'kysely';
+import { KEY_ACTIVATION_DELAY_SECONDS } from '../../src/oidc/keys.js';
 import { RETIRED_TENANT_KEY_GRACE_SECONDS } from '../../src/passkeyApi/jwt.js';
 import { createTenant, removeUnpublishedTenantKeys } from '../../src/passkeyApi/tenants.js';
+import {
+  createTestApiKeys,
+  expectRefusedPosts,
+  postToAdminApi,
+  type TestApiKeys,
+} from '../support/adminApiCall.js';
 import { asPage } from '../support/browser.js';
 import { waitUntil } from '../support/eventually.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
@@ -260,4 +267,126 @@ describe("rotating a passkey API app's signing key", () => {
     const events = await auditOf('passkey_tenant.revoke_signing_keys');
     expect(events.at(-1)!.actor).not.toMatch(/^cli:/);
   }, 60_000);
+
+  describe('over the admin API (`POST /api/admin/passkey-tenants/{id}/rotate-signing-key`)', () => {
+    let keys: TestApiKeys;
+
+    beforeAll(async () => {
+      keys = await createTestApiKeys(sesame);
+    });
+
+    const rotateOverApi = (json?: unknown, id = app.id) =>
+      postToAdminApi(sesame, keys.admin, `/passkey-tenants/${id}/rotate-signing-key`, { json });
+
+    it('publishes the new key at once on every instance and signs with it after activate_in, as the CLI does', async () => {
+      const before = await signIn();
+      expect(await publishedKids(sesame)).toEqual([before.kid]);
+
+      const answer = await rotateOverApi({ activate_in: ACTIVATE_IN_SECONDS });
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+      expect(answer.json).toEqual({
+        tenant_id: app.id,
+        kid: expect.stringMatching(/^pk-/),
+        activates_at: expect.any(String),
+      });
+      const { kid } = answer.json;
+      const activatesAt = Date.parse(answer.json.activates_at);
+      for (const on of instances()) expect(await publishedKids(on)).toEqual([before.kid, kid].sort());
+      for (const on of instances()) expect((await signIn(on)).kid).toBe(before.kid);
+      expect(Date.now()).toBeLessThan(activatesAt);
+
+      await waitUntil(async () => (await signIn()).kid === kid, (ACTIVATE_IN_SECONDS + 5) * 1000);
+      expect(Date.now()).toBeGreaterThanOrEqual(activatesAt);
+      for (const on of instances()) {
+        const after = await signIn(on);
+        expect(after.kid).toBe(kid);
+        await expect(verify(after.token, on)).resolves.toMatchObject({ payload: { sub: 'u1' } });
+        await expect(verify(before.token, on)).resolves.toMatchObject({ payload: { sub: 'u1' } });
+      }
+      const event = (await auditOf('passkey_tenant.rotate_signing_key')).at(-1)!;
+      expect(event).toMatchObject({
+        actor: `api-key:${keys.adminId}`,
+        target: app.id,
+        details: { kid, activates_at: answer.json.activates_at },
+      });
+    }, 60_000);
+
+    it('without a body waits the default delay; with revoke_previous, signs with the new key at once and removes the earlier ones', async () => {
+      const before = await signIn();
+      const pending = await rotateOverApi();
+      expect(pending.status).toBe(200);
+      const delay = Date.parse(pending.json.activates_at) - Date.now();
+      expect(Math.abs(delay - KEY_ACTIVATION_DELAY_SECONDS * 1000)).toBeLessThan(10_000);
+      // The key retired by the rotation before is still published (its grace); it goes too.
+      const earlier = await publishedKids(sesame);
+      expect(earlier).toEqual(expect.arrayContaining([before.kid, pending.json.kid]));
+
+      const revoked = await rotateOverApi({ revoke_previous: true });
+      expect(revoked.status).toBe(200);
+      expect(revoked.json).toEqual({
+        tenant_id: app.id,
+        kid: expect.stringMatching(/^pk-/),
+        activates_at: expect.any(String),
+        revoked_kids: expect.any(Array),
+      });
+      expect(revoked.json.revoked_kids.sort()).toEqual(earlier);
+      for (const on of instances()) {
+        expect(await publishedKids(on)).toEqual([revoked.json.kid]);
+        const fresh = await signIn(on);
+        expect(fresh.kid).toBe(revoked.json.kid);
+        await expect(verify(fresh.token, on)).resolves.toBeTruthy();
+        await expect(verify(before.token, on)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+      }
+      const event = (await auditOf('passkey_tenant.revoke_signing_keys')).at(-1)!;
+      expect(event).toMatchObject({ actor: `api-key:${keys.adminId}`, target: app.id });
+      expect((event.details as { kids: string[] }).kids.sort()).toEqual(revoked.json.revoked_kids);
+    }, 60_000);
+
+    it('refuses bad input with 400, an unknown app with 404 and a key without the admin scope with 403, changing nothing', async () => {
+      const snapshot = async () => ({
+        keys: await sesame.db
+          .selectFrom('passkey_tenant_keys')
+          .select(['tenant_id', 'kid', 'activates_at', 'retired_at'])
+          .orderBy('kid')
+          .execute(),
+        events: (await sesame.db.selectFrom('audit_events').select('id').execute()).length,
+      });
+      const before = await snapshot();
+      const published = await publishedKids(sesame);
+
+      await expectRefusedPosts(
+        sesame,
+        keys,
+        `/passkey-tenants/${app.id}/rotate-signing-key`,
+        [
+          [{ activate_in: '60' }, 'activate_in'],
+          [{ activate_in: -1 }, 'activate_in'],
+          [{ activate_in: 1.5 }, 'activate_in'],
+          [{ activate_in: 1e13 }, 'activate_in'],
+          [{ activate_in: null }, 'activate_in'],
+          [{ revoke_previous: 'yes' }, 'revoke_previous'],
+          [{ revoke_previous: true, activate_in: 60 }, 'activate_in'],
+          [{ activateIn: 60 }, 'body'],
+          [[60], 'body'],
+        ],
+        { revoke_previous: true },
+      );
+      const contradiction = await rotateOverApi({ revoke_previous: true, activate_in: 60 });
+      expect(contradiction.json.error_description).toMatch(
+        /^activate_in: revoke_previous switches to the new key at once/,
+      );
+      for (const id of ['00000000-0000-0000-0000-000000000000', 'not-a-uuid']) {
+        const unknown = await rotateOverApi({ revoke_previous: true }, id);
+        expect(unknown.status).toBe(404);
+        expect(unknown.json).toEqual({
+          error: 'not_found',
+          error_description: `No passkey API tenant with id ${id}`,
+        });
+      }
+
+      expect(await snapshot()).toEqual(before);
+      for (const on of instances()) expect(await publishedKids(on)).toEqual(published);
+    }, 30_000);
+  });
 });

@@ -42,6 +42,7 @@ import { sesameRouter } from '../router.js';
 import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 import { adminApiGroupRoutes } from './adminApiGroups.js';
+import { keyRotationApiRoutes } from './adminApiKeyRotations.js';
 import { mailApiRoutes } from './adminApiMail.js';
 import { resourceApiRoutes } from './adminApiResources.js';
 
@@ -111,9 +112,9 @@ const noTenant = (id: string) => notFound(`No passkey API tenant with id ${id}`)
 
 /**
  * The admin REST API under /api/admin, for scripts and infrastructure tools: clients,
- * users, passkey API tenants, APIs (resources), the audit log and the mail outbox. Callers
- * authenticate with an API key of scope `admin` (`Authorization: Bearer ssk_...`; a `metrics`
- * key gets 403); no cookies are read, so no CSRF token is needed.
+ * users, passkey API tenants, APIs (resources), key rotations, the audit log and the mail
+ * outbox. Callers authenticate with an API key of scope `admin` (`Authorization: Bearer
+ * ssk_...`; a `metrics` key gets 403); no cookies are read, so no CSRF token is needed.
  * Every change is audited as `api-key:<id>`.
  */
 export function adminApiRoutes(services: Services): Router {
@@ -267,6 +268,7 @@ export function adminApiRoutes(services: Services): Router {
     ctx.status = 204;
   });
 
+  keyRotationApiRoutes(router, { config, db });
   resourceApiRoutes(router, services);
   adminApiGroupRoutes(router, { db, caches });
   mailApiRoutes(router, { db });

@@ -1,0 +1,66 @@
+import type Router from '@koa/router';
+import { z } from 'zod';
+import { cookieKeyRotationView, rotateCookieKey } from '../../oidc/cookieKeys.js';
+import { KEY_ACTIVATION_DELAY_SECONDS, MAX_KEY_ACTIVATION_DELAY_SECONDS } from '../../oidc/keys.js';
+import { rotateTenantSigningKey, tenantSigningKeyRotationView } from '../../passkeyApi/tenants.js';
+import { notFound } from '../errors.js';
+import { apiKeyActor } from '../middleware/apiKey.js';
+import { parseBody } from '../schemas.js';
+import type { Services } from '../services.js';
+
+const revokePrevious = z.boolean({ error: 'must be true or false' }).default(false);
+
+/**
+ * `sesame passkey-api rotate-signing-key`'s flags as a body. Revoked keys with the new one
+ * still pending would leave nothing to sign with, so `revoke_previous` switches at once and
+ * a delay beside it is refused, as the CLI refuses `--activate-in` beside `--revoke-previous`.
+ */
+const signingKeyRotationSchema = z
+  .object({
+    activate_in: z
+      .number({ error: 'must be a whole number of seconds' })
+      .int({ error: 'must be a whole number of seconds' })
+      .min(0, { error: 'must be a whole number of seconds' })
+      .max(MAX_KEY_ACTIVATION_DELAY_SECONDS, {
+        error: `must be at most ${MAX_KEY_ACTIVATION_DELAY_SECONDS} (a year)`,
+      })
+      .optional(),
+    revoke_previous: revokePrevious,
+  })
+  .strict()
+  .refine((body) => !body.revoke_previous || !body.activate_in, {
+    path: ['activate_in'],
+    error:
+      'revoke_previous switches to the new key at once: leave out activate_in or give 0 (nothing could sign in the meantime)',
+  });
+
+/** `sesame keys rotate-cookie-key`'s flag as a body. */
+const cookieKeyRotationSchema = z.object({ revoke_previous: revokePrevious }).strict();
+
+/**
+ * The key rotations the CLI has, on the admin API (mounted on its router, so its guards
+ * apply: an API key of scope `admin`, JSON bodies, the audit actor `api-key:<id>`). They call
+ * the CLI's service functions and answer with what its `--json` prints; the body is optional.
+ *
+ * - `POST /passkey-tenants/:id/rotate-signing-key` `{activate_in?, revoke_previous?}`: a
+ *   passkey API app's new token signing key (rotateTenantSigningKey).
+ * - `POST /keys/rotate-cookie-key` `{revoke_previous?}`: a new key for Sesame's cookies
+ *   (rotateCookieKey); running servers, this one included, take it from its row notice.
+ */
+export function keyRotationApiRoutes(router: Router, { config, db }: Pick<Services, 'config' | 'db'>): void {
+  router.post('/passkey-tenants/:id/rotate-signing-key', async (ctx) => {
+    const body = parseBody(ctx, signingKeyRotationSchema);
+    const rotated = await rotateTenantSigningKey(db, config, ctx.params.id!, apiKeyActor(ctx), {
+      activateInSeconds: body.revoke_previous ? 0 : (body.activate_in ?? KEY_ACTIVATION_DELAY_SECONDS),
+      revokePrevious: body.revoke_previous,
+    });
+    if (!rotated) throw notFound(`No passkey API tenant with id ${ctx.params.id!}`);
+    ctx.body = tenantSigningKeyRotationView(ctx.params.id!, rotated, body.revoke_previous);
+  });
+
+  router.post('/keys/rotate-cookie-key', async (ctx) => {
+    const { revoke_previous } = parseBody(ctx, cookieKeyRotationSchema);
+    const rotation = await rotateCookieKey(db, config, apiKeyActor(ctx), { revokePrevious: revoke_previous });
+    ctx.body = cookieKeyRotationView(rotation);
+  });
+}
