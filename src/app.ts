@@ -178,9 +178,7 @@ export async function createApp({
     signing,
   );
   const outbox = new BackchannelOutbox(db, () => live.provider, log, backchannelTiming);
-  const mailOutbox = config.mail
-    ? new MailOutbox(db, config.mail, config.keyEncryptionSecret, log, mailTiming)
-    : undefined;
+  const mailOutbox = config.mail ? new MailOutbox(db, config.mail, config, log, mailTiming) : undefined;
   const rowChanges = listen
     ? await keepCachesInStep(
         listen,

@@ -222,6 +222,10 @@ const schema = z.object({
     .string()
     .min(32, { message: 'KEY_ENCRYPTION_SECRET must be at least 32 characters' })
     .optional(),
+  KEY_ENCRYPTION_SECRET_PREVIOUS: z
+    .string()
+    .min(32, { message: 'KEY_ENCRYPTION_SECRET_PREVIOUS must be at least 32 characters' })
+    .optional(),
   INVITE_TTL_HOURS: positiveInt('INVITE_TTL_HOURS', 24 * 30).default(24),
   RATE_LIMIT_PER_MINUTE: wholeNumber('RATE_LIMIT_PER_MINUTE', 1_000_000, 'turns rate limiting off').default(
     600,
@@ -279,7 +283,13 @@ export interface Config {
   readonly trustProxy: boolean;
   /** How many proxies append to X-Forwarded-For; the client is that many entries from the right (0 when off). */
   readonly proxyHops: number;
+  /** Seals private keys (and queued mails' bodies) at rest, and opens them. */
   readonly keyEncryptionSecret: string | undefined;
+  /**
+   * The secret KEY_ENCRYPTION_SECRET replaces, while the stored keys are re-sealed with the new
+   * one (`sesame keys reseal`): it only opens, never seals.
+   */
+  readonly keyEncryptionSecretPrevious: string | undefined;
   readonly inviteTtlSeconds: number;
   /** Passkey ceremonies and one-time link requests one client IP may make per minute; 0: no limit. */
   readonly rateLimitPerMinute: number;
@@ -381,6 +391,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
       'SIGNUP=open-verified needs SMTP_URL and MAIL_FROM: the verification link is mailed',
     );
   }
+  if (values.KEY_ENCRYPTION_SECRET_PREVIOUS !== undefined) {
+    if (values.KEY_ENCRYPTION_SECRET === undefined) {
+      throw new ConfigError(
+        'KEY_ENCRYPTION_SECRET_PREVIOUS is set but KEY_ENCRYPTION_SECRET is not: set the new secret the keys are to be sealed with',
+      );
+    }
+    if (values.KEY_ENCRYPTION_SECRET_PREVIOUS === values.KEY_ENCRYPTION_SECRET) {
+      throw new ConfigError(
+        'KEY_ENCRYPTION_SECRET_PREVIOUS is the same as KEY_ENCRYPTION_SECRET: set it to the secret being replaced, or unset it',
+      );
+    }
+  }
   return Object.freeze({
     issuer,
     port: values.PORT,
@@ -403,6 +425,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     trustProxy: values.TRUST_PROXY > 0,
     proxyHops: values.TRUST_PROXY,
     keyEncryptionSecret: values.KEY_ENCRYPTION_SECRET,
+    keyEncryptionSecretPrevious: values.KEY_ENCRYPTION_SECRET_PREVIOUS,
     inviteTtlSeconds: values.INVITE_TTL_HOURS * 3600,
     rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE,
     passkeyAuditLogDays: values.PASSKEY_AUDIT_LOG_DAYS,

@@ -51,12 +51,61 @@ export function sealAtRest(plaintext: string, secret: string | undefined): strin
   return ENVELOPE + Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
 }
 
-/** Reverses {@link sealAtRest}; a value stored before encryption was turned on reads as it is. */
-export function openAtRest(stored: string, secret: string | undefined): string {
-  if (!isSealed(stored)) return stored;
-  if (!secret) throw new Error('a stored key is encrypted: set KEY_ENCRYPTION_SECRET to read it');
+/**
+ * The secrets stored values are opened with: KEY_ENCRYPTION_SECRET, which also seals, and
+ * while the keys are re-sealed under it, the secret it replaces (KEY_ENCRYPTION_SECRET_PREVIOUS).
+ */
+export interface AtRestSecrets {
+  readonly keyEncryptionSecret: string | undefined;
+  readonly keyEncryptionSecretPrevious: string | undefined;
+}
+
+function decrypt(stored: string, secret: string): string {
   const raw = Buffer.from(stored.slice(ENVELOPE.length), 'base64url');
   const decipher = createDecipheriv('aes-256-gcm', keyFrom(secret), raw.subarray(0, 12));
   decipher.setAuthTag(raw.subarray(12, 28));
   return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+}
+
+/**
+ * Opens an envelope of {@link sealAtRest} with the current secret, else the previous one,
+ * and says which did; undefined when neither does (or neither is set).
+ */
+export function openSealed(
+  stored: string,
+  secrets: AtRestSecrets,
+): { plaintext: string; by: 'current' | 'previous' } | undefined {
+  const tries = [
+    { by: 'current', secret: secrets.keyEncryptionSecret },
+    { by: 'previous', secret: secrets.keyEncryptionSecretPrevious },
+  ] as const;
+  for (const { by, secret } of tries) {
+    if (!secret) continue;
+    try {
+      return { plaintext: decrypt(stored, secret), by };
+    } catch {
+      // Sealed with another secret (GCM's tag does not match): try the next one.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Reverses {@link sealAtRest} with either secret (see {@link AtRestSecrets}); a value stored
+ * before encryption was turned on reads as it is.
+ */
+export function openAtRest(stored: string, secrets: AtRestSecrets): string {
+  if (!isSealed(stored)) return stored;
+  if (!secrets.keyEncryptionSecret) {
+    throw new Error('a stored key is encrypted: set KEY_ENCRYPTION_SECRET to read it');
+  }
+  const opened = openSealed(stored, secrets);
+  if (!opened) {
+    throw new Error(
+      secrets.keyEncryptionSecretPrevious
+        ? 'a stored key is encrypted with neither KEY_ENCRYPTION_SECRET nor KEY_ENCRYPTION_SECRET_PREVIOUS'
+        : 'a stored key is encrypted with another secret than KEY_ENCRYPTION_SECRET',
+    );
+  }
+  return opened.plaintext;
 }

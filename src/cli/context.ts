@@ -24,10 +24,12 @@ export function cliActor(): string {
 
 /**
  * Runs one command against the database the server uses (same config), migrated to the
- * latest schema first so the CLI works before the server's first start.
+ * latest schema first so the CLI works before the server's first start. `sealsKeys`: the
+ * command seals the stored keys itself (`keys reseal`), with KEY_ENCRYPTION_SECRET as set.
  */
 export async function withDatabase<T>(
   run: (db: DatabaseHandle['db'], config: Config, migrationsApplied: string[]) => Promise<T>,
+  { sealsKeys = false } = {},
 ): Promise<T> {
   const config = loadConfig();
   // Beside a running server on the embedded database, the command works through the server.
@@ -37,7 +39,7 @@ export async function withDatabase<T>(
     // A command that writes a key must seal it the way the server does: the same secret,
     // or none while the servers run without one (secretForCommands).
     const keyEncryptionSecret = await secretForCommands(database.db, config);
-    return await run(database.db, { ...config, keyEncryptionSecret }, applied);
+    return await run(database.db, sealsKeys ? config : { ...config, keyEncryptionSecret }, applied);
   } finally {
     await database.close();
   }

@@ -1,12 +1,15 @@
 import type { Command } from 'commander';
+import { resealKeys } from '../keysAtRest.js';
 import { cookieKeyRotationView, rotateCookieKey } from '../oidc/cookieKeys.js';
 import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
-import { cliActor, output, withDatabase } from './context.js';
+import { cliActor, output, table, withDatabase } from './context.js';
 import { activationFromFlags, seconds } from './flags.js';
 
 /** `sesame keys ...`: the keys Sesame signs tokens and cookies with. */
 export function registerKeyCommands(program: Command): void {
-  const keys = program.command('keys').description('manage the keys Sesame signs tokens and cookies with');
+  const keys = program
+    .command('keys')
+    .description('manage the keys Sesame signs tokens and cookies with, and their encryption at rest');
 
   keys
     .command('rotate')
@@ -86,5 +89,61 @@ export function registerKeyCommands(program: Command): void {
           ].join('\n');
         });
       }),
+    );
+
+  keys
+    .command('reseal')
+    .description(
+      "seal every stored private key (signing keys, cookie keys, passkey API apps' keys) and the bodies of mails not yet sent with KEY_ENCRYPTION_SECRET, in one transaction: those sealed with KEY_ENCRYPTION_SECRET_PREVIOUS, and those in plain text. Run it once every instance runs with both secrets; then remove KEY_ENCRYPTION_SECRET_PREVIOUS and restart them. Refuses, changing nothing, when a key opens with neither secret",
+    )
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) =>
+      withDatabase(
+        async (db, config) => {
+          const reseal = await resealKeys(db, config, cliActor());
+          const rows = [
+            ['signing keys', 'signing_keys'],
+            ['cookie keys', 'cookie_keys'],
+            ["passkey API apps' keys", 'passkey_tenant_keys'],
+            ['queued mails', 'mail_outbox'],
+          ] as const;
+          output(
+            Boolean(opts.json),
+            {
+              resealed: reseal.resealed,
+              sealed: reseal.sealed,
+              unchanged: reseal.unchanged,
+              unreadable_mails: reseal.unreadableMails,
+            },
+            () =>
+              [
+                'Sealed with KEY_ENCRYPTION_SECRET:',
+                table(
+                  [
+                    '',
+                    're-sealed (were under the previous secret)',
+                    'sealed (were plain text)',
+                    'already sealed',
+                  ],
+                  rows.map(([label, store]) => [
+                    label,
+                    String(reseal.resealed[store]),
+                    String(reseal.sealed[store]),
+                    String(reseal.unchanged[store]),
+                  ]),
+                ),
+                ...(reseal.unreadableMails
+                  ? [
+                      `${reseal.unreadableMails} queued ${reseal.unreadableMails === 1 ? 'mail opens' : 'mails open'} with neither secret: left as ${reseal.unreadableMails === 1 ? 'it is' : 'they are'}, ${reseal.unreadableMails === 1 ? 'it' : 'they'} cannot be sent.`,
+                    ]
+                  : []),
+                config.keyEncryptionSecretPrevious
+                  ? 'Nothing stored needs KEY_ENCRYPTION_SECRET_PREVIOUS any more: remove it and restart the instances.'
+                  : 'Every stored key opens with KEY_ENCRYPTION_SECRET.',
+              ].join('\n'),
+          );
+        },
+        { sealsKeys: true },
+      ),
     );
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Transporter } from 'nodemailer';
 import type { Config, MailConfig } from '../config.js';
-import { openAtRest, sealAtRest } from '../crypto.js';
+import { type AtRestSecrets, openAtRest, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { emailVerificationsQueries } from '../db/queries/emailVerifications.js';
@@ -108,19 +108,20 @@ export function sealMailBodies(mail: NewMail, secret: string | undefined): NewMa
 }
 
 /**
- * The bodies of a claimed mail as the worker sends them: sealed ones opened with the secret,
- * ones queued before the secret was set as they are.
+ * The bodies of a claimed mail as the worker sends them: sealed ones opened with the secret
+ * (or the one it replaces, KEY_ENCRYPTION_SECRET_PREVIOUS), ones queued before the secret was
+ * set as they are.
  * @throws when a body is sealed and the secret is unset or another (the message says so).
  */
 export function openMailBodies(
   mail: { text_body: string; html_body: string },
-  secret: string | undefined,
+  secrets: AtRestSecrets,
 ): { text: string; html: string } {
   try {
-    return { text: openAtRest(mail.text_body, secret), html: openAtRest(mail.html_body, secret) };
+    return { text: openAtRest(mail.text_body, secrets), html: openAtRest(mail.html_body, secrets) };
   } catch {
     throw new Error(
-      secret
+      secrets.keyEncryptionSecret
         ? 'the mail was encrypted with another KEY_ENCRYPTION_SECRET than this instance has'
         : 'the mail is encrypted, but KEY_ENCRYPTION_SECRET is not set on this instance',
     );
@@ -161,8 +162,8 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
   constructor(
     private readonly db: Db,
     private readonly mail: MailConfig,
-    /** KEY_ENCRYPTION_SECRET, to open bodies sealed when they were queued. */
-    private readonly keyEncryptionSecret: string | undefined,
+    /** KEY_ENCRYPTION_SECRET (and the one it replaces), to open bodies sealed when they were queued. */
+    private readonly secrets: AtRestSecrets,
     log: Logger,
     timing: Partial<OutboxTiming> = {},
   ) {
@@ -197,7 +198,7 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
       // Opened just before the send, and kept nowhere else: a failure is retried like any other.
       const { text, html } = openMailBodies(
         { text_body: mail.text_body, html_body: mail.html_body },
-        this.keyEncryptionSecret,
+        this.secrets,
       );
       await (await this.#transport).sendMail({
         from: this.mail.from,

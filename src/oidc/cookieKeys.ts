@@ -75,19 +75,28 @@ function isStoredCookieKey(entry: unknown): entry is StoredCookieKey {
   );
 }
 
-function openStored(stored: string, config: Pick<Config, 'keyEncryptionSecret'>): StoredCookieKey[] {
-  const entries: unknown = JSON.parse(openAtRest(stored, config.keyEncryptionSecret));
+function openStored(
+  stored: string,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
+): StoredCookieKey[] {
+  const entries: unknown = JSON.parse(openAtRest(stored, config));
   if (!Array.isArray(entries) || !entries.every(isStoredCookieKey))
     throw new Error('the stored cookie keys are not a list of keys');
   return entries;
 }
 
-function sealStored(entries: StoredCookieKey[], config: Pick<Config, 'keyEncryptionSecret'>): string {
+function sealStored(
+  entries: StoredCookieKey[],
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
+): string {
   return sealAtRest(JSON.stringify(entries), config.keyEncryptionSecret);
 }
 
 /** The first key ever: made once and shared by every instance through the database. */
-function firstKeys(db: Db, config: Pick<Config, 'keyEncryptionSecret'>): Promise<AppSecretRead> {
+function firstKeys(
+  db: Db,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
+): Promise<AppSecretRead> {
   return appSecretsQueries.getOrCreate(db, COOKIE_KEYS_SECRET, () => sealStored([randomSecret()], config));
 }
 
@@ -100,7 +109,7 @@ function firstKeys(db: Db, config: Pick<Config, 'keyEncryptionSecret'>): Promise
  */
 export async function loadCookieKeys(
   db: Db,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): Promise<CookieKeys> {
   const { value, now } =
     (await appSecretsQueries.read(db, COOKIE_KEYS_SECRET)) ?? (await firstKeys(db, config));
@@ -159,7 +168,7 @@ export function cookieKeyRotationView(rotation: CookieKeyRotation) {
  */
 export async function rotateCookieKey(
   db: Db,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   actor: Actor,
   { revokePrevious = false }: { revokePrevious?: boolean } = {},
 ): Promise<CookieKeyRotation> {
@@ -212,7 +221,7 @@ export async function rotateCookieKey(
  */
 export async function removeExpiredCookieKeys(
   db: Db,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): Promise<number> {
   return db.transaction().execute(async (trx) => {
     const read = await appSecretsQueries.read(trx, COOKIE_KEYS_SECRET, { forUpdate: true });

@@ -33,7 +33,7 @@ async function makeKey(alg: string): Promise<{ kid: string; jwk: JWK }> {
 async function addKey(
   db: Db,
   alg: string,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   activateInSeconds: number,
 ): Promise<{ kid: string; activatesAt: Date }> {
   const { kid, jwk } = await makeKey(alg);
@@ -48,7 +48,7 @@ async function addKey(
  */
 export async function ensureSigningKeys(
   db: Db,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): Promise<string[]> {
   const have = new Set(await signingKeysQueries.activeAlgs(db));
   if (SIGNING_ALGS.every((alg) => have.has(alg))) return [];
@@ -87,7 +87,7 @@ export const MAX_KEY_ACTIVATION_DELAY_SECONDS = 365 * 24 * 3600;
  */
 export async function rotateSigningKeys(
   db: Db,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   actor: Actor,
   {
     activateInSeconds = KEY_ACTIVATION_DELAY_SECONDS,
@@ -137,7 +137,7 @@ export interface SigningJwks {
  */
 export async function loadSigningJwks(
   db: Db,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): Promise<SigningJwks> {
   const rows = await signingKeysQueries.listPublished(db, RETIRED_KEY_GRACE_SECONDS);
   const ordered = [...rows.filter((r) => r.signing), ...rows.filter((r) => !r.signing)];
@@ -146,7 +146,7 @@ export async function loadSigningJwks(
     ...(r.unpublished_in_seconds !== null ? [Math.max(r.unpublished_in_seconds, 0)] : []),
   ]);
   return {
-    jwks: { keys: ordered.map((r) => JSON.parse(openAtRest(r.private_jwk, config.keyEncryptionSecret))) },
+    jwks: { keys: ordered.map((r) => JSON.parse(openAtRest(r.private_jwk, config))) },
     nextChangeInMs: changes.length ? Math.ceil(Math.min(...changes) * 1000) : undefined,
   };
 }

@@ -89,7 +89,7 @@ export async function startTenantRegistration(
  */
 export async function finishTenantRegistration(
   db: Db,
-  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   tenant: StoredTenant,
   response: RegistrationResponseJSON,
 ): Promise<string> {
@@ -219,7 +219,7 @@ export async function verifyTenantAssertion(
  */
 export async function finishTenantLogin(
   db: Db,
-  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
 ): Promise<string> {

@@ -22,7 +22,7 @@ const ALG = 'RS256';
 
 /** A new RS256 key for a tenant: its kid and the private JWK sealed for storage. */
 export async function newTenantSigningKey(
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): Promise<{ kid: string; sealed: string }> {
   const { privateKey } = await generateKeyPair(ALG, { extractable: true, modulusLength: 2048 });
   const kid = `pk-${randomId(12)}`;
@@ -37,12 +37,12 @@ export async function newTenantSigningKey(
 export async function tenantJwks(
   db: Db,
   tenant: StoredTenant,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): Promise<{ keys: JWK[] }> {
   const rows = await passkeyTenantKeysQueries.listPublished(db, tenant.id, RETIRED_TENANT_KEY_GRACE_SECONDS);
   return {
     keys: rows.map((row) => {
-      const { kty, n, e } = JSON.parse(openAtRest(row.private_jwk, config.keyEncryptionSecret)) as JWK;
+      const { kty, n, e } = JSON.parse(openAtRest(row.private_jwk, config)) as JWK;
       return { kty, n, e, kid: row.kid, alg: ALG, use: 'sig' };
     }),
   };
@@ -53,12 +53,16 @@ const importedKeys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
 const MAX_CACHED_KEYS = 1000;
 
 /** The key that signs the tenant's tokens now (the database says which), imported once. */
-async function signingKeyFor(db: Db, tenant: StoredTenant, config: Pick<Config, 'keyEncryptionSecret'>) {
+async function signingKeyFor(
+  db: Db,
+  tenant: StoredTenant,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
+) {
   const stored = await passkeyTenantKeysQueries.signing(db, tenant.id);
   if (!stored) throw new Error(`passkey API tenant ${tenant.id} has no signing key`);
   let key = importedKeys.get(stored.kid);
   if (!key) {
-    key = await importJWK(JSON.parse(openAtRest(stored.private_jwk, config.keyEncryptionSecret)), ALG);
+    key = await importJWK(JSON.parse(openAtRest(stored.private_jwk, config)), ALG);
     if (importedKeys.size >= MAX_CACHED_KEYS) importedKeys.clear();
     importedKeys.set(stored.kid, key);
   }
@@ -77,7 +81,7 @@ export function tenantIssuer(config: Pick<Config, 'issuer'>, tenantId: string): 
  */
 export async function signPasskeyToken(
   db: Db,
-  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   tenant: StoredTenant,
   claims: { userId: string; credentialId: string; transactionId?: string },
 ): Promise<string> {

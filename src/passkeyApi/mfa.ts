@@ -96,7 +96,7 @@ export async function startMfaRegistration(
  */
 export async function finishMfaRegistration(
   db: Db,
-  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   tenant: StoredTenant,
   response: RegistrationResponseJSON,
 ): Promise<string> {
@@ -166,7 +166,7 @@ export async function startMfaLogin(
  */
 export async function finishMfaLogin(
   db: Db,
-  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
 ): Promise<string> {

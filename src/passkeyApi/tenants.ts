@@ -64,7 +64,7 @@ export function tenantRelyingParty(tenant: StoredTenant): RelyingParty {
  */
 export async function createTenant(
   db: Db,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   input: { name: string; origins: string[]; rpId?: string | undefined },
   actor: Actor,
 ): Promise<{ tenant: StoredTenant; apiKey: string }> {
@@ -117,7 +117,7 @@ export async function rotateTenantApiKey(db: Db, id: string, actor: Actor): Prom
  */
 export async function rotateTenantSigningKey(
   db: Db,
-  config: Pick<Config, 'keyEncryptionSecret'>,
+  config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   id: string,
   actor: Actor,
   {

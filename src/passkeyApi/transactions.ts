@@ -180,7 +180,7 @@ export async function startTransaction(
  */
 export async function finishTransaction(
   db: Db,
-  config: Pick<Config, 'issuer' | 'keyEncryptionSecret'>,
+  config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
 ): Promise<string> {

@@ -316,7 +316,7 @@ describe('the sesame command manages clients, API keys and users', () => {
       [['groups'], 'create, list, show, rename, delete, add-member, remove-member, set-claim, unset-claim'],
       [['passkey-api'], 'create, list, update, rotate-key, rotate-signing-key, delete'],
       [['resources'], 'create, list, allow-client, deny-client, delete'],
-      [['keys'], 'rotate, rotate-cookie-key'],
+      [['keys'], 'rotate, rotate-cookie-key, reseal'],
     ];
     const results: ProcessResult[] = [];
     for (const [group] of groups) results.push(await sesame(...group));

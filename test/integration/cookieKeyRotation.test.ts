@@ -34,7 +34,7 @@ async function storedEntries(app: TestApp): Promise<StoredEntry[]> {
     .select('value')
     .where('name', '=', 'cookie_keys')
     .executeTakeFirstOrThrow();
-  return JSON.parse(openAtRest(row.value, app.config.keyEncryptionSecret));
+  return JSON.parse(openAtRest(row.value, app.config));
 }
 
 /** Writes the `cookie_keys` row, as an older Sesame or the passing of time would have left it. */

@@ -1,12 +1,22 @@
 import * as jose from 'jose';
 import { createApp, type SesameApp } from '../../src/app.js';
 import { configFrom } from '../../src/config.js';
+import { isSealed, openAtRest, openSealed, sealAtRest } from '../../src/crypto.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
+import { mailOutboxQueries } from '../../src/db/queries/mailOutbox.js';
 import { createLogger } from '../../src/logger.js';
+import { openMailBodies, sealMailBodies } from '../../src/mail/outbox.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
+import { waitUntil } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
-import { linesOf, runCli, runServerExpectingExit } from '../support/sesameProcess.js';
+import {
+  type CliSession,
+  linesOf,
+  runCli,
+  runServerExpectingExit,
+  startCliSession,
+} from '../support/sesameProcess.js';
 import { freePort, startTestApp } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
@@ -30,31 +40,48 @@ async function storedKeys(db: DatabaseHandle['db']): Promise<string[]> {
   ];
 }
 
-describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
-  let testDb: TestDatabase;
-  let env: Record<string, string>;
-  let port: number;
-  let running: { app: SesameApp; database: DatabaseHandle } | undefined;
-  let logLines: string[];
-  let person: Person;
-  let rp: TestRp;
-  let clientId: string;
-  let tenantId: string;
+/**
+ * Sesame in this process on one test database of its own, started and stopped with the
+ * settings each step gives, as an operator restarts it with another environment.
+ */
+class ServerOnOneDatabase {
+  testDb!: TestDatabase;
+  env!: Record<string, string>;
+  port!: number;
+  running: { app: SesameApp; database: DatabaseHandle } | undefined;
+  logLines: string[] = [];
 
-  /** Starts Sesame in this process on the test's database and port, with `extra` settings. */
-  async function start(extra: Record<string, string> = {}): Promise<DatabaseHandle['db']> {
-    logLines = [];
-    const config = configFrom({ ...env, ...extra });
+  async create(): Promise<void> {
+    this.testDb = await createTestDatabase();
+    this.port = await freePort();
+    this.env = {
+      ISSUER: `http://localhost:${this.port}`,
+      PORT: String(this.port),
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_PER_MINUTE: '0',
+      ...this.testDb.env,
+    };
+  }
+
+  async drop(): Promise<void> {
+    await this.stop();
+    await this.testDb.drop();
+  }
+
+  /** Starts Sesame on the test's database and port, with `extra` settings. */
+  async start(extra: Record<string, string> = {}): Promise<DatabaseHandle['db']> {
+    this.logLines = [];
+    const config = configFrom({ ...this.env, ...extra });
     const database = await openDatabase(config, { poolSize: 5 });
     try {
       const app = await createApp({
         config,
         db: database.db,
-        log: createLogger('info', (line) => logLines.push(line)),
+        log: createLogger('info', (line) => this.logLines.push(line)),
         listen: database.listen,
       });
-      await app.start(port, '127.0.0.1');
-      running = { app, database };
+      await app.start(this.port, '127.0.0.1');
+      this.running = { app, database };
       return database.db;
     } catch (error) {
       await database.close();
@@ -62,63 +89,98 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
     }
   }
 
-  async function stop(): Promise<void> {
-    await running?.app.stop();
-    await running?.database.close();
-    running = undefined;
+  async stop(): Promise<void> {
+    await this.running?.app.stop();
+    await this.running?.database.close();
+    this.running = undefined;
   }
 
-  /** Reads the stored keys while no server holds the database. */
-  async function keysAtRest(): Promise<string[]> {
-    const database = await openDatabase(configFrom(env));
+  /** Works on the database while no server holds it. */
+  async whileStopped<T>(work: (db: DatabaseHandle['db']) => Promise<T>): Promise<T> {
+    const database = await openDatabase(configFrom(this.env));
     try {
-      return await storedKeys(database.db);
+      return await work(database.db);
     } finally {
       await database.close();
     }
   }
 
-  const baseUrl = () => `http://localhost:${port}`;
-  const publishedKids = async () => {
-    const { keys } = (await (await fetch(`${baseUrl()}/jwks`)).json()) as { keys: { kid: string }[] };
+  /** Reads the stored keys while no server holds the database. */
+  keysAtRest(): Promise<string[]> {
+    return this.whileStopped(storedKeys);
+  }
+
+  get baseUrl(): string {
+    return `http://localhost:${this.port}`;
+  }
+
+  async publishedKids(): Promise<string[]> {
+    const { keys } = (await (await fetch(`${this.baseUrl}/jwks`)).json()) as { keys: { kid: string }[] };
     return keys.map((key) => key.kid).sort();
-  };
-  const tenantJwks = async () =>
-    (await fetch(`${baseUrl()}/passkey-api/${tenantId}/.well-known/jwks.json`)).json();
+  }
 
-  beforeAll(async () => {
-    testDb = await createTestDatabase();
-    port = await freePort();
-    env = {
-      ISSUER: `http://localhost:${port}`,
-      PORT: String(port),
-      LOG_LEVEL: 'info',
-      RATE_LIMIT_PER_MINUTE: '0',
-      ...testDb.env,
-    };
-  });
+  async tenantJwks(tenantId: string): Promise<unknown> {
+    return (await fetch(`${this.baseUrl}/passkey-api/${tenantId}/.well-known/jwks.json`)).json();
+  }
 
-  afterAll(async () => {
-    await stop();
-    await testDb.drop();
-  });
+  /** Signs the person in to the app once more, on their Sesame session: the ID token. */
+  async idTokenOnSession(rp: TestRp, person: Person): Promise<string> {
+    const pending = await beginLogin(rp);
+    const tokens = await finishLogin(rp, pending, await person.continueToApp(pending.url, REDIRECT_URI));
+    return tokens.id_token!;
+  }
 
-  it('stores the keys in plain text while no secret is set (the state an operator starts from)', async () => {
-    const db = await start();
+  /** {@link idTokenOnSession}, the ID token's payload verified against the JWKS. */
+  async signInAgain(rp: TestRp, person: Person, clientId: string): Promise<jose.JWTPayload> {
+    const idToken = await this.idTokenOnSession(rp, person);
+    const jwks = jose.createRemoteJWKSet(new URL(`${this.baseUrl}/jwks`));
+    const { payload } = await jose.jwtVerify(idToken, jwks, {
+      issuer: this.baseUrl,
+      audience: clientId,
+    });
+    return payload;
+  }
+
+  /** Registers an app and signs a new person up to it; what the next steps sign in with. */
+  async signUpToNewApp(
+    db: DatabaseHandle['db'],
+  ): Promise<{ rp: TestRp; person: Person; clientId: string; clientSecret: string }> {
     const created = await createClient(db, { name: 'Notes', redirect_uris: [REDIRECT_URI] }, 'test');
-    clientId = created.client.client_id;
-    rp = await discoverRp(
-      baseUrl(),
-      { client_id: clientId, client_secret: created.client_secret! },
+    const clientId = created.client.client_id;
+    const clientSecret = created.client_secret!;
+    const rp = await discoverRp(
+      this.baseUrl,
+      { client_id: clientId, client_secret: clientSecret },
       REDIRECT_URI,
     );
-    person = new Person(baseUrl());
+    const person = new Person(this.baseUrl);
     const pending = await beginLogin(rp);
     const next = await person.signUp(await person.open(pending.url), 'ada@example.com');
     await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
+    return { rp, person, clientId, clientSecret };
+  }
+}
+
+describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
+  const server = new ServerOnOneDatabase();
+  let person: Person;
+  let rp: TestRp;
+  let clientId: string;
+  let tenantId: string;
+
+  const start = (extra: Record<string, string> = {}) => server.start(extra);
+  const stop = () => server.stop();
+  const keysAtRest = () => server.keysAtRest();
+
+  beforeAll(() => server.create());
+  afterAll(() => server.drop());
+
+  it('stores the keys in plain text while no secret is set (the state an operator starts from)', async () => {
+    const db = await start();
+    ({ rp, person, clientId } = await server.signUpToNewApp(db));
     const tenant = await createTenant(
       db,
-      running!.app.config,
+      server.running!.app.config,
       { name: 'Shop', origins: ['https://shop.example'] },
       'test',
     );
@@ -134,7 +196,7 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
     // been restarted with it yet. What the command writes, they must read.
     const result = await runCli(
       ['keys', 'rotate-cookie-key', '--json'],
-      { ...env, KEY_ENCRYPTION_SECRET: SECRET },
+      { ...server.env, KEY_ENCRYPTION_SECRET: SECRET },
       100_000,
     );
     expect(result.code).toBe(0);
@@ -151,13 +213,13 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
     await start({ KEY_ENCRYPTION_SECRET: SECRET });
 
     // The embedded database is held by the running server: read through its own handle.
-    const atRest = await storedKeys(running!.database.db);
+    const atRest = await storedKeys(server.running!.database.db);
     expect(atRest).toHaveLength(kidsBefore);
     for (const key of atRest) {
       expect(key).toMatch(/^enc:v1:/);
       expect(key).not.toContain('"d"');
     }
-    const sealedLines = logLines
+    const sealedLines = server.logLines
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .filter((line) => /encrypted keys/.test(String(line.msg)));
     expect(sealedLines).toHaveLength(1);
@@ -170,22 +232,17 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
 
     // The same keys: the JWKS is unchanged, the person's session cookie still signs them in
     // without a prompt, and the new ID token verifies against the published keys.
-    expect(await publishedKids()).toHaveLength(2);
-    const pending = await beginLogin(rp);
-    const tokens = await finishLogin(rp, pending, await person.continueToApp(pending.url, REDIRECT_URI));
-    const jwks = jose.createRemoteJWKSet(new URL(`${baseUrl()}/jwks`));
-    const { payload } = await jose.jwtVerify(tokens.id_token!, jwks, {
-      issuer: baseUrl(),
-      audience: clientId,
+    expect(await server.publishedKids()).toHaveLength(2);
+    expect((await server.signInAgain(rp, person, clientId)).email).toBe('ada@example.com');
+    expect(await server.tenantJwks(tenantId)).toMatchObject({
+      keys: [{ kty: 'RSA', kid: expect.any(String) }],
     });
-    expect(payload.email).toBe('ada@example.com');
-    expect(await tenantJwks()).toMatchObject({ keys: [{ kty: 'RSA', kid: expect.any(String) }] });
   }, 60_000);
 
   it('has nothing left to encrypt at the start after that, and logs nothing about it', async () => {
     await stop();
     await start({ KEY_ENCRYPTION_SECRET: SECRET });
-    expect(logLines.filter((line) => line.includes('encrypted keys'))).toEqual([]);
+    expect(server.logLines.filter((line) => line.includes('encrypted keys'))).toEqual([]);
     await stop();
   }, 60_000);
 
@@ -202,7 +259,7 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
 
   it('stops `npm start` with one line naming KEY_ENCRYPTION_SECRET when it does not decrypt the keys', async () => {
     const result = await runServerExpectingExit(
-      { ...env, LOG_LEVEL: 'warn', KEY_ENCRYPTION_SECRET: OTHER_SECRET },
+      { ...server.env, LOG_LEVEL: 'warn', KEY_ENCRYPTION_SECRET: OTHER_SECRET },
       100_000,
     );
     expect(result.code).toBe(1);
@@ -214,7 +271,7 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
   it('makes the sesame command refuse as well, so it never writes a key under another secret', async () => {
     const result = await runCli(
       ['keys', 'rotate', '--json'],
-      { ...env, KEY_ENCRYPTION_SECRET: OTHER_SECRET },
+      { ...server.env, KEY_ENCRYPTION_SECRET: OTHER_SECRET },
       100_000,
     );
     expect(result.code).toBe(1);
@@ -244,4 +301,219 @@ describe('KEY_ENCRYPTION_SECRET unset behind an https issuer', () => {
     expect(await warnings({ ISSUER: 'https://id.example.com', KEY_ENCRYPTION_SECRET: SECRET })).toEqual([]);
     expect(await warnings({})).toEqual([]);
   }, 90_000);
+});
+
+const NEW_SECRET = 'the-new-key-encryption-secret-replacing-the-first-one';
+/** What opens a stored value with one secret alone. */
+const only = (secret: string) => ({ keyEncryptionSecret: secret, keyEncryptionSecretPrevious: undefined });
+const A_MAIL = {
+  template: 'invite',
+  to: 'bob@example.com',
+  subject: 'Your invite',
+  text: 'text body',
+  html: '<p>html body</p>',
+};
+
+/** Every stored key and queued mail body: sealed, and opened by `secret` alone (false where it does not). */
+async function openedBy(db: DatabaseHandle['db'], secret: string): Promise<boolean[]> {
+  const mails = await db.selectFrom('mail_outbox').select(['text_body', 'html_body']).execute();
+  const values = [...(await storedKeys(db)), ...mails.flatMap((m) => [m.text_body!, m.html_body!])];
+  return values.map((value) => isSealed(value) && openSealed(value, only(secret)) !== undefined);
+}
+
+describe('replacing KEY_ENCRYPTION_SECRET: KEY_ENCRYPTION_SECRET_PREVIOUS and `sesame keys reseal`', () => {
+  const server = new ServerOnOneDatabase();
+  const bothSecrets = { KEY_ENCRYPTION_SECRET: NEW_SECRET, KEY_ENCRYPTION_SECRET_PREVIOUS: SECRET };
+  let signIn: Awaited<ReturnType<ServerOnOneDatabase['signUpToNewApp']>>;
+  let tenantId: string;
+  let cli: CliSession | undefined;
+
+  beforeAll(() => server.create());
+  afterAll(async () => {
+    await cli?.close();
+    await server.drop();
+  });
+
+  it('has every key and a queued mail sealed with the first secret', async () => {
+    const db = await server.start({ KEY_ENCRYPTION_SECRET: SECRET });
+    signIn = await server.signUpToNewApp(db);
+    const config = server.running!.app.config;
+    tenantId = (await createTenant(db, config, { name: 'Shop', origins: ['https://shop.example'] }, 'test'))
+      .tenant.id;
+    await mailOutboxQueries.enqueue(db, sealMailBodies(A_MAIL, SECRET));
+    expect(await openedBy(db, SECRET)).toEqual(Array(6).fill(true));
+    await server.stop();
+  }, 60_000);
+
+  it('starts with the new secret and the first as the previous one, reads what the first sealed, and signs', async () => {
+    const before = await server.keysAtRest();
+    const db = await server.start(bothSecrets);
+    expect(await server.publishedKids()).toHaveLength(2);
+    expect((await server.signInAgain(signIn.rp, signIn.person, signIn.clientId)).email).toBe(
+      'ada@example.com',
+    );
+    expect(await server.tenantJwks(tenantId)).toMatchObject({ keys: [{ kty: 'RSA' }] });
+    // The start re-seals nothing (other instances may still have the first secret alone) and says what is left.
+    expect(await storedKeys(db)).toEqual(before);
+    const notes = server.logLines.filter((line) => line.includes('KEY_ENCRYPTION_SECRET_PREVIOUS'));
+    expect(notes.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({ level: 'info', keys: 4, msg: expect.stringContaining('sesame keys reseal') }),
+    ]);
+    // The outbox sends a mail the first secret sealed.
+    const [mail] = await db.selectFrom('mail_outbox').select(['text_body', 'html_body']).execute();
+    const bodies = { text_body: mail!.text_body!, html_body: mail!.html_body! };
+    expect(openMailBodies(bodies, server.running!.app.config)).toEqual({
+      text: 'text body',
+      html: '<p>html body</p>',
+    });
+    expect(() => openMailBodies(bodies, only(NEW_SECRET))).toThrow(/another KEY_ENCRYPTION_SECRET/);
+  }, 60_000);
+
+  it('re-seals every key and queued mail with the new secret in one command while the server runs, which goes on signing', async () => {
+    cli = await startCliSession({ ...server.env, ...bothSecrets });
+    const result = await cli.run(['keys', 'reseal', '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const zero = { signing_keys: 0, cookie_keys: 0, passkey_tenant_keys: 0, mail_outbox: 0 };
+    expect(JSON.parse(result.stdout)).toEqual({
+      resealed: { signing_keys: 2, cookie_keys: 1, passkey_tenant_keys: 1, mail_outbox: 1 },
+      sealed: zero,
+      unchanged: zero,
+      unreadable_mails: 0,
+    });
+    const db = server.running!.database.db;
+    expect(await openedBy(db, NEW_SECRET)).toEqual(Array(6).fill(true));
+    expect(await openedBy(db, SECRET)).toEqual(Array(6).fill(false));
+    const audit = await db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('action', '=', 'keys.reseal')
+      .executeTakeFirstOrThrow();
+    expect(audit.actor).toMatch(/^cli:/);
+
+    // A second run has nothing left to do, and says so in its table.
+    const again = await cli.run(['keys', 'reseal']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/^signing keys\s+0\s+0\s+2$/m);
+    expect(again.stdout).toContain('Nothing stored needs KEY_ENCRYPTION_SECRET_PREVIOUS any more');
+
+    // The running server was told of every re-sealed row and read it again: it still signs the
+    // person in, and reads the re-sealed rows when keys change (new signing keys at once).
+    expect((await server.signInAgain(signIn.rp, signIn.person, signIn.clientId)).email).toBe(
+      'ada@example.com',
+    );
+    const rotated = await cli.run(['keys', 'rotate', '--activate-in', '0', '--json']);
+    expect(rotated.code).toBe(0);
+    const { kids } = JSON.parse(rotated.stdout) as { kids: string[] };
+    await waitUntil(async () => (await server.publishedKids()).length === 4, 10_000);
+    // An app that has not cached the JWKS of a minute ago (openid-client refetches it at most once a minute).
+    signIn.rp = await discoverRp(
+      server.baseUrl,
+      { client_id: signIn.clientId, client_secret: signIn.clientSecret },
+      REDIRECT_URI,
+    );
+    const header = jose.decodeProtectedHeader(await server.idTokenOnSession(signIn.rp, signIn.person));
+    expect(kids).toContain(header.kid);
+    expect(server.logLines.filter((line) => line.includes('cannot reload'))).toEqual([]);
+  }, 120_000);
+
+  it('starts with the new secret alone once the previous one is removed', async () => {
+    await cli?.close();
+    cli = undefined;
+    await server.stop();
+    await server.start({ KEY_ENCRYPTION_SECRET: NEW_SECRET });
+    expect((await server.signInAgain(signIn.rp, signIn.person, signIn.clientId)).email).toBe(
+      'ada@example.com',
+    );
+    expect(await server.tenantJwks(tenantId)).toMatchObject({ keys: [{ kty: 'RSA' }] });
+    expect(server.logLines.filter((line) => line.includes('KEY_ENCRYPTION_SECRET'))).toEqual([]);
+    await server.stop();
+  }, 60_000);
+
+  describe('with a key sealed under neither secret', () => {
+    const THIRD_SECRET = 'a-third-secret-nobody-configured-0123456789';
+    let before: string[];
+
+    beforeAll(async () => {
+      // A passkey API app's key sealed with a secret neither setting has.
+      await server.whileStopped(async (db) => {
+        const key = await db
+          .selectFrom('passkey_tenant_keys')
+          .select(['kid', 'private_jwk'])
+          .executeTakeFirstOrThrow();
+        const plaintext = openAtRest(key.private_jwk, only(NEW_SECRET));
+        await db
+          .updateTable('passkey_tenant_keys')
+          .set({ private_jwk: sealAtRest(plaintext, THIRD_SECRET) })
+          .where('kid', '=', key.kid)
+          .execute();
+      });
+      before = await server.keysAtRest();
+    });
+
+    const neither =
+      'neither KEY_ENCRYPTION_SECRET nor KEY_ENCRYPTION_SECRET_PREVIOUS decrypts the stored keys (1 of 6 encrypted keys): set the secret they were encrypted with';
+
+    it('refuses `keys reseal` with one line naming both variables, and changes nothing', async () => {
+      const result = await runCli(['keys', 'reseal'], { ...server.env, ...bothSecrets }, 100_000);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(linesOf(result.stderr)).toEqual([`sesame: ${neither}`]);
+      expect(result.stderr).not.toContain(NEW_SECRET);
+      expect(result.stderr).not.toContain(SECRET);
+      expect(await server.keysAtRest()).toEqual(before);
+    }, 120_000);
+
+    it('refuses the start with the same line', async () => {
+      await expect(server.start(bothSecrets)).rejects.toThrow(neither);
+      const result = await runServerExpectingExit(
+        { ...server.env, LOG_LEVEL: 'warn', ...bothSecrets },
+        100_000,
+      );
+      expect(result.code).toBe(1);
+      expect(linesOf(result.stderr)).toEqual([`sesame: ${neither}`]);
+      expect(await server.keysAtRest()).toEqual(before);
+    }, 120_000);
+  });
+});
+
+describe('`sesame keys reseal` when KEY_ENCRYPTION_SECRET is set for the first time', () => {
+  const server = new ServerOnOneDatabase();
+
+  beforeAll(() => server.create());
+  afterAll(() => server.drop());
+
+  it('refuses without a secret, with one line', async () => {
+    const result = await runCli(['keys', 'reseal'], server.env, 100_000);
+    expect(result.code).toBe(1);
+    expect(linesOf(result.stderr)).toEqual([
+      'sesame: KEY_ENCRYPTION_SECRET is not set: set the secret to seal the stored keys with',
+    ]);
+  }, 120_000);
+
+  it('seals the keys and queued mails stored in plain text, as the first start with the secret does', async () => {
+    const db = await server.start();
+    await createTenant(
+      db,
+      server.running!.app.config,
+      { name: 'Shop', origins: ['https://shop.example'] },
+      'test',
+    );
+    await mailOutboxQueries.enqueue(db, A_MAIL);
+    await server.stop();
+    const result = await runCli(
+      ['keys', 'reseal', '--json'],
+      { ...server.env, KEY_ENCRYPTION_SECRET: SECRET },
+      100_000,
+    );
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      resealed: { signing_keys: 0, cookie_keys: 0, passkey_tenant_keys: 0, mail_outbox: 0 },
+      sealed: { signing_keys: 2, cookie_keys: 1, passkey_tenant_keys: 1, mail_outbox: 1 },
+    });
+    expect(await server.whileStopped((db) => openedBy(db, SECRET))).toEqual(Array(6).fill(true));
+    await server.start({ KEY_ENCRYPTION_SECRET: SECRET });
+    expect(server.logLines.filter((line) => line.includes('encrypted keys'))).toEqual([]);
+    await server.stop();
+  }, 120_000);
 });

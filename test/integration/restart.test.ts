@@ -162,7 +162,7 @@ describe('signing keys on a database shared by several instances', () => {
     const testDb = await createTestDatabase();
     const database = await openDatabase(configFrom(testDb.env), { poolSize: 4 });
     try {
-      const config = { keyEncryptionSecret: undefined };
+      const config = { keyEncryptionSecret: undefined, keyEncryptionSecretPrevious: undefined };
       const created = await Promise.all([
         ensureSigningKeys(database.db, config),
         ensureSigningKeys(database.db, config),

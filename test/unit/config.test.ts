@@ -36,6 +36,7 @@ describe('configuration from the environment', () => {
       trustProxy: false,
       proxyHops: 0,
       keyEncryptionSecret: undefined,
+      keyEncryptionSecretPrevious: undefined,
       inviteTtlSeconds: 24 * 3600,
       rateLimitPerMinute: 600,
       passkeyAuditLogDays: 90,
@@ -226,6 +227,11 @@ describe('configuration from the environment', () => {
     ['TRUST_PROXY', '-1', 'TRUST_PROXY must be true, false or the number of proxies in front of Sesame'],
     ['TRUST_PROXY', '11', 'TRUST_PROXY must be at most 10 proxies'],
     ['KEY_ENCRYPTION_SECRET', 'too-short', 'KEY_ENCRYPTION_SECRET must be at least 32 characters'],
+    [
+      'KEY_ENCRYPTION_SECRET_PREVIOUS',
+      'too-short',
+      'KEY_ENCRYPTION_SECRET_PREVIOUS must be at least 32 characters',
+    ],
     ['INVITE_TTL_HOURS', 'a day', 'INVITE_TTL_HOURS must be a whole number'],
     ['INVITE_TTL_HOURS', '0', 'INVITE_TTL_HOURS must be between 1 and 720'],
     ['INVITE_TTL_HOURS', '721', 'INVITE_TTL_HOURS must be between 1 and 720'],
@@ -283,6 +289,30 @@ describe('configuration from the environment', () => {
   it('names the first bad variable when several are wrong', () => {
     const error = errorFor({ ISSUER: 'nope', PORT: 'abc' });
     expect(error.message).toBe('ISSUER must be an absolute http(s) URL');
+  });
+
+  it('reads KEY_ENCRYPTION_SECRET_PREVIOUS beside KEY_ENCRYPTION_SECRET, and refuses it alone or equal to it, naming it', () => {
+    const current = 'c'.repeat(32);
+    const previous = 'p'.repeat(32);
+    expect(load({ KEY_ENCRYPTION_SECRET: current, KEY_ENCRYPTION_SECRET_PREVIOUS: previous })).toMatchObject({
+      keyEncryptionSecret: current,
+      keyEncryptionSecretPrevious: previous,
+    });
+    expect(
+      load({ KEY_ENCRYPTION_SECRET: current, KEY_ENCRYPTION_SECRET_PREVIOUS: '' })
+        .keyEncryptionSecretPrevious,
+    ).toBe(undefined);
+    for (const env of <Record<string, string>[]>[
+      { KEY_ENCRYPTION_SECRET_PREVIOUS: previous },
+      { KEY_ENCRYPTION_SECRET: current, KEY_ENCRYPTION_SECRET_PREVIOUS: current },
+    ]) {
+      const error = errorFor(env);
+      expect(error.name).toBe('ConfigError');
+      expect(error.message).toMatch(/^KEY_ENCRYPTION_SECRET_PREVIOUS /);
+      expect(error.message).not.toContain('\n');
+      expect(error.message).not.toContain(previous);
+      expect(error.message).not.toContain(current);
+    }
   });
 
   it('does not put a secret value into the error message', () => {

@@ -15,12 +15,19 @@ export interface StoredKey {
 const COOKIE_KEYS = 'cookie_keys';
 
 export const keysAtRestQueries = {
-  /** Every stored private key: signing keys, cookie keys and passkey API tenants' keys. */
-  async listAll(db: Db): Promise<StoredKey[]> {
+  /**
+   * Every stored private key: signing keys, cookie keys and passkey API tenants' keys.
+   * `forUpdate` (in a transaction) holds them until it commits, so no rotation or cleanup
+   * writes one meanwhile.
+   */
+  async listAll(db: Db, { forUpdate = false } = {}): Promise<StoredKey[]> {
+    const locked = <Q extends { forUpdate(): Q }>(query: Q) => (forUpdate ? query.forUpdate() : query);
     const [signing, cookie, tenants] = await Promise.all([
-      db.selectFrom('signing_keys').select(['kid as id', 'private_jwk as value']).execute(),
-      db.selectFrom('app_secrets').select(['name as id', 'value']).where('name', '=', COOKIE_KEYS).execute(),
-      db.selectFrom('passkey_tenant_keys').select(['kid as id', 'private_jwk as value']).execute(),
+      locked(db.selectFrom('signing_keys').select(['kid as id', 'private_jwk as value'])).execute(),
+      locked(
+        db.selectFrom('app_secrets').select(['name as id', 'value']).where('name', '=', COOKIE_KEYS),
+      ).execute(),
+      locked(db.selectFrom('passkey_tenant_keys').select(['kid as id', 'private_jwk as value'])).execute(),
     ]);
     return [
       ...signing.map((r) => ({ store: 'signing_keys' as const, ...r })),

@@ -1,4 +1,4 @@
-import { sql, type UpdateObject } from 'kysely';
+import { type NotNull, sql, type UpdateObject } from 'kysely';
 import type { Db } from '../connect.js';
 import type { Database } from '../schema.js';
 import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
@@ -76,6 +76,37 @@ export const mailOutboxQueries = {
       limit,
       leaseSeconds,
     );
+  },
+
+  /**
+   * The bodies of every mail that still has them (queued, retrying, or being sent), held
+   * until the transaction commits: KEY_ENCRYPTION_SECRET seals them (`sesame keys reseal`).
+   */
+  listBodiesForUpdate(db: Db): Promise<{ id: string; text_body: string; html_body: string }[]> {
+    return db
+      .selectFrom('mail_outbox')
+      .select(['id', 'text_body', 'html_body'])
+      .where('text_body', 'is not', null)
+      .where('html_body', 'is not', null)
+      .$narrowType<{ text_body: NotNull; html_body: NotNull }>()
+      .forUpdate()
+      .execute();
+  },
+
+  /** Writes a mail's bodies anew (sealed otherwise), if they are still the ones read. */
+  async replaceBodies(
+    db: Db,
+    mail: { id: string; text_body: string; html_body: string },
+    bodies: { text: string; html: string },
+  ): Promise<boolean> {
+    const result = await db
+      .updateTable('mail_outbox')
+      .set({ text_body: bodies.text, html_body: bodies.html })
+      .where('id', '=', mail.id)
+      .where('text_body', '=', mail.text_body)
+      .where('html_body', '=', mail.html_body)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
   },
 
   /**
