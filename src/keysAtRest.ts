@@ -152,6 +152,14 @@ export async function resealKeys(db: Db, secrets: KeySecrets, actor: Actor): Pro
   }
   return db.transaction().execute(async (trx) => {
     const keys = assertSecretsReadKeys(await keysAtRestQueries.listAll(trx, { forUpdate: true }), secrets);
+    // Every key in plain text: no server has started with a secret, and servers may be running
+    // without one, which could read nothing sealed here (a revoked cookie key would go on
+    // signing there). A start with the secret seals the keys itself.
+    if (keys.plain.length > 0 && keys.current.length === 0 && keys.previous.length === 0) {
+      throw new ConfigError(
+        'every stored key is in plain text: start Sesame with KEY_ENCRYPTION_SECRET, which encrypts them itself',
+      );
+    }
     const result: Reseal = {
       resealed: { ...(await sealEach(trx, keys.previous, secret)), mail_outbox: 0 },
       sealed: { ...(await sealEach(trx, keys.plain, secret)), mail_outbox: 0 },

@@ -491,7 +491,7 @@ describe('`sesame keys reseal` when KEY_ENCRYPTION_SECRET is set for the first t
     ]);
   }, 120_000);
 
-  it('seals the keys and queued mails stored in plain text, as the first start with the secret does', async () => {
+  it('refuses while every key is in plain text (servers may run without the secret), changing nothing: a start with the secret seals them', async () => {
     const db = await server.start();
     await createTenant(
       db,
@@ -501,19 +501,40 @@ describe('`sesame keys reseal` when KEY_ENCRYPTION_SECRET is set for the first t
     );
     await mailOutboxQueries.enqueue(db, A_MAIL);
     await server.stop();
+    const before = await server.whileStopped((db) => openedBy(db, SECRET));
+    expect(before).toEqual(Array(6).fill(false));
     const result = await runCli(
       ['keys', 'reseal', '--json'],
       { ...server.env, KEY_ENCRYPTION_SECRET: SECRET },
       100_000,
     );
-    expect(result.stderr).toBe('');
-    expect(JSON.parse(result.stdout)).toMatchObject({
-      resealed: { signing_keys: 0, cookie_keys: 0, passkey_tenant_keys: 0, mail_outbox: 0 },
-      sealed: { signing_keys: 2, cookie_keys: 1, passkey_tenant_keys: 1, mail_outbox: 1 },
+    expect(result.code).toBe(1);
+    expect(linesOf(result.stderr)).toEqual([
+      'sesame: every stored key is in plain text: start Sesame with KEY_ENCRYPTION_SECRET, which encrypts them itself',
+    ]);
+    expect(await server.whileStopped((db) => openedBy(db, SECRET))).toEqual(before);
+    await server.start({ KEY_ENCRYPTION_SECRET: SECRET });
+    expect(server.logLines.filter((line) => line.includes('encrypted keys'))).toHaveLength(1);
+    await server.stop();
+    // The start seals the keys; a mail queued before stays as it was (it is sent within the day)
+    // until a reseal, which now runs.
+    expect(await server.whileStopped((db) => openedBy(db, SECRET))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+    const reseal = await runCli(
+      ['keys', 'reseal', '--json'],
+      { ...server.env, KEY_ENCRYPTION_SECRET: SECRET },
+      100_000,
+    );
+    expect(JSON.parse(reseal.stdout)).toMatchObject({
+      sealed: { signing_keys: 0, cookie_keys: 0, passkey_tenant_keys: 0, mail_outbox: 1 },
+      unchanged: { signing_keys: 2, cookie_keys: 1, passkey_tenant_keys: 1 },
     });
     expect(await server.whileStopped((db) => openedBy(db, SECRET))).toEqual(Array(6).fill(true));
-    await server.start({ KEY_ENCRYPTION_SECRET: SECRET });
-    expect(server.logLines.filter((line) => line.includes('encrypted keys'))).toEqual([]);
-    await server.stop();
   }, 120_000);
 });
