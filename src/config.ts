@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { accentProblem, DEFAULT_ACCENT, normaliseHexColour } from './branding/colours.js';
 import { type BrandImageKind, imageProblem, imageTypeOf } from './branding/images.js';
 import { type Locale, SUPPORTED_LOCALES } from './i18n/locales.js';
+import { ROOT } from './paths.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from './text.js';
 
 /** Raised when the environment holds a value Sesame cannot start with; its message is one line. */
@@ -155,14 +156,23 @@ function decodes(part: string): boolean {
 /**
  * A Postgres connection URL, read here as the pool reads it (pg-connection-string): a host,
  * or a Unix socket's directory (`postgres://sesame@/sesame?host=/var/run/postgresql`, or the
- * directory percent-encoded as the host). A URL it refuses (a port out of range, a broken
- * escape, an sslcert that is not there) stops the start with this line, not at the first
- * connection. Its message never repeats the URL, which may hold a password.
+ * directory percent-encoded as the host). A URL it refuses (a port out of range, an sslcert
+ * that is not there), or one with a broken escape, which it would read otherwise than
+ * written, stops the start with this line, not at the first connection. Its message never repeats the URL, which may hold a password.
  */
 const postgresUrl = (name: string) =>
   z.string().superRefine((value, ctx) => {
     if (!/^postgres(ql)?:\/\//.test(value)) {
       ctx.addIssue({ code: 'custom', message: `${name} must be a postgres:// or postgresql:// URL` });
+      return;
+    }
+    // pg reads a URL with a bare % by escaping it whole: a password's %41 stays "%41" in one
+    // URL and becomes "A" in another. Refused as SMTP_URL's is.
+    if (/%(?![0-9a-f]{2})/i.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name} has a % that is not a percent-escape: write % as %25 (in its password too)`,
+      });
       return;
     }
     try {
@@ -187,7 +197,8 @@ const schema = z.object({
     .default('0.0.0.0'),
   DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
   DATABASE_DIRECT_URL: postgresUrl('DATABASE_DIRECT_URL').optional(),
-  DATA_DIR: z.string().min(1, { message: 'DATA_DIR must not be empty' }).default('./data'),
+  // Unset: the install's own data directory, wherever the command runs (see environmentWithDotEnv).
+  DATA_DIR: z.string().min(1, { message: 'DATA_DIR must not be empty' }).default(path.join(ROOT, 'data')),
   RP_NAME: z
     .string()
     .min(1, { message: 'RP_NAME must not be empty' })
@@ -311,8 +322,10 @@ export interface MailConfig {
 /** The mail settings from SMTP_URL, SMTP_USER, SMTP_PASSWORD and MAIL_FROM. */
 function mailConfig(values: z.infer<typeof schema>): MailConfig | undefined {
   if (!values.SMTP_URL) {
-    if (values.MAIL_FROM)
-      throw new ConfigError('MAIL_FROM is set but SMTP_URL is not: set both to send mail');
+    for (const name of ['MAIL_FROM', 'SMTP_USER', 'SMTP_PASSWORD'] as const) {
+      if (values[name])
+        throw new ConfigError(`${name} is set but SMTP_URL is not: set SMTP_URL to send mail`);
+    }
     return undefined;
   }
   if (!values.MAIL_FROM)
@@ -337,12 +350,19 @@ function mailConfig(values: z.infer<typeof schema>): MailConfig | undefined {
   });
 }
 
+/** The settings that name a file or directory. */
+const PATH_VARIABLES = ['DATA_DIR', 'BRAND_LOGO', 'BRAND_FAVICON'] as const;
+
 /**
- * The process environment over the `.env` file in the working directory (if there is one):
- * a variable set in the real environment wins over the file, as with docker and systemd.
+ * The process environment over the install's `.env` (the package root's, where package.json
+ * is), if there is one: a variable set in the real environment wins over the file, as with
+ * docker and systemd. The file is the install's wherever the server or the `sesame` command
+ * runs from, so a command run in a subdirectory uses the server's settings, not none.
+ * A relative path in the file (DATA_DIR, BRAND_LOGO, BRAND_FAVICON) is the file's own
+ * directory's; one set in the environment stays the working directory's, as a shell means it.
  * @throws ConfigError when the file exists but cannot be read.
  */
-function environmentWithDotEnv(file = path.resolve('.env')): NodeJS.ProcessEnv {
+function environmentWithDotEnv(file = path.join(ROOT, '.env')): NodeJS.ProcessEnv {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -350,12 +370,17 @@ function environmentWithDotEnv(file = path.resolve('.env')): NodeJS.ProcessEnv {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return process.env;
     throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
   }
-  return { ...parseEnv(text), ...process.env };
+  const fromFile = parseEnv(text);
+  for (const name of PATH_VARIABLES) {
+    const value = fromFile[name]?.trim();
+    if (value) fromFile[name] = path.resolve(path.dirname(file), value);
+  }
+  return { ...fromFile, ...process.env };
 }
 
 /**
  * Validates the environment and returns the frozen configuration. Without `env` it reads
- * the process environment over `./.env`.
+ * the process environment over the install's `.env` (see environmentWithDotEnv).
  * Empty (or blank) values count as unset, so `PORT=` in an env file falls back to the default.
  * @throws ConfigError with one line naming the variable and what is wrong.
  */
@@ -375,6 +400,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
   const values = parsed.data;
   const issuerUrl = new URL(values.ISSUER ?? `http://localhost:${values.PORT}`);
   const issuer = issuerUrl.href.replace(/\/$/, '');
+  if (values.DATABASE_DIRECT_URL && !values.DATABASE_URL)
+    throw new ConfigError(
+      'DATABASE_DIRECT_URL is set but DATABASE_URL is not: set DATABASE_URL too, or neither for the embedded database',
+    );
   const mail = mailConfig(values);
   if (values.SIGNUP === 'open-verified' && !mail) {
     throw new ConfigError(
@@ -430,8 +459,8 @@ function isLocalhost(hostname: string): boolean {
 
 /**
  * Settings Sesame starts with but that cannot work as intended, each as one line for the
- * start-up log: an ISSUER on which browsers refuse passkeys, and an https ISSUER reached
- * through a proxy that Sesame does not trust.
+ * start-up log: an ISSUER on which browsers refuse passkeys, an ISSUER on this machine on
+ * another port than PORT, and an https ISSUER reached through a proxy that Sesame does not trust.
  */
 export function configWarnings(config: Config): string[] {
   const warnings: string[] = [];
@@ -446,6 +475,14 @@ export function configWarnings(config: Config): string[] {
     // WebAuthn runs only in a secure context: https, or http on localhost.
     warnings.push(
       `ISSUER ${config.issuer} is http on a host other than localhost: browsers allow passkeys only over https there`,
+    );
+  }
+  // An ISSUER on this machine on another port than PORT: its links (the setup link first)
+  // lead where nothing listens, unless a proxy here maps the port (so not an error).
+  const issuerPort = Number(issuer.port || (issuer.protocol === 'https:' ? 443 : 80));
+  if ((isLoopbackHost(hostname) || isLocalhost(hostname)) && issuerPort !== config.port) {
+    warnings.push(
+      `ISSUER ${config.issuer} is on this machine but Sesame listens on PORT ${config.port}: its links lead to port ${issuerPort}, where only a proxy forwarding to ${config.port} would answer`,
     );
   }
   // Sesame serves no TLS: an https ISSUER means a proxy, on this machine or another.

@@ -18,8 +18,6 @@ import {
 import { freePort } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
-const SESAME_BIN = path.join(ROOT, 'bin', 'sesame.js');
-const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
 /** Each command opens and migrates the database; on a loaded machine that takes seconds. */
 const SLOW_MACHINE_MS = 60_000;
 
@@ -42,9 +40,14 @@ function run(child: ChildProcess, timeoutMs = 30_000) {
   return { out, exited };
 }
 
-/** `sesame <args>` run from `cwd`, where a `.env` may be. */
+/** The install `dir` lies in (where its package.json is), as `npx` and `npm start` find it. */
+function installOf(dir: string): string {
+  return fs.existsSync(path.join(dir, 'package.json')) ? dir : installOf(path.dirname(dir));
+}
+
+/** `sesame <args>` of the install `cwd` lies in, run from `cwd`. */
 function cliIn(cwd: string, args: string[], vars: Record<string, string> = {}): Promise<ProcessResult> {
-  const child = spawn(process.execPath, [SESAME_BIN, ...args], {
+  const child = spawn(process.execPath, [path.join(installOf(cwd), 'bin', 'sesame.js'), ...args], {
     cwd,
     env: childEnv(vars),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -53,12 +56,15 @@ function cliIn(cwd: string, args: string[], vars: Record<string, string> = {}): 
 }
 
 /**
- * `sesame <args>` on a terminal (util-linux `script` gives it a pseudo-terminal) that types
- * `answer` at the prompt.
+ * `sesame <args>` on a terminal (util-linux `script` gives it a pseudo-terminal, and one
+ * stream for stdout and stderr) that types `answer` at the prompt; run from `cwd`, of the
+ * install it lies in.
  */
-function cliOnTerminal(args: string[], vars: Record<string, string>, answer: string) {
-  const command = [process.execPath, SESAME_BIN, ...args].map((word) => `'${word}'`).join(' ');
+function cliOnTerminal(args: string[], vars: Record<string, string>, answer: string, cwd = ROOT) {
+  const bin = path.join(installOf(cwd), 'bin', 'sesame.js');
+  const command = [process.execPath, bin, ...args].map((word) => `'${word}'`).join(' ');
   const child = spawn('script', ['-qec', command, '/dev/null'], {
+    cwd,
     env: childEnv(vars),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -67,9 +73,12 @@ function cliOnTerminal(args: string[], vars: Record<string, string>, answer: str
   return exited;
 }
 
-/** The server started from `cwd` until its discovery answers at `baseUrl`; stop() ends it. */
+/**
+ * The server of the install `cwd` lies in, started from `cwd`, until its discovery answers at
+ * `baseUrl`; stop() ends it.
+ */
 async function serverIn(cwd: string, baseUrl: string, vars: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [path.join(installOf(cwd), 'dist', 'src', 'main.js')], {
     cwd,
     env: childEnv(vars),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -110,27 +119,50 @@ const isJson = (line: string) => {
   }
 };
 
-describe('a first run: ISSUER follows PORT, .env is read, doubtful settings warn, the log is JSON', () => {
+/**
+ * A copy of the built install in a directory of its own, as a clone elsewhere would be: its
+ * package.json, bin/ and compiled code copied (the code finds its install from where it
+ * lies), the rest linked. It has a docs/ subdirectory to run commands from.
+ */
+function copyOfInstall(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-install-'));
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+  fs.cpSync(path.join(ROOT, 'bin'), path.join(dir, 'bin'), { recursive: true });
+  fs.cpSync(path.join(ROOT, 'dist', 'src'), path.join(dir, 'dist', 'src'), {
+    recursive: true,
+    filter: (file) => !file.endsWith('.map'),
+  });
+  const linked = ['node_modules', 'views', 'public', 'locales', 'dist/migrations', 'dist/pglite-template'];
+  for (const name of [...linked, 'dist/pglite-template.version'])
+    fs.symlinkSync(path.join(ROOT, name), path.join(dir, name));
+  fs.mkdirSync(path.join(dir, 'docs'));
+  return dir;
+}
+
+describe("a first run: ISSUER follows PORT, the install's .env is read from any directory, doubtful settings warn, the log is JSON", () => {
   let database: TestDatabase;
+  let install: string;
+  /** A subdirectory of the install, where an operator reading the docs runs commands. */
   let cwd: string;
   let port: number;
 
   beforeAll(async () => {
     database = await createTestDatabase();
     port = await freePort();
-    // A working directory like a fresh clone's: settings in .env, no ISSUER.
-    cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-firstrun-'));
+    // An install like a fresh clone's: settings in its .env, no ISSUER.
+    install = copyOfInstall();
+    cwd = path.join(install, 'docs');
     const dbLine = database.env.DATABASE_URL
       ? `DATABASE_URL=${database.env.DATABASE_URL}`
       : `DATA_DIR=${database.env.DATA_DIR}`;
     fs.writeFileSync(
-      path.join(cwd, '.env'),
+      path.join(install, '.env'),
       `# as copied from .env.example\nPORT=${port}\n${dbLine}\nLOG_LEVEL=debug\nHOST=127.0.0.1\n`,
     );
   });
 
   afterAll(async () => {
-    fs.rmSync(cwd, { recursive: true, force: true });
+    fs.rmSync(install, { recursive: true, force: true });
     await database.drop();
   });
 
@@ -190,6 +222,70 @@ describe('a first run: ISSUER follows PORT, .env is read, doubtful settings warn
         ),
       }),
     ]);
+  }, 90_000);
+});
+
+describe("the embedded database is the install's, whichever directory a command runs from", () => {
+  let install: string;
+  let docs: string;
+  const createClient = (cwd: string) =>
+    cliIn(cwd, [
+      'clients',
+      'create',
+      '--name',
+      'Notes',
+      '--redirect-uri',
+      'https://notes.example/cb',
+      '--json',
+    ]);
+
+  beforeAll(() => {
+    install = copyOfInstall();
+    docs = path.join(install, 'docs');
+  });
+
+  afterAll(() => {
+    fs.rmSync(install, { recursive: true, force: true });
+  });
+
+  it("keeps it in the install's data/ when DATA_DIR is unset, where a command run from the install (as `npm start` runs) finds it", async () => {
+    fs.writeFileSync(path.join(install, '.env'), 'LOG_LEVEL=warn\n');
+    const created = await createClient(docs);
+    expect(created).toMatchObject({ code: 0, stderr: '' });
+    const { client_id: clientId } = JSON.parse(created.stdout);
+    expect(fs.existsSync(path.join(install, 'data', 'pg', 'PG_VERSION'))).toBe(true);
+    expect(fs.existsSync(path.join(docs, 'data'))).toBe(false);
+    // As `npm start` runs it: from the install, where the client is.
+    const listed = await cliIn(install, ['clients', 'list', '--json']);
+    expect(JSON.parse(listed.stdout).map((client: { client_id: string }) => client.client_id)).toEqual([
+      clientId,
+    ]);
+  }, 90_000);
+
+  it("says on a terminal which database a command uses (the data directory, or Postgres's URL without its password), and that it cannot connect to it", async () => {
+    const embedded = await cliOnTerminal(['clients', 'list'], {}, '', docs);
+    expect(embedded.code).toBe(0);
+    expect(linesOf(embedded.stdout)[0]).toBe(`sesame: using the embedded database in ${install}/data\r`);
+    // Nothing listens on port 1: the command fails after naming the database.
+    const postgres = await cliOnTerminal(
+      ['clients', 'list'],
+      { DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame' },
+      '',
+      docs,
+    );
+    expect(postgres.code).toBe(1);
+    expect(linesOf(postgres.stdout)).toEqual([
+      'sesame: using Postgres at postgres://sesame:***@127.0.0.1:1/sesame\r',
+      'sesame: cannot connect to the database: connect ECONNREFUSED 127.0.0.1:1\r',
+    ]);
+    expect(postgres.stdout).not.toContain('hunter2');
+  }, 90_000);
+
+  it('reads a relative DATA_DIR in .env from the directory of the .env', async () => {
+    fs.writeFileSync(path.join(install, '.env'), 'DATA_DIR=state\nLOG_LEVEL=warn\n');
+    expect(await createClient(docs)).toMatchObject({ code: 0, stderr: '' });
+    expect(fs.existsSync(path.join(install, 'state', 'pg', 'PG_VERSION'))).toBe(true);
+    expect(fs.existsSync(path.join(docs, 'state'))).toBe(false);
   }, 90_000);
 });
 
