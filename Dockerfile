@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # Sesame: build with every dependency, run with production ones only, as an unprivileged user.
 #   docker build -t sesame .
-#   docker run -p 3000:3000 -v sesame-data:/app/data -e ISSUER=https://id.example.com sesame
-# With Postgres, see compose.yaml.
+#   docker run -p 3000:3000 -v sesame-data:/app/data sesame             # http://localhost:3000
+# Public, behind a TLS-terminating proxy that forwards https://id.example.com to port 3000:
+#   docker run -p 127.0.0.1:3000:3000 -v sesame-data:/app/data \
+#     -e ISSUER=https://id.example.com -e TRUST_PROXY=1 sesame
+# With Postgres and Caddy as that proxy, see compose.yaml.
 
 ARG NODE_IMAGE=node:22-bookworm-slim
 

@@ -199,7 +199,7 @@ export async function createApp({
         log,
       )
     : undefined;
-  const csrf = new Csrf(cookieSigner, config.origin, config.secureCookies);
+  const csrf = new Csrf(cookieSigner, config.origin, config.secureCookies, log);
   const services: Services = {
     config,
     db,

@@ -155,14 +155,23 @@ function decodes(part: string): boolean {
 /**
  * A Postgres connection URL, read here as the pool reads it (pg-connection-string): a host,
  * or a Unix socket's directory (`postgres://sesame@/sesame?host=/var/run/postgresql`, or the
- * directory percent-encoded as the host). A URL it refuses (a port out of range, a broken
- * escape, an sslcert that is not there) stops the start with this line, not at the first
- * connection. Its message never repeats the URL, which may hold a password.
+ * directory percent-encoded as the host). A URL it refuses (a port out of range, an sslcert
+ * that is not there), or one with a broken escape, which it would read otherwise than
+ * written, stops the start with this line, not at the first connection. Its message never repeats the URL, which may hold a password.
  */
 const postgresUrl = (name: string) =>
   z.string().superRefine((value, ctx) => {
     if (!/^postgres(ql)?:\/\//.test(value)) {
       ctx.addIssue({ code: 'custom', message: `${name} must be a postgres:// or postgresql:// URL` });
+      return;
+    }
+    // pg reads a URL with a bare % by escaping it whole: a password's %41 stays "%41" in one
+    // URL and becomes "A" in another. Refused as SMTP_URL's is.
+    if (/%(?![0-9a-f]{2})/i.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name} has a % that is not a percent-escape: write % as %25 (in its password too)`,
+      });
       return;
     }
     try {
@@ -321,8 +330,10 @@ export interface MailConfig {
 /** The mail settings from SMTP_URL, SMTP_USER, SMTP_PASSWORD and MAIL_FROM. */
 function mailConfig(values: z.infer<typeof schema>): MailConfig | undefined {
   if (!values.SMTP_URL) {
-    if (values.MAIL_FROM)
-      throw new ConfigError('MAIL_FROM is set but SMTP_URL is not: set both to send mail');
+    for (const name of ['MAIL_FROM', 'SMTP_USER', 'SMTP_PASSWORD'] as const) {
+      if (values[name])
+        throw new ConfigError(`${name} is set but SMTP_URL is not: set SMTP_URL to send mail`);
+    }
     return undefined;
   }
   if (!values.MAIL_FROM)
@@ -385,6 +396,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
   const values = parsed.data;
   const issuerUrl = new URL(values.ISSUER ?? `http://localhost:${values.PORT}`);
   const issuer = issuerUrl.href.replace(/\/$/, '');
+  if (values.DATABASE_DIRECT_URL && !values.DATABASE_URL)
+    throw new ConfigError(
+      'DATABASE_DIRECT_URL is set but DATABASE_URL is not: set DATABASE_URL too, or neither for the embedded database',
+    );
   const mail = mailConfig(values);
   if (values.SIGNUP === 'open-verified' && !mail) {
     throw new ConfigError(
@@ -453,8 +468,8 @@ function isLocalhost(hostname: string): boolean {
 
 /**
  * Settings Sesame starts with but that cannot work as intended, each as one line for the
- * start-up log: an ISSUER on which browsers refuse passkeys, and an https ISSUER reached
- * through a proxy that Sesame does not trust.
+ * start-up log: an ISSUER on which browsers refuse passkeys, an ISSUER on this machine on
+ * another port than PORT, and an https ISSUER reached through a proxy that Sesame does not trust.
  */
 export function configWarnings(config: Config): string[] {
   const warnings: string[] = [];
@@ -469,6 +484,14 @@ export function configWarnings(config: Config): string[] {
     // WebAuthn runs only in a secure context: https, or http on localhost.
     warnings.push(
       `ISSUER ${config.issuer} is http on a host other than localhost: browsers allow passkeys only over https there`,
+    );
+  }
+  // An ISSUER on this machine on another port than PORT: its links (the setup link first)
+  // lead where nothing listens, unless a proxy here maps the port (so not an error).
+  const issuerPort = Number(issuer.port || (issuer.protocol === 'https:' ? 443 : 80));
+  if ((isLoopbackHost(hostname) || isLocalhost(hostname)) && issuerPort !== config.port) {
+    warnings.push(
+      `ISSUER ${config.issuer} is on this machine but Sesame listens on PORT ${config.port}: its links lead to port ${issuerPort}, where only a proxy forwarding to ${config.port} would answer`,
     );
   }
   // Sesame serves no TLS: an https ISSUER means a proxy, on this machine or another.

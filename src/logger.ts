@@ -13,6 +13,11 @@ export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
+  /**
+   * A warn line written whatever LOG_LEVEL says, even `silent`: for the one line an operator
+   * cannot do without (the first-run setup link), which nothing else would tell them.
+   */
+  warnAlways(message: string, fields?: Record<string, unknown>): void;
   /** Whether lines at `level` are written: work done only to build such a line can be skipped. */
   writes(level: Level): boolean;
 }
@@ -99,17 +104,20 @@ export function createLogger(
   write: (line: string) => void = (line) => process.stderr.write(line),
 ): Logger {
   const threshold = ORDER[level];
-  const at = (lvl: Level) => (message: string, fields?: Record<string, unknown>) => {
-    if (ORDER[lvl] < threshold) return;
+  const line = (lvl: Level, message: string, fields?: Record<string, unknown>) => {
     const safe: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(fields ?? {})) safe[name] = redactField(name, value);
     write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...safe })}\n`);
+  };
+  const at = (lvl: Level) => (message: string, fields?: Record<string, unknown>) => {
+    if (ORDER[lvl] >= threshold) line(lvl, message, fields);
   };
   return {
     debug: at('debug'),
     info: at('info'),
     warn: at('warn'),
     error: at('error'),
+    warnAlways: (message, fields) => line('warn', message, fields),
     writes: (lvl) => ORDER[lvl] >= threshold,
   };
 }

@@ -7,6 +7,7 @@
 // until the database and the stored keys are known to be good, so a busy data directory or
 // a wrong KEY_ENCRYPTION_SECRET still stops the start with its one line.
 import { type Config, ConfigError, configWarnings, loadConfig } from './config.js';
+import { isConnectionFailure } from './db/connectionFailure.js';
 import { DataDirBusyError } from './db/dataDirLock.js';
 import { createLogger, type Logger, routeProcessWarnings } from './logger.js';
 import { routeProviderNotices } from './oidc/providerNotices.js';
@@ -36,7 +37,7 @@ async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
     // A setting the stored data refutes (KEY_ENCRYPTION_SECRET) is a config error: its one line as it is.
     if (error instanceof DataDirBusyError || error instanceof StartError || error instanceof ConfigError)
       throw error;
-    throw new StartError(name, error);
+    throw new StartError(isConnectionFailure(error) ? 'cannot connect to the database' : name, error);
   }
 }
 

@@ -101,14 +101,15 @@ export async function issueSetupLink(
 
 /**
  * Called once the server listens: while no administrator exists, logs the one-time link
- * that creates the first one. The URL is deliberately in the log (the only secret Sesame
+ * that creates the first one, at warn whatever LOG_LEVEL says (error or silent included). The URL is deliberately in the log (the only secret Sesame
  * ever logs): whoever reads the server's log runs the server. The field is `setup_url`,
  * not `url`, which the logger would redact.
  */
 export async function announceSetupLink(db: Db, config: Config, log: Logger): Promise<string | undefined> {
   const link = await issueSetupLink(db, config);
   if (!link) return undefined;
-  log.warn('no administrator yet: open this link to create one', {
+  // Whatever LOG_LEVEL says: without this line nobody can become the first administrator.
+  log.warnAlways('no administrator yet: open this link to create one', {
     setup_url: link.url,
     expires_at: link.expiresAt.toISOString(),
   });

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
-import { type DatabaseHandle, openDatabase } from '../db/connect.js';
+import { type DatabaseHandle, databaseUrlForLog, openDatabase } from '../db/connect.js';
 import { secretForCommands } from '../keysAtRest.js';
 import { printable } from '../text.js';
 
@@ -22,16 +22,39 @@ export function cliActor(): string {
   }
 }
 
+/** Whether the command prints JSON (--json): then its stderr holds nothing but an error. */
+let printsJson = false;
+
+/** Set before each command runs (cli/main.ts), from its --json. */
+export function setPrintsJson(json: boolean): void {
+  printsJson = json;
+}
+
+/**
+ * The database a command opens, as one line for the operator: the data directory, or the
+ * Postgres URL with its password masked. A command run with other settings than the
+ * server's (another directory's, or DATABASE_URL set only for the server) shows it here.
+ */
+function databaseLine(config: Pick<Config, 'databaseUrl' | 'dataDir'>): string {
+  return config.databaseUrl
+    ? `using Postgres at ${databaseUrlForLog(config.databaseUrl)}`
+    : `using the embedded database in ${config.dataDir}`;
+}
+
 /**
  * Runs one command against the database the server uses (same config), migrated to the
- * latest schema first so the CLI works before the server's first start. `sealsKeys`: the
- * command seals the stored keys itself (`keys reseal`), with KEY_ENCRYPTION_SECRET as set.
+ * latest schema first so the CLI works before the server's first start. On a terminal, and
+ * unless the command prints JSON, it first says on stderr which database that is; a script's
+ * stderr keeps only the one line of an error. `sealsKeys`: the command seals the stored keys
+ * itself (`keys reseal`), with KEY_ENCRYPTION_SECRET as set.
  */
 export async function withDatabase<T>(
   run: (db: DatabaseHandle['db'], config: Config, migrationsApplied: string[]) => Promise<T>,
   { sealsKeys = false } = {},
 ): Promise<T> {
   const config = loadConfig();
+  if (!printsJson && process.stderr.isTTY)
+    process.stderr.write(`sesame: ${printable(databaseLine(config))}\n`);
   // Beside a running server on the embedded database, the command works through the server.
   const database = await openDatabase(config, { poolSize: 2, throughRunningServer: true });
   try {

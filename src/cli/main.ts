@@ -2,12 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.js';
+import { isConnectionFailure } from '../db/connectionFailure.js';
 import { DataDirBusyError } from '../db/dataDirLock.js';
 import { ROOT } from '../paths.js';
 import { printable } from '../text.js';
 import { registerApiKeyCommands } from './apiKeys.js';
 import { registerClientCommands } from './clients.js';
-import { CliError, output, withDatabase } from './context.js';
+import { CliError, output, setPrintsJson, withDatabase } from './context.js';
 import { registerGroupCommands } from './groups.js';
 import { registerKeyCommands } from './keys.js';
 import { registerPasskeyApiCommands } from './passkeyApi.js';
@@ -35,7 +36,8 @@ const program = new Command('sesame')
   .configureOutput({
     outputError: (message, write) => write(`sesame: ${oneLine(message)} (see --help)\n`),
   })
-  .exitOverride();
+  .exitOverride()
+  .hook('preAction', (_program, command) => setPrintsJson(Boolean(command.opts().json)));
 
 /** `sesame clients` in `sesame: ... (see sesame clients --help)`. */
 function commandPath(command: Command): string {
@@ -98,7 +100,8 @@ try {
   } else {
     // A driver's error (Postgres unreachable, a failed query) may be empty or span lines.
     const message = oneLine((error as Error)?.message || String(error)) || 'failed';
-    process.stderr.write(`sesame: ${message}\n`);
+    const connecting = isConnectionFailure(error) ? 'cannot connect to the database: ' : '';
+    process.stderr.write(`sesame: ${connecting}${message}\n`);
     process.exitCode = 1;
   }
 }

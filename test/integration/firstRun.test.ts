@@ -193,6 +193,31 @@ describe('a first run: ISSUER follows PORT, .env is read, doubtful settings warn
   }, 90_000);
 });
 
+describe('the sesame command names its database on a terminal', () => {
+  it("says which database a command uses (the data directory, or Postgres's URL without its password), and that it cannot connect to it", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-cli-db-'));
+    try {
+      const embedded = await cliOnTerminal(['clients', 'list'], { DATA_DIR: dataDir }, '');
+      expect(embedded.code).toBe(0);
+      expect(linesOf(embedded.stdout)[0]).toBe(`sesame: using the embedded database in ${dataDir}\r`);
+      // Nothing listens on port 1: the command fails after naming the database.
+      const postgres = await cliOnTerminal(
+        ['clients', 'list'],
+        { DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame' },
+        '',
+      );
+      expect(postgres.code).toBe(1);
+      expect(linesOf(postgres.stdout)).toEqual([
+        'sesame: using Postgres at postgres://sesame:***@127.0.0.1:1/sesame\r',
+        'sesame: cannot connect to the database: connect ECONNREFUSED 127.0.0.1:1\r',
+      ]);
+      expect(postgres.stdout).not.toContain('hunter2');
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
+
 describe('the sesame command: --version, and deletions it asks about', () => {
   let database: TestDatabase;
   /** Commands without a terminal: their stdin is not one, as in a script or a pipeline. */

@@ -50,26 +50,29 @@ describe('the first-run setup link (ISSUER/setup/<token>)', () => {
     return finishSetup(person, url, csrf, options);
   }
 
-  it('logs one JSON line with the link while no administrator exists, and stores only its hash', async () => {
-    const lines: string[] = [];
-    const url = await announceSetupLink(
-      sesame.db,
-      sesame.config,
-      createLogger('info', (line) => lines.push(line)),
-    );
-    expect(url).toMatch(new RegExp(`^${sesame.baseUrl}/setup/[A-Za-z0-9_-]{43}$`));
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({
-      level: 'warn',
-      msg: 'no administrator yet: open this link to create one',
-      setup_url: url,
-    });
-    const token = url!.split('/').at(-1)!;
-    const rows = await sesame.db.selectFrom('setup_links').selectAll().execute();
-    expect(rows).toHaveLength(1);
-    expect(rows[0]!.token_hash).toBe(sha256Hex(token));
-    expect(JSON.stringify(rows)).not.toContain(token);
-  });
+  it.each(['info', 'error', 'silent'] as const)(
+    'logs one JSON line with the link while no administrator exists (at LOG_LEVEL=%s), and stores only its hash',
+    async (level) => {
+      const lines: string[] = [];
+      const url = await announceSetupLink(
+        sesame.db,
+        sesame.config,
+        createLogger(level, (line) => lines.push(line)),
+      );
+      expect(url).toMatch(new RegExp(`^${sesame.baseUrl}/setup/[A-Za-z0-9_-]{43}$`));
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0]!)).toMatchObject({
+        level: 'warn',
+        msg: 'no administrator yet: open this link to create one',
+        setup_url: url,
+      });
+      const token = url!.split('/').at(-1)!;
+      const rows = await sesame.db.selectFrom('setup_links').selectAll().execute();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.token_hash).toBe(sha256Hex(token));
+      expect(JSON.stringify(rows)).not.toContain(token);
+    },
+  );
 
   it('logs nothing and removes leftover links once an administrator exists', async () => {
     await newLink();

@@ -258,6 +258,16 @@ describe('refusing to start with a bad setting', () => {
       'postgres://sesame:hunter2@db:99999/sesame',
       'sesame: DATABASE_URL is not a connection URL Postgres clients read: Invalid URL',
     ],
+    [
+      'DATABASE_URL',
+      'postgres://sesame:hunter2%zz@db/sesame',
+      'sesame: DATABASE_URL has a % that is not a percent-escape: write % as %25 (in its password too)',
+    ],
+    [
+      'DATABASE_DIRECT_URL',
+      'postgres://sesame@db/sesame',
+      'sesame: DATABASE_DIRECT_URL is set but DATABASE_URL is not: set DATABASE_URL too, or neither for the embedded database',
+    ],
   ])('exits non-zero on %s=%s with exactly one line on stderr naming it', async (variable, value, line) => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-badconfig-'));
     try {
@@ -285,7 +295,7 @@ describe("a library's process warning", () => {
       });
       expect(result.code).toBe(1);
       const lines = linesOf(result.stderr);
-      expect(lines.pop()).toMatch(/^sesame: cannot migrate the database: .*ECONNREFUSED/);
+      expect(lines.pop()).toMatch(/^sesame: cannot connect to the database: .*ECONNREFUSED/);
       const entries = lines.map((line) => JSON.parse(line) as Record<string, string>);
       expect(entries).toContainEqual(
         expect.objectContaining({
@@ -299,6 +309,18 @@ describe("a library's process warning", () => {
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+(onPostgres ? describe : describe.skip)('a Postgres database that is not there', () => {
+  it('stops the start with "cannot connect to the database", not as a failed migration', async () => {
+    const url = new URL(process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL!);
+    url.pathname = '/sesame_never_created';
+    const result = await runServerExpectingExit({ DATABASE_URL: url.href });
+    expect(result.code).toBe(1);
+    expect(linesOf(result.stderr).pop()).toBe(
+      'sesame: cannot connect to the database: database "sesame_never_created" does not exist',
+    );
   });
 });
 

@@ -154,6 +154,26 @@ describe('configuration from the environment', () => {
     expect(message).not.toContain('hunter2');
   });
 
+  it('refuses a DATABASE_URL with a bare % (pg would read it otherwise than written) in one line without the password', () => {
+    const { message } = errorFor({ DATABASE_URL: 'postgres://sesame:hunter2%zz@db/sesame' });
+    expect(message).toBe(
+      'DATABASE_URL has a % that is not a percent-escape: write % as %25 (in its password too)',
+    );
+    expect(message).not.toContain('hunter2');
+    expect(load({ DATABASE_URL: 'postgres://sesame:hunter2%25zz@db/sesame' }).databaseUrl).toBeDefined();
+  });
+
+  it.each([
+    [
+      { DATABASE_DIRECT_URL: 'postgres://db/sesame' },
+      'DATABASE_DIRECT_URL is set but DATABASE_URL is not: set DATABASE_URL too, or neither for the embedded database',
+    ],
+    [{ SMTP_USER: 'sesame' }, 'SMTP_USER is set but SMTP_URL is not: set SMTP_URL to send mail'],
+    [{ SMTP_PASSWORD: 'hunter2' }, 'SMTP_PASSWORD is set but SMTP_URL is not: set SMTP_URL to send mail'],
+  ])('refuses %j, which works only with another setting, in one line naming it', (env, message) => {
+    expect(errorFor(env).message).toBe(message);
+  });
+
   it('keeps the passkey API audit log 90 days unless PASSKEY_AUDIT_LOG_DAYS says otherwise (0: forever)', () => {
     expect(load({}).passkeyAuditLogDays).toBe(90);
     expect(load({ PASSKEY_AUDIT_LOG_DAYS: '0' }).passkeyAuditLogDays).toBe(0);
@@ -345,7 +365,7 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
 
   it.each([
     ['http://192.168.1.10:3402', /^ISSUER http:\/\/192\.168\.1\.10:3402 has an IP address as its host/],
-    ['https://127.0.0.1:8443', /has an IP address as its host/],
+    ['https://127.0.0.1:3000', /has an IP address as its host/],
     ['http://[::1]:3000', /has an IP address as its host/],
     ['http://sesame.example', /^ISSUER http:\/\/sesame\.example is http on a host other than localhost/],
   ])('warns in one line that passkeys cannot work on ISSUER=%s', (issuer, message) => {
@@ -354,6 +374,20 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
     expect(warnings).toEqual([expect.stringMatching(message)]);
     expect(warnings[0]).not.toContain('\n');
   });
+
+  it.each([
+    ['http://localhost:3000', '3400', 3000],
+    ['http://127.0.0.1:3000', '3400', 3000],
+    ['http://sesame.localhost', '3000', 80],
+  ])(
+    'warns when ISSUER=%s is on this machine but PORT=%s is another port (a local proxy may map it)',
+    (issuer, port, issuerPort) => {
+      const warnings = configWarnings(load({ ISSUER: issuer, PORT: port }));
+      expect(warnings).toContainEqual(
+        `ISSUER ${issuer} is on this machine but Sesame listens on PORT ${port}: its links lead to port ${issuerPort}, where only a proxy forwarding to ${port} would answer`,
+      );
+    },
+  );
 
   it.each([
     ['any address', {}],

@@ -1,10 +1,14 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { randomSecret } from '../../crypto.js';
+import type { Logger } from '../../logger.js';
 import type { CookieSigner } from '../cookieSigner.js';
 import { HttpError } from '../errors.js';
 
 const COOKIE = 'sesame.csrf';
+
+/** At most one log line a minute about pages opened at another address: a flood writes no more. */
+const OTHER_ADDRESS_LOG_INTERVAL_MS = 60_000;
 
 /**
  * CSRF protection for Sesame's own forms and fetch calls: a random per-browser cookie plus a
@@ -19,7 +23,11 @@ export class Csrf {
     private readonly keys: Pick<CookieSigner, 'keys'>,
     private readonly origin: string,
     private readonly secureCookies: boolean,
+    private readonly log: Logger,
   ) {}
+
+  /** When the last line about a page opened at another address was logged. */
+  private otherAddressLoggedAt = Number.NEGATIVE_INFINITY;
 
   private sign(value: string, key = this.keys.keys[0]!): string {
     return createHmac('sha256', key).update(value).digest('base64url');
@@ -47,8 +55,7 @@ export class Csrf {
     return async (ctx: Context, next: Next) => {
       if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') return next();
       const origin = ctx.get('origin');
-      if (origin && origin !== this.origin)
-        throw new HttpError(403, 'forbidden', 'Cross-origin request refused').localized('errors.crossOrigin');
+      if (origin && origin !== this.origin) throw this.refusal(origin, String(ctx.state.requestedHost ?? ''));
       const cookie = ctx.cookies.get(COOKIE);
       const body = ctx.request.body as Record<string, unknown> | undefined;
       const presented = ctx.get('x-csrf-token') || (typeof body?._csrf === 'string' ? body._csrf : '');
@@ -61,6 +68,31 @@ export class Csrf {
       }
       await next();
     };
+  }
+
+  /**
+   * The refusal of a request from another origin. When that origin is the request's own
+   * host, it came from one of Sesame's pages opened at another address than ISSUER's
+   * (127.0.0.1 for localhost, http for https): the person is told where to open it, and the
+   * log says so, since its 403 alone does not. Anything else is refused as cross-origin.
+   */
+  private refusal(origin: string, host: string): HttpError {
+    const opened = URL.parse(origin);
+    if (!opened || opened.host !== host.toLowerCase())
+      return new HttpError(403, 'forbidden', 'Cross-origin request refused').localized('errors.crossOrigin');
+    const now = Date.now();
+    if (now - this.otherAddressLoggedAt >= OTHER_ADDRESS_LOG_INTERVAL_MS) {
+      this.otherAddressLoggedAt = now;
+      this.log.warn('a page was opened at another address than ISSUER: its forms are refused', {
+        opened_at: opened.origin,
+        issuer: this.origin,
+      });
+    }
+    return new HttpError(
+      403,
+      'forbidden',
+      `This page was opened at ${opened.origin}, but this site is served at ${this.origin}: open it there.`,
+    ).localized('errors.otherAddress', { origin: opened.origin, issuer: this.origin });
   }
 
   private matches(cookie: string, presented: string): boolean {

@@ -17,6 +17,8 @@ export function issuerOrigin(config: Config) {
   const pin = issuerHeaderPinner(config);
   const secure = config.secureCookies;
   return function pinIssuerOrigin(ctx: Context, next: Next) {
+    // The Host the browser asked, kept for the CSRF check's message (csrf.ts) only.
+    ctx.state.requestedHost = ctx.get('host');
     // Read (and cached by Koa) before the header it comes from is replaced.
     pin(ctx.req.headers, ctx.ip);
     // The scheme is the issuer's too: Koa's cookie jar takes it from the socket (or, under
