@@ -5,14 +5,14 @@ import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliverie
  * Queues a logout token (Back-Channel Logout 1.0) for every app with a
  * backchannel_logout_uri that the account's browser sessions signed in to, one per session
  * (its `sid`); with `grants`, also for every app it granted access with no such session,
- * by `sub` alone (with `'devices'`, only apps a device's grant names); with `clientId`, for that app only. Call it in the transaction that ends the sessions, before their rows go;
+ * by `sub` alone; with `clientId`, for that app only. Call it in the transaction that ends the sessions, before their rows go;
  * once it committed, wake the outbox (wakeBackchannelOutboxes) so they leave at once.
  * @returns how many deliveries were queued.
  */
 export async function queueAccountLogouts(
   trx: Db,
   accountId: string,
-  what: { grants: boolean | 'devices'; clientId?: string },
+  what: { grants: boolean; clientId?: string },
 ): Promise<number> {
   const targets = await backchannelDeliveriesQueries.logoutTargetsOfAccount(
     trx,
@@ -23,6 +23,27 @@ export async function queueAccountLogouts(
   await backchannelDeliveriesQueries.enqueue(
     trx,
     targets.map((t) => ({ clientId: t.client_id, uri: t.uri, sub: accountId, sid: t.sid })),
+  );
+  return targets.length;
+}
+
+/**
+ * Queues a logout token naming the account by `sub` alone, no `sid`, for each of the apps
+ * that has a backchannel_logout_uri: the app ends every sign-in of the person it holds
+ * (Back-Channel Logout 1.0 §2.4, §2.6), so call it only when every one of them ends: a
+ * device's (RFC 8628), whose tokens name no session, that was the app's last grant, or all of
+ * the person's. Call it in the transaction that ends them; then wake the outbox.
+ * @returns how many deliveries were queued.
+ */
+export async function queueSubjectLogouts(
+  trx: Db,
+  accountId: string,
+  clientIds: readonly string[],
+): Promise<number> {
+  const targets = await backchannelDeliveriesQueries.logoutUrisOf(trx, clientIds);
+  await backchannelDeliveriesQueries.enqueue(
+    trx,
+    targets.map((t) => ({ clientId: t.client_id, uri: t.uri, sub: accountId, sid: null })),
   );
   return targets.length;
 }

@@ -5,7 +5,7 @@ import { APPROVED_ON_DEVICE, oidcModelsQueries } from '../db/queries/oidcModels.
 import { notFound } from '../http/errors.js';
 import { ACCOUNT_CLIENT_ID } from '../oidc/accountClient.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
-import { queueAccountLogouts } from './backchannelLogout.js';
+import { queueAccountLogouts, queueSubjectLogouts } from './backchannelLogout.js';
 import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
 
 /**
@@ -99,7 +99,9 @@ async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void>
  * page promises. Devices the person approved a code for stay signed in: each is its own entry
  * on the account page ({@link revokeDeviceSignIn}); while one is, the app is told of the
  * browser sessions only, as a logout token with `sub` alone would end the device's sign-in
- * at the app too.
+ * at the app too. Their grants are marked as outliving the revoke (CONSENT_REVOKED): the
+ * consent the person gave on a device is not copied into the app's next sign-in, in a
+ * browser or on another device, which asks for it again.
  */
 export async function revokeConnectedApp(db: Db, userId: string, clientId: string): Promise<void> {
   const apps = (await listConnectedApps(db, userId)).filter((a) => a.clientId === clientId);
@@ -110,6 +112,7 @@ export async function revokeConnectedApp(db: Db, userId: string, clientId: strin
     // Before the grants go: an app no session names is found by its grant.
     await queueAccountLogouts(trx, userId, { grants: !devicesStay, clientId });
     await revokeGrants(trx, app.grantIds);
+    if (devicesStay) await oidcModelsQueries.markConsentRevoked(trx, userId, clientId, new Date());
     await oidcModelsQueries.forgetClientInSessions(trx, userId, clientId);
     await auditQueries.record(trx, `user:${userId}`, 'grant.revoke', userId, { client: clientId });
   });
@@ -135,7 +138,9 @@ export async function revokeDeviceSignIn(
   if (!device)
     throw notFound('This device is not signed in to your account.').localized('errors.deviceNotSignedIn');
   await db.transaction().execute(async (trx) => {
-    if (apps.length === 1) await queueAccountLogouts(trx, userId, { grants: true, clientId });
+    // By `sub` alone: a browser session that still names the app (its grant gone, as the app
+    // revoked its refresh token) is not the device's, and must not be ended by its `sid`.
+    if (apps.length === 1) await queueSubjectLogouts(trx, userId, [clientId]);
     await revokeGrants(trx, device.grantIds);
     await auditQueries.record(trx, `user:${userId}`, 'grant.revoke', userId, {
       client: clientId,
@@ -149,15 +154,21 @@ export async function revokeDeviceSignIn(
  * Signs the account out of Sesame in every browser by ending all its provider sessions, and
  * every sign-in still in progress, for good: a request that loaded a session before cannot
  * bring it back (see revokeAccountSignIns). Devices the person approved a code for (RFC 8628)
- * are signed out too: their grants go, with their tokens. Apps keep the tokens they were
- * given in browsers: disconnecting an app is the separate revoke above.
+ * are signed out too: their grants go, with their tokens, those approved before device
+ * grants were marked as such too (deviceGrantsOf). Apps keep the tokens they were given in
+ * browsers: disconnecting an app is the separate revoke above. Each app with a
+ * backchannel_logout_uri is told of each browser session by its `sid`, and one with a device
+ * also by `sub` alone, which ends the device's sign-in at the app (its tokens name no
+ * session) with the rest of the person's, all of which end.
  */
 export async function signOutEverywhere(db: Db, userId: string): Promise<number> {
   const { ended, at } = await db.transaction().execute(async (trx) => {
     const at = await revokeAccountSignIns(trx, userId, { tokens: false });
-    await queueAccountLogouts(trx, userId, { grants: 'devices' });
-    const devices = await oidcModelsQueries.deviceGrantIdsOf(trx, userId);
-    await revokeGrants(trx, devices);
+    await queueAccountLogouts(trx, userId, { grants: false });
+    const devices = await oidcModelsQueries.deviceGrantsOf(trx, userId);
+    const deviceGrantIds = devices.map((grant) => grant.id);
+    await queueSubjectLogouts(trx, userId, [...new Set(devices.map((grant) => grant.clientId))]);
+    await revokeGrants(trx, deviceGrantIds);
     const ended = await oidcModelsQueries.destroySessionsOfAccount(trx, userId);
     await auditQueries.record(trx, `user:${userId}`, 'session.end_all', userId, {
       sessions: ended,

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { APPROVED_ON_DEVICE } from '../db/queries/oidcModels.js';
+import { APPROVED_ON_DEVICE, CONSENT_REVOKED } from '../db/queries/oidcModels.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { DEVICE_CODE_GRANT } from './clients.js';
@@ -55,10 +55,13 @@ export function isDeviceApproval(ctx: { oidc?: { route?: unknown } } | undefined
   return DEVICE_APPROVAL_ROUTES.has(ctx?.oidc?.route);
 }
 
-/** Lets the provider's grants keep {@link APPROVED_ON_DEVICE}: it stores only the members it knows. */
+/**
+ * Lets the provider's grants keep {@link APPROVED_ON_DEVICE} and {@link CONSENT_REVOKED} when
+ * it saves one again: it stores only the members it knows.
+ */
 export function keepDeviceApprovals(Grant: object): void {
   const fields = (Grant as { IN_PAYLOAD: string[] }).IN_PAYLOAD;
-  Object.defineProperty(Grant, 'IN_PAYLOAD', { get: () => [...fields, APPROVED_ON_DEVICE] });
+  Object.defineProperty(Grant, 'IN_PAYLOAD', { get: () => [...fields, APPROVED_ON_DEVICE, CONSENT_REVOKED] });
 }
 
 type SessionEntries = { authorizations?: Record<string, unknown> };

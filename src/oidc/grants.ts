@@ -61,11 +61,13 @@ export function consentGrantId(interaction: { uid: string; cid?: string }): stri
  *    into this session — a copy, not the same grant, because signing out revokes the
  *    session's grant and must not end the other browser's tokens. Scopes it does not
  *    cover still bring the consent page, which then extends only this copy. Revoking the
- *    app (account page) deletes every grant, so nothing is left to copy.
+ *    app (account page) deletes its grants but its devices', and marks those as outliving
+ *    the revoke (CONSENT_REVOKED), so no consent given before it is copied: the app asks again.
  *
  * A device's approval (RFC 8628) never takes the grant the browser session holds: it gets a
- * grant of its own (a copy of earlier consent, a first-party app's new grant, or the consent
- * page's), which the account page lists as that device's sign-in (deviceFlow.ts).
+ * grant of its own (a copy of earlier consent, a browser's or another device's, a first-party
+ * app's new grant, or the consent page's), which the account page lists as that device's
+ * sign-in (deviceFlow.ts).
  */
 export function createLoadExistingGrant(
   db: Db,
@@ -100,7 +102,7 @@ export function createLoadExistingGrant(
       await grant.save();
       return grant;
     }
-    const earlier = await oidcModelsQueries.latestGrantOf(db, accountId, client.clientId);
+    const earlier = await oidcModelsQueries.consentToCopy(db, accountId, client.clientId);
     if (!earlier) return undefined;
     const decision = Object.fromEntries(
       DECISION_FIELDS.filter((field) => earlier[field] !== undefined).map((field) => [

@@ -299,9 +299,10 @@ describe('back-channel logout', () => {
     expect(other.received).toHaveLength(0);
   }, 60_000);
 
-  it("names no session in the device's tokens of an app that also signs in in browsers: its browser sign-out ends the browser's sign-in only", async () => {
+  /** An app with its own endpoint that signs people in in browsers and on devices (RFC 8628). */
+  async function registerBothWays(name: string) {
     const endpoint = await newEndpoint();
-    const app = await registerApp('Both ways', [
+    const app = await registerApp(name, [
       '--backchannel-logout-uri',
       endpoint.url,
       '--grant-type',
@@ -309,13 +310,29 @@ describe('back-channel logout', () => {
       '--grant-type',
       'refresh_token',
       '--grant-type',
-      'urn:ietf:params:oauth:grant-type:device_code',
+      DEVICE_CODE_GRANT,
     ]);
+    return { endpoint, app };
+  }
+
+  /** A device of `rp`, approved in the person's browser; its tokens. */
+  async function signInDevice(person: Person, rp: TestRp) {
+    const started = await oidc.initiateDeviceAuthorization(rp.config, { scope: 'openid email' });
+    expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
+    return oidc.pollDeviceAuthorizationGrant(rp.config, { ...started, interval: 0.01 });
+  }
+
+  /** Whom the logout tokens queued for an app name, in order. */
+  async function queuedFor(rp: TestRp) {
+    const rows = await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(rp));
+    return rows.map((row) => ({ sub: row.sub, sid: row.sid }));
+  }
+
+  it("names no session in the device's tokens of an app that also signs in in browsers: its browser sign-out ends the browser's sign-in only", async () => {
+    const { endpoint, app } = await registerBothWays('Both ways');
     const person = new Person(sesame.baseUrl);
     const browserTokens = await signIn(person, app, true);
-    const started = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email' });
-    expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
-    const deviceTokens = await oidc.pollDeviceAuthorizationGrant(app.config, { ...started, interval: 0.01 });
+    const deviceTokens = await signInDevice(person, app);
     // The browser's sign-in names its session; the device's, approved in that browser, none.
     expect(browserTokens.claims()!.sid).toEqual(expect.any(String));
     expect(deviceTokens.claims()!.sid).toBeUndefined();
@@ -329,6 +346,58 @@ describe('back-channel logout', () => {
     expect(payload.sid).toBe(browserTokens.claims()!.sid);
     const sub = deviceTokens.claims()!.sub;
     expect(await oidc.fetchUserInfo(app.config, deviceTokens.access_token, sub)).toMatchObject({ sub });
+  }, 60_000);
+
+  it("tells an app of a device's revoke by sub alone when it was the app's last grant, never by a browser session's sid", async () => {
+    const { app } = await registerBothWays('Both ways, devices revoked');
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(app, 'openid email offline_access', { prompt: 'consent' });
+    const next = await person.signUp(
+      await person.open(pending.url),
+      `b${randomBytes(4).toString('hex')}@example.com`,
+    );
+    const browser = await finishLogin(app, pending, await person.continueToApp(next, REDIRECT_URI));
+    const sub = browser.claims()!.sub;
+    await signInDevice(person, app);
+    await signInDevice(person, app);
+    const deviceRevokes = (text: string) =>
+      [...text.matchAll(/action="(\/account\/apps\/[^/"]+\/devices\/[^/"]+\/revoke)"/g)].map((m) => m[1]!);
+    const revokeFirstDevice = async () => {
+      const page = await person.browser.request('/account');
+      const [action] = deviceRevokes(page.text);
+      expect((await person.browser.request(action!, { form: { _csrf: page.csrf() } })).status).toBe(303);
+    };
+
+    // One device of two: the browser's sign-in and the other device stay, so the app is not told.
+    await revokeFirstDevice();
+    expect(await queuedFor(app)).toEqual([]);
+    // The app drops its browser refresh token (RFC 7009): that grant goes, while the browser
+    // session still names the app, with its sid. The last device's revoke ends the person's
+    // last sign-in at the app: it is told by sub alone, not of that browser session.
+    await oidc.tokenRevocation(app.config, browser.refresh_token!);
+    await revokeFirstDevice();
+    expect(await queuedFor(app)).toEqual([{ sub, sid: null }]);
+  }, 60_000);
+
+  it('tells an app of its device too when the person signs out everywhere, by sub alone beside the sid', async () => {
+    const { app } = await registerBothWays('Both ways, everywhere');
+    const person = new Person(sesame.baseUrl);
+    const browser = await signIn(person, app, true);
+    await signInDevice(person, app);
+    const csrf = (await person.browser.request('/account')).csrf();
+    expect(
+      (await person.browser.request('/account/sign-out-everywhere', { form: { _csrf: csrf } })).status,
+    ).toBe(303);
+    const { sub } = browser.claims()!;
+    const sid = String(browser.claims()!.sid);
+    const bySid = (a: { sid: string | null }, b: { sid: string | null }) =>
+      String(a.sid).localeCompare(String(b.sid));
+    expect((await queuedFor(app)).sort(bySid)).toEqual(
+      [
+        { sub, sid },
+        { sub, sid: null },
+      ].sort(bySid),
+    );
   }, 60_000);
 
   it('does not tell a device app that the browser which approved it signed out: the device stays signed in, and is told by sub when its sign-in ends', async () => {

@@ -222,6 +222,20 @@ describe('sign-in on a device without a browser', () => {
     expect(await pollOnce()).toEqual(slowDown);
   });
 
+  it('keeps the interval slow_down grew when the person confirms the code', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const pollOnce = () => pollToken(sesame.baseUrl, tv.clientMetadata().client_id, started.device_code);
+    expect(await pollOnce()).toEqual(pending);
+    expect(await pollOnce()).toEqual(slowDown);
+    // The provider saves the code again when the person confirms it (still to sign in): the
+    // interval stays 10 s, and a poll 6 s after the last is still too soon.
+    await enterCode(new Person(sesame.baseUrl), started.user_code);
+    await lastPolledAgo(sesame, started.device_code, 6);
+    expect(await pollOnce()).toEqual(slowDown);
+    await lastPolledAgo(sesame, started.device_code, 14.5);
+    expect(await pollOnce()).toEqual(pending);
+  });
+
   it('tells the person a wrong or empty code is not valid, and changes nothing', async () => {
     const person = new Person(sesame.baseUrl);
     const form = asPage(await person.browser.follow('/device'));

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import * as oidc from 'openid-client';
+import { APPROVED_ON_DEVICE } from '../../src/db/queries/oidcModels.js';
 import { DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
 import {
   approveDevice,
   beginLogin,
+  confirmDeviceCode,
   discoverRp,
   finishLogin,
   Person,
@@ -58,7 +61,9 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
   afterAll(() => sesame?.stop());
 
   /** Signs up a new person in a browser and signs them in to the app there. */
-  async function signInByBrowser(scope: string): Promise<{ person: Person; held: Held; idToken: string }> {
+  async function signInByBrowser(
+    scope: string,
+  ): Promise<{ person: Person; held: Held; idToken: string; sub: string }> {
     const person = new Person(sesame.baseUrl);
     const pending = await beginLogin(app, scope, { prompt: 'consent' });
     const page = await person.open(pending.url);
@@ -68,6 +73,7 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
       person,
       held: { accessToken: tokens.access_token, refreshToken: tokens.refresh_token ?? '' },
       idToken: tokens.id_token!,
+      sub: tokens.claims()!.sub,
     };
   }
 
@@ -170,6 +176,62 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
     expect(signedOut.location()).toContain(LOGGED_OUT_URI);
     expect(await active(next)).toBe(true);
     expect(await refresh(next)).toBe('ok');
+  }, 60_000);
+
+  it("asks for permission again after the app's Revoke: a device's consent is not copied into a browser or another device", async () => {
+    const { person } = await signInByBrowser('openid email');
+    const tv = await signInDevice(person, 'openid email');
+    const page = await accountPage(person);
+    expect(page.text).toContain('it will ask for your permission again next time');
+    const revoked = await person.browser.request(`/account/apps/${clientId}/revoke`, {
+      form: { _csrf: page.csrf() },
+    });
+    expect(revoked.status).toBe(303);
+    expect(await active(tv)).toBe(true);
+
+    // The same browser, silently (prompt=none): the app must ask, so it is told consent_required.
+    const silent = await beginLogin(app, 'openid email', { prompt: 'none' });
+    const answer = await person.browser.follow(silent.url, (url) => url.startsWith(REDIRECT_URI));
+    expect('stoppedAt' in answer && new URL(answer.stoppedAt).searchParams.get('error')).toBe(
+      'consent_required',
+    );
+
+    // A new browser: the consent page, not a code for the app.
+    const elsewhere = person.inNewBrowser();
+    const login = await beginLogin(app, 'openid email');
+    const signedIn = await elsewhere.signIn(await elsewhere.open(login.url));
+    const asked = asPage(await elsewhere.browser.follow(signedIn, (url) => url.startsWith(REDIRECT_URI)));
+    expect(asked.text).toContain('>Allow<');
+
+    // Another device: the consent page too.
+    const box = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email' });
+    expect((await confirmDeviceCode(person, box.user_code)).text).toContain('>Allow<');
+
+    // Allowed again in a browser, that consent is copied as before: a new device asks nothing.
+    expect(await elsewhere.continueToApp(asked.url, REDIRECT_URI)).toMatch(/[?&]code=/);
+    const radio = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email' });
+    expect((await confirmDeviceCode(elsewhere, radio.user_code)).text).toContain('Your device is signed in');
+  }, 60_000);
+
+  it('signs out on "Sign out everywhere" a device approved before device grants were marked', async () => {
+    const { person, held: browser, sub } = await signInByBrowser('openid email offline_access');
+    const tv = await signInDevice(person);
+    // As Sesame stored a device's grant before it marked them: no APPROVED_ON_DEVICE.
+    const unmarked = await sql`
+      update oidc_models set payload = payload - ${APPROVED_ON_DEVICE}::text
+      where model = 'Grant' and payload->>'accountId' = ${sub} and payload ? ${APPROVED_ON_DEVICE}::text`.execute(
+      sesame.db,
+    );
+    expect(unmarked.numAffectedRows).toBe(1n);
+    const page = await accountPage(person);
+    const done = await person.browser.request('/account/sign-out-everywhere', {
+      form: { _csrf: page.csrf() },
+    });
+    expect(done.status).toBe(303);
+    expect(await active(tv)).toBe(false);
+    expect(await refresh(tv)).toBe('invalid_grant');
+    // The app keeps what it was given in the browser (its refresh token), as before.
+    expect(await refresh(browser)).toBe('ok');
   }, 60_000);
 
   it('ends the browser sign-in and the devices on "Sign out everywhere"', async () => {

@@ -177,11 +177,11 @@ export async function signOutFromApp(
 }
 
 /**
- * At ISSUER/device, as the person whose browser is already signed in: types the device's
- * code, confirms it and allows the app on the consent page if one is shown; returns the page
- * the flow ends on ("Your device is signed in").
+ * Types a device's user code at ISSUER/device and confirms it, the person signed in: returns
+ * the page that follows, the consent page (with its Allow) if the app asks for permission,
+ * else the one saying the device is signed in.
  */
-export async function approveDevice(person: Person, userCode: string): Promise<PageResponse> {
+export async function confirmDeviceCode(person: Person, userCode: string): Promise<PageResponse> {
   const post = (page: PageResponse, fields: Record<string, string>) => {
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(page.text)?.[1];
     if (!xsrf) throw new Error(`no device form on ${page.url}: ${page.text.slice(0, 300)}`);
@@ -193,7 +193,16 @@ export async function approveDevice(person: Person, userCode: string): Promise<P
   // Signed in and the app already allowed: the device's sign-in ends at once, with no page between.
   if (!next && confirmed.status === 200) return confirmed;
   if (!next) throw new Error(`confirming the device code did not redirect: ${confirmed.text.slice(0, 300)}`);
-  const page = asPage(await person.browser.follow(next));
+  return asPage(await person.browser.follow(next));
+}
+
+/**
+ * At ISSUER/device, as the person whose browser is already signed in: types the device's
+ * code, confirms it and allows the app on the consent page if one is shown; returns the page
+ * the flow ends on ("Your device is signed in").
+ */
+export async function approveDevice(person: Person, userCode: string): Promise<PageResponse> {
+  const page = await confirmDeviceCode(person, userCode);
   if (!page.text.includes('>Allow<')) return page;
   const uid = uidOf(page);
   const posted = await person.browser.request(`/interaction/${uid}/consent`, {

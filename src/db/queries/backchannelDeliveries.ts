@@ -1,6 +1,5 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
-import { APPROVED_ON_DEVICE } from './oidcModels.js';
 import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
 
 /** One logout token to post to one app: where and for whom (each attempt signs its own token). */
@@ -49,16 +48,14 @@ export const backchannelDeliveriesQueries = {
    * The apps with a backchannel_logout_uri that an account's browser sessions signed in to,
    * one per (app, sid) from the sessions' `authorizations`. With `grants`, also every app
    * the account granted access but no session names with a sid: those get a logout token
-   * with `sub` only (Back-Channel Logout 1.0 §2.4 allows either); with `'devices'`, only
-   * apps with a device's grant (RFC 8628, APPROVED_ON_DEVICE). With `clientId`, only that app.
+   * with `sub` only (Back-Channel Logout 1.0 §2.4 allows either). With `clientId`, only that app.
    */
   async logoutTargetsOfAccount(
     db: Db,
     accountId: string,
-    grants: boolean | 'devices',
+    grants: boolean,
     clientId: string | null = null,
   ): Promise<LogoutTarget[]> {
-    const which = grants === 'devices' ? 'devices' : grants ? 'all' : 'none';
     const { rows } = await sql<LogoutTarget>`
       with session_apps as (
         select a.key as client_id, a.value->>'sid' as sid
@@ -68,8 +65,7 @@ export const backchannelDeliveriesQueries = {
       ), grant_apps as (
         select g.payload->>'clientId' as client_id, null::text as sid
         from oidc_models g
-        where g.model = 'Grant' and g.payload->>'accountId' = ${accountId}
-          and (${which}::text = 'all' or (${which}::text = 'devices' and g.payload ? ${APPROVED_ON_DEVICE}::text))
+        where ${grants}::boolean and g.model = 'Grant' and g.payload->>'accountId' = ${accountId}
           and not exists (
             select 1 from session_apps sa where sa.client_id = g.payload->>'clientId' and sa.sid is not null)
       )
@@ -79,6 +75,19 @@ export const backchannelDeliveriesQueries = {
       where c.backchannel_logout_uri is not null
         and (${clientId}::text is null or c.client_id = ${clientId}::text)`.execute(db);
     return rows;
+  },
+
+  /** The apps among `clientIds` with a backchannel_logout_uri, with it. */
+  async logoutUrisOf(db: Db, clientIds: readonly string[]): Promise<{ client_id: string; uri: string }[]> {
+    if (!clientIds.length) return [];
+    const rows = await db
+      .selectFrom('clients')
+      .select(['client_id', 'backchannel_logout_uri'])
+      .where('client_id', 'in', [...clientIds])
+      .where('backchannel_logout_uri', 'is not', null)
+      .orderBy('client_id')
+      .execute();
+    return rows.map((r) => ({ client_id: r.client_id, uri: r.backchannel_logout_uri! }));
   },
 
   /** Claims up to `limit` due rows for this instance (see claimDueRows: SKIP LOCKED and a lease). */

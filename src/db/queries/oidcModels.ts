@@ -29,6 +29,14 @@ const IS_LIVE = '(expires_at is null or expires_at > now())';
  */
 export const APPROVED_ON_DEVICE = 'approvedOnDevice';
 
+/**
+ * The payload member of a grant that outlived the person's revoke of its app on the account
+ * page (a device's, which that revoke leaves signed in): when, in seconds since the epoch.
+ * The grant still signs its device in, but its consent is not copied into a new sign-in
+ * ({@link oidcModelsQueries.consentToCopy}): the app asks again, as the page promised.
+ */
+export const CONSENT_REVOKED = 'consentRevokedAt';
+
 export type LiveRow = { payload: ModelPayload; consumed_at: Date | null };
 
 /** A discoverable sign-in challenge to store with the read of the interaction it is bound to. */
@@ -194,8 +202,14 @@ const ISSUED_UNDER_A_GRANT = [
 ]
   .map((model) => `'${model}'`)
   .join(', ');
+/**
+ * Replaces a row, but keeps a device code's poll stamps (STAMP_DEVICE_POLL), which the
+ * provider does not know and would drop when it saves the code again (the person confirms it).
+ */
 const REPLACE = `on conflict (model, id) do update set
-        payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+        payload = excluded.payload || case when excluded.model = 'DeviceCode' then jsonb_strip_nulls(jsonb_build_object(
+          'polledAt', oidc_models.payload->'polledAt', 'pollInterval', oidc_models.payload->'pollInterval')) else '{}' end,
+        grant_id = excluded.grant_id, uid = excluded.uid,
         user_code = excluded.user_code, expires_at = excluded.expires_at`;
 
 /** Inserts or replaces (by model and id) `count` rows, whose parameters follow `$after`. */
@@ -305,6 +319,26 @@ export function modelRow(
     user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
     expires_at: expiresInSeconds ? new Date(Date.now() + expiresInSeconds * 1000) : null,
   };
+}
+
+/**
+ * The newest live grant an account gave a client; with `consentOnly`, none marked
+ * {@link CONSENT_REVOKED}. `model = 'Grant'` is a literal so the partial index of migration
+ * 0005 applies.
+ */
+async function latestGrant(
+  db: Db,
+  accountId: string,
+  clientId: string,
+  consentOnly: boolean,
+): Promise<ModelPayload | undefined> {
+  const { rows } = await sql<{ payload: ModelPayload }>`
+    select payload from oidc_models
+    where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
+      and ${sql.raw(IS_LIVE)} and not (${consentOnly}::boolean and payload ? ${CONSENT_REVOKED}::text)
+    order by (payload->>'iat')::bigint desc nulls last
+    limit 1`.execute(db);
+  return rows[0]?.payload;
 }
 
 export const oidcModelsQueries = {
@@ -619,28 +653,50 @@ export const oidcModelsQueries = {
     return rows.map((r) => r.id);
   },
 
-  /** Ids of the live grants an account gave devices (APPROVED_ON_DEVICE), of every app. */
-  async deviceGrantIdsOf(db: Db, accountId: string): Promise<string[]> {
-    const rows = await live(db, 'Grant')
-      .select('id')
-      .where(sql<boolean>`payload->>'accountId' = ${accountId}`)
-      .where(sql<boolean>`payload ? ${APPROVED_ON_DEVICE}::text`)
-      .execute();
-    return rows.map((r) => r.id);
+  /**
+   * The live grants an account gave devices, of every app: those marked APPROVED_ON_DEVICE,
+   * and those from before the mark, which a device's token was issued under (its `gty`
+   * starts with the device code grant's; the device's approval then shared the approving
+   * browser session's grant, or had a grant no session names).
+   */
+  async deviceGrantsOf(db: Db, accountId: string): Promise<{ id: string; clientId: string }[]> {
+    const { rows } = await sql<{ id: string; clientId: string }>`
+      select g.id, g.payload->>'clientId' as "clientId" from oidc_models g
+      where g.model = 'Grant' and g.payload->>'accountId' = ${accountId}
+        and (g.expires_at is null or g.expires_at > now())
+        and (g.payload ? ${APPROVED_ON_DEVICE}::text or exists (
+          select 1 from oidc_models t
+          where t.grant_id = g.id and t.model in ('AccessToken', 'RefreshToken')
+            and split_part(t.payload->>'gty', ' ', 1) = 'device_code'))`.execute(db);
+    return rows;
   },
 
   /**
-   * The newest live grant an account gave a client, in any browser session (the index of
-   * migration 0005 answers it). `model = 'Grant'` is a literal so the partial index applies.
+   * Marks the live grants an account still holds for a client as outliving the person's
+   * revoke of the app ({@link CONSENT_REVOKED}): their consent is copied no more.
+   */
+  async markConsentRevoked(db: Db, accountId: string, clientId: string, at: Date): Promise<void> {
+    await sql`
+      update oidc_models
+      set payload = payload || jsonb_build_object(${CONSENT_REVOKED}::text, ${Math.floor(at.getTime() / 1000)}::bigint)
+      where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
+        and ${sql.raw(IS_LIVE)}`.execute(db);
+  },
+
+  /**
+   * The newest live grant an account gave a client, in any browser session or to any device
+   * (the index of migration 0005 answers it): whether the app may still act for them.
    */
   async latestGrantOf(db: Db, accountId: string, clientId: string): Promise<ModelPayload | undefined> {
-    const { rows } = await sql<{ payload: ModelPayload }>`
-      select payload from oidc_models
-      where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
-        and ${sql.raw(IS_LIVE)}
-      order by (payload->>'iat')::bigint desc nulls last
-      limit 1`.execute(db);
-    return rows[0]?.payload;
+    return latestGrant(db, accountId, clientId, false);
+  },
+
+  /**
+   * The consent a new sign-in of the account to a client may copy: its newest live grant,
+   * but none that outlived the person's revoke of the app ({@link CONSENT_REVOKED}).
+   */
+  async consentToCopy(db: Db, accountId: string, clientId: string): Promise<ModelPayload | undefined> {
+    return latestGrant(db, accountId, clientId, true);
   },
 
   /**
