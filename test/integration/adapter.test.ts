@@ -95,6 +95,24 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     expect(await session.findByUid!('uid-after')).toEqual({ uid: 'uid-after', accountId: a2 });
   });
 
+  it("keeps a grant's consent revocation when a copy loaded before it is saved again (its consent is not copied)", async () => {
+    const grantId = id();
+    const grants = adapterFor('Grant');
+    const grant = {
+      accountId: a1,
+      clientId: 'revoked-app',
+      iat: Math.floor(Date.now() / 1000),
+      openid: { scope: 'openid' },
+    };
+    await grants.upsert(grantId, grant, HOUR);
+    expect(await oidcModelsQueries.consentToCopy(database.db, a1, 'revoked-app')).toMatchObject(grant);
+    await oidcModelsQueries.markConsentRevoked(database.db, a1, 'revoked-app', new Date());
+    // The provider saves the copy it loaded before the revoke, which knows nothing of it.
+    await grants.upsert(grantId, { ...grant, openid: { scope: 'openid email' } }, HOUR);
+    expect(await grants.find(grantId)).toMatchObject({ openid: { scope: 'openid email' } });
+    expect(await oidcModelsQueries.consentToCopy(database.db, a1, 'revoked-app')).toBeUndefined();
+  });
+
   it('finds a session by its uid', async () => {
     const uid = id();
     await adapterFor('Session').upsert(id(), { uid, accountId: a3 }, HOUR);

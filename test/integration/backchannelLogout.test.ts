@@ -400,6 +400,28 @@ describe('back-channel logout', () => {
     );
   }, 60_000);
 
+  it('tells an app of its device too when an admin disables the person, by sub alone beside the sid', async () => {
+    const { app } = await registerBothWays('Both ways, disabled');
+    const person = new Person(sesame.baseUrl);
+    const browser = await signIn(person, app, true);
+    await signInDevice(person, app);
+    const { sub } = browser.claims()!;
+    const disabled = await fetch(`${sesame.baseUrl}/api/admin/users/${sub}/disable`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(disabled.status).toBe(200);
+    const sid = String(browser.claims()!.sid);
+    const bySid = (a: { sid: string | null }, b: { sid: string | null }) =>
+      String(a.sid).localeCompare(String(b.sid));
+    expect((await queuedFor(app)).sort(bySid)).toEqual(
+      [
+        { sub, sid },
+        { sub, sid: null },
+      ].sort(bySid),
+    );
+  }, 60_000);
+
   it('does not tell a device app that the browser which approved it signed out: the device stays signed in, and is told by sub when its sign-in ends', async () => {
     const webEndpoint = await newEndpoint();
     const tvEndpoint = await newEndpoint();

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { APPROVED_ON_DEVICE } from './oidcModels.js';
 import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
 
 /** One logout token to post to one app: where and for whom (each attempt signs its own token). */
@@ -47,8 +48,10 @@ export const backchannelDeliveriesQueries = {
   /**
    * The apps with a backchannel_logout_uri that an account's browser sessions signed in to,
    * one per (app, sid) from the sessions' `authorizations`. With `grants`, also every app
-   * the account granted access but no session names with a sid: those get a logout token
-   * with `sub` only (Back-Channel Logout 1.0 §2.4 allows either). With `clientId`, only that app.
+   * the account granted access but no session names with a sid, and every app it approved a
+   * device for (RFC 8628: the device's sign-in at the app is known by `sub` alone, a session's
+   * sid does not end it): those get a logout token with `sub` only (Back-Channel Logout 1.0
+   * §2.4 allows either). With `clientId`, only that app.
    */
   async logoutTargetsOfAccount(
     db: Db,
@@ -66,8 +69,8 @@ export const backchannelDeliveriesQueries = {
         select g.payload->>'clientId' as client_id, null::text as sid
         from oidc_models g
         where ${grants}::boolean and g.model = 'Grant' and g.payload->>'accountId' = ${accountId}
-          and not exists (
-            select 1 from session_apps sa where sa.client_id = g.payload->>'clientId' and sa.sid is not null)
+          and (g.payload ? ${APPROVED_ON_DEVICE}::text or not exists (
+            select 1 from session_apps sa where sa.client_id = g.payload->>'clientId' and sa.sid is not null))
       )
       select distinct c.client_id, c.backchannel_logout_uri as uri, apps.sid
       from (select * from session_apps union select * from grant_apps) apps

@@ -204,11 +204,16 @@ const ISSUED_UNDER_A_GRANT = [
   .join(', ');
 /**
  * Replaces a row, but keeps a device code's poll stamps (STAMP_DEVICE_POLL), which the
- * provider does not know and would drop when it saves the code again (the person confirms it).
+ * provider does not know and would drop when it saves the code again (the person confirms it),
+ * and a grant's CONSENT_REVOKED, which a save of a copy loaded before the revoke would drop.
  */
 const REPLACE = `on conflict (model, id) do update set
-        payload = excluded.payload || case when excluded.model = 'DeviceCode' then jsonb_strip_nulls(jsonb_build_object(
-          'polledAt', oidc_models.payload->'polledAt', 'pollInterval', oidc_models.payload->'pollInterval')) else '{}' end,
+        payload = excluded.payload || case
+          when excluded.model = 'DeviceCode' then jsonb_strip_nulls(jsonb_build_object(
+            'polledAt', oidc_models.payload->'polledAt', 'pollInterval', oidc_models.payload->'pollInterval'))
+          when excluded.model = 'Grant' then jsonb_strip_nulls(jsonb_build_object(
+            '${CONSENT_REVOKED}', oidc_models.payload->'${CONSENT_REVOKED}'))
+          else '{}' end,
         grant_id = excluded.grant_id, uid = excluded.uid,
         user_code = excluded.user_code, expires_at = excluded.expires_at`;
 
