@@ -79,11 +79,7 @@ function assertSecretsReadKeys(keys: StoredKey[], secrets: KeySecrets): ReturnTy
 const noKeys = (): Record<KeyStore, number> => ({ signing_keys: 0, cookie_keys: 0, passkey_tenant_keys: 0 });
 
 /** Seals each key with the secret, if it is still as read; counts those written, by table. */
-async function sealEach(
-  db: Db,
-  keys: { key: StoredKey; plaintext: string }[],
-  secret: string,
-): Promise<Record<KeyStore, number>> {
+async function sealEach(db: Db, keys: OpenedKey[], secret: string): Promise<Record<KeyStore, number>> {
   const counts = noKeys();
   for (const { key, plaintext } of keys) {
     if (await keysAtRestQueries.replace(db, key, sealAtRest(plaintext, secret))) counts[key.store]++;

@@ -14,11 +14,11 @@ import { metricsRegistry } from '../../src/metrics.js';
 import { BackchannelOutbox, wakeBackchannelOutboxes } from '../../src/oidc/backchannelOutbox.js';
 import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import {
-  approveDevice,
   beginLogin,
   discoverRp,
   finishLogin,
   Person,
+  signInDevice,
   signOutFromApp,
   type TestRp,
 } from '../support/oidcFlow.js';
@@ -315,13 +315,6 @@ describe('back-channel logout', () => {
     return { endpoint, app };
   }
 
-  /** A device of `rp`, approved in the person's browser; its tokens. */
-  async function signInDevice(person: Person, rp: TestRp) {
-    const started = await oidc.initiateDeviceAuthorization(rp.config, { scope: 'openid email' });
-    expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
-    return oidc.pollDeviceAuthorizationGrant(rp.config, { ...started, interval: 0.01 });
-  }
-
   /** Whom the logout tokens queued for an app name, in order. */
   async function queuedFor(rp: TestRp) {
     const rows = await backchannelDeliveriesQueries.listForClient(sesame.db, clientIdOf(rp));
@@ -332,7 +325,7 @@ describe('back-channel logout', () => {
     const { endpoint, app } = await registerBothWays('Both ways');
     const person = new Person(sesame.baseUrl);
     const browserTokens = await signIn(person, app, true);
-    const deviceTokens = await signInDevice(person, app);
+    const deviceTokens = await signInDevice(person, app.config);
     // The browser's sign-in names its session; the device's, approved in that browser, none.
     expect(browserTokens.claims()!.sid).toEqual(expect.any(String));
     expect(deviceTokens.claims()!.sid).toBeUndefined();
@@ -358,8 +351,8 @@ describe('back-channel logout', () => {
     );
     const browser = await finishLogin(app, pending, await person.continueToApp(next, REDIRECT_URI));
     const sub = browser.claims()!.sub;
-    await signInDevice(person, app);
-    await signInDevice(person, app);
+    await signInDevice(person, app.config);
+    await signInDevice(person, app.config);
     const deviceRevokes = (text: string) =>
       [...text.matchAll(/action="(\/account\/apps\/[^/"]+\/devices\/[^/"]+\/revoke)"/g)].map((m) => m[1]!);
     const revokeFirstDevice = async () => {
@@ -404,7 +397,7 @@ describe('back-channel logout', () => {
       const { app } = await registerBothWays(`Both ways, ${what}`);
       const person = new Person(sesame.baseUrl);
       const browser = await signIn(person, app, true);
-      await signInDevice(person, app);
+      await signInDevice(person, app.config);
       const { sub } = browser.claims()!;
       expect([200, 303]).toContain(await endEverything(person, sub));
       const sid = String(browser.claims()!.sid);
@@ -434,9 +427,7 @@ describe('back-channel logout', () => {
     });
     const person = new Person(sesame.baseUrl);
     const webTokens = await signIn(person, web, true);
-    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
-    expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
-    const tvTokens = await oidc.pollDeviceAuthorizationGrant(tv, { ...started, interval: 0.01 });
+    const tvTokens = await signInDevice(person, tv);
     const sub = tvTokens.claims()!.sub;
     expect(sub).toBe(webTokens.claims()!.sub);
     // The device's sign-in belongs to no browser session, so its ID token names none.

@@ -5,12 +5,12 @@ import { APPROVED_ON_DEVICE } from '../../src/db/queries/oidcModels.js';
 import { DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
 import {
-  approveDevice,
   beginLogin,
   confirmDeviceCode,
   discoverRp,
   finishLogin,
   Person,
+  signInDevice,
   signOutFromApp,
   type TestRp,
 } from '../support/oidcFlow.js';
@@ -78,10 +78,8 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
   }
 
   /** A device of the app, approved in the person's browser. */
-  async function signInDevice(person: Person, scope = 'openid email offline_access'): Promise<Held> {
-    const started = await oidc.initiateDeviceAuthorization(app.config, { scope });
-    expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
-    const tokens = await oidc.pollDeviceAuthorizationGrant(app.config, { ...started, interval: 0.01 });
+  async function deviceOf(person: Person, scope = 'openid email offline_access'): Promise<Held> {
+    const tokens = await signInDevice(person, app.config, scope);
     return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token ?? '' };
   }
 
@@ -111,8 +109,8 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
 
   it('lists each device apart from the browser, and revokes each alone', async () => {
     const { person, held: browser } = await signInByBrowser('openid email offline_access');
-    const tv = await signInDevice(person);
-    const box = await signInDevice(person);
+    const tv = await deviceOf(person);
+    const box = await deviceOf(person);
     expect(browser.refreshToken).toBeTruthy();
     expect(tv.refreshToken).toBeTruthy();
 
@@ -163,7 +161,7 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
 
   it('keeps the device signed in when the browser signs out, and the browser when the device is revoked', async () => {
     const { person, held: browser, idToken } = await signInByBrowser('openid email offline_access');
-    const tv = await signInDevice(person);
+    const tv = await deviceOf(person);
     const page = await accountPage(person);
     const [tvAction] = deviceRevokeActions(page);
     await person.browser.request(tvAction!, { form: { _csrf: page.csrf() } });
@@ -171,7 +169,7 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
     expect(await refresh(browser)).toBe('ok');
 
     // A new device, then the browser signs out of Sesame: the device's sign-in is not the browser's.
-    const next = await signInDevice(person);
+    const next = await deviceOf(person);
     const signedOut = await signOutFromApp(person, app, idToken, LOGGED_OUT_URI);
     expect(signedOut.location()).toContain(LOGGED_OUT_URI);
     expect(await active(next)).toBe(true);
@@ -180,7 +178,7 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
 
   it("asks for permission again after the app's Revoke: a device's consent is not copied into a browser or another device", async () => {
     const { person } = await signInByBrowser('openid email');
-    const tv = await signInDevice(person, 'openid email');
+    const tv = await deviceOf(person, 'openid email');
     const page = await accountPage(person);
     expect(page.text).toContain('it will ask for your permission again next time');
     const revoked = await person.browser.request(`/account/apps/${clientId}/revoke`, {
@@ -215,7 +213,7 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
 
   it('signs out on "Sign out everywhere" a device approved before device grants were marked', async () => {
     const { person, held: browser, sub } = await signInByBrowser('openid email offline_access');
-    const tv = await signInDevice(person);
+    const tv = await deviceOf(person);
     // As Sesame stored a device's grant before it marked them: no APPROVED_ON_DEVICE.
     const unmarked = await sql`
       update oidc_models set payload = payload - ${APPROVED_ON_DEVICE}::text
@@ -236,7 +234,7 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
 
   it('ends the browser sign-in and the devices on "Sign out everywhere"', async () => {
     const { person, held: browser } = await signInByBrowser('openid email');
-    const tv = await signInDevice(person);
+    const tv = await deviceOf(person);
     const page = await accountPage(person);
     expect(page.text).toContain('signs out the devices you approved with a code');
     const done = await person.browser.request('/account/sign-out-everywhere', {

@@ -212,6 +212,16 @@ export async function approveDevice(person: Person, userCode: string): Promise<P
 }
 
 /**
+ * A device (RFC 8628) of the app `config` describes, approved in the person's browser (its
+ * consent page allowed if it shows one): the device's tokens, polled as the device does.
+ */
+export async function signInDevice(person: Person, config: oidc.Configuration, scope = 'openid email') {
+  const started = await oidc.initiateDeviceAuthorization(config, { scope });
+  expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
+  return oidc.pollDeviceAuthorizationGrant(config, { ...started, interval: 0.01 });
+}
+
+/**
  * Confirms with the person's passkey, as src/client/stepUp.ts does before a request that
  * needs a recent one (adding or deleting a passkey; as an admin, issuing a one-time link or
  * minting a client secret or API key).
