@@ -8,13 +8,13 @@ import { ROOT } from '../../src/paths.js';
 import { Person } from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
-/** The first ```js block after `heading` in README.md, as a reader would copy it. */
-function readmeBlock(heading: string): string {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const at = readme.indexOf(heading);
-  if (at === -1) throw new Error(`README.md has no "${heading}"`);
-  const match = /```js\n([\s\S]*?)```/.exec(readme.slice(at));
-  if (!match) throw new Error(`README.md has no js block after "${heading}"`);
+/** The first ```js block after `heading` in `file` (README.md by default), as a reader would copy it. */
+function readmeBlock(heading: string, file = 'README.md'): string {
+  const text = fs.readFileSync(path.join(ROOT, file), 'utf8');
+  const at = text.indexOf(heading);
+  if (at === -1) throw new Error(`${file} has no "${heading}"`);
+  const match = /```js\n([\s\S]*?)```/.exec(text.slice(at));
+  if (!match) throw new Error(`${file} has no js block after "${heading}"`);
   return match[1]!;
 }
 
@@ -77,8 +77,8 @@ describe("README's openid-client snippet, run as pasted against a local Sesame o
     ]);
   });
 
-  it('verifies a JWT access token for a registered API with the API snippet (jose and the JWKS alone)', async () => {
-    const snippet = readmeBlock('**APIs as resources (RFC 8707).**');
+  it('verifies a JWT access token for a registered API with the API snippet of docs/apps.md (jose and the JWKS alone)', async () => {
+    const snippet = readmeBlock('## APIs as resources (RFC 8707)', 'docs/apps.md');
     const { client, client_secret } = await createClient(
       sesame.db,
       { name: 'Worker', redirect_uris: [], grant_types: ['client_credentials'] },
