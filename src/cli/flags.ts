@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { MAX_KEY_ACTIVATION_DELAY_SECONDS } from '../oidc/keys.js';
 import { CliError } from './context.js';
 
 /**
@@ -38,9 +39,17 @@ export function flagError(field: string, message: string): CliError {
   return new CliError(`${FLAG_FOR_FIELD[field] ?? field}: ${message}`);
 }
 
-/** A whole number of seconds, 0 or more. */
+/**
+ * `--activate-in`: a whole number of seconds, 0 to a year, the range the admin API's
+ * `activate_in` takes (beyond it the database cannot hold the time).
+ */
 export function seconds(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of seconds');
+  if (Number(value) > MAX_KEY_ACTIVATION_DELAY_SECONDS) {
+    throw new InvalidArgumentError(
+      `expected a whole number of seconds, at most ${MAX_KEY_ACTIVATION_DELAY_SECONDS} (a year)`,
+    );
+  }
   return Number(value);
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resealKeys } from '../keysAtRest.js';
 import { cookieKeyRotationView, rotateCookieKey } from '../oidc/cookieKeys.js';
-import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys } from '../oidc/keys.js';
+import { KEY_ACTIVATION_DELAY_SECONDS, rotateSigningKeys, signingKeyRotationView } from '../oidc/keys.js';
 import { cliActor, output, table, withDatabase } from './context.js';
 import { activationFromFlags, seconds } from './flags.js';
 
@@ -30,29 +30,18 @@ export function registerKeyCommands(program: Command): void {
     .action((opts: { activateIn: number; revokePrevious?: boolean; json?: boolean }, command: Command) => {
       const activation = activationFromFlags(opts, command, 'the new keys');
       return withDatabase(async (db, config) => {
-        const { kids, activatesAt, revokedKids } = await rotateSigningKeys(
-          db,
-          config,
-          cliActor(),
-          activation,
-        );
-        output(
-          Boolean(opts.json),
-          {
-            kids,
-            activates_at: activatesAt.toISOString(),
-            ...(opts.revokePrevious && { revoked_kids: revokedKids }),
-          },
-          () =>
-            [
-              `New signing keys: ${kids.join(', ')}`,
-              `Published now; they sign from ${activatesAt.toISOString()}. Running servers pick them up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).`,
-              ...(opts.revokePrevious
-                ? [
-                    `Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify; apps that check ID tokens will ask people to sign in again.`,
-                  ]
-                : []),
-            ].join('\n'),
+        const rotation = await rotateSigningKeys(db, config, cliActor(), activation);
+        const { kids, activatesAt, revokedKids } = rotation;
+        output(Boolean(opts.json), signingKeyRotationView(rotation, activation.revokePrevious), () =>
+          [
+            `New signing keys: ${kids.join(', ')}`,
+            `Published now; they sign from ${activatesAt.toISOString()}. Running servers pick them up at once (within 2 s behind a pooler without DATABASE_DIRECT_URL).`,
+            ...(activation.revokePrevious
+              ? [
+                  `Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify; apps that check ID tokens will ask people to sign in again.`,
+                ]
+              : []),
+          ].join('\n'),
         );
       });
     });

@@ -71,8 +71,9 @@ export async function ensureSigningKeys(
 export const KEY_ACTIVATION_DELAY_SECONDS = 3600;
 
 /**
- * The longest delay the admin API takes for a new key: a year is past any rotation's need,
- * and a delay far beyond it makes a time the database cannot hold (an error, not a 400).
+ * The longest delay the CLI's `--activate-in` and the admin API's `activate_in` take for a new
+ * key: a year is past any rotation's need, and a delay far beyond it makes a time the database
+ * cannot hold (an error, not a refusal that names the flag or field).
  */
 export const MAX_KEY_ACTIVATION_DELAY_SECONDS = 365 * 24 * 3600;
 
@@ -118,6 +119,21 @@ export async function rotateSigningKeys(
     }
     return { kids, activatesAt, revokedKids };
   });
+}
+
+/**
+ * A rotation as `sesame keys rotate --json` prints it and the admin API answers it: the new
+ * keys' ids, when they sign, and with `revokePrevious` the ids of the keys deleted.
+ */
+export function signingKeyRotationView(
+  { kids, activatesAt, revokedKids }: { kids: string[]; activatesAt: Date; revokedKids: string[] },
+  revokePrevious: boolean,
+) {
+  return {
+    kids,
+    activates_at: activatesAt.toISOString(),
+    ...(revokePrevious && { revoked_kids: revokedKids }),
+  };
 }
 
 /** The provider's private JWKS, and when the key that signs next changes. */

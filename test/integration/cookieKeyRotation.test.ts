@@ -11,6 +11,7 @@ import {
 import {
   createTestApiKeys,
   expectRefusedPosts,
+  latestAuditEvent,
   postToAdminApi,
   type TestApiKeys,
 } from '../support/adminApiCall.js';
@@ -313,13 +314,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
       await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
     }
 
-    const latestAudit = (action: string) =>
-      sesame.db
-        .selectFrom('audit_events')
-        .selectAll()
-        .where('action', '=', action)
-        .orderBy('id', 'desc')
-        .executeTakeFirstOrThrow();
+    const latestAudit = (action: string) => latestAuditEvent(sesame, action);
 
     it('adds a key that verifies at once and signs after its minute, as the CLI does, keeping everyone signed in', async () => {
       // One key, as after a first start, and the person signed in with it.

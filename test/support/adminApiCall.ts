@@ -73,3 +73,13 @@ export async function expectRefusedPosts(
   expect(metrics.headers.get('www-authenticate')).toContain('scope="admin"');
   expect((await postToAdminApi(on, null, path, { json: valid })).status).toBe(401);
 }
+
+/** The newest audit event of `action` on `on`'s database, to check who the log says did it. */
+export function latestAuditEvent(on: TestApp, action: string) {
+  return on.db
+    .selectFrom('audit_events')
+    .selectAll()
+    .where('action', '=', action)
+    .orderBy('id', 'desc')
+    .executeTakeFirstOrThrow();
+}
