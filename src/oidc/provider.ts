@@ -334,8 +334,9 @@ export function createProvider({
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
       deviceFlow: {
         enabled: true,
-        ...deviceFlowPages((ctx, uiLocales) =>
-          choosePageLocale(ctx, db, config.defaultLocale, true, uiLocales),
+        ...deviceFlowPages(
+          (ctx, uiLocales) => choosePageLocale(ctx, db, config.defaultLocale, true, uiLocales),
+          { db, models: caches.models },
         ),
       },
       rpInitiatedLogout: {

@@ -5,6 +5,7 @@ import { APPROVED_ON_DEVICE } from '../../src/db/queries/oidcModels.js';
 import { DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
 import {
+  approveDevice,
   beginLogin,
   confirmDeviceCode,
   discoverRp,
@@ -209,6 +210,46 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
     expect(await elsewhere.continueToApp(asked.url, REDIRECT_URI)).toMatch(/[?&]code=/);
     const radio = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email' });
     expect((await confirmDeviceCode(elsewhere, radio.user_code)).text).toContain('Your device is signed in');
+  }, 60_000);
+
+  it("refuses a device whose grant the app's Revoke ended during its approval: the grant is not stored again", async () => {
+    const { person, sub } = await signInByBrowser('openid email');
+    // The app's Revoke, done between the provider's load of the approval's grant and its mark
+    // as the device's: the grant goes when the approved device code is stored (its revoke
+    // before then found the grant unmarked, a browser's, and left no device code to delete).
+    await sql`
+      create function test_revoke_during_approval() returns trigger language plpgsql as $$
+      begin
+        if new.model = 'DeviceCode' and new.payload ? 'accountId' then
+          delete from oidc_models where model = 'Grant' and id = new.grant_id;
+        end if;
+        return null;
+      end $$`.execute(sesame.db);
+    await sql`
+      create trigger test_revoke_during_approval after insert or update on oidc_models
+      for each row execute function test_revoke_during_approval()`.execute(sesame.db);
+    let started: oidc.DeviceAuthorizationResponse;
+    let done: { status: number; text: string };
+    try {
+      started = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email offline_access' });
+      done = await approveDevice(person, started.user_code);
+    } finally {
+      await sql`drop trigger test_revoke_during_approval on oidc_models`.execute(sesame.db);
+      await sql`drop function test_revoke_during_approval()`.execute(sesame.db);
+    }
+    const polled = await oidc
+      .pollDeviceAuthorizationGrant(app.config, { ...started, interval: 0.01 })
+      .catch((error: unknown) => error);
+    expect(polled).toMatchObject({ error: 'access_denied' });
+    const grants = await sql<{ n: number }>`
+      select count(*)::int as n from oidc_models
+      where model = 'Grant' and payload->>'accountId' = ${sub} and payload ? ${APPROVED_ON_DEVICE}::text`.execute(
+      sesame.db,
+    );
+    expect(grants.rows[0]!.n).toBe(0);
+    expect((await accountPage(person)).text).not.toContain('Both Ways on a device');
+    expect(done.status).toBe(409);
+    expect(done.text).toContain('so the device was not signed in');
   }, 60_000);
 
   it('signs out on "Sign out everywhere" a device approved before device grants were marked', async () => {
