@@ -40,7 +40,7 @@ import { throttleDevicePolling } from './devicePolling.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
-import { createIntrospectionPolicy, describeJwtAccessTokens } from './introspection.js';
+import { createIntrospectionPolicy, describeJwtAccessTokens, nameGrantInJwt } from './introspection.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import { restateError, restateProviderErrors } from './restatedErrors.js';
@@ -292,6 +292,8 @@ export function createProvider({
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },
+    // A person's JWT access token names its grant: introspection ends it with that grant.
+    formats: { customizers: { jwt: nameGrantInJwt } },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
