@@ -174,25 +174,18 @@ function releaseCustomClaims(provider: Provider): void {
  * On RP-initiated logout the provider calls `client.backchannelLogout(sub, sid)` for every
  * app of the session (lib/actions/end_session.js) and posts the token once. Here the token
  * is signed the same way and queued in the outbox instead, in the logout request, so it is
- * retried like every other sign-out's (src/oidc/backchannelOutbox.ts).
+ * retried like every other sign-out's (src/oidc/backchannelOutbox.ts). It names the session
+ * that signed out (its `sid`), which the provider would name only for an app that requires
+ * one (no app does: adapter.ts, clientMetadata).
  */
 function queueBackchannelLogouts(provider: Provider, db: Db): void {
-  type LogoutClient = InstanceType<Provider['Client']> & {
-    backchannelLogoutUri?: string;
-    backchannelLogoutSessionRequired?: boolean;
-  };
+  type LogoutClient = InstanceType<Provider['Client']> & { backchannelLogoutUri?: string };
   const prototype = provider.Client.prototype as unknown as {
-    backchannelLogout(this: LogoutClient, sub: string, sid: string): Promise<void>;
+    backchannelLogout(this: LogoutClient, sub: string, sid: string | undefined): Promise<void>;
   };
   prototype.backchannelLogout = async function queueBackchannelLogout(this: LogoutClient, sub, sid) {
-    const sessionSid = this.backchannelLogoutSessionRequired ? sid : null;
     await backchannelDeliveriesQueries.enqueue(db, [
-      {
-        clientId: this.clientId,
-        uri: this.backchannelLogoutUri!,
-        sub,
-        sid: sessionSid,
-      },
+      { clientId: this.clientId, uri: this.backchannelLogoutUri!, sub, sid: sid ?? null },
     ]);
     wakeBackchannelOutboxes();
   };
