@@ -43,11 +43,16 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
     ...(row.logo_uri ? { logo_uri: row.logo_uri } : {}),
     // RFC 9126 §6: the provider then refuses this client's plain authorization requests.
     require_pushed_authorization_requests: row.require_pushed_authorization_requests,
-    // Back-Channel Logout 1.0: logout tokens always name the session (`sid`), which the
-    // app's ID tokens carry too, so the app ends exactly the session that signed out.
+    // Back-Channel Logout 1.0 §2.2: no app is registered as requiring a `sid` in its logout
+    // tokens, as Sesame sends some by `sub` alone (§2.4: every sign-in of the person at the
+    // app ends), where no browser session names the app: a device's sign-in (RFC 8628), whose
+    // tokens name no session, and a sign-in that outlived its browser session (offline_access)
+    // when all of the person's end (disabled or deleted by an admin, the app's Revoke on the
+    // account page). A browser session's sign-out names its `sid`, which the app's ID tokens
+    // carry too (provider.ts, includeSid), so the app ends that session only.
     ...(row.backchannel_logout_uri && {
       backchannel_logout_uri: row.backchannel_logout_uri,
-      backchannel_logout_session_required: true,
+      backchannel_logout_session_required: false,
     }),
     first_party: row.first_party,
   };

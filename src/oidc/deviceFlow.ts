@@ -1,10 +1,12 @@
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
-import type { KoaContextWithOIDC } from 'oidc-provider';
-import { APPROVED_ON_DEVICE, CONSENT_REVOKED } from '../db/queries/oidcModels.js';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Db } from '../db/connect.js';
+import { APPROVED_ON_DEVICE, CONSENT_REVOKED, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { DEVICE_CODE_GRANT } from './clients.js';
+import type { ModelCache } from './modelCache.js';
 import { aroundProviderRoute } from './routeSteps.js';
 
 /**
@@ -36,7 +38,9 @@ function problemWith(error: Error | undefined): string | undefined {
     case 'AlreadyUsedError':
       return 'device.problems.alreadyUsed';
     case 'AbortedError':
-      return 'device.problems.aborted';
+      return error.cause instanceof DeviceGrantRevoked
+        ? 'device.problems.revoked'
+        : 'device.problems.aborted';
     default:
       return 'device.problems.other';
   }
@@ -97,12 +101,38 @@ export function leaveBrowserSessionAsItWas(session: object): void {
   else if (authorizations) delete authorizations[kept.clientId];
 }
 
-/** Marks the grant the person just approved a device's code under as that device's (APPROVED_ON_DEVICE). */
-async function markDeviceGrant(ctx: KoaContextWithOIDC): Promise<void> {
+/**
+ * A device's approval whose grant was revoked (the app's Revoke on the account page, "Sign out
+ * everywhere") after the approval loaded it and before it was marked as the device's: the
+ * device is refused (RFC 8628 §3.5, access_denied) and gets no tokens under it.
+ */
+class DeviceGrantRevoked extends errors.AccessDenied {
+  constructor() {
+    super('the access of the app was revoked while the device was being approved');
+  }
+}
+
+/** Where a device's grant is marked: the database, and this instance's cache of grants. */
+export interface DeviceGrantMarks {
+  db: Db;
+  models: Pick<ModelCache, 'forget'>;
+}
+
+/**
+ * Marks the grant the person just approved a device's code under as that device's
+ * (APPROVED_ON_DEVICE) by changing the stored grant only: saving the loaded copy would store
+ * again a grant revoked in the meantime, and the device would get tokens the person ended.
+ * @throws DeviceGrantRevoked when the grant is gone: the provider then records access_denied
+ * in the device code (deviceUserFlowErrors), which the device's next poll is told.
+ */
+async function markDeviceGrant(ctx: KoaContextWithOIDC, { db, models }: DeviceGrantMarks): Promise<void> {
   const { grant } = ctx.oidc;
   if (!grant?.jti) return;
-  (grant as unknown as Record<string, unknown>)[APPROVED_ON_DEVICE] = Math.floor(Date.now() / 1000);
-  await grant.save();
+  const at = Math.floor(Date.now() / 1000);
+  const marked = await oidcModelsQueries.markApprovedOnDevice(db, grant.jti, at);
+  models.forget('Grant', grant.jti);
+  if (!marked) throw new DeviceGrantRevoked();
+  (grant as unknown as Record<string, unknown>)[APPROVED_ON_DEVICE] = at;
 }
 
 /** Length the code field accepts: a code is 9 characters with its dash; room for spaces a person types. */
@@ -138,6 +168,7 @@ export function takeCodesFromLinks(provider: Provider): void {
  */
 export function deviceFlowPages(
   chooseText: (ctx: KoaContextWithOIDC, uiLocales?: unknown) => Promise<Translator>,
+  marks: DeviceGrantMarks,
 ) {
   async function text(ctx: KoaContextWithOIDC) {
     ctx.set('Cache-Control', 'no-store');
@@ -146,9 +177,11 @@ export function deviceFlowPages(
   return {
     async userCodeInputSource(ctx: KoaContextWithOIDC, form: string, _out?: unknown, error?: Error) {
       const { t } = await text(ctx);
-      // A code that leads nowhere is a refused request; a cancelled sign-in is the person's choice.
+      // A code that leads nowhere is a refused request; a cancelled sign-in is the person's choice;
+      // an approval whose grant was revoked meanwhile conflicts with that revoke.
       const codeRefused = error !== undefined && error.name !== 'AbortedError';
       if (codeRefused) ctx.status = 400;
+      else if (error?.cause instanceof DeviceGrantRevoked) ctx.status = 409;
       const problem = problemWith(error);
       const fromLink = error ? undefined : codesFromLinks.get(ctx);
       sendPage(ctx, 'device', {
@@ -180,7 +213,7 @@ export function deviceFlowPages(
     },
 
     async successSource(ctx: KoaContextWithOIDC) {
-      await markDeviceGrant(ctx);
+      await markDeviceGrant(ctx, marks);
       sendPage(ctx, 'device-done', {
         title: (await text(ctx)).t('device.doneTitle'),
         clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,

@@ -61,6 +61,27 @@ export function createIntrospectionPolicy(caches: Caches) {
   };
 }
 
+/**
+ * The claim a person's JWT access token names its grant by: the consent it was issued under,
+ * one browser session's or one device's (RFC 9068 §2.2 lets a token carry claims of its
+ * own). A grant id is no credential (storedIds.ts); the app and its API see it in the token.
+ */
+export const GRANT_ID_CLAIM = 'grant_id';
+
+/**
+ * oidc-provider's `formats.customizers.jwt`: a person's JWT access token names its grant
+ * ({@link GRANT_ID_CLAIM}), so introspection ends it with that grant alone. A client_credentials
+ * token has none.
+ */
+export function nameGrantInJwt(
+  _ctx: unknown,
+  token: object,
+  jwt: { payload: Record<string, unknown> },
+): void {
+  const { grantId } = token as { grantId?: unknown };
+  if (typeof grantId === 'string') jwt.payload[GRANT_ID_CLAIM] = grantId;
+}
+
 /** RFC 7662 §2.2: what is said of a token the server will not describe. */
 const INACTIVE = { active: false } as const;
 
@@ -74,10 +95,11 @@ const INACTIVE = { active: false } as const;
  * signed it as an access token (`typ: at+jwt`, this issuer), it has not expired, the caller
  * may see it (the same policy as opaque tokens: createIntrospectionPolicy), and nothing
  * revoked since stands against it: a person's token ends with their account's revocations
- * (disable, delete, an email owner's takeover: revocation.ts) and with the last grant they
- * gave its app (disconnecting the app on the account page). Such a token names no grant, so
- * a grant revoked while the person holds another for the same app (another browser's) does
- * not end it; it still expires within the access token TTL. Anything else is inactive.
+ * (disable, delete, an email owner's takeover: revocation.ts) and with the grant it names
+ * ({@link GRANT_ID_CLAIM}): the app's Revoke on the account page ends its browsers' tokens
+ * while a device of the app, under a grant of its own, stays signed in. A token issued before
+ * tokens named their grant ends with the last grant the person gave its app. Anything else is
+ * inactive.
  */
 export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Caches): void {
   const allowedPolicy = createIntrospectionPolicy(caches);
@@ -100,11 +122,24 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
     }
   }
 
-  /** Whether the person's revocations since the token was issued leave it standing. */
-  async function accountStillAllows(accountId: string, clientId: string, iat: number): Promise<boolean> {
+  /**
+   * Whether the person's revocations since the token was issued leave it standing: the grant
+   * it names is live (the grant cache answers most), or, for a token that names none, any
+   * grant the person gave its app.
+   */
+  async function accountStillAllows(
+    token: JWTPayload,
+    accountId: string,
+    clientId: string,
+  ): Promise<boolean> {
     const user = await caches.users.find(accountId, () => usersQueries.findById(db, accountId));
-    if (!user || user.disabled_at || isRevoked('AccessToken', { iat }, user)) return false;
-    return (await oidcModelsQueries.latestGrantOf(db, accountId, clientId)) !== undefined;
+    if (!user || user.disabled_at || isRevoked('AccessToken', { iat: token.iat }, user)) return false;
+    const grantId = token[GRANT_ID_CLAIM];
+    if (grantId === undefined)
+      return (await oidcModelsQueries.latestGrantOf(db, accountId, clientId)) !== undefined;
+    if (typeof grantId !== 'string') return false;
+    const grant = await provider.Grant.find(grantId);
+    return grant?.accountId === accountId && grant.clientId === clientId;
   }
 
   async function describe(ctx: KoaContextWithOIDC, token: string): Promise<Record<string, unknown>> {
@@ -114,7 +149,7 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
     // A client_credentials token's subject is its client (RFC 9068 §2.2); any other is a person's.
     const accountId = payload.sub === clientId ? undefined : payload.sub;
     if (!(await allowedPolicy(ctx, ctx.oidc.client!, { clientId, accountId }))) return INACTIVE;
-    if (accountId && !(await accountStillAllows(accountId, clientId, payload.iat!))) return INACTIVE;
+    if (accountId && !(await accountStillAllows(payload, accountId, clientId))) return INACTIVE;
     const cnf = payload.cnf as { jkt?: unknown } | undefined;
     return { ...payload, active: true, token_type: cnf?.jkt ? 'DPoP' : 'Bearer' };
   }

@@ -40,7 +40,7 @@ import { throttleDevicePolling } from './devicePolling.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
-import { createIntrospectionPolicy, describeJwtAccessTokens } from './introspection.js';
+import { createIntrospectionPolicy, describeJwtAccessTokens, nameGrantInJwt } from './introspection.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import { restateError, restateProviderErrors } from './restatedErrors.js';
@@ -174,25 +174,18 @@ function releaseCustomClaims(provider: Provider): void {
  * On RP-initiated logout the provider calls `client.backchannelLogout(sub, sid)` for every
  * app of the session (lib/actions/end_session.js) and posts the token once. Here the token
  * is signed the same way and queued in the outbox instead, in the logout request, so it is
- * retried like every other sign-out's (src/oidc/backchannelOutbox.ts).
+ * retried like every other sign-out's (src/oidc/backchannelOutbox.ts). It names the session
+ * that signed out (its `sid`), which the provider would name only for an app that requires
+ * one (no app does: adapter.ts, clientMetadata).
  */
 function queueBackchannelLogouts(provider: Provider, db: Db): void {
-  type LogoutClient = InstanceType<Provider['Client']> & {
-    backchannelLogoutUri?: string;
-    backchannelLogoutSessionRequired?: boolean;
-  };
+  type LogoutClient = InstanceType<Provider['Client']> & { backchannelLogoutUri?: string };
   const prototype = provider.Client.prototype as unknown as {
-    backchannelLogout(this: LogoutClient, sub: string, sid: string): Promise<void>;
+    backchannelLogout(this: LogoutClient, sub: string, sid: string | undefined): Promise<void>;
   };
   prototype.backchannelLogout = async function queueBackchannelLogout(this: LogoutClient, sub, sid) {
-    const sessionSid = this.backchannelLogoutSessionRequired ? sid : null;
     await backchannelDeliveriesQueries.enqueue(db, [
-      {
-        clientId: this.clientId,
-        uri: this.backchannelLogoutUri!,
-        sub,
-        sid: sessionSid,
-      },
+      { clientId: this.clientId, uri: this.backchannelLogoutUri!, sub, sid: sid ?? null },
     ]);
     wakeBackchannelOutboxes();
   };
@@ -292,6 +285,8 @@ export function createProvider({
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },
+    // A person's JWT access token names its grant: introspection ends it with that grant.
+    formats: { customizers: { jwt: nameGrantInJwt } },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -334,8 +329,9 @@ export function createProvider({
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
       deviceFlow: {
         enabled: true,
-        ...deviceFlowPages((ctx, uiLocales) =>
-          choosePageLocale(ctx, db, config.defaultLocale, true, uiLocales),
+        ...deviceFlowPages(
+          (ctx, uiLocales) => choosePageLocale(ctx, db, config.defaultLocale, true, uiLocales),
+          { db, models: caches.models },
         ),
       },
       rpInitiatedLogout: {

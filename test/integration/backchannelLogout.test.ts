@@ -488,6 +488,21 @@ describe('back-channel logout', () => {
     expect(payload.sid).toBeUndefined();
   }, 60_000);
 
+  it('registers no app as requiring a sid in its logout tokens (§2.2), as those above name the person by sub alone', async () => {
+    const browserOnly = await registerApp('Browser only', [
+      '--backchannel-logout-uri',
+      (await newEndpoint()).url,
+    ]);
+    const { app: bothWays } = await registerBothWays('Both ways, as registered');
+    for (const rp of [browserOnly, bothWays]) {
+      const client = await sesame.app.provider.Client.find(clientIdOf(rp));
+      expect(client?.metadata()).toMatchObject({
+        backchannel_logout_uri: expect.any(String),
+        backchannel_logout_session_required: false,
+      });
+    }
+  });
+
   it('delivers after a restart what was still pending', async () => {
     const endpoint = await newEndpoint();
     endpoint.status = 503;

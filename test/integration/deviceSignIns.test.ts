@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT } from 'jose';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { APPROVED_ON_DEVICE } from '../../src/db/queries/oidcModels.js';
 import { DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
+import { createResource } from '../../src/oidc/resources.js';
 import { asPage } from '../support/browser.js';
 import {
+  approveDevice,
   beginLogin,
   confirmDeviceCode,
   discoverRp,
@@ -19,6 +22,10 @@ import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8917/callback';
 const LOGGED_OUT_URI = 'http://127.0.0.1:8917/logged-out';
+/** An API whose access tokens are JWTs (RFC 9068), which name no stored token. */
+const API = 'https://api.example';
+/** The claim a person's JWT access token names its grant by (introspection.ts, GRANT_ID_CLAIM). */
+const GRANT_ID = 'grant_id';
 
 /** What an app holds of one sign-in: its access token and the refresh token it last got. */
 interface Held {
@@ -56,6 +63,7 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
     ]);
     clientId = created.client_id;
     app = await discoverRp(sesame.baseUrl, created, REDIRECT_URI);
+    await createResource(sesame.db, { identifier: API, scopes: ['read'] }, 'test');
   });
 
   afterAll(() => sesame?.stop());
@@ -63,9 +71,10 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
   /** Signs up a new person in a browser and signs them in to the app there. */
   async function signInByBrowser(
     scope: string,
+    extra: Record<string, string> = {},
   ): Promise<{ person: Person; held: Held; idToken: string; sub: string }> {
     const person = new Person(sesame.baseUrl);
-    const pending = await beginLogin(app, scope, { prompt: 'consent' });
+    const pending = await beginLogin(app, scope, { prompt: 'consent', ...extra });
     const page = await person.open(pending.url);
     const next = await person.signUp(page, `d${randomBytes(4).toString('hex')}@example.com`);
     const tokens = await finishLogin(app, pending, await person.continueToApp(next, REDIRECT_URI));
@@ -78,9 +87,27 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
   }
 
   /** A device of the app, approved in the person's browser. */
-  async function deviceOf(person: Person, scope = 'openid email offline_access'): Promise<Held> {
-    const tokens = await signInDevice(person, app.config, scope);
+  async function deviceOf(
+    person: Person,
+    scope = 'openid email offline_access',
+    extra: Record<string, string> = {},
+  ): Promise<Held> {
+    const tokens = await signInDevice(person, app.config, scope, extra);
     return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token ?? '' };
+  }
+
+  /** The JWT access token as Sesame signed it before its tokens named their grant ({@link GRANT_ID}). */
+  async function withoutGrantId(token: string): Promise<string> {
+    const header = decodeProtectedHeader(token);
+    const { [GRANT_ID]: _grantId, ...claims } = decodeJwt(token);
+    const key = await sesame.db
+      .selectFrom('signing_keys')
+      .select('private_jwk')
+      .where('kid', '=', header.kid!)
+      .executeTakeFirstOrThrow();
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: header.alg!, kid: header.kid, typ: 'at+jwt' })
+      .sign(await importJWK(JSON.parse(key.private_jwk), header.alg));
   }
 
   const active = async (held: Held) => (await oidc.tokenIntrospection(app.config, held.accessToken)).active;
@@ -176,6 +203,31 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
     expect(await refresh(next)).toBe('ok');
   }, 60_000);
 
+  it("ends the browser's JWT access token at the app's Revoke, and keeps the device's, each by the grant it names", async () => {
+    const { person, held: browser } = await signInByBrowser('openid read', { resource: API });
+    const tv = await deviceOf(person, 'openid read', { resource: API });
+    const issuedBefore = { ...browser, accessToken: await withoutGrantId(browser.accessToken) };
+    expect([await active(browser), await active(tv)]).toEqual([true, true]);
+
+    const page = await accountPage(person);
+    const revoked = await person.browser.request(`/account/apps/${clientId}/revoke`, {
+      form: { _csrf: page.csrf() },
+    });
+    expect(revoked.status).toBe(303);
+    expect(await oidc.tokenIntrospection(app.config, browser.accessToken)).toEqual({ active: false });
+    expect(await active(tv)).toBe(true);
+    const grantOf = (held: Held) => decodeJwt(held.accessToken)[GRANT_ID];
+    expect(grantOf(browser)).toEqual(expect.any(String));
+    expect(grantOf(tv)).toEqual(expect.any(String));
+    expect(grantOf(tv)).not.toBe(grantOf(browser));
+
+    // A token from before tokens named their grant stands while any grant of the app does.
+    expect(await active(issuedBefore)).toBe(true);
+    const after = await accountPage(person);
+    await person.browser.request(deviceRevokeActions(after)[0]!, { form: { _csrf: after.csrf() } });
+    expect([await active(tv), await active(issuedBefore)]).toEqual([false, false]);
+  }, 60_000);
+
   it("asks for permission again after the app's Revoke: a device's consent is not copied into a browser or another device", async () => {
     const { person } = await signInByBrowser('openid email');
     const tv = await deviceOf(person, 'openid email');
@@ -209,6 +261,46 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
     expect(await elsewhere.continueToApp(asked.url, REDIRECT_URI)).toMatch(/[?&]code=/);
     const radio = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email' });
     expect((await confirmDeviceCode(elsewhere, radio.user_code)).text).toContain('Your device is signed in');
+  }, 60_000);
+
+  it("refuses a device whose grant the app's Revoke ended during its approval: the grant is not stored again", async () => {
+    const { person, sub } = await signInByBrowser('openid email');
+    // The app's Revoke, done between the provider's load of the approval's grant and its mark
+    // as the device's: the grant goes when the approved device code is stored (its revoke
+    // before then found the grant unmarked, a browser's, and left no device code to delete).
+    await sql`
+      create function test_revoke_during_approval() returns trigger language plpgsql as $$
+      begin
+        if new.model = 'DeviceCode' and new.payload ? 'accountId' then
+          delete from oidc_models where model = 'Grant' and id = new.grant_id;
+        end if;
+        return null;
+      end $$`.execute(sesame.db);
+    await sql`
+      create trigger test_revoke_during_approval after insert or update on oidc_models
+      for each row execute function test_revoke_during_approval()`.execute(sesame.db);
+    let started: oidc.DeviceAuthorizationResponse;
+    let done: { status: number; text: string };
+    try {
+      started = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email offline_access' });
+      done = await approveDevice(person, started.user_code);
+    } finally {
+      await sql`drop trigger test_revoke_during_approval on oidc_models`.execute(sesame.db);
+      await sql`drop function test_revoke_during_approval()`.execute(sesame.db);
+    }
+    const polled = await oidc
+      .pollDeviceAuthorizationGrant(app.config, { ...started, interval: 0.01 })
+      .catch((error: unknown) => error);
+    expect(polled).toMatchObject({ error: 'access_denied' });
+    const grants = await sql<{ n: number }>`
+      select count(*)::int as n from oidc_models
+      where model = 'Grant' and payload->>'accountId' = ${sub} and payload ? ${APPROVED_ON_DEVICE}::text`.execute(
+      sesame.db,
+    );
+    expect(grants.rows[0]!.n).toBe(0);
+    expect((await accountPage(person)).text).not.toContain('Both Ways on a device');
+    expect(done.status).toBe(409);
+    expect(done.text).toContain('so the device was not signed in');
   }, 60_000);
 
   it('signs out on "Sign out everywhere" a device approved before device grants were marked', async () => {

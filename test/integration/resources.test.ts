@@ -290,6 +290,8 @@ describe('APIs registered as resources get JWT access tokens', () => {
       exp: payload.exp,
       iat: payload.iat,
       jti: payload.jti,
+      // The grant the token was issued under, by which introspection ends it.
+      grant_id: expect.any(String),
     });
     // The JWT a refresh gives, answered as it is sent: "Bearer", as every grant says it (RFC 6750 §4).
     const refreshed = await fetch(new URL('/token', sesame.baseUrl), {

@@ -214,9 +214,15 @@ export async function approveDevice(person: Person, userCode: string): Promise<P
 /**
  * A device (RFC 8628) of the app `config` describes, approved in the person's browser (its
  * consent page allowed if it shows one): the device's tokens, polled as the device does.
+ * `extra` goes into the device's request (`resource`, say).
  */
-export async function signInDevice(person: Person, config: oidc.Configuration, scope = 'openid email') {
-  const started = await oidc.initiateDeviceAuthorization(config, { scope });
+export async function signInDevice(
+  person: Person,
+  config: oidc.Configuration,
+  scope = 'openid email',
+  extra: Record<string, string> = {},
+) {
+  const started = await oidc.initiateDeviceAuthorization(config, { scope, ...extra });
   expect((await approveDevice(person, started.user_code)).text).toContain('Your device is signed in');
   return oidc.pollDeviceAuthorizationGrant(config, { ...started, interval: 0.01 });
 }

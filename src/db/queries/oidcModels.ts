@@ -130,6 +130,12 @@ const STAMP_DEVICE_POLL = `with polled as (
       where m.model = 'DeviceCode' and m.id = j.id
       returning j.on_time`;
 
+/** Sets a live grant's APPROVED_ON_DEVICE ($1 its id, $2 the time); returns a row when the grant was there. */
+const MARK_APPROVED_ON_DEVICE = `update oidc_models
+      set payload = payload || jsonb_build_object('${APPROVED_ON_DEVICE}', $2::bigint)
+      where model = 'Grant' and id = $1 and ${IS_LIVE}
+      returning 1 as marked`;
+
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
@@ -674,6 +680,18 @@ export const oidcModelsQueries = {
           where t.grant_id = g.id and t.model in ('AccessToken', 'RefreshToken')
             and split_part(t.payload->>'gty', ' ', 1) = 'device_code'))`.execute(db);
     return rows;
+  },
+
+  /**
+   * Marks a live grant as the one a person just approved a device's code under
+   * ({@link APPROVED_ON_DEVICE}, `at` in seconds since the epoch), by changing its stored row
+   * only: a grant revoked since the approval loaded it stays revoked, where saving the loaded
+   * copy (an upsert) would store it again and the device would get tokens under it.
+   * @returns whether the grant was there to mark.
+   */
+  async markApprovedOnDevice(db: Db, grantId: string, at: number): Promise<boolean> {
+    const { rows } = await runSql(db, MARK_APPROVED_ON_DEVICE, [grantId, at]);
+    return rows.length > 0;
   },
 
   /**
