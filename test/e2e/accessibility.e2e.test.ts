@@ -9,13 +9,9 @@ import { issueSetupLink } from '../../src/accounts/setupLink.js';
 import { createGroup } from '../../src/admin/groups.js';
 import { SUPPORTED_LOCALES } from '../../src/i18n/locales.js';
 import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
-import {
-  describeBrowser,
-  launchBrowser,
-  newPasskeyContext,
-  type PasskeyContext,
-  watchPageProblems,
-} from '../support/chromium.js';
+import { closeWithin, SESAME_STOP_MS } from '../support/boundedClose.js';
+import { describeBrowser, newPasskeyContext, watchPageProblems } from '../support/chromium.js';
+import { closeBrowser, launchBrowser } from '../support/chromiumLifecycle.js';
 import { type MailServer, startMailServer, TEST_MAIL_TIMING } from '../support/mailServer.js';
 import { startCallbackPage } from '../support/rpServer.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -78,7 +74,6 @@ describePages('axe-core finds no serious or critical violation on any page a per
   let notes: string;
   let ledger: string;
   let tv: string;
-  const contexts: PasskeyContext[] = [];
 
   beforeAll(async () => {
     logoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-axe-'));
@@ -123,11 +118,10 @@ describePages('axe-core finds no serious or critical violation on any page a per
   });
 
   afterAll(async () => {
-    for (const { context } of contexts) await context.close();
-    await browser?.close();
-    await sesame?.stop();
-    await appCallback?.close();
-    await mail?.stop();
+    await closeBrowser(browser);
+    await closeWithin('Sesame stop', () => sesame?.stop(), { ms: SESAME_STOP_MS });
+    await closeWithin('app callback close', () => appCallback?.close());
+    await closeWithin('mail server stop', () => mail?.stop());
     fs.rmSync(logoDir, { recursive: true, force: true });
   });
 
@@ -137,7 +131,6 @@ describePages('axe-core finds no serious or critical violation on any page a per
    */
   async function personIn(locale: string, colorScheme: ColorScheme) {
     const passkeys = await newPasskeyContext(browser);
-    contexts.push(passkeys);
     const { page, context } = passkeys;
     page.setDefaultTimeout(STEP_TIMEOUT);
     await context.setExtraHTTPHeaders({ 'accept-language': locale });

@@ -2,13 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import {
-  describeBrowser,
-  launchBrowser,
-  newPasskeyContext,
-  type PasskeyContext,
-  watchPageProblems,
-} from '../support/chromium.js';
+import { closeWithin, SESAME_STOP_MS } from '../support/boundedClose.js';
+import { describeBrowser, newPasskeyContext, watchPageProblems } from '../support/chromium.js';
+import { closeBrowser, launchBrowser } from '../support/chromiumLifecycle.js';
 import { type RpServer, startRpServer } from '../support/rpServer.js';
 import { linesOf, runCli, type SesameProcess, startSesameProcess } from '../support/sesameProcess.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -28,7 +24,6 @@ const CLI_TIMEOUT = 60_000;
     let sesame: SesameProcess;
     let browser: Browser;
     let app: RpServer | undefined;
-    const contexts: PasskeyContext[] = [];
     const problems: string[][] = [];
 
     beforeAll(async () => {
@@ -41,10 +36,9 @@ const CLI_TIMEOUT = 60_000;
     }, START_TIMEOUT + 10_000);
 
     afterAll(async () => {
-      for (const { context } of contexts) await context.close();
-      await browser?.close();
-      await app?.close();
-      await sesame?.stop();
+      await closeBrowser(browser);
+      await closeWithin('app close', () => app?.close());
+      await closeWithin('Sesame stop', () => sesame?.stop(), { ms: SESAME_STOP_MS });
       fs.rmSync(dataDir, { recursive: true, force: true });
     });
 
@@ -52,7 +46,6 @@ const CLI_TIMEOUT = 60_000;
       const passkeys = await newPasskeyContext(browser);
       passkeys.page.setDefaultTimeout(STEP_TIMEOUT);
       problems.push(watchPageProblems(passkeys.page));
-      contexts.push(passkeys);
       return passkeys.page;
     }
 

@@ -8,6 +8,7 @@ import type { Page } from 'playwright-core';
 import { passkeyTenantCredentialsQueries } from '../../src/db/queries/passkeyTenantCredentials.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import { ROOT } from '../../src/paths.js';
+import { closeWithin } from '../support/boundedClose.js';
 import { browserScenario, type Device } from '../support/browserScenario.js';
 import { describeBrowser } from '../support/chromium.js';
 
@@ -238,7 +239,7 @@ describeBrowser("Hanko's MFA and transactions from a page with @github/webauthn-
     device = await scenario.device();
   });
 
-  afterAll(() => shop?.close());
+  afterAll(() => closeWithin('shop close', () => shop?.close()));
 
   async function outcome(page: Page, button: string, username: string): Promise<string> {
     await page.getByLabel('Username').fill(username);

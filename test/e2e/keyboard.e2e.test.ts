@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Locator, Page } from 'playwright-core';
 import { createClient } from '../../src/oidc/clients.js';
+import { closeWithin } from '../support/boundedClose.js';
 import { browserScenario } from '../support/browserScenario.js';
 import { describeBrowser } from '../support/chromium.js';
 import { startCallbackPage } from '../support/rpServer.js';
@@ -41,7 +42,7 @@ describeBrowser('the keyboard alone: sign-up, consent and the account page', () 
     } = await createClient(scenario.sesame.db, { name: 'Notes', redirect_uris: [appCallback.url] }, 'test'));
   });
 
-  afterAll(() => appCallback?.close());
+  afterAll(() => closeWithin('app callback close', () => appCallback?.close()));
 
   it('signs up with a passkey, allows the app, renames the passkey, names the account and signs out, without a mouse', async () => {
     const { sesame } = scenario;

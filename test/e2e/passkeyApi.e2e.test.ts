@@ -7,13 +7,14 @@ import type { Browser, Page } from 'playwright-core';
 import { passkeyTenantCredentialsQueries } from '../../src/db/queries/passkeyTenantCredentials.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import { ROOT } from '../../src/paths.js';
+import { closeWithin, SESAME_STOP_MS } from '../support/boundedClose.js';
 import {
   describeBrowser,
-  launchBrowser,
   newPasskeyContext,
   type PasskeyContext,
   watchPageProblems,
 } from '../support/chromium.js';
+import { closeBrowser, launchBrowser } from '../support/chromiumLifecycle.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const STEP_TIMEOUT = 15_000;
@@ -228,10 +229,10 @@ describeBrowser('the passkey API from a page on the app’s own origin, in Chrom
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    await lookalike?.close();
-    await sesame?.stop();
+    await closeBrowser(browser);
+    await closeWithin('app close', () => app?.close());
+    await closeWithin('lookalike app close', () => lookalike?.close());
+    await closeWithin('Sesame stop', () => sesame?.stop(), { ms: SESAME_STOP_MS });
   });
 
   /** Clicks a button and returns the status line once the script has written its outcome. */

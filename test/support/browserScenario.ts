@@ -8,14 +8,15 @@
  */
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { createClient } from '../../src/oidc/clients.js';
+import { closeWithin, SESAME_STOP_MS } from './boundedClose.js';
 import {
-  launchBrowser,
   newPasskeyContext,
   type PasskeyContext,
   type PasskeyRequest,
   recordPasskeyRequests,
   watchPageProblems,
 } from './chromium.js';
+import { closeBrowser, launchBrowser } from './chromiumLifecycle.js';
 import { type MailServer, startMailServer, TEST_MAIL_TIMING } from './mailServer.js';
 import { type RegisterClient, type RpServer, startRpServer } from './rpServer.js';
 import { startTestApp, type TestApp } from './testApp.js';
@@ -60,7 +61,6 @@ export interface BrowserScenario {
 /** Registers the file's hooks and returns the scenario; its parts are there from the first test on. */
 export function browserScenario(options: BrowserScenarioOptions): BrowserScenario {
   const parts: { sesame?: TestApp; browser?: Browser; app?: RpServer; mail?: MailServer } = {};
-  const contexts: PasskeyContext[] = [];
   const problems: string[][] = [];
   const part = <K extends keyof typeof parts>(name: K) => {
     const value = parts[name];
@@ -87,11 +87,10 @@ export function browserScenario(options: BrowserScenarioOptions): BrowserScenari
   });
 
   afterAll(async () => {
-    for (const { context } of contexts) await context.close();
-    await parts.browser?.close();
-    await parts.app?.close();
-    await parts.sesame?.stop();
-    await parts.mail?.stop();
+    await closeBrowser(parts.browser);
+    await closeWithin('app close', () => parts.app?.close());
+    await closeWithin('Sesame stop', () => parts.sesame?.stop(), { ms: SESAME_STOP_MS });
+    await closeWithin('mail server stop', () => parts.mail?.stop());
   });
 
   afterEach(() => {
@@ -114,7 +113,6 @@ export function browserScenario(options: BrowserScenarioOptions): BrowserScenari
     },
     async device(contextOptions) {
       const passkeys = await newPasskeyContext(part('browser'), contextOptions);
-      contexts.push(passkeys);
       passkeys.page.setDefaultTimeout(options.stepTimeout);
       problems.push(watchPageProblems(passkeys.page));
       const requests = await recordPasskeyRequests(passkeys.page);

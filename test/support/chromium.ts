@@ -4,20 +4,13 @@
  * WebAuthn needs a secure context, so Sesame must be served as http://localhost:<port>.
  */
 import fs from 'node:fs';
-import {
-  type Browser,
-  type BrowserContext,
-  type BrowserContextOptions,
-  type CDPSession,
-  chromium,
-  type Page,
-} from 'playwright-core';
+import type { Browser, BrowserContext, BrowserContextOptions, CDPSession, Page } from 'playwright-core';
 
 /** Where the Debian package installs Chromium; CHROMIUM_PATH points elsewhere. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** Flags for a quiet, headless Chromium in a container: no sandbox (no user namespaces), no background traffic. */
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
@@ -50,11 +43,6 @@ export function describeBrowser(name: string, fn: () => void): void {
     process.stderr.write(`\nbrowser tests skipped: Chromium not found at ${CHROMIUM_PATH}\n\n`);
   }
   describe.skip(name, fn);
-}
-
-/** Starts headless Chromium. Close it in afterAll. */
-export function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
 }
 
 /** A browser profile of its own, with one page and a platform passkey authenticator attached to it. */
