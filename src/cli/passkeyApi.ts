@@ -58,8 +58,13 @@ export function registerPasskeyApiCommands(program: Command): void {
     .command('create')
     .description('register an app; its API key is shown once')
     .requiredOption('--name <name>', "the app's name, shown by authenticators as the relying party")
-    .option('--origin <origin>', "an origin the app's pages are served from (repeatable)", collect, [])
-    .option('--rp-id <domain>', "WebAuthn RP ID (default: the first origin's host)")
+    .option(
+      '--origin <origin>',
+      "an origin the app's pages are served from, or an Android app's android:apk-key-hash:... (repeatable)",
+      collect,
+      [],
+    )
+    .option('--rp-id <domain>', "WebAuthn RP ID (default: the first web origin's host)")
     .option('--json', 'print JSON')
     .action((opts) => {
       const input = { name: opts.name, origins: opts.origin, rpId: opts.rpId };

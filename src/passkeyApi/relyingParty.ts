@@ -19,11 +19,52 @@ export class TenantValidationError extends Error {
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
+ * What Android's Credential Manager puts in clientDataJSON's `origin` for a ceremony run by a
+ * native app (not a browser): this prefix, then the unpadded base64url SHA-256 of the app's
+ * signing certificate. iOS apps report the https origin of their associated domain instead.
+ */
+const ANDROID_APP_ORIGIN_PREFIX = 'android:apk-key-hash:';
+
+/** A SHA-256 in base64url without padding: 32 bytes are 43 characters. */
+const APK_KEY_HASH = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Whether the origin is an Android app's: one that only WebAuthn's clientDataJSON carries.
+ * No browser sends it as an Origin header and it has no host, so CORS and the RP ID check
+ * leave it out.
+ */
+export function isAndroidAppOrigin(origin: string): boolean {
+  return origin.startsWith(ANDROID_APP_ORIGIN_PREFIX);
+}
+
+/** The origins browsers send: those CORS answers and the RP ID must cover. */
+export function webOrigins(origins: readonly string[]): string[] {
+  return origins.filter((origin) => !isAndroidAppOrigin(origin));
+}
+
+/**
+ * An Android app's origin with its prefix in lowercase (as Android writes it); the hash must
+ * be the canonical base64url of 32 bytes, since clientDataJSON's origin is compared as is.
+ */
+function normalizeAndroidAppOrigin(value: string): string {
+  const hash = value.slice(ANDROID_APP_ORIGIN_PREFIX.length);
+  if (!APK_KEY_HASH.test(hash) || Buffer.from(hash, 'base64url').toString('base64url') !== hash) {
+    throw new TenantValidationError(
+      'origins',
+      `origin ${value} must be ${ANDROID_APP_ORIGIN_PREFIX} followed by the SHA-256 of the app's signing certificate in base64url without padding (43 characters)`,
+    );
+  }
+  return ANDROID_APP_ORIGIN_PREFIX + hash;
+}
+
+/**
  * An origin the app's pages are served from, normalised to `scheme://host[:port]`. WebAuthn
  * runs only in secure contexts, so https is required; plain http only for localhost, which
- * browsers treat as secure (W3C Secure Contexts §3.1).
+ * browsers treat as secure (W3C Secure Contexts §3.1). An Android app's origin
+ * (`android:apk-key-hash:...`) is taken too, for the app's own ceremonies.
  */
 export function normalizeTenantOrigin(value: string): string {
+  if (value.toLowerCase().startsWith(ANDROID_APP_ORIGIN_PREFIX)) return normalizeAndroidAppOrigin(value);
   let url: URL;
   try {
     url = new URL(value);
@@ -46,7 +87,8 @@ export function normalizeTenantOrigin(value: string): string {
 /**
  * Checks the RP ID against the origins (WebAuthn L3 §5.1.2 / HTML's "registrable domain
  * suffix"): it must be a domain name, not an IP address or a bare top-level name, and each
- * origin's host must be it or a subdomain of it. Without the public suffix list, names like
+ * web origin's host must be it or a subdomain of it (an Android app's origin has no host: its
+ * tie to the RP ID is the domain's Digital Asset Links file, which Android checks). Without the public suffix list, names like
  * `co.uk` are not caught here; the browser refuses them at ceremony time.
  */
 export function checkRpId(rpId: string, origins: string[]): string {
@@ -55,7 +97,7 @@ export function checkRpId(rpId: string, origins: string[]): string {
   if (id !== 'localhost' && !id.includes('.')) {
     throw new TenantValidationError('rp_id', `RP ID ${rpId} is a top-level name; use the app's own domain`);
   }
-  for (const origin of origins) {
+  for (const origin of webOrigins(origins)) {
     const host = new URL(origin).hostname;
     if (host !== id && !host.endsWith(`.${id}`)) {
       throw new TenantValidationError('rp_id', `RP ID ${id} is not a registrable suffix of ${origin}'s host`);
@@ -80,6 +122,10 @@ export function tenantRelyingPartySettings(input: {
     throw new TenantValidationError('origins', 'at least one origin is required');
   if (input.origins.length > 20) throw new TenantValidationError('origins', 'at most 20 origins');
   const origins = [...new Set(input.origins.map(normalizeTenantOrigin))];
-  const rpId = checkRpId(input.rpId ?? new URL(origins[0]!).hostname, origins);
+  const [firstWebOrigin] = webOrigins(origins);
+  if (input.rpId === undefined && firstWebOrigin === undefined) {
+    throw new TenantValidationError('rp_id', 'an RP ID is required when no origin is a web origin');
+  }
+  const rpId = checkRpId(input.rpId ?? new URL(firstWebOrigin!).hostname, origins);
   return { name, origins, rpId };
 }
