@@ -84,12 +84,19 @@ export function normalizeTenantOrigin(value: string): string {
   return url.origin;
 }
 
+/** Whether the web origin's host is the RP ID or a subdomain of it. */
+function isOnRpId(rpId: string, origin: string): boolean {
+  const host = new URL(origin).hostname;
+  return host === rpId || host.endsWith(`.${rpId}`);
+}
+
 /**
  * Checks the RP ID against the origins (WebAuthn L3 §5.1.2 / HTML's "registrable domain
  * suffix"): it must be a domain name, not an IP address or a bare top-level name, and each
  * web origin's host must be it or a subdomain of it (an Android app's origin has no host: its
- * tie to the RP ID is the domain's Digital Asset Links file, which Android checks). Without the public suffix list, names like
- * `co.uk` are not caught here; the browser refuses them at ceremony time.
+ * tie to the RP ID is the domain's Digital Asset Links file, which Android checks). Without
+ * the public suffix list, names like `co.uk` are not caught here; the browser refuses them at
+ * ceremony time.
  */
 export function checkRpId(rpId: string, origins: string[]): string {
   const id = rpId.trim().toLowerCase();
@@ -97,13 +104,43 @@ export function checkRpId(rpId: string, origins: string[]): string {
   if (id !== 'localhost' && !id.includes('.')) {
     throw new TenantValidationError('rp_id', `RP ID ${rpId} is a top-level name; use the app's own domain`);
   }
-  for (const origin of webOrigins(origins)) {
-    const host = new URL(origin).hostname;
-    if (host !== id && !host.endsWith(`.${id}`)) {
-      throw new TenantValidationError('rp_id', `RP ID ${id} is not a registrable suffix of ${origin}'s host`);
-    }
+  const outside = webOrigins(origins).find((origin) => !isOnRpId(id, origin));
+  if (outside) {
+    throw new TenantValidationError('rp_id', `RP ID ${id} is not a registrable suffix of ${outside}'s host`);
   }
   return id;
+}
+
+/**
+ * Checks new origins of an existing tenant against its RP ID, which stays: the passkeys its
+ * users have are bound to it.
+ */
+export function checkOriginsOnRpId(rpId: string, origins: string[]): void {
+  const outside = webOrigins(origins).find((origin) => !isOnRpId(rpId, origin));
+  if (outside) {
+    throw new TenantValidationError(
+      'origins',
+      `origin ${outside} is not on the app's RP ID ${rpId} or a subdomain of it (the RP ID cannot change: passkeys are bound to it)`,
+    );
+  }
+}
+
+/** A tenant's name, trimmed: what authenticators show as the relying party. */
+export function tenantName(value: string): string {
+  const name = value.trim();
+  if (name.length < 1 || name.length > 64) {
+    throw new TenantValidationError('name', 'name must be 1 to 64 characters');
+  }
+  if (!hasNoControlCharacters(name))
+    throw new TenantValidationError('name', `name ${CONTROL_CHARACTERS_REFUSED}`);
+  return name;
+}
+
+/** A tenant's origins, normalised and de-duplicated: 1 to 20. */
+export function tenantOrigins(values: string[]): string[] {
+  if (values.length === 0) throw new TenantValidationError('origins', 'at least one origin is required');
+  if (values.length > 20) throw new TenantValidationError('origins', 'at most 20 origins');
+  return [...new Set(values.map(normalizeTenantOrigin))];
 }
 
 /** The validated relying party of a new tenant: origins normalised and de-duplicated, RP ID checked. */
@@ -112,16 +149,8 @@ export function tenantRelyingPartySettings(input: {
   origins: string[];
   rpId?: string | undefined;
 }): { name: string; origins: string[]; rpId: string } {
-  const name = input.name.trim();
-  if (name.length < 1 || name.length > 64) {
-    throw new TenantValidationError('name', 'name must be 1 to 64 characters');
-  }
-  if (!hasNoControlCharacters(name))
-    throw new TenantValidationError('name', `name ${CONTROL_CHARACTERS_REFUSED}`);
-  if (input.origins.length === 0)
-    throw new TenantValidationError('origins', 'at least one origin is required');
-  if (input.origins.length > 20) throw new TenantValidationError('origins', 'at most 20 origins');
-  const origins = [...new Set(input.origins.map(normalizeTenantOrigin))];
+  const name = tenantName(input.name);
+  const origins = tenantOrigins(input.origins);
   const [firstWebOrigin] = webOrigins(origins);
   if (input.rpId === undefined && firstWebOrigin === undefined) {
     throw new TenantValidationError('rp_id', 'an RP ID is required when no origin is a web origin');
