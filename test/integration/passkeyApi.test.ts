@@ -351,8 +351,11 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
     it("lists, renames and deletes a user's passkeys, and a deleted passkey no longer signs in", async () => {
       const authenticator = new SoftAuthenticator({ backupEligible: true, backupState: true });
       const { credential } = await register(app, authenticator, { user_id: 'dave-4', username: 'dave' });
-      const second = new SoftAuthenticator();
+      // A model the AAGUID list does not know; the first reports all zeros (no attestation).
+      const second = new SoftAuthenticator({ aaguid: 'deadbeef-0000-4000-8000-00000000beef' });
       const other = await register(app, second, { user_id: 'dave-4', username: 'dave' });
+      const named = new SoftAuthenticator({ aaguid: 'ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4' });
+      const third = await register(app, named, { user_id: 'dave-5', username: 'dave5' });
 
       // Newest first, as Hanko lists them (this list was oldest first before Hanko's order was matched).
       const list = await call(app.id, '/credentials?user_id=dave-4', { method: 'GET', key: app.apiKey });
@@ -360,7 +363,8 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(list.json).toHaveLength(2);
       expect(list.json[1]).toEqual({
         id: credential.id,
-        name: 'Passkey',
+        // As Hanko names a passkey whose AAGUID names no model.
+        name: `cred-${credential.id}`,
         public_key: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
         attestation_type: 'none',
         aaguid: '00000000-0000-0000-0000-000000000000',
@@ -373,7 +377,12 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         is_mfa: false,
         user_id: 'dave-4',
       });
-      expect(list.json[0].id).toBe(other.credential.id);
+      expect(list.json[0]).toMatchObject({ id: other.credential.id, name: `cred-${other.credential.id}` });
+      const thirdListed = await call(app.id, `/credentials/${third.credential.id}`, {
+        method: 'GET',
+        key: app.apiKey,
+      });
+      expect(thirdListed.json.name).toBe('Google Password Manager');
 
       const renamed = await call(app.id, `/credentials/${credential.id}`, {
         method: 'PATCH',
