@@ -26,8 +26,20 @@ const notFound = (id: string) => new CliError(`no passkey API tenant with id ${i
 const integerFlag = (value: string | undefined) =>
   value !== undefined && /^\d+$/.test(value) ? Number(value) : value;
 
+/** A tenant rule broken by a flag's value, as one line naming the flag. */
+async function namingTheFlag<T>(run: () => T | Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof TenantValidationError) throw flagError(error.field, error.message);
+    throw error;
+  }
+}
+
 /** The `update` flags as a settings change, checked before the database is opened. */
-function settingsChangeFromFlags(opts: Record<string, string | undefined>): TenantSettingsChangeInput {
+function settingsChangeFromFlags(
+  opts: Record<string, string | undefined> & { origin?: string[] },
+): TenantSettingsChangeInput {
   const ceremony = (prefix: '' | 'mfa') => {
     const flag = (name: string) => opts[prefix ? `${prefix}${name[0]!.toUpperCase()}${name.slice(1)}` : name];
     const given = {
@@ -39,7 +51,12 @@ function settingsChangeFromFlags(opts: Record<string, string | undefined>): Tena
     };
     return Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
   };
-  const result = tenantSettingsChangeSchema.safeParse({ webauthn: ceremony(''), mfa: ceremony('mfa') });
+  const result = tenantSettingsChangeSchema.safeParse({
+    name: opts.name,
+    origins: opts.origin,
+    webauthn: ceremony(''),
+    mfa: ceremony('mfa'),
+  });
   if (result.success) return result.data;
   const [issue] = result.error.issues;
   if (!issue?.path.length) {
@@ -58,18 +75,18 @@ export function registerPasskeyApiCommands(program: Command): void {
     .command('create')
     .description('register an app; its API key is shown once')
     .requiredOption('--name <name>', "the app's name, shown by authenticators as the relying party")
-    .option('--origin <origin>', "an origin the app's pages are served from (repeatable)", collect, [])
-    .option('--rp-id <domain>', "WebAuthn RP ID (default: the first origin's host)")
+    .option(
+      '--origin <origin>',
+      "an origin the app's pages are served from, or an Android app's android:apk-key-hash:... (repeatable)",
+      collect,
+      [],
+    )
+    .option('--rp-id <domain>', "WebAuthn RP ID (default: the first web origin's host)")
     .option('--json', 'print JSON')
-    .action((opts) => {
+    .action(async (opts) => {
       const input = { name: opts.name, origins: opts.origin, rpId: opts.rpId };
-      try {
-        // Checked before the database is opened, so a typo fails at once.
-        tenantRelyingPartySettings(input);
-      } catch (error) {
-        if (error instanceof TenantValidationError) throw flagError(error.field, error.message);
-        throw error;
-      }
+      // Checked before the database is opened, so a typo fails at once.
+      await namingTheFlag(() => tenantRelyingPartySettings(input));
       return withDatabase(async (db, config) => {
         const { tenant, apiKey } = await createTenant(db, config, input, cliActor());
         output(opts.json, { tenant_id: tenant.id, api_key: apiKey }, () =>
@@ -104,7 +121,15 @@ export function registerPasskeyApiCommands(program: Command): void {
 
   tenants
     .command('update <id>')
-    .description("change the tenant's WebAuthn settings for passkeys and for second factors (MFA)")
+    .description(
+      "change the tenant's name, origins or WebAuthn settings for passkeys and for second factors (MFA)",
+    )
+    .option('--name <name>', "the app's new name, shown by authenticators as the relying party")
+    .option(
+      '--origin <origin>',
+      "the app's origins, replacing the list (repeatable); each web origin must be on the RP ID, which stays",
+      collect,
+    )
     .option('--user-verification <uv>', 'required | preferred | discouraged (default: required)')
     .option(
       '--attachment <attachment>',
@@ -119,10 +144,10 @@ export function registerPasskeyApiCommands(program: Command): void {
     .option('--mfa-attestation <preference>', 'the same for second factors (default: direct)')
     .option('--mfa-timeout <ms>', 'the same for second factors (default: 300000)')
     .option('--json', 'print JSON')
-    .action((id: string, opts) => {
-      const change = tenantSettingsChange(settingsChangeFromFlags(opts));
+    .action(async (id: string, opts) => {
+      const change = await namingTheFlag(() => tenantSettingsChange(settingsChangeFromFlags(opts)));
       return withDatabase(async (db) => {
-        const tenant = await changeTenantSettings(db, id, change, cliActor());
+        const tenant = await namingTheFlag(() => changeTenantSettings(db, id, change, cliActor()));
         if (!tenant) throw notFound(id);
         const view = tenantView(tenant);
         const describe = (label: string, s: typeof view.webauthn) =>
@@ -130,6 +155,7 @@ export function registerPasskeyApiCommands(program: Command): void {
         output(opts.json, view, () =>
           [
             `Updated passkey API tenant "${view.name}"`,
+            `origins:  ${view.origins.join(' ')}`,
             describe('passkeys', view.webauthn),
             describe('MFA     ', view.mfa),
           ].join('\n'),

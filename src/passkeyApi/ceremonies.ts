@@ -29,8 +29,11 @@ import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
 /** Challenge purposes of the passkey API, distinct from Sesame's own ceremonies. */
 const PURPOSE = { register: 'pk-reg', login: 'pk-login' } as const;
 
-/** Name of a passkey whose AAGUID names nothing: the API answers in English. */
-const DEFAULT_CREDENTIAL_NAME = 'Passkey';
+/**
+ * Name of a passkey whose AAGUID names nothing (unknown, or all zeros): `cred-` and its id, as
+ * Hanko's server names it (`intern/webauthn_credential.go`), so apps that look for it find it.
+ */
+const defaultCredentialName = (credentialId: string) => `cred-${credentialId}`;
 
 /** The WebAuthn user handle for an app's user id: its UTF-8 bytes (at most 64, WebAuthn L3 §5.4.3). */
 export function tenantUserHandle(userId: string): Uint8Array<ArrayBuffer> {
@@ -117,7 +120,7 @@ export async function finishTenantRegistration(
       // The attestation statement format ("none", "packed", ...), as Hanko records it: not the
       // tenant's attestation preference, which an authenticator may answer with "none".
       attestationType: format,
-      name: credential.name ?? DEFAULT_CREDENTIAL_NAME,
+      name: credential.name ?? defaultCredentialName(credential.id),
     });
     if (!stored) {
       throw new HttpError(400, 'credential_exists', 'This passkey is already registered.');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type CeremonyPolicy, PASSKEY_POLICY } from '../webauthn/policy.js';
+import { tenantName, tenantOrigins } from './relyingParty.js';
 
 /** The values Hanko's tenant config accepts for each WebAuthn option (go-webauthn's protocol enums). */
 export const USER_VERIFICATION = ['required', 'preferred', 'discouraged'] as const;
@@ -52,8 +53,14 @@ export const DEFAULT_MFA_SETTINGS: CeremonySettings = {
   timeoutMs: PASSKEY_POLICY.timeoutMs,
 };
 
-/** A change to some of a tenant's settings; what is left out stays as it is. */
+/**
+ * A change to some of a tenant's settings; what is left out stays as it is. `name` and
+ * `origins` are validated (relyingParty.ts) but not yet checked against the tenant's RP ID.
+ */
 export interface TenantSettingsChange {
+  name?: string;
+  /** Replaces the list, as Hanko's `PUT /tenants/{id}/config` does. */
+  origins?: string[];
   webauthn?: Partial<CeremonySettings>;
   mfa?: Partial<CeremonySettings>;
 }
@@ -122,20 +129,30 @@ const ceremonySettingsChangeSchema = z
 
 /**
  * A change to a tenant's settings as the admin API, the CLI and the page give it:
- * `{webauthn?: {...}, mfa?: {...}}` in Hanko's names. At least one setting must be given.
+ * `{name?, origins?, webauthn?: {...}, mfa?: {...}}` in Hanko's names. At least one setting
+ * must be given. Name and origins are checked by their rules in {@link tenantSettingsChange}.
  */
 export const tenantSettingsChangeSchema = z
   .object(
     {
+      name: z.string({ error: 'must be a string' }).max(1000).optional(),
+      origins: z
+        .array(z.string({ error: 'must be a string' }).max(2000), { error: 'must be an array of origins' })
+        .max(100)
+        .optional(),
       webauthn: ceremonySettingsChangeSchema.optional(),
       mfa: ceremonySettingsChangeSchema.optional(),
     },
     { error: notAnObject },
   )
   .strict()
-  .refine((v) => Object.keys(v.webauthn ?? {}).length + Object.keys(v.mfa ?? {}).length > 0, {
-    error: 'give at least one setting to change',
-  });
+  .refine(
+    (v) =>
+      v.name !== undefined ||
+      v.origins !== undefined ||
+      Object.keys(v.webauthn ?? {}).length + Object.keys(v.mfa ?? {}).length > 0,
+    { error: 'give at least one setting to change' },
+  );
 
 export type TenantSettingsChangeInput = z.output<typeof tenantSettingsChangeSchema>;
 
@@ -151,10 +168,10 @@ function ceremonyChange(input: z.output<typeof ceremonySettingsChangeSchema> | u
 }
 
 /** The change in the admin API's names, for the audit log: only what was given. */
-export function settingsChangeView(
-  change: TenantSettingsChange,
-): Record<string, Record<string, string | number>> {
-  const view: Record<string, Record<string, string | number>> = {};
+export function settingsChangeView(change: TenantSettingsChange): Record<string, unknown> {
+  const view: Record<string, unknown> = {};
+  if (change.name !== undefined) view.name = change.name;
+  if (change.origins !== undefined) view.origins = change.origins;
   for (const kind of ['webauthn', 'mfa'] as const) {
     const given = change[kind] ?? {};
     const named: Record<string, string | number | undefined> = {
@@ -172,7 +189,15 @@ export function settingsChangeView(
   return view;
 }
 
-/** The validated input as a change of settings. */
+/**
+ * The validated input as a change of settings, the name and origins normalised.
+ * @throws TenantValidationError for a bad name or origin.
+ */
 export function tenantSettingsChange(input: TenantSettingsChangeInput): TenantSettingsChange {
-  return { webauthn: ceremonyChange(input.webauthn), mfa: ceremonyChange(input.mfa) };
+  return {
+    ...(input.name !== undefined && { name: tenantName(input.name) }),
+    ...(input.origins !== undefined && { origins: tenantOrigins(input.origins) }),
+    webauthn: ceremonyChange(input.webauthn),
+    mfa: ceremonyChange(input.mfa),
+  };
 }

@@ -8,7 +8,7 @@ import { inTransaction } from '../db/transactions.js';
 import { KEY_ACTIVATION_DELAY_SECONDS } from '../oidc/keys.js';
 import type { RelyingParty } from '../webauthn/policy.js';
 import { newTenantSigningKey, RETIRED_TENANT_KEY_GRACE_SECONDS } from './jwt.js';
-import { tenantRelyingPartySettings } from './relyingParty.js';
+import { checkOriginsOnRpId, tenantRelyingPartySettings } from './relyingParty.js';
 import {
   type CeremonySettingsView,
   ceremonySettingsView,
@@ -172,8 +172,10 @@ export function removeUnpublishedTenantKeys(db: Db): Promise<number> {
 }
 
 /**
- * Changes some of the tenant's WebAuthn settings (validated by tenantSettingsChangeSchema);
- * the next ceremony uses them. Undefined when there is no such tenant.
+ * Changes some of the tenant's name, origins and WebAuthn settings (validated by
+ * tenantSettingsChangeSchema and tenantSettingsChange); the next request uses them, on every
+ * instance, as each reads the tenant from the database. Undefined when there is no such tenant.
+ * @throws TenantValidationError when a new web origin is not on the tenant's RP ID.
  */
 export async function changeTenantSettings(
   db: Db,
@@ -182,6 +184,12 @@ export async function changeTenantSettings(
   actor: Actor,
 ): Promise<StoredTenant | undefined> {
   return db.transaction().execute(async (trx) => {
+    if (change.origins !== undefined) {
+      // The RP ID never changes, so the tenant read here still has it when the update runs.
+      const tenant = await passkeyTenantsQueries.findById(trx, id);
+      if (!tenant) return undefined;
+      checkOriginsOnRpId(tenant.rpId, change.origins);
+    }
     const changed = await passkeyTenantsQueries.changeSettings(trx, id, change);
     if (changed) {
       await auditQueries.record(trx, actor, 'passkey_tenant.update_settings', id, settingsChangeView(change));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type {
   AuthenticationResponseJSON,
@@ -18,6 +19,11 @@ import { startTestApp, type TestApp } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
 const APP_ORIGIN = 'https://app.example';
+/**
+ * The origin Android's Credential Manager reports for the app signed with this certificate:
+ * the unpadded base64url SHA-256 of the certificate's bytes.
+ */
+const ANDROID_ORIGIN = `android:apk-key-hash:${createHash('sha256').update('notes app signing certificate').digest('base64url')}`;
 const KEY_ENCRYPTION_SECRET = 'passkey-api-test-key-encryption-secret-0123456789';
 
 interface TestTenant {
@@ -345,8 +351,11 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
     it("lists, renames and deletes a user's passkeys, and a deleted passkey no longer signs in", async () => {
       const authenticator = new SoftAuthenticator({ backupEligible: true, backupState: true });
       const { credential } = await register(app, authenticator, { user_id: 'dave-4', username: 'dave' });
-      const second = new SoftAuthenticator();
+      // A model the AAGUID list does not know; the first reports all zeros (no attestation).
+      const second = new SoftAuthenticator({ aaguid: 'deadbeef-0000-4000-8000-00000000beef' });
       const other = await register(app, second, { user_id: 'dave-4', username: 'dave' });
+      const named = new SoftAuthenticator({ aaguid: 'ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4' });
+      const third = await register(app, named, { user_id: 'dave-5', username: 'dave5' });
 
       // Newest first, as Hanko lists them (this list was oldest first before Hanko's order was matched).
       const list = await call(app.id, '/credentials?user_id=dave-4', { method: 'GET', key: app.apiKey });
@@ -354,7 +363,8 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(list.json).toHaveLength(2);
       expect(list.json[1]).toEqual({
         id: credential.id,
-        name: 'Passkey',
+        // As Hanko names a passkey whose AAGUID names no model.
+        name: `cred-${credential.id}`,
         public_key: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
         attestation_type: 'none',
         aaguid: '00000000-0000-0000-0000-000000000000',
@@ -367,7 +377,12 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         is_mfa: false,
         user_id: 'dave-4',
       });
-      expect(list.json[0].id).toBe(other.credential.id);
+      expect(list.json[0]).toMatchObject({ id: other.credential.id, name: `cred-${other.credential.id}` });
+      const thirdListed = await call(app.id, `/credentials/${third.credential.id}`, {
+        method: 'GET',
+        key: app.apiKey,
+      });
+      expect(thirdListed.json.name).toBe('Google Password Manager');
 
       const renamed = await call(app.id, `/credentials/${credential.id}`, {
         method: 'PATCH',
@@ -454,6 +469,41 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         headers: { origin: 'https://other.example' },
       });
       expect(fromOther.headers.get('access-control-allow-origin')).toBeNull();
+    });
+
+    it("runs an Android app's ceremonies for a tenant that lists its apk-key-hash origin, and no other's", async () => {
+      const android = await makeTenant('Notes Android', [APP_ORIGIN, ANDROID_ORIGIN]);
+      expect(ANDROID_ORIGIN).toMatch(/^android:apk-key-hash:[A-Za-z0-9_-]{43}$/);
+      const phone = new SoftAuthenticator();
+      const options = await registrationOptions(android, { user_id: 'ada-android', username: 'ada' });
+      expect(options.rp.id).toBe('app.example');
+      const credential = await phone.createCredential(options, ANDROID_ORIGIN);
+      expect(await call(android.id, '/registration/finalize', { body: credential })).toMatchObject({
+        status: 200,
+      });
+      const assertion = await phone.getAssertion(await loginOptions(android), ANDROID_ORIGIN);
+      const signedIn = await login(android, assertion);
+      expect(signedIn.status).toBe(200);
+      expect((await verifyToken(android, signedIn.json.token)).sub).toBe('ada-android');
+
+      // A tenant that does not list the app's origin refuses both ceremonies from it.
+      const before = await rowsNow();
+      const elsewhereOptions = await registrationOptions(app, { user_id: 'ada-android', username: 'ada' });
+      const unlisted = await new SoftAuthenticator().createCredential(elsewhereOptions, ANDROID_ORIGIN);
+      expect(await call(app.id, '/registration/finalize', { body: unlisted })).toMatchObject(hankoError(400));
+      expect((await rowsNow()).credentials).toEqual(before.credentials);
+      const appPhone = new SoftAuthenticator();
+      await register(app, appPhone, { user_id: 'ada-web', username: 'ada' });
+      const fromAndroid = await appPhone.getAssertion(await loginOptions(app), ANDROID_ORIGIN);
+      expect(await login(app, fromAndroid)).toMatchObject(hankoError(401));
+
+      // It is no web origin: never answered by CORS.
+      const preflight = await fetch(`${sesame.baseUrl}/passkey-api/${android.id}/login/finalize`, {
+        method: 'OPTIONS',
+        headers: { origin: ANDROID_ORIGIN, 'access-control-request-method': 'POST' },
+      });
+      expect(preflight.status).toBe(403);
+      expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
     });
   });
 
@@ -935,6 +985,11 @@ describe('sesame passkey-api (the command)', () => {
         ],
         [['--origin', 'https://app.example', '--rp-id', 'example'], /top-level/],
         [[], /at least one origin/],
+        // Android's origin is the unpadded base64url SHA-256: not padded, not keytool's hex.
+        [['--origin', `${ANDROID_ORIGIN}=`, '--rp-id', 'app.example'], /apk-key-hash.*base64url/],
+        [['--origin', 'android:apk-key-hash:FA:C6:17:45:DC:09', '--rp-id', 'app.example'], /43 characters/],
+        // With no web origin there is no host to take the RP ID from.
+        [['--origin', ANDROID_ORIGIN], /RP ID is required/],
       ] as const) {
         const result = await sesame('create', '--name', 'Bad', ...args, '--json');
         expect(result.code).not.toBe(0);
@@ -946,6 +1001,20 @@ describe('sesame passkey-api (the command)', () => {
       const local = await sesame('create', '--name', 'Local', '--origin', 'http://localhost:5173', '--json');
       expect(local.code).toBe(0);
       expect(JSON.parse((await sesame('list', '--json')).stdout)[0]).toMatchObject({ rp_id: 'localhost' });
+      // An Android app's origin beside the web one, or alone with the RP ID given.
+      for (const origins of [
+        ['--origin', 'https://app.example', '--origin', ANDROID_ORIGIN],
+        ['--origin', ANDROID_ORIGIN, '--rp-id', 'app.example'],
+      ]) {
+        const android = await sesame('create', '--name', 'Android', ...origins, '--json');
+        expect(android).toMatchObject({ code: 0, stderr: '' });
+        const { tenant_id } = JSON.parse(android.stdout);
+        const listed = JSON.parse((await sesame('list', '--json')).stdout);
+        expect(listed.find((t: { tenant_id: string }) => t.tenant_id === tenant_id)).toMatchObject({
+          rp_id: 'app.example',
+          origins: expect.arrayContaining([ANDROID_ORIGIN]),
+        });
+      }
     },
     CLI_TIMEOUT_MS,
   );

@@ -11,9 +11,12 @@ import { asPage } from '../support/browser.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, runCliOn } from '../support/sesameProcess.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
+import { startSecondInstance, startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 const APP_ORIGIN = 'https://app.example';
+/** An Android app's origin: the unpadded base64url SHA-256 of its signing certificate. */
+const ANDROID_ORIGIN = 'android:apk-key-hash:-sYXRdwJA3hvue3mKpYrOZ9zSPC7b4mbgzJmdZEDO5w';
 const CLI_TIMEOUT_MS = 60_000;
 
 interface Reply {
@@ -70,6 +73,10 @@ describe("a passkey API tenant's WebAuthn settings", () => {
     const text = await response.text();
     return { status: response.status, json: text ? JSON.parse(text) : undefined };
   }
+
+  /** `sesame passkey-api update ID ...flags --json`, its answer parsed. */
+  const updateByCli = (tenantId: string, ...flags: string[]) =>
+    cliJsonOn(sesame, ['passkey-api', 'update', tenantId, ...flags]);
 
   const nextUser = () => {
     userCounter += 1;
@@ -145,9 +152,7 @@ describe("a passkey API tenant's WebAuthn settings", () => {
     'is changed by `sesame passkey-api update`, audited, and the next options carry the settings',
     async () => {
       const tenant = await newTenant();
-      const updated = await cliJsonOn(sesame, [
-        'passkey-api',
-        'update',
+      const updated = await updateByCli(
         tenant.id,
         '--user-verification',
         'preferred',
@@ -165,7 +170,7 @@ describe("a passkey API tenant's WebAuthn settings", () => {
         'none',
         '--mfa-timeout',
         '60000',
-      ]);
+      );
       expect(updated).toMatchObject({
         tenant_id: tenant.id,
         webauthn: {
@@ -322,13 +327,13 @@ describe("a passkey API tenant's WebAuthn settings", () => {
       });
       expect(refused.json.fields).toHaveProperty([field]);
     }
-    for (const body of ['{}', '{"name":"Renamed"}', '{"webauthn":{}}', '{not json', '[]', 'null']) {
+    for (const body of ['{}', '{"rp_id":"app.example"}', '{"webauthn":{}}', '{not json', '[]', 'null']) {
       const refused = await adminApi('PATCH', path, body);
       expect(refused.status).toBe(400);
     }
     // An unknown setting is named as one, not called a wrong type.
     for (const [body, key] of [
-      [{ name: 'Renamed' }, 'name'],
+      [{ rp_id: 'evil.example' }, 'rp_id'],
       [{ webauthn: { timeout: 30_000 }, foo: 1 }, 'foo'],
       [{ webauthn: { foo: 1 } }, 'foo'],
     ] as const) {
@@ -345,6 +350,159 @@ describe("a passkey API tenant's WebAuthn settings", () => {
     );
     expect(unknown.status).toBe(404);
     expect(await settingsOf(tenant.id)).toEqual(before);
+  });
+
+  describe('name and origins', () => {
+    const tenantRow = async (tenantId: string) => passkeyTenantsQueries.findById(sesame.db, tenantId);
+
+    /**
+     * The finalize statuses of a registration reported from `origin`, and of a login reported
+     * from it with a passkey registered at `registeredAt`.
+     */
+    async function ceremoniesAt(tenant: Tenant, origin: string, registeredAt = 'https://m.app.example') {
+      const authenticator = new SoftAuthenticator();
+      const creation = await registrationOptions(tenant, nextUser());
+      const credential = await authenticator.createCredential(creation, origin);
+      const registered = (await call(tenant, '/registration/finalize', credential, false)).status;
+      const known = nextUser();
+      const knownCreation = await registrationOptions(tenant, known);
+      const knownCredential = await authenticator.createCredential(knownCreation, registeredAt);
+      expect((await call(tenant, '/registration/finalize', knownCredential, false)).status).toBe(200);
+      const assertion = await authenticator.getAssertion(await loginOptions(tenant, known.user_id), origin);
+      const signedIn = (await call(tenant, '/login/finalize', assertion, false)).status;
+      return { registered, signedIn };
+    }
+
+    const preflight = async (tenant: Tenant, origin: string, base = sesame.baseUrl) =>
+      (
+        await fetch(`${base}/passkey-api/${tenant.id}/login/finalize`, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'POST' },
+        })
+      ).status;
+
+    it('are replaced by PATCH, checked as at creation and audited; the next ceremonies and CORS use them', async () => {
+      const tenant = await newTenant();
+      const patched = await adminApi(
+        'PATCH',
+        `/passkey-tenants/${tenant.id}`,
+        JSON.stringify({ name: ' Notes 2 ', origins: ['https://M.app.example/', ANDROID_ORIGIN] }),
+      );
+      expect(patched.status).toBe(200);
+      expect(patched.json).toMatchObject({
+        name: 'Notes 2',
+        rp_id: 'app.example',
+        origins: ['https://m.app.example', ANDROID_ORIGIN],
+        webauthn: { user_verification: 'required' },
+      });
+      expect((await adminApi('GET', `/passkey-tenants/${tenant.id}`)).json.origins).toEqual([
+        'https://m.app.example',
+        ANDROID_ORIGIN,
+      ]);
+      const options = await registrationOptions(tenant, nextUser());
+      expect(options.rp).toEqual({ id: 'app.example', name: 'Notes 2' });
+
+      expect(await ceremoniesAt(tenant, 'https://m.app.example')).toEqual({ registered: 200, signedIn: 200 });
+      expect(await ceremoniesAt(tenant, ANDROID_ORIGIN)).toEqual({ registered: 200, signedIn: 200 });
+      // The origin the list no longer holds is refused.
+      expect(await ceremoniesAt(tenant, APP_ORIGIN)).toEqual({ registered: 400, signedIn: 401 });
+      expect(await preflight(tenant, 'https://m.app.example')).toBe(204);
+      expect(await preflight(tenant, APP_ORIGIN)).toBe(403);
+
+      const audit = await auditQueries.recent(sesame.db, 50);
+      const entry = audit.find(
+        (e) => e.action === 'passkey_tenant.update_settings' && e.target === tenant.id,
+      );
+      expect(entry).toMatchObject({ actor: expect.stringMatching(/^api-key:/) });
+      expect(JSON.stringify(entry)).toContain('https://m.app.example');
+      expect(JSON.stringify(entry)).toContain('Notes 2');
+    });
+
+    it('refuses bad names and origins over the admin API with a 400 naming the field, and changes nothing', async () => {
+      const tenant = await newTenant();
+      const before = await tenantRow(tenant.id);
+      for (const [body, field, message] of [
+        [{ origins: ['https://other.example'] }, 'origins', /not on the app's RP ID app\.example/],
+        [{ origins: [APP_ORIGIN, 'https://app.example.evil.com'] }, 'origins', /RP ID/],
+        [{ origins: [] }, 'origins', /at least one origin/],
+        [{ origins: ['http://app.example'] }, 'origins', /must use https/],
+        [{ origins: ['https://app.example/login'] }, 'origins', /without a path/],
+        [{ origins: [`${ANDROID_ORIGIN}=`] }, 'origins', /base64url/],
+        [{ origins: 'https://app.example' }, 'origins', /array/],
+        [{ origins: [APP_ORIGIN], name: '' }, 'name', /1 to 64/],
+        [{ name: 'Bell\u0007' }, 'name', /control/],
+        [{ name: 7 }, 'name', /string/],
+      ] as const) {
+        const refused = await adminApi('PATCH', `/passkey-tenants/${tenant.id}`, JSON.stringify(body));
+        expect(refused.status).toBe(400);
+        expect(refused.json.fields).toHaveProperty([field]);
+        expect(refused.json.error_description).toMatch(message);
+      }
+      const unknown = await adminApi(
+        'PATCH',
+        '/passkey-tenants/00000000-0000-0000-0000-000000000000',
+        JSON.stringify({ origins: [APP_ORIGIN] }),
+      );
+      expect(unknown.status).toBe(404);
+      expect(await tenantRow(tenant.id)).toEqual(before);
+    });
+
+    it(
+      'are replaced by `sesame passkey-api update --origin`, and a bad one is refused in one line naming the flag',
+      async () => {
+        const tenant = await newTenant();
+        const updated = await updateByCli(
+          tenant.id,
+          '--name',
+          'Notes mobile',
+          '--origin',
+          'https://m.app.example',
+          '--origin',
+          ANDROID_ORIGIN,
+        );
+        expect(updated).toMatchObject({
+          tenant_id: tenant.id,
+          name: 'Notes mobile',
+          origins: ['https://m.app.example', ANDROID_ORIGIN],
+        });
+        const before = await tenantRow(tenant.id);
+        for (const [args, flag, message] of [
+          [['--origin', 'https://other.example'], '--origin', /RP ID/],
+          [['--origin', 'ftp://app.example'], '--origin', /https/],
+          [['--name', ' '], '--name', /1 to 64/],
+        ] as const) {
+          const result = await runCliOn(sesame, ['passkey-api', 'update', tenant.id, ...args, '--json']);
+          expect(result.code).not.toBe(0);
+          expect(result.stdout).toBe('');
+          expect(linesOf(result.stderr)).toHaveLength(1);
+          expect(result.stderr).toContain(`${flag}: `);
+          expect(result.stderr).toMatch(message);
+        }
+        expect(await tenantRow(tenant.id)).toEqual(before);
+        const audit = await auditQueries.recent(sesame.db, 50);
+        expect(
+          audit.find((e) => e.action === 'passkey_tenant.update_settings' && e.target === tenant.id),
+        ).toMatchObject({ actor: expect.stringMatching(/^cli/) });
+      },
+      CLI_TIMEOUT_MS * 2,
+    );
+
+    (onPostgres ? it : it.skip)('hold on another instance at its next request', async () => {
+      const tenant = await newTenant();
+      const other = await startSecondInstance(sesame);
+      try {
+        // The other instance has served the tenant before the change.
+        expect(await preflight(tenant, APP_ORIGIN, other.url)).toBe(204);
+        const patch = { origins: ['https://m.app.example'] };
+        expect((await adminApi('PATCH', `/passkey-tenants/${tenant.id}`, JSON.stringify(patch))).status).toBe(
+          200,
+        );
+        expect(await preflight(tenant, APP_ORIGIN, other.url)).toBe(403);
+        expect(await preflight(tenant, 'https://m.app.example', other.url)).toBe(204);
+      } finally {
+        await other.stop();
+      }
+    });
   });
 
   describe('user verification', () => {
@@ -516,6 +674,56 @@ describe("a passkey API tenant's WebAuthn settings", () => {
       );
       const options = await registrationOptions(tenant, nextUser());
       expect(options.authenticatorSelection).toMatchObject({ authenticatorAttachment: 'cross-platform' });
+    });
+
+    it('renames the app and replaces its origins after a passkey step-up; a bad origin is named (400)', async () => {
+      const tenant = await newTenant('Shop');
+      const page = await admin.browser.request(`/admin/passkey-tenants/${tenant.id}`);
+      expect(page.text).toMatch(
+        new RegExp(
+          `<form method="post" action="/admin/passkey-tenants/${tenant.id}/origins"[^>]*data-step-up>`,
+        ),
+      );
+      expect(page.text).toMatch(
+        /<textarea id="origins" name="origins"[^>]*>https:\/\/app\.example<\/textarea>/,
+      );
+      const before = await passkeyTenantsQueries.findById(sesame.db, tenant.id);
+      const form = {
+        _csrf: page.csrf(),
+        name: 'Shop 2',
+        origins: `https://shop.app.example\r\n${ANDROID_ORIGIN}\r\n`,
+      };
+      await sesame.db.deleteFrom('step_ups').execute();
+      const unconfirmed = await admin.browser.request(`/admin/passkey-tenants/${tenant.id}/origins`, {
+        form,
+      });
+      expect(unconfirmed.status).toBe(403);
+      expect(await passkeyTenantsQueries.findById(sesame.db, tenant.id)).toEqual(before);
+
+      expect((await stepUp(admin, page.csrf())).status).toBe(200);
+      const outside = await admin.browser.request(`/admin/passkey-tenants/${tenant.id}/origins`, {
+        form: { ...form, origins: 'https://shop.example' },
+      });
+      expect(outside.status).toBe(400);
+      expect(outside.text).toContain('id="origins-error"');
+      expect(outside.text).toContain('nothing was saved');
+      expect(await passkeyTenantsQueries.findById(sesame.db, tenant.id)).toEqual(before);
+
+      const saved = await admin.browser.request(`/admin/passkey-tenants/${tenant.id}/origins`, { form });
+      expect(saved.status).toBe(302);
+      expect(saved.headers.get('location')).toBe(
+        `/admin/passkey-tenants/${tenant.id}?done=tenant-origins-saved`,
+      );
+      expect(await passkeyTenantsQueries.findById(sesame.db, tenant.id)).toMatchObject({
+        name: 'Shop 2',
+        rpId: 'app.example',
+        origins: ['https://shop.app.example', ANDROID_ORIGIN],
+        settings: before!.settings,
+      });
+      const shown = await admin.browser.request(
+        `/admin/passkey-tenants/${tenant.id}?done=tenant-origins-saved`,
+      );
+      expect(shown.text).toContain('name and origins were saved');
     });
 
     it('shows the form again with the bad field named (400) and saves nothing', async () => {

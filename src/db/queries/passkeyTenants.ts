@@ -119,14 +119,16 @@ export const passkeyTenantsQueries = {
   },
 
   /**
-   * Changes the given WebAuthn settings of the tenant (the rest stay, even when another
-   * change runs at once); undefined when there is no such tenant.
+   * Changes the given name, origins and WebAuthn settings of the tenant (the rest stay, even
+   * when another change runs at once); undefined when there is no such tenant.
    */
   async changeSettings(db: Db, id: string, change: TenantSettingsChange): Promise<StoredTenant | undefined> {
     if (!UUID.test(id)) return undefined;
     const row = await db
       .updateTable('passkey_tenants')
       .set({
+        ...(change.name !== undefined && { name: change.name }),
+        ...(change.origins !== undefined && { origins: JSON.stringify(change.origins) }),
         ...settingsColumns('webauthn', change.webauthn ?? {}),
         ...settingsColumns('mfa', change.mfa ?? {}),
         updated_at: sql<Date>`now()`,

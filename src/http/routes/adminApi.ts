@@ -249,7 +249,8 @@ export function adminApiRoutes(services: Services): Router {
     ctx.body = tenantView(tenant);
   });
 
-  // The tenant's WebAuthn settings, in Hanko's names; what the body leaves out stays.
+  // The tenant's name, origins (replacing the list) and WebAuthn settings, in Hanko's names;
+  // what the body leaves out stays.
   router.patch('/passkey-tenants/:id', async (ctx) => {
     const change = tenantSettingsChange(parseBody(ctx, tenantSettingsChangeSchema));
     const tenant = await changeTenantSettings(db, ctx.params.id!, change, apiKeyActor(ctx));

@@ -32,6 +32,10 @@ const tenantFormSchema = z.object({
   rp_id: z.string().max(1000).default(''),
 });
 
+/** The form that renames the app or replaces its origins (the RP ID stays). */
+const relyingPartyFormSchema = tenantFormSchema.pick({ name: true, origins: true });
+type RelyingPartyForm = z.output<typeof relyingPartyFormSchema>;
+
 const settingField = z.string().max(100).optional();
 /** The settings form: one select (or number) per setting, `webauthn_*` and `mfa_*`. */
 const settingsFormSchema = z.object({
@@ -80,6 +84,7 @@ function settingsChangeFromForm(
 export const PASSKEY_TENANT_NOTICES: Record<string, string> = {
   'tenant-deleted': 'The app was deleted with its users and passkeys.',
   'tenant-settings-saved': "The app's WebAuthn settings were saved; its next ceremonies use them.",
+  'tenant-origins-saved': "The app's name and origins were saved; its next ceremonies use them.",
   'tenant-signing-key-rotated':
     "A new signing key is in the app's JWKS; it signs once the delay has passed. The old key signs until then and stays in the JWKS until what it signed has expired.",
   'tenant-signing-key-replaced':
@@ -185,7 +190,7 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
     ctx: Context,
     tenant: StoredTenant,
     errors: Record<string, string> = {},
-    form?: SettingsForm,
+    form?: SettingsForm | RelyingPartyForm,
   ) {
     kit.render(ctx, 'passkey-tenant', {
       title: tenant.name,
@@ -214,6 +219,24 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
       throw notFound('There is no passkey API app with this id.');
     }
     ctx.redirect(`${path(tenant)}?done=tenant-settings-saved`);
+  });
+
+  // A new origin may run the app's ceremonies: a passkey step-up first.
+  router.post('/passkey-tenants/:id/origins', kit.stepUp, async (ctx) => {
+    const tenant = await loadTenant(ctx);
+    const form = parseBody(ctx, relyingPartyFormSchema);
+    try {
+      const change = tenantSettingsChange({ name: form.name, origins: lines(form.origins) });
+      if (!(await changeTenantSettings(db, tenant.id, change, kit.actor(ctx)))) {
+        throw notFound('There is no passkey API app with this id.');
+      }
+    } catch (error) {
+      if (!(error instanceof TenantValidationError)) throw error;
+      ctx.status = 400;
+      showTenant(ctx, tenant, { [error.field]: error.message }, form);
+      return;
+    }
+    ctx.redirect(`${path(tenant)}?done=tenant-origins-saved`);
   });
 
   // The old key stops working at once, so the button asks first, as deleting does; the

@@ -26,6 +26,7 @@ import {
   toHankoError,
 } from '../../passkeyApi/errors.js';
 import { tenantJwks } from '../../passkeyApi/jwt.js';
+import { webOrigins } from '../../passkeyApi/relyingParty.js';
 import {
   auditLogsQuerySchema,
   credentialIdSchema,
@@ -153,7 +154,7 @@ async function allowTenantOrigins(ctx: Context, next: Next) {
   ctx.vary('Origin');
   const origin = ctx.get('Origin');
   // "null" (a sandboxed frame, a data: URL) is never a tenant's origin, whatever was stored.
-  const allowed = origin !== '' && origin !== 'null' && tenantOf(ctx).origins.includes(origin);
+  const allowed = origin !== '' && origin !== 'null' && webOrigins(tenantOf(ctx).origins).includes(origin);
   if (allowed) ctx.set('Access-Control-Allow-Origin', origin);
   if (ctx.method === 'OPTIONS') {
     if (!allowed) throw hankoError(403, STATUS_CODES[403]!, 'This origin is not allowed for this tenant');
