@@ -44,6 +44,7 @@ import type { Services } from '../services.js';
 import {
   type AuditState,
   auditedAs,
+  limitPerTenantOrIp,
   parseHankoBody,
   requestUrl,
   setPageHeaders,
@@ -237,11 +238,12 @@ export function passkeyApiRoutes({
   config,
   db,
   log,
+  hits,
   rateLimit,
-}: Pick<Services, 'config' | 'db' | 'log' | 'rateLimit'>): Router {
+}: Pick<Services, 'config' | 'db' | 'log' | 'hits' | 'rateLimit'>): Router {
   // Tagged first, so the earliest refusals (405, a tenant id that is no UUID or unknown) carry
   // their X-Request-Id too. Limited after CORS, so an app's frontend can read the 429 and its
-  // Retry-After.
+  // Retry-After; per tenant for the app's server (its API key), per IP for everyone else.
   const router = sesameRouter(
     { prefix: '/passkey-api/:tenantId' },
     renderPasskeyApiErrors({ log }),
@@ -250,7 +252,7 @@ export function passkeyApiRoutes({
     refuseOtherMethods(() => router),
     loadTenant({ db }),
     allowTenantOrigins,
-    rateLimit,
+    limitPerTenantOrIp({ config, hits, rateLimit }),
   );
 
   router.post(
