@@ -507,6 +507,26 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await rowsNow()).toEqual(before);
     });
 
+    it('refuses a login naming a user without a passkey with 400, where an empty allowCredentials would offer any passkey', async () => {
+      // The app started registering her, but she never finished.
+      await registrationOptions(app, { user_id: 'fay-6', username: 'fay' });
+      const before = await rowsNow();
+      expect(
+        await call(app.id, '/login/initialize', { key: app.apiKey, body: { user_id: 'fay-6' } }),
+      ).toMatchObject({
+        status: 400,
+        json: { title: 'user has no suitable credentials for this operation', details: '', status: 400 },
+      });
+      // A user the app never named is still unknown.
+      expect(
+        await call(app.id, '/login/initialize', { key: app.apiKey, body: { user_id: 'gus-7' } }),
+      ).toMatchObject({
+        status: 404,
+        json: { title: 'user not found' },
+      });
+      expect(await rowsNow()).toEqual(before);
+    });
+
     it('marks every answer to a call with the API key no-store, refusals included', async () => {
       const key = app.apiKey;
       for (const [path, keyUsed] of [
