@@ -455,6 +455,62 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       });
       expect(fromOther.headers.get('access-control-allow-origin')).toBeNull();
     });
+
+    it('reads the body of every finalize call as JSON whatever its Content-Type says, or without one, as Hanko does', async () => {
+      /** POSTs `body` as JSON text under `type` (none: bytes, which fetch sends without a Content-Type). */
+      const finalizeAs = async (path: string, body: unknown, type: string | undefined, key?: string) => {
+        const text = JSON.stringify(body);
+        const response = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}${path}`, {
+          method: 'POST',
+          headers: { ...(type && { 'content-type': type }), ...(key && { apikey: key }) },
+          body: type ? text : new TextEncoder().encode(text),
+        });
+        expect({ path, type, status: response.status }).toEqual({ path, type, status: 200 });
+        return (await response.json()).token as string;
+      };
+      const phone = new SoftAuthenticator();
+      const securityKey = new SoftAuthenticator();
+      const user = { user_id: 'hal-8', username: 'hal' };
+
+      const created = await phone.createCredential(await registrationOptions(app, user), APP_ORIGIN);
+      await finalizeAs('/registration/finalize', created, 'text/plain;charset=UTF-8');
+      const signIn = await phone.getAssertion(await loginOptions(app), APP_ORIGIN);
+      expect((await verifyToken(app, await finalizeAs('/login/finalize', signIn, undefined))).sub).toBe(
+        'hal-8',
+      );
+
+      const key = app.apiKey;
+      const mfaOptions = (await call(app.id, '/mfa/registration/initialize', { key, body: user })).json
+        .publicKey;
+      const mfaCreated = await securityKey.createCredential(mfaOptions, APP_ORIGIN);
+      await finalizeAs('/mfa/registration/finalize', mfaCreated, 'application/x-www-form-urlencoded', key);
+      const mfaLogin = (await call(app.id, '/mfa/login/initialize', { key, body: { user_id: 'hal-8' } })).json
+        .publicKey;
+      const secondFactor = await securityKey.getAssertion(mfaLogin, APP_ORIGIN, {
+        credentialId: mfaCreated.id,
+      });
+      await finalizeAs('/mfa/login/finalize', secondFactor, 'text/plain', key);
+      const transaction = { user_id: 'hal-8', transaction_id: 'tx-hal-1', transaction_data: { amount: 5 } };
+      const txOptions = (await call(app.id, '/transaction/initialize', { key, body: transaction })).json
+        .publicKey;
+      const approval = await phone.getAssertion(txOptions, APP_ORIGIN);
+      expect(
+        (await verifyToken(app, await finalizeAs('/transaction/finalize', approval, undefined, key))).trans,
+      ).toBe('tx-hal-1');
+
+      // A body that is not JSON is still refused, whatever its type, and so is one over the limit.
+      for (const [body, status] of [
+        ['id=x&type=public-key', 400],
+        [JSON.stringify({ id: 'x', padding: 'p'.repeat(100 * 1024) }), 413],
+      ] as const) {
+        const refused = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body,
+        });
+        expect({ status: refused.status, json: await refused.json() }).toMatchObject(hankoError(status));
+      }
+    });
   });
 
   describe('refusals: each gets the error shape and status and changes nothing', () => {
@@ -827,10 +883,11 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await call(app.id, '/credentials?per_page=x', { method: 'GET', key })).toMatchObject(
         hankoError(400),
       );
-      const form = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
+      // The finalize calls read any body as JSON (as Hanko does); the others want it said.
+      const form = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/initialize`, {
         method: 'POST',
         headers: { 'content-type': 'text/plain' },
-        body: JSON.stringify({ id: 'x' }),
+        body: JSON.stringify({}),
       });
       expect(form.status).toBe(415);
       expect(await form.json()).toEqual({

@@ -189,13 +189,17 @@ async function requireApiKey(ctx: Context, next: Next) {
   await next();
 }
 
-const parseJson = refusingUndecodableBodies(
-  bodyParser({
-    enableTypes: ['json'],
-    jsonLimit: PASSKEY_API_BODY_LIMIT,
-    jsonStrict: true,
-    encoding: 'utf-8',
-  }),
+const JSON_PARSER_OPTIONS = {
+  enableTypes: ['json' as const],
+  jsonLimit: PASSKEY_API_BODY_LIMIT,
+  jsonStrict: true,
+  encoding: 'utf-8',
+};
+
+const parseJson = refusingUndecodableBodies(bodyParser(JSON_PARSER_OPTIONS));
+
+const parseJsonOfAnyType = refusingUndecodableBodies(
+  bodyParser({ ...JSON_PARSER_OPTIONS, detectJSON: () => true }),
 );
 
 /**
@@ -208,6 +212,17 @@ async function jsonBody(ctx: Context, next: Next) {
     throw hankoError(415, STATUS_CODES[415]!, 'The body must be JSON (Content-Type: application/json)');
   }
   await parseJson(ctx, () => refuseIllFormedText(ctx, next));
+}
+
+/**
+ * The body of a `finalize` call (the credential or assertion the browser made) is read as
+ * JSON whatever its Content-Type says, or without one, as Hanko's server reads it
+ * (go-webauthn parses the body as it comes): an app's frontend moving from Hanko may send it
+ * as `text/plain` (a fetch with a string body and no headers). A body that is not JSON is
+ * still 400, one over the limit 413.
+ */
+async function jsonBodyOfAnyType(ctx: Context, next: Next) {
+  await parseJsonOfAnyType(ctx, () => refuseIllFormedText(ctx, next));
 }
 
 function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
@@ -275,7 +290,7 @@ export function passkeyApiRoutes({
 
   router.post(
     '/registration/finalize',
-    jsonBody,
+    jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.registrationFinal),
     async function finalizeRegistration(ctx: Context) {
       const response = parseHankoBody(
@@ -321,7 +336,7 @@ export function passkeyApiRoutes({
 
   router.post(
     '/login/finalize',
-    jsonBody,
+    jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.authenticationFinal),
     async function finalizeLogin(ctx: Context) {
       const response = parseHankoBody(ctx, tenantAuthenticationResponseSchema, HANKO_TITLES.unparsableLogin);
@@ -405,7 +420,7 @@ export function passkeyApiRoutes({
     ctx.body = await tenantJwks(db, tenantOf(ctx), config);
   });
 
-  const kit = { tenantOf, requireApiKey, jsonBody };
+  const kit = { tenantOf, requireApiKey, jsonBody, jsonBodyOfAnyType };
   mountMfaRoutes(router, { config, db }, kit);
   mountTransactionRoutes(router, { config, db }, kit);
 
