@@ -425,35 +425,48 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(twinJwks.json.keys[0].kid).not.toBe(jwks.json.keys[0].kid);
     });
 
-    it("answers CORS preflights for the tenant's own origins only", async () => {
-      const preflight = (origin: string) =>
+    it("answers CORS for the tenant's own origins only, with credentials and the headers asked for, as Hanko does", async () => {
+      const preflight = (origin: string, headers = 'content-type') =>
         fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
           method: 'OPTIONS',
           headers: {
             origin,
             'access-control-request-method': 'POST',
-            'access-control-request-headers': 'content-type',
+            'access-control-request-headers': headers,
           },
         });
-      const allowed = await preflight('https://www.app.example');
+      const allowed = await preflight('https://www.app.example', 'content-type,x-request-id');
       expect(allowed.status).toBe(204);
-      expect(allowed.headers.get('access-control-allow-origin')).toBe('https://www.app.example');
-      expect(allowed.headers.get('access-control-allow-headers')?.toLowerCase()).toBe('content-type');
+      expect(Object.fromEntries(allowed.headers)).toMatchObject({
+        'access-control-allow-origin': 'https://www.app.example',
+        // A frontend that fetches with credentials: 'include' may read the answer.
+        'access-control-allow-credentials': 'true',
+        'access-control-allow-headers': 'content-type,x-request-id',
+        'access-control-max-age': '7200',
+      });
       expect(allowed.headers.get('vary')).toMatch(/origin/i);
+      expect(allowed.headers.get('vary')).toMatch(/access-control-request-headers/i);
+      // A list that is no header names is not echoed.
+      expect(
+        (await preflight(APP_ORIGIN, 'content-type;evil')).headers.get('access-control-allow-headers'),
+      ).toBe('Content-Type');
 
       for (const origin of ['https://other.example', sesame.baseUrl, 'null']) {
         const refused = await preflight(origin);
         expect(refused.status).toBe(403);
         expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+        expect(refused.headers.get('access-control-allow-credentials')).toBeNull();
       }
 
       const fromApp = await call(app.id, '/login/initialize', { body: {}, headers: { origin: APP_ORIGIN } });
       expect(fromApp.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
+      expect(fromApp.headers.get('access-control-allow-credentials')).toBe('true');
       const fromOther = await call(app.id, '/login/initialize', {
         body: {},
         headers: { origin: 'https://other.example' },
       });
       expect(fromOther.headers.get('access-control-allow-origin')).toBeNull();
+      expect(fromOther.headers.get('access-control-allow-credentials')).toBeNull();
     });
 
     it('reads the body of every finalize call as JSON whatever its Content-Type says, or without one, as Hanko does', async () => {

@@ -65,8 +65,11 @@ const PASSKEY_API_BODY_LIMIT = '32kb';
 /** The methods the passkey API answers (HEAD with GET; OPTIONS for CORS preflights). */
 const PASSKEY_API_METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
 
-/** Browsers may cache a preflight answer this long (seconds). */
-const PREFLIGHT_MAX_AGE = 600;
+/** Browsers may cache a preflight answer this long (seconds): Hanko's value, the most Chromium keeps. */
+const PREFLIGHT_MAX_AGE = 7200;
+
+/** Access-Control-Request-Headers as browsers send it: header names (RFC 9110 tokens), comma-separated. */
+const HEADER_NAME_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$/;
 
 interface TenantState extends AuditState {
   tenant: StoredTenant;
@@ -147,19 +150,27 @@ function loadTenant({ db }: Pick<Services, 'db'>) {
 
 /**
  * CORS for the app's frontend, which may call the ceremony endpoints directly: only the
- * tenant's own origins are answered, and only with Content-Type allowed as a header — the
- * API key belongs on the app's server, so a browser cannot send it cross-origin.
+ * tenant's own origins are answered, and those as Hanko answers them (echo's CORS): with
+ * credentials allowed, so a frontend that fetches with `credentials: 'include'` can read the
+ * answer, and with the request headers the preflight asks for. The API reads no cookie, so
+ * credentials give a page nothing it could not send anyway; an origin the tenant does not
+ * list gets no CORS header at all (never `*`).
  */
 async function allowTenantOrigins(ctx: Context, next: Next) {
   ctx.vary('Origin');
   const origin = ctx.get('Origin');
   // "null" (a sandboxed frame, a data: URL) is never a tenant's origin, whatever was stored.
   const allowed = origin !== '' && origin !== 'null' && tenantOf(ctx).origins.includes(origin);
-  if (allowed) ctx.set('Access-Control-Allow-Origin', origin);
+  if (allowed) {
+    ctx.set('Access-Control-Allow-Origin', origin);
+    ctx.set('Access-Control-Allow-Credentials', 'true');
+  }
   if (ctx.method === 'OPTIONS') {
     if (!allowed) throw hankoError(403, STATUS_CODES[403]!, 'This origin is not allowed for this tenant');
+    ctx.vary('Access-Control-Request-Headers');
+    const requested = ctx.get('Access-Control-Request-Headers').trim();
     ctx.set('Access-Control-Allow-Methods', 'GET, POST, PATCH, DELETE');
-    ctx.set('Access-Control-Allow-Headers', 'Content-Type');
+    ctx.set('Access-Control-Allow-Headers', HEADER_NAME_LIST.test(requested) ? requested : 'Content-Type');
     ctx.set('Access-Control-Max-Age', String(PREFLIGHT_MAX_AGE));
     ctx.status = 204;
     return;
