@@ -22,6 +22,7 @@ import {
 import { consumeChallenge, refuseFramedClientData, storeChallenge } from '../webauthn/challenge.js';
 import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
+import { noSuitableCredentials } from './errors.js';
 import { signPasskeyToken } from './jwt.js';
 import { ceremonyPolicy, requiresUserVerification, type TenantSettings } from './tenantSettings.js';
 import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
@@ -131,7 +132,7 @@ export async function finishTenantRegistration(
 
 /**
  * Request options for a tenant's login: discoverable without `userId`, else limited to
- * that user's passkeys (and the challenge bound to the user).
+ * that user's passkeys (and the challenge bound to the user); a user with none is refused.
  */
 export async function startTenantLogin(
   db: Db,
@@ -145,6 +146,8 @@ export async function startTenantLogin(
   const allow = userId
     ? (await passkeyTenantCredentialsQueries.listForUser(db, tenant.id, userId)).filter((c) => !c.isMfa)
     : [];
+  // An empty allowCredentials means "any passkey" to the browser, not "this user's".
+  if (userId !== undefined && allow.length === 0) throw noSuitableCredentials();
   const options = await passkeyRequestOptions(
     tenantRelyingParty(tenant),
     allow,

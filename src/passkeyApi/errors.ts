@@ -75,6 +75,14 @@ export const HANKO_TITLES = {
 } as const;
 
 /**
+ * A named user with no credential the ceremony may offer: as Hanko's transaction service
+ * words it. Sesame says it at the passkey and MFA logins too, where Hanko answers 500 (its
+ * WebAuthn library refuses to begin a login without credentials): an empty
+ * `allowCredentials` would let the browser offer any passkey.
+ */
+export const noSuitableCredentials = () => hankoError(400, HANKO_TITLES.noSuitableCredentials);
+
+/**
  * Hanko's answer when `login/finalize`, `mfa/login/finalize` or `transaction/finalize`
  * refuses an assertion: 401 whatever the reason (an unknown or used challenge, an unknown
  * passkey or user, a bad signature, origin or flag), titled as Hanko's login service titles it.

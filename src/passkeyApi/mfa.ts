@@ -20,7 +20,7 @@ import {
   userNotFound,
   verifyTenantAssertion,
 } from './ceremonies.js';
-import { HANKO_TITLES, hankoError, loginRefusal } from './errors.js';
+import { HANKO_TITLES, hankoError, loginRefusal, noSuitableCredentials } from './errors.js';
 import { signPasskeyToken } from './jwt.js';
 import { ceremonyPolicy, requiresUserVerification } from './tenantSettings.js';
 import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
@@ -30,9 +30,6 @@ const PURPOSE = { register: 'pk-mfa-reg', login: 'pk-mfa-login' } as const;
 
 /** Name of a security key whose AAGUID names nothing. */
 const DEFAULT_MFA_CREDENTIAL_NAME = 'Security key';
-
-/** As Hanko's transaction service words it; Sesame says it at the MFA login too (Hanko: 500 there). */
-export const noSuitableCredentials = () => hankoError(400, HANKO_TITLES.noSuitableCredentials);
 
 /**
  * Hanko answers 401 when a login-like ceremony fails at its end (unknown or used challenge,

@@ -15,9 +15,9 @@ import {
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { storeChallenge } from '../webauthn/challenge.js';
 import { verifyTenantAssertion } from './ceremonies.js';
-import { HANKO_TITLES, hankoError } from './errors.js';
+import { HANKO_TITLES, hankoError, noSuitableCredentials } from './errors.js';
 import { signPasskeyToken } from './jwt.js';
-import { noSuitableCredentials, refusedAsLogin } from './mfa.js';
+import { refusedAsLogin } from './mfa.js';
 import { tenantChallengeBinding } from './tenants.js';
 
 const PURPOSE = 'pk-trans';

@@ -190,6 +190,12 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     const key = new SoftAuthenticator();
     const phone = new SoftAuthenticator();
     const { credential: mfaKey } = await registerSecurityKey('dan', key);
+    // With only a security key, a login naming the user has no passkey to offer: refused,
+    // where an empty allowCredentials would have let the browser offer any passkey.
+    expect(await call('/login/initialize', { key: apiKey, body: { user_id: 'dan' } })).toEqual({
+      status: 400,
+      json: { title: 'user has no suitable credentials for this operation', details: '', status: 400 },
+    });
     const passkey = await registerPasskey('dan', phone);
 
     // By user id, only the passkey is offered.

@@ -440,35 +440,104 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(twinJwks.json.keys[0].kid).not.toBe(jwks.json.keys[0].kid);
     });
 
-    it("answers CORS preflights for the tenant's own origins only", async () => {
-      const preflight = (origin: string) =>
+    it("answers CORS for the tenant's own origins only, with credentials and the headers asked for, as Hanko does", async () => {
+      const preflight = (origin: string, headers = 'content-type') =>
         fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
           method: 'OPTIONS',
           headers: {
             origin,
             'access-control-request-method': 'POST',
-            'access-control-request-headers': 'content-type',
+            'access-control-request-headers': headers,
           },
         });
-      const allowed = await preflight('https://www.app.example');
+      const allowed = await preflight('https://www.app.example', 'content-type,x-request-id');
       expect(allowed.status).toBe(204);
-      expect(allowed.headers.get('access-control-allow-origin')).toBe('https://www.app.example');
-      expect(allowed.headers.get('access-control-allow-headers')?.toLowerCase()).toBe('content-type');
+      expect(Object.fromEntries(allowed.headers)).toMatchObject({
+        'access-control-allow-origin': 'https://www.app.example',
+        // A frontend that fetches with credentials: 'include' may read the answer.
+        'access-control-allow-credentials': 'true',
+        'access-control-allow-headers': 'content-type,x-request-id',
+        'access-control-max-age': '7200',
+      });
       expect(allowed.headers.get('vary')).toMatch(/origin/i);
+      expect(allowed.headers.get('vary')).toMatch(/access-control-request-headers/i);
+      // A list that is no header names is not echoed.
+      expect(
+        (await preflight(APP_ORIGIN, 'content-type;evil')).headers.get('access-control-allow-headers'),
+      ).toBe('Content-Type');
 
       for (const origin of ['https://other.example', sesame.baseUrl, 'null']) {
         const refused = await preflight(origin);
         expect(refused.status).toBe(403);
         expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+        expect(refused.headers.get('access-control-allow-credentials')).toBeNull();
       }
 
       const fromApp = await call(app.id, '/login/initialize', { body: {}, headers: { origin: APP_ORIGIN } });
       expect(fromApp.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
+      expect(fromApp.headers.get('access-control-allow-credentials')).toBe('true');
       const fromOther = await call(app.id, '/login/initialize', {
         body: {},
         headers: { origin: 'https://other.example' },
       });
       expect(fromOther.headers.get('access-control-allow-origin')).toBeNull();
+      expect(fromOther.headers.get('access-control-allow-credentials')).toBeNull();
+    });
+
+    it('reads the body of every finalize call as JSON whatever its Content-Type says, or without one, as Hanko does', async () => {
+      /** POSTs `body` as JSON text under `type` (none: bytes, which fetch sends without a Content-Type). */
+      const finalizeAs = async (path: string, body: unknown, type: string | undefined, key?: string) => {
+        const text = JSON.stringify(body);
+        const response = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}${path}`, {
+          method: 'POST',
+          headers: { ...(type && { 'content-type': type }), ...(key && { apikey: key }) },
+          body: type ? text : new TextEncoder().encode(text),
+        });
+        expect({ path, type, status: response.status }).toEqual({ path, type, status: 200 });
+        return (await response.json()).token as string;
+      };
+      const phone = new SoftAuthenticator();
+      const securityKey = new SoftAuthenticator();
+      const user = { user_id: 'hal-8', username: 'hal' };
+
+      const created = await phone.createCredential(await registrationOptions(app, user), APP_ORIGIN);
+      await finalizeAs('/registration/finalize', created, 'text/plain;charset=UTF-8');
+      const signIn = await phone.getAssertion(await loginOptions(app), APP_ORIGIN);
+      expect((await verifyToken(app, await finalizeAs('/login/finalize', signIn, undefined))).sub).toBe(
+        'hal-8',
+      );
+
+      const key = app.apiKey;
+      const mfaOptions = (await call(app.id, '/mfa/registration/initialize', { key, body: user })).json
+        .publicKey;
+      const mfaCreated = await securityKey.createCredential(mfaOptions, APP_ORIGIN);
+      await finalizeAs('/mfa/registration/finalize', mfaCreated, 'application/x-www-form-urlencoded', key);
+      const mfaLogin = (await call(app.id, '/mfa/login/initialize', { key, body: { user_id: 'hal-8' } })).json
+        .publicKey;
+      const secondFactor = await securityKey.getAssertion(mfaLogin, APP_ORIGIN, {
+        credentialId: mfaCreated.id,
+      });
+      await finalizeAs('/mfa/login/finalize', secondFactor, 'text/plain', key);
+      const transaction = { user_id: 'hal-8', transaction_id: 'tx-hal-1', transaction_data: { amount: 5 } };
+      const txOptions = (await call(app.id, '/transaction/initialize', { key, body: transaction })).json
+        .publicKey;
+      const approval = await phone.getAssertion(txOptions, APP_ORIGIN);
+      expect(
+        (await verifyToken(app, await finalizeAs('/transaction/finalize', approval, undefined, key))).trans,
+      ).toBe('tx-hal-1');
+
+      // A body that is not JSON is still refused, whatever its type, and so is one over the limit.
+      for (const [body, status] of [
+        ['id=x&type=public-key', 400],
+        [JSON.stringify({ id: 'x', padding: 'p'.repeat(100 * 1024) }), 413],
+      ] as const) {
+        const refused = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body,
+        });
+        expect({ status: refused.status, json: await refused.json() }).toMatchObject(hankoError(status));
+      }
     });
 
     it("runs an Android app's ceremonies for a tenant that lists its apk-key-hash origin, and no other's", async () => {
@@ -554,6 +623,26 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(
         await call(app.id, '/credentials?user_id=erin-5', { method: 'GET', headers: { APIKEY: app.apiKey } }),
       ).toMatchObject({ status: 200 });
+      expect(await rowsNow()).toEqual(before);
+    });
+
+    it('refuses a login naming a user without a passkey with 400, where an empty allowCredentials would offer any passkey', async () => {
+      // The app started registering her, but she never finished.
+      await registrationOptions(app, { user_id: 'fay-6', username: 'fay' });
+      const before = await rowsNow();
+      expect(
+        await call(app.id, '/login/initialize', { key: app.apiKey, body: { user_id: 'fay-6' } }),
+      ).toMatchObject({
+        status: 400,
+        json: { title: 'user has no suitable credentials for this operation', details: '', status: 400 },
+      });
+      // A user the app never named is still unknown.
+      expect(
+        await call(app.id, '/login/initialize', { key: app.apiKey, body: { user_id: 'gus-7' } }),
+      ).toMatchObject({
+        status: 404,
+        json: { title: 'user not found' },
+      });
       expect(await rowsNow()).toEqual(before);
     });
 
@@ -857,10 +946,11 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await call(app.id, '/credentials?per_page=x', { method: 'GET', key })).toMatchObject(
         hankoError(400),
       );
-      const form = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/finalize`, {
+      // The finalize calls read any body as JSON (as Hanko does); the others want it said.
+      const form = await fetch(`${sesame.baseUrl}/passkey-api/${app.id}/login/initialize`, {
         method: 'POST',
         headers: { 'content-type': 'text/plain' },
-        body: JSON.stringify({ id: 'x' }),
+        body: JSON.stringify({}),
       });
       expect(form.status).toBe(415);
       expect(await form.json()).toEqual({

@@ -136,6 +136,43 @@ describe('RATE_LIMIT_PER_MINUTE: a per-IP limit on passkey ceremonies, the passk
     expect((await loginOptions('2001:db8:1:3::a')).status).toBe(200);
   });
 
+  it("counts the passkey API calls of an app's server (its API key) per tenant, and every other per IP", async () => {
+    const tenantNamed = (name: string) =>
+      createTenant(sesame.db, sesame.config, { name, origins: ['https://shop.example'] }, 'test');
+    const [{ tenant, apiKey }, other] = await Promise.all([tenantNamed('Shop'), tenantNamed('Other shop')]);
+    const callFrom = (ip: string, init: { key?: string; path?: string } = {}) =>
+      fetch(`${sesame.listenUrl}/passkey-api/${tenant.id}${init.path ?? '/credentials?user_id=x'}`, {
+        method: init.path ? 'POST' : 'GET',
+        headers: {
+          'x-forwarded-for': ip,
+          ...(init.key && { apikey: init.key }),
+          ...(init.path && { 'content-type': 'application/json' }),
+        },
+        ...(init.path && { body: '{}' }),
+      });
+
+    // The app's server is one address for all its users: its keyed calls pass the per-IP limit (5).
+    const served = [];
+    for (let i = 0; i < 20; i++) served.push((await callFrom('198.51.100.80', { key: apiKey })).status);
+    expect(served).toEqual(Array(20).fill(200));
+
+    // Its frontend's calls (no key) from that address are counted per IP as before.
+    const login = { path: '/login/initialize' };
+    for (let i = 0; i < 5; i++) expect((await callFrom('198.51.100.80', login)).status).toBe(200);
+    expect((await callFrom('198.51.100.80', login)).status).toBe(429);
+    // And the server's keyed calls go on.
+    expect((await callFrom('198.51.100.80', { key: apiKey })).status).toBe(200);
+
+    // A wrong key (guessing) or another tenant's key is no key: limited per IP.
+    for (const [ip, key] of [
+      ['198.51.100.81', 'spk_wrong'],
+      ['198.51.100.82', other.apiKey],
+    ] as const) {
+      for (let i = 0; i < 5; i++) expect((await callFrom(ip, { key })).status).toBe(401);
+      expect((await callFrom(ip, { key })).status).toBe(429);
+    }
+  });
+
   /** A GET of `path` (an authorization request, or a login's return to one) from client `ip`. */
   const authorizeFrom = (ip: string, path = '/auth?client_id=unknown&response_type=code&scope=openid') =>
     fetch(`${sesame.listenUrl}${path}`, { redirect: 'manual', headers: { 'x-forwarded-for': ip } });
@@ -255,6 +292,37 @@ describe('a visitor nobody signed in to', () => {
     const signedIn = rows.filter((row) => row.account !== null);
     expect(signedIn).toHaveLength(1);
     expect(new Date(signedIn[0]!.expires_at!).getTime() - Date.now()).toBeGreaterThan(13 * 86_400_000);
+  });
+});
+
+describe("the passkey API's keyed calls: a quota per tenant", () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '1', TRUST_PROXY: 'true' });
+  });
+
+  afterAll(() => sesame.stop());
+
+  it('refuses a tenant its keyed calls past 100 times RATE_LIMIT_PER_MINUTE a minute, from any address', async () => {
+    const tenantNamed = (name: string) =>
+      createTenant(sesame.db, sesame.config, { name, origins: ['https://busy.example'] }, 'test');
+    const [busy, quiet] = await Promise.all([tenantNamed('Busy app'), tenantNamed('Quiet app')]);
+    const listFrom = (ip: string, { tenant, apiKey }: Awaited<ReturnType<typeof createTenant>>) =>
+      fetch(`${sesame.listenUrl}/passkey-api/${tenant.id}/credentials`, {
+        headers: { 'x-forwarded-for': ip, apikey: apiKey },
+      });
+    for (let done = 0; done < 100; done += 20) {
+      const batch = Array.from({ length: 20 }, (_, i) =>
+        listFrom(`198.51.100.${i % 5}`, busy).then((response) => response.status),
+      );
+      expect(new Set(await Promise.all(batch))).toEqual(new Set([200]));
+    }
+    const over = await listFrom('198.51.100.9', busy);
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Another tenant's server is not held back by it.
+    expect((await listFrom('198.51.100.9', quiet)).status).toBe(200);
   });
 });
 

@@ -124,6 +124,25 @@ export const WELCOME_RESENDS_PER_ADDRESS = { name: 'welcome-resend', points: 3, 
 export const DEVICE_CODE_ENTRIES_PER_IP = { name: 'device-code', points: 30, seconds: 15 * 60 };
 
 /**
+ * Passkey API calls that carry the tenant's API key, counted per tenant rather than per IP:
+ * they come from the app's own server, one address for all the app's users, so the per-IP
+ * limit capped a whole app (at the default, some 300 sign-ins a minute of two calls each).
+ * Hanko sets no limit; a tenant gets this many times RATE_LIMIT_PER_MINUTE (60,000 a
+ * minute at the default), more than an app one Sesame serves makes, and still a ceiling for
+ * a leaked key. A wrong key is no key: such calls keep the per-IP limit, so guessing stays slow.
+ */
+export const PASSKEY_API_KEYED_CALLS_FACTOR = 100;
+
+/** The per-tenant limit of keyed passkey API calls for a RATE_LIMIT_PER_MINUTE of `perMinute`. */
+export function passkeyApiKeyedCallsPerTenant(perMinute: number) {
+  return {
+    name: 'passkey-tenant',
+    points: perMinute * PASSKEY_API_KEYED_CALLS_FACTOR,
+    seconds: WINDOW_SECONDS,
+  };
+}
+
+/**
  * A limit on what the caller names as `key` (an email address) rather than the client IP:
  * `points` per `seconds` (counted by `counter`, shared by instances like {@link rateLimit}),
  * then the same 429. `enabled` false (with

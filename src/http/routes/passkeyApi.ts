@@ -45,6 +45,7 @@ import type { Services } from '../services.js';
 import {
   type AuditState,
   auditedAs,
+  limitPerTenantOrIp,
   parseHankoBody,
   requestUrl,
   setPageHeaders,
@@ -65,8 +66,11 @@ const PASSKEY_API_BODY_LIMIT = '32kb';
 /** The methods the passkey API answers (HEAD with GET; OPTIONS for CORS preflights). */
 const PASSKEY_API_METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
 
-/** Browsers may cache a preflight answer this long (seconds). */
-const PREFLIGHT_MAX_AGE = 600;
+/** Browsers may cache a preflight answer this long (seconds): Hanko's value, the most Chromium keeps. */
+const PREFLIGHT_MAX_AGE = 7200;
+
+/** Access-Control-Request-Headers as browsers send it: header names (RFC 9110 tokens), comma-separated. */
+const HEADER_NAME_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$/;
 
 interface TenantState extends AuditState {
   tenant: StoredTenant;
@@ -147,19 +151,27 @@ function loadTenant({ db }: Pick<Services, 'db'>) {
 
 /**
  * CORS for the app's frontend, which may call the ceremony endpoints directly: only the
- * tenant's own origins are answered, and only with Content-Type allowed as a header — the
- * API key belongs on the app's server, so a browser cannot send it cross-origin.
+ * tenant's own origins are answered, and those as Hanko answers them (echo's CORS): with
+ * credentials allowed, so a frontend that fetches with `credentials: 'include'` can read the
+ * answer, and with the request headers the preflight asks for. The API reads no cookie, so
+ * credentials give a page nothing it could not send anyway; an origin the tenant does not
+ * list gets no CORS header at all (never `*`).
  */
 async function allowTenantOrigins(ctx: Context, next: Next) {
   ctx.vary('Origin');
   const origin = ctx.get('Origin');
   // "null" (a sandboxed frame, a data: URL) is never a tenant's origin, whatever was stored.
   const allowed = origin !== '' && origin !== 'null' && webOrigins(tenantOf(ctx).origins).includes(origin);
-  if (allowed) ctx.set('Access-Control-Allow-Origin', origin);
+  if (allowed) {
+    ctx.set('Access-Control-Allow-Origin', origin);
+    ctx.set('Access-Control-Allow-Credentials', 'true');
+  }
   if (ctx.method === 'OPTIONS') {
     if (!allowed) throw hankoError(403, STATUS_CODES[403]!, 'This origin is not allowed for this tenant');
+    ctx.vary('Access-Control-Request-Headers');
+    const requested = ctx.get('Access-Control-Request-Headers').trim();
     ctx.set('Access-Control-Allow-Methods', 'GET, POST, PATCH, DELETE');
-    ctx.set('Access-Control-Allow-Headers', 'Content-Type');
+    ctx.set('Access-Control-Allow-Headers', HEADER_NAME_LIST.test(requested) ? requested : 'Content-Type');
     ctx.set('Access-Control-Max-Age', String(PREFLIGHT_MAX_AGE));
     ctx.status = 204;
     return;
@@ -189,13 +201,17 @@ async function requireApiKey(ctx: Context, next: Next) {
   await next();
 }
 
-const parseJson = refusingUndecodableBodies(
-  bodyParser({
-    enableTypes: ['json'],
-    jsonLimit: PASSKEY_API_BODY_LIMIT,
-    jsonStrict: true,
-    encoding: 'utf-8',
-  }),
+const JSON_PARSER_OPTIONS = {
+  enableTypes: ['json' as const],
+  jsonLimit: PASSKEY_API_BODY_LIMIT,
+  jsonStrict: true,
+  encoding: 'utf-8',
+};
+
+const parseJson = refusingUndecodableBodies(bodyParser(JSON_PARSER_OPTIONS));
+
+const parseJsonOfAnyType = refusingUndecodableBodies(
+  bodyParser({ ...JSON_PARSER_OPTIONS, detectJSON: () => true }),
 );
 
 /**
@@ -208,6 +224,17 @@ async function jsonBody(ctx: Context, next: Next) {
     throw hankoError(415, STATUS_CODES[415]!, 'The body must be JSON (Content-Type: application/json)');
   }
   await parseJson(ctx, () => refuseIllFormedText(ctx, next));
+}
+
+/**
+ * The body of a `finalize` call (the credential or assertion the browser made) is read as
+ * JSON whatever its Content-Type says, or without one, as Hanko's server reads it
+ * (go-webauthn parses the body as it comes): an app's frontend moving from Hanko may send it
+ * as `text/plain` (a fetch with a string body and no headers). A body that is not JSON is
+ * still 400, one over the limit 413.
+ */
+async function jsonBodyOfAnyType(ctx: Context, next: Next) {
+  await parseJsonOfAnyType(ctx, () => refuseIllFormedText(ctx, next));
 }
 
 function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
@@ -238,11 +265,12 @@ export function passkeyApiRoutes({
   config,
   db,
   log,
+  hits,
   rateLimit,
-}: Pick<Services, 'config' | 'db' | 'log' | 'rateLimit'>): Router {
+}: Pick<Services, 'config' | 'db' | 'log' | 'hits' | 'rateLimit'>): Router {
   // Tagged first, so the earliest refusals (405, a tenant id that is no UUID or unknown) carry
   // their X-Request-Id too. Limited after CORS, so an app's frontend can read the 429 and its
-  // Retry-After.
+  // Retry-After; per tenant for the app's server (its API key), per IP for everyone else.
   const router = sesameRouter(
     { prefix: '/passkey-api/:tenantId' },
     renderPasskeyApiErrors({ log }),
@@ -251,7 +279,7 @@ export function passkeyApiRoutes({
     refuseOtherMethods(() => router),
     loadTenant({ db }),
     allowTenantOrigins,
-    rateLimit,
+    limitPerTenantOrIp({ config, hits, rateLimit }),
   );
 
   router.post(
@@ -274,7 +302,7 @@ export function passkeyApiRoutes({
 
   router.post(
     '/registration/finalize',
-    jsonBody,
+    jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.registrationFinal),
     async function finalizeRegistration(ctx: Context) {
       const response = parseHankoBody(
@@ -320,7 +348,7 @@ export function passkeyApiRoutes({
 
   router.post(
     '/login/finalize',
-    jsonBody,
+    jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.authenticationFinal),
     async function finalizeLogin(ctx: Context) {
       const response = parseHankoBody(ctx, tenantAuthenticationResponseSchema, HANKO_TITLES.unparsableLogin);
@@ -404,7 +432,7 @@ export function passkeyApiRoutes({
     ctx.body = await tenantJwks(db, tenantOf(ctx), config);
   });
 
-  const kit = { tenantOf, requireApiKey, jsonBody };
+  const kit = { tenantOf, requireApiKey, jsonBody, jsonBodyOfAnyType };
   mountMfaRoutes(router, { config, db }, kit);
   mountTransactionRoutes(router, { config, db }, kit);
 

@@ -12,7 +12,9 @@ import { type AuditLogEvent, type AuditLogMeta, recordTenantAuditLog } from '../
 import { hankoCause, hankoError, toHankoError } from '../../passkeyApi/errors.js';
 import { tenantIssuer } from '../../passkeyApi/jwt.js';
 import { paginationLink } from '../../passkeyApi/pagination.js';
+import { tenantKeyMatches } from '../../passkeyApi/tenants.js';
 import { HttpError } from '../errors.js';
+import { keyedRateLimit, passkeyApiKeyedCallsPerTenant } from '../middleware/rateLimit.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -41,6 +43,29 @@ export async function tagRequest(ctx: Context, next: Next) {
     userAgent: ctx.get('User-Agent'),
   };
   await next();
+}
+
+/**
+ * The passkey API's rate limit: a call with the tenant's API key comes from the app's own
+ * server and counts against the tenant's quota ({@link passkeyApiKeyedCallsPerTenant});
+ * any other (the app's frontend, a wrong key) against the caller's IP (`rateLimit`).
+ */
+export function limitPerTenantOrIp({
+  config,
+  hits,
+  rateLimit,
+}: Pick<Services, 'config' | 'hits' | 'rateLimit'>) {
+  const countKeyedCall = keyedRateLimit(
+    passkeyApiKeyedCallsPerTenant(config.rateLimitPerMinute),
+    hits,
+    config.rateLimitPerMinute > 0,
+  );
+  return async function limitPasskeyApiRate(ctx: Context, next: Next) {
+    const { tenant } = ctx.state as AuditState;
+    if (!tenantKeyMatches(tenant, ctx.get('apikey').trim())) return rateLimit(ctx, next);
+    await countKeyedCall(ctx, tenant.id);
+    await next();
+  };
 }
 
 /**

@@ -27,6 +27,8 @@ export interface PasskeyApiRouteKit {
   tenantOf(ctx: Context): StoredTenant;
   requireApiKey: Middleware;
   jsonBody: Middleware;
+  /** The body of a `finalize` call: JSON whatever its Content-Type, as Hanko reads it. */
+  jsonBodyOfAnyType: Middleware;
 }
 
 /**
@@ -59,7 +61,7 @@ export function assertionFinalizer(
 export function mountMfaRoutes(
   router: Router,
   { config, db }: Pick<Services, 'config' | 'db'>,
-  { tenantOf, requireApiKey, jsonBody }: PasskeyApiRouteKit,
+  { tenantOf, requireApiKey, jsonBody, jsonBodyOfAnyType }: PasskeyApiRouteKit,
 ): void {
   router.post(
     '/mfa/registration/initialize',
@@ -82,7 +84,7 @@ export function mountMfaRoutes(
   router.post(
     '/mfa/registration/finalize',
     requireApiKey,
-    jsonBody,
+    jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.mfaRegistrationFinal),
     async function finalizeMfaRegistration(ctx: Context) {
       const response = parseHankoBody(
@@ -117,7 +119,7 @@ export function mountMfaRoutes(
   router.post(
     '/mfa/login/finalize',
     requireApiKey,
-    jsonBody,
+    jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.mfaAuthenticationFinal),
     assertionFinalizer(tenantOf, HANKO_TITLES.unparsableLogin, (tenant, response) =>
       finishMfaLogin(db, config, tenant, response),

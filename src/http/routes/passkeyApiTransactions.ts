@@ -24,7 +24,7 @@ function userIdParam(ctx: Context): string {
 export function mountTransactionRoutes(
   router: Router,
   { config, db }: Pick<Services, 'config' | 'db'>,
-  { tenantOf, requireApiKey, jsonBody }: PasskeyApiRouteKit,
+  { tenantOf, requireApiKey, jsonBody, jsonBodyOfAnyType }: PasskeyApiRouteKit,
 ): void {
   router.post(
     '/transaction/initialize',
@@ -49,7 +49,7 @@ export function mountTransactionRoutes(
   router.post(
     '/transaction/finalize',
     requireApiKey,
-    jsonBody,
+    jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.transactionFinal),
     assertionFinalizer(tenantOf, HANKO_TITLES.unparsableTransaction, (tenant, response) =>
       finishTransaction(db, config, tenant, response),
