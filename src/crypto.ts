@@ -31,7 +31,22 @@ export function secretMatchesHash(presented: unknown, storedHash: string | null 
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 
-const ENVELOPE = 'enc:v1:';
+/**
+ * The envelope before values were bound to their rows: `enc:v1:` and base64url(iv | tag |
+ * ciphertext), without associated data, so it opened in any row. Still read (what an older
+ * Sesame wrote); `sesame keys reseal` and the start write it anew as {@link ENVELOPE}.
+ */
+const UNBOUND_ENVELOPE = 'enc:v1:';
+/**
+ * `enc:v2:<context>:` and base64url(iv | tag | ciphertext), the context (the row the value is
+ * stored in, see sealContext) given to GCM as associated data. The context is written in the
+ * clear only to say where a value that was moved came from: the one checked is always the
+ * row's own.
+ */
+const ENVELOPE = 'enc:v2:';
+const IV_BYTES = 12;
+/** GCM's full tag (NIST SP 800-38D §5.2.1.2): a shorter one is refused, never checked as far as it goes. */
+const TAG_BYTES = 16;
 
 function keyFrom(secret: string): Buffer {
   return hash('sha256', `sesame key encryption\0${secret}`, 'buffer');
@@ -39,16 +54,20 @@ function keyFrom(secret: string): Buffer {
 
 /** Whether a stored value is an envelope of {@link sealAtRest} (else it is plain text). */
 export function isSealed(stored: string): boolean {
-  return stored.startsWith(ENVELOPE);
+  return stored.startsWith(ENVELOPE) || stored.startsWith(UNBOUND_ENVELOPE);
 }
 
-/** Encrypts a value at rest with AES-256-GCM when a key-encryption secret is configured. */
-export function sealAtRest(plaintext: string, secret: string | undefined): string {
+/**
+ * Encrypts a value at rest with AES-256-GCM when a key-encryption secret is configured,
+ * bound to `context`, the row it is stored in (see sealContext): it opens there only.
+ */
+export function sealAtRest(plaintext: string, secret: string | undefined, context: string): string {
   if (!secret) return plaintext;
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', keyFrom(secret), iv);
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', keyFrom(secret), iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(Buffer.from(context, 'utf8'));
   const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return ENVELOPE + Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+  return `${ENVELOPE}${context}:${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')}`;
 }
 
 /**
@@ -60,21 +79,59 @@ export interface AtRestSecrets {
   readonly keyEncryptionSecretPrevious: string | undefined;
 }
 
-function decrypt(stored: string, secret: string): string {
-  const raw = Buffer.from(stored.slice(ENVELOPE.length), 'base64url');
-  const decipher = createDecipheriv('aes-256-gcm', keyFrom(secret), raw.subarray(0, 12));
-  decipher.setAuthTag(raw.subarray(12, 28));
-  return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+/** A sealed value found in another row than the one it was sealed for: it was copied or moved there. */
+export class SealedElsewhereError extends Error {
+  override name = 'SealedElsewhereError';
+  constructor(context: string, sealedFor: string) {
+    super(`${context} holds a value sealed for ${sealedFor}: a sealed value opens only where it was written`);
+  }
 }
 
 /**
- * Opens an envelope of {@link sealAtRest} with the current secret, else the previous one,
- * and says which did; undefined when neither does (or neither is set).
+ * An envelope taken apart: what GCM decrypts, and the associated data it checks (none for the
+ * unbound one). Throws, naming the row, for one sealed for another row and one too short to
+ * hold a whole tag.
+ */
+function parseEnvelope(stored: string, context: string): { sealed: Buffer; aad: string | undefined } {
+  let envelope: { sealed: Buffer; aad: string | undefined };
+  if (stored.startsWith(UNBOUND_ENVELOPE)) {
+    envelope = { sealed: Buffer.from(stored.slice(UNBOUND_ENVELOPE.length), 'base64url'), aad: undefined };
+  } else {
+    const colon = stored.lastIndexOf(':');
+    const sealedFor = stored.slice(ENVELOPE.length, colon);
+    if (sealedFor !== context) throw new SealedElsewhereError(context, sealedFor);
+    envelope = { sealed: Buffer.from(stored.slice(colon + 1), 'base64url'), aad: context };
+  }
+  if (envelope.sealed.length < IV_BYTES + TAG_BYTES) {
+    throw new Error(`${context}: the sealed value is cut short: it has no whole ${TAG_BYTES}-byte tag`);
+  }
+  return envelope;
+}
+
+function decrypt({ sealed, aad }: { sealed: Buffer; aad: string | undefined }, secret: string): string {
+  const decipher = createDecipheriv('aes-256-gcm', keyFrom(secret), sealed.subarray(0, IV_BYTES), {
+    authTagLength: TAG_BYTES,
+  });
+  if (aad !== undefined) decipher.setAAD(Buffer.from(aad, 'utf8'));
+  decipher.setAuthTag(sealed.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+  return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(
+    'utf8',
+  );
+}
+
+/**
+ * Opens an envelope of {@link sealAtRest} stored at `context` with the current secret, else
+ * the previous one, and says which did and whether it was bound to its row (false: written by
+ * a Sesame before that, to be sealed anew); undefined when neither secret opens it (or neither
+ * is set).
+ * @throws SealedElsewhereError when it was sealed for another row; an Error when it is cut short.
  */
 export function openSealed(
   stored: string,
   secrets: AtRestSecrets,
-): { plaintext: string; by: 'current' | 'previous' } | undefined {
+  context: string,
+): { plaintext: string; by: 'current' | 'previous'; bound: boolean } | undefined {
+  const envelope = parseEnvelope(stored, context);
   const tries = [
     { by: 'current', secret: secrets.keyEncryptionSecret },
     { by: 'previous', secret: secrets.keyEncryptionSecretPrevious },
@@ -82,29 +139,30 @@ export function openSealed(
   for (const { by, secret } of tries) {
     if (!secret) continue;
     try {
-      return { plaintext: decrypt(stored, secret), by };
+      return { plaintext: decrypt(envelope, secret), by, bound: envelope.aad !== undefined };
     } catch {
-      // Sealed with another secret (GCM's tag does not match): try the next one.
+      // Sealed with another secret (GCM's tag does not match), or altered: try the next one.
     }
   }
   return undefined;
 }
 
 /**
- * Reverses {@link sealAtRest} with either secret (see {@link AtRestSecrets}); a value stored
- * before encryption was turned on reads as it is.
+ * Reverses {@link sealAtRest} for the row `context` with either secret (see
+ * {@link AtRestSecrets}); a value stored before encryption was turned on reads as it is.
+ * @throws naming the row, never a secret: when the value does not open, or was sealed for another row.
  */
-export function openAtRest(stored: string, secrets: AtRestSecrets): string {
+export function openAtRest(stored: string, secrets: AtRestSecrets, context: string): string {
   if (!isSealed(stored)) return stored;
   if (!secrets.keyEncryptionSecret) {
-    throw new Error('a stored key is encrypted: set KEY_ENCRYPTION_SECRET to read it');
+    throw new Error(`${context}: a stored key is encrypted: set KEY_ENCRYPTION_SECRET to read it`);
   }
-  const opened = openSealed(stored, secrets);
+  const opened = openSealed(stored, secrets, context);
   if (!opened) {
     throw new Error(
       secrets.keyEncryptionSecretPrevious
-        ? 'a stored key is encrypted with neither KEY_ENCRYPTION_SECRET nor KEY_ENCRYPTION_SECRET_PREVIOUS'
-        : 'a stored key is encrypted with another secret than KEY_ENCRYPTION_SECRET',
+        ? `${context}: a stored key is encrypted with neither KEY_ENCRYPTION_SECRET nor KEY_ENCRYPTION_SECRET_PREVIOUS`
+        : `${context}: a stored key is encrypted with another secret than KEY_ENCRYPTION_SECRET`,
     );
   }
   return opened.plaintext;

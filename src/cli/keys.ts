@@ -83,7 +83,7 @@ export function registerKeyCommands(program: Command): void {
   keys
     .command('reseal')
     .description(
-      "seal every stored private key (signing keys, cookie keys, passkey API apps' keys) and the bodies of mails not yet sent with KEY_ENCRYPTION_SECRET, in one transaction: those sealed with KEY_ENCRYPTION_SECRET_PREVIOUS, and those in plain text. Run it once every instance runs with both secrets; then remove KEY_ENCRYPTION_SECRET_PREVIOUS and restart them. Refuses, changing nothing, when a key opens with neither secret, or while every key is in plain text (a start with KEY_ENCRYPTION_SECRET seals them)",
+      "seal every stored private key (signing keys, cookie keys, passkey API apps' keys) and the bodies of mails not yet sent with KEY_ENCRYPTION_SECRET, in one transaction: those sealed with KEY_ENCRYPTION_SECRET_PREVIOUS, those an older Sesame sealed without binding them to their rows, and those in plain text. Run it once every instance runs with both secrets; then remove KEY_ENCRYPTION_SECRET_PREVIOUS and restart them. Refuses, changing nothing, when a key opens with neither secret, or while every key is in plain text (a start with KEY_ENCRYPTION_SECRET seals them)",
     )
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) =>
@@ -110,7 +110,7 @@ export function registerKeyCommands(program: Command): void {
                 table(
                   [
                     '',
-                    're-sealed (were under the previous secret)',
+                    're-sealed (were under the previous secret, or not bound to their rows)',
                     'sealed (were plain text)',
                     'already sealed',
                   ],

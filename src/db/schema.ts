@@ -101,7 +101,7 @@ export interface ResourcesTable {
 export interface SigningKeysTable {
   kid: string;
   alg: string;
-  /** The private JWK as JSON, or an "enc:v1:" envelope when a key-encryption secret is set. */
+  /** The private JWK as JSON, or an "enc:" envelope (see sealAtRest) with KEY_ENCRYPTION_SECRET set. */
   private_jwk: string;
   created_at: Generated<Date>;
   /** From when the key signs; published before that so apps' cached JWKS already hold it. */
@@ -211,7 +211,7 @@ export interface PasskeyTenantsTable {
 export interface PasskeyTenantKeysTable {
   kid: string;
   tenant_id: string;
-  /** The private RS256 JWK as JSON, or an "enc:v1:" envelope when a key-encryption secret is set. */
+  /** The private RS256 JWK as JSON, or an "enc:" envelope (see sealAtRest) with KEY_ENCRYPTION_SECRET set. */
   private_jwk: string;
   created_at: Generated<Date>;
   /** When it starts signing; published from its creation. */

@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Transporter } from 'nodemailer';
 import type { Config, MailConfig } from '../config.js';
-import { type AtRestSecrets, openAtRest, sealAtRest } from '../crypto.js';
+import { type AtRestSecrets, openAtRest, SealedElsewhereError, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { emailVerificationsQueries } from '../db/queries/emailVerifications.js';
@@ -11,6 +12,7 @@ import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
 import { mailDeliveries } from '../metrics.js';
 import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
+import { sealContext } from '../sealContext.js';
 import { isPlainEmailAddress } from '../text.js';
 import { composeMail, type MailData, type MailTemplate } from './compose.js';
 import { messageIdFor } from './messageId.js';
@@ -102,24 +104,36 @@ async function linkGone(db: Db, template: string, linkHash: string): Promise<Lin
  * secret is set: they hold a one-time link, a bearer secret, until the mail is sent. The
  * subject, recipient and template stay readable (the subject names only the issuer and
  * the kind of mail), for the outbox's admin page. Without a secret they stay as they are.
+ * Each body is bound to its column of the mail's row, whose id is drawn here for that.
  */
-export function sealMailBodies(mail: NewMail, secret: string | undefined): NewMail {
-  return { ...mail, text: sealAtRest(mail.text, secret), html: sealAtRest(mail.html, secret) };
+export function sealMailBodies(mail: NewMail, secret: string | undefined): NewMail & { id: string } {
+  const id = mail.id ?? randomUUID();
+  return {
+    ...mail,
+    id,
+    text: sealAtRest(mail.text, secret, sealContext.mailBody(id, 'text_body')),
+    html: sealAtRest(mail.html, secret, sealContext.mailBody(id, 'html_body')),
+  };
 }
 
 /**
  * The bodies of a claimed mail as the worker sends them: sealed ones opened with the secret
  * (or the one it replaces, KEY_ENCRYPTION_SECRET_PREVIOUS), ones queued before the secret was
  * set as they are.
- * @throws when a body is sealed and the secret is unset or another (the message says so).
+ * @throws when a body is sealed and the secret is unset or another (the message says so);
+ * SealedElsewhereError for a body sealed for another mail or column.
  */
 export function openMailBodies(
-  mail: { text_body: string; html_body: string },
+  mail: { id: string; text_body: string; html_body: string },
   secrets: AtRestSecrets,
 ): { text: string; html: string } {
   try {
-    return { text: openAtRest(mail.text_body, secrets), html: openAtRest(mail.html_body, secrets) };
-  } catch {
+    return {
+      text: openAtRest(mail.text_body, secrets, sealContext.mailBody(mail.id, 'text_body')),
+      html: openAtRest(mail.html_body, secrets, sealContext.mailBody(mail.id, 'html_body')),
+    };
+  } catch (error) {
+    if (error instanceof SealedElsewhereError) throw error;
     throw new Error(
       secrets.keyEncryptionSecret
         ? 'the mail was encrypted with another KEY_ENCRYPTION_SECRET than this instance has'
@@ -197,7 +211,7 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
     try {
       // Opened just before the send, and kept nowhere else: a failure is retried like any other.
       const { text, html } = openMailBodies(
-        { text_body: mail.text_body, html_body: mail.html_body },
+        { id: mail.id, text_body: mail.text_body, html_body: mail.html_body },
         this.secrets,
       );
       await (await this.#transport).sendMail({
@@ -218,7 +232,8 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
         (failure as Error).name === 'AbortError'
           ? `the mail server took longer than ${this.timing.timeoutMs / 1000} s: the send was cut off`
           : (failure as Error).message;
-      return this.#failed(mail, error, isRefusedForGood(failure));
+      // A body sealed for another row opens on no instance, however often it is tried.
+      return this.#failed(mail, error, failure instanceof SealedElsewhereError || isRefusedForGood(failure));
     }
     mailDeliveries.inc({ template: mail.template, result: 'sent' });
     await this.#recordSent(mail, claimedAt);

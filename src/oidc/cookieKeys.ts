@@ -3,10 +3,13 @@ import { openAtRest, randomSecret, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type AppSecretRead, appSecretsQueries } from '../db/queries/appSecrets.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { sealContext } from '../sealContext.js';
 import { TTL } from './ttl.js';
 
 /** The app_secrets row that holds the keys cookies are signed with. */
 export const COOKIE_KEYS_SECRET = 'cookie_keys';
+/** What the row's value is sealed for (see sealAtRest). */
+const SEALED_FOR = sealContext.appSecret(COOKIE_KEYS_SECRET);
 
 /**
  * How long a replaced cookie key still verifies. The signed cookie that lives longest and
@@ -79,7 +82,7 @@ function openStored(
   stored: string,
   config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): StoredCookieKey[] {
-  const entries: unknown = JSON.parse(openAtRest(stored, config));
+  const entries: unknown = JSON.parse(openAtRest(stored, config, SEALED_FOR));
   if (!Array.isArray(entries) || !entries.every(isStoredCookieKey))
     throw new Error('the stored cookie keys are not a list of keys');
   return entries;
@@ -89,7 +92,7 @@ function sealStored(
   entries: StoredCookieKey[],
   config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): string {
-  return sealAtRest(JSON.stringify(entries), config.keyEncryptionSecret);
+  return sealAtRest(JSON.stringify(entries), config.keyEncryptionSecret, SEALED_FOR);
 }
 
 /** The first key ever: made once and shared by every instance through the database. */

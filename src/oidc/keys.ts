@@ -4,6 +4,7 @@ import { openAtRest, randomId, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { signingKeysQueries } from '../db/queries/signingKeys.js';
+import { sealContext } from '../sealContext.js';
 import { TTL } from './ttl.js';
 
 /** Algorithms Sesame signs with; ES256 first, so it is the default where a client does not choose. */
@@ -37,7 +38,7 @@ async function addKey(
   activateInSeconds: number,
 ): Promise<{ kid: string; activatesAt: Date }> {
   const { kid, jwk } = await makeKey(alg);
-  const sealed = sealAtRest(JSON.stringify(jwk), config.keyEncryptionSecret);
+  const sealed = sealAtRest(JSON.stringify(jwk), config.keyEncryptionSecret, sealContext.signingKey(kid));
   return { kid, activatesAt: await signingKeysQueries.insert(db, kid, alg, sealed, activateInSeconds) };
 }
 
@@ -162,7 +163,9 @@ export async function loadSigningJwks(
     ...(r.unpublished_in_seconds !== null ? [Math.max(r.unpublished_in_seconds, 0)] : []),
   ]);
   return {
-    jwks: { keys: ordered.map((r) => JSON.parse(openAtRest(r.private_jwk, config))) },
+    jwks: {
+      keys: ordered.map((r) => JSON.parse(openAtRest(r.private_jwk, config, sealContext.signingKey(r.kid)))),
+    },
     nextChangeInMs: changes.length ? Math.ceil(Math.min(...changes) * 1000) : undefined,
   };
 }

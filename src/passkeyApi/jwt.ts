@@ -4,6 +4,7 @@ import { openAtRest, randomId, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { passkeyTenantKeysQueries } from '../db/queries/passkeyTenantKeys.js';
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
+import { sealContext } from '../sealContext.js';
 
 /**
  * The token proves one passkey ceremony to the app's backend, which checks it right away;
@@ -20,14 +21,22 @@ export const RETIRED_TENANT_KEY_GRACE_SECONDS = PASSKEY_TOKEN_TTL_SECONDS + 3600
 
 const ALG = 'RS256';
 
-/** A new RS256 key for a tenant: its kid and the private JWK sealed for storage. */
+/**
+ * A new RS256 key for a tenant, made before the transaction that stores it (making it takes a
+ * while): its kid, and its private JWK sealed for storage in the row of the tenant given,
+ * which a new tenant only has inside that transaction.
+ */
 export async function newTenantSigningKey(
   config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
-): Promise<{ kid: string; sealed: string }> {
+): Promise<{ kid: string; sealedFor(tenantId: string): string }> {
   const { privateKey } = await generateKeyPair(ALG, { extractable: true, modulusLength: 2048 });
   const kid = `pk-${randomId(12)}`;
-  const jwk = { ...(await exportJWK(privateKey)), kid, alg: ALG, use: 'sig' };
-  return { kid, sealed: sealAtRest(JSON.stringify(jwk), config.keyEncryptionSecret) };
+  const jwk = JSON.stringify({ ...(await exportJWK(privateKey)), kid, alg: ALG, use: 'sig' });
+  return {
+    kid,
+    sealedFor: (tenantId) =>
+      sealAtRest(jwk, config.keyEncryptionSecret, sealContext.passkeyTenantKey(tenantId, kid)),
+  };
 }
 
 /**
@@ -42,7 +51,9 @@ export async function tenantJwks(
   const rows = await passkeyTenantKeysQueries.listPublished(db, tenant.id, RETIRED_TENANT_KEY_GRACE_SECONDS);
   return {
     keys: rows.map((row) => {
-      const { kty, n, e } = JSON.parse(openAtRest(row.private_jwk, config)) as JWK;
+      const { kty, n, e } = JSON.parse(
+        openAtRest(row.private_jwk, config, sealContext.passkeyTenantKey(tenant.id, row.kid)),
+      ) as JWK;
       return { kty, n, e, kid: row.kid, alg: ALG, use: 'sig' };
     }),
   };
@@ -62,7 +73,10 @@ async function signingKeyFor(
   if (!stored) throw new Error(`passkey API tenant ${tenant.id} has no signing key`);
   let key = importedKeys.get(stored.kid);
   if (!key) {
-    key = await importJWK(JSON.parse(openAtRest(stored.private_jwk, config)), ALG);
+    key = await importJWK(
+      JSON.parse(openAtRest(stored.private_jwk, config, sealContext.passkeyTenantKey(tenant.id, stored.kid))),
+      ALG,
+    );
     if (importedKeys.size >= MAX_CACHED_KEYS) importedKeys.clear();
     importedKeys.set(stored.kid, key);
   }

@@ -70,11 +70,11 @@ export async function createTenant(
 ): Promise<{ tenant: StoredTenant; apiKey: string }> {
   const settings = tenantRelyingPartySettings(input);
   const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
-  const { kid, sealed } = await newTenantSigningKey(config);
+  const key = await newTenantSigningKey(config);
   const tenant = await inTransaction(db, async (trx) => {
     const created = await passkeyTenantsQueries.insert(trx, { ...settings, apiKeyHash: sha256Hex(apiKey) });
     // Nobody holds the tenant's JWKS yet: its first key signs at once.
-    await passkeyTenantKeysQueries.insert(trx, created.id, kid, sealed, 0);
+    await passkeyTenantKeysQueries.insert(trx, created.id, key.kid, key.sealedFor(created.id), 0);
     await auditQueries.record(trx, actor, 'passkey_tenant.create', created.id, {
       name: created.name,
       rp_id: created.rpId,
@@ -128,10 +128,10 @@ export async function rotateTenantSigningKey(
   if (revokePrevious && activateInSeconds !== 0) {
     throw new Error('revoking the previous keys needs the new one to sign at once (activateInSeconds: 0)');
   }
-  const { kid, sealed } = await newTenantSigningKey(config);
+  const { kid, sealedFor } = await newTenantSigningKey(config);
   return inTransaction(db, async (trx) => {
     if (!(await passkeyTenantsQueries.lock(trx, id))) return undefined;
-    const activatesAt = await passkeyTenantKeysQueries.insert(trx, id, kid, sealed, activateInSeconds);
+    const activatesAt = await passkeyTenantKeysQueries.insert(trx, id, kid, sealedFor(id), activateInSeconds);
     await passkeyTenantKeysQueries.retireOthersAt(trx, id, kid, activatesAt);
     await auditQueries.record(trx, actor, 'passkey_tenant.rotate_signing_key', id, {
       kid,

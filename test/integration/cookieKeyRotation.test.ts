@@ -8,6 +8,7 @@ import {
   loadCookieKeys,
   removeExpiredCookieKeys,
 } from '../../src/oidc/cookieKeys.js';
+import { sealContext } from '../../src/sealContext.js';
 import {
   createTestApiKeys,
   expectRefusedPosts,
@@ -25,6 +26,9 @@ const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
 
 type StoredEntry = string | { key: string; retired_at: string } | { key: string; activates_at: string };
 
+/** What the `cookie_keys` row is sealed for. */
+const COOKIE_KEYS_ROW = sealContext.appSecret('cookie_keys');
+
 const keyOf = (entry: StoredEntry | undefined) => (typeof entry === 'string' ? entry : entry!.key);
 const past = () => new Date(Date.now() - 1_000).toISOString();
 
@@ -35,14 +39,14 @@ async function storedEntries(app: TestApp): Promise<StoredEntry[]> {
     .select('value')
     .where('name', '=', 'cookie_keys')
     .executeTakeFirstOrThrow();
-  return JSON.parse(openAtRest(row.value, app.config));
+  return JSON.parse(openAtRest(row.value, app.config, COOKIE_KEYS_ROW));
 }
 
 /** Writes the `cookie_keys` row, as an older Sesame or the passing of time would have left it. */
 async function storeEntries(app: TestApp, entries: StoredEntry[]): Promise<void> {
   await app.db
     .updateTable('app_secrets')
-    .set({ value: sealAtRest(JSON.stringify(entries), app.config.keyEncryptionSecret) })
+    .set({ value: sealAtRest(JSON.stringify(entries), app.config.keyEncryptionSecret, COOKIE_KEYS_ROW) })
     .where('name', '=', 'cookie_keys')
     .execute();
 }

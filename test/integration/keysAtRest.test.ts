@@ -8,6 +8,7 @@ import { createLogger } from '../../src/logger.js';
 import { openMailBodies, sealMailBodies } from '../../src/mail/outbox.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
+import { sealContext } from '../../src/sealContext.js';
 import { waitUntil } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import {
@@ -19,25 +20,45 @@ import {
 } from '../support/sesameProcess.js';
 import { freePort, startTestApp } from '../support/testApp.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
+import { sealUnbound } from '../support/unboundSeal.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8923/callback';
 const SECRET = 'a-key-encryption-secret-of-at-least-32-characters';
 const OTHER_SECRET = 'another-secret-that-is-also-32-characters-long';
 
-/** Every stored private key, as the database holds it. */
-async function storedKeys(db: DatabaseHandle['db']): Promise<string[]> {
-  const signing = await db.selectFrom('signing_keys').select('private_jwk').execute();
+/** Every stored private key and queued mail body, as the database holds it, and the row it is sealed for. */
+async function storedValues(
+  db: DatabaseHandle['db'],
+  { mails = false } = {},
+): Promise<{ row: string; value: string }[]> {
+  const signing = await db.selectFrom('signing_keys').select(['kid', 'private_jwk']).orderBy('kid').execute();
   const cookie = await db
     .selectFrom('app_secrets')
     .select('value')
     .where('name', '=', 'cookie_keys')
     .execute();
-  const tenants = await db.selectFrom('passkey_tenant_keys').select('private_jwk').execute();
+  const tenants = await db
+    .selectFrom('passkey_tenant_keys')
+    .select(['tenant_id', 'kid', 'private_jwk'])
+    .orderBy('kid')
+    .execute();
+  const queued = mails
+    ? await db.selectFrom('mail_outbox').select(['id', 'text_body', 'html_body']).orderBy('id').execute()
+    : [];
   return [
-    ...signing.map((r) => r.private_jwk),
-    ...cookie.map((r) => r.value),
-    ...tenants.map((r) => r.private_jwk),
+    ...signing.map((r) => ({ row: sealContext.signingKey(r.kid), value: r.private_jwk })),
+    ...cookie.map((r) => ({ row: sealContext.appSecret('cookie_keys'), value: r.value })),
+    ...tenants.map((r) => ({ row: sealContext.passkeyTenantKey(r.tenant_id, r.kid), value: r.private_jwk })),
+    ...queued.flatMap((m) => [
+      { row: sealContext.mailBody(m.id, 'text_body'), value: m.text_body! },
+      { row: sealContext.mailBody(m.id, 'html_body'), value: m.html_body! },
+    ]),
   ];
+}
+
+/** Every stored private key, as the database holds it. */
+async function storedKeys(db: DatabaseHandle['db']): Promise<string[]> {
+  return (await storedValues(db)).map(({ value }) => value);
 }
 
 /**
@@ -108,6 +129,24 @@ class ServerOnOneDatabase {
   /** Reads the stored keys while no server holds the database. */
   keysAtRest(): Promise<string[]> {
     return this.whileStopped(storedKeys);
+  }
+
+  /**
+   * Starts with `secret` and stores what a deployment holds: an app a person signed up to, a
+   * passkey API app, a queued mail. Leaves the server running.
+   */
+  async startWithEverything(secret: string) {
+    const db = await this.start({ KEY_ENCRYPTION_SECRET: secret });
+    const signIn = await this.signUpToNewApp(db);
+    const tenant = { name: 'Shop', origins: ['https://shop.example'] };
+    const tenantId = (await createTenant(db, this.running!.app.config, tenant, 'test')).tenant.id;
+    await mailOutboxQueries.enqueue(db, sealMailBodies(A_MAIL, secret));
+    return { db, signIn, tenantId };
+  }
+
+  /** Runs `sesame ARGS` on the test's database, with `extra` settings. */
+  cli(args: string[], extra: Record<string, string> = {}): ReturnType<typeof runCli> {
+    return runCli(args, { ...this.env, ...extra }, 100_000);
   }
 
   get baseUrl(): string {
@@ -194,11 +233,9 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
   it('makes the sesame command write keys in plain text, as the servers do, while they run without the secret', async () => {
     // The operator has put the secret in the CLI's environment first; the servers have not
     // been restarted with it yet. What the command writes, they must read.
-    const result = await runCli(
-      ['keys', 'rotate-cookie-key', '--json'],
-      { ...server.env, KEY_ENCRYPTION_SECRET: SECRET },
-      100_000,
-    );
+    const result = await server.cli(['keys', 'rotate-cookie-key', '--json'], {
+      KEY_ENCRYPTION_SECRET: SECRET,
+    });
     expect(result.code).toBe(0);
     const keys = await keysAtRest();
     expect(keys).toHaveLength(4);
@@ -216,7 +253,7 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
     const atRest = await storedKeys(server.running!.database.db);
     expect(atRest).toHaveLength(kidsBefore);
     for (const key of atRest) {
-      expect(key).toMatch(/^enc:v1:/);
+      expect(key).toMatch(/^enc:v2:(signing_keys|app_secrets|passkey_tenant_keys):/);
       expect(key).not.toContain('"d"');
     }
     const sealedLines = server.logLines
@@ -269,11 +306,7 @@ describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
   }, 120_000);
 
   it('makes the sesame command refuse as well, so it never writes a key under another secret', async () => {
-    const result = await runCli(
-      ['keys', 'rotate', '--json'],
-      { ...server.env, KEY_ENCRYPTION_SECRET: OTHER_SECRET },
-      100_000,
-    );
+    const result = await server.cli(['keys', 'rotate', '--json'], { KEY_ENCRYPTION_SECRET: OTHER_SECRET });
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
     expect(linesOf(result.stderr)).toEqual([
@@ -314,11 +347,14 @@ const A_MAIL = {
   html: '<p>html body</p>',
 };
 
-/** Every stored key and queued mail body: sealed, and opened by `secret` alone (false where it does not). */
+/**
+ * Every stored key and queued mail body: sealed, bound to its row, and opened there by
+ * `secret` alone (false where it is not).
+ */
 async function openedBy(db: DatabaseHandle['db'], secret: string): Promise<boolean[]> {
-  const mails = await db.selectFrom('mail_outbox').select(['text_body', 'html_body']).execute();
-  const values = [...(await storedKeys(db)), ...mails.flatMap((m) => [m.text_body!, m.html_body!])];
-  return values.map((value) => isSealed(value) && openSealed(value, only(secret)) !== undefined);
+  return (await storedValues(db, { mails: true })).map(
+    ({ row, value }) => isSealed(value) && openSealed(value, only(secret), row)?.bound === true,
+  );
 }
 
 describe('replacing KEY_ENCRYPTION_SECRET: KEY_ENCRYPTION_SECRET_PREVIOUS and `sesame keys reseal`', () => {
@@ -335,12 +371,8 @@ describe('replacing KEY_ENCRYPTION_SECRET: KEY_ENCRYPTION_SECRET_PREVIOUS and `s
   });
 
   it('has every key and a queued mail sealed with the first secret', async () => {
-    const db = await server.start({ KEY_ENCRYPTION_SECRET: SECRET });
-    signIn = await server.signUpToNewApp(db);
-    const config = server.running!.app.config;
-    tenantId = (await createTenant(db, config, { name: 'Shop', origins: ['https://shop.example'] }, 'test'))
-      .tenant.id;
-    await mailOutboxQueries.enqueue(db, sealMailBodies(A_MAIL, SECRET));
+    let db: DatabaseHandle['db'];
+    ({ db, signIn, tenantId } = await server.startWithEverything(SECRET));
     expect(await openedBy(db, SECRET)).toEqual(Array(6).fill(true));
     await server.stop();
   }, 60_000);
@@ -360,8 +392,8 @@ describe('replacing KEY_ENCRYPTION_SECRET: KEY_ENCRYPTION_SECRET_PREVIOUS and `s
       expect.objectContaining({ level: 'info', keys: 4, msg: expect.stringContaining('sesame keys reseal') }),
     ]);
     // The outbox sends a mail the first secret sealed.
-    const [mail] = await db.selectFrom('mail_outbox').select(['text_body', 'html_body']).execute();
-    const bodies = { text_body: mail!.text_body!, html_body: mail!.html_body! };
+    const [mail] = await db.selectFrom('mail_outbox').select(['id', 'text_body', 'html_body']).execute();
+    const bodies = { id: mail!.id, text_body: mail!.text_body!, html_body: mail!.html_body! };
     expect(openMailBodies(bodies, server.running!.app.config)).toEqual({
       text: 'text body',
       html: '<p>html body</p>',
@@ -439,12 +471,13 @@ describe('replacing KEY_ENCRYPTION_SECRET: KEY_ENCRYPTION_SECRET_PREVIOUS and `s
       await server.whileStopped(async (db) => {
         const key = await db
           .selectFrom('passkey_tenant_keys')
-          .select(['kid', 'private_jwk'])
+          .select(['kid', 'tenant_id', 'private_jwk'])
           .executeTakeFirstOrThrow();
-        const plaintext = openAtRest(key.private_jwk, only(NEW_SECRET));
+        const row = sealContext.passkeyTenantKey(key.tenant_id, key.kid);
+        const plaintext = openAtRest(key.private_jwk, only(NEW_SECRET), row);
         await db
           .updateTable('passkey_tenant_keys')
-          .set({ private_jwk: sealAtRest(plaintext, THIRD_SECRET) })
+          .set({ private_jwk: sealAtRest(plaintext, THIRD_SECRET, row) })
           .where('kid', '=', key.kid)
           .execute();
       });
@@ -455,7 +488,7 @@ describe('replacing KEY_ENCRYPTION_SECRET: KEY_ENCRYPTION_SECRET_PREVIOUS and `s
       'neither KEY_ENCRYPTION_SECRET nor KEY_ENCRYPTION_SECRET_PREVIOUS decrypts the stored keys (1 of 6 encrypted keys): set the secret they were encrypted with';
 
     it('refuses `keys reseal` with one line naming both variables, and changes nothing', async () => {
-      const result = await runCli(['keys', 'reseal'], { ...server.env, ...bothSecrets }, 100_000);
+      const result = await server.cli(['keys', 'reseal'], bothSecrets);
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
       expect(linesOf(result.stderr)).toEqual([`sesame: ${neither}`]);
@@ -484,7 +517,7 @@ describe('`sesame keys reseal` when KEY_ENCRYPTION_SECRET is set for the first t
   afterAll(() => server.drop());
 
   it('refuses without a secret, with one line', async () => {
-    const result = await runCli(['keys', 'reseal'], server.env, 100_000);
+    const result = await server.cli(['keys', 'reseal']);
     expect(result.code).toBe(1);
     expect(linesOf(result.stderr)).toEqual([
       'sesame: KEY_ENCRYPTION_SECRET is not set: set the secret to seal the stored keys with',
@@ -503,11 +536,7 @@ describe('`sesame keys reseal` when KEY_ENCRYPTION_SECRET is set for the first t
     await server.stop();
     const before = await server.whileStopped((db) => openedBy(db, SECRET));
     expect(before).toEqual(Array(6).fill(false));
-    const result = await runCli(
-      ['keys', 'reseal', '--json'],
-      { ...server.env, KEY_ENCRYPTION_SECRET: SECRET },
-      100_000,
-    );
+    const result = await server.cli(['keys', 'reseal', '--json'], { KEY_ENCRYPTION_SECRET: SECRET });
     expect(result.code).toBe(1);
     expect(linesOf(result.stderr)).toEqual([
       'sesame: every stored key is in plain text: start Sesame with KEY_ENCRYPTION_SECRET, which encrypts them itself',
@@ -526,15 +555,208 @@ describe('`sesame keys reseal` when KEY_ENCRYPTION_SECRET is set for the first t
       false,
       false,
     ]);
-    const reseal = await runCli(
-      ['keys', 'reseal', '--json'],
-      { ...server.env, KEY_ENCRYPTION_SECRET: SECRET },
-      100_000,
-    );
+    const reseal = await server.cli(['keys', 'reseal', '--json'], { KEY_ENCRYPTION_SECRET: SECRET });
     expect(JSON.parse(reseal.stdout)).toMatchObject({
       sealed: { signing_keys: 0, cookie_keys: 0, passkey_tenant_keys: 0, mail_outbox: 1 },
       unchanged: { signing_keys: 2, cookie_keys: 1, passkey_tenant_keys: 1 },
     });
     expect(await server.whileStopped((db) => openedBy(db, SECRET))).toEqual(Array(6).fill(true));
+  }, 120_000);
+});
+
+/**
+ * Writes every stored key and queued mail body anew as `rewrite` makes it from what is
+ * stored and the row it is in: what an older Sesame, or someone with the database, left.
+ */
+async function rewriteStored(
+  db: DatabaseHandle['db'],
+  rewrite: (stored: { row: string; value: string }) => string,
+): Promise<void> {
+  for (const stored of await storedValues(db, { mails: true })) {
+    const value = rewrite(stored);
+    const [table, id, third] = stored.row.split(':') as [string, string, string | undefined];
+    if (table === 'signing_keys') {
+      await db.updateTable('signing_keys').set({ private_jwk: value }).where('kid', '=', id).execute();
+    } else if (table === 'app_secrets') {
+      await db.updateTable('app_secrets').set({ value }).where('name', '=', id).execute();
+    } else if (table === 'passkey_tenant_keys') {
+      await db
+        .updateTable('passkey_tenant_keys')
+        .set({ private_jwk: value })
+        .where('kid', '=', third!)
+        .execute();
+    } else {
+      const column = third as 'text_body' | 'html_body';
+      await db
+        .updateTable('mail_outbox')
+        .set({ [column]: value })
+        .where('id', '=', id)
+        .execute();
+    }
+  }
+}
+
+describe('keys and mails an older Sesame sealed without binding them to their rows (enc:v1:)', () => {
+  const server = new ServerOnOneDatabase();
+  const bothSecrets = { KEY_ENCRYPTION_SECRET: NEW_SECRET, KEY_ENCRYPTION_SECRET_PREVIOUS: SECRET };
+  let signIn: Awaited<ReturnType<ServerOnOneDatabase['signUpToNewApp']>>;
+  let tenantId: string;
+  /** Rewrites every stored value as an older Sesame sealed it with `secret`. */
+  const sealAllUnbound = (opensWith: string, secret: string) =>
+    server.whileStopped((db) =>
+      rewriteStored(db, ({ row, value }) => sealUnbound(openAtRest(value, only(opensWith), row), secret)),
+    );
+
+  beforeAll(() => server.create());
+  afterAll(() => server.drop());
+
+  it('has every key and a queued mail sealed as an older Sesame sealed them', async () => {
+    ({ signIn, tenantId } = await server.startWithEverything(SECRET));
+    await server.stop();
+    await sealAllUnbound(SECRET, SECRET);
+    const stored = await server.whileStopped((db) => storedValues(db, { mails: true }));
+    expect(stored.map(({ value }) => value.slice(0, 7))).toEqual(Array(6).fill('enc:v1:'));
+    expect(await server.whileStopped((db) => openedBy(db, SECRET))).toEqual(Array(6).fill(false));
+  }, 60_000);
+
+  it('starts on them, signs as before, and seals the keys anew, each bound to its row, saying so once', async () => {
+    const db = await server.start({ KEY_ENCRYPTION_SECRET: SECRET });
+    expect(await server.publishedKids()).toHaveLength(2);
+    expect((await server.signInAgain(signIn.rp, signIn.person, signIn.clientId)).email).toBe(
+      'ada@example.com',
+    );
+    expect(await server.tenantJwks(tenantId)).toMatchObject({ keys: [{ kty: 'RSA' }] });
+    const lines = server.logLines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => String(line.msg).includes('bound to its row'));
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 'info', signing_keys: 2, cookie_keys: 1, passkey_tenant_keys: 1 }),
+    ]);
+    // The keys now; the queued mail waits for `keys reseal`, and is sent as it is meanwhile.
+    expect(await openedBy(db, SECRET)).toEqual([true, true, true, true, false, false]);
+    const [mail] = await db.selectFrom('mail_outbox').select(['id', 'text_body', 'html_body']).execute();
+    expect(
+      openMailBodies(
+        { id: mail!.id, text_body: mail!.text_body!, html_body: mail!.html_body! },
+        only(SECRET),
+      ),
+    ).toEqual({
+      text: 'text body',
+      html: '<p>html body</p>',
+    });
+    await server.stop();
+  }, 60_000);
+
+  it('has `sesame keys reseal` seal the queued mail anew too', async () => {
+    const result = await server.cli(['keys', 'reseal', '--json'], { KEY_ENCRYPTION_SECRET: SECRET });
+    expect(result.code).toBe(0);
+    const zero = { signing_keys: 0, cookie_keys: 0, passkey_tenant_keys: 0, mail_outbox: 0 };
+    expect(JSON.parse(result.stdout)).toEqual({
+      resealed: { ...zero, mail_outbox: 1 },
+      sealed: zero,
+      unchanged: { signing_keys: 2, cookie_keys: 1, passkey_tenant_keys: 1, mail_outbox: 0 },
+      unreadable_mails: 0,
+    });
+    expect(await server.whileStopped((db) => openedBy(db, SECRET))).toEqual(Array(6).fill(true));
+  }, 120_000);
+
+  it('reads them under KEY_ENCRYPTION_SECRET_PREVIOUS while the secret is replaced, and `keys reseal` seals them bound under the new one', async () => {
+    await sealAllUnbound(SECRET, SECRET);
+    const before = await server.keysAtRest();
+    const db = await server.start(bothSecrets);
+    expect((await server.signInAgain(signIn.rp, signIn.person, signIn.clientId)).email).toBe(
+      'ada@example.com',
+    );
+    expect(await server.tenantJwks(tenantId)).toMatchObject({ keys: [{ kty: 'RSA' }] });
+    // Instances with the first secret alone may still run: the start seals nothing anew.
+    expect(await storedKeys(db)).toEqual(before);
+    await server.stop();
+    const result = await server.cli(['keys', 'reseal', '--json'], bothSecrets);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      resealed: { signing_keys: 2, cookie_keys: 1, passkey_tenant_keys: 1, mail_outbox: 1 },
+    });
+    expect(await server.whileStopped((db) => openedBy(db, NEW_SECRET))).toEqual(Array(6).fill(true));
+  }, 120_000);
+});
+
+describe('a sealed value copied into another row', () => {
+  const server = new ServerOnOneDatabase();
+  const withSecret = { KEY_ENCRYPTION_SECRET: SECRET };
+  let original: { row: string; value: string }[];
+
+  beforeAll(async () => {
+    await server.create();
+    const db = await server.start(withSecret);
+    const config = server.running!.app.config;
+    for (const name of ['Shop', 'Blog']) {
+      await createTenant(db, config, { name, origins: [`https://${name.toLowerCase()}.example`] }, 'test');
+    }
+    await mailOutboxQueries.enqueue(db, sealMailBodies(A_MAIL, SECRET));
+    await server.stop();
+    original = await server.whileStopped((db) => storedValues(db, { mails: true }));
+  }, 60_000);
+  afterAll(() => server.drop());
+
+  /** Stores the value of the row `from` in the row `to` as well. */
+  const copy = (from: string, to: string) => {
+    const value = original.find((stored) => stored.row === from)!.value;
+    return server.whileStopped((db) =>
+      rewriteStored(db, (stored) => (stored.row === to ? value : stored.value)),
+    );
+  };
+  const restore = () =>
+    server.whileStopped((db) =>
+      rewriteStored(db, (stored) => original.find((o) => o.row === stored.row)!.value),
+    );
+
+  it('refuses the start and `sesame keys reseal` with one line naming both rows, changing nothing', async () => {
+    const rows = original.map(({ row }) => row);
+    const signing = rows.filter((row) => row.startsWith('signing_keys:'));
+    const tenants = rows.filter((row) => row.startsWith('passkey_tenant_keys:'));
+    const mailText = rows.find((row) => row.endsWith(':text_body'))!;
+    expect(signing).toHaveLength(2);
+    expect(new Set(tenants.map((row) => row.split(':')[1])).size).toBe(2);
+    // One tenant's key in another tenant's row; one signing key in another's; a mail's body in the cookie keys' row.
+    for (const [from, to] of [
+      [tenants[0]!, tenants[1]!],
+      [signing[0]!, signing[1]!],
+      [mailText, sealContext.appSecret('cookie_keys')],
+    ] as const) {
+      await copy(from, to);
+      const stored = await server.keysAtRest();
+      const line = `${to} holds a value sealed for ${from}: a sealed value opens only where it was written`;
+      await expect(server.start(withSecret)).rejects.toThrow(line);
+      if (to === tenants[1]) {
+        const started = await runServerExpectingExit(
+          { ...server.env, LOG_LEVEL: 'warn', ...withSecret },
+          100_000,
+        );
+        expect(started.code).toBe(1);
+        expect(linesOf(started.stderr)).toEqual([`sesame: cannot read the stored keys: ${line}`]);
+      }
+      const reseal = await server.cli(['keys', 'reseal'], withSecret);
+      expect(reseal.code).toBe(1);
+      expect(linesOf(reseal.stderr)).toEqual([`sesame: ${line}`]);
+      expect(reseal.stderr).not.toContain(SECRET);
+      expect(await server.keysAtRest()).toEqual(stored);
+      await restore();
+    }
+    // Put back, every value opens where it is.
+    await server.start(withSecret);
+    await server.stop();
+  }, 240_000);
+
+  it('opens nowhere but its row even where its label is written over to match', async () => {
+    const [tenantA, tenantB] = original.filter(({ row }) => row.startsWith('passkey_tenant_keys:'));
+    const relabelled = tenantA!.value.replace(`enc:v2:${tenantA!.row}:`, `enc:v2:${tenantB!.row}:`);
+    expect(relabelled).not.toBe(tenantA!.value);
+    await server.whileStopped((db) =>
+      rewriteStored(db, (stored) => (stored.row === tenantB!.row ? relabelled : stored.value)),
+    );
+    await expect(server.start(withSecret)).rejects.toThrow(
+      /^KEY_ENCRYPTION_SECRET does not decrypt the stored keys \(1 of 5 /,
+    );
+    await restore();
   }, 120_000);
 });

@@ -3,13 +3,12 @@ import type { Db } from '../connect.js';
 /** Where Sesame stores private keys that KEY_ENCRYPTION_SECRET protects. */
 export type KeyStore = 'signing_keys' | 'cookie_keys' | 'passkey_tenant_keys';
 
-/** One stored private key (or key set), as written: plain JSON or an "enc:v1:" envelope. */
-export interface StoredKey {
-  store: KeyStore;
+/** One stored private key (or key set), as written: plain JSON or an "enc:" envelope (see sealAtRest). */
+export type StoredKey = {
   /** The row's key: a kid or an app secret's name. */
   id: string;
   value: string;
-}
+} & ({ store: 'signing_keys' | 'cookie_keys' } | { store: 'passkey_tenant_keys'; tenantId: string });
 
 /** The app_secrets rows that hold keys; other app secrets are not sealed by this. */
 const COOKIE_KEYS = 'cookie_keys';
@@ -27,7 +26,11 @@ export const keysAtRestQueries = {
       locked(
         db.selectFrom('app_secrets').select(['name as id', 'value']).where('name', '=', COOKIE_KEYS),
       ).execute(),
-      locked(db.selectFrom('passkey_tenant_keys').select(['kid as id', 'private_jwk as value'])).execute(),
+      locked(
+        db
+          .selectFrom('passkey_tenant_keys')
+          .select(['kid as id', 'private_jwk as value', 'tenant_id as tenantId']),
+      ).execute(),
     ]);
     return [
       ...signing.map((r) => ({ store: 'signing_keys' as const, ...r })),

@@ -5,6 +5,8 @@ import { claimDueRows, deleteDoneRowsBefore } from './outboxRows.js';
 
 /** A composed mail to queue. */
 export interface NewMail {
+  /** Its row's id when chosen before (its sealed bodies are bound to it); else the database draws one. */
+  id?: string;
   template: string;
   to: string;
   subject: string;
@@ -45,6 +47,7 @@ export const mailOutboxQueries = {
     const row = await db
       .insertInto('mail_outbox')
       .values({
+        ...(mail.id !== undefined && { id: mail.id }),
         template: mail.template,
         to_address: mail.to,
         subject: mail.subject,
