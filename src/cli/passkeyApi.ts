@@ -16,6 +16,7 @@ import {
   tenantSigningKeyRotationView,
   tenantView,
 } from '../passkeyApi/tenants.js';
+import { deleteTenantUser } from '../passkeyApi/tenantUsers.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
 import { activationFromFlags, flagError, seconds } from './flags.js';
@@ -235,6 +236,31 @@ export function registerPasskeyApiCommands(program: Command): void {
           opts.json,
           { tenant_id: id, deleted: true },
           () => `Deleted passkey API tenant ${id} with its users and passkeys`,
+        );
+      });
+    });
+
+  tenants
+    .command('delete-user <tenant> <user-id>')
+    .description(
+      "erase one of the app's users: its names, passkeys, MFA credentials, transactions and pending ceremonies (the audit log keeps the user id)",
+    )
+    .option('--yes', 'do not ask for confirmation (required without a terminal)')
+    .option('--json', 'print JSON')
+    .action(async (tenantId: string, userId: string, opts) => {
+      await confirmOrRefuse(
+        `Erase user ${userId} of passkey API tenant ${tenantId} with its passkeys?`,
+        opts.yes,
+      );
+      return withDatabase(async (db) => {
+        const erased = await deleteTenantUser(db, tenantId, userId, cliActor());
+        if (erased === 'no_tenant') throw notFound(tenantId);
+        if (erased === 'no_user')
+          throw new CliError(`passkey API tenant ${tenantId} has no user with id ${userId}`);
+        output(
+          opts.json,
+          { tenant_id: tenantId, user_id: userId, deleted: true },
+          () => `Erased user ${userId} of passkey API tenant ${tenantId} with its passkeys`,
         );
       });
     });
