@@ -7,13 +7,15 @@ import {
   deleteTenant,
   findTenant,
   listTenants,
+  MAX_PREVIOUS_API_KEY_SECONDS,
   rotateTenantApiKey,
+  tenantApiKeyRotationView,
   tenantView,
 } from '../../passkeyApi/tenants.js';
 import { deleteTenantUser } from '../../passkeyApi/tenantUsers.js';
 import { notFound } from '../errors.js';
 import { apiKeyActor } from '../middleware/apiKey.js';
-import { parseBody } from '../schemas.js';
+import { parseBody, wholeSeconds } from '../schemas.js';
 import type { Services } from '../services.js';
 
 /** The shape of a new passkey API tenant; its rules (https origins, RP ID suffix) are checked by createTenant. */
@@ -26,6 +28,13 @@ const tenantInputSchema = z
       .array(z.string({ error: 'must be a string' }).max(2000), { error: required('an array of origins') })
       .max(100),
     rp_id: z.string({ error: 'must be a string' }).max(300).optional(),
+  })
+  .strict();
+
+/** `sesame passkey-api rotate-key`'s flag as a body: how long the replaced key keeps working. */
+const apiKeyRotationSchema = z
+  .object({
+    keep_previous_for: wholeSeconds(MAX_PREVIOUS_API_KEY_SECONDS, '30 days').default(0),
   })
   .strict();
 
@@ -73,10 +82,14 @@ export function passkeyTenantApiRoutes(
     ctx.body = tenantView(tenant);
   });
 
+  // Without a body the old key stops working at once; `keep_previous_for` lets it work on.
   router.post('/passkey-tenants/:id/rotate-key', async (ctx) => {
-    const apiKey = await rotateTenantApiKey(db, ctx.params.id!, apiKeyActor(ctx));
-    if (!apiKey) throw noTenant(ctx.params.id!);
-    ctx.body = { tenant_id: ctx.params.id!, api_key: apiKey };
+    const { keep_previous_for } = parseBody(ctx, apiKeyRotationSchema);
+    const rotated = await rotateTenantApiKey(db, ctx.params.id!, apiKeyActor(ctx), {
+      keepPreviousForSeconds: keep_previous_for,
+    });
+    if (!rotated) throw noTenant(ctx.params.id!);
+    ctx.body = tenantApiKeyRotationView(ctx.params.id!, rotated);
   });
 
   router.delete('/passkey-tenants/:id', async (ctx) => {
