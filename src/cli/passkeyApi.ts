@@ -11,11 +11,14 @@ import {
   createTenant,
   deleteTenant,
   listTenants,
+  MAX_PREVIOUS_API_KEY_SECONDS,
   rotateTenantApiKey,
   rotateTenantSigningKey,
+  tenantApiKeyRotationView,
   tenantSigningKeyRotationView,
   tenantView,
 } from '../passkeyApi/tenants.js';
+import { deleteTenantUser } from '../passkeyApi/tenantUsers.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, collect, output, table, withDatabase } from './context.js';
 import { activationFromFlags, flagError, seconds } from './flags.js';
@@ -165,19 +168,33 @@ export function registerPasskeyApiCommands(program: Command): void {
 
   tenants
     .command('rotate-key <id>')
-    .description('replace the API key; the old one stops working at once')
+    .description('replace the API key; the old one stops working at once unless --keep-previous-for is given')
+    .option(
+      '--keep-previous-for <seconds>',
+      `let the old key work beside the new one this long, while the app's servers take the new one (at most ${MAX_PREVIOUS_API_KEY_SECONDS}); without it, the old key and any earlier one still in its overlap stop at once`,
+      seconds,
+    )
     .option('--json', 'print JSON')
-    .action((id: string, opts) =>
-      withDatabase(async (db) => {
-        const apiKey = await rotateTenantApiKey(db, id, cliActor());
-        if (!apiKey) throw notFound(id);
-        output(
-          opts.json,
-          { tenant_id: id, api_key: apiKey },
-          () => `tenant_id: ${id}\napi_key:   ${apiKey}\n(shown once)`,
+    .action((id: string, opts: { keepPreviousFor?: number; json?: boolean }) => {
+      if (opts.keepPreviousFor !== undefined && opts.keepPreviousFor > MAX_PREVIOUS_API_KEY_SECONDS) {
+        throw new CliError(`--keep-previous-for: at most ${MAX_PREVIOUS_API_KEY_SECONDS} seconds (30 days)`);
+      }
+      return withDatabase(async (db) => {
+        const rotated = await rotateTenantApiKey(db, id, cliActor(), {
+          keepPreviousForSeconds: opts.keepPreviousFor,
+        });
+        if (!rotated) throw notFound(id);
+        const until = rotated.previousKeyExpiresAt;
+        output(Boolean(opts.json), tenantApiKeyRotationView(id, rotated), () =>
+          [
+            `tenant_id: ${id}`,
+            `api_key:   ${rotated.apiKey}`,
+            '(shown once)',
+            until ? `The old key works until ${until.toISOString()}.` : 'The old key no longer works.',
+          ].join('\n'),
         );
-      }),
-    );
+      });
+    });
 
   tenants
     .command('rotate-signing-key <id>')
@@ -235,6 +252,31 @@ export function registerPasskeyApiCommands(program: Command): void {
           opts.json,
           { tenant_id: id, deleted: true },
           () => `Deleted passkey API tenant ${id} with its users and passkeys`,
+        );
+      });
+    });
+
+  tenants
+    .command('delete-user <tenant> <user-id>')
+    .description(
+      "erase one of the app's users: its names, passkeys, MFA credentials, transactions and pending ceremonies (the audit log keeps the user id)",
+    )
+    .option('--yes', 'do not ask for confirmation (required without a terminal)')
+    .option('--json', 'print JSON')
+    .action(async (tenantId: string, userId: string, opts) => {
+      await confirmOrRefuse(
+        `Erase user ${userId} of passkey API tenant ${tenantId} with its passkeys?`,
+        opts.yes,
+      );
+      return withDatabase(async (db) => {
+        const erased = await deleteTenantUser(db, tenantId, userId, cliActor());
+        if (erased === 'no_tenant') throw notFound(tenantId);
+        if (erased === 'no_user')
+          throw new CliError(`passkey API tenant ${tenantId} has no user with id ${userId}`);
+        output(
+          opts.json,
+          { tenant_id: tenantId, user_id: userId, deleted: true },
+          () => `Erased user ${userId} of passkey API tenant ${tenantId} with its passkeys`,
         );
       });
     });

@@ -191,6 +191,9 @@ export interface PasskeyTenantsTable {
   origins: Json<string[]>;
   /** SHA-256 of the API key, hex. */
   api_key_hash: string;
+  /** SHA-256 of the key a rotation replaced, valid until the expiry beside it (migration 0034). */
+  previous_api_key_hash: string | null;
+  previous_api_key_expires_at: Date | null;
   /** WebAuthn settings of the tenant's passkey ceremonies (migration 0016; see passkeyApi/tenantSettings.ts). */
   webauthn_user_verification: Generated<string>;
   webauthn_attachment: Generated<string>;

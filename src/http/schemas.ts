@@ -165,3 +165,13 @@ export function limitParameter(max: number, fallback: number) {
   const error = `must be a whole number from 1 to ${max}`;
   return z.coerce.number({ error }).int({ error }).min(1, { error }).max(max, { error }).default(fallback);
 }
+
+/** A JSON number of seconds: a whole number from 0 to `max` (`maxInWords` says how long that is). */
+export function wholeSeconds(max: number, maxInWords: string) {
+  const error = 'must be a whole number of seconds';
+  return z
+    .number({ error })
+    .int({ error })
+    .min(0, { error })
+    .max(max, { error: `must be at most ${max} (${maxInWords})` });
+}

@@ -93,15 +93,69 @@ export function findTenant(db: Db, id: string): Promise<StoredTenant | undefined
   return passkeyTenantsQueries.findById(db, id);
 }
 
-/** Replaces the tenant's API key; the old one stops working at once. Undefined when there is no such tenant. */
-export async function rotateTenantApiKey(db: Db, id: string, actor: Actor): Promise<string | undefined> {
+/**
+ * The longest a replaced API key may keep working: long enough to roll the new key out to
+ * every server of an app, short enough that a rotation still ends the old key's life.
+ */
+export const MAX_PREVIOUS_API_KEY_SECONDS = 30 * 24 * 3600;
+
+/** A new API key (shown once) and when the key it replaced stops working (null: it already has). */
+export interface TenantApiKeyRotation {
+  apiKey: string;
+  previousKeyExpiresAt: Date | null;
+}
+
+/**
+ * Replaces the tenant's API key. By default the old key stops working at once, as does an
+ * earlier key still within an overlap: the way to cut off a key known exposed.
+ * `keepPreviousForSeconds` (at most {@link MAX_PREVIOUS_API_KEY_SECONDS}) keeps the key
+ * being replaced working that long beside the new one, so the app's servers can take the
+ * new key without downtime; it is stored hashed like the current one and expires by the
+ * database's clock. Undefined when there is no such tenant.
+ */
+export async function rotateTenantApiKey(
+  db: Db,
+  id: string,
+  actor: Actor,
+  { keepPreviousForSeconds = 0 }: { keepPreviousForSeconds?: number } = {},
+): Promise<TenantApiKeyRotation | undefined> {
+  if (!Number.isInteger(keepPreviousForSeconds) || keepPreviousForSeconds < 0) {
+    throw new Error('keepPreviousForSeconds must be a whole number of seconds');
+  }
+  if (keepPreviousForSeconds > MAX_PREVIOUS_API_KEY_SECONDS) {
+    throw new Error(`keepPreviousForSeconds must be at most ${MAX_PREVIOUS_API_KEY_SECONDS}`);
+  }
   const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
-  const rotated = await inTransaction(db, async (trx) => {
-    if (!(await passkeyTenantsQueries.setApiKeyHash(trx, id, sha256Hex(apiKey)))) return false;
-    await auditQueries.record(trx, actor, 'passkey_tenant.rotate_key', id);
-    return true;
+  return inTransaction(db, async (trx) => {
+    const replaced = await passkeyTenantsQueries.replaceApiKeyHash(
+      trx,
+      id,
+      sha256Hex(apiKey),
+      keepPreviousForSeconds,
+    );
+    if (!replaced) return undefined;
+    const { previousKeyExpiresAt } = replaced;
+    await auditQueries.record(
+      trx,
+      actor,
+      'passkey_tenant.rotate_key',
+      id,
+      previousKeyExpiresAt ? { previous_key_expires_at: previousKeyExpiresAt.toISOString() } : undefined,
+    );
+    return { apiKey, previousKeyExpiresAt };
   });
-  return rotated ? apiKey : undefined;
+}
+
+/** An API key rotation as `sesame passkey-api rotate-key --json` and the admin API answer it. */
+export function tenantApiKeyRotationView(
+  tenantId: string,
+  { apiKey, previousKeyExpiresAt }: TenantApiKeyRotation,
+) {
+  return {
+    tenant_id: tenantId,
+    api_key: apiKey,
+    previous_key_expires_at: previousKeyExpiresAt?.toISOString() ?? null,
+  };
 }
 
 /**
@@ -207,7 +261,12 @@ export async function deleteTenant(db: Db, id: string, actor: Actor): Promise<bo
   });
 }
 
-/** Whether a presented API key is this tenant's, compared in constant time. */
+/**
+ * Whether a presented API key is this tenant's, compared in constant time: its current key,
+ * or the one a rotation replaced while that still works.
+ */
 export function tenantKeyMatches(tenant: StoredTenant, presented: string | undefined): boolean {
-  return secretMatchesHash(presented, tenant.apiKeyHash);
+  const current = secretMatchesHash(presented, tenant.apiKeyHash);
+  const previous = secretMatchesHash(presented, tenant.previousApiKeyHash);
+  return current || previous;
 }

@@ -587,7 +587,11 @@ describe('the admin REST API', () => {
 
       const rotated = await api('POST', `/passkey-tenants/${tenant_id}/rotate-key`);
       expect(rotated.status).toBe(200);
-      expect(rotated.json()).toEqual({ tenant_id, api_key: expect.stringMatching(/^spk_/) });
+      expect(rotated.json()).toEqual({
+        tenant_id,
+        api_key: expect.stringMatching(/^spk_/),
+        previous_key_expires_at: null,
+      });
       expect(rotated.json().api_key).not.toBe(api_key);
       expect(await passkeyApiAccepts(tenant_id, api_key)).toBe(false);
       expect(await passkeyApiAccepts(tenant_id, rotated.json().api_key)).toBe(true);

@@ -35,6 +35,26 @@ export const passkeyTenantUsersQueries = {
       .executeTakeFirst();
   },
 
+  /**
+   * Erases the user: its row, with its passkeys, MFA credentials and transactions (they
+   * cascade), and the challenges still pending for it in the tenant (`challengeBinding`),
+   * whose data names it. Run it in a transaction, so no challenge outlives the user.
+   * False when the tenant has no such user.
+   */
+  async delete(db: Db, tenantId: string, userId: string, challengeBinding: string): Promise<boolean> {
+    await db
+      .deleteFrom('webauthn_challenges')
+      .where('binding', '=', challengeBinding)
+      .where(sql<string>`data->>'userId'`, '=', userId)
+      .execute();
+    const result = await db
+      .deleteFrom('passkey_tenant_users')
+      .where('tenant_id', '=', tenantId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  },
+
   async count(db: Db, tenantId: string): Promise<number> {
     const row = await db
       .selectFrom('passkey_tenant_users')

@@ -19,6 +19,8 @@ export interface StoredTenant {
   rpId: string;
   origins: string[];
   apiKeyHash: string;
+  /** SHA-256 of the key a rotation replaced, while it still works (by the database's clock); else null. */
+  previousApiKeyHash: string | null;
   /** WebAuthn settings of its passkey and second-factor ceremonies. */
   settings: TenantSettings;
   createdAt: Date;
@@ -35,13 +37,22 @@ function ceremonySettings(row: PasskeyTenantRow, prefix: 'webauthn' | 'mfa'): Ce
   };
 }
 
-function toStored(row: PasskeyTenantRow): StoredTenant {
+/**
+ * The replaced API key's hash while it still works, else null: the database's clock decides,
+ * so every instance stops taking it at the same moment. Selected beside the row's columns.
+ */
+const previousKeyHashNow = sql<
+  string | null
+>`case when previous_api_key_expires_at > now() then previous_api_key_hash end`.as('previous_key_hash_now');
+
+function toStored(row: PasskeyTenantRow & { previous_key_hash_now: string | null }): StoredTenant {
   return {
     id: row.id,
     name: row.name,
     rpId: row.rp_id,
     origins: row.origins as unknown as string[],
     apiKeyHash: row.api_key_hash,
+    previousApiKeyHash: row.previous_key_hash_now,
     settings: { webauthn: ceremonySettings(row, 'webauthn'), mfa: ceremonySettings(row, 'mfa') },
     createdAt: row.created_at,
   };
@@ -72,6 +83,7 @@ export const passkeyTenantsQueries = {
         api_key_hash: tenant.apiKeyHash,
       })
       .returningAll()
+      .returning(previousKeyHashNow)
       .executeTakeFirstOrThrow();
     return toStored(row);
   },
@@ -79,7 +91,12 @@ export const passkeyTenantsQueries = {
   async findById(db: Db, id: string): Promise<StoredTenant | undefined> {
     // A malformed id reads as "no such tenant", not as a database error.
     if (!UUID.test(id)) return undefined;
-    const row = await db.selectFrom('passkey_tenants').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await db
+      .selectFrom('passkey_tenants')
+      .selectAll()
+      .select(previousKeyHashNow)
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row ? toStored(row) : undefined;
   },
 
@@ -102,20 +119,42 @@ export const passkeyTenantsQueries = {
     const rows = await db
       .selectFrom('passkey_tenants')
       .selectAll()
+      .select(previousKeyHashNow)
       .orderBy('created_at')
       .orderBy('id')
       .execute();
     return rows.map(toStored);
   },
 
-  async setApiKeyHash(db: Db, id: string, apiKeyHash: string): Promise<boolean> {
-    if (!UUID.test(id)) return false;
-    const result = await db
+  /**
+   * Replaces the tenant's API key hash. With `keepPreviousForSeconds` over 0 the key it
+   * replaces keeps working that long (an earlier key still in its overlap stops at once);
+   * with 0 nothing but the new key works. Returns when the previous key stops working (null
+   * when it stopped at once), or undefined when there is no such tenant.
+   */
+  async replaceApiKeyHash(
+    db: Db,
+    id: string,
+    apiKeyHash: string,
+    keepPreviousForSeconds: number,
+  ): Promise<{ previousKeyExpiresAt: Date | null } | undefined> {
+    if (!UUID.test(id)) return undefined;
+    const keep = keepPreviousForSeconds > 0;
+    // The right-hand sides read the row as it was: the previous key is the one replaced here.
+    const row = await db
       .updateTable('passkey_tenants')
-      .set({ api_key_hash: apiKeyHash, updated_at: sql<Date>`now()` })
+      .set({
+        api_key_hash: apiKeyHash,
+        previous_api_key_hash: keep ? sql<string>`api_key_hash` : null,
+        previous_api_key_expires_at: keep
+          ? sql<Date>`now() + make_interval(secs => ${keepPreviousForSeconds})`
+          : null,
+        updated_at: sql<Date>`now()`,
+      })
       .where('id', '=', id)
+      .returning('previous_api_key_expires_at')
       .executeTakeFirst();
-    return result.numUpdatedRows > 0n;
+    return row && { previousKeyExpiresAt: row.previous_api_key_expires_at };
   },
 
   /**
@@ -135,6 +174,7 @@ export const passkeyTenantsQueries = {
       })
       .where('id', '=', id)
       .returningAll()
+      .returning(previousKeyHashNow)
       .executeTakeFirst();
     return row ? toStored(row) : undefined;
   },

@@ -24,16 +24,6 @@ import {
 } from '../../oidc/clients.js';
 import { ResourceValidationError } from '../../oidc/resources.js';
 import { TenantValidationError } from '../../passkeyApi/relyingParty.js';
-import { tenantSettingsChange, tenantSettingsChangeSchema } from '../../passkeyApi/tenantSettings.js';
-import {
-  changeTenantSettings,
-  createTenant,
-  deleteTenant,
-  findTenant,
-  listTenants,
-  rotateTenantApiKey,
-  tenantView,
-} from '../../passkeyApi/tenants.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
 import { JSON_BODY_LIMIT, refuseIllFormedText, refusingUndecodableBodies } from '../middleware/bodies.js';
@@ -44,6 +34,7 @@ import type { Services } from '../services.js';
 import { adminApiGroupRoutes } from './adminApiGroups.js';
 import { keyRotationApiRoutes } from './adminApiKeyRotations.js';
 import { mailApiRoutes } from './adminApiMail.js';
+import { passkeyTenantApiRoutes } from './adminApiPasskeyTenants.js';
 import { resourceApiRoutes } from './adminApiResources.js';
 
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
@@ -62,19 +53,6 @@ const usersQuerySchema = z.object({
     .max(400, { error: 'must be at most 400 characters' })
     .optional(),
 });
-/** The shape of a new passkey API tenant; its rules (https origins, RP ID suffix) are checked by createTenant. */
-const required = (expected: string) => (issue: { input: unknown }) =>
-  issue.input === undefined ? 'is required' : `must be ${expected}`;
-const tenantInputSchema = z
-  .object({
-    name: z.string({ error: required('a string') }).max(1000),
-    origins: z
-      .array(z.string({ error: 'must be a string' }).max(2000), { error: required('an array of origins') })
-      .max(100),
-    rp_id: z.string({ error: 'must be a string' }).max(300).optional(),
-  })
-  .strict();
-
 /** The admin API speaks JSON only; a body of another type is refused rather than guessed at. */
 async function requireJsonBody(ctx: Context, next: Next) {
   const hasBody = Number(ctx.get('content-length') || 0) > 0 || ctx.get('transfer-encoding') !== '';
@@ -108,7 +86,6 @@ async function validationErrors(_ctx: Context, next: Next) {
 
 const noClient = (id: string) => notFound(`No client with id ${id}`);
 const noUser = (id: string) => notFound(`No user with id ${id}`);
-const noTenant = (id: string) => notFound(`No passkey API tenant with id ${id}`);
 
 /**
  * The admin REST API under /api/admin, for scripts and infrastructure tools: clients,
@@ -226,49 +203,7 @@ export function adminApiRoutes(services: Services): Router {
     ctx.status = 204;
   });
 
-  router.get('/passkey-tenants', async (ctx) => {
-    ctx.body = (await listTenants(db)).map(tenantView);
-  });
-
-  router.post('/passkey-tenants', async (ctx) => {
-    const input = parseBody(ctx, tenantInputSchema);
-    const { tenant, apiKey } = await createTenant(
-      db,
-      config,
-      { name: input.name, origins: input.origins, rpId: input.rp_id },
-      apiKeyActor(ctx),
-    );
-    ctx.status = 201;
-    ctx.set('Location', `/api/admin/passkey-tenants/${tenant.id}`);
-    ctx.body = { ...tenantView(tenant), api_key: apiKey };
-  });
-
-  router.get('/passkey-tenants/:id', async (ctx) => {
-    const tenant = await findTenant(db, ctx.params.id!);
-    if (!tenant) throw noTenant(ctx.params.id!);
-    ctx.body = tenantView(tenant);
-  });
-
-  // The tenant's name, origins (replacing the list) and WebAuthn settings, in Hanko's names;
-  // what the body leaves out stays.
-  router.patch('/passkey-tenants/:id', async (ctx) => {
-    const change = tenantSettingsChange(parseBody(ctx, tenantSettingsChangeSchema));
-    const tenant = await changeTenantSettings(db, ctx.params.id!, change, apiKeyActor(ctx));
-    if (!tenant) throw noTenant(ctx.params.id!);
-    ctx.body = tenantView(tenant);
-  });
-
-  router.post('/passkey-tenants/:id/rotate-key', async (ctx) => {
-    const apiKey = await rotateTenantApiKey(db, ctx.params.id!, apiKeyActor(ctx));
-    if (!apiKey) throw noTenant(ctx.params.id!);
-    ctx.body = { tenant_id: ctx.params.id!, api_key: apiKey };
-  });
-
-  router.delete('/passkey-tenants/:id', async (ctx) => {
-    if (!(await deleteTenant(db, ctx.params.id!, apiKeyActor(ctx)))) throw noTenant(ctx.params.id!);
-    ctx.status = 204;
-  });
-
+  passkeyTenantApiRoutes(router, { config, db });
   keyRotationApiRoutes(router, { config, db });
   resourceApiRoutes(router, services);
   adminApiGroupRoutes(router, { db, caches });

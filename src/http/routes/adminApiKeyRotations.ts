@@ -10,7 +10,7 @@ import {
 import { rotateTenantSigningKey, tenantSigningKeyRotationView } from '../../passkeyApi/tenants.js';
 import { notFound } from '../errors.js';
 import { apiKeyActor } from '../middleware/apiKey.js';
-import { parseBody } from '../schemas.js';
+import { parseBody, wholeSeconds } from '../schemas.js';
 import type { Services } from '../services.js';
 
 const revokePrevious = z.boolean({ error: 'must be true or false' }).default(false);
@@ -23,14 +23,7 @@ const revokePrevious = z.boolean({ error: 'must be true or false' }).default(fal
  */
 const signingKeyRotationSchema = z
   .object({
-    activate_in: z
-      .number({ error: 'must be a whole number of seconds' })
-      .int({ error: 'must be a whole number of seconds' })
-      .min(0, { error: 'must be a whole number of seconds' })
-      .max(MAX_KEY_ACTIVATION_DELAY_SECONDS, {
-        error: `must be at most ${MAX_KEY_ACTIVATION_DELAY_SECONDS} (a year)`,
-      })
-      .optional(),
+    activate_in: wholeSeconds(MAX_KEY_ACTIVATION_DELAY_SECONDS, 'a year').optional(),
     revoke_previous: revokePrevious,
   })
   .strict()

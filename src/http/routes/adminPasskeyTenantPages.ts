@@ -92,6 +92,8 @@ export const PASSKEY_TENANT_NOTICES: Record<string, string> = {
 };
 
 const signingKeyFormSchema = z.object({ when: z.enum(['scheduled', 'revoke']) });
+/** How long the replaced API key keeps working: the choices the rotation form offers, in seconds. */
+const apiKeyFormSchema = z.object({ keep_previous_for: z.enum(['0', '3600', '86400']).default('0') });
 
 /** The registration form of a passkey API app: its API key is shown once, in the answer to its POST. */
 const NEW_TENANT: OneShotForm = {
@@ -136,7 +138,13 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
     return tenant;
   }
 
-  function showKey(ctx: Context, tenant: StoredTenant, apiKey: string, rotated: boolean) {
+  function showKey(
+    ctx: Context,
+    tenant: StoredTenant,
+    apiKey: string,
+    rotated: boolean,
+    previousKeyExpiresAt: Date | null = null,
+  ) {
     kit.render(ctx, 'passkey-tenant-key', {
       title: rotated ? 'New API key' : 'App registered',
       heading: rotated ? `New API key for “${tenant.name}”` : `Registered “${tenant.name}”`,
@@ -144,6 +152,7 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
       apiKey,
       baseUrl: tenantIssuer(config, tenant.id),
       rotated,
+      previousKeyExpiresAt: previousKeyExpiresAt?.toISOString(),
     });
   }
 
@@ -239,32 +248,27 @@ export function passkeyTenantPages(router: Router, kit: AdminPageKit, { config, 
     ctx.redirect(`${path(tenant)}?done=tenant-origins-saved`);
   });
 
-  // The old key stops working at once, so the button asks first, as deleting does; the
-  // confirmation's single-use token makes a reload of the new key's page rotate nothing.
+  // The old key stops working at once unless the form keeps it a while, so the button asks
+  // first, as deleting does; the confirmation's single-use token makes a reload of the new
+  // key's page rotate nothing.
   router.get('/passkey-tenants/:id/rotate-key', async (ctx) => {
     const tenant = await loadTenant(ctx);
-    kit.render(ctx, 'confirm', {
+    kit.render(ctx, 'passkey-tenant-rotate-key', {
       title: 'Rotate API key',
-      section: 'passkey-tenants',
-      heading: `Rotate the API key of “${tenant.name}”?`,
-      message:
-        "Sesame makes a new API key and shows it once. The old key stops working at once: the app's server cannot call the passkey API until it has the new one.",
-      action: `${path(tenant)}/rotate-key`,
-      button: 'Rotate API key',
-      cancel: path(tenant),
-      stepUp: true,
+      tenant: tenantView(tenant),
       once: await kit.formToken(ctx, rotateKeyForm(tenant).action),
     });
   });
 
   router.post('/passkey-tenants/:id/rotate-key', kit.stepUp, async (ctx) => {
     const tenant = await loadTenant(ctx);
+    const keepPreviousForSeconds = Number(parseBody(ctx, apiKeyFormSchema).keep_previous_for);
     const sent = await kit.submitOnce(ctx, rotateKeyForm(tenant), async (trx) => {
-      const apiKey = await rotateTenantApiKey(trx, tenant.id, kit.actor(ctx));
-      if (!apiKey) throw notFound('There is no passkey API app with this id.');
-      return apiKey;
+      const rotated = await rotateTenantApiKey(trx, tenant.id, kit.actor(ctx), { keepPreviousForSeconds });
+      if (!rotated) throw notFound('There is no passkey API app with this id.');
+      return rotated;
     });
-    if (sent) showKey(ctx, tenant, sent.value, true);
+    if (sent) showKey(ctx, tenant, sent.value.apiKey, true, sent.value.previousKeyExpiresAt);
   });
 
   // Revoking the old keys makes what they signed fail, so the button asks first, and the
