@@ -431,7 +431,7 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       const stored = await passkeyTenantsQueries.findById(sesame.db, app.id);
       const key = await passkeyTenantKeysQueries.signing(sesame.db, app.id);
       expect(key!.kid).toBe(jwks.json.keys[0].kid);
-      expect(key!.private_jwk.startsWith('enc:v1:')).toBe(true);
+      expect(key!.private_jwk.startsWith('enc:v2:')).toBe(true);
       expect(key!.private_jwk).not.toContain('"d"');
       expect(stored!.apiKeyHash).toBe(sha256Hex(app.apiKey));
       expect(app.apiKey).toMatch(/^spk_[A-Za-z0-9_-]{43}$/);
