@@ -314,7 +314,7 @@ describe('the sesame command manages clients, API keys and users', () => {
       [['api-keys'], 'create, list, revoke'],
       [['users'], 'list, disable, enable, promote, demote, delete, invite, set-claim, unset-claim'],
       [['groups'], 'create, list, show, rename, delete, add-member, remove-member, set-claim, unset-claim'],
-      [['passkey-api'], 'create, list, update, rotate-key, rotate-signing-key, delete'],
+      [['passkey-api'], 'create, list, update, rotate-key, rotate-signing-key, delete, delete-user'],
       [['resources'], 'create, list, allow-client, deny-client, delete'],
       [['keys'], 'rotate, rotate-cookie-key, reseal'],
     ];

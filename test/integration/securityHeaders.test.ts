@@ -205,6 +205,11 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     const tenantId = /id="tenant-id"[^>]*>([^<]+)</.exec(tenantKey.text)![1]!;
     saw('admin/passkey-tenant', await person.browser.request(`/admin/passkey-tenants/${tenantId}`), 'Shop');
     saw(
+      'admin/passkey-tenant-rotate-key',
+      await person.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-key`),
+      'Rotate the API key',
+    );
+    saw(
       'admin/passkey-tenant-signing-key',
       await person.browser.request(`/admin/passkey-tenants/${tenantId}/rotate-signing-key`),
       'signing key',
