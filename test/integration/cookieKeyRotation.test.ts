@@ -349,7 +349,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
       for (const app of instances()) {
         await waitUntil(
           async () => (await signedAnew.browser.request(`${app.baseUrl}/account`)).status === 200,
-          3_000,
+          6_000,
         );
         expect(await signsNewCookiesWith(app, oldKey)).toBe(true);
       }
