@@ -107,8 +107,9 @@ describe('group commit of the provider writes', () => {
 
 describe('writes that may be lost in a crash of Postgres', () => {
   // One connection, so the checks below run on the server session the write ran on (behind a
-  // transaction-mode pooler, on whichever it lends: none may keep the setting either).
-  const database = openedTestDatabase(1);
+  // transaction-mode pooler, on whichever it lends: none may keep the setting either). Its
+  // commits wait for the disk, as on a server's own database, where the setting starts 'on'.
+  const database = openedTestDatabase(1, { durableCommits: true });
   const insert = `insert into oidc_models (model, id, payload, expires_at) values ($1, $2, '{}', now() + interval '1 minute')`;
   const setting = async (db = database().db) =>
     (await runSql<{ s: string }>(db, `select current_setting('synchronous_commit') as s`)).rows[0]?.s;

@@ -9,13 +9,17 @@ import { createTestDatabase, type TestDatabase } from './testDatabase.js';
  */
 export function openedTestDatabase(
   poolSize = 4,
-  options: Omit<NonNullable<Parameters<typeof openDatabase>[1]>, 'poolSize'> = {},
+  options: Omit<NonNullable<Parameters<typeof openDatabase>[1]>, 'poolSize'> & {
+    /** Commits wait for the disk, as on a server's own database (see {@link createTestDatabase}). */
+    durableCommits?: boolean;
+  } = {},
 ): () => DatabaseHandle {
+  const { durableCommits, ...openOptions } = options;
   let testDb: TestDatabase | undefined;
   let database: DatabaseHandle | undefined;
   beforeAll(async () => {
-    testDb = await createTestDatabase();
-    database = await openDatabase(configFrom(testDb.env), { ...options, poolSize });
+    testDb = await createTestDatabase({ durableCommits });
+    database = await openDatabase(configFrom(testDb.env), { ...openOptions, poolSize });
   });
   afterAll(async () => {
     await database?.close();
