@@ -18,11 +18,6 @@ export interface HitCounter {
   hit(key: string, limit: number, windowSeconds: number): Promise<HitVerdict>;
   /** Whether `key` has already used up `limit` hits in its window, without counting one. */
   check(key: string, limit: number): Promise<HitVerdict>;
-  /**
-   * Whether this process already knows `key` is over `limit` (a hit of it was refused here and
-   * its window has not ended), without counting one or asking the database.
-   */
-  knownOver(key: string, limit: number): HitVerdict;
   /** Forgets windows that ended. */
   sweep(): Promise<number>;
 }
@@ -133,11 +128,6 @@ export class PostgresHitCounter implements HitCounter {
     return this.#remember(key, verdict(await rateLimitHitsQueries.find(this.db, key), limit, false));
   }
 
-  knownOver(key: string): HitVerdict {
-    const blockedMs = this.#blocked.msLeft(key);
-    return blockedMs ? { allowed: false, msBeforeNext: blockedMs } : ALLOWED;
-  }
-
   sweep(): Promise<number> {
     return rateLimitHitsQueries.deleteExpired(this.db);
   }
@@ -160,10 +150,6 @@ export class MemoryHitCounter implements HitCounter {
   }
 
   async check(key: string, limit: number): Promise<HitVerdict> {
-    return this.knownOver(key, limit);
-  }
-
-  knownOver(key: string, limit: number): HitVerdict {
     const hits = this.hitsNow(key);
     return hits === 0
       ? ALLOWED

@@ -22,6 +22,8 @@ export async function deleteTenantUser(
   userId: string,
   actor: Actor,
 ): Promise<TenantUserErasure> {
+  // Lower case, as stored: the user's pending challenges are bound to that spelling.
+  tenantId = tenantId.toLowerCase();
   return inTransaction(db, async (trx) => {
     if (!(await passkeyTenantsQueries.lock(trx, tenantId))) return 'no_tenant';
     if (!(await passkeyTenantUsersQueries.delete(trx, tenantId, userId, tenantChallengeBinding(tenantId)))) {

@@ -183,6 +183,9 @@ export async function rotateTenantSigningKey(
     throw new Error('revoking the previous keys needs the new one to sign at once (activateInSeconds: 0)');
   }
   const { kid, sealedFor } = await newTenantSigningKey(config);
+  // The id as the database stores and every reader names it (a uuid, lower case): the key is
+  // sealed for its row by that name, and an id typed in upper case must not seal it otherwise.
+  id = id.toLowerCase();
   return inTransaction(db, async (trx) => {
     if (!(await passkeyTenantsQueries.lock(trx, id))) return undefined;
     const activatesAt = await passkeyTenantKeysQueries.insert(trx, id, kid, sealedFor(id), activateInSeconds);
@@ -254,6 +257,8 @@ export async function changeTenantSettings(
 
 /** Deletes a tenant with its users, passkeys and pending challenges. */
 export async function deleteTenant(db: Db, id: string, actor: Actor): Promise<boolean> {
+  // Lower case, as stored: the tenant's pending challenges are bound to that spelling.
+  id = id.toLowerCase();
   return db.transaction().execute(async (trx) => {
     if (!(await passkeyTenantsQueries.delete(trx, id, tenantChallengeBinding(id)))) return false;
     await auditQueries.record(trx, actor, 'passkey_tenant.delete', id);

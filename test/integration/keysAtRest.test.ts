@@ -200,6 +200,37 @@ class ServerOnOneDatabase {
   }
 }
 
+describe("a passkey API app's signing key rotated under KEY_ENCRYPTION_SECRET, the app named in upper case", () => {
+  const server = new ServerOnOneDatabase();
+
+  beforeAll(() => server.create());
+  afterAll(() => server.drop());
+
+  it('seals the new key for the row as stored, so the JWKS, the next start and the sesame command read it', async () => {
+    const { tenantId } = await server.startWithEverything(SECRET);
+    const upper = tenantId.toUpperCase();
+    expect(upper).not.toBe(tenantId);
+    const rotated = await server.cli(
+      ['passkey-api', 'rotate-signing-key', upper, '--activate-in', '0', '--json'],
+      {
+        KEY_ENCRYPTION_SECRET: SECRET,
+      },
+    );
+    expect(rotated.code).toBe(0);
+    const jwks = (await server.tenantJwks(tenantId)) as { keys: { kid: string }[] };
+    expect(jwks.keys).toHaveLength(2);
+    await server.stop();
+    const sealed = (await server.whileStopped((db) => storedValues(db))).filter(({ row }) =>
+      row.startsWith('passkey_tenant_keys:'),
+    );
+    expect(sealed).toHaveLength(2);
+    for (const { row, value } of sealed) expect(value.startsWith(`enc:v2:${row}:`)).toBe(true);
+    await server.start({ KEY_ENCRYPTION_SECRET: SECRET });
+    await server.stop();
+    expect((await server.cli(['keys', 'reseal', '--json'], { KEY_ENCRYPTION_SECRET: SECRET })).code).toBe(0);
+  }, 180_000);
+});
+
 describe('KEY_ENCRYPTION_SECRET set after the first start', () => {
   const server = new ServerOnOneDatabase();
   let person: Person;

@@ -129,22 +129,13 @@ export const DEVICE_CODE_ENTRIES_PER_IP = { name: 'device-code', points: 30, sec
  * limit capped a whole app (at the default, some 300 sign-ins a minute of two calls each).
  * Hanko sets no limit; a tenant gets this many times RATE_LIMIT_PER_MINUTE (60,000 a
  * minute at the default), more than an app one Sesame serves makes, and still a ceiling for
- * a leaked key. A wrong key is no key: such calls keep the per-IP limit, and are counted per
-IP again on their own ({@link passkeyApiWrongKeysPerIp}).
+ * a leaked key. A wrong key is no key: such calls keep the per-IP limit. A right key skips
+it, so an address over its limit sees 200 for a right key among 429s: what makes guessing
+hopeless is the key's 256 random bits, not this limit. (Refusing right keys from an address
+over its limit for wrong ones would let anyone behind the app server's address, a NAT or a
+platform's shared egress, lock the app's server out with a wrong key a second.)
  */
 export const PASSKEY_API_KEYED_CALLS_FACTOR = 100;
-
-/**
- * Passkey API calls with a wrong API key per client IP, apart from the address's other calls:
- * once an address is refused for them, its calls with a right key are refused too until the
- * window ends (HitCounter.knownOver, no statement), so a guesser cannot tell a right key by a
- * 200 among 429s. An app's server whose frontend calls (no key) use up its per-IP limit keeps
- * its keyed calls. The 256 random bits of a key are what make guessing hopeless; this keeps
- * the answer from saying more than "wrong" to an address already over its limit.
- */
-export function passkeyApiWrongKeysPerIp(perMinute: number) {
-  return { name: 'passkey-api-wrong-key', points: perMinute, seconds: WINDOW_SECONDS };
-}
 
 /** The per-tenant limit of keyed passkey API calls for a RATE_LIMIT_PER_MINUTE of `perMinute`. */
 export function passkeyApiKeyedCallsPerTenant(perMinute: number) {
@@ -168,19 +159,5 @@ export function keyedRateLimit(
 ) {
   return async function countAttempt(ctx: Context, key: string): Promise<void> {
     if (enabled) refuseOver(ctx, await counter.hit(`${name}:${key}`, points, seconds));
-  };
-}
-
-/**
- * Refuses a request when this process already knows `key` is over the limit `keyedRateLimit`
- * counts with the same numbers, without counting it or asking the database.
- */
-export function refuseKnownOver(
-  { name, points }: { name: string; points: number },
-  counter: HitCounter,
-  enabled = true,
-) {
-  return function refuseIfOver(ctx: Context, key: string): void {
-    if (enabled) refuseOver(ctx, counter.knownOver(`${name}:${key}`, points));
   };
 }

@@ -14,13 +14,7 @@ import { tenantIssuer } from '../../passkeyApi/jwt.js';
 import { paginationLink } from '../../passkeyApi/pagination.js';
 import { tenantKeyMatches } from '../../passkeyApi/tenants.js';
 import { HttpError } from '../errors.js';
-import {
-  keyedRateLimit,
-  passkeyApiKeyedCallsPerTenant,
-  passkeyApiWrongKeysPerIp,
-  rateLimitKey,
-  refuseKnownOver,
-} from '../middleware/rateLimit.js';
+import { keyedRateLimit, passkeyApiKeyedCallsPerTenant } from '../middleware/rateLimit.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 
@@ -66,18 +60,9 @@ export function limitPerTenantOrIp({
     hits,
     config.rateLimitPerMinute > 0,
   );
-  const wrongKeys = passkeyApiWrongKeysPerIp(config.rateLimitPerMinute);
-  const countWrongKey = keyedRateLimit(wrongKeys, hits, config.rateLimitPerMinute > 0);
-  const refuseIfGuessing = refuseKnownOver(wrongKeys, hits, config.rateLimitPerMinute > 0);
   return async function limitPasskeyApiRate(ctx: Context, next: Next) {
     const { tenant } = ctx.state as AuditState;
-    const presented = ctx.get('apikey').trim();
-    if (!tenantKeyMatches(tenant, presented)) {
-      if (presented) await countWrongKey(ctx, rateLimitKey(ctx.ip));
-      return rateLimit(ctx, next);
-    }
-    // An address refused for wrong keys is refused for a right one too: no 200 among 429s.
-    refuseIfGuessing(ctx, rateLimitKey(ctx.ip));
+    if (!tenantKeyMatches(tenant, ctx.get('apikey').trim())) return rateLimit(ctx, next);
     await countKeyedCall(ctx, tenant.id);
     await next();
   };
