@@ -130,10 +130,10 @@ export const DEVICE_CODE_ENTRIES_PER_IP = { name: 'device-code', points: 30, sec
  * Hanko sets no limit; a tenant gets this many times RATE_LIMIT_PER_MINUTE (60,000 a
  * minute at the default), more than an app one Sesame serves makes, and still a ceiling for
  * a leaked key. A wrong key is no key: such calls keep the per-IP limit. A right key skips
-it, so an address over its limit sees 200 for a right key among 429s: what makes guessing
-hopeless is the key's 256 random bits, not this limit. (Refusing right keys from an address
-over its limit for wrong ones would let anyone behind the app server's address, a NAT or a
-platform's shared egress, lock the app's server out with a wrong key a second.)
+ * it, so an address over its limit sees 200 for a right key among 429s: what makes guessing
+ * hopeless is the key's 256 random bits, not this limit. (Refusing right keys from an address
+ * over its limit for wrong ones would let anyone behind the app server's address, a NAT or a
+ * platform's shared egress, lock the app's server out with a wrong key a second.)
  */
 export const PASSKEY_API_KEYED_CALLS_FACTOR = 100;
 
