@@ -185,9 +185,9 @@ export function registerPasskeyApiCommands(program: Command): void {
         });
         if (!rotated) throw notFound(id);
         const until = rotated.previousKeyExpiresAt;
-        output(Boolean(opts.json), tenantApiKeyRotationView(id, rotated), () =>
+        output(Boolean(opts.json), tenantApiKeyRotationView(rotated), () =>
           [
-            `tenant_id: ${id}`,
+            `tenant_id: ${rotated.tenantId}`,
             `api_key:   ${rotated.apiKey}`,
             '(shown once)',
             until ? `The old key works until ${until.toISOString()}.` : 'The old key no longer works.',
@@ -222,18 +222,15 @@ export function registerPasskeyApiCommands(program: Command): void {
         return withDatabase(async (db, config) => {
           const rotated = await rotateTenantSigningKey(db, config, id, cliActor(), activation);
           if (!rotated) throw notFound(id);
-          const { kid, activatesAt, revokedKids } = rotated;
-          output(
-            Boolean(opts.json),
-            tenantSigningKeyRotationView(id, rotated, activation.revokePrevious),
-            () =>
-              [
-                `New signing key for passkey API tenant ${id}: ${kid}`,
-                `Published in its JWKS now; it signs from ${activatesAt.toISOString()}.`,
-                ...(activation.revokePrevious
-                  ? [`Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify.`]
-                  : []),
-              ].join('\n'),
+          const { tenantId, kid, activatesAt, revokedKids } = rotated;
+          output(Boolean(opts.json), tenantSigningKeyRotationView(rotated, activation.revokePrevious), () =>
+            [
+              `New signing key for passkey API tenant ${tenantId}: ${kid}`,
+              `Published in its JWKS now; it signs from ${activatesAt.toISOString()}.`,
+              ...(activation.revokePrevious
+                ? [`Revoked: ${revokedKids.join(', ') || 'none'}. Tokens they signed no longer verify.`]
+                : []),
+            ].join('\n'),
           );
         });
       },
@@ -247,11 +244,12 @@ export function registerPasskeyApiCommands(program: Command): void {
     .action(async (id: string, opts) => {
       await confirmOrRefuse(`Delete passkey API tenant ${id} with all its users and passkeys?`, opts.yes);
       return withDatabase(async (db) => {
-        if (!(await deleteTenant(db, id, cliActor()))) throw notFound(id);
+        const deleted = await deleteTenant(db, id, cliActor());
+        if (!deleted) throw notFound(id);
         output(
           opts.json,
-          { tenant_id: id, deleted: true },
-          () => `Deleted passkey API tenant ${id} with its users and passkeys`,
+          { tenant_id: deleted, deleted: true },
+          () => `Deleted passkey API tenant ${deleted} with its users and passkeys`,
         );
       });
     });

@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { openAtRest, randomId, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { passkeyTenantKeysQueries } from '../db/queries/passkeyTenantKeys.js';
-import type { StoredTenant } from '../db/queries/passkeyTenants.js';
+import type { StoredTenant, TenantId } from '../db/queries/passkeyTenants.js';
 import { sealContext } from '../sealContext.js';
 
 /**
@@ -28,7 +28,7 @@ const ALG = 'RS256';
  */
 export async function newTenantSigningKey(
   config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
-): Promise<{ kid: string; sealedFor(tenantId: string): string }> {
+): Promise<{ kid: string; sealedFor(tenantId: TenantId): string }> {
   const { privateKey } = await generateKeyPair(ALG, { extractable: true, modulusLength: 2048 });
   const kid = `pk-${randomId(12)}`;
   const jwk = JSON.stringify({ ...(await exportJWK(privateKey)), kid, alg: ALG, use: 'sig' });

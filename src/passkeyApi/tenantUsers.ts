@@ -22,14 +22,14 @@ export async function deleteTenantUser(
   userId: string,
   actor: Actor,
 ): Promise<TenantUserErasure> {
-  // Lower case, as stored: the user's pending challenges are bound to that spelling.
-  tenantId = tenantId.toLowerCase();
   return inTransaction(db, async (trx) => {
-    if (!(await passkeyTenantsQueries.lock(trx, tenantId))) return 'no_tenant';
-    if (!(await passkeyTenantUsersQueries.delete(trx, tenantId, userId, tenantChallengeBinding(tenantId)))) {
+    // The id as stored, whatever case it was typed in: the user's challenges are bound to it.
+    const stored = await passkeyTenantsQueries.lock(trx, tenantId);
+    if (!stored) return 'no_tenant';
+    if (!(await passkeyTenantUsersQueries.delete(trx, stored, userId, tenantChallengeBinding(stored)))) {
       return 'no_user';
     }
-    await auditQueries.record(trx, actor, 'passkey_tenant.delete_user', tenantId, { user_id: userId });
+    await auditQueries.record(trx, actor, 'passkey_tenant.delete_user', stored, { user_id: userId });
     return 'deleted';
   });
 }

@@ -3,7 +3,7 @@ import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { passkeyTenantKeysQueries } from '../db/queries/passkeyTenantKeys.js';
-import { passkeyTenantsQueries, type StoredTenant } from '../db/queries/passkeyTenants.js';
+import { passkeyTenantsQueries, type StoredTenant, type TenantId } from '../db/queries/passkeyTenants.js';
 import { inTransaction } from '../db/transactions.js';
 import { KEY_ACTIVATION_DELAY_SECONDS } from '../oidc/keys.js';
 import type { RelyingParty } from '../webauthn/policy.js';
@@ -47,8 +47,11 @@ export function tenantView(tenant: StoredTenant): TenantView {
   };
 }
 
-/** What a tenant's challenges are bound to in webauthn_challenges: no other tenant can consume them. */
-export function tenantChallengeBinding(tenantId: string): string {
+/**
+ * What a tenant's challenges are bound to in webauthn_challenges: no other tenant can consume
+ * them. The id as stored, so a deletion finds them whatever case its caller typed.
+ */
+export function tenantChallengeBinding(tenantId: TenantId): string {
   return `tenant:${tenantId}`;
 }
 
@@ -101,6 +104,8 @@ export const MAX_PREVIOUS_API_KEY_SECONDS = 30 * 24 * 3600;
 
 /** A new API key (shown once) and when the key it replaced stops working (null: it already has). */
 export interface TenantApiKeyRotation {
+  /** The tenant's id as stored. */
+  tenantId: TenantId;
   apiKey: string;
   previousKeyExpiresAt: Date | null;
 }
@@ -134,23 +139,20 @@ export async function rotateTenantApiKey(
       keepPreviousForSeconds,
     );
     if (!replaced) return undefined;
-    const { previousKeyExpiresAt } = replaced;
+    const { tenantId, previousKeyExpiresAt } = replaced;
     await auditQueries.record(
       trx,
       actor,
       'passkey_tenant.rotate_key',
-      id,
+      tenantId,
       previousKeyExpiresAt ? { previous_key_expires_at: previousKeyExpiresAt.toISOString() } : undefined,
     );
-    return { apiKey, previousKeyExpiresAt };
+    return { tenantId, apiKey, previousKeyExpiresAt };
   });
 }
 
 /** An API key rotation as `sesame passkey-api rotate-key --json` and the admin API answer it. */
-export function tenantApiKeyRotationView(
-  tenantId: string,
-  { apiKey, previousKeyExpiresAt }: TenantApiKeyRotation,
-) {
+export function tenantApiKeyRotationView({ tenantId, apiKey, previousKeyExpiresAt }: TenantApiKeyRotation) {
   return {
     tenant_id: tenantId,
     api_key: apiKey,
@@ -178,29 +180,44 @@ export async function rotateTenantSigningKey(
     activateInSeconds = KEY_ACTIVATION_DELAY_SECONDS,
     revokePrevious = false,
   }: { activateInSeconds?: number; revokePrevious?: boolean } = {},
-): Promise<{ kid: string; activatesAt: Date; revokedKids: string[] } | undefined> {
+): Promise<TenantSigningKeyRotation | undefined> {
   if (revokePrevious && activateInSeconds !== 0) {
     throw new Error('revoking the previous keys needs the new one to sign at once (activateInSeconds: 0)');
   }
   const { kid, sealedFor } = await newTenantSigningKey(config);
-  // The id as the database stores and every reader names it (a uuid, lower case): the key is
-  // sealed for its row by that name, and an id typed in upper case must not seal it otherwise.
-  id = id.toLowerCase();
   return inTransaction(db, async (trx) => {
-    if (!(await passkeyTenantsQueries.lock(trx, id))) return undefined;
-    const activatesAt = await passkeyTenantKeysQueries.insert(trx, id, kid, sealedFor(id), activateInSeconds);
-    await passkeyTenantKeysQueries.retireOthersAt(trx, id, kid, activatesAt);
-    await auditQueries.record(trx, actor, 'passkey_tenant.rotate_signing_key', id, {
+    // The id as stored, whatever case it was typed in: the key is sealed for its row by that name.
+    const tenantId = await passkeyTenantsQueries.lock(trx, id);
+    if (!tenantId) return undefined;
+    const activatesAt = await passkeyTenantKeysQueries.insert(
+      trx,
+      tenantId,
+      kid,
+      sealedFor(tenantId),
+      activateInSeconds,
+    );
+    await passkeyTenantKeysQueries.retireOthersAt(trx, tenantId, kid, activatesAt);
+    await auditQueries.record(trx, actor, 'passkey_tenant.rotate_signing_key', tenantId, {
       kid,
       activates_at: activatesAt.toISOString(),
     });
     let revokedKids: string[] = [];
     if (revokePrevious) {
-      revokedKids = await passkeyTenantKeysQueries.deleteAllExcept(trx, id, kid);
-      await auditQueries.record(trx, actor, 'passkey_tenant.revoke_signing_keys', id, { kids: revokedKids });
+      revokedKids = await passkeyTenantKeysQueries.deleteAllExcept(trx, tenantId, kid);
+      await auditQueries.record(trx, actor, 'passkey_tenant.revoke_signing_keys', tenantId, {
+        kids: revokedKids,
+      });
     }
-    return { kid, activatesAt, revokedKids };
+    return { tenantId, kid, activatesAt, revokedKids };
   });
+}
+
+/** A tenant's new signing key: its id as stored, the kid, when it signs, the kids it revoked. */
+export interface TenantSigningKeyRotation {
+  tenantId: TenantId;
+  kid: string;
+  activatesAt: Date;
+  revokedKids: string[];
 }
 
 /**
@@ -208,8 +225,7 @@ export async function rotateTenantSigningKey(
  * answer it: the kids removed only when the rotation revoked the earlier keys.
  */
 export function tenantSigningKeyRotationView(
-  tenantId: string,
-  { kid, activatesAt, revokedKids }: { kid: string; activatesAt: Date; revokedKids: string[] },
+  { tenantId, kid, activatesAt, revokedKids }: TenantSigningKeyRotation,
   revokePrevious: boolean,
 ) {
   return {
@@ -249,20 +265,31 @@ export async function changeTenantSettings(
     }
     const changed = await passkeyTenantsQueries.changeSettings(trx, id, change);
     if (changed) {
-      await auditQueries.record(trx, actor, 'passkey_tenant.update_settings', id, settingsChangeView(change));
+      await auditQueries.record(
+        trx,
+        actor,
+        'passkey_tenant.update_settings',
+        changed.id,
+        settingsChangeView(change),
+      );
     }
     return changed;
   });
 }
 
-/** Deletes a tenant with its users, passkeys and pending challenges. */
-export async function deleteTenant(db: Db, id: string, actor: Actor): Promise<boolean> {
-  // Lower case, as stored: the tenant's pending challenges are bound to that spelling.
-  id = id.toLowerCase();
+/**
+ * Deletes a tenant with its users, passkeys and pending challenges; its id as stored, or
+ * undefined when there is no such tenant.
+ */
+export async function deleteTenant(db: Db, id: string, actor: Actor): Promise<TenantId | undefined> {
   return db.transaction().execute(async (trx) => {
-    if (!(await passkeyTenantsQueries.delete(trx, id, tenantChallengeBinding(id)))) return false;
-    await auditQueries.record(trx, actor, 'passkey_tenant.delete', id);
-    return true;
+    // The id as stored, whatever case it was typed in: the pending challenges are bound to it.
+    const tenantId = await passkeyTenantsQueries.lock(trx, id);
+    if (!tenantId || !(await passkeyTenantsQueries.delete(trx, tenantId, tenantChallengeBinding(tenantId)))) {
+      return undefined;
+    }
+    await auditQueries.record(trx, actor, 'passkey_tenant.delete', tenantId);
+    return tenantId;
   });
 }
 

@@ -4,6 +4,7 @@ import { configFrom } from '../../src/config.js';
 import { isSealed, openAtRest, openSealed, sealAtRest } from '../../src/crypto.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
 import { mailOutboxQueries } from '../../src/db/queries/mailOutbox.js';
+import type { TenantId } from '../../src/db/queries/passkeyTenants.js';
 import { createLogger } from '../../src/logger.js';
 import { openMailBodies, sealMailBodies } from '../../src/mail/outbox.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -48,7 +49,10 @@ async function storedValues(
   return [
     ...signing.map((r) => ({ row: sealContext.signingKey(r.kid), value: r.private_jwk })),
     ...cookie.map((r) => ({ row: sealContext.appSecret('cookie_keys'), value: r.value })),
-    ...tenants.map((r) => ({ row: sealContext.passkeyTenantKey(r.tenant_id, r.kid), value: r.private_jwk })),
+    ...tenants.map((r) => ({
+      row: sealContext.passkeyTenantKey(r.tenant_id as TenantId, r.kid),
+      value: r.private_jwk,
+    })),
     ...queued.flatMap((m) => [
       { row: sealContext.mailBody(m.id, 'text_body'), value: m.text_body! },
       { row: sealContext.mailBody(m.id, 'html_body'), value: m.html_body! },
@@ -504,7 +508,7 @@ describe('replacing KEY_ENCRYPTION_SECRET: KEY_ENCRYPTION_SECRET_PREVIOUS and `s
           .selectFrom('passkey_tenant_keys')
           .select(['kid', 'tenant_id', 'private_jwk'])
           .executeTakeFirstOrThrow();
-        const row = sealContext.passkeyTenantKey(key.tenant_id, key.kid);
+        const row = sealContext.passkeyTenantKey(key.tenant_id as TenantId, key.kid);
         const plaintext = openAtRest(key.private_jwk, only(NEW_SECRET), row);
         await db
           .updateTable('passkey_tenant_keys')

@@ -1,6 +1,11 @@
 import { sql } from 'kysely';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
-import { createTestApiKeys, type TestApiKeys } from '../support/adminApiCall.js';
+import {
+  createTestApiKeys,
+  latestAuditEvent,
+  postToAdminApi,
+  type TestApiKeys,
+} from '../support/adminApiCall.js';
 import { runCliOn } from '../support/sesameProcess.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -206,4 +211,115 @@ describe("erasing a passkey API app's user", () => {
       stderr: `sesame: passkey API tenant ${tenantId} has no user with id bob\n`,
     });
   }, 60_000);
+
+  describe('with the app named by its id in upper case (the CLI and the admin API take any case)', () => {
+    const upper = () => tenantId.toUpperCase();
+
+    it('erases the user with its pending ceremonies, over the admin API and with the CLI, and logs the id as stored', async () => {
+      expect(upper()).not.toBe(tenantId);
+      await userWithEverything('cy');
+      expect((await storedAbout('cy')).challenges).toBe(2);
+      expect(await deleteOverApi('cy', keys.admin, upper())).toEqual({ status: 204, json: undefined });
+      expect(await storedAbout('cy')).toEqual({ users: 0, credentials: 0, transactions: 0, challenges: 0 });
+      expect(await latestAuditEvent(sesame, 'passkey_tenant.delete_user')).toMatchObject({
+        target: tenantId,
+        details: { user_id: 'cy' },
+      });
+
+      await userWithEverything('dee');
+      expect((await storedAbout('dee')).challenges).toBe(2);
+      const erased = await runCliOn(sesame, [
+        'passkey-api',
+        'delete-user',
+        upper(),
+        'dee',
+        '--yes',
+        '--json',
+      ]);
+      expect(erased.code).toBe(0);
+      expect(await storedAbout('dee')).toEqual({ users: 0, credentials: 0, transactions: 0, challenges: 0 });
+      expect(await latestAuditEvent(sesame, 'passkey_tenant.delete_user')).toMatchObject({
+        target: tenantId,
+        details: { user_id: 'dee' },
+      });
+    }, 60_000);
+
+    /** A new app with a registration pending: one challenge bound to it. */
+    async function appWithPendingCeremony(): Promise<string> {
+      const made = await createTenant(sesame.db, sesame.config, { name: 'Gone', origins: [ORIGIN] }, 'test');
+      const started = await fetch(`${sesame.baseUrl}/passkey-api/${made.tenant.id}/registration/initialize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', apikey: made.apiKey },
+        body: JSON.stringify({ user_id: 'eve', username: 'eve@shop' }),
+      });
+      expect(started.status).toBe(200);
+      expect(await challengesOf(made.tenant.id)).toBe(1);
+      return made.tenant.id;
+    }
+
+    const challengesOf = async (id: string) =>
+      (
+        await sesame.db
+          .selectFrom('webauthn_challenges')
+          .select('challenge')
+          .where('binding', '=', `tenant:${id}`)
+          .execute()
+      ).length;
+
+    it('deletes the app with its pending ceremonies, over the admin API and with the CLI, and answers and logs the id as stored', async () => {
+      const overApi = await appWithPendingCeremony();
+      const deleted = await fetch(`${sesame.baseUrl}/api/admin/passkey-tenants/${overApi.toUpperCase()}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${keys.admin}` },
+      });
+      expect(deleted.status).toBe(204);
+      expect(await challengesOf(overApi)).toBe(0);
+      expect(await latestAuditEvent(sesame, 'passkey_tenant.delete')).toMatchObject({ target: overApi });
+
+      const withCli = await appWithPendingCeremony();
+      const erased = await runCliOn(sesame, [
+        'passkey-api',
+        'delete',
+        withCli.toUpperCase(),
+        '--yes',
+        '--json',
+      ]);
+      expect(erased.code).toBe(0);
+      expect(JSON.parse(erased.stdout)).toEqual({ tenant_id: withCli, deleted: true });
+      expect(await challengesOf(withCli)).toBe(0);
+      expect(await latestAuditEvent(sesame, 'passkey_tenant.delete')).toMatchObject({ target: withCli });
+    }, 60_000);
+
+    it("answers and logs the id as stored when the app's API key, signing key or settings change", async () => {
+      const rotated = await postToAdminApi(sesame, keys.admin, `/passkey-tenants/${upper()}/rotate-key`);
+      expect(rotated.status).toBe(200);
+      expect(rotated.json.tenant_id).toBe(tenantId);
+      apiKey = rotated.json.api_key;
+      expect(await latestAuditEvent(sesame, 'passkey_tenant.rotate_key')).toMatchObject({ target: tenantId });
+
+      const signing = await postToAdminApi(
+        sesame,
+        keys.admin,
+        `/passkey-tenants/${upper()}/rotate-signing-key`,
+        {
+          json: { activate_in: 0 },
+        },
+      );
+      expect(signing.status).toBe(200);
+      expect(signing.json.tenant_id).toBe(tenantId);
+      expect(await latestAuditEvent(sesame, 'passkey_tenant.rotate_signing_key')).toMatchObject({
+        target: tenantId,
+      });
+
+      const renamed = await fetch(`${sesame.baseUrl}/api/admin/passkey-tenants/${upper()}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Shop' }),
+      });
+      expect(renamed.status).toBe(200);
+      expect(await latestAuditEvent(sesame, 'passkey_tenant.update_settings')).toMatchObject({
+        target: tenantId,
+      });
+    });
+  });
 });

@@ -1,4 +1,5 @@
 import { isSealed, openAtRest, openSealed, randomId, sealAtRest } from '../../src/crypto.js';
+import type { TenantId } from '../../src/db/queries/passkeyTenants.js';
 import { sealContext } from '../../src/sealContext.js';
 import { sealUnbound } from '../support/unboundSeal.js';
 
@@ -64,7 +65,7 @@ describe('a sealed value is bound to the row it is stored in', () => {
     const signingKey = sealAtRest('{"d":"private"}', secret, sealContext.signingKey('es256-a'));
     const elsewhere = [
       sealContext.signingKey('es256-b'),
-      sealContext.passkeyTenantKey('tenant-2', 'es256-a'),
+      sealContext.passkeyTenantKey('tenant-2' as TenantId, 'es256-a'),
       sealContext.appSecret('cookie_keys'),
     ];
     for (const row of elsewhere) {
@@ -86,10 +87,16 @@ describe('a sealed value is bound to the row it is stored in', () => {
   });
 
   it('does not open it where its row was written over to match: GCM checks the row, not the label', () => {
-    const sealed = sealAtRest('{"d":"private"}', secret, sealContext.passkeyTenantKey('tenant-1', 'pk-a'));
+    const sealed = sealAtRest(
+      '{"d":"private"}',
+      secret,
+      sealContext.passkeyTenantKey('tenant-1' as TenantId, 'pk-a'),
+    );
     const relabelled = sealed.replace('tenant-1', 'tenant-2');
     expect(relabelled).not.toBe(sealed);
-    expect(openSealed(relabelled, secrets, sealContext.passkeyTenantKey('tenant-2', 'pk-a'))).toBeUndefined();
+    expect(
+      openSealed(relabelled, secrets, sealContext.passkeyTenantKey('tenant-2' as TenantId, 'pk-a')),
+    ).toBeUndefined();
   });
 
   it('opens a value an older Sesame sealed without a row (enc:v1:) with either secret, and says it is not bound', () => {

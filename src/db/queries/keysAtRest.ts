@@ -1,4 +1,5 @@
 import type { Db } from '../connect.js';
+import type { TenantId } from './passkeyTenants.js';
 
 /** Where Sesame stores private keys that KEY_ENCRYPTION_SECRET protects. */
 export type KeyStore = 'signing_keys' | 'cookie_keys' | 'passkey_tenant_keys';
@@ -8,7 +9,7 @@ export type StoredKey = {
   /** The row's key: a kid or an app secret's name. */
   id: string;
   value: string;
-} & ({ store: 'signing_keys' | 'cookie_keys' } | { store: 'passkey_tenant_keys'; tenantId: string });
+} & ({ store: 'signing_keys' | 'cookie_keys' } | { store: 'passkey_tenant_keys'; tenantId: TenantId });
 
 /** The app_secrets rows that hold keys; other app secrets are not sealed by this. */
 const COOKIE_KEYS = 'cookie_keys';
@@ -35,7 +36,11 @@ export const keysAtRestQueries = {
     return [
       ...signing.map((r) => ({ store: 'signing_keys' as const, ...r })),
       ...cookie.map((r) => ({ store: 'cookie_keys' as const, ...r })),
-      ...tenants.map((r) => ({ store: 'passkey_tenant_keys' as const, ...r })),
+      ...tenants.map((r) => ({
+        store: 'passkey_tenant_keys' as const,
+        ...r,
+        tenantId: r.tenantId as TenantId,
+      })),
     ];
   },
 

@@ -12,9 +12,17 @@ export type PasskeyTenantRow = Selectable<PasskeyTenantsTable>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * A tenant's id as the database stores it and every reader names it: a uuid in lower case.
+ * What a tenant's keys are sealed for and its challenges bound to (sealContext,
+ * tenantChallengeBinding) take only this, so an id as someone typed it (the CLI and the admin
+ * API take any case) cannot seal or bind under another spelling. Only a row read here makes one.
+ */
+export type TenantId = string & { readonly __tenantIdAsStored: unique symbol };
+
 /** A tenant as stored, with its origins as an array. */
 export interface StoredTenant {
-  id: string;
+  id: TenantId;
   name: string;
   rpId: string;
   origins: string[];
@@ -47,7 +55,7 @@ const previousKeyHashNow = sql<
 
 function toStored(row: PasskeyTenantRow & { previous_key_hash_now: string | null }): StoredTenant {
   return {
-    id: row.id,
+    id: row.id as TenantId,
     name: row.name,
     rpId: row.rp_id,
     origins: row.origins as unknown as string[],
@@ -102,17 +110,18 @@ export const passkeyTenantsQueries = {
 
   /**
    * Holds the tenant's row until the transaction ends, so two key rotations of one tenant
-   * take turns; false when there is no such tenant.
+   * take turns; its id as stored (whatever case `id` is in), or undefined when there is no
+   * such tenant.
    */
-  async lock(db: Db, id: string): Promise<boolean> {
-    if (!UUID.test(id)) return false;
+  async lock(db: Db, id: string): Promise<TenantId | undefined> {
+    if (!UUID.test(id)) return undefined;
     const row = await db
       .selectFrom('passkey_tenants')
       .select('id')
       .where('id', '=', id)
       .forUpdate()
       .executeTakeFirst();
-    return row !== undefined;
+    return row?.id as TenantId | undefined;
   },
 
   async list(db: Db): Promise<StoredTenant[]> {
@@ -130,14 +139,15 @@ export const passkeyTenantsQueries = {
    * Replaces the tenant's API key hash. With `keepPreviousForSeconds` over 0 the key it
    * replaces keeps working that long (an earlier key still in its overlap stops at once);
    * with 0 nothing but the new key works. Returns when the previous key stops working (null
-   * when it stopped at once), or undefined when there is no such tenant.
+   * when it stopped at once) and the tenant's id as stored, or undefined when there is no such
+   * tenant.
    */
   async replaceApiKeyHash(
     db: Db,
     id: string,
     apiKeyHash: string,
     keepPreviousForSeconds: number,
-  ): Promise<{ previousKeyExpiresAt: Date | null } | undefined> {
+  ): Promise<{ tenantId: TenantId; previousKeyExpiresAt: Date | null } | undefined> {
     if (!UUID.test(id)) return undefined;
     const keep = keepPreviousForSeconds > 0;
     // The right-hand sides read the row as it was: the previous key is the one replaced here.
@@ -152,9 +162,9 @@ export const passkeyTenantsQueries = {
         updated_at: sql<Date>`now()`,
       })
       .where('id', '=', id)
-      .returning('previous_api_key_expires_at')
+      .returning(['id', 'previous_api_key_expires_at'])
       .executeTakeFirst();
-    return row && { previousKeyExpiresAt: row.previous_api_key_expires_at };
+    return row && { tenantId: row.id as TenantId, previousKeyExpiresAt: row.previous_api_key_expires_at };
   },
 
   /**
@@ -183,8 +193,7 @@ export const passkeyTenantsQueries = {
    * Deletes the tenant with its users and passkeys (cascade) and its pending challenges.
    * Run it in a transaction, so the challenges never go without the tenant.
    */
-  async delete(db: Db, id: string, challengeBinding: string): Promise<boolean> {
-    if (!UUID.test(id)) return false;
+  async delete(db: Db, id: TenantId, challengeBinding: string): Promise<boolean> {
     await db.deleteFrom('webauthn_challenges').where('binding', '=', challengeBinding).execute();
     const result = await db.deleteFrom('passkey_tenants').where('id', '=', id).executeTakeFirst();
     return result.numDeletedRows > 0n;

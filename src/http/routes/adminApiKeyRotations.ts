@@ -73,7 +73,7 @@ export function keyRotationApiRoutes(router: Router, { config, db }: Pick<Servic
       activation(body),
     );
     if (!rotated) throw notFound(`No passkey API tenant with id ${ctx.params.id!}`);
-    ctx.body = tenantSigningKeyRotationView(ctx.params.id!, rotated, body.revoke_previous);
+    ctx.body = tenantSigningKeyRotationView(rotated, body.revoke_previous);
   });
 
   router.post('/keys/rotate-cookie-key', async (ctx) => {

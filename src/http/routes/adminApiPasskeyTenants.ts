@@ -89,7 +89,7 @@ export function passkeyTenantApiRoutes(
       keepPreviousForSeconds: keep_previous_for,
     });
     if (!rotated) throw noTenant(ctx.params.id!);
-    ctx.body = tenantApiKeyRotationView(ctx.params.id!, rotated);
+    ctx.body = tenantApiKeyRotationView(rotated);
   });
 
   router.delete('/passkey-tenants/:id', async (ctx) => {
