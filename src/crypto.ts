@@ -25,10 +25,26 @@ export function sha256Hex(value: string): string {
 
 /** Compares a presented secret with a stored SHA-256 hash in constant time. */
 export function secretMatchesHash(presented: unknown, storedHash: string | null | undefined): boolean {
-  if (typeof presented !== 'string' || !storedHash) return false;
+  return secretMatchesAnyHash(presented, [storedHash]);
+}
+
+/**
+ * Whether a presented secret is any of these stored SHA-256 hashes (a key and the one it
+ * replaced): hashed once, compared with each in constant time, every one compared.
+ */
+export function secretMatchesAnyHash(
+  presented: unknown,
+  storedHashes: readonly (string | null | undefined)[],
+): boolean {
+  if (typeof presented !== 'string' || !storedHashes.some(Boolean)) return false;
   const actual = hash('sha256', presented, 'buffer');
-  const expected = Buffer.from(storedHash, 'hex');
-  return actual.length === expected.length && timingSafeEqual(actual, expected);
+  let matches = false;
+  for (const storedHash of storedHashes) {
+    if (!storedHash) continue;
+    const expected = Buffer.from(storedHash, 'hex');
+    if (actual.length === expected.length && timingSafeEqual(actual, expected)) matches = true;
+  }
+  return matches;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
+import { randomSecret, secretMatchesAnyHash, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { passkeyTenantKeysQueries } from '../db/queries/passkeyTenantKeys.js';
@@ -298,7 +298,5 @@ export async function deleteTenant(db: Db, id: string, actor: Actor): Promise<Te
  * or the one a rotation replaced while that still works.
  */
 export function tenantKeyMatches(tenant: StoredTenant, presented: string | undefined): boolean {
-  const current = secretMatchesHash(presented, tenant.apiKeyHash);
-  const previous = secretMatchesHash(presented, tenant.previousApiKeyHash);
-  return current || previous;
+  return secretMatchesAnyHash(presented, [tenant.apiKeyHash, tenant.previousApiKeyHash]);
 }

@@ -341,6 +341,31 @@ describe('RATE_LIMIT_PER_MINUTE=0', () => {
     for (let i = 0; i < 40; i++) statuses.push((await loginOptions('198.51.100.1')).status);
     expect(new Set(statuses)).toEqual(new Set([200]));
   });
+
+  it("still refuses the passkey API's keyed calls a wrong key, another app's key or none, which no limiter compared", async () => {
+    const tenantNamed = (name: string) =>
+      createTenant(sesame.db, sesame.config, { name, origins: ['https://shop.example'] }, 'test');
+    const [{ tenant, apiKey }, other] = await Promise.all([tenantNamed('Shop'), tenantNamed('Other shop')]);
+    const call = (key: string | undefined, path: string, body?: unknown) =>
+      fetch(`${sesame.listenUrl}/passkey-api/${tenant.id}${path}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { 'content-type': 'application/json', ...(key !== undefined && { apikey: key }) },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+    const keyed = [
+      ['/credentials', undefined],
+      ['/registration/initialize', { user_id: 'u1', username: 'ada' }],
+      ['/login/initialize', { user_id: 'u1' }],
+    ] as const;
+    for (const [path, body] of keyed) {
+      for (const key of ['spk_wrong', other.apiKey, `${apiKey}x`, undefined]) {
+        const refused = await call(key, path, body);
+        expect({ path, key, status: refused.status }).toEqual({ path, key, status: 401 });
+      }
+    }
+    expect((await call(apiKey, '/credentials')).status).toBe(200);
+    expect((await call(apiKey, '/registration/initialize', keyed[1][1])).status).toBe(200);
+  });
 });
 
 describe('TRUST_PROXY: the client is the entry the trusted proxies wrote, not what the client wrote', () => {

@@ -37,7 +37,7 @@ import {
   tenantAuthenticationResponseSchema,
   tenantRegistrationResponseSchema,
 } from '../../passkeyApi/schemas.js';
-import { findTenant, tenantKeyMatches } from '../../passkeyApi/tenants.js';
+import { findTenant } from '../../passkeyApi/tenants.js';
 import { HttpError } from '../errors.js';
 import { refuseIllFormedText, refusingUndecodableBodies } from '../middleware/bodies.js';
 import { sesameRouter } from '../router.js';
@@ -47,6 +47,7 @@ import {
   auditedAs,
   limitPerTenantOrIp,
   parseHankoBody,
+  presentsTenantKey,
   requestUrl,
   setPageHeaders,
   subjectOf,
@@ -187,7 +188,7 @@ async function allowTenantOrigins(ctx: Context, next: Next) {
  */
 function checkApiKey(ctx: Context): void {
   ctx.set('Cache-Control', 'no-store');
-  if (!tenantKeyMatches(tenantOf(ctx), ctx.get('apikey').trim())) {
+  if (!presentsTenantKey(ctx)) {
     throw hankoError(
       401,
       HANKO_TITLES.apiKeyInvalid,

@@ -21,6 +21,8 @@ import type { Services } from '../services.js';
 /** What the passkey API's middleware keeps in `ctx.state` for the audit log. */
 export interface AuditState {
   tenant: StoredTenant;
+  /** Whether the request's API key is the tenant's, once asked ({@link presentsTenantKey}). */
+  apiKeyVerdict?: ApiKeyVerdict | undefined;
   /** Where the request came from, for the tenant's audit log. */
   auditMeta: AuditLogMeta;
   /** The app's user the request acts for, when known: the audit log's `actor_user_id`. */
@@ -45,25 +47,50 @@ export async function tagRequest(ctx: Context, next: Next) {
   await next();
 }
 
+/** Whether `presented` (the `apikey` header) is a key of `tenant`, as decided for this request. */
+interface ApiKeyVerdict {
+  tenant: StoredTenant;
+  presented: string;
+  matches: boolean;
+}
+
+/**
+ * Whether the request's `apikey` header (any case) is a key of the tenant it is for, compared
+ * once per request: the rate limiter asks first, the route's key check gets the same answer
+ * without hashing the key again. The answer kept is reused only for the very tenant (the
+ * object loadTenant put in `ctx.state`) and header it was given for; for any other, or when
+ * nothing asked before (rate limits off), the key is compared anew.
+ */
+export function presentsTenantKey(ctx: Context): boolean {
+  const state = ctx.state as AuditState;
+  const { tenant, apiKeyVerdict: kept } = state;
+  const presented = ctx.get('apikey').trim();
+  if (kept?.tenant === tenant && kept.presented === presented) return kept.matches;
+  const matches = tenantKeyMatches(tenant, presented);
+  state.apiKeyVerdict = { tenant, presented, matches };
+  return matches;
+}
+
 /**
  * The passkey API's rate limit: a call with the tenant's API key comes from the app's own
  * server and counts against the tenant's quota ({@link passkeyApiKeyedCallsPerTenant});
- * any other (the app's frontend, a wrong key) against the caller's IP (`rateLimit`).
+ * any other (the app's frontend, a wrong key) against the caller's IP (`rateLimit`). With
+ * RATE_LIMIT_PER_MINUTE=0 it compares no key: the routes that need one still do.
  */
 export function limitPerTenantOrIp({
   config,
   hits,
   rateLimit,
 }: Pick<Services, 'config' | 'hits' | 'rateLimit'>) {
-  const countKeyedCall = keyedRateLimit(
-    passkeyApiKeyedCallsPerTenant(config.rateLimitPerMinute),
-    hits,
-    config.rateLimitPerMinute > 0,
-  );
+  if (config.rateLimitPerMinute === 0) {
+    return async function noPasskeyApiRateLimit(_ctx: Context, next: Next) {
+      await next();
+    };
+  }
+  const countKeyedCall = keyedRateLimit(passkeyApiKeyedCallsPerTenant(config.rateLimitPerMinute), hits);
   return async function limitPasskeyApiRate(ctx: Context, next: Next) {
-    const { tenant } = ctx.state as AuditState;
-    if (!tenantKeyMatches(tenant, ctx.get('apikey').trim())) return rateLimit(ctx, next);
-    await countKeyedCall(ctx, tenant.id);
+    if (!presentsTenantKey(ctx)) return rateLimit(ctx, next);
+    await countKeyedCall(ctx, (ctx.state as AuditState).tenant.id);
     await next();
   };
 }
