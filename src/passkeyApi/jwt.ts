@@ -39,29 +39,46 @@ export async function newTenantSigningKey(
   };
 }
 
+// Keys by kid, opened once: a kid names one key for ever, so entries never go stale. Which
+// kids a tenant publishes, and which one signs, is read from the database on each request, so
+// a rotation or a revocation on any instance counts at once here, with or without change notices.
+const MAX_CACHED_KEYS = 1000;
+/** Imported private keys by kid. */
+const importedKeys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
+/** Public JWKs by tenant and kid: the JWKS decrypts a key only the first time it publishes it. */
+const publicKeys = new Map<string, JWK>();
+
+function remember<T>(cache: Map<string, T>, key: string, value: T): T {
+  if (cache.size >= MAX_CACHED_KEYS) cache.clear();
+  cache.set(key, value);
+  return value;
+}
+
 /**
  * The tenant's published keys as a JWK Set (RFC 7517 §5): the one that signs, one waiting
- * for its turn, retired ones within their grace. Only the public members leave.
+ * for its turn, retired ones within their grace. Only the public members leave. The kids are
+ * read each time; a key's public members are opened from its sealed row the first time only.
  */
 export async function tenantJwks(
   db: Db,
   tenant: StoredTenant,
   config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): Promise<{ keys: JWK[] }> {
-  const rows = await passkeyTenantKeysQueries.listPublished(db, tenant.id, RETIRED_TENANT_KEY_GRACE_SECONDS);
-  return {
-    keys: rows.map((row) => {
-      const { kty, n, e } = JSON.parse(
-        openAtRest(row.private_jwk, config, sealContext.passkeyTenantKey(tenant.id, row.kid)),
-      ) as JWK;
-      return { kty, n, e, kid: row.kid, alg: ALG, use: 'sig' };
-    }),
-  };
+  const kids = await passkeyTenantKeysQueries.publishedKids(db, tenant.id, RETIRED_TENANT_KEY_GRACE_SECONDS);
+  const cacheKey = (kid: string) => `${tenant.id}:${kid}`;
+  const unopened = kids.filter((kid) => !publicKeys.has(cacheKey(kid)));
+  const opened = new Map<string, JWK>();
+  for (const row of await passkeyTenantKeysQueries.sealed(db, tenant.id, unopened)) {
+    const { kty, n, e } = JSON.parse(
+      openAtRest(row.private_jwk, config, sealContext.passkeyTenantKey(tenant.id, row.kid)),
+    ) as JWK;
+    // Shared by every later answer: nobody may change it.
+    const jwk = Object.freeze({ kty, n, e, kid: row.kid, alg: ALG, use: 'sig' });
+    opened.set(row.kid, remember(publicKeys, cacheKey(row.kid), jwk));
+  }
+  // A key revoked between the two reads is no longer published: it is left out.
+  return { keys: kids.flatMap((kid) => publicKeys.get(cacheKey(kid)) ?? opened.get(kid) ?? []) };
 }
-
-// Imported private keys by kid: a kid names one key for ever, so entries never go stale.
-const importedKeys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
-const MAX_CACHED_KEYS = 1000;
 
 /** The key that signs the tenant's tokens now (the database says which), imported once. */
 async function signingKeyFor(
@@ -77,8 +94,7 @@ async function signingKeyFor(
       JSON.parse(openAtRest(stored.private_jwk, config, sealContext.passkeyTenantKey(tenant.id, stored.kid))),
       ALG,
     );
-    if (importedKeys.size >= MAX_CACHED_KEYS) importedKeys.clear();
-    importedKeys.set(stored.kid, key);
+    remember(importedKeys, stored.kid, key);
   }
   return { kid: stored.kid, key };
 }

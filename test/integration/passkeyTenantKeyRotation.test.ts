@@ -1,8 +1,10 @@
 import * as jose from 'jose';
 import { sql } from 'kysely';
+import { openAtRest } from '../../src/crypto.js';
 import { KEY_ACTIVATION_DELAY_SECONDS } from '../../src/oidc/keys.js';
 import { RETIRED_TENANT_KEY_GRACE_SECONDS } from '../../src/passkeyApi/jwt.js';
 import { createTenant, removeUnpublishedTenantKeys } from '../../src/passkeyApi/tenants.js';
+import { sealContext } from '../../src/sealContext.js';
 import {
   createTestApiKeys,
   expectRefusedPosts,
@@ -389,4 +391,87 @@ describe("rotating a passkey API app's signing key", () => {
       for (const on of instances()) expect(await publishedKids(on)).toEqual(published);
     }, 30_000);
   });
+
+  it("serves a tenant's JWKS without opening its keys again, and every instance still publishes a rotation or revocation made elsewhere", async () => {
+    const { tenant, apiKey } = await createTenant(
+      sesame.db,
+      sesame.config,
+      { name: 'Cached', origins: [ORIGIN] },
+      'test',
+    );
+    const cached = { id: tenant.id, apiKey };
+    const jwksOn = async (on: TestApp) => {
+      const response = await fetch(jwksUrl(on, cached));
+      return { status: response.status, json: await response.json() };
+    };
+    const storedKeys = () =>
+      sesame.db
+        .selectFrom('passkey_tenant_keys')
+        .select(['kid', 'private_jwk'])
+        .where('tenant_id', '=', cached.id)
+        .execute();
+    /** Each published key is the public half of the stored private key of its kid. */
+    async function expectPublicHalves(on: TestApp) {
+      const { keys } = (await jwksOn(on)).json as { keys: jose.JWK[] };
+      const stored = await storedKeys();
+      expect(keys.map((key) => key.kid).sort()).toEqual(stored.map((row) => row.kid).sort());
+      for (const row of stored) {
+        const { kty, n, e } = JSON.parse(
+          openAtRest(row.private_jwk, sesame.config, sealContext.passkeyTenantKey(cached.id, row.kid)),
+        ) as jose.JWK;
+        expect(keys.find((key) => key.kid === row.kid)).toEqual({
+          kty,
+          n,
+          e,
+          kid: row.kid,
+          alg: 'RS256',
+          use: 'sig',
+        });
+      }
+    }
+
+    const first = new Map<TestApp, unknown>();
+    for (const on of instances()) {
+      await expectPublicHalves(on);
+      first.set(on, await jwksOn(on));
+    }
+    // Once published, a key is not opened again: a stored value nobody could open changes no answer.
+    const [original] = await storedKeys();
+    const overwrite = (value: string) =>
+      sesame.db
+        .updateTable('passkey_tenant_keys')
+        .set({ private_jwk: value })
+        .where('kid', '=', original!.kid)
+        .execute();
+    await overwrite('not a key');
+    try {
+      for (const on of instances()) expect(await jwksOn(on)).toEqual(first.get(on));
+    } finally {
+      await overwrite(original!.private_jwk);
+    }
+
+    // A new key, made by the CLI, is published by every instance at once, beside the cached one.
+    const rotated = await cliJsonOn<{ kid: string }>(sesame, [
+      'passkey-api',
+      'rotate-signing-key',
+      cached.id,
+      '--activate-in',
+      '60',
+    ]);
+    for (const on of instances()) {
+      expect(await publishedKids(on, cached)).toEqual([original!.kid, rotated.kid].sort());
+      await expectPublicHalves(on);
+    }
+    // Revoked, the earlier keys leave every instance's JWKS at once.
+    const revoked = await cliJsonOn<{ kid: string }>(sesame, [
+      'passkey-api',
+      'rotate-signing-key',
+      cached.id,
+      '--revoke-previous',
+    ]);
+    for (const on of instances()) {
+      expect(await publishedKids(on, cached)).toEqual([revoked.kid]);
+      await expectPublicHalves(on);
+    }
+  }, 60_000);
 });

@@ -2,15 +2,6 @@ import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import { graceStart, signsNow } from './keySchedule.js';
 
-/** A tenant's key as its JWKS and its signer see it. */
-export interface PublishedTenantKey {
-  kid: string;
-  /** The sealed private JWK (see sealAtRest). */
-  private_jwk: string;
-  /** This key signs now (activated, not yet retired). */
-  signing: boolean;
-}
-
 export const passkeyTenantKeysQueries = {
   /** Adds a key that signs from `activateInSeconds` from now; returns when that is. */
   async insert(
@@ -50,19 +41,31 @@ export const passkeyTenantKeysQueries = {
   },
 
   /**
-   * The tenant's published keys: pending, signing, and retired ones within their grace, most
-   * recently activated first.
+   * The kids of the tenant's published keys: pending, signing, and retired ones within their
+   * grace, most recently activated first. Only the kids: what each names never changes.
    */
-  async listPublished(db: Db, tenantId: string, retiredGraceSeconds: number): Promise<PublishedTenantKey[]> {
-    return db
+  async publishedKids(db: Db, tenantId: string, retiredGraceSeconds: number): Promise<string[]> {
+    const rows = await db
       .selectFrom('passkey_tenant_keys')
-      .select(['kid', 'private_jwk', signsNow.as('signing')])
+      .select('kid')
       .where('tenant_id', '=', tenantId)
       .where((eb) =>
         eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', graceStart(retiredGraceSeconds))]),
       )
       .orderBy('activates_at', 'desc')
       .orderBy('kid', 'desc')
+      .execute();
+    return rows.map((row) => row.kid);
+  },
+
+  /** The sealed private JWKs of those of the named keys the tenant still has. */
+  async sealed(db: Db, tenantId: string, kids: string[]): Promise<{ kid: string; private_jwk: string }[]> {
+    if (kids.length === 0) return [];
+    return db
+      .selectFrom('passkey_tenant_keys')
+      .select(['kid', 'private_jwk'])
+      .where('tenant_id', '=', tenantId)
+      .where('kid', 'in', kids)
       .execute();
   },
 
