@@ -379,8 +379,8 @@ export function createProvider({
   provider.proxy = true;
 
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
-  // A client locked out from the request's address by too many failures there is refused
-  // like a wrong secret (invalid_client).
+  // A wrong one is counted against the request's address (clientAuthBackoff.ts); the right
+  // one is accepted from any address.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
     if (!clientAuthBackoff) return secretMatchesHash(actual, this.clientSecret);
     const address = (providerRequests.getStore() as Context | undefined)?.ip ?? '';
