@@ -40,7 +40,11 @@ import { throttleDevicePolling } from './devicePolling.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
-import { createIntrospectionPolicy, describeJwtAccessTokens, nameGrantInJwt } from './introspection.js';
+import {
+  createIntrospectionPolicy,
+  describeJwtAccessTokens,
+  nameGrantAndSessionInJwt,
+} from './introspection.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import { restateError, restateProviderErrors } from './restatedErrors.js';
@@ -285,8 +289,9 @@ export function createProvider({
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },
-    // A person's JWT access token names its grant: introspection ends it with that grant.
-    formats: { customizers: { jwt: nameGrantInJwt } },
+    // A person's JWT access token names its grant, and the browser session it ends with:
+    // introspection ends it with them.
+    formats: { customizers: { jwt: nameGrantAndSessionInJwt } },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
