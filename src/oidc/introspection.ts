@@ -16,6 +16,8 @@ type Caches = Pick<RowCaches, 'clients' | 'groups' | 'users'>;
 
 /** What introspection needs to know of a token to decide who may see it. */
 interface TokenHolder {
+  /** The provider's model name (`RefreshToken`, `AccessToken`, ...); a JWT access token has none. */
+  kind?: unknown;
   clientId?: unknown;
   accountId?: unknown;
 }
@@ -43,8 +45,11 @@ function tokenClientExists(
 
 /**
  * Whether `client` may be told about `token` (features.introspection.allowedPolicy). A client
- * may introspect its own tokens; confidential clients may introspect any (resource servers
- * registered as clients check tokens issued to apps). A token of someone no longer in a group
+ * may introspect its own tokens; confidential clients may introspect any access token
+ * (resource servers registered as clients check tokens issued to apps), but no other client's
+ * refresh token: it is presented only at the token endpoint, by its own client, so no resource
+ * server has a use for it, and describing it told any confidential client whose sign-in it
+ * holds, in which session, with what scope. A token of someone no longer in a group
  * its client admits is inactive, as userinfo and the token endpoint already treat it (a
  * disabled or deleted account's tokens are never found at all: adapter.ts). The group cache
  * answers without a statement.
@@ -52,6 +57,7 @@ function tokenClientExists(
 export function createIntrospectionPolicy(caches: Caches) {
   return async function allowedPolicy(ctx: KoaContextWithOIDC, client: ProviderClient, token: TokenHolder) {
     if (client.clientAuthMethod === 'none' && token.clientId !== client.clientId) return false;
+    if (token.kind === 'RefreshToken' && token.clientId !== client.clientId) return false;
     const clientExists = tokenClientExists(ctx.oidc.provider, caches.clients, client, token.clientId);
     if (clientExists !== true && !(await clientExists)) return false;
     const { accountId, clientId } = token;
