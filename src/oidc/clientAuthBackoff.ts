@@ -4,17 +4,19 @@ import { rateLimitKey } from '../http/middleware/rateLimit.js';
 
 /**
  * Failed client authentications (a wrong secret at /token, /token/introspection or
- * /token/revocation) allowed per client_id and client address in a window, before every
- * authentication of that client from that address is refused until the window ends, the
- * right secret too. Secrets are 256-bit random, so this does not protect them from being
- * guessed; it stops a script from hammering the token endpoint. Counted per address, not per
- * client_id alone (Keycloak's temporary lockout): a client_id is no secret (every
- * authorization request shows it), and ten wrong secrets from anywhere locked the real
- * client out of its own tokens, again and again. Ten allows a few misconfigured retries of a
- * real client.
+ * /token/revocation) counted per client_id and client address in a window; past them, that
+ * address's wrong secrets for the client are refused without being counted until the window
+ * ends. The right secret is always accepted, from any address: a client_id is no secret (every
+ * authorization request shows it), and refusing the right secret let anyone behind the app
+ * server's address (a NAT, a platform's shared egress, every client when TRUST_PROXY is unset
+ * behind a proxy) lock the app out of its own tokens. What makes guessing hopeless is the
+ * secret's 256 random bits (Sesame generates every client secret; none is chosen by a
+ * person), not this limit, as for passkey API keys (rateLimit.ts); the limit bounds the
+ * writes a script hammering the token endpoint costs. Ten allows a few misconfigured
+ * retries of a real client.
  */
 export const CLIENT_AUTH_FAILURES_ALLOWED = 10;
-/** Long enough that a locked-out script gains nothing; short enough that a real client recovers on its own. */
+/** How long an address's failures for a client are remembered. */
 export const CLIENT_AUTH_WINDOW_SECONDS = 5 * 60;
 
 const NOT_LOCKED_OUT = Object.freeze({});
@@ -26,14 +28,17 @@ const KEYS_COUNTED_HERE = 10_000;
  * Counts failed client authentications per client_id and client address (as the per-IP limit
  * keys it, `rateLimitKey`: an IPv6 /64 is one address), in the counter every instance shares.
  *
- * Asking the counter on every authentication was one read of Postgres per token,
- * introspection and revocation request. So which clients were found not locked out is kept
- * in process, as a row cache of `rate_limit_hits` keyed like the counter: migration 0024
- * announces every failure counted for a client, on any instance, and this instance forgets
- * that client's answer (at once for its own failures). Only "not locked out" is kept: a
- * lockout ends by itself when its window does, which nothing announces, and the counter
- * already remembers locked-out keys until then. While notices are not arriving (behind a
- * transaction pooler) every authentication asks the counter, as before.
+ * A right secret asks nothing of it: it is accepted at once, whatever its address sent
+ * before. A wrong one asks the counter whether its address is already past the limit for the
+ * client, and is counted only if not. Which keys were found not past it is kept in process, as
+ * a row cache of `rate_limit_hits` keyed like the counter: migration 0024 announces every
+ * failure counted for a client, on any instance, and this instance forgets that key's answer
+ * (at once for its own failures). Only "not past the limit" is kept: a window ends by itself,
+ * which nothing announces, and the counter already remembers keys past their limit until
+ * then. (The cache spared the token endpoint's hot path a read while the lockout refused the
+ * right secret too; now that a right secret reads nothing, it spares little, as each failure
+ * it answers is counted and forgets it.) While notices are not arriving (behind a transaction
+ * pooler) every failure asks the counter.
  */
 export class ClientAuthBackoff {
   /** Keyed like the counter (`client-auth:<client_id>:<address>`); kept in step by the row change listener (app.ts). */
@@ -44,29 +49,24 @@ export class ClientAuthBackoff {
   constructor(private readonly hits: HitCounter) {}
 
   /**
-   * Authenticates the client with `secretMatches` (a comparison of the presented secret),
-   * unless it is locked out from `address` (the request's, as read under TRUST_PROXY);
-   * counts a failure.
+   * Authenticates the client with `secretMatches` (a comparison of the presented secret); on a
+   * wrong secret, counts a failure from `address` (the request's, as read under TRUST_PROXY)
+   * unless that address is past {@link CLIENT_AUTH_FAILURES_ALLOWED} for the client already.
    *
-   * Whether the client is locked out is read before the comparison, and a failure counted
-   * after it: 300 wrong secrets sent at once all read "not locked out", and 299 were compared
-   * and counted. So this process also counts its failures in memory, checked and counted with
-   * no turn of the event loop between them and the comparison: of a burst, at most
-   * {@link CLIENT_AUTH_FAILURES_ALLOWED} are compared on each instance, and the rest refused
-   * uncompared and uncounted, as a lockout refuses. Counting every attempt in the shared
-   * counter before comparing would hold a burst to the limit on all instances together, but
-   * cost a write of Postgres on every successful authentication, the token endpoint's hot
-   * path; secrets are 256-bit random, so the lockout bounds hammering, not guessing.
+   * The shared count is read and written after the comparison, with turns of the event loop
+   * between: 300 wrong secrets sent at once would all read "not past the limit", and all be
+   * counted. So this process also counts its failures in memory, checked and counted with no
+   * turn of the event loop since the comparison: of a burst, at most
+   * {@link CLIENT_AUTH_FAILURES_ALLOWED} are counted on each instance, and the rest refused
+   * uncounted, as past the limit.
    */
   async authenticate(clientId: string, address: string, secretMatches: () => boolean): Promise<boolean> {
-    const key = keyOf(clientId, address);
-    if (!(await this.#allows(key))) return false;
-    if (this.#countedHere.hitsNow(key) >= CLIENT_AUTH_FAILURES_ALLOWED) return false;
     if (secretMatches()) return true;
-    // Its window starts at this process's first failure, at or after the shared window's:
-    // a lockout here may outlast the shared one by the time between them, never end before it.
+    const key = keyOf(clientId, address);
+    if (this.#countedHere.hitsNow(key) >= CLIENT_AUTH_FAILURES_ALLOWED) return false;
+    // Its window starts at this process's first failure, at or after the shared window's.
     this.#countedHere.hitNow(key, CLIENT_AUTH_WINDOW_SECONDS);
-    await this.#failed(key);
+    if (await this.#allows(key)) await this.#failed(key);
     return false;
   }
 

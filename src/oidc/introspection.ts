@@ -16,6 +16,8 @@ type Caches = Pick<RowCaches, 'clients' | 'groups' | 'users'>;
 
 /** What introspection needs to know of a token to decide who may see it. */
 interface TokenHolder {
+  /** The provider's model name (`RefreshToken`, `AccessToken`, ...); a JWT access token has none. */
+  kind?: unknown;
   clientId?: unknown;
   accountId?: unknown;
 }
@@ -43,8 +45,11 @@ function tokenClientExists(
 
 /**
  * Whether `client` may be told about `token` (features.introspection.allowedPolicy). A client
- * may introspect its own tokens; confidential clients may introspect any (resource servers
- * registered as clients check tokens issued to apps). A token of someone no longer in a group
+ * may introspect its own tokens; confidential clients may introspect any access token
+ * (resource servers registered as clients check tokens issued to apps), but no other client's
+ * refresh token: it is presented only at the token endpoint, by its own client, so no resource
+ * server has a use for it, and describing it told any confidential client whose sign-in it
+ * holds, in which session, with what scope. A token of someone no longer in a group
  * its client admits is inactive, as userinfo and the token endpoint already treat it (a
  * disabled or deleted account's tokens are never found at all: adapter.ts). The group cache
  * answers without a statement.
@@ -52,6 +57,7 @@ function tokenClientExists(
 export function createIntrospectionPolicy(caches: Caches) {
   return async function allowedPolicy(ctx: KoaContextWithOIDC, client: ProviderClient, token: TokenHolder) {
     if (client.clientAuthMethod === 'none' && token.clientId !== client.clientId) return false;
+    if (token.kind === 'RefreshToken' && token.clientId !== client.clientId) return false;
     const clientExists = tokenClientExists(ctx.oidc.provider, caches.clients, client, token.clientId);
     if (clientExists !== true && !(await clientExists)) return false;
     const { accountId, clientId } = token;
@@ -69,17 +75,32 @@ export function createIntrospectionPolicy(caches: Caches) {
 export const GRANT_ID_CLAIM = 'grant_id';
 
 /**
- * oidc-provider's `formats.customizers.jwt`: a person's JWT access token names its grant
- * ({@link GRANT_ID_CLAIM}), so introspection ends it with that grant alone. A client_credentials
- * token has none.
+ * The claim a JWT access token that ends with its browser session (issued without
+ * offline_access: `expiresWithSession`) names that session by: its uid, which is no
+ * credential either (storedIds.ts, adapter.ts findByUid): requests are bound to a session by
+ * its cookie, and a uid alone opens nothing.
  */
-export function nameGrantInJwt(
+export const SESSION_UID_CLAIM = 'session_uid';
+
+/**
+ * oidc-provider's `formats.customizers.jwt`: a person's JWT access token names its grant
+ * ({@link GRANT_ID_CLAIM}), so introspection ends it with that grant alone, and, when it ends
+ * with its browser session, that session ({@link SESSION_UID_CLAIM}), as the provider ends an
+ * opaque one. A client_credentials token has neither.
+ */
+export function nameGrantAndSessionInJwt(
   _ctx: unknown,
   token: object,
   jwt: { payload: Record<string, unknown> },
 ): void {
-  const { grantId } = token as { grantId?: unknown };
+  const { grantId, expiresWithSession, sessionUid } = token as {
+    grantId?: unknown;
+    expiresWithSession?: unknown;
+    sessionUid?: unknown;
+  };
   if (typeof grantId === 'string') jwt.payload[GRANT_ID_CLAIM] = grantId;
+  if (expiresWithSession === true && typeof sessionUid === 'string')
+    jwt.payload[SESSION_UID_CLAIM] = sessionUid;
 }
 
 /** RFC 7662 §2.2: what is said of a token the server will not describe. */
@@ -97,8 +118,12 @@ const INACTIVE = { active: false } as const;
  * revoked since stands against it: a person's token ends with their account's revocations
  * (disable, delete, an email owner's takeover: revocation.ts) and with the grant it names
  * ({@link GRANT_ID_CLAIM}): the app's Revoke on the account page ends its browsers' tokens
- * while a device of the app, under a grant of its own, stays signed in. A token issued before
- * tokens named their grant ends with the last grant the person gave its app. Anything else is
+ * while a device of the app, under a grant of its own, stays signed in. A token that ends with
+ * its browser session ({@link SESSION_UID_CLAIM}) ends when that session does or holds another
+ * grant for the app, as the provider ends an opaque one (its checkSessionBinding): "Sign out
+ * everywhere" and the app's sign-out keep a grant that holds offline_access for its refresh
+ * tokens. A token issued before tokens named their grant ends with the last grant the person
+ * gave its app; one issued before they named their session, with its grant. Anything else is
  * inactive.
  */
 export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Caches): void {
@@ -125,7 +150,8 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
   /**
    * Whether the person's revocations since the token was issued leave it standing: the grant
    * it names is live (the grant cache answers most), or, for a token that names none, any
-   * grant the person gave its app.
+   * grant the person gave its app; and the session it names, if any, is the person's and
+   * still holds that grant for the app (the session cache answers most).
    */
   async function accountStillAllows(
     token: JWTPayload,
@@ -139,7 +165,12 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
       return (await oidcModelsQueries.latestGrantOf(db, accountId, clientId)) !== undefined;
     if (typeof grantId !== 'string') return false;
     const grant = await provider.Grant.find(grantId);
-    return grant?.accountId === accountId && grant.clientId === clientId;
+    if (grant?.accountId !== accountId || grant.clientId !== clientId) return false;
+    const sessionUid = token[SESSION_UID_CLAIM];
+    if (sessionUid === undefined) return true;
+    if (typeof sessionUid !== 'string') return false;
+    const session = await provider.Session.findByUid(sessionUid);
+    return session?.accountId === accountId && session.grantIdFor(clientId) === grantId;
   }
 
   async function describe(ctx: KoaContextWithOIDC, token: string): Promise<Record<string, unknown>> {

@@ -40,7 +40,11 @@ import { throttleDevicePolling } from './devicePolling.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
-import { createIntrospectionPolicy, describeJwtAccessTokens, nameGrantInJwt } from './introspection.js';
+import {
+  createIntrospectionPolicy,
+  describeJwtAccessTokens,
+  nameGrantAndSessionInJwt,
+} from './introspection.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import { restateError, restateProviderErrors } from './restatedErrors.js';
@@ -285,8 +289,9 @@ export function createProvider({
     clientBasedCORS(_ctx, origin, client) {
       return isClientOrigin(origin, client.redirectUris ?? []);
     },
-    // A person's JWT access token names its grant: introspection ends it with that grant.
-    formats: { customizers: { jwt: nameGrantInJwt } },
+    // A person's JWT access token names its grant, and the browser session it ends with:
+    // introspection ends it with them.
+    formats: { customizers: { jwt: nameGrantAndSessionInJwt } },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -379,8 +384,8 @@ export function createProvider({
   provider.proxy = true;
 
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
-  // A client locked out from the request's address by too many failures there is refused
-  // like a wrong secret (invalid_client).
+  // A wrong one is counted against the request's address (clientAuthBackoff.ts); the right
+  // one is accepted from any address.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
     if (!clientAuthBackoff) return secretMatchesHash(actual, this.clientSecret);
     const address = (providerRequests.getStore() as Context | undefined)?.ip ?? '';

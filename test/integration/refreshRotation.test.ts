@@ -21,7 +21,6 @@ describe('refresh token rotation', () => {
   let spa: TestRp;
   let browserApp: TestRp;
   let server: TestRp;
-  let introspector: { client_id: string; client_secret: string };
 
   beforeAll(async () => {
     sesame = await startTestApp();
@@ -40,8 +39,11 @@ describe('refresh token rotation', () => {
     expect(pub.client.application_type).toBe('native');
     browserApp = await discoverRp(sesame.baseUrl, { client_id: web.client.client_id }, WEB_REDIRECT_URI);
     const conf = await createClient(sesame.db, { name: 'Server app', redirect_uris: [REDIRECT_URI] }, 'test');
-    introspector = { client_id: conf.client.client_id, client_secret: conf.client_secret! };
-    server = await discoverRp(sesame.baseUrl, introspector, REDIRECT_URI);
+    server = await discoverRp(
+      sesame.baseUrl,
+      { client_id: conf.client.client_id, client_secret: conf.client_secret! },
+      REDIRECT_URI,
+    );
   });
 
   afterAll(() => sesame.stop());
@@ -71,19 +73,12 @@ describe('refresh token rotation', () => {
     return { status: response.status, json: (await response.json()) as Record<string, string> };
   }
 
-  async function introspect(token: string): Promise<{ active: boolean; exp?: number }> {
-    const response = await fetch(new URL('/token/introspection', sesame.baseUrl), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        authorization: `Basic ${Buffer.from(`${introspector.client_id}:${introspector.client_secret}`).toString('base64')}`,
-      },
-      body: new URLSearchParams({ token }),
-    });
-    return (await response.json()) as { active: boolean; exp?: number };
+  /** Introspects `token` as `app` authenticates (a public app sends its client_id alone). */
+  async function introspect(token: string, app = server): Promise<{ active: boolean; exp?: number }> {
+    return oidc.tokenIntrospection(app.config, token);
   }
 
-  const isActive = async (token: string) => (await introspect(token)).active;
+  const isActive = async (token: string, app = spa) => (await introspect(token, app)).active;
 
   /** Moves a refresh token's issue and expiry `days` into the past, as if it had been issued that long ago. */
   async function ageRefreshToken(token: string, days: number) {
@@ -150,7 +145,7 @@ describe('refresh token rotation', () => {
     const again = await oidc.refreshTokenGrant(server.config, first.refresh_token!);
     expect(again.refresh_token).toBe(first.refresh_token);
     const once_more = await oidc.refreshTokenGrant(server.config, first.refresh_token!);
-    expect(await isActive(once_more.access_token)).toBe(true);
+    expect(await isActive(once_more.access_token, server)).toBe(true);
   }, 60_000);
 
   it('refuses a refresh token of another client, and an unknown one, without touching the grant', async () => {
@@ -166,7 +161,7 @@ describe('refresh token rotation', () => {
 
   it('gives a browser app’s rotated refresh token only what was left of the one it replaces', async () => {
     const first = await signIn(browserApp);
-    const issued = (await introspect(first.refresh_token!)).exp!;
+    const issued = (await introspect(first.refresh_token!, browserApp)).exp!;
     const now = Math.floor(Date.now() / 1000);
     expect(issued).toBeGreaterThanOrEqual(now + 30 * DAY - 5);
 
@@ -179,7 +174,7 @@ describe('refresh token rotation', () => {
     // It expires when the first one would have, a day from now, not 30 days from now (give or
     // take the second that may pass between reading the old token's rest and issuing the new).
     const expiresWithFirst = async (token: string) =>
-      Math.abs((await introspect(token)).exp! - (issued - 29 * DAY)) <= 1;
+      Math.abs((await introspect(token, browserApp)).exp! - (issued - 29 * DAY)) <= 1;
     expect(await expiresWithFirst(second)).toBe(true);
 
     const again = await refresh(second, browserApp);
@@ -193,6 +188,35 @@ describe('refresh token rotation', () => {
     const rotated = await refresh(first.refresh_token!);
     expect(rotated.status).toBe(200);
     const now = Math.floor(Date.now() / 1000);
-    expect((await introspect(rotated.json.refresh_token!)).exp).toBeGreaterThanOrEqual(now + 30 * DAY - 5);
+    expect((await introspect(rotated.json.refresh_token!, spa)).exp).toBeGreaterThanOrEqual(
+      now + 30 * DAY - 5,
+    );
+  }, 60_000);
+
+  it('describes a refresh token only to the app it was issued to: to any other client it is inactive', async () => {
+    const other = await createClient(
+      sesame.db,
+      { name: 'Resource server', grant_types: ['client_credentials'] },
+      'test',
+    );
+    const resourceServer = await discoverRp(
+      sesame.baseUrl,
+      { client_id: other.client.client_id, client_secret: other.client_secret! },
+      REDIRECT_URI,
+    );
+    for (const app of [spa, server]) {
+      const tokens = await signIn(app);
+      expect(await introspect(tokens.refresh_token!, resourceServer)).toEqual({ active: false });
+      // Its access token is still described to a resource server, and the refresh token to its app.
+      expect(await introspect(tokens.access_token, resourceServer)).toMatchObject({ active: true });
+      expect(await introspect(tokens.refresh_token!, app)).toMatchObject({
+        active: true,
+        sub: tokens.claims()!.sub,
+        client_id: app.config.clientMetadata().client_id,
+      });
+    }
+    // An app's refresh token, to a confidential app that signs people in too.
+    const first = await signIn(spa);
+    expect(await introspect(first.refresh_token!, server)).toEqual({ active: false });
   }, 60_000);
 });

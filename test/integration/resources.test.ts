@@ -8,7 +8,7 @@ import {
   SignJWT,
 } from 'jose';
 import * as oidc from 'openid-client';
-import { revokeConnectedApp } from '../../src/accounts/connectedApps.js';
+import { revokeConnectedApp, signOutEverywhere } from '../../src/accounts/connectedApps.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { disableUser } from '../../src/admin/users.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
@@ -16,7 +16,15 @@ import { resourcesQueries } from '../../src/db/queries/resources.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { asPage, stoppedAt } from '../support/browser.js';
-import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
+import {
+  beginLogin,
+  discoverRp,
+  finishLogin,
+  Person,
+  signOutFromApp,
+  stepUp,
+  type TestRp,
+} from '../support/oidcFlow.js';
 import { autofocusedField } from '../support/refusedFields.js';
 import { cliJsonOn, linesOf, runCliOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -359,6 +367,63 @@ describe('APIs registered as resources get JWT access tokens', () => {
     await disableUser(sesame.db, theirs.claims()!.sub, 'test');
     expect(await introspect(theirs.access_token)).toEqual({ active: false });
   }, 60_000);
+
+  describe('a JWT access token issued without offline_access ends with its browser session, as an opaque one does', () => {
+    const POST_LOGOUT = 'http://127.0.0.1:8913/signed-out';
+    let app: { client_id: string; client_secret: string };
+    let appRp: TestRp;
+
+    beforeAll(async () => {
+      const created = await createClient(
+        sesame.db,
+        { name: 'Planner', redirect_uris: [REDIRECT_URI], post_logout_redirect_uris: [POST_LOGOUT] },
+        'test',
+      );
+      app = { client_id: created.client.client_id, client_secret: created.client_secret! };
+      appRp = await discoverRp(sesame.baseUrl, app, REDIRECT_URI);
+    });
+
+    /**
+     * One browser sign-in: the app asks for offline_access first, so its grant holds it (and
+     * outlives the session for the refresh token), then for the API without it, then for an
+     * opaque token without it.
+     */
+    async function signInThrice() {
+      const person = new Person(sesame.baseUrl);
+      const first = await beginLogin(appRp, 'openid offline_access', { prompt: 'consent' });
+      const next = await person.signUp(
+        await person.open(first.url),
+        `s${randomBytes(4).toString('hex')}@example.com`,
+      );
+      const offline = await finishLogin(appRp, first, await person.continueToApp(next, REDIRECT_URI));
+      const forApi = await beginLogin(appRp, 'openid read', { resource: API });
+      const jwt = await finishLogin(appRp, forApi, await person.continueToApp(forApi.url, REDIRECT_URI));
+      const plain = await beginLogin(appRp, 'openid');
+      const opaque = await finishLogin(appRp, plain, await person.continueToApp(plain.url, REDIRECT_URI));
+      expect(jwt.access_token.split('.')).toHaveLength(3);
+      // Active while the session lasts.
+      expect(await introspect(jwt.access_token, app)).toMatchObject({ active: true, aud: API });
+      expect((await introspect(opaque.access_token, app)).active).toBe(true);
+      return { person, sub: offline.claims()!.sub, offline, jwt, opaque };
+    }
+
+    it('on "Sign out everywhere"', async () => {
+      const { sub, jwt, opaque } = await signInThrice();
+      await signOutEverywhere(sesame.db, sub);
+      expect(await introspect(opaque.access_token, app)).toEqual({ active: false });
+      expect(await introspect(jwt.access_token, app)).toEqual({ active: false });
+    }, 60_000);
+
+    it('on the app’s sign-out (RP-initiated logout), the grant with offline_access kept', async () => {
+      const { person, offline, jwt, opaque } = await signInThrice();
+      await signOutFromApp(person, appRp, opaque.id_token!, POST_LOGOUT);
+      expect(await introspect(opaque.access_token, app)).toEqual({ active: false });
+      expect(await introspect(jwt.access_token, app)).toEqual({ active: false });
+      // The grant outlives the session: its refresh token still works.
+      const refreshed = await oidc.refreshTokenGrant(appRp.config, offline.refresh_token!);
+      expect((await introspect(refreshed.access_token, app)).active).toBe(true);
+    }, 60_000);
+  });
 
   it('gives a first-party app the API’s token without a consent page', async () => {
     const created = await createClient(
