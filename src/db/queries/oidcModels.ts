@@ -136,6 +136,29 @@ const MARK_APPROVED_ON_DEVICE = `update oidc_models
       where model = 'Grant' and id = $1 and ${IS_LIVE}
       returning 1 as marked`;
 
+/**
+ * Texts of a grant's guarded writes (see {@link oidcModelsQueries.updateLiveGrant}), each
+ * answering a row when it stored the grant: `alone` commits without the WAL flush wait, as
+ * the upsert it stands for does (rawSql.ts), `inTransaction` as the transaction does.
+ */
+const guardedGrantWrite = (text: (stored: string) => string) => ({
+  alone: text(FLUSH_WAIT_OFF),
+  inTransaction: text('1'),
+});
+
+/**
+ * Replaces a live grant's payload and expiry ($1 its id, $2 the payload, $3 expires_at),
+ * keeping a CONSENT_REVOKED stamped since it was read, as {@link REPLACE} does.
+ */
+const UPDATE_LIVE_GRANT = guardedGrantWrite(
+  (stored) => `update oidc_models
+      set payload = $2::jsonb || jsonb_strip_nulls(jsonb_build_object(
+          '${CONSENT_REVOKED}', payload->'${CONSENT_REVOKED}')),
+        expires_at = $3::timestamptz
+      where model = 'Grant' and id = $1 and ${IS_LIVE}
+      returning ${stored} as stored`,
+);
+
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
@@ -691,6 +714,19 @@ export const oidcModelsQueries = {
    */
   async markApprovedOnDevice(db: Db, grantId: string, at: number): Promise<boolean> {
     const { rows } = await runSql(db, MARK_APPROVED_ON_DEVICE, [grantId, at]);
+    return rows.length > 0;
+  },
+
+  /**
+   * Stores `row`, a grant loaded earlier and changed since (scopes added), by changing its
+   * stored row only, if it is still live: a grant revoked since it was read stays revoked,
+   * where an upsert would store it again, and the tokens still naming it (a JWT access token's
+   * grant_id) would be honoured again. A CONSENT_REVOKED stamped meanwhile is kept.
+   * @returns whether the grant was there to change.
+   */
+  async updateLiveGrant(db: Db, row: OidcModelRow): Promise<boolean> {
+    const text = UPDATE_LIVE_GRANT[db.isTransaction ? 'inTransaction' : 'alone'];
+    const { rows } = await runSql(db, text, [row.id, row.payload, row.expires_at]);
     return rows.length > 0;
   },
 
