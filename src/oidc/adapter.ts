@@ -10,7 +10,7 @@ import { isNulCharacterError } from '../http/errors.js';
 import { challengeExpiresAt } from '../webauthn/challenge.js';
 import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
-import { takeGrantSaveGuard } from './grantSaves.js';
+import { type GrantSaveGuard, takeGrantSaveGuard } from './grantSaves.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
@@ -149,9 +149,12 @@ export function createAdapter(
    * request's other writes, as the request goes on only if it was stored.
    * @returns whether it was stored; when not, this instance forgets the grant it had read.
    */
-  async function storeGuardedGrant(row: OidcModelRow, remember: () => void) {
+  async function storeGuardedGrant(row: OidcModelRow, guard: GrantSaveGuard, remember: () => void) {
     await storeHeld();
-    const stored = await oidcModelsQueries.updateLiveGrant(db, row);
+    const stored =
+      'copyOf' in guard
+        ? await oidcModelsQueries.insertCopyOfConsent(db, row, guard.copyOf)
+        : await oidcModelsQueries.updateLiveGrant(db, row);
     if (stored) remember();
     else models.forget('Grant', row.id);
     return stored;
@@ -189,7 +192,7 @@ export function createAdapter(
       const held = heldWrites();
       const guarded = this.model === 'Grant' ? takeGrantSaveGuard() : undefined;
       if (guarded) {
-        guarded.stored = await storeGuardedGrant(row, remember);
+        guarded.stored = await storeGuardedGrant(row, guarded.guard, remember);
         return;
       }
       // What this process stores of an interaction, its next step here may read from memory

@@ -64,6 +64,8 @@ export function consentGrantId(interaction: { uid: string; cid?: string }): stri
  *    cover still bring the consent page, which then extends only this copy. Revoking the
  *    app (account page) deletes its grants but its devices', and marks those as outliving
  *    the revoke (CONSENT_REVOKED), so no consent given before it is copied: the app asks again.
+ *    The copy is stored only while the grant it copies is live and unmarked, so a sign-in
+ *    that read that consent just before the revoke does not keep it either.
  *
  * A grant loaded here or by the consent page (interaction.ts) and extended is stored again
  * only as a change of the stored grant (grantSaves.ts): a revoked grant stays revoked.
@@ -117,7 +119,9 @@ export function createLoadExistingGrant(
       ]),
     );
     const copy = new provider.Grant({ ...decision, clientId: client.clientId, accountId });
-    await copy.save();
-    return copy;
+    // Stored only while the consent copied still stands: after a Revoke of the app since it
+    // was read there is none, and the policy asks for consent.
+    const copied = typeof earlier.jti === 'string' && (await saveGrantIf(copy, { copyOf: earlier.jti }));
+    return copied ? copy : undefined;
   };
 }

@@ -2,10 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
+import { APPROVED_ON_DEVICE, type ModelPayload, oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import { createResource } from '../../src/oidc/resources.js';
 import { asPage, type PageResponse, stoppedAt } from '../support/browser.js';
-import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import {
+  beginLogin,
+  discoverRp,
+  finishLogin,
+  Person,
+  signInDevice,
+  type TestRp,
+} from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8941/callback';
@@ -68,12 +76,21 @@ describe("a sign-in under way when the app's Revoke runs", () => {
 
   const grantStored = async (grantId: string) =>
     (
-      await sql<{
-        n: number;
-      }>`select count(*)::int as n from oidc_models where model = 'Grant' and id = ${grantId}`.execute(
+      await sql<{ n: number }>`
+        select count(*)::int as n from oidc_models where model = 'Grant' and id = ${grantId}`.execute(
         sesame.db,
       )
     ).rows[0]!.n === 1;
+
+  /** The live grants the account holds for the app. */
+  const grantsOf = async (sub: string, clientId: string) =>
+    (
+      await sql<{ n: number }>`
+        select count(*)::int as n from oidc_models
+        where model = 'Grant' and payload->>'accountId' = ${sub} and payload->>'clientId' = ${clientId}`.execute(
+        sesame.db,
+      )
+    ).rows[0]!.n;
 
   /** What a consent page lists the app as asking for. */
   function scopesOn(page: PageResponse): string[] {
@@ -185,5 +202,67 @@ describe("a sign-in under way when the app's Revoke runs", () => {
       const resume = await person.signIn(await person.open(url));
       return stoppedAt(await person.browser.follow(resume, atApp));
     });
+  }, 60_000);
+
+  /**
+   * Runs `work`, a sign-in in a new browser, with the person's Revoke of the third-party app
+   * (account page, in `revoker`'s browser) done right after the sign-in read the consent it
+   * would copy, and before it stored the copy. Answers what `work` did and the consent read.
+   * No statement of the sign-in falls between that read and the copy's insert, so no trigger
+   * can run the revoke there: the read itself is followed by it, the real query and the real
+   * Revoke, one after the other.
+   */
+  async function revokedAfterConsentIsRead<T>(revoker: Person, work: () => Promise<T>) {
+    const account = asPage(await revoker.browser.request('/account'));
+    const read = oidcModelsQueries.consentToCopy;
+    const consents: ModelPayload[] = [];
+    oidcModelsQueries.consentToCopy = async (...args) => {
+      oidcModelsQueries.consentToCopy = read;
+      const consent = await read(...args);
+      if (consent) consents.push(consent);
+      const revoked = await revoker.browser.request(`/account/apps/${thirdPartyId}/revoke`, {
+        form: { _csrf: account.csrf() },
+      });
+      expect(revoked.status).toBe(303);
+      return consent;
+    };
+    try {
+      return { done: await work(), consents };
+    } finally {
+      oidcModelsQueries.consentToCopy = read;
+    }
+  }
+
+  /** Signs `person` in to the third-party app in a new browser: the page the sign-in stops at, or the app's callback. */
+  async function signInElsewhere(person: Person) {
+    const elsewhere = person.inNewBrowser();
+    const pending = await beginLogin(thirdParty, 'openid read', { resource: API });
+    return elsewhere.browser.follow(await elsewhere.signIn(await elsewhere.open(pending.url)), atApp);
+  }
+
+  it('asks a new browser for consent when the consent it would copy was revoked after it read it', async () => {
+    const { person, tokens } = await signedUpAt(thirdParty);
+    const { done, consents } = await revokedAfterConsentIsRead(person, () => signInElsewhere(person));
+    expect(consents).toHaveLength(1);
+    expect(asPage(done).text).toContain('>Allow<');
+    expect(await grantsOf(tokens.claims()!.sub, thirdPartyId)).toBe(0);
+    expect(await active(thirdParty, tokens.access_token)).toBe(false);
+  }, 60_000);
+
+  it("asks a new browser for consent when the device's consent it would copy was marked revoked after it read it", async () => {
+    const { person, tokens, grantId } = await signedUpAt(thirdParty);
+    const device = await signInDevice(person, thirdParty.config, 'openid read', { resource: API });
+    // The device's consent is the newest, the one a new browser copies.
+    await sql`
+      update oidc_models set payload = jsonb_set(payload, '{iat}', to_jsonb((payload->>'iat')::bigint - 60))
+      where model = 'Grant' and id = ${grantId}`.execute(sesame.db);
+
+    const { done, consents } = await revokedAfterConsentIsRead(person, () => signInElsewhere(person));
+    expect(consents).toEqual([expect.objectContaining({ [APPROVED_ON_DEVICE]: expect.any(Number) })]);
+    expect(asPage(done).text).toContain('>Allow<');
+    // The device's grant alone: the device stays signed in, and its consent was not copied.
+    expect(await grantsOf(tokens.claims()!.sub, thirdPartyId)).toBe(1);
+    expect(await active(thirdParty, device.access_token)).toBe(true);
+    expect(await active(thirdParty, tokens.access_token)).toBe(false);
   }, 60_000);
 });

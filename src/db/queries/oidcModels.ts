@@ -159,6 +159,22 @@ const UPDATE_LIVE_GRANT = guardedGrantWrite(
       returning ${stored} as stored`,
 );
 
+/**
+ * Inserts a new grant ($1 its id, $2 the payload, $3 expires_at) only while grant $4 is live
+ * and not CONSENT_REVOKED. The source is locked: a revoke of it under way is waited for, and
+ * its outcome (the grant gone, or stamped) is what the condition reads.
+ */
+const INSERT_COPY_OF_CONSENT = guardedGrantWrite(
+  (stored) => `with source as (
+        select 1 from oidc_models
+        where model = 'Grant' and id = $4 and ${IS_LIVE} and not payload ? '${CONSENT_REVOKED}'
+        for share
+      )
+      insert into oidc_models (model, id, payload, expires_at)
+      select 'Grant', $1, $2::jsonb, $3::timestamptz from source
+      returning ${stored} as stored`,
+);
+
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
@@ -727,6 +743,19 @@ export const oidcModelsQueries = {
   async updateLiveGrant(db: Db, row: OidcModelRow): Promise<boolean> {
     const text = UPDATE_LIVE_GRANT[db.isTransaction ? 'inTransaction' : 'alone'];
     const { rows } = await runSql(db, text, [row.id, row.payload, row.expires_at]);
+    return rows.length > 0;
+  },
+
+  /**
+   * Stores `row`, a new grant that copies the consent of grant `sourceId` (found by
+   * {@link oidcModelsQueries.consentToCopy}), only if that grant is still live and not marked
+   * {@link CONSENT_REVOKED}, in the same statement: a Revoke of the app since the consent was
+   * read leaves nothing to copy, where storing the copy regardless kept the revoked consent.
+   * @returns whether the copy was stored.
+   */
+  async insertCopyOfConsent(db: Db, row: OidcModelRow, sourceId: string): Promise<boolean> {
+    const text = INSERT_COPY_OF_CONSENT[db.isTransaction ? 'inTransaction' : 'alone'];
+    const { rows } = await runSql(db, text, [row.id, row.payload, row.expires_at, sourceId]);
     return rows.length > 0;
   },
 
