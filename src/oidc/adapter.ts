@@ -3,13 +3,14 @@ import type { Db } from '../db/connect.js';
 import { GroupedFinds } from '../db/groupedFinds.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { clientsQueries } from '../db/queries/clients.js';
-import { modelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { modelRow, type OidcModelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { ClientRow } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
 import { challengeExpiresAt } from '../webauthn/challenge.js';
 import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
+import { type GrantSaveGuard, takeGrantSaveGuard } from './grantSaves.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
@@ -143,6 +144,22 @@ export function createAdapter(
     return held?.busy ? held.flush() : undefined;
   }
 
+  /**
+   * A grant saved through saveGrantIf (grantSaves.ts): its own statement, not held with the
+   * request's other writes, as the request goes on only if it was stored.
+   * @returns whether it was stored; when not, this instance forgets the grant it had read.
+   */
+  async function storeGuardedGrant(row: OidcModelRow, guard: GrantSaveGuard, remember: () => void) {
+    await storeHeld();
+    const stored =
+      'copyOf' in guard
+        ? await oidcModelsQueries.insertCopyOfConsent(db, row, guard.copyOf)
+        : await oidcModelsQueries.updateLiveGrant(db, row);
+    if (stored) remember();
+    else models.forget('Grant', row.id);
+    return stored;
+  }
+
   async function revokeGrant(grantId: string) {
     await revokeByGrantId(grantId);
     await destroy('Grant', grantId);
@@ -173,6 +190,11 @@ export function createAdapter(
         if (key) models.remember(this.model, key, row.payload, row.expires_at, generation);
       };
       const held = heldWrites();
+      const guarded = this.model === 'Grant' ? takeGrantSaveGuard() : undefined;
+      if (guarded) {
+        guarded.stored = await storeGuardedGrant(row, guarded.guard, remember);
+        return;
+      }
       // What this process stores of an interaction, its next step here may read from memory
       // (freshSignIns.ts): at the login prompt with its login page's challenge, stored in the
       // same statement (not among a request's held writes), or with its result.

@@ -3,6 +3,7 @@ import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { isDeviceApproval, keepBrowserSessionEntry } from './deviceFlow.js';
+import { saveGrantIf } from './grantSaves.js';
 import { mayUseClient } from './groupAccess.js';
 import type { GroupCache } from './groupCache.js';
 
@@ -63,6 +64,11 @@ export function consentGrantId(interaction: { uid: string; cid?: string }): stri
  *    cover still bring the consent page, which then extends only this copy. Revoking the
  *    app (account page) deletes its grants but its devices', and marks those as outliving
  *    the revoke (CONSENT_REVOKED), so no consent given before it is copied: the app asks again.
+ *    The copy is stored only while the grant it copies is live and unmarked, so a sign-in
+ *    that read that consent just before the revoke does not keep it either.
+ *
+ * A grant loaded here or by the consent page (interaction.ts) and extended is stored again
+ * only as a change of the stored grant (grantSaves.ts): a revoked grant stays revoked.
  *
  * A device's approval (RFC 8628) never takes the grant the browser session holds: it gets a
  * grant of its own (a copy of earlier consent, a browser's or another device's, a first-party
@@ -87,9 +93,11 @@ export function createLoadExistingGrant(
       if (grant) {
         // A first-party client asking this session for more than it was granted gets it, as a
         // new browser would: the grant was answered with the consent page (or consent_required
-        // under prompt=none) for a client that never shows one.
-        if (firstParty && grantAllRequested(grant, ctx)) await grant.save();
-        return grant;
+        // under prompt=none) for a client that never shows one. Only while the grant is still
+        // stored: revoked since it was read, it stays revoked, and the sign-in goes on as one
+        // begun after the revoke would, without it (below: a first-party client's new grant).
+        const extended = firstParty && grantAllRequested(grant, ctx);
+        if (!extended || (await saveGrantIf(grant, { live: true }))) return grant;
       }
     }
     const accountId = session.accountId;
@@ -111,7 +119,9 @@ export function createLoadExistingGrant(
       ]),
     );
     const copy = new provider.Grant({ ...decision, clientId: client.clientId, accountId });
-    await copy.save();
-    return copy;
+    // Stored only while the consent copied still stands: after a Revoke of the app since it
+    // was read there is none, and the policy asks for consent.
+    const copied = typeof earlier.jti === 'string' && (await saveGrantIf(copy, { copyOf: earlier.jti }));
+    return copied ? copy : undefined;
   };
 }

@@ -136,6 +136,45 @@ const MARK_APPROVED_ON_DEVICE = `update oidc_models
       where model = 'Grant' and id = $1 and ${IS_LIVE}
       returning 1 as marked`;
 
+/**
+ * Texts of a grant's guarded writes (see {@link oidcModelsQueries.updateLiveGrant}), each
+ * answering a row when it stored the grant: `alone` commits without the WAL flush wait, as
+ * the upsert it stands for does (rawSql.ts), `inTransaction` as the transaction does.
+ */
+const guardedGrantWrite = (text: (stored: string) => string) => ({
+  alone: text(FLUSH_WAIT_OFF),
+  inTransaction: text('1'),
+});
+
+/**
+ * Replaces a live grant's payload and expiry ($1 its id, $2 the payload, $3 expires_at),
+ * keeping a CONSENT_REVOKED stamped since it was read, as {@link REPLACE} does.
+ */
+const UPDATE_LIVE_GRANT = guardedGrantWrite(
+  (stored) => `update oidc_models
+      set payload = $2::jsonb || jsonb_strip_nulls(jsonb_build_object(
+          '${CONSENT_REVOKED}', payload->'${CONSENT_REVOKED}')),
+        expires_at = $3::timestamptz
+      where model = 'Grant' and id = $1 and ${IS_LIVE}
+      returning ${stored} as stored`,
+);
+
+/**
+ * Inserts a new grant ($1 its id, $2 the payload, $3 expires_at) only while grant $4 is live
+ * and not CONSENT_REVOKED. The source is locked: a revoke of it under way is waited for, and
+ * its outcome (the grant gone, or stamped) is what the condition reads.
+ */
+const INSERT_COPY_OF_CONSENT = guardedGrantWrite(
+  (stored) => `with source as (
+        select 1 from oidc_models
+        where model = 'Grant' and id = $4 and ${IS_LIVE} and not payload ? '${CONSENT_REVOKED}'
+        for share
+      )
+      insert into oidc_models (model, id, payload, expires_at)
+      select 'Grant', $1, $2::jsonb, $3::timestamptz from source
+      returning ${stored} as stored`,
+);
+
 /** A live instance by model and one lookup column, as SQL text built once per column. */
 const findLiveBy = (column: string) =>
   `select payload, consumed_at from oidc_models where model = $1 and ${column} = $2 and ${IS_LIVE} limit 1`;
@@ -691,6 +730,32 @@ export const oidcModelsQueries = {
    */
   async markApprovedOnDevice(db: Db, grantId: string, at: number): Promise<boolean> {
     const { rows } = await runSql(db, MARK_APPROVED_ON_DEVICE, [grantId, at]);
+    return rows.length > 0;
+  },
+
+  /**
+   * Stores `row`, a grant loaded earlier and changed since (scopes added), by changing its
+   * stored row only, if it is still live: a grant revoked since it was read stays revoked,
+   * where an upsert would store it again, and the tokens still naming it (a JWT access token's
+   * grant_id) would be honoured again. A CONSENT_REVOKED stamped meanwhile is kept.
+   * @returns whether the grant was there to change.
+   */
+  async updateLiveGrant(db: Db, row: OidcModelRow): Promise<boolean> {
+    const text = UPDATE_LIVE_GRANT[db.isTransaction ? 'inTransaction' : 'alone'];
+    const { rows } = await runSql(db, text, [row.id, row.payload, row.expires_at]);
+    return rows.length > 0;
+  },
+
+  /**
+   * Stores `row`, a new grant that copies the consent of grant `sourceId` (found by
+   * {@link oidcModelsQueries.consentToCopy}), only if that grant is still live and not marked
+   * {@link CONSENT_REVOKED}, in the same statement: a Revoke of the app since the consent was
+   * read leaves nothing to copy, where storing the copy regardless kept the revoked consent.
+   * @returns whether the copy was stored.
+   */
+  async insertCopyOfConsent(db: Db, row: OidcModelRow, sourceId: string): Promise<boolean> {
+    const text = INSERT_COPY_OF_CONSENT[db.isTransaction ? 'inTransaction' : 'alone'];
+    const { rows } = await runSql(db, text, [row.id, row.payload, row.expires_at, sourceId]);
     return rows.length > 0;
   },
 

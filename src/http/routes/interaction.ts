@@ -12,6 +12,7 @@ import { countResult, signIns, signUps } from '../../metrics.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
 import { wayBackFromExpiredSignIn } from '../../oidc/expiredSignIn.js';
+import { saveGrantIf } from '../../oidc/grantSaves.js';
 import { consentGrantId } from '../../oidc/grants.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
@@ -418,14 +419,15 @@ export function interactionRoutes({
       return;
     }
     const details = interaction.prompt.details as ConsentDetails;
-    const grant = interaction.grantId
-      ? await provider.Grant.find(interaction.grantId)
+    const extended = interaction.grantId;
+    const grant = extended
+      ? await provider.Grant.find(extended)
       : new provider.Grant({
           accountId: interaction.session.accountId,
           clientId: String(interaction.params.client_id),
         });
-    if (!grant) throw interactionExpired();
-    if (!interaction.grantId) {
+    if (!grant) return askForConsentAgain(ctx);
+    if (!extended) {
       const id = consentGrantId(interaction);
       if (id) grant.jti = id;
     }
@@ -436,15 +438,30 @@ export function interactionRoutes({
     for (const [identifier, scopes] of resourcesToConsent(details)) {
       grant.addResourceScope(identifier, scopes.join(' '));
     }
-    const grantId = await grant.save();
+    // The grant this page extends is changed only while it is stored (a new one is stored as
+    // is): revoked since the page was shown, it stays revoked.
+    if (!extended) await grant.save();
+    else if (!(await saveGrantIf(grant, { live: true }))) return askForConsentAgain(ctx);
     await provider.interactionFinished(
       ctx.req,
       ctx.res,
-      { consent: { grantId } },
+      { consent: { grantId: grant.jti } },
       { mergeWithLastSubmission: true },
     );
     ctx.respond = false;
   });
+
+  /**
+   * The consent page extended a grant that is gone: the person revoked the app (account page)
+   * while it was shown, or the app's session ended. The page asked only for what that grant
+   * lacked, so its Allow cannot stand for the rest: the sign-in goes back to the authorization,
+   * which finds no grant and shows the consent page again, for everything the app asks, as
+   * the next sign-in after a revoke does.
+   */
+  async function askForConsentAgain(ctx: Context) {
+    await provider.interactionFinished(ctx.req, ctx.res, {}, { mergeWithLastSubmission: true });
+    ctx.respond = false;
+  }
 
   // A POST with the page's CSRF token: a link elsewhere cannot cancel someone's sign-in.
   router.post('/abort', async (ctx) => {
