@@ -65,19 +65,23 @@ export async function tenantJwks(
   config: Pick<Config, 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
 ): Promise<{ keys: JWK[] }> {
   const kids = await passkeyTenantKeysQueries.publishedKids(db, tenant.id, RETIRED_TENANT_KEY_GRACE_SECONDS);
-  const cacheKey = (kid: string) => `${tenant.id}:${kid}`;
-  const unopened = kids.filter((kid) => !publicKeys.has(cacheKey(kid)));
-  const opened = new Map<string, JWK>();
+  // What the cache holds for them now: it may be emptied (full) before the answer is made.
+  const found = new Map<string, JWK>();
+  for (const kid of kids) {
+    const jwk = publicKeys.get(`${tenant.id}:${kid}`);
+    if (jwk) found.set(kid, jwk);
+  }
+  const unopened = kids.filter((kid) => !found.has(kid));
   for (const row of await passkeyTenantKeysQueries.sealed(db, tenant.id, unopened)) {
     const { kty, n, e } = JSON.parse(
       openAtRest(row.private_jwk, config, sealContext.passkeyTenantKey(tenant.id, row.kid)),
     ) as JWK;
     // Shared by every later answer: nobody may change it.
     const jwk = Object.freeze({ kty, n, e, kid: row.kid, alg: ALG, use: 'sig' });
-    opened.set(row.kid, remember(publicKeys, cacheKey(row.kid), jwk));
+    found.set(row.kid, remember(publicKeys, `${tenant.id}:${row.kid}`, jwk));
   }
   // A key revoked between the two reads is no longer published: it is left out.
-  return { keys: kids.flatMap((kid) => publicKeys.get(cacheKey(kid)) ?? opened.get(kid) ?? []) };
+  return { keys: kids.flatMap((kid) => found.get(kid) ?? []) };
 }
 
 /** The key that signs the tenant's tokens now (the database says which), imported once. */
