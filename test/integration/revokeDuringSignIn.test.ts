@@ -173,6 +173,36 @@ describe("a sign-in under way when the app's Revoke runs", () => {
     expect(await active(thirdParty, tokens.access_token)).toBe(false);
   }, 60_000);
 
+  it('shows the consent page again when Allow is pressed twice on one page with a Revoke of the app in between', async () => {
+    const { person, tokens } = await signedUpAt(thirdParty);
+    const sub = tokens.claims()!.sub;
+    const revoke = async () => {
+      const account = asPage(await person.browser.request('/account'));
+      const revoked = await person.browser.request(`/account/apps/${thirdPartyId}/revoke`, {
+        form: { _csrf: account.csrf() },
+      });
+      expect(revoked.status).toBe(303);
+    };
+    // No grant left: the next sign-in's consent page makes a new one.
+    await revoke();
+    const pending = await beginLogin(thirdParty, 'openid');
+    const page = asPage(await person.browser.follow(pending.url));
+    expect(page.text).toContain('>Allow<');
+    const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+    const allow = () =>
+      person.browser.request(`/interaction/${uid}/consent`, {
+        form: { _csrf: page.csrf(), decision: 'allow' },
+      });
+
+    // The first Allow's answer is not followed (lost, or a second tab): the page stays open.
+    expect((await allow()).status).toBe(303);
+    expect(await grantsOf(sub, thirdPartyId)).toBe(1);
+    await revoke();
+    const again = await allow();
+    expect(await grantsOf(sub, thirdPartyId)).toBe(0);
+    expect(asPage(await person.browser.follow(again.location()!, atApp)).text).toContain('>Allow<');
+  }, 60_000);
+
   /**
    * A person's first-party app asks for more than it was granted (`extra` in its request), and
    * `follow` takes their browser from its authorization URL to the app, the grant it extends
