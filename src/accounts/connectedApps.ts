@@ -91,8 +91,9 @@ async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void>
 }
 
 /**
- * Disconnects an app's sign-ins in browsers: their grants of this account go, and with them
- * every code, access token and refresh token issued under them. The app must ask the person
+ * Disconnects an app's sign-ins in browsers: their grants of this account go, every one stored
+ * when its transaction runs, and with them every code, access token and refresh token issued
+ * under them. The app must ask the person
  * again to sign them in (a first-party app asks no consent: it signs them in again as any app
  * of a Sesame session would). An app with a backchannel_logout_uri is told, for each session
  * it signed in from (or by `sub` alone), so that its own session ends too, as the account
@@ -104,14 +105,20 @@ async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void>
  * browser or on another device, which asks for it again.
  */
 export async function revokeConnectedApp(db: Db, userId: string, clientId: string): Promise<void> {
-  const apps = (await listConnectedApps(db, userId)).filter((a) => a.clientId === clientId);
-  const app = apps.find((a) => !a.device);
-  if (!app) throw notFound('This app is not connected to your account.').localized('errors.appNotConnected');
-  const devicesStay = apps.length > 1;
+  const notConnected = () =>
+    notFound('This app is not connected to your account.').localized('errors.appNotConnected');
+  if (clientId === ACCOUNT_CLIENT_ID) throw notConnected();
   await db.transaction().execute(async (trx) => {
+    // The grants are found here, locked, not listed before: one a sign-in stored meanwhile
+    // (a copy of the consent, a first-party app's new grant) goes with the others.
+    const grants = await oidcModelsQueries.lockGrantsOf(trx, userId, clientId);
+    if (!grants.some((grant) => !grant.device)) throw notConnected();
+    const devicesStay = grants.some((grant) => grant.device);
     // Before the grants go: an app no session names is found by its grant.
     await queueAccountLogouts(trx, userId, { grants: !devicesStay, clientId });
-    await revokeGrants(trx, app.grantIds);
+    for (const grantId of await oidcModelsQueries.destroyBrowserGrantsOf(trx, userId, clientId)) {
+      await oidcModelsQueries.revokeByGrantId(trx, grantId);
+    }
     if (devicesStay) await oidcModelsQueries.markConsentRevoked(trx, userId, clientId, new Date());
     await oidcModelsQueries.forgetClientInSessions(trx, userId, clientId);
     await auditQueries.record(trx, `user:${userId}`, 'grant.revoke', userId, { client: clientId });

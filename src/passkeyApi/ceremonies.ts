@@ -31,10 +31,12 @@ import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
 const PURPOSE = { register: 'pk-reg', login: 'pk-login' } as const;
 
 /**
- * Name of a passkey whose AAGUID names nothing (unknown, or all zeros): `cred-` and its id, as
- * Hanko's server names it (`intern/webauthn_credential.go`), so apps that look for it find it.
+ * Name of a new credential, passkey or MFA key: the model its AAGUID names, else (unknown, or
+ * all zeros) `cred-` and its id, as Hanko's server names it (`intern/webauthn_credential.go`),
+ * so apps that look for it find it.
  */
-const defaultCredentialName = (credentialId: string) => `cred-${credentialId}`;
+export const tenantCredentialName = (credential: { id: string; name: string | undefined }) =>
+  credential.name ?? `cred-${credential.id}`;
 
 /** The WebAuthn user handle for an app's user id: its UTF-8 bytes (at most 64, WebAuthn L3 §5.4.3). */
 export function tenantUserHandle(userId: string): Uint8Array<ArrayBuffer> {
@@ -121,7 +123,7 @@ export async function finishTenantRegistration(
       // The attestation statement format ("none", "packed", ...), as Hanko records it: not the
       // tenant's attestation preference, which an authenticator may answer with "none".
       attestationType: format,
-      name: credential.name ?? defaultCredentialName(credential.id),
+      name: tenantCredentialName(credential),
     });
     if (!stored) {
       throw new HttpError(400, 'credential_exists', 'This passkey is already registered.');

@@ -11,11 +11,11 @@ import { passkeyTenantCredentialsQueries } from '../db/queries/passkeyTenantCred
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { HttpError } from '../http/errors.js';
-import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import { storeChallenge } from '../webauthn/challenge.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import {
   type TenantRegistrationSubject,
+  tenantCredentialName,
   tenantUserHandle,
   userNotFound,
   verifyTenantAssertion,
@@ -27,9 +27,6 @@ import { tenantChallengeBinding, tenantRelyingParty } from './tenants.js';
 
 /** Challenge purposes of the MFA ceremonies: a passkey challenge never finishes one, nor the reverse. */
 const PURPOSE = { register: 'pk-mfa-reg', login: 'pk-mfa-login' } as const;
-
-/** Name of a security key whose AAGUID names nothing. */
-const DEFAULT_MFA_CREDENTIAL_NAME = 'Security key';
 
 /**
  * Hanko answers 401 when a login-like ceremony fails at its end (unknown or used challenge,
@@ -114,7 +111,7 @@ export async function finishMfaRegistration(
     userId,
     // The attestation statement format ("none", "packed", ...), as Hanko records it.
     attestationType: format,
-    name: authenticatorName(credential.aaguid) ?? DEFAULT_MFA_CREDENTIAL_NAME,
+    name: tenantCredentialName(credential),
     isMfa: true,
   });
   if (!stored) {

@@ -124,14 +124,38 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     const { token } = await hanko.user('ann').mfa.registration.finalize(credential as SdkCredential);
     expect(await claimsOf(token!)).toMatchObject({ sub: 'ann', aud: ['shop.example'], cred: credential.id });
 
+    // Its all-zero AAGUID names no product: it is named as Hanko names any such credential.
     const listed = await hanko.user('ann').credentials();
     expect(listed).toEqual([
-      expect.objectContaining({ id: credential.id, is_mfa: true, attestation_type: 'none' }),
+      expect.objectContaining({
+        id: credential.id,
+        name: `cred-${credential.id}`,
+        is_mfa: true,
+        attestation_type: 'none',
+      }),
     ]);
 
     // A second registration of the same key as a second factor is excluded.
     const again = await hanko.user('ann').mfa.registration.initialize({ username: 'ann@shop' });
     expect(again.publicKey?.excludeCredentials).toEqual([expect.objectContaining({ id: credential.id })]);
+  });
+
+  it('names a security key whose AAGUID names a product after that product, and one whose AAGUID is unknown cred-<id>', async () => {
+    const named = await registerSecurityKey(
+      'abe',
+      new SoftAuthenticator({ aaguid: 'ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4' }),
+    );
+    const unknown = await registerSecurityKey(
+      'abe',
+      new SoftAuthenticator({ aaguid: 'deadbeef-0000-4000-8000-00000000beef' }),
+    );
+    const names = Object.fromEntries(
+      (await hanko.user('abe').credentials()).map((listed) => [listed.id, listed.name]),
+    );
+    expect(names).toEqual({
+      [named.credential.id]: 'Google Password Manager',
+      [unknown.credential.id]: `cred-${unknown.credential.id}`,
+    });
   });
 
   it('signs in with the second factor, offering it without transports, and records its use', async () => {

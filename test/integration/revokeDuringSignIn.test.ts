@@ -33,6 +33,7 @@ describe("a sign-in under way when the app's Revoke runs", () => {
   let thirdParty: TestRp;
   let thirdPartyId: string;
   let firstParty: TestRp;
+  let firstPartyId: string;
 
   beforeAll(async () => {
     sesame = await startTestApp();
@@ -51,7 +52,7 @@ describe("a sign-in under way when the app's Revoke runs", () => {
       return { rp, clientId: client.client_id };
     };
     ({ rp: thirdParty, clientId: thirdPartyId } = await create('Photos', false));
-    ({ rp: firstParty } = await create('Notes', true));
+    ({ rp: firstParty, clientId: firstPartyId } = await create('Notes', true));
     await createResource(sesame.db, { identifier: API, scopes: ['read'] }, 'test');
   }, 120_000);
 
@@ -172,6 +173,36 @@ describe("a sign-in under way when the app's Revoke runs", () => {
     expect(await active(thirdParty, tokens.access_token)).toBe(false);
   }, 60_000);
 
+  it('shows the consent page again when Allow is pressed twice on one page with a Revoke of the app in between', async () => {
+    const { person, tokens } = await signedUpAt(thirdParty);
+    const sub = tokens.claims()!.sub;
+    const revoke = async () => {
+      const account = asPage(await person.browser.request('/account'));
+      const revoked = await person.browser.request(`/account/apps/${thirdPartyId}/revoke`, {
+        form: { _csrf: account.csrf() },
+      });
+      expect(revoked.status).toBe(303);
+    };
+    // No grant left: the next sign-in's consent page makes a new one.
+    await revoke();
+    const pending = await beginLogin(thirdParty, 'openid');
+    const page = asPage(await person.browser.follow(pending.url));
+    expect(page.text).toContain('>Allow<');
+    const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
+    const allow = () =>
+      person.browser.request(`/interaction/${uid}/consent`, {
+        form: { _csrf: page.csrf(), decision: 'allow' },
+      });
+
+    // The first Allow's answer is not followed (lost, or a second tab): the page stays open.
+    expect((await allow()).status).toBe(303);
+    expect(await grantsOf(sub, thirdPartyId)).toBe(1);
+    await revoke();
+    const again = await allow();
+    expect(await grantsOf(sub, thirdPartyId)).toBe(0);
+    expect(asPage(await person.browser.follow(again.location()!, atApp)).text).toContain('>Allow<');
+  }, 60_000);
+
   /**
    * A person's first-party app asks for more than it was granted (`extra` in its request), and
    * `follow` takes their browser from its authorization URL to the app, the grant it extends
@@ -203,6 +234,67 @@ describe("a sign-in under way when the app's Revoke runs", () => {
       return stoppedAt(await person.browser.follow(resume, atApp));
     });
   }, 60_000);
+
+  /**
+   * Sends `person`'s Revoke of the app `clientId` (account page) with `meanwhile` run just
+   * before the Revoke's transaction begins, after whatever the request read before it. That
+   * transaction is told from others by its caller's name in the stack: nothing else runs in
+   * between, as a trigger could not (it would run inside the transaction).
+   */
+  async function revokeWith(person: Person, clientId: string, meanwhile: () => Promise<void>) {
+    const account = asPage(await person.browser.request('/account'));
+    const db = sesame.db;
+    const begin = db.transaction;
+    let ran = false;
+    db.transaction = function beginRevealingRevoke(this: typeof db) {
+      const builder = begin.call(this);
+      if (!/\brevokeConnectedApp\b/.test(new Error().stack ?? '')) return builder;
+      db.transaction = begin;
+      const execute = builder.execute.bind(builder);
+      builder.execute = async (work) => {
+        await meanwhile();
+        ran = true;
+        return execute(work);
+      };
+      return builder;
+    };
+    try {
+      const revoked = await person.browser.request(`/account/apps/${clientId}/revoke`, {
+        form: { _csrf: account.csrf() },
+      });
+      expect(revoked.status).toBe(303);
+    } finally {
+      db.transaction = begin;
+    }
+    expect(ran).toBe(true);
+  }
+
+  it.each([
+    ['a copy of the consent, in a new browser', () => thirdParty, () => thirdPartyId],
+    ["a first-party app's grant, in a new browser", () => firstParty, () => firstPartyId],
+  ])(
+    'deletes, with its tokens, a grant the app got just before the Revoke ran: %s',
+    async (_, rp, clientId) => {
+      const { person, tokens } = await signedUpAt(rp());
+      const sub = tokens.claims()!.sub;
+      let meanwhile: oidc.TokenEndpointResponse | undefined;
+      await revokeWith(person, clientId(), async () => {
+        const elsewhere = person.inNewBrowser();
+        const pending = await beginLogin(rp(), 'openid');
+        const resume = await elsewhere.signIn(await elsewhere.open(pending.url));
+        meanwhile = await finishLogin(
+          rp(),
+          pending,
+          stoppedAt(await elsewhere.browser.follow(resume, atApp)),
+        );
+        expect(await grantsOf(sub, clientId())).toBe(2);
+      });
+      expect(await grantsOf(sub, clientId())).toBe(0);
+      expect(await active(rp(), meanwhile!.access_token)).toBe(false);
+      expect(await active(rp(), tokens.access_token)).toBe(false);
+    },
+    60_000,
+  );
 
   /**
    * Runs `work`, a sign-in in a new browser, with the person's Revoke of the third-party app

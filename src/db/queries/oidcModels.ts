@@ -772,6 +772,40 @@ export const oidcModelsQueries = {
   },
 
   /**
+   * Locks the live grants an account gave a client (FOR UPDATE), waiting for any write to
+   * one under way (a copy of its consent holds it FOR SHARE, an extension updates it): a
+   * statement run after this one in the transaction sees what those stored, and one begun
+   * later waits for the transaction and finds what it left.
+   * @returns each grant's id, and whether it is a device's ({@link APPROVED_ON_DEVICE}).
+   */
+  async lockGrantsOf(
+    db: Db,
+    accountId: string,
+    clientId: string,
+  ): Promise<{ id: string; device: boolean }[]> {
+    const { rows } = await sql<{ id: string; device: boolean }>`
+      select id, jsonb_typeof(payload->${APPROVED_ON_DEVICE}::text) = 'number' as device from oidc_models
+      where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
+        and ${sql.raw(IS_LIVE)}
+      for update`.execute(db);
+    return rows;
+  },
+
+  /**
+   * Deletes every grant an account gave a client in browsers (all but devices', marked
+   * {@link APPROVED_ON_DEVICE}), as stored when the statement runs.
+   * @returns the ids of those deleted; their codes and tokens go by {@link oidcModelsQueries.revokeByGrantId}.
+   */
+  async destroyBrowserGrantsOf(db: Db, accountId: string, clientId: string): Promise<string[]> {
+    const { rows } = await sql<{ id: string }>`
+      delete from oidc_models
+      where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
+        and jsonb_typeof(payload->${APPROVED_ON_DEVICE}::text) is distinct from 'number'
+      returning id`.execute(db);
+    return rows.map((row) => row.id);
+  },
+
+  /**
    * The newest live grant an account gave a client, in any browser session or to any device
    * (the index of migration 0005 answers it): whether the app may still act for them.
    */

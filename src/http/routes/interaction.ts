@@ -439,8 +439,10 @@ export function interactionRoutes({
       grant.addResourceScope(identifier, scopes.join(' '));
     }
     // The grant this page extends is changed only while it is stored (a new one is stored as
-    // is): revoked since the page was shown, it stays revoked.
-    if (!extended) await grant.save();
+    // is): revoked since the page was shown, it stays revoked. So is the new grant an earlier
+    // Allow on this page stored (its result names it), if the person revoked the app since.
+    const storedBefore = !extended && interaction.result?.consent?.grantId === grant.jti;
+    if (!extended && !storedBefore) await grant.save();
     else if (!(await saveGrantIf(grant, { live: true }))) return askForConsentAgain(ctx);
     await provider.interactionFinished(
       ctx.req,
