@@ -57,6 +57,16 @@ export default {
   // failed to exit gracefully"; with a 400 MB limit it still did once, behind PgBouncer). A
   // PGlite run uses ~13 workers in all for its 91 files. PGlite suite, 2026-12-04: 451 s with
   // 2 workers, 385–401 s with 3, 354 s with 3 and a 400 MB limit, 347 s with 250 MB.
+  // Where the time goes (2026-12-06, whole suite, warm transform cache): 590 s user + 61 s
+  // system CPU, of which the test files' own 489 s in the workers and 147 s in their child
+  // processes (Chromium, sesame commands and servers). Three workers keep both cores busy (18
+  // integration files: 113 s of CPU in 59 s on a quiet machine), so the run is bound by CPU,
+  // ~5.5 min at best on 2 cores. An integration file's fixed cost is ~1 s of CPU (its modules,
+  // its first PGlite); the rest is its own work: in a profile of 12 such files PGlite took 37 %
+  // (statements and starts about half each), garbage collection 13 %, module loading 6 %.
+  // Tried and not kept, no CPU saved: 4 workers, --max-semi-space-size=32, --liftoff-only, and
+  // PGlite's compiled WebAssembly and data bundle shared by a worker's files (~0.1 s a file:
+  // a file's first start still compiles PGlite's JavaScript in its own module registry).
   maxWorkers: 3,
   workerIdleMemoryLimit: '250MB',
   reporters: ['default', '<rootDir>/test/support/summaryReporter.mjs'],
