@@ -110,7 +110,11 @@ export async function revokeConnectedApp(db: Db, userId: string, clientId: strin
   if (clientId === ACCOUNT_CLIENT_ID) throw notConnected();
   await db.transaction().execute(async (trx) => {
     // The grants are found here, locked, not listed before: one a sign-in stored meanwhile
-    // (a copy of the consent, a first-party app's new grant) goes with the others.
+    // (a copy of the consent, a first-party app's new grant) goes with the others. Twice: the
+    // first waits for a copy under way (it holds the grant it copies), and sees only the rows
+    // there when it began; the second sees and locks the copy too, so a device approval cannot
+    // mark it as its own before it goes.
+    await oidcModelsQueries.lockGrantsOf(trx, userId, clientId);
     const grants = await oidcModelsQueries.lockGrantsOf(trx, userId, clientId);
     if (!grants.some((grant) => !grant.device)) throw notConnected();
     const devicesStay = grants.some((grant) => grant.device);
@@ -119,7 +123,8 @@ export async function revokeConnectedApp(db: Db, userId: string, clientId: strin
     for (const grantId of await oidcModelsQueries.destroyBrowserGrantsOf(trx, userId, clientId)) {
       await oidcModelsQueries.revokeByGrantId(trx, grantId);
     }
-    if (devicesStay) await oidcModelsQueries.markConsentRevoked(trx, userId, clientId, new Date());
+    // Every live grant left is a device's.
+    await oidcModelsQueries.markConsentRevoked(trx, userId, clientId, new Date());
     await oidcModelsQueries.forgetClientInSessions(trx, userId, clientId);
     await auditQueries.record(trx, `user:${userId}`, 'grant.revoke', userId, { client: clientId });
   });

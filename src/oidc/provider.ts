@@ -500,7 +500,11 @@ export function createProvider({
     }
   }
 
-  provider.on('server_error', (_ctx, error) => log.error('oidc server error', { error: error.message }));
+  provider.on('server_error', (_ctx, error) => {
+    // A request that lost a race to store its sign-in's writes (heldWrites.ts): answered 400.
+    if (error instanceof ConditionNotMet) return;
+    log.error('oidc server error', { error: error.message });
+  });
   provider.on('backchannel.error', (_ctx, error, client) =>
     log.warn('back-channel logout not queued', { client: client.clientId, error: error.message }),
   );
