@@ -1,14 +1,18 @@
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { stepUpsQueries } from '../db/queries/stepUps.js';
 import { usersQueries } from '../db/queries/users.js';
 import { conflict, HttpError, notFound, unauthorized } from '../http/errors.js';
 import { translatorFor } from '../i18n/catalog.js';
 import type { Locale } from '../i18n/locales.js';
+import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import { isRevoked } from '../oidc/revocation.js';
 import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
+import { queueAccountLogouts } from './backchannelLogout.js';
+import { revokeAccountSignIns } from './revocation.js';
 
 /**
  * Adding or deleting a passkey, and, on the admin pages, issuing a one-time link, minting a
@@ -80,23 +84,43 @@ export async function renamePasskey(
 
 /**
  * Deletes one of the person's passkeys, never the last: without a passkey nobody could sign
- * in to the account again. Returns the ids that remain, for the Signal API, and the name
- * of the passkey that went, for the notice.
+ * in to the account again. A passkey is deleted because it is lost or not the person's, so
+ * whatever it may have signed in goes with it: every sign-in of the account in Sesame ends
+ * for good (sessions, sign-ins under way, codes; see revokeAccountSignIns) and every step-up,
+ * as sessions do not record which passkey signed them in. Apps with a
+ * backchannel_logout_uri are told of each session; their tokens stay, as with "sign out
+ * everywhere". The browser that deleted it proved a passkey in its step-up and is signed in
+ * again by the caller, after {@link untilAfterRevocation}. Returns the ids that remain, for
+ * the Signal API, the name of the passkey that went, for the notice, and the revocation's
+ * instant.
  */
 export async function deletePasskey(
   db: Db,
   userId: string,
   credentialId: string,
-): Promise<{ remaining: string[]; name: string }> {
-  const name = await credentialsQueries.deleteUnlessLast(db, userId, credentialId);
-  if (name === undefined) {
+): Promise<{ remaining: string[]; name: string; signInsEndedAt: Date }> {
+  const deleted = await db.transaction().execute(async (trx) => {
+    const name = await credentialsQueries.deleteUnlessLast(trx, userId, credentialId);
+    if (name === undefined) return undefined;
+    const signInsEndedAt = await revokeAccountSignIns(trx, userId, { tokens: false });
+    await queueAccountLogouts(trx, userId, { grants: false });
+    const sessions = await oidcModelsQueries.destroySessionsOfAccount(trx, userId);
+    await stepUpsQueries.deleteForUser(trx, userId);
+    await auditQueries.record(trx, `user:${userId}`, 'passkey.delete', userId, {
+      credential: credentialId,
+      sessions,
+    });
+    return { name, signInsEndedAt };
+  });
+  if (deleted === undefined) {
     if (await credentialsQueries.findById(db, credentialId).then((c) => c?.userId === userId)) {
       throw lastPasskey();
     }
     throw passkeyNotFound();
   }
-  await auditQueries.record(db, `user:${userId}`, 'passkey.delete', userId, { credential: credentialId });
-  return { remaining: (await credentialsQueries.listForUser(db, userId)).map((c) => c.id), name };
+  wakeBackchannelOutboxes();
+  const remaining = (await credentialsQueries.listForUser(db, userId)).map((c) => c.id);
+  return { remaining, ...deleted };
 }
 
 /** Refuses up front when the passkey is the person's only one, before any step-up is asked for. */

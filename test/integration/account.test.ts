@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createClient } from '../../src/oidc/clients.js';
-import type { PageResponse } from '../support/browser.js';
+import { asPage, type PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { ageSignIn } from '../support/signInAge.js';
@@ -382,6 +382,43 @@ describe('the account page', () => {
     expect((await finishLogin(rp, pending2, callback)).claims()!.sub).toBe(userId);
   });
 
+  it('deleting a passkey signs out every other browser, whose step-up goes too; the browser that deleted it stays signed in', async () => {
+    const { person: owner, userId } = await onboard(sesame, 'rogue-key@example.com');
+    const csrf = (await accountPage(owner)).csrf();
+    expect((await stepUp(owner, csrf)).status).toBe(200);
+    // Someone at the unlocked laptop adds a passkey of their own, signs in with it elsewhere
+    // and confirms with it there.
+    const rogueKey = new SoftAuthenticator();
+    const options = await owner.browser.postJson('/account/passkeys/options', csrf, {});
+    const rogueCredential = await rogueKey.createCredential(options.json(), owner.browser.origin);
+    expect((await owner.browser.postJson('/account/passkeys/verify', csrf, rogueCredential)).status).toBe(
+      200,
+    );
+    const rogue = new Person(sesame.baseUrl, rogueKey);
+    await rogue.browser.follow(await rogue.signIn(asPage(await rogue.browser.follow('/account'))));
+    const rogueCsrf = (await accountPage(rogue)).csrf();
+    expect((await stepUp(rogue, rogueCsrf)).status).toBe(200);
+
+    // The owner deletes that passkey.
+    expect((await stepUp(owner, csrf)).status).toBe(200);
+    const deleted = await owner.browser.postJson(`/account/passkeys/${rogueCredential.id}/delete`, csrf, {});
+    expect(deleted.status).toBe(200);
+
+    // The browser it signed in is signed out, and can add no passkey of its own.
+    const after = await rogue.browser.request('/account');
+    expect(after.status).toBe(302);
+    expect(after.location()).toBe(`${sesame.baseUrl}/account/login?return_to=%2Faccount`);
+    expect((await rogue.browser.postJson('/account/passkeys/options', rogueCsrf, {})).status).toBe(401);
+    expect(
+      await sesame.db.selectFrom('step_ups').selectAll().where('user_id', '=', userId).execute(),
+    ).toEqual([]);
+    // The owner's browser is still signed in, and confirms again for its next change.
+    expect((await owner.browser.request('/account')).status).toBe(200);
+    expect((await owner.browser.postJson('/account/step-up/status', csrf, {})).status).toBe(403);
+    expect((await stepUp(owner, csrf)).status).toBe(200);
+    expect(await credentialIds(sesame, userId)).toHaveLength(1);
+  });
+
   it('refuses to delete the last passkey, even with a recent confirmation', async () => {
     const { person, userId } = await onboard(sesame, 'last@example.com');
     const [id] = await credentialIds(sesame, userId);
@@ -404,7 +441,11 @@ describe('the account page', () => {
     const results = await Promise.all(
       ids.map((id) => person.browser.postJson(`/account/passkeys/${id}/delete`, csrf, {})),
     );
-    expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+    // The other is refused as the last passkey, or, when it comes after the first deletion
+    // ended every sign-in of the account, as signed out.
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses[0]).toBe(200);
+    expect([401, 409]).toContain(statuses[1]);
     expect(await credentialIds(sesame, userId)).toHaveLength(1);
   });
 

@@ -19,6 +19,7 @@ import {
   requireRecentStepUp,
 } from '../../accounts/passkeys.js';
 import { updateProfileLocale, updateProfileName } from '../../accounts/profile.js';
+import { untilAfterRevocation } from '../../accounts/revocation.js';
 import { translatorFor } from '../../i18n/catalog.js';
 import { type Locale, SUPPORTED_LOCALES } from '../../i18n/locales.js';
 import { sendSecurityNotice } from '../../mail/notices.js';
@@ -37,6 +38,7 @@ import { wantsJson } from '../middleware/errors.js';
 import { rememberLanguageChoice } from '../middleware/language.js';
 import { keyedRateLimit, WELCOME_RESENDS_PER_ADDRESS } from '../middleware/rateLimit.js';
 import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/session.js';
+import { startProviderSession } from '../providerSession.js';
 import { sesameRouter } from '../router.js';
 import {
   authenticationResponseSchema,
@@ -261,11 +263,16 @@ export function accountRoutes({
 
   router.post('/account/passkeys/:id/delete', signIn, ...body, async (ctx) => {
     const id = param(ctx, 'id', CREDENTIAL_ID);
-    const { user, sessionUid } = signedIn(ctx);
+    const { user, sessionUid, amr } = signedIn(ctx);
     // Refuse the last passkey before asking for a step-up that could not help.
     await assertDeletable(db, user.id, id);
     await requireRecentStepUp(db, sessionUid, user.id);
-    const { remaining, name } = await deletePasskey(db, user.id, id);
+    const { remaining, name, signInsEndedAt } = await deletePasskey(db, user.id, id);
+    // Every sign-in of the account ended with the passkey; this browser proved one of the
+    // others in its step-up and is signed in again, in a later second than the revocation.
+    caches.models.forgetAll();
+    await untilAfterRevocation(signInsEndedAt);
+    await startProviderSession(ctx, provider, config, { accountId: user.id, amr: amr ?? [] });
     log.info('passkey deleted', { user: user.id, credential: id.slice(0, 12) });
     await sendSecurityNotice(db, config, log, user, 'passkey_removed', {
       passkeyName: name,
