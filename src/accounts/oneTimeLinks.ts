@@ -357,9 +357,10 @@ export async function redeemOneTimeLink(
           grantAdmin: link.purpose === 'invite' && link.grant_admin,
           locale,
         }));
-        // A link the person mailed themselves ("Lost your passkey?") ends every other sign-in:
-        // the lost device, or whoever found it, keeps nothing. (A takeover above did already.)
-        if (link.created_by === SELF_SERVICE_ACTOR && !takenOverAt) {
+        // A recovery, the person's own ("Lost your passkey?") or one an admin handed out, ends
+        // every other sign-in: the lost or stolen device, or whoever holds it, keeps nothing.
+        // The link's user is signed in here at once. (A takeover above did so already.)
+        if (!takenOverAt) {
           takenOverAt = await endEverySignIn(trx, user.id);
         }
       } else {

@@ -263,6 +263,27 @@ describe('one-time links (invites and recovery)', () => {
     expect(claims.sub).toBe(userId);
   });
 
+  it('signs out every earlier sign-in of the account when an admin recovery link is used: the lost or stolen device keeps nothing', async () => {
+    const { person: lostDevice, userId } = await onboard(sesame, 'stolen@example.com');
+    expect((await lostDevice.browser.request('/account')).status).toBe(200);
+
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'stolen@example.com',
+      actor: 'cli:test',
+    });
+    const owner = new Person(sesame.baseUrl, new SoftAuthenticator());
+    expect((await useLink(owner, url)).status).toBe(200);
+
+    expect((await owner.browser.request('/account')).status).toBe(200);
+    expect((await lostDevice.browser.request('/account')).status).toBe(302);
+    const audit = await sesame.db
+      .selectFrom('audit_events')
+      .select('action')
+      .where('target', '=', userId)
+      .execute();
+    expect(audit.map((a) => a.action)).toContain('user.signed_out_everywhere');
+  });
+
   it("never gives a deleted account's id to a new account: a passkey prompted for it is refused as stale", async () => {
     // Invited, then someone else signs up with the address before the invite is used.
     const { url } = await invite('gone@example.com');
