@@ -302,6 +302,31 @@ describe('authorization and token endpoint rules', () => {
       expect(await issuedCount()).toBe(before);
     });
 
+    it.each([
+      'openid',
+      'offline_access',
+      'email',
+      'profile',
+      'groups',
+      'openid email profile groups offline_access',
+    ])('for client_credentials asking for a scope of a person (%s), with invalid_scope', async (scope) => {
+      const before = await issuedCount();
+      const response = await post(
+        new URLSearchParams({ grant_type: 'client_credentials', scope }).toString(),
+        {
+          authorization: basic(client.client_id, client.client_secret),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+      );
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: 'invalid_scope',
+        error_description: `${scope.split(' ')[0]} is a person's scope, which a client_credentials token (the client's own) cannot carry`,
+        scope: scope.split(' ')[0],
+      });
+      expect(await issuedCount()).toBe(before);
+    });
+
     it('for a public client asking for client_credentials', async () => {
       const response = await post(`grant_type=client_credentials&client_id=${publicClientId}`, {
         'content-type': 'application/x-www-form-urlencoded',
