@@ -27,7 +27,7 @@ import {
 } from './autoSubmitPages.js';
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
-import { PERSON_SCOPES, refusePersonScopesForClients } from './clientCredentials.js';
+import { leavePersonScopesOutForClients, PERSON_SCOPES } from './clientCredentials.js';
 import { DEVICE_CODE_GRANT, redirectUriAllowed } from './clients.js';
 import {
   deviceFlowPages,
@@ -469,7 +469,7 @@ export function createProvider({
   aroundProviderRoute(provider, 'GET', '/auth/:uid', holdAndStoreWrites);
   redeemCodesInOneStatement(provider);
   throttleDevicePolling(provider, db);
-  refusePersonScopesForClients(provider);
+  leavePersonScopesOutForClients(provider);
   /** Whether the interaction a return (`/auth/:uid`) resumes is still stored. */
   async function interactionStored(path: string): Promise<boolean> {
     const uid = path.slice(path.lastIndexOf('/') + 1);

@@ -302,31 +302,6 @@ describe('authorization and token endpoint rules', () => {
       expect(await issuedCount()).toBe(before);
     });
 
-    it.each([
-      'openid',
-      'offline_access',
-      'email',
-      'profile',
-      'groups',
-      'openid email profile groups offline_access',
-    ])('for client_credentials asking for a scope of a person (%s), with invalid_scope', async (scope) => {
-      const before = await issuedCount();
-      const response = await post(
-        new URLSearchParams({ grant_type: 'client_credentials', scope }).toString(),
-        {
-          authorization: basic(client.client_id, client.client_secret),
-          'content-type': 'application/x-www-form-urlencoded',
-        },
-      );
-      expect(response.status).toBe(400);
-      expect(await response.json()).toEqual({
-        error: 'invalid_scope',
-        error_description: `${scope.split(' ')[0]} is a person's scope, which a client_credentials token (the client's own) cannot carry`,
-        scope: scope.split(' ')[0],
-      });
-      expect(await issuedCount()).toBe(before);
-    });
-
     it('for a public client asking for client_credentials', async () => {
       const response = await post(`grant_type=client_credentials&client_id=${publicClientId}`, {
         'content-type': 'application/x-www-form-urlencoded',
@@ -352,6 +327,40 @@ describe('authorization and token endpoint rules', () => {
       error: 'invalid_request',
       error_description: OPENID_SCOPE_REQUIRED,
       state: 'st4te',
+    });
+  });
+
+  describe("client_credentials and a person's scopes", () => {
+    it.each([
+      ['openid', undefined],
+      ['offline_access', undefined],
+      ['email', undefined],
+      ['profile', undefined],
+      ['groups', undefined],
+      ['openid email profile groups offline_access', undefined],
+    ])('leaves %s out of the token (no person consented)', async (scope, granted) => {
+      const response = await fetch(`${sesame.baseUrl}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: basic(client.client_id, client.client_secret),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope }).toString(),
+      });
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { access_token: string; scope?: string };
+      expect(body.scope).toBe(granted);
+      const introspected = await fetch(`${sesame.baseUrl}/token/introspection`, {
+        method: 'POST',
+        headers: {
+          authorization: basic(client.client_id, client.client_secret),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ token: body.access_token }).toString(),
+      });
+      const described = (await introspected.json()) as { active: boolean; scope?: string };
+      expect(described.active).toBe(true);
+      expect(described.scope).toBeUndefined();
     });
   });
 
