@@ -125,6 +125,8 @@ export class OnlyAllowedGroupError extends HttpError {
  */
 export async function deleteGroup(db: Db, idOrName: string, actor: Actor): Promise<GroupView> {
   return db.transaction().execute(async (trx) => {
+    // Before the check: a concurrent change of some app's groups would leave it without any.
+    await groupsQueries.lockAllowedGroups(trx);
     const group = await groupsQueries.findByIdOrName(trx, idOrName);
     if (!group) throw noGroup(idOrName);
     const onlyGroupOf = await groupsQueries.clientsAllowingOnly(trx, group.id);

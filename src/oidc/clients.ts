@@ -446,6 +446,8 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
   if (native) throw new ClientValidationError({ [native.field]: native.message });
   return db.transaction().execute(async (trx) => {
     if (data.allowed_groups) {
+      // Before naming the groups: a group deleted meanwhile would otherwise take the list with it.
+      await groupsQueries.lockAllowedGroups(trx);
       await groupsQueries.setAllowedForClient(trx, clientId, await allowedGroupIds(trx, data.allowed_groups));
     }
     const row = await clientsQueries.update(trx, clientId, {

@@ -27,6 +27,7 @@ import {
 } from './autoSubmitPages.js';
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
 import type { ClientAuthBackoff } from './clientAuthBackoff.js';
+import { leavePersonScopesOutForClients, PERSON_SCOPES } from './clientCredentials.js';
 import { DEVICE_CODE_GRANT, redirectUriAllowed } from './clients.js';
 import {
   deviceFlowPages,
@@ -245,7 +246,7 @@ export function createProvider({
       short: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
     },
     claims: CLAIMS_BY_SCOPE as unknown as Configuration['claims'],
-    scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
+    scopes: [...PERSON_SCOPES],
     // ID tokens carry the scope's claims (email, name) as well as userinfo does.
     conformIdTokenClaims: false,
     // `none` is for Sesame's own account pages alone (accountClient.ts); discovery leaves it out.
@@ -468,6 +469,7 @@ export function createProvider({
   aroundProviderRoute(provider, 'GET', '/auth/:uid', holdAndStoreWrites);
   redeemCodesInOneStatement(provider);
   throttleDevicePolling(provider, db);
+  leavePersonScopesOutForClients(provider);
   /** Whether the interaction a return (`/auth/:uid`) resumes is still stored. */
   async function interactionStored(path: string): Promise<boolean> {
     const uid = path.slice(path.lastIndexOf('/') + 1);

@@ -1,16 +1,18 @@
 import * as oidc from 'openid-client';
 import { createApiKey } from '../../src/admin/apiKeys.js';
+import { createGroup, deleteGroup, OnlyAllowedGroupError } from '../../src/admin/groups.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { groupsQueries } from '../../src/db/queries/groups.js';
 import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { usersQueries } from '../../src/db/queries/users.js';
-import { createClient } from '../../src/oidc/clients.js';
+import { ClientValidationError, createClient, setClientAllowedGroups } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
 import { countAuthorizationCodes, countRows } from '../support/countRows.js';
 import { eventually } from '../support/eventually.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { cliJsonOn, linesOf, type ProcessResult, runCliOn } from '../support/sesameProcess.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 const NOTES_URI = 'https://notes.example.com/callback';
 const WIKI_URI = 'https://wiki.example.com/callback';
@@ -508,6 +510,61 @@ describe('groups, allowed groups and custom claims', () => {
     await json('clients', 'update', notesId, '--allow-all-groups');
     await json('groups', 'delete', 'Backup', '--yes');
   }, 60_000);
+
+  // Concurrent transactions need Postgres: PGlite serves one connection, one at a time.
+  const itOnPostgres = onPostgres ? it : it.skip;
+
+  /**
+   * Rounds of a race on an app of its own that allows two fresh groups, `a` and `b`; after each,
+   * it must admit exactly one. 20 rounds make a lost race all but certain.
+   */
+  async function raceRounds(name: string, race: (app: string, a: string, b: string) => Promise<void>) {
+    const { client } = await createClient(sesame.db, { name, redirect_uris: [NOTES_URI] }, 'test');
+    const app = client.client_id;
+    for (let n = 0; n < 20; n++) {
+      const a = await createGroup(sesame.db, `${name}-a-${n}`, 'test');
+      const b = await createGroup(sesame.db, `${name}-b-${n}`, 'test');
+      await setClientAllowedGroups(sesame.db, app, [a.id, b.id], 'test');
+      await race(app, a.id, b.id);
+      expect(await groupsQueries.allowedIdsForClient(sesame.db, app)).toHaveLength(1);
+    }
+  }
+
+  itOnPostgres(
+    "refuses one of two concurrent deletes of an app's two allowed groups, leaving it the other",
+    async () => {
+      await raceRounds('Raced deletes', async (_app, a, b) => {
+        const deletes = await Promise.allSettled([
+          deleteGroup(sesame.db, a, 'test'),
+          deleteGroup(sesame.db, b, 'test'),
+        ]);
+        expect(deletes.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+        const refused = deletes.find((result) => result.status === 'rejected');
+        expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(OnlyAllowedGroupError);
+      });
+    },
+    120_000,
+  );
+
+  itOnPostgres(
+    'refuses either the narrowing of an app to one group or the concurrent delete of that group',
+    async () => {
+      await raceRounds('Raced update', async (app, a) => {
+        const [narrowed, deleted] = await Promise.allSettled([
+          setClientAllowedGroups(sesame.db, app, [a], 'test'),
+          deleteGroup(sesame.db, a, 'test'),
+        ]);
+        if (narrowed.status === 'fulfilled') {
+          expect((deleted as PromiseRejectedResult).reason).toBeInstanceOf(OnlyAllowedGroupError);
+        } else {
+          // The group was gone by the time the update named it: the app keeps the other one.
+          expect(narrowed.reason).toBeInstanceOf(ClientValidationError);
+          expect(deleted.status).toBe('fulfilled');
+        }
+      });
+    },
+    120_000,
+  );
 
   it("lets an admin manage groups, members, claims and an app's allowed groups on the admin pages, with CSRF", async () => {
     const { admin, adminId } = await signUpAdmin('root@example.com');

@@ -330,6 +330,40 @@ describe('authorization and token endpoint rules', () => {
     });
   });
 
+  describe("client_credentials and a person's scopes", () => {
+    it.each([
+      ['openid', undefined],
+      ['offline_access', undefined],
+      ['email', undefined],
+      ['profile', undefined],
+      ['groups', undefined],
+      ['openid email profile groups offline_access', undefined],
+    ])('leaves %s out of the token (no person consented)', async (scope, granted) => {
+      const response = await fetch(`${sesame.baseUrl}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: basic(client.client_id, client.client_secret),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope }).toString(),
+      });
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { access_token: string; scope?: string };
+      expect(body.scope).toBe(granted);
+      const introspected = await fetch(`${sesame.baseUrl}/token/introspection`, {
+        method: 'POST',
+        headers: {
+          authorization: basic(client.client_id, client.client_secret),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ token: body.access_token }).toString(),
+      });
+      const described = (await introspected.json()) as { active: boolean; scope?: string };
+      expect(described.active).toBe(true);
+      expect(described.scope).toBeUndefined();
+    });
+  });
+
   describe('the revocation endpoint (RFC 7009)', () => {
     /** A client_credentials access token of a new confidential client, with that client's Basic authorization. */
     async function tokenOfNewClient(name: string) {

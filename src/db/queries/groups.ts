@@ -2,6 +2,17 @@ import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import type { GroupRow } from '../schema.js';
 
+/**
+ * The key of the transaction-level advisory lock that every change to which groups an app
+ * admits takes first: setting an app's allowed groups and deleting a group. Refusing to delete
+ * an app's only allowed group ("it would then admit everyone") is a check followed by a write,
+ * race-free only when such changes run one at a time: under READ COMMITTED two deletes of an
+ * app's two groups would each still see the other one, and a delete would cascade away the
+ * row an update had just made the only one. One lock for all apps, so no two changes can take
+ * locks in opposite orders; these are rare admin actions. Any fixed 64-bit number works.
+ */
+const ALLOWED_GROUPS_LOCK = 5_810_274_396_662_017;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A group with how many members it has, as admins list them. */
@@ -164,6 +175,15 @@ export const groupsQueries = {
     return byClient;
   },
 
+  /**
+   * Waits until no other transaction changes which groups any app admits, and holds that until
+   * this transaction ends. Call it first, before reading the groups to check or write.
+   */
+  async lockAllowedGroups(db: Db): Promise<void> {
+    await sql`select pg_advisory_xact_lock(${sql.lit(ALLOWED_GROUPS_LOCK)})`.execute(db);
+  },
+
+  /** Replaces a client's allowed groups; in a transaction that took {@link lockAllowedGroups}. */
   async setAllowedForClient(db: Db, clientId: string, groupIds: string[]): Promise<void> {
     await db.deleteFrom('client_allowed_groups').where('client_id', '=', clientId).execute();
     if (groupIds.length === 0) return;
@@ -173,7 +193,10 @@ export const groupsQueries = {
       .execute();
   },
 
-  /** The clients whose only allowed group is `groupId` (without it they would admit everyone), by id. */
+  /**
+   * The clients whose only allowed group is `groupId` (without it they would admit everyone),
+   * by id; in a transaction that took {@link lockAllowedGroups}, so the answer holds until it ends.
+   */
   async clientsAllowingOnly(db: Db, groupId: string): Promise<{ client_id: string; name: string }[]> {
     return db
       .selectFrom('client_allowed_groups')
