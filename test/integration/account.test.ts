@@ -3,7 +3,7 @@ import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
-import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { onboard, untilLinkMailed, useLink } from '../support/oneTimeLinkFlow.js';
 import { ageSignIn } from '../support/signInAge.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -600,5 +600,62 @@ describe('the account page', () => {
     expect(
       await sesame.db.selectFrom('users').select('id').where('email', '=', 'walk-in@example.com').execute(),
     ).toHaveLength(0);
+  });
+
+  it('signs a browser that deleted a passkey out when a recovery ends every sign-in while it waits to be signed in again', async () => {
+    const { person: owner, userId } = await onboard(sesame, 'delete-race@example.com');
+    const csrf = (await accountPage(owner)).csrf();
+    expect((await stepUp(owner, csrf)).status).toBe(200);
+    const rogueKey = new SoftAuthenticator();
+    const options = await owner.browser.postJson('/account/passkeys/options', csrf, {});
+    const rogueCredential = await rogueKey.createCredential(options.json(), owner.browser.origin);
+    expect((await owner.browser.postJson('/account/passkeys/verify', csrf, rogueCredential)).status).toBe(
+      200,
+    );
+    const ownerIds = await credentialIds(sesame, userId);
+    const rogue = new Person(sesame.baseUrl, rogueKey);
+    await rogue.browser.follow(await rogue.signIn(asPage(await rogue.browser.follow('/account'))));
+    const rogueCsrf = (await accountPage(rogue)).csrf();
+    expect((await stepUp(rogue, rogueCsrf)).status).toBe(200);
+
+    // The owner, on a new device, has a recovery link and is about to finish its ceremony.
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'delete-race@example.com',
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    await untilLinkMailed(sesame.db, url);
+    const recovering = new Person(sesame.baseUrl);
+    const path = new URL(url).pathname;
+    const page = await recovering.browser.request(path);
+    expect(page.status).toBe(200);
+    const linkCsrf = page.csrf();
+    const linkOptions = await recovering.browser.postJson(`${path}/options`, linkCsrf, {});
+    expect(linkOptions.status).toBe(200);
+    const credential = await recovering.authenticator.createCredential(
+      linkOptions.json(),
+      recovering.browser.origin,
+    );
+
+    // The rogue deletes the owner's passkey just after a second begins...
+    while (Date.now() % 1000 > 30) await new Promise((r) => setTimeout(r, 5));
+    const rogueDelete = rogue.browser.postJson(`/account/passkeys/${ownerIds[0]}/delete`, rogueCsrf, {});
+    for (;;) {
+      const row = await sesame.db
+        .selectFrom('audit_events')
+        .select('id')
+        .where('action', '=', 'passkey.delete')
+        .where('target', '=', userId)
+        .executeTakeFirst();
+      if (row) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    // ...and the owner's recovery, which ends every other sign-in, completes meanwhile.
+    const recovered = await recovering.browser.postJson(`${path}/verify`, linkCsrf, credential);
+    expect(recovered.status).toBe(200);
+    expect((await rogueDelete).status).toBe(200);
+    // The rogue's browser must be signed out after the owner's recovery.
+    const after = await rogue.browser.request('/account');
+    expect(after.status).toBe(302);
   });
 });
