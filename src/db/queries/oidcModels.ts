@@ -130,6 +130,9 @@ const STAMP_DEVICE_POLL = `with polled as (
       where m.model = 'DeviceCode' and m.id = j.id
       returning j.on_time`;
 
+/** Whether a grant is a device's: marked {@link APPROVED_ON_DEVICE} with the time of its approval. */
+const IS_DEVICE_GRANT = `jsonb_typeof(payload->'${APPROVED_ON_DEVICE}') = 'number'`;
+
 /** Sets a live grant's APPROVED_ON_DEVICE ($1 its id, $2 the time); returns a row when the grant was there. */
 const MARK_APPROVED_ON_DEVICE = `update oidc_models
       set payload = payload || jsonb_build_object('${APPROVED_ON_DEVICE}', $2::bigint)
@@ -784,7 +787,7 @@ export const oidcModelsQueries = {
     clientId: string,
   ): Promise<{ id: string; device: boolean }[]> {
     const { rows } = await sql<{ id: string; device: boolean }>`
-      select id, jsonb_typeof(payload->${APPROVED_ON_DEVICE}::text) = 'number' as device from oidc_models
+      select id, ${sql.raw(IS_DEVICE_GRANT)} as device from oidc_models
       where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
         and ${sql.raw(IS_LIVE)}
       for update`.execute(db);
@@ -800,7 +803,7 @@ export const oidcModelsQueries = {
     const { rows } = await sql<{ id: string }>`
       delete from oidc_models
       where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
-        and jsonb_typeof(payload->${APPROVED_ON_DEVICE}::text) is distinct from 'number'
+        and (${sql.raw(IS_DEVICE_GRANT)}) is not true
       returning id`.execute(db);
     return rows.map((row) => row.id);
   },
