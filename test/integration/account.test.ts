@@ -18,6 +18,25 @@ async function accountPage(person: Person): Promise<PageResponse> {
   return page;
 }
 
+/**
+ * An owner signed in and confirmed with a passkey, and someone at their unlocked laptop who
+ * added a passkey of their own, signed in with it in another browser and confirmed with it there.
+ */
+async function withIntruder(sesame: TestApp, email: string) {
+  const { person: owner, userId } = await onboard(sesame, email);
+  const csrf = (await accountPage(owner)).csrf();
+  expect((await stepUp(owner, csrf)).status).toBe(200);
+  const rogueKey = new SoftAuthenticator();
+  const options = await owner.browser.postJson('/account/passkeys/options', csrf, {});
+  const rogueCredential = await rogueKey.createCredential(options.json(), owner.browser.origin);
+  expect((await owner.browser.postJson('/account/passkeys/verify', csrf, rogueCredential)).status).toBe(200);
+  const rogue = new Person(sesame.baseUrl, rogueKey);
+  await rogue.browser.follow(await rogue.signIn(asPage(await rogue.browser.follow('/account'))));
+  const rogueCsrf = (await accountPage(rogue)).csrf();
+  expect((await stepUp(rogue, rogueCsrf)).status).toBe(200);
+  return { owner, userId, csrf, rogue, rogueCsrf, rogueCredentialId: rogueCredential.id };
+}
+
 async function credentialIds(sesame: TestApp, userId: string): Promise<string[]> {
   const rows = await sesame.db
     .selectFrom('credentials')
@@ -383,25 +402,16 @@ describe('the account page', () => {
   });
 
   it('deleting a passkey signs out every other browser, whose step-up goes too; the browser that deleted it stays signed in', async () => {
-    const { person: owner, userId } = await onboard(sesame, 'rogue-key@example.com');
-    const csrf = (await accountPage(owner)).csrf();
-    expect((await stepUp(owner, csrf)).status).toBe(200);
     // Someone at the unlocked laptop adds a passkey of their own, signs in with it elsewhere
     // and confirms with it there.
-    const rogueKey = new SoftAuthenticator();
-    const options = await owner.browser.postJson('/account/passkeys/options', csrf, {});
-    const rogueCredential = await rogueKey.createCredential(options.json(), owner.browser.origin);
-    expect((await owner.browser.postJson('/account/passkeys/verify', csrf, rogueCredential)).status).toBe(
-      200,
+    const { owner, userId, csrf, rogue, rogueCsrf, rogueCredentialId } = await withIntruder(
+      sesame,
+      'rogue-key@example.com',
     );
-    const rogue = new Person(sesame.baseUrl, rogueKey);
-    await rogue.browser.follow(await rogue.signIn(asPage(await rogue.browser.follow('/account'))));
-    const rogueCsrf = (await accountPage(rogue)).csrf();
-    expect((await stepUp(rogue, rogueCsrf)).status).toBe(200);
 
     // The owner deletes that passkey.
     expect((await stepUp(owner, csrf)).status).toBe(200);
-    const deleted = await owner.browser.postJson(`/account/passkeys/${rogueCredential.id}/delete`, csrf, {});
+    const deleted = await owner.browser.postJson(`/account/passkeys/${rogueCredentialId}/delete`, csrf, {});
     expect(deleted.status).toBe(200);
 
     // The browser it signed in is signed out, and can add no passkey of its own.
@@ -603,20 +613,8 @@ describe('the account page', () => {
   });
 
   it('signs a browser that deleted a passkey out when a recovery ends every sign-in while it waits to be signed in again', async () => {
-    const { person: owner, userId } = await onboard(sesame, 'delete-race@example.com');
-    const csrf = (await accountPage(owner)).csrf();
-    expect((await stepUp(owner, csrf)).status).toBe(200);
-    const rogueKey = new SoftAuthenticator();
-    const options = await owner.browser.postJson('/account/passkeys/options', csrf, {});
-    const rogueCredential = await rogueKey.createCredential(options.json(), owner.browser.origin);
-    expect((await owner.browser.postJson('/account/passkeys/verify', csrf, rogueCredential)).status).toBe(
-      200,
-    );
+    const { userId, rogue, rogueCsrf } = await withIntruder(sesame, 'delete-race@example.com');
     const ownerIds = await credentialIds(sesame, userId);
-    const rogue = new Person(sesame.baseUrl, rogueKey);
-    await rogue.browser.follow(await rogue.signIn(asPage(await rogue.browser.follow('/account'))));
-    const rogueCsrf = (await accountPage(rogue)).csrf();
-    expect((await stepUp(rogue, rogueCsrf)).status).toBe(200);
 
     // The owner, on a new device, has a recovery link and is about to finish its ceremony.
     const { url } = await createOneTimeLink(sesame.db, sesame.config, {
