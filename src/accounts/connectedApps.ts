@@ -6,7 +6,7 @@ import { notFound } from '../http/errors.js';
 import { ACCOUNT_CLIENT_ID } from '../oidc/accountClient.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import { queueAccountLogouts, queueSubjectLogouts } from './backchannelLogout.js';
-import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
+import { endEverySignInOf, revokeGrants, untilAfterRevocation } from './revocation.js';
 
 /**
  * An app the person let sign them in, with what it may see: its sign-ins in browsers, or one
@@ -80,14 +80,6 @@ export async function listConnectedApps(db: Db, userId: string): Promise<Connect
       Number(a.device) - Number(b.device) ||
       time(a) - time(b),
   );
-}
-
-/** Deletes the grants and every code, access token and refresh token issued under them. */
-async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void> {
-  for (const grantId of grantIds) {
-    await oidcModelsQueries.revokeByGrantId(trx, grantId);
-    await oidcModelsQueries.destroy(trx, 'Grant', grantId);
-  }
 }
 
 /**
@@ -164,31 +156,20 @@ export async function revokeDeviceSignIn(
 
 /**
  * Signs the account out of Sesame in every browser by ending all its provider sessions, and
- * every sign-in still in progress, for good: a request that loaded a session before cannot
- * bring it back (see revokeAccountSignIns). Devices the person approved a code for (RFC 8628)
- * are signed out too: their grants go, with their tokens, those approved before device
- * grants were marked as such too (deviceGrantsOf). Apps keep the tokens they were given in
- * browsers: disconnecting an app is the separate revoke above. Each app with a
- * backchannel_logout_uri is told of each browser session by its `sid`, and one with a device
- * also by `sub` alone, which ends the device's sign-in at the app (its tokens name no
- * session) with the rest of the person's, all of which end.
+ * every sign-in still in progress, for good, with the devices the person approved a code for
+ * (RFC 8628) and every step-up: see {@link endEverySignInOf}. Apps keep the tokens they were
+ * given in browsers: disconnecting an app is the separate revoke above.
  */
 export async function signOutEverywhere(db: Db, userId: string): Promise<number> {
-  const { ended, at } = await db.transaction().execute(async (trx) => {
-    const at = await revokeAccountSignIns(trx, userId, { tokens: false });
-    await queueAccountLogouts(trx, userId, { grants: false });
-    const devices = await oidcModelsQueries.deviceGrantsOf(trx, userId);
-    const deviceGrantIds = devices.map((grant) => grant.id);
-    await queueSubjectLogouts(trx, userId, [...new Set(devices.map((grant) => grant.clientId))]);
-    await revokeGrants(trx, deviceGrantIds);
-    const ended = await oidcModelsQueries.destroySessionsOfAccount(trx, userId);
+  const { removed, at } = await db.transaction().execute(async (trx) => {
+    const ended = await endEverySignInOf(trx, userId, { tokens: false });
     await auditQueries.record(trx, `user:${userId}`, 'session.end_all', userId, {
-      sessions: ended,
-      devices: devices.length,
+      sessions: ended.removed,
+      devices: ended.devices,
     });
-    return { ended, at };
+    return ended;
   });
   wakeBackchannelOutboxes();
   await untilAfterRevocation(at);
-  return ended;
+  return removed;
 }

@@ -3,7 +3,6 @@ import { randomSecret, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries } from '../db/queries/credentials.js';
-import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { type RowLock, usersQueries } from '../db/queries/users.js';
 import type { OneTimeTokenRow, User } from '../db/schema.js';
@@ -15,10 +14,9 @@ import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import { isPlainEmailAddress, normalizeEmail } from '../text.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { assertStillAdministrator } from './adminAuthority.js';
-import { queueAccountLogouts } from './backchannelLogout.js';
 import { confirmEmailOwner } from './emailOwnership.js';
 import { namedPasskey } from './passkeys.js';
-import { revokeAccountSignIns, untilAfterRevocation } from './revocation.js';
+import { endEverySignInOf, untilAfterRevocation } from './revocation.js';
 
 /**
  * A recovery link a person mails to themselves ("Lost your passkey?") lives 30 minutes:
@@ -172,10 +170,10 @@ export async function createOneTimeLink(
  * logout (wake the outbox once committed). @returns the instant, for untilAfterRevocation.
  */
 async function endEverySignIn(trx: Db, userId: string): Promise<Date> {
-  const at = await revokeAccountSignIns(trx, userId, { tokens: true });
-  await queueAccountLogouts(trx, userId, { grants: true });
-  const revoked = await oidcModelsQueries.destroyByAccountId(trx, userId);
-  await auditQueries.record(trx, `user:${userId}`, 'user.signed_out_everywhere', userId, { revoked });
+  const { at, removed } = await endEverySignInOf(trx, userId, { tokens: true });
+  await auditQueries.record(trx, `user:${userId}`, 'user.signed_out_everywhere', userId, {
+    revoked: removed,
+  });
   return at;
 }
 

@@ -1,7 +1,6 @@
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
-import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { stepUpsQueries } from '../db/queries/stepUps.js';
 import { usersQueries } from '../db/queries/users.js';
 import { conflict, HttpError, notFound, unauthorized } from '../http/errors.js';
@@ -11,8 +10,7 @@ import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import { isRevoked } from '../oidc/revocation.js';
 import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
-import { queueAccountLogouts } from './backchannelLogout.js';
-import { revokeAccountSignIns } from './revocation.js';
+import { endEverySignInOf } from './revocation.js';
 
 /**
  * Adding or deleting a passkey, and, on the admin pages, issuing a one-time link, minting a
@@ -85,12 +83,13 @@ export async function renamePasskey(
 /**
  * Deletes one of the person's passkeys, never the last: without a passkey nobody could sign
  * in to the account again. A passkey is deleted because it is lost or not the person's, so
- * whatever it may have signed in goes with it: every sign-in of the account in Sesame ends
- * for good (sessions, sign-ins under way, codes; see revokeAccountSignIns) and every step-up,
- * as sessions do not record which passkey signed them in. Apps with a
- * backchannel_logout_uri are told of each session; their tokens stay, as with "sign out
- * everywhere". The browser that deleted it proved a passkey in its step-up and is signed in
- * again by the caller, after {@link untilAfterRevocation}. Returns the ids that remain, for
+ * whatever it may have signed in goes with it, as sessions and device grants do not record
+ * which passkey signed them in: every sign-in of the account ends for good, as with "sign
+ * out everywhere" (see endEverySignInOf): sessions, sign-ins under way, codes, every step-up
+ * and the devices approved with a code (RFC 8628). Apps with a backchannel_logout_uri are
+ * told; the tokens they were given in browsers stay. The browser that deleted it proved a
+ * passkey in its step-up and is signed in again by the caller, after
+ * untilAfterRevocation. Returns the ids that remain, for
  * the Signal API, the name of the passkey that went, for the notice, and the revocation's
  * instant.
  */
@@ -102,15 +101,13 @@ export async function deletePasskey(
   const deleted = await db.transaction().execute(async (trx) => {
     const name = await credentialsQueries.deleteUnlessLast(trx, userId, credentialId);
     if (name === undefined) return undefined;
-    const signInsEndedAt = await revokeAccountSignIns(trx, userId, { tokens: false });
-    await queueAccountLogouts(trx, userId, { grants: false });
-    const sessions = await oidcModelsQueries.destroySessionsOfAccount(trx, userId);
-    await stepUpsQueries.deleteForUser(trx, userId);
+    const ended = await endEverySignInOf(trx, userId, { tokens: false });
     await auditQueries.record(trx, `user:${userId}`, 'passkey.delete', userId, {
       credential: credentialId,
-      sessions,
+      sessions: ended.removed,
+      devices: ended.devices,
     });
-    return { name, signInsEndedAt };
+    return { name, signInsEndedAt: ended.at };
   });
   if (deleted === undefined) {
     if (await credentialsQueries.findById(db, credentialId).then((c) => c?.userId === userId)) {

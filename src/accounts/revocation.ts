@@ -1,6 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Db } from '../db/connect.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { stepUpsQueries } from '../db/queries/stepUps.js';
 import { usersQueries } from '../db/queries/users.js';
+import { queueAccountLogouts, queueSubjectLogouts } from './backchannelLogout.js';
 
 /**
  * Revokes, for good, everything of the account that exists now: its browser sign-ins
@@ -14,6 +17,61 @@ export async function revokeAccountSignIns(db: Db, userId: string, what: { token
   const at = new Date();
   await usersQueries.revokeBefore(db, userId, at, what);
   return at;
+}
+
+/** Deletes the grants and every code, access token and refresh token issued under them. */
+export async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void> {
+  for (const grantId of grantIds) {
+    await oidcModelsQueries.revokeByGrantId(trx, grantId);
+    await oidcModelsQueries.destroy(trx, 'Grant', grantId);
+  }
+}
+
+/** What {@link endEverySignInOf} ended, for the caller's audit entry. */
+export interface EndedSignIns {
+  /** The revocation's instant: once committed, pass it to {@link untilAfterRevocation}. */
+  at: Date;
+  /** The devices signed out (RFC 8628), one grant each. */
+  devices: number;
+  /** The rows deleted: the browser sessions, and with `tokens` everything of the account's in the OIDC storage. */
+  removed: number;
+}
+
+/**
+ * Ends every sign-in of the account, for good (see {@link revokeAccountSignIns}): its
+ * browser sessions, sign-ins under way and codes, every passkey confirmation (step-up), and
+ * the sign-ins of devices the person approved a code for (RFC 8628): their grants go, with
+ * their tokens, those approved before device grants were marked as such too (deviceGrantsOf).
+ * Without `tokens`, apps keep what they were given in browsers; with it, every grant and
+ * token of the account goes. Apps with a backchannel_logout_uri are told of each browser
+ * session by its `sid`, and by `sub` alone an app with a device (whose tokens name no
+ * session) or, with `tokens`, one it granted access with no session. The one place
+ * "sign out everywhere", a passkey's deletion and a recovery end sign-ins, so they cannot
+ * drift apart. Call it in their transaction; once committed, wake the back-channel outbox.
+ */
+export async function endEverySignInOf(
+  trx: Db,
+  userId: string,
+  what: { tokens: boolean },
+): Promise<EndedSignIns> {
+  const at = await revokeAccountSignIns(trx, userId, what);
+  // Before the rows go: the apps to tell are found by the sessions and grants.
+  await queueAccountLogouts(trx, userId, { grants: what.tokens });
+  const devices = await oidcModelsQueries.deviceGrantsOf(trx, userId);
+  let removed: number;
+  if (what.tokens) {
+    // Every grant, devices' with the rest, and every session, code and token.
+    removed = await oidcModelsQueries.destroyByAccountId(trx, userId);
+  } else {
+    await queueSubjectLogouts(trx, userId, [...new Set(devices.map((grant) => grant.clientId))]);
+    await revokeGrants(
+      trx,
+      devices.map(({ id }) => id),
+    );
+    removed = await oidcModelsQueries.destroySessionsOfAccount(trx, userId);
+  }
+  await stepUpsQueries.deleteForUser(trx, userId);
+  return { at, devices: devices.length, removed };
 }
 
 /**

@@ -15,9 +15,11 @@ import {
   Person,
   signInDevice,
   signOutFromApp,
+  stepUp,
   type TestRp,
 } from '../support/oidcFlow.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
+import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8917/callback';
@@ -36,7 +38,8 @@ interface Held {
 /**
  * A device's sign-in (RFC 8628) to an app that also signs people in in browsers is its own:
  * the account page lists it apart ("<app> on a device"), revokes it alone, and the app's
- * browser sign-in is revoked and signed out without it; "Sign out everywhere" ends both.
+ * browser sign-in is revoked and signed out without it; "Sign out everywhere" and deleting a
+ * passkey end both.
  */
 describe("a device's sign-in to an app that also signs in in browsers", () => {
   let sesame: TestApp;
@@ -336,5 +339,24 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
     expect(await active(browser)).toBe(false);
     expect(await active(tv)).toBe(false);
     expect(await refresh(tv)).toBe('invalid_grant');
+  }, 60_000);
+
+  it("signs out the devices when a passkey is deleted, as a device the passkey approved may be an intruder's", async () => {
+    const { person, held: browser } = await signInByBrowser('openid email offline_access');
+    // A second passkey, added on the account page, approves a TV; the person then deletes it.
+    const csrf = (await accountPage(person)).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    const options = await person.browser.postJson('/account/passkeys/options', csrf, {});
+    const rogue = await new SoftAuthenticator().createCredential(options.json(), person.browser.origin);
+    expect((await person.browser.postJson('/account/passkeys/verify', csrf, rogue)).status).toBe(200);
+    const tv = await deviceOf(person);
+    expect(await refresh(tv)).toBe('ok');
+    const deleted = await person.browser.postJson(`/account/passkeys/${rogue.id}/delete`, csrf, {});
+    expect(deleted.status).toBe(200);
+    expect(await active(tv)).toBe(false);
+    expect(await refresh(tv)).toBe('invalid_grant');
+    expect((await accountPage(person)).text).not.toContain('Both Ways on a device');
+    // The app keeps what it was given in the browser (its refresh token), as on "Sign out everywhere".
+    expect(await refresh(browser)).toBe('ok');
   }, 60_000);
 });
