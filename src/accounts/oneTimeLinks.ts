@@ -16,7 +16,7 @@ import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { assertStillAdministrator } from './adminAuthority.js';
 import { confirmEmailOwner } from './emailOwnership.js';
 import { namedPasskey } from './passkeys.js';
-import { endEverySignInOf, untilAfterRevocation } from './revocation.js';
+import { endEverySignInOf, maySignInAfterRevocation } from './revocation.js';
 
 /**
  * A recovery link a person mails to themselves ("Lost your passkey?") lives 30 minutes:
@@ -167,7 +167,7 @@ export async function createOneTimeLink(
 
 /**
  * Revokes every sign-in, grant and token of the account for good, telling apps by back-channel
- * logout (wake the outbox once committed). @returns the instant, for untilAfterRevocation.
+ * logout (wake the outbox once committed). @returns the instant, for maySignInAfterRevocation.
  */
 async function endEverySignIn(trx: Db, userId: string): Promise<Date> {
   const { at, removed } = await endEverySignInOf(trx, userId, { tokens: true });
@@ -318,13 +318,15 @@ export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
  * the account ends up verified: one that was not is taken over (see confirmEmailOwner).
  * Any failure leaves the link unused. `locale` is the link page's language: the new
  * passkey's name, and kept as the account's when the link makes (or takes over) one.
+ * `signIn` says whether the link's browser may be signed in now: after a recovery or a
+ * takeover, only if maySignInAfterRevocation lets it.
  */
 export async function redeemOneTimeLink(
   db: Db,
   token: string,
   registration: VerifiedRegistration,
   locale: Locale,
-): Promise<{ user: User; link: OneTimeTokenRow }> {
+): Promise<{ user: User; link: OneTimeTokenRow; signIn: boolean }> {
   const tokenHash = sha256Hex(token);
   let takenOverAt: Date | undefined;
   try {
@@ -385,11 +387,12 @@ export async function redeemOneTimeLink(
       });
       return { user, link };
     });
-    // A takeover or a self-service link queued back-channel logouts for the apps.
-    if (takenOverAt) wakeBackchannelOutboxes();
-    // The owner is signed in next; that sign-in must fall after the earlier holder's revocation.
-    if (takenOverAt) await untilAfterRevocation(takenOverAt);
-    return redeemed;
+    if (!takenOverAt) return { ...redeemed, signIn: true };
+    // A takeover or a recovery queued back-channel logouts for the apps.
+    wakeBackchannelOutboxes();
+    // The owner is signed in next; that sign-in must fall after the earlier holder's revocation,
+    // and not outlive one committed during the wait (an admin's disable, a sign-out everywhere).
+    return { ...redeemed, signIn: await maySignInAfterRevocation(db, redeemed.user.id, takenOverAt) };
   } catch (error) {
     // Two uses raced to create one email's account, or the passkey is already registered.
     if ((error as { code?: string }).code === '23505') throw new LinkError('account_exists');

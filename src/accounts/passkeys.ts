@@ -88,8 +88,8 @@ export async function renamePasskey(
  * out everywhere" (see endEverySignInOf): sessions, sign-ins under way, codes, every step-up
  * and the devices approved with a code (RFC 8628). Apps with a backchannel_logout_uri are
  * told; the tokens they were given in browsers stay. The browser that deleted it proved a
- * passkey in its step-up and is signed in again by the caller, after
- * untilAfterRevocation. Returns the ids that remain, for
+ * passkey in its step-up and is signed in again by the caller, if
+ * maySignInAfterRevocation lets it. Returns the ids that remain, for
  * the Signal API, the name of the passkey that went, for the notice, and the revocation's
  * instant.
  */

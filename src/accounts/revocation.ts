@@ -29,7 +29,7 @@ export async function revokeGrants(trx: Db, grantIds: readonly string[]): Promis
 
 /** What {@link endEverySignInOf} ended, for the caller's audit entry. */
 export interface EndedSignIns {
-  /** The revocation's instant: once committed, pass it to {@link untilAfterRevocation}. */
+  /** The revocation's instant: once committed, pass it to {@link untilAfterRevocation} or {@link maySignInAfterRevocation}. */
   at: Date;
   /** The devices signed out (RFC 8628), one grant each. */
   devices: number;
@@ -84,4 +84,18 @@ export async function untilAfterRevocation(at: Date): Promise<void> {
   const next = (Math.floor(at.getTime() / 1000) + 1) * 1000;
   const wait = next - Date.now();
   if (wait > 0) await sleep(wait + 1);
+}
+
+/**
+ * For the browser that made a revocation and is signed in again (it proved a passkey: a
+ * passkey's deletion, a one-time link): waits {@link untilAfterRevocation}, then reads the
+ * account again. The browser may be signed in only while that revocation is still the
+ * account's last and the account is not disabled: another one committed during the wait (a
+ * recovery, a sign-out everywhere, a disable) fell in the same second, and a sign-in started
+ * now would fall after it and outlive it.
+ */
+export async function maySignInAfterRevocation(db: Db, userId: string, at: Date): Promise<boolean> {
+  await untilAfterRevocation(at);
+  const account = await usersQueries.findById(db, userId);
+  return !!account && !account.disabled_at && account.sessions_ended_at?.getTime() === at.getTime();
 }

@@ -1,5 +1,6 @@
 import * as oidc from 'openid-client';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { disableUser, enableUser } from '../../src/admin/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
@@ -35,6 +36,47 @@ async function withIntruder(sesame: TestApp, email: string) {
   const rogueCsrf = (await accountPage(rogue)).csrf();
   expect((await stepUp(rogue, rogueCsrf)).status).toBe(200);
   return { owner, userId, csrf, rogue, rogueCsrf, rogueCredentialId: rogueCredential.id };
+}
+
+/** A recovery link opened in a new browser, whose passkey is made: `finish` sends it, ending the ceremony. */
+async function recoveryAboutToFinish(sesame: TestApp, email: string) {
+  const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+    email,
+    purpose: 'recovery',
+    actor: 'test',
+  });
+  await untilLinkMailed(sesame.db, url);
+  const recovering = new Person(sesame.baseUrl);
+  const path = new URL(url).pathname;
+  const page = await recovering.browser.request(path);
+  expect(page.status).toBe(200);
+  const linkCsrf = page.csrf();
+  const linkOptions = await recovering.browser.postJson(`${path}/options`, linkCsrf, {});
+  expect(linkOptions.status).toBe(200);
+  const credential = await recovering.authenticator.createCredential(
+    linkOptions.json(),
+    recovering.browser.origin,
+  );
+  return { recovering, finish: () => recovering.browser.postJson(`${path}/verify`, linkCsrf, credential) };
+}
+
+/** Waits until a second has just begun, so that what is started now commits within it. */
+async function untilSecondBegins(): Promise<void> {
+  while (Date.now() % 1000 > 30) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** Waits until the audit log records `action` on the user: its transaction committed. */
+async function untilAudited(sesame: TestApp, action: string, userId: string): Promise<void> {
+  for (;;) {
+    const row = await sesame.db
+      .selectFrom('audit_events')
+      .select('id')
+      .where('action', '=', action)
+      .where('target', '=', userId)
+      .executeTakeFirst();
+    if (row) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }
 
 async function credentialIds(sesame: TestApp, userId: string): Promise<string[]> {
@@ -617,43 +659,35 @@ describe('the account page', () => {
     const ownerIds = await credentialIds(sesame, userId);
 
     // The owner, on a new device, has a recovery link and is about to finish its ceremony.
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email: 'delete-race@example.com',
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    await untilLinkMailed(sesame.db, url);
-    const recovering = new Person(sesame.baseUrl);
-    const path = new URL(url).pathname;
-    const page = await recovering.browser.request(path);
-    expect(page.status).toBe(200);
-    const linkCsrf = page.csrf();
-    const linkOptions = await recovering.browser.postJson(`${path}/options`, linkCsrf, {});
-    expect(linkOptions.status).toBe(200);
-    const credential = await recovering.authenticator.createCredential(
-      linkOptions.json(),
-      recovering.browser.origin,
-    );
+    const { finish } = await recoveryAboutToFinish(sesame, 'delete-race@example.com');
 
     // The rogue deletes the owner's passkey just after a second begins...
-    while (Date.now() % 1000 > 30) await new Promise((r) => setTimeout(r, 5));
+    await untilSecondBegins();
     const rogueDelete = rogue.browser.postJson(`/account/passkeys/${ownerIds[0]}/delete`, rogueCsrf, {});
-    for (;;) {
-      const row = await sesame.db
-        .selectFrom('audit_events')
-        .select('id')
-        .where('action', '=', 'passkey.delete')
-        .where('target', '=', userId)
-        .executeTakeFirst();
-      if (row) break;
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    await untilAudited(sesame, 'passkey.delete', userId);
     // ...and the owner's recovery, which ends every other sign-in, completes meanwhile.
-    const recovered = await recovering.browser.postJson(`${path}/verify`, linkCsrf, credential);
-    expect(recovered.status).toBe(200);
+    expect((await finish()).status).toBe(200);
     expect((await rogueDelete).status).toBe(200);
     // The rogue's browser must be signed out after the owner's recovery.
     const after = await rogue.browser.request('/account');
+    expect(after.status).toBe(302);
+  });
+
+  it('does not sign in the browser that used a recovery link when an admin disables the account while it waits to be signed in', async () => {
+    const { userId } = await onboard(sesame, 'link-race@example.com');
+    const { recovering, finish } = await recoveryAboutToFinish(sesame, 'link-race@example.com');
+
+    // The recovery completes just after a second begins...
+    await untilSecondBegins();
+    const recovered = finish();
+    await untilAudited(sesame, 'link.recovery.use', userId);
+    // ...and an admin disables the account while its browser waits to be signed in; they
+    // enable it again once the browser has its answer.
+    await disableUser(sesame.db, userId, 'test');
+    expect((await recovered).status).toBe(200);
+    await enableUser(sesame.db, userId, 'test');
+    // No sign-in of that browser outlives the disable: it signs in anew with its passkey.
+    const after = await recovering.browser.request('/account');
     expect(after.status).toBe(302);
   });
 });

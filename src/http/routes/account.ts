@@ -19,8 +19,7 @@ import {
   requireRecentStepUp,
 } from '../../accounts/passkeys.js';
 import { updateProfileLocale, updateProfileName } from '../../accounts/profile.js';
-import { untilAfterRevocation } from '../../accounts/revocation.js';
-import { usersQueries } from '../../db/queries/users.js';
+import { maySignInAfterRevocation } from '../../accounts/revocation.js';
 import { translatorFor } from '../../i18n/catalog.js';
 import { type Locale, SUPPORTED_LOCALES } from '../../i18n/locales.js';
 import { sendSecurityNotice } from '../../mail/notices.js';
@@ -271,17 +270,9 @@ export function accountRoutes({
     const { remaining, name, signInsEndedAt } = await deletePasskey(db, user.id, id);
     // Every sign-in of the account ended with the passkey; this browser proved a passkey in
     // its step-up (step-ups do not record which) and is signed in again, in a later second
-    // than the revocation.
+    // than the revocation, unless the account was revoked again or disabled meanwhile.
     caches.models.forgetAll();
-    await untilAfterRevocation(signInsEndedAt);
-    // Unless the account was revoked again (a recovery, a sign-out everywhere) or disabled during
-    // that wait: a sign-in started now would fall after that revocation's second and outlive it.
-    const account = await usersQueries.findById(db, user.id);
-    if (
-      account &&
-      !account.disabled_at &&
-      account.sessions_ended_at?.getTime() === signInsEndedAt.getTime()
-    ) {
+    if (await maySignInAfterRevocation(db, user.id, signInsEndedAt)) {
       await startProviderSession(ctx, provider, config, { accountId: user.id, amr: amr ?? [] });
     }
     log.info('passkey deleted', { user: user.id, credential: id.slice(0, 12) });

@@ -93,7 +93,7 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
     const token = ctx.params.token!;
     const { link } = await findUsableLink(db, token);
     const registration = await verifyPasskeyRegistration(db, rp, response, linkChallengeBinding(link));
-    const { user } = await redeemOneTimeLink(
+    const { user, signIn } = await redeemOneTimeLink(
       db,
       token,
       registration,
@@ -105,10 +105,14 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
     if (link.purpose === 'recovery') {
       await sendSecurityNotice(db, config, log, user, 'recovery_used', { locale: ctx.state.locale });
     }
-    await startProviderSession(ctx, provider, config, {
-      accountId: user.id,
-      amr: amrFor(registration.credential),
-    });
+    // Not when the account was revoked again or disabled while the link's revocation was waited
+    // out: the account page then asks for the new passkey.
+    if (signIn) {
+      await startProviderSession(ctx, provider, config, {
+        accountId: user.id,
+        amr: amrFor(registration.credential),
+      });
+    }
     ctx.body = { redirect: '/account' };
   });
 
