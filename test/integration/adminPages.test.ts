@@ -439,6 +439,38 @@ describe('the admin pages', () => {
     expect((await usersQueries.findById(sesame.db, adminId))!.disabled_at).toBeNull();
   });
 
+  it('disables an administrator only after a passkey step-up from the last five minutes, as demoting one needs', async () => {
+    const deputy = await usersQueries.insert(sesame.db, {
+      email: 'deputy@example.com',
+      name: null,
+      isAdmin: true,
+    });
+    await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
+    const users = await admin.browser.request('/admin/users');
+    // The page's script asks for the step-up before this form posts; a plain user's disable form it leaves alone.
+    expect(users.text).toMatch(new RegExp(`action="/admin/users/${deputy.id}/disable"[^>]*data-step-up>`));
+    expect(users.text).not.toMatch(
+      new RegExp(`action="/admin/users/${someoneId}/disable"[^>]*data-step-up>`),
+    );
+    const disable = () =>
+      admin.browser.request(`/admin/users/${deputy.id}/disable`, { form: { _csrf: users.csrf() } });
+    const state = async () => ({
+      deputy: await usersQueries.findById(sesame.db, deputy.id),
+      audit: await auditQueries.recent(sesame.db, 1000),
+    });
+    const before = await state();
+    expectStepUpRequired(await disable());
+    await confirmWithPasskey(users);
+    await ageStepUps();
+    expectStepUpRequired(await disable());
+    expect(await state()).toEqual(before);
+
+    await confirmWithPasskey(users);
+    expect((await disable()).status).toBe(302);
+    expect((await usersQueries.findById(sesame.db, deputy.id))!.disabled_at).not.toBeNull();
+    await usersQueries.delete(sesame.db, deputy.id);
+  });
+
   it('invites a new person with a one-time link, and deletes a user after confirmation', async () => {
     const users = await admin.browser.request('/admin/users');
     expect((await stepUp(admin, users.csrf())).status).toBe(200);

@@ -7,18 +7,19 @@ import { usersQueries } from '../../src/db/queries/users.js';
 import { ROOT } from '../../src/paths.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { eventually } from '../support/eventually.js';
-import { Person } from '../support/oidcFlow.js';
+import { icoOf, jpegDeclaring, pngDeclaring } from '../support/images.js';
+import { Person, stepUp } from '../support/oidcFlow.js';
 import { autofocusedField } from '../support/refusedFields.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
-/** A 1×1 PNG, and images of each accepted kind as their magic bytes make them. */
+/** A 1×1 PNG, and images of each accepted kind. */
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=',
   'base64',
 );
-const ICO = Buffer.concat([Buffer.from([0, 0, 1, 0, 1, 0]), Buffer.alloc(40, 7)]);
-const JPEG = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(60, 1)]);
+const ICO = icoOf(PNG);
+const JPEG = jpegDeclaring(64, 32);
 const SVG = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>');
 /** A PNG signature followed by `size` bytes in all: a file of that size of the right type. */
 const pngOfSize = (size: number) => Buffer.concat([PNG, Buffer.alloc(size - PNG.length, 0)]);
@@ -153,7 +154,14 @@ describe('/admin/branding', () => {
   /** A second server on the same database (Postgres only: the embedded database has one owner). */
   let other: TestApp | undefined;
   let admin: Person;
+  let adminId: string;
   let someone: Person;
+
+  /** The admin confirms with their passkey, as the page's script asks before the form posts. */
+  async function confirmWithPasskey() {
+    const page = await admin.browser.request('/admin/branding');
+    expect((await stepUp(admin, page.csrf())).status).toBe(200);
+  }
 
   async function signUp(email: string) {
     const person = new Person(sesame.baseUrl);
@@ -169,8 +177,9 @@ describe('/admin/branding', () => {
       other = await startTestApp({ DATABASE_URL: DATABASE_URL!, DATABASE_DIRECT_URL: DATABASE_DIRECT_URL! });
     }
     admin = await signUp('brand-admin@example.com');
-    const user = (await usersQueries.findByEmail(sesame.db, 'brand-admin@example.com'))!;
-    await usersQueries.update(sesame.db, user.id, { isAdmin: true });
+    adminId = (await usersQueries.findByEmail(sesame.db, 'brand-admin@example.com'))!.id;
+    await usersQueries.update(sesame.db, adminId, { isAdmin: true });
+    await confirmWithPasskey();
     someone = await signUp('brand-someone@example.com');
   });
 
@@ -231,6 +240,22 @@ describe('/admin/branding', () => {
     });
   });
 
+  it('saves nothing without a passkey step-up from the last five minutes: the name and logo are what people sign in to', async () => {
+    const before = await brandingRow(sesame);
+    const page = await admin.browser.request('/admin/branding');
+    expect(page.text).toMatch(/<form method="post" action="\/admin\/branding"[^>]*data-step-up>/);
+    expect(page.text).toContain('id="status"');
+    await sesame.db.deleteFrom('step_ups').where('user_id', '=', adminId).execute();
+    const form = () => brandingForm({ name: 'Evil Corp', logo: fileBlob(PNG, 'image/png') });
+    const refused = await post(admin, await form());
+    expect(refused.status).toBe(403);
+    expect(refused.text).toContain('Confirm with one of your passkeys');
+    expect(await brandingRow(sesame)).toEqual(before);
+    await confirmWithPasskey();
+    expect((await post(admin, await form())).status).toBe(302);
+    expect(await brandingRow(sesame)).toMatchObject({ name: 'Evil Corp', logo: PNG.length });
+  });
+
   it('reaches another server on the same database through the change notice', async () => {
     // Written as another instance would: straight to the table, this server told nothing.
     await sesame.db.updateTable('branding').set({ name: 'Acme Europe' }).execute();
@@ -284,6 +309,16 @@ describe('/admin/branding', () => {
         'must be a PNG',
       ],
       ['a favicon over 64 KB', { favicon: fileBlob(pngOfSize(64 * 1024 + 1), 'image/png') }, 'at most 64 KB'],
+      [
+        'a small logo that declares 30000×30000 pixels',
+        { logo: fileBlob(pngDeclaring(30000, 30000, 200 * 1024), 'image/png') },
+        'The logo must be at most 4096×4096 pixels (this one is 30000×30000)',
+      ],
+      [
+        'a favicon whose ICO holds a PNG of 20000×20000 pixels',
+        { favicon: fileBlob(icoOf(PNG, pngDeclaring(20000, 20000)), 'image/x-icon') },
+        'The favicon must be at most 1024×1024 pixels (this one is 20000×20000)',
+      ],
     ])('%s: 400 with the form and its error', async (_, fields, message) => {
       const refused = await post(admin, await brandingForm({ name: 'Other', ...fields }));
       expect(refused.status).toBe(400);

@@ -2,7 +2,7 @@ import { announceSetupLink, issueSetupLink } from '../../src/accounts/setupLink.
 import { sha256Hex } from '../../src/crypto.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createLogger } from '../../src/logger.js';
-import type { PageResponse } from '../support/browser.js';
+import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { startAppWithMail } from '../support/mailServer.js';
 import { Person } from '../support/oidcFlow.js';
@@ -198,6 +198,31 @@ describe('the first-run setup link (ISSUER/setup/<token>)', () => {
     expect((await usersQueries.findByEmail(sesame.db, 'taken@example.com'))!.is_admin).toBe(false);
     // The link still works for another address.
     expect((await useSetupLink(new Person(sesame.baseUrl), url, 'other@example.com')).status).toBe(200);
+  });
+
+  it('tells someone who signed up while no administrator exists where the setup link is, never the link itself', async () => {
+    const url = await newLink();
+    const person = new Person(sesame.baseUrl);
+    const next = await person.signUp(asPage(await person.browser.follow('/admin')), 'op@example.com');
+    const refused = asPage(await person.browser.follow(next));
+    expect(refused.status).toBe(403);
+    expect(refused.text).toContain('Sesame has no administrator yet');
+    expect(refused.text).toContain('no administrator yet: open this link to create one');
+    expect(refused.text).toContain('<code>setup_url</code>');
+    expect(refused.text).toContain('docker compose logs sesame | grep setup_url');
+    expect(refused.text).toContain('npx sesame users invite --email op@example.com --admin');
+    expect(refused.text).not.toContain('ask an administrator');
+    // Anyone may sign up: the page names where the link is and never shows it.
+    expect(refused.text).not.toContain(url.split('/').at(-1)!);
+    expect(refused.text).not.toContain('/setup/');
+
+    // Once an administrator exists, the same person is told to ask one.
+    expect((await useSetupLink(new Person(sesame.baseUrl), url, 'founder@example.com')).status).toBe(200);
+    const later = asPage(await person.browser.follow('/admin'));
+    expect(later.status).toBe(403);
+    expect(later.text).toContain('which is not an administrator. If it should be, ask an administrator');
+    expect(later.text).not.toContain('setup_url');
+    expect(later.text).not.toContain('users invite');
   });
 
   it("says an email has an account in the page's language, in error_description and in fields", async () => {

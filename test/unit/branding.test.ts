@@ -6,7 +6,13 @@ import {
   DEFAULT_ACCENT,
   normaliseHexColour,
 } from '../../src/branding/colours.js';
-import { imageProblem, imageTypeOf } from '../../src/branding/images.js';
+import {
+  IMAGE_DIMENSION_LIMITS,
+  imageDimensionsOf,
+  imageProblem,
+  imageTypeOf,
+} from '../../src/branding/images.js';
+import { icoOf, jpegDeclaring, pngDeclaring, webpDeclaring } from '../support/images.js';
 
 /** The dark-mode card of sesame.css, the surface dark-mode accents are drawn on. */
 const DARK_CARD = '#1f2937';
@@ -77,12 +83,59 @@ describe('brand images, by their magic bytes', () => {
   });
 
   it('checks the size for each kind: 256 KB for a logo, 64 KB for a favicon', () => {
-    const png = (size: number) =>
-      Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(size - 8)]);
+    const png = (size: number) => pngDeclaring(64, 64, size - pngDeclaring(64, 64).length);
     expect(imageProblem('logo', png(256 * 1024))).toBeUndefined();
     expect(imageProblem('logo', png(256 * 1024 + 1))).toBe('must be at most 256 KB');
     expect(imageProblem('favicon', png(64 * 1024))).toBeUndefined();
     expect(imageProblem('favicon', png(64 * 1024 + 1))).toBe('must be at most 64 KB');
     expect(imageProblem('logo', Buffer.alloc(0))).toBe('is empty');
+  });
+
+  it('reads the width and height each type declares: PNG IHDR, JPEG SOF, WebP VP8X, the images inside an ICO', () => {
+    expect(imageDimensionsOf(pngDeclaring(640, 480))).toEqual({ width: 640, height: 480 });
+    expect(imageDimensionsOf(jpegDeclaring(800, 600))).toEqual({ width: 800, height: 600 });
+    expect(imageDimensionsOf(webpDeclaring(1200, 300))).toEqual({ width: 1200, height: 300 });
+    expect(imageDimensionsOf(icoOf(pngDeclaring(16, 16), pngDeclaring(48, 32)))).toEqual({
+      width: 48,
+      height: 32,
+    });
+  });
+
+  it('refuses an image that declares more than 4096×4096 pixels for a logo or 1024×1024 for a favicon, whatever its file size', () => {
+    expect(IMAGE_DIMENSION_LIMITS).toEqual({ logo: 4096, favicon: 1024 });
+    for (const fits of [pngDeclaring(4096, 4096), jpegDeclaring(4096, 100), webpDeclaring(100, 4096)]) {
+      expect(imageProblem('logo', fits)).toBeUndefined();
+    }
+    // A few hundred bytes that would take every visitor's browser 3.6 GB to decode.
+    expect(imageProblem('logo', pngDeclaring(30000, 30000))).toBe(
+      'must be at most 4096×4096 pixels (this one is 30000×30000)',
+    );
+    expect(imageProblem('logo', jpegDeclaring(4097, 10))).toBe(
+      'must be at most 4096×4096 pixels (this one is 4097×10)',
+    );
+    expect(imageProblem('logo', webpDeclaring(10, 16000))).toBe(
+      'must be at most 4096×4096 pixels (this one is 10×16000)',
+    );
+    expect(imageProblem('favicon', pngDeclaring(1024, 1024))).toBeUndefined();
+    expect(imageProblem('favicon', pngDeclaring(1025, 16))).toContain('at most 1024×1024 pixels');
+    // An ICO's directory says 256 at most; the PNG inside it is what browsers decode.
+    expect(imageProblem('favicon', icoOf(pngDeclaring(16, 16)))).toBeUndefined();
+    expect(imageProblem('favicon', icoOf(pngDeclaring(16, 16), pngDeclaring(20000, 20000)))).toBe(
+      'must be at most 1024×1024 pixels (this one is 20000×20000)',
+    );
+  });
+
+  it('refuses an image whose width and height cannot be read', () => {
+    const damaged = 'is damaged: its width and height cannot be read';
+    for (const bytes of [
+      pngDeclaring(64, 64).subarray(0, 20), // cut inside the IHDR
+      pngDeclaring(0, 64), // no pixels
+      Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), Buffer.alloc(60, 1)]), // no SOF
+      webpDeclaring(10, 10).subarray(0, 24),
+      // An ICO whose image lies outside the file.
+      Buffer.concat([Buffer.from([0, 0, 1, 0, 1, 0]), Buffer.alloc(40, 7)]),
+    ]) {
+      expect(imageProblem('logo', bytes)).toBe(damaged);
+    }
   });
 });

@@ -279,7 +279,7 @@ describe('configuration from the environment', () => {
 
   it('reads the brand: BRAND_NAME over RP_NAME, the accent in lower case, the images with their type', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-brand-'));
-    const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+    const png = Buffer.from('89504e470d0a1a0a0000000d494844520000004000000040', 'hex');
     fs.writeFileSync(path.join(dir, 'logo.png'), png);
     fs.writeFileSync(path.join(dir, 'big.png'), Buffer.concat([png, Buffer.alloc(64 * 1024)]));
     try {

@@ -90,9 +90,11 @@ export function requireSignIn(
 /**
  * Only signed-in admins pass (use after requireSignIn). Anyone else gets a 403: a script the
  * JSON error, a person a page that names the account they are signed in with and offers to
- * sign out (to sign in with another one) or to go to their own account.
+ * sign out (to sign in with another one) or to go to their own account. While no
+ * administrator can sign in, the page says so and where whoever runs the server finds the
+ * setup link (its log, or the CLI), never the link itself: anyone may sign up and see it.
  */
-export function requireAdmin(csrf: Csrf) {
+export function requireAdmin(csrf: Csrf, db: Db) {
   return async function checkAdmin(ctx: Context, next: Next) {
     const user = ctx.state.signedIn?.user;
     if (user?.is_admin) return next();
@@ -108,6 +110,7 @@ export function requireAdmin(csrf: Csrf) {
         csrf: csrf.token(ctx),
         message,
         email: user.email,
+        noAdministrator: (await usersQueries.countActiveAdmins(db)) === 0,
       },
       'en',
     );

@@ -78,7 +78,8 @@ export function brandingPages(router: Router, kit: AdminPageKit, { config, brand
 
   router.get('/branding', (ctx) => renderForm(ctx));
 
-  router.post('/branding', async (ctx) => {
+  // The name and logo every person sees when they sign in: a step-up, as for a client's settings.
+  router.post('/branding', kit.stepUp, async (ctx) => {
     const form = parseBody(ctx, brandingFormSchema);
     const { change, errors } = brandChangeFrom(form, (ctx.state.uploads ?? {}) as UploadedFiles);
     if (Object.keys(errors).length > 0) {

@@ -121,7 +121,7 @@ export function adminPagesRoutes(services: Services): Router {
     { prefix: '/admin' },
     noStore,
     requireSignIn(provider, db, config),
-    requireAdmin(csrf),
+    requireAdmin(csrf, db),
     parseBodies(),
     parseUploads,
     csrf.protect(),
@@ -383,16 +383,19 @@ export function adminPagesRoutes(services: Services): Router {
     render(ctx, 'link', { title: 'One-time link', email: user.email, recovery: true, link });
   });
 
+  // Disabling only takes access away, and is wanted at once when an account is misused: no
+  // step-up. Disabling an administrator also revokes for good the admin API keys they made and
+  // changes who administers Sesame, as demoting does: step-up.
   router.post('/users/:id/disable', async (ctx) => {
     const user = await loadUser(ctx);
     refuseSelf(ctx, user.id, 'disable');
+    if (user.is_admin) await stepUp(ctx, async () => {});
     await disableUser(db, user.id, actor(ctx));
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-disabled');
   });
 
-  // Disabling only takes access away, and is wanted at once when an account is misused: no
-  // step-up. Enabling gives a disabled person their way in back, as a one-time link would: step-up.
+  // Enabling gives a disabled person their way in back, as a one-time link would: step-up.
   router.post('/users/:id/enable', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     await enableUser(db, user.id, actor(ctx));
