@@ -311,6 +311,12 @@ export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
   return { purpose: 'link', binding: link.id };
 }
 
+/** The passkeys an account had when a link added one: removed with it, or kept (they still sign in). */
+export interface OtherPasskeys {
+  removed: number;
+  kept: number;
+}
+
 /**
  * Uses a link with a verified new passkey, all in one transaction: the link is marked used
  * (only if still unused and unexpired: of two concurrent uses one wins), the account is
@@ -320,15 +326,22 @@ export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
  * passkey's name, and kept as the account's when the link makes (or takes over) one.
  * `signIn` says whether the link's browser may be signed in now: after a recovery or a
  * takeover, only if maySignInAfterRevocation lets it.
+ *
+ * With `removeOtherPasskeys` (the link page's "Remove my other passkeys"), every passkey the
+ * account had before the new one is deleted in the same transaction: a recovery ends the
+ * lost device's sign-ins, and without this its passkey would sign straight back in.
+ * `otherPasskeys` says how many went and how many still sign in, for the notice.
  */
 export async function redeemOneTimeLink(
   db: Db,
   token: string,
   registration: VerifiedRegistration,
   locale: Locale,
-): Promise<{ user: User; link: OneTimeTokenRow; signIn: boolean }> {
+  { removeOtherPasskeys }: { removeOtherPasskeys: boolean },
+): Promise<{ user: User; link: OneTimeTokenRow; otherPasskeys: OtherPasskeys; signIn: boolean }> {
   const tokenHash = sha256Hex(token);
   let takenOverAt: Date | undefined;
+  let removed: string[] = [];
   try {
     const redeemed = await db.transaction().execute(async (trx) => {
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
@@ -377,6 +390,10 @@ export async function redeemOneTimeLink(
           signupLocale: locale,
         });
       }
+      // The account's row is held (or new), so no passkey is added meanwhile; a takeover above
+      // removed them all already.
+      if (removeOtherPasskeys) removed = await credentialsQueries.deleteAllForUser(trx, user.id);
+      const kept = await credentialsQueries.countForUser(trx, user.id);
       await credentialsQueries.insert(trx, {
         ...namedPasskey(registration.credential, locale),
         userId: user.id,
@@ -384,8 +401,9 @@ export async function redeemOneTimeLink(
       await auditQueries.record(trx, `user:${user.id}`, `link.${link.purpose}.use`, user.id, {
         link: link.id,
         credential: registration.credential.id,
+        removed_passkeys: removed,
       });
-      return { user, link };
+      return { user, link, otherPasskeys: { removed: removed.length, kept } };
     });
     if (!takenOverAt) return { ...redeemed, signIn: true };
     // A takeover or a recovery queued back-channel logouts for the apps.

@@ -16,6 +16,8 @@ form.addEventListener('submit', (event) => {
   const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
   const name = (form.elements.namedItem('name') as HTMLInputElement | null)?.value ?? '';
   const email = form.elements.namedItem('email') as HTMLInputElement | null;
+  // A recovery link's "Remove my other passkeys"; other pages have no such box.
+  const removeOthers = form.elements.namedItem('removeOtherPasskeys') as HTMLInputElement | null;
   submit.disabled = true;
   (async () => {
     const optionsJSON = await postJson<PublicKeyCredentialCreationOptionsJSON>(`${base}/options`, {
@@ -23,7 +25,10 @@ form.addEventListener('submit', (event) => {
       ...(name && { name }),
     });
     const credential = await startRegistration({ optionsJSON });
-    const { redirect } = await postJson<{ redirect: string }>(`${base}/verify`, credential);
+    const { redirect } = await postJson<{ redirect: string }>(`${base}/verify`, {
+      ...credential,
+      ...(removeOthers && { removeOtherPasskeys: removeOthers.checked }),
+    });
     window.location.assign(redirect);
   })()
     .catch((error) => {

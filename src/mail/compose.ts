@@ -3,7 +3,7 @@ import { Eta } from 'eta';
 import type { Config } from '../config.js';
 import type { NewMail } from '../db/queries/mailOutbox.js';
 import type { User } from '../db/schema.js';
-import { translatorFor } from '../i18n/catalog.js';
+import { type Translator, translatorFor } from '../i18n/catalog.js';
 import { isLocale, type Locale } from '../i18n/locales.js';
 import { VIEWS_DIR } from '../paths.js';
 
@@ -25,6 +25,8 @@ export interface MailData {
     passkeyName: string | null;
     at: Date;
     accountUrl: string;
+    /** For a recovery: the passkeys the account had before, removed with the link's use or kept. */
+    otherPasskeys?: { removed: number; kept: number } | null;
   };
 }
 
@@ -48,6 +50,16 @@ export function mailLocale(
 
 // Text parts use the HTML messages without their markup (only <strong> around values).
 const withoutMarkup = (html: string) => html.replace(/<\/?strong>/g, '');
+
+/** What a recovery notice says of the account's other passkeys: gone, or still signing in; nothing when it had none. */
+function otherPasskeysText(
+  t: Translator['t'],
+  others: MailData['notice']['otherPasskeys'],
+): string | undefined {
+  if (others?.removed) return t('mail.notice.removedPasskeys', { count: others.removed });
+  if (others?.kept) return t('mail.notice.keptPasskeys', { count: others.kept });
+  return undefined;
+}
 
 /**
  * Renders one mail for `to` in `locale`: its subject is the first line of the text template,
@@ -82,6 +94,7 @@ export function composeMail<T extends MailTemplate>(
       name: data.passkeyName,
       when: values.when,
     };
+    values.otherPasskeysText = otherPasskeysText(translator.t, data.otherPasskeys);
   }
   const [subject = '', ...body] = text.render(`./${template}.txt.eta`, values).split('\n');
   const rendered = html.render(`./${template}.html.eta`, { ...values, subject });

@@ -3,7 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { User } from '../db/schema.js';
 import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
-import { mailLocale } from './compose.js';
+import { type MailData, mailLocale } from './compose.js';
 import { queueMail, wakeMailOutboxes } from './outbox.js';
 
 /** What a security notice tells the account's owner (views/mail/notice.*.eta word each one). */
@@ -15,6 +15,8 @@ export type SecurityNotice = 'passkey_added' | 'passkey_removed' | 'recovery_use
  * so a notice never tells of a change that did not happen; nothing without mail. A failure
  * to queue is logged and does not undo the change. `locale` is the language of the
  * person's request that made the change, when they made it themselves (see mailLocale).
+ * `otherPasskeys`, for a recovery, says how many of the account's passkeys went with it, or
+ * still sign in (then the mail says to remove one that was on a lost device).
  */
 export async function sendSecurityNotice(
   db: Db,
@@ -22,7 +24,11 @@ export async function sendSecurityNotice(
   log: Pick<Logger, 'warn'> | undefined,
   user: Pick<User, 'id' | 'email' | 'locale' | 'signup_locale'>,
   notice: SecurityNotice,
-  options: { passkeyName?: string | null; locale?: Locale } = {},
+  options: {
+    passkeyName?: string | null;
+    locale?: Locale;
+    otherPasskeys?: MailData['notice']['otherPasskeys'];
+  } = {},
 ): Promise<void> {
   if (!config.mail) return;
   try {
@@ -37,6 +43,7 @@ export async function sendSecurityNotice(
         passkeyName: options.passkeyName ?? null,
         at: new Date(),
         accountUrl: `${config.issuer}/account`,
+        otherPasskeys: options.otherPasskeys ?? null,
       },
       mailLocale(config, user, options.locale),
     );

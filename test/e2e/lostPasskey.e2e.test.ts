@@ -20,6 +20,10 @@ describeBrowser('"Lost your passkey?" in Chromium, with a real SMTP server', () 
     await laptop.page.getByRole('button', { name: 'Create account' }).click();
     await scenario.reachApp(laptop.page);
     const sub = scenario.app.lastSignIn!.claims.sub;
+    // She confirms her address from the welcome mail: the account is hers, not a stranger's.
+    const [welcome] = await scenario.mail.waitFor('margaret@example.com');
+    await laptop.page.goto(/https?:\/\/\S+\/verify\/[A-Za-z0-9_-]{43}/.exec(welcome!.text)![0]);
+    await laptop.page.getByRole('heading', { name: 'Email address confirmed' }).waitFor();
 
     // On a new phone, with no passkey, she asks for a link.
     const phone = await scenario.device();
@@ -41,8 +45,11 @@ describeBrowser('"Lost your passkey?" in Chromium, with a real SMTP server', () 
     const received = (await scenario.mail.waitFor('margaret@example.com', 2)).at(-1);
     expect(received!.subject).toBe('Add a passkey to your Sesame account');
     await page.goto(linkIn(received!));
+    // The lost laptop's passkey goes with the link's use unless she unchecks the box.
+    expect(await page.getByRole('checkbox', { name: 'Remove my other passkeys' }).isChecked()).toBe(true);
     await page.getByRole('button', { name: 'Create a passkey' }).click();
     await page.waitForURL(`${scenario.sesame.baseUrl}/account`);
+    await page.getByText('You have 1 passkey.').waitFor();
 
     // The new passkey signs her in to the app (prompt=login: a sign-in, not the session the link made).
     // The virtual authenticator answers the page's autofill request at once, as her pick would.

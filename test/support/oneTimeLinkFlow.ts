@@ -13,10 +13,16 @@ export const linkPath = (url: string) => new URL(url).pathname;
 
 /**
  * Uses a one-time link as its page does: opens it, asks for creation options (with an
- * optional name), creates a passkey with the person's authenticator, and posts it back.
+ * optional name), creates a passkey with the person's authenticator, and posts it back,
+ * with `choices` beside it (a recovery page's `removeOtherPasskeys`).
  * Returns the verify response (200 with `{ redirect }` on success).
  */
-export async function useLink(person: Person, url: string, name?: string): Promise<PageResponse> {
+export async function useLink(
+  person: Person,
+  url: string,
+  name?: string,
+  choices: Record<string, unknown> = {},
+): Promise<PageResponse> {
   const path = linkPath(url);
   const page = await person.browser.request(path);
   if (page.status !== 200) return page;
@@ -24,7 +30,7 @@ export async function useLink(person: Person, url: string, name?: string): Promi
   const options = await person.browser.postJson(`${path}/options`, csrf, name ? { name } : {});
   if (options.status !== 200) return options;
   const credential = await person.authenticator.createCredential(options.json(), person.browser.origin);
-  return person.browser.postJson(`${path}/verify`, csrf, credential);
+  return person.browser.postJson(`${path}/verify`, csrf, { ...credential, ...choices });
 }
 
 /**

@@ -20,6 +20,9 @@ import { pageText, sendPage } from '../views.js';
 
 const optionsSchema = z.object({ name: displayNameSchema.optional() });
 
+// The new passkey, and the page's "Remove my other passkeys" (absent, as from a page without the box: keep them).
+const verifySchema = registrationResponseSchema.extend({ removeOtherPasskeys: z.boolean().default(false) });
+
 /** A QR code of the link as an SVG data: URL, so a phone can open it (the CSP allows data: images). */
 async function qrDataUrl(url: string): Promise<string> {
   // Loaded with the first link page, not at start.
@@ -61,6 +64,9 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
       recovery: Boolean(user),
       // Someone else may hold passkeys for this unproven email: they go when the link is used.
       takeover: Boolean(user && !user.email_verified),
+      // A recovery link is used because a device was lost: its passkey goes unless the person
+      // keeps it (an admin's link too: someone who still has a passkey adds one on /account).
+      offerRemoval: Boolean(user?.email_verified),
       email: user?.email ?? link.email,
       name: user?.name ?? null,
       expiresAt: link.expires_at.toISOString(),
@@ -89,21 +95,25 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
   });
 
   router.post('/verify', async (ctx) => {
-    const response = parseBody(ctx, registrationResponseSchema);
+    const { removeOtherPasskeys, ...response } = parseBody(ctx, verifySchema);
     const token = ctx.params.token!;
     const { link } = await findUsableLink(db, token);
     const registration = await verifyPasskeyRegistration(db, rp, response, linkChallengeBinding(link));
-    const { user, signIn } = await redeemOneTimeLink(
+    const { user, otherPasskeys, signIn } = await redeemOneTimeLink(
       db,
       token,
       registration,
       ctx.state.locale ?? config.defaultLocale,
+      { removeOtherPasskeys },
     );
     // Seen at once here, without waiting for the change notice (or when notices are lost).
     caches.users.invalidate(user.id);
     log.info('one-time link used', { link: link.id, purpose: link.purpose, user: user.id });
     if (link.purpose === 'recovery') {
-      await sendSecurityNotice(db, config, log, user, 'recovery_used', { locale: ctx.state.locale });
+      await sendSecurityNotice(db, config, log, user, 'recovery_used', {
+        locale: ctx.state.locale,
+        otherPasskeys,
+      });
     }
     // Not when the account was revoked again or disabled while the link's revocation was waited
     // out: the account page then asks for the new passkey.
