@@ -44,6 +44,8 @@ export interface PasskeySummary {
   lastUsedAt: Date | null;
   /** Backup eligible (WebAuthn L3 §6.1.3 BE flag): a synced passkey, not bound to one device. */
   synced: boolean;
+  /** Blocked as a suspected copy (accounts/suspectedClone.ts): it signs in nowhere; its owner deletes it. */
+  blocked: boolean;
 }
 
 export const stepUpRequired = () =>
@@ -61,6 +63,7 @@ function summarize(credential: StoredCredential): PasskeySummary {
     createdAt: credential.createdAt,
     lastUsedAt: credential.lastUsedAt,
     synced: credential.backupEligible,
+    blocked: credential.suspectedCloneAt !== null,
   };
 }
 

@@ -42,6 +42,8 @@ export interface CredentialsTable {
   name: string;
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
+  /** When a correctly signed assertion's counter went backwards: a copy exists, the passkey is blocked (migration 0035). */
+  suspected_clone_at: NullableTimestamp;
 }
 
 export interface WebauthnChallengesTable {
@@ -253,6 +255,8 @@ export interface PasskeyTenantCredentialsTable {
   last_used_at: NullableTimestamp;
   /** Set by the MFA calls; a passkey login refuses MFA credentials. */
   is_mfa: Generated<boolean>;
+  /** As credentials.suspected_clone_at (migration 0035): the passkey is blocked. */
+  suspected_clone_at: NullableTimestamp;
 }
 
 /** One entry of a passkey API tenant's audit log (Hanko's `audit_logs`). */

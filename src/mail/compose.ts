@@ -6,6 +6,7 @@ import type { User } from '../db/schema.js';
 import { type Translator, translatorFor } from '../i18n/catalog.js';
 import { isLocale, type Locale } from '../i18n/locales.js';
 import { VIEWS_DIR } from '../paths.js';
+import type { SecurityNotice } from './notices.js';
 
 const MAIL_VIEWS = path.join(VIEWS_DIR, 'mail');
 // Plain text is not HTML: nothing to escape. The HTML part escapes every <%= %>, as pages do.
@@ -20,7 +21,7 @@ export interface MailData {
   /** A new link to verify the address, asked for on the account page or the sign-in's "Send the link again". */
   confirmation: { email: string; url: string; expiresAt: Date; mustVerify: boolean };
   notice: {
-    notice: 'passkey_added' | 'passkey_removed' | 'recovery_used' | 'admin_granted';
+    notice: SecurityNotice;
     email: string;
     passkeyName: string | null;
     at: Date;
@@ -88,6 +89,8 @@ export function composeMail<T extends MailTemplate>(
   if ('notice' in data) {
     const named = data.passkeyName && data.notice.startsWith('passkey_') ? 'Named' : '';
     values.bodyKey = `mail.notice.body.${data.notice}${named}Html`;
+    // A blocked passkey is no change the owner may have made: its footer says what to do.
+    values.footerKey = data.notice === 'passkey_blocked' ? 'mail.notice.blockedFooter' : 'mail.notice.footer';
     values.bodyValues = {
       issuer: config.rpName,
       email: data.email,

@@ -7,7 +7,48 @@ import { type MailData, mailLocale } from './compose.js';
 import { queueMail, wakeMailOutboxes } from './outbox.js';
 
 /** What a security notice tells the account's owner (views/mail/notice.*.eta word each one). */
-export type SecurityNotice = 'passkey_added' | 'passkey_removed' | 'recovery_used' | 'admin_granted';
+export type SecurityNotice =
+  | 'passkey_added'
+  | 'passkey_removed'
+  | 'passkey_blocked'
+  | 'recovery_used'
+  | 'admin_granted';
+
+type NoticeOptions = {
+  passkeyName?: string | null;
+  locale?: Locale;
+  /** For a recovery: the passkeys the account had before, removed with the link's use or kept. */
+  otherPasskeys?: MailData['notice']['otherPasskeys'];
+};
+
+/**
+ * Queues a security notice to the account's owner in `trx`, so that it goes if and only if
+ * the change it tells of commits; false without mail. The outbox is woken by the caller once
+ * it committed ({@link wakeMailOutboxes}).
+ */
+export function queueSecurityNotice(
+  trx: Db,
+  config: Config,
+  user: Pick<User, 'email' | 'locale' | 'signup_locale'>,
+  notice: SecurityNotice,
+  options: NoticeOptions = {},
+): Promise<boolean> {
+  return queueMail(
+    trx,
+    config,
+    'notice',
+    user.email,
+    {
+      notice,
+      email: user.email,
+      passkeyName: options.passkeyName ?? null,
+      at: new Date(),
+      accountUrl: `${config.issuer}/account`,
+      otherPasskeys: options.otherPasskeys ?? null,
+    },
+    mailLocale(config, user, options.locale),
+  );
+}
 
 /**
  * Mails the account's owner that something changed its security: a passkey added or
@@ -24,29 +65,11 @@ export async function sendSecurityNotice(
   log: Pick<Logger, 'warn'> | undefined,
   user: Pick<User, 'id' | 'email' | 'locale' | 'signup_locale'>,
   notice: SecurityNotice,
-  options: {
-    passkeyName?: string | null;
-    locale?: Locale;
-    otherPasskeys?: MailData['notice']['otherPasskeys'];
-  } = {},
+  options: NoticeOptions = {},
 ): Promise<void> {
   if (!config.mail) return;
   try {
-    await queueMail(
-      db,
-      config,
-      'notice',
-      user.email,
-      {
-        notice,
-        email: user.email,
-        passkeyName: options.passkeyName ?? null,
-        at: new Date(),
-        accountUrl: `${config.issuer}/account`,
-        otherPasskeys: options.otherPasskeys ?? null,
-      },
-      mailLocale(config, user, options.locale),
-    );
+    await queueSecurityNotice(db, config, user, notice, options);
     wakeMailOutboxes();
   } catch (error) {
     log?.warn('security notice not queued', { user: user.id, notice, error: (error as Error).message });

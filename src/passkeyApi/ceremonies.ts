@@ -14,13 +14,14 @@ import {
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { HttpError, notFound } from '../http/errors.js';
+import type { Logger } from '../logger.js';
 import {
   checkUserHandle,
   passkeyRequestOptions,
   verifyAssertionSignature,
 } from '../webauthn/authentication.js';
 import { consumeChallenge, refuseFramedClientData, storeChallenge } from '../webauthn/challenge.js';
-import { unknownCredential, verificationFailed } from '../webauthn/errors.js';
+import { SuspectedClone, unknownCredential, verificationFailed } from '../webauthn/errors.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import { noSuitableCredentials } from './errors.js';
 import { signPasskeyToken } from './jwt.js';
@@ -178,6 +179,36 @@ export interface TenantAssertionRules {
 }
 
 /**
+ * Runs a tenant passkey's signature check; when it finds a {@link SuspectedClone}, blocks the
+ * passkey before the refusal goes out, as Sesame's own sign-in does (accounts/suspectedClone.ts):
+ * the copy could otherwise answer again with a higher counter. Hanko's server has no such
+ * state. The refusal is in the tenant's audit log as the failed step; this line is the operator's.
+ */
+async function blockingTenantClones<T>(
+  db: Db,
+  log: Pick<Logger, 'warn'>,
+  tenant: StoredTenant,
+  check: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await check();
+  } catch (caught) {
+    if (
+      caught instanceof SuspectedClone &&
+      (await passkeyTenantCredentialsQueries.blockAsClone(db, tenant.id, caught.credentialId))
+    ) {
+      log.warn('passkey api passkey blocked: its signature counter went backwards, a copy of it exists', {
+        tenant: tenant.id,
+        credential: caught.credentialId.slice(0, 12),
+        storedCounter: caught.storedCounter,
+        presentedCounter: caught.presentedCounter,
+      });
+    }
+    throw caught;
+  }
+}
+
+/**
  * Verifies a tenant's assertion (WebAuthn L3 §7.2) under `rules`: the challenge is this
  * tenant's, of that purpose and unused; the passkey is this tenant's and one the rules
  * accept for that challenge; the user handle matches (and is required when the request was
@@ -186,6 +217,7 @@ export interface TenantAssertionRules {
  */
 export async function verifyTenantAssertion(
   db: Db,
+  log: Pick<Logger, 'warn'>,
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
   rules: TenantAssertionRules,
@@ -205,12 +237,14 @@ export async function verifyTenantAssertion(
   );
   // As at the tenant's registration: a sign-in or an approved transaction in a cross-origin frame is not one the app showed.
   refuseFramedClientData(response.response.clientDataJSON);
-  const { newCounter, backedUp } = await verifyAssertionSignature(
-    tenantRelyingParty(tenant),
-    response,
-    challenge.challenge,
-    credential,
-    requiresUserVerification(tenant.settings[rules.settings]),
+  const { newCounter, backedUp } = await blockingTenantClones(db, log, tenant, () =>
+    verifyAssertionSignature(
+      tenantRelyingParty(tenant),
+      response,
+      challenge.challenge,
+      credential,
+      requiresUserVerification(tenant.settings[rules.settings]),
+    ),
   );
   // A concurrent assertion with a higher counter may have won the race: then this one is a replay.
   if (
@@ -228,10 +262,11 @@ export async function verifyTenantAssertion(
 export async function finishTenantLogin(
   db: Db,
   config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
+  log: Pick<Logger, 'warn'>,
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
 ): Promise<string> {
-  const { credential } = await verifyTenantAssertion(db, tenant, response, {
+  const { credential } = await verifyTenantAssertion(db, log, tenant, response, {
     purpose: PURPOSE.login,
     settings: 'webauthn',
     accepts: (c, data) => !c.isMfa && (data.userId === undefined || data.userId === c.userId),

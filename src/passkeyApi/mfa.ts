@@ -11,6 +11,7 @@ import { passkeyTenantCredentialsQueries } from '../db/queries/passkeyTenantCred
 import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { HttpError } from '../http/errors.js';
+import type { Logger } from '../logger.js';
 import { storeChallenge } from '../webauthn/challenge.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import {
@@ -161,12 +162,13 @@ export async function startMfaLogin(
 export async function finishMfaLogin(
   db: Db,
   config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
+  log: Pick<Logger, 'warn'>,
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
 ): Promise<string> {
   return refusedAsLogin(async () => {
     // A non-discoverable key usually returns no user handle; one that does must name the user.
-    const { credential } = await verifyTenantAssertion(db, tenant, response, {
+    const { credential } = await verifyTenantAssertion(db, log, tenant, response, {
       purpose: PURPOSE.login,
       settings: 'mfa',
       accepts: (c, data) => c.userId === data.userId,

@@ -13,6 +13,7 @@ import {
   type TenantTransaction,
 } from '../db/queries/passkeyTenantTransactions.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
+import type { Logger } from '../logger.js';
 import { storeChallenge } from '../webauthn/challenge.js';
 import { verifyTenantAssertion } from './ceremonies.js';
 import { HANKO_TITLES, hankoError, noSuitableCredentials } from './errors.js';
@@ -181,11 +182,12 @@ export async function startTransaction(
 export async function finishTransaction(
   db: Db,
   config: Pick<Config, 'issuer' | 'keyEncryptionSecret' | 'keyEncryptionSecretPrevious'>,
+  log: Pick<Logger, 'warn'>,
   tenant: StoredTenant,
   response: AuthenticationResponseJSON,
 ): Promise<string> {
   return refusedAsLogin(async () => {
-    const { credential, data } = await verifyTenantAssertion(db, tenant, response, {
+    const { credential, data } = await verifyTenantAssertion(db, log, tenant, response, {
       purpose: PURPOSE,
       settings: 'webauthn',
       accepts: (c, { userId, transactionId }) =>

@@ -14,7 +14,8 @@ import { challengeFromClientData, refuseFramedClientData, storeChallenge } from 
 import {
   accountDisabled,
   challengeInvalid,
-  counterNotIncreased,
+  passkeyBlocked,
+  SuspectedClone,
   unknownCredential,
   verificationFailed,
 } from './errors.js';
@@ -48,12 +49,17 @@ export function passkeyRequestOptions(
  * Checks an assertion against a stored credential (WebAuthn L3 §7.2 steps 7-21): origin,
  * RP ID hash, UP and UV flags (UV unless `requireUserVerification` is false), signature and counter. Returns the new counter and backup
  * state for the caller to record; storage of users and credentials is the caller's.
+ * Once the signature is the passkey's: a blocked passkey is refused ({@link passkeyBlocked}),
+ * and a counter that did not rise throws {@link SuspectedClone}, for the caller to block it.
  */
 export async function verifyAssertionSignature(
   rp: RelyingParty,
   response: AuthenticationResponseJSON,
   expectedChallenge: string,
-  credential: Pick<StoredCredential, 'id' | 'publicKey' | 'counter' | 'transports' | 'backupEligible'>,
+  credential: Pick<
+    StoredCredential,
+    'id' | 'publicKey' | 'counter' | 'transports' | 'backupEligible' | 'suspectedCloneAt'
+  >,
   requireUserVerification = true,
 ): Promise<{ newCounter: number; backedUp: boolean }> {
   let verification: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
@@ -85,9 +91,11 @@ export async function verifyAssertionSignature(
   // the stored flag decides the sign-in's `amr` (hwk or swk): refused, as §7.2's backup step asks.
   const { newCounter, credentialBackedUp, credentialDeviceType } = verification.authenticationInfo;
   if ((credentialDeviceType === 'multiDevice') !== credential.backupEligible) throw verificationFailed();
+  // Neither copy of a blocked passkey can be told from the other: whatever its counter says.
+  if (credential.suspectedCloneAt) throw passkeyBlocked();
   // WebAuthn L3 §7.2, the signCount step: a counter that is kept (either value non-zero) must rise.
   if ((newCounter > 0 || credential.counter > 0) && newCounter <= credential.counter) {
-    throw counterNotIncreased();
+    throw new SuspectedClone(credential.id, credential.counter, newCounter);
   }
   return { newCounter, backedUp: credentialBackedUp };
 }
@@ -145,10 +153,12 @@ export interface CheckedAssertion extends VerifiedAssertion {
 
 /**
  * Checks an assertion (WebAuthn L3 §7.2): the challenge is ours, unused and bound here (it is
- * used up now); the credential is known and belongs to an active user (and to `userId` when
- * the challenge named one, else to the user handle the authenticator returned); signature,
- * origin, RP ID hash, UV flag and counter all check out. Recording the new counter, backup
- * state and last-used time is `use`, for the caller to run with what it stores.
+ * used up now); the credential is known (and belongs to `userId` when the challenge named
+ * one, else to the user handle the authenticator returned); signature, origin, RP ID hash, UV
+ * flag and counter all check out; then the passkey is not blocked and its owner is active.
+ * Recording the new counter, backup state and last-used time is `use`, for the caller to
+ * run with what it stores. A counter that did not rise throws {@link SuspectedClone}: the
+ * caller blocks the passkey (accounts/suspectedClone.ts).
  */
 export async function checkPasskeyAssertion(
   db: Db,
@@ -185,7 +195,6 @@ export async function checkTakenAssertion(
   const { credential, user } = found;
   if (challenge.userId && challenge.userId !== credential.userId) throw unknownCredential();
   checkUserHandle(response.response.userHandle, userHandleFor(credential.userId), !challenge.userId);
-  if (user.disabled_at) throw accountDisabled();
   refuseFramedClientData(response.response.clientDataJSON);
 
   const { newCounter, backedUp } = await verifyAssertionSignature(
@@ -194,6 +203,8 @@ export async function checkTakenAssertion(
     challenge.challenge,
     credential,
   );
+  // Only now, for the passkey's holder: without the key, a disabled account answers as any bad signature.
+  if (user.disabled_at) throw accountDisabled();
   return {
     user,
     credential: { ...credential, counter: newCounter, backupState: backedUp },

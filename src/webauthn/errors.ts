@@ -16,16 +16,34 @@ export const verificationFailed = () =>
   new PasskeyError('verification_failed', 'The passkey could not be verified. Please try again.').localized(
     'errors.verificationFailed',
   );
+const BLOCKED_MESSAGE =
+  'This passkey has been blocked. Sign in with another passkey or recover your account.';
+
+/**
+ * A passkey blocked as a suspected copy (credentials.suspected_clone_at): refused at every
+ * sign-in and step-up. The words do not say why, so that whoever holds a copy learns nothing
+ * to try next; the owner's notice mail and the account page say it.
+ */
+export const passkeyBlocked = () =>
+  new PasskeyError('passkey_blocked', BLOCKED_MESSAGE, 403).localized('errors.passkeyBlocked');
+
 /**
  * WebAuthn L3 §6.1.1: an authenticator that keeps a signature counter raises it with every
- * assertion, so one that did not rise signs for a copy of the credential (a cloned key). Its
- * code stays `verification_failed`, as callers know it; the message says which check failed.
+ * assertion, so a correctly signed one whose counter did not rise proves a second copy of the
+ * private key. Refused as a blocked passkey; the caller blocks it (`credentialId`), since
+ * the copy could otherwise answer again with a higher counter and lock the owner out.
  */
-export const counterNotIncreased = () =>
-  new PasskeyError(
-    'verification_failed',
-    "This passkey's signature counter did not increase since its last use, a sign that the authenticator was copied. Use another passkey.",
-  ).localized('errors.counterNotIncreased');
+export class SuspectedClone extends PasskeyError {
+  constructor(
+    readonly credentialId: string,
+    readonly storedCounter: number,
+    readonly presentedCounter: number,
+  ) {
+    super('passkey_blocked', BLOCKED_MESSAGE, 403);
+    this.localized('errors.passkeyBlocked');
+  }
+}
+
 export const unknownCredential = () =>
   new PasskeyError(
     'unknown_credential',

@@ -106,7 +106,7 @@ export interface VerifiedRegistration {
    * `name` is what the authenticator's AAGUID calls it, when it calls it anything: the
    * caller names the rest (Sesame's pages in the person's language, the passkey API as Hanko).
    */
-  credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId' | 'name'> & {
+  credential: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'userId' | 'name' | 'suspectedCloneAt'> & {
     name: string | undefined;
   };
   /** The attestation statement format ("none", "packed", ...). */

@@ -96,7 +96,7 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
   async function credentialRow(id: string) {
     return sesame.db
       .selectFrom('passkey_tenant_credentials')
-      .select(['counter', 'last_used_at', 'is_mfa'])
+      .select(['counter', 'last_used_at', 'is_mfa', 'suspected_clone_at'])
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirstOrThrow();
@@ -350,20 +350,25 @@ describe("Hanko's MFA calls, driven by Hanko's own SDK (@teamhanko/passkeys-sdk)
     });
   });
 
-  it('refuses an MFA login whose signature counter did not increase, saying so', async () => {
+  it('blocks a second factor whose counter did not increase on a good signature, as the passkey login does', async () => {
     const key = new SoftAuthenticator();
     const { credential } = await registerSecurityKey('kim', key);
     const first = await key.getAssertion(await mfaLoginOptions('kim'), APP_ORIGIN);
     expect((await call('/mfa/login/finalize', { key: apiKey, body: first })).status).toBe(200);
-    const cloned = await key.getAssertion(await mfaLoginOptions('kim'), APP_ORIGIN, { signCount: 1 });
-    expect(await call('/mfa/login/finalize', { key: apiKey, body: cloned })).toMatchObject({
+    const blocked = {
       status: 401,
       json: {
         title: 'failed to validate assertion',
-        details: expect.stringContaining('signature counter did not increase'),
+        details: 'This passkey has been blocked. Sign in with another passkey or recover your account.',
       },
-    });
-    expect(Number((await credentialRow(credential.id)).counter)).toBe(1);
+    };
+    for (const signCount of [1, 1000]) {
+      const cloned = await key.getAssertion(await mfaLoginOptions('kim'), APP_ORIGIN, { signCount });
+      expect(await call('/mfa/login/finalize', { key: apiKey, body: cloned })).toMatchObject(blocked);
+    }
+    const row = await credentialRow(credential.id);
+    expect(Number(row.counter)).toBe(1);
+    expect(row.suspected_clone_at).toBeInstanceOf(Date);
   });
 
   it("answers bodies that are no credential in Hanko's words", async () => {

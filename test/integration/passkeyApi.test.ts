@@ -305,47 +305,74 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(await iconOf('icon-mfa')).toBe(png);
     });
 
-    it('refuses a login whose signature counter did not increase, saying so, and keeps the stored counter', async () => {
+    it('blocks a passkey whose correctly signed login has a counter that did not increase: neither copy logs in again, even with a higher counter', async () => {
       const authenticator = new SoftAuthenticator();
       const { credential } = await register(app, authenticator, { user_id: 'cora-9', username: 'cora' });
+      const copy = authenticator.clone();
       for (let i = 0; i < 2; i++) {
         const assertion = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN);
         expect((await login(app, assertion)).status).toBe(200);
       }
-      const counterNow = async () =>
-        Number(
-          (
-            await sesame.db
-              .selectFrom('passkey_tenant_credentials')
-              .select('counter')
-              .where('tenant_id', '=', app.id)
-              .where('id', '=', credential.id)
-              .executeTakeFirstOrThrow()
-          ).counter,
-        );
-      expect(await counterNow()).toBe(2);
-      for (const signCount of [1, 2]) {
-        const cloned = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN, {
-          signCount,
-        });
-        expect(await login(app, cloned)).toMatchObject({
-          status: 401,
-          json: {
-            title: 'failed to validate assertion',
-            details: expect.stringContaining('signature counter did not increase'),
-            status: 401,
-          },
-        });
-      }
-      expect(await counterNow()).toBe(2);
-      // A bad signature with a counter that went backwards says only that it did not verify.
+      const row = () =>
+        sesame.db
+          .selectFrom('passkey_tenant_credentials')
+          .select(['counter', 'suspected_clone_at'])
+          .where('tenant_id', '=', app.id)
+          .where('id', '=', credential.id)
+          .executeTakeFirstOrThrow();
+      expect(Number((await row()).counter)).toBe(2);
+      // A bad signature with a counter that went backwards says only that it did not verify, and blocks nothing.
       const forged = await authenticator.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN, {
         signCount: 1,
         badSignature: true,
       });
       const refused = await login(app, forged);
       expect(refused).toMatchObject({ status: 401, json: { title: 'failed to validate assertion' } });
-      expect(refused.json.details).not.toContain('counter');
+      expect(refused.json.details).not.toMatch(/counter|blocked/);
+      expect((await row()).suspected_clone_at).toBeNull();
+
+      const blocked = {
+        status: 401,
+        json: {
+          title: 'failed to validate assertion',
+          details: 'This passkey has been blocked. Sign in with another passkey or recover your account.',
+          status: 401,
+        },
+      };
+      // The copy's first login (its counter 1, below the stored 2) proves it: the passkey is blocked.
+      expect(
+        await login(app, await copy.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN)),
+      ).toMatchObject(blocked);
+      // Neither the copy with a higher counter nor the owner logs in any more.
+      for (const [key, signCount] of [
+        [copy, 1000],
+        [authenticator, undefined],
+      ] as const) {
+        const assertion = await key.getAssertion(await loginOptions(app, 'cora-9'), APP_ORIGIN, {
+          signCount,
+        });
+        expect(await login(app, assertion)).toMatchObject(blocked);
+      }
+      const after = await row();
+      expect(Number(after.counter)).toBe(2);
+      expect(after.suspected_clone_at).toBeInstanceOf(Date);
+      const failed = await call(
+        app.id,
+        '/audit_logs?type=webauthn_authentication_final_failed&actor_user_id=cora-9',
+        {
+          method: 'GET',
+          key: app.apiKey,
+        },
+      );
+      expect(
+        failed.json.filter((entry: { error?: string }) => entry.error?.includes('has been blocked')),
+      ).toHaveLength(3);
+      // Deleting it works as for any passkey.
+      const deleted = await call(app.id, `/credentials/${credential.id}`, {
+        method: 'DELETE',
+        key: app.apiKey,
+      });
+      expect(deleted.status).toBe(204);
     });
 
     it("lists, renames and deletes a user's passkeys, and a deleted passkey no longer signs in", async () => {

@@ -394,7 +394,30 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expect(await stateOf(login.uid)).toEqual(before);
     });
 
-    it('rejects an assertion whose signature counter went backwards (a cloned authenticator)', async () => {
+    it('answers a bad signature for a disabled account as for an active one: only the key tells the account is disabled', async () => {
+      const answerToForgery = async (person: Person) => {
+        const login = await openLogin(person);
+        const refused = await verifyLogin(
+          person,
+          login,
+          await assertion(person, login, { badSignature: true }),
+        );
+        return { status: refused.status, body: refused.json() };
+      };
+      const active = await signedUpPerson();
+      const disabled = await signedUpPerson();
+      await sesame.db
+        .updateTable('users')
+        .set({ disabled_at: new Date() })
+        .where('id', '=', disabled.user.id)
+        .execute();
+
+      const forActive = await answerToForgery(active.person);
+      expect(forActive).toMatchObject({ status: 400, body: { error: 'verification_failed' } });
+      expect(await answerToForgery(disabled.person)).toEqual(forActive);
+    });
+
+    it('blocks a passkey whose correctly signed assertion has a counter that went backwards, without saying why', async () => {
       const { person, credentialId } = await signedUpPerson();
       const first = await openLogin(person);
       expect((await verifyLogin(person, first, await assertion(person, first))).status).toBe(200);
@@ -406,11 +429,30 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       const response = await assertion(person, login, { signCount: 1 });
       const before = await stateOf(login.uid);
       const refused = await verifyLogin(person, login, response);
-      expectError(refused, 400, 'verification_failed');
-      // The code callers know, and words that say which check failed.
-      expect(refused.json().error_description).toContain('signature counter did not increase');
+      expectError(refused, 403, 'passkey_blocked');
+      expect(refused.json().error_description).toBe(
+        'This passkey has been blocked. Sign in with another passkey or recover your account.',
+      );
+      // No sign-in, no counter moved; the passkey is marked (clonedPasskey.test.ts follows it further).
       expect(await stateOf(login.uid)).toEqual(before);
-      expect(await counterOf(credentialId)).toBe(2);
+      const row = await sesame.db
+        .selectFrom('credentials')
+        .select('suspected_clone_at')
+        .where('id', '=', credentialId)
+        .executeTakeFirstOrThrow();
+      expect(row.suspected_clone_at).toBeInstanceOf(Date);
+    });
+
+    it('blocks nothing for a bad signature whose counter went backwards', async () => {
+      const { person, credentialId } = await signedUpPerson();
+      const first = await openLogin(person);
+      expect((await verifyLogin(person, first, await assertion(person, first))).status).toBe(200);
+      const login = await openLogin(person);
+      const forged = await assertion(person, login, { signCount: 0, badSignature: true });
+      expectError(await verifyLogin(person, login, forged), 400, 'verification_failed');
+      const again = await openLogin(person);
+      expect((await verifyLogin(person, again, await assertion(person, again))).status).toBe(200);
+      expect(await counterOf(credentialId)).toBe(3);
     });
 
     it.each<[string, AssertionTamper]>([

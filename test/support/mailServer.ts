@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import type { Logger } from '../../src/logger.js';
 import { freePort, startTestApp } from './testApp.js';
 
 /** A mail the test SMTP server received, parsed. */
@@ -160,12 +161,12 @@ export function linkIn(mail: ReceivedMail): string {
 /** Waits between mail attempts short enough for a test to see retries. */
 export const TEST_MAIL_TIMING = { pollMs: 200, backoffMs: [300], timeoutMs: 5_000 };
 
-/** A test SMTP server and a Sesame that mails through it (`env` adds settings). */
-export async function startAppWithMail(env: Record<string, string> = {}) {
+/** A test SMTP server and a Sesame that mails through it (`env` adds settings; `log` replaces its logger). */
+export async function startAppWithMail(env: Record<string, string> = {}, options: { log?: Logger } = {}) {
   const mail = await startMailServer();
   const sesame = await startTestApp(
     { SMTP_URL: mail.url, MAIL_FROM: 'signin@acme.test', RP_NAME: 'Acme', ...env },
-    { mailTiming: TEST_MAIL_TIMING },
+    { mailTiming: TEST_MAIL_TIMING, log: options.log },
   );
   return {
     mail,

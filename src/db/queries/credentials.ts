@@ -12,7 +12,7 @@ import {
 } from './oidcModels.js';
 
 const RECORD_USE = `update credentials set counter = $2, backup_state = $3, last_used_at = now()
-      where id = $1 and (counter < $2 or counter = 0)
+      where id = $1 and (counter < $2 or counter = 0) and suspected_clone_at is null
       returning 1 as used`;
 
 /** A stored passkey with its counter as a number. */
@@ -28,6 +28,8 @@ export interface StoredCredential {
   name: string;
   createdAt: Date;
   lastUsedAt: Date | null;
+  /** When a copy of it was detected (migration 0035): a blocked passkey signs in nowhere. */
+  suspectedCloneAt: Date | null;
 }
 
 function toStored(row: CredentialRow): StoredCredential {
@@ -43,6 +45,7 @@ function toStored(row: CredentialRow): StoredCredential {
     name: row.name,
     createdAt: row.created_at,
     lastUsedAt: row.last_used_at,
+    suspectedCloneAt: row.suspected_clone_at,
   };
 }
 
@@ -122,7 +125,10 @@ function withOwner(row: OwnedRow): { credential: StoredCredential; user: User } 
 }
 
 export const credentialsQueries = {
-  async insert(db: Db, c: Omit<StoredCredential, 'createdAt' | 'lastUsedAt'>): Promise<void> {
+  async insert(
+    db: Db,
+    c: Omit<StoredCredential, 'createdAt' | 'lastUsedAt' | 'suspectedCloneAt'>,
+  ): Promise<void> {
     await db
       .insertInto('credentials')
       .values({
@@ -222,7 +228,7 @@ export const credentialsQueries = {
   /**
    * The statement that records a verified assertion. The counter only moves forward: the
    * WHERE clause makes a concurrent older assertion lose instead of rolling the counter back,
-   * and then the statement returns no row. A sign-in runs it together with saving its
+   * and then the statement returns no row; so does one of a passkey blocked meanwhile. A sign-in runs it together with saving its
    * interaction (heldWrites.ts, storeWritesIf).
    */
   useOf(id: string, counter: number, backupState: boolean): StoreCondition {
@@ -234,6 +240,22 @@ export const credentialsQueries = {
     const { text, parameters } = credentialsQueries.useOf(id, counter, backupState);
     const { rows } = await runSql(db, text, parameters);
     return rows.length > 0;
+  },
+
+  /**
+   * Blocks a passkey a copy of which was detected (suspected_clone_at, migration 0035).
+   * Returns it as it was before, or undefined when it is gone or was already blocked (a
+   * concurrent detection did it first): only one detection records it.
+   */
+  async blockAsClone(db: Db, id: string): Promise<StoredCredential | undefined> {
+    const row = await db
+      .updateTable('credentials')
+      .set({ suspected_clone_at: sql<Date>`now()` })
+      .where('id', '=', id)
+      .where('suspected_clone_at', 'is', null)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toStored({ ...row, suspected_clone_at: null }) : undefined;
   },
 
   async rename(db: Db, userId: string, id: string, name: string): Promise<boolean> {

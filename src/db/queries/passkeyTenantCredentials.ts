@@ -20,6 +20,8 @@ export interface TenantCredential {
   lastUsedAt: Date | null;
   /** A second factor from `mfa/registration`: never offered or accepted at the normal login. */
   isMfa: boolean;
+  /** When a copy of it was detected (migration 0035): a blocked passkey is accepted nowhere. */
+  suspectedCloneAt: Date | null;
 }
 
 /** How `GET /credentials` pages through a tenant's passkeys (Hanko: newest first by default). */
@@ -46,6 +48,7 @@ function toCredential(row: Selectable<PasskeyTenantCredentialsTable>): TenantCre
     createdAt: row.created_at,
     lastUsedAt: row.last_used_at,
     isMfa: row.is_mfa,
+    suspectedCloneAt: row.suspected_clone_at,
   };
 }
 
@@ -54,7 +57,9 @@ export const passkeyTenantCredentialsQueries = {
   /** Stores a new passkey; false when the tenant already has one with this id. */
   async insert(
     db: Db,
-    c: Omit<TenantCredential, 'createdAt' | 'lastUsedAt' | 'isMfa'> & { isMfa?: boolean },
+    c: Omit<TenantCredential, 'createdAt' | 'lastUsedAt' | 'isMfa' | 'suspectedCloneAt'> & {
+      isMfa?: boolean;
+    },
   ): Promise<boolean> {
     const result = await db
       .insertInto('passkey_tenant_credentials')
@@ -133,7 +138,8 @@ export const passkeyTenantCredentialsQueries = {
 
   /**
    * Records a verified assertion. The counter only moves forward: the WHERE clause makes a
-   * concurrent older assertion lose instead of rolling the counter back.
+   * concurrent older assertion lose instead of rolling the counter back, and one of a passkey
+   * blocked meanwhile lose too.
    */
   async recordUse(
     db: Db,
@@ -148,6 +154,19 @@ export const passkeyTenantCredentialsQueries = {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .where((eb) => eb.or([eb('counter', '<', counter), eb('counter', '=', 0)]))
+      .where('suspected_clone_at', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  },
+
+  /** Blocks a passkey a copy of which was detected (migration 0035); false when it was already blocked or is gone. */
+  async blockAsClone(db: Db, tenantId: string, id: string): Promise<boolean> {
+    const result = await db
+      .updateTable('passkey_tenant_credentials')
+      .set({ suspected_clone_at: sql<Date>`now()` })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('suspected_clone_at', 'is', null)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
   },

@@ -20,6 +20,7 @@ import {
 } from '../../accounts/passkeys.js';
 import { updateProfileLocale, updateProfileName } from '../../accounts/profile.js';
 import { maySignInAfterRevocation } from '../../accounts/revocation.js';
+import { blockingClones } from '../../accounts/suspectedClone.js';
 import { translatorFor } from '../../i18n/catalog.js';
 import { type Locale, SUPPORTED_LOCALES } from '../../i18n/locales.js';
 import { sendSecurityNotice } from '../../mail/notices.js';
@@ -207,10 +208,9 @@ export function accountRoutes({
     const response = parseBody(ctx, authenticationResponseSchema);
     const { user, sessionUid } = signedIn(ctx);
     // The challenge names this user, so the verifier accepts only one of their own passkeys.
-    const verified = await verifyPasskeyAssertion(db, rp, response, {
-      purpose: STEP_UP,
-      binding: sessionUid,
-    });
+    const verified = await blockingClones({ db, config, log }, () =>
+      verifyPasskeyAssertion(db, rp, response, { purpose: STEP_UP, binding: sessionUid }),
+    );
     if (verified.user.id !== user.id) throw challengeInvalid();
     await recordStepUp(db, sessionUid, user.id);
     ctx.body = { ok: true };

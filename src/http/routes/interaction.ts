@@ -4,6 +4,7 @@ import { errors, type InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
+import { blockingClones } from '../../accounts/suspectedClone.js';
 import type { StoreCondition } from '../../db/queries/oidcModels.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
@@ -330,9 +331,11 @@ export function interactionRoutes({
             () => loadInteraction(ctx),
           );
     if (interaction.prompt.name !== 'login') throw interactionExpired();
-    const { user, credential, use } = taken
-      ? await checkTakenAssertion(rp, response, taken.result)
-      : await checkPasskeyAssertion(db, rp, response, binding);
+    const { user, credential, use } = await blockingClones({ db, config, log }, () =>
+      taken
+        ? checkTakenAssertion(rp, response, taken.result)
+        : checkPasskeyAssertion(db, rp, response, binding),
+    );
     // After the assertion's own checks, so a replayed one is still told as one.
     if (!waitsForLogin(interaction)) throw interactionExpired();
     await finishLogin(ctx, interaction, user, amrFor(credential), use);

@@ -357,7 +357,7 @@ export function passkeyApiRoutes({
       ctx.set('Cache-Control', 'no-store');
       let token: string;
       try {
-        token = await finishTenantLogin(db, config, tenantOf(ctx), response);
+        token = await finishTenantLogin(db, config, log, tenantOf(ctx), response);
       } catch (caught) {
         throw loginRefusal(caught);
       }
@@ -434,8 +434,8 @@ export function passkeyApiRoutes({
   });
 
   const kit = { tenantOf, requireApiKey, jsonBody, jsonBodyOfAnyType };
-  mountMfaRoutes(router, { config, db }, kit);
-  mountTransactionRoutes(router, { config, db }, kit);
+  mountMfaRoutes(router, { config, db, log }, kit);
+  mountTransactionRoutes(router, { config, db, log }, kit);
 
   // Preflights are answered by allowTenantOrigins. A path of the API asked with another
   // method is 405, as Hanko's router answers it; any other path under a tenant is unknown.

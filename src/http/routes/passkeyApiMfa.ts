@@ -60,7 +60,7 @@ export function assertionFinalizer(
  */
 export function mountMfaRoutes(
   router: Router,
-  { config, db }: Pick<Services, 'config' | 'db'>,
+  { config, db, log }: Pick<Services, 'config' | 'db' | 'log'>,
   { tenantOf, requireApiKey, jsonBody, jsonBodyOfAnyType }: PasskeyApiRouteKit,
 ): void {
   router.post(
@@ -122,7 +122,7 @@ export function mountMfaRoutes(
     jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.mfaAuthenticationFinal),
     assertionFinalizer(tenantOf, HANKO_TITLES.unparsableLogin, (tenant, response) =>
-      finishMfaLogin(db, config, tenant, response),
+      finishMfaLogin(db, config, log, tenant, response),
     ),
   );
 }

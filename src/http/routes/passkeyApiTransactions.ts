@@ -23,7 +23,7 @@ function userIdParam(ctx: Context): string {
  */
 export function mountTransactionRoutes(
   router: Router,
-  { config, db }: Pick<Services, 'config' | 'db'>,
+  { config, db, log }: Pick<Services, 'config' | 'db' | 'log'>,
   { tenantOf, requireApiKey, jsonBody, jsonBodyOfAnyType }: PasskeyApiRouteKit,
 ): void {
   router.post(
@@ -52,7 +52,7 @@ export function mountTransactionRoutes(
     jsonBodyOfAnyType,
     auditedAs(db, AUDIT_LOG_EVENTS.transactionFinal),
     assertionFinalizer(tenantOf, HANKO_TITLES.unparsableTransaction, (tenant, response) =>
-      finishTransaction(db, config, tenant, response),
+      finishTransaction(db, config, log, tenant, response),
     ),
   );
 

@@ -1,0 +1,67 @@
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { credentialsQueries } from '../db/queries/credentials.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { Logger } from '../logger.js';
+import { queueSecurityNotice } from '../mail/notices.js';
+import { wakeMailOutboxes } from '../mail/outbox.js';
+import { SuspectedClone } from '../webauthn/errors.js';
+
+/**
+ * Blocks the passkey of a {@link SuspectedClone}: a correctly signed assertion whose counter
+ * did not rise proves a second copy of its private key, and the copy controls its counter,
+ * so refusing only that assertion would let it in on its next try with a higher one and lock
+ * the owner out. In one transaction: the passkey is marked (credentials.suspected_clone_at),
+ * the audit log records `passkey.clone_suspected`, and the owner's notice mail is queued.
+ * Only the first detection does so (a concurrent one finds it blocked already).
+ */
+export async function blockSuspectedClone(
+  db: Db,
+  config: Config,
+  log: Pick<Logger, 'warn'>,
+  suspect: SuspectedClone,
+): Promise<void> {
+  const blocked = await db.transaction().execute(async (trx) => {
+    const credential = await credentialsQueries.blockAsClone(trx, suspect.credentialId);
+    if (!credential) return undefined;
+    await auditQueries.record(trx, 'system', 'passkey.clone_suspected', credential.userId, {
+      credential: credential.id,
+      name: credential.name,
+      storedCounter: suspect.storedCounter,
+      presentedCounter: suspect.presentedCounter,
+    });
+    const owner = await usersQueries.findById(trx, credential.userId);
+    const mailed =
+      owner !== undefined &&
+      // In the owner's language, not the request's: the request may be the copy's holder's.
+      (await queueSecurityNotice(trx, config, owner, 'passkey_blocked', { passkeyName: credential.name }));
+    return { credential, mailed };
+  });
+  if (!blocked) return;
+  if (blocked.mailed) wakeMailOutboxes();
+  log.warn('passkey blocked: its signature counter went backwards, a copy of it exists', {
+    user: blocked.credential.userId,
+    credential: blocked.credential.id.slice(0, 12),
+    storedCounter: suspect.storedCounter,
+    presentedCounter: suspect.presentedCounter,
+  });
+}
+
+/**
+ * Runs a passkey check (a sign-in's or a step-up's); when it finds a {@link SuspectedClone},
+ * blocks the passkey ({@link blockSuspectedClone}) before the refusal goes out.
+ */
+export async function blockingClones<T>(
+  services: { db: Db; config: Config; log: Pick<Logger, 'warn'> },
+  check: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await check();
+  } catch (caught) {
+    if (caught instanceof SuspectedClone) {
+      await blockSuspectedClone(services.db, services.config, services.log, caught);
+    }
+    throw caught;
+  }
+}
