@@ -305,6 +305,21 @@ export async function findUsableLink(db: Db, token: string): Promise<UsableLink>
   return { link: link!, user: await accountOf(db, link!) };
 }
 
+/**
+ * The account a passkey registered from a link is for: its id is the passkey's user handle.
+ * An existing account whose address was proven gets the passkey. One whose address was not
+ * is taken over (see confirmEmailOwner): the passkey is for the owner's new account, with a
+ * new id, and `takesOver` names the one it replaces. Otherwise a new account (`newAccount`).
+ */
+export function linkPasskeyAccount(user: User | undefined): {
+  userId: string;
+  data: { newAccount: boolean; takesOver?: string };
+} {
+  if (user?.email_verified) return { userId: user.id, data: { newAccount: false } };
+  if (user) return { userId: crypto.randomUUID(), data: { newAccount: false, takesOver: user.id } };
+  return { userId: crypto.randomUUID(), data: { newAccount: true } };
+}
+
 /** What a passkey ceremony started from a link is bound to: the link, never the token. */
 export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
   purpose: string;
@@ -326,9 +341,10 @@ export async function redeemOneTimeLink(
   token: string,
   registration: VerifiedRegistration,
   locale: Locale,
-): Promise<{ user: User; link: OneTimeTokenRow }> {
+): Promise<{ user: User; link: OneTimeTokenRow; takenOverFrom?: string }> {
   const tokenHash = sha256Hex(token);
-  let takenOverAt: Date | undefined;
+  let signedOutAt: Date | undefined;
+  let takenOverFrom: string | undefined;
   try {
     const redeemed = await db.transaction().execute(async (trx) => {
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
@@ -350,19 +366,21 @@ export async function redeemOneTimeLink(
       const name = typeof givenName === 'string' && givenName ? givenName : null;
       let user: User;
       if (existing) {
-        // Someone signed up with the invited email after the passkey prompt was shown.
-        if (existing.id !== userId) throw new LinkError('stale');
-        ({ user, takenOverAt } = await confirmEmailOwner(trx, existing, {
+        // The prompt was for this account as it is now: a takeover of it when its address was
+        // not proven (a new user handle, see linkPasskeyAccount), else a passkey for it.
+        // Otherwise someone signed up with the invited email, or proved it, meanwhile.
+        const expected = existing.email_verified ? userId : registration.challenge.data.takesOver;
+        if (existing.id !== expected) throw new LinkError('stale');
+        ({ user, takenOverFrom } = await confirmEmailOwner(trx, existing, {
+          newId: userId,
           name,
           grantAdmin: link.purpose === 'invite' && link.grant_admin,
           locale,
         }));
         // A recovery, the person's own ("Lost your passkey?") or one an admin handed out, ends
         // every other sign-in: the lost or stolen device, or whoever holds it, keeps nothing.
-        // The link's user is signed in here at once. (A takeover above did so already.)
-        if (!takenOverAt) {
-          takenOverAt = await endEverySignIn(trx, user.id);
-        }
+        // The link's user is signed in here at once. (A takeover ended the whole account.)
+        if (!takenOverFrom) signedOutAt = await endEverySignIn(trx, user.id);
       } else {
         // The passkey prompt was shown for an account that is gone since (deleted): its id
         // (the `sub` apps know it by) is never given to another account (OIDC Core §2). A
@@ -385,12 +403,12 @@ export async function redeemOneTimeLink(
         link: link.id,
         credential: registration.credential.id,
       });
-      return { user, link };
+      return { user, link, ...(takenOverFrom && { takenOverFrom }) };
     });
-    // A takeover or a self-service link queued back-channel logouts for the apps.
-    if (takenOverAt) wakeBackchannelOutboxes();
-    // The owner is signed in next; that sign-in must fall after the earlier holder's revocation.
-    if (takenOverAt) await untilAfterRevocation(takenOverAt);
+    // A takeover or a recovery queued back-channel logouts for the apps.
+    if (signedOutAt || takenOverFrom) wakeBackchannelOutboxes();
+    // The person is signed in next; that sign-in must fall after the revocation of the others.
+    if (signedOutAt) await untilAfterRevocation(signedOutAt);
     return redeemed;
   } catch (error) {
     // Two uses raced to create one email's account, or the passkey is already registered.
