@@ -303,6 +303,21 @@ export async function findUsableLink(db: Db, token: string): Promise<UsableLink>
   return { link: link!, user: await accountOf(db, link!) };
 }
 
+/**
+ * The account a passkey registered from a link is for: its id is the passkey's user handle.
+ * An existing account whose address was proven gets the passkey. One whose address was not
+ * is taken over (see confirmEmailOwner): the passkey is for the owner's new account, with a
+ * new id, and `takesOver` names the one it replaces. Otherwise a new account (`newAccount`).
+ */
+export function linkPasskeyAccount(user: User | undefined): {
+  userId: string;
+  data: { newAccount: boolean; takesOver?: string };
+} {
+  if (user?.email_verified) return { userId: user.id, data: { newAccount: false } };
+  if (user) return { userId: crypto.randomUUID(), data: { newAccount: false, takesOver: user.id } };
+  return { userId: crypto.randomUUID(), data: { newAccount: true } };
+}
+
 /** What a passkey ceremony started from a link is bound to: the link, never the token. */
 export function linkChallengeBinding(link: Pick<OneTimeTokenRow, 'id'>): {
   purpose: string;
@@ -324,8 +339,8 @@ export interface OtherPasskeys {
  * the account ends up verified: one that was not is taken over (see confirmEmailOwner).
  * Any failure leaves the link unused. `locale` is the link page's language: the new
  * passkey's name, and kept as the account's when the link makes (or takes over) one.
- * `signIn` says whether the link's browser may be signed in now: after a recovery or a
- * takeover, only if maySignInAfterRevocation lets it.
+ * `signIn` says whether the link's browser may be signed in now: after a recovery, only if
+ * maySignInAfterRevocation lets it (a takeover makes a new account: at once).
  *
  * With `removeOtherPasskeys` (the link page's "Remove my other passkeys"), every passkey the
  * account had before the new one is deleted in the same transaction: a recovery ends the
@@ -338,9 +353,16 @@ export async function redeemOneTimeLink(
   registration: VerifiedRegistration,
   locale: Locale,
   { removeOtherPasskeys }: { removeOtherPasskeys: boolean },
-): Promise<{ user: User; link: OneTimeTokenRow; otherPasskeys: OtherPasskeys; signIn: boolean }> {
+): Promise<{
+  user: User;
+  link: OneTimeTokenRow;
+  otherPasskeys: OtherPasskeys;
+  signIn: boolean;
+  takenOverFrom?: string;
+}> {
   const tokenHash = sha256Hex(token);
-  let takenOverAt: Date | undefined;
+  let signedOutAt: Date | undefined;
+  let takenOverFrom: string | undefined;
   let removed: string[] = [];
   try {
     const redeemed = await db.transaction().execute(async (trx) => {
@@ -363,19 +385,21 @@ export async function redeemOneTimeLink(
       const name = typeof givenName === 'string' && givenName ? givenName : null;
       let user: User;
       if (existing) {
-        // Someone signed up with the invited email after the passkey prompt was shown.
-        if (existing.id !== userId) throw new LinkError('stale');
-        ({ user, takenOverAt } = await confirmEmailOwner(trx, existing, {
+        // The prompt was for this account as it is now: a takeover of it when its address was
+        // not proven (a new user handle, see linkPasskeyAccount), else a passkey for it.
+        // Otherwise someone signed up with the invited email, or proved it, meanwhile.
+        const expected = existing.email_verified ? userId : registration.challenge.data.takesOver;
+        if (existing.id !== expected) throw new LinkError('stale');
+        ({ user, takenOverFrom } = await confirmEmailOwner(trx, existing, {
+          newId: userId,
           name,
           grantAdmin: link.purpose === 'invite' && link.grant_admin,
           locale,
         }));
         // A recovery, the person's own ("Lost your passkey?") or one an admin handed out, ends
         // every other sign-in: the lost or stolen device, or whoever holds it, keeps nothing.
-        // The link's user is signed in here at once. (A takeover above did so already.)
-        if (!takenOverAt) {
-          takenOverAt = await endEverySignIn(trx, user.id);
-        }
+        // The link's user is signed in here at once. (A takeover ended the whole account.)
+        if (!takenOverFrom) signedOutAt = await endEverySignIn(trx, user.id);
       } else {
         // The passkey prompt was shown for an account that is gone since (deleted): its id
         // (the `sub` apps know it by) is never given to another account (OIDC Core §2). A
@@ -403,14 +427,19 @@ export async function redeemOneTimeLink(
         credential: registration.credential.id,
         removed_passkeys: removed,
       });
-      return { user, link, otherPasskeys: { removed: removed.length, kept } };
+      return {
+        user,
+        link,
+        otherPasskeys: { removed: removed.length, kept },
+        ...(takenOverFrom && { takenOverFrom }),
+      };
     });
-    if (!takenOverAt) return { ...redeemed, signIn: true };
     // A takeover or a recovery queued back-channel logouts for the apps.
-    wakeBackchannelOutboxes();
-    // The owner is signed in next; that sign-in must fall after the earlier holder's revocation,
+    if (signedOutAt || takenOverFrom) wakeBackchannelOutboxes();
+    if (!signedOutAt) return { ...redeemed, signIn: true };
+    // The person is signed in next; that sign-in must fall after the revocation of the others,
     // and not outlive one committed during the wait (an admin's disable, a sign-out everywhere).
-    return { ...redeemed, signIn: await maySignInAfterRevocation(db, redeemed.user.id, takenOverAt) };
+    return { ...redeemed, signIn: await maySignInAfterRevocation(db, redeemed.user.id, signedOutAt) };
   } catch (error) {
     // Two uses raced to create one email's account, or the passkey is already registered.
     if ((error as { code?: string }).code === '23505') throw new LinkError('account_exists');

@@ -147,10 +147,9 @@ export interface AddingSession {
 /**
  * Stores a passkey registered from the account page, if the sign-in that added it still
  * holds the account. The request checked that at its start, but the ceremony takes a while:
- * meanwhile the email's owner may have taken the account over (confirmEmailOwner removes
- * every passkey and revokes every sign-in). Holding the account row `share` until commit
- * orders the two: a passkey stored first is removed by the takeover, and one stored after
- * is refused here, as the sign-in then reads as revoked and its step-up is gone.
+ * meanwhile the email's owner may have taken the account over (confirmEmailOwner deletes
+ * it). Holding the account row `share` until commit orders the two: a passkey stored first
+ * is deleted with the account, and one stored after is refused here, as the account is gone.
  */
 export async function addPasskey(
   db: Db,

@@ -5,7 +5,7 @@ import { groupsQueries } from '../db/queries/groups.js';
 import type { GroupRow } from '../db/schema.js';
 import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
-import { findUser } from './users.js';
+import { findUser, unverifiedAccountError } from './users.js';
 
 /** A group as admins see it. */
 export interface GroupView {
@@ -145,15 +145,27 @@ async function groupAndUser(db: Db, idOrName: string, idOrEmail: string) {
   return { group, user };
 }
 
-/** Adds a user to a group (idempotent; audited when it changes something). */
-export async function addGroupMember(db: Db, idOrName: string, idOrEmail: string, actor: Actor) {
+/**
+ * Adds a user to a group (idempotent; audited when it changes something). An account whose
+ * address nobody proved is refused ({@link unverifiedAccountError}) unless `unverified` says
+ * the admin knows whose it is: groups decide which apps a person may use.
+ */
+export async function addGroupMember(
+  db: Db,
+  idOrName: string,
+  idOrEmail: string,
+  actor: Actor,
+  options: { unverified?: boolean } = {},
+) {
   return db.transaction().execute(async (trx) => {
     const { group, user } = await groupAndUser(trx, idOrName, idOrEmail);
+    if (!user.email_verified && !options.unverified) throw unverifiedAccountError(user);
     const added = await groupsQueries.addMember(trx, group.id, user.id);
     if (added)
       await auditQueries.record(trx, actor, 'group.add_member', group.id, {
         user: user.id,
         email: user.email,
+        ...(!user.email_verified && { email_verified: false }),
       });
     return { group: group.name, group_id: group.id, user_id: user.id, email: user.email, member: true };
   });

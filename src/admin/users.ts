@@ -114,6 +114,21 @@ export const unverifiedPromotionError = (user: Pick<User, 'email'>) =>
   );
 
 /**
+ * The answer when a group or a claim is given to an account whose address nobody proved
+ * (see addGroupMember, changeUserClaim): as with {@link unverifiedPromotionError}, the person
+ * behind it may not be the one the admin means, and groups and claims are what apps decide
+ * access on. `unverified` says the admin knows whose it is; the owner of the address, should
+ * they take the account over, gets them too (see confirmEmailOwner).
+ */
+export const unverifiedAccountError = (user: Pick<User, 'email'>) =>
+  new HttpError(
+    409,
+    'email_unverified',
+    `nobody has proved they receive mail at ${user.email}: whoever signed up with it may not own it`,
+    { fields: { user: 'has an unverified email address' } },
+  );
+
+/**
  * Makes an account an administrator (idempotent; audited when it changes something). An
  * account whose address nobody proved is refused ({@link unverifiedPromotionError}) unless
  * `unverified` says the admin knows whose it is.
@@ -318,17 +333,24 @@ export async function issueRecoveryLink(
   return { user: userView(user), ...issuedLinkView(link) };
 }
 
-/** Sets (`value` given) or removes (`undefined`) one admin-set claim of a user. */
+/**
+ * Sets (`value` given) or removes (`undefined`) one admin-set claim of a user. Setting one on
+ * an account whose address nobody proved is refused ({@link unverifiedAccountError}) unless
+ * `unverified` says the admin knows whose it is.
+ */
 export async function changeUserClaim(
   db: Db,
   idOrEmail: string,
   key: string,
   value: unknown,
   actor: Actor,
+  options: { unverified?: boolean } = {},
 ): Promise<{ id: string; email: string; claims: Record<string, unknown> } | undefined> {
   return db.transaction().execute(async (trx) => {
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
+    if (value !== undefined && !user.email_verified && !options.unverified)
+      throw unverifiedAccountError(user);
     let claims: Record<string, unknown>;
     try {
       claims = value === undefined ? withoutClaim(user.claims, key) : withClaim(user.claims, key, value);
@@ -343,9 +365,7 @@ export async function changeUserClaim(
       actor,
       value === undefined ? 'user.unset_claim' : 'user.set_claim',
       user.id,
-      {
-        key,
-      },
+      { key, ...(value !== undefined && !user.email_verified && { email_verified: false }) },
     );
     return { id: user.id, email: user.email, claims };
   });

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import type { HttpError } from '../http/errors.js';
 import { MAX_KEY_ACTIVATION_DELAY_SECONDS } from '../oidc/keys.js';
 import { CliError } from './context.js';
 
@@ -37,6 +38,20 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 /** A one-line CLI error about the value given for `field`, named by its flag. */
 export function flagError(field: string, message: string): CliError {
   return new CliError(`${FLAG_FOR_FIELD[field] ?? field}: ${message}`);
+}
+
+/** `--unverified`: do what is refused for an account whose address nobody proved (see promoteUser). */
+export const UNVERIFIED_FLAG_HELP =
+  "even though nobody proved the account's address (you know whose account it is)";
+
+/**
+ * A refusal as the CLI's one line: one for an account whose address nobody proved
+ * (`email_unverified`) names the flag that overrides it.
+ */
+export function refusalLine(error: HttpError): string {
+  return error.code === 'email_unverified'
+    ? `${error.message} (or, if you know whose account it is, add --unverified)`
+    : error.message;
 }
 
 /**

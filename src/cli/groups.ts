@@ -13,6 +13,7 @@ import {
 import { HttpError } from '../http/errors.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
+import { refusalLine, UNVERIFIED_FLAG_HELP } from './flags.js';
 
 /** The services' errors as the CLI's one line; a bad name is about the flag that gave it. */
 async function guard<T>(run: () => Promise<T>): Promise<T> {
@@ -21,7 +22,7 @@ async function guard<T>(run: () => Promise<T>): Promise<T> {
   } catch (error) {
     if (error instanceof HttpError) {
       const fields = (error.details?.fields ?? {}) as Record<string, string>;
-      throw new CliError(fields.name && error.status === 400 ? `--name: ${fields.name}` : error.message);
+      throw new CliError(fields.name && error.status === 400 ? `--name: ${fields.name}` : refusalLine(error));
     }
     throw error;
   }
@@ -78,7 +79,7 @@ export function registerGroupCommands(program: Command): void {
                 `name:    ${group.name}`,
                 `claims:  ${JSON.stringify(group.claims)}`,
                 ...unreleasedLine(group.claims),
-                `members:\n${members.map((m) => `  ${m.email}`).join('\n') || '  (none)'}`,
+                `members:\n${members.map((m) => `  ${m.email}${m.email_verified ? '' : ' (unverified)'}`).join('\n') || '  (none)'}`,
               ].join('\n'),
           );
         }),
@@ -123,11 +124,14 @@ export function registerGroupCommands(program: Command): void {
   groups
     .command('add-member <group> <user>')
     .description('add a user (id or email) to a group')
+    .option('--unverified', `add them ${UNVERIFIED_FLAG_HELP}`, false)
     .option('--json', 'print JSON')
     .action((idOrName: string, idOrEmail: string, opts) =>
       guard(() =>
         withDatabase(async (db) => {
-          const done = await addGroupMember(db, idOrName, idOrEmail, cliActor());
+          const done = await addGroupMember(db, idOrName, idOrEmail, cliActor(), {
+            unverified: opts.unverified,
+          });
           output(opts.json, done, () => `${done.email} is in group ${done.group}`);
         }),
       ),

@@ -15,6 +15,7 @@ import { HttpError } from '../http/errors.js';
 import { emailSchema, issueMessage } from '../http/schemas.js';
 import { confirmOrRefuse } from './confirm.js';
 import { CliError, cliActor, output, table, withDatabase } from './context.js';
+import { refusalLine, UNVERIFIED_FLAG_HELP } from './flags.js';
 
 const noUser = (idOrEmail: string) => new CliError(`no user with id or email ${idOrEmail}`);
 
@@ -78,11 +79,7 @@ export function registerUserCommands(program: Command): void {
   users
     .command('promote <id-or-email>')
     .description('make an existing account a Sesame administrator')
-    .option(
-      '--unverified',
-      'promote it even though nobody proved the address (you know whose account it is)',
-      false,
-    )
+    .option('--unverified', `promote it ${UNVERIFIED_FLAG_HELP}`, false)
     .option('--json', 'print JSON')
     .action((idOrEmail: string, opts) =>
       withDatabase(async (db, config) => {
@@ -90,7 +87,7 @@ export function registerUserCommands(program: Command): void {
           unverified: opts.unverified,
         }).catch((error: unknown) => {
           if (error instanceof HttpError && error.code === 'email_unverified')
-            throw new CliError(`${error.message} (or, if you know whose account it is, add --unverified)`);
+            throw new CliError(refusalLine(error));
           throw error;
         });
         if (!user) throw noUser(idOrEmail);
@@ -168,16 +165,17 @@ export function registerUserCommands(program: Command): void {
     .description(
       'set a claim released with the profile scope; it wins over a group claim (VALUE: JSON, else text)',
     )
+    .option('--unverified', `set it ${UNVERIFIED_FLAG_HELP}`, false)
     .option('--json', 'print JSON')
     .action((idOrEmail: string, key: string, value: string, opts) =>
-      changeClaim(idOrEmail, key, parseClaimValue(value), opts.json),
+      changeClaim(idOrEmail, key, parseClaimValue(value), opts),
     );
 
   users
     .command('unset-claim <user> <key>')
     .description("remove one of a user's claims")
     .option('--json', 'print JSON')
-    .action((idOrEmail: string, key: string, opts) => changeClaim(idOrEmail, key, undefined, opts.json));
+    .action((idOrEmail: string, key: string, opts) => changeClaim(idOrEmail, key, undefined, opts));
 }
 
 /** What the CLI says an ended administration took back: the admin's API keys and unused links. */
@@ -192,11 +190,18 @@ function withdrawnLines(user: UserWithdrawnView): string[] {
   ];
 }
 
-function changeClaim(idOrEmail: string, key: string, value: unknown, json: boolean) {
+function changeClaim(
+  idOrEmail: string,
+  key: string,
+  value: unknown,
+  { json, unverified }: { json: boolean; unverified?: boolean },
+) {
   return withDatabase(async (db) => {
-    const user = await changeUserClaim(db, idOrEmail, key, value, cliActor()).catch((error: unknown) => {
-      throw error instanceof HttpError ? new CliError(error.message) : error;
-    });
+    const user = await changeUserClaim(db, idOrEmail, key, value, cliActor(), { unverified }).catch(
+      (error: unknown) => {
+        throw error instanceof HttpError ? new CliError(refusalLine(error)) : error;
+      },
+    );
     if (!user) throw noUser(idOrEmail);
     output(json, user, () =>
       value === undefined

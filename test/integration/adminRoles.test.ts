@@ -304,15 +304,15 @@ describe('promote and demote on the admin API and the users page', () => {
 
     const owner = new Person(sesame.baseUrl);
     expect((await useLink(owner, invited.json().url, 'Eve')).status).toBe(200);
-    expect(await usersQueries.findById(sesame.db, squat.id)).toMatchObject({
-      is_admin: true,
-      email_verified: true,
-      name: 'Eve',
-    });
+    // The owner's is a new account (a new sub for apps); the squatter's is gone.
+    const taken = (await usersQueries.findByEmail(sesame.db, 'eve@example.com'))!;
+    expect(taken.id).not.toBe(squat.id);
+    expect(taken).toMatchObject({ is_admin: true, email_verified: true, name: 'Eve' });
+    expect(await usersQueries.findById(sesame.db, squat.id)).toBeUndefined();
     const passkeys = await sesame.db
       .selectFrom('credentials')
       .select('id')
-      .where('user_id', '=', squat.id)
+      .where('user_id', '=', taken.id)
       .execute();
     expect(passkeys).toHaveLength(1);
     expect((await owner.browser.request('/admin/users')).status).toBe(200);

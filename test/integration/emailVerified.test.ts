@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { addGroupMember, createGroup, groupMembers } from '../../src/admin/groups.js';
+import { changeUserClaim } from '../../src/admin/users.js';
 import { auditQueries } from '../../src/db/queries/audit.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -18,14 +20,21 @@ const REDIRECT_URI = 'http://127.0.0.1:8904/callback';
 describe('email_verified and one-time links on unproven accounts', () => {
   let sesame: TestApp;
   let rp: TestRp;
+  let clientId: string;
 
   beforeAll(async () => {
     sesame = await startTestApp({ SIGNUP: 'open' });
     const { client, client_secret } = await createClient(
       sesame.db,
-      { name: 'Wiki', redirect_uris: [REDIRECT_URI] },
+      // Nothing listens there: the test reads the back-channel outbox, not the app.
+      {
+        name: 'Wiki',
+        redirect_uris: [REDIRECT_URI],
+        backchannel_logout_uri: 'http://127.0.0.1:8904/backchannel',
+      },
       'test',
     );
+    clientId = client.client_id;
     rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
   });
 
@@ -34,10 +43,10 @@ describe('email_verified and one-time links on unproven accounts', () => {
   const newEmail = () => `v${randomBytes(4).toString('hex')}@example.com`;
 
   /** Signs a new person up at the app; returns them (signed in) and their tokens. */
-  async function selfSignUp(email: string) {
+  async function selfSignUp(email: string, name?: string) {
     const person = new Person(sesame.baseUrl);
     const pending = await beginLogin(rp, 'openid email profile');
-    const next = await person.signUp(await person.open(pending.url), email);
+    const next = await person.signUp(await person.open(pending.url), email, name);
     const tokens = await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
     return { person, tokens };
   }
@@ -71,13 +80,13 @@ describe('email_verified and one-time links on unproven accounts', () => {
     expect(await signInAtApp(person)).toMatchObject({ sub: userId, email, email_verified: true });
   });
 
-  it("hands a squatted account to the invitee: the squatter's passkeys, sessions and tokens go", async () => {
+  it("gives the invitee a new account (a new sub) for a squatted address, and ends the squatter's for good", async () => {
     const email = newEmail();
     // The admin invites the address; before the invitee opens the link, someone signs up with it.
     const { url } = await createOneTimeLink(sesame.db, sesame.config, { email, admin: true, actor: 'test' });
     const squatter = await selfSignUp(email);
-    const sub = squatter.tokens.claims()!.sub;
-    const squatterPasskeys = await credentialIds(sub);
+    const squatterSub = squatter.tokens.claims()!.sub;
+    const squatterPasskeys = await credentialIds(squatterSub);
     expect(squatterPasskeys).toHaveLength(1);
 
     const owner = new Person(sesame.baseUrl);
@@ -86,30 +95,69 @@ describe('email_verified and one-time links on unproven accounts', () => {
     expect(page.text).toContain('passkeys it has now will be removed');
     expect((await useLink(owner, url, 'Real Owner')).status).toBe(200);
 
-    // Same account (sub), now proven, with only the owner's passkey, the owner's name and the invite's role.
-    expect(await usersQueries.findById(sesame.db, sub)).toMatchObject({
-      email_verified: true,
-      name: 'Real Owner',
-      is_admin: true,
-    });
-    const remaining = await credentialIds(sub);
-    expect(remaining).toEqual([owner.authenticator.credentials()[0]!.id]);
-    // Everything the squatter held stopped working.
-    await expect(oidc.fetchUserInfo(rp.config, squatter.tokens.access_token, sub)).rejects.toThrow();
+    // The app that keyed its account on the squatter's sub sees the owner as someone else: a
+    // new sub, proven, with the owner's name and the invite's role. The squatter's account is gone.
+    const ownerClaims = await signInAtApp(owner);
+    expect(ownerClaims).toMatchObject({ email, email_verified: true, name: 'Real Owner' });
+    expect(ownerClaims.sub).not.toBe(squatterSub);
+    expect(await usersQueries.findById(sesame.db, squatterSub)).toBeUndefined();
+    expect(await usersQueries.findById(sesame.db, ownerClaims.sub)).toMatchObject({ email, is_admin: true });
+    expect(await credentialIds(ownerClaims.sub)).toEqual([owner.authenticator.credentials()[0]!.id]);
+    expect(await credentialIds(squatterSub)).toEqual([]);
+    // Everything the squatter held stopped working, and the app is told the old sub signed out.
+    await expect(oidc.fetchUserInfo(rp.config, squatter.tokens.access_token, squatterSub)).rejects.toThrow();
     expect((await squatter.person.browser.request('/account')).status).toBe(302);
     await expect(signInAtApp(squatter.person)).rejects.toThrow(/401/);
-    const events = await auditQueries.recent(sesame.db, 10);
-    expect(events).toEqual(
+    const logouts = await sesame.db
+      .selectFrom('backchannel_deliveries')
+      .select('sub')
+      .where('client_id', '=', clientId)
+      .where('sub', 'in', [squatterSub, ownerClaims.sub])
+      .execute();
+    expect(logouts.map((row) => row.sub)).toContain(squatterSub);
+    expect(logouts.map((row) => row.sub)).not.toContain(ownerClaims.sub);
+    // The audit names both accounts.
+    expect(await auditQueries.recent(sesame.db, 10)).toEqual(
       expect.arrayContaining([
         expect.objectContaining({
-          action: 'user.email_verified',
-          target: sub,
-          details: expect.objectContaining({ removed_passkeys: squatterPasskeys }),
+          action: 'user.taken_over',
+          target: ownerClaims.sub,
+          details: expect.objectContaining({
+            previous_user: squatterSub,
+            removed_passkeys: squatterPasskeys,
+          }),
         }),
       ]),
     );
+  });
 
-    expect(await signInAtApp(owner)).toMatchObject({ sub, email, email_verified: true, name: 'Real Owner' });
+  it("carries what an administrator gave the address over to its owner's new account, not the squatter's name", async () => {
+    const squatter = await selfSignUp(newEmail(), 'Squatter');
+    const squatterSub = squatter.tokens.claims()!.sub;
+    const email = squatter.tokens.claims()!.email as string;
+    const group = await createGroup(sesame.db, `g${randomBytes(4).toString('hex')}`, 'test');
+    await addGroupMember(sesame.db, group.id, email, 'test', { unverified: true });
+    await changeUserClaim(sesame.db, email, 'department', 'finance', 'test', { unverified: true });
+    const recovery = await createOneTimeLink(sesame.db, sesame.config, {
+      email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const owner = new Person(sesame.baseUrl);
+    expect((await useLink(owner, recovery.url)).status).toBe(200);
+
+    const ownerAccount = (await usersQueries.findByEmail(sesame.db, email))!;
+    expect(ownerAccount.id).not.toBe(squatterSub);
+    expect(ownerAccount).toMatchObject({
+      email_verified: true,
+      name: null,
+      claims: { department: 'finance' },
+    });
+    expect((await groupMembers(sesame.db, group.id)).members.map((member) => member.id)).toEqual([
+      ownerAccount.id,
+    ]);
+    // The used recovery link still reads as used, for the new account.
+    expect((await owner.browser.request(linkPath(recovery.url))).status).toBe(410);
   });
 
   it('removes the passkeys of an unproven account on recovery too, and keeps those of a proven one', async () => {
@@ -122,8 +170,11 @@ describe('email_verified and one-time links on unproven accounts', () => {
     });
     const holder = new Person(sesame.baseUrl);
     expect((await useLink(holder, recovery.url)).status).toBe(200);
-    expect(await credentialIds(unprovenSub)).toEqual([holder.authenticator.credentials()[0]!.id]);
-    expect((await usersQueries.findById(sesame.db, unprovenSub))!.email_verified).toBe(true);
+    const taken = (await usersQueries.findByEmail(sesame.db, unproven.tokens.claims()!.email as string))!;
+    expect(taken).toMatchObject({ email_verified: true });
+    expect(taken.id).not.toBe(unprovenSub);
+    expect(await credentialIds(taken.id)).toEqual([holder.authenticator.credentials()[0]!.id]);
+    expect(await credentialIds(unprovenSub)).toEqual([]);
 
     const proven = await onboard(sesame, newEmail());
     const before = await credentialIds(proven.userId);

@@ -38,6 +38,13 @@ describe('groups, allowed groups and custom claims', () => {
     return { person, id: user!.id };
   }
 
+  /** As {@link signUp}, then the person proves the address (the welcome mail's link would). */
+  async function signUpVerified(email: string, name: string) {
+    const signedUp = await signUp(email, name);
+    await usersQueries.update(sesame.db, signedUp.id, { emailVerified: true });
+    return signedUp;
+  }
+
   async function sesameCli(...args: string[]) {
     return runCliOn(sesame, args);
   }
@@ -86,8 +93,8 @@ describe('groups, allowed groups and custom claims', () => {
       { client_id: wikiClient.client.client_id, client_secret: wikiClient.client_secret },
       WIKI_URI,
     );
-    ({ person: ada, id: adaId } = await signUp('ada@example.com', 'Ada'));
-    ({ person: bob, id: bobId } = await signUp('bob@example.com', 'Bob'));
+    ({ person: ada, id: adaId } = await signUpVerified('ada@example.com', 'Ada'));
+    ({ person: bob, id: bobId } = await signUpVerified('bob@example.com', 'Bob'));
   });
 
   afterAll(() => sesame.stop());
@@ -130,7 +137,9 @@ describe('groups, allowed groups and custom claims', () => {
     const renamed = await json('groups', 'rename', created.id, '--name', 'finance-team');
     expect(renamed.name).toBe('finance-team');
     const shown = await json('groups', 'show', 'FINANCE-TEAM');
-    expect(shown.members).toEqual([{ id: adaId, email: 'ada@example.com', name: 'Ada' }]);
+    expect(shown.members).toEqual([
+      { id: adaId, email: 'ada@example.com', name: 'Ada', email_verified: true },
+    ]);
     const actions = (await auditQueries.recent(sesame.db, 20)).map((event) => event.action);
     expect(actions).toEqual(expect.arrayContaining(['group.create', 'group.add_member', 'group.rename']));
     // The human form is a table.
@@ -480,6 +489,97 @@ describe('groups, allowed groups and custom claims', () => {
     expect((await api('DELETE', '/groups/Writers')).status).toBe(404);
     expect((await api('GET', `/clients/${notesId}`)).json().allowed_groups).toEqual([]);
     expect(await groupsQueries.findByIdOrName(sesame.db, editors.id)).toBeUndefined();
+  }, 120_000);
+
+  it('puts an account whose address nobody proved in a group, or gives it a claim, only when told so: CLI, API and admin page', async () => {
+    // With open sign-up anyone can claim an address: eve@example.com may be a stranger's account.
+    const { id: eveId } = await signUp('eve@example.com', 'Eve');
+    await createGroup(sesame.db, 'Treasury', 'test');
+    const isMember = async () =>
+      (
+        await groupsQueries.members(
+          sesame.db,
+          (await groupsQueries.findByIdOrName(sesame.db, 'Treasury'))!.id,
+        )
+      )
+        .map((member) => member.id)
+        .includes(eveId);
+    const claims = async () => (await usersQueries.findById(sesame.db, eveId))!.claims;
+
+    expectOneLineError(
+      await sesameCli('groups', 'add-member', 'Treasury', 'eve@example.com', '--json'),
+      /nobody has proved they receive mail at eve@example\.com.*add --unverified/,
+    );
+    expectOneLineError(
+      await sesameCli('users', 'set-claim', 'eve@example.com', 'level', '9', '--json'),
+      /nobody has proved they receive mail at eve@example\.com.*add --unverified/,
+    );
+    const refused = await api('PUT', '/groups/Treasury/members/eve@example.com');
+    expect(refused.status).toBe(409);
+    expect(refused.json()).toMatchObject({ error: 'email_unverified' });
+    expect((await api('PUT', `/users/${eveId}/claims/level`, { json: { value: 9 } })).status).toBe(409);
+    expect(
+      (await api('PUT', '/groups/Treasury/members/eve@example.com', { json: { unverified: 'yes' } })).status,
+    ).toBe(400);
+    expect(await isMember()).toBe(false);
+    expect(await claims()).toEqual({});
+
+    // Told so, each adds her; the audit records that the address was unproven.
+    expect(await json('groups', 'add-member', 'Treasury', 'eve@example.com', '--unverified')).toMatchObject({
+      member: true,
+    });
+    expect(await isMember()).toBe(true);
+    const shown = await sesameCli('groups', 'show', 'Treasury');
+    expect(shown.stdout).toContain('eve@example.com (unverified)');
+    expect((await api('DELETE', '/groups/Treasury/members/eve@example.com')).status).toBe(200);
+    const added = await api('PUT', '/groups/Treasury/members/eve@example.com', {
+      json: { unverified: true },
+    });
+    expect(added.json()).toMatchObject({ member: true, user_id: eveId });
+    expect((await api('GET', '/groups/Treasury')).json().members).toEqual([
+      expect.objectContaining({ email: 'eve@example.com', email_verified: false }),
+    ]);
+    expect(await json('users', 'set-claim', 'eve@example.com', 'level', '9', '--unverified')).toMatchObject({
+      claims: { level: 9 },
+    });
+    const claimed = await api('PUT', `/users/${eveId}/claims/team`, {
+      json: { value: 'b', unverified: true },
+    });
+    expect(claimed.json().claims).toEqual({ level: 9, team: 'b' });
+    // Taking a claim away needs no such word.
+    expect((await api('DELETE', `/users/${eveId}/claims/team`)).json().claims).toEqual({ level: 9 });
+    const audit = await auditQueries.recent(sesame.db, 20);
+    expect(audit).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          action: 'group.add_member',
+          details: expect.objectContaining({ email_verified: false }),
+        }),
+      ]),
+    );
+
+    // The admin page refuses too, offers the box that says so, and marks her as unverified.
+    await api('DELETE', '/groups/Treasury/members/eve@example.com');
+    const { admin } = await signUpAdmin('gatekeeper@example.com');
+    const treasury = (await groupsQueries.findByIdOrName(sesame.db, 'Treasury'))!;
+    const groupPath = `/admin/groups/${treasury.id}`;
+    const csrf = asPage(await admin.browser.follow(groupPath)).csrf();
+    expect((await stepUp(admin, csrf)).status).toBe(200);
+    const pageRefused = await admin.browser.request(`${groupPath}/members`, {
+      form: { _csrf: csrf, user: 'eve@example.com' },
+    });
+    expect(pageRefused.status).toBe(409);
+    expect(pageRefused.text).toContain('nobody has proved they receive mail at eve@example.com');
+    expect(pageRefused.text).toContain('Add this unverified account anyway');
+    expect(await isMember()).toBe(false);
+    const pageAdded = await admin.browser.request(`${groupPath}/members`, {
+      form: { _csrf: csrf, user: 'eve@example.com', unverified: 'on' },
+    });
+    expect(pageAdded.status).toBe(302);
+    expect(await isMember()).toBe(true);
+    expect(asPage(await admin.browser.follow(groupPath)).text).toMatch(
+      /eve@example\.com <span class="hint">\(unverified/,
+    );
   }, 120_000);
 
   it('deletes a group with the CLI, which needs --yes without a terminal', async () => {

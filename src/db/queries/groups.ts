@@ -120,11 +120,14 @@ export const groupsQueries = {
     return result.numDeletedRows > 0n;
   },
 
-  async members(db: Db, groupId: string): Promise<Array<{ id: string; email: string; name: string | null }>> {
+  async members(
+    db: Db,
+    groupId: string,
+  ): Promise<Array<{ id: string; email: string; name: string | null; email_verified: boolean }>> {
     return db
       .selectFrom('group_members')
       .innerJoin('users', 'users.id', 'group_members.user_id')
-      .select(['users.id', 'users.email', 'users.name'])
+      .select(['users.id', 'users.email', 'users.name', 'users.email_verified'])
       .where('group_members.group_id', '=', groupId)
       .orderBy(sql`lower(users.email)`)
       .execute();

@@ -99,4 +99,26 @@ export const oneTimeTokensQueries = {
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   },
+
+  /**
+   * Lets go of the used links of an account about to be deleted (taken over by the owner of
+   * its address, see confirmEmailOwner), which would go with it; returns their ids, for
+   * {@link attachToUser}. Unused ones stay, and go with the account they were issued for.
+   */
+  async detachUsedFromUser(db: Db, userId: string): Promise<string[]> {
+    const rows = await db
+      .updateTable('one_time_tokens')
+      .set({ user_id: null })
+      .where('user_id', '=', userId)
+      .where('used_at', 'is not', null)
+      .returning('id')
+      .execute();
+    return rows.map((row) => row.id);
+  },
+
+  /** Gives the links `ids` to an account (see {@link detachUsedFromUser}): a used link still reads as used. */
+  async attachToUser(db: Db, ids: string[], userId: string): Promise<void> {
+    if (ids.length === 0) return;
+    await db.updateTable('one_time_tokens').set({ user_id: userId }).where('id', 'in', ids).execute();
+  },
 };

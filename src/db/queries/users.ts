@@ -76,6 +76,7 @@ export const usersQueries = {
       isAdmin?: boolean;
       emailVerified?: boolean;
       signupLocale?: string;
+      claims?: Record<string, unknown>;
     },
   ): Promise<User> {
     return db
@@ -88,6 +89,7 @@ export const usersQueries = {
         email_verified: values.emailVerified ?? false,
         // Only when given: the migration tests insert users into databases from before 0029.
         ...(values.signupLocale !== undefined && { signup_locale: values.signupLocale }),
+        ...(values.claims !== undefined && { claims: JSON.stringify(values.claims) }),
       })
       .returningAll()
       .executeTakeFirstOrThrow();

@@ -17,11 +17,13 @@ import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
 
 const groupNameSchema = z.object({ name: z.string({ error: 'must be a string' }) }).strict();
+/** `unverified: true` gives an account whose address nobody proved a group or a claim (see addGroupMember). */
+const unverified = { unverified: z.boolean().default(false) };
+const unverifiedSchema = z.object(unverified).strict();
 /** A claim's value: any JSON value; null, its size and its numbers are checked with the claim's rules. */
-const claimValueSchema = z
-  .object({ value: z.unknown() })
-  .strict()
-  .refine((body) => body.value !== undefined, { path: ['value'], message: 'is required' });
+const claimValue = { value: z.unknown().refine((value) => value !== undefined, { message: 'is required' }) };
+const claimValueSchema = z.object(claimValue).strict();
+const userClaimValueSchema = z.object({ ...claimValue, ...unverified }).strict();
 
 /**
  * The admin API's groups (`/api/admin/groups`) and user claims (`/api/admin/users/:id/claims`),
@@ -59,7 +61,11 @@ export function adminApiGroupRoutes(router: Router, { db, caches }: Pick<Service
   });
 
   router.put('/groups/:group/members/:user', async (ctx) => {
-    ctx.body = await addGroupMember(db, ctx.params.group!, ctx.params.user!, apiKeyActor(ctx));
+    // The body is optional: a PUT without one adds a member whose address was proven.
+    const { unverified } = parseBody(ctx, unverifiedSchema);
+    ctx.body = await addGroupMember(db, ctx.params.group!, ctx.params.user!, apiKeyActor(ctx), {
+      unverified,
+    });
   });
 
   router.delete('/groups/:group/members/:user', async (ctx) => {
@@ -76,8 +82,10 @@ export function adminApiGroupRoutes(router: Router, { db, caches }: Pick<Service
   });
 
   router.put('/users/:id/claims/:key', async (ctx) => {
-    const { value } = parseBody(ctx, claimValueSchema);
-    const user = await changeUserClaim(db, ctx.params.id!, ctx.params.key!, value, apiKeyActor(ctx));
+    const { value, unverified } = parseBody(ctx, userClaimValueSchema);
+    const user = await changeUserClaim(db, ctx.params.id!, ctx.params.key!, value, apiKeyActor(ctx), {
+      unverified,
+    });
     if (!user) throw noUserFor(ctx.params.id!);
     caches.users.invalidate(user.id);
     ctx.body = user;

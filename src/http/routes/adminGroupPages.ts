@@ -21,7 +21,11 @@ import type { Services } from '../services.js';
 import type { AdminPageKit } from './adminPageKit.js';
 
 const nameFormSchema = z.object({ name: z.string().max(1000).default('') });
-const memberFormSchema = z.object({ user: z.string().max(1000).default('') });
+const memberFormSchema = z.object({
+  user: z.string().max(1000).default(''),
+  /** Ticked after a refusal: add an account whose address nobody proved (see addGroupMember). */
+  unverified: z.literal('on').optional(),
+});
 const claimFormSchema = z.object({
   key: z.string().max(1000).default(''),
   value: z.string().max(10_000).default(''),
@@ -61,6 +65,8 @@ interface RefusedForm {
   form: TypedForm;
   values: Record<string, string>;
   errors: Record<string, string>;
+  /** The refusal's code: `email_unverified` offers the box that adds the account anyway. */
+  code: string;
 }
 
 function refusedForm(form: TypedForm, body: unknown, error: HttpError): RefusedForm {
@@ -71,7 +77,7 @@ function refusedForm(form: TypedForm, body: unknown, error: HttpError): RefusedF
   );
   const named = Object.keys((error.details?.fields ?? {}) as Record<string, string>);
   const field = fields.find((name) => named.includes(name)) ?? fields[0]!;
-  return { form, values, errors: { [field]: error.message } };
+  return { form, values, errors: { [field]: error.message }, code: error.code };
 }
 
 /** “A”, “A and B”, “A, B and C”. */
@@ -171,9 +177,10 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
       ctx,
       'member-added',
       (id) => {
-        const user = parseBody(ctx, memberFormSchema).user.trim();
+        const form = parseBody(ctx, memberFormSchema);
+        const user = form.user.trim();
         if (!user) throw badRequest('Enter the email address or user ID of the person to add.');
-        return addGroupMember(db, id, user, kit.actor(ctx));
+        return addGroupMember(db, id, user, kit.actor(ctx), { unverified: form.unverified === 'on' });
       },
       'member',
     ),

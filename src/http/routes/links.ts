@@ -4,6 +4,7 @@ import {
   findUsableLink,
   LinkError,
   linkChallengeBinding,
+  linkPasskeyAccount,
   redeemOneTimeLink,
 } from '../../accounts/oneTimeLinks.js';
 import { sendSecurityNotice } from '../../mail/notices.js';
@@ -81,16 +82,13 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
     const { link, user } = await findUsableLink(db, ctx.params.token!);
     // The name of an account whose email nobody proved yet is not kept (see confirmEmailOwner).
     const name = user?.email_verified ? user.name : (body.name ?? null);
+    // Which account the passkey is for: the one named may be gone or proven when it comes back.
+    const { userId, data } = linkPasskeyAccount(user);
     ctx.body = await startPasskeyRegistration(
       db,
       rp,
-      {
-        userId: user?.id ?? crypto.randomUUID(),
-        email: user?.email ?? link.email,
-        displayName: name ?? user?.email ?? link.email,
-      },
-      // Whether the passkey is for a new account: the one named may be gone when it comes back.
-      { ...linkChallengeBinding(link), data: { name, newAccount: !user } },
+      { userId, email: user?.email ?? link.email, displayName: name ?? user?.email ?? link.email },
+      { ...linkChallengeBinding(link), data: { name, ...data } },
     );
   });
 
@@ -99,7 +97,7 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
     const token = ctx.params.token!;
     const { link } = await findUsableLink(db, token);
     const registration = await verifyPasskeyRegistration(db, rp, response, linkChallengeBinding(link));
-    const { user, otherPasskeys, signIn } = await redeemOneTimeLink(
+    const { user, otherPasskeys, signIn, takenOverFrom } = await redeemOneTimeLink(
       db,
       token,
       registration,
@@ -108,6 +106,7 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
     );
     // Seen at once here, without waiting for the change notice (or when notices are lost).
     caches.users.invalidate(user.id);
+    if (takenOverFrom) caches.users.invalidate(takenOverFrom);
     log.info('one-time link used', { link: link.id, purpose: link.purpose, user: user.id });
     if (link.purpose === 'recovery') {
       await sendSecurityNotice(db, config, log, user, 'recovery_used', {
