@@ -20,9 +20,9 @@ import { loginResult, settleLoginInteraction } from '../../oidc/loginResult.js';
 import { type ConsentDetails, resourcesToConsent } from '../../oidc/resourceConsent.js';
 import { addressKey } from '../../text.js';
 import {
-  amrFor,
   checkPasskeyAssertion,
   checkTakenAssertion,
+  passkeyAmr,
   passkeyRequestOptions,
 } from '../../webauthn/authentication.js';
 import { challengeExpiresAt, challengeNamedIn } from '../../webauthn/challenge.js';
@@ -336,7 +336,7 @@ export function interactionRoutes({
       : await checkPasskeyAssertion(db, rp, response, binding);
     // After the assertion's own checks, so a replayed one is still told as one.
     if (!waitsForLogin(interaction)) throw interactionExpired();
-    await finishLogin(ctx, interaction, user, loginResult(user.id, amrFor(credential)), use);
+    await finishLogin(ctx, interaction, user, loginResult(user.id, passkeyAmr()), use);
     log.info('passkey sign-in', { user: user.id, credential: credential.id.slice(0, 12) });
   }
 
@@ -367,7 +367,7 @@ export function interactionRoutes({
       binding: interaction.uid,
     });
     const { challenge } = verified;
-    const result = loginResult(challenge.userId!, amrFor(verified.credential));
+    const result = loginResult(challenge.userId!, passkeyAmr());
     const user = await createAccountWithPasskey(
       db,
       config,
