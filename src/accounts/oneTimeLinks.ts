@@ -190,6 +190,7 @@ export type LinkProblem =
   | 'expired_self_service'
   | 'disabled'
   | 'account_exists'
+  | 'passkey_registered'
   | 'stale';
 
 const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
@@ -235,6 +236,13 @@ const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
     code: 'account_exists',
     heading: 'This account already exists',
     message: 'An account with this email was created meanwhile. Ask an administrator for a recovery link.',
+  },
+  passkey_registered: {
+    status: 409,
+    code: 'passkey_registered',
+    heading: 'This passkey is already registered',
+    message:
+      'It belongs to an account already. The link was not used: create a new passkey with it, on another device or password manager if this one offers no other.',
   },
   stale: {
     status: 409,
@@ -441,8 +449,12 @@ export async function redeemOneTimeLink(
     // and not outlive one committed during the wait (an admin's disable, a sign-out everywhere).
     return { ...redeemed, signIn: await maySignInAfterRevocation(db, redeemed.user.id, signedOutAt) };
   } catch (error) {
-    // Two uses raced to create one email's account, or the passkey is already registered.
-    if ((error as { code?: string }).code === '23505') throw new LinkError('account_exists');
+    // The passkey is already registered (to anyone), or two uses raced to create one email's
+    // account: told apart as at sign-up, by whether the credential id is stored.
+    if ((error as { code?: string }).code === '23505') {
+      const registered = await credentialsQueries.findById(db, registration.credential.id);
+      throw new LinkError(registered ? 'passkey_registered' : 'account_exists');
+    }
     throw error;
   }
 }

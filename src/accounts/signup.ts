@@ -18,7 +18,9 @@ export async function emailTaken(db: Db, email: string): Promise<boolean> {
 /**
  * Creates the account and its first passkey in one transaction: either both exist or
  * neither does, and with mail set queues the welcome mail whose link verifies the address.
- * Returns undefined when the email was taken meanwhile.
+ * Returns undefined when the email was taken meanwhile. `beforeCreating` runs in that
+ * transaction once the email and the passkey are found free: what it throws creates nothing,
+ * and what it writes commits with the account or not at all.
  */
 export async function createAccountWithPasskey(
   db: Db,
@@ -32,6 +34,7 @@ export async function createAccountWithPasskey(
     /** The sign-up page's language: the welcome mail's, the passkey's name's, and kept as the account's. */
     locale?: Locale;
   },
+  beforeCreating?: (trx: Db) => Promise<void>,
 ): Promise<User | undefined> {
   try {
     let welcomed = false;
@@ -41,6 +44,7 @@ export async function createAccountWithPasskey(
       if (await credentialsQueries.findById(trx, input.credential.id)) {
         throw conflict('This passkey is already registered.').localized('errors.passkeyAlreadyRegistered');
       }
+      await beforeCreating?.(trx);
       const user = await usersQueries.insert(trx, {
         id: input.userId,
         email: input.email,

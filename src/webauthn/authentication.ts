@@ -87,8 +87,8 @@ export async function verifyAssertionSignature(
     throw verificationFailed();
   }
   // WebAuthn L3 §6.1.3: whether a credential may be backed up is fixed when it is made. A
-  // change is an authenticator that is not the one registered (a key exported or cloned), and
-  // the stored flag decides the sign-in's `amr` (hwk or swk): refused, as §7.2's backup step asks.
+  // change is an authenticator that is not the one registered (a key exported or cloned):
+  // refused, as §7.2's backup step asks.
   const { newCounter, credentialBackedUp, credentialDeviceType } = verification.authenticationInfo;
   if ((credentialDeviceType === 'multiDevice') !== credential.backupEligible) throw verificationFailed();
   // Neither copy of a blocked passkey can be told from the other: whatever its counter says.
@@ -140,7 +140,7 @@ export async function startPasskeyAuthentication(
   return options;
 }
 
-/** Who signed in, with which passkey, and whether that passkey is synced (for `amr`). */
+/** Who signed in, and with which passkey. */
 export interface VerifiedAssertion {
   user: User;
   credential: StoredCredential;
@@ -231,10 +231,13 @@ export async function verifyPasskeyAssertion(
 }
 
 /**
- * Authentication method references (RFC 8176) for a passkey sign-in with user
- * verification: proof of a key ("hwk" when bound to one device, "swk" when synced), user
- * presence ("user"), and multiple factors ("mfa": possession plus PIN or biometric).
+ * Authentication method references (RFC 8176) for a passkey sign-in with user verification:
+ * proof of possession of a key ("pop", registered by OpenID Connect EAP ACR Values 1.0 for a
+ * key whose storage is not known), user presence ("user"), and multiple factors ("mfa":
+ * possession plus PIN or biometric). Not "hwk" nor "swk": Sesame asks for no attestation
+ * and verifies none, so how a key is stored is only what its authenticator says
+ * (the backup flags), which no app should take as a promise of hardware.
  */
-export function amrFor(credential: Pick<StoredCredential, 'backupEligible'>): string[] {
-  return [credential.backupEligible ? 'swk' : 'hwk', 'user', 'mfa'];
+export function passkeyAmr(): string[] {
+  return ['pop', 'user', 'mfa'];
 }

@@ -146,6 +146,35 @@ describe('one-time links (invites and recovery)', () => {
     expect(credentials).toHaveLength(1);
   });
 
+  it('refuses a passkey registered to another account as such, not as a taken email, and leaves the link unused', async () => {
+    const tag = randomBytes(4).toString('hex');
+    const owner = await onboard(sesame, `owner-${tag}@example.com`);
+    const { id: credentialId } = await sesame.db
+      .selectFrom('credentials')
+      .select('id')
+      .where('user_id', '=', owner.userId)
+      .executeTakeFirstOrThrow();
+    const { url } = await invite(`newcomer-${tag}@example.com`);
+    const path = linkPath(url);
+    const person = new Person(sesame.baseUrl);
+    const csrf = (await person.browser.request(path)).csrf();
+    const options = await person.browser.postJson(`${path}/options`, csrf, {});
+    const credential = await person.authenticator.createCredential(options.json(), person.browser.origin, {
+      credentialId,
+    });
+    const before = await rowCounts(sesame.db);
+
+    const verify = await person.browser.postJson(`${path}/verify`, csrf, credential);
+    expect(verify.status).toBe(409);
+    expect(verify.json()).toMatchObject({
+      error: 'passkey_registered',
+      error_description: expect.stringContaining('The link was not used'),
+    });
+    expect(await rowCounts(sesame.db)).toEqual(before);
+    // Still unused: a new passkey makes the account.
+    expect((await useLink(person, url)).status).toBe(200);
+  });
+
   it('refuses an expired link with a clear page and changes nothing', async () => {
     const { url, id } = await invite('late@example.com');
     const person = new Person(sesame.baseUrl);

@@ -11,10 +11,12 @@ import { storedId } from '../../src/oidc/storedIds.js';
 import { challengeNamedIn } from '../../src/webauthn/challenge.js';
 import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
+import { eventually } from '../support/eventually.js';
 import { beginLogin, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
 import { passkeyOptionsIn } from '../support/pageOptions.js';
 import { type AssertionTamper, SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8901/callback';
 
@@ -672,6 +674,42 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       return { uid: login.uid, csrf: page.csrf() };
     }
 
+    /** Holds the stored interaction `uid` locked (FOR UPDATE) in a transaction of its own, until released. */
+    async function lockInteraction(uid: string) {
+      let locked!: () => void;
+      let release!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const done = sesame.db.transaction().execute(async (trx) => {
+        await trx
+          .selectFrom('oidc_models')
+          .select('id')
+          .where('model', '=', 'Interaction')
+          .where('id', '=', storedId('Interaction', uid))
+          .forUpdate()
+          .execute();
+        locked();
+        await released;
+      });
+      await Promise.race([isLocked, done]);
+      return {
+        release: () => {
+          release();
+          return done;
+        },
+      };
+    }
+
+    /** How many statements wait for a row lock to record a sign-up's result on its interaction. */
+    async function waitingForTheLock(): Promise<number> {
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and query like '%jsonb_set(payload, ''{result}''%'`.execute(
+        sesame.db,
+      );
+      return rows[0]!.n;
+    }
+
     async function signupOptions(person: Person, at: { uid: string; csrf: string }, email: string) {
       return person.browser.postJson(`/interaction/${at.uid}/signup/options`, at.csrf, { email });
     }
@@ -846,6 +884,57 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       expectError(login, 400, 'interaction_expired');
       expect(await countRows(sesame.db, 'users')).toBe(users);
       expect(await stateOf(at.uid)).toEqual(after);
+    });
+
+    it('lets one of several sign-ups sent at once on one interaction create an account, and refuses the others', async () => {
+      const person = new Person(sesame.baseUrl);
+      const at = await signupPage(person);
+      const tag = randomBytes(4).toString('hex');
+      const emails = [1, 2, 3].map((n) => `x${n}-${tag}@example.com`);
+      const credentials = [];
+      for (const email of emails) {
+        const options = await signupOptions(person, at, email);
+        expect(options.status).toBe(200);
+        credentials.push(
+          await person.authenticator.createCredential(
+            options.json<PublicKeyCredentialCreationOptionsJSON>(),
+            person.browser.origin,
+          ),
+        );
+      }
+      const users = await countRows(sesame.db, 'users');
+
+      // On Postgres the interaction's row is held locked until all three wait for it to record
+      // their result: each has read the interaction without one and verified its passkey, and
+      // all three come to create their account at once. PGlite serves one connection, so there
+      // they run one after another, and a loser may read the winner's result first.
+      const lock = onPostgres ? await lockInteraction(at.uid) : undefined;
+      const sent = Promise.all(
+        credentials.map((credential) =>
+          person.browser.postJson(`/interaction/${at.uid}/signup/verify`, at.csrf, credential),
+        ),
+      );
+      if (lock) {
+        await eventually(async () => (await waitingForTheLock()) === credentials.length, 10_000);
+        await lock.release();
+      }
+      const answers = await sent;
+      const won = answers.filter((answer) => answer.status === 200);
+      expect(won).toHaveLength(1);
+      // A loser that read the interaction with the winner's result is told the sign-in finished,
+      // as a second sign-up is; one that read it before is refused when it comes to create.
+      const lost = answers.filter((answer) => answer.status !== 200);
+      for (const answer of lost) {
+        if (answer.status === 400) expectError(answer, 400, 'interaction_expired');
+        else expectError(answer, 409, 'conflict');
+      }
+      if (onPostgres) expect(lost.map((answer) => answer.status)).toEqual([409, 409]);
+      expect(await countRows(sesame.db, 'users')).toBe(users + 1);
+      const created = await sesame.db.selectFrom('users').select('id').where('email', 'in', emails).execute();
+      expect(created).toHaveLength(1);
+      expect((await stateOf(at.uid)).interactionResult).toMatchObject({
+        login: { accountId: created[0]!.id },
+      });
     });
 
     it('creates no account from a registration answering another interaction’s challenge', async () => {

@@ -8,6 +8,7 @@ import { storedId } from '../../src/oidc/storedIds.js';
 import { asPage, type PageResponse, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { ageSignIn, DAY } from '../support/signInAge.js';
+import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8902/callback';
@@ -160,8 +161,31 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(claims.sid).toEqual(expect.any(String));
     expect(claims.auth_time).toBeGreaterThanOrEqual(before - 1);
     expect(claims.auth_time).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
-    // A device-bound passkey with user verification: hardware key, user presence, multi-factor (RFC 8176).
-    expect(claims.amr).toEqual(['hwk', 'user', 'mfa']);
+    // A passkey with user verification: a key, user presence, multi-factor (RFC 8176).
+    expect(claims.amr).toEqual(['pop', 'user', 'mfa']);
+  });
+
+  it('says a key was proved (pop), never that it was hardware (hwk) or software (swk): no attestation says which', async () => {
+    const deviceBound = new SoftAuthenticator();
+    const synced = new SoftAuthenticator({ backupEligible: true, backupState: true });
+    for (const authenticator of [deviceBound, synced]) {
+      const newcomer = new Person(sesame.baseUrl, authenticator);
+      const pending = await beginLogin(rp);
+      const next = await newcomer.signUp(await newcomer.open(pending.url), newEmail());
+      const signedUp = await finishLogin(rp, pending, await newcomer.continueToApp(next, REDIRECT_URI));
+      expect(signedUp.claims()!.amr).toEqual(['pop', 'user', 'mfa']);
+
+      // The same passkey in another browser: a sign-in says no more than the sign-up did.
+      const elsewhere = new Person(sesame.baseUrl, authenticator);
+      const again = await beginLogin(rp);
+      const page = await elsewhere.open(again.url);
+      const signedIn = await finishLogin(
+        rp,
+        again,
+        await elsewhere.continueToApp(await elsewhere.signIn(page), REDIRECT_URI),
+      );
+      expect(signedIn.claims()!.amr).toEqual(['pop', 'user', 'mfa']);
+    }
   });
 
   it('issues a refresh token for offline_access with prompt=consent, and the refresh token works', async () => {

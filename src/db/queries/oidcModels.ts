@@ -469,6 +469,22 @@ export const oidcModelsQueries = {
     return { payload: withConsumed(row), stored: row?.stored === 1 };
   },
 
+  /**
+   * Stores `result` (JSON) as the result of the live interaction of stored id `id`, only while
+   * it waits at the login prompt with no result yet. The row stays locked until the caller's
+   * transaction ends: of two such updates at once, the second waits for the first, then reads
+   * its result (READ COMMITTED re-reads the row) and changes nothing.
+   * @returns whether it stored it.
+   */
+  async settleLoginInteraction(db: Db, id: string, result: string): Promise<boolean> {
+    const { rows } = await sql`
+      update oidc_models set payload = jsonb_set(payload, '{result}', ${result}::jsonb)
+      where model = 'Interaction' and id = ${id} and ${sql.raw(IS_LIVE)}
+        and payload -> 'prompt' ->> 'name' = 'login' and not payload ? 'result'
+      returning 1 as settled`.execute(db);
+    return rows.length === 1;
+  },
+
   async findByUserCode(db: Db, model: string, userCode: string) {
     return findLive(db, model, 'user_code', userCode);
   },

@@ -17,12 +17,13 @@ import { saveGrantIf } from '../../oidc/grantSaves.js';
 import { consentGrantId } from '../../oidc/grants.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
 import { storeWritesIf } from '../../oidc/heldWrites.js';
+import { loginResult, settleLoginInteraction } from '../../oidc/loginResult.js';
 import { type ConsentDetails, resourcesToConsent } from '../../oidc/resourceConsent.js';
 import { addressKey } from '../../text.js';
 import {
-  amrFor,
   checkPasskeyAssertion,
   checkTakenAssertion,
+  passkeyAmr,
   passkeyRequestOptions,
 } from '../../webauthn/authentication.js';
 import { challengeExpiresAt, challengeNamedIn } from '../../webauthn/challenge.js';
@@ -124,6 +125,7 @@ export function interactionRoutes({
    * Whether the interaction still waits at the login prompt for a sign-in or sign-up: once one
    * finished, its result is stored and the prompt is still `login` until the browser returns
    * to the authorization. A second sign-up there made a second account, and the result named it.
+   * Sign-ups that read it at once are settled where the account is created (signUpWithPasskey).
    */
   const waitsForLogin = (interaction: Interaction) =>
     interaction.prompt.name === 'login' && interaction.result === undefined;
@@ -172,10 +174,9 @@ export function interactionRoutes({
     ctx: Context,
     interaction: Interaction,
     account: Pick<User, 'id' | 'locale' | 'signup_locale'>,
-    amr: string[],
+    result: InteractionResults,
     passkeyUse?: StoreCondition,
   ) {
-    const result: InteractionResults = { login: { accountId: account.id, amr, remember: true } };
     interaction.result = result;
     const save = () => interaction.save(interaction.exp - Math.floor(Date.now() / 1000)).then(() => {});
     if (!passkeyUse) await save();
@@ -338,7 +339,7 @@ export function interactionRoutes({
     );
     // After the assertion's own checks, so a replayed one is still told as one.
     if (!waitsForLogin(interaction)) throw interactionExpired();
-    await finishLogin(ctx, interaction, user, amrFor(credential), use);
+    await finishLogin(ctx, interaction, user, loginResult(user.id, passkeyAmr()), use);
     log.info('passkey sign-in', { user: user.id, credential: credential.id.slice(0, 12) });
   }
 
@@ -369,16 +370,26 @@ export function interactionRoutes({
       binding: interaction.uid,
     });
     const { challenge } = verified;
-    const user = await createAccountWithPasskey(db, config, {
-      userId: challenge.userId!,
-      email: String(challenge.data.email),
-      name: (challenge.data.name as string | null) ?? null,
-      credential: verified.credential,
-      locale: ctx.state.locale,
-    });
+    const result = loginResult(challenge.userId!, passkeyAmr());
+    const user = await createAccountWithPasskey(
+      db,
+      config,
+      {
+        userId: challenge.userId!,
+        email: String(challenge.data.email),
+        name: (challenge.data.name as string | null) ?? null,
+        credential: verified.credential,
+        locale: ctx.state.locale,
+      },
+      // The account exists only with its sign-up recorded on the interaction: of sign-ups
+      // racing on one interaction (each read it without a result), one creates an account.
+      async (trx) => {
+        if (!(await settleLoginInteraction(trx, interaction.uid, result))) throw signUpFinishedMeanwhile();
+      },
+    );
     if (!user) throw accountExists(pageText(ctx));
     log.info('account created', { user: user.id });
-    await finishLogin(ctx, interaction, user, amrFor(verified.credential));
+    await finishLogin(ctx, interaction, user, result);
   }
 
   /** SIGNUP=open-verified: the page of a signed-in person whose address is not verified yet. */
@@ -495,6 +506,12 @@ const accountExists = (text: Translator) =>
     'An account with this email already exists. Sign in with its passkey instead, or ask an administrator for a recovery link.',
     { fields: { email: text.t('validation.emailTaken') } },
   ).localized('errors.accountExists');
+
+/** Another sign-up on this sign-in finished first (the same page sent twice, or several at once). */
+const signUpFinishedMeanwhile = () =>
+  conflict(
+    'This sign-in already created an account, so this one was not created. Go back to the app you came from and sign in again.',
+  ).localized('errors.signUpFinishedMeanwhile');
 
 const signupClosed = () =>
   notFound('Sign-up is by invitation only. Ask an administrator for a link.').localized(

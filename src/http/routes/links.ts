@@ -8,7 +8,7 @@ import {
   redeemOneTimeLink,
 } from '../../accounts/oneTimeLinks.js';
 import { sendSecurityNotice } from '../../mail/notices.js';
-import { amrFor } from '../../webauthn/authentication.js';
+import { passkeyAmr } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { parseBodies } from '../middleware/bodies.js';
@@ -119,7 +119,7 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
     if (signIn) {
       await startProviderSession(ctx, provider, config, {
         accountId: user.id,
-        amr: amrFor(registration.credential),
+        amr: passkeyAmr(),
       });
     }
     ctx.body = { redirect: '/account' };

@@ -7,7 +7,7 @@ import {
   setupChallengeBinding,
 } from '../../accounts/setupLink.js';
 import { usersQueries } from '../../db/queries/users.js';
-import { amrFor } from '../../webauthn/authentication.js';
+import { passkeyAmr } from '../../webauthn/authentication.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { parseBodies } from '../middleware/bodies.js';
@@ -77,7 +77,7 @@ export function setupRoutes({ config, db, log, provider, csrf, rateLimit, brand 
     log.info('first administrator created', { user: user.id });
     await startProviderSession(ctx, provider, config, {
       accountId: user.id,
-      amr: amrFor(registration.credential),
+      amr: passkeyAmr(),
     });
     ctx.body = { redirect: '/admin' };
   });
