@@ -6,30 +6,44 @@ import { usersQueries } from '../db/queries/users.js';
 import type { Logger } from '../logger.js';
 import { queueSecurityNotice } from '../mail/notices.js';
 import { wakeMailOutboxes } from '../mail/outbox.js';
+import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
+import type { RowCaches } from '../oidc/rowCaches.js';
 import { SuspectedClone } from '../webauthn/errors.js';
+import { endEverySignInOf } from './revocation.js';
+
+type Services = {
+  db: Db;
+  config: Config;
+  log: Pick<Logger, 'warn'>;
+  caches: Pick<RowCaches, 'models'>;
+};
 
 /**
  * Blocks the passkey of a {@link SuspectedClone}: a correctly signed assertion whose counter
  * did not rise proves a second copy of its private key, and the copy controls its counter,
  * so refusing only that assertion would let it in on its next try with a higher one and lock
  * the owner out. In one transaction: the passkey is marked (credentials.suspected_clone_at),
- * the audit log records `passkey.clone_suspected`, and the owner's notice mail is queued.
- * Only the first detection does so (a concurrent one finds it blocked already).
+ * every sign-in of the account ends, as when the owner deletes a passkey (either copy may
+ * have signed in any of them, and a step-up of the copy's could add a passkey of its own: see
+ * endEverySignInOf; apps keep the tokens they were given in browsers), the audit log records
+ * `passkey.clone_suspected`, and the owner's notice mail is queued. Only the first detection
+ * does so (a concurrent one finds it blocked already).
  */
 export async function blockSuspectedClone(
-  db: Db,
-  config: Config,
-  log: Pick<Logger, 'warn'>,
+  { db, config, log, caches }: Services,
   suspect: SuspectedClone,
 ): Promise<void> {
   const blocked = await db.transaction().execute(async (trx) => {
     const credential = await credentialsQueries.blockAsClone(trx, suspect.credentialId);
     if (!credential) return undefined;
+    const ended = await endEverySignInOf(trx, credential.userId, { tokens: false });
     await auditQueries.record(trx, 'system', 'passkey.clone_suspected', credential.userId, {
       credential: credential.id,
       name: credential.name,
       storedCounter: suspect.storedCounter,
       presentedCounter: suspect.presentedCounter,
+      sessions: ended.removed,
+      devices: ended.devices,
     });
     const owner = await usersQueries.findById(trx, credential.userId);
     const mailed =
@@ -39,6 +53,8 @@ export async function blockSuspectedClone(
     return { credential, mailed };
   });
   if (!blocked) return;
+  caches.models.forgetAll();
+  wakeBackchannelOutboxes();
   if (blocked.mailed) wakeMailOutboxes();
   log.warn('passkey blocked: its signature counter went backwards, a copy of it exists', {
     user: blocked.credential.userId,
@@ -52,15 +68,12 @@ export async function blockSuspectedClone(
  * Runs a passkey check (a sign-in's or a step-up's); when it finds a {@link SuspectedClone},
  * blocks the passkey ({@link blockSuspectedClone}) before the refusal goes out.
  */
-export async function blockingClones<T>(
-  services: { db: Db; config: Config; log: Pick<Logger, 'warn'> },
-  check: () => Promise<T>,
-): Promise<T> {
+export async function blockingClones<T>(services: Services, check: () => Promise<T>): Promise<T> {
   try {
     return await check();
   } catch (caught) {
     if (caught instanceof SuspectedClone) {
-      await blockSuspectedClone(services.db, services.config, services.log, caught);
+      await blockSuspectedClone(services, caught);
     }
     throw caught;
   }

@@ -44,7 +44,10 @@ describe('a passkey whose copy gave itself away', () => {
     const options = await person.browser.postJson(`/interaction/${uid}/login/options`, csrf, {});
     const assertion = await authenticator.getAssertion(options.json(), person.browser.origin, { signCount });
     const answer = await person.browser.postJson(`/interaction/${uid}/login/verify`, csrf, assertion);
-    return { status: answer.status, body: answer.json<{ error?: string; error_description?: string }>() };
+    return {
+      status: answer.status,
+      body: answer.json<{ error?: string; error_description?: string; redirect?: string }>(),
+    };
   }
 
   const credentialRow = (id: string) =>
@@ -89,8 +92,15 @@ describe('a passkey whose copy gave itself away', () => {
     // Neither the copy with a higher counter, nor the owner, signs in any more.
     expect(await signIn(elsewhere.inNewBrowser(), copy, 1000)).toEqual(blocked);
     expect(await signIn(ownerAway.inNewBrowser(), owner.authenticator)).toEqual(blocked);
-    // Nor confirms a change (step-up) on the owner's signed-in account page.
-    const refusedStepUp = await stepUp(owner, csrf);
+    // Every sign-in of the account ended with the block; the owner signs in again with the other passkey.
+    expect((await owner.browser.request('/account')).status).toBe(302);
+    const again = new Person(sesame.baseUrl, second);
+    const signedIn = await signIn(again, second);
+    expect(signedIn.status).toBe(200);
+    await again.continueToApp(signedIn.body.redirect!, REDIRECT_URI);
+    csrf = (await again.browser.request('/account')).csrf();
+    // The blocked passkey confirms no change (step-up) either.
+    const refusedStepUp = await stepUp(again, csrf, owner.authenticator);
     expect({ status: refusedStepUp.status, body: refusedStepUp.json() }).toMatchObject(blocked);
 
     const row = await credentialRow(credentialId);
@@ -119,13 +129,13 @@ describe('a passkey whose copy gave itself away', () => {
     expect(notice.text).toContain(`${sesame.baseUrl}/account`);
 
     // The account page lists it as blocked; the owner confirms with the other passkey and deletes it.
-    const page = await owner.browser.request('/account');
+    const page = await again.browser.request('/account');
     const item = new RegExp(`data-credential-id="${credentialId}"[\\s\\S]*?</li>`).exec(page.text)![0];
     expect(item).toContain('<span class="badge blocked">Blocked</span>');
     expect(page.text.match(/badge blocked/g)).toHaveLength(1);
     csrf = page.csrf();
-    expect((await stepUp(owner, csrf, second)).status).toBe(200);
-    expect((await owner.browser.postJson(`/account/passkeys/${credentialId}/delete`, csrf, {})).status).toBe(
+    expect((await stepUp(again, csrf, second)).status).toBe(200);
+    expect((await again.browser.postJson(`/account/passkeys/${credentialId}/delete`, csrf, {})).status).toBe(
       200,
     );
     expect(await credentialRow(credentialId)).toBeUndefined();
@@ -147,8 +157,34 @@ describe('a passkey whose copy gave itself away', () => {
     });
     expect((await credentialRow(credentialId))!.suspected_clone_at).toBeInstanceOf(Date);
     expect(await cloneEvents(userId)).toHaveLength(1);
-    expect((await stepUp(owner, csrf)).status).toBe(403);
+    // The block signed the owner's browser out too.
+    expect((await owner.browser.request('/account')).status).toBe(302);
     const notice = (await mail.waitFor(email, 2))[1]!;
     expect(notice.subject).toBe('Ein Passkey Ihres Kontos bei Acme wurde gesperrt');
+  });
+
+  it("ends every sign-in of the account when it blocks it: the copy's session and step-up are gone with it", async () => {
+    const { person: owner } = await onboard(sesame, 'shadow@example.com');
+    const copy = owner.authenticator.clone();
+    const elsewhere = new Person(sesame.baseUrl, copy);
+    // The copy gets in first, with a counter ahead of the owner's, and confirms a change.
+    const first = await signIn(elsewhere, copy, 1000);
+    expect(first.status).toBe(200);
+    await elsewhere.continueToApp(first.body.redirect!, REDIRECT_URI);
+    const csrf = (await elsewhere.browser.request('/account')).csrf();
+    const options = await elsewhere.browser.postJson('/account/step-up/options', csrf, {});
+    const assertion = await copy.getAssertion(options.json(), elsewhere.browser.origin, { signCount: 1001 });
+    expect((await elsewhere.browser.postJson('/account/step-up/verify', csrf, assertion)).status).toBe(200);
+
+    // The owner's next sign-in gives the copy away.
+    expect(await signIn(owner.inNewBrowser(), owner.authenticator)).toEqual(blocked);
+
+    // The copy's browser is signed out, and its step-up cannot add a passkey of its own.
+    const account = await elsewhere.browser.request('/account');
+    expect(account.status).toBe(302);
+    expect(account.location()).toContain('/account/login');
+    expect((await elsewhere.browser.postJson('/account/passkeys/options', csrf, {})).status).toBe(401);
+    // So is the owner's own browser (sessions do not record which copy signed them in).
+    expect((await owner.browser.request('/account')).status).toBe(302);
   });
 });

@@ -208,7 +208,7 @@ export function accountRoutes({
     const response = parseBody(ctx, authenticationResponseSchema);
     const { user, sessionUid } = signedIn(ctx);
     // The challenge names this user, so the verifier accepts only one of their own passkeys.
-    const verified = await blockingClones({ db, config, log }, () =>
+    const verified = await blockingClones({ db, config, log, caches }, () =>
       verifyPasskeyAssertion(db, rp, response, { purpose: STEP_UP, binding: sessionUid }),
     );
     if (verified.user.id !== user.id) throw challengeInvalid();

@@ -332,7 +332,7 @@ export function interactionRoutes({
             () => loadInteraction(ctx),
           );
     if (interaction.prompt.name !== 'login') throw interactionExpired();
-    const { user, credential, use } = await blockingClones({ db, config, log }, () =>
+    const { user, credential, use } = await blockingClones({ db, config, log, caches }, () =>
       taken
         ? checkTakenAssertion(rp, response, taken.result)
         : checkPasskeyAssertion(db, rp, response, binding),
