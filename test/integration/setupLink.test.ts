@@ -206,7 +206,7 @@ describe('the first-run setup link (ISSUER/setup/<token>)', () => {
     const next = await person.signUp(asPage(await person.browser.follow('/admin')), 'op@example.com');
     const refused = asPage(await person.browser.follow(next));
     expect(refused.status).toBe(403);
-    expect(refused.text).toContain('Sesame has no administrator yet');
+    expect(refused.text).toContain('Sesame has no administrator who can sign in');
     expect(refused.text).toContain('no administrator yet: open this link to create one');
     expect(refused.text).toContain('<code>setup_url</code>');
     expect(refused.text).toContain('docker compose logs sesame | grep setup_url');
