@@ -1,3 +1,4 @@
+import { withAdminAuthority } from './accounts/adminAuthority.js';
 import { type Config, ConfigError } from './config.js';
 import { isSealed, openSealed, sealAtRest } from './crypto.js';
 import type { Db } from './db/connect.js';
@@ -183,7 +184,7 @@ export async function resealKeys(db: Db, secrets: KeySecrets, actor: Actor): Pro
   if (!secret) {
     throw new ConfigError('KEY_ENCRYPTION_SECRET is not set: set the secret to seal the stored keys with');
   }
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const keys = assertSecretsReadKeys(await keysAtRestQueries.listAll(trx, { forUpdate: true }), secrets);
     // Every key in plain text: no server has started with a secret, and servers may be running
     // without one, which could read nothing sealed here (a revoked cookie key would go on

@@ -1,9 +1,12 @@
+import type { Transaction } from 'kysely';
 import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
-import { forbidden } from '../http/errors.js';
+import type { Database } from '../db/schema.js';
+import { inTransaction } from '../db/transactions.js';
+import { forbidden, HttpError } from '../http/errors.js';
 
 /** What an administrator had handed out and lost with their administration. */
 export interface WithdrawnHandouts {
@@ -46,15 +49,56 @@ export async function withdrawAdminHandouts(
 }
 
 /**
- * Refuses (403) when `actor` is an administrator's account (`user:<id>`) that is no longer an
- * administrator who can sign in. Run it in the transaction that hands something out: it takes
- * the administrators lock (usersQueries.lockAdministrators) first, so a request that passed
- * the admin check just before the admin was demoted or disabled cannot then create what that
- * change just withdrew. Other actors (the CLI, an API key) pass without either.
+ * Refuses when `actor` has lost the authority it acted on since its request was admitted:
+ * an administrator's account (`user:<id>`) that is no longer an administrator who can sign
+ * in (403), or an admin API key (`api-key:<id>`) that was revoked, or whose creator is no
+ * longer such an administrator (401, as the key itself now gets). Other actors (the CLI, the
+ * system, a person's self-service) have no admin authority to lose and pass.
+ * Run it under the administrators lock.
  */
-export async function assertStillAdministrator(trx: Db, actor: string): Promise<void> {
-  if (!actor.startsWith('user:')) return;
-  await usersQueries.lockAdministrators(trx);
-  const user = await usersQueries.findById(trx, actor.slice('user:'.length));
-  if (!user?.is_admin || user.disabled_at) throw forbidden('You are no longer an administrator');
+async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
+  if (actor.startsWith('user:')) {
+    if (!(await isActiveAdministrator(trx, actor))) throw forbidden('You are no longer an administrator');
+  } else if (actor.startsWith('api-key:')) {
+    const key = await apiKeysQueries.findById(trx, actor.slice('api-key:'.length));
+    const live =
+      key?.scope === 'admin' &&
+      !key.revoked_at &&
+      (!key.created_by?.startsWith('user:') || (await isActiveAdministrator(trx, key.created_by)));
+    if (!live)
+      throw new HttpError(
+        401,
+        'invalid_token',
+        'The API key was revoked, or whoever created it is no longer an administrator',
+      );
+  }
+}
+
+async function isActiveAdministrator(trx: Db, issuer: string): Promise<boolean> {
+  const user = await usersQueries.findById(trx, issuer.slice('user:'.length));
+  return !!user?.is_admin && !user.disabled_at;
+}
+
+/**
+ * Runs an admin change: `work` in the caller's transaction when `db` is one, else in a new
+ * one, under the administrators lock (usersQueries.lockAdministrators) and once
+ * {@link assertAdminAuthority} found that `actor` still holds the authority its request was
+ * admitted with. A request is admitted before its body is read, and a body may take up to
+ * the request timeout to arrive; meanwhile another admin may demote the caller or revoke
+ * their key, which withdraws what they handed out. The demotion, the disable, the deletion
+ * and the revocation run through here too, so the two run one after the other, and nothing
+ * the caller does lands after its authority ended. Every service that changes something on
+ * an admin's behalf (users, links, clients, groups, claims, API keys, resources, passkey
+ * API apps, signing and cookie keys, branding) opens its transaction with this.
+ */
+export function withAdminAuthority<T>(
+  db: Db,
+  actor: string,
+  work: (trx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
+  return inTransaction(db, async (trx) => {
+    await usersQueries.lockAdministrators(trx);
+    await assertAdminAuthority(trx, actor);
+    return work(trx);
+  });
 }

@@ -13,7 +13,7 @@ import { queueMail, wakeMailOutboxes } from '../mail/outbox.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import { isPlainEmailAddress, normalizeEmail } from '../text.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
-import { assertStillAdministrator } from './adminAuthority.js';
+import { withAdminAuthority } from './adminAuthority.js';
 import { confirmEmailOwner } from './emailOwnership.js';
 import { namedPasskey } from './passkeys.js';
 import { endEverySignInOf, maySignInAfterRevocation } from './revocation.js';
@@ -79,9 +79,9 @@ export async function createOneTimeLink(
   const url = `${config.issuer}/link/${token}`;
   const ttlSeconds = input.selfService ? SELF_RECOVERY_LINK_TTL_SECONDS : config.inviteTtlSeconds;
   const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
-  const { row, emailed, takesOverAccount } = await db.transaction().execute(async (trx) => {
-    // An admin demoted or disabled meanwhile issues nothing: their unused links were just cancelled.
-    await assertStillAdministrator(trx, input.actor);
+  // An admin demoted or disabled meanwhile, or a key revoked, issues nothing: their unused
+  // links were just cancelled.
+  const { row, emailed, takesOverAccount } = await withAdminAuthority(db, input.actor, async (trx) => {
     const existing = await usersQueries.findByEmail(trx, email);
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
     // Its page would only say the account is disabled: a link that cannot work is not handed out.

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { assertStillAdministrator } from '../accounts/adminAuthority.js';
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
+import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import { API_KEY_SCOPES, type ApiKeyRow, type ApiKeyScope } from '../db/schema.js';
-import { inTransaction } from '../db/transactions.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
 
 /**
@@ -92,8 +92,7 @@ export async function createApiKey(db: Db, name: unknown, actor: Actor, scope: u
   const parsedScope = apiKeyScopeSchema.safeParse(scope);
   if (!parsedScope.success) throw new ApiKeyValidationError('scope', parsedScope.error.issues[0]!.message);
   const key = API_KEY_PREFIX + randomSecret();
-  const row = await inTransaction(db, async (trx) => {
-    await assertStillAdministrator(trx, actor);
+  const row = await withAdminAuthority(db, actor, async (trx) => {
     const created = await apiKeysQueries.insert(trx, {
       name: parsedName.data,
       keyHash: sha256Hex(key),
@@ -133,18 +132,28 @@ export async function findApiKey(db: Db, id: string): Promise<ApiKeyView | undef
 }
 
 /**
- * Revokes a key; requests carrying it get 401 from then on.
- * @returns the key, `alreadyRevoked` when it was revoked before, or undefined for an unknown id.
+ * Revokes a key; requests carrying it get 401 from then on, and the unused one-time links it
+ * issued (admin invites included) are cancelled with it, as an admin's are when they are
+ * demoted (see withdrawAdminHandouts). It runs under the administrators lock, so a request
+ * the key was admitted for either lands before the revocation or is refused.
+ * @returns the key, `alreadyRevoked` when it was revoked before, and `cancelledLinks`, how
+ *   many links were cancelled; or undefined for an unknown id.
  */
 export async function revokeApiKey(db: Db, id: string, actor: Actor) {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const revoked = await apiKeysQueries.revoke(trx, id);
-    if (revoked) {
-      await auditQueries.record(trx, actor, 'api_key.revoke', id, { name: revoked.name });
-      return { apiKey: apiKeyView(revoked), alreadyRevoked: false };
+    const row = revoked ?? (await apiKeysQueries.findById(trx, id));
+    if (!row) return undefined;
+    // Also for a key revoked before: its links outlived it until this was done on revocation.
+    const cancelledLinks = await oneTimeTokensQueries.invalidateUnusedCreatedBy(trx, [`api-key:${id}`]);
+    if (revoked || cancelledLinks > 0) {
+      await auditQueries.record(trx, actor, 'api_key.revoke', id, {
+        name: row.name,
+        links: cancelledLinks,
+        ...(!revoked && { already_revoked: true }),
+      });
     }
-    const existing = await apiKeysQueries.findById(trx, id);
-    return existing ? { apiKey: apiKeyView(existing), alreadyRevoked: true } : undefined;
+    return { apiKey: apiKeyView(row), alreadyRevoked: !revoked, cancelledLinks };
   });
 }
 

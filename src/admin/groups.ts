@@ -1,3 +1,4 @@
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import { ClaimValidationError, withClaim, withoutClaim } from '../accounts/customClaims.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
@@ -73,7 +74,7 @@ export async function findGroup(db: Db, idOrName: string): Promise<GroupRow | un
 
 export async function createGroup(db: Db, rawName: unknown, actor: Actor): Promise<GroupView> {
   const name = checkGroupName(rawName);
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const row = await groupsQueries.insert(trx, name);
     if (!row) throw nameTaken(name);
     await auditQueries.record(trx, actor, 'group.create', row.id, { name });
@@ -88,7 +89,7 @@ export async function renameGroup(
   actor: Actor,
 ): Promise<GroupView> {
   const name = checkGroupName(rawName);
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const group = await groupsQueries.findByIdOrName(trx, idOrName);
     if (!group) throw noGroup(idOrName);
     const row = await groupsQueries.rename(trx, group.id, name);
@@ -124,7 +125,7 @@ export class OnlyAllowedGroupError extends HttpError {
  * ({@link OnlyAllowedGroupError}), so the admin changes its allowed groups first.
  */
 export async function deleteGroup(db: Db, idOrName: string, actor: Actor): Promise<GroupView> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     // Before the check: a concurrent change of some app's groups would leave it without any.
     await groupsQueries.lockAllowedGroups(trx);
     const group = await groupsQueries.findByIdOrName(trx, idOrName);
@@ -157,7 +158,7 @@ export async function addGroupMember(
   actor: Actor,
   options: { unverified?: boolean } = {},
 ) {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const { group, user } = await groupAndUser(trx, idOrName, idOrEmail);
     if (!user.email_verified && !options.unverified) throw unverifiedAccountError(user);
     const added = await groupsQueries.addMember(trx, group.id, user.id);
@@ -173,7 +174,7 @@ export async function addGroupMember(
 
 /** Removes a user from a group (idempotent; audited when it changes something). */
 export async function removeGroupMember(db: Db, idOrName: string, idOrEmail: string, actor: Actor) {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const { group, user } = await groupAndUser(trx, idOrName, idOrEmail);
     const removed = await groupsQueries.removeMember(trx, group.id, user.id);
     if (removed)
@@ -199,7 +200,7 @@ export async function changeGroupClaim(
   value: unknown,
   actor: Actor,
 ): Promise<GroupView> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const group = await groupsQueries.findByIdOrName(trx, idOrName);
     if (!group) throw noGroup(idOrName);
     let claims: Record<string, unknown>;

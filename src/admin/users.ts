@@ -1,4 +1,8 @@
-import { type WithdrawnHandouts, withdrawAdminHandouts } from '../accounts/adminAuthority.js';
+import {
+  type WithdrawnHandouts,
+  withAdminAuthority,
+  withdrawAdminHandouts,
+} from '../accounts/adminAuthority.js';
 import { queueAccountLogouts } from '../accounts/backchannelLogout.js';
 import { ClaimValidationError, withClaim, withoutClaim } from '../accounts/customClaims.js';
 import { createOneTimeLink, type IssuedOneTimeLink } from '../accounts/oneTimeLinks.js';
@@ -93,8 +97,9 @@ export const lastAdminError = (user: Pick<User, 'email'>, what: string) =>
 
 /**
  * Refuses (with {@link lastAdminError}) when `user` is the only administrator who can sign
- * in. Run it in the transaction that makes the change, after usersQueries.lockAdministrators:
- * then two admins demoting or deleting each other at once cannot both pass.
+ * in. Run it in the transaction that makes the change, opened by withAdminAuthority (under
+ * the administrators lock): then two admins demoting or deleting each other at once cannot
+ * both pass.
  */
 async function keepAnAdministrator(trx: Db, user: User, what: string): Promise<void> {
   if (!user.is_admin || user.disabled_at) return;
@@ -142,8 +147,7 @@ export async function promoteUser(
   options: { unverified?: boolean } = {},
 ): Promise<UserView | undefined> {
   let promoted: User | undefined;
-  const view = await db.transaction().execute(async (trx) => {
-    await usersQueries.lockAdministrators(trx);
+  const view = await withAdminAuthority(db, actor, async (trx) => {
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     if (user.is_admin) return userView(user);
@@ -188,8 +192,7 @@ export async function demoteUser(
   idOrEmail: string,
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
-  return db.transaction().execute(async (trx) => {
-    await usersQueries.lockAdministrators(trx);
+  return withAdminAuthority(db, actor, async (trx) => {
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     if (!user.is_admin) return withdrawnView(user, NOTHING_WITHDRAWN);
@@ -213,8 +216,7 @@ export async function disableUser(
   idOrEmail: string,
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
-  const done = await db.transaction().execute(async (trx) => {
-    await usersQueries.lockAdministrators(trx);
+  const done = await withAdminAuthority(db, actor, async (trx) => {
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'disabled');
@@ -238,7 +240,7 @@ export async function disableUser(
 
 /** Lets a disabled person sign in again (their old sessions and tokens stay revoked). */
 export async function enableUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     if (!user.disabled_at) return userView(user);
@@ -261,8 +263,7 @@ export async function deleteUser(
   idOrEmail: string,
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
-  const deleted = await db.transaction().execute(async (trx) => {
-    await usersQueries.lockAdministrators(trx);
+  const deleted = await withAdminAuthority(db, actor, async (trx) => {
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'deleted');
@@ -346,7 +347,7 @@ export async function changeUserClaim(
   actor: Actor,
   options: { unverified?: boolean } = {},
 ): Promise<{ id: string; email: string; claims: Record<string, unknown> } | undefined> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const user = await findUser(trx, idOrEmail);
     if (!user) return undefined;
     if (value !== undefined && !user.email_verified && !options.unverified)

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
@@ -84,7 +85,7 @@ export class BrandStore implements RowChangeListener {
    * instance sees it at once, the others when its notice arrives.
    */
   async update(change: BrandChange, actor: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    await withAdminAuthority(this.db, actor, async (trx) => {
       await brandingQueries.update(trx, change);
       await auditQueries.record(trx, actor, 'branding.update', null, { changed: Object.keys(change) });
     });

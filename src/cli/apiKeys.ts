@@ -71,16 +71,21 @@ export function registerApiKeyCommands(program: Command): void {
 
   apiKeys
     .command('revoke <id>')
-    .description('revoke an API key; requests with it are refused at once')
+    .description(
+      'revoke an API key; requests with it are refused at once, and the unused links it issued are cancelled',
+    )
     .option('--json', 'print JSON')
     .action((id: string, opts) =>
       withDatabase(async (db) => {
         const result = await revokeApiKey(db, id, cliActor());
         if (!result) throw new CliError(`no API key with id ${id}`);
-        output(opts.json, result.apiKey, () =>
+        const links = result.cancelledLinks;
+        const cancelled =
+          links > 0 ? `; cancelled ${links} unused link${links === 1 ? '' : 's'} it issued` : '';
+        output(opts.json, { ...result.apiKey, cancelled_links: links }, () =>
           result.alreadyRevoked
-            ? `API key ${id} was already revoked`
-            : `Revoked API key ${id} ("${result.apiKey.name}")`,
+            ? `API key ${id} was already revoked${cancelled}`
+            : `Revoked API key ${id} ("${result.apiKey.name}")${cancelled}`,
         );
       }),
     );

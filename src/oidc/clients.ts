@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import { randomId, randomSecret, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
@@ -6,7 +7,6 @@ import { clientsQueries } from '../db/queries/clients.js';
 import { groupsQueries } from '../db/queries/groups.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
-import { inTransaction } from '../db/transactions.js';
 import { imageOrigin } from '../http/middleware/securityHeaders.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters, isPlainUriText, printable } from '../text.js';
 
@@ -380,7 +380,7 @@ export async function createClient(db: Db, input: unknown, actor: Actor) {
   const data = parseClientInput(clientInputSchema, input);
   const clientId = randomId(16);
   const secret = data.public ? undefined : randomSecret();
-  const row = await inTransaction(db, async (trx) => {
+  const row = await withAdminAuthority(db, actor, async (trx) => {
     const created = await clientsQueries.insert(trx, clientId, secret ? sha256Hex(secret) : null, {
       name: data.name,
       redirectUris: data.redirect_uris,
@@ -444,7 +444,7 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
       data.post_logout_redirect_uris ?? (existing.post_logout_redirect_uris as unknown as string[]),
   });
   if (native) throw new ClientValidationError({ [native.field]: native.message });
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     if (data.allowed_groups) {
       // Before naming the groups: a group deleted meanwhile would otherwise take the list with it.
       await groupsQueries.lockAllowedGroups(trx);
@@ -480,7 +480,7 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
  */
 export async function rotateClientSecret(db: Db, clientId: string, actor: Actor) {
   const secret = randomSecret();
-  const updated = await inTransaction(db, async (trx) => {
+  const updated = await withAdminAuthority(db, actor, async (trx) => {
     if (!(await clientsQueries.setSecretHash(trx, clientId, sha256Hex(secret)))) return false;
     await auditQueries.record(trx, actor, 'client.rotate_secret', clientId);
     return true;
@@ -490,7 +490,7 @@ export async function rotateClientSecret(db: Db, clientId: string, actor: Actor)
 
 /** Deletes a client and everything issued to it: grants, codes, access and refresh tokens. */
 export async function deleteClient(db: Db, clientId: string, actor: Actor): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     if (!(await clientsQueries.delete(trx, clientId))) return false;
     const revoked = await oidcModelsQueries.destroyByClientId(trx, clientId);
     await auditQueries.record(trx, actor, 'client.delete', clientId, { revoked });

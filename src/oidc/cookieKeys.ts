@@ -1,3 +1,4 @@
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import type { Config } from '../config.js';
 import { openAtRest, randomSecret, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
@@ -175,7 +176,7 @@ export async function rotateCookieKey(
   actor: Actor,
   { revokePrevious = false }: { revokePrevious?: boolean } = {},
 ): Promise<CookieKeyRotation> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     await firstKeys(trx, config);
     const { value, now } = (await appSecretsQueries.read(trx, COOKIE_KEYS_SECRET, { forUpdate: true }))!;
     const stored = openStored(value, config);

@@ -1,4 +1,5 @@
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import type { Config } from '../config.js';
 import { openAtRest, randomId, sealAtRest } from '../crypto.js';
 import type { Db } from '../db/connect.js';
@@ -99,7 +100,7 @@ export async function rotateSigningKeys(
   if (revokePrevious && activateInSeconds !== 0) {
     throw new Error('revoking the previous keys needs the new ones to sign at once (activateInSeconds: 0)');
   }
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     await signingKeysQueries.lockKeyCreation(trx);
     const kids: string[] = [];
     let activatesAt = new Date();

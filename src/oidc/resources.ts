@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import { CLAIMS_BY_SCOPE } from '../accounts/claims.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
@@ -111,7 +112,7 @@ export async function createResource(db: Db, input: unknown, actor: Actor): Prom
     throw new ResourceValidationError(String(issue?.path[0] ?? 'resource'), issue?.message ?? 'is not valid');
   }
   const data = parsed.data;
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const row = await resourcesQueries.insert(trx, {
       identifier: data.identifier,
       name: data.name ?? data.identifier,
@@ -145,7 +146,7 @@ export async function findResource(db: Db, idOrIdentifier: string): Promise<Reso
 export async function deleteResource(db: Db, idOrIdentifier: string, actor: Actor): Promise<boolean> {
   const found = await findResource(db, idOrIdentifier);
   if (!found) return false;
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const deleted = await resourcesQueries.delete(trx, found.id);
     if (!deleted) return false;
     await auditQueries.record(trx, actor, 'resource.delete', deleted.id, { identifier: deleted.identifier });
@@ -206,7 +207,7 @@ async function changeMachineClients(
   clientId: string,
   scopes: string[] | undefined,
 ): Promise<ResourceView | undefined> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const row = await resourcesQueries.setMachineClient(trx, id, clientId, scopes);
     if (!row) return undefined;
     await auditQueries.record(trx, actor, action, row.id, {

@@ -1,8 +1,8 @@
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { passkeyTenantsQueries } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
-import { inTransaction } from '../db/transactions.js';
 import { tenantChallengeBinding } from './tenants.js';
 
 /** What erasing a tenant's user found: it is gone, or there was no such tenant or user. */
@@ -22,7 +22,7 @@ export async function deleteTenantUser(
   userId: string,
   actor: Actor,
 ): Promise<TenantUserErasure> {
-  return inTransaction(db, async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     // The id as stored, whatever case it was typed in: the user's challenges are bound to it.
     const stored = await passkeyTenantsQueries.lock(trx, tenantId);
     if (!stored) return 'no_tenant';

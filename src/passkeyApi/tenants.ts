@@ -1,10 +1,10 @@
+import { withAdminAuthority } from '../accounts/adminAuthority.js';
 import type { Config } from '../config.js';
 import { randomSecret, secretMatchesAnyHash, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { passkeyTenantKeysQueries } from '../db/queries/passkeyTenantKeys.js';
 import { passkeyTenantsQueries, type StoredTenant, type TenantId } from '../db/queries/passkeyTenants.js';
-import { inTransaction } from '../db/transactions.js';
 import { KEY_ACTIVATION_DELAY_SECONDS } from '../oidc/keys.js';
 import type { RelyingParty } from '../webauthn/policy.js';
 import { newTenantSigningKey, RETIRED_TENANT_KEY_GRACE_SECONDS } from './jwt.js';
@@ -74,7 +74,7 @@ export async function createTenant(
   const settings = tenantRelyingPartySettings(input);
   const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
   const key = await newTenantSigningKey(config);
-  const tenant = await inTransaction(db, async (trx) => {
+  const tenant = await withAdminAuthority(db, actor, async (trx) => {
     const created = await passkeyTenantsQueries.insert(trx, { ...settings, apiKeyHash: sha256Hex(apiKey) });
     // Nobody holds the tenant's JWKS yet: its first key signs at once.
     await passkeyTenantKeysQueries.insert(trx, created.id, key.kid, key.sealedFor(created.id), 0);
@@ -131,7 +131,7 @@ export async function rotateTenantApiKey(
     throw new Error(`keepPreviousForSeconds must be at most ${MAX_PREVIOUS_API_KEY_SECONDS}`);
   }
   const apiKey = TENANT_API_KEY_PREFIX + randomSecret();
-  return inTransaction(db, async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     const replaced = await passkeyTenantsQueries.replaceApiKeyHash(
       trx,
       id,
@@ -185,7 +185,7 @@ export async function rotateTenantSigningKey(
     throw new Error('revoking the previous keys needs the new one to sign at once (activateInSeconds: 0)');
   }
   const { kid, sealedFor } = await newTenantSigningKey(config);
-  return inTransaction(db, async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     // The id as stored, whatever case it was typed in: the key is sealed for its row by that name.
     const tenantId = await passkeyTenantsQueries.lock(trx, id);
     if (!tenantId) return undefined;
@@ -256,7 +256,7 @@ export async function changeTenantSettings(
   change: TenantSettingsChange,
   actor: Actor,
 ): Promise<StoredTenant | undefined> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     if (change.origins !== undefined) {
       // The RP ID never changes, so the tenant read here still has it when the update runs.
       const tenant = await passkeyTenantsQueries.findById(trx, id);
@@ -282,7 +282,7 @@ export async function changeTenantSettings(
  * undefined when there is no such tenant.
  */
 export async function deleteTenant(db: Db, id: string, actor: Actor): Promise<TenantId | undefined> {
-  return db.transaction().execute(async (trx) => {
+  return withAdminAuthority(db, actor, async (trx) => {
     // The id as stored, whatever case it was typed in: the pending challenges are bound to it.
     const tenantId = await passkeyTenantsQueries.lock(trx, id);
     if (!tenantId || !(await passkeyTenantsQueries.delete(trx, tenantId, tenantChallengeBinding(tenantId)))) {

@@ -180,7 +180,8 @@ describe('the sesame command manages clients, API keys and users', () => {
     });
   }, 240_000);
 
-  it('creates an API key shown once, lists it without the key, and revokes it', async () => {
+  it('creates an API key shown once, lists it without the key, and revokes it with the links it issued', async () => {
+    let keyLink = '';
     const created = await json('api-keys', 'create', '--name', 'terraform');
     expect(created).toEqual({
       id: expect.any(String),
@@ -199,10 +200,18 @@ describe('the sesame command manages clients, API keys and users', () => {
         headers: { authorization: `Bearer ${created.key}` },
       });
       expect(ok.status).toBe(200);
+      const invited = await fetch(`${baseUrl}/api/admin/users/invite`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${created.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'by-key@example.com', admin: true }),
+      });
+      expect(invited.status).toBe(201);
+      keyLink = ((await invited.json()) as { url: string }).url;
     });
 
+    // The key's unused links go with it: a key made with the CLI has no admin whose demotion would.
     const revoked = await json('api-keys', 'revoke', created.id);
-    expect(revoked).toMatchObject({ id: created.id, revoked_at: expect.any(String) });
+    expect(revoked).toMatchObject({ id: created.id, revoked_at: expect.any(String), cancelled_links: 1 });
     const table = await sesame('api-keys', 'list');
     expect(table.stdout).toMatch(/terraform\s.*revoked/);
     expectOneLineError(await sesame('api-keys', 'revoke', 'no-such-key'), /no API key/);
@@ -213,6 +222,7 @@ describe('the sesame command manages clients, API keys and users', () => {
         headers: { authorization: `Bearer ${created.key}` },
       });
       expect(refused.status).toBe(401);
+      expect((await fetch(new URL(new URL(keyLink).pathname, baseUrl))).status).toBe(410);
     });
   }, 240_000);
 

@@ -1,10 +1,30 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout } from 'node:timers/promises';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
-import { createApiKey } from '../../src/admin/apiKeys.js';
+import { createApiKey, revokeApiKey } from '../../src/admin/apiKeys.js';
+import { addGroupMember, createGroup } from '../../src/admin/groups.js';
+import {
+  changeUserClaim,
+  deleteUser,
+  demoteUser,
+  disableUser,
+  enableUser,
+  inviteUser,
+  issueRecoveryLink,
+  promoteUser,
+} from '../../src/admin/users.js';
 import { configFrom } from '../../src/config.js';
 import { type Db, openDatabase } from '../../src/db/connect.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { createClient, deleteClient, rotateClientSecret } from '../../src/oidc/clients.js';
+import { rotateCookieKey } from '../../src/oidc/cookieKeys.js';
+import { rotateSigningKeys } from '../../src/oidc/keys.js';
+import { createResource, deleteResource, findResource } from '../../src/oidc/resources.js';
+import { deleteTenant } from '../../src/passkeyApi/tenants.js';
+import { deleteTenantUser } from '../../src/passkeyApi/tenantUsers.js';
 import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
+import { holdBody } from '../support/heldBody.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
 import { linkPath, onboard, useLink } from '../support/oneTimeLinkFlow.js';
 import { type CliSession, linesOf, type ProcessResult, startCliSession } from '../support/sesameProcess.js';
@@ -209,6 +229,17 @@ describe('promote and demote on the admin API and the users page', () => {
     return { status: response.status, json: () => JSON.parse(text) };
   }
 
+  /** The URL of an admin invite for `email` issued with the API key `apiKey`. */
+  async function adminInviteWith(apiKey: string, email: string): Promise<string> {
+    const invited = await fetch(`${sesame.baseUrl}/api/admin/users/invite`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email, admin: true }),
+    });
+    expect(invited.status).toBe(201);
+    return ((await invited.json()) as { url: string }).url;
+  }
+
   const isAdmin = async (id: string) => (await usersQueries.findById(sesame.db, id))!.is_admin;
 
   it('promotes and demotes through the API, and answers 409 last_admin for the last administrator', async () => {
@@ -388,13 +419,7 @@ describe('promote and demote on the admin API and the users page', () => {
       /<th scope="row">rogue<\/th>\s*<td><code>[^<]+<\/code><\/td>\s*<td>admin<\/td>\s*<td>rogue@example\.com<\/td>/,
     );
     // The rogue's key issues a link too.
-    const viaKey = await fetch(`${sesame.baseUrl}/api/admin/users/invite`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${rogueKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'sock2@example.com', admin: true }),
-    });
-    expect(viaKey.status).toBe(201);
-    const keyLink = ((await viaKey.json()) as { url: string }).url;
+    const keyLink = await adminInviteWith(rogueKey, 'sock2@example.com');
 
     const demoted = await api('POST', `/users/${rogueId}/demote`);
     expect(demoted.status).toBe(200);
@@ -423,6 +448,154 @@ describe('promote and demote on the admin API and the users page', () => {
     expect(await auditOf(sesame.db, rogueId)).toContainEqual(
       expect.stringMatching(/^api-key:\S+ user\.admin_handouts_withdrawn$/),
     );
+  });
+
+  it('refuses what an administrator sent before being demoted and finished after: a promotion from the page and an admin invite with their key change nothing', async () => {
+    const { person: rogue, userId: rogueId } = await onboard(sesame, 'holder@example.com', { admin: true });
+    const accomplice = await usersQueries.insert(sesame.db, {
+      email: 'accomplice@example.com',
+      name: null,
+      emailVerified: true,
+    });
+    const csrf = (await rogue.browser.request('/admin/users')).csrf();
+    expect((await stepUp(rogue, csrf)).status).toBe(200);
+    const keyForm = await rogue.browser.request('/admin/api-keys');
+    const made = await rogue.browser.request('/admin/api-keys', {
+      form: { _csrf: csrf, _once: keyForm.field('_once'), name: 'holder' },
+    });
+    const rogueKey = /ssk_[A-Za-z0-9_-]{43}/.exec(made.text)![0];
+
+    // Both requests are admitted on their heads; their bodies are still to come.
+    const host = new URL(sesame.baseUrl).host;
+    const promotePath = `/admin/users/${accomplice.id}/promote`;
+    const promote = holdBody(sesame.listenUrl, {
+      method: 'POST',
+      path: promotePath,
+      host,
+      headers: {
+        cookie: await rogue.browser.jar.getCookieString(`${sesame.baseUrl}${promotePath}`),
+        origin: sesame.baseUrl,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ _csrf: csrf }).toString(),
+    });
+    const invite = holdBody(sesame.listenUrl, {
+      method: 'POST',
+      path: '/api/admin/users/invite',
+      host,
+      headers: { authorization: `Bearer ${rogueKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'sleeper@example.com', admin: true }),
+    });
+    await setTimeout(500);
+
+    expect((await api('POST', `/users/${rogueId}/demote`)).status).toBe(200);
+    const fresh = await fetch(`${sesame.baseUrl}/api/admin/users`, {
+      headers: { authorization: `Bearer ${rogueKey}` },
+    });
+    expect(fresh.status).toBe(401);
+
+    const [promoted, invited] = await Promise.all([promote.finish(), invite.finish()]);
+    expect([promoted.status, invited.status]).toEqual([403, 401]);
+    // Refused by the check where the work is done, not at the door: the request was admitted.
+    expect(promoted.body).toContain('You are no longer an administrator');
+    expect(invited.headers['www-authenticate']).toBe('Bearer realm="sesame", error="invalid_token"');
+    expect(JSON.parse(invited.body)).toMatchObject({
+      error: 'invalid_token',
+      error_description: 'The API key was revoked, or whoever created it is no longer an administrator',
+    });
+
+    expect(await isAdmin(accomplice.id)).toBe(false);
+    expect(await auditOf(sesame.db, accomplice.id)).toEqual([]);
+    const links = await sesame.db
+      .selectFrom('one_time_tokens')
+      .select('id')
+      .where('email', '=', 'sleeper@example.com')
+      .execute();
+    expect(links).toEqual([]);
+  });
+
+  it('refuses every admin change in the name of a revoked key or a former administrator, and changes nothing', async () => {
+    const { apiKey } = await createApiKey(sesame.db, 'gone', 'cli:ops');
+    await revokeApiKey(sesame.db, apiKey.id, 'cli:ops');
+    const former = await usersQueries.insert(sesame.db, { email: 'former@example.com', name: null });
+    const api = await createResource(
+      sesame.db,
+      { identifier: 'https://api.example', scopes: ['read'] },
+      'test',
+    );
+    const auditBefore = await countRows(sesame.db, 'audit_events');
+    const nobody = randomUUID();
+    for (const [actor, status] of [
+      [`api-key:${apiKey.id}`, 401],
+      [`user:${former.id}`, 403],
+    ] as const) {
+      const changes: Record<string, () => Promise<unknown>> = {
+        promoteUser: () => promoteUser(sesame.db, sesame.config, former.id, actor, { unverified: true }),
+        demoteUser: () => demoteUser(sesame.db, adminId, actor),
+        enableUser: () => enableUser(sesame.db, former.id, actor),
+        disableUser: () => disableUser(sesame.db, former.id, actor),
+        deleteUser: () => deleteUser(sesame.db, former.id, actor),
+        inviteUser: () =>
+          inviteUser(sesame.db, sesame.config, { email: 'new@example.com', admin: true }, actor),
+        issueRecoveryLink: () => issueRecoveryLink(sesame.db, sesame.config, former.id, actor),
+        changeUserClaim: () => changeUserClaim(sesame.db, former.id, 'team', 'red', actor),
+        createApiKey: () => createApiKey(sesame.db, 'more', actor),
+        revokeApiKey: () => revokeApiKey(sesame.db, nobody, actor),
+        createClient: () =>
+          createClient(sesame.db, { name: 'x', redirect_uris: ['https://x.example/cb'] }, actor),
+        rotateClientSecret: () => rotateClientSecret(sesame.db, 'nope', actor),
+        deleteClient: () => deleteClient(sesame.db, 'nope', actor),
+        createGroup: () => createGroup(sesame.db, 'crew', actor),
+        addGroupMember: () => addGroupMember(sesame.db, 'crew', former.id, actor),
+        createResource: () =>
+          createResource(sesame.db, { identifier: 'https://other.example', scopes: ['read'] }, actor),
+        deleteResource: () => deleteResource(sesame.db, api.id, actor),
+        deleteTenant: () => deleteTenant(sesame.db, nobody, actor),
+        deleteTenantUser: () => deleteTenantUser(sesame.db, nobody, nobody, actor),
+        rotateSigningKeys: () => rotateSigningKeys(sesame.db, sesame.config, actor),
+        rotateCookieKey: () => rotateCookieKey(sesame.db, sesame.config, actor),
+      };
+      const refusals: Record<string, unknown> = {};
+      for (const [name, change] of Object.entries(changes)) {
+        refusals[name] = await change().then(
+          () => 'done',
+          (error: { status?: number }) => error.status,
+        );
+      }
+      expect(refusals).toEqual(Object.fromEntries(Object.keys(changes).map((name) => [name, status])));
+    }
+    expect(await countRows(sesame.db, 'audit_events')).toBe(auditBefore);
+    expect(await usersQueries.findById(sesame.db, former.id)).toMatchObject({
+      is_admin: false,
+      disabled_at: null,
+    });
+    expect(await findResource(sesame.db, api.id)).toBeDefined();
+    await deleteResource(sesame.db, api.id, 'test');
+    await usersQueries.delete(sesame.db, former.id);
+  });
+
+  it('cancels the unused links an API key issued when the key is revoked, one made without an admin behind it included', async () => {
+    const { apiKey, key: issuing } = await createApiKey(sesame.db, 'inviter', 'cli:ops');
+    const keyLink = await adminInviteWith(issuing, 'keyed@example.com');
+
+    const page = await admin.browser.request('/admin/api-keys');
+    const revoked = await admin.browser.request(`/admin/api-keys/${apiKey.id}/revoke`, {
+      form: { _csrf: page.csrf() },
+    });
+    expect(revoked.status).toBe(302);
+    expect((await useLink(new Person(sesame.baseUrl), keyLink)).status).toBe(410);
+    const notice = await admin.browser.request(revoked.location()!);
+    expect(notice.text).toContain('the unused links it issued no longer work');
+    expect(await usersQueries.findByEmail(sesame.db, 'keyed@example.com')).toBeUndefined();
+    const audit = await sesame.db
+      .selectFrom('audit_events')
+      .select(['action', 'details'])
+      .where('target', '=', apiKey.id)
+      .execute();
+    expect(audit).toEqual([
+      { action: 'api_key.create', details: expect.anything() },
+      { action: 'api_key.revoke', details: expect.objectContaining({ links: 1 }) },
+    ]);
   });
 
   it('promotes and demotes from the users page only after a passkey step-up, never the admin themself', async () => {

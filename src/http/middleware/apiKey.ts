@@ -58,7 +58,15 @@ export function requireApiKey(db: Db, needed: ApiKeyScope) {
     if (!apiKeyScopeAllows(apiKey.scope, needed)) refuseScope(ctx, apiKey.scope, needed);
     await recordApiKeyUse(db, apiKey);
     ctx.state.apiKey = apiKey;
-    await next();
+    try {
+      await next();
+    } catch (error) {
+      // The key was revoked while the request ran (see withAdminAuthority): RFC 6750 §3 as at the door.
+      if (error instanceof HttpError && error.status === 401) {
+        ctx.set('WWW-Authenticate', 'Bearer realm="sesame", error="invalid_token"');
+      }
+      throw error;
+    }
   };
 }
 

@@ -25,7 +25,8 @@ const apiKeyFormSchema = z.object({
 
 /** Notices these pages redirect to (see adminPages.ts). */
 export const API_KEY_NOTICES: Record<string, string> = {
-  'api-key-revoked': 'The API key was revoked; requests with it are refused from now on.',
+  'api-key-revoked':
+    'The API key was revoked; requests with it are refused from now on, and the unused links it issued no longer work.',
 };
 
 /** The form that creates an admin API key, shown once in the answer to its POST. */
@@ -89,7 +90,8 @@ export function apiKeyPages(router: Router, kit: AdminPageKit, { db }: Services)
       title: 'Revoke API key',
       section: 'api-keys',
       heading: `Revoke the API key “${apiKey.name}”?`,
-      message: 'Tools that use this key are refused from now on. A revoked key cannot be used again.',
+      message:
+        'Tools that use this key are refused from now on, and the unused invite and recovery links it issued stop working. A revoked key cannot be used again.',
       action: `/admin/api-keys/${encodeURIComponent(apiKey.id)}/revoke`,
       button: 'Revoke API key',
       cancel: '/admin/api-keys',
