@@ -9,7 +9,7 @@ import { wakeMailOutboxes } from '../mail/outbox.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 import type { RowCaches } from '../oidc/rowCaches.js';
 import { SuspectedClone } from '../webauthn/errors.js';
-import { endEverySignInOf } from './revocation.js';
+import { endEverySignInOf, untilAfterRevocation } from './revocation.js';
 
 type Services = {
   db: Db;
@@ -50,7 +50,7 @@ export async function blockSuspectedClone(
       owner !== undefined &&
       // In the owner's language, not the request's: the request may be the copy's holder's.
       (await queueSecurityNotice(trx, config, owner, 'passkey_blocked', { passkeyName: credential.name }));
-    return { credential, mailed };
+    return { credential, mailed, at: ended.at };
   });
   if (!blocked) return;
   caches.models.forgetAll();
@@ -62,6 +62,9 @@ export async function blockSuspectedClone(
     storedCounter: suspect.storedCounter,
     presentedCounter: suspect.presentedCounter,
   });
+  // The refusal goes out once the revocation's second is over: the owner's next sign-in, with
+  // another passkey, falls after it (a sign-in in that second reads as revoked).
+  await untilAfterRevocation(blocked.at);
 }
 
 /**
