@@ -51,8 +51,7 @@ export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestList
   const line = requestLine(api.log);
 
   async function answer(req: http.IncomingMessage, res: http.ServerResponse, route: string) {
-    const end = httpDuration.startTimer();
-    const started = line ? performance.now() : 0;
+    const started = performance.now();
     const url = req.url;
     const ip = clientAddress(koa, req);
     api.pinHeaders(req.headers, ip);
@@ -74,7 +73,7 @@ export function frontDoor(koa: Koa, api: ProviderApiFrontDoor): http.RequestList
         sendError(res, 500, 'server_error', 'Something went wrong on our side');
       }
     } finally {
-      end({ route });
+      httpDuration.observe(route, (performance.now() - started) / 1000);
       line?.(req.method, url, res.statusCode, started, ip);
     }
   }
