@@ -81,6 +81,8 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     // For an existing account the same command makes a link that adds a passkey to it.
     const recovery = await invite(email);
     await phone.page.goto(recovery.url);
+    // The laptop is not lost: its passkey stays.
+    await phone.page.getByLabel('Remove my other passkeys').uncheck();
     await phone.page.getByRole('button', { name: 'Create a passkey' }).click();
     await phone.page.waitForURL(`${scenario.sesame.baseUrl}/account`);
 
