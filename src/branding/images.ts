@@ -118,14 +118,23 @@ function webpSize(bytes: Uint8Array): Dimensions | undefined {
 }
 
 /**
+ * The most images an ICO may hold. Real favicons hold a handful (16, 32, 48 … 256 pixels)
+ * and each one is read, so a directory of thousands would cost CPU for nothing.
+ */
+export const ICO_MAX_IMAGES = 64;
+
+/** How many images an ICO's directory lists. */
+const icoImageCount = (bytes: Uint8Array) => u16le(bytes, 4);
+
+/**
  * The largest size among an ICO's images, read from each image itself: the directory says at
  * most 256, but a PNG inside may declare any size and browsers decode it. The other kind of
  * image an ICO holds is a bitmap without its file header; its info header's height counts
  * the image and its mask, so twice the image. Only the header of each image is read.
  */
 function icoSize(bytes: Uint8Array): Dimensions | undefined {
-  const count = u16le(bytes, 4);
-  if (bytes.length < 6 + count * 16) return undefined;
+  const count = icoImageCount(bytes);
+  if (count > ICO_MAX_IMAGES || bytes.length < 6 + count * 16) return undefined;
   let largest: Dimensions = { width: 0, height: 0 };
   for (let entry = 6; entry < 6 + count * 16; entry += 16) {
     const length = u32le(bytes, entry + 8);
@@ -164,7 +173,11 @@ export function imageDimensionsOf(bytes: Uint8Array): Dimensions | undefined {
 export function imageProblem(kind: BrandImageKind, bytes: Uint8Array): string | undefined {
   if (bytes.length === 0) return 'is empty';
   if (bytes.length > IMAGE_LIMITS[kind]) return `must be at most ${IMAGE_LIMITS[kind] / 1024} KB`;
-  if (!imageTypeOf(bytes)) return 'must be a PNG, JPEG, WebP or ICO image (SVG is not accepted)';
+  const type = imageTypeOf(bytes);
+  if (!type) return 'must be a PNG, JPEG, WebP or ICO image (SVG is not accepted)';
+  if (type === 'image/x-icon' && icoImageCount(bytes) > ICO_MAX_IMAGES) {
+    return `must hold at most ${ICO_MAX_IMAGES} images (this icon holds ${icoImageCount(bytes)})`;
+  }
   const size = imageDimensionsOf(bytes);
   if (!size) return 'is damaged: its width and height cannot be read';
   const limit = IMAGE_DIMENSION_LIMITS[kind];

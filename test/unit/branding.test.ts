@@ -7,6 +7,7 @@ import {
   normaliseHexColour,
 } from '../../src/branding/colours.js';
 import {
+  ICO_MAX_IMAGES,
   IMAGE_DIMENSION_LIMITS,
   imageDimensionsOf,
   imageProblem,
@@ -159,6 +160,28 @@ describe('brand images, by their magic bytes', () => {
       jpegDeclaring(5000, 5000).subarray(2),
     ]);
     expect(imageProblem('logo', plain)).toBe('must be at most 4096×4096 pixels (this one is 5000×5000)');
+  });
+
+  it(`refuses an ICO of more than ${ICO_MAX_IMAGES} images before reading them`, () => {
+    expect(ICO_MAX_IMAGES).toBe(64);
+    const icon = pngDeclaring(16, 16);
+    expect(imageProblem('favicon', icoOf(...Array(ICO_MAX_IMAGES).fill(icon)))).toBeUndefined();
+    expect(imageProblem('favicon', icoOf(...Array(ICO_MAX_IMAGES + 1).fill(icon)))).toBe(
+      `must hold at most ${ICO_MAX_IMAGES} images (this icon holds ${ICO_MAX_IMAGES + 1})`,
+    );
+    // 8,000 entries that all point to one 130 KB image: each was copied in full to be read,
+    // over a second of CPU for one upload.
+    const large = pngDeclaring(16, 16, 130 * 1024);
+    const directory = Buffer.alloc(8000 * 16);
+    for (let entry = 0; entry < 8000; entry++) {
+      directory.writeUInt32LE(large.length, entry * 16 + 8);
+      directory.writeUInt32LE(6 + directory.length, entry * 16 + 12);
+    }
+    const crafted = Buffer.concat([Buffer.from([0, 0, 1, 0, 8000 & 0xff, 8000 >> 8]), directory, large]);
+    expect(imageProblem('logo', crafted)).toBe(
+      `must hold at most ${ICO_MAX_IMAGES} images (this icon holds 8000)`,
+    );
+    expect(imageDimensionsOf(crafted)).toBeUndefined();
   });
 
   it('refuses an image whose width and height cannot be read', () => {
