@@ -7,12 +7,13 @@ import {
   normaliseHexColour,
 } from '../../src/branding/colours.js';
 import {
+  ICO_MAX_IMAGES,
   IMAGE_DIMENSION_LIMITS,
   imageDimensionsOf,
   imageProblem,
   imageTypeOf,
 } from '../../src/branding/images.js';
-import { icoOf, jpegDeclaring, pngDeclaring, webpDeclaring } from '../support/images.js';
+import { icoOf, jpegDeclaring, jpegFrame, jpegOf, pngDeclaring, webpDeclaring } from '../support/images.js';
 
 /** The dark-mode card of sesame.css, the surface dark-mode accents are drawn on. */
 const DARK_CARD = '#1f2937';
@@ -91,10 +92,12 @@ describe('brand images, by their magic bytes', () => {
     expect(imageProblem('logo', Buffer.alloc(0))).toBe('is empty');
   });
 
-  it('reads the width and height each type declares: PNG IHDR, JPEG SOF, WebP VP8X, the images inside an ICO', () => {
+  it('reads the width and height each type declares: PNG IHDR, JPEG SOF, WebP VP8X, VP8 and VP8L, the images inside an ICO', () => {
     expect(imageDimensionsOf(pngDeclaring(640, 480))).toEqual({ width: 640, height: 480 });
     expect(imageDimensionsOf(jpegDeclaring(800, 600))).toEqual({ width: 800, height: 600 });
     expect(imageDimensionsOf(webpDeclaring(1200, 300))).toEqual({ width: 1200, height: 300 });
+    expect(imageDimensionsOf(webpDeclaring(1200, 300, 'VP8 '))).toEqual({ width: 1200, height: 300 });
+    expect(imageDimensionsOf(webpDeclaring(1200, 300, 'VP8L'))).toEqual({ width: 1200, height: 300 });
     expect(imageDimensionsOf(icoOf(pngDeclaring(16, 16), pngDeclaring(48, 32)))).toEqual({
       width: 48,
       height: 32,
@@ -125,12 +128,72 @@ describe('brand images, by their magic bytes', () => {
     );
   });
 
+  it('reads the first frame header of any kind, as decoders do: a small SOF0 after a lossless or arithmetic one does not hide it', () => {
+    for (const marker of [0xc1, 0xc2, 0xc3, 0xc5, 0xc7, 0xc9, 0xcb, 0xcd, 0xcf]) {
+      const jpeg = jpegOf(jpegFrame(5000, 5000, marker), jpegFrame(8, 8));
+      expect(imageDimensionsOf(jpeg)).toEqual({ width: 5000, height: 5000 });
+    }
+    // DHT, JPG and DAC share the range but are not frame headers.
+    const dht = Buffer.from([0xff, 0xc4, 0, 4, 0, 0]);
+    expect(imageDimensionsOf(jpegOf(dht, jpegFrame(640, 480)))).toEqual({ width: 640, height: 480 });
+    // Fill bytes before a marker and markers without a length (RST0, TEM) are walked over.
+    const standalone = Buffer.from([0xff, 0xff, 0xff, 0xd0, 0xff, 0x01]);
+    expect(imageDimensionsOf(jpegOf(standalone, jpegFrame(640, 480)))).toEqual({ width: 640, height: 480 });
+  });
+
+  it('refuses a JPEG with a stray byte between segments, where a reader that skips it differently finds a small frame hidden in an APP segment', () => {
+    // An APP0 segment whose data holds a fake 8×8 frame header, then one stray byte, then
+    // a 5000×5000 image: libjpeg skips the byte to the next marker and decodes 5000×5000.
+    const app0 = Buffer.alloc(0x2010 - 2);
+    app0[0] = 1;
+    jpegFrame(8, 8).copy(app0, 0x1000);
+    const crafted = Buffer.concat([
+      Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x20, 0x10]),
+      app0,
+      Buffer.from([0]),
+      jpegDeclaring(5000, 5000).subarray(2),
+    ]);
+    expect(imageProblem('logo', crafted)).toBe('is damaged: its width and height cannot be read');
+    // The same without the stray byte is read as what it is.
+    const plain = Buffer.concat([
+      crafted.subarray(0, 6 + app0.length),
+      jpegDeclaring(5000, 5000).subarray(2),
+    ]);
+    expect(imageProblem('logo', plain)).toBe('must be at most 4096×4096 pixels (this one is 5000×5000)');
+  });
+
+  it(`refuses an ICO of more than ${ICO_MAX_IMAGES} images before reading them`, () => {
+    expect(ICO_MAX_IMAGES).toBe(64);
+    const icon = pngDeclaring(16, 16);
+    expect(imageProblem('favicon', icoOf(...Array(ICO_MAX_IMAGES).fill(icon)))).toBeUndefined();
+    expect(imageProblem('favicon', icoOf(...Array(ICO_MAX_IMAGES + 1).fill(icon)))).toBe(
+      `must hold at most ${ICO_MAX_IMAGES} images (this icon holds ${ICO_MAX_IMAGES + 1})`,
+    );
+    // 8,000 entries that all point to one 130 KB image: each was copied in full to be read,
+    // over a second of CPU for one upload.
+    const large = pngDeclaring(16, 16, 130 * 1024);
+    const directory = Buffer.alloc(8000 * 16);
+    for (let entry = 0; entry < 8000; entry++) {
+      directory.writeUInt32LE(large.length, entry * 16 + 8);
+      directory.writeUInt32LE(6 + directory.length, entry * 16 + 12);
+    }
+    const crafted = Buffer.concat([Buffer.from([0, 0, 1, 0, 8000 & 0xff, 8000 >> 8]), directory, large]);
+    expect(imageProblem('logo', crafted)).toBe(
+      `must hold at most ${ICO_MAX_IMAGES} images (this icon holds 8000)`,
+    );
+    expect(imageDimensionsOf(crafted)).toBeUndefined();
+  });
+
   it('refuses an image whose width and height cannot be read', () => {
     const damaged = 'is damaged: its width and height cannot be read';
     for (const bytes of [
       pngDeclaring(64, 64).subarray(0, 20), // cut inside the IHDR
       pngDeclaring(0, 64), // no pixels
       Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), Buffer.alloc(60, 1)]), // no SOF
+      jpegOf(Buffer.from('ffda000200', 'hex'), jpegFrame(64, 64)), // a scan before any frame
+      jpegOf(jpegFrame(64, 0)), // its height left to a DNL segment after the first scan
+      jpegOf(Buffer.from('ffc00011', 'hex')), // cut inside the frame header
+      webpDeclaring(10, 10, 'VP8 ').fill(0, 23, 26), // no start code
       webpDeclaring(10, 10).subarray(0, 24),
       // An ICO whose image lies outside the file.
       Buffer.concat([Buffer.from([0, 0, 1, 0, 1, 0]), Buffer.alloc(40, 7)]),
