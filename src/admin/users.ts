@@ -139,7 +139,7 @@ export const unverifiedPromotionError = (user: Pick<User, 'email'>) =>
   new HttpError(
     409,
     'email_unverified',
-    `nobody has proved they receive mail at ${user.email}: whoever signed up with it may not own it. Send an admin invite instead (\`sesame users invite --email ${user.email} --admin\`): whoever opens it takes the account over as an administrator, and the account's passkeys and sign-ins end`,
+    `nobody has proved they receive mail at ${user.email}: whoever signed up with it may not own it. Send an admin invite instead (\`sesame users invite --email ${user.email} --admin\`): whoever opens it takes the account over as an administrator, with a new account and a new \`sub\` (apps see a new user; what they kept for the old \`sub\` stays with it), and the old account's passkeys and sign-ins end`,
   );
 
 /**

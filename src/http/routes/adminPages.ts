@@ -423,7 +423,7 @@ export function adminPagesRoutes(services: Services): Router {
       await renderUsers(ctx, {
         email: user.email,
         admin: 'on',
-        error: `Nobody has proved they receive mail at ${user.email}, so whoever signed up with it may not own it. Send this admin invite instead: whoever opens it takes the account over as an administrator.`,
+        error: `Nobody has proved they receive mail at ${user.email}, so whoever signed up with it may not own it. Send this admin invite instead: whoever opens it takes the account over as an administrator, with a new account and a new sub (apps see a new user).`,
       });
       return;
     }
