@@ -99,6 +99,10 @@ export async function verifyEmailWithLink(db: Db, token: string, signedIn: User)
   if (!TOKEN_SHAPE.test(token)) throw new VerifyLinkError('invalid');
   const tokenHash = sha256Hex(token);
   return db.transaction().execute(async (trx) => {
+    // The account's row before the link's, as a takeover holds them: it deletes the account,
+    // and this link with it (on delete cascade). Held the other way round, the two deadlocked.
+    // Gone, the account was taken over meanwhile, and its link went with it.
+    if (!(await usersQueries.findById(trx, signedIn.id, 'update'))) throw new VerifyLinkError('invalid');
     const link = await emailVerificationsQueries.findByHash(trx, tokenHash);
     if (!link) throw new VerifyLinkError('invalid');
     if (link.user_id !== signedIn.id) throw new VerifyLinkError('other_account');

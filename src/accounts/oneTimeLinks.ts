@@ -374,6 +374,13 @@ export async function redeemOneTimeLink(
   let removed: string[] = [];
   try {
     const redeemed = await db.transaction().execute(async (trx) => {
+      // The account's row first, then the link's, as every change that holds an account does: a
+      // takeover deletes the account, and with it (on delete cascade) its other unused links. A
+      // second link for the same account (an admin's recovery link and a "Lost your passkey?"
+      // one) used at once, its row held first, deadlocked with it; now it waits for the account,
+      // finds its link gone with it, and is told so.
+      const presented = await oneTimeTokensQueries.findByHash(trx, tokenHash);
+      if (presented) await accountOf(trx, presented, 'update');
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
       if (!link) {
         throw new LinkError(

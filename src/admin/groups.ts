@@ -6,7 +6,7 @@ import { groupsQueries } from '../db/queries/groups.js';
 import type { GroupRow } from '../db/schema.js';
 import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
 import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
-import { findUser, unverifiedAccountError } from './users.js';
+import { findUserToChange, noUserFor, unverifiedAccountError } from './users.js';
 
 /** A group as admins see it. */
 export interface GroupView {
@@ -55,7 +55,6 @@ export function checkGroupName(raw: unknown): string {
 const nameTaken = (name: string) =>
   conflict(`A group named ${name} already exists`, { fields: { name: 'is already taken' } });
 export const noGroup = (idOrName: string) => notFound(`No group with id or name ${idOrName}`);
-export const noUserFor = (idOrEmail: string) => notFound(`No user with id or email ${idOrEmail}`);
 
 /** A claim rule broken by the input, as the 400 the API and the CLI show. */
 function claimError(error: unknown): never {
@@ -138,10 +137,11 @@ export async function deleteGroup(db: Db, idOrName: string, actor: Actor): Promi
   });
 }
 
-async function groupAndUser(db: Db, idOrName: string, idOrEmail: string) {
-  const group = await groupsQueries.findByIdOrName(db, idOrName);
+/** The group and the user of a membership change, the user's row held (see findUserToChange). */
+async function groupAndUser(trx: Db, idOrName: string, idOrEmail: string) {
+  const group = await groupsQueries.findByIdOrName(trx, idOrName);
   if (!group) throw noGroup(idOrName);
-  const user = await findUser(db, idOrEmail);
+  const user = await findUserToChange(trx, idOrEmail);
   if (!user) throw noUserFor(idOrEmail);
   return { group, user };
 }

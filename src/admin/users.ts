@@ -12,9 +12,9 @@ import type { Db } from '../db/connect.js';
 import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
-import { usersQueries } from '../db/queries/users.js';
+import { type RowLock, usersQueries } from '../db/queries/users.js';
 import type { User } from '../db/schema.js';
-import { badRequest, HttpError } from '../http/errors.js';
+import { badRequest, HttpError, notFound } from '../http/errors.js';
 import { sendSecurityNotice } from '../mail/notices.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
 
@@ -81,10 +81,34 @@ export async function listAllUsers(db: Db, search?: string): Promise<UserView[]>
 }
 
 /** Finds a user by id (the OIDC `sub`) or by email, whichever the admin typed. */
-export async function findUser(db: Db, idOrEmail: string): Promise<User | undefined> {
+export async function findUser(db: Db, idOrEmail: string, lock?: RowLock): Promise<User | undefined> {
   return idOrEmail.includes('@')
-    ? usersQueries.findByEmail(db, idOrEmail)
-    : usersQueries.findById(db, idOrEmail);
+    ? usersQueries.findByEmail(db, idOrEmail, lock)
+    : usersQueries.findById(db, idOrEmail, lock);
+}
+
+/**
+ * Finds the user an admin change is for, in its transaction, and holds the row until it
+ * ends. A takeover (confirmEmailOwner) holds the account it ends, deletes it and gives the
+ * owner a new one with a new id: a change that read the row unlocked meanwhile landed on
+ * nothing and still said it was done (a claim), or on a row gone by then (a group's foreign
+ * key, a 500). Held, the change waits for the takeover and then finds no such user (404);
+ * the admin tries again with the email and reaches the owner's new account.
+ */
+export function findUserToChange(trx: Db, idOrEmail: string): Promise<User | undefined> {
+  return findUser(trx, idOrEmail, 'update');
+}
+
+/** The answer for an id or email that names no account (404). */
+export const noUserFor = (idOrEmail: string) => notFound(`No user with id or email ${idOrEmail}`);
+
+/**
+ * The row an update of a held user returned. Held (findUserToChange), it is there; should it
+ * not be, the change is a 404 and rolls back, never a success that changed nothing.
+ */
+function updated(user: User | undefined, idOrEmail: string): User {
+  if (!user) throw noUserFor(idOrEmail);
+  return user;
 }
 
 /** The answer when a change would leave Sesame without an administrator who can sign in. */
@@ -115,7 +139,7 @@ export const unverifiedPromotionError = (user: Pick<User, 'email'>) =>
   new HttpError(
     409,
     'email_unverified',
-    `nobody has proved they receive mail at ${user.email}: whoever signed up with it may not own it. Send an admin invite instead (\`sesame users invite --email ${user.email} --admin\`): whoever opens it takes the account over as an administrator, and the account's passkeys and sign-ins end`,
+    `nobody has proved they receive mail at ${user.email}: whoever signed up with it may not own it. Send an admin invite instead (\`sesame users invite --email ${user.email} --admin\`): whoever opens it takes the account over as an administrator, with a new account and a new \`sub\` (apps see a new user; what they kept for the old \`sub\` stays with it), and the old account's passkeys and sign-ins end`,
   );
 
 /**
@@ -148,16 +172,16 @@ export async function promoteUser(
 ): Promise<UserView | undefined> {
   let promoted: User | undefined;
   const view = await withAdminAuthority(db, actor, async (trx) => {
-    const user = await findUser(trx, idOrEmail);
+    const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     if (user.is_admin) return userView(user);
     if (!user.email_verified && !options.unverified) throw unverifiedPromotionError(user);
-    promoted = await usersQueries.update(trx, user.id, { isAdmin: true });
+    promoted = updated(await usersQueries.update(trx, user.id, { isAdmin: true }), idOrEmail);
     await auditQueries.record(trx, actor, 'user.promote', user.id, {
       email: user.email,
       ...(!user.email_verified && { email_verified: false }),
     });
-    return userView(promoted!);
+    return userView(promoted);
   });
   // Told only when it changed: promoting an administrator again mails nothing.
   if (promoted) await sendSecurityNotice(db, config, undefined, promoted, 'admin_granted');
@@ -193,13 +217,13 @@ export async function demoteUser(
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
   return withAdminAuthority(db, actor, async (trx) => {
-    const user = await findUser(trx, idOrEmail);
+    const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     if (!user.is_admin) return withdrawnView(user, NOTHING_WITHDRAWN);
     await keepAnAdministrator(trx, user, 'demoted');
-    const updated = await usersQueries.update(trx, user.id, { isAdmin: false });
+    const demoted = updated(await usersQueries.update(trx, user.id, { isAdmin: false }), idOrEmail);
     await auditQueries.record(trx, actor, 'user.demote', user.id, { email: user.email });
-    return withdrawnView(updated!, await withdrawAdminHandouts(trx, user.id, actor));
+    return withdrawnView(demoted, await withdrawAdminHandouts(trx, user.id, actor));
   });
 }
 
@@ -217,12 +241,12 @@ export async function disableUser(
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
   const done = await withAdminAuthority(db, actor, async (trx) => {
-    const user = await findUser(trx, idOrEmail);
+    const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'disabled');
-    const updated = user.disabled_at
+    const disabled = user.disabled_at
       ? user
-      : await usersQueries.update(trx, user.id, { disabledAt: new Date() });
+      : updated(await usersQueries.update(trx, user.id, { disabledAt: new Date() }), idOrEmail);
     // Revoked for good, not only deleted: enabling the account again brings none of it back.
     const at = await revokeAccountSignIns(trx, user.id, { tokens: true });
     await queueAccountLogouts(trx, user.id, { grants: true });
@@ -230,7 +254,7 @@ export async function disableUser(
     // A link for the account (recovery, invite) would otherwise work again once it is enabled.
     await oneTimeTokensQueries.invalidateUnusedForEmail(trx, user.email);
     if (!user.disabled_at) await auditQueries.record(trx, actor, 'user.disable', user.id, { revoked });
-    return { view: withdrawnView(updated!, await withdrawAdminHandouts(trx, user.id, actor)), at };
+    return { view: withdrawnView(disabled, await withdrawAdminHandouts(trx, user.id, actor)), at };
   });
   if (!done) return undefined;
   wakeBackchannelOutboxes();
@@ -241,12 +265,12 @@ export async function disableUser(
 /** Lets a disabled person sign in again (their old sessions and tokens stay revoked). */
 export async function enableUser(db: Db, idOrEmail: string, actor: Actor): Promise<UserView | undefined> {
   return withAdminAuthority(db, actor, async (trx) => {
-    const user = await findUser(trx, idOrEmail);
+    const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     if (!user.disabled_at) return userView(user);
-    const updated = await usersQueries.update(trx, user.id, { disabledAt: null });
+    const enabled = updated(await usersQueries.update(trx, user.id, { disabledAt: null }), idOrEmail);
     await auditQueries.record(trx, actor, 'user.enable', user.id);
-    return userView(updated!);
+    return userView(enabled);
   });
 }
 
@@ -264,12 +288,12 @@ export async function deleteUser(
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
   const deleted = await withAdminAuthority(db, actor, async (trx) => {
-    const user = await findUser(trx, idOrEmail);
+    const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'deleted');
     await queueAccountLogouts(trx, user.id, { grants: true });
     const withdrawn = await withdrawAdminHandouts(trx, user.id, actor);
-    await usersQueries.delete(trx, user.id);
+    if (!(await usersQueries.delete(trx, user.id))) throw noUserFor(idOrEmail);
     const revoked = await oidcModelsQueries.destroyByAccountId(trx, user.id);
     await auditQueries.record(trx, actor, 'user.delete', user.id, { email: user.email, revoked });
     return withdrawnView(user, withdrawn);
@@ -348,7 +372,7 @@ export async function changeUserClaim(
   options: { unverified?: boolean } = {},
 ): Promise<{ id: string; email: string; claims: Record<string, unknown> } | undefined> {
   return withAdminAuthority(db, actor, async (trx) => {
-    const user = await findUser(trx, idOrEmail);
+    const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     if (value !== undefined && !user.email_verified && !options.unverified)
       throw unverifiedAccountError(user);
@@ -360,7 +384,7 @@ export async function changeUserClaim(
         throw badRequest(error.message, { fields: { [error.field]: error.message } });
       throw error;
     }
-    await usersQueries.setClaims(trx, user.id, claims);
+    updated(await usersQueries.setClaims(trx, user.id, claims), idOrEmail);
     await auditQueries.record(
       trx,
       actor,

@@ -151,7 +151,7 @@ export function registerUserCommands(program: Command): void {
             `It works once and expires at ${link.expires_at}.`,
             ...(link.takes_over_account
               ? [
-                  `Nobody proved the address of the account ${email.data} has: whoever uses the link takes that account over${opts.admin ? ' as an administrator' : ''}, and its passkeys and sign-ins end.`,
+                  `Nobody proved the address of the account ${email.data} has: whoever uses the link takes that account over${opts.admin ? ' as an administrator' : ''} with a new account and a new sub (apps see a new user; what they kept for the old sub stays with it), and the old account's passkeys, sign-ins and admin API keys end.`,
                 ]
               : []),
             ...(link.emailed ? [`It was also mailed to ${email.data}.`] : []),

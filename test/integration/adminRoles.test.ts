@@ -125,8 +125,9 @@ describe('sesame users promote and demote, and the last administrator', () => {
     });
     const takeover = await sesame('users', 'invite', '--email', 'Carol@example.com', '--admin');
     expect(takeover.code).toBe(0);
+    // The admin learns before handing the link out that its user gets a new sub: apps see someone new.
     expect(takeover.stdout).toContain(
-      'whoever uses the link takes that account over as an administrator, and its passkeys and sign-ins end.',
+      "whoever uses the link takes that account over as an administrator with a new account and a new sub (apps see a new user; what they kept for the old sub stays with it), and the old account's passkeys, sign-ins and admin API keys end.",
     );
     await withDb(async (db) => {
       expect(await usersQueries.findById(db, ada.id)).toMatchObject({ is_admin: true, disabled_at: null });
@@ -250,6 +251,9 @@ describe('promote and demote on the admin API and the users page', () => {
     expect(unproven.json()).toMatchObject({ error: 'email_unverified' });
     expect(unproven.json().error_description).toContain(
       'sesame users invite --email dana@example.com --admin',
+    );
+    expect(unproven.json().error_description).toContain(
+      'with a new account and a new `sub` (apps see a new user',
     );
     expect(await isAdmin(dana.id)).toBe(false);
     expect((await api('POST', `/users/${dana.id}/promote`, { unverified: 'yes' })).status).toBe(400);
@@ -653,7 +657,7 @@ describe('promote and demote on the admin API and the users page', () => {
     expect(refused.text).toMatch(/id="invite-email"[^>]*value="jade@example\.com"/);
     expect(refused.text).toContain('<input type="checkbox" name="admin" checked>');
     expect(refused.text).toMatch(
-      /id="invite-email-error"[^>]*>Nobody has proved they receive mail at jade@example\.com/,
+      /id="invite-email-error"[^>]*>Nobody has proved they receive mail at jade@example\.com.*with a new account and a new sub \(apps see a new user\)/,
     );
     expect(await isAdmin(jade.id)).toBe(false);
 
@@ -661,7 +665,9 @@ describe('promote and demote on the admin API and the users page', () => {
       form: { _csrf: page.csrf(), email: 'jade@example.com', admin: 'on' },
     });
     expect(invited.status).toBe(200);
-    expect(invited.text).toContain('whoever uses this link takes that account over as an administrator');
+    expect(invited.text).toContain(
+      'whoever uses this link takes that account over as an administrator with a new account and a new <code>sub</code> (apps see a new user',
+    );
   });
 
   it('shows the refusal beside the invite form when the admin invitation names an account whose owner proved the address', async () => {

@@ -23,6 +23,20 @@ export async function useLink(
   name?: string,
   choices: Record<string, unknown> = {},
 ): Promise<PageResponse> {
+  const ready = await prepareLinkUse(person, url, name, choices);
+  return typeof ready === 'function' ? ready() : ready;
+}
+
+/**
+ * Does all of {@link useLink} but the post of the passkey, and returns it to send later (or the
+ * response that stopped it early): for a test that races the link's use against something.
+ */
+export async function prepareLinkUse(
+  person: Person,
+  url: string,
+  name?: string,
+  choices: Record<string, unknown> = {},
+): Promise<PageResponse | (() => Promise<PageResponse>)> {
   const path = linkPath(url);
   const page = await person.browser.request(path);
   if (page.status !== 200) return page;
@@ -30,7 +44,7 @@ export async function useLink(
   const options = await person.browser.postJson(`${path}/options`, csrf, name ? { name } : {});
   if (options.status !== 200) return options;
   const credential = await person.authenticator.createCredential(options.json(), person.browser.origin);
-  return person.browser.postJson(`${path}/verify`, csrf, { ...credential, ...choices });
+  return () => person.browser.postJson(`${path}/verify`, csrf, { ...credential, ...choices });
 }
 
 /**

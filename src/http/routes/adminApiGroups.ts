@@ -7,11 +7,10 @@ import {
   deleteGroup,
   groupMembers,
   listGroups,
-  noUserFor,
   removeGroupMember,
   renameGroup,
 } from '../../admin/groups.js';
-import { changeUserClaim } from '../../admin/users.js';
+import { changeUserClaim, noUserFor } from '../../admin/users.js';
 import { apiKeyActor } from '../middleware/apiKey.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';

@@ -154,10 +154,18 @@ export function adminPagesRoutes(services: Services): Router {
     return client;
   }
 
+  const noSuchUser = () => notFound('There is no user with this id.');
+
   async function loadUser(ctx: Context) {
     const user = await findUser(db, ctx.params.id!);
-    if (!user) throw notFound('There is no user with this id.');
+    if (!user) throw noSuchUser();
     return user;
+  }
+
+  /** Refuses a change that found no account: it went since loadUser (deleted, or taken over: a new id). */
+  function changedUser<T>(result: T | undefined): T {
+    if (result === undefined) throw noSuchUser();
+    return result;
   }
 
   /** An admin cannot lock themselves out from these pages; another admin (or the CLI) can. */
@@ -379,7 +387,7 @@ export function adminPagesRoutes(services: Services): Router {
   router.post('/users/:id/link', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     const link = await issueRecoveryLink(db, config, user.id, actor(ctx));
-    if (!link) throw notFound('There is no user with this id.');
+    if (!link) throw noSuchUser();
     render(ctx, 'link', { title: 'One-time link', email: user.email, recovery: true, link });
   });
 
@@ -390,7 +398,7 @@ export function adminPagesRoutes(services: Services): Router {
     const user = await loadUser(ctx);
     refuseSelf(ctx, user.id, 'disable');
     if (user.is_admin) await stepUp(ctx, async () => {});
-    await disableUser(db, user.id, actor(ctx));
+    changedUser(await disableUser(db, user.id, actor(ctx)));
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-disabled');
   });
@@ -398,7 +406,7 @@ export function adminPagesRoutes(services: Services): Router {
   // Enabling gives a disabled person their way in back, as a one-time link would: step-up.
   router.post('/users/:id/enable', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
-    await enableUser(db, user.id, actor(ctx));
+    changedUser(await enableUser(db, user.id, actor(ctx)));
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-enabled');
   });
@@ -407,7 +415,7 @@ export function adminPagesRoutes(services: Services): Router {
   router.post('/users/:id/promote', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     try {
-      await promoteUser(db, config, user.id, actor(ctx));
+      changedUser(await promoteUser(db, config, user.id, actor(ctx)));
     } catch (error) {
       if (!(error instanceof HttpError && error.code === 'email_unverified')) throw error;
       // Whoever signed up with the address may not own it: the invite form, filled in, reaches the mailbox.
@@ -415,7 +423,7 @@ export function adminPagesRoutes(services: Services): Router {
       await renderUsers(ctx, {
         email: user.email,
         admin: 'on',
-        error: `Nobody has proved they receive mail at ${user.email}, so whoever signed up with it may not own it. Send this admin invite instead: whoever opens it takes the account over as an administrator.`,
+        error: `Nobody has proved they receive mail at ${user.email}, so whoever signed up with it may not own it. Send this admin invite instead: whoever opens it takes the account over as an administrator, with a new account and a new sub (apps see a new user).`,
       });
       return;
     }
@@ -426,7 +434,7 @@ export function adminPagesRoutes(services: Services): Router {
   router.post('/users/:id/demote', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     refuseSelf(ctx, user.id, 'demote');
-    await demoteUser(db, user.id, actor(ctx));
+    changedUser(await demoteUser(db, user.id, actor(ctx)));
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-demoted');
   });
@@ -449,7 +457,7 @@ export function adminPagesRoutes(services: Services): Router {
   router.post('/users/:id/delete', stepUp, async (ctx) => {
     const user = await loadUser(ctx);
     refuseSelf(ctx, user.id, 'delete');
-    await deleteUser(db, user.id, actor(ctx));
+    changedUser(await deleteUser(db, user.id, actor(ctx)));
     caches.users.invalidate(user.id);
     ctx.redirect('/admin/users?done=user-deleted');
   });

@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import { verifyEmailWithLink } from '../../src/accounts/emailVerification.js';
+import { createOneTimeLink, SELF_SERVICE_ACTOR } from '../../src/accounts/oneTimeLinks.js';
+import { createApiKey } from '../../src/admin/apiKeys.js';
+import { createGroup, groupMembers } from '../../src/admin/groups.js';
+import { randomSecret, sha256Hex } from '../../src/crypto.js';
+import { emailVerificationsQueries } from '../../src/db/queries/emailVerifications.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import type { User } from '../../src/db/schema.js';
+import type { PageResponse } from '../support/browser.js';
+import { Person } from '../support/oidcFlow.js';
+import { prepareLinkUse } from '../support/oneTimeLinkFlow.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
+
+/**
+ * The owner of an address takes over the account someone else signed up with (a one-time
+ * link sent there): the account's row is held, deleted, and the owner gets a new one with a
+ * new id (confirmEmailOwner). Whatever else writes to that account meanwhile waits for the
+ * takeover and is then told the account is gone, with a 4xx: never a success that changed
+ * nothing, a 500, or a deadlock. Postgres only: the embedded database serves one connection,
+ * so the row held here would stop everything else there, and nothing runs beside it anyway.
+ */
+(onPostgres ? describe : describe.skip)('a takeover racing other writes to the account', () => {
+  let sesame: TestApp;
+  let adminKey: string;
+  let group: string;
+
+  beforeAll(async () => {
+    sesame = await startTestApp({ SIGNUP: 'open' });
+    adminKey = (await createApiKey(sesame.db, 'races', 'test')).key;
+    group = (await createGroup(sesame.db, 'Finance', 'test')).id;
+  });
+
+  afterAll(() => sesame?.stop());
+
+  /** An account someone signed up with, whose address nobody proved. */
+  const unproven = () =>
+    usersQueries.insert(sesame.db, { email: `t${randomBytes(4).toString('hex')}@example.com`, name: null });
+
+  /** Holds a row (as `lockSql` selects it) in a transaction of its own until the returned function is called. */
+  async function hold(lockSql: ReturnType<typeof sql>): Promise<() => Promise<void>> {
+    let release!: () => void;
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => (held = resolve));
+    const done = sesame.db.transaction().execute(async (trx) => {
+      await lockSql.execute(trx);
+      held();
+      await new Promise<void>((resolve) => (release = resolve));
+    });
+    await holding;
+    return async () => {
+      release();
+      await done;
+    };
+  }
+
+  /** Waits until `n` statements on this database wait for a lock. */
+  async function untilWaiting(n: number): Promise<void> {
+    for (const until = Date.now() + 10_000; ; await sleep(20)) {
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`.execute(sesame.db);
+      if (rows[0]!.n >= n) return;
+      if (Date.now() > until)
+        throw new Error(`expected ${n} statements waiting for a lock, saw ${rows[0]!.n}`);
+    }
+  }
+
+  /** Uses a link's prepared passkey post, failing the test when the link stopped it before. */
+  const send = (ready: PageResponse | (() => Promise<PageResponse>)) => {
+    if (typeof ready !== 'function') throw new Error(`the link page answered ${ready.status}`);
+    return ready();
+  };
+
+  async function adminApi(method: string, path: string, json?: unknown) {
+    const response = await fetch(`${sesame.baseUrl}/api/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      ...(json !== undefined && { body: JSON.stringify(json) }),
+    });
+    return { status: response.status, text: await response.text() };
+  }
+
+  const adminChanges: [string, (user: User) => ReturnType<typeof adminApi>][] = [
+    [
+      'set a claim',
+      (user) =>
+        adminApi('PUT', `/users/${user.id}/claims/department`, { value: 'finance', unverified: true }),
+    ],
+    [
+      'add to a group',
+      (user) => adminApi('PUT', `/groups/${group}/members/${user.email}`, { unverified: true }),
+    ],
+    ['disable', (user) => adminApi('POST', `/users/${user.id}/disable`)],
+    ['promote', (user) => adminApi('POST', `/users/${user.id}/promote`, { unverified: true })],
+  ];
+
+  it.each(adminChanges)(
+    'answers 404 to an admin change (%s) made while the owner takes the account over, and changes nothing',
+    async (_, change) => {
+      const squatted = await unproven();
+      const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+        email: squatted.email,
+        purpose: 'recovery',
+        actor: 'test',
+      });
+      const owner = new Person(sesame.baseUrl);
+      const ready = await prepareLinkUse(owner, url);
+
+      // The owner's takeover waits on the account's row, and the admin's change behind it.
+      const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
+      const takeover = send(ready);
+      await untilWaiting(1);
+      const changed = change(squatted);
+      await untilWaiting(2);
+      await release();
+
+      expect((await takeover).status).toBe(200);
+      const answer = await changed;
+      expect({ status: answer.status, text: answer.text }).toEqual({
+        status: 404,
+        text: expect.stringContaining('No user with id'),
+      });
+      // The owner's new account got none of it, and the audit records no change that was not made.
+      const ownerAccount = (await usersQueries.findByEmail(sesame.db, squatted.email))!;
+      expect(ownerAccount.id).not.toBe(squatted.id);
+      expect(ownerAccount).toMatchObject({ claims: {}, is_admin: false, disabled_at: null });
+      expect((await groupMembers(sesame.db, group)).members.map((member) => member.email)).not.toContain(
+        squatted.email,
+      );
+      const audited = await sesame.db
+        .selectFrom('audit_events')
+        .select('action')
+        .where('target', 'in', [squatted.id, ownerAccount.id, group])
+        .where('action', 'in', ['user.set_claim', 'group.add_member', 'user.disable', 'user.promote'])
+        .execute();
+      expect(audited).toEqual([]);
+    },
+  );
+
+  it('lets one of two links for the account take it over when both are used at once, and tells the other its link is gone', async () => {
+    const squatted = await unproven();
+    // An administrator's recovery link, and one the owner mailed themselves ("Lost your passkey?").
+    const byAdmin = await createOneTimeLink(sesame.db, sesame.config, {
+      email: squatted.email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const bySelf = await createOneTimeLink(sesame.db, sesame.config, {
+      email: squatted.email,
+      purpose: 'recovery',
+      actor: SELF_SERVICE_ACTOR,
+      selfService: true,
+    });
+    const first = await prepareLinkUse(new Person(sesame.baseUrl), byAdmin.url);
+    const second = await prepareLinkUse(new Person(sesame.baseUrl), bySelf.url);
+
+    const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
+    const uses = [send(first)];
+    await untilWaiting(1);
+    uses.push(send(second));
+    await untilWaiting(2);
+    await release();
+
+    const answers = await Promise.all(uses);
+    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 404]);
+    expect(answers.find((answer) => answer.status === 404)!.json()).toMatchObject({ error: 'link_invalid' });
+    const accounts = await sesame.db
+      .selectFrom('users')
+      .select(['id', 'email_verified'])
+      .where('email', '=', squatted.email)
+      .execute();
+    expect(accounts).toEqual([{ id: expect.not.stringMatching(squatted.id), email_verified: true }]);
+  });
+
+  it('verifies the address with the welcome link, or takes the account over, one after the other when both run at once', async () => {
+    const squatted = await unproven();
+    const token = randomSecret();
+    const tokenHash = sha256Hex(token);
+    await emailVerificationsQueries.replace(sesame.db, {
+      userId: squatted.id,
+      email: squatted.email,
+      tokenHash,
+      expiresAt: new Date(Date.now() + 3_600_000),
+    });
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: squatted.email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+
+    // The welcome link's use waits for its row; the takeover reaches the account (held or waited
+    // on), and the welcome link's row (it goes with the account) last.
+    const release = await hold(
+      sql`select id from email_verifications where token_hash = ${tokenHash} for update`,
+    );
+    const verified = verifyEmailWithLink(sesame.db, token, squatted);
+    await untilWaiting(1);
+    const takeover = send(ready);
+    await untilWaiting(2);
+    await release();
+
+    // The verification came first: the account is its signed-up holder's now, and the takeover's
+    // page, made for an account nobody had proved, is out of date.
+    expect(await verified).toMatchObject({ id: squatted.id, email_verified: true });
+    const answer = await takeover;
+    expect(answer.status).toBe(409);
+    expect(answer.json()).toMatchObject({ error: 'link_stale' });
+    expect(await usersQueries.findById(sesame.db, squatted.id)).toMatchObject({ email_verified: true });
+  });
+});
