@@ -595,6 +595,7 @@ describe('promote and demote on the admin API and the users page', () => {
       .selectFrom('audit_events')
       .select(['action', 'details'])
       .where('target', '=', apiKey.id)
+      .orderBy('id')
       .execute();
     expect(audit).toEqual([
       { action: 'api_key.create', details: expect.anything() },
