@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { verifyEmailWithLink } from '../../src/accounts/emailVerification.js';
 import { createOneTimeLink, SELF_SERVICE_ACTOR } from '../../src/accounts/oneTimeLinks.js';
@@ -12,6 +11,7 @@ import type { User } from '../../src/db/schema.js';
 import type { PageResponse } from '../support/browser.js';
 import { Person } from '../support/oidcFlow.js';
 import { prepareLinkUse } from '../support/oneTimeLinkFlow.js';
+import { holdRow, untilWaitingForLocks } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
@@ -40,34 +40,8 @@ import { onPostgres } from '../support/testDatabase.js';
   const unproven = () =>
     usersQueries.insert(sesame.db, { email: `t${randomBytes(4).toString('hex')}@example.com`, name: null });
 
-  /** Holds a row (as `lockSql` selects it) in a transaction of its own until the returned function is called. */
-  async function hold(lockSql: ReturnType<typeof sql>): Promise<() => Promise<void>> {
-    let release!: () => void;
-    let held!: () => void;
-    const holding = new Promise<void>((resolve) => (held = resolve));
-    const done = sesame.db.transaction().execute(async (trx) => {
-      await lockSql.execute(trx);
-      held();
-      await new Promise<void>((resolve) => (release = resolve));
-    });
-    await holding;
-    return async () => {
-      release();
-      await done;
-    };
-  }
-
-  /** Waits until `n` statements on this database wait for a lock. */
-  async function untilWaiting(n: number): Promise<void> {
-    for (const until = Date.now() + 10_000; ; await sleep(20)) {
-      const { rows } = await sql<{ n: number }>`
-        select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`.execute(sesame.db);
-      if (rows[0]!.n >= n) return;
-      if (Date.now() > until)
-        throw new Error(`expected ${n} statements waiting for a lock, saw ${rows[0]!.n}`);
-    }
-  }
+  const hold = (lockSql: ReturnType<typeof sql>) => holdRow(sesame.db, lockSql);
+  const untilWaiting = (n: number) => untilWaitingForLocks(sesame.db, n);
 
   /** Uses a link's prepared passkey post, failing the test when the link stopped it before. */
   const send = (ready: PageResponse | (() => Promise<PageResponse>)) => {
@@ -174,6 +148,46 @@ import { onPostgres } from '../support/testDatabase.js';
       .where('email', '=', squatted.email)
       .execute();
     expect(accounts).toEqual([{ id: expect.not.stringMatching(squatted.id), email_verified: true }]);
+  });
+
+  it('uses a recovery link and issues a new one for the account at once, one after the other, without a deadlock', async () => {
+    const account = await usersQueries.insert(sesame.db, {
+      email: `t${randomBytes(4).toString('hex')}@example.com`,
+      name: null,
+      emailVerified: true,
+    });
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: account.email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+
+    // The link's use waits for the account's row; the new link's issue behind it, never holding
+    // the links the use needs next.
+    const release = await hold(sql`select id from users where id = ${account.id} for update`);
+    const used = send(ready);
+    await untilWaiting(1);
+    const issued = createOneTimeLink(sesame.db, sesame.config, {
+      email: account.email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    await untilWaiting(2);
+    await release();
+
+    expect((await used).status).toBe(200);
+    const next = await issued;
+    const links = await sesame.db
+      .selectFrom('one_time_tokens')
+      .select(['id', 'used_at'])
+      .where('user_id', '=', account.id)
+      .orderBy('created_at')
+      .execute();
+    expect(links).toEqual([
+      { id: expect.any(String), used_at: expect.any(Date) },
+      { id: next.id, used_at: null },
+    ]);
   });
 
   it('verifies the address with the welcome link, or takes the account over, one after the other when both run at once', async () => {
