@@ -74,8 +74,14 @@ async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
   }
 }
 
+/**
+ * Whether `issuer` (`user:<id>`) is an administrator who can sign in; the row is held shared
+ * until the transaction ends. A takeover of the account (confirmEmailOwner) holds it for
+ * update without the administrators lock, deletes it and withdraws its handouts: the check
+ * waits for it and finds no administrator, so nothing lands after the withdrawal.
+ */
 async function isActiveAdministrator(trx: Db, issuer: string): Promise<boolean> {
-  const user = await usersQueries.findById(trx, issuer.slice('user:'.length));
+  const user = await usersQueries.findById(trx, issuer.slice('user:'.length), 'share');
   return !!user?.is_admin && !user.disabled_at;
 }
 

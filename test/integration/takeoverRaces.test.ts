@@ -115,6 +115,41 @@ import { onPostgres } from '../support/testDatabase.js';
     },
   );
 
+  it("refuses an admin change by an unproven administrator's key that waited for the account's takeover, and changes nothing", async () => {
+    const squatted = await unproven();
+    await usersQueries.update(sesame.db, squatted.id, { isAdmin: true });
+    const { key } = await createApiKey(sesame.db, 'squatter', `user:${squatted.id}`);
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: squatted.email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+
+    // The takeover waits on the account's row; the key's admin invite checks its creator behind it.
+    const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
+    const takeover = send(ready);
+    await untilWaiting(1);
+    const invitee = `i${randomBytes(4).toString('hex')}@example.com`;
+    const invited = fetch(`${sesame.baseUrl}/api/admin/users/invite`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: invitee, admin: true }),
+    });
+    await Promise.race([untilWaiting(2), invited]);
+    await release();
+
+    expect((await takeover).status).toBe(200);
+    expect((await invited).status).toBe(401);
+    const links = await sesame.db
+      .selectFrom('one_time_tokens')
+      .select('id')
+      .where('email', '=', invitee)
+      .where('used_at', 'is', null)
+      .execute();
+    expect(links).toEqual([]);
+  });
+
   it('lets one of two links for the account take it over when both are used at once, and tells the other its link is gone', async () => {
     const squatted = await unproven();
     // An administrator's recovery link, and one the owner mailed themselves ("Lost your passkey?").
