@@ -3,15 +3,19 @@ import { sql } from 'kysely';
 import type { Db } from '../../src/db/connect.js';
 
 /**
- * Holds a row (as `lockSql` selects it) in a transaction of its own until the returned
- * function is called: to line up writes that wait for it in a known order (Postgres only).
+ * Holds a row (as `lock` selects it, or whatever lock `lock` takes) in a transaction of its own
+ * until the returned function is called: to line up writes that wait for it in a known order
+ * (Postgres only).
  */
-export async function holdRow(db: Db, lockSql: ReturnType<typeof sql>): Promise<() => Promise<void>> {
+export async function holdRow(
+  db: Db,
+  lock: ReturnType<typeof sql> | ((trx: Db) => Promise<unknown>),
+): Promise<() => Promise<void>> {
   let release!: () => void;
   let held!: () => void;
   const holding = new Promise<void>((resolve) => (held = resolve));
   const done = db.transaction().execute(async (trx) => {
-    await lockSql.execute(trx);
+    await (typeof lock === 'function' ? lock(trx) : lock.execute(trx));
     held();
     await new Promise<void>((resolve) => (release = resolve));
   });
