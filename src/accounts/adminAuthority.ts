@@ -74,31 +74,61 @@ async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
   }
 }
 
+/**
+ * Whether `issuer` (`user:<id>`) is an administrator who can sign in; the row is held shared
+ * until the transaction ends. A takeover of the account (confirmEmailOwner) holds it for
+ * update without the administrators lock, deletes it and withdraws its handouts: the check
+ * waits for it and finds no administrator, so nothing lands after the withdrawal.
+ */
 async function isActiveAdministrator(trx: Db, issuer: string): Promise<boolean> {
-  const user = await usersQueries.findById(trx, issuer.slice('user:'.length));
+  const user = await usersQueries.findById(trx, issuer.slice('user:'.length), 'share');
   return !!user?.is_admin && !user.disabled_at;
 }
 
 /**
  * Runs an admin change: `work` in the caller's transaction when `db` is one, else in a new
- * one, under the administrators lock (usersQueries.lockAdministrators) and once
+ * one. For an administrator (`user:<id>`) or an admin API key (`api-key:<id>`) it runs under
+ * the administrators lock (usersQueries.lockAdministrators) and once
  * {@link assertAdminAuthority} found that `actor` still holds the authority its request was
  * admitted with. A request is admitted before its body is read, and a body may take up to
  * the request timeout to arrive; meanwhile another admin may demote the caller or revoke
  * their key, which withdraws what they handed out. The demotion, the disable, the deletion
- * and the revocation run through here too, so the two run one after the other, and nothing
- * the caller does lands after its authority ended. Every service that changes something on
- * an admin's behalf (users, links, clients, groups, claims, API keys, resources, passkey
- * API apps, signing and cookie keys, branding) opens its transaction with this.
+ * and the revocation take the lock whoever makes them (the CLI too: see
+ * {@link withAdministrationChange}), so the two run one after the other, and
+ * nothing the caller does lands after its authority ended. Other actors (the CLI, the
+ * system, a person's self-service, as in "Lost your passkey?") have no authority to lose and
+ * do not wait for the lock. Every service that changes something on an admin's behalf
+ * (users, links, clients, groups, claims, API keys, resources, passkey API apps, signing and
+ * cookie keys, branding) opens its transaction with this.
  */
 export function withAdminAuthority<T>(
   db: Db,
   actor: string,
   work: (trx: Transaction<Database>) => Promise<T>,
+  { changesAdministration = false } = {},
 ): Promise<T> {
   return inTransaction(db, async (trx) => {
-    await usersQueries.lockAdministrators(trx);
-    await assertAdminAuthority(trx, actor);
+    if (changesAdministration || actsAsAdministrator(actor)) {
+      await usersQueries.lockAdministrators(trx);
+      await assertAdminAuthority(trx, actor);
+    }
     return work(trx);
   });
+}
+
+/** Whether `actor` acts on an administrator's authority, which it may lose: an admin's account or an admin API key. */
+const actsAsAdministrator = (actor: string) => actor.startsWith('user:') || actor.startsWith('api-key:');
+
+/**
+ * {@link withAdminAuthority} for a change that ends someone's admin authority or may leave
+ * Sesame without an administrator (demote, disable, delete, revoke an admin API key): under
+ * the administrators lock whoever makes it, so admin writes in flight land before it or are
+ * refused, and two such changes cannot both pass the last-administrator check.
+ */
+export function withAdministrationChange<T>(
+  db: Db,
+  actor: string,
+  work: (trx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
+  return withAdminAuthority(db, actor, work, { changesAdministration: true });
 }

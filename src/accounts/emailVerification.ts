@@ -130,6 +130,10 @@ export async function resendWelcomeMail(
   requested?: Locale,
 ): Promise<void> {
   const queued = await db.transaction().execute(async (trx) => {
+    // The account's row before its links', as their use holds them (verifyEmailWithLink): the
+    // new link's row needs the account (its foreign key), and taken the other way round, the
+    // older links first, the two deadlocked. Gone, the account was taken over meanwhile.
+    if (!(await usersQueries.findById(trx, user.id, 'update'))) return false;
     await auditQueries.record(trx, `user:${user.id}`, 'user.welcome_resend', user.id, {});
     return queueWelcomeMail(trx, config, user, requested, 'confirmation');
   });

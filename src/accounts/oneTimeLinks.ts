@@ -82,7 +82,10 @@ export async function createOneTimeLink(
   // An admin demoted or disabled meanwhile, or a key revoked, issues nothing: their unused
   // links were just cancelled.
   const { row, emailed, takesOverAccount } = await withAdminAuthority(db, input.actor, async (trx) => {
-    const existing = await usersQueries.findByEmail(trx, email);
+    // The account's row before its links', as a link's use holds them (redeemOneTimeLink): the
+    // new link's row needs the account (its foreign key), and taken the other way round, the
+    // links first, the two deadlocked.
+    const existing = await usersQueries.findByEmail(trx, email, 'update');
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
     // Its page would only say the account is disabled: a link that cannot work is not handed out.
     if (existing?.disabled_at) {

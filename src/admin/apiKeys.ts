@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { withAdminAuthority } from '../accounts/adminAuthority.js';
+import { withAdminAuthority, withAdministrationChange } from '../accounts/adminAuthority.js';
 import { randomSecret, secretMatchesHash, sha256Hex } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
@@ -140,7 +140,7 @@ export async function findApiKey(db: Db, id: string): Promise<ApiKeyView | undef
  *   many links were cancelled; or undefined for an unknown id.
  */
 export async function revokeApiKey(db: Db, id: string, actor: Actor) {
-  return withAdminAuthority(db, actor, async (trx) => {
+  return withAdministrationChange(db, actor, async (trx) => {
     const revoked = await apiKeysQueries.revoke(trx, id);
     const row = revoked ?? (await apiKeysQueries.findById(trx, id));
     if (!row) return undefined;

@@ -1,6 +1,7 @@
 import {
   type WithdrawnHandouts,
   withAdminAuthority,
+  withAdministrationChange,
   withdrawAdminHandouts,
 } from '../accounts/adminAuthority.js';
 import { queueAccountLogouts } from '../accounts/backchannelLogout.js';
@@ -121,9 +122,9 @@ export const lastAdminError = (user: Pick<User, 'email'>, what: string) =>
 
 /**
  * Refuses (with {@link lastAdminError}) when `user` is the only administrator who can sign
- * in. Run it in the transaction that makes the change, opened by withAdminAuthority (under
- * the administrators lock): then two admins demoting or deleting each other at once cannot
- * both pass.
+ * in. Run it in the transaction that makes the change, opened by withAdministrationChange
+ * (under the administrators lock, whoever the actor): then two admins demoting or deleting
+ * each other at once cannot both pass.
  */
 async function keepAnAdministrator(trx: Db, user: User, what: string): Promise<void> {
   if (!user.is_admin || user.disabled_at) return;
@@ -216,7 +217,7 @@ export async function demoteUser(
   idOrEmail: string,
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
-  return withAdminAuthority(db, actor, async (trx) => {
+  return withAdministrationChange(db, actor, async (trx) => {
     const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     if (!user.is_admin) return withdrawnView(user, NOTHING_WITHDRAWN);
@@ -240,7 +241,7 @@ export async function disableUser(
   idOrEmail: string,
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
-  const done = await withAdminAuthority(db, actor, async (trx) => {
+  const done = await withAdministrationChange(db, actor, async (trx) => {
     const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'disabled');
@@ -287,7 +288,7 @@ export async function deleteUser(
   idOrEmail: string,
   actor: Actor,
 ): Promise<UserWithdrawnView | undefined> {
-  const deleted = await withAdminAuthority(db, actor, async (trx) => {
+  const deleted = await withAdministrationChange(db, actor, async (trx) => {
     const user = await findUserToChange(trx, idOrEmail);
     if (!user) return undefined;
     await keepAnAdministrator(trx, user, 'deleted');

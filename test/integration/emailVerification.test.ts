@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import { resendWelcomeMail, verifyEmailWithLink } from '../../src/accounts/emailVerification.js';
 import { configFrom } from '../../src/config.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { WELCOME_RESENDS_PER_ADDRESS } from '../../src/http/middleware/rateLimit.js';
@@ -7,7 +9,9 @@ import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { type MailServer, type ReceivedMail, startAppWithMail } from '../support/mailServer.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { holdRow, untilWaitingForLocks } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
 
@@ -205,6 +209,34 @@ describe('a new link from the account page, for an address whose link expired', 
     await sleep(500);
     expect(mail.to('late@example.com')).toHaveLength(2);
   });
+
+  // Postgres only: the embedded database serves one connection, so the row held here would stop everything.
+  (onPostgres ? it : it.skip)(
+    'uses the welcome link and sends a new one at once, one after the other, without a deadlock',
+    async () => {
+      const { path } = await signedUp('both@example.com');
+      const account = (await usersQueries.findByEmail(sesame.db, 'both@example.com'))!;
+
+      // The link's use waits for the account's row; the new link behind it, never holding the
+      // older link the use needs next.
+      const release = await holdRow(sesame.db, sql`select id from users where id = ${account.id} for update`);
+      const verified = verifyEmailWithLink(sesame.db, path.split('/').at(-1)!, account);
+      await untilWaitingForLocks(sesame.db, 1);
+      const resent = resendWelcomeMail(sesame.db, sesame.config, account);
+      await untilWaitingForLocks(sesame.db, 2);
+      await release();
+
+      expect(await verified).toMatchObject({ id: account.id, email_verified: true });
+      await resent;
+      const links = await sesame.db
+        .selectFrom('email_verifications')
+        .select('used_at')
+        .where('user_id', '=', account.id)
+        .orderBy('created_at')
+        .execute();
+      expect(links).toEqual([{ used_at: expect.any(Date) }, { used_at: null }]);
+    },
+  );
 
   it('sends no more than a few new links per address', async () => {
     const { person } = await signedUp('eager@example.com');

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { verifyEmailWithLink } from '../../src/accounts/emailVerification.js';
 import { createOneTimeLink, SELF_SERVICE_ACTOR } from '../../src/accounts/oneTimeLinks.js';
@@ -12,6 +11,7 @@ import type { User } from '../../src/db/schema.js';
 import type { PageResponse } from '../support/browser.js';
 import { Person } from '../support/oidcFlow.js';
 import { prepareLinkUse } from '../support/oneTimeLinkFlow.js';
+import { holdRow, untilWaitingForLocks } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
@@ -40,34 +40,8 @@ import { onPostgres } from '../support/testDatabase.js';
   const unproven = () =>
     usersQueries.insert(sesame.db, { email: `t${randomBytes(4).toString('hex')}@example.com`, name: null });
 
-  /** Holds a row (as `lockSql` selects it) in a transaction of its own until the returned function is called. */
-  async function hold(lockSql: ReturnType<typeof sql>): Promise<() => Promise<void>> {
-    let release!: () => void;
-    let held!: () => void;
-    const holding = new Promise<void>((resolve) => (held = resolve));
-    const done = sesame.db.transaction().execute(async (trx) => {
-      await lockSql.execute(trx);
-      held();
-      await new Promise<void>((resolve) => (release = resolve));
-    });
-    await holding;
-    return async () => {
-      release();
-      await done;
-    };
-  }
-
-  /** Waits until `n` statements on this database wait for a lock. */
-  async function untilWaiting(n: number): Promise<void> {
-    for (const until = Date.now() + 10_000; ; await sleep(20)) {
-      const { rows } = await sql<{ n: number }>`
-        select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`.execute(sesame.db);
-      if (rows[0]!.n >= n) return;
-      if (Date.now() > until)
-        throw new Error(`expected ${n} statements waiting for a lock, saw ${rows[0]!.n}`);
-    }
-  }
+  const hold = (lockSql: ReturnType<typeof sql>) => holdRow(sesame.db, lockSql);
+  const untilWaiting = (n: number) => untilWaitingForLocks(sesame.db, n);
 
   /** Uses a link's prepared passkey post, failing the test when the link stopped it before. */
   const send = (ready: PageResponse | (() => Promise<PageResponse>)) => {
@@ -141,6 +115,41 @@ import { onPostgres } from '../support/testDatabase.js';
     },
   );
 
+  it("refuses an admin change by an unproven administrator's key that waited for the account's takeover, and changes nothing", async () => {
+    const squatted = await unproven();
+    await usersQueries.update(sesame.db, squatted.id, { isAdmin: true });
+    const { key } = await createApiKey(sesame.db, 'squatter', `user:${squatted.id}`);
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: squatted.email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+
+    // The takeover waits on the account's row; the key's admin invite checks its creator behind it.
+    const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
+    const takeover = send(ready);
+    await untilWaiting(1);
+    const invitee = `i${randomBytes(4).toString('hex')}@example.com`;
+    const invited = fetch(`${sesame.baseUrl}/api/admin/users/invite`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: invitee, admin: true }),
+    });
+    await Promise.race([untilWaiting(2), invited]);
+    await release();
+
+    expect((await takeover).status).toBe(200);
+    expect((await invited).status).toBe(401);
+    const links = await sesame.db
+      .selectFrom('one_time_tokens')
+      .select('id')
+      .where('email', '=', invitee)
+      .where('used_at', 'is', null)
+      .execute();
+    expect(links).toEqual([]);
+  });
+
   it('lets one of two links for the account take it over when both are used at once, and tells the other its link is gone', async () => {
     const squatted = await unproven();
     // An administrator's recovery link, and one the owner mailed themselves ("Lost your passkey?").
@@ -174,6 +183,46 @@ import { onPostgres } from '../support/testDatabase.js';
       .where('email', '=', squatted.email)
       .execute();
     expect(accounts).toEqual([{ id: expect.not.stringMatching(squatted.id), email_verified: true }]);
+  });
+
+  it('uses a recovery link and issues a new one for the account at once, one after the other, without a deadlock', async () => {
+    const account = await usersQueries.insert(sesame.db, {
+      email: `t${randomBytes(4).toString('hex')}@example.com`,
+      name: null,
+      emailVerified: true,
+    });
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: account.email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+
+    // The link's use waits for the account's row; the new link's issue behind it, never holding
+    // the links the use needs next.
+    const release = await hold(sql`select id from users where id = ${account.id} for update`);
+    const used = send(ready);
+    await untilWaiting(1);
+    const issued = createOneTimeLink(sesame.db, sesame.config, {
+      email: account.email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    await untilWaiting(2);
+    await release();
+
+    expect((await used).status).toBe(200);
+    const next = await issued;
+    const links = await sesame.db
+      .selectFrom('one_time_tokens')
+      .select(['id', 'used_at'])
+      .where('user_id', '=', account.id)
+      .orderBy('created_at')
+      .execute();
+    expect(links).toEqual([
+      { id: expect.any(String), used_at: expect.any(Date) },
+      { id: next.id, used_at: null },
+    ]);
   });
 
   it('verifies the address with the welcome link, or takes the account over, one after the other when both run at once', async () => {
