@@ -34,6 +34,11 @@ export async function blockSuspectedClone(
   suspect: SuspectedClone,
 ): Promise<void> {
   const blocked = await db.transaction().execute(async (trx) => {
+    // The account's row before the passkey's, as every change that holds an account takes them
+    // (a recovery removing its passkeys, a takeover, a deletion): the other way round, the two
+    // deadlocked.
+    const owned = await credentialsQueries.findById(trx, suspect.credentialId);
+    if (!owned || !(await usersQueries.findById(trx, owned.userId, 'update'))) return undefined;
     const credential = await credentialsQueries.blockAsClone(trx, suspect.credentialId);
     if (!credential) return undefined;
     const ended = await endEverySignInOf(trx, credential.userId, { tokens: false });

@@ -2,15 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { verifyEmailWithLink } from '../../src/accounts/emailVerification.js';
 import { createOneTimeLink, SELF_SERVICE_ACTOR } from '../../src/accounts/oneTimeLinks.js';
+import { blockSuspectedClone } from '../../src/accounts/suspectedClone.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { createGroup, groupMembers } from '../../src/admin/groups.js';
 import { randomSecret, sha256Hex } from '../../src/crypto.js';
 import { emailVerificationsQueries } from '../../src/db/queries/emailVerifications.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import type { User } from '../../src/db/schema.js';
+import { createLogger } from '../../src/logger.js';
+import { SuspectedClone } from '../../src/webauthn/errors.js';
 import type { PageResponse } from '../support/browser.js';
 import { Person } from '../support/oidcFlow.js';
-import { prepareLinkUse } from '../support/oneTimeLinkFlow.js';
+import { onboard, prepareLinkUse } from '../support/oneTimeLinkFlow.js';
 import { holdRow, untilWaitingForLocks } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -183,6 +186,43 @@ import { onPostgres } from '../support/testDatabase.js';
       .where('email', '=', squatted.email)
       .execute();
     expect(accounts).toEqual([{ id: expect.not.stringMatching(squatted.id), email_verified: true }]);
+  });
+
+  it('blocks a copied passkey while a recovery removes the passkeys, one after the other, without a deadlock', async () => {
+    const email = `c${randomBytes(4).toString('hex')}@example.com`;
+    const { person } = await onboard(sesame, email);
+    const credentialId = person.authenticator.credentials()[0]!.id;
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email,
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url, undefined, {
+      removeOtherPasskeys: true,
+    });
+
+    // The link's use holds the account and waits for its link's row; the block, which took the
+    // passkey's row before the account's, held what the use needed next: a deadlock.
+    const linkHash = sha256Hex(url.split('/').at(-1)!);
+    const release = await hold(sql`select id from one_time_tokens where token_hash = ${linkHash} for update`);
+    const used = send(ready);
+    await untilWaiting(1);
+    const blocked = blockSuspectedClone(
+      { db: sesame.db, config: sesame.config, log: createLogger('silent'), caches: sesame.app.caches },
+      new SuspectedClone(credentialId, 5, 1),
+    ).then(
+      () => 'done',
+      (error: Error) => error.message,
+    );
+    await untilWaiting(2);
+    await release();
+
+    expect((await used).status).toBe(200);
+    expect(await blocked).toBe('done');
+    // The recovery removed the passkey; nothing was left to block.
+    expect(
+      await sesame.db.selectFrom('credentials').select('id').where('id', '=', credentialId).execute(),
+    ).toEqual([]);
   });
 
   it('uses a recovery link and issues a new one for the account at once, one after the other, without a deadlock', async () => {
