@@ -4,9 +4,11 @@ import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
-import type { Database } from '../db/schema.js';
+import type { Database, User } from '../db/schema.js';
 import { inTransaction } from '../db/transactions.js';
 import { forbidden, HttpError } from '../http/errors.js';
+import { isRevoked } from '../oidc/revocation.js';
+import { type AdmittedSignIn, admittedSignIn } from '../requestContext.js';
 
 /** What an administrator had handed out and lost with their administration. */
 export interface WithdrawnHandouts {
@@ -50,21 +52,30 @@ export async function withdrawAdminHandouts(
 
 /**
  * Refuses when `actor` has lost the authority it acted on since its request was admitted:
- * an administrator's account (`user:<id>`) that is no longer an administrator who can sign
- * in (403), or an admin API key (`api-key:<id>`) that was revoked, or whose creator is no
- * longer such an administrator (401, as the key itself now gets). Other actors (the CLI, the
- * system, a person's self-service) have no admin authority to lose and pass.
+ * an administrator's account (`user:<id>`) whose sign-in the request was admitted with has
+ * ended meanwhile (403; see {@link signInEnded}), or that is no longer an administrator who
+ * can sign in (403), or an admin API key (`api-key:<id>`) that was revoked, or whose creator
+ * is no longer such an administrator (401, as the key itself now gets). Other actors (the
+ * CLI, the system, a person's self-service) have no admin authority to lose and pass.
  * Run it under the administrators lock.
  */
 async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
   if (actor.startsWith('user:')) {
-    if (!(await isActiveAdministrator(trx, actor))) throw forbidden('You are no longer an administrator');
+    const account = await administratorAccount(trx, actor);
+    const signIn = admittedSignIn();
+    if (signIn?.userId === account.id && signInEnded(account.row, signIn)) {
+      throw forbidden('Your sign-in to Sesame has ended meanwhile. Sign in again.').localized(
+        'errors.signInEndedMeanwhile',
+      );
+    }
+    if (!isActiveAdministrator(account.row)) throw forbidden('You are no longer an administrator');
   } else if (actor.startsWith('api-key:')) {
     const key = await apiKeysQueries.findById(trx, actor.slice('api-key:'.length));
     const live =
       key?.scope === 'admin' &&
       !key.revoked_at &&
-      (!key.created_by?.startsWith('user:') || (await isActiveAdministrator(trx, key.created_by)));
+      (!key.created_by?.startsWith('user:') ||
+        isActiveAdministrator((await administratorAccount(trx, key.created_by)).row));
     if (!live)
       throw new HttpError(
         401,
@@ -75,15 +86,29 @@ async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
 }
 
 /**
- * Whether `issuer` (`user:<id>`) is an administrator who can sign in; the row is held shared
- * until the transaction ends. A takeover of the account (confirmEmailOwner) holds it for
- * update without the administrators lock, deletes it and withdraws its handouts: the check
- * waits for it and finds no administrator, so nothing lands after the withdrawal.
+ * The account of `issuer` (`user:<id>`), its row held shared until the transaction ends. A
+ * takeover of the account (confirmEmailOwner) holds it for update without the administrators
+ * lock, deletes it and withdraws its handouts; "sign out everywhere" and a recovery update it
+ * (sessions_ended_at). The read waits for them and finds what they left, so nothing lands
+ * after them.
  */
-async function isActiveAdministrator(trx: Db, issuer: string): Promise<boolean> {
-  const user = await usersQueries.findById(trx, issuer.slice('user:'.length), 'share');
-  return !!user?.is_admin && !user.disabled_at;
+async function administratorAccount(trx: Db, issuer: string): Promise<{ id: string; row: User | undefined }> {
+  const id = issuer.slice('user:'.length);
+  return { id, row: await usersQueries.findById(trx, id, 'share') };
 }
+
+/** Whether the account is an administrator who can sign in. */
+const isActiveAdministrator = (account: User | undefined) => !!account?.is_admin && !account.disabled_at;
+
+/**
+ * Whether the sign-in a request was admitted with has ended since: the account is gone or
+ * disabled, or its sign-ins were ended after that one proved a passkey ("sign out
+ * everywhere", a recovery; src/oidc/revocation.ts). A step-up route checks its step-up once
+ * the body is in, just before this; ending the sign-ins deletes the step-ups in the same
+ * transaction, so a step-up that ended in between is refused here with its sign-in.
+ */
+const signInEnded = (account: User | undefined, signIn: AdmittedSignIn) =>
+  !account || !!account.disabled_at || isRevoked('Session', { loginTs: signIn.loginTs }, account);
 
 /**
  * Runs an admin change: `work` in the caller's transaction when `db` is one, else in a new
@@ -92,10 +117,12 @@ async function isActiveAdministrator(trx: Db, issuer: string): Promise<boolean> 
  * {@link assertAdminAuthority} found that `actor` still holds the authority its request was
  * admitted with. A request is admitted before its body is read, and a body may take up to
  * the request timeout to arrive; meanwhile another admin may demote the caller or revoke
- * their key, which withdraws what they handed out. The demotion, the disable, the deletion
- * and the revocation take the lock whoever makes them (the CLI too: see
- * {@link withAdministrationChange}), so the two run one after the other, and
- * nothing the caller does lands after its authority ended. Other actors (the CLI, the
+ * their key, which withdraws what they handed out, or the admin may end the sign-in a
+ * stolen session's request was admitted with (sign out everywhere, a recovery). The
+ * demotion, the disable, the deletion and the revocation take the lock whoever makes them
+ * (the CLI too: see {@link withAdministrationChange}), and ending sign-ins updates the
+ * account's row the check holds shared, so the two run one after the other, and nothing the
+ * caller does lands after its authority ended. Other actors (the CLI, the
  * system, a person's self-service, as in "Lost your passkey?") have no authority to lose and
  * do not wait for the lock. Every service that changes something on an admin's behalf
  * (users, links, clients, groups, claims, API keys, resources, passkey API apps, signing and

@@ -6,6 +6,7 @@ import type { Db } from '../../db/connect.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
 import { signInTooOld } from '../../oidc/ttl.js';
+import { onSignIn } from '../../requestContext.js';
 import { forbidden, unauthorized } from '../errors.js';
 import { formPageOf, signInUrl } from '../returnPath.js';
 import { pageText, renderPage, sendPage } from '../views.js';
@@ -51,7 +52,8 @@ export async function currentSignIn(ctx: Context, provider: Provider, db: Db): P
  * Only signed-in people pass; a browser is sent to sign in and brought back, a script gets
  * 401. A form posted after the session ended (signed out elsewhere, or its time ran out while
  * the page was open) gets a 401 page that says so and links to sign in again and come back
- * to the form's page; what the form sent is not kept.
+ * to the form's page; what the form sent is not kept. The rest of the request runs with the
+ * sign-in it was admitted with (onSignIn).
  */
 export function requireSignIn(
   provider: Provider,
@@ -83,7 +85,9 @@ export function requireSignIn(
     // keeps it for the pages that do not read the account (one chosen on another device, say).
     ctx.state.locale = localeOf(ctx, config.defaultLocale, { stored: signedIn.user.locale });
     rememberLanguageChoice(ctx, signedIn.user.locale, config.secureCookies);
-    await next();
+    // The body may take up to the request timeout to arrive; an admin change made with it
+    // checks that this sign-in has not ended meanwhile (assertAdminAuthority).
+    await onSignIn({ userId: signedIn.user.id, loginTs: signedIn.loginTs }, next);
   };
 }
 

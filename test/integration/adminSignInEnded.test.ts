@@ -1,0 +1,142 @@
+import { setTimeout } from 'node:timers/promises';
+import { signOutEverywhere } from '../../src/accounts/connectedApps.js';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { holdBody } from '../support/heldBody.js';
+import { Person, stepUp } from '../support/oidcFlow.js';
+import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { holdRow, untilWaitingForLocks } from '../support/rowLocks.js';
+import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
+
+/**
+ * An admin page admits a request on its head (the session) and does its work once the body is
+ * in, up to the request timeout later. A stolen admin session's request held that way must not
+ * land after the admin ended that session. A step-up is checked once the body is in, and the
+ * change is made after: one ended in between must not land either.
+ */
+describe('admin changes sent with a sign-in that ended before their body arrived', () => {
+  let sesame: TestApp;
+
+  beforeAll(async () => {
+    sesame = await startTestApp();
+  });
+
+  afterAll(() => sesame.stop());
+
+  const host = () => new URL(sesame.baseUrl).host;
+
+  /** Sends the head of an admin page's form post now, with `person`'s cookies, and the body on `finish`. */
+  async function holdForm(person: Person, path: string, form: Record<string, string>) {
+    return holdBody(sesame.listenUrl, {
+      method: 'POST',
+      path,
+      host: host(),
+      headers: {
+        cookie: await person.browser.jar.getCookieString(`${sesame.baseUrl}${path}`),
+        origin: sesame.baseUrl,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams(form).toString(),
+    });
+  }
+
+  const groupNamed = (name: string) =>
+    sesame.db.selectFrom('groups').select('id').where('name', '=', name).executeTakeFirst();
+
+  /** What the audit log says `userId` did, oldest first. */
+  const actionsOf = async (userId: string) =>
+    (
+      await sesame.db
+        .selectFrom('audit_events')
+        .select('action')
+        .where('actor', '=', `user:${userId}`)
+        .orderBy('id')
+        .execute()
+    ).map(({ action }) => action);
+
+  it('refuses a new group from a stolen session once the admin signed out everywhere, and lands one from a sign-in that holds', async () => {
+    const { person: thief, userId: victimId } = await onboard(sesame, 'victim@example.com', { admin: true });
+    const { person: other } = await onboard(sesame, 'other-admin@example.com', { admin: true });
+    const csrf = (await thief.browser.request('/admin/groups')).csrf();
+    const otherCsrf = (await other.browser.request('/admin/groups')).csrf();
+
+    // Admitted on their heads; their bodies are still to come.
+    const group = await holdForm(thief, '/admin/groups', { _csrf: csrf, name: 'heist' });
+    const control = await holdForm(other, '/admin/groups', { _csrf: otherCsrf, name: 'kept' });
+    await setTimeout(500);
+
+    await signOutEverywhere(sesame.db, victimId);
+
+    const [grouped, kept] = await Promise.all([group.finish(), control.finish()]);
+    expect(grouped.status).toBe(403);
+    expect(grouped.body).toContain('Your sign-in to Sesame has ended meanwhile. Sign in again.');
+    expect(await groupNamed('heist')).toBeUndefined();
+    expect(await actionsOf(victimId)).not.toContain('group.create');
+    // Another admin's request, held the same way, lands: only the ended sign-in is refused.
+    expect(kept.status).toBe(302);
+    const keptGroup = await groupNamed('kept');
+    // The change runs with the sign-in it was admitted with, and still knows where it came from.
+    const created = await sesame.db
+      .selectFrom('audit_events')
+      .select('details')
+      .where('target', '=', keptGroup!.id)
+      .executeTakeFirstOrThrow();
+    expect(created.details).toMatchObject({ name: 'kept', ip: expect.stringMatching(/127\.0\.0\.1/) });
+  });
+
+  it('refuses a new group from a stolen session once the owner recovered the account with a link', async () => {
+    const { person: thief } = await onboard(sesame, 'recovered@example.com', { admin: true });
+    const csrf = (await thief.browser.request('/admin/groups')).csrf();
+    const group = await holdForm(thief, '/admin/groups', { _csrf: csrf, name: 'after-recovery' });
+    await setTimeout(500);
+
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'recovered@example.com',
+      actor: 'test',
+    });
+    expect((await useLink(new Person(sesame.baseUrl), url)).status).toBe(200);
+
+    const grouped = await group.finish();
+    expect(grouped.status).toBe(403);
+    expect(grouped.body).toContain('Your sign-in to Sesame has ended meanwhile. Sign in again.');
+    expect(await groupNamed('after-recovery')).toBeUndefined();
+  });
+
+  // Postgres only: the embedded database serves one connection, so the lock held here would stop everything.
+  (onPostgres ? it : it.skip)(
+    'refuses a promotion whose step-up passed just before the admin signed out everywhere',
+    async () => {
+      const { person: thief, userId: victimId } = await onboard(sesame, 'stepped-up@example.com', {
+        admin: true,
+      });
+      const accomplice = await usersQueries.insert(sesame.db, {
+        email: 'stepped-up-accomplice@example.com',
+        name: null,
+        emailVerified: true,
+      });
+      const csrf = (await thief.browser.request('/admin/users')).csrf();
+      expect((await stepUp(thief, csrf)).status).toBe(200);
+
+      // A step-up route checks the step-up once the body is in; the change then waits for the
+      // administrators lock, held here, while the admin signs out everywhere (which ends the
+      // step-up with the sign-in, and does not wait for that lock).
+      const release = await holdRow(sesame.db, (trx) => usersQueries.lockAdministrators(trx));
+      const promoted = thief.browser.postJson(`/admin/users/${accomplice.id}/promote`, csrf, {});
+      try {
+        await untilWaitingForLocks(sesame.db, 1);
+        await signOutEverywhere(sesame.db, victimId);
+      } finally {
+        await release();
+      }
+      const refused = await promoted;
+      expect(refused.status).toBe(403);
+      expect(refused.json()).toMatchObject({
+        error: 'forbidden',
+        error_description: 'Your sign-in to Sesame has ended meanwhile. Sign in again.',
+      });
+      expect((await usersQueries.findById(sesame.db, accomplice.id))!.is_admin).toBe(false);
+      expect(await actionsOf(victimId)).not.toContain('user.promote');
+    },
+  );
+});
