@@ -43,6 +43,18 @@ import { onPostgres } from '../support/testDatabase.js';
   const unproven = () =>
     usersQueries.insert(sesame.db, { email: `t${randomBytes(4).toString('hex')}@example.com`, name: null });
 
+  /**
+   * A recovery link for `email` (issued by `actor`, an administrator's by default) whose passkey
+   * post is prepared: `ready` sends it (see send), with the link page's `choices`.
+   */
+  async function recoveryLinkReady(
+    email: string,
+    { actor = 'test', choices }: { actor?: string; choices?: Record<string, unknown> } = {},
+  ) {
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, { email, purpose: 'recovery', actor });
+    return { url, ready: await prepareLinkUse(new Person(sesame.baseUrl), url, undefined, choices) };
+  }
+
   const hold = (lockSql: ReturnType<typeof sql>) => holdRow(sesame.db, lockSql);
   const untilWaiting = (n: number) => untilWaitingForLocks(sesame.db, n);
 
@@ -79,13 +91,7 @@ import { onPostgres } from '../support/testDatabase.js';
     'answers 404 to an admin change (%s) made while the owner takes the account over, and changes nothing',
     async (_, change) => {
       const squatted = await unproven();
-      const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-        email: squatted.email,
-        purpose: 'recovery',
-        actor: 'test',
-      });
-      const owner = new Person(sesame.baseUrl);
-      const ready = await prepareLinkUse(owner, url);
+      const { ready } = await recoveryLinkReady(squatted.email);
 
       // The owner's takeover waits on the account's row, and the admin's change behind it.
       const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
@@ -122,12 +128,7 @@ import { onPostgres } from '../support/testDatabase.js';
     const squatted = await unproven();
     await usersQueries.update(sesame.db, squatted.id, { isAdmin: true });
     const { key } = await createApiKey(sesame.db, 'squatter', `user:${squatted.id}`);
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email: squatted.email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+    const { ready } = await recoveryLinkReady(squatted.email);
 
     // The takeover waits on the account's row; the key's admin invite checks its creator behind it.
     const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
@@ -156,18 +157,13 @@ import { onPostgres } from '../support/testDatabase.js';
   it('lets one of two links for the account take it over when both are used at once, and tells the other its link is gone', async () => {
     const squatted = await unproven();
     // An administrator's recovery link, and one the owner mailed themselves ("Lost your passkey?").
-    const byAdmin = await createOneTimeLink(sesame.db, sesame.config, {
-      email: squatted.email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
+    const { ready: first } = await recoveryLinkReady(squatted.email);
     const bySelf = await createOneTimeLink(sesame.db, sesame.config, {
       email: squatted.email,
       purpose: 'recovery',
       actor: SELF_SERVICE_ACTOR,
       selfService: true,
     });
-    const first = await prepareLinkUse(new Person(sesame.baseUrl), byAdmin.url);
     const second = await prepareLinkUse(new Person(sesame.baseUrl), bySelf.url);
 
     const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
@@ -192,14 +188,7 @@ import { onPostgres } from '../support/testDatabase.js';
     const email = `c${randomBytes(4).toString('hex')}@example.com`;
     const { person } = await onboard(sesame, email);
     const credentialId = person.authenticator.credentials()[0]!.id;
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url, undefined, {
-      removeOtherPasskeys: true,
-    });
+    const { url, ready } = await recoveryLinkReady(email, { choices: { removeOtherPasskeys: true } });
 
     // The link's use holds the account and waits for its link's row; the block, which took the
     // passkey's row before the account's, held what the use needed next: a deadlock.
@@ -231,12 +220,7 @@ import { onPostgres } from '../support/testDatabase.js';
       name: null,
       emailVerified: true,
     });
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email: account.email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+    const { ready } = await recoveryLinkReady(account.email);
 
     // The link's use waits for the account's row; the new link's issue behind it, never holding
     // the links the use needs next.
@@ -275,12 +259,7 @@ import { onPostgres } from '../support/testDatabase.js';
       tokenHash,
       expiresAt: new Date(Date.now() + 3_600_000),
     });
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email: squatted.email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+    const { ready } = await recoveryLinkReady(squatted.email);
 
     // The welcome link's use waits for its row; the takeover reaches the account (held or waited
     // on), and the welcome link's row (it goes with the account) last.
@@ -301,4 +280,5 @@ import { onPostgres } from '../support/testDatabase.js';
     expect(answer.json()).toMatchObject({ error: 'link_stale' });
     expect(await usersQueries.findById(sesame.db, squatted.id)).toMatchObject({ email_verified: true });
   });
+
 });
