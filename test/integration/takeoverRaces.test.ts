@@ -4,9 +4,10 @@ import { verifyEmailWithLink } from '../../src/accounts/emailVerification.js';
 import { createOneTimeLink, SELF_SERVICE_ACTOR } from '../../src/accounts/oneTimeLinks.js';
 import { blockSuspectedClone } from '../../src/accounts/suspectedClone.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
-import { createGroup, groupMembers } from '../../src/admin/groups.js';
+import { createGroup, deleteGroup, groupMembers } from '../../src/admin/groups.js';
 import { randomSecret, sha256Hex } from '../../src/crypto.js';
 import { emailVerificationsQueries } from '../../src/db/queries/emailVerifications.js';
+import { groupsQueries } from '../../src/db/queries/groups.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import type { User } from '../../src/db/schema.js';
 import { createLogger } from '../../src/logger.js';
@@ -279,6 +280,39 @@ import { onPostgres } from '../support/testDatabase.js';
     expect(answer.status).toBe(409);
     expect(answer.json()).toMatchObject({ error: 'link_stale' });
     expect(await usersQueries.findById(sesame.db, squatted.id)).toMatchObject({ email_verified: true });
+  });
+
+  it('deletes a group while the owner takes over an account in it, one after the other, without a deadlock', async () => {
+    const squatted = await unproven();
+    const suffix = randomBytes(4).toString('hex');
+    const kept = (await createGroup(sesame.db, `Archive ${suffix}`, 'test')).id;
+    const deleted = (await createGroup(sesame.db, `Payroll ${suffix}`, 'test')).id;
+    for (const id of [kept, deleted]) await groupsQueries.addMember(sesame.db, id, squatted.id);
+    const { ready } = await recoveryLinkReady(squatted.email);
+
+    // The takeover reaches the first of the account's groups (by name) and waits for it; the
+    // delete of the other group runs meanwhile. The takeover took the old account's memberships
+    // before it held their groups: the delete, holding its group, waited for the membership, and
+    // the takeover, re-adding it to the new account, for the group: a deadlock.
+    const release = await hold(sql`select id from groups where id = ${kept} for update`);
+    const takeover = send(ready);
+    await untilWaiting(1);
+    const deleting = deleteGroup(sesame.db, deleted, 'test').then(
+      () => 'deleted',
+      (error: Error) => error.message,
+    );
+    await Promise.race([untilWaiting(2), deleting]);
+    await release();
+
+    expect(await deleting).toBe('deleted');
+    expect((await takeover).status).toBe(200);
+    // The owner's new account is in the group that is left, and no membership outlives the other.
+    const owner = (await usersQueries.findByEmail(sesame.db, squatted.email))!;
+    expect(owner.id).not.toBe(squatted.id);
+    expect((await groupsQueries.ofUser(sesame.db, owner.id)).map((group) => group.id)).toEqual([kept]);
+    expect(
+      await sesame.db.selectFrom('group_members').select('user_id').where('group_id', '=', deleted).execute(),
+    ).toEqual([]);
   });
 
 });
