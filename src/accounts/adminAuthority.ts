@@ -77,8 +77,9 @@ async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
 /**
  * Whether `issuer` (`user:<id>`) is an administrator who can sign in; the row is held shared
  * until the transaction ends. A takeover of the account (confirmEmailOwner) holds it for
- * update without the administrators lock, deletes it and withdraws its handouts: the check
- * waits for it and finds no administrator, so nothing lands after the withdrawal.
+ * update (under the administrators lock, see redeemOneTimeLink), deletes it and withdraws its
+ * handouts: the check waits for it and finds no administrator, so nothing lands after the
+ * withdrawal.
  */
 async function isActiveAdministrator(trx: Db, issuer: string): Promise<boolean> {
   const user = await usersQueries.findById(trx, issuer.slice('user:'.length), 'share');
@@ -94,7 +95,8 @@ async function isActiveAdministrator(trx: Db, issuer: string): Promise<boolean> 
  * the request timeout to arrive; meanwhile another admin may demote the caller or revoke
  * their key, which withdraws what they handed out. The demotion, the disable, the deletion
  * and the revocation take the lock whoever makes them (the CLI too: see
- * {@link withAdministrationChange}), so the two run one after the other, and
+ * {@link withAdministrationChange}), as does the takeover of an administrator's unproven
+ * account (redeemOneTimeLink), so the two run one after the other, and
  * nothing the caller does lands after its authority ended. Other actors (the CLI, the
  * system, a person's self-service, as in "Lost your passkey?") have no authority to lose and
  * do not wait for the lock. Every service that changes something on an admin's behalf

@@ -6,6 +6,7 @@ import { blockSuspectedClone } from '../../src/accounts/suspectedClone.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
 import { createGroup, deleteGroup, groupMembers } from '../../src/admin/groups.js';
 import { randomSecret, sha256Hex } from '../../src/crypto.js';
+import { credentialsQueries } from '../../src/db/queries/credentials.js';
 import { emailVerificationsQueries } from '../../src/db/queries/emailVerifications.js';
 import { groupsQueries } from '../../src/db/queries/groups.js';
 import { usersQueries } from '../../src/db/queries/users.js';
@@ -315,4 +316,46 @@ import { onPostgres } from '../support/testDatabase.js';
     ).toEqual([]);
   });
 
+  it("lets one of two unproven administrators' recovery links for each other's account take it over when both are used at once, and cancels the other", async () => {
+    const [first, second] = [await unproven(), await unproven()];
+    for (const admin of [first, second]) {
+      await usersQueries.update(sesame.db, admin.id, { isAdmin: true });
+      // A passkey the signed-up holder added: the takeover removes it first.
+      await credentialsQueries.insert(sesame.db, {
+        id: `cred-${admin.id}`,
+        userId: admin.id,
+        publicKey: new Uint8Array([1, 2, 3]),
+        counter: 0,
+        transports: ['internal'],
+        aaguid: '00000000-0000-0000-0000-000000000000',
+        backupEligible: false,
+        backupState: false,
+        name: 'Phone',
+      });
+    }
+    // Each administrator issued a recovery link for the other's address.
+    const forFirst = await recoveryLinkReady(first.email, { actor: `user:${second.id}` });
+    const forSecond = await recoveryLinkReady(second.email, { actor: `user:${first.id}` });
+
+    // Each takeover used its link, then waits to remove its account's passkeys; next it cancels
+    // the links its account's administrator issued: the other's link, which the other holds.
+    const release = await hold(
+      sql`select id from credentials where user_id in (${first.id}, ${second.id}) for update`,
+    );
+    const uses = [send(forFirst.ready)];
+    await untilWaiting(1);
+    uses.push(send(forSecond.ready));
+    await untilWaiting(2);
+    await release();
+
+    // The first took its account over and cancelled the link its earlier holder issued.
+    const [firstAnswer, secondAnswer] = await Promise.all(uses);
+    expect(firstAnswer!.status).toBe(200);
+    expect({ status: secondAnswer!.status, body: secondAnswer!.json() }).toMatchObject({
+      status: 410,
+      body: { error: 'link_expired' },
+    });
+    expect(await usersQueries.findById(sesame.db, first.id)).toBeUndefined();
+    expect(await usersQueries.findById(sesame.db, second.id)).toMatchObject({ email_verified: false });
+  });
 });
