@@ -87,10 +87,10 @@ async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
 
 /**
  * The account of `issuer` (`user:<id>`), its row held shared until the transaction ends. A
- * takeover of the account (confirmEmailOwner) holds it for update without the administrators
- * lock, deletes it and withdraws its handouts; "sign out everywhere" and a recovery update it
- * (sessions_ended_at). The read waits for them and finds what they left, so nothing lands
- * after them.
+ * takeover of the account (confirmEmailOwner) holds it for update (under the administrators
+ * lock when the account is an administrator's, see redeemOneTimeLink), deletes it and
+ * withdraws its handouts; "sign out everywhere" and a recovery update it (sessions_ended_at).
+ * The read waits for them and finds what they left, so nothing lands after them.
  */
 async function administratorAccount(trx: Db, issuer: string): Promise<{ id: string; row: User | undefined }> {
   const id = issuer.slice('user:'.length);
@@ -120,7 +120,8 @@ const signInEnded = (account: User | undefined, signIn: AdmittedSignIn) =>
  * their key, which withdraws what they handed out, or the admin may end the sign-in a
  * stolen session's request was admitted with (sign out everywhere, a recovery). The
  * demotion, the disable, the deletion and the revocation take the lock whoever makes them
- * (the CLI too: see {@link withAdministrationChange}), and ending sign-ins updates the
+ * (the CLI too: see {@link withAdministrationChange}), as does the takeover of an
+ * administrator's unproven account (redeemOneTimeLink), and ending sign-ins updates the
  * account's row the check holds shared, so the two run one after the other, and nothing the
  * caller does lands after its authority ended. Other actors (the CLI, the
  * system, a person's self-service, as in "Lost your passkey?") have no authority to lose and

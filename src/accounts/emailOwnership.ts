@@ -51,7 +51,10 @@ export async function confirmEmailOwner(
   if (user.is_admin) await withdrawAdminHandouts(trx, user.id, `user:${user.id}`);
   // A ceremony the earlier holder started must not count for anyone (its rows name no account).
   await challengesQueries.deleteForUser(trx, user.id);
-  const groups = await groupsQueries.ofUser(trx, user.id);
+  // The groups before their memberships, as a group's delete takes them: held until the new
+  // account is in them, else the delete, holding its group, would wait for the membership that
+  // goes with the account below, and the new account's membership for the group.
+  const groups = await groupsQueries.ofUser(trx, user.id, { hold: true });
   // The link being used (a recovery link names the account) still reads as used afterwards.
   const usedLinks = await oneTimeTokensQueries.detachUsedFromUser(trx, user.id);
   // Its step-ups, ceremonies, welcome links and unused links go with the row (on delete cascade).

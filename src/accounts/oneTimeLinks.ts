@@ -289,6 +289,22 @@ function accountOf(db: Db, link: OneTimeTokenRow, lock?: RowLock): Promise<User 
   return usersQueries.findByEmail(db, link.email, lock);
 }
 
+/**
+ * Holds the account a presented link is for, before its link is used. The takeover of an
+ * administrator's unproven account (see confirmEmailOwner) ends an administrator's authority,
+ * and first takes the administrators lock, as every such change does (withAdministrationChange):
+ * it cancels the links they issued, which are other accounts' links. Two such takeovers at once,
+ * each by a link the other's earlier holder issued, each held its own link and waited for the
+ * other's: a deadlock. Now the second waits for the first, and finds its link cancelled. (Read
+ * unlocked first: the lock comes before any account's row. An account made an administrator in
+ * the instant between has issued no links yet.)
+ */
+async function holdAccountOf(trx: Db, link: OneTimeTokenRow): Promise<void> {
+  const account = await accountOf(trx, link);
+  if (account?.is_admin && !account.email_verified) await usersQueries.lockAdministrators(trx);
+  await accountOf(trx, link, 'update');
+}
+
 async function problemWith(db: Db, link: OneTimeTokenRow | undefined): Promise<LinkProblem | undefined> {
   if (!link) return 'invalid';
   const selfService = link.created_by === SELF_SERVICE_ACTOR;
@@ -383,7 +399,7 @@ export async function redeemOneTimeLink(
       // one) used at once, its row held first, deadlocked with it; now it waits for the account,
       // finds its link gone with it, and is told so.
       const presented = await oneTimeTokensQueries.findByHash(trx, tokenHash);
-      if (presented) await accountOf(trx, presented, 'update');
+      if (presented) await holdAccountOf(trx, presented);
       const link = await oneTimeTokensQueries.consume(trx, tokenHash);
       if (!link) {
         throw new LinkError(

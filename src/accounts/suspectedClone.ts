@@ -38,7 +38,8 @@ export async function blockSuspectedClone(
     // (a recovery removing its passkeys, a takeover, a deletion): the other way round, the two
     // deadlocked.
     const owned = await credentialsQueries.findById(trx, suspect.credentialId);
-    if (!owned || !(await usersQueries.findById(trx, owned.userId, 'update'))) return undefined;
+    const owner = owned && (await usersQueries.findById(trx, owned.userId, 'update'));
+    if (!owner) return undefined;
     const credential = await credentialsQueries.blockAsClone(trx, suspect.credentialId);
     if (!credential) return undefined;
     const ended = await endEverySignInOf(trx, credential.userId, { tokens: false });
@@ -50,11 +51,10 @@ export async function blockSuspectedClone(
       sessions: ended.removed,
       devices: ended.devices,
     });
-    const owner = await usersQueries.findById(trx, credential.userId);
-    const mailed =
-      owner !== undefined &&
-      // In the owner's language, not the request's: the request may be the copy's holder's.
-      (await queueSecurityNotice(trx, config, owner, 'passkey_blocked', { passkeyName: credential.name }));
+    // In the owner's language, not the request's: the request may be the copy's holder's.
+    const mailed = await queueSecurityNotice(trx, config, owner, 'passkey_blocked', {
+      passkeyName: credential.name,
+    });
     return { credential, mailed, at: ended.at };
   });
   if (!blocked) return;

@@ -2,6 +2,7 @@ import * as oidc from 'openid-client';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { disableUser, enableUser } from '../../src/admin/users.js';
 import { createClient } from '../../src/oidc/clients.js';
+import { untilAudited } from '../support/auditLog.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { onboard, untilLinkMailed, useLink } from '../support/oneTimeLinkFlow.js';
@@ -63,20 +64,6 @@ async function recoveryAboutToFinish(sesame: TestApp, email: string) {
 /** Waits until a second has just begun, so that what is started now commits within it. */
 async function untilSecondBegins(): Promise<void> {
   while (Date.now() % 1000 > 30) await new Promise((r) => setTimeout(r, 5));
-}
-
-/** Waits until the audit log records `action` on the user: its transaction committed. */
-async function untilAudited(sesame: TestApp, action: string, userId: string): Promise<void> {
-  for (;;) {
-    const row = await sesame.db
-      .selectFrom('audit_events')
-      .select('id')
-      .where('action', '=', action)
-      .where('target', '=', userId)
-      .executeTakeFirst();
-    if (row) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 async function credentialIds(sesame: TestApp, userId: string): Promise<string[]> {
@@ -664,7 +651,7 @@ describe('the account page', () => {
     // The rogue deletes the owner's passkey just after a second begins...
     await untilSecondBegins();
     const rogueDelete = rogue.browser.postJson(`/account/passkeys/${ownerIds[0]}/delete`, rogueCsrf, {});
-    await untilAudited(sesame, 'passkey.delete', userId);
+    await untilAudited(sesame.db, 'passkey.delete', userId);
     // ...and the owner's recovery, which ends every other sign-in, completes meanwhile.
     expect((await finish()).status).toBe(200);
     expect((await rogueDelete).status).toBe(200);
@@ -680,7 +667,7 @@ describe('the account page', () => {
     // The recovery completes just after a second begins...
     await untilSecondBegins();
     const recovered = finish();
-    await untilAudited(sesame, 'link.recovery.use', userId);
+    await untilAudited(sesame.db, 'link.recovery.use', userId);
     // ...and an admin disables the account while its browser waits to be signed in; they
     // enable it again once the browser has its answer.
     await disableUser(sesame.db, userId, 'test');

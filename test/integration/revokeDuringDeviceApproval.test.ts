@@ -11,6 +11,7 @@ import {
 import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { untilWaitingForLocks } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
@@ -97,13 +98,7 @@ const REDIRECT_URI = 'http://127.0.0.1:8941/callback';
     try {
       const revoke = revokeConnectedApp(sesame.db, sub, clientId);
       // Wait until the Revoke's lockGrantsOf waits on the source's lock, then let the copy commit.
-      for (let i = 0; i < 200; i++) {
-        const { rows } = await sql<{ n: number }>`
-          select count(*)::int as n from pg_stat_activity
-          where wait_event_type = 'Lock' and query like '%for update%'`.execute(sesame.db);
-        if (rows[0]!.n > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      await untilWaitingForLocks(sesame.db, 1);
       commitCopy();
       await copyTx;
       await revoke;

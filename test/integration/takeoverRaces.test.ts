@@ -4,9 +4,11 @@ import { verifyEmailWithLink } from '../../src/accounts/emailVerification.js';
 import { createOneTimeLink, SELF_SERVICE_ACTOR } from '../../src/accounts/oneTimeLinks.js';
 import { blockSuspectedClone } from '../../src/accounts/suspectedClone.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
-import { createGroup, groupMembers } from '../../src/admin/groups.js';
+import { createGroup, deleteGroup, groupMembers } from '../../src/admin/groups.js';
 import { randomSecret, sha256Hex } from '../../src/crypto.js';
+import { credentialsQueries } from '../../src/db/queries/credentials.js';
 import { emailVerificationsQueries } from '../../src/db/queries/emailVerifications.js';
+import { groupsQueries } from '../../src/db/queries/groups.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import type { User } from '../../src/db/schema.js';
 import { createLogger } from '../../src/logger.js';
@@ -42,6 +44,18 @@ import { onPostgres } from '../support/testDatabase.js';
   /** An account someone signed up with, whose address nobody proved. */
   const unproven = () =>
     usersQueries.insert(sesame.db, { email: `t${randomBytes(4).toString('hex')}@example.com`, name: null });
+
+  /**
+   * A recovery link for `email` (issued by `actor`, an administrator's by default) whose passkey
+   * post is prepared: `ready` sends it (see send), with the link page's `choices`.
+   */
+  async function recoveryLinkReady(
+    email: string,
+    { actor = 'test', choices }: { actor?: string; choices?: Record<string, unknown> } = {},
+  ) {
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, { email, purpose: 'recovery', actor });
+    return { url, ready: await prepareLinkUse(new Person(sesame.baseUrl), url, undefined, choices) };
+  }
 
   const hold = (lockSql: ReturnType<typeof sql>) => holdRow(sesame.db, lockSql);
   const untilWaiting = (n: number) => untilWaitingForLocks(sesame.db, n);
@@ -79,13 +93,7 @@ import { onPostgres } from '../support/testDatabase.js';
     'answers 404 to an admin change (%s) made while the owner takes the account over, and changes nothing',
     async (_, change) => {
       const squatted = await unproven();
-      const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-        email: squatted.email,
-        purpose: 'recovery',
-        actor: 'test',
-      });
-      const owner = new Person(sesame.baseUrl);
-      const ready = await prepareLinkUse(owner, url);
+      const { ready } = await recoveryLinkReady(squatted.email);
 
       // The owner's takeover waits on the account's row, and the admin's change behind it.
       const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
@@ -122,12 +130,7 @@ import { onPostgres } from '../support/testDatabase.js';
     const squatted = await unproven();
     await usersQueries.update(sesame.db, squatted.id, { isAdmin: true });
     const { key } = await createApiKey(sesame.db, 'squatter', `user:${squatted.id}`);
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email: squatted.email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+    const { ready } = await recoveryLinkReady(squatted.email);
 
     // The takeover waits on the account's row; the key's admin invite checks its creator behind it.
     const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
@@ -156,18 +159,13 @@ import { onPostgres } from '../support/testDatabase.js';
   it('lets one of two links for the account take it over when both are used at once, and tells the other its link is gone', async () => {
     const squatted = await unproven();
     // An administrator's recovery link, and one the owner mailed themselves ("Lost your passkey?").
-    const byAdmin = await createOneTimeLink(sesame.db, sesame.config, {
-      email: squatted.email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
+    const { ready: first } = await recoveryLinkReady(squatted.email);
     const bySelf = await createOneTimeLink(sesame.db, sesame.config, {
       email: squatted.email,
       purpose: 'recovery',
       actor: SELF_SERVICE_ACTOR,
       selfService: true,
     });
-    const first = await prepareLinkUse(new Person(sesame.baseUrl), byAdmin.url);
     const second = await prepareLinkUse(new Person(sesame.baseUrl), bySelf.url);
 
     const release = await hold(sql`select id from users where id = ${squatted.id} for update`);
@@ -192,14 +190,7 @@ import { onPostgres } from '../support/testDatabase.js';
     const email = `c${randomBytes(4).toString('hex')}@example.com`;
     const { person } = await onboard(sesame, email);
     const credentialId = person.authenticator.credentials()[0]!.id;
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url, undefined, {
-      removeOtherPasskeys: true,
-    });
+    const { url, ready } = await recoveryLinkReady(email, { choices: { removeOtherPasskeys: true } });
 
     // The link's use holds the account and waits for its link's row; the block, which took the
     // passkey's row before the account's, held what the use needed next: a deadlock.
@@ -231,12 +222,7 @@ import { onPostgres } from '../support/testDatabase.js';
       name: null,
       emailVerified: true,
     });
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email: account.email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+    const { ready } = await recoveryLinkReady(account.email);
 
     // The link's use waits for the account's row; the new link's issue behind it, never holding
     // the links the use needs next.
@@ -275,12 +261,7 @@ import { onPostgres } from '../support/testDatabase.js';
       tokenHash,
       expiresAt: new Date(Date.now() + 3_600_000),
     });
-    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
-      email: squatted.email,
-      purpose: 'recovery',
-      actor: 'test',
-    });
-    const ready = await prepareLinkUse(new Person(sesame.baseUrl), url);
+    const { ready } = await recoveryLinkReady(squatted.email);
 
     // The welcome link's use waits for its row; the takeover reaches the account (held or waited
     // on), and the welcome link's row (it goes with the account) last.
@@ -300,5 +281,81 @@ import { onPostgres } from '../support/testDatabase.js';
     expect(answer.status).toBe(409);
     expect(answer.json()).toMatchObject({ error: 'link_stale' });
     expect(await usersQueries.findById(sesame.db, squatted.id)).toMatchObject({ email_verified: true });
+  });
+
+  it('deletes a group while the owner takes over an account in it, one after the other, without a deadlock', async () => {
+    const squatted = await unproven();
+    const suffix = randomBytes(4).toString('hex');
+    const kept = (await createGroup(sesame.db, `Archive ${suffix}`, 'test')).id;
+    const deleted = (await createGroup(sesame.db, `Payroll ${suffix}`, 'test')).id;
+    for (const id of [kept, deleted]) await groupsQueries.addMember(sesame.db, id, squatted.id);
+    const { ready } = await recoveryLinkReady(squatted.email);
+
+    // The takeover reaches the first of the account's groups (by name) and waits for it; the
+    // delete of the other group runs meanwhile. The takeover took the old account's memberships
+    // before it held their groups: the delete, holding its group, waited for the membership, and
+    // the takeover, re-adding it to the new account, for the group: a deadlock.
+    const release = await hold(sql`select id from groups where id = ${kept} for update`);
+    const takeover = send(ready);
+    await untilWaiting(1);
+    const deleting = deleteGroup(sesame.db, deleted, 'test').then(
+      () => 'deleted',
+      (error: Error) => error.message,
+    );
+    await Promise.race([untilWaiting(2), deleting]);
+    await release();
+
+    expect(await deleting).toBe('deleted');
+    expect((await takeover).status).toBe(200);
+    // The owner's new account is in the group that is left, and no membership outlives the other.
+    const owner = (await usersQueries.findByEmail(sesame.db, squatted.email))!;
+    expect(owner.id).not.toBe(squatted.id);
+    expect((await groupsQueries.ofUser(sesame.db, owner.id)).map((group) => group.id)).toEqual([kept]);
+    expect(
+      await sesame.db.selectFrom('group_members').select('user_id').where('group_id', '=', deleted).execute(),
+    ).toEqual([]);
+  });
+
+  it("lets one of two unproven administrators' recovery links for each other's account take it over when both are used at once, and cancels the other", async () => {
+    const [first, second] = [await unproven(), await unproven()];
+    for (const admin of [first, second]) {
+      await usersQueries.update(sesame.db, admin.id, { isAdmin: true });
+      // A passkey the signed-up holder added: the takeover removes it first.
+      await credentialsQueries.insert(sesame.db, {
+        id: `cred-${admin.id}`,
+        userId: admin.id,
+        publicKey: new Uint8Array([1, 2, 3]),
+        counter: 0,
+        transports: ['internal'],
+        aaguid: '00000000-0000-0000-0000-000000000000',
+        backupEligible: false,
+        backupState: false,
+        name: 'Phone',
+      });
+    }
+    // Each administrator issued a recovery link for the other's address.
+    const forFirst = await recoveryLinkReady(first.email, { actor: `user:${second.id}` });
+    const forSecond = await recoveryLinkReady(second.email, { actor: `user:${first.id}` });
+
+    // Each takeover used its link, then waits to remove its account's passkeys; next it cancels
+    // the links its account's administrator issued: the other's link, which the other holds.
+    const release = await hold(
+      sql`select id from credentials where user_id in (${first.id}, ${second.id}) for update`,
+    );
+    const uses = [send(forFirst.ready)];
+    await untilWaiting(1);
+    uses.push(send(forSecond.ready));
+    await untilWaiting(2);
+    await release();
+
+    // The first took its account over and cancelled the link its earlier holder issued.
+    const [firstAnswer, secondAnswer] = await Promise.all(uses);
+    expect(firstAnswer!.status).toBe(200);
+    expect({ status: secondAnswer!.status, body: secondAnswer!.json() }).toMatchObject({
+      status: 410,
+      body: { error: 'link_expired' },
+    });
+    expect(await usersQueries.findById(sesame.db, first.id)).toBeUndefined();
+    expect(await usersQueries.findById(sesame.db, second.id)).toMatchObject({ email_verified: false });
   });
 });

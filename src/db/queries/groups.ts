@@ -133,14 +133,20 @@ export const groupsQueries = {
       .execute();
   },
 
-  /** The groups a user is in, by name, with their claims (through GroupCache on the hot path). */
-  async ofUser(db: Db, userId: string): Promise<UserGroup[]> {
+  /**
+   * The groups a user is in, by name, with their claims (through GroupCache on the hot path).
+   * With `hold`, their rows are held `for key share` until the transaction ends, so none is
+   * deleted meanwhile (a rename or a claim change still goes ahead); a group being deleted is
+   * waited for, and is then left out.
+   */
+  async ofUser(db: Db, userId: string, { hold = false } = {}): Promise<UserGroup[]> {
     return db
       .selectFrom('group_members')
       .innerJoin('groups', 'groups.id', 'group_members.group_id')
       .select(['groups.id', 'groups.name', 'groups.claims'])
       .where('group_members.user_id', '=', userId)
       .orderBy(sql`lower(groups.name)`)
+      .$if(hold, (query) => query.forKeyShare('groups'))
       .execute();
   },
 
