@@ -3,6 +3,8 @@ import providerRequests from 'oidc-provider/lib/helpers/als.js';
 /** A person's sign-in to Sesame as a request was admitted with it (requireSignIn). */
 export interface AdmittedSignIn {
   readonly userId: string;
+  /** The uid of the provider session that signed the request in (a sign-out deletes it). */
+  readonly sessionUid: string;
   /** When that sign-in proved a passkey (seconds since the epoch), as the provider's session says. */
   readonly loginTs: number | undefined;
 }

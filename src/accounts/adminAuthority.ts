@@ -2,6 +2,7 @@ import type { Transaction } from 'kysely';
 import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { auditQueries } from '../db/queries/audit.js';
+import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { Database, User } from '../db/schema.js';
@@ -53,17 +54,21 @@ export async function withdrawAdminHandouts(
 /**
  * Refuses when `actor` has lost the authority it acted on since its request was admitted:
  * an administrator's account (`user:<id>`) whose sign-in the request was admitted with has
- * ended meanwhile (403; see {@link signInEnded}), or that is no longer an administrator who
- * can sign in (403), or an admin API key (`api-key:<id>`) that was revoked, or whose creator
- * is no longer such an administrator (401, as the key itself now gets). Other actors (the
- * CLI, the system, a person's self-service) have no admin authority to lose and pass.
+ * ended meanwhile (403; see {@link signInEnded} and {@link sessionEnded}), or that is no
+ * longer an administrator who can sign in (403), or an admin API key (`api-key:<id>`) that
+ * was revoked, or whose creator is no longer such an administrator (401, as the key itself
+ * now gets). Other actors (the CLI, the system, a person's self-service) have no admin
+ * authority to lose and pass.
  * Run it under the administrators lock.
  */
 async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
   if (actor.startsWith('user:')) {
     const account = await administratorAccount(trx, actor);
     const signIn = admittedSignIn();
-    if (signIn?.userId === account.id && signInEnded(account.row, signIn)) {
+    if (
+      signIn?.userId === account.id &&
+      (signInEnded(account.row, signIn) || (await sessionEnded(trx, signIn)))
+    ) {
       throw forbidden('Your sign-in to Sesame has ended meanwhile. Sign in again.').localized(
         'errors.signInEndedMeanwhile',
       );
@@ -111,6 +116,22 @@ const signInEnded = (account: User | undefined, signIn: AdmittedSignIn) =>
   !account || !!account.disabled_at || isRevoked('Session', { loginTs: signIn.loginTs }, account);
 
 /**
+ * Whether the browser session the request was admitted with was signed out since (the
+ * account page's "Sign out", an app's logout that ends the Sesame session: the provider
+ * deletes it; it expired), or holds another sign-in now (another account, or a new passkey
+ * proof, which also gave the browser a new session cookie). A sign-out sets nothing on the
+ * account, so {@link signInEnded} cannot see it. Read from the database, never a cache
+ * (another instance may have signed it out), after the account's row: every change that holds
+ * an account takes its row first and then deletes its sessions (a recovery, a disable), so the
+ * two never wait for each other in opposite orders. The session's row is held shared: a
+ * sign-out committed before is seen, and one under way waits until this change committed.
+ */
+async function sessionEnded(trx: Db, signIn: AdmittedSignIn): Promise<boolean> {
+  const session = await oidcModelsQueries.holdSession(trx, signIn.sessionUid);
+  return session?.accountId !== signIn.userId || session.loginTs !== signIn.loginTs;
+}
+
+/**
  * Runs an admin change: `work` in the caller's transaction when `db` is one, else in a new
  * one. For an administrator (`user:<id>`) or an admin API key (`api-key:<id>`) it runs under
  * the administrators lock (usersQueries.lockAdministrators) and once
@@ -118,16 +139,17 @@ const signInEnded = (account: User | undefined, signIn: AdmittedSignIn) =>
  * admitted with. A request is admitted before its body is read, and a body may take up to
  * the request timeout to arrive; meanwhile another admin may demote the caller or revoke
  * their key, which withdraws what they handed out, or the admin may end the sign-in a
- * stolen session's request was admitted with (sign out everywhere, a recovery). The
- * demotion, the disable, the deletion and the revocation take the lock whoever makes them
- * (the CLI too: see {@link withAdministrationChange}), as does the takeover of an
- * administrator's unproven account (redeemOneTimeLink), and ending sign-ins updates the
- * account's row the check holds shared, so the two run one after the other, and nothing the
- * caller does lands after its authority ended. Other actors (the CLI, the
- * system, a person's self-service, as in "Lost your passkey?") have no authority to lose and
- * do not wait for the lock. Every service that changes something on an admin's behalf
- * (users, links, clients, groups, claims, API keys, resources, passkey API apps, signing and
- * cookie keys, branding) opens its transaction with this.
+ * stolen session's request was admitted with (sign out everywhere, a recovery, or a sign-out
+ * of that browser). The demotion, the disable, the deletion and the revocation take the lock
+ * whoever makes them (the CLI too: see {@link withAdministrationChange}), as does the takeover
+ * of an administrator's unproven account (redeemOneTimeLink); ending sign-ins updates the
+ * account's row the check holds shared, and a sign-out deletes the session's row it holds
+ * shared, so the two run one after the other, and nothing the caller does lands after its
+ * authority ended. Other actors (the CLI, the system, a person's self-service, as in "Lost
+ * your passkey?") have no authority to lose and do not wait for the lock. Every service that
+ * changes something on an admin's behalf (users, links, clients, groups, claims, API keys,
+ * resources, passkey API apps, signing and cookie keys, branding) opens its transaction with
+ * this.
  */
 export function withAdminAuthority<T>(
   db: Db,

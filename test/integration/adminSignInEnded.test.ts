@@ -1,7 +1,9 @@
 import { setTimeout } from 'node:timers/promises';
 import { signOutEverywhere } from '../../src/accounts/connectedApps.js';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { groupsQueries } from '../../src/db/queries/groups.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { asPage } from '../support/browser.js';
 import { holdBody } from '../support/heldBody.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
@@ -84,6 +86,103 @@ describe('admin changes sent with a sign-in that ended before their body arrived
       .executeTakeFirstOrThrow();
     expect(created.details).toMatchObject({ name: 'kept', ip: expect.stringMatching(/127\.0\.0\.1/) });
   });
+
+  /** The same passkey signed in again in another browser: a second session of the account. */
+  async function inAnotherBrowser(person: Person): Promise<Person> {
+    const laptop = person.inNewBrowser();
+    const login = asPage(await laptop.browser.follow('/account/login?return_to=%2Fadmin%2Fgroups'));
+    await laptop.browser.follow(await laptop.signIn(login));
+    return laptop;
+  }
+
+  /**
+   * Presses "Sign out" on the account page and opens the provider's confirmation (RP-initiated
+   * logout, as an app's logout reaches it too); the returned function submits it, which ends
+   * the browser's session (the provider deletes it).
+   */
+  async function signOutPrepared(person: Person): Promise<() => Promise<number>> {
+    const csrf = (await person.browser.request('/account')).csrf();
+    const signOut = await person.browser.request('/account/logout', { form: { _csrf: csrf } });
+    const confirm = await person.browser.request(signOut.location()!);
+    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text);
+    if (!form) throw new Error(`no sign-out form: ${confirm.status} ${confirm.text.slice(0, 300)}`);
+    return async () =>
+      (await person.browser.request(form[1]!, { form: { xsrf: form[2]!, logout: 'yes' } })).status;
+  }
+
+  const signedIn = async (person: Person) => (await person.browser.request('/admin/groups')).status === 200;
+
+  it("refuses a new group from a session the admin signed out of, and lands one from the admin's other browser", async () => {
+    const { person: thief } = await onboard(sesame, 'signed-out@example.com', { admin: true });
+    const laptop = await inAnotherBrowser(thief);
+    const csrf = (await thief.browser.request('/admin/groups')).csrf();
+    const laptopCsrf = (await laptop.browser.request('/admin/groups')).csrf();
+
+    const group = await holdForm(thief, '/admin/groups', { _csrf: csrf, name: 'after-sign-out' });
+    const control = await holdForm(laptop, '/admin/groups', { _csrf: laptopCsrf, name: 'other-browser' });
+    await setTimeout(500);
+
+    // The admin signs that browser out (the thief holds a copy of its cookie); the laptop stays signed in.
+    expect(await (await signOutPrepared(thief))()).toBe(303);
+    expect(await signedIn(thief)).toBe(false);
+    expect(await signedIn(laptop)).toBe(true);
+
+    const [grouped, kept] = await Promise.all([group.finish(), control.finish()]);
+    expect(grouped.status).toBe(403);
+    expect(grouped.body).toContain('Your sign-in to Sesame has ended meanwhile. Sign in again.');
+    expect(await groupNamed('after-sign-out')).toBeUndefined();
+    // A sign-out of another browser of the same admin leaves this one's request alone.
+    expect(kept.status).toBe(302);
+    expect(await groupNamed('other-browser')).toBeDefined();
+  });
+
+  // Postgres only: the embedded database serves one connection, so the lock held here would stop everything.
+  (onPostgres ? it : it.skip)(
+    'lands a change whose check passed before the sign-out: the sign-out waits until it is in',
+    async () => {
+      const { person: admin } = await onboard(sesame, 'signing-out@example.com', { admin: true });
+      const csrf = (await admin.browser.request('/admin/groups')).csrf();
+      const signOut = await signOutPrepared(admin);
+
+      // A transaction of the test's inserts the group's name and stays open: the change checks
+      // the sign-in, then waits for it at its own insert.
+      let rollBack!: () => void;
+      let rivalIn!: () => void;
+      const rivalInserted = new Promise<void>((resolve) => (rivalIn = resolve));
+      const rival = sesame.db
+        .transaction()
+        .execute(async (trx) => {
+          await groupsQueries.insert(trx, 'landed-before-sign-out');
+          rivalIn();
+          await new Promise<void>((resolve) => (rollBack = resolve));
+          throw new Error('rolled back');
+        })
+        .catch(() => undefined);
+      await rivalInserted;
+      let signedOut = false;
+      try {
+        const created = admin.browser.request('/admin/groups', {
+          form: { _csrf: csrf, name: 'landed-before-sign-out' },
+        });
+        await untilWaitingForLocks(sesame.db, 1);
+        const ended = signOut().finally(() => {
+          signedOut = true;
+        });
+        // The sign-out waits for the change that already checked the session.
+        await untilWaitingForLocks(sesame.db, 2);
+        expect(signedOut).toBe(false);
+        rollBack();
+        await rival;
+        expect((await created).status).toBe(302);
+        expect(await ended).toBe(303);
+      } finally {
+        rollBack();
+        await rival;
+      }
+      expect(await groupNamed('landed-before-sign-out')).toBeDefined();
+      expect(await signedIn(admin)).toBe(false);
+    },
+  );
 
   it('refuses a new group from a stolen session once the owner recovered the account with a link', async () => {
     const { person: thief } = await onboard(sesame, 'recovered@example.com', { admin: true });

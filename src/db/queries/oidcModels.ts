@@ -449,6 +449,17 @@ export const oidcModelsQueries = {
   },
 
   /**
+   * The payload of the live browser session with this uid as stored now (never a cache: a
+   * sign-out on another instance must be seen), its row held shared until the transaction
+   * ends: a sign-out (the provider deletes the row) either committed before, and this finds
+   * nothing, or waits for this transaction to end.
+   */
+  async holdSession(db: Db, uid: string): Promise<ModelPayload | undefined> {
+    const row = await live(db, 'Session').where('uid', '=', uid).forShare().executeTakeFirst();
+    return row?.payload as ModelPayload | undefined;
+  },
+
+  /**
    * A live interaction by its stored id, read in the same statement that stores a sign-in
    * challenge for it, and only if it is found waiting at `challenge.prompt`: a request for an
    * unknown, expired or finished interaction stores nothing. `stored` says whether it was

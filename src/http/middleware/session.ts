@@ -87,7 +87,8 @@ export function requireSignIn(
     rememberLanguageChoice(ctx, signedIn.user.locale, config.secureCookies);
     // The body may take up to the request timeout to arrive; an admin change made with it
     // checks that this sign-in has not ended meanwhile (assertAdminAuthority).
-    await onSignIn({ userId: signedIn.user.id, loginTs: signedIn.loginTs }, next);
+    const { user, sessionUid, loginTs } = signedIn;
+    await onSignIn({ userId: user.id, sessionUid, loginTs }, next);
   };
 }
 
