@@ -53,7 +53,7 @@ export function registerClientCommands(program: Command): void {
     .option('--redirect-uri <uri>', 'allowed redirect URI (repeatable)', collect, [])
     .option('--post-logout-redirect-uri <uri>', 'allowed post-logout redirect URI (repeatable)', collect, [])
     .option('--public', 'a public client (SPA, native app): PKCE only, no secret', false)
-    .option('--first-party', 'trusted app: skips the consent page', false)
+    .option('--first-party', 'trusted app: skips the consent page (in browsers; devices always ask)', false)
     .option(
       '--grant-type <type>',
       'allowed grant type (repeatable): authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code',
@@ -139,7 +139,7 @@ export function registerClientCommands(program: Command): void {
       'post-logout redirect URI (repeatable; replaces the list)',
       collect,
     )
-    .option('--first-party', 'skip the consent page')
+    .option('--first-party', 'skip the consent page (in browsers; devices always ask)')
     .option('--no-first-party', 'show the consent page')
     .option('--grant-type <type>', 'grant type (repeatable; replaces the list)', collect)
     .option('--logo-uri <url>', 'https URL of a logo')

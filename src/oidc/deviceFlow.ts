@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { APPROVED_ON_DEVICE, CONSENT_REVOKED, oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { plainAddress, rateLimitKey } from '../http/middleware/rateLimit.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { DEVICE_CODE_GRANT } from './clients.js';
@@ -160,6 +161,28 @@ export function takeCodesFromLinks(provider: Provider): void {
 }
 
 /**
+ * Where and when the device asked for its code, for the person to check it is the device in
+ * front of them (RFC 8628 §5.4: a code someone sent them is the remote phishing it warns of):
+ * the address the provider kept in the device code (features.deviceFlow.deviceInfo, read as
+ * Koa reads it under TRUST_PROXY: issuerOrigin.ts hands it on), and whether it is on another
+ * network than this browser's request, IPv6 by its /64 as the rate limits count it. A person
+ * at home whose TV asks over IPv4 and whose phone over IPv6 is told so too: the page then
+ * asks them only to be sure they started it themselves.
+ */
+function whereTheDeviceAsked(ctx: KoaContextWithOIDC, deviceInfo: unknown, t: Translator['t']) {
+  const asked = (deviceInfo as { ip?: unknown } | undefined)?.ip;
+  const ip = typeof asked === 'string' ? plainAddress(asked) : undefined;
+  if (ip === undefined) return {};
+  const issuedAt = ctx.oidc.entities.DeviceCode?.iat;
+  const minutes = issuedAt ? Math.max(0, Math.floor((Date.now() / 1000 - issuedAt) / 60)) : 0;
+  return {
+    requestedFrom:
+      minutes === 0 ? t('device.requestedJustNow', { ip }) : t('device.requestedAgo', { count: minutes, ip }),
+    otherNetwork: rateLimitKey(ip) !== rateLimitKey(ctx.ip),
+  };
+}
+
+/**
  * The device flow's pages, as every other page: once the code the person typed is known, in
  * the language the device's request asked for (`ui_locales`, as its sign-in and consent
  * are), else in that of the signed-in person's account, else the one their browser asks for
@@ -200,15 +223,17 @@ export function deviceFlowPages(
       ctx: KoaContextWithOIDC,
       form: string,
       client: { clientName?: string; clientId: string },
-      _deviceInfo: unknown,
+      deviceInfo: unknown,
       userCode: string,
     ) {
+      const { t } = await text(ctx);
       sendPage(ctx, 'device-confirm', {
-        title: (await text(ctx)).t('device.confirmTitle'),
+        title: t('device.confirmTitle'),
         action: ctx.oidc.urlFor('code_verification'),
         xsrf: xsrfOf(form),
         userCode,
         clientName: client.clientName ?? client.clientId,
+        ...whereTheDeviceAsked(ctx, deviceInfo, t),
       });
     },
 

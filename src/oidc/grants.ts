@@ -70,10 +70,12 @@ export function consentGrantId(interaction: { uid: string; cid?: string }): stri
  * A grant loaded here or by the consent page (interaction.ts) and extended is stored again
  * only as a change of the stored grant (grantSaves.ts): a revoked grant stays revoked.
  *
- * A device's approval (RFC 8628) never takes the grant the browser session holds: it gets a
- * grant of its own (a copy of earlier consent, a browser's or another device's, a first-party
- * app's new grant, or the consent page's), which the account page lists as that device's
- * sign-in (deviceFlow.ts).
+ * A device's approval (RFC 8628) never takes the grant the browser session holds, nor copies
+ * earlier consent, nor gets a first-party app's grant without asking: it always shows the
+ * consent page, and its grant is the one that page makes, which the account page lists as
+ * that device's sign-in (deviceFlow.ts). RFC 8628 §5.4: the person who approves may have
+ * been sent someone else's code (verification_uri_complete in a message); with a copied
+ * consent, one click on the code page of a link signed in that stranger's device.
  */
 export function createLoadExistingGrant(
   db: Db,
@@ -100,6 +102,8 @@ export function createLoadExistingGrant(
         if (!extended || (await saveGrantIf(grant, { live: true }))) return grant;
       }
     }
+    // A device's approval is asked on the consent page, whose Allow names the grant (above).
+    if (device) return undefined;
     const accountId = session.accountId;
     if (!accountId) return undefined;
     // Someone outside the client's allowed groups gets no grant at all; the policy refuses them.

@@ -151,7 +151,7 @@ describe('sign-in on a device without a browser', () => {
     expect(again.text).toContain('already used');
   });
 
-  it('takes a signed-in person from verification_uri_complete straight to the code check', async () => {
+  it('takes a signed-in person from verification_uri_complete to the code check, then asks for consent though they allowed the app before', async () => {
     // The device polls once the person is done: polls of a pending code meet the interval (below).
     const person = new Person(sesame.baseUrl);
     const first = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
@@ -173,9 +173,22 @@ describe('sign-in on a device without a browser', () => {
     expect(landing.headers.get('content-security-policy')).not.toContain('sha256-');
     const confirm = await postCode(person, landing, { user_code: second.user_code });
     expect(confirm.text).toContain('Living Room TV');
-    const done = await postCode(person, confirm, { user_code: second.user_code, confirm: 'yes' });
-    // Signed in and already allowed: no passkey prompt, no consent, the device is signed in.
-    expect(done.status).toBe(200);
+    const next = await postCode(person, confirm, { user_code: second.user_code, confirm: 'yes' });
+    // RFC 8628 §5.4: the link may be someone else's code, sent to the person to sign in their
+    // device. Signed in and the app allowed before, the person still sees the consent page,
+    // which names the app and what it asks for; the device gets nothing until they allow it.
+    expect(next.text).not.toContain('Your device is signed in');
+    const asked = asPage(await person.browser.follow(next.location()!));
+    expect(asked.text).toContain('>Allow<');
+    expect(asked.text).toContain('Living Room TV');
+    expect(asked.text).toContain('second-tv@example.com');
+    const clientId = tv.clientMetadata().client_id;
+    expect(await pollToken(sesame.baseUrl, clientId, second.device_code)).toEqual(pending);
+    const uid = /\/interaction\/([^/?#]+)/.exec(asked.url)![1]!;
+    const posted = await person.browser.request(`/interaction/${uid}/consent`, {
+      form: { _csrf: asked.csrf(), decision: 'allow' },
+    });
+    const done = asPage(await person.browser.follow(posted.location()!));
     expect(done.text).toContain('Your device is signed in');
     expect((await poll(tv, second)).claims()!.email).toBe('second-tv@example.com');
   });
@@ -392,6 +405,81 @@ describe('sign-in on a device without a browser', () => {
       );
     }
     expect(refused).toMatchObject(notAllowed);
+  });
+});
+
+/**
+ * RFC 8628 §5.4: the confirmation says where and when the device asked for its code, and
+ * warns when that was from another network than the browser's: a code someone sent the
+ * person (in a verification_uri_complete link, say) is the remote phishing the RFC warns of.
+ * Behind a trusted proxy (TRUST_PROXY), each address is the one the proxy wrote.
+ */
+describe("the code's confirmation tells where the device asked from", () => {
+  let sesame: TestApp;
+  let clientId: string;
+
+  beforeAll(async () => {
+    sesame = await startTestApp({ TRUST_PROXY: 'true' });
+    const { client } = await createClient(
+      sesame.db,
+      { name: 'Hall TV', public: true, grant_types: [DEVICE_CODE_GRANT] },
+      'test',
+    );
+    clientId = client.client_id;
+  });
+
+  afterAll(() => sesame?.stop());
+
+  /** A device's request for a code, through the proxy from `address` (else straight from the test's loopback address). */
+  async function codeFrom(address?: string) {
+    const response = await fetch(`${sesame.baseUrl}/device/auth`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        ...(address && { 'x-forwarded-for': address }),
+      },
+      body: new URLSearchParams({ client_id: clientId, scope: 'openid' }),
+    });
+    return (await response.json()) as { device_code: string; user_code: string };
+  }
+
+  /** The confirmation the person's browser gets for `userCode`, through the proxy from `address` if given. */
+  async function confirmationOf(userCode: string, address?: string): Promise<PageResponse> {
+    const person = new Person(sesame.baseUrl);
+    if (address) person.browser.headers['x-forwarded-for'] = address;
+    const form = asPage(await person.browser.follow('/device'));
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(form.text)![1]!;
+    const page = asPage(await person.browser.request('/device', { form: { xsrf, user_code: userCode } }));
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('Sign in to Hall TV?');
+    return page;
+  }
+
+  const warning = 'This device is on another network than this browser.';
+
+  it('warns that a device which asked from another network is not in front of the person, and says when it asked', async () => {
+    const started = await codeFrom('203.0.113.7');
+    // Asked three minutes ago, as if the person had taken that long to open the link.
+    await sql`
+      update oidc_models set payload = jsonb_set(payload, '{iat}', to_jsonb((payload->>'iat')::bigint - 185))
+      where model = 'DeviceCode' and id = ${started.device_code}`.execute(sesame.db);
+    const page = await confirmationOf(started.user_code);
+    expect(page.text).toContain('Requested 3 minutes ago from IP address 203.0.113.7.');
+    expect(page.text).toContain(`<p class="status" role="alert">${warning}`);
+    expect(page.headers.get('content-security-policy')).not.toContain('unsafe-inline');
+    expect(page.text).not.toMatch(/<script(?![^>]*\ssrc=)/);
+  });
+
+  it('does not warn when the device asked from the network of the browser', async () => {
+    const started = await codeFrom();
+    const page = await confirmationOf(started.user_code);
+    expect(page.text).toContain('Requested less than a minute ago from IP address 127.0.0.1.');
+    expect(page.text).not.toContain(warning);
+    // Both through the proxy, from one address: the browser's is the proxy's word too.
+    const proxied = await codeFrom('198.51.100.4');
+    const same = await confirmationOf(proxied.user_code, '198.51.100.4');
+    expect(same.text).toContain('from IP address 198.51.100.4.');
+    expect(same.text).not.toContain(warning);
   });
 });
 

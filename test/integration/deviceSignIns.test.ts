@@ -260,10 +260,16 @@ describe("a device's sign-in to an app that also signs in in browsers", () => {
     const box = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email' });
     expect((await confirmDeviceCode(person, box.user_code)).text).toContain('>Allow<');
 
-    // Allowed again in a browser, that consent is copied as before: a new device asks nothing.
+    // Allowed again in a browser, that consent is copied into the person's next browser as
+    // before; a device's approval still asks (RFC 8628 §5.4: it copies no consent at all).
     expect(await elsewhere.continueToApp(asked.url, REDIRECT_URI)).toMatch(/[?&]code=/);
+    const third = person.inNewBrowser();
+    const thirdLogin = await beginLogin(app, 'openid email');
+    const thirdSignedIn = await third.signIn(await third.open(thirdLogin.url));
+    const copied = await third.browser.follow(thirdSignedIn, (url) => url.startsWith(REDIRECT_URI));
+    expect('stoppedAt' in copied && copied.stoppedAt).toMatch(/[?&]code=/);
     const radio = await oidc.initiateDeviceAuthorization(app.config, { scope: 'openid email' });
-    expect((await confirmDeviceCode(elsewhere, radio.user_code)).text).toContain('Your device is signed in');
+    expect((await confirmDeviceCode(elsewhere, radio.user_code)).text).toContain('>Allow<');
   }, 60_000);
 
   it("refuses a device whose grant the app's Revoke ended during its approval: the grant is not stored again", async () => {

@@ -1136,3 +1136,70 @@ describe('sesame passkey-api (the command)', () => {
     CLI_TIMEOUT_MS,
   );
 });
+
+/**
+ * The per-IP limit (RATE_LIMIT_PER_MINUTE) counts a call before its tenant is looked up: a
+ * caller without the app's key cannot make primary-key lookups without end, for a made-up
+ * tenant or with preflights to a real one. The app's server, with its key, keeps its quota
+ * per tenant, and is not refused for what others did from its address.
+ */
+describe("the passkey API's per-IP limit, before the tenant is looked up", () => {
+  let sesame: TestApp;
+  const noSuchTenant = '00000000-0000-4000-8000-000000000000';
+
+  beforeAll(async () => {
+    // Behind a proxy, as in production: X-Forwarded-For names the client.
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '5', TRUST_PROXY: 'true' });
+  });
+
+  afterAll(() => sesame?.stop());
+
+  const callFrom = (
+    ip: string,
+    tenantId: string,
+    init: { method?: string; headers?: Record<string, string> } = {},
+  ) =>
+    fetch(`${sesame.listenUrl}/passkey-api/${tenantId}/login/initialize`, {
+      method: init.method ?? 'POST',
+      headers: { 'x-forwarded-for': ip, 'content-type': 'application/json', ...init.headers },
+      ...(init.method !== 'OPTIONS' && { body: '{}' }),
+    });
+
+  async function statusesOf(count: number, send: () => Promise<Response>): Promise<number[]> {
+    const statuses: number[] = [];
+    for (let i = 0; i < count; i++) statuses.push((await send()).status);
+    return statuses;
+  }
+
+  it('refuses 429 past the limit the calls of one address to a tenant that does not exist', async () => {
+    expect(await statusesOf(6, () => callFrom('203.0.113.20', noSuchTenant))).toEqual([
+      404, 404, 404, 404, 404, 429,
+    ]);
+    // Hanko's error shape, as every refusal of the API (rateLimit.test.ts checks its Retry-After).
+    expect(await (await callFrom('203.0.113.20', noSuchTenant)).json()).toMatchObject({ status: 429 });
+    // With a made-up key too: no tenant holds it, so it is counted per IP as a wrong key is.
+    const keyed = () => callFrom('203.0.113.21', noSuchTenant, { headers: { apikey: 'spk_made_up' } });
+    expect(await statusesOf(6, keyed)).toEqual([404, 404, 404, 404, 404, 429]);
+  });
+
+  it("counts preflights to a real tenant per IP, and still serves the app's server, with its key, from an address over the limit", async () => {
+    const { tenant, apiKey } = await createTenant(
+      sesame.db,
+      sesame.config,
+      { name: 'Limited app', origins: [APP_ORIGIN] },
+      'test',
+    );
+    const preflight = () =>
+      callFrom('203.0.113.22', tenant.id, {
+        method: 'OPTIONS',
+        headers: { origin: APP_ORIGIN, 'access-control-request-method': 'POST' },
+      });
+    expect(await statusesOf(6, preflight)).toEqual([204, 204, 204, 204, 204, 429]);
+    const served = await statusesOf(3, () =>
+      fetch(`${sesame.listenUrl}/passkey-api/${tenant.id}/credentials?user_id=x`, {
+        headers: { 'x-forwarded-for': '203.0.113.22', apikey: apiKey },
+      }),
+    );
+    expect(served).toEqual([200, 200, 200]);
+  });
+});

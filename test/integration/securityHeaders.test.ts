@@ -266,13 +266,15 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
       }),
       started.user_code,
     );
-    saw(
-      'device-done',
-      await person.browser.request('/device', {
-        form: { xsrf: xsrfOf(check), user_code: started.user_code, confirm: 'yes' },
-      }),
-      'Your device is signed in',
-    );
+    // A device's approval always asks on the consent page (a first-party app's too); then the end.
+    const confirmed = await person.browser.request('/device', {
+      form: { xsrf: xsrfOf(check), user_code: started.user_code, confirm: 'yes' },
+    });
+    const deviceConsent = asPage(await person.browser.follow(confirmed.location()!));
+    const allowed = await person.browser.request(`/interaction/${uidOf(deviceConsent)}/consent`, {
+      form: { _csrf: deviceConsent.csrf(), decision: 'allow' },
+    });
+    saw('device-done', asPage(await person.browser.follow(allowed.location()!)), 'Your device is signed in');
 
     // The provider's own pages: sign-out confirmation, and the page after it.
     const logout = saw('logout', await person.browser.request('/session/end'), 'Sign out?');

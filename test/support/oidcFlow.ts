@@ -178,8 +178,8 @@ export async function signOutFromApp(
 
 /**
  * Types a device's user code at ISSUER/device and confirms it, the person signed in: returns
- * the page that follows, the consent page (with its Allow) if the app asks for permission,
- * else the one saying the device is signed in.
+ * the page that follows, the consent page (with its Allow), which every device's approval
+ * shows (grants.ts), or the page that turns the person away.
  */
 export async function confirmDeviceCode(person: Person, userCode: string): Promise<PageResponse> {
   const post = (page: PageResponse, fields: Record<string, string>) => {
@@ -190,20 +190,19 @@ export async function confirmDeviceCode(person: Person, userCode: string): Promi
   const confirm = await post(asPage(await person.browser.follow('/device')), { user_code: userCode });
   const confirmed = await post(confirm, { user_code: userCode, confirm: 'yes' });
   const next = confirmed.location();
-  // Signed in and the app already allowed: the device's sign-in ends at once, with no page between.
-  if (!next && confirmed.status === 200) return confirmed;
   if (!next) throw new Error(`confirming the device code did not redirect: ${confirmed.text.slice(0, 300)}`);
   return asPage(await person.browser.follow(next));
 }
 
 /**
  * At ISSUER/device, as the person whose browser is already signed in: types the device's
- * code, confirms it and allows the app on the consent page if one is shown; returns the page
- * the flow ends on ("Your device is signed in").
+ * code, confirms it and allows the app on the consent page; returns the page the flow ends
+ * on ("Your device is signed in").
  */
 export async function approveDevice(person: Person, userCode: string): Promise<PageResponse> {
   const page = await confirmDeviceCode(person, userCode);
-  if (!page.text.includes('>Allow<')) return page;
+  if (!page.text.includes('>Allow<'))
+    throw new Error(`expected the consent page, got: ${page.text.slice(0, 400)}`);
   const uid = uidOf(page);
   const posted = await person.browser.request(`/interaction/${uid}/consent`, {
     form: { _csrf: page.csrf(), decision: 'allow' },
@@ -213,7 +212,7 @@ export async function approveDevice(person: Person, userCode: string): Promise<P
 
 /**
  * A device (RFC 8628) of the app `config` describes, approved in the person's browser (its
- * consent page allowed if it shows one): the device's tokens, polled as the device does.
+ * consent page allowed): the device's tokens, polled as the device does.
  * `extra` goes into the device's request (`resource`, say).
  */
 export async function signInDevice(

@@ -24,16 +24,25 @@ function withoutPort(ip: string): string {
 }
 
 /**
+ * A client address as a person reads it: without a port a proxy wrote, and an IPv4 address
+ * that Node reports in IPv6 form (`::ffff:203.0.113.7`) as IPv4. Undefined for what is no
+ * address at all.
+ */
+export function plainAddress(forwarded: string): string | undefined {
+  const ip = withoutPort(forwarded.trim());
+  if (isIP(ip) === 0) return undefined;
+  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
+}
+
+/**
  * The client a request is counted against: its IP address (the proxy's X-Forwarded-For
  * when TRUST_PROXY is on, as Koa reads it), and for IPv6 its /64 network, since one host
  * commonly holds a whole /64 and could otherwise take a fresh address per request.
  */
 export function rateLimitKey(forwarded: string): string {
-  const ip = withoutPort(forwarded.trim());
+  const ip = plainAddress(forwarded);
   // What a proxy wrote that is no address at all shares one count, and never throws.
-  if (isIP(ip) === 0) return 'unreadable';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return mapped[1]!;
+  if (ip === undefined) return 'unreadable';
   if (!ip.includes(':')) return ip;
   const [head = '', tail] = ip.split('::');
   const left = head ? head.split(':') : [];

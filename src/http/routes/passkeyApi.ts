@@ -45,6 +45,8 @@ import type { Services } from '../services.js';
 import {
   type AuditState,
   auditedAs,
+  countCallToNoTenant,
+  limitPerIpBeforeTenant,
   limitPerTenantOrIp,
   parseHankoBody,
   presentsTenantKey,
@@ -139,12 +141,15 @@ function methodsAt(router: Router, path: string): string[] {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function loadTenant({ db }: Pick<Services, 'db'>) {
+function loadTenant({ db }: Pick<Services, 'db'>, countCallToNoTenant: (ctx: Context) => Promise<void>) {
   return async function findTenantFromPath(ctx: Context, next: Next) {
     const tenantId = String(ctx.params.tenantId ?? '');
     if (!UUID.test(tenantId)) throw hankoError(400, HANKO_TITLES.tenantIdInvalid);
     const tenant = await findTenant(db, tenantId);
-    if (!tenant) throw hankoError(404, HANKO_TITLES.tenantNotFound);
+    if (!tenant) {
+      await countCallToNoTenant(ctx);
+      throw hankoError(404, HANKO_TITLES.tenantNotFound);
+    }
     (ctx.state as TenantState).tenant = tenant;
     await next();
   };
@@ -270,15 +275,17 @@ export function passkeyApiRoutes({
   rateLimit,
 }: Pick<Services, 'config' | 'db' | 'log' | 'hits' | 'rateLimit'>): Router {
   // Tagged first, so the earliest refusals (405, a tenant id that is no UUID or unknown) carry
-  // their X-Request-Id too. Limited after CORS, so an app's frontend can read the 429 and its
-  // Retry-After; per tenant for the app's server (its API key), per IP for everyone else.
+  // their X-Request-Id too. Limited per IP before the tenant's lookup (a call without a key,
+  // a preflight), so no caller makes lookups without end; a call with a key once the tenant
+  // is known: per tenant for the app's server (its API key), per IP for a wrong key or none.
   const router = sesameRouter(
     { prefix: '/passkey-api/:tenantId' },
     renderPasskeyApiErrors({ log }),
     tagRequest,
     // The router, once made: the API's own paths say which methods they answer.
     refuseOtherMethods(() => router),
-    loadTenant({ db }),
+    limitPerIpBeforeTenant({ config, rateLimit }),
+    loadTenant({ db }, countCallToNoTenant({ config, rateLimit })),
     allowTenantOrigins,
     limitPerTenantOrIp({ config, hits, rateLimit }),
   );

@@ -29,6 +29,8 @@ export interface AuditState {
   auditActor?: string | undefined;
   /** The app's id of the transaction the request signs, when known: the audit log's `transaction_id`. */
   auditTransaction?: string | undefined;
+  /** Whether the request was counted against its IP before its tenant was looked up ({@link limitPerIpBeforeTenant}). */
+  countedPerIp?: boolean | undefined;
 }
 
 /** A request id the client sent (X-Request-Id) is kept when it is a plain token. */
@@ -71,10 +73,46 @@ export function presentsTenantKey(ctx: Context): boolean {
   return matches;
 }
 
+async function noPasskeyApiRateLimit(_ctx: Context, next: Next) {
+  await next();
+}
+
 /**
- * The passkey API's rate limit: a call with the tenant's API key comes from the app's own
- * server and counts against the tenant's quota ({@link passkeyApiKeyedCallsPerTenant});
- * any other (the app's frontend, a wrong key) against the caller's IP (`rateLimit`). With
+ * The passkey API's per-IP limit before the tenant is looked up: a call without an `apikey`
+ * header (the app's frontend), and every preflight, is counted against the caller's IP
+ * (`rateLimit`) here, so a flood of calls, to an unknown tenant too, is refused 429 without
+ * a lookup each. A call with a key is counted once its tenant is known
+ * ({@link limitPerTenantOrIp}, {@link countCallToNoTenant}): the app's server keeps its
+ * per-tenant quota. A refusal here comes before the tenant's CORS headers, which need the
+ * tenant: a browser sees a failed request rather than the 429.
+ */
+export function limitPerIpBeforeTenant({ config, rateLimit }: Pick<Services, 'config' | 'rateLimit'>) {
+  if (config.rateLimitPerMinute === 0) return noPasskeyApiRateLimit;
+  return async function limitPasskeyApiRateBeforeTenant(ctx: Context, next: Next) {
+    if (ctx.method !== 'OPTIONS' && ctx.get('apikey').trim() !== '') return next();
+    (ctx.state as AuditState).countedPerIp = true;
+    return rateLimit(ctx, next);
+  };
+}
+
+/**
+ * A call with an `apikey` header for a tenant that does not exist: no tenant holds that key,
+ * so the call is counted against the caller's IP, as a wrong key is, and refused 429 past the
+ * limit (each such call still costs its lookup). Nothing for a call counted already.
+ */
+export function countCallToNoTenant({ config, rateLimit }: Pick<Services, 'config' | 'rateLimit'>) {
+  const enabled = config.rateLimitPerMinute > 0;
+  return async function countCallToUnknownTenant(ctx: Context): Promise<void> {
+    if (enabled && !(ctx.state as AuditState).countedPerIp) await rateLimit(ctx, async () => {});
+  };
+}
+
+/**
+ * The passkey API's rate limit once the tenant is known, for a call not counted before it
+ * ({@link limitPerIpBeforeTenant}): a call with the tenant's API key comes from the app's own
+ * server and counts against the tenant's quota ({@link passkeyApiKeyedCallsPerTenant}); a
+ * wrong key against the caller's IP (`rateLimit`). A right key is never refused for its IP's
+ * count, which others behind that address (a NAT, a platform's egress) could use up. With
  * RATE_LIMIT_PER_MINUTE=0 it compares no key: the routes that need one still do.
  */
 export function limitPerTenantOrIp({
@@ -82,13 +120,10 @@ export function limitPerTenantOrIp({
   hits,
   rateLimit,
 }: Pick<Services, 'config' | 'hits' | 'rateLimit'>) {
-  if (config.rateLimitPerMinute === 0) {
-    return async function noPasskeyApiRateLimit(_ctx: Context, next: Next) {
-      await next();
-    };
-  }
+  if (config.rateLimitPerMinute === 0) return noPasskeyApiRateLimit;
   const countKeyedCall = keyedRateLimit(passkeyApiKeyedCallsPerTenant(config.rateLimitPerMinute), hits);
   return async function limitPasskeyApiRate(ctx: Context, next: Next) {
+    if ((ctx.state as AuditState).countedPerIp) return next();
     if (!presentsTenantKey(ctx)) return rateLimit(ctx, next);
     await countKeyedCall(ctx, (ctx.state as AuditState).tenant.id);
     await next();
