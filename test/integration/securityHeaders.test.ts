@@ -309,11 +309,11 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     for (const page of seen.values()) expectStrictPage(page);
   });
 
-  it("keeps the account and admin pages' forms on Sesame (form-action 'self'), not a sign-in's", () => {
-    const stayHere = /^\/(?:account|admin)(?:\/|$)/;
+  it("keeps the forms of the account, admin, one-time link, setup and recovery pages on Sesame (form-action 'self'), not a sign-in's", () => {
+    const stayHere = /^\/(?:account|admin|link|setup|recover)(?:\/|$)/;
     const closed = [...seen].filter(([, page]) => stayHere.test(new URL(page.url).pathname));
     expect(closed.map(([view]) => view)).toEqual(
-      expect.arrayContaining(['account', 'admin/clients', 'admin/confirm']),
+      expect.arrayContaining(['account', 'admin/clients', 'admin/confirm', 'link', 'setup', 'recover']),
     );
     for (const [view, page] of seen) {
       const formAction = directives(page.headers.get('content-security-policy'))['form-action'];
