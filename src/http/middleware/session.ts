@@ -81,8 +81,8 @@ export function requireSignIn(
     ctx.state.signedIn = signedIn;
     // The person's own choice of language outranks the browser's on their pages; the browser
     // keeps it for the pages that do not read the account (one chosen on another device, say).
-    ctx.state.locale = localeOf(ctx, config.defaultLocale, { stored: signedIn.user.locale });
-    rememberLanguageChoice(ctx, signedIn.user.locale, config.secureCookies);
+    ctx.state.locale = localeOf(ctx, config, { stored: signedIn.user.locale });
+    rememberLanguageChoice(ctx, signedIn.user.locale, config);
     await next();
   };
 }
