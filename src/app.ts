@@ -199,7 +199,7 @@ export async function createApp({
         log,
       )
     : undefined;
-  const csrf = new Csrf(cookieSigner, config.origin, config.secureCookies, log);
+  const csrf = new Csrf(cookieSigner, config, log);
   const services: Services = {
     config,
     db,
@@ -242,7 +242,7 @@ export async function createApp({
   // it is now (when the database cannot say, the configured brand). The protocol endpoints
   // that answer only JSON skip both: no Accept-Language parsing, no brand lookup.
   const pageContext = compose<Koa.Context>([
-    pageLanguage(config.defaultLocale),
+    pageLanguage(config),
     function showBrand(ctx, next) {
       // Kept in memory almost always: no promise to wait for on each page request.
       const kept = brand.kept();

@@ -1,29 +1,42 @@
 import type { ClientMetadata } from 'oidc-provider';
 import type { Config } from '../config.js';
+import { cookieNames } from '../cookieNames.js';
 
 /** Client id of Sesame's own account and admin pages, which sign people in through the provider like any app. */
 export const ACCOUNT_CLIENT_ID = 'sesame-account';
 
 /**
- * Set (signed, for a minute, on /session/end only) by the account page's Sign out, a POST
- * with the page's form token: the person has chosen to sign out already.
+ * Whether this logout page was reached from the account page's Sign out: its confirmation
+ * then submits itself. That Sign out, a POST with the page's form token, set the `signOut`
+ * cookie (cookieNames.ts; signed, for a minute, on /session/end only): the person has chosen
+ * to sign out already. The cookie is spent here.
  */
-export const SIGN_OUT_COOKIE = 'sesame.signout';
-
-/**
- * Whether this logout page was reached from the account page's Sign out
- * ({@link SIGN_OUT_COOKIE}): its confirmation then submits itself. The cookie is spent here.
- */
-export function signOutConfirmed(ctx: {
-  oidc: { client?: { clientId: string } | undefined };
-  cookies: {
-    get(name: string, options: { signed: boolean }): string | undefined;
-    set(name: string, value: null, options: { path: string }): unknown;
-  };
-}): boolean {
+export function signOutConfirmed(
+  ctx: {
+    oidc: { client?: { clientId: string } | undefined };
+    cookies: {
+      get(name: string, options: { signed: boolean }): string | undefined;
+      set(
+        name: string,
+        value: null,
+        options: { path: string; httpOnly: true; sameSite: 'lax'; secure: boolean },
+      ): unknown;
+    };
+  },
+  config: Pick<Config, 'secureCookies'>,
+): boolean {
   if (ctx.oidc.client?.clientId !== ACCOUNT_CLIENT_ID) return false;
-  const confirmed = ctx.cookies.get(SIGN_OUT_COOKIE, { signed: true }) === 'yes';
-  if (confirmed) ctx.cookies.set(SIGN_OUT_COOKIE, null, { path: '/session/end' });
+  const name = cookieNames(config).signOut;
+  const confirmed = ctx.cookies.get(name, { signed: true }) === 'yes';
+  if (confirmed) {
+    const attributes = {
+      path: '/session/end',
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: config.secureCookies,
+    } as const;
+    ctx.cookies.set(name, null, attributes);
+  }
   return confirmed;
 }
 

@@ -5,6 +5,7 @@ import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import providerInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 import { CLAIMS_BY_SCOPE, CUSTOM_CLAIMS, createFindAccount } from '../accounts/claims.js';
 import type { Config } from '../config.js';
+import { cookieNames } from '../cookieNames.js';
 import { secretMatchesHash } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
@@ -12,9 +13,9 @@ import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliverie
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { CookieSigner } from '../http/cookieSigner.js';
-import { localeOf } from '../http/middleware/language.js';
+import { localeOf, type PageLanguageConfig } from '../http/middleware/language.js';
 import { pageText, sendPage } from '../http/views.js';
-import { type Locale, SUPPORTED_LOCALES } from '../i18n/locales.js';
+import { SUPPORTED_LOCALES } from '../i18n/locales.js';
 import { localeFromUiLocales } from '../i18n/negotiate.js';
 import type { Logger } from '../logger.js';
 import { grantTypeLabel, tokenGrants } from '../metrics.js';
@@ -80,14 +81,20 @@ export interface ProviderDeps {
 async function choosePageLocale(
   ctx: KoaContextWithOIDC,
   db: Db,
-  fallback: Locale,
+  config: PageLanguageConfig,
   signedIn: boolean,
   uiLocales: unknown = ctx.oidc?.params?.ui_locales,
 ) {
   const accountId = signedIn ? ctx.oidc?.session?.accountId : undefined;
   const account = accountId ? await usersQueries.findById(db, accountId) : undefined;
-  ctx.state.locale = localeOf(ctx, fallback, { uiLocales, stored: account?.locale });
+  ctx.state.locale = localeOf(ctx, config, { uiLocales, stored: account?.locale });
   return pageText(ctx);
+}
+
+/** The provider's own cookies, named as all of Sesame's are (cookieNames.ts). */
+function providerCookieNames(config: Config): NonNullable<Configuration['cookies']>['names'] {
+  const { session, interaction, resume } = cookieNames(config);
+  return { session, interaction, resume };
 }
 
 /**
@@ -242,6 +249,7 @@ export function createProvider({
     jwks,
     cookies: {
       keys: cookieSigner,
+      names: providerCookieNames(config),
       long: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
       short: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
     },
@@ -335,27 +343,27 @@ export function createProvider({
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
       deviceFlow: {
         enabled: true,
-        ...deviceFlowPages(
-          (ctx, uiLocales) => choosePageLocale(ctx, db, config.defaultLocale, true, uiLocales),
-          { db, models: caches.models },
-        ),
+        ...deviceFlowPages((ctx, uiLocales) => choosePageLocale(ctx, db, config, true, uiLocales), {
+          db,
+          models: caches.models,
+        }),
       },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
-          const text = await choosePageLocale(ctx, db, config.defaultLocale, true);
+          const text = await choosePageLocale(ctx, db, config, true);
           sendPage(ctx, 'logout', {
             title: text.t('logout.title'),
             form,
             clientName: shownClientName(ctx.oidc.client),
             // From the account page's Sign out (accountSession.ts), the page submits itself.
-            script: signOutConfirmed(ctx) ? 'logout' : undefined,
+            script: signOutConfirmed(ctx, config) ? 'logout' : undefined,
             uiLocale: localeFromUiLocales(ctx.oidc.params?.ui_locales),
           });
         },
         async postLogoutSuccessSource(ctx) {
           // The provider reads only client_id here: the language carryLogoutLanguage added is read as sent.
-          const text = await choosePageLocale(ctx, db, config.defaultLocale, false, ctx.query.ui_locales);
+          const text = await choosePageLocale(ctx, db, config, false, ctx.query.ui_locales);
           sendPage(ctx, 'logged-out', {
             title: text.t('logout.doneTitle'),
             clientName: shownClientName(ctx.oidc.client),
@@ -365,7 +373,7 @@ export function createProvider({
     },
     async renderError(ctx, out) {
       restateError(out);
-      const text = await choosePageLocale(ctx, db, config.defaultLocale, false);
+      const text = await choosePageLocale(ctx, db, config, false);
       sendPage(ctx, 'error', {
         title: text.t('error.heading'),
         heading: text.t(
@@ -444,7 +452,7 @@ export function createProvider({
 
   // Pages in the language of the request, from ui_locales, the remembered choice and the browser's.
   const requestText = (ctx: KoaContextWithOIDC, uiLocales = ctx.oidc?.params?.ui_locales) =>
-    choosePageLocale(ctx, db, config.defaultLocale, false, uiLocales);
+    choosePageLocale(ctx, db, config, false, uiLocales);
   // Before restateProviderErrors, which wraps the form_post answer this sets.
   sendFormPostAnswersAsPages(provider, requestText);
   sendSessionlessSignOutAsPage(provider, requestText);

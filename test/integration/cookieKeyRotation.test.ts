@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import Keygrip from 'keygrip';
+import { cookieNames } from '../../src/cookieNames.js';
 import { openAtRest, sealAtRest } from '../../src/crypto.js';
 import { createClient } from '../../src/oidc/clients.js';
 import {
@@ -105,16 +106,18 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
   async function sessionCookie(): Promise<{ value: string; sig: string; sigPersists: boolean }> {
     const cookies = await person.browser.jar.getCookies(`${sesame.baseUrl}/account`);
     const find = (name: string) => cookies.find((cookie) => cookie.key === name)!;
-    const sig = find('_session.sig');
-    return { value: find('_session').value, sig: sig.value, sigPersists: sig.expires instanceof Date };
+    const { session } = cookieNames(sesame.config);
+    const sig = find(`${session}.sig`);
+    return { value: find(session).value, sig: sig.value, sigPersists: sig.expires instanceof Date };
   }
 
   /** Another browser of the person's, holding their session cookie signed anew with `key` (as another instance would). */
   async function withSessionSignedBy(key: string, value: string): Promise<Person> {
     const other = person.inNewBrowser();
-    await other.browser.jar.setCookie(`_session=${value}; Path=/`, sesame.baseUrl);
+    const { session } = cookieNames(sesame.config);
+    await other.browser.jar.setCookie(`${session}=${value}; Path=/`, sesame.baseUrl);
     await other.browser.jar.setCookie(
-      `_session.sig=${signature(key, '_session', value)}; Path=/`,
+      `${session}.sig=${signature(key, session, value)}; Path=/`,
       sesame.baseUrl,
     );
     return other;
@@ -133,7 +136,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
   async function formToken(key: string): Promise<{ token: string; madeWith: boolean }> {
     const token = (await person.browser.request('/account')).csrf();
     const cookies = await person.browser.jar.getCookies(`${sesame.baseUrl}/account`);
-    const cookie = cookies.find((c) => c.key === 'sesame.csrf')!.value;
+    const cookie = cookies.find((c) => c.key === cookieNames(sesame.config).csrf)!.value;
     return { token, madeWith: token === createHmac('sha256', key).update(cookie).digest('base64url') };
   }
 
@@ -148,7 +151,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
   it('keeps everyone signed in on every instance: the old key verifies, the new one signs', async () => {
     const oldKey = await currentKey();
     const session = await sessionCookie();
-    expect(session.sig).toBe(signature(oldKey, '_session', session.value));
+    expect(session.sig).toBe(signature(oldKey, cookieNames(sesame.config).session, session.value));
     for (const app of instances()) expect(await signedInAt(app)).toBe(true);
     const before = await formToken(oldKey);
     expect(before.madeWith).toBe(true);
@@ -205,7 +208,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
     const pending = await beginLogin(rp);
     await finishLogin(rp, pending, await person.continueToApp(pending.url, REDIRECT_URI));
     const renewed = await sessionCookie();
-    expect(renewed.sig).toBe(signature(newKey, '_session', renewed.value));
+    expect(renewed.sig).toBe(signature(newKey, cookieNames(sesame.config).session, renewed.value));
 
     const event = await sesame.db
       .selectFrom('audit_events')
@@ -242,7 +245,9 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
     await finishLogin(rp, pending, await person.continueToApp(next, REDIRECT_URI));
     for (const app of instances()) expect(await signedInAt(app)).toBe(true);
     const session = await sessionCookie();
-    expect(session.sig).toBe(signature(await currentKey(), '_session', session.value));
+    expect(session.sig).toBe(
+      signature(await currentKey(), cookieNames(sesame.config).session, session.value),
+    );
     const form = await formToken(await currentKey());
     expect(form.madeWith).toBe(true);
     expect(await postForm(form.token)).toBe(200);
@@ -326,7 +331,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
       await storeEntries(sesame, [oldKey]);
       await signInAgain();
       const session = await sessionCookie();
-      expect(session.sig).toBe(signature(oldKey, '_session', session.value));
+      expect(session.sig).toBe(signature(oldKey, cookieNames(sesame.config).session, session.value));
 
       const answer = await rotateOverApi();
       expect(answer.status).toBe(200);
@@ -367,7 +372,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
       const pending = await beginLogin(rp);
       await finishLogin(rp, pending, await person.continueToApp(pending.url, REDIRECT_URI));
       const renewed = await sessionCookie();
-      expect(renewed.sig).toBe(signature(newKey, '_session', renewed.value));
+      expect(renewed.sig).toBe(signature(newKey, cookieNames(sesame.config).session, renewed.value));
 
       const event = await latestAudit('cookie_keys.rotate');
       expect(event.actor).toBe(`api-key:${keys.adminId}`);
@@ -398,7 +403,7 @@ describe('rotating the cookie key (`sesame keys rotate-cookie-key`)', () => {
 
       await signInAgain();
       const session = await sessionCookie();
-      expect(session.sig).toBe(signature(newKey, '_session', session.value));
+      expect(session.sig).toBe(signature(newKey, cookieNames(sesame.config).session, session.value));
       const event = await latestAudit('cookie_keys.revoke');
       expect(event.actor).toBe(`api-key:${keys.adminId}`);
       expect(event.details).toEqual({

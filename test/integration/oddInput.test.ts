@@ -2,6 +2,7 @@ import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { createApiKey } from '../../src/admin/apiKeys.js';
+import { cookieNames } from '../../src/cookieNames.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createTenant } from '../../src/passkeyApi/tenants.js';
 import { asPage } from '../support/browser.js';
@@ -202,7 +203,9 @@ describe('odd input', () => {
       });
       expect(response.status).toBe(302);
       expect(new URL(response.headers.get('location')!).pathname).toBe('/auth');
-      const cookie = response.headers.getSetCookie().find((c) => c.startsWith('sesame.return='))!;
+      const cookie = response.headers
+        .getSetCookie()
+        .find((c) => c.startsWith(`${cookieNames(sesame.config).returnTo}=`))!;
       expect(decodeURIComponent(cookie.split(';')[0]!)).toMatch(/\|\/account$/);
     }
   });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { issueSetupLink } from '../../src/accounts/setupLink.js';
 import { createGroup } from '../../src/admin/groups.js';
+import { cookieNames } from '../../src/cookieNames.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
 import { VIEWS_DIR } from '../../src/paths.js';
@@ -311,11 +312,11 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     for (const page of seen.values()) expectStrictPage(page);
   });
 
-  it("keeps the account and admin pages' forms on Sesame (form-action 'self'), not a sign-in's", () => {
-    const stayHere = /^\/(?:account|admin)(?:\/|$)/;
+  it("keeps the forms of the account, admin, one-time link, setup and recovery pages on Sesame (form-action 'self'), not a sign-in's", () => {
+    const stayHere = /^\/(?:account|admin|link|setup|recover)(?:\/|$)/;
     const closed = [...seen].filter(([, page]) => stayHere.test(new URL(page.url).pathname));
     expect(closed.map(([view]) => view)).toEqual(
-      expect.arrayContaining(['account', 'admin/clients', 'admin/confirm']),
+      expect.arrayContaining(['account', 'admin/clients', 'admin/confirm', 'link', 'setup', 'recover']),
     );
     for (const [view, page] of seen) {
       const formAction = directives(page.headers.get('content-security-policy'))['form-action'];
@@ -400,26 +401,31 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
   });
 });
 
-/** Set-Cookie flags, by cookie name: HttpOnly, SameSite and Secure. */
+/** Set-Cookie flags, by cookie name: HttpOnly, SameSite, Secure, Path and Domain. */
 function cookieFlags(headers: string[]) {
   return headers.map((header) => {
     const [pair, ...attributes] = header.split(';').map((part) => part.trim());
     const names = attributes.map((a) => a.split('=')[0]!.toLowerCase());
-    const sameSite = attributes
-      .find((a) => /^samesite=/i.test(a))
-      ?.split('=')[1]
-      ?.toLowerCase();
+    const attribute = (name: string) =>
+      attributes.find((a) => a.toLowerCase().startsWith(`${name}=`))?.slice(name.length + 1);
     return {
       name: pair!.split('=')[0]!,
       httpOnly: names.includes('httponly'),
-      sameSite,
+      sameSite: attribute('samesite')?.toLowerCase(),
       secure: names.includes('secure'),
+      path: attribute('path'),
+      domain: attribute('domain'),
     };
   });
 }
 
 describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https', () => {
-  /** Signs a person up through an app, opens /account, picks a language, uses a one-time link, and signs out: every cookie Sesame sets. */
+  /**
+   * Signs a person up through an app (consent too), opens /account, picks a language, uses a
+   * one-time link, and signs out: every cookie Sesame sets. The browser's cookie jar keeps the
+   * name-prefix rules as browsers do, so a prefixed cookie set without its attributes would be
+   * dropped, and the visit would not get through.
+   */
   async function cookiesOfAFullVisit(sesame: TestApp, person: Person): Promise<string[]> {
     const {
       client: { client_id },
@@ -445,24 +451,28 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
       form: { _csrf: (await person.browser.request('/account')).csrf() },
     });
     expect(signOut.status).toBe(302);
+    // The confirmation, told by its cookie that the person chose to sign out, submits itself (and spends that cookie).
+    const confirmation = await person.browser.request(signOut.location()!);
+    expect(confirmation.text).toContain('/static/js/logout.js');
     return person.browser.setCookieHeaders;
   }
 
-  const expectedCookies = [
-    '_interaction',
-    '_interaction_resume',
-    '_session',
-    'sesame.csrf',
-    'sesame.lang',
-    'sesame.return',
-  ];
+  /** Every cookie of cookieNames.ts, and the session's signature. */
+  const expectedCookies = (sesame: TestApp) => {
+    const names = Object.values(cookieNames(sesame.config));
+    return [...names, `${cookieNames(sesame.config).session}.sig`];
+  };
 
-  it('over http (a local start): HttpOnly and SameSite=Lax on every cookie', async () => {
+  it('over http (a local start): HttpOnly and SameSite=Lax on every cookie, whose names have no prefix', async () => {
     const sesame = await startTestApp();
     try {
       const flags = cookieFlags(await cookiesOfAFullVisit(sesame, new Person(sesame.baseUrl)));
-      expect(flags.map((f) => f.name)).toEqual(expect.arrayContaining(expectedCookies));
-      for (const cookie of flags) expect(cookie).toEqual({ ...cookie, httpOnly: true, sameSite: 'lax' });
+      expect(flags.map((f) => f.name)).toEqual(expect.arrayContaining(expectedCookies(sesame)));
+      for (const cookie of flags) {
+        expect(cookie).toEqual({ ...cookie, httpOnly: true, sameSite: 'lax', domain: undefined });
+        // A browser refuses a prefixed cookie that is not Secure.
+        expect(cookie.name).not.toMatch(/^__(?:Host|Secure)-/i);
+      }
     } finally {
       await sesame.stop();
     }
@@ -472,17 +482,30 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
     ['a TLS proxy', { TRUST_PROXY: 'true' }],
     // A proxy on the same machine that the operator did not name: pages with a form answered 500.
     ['a TLS proxy that TRUST_PROXY does not name', {}],
-  ])('with an https ISSUER behind %s: Secure as well, on every cookie', async (_name, env) => {
-    const sesame = await startTestApp({ ISSUER: 'https://sesame.test', ...env });
-    try {
-      const person = new Person(sesame.baseUrl, undefined, { connectTo: sesame.listenUrl });
-      const flags = cookieFlags(await cookiesOfAFullVisit(sesame, person));
-      expect(flags.map((f) => f.name)).toEqual(expect.arrayContaining(expectedCookies));
-      for (const cookie of flags) {
-        expect(cookie).toEqual({ ...cookie, httpOnly: true, sameSite: 'lax', secure: true });
+  ])(
+    'with an https ISSUER behind %s: Secure as well, on every cookie, each named with a prefix that makes browsers hold it to that',
+    async (_name, env) => {
+      const sesame = await startTestApp({ ISSUER: 'https://sesame.test', ...env });
+      try {
+        const person = new Person(sesame.baseUrl, undefined, { connectTo: sesame.listenUrl });
+        const flags = cookieFlags(await cookiesOfAFullVisit(sesame, person));
+        expect(flags.map((f) => f.name)).toEqual(expect.arrayContaining(expectedCookies(sesame)));
+        for (const cookie of flags) {
+          expect(cookie).toEqual({
+            ...cookie,
+            httpOnly: true,
+            sameSite: 'lax',
+            secure: true,
+            domain: undefined,
+          });
+          // __Host-: Path=/ and no Domain, or a browser drops it (RFC 6265bis §4.1.3.2); __Secure-
+          // for the provider's interaction cookies, which live on their interaction's path.
+          if (cookie.name.startsWith('__Host-')) expect(cookie).toEqual({ ...cookie, path: '/' });
+          else expect(cookie.name).toMatch(/^__Secure-/);
+        }
+      } finally {
+        await sesame.stop();
       }
-    } finally {
-      await sesame.stop();
-    }
-  });
+    },
+  );
 });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Keygrip from 'keygrip';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
+import { cookieNames } from '../../src/cookieNames.js';
 import { createClient, updateClient } from '../../src/oidc/clients.js';
 import { loadCookieKeys } from '../../src/oidc/cookieKeys.js';
 import { storedId } from '../../src/oidc/storedIds.js';
@@ -53,10 +54,11 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect((await person.browser.request('/account')).status).toBe(200);
     const cookieOf = async (name: string) =>
       (await jar.getCookies(`${sesame.baseUrl}/account`)).find((c) => c.key === name)!;
-    const session = await cookieOf('_session');
-    const signature = await cookieOf('_session.sig');
+    const name = cookieNames(sesame.config).session;
+    const session = await cookieOf(name);
+    const signature = await cookieOf(`${name}.sig`);
     const setSignature = (value: string) =>
-      jar.setCookie(`_session.sig=${value}; Path=/; HttpOnly`, sesame.baseUrl);
+      jar.setCookie(`${name}.sig=${value}; Path=/; HttpOnly`, sesame.baseUrl);
 
     // One character off: no session, so the account page sends the browser to sign in.
     const last = signature.value.at(-1) === 'A' ? 'B' : 'A';
@@ -65,7 +67,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
 
     // Signed as keygrip signs (HMAC-SHA1 of "name=value", base64url) under the stored keys.
     const { keys } = await loadCookieKeys(sesame.db, sesame.config);
-    await setSignature(new Keygrip(keys).sign(`_session=${session.value}`));
+    await setSignature(new Keygrip(keys).sign(`${name}=${session.value}`));
     expect((await person.browser.request('/account')).status).toBe(200);
   });
 

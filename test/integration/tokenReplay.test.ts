@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
+import { cookieNames } from '../../src/cookieNames.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { leftOfGrant, useCodeElsewhere } from '../support/codesUsedElsewhere.js';
@@ -237,7 +238,7 @@ describe('single-use codes and refresh tokens, and tokens stored only as hashes'
     expect(answer.status).toBe(200);
     const { access_token, refresh_token } = answer.json;
     const sessionCookie = (await person.browser.jar.getCookies(`${sesame.baseUrl}/`)).find(
-      (c) => c.key === '_session',
+      (c) => c.key === cookieNames(sesame.config).session,
     );
     const bearers = [code, access_token!, refresh_token!, sessionCookie!.value];
     const rows = await sesame.db.selectFrom('oidc_models').select(['model', 'id', 'payload']).execute();

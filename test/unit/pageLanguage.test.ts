@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Koa from 'koa';
+import { cookieNames } from '../../src/cookieNames.js';
 import { localeOf } from '../../src/http/middleware/language.js';
 import type { Locale } from '../../src/i18n/locales.js';
 import { chooseLocale, localeFromAcceptLanguage, localeFromUiLocales } from '../../src/i18n/negotiate.js';
@@ -18,7 +19,7 @@ function choose(
     socket: {},
   } as IncomingMessage;
   const ctx = koa.createContext(req, {} as ServerResponse);
-  return localeOf(ctx, fallback, more);
+  return localeOf(ctx, { defaultLocale: fallback, secureCookies: false }, more);
 }
 
 describe('choosing the language of a page', () => {
@@ -96,13 +97,14 @@ describe('choosing the language of a page', () => {
   });
 
   it("takes the browser's remembered choice for a page after ui_locales and before Accept-Language", () => {
-    const remembered = { cookie: 'sesame.lang=fr' };
+    const { language } = cookieNames({ secureCookies: false });
+    const remembered = { cookie: `${language}=fr` };
     expect(choose('de', {}, 'en', remembered)).toBe('fr');
     expect(choose('de', { uiLocales: 'es' }, 'en', remembered)).toBe('es');
     // The account's own answer wins over what the browser remembers, a choice of none too.
     expect(choose('de', { stored: 'es' }, 'en', remembered)).toBe('es');
     expect(choose('de', { stored: null }, 'en', remembered)).toBe('de');
-    expect(choose('de', {}, 'en', { cookie: 'sesame.lang=klingon' })).toBe('de');
+    expect(choose('de', {}, 'en', { cookie: `${language}=klingon` })).toBe('de');
     // A page's script says its page's language in Accept-Language.
     expect(choose('de', {}, 'en', { ...remembered, accept: 'application/json' })).toBe('de');
   });

@@ -1,11 +1,11 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context, Next } from 'koa';
+import type { Config } from '../../config.js';
+import { cookieNames } from '../../cookieNames.js';
 import { randomSecret } from '../../crypto.js';
 import type { Logger } from '../../logger.js';
 import type { CookieSigner } from '../cookieSigner.js';
 import { HttpError } from '../errors.js';
-
-const COOKIE = 'sesame.csrf';
 
 /** At most one log line a minute about pages opened at another address: a flood writes no more. */
 const OTHER_ADDRESS_LOG_INTERVAL_MS = 60_000;
@@ -19,12 +19,20 @@ const OTHER_ADDRESS_LOG_INTERVAL_MS = 60_000;
  * loaded before it still submits while the old key verifies cookies.
  */
 export class Csrf {
+  private readonly origin: string;
+  private readonly secureCookies: boolean;
+  /** The cookie's name (cookieNames.ts). */
+  private readonly cookie: string;
+
   constructor(
     private readonly keys: Pick<CookieSigner, 'keys'>,
-    private readonly origin: string,
-    private readonly secureCookies: boolean,
+    config: Pick<Config, 'origin' | 'secureCookies'>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.origin = config.origin;
+    this.secureCookies = config.secureCookies;
+    this.cookie = cookieNames(config).csrf;
+  }
 
   /** When the last line about a page opened at another address was logged. */
   private otherAddressLoggedAt = Number.NEGATIVE_INFINITY;
@@ -35,10 +43,10 @@ export class Csrf {
 
   /** The token for this browser, setting its cookie on first use. */
   token(ctx: Context): string {
-    let value = ctx.cookies.get(COOKIE);
+    let value = ctx.cookies.get(this.cookie);
     if (!value || !/^[A-Za-z0-9_-]{43}$/.test(value)) {
       value = randomSecret();
-      ctx.cookies.set(COOKIE, value, {
+      ctx.cookies.set(this.cookie, value, {
         httpOnly: true,
         sameSite: 'lax',
         secure: this.secureCookies,
@@ -56,7 +64,7 @@ export class Csrf {
       if (ctx.method === 'GET' || ctx.method === 'HEAD' || ctx.method === 'OPTIONS') return next();
       const origin = ctx.get('origin');
       if (origin && origin !== this.origin) throw this.refusal(origin, String(ctx.state.requestedHost ?? ''));
-      const cookie = ctx.cookies.get(COOKIE);
+      const cookie = ctx.cookies.get(this.cookie);
       const body = ctx.request.body as Record<string, unknown> | undefined;
       const presented = ctx.get('x-csrf-token') || (typeof body?._csrf === 'string' ? body._csrf : '');
       if (!cookie || !presented || !this.matches(cookie, presented)) {

@@ -1,17 +1,21 @@
 import type { Context, Next } from 'koa';
+import type { Config } from '../../config.js';
+import { cookieNames } from '../../cookieNames.js';
 import { isLocale, type Locale } from '../../i18n/locales.js';
 import { chooseLocale } from '../../i18n/negotiate.js';
 
 /**
- * The language the person chose on their account page, kept by their browser: set when they
- * choose and each time they sign in (cleared when they have no choice), so every page they
- * reach, not only those that read their account, speaks it without a database read.
+ * What a page's language is chosen with: DEFAULT_LOCALE, and the cookies' names, for the
+ * language the person chose on their account page. Their browser keeps that choice (the
+ * `language` cookie of cookieNames.ts): set when they choose and each time they sign in
+ * (cleared when they have no choice), so every page they reach, not only those that read
+ * their account, speaks it without a database read.
  */
-export const LANGUAGE_COOKIE = 'sesame.lang';
+export type PageLanguageConfig = Pick<Config, 'defaultLocale' | 'secureCookies'>;
 
 /**
  * Says, for caches, what the language of a page or a worded refusal was chosen by: the
- * browser's Accept-Language and its remembered choice (the {@link LANGUAGE_COOKIE} cookie).
+ * browser's Accept-Language and its remembered choice (the language cookie).
  * Pages that hold a form token are no-store, and no cache keeps them at all; the others (an
  * error page, a signed-out page) carry no Cache-Control, and a shared cache could keep one
  * and serve it to a browser that asked in another language.
@@ -29,21 +33,26 @@ const LANGUAGE_COOKIE_MAX_AGE = 400 * 24 * 60 * 60 * 1000;
  * itself, in Accept-Language (src/client/api.ts): that page was chosen with this cookie, or
  * by the sign-in's ui_locales over it, which a call is not always told before its first checks.
  */
-function rememberedChoice(ctx: Context): Locale | undefined {
+function rememberedChoice(ctx: Context, config: Pick<Config, 'secureCookies'>): Locale | undefined {
   const accept = ctx.get('accept');
   if (accept.includes('application/json') && !accept.includes('text/html')) return undefined;
-  const value = ctx.cookies.get(LANGUAGE_COOKIE);
+  const value = ctx.cookies.get(cookieNames(config).language);
   return isLocale(value) ? value : undefined;
 }
 
 /** Keeps the person's choice (null: none, "as my browser asks") in this browser, when it holds another. */
-export function rememberLanguageChoice(ctx: Context, locale: string | null, secure: boolean): void {
+export function rememberLanguageChoice(
+  ctx: Context,
+  locale: string | null,
+  config: Pick<Config, 'secureCookies'>,
+): void {
   const choice = isLocale(locale) ? locale : null;
-  if ((ctx.cookies.get(LANGUAGE_COOKIE) ?? null) === choice) return;
-  ctx.cookies.set(LANGUAGE_COOKIE, choice, {
+  const name = cookieNames(config).language;
+  if ((ctx.cookies.get(name) ?? null) === choice) return;
+  ctx.cookies.set(name, choice, {
     httpOnly: true,
     sameSite: 'lax',
-    secure,
+    secure: config.secureCookies,
     overwrite: true,
     ...(choice && { maxAge: LANGUAGE_COOKIE_MAX_AGE }),
   });
@@ -56,16 +65,16 @@ export function rememberLanguageChoice(ctx: Context, locale: string | null, secu
  */
 export function localeOf(
   ctx: Context,
-  fallback: Locale,
+  config: PageLanguageConfig,
   more: { uiLocales?: unknown; stored?: string | null } = {},
 ): Locale {
   return chooseLocale(
     {
       uiLocales: more.uiLocales,
-      stored: more.stored === undefined ? rememberedChoice(ctx) : more.stored,
+      stored: more.stored === undefined ? rememberedChoice(ctx, config) : more.stored,
       acceptLanguage: ctx.get('accept-language'),
     },
-    fallback,
+    config.defaultLocale,
   );
 }
 
@@ -73,9 +82,9 @@ export function localeOf(
  * Chooses every request's language from the remembered choice, Accept-Language and
  * DEFAULT_LOCALE; routes that know more choose again.
  */
-export function pageLanguage(defaultLocale: Locale) {
+export function pageLanguage(config: PageLanguageConfig) {
   return async function choosePageLanguage(ctx: Context, next: Next) {
-    ctx.state.locale = localeOf(ctx, defaultLocale);
+    ctx.state.locale = localeOf(ctx, config);
     await next();
   };
 }

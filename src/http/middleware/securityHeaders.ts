@@ -28,13 +28,17 @@ export function contentSecurityPolicy(
 const CSP = contentSecurityPolicy();
 const CSP_FORMS_STAY_HERE = contentSecurityPolicy([], { formsStayHere: true });
 
-/** The account and admin pages: every form there posts to Sesame and is answered on Sesame (sign-out too). */
-const PAGES_WHOSE_FORMS_STAY_HERE = /^\/(?:account|admin)(?:\/|$)/;
+/**
+ * The account and admin pages, and those of a one-time link, the first-run setup and "Lost
+ * your passkey?": every form there posts to Sesame and is answered on Sesame (sign-out too;
+ * a link's and the setup's pages go on to /account or /admin by script, not by a form).
+ */
+const PAGES_WHOSE_FORMS_STAY_HERE = /^\/(?:account|admin|link|setup|recover)(?:\/|$)/;
 
 /**
- * On the account and admin pages, adds `form-action 'self'` to the policy: markup injected
- * there could not send a form (a passkey step-up's, say) to another site. Not on a sign-in's
- * pages, whose forms end at the app.
+ * On the pages whose forms stay here, adds `form-action 'self'` to the policy: markup injected
+ * there could not send a form (a passkey step-up's, a new passkey's name) to another site. Not
+ * on a sign-in's pages, whose forms end at the app (consent, and the form_post answer).
  */
 export function formsStayHere(res: ServerResponse, path: string): void {
   if (PAGES_WHOSE_FORMS_STAY_HERE.test(path)) res.setHeader('content-security-policy', CSP_FORMS_STAY_HERE);

@@ -83,8 +83,8 @@ export function requireSignIn(
     ctx.state.signedIn = signedIn;
     // The person's own choice of language outranks the browser's on their pages; the browser
     // keeps it for the pages that do not read the account (one chosen on another device, say).
-    ctx.state.locale = localeOf(ctx, config.defaultLocale, { stored: signedIn.user.locale });
-    rememberLanguageChoice(ctx, signedIn.user.locale, config.secureCookies);
+    ctx.state.locale = localeOf(ctx, config, { stored: signedIn.user.locale });
+    rememberLanguageChoice(ctx, signedIn.user.locale, config);
     // The body may take up to the request timeout to arrive; an admin change made with it
     // checks that this sign-in has not ended meanwhile (assertAdminAuthority).
     const { user, sessionUid, loginTs } = signedIn;

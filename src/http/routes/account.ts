@@ -184,7 +184,7 @@ export function accountRoutes({
   router.post('/account/language', signIn, ...body, async (ctx) => {
     const user = await updateProfileLocale(db, signedIn(ctx).user.id, parseLocaleChoice(ctx));
     caches.users.invalidate(user.id);
-    rememberLanguageChoice(ctx, user.locale, config.secureCookies);
+    rememberLanguageChoice(ctx, user.locale, config);
     respond(ctx, { locale: user.locale });
   });
 

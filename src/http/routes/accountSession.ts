@@ -1,15 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
+import { cookieNames } from '../../cookieNames.js';
 import { localeFromUiLocales } from '../../i18n/negotiate.js';
-import { ACCOUNT_CLIENT_ID, SIGN_OUT_COOKIE } from '../../oidc/accountClient.js';
+import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { safeReturnPath } from '../returnPath.js';
 import { sesameRouter } from '../router.js';
 import type { Services } from '../services.js';
-
-const RETURN_COOKIE = 'sesame.return';
 
 /**
  * Signing in to Sesame's own pages. They are a client of the provider like any app, with
@@ -19,6 +18,7 @@ const RETURN_COOKIE = 'sesame.return';
  */
 export function accountSessionRoutes({ config, csrf }: Services): Router {
   const router = sesameRouter();
+  const names = cookieNames(config);
   const cookieOptions = {
     httpOnly: true,
     sameSite: 'lax' as const,
@@ -29,7 +29,7 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
 
   router.get('/account/login', (ctx: Context) => {
     const state = randomBytes(16).toString('base64url');
-    ctx.cookies.set(RETURN_COOKIE, `${state}|${safeReturnPath(ctx.query.return_to)}`, {
+    ctx.cookies.set(names.returnTo, `${state}|${safeReturnPath(ctx.query.return_to)}`, {
       ...cookieOptions,
       maxAge: 30 * 60 * 1000,
     });
@@ -46,8 +46,8 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
   });
 
   router.get('/account/callback', (ctx: Context) => {
-    const stored = ctx.cookies.get(RETURN_COOKIE, { signed: true });
-    ctx.cookies.set(RETURN_COOKIE, null, cookieOptions);
+    const stored = ctx.cookies.get(names.returnTo, { signed: true });
+    ctx.cookies.set(names.returnTo, null, cookieOptions);
     // The state is base64url: the first `|` ends it, and the path (which may hold `|`) follows.
     const bar = stored?.indexOf('|') ?? -1;
     const [state, returnTo] = bar === -1 ? [] : [stored!.slice(0, bar), stored!.slice(bar + 1)];
@@ -69,7 +69,7 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
   router.post('/account/logout', parseBodies(), csrf.protect(), (ctx: Context) => {
     // The person pressed Sign out on Sesame's own page: the provider's confirmation then
     // submits itself (logoutSource in provider.ts), one click in all.
-    ctx.cookies.set(SIGN_OUT_COOKIE, 'yes', { ...cookieOptions, path: '/session/end', maxAge: 60 * 1000 });
+    ctx.cookies.set(names.signOut, 'yes', { ...cookieOptions, path: '/session/end', maxAge: 60 * 1000 });
     // A sign-in page's "Sign out" says the language it was shown in (an app's ui_locales may
     // have chosen it): the sign-out page speaks it too.
     const language = localeFromUiLocales(

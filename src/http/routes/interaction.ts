@@ -98,7 +98,7 @@ export function interactionRoutes({
       const details = await provider.interactionDetails(ctx.req, ctx.res);
       if (details.uid !== ctx.params.uid) throw interactionExpired();
       // The app's ui_locales outranks the browser's languages on every page and message of the sign-in.
-      ctx.state.locale = localeOf(ctx, config.defaultLocale, { uiLocales: details.params.ui_locales });
+      ctx.state.locale = localeOf(ctx, config, { uiLocales: details.params.ui_locales });
       return details;
     } catch (error) {
       // Only an interaction the provider cannot find for this browser (no cookie, expired,
@@ -157,7 +157,7 @@ export function interactionRoutes({
   async function sessionAccount(ctx: Context, interaction: Interaction) {
     const account = interaction.session && (await usersQueries.findById(db, interaction.session.accountId));
     if (account?.locale) {
-      ctx.state.locale = localeOf(ctx, config.defaultLocale, {
+      ctx.state.locale = localeOf(ctx, config, {
         uiLocales: interaction.params.ui_locales,
         stored: account.locale,
       });
@@ -185,7 +185,7 @@ export function interactionRoutes({
     else if (!(await storeWritesIf(db, passkeyUse, save))) throw verificationFailed();
     // This browser now speaks the language this person chose, or none if they chose none
     // (someone else may have signed in here before).
-    rememberLanguageChoice(ctx, account.locale, config.secureCookies);
+    rememberLanguageChoice(ctx, account.locale, config);
     // The language of this sign-in's page is the one mails sent outside the person's requests
     // use when they chose none (mailLocale): written only when it changed, rarely.
     const spoken = ctx.state.locale;

@@ -1,0 +1,56 @@
+import type { Config } from './config.js';
+
+/** The name of every cookie Sesame's pages and its provider set, by what it holds. */
+export interface CookieNames {
+  /** The provider's browser session (Path=/): who is signed in. */
+  readonly session: string;
+  /** The provider's interaction, on the interaction's own path (/interaction/<uid>). */
+  readonly interaction: string;
+  /** The provider's authorization request to resume, on its own path (/auth/<uid>). */
+  readonly resume: string;
+  /** The CSRF cookie whose HMAC a page's form token is (csrf.ts). */
+  readonly csrf: string;
+  /** The account pages' sign-in state and where to return after it (accountSession.ts). */
+  readonly returnTo: string;
+  /** The language the person chose (language.ts). */
+  readonly language: string;
+  /** The account page's Sign out, on /session/end alone (accountClient.ts). */
+  readonly signOut: string;
+}
+
+/** Over http (a local start): browsers refuse prefixed cookies without Secure. */
+const PLAIN: CookieNames = Object.freeze({
+  session: '_session',
+  interaction: '_interaction',
+  resume: '_interaction_resume',
+  csrf: 'sesame.csrf',
+  returnTo: 'sesame.return',
+  language: 'sesame.lang',
+  signOut: 'sesame.signout',
+});
+
+/**
+ * Over https, the cookie name prefixes (RFC 6265bis §4.1.3): a browser takes a `__Host-`
+ * cookie only when it is Secure, Path=/ and without Domain, so neither a sibling subdomain
+ * (blog.example.com beside id.example.com, which may set cookies for all of example.com) nor
+ * a network attacker on plain http before HSTS can plant one. Without the prefix, such a
+ * site could plant its own signed session pair on a longer path; the browser sends that one
+ * first, and the cookie jar takes the first match: the victim would be signed in as the
+ * attacker. The signatures (`<name>.sig`) carry the prefix too, set with the same attributes.
+ * The interaction cookies live on their interaction's path, which `__Host-` forbids:
+ * `__Secure-` at least keeps plain http from setting them.
+ */
+const PREFIXED: CookieNames = Object.freeze({
+  session: '__Host-session',
+  interaction: '__Secure-interaction',
+  resume: '__Secure-interaction_resume',
+  csrf: '__Host-sesame.csrf',
+  returnTo: '__Host-sesame.return',
+  language: '__Host-sesame.lang',
+  signOut: '__Secure-sesame.signout',
+});
+
+/** The cookie names for this configuration: prefixed when ISSUER is https (cookies are Secure). */
+export function cookieNames(config: Pick<Config, 'secureCookies'>): CookieNames {
+  return config.secureCookies ? PREFIXED : PLAIN;
+}
