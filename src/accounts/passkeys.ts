@@ -2,7 +2,7 @@ import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { credentialsQueries, type StoredCredential } from '../db/queries/credentials.js';
 import { stepUpsQueries } from '../db/queries/stepUps.js';
-import { usersQueries } from '../db/queries/users.js';
+import { type RowLock, usersQueries } from '../db/queries/users.js';
 import { conflict, HttpError, notFound, unauthorized } from '../http/errors.js';
 import { translatorFor } from '../i18n/catalog.js';
 import type { Locale } from '../i18n/locales.js';
@@ -92,16 +92,23 @@ export async function renamePasskey(
  * and the devices approved with a code (RFC 8628). Apps with a backchannel_logout_uri are
  * told; the tokens they were given in browsers stay. The browser that deleted it proved a
  * passkey in its step-up and is signed in again by the caller, if
- * maySignInAfterRevocation lets it. Returns the ids that remain, for
- * the Signal API, the name of the passkey that went, for the notice, and the revocation's
- * instant.
+ * maySignInAfterRevocation lets it. The sign-in and its step-up are checked in the
+ * transaction, under the account row (see {@link holdSteppedUpSignIn}): a stolen session's
+ * delete that was checked before "sign out everywhere" committed would otherwise land after
+ * it, make the account's last revocation its own, and be signed in again. Returns the ids
+ * that remain, for the Signal API, the name of the passkey that went, for the notice, and
+ * the revocation's instant.
  */
 export async function deletePasskey(
   db: Db,
-  userId: string,
+  signIn: AccountSignIn,
   credentialId: string,
 ): Promise<{ remaining: string[]; name: string; signInsEndedAt: Date }> {
+  const { userId } = signIn;
   const deleted = await db.transaction().execute(async (trx) => {
+    // `update`, not `share`: ending the sign-ins below writes the row, and two deletes that
+    // both held it shared would each wait for the other to let go.
+    await holdSteppedUpSignIn(trx, signIn, 'update');
     const name = await credentialsQueries.deleteUnlessLast(trx, userId, credentialId);
     if (name === undefined) return undefined;
     const ended = await endEverySignInOf(trx, userId, { tokens: false });
@@ -136,12 +143,28 @@ const lastPasskey = () =>
     { reason: 'last_passkey' },
   ).localized('errors.lastPasskey');
 
-/** The account page's sign-in a passkey is added in, as the request found it at its start. */
-export interface AddingSession {
+/** The account page's sign-in a passkey is added or deleted in, as the request found it at its start. */
+export interface AccountSignIn {
   userId: string;
   sessionUid: string;
   /** When that sign-in proved a passkey (seconds since the epoch). */
   loginTs: number | undefined;
+}
+
+/**
+ * Holds the account row as `lock` says until the transaction ends (the account row first,
+ * then its passkeys: the project's lock order), and refuses unless the sign-in still holds
+ * the account and proved a passkey in the last five minutes. The request checked both at its
+ * start, but "sign out everywhere", a recovery or a takeover may have committed since; each
+ * writes this row (or deletes it) and ends the step-ups in the same transaction, so the
+ * check either runs before them, and they wait for the change, or finds what they left.
+ */
+async function holdSteppedUpSignIn(trx: Db, signIn: AccountSignIn, lock: RowLock): Promise<void> {
+  const user = await usersQueries.findById(trx, signIn.userId, lock);
+  if (!user || user.disabled_at || isRevoked('Session', { loginTs: signIn.loginTs }, user)) {
+    throw unauthorized('Sign in first').localized('errors.signInFirst');
+  }
+  await requireRecentStepUp(trx, signIn.sessionUid, signIn.userId);
 }
 
 /**
@@ -153,18 +176,14 @@ export interface AddingSession {
  */
 export async function addPasskey(
   db: Db,
-  session: AddingSession,
+  signIn: AccountSignIn,
   registration: VerifiedRegistration,
   locale: Locale,
 ): Promise<PasskeySummary> {
-  const { userId, sessionUid } = session;
+  const { userId } = signIn;
   try {
     await db.transaction().execute(async (trx) => {
-      const user = await usersQueries.findById(trx, userId, 'share');
-      if (!user || user.disabled_at || isRevoked('Session', { loginTs: session.loginTs }, user)) {
-        throw unauthorized('Sign in first').localized('errors.signInFirst');
-      }
-      await requireRecentStepUp(trx, sessionUid, userId);
+      await holdSteppedUpSignIn(trx, signIn, 'share');
       await credentialsQueries.insert(trx, { ...namedPasskey(registration.credential, locale), userId });
       await auditQueries.record(trx, `user:${userId}`, 'passkey.add', userId, {
         credential: registration.credential.id,

@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import * as oidc from 'openid-client';
+import { signOutEverywhere } from '../../src/accounts/connectedApps.js';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { disableUser, enableUser } from '../../src/admin/users.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -6,9 +8,11 @@ import { untilAudited } from '../support/auditLog.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { onboard, untilLinkMailed, useLink } from '../support/oneTimeLinkFlow.js';
+import { meanwhileAtLock } from '../support/rowLocks.js';
 import { ageSignIn } from '../support/signInAge.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8902/callback';
 const GOOGLE_PASSWORD_MANAGER = 'ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4';
@@ -487,6 +491,50 @@ describe('the account page', () => {
     expect([401, 409]).toContain(statuses[1]);
     expect(await credentialIds(sesame, userId)).toHaveLength(1);
   });
+
+  // Postgres only: the embedded database serves one connection, so the locks held here would stop everything.
+  (onPostgres ? it : it.skip)(
+    'refuses to delete a passkey from a stolen session whose step-up passed just before its owner signed out everywhere',
+    async () => {
+      const { person: thief, userId: victimId } = await onboard(sesame, 'stolen-delete@example.com', {
+        admin: true,
+      });
+      await copyPasskeyRow(sesame, victimId, 'stolen-delete-second');
+      const ids = await credentialIds(sesame, victimId);
+      const csrf = (await accountPage(thief)).csrf();
+      expect((await stepUp(thief, csrf)).status).toBe(200);
+
+      // The delete is admitted and its step-up checked; it then waits for the rows held here
+      // while the owner signs out everywhere: the account's passkeys (`for update`), and its
+      // row `for key share`, which a read that locks the account waits for and the sign-out's
+      // update does not.
+      const refused = await meanwhileAtLock(
+        sesame.db,
+        async (trx) => {
+          await sql`select id from users where id = ${victimId} for key share`.execute(trx);
+          await sql`select id from credentials where user_id = ${victimId} for update`.execute(trx);
+        },
+        () => thief.browser.postJson(`/account/passkeys/${ids[0]}/delete`, csrf, {}),
+        () => signOutEverywhere(sesame.db, victimId),
+      );
+      expect(refused.status).toBe(401);
+      expect(refused.json()).toMatchObject({ error_description: 'Sign in first' });
+      expect(await credentialIds(sesame, victimId)).toEqual(ids);
+      expect(
+        await sesame.db
+          .selectFrom('audit_events')
+          .select('id')
+          .where('action', '=', 'passkey.delete')
+          .where('target', '=', victimId)
+          .execute(),
+      ).toEqual([]);
+      // The stolen cookie signs in nowhere: not to the admin pages, not to the account page.
+      const admin = await thief.browser.request('/admin/users');
+      expect(admin.status).toBe(302);
+      expect(admin.location()).toContain('/account/login');
+      expect((await thief.browser.request('/account')).status).toBe(302);
+    },
+  );
 
   it("refuses a step-up answered with another account's passkey", async () => {
     const { person, userId } = await onboard(sesame, 'mine@example.com');

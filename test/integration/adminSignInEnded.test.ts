@@ -7,7 +7,7 @@ import { asPage } from '../support/browser.js';
 import { holdBody } from '../support/heldBody.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
-import { holdRow, untilWaitingForLocks } from '../support/rowLocks.js';
+import { meanwhileAtLock } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
@@ -220,15 +220,12 @@ describe('admin changes sent with a sign-in that ended before their body arrived
       // A step-up route checks the step-up once the body is in; the change then waits for the
       // administrators lock, held here, while the admin signs out everywhere (which ends the
       // step-up with the sign-in, and does not wait for that lock).
-      const release = await holdRow(sesame.db, (trx) => usersQueries.lockAdministrators(trx));
-      const promoted = thief.browser.postJson(`/admin/users/${accomplice.id}/promote`, csrf, {});
-      try {
-        await untilWaitingForLocks(sesame.db, 1);
-        await signOutEverywhere(sesame.db, victimId);
-      } finally {
-        await release();
-      }
-      const refused = await promoted;
+      const refused = await meanwhileAtLock(
+        sesame.db,
+        (trx) => usersQueries.lockAdministrators(trx),
+        () => thief.browser.postJson(`/admin/users/${accomplice.id}/promote`, csrf, {}),
+        () => signOutEverywhere(sesame.db, victimId),
+      );
       expect(refused.status).toBe(403);
       expect(refused.json()).toMatchObject({
         error: 'forbidden',

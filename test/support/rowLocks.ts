@@ -36,3 +36,25 @@ export async function untilWaitingForLocks(db: Db, n: number): Promise<void> {
     if (Date.now() > until) throw new Error(`expected ${n} statements waiting for a lock, saw ${rows[0]!.n}`);
   }
 }
+
+/**
+ * Starts `waiter` while `lock` is held, runs `meanwhile` once `waiter` waits for it, then lets
+ * go: `waiter` resumes after whatever `meanwhile` committed, and its result is returned
+ * (Postgres only).
+ */
+export async function meanwhileAtLock<T>(
+  db: Db,
+  lock: Parameters<typeof holdRow>[1],
+  waiter: () => Promise<T>,
+  meanwhile: () => Promise<unknown>,
+): Promise<T> {
+  const release = await holdRow(db, lock);
+  const waiting = waiter();
+  try {
+    await untilWaitingForLocks(db, 1);
+    await meanwhile();
+  } finally {
+    await release();
+  }
+  return waiting;
+}

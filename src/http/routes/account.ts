@@ -16,7 +16,6 @@ import {
   PASSKEY_NAME_MAX,
   recordStepUp,
   renamePasskey,
-  requireRecentStepUp,
 } from '../../accounts/passkeys.js';
 import { updateProfileLocale, updateProfileName } from '../../accounts/profile.js';
 import { maySignInAfterRevocation } from '../../accounts/revocation.js';
@@ -263,11 +262,15 @@ export function accountRoutes({
 
   router.post('/account/passkeys/:id/delete', signIn, ...body, async (ctx) => {
     const id = param(ctx, 'id', CREDENTIAL_ID);
-    const { user, sessionUid, amr } = signedIn(ctx);
-    // Refuse the last passkey before asking for a step-up that could not help.
+    const { user, sessionUid, loginTs, amr } = signedIn(ctx);
+    // Refuse the last passkey before asking for a step-up that could not help; the step-up
+    // and the sign-in are checked where the passkey is deleted, under the account row.
     await assertDeletable(db, user.id, id);
-    await requireRecentStepUp(db, sessionUid, user.id);
-    const { remaining, name, signInsEndedAt } = await deletePasskey(db, user.id, id);
+    const { remaining, name, signInsEndedAt } = await deletePasskey(
+      db,
+      { userId: user.id, sessionUid, loginTs },
+      id,
+    );
     // Every sign-in of the account ended with the passkey; this browser proved a passkey in
     // its step-up (step-ups do not record which) and is signed in again, in a later second
     // than the revocation, unless the account was revoked again or disabled meanwhile.
