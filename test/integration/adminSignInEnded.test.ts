@@ -7,7 +7,7 @@ import { asPage } from '../support/browser.js';
 import { holdBody } from '../support/heldBody.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
-import { meanwhileAtLock } from '../support/rowLocks.js';
+import { meanwhileAtLock, untilWaitingForLocks } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
