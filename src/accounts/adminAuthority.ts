@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely';
 import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { auditQueries } from '../db/queries/audit.js';
-import { oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { type ModelPayload, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { Database, User } from '../db/schema.js';
@@ -118,17 +118,26 @@ const signInEnded = (account: User | undefined, signIn: AdmittedSignIn) =>
 /**
  * Whether the browser session the request was admitted with was signed out since (the
  * account page's "Sign out", an app's logout that ends the Sesame session: the provider
- * deletes it; it expired), or holds another sign-in now (another account, or a new passkey
- * proof, which also gave the browser a new session cookie). A sign-out sets nothing on the
- * account, so {@link signInEnded} cannot see it. Read from the database, never a cache
- * (another instance may have signed it out), after the account's row: every change that holds
- * an account takes its row first and then deletes its sessions (a recovery, a disable), so the
- * two never wait for each other in opposite orders. The session's row is held shared: a
- * sign-out committed before is seen, and one under way waits until this change committed.
+ * deletes it; it expired), or holds another account's sign-in now. A sign-out sets nothing on
+ * the account, so {@link signInEnded} cannot see it. A newer passkey proof in the same browser
+ * session (an app's prompt=login in another tab) ends nothing: the browser is still the
+ * admin's. Read from the database, never a cache (another instance may have signed it out),
+ * after the account's row: every change that holds an account takes its row first and then
+ * deletes its sessions (a recovery, a disable), so the two never wait for each other in
+ * opposite orders. The session's row is held: a sign-out committed before is seen, and one
+ * under way waits until this change committed. The provider stores a session under a new id
+ * as it resumes a sign-in (deleting the old row in the same statement): a read that waited
+ * for that finds the old row gone and not yet the new one, so a miss is read once more.
  */
 async function sessionEnded(trx: Db, signIn: AdmittedSignIn): Promise<boolean> {
-  const session = await oidcModelsQueries.holdSession(trx, signIn.sessionUid);
-  return session?.accountId !== signIn.userId || session.loginTs !== signIn.loginTs;
+  const holds = (session: ModelPayload | undefined) =>
+    session?.accountId === signIn.userId &&
+    (session.loginTs === signIn.loginTs ||
+      (typeof session.loginTs === 'number' &&
+        signIn.loginTs !== undefined &&
+        session.loginTs > signIn.loginTs));
+  if (holds(await oidcModelsQueries.holdSession(trx, signIn.sessionUid))) return false;
+  return !holds(await oidcModelsQueries.holdSession(trx, signIn.sessionUid));
 }
 
 /**

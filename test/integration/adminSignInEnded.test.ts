@@ -1,13 +1,15 @@
 import { setTimeout } from 'node:timers/promises';
+import { sql } from 'kysely';
 import { signOutEverywhere } from '../../src/accounts/connectedApps.js';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { groupsQueries } from '../../src/db/queries/groups.js';
 import { usersQueries } from '../../src/db/queries/users.js';
+import { createClient } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
 import { holdBody } from '../support/heldBody.js';
-import { Person, stepUp } from '../support/oidcFlow.js';
+import { beginLogin, discoverRp, Person, stepUp } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
-import { meanwhileAtLock, untilWaitingForLocks } from '../support/rowLocks.js';
+import { holdRow, meanwhileAtLock, untilWaitingForLocks } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
 
@@ -234,5 +236,104 @@ describe('admin changes sent with a sign-in that ended before their body arrived
       expect((await usersQueries.findById(sesame.db, accomplice.id))!.is_admin).toBe(false);
       expect(await actionsOf(victimId)).not.toContain('user.promote');
     },
+  );
+
+  it('lands a change from a browser that proved a passkey again meanwhile (an app with prompt=login in another tab)', async () => {
+    const { person: admin } = await onboard(sesame, 'proved-again@example.com', { admin: true });
+    const redirectUri = 'http://localhost:8089/proved-again';
+    const { client: app } = await createClient(
+      sesame.db,
+      { name: 'proved again', redirect_uris: [redirectUri], public: true, first_party: true },
+      'test',
+    );
+    const rp = await discoverRp(sesame.baseUrl, { client_id: app.client_id }, redirectUri);
+    const csrf = (await admin.browser.request('/admin/groups')).csrf();
+    const held = await holdForm(admin, '/admin/groups', { _csrf: csrf, name: 'after-proving-again' });
+    await setTimeout(1_100); // a new proof in a later second than the admitted one
+    const login = await admin.open((await beginLogin(rp, 'openid', { prompt: 'login' })).url);
+    await admin.continueToApp(await admin.signIn(login), redirectUri);
+    const grouped = await held.finish();
+    expect(grouped.status).toBe(302);
+    expect(await groupNamed('after-proving-again')).toBeDefined();
+  });
+
+  // Postgres only: the lock held here would stop the embedded database's one connection.
+  (onPostgres ? it : it.skip)(
+    'lands a change whose session the provider stores under a new id meanwhile (a sign-in resumed)',
+    async () => {
+      const { person: admin, userId } = await onboard(sesame, 'rotated@example.com', { admin: true });
+      const csrf = (await admin.browser.request('/admin/groups')).csrf();
+      const { id } = await sesame.db
+        .selectFrom('oidc_models')
+        .select('id')
+        .where('model', '=', 'Session')
+        .where(sql<string>`payload->>'accountId'`, '=', userId)
+        .executeTakeFirstOrThrow();
+      // What a resume's held writes do in one statement: the session deleted under its old id
+      // and stored under a new one, its uid and sign-in the same.
+      const grouped = await meanwhileAtLock(
+        sesame.db,
+        (trx) =>
+          sql`with gone as (delete from oidc_models where model = 'Session' and id = ${id} returning *)
+            insert into oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
+            select model, 'rotated-' || id, payload, grant_id, uid, user_code, expires_at from gone`.execute(
+            trx,
+          ),
+        () => admin.browser.request('/admin/groups', { form: { _csrf: csrf, name: 'during-rotation' } }),
+        async () => {},
+      );
+      expect(grouped.status).toBe(302);
+      expect(await groupNamed('during-rotation')).toBeDefined();
+    },
+  );
+
+  // Postgres only, as above.
+  (onPostgres ? it : it.skip)(
+    "keeps other requests' provider writes going while an admin change waits with its session held",
+    async () => {
+      const { person: admin } = await onboard(sesame, 'stall@example.com', { admin: true });
+      const { client: backend, client_secret } = await createClient(
+        sesame.db,
+        { name: 'stall backend', grant_types: ['client_credentials'] },
+        'test',
+      );
+      const redirectUri = 'http://localhost:8089/stall';
+      const { client: app } = await createClient(
+        sesame.db,
+        { name: 'stall app', redirect_uris: [redirectUri], public: true, first_party: true },
+        'test',
+      );
+      const rp = await discoverRp(sesame.baseUrl, { client_id: app.client_id }, redirectUri);
+      const csrf = (await admin.browser.request('/admin/groups')).csrf();
+      const token = () =>
+        fetch(`${sesame.listenUrl}/token`, {
+          method: 'POST',
+          headers: {
+            authorization: `Basic ${Buffer.from(`${backend.client_id}:${client_secret}`).toString('base64')}`,
+            'content-type': 'application/x-www-form-urlencoded',
+            host: host(),
+          },
+          body: 'grant_type=client_credentials',
+        }).then((answer) => answer.status);
+      // A rival's group of the same name, not yet committed: the admin change, its session held,
+      // waits for it at its insert.
+      const release = await holdRow(sesame.db, (trx) => groupsQueries.insert(trx, 'contended'));
+      try {
+        const created = admin.browser.request('/admin/groups', { form: { _csrf: csrf, name: 'contended' } });
+        await untilWaitingForLocks(sesame.db, 1);
+        // The admin's app checks the sign-in silently: the provider saves the session at its end,
+        // in the grouped statement every request's writes go in.
+        const silent = admin.browser.request((await beginLogin(rp, 'openid', { prompt: 'none' })).url);
+        await setTimeout(300);
+        const unrelated = await Promise.race([token(), setTimeout(5_000, 'still waiting after 5 s')]);
+        expect(unrelated).toBe(200);
+        expect((await silent).status).toBe(303);
+        await release();
+        await created;
+      } finally {
+        await release().catch(() => undefined);
+      }
+    },
+    30_000,
   );
 });

@@ -450,12 +450,15 @@ export const oidcModelsQueries = {
 
   /**
    * The payload of the live browser session with this uid as stored now (never a cache: a
-   * sign-out on another instance must be seen), its row held shared until the transaction
-   * ends: a sign-out (the provider deletes the row) either committed before, and this finds
-   * nothing, or waits for this transaction to end.
+   * sign-out on another instance must be seen), its row held `for key share` until the
+   * transaction ends: a sign-out (the provider deletes the row) either committed before, and
+   * this finds nothing, or waits for this transaction to end. The provider's saves of the
+   * session (an update of its payload, at the end of nearly every provider request) do not
+   * wait: they go in one grouped statement with every other request's writes, which would all
+   * wait with them.
    */
   async holdSession(db: Db, uid: string): Promise<ModelPayload | undefined> {
-    const row = await live(db, 'Session').where('uid', '=', uid).forShare().executeTakeFirst();
+    const row = await live(db, 'Session').where('uid', '=', uid).forKeyShare().executeTakeFirst();
     return row?.payload as ModelPayload | undefined;
   },
 
