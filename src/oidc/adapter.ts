@@ -14,7 +14,7 @@ import { type GrantSaveGuard, takeGrantSaveGuard } from './grantSaves.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
-import { payloadAsSaved, payloadToStore, storedId } from './storedIds.js';
+import { payloadAsSaved, storedId, storedJson } from './storedIds.js';
 import { EXPIRED_KEPT_SECONDS } from './ttl.js';
 
 /**
@@ -181,8 +181,8 @@ export function createAdapter(
       // the cookie of a session no longer stored, refused requests included. An empty
       // session means the same as none, so it is not stored: one row per request otherwise.
       if (this.model === 'Session' && isEmptySession(payload)) return this.destroy(id);
-      const stored = payloadToStore(this.model, id, payload) as Record<string, unknown>;
-      const row = modelRow(this.model, storedId(this.model, id), stored, expiresIn);
+      const json = storedJson(this.model, id, payload);
+      const row = modelRow(this.model, storedId(this.model, id), payload, expiresIn, json);
       const generation = models.generation;
       // A session is cached by its uid, which the provider looks it up by.
       const key = this.model === 'Session' ? row.uid : row.id;
@@ -200,7 +200,7 @@ export function createAdapter(
       // same statement (not among a request's held writes), or with its result.
       const fresh =
         this.model === 'Interaction'
-          ? freshSignIns?.begin(id, row.payload, stored, {
+          ? freshSignIns?.begin(id, row.payload, payload, {
               withChallenge: !held,
               challengeExpiresAt: challengeExpiresAt(),
             })

@@ -186,6 +186,21 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
     expect(await adapterFor('RefreshToken').find(token)).toEqual({ jti: token, accountId: a1, iat: 1 });
   });
 
+  it("leaves the provider's payload as it was while storing it without its id", async () => {
+    const token = id();
+    const payload: AdapterPayload = { iat: 1, jti: token, accountId: a1, kind: 'AccessToken' };
+    await adapterFor('AccessToken').upsert(token, payload, HOUR);
+    expect(Object.entries(payload)).toEqual([
+      ['iat', 1],
+      ['jti', token],
+      ['accountId', a1],
+      ['kind', 'AccessToken'],
+    ]);
+    const stored = await database.db.selectFrom('oidc_models').select('payload');
+    const row = await stored.where('id', '=', storedId('AccessToken', token)).executeTakeFirst();
+    expect(row?.payload).toEqual({ iat: 1, accountId: a1, kind: 'AccessToken' });
+  });
+
   it('destroys one instance and leaves the others', async () => {
     const [gone, kept] = [id(), id()];
     const interactions = adapterFor('Interaction');

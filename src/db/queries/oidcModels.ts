@@ -356,17 +356,18 @@ export interface OidcModelRow {
 export const mayBeLostInACrash = (row: Pick<OidcModelRow, 'model'>): boolean =>
   row.model !== 'ReplayDetection';
 
-/** The row that stores a model instance; `expiresInSeconds` counts from now. */
+/** The row that stores a model instance, as `json` (the payload's, unless given); `expiresInSeconds` counts from now. */
 export function modelRow(
   model: string,
   id: string,
   payload: ModelPayload,
   expiresInSeconds: number | undefined,
+  json: string = JSON.stringify(payload),
 ): OidcModelRow {
   return {
     model,
     id,
-    payload: JSON.stringify(payload),
+    payload: json,
     grant_id: typeof payload.grantId === 'string' ? payload.grantId : null,
     uid: typeof payload.uid === 'string' ? payload.uid : null,
     user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
