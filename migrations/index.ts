@@ -33,6 +33,7 @@ import * as m0032 from './0032_announce_app_secret_changes.js';
 import * as m0033 from './0033_mail_outbox_link.js';
 import * as m0034 from './0034_passkey_tenant_previous_api_key.js';
 import * as m0035 from './0035_passkey_suspected_clone.js';
+import * as m0036 from './0036_interactions_without_cookies.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -70,4 +71,5 @@ export const migrations: Record<string, Migration> = {
   '0033_mail_outbox_link': m0033,
   '0034_passkey_tenant_previous_api_key': m0034,
   '0035_passkey_suspected_clone': m0035,
+  '0036_interactions_without_cookies': m0036,
 };

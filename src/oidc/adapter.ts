@@ -263,7 +263,7 @@ export function createAdapter(
           .then((found) => unlessRevoked(model, found && payloadAsSaved(model, id, found as AdapterPayload)));
       }
       // A sign-in's challenge stored or taken in the statement that reads its interaction (challengeOnRead.ts).
-      const rider = model === 'Interaction' ? riderOnRead(id) : undefined;
+      const rider = model === 'Interaction' ? riderOnRead(key) : undefined;
       if (rider) {
         return rider
           .read(db, key)

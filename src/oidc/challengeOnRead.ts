@@ -100,13 +100,14 @@ export function readFromMemory<T>(
 }
 
 /**
- * The read of interaction `uid` in this request, if a challenge rides on it; taken, so a
- * second read (the provider reads the interaction once, but nothing relies on that) is plain.
+ * The read of the interaction of stored id `storedId` in this request, if a challenge rides
+ * on it (bound to that id, storedIds.ts interactionBinding); taken, so a second read (the
+ * provider reads the interaction once, but nothing relies on that) is plain.
  */
-export function riderOnRead(uid: string): Rider | undefined {
+export function riderOnRead(storedId: string): Rider | undefined {
   const request = providerRequests.getStore();
   const rider = request && typeof request === 'object' ? riders.get(request) : undefined;
-  if (!rider || rider.binding !== uid) return undefined;
+  if (!rider || rider.binding !== storedId) return undefined;
   riders.delete(request as object);
   return rider;
 }

@@ -1,5 +1,6 @@
 import { randomSecret } from '../crypto.js';
 import type { ChallengeWithRow, ModelPayload } from '../db/queries/oidcModels.js';
+import { interactionBinding } from './storedIds.js';
 
 /** How long after it was stored an interaction's next step may read it from memory. */
 const SERVED_FROM_MEMORY_MS = 60_000;
@@ -67,7 +68,7 @@ export class FreshSignIns {
         challenge: {
           challenge: randomSecret(),
           purpose: 'login',
-          binding: uid,
+          binding: interactionBinding(uid),
           expiresAt: challengeExpiresAt,
         },
         ready: false,

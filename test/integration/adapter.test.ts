@@ -12,7 +12,7 @@ import { createAdapter } from '../../src/oidc/adapter.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { FreshSignIns } from '../../src/oidc/freshSignIns.js';
 import { ModelCache } from '../../src/oidc/modelCache.js';
-import { storedId } from '../../src/oidc/storedIds.js';
+import { interactionBinding, storedId } from '../../src/oidc/storedIds.js';
 import { countRows } from '../support/countRows.js';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase.js';
 
@@ -426,7 +426,7 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
       database.db
         .selectFrom('webauthn_challenges')
         .select(['challenge', 'purpose', 'user_id', 'expires_at'])
-        .where('binding', '=', uid)
+        .where('binding', '=', interactionBinding(uid))
         .execute();
 
     beforeAll(() => {
@@ -450,9 +450,9 @@ describe('the oidc-provider storage adapter over the oidc_models table', () => {
       expect(stored!.expires_at.getTime()).toBeGreaterThan(Date.now() + 60_000);
       const first = fresh.take(uid)!;
       expect(first.challenge).toBe(stored!.challenge);
-      // As stored: without the id (storedIds.ts), which the adapter's find puts back.
+      // As stored: without the id, also in its returnTo (storedIds.ts), which the adapter's find puts back.
       const { jti: _jti, ...asStored } = payload;
-      expect(first.payload).toEqual(asStored);
+      expect(first.payload).toEqual({ ...asStored, returnTo: 'http://localhost/auth/:uid' });
       expect(fresh.take(uid)).toBeUndefined();
     });
 

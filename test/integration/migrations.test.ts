@@ -13,6 +13,7 @@ import { passkeyTenantKeysQueries } from '../../src/db/queries/passkeyTenantKeys
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createAdapter } from '../../src/oidc/adapter.js';
 import { createRowCaches } from '../../src/oidc/rowCaches.js';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { createTestDatabase, onPostgres, type TestDatabase } from '../support/testDatabase.js';
 
 describe('migration 0006: accounts that already used a one-time link are email-verified', () => {
@@ -223,6 +224,37 @@ describe('migration 0008: bearer ids already stored are rehashed, and keep worki
     const Adapter = createAdapter(db, createRowCaches(db), new GroupedUpserts(db));
     expect(await new Adapter('AccessToken').find(token)).toEqual(accessToken);
     expect(await new Adapter('Grant').find('grant-1')).toMatchObject({ accountId: owner.id });
+  });
+});
+
+describe("migration 0036: stored interactions lose the browser's cookie values", () => {
+  const handle = ownDatabase();
+
+  it('drops the session cookie, hashes the uid in returnTo and in its challenge, and the adapter still finds the interaction whole', async () => {
+    const database = handle();
+    const db = database.db;
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo('0035_passkey_suspected_clone')).error).toBeUndefined();
+    const owner = await usersQueries.insert(db, { email: 'pending@example.com', name: null });
+    const [uid, cookie] = ['interaction-uid-Zm9vYmFy', 'session-cookie-YmFyYmF6'];
+    const returnTo = `http://localhost:3000/auth/${uid}`;
+    const session = { accountId: owner.id, uid: 'session-uid', cookie };
+    const stored = { returnTo, session, prompt: { name: 'consent' }, iat: Math.floor(Date.now() / 1000) };
+    await oidcModelsQueries.upsert(db, 'Interaction', storedId('Interaction', uid), stored, 3600);
+    await sql`insert into webauthn_challenges (challenge, purpose, binding, expires_at)
+      values ('challenge-1', 'login', ${uid}, now() + interval '5 minutes')`.execute(db);
+
+    expect(await database.migrate()).toContain('0036_interactions_without_cookies');
+    const challenges = await db.selectFrom('webauthn_challenges').select('binding').execute();
+    expect(challenges).toEqual([{ binding: storedId('Interaction', uid) }]);
+
+    const rows = await db.selectFrom('oidc_models').select(['id', 'payload']).execute();
+    expect(rows).toHaveLength(1);
+    expect(JSON.stringify(rows[0]!.payload)).not.toContain(cookie);
+    expect(JSON.stringify(rows[0]!.payload)).not.toContain(uid);
+    const Adapter = createAdapter(db, createRowCaches(db), new GroupedUpserts(db));
+    const { cookie: _cookie, ...sessionKept } = session;
+    expect(await new Adapter('Interaction').find(uid)).toEqual({ ...stored, jti: uid, session: sessionKept });
   });
 });
 

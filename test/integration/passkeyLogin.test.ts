@@ -2,7 +2,7 @@ import * as jose from 'jose';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
-import { storedId } from '../../src/oidc/storedIds.js';
+import { interactionBinding, storedId } from '../../src/oidc/storedIds.js';
 import { asPage, stoppedAt } from '../support/browser.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { passkeyOptionsIn } from '../support/pageOptions.js';
@@ -104,7 +104,7 @@ describe('passkey sign-up and sign-in as the OIDC login step', () => {
       sesame.db
         .selectFrom('webauthn_challenges')
         .select(['challenge', 'purpose'])
-        .where('binding', '=', uid)
+        .where('binding', '=', interactionBinding(uid))
         .orderBy('expires_at')
         .execute();
 

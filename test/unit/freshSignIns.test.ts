@@ -1,6 +1,7 @@
 import { jest } from '@jest/globals';
 import type { ModelPayload } from '../../src/db/queries/oidcModels.js';
 import { FreshSignIns } from '../../src/oidc/freshSignIns.js';
+import { interactionBinding } from '../../src/oidc/storedIds.js';
 
 /**
  * The interactions a process has just stored (freshSignIns.ts): one at the login prompt, with
@@ -23,7 +24,8 @@ describe('FreshSignIns', () => {
   it('gives an interaction at the login prompt a new challenge bound to it, served once to its page after it is stored', () => {
     const fresh = new FreshSignIns();
     const entry = begin(fresh, 'uid-1', atLogin)!;
-    expect(entry.challenge).toMatchObject({ purpose: 'login', binding: 'uid-1' });
+    // Bound to its stored id, not its uid (the value of its cookies).
+    expect(entry.challenge).toMatchObject({ purpose: 'login', binding: interactionBinding('uid-1') });
     expect(entry.challenge!.challenge).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(begin(fresh, 'uid-2', atLogin)!.challenge!.challenge).not.toBe(entry.challenge!.challenge);
 

@@ -19,6 +19,7 @@ import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js
 import { storeWritesIf } from '../../oidc/heldWrites.js';
 import { loginResult, settleLoginInteraction } from '../../oidc/loginResult.js';
 import { type ConsentDetails, resourcesToConsent } from '../../oidc/resourceConsent.js';
+import { interactionBinding } from '../../oidc/storedIds.js';
 import { addressKey } from '../../text.js';
 import {
   checkPasskeyAssertion,
@@ -207,7 +208,7 @@ export function interactionRoutes({
         prompt: 'login',
         challenge: options.challenge,
         purpose: 'login',
-        binding: ctx.params.uid!,
+        binding: interactionBinding(ctx.params.uid!),
         expiresAt: challengeExpiresAt(),
       },
       () => loadInteraction(ctx),
@@ -224,7 +225,9 @@ export function interactionRoutes({
     const fresh = caches.freshSignIns.take(ctx.params.uid!);
     if (!fresh) return signInOptions(ctx);
     const options = await passkeyRequestOptions(rp, [], undefined, fresh.challenge);
-    const interaction = await readFromMemory(ctx.params.uid!, fresh.payload, () => loadInteraction(ctx));
+    const interaction = await readFromMemory(interactionBinding(ctx.params.uid!), fresh.payload, () =>
+      loadInteraction(ctx),
+    );
     return { interaction, options: interaction.prompt.name === 'login' ? options : undefined };
   }
 
@@ -319,7 +322,7 @@ export function interactionRoutes({
   async function signInWithPasskey(ctx: Context) {
     const response = parseBody(ctx, authenticationResponseSchema);
     const challenge = challengeNamedIn(response.response.clientDataJSON);
-    const binding = { purpose: 'login', binding: ctx.params.uid! };
+    const binding = { purpose: 'login', binding: interactionBinding(ctx.params.uid!) };
     // The challenge is taken (with the passkey and its owner) by the statement that reads the
     // interaction, only if it is this one and waits at the login prompt (challengeOnRead.ts).
     // Client data that names no challenge takes nothing: the interaction is read on its own,
@@ -355,7 +358,7 @@ export function interactionRoutes({
       db,
       rp,
       { userId: crypto.randomUUID(), email: body.email, displayName: body.name ?? body.email },
-      { purpose: 'signup', binding: interaction.uid, data: { name: body.name ?? null } },
+      { purpose: 'signup', binding: interactionBinding(interaction.uid), data: { name: body.name ?? null } },
     );
   });
 
@@ -367,7 +370,7 @@ export function interactionRoutes({
     if (!waitsForLogin(interaction)) throw interactionExpired();
     const verified = await verifyPasskeyRegistration(db, rp, response, {
       purpose: 'signup',
-      binding: interaction.uid,
+      binding: interactionBinding(interaction.uid),
     });
     const { challenge } = verified;
     const result = loginResult(challenge.userId!, passkeyAmr());
