@@ -7,7 +7,7 @@ import type {
 import { sql } from 'kysely';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
-import { storedId } from '../../src/oidc/storedIds.js';
+import { interactionBinding, storedId } from '../../src/oidc/storedIds.js';
 import { challengeNamedIn } from '../../src/webauthn/challenge.js';
 import { type PageResponse, stoppedAt } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
@@ -74,12 +74,12 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
     };
   }
 
-  /** The ceremony challenges stored for an interaction (or session) uid. */
-  const storedChallenges = (binding: string) =>
+  /** The ceremony challenges stored for an interaction uid (bound to its stored id). */
+  const storedChallenges = (uid: string) =>
     sesame.db
       .selectFrom('webauthn_challenges')
       .select(['challenge', 'purpose', 'user_id', 'data', 'expires_at'])
-      .where('binding', '=', binding)
+      .where('binding', '=', interactionBinding(uid))
       .execute();
 
   async function counterOf(credentialId: string): Promise<number> {
@@ -283,7 +283,7 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       const options = await loginOptions(elsewhere, await openLogin(elsewhere));
       await sesame.db
         .updateTable('webauthn_challenges')
-        .set({ binding: uid })
+        .set({ binding: interactionBinding(uid) })
         .where('challenge', '=', options.challenge)
         .execute();
       const signed = await person.authenticator.getAssertion(options, person.browser.origin);
@@ -317,7 +317,7 @@ describe('the passkey login step refuses bad ceremonies and changes nothing', ()
       await sesame.db
         .updateTable('webauthn_challenges')
         .set({ expires_at: sql<Date>`now() - interval '1 second'` })
-        .where('binding', '=', login.uid)
+        .where('binding', '=', interactionBinding(login.uid))
         .execute();
       const before = await stateOf(login.uid);
 
