@@ -14,7 +14,7 @@ export interface CookieNames {
   readonly returnTo: string;
   /** The language the person chose (language.ts). */
   readonly language: string;
-  /** The account page's Sign out, on /session/end alone (accountClient.ts). */
+  /** The account page's Sign out, bound to the browser's CSRF cookie, for a minute (accountClient.ts). */
   readonly signOut: string;
 }
 
@@ -47,7 +47,7 @@ const PREFIXED: CookieNames = Object.freeze({
   csrf: '__Host-sesame.csrf',
   returnTo: '__Host-sesame.return',
   language: '__Host-sesame.lang',
-  signOut: '__Secure-sesame.signout',
+  signOut: '__Host-sesame.signout',
 });
 
 /** The cookie names for this configuration: prefixed when ISSUER is https (cookies are Secure). */

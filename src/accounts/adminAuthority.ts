@@ -2,14 +2,13 @@ import type { Transaction } from 'kysely';
 import type { Db } from '../db/connect.js';
 import { apiKeysQueries } from '../db/queries/apiKeys.js';
 import { auditQueries } from '../db/queries/audit.js';
-import { type ModelPayload, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { Database, User } from '../db/schema.js';
 import { inTransaction } from '../db/transactions.js';
 import { forbidden, HttpError } from '../http/errors.js';
-import { isRevoked } from '../oidc/revocation.js';
-import { type AdmittedSignIn, admittedSignIn } from '../requestContext.js';
+import { admittedSignIn } from '../requestContext.js';
+import { sessionEnded, signInEnded } from './signInEnded.js';
 
 /** What an administrator had handed out and lost with their administration. */
 export interface WithdrawnHandouts {
@@ -104,41 +103,6 @@ async function administratorAccount(trx: Db, issuer: string): Promise<{ id: stri
 
 /** Whether the account is an administrator who can sign in. */
 const isActiveAdministrator = (account: User | undefined) => !!account?.is_admin && !account.disabled_at;
-
-/**
- * Whether the sign-in a request was admitted with has ended since: the account is gone or
- * disabled, or its sign-ins were ended after that one proved a passkey ("sign out
- * everywhere", a recovery; src/oidc/revocation.ts). A step-up route checks its step-up once
- * the body is in, just before this; ending the sign-ins deletes the step-ups in the same
- * transaction, so a step-up that ended in between is refused here with its sign-in.
- */
-const signInEnded = (account: User | undefined, signIn: AdmittedSignIn) =>
-  !account || !!account.disabled_at || isRevoked('Session', { loginTs: signIn.loginTs }, account);
-
-/**
- * Whether the browser session the request was admitted with was signed out since (the
- * account page's "Sign out", an app's logout that ends the Sesame session: the provider
- * deletes it; it expired), or holds another account's sign-in now. A sign-out sets nothing on
- * the account, so {@link signInEnded} cannot see it. A newer passkey proof in the same browser
- * session (an app's prompt=login in another tab) ends nothing: the browser is still the
- * admin's. Read from the database, never a cache (another instance may have signed it out),
- * after the account's row: every change that holds an account takes its row first and then
- * deletes its sessions (a recovery, a disable), so the two never wait for each other in
- * opposite orders. The session's row is held: a sign-out committed before is seen, and one
- * under way waits until this change committed. The provider stores a session under a new id
- * as it resumes a sign-in (deleting the old row in the same statement): a read that waited
- * for that finds the old row gone and not yet the new one, so a miss is read once more.
- */
-async function sessionEnded(trx: Db, signIn: AdmittedSignIn): Promise<boolean> {
-  const holds = (session: ModelPayload | undefined) =>
-    session?.accountId === signIn.userId &&
-    (session.loginTs === signIn.loginTs ||
-      (typeof session.loginTs === 'number' &&
-        signIn.loginTs !== undefined &&
-        session.loginTs > signIn.loginTs));
-  if (holds(await oidcModelsQueries.holdSession(trx, signIn.sessionUid))) return false;
-  return !holds(await oidcModelsQueries.holdSession(trx, signIn.sessionUid));
-}
 
 /**
  * Runs an admin change: `work` in the caller's transaction when `db` is one, else in a new

@@ -7,10 +7,10 @@ import { conflict, HttpError, notFound, unauthorized } from '../http/errors.js';
 import { translatorFor } from '../i18n/catalog.js';
 import type { Locale } from '../i18n/locales.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
-import { isRevoked } from '../oidc/revocation.js';
 import { authenticatorName } from '../webauthn/authenticatorNames.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { endEverySignInOf } from './revocation.js';
+import { sessionEnded, signInEnded } from './signInEnded.js';
 
 /**
  * Adding or deleting a passkey, and, on the admin pages, issuing a one-time link, minting a
@@ -94,8 +94,9 @@ export async function renamePasskey(
  * passkey in its step-up and is signed in again by the caller, if
  * maySignInAfterRevocation lets it. The sign-in and its step-up are checked in the
  * transaction, under the account row (see {@link holdSteppedUpSignIn}): a stolen session's
- * delete that was checked before "sign out everywhere" committed would otherwise land after
- * it, make the account's last revocation its own, and be signed in again. Returns the ids
+ * delete that was checked before "sign out everywhere" or a sign-out of that browser
+ * committed would otherwise land after it, make the account's last revocation its own, and
+ * be signed in again. Returns the ids
  * that remain, for the Signal API, the name of the passkey that went, for the notice, and
  * the revocation's instant.
  */
@@ -152,16 +153,19 @@ export interface AccountSignIn {
 }
 
 /**
- * Holds the account row as `lock` says until the transaction ends (the account row first,
- * then its passkeys: the project's lock order), and refuses unless the sign-in still holds
- * the account and proved a passkey in the last five minutes. The request checked both at its
- * start, but "sign out everywhere", a recovery or a takeover may have committed since; each
- * writes this row (or deletes it) and ends the step-ups in the same transaction, so the
- * check either runs before them, and they wait for the change, or finds what they left.
+ * Holds the account row as `lock` says, then the browser session's row, until the
+ * transaction ends (the account row first, then its session, then its passkeys: the
+ * project's lock order), and refuses unless the sign-in still holds the account, its browser
+ * was not signed out, and it proved a passkey in the last five minutes. The request checked
+ * them at its start, but "sign out everywhere", a recovery or a takeover may have committed
+ * since (each writes this row, or deletes it, and ends the step-ups in the same
+ * transaction), or a sign-out of that browser (which deletes its session alone and leaves
+ * its step-up): the check either runs before them, and they wait for the change, or finds
+ * what they left (see {@link signInEnded} and {@link sessionEnded}).
  */
 async function holdSteppedUpSignIn(trx: Db, signIn: AccountSignIn, lock: RowLock): Promise<void> {
   const user = await usersQueries.findById(trx, signIn.userId, lock);
-  if (!user || user.disabled_at || isRevoked('Session', { loginTs: signIn.loginTs }, user)) {
+  if (signInEnded(user, signIn) || (await sessionEnded(trx, signIn))) {
     throw unauthorized('Sign in first').localized('errors.signInFirst');
   }
   await requireRecentStepUp(trx, signIn.sessionUid, signIn.userId);

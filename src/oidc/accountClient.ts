@@ -1,3 +1,4 @@
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { ClientMetadata } from 'oidc-provider';
 import type { Config } from '../config.js';
 import { cookieNames } from '../cookieNames.js';
@@ -5,39 +6,79 @@ import { cookieNames } from '../cookieNames.js';
 /** Client id of Sesame's own account and admin pages, which sign people in through the provider like any app. */
 export const ACCOUNT_CLIENT_ID = 'sesame-account';
 
+/** The cookies of a request, as Koa's and the provider's contexts hold them. */
+interface RequestCookies {
+  get(name: string, options?: { signed: boolean }): string | undefined;
+  set(
+    name: string,
+    value: string | null,
+    options: {
+      path: '/';
+      httpOnly: true;
+      sameSite: 'lax';
+      secure: boolean;
+      signed: true;
+      overwrite: true;
+      maxAge?: number;
+    },
+  ): unknown;
+}
+
+/** The sign-out mark lives a minute: long enough to follow the redirect, too short to be left behind. */
+const SIGN_OUT_MARK_MAX_AGE_MS = 60 * 1000;
+
 /**
- * Whether this logout page was reached from the account page's Sign out: its confirmation
- * then submits itself. That Sign out, a POST with the page's form token, set the `signOut`
- * cookie (cookieNames.ts; signed, for a minute, on /session/end only): the person has chosen
- * to sign out already. The cookie is spent here.
+ * The mark's value for a browser: a hash of its CSRF cookie (csrf.ts), which only that
+ * browser holds (HttpOnly, `__Host-` over https). A mark another browser got (anyone gets
+ * one from POST /account/logout with their own form token) and a sibling site or a plain
+ * http answer planted names another CSRF cookie, and is worthless here.
+ */
+const signOutMark = (csrfCookie: string) => hash('sha256', `sesame.signout:${csrfCookie}`, 'base64url');
+
+const signOutMarkAttributes = (config: Pick<Config, 'secureCookies'>) =>
+  ({
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: config.secureCookies,
+    signed: true,
+    overwrite: true,
+  }) as const;
+
+/**
+ * Marks this browser as having pressed the account page's Sign out (a POST with the page's
+ * form token, so its CSRF cookie is there): the provider's confirmation then submits itself
+ * ({@link signOutConfirmed}). The `signOut` cookie (cookieNames.ts) is signed, bound to the
+ * browser, `__Host-` on Path=/ over https (a sibling subdomain cannot plant one), for a minute.
+ */
+export function markSignOutConfirmed(cookies: RequestCookies, config: Pick<Config, 'secureCookies'>): void {
+  const csrfCookie = cookies.get(cookieNames(config).csrf);
+  if (!csrfCookie) return;
+  cookies.set(cookieNames(config).signOut, signOutMark(csrfCookie), {
+    ...signOutMarkAttributes(config),
+    maxAge: SIGN_OUT_MARK_MAX_AGE_MS,
+  });
+}
+
+/**
+ * Whether this logout page was reached from the account page's Sign out in this browser
+ * (see {@link markSignOutConfirmed}): its confirmation then submits itself, as the person has
+ * chosen to sign out already. The mark is spent here.
  */
 export function signOutConfirmed(
-  ctx: {
-    oidc: { client?: { clientId: string } | undefined };
-    cookies: {
-      get(name: string, options: { signed: boolean }): string | undefined;
-      set(
-        name: string,
-        value: null,
-        options: { path: string; httpOnly: true; sameSite: 'lax'; secure: boolean },
-      ): unknown;
-    };
-  },
+  ctx: { oidc: { client?: { clientId: string } | undefined }; cookies: RequestCookies },
   config: Pick<Config, 'secureCookies'>,
 ): boolean {
   if (ctx.oidc.client?.clientId !== ACCOUNT_CLIENT_ID) return false;
   const name = cookieNames(config).signOut;
-  const confirmed = ctx.cookies.get(name, { signed: true }) === 'yes';
-  if (confirmed) {
-    const attributes = {
-      path: '/session/end',
-      httpOnly: true,
-      sameSite: 'lax',
-      secure: config.secureCookies,
-    } as const;
-    ctx.cookies.set(name, null, attributes);
-  }
-  return confirmed;
+  const mark = ctx.cookies.get(name, { signed: true });
+  if (mark === undefined) return false;
+  ctx.cookies.set(name, null, signOutMarkAttributes(config));
+  const csrfCookie = ctx.cookies.get(cookieNames(config).csrf);
+  if (!csrfCookie) return false;
+  const expected = Buffer.from(signOutMark(csrfCookie));
+  const presented = Buffer.from(mark);
+  return expected.length === presented.length && timingSafeEqual(expected, presented);
 }
 
 /**

@@ -6,6 +6,8 @@ import { disableUser, enableUser } from '../../src/admin/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { untilAudited } from '../support/auditLog.js';
 import { asPage, type PageResponse } from '../support/browser.js';
+import { signOutPrepared } from '../support/browserSignOut.js';
+import { holdBody } from '../support/heldBody.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { onboard, untilLinkMailed, useLink } from '../support/oneTimeLinkFlow.js';
 import { meanwhileAtLock } from '../support/rowLocks.js';
@@ -535,6 +537,75 @@ describe('the account page', () => {
       expect((await thief.browser.request('/account')).status).toBe(302);
     },
   );
+
+  /** Sends the head of a script's post now, with `person`'s cookies as a thief copied them, and the body on `finish`. */
+  async function holdJson(person: Person, path: string, csrf: string, json: unknown) {
+    return holdBody(sesame.listenUrl, {
+      method: 'POST',
+      path,
+      host: new URL(sesame.baseUrl).host,
+      headers: {
+        cookie: await person.browser.jar.getCookieString(`${sesame.baseUrl}${path}`),
+        origin: sesame.baseUrl,
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'x-csrf-token': csrf,
+      },
+      body: JSON.stringify(json),
+    });
+  }
+
+  /** The account's browser sessions stored now. */
+  const sessionsOf = (userId: string) =>
+    sesame.db
+      .selectFrom('oidc_models')
+      .select('id')
+      .where('model', '=', 'Session')
+      .where((eb) => eb(eb.ref('payload', '->>').key('accountId' as never), '=', userId))
+      .execute();
+
+  it('refuses a passkey delete from a copy of a browser whose owner signed it out before its body arrived, and signs nobody in', async () => {
+    const { person: victim, userId } = await onboard(sesame, 'held-delete@example.com');
+    await copyPasskeyRow(sesame, userId, 'held-delete-second');
+    const ids = await credentialIds(sesame, userId);
+    const csrf = (await accountPage(victim)).csrf();
+    expect((await stepUp(victim, csrf)).status).toBe(200);
+
+    // A thief with a copy of the browser's cookies is admitted on the head; the body follows.
+    const held = await holdJson(victim, `/account/passkeys/${ids[0]}/delete`, csrf, {});
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The owner signs that browser out: its session goes, its step-up and the account stay.
+    expect(await (await signOutPrepared(victim))()).toBe(303);
+    expect(await sessionsOf(userId)).toEqual([]);
+
+    const refused = await held.finish();
+    expect(refused.status).toBe(401);
+    expect(JSON.parse(refused.body)).toMatchObject({ error_description: 'Sign in first' });
+    expect(refused.headers['set-cookie'] ?? '').not.toContain('session=');
+    expect(await credentialIds(sesame, userId)).toEqual(ids);
+    expect(await sessionsOf(userId)).toEqual([]);
+  });
+
+  it('refuses a passkey added from a copy of a browser whose owner signed it out before its body arrived', async () => {
+    const { person: victim, userId } = await onboard(sesame, 'held-add@example.com');
+    const before = await credentialIds(sesame, userId);
+    const csrf = (await accountPage(victim)).csrf();
+    expect((await stepUp(victim, csrf)).status).toBe(200);
+    const options = await victim.browser.postJson('/account/passkeys/options', csrf, {});
+    expect(options.status).toBe(200);
+    const thiefKey = new SoftAuthenticator();
+    const credential = await thiefKey.createCredential(options.json(), victim.browser.origin);
+
+    const held = await holdJson(victim, '/account/passkeys/verify', csrf, credential);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await (await signOutPrepared(victim))()).toBe(303);
+
+    const refused = await held.finish();
+    expect(refused.status).toBe(401);
+    expect(JSON.parse(refused.body)).toMatchObject({ error_description: 'Sign in first' });
+    expect(await credentialIds(sesame, userId)).toEqual(before);
+    expect(await sessionsOf(userId)).toEqual([]);
+  });
 
   it("refuses a step-up answered with another account's passkey", async () => {
     const { person, userId } = await onboard(sesame, 'mine@example.com');

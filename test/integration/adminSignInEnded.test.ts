@@ -6,6 +6,7 @@ import { groupsQueries } from '../../src/db/queries/groups.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { asPage } from '../support/browser.js';
+import { signOutPrepared } from '../support/browserSignOut.js';
 import { holdBody } from '../support/heldBody.js';
 import { beginLogin, discoverRp, Person, stepUp } from '../support/oidcFlow.js';
 import { onboard, useLink } from '../support/oneTimeLinkFlow.js';
@@ -95,21 +96,6 @@ describe('admin changes sent with a sign-in that ended before their body arrived
     const login = asPage(await laptop.browser.follow('/account/login?return_to=%2Fadmin%2Fgroups'));
     await laptop.browser.follow(await laptop.signIn(login));
     return laptop;
-  }
-
-  /**
-   * Presses "Sign out" on the account page and opens the provider's confirmation (RP-initiated
-   * logout, as an app's logout reaches it too); the returned function submits it, which ends
-   * the browser's session (the provider deletes it).
-   */
-  async function signOutPrepared(person: Person): Promise<() => Promise<number>> {
-    const csrf = (await person.browser.request('/account')).csrf();
-    const signOut = await person.browser.request('/account/logout', { form: { _csrf: csrf } });
-    const confirm = await person.browser.request(signOut.location()!);
-    const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text);
-    if (!form) throw new Error(`no sign-out form: ${confirm.status} ${confirm.text.slice(0, 300)}`);
-    return async () =>
-      (await person.browser.request(form[1]!, { form: { xsrf: form[2]!, logout: 'yes' } })).status;
   }
 
   const signedIn = async (person: Person) => (await person.browser.request('/admin/groups')).status === 200;

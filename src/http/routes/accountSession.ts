@@ -3,7 +3,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { cookieNames } from '../../cookieNames.js';
 import { localeFromUiLocales } from '../../i18n/negotiate.js';
-import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
+import { ACCOUNT_CLIENT_ID, markSignOutConfirmed } from '../../oidc/accountClient.js';
 import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { safeReturnPath } from '../returnPath.js';
@@ -69,7 +69,7 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
   router.post('/account/logout', parseBodies(), csrf.protect(), (ctx: Context) => {
     // The person pressed Sign out on Sesame's own page: the provider's confirmation then
     // submits itself (logoutSource in provider.ts), one click in all.
-    ctx.cookies.set(names.signOut, 'yes', { ...cookieOptions, path: '/session/end', maxAge: 60 * 1000 });
+    markSignOutConfirmed(ctx.cookies, config);
     // A sign-in page's "Sign out" says the language it was shown in (an app's ui_locales may
     // have chosen it): the sign-out page speaks it too.
     const language = localeFromUiLocales(
