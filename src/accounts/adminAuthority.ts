@@ -128,15 +128,17 @@ export function withAdminAuthority<T>(
   db: Db,
   actor: string,
   work: (trx: Transaction<Database>) => Promise<T>,
-  { changesAdministration = false } = {},
 ): Promise<T> {
   return inTransaction(db, async (trx) => {
-    if (changesAdministration || actsAsAdministrator(actor)) {
-      await usersQueries.lockAdministrators(trx);
-      await assertAdminAuthority(trx, actor);
-    }
+    if (actsAsAdministrator(actor)) await holdAdministration(trx, actor);
     return work(trx);
   });
+}
+
+/** Takes the administrators lock, then checks that `actor` still holds its authority. */
+async function holdAdministration(trx: Db, actor: string): Promise<void> {
+  await usersQueries.lockAdministrators(trx);
+  await assertAdminAuthority(trx, actor);
 }
 
 /** Whether `actor` acts on an administrator's authority, which it may lose: an admin's account or an admin API key. */
@@ -153,5 +155,8 @@ export function withAdministrationChange<T>(
   actor: string,
   work: (trx: Transaction<Database>) => Promise<T>,
 ): Promise<T> {
-  return withAdminAuthority(db, actor, work, { changesAdministration: true });
+  return inTransaction(db, async (trx) => {
+    await holdAdministration(trx, actor);
+    return work(trx);
+  });
 }
