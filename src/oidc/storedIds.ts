@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, hkdfSync, randomBytes } from 'node:crypto';
 import type { AdapterPayload } from 'oidc-provider';
 
 /**
@@ -58,11 +58,14 @@ function forgetHashed() {
  * The provider's object is left as it was: `jti` is hidden from `JSON.stringify` (which skips
  * an undefined property) for the call only and set back before this returns. A copy without
  * it, made for every save, cost ~4× as much in a loop (bench/README.md, "2026-12-07, speed helper
- * (second)"). An interaction's is that of {@link payloadToStore}.
+ * (second)"). An interaction's, and a session's with a field to seal, is that of {@link payloadToStore}.
  */
 export function storedJson(model: string, id: string, payload: AdapterPayload): string {
-  // An interaction's is a copy without its browser values (rarer than tokens and sessions).
-  if (model === 'Interaction') return JSON.stringify(payloadToStore(model, id, payload));
+  // A copy (rarer than tokens and sessions saves): an interaction without its browser values,
+  // a session in the middle of a sign-out with its state sealed.
+  if (model === 'Interaction' || (model === 'Session' && sessionStateToSeal(payload))) {
+    return JSON.stringify(payloadToStore(model, id, payload));
+  }
   if (KEPT_AS_IS.has(model) || payload.jti !== id) return JSON.stringify(payload);
   payload.jti = undefined;
   try {
@@ -73,14 +76,17 @@ export function storedJson(model: string, id: string, payload: AdapterPayload): 
 }
 
 /**
- * The payload to store: without the value itself (oidc-provider's `jti` is the id), and for an
- * interaction without the browser values it holds besides (see {@link interactionToStore}).
+ * The payload to store: without the value itself (oidc-provider's `jti` is the id), for an
+ * interaction without the browser values it holds besides (see {@link interactionToStore}),
+ * and for a session with its sign-out's way back sealed (see {@link sessionToStore}).
  */
 export function payloadToStore(model: string, id: string, payload: AdapterPayload): AdapterPayload {
   if (KEPT_AS_IS.has(model)) return payload;
   const { jti, ...rest } = payload;
   const stored = jti === id ? rest : payload;
-  return model === 'Interaction' ? interactionToStore(id, stored) : stored;
+  if (model === 'Interaction') return interactionToStore(id, stored);
+  if (model === 'Session') return sessionToStore(id, stored);
+  return stored;
 }
 
 /** What an interaction's `returnTo` holds in place of its uid when stored. */
@@ -95,11 +101,19 @@ const UID_IN_RETURN_TO = '/:uid';
  *   `accountId`), so it is not stored at all.
  * - the uid in `returnTo` (`…/auth/<uid>`), the value of the `_interaction` and
  *   `_interaction_resume` cookies: stored as `…/auth/:uid` and put back from the id.
+ * And `parJti`, the id of the pushed request it was started by (its `request_uri`), usable
+ * until the sign-in ends: sealed with the interaction's id (see {@link sealField}), as the
+ * pushed request itself is stored under its hash.
  * A new object; `payload`, which may be the provider's own, is left as it is.
  */
 function interactionToStore(id: string, payload: AdapterPayload): AdapterPayload {
-  const { session, returnTo } = payload as { session?: Record<string, unknown>; returnTo?: unknown };
+  const { session, returnTo, parJti } = payload as {
+    session?: Record<string, unknown>;
+    returnTo?: unknown;
+    parJti?: unknown;
+  };
   const stored: AdapterPayload = { ...payload };
+  if (typeof parJti === 'string' && !isSealed(parJti)) stored.parJti = sealField(id, 'parJti', parJti);
   if (session && 'cookie' in session) {
     const { cookie: _cookie, ...rest } = session;
     stored.session = rest;
@@ -111,19 +125,89 @@ function interactionToStore(id: string, payload: AdapterPayload): AdapterPayload
 }
 
 /**
+ * A session's `state` whose `postLogoutRedirectUri` is to be sealed, if it has one. oidc-provider
+ * sets it when a browser signed in as one person signs in as another
+ * (lib/actions/authorization/resume.js): the URL of the sign-in's return, `…/auth/<uid>`, whose
+ * uid is the value of its `_interaction_resume` cookie, and with the cookie key that return
+ * finished the other person's sign-in in any browser until the sign-out page was submitted. An
+ * app's sign-out (lib/actions/end_session.js) sets it to the app's URL, sealed too: one rule.
+ */
+function sessionStateToSeal(payload: AdapterPayload): Record<string, unknown> | undefined {
+  const state = payload.state as Record<string, unknown> | undefined;
+  const uri = state?.postLogoutRedirectUri;
+  return typeof uri === 'string' && !isSealed(uri) ? state : undefined;
+}
+
+/** A new object with the session's sign-out way back sealed with its id; `payload` is left as it is. */
+function sessionToStore(id: string, payload: AdapterPayload): AdapterPayload {
+  const state = sessionStateToSeal(payload);
+  if (!state) return payload;
+  const postLogoutRedirectUri = sealField(id, 'postLogoutRedirectUri', state.postLogoutRedirectUri as string);
+  return { ...payload, state: { ...state, postLogoutRedirectUri } };
+}
+
+/**
  * The payload as oidc-provider saved it: `jti` back from the id the provider looked it up by
- * (and an interaction's uid in its `returnTo`), set on `stored`, which must be the caller's
- * own (as the database and the model cache give).
+ * (and an interaction's uid in its `returnTo`, its sealed fields opened), set on `stored`,
+ * which must be the caller's own (as the database and the model cache give).
  */
 export function payloadAsSaved(model: string, id: string, stored: AdapterPayload): AdapterPayload {
   if (KEPT_AS_IS.has(model)) return stored;
   stored.jti = id;
-  if (
-    model === 'Interaction' &&
-    typeof stored.returnTo === 'string' &&
-    stored.returnTo.endsWith(UID_IN_RETURN_TO)
-  ) {
-    stored.returnTo = `${stored.returnTo.slice(0, -UID_IN_RETURN_TO.length)}/${id}`;
+  if (model === 'Interaction') {
+    if (typeof stored.returnTo === 'string' && stored.returnTo.endsWith(UID_IN_RETURN_TO)) {
+      stored.returnTo = `${stored.returnTo.slice(0, -UID_IN_RETURN_TO.length)}/${id}`;
+    }
+    if (typeof stored.parJti === 'string' && isSealed(stored.parJti)) {
+      stored.parJti = openField(id, 'parJti', stored.parJti);
+    }
+  } else if (model === 'Session') {
+    const state = stored.state as Record<string, unknown> | undefined;
+    const uri = state?.postLogoutRedirectUri;
+    if (typeof uri === 'string' && isSealed(uri)) {
+      state!.postLogoutRedirectUri = openField(id, 'postLogoutRedirectUri', uri);
+    }
   }
   return stored;
+}
+
+/**
+ * A sealed field: `sealed:v1:` and base64url of IV (12 bytes), GCM tag (16) and ciphertext,
+ * AES-256-GCM under a key derived (HKDF-SHA256) from the id of the instance that holds it. The
+ * id is stored only as its hash, so the database alone does not open it; the provider, which
+ * looks the instance up by its id, reads it as it saved it. A session looked up by its uid
+ * (the provider then reads only its account and grants) keeps it sealed, and a sealed value
+ * stored again as it is stays sealed with the same id: it is never sealed twice.
+ */
+const SEALED = 'sealed:v1:';
+const SEAL_SALT = 'sesame sealed field v1';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+function isSealed(value: string): boolean {
+  return value.startsWith(SEALED);
+}
+
+/** The key of field `field` of the instance `id`: one key per instance and field. */
+function fieldKey(id: string, field: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', id, SEAL_SALT, field, 32));
+}
+
+function sealField(id: string, field: string, value: string): string {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', fieldKey(id, field), iv);
+  const sealed = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()]);
+  return `${SEALED}${Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url')}`;
+}
+
+/** The value of a sealed field; throws when it was not sealed with this id (a row not as stored). */
+function openField(id: string, field: string, value: string): string {
+  const bytes = Buffer.from(value.slice(SEALED.length), 'base64url');
+  const decipher = createDecipheriv('aes-256-gcm', fieldKey(id, field), bytes.subarray(0, IV_BYTES), {
+    authTagLength: TAG_BYTES,
+  });
+  decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+  return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(
+    'utf8',
+  );
 }

@@ -3,7 +3,16 @@ import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { cookieNames } from '../../src/cookieNames.js';
 import { createClient, DEVICE_CODE_GRANT } from '../../src/oidc/clients.js';
-import { beginLogin, confirmDeviceCode, discoverRp, Person, type TestRp } from '../support/oidcFlow.js';
+import { storedId } from '../../src/oidc/storedIds.js';
+import { asPage } from '../support/browser.js';
+import {
+  beginLogin,
+  confirmDeviceCode,
+  discoverRp,
+  finishLogin,
+  Person,
+  type TestRp,
+} from '../support/oidcFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
@@ -15,6 +24,8 @@ const REDIRECT_URI = 'http://127.0.0.1:8931/callback';
  * oidc-provider records the session's cookie value in every interaction a signed-in person
  * starts (a consent page, prompt=login, a device's approval), and the interaction's own
  * cookie value in its `returnTo`; its login page's passkey challenge was bound to that value.
+ * When another person signs in at that browser, it records the return's URL (so the value of
+ * its `_interaction_resume` cookie) in the session until the browser signs the first out.
  */
 describe('cookie values of a signed-in browser are nowhere in the database', () => {
   let sesame: TestApp;
@@ -48,13 +59,10 @@ describe('cookie values of a signed-in browser are nowhere in the database', () 
   afterAll(() => sesame.stop());
 
   /** A person signed up at Notes (Allow pressed): their browser holds a session. */
-  async function signedInPerson(): Promise<Person> {
+  async function signedInPerson(email = `c${randomBytes(4).toString('hex')}@example.com`): Promise<Person> {
     const person = new Person(sesame.baseUrl);
     const pending = await beginLogin(notes, 'openid email');
-    const next = await person.signUp(
-      await person.open(pending.url),
-      `c${randomBytes(4).toString('hex')}@example.com`,
-    );
+    const next = await person.signUp(await person.open(pending.url), email);
     await person.continueToApp(next, REDIRECT_URI);
     return person;
   }
@@ -118,5 +126,57 @@ describe('cookie values of a signed-in browser are nowhere in the database', () 
     expect(page.text).toContain('>Allow<');
 
     await expectNoneStored(await cookiesOf(person));
+  });
+
+  it('while another person signs in at the browser and it has not signed the first out yet', async () => {
+    const person = await signedInPerson();
+    const otherEmail = `c${randomBytes(4).toString('hex')}@example.com`;
+    const other = person.withPasskeyOf(await signedInPerson(otherEmail));
+    const pending = await beginLogin(notes, 'openid email', { prompt: 'login' });
+    const back = await other.signIn(await person.open(pending.url));
+    // The return answers with the page that signs the browser's person out (it submits itself).
+    const signOut = await person.browser.request(back);
+    const form = /<form method="post" action="([^"]+)" data-submits-itself>([\s\S]*?)<\/form>/.exec(
+      signOut.text,
+    );
+    expect(form?.[1]).toBe(`${sesame.baseUrl}/session/end/confirm`);
+
+    const cookies = await cookiesOf(person);
+    expect([...cookies.keys()]).toContainEqual(expect.stringMatching(/^_interaction_resume \(\/auth\//));
+    await expectNoneStored(cookies);
+
+    // The sign-out page's form goes on to the other person's sign-in at the app.
+    const fields = Object.fromEntries(
+      [...form![2]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map(([, n, v]) => [
+        n!,
+        v!,
+      ]),
+    );
+    const ended = await person.browser.request(form![1]!, { form: fields });
+    const callback = await person.continueToApp(ended.location()!, REDIRECT_URI);
+    expect((await finishLogin(notes, pending, callback)).claims()!.email).toBe(otherEmail);
+  });
+
+  it('while the person signs in with a pushed authorization request (PAR)', async () => {
+    const person = await signedInPerson();
+    const pending = await beginLogin(photos, 'openid email', {}, { pushed: true });
+    const requestUri = new URL(pending.url).searchParams.get('request_uri')!;
+    const pushedId = requestUri.slice(requestUri.lastIndexOf(':') + 1);
+    expect(pushedId.length).toBeGreaterThan(20);
+    const page = await person.open(pending.url);
+    expect(page.text).toContain('>Allow<');
+
+    const cookies = await cookiesOf(person);
+    await expectNoneStored(cookies.set('request_uri', pushedId));
+    const callback = await person.continueToApp(page.url, REDIRECT_URI);
+    expect(await finishLogin(photos, pending, callback)).toHaveProperty('id_token');
+    // The sign-in used up the pushed request, which it found by the id it holds.
+    const { rows } = await sql<{ consumed: boolean }>`
+      select consumed_at is not null as consumed from oidc_models
+      where model = 'PushedAuthorizationRequest' and id = ${storedId('PushedAuthorizationRequest', pushedId)}`.execute(
+      sesame.db,
+    );
+    expect(rows).toEqual([{ consumed: true }]);
+    expect(asPage(await person.browser.follow(pending.url)).status).toBe(400);
   });
 });

@@ -38,15 +38,17 @@ export interface PendingLogin {
   nonce: string;
 }
 
+/** With `pushed`, the app sends the parameters to the PAR endpoint and the URL holds only its `request_uri` (RFC 9126). */
 export async function beginLogin(
   rp: TestRp,
   scope = 'openid email profile',
   extra: Record<string, string> = {},
+  { pushed = false } = {},
 ): Promise<PendingLogin> {
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(rp.config, {
+  const params = {
     redirect_uri: rp.redirectUri,
     scope,
     code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
@@ -54,7 +56,10 @@ export async function beginLogin(
     state,
     nonce,
     ...extra,
-  });
+  };
+  const url = pushed
+    ? await oidc.buildAuthorizationUrlWithPAR(rp.config, params)
+    : oidc.buildAuthorizationUrl(rp.config, params);
   return { url: url.toString(), verifier, state, nonce };
 }
 
@@ -88,6 +93,13 @@ export class Person {
   /** The same passkey in a fresh browser (no cookies), like signing in on another visit. */
   inNewBrowser(): Person {
     return new Person(this.baseUrl, this.authenticator, this.browser.behindProxy);
+  }
+
+  /** This browser with `other`'s passkey: someone else signs in where this person is signed in. */
+  withPasskeyOf(other: Person): Person {
+    const atThisBrowser = new Person(this.baseUrl, other.authenticator);
+    (atThisBrowser as { browser: BrowserSession }).browser = this.browser;
+    return atThisBrowser;
   }
 
   /** Opens the authorization URL and returns the page Sesame shows (the login prompt). */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { payloadAsSaved, payloadToStore, storedId } from '../../src/oidc/storedIds.js';
+import { payloadAsSaved, payloadToStore, storedId, storedJson } from '../../src/oidc/storedIds.js';
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
 
@@ -49,5 +49,63 @@ describe('payloadToStore', () => {
     const stored = payloadToStore('Interaction', 'uid-2', { jti: 'uid-2', returnTo });
     expect(stored.returnTo).not.toContain('uid-2');
     expect(payloadAsSaved('Interaction', 'uid-2', { ...stored }).returnTo).toBe(returnTo);
+  });
+});
+
+describe('sealed fields', () => {
+  const returnTo = 'https://id.example.com/auth/interaction-uid';
+  const switching = (jti: string) => ({
+    jti,
+    uid: 'session-uid',
+    accountId: 'account-a',
+    state: { secret: 'xsrf', clientId: 'app', postLogoutRedirectUri: returnTo },
+  });
+
+  it("keeps a session's sign-out way back sealed with its id, and opens it when read by that id", () => {
+    const payload = switching('session-id');
+    const copy = structuredClone(payload);
+
+    const json = storedJson('Session', 'session-id', payload);
+
+    expect(payload).toEqual(copy);
+    expect(json).not.toContain('interaction-uid');
+    expect(json).not.toContain('session-id');
+    expect(JSON.parse(json).state).toMatchObject({ secret: 'xsrf', clientId: 'app' });
+    expect(payloadAsSaved('Session', 'session-id', JSON.parse(json))).toEqual(copy);
+  });
+
+  it('does not open with another id', () => {
+    const json = storedJson('Session', 'session-id', switching('session-id'));
+    expect(() => payloadAsSaved('Session', 'other-session-id', JSON.parse(json))).toThrow();
+  });
+
+  it('stores a sealed value passed through unopened as it is, still opened by the next read by id', () => {
+    const stored = JSON.parse(storedJson('Session', 'session-id', switching('session-id')));
+    // As a session found by its uid holds it: sealed, without its id.
+    const again = JSON.parse(storedJson('Session', 'session-id', { ...stored, jti: 'session-id' }));
+    expect(again.state.postLogoutRedirectUri).toBe(stored.state.postLogoutRedirectUri);
+    expect(payloadAsSaved('Session', 'session-id', again).state).toEqual(switching('x').state);
+  });
+
+  it('leaves a session without a sign-out under way as the provider has it', () => {
+    const payload = { jti: 'session-id', uid: 'session-uid', accountId: 'account-a', state: { secret: 'x' } };
+    expect(JSON.parse(storedJson('Session', 'session-id', payload))).toEqual({
+      uid: 'session-uid',
+      accountId: 'account-a',
+      state: { secret: 'x' },
+    });
+    expect(payload.jti).toBe('session-id');
+  });
+
+  it("keeps an interaction's pushed request id sealed with the interaction's id", () => {
+    const payload = {
+      jti: 'uid-3',
+      returnTo: 'https://id.example.com/auth/uid-3',
+      parJti: 'pushed-request-id',
+    };
+    const stored = payloadToStore('Interaction', 'uid-3', payload);
+    expect(JSON.stringify(stored)).not.toContain('pushed-request-id');
+    expect(payloadToStore('Interaction', 'uid-3', { ...stored, jti: 'uid-3' }).parJti).toBe(stored.parJti);
+    expect(payloadAsSaved('Interaction', 'uid-3', { ...stored }).parJti).toBe('pushed-request-id');
   });
 });
