@@ -92,10 +92,24 @@ function redactedReturnPath(encoded: string): string {
   return encodeURIComponent(redactUrl(path));
 }
 
-/** Other strings (an error's message or stack) may quote a link's path: its token goes too. */
-function redactField(name: string, value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  return URL_FIELDS.has(name) ? redactUrl(value) : value.replace(LINK_TOKEN, `/link/${REDACTED}`);
+/**
+ * The most of a URL or path a line keeps, once redacted: anyone may send a 15 kB path, and
+ * each would make a 15 kB line. A longer one is cut, and `<field>_length` says how long it was.
+ */
+export const LOGGED_URL_MAX_LENGTH = 2048;
+
+/**
+ * Adds the field to `safe` as it may be logged. Other strings (an error's message or stack)
+ * may quote a link's path: its token goes too.
+ */
+function addRedactedField(safe: Record<string, unknown>, name: string, value: unknown): void {
+  if (typeof value !== 'string') safe[name] = value;
+  else if (!URL_FIELDS.has(name)) safe[name] = value.replace(LINK_TOKEN, `/link/${REDACTED}`);
+  else {
+    const redacted = redactUrl(value);
+    safe[name] = redacted.slice(0, LOGGED_URL_MAX_LENGTH);
+    if (redacted.length > LOGGED_URL_MAX_LENGTH) safe[`${name}_length`] = value.length;
+  }
 }
 
 /** Writes JSON lines (to stderr unless `write` is given) at or above the configured level. */
@@ -106,7 +120,7 @@ export function createLogger(
   const threshold = ORDER[level];
   const line = (lvl: Level, message: string, fields?: Record<string, unknown>) => {
     const safe: Record<string, unknown> = {};
-    for (const [name, value] of Object.entries(fields ?? {})) safe[name] = redactField(name, value);
+    for (const [name, value] of Object.entries(fields ?? {})) addRedactedField(safe, name, value);
     write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...safe })}\n`);
   };
   const at = (lvl: Level) => (message: string, fields?: Record<string, unknown>) => {

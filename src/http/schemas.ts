@@ -46,6 +46,8 @@ const base64url = z
   .string()
   .max(16_384)
   .regex(/^[A-Za-z0-9_-]*={0,2}$/, { message: 'validation.base64url' });
+/** The longest user handle as base64url: 64 bytes (WebAuthn L3 §5.4.3) are 86 characters, 88 with padding. */
+const USER_HANDLE_MAX_BASE64URL = 88;
 const transports = z.array(z.enum(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb'])).max(8);
 
 /** A PublicKeyCredential from navigator.credentials.create(), as JSON (WebAuthn L3 §5.1, toJSON()). */
@@ -74,7 +76,7 @@ export const authenticationResponseSchema = z.object({
     clientDataJSON: base64url.min(1),
     authenticatorData: base64url.min(1),
     signature: base64url.min(1),
-    userHandle: base64url.optional(),
+    userHandle: base64url.max(USER_HANDLE_MAX_BASE64URL).optional(),
   }),
   authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
   clientExtensionResults: z.record(z.string(), z.unknown()).default({}),

@@ -49,8 +49,11 @@ export const PROVIDER_BODY_TOO_LARGE = `The request body is larger than the ${PR
  */
 export const AUTHORIZATION_REQUEST_LIMIT_BYTES = 8 * 1024;
 const AUTHORIZATION_REQUEST_PATHS: ReadonlySet<string> = new Set(['/auth', '/request', '/device/auth']);
-/** A logout's form POST becomes a GET's query string (http/postAsGet.ts): it is held to the same limit. */
-const LIMITED_POST_PATHS: ReadonlySet<string> = new Set([...AUTHORIZATION_REQUEST_PATHS, '/session/end']);
+/**
+ * A logout's query string (or its form POST, which becomes one: http/postAsGet.ts) is held to
+ * the same limit: the provider keeps its `state` in the visitor's session, stored for 30 minutes.
+ */
+const LIMITED_PATHS: ReadonlySet<string> = new Set([...AUTHORIZATION_REQUEST_PATHS, '/session/end']);
 export const AUTHORIZATION_REQUEST_TOO_LARGE = `The authorization request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be`;
 
 export const AUTHORIZATION_REQUEST_LENGTH_REQUIRED =
@@ -67,20 +70,20 @@ export interface ProviderRequestRefusal {
 
 /**
  * Why a request to the provider at `path` is too large to pass on, or undefined when it is
- * not: an authorization request over {@link AUTHORIZATION_REQUEST_LIMIT_BYTES} (its query
- * string, 414, or a POST's body, 413), or a POST of one, or of a logout, that does not say its
- * length (411: its chunked body would be read whole before anything could count it), or a
- * logout's POST over the same limit (413), else a POST whose body says it is longer than the
- * provider reads (413; Node has checked the Content-Length header is a number). Only a POST
- * has a body that is read: the provider reads those at `/request` and `/device/auth`,
- * Sesame those at `/auth` and `/session/end` (http/postAsGet.ts).
+ * not: an authorization request or a logout over {@link AUTHORIZATION_REQUEST_LIMIT_BYTES}
+ * (its query string, 414, or a POST's body, 413), or a POST of one that does not say its
+ * length (411: its chunked body would be read whole before anything could count it), else a
+ * POST whose body says it is longer than the provider reads (413; Node has checked the
+ * Content-Length header is a number). Only a POST has a body that is read: the provider
+ * reads those at `/request` and `/device/auth`, Sesame those at `/auth` and `/session/end`
+ * (http/postAsGet.ts).
  */
 export function providerRequestTooLarge(
   req: { method?: string; url?: string; headers: { 'content-length'?: string } },
   path: string,
 ): ProviderRequestRefusal | undefined {
   const post = req.method === 'POST';
-  if (post ? LIMITED_POST_PATHS.has(path) : AUTHORIZATION_REQUEST_PATHS.has(path)) {
+  if (LIMITED_PATHS.has(path)) {
     const logout = !AUTHORIZATION_REQUEST_PATHS.has(path);
     if (post && req.headers['content-length'] === undefined)
       return {

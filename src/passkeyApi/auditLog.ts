@@ -80,6 +80,17 @@ export function auditLogJson(row: PasskeyTenantAuditLogRow): AuditLogJson {
  */
 const withoutNul = (text: string) => text.replaceAll('\u0000', '');
 
+/** The longest error text an entry keeps: the rest of a long message is cut. */
+const AUDIT_ERROR_MAX_LENGTH = 512;
+
+/**
+ * The actor as stored: no user id is over 64 bytes (WebAuthn L3 §5.4.3, the API's `user_id`),
+ * so a longer one (an unverified user handle) names no user and is not kept.
+ */
+function actorUserId(actor: string | null | undefined): string | null | undefined {
+  return actor != null && Buffer.byteLength(actor, 'utf8') > 64 ? null : actor;
+}
+
 /** Records one event in the tenant's audit log. */
 export async function recordTenantAuditLog(
   db: Db,
@@ -95,8 +106,8 @@ export async function recordTenantAuditLog(
     meta_http_request_id: withoutNul(meta.requestId),
     meta_source_ip: withoutNul(meta.sourceIp),
     meta_user_agent: withoutNul(meta.userAgent.slice(0, 512)),
-    actor_user_id: optional(entry.actor_user_id),
-    error: optional(entry.error),
+    actor_user_id: optional(actorUserId(entry.actor_user_id)),
+    error: optional(entry.error?.slice(0, AUDIT_ERROR_MAX_LENGTH)),
     transaction_id: optional(entry.transaction_id),
   });
 }

@@ -463,6 +463,23 @@ describe('odd input', () => {
       expect(await allRows()).toEqual(before);
     });
 
+    it('is refused as a logout at /session/end with 414 and a page that says so, and stores no session', async () => {
+      // The provider keeps a logout's `state` in the session it stores for the visitor, for 30 minutes.
+      const logoutFor = (bytes: number) => {
+        const head = new URLSearchParams({ client_id: client.client_id, state: '' }).toString();
+        return `${head}${'a'.repeat(bytes - head.length)}`;
+      };
+      const before = await allRows();
+      const refused = await rawRequest(`${sesame.baseUrl}/session/end?${logoutFor(LIMIT + 1)}`, {
+        headers: { accept: 'text/html' },
+      });
+      expect(refused.status).toBe(414);
+      expect(refused.text).toContain('This request is too large.');
+      expect(await allRows()).toEqual(before);
+      const taken = await rawRequest(`${sesame.baseUrl}/session/end?${logoutFor(LIMIT)}`);
+      expect(taken.status).toBe(200);
+    });
+
     it('is refused as a form POST to /auth with 413 and a page that says so, and stores nothing', async () => {
       const before = await allRows();
       const response = await rawRequest(`${sesame.baseUrl}/auth`, {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type {
   AuthenticationResponseJSON,
@@ -992,6 +992,44 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       );
       const hugeAssertion = { id: 'x', padding: 'p'.repeat(100 * 1024) };
       expect(await call(app.id, '/login/finalize', { body: hugeAssertion })).toMatchObject(hankoError(413));
+      expect(await rowsNow()).toEqual(before);
+    });
+
+    it('refuses a login with a user handle longer than 64 bytes with 400, and keeps no unverified long actor in the audit log', async () => {
+      const before = await rowsNow();
+      /** An assertion for a challenge Sesame never gave, as anyone can send without the API key. */
+      const forged = (userHandle: string) => ({
+        id: 'AAAA',
+        rawId: 'AAAA',
+        type: 'public-key',
+        response: {
+          clientDataJSON: Buffer.from(
+            JSON.stringify({
+              type: 'webauthn.get',
+              challenge: randomBytes(32).toString('base64url'),
+              origin: APP_ORIGIN,
+            }),
+          ).toString('base64url'),
+          authenticatorData: 'AAAA',
+          signature: 'AAAA',
+          userHandle,
+        },
+      });
+      const huge = await login(app, forged(randomBytes(12 * 1024).toString('base64url')) as never);
+      expect(huge).toMatchObject(hankoError(400));
+      expect(huge.json.details).toMatch(/^response\.userHandle: /);
+      // 88 characters (the most a padded 64-byte handle takes) pass the schema; their 66 bytes name no user.
+      const long = await login(app, forged(Buffer.from('u'.repeat(66)).toString('base64url')) as never);
+      expect(long).toMatchObject(hankoError(401));
+      const entries = await sesame.db
+        .selectFrom('passkey_tenant_audit_logs')
+        .select(['actor_user_id', 'error'])
+        .where('tenant_id', '=', app.id)
+        .execute();
+      for (const entry of entries) {
+        expect(Buffer.byteLength(entry.actor_user_id ?? '', 'utf8')).toBeLessThanOrEqual(64);
+        expect((entry.error ?? '').length).toBeLessThanOrEqual(512);
+      }
       expect(await rowsNow()).toEqual(before);
     });
   });

@@ -83,4 +83,19 @@ describe('the request log', () => {
       expect(text).not.toContain(secret);
     }
   });
+
+  it('cuts a long URL to 2,048 characters and says how long it was', async () => {
+    // 15 kB of short segments (none shaped like a secret, so none is redacted), and a query.
+    const path = `/${'seg/'.repeat(3840)}end?client_id=x`;
+    lines.length = 0;
+    expect((await fetch(`${sesame.baseUrl}${path}`)).status).toBe(404);
+    const [line] = requestLines(lines);
+    expect(line).toMatchObject({ method: 'GET', status: 404, url_length: path.length });
+    expect(line!.url).toBe(path.slice(0, 2048));
+    const short = '/seg/end';
+    lines.length = 0;
+    await fetch(`${sesame.baseUrl}${short}`);
+    expect(requestLines(lines)[0]).toEqual(expect.not.objectContaining({ url_length: expect.anything() }));
+    expect(requestLines(lines)[0]!.url).toBe(short);
+  });
 });

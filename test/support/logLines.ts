@@ -3,6 +3,8 @@ export interface RequestLine {
   msg: 'request';
   method: string;
   url: string;
+  /** The URL's length, when `url` was cut (src/logger.ts). */
+  url_length?: number;
   status: number;
   ip: string;
 }
