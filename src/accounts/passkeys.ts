@@ -72,13 +72,20 @@ export async function listPasskeys(db: Db, userId: string): Promise<PasskeySumma
   return (await credentialsQueries.listForUser(db, userId)).map(summarize);
 }
 
-/** Renames one of the person's passkeys (the name is validated at the edge). */
+/**
+ * Renames one of the person's passkeys (the name is validated at the edge). The name it has
+ * already changes nothing and records nothing: a script posting it over and over would
+ * otherwise fill the audit log.
+ */
 export async function renamePasskey(
   db: Db,
   userId: string,
   credentialId: string,
   name: string,
 ): Promise<void> {
+  const passkey = await credentialsQueries.findById(db, credentialId);
+  if (passkey?.userId !== userId) throw passkeyNotFound();
+  if (passkey.name === name) return;
   if (!(await credentialsQueries.rename(db, userId, credentialId, name))) throw passkeyNotFound();
   await auditQueries.record(db, `user:${userId}`, 'passkey.rename', userId, { credential: credentialId });
 }

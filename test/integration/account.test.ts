@@ -345,6 +345,77 @@ describe('the account page', () => {
     expect(foreign.status).toBe(404);
   });
 
+  it('answers a name, language or passkey name that is already so as saved, changing nothing and auditing nothing', async () => {
+    const { person, userId } = await onboard(sesame, 'same-again@example.com', { name: 'Same' });
+    const csrf = (await accountPage(person)).csrf();
+    const [id] = await credentialIds(sesame, userId);
+    const changes = async () =>
+      (
+        await sesame.db
+          .selectFrom('audit_events')
+          .select('action')
+          .where('target', '=', userId)
+          .where('action', 'in', ['user.rename', 'user.locale', 'passkey.rename'])
+          .execute()
+      )
+        .map((event) => event.action)
+        .sort();
+    const stamp = async () =>
+      (
+        await sesame.db
+          .selectFrom('users')
+          .select('updated_at')
+          .where('id', '=', userId)
+          .executeTakeFirstOrThrow()
+      ).updated_at;
+
+    expect((await person.browser.postJson('/account/language', csrf, { locale: 'de' })).status).toBe(200);
+    expect(
+      (await person.browser.postJson(`/account/passkeys/${id}/rename`, csrf, { name: 'Key' })).status,
+    ).toBe(200);
+    expect(await changes()).toEqual(['passkey.rename', 'user.locale']);
+    const updatedAt = await stamp();
+
+    for (let i = 0; i < 3; i++) {
+      const profile = await person.browser.postJson('/account/profile', csrf, { name: ' Same ' });
+      expect({ status: profile.status, body: profile.json() }).toEqual({
+        status: 200,
+        body: { name: 'Same', email: 'same-again@example.com' },
+      });
+      const language = await person.browser.postJson('/account/language', csrf, { locale: 'de' });
+      expect({ status: language.status, body: language.json() }).toEqual({
+        status: 200,
+        body: { locale: 'de' },
+      });
+      const rename = await person.browser.postJson(`/account/passkeys/${id}/rename`, csrf, { name: 'Key' });
+      expect({ status: rename.status, body: rename.json() }).toEqual({
+        status: 200,
+        body: { id, name: 'Key' },
+      });
+    }
+    expect(await changes()).toEqual(['passkey.rename', 'user.locale']);
+    expect(await stamp()).toEqual(updatedAt);
+
+    // Someone else's passkey under its own name is still not theirs to rename.
+    const other = await onboard(sesame, 'same-again-other@example.com');
+    const [otherId] = await credentialIds(sesame, other.userId);
+    const otherName = (
+      await sesame.db
+        .selectFrom('credentials')
+        .select('name')
+        .where('id', '=', otherId!)
+        .executeTakeFirstOrThrow()
+    ).name;
+    const foreign = await person.browser.postJson(`/account/passkeys/${otherId}/rename`, csrf, {
+      name: otherName,
+    });
+    expect(foreign.status).toBe(404);
+
+    // A real change is still recorded.
+    expect((await person.browser.postJson('/account/profile', csrf, { name: 'Other' })).status).toBe(200);
+    expect(await changes()).toEqual(['passkey.rename', 'user.locale', 'user.rename']);
+  });
+
   it('refuses to add or delete a passkey without a recent passkey confirmation', async () => {
     const { person, userId } = await onboard(sesame, 'stepup@example.com');
     const csrf = (await accountPage(person)).csrf();

@@ -10,7 +10,7 @@ import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { requestLines } from '../support/logLines.js';
 import { beginLogin, discoverRp, Person } from '../support/oidcFlow.js';
-import { linkPath } from '../support/oneTimeLinkFlow.js';
+import { linkPath, onboard } from '../support/oneTimeLinkFlow.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8906/callback';
@@ -498,5 +498,76 @@ describe('sign-up attempts are limited per email address, and per IP', () => {
     expect(await challengeCount(sesame)).toBe(before);
     // Another IP is not held back.
     expect((await signupOptions('stranger21@example.com', '192.0.2.202')).status).toBe(200);
+  });
+});
+
+describe("the account page's changes are limited per IP, and per account", () => {
+  let sesame: TestApp;
+
+  afterEach(() => sesame.stop());
+
+  /** A signed-in person on the account page: `post` sends a change from a given IP. */
+  async function accountOf(email: string) {
+    const { person, userId } = await onboard(sesame, email, { name: 'Start' });
+    const csrf = (await person.browser.request('/account')).csrf();
+    const post = (ip: string, path: string, json: unknown, token = csrf) => {
+      person.browser.headers['x-forwarded-for'] = ip;
+      return person.browser.postJson(path, token, json);
+    };
+    return { person, userId, post };
+  }
+
+  const audited = (sesame: TestApp) => countRows(sesame.db, 'audit_events');
+
+  it('refuses a client IP its account changes and sign-outs past RATE_LIMIT_PER_MINUTE a minute', async () => {
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '5', TRUST_PROXY: 'true' });
+    const { post } = await accountOf('ip-limit@example.com');
+    for (let n = 1; n <= 5; n++) {
+      expect((await post('198.51.100.40', '/account/profile', { name: `Name ${n}` })).status).toBe(200);
+    }
+    const before = await audited(sesame);
+    expectLimited(await post('198.51.100.40', '/account/profile', { name: 'Flood' }));
+    expectLimited(await post('198.51.100.40', '/account/language', { locale: 'de' }));
+    expectLimited(await post('198.51.100.40', '/account/sign-out-everywhere', {}));
+    expectLimited(await post('198.51.100.40', '/account/logout', {}));
+    expect(await audited(sesame)).toBe(before);
+    // The same account from another address is not held back by the first one.
+    expect((await post('198.51.100.41', '/account/profile', { name: 'Other' })).status).toBe(200);
+  });
+
+  it('refuses an account its changes past 30 a minute, whichever addresses they come from', async () => {
+    // A per-IP limit far above what the test sends from one address: only the per-account limit can refuse.
+    sesame = await startTestApp({ RATE_LIMIT_PER_MINUTE: '1000', TRUST_PROXY: 'true' });
+    const { post, userId } = await accountOf('account-limit@example.com');
+    const [{ id } = { id: '' }] = await sesame.db
+      .selectFrom('credentials')
+      .select('id')
+      .where('user_id', '=', userId)
+      .execute();
+    // Posts another site forges (no CSRF token) use up none of the person's changes.
+    for (let n = 1; n <= 5; n++) {
+      expect((await post('192.0.2.1', '/account/profile', { name: 'Forged' }, 'wrong')).status).toBe(403);
+    }
+    for (let n = 1; n <= 30; n++) {
+      const changed = await post(`203.0.113.${n}`, '/account/profile', { name: `Name ${n}` });
+      expect({ n, status: changed.status }).toEqual({ n, status: 200 });
+    }
+    const before = await audited(sesame);
+    const refused = await post('203.0.113.99', '/account/profile', { name: 'Flood' });
+    expectLimited(refused);
+    expect(refused.json()).toMatchObject({ error: 'rate_limited' });
+    expectLimited(await post('203.0.113.100', '/account/language', { locale: 'de' }));
+    expectLimited(await post('203.0.113.101', `/account/passkeys/${id}/rename`, { name: 'Flood' }));
+    expect(await audited(sesame)).toBe(before);
+    const { name } = await sesame.db
+      .selectFrom('users')
+      .select('name')
+      .where('id', '=', userId)
+      .executeTakeFirstOrThrow();
+    expect(name).toBe('Name 30');
+
+    // Another account, from one of the same addresses, is not held back by the first one.
+    const other = await accountOf('account-limit-other@example.com');
+    expect((await other.post('203.0.113.99', '/account/profile', { name: 'Fine' })).status).toBe(200);
   });
 });

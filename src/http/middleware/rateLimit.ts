@@ -122,6 +122,14 @@ export const SELF_RECOVERY_REQUESTS_PER_ADDRESS = { name: 'recover-address', poi
 /** "Lost your passkey?" requests per client IP: a person needs one or two; a script probing many addresses gets 10. */
 export const SELF_RECOVERY_REQUESTS_PER_IP = { name: 'recover-ip', points: 10, seconds: 15 * 60 };
 
+/**
+ * Changes on the account page per account (name, language, passkey names, revoking apps and
+ * devices, signing out everywhere), whichever IP they come from: each one the account makes
+ * is written to the audit log, so without this a signed-in script could write some 600 rows
+ * a minute and push real events off /admin/audit's first page. A person makes a few.
+ */
+export const ACCOUNT_CHANGES_PER_ACCOUNT = { name: 'account-change', points: 30, seconds: WINDOW_SECONDS };
+
 /** Welcome mails sent again per address (SIGNUP=open-verified): a lost mail needs one more, not a flood. */
 export const WELCOME_RESENDS_PER_ADDRESS = { name: 'welcome-resend', points: 3, seconds: 15 * 60 };
 

@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import {
   listConnectedApps,
@@ -36,7 +36,11 @@ import { badRequest, conflict, HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
 import { rememberLanguageChoice } from '../middleware/language.js';
-import { keyedRateLimit, WELCOME_RESENDS_PER_ADDRESS } from '../middleware/rateLimit.js';
+import {
+  ACCOUNT_CHANGES_PER_ACCOUNT,
+  keyedRateLimit,
+  WELCOME_RESENDS_PER_ADDRESS,
+} from '../middleware/rateLimit.js';
 import { requireSignIn, requireStepUp, type SignedIn } from '../middleware/session.js';
 import { startProviderSession } from '../providerSession.js';
 import { sesameRouter } from '../router.js';
@@ -132,6 +136,19 @@ export function accountRoutes({
   const body = [parseBodies(), csrf.protect()];
   // Counted with the sign-in's "Send the link again" (SIGNUP=open-verified): one limit per address.
   const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
+  // A change is counted against the client IP first (`rateLimit`), then, once signed in and
+  // past the CSRF check (a forged post from another site must not use up the person's
+  // changes), against the account, whichever addresses it posts from.
+  const countChange = keyedRateLimit(ACCOUNT_CHANGES_PER_ACCOUNT, hits, config.rateLimitPerMinute > 0);
+  const change = [
+    rateLimit,
+    signIn,
+    ...body,
+    async (ctx: Context, next: Next) => {
+      await countChange(ctx, signedIn(ctx).user.id);
+      await next();
+    },
+  ];
 
   // Signing out from /account ends at `/`: the account page is Sesame's home page.
   router.get('/', (ctx) => ctx.redirect('/account'));
@@ -180,14 +197,14 @@ export function accountRoutes({
   });
 
   // A plain form post (the page works without script); the next page is in the chosen language.
-  router.post('/account/language', signIn, ...body, async (ctx) => {
+  router.post('/account/language', ...change, async (ctx) => {
     const user = await updateProfileLocale(db, signedIn(ctx).user.id, parseLocaleChoice(ctx));
     caches.users.invalidate(user.id);
     rememberLanguageChoice(ctx, user.locale, config);
     respond(ctx, { locale: user.locale });
   });
 
-  router.post('/account/profile', signIn, ...body, async (ctx) => {
+  router.post('/account/profile', ...change, async (ctx) => {
     const { name } = parseBody(ctx, profileSchema);
     const user = await updateProfileName(db, signedIn(ctx).user.id, name);
     caches.users.invalidate(user.id);
@@ -253,14 +270,14 @@ export function accountRoutes({
     ctx.body = { passkey };
   });
 
-  router.post('/account/passkeys/:id/rename', signIn, ...body, async (ctx) => {
+  router.post('/account/passkeys/:id/rename', ...change, async (ctx) => {
     const id = param(ctx, 'id', CREDENTIAL_ID);
     const { name } = parseBody(ctx, renameSchema);
     await renamePasskey(db, signedIn(ctx).user.id, id, name);
     respond(ctx, { id, name });
   });
 
-  router.post('/account/passkeys/:id/delete', signIn, ...body, async (ctx) => {
+  router.post('/account/passkeys/:id/delete', ...change, async (ctx) => {
     const id = param(ctx, 'id', CREDENTIAL_ID);
     const { user, sessionUid, loginTs, amr } = signedIn(ctx);
     // Refuse the last passkey before asking for a step-up that could not help; the step-up
@@ -287,7 +304,7 @@ export function accountRoutes({
     ctx.body = { remaining, count: pageText(ctx).t('account.passkeyCount', { count: remaining.length }) };
   });
 
-  router.post('/account/apps/:clientId/revoke', signIn, ...body, async (ctx) => {
+  router.post('/account/apps/:clientId/revoke', ...change, async (ctx) => {
     const clientId = param(ctx, 'clientId', CLIENT_ID);
     await revokeConnectedApp(db, signedIn(ctx).user.id, clientId);
     // The app's tokens and grant stop working here at once; other instances hear the notices.
@@ -296,14 +313,14 @@ export function accountRoutes({
   });
 
   // One device's sign-in to an app (RFC 8628), listed on its own: the app's others stay.
-  router.post('/account/apps/:clientId/devices/:grantId/revoke', signIn, ...body, async (ctx) => {
+  router.post('/account/apps/:clientId/devices/:grantId/revoke', ...change, async (ctx) => {
     const clientId = param(ctx, 'clientId', CLIENT_ID);
     await revokeDeviceSignIn(db, signedIn(ctx).user.id, clientId, param(ctx, 'grantId', GRANT_ID));
     caches.models.forgetAll();
     respond(ctx, { revoked: clientId, device: true });
   });
 
-  router.post('/account/sign-out-everywhere', signIn, ...body, async (ctx) => {
+  router.post('/account/sign-out-everywhere', ...change, async (ctx) => {
     const { user } = signedIn(ctx);
     const ended = await signOutEverywhere(db, user.id);
     caches.models.forgetAll();
