@@ -15,7 +15,7 @@ import { isPlainEmailAddress, normalizeEmail } from '../text.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { withAdminAuthority } from './adminAuthority.js';
 import { confirmEmailOwner } from './emailOwnership.js';
-import { namedPasskey } from './passkeys.js';
+import { MAX_PASSKEYS_PER_ACCOUNT, namedPasskey } from './passkeys.js';
 import { endEverySignInOf, maySignInAfterRevocation } from './revocation.js';
 
 /**
@@ -194,6 +194,7 @@ export type LinkProblem =
   | 'disabled'
   | 'account_exists'
   | 'passkey_registered'
+  | 'too_many_passkeys'
   | 'stale';
 
 const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
@@ -246,6 +247,12 @@ const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
     heading: 'This passkey is already registered',
     message:
       'It belongs to an account already. The link was not used: create a new passkey with it, on another device or password manager if this one offers no other.',
+  },
+  too_many_passkeys: {
+    status: 409,
+    code: 'too_many_passkeys',
+    heading: 'This account has the most passkeys it may have',
+    message: `You have the most passkeys an account may have (${MAX_PASSKEYS_PER_ACCOUNT}). Remove one first, on your account page, or tick "Remove my other passkeys" and try again.`,
   },
   stale: {
     status: 409,
@@ -452,6 +459,7 @@ export async function redeemOneTimeLink(
       // removed them all already.
       if (removeOtherPasskeys) removed = await credentialsQueries.deleteAllForUser(trx, user.id);
       const kept = await credentialsQueries.countForUser(trx, user.id);
+      if (kept >= MAX_PASSKEYS_PER_ACCOUNT) throw new LinkError('too_many_passkeys');
       await credentialsQueries.insert(trx, {
         ...namedPasskey(registration.credential, locale),
         userId: user.id,

@@ -22,6 +22,20 @@ import { sessionEnded, signInEnded } from './signInEnded.js';
  */
 export const STEP_UP_MAX_AGE_SECONDS = 5 * 60;
 
+/**
+ * Passkeys an account may have, at most: more than anyone uses, few enough that adding and
+ * deleting passkeys over and over (each change mails a notice) cannot run on without one
+ * being removed first, and that the account page and every sign-in's list stay short.
+ */
+export const MAX_PASSKEYS_PER_ACCOUNT = 20;
+
+/** Refused when an account has {@link MAX_PASSKEYS_PER_ACCOUNT} passkeys already. */
+export const tooManyPasskeys = () =>
+  conflict(
+    `You have the most passkeys an account may have (${MAX_PASSKEYS_PER_ACCOUNT}). Remove one first.`,
+    { reason: 'too_many_passkeys' },
+  ).localized('errors.tooManyPasskeys', { max: String(MAX_PASSKEYS_PER_ACCOUNT) });
+
 /** Passkey names are labels a person picks; 64 characters fit any device name. */
 export const PASSKEY_NAME_MAX = 64;
 
@@ -180,10 +194,12 @@ async function holdSteppedUpSignIn(trx: Db, signIn: AccountSignIn, lock: RowLock
 
 /**
  * Stores a passkey registered from the account page, if the sign-in that added it still
- * holds the account. The request checked that at its start, but the ceremony takes a while:
- * meanwhile the email's owner may have taken the account over (confirmEmailOwner deletes
- * it). Holding the account row `share` until commit orders the two: a passkey stored first
- * is deleted with the account, and one stored after is refused here, as the account is gone.
+ * holds the account and it has fewer than {@link MAX_PASSKEYS_PER_ACCOUNT}. The request
+ * checked the sign-in at its start, but the ceremony takes a while: meanwhile the email's
+ * owner may have taken the account over (confirmEmailOwner deletes it). Holding the account
+ * row until commit orders the two: a passkey stored first is deleted with the account, and
+ * one stored after is refused here, as the account is gone. The row is held `update`, so
+ * that two adds at once count the passkeys one after the other and cannot both pass the cap.
  */
 export async function addPasskey(
   db: Db,
@@ -194,7 +210,10 @@ export async function addPasskey(
   const { userId } = signIn;
   try {
     await db.transaction().execute(async (trx) => {
-      await holdSteppedUpSignIn(trx, signIn, 'share');
+      await holdSteppedUpSignIn(trx, signIn, 'update');
+      if ((await credentialsQueries.countForUser(trx, userId)) >= MAX_PASSKEYS_PER_ACCOUNT) {
+        throw tooManyPasskeys();
+      }
       await credentialsQueries.insert(trx, { ...namedPasskey(registration.credential, locale), userId });
       await auditQueries.record(trx, `user:${userId}`, 'passkey.add', userId, {
         credential: registration.credential.id,
@@ -208,6 +227,12 @@ export async function addPasskey(
   }
   const stored = await credentialsQueries.findById(db, registration.credential.id);
   return summarize(stored!);
+}
+
+/** Refuses up front, before a passkey ceremony, when the account has its most passkeys (see addPasskey). */
+export async function assertRoomForPasskey(db: Db, userId: string): Promise<void> {
+  if ((await credentialsQueries.countForUser(db, userId)) >= MAX_PASSKEYS_PER_ACCOUNT)
+    throw tooManyPasskeys();
 }
 
 /** Records a passkey assertion made for a step-up in this provider session. */

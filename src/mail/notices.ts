@@ -1,5 +1,7 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
+import { auditQueries } from '../db/queries/audit.js';
+import { rateLimitHitsQueries } from '../db/queries/rateLimitHits.js';
 import type { User } from '../db/schema.js';
 import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
@@ -14,6 +16,19 @@ export type SecurityNotice =
   | 'recovery_used'
   | 'admin_granted';
 
+/**
+ * Security notices an account gets in an hour, at most: the hour starts with its first
+ * notice. Anyone may sign up with someone else's address and add, rename and delete passkeys
+ * over and over; without a cap each change mailed that address. A person changing their own
+ * passkeys stays well below it. The count is in the database (rate_limit_hits), so it holds
+ * across instances; the notices past it are not mailed, and each is recorded in the audit
+ * log (`mail.notice_held_back`).
+ */
+export const SECURITY_NOTICES_PER_HOUR = 5;
+const SECURITY_NOTICE_WINDOW_SECONDS = 3_600;
+
+type NoticeUser = Pick<User, 'id' | 'email' | 'email_verified' | 'locale' | 'signup_locale'>;
+
 type NoticeOptions = {
   passkeyName?: string | null;
   locale?: Locale;
@@ -23,16 +38,29 @@ type NoticeOptions = {
 
 /**
  * Queues a security notice to the account's owner in `trx`, so that it goes if and only if
- * the change it tells of commits; false without mail. The outbox is woken by the caller once
- * it committed ({@link wakeMailOutboxes}).
+ * the change it tells of commits; false without mail, or when the account had its
+ * {@link SECURITY_NOTICES_PER_HOUR} this hour (then the audit log says one was held back).
+ * The outbox is woken by the caller once it committed ({@link wakeMailOutboxes}). A passkey's
+ * name, which its holder chooses, is told only to an address someone proved: to another, the
+ * mail would carry the text of whoever signed up with it.
  */
-export function queueSecurityNotice(
+export async function queueSecurityNotice(
   trx: Db,
   config: Config,
-  user: Pick<User, 'email' | 'locale' | 'signup_locale'>,
+  user: NoticeUser,
   notice: SecurityNotice,
   options: NoticeOptions = {},
 ): Promise<boolean> {
+  if (!config.mail) return false;
+  const { hits } = await rateLimitHitsQueries.hit(
+    trx,
+    `security-notice:${user.id}`,
+    SECURITY_NOTICE_WINDOW_SECONDS,
+  );
+  if (hits > SECURITY_NOTICES_PER_HOUR) {
+    await auditQueries.record(trx, 'system', 'mail.notice_held_back', user.id, { notice });
+    return false;
+  }
   return queueMail(
     trx,
     config,
@@ -41,7 +69,7 @@ export function queueSecurityNotice(
     {
       notice,
       email: user.email,
-      passkeyName: options.passkeyName ?? null,
+      passkeyName: user.email_verified ? (options.passkeyName ?? null) : null,
       at: new Date(),
       accountUrl: `${config.issuer}/account`,
       otherPasskeys: options.otherPasskeys ?? null,
@@ -53,7 +81,8 @@ export function queueSecurityNotice(
 /**
  * Mails the account's owner that something changed its security: a passkey added or
  * removed, a recovery link used, administration granted. Sent after the change committed,
- * so a notice never tells of a change that did not happen; nothing without mail. A failure
+ * so a notice never tells of a change that did not happen; nothing without mail, or past the
+ * account's {@link SECURITY_NOTICES_PER_HOUR} (see queueSecurityNotice). A failure
  * to queue is logged and does not undo the change. `locale` is the language of the
  * person's request that made the change, when they made it themselves (see mailLocale).
  * `otherPasskeys`, for a recovery, says how many of the account's passkeys went with it, or
@@ -63,7 +92,7 @@ export async function sendSecurityNotice(
   db: Db,
   config: Config,
   log: Pick<Logger, 'warn'> | undefined,
-  user: Pick<User, 'id' | 'email' | 'locale' | 'signup_locale'>,
+  user: NoticeUser,
   notice: SecurityNotice,
   options: NoticeOptions = {},
 ): Promise<void> {

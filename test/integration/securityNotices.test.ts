@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { MAX_PASSKEYS_PER_ACCOUNT } from '../../src/accounts/passkeys.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { type MailServer, startAppWithMail } from '../support/mailServer.js';
 import { beginLogin, discoverRp, Person, stepUp } from '../support/oidcFlow.js';
@@ -19,9 +20,11 @@ describe('security notices by mail', () => {
 
   afterAll(() => stop?.());
 
+  const CALLBACK = 'http://127.0.0.1:8904/callback';
+
   /** An app to sign in to through Sesame's sign-in page. */
   async function appToSignInTo() {
-    const redirectUri = 'http://127.0.0.1:8904/callback';
+    const redirectUri = CALLBACK;
     const { client, client_secret } = await createClient(
       sesame.db,
       { name: 'Wiki', redirect_uris: [redirectUri] },
@@ -154,5 +157,138 @@ describe('security notices by mail', () => {
     expect(mails[1]!.subject).toBe('Your Acme account is now an administrator');
     await sleep(1_500);
     expect(noticesTo('boss@example.com')).toEqual(['Your Acme account is now an administrator']);
+  });
+  /** How many passkeys the account `userId` has. */
+  const passkeysOf = async (userId: string) =>
+    (await sesame.db.selectFrom('credentials').select('id').where('user_id', '=', userId).execute()).length;
+
+  /** Adds a passkey from the account page of `person`'s browser (a step-up done); returns its response and credential id. */
+  async function addPasskey(person: Person, csrf: string) {
+    const options = await person.browser.postJson('/account/passkeys/options', csrf, {});
+    if (options.status !== 200) return { response: options, id: undefined };
+    const credential = await new SoftAuthenticator().createCredential(options.json(), person.browser.origin);
+    const response = await person.browser.postJson('/account/passkeys/verify', csrf, credential);
+    return { response, id: credential.id };
+  }
+
+  const removedSubject = 'A passkey was removed from your Acme account';
+  const lure = 'WIN 1000 USD now at http://evil.example/claim';
+
+  /** Adds a passkey, renames it to the lure and deletes it; returns the removal notice's text. */
+  async function renameAndDelete(person: Person, email: string) {
+    const csrf = (await person.browser.request('/account')).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    const { response, id } = await addPasskey(person, csrf);
+    expect(response.status).toBe(200);
+    expect(
+      (await person.browser.postJson(`/account/passkeys/${id}/rename`, csrf, { name: lure })).status,
+    ).toBe(200);
+    expect((await person.browser.postJson(`/account/passkeys/${id}/delete`, csrf, {})).status).toBe(200);
+    for (const until = Date.now() + 20_000; Date.now() < until; await sleep(50)) {
+      const removed = mail.to(email).find((m) => m.subject === removedSubject);
+      if (removed) return removed;
+    }
+    throw new Error(`no removal notice to ${email}`);
+  }
+
+  it("never puts a passkey's chosen name in a notice to an address nobody proved", async () => {
+    // Anyone may sign up with someone else's address, and name a passkey as they like.
+    const person = new Person(sesame.baseUrl);
+    const login = await beginLogin(await appToSignInTo(), 'openid');
+    await person.continueToApp(
+      await person.signUp(await person.open(login.url), 'victim@example.com'),
+      CALLBACK,
+    );
+    const removed = await renameAndDelete(person, 'victim@example.com');
+    expect(removed.text).toContain('The passkey can no longer sign in to your account');
+    expect(removed.text).not.toContain('evil.example');
+    expect(removed.html).not.toContain('evil.example');
+  });
+
+  it('names the passkey in a notice to a proven address', async () => {
+    const { person } = await onboard(sesame, 'proven@example.com');
+    const removed = await renameAndDelete(person, 'proven@example.com');
+    expect(removed.text).toContain(`The passkey ${lure} can no longer sign in`);
+  });
+
+  it('mails at most five security notices an hour to one account, and records the ones held back', async () => {
+    const { person, userId } = await onboard(sesame, 'many@example.com');
+    const csrf = (await person.browser.request('/account')).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    for (let i = 0; i < 8; i++) expect((await addPasskey(person, csrf)).response.status).toBe(200);
+    await mail.waitFor('many@example.com', 6);
+    await sleep(1_500);
+    expect(noticesTo('many@example.com')).toEqual(Array(5).fill('A passkey was added to your Acme account'));
+    const heldBack = await sesame.db
+      .selectFrom('audit_events')
+      .select('details')
+      .where('action', '=', 'mail.notice_held_back')
+      .where('target', '=', userId)
+      .execute();
+    expect(heldBack.map((row) => row.details)).toEqual(
+      Array(3).fill(expect.objectContaining({ notice: 'passkey_added' })),
+    );
+    expect(await passkeysOf(userId)).toBe(9);
+  });
+
+  it(`refuses an account's passkey past ${MAX_PASSKEYS_PER_ACCOUNT} with 409, and stores nothing`, async () => {
+    const { person, userId } = await onboard(sesame, 'full@example.com');
+    const passkeys = () => passkeysOf(userId);
+    const csrf = (await person.browser.request('/account')).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    for (let i = 1; i < MAX_PASSKEYS_PER_ACCOUNT - 1; i++) {
+      expect((await addPasskey(person, csrf)).response.status).toBe(200);
+    }
+    expect(await passkeys()).toBe(MAX_PASSKEYS_PER_ACCOUNT - 1);
+
+    // A ceremony begun with room for one more, while another browser of the account adds it.
+    const begun = await person.browser.postJson('/account/passkeys/options', csrf, {});
+    expect(begun.status).toBe(200);
+    const other = person.inNewBrowser();
+    const login = await beginLogin(await appToSignInTo(), 'openid');
+    await other.continueToApp(await other.signIn(await other.open(login.url)), CALLBACK);
+    const otherCsrf = (await other.browser.request('/account')).csrf();
+    expect((await stepUp(other, otherCsrf)).status).toBe(200);
+    expect((await addPasskey(other, otherCsrf)).response.status).toBe(200);
+    expect(await passkeys()).toBe(MAX_PASSKEYS_PER_ACCOUNT);
+
+    const late = await new SoftAuthenticator().createCredential(begun.json(), person.browser.origin);
+    const refused = await person.browser.postJson('/account/passkeys/verify', csrf, late);
+    expect(refused.status).toBe(409);
+    expect(refused.json()).toMatchObject({
+      error: 'conflict',
+      error_description: 'You have the most passkeys an account may have (20). Remove one first.',
+    });
+    // A new ceremony is refused before it starts.
+    const next = await addPasskey(person, csrf);
+    expect(next.response.status).toBe(409);
+    expect(await passkeys()).toBe(MAX_PASSKEYS_PER_ACCOUNT);
+    expect(
+      await sesame.db.selectFrom('credentials').select('id').where('id', '=', late.id).execute(),
+    ).toEqual([]);
+  });
+
+  it(`refuses a recovery link that would keep ${MAX_PASSKEYS_PER_ACCOUNT} passkeys and add one, leaving the link usable`, async () => {
+    const { person, userId } = await onboard(sesame, 'fullrecovery@example.com');
+    const csrf = (await person.browser.request('/account')).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    for (let i = 1; i < MAX_PASSKEYS_PER_ACCOUNT; i++) {
+      expect((await addPasskey(person, csrf)).response.status).toBe(200);
+    }
+    const { url } = await createOneTimeLink(sesame.db, sesame.config, {
+      email: 'fullrecovery@example.com',
+      purpose: 'recovery',
+      actor: 'test',
+    });
+    await untilLinkMailed(sesame.db, url);
+    const kept = await useLink(new Person(sesame.baseUrl), url, undefined, { removeOtherPasskeys: false });
+    expect(kept.status).toBe(409);
+    expect(kept.json()).toMatchObject({ error: 'too_many_passkeys' });
+    expect(await passkeysOf(userId)).toBe(MAX_PASSKEYS_PER_ACCOUNT);
+    // Removing the others, the same link works.
+    expect(
+      (await useLink(new Person(sesame.baseUrl), url, undefined, { removeOtherPasskeys: true })).status,
+    ).toBe(200);
+    expect(await passkeysOf(userId)).toBe(1);
   });
 });

@@ -11,6 +11,7 @@ import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import {
   addPasskey,
   assertDeletable,
+  assertRoomForPasskey,
   deletePasskey,
   listPasskeys,
   PASSKEY_NAME_MAX,
@@ -240,6 +241,7 @@ export function accountRoutes({
 
   router.post('/account/passkeys/options', rateLimit, signIn, ...body, requireStepUp(db), async (ctx) => {
     const { user, sessionUid } = signedIn(ctx);
+    await assertRoomForPasskey(db, user.id);
     ctx.body = await startPasskeyRegistration(
       db,
       rp,
