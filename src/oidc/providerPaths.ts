@@ -52,13 +52,20 @@ const AUTHORIZATION_REQUEST_PATHS: ReadonlySet<string> = new Set(['/auth', '/req
 /**
  * A logout's query string (or its form POST, which becomes one: http/postAsGet.ts) is held to
  * the same limit: the provider keeps its `state` in the visitor's session, stored for 30 minutes.
+ * Its `id_token_hint` does not count: the provider only verifies it and keeps nothing of it, and
+ * an ID token with the claims an administrator may give (custom claims, groups) can be over
+ * 8 kB by itself. Node's limit on a request's head (16 kB) bounds the whole; a logout's form
+ * POST may be as long, since the GET it is sent on as must fit there too.
  */
 const LIMITED_PATHS: ReadonlySet<string> = new Set([...AUTHORIZATION_REQUEST_PATHS, '/session/end']);
+const LOGOUT_FORM_LIMIT_BYTES = 16 * 1024;
+const UNCOUNTED_LOGOUT_PARAMETER = 'id_token_hint=';
 export const AUTHORIZATION_REQUEST_TOO_LARGE = `The authorization request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be`;
 
 export const AUTHORIZATION_REQUEST_LENGTH_REQUIRED =
   'An authorization request must say its length (Content-Length): a body without one is not read';
-const LOGOUT_REQUEST_TOO_LARGE = `The logout request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be`;
+const LOGOUT_REQUEST_TOO_LARGE = `The logout request is larger than the ${AUTHORIZATION_REQUEST_LIMIT_BYTES / 1024} kB it may be (its id_token_hint not counted)`;
+const LOGOUT_FORM_TOO_LARGE = `The logout form is larger than the ${LOGOUT_FORM_LIMIT_BYTES / 1024} kB it may be`;
 const LOGOUT_REQUEST_LENGTH_REQUIRED =
   'A logout request must say its length (Content-Length): a body without one is not read';
 
@@ -90,22 +97,36 @@ export function providerRequestTooLarge(
         status: 411,
         description: logout ? LOGOUT_REQUEST_LENGTH_REQUIRED : AUTHORIZATION_REQUEST_LENGTH_REQUIRED,
       };
-    const length = post ? Number(req.headers['content-length']) : queryLength(req.url);
-    if (length > AUTHORIZATION_REQUEST_LIMIT_BYTES)
+    if (post) {
+      const limit = logout ? LOGOUT_FORM_LIMIT_BYTES : AUTHORIZATION_REQUEST_LIMIT_BYTES;
+      if (Number(req.headers['content-length']) > limit)
+        return { status: 413, description: logout ? LOGOUT_FORM_TOO_LARGE : AUTHORIZATION_REQUEST_TOO_LARGE };
+    } else if (queryLength(req.url, logout) > AUTHORIZATION_REQUEST_LIMIT_BYTES) {
       return {
-        status: post ? 413 : 414,
+        status: 414,
         description: logout ? LOGOUT_REQUEST_TOO_LARGE : AUTHORIZATION_REQUEST_TOO_LARGE,
       };
+    }
   }
   return post && Number(req.headers['content-length']) > PROVIDER_BODY_LIMIT_BYTES
     ? { status: 413, description: PROVIDER_BODY_TOO_LARGE }
     : undefined;
 }
 
-/** The length of a request target's query string (0 without one). */
-function queryLength(url = ''): number {
+/**
+ * The length of a request target's query string (0 without one); of a logout's, without its
+ * `id_token_hint` parameters (see {@link LIMITED_PATHS}).
+ */
+function queryLength(url = '', logout = false): number {
   const query = url.indexOf('?');
-  return query === -1 ? 0 : url.length - query - 1;
+  if (query === -1) return 0;
+  let length = url.length - query - 1;
+  if (logout && url.includes(UNCOUNTED_LOGOUT_PARAMETER)) {
+    for (const parameter of url.slice(query + 1).split('&')) {
+      if (parameter.startsWith(UNCOUNTED_LOGOUT_PARAMETER)) length -= parameter.length;
+    }
+  }
+  return length;
 }
 
 /**
