@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { AUTHORIZATION_REQUEST_LIMIT_BYTES, providerRequestTooLarge } from '../oidc/providerPaths.js';
+import { postAsGetLimit, providerRequestTooLarge } from '../oidc/providerPaths.js';
 import { badRequest, HttpError } from './errors.js';
 
 /**
@@ -23,7 +23,7 @@ const QUERY_AS_IS = /^(?:[\w.~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*$/;
  * Answers a form-encoded POST at `/auth` or `/session/end` with `303 See Other` to the same
  * path as a GET whose query string is the body, so the provider sees the request, and the
  * person's session, exactly as for a GET; the provider itself never gets the POST. The body
- * is held to the authorization request limit (413 over it, 411 without a Content-Length), as
+ * is held to its limit (postAsGetLimit: 413 over it, 411 without a Content-Length), as
  * a query string is; a body of another type is 415, and a POST that also has a query string
  * is 400: OpenID Connect sends a POST's parameters in its body, and two sets would have to
  * be merged in some order of Sesame's choosing. A parameter repeated in the body reaches the
@@ -53,20 +53,20 @@ export async function redirectPostAsGet(ctx: Context, issuer: string): Promise<v
       'unsupported_media_type',
       `A POST to ${ctx.path} must be an uncompressed form (Content-Type: application/x-www-form-urlencoded)`,
     );
-  const body = await formBody(ctx);
+  const body = await formBody(ctx, postAsGetLimit(ctx.path));
   const query = QUERY_AS_IS.test(body) ? body : new URLSearchParams(body).toString();
   ctx.status = 303;
   ctx.set('Cache-Control', 'no-store');
   ctx.redirect(query ? `${issuer}${ctx.path}?${query}` : `${issuer}${ctx.path}`);
 }
 
-/** The body as text; its Content-Length is known and within the limit (Node holds it to that length). */
-async function formBody(ctx: Context): Promise<string> {
+/** The body as text; its Content-Length is known and within `limit` (Node holds it to that length). */
+async function formBody(ctx: Context, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     length += chunk.length;
-    if (length > AUTHORIZATION_REQUEST_LIMIT_BYTES) break;
+    if (length > limit) break;
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -98,8 +98,7 @@ export function providerRequestTooLarge(
         description: logout ? LOGOUT_REQUEST_LENGTH_REQUIRED : AUTHORIZATION_REQUEST_LENGTH_REQUIRED,
       };
     if (post) {
-      const limit = logout ? LOGOUT_FORM_LIMIT_BYTES : AUTHORIZATION_REQUEST_LIMIT_BYTES;
-      if (Number(req.headers['content-length']) > limit)
+      if (Number(req.headers['content-length']) > postAsGetLimit(path))
         return { status: 413, description: logout ? LOGOUT_FORM_TOO_LARGE : AUTHORIZATION_REQUEST_TOO_LARGE };
     } else if (queryLength(req.url, logout) > AUTHORIZATION_REQUEST_LIMIT_BYTES) {
       return {
@@ -111,6 +110,11 @@ export function providerRequestTooLarge(
   return post && Number(req.headers['content-length']) > PROVIDER_BODY_LIMIT_BYTES
     ? { status: 413, description: PROVIDER_BODY_TOO_LARGE }
     : undefined;
+}
+
+/** The most a form POST to `path` (`/auth`, `/session/end`: http/postAsGet.ts) may be, in bytes. */
+export function postAsGetLimit(path: string): number {
+  return path === '/session/end' ? LOGOUT_FORM_LIMIT_BYTES : AUTHORIZATION_REQUEST_LIMIT_BYTES;
 }
 
 /**

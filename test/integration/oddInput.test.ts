@@ -495,6 +495,7 @@ describe('odd input', () => {
         body: logout.toString(),
       });
       expect(posted.status).toBe(303);
+      expect(posted.headers.location).toBe(`${sesame.baseUrl}/session/end?${logout}`);
       // The rest of the logout is still held to the limit, the hint beside it or not.
       const withState = new URLSearchParams({ id_token_hint: 'e30.a', state: 'a'.repeat(LIMIT) });
       expect((await rawRequest(`${sesame.baseUrl}/session/end?${withState}`)).status).toBe(414);

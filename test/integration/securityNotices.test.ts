@@ -211,8 +211,19 @@ describe('security notices by mail', () => {
     expect(removed.text).toContain(`The passkey ${lure} can no longer sign in`);
   });
 
-  it('mails at most five security notices an hour to one account, and records the ones held back', async () => {
-    const { person, userId } = await onboard(sesame, 'many@example.com');
+  it('mails at most five security notices an hour to an address nobody proved, and records the ones held back', async () => {
+    // Anyone may sign up with someone else's address and add passkeys over and over.
+    const person = new Person(sesame.baseUrl);
+    const login = await beginLogin(await appToSignInTo(), 'openid');
+    await person.continueToApp(
+      await person.signUp(await person.open(login.url), 'many@example.com'),
+      CALLBACK,
+    );
+    const { id: userId } = await sesame.db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', 'many@example.com')
+      .executeTakeFirstOrThrow();
     const csrf = (await person.browser.request('/account')).csrf();
     expect((await stepUp(person, csrf)).status).toBe(200);
     for (let i = 0; i < 8; i++) expect((await addPasskey(person, csrf)).response.status).toBe(200);
@@ -229,6 +240,18 @@ describe('security notices by mail', () => {
       Array(3).fill(expect.objectContaining({ notice: 'passkey_added' })),
     );
     expect(await passkeysOf(userId)).toBe(9);
+  });
+
+  it("mails every security notice to a proven address: whoever makes the changes holds its owner's sign-in", async () => {
+    const { person } = await onboard(sesame, 'proven-many@example.com');
+    const csrf = (await person.browser.request('/account')).csrf();
+    expect((await stepUp(person, csrf)).status).toBe(200);
+    for (let i = 0; i < 7; i++) expect((await addPasskey(person, csrf)).response.status).toBe(200);
+    await mail.waitFor('proven-many@example.com', 7);
+    await sleep(1_500);
+    expect(noticesTo('proven-many@example.com')).toEqual(
+      Array(7).fill('A passkey was added to your Acme account'),
+    );
   });
 
   it(`refuses an account's passkey past ${MAX_PASSKEYS_PER_ACCOUNT} with 409, and stores nothing`, async () => {

@@ -139,7 +139,10 @@ export function accountRoutes({
   const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
   // A change is counted against the client IP first (`rateLimit`), then, once signed in and
   // past the CSRF check (a forged post from another site must not use up the person's
-  // changes), against the account, whichever addresses it posts from.
+  // changes), against the account, whichever addresses it posts from. What protects the
+  // account (a passkey's deletion, an app's or device's revocation) is counted per IP only,
+  // and signing out everywhere not at all: someone holding a stolen sign-in could otherwise
+  // use up the account's count and keep its owner from throwing them out.
   const countChange = keyedRateLimit(ACCOUNT_CHANGES_PER_ACCOUNT, hits, config.rateLimitPerMinute > 0);
   const change = [
     rateLimit,
@@ -150,6 +153,7 @@ export function accountRoutes({
       await next();
     },
   ];
+  const protection = [rateLimit, signIn, ...body];
 
   // Signing out from /account ends at `/`: the account page is Sesame's home page.
   router.get('/', (ctx) => ctx.redirect('/account'));
@@ -279,7 +283,7 @@ export function accountRoutes({
     respond(ctx, { id, name });
   });
 
-  router.post('/account/passkeys/:id/delete', ...change, async (ctx) => {
+  router.post('/account/passkeys/:id/delete', ...protection, async (ctx) => {
     const id = param(ctx, 'id', CREDENTIAL_ID);
     const { user, sessionUid, loginTs, amr } = signedIn(ctx);
     // Refuse the last passkey before asking for a step-up that could not help; the step-up
@@ -306,7 +310,7 @@ export function accountRoutes({
     ctx.body = { remaining, count: pageText(ctx).t('account.passkeyCount', { count: remaining.length }) };
   });
 
-  router.post('/account/apps/:clientId/revoke', ...change, async (ctx) => {
+  router.post('/account/apps/:clientId/revoke', ...protection, async (ctx) => {
     const clientId = param(ctx, 'clientId', CLIENT_ID);
     await revokeConnectedApp(db, signedIn(ctx).user.id, clientId);
     // The app's tokens and grant stop working here at once; other instances hear the notices.
@@ -315,14 +319,14 @@ export function accountRoutes({
   });
 
   // One device's sign-in to an app (RFC 8628), listed on its own: the app's others stay.
-  router.post('/account/apps/:clientId/devices/:grantId/revoke', ...change, async (ctx) => {
+  router.post('/account/apps/:clientId/devices/:grantId/revoke', ...protection, async (ctx) => {
     const clientId = param(ctx, 'clientId', CLIENT_ID);
     await revokeDeviceSignIn(db, signedIn(ctx).user.id, clientId, param(ctx, 'grantId', GRANT_ID));
     caches.models.forgetAll();
     respond(ctx, { revoked: clientId, device: true });
   });
 
-  router.post('/account/sign-out-everywhere', ...change, async (ctx) => {
+  router.post('/account/sign-out-everywhere', signIn, ...body, async (ctx) => {
     const { user } = signedIn(ctx);
     const ended = await signOutEverywhere(db, user.id);
     caches.models.forgetAll();

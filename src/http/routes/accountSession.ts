@@ -16,7 +16,7 @@ import type { Services } from '../services.js';
  * a provider session, which the pages then read. `state` is checked against a cookie so
  * nobody can log a browser into their account (login CSRF, RFC 6749 §10.12).
  */
-export function accountSessionRoutes({ config, csrf, rateLimit }: Services): Router {
+export function accountSessionRoutes({ config, csrf }: Services): Router {
   const router = sesameRouter();
   const names = cookieNames(config);
   const cookieOptions = {
@@ -66,7 +66,7 @@ export function accountSessionRoutes({ config, csrf, rateLimit }: Services): Rou
     ctx.redirect(safeReturnPath(returnTo));
   });
 
-  router.post('/account/logout', rateLimit, parseBodies(), csrf.protect(), (ctx: Context) => {
+  router.post('/account/logout', parseBodies(), csrf.protect(), (ctx: Context) => {
     // The person pressed Sign out on Sesame's own page: the provider's confirmation then
     // submits itself (logoutSource in provider.ts), one click in all.
     markSignOutConfirmed(ctx.cookies, config);
