@@ -34,6 +34,7 @@ import * as m0033 from './0033_mail_outbox_link.js';
 import * as m0034 from './0034_passkey_tenant_previous_api_key.js';
 import * as m0035 from './0035_passkey_suspected_clone.js';
 import * as m0036 from './0036_interactions_without_cookies.js';
+import * as m0037 from './0037_audit_event_filters.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -72,4 +73,5 @@ export const migrations: Record<string, Migration> = {
   '0034_passkey_tenant_previous_api_key': m0034,
   '0035_passkey_suspected_clone': m0035,
   '0036_interactions_without_cookies': m0036,
+  '0037_audit_event_filters': m0037,
 };

@@ -1,5 +1,5 @@
 import type { Db } from '../db/connect.js';
-import { auditQueries } from '../db/queries/audit.js';
+import { type AuditFilter, auditQueries } from '../db/queries/audit.js';
 import type { AuditEventRow } from '../db/schema.js';
 
 /** One audit event as admins see it. */
@@ -23,9 +23,13 @@ function auditEventView(row: AuditEventRow): AuditEventView {
   };
 }
 
-/** The most recent audit events, newest first. */
-export async function recentAuditEvents(db: Db, limit = 50): Promise<AuditEventView[]> {
-  return (await auditQueries.recent(db, limit)).map(auditEventView);
+/** The most recent audit events that match `filter`, newest first. */
+export async function recentAuditEvents(
+  db: Db,
+  limit = 50,
+  filter: AuditFilter = {},
+): Promise<AuditEventView[]> {
+  return (await auditQueries.recent(db, limit, undefined, filter)).map(auditEventView);
 }
 
 /** One page of the audit log, and where the next (older) one starts, if there are older events. */
@@ -35,13 +39,16 @@ export interface AuditEventsPage {
   older: string | undefined;
 }
 
-/** `limit` events, newest first, older than the event `before` when given (keyset paging by id). */
+/**
+ * `limit` events that match `filter`, newest first, older than the event `before` when given
+ * (keyset paging by id).
+ */
 export async function auditEventsPage(
   db: Db,
-  { limit, before }: { limit: number; before?: string | undefined },
+  { limit, before, filter }: { limit: number; before?: string | undefined; filter?: AuditFilter },
 ): Promise<AuditEventsPage> {
   // One more than shown says whether an older page exists, without counting the table.
-  const rows = await auditQueries.recent(db, limit + 1, before);
+  const rows = await auditQueries.recent(db, limit + 1, before, filter);
   const events = rows.slice(0, limit).map(auditEventView);
   return { events, older: rows.length > limit ? events.at(-1)!.id : undefined };
 }

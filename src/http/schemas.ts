@@ -168,6 +168,31 @@ export function limitParameter(max: number, fallback: number) {
   return z.coerce.number({ error }).int({ error }).min(1, { error }).max(max, { error }).default(fallback);
 }
 
+/** One filter of the activity log: absent or empty for none, else at most `max` characters of `pattern`. */
+function auditFilterParameter(max: number, pattern: RegExp, error: string) {
+  return z
+    .string({ error: 'must be given once' })
+    .max(max, { error: `must be at most ${max} characters` })
+    .refine((value) => value === '' || pattern.test(value), { error })
+    .transform((value) => value || undefined)
+    .optional();
+}
+
+/**
+ * The activity log's filters, as query parameters (the admin page's and the admin API's):
+ * `action` an action's name (`user.taken_over`), or its start up to a dot (`passkey.`);
+ * `actor` who acted (`user:<id>`, `api-key:<id>`, `cli`, `system`); `target` what it was done to.
+ */
+export const auditFilterSchema = {
+  action: auditFilterParameter(
+    100,
+    /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\.?$/,
+    'must be an action, like user.rename or passkey.',
+  ),
+  actor: auditFilterParameter(200, /^[!-~]+$/, 'must be an actor, like user:<id>, api-key:<id> or cli'),
+  target: auditFilterParameter(500, /^[^\p{Cc}]+$/u, 'must hold no control character'),
+};
+
 /** A JSON number of seconds: a whole number from 0 to `max` (`maxInWords` says how long that is). */
 export function wholeSeconds(max: number, maxInWords: string) {
   const error = 'must be a whole number of seconds';

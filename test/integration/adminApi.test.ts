@@ -467,6 +467,43 @@ describe('the admin REST API', () => {
     expect(audit.json().error_description).toBe('limit: must be a whole number from 1 to 500');
   });
 
+  it('filters the audit events by action, actor and target, and refuses an over-long filter with 400', async () => {
+    await auditQueries.record(sesame.db, 'user:api-filter-victim', 'user.taken_over', 'api-filter-target');
+    for (let i = 0; i < 60; i += 1)
+      await auditQueries.record(sesame.db, 'user:api-flooder', 'user.rename', `api-flood-${i}`);
+    const events = async (query: string) => {
+      const answer = await api('GET', `/audit-events?${query}`);
+      expect({ query, status: answer.status }).toEqual({ query, status: 200 });
+      return (answer.json() as { actor: string; action: string; target: string }[]).map(
+        ({ actor, action, target }) => `${actor} ${action} ${target}`,
+      );
+    };
+    expect(await events('limit=50')).not.toContain(
+      'user:api-filter-victim user.taken_over api-filter-target',
+    );
+    expect(await events('action=user.taken_over')).toEqual([
+      'user:api-filter-victim user.taken_over api-filter-target',
+    ]);
+    expect(await events('actor=user:api-filter-victim')).toEqual([
+      'user:api-filter-victim user.taken_over api-filter-target',
+    ]);
+    expect(await events('target=api-filter-target')).toEqual([
+      'user:api-filter-victim user.taken_over api-filter-target',
+    ]);
+    expect(await events('actor=user:api-flooder&limit=3')).toEqual(
+      [59, 58, 57].map((i) => `user:api-flooder user.rename api-flood-${i}`),
+    );
+    expect((await events('action=user.&limit=500')).length).toBeGreaterThanOrEqual(61);
+
+    const refused = await api('GET', `/audit-events?action=${'a'.repeat(101)}`);
+    expect(refused.status).toBe(400);
+    expect(refused.json().error_description).toBe('action: must be at most 100 characters');
+    await sesame.db
+      .deleteFrom('audit_events')
+      .where('actor', 'in', ['user:api-flooder', 'user:api-filter-victim'])
+      .execute();
+  });
+
   it('invites someone with a one-time link, and refuses a bad email with 400', async () => {
     const invited = await api('POST', '/users/invite', { json: { email: 'carol@example.com', admin: true } });
     expect(invited.status).toBe(201);

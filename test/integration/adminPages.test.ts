@@ -22,6 +22,17 @@ function elementText(page: PageResponse, id: string): string {
   return match[1]!.trim();
 }
 
+/** One column of each row of the activity page's table (0 when, 1 who, 2 what, 3 target). */
+function auditColumn(page: PageResponse, column: number): string[] {
+  return [...page.text.matchAll(/<tr>\s*<td><time[\s\S]*?<\/tr>/g)].map(([row]) =>
+    [...row.matchAll(/<td>([\s\S]*?)<\/td>/g)][column]![1]!.replace(/<\/?code>/g, ''),
+  );
+}
+
+/** Where the activity page's "Older events" link goes, if it has one. */
+const olderEventsLink = (page: PageResponse) =>
+  /<a href="([^"]+)" rel="next">Older events<\/a>/.exec(page.text)?.[1]?.replaceAll('&amp;', '&');
+
 describe('the admin pages', () => {
   let sesame: TestApp;
   let admin: Person;
@@ -1377,13 +1388,8 @@ describe('the admin pages', () => {
   it('shows the activity 100 events a page, newest first, with a link to older events down to the first', async () => {
     for (let i = 0; i < 150; i += 1) await auditQueries.record(sesame.db, 'cli', 'test.bulk', `bulk-${i}`);
     const total = (await auditQueries.recent(sesame.db, 100_000)).length;
-    /** The Target column of each row shown. */
-    const targets = (page: PageResponse) =>
-      [...page.text.matchAll(/<tr>\s*<td><time[\s\S]*?<\/tr>/g)].map(([row]) =>
-        [...row.matchAll(/<td>([\s\S]*?)<\/td>/g)][3]![1]!.replace(/<\/?code>/g, ''),
-      );
-    const olderLink = (page: PageResponse) =>
-      /<a href="([^"]+)" rel="next">Older events<\/a>/.exec(page.text)?.[1]?.replaceAll('&amp;', '&');
+    const targets = (page: PageResponse) => auditColumn(page, 3);
+    const olderLink = olderEventsLink;
 
     const pages: PageResponse[] = [await admin.browser.request('/admin/audit')];
     expect(pages[0]!.text).not.toContain('Newest events');
@@ -1408,5 +1414,72 @@ describe('the admin pages', () => {
       expect({ before, status: refused.status }).toEqual({ before, status: 400 });
     }
     await sesame.db.deleteFrom('audit_events').where('action', '=', 'test.bulk').execute();
+  });
+
+  it('filters the activity by action (a name, or its start up to a dot), actor and target, page by page', async () => {
+    // A security event, then a flood that pushes it off the first page of the whole log.
+    await auditQueries.record(sesame.db, 'user:filter-victim', 'user.taken_over', 'filter-victim-target');
+    for (let i = 0; i < 150; i += 1)
+      await auditQueries.record(sesame.db, 'user:flooder', 'user.rename', `flood-${i}`);
+    const request = async (query: string) => {
+      const page = await admin.browser.request(`/admin/audit?${query}`);
+      expect({ query, status: page.status }).toEqual({ query, status: 200 });
+      return page;
+    };
+    const whole = await request('');
+    expect(auditColumn(whole, 2)).not.toContain('user.taken_over');
+    // Empty fields, as the form sends them, filter nothing.
+    expect(auditColumn(await request('action=&actor=&target='), 3)).toEqual(auditColumn(whole, 3));
+
+    const takenOver = await request('action=user.taken_over');
+    expect(auditColumn(takenOver, 2)).toEqual(['user.taken_over']);
+    expect(takenOver.text).not.toContain('flood-');
+    expect(takenOver.text).toContain('value="user.taken_over"');
+    expect(olderEventsLink(takenOver)).toBeUndefined();
+    expect(auditColumn(await request('actor=user:filter-victim'), 3)).toEqual(['filter-victim-target']);
+    expect(auditColumn(await request('target=filter-victim-target&actor=user:filter-victim'), 2)).toEqual([
+      'user.taken_over',
+    ]);
+    expect(auditColumn(await request('target=filter-victim-target&actor=user:flooder'), 2)).toEqual([]);
+    // LIKE's wildcards in a prefix match themselves: `use_.` is not `user.`.
+    expect(auditColumn(await request('action=use_.'), 2)).toEqual([]);
+
+    // The actor's flood, 100 a page; the older page keeps the filter.
+    const flooder = await request('actor=user%3Aflooder');
+    expect(auditColumn(flooder, 1)).toEqual(Array.from({ length: 100 }, () => 'user:flooder'));
+    const older = olderEventsLink(flooder)!;
+    expect(older).toMatch(/^\/admin\/audit\?actor=user%3Aflooder&before=\d+$/);
+    const second = await request(older.split('?')[1]!);
+    expect(auditColumn(second, 3)).toEqual(Array.from({ length: 50 }, (_, i) => `flood-${49 - i}`));
+    expect(second.text).toContain('<a href="/admin/audit?actor=user%3Aflooder">Newest events</a>');
+
+    // A prefix: every `user.` action, the taken-over account on the second page.
+    const users = [await request('action=user.')];
+    for (let next = olderEventsLink(users.at(-1)!); next; next = olderEventsLink(users.at(-1)!)) {
+      expect(next).toMatch(/^\/admin\/audit\?action=user\.&before=\d+$/);
+      users.push(await request(next.split('?')[1]!));
+    }
+    const actions = users.flatMap((page) => auditColumn(page, 2));
+    expect(actions.every((action) => action.startsWith('user.'))).toBe(true);
+    expect(actions.filter((action) => action === 'user.taken_over')).toHaveLength(1);
+
+    for (const bad of [
+      `action=${'a'.repeat(101)}`,
+      `actor=${'a'.repeat(201)}`,
+      `target=${'a'.repeat(501)}`,
+      'action=%25',
+      'action=user..rename',
+      'action=.user',
+      'actor=user%3A%20x',
+      'target=a%00b',
+      'action=user.rename&action=user.delete',
+    ]) {
+      const refused = await admin.browser.request(`/admin/audit?${bad}`);
+      expect({ bad, status: refused.status }).toEqual({ bad, status: 400 });
+    }
+    await sesame.db
+      .deleteFrom('audit_events')
+      .where('actor', 'in', ['user:flooder', 'user:filter-victim'])
+      .execute();
   });
 });

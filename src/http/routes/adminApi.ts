@@ -29,7 +29,7 @@ import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
 import { JSON_BODY_LIMIT, refuseIllFormedText, refusingUndecodableBodies } from '../middleware/bodies.js';
 import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
 import { sesameRouter } from '../router.js';
-import { emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
+import { auditFilterSchema, emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 import { adminApiGroupRoutes } from './adminApiGroups.js';
 import { keyRotationApiRoutes } from './adminApiKeyRotations.js';
@@ -40,7 +40,7 @@ import { resourceApiRoutes } from './adminApiResources.js';
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
 /** `unverified: true` promotes an account whose address nobody proved (see promoteUser). */
 const promoteSchema = z.object({ unverified: z.boolean().default(false) }).strict();
-const auditQuerySchema = z.object({ limit: limitParameter(500, 50) });
+const auditQuerySchema = z.object({ limit: limitParameter(500, 50), ...auditFilterSchema });
 /** `GET /users`: a page of at most `limit` users, those matching `q`, after the cursor `after`. */
 const usersQuerySchema = z.object({
   limit: limitParameter(MAX_USERS_PAGE, 100),
@@ -210,7 +210,8 @@ export function adminApiRoutes(services: Services): Router {
   mailApiRoutes(router, { db });
 
   router.get('/audit-events', async (ctx) => {
-    ctx.body = await recentAuditEvents(db, parseQuery(ctx, auditQuerySchema).limit);
+    const { limit, ...filter } = parseQuery(ctx, auditQuerySchema);
+    ctx.body = await recentAuditEvents(db, limit, filter);
   });
 
   // Anything else under /api/admin is a JSON 404, not the provider's HTML page.

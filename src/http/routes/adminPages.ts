@@ -35,7 +35,7 @@ import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
 import { parseUploads } from '../middleware/uploads.js';
 import { sesameRouter } from '../router.js';
-import { emailSchema, issueMessage, parseBody, parseQuery } from '../schemas.js';
+import { auditFilterSchema, emailSchema, issueMessage, parseBody, parseQuery } from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderPage } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
@@ -64,8 +64,9 @@ const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), adm
 
 type ClientForm = z.output<typeof clientFormSchema>;
 
-/** Where an older page of the activity log starts: an event id, a Postgres bigint. */
+/** Which events the activity page shows, and where an older page starts: an event id, a Postgres bigint. */
 const auditQuerySchema = z.object({
+  ...auditFilterSchema,
   before: z
     .string()
     .regex(/^[1-9][0-9]{0,18}$/, { message: 'must be an event id' })
@@ -469,12 +470,29 @@ export function adminPagesRoutes(services: Services): Router {
   brandingPages(router, kit, services);
   mailPages(router, kit, services);
 
-  /** The activity page: 100 events at a time, newest first; `?before=<id>` starts below that event. */
+  /**
+   * The activity page: 100 events at a time, newest first, those that match the filters
+   * (`?action=`, `?actor=`, `?target=`, see auditFilterSchema); `?before=<id>` starts below that event.
+   */
   router.get('/audit', async (ctx) => {
-    const { before } = parseQuery(ctx, auditQuerySchema);
-    const page = await auditEventsPage(db, { limit: AUDIT_EVENTS_PER_PAGE, before });
-    const older = page.older && `/admin/audit?${new URLSearchParams({ before: page.older })}`;
-    render(ctx, 'audit', { title: 'Activity', events: page.events, first: !before, older });
+    const { before, ...filter } = parseQuery(ctx, auditQuerySchema);
+    const page = await auditEventsPage(db, { limit: AUDIT_EVENTS_PER_PAGE, before, filter });
+    /** The page's address with the same filters, starting below `below` when given. */
+    const address = (below?: string) => {
+      const query = new URLSearchParams(
+        Object.entries({ ...filter, before: below }).filter(([, v]) => v) as string[][],
+      );
+      return query.size ? `/admin/audit?${query}` : '/admin/audit';
+    };
+    render(ctx, 'audit', {
+      title: 'Activity',
+      events: page.events,
+      filter,
+      filtered: Object.values(filter).some(Boolean),
+      first: !before,
+      newest: address(),
+      older: page.older && address(page.older),
+    });
   });
 
   return router;
