@@ -2,9 +2,11 @@ import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { APPROVED_ON_DEVICE, oidcModelsQueries } from '../db/queries/oidcModels.js';
+import { usersQueries } from '../db/queries/users.js';
 import { notFound } from '../http/errors.js';
 import { ACCOUNT_CLIENT_ID } from '../oidc/accountClient.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
+import { isRevoked } from '../oidc/revocation.js';
 import { queueAccountLogouts, queueSubjectLogouts } from './backchannelLogout.js';
 import { endEverySignInOf, revokeGrants, untilAfterRevocation } from './revocation.js';
 
@@ -159,9 +161,22 @@ export async function revokeDeviceSignIn(
  * every sign-in still in progress, for good, with the devices the person approved a code for
  * (RFC 8628) and every step-up: see {@link endEverySignInOf}. Apps keep the tokens they were
  * given in browsers: disconnecting an app is the separate revoke above.
+ *
+ * Asked from a browser's sign-in (`from`, its login time), it does nothing when that sign-in
+ * was ended meanwhile (by another sign-out everywhere sent at once, say): the account page
+ * never refuses it, and a burst sent from one sign-in ends it once.
+ * @returns the sessions it ended (0 when there was nothing to do).
  */
-export async function signOutEverywhere(db: Db, userId: string): Promise<number> {
-  const { removed, at } = await db.transaction().execute(async (trx) => {
+export async function signOutEverywhere(
+  db: Db,
+  userId: string,
+  from?: { loginTs: number | undefined },
+): Promise<number> {
+  const done = await db.transaction().execute(async (trx) => {
+    if (from) {
+      const account = await usersQueries.findById(trx, userId, 'update');
+      if (!account || isRevoked('Session', { loginTs: from.loginTs }, account)) return undefined;
+    }
     const ended = await endEverySignInOf(trx, userId, { tokens: false });
     await auditQueries.record(trx, `user:${userId}`, 'session.end_all', userId, {
       sessions: ended.removed,
@@ -169,7 +184,8 @@ export async function signOutEverywhere(db: Db, userId: string): Promise<number>
     });
     return ended;
   });
+  if (!done) return 0;
   wakeBackchannelOutboxes();
-  await untilAfterRevocation(at);
-  return removed;
+  await untilAfterRevocation(done.at);
+  return done.removed;
 }

@@ -29,12 +29,12 @@ export type SecurityNotice =
 export const SECURITY_NOTICES_PER_HOUR = 5;
 const SECURITY_NOTICE_WINDOW_SECONDS = 3_600;
 
-/** Notices never held back: a recovery someone used, a passkey blocked as a copy, administration given. */
-const NEVER_HELD_BACK: ReadonlySet<SecurityNotice> = new Set([
-  'recovery_used',
-  'passkey_blocked',
-  'admin_granted',
-]);
+/**
+ * Notices never held back: a recovery link used and administration given (neither can be set
+ * off by whoever signed up with the address). A passkey blocked as a copy can be: an
+ * authenticator says its own counter, so it counts like the other passkey notices.
+ */
+const NEVER_HELD_BACK: ReadonlySet<SecurityNotice> = new Set(['recovery_used', 'admin_granted']);
 
 type NoticeUser = Pick<User, 'id' | 'email' | 'email_verified' | 'locale' | 'signup_locale'>;
 

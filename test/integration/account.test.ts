@@ -10,7 +10,7 @@ import { signOutPrepared } from '../support/browserSignOut.js';
 import { holdBody } from '../support/heldBody.js';
 import { beginLogin, discoverRp, finishLogin, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
 import { onboard, untilLinkMailed, useLink } from '../support/oneTimeLinkFlow.js';
-import { meanwhileAtLock } from '../support/rowLocks.js';
+import { holdRow, meanwhileAtLock, untilWaitingForLocks } from '../support/rowLocks.js';
 import { ageSignIn } from '../support/signInAge.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
@@ -606,6 +606,34 @@ describe('the account page', () => {
       expect(admin.status).toBe(302);
       expect(admin.location()).toContain('/account/login');
       expect((await thief.browser.request('/account')).status).toBe(302);
+    },
+  );
+
+  // Postgres only, as above.
+  (onPostgres ? it : it.skip)(
+    'ends every sign-in once for a burst of sign-outs everywhere sent from one sign-in',
+    async () => {
+      const { person, userId } = await onboard(sesame, 'burst-sign-out@example.com');
+      const csrf = (await accountPage(person)).csrf();
+      // Both are admitted on the sign-in, then wait for the account's row held here.
+      const release = await holdRow(sesame.db, sql`select id from users where id = ${userId} for share`);
+      let burst: Promise<PageResponse[]>;
+      try {
+        burst = Promise.all(
+          [1, 2].map(() => person.browser.postJson('/account/sign-out-everywhere', csrf, {})),
+        );
+        await untilWaitingForLocks(sesame.db, 2);
+      } finally {
+        await release();
+      }
+      expect((await burst).map((answer) => answer.status)).toEqual([200, 200]);
+      const endedAll = await sesame.db
+        .selectFrom('audit_events')
+        .select('id')
+        .where('action', '=', 'session.end_all')
+        .where('target', '=', userId)
+        .execute();
+      expect(endedAll).toHaveLength(1);
     },
   );
 

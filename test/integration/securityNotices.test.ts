@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
 import { MAX_PASSKEYS_PER_ACCOUNT } from '../../src/accounts/passkeys.js';
+import { usersQueries } from '../../src/db/queries/users.js';
+import { queueSecurityNotice } from '../../src/mail/notices.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { type MailServer, startAppWithMail } from '../support/mailServer.js';
 import { beginLogin, discoverRp, Person, stepUp } from '../support/oidcFlow.js';
@@ -252,6 +254,21 @@ describe('security notices by mail', () => {
     expect(noticesTo('proven-many@example.com')).toEqual(
       Array(7).fill('A passkey was added to your Acme account'),
     );
+  });
+
+  it('holds back a passkey blocked as a copy past five an hour to an address nobody proved, never a recovery', async () => {
+    // An authenticator says its own counter: whoever signed up with the address can set the
+    // block off as often as they add a passkey.
+    const user = await usersQueries.insert(sesame.db, {
+      email: 'blocked-many@example.com',
+      name: null,
+      emailVerified: false,
+    });
+    const queued = [];
+    for (let i = 0; i < 6; i++)
+      queued.push(await queueSecurityNotice(sesame.db, sesame.config, user, 'passkey_blocked'));
+    expect(queued).toEqual([true, true, true, true, true, false]);
+    expect(await queueSecurityNotice(sesame.db, sesame.config, user, 'recovery_used')).toBe(true);
   });
 
   it(`refuses an account's passkey past ${MAX_PASSKEYS_PER_ACCOUNT} with 409, and stores nothing`, async () => {

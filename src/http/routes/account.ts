@@ -328,7 +328,7 @@ export function accountRoutes({
 
   router.post('/account/sign-out-everywhere', signIn, ...body, async (ctx) => {
     const { user } = signedIn(ctx);
-    const ended = await signOutEverywhere(db, user.id);
+    const ended = await signOutEverywhere(db, user.id, { loginTs: signedIn(ctx).loginTs });
     caches.models.forgetAll();
     log.info('signed out everywhere', { user: user.id, sessions: ended });
     respond(ctx, { redirect: '/' }, '/');
