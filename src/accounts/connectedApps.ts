@@ -6,9 +6,9 @@ import { usersQueries } from '../db/queries/users.js';
 import { notFound } from '../http/errors.js';
 import { ACCOUNT_CLIENT_ID } from '../oidc/accountClient.js';
 import { wakeBackchannelOutboxes } from '../oidc/backchannelOutbox.js';
-import { isRevoked } from '../oidc/revocation.js';
 import { queueAccountLogouts, queueSubjectLogouts } from './backchannelLogout.js';
 import { endEverySignInOf, revokeGrants, untilAfterRevocation } from './revocation.js';
+import { signInEnded } from './signInEnded.js';
 
 /**
  * An app the person let sign them in, with what it may see: its sign-ins in browsers, or one
@@ -173,10 +173,7 @@ export async function signOutEverywhere(
   from?: { loginTs: number | undefined },
 ): Promise<number> {
   const done = await db.transaction().execute(async (trx) => {
-    if (from) {
-      const account = await usersQueries.findById(trx, userId, 'update');
-      if (!account || isRevoked('Session', { loginTs: from.loginTs }, account)) return undefined;
-    }
+    if (from && signInEnded(await usersQueries.findById(trx, userId, 'update'), from)) return undefined;
     const ended = await endEverySignInOf(trx, userId, { tokens: false });
     await auditQueries.record(trx, `user:${userId}`, 'session.end_all', userId, {
       sessions: ended.removed,

@@ -20,7 +20,7 @@ import type { AdmittedSignIn } from '../requestContext.js';
  * same transaction, so a step-up that ended in between is refused with its sign-in.
  * `account` is the account's row, read (and held) in the change's transaction.
  */
-export const signInEnded = (account: User | undefined, signIn: AdmittedSignIn) =>
+export const signInEnded = (account: User | undefined, signIn: Pick<AdmittedSignIn, 'loginTs'>) =>
   !account || !!account.disabled_at || isRevoked('Session', { loginTs: signIn.loginTs }, account);
 
 /**
