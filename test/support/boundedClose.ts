@@ -18,7 +18,8 @@ export type TeardownLog = (line: string) => void;
 
 const LATE = Symbol('late');
 
-const toStderr: TeardownLog = (line) => process.stderr.write(`${line}\n`);
+/** The default {@link TeardownLog}. */
+export const toStderr: TeardownLog = (line) => process.stderr.write(`${line}\n`);
 
 /**
  * Runs one teardown step and waits for it `ms` at most. A step that does not finish in time,

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
-import { closeWithin, type TeardownLog } from './boundedClose.js';
+import { CLOSE_STEP_MS, closeWithin, type TeardownLog, toStderr } from './boundedClose.js';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './chromium.js';
 
 /** What a launched Chromium leaves running when its close hangs, and how to find it. */
@@ -49,11 +49,37 @@ export async function closeBrowser(
       .map((context, i) => closeWithin(`context ${i + 1} close`, () => context.close(), options)),
   );
   const closing = browser.close();
-  if (await closeWithin('browser close', () => closing, options)) return;
   const processes = launchedProcesses.get(browser);
+  if (await closeWithin('browser close', () => closing, options)) {
+    // playwright-core's close ends once the browser process has gone; its renderers and
+    // utility processes may still be exiting then (seen once in CI: one still running).
+    if (processes) await outlive(processes, options);
+    return;
+  }
   if (!processes) return;
   killChromium(processes);
   await closeWithin(`browser close after killing Chromium (pid ${processes.pid})`, () => closing, options);
+}
+
+/**
+ * Waits, bounded, for the processes left by a browser whose close finished to exit; those
+ * still running at the bound are killed and named in one line, so none outlives the test.
+ */
+async function outlive(
+  processes: ChromiumProcesses,
+  { ms = CLOSE_STEP_MS, log = toStderr }: { ms?: number; log?: TeardownLog },
+): Promise<void> {
+  const until = Date.now() + ms;
+  let left = runningProcesses(processes);
+  while (left.length > 0 && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    left = runningProcesses(processes);
+  }
+  if (left.length === 0) return;
+  killChromium(processes);
+  log(
+    `teardown: ${left.length} Chromium process(es) still running ${ms / 1000} s after the browser closed; killed`,
+  );
 }
 
 /**
