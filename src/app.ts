@@ -11,6 +11,7 @@ import type { DatabaseHandle, Db } from './db/connect.js';
 import { GroupedUpserts } from './db/groupedUpserts.js';
 import { MemoryHitCounter, PostgresHitCounter } from './db/hitCounter.js';
 import { adminFormTokensQueries } from './db/queries/adminFormTokens.js';
+import { auditQueries } from './db/queries/audit.js';
 import { backchannelDeliveriesQueries } from './db/queries/backchannelDeliveries.js';
 import { challengesQueries } from './db/queries/challenges.js';
 import { mailOutboxQueries } from './db/queries/mailOutbox.js';
@@ -356,7 +357,8 @@ export async function createApp({
         (await adminFormTokensQueries.deleteExpiredBefore(db, SPENT_ADMIN_FORM_TOKENS_KEPT_DAYS)) +
         (config.passkeyAuditLogDays
           ? await passkeyTenantAuditLogsQueries.deleteOlderThan(db, config.passkeyAuditLogDays)
-          : 0);
+          : 0) +
+        (config.auditLogDays ? await auditQueries.deleteOlderThan(db, config.auditLogDays) : 0);
       if (removed) log.debug('expired rows removed', { removed });
     } catch (error) {
       log.warn('cleanup failed', { error: (error as Error).message });

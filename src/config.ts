@@ -239,6 +239,7 @@ const schema = z.object({
   RATE_LIMIT_PER_MINUTE: wholeNumber('RATE_LIMIT_PER_MINUTE', 1_000_000, 'turns rate limiting off').default(
     600,
   ),
+  AUDIT_LOG_DAYS: wholeNumber('AUDIT_LOG_DAYS', 36_500, 'keeps them forever').default(365),
   PASSKEY_AUDIT_LOG_DAYS: wholeNumber('PASSKEY_AUDIT_LOG_DAYS', 36_500, 'keeps them forever').default(90),
   SMTP_URL: smtpUrl('SMTP_URL').optional(),
   SMTP_USER: z.string().optional(),
@@ -302,6 +303,11 @@ export interface Config {
   readonly inviteTtlSeconds: number;
   /** Passkey ceremonies and one-time link requests one client IP may make per minute; 0: no limit. */
   readonly rateLimitPerMinute: number;
+  /**
+   * Days Sesame keeps its audit log's events (AUDIT_LOG_DAYS, /admin/audit); 0 keeps them
+   * forever. Without a bound the log grows with every sign-in, failed one included.
+   */
+  readonly auditLogDays: number;
   /**
    * Days the passkey API keeps its tenants' audit log entries (PASSKEY_AUDIT_LOG_DAYS); 0
    * keeps them forever. Anyone may start a passkey login, and each start is an entry.
@@ -443,6 +449,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = environmentWithDotEnv()): Co
     keyEncryptionSecretPrevious: values.KEY_ENCRYPTION_SECRET_PREVIOUS,
     inviteTtlSeconds: values.INVITE_TTL_HOURS * 3600,
     rateLimitPerMinute: values.RATE_LIMIT_PER_MINUTE,
+    auditLogDays: values.AUDIT_LOG_DAYS,
     passkeyAuditLogDays: values.PASSKEY_AUDIT_LOG_DAYS,
     secureCookies: issuerUrl.protocol === 'https:',
     mail,

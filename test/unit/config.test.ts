@@ -39,6 +39,7 @@ describe('configuration from the environment', () => {
       keyEncryptionSecretPrevious: undefined,
       inviteTtlSeconds: 24 * 3600,
       rateLimitPerMinute: 600,
+      auditLogDays: 365,
       passkeyAuditLogDays: 90,
       secureCookies: false,
       mail: undefined,
@@ -174,6 +175,12 @@ describe('configuration from the environment', () => {
     expect(errorFor(env).message).toBe(message);
   });
 
+  it('keeps the audit log 365 days unless AUDIT_LOG_DAYS says otherwise (0: forever)', () => {
+    expect(load({}).auditLogDays).toBe(365);
+    expect(load({ AUDIT_LOG_DAYS: '0' }).auditLogDays).toBe(0);
+    expect(load({ AUDIT_LOG_DAYS: '30' }).auditLogDays).toBe(30);
+  });
+
   it('keeps the passkey API audit log 90 days unless PASSKEY_AUDIT_LOG_DAYS says otherwise (0: forever)', () => {
     expect(load({}).passkeyAuditLogDays).toBe(90);
     expect(load({ PASSKEY_AUDIT_LOG_DAYS: '0' }).passkeyAuditLogDays).toBe(0);
@@ -269,6 +276,8 @@ describe('configuration from the environment', () => {
       'PASSKEY_AUDIT_LOG_DAYS must be a whole number (0 keeps them forever)',
     ],
     ['PASSKEY_AUDIT_LOG_DAYS', '36501', 'PASSKEY_AUDIT_LOG_DAYS must be between 0 and 36500'],
+    ['AUDIT_LOG_DAYS', '-1', 'AUDIT_LOG_DAYS must be a whole number (0 keeps them forever)'],
+    ['AUDIT_LOG_DAYS', '36501', 'AUDIT_LOG_DAYS must be between 0 and 36500'],
   ])('refuses %s=%j with one line that names the variable', (variable, value, message) => {
     const error = errorFor({ [variable]: value });
     expect(error.name).toBe('ConfigError');

@@ -1,6 +1,7 @@
 import { clientAddress } from '../../requestContext.js';
 import type { Db } from '../connect.js';
 import type { AuditEventRow } from '../schema.js';
+import { deleteOlderThan } from './agedRows.js';
 
 /** Who did something: `cli`, `api-key:<id>`, `user:<id>`, `system`. */
 export type Actor = string;
@@ -46,6 +47,10 @@ export const auditQueries = {
         .execute()
     );
   },
+
+  /** Deletes the events older than `days` (AUDIT_LOG_DAYS; {@link deleteOlderThan}). Returns how many went. */
+  deleteOlderThan: (db: Db, days: number, batchSize?: number): Promise<number> =>
+    deleteOlderThan(db, 'audit_events', days, batchSize),
 };
 
 /**

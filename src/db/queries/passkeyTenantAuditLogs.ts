@@ -1,6 +1,7 @@
-import { type Insertable, type Selectable, sql } from 'kysely';
+import type { Insertable, Selectable } from 'kysely';
 import type { Db } from '../connect.js';
 import type { PasskeyTenantAuditLogsTable } from '../schema.js';
+import { deleteOlderThan } from './agedRows.js';
 
 export type PasskeyTenantAuditLogRow = Selectable<PasskeyTenantAuditLogsTable>;
 export type NewPasskeyTenantAuditLog = Omit<
@@ -44,24 +45,9 @@ export const passkeyTenantAuditLogsQueries = {
     await db.insertInto('passkey_tenant_audit_logs').values(entry).execute();
   },
 
-  /**
-   * Deletes every tenant's entries older than `days`, `batchSize` rows a statement, so a
-   * first sweep of a large log holds no long transaction. Returns how many went.
-   */
-  async deleteOlderThan(db: Db, days: number, batchSize = 5_000): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const result = await sql`
-        delete from passkey_tenant_audit_logs where id in (
-          select id from passkey_tenant_audit_logs
-          where created_at < now() - make_interval(days => ${days})
-          limit ${batchSize} for update skip locked
-        )`.execute(db);
-      const removed = Number(result.numAffectedRows ?? 0);
-      total += removed;
-      if (removed < batchSize) return total;
-    }
-  },
+  /** Deletes every tenant's entries older than `days` ({@link deleteOlderThan}). Returns how many went. */
+  deleteOlderThan: (db: Db, days: number, batchSize?: number): Promise<number> =>
+    deleteOlderThan(db, 'passkey_tenant_audit_logs', days, batchSize),
 
   /** One page of the tenant's entries, newest first, and how many match in all. */
   async page(
