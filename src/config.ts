@@ -248,7 +248,7 @@ const schema = z.object({
     .max(320, { message: 'MAIL_FROM must be at most 320 characters' })
     // A line break would end the From header and start another of its choosing.
     .refine(hasNoControlCharacters, { message: `MAIL_FROM ${CONTROL_CHARACTERS_REFUSED}` })
-    .refine((v) => /^[^<>]*<[^\s@<>]+@[^\s@<>]+>$|^[^\s@<>]+@[^\s@<>]+$/.test(v.trim()), {
+    .refine((v) => mailSender(v) !== undefined, {
       message: 'MAIL_FROM must be an address, like sesame@example.com or "Sesame <sesame@example.com>"',
     })
     .optional(),
@@ -324,7 +324,35 @@ export interface MailConfig {
   /** With smtp://: send nothing unless the server takes STARTTLS (see mailConfig). */
   readonly requireTLS: boolean;
   readonly auth: { readonly user: string; readonly pass: string } | undefined;
-  readonly from: string;
+  /** MAIL_FROM: its address, and the name shown before it ('' when none). */
+  readonly from: MailSender;
+}
+
+/** The sender of Sesame's mail, as MAIL_FROM names it. */
+export interface MailSender {
+  readonly name: string;
+  readonly address: string;
+}
+
+// An address without the characters that mail headers read as structure: a comma or
+// semicolon (a list), parentheses (a comment), quotes, brackets, a colon (a group).
+const SENDER_ADDRESS = /^[^\s@<>()[\]",;:\\]+@[^\s@<>()[\]",;:\\]+$/;
+
+/**
+ * MAIL_FROM (`sesame@example.com` or `Name <sesame@example.com>`, the name quoted or not) as
+ * its name and address, or undefined when it is neither. The mail library is handed the two
+ * apart and quotes the name itself: handed the string, it reads the name's own commas,
+ * colons, parentheses or quotes as mail syntax, and `Acme: sign-in <…>` became a group, `Acme
+ * (EU <…>` no sender at all, and `Ac"me <…>` another address.
+ */
+export function mailSender(value: string): MailSender | undefined {
+  const trimmed = value.trim();
+  const angled = /^([^<>]*)<([^<>]*)>$/.exec(trimmed);
+  const address = angled ? angled[2]!.trim() : trimmed;
+  if (!SENDER_ADDRESS.test(address)) return undefined;
+  const name = angled ? angled[1]!.trim() : '';
+  const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(name);
+  return { name: quoted ? quoted[1]!.replace(/\\(.)/g, '$1') : name, address };
 }
 
 /** The mail settings from SMTP_URL, SMTP_USER, SMTP_PASSWORD and MAIL_FROM. */
@@ -354,7 +382,7 @@ function mailConfig(values: z.infer<typeof schema>): MailConfig | undefined {
     secure,
     requireTLS: !secure && starttls === 'required',
     auth: user ? Object.freeze({ user, pass }) : undefined,
-    from: values.MAIL_FROM.trim(),
+    from: Object.freeze(mailSender(values.MAIL_FROM)!),
   });
 }
 

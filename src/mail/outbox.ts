@@ -215,14 +215,16 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
         this.secrets,
       );
       await (await this.#transport).sendMail({
-        from: this.mail.from,
+        // The name and address apart: the library quotes the name, whatever it holds. A copy,
+        // as the library writes to the object it is given (and the config is frozen).
+        from: { ...this.mail.from },
         // An internationalized domain goes out as punycode (nodemailer does that when the
         // local part is ASCII), so no server needs SMTPUTF8 for it.
         to: mail.to_address,
         subject: mail.subject,
         text,
         html,
-        messageId: messageIdFor(mail.id, this.mail.from),
+        messageId: messageIdFor(mail.id, this.mail.from.address),
         // The whole send, whatever each step takes, ends (its connection closed) well
         // before the lease does: no other instance claims a mail still being sent.
         signal: AbortSignal.timeout(this.timing.timeoutMs),
