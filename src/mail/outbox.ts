@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import { mailDeliveries } from '../metrics.js';
 import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
 import { sealContext } from '../sealContext.js';
-import { isPlainEmailAddress } from '../text.js';
+import { isPlainEmailAddress, printable } from '../text.js';
 import { composeMail, type MailData, type MailTemplate } from './compose.js';
 import { messageIdFor } from './messageId.js';
 import { isRefusedForGood } from './refusals.js';
@@ -230,10 +230,13 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
         signal: AbortSignal.timeout(this.timing.timeoutMs),
       });
     } catch (failure) {
+      // The message quotes the server's reply as it came: its control characters as escapes,
+      // since Postgres stores no NUL (the row and its audit entry were then never written, and
+      // the mail was tried again at each lease's end, for ever) and a terminal obeys the rest.
       const error =
         (failure as Error).name === 'AbortError'
           ? `the mail server took longer than ${this.timing.timeoutMs / 1000} s: the send was cut off`
-          : (failure as Error).message;
+          : printable((failure as Error).message, true);
       // A body sealed for another row opens on no instance, however often it is tried.
       return this.#failed(mail, error, failure instanceof SealedElsewhereError || isRefusedForGood(failure));
     }
