@@ -7,7 +7,12 @@ import { z } from 'zod';
 import { accentProblem, DEFAULT_ACCENT, normaliseHexColour } from './branding/colours.js';
 import { type BrandImageKind, imageProblem, imageTypeOf } from './branding/images.js';
 import { type Locale, SUPPORTED_LOCALES } from './i18n/locales.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from './text.js';
+import {
+  BLANK_NAME_REFUSED,
+  CONTROL_CHARACTERS_REFUSED,
+  hasNoControlCharacters,
+  isVisibleText,
+} from './text.js';
 
 /** Raised when the environment holds a value Sesame cannot start with; its message is one line. */
 export class ConfigError extends Error {
@@ -203,6 +208,8 @@ const schema = z.object({
     .max(64, { message: 'RP_NAME must be at most 64 characters' })
     // It is the first line of every mail's subject and the passkey dialog's name.
     .refine(hasNoControlCharacters, { message: `RP_NAME ${CONTROL_CHARACTERS_REFUSED}` })
+    // A name of spaces or zero-width characters signs every mail and names every passkey with nothing.
+    .refine(isVisibleText, { message: `RP_NAME ${BLANK_NAME_REFUSED}` })
     .default('Sesame'),
   // No default here: it follows RP_NAME, the name the passkey dialog shows, see loadConfig.
   BRAND_NAME: z
@@ -211,6 +218,7 @@ const schema = z.object({
     .min(1, { message: 'BRAND_NAME must not be empty' })
     .max(64, { message: 'BRAND_NAME must be at most 64 characters' })
     .refine(hasNoControlCharacters, { message: `BRAND_NAME ${CONTROL_CHARACTERS_REFUSED}` })
+    .refine(isVisibleText, { message: `BRAND_NAME ${BLANK_NAME_REFUSED}` })
     .optional(),
   BRAND_ACCENT: accentColour('BRAND_ACCENT').default(DEFAULT_ACCENT),
   BRAND_LOGO: brandImage('BRAND_LOGO', 'logo').optional(),
