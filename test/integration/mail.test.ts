@@ -365,8 +365,12 @@ describe('invites and recovery links by mail', () => {
     const picky = await startMailServer({
       refuseConnection: () => (refuseSesame ? '554 5.7.1 Access denied' : undefined),
       refuseRecipient: (address) => refusals[address.split('@')[0]!],
-      refuseMessage: (mail) =>
-        mail.envelopeTo[0]!.startsWith('huge@') ? '552 5.3.4 Message too big' : undefined,
+      refuseMessage: (mail) => {
+        if (mail.envelopeTo[0]!.startsWith('huge@')) return '552 5.3.4 Message too big';
+        // A full mailbox said at the end of DATA, as a server that delivers there does.
+        if (mail.envelopeTo[0]!.startsWith('stuffed@')) return '552 5.2.2 Mailbox full';
+        return undefined;
+      },
     });
     const quiet = await startTestApp(
       { SMTP_URL: `smtp://127.0.0.1:${picky.port}`, MAIL_FROM: 'a@acme.test' },
@@ -390,7 +394,7 @@ describe('invites and recovery links by mail', () => {
       refuseSesame = false;
       await picky.waitFor('turned-away@example.com');
 
-      for (const name of [...Object.keys(refusals), 'huge']) await invite(`${name}@example.com`);
+      for (const name of [...Object.keys(refusals), 'huge', 'stuffed']) await invite(`${name}@example.com`);
       for (const [name, code] of [
         ['gone', /550/],
         ['bad', /501/],
@@ -401,7 +405,7 @@ describe('invites and recovery links by mail', () => {
         expect(given).toMatchObject({ next_attempt_at: null, attempts: 1, text_body: null });
         expect(given.last_error).toMatch(code);
       }
-      for (const name of ['later', 'full', 'relay', 'relaying']) {
+      for (const name of ['later', 'full', 'stuffed', 'relay', 'relaying']) {
         const retried = await waitFor(`${name}@example.com`, (row) => row.attempts >= 2);
         expect(retried.attempts).toBeGreaterThanOrEqual(2);
         expect(retried.next_attempt_at).not.toBeNull();
