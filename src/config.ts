@@ -7,7 +7,12 @@ import { z } from 'zod';
 import { accentProblem, DEFAULT_ACCENT, normaliseHexColour } from './branding/colours.js';
 import { type BrandImageKind, imageProblem, imageTypeOf } from './branding/images.js';
 import { type Locale, SUPPORTED_LOCALES } from './i18n/locales.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from './text.js';
+import {
+  BLANK_NAME_REFUSED,
+  CONTROL_CHARACTERS_REFUSED,
+  hasNoControlCharacters,
+  isVisibleText,
+} from './text.js';
 
 /** Raised when the environment holds a value Sesame cannot start with; its message is one line. */
 export class ConfigError extends Error {
@@ -203,6 +208,8 @@ const schema = z.object({
     .max(64, { message: 'RP_NAME must be at most 64 characters' })
     // It is the first line of every mail's subject and the passkey dialog's name.
     .refine(hasNoControlCharacters, { message: `RP_NAME ${CONTROL_CHARACTERS_REFUSED}` })
+    // A name of spaces or zero-width characters signs every mail and names every passkey with nothing.
+    .refine(isVisibleText, { message: `RP_NAME ${BLANK_NAME_REFUSED}` })
     .default('Sesame'),
   // No default here: it follows RP_NAME, the name the passkey dialog shows, see loadConfig.
   BRAND_NAME: z
@@ -211,6 +218,7 @@ const schema = z.object({
     .min(1, { message: 'BRAND_NAME must not be empty' })
     .max(64, { message: 'BRAND_NAME must be at most 64 characters' })
     .refine(hasNoControlCharacters, { message: `BRAND_NAME ${CONTROL_CHARACTERS_REFUSED}` })
+    .refine(isVisibleText, { message: `BRAND_NAME ${BLANK_NAME_REFUSED}` })
     .optional(),
   BRAND_ACCENT: accentColour('BRAND_ACCENT').default(DEFAULT_ACCENT),
   BRAND_LOGO: brandImage('BRAND_LOGO', 'logo').optional(),
@@ -249,7 +257,7 @@ const schema = z.object({
     .max(320, { message: 'MAIL_FROM must be at most 320 characters' })
     // A line break would end the From header and start another of its choosing.
     .refine(hasNoControlCharacters, { message: `MAIL_FROM ${CONTROL_CHARACTERS_REFUSED}` })
-    .refine((v) => /^[^<>]*<[^\s@<>]+@[^\s@<>]+>$|^[^\s@<>]+@[^\s@<>]+$/.test(v.trim()), {
+    .refine((v) => mailSender(v) !== undefined, {
       message: 'MAIL_FROM must be an address, like sesame@example.com or "Sesame <sesame@example.com>"',
     })
     .optional(),
@@ -330,7 +338,35 @@ export interface MailConfig {
   /** With smtp://: send nothing unless the server takes STARTTLS (see mailConfig). */
   readonly requireTLS: boolean;
   readonly auth: { readonly user: string; readonly pass: string } | undefined;
-  readonly from: string;
+  /** MAIL_FROM: its address, and the name shown before it ('' when none). */
+  readonly from: MailSender;
+}
+
+/** The sender of Sesame's mail, as MAIL_FROM names it. */
+export interface MailSender {
+  readonly name: string;
+  readonly address: string;
+}
+
+// An address without the characters that mail headers read as structure: a comma or
+// semicolon (a list), parentheses (a comment), quotes, brackets, a colon (a group).
+const SENDER_ADDRESS = /^[^\s@<>()[\]",;:\\]+@[^\s@<>()[\]",;:\\]+$/;
+
+/**
+ * MAIL_FROM (`sesame@example.com` or `Name <sesame@example.com>`, the name quoted or not) as
+ * its name and address, or undefined when it is neither. The mail library is handed the two
+ * apart and quotes the name itself: handed the string, it reads the name's own commas,
+ * colons, parentheses or quotes as mail syntax, and `Acme: sign-in <…>` became a group, `Acme
+ * (EU <…>` no sender at all, and `Ac"me <…>` another address.
+ */
+export function mailSender(value: string): MailSender | undefined {
+  const trimmed = value.trim();
+  const angled = /^([^<>]*)<([^<>]*)>$/.exec(trimmed);
+  const address = angled ? angled[2]!.trim() : trimmed;
+  if (!SENDER_ADDRESS.test(address)) return undefined;
+  const name = angled ? angled[1]!.trim() : '';
+  const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(name);
+  return { name: quoted ? quoted[1]!.replace(/\\(.)/g, '$1') : name, address };
 }
 
 /** The mail settings from SMTP_URL, SMTP_USER, SMTP_PASSWORD and MAIL_FROM. */
@@ -360,7 +396,7 @@ function mailConfig(values: z.infer<typeof schema>): MailConfig | undefined {
     secure,
     requireTLS: !secure && starttls === 'required',
     auth: user ? Object.freeze({ user, pass }) : undefined,
-    from: values.MAIL_FROM.trim(),
+    from: Object.freeze(mailSender(values.MAIL_FROM)!),
   });
 }
 

@@ -47,8 +47,23 @@ const LOGGABLE_QUERY_PARAMETERS = new Set([
 
 /** Path segments that are bearer secrets: the token of a one-time link (/link/<token>/...). */
 const LINK_TOKEN = /\/link\/[^/?#\s"]+/g;
-/** Any other path segment that looks like a generated secret (randomSecret() makes 43 characters). */
-const SECRET_SEGMENT = /^[A-Za-z0-9_.~-]{40,}$/;
+/**
+ * A run of characters that looks like a generated secret (randomSecret() makes 43). A path
+ * segment that holds one anywhere, once percent-decoded, goes whole: a mail client that
+ * takes a `)` or `>` after a welcome link into it, or writes `_` as `%5F`, still sends the
+ * token, and a segment not exactly a token's shape was logged with it.
+ */
+const SECRET_RUN = /[A-Za-z0-9_.~-]{40,}/;
+
+/** Whether a path segment or bare query word holds something shaped like a generated secret. */
+function holdsSecret(segment: string): boolean {
+  if (SECRET_RUN.test(segment)) return true;
+  try {
+    return SECRET_RUN.test(decodeURIComponent(segment));
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A URL or path as it may be logged: the token of a one-time link and any segment shaped
@@ -61,7 +76,7 @@ export function redactUrl(url: string): string {
   const redactedPath = path
     .replace(LINK_TOKEN, `/link/${REDACTED}`)
     .split('/')
-    .map((segment) => (SECRET_SEGMENT.test(segment) ? REDACTED : segment))
+    .map((segment) => (holdsSecret(segment) ? REDACTED : segment))
     .join('/');
   if (queryAt === -1) return redactedPath;
   const query = url
@@ -69,7 +84,7 @@ export function redactUrl(url: string): string {
     .split('&')
     .map((pair) => {
       const equals = pair.indexOf('=');
-      if (equals === -1) return SECRET_SEGMENT.test(pair) ? REDACTED : pair;
+      if (equals === -1) return holdsSecret(pair) ? REDACTED : pair;
       const name = pair.slice(0, equals);
       if (name === 'return_to') return `${name}=${redactedReturnPath(pair.slice(equals + 1))}`;
       return LOGGABLE_QUERY_PARAMETERS.has(name) ? pair : `${name}=${REDACTED}`;

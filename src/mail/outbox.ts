@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import { mailDeliveries } from '../metrics.js';
 import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
 import { sealContext } from '../sealContext.js';
-import { isPlainEmailAddress } from '../text.js';
+import { isPlainEmailAddress, printable } from '../text.js';
 import { composeMail, type MailData, type MailTemplate } from './compose.js';
 import { messageIdFor } from './messageId.js';
 import { isRefusedForGood } from './refusals.js';
@@ -215,23 +215,28 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
         this.secrets,
       );
       await (await this.#transport).sendMail({
-        from: this.mail.from,
+        // The name and address apart: the library quotes the name, whatever it holds. A copy,
+        // as the library writes to the object it is given (and the config is frozen).
+        from: { ...this.mail.from },
         // An internationalized domain goes out as punycode (nodemailer does that when the
         // local part is ASCII), so no server needs SMTPUTF8 for it.
         to: mail.to_address,
         subject: mail.subject,
         text,
         html,
-        messageId: messageIdFor(mail.id, this.mail.from),
+        messageId: messageIdFor(mail.id, this.mail.from.address),
         // The whole send, whatever each step takes, ends (its connection closed) well
         // before the lease does: no other instance claims a mail still being sent.
         signal: AbortSignal.timeout(this.timing.timeoutMs),
       });
     } catch (failure) {
+      // The message quotes the server's reply as it came: its control characters as escapes,
+      // since Postgres stores no NUL (the row and its audit entry were then never written, and
+      // the mail was tried again at each lease's end, for ever) and a terminal obeys the rest.
       const error =
         (failure as Error).name === 'AbortError'
           ? `the mail server took longer than ${this.timing.timeoutMs / 1000} s: the send was cut off`
-          : (failure as Error).message;
+          : printable((failure as Error).message, true);
       // A body sealed for another row opens on no instance, however often it is tried.
       return this.#failed(mail, error, failure instanceof SealedElsewhereError || isRefusedForGood(failure));
     }

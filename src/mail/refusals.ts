@@ -18,18 +18,21 @@ const RECIPIENT_REFUSED = new Set([
  * again: its recipient at RCPT TO (see RECIPIENT_REFUSED; a 554 only with an address status,
  * 5.1.x, RFC 3463 §3.2), or its message at DATA (552 too large, 554 refused).
  *
- * Everything else is tried again, hourly for a day. A refusal of Sesame as a whole — at the
+ * Everything else is tried again, every half hour at most, for a day. A refusal of Sesame as a whole — at the
  * greeting, EHLO, STARTTLS, AUTH or MAIL FROM, or a relay or policy refusal (5.7.x, or
  * words of relaying) at RCPT TO, the answer to a wrong or missing login — is the operator's
  * to fix, and giving up would lose every mail meanwhile. A 552 at RCPT TO is a full mailbox,
- * temporary whatever its code says (RFC 5321 §4.5.3.1.10).
+ * temporary whatever its code says (RFC 5321 §4.5.3.1.10), and so is one said at DATA (5.2.2).
  */
 export function isRefusedForGood(failure: unknown): boolean {
   const { responseCode: code, command, response } = failure as SmtpFailure;
   if (typeof code !== 'number') return false;
+  const reply = typeof response === 'string' ? response : '';
+  // A full mailbox (5.2.2, RFC 3463 §3.3) is temporary wherever it is said: a server that
+  // delivers at the end of DATA (LMTP behind it, as Dovecot's quota) says it there.
+  if (/^\d{3}[ -]5\.2\.2\b/.test(reply)) return false;
   if (command === 'DATA') return code === 552 || code === 554;
   if (command !== 'RCPT TO') return false;
-  const reply = typeof response === 'string' ? response : '';
   // The enhanced status code after the reply code, "550 5.1.1 ...": its subject, 1 (address) or 7 (policy).
   const subject = /^\d{3}[ -][245]\.(\d{1,3})\.\d{1,3}\b/.exec(reply)?.[1];
   if (subject === '7' || /\brelay/i.test(reply)) return false;

@@ -323,7 +323,7 @@ describe('the account page', () => {
       ).name;
     const original = await nameOf();
 
-    for (const bad of ['', ' ', 'x'.repeat(65), 'Key\u001b[31m', 'Key\nTwo']) {
+    for (const bad of ['', ' ', 'x'.repeat(65), 'Key\u001b[31m', 'Key\nTwo', '\u200b\u2060']) {
       const response = await person.browser.postJson(`/account/passkeys/${id}/rename`, csrf, { name: bad });
       expect(response.status).toBe(400);
       expect(response.json()).toMatchObject({ error: 'invalid_request' });

@@ -6,7 +6,7 @@ import { createLogger } from '../../src/logger.js';
 import { metricsRegistry } from '../../src/metrics.js';
 import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
-import { linkIn, type MailServer, startMailServer } from '../support/mailServer.js';
+import { linkIn, type MailServer, startAppWithMail, startMailServer } from '../support/mailServer.js';
 import { Person, stepUp } from '../support/oidcFlow.js';
 import { linkPath, useLink } from '../support/oneTimeLinkFlow.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
@@ -37,7 +37,7 @@ describe('mail settings', () => {
       secure: true,
       requireTLS: false,
       auth: { user: 'me@x', pass: 'p/w' },
-      from: 'a@b.c',
+      from: { name: '', address: 'a@b.c' },
     });
     const other = configFrom({
       ...base,
@@ -49,6 +49,29 @@ describe('mail settings', () => {
     expect(other).toMatchObject({ port: 2525, secure: false, auth: { user: 'u', pass: 'p' } });
     expect(configFrom(base).mail).toBeUndefined();
     expect(configFrom(base).selfRecovery).toBe(false);
+  });
+
+  it('reads MAIL_FROM as a name and an address, whatever marks the name holds, and refuses an address mail would read as another', () => {
+    const sender = (MAIL_FROM: string) =>
+      configFrom({ ...base, SMTP_URL: 'smtp://127.0.0.1:25', MAIL_FROM }).mail!.from;
+    expect(sender(' signin@acme.test ')).toEqual({ name: '', address: 'signin@acme.test' });
+    expect(sender('Acme: sign-in (EU) <signin@acme.test>')).toEqual({
+      name: 'Acme: sign-in (EU)',
+      address: 'signin@acme.test',
+    });
+    expect(sender('"Acme, \\"Inc.\\"" <signin@acme.test>')).toEqual({
+      name: 'Acme, "Inc."',
+      address: 'signin@acme.test',
+    });
+    expect(sender('noreply@localhost')).toEqual({ name: '', address: 'noreply@localhost' });
+    // Each is read by mail libraries as a list, a comment or a quoted address: another sender.
+    for (const MAIL_FROM of [
+      'a,b@acme.test',
+      'Acme <a;b@acme.test>',
+      '(x)signin@acme.test',
+      '"a b"@acme.test',
+    ])
+      expect(() => sender(MAIL_FROM)).toThrow(/^MAIL_FROM must be an address/);
   });
 
   it('requires STARTTLS of an smtp:// server on another machine unless ?starttls=optional, and of none on this one unless ?starttls=required', () => {
@@ -342,8 +365,12 @@ describe('invites and recovery links by mail', () => {
     const picky = await startMailServer({
       refuseConnection: () => (refuseSesame ? '554 5.7.1 Access denied' : undefined),
       refuseRecipient: (address) => refusals[address.split('@')[0]!],
-      refuseMessage: (mail) =>
-        mail.envelopeTo[0]!.startsWith('huge@') ? '552 5.3.4 Message too big' : undefined,
+      refuseMessage: (mail) => {
+        if (mail.envelopeTo[0]!.startsWith('huge@')) return '552 5.3.4 Message too big';
+        // A full mailbox said at the end of DATA, as a server that delivers there does.
+        if (mail.envelopeTo[0]!.startsWith('stuffed@')) return '552 5.2.2 Mailbox full';
+        return undefined;
+      },
     });
     const quiet = await startTestApp(
       { SMTP_URL: `smtp://127.0.0.1:${picky.port}`, MAIL_FROM: 'a@acme.test' },
@@ -367,7 +394,7 @@ describe('invites and recovery links by mail', () => {
       refuseSesame = false;
       await picky.waitFor('turned-away@example.com');
 
-      for (const name of [...Object.keys(refusals), 'huge']) await invite(`${name}@example.com`);
+      for (const name of [...Object.keys(refusals), 'huge', 'stuffed']) await invite(`${name}@example.com`);
       for (const [name, code] of [
         ['gone', /550/],
         ['bad', /501/],
@@ -378,7 +405,7 @@ describe('invites and recovery links by mail', () => {
         expect(given).toMatchObject({ next_attempt_at: null, attempts: 1, text_body: null });
         expect(given.last_error).toMatch(code);
       }
-      for (const name of ['later', 'full', 'relay', 'relaying']) {
+      for (const name of ['later', 'full', 'stuffed', 'relay', 'relaying']) {
         const retried = await waitFor(`${name}@example.com`, (row) => row.attempts >= 2);
         expect(retried.attempts).toBeGreaterThanOrEqual(2);
         expect(retried.next_attempt_at).not.toBeNull();
@@ -435,6 +462,27 @@ describe('invites and recovery links by mail', () => {
     expect(got!.parsed.headerLines.find((header) => header.key === 'to')?.line).toBe(
       'To: reader@xn--bcher-kva.example',
     );
+  });
+
+  it("sends from MAIL_FROM's name and address as written, whatever marks the name holds", async () => {
+    // Handed the whole string, the mail library read `Acme: …` as a group, the parenthesis as
+    // an unclosed comment (a mail with no From header and an empty envelope sender).
+    for (const name of ['Acme: sign-in', 'Acme (EU']) {
+      const named = await startAppWithMail({ MAIL_FROM: `${name} <signin@acme.test>` });
+      try {
+        await createOneTimeLink(named.sesame.db, named.sesame.config, {
+          email: 'from@example.com',
+          actor: 'test',
+        });
+        const [got] = await named.mail.waitFor('from@example.com');
+        expect(named.mail.commands.filter((line) => line.startsWith('MAIL FROM'))).toEqual([
+          expect.stringMatching(/^MAIL FROM:<signin@acme\.test>/),
+        ]);
+        expect(got!.parsed.from?.value).toEqual([{ name, address: 'signin@acme.test' }]);
+      } finally {
+        await named.stop();
+      }
+    }
   });
 
   it('never writes a link or its token to the log', async () => {

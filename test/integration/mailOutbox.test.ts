@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { resendWelcomeMail } from '../../src/accounts/emailVerification.js';
@@ -361,6 +362,78 @@ describe('each mail goes out once', () => {
     } finally {
       await impatient.stop();
       await slow.stop();
+    }
+  });
+});
+
+/**
+ * A bare SMTP server on a loopback port that answers each RCPT TO with `rcptReply(address)`
+ * byte for byte (smtp-server cleans its replies; a server elsewhere need not), and takes
+ * everything else.
+ */
+async function startRawMailServer(rcptReply: (address: string) => string) {
+  const server = net.createServer((socket) => {
+    socket.write('220 raw.test ESMTP\r\n');
+    let buffered = '';
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString('utf8');
+      for (let end = buffered.indexOf('\r\n'); end !== -1; end = buffered.indexOf('\r\n')) {
+        const line = buffered.slice(0, end);
+        buffered = buffered.slice(end + 2);
+        const rcpt = /^RCPT TO:<([^>]*)>/i.exec(line);
+        if (/^EHLO/i.test(line)) socket.write('250-raw.test\r\n250 OK\r\n');
+        else if (rcpt) socket.write(`${rcptReply(rcpt[1]!)}\r\n`);
+        else if (/^QUIT/i.test(line)) socket.end('221 bye\r\n');
+        else socket.write('250 OK\r\n');
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('a mail server that answers oddly', () => {
+  it('records a refusal whose reply holds a NUL character, which Postgres stores nowhere: retried with backoff, or given up', async () => {
+    // The reply is in the error, the outbox row and the activity log; a NUL made both writes
+    // fail, and the mail was claimed again at each lease's end, never backed off or given up.
+    const odd = await startRawMailServer((address) =>
+      address.startsWith('later@') ? '450 4.2.0 busy\u0000now' : '550 5.1.1 no\u0000such user',
+    );
+    const app = await startTestApp(
+      { SMTP_URL: odd.url, MAIL_FROM: 'signin@acme.test' },
+      { mailTiming: TEST_MAIL_TIMING },
+    );
+    try {
+      await createOneTimeLink(app.db, app.config, { email: 'later@example.com', actor: 'test' });
+      await createOneTimeLink(app.db, app.config, { email: 'gone@example.com', actor: 'test' });
+      const later = await mailRowTo(
+        app,
+        'later@example.com',
+        (row) => row.attempts >= 2 && row.last_error !== null,
+      );
+      expect(later.last_error).toMatch(/450 4\.2\.0 busy\\u0000now$/);
+      expect(later.next_attempt_at).not.toBeNull();
+      const gone = await mailRowTo(app, 'gone@example.com', (row) => row.next_attempt_at === null);
+      expect(gone.last_error).toMatch(/550 5\.1\.1 no\\u0000such user$/);
+      expect(gone.text_body).toBeNull();
+      const logged = await app.db
+        .selectFrom('audit_events')
+        .select(['action', 'target'])
+        .where('action', 'in', ['mail.retry', 'mail.give_up'])
+        .orderBy('action')
+        .execute();
+      expect(logged).toEqual([
+        { action: 'mail.give_up', target: 'gone@example.com' },
+        { action: 'mail.retry', target: 'later@example.com' },
+      ]);
+    } finally {
+      await app.stop();
+      await odd.stop();
     }
   });
 });

@@ -21,6 +21,15 @@ describe('redactUrl', () => {
     );
   });
 
+  it('cuts out a segment that holds such a secret with more around it or percent-encoded, as a mail client may send a link', () => {
+    for (const segment of [`${TOKEN})`, `${TOKEN}%3E`, `${TOKEN};`, TOKEN.replace('-', '%2D'), `(${TOKEN}`])
+      expect(redactUrl(`/verify/${segment}`)).toBe('/verify/[redacted]');
+    expect(redactUrl(`/account/login?return_to=%2Fverify%2F${TOKEN}%29`)).toBe(
+      '/account/login?return_to=%2Fverify%2F%5Bredacted%5D',
+    );
+    expect(redactUrl('/verify/not-a-token%29')).toBe('/verify/not-a-token%29');
+  });
+
   it('replaces every query value except the few that only say what was asked for', () => {
     const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl';
     expect(

@@ -24,7 +24,7 @@ import { blockingClones } from '../../accounts/suspectedClone.js';
 import { translatorFor } from '../../i18n/catalog.js';
 import { type Locale, SUPPORTED_LOCALES } from '../../i18n/locales.js';
 import { sendSecurityNotice } from '../../mail/notices.js';
-import { addressKey } from '../../text.js';
+import { addressKey, isVisibleText } from '../../text.js';
 import { startPasskeyAuthentication, verifyPasskeyAssertion } from '../../webauthn/authentication.js';
 import { challengeInvalid } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
@@ -65,7 +65,9 @@ const renameSchema = z.object({
     .trim()
     .min(1, { message: 'validation.passkeyNameEmpty' })
     .max(PASSKEY_NAME_MAX, { message: 'validation.passkeyNameTooLong' })
-    .refine(...noControlCharacters),
+    .refine(...noControlCharacters)
+    // Zero-width characters alone name nothing: a blank row on the account page and "()" in the notice mail.
+    .refine(isVisibleText, { message: 'validation.passkeyNameEmpty' }),
 });
 /** The account page's language choice: a supported code, or empty for "as my browser asks". */
 const localeSchema = z.object({

@@ -5,7 +5,12 @@ import type { BrandChange } from '../../branding/brand.js';
 import { etagOf } from '../../branding/brand.js';
 import { accentProblem, normaliseHexColour } from '../../branding/colours.js';
 import { type BrandImageKind, IMAGE_LIMITS, imageProblem, imageTypeOf } from '../../branding/images.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../../text.js';
+import {
+  BLANK_NAME_REFUSED,
+  CONTROL_CHARACTERS_REFUSED,
+  hasNoControlCharacters,
+  isVisibleText,
+} from '../../text.js';
 import type { UploadedFiles } from '../middleware/uploads.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -36,6 +41,8 @@ function brandChangeFrom(form: BrandingForm, uploads: UploadedFiles) {
   if (name.length > 64) errors.name = 'must be at most 64 characters';
   // The name is every page's title and heading: no line breaks or bidi overrides, as no name has.
   else if (!hasNoControlCharacters(name)) errors.name = CONTROL_CHARACTERS_REFUSED;
+  // Zero-width characters alone would title every page with nothing; an empty field returns to the config.
+  else if (name && !isVisibleText(name)) errors.name = BLANK_NAME_REFUSED;
   else change.name = name || null;
   const accent = form.accent.trim();
   const accentError = accent ? accentProblem(accent) : undefined;
