@@ -225,6 +225,9 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
         text,
         html,
         messageId: messageIdFor(mail.id, this.mail.from.address),
+        // Sent by a machine, not a person (RFC 3834; Exchange reads its own header): vacation
+        // and out-of-office replies are not sent back to MAIL_FROM.
+        headers: { 'Auto-Submitted': 'auto-generated', 'X-Auto-Response-Suppress': 'All' },
         // The whole send, whatever each step takes, ends (its connection closed) well
         // before the lease does: no other instance claims a mail still being sent.
         signal: AbortSignal.timeout(this.timing.timeoutMs),

@@ -464,6 +464,13 @@ describe('invites and recovery links by mail', () => {
     );
   });
 
+  it('marks each mail as sent by a machine, so that out-of-office replies are not sent back', async () => {
+    await createOneTimeLink(sesame.db, sesame.config, { email: 'away@example.com', actor: 'test' });
+    const [got] = await mail.waitFor('away@', 1);
+    expect(got!.parsed.headers.get('auto-submitted')).toBe('auto-generated');
+    expect(got!.parsed.headers.get('x-auto-response-suppress')).toBe('All');
+  });
+
   it("sends from MAIL_FROM's name and address as written, whatever marks the name holds", async () => {
     // Handed the whole string, the mail library read `Acme: …` as a group, the parenthesis as
     // an unclosed comment (a mail with no From header and an empty envelope sender).
