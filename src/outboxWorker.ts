@@ -108,7 +108,11 @@ export abstract class OutboxWorker<Row extends ClaimedRow> {
         this.#again = false;
         while (!this.#stopped) {
           const claimed = await this.claim(BATCH, this.timing.leaseMs / 1000);
-          await Promise.all(claimed.map((row) => this.attempt(row)));
+          // Every attempt of the batch ends before the round does, a failed one too: stop()
+          // waits for the round, and the connections the others still use close after it.
+          const outcomes = await Promise.allSettled(claimed.map((row) => this.attempt(row)));
+          const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+          if (failed) throw failed.reason;
           if (claimed.length < BATCH) break;
         }
       } while (this.#again && !this.#stopped);
