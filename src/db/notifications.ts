@@ -27,7 +27,8 @@ export interface ListenTiming {
    * elsewhere), would leave a cache trusting it forever. So the listener proves it hears: a
    * ping is announced through the pool, as every real change is, and must arrive on the
    * listening connection within `pingTimeoutMs`, at start and every `pingIntervalMs` after.
-   * A cache may therefore serve a row changed after such a stall for up to their sum.
+   * A cache may therefore serve a row changed after such a stall for up to their sum. A later
+   * ping that the pool cannot send in that time only asks the listening connection to answer.
    */
   pingIntervalMs: number;
   /** Also the limit of each statement on the listening connection. */
@@ -117,8 +118,12 @@ export async function listenOnPostgres(
     if (!pooled) retryDelay = Math.min(retryDelay * 2, timing.retryMaxMs);
   }
 
-  /** Announces a ping through the pool; rejects, saying why, unless `client` hears it in time. */
-  async function ping(client: pg.Client): Promise<void> {
+  /**
+   * Announces a ping through the pool; rejects, saying why, unless `client` hears it in time.
+   * When the pool could not send it in time, or at all, resolves to why, provided the listening
+   * connection answers: see below.
+   */
+  async function ping(client: pg.Client): Promise<Error | undefined> {
     const nonce = randomUUID();
     const arrived = new Promise<'heard'>((resolve) => {
       pings.set(nonce, () => resolve('heard'));
@@ -129,6 +134,15 @@ export async function listenOnPostgres(
       // A ping in flight when the subscription closes must not hold the process for its timeout.
       timer.unref();
     });
+    // Whether the listening connection answers at all, asked at once: a ping the pool could not
+    // send says nothing else of it.
+    let alive = false;
+    const asked = client.query('select 1').then(
+      () => {
+        alive = true;
+      },
+      () => {},
+    );
     const sent = sql`select pg_notify(${channel}, ${PING_PREFIX + nonce})`
       .execute(pool)
       .then(() => 'sent' as const);
@@ -139,19 +153,33 @@ export async function listenOnPostgres(
     // its LISTEN to a transaction-mode pooler, which ran it on a server session it has since
     // lent to others. Asked alongside, so telling the two apart adds no wait.
     let answered = false;
-    sent
-      .then(() => client.query('select 1'))
+    // Only once the first statement is answered: pg takes one statement at a time on a
+    // connection, and one that did not answer that has stalled anyway.
+    Promise.all([sent, asked])
+      .then(() => (alive ? client.query('select 1') : Promise.reject()))
       .then(
         () => (answered = true),
         () => {},
       );
     try {
-      if ((await Promise.race([sent, late])) === 'late')
+      const sending = await Promise.race([sent, late]).catch((error: Error) => error);
+      if (sending !== 'sent') {
+        const why =
+          sending === 'late'
+            ? `DATABASE_URL did not send a notification within ${seconds} s`
+            : `DATABASE_URL could not send a notification (${sending.message})`;
+        // Every pooled connection was busy (a burst, slow statements), or DATABASE_URL was down:
+        // no sign of lost notices. A listening connection that answers still holds the LISTEN its
+        // first ping proved, so the caches stay and the next ping tries again; dropping them read
+        // every row through that busy pool until a ping got through it again. One that does not
+        // answer has stalled, and is opened again.
+        if (alive) return new Error(`${why}; the LISTEN connection is opened again`);
         throw new Error(
-          `DATABASE_URL did not send a notification within ${seconds} s; the LISTEN connection is opened again`,
+          `${why}, and the LISTEN connection, ${listenUrl}, does not answer; it is opened again`,
         );
+      }
       // Heard, the ping also proves the listening connection itself is still up.
-      if ((await Promise.race([arrived, late])) === 'heard') return;
+      if ((await Promise.race([arrived, late])) === 'heard') return undefined;
       if (!answered)
         throw new Error(
           `${unheard} (the LISTEN connection, ${listenUrl}, does not answer; it is opened again)`,
@@ -184,7 +212,9 @@ export async function listenOnPostgres(
     try {
       await client.connect();
       await client.query(`listen ${pg.escapeIdentifier(channel)}`);
-      await ping(client);
+      // Nothing is proved until a ping is heard: one the pool could not send keeps the caches off.
+      const unsent = await ping(client);
+      if (unsent) throw unsent;
     } catch (error) {
       lose(client, error as Error);
       return;

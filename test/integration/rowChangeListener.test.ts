@@ -143,4 +143,41 @@ const TIMING: Partial<ListenTiming> = {
       expect(await noticeArrives()).toBe(true);
     },
   );
+
+  /** Holds every connection of the pool (two) for `ms`, as a burst of slow statements does. */
+  function poolBusyFor(ms: number): Promise<unknown> {
+    return Promise.all([1, 2].map(() => sql`select pg_sleep(${ms / 1000})`.execute(database.db)));
+  }
+
+  it('keeps listening through pings its busy pool could not send, while its own connection answers', async () => {
+    // A longer wait than the others' 400 ms, so only the pool, never a slow test machine, makes a ping late.
+    subscription = await listenOnPostgres(proxiedUrl, database.db, channel, handlers, {
+      direct: true,
+      timing: { ...TIMING, pingIntervalMs: 1_000, pingTimeoutMs: 1_000 },
+    });
+    expect(lives).toBe(1);
+    // Pings fall in this that the pool cannot send within their second.
+    await poolBusyFor(2_500);
+    expect(lost).toEqual([]);
+    expect(lives).toBe(1);
+    expect(await noticeArrives()).toBe(true);
+  });
+
+  it('opens its connection again when it stalls while the pool is too busy to send a ping', async () => {
+    subscription = await listenOnPostgres(proxiedUrl, database.db, channel, handlers, {
+      direct: true,
+      // Each ping over before the next, as in production (15 s apart, 5 s each).
+      timing: { ...TIMING, pingIntervalMs: 500 },
+    });
+    const busy = poolBusyFor(1_500);
+    proxy.passing = false;
+    expect(await eventually(async () => lost.length > 0, 3_000)).toBe(true);
+    expect(lost[0]).toContain(
+      'did not send a notification within 0.4 s, and the LISTEN connection, DATABASE_DIRECT_URL, does not answer; it is opened again',
+    );
+    await busy;
+    proxy.passing = true;
+    expect(await eventually(async () => lives === 2, 3_000)).toBe(true);
+    expect(await noticeArrives()).toBe(true);
+  });
 });
