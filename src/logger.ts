@@ -57,13 +57,13 @@ const SECRET_RUN = /[A-Za-z0-9_.~-]{40,}/;
 
 /** Whether a path segment or bare query word holds something shaped like a generated secret. */
 function holdsSecret(segment: string): boolean {
-  if (SECRET_RUN.test(segment)) return true;
-  try {
-    return SECRET_RUN.test(decodeURIComponent(segment));
-  } catch {
-    return false;
-  }
+  // Each escape decoded on its own: decodeURIComponent refuses the whole segment for one `%`
+  // that does not decode (a lone one, a cut UTF-8 sequence), and the token in it went unseen.
+  return SECRET_RUN.test(segment) || SECRET_RUN.test(segment.replace(PERCENT_ESCAPE, decodedByte));
 }
+
+const PERCENT_ESCAPE = /%([0-9A-Fa-f]{2})/g;
+const decodedByte = (_escape: string, hex: string) => String.fromCharCode(Number.parseInt(hex, 16));
 
 /**
  * A URL or path as it may be logged: the token of a one-time link and any segment shaped

@@ -25,11 +25,12 @@ export const CONTROL_CHARACTERS_REFUSED = 'must not contain control characters';
 
 /**
  * Whether a name shows anything: it holds more than spaces and invisible characters (format
- * characters such as U+200B or a soft hyphen, tag characters, variation selectors). Such a
- * name is blank on every page and in the `name` claim; a name is then no name.
+ * characters such as U+200B or a soft hyphen, tag characters, variation selectors, Hangul
+ * fillers, and the code points Unicode reserves to draw as nothing even while unassigned,
+ * U+2065 say). Such a name is blank on every page and in the `name` claim; a name is then no name.
  */
 export function isVisibleText(text: string): boolean {
-  return /[^\p{White_Space}\p{Cf}\p{Cc}\p{Mn}\u115F\u1160\u3164\uFFA0\u2800]/u.test(text);
+  return /[^\p{White_Space}\p{Cf}\p{Cc}\p{Mn}\p{Default_Ignorable_Code_Point}\u2800]/u.test(text);
 }
 
 /** The rule's words where admins name something (RP_NAME, the brand) with nothing visible in it. */

@@ -28,6 +28,10 @@ describe('redactUrl', () => {
       '/account/login?return_to=%2Fverify%2F%5Bredacted%5D',
     );
     expect(redactUrl('/verify/not-a-token%29')).toBe('/verify/not-a-token%29');
+    // An encoded token beside a `%` that does not decode (a cut UTF-8 sequence, a lone `%`).
+    const encoded = TOKEN.replace('-', '%2D');
+    for (const segment of [`${encoded}%E2%80`, `${encoded}%`, `%ZZ${encoded}`])
+      expect(redactUrl(`/verify/${segment}`)).toBe('/verify/[redacted]');
   });
 
   it('replaces every query value except the few that only say what was asked for', () => {

@@ -2,6 +2,7 @@ import {
   addressKey,
   hasNoControlCharacters,
   isPlainEmailAddress,
+  isVisibleText,
   normalizeEmail,
   printable,
 } from '../../src/text.js';
@@ -22,6 +23,33 @@ describe('names', () => {
     ['Ada\u2066x\u2069', false],
   ])('%j has no control character: %s', (name, ok) => {
     expect(hasNoControlCharacters(name)).toBe(ok);
+  });
+
+  it.each([
+    ['Ada', true],
+    ['عائشة', true],
+    ['देवनागरी', true],
+    ['ไทย', true],
+    ['李小龍', true],
+    ['한글', true],
+    ['\u1100\u1161', true], // a Hangul syllable as separate jamo
+    ['👨‍👩‍👧', true],
+    ['🇫🇷', true],
+    ['1\ufe0f\u20e3', true], // a keycap
+    ['e\u0301', true],
+    ['\u0378', true], // unassigned, drawn as a box
+    [' \u00a0\t', false],
+    ['\u200b\u2060\u00ad', false],
+    ['\u115f\u1160\u3164\uffa0', false], // Hangul fillers
+    ['\u2800', false],
+    ['\u0301', false],
+    // Unassigned but reserved to draw as nothing (Default_Ignorable_Code_Point).
+    ['\u2065', false],
+    ['\ufff0\ufff8', false],
+    ['\u{e0000}\u{e0002}\u{e0080}\u{e0fff}', false],
+    ['\u034f\u180b\ufe0f', false],
+  ])('%j shows something: %s', (name, shown) => {
+    expect(isVisibleText(name)).toBe(shown);
   });
 
   it('prints control characters as their \\u escapes, newlines kept only when asked', () => {
