@@ -69,6 +69,39 @@ const zodLocalesOfSesame = {
   },
 };
 
+/**
+ * npm nests a second copy of a package where the top level holds another version: koa and
+ * type-is each have their own mime-types 3.0.2 and mime-db 1.54.0 (the top level has 2.x for
+ * co-body). Bundled as they lie, each copy's text and each loaded mime database stayed in the
+ * heap (~0.4 MB a copy). One copy per name and version is bundled; the others import it.
+ */
+const oneCopyPerVersion = {
+  name: 'one-copy-per-version',
+  setup(pluginBuild) {
+    const copies = new Map();
+    pluginBuild.onResolve(
+      { filter: /^[^./]/ },
+      async ({ path: request, kind, importer, resolveDir, pluginData }) => {
+        if (pluginData === oneCopyPerVersion) return undefined;
+        const found = await pluginBuild.resolve(request, {
+          kind,
+          importer,
+          resolveDir,
+          pluginData: oneCopyPerVersion,
+        });
+        const nested = /^(.*[\\/]node_modules[\\/](?:@[^\\/]+[\\/])?[^\\/]+)[\\/]/.exec(found.path ?? '');
+        if (found.errors.length || found.external || !nested)
+          return found.errors.length ? { errors: found.errors } : found;
+        const packageDir = nested[1];
+        const { name, version } = JSON.parse(fs.readFileSync(path.join(packageDir, 'package.json'), 'utf8'));
+        const key = `${name}@${version}`;
+        if (!copies.has(key)) copies.set(key, packageDir);
+        return { ...found, path: path.join(copies.get(key), path.relative(packageDir, found.path)) };
+      },
+    );
+  },
+};
+
 const started = Date.now();
 await build({
   absWorkingDir: root,
@@ -108,7 +141,7 @@ await build({
   outfile: SERVER_BUNDLE,
   bundle: true,
   external: NOT_BUNDLED,
-  plugins: [zodLocalesOfSesame],
+  plugins: [zodLocalesOfSesame, oneCopyPerVersion],
   platform: 'node',
   format: 'esm',
   target: 'node20',
