@@ -35,7 +35,72 @@ const NOT_BUNDLED = [
   'multer',
   'qrcode',
   'nodemailer',
+  // raw-body's charset decoder: its tables of Asian code pages are ~0.4 MB of the bundle's text,
+  // which V8 keeps in the heap for the life of the process (bench/README.md, "2026-12-07,
+  // 07:40"). Left to Node, a table loads only when a body in that charset comes.
+  'iconv-lite',
 ];
+
+/**
+ * zod names its error messages in 64 languages, all of them in `z.locales`, which the bundle
+ * cannot leave out by itself (the namespace is reachable from `z`). Sesame uses those of its
+ * own languages (src/http/schemas.ts, one catalog each in locales/); the others were ~0.3 MB of
+ * the bundle's text, kept in the heap as the iconv-lite tables above were.
+ */
+const zodLocalesOfSesame = {
+  name: 'zod-locales-of-sesame',
+  setup(pluginBuild) {
+    const languages = fs
+      .readdirSync(path.join(root, 'locales'))
+      .filter((file) => file.endsWith('.json'))
+      .map((file) => path.basename(file, '.json'));
+    pluginBuild.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, ({ importer, resolveDir }) => {
+      if (!importer.includes(`${path.sep}zod${path.sep}`)) return undefined;
+      const dir = path.join(resolveDir, '..', 'locales');
+      return { path: 'zod/locales', namespace: 'zod-locales', pluginData: dir };
+    });
+    pluginBuild.onLoad({ filter: /.*/, namespace: 'zod-locales' }, ({ pluginData: dir }) => ({
+      contents: languages
+        .filter((language) => fs.existsSync(path.join(dir, `${language}.js`)))
+        .map((language) => `export { default as ${language} } from ${JSON.stringify(`./${language}.js`)};`)
+        .join('\n'),
+      resolveDir: dir,
+    }));
+  },
+};
+
+/**
+ * npm nests a second copy of a package where the top level holds another version: koa and
+ * type-is each have their own mime-types 3.0.2 and mime-db 1.54.0 (the top level has 2.x for
+ * co-body). Bundled as they lie, each copy's text and each loaded mime database stayed in the
+ * heap (~0.4 MB a copy). One copy per name and version is bundled; the others import it.
+ */
+const oneCopyPerVersion = {
+  name: 'one-copy-per-version',
+  setup(pluginBuild) {
+    const copies = new Map();
+    pluginBuild.onResolve(
+      { filter: /^[^./]/ },
+      async ({ path: request, kind, importer, resolveDir, pluginData }) => {
+        if (pluginData === oneCopyPerVersion) return undefined;
+        const found = await pluginBuild.resolve(request, {
+          kind,
+          importer,
+          resolveDir,
+          pluginData: oneCopyPerVersion,
+        });
+        const nested = /^(.*[\\/]node_modules[\\/](?:@[^\\/]+[\\/])?[^\\/]+)[\\/]/.exec(found.path ?? '');
+        if (found.errors.length || found.external || !nested)
+          return found.errors.length ? { errors: found.errors } : found;
+        const packageDir = nested[1];
+        const { name, version } = JSON.parse(fs.readFileSync(path.join(packageDir, 'package.json'), 'utf8'));
+        const key = `${name}@${version}`;
+        if (!copies.has(key)) copies.set(key, packageDir);
+        return { ...found, path: path.join(copies.get(key), path.relative(packageDir, found.path)) };
+      },
+    );
+  },
+};
 
 const started = Date.now();
 await build({
@@ -76,6 +141,7 @@ await build({
   outfile: SERVER_BUNDLE,
   bundle: true,
   external: NOT_BUNDLED,
+  plugins: [zodLocalesOfSesame, oneCopyPerVersion],
   platform: 'node',
   format: 'esm',
   target: 'node20',

@@ -45,12 +45,17 @@ const catalogs = new Map(SUPPORTED_LOCALES.map((locale) => [locale, readCatalog(
 
 /**
  * How every message writes a date and time (`{{expires, datetime}}` in a catalog): as its
- * language does, in UTC (the zone the server knows for sure), which the text names.
+ * language does, in UTC (the zone the server knows for sure), which the text names. Each
+ * language's format is made on its first date: making all four at import read ~1.9 MB of
+ * ICU's data into memory (bench/README.md, "2026-12-07, 07:35"), which a server that only
+ * signs people in never uses.
  */
-const dateTimeFormats = new Map(
-  SUPPORTED_LOCALES.map((locale) => [
-    locale,
-    new Intl.DateTimeFormat(locale, {
+const dateTimeFormats = new Map<Locale, Intl.DateTimeFormat>();
+
+function dateTimeFormat(locale: Locale): Intl.DateTimeFormat {
+  let format = dateTimeFormats.get(locale);
+  if (!format) {
+    format = new Intl.DateTimeFormat(locale, {
       year: 'numeric',
       month: 'short',
       day: 'numeric',
@@ -58,13 +63,15 @@ const dateTimeFormats = new Map(
       minute: '2-digit',
       timeZone: 'UTC',
       timeZoneName: 'short',
-    }),
-  ]),
-);
+    });
+    dateTimeFormats.set(locale, format);
+  }
+  return format;
+}
 
 function formatDateTime(value: Date | string | number, locale: string): string {
-  const format = dateTimeFormats.get(locale as Locale) ?? dateTimeFormats.get('en')!;
-  return format.format(new Date(value));
+  const known = (SUPPORTED_LOCALES as readonly string[]).includes(locale) ? (locale as Locale) : 'en';
+  return dateTimeFormat(known).format(new Date(value));
 }
 
 const i18n = catalogInstance(false);

@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import providerRequests from 'oidc-provider/lib/helpers/als.js';
 
 /**
  * What a grant's save may store, beyond the provider's upsert: `live`, only a change of the
@@ -15,7 +15,13 @@ interface GuardedSave {
   stored?: boolean;
 }
 
-const guardedSaves = new AsyncLocalStorage<GuardedSave>();
+/**
+ * The guarded save under way in each request that has one, by the request's context in the
+ * provider's AsyncLocalStorage (as heldWrites.ts keeps its writes). Not a storage of its own:
+ * on Node 20 every storage that has run once adds a property to each promise made anywhere
+ * from then on, for the life of the process (bench/README.md, "2026-12-07, 07:40").
+ */
+const guardedSaves = new WeakMap<object, GuardedSave>();
 
 /**
  * Saves `grant` with the provider's own `save` (so its clean-up, expiry and events are the
@@ -28,15 +34,25 @@ export async function saveGrantIf(
   grant: { save(): Promise<unknown> },
   guard: GrantSaveGuard,
 ): Promise<boolean> {
+  const request = providerRequests.getStore();
+  if (!request || typeof request !== 'object' || guardedSaves.has(request)) {
+    throw new Error('a guarded grant save runs within a request, one at a time');
+  }
   const save: GuardedSave = { guard };
-  await guardedSaves.run(save, () => grant.save());
+  guardedSaves.set(request, save);
+  try {
+    await grant.save();
+  } finally {
+    guardedSaves.delete(request);
+  }
   if (save.stored === undefined) throw new Error('the adapter did not store the grant through its guard');
   return save.stored;
 }
 
 /** For the adapter: the guard of the grant save under way, taken once (a later write in it is unguarded). */
 export function takeGrantSaveGuard(): GuardedSave | undefined {
-  const save = guardedSaves.getStore();
+  const request = providerRequests.getStore();
+  const save = request && typeof request === 'object' ? guardedSaves.get(request) : undefined;
   if (!save || save.taken) return undefined;
   save.taken = true;
   return save;
