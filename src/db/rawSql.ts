@@ -289,5 +289,16 @@ export function runWriteWithoutFlushWait(
   text: string,
   parameters: unknown[],
 ): Promise<QueryResult<unknown>> {
-  return runSql(db, db.isTransaction ? text : text + COMMIT_WITHOUT_FLUSH_WAIT, parameters);
+  if (db.isTransaction) return runSql(db, text, parameters);
+  // A kept write text (oidcModels.ts) gets the same whole text each time: a new one would be
+  // copied flat and hashed again to find its statement's name.
+  let unflushed = unflushedTexts.get(text);
+  if (unflushed === undefined) {
+    unflushed = text + COMMIT_WITHOUT_FLUSH_WAIT;
+    if (unflushedTexts.size < MOST_PREPARED) unflushedTexts.set(text, unflushed);
+  }
+  return runSql(db, unflushed, parameters);
 }
+
+/** Each write text {@link runWriteWithoutFlushWait} ran, with its ending. */
+const unflushedTexts = new Map<string, string>();

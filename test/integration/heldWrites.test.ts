@@ -311,4 +311,63 @@ describe("the provider's writes held for a request and stored together", () => {
     // Outside a request there is nothing to hold the writes for.
     await expect(storeWritesIf(db, useCode, async () => {})).rejects.toThrow(/within a request/);
   });
+
+  it('stores each shape of a conditional write as written, however many deletions and rows the same condition came with before', async () => {
+    const db = sesame.db;
+    const tag = randomBytes(6).toString('hex');
+    const ids = Array.from({ length: 6 }, (_, i) => `shape-${i}-${tag}`);
+    const row = (id: string) => modelRow('Interaction', id, { uid: id, kind: 'Interaction' }, 60);
+    const has = async (id: string) => Boolean(await oidcModelsQueries.find(db, 'Interaction', id));
+    // The condition: a row that must be stored (read, or deleted with the statement's deletions).
+    const required = (id: string, deleting: boolean) =>
+      oidcModelsQueries.rowRequired('Interaction', id, undefined, deleting);
+    await oidcModelsQueries.upsertRows(db, [row(ids[0]!)]);
+
+    // One row, then three, then a deletion and two rows: each statement its own text.
+    expect(
+      await oidcModelsQueries.destroyAndUpsertIf(db, required(ids[0]!, false), [], [row(ids[1]!)]),
+    ).toEqual([]);
+    expect(
+      await oidcModelsQueries.destroyAndUpsertIf(
+        db,
+        required(ids[0]!, false),
+        [],
+        [row(ids[2]!), row(ids[3]!)],
+      ),
+    ).toEqual([]);
+    const gone = await oidcModelsQueries.destroyAndUpsertIf(
+      db,
+      required(ids[0]!, false),
+      [{ model: 'Interaction', id: ids[1]! }],
+      [row(ids[4]!), row(ids[5]!)],
+    );
+    expect(gone).toEqual([{ model: 'Interaction', id: ids[1], key: ids[1] }]);
+    expect(await Promise.all(ids.map(has))).toEqual([true, false, true, true, true, true]);
+
+    // The same condition deleting its row: answered with the other deletion.
+    const deleted = await oidcModelsQueries.destroyAndUpsertIf(
+      db,
+      required(ids[0]!, true),
+      [{ model: 'Interaction', id: ids[2]! }],
+      [],
+    );
+    expect(deleted?.map((d) => d.id).sort()).toEqual([ids[0], ids[2]].sort());
+    // Not met now (its row is gone): nothing of the same shapes is stored.
+    expect(await oidcModelsQueries.destroyAndUpsertIf(db, required(ids[0]!, false), [], [row(ids[1]!)])).toBe(
+      undefined,
+    );
+    expect(await Promise.all(ids.map(has))).toEqual([false, false, false, true, true, true]);
+
+    // Unconditional: a deletion alone, then a deletion with rows, then rows alone.
+    expect(await oidcModelsQueries.destroyAndUpsert(db, [{ model: 'Interaction', id: ids[3]! }], [])).toEqual(
+      [{ model: 'Interaction', id: ids[3], key: ids[3] }],
+    );
+    await oidcModelsQueries.destroyAndUpsert(
+      db,
+      [{ model: 'Interaction', id: ids[4]! }],
+      [row(ids[0]!), row(ids[1]!)],
+    );
+    await oidcModelsQueries.destroyAndUpsert(db, [], [row(ids[2]!)]);
+    expect(await Promise.all(ids.map(has))).toEqual([true, true, true, false, false, true]);
+  });
 });

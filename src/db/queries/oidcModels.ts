@@ -227,6 +227,61 @@ function placeholders(count: number, width: number, after = 0): string {
 const placeholderLists = new Map<string, string>();
 const MOST_PLACEHOLDER_LISTS = 500;
 
+/**
+ * The whole text of each write statement built from parts (a condition's, the rows' count),
+ * by the statement it extends (a condition's constant text, or a kind of write) and its shape.
+ * A login's writes are the same few shapes every time; built on each call, their text took
+ * ~17 kB of the ~900 kB a login allocates (template parts, joins, and the flat copy the
+ * statement-name lookup makes of it), and the lookup hashed and compared ~1.5 kB of new text
+ * each time, where a kept text is the same string with its hash known
+ * (bench/README.md, "Measured on 2026-12-07, 07:35–09:00"). Past the bound, new shapes are built each time.
+ */
+const statementTexts = new Map<string, Map<string, string>>();
+const MOST_STATEMENT_TEXTS = 500;
+let statementTextCount = 0;
+
+/** The text {@link statementTexts} keeps for `base` (a constant text) at `shape`, built once by `build`. */
+function statementText(base: string, shape: string, build: () => string): string {
+  const shapes = statementTexts.get(base);
+  const kept = shapes?.get(shape);
+  if (kept !== undefined) return kept;
+  const text = build();
+  if (statementTextCount < MOST_STATEMENT_TEXTS) {
+    if (shapes) shapes.set(shape, text);
+    else statementTexts.set(base, new Map([[shape, text]]));
+    statementTextCount++;
+  }
+  return text;
+}
+
+/** The kinds of write {@link statementText} keeps texts for, beside conditions' own texts. */
+const UPSERT = 'upsert';
+const DESTROY_AND_UPSERT = 'destroy and upsert';
+
+/**
+ * The text of {@link oidcModelsQueries.destroyAndUpsertIf}: `condition`'s statement as `met`,
+ * its parameters first, then `gone` deletions (two parameters each) and `rows` upserts
+ * (seven each), both only if `met` returned a row.
+ */
+function destroyAndUpsertIfText(condition: StoreCondition, gone: number, rows: number): string {
+  let after = condition.parameters.length;
+  const parts = [`met as (${condition.text})`];
+  if (gone > 0) {
+    parts.push(`gone as (${deleteText(after, gone, 'and exists (select 1 from met)')})`);
+    after += gone * 2;
+  }
+  if (rows > 0) parts.push(`put as (${upsertIfMetText(after, rows)})`);
+  const deletedBy = [
+    ...(gone > 0 ? ['select model, id, key from gone'] : []),
+    ...(condition.deletes ? ['select model, id, key from met'] : []),
+  ];
+  const deleted =
+    deletedBy.length > 0
+      ? `(select coalesce(json_agg(json_build_object('model', model, 'id', id, 'key', key)), '[]') from (${deletedBy.join(' union all ')}) as deleted)`
+      : `'[]'::json`;
+  return `with ${parts.join(', ')} select exists (select 1 from met) as met, ${deleted} as gone`;
+}
+
 /** A row's columns in the order {@link upsertText} names them. */
 const rowParameters = (r: OidcModelRow) => [
   r.model,
@@ -420,7 +475,11 @@ export const oidcModelsQueries = {
     const parameters = rows.flatMap(rowParameters);
     if (challenges.length) parameters.push(...challenges.flatMap(challengeParameters));
     const run = rows.every(mayBeLostInACrash) ? runWriteWithoutFlushWait : runSql;
-    const text = challengesPart(rows.length * 7, challenges.length) + upsertText(0, rows.length);
+    const text = statementText(
+      UPSERT,
+      `${rows.length} ${challenges.length}`,
+      () => challengesPart(rows.length * 7, challenges.length) + upsertText(0, rows.length),
+    );
     await run(db, text, parameters);
   },
 
@@ -596,13 +655,15 @@ export const oidcModelsQueries = {
       await oidcModelsQueries.upsertRows(db, rows);
       return [];
     }
-    const deleted = deleteText(0, gone.length);
     const parameters: unknown[] = gone.flatMap(goneParameters);
     type Deleted = { model: string; id: string; key: string };
-    if (rows.length === 0) return (await runSql<Deleted>(db, deleted, parameters)).rows;
-    const put = upsertText(parameters.length, rows.length);
+    const text = statementText(DESTROY_AND_UPSERT, `${gone.length} ${rows.length}`, () => {
+      const deleted = deleteText(0, gone.length);
+      if (rows.length === 0) return deleted;
+      const put = upsertText(gone.length * 2, rows.length);
+      return `with gone as (${deleted}), put as (${put}) select model, id, key from gone`;
+    });
     parameters.push(...rows.flatMap(rowParameters));
-    const text = `with gone as (${deleted}), put as (${put}) select model, id, key from gone`;
     return (await runSql<Deleted>(db, text, parameters)).rows;
   },
 
@@ -630,29 +691,14 @@ export const oidcModelsQueries = {
     rows: readonly OidcModelRow[],
   ): Promise<{ model: string; id: string; key: string }[] | undefined> {
     const parameters: unknown[] = [...condition.parameters];
-    const parts = [`met as (${condition.text})`];
-    if (gone.length > 0) {
-      parts.push(`gone as (${deleteText(parameters.length, gone.length, 'and exists (select 1 from met)')})`);
-      parameters.push(...gone.flatMap(goneParameters));
-    }
-    if (rows.length > 0) {
-      parts.push(`put as (${upsertIfMetText(parameters.length, rows.length)})`);
-      parameters.push(...rows.flatMap(rowParameters));
-    }
-    const deletedBy = [
-      ...(gone.length > 0 ? ['select model, id, key from gone'] : []),
-      ...(condition.deletes ? ['select model, id, key from met'] : []),
-    ];
-    const deleted =
-      deletedBy.length > 0
-        ? `(select coalesce(json_agg(json_build_object('model', model, 'id', id, 'key', key)), '[]') from (${deletedBy.join(' union all ')}) as deleted)`
-        : `'[]'::json`;
-    type Answer = { met: boolean; gone: { model: string; id: string; key: string }[] };
-    const { rows: answer } = await runSql<Answer>(
-      db,
-      `with ${parts.join(', ')} select exists (select 1 from met) as met, ${deleted} as gone`,
-      parameters,
+    const text = statementText(
+      condition.text,
+      `${parameters.length} ${gone.length} ${rows.length} ${condition.deletes === true}`,
+      () => destroyAndUpsertIfText(condition, gone.length, rows.length),
     );
+    parameters.push(...gone.flatMap(goneParameters), ...rows.flatMap(rowParameters));
+    type Answer = { met: boolean; gone: { model: string; id: string; key: string }[] };
+    const { rows: answer } = await runSql<Answer>(db, text, parameters);
     return answer[0]?.met ? answer[0].gone : undefined;
   },
 
