@@ -231,10 +231,11 @@ const MOST_PLACEHOLDER_LISTS = 500;
  * The whole text of each write statement built from parts (a condition's, the rows' count),
  * by the statement it extends (a condition's constant text, or a kind of write) and its shape.
  * A login's writes are the same few shapes every time; built on each call, their text took
- * ~17 kB of the ~900 kB a login allocates (template parts, joins, and the flat copy the
+ * ~15 kB of the ~900 kB a login allocates (template parts, joins, and the flat copy the
  * statement-name lookup makes of it), and the lookup hashed and compared ~1.5 kB of new text
  * each time, where a kept text is the same string with its hash known
- * (bench/README.md, "Measured on 2026-12-07, 07:35–09:00"). Past the bound, new shapes are built each time.
+ * (bench/README.md, "Measured on 2026-12-07, 07:35–08:45"). Past the bound, new shapes are
+ * built each time.
  */
 const statementTexts = new Map<string, Map<string, string>>();
 const MOST_STATEMENT_TEXTS = 500;
