@@ -12,6 +12,11 @@ export interface ListenHandlers {
   onLive(): void;
   /** The connection is gone: notices may be missed until the next onLive. */
   onLost(error: Error): void;
+  /**
+   * A ping the pool could not send (every pooled connection busy, or DATABASE_URL down), that
+   * the listening connection then heard from itself: the subscription stays live.
+   */
+  onPingUnsent?(error: Error): void;
 }
 
 /** A live subscription; close() ends it and stops reconnecting. */
@@ -28,7 +33,8 @@ export interface ListenTiming {
    * ping is announced through the pool, as every real change is, and must arrive on the
    * listening connection within `pingTimeoutMs`, at start and every `pingIntervalMs` after.
    * A cache may therefore serve a row changed after such a stall for up to their sum. A later
-   * ping that the pool cannot send in that time only asks the listening connection to answer.
+   * ping that the pool cannot send in that time is sent by the listening connection itself,
+   * which must hear it within another `pingTimeoutMs`.
    */
   pingIntervalMs: number;
   /** Also the limit of each statement on the listening connection. */
@@ -121,28 +127,22 @@ export async function listenOnPostgres(
   /**
    * Announces a ping through the pool; rejects, saying why, unless `client` hears it in time.
    * When the pool could not send it in time, or at all, resolves to why, provided the listening
-   * connection answers: see below.
+   * connection hears the same ping sent by itself: see below.
    */
   async function ping(client: pg.Client): Promise<Error | undefined> {
     const nonce = randomUUID();
     const arrived = new Promise<'heard'>((resolve) => {
       pings.set(nonce, () => resolve('heard'));
     });
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), timing.pingTimeoutMs);
-      // A ping in flight when the subscription closes must not hold the process for its timeout.
-      timer.unref();
-    });
-    // Whether the listening connection answers at all, asked at once: a ping the pool could not
-    // send says nothing else of it.
-    let alive = false;
-    const asked = client.query('select 1').then(
-      () => {
-        alive = true;
-      },
-      () => {},
-    );
+    const timers: NodeJS.Timeout[] = [];
+    const within = () =>
+      new Promise<'late'>((resolve) => {
+        const timer = setTimeout(() => resolve('late'), timing.pingTimeoutMs);
+        // A ping in flight when the subscription closes must not hold the process for its timeout.
+        timer.unref();
+        timers.push(timer);
+      });
+    const late = within();
     const sent = sql`select pg_notify(${channel}, ${PING_PREFIX + nonce})`
       .execute(pool)
       .then(() => 'sent' as const);
@@ -153,10 +153,8 @@ export async function listenOnPostgres(
     // its LISTEN to a transaction-mode pooler, which ran it on a server session it has since
     // lent to others. Asked alongside, so telling the two apart adds no wait.
     let answered = false;
-    // Only once the first statement is answered: pg takes one statement at a time on a
-    // connection, and one that did not answer that has stalled anyway.
-    Promise.all([sent, asked])
-      .then(() => (alive ? client.query('select 1') : Promise.reject()))
+    sent
+      .then(() => client.query('select 1'))
       .then(
         () => (answered = true),
         () => {},
@@ -169,13 +167,16 @@ export async function listenOnPostgres(
             ? `DATABASE_URL did not send a notification within ${seconds} s`
             : `DATABASE_URL could not send a notification (${sending.message})`;
         // Every pooled connection was busy (a burst, slow statements), or DATABASE_URL was down:
-        // no sign of lost notices. A listening connection that answers still holds the LISTEN its
-        // first ping proved, so the caches stay and the next ping tries again; dropping them read
-        // every row through that busy pool until a ping got through it again. One that does not
-        // answer has stalled, and is opened again.
-        if (alive) return new Error(`${why}; the LISTEN connection is opened again`);
+        // no sign of lost notices, and dropping the caches would read every row through that busy
+        // pool until a ping got through it again. So the listening connection sends the ping
+        // itself: a session hears its own notices, so hearing it proves the connection still
+        // holds its LISTEN (a connection that merely answers may have lost it to a pooler), and
+        // the caches stay. One that does not hear it has stalled, and is opened again.
+        client.query('select pg_notify($1, $2)', [channel, PING_PREFIX + nonce]).catch(() => {});
+        if ((await Promise.race([arrived, within()])) === 'heard')
+          return new Error(`${why}; the LISTEN connection heard the ping from itself, so the caches stay`);
         throw new Error(
-          `${why}, and the LISTEN connection, ${listenUrl}, does not answer; it is opened again`,
+          `${why}, and the LISTEN connection, ${listenUrl}, did not hear it from itself within ${seconds} s; it is opened again`,
         );
       }
       // Heard, the ping also proves the listening connection itself is still up.
@@ -186,7 +187,7 @@ export async function listenOnPostgres(
         );
       throw new ListenNotKeptError(`${unheard}, though that connection answers (${behindPooler})`);
     } finally {
-      clearTimeout(timer);
+      for (const timer of timers) clearTimeout(timer);
       pings.delete(nonce);
     }
   }
@@ -222,7 +223,10 @@ export async function listenOnPostgres(
     if (current !== client || closed) return;
     retryDelay = timing.retryMinMs;
     pingTimer = setInterval(() => {
-      ping(client).catch((error: Error) => lose(client, error));
+      ping(client).then(
+        (unsent) => unsent && current === client && handlers.onPingUnsent?.(unsent),
+        (error: Error) => lose(client, error),
+      );
     }, timing.pingIntervalMs);
     pingTimer.unref();
     handlers.onLive();

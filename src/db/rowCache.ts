@@ -189,6 +189,7 @@ export function keepCachesInStep(
   // When the notices stopped arriving, and when that was last warned of; unset while they arrive.
   let lostAt: number | undefined;
   let warnedAt = 0;
+  let unsentWarnedAt = Number.NEGATIVE_INFINITY;
   rowChangeListenerUp.set(0);
   return listen(ROW_CHANGES_CHANNEL, {
     onNotice(payload) {
@@ -220,6 +221,16 @@ export function keepCachesInStep(
           minutes: Math.round((now - lostAt) / 60_000),
         });
       } else log.debug('row change notifications still not arriving', { error: error.message });
+    },
+    onPingUnsent(error) {
+      // The caches stay; a pool too busy to send a ping for long is worth a line now and then.
+      const now = Date.now();
+      if (now - unsentWarnedAt < warnAgainAfterMs) {
+        log.debug('row change ping not sent through the pool', { error: error.message });
+        return;
+      }
+      unsentWarnedAt = now;
+      log.warn('row change ping not sent through the pool; the caches stay', { error: error.message });
     },
   });
 }

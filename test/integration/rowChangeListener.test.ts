@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { sql } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
 import { configFrom } from '../../src/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
 import { type ListenTiming, listenOnPostgres, type Subscription } from '../../src/db/notifications.js';
@@ -10,23 +11,35 @@ import { createTestDatabase, onPostgres, type TestDatabase } from '../support/te
 /**
  * A TCP proxy in front of Postgres that passes traffic or, while `passing` is false, swallows
  * it: it accepts connections and reads what comes, and answers nothing, as a half-open path
- * or a broken middlebox does.
+ * or a broken middlebox does. While `deaf`, it passes everything but the server's
+ * notifications (NotificationResponse messages), as a connection whose LISTEN a pooler has
+ * lent to another client answers statements and hears nothing.
  */
 class SwallowingProxy {
   passing = true;
+  deaf = false;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
 
   constructor(target: { host: string; port: number }) {
     this.#server = net.createServer((client) => {
       const upstream = net.connect(target.port, target.host);
+      let fromServer = Buffer.alloc(0);
       for (const [from, to] of [
         [client, upstream],
         [upstream, client],
       ] as const) {
         this.#sockets.add(from);
         from.on('data', (chunk) => {
-          if (this.passing) to.write(chunk);
+          if (!this.passing) return;
+          if (from === client) return to.write(chunk);
+          // The server's messages, whole: a type byte, then a length that counts itself.
+          fromServer = Buffer.concat([fromServer, chunk]);
+          while (fromServer.length >= 5 && fromServer.length >= 1 + fromServer.readUInt32BE(1)) {
+            const message = fromServer.subarray(0, 1 + fromServer.readUInt32BE(1));
+            fromServer = fromServer.subarray(message.length);
+            if (!(this.deaf && message[0] === 0x41)) to.write(message);
+          }
         });
         from.on('close', () => {
           this.#sockets.delete(from);
@@ -84,6 +97,7 @@ const TIMING: Partial<ListenTiming> = {
 
   beforeEach(() => {
     proxy.passing = true;
+    proxy.deaf = false;
     heard.length = lost.length = lives = 0;
   });
 
@@ -173,11 +187,61 @@ const TIMING: Partial<ListenTiming> = {
     proxy.passing = false;
     expect(await eventually(async () => lost.length > 0, 3_000)).toBe(true);
     expect(lost[0]).toContain(
-      'did not send a notification within 0.4 s, and the LISTEN connection, DATABASE_DIRECT_URL, does not answer; it is opened again',
+      'did not send a notification within 0.4 s, and the LISTEN connection, DATABASE_DIRECT_URL, did not hear it from itself within 0.4 s; it is opened again',
     );
     await busy;
     proxy.passing = true;
     expect(await eventually(async () => lives === 2, 3_000)).toBe(true);
     expect(await noticeArrives()).toBe(true);
+  });
+
+  it('opens its connection again when it answers but no longer hears, while the pool is too busy to send a ping', async () => {
+    subscription = await listenOnPostgres(proxiedUrl, database.db, channel, handlers, {
+      direct: true,
+      timing: { ...TIMING, pingIntervalMs: 500 },
+    });
+    const busy = poolBusyFor(2_000);
+    proxy.deaf = true;
+    // Answering a statement proved nothing here: only a notice it hears does.
+    expect(await eventually(async () => lost.length > 0, 1_900)).toBe(true);
+    expect(lost[0]).toContain('did not hear it from itself');
+    await busy;
+    proxy.deaf = false;
+    expect(await eventually(async () => lives === 2, 3_000)).toBe(true);
+    expect(await noticeArrives()).toBe(true);
+  });
+
+  it('keeps listening, and says so, while DATABASE_URL refuses connections', async () => {
+    let down = false;
+    const pool = new pg.Pool({ connectionString: testDb.env.DATABASE_URL, max: 2 });
+    const refusing = new Kysely<unknown>({
+      dialect: new PostgresDialect({
+        pool: {
+          connect: () => (down ? Promise.reject(new Error('connect ECONNREFUSED')) : pool.connect()),
+          end: () => pool.end(),
+        },
+      }),
+    });
+    const unsent: string[] = [];
+    try {
+      subscription = await listenOnPostgres(
+        proxiedUrl,
+        refusing as never,
+        channel,
+        { ...handlers, onPingUnsent: (error) => unsent.push(error.message) },
+        { direct: true, timing: TIMING },
+      );
+      down = true;
+      expect(await eventually(async () => unsent.length >= 2, 2_000)).toBe(true);
+      expect(lost).toEqual([]);
+      // Not the listening connection's fault, and not said to be.
+      expect(unsent[0]).toBe(
+        'DATABASE_URL could not send a notification (connect ECONNREFUSED); the LISTEN connection heard the ping from itself, so the caches stay',
+      );
+    } finally {
+      await subscription?.close();
+      subscription = undefined;
+      await refusing.destroy();
+    }
   });
 });
