@@ -80,11 +80,14 @@ program
   .description('apply pending database migrations')
   .option('--json', 'print JSON')
   .action((opts) =>
-    withDatabase(async (_db, _config, applied) => {
-      output(opts.json, { applied }, () =>
-        applied.length ? `Applied: ${applied.join(', ')}` : 'Database is up to date',
-      );
-    }),
+    withDatabase(
+      async (_db, _config, applied) => {
+        output(opts.json, { applied }, () =>
+          applied.length ? `Applied: ${applied.join(', ')}` : 'Database is up to date',
+        );
+      },
+      { migrates: true },
+    ),
   );
 
 requireSubcommands(program);

@@ -49,6 +49,19 @@ function sesameMigrator(db: Kysely<Database>, options: { disableTransactions?: b
   });
 }
 
+/**
+ * What the database ran of this version's migrations, read without a lock or a change:
+ * whether it ran any (a database no Sesame has used yet ran none) and the names of those it
+ * has not run yet.
+ */
+export async function migrationState(db: Db): Promise<{ ranAny: boolean; pending: string[] }> {
+  const known = await sesameMigrator(db).getMigrations();
+  return {
+    ranAny: known.some((migration) => migration.executedAt !== undefined),
+    pending: known.filter((migration) => migration.executedAt === undefined).map(({ name }) => name),
+  };
+}
+
 async function runMigrator(migrator: Migrator): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw newerDatabaseError(error) ?? (error instanceof Error ? error : new Error(String(error)));
