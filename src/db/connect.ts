@@ -1,9 +1,11 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { watchPool } from '../metrics.js';
-import { claimDataDir, DataDirBusyError, SOCKET_PORT } from './dataDirLock.js';
+import { COMMAND_MARKER_NAME, claimDataDir, DataDirBusyError, SOCKET_PORT } from './dataDirLock.js';
 import { checkDataDirOwner } from './dataDirOwner.js';
 import { migratePostgresToLatest, migrateToLatest } from './migrate.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
@@ -187,8 +189,47 @@ const SOCKET_CLIENT_GRACE_MS = 5_000;
  */
 const EMBEDDED_SHARED_BUFFERS = '32MB';
 
+/**
+ * How long a starting server waits for a `sesame` command that holds the data directory: a
+ * command takes a second or two, a slow one on a busy machine several.
+ */
+const COMMAND_HOLD_WAIT_MS = 30_000;
+
+function readIfThere(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Claims the data directory; a server that finds a command holding it waits for the command to end. */
+async function claimForServerOrCommand(dataDir: string, throughRunningServer: boolean) {
+  const marker = path.join(dataDir, COMMAND_MARKER_NAME);
+  const deadline = Date.now() + COMMAND_HOLD_WAIT_MS;
+  let claim = await claimDataDir(dataDir);
+  while (!claim.held && !throughRunningServer && fs.existsSync(marker) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    claim = await claimDataDir(dataDir);
+  }
+  if (!claim.held) return claim;
+  // A command's marker names it, so one that lost the directory to another command leaves
+  // the other's marker alone; a server clears one a killed command left.
+  const token = crypto.randomBytes(8).toString('hex');
+  if (throughRunningServer) fs.writeFileSync(marker, token, { mode: 0o600 });
+  else fs.rmSync(marker, { force: true });
+  const release = claim.release;
+  return {
+    ...claim,
+    async release() {
+      await release();
+      if (throughRunningServer && readIfThere(marker) === token) fs.rmSync(marker, { force: true });
+    },
+  };
+}
+
 async function openEmbedded(dataDir: string, throughRunningServer: boolean): Promise<DatabaseHandle> {
-  const claim = await claimDataDir(dataDir);
+  const claim = await claimForServerOrCommand(dataDir, throughRunningServer);
   if (!claim.held) {
     if (throughRunningServer) return openThroughSocket(dataDir, claim.socketDir);
     throw new DataDirBusyError(
