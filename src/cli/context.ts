@@ -57,6 +57,19 @@ async function refuseOlderSchema(db: DatabaseHandle['db']): Promise<void> {
 }
 
 /**
+ * Refuses `sesame migrate` through a server that runs on the embedded database while it lacks
+ * a migration: a server migrates at its start, so that one is an older Sesame, which the new
+ * schema would break under its feet.
+ */
+async function refuseMigratingUnderServer(db: DatabaseHandle['db'], dataDir: string): Promise<void> {
+  const { pending } = await migrationState(db);
+  if (pending.length === 0) return;
+  throw new CliError(
+    `an older Sesame's server runs on the embedded database in ${dataDir}, and the migrations would break it: stop it, then run \`sesame migrate\` again (or start this version)`,
+  );
+}
+
+/**
  * Runs one command against the database the server uses (same config). A database no Sesame
  * has used yet is migrated first, so the CLI works before the server's first start; one an
  * older Sesame migrated is upgraded only by `sesame migrate` (`migrates`) or a server's start:
@@ -77,6 +90,7 @@ export async function withDatabase<T>(
   const database = await openDatabase(config, { poolSize: 2, throughRunningServer: true });
   try {
     if (!migrates) await refuseOlderSchema(database.db);
+    else if (database.throughRunningServer) await refuseMigratingUnderServer(database.db, config.dataDir);
     const applied = await database.migrate();
     // A command that writes a key must seal it the way the server does: the same secret,
     // or none while the servers run without one (secretForCommands).

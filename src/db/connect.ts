@@ -28,6 +28,8 @@ export interface DatabaseHandle {
   madePrivate?: number;
   /** A first start of the embedded database, begun from the prebuilt template (dist/pglite-template) rather than initdb. */
   seededFromTemplate?: boolean;
+  /** The embedded database reached through the running server that holds its directory (a `sesame` command beside it). */
+  throughRunningServer?: boolean;
   /** Subscribes to a Postgres notification channel (NOTIFY is delivered after commit). */
   listen(channel: string, handlers: ListenHandlers): Promise<Subscription>;
   /** Applies every pending migration; resolves to the names of those that ran now. */
@@ -167,10 +169,11 @@ function openThroughSocket(dataDir: string, socketDir: string): DatabaseHandle {
     db,
     kind: 'embedded',
     location: dataDir,
+    throughRunningServer: true,
     listen: async () => {
       throw new Error('notifications are not delivered through the data directory socket');
     },
-    // The holder migrated at its start; a command migrates again only if it is newer.
+    // The holder migrated at its start; a newer command refuses to migrate under it (cli/context.ts).
     migrate: () => migrateToLatest(db),
     close: () => db.destroy(),
   };

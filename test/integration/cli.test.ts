@@ -442,6 +442,32 @@ describe('the sesame command on a database an older Sesame migrated', () => {
     await testDb?.drop();
   });
 
+  // On the embedded database a command reaches the data through the server that holds it.
+  (onPostgres ? it.skip : it)(
+    'refuses sesame migrate beside a server of the older version on the embedded database, and migrates nothing',
+    async () => {
+      // Holds the data directory and serves it on its socket, as the older server would.
+      const server = await openDatabase(configFrom(testDb.env));
+      try {
+        const names = async () =>
+          (await sql<{ name: string }>`select name from kysely_migration order by name`.execute(server.db))
+            .rows;
+        const before = await names();
+        const result = await runCli(['migrate', '--json'], testDb.env);
+        expect(result).toMatchObject({ code: 1, stdout: '' });
+        expect(linesOf(result.stderr)).toEqual([
+          expect.stringMatching(
+            /^sesame: an older Sesame's server runs on the embedded database in .+, and the migrations would break it: stop it, then run `sesame migrate` again/,
+          ),
+        ]);
+        expect(await names()).toEqual(before);
+      } finally {
+        await server.close();
+      }
+    },
+    60_000,
+  );
+
   it('refuses every command but migrate in one line that says to run sesame migrate, and migrates nothing', async () => {
     const before = await migrationsRun();
     expect(before).not.toContain('0031_passkey_tenant_key_rotation');
