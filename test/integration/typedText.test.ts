@@ -146,7 +146,7 @@ describe('names and email addresses people and admins type', () => {
     expect(await rows()).toEqual(before);
   });
 
-  it('refuses client and group names that show nothing, only spaces or invisible characters, and changes nothing', async () => {
+  it('refuses client, group and passkey API app names that show nothing, only spaces or invisible characters, and changes nothing', async () => {
     const admin = (method: string, path: string, body: unknown) =>
       fetch(`${sesame.baseUrl}/api/admin/${path}`, {
         method,
@@ -161,14 +161,19 @@ describe('names and email addresses people and admins type', () => {
     const group = await admin('POST', 'groups', { name: 'visible' });
     const { id: groupId } = (await group.json()) as { id: string };
     const rows = async () =>
-      Promise.all((['clients', 'groups'] as const).map((table) => countRows(sesame.db, table)));
+      Promise.all(
+        (['clients', 'groups', 'passkey_tenants'] as const).map((table) => countRows(sesame.db, table)),
+      );
+    const refused = 'must show something, not only spaces or invisible characters';
     const before = await rows();
     for (const blank of ['\u200b', '\u200b \u00ad', '\u2800', '\u3164']) {
-      for (const [method, path, body] of [
+      for (const [method, path, body, message = refused] of [
         ['POST', 'clients', { name: blank, redirect_uris: ['https://v.example/cb'] }],
         ['PATCH', `clients/${client_id}`, { name: blank }],
         ['POST', 'groups', { name: blank }],
         ['PATCH', `groups/${groupId}`, { name: blank }],
+        ['POST', 'passkey-tenants', { name: blank, origins: ['https://v.example'] }, `name ${refused}`],
+        ['PATCH', `passkey-tenants/${tenant.id}`, { name: blank }, `name ${refused}`],
       ] as const) {
         const response = await admin(method, path, body);
         expect({ method, path, blank, status: response.status }).toEqual({
@@ -178,7 +183,7 @@ describe('names and email addresses people and admins type', () => {
           status: 400,
         });
         expect(((await response.json()) as { fields: Record<string, string> }).fields).toEqual({
-          name: 'must show something, not only spaces or invisible characters',
+          name: message,
         });
       }
     }
@@ -188,6 +193,9 @@ describe('names and email addresses people and admins type', () => {
     });
     expect(await (await admin('GET', `groups/${groupId}`, undefined)).json()).toMatchObject({
       name: 'visible',
+    });
+    expect(await (await admin('GET', `passkey-tenants/${tenant.id}`, undefined)).json()).toMatchObject({
+      name: 'Notes',
     });
   });
 
