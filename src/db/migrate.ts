@@ -64,7 +64,21 @@ export async function migrationState(db: Db): Promise<{ ranAny: boolean; pending
 
 async function runMigrator(migrator: Migrator): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
-  if (error) throw newerDatabaseError(error) ?? (error instanceof Error ? error : new Error(String(error)));
+  if (error) {
+    const newer = newerDatabaseError(error);
+    if (newer) throw newer;
+    // The driver's message alone ("relation ... already exists") does not say which
+    // migration stopped; the operator needs its name to look into it. Every migration of
+    // the run is rolled back with it.
+    const failed = results?.find((result) => result.status === 'Error')?.migrationName;
+    const reason = error instanceof Error ? error : new Error(String(error));
+    if (!failed) throw reason;
+    // With the driver's SQLSTATE, which callers tell a lock timeout (55P03) by.
+    throw Object.assign(
+      new Error(`migration ${failed} failed, and none was applied: ${reason.message}`, { cause: reason }),
+      { code: (reason as { code?: unknown }).code },
+    );
+  }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 

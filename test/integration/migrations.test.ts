@@ -122,6 +122,26 @@ describe('a database migrated by another version of Sesame', () => {
   });
 });
 
+describe('a migration that fails', () => {
+  const handle = ownDatabase();
+
+  it('is named in the error, and every migration of the run is left unapplied', async () => {
+    const database = handle();
+    const migrator = new Migrator({ db: database.db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo('0030_admin_form_tokens')).error).toBeUndefined();
+    // A table of that name in the way: one an operator made, or a manual fix left half done.
+    await sql`create table passkey_tenant_keys (x int)`.execute(database.db);
+
+    await expect(database.migrate()).rejects.toThrow(
+      /^migration 0031_passkey_tenant_key_rotation failed, and none was applied: relation "passkey_tenant_keys" already exists$/,
+    );
+    const ran = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
+      database.db,
+    );
+    expect(ran.rows.at(-1)).toEqual({ name: '0030_admin_form_tokens' });
+  });
+});
+
 describe('migration 0027: each admin API key names who created it', () => {
   const handle = ownDatabase();
 
