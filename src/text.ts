@@ -23,6 +23,9 @@ export function isPlainUriText(text: string): boolean {
 /** The rule's words where admins type a name (the API, the admin pages, the CLI); people's pages say it in their language. */
 export const CONTROL_CHARACTERS_REFUSED = 'must not contain control characters';
 
+/** The rule's words for a name an admin typed that shows nothing (see {@link isVisibleText}). */
+export const INVISIBLE_NAME_REFUSED = 'must show something, not only spaces or invisible characters';
+
 /**
  * Whether a name shows anything: it holds more than spaces and invisible characters (format
  * characters such as U+200B or a soft hyphen, tag characters, variation selectors, Hangul

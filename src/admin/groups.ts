@@ -5,7 +5,12 @@ import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { groupsQueries } from '../db/queries/groups.js';
 import type { GroupRow } from '../db/schema.js';
 import { badRequest, conflict, HttpError, notFound } from '../http/errors.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
+import {
+  CONTROL_CHARACTERS_REFUSED,
+  hasNoControlCharacters,
+  INVISIBLE_NAME_REFUSED,
+  isVisibleText,
+} from '../text.js';
 import { findUserToChange, noUserFor, unverifiedAccountError } from './users.js';
 
 /** A group as admins see it. */
@@ -31,8 +36,9 @@ export const GROUP_NAME_MAX_LENGTH = 100;
 
 /**
  * A group name as it appears in `groups` claims: 1–100 characters, no control characters,
- * no leading or trailing space, and not shaped like an id (a name that looks like a uuid
- * would make `GROUP` arguments ambiguous).
+ * something visible (a name of only U+200B is blank on every page), no leading or trailing
+ * space, and not shaped like an id (a name that looks like a uuid would make `GROUP`
+ * arguments ambiguous).
  */
 export function checkGroupName(raw: unknown): string {
   if (typeof raw !== 'string')
@@ -45,9 +51,11 @@ export function checkGroupName(raw: unknown): string {
         ? `must be at most ${GROUP_NAME_MAX_LENGTH} characters`
         : !hasNoControlCharacters(name)
           ? CONTROL_CHARACTERS_REFUSED
-          : /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)
-            ? 'must not look like a group id'
-            : undefined;
+          : !isVisibleText(name)
+            ? INVISIBLE_NAME_REFUSED
+            : /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)
+              ? 'must not look like a group id'
+              : undefined;
   if (problem) throw badRequest(`name: ${problem}`, { fields: { name: problem } });
   return name;
 }

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
 import { type DatabaseHandle, databaseUrlForLog, openDatabase } from '../db/connect.js';
+import { migrationState } from '../db/migrate.js';
 import { secretForCommands } from '../keysAtRest.js';
 import { printable } from '../text.js';
 
@@ -42,15 +43,45 @@ function databaseLine(config: Pick<Config, 'databaseUrl' | 'dataDir'>): string {
 }
 
 /**
- * Runs one command against the database the server uses (same config), migrated to the
- * latest schema first so the CLI works before the server's first start. On a terminal, and
- * unless the command prints JSON, it first says on stderr which database that is; a script's
- * stderr keeps only the one line of an error. `sealsKeys`: the command seals the stored keys
- * itself (`keys reseal`), with KEY_ENCRYPTION_SECRET as set.
+ * Refuses a database an older Sesame migrated that lacks some of this version's migrations.
+ * A read-only command (`clients list`) upgraded it silently before, under servers of the
+ * older version still running on it: their passkey API, for one, then answered 500.
+ */
+async function refuseOlderSchema(db: DatabaseHandle['db']): Promise<void> {
+  const { ranAny, pending } = await migrationState(db);
+  if (!ranAny || pending.length === 0) return;
+  throw new CliError(
+    `the database is an older Sesame's: it lacks ${pending.length} migration(s) of this version (${pending[0]}${pending.length > 1 ? ' …' : ''}); ` +
+      'back it up and stop the servers of the older version, then run `sesame migrate` (or start this version) and this command again',
+  );
+}
+
+/**
+ * Refuses `sesame migrate` through a server that runs on the embedded database while it lacks
+ * a migration: a server migrates at its start, so that one is an older Sesame, which the new
+ * schema would break under its feet.
+ */
+async function refuseMigratingUnderServer(db: DatabaseHandle['db'], dataDir: string): Promise<void> {
+  const { pending } = await migrationState(db);
+  if (pending.length === 0) return;
+  throw new CliError(
+    `an older Sesame's server runs on the embedded database in ${dataDir}, and the migrations would break it: stop it, then run \`sesame migrate\` again (or start this version)`,
+  );
+}
+
+/**
+ * Runs one command against the database the server uses (same config). A database no Sesame
+ * has used yet is migrated first, so the CLI works before the server's first start; one an
+ * older Sesame migrated is upgraded only by `sesame migrate` (`migrates`) or a server's start:
+ * the servers of that older version may still run on it, and a new schema breaks them
+ * (docs/operations.md, Upgrades), so any other command refuses it with one line and changes
+ * nothing. On a terminal, and unless the command prints JSON, it first says on stderr which
+ * database that is; a script's stderr keeps only the one line of an error. `sealsKeys`: the
+ * command seals the stored keys itself (`keys reseal`), with KEY_ENCRYPTION_SECRET as set.
  */
 export async function withDatabase<T>(
   run: (db: DatabaseHandle['db'], config: Config, migrationsApplied: string[]) => Promise<T>,
-  { sealsKeys = false } = {},
+  { sealsKeys = false, migrates = false } = {},
 ): Promise<T> {
   const config = loadConfig();
   if (!printsJson && process.stderr.isTTY)
@@ -58,6 +89,8 @@ export async function withDatabase<T>(
   // Beside a running server on the embedded database, the command works through the server.
   const database = await openDatabase(config, { poolSize: 2, throughRunningServer: true });
   try {
+    if (!migrates) await refuseOlderSchema(database.db);
+    else if (database.throughRunningServer) await refuseMigratingUnderServer(database.db, config.dataDir);
     const applied = await database.migrate();
     // A command that writes a key must seal it the way the server does: the same secret,
     // or none while the servers run without one (secretForCommands).

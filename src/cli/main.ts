@@ -37,7 +37,33 @@ const program = new Command('sesame')
     outputError: (message, write) => write(`sesame: ${oneLine(message)} (see --help)\n`),
   })
   .exitOverride()
-  .hook('preAction', (_program, command) => setPrintsJson(Boolean(command.opts().json)));
+  .hook('preAction', (_program, command) => {
+    setPrintsJson(Boolean(command.opts().json));
+    refuseFlagsTakenAsValues(command);
+  });
+
+/**
+ * Commander gives an option that takes a value the next word even when that word is one of
+ * the command's own flags: `clients update ID --name --first-party` renamed the client to
+ * "--first-party" (shown on its consent page) and left it as it was, and `groups create
+ * --name --json` made a group "--json" and printed no JSON. Such a value is the value missing.
+ */
+function refuseFlagsTakenAsValues(command: Command): void {
+  const flags = new Set(['--help', '-h']);
+  for (let at: Command | null = command; at; at = at.parent)
+    for (const option of at.options)
+      for (const flag of [option.long, option.short]) if (flag) flags.add(flag);
+  for (const option of command.options) {
+    if (!option.required && !option.optional) continue;
+    const name = option.attributeName();
+    if (command.getOptionValueSource(name) !== 'cli') continue;
+    const value: unknown = command.getOptionValue(name);
+    for (const given of Array.isArray(value) ? value : [value]) {
+      if (typeof given === 'string' && flags.has(given.split('=')[0]!))
+        throw new CliError(`option '${option.flags}' argument missing: ${given} is an option (see --help)`);
+    }
+  }
+}
 
 /** `sesame clients` in `sesame: ... (see sesame clients --help)`. */
 function commandPath(command: Command): string {
@@ -80,11 +106,14 @@ program
   .description('apply pending database migrations')
   .option('--json', 'print JSON')
   .action((opts) =>
-    withDatabase(async (_db, _config, applied) => {
-      output(opts.json, { applied }, () =>
-        applied.length ? `Applied: ${applied.join(', ')}` : 'Database is up to date',
-      );
-    }),
+    withDatabase(
+      async (_db, _config, applied) => {
+        output(opts.json, { applied }, () =>
+          applied.length ? `Applied: ${applied.join(', ')}` : 'Database is up to date',
+        );
+      },
+      { migrates: true },
+    ),
   );
 
 requireSubcommands(program);

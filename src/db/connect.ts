@@ -1,9 +1,11 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { watchPool } from '../metrics.js';
-import { claimDataDir, DataDirBusyError, SOCKET_PORT } from './dataDirLock.js';
+import { COMMAND_MARKER_NAME, claimDataDir, DataDirBusyError, SOCKET_PORT } from './dataDirLock.js';
 import { checkDataDirOwner } from './dataDirOwner.js';
 import { migratePostgresToLatest, migrateToLatest } from './migrate.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
@@ -26,6 +28,8 @@ export interface DatabaseHandle {
   madePrivate?: number;
   /** A first start of the embedded database, begun from the prebuilt template (dist/pglite-template) rather than initdb. */
   seededFromTemplate?: boolean;
+  /** The embedded database reached through the running server that holds its directory (a `sesame` command beside it). */
+  throughRunningServer?: boolean;
   /** Subscribes to a Postgres notification channel (NOTIFY is delivered after commit). */
   listen(channel: string, handlers: ListenHandlers): Promise<Subscription>;
   /** Applies every pending migration; resolves to the names of those that ran now. */
@@ -165,10 +169,11 @@ function openThroughSocket(dataDir: string, socketDir: string): DatabaseHandle {
     db,
     kind: 'embedded',
     location: dataDir,
+    throughRunningServer: true,
     listen: async () => {
       throw new Error('notifications are not delivered through the data directory socket');
     },
-    // The holder migrated at its start; a command migrates again only if it is newer.
+    // The holder migrated at its start; a newer command refuses to migrate under it (cli/context.ts).
     migrate: () => migrateToLatest(db),
     close: () => db.destroy(),
   };
@@ -187,8 +192,47 @@ const SOCKET_CLIENT_GRACE_MS = 5_000;
  */
 const EMBEDDED_SHARED_BUFFERS = '32MB';
 
+/**
+ * How long a starting server waits for a `sesame` command that holds the data directory: a
+ * command takes a second or two, a slow one on a busy machine several.
+ */
+const COMMAND_HOLD_WAIT_MS = 30_000;
+
+function readIfThere(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Claims the data directory; a server that finds a command holding it waits for the command to end. */
+async function claimForServerOrCommand(dataDir: string, throughRunningServer: boolean) {
+  const marker = path.join(dataDir, COMMAND_MARKER_NAME);
+  const deadline = Date.now() + COMMAND_HOLD_WAIT_MS;
+  let claim = await claimDataDir(dataDir);
+  while (!claim.held && !throughRunningServer && fs.existsSync(marker) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    claim = await claimDataDir(dataDir);
+  }
+  if (!claim.held) return claim;
+  // A command's marker names it, so one that lost the directory to another command leaves
+  // the other's marker alone; a server clears one a killed command left.
+  const token = crypto.randomBytes(8).toString('hex');
+  if (throughRunningServer) fs.writeFileSync(marker, token, { mode: 0o600 });
+  else fs.rmSync(marker, { force: true });
+  const release = claim.release;
+  return {
+    ...claim,
+    async release() {
+      await release();
+      if (throughRunningServer && readIfThere(marker) === token) fs.rmSync(marker, { force: true });
+    },
+  };
+}
+
 async function openEmbedded(dataDir: string, throughRunningServer: boolean): Promise<DatabaseHandle> {
-  const claim = await claimDataDir(dataDir);
+  const claim = await claimForServerOrCommand(dataDir, throughRunningServer);
   if (!claim.held) {
     if (throughRunningServer) return openThroughSocket(dataDir, claim.socketDir);
     throw new DataDirBusyError(

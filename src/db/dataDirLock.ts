@@ -16,6 +16,13 @@ export class DataDirBusyError extends Error {
 export const SOCKET_PORT = 5432;
 export const SOCKET_NAME = `.s.PGSQL.${SOCKET_PORT}`;
 
+/**
+ * Beside the socket while a `sesame` command holds the directory (it found no server to work
+ * through): a command lets go within seconds, so a server that starts meanwhile waits for it
+ * instead of refusing to start.
+ */
+export const COMMAND_MARKER_NAME = `${SOCKET_NAME}.command`;
+
 /** A takeover left half-done by a process that died is cleared after this long. */
 const TAKEOVER_STALE_MS = 10_000;
 /** A holder that accepts no connection within this long is taken to be alive (and busy). */

@@ -49,9 +49,36 @@ function sesameMigrator(db: Kysely<Database>, options: { disableTransactions?: b
   });
 }
 
+/**
+ * What the database ran of this version's migrations, read without a lock or a change:
+ * whether it ran any (a database no Sesame has used yet ran none) and the names of those it
+ * has not run yet.
+ */
+export async function migrationState(db: Db): Promise<{ ranAny: boolean; pending: string[] }> {
+  const known = await sesameMigrator(db).getMigrations();
+  return {
+    ranAny: known.some((migration) => migration.executedAt !== undefined),
+    pending: known.filter((migration) => migration.executedAt === undefined).map(({ name }) => name),
+  };
+}
+
 async function runMigrator(migrator: Migrator): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
-  if (error) throw newerDatabaseError(error) ?? (error instanceof Error ? error : new Error(String(error)));
+  if (error) {
+    const newer = newerDatabaseError(error);
+    if (newer) throw newer;
+    // The driver's message alone ("relation ... already exists") does not say which
+    // migration stopped; the operator needs its name to look into it. Every migration of
+    // the run is rolled back with it.
+    const failed = results?.find((result) => result.status === 'Error')?.migrationName;
+    const reason = error instanceof Error ? error : new Error(String(error));
+    if (!failed) throw reason;
+    // With the driver's SQLSTATE, which callers tell a lock timeout (55P03) by.
+    throw Object.assign(
+      new Error(`migration ${failed} failed, and none was applied: ${reason.message}`, { cause: reason }),
+      { code: (reason as { code?: unknown }).code },
+    );
+  }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 

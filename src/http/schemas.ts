@@ -183,6 +183,14 @@ function auditFilterParameter(max: number, pattern: RegExp, error: string) {
  * `action` an action's name (`user.taken_over`), or its start up to a dot (`passkey.`);
  * `actor` who acted (`user:<id>`, `api-key:<id>`, `cli`, `system`); `target` what it was done to.
  */
+/** `before`, where an older page of the activity log starts: an event id, a Postgres bigint. */
+export const auditEventIdParameter = z
+  .string({ error: 'must be given once' })
+  .regex(/^[1-9][0-9]{0,18}$/, { message: 'must be an event id' })
+  // Digit strings of one length compare as their numbers: at most the largest bigint.
+  .refine((id) => id.length < 19 || id <= '9223372036854775807', { message: 'must be an event id' })
+  .optional();
+
 export const auditFilterSchema = {
   action: auditFilterParameter(
     100,

@@ -8,7 +8,14 @@ import { groupsQueries } from '../db/queries/groups.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
 import { imageOrigin } from '../http/middleware/securityHeaders.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters, isPlainUriText, printable } from '../text.js';
+import {
+  CONTROL_CHARACTERS_REFUSED,
+  hasNoControlCharacters,
+  INVISIBLE_NAME_REFUSED,
+  isPlainUriText,
+  isVisibleText,
+  printable,
+} from '../text.js';
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -235,15 +242,22 @@ const logoUri = z
   .nullable()
   .optional();
 
+/**
+ * The name people see on the app's consent and sign-in pages. One of only invisible
+ * characters (U+200B, a soft hyphen) left those pages saying that nobody asks for access.
+ */
+const clientName = z
+  .string()
+  .trim()
+  .min(1, { message: 'is required' })
+  .max(100, { message: 'must be at most 100 characters' })
+  .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
+  .refine(isVisibleText, INVISIBLE_NAME_REFUSED);
+
 /** What an admin may set when registering a client. Validated once, here, for the CLI, the API and the pages. */
 export const clientInputSchema = z
   .object({
-    name: z
-      .string()
-      .trim()
-      .min(1, { message: 'is required' })
-      .max(100, { message: 'must be at most 100 characters' })
-      .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED),
+    name: clientName,
     redirect_uris: redirectUris('redirect_uris').default([]),
     post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').default([]),
     public: z.boolean().default(false),
@@ -279,13 +293,7 @@ export type ClientInput = z.input<typeof clientInputSchema>;
 /** Fields an admin may change later; the client's kind (public or confidential) is fixed at creation. */
 export const clientUpdateSchema = z
   .object({
-    name: z
-      .string()
-      .trim()
-      .min(1, { message: 'is required' })
-      .max(100, { message: 'must be at most 100 characters' })
-      .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
-      .optional(),
+    name: clientName.optional(),
     redirect_uris: redirectUris('redirect_uris').optional(),
     post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').optional(),
     first_party: z.boolean().optional(),

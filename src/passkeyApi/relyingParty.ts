@@ -1,4 +1,9 @@
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
+import {
+  CONTROL_CHARACTERS_REFUSED,
+  hasNoControlCharacters,
+  INVISIBLE_NAME_REFUSED,
+  isVisibleText,
+} from '../text.js';
 
 /** The tenant setting a {@link TenantValidationError} is about, as the admin API names it. */
 export type TenantField = 'name' | 'origins' | 'rp_id';
@@ -133,6 +138,8 @@ export function tenantName(value: string): string {
   }
   if (!hasNoControlCharacters(name))
     throw new TenantValidationError('name', `name ${CONTROL_CHARACTERS_REFUSED}`);
+  // An authenticator's dialog would name no app: people could not tell whose passkey it makes.
+  if (!isVisibleText(name)) throw new TenantValidationError('name', `name ${INVISIBLE_NAME_REFUSED}`);
   return name;
 }
 

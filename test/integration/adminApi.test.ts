@@ -424,6 +424,19 @@ describe('the admin REST API', () => {
     expect(actions).toEqual(expect.arrayContaining(['user.disable', 'user.enable', 'user.delete']));
   });
 
+  /** Follows the `Link: <...>; rel="next"` headers from `first` to the last page: each page's items, and all of them. */
+  async function everyPage<T>(first: string): Promise<{ pages: T[][]; items: T[] }> {
+    const pages: T[][] = [];
+    for (let path: string | undefined = first; path; ) {
+      const page = await api('GET', path);
+      expect(page.status).toBe(200);
+      pages.push(page.json() as T[]);
+      const link = page.headers.get('link');
+      path = link === null ? undefined : link.match(/^<\/api\/admin(\/[^>]+)>; rel="next"$/)![1];
+    }
+    return { pages, items: pages.flat() };
+  }
+
   it('pages through users in email order with a Link header, searches them, and refuses a bad page size', async () => {
     const emails = [
       'Pager-G@example.com',
@@ -435,21 +448,11 @@ describe('the admin REST API', () => {
     await usersQueries.insert(sesame.db, { email: 'someone-else@example.com', name: 'Pager Fan' });
     const expected = [...emails.map((e) => e.toLowerCase()), 'someone-else@example.com'].sort();
 
-    const seen: string[] = [];
-    let path: string | undefined = '/users?q=PAGER&limit=2';
-    let pages = 0;
-    while (path) {
-      const page = await api('GET', path);
-      expect(page.status).toBe(200);
-      const users = page.json();
-      expect(users.length).toBeLessThanOrEqual(2);
-      seen.push(...users.map((u: { email: string }) => u.email.toLowerCase()));
-      const link = page.headers.get('link');
-      path = link ? link.match(/^<\/api\/admin(\/users\?[^>]+)>; rel="next"$/)![1] : undefined;
-      pages += 1;
-    }
+    const { pages, items } = await everyPage<{ email: string }>('/users?q=PAGER&limit=2');
+    for (const page of pages) expect(page.length).toBeLessThanOrEqual(2);
+    const seen = items.map((u) => u.email.toLowerCase());
     // Five matches (four by email, one by name), two a page: three pages, none repeated.
-    expect(pages).toBe(3);
+    expect(pages).toHaveLength(3);
     expect(seen).toEqual(expected);
 
     // LIKE's wildcards are plain characters in a search.
@@ -465,6 +468,25 @@ describe('the admin REST API', () => {
     const audit = await api('GET', '/audit-events?limit=0');
     expect(audit.status).toBe(400);
     expect(audit.json().error_description).toBe('limit: must be a whole number from 1 to 500');
+  });
+
+  it('pages through the audit events, older ones after the newest 500, with a Link header that keeps the filters', async () => {
+    for (let i = 0; i < 7; i += 1)
+      await auditQueries.record(sesame.db, 'user:api-pager', 'user.rename', `api-page-${i}`);
+    await auditQueries.record(sesame.db, 'user:api-someone-else', 'user.rename', 'api-page-other');
+    const { pages, items } = await everyPage<{ target: string }>(
+      '/audit-events?actor=user:api-pager&limit=3',
+    );
+    const seen = items.map((event) => event.target);
+    // Seven events of that actor, three a page: three pages, newest first, none repeated or skipped.
+    expect(pages).toHaveLength(3);
+    expect(seen).toEqual([6, 5, 4, 3, 2, 1, 0].map((i) => `api-page-${i}`));
+
+    for (const bad of ['before=0', 'before=abc', 'before=99999999999999999999', 'before=1&before=2']) {
+      const refused = await api('GET', `/audit-events?${bad}`);
+      expect({ bad, status: refused.status }).toEqual({ bad, status: 400 });
+      expect(Object.keys(refused.json().fields)).toEqual(['before']);
+    }
   });
 
   it('filters the audit events by action, actor and target, and refuses an over-long filter with 400', async () => {

@@ -349,6 +349,33 @@ describe('the sesame command manages clients, API keys and users', () => {
     expectOneLineError(unknown, /unknown command 'frobnicate'/);
   }, 60_000);
 
+  it('takes a flag where an option value is missing for the missing value, in one line, and changes nothing', async () => {
+    const client = await json(
+      'clients',
+      'create',
+      '--name',
+      'Flags',
+      '--redirect-uri',
+      'https://flags.example/cb',
+    );
+    expectOneLineError(
+      await sesame('clients', 'update', client.client_id, '--name', '--first-party'),
+      /^sesame: option '--name <name>' argument missing: --first-party is an option \(see --help\)\n$/,
+    );
+    expect(await json('clients', 'show', client.client_id)).toMatchObject({
+      name: 'Flags',
+      first_party: false,
+    });
+    expectOneLineError(
+      await sesame('clients', 'update', client.client_id, '--redirect-uri', '--no-first-party'),
+      /--redirect-uri <uri>' argument missing: --no-first-party is an option/,
+    );
+    expectOneLineError(await sesame('groups', 'create', '--name', '--json'), /--json is an option/);
+    expect((await json('groups', 'list')).map((group: { name: string }) => group.name)).not.toContain(
+      '--json',
+    );
+  }, 60_000);
+
   it('prints usage on stdout and exits 0 for --help on every command', async () => {
     const commands = [
       [],

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Migrator, sql } from 'kysely';
+import { migrations } from '../../migrations/index.js';
 import { configFrom } from '../../src/config.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { openDatabase } from '../../src/db/connect.js';
@@ -406,4 +408,84 @@ describe('the sesame command (node bin/sesame.js)', () => {
       expect(await publishedKids()).toEqual([...before, ...kids].sort());
     });
   });
+});
+
+describe('the sesame command on a database an older Sesame migrated', () => {
+  let testDb: TestDatabase;
+
+  /** The names of the migrations the database ran (the embedded database is free between commands). */
+  async function migrationsRun(): Promise<string[]> {
+    const database = await openDatabase(configFrom(testDb.env));
+    try {
+      const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
+        database.db,
+      );
+      return rows.map((row) => row.name);
+    } finally {
+      await database.close();
+    }
+  }
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    // What the release before 0031 left: its servers may still run on it during an upgrade.
+    const database = await openDatabase(configFrom(testDb.env));
+    try {
+      const migrator = new Migrator({ db: database.db, provider: { getMigrations: async () => migrations } });
+      expect((await migrator.migrateTo('0030_admin_form_tokens')).error).toBeUndefined();
+    } finally {
+      await database.close();
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await testDb?.drop();
+  });
+
+  // On the embedded database a command reaches the data through the server that holds it.
+  (onPostgres ? it.skip : it)(
+    'refuses sesame migrate beside a server of the older version on the embedded database, and migrates nothing',
+    async () => {
+      // Holds the data directory and serves it on its socket, as the older server would.
+      const server = await openDatabase(configFrom(testDb.env));
+      try {
+        const names = async () =>
+          (await sql<{ name: string }>`select name from kysely_migration order by name`.execute(server.db))
+            .rows;
+        const before = await names();
+        const result = await runCli(['migrate', '--json'], testDb.env);
+        expect(result).toMatchObject({ code: 1, stdout: '' });
+        expect(linesOf(result.stderr)).toEqual([
+          expect.stringMatching(
+            /^sesame: an older Sesame's server runs on the embedded database in .+, and the migrations would break it: stop it, then run `sesame migrate` again/,
+          ),
+        ]);
+        expect(await names()).toEqual(before);
+      } finally {
+        await server.close();
+      }
+    },
+    60_000,
+  );
+
+  it('refuses every command but migrate in one line that says to run sesame migrate, and migrates nothing', async () => {
+    const before = await migrationsRun();
+    expect(before).not.toContain('0031_passkey_tenant_key_rotation');
+
+    const listed = await runCli(['clients', 'list', '--json'], testDb.env);
+    expect(listed).toMatchObject({ code: 1, stdout: '' });
+    expect(linesOf(listed.stderr)).toEqual([
+      expect.stringMatching(
+        /^sesame: the database is an older Sesame's: it lacks \d+ migration\(s\) of this version \(0031_passkey_tenant_key_rotation …\); back it up and stop the servers of the older version, then run `sesame migrate`/,
+      ),
+    ]);
+    expect(await migrationsRun()).toEqual(before);
+
+    const migrated = await runCli(['migrate', '--json'], testDb.env);
+    expect(migrated).toMatchObject({ code: 0, stderr: '' });
+    expect((JSON.parse(migrated.stdout) as { applied: string[] }).applied).toContain(
+      '0031_passkey_tenant_key_rotation',
+    );
+    expect(await runCli(['clients', 'list', '--json'], testDb.env)).toMatchObject({ code: 0, stderr: '' });
+  }, 60_000);
 });

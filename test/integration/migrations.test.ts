@@ -66,6 +66,12 @@ function ownDatabase(): () => DatabaseHandle {
   return () => database!;
 }
 
+/** Takes the database back to the migration `name`: what a database an older Sesame left holds. */
+async function migrateBackTo(database: DatabaseHandle, name: string): Promise<void> {
+  const migrator = new Migrator({ db: database.db, provider: { getMigrations: async () => migrations } });
+  expect((await migrator.migrateTo(name)).error).toBeUndefined();
+}
+
 describe('the list of migrations', () => {
   it('names each number once and lists every file in migrations/', () => {
     // Two branches that each add the next number, merged, must not both keep it: the later
@@ -86,8 +92,7 @@ describe('a database migrated by another version of Sesame', () => {
 
   it('is upgraded when migrations reached main out of order: 0017 and 0018 after 0019 and 0020', async () => {
     const database = handle();
-    const now = new Migrator({ db: database.db, provider: { getMigrations: async () => migrations } });
-    expect((await now.migrateTo('0016_passkey_tenant_settings')).error).toBeUndefined();
+    await migrateBackTo(database, '0016_passkey_tenant_settings');
     // What a database migrated at main between those merges holds: 0001–0016, 0019, 0020.
     const then = Object.fromEntries(
       Object.entries(migrations).filter(([name]) => name <= '0020' && !/^001[78]_/.test(name)),
@@ -119,6 +124,25 @@ describe('a database migrated by another version of Sesame', () => {
     await expect(database.migrate()).rejects.toThrow(
       'the database was migrated by a newer Sesame (it ran migration 9999_from_the_future, which this version does not have): run that version or a newer one',
     );
+  });
+});
+
+describe('a migration that fails', () => {
+  const handle = ownDatabase();
+
+  it('is named in the error, and every migration of the run is left unapplied', async () => {
+    const database = handle();
+    await migrateBackTo(database, '0030_admin_form_tokens');
+    // A table of that name in the way: one an operator made, or a manual fix left half done.
+    await sql`create table passkey_tenant_keys (x int)`.execute(database.db);
+
+    await expect(database.migrate()).rejects.toThrow(
+      /^migration 0031_passkey_tenant_key_rotation failed, and none was applied: relation "passkey_tenant_keys" already exists$/,
+    );
+    const ran = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
+      database.db,
+    );
+    expect(ran.rows.at(-1)).toEqual({ name: '0030_admin_form_tokens' });
   });
 });
 

@@ -141,17 +141,22 @@ describe('the embedded database through its data directory socket', () => {
   });
 });
 
-describe('a holder whose socket had a visitor while it was opening', () => {
-  let dataDir: string;
-
+/** A new data directory for each test of the describe block it is called in, removed after the test. */
+function newDataDirEachTest(prefix: string): () => string {
+  let dataDir = '';
   beforeEach(() => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-visited-'));
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   });
-
   afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  return () => dataDir;
+}
+
+describe('a holder whose socket had a visitor while it was opening', () => {
+  const dataDirOfTest = newDataDirEachTest('sesame-visited-');
 
   // What a second server's or the CLI's check that the directory is taken does: connect, hang up.
   it('closes within seconds after a client that connected and hung up before it served', async () => {
+    const dataDir = dataDirOfTest();
     const opening = openDatabase({ databaseUrl: undefined, dataDir });
     const socketPath = path.join(dataDir, SOCKET_NAME);
     while (!fs.existsSync(socketPath)) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -170,5 +175,31 @@ describe('a holder whose socket had a visitor while it was opening', () => {
     ]);
     expect(closed).toBe('closed');
     expect(fs.existsSync(socketPath)).toBe(false);
+  }, 60_000);
+});
+
+describe('a server starting while a sesame command holds the data directory', () => {
+  const dataDirOfTest = newDataDirEachTest('sesame-command-');
+
+  it('waits for the command to end, then opens the files, instead of refusing to start', async () => {
+    const dataDir = dataDirOfTest();
+    // No server ran: the command found none to work through and holds the files itself.
+    const command = await openDatabase({ databaseUrl: undefined, dataDir }, { throughRunningServer: true });
+    await sql`create table from_the_command (n int)`.execute(command.db);
+    const starting = openDatabase({ databaseUrl: undefined, dataDir }).catch((error: Error) => error);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await command.close();
+    const server = await starting;
+    expect(server).not.toBeInstanceOf(Error);
+    const opened = server as DatabaseHandle;
+    try {
+      expect((await sql`select count(*)::int as n from from_the_command`.execute(opened.db)).rows).toEqual([
+        { n: 0 },
+      ]);
+    } finally {
+      await opened.close();
+    }
+    // Nothing of the command's is left behind in the directory.
+    expect(fs.readdirSync(dataDir).sort()).toEqual(['pg']);
   }, 60_000);
 });

@@ -146,6 +146,59 @@ describe('names and email addresses people and admins type', () => {
     expect(await rows()).toEqual(before);
   });
 
+  it('refuses client, group and passkey API app names that show nothing, only spaces or invisible characters, and changes nothing', async () => {
+    const admin = (method: string, path: string, body: unknown) =>
+      fetch(`${sesame.baseUrl}/api/admin/${path}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const created = await admin('POST', 'clients', {
+      name: 'Visible',
+      redirect_uris: ['https://v.example/cb'],
+    });
+    const { client_id } = (await created.json()) as { client_id: string };
+    const group = await admin('POST', 'groups', { name: 'visible' });
+    const { id: groupId } = (await group.json()) as { id: string };
+    const rows = async () =>
+      Promise.all(
+        (['clients', 'groups', 'passkey_tenants'] as const).map((table) => countRows(sesame.db, table)),
+      );
+    const refused = 'must show something, not only spaces or invisible characters';
+    const before = await rows();
+    for (const blank of ['\u200b', '\u200b \u00ad', '\u2800', '\u3164']) {
+      for (const [method, path, body, message = refused] of [
+        ['POST', 'clients', { name: blank, redirect_uris: ['https://v.example/cb'] }],
+        ['PATCH', `clients/${client_id}`, { name: blank }],
+        ['POST', 'groups', { name: blank }],
+        ['PATCH', `groups/${groupId}`, { name: blank }],
+        ['POST', 'passkey-tenants', { name: blank, origins: ['https://v.example'] }, `name ${refused}`],
+        ['PATCH', `passkey-tenants/${tenant.id}`, { name: blank }, `name ${refused}`],
+      ] as const) {
+        const response = await admin(method, path, body);
+        expect({ method, path, blank, status: response.status }).toEqual({
+          method,
+          path,
+          blank,
+          status: 400,
+        });
+        expect(((await response.json()) as { fields: Record<string, string> }).fields).toEqual({
+          name: message,
+        });
+      }
+    }
+    expect(await rows()).toEqual(before);
+    expect(await (await admin('GET', `clients/${client_id}`, undefined)).json()).toMatchObject({
+      name: 'Visible',
+    });
+    expect(await (await admin('GET', `groups/${groupId}`, undefined)).json()).toMatchObject({
+      name: 'visible',
+    });
+    expect(await (await admin('GET', `passkey-tenants/${tenant.id}`, undefined)).json()).toMatchObject({
+      name: 'Notes',
+    });
+  });
+
   it('prints stored control characters escaped on the CLI, so they cannot drive the terminal or fake a row', async () => {
     // A name stored before the rule above refused it.
     await usersQueries.insert(sesame.db, {

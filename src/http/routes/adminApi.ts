@@ -2,7 +2,7 @@ import { bodyParser } from '@koa/bodyparser';
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
-import { recentAuditEvents } from '../../admin/audit.js';
+import { auditEventsPage } from '../../admin/audit.js';
 import {
   deleteUser,
   demoteUser,
@@ -29,7 +29,14 @@ import { apiKeyActor, requireApiKey } from '../middleware/apiKey.js';
 import { JSON_BODY_LIMIT, refuseIllFormedText, refusingUndecodableBodies } from '../middleware/bodies.js';
 import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
 import { sesameRouter } from '../router.js';
-import { auditFilterSchema, emailSchema, limitParameter, parseBody, parseQuery } from '../schemas.js';
+import {
+  auditEventIdParameter,
+  auditFilterSchema,
+  emailSchema,
+  limitParameter,
+  parseBody,
+  parseQuery,
+} from '../schemas.js';
 import type { Services } from '../services.js';
 import { adminApiGroupRoutes } from './adminApiGroups.js';
 import { keyRotationApiRoutes } from './adminApiKeyRotations.js';
@@ -40,7 +47,12 @@ import { resourceApiRoutes } from './adminApiResources.js';
 const inviteSchema = z.object({ email: emailSchema, admin: z.boolean().default(false) }).strict();
 /** `unverified: true` promotes an account whose address nobody proved (see promoteUser). */
 const promoteSchema = z.object({ unverified: z.boolean().default(false) }).strict();
-const auditQuerySchema = z.object({ limit: limitParameter(500, 50), ...auditFilterSchema });
+/** `GET /audit-events`: a page of at most `limit` events matching the filters, older than the event `before`. */
+const auditQuerySchema = z.object({
+  limit: limitParameter(500, 50),
+  ...auditFilterSchema,
+  before: auditEventIdParameter,
+});
 /** `GET /users`: a page of at most `limit` users, those matching `q`, after the cursor `after`. */
 const usersQuerySchema = z.object({
   limit: limitParameter(MAX_USERS_PAGE, 100),
@@ -209,9 +221,20 @@ export function adminApiRoutes(services: Services): Router {
   adminApiGroupRoutes(router, { db, caches });
   mailApiRoutes(router, { db });
 
+  // Older events page by page, as /users does: a script exporting the log reaches all of it,
+  // not only the newest 500.
   router.get('/audit-events', async (ctx) => {
-    const { limit, ...filter } = parseQuery(ctx, auditQuerySchema);
-    ctx.body = await recentAuditEvents(db, limit, filter);
+    const { limit, before, ...filter } = parseQuery(ctx, auditQuerySchema);
+    const page = await auditEventsPage(db, { limit, before, filter });
+    if (page.older) {
+      const next = new URLSearchParams({
+        limit: String(limit),
+        ...Object.fromEntries(Object.entries(filter).filter(([, value]) => value)),
+        before: page.older,
+      });
+      ctx.set('Link', `</api/admin/audit-events?${next}>; rel="next"`);
+    }
+    ctx.body = page.events;
   });
 
   // Anything else under /api/admin is a JSON 404, not the provider's HTML page.

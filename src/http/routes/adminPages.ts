@@ -35,7 +35,14 @@ import { forgetCachesAfterChanges } from '../middleware/cacheChanges.js';
 import { requireAdmin, requireSignIn, requireStepUp } from '../middleware/session.js';
 import { parseUploads } from '../middleware/uploads.js';
 import { sesameRouter } from '../router.js';
-import { auditFilterSchema, emailSchema, issueMessage, parseBody, parseQuery } from '../schemas.js';
+import {
+  auditEventIdParameter,
+  auditFilterSchema,
+  emailSchema,
+  issueMessage,
+  parseBody,
+  parseQuery,
+} from '../schemas.js';
 import type { Services } from '../services.js';
 import { renderPage } from '../views.js';
 import { API_KEY_NOTICES, apiKeyPages } from './adminApiKeyPages.js';
@@ -65,15 +72,7 @@ const inviteFormSchema = z.object({ email: z.string().max(1000).default(''), adm
 type ClientForm = z.output<typeof clientFormSchema>;
 
 /** Which events the activity page shows, and where an older page starts: an event id, a Postgres bigint. */
-const auditQuerySchema = z.object({
-  ...auditFilterSchema,
-  before: z
-    .string()
-    .regex(/^[1-9][0-9]{0,18}$/, { message: 'must be an event id' })
-    // Digit strings of one length compare as their numbers: at most the largest bigint.
-    .refine((id) => id.length < 19 || id <= '9223372036854775807', { message: 'must be an event id' })
-    .optional(),
-});
+const auditQuerySchema = z.object({ ...auditFilterSchema, before: auditEventIdParameter });
 
 /**
  * Messages shown after a Post/Redirect/Get; the query names one, never carries text. A Map,
