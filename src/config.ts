@@ -8,9 +8,9 @@ import { accentProblem, DEFAULT_ACCENT, normaliseHexColour } from './branding/co
 import { type BrandImageKind, imageProblem, imageTypeOf } from './branding/images.js';
 import { type Locale, SUPPORTED_LOCALES } from './i18n/locales.js';
 import {
-  BLANK_NAME_REFUSED,
   CONTROL_CHARACTERS_REFUSED,
   hasNoControlCharacters,
+  INVISIBLE_NAME_REFUSED,
   isVisibleText,
 } from './text.js';
 
@@ -209,7 +209,7 @@ const schema = z.object({
     // It is the first line of every mail's subject and the passkey dialog's name.
     .refine(hasNoControlCharacters, { message: `RP_NAME ${CONTROL_CHARACTERS_REFUSED}` })
     // A name of spaces or zero-width characters signs every mail and names every passkey with nothing.
-    .refine(isVisibleText, { message: `RP_NAME ${BLANK_NAME_REFUSED}` })
+    .refine(isVisibleText, { message: `RP_NAME ${INVISIBLE_NAME_REFUSED}` })
     .default('Sesame'),
   // No default here: it follows RP_NAME, the name the passkey dialog shows, see loadConfig.
   BRAND_NAME: z
@@ -218,7 +218,7 @@ const schema = z.object({
     .min(1, { message: 'BRAND_NAME must not be empty' })
     .max(64, { message: 'BRAND_NAME must be at most 64 characters' })
     .refine(hasNoControlCharacters, { message: `BRAND_NAME ${CONTROL_CHARACTERS_REFUSED}` })
-    .refine(isVisibleText, { message: `BRAND_NAME ${BLANK_NAME_REFUSED}` })
+    .refine(isVisibleText, { message: `BRAND_NAME ${INVISIBLE_NAME_REFUSED}` })
     .optional(),
   BRAND_ACCENT: accentColour('BRAND_ACCENT').default(DEFAULT_ACCENT),
   BRAND_LOGO: brandImage('BRAND_LOGO', 'logo').optional(),

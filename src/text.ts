@@ -36,9 +36,6 @@ export function isVisibleText(text: string): boolean {
   return /[^\p{White_Space}\p{Cf}\p{Cc}\p{Mn}\p{Default_Ignorable_Code_Point}\u2800]/u.test(text);
 }
 
-/** The rule's words where admins name something (RP_NAME, the brand) with nothing visible in it. */
-export const BLANK_NAME_REFUSED = 'must not be blank (only spaces or invisible characters)';
-
 /** Whether a name holds no control character and no bidirectional override (see {@link UNWANTED_IN_A_NAME}). */
 export function hasNoControlCharacters(text: string): boolean {
   return !UNWANTED_IN_A_NAME.test(text);

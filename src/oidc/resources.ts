@@ -6,7 +6,13 @@ import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { resourcesQueries } from '../db/queries/resources.js';
 import type { ResourceRow } from '../db/schema.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters, isPlainUriText } from '../text.js';
+import {
+  CONTROL_CHARACTERS_REFUSED,
+  hasNoControlCharacters,
+  INVISIBLE_NAME_REFUSED,
+  isPlainUriText,
+  isVisibleText,
+} from '../text.js';
 
 // No import of oidc-provider here: the CLI loads this file (the provider's hook is resourceServers.ts).
 
@@ -52,6 +58,8 @@ export const resourceInputSchema = z
       .min(1, { message: 'must not be empty' })
       .max(100, { message: 'must be at most 100 characters' })
       .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
+      // The consent page names the API by it.
+      .refine(isVisibleText, INVISIBLE_NAME_REFUSED)
       .optional(),
     scopes: z
       .array(

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { authenticationResponseSchema, registrationResponseSchema } from '../http/schemas.js';
-import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters } from '../text.js';
+import {
+  CONTROL_CHARACTERS_REFUSED,
+  hasNoControlCharacters,
+  INVISIBLE_NAME_REFUSED,
+  isVisibleText,
+} from '../text.js';
 
 /**
  * The app's own user id. It becomes the WebAuthn user handle as UTF-8, which may be at
@@ -155,7 +160,9 @@ export const credentialRenameSchema = z.object({
     .trim()
     .min(1, { message: 'is required' })
     .max(128, { message: 'must be at most 128 characters' })
-    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED),
+    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
+    // The tenant's app lists its people's passkeys by it, as Sesame's account page does.
+    .refine(isVisibleText, INVISIBLE_NAME_REFUSED),
 });
 
 /** A credential id in the path: base64url, as long as WebAuthn allows (1023 bytes, §5.8.3). */

@@ -302,7 +302,7 @@ describe('/admin/branding', () => {
       ['a name longer than 64 characters', { name: 'x'.repeat(65) }, 'at most 64 characters'],
       ['a name with a line break', { name: 'Acme\r\nCorp' }, 'must not contain control characters'],
       ['a name with a bidi override', { name: 'Acme\u202eCorp' }, 'must not contain control characters'],
-      ['a name of invisible characters only', { name: '\u200b\u2060\u00ad' }, 'must not be blank'],
+      ['a name of invisible characters only', { name: '\u200b\u2060\u00ad' }, 'must show something'],
       ['an SVG logo', { logo: fileBlob(SVG, 'image/png') }, 'must be a PNG, JPEG, WebP or ICO image'],
       [
         'a text file as favicon',

@@ -417,6 +417,13 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
         body: { name: '  Work phone ' },
       });
       expect(renamed.status).toBe(204);
+      // A name that shows nothing would be a blank row in the app's list of passkeys.
+      const blank = await call(app.id, `/credentials/${credential.id}`, {
+        method: 'PATCH',
+        key: app.apiKey,
+        body: { name: '\u200b\u2060' },
+      });
+      expect(blank.status).toBe(400);
 
       const used = await login(app, await authenticator.getAssertion(await loginOptions(app), APP_ORIGIN));
       expect(used.status).toBe(200);

@@ -162,7 +162,9 @@ describe('names and email addresses people and admins type', () => {
     const { id: groupId } = (await group.json()) as { id: string };
     const rows = async () =>
       Promise.all(
-        (['clients', 'groups', 'passkey_tenants'] as const).map((table) => countRows(sesame.db, table)),
+        (['clients', 'groups', 'passkey_tenants', 'resources', 'api_keys'] as const).map((table) =>
+          countRows(sesame.db, table),
+        ),
       );
     const refused = 'must show something, not only spaces or invisible characters';
     const before = await rows();
@@ -174,6 +176,7 @@ describe('names and email addresses people and admins type', () => {
         ['PATCH', `groups/${groupId}`, { name: blank }],
         ['POST', 'passkey-tenants', { name: blank, origins: ['https://v.example'] }, `name ${refused}`],
         ['PATCH', `passkey-tenants/${tenant.id}`, { name: blank }, `name ${refused}`],
+        ['POST', 'resources', { identifier: 'https://api.v.example', name: blank }],
       ] as const) {
         const response = await admin(method, path, body);
         expect({ method, path, blank, status: response.status }).toEqual({
@@ -187,6 +190,8 @@ describe('names and email addresses people and admins type', () => {
         });
       }
     }
+    for (const blank of ['\u200b', '\u3164'])
+      await expect(createApiKey(sesame.db, blank, 'test')).rejects.toThrow(`name ${refused}`);
     expect(await rows()).toEqual(before);
     expect(await (await admin('GET', `clients/${client_id}`, undefined)).json()).toMatchObject({
       name: 'Visible',

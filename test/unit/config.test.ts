@@ -232,8 +232,8 @@ describe('configuration from the environment', () => {
     ['RP_NAME', 'Acme\nBcc: someone@example.com', 'RP_NAME must not contain control characters'],
     ['BRAND_NAME', 'x'.repeat(65), 'BRAND_NAME must be at most 64 characters'],
     ['BRAND_NAME', 'Acme\u202eCorp', 'BRAND_NAME must not contain control characters'],
-    ['RP_NAME', '\u200b\u2060', 'RP_NAME must not be blank (only spaces or invisible characters)'],
-    ['BRAND_NAME', '\u200b\u00ad', 'BRAND_NAME must not be blank (only spaces or invisible characters)'],
+    ['RP_NAME', '\u200b\u2060', 'RP_NAME must show something, not only spaces or invisible characters'],
+    ['BRAND_NAME', '\u200b\u00ad', 'BRAND_NAME must show something, not only spaces or invisible characters'],
     ['BRAND_ACCENT', 'indigo', 'BRAND_ACCENT must be a hex colour such as #4f46e5'],
     ['BRAND_ACCENT', '#4f46e', 'BRAND_ACCENT must be a hex colour'],
     [

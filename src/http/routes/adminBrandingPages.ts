@@ -6,9 +6,9 @@ import { etagOf } from '../../branding/brand.js';
 import { accentProblem, normaliseHexColour } from '../../branding/colours.js';
 import { type BrandImageKind, IMAGE_LIMITS, imageProblem, imageTypeOf } from '../../branding/images.js';
 import {
-  BLANK_NAME_REFUSED,
   CONTROL_CHARACTERS_REFUSED,
   hasNoControlCharacters,
+  INVISIBLE_NAME_REFUSED,
   isVisibleText,
 } from '../../text.js';
 import type { UploadedFiles } from '../middleware/uploads.js';
@@ -42,7 +42,7 @@ function brandChangeFrom(form: BrandingForm, uploads: UploadedFiles) {
   // The name is every page's title and heading: no line breaks or bidi overrides, as no name has.
   else if (!hasNoControlCharacters(name)) errors.name = CONTROL_CHARACTERS_REFUSED;
   // Zero-width characters alone would title every page with nothing; an empty field returns to the config.
-  else if (name && !isVisibleText(name)) errors.name = BLANK_NAME_REFUSED;
+  else if (name && !isVisibleText(name)) errors.name = INVISIBLE_NAME_REFUSED;
   else change.name = name || null;
   const accent = form.accent.trim();
   const accentError = accent ? accentProblem(accent) : undefined;
