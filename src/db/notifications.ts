@@ -14,7 +14,7 @@ export interface ListenHandlers {
   onLost(error: Error): void;
   /**
    * A ping the pool could not send (every pooled connection busy, or DATABASE_URL down), that
-   * the listening connection then heard from itself: the subscription stays live.
+   * the listening connection then heard sent on another connection: the subscription stays live.
    */
   onPingUnsent?(error: Error): void;
 }
@@ -33,8 +33,8 @@ export interface ListenTiming {
    * ping is announced through the pool, as every real change is, and must arrive on the
    * listening connection within `pingTimeoutMs`, at start and every `pingIntervalMs` after.
    * A cache may therefore serve a row changed after such a stall for up to their sum. A later
-   * ping that the pool cannot send in that time is sent by the listening connection itself,
-   * which must hear it within another `pingTimeoutMs`.
+   * ping that the pool cannot send in that time is sent on a connection of its own, and the
+   * listening connection must hear it within another `pingTimeoutMs`.
    */
   pingIntervalMs: number;
   /** Also the limit of each statement on the listening connection. */
@@ -127,7 +127,7 @@ export async function listenOnPostgres(
   /**
    * Announces a ping through the pool; rejects, saying why, unless `client` hears it in time.
    * When the pool could not send it in time, or at all, resolves to why, provided the listening
-   * connection hears the same ping sent by itself: see below.
+   * connection hears the same ping sent on a connection of its own: see below.
    */
   async function ping(client: pg.Client): Promise<Error | undefined> {
     const nonce = randomUUID();
@@ -153,8 +153,10 @@ export async function listenOnPostgres(
     // its LISTEN to a transaction-mode pooler, which ran it on a server session it has since
     // lent to others. Asked alongside, so telling the two apart adds no wait.
     let answered = false;
+    let over = false;
     sent
-      .then(() => client.query('select 1'))
+      // Not once this ping is over: the connection would run it beside the next ping's statement.
+      .then(() => (over ? undefined : client.query('select 1')))
       .then(
         () => (answered = true),
         () => {},
@@ -168,15 +170,19 @@ export async function listenOnPostgres(
             : `DATABASE_URL could not send a notification (${sending.message})`;
         // Every pooled connection was busy (a burst, slow statements), or DATABASE_URL was down:
         // no sign of lost notices, and dropping the caches would read every row through that busy
-        // pool until a ping got through it again. So the listening connection sends the ping
-        // itself: a session hears its own notices, so hearing it proves the connection still
-        // holds its LISTEN (a connection that merely answers may have lost it to a pooler), and
-        // the caches stay. One that does not hear it has stalled, and is opened again.
-        client.query('select pg_notify($1, $2)', [channel, PING_PREFIX + nonce]).catch(() => {});
+        // pool until a ping got through it again. So the ping is sent once more, on a connection
+        // of its own to the listening connection's database: heard, it proves that connection
+        // still holds its LISTEN, and the caches stay. Not by the listening connection itself: a
+        // session hears its own notices even when a transaction-mode pooler has lent it on and
+        // drops every other session's (a connection that merely answers proves nothing either).
+        // One that does not hear it has stalled or lost its LISTEN, and is opened again.
+        sendAside(PING_PREFIX + nonce);
         if ((await Promise.race([arrived, within()])) === 'heard')
-          return new Error(`${why}; the LISTEN connection heard the ping from itself, so the caches stay`);
+          return new Error(
+            `${why}; the LISTEN connection heard it sent on another connection, so the caches stay`,
+          );
         throw new Error(
-          `${why}, and the LISTEN connection, ${listenUrl}, did not hear it from itself within ${seconds} s; it is opened again`,
+          `${why}, and the LISTEN connection, ${listenUrl}, did not hear it sent on another connection within ${seconds} s; it is opened again`,
         );
       }
       // Heard, the ping also proves the listening connection itself is still up.
@@ -187,9 +193,26 @@ export async function listenOnPostgres(
         );
       throw new ListenNotKeptError(`${unheard}, though that connection answers (${behindPooler})`);
     } finally {
+      over = true;
       for (const timer of timers) clearTimeout(timer);
       pings.delete(nonce);
     }
+  }
+
+  /** Announces `payload` on the channel from a connection opened for it and closed after, bounded by a ping's timeout. */
+  function sendAside(payload: string): void {
+    const aside = new pg.Client({
+      connectionString,
+      application_name: LISTENER_APPLICATION_NAME,
+      connectionTimeoutMillis: timing.pingTimeoutMs,
+      query_timeout: timing.pingTimeoutMs,
+    });
+    aside.on('error', () => {});
+    aside
+      .connect()
+      .then(() => aside.query('select pg_notify($1, $2)', [channel, payload]))
+      .catch(() => {})
+      .finally(() => aside.end().catch(() => {}));
   }
 
   async function connect(): Promise<void> {

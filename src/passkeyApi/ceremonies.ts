@@ -15,6 +15,7 @@ import type { StoredTenant } from '../db/queries/passkeyTenants.js';
 import { passkeyTenantUsersQueries } from '../db/queries/passkeyTenantUsers.js';
 import { HttpError, notFound } from '../http/errors.js';
 import type { Logger } from '../logger.js';
+import { isVisibleText } from '../text.js';
 import {
   checkUserHandle,
   passkeyRequestOptions,
@@ -54,14 +55,22 @@ export interface TenantRegistrationSubject {
   icon?: string | null | undefined;
 }
 
+/**
+ * The name an authenticator shows for the user: as Hanko does, the username when the display
+ * name is blank; here also when it shows nothing (only invisible characters, see isVisibleText).
+ */
+export function shownDisplayName(subject: TenantRegistrationSubject): string {
+  const displayName = subject.displayName?.trim();
+  return displayName && isVisibleText(displayName) ? displayName : subject.username;
+}
+
 /** Creation options for a tenant's user (creating or updating that user), with the challenge stored. */
 export async function startTenantRegistration(
   db: Db,
   tenant: StoredTenant,
   subject: TenantRegistrationSubject,
 ): Promise<PublicKeyCredentialCreationOptionsJSON> {
-  // As Hanko does: a blank display name falls back to the username.
-  const displayName = subject.displayName?.trim() || subject.username;
+  const displayName = shownDisplayName(subject);
   // One transaction: input the database refuses (it fails at the challenge's jsonb) leaves
   // no tenant user behind.
   return db.transaction().execute(async (trx) => {

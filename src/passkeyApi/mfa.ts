@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js';
 import { storeChallenge } from '../webauthn/challenge.js';
 import { passkeyCreationOptions, verifyPasskeyRegistration } from '../webauthn/registration.js';
 import {
+  shownDisplayName,
   type TenantRegistrationSubject,
   tenantCredentialName,
   tenantUserHandle,
@@ -51,7 +52,7 @@ export async function startMfaRegistration(
   tenant: StoredTenant,
   subject: TenantRegistrationSubject,
 ): Promise<PublicKeyCredentialCreationOptionsJSON> {
-  const displayName = subject.displayName?.trim() || subject.username;
+  const displayName = shownDisplayName(subject);
   const rp = tenantRelyingParty(tenant);
   const policy = ceremonyPolicy(tenant.settings.mfa);
   return db.transaction().execute(async (trx) => {

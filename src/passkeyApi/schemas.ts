@@ -55,7 +55,9 @@ export const registrationInitializeSchema = z.object({
     .trim()
     .min(1, { message: 'is required' })
     .max(128, { message: 'must be at most 128 characters' })
-    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED),
+    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
+    // The authenticator's dialog and the person's passkey manager show the account by it.
+    .refine(isVisibleText, INVISIBLE_NAME_REFUSED),
   display_name: z
     .string()
     .trim()

@@ -276,6 +276,29 @@ describe('the passkey API (Hanko-compatible) for apps that run the ceremony them
       expect(user).toEqual({ username: 'carol@app.example', display_name: 'Carol' });
     });
 
+    it('refuses a username that shows nothing, and shows the username for a display name that shows nothing', async () => {
+      // The authenticator's dialog and the person's passkey manager show the account by them.
+      const blank = await call(app.id, '/registration/initialize', {
+        key: app.apiKey,
+        body: { user_id: 'blank-9', username: '\u200b\u2060', display_name: 'Blank' },
+      });
+      expect(blank.status).toBe(400);
+      const options = await registrationOptions(app, {
+        user_id: 'dora-9',
+        username: 'dora@app.example',
+        display_name: '\u200b',
+      });
+      expect(options.user).toMatchObject({ name: 'dora@app.example', displayName: 'dora@app.example' });
+      expect(
+        await sesame.db
+          .selectFrom('passkey_tenant_users')
+          .select('user_id')
+          .where('tenant_id', '=', app.id)
+          .where('user_id', '=', 'blank-9')
+          .execute(),
+      ).toEqual([]);
+    });
+
     it("takes a base64 data:image icon, as Hanko's url rule does, and an http(s) one", async () => {
       const iconOf = async (userId: string) =>
         (

@@ -13,11 +13,14 @@ import { createTestDatabase, onPostgres, type TestDatabase } from '../support/te
  * it: it accepts connections and reads what comes, and answers nothing, as a half-open path
  * or a broken middlebox does. While `deaf`, it passes everything but the server's
  * notifications (NotificationResponse messages), as a connection whose LISTEN a pooler has
- * lent to another client answers statements and hears nothing.
+ * lent to another client answers statements and hears nothing; while `hearsOnlyItself`, only
+ * the notifications its own server session sent, as such a connection behind PgBouncer in
+ * transaction mode does (a session hears its own notices while it is linked to the client).
  */
 class SwallowingProxy {
   passing = true;
   deaf = false;
+  hearsOnlyItself = false;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
 
@@ -25,6 +28,7 @@ class SwallowingProxy {
     this.#server = net.createServer((client) => {
       const upstream = net.connect(target.port, target.host);
       let fromServer = Buffer.alloc(0);
+      let serverPid: number | undefined;
       for (const [from, to] of [
         [client, upstream],
         [upstream, client],
@@ -38,7 +42,12 @@ class SwallowingProxy {
           while (fromServer.length >= 5 && fromServer.length >= 1 + fromServer.readUInt32BE(1)) {
             const message = fromServer.subarray(0, 1 + fromServer.readUInt32BE(1));
             fromServer = fromServer.subarray(message.length);
-            if (!(this.deaf && message[0] === 0x41)) to.write(message);
+            // BackendKeyData ('K') and NotificationResponse ('A') both start with a session's pid.
+            if (message[0] === 0x4b) serverPid = message.readInt32BE(5);
+            const notice = message[0] === 0x41;
+            if (notice && (this.deaf || (this.hearsOnlyItself && message.readInt32BE(5) !== serverPid)))
+              continue;
+            to.write(message);
           }
         });
         from.on('close', () => {
@@ -98,6 +107,7 @@ const TIMING: Partial<ListenTiming> = {
   beforeEach(() => {
     proxy.passing = true;
     proxy.deaf = false;
+    proxy.hearsOnlyItself = false;
     heard.length = lost.length = lives = 0;
   });
 
@@ -187,7 +197,7 @@ const TIMING: Partial<ListenTiming> = {
     proxy.passing = false;
     expect(await eventually(async () => lost.length > 0, 3_000)).toBe(true);
     expect(lost[0]).toContain(
-      'did not send a notification within 0.4 s, and the LISTEN connection, DATABASE_DIRECT_URL, did not hear it from itself within 0.4 s; it is opened again',
+      'did not send a notification within 0.4 s, and the LISTEN connection, DATABASE_DIRECT_URL, did not hear it sent on another connection within 0.4 s; it is opened again',
     );
     await busy;
     proxy.passing = true;
@@ -195,21 +205,28 @@ const TIMING: Partial<ListenTiming> = {
     expect(await noticeArrives()).toBe(true);
   });
 
-  it('opens its connection again when it answers but no longer hears, while the pool is too busy to send a ping', async () => {
-    subscription = await listenOnPostgres(proxiedUrl, database.db, channel, handlers, {
-      direct: true,
-      timing: { ...TIMING, pingIntervalMs: 500 },
-    });
-    const busy = poolBusyFor(2_000);
-    proxy.deaf = true;
-    // Answering a statement proved nothing here: only a notice it hears does.
-    expect(await eventually(async () => lost.length > 0, 1_900)).toBe(true);
-    expect(lost[0]).toContain('did not hear it from itself');
-    await busy;
-    proxy.deaf = false;
-    expect(await eventually(async () => lives === 2, 3_000)).toBe(true);
-    expect(await noticeArrives()).toBe(true);
-  });
+  // Answering a statement proves nothing of a LISTEN, nor does hearing its own notices: only a
+  // notice sent on another connection does.
+  it.each([
+    ['answers but no longer hears', 'deaf'],
+    ['hears only its own notices, as behind a transaction-mode pooler', 'hearsOnlyItself'],
+  ] as const)(
+    'opens its connection again when it %s, while the pool is too busy to send a ping',
+    async (_, mode) => {
+      subscription = await listenOnPostgres(proxiedUrl, database.db, channel, handlers, {
+        direct: true,
+        timing: { ...TIMING, pingIntervalMs: 500 },
+      });
+      const busy = poolBusyFor(2_000);
+      proxy[mode] = true;
+      expect(await eventually(async () => lost.length > 0, 1_900)).toBe(true);
+      expect(lost[0]).toContain('did not hear it sent on another connection');
+      await busy;
+      proxy[mode] = false;
+      expect(await eventually(async () => lives === 2, 3_000)).toBe(true);
+      expect(await noticeArrives()).toBe(true);
+    },
+  );
 
   it('keeps listening, and says so, while DATABASE_URL refuses connections', async () => {
     let down = false;
@@ -236,7 +253,7 @@ const TIMING: Partial<ListenTiming> = {
       expect(lost).toEqual([]);
       // Not the listening connection's fault, and not said to be.
       expect(unsent[0]).toBe(
-        'DATABASE_URL could not send a notification (connect ECONNREFUSED); the LISTEN connection heard the ping from itself, so the caches stay',
+        'DATABASE_URL could not send a notification (connect ECONNREFUSED); the LISTEN connection heard it sent on another connection, so the caches stay',
       );
     } finally {
       await subscription?.close();
