@@ -94,7 +94,12 @@ const paging = {
 export const credentialsQuerySchema = z.object({
   user_id: z.string().max(256).optional(),
   ...paging,
-  order: z.enum(['desc', 'asc'], { message: 'must be desc or asc' }).default('desc'),
+  // As Hanko (`omitempty,oneof=desc asc`): an empty `order=`, as a client that fills in every
+  // parameter of its request sends it, is the default order, not an error.
+  order: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.enum(['desc', 'asc'], { message: 'must be desc or asc' }).default('desc'),
+  ),
 });
 
 /** A time in the query string (RFC 3339, as Hanko's Go binding reads it). */

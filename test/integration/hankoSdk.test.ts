@@ -233,6 +233,32 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
       expect(zero.json).toHaveLength(5);
     });
 
+    it("reads the list queries as Hanko's binding does: empty order is the default, refusals in its words", async () => {
+      // Hanko's ListCredentialsDto is `omitempty,oneof=desc asc`: `order=` lists newest first.
+      const empty = await call(app, '/credentials?order=&user_id=u1', { key: app.apiKey });
+      expect(empty.status).toBe(200);
+      expect(empty.json.map((c: { id: string }) => c.id)).toEqual([registered[2], registered[0]]);
+
+      // A value the binding cannot read is "unable to process request", a broken rule
+      // "unable to validate request"; the audit log handler says "unable to list audit logs".
+      for (const query of ['page=abc', 'per_page=1.5']) {
+        expect(await call(app, `/credentials?${query}`, { key: app.apiKey })).toMatchObject({
+          status: 400,
+          json: { title: 'unable to process request', status: 400 },
+        });
+      }
+      expect(await call(app, '/credentials?order=sideways', { key: app.apiKey })).toMatchObject({
+        status: 400,
+        json: { title: 'unable to validate request', status: 400 },
+      });
+      for (const query of ['page=abc', 'start_time=yesterday']) {
+        expect(await call(app, `/audit_logs?${query}`, { key: app.apiKey })).toMatchObject({
+          status: 400,
+          json: { title: 'unable to list audit logs', details: expect.any(String), status: 400 },
+        });
+      }
+    });
+
     it('shows one passkey by id, only to its tenant', async () => {
       const shown = await call(app, `/credentials/${registered[0]}`, { key: app.apiKey });
       expect(shown.status).toBe(200);
