@@ -313,6 +313,22 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
           status: 400,
         },
       });
+      // A member of the wrong JSON type fails Hanko's binding, before any rule is checked.
+      for (const body of [{ user_id: 5, username: 'x' }, { user_id: 'x', username: ['x'] }, []]) {
+        expect(await call(app, '/registration/initialize', { key: app.apiKey, body })).toMatchObject({
+          status: 400,
+          json: { title: 'unable to process request', status: 400 },
+        });
+      }
+      expect(
+        await call(app, '/login/initialize', { key: app.apiKey, body: { user_id: { id: 'u1' } } }),
+      ).toMatchObject({ status: 400, json: { title: 'unable to process request' } });
+      expect(
+        await call(app, '/registration/initialize', {
+          key: app.apiKey,
+          body: { user_id: null, username: 'x' },
+        }),
+      ).toMatchObject({ status: 400, json: { title: 'unable to validate request' } });
 
       // login/finalize: 401 for a challenge Sesame never issued and for a bad signature.
       const phone = phones.get('u3')!;
