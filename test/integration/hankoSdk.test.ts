@@ -239,6 +239,23 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
       expect(empty.status).toBe(200);
       expect(empty.json.map((c: { id: string }) => c.id)).toEqual([registered[2], registered[0]]);
 
+      // A parameter given twice counts once, the first, as echo binds it.
+      const twice = await call(app, '/credentials?user_id=u1&user_id=u2&per_page=1&per_page=50', {
+        key: app.apiKey,
+      });
+      expect(twice.status).toBe(200);
+      expect(twice.json.map((c: { id: string }) => c.id)).toEqual([registered[2]]);
+      expect(twice.headers.get('x-total-count')).toBe('2');
+      const auditTwice = await call(
+        app,
+        '/audit_logs?per_page=1&per_page=50&actor_user_id=u1&actor_user_id=u2',
+        {
+          key: app.apiKey,
+        },
+      );
+      expect(auditTwice.status).toBe(200);
+      expect(auditTwice.json).toEqual([expect.objectContaining({ actor_user_id: 'u1' })]);
+
       // A value the binding cannot read is "unable to process request", a broken rule
       // "unable to validate request"; the audit log handler says "unable to list audit logs".
       for (const query of ['page=abc', 'per_page=1.5']) {
