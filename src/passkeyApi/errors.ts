@@ -56,6 +56,8 @@ export function toHankoError(caught: unknown): HttpError {
 export const HANKO_TITLES = {
   unreadable: 'unable to process request',
   invalid: 'unable to validate request',
+  /** Hanko's audit log handler's title for any query it refuses (`GET audit_logs`). */
+  auditLogsUnreadable: 'unable to list audit logs',
   apiKeyInvalid: 'The api key is invalid',
   apiKeyMissing: 'api key is missing',
   tenantNotFound: 'tenant not found',

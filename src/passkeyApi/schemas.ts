@@ -86,17 +86,31 @@ const pageNumber = (max: number) =>
 /** The largest page `GET /credentials` and `GET /audit_logs` serve (Hanko has no limit). */
 export const MAX_PER_PAGE = 1000;
 
+/**
+ * A query parameter Hanko binds to one value: given more than once (`page=2&page=3`), the
+ * first counts, as echo's binding takes it, rather than the array being refused.
+ */
+const firstValue = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (Array.isArray(value) ? value[0] : value), schema);
+
 /** Pages of a list, as Hanko reads them: `page` from 1, `per_page` 20 unless given. */
 const paging = {
-  page: pageNumber(1_000_000).transform((v) => (v && v > 0 ? v : 1)),
-  per_page: pageNumber(MAX_PER_PAGE).transform((v) => (v && v > 0 ? v : 20)),
+  page: firstValue(pageNumber(1_000_000).transform((v) => (v && v > 0 ? v : 1))),
+  per_page: firstValue(pageNumber(MAX_PER_PAGE).transform((v) => (v && v > 0 ? v : 20))),
 };
 
 /** `GET /credentials`: one user's passkeys with `user_id`, else all of the tenant's; newest first. */
 export const credentialsQuerySchema = z.object({
-  user_id: z.string().max(256).optional(),
+  user_id: firstValue(z.string().max(256).optional()),
   ...paging,
-  order: z.enum(['desc', 'asc'], { message: 'must be desc or asc' }).default('desc'),
+  // As Hanko (`omitempty,oneof=desc asc`): an empty `order=`, as a client that fills in every
+  // parameter of its request sends it, is the default order, not an error.
+  order: firstValue(
+    z.preprocess(
+      (value) => (value === '' ? undefined : value),
+      z.enum(['desc', 'asc'], { message: 'must be desc or asc' }).default('desc'),
+    ),
+  ),
 });
 
 /** A time in the query string (RFC 3339, as Hanko's Go binding reads it). */
@@ -118,12 +132,12 @@ const repeated = z
 /** `GET /audit_logs` (Hanko: ListAuditLogDto). */
 export const auditLogsQuerySchema = z.object({
   ...paging,
-  start_time: queryTime,
-  end_time: queryTime,
+  start_time: firstValue(queryTime),
+  end_time: firstValue(queryTime),
   type: repeated,
-  actor_user_id: z.string().max(256).optional(),
-  meta_source_ip: z.string().max(256).optional(),
-  q: z.string().max(256).optional(),
+  actor_user_id: firstValue(z.string().max(256).optional()),
+  meta_source_ip: firstValue(z.string().max(256).optional()),
+  q: firstValue(z.string().max(256).optional()),
 });
 
 /**

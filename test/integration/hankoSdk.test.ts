@@ -233,6 +233,49 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
       expect(zero.json).toHaveLength(5);
     });
 
+    it("reads the list queries as Hanko's binding does: empty order is the default, refusals in its words", async () => {
+      // Hanko's ListCredentialsDto is `omitempty,oneof=desc asc`: `order=` lists newest first.
+      const empty = await call(app, '/credentials?order=&user_id=u1', { key: app.apiKey });
+      expect(empty.status).toBe(200);
+      expect(empty.json.map((c: { id: string }) => c.id)).toEqual([registered[2], registered[0]]);
+
+      // A parameter given twice counts once, the first, as echo binds it.
+      const twice = await call(app, '/credentials?user_id=u1&user_id=u2&per_page=1&per_page=50', {
+        key: app.apiKey,
+      });
+      expect(twice.status).toBe(200);
+      expect(twice.json.map((c: { id: string }) => c.id)).toEqual([registered[2]]);
+      expect(twice.headers.get('x-total-count')).toBe('2');
+      const auditTwice = await call(
+        app,
+        '/audit_logs?per_page=1&per_page=50&actor_user_id=u1&actor_user_id=u2',
+        {
+          key: app.apiKey,
+        },
+      );
+      expect(auditTwice.status).toBe(200);
+      expect(auditTwice.json).toEqual([expect.objectContaining({ actor_user_id: 'u1' })]);
+
+      // A value the binding cannot read is "unable to process request", a broken rule
+      // "unable to validate request"; the audit log handler says "unable to list audit logs".
+      for (const query of ['page=abc', 'per_page=1.5']) {
+        expect(await call(app, `/credentials?${query}`, { key: app.apiKey })).toMatchObject({
+          status: 400,
+          json: { title: 'unable to process request', status: 400 },
+        });
+      }
+      expect(await call(app, '/credentials?order=sideways', { key: app.apiKey })).toMatchObject({
+        status: 400,
+        json: { title: 'unable to validate request', status: 400 },
+      });
+      for (const query of ['page=abc', 'start_time=yesterday']) {
+        expect(await call(app, `/audit_logs?${query}`, { key: app.apiKey })).toMatchObject({
+          status: 400,
+          json: { title: 'unable to list audit logs', details: expect.any(String), status: 400 },
+        });
+      }
+    });
+
     it('shows one passkey by id, only to its tenant', async () => {
       const shown = await call(app, `/credentials/${registered[0]}`, { key: app.apiKey });
       expect(shown.status).toBe(200);
@@ -287,6 +330,22 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
           status: 400,
         },
       });
+      // A member of the wrong JSON type fails Hanko's binding, before any rule is checked.
+      for (const body of [{ user_id: 5, username: 'x' }, { user_id: 'x', username: ['x'] }, []]) {
+        expect(await call(app, '/registration/initialize', { key: app.apiKey, body })).toMatchObject({
+          status: 400,
+          json: { title: 'unable to process request', status: 400 },
+        });
+      }
+      expect(
+        await call(app, '/login/initialize', { key: app.apiKey, body: { user_id: { id: 'u1' } } }),
+      ).toMatchObject({ status: 400, json: { title: 'unable to process request' } });
+      expect(
+        await call(app, '/registration/initialize', {
+          key: app.apiKey,
+          body: { user_id: null, username: 'x' },
+        }),
+      ).toMatchObject({ status: 400, json: { title: 'unable to validate request' } });
 
       // login/finalize: 401 for a challenge Sesame never issued and for a bad signature.
       const phone = phones.get('u3')!;

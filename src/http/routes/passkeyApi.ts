@@ -243,14 +243,33 @@ async function jsonBodyOfAnyType(ctx: Context, next: Next) {
   await parseJsonOfAnyType(ctx, () => refuseIllFormedText(ctx, next));
 }
 
-function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
+/**
+ * The query string by its schema, refused in Hanko's words: `titleOf` gives the title for the
+ * first rule it breaks, our reason is the cause.
+ */
+function parseQuery<T extends z.ZodType>(
+  ctx: Context,
+  schema: T,
+  titleOf: (issue: z.core.$ZodIssue) => string,
+): z.output<T> {
   const result = schema.safeParse(ctx.query);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw hankoError(400, HANKO_TITLES.invalid, `${issue.path.join('.') || 'query'}: ${issue.message}`);
+    throw hankoError(400, titleOf(issue), `${issue.path.join('.') || 'query'}: ${issue.message}`);
   }
   return result.data;
 }
+
+/**
+ * As Hanko's credentials handler: a value its binding cannot read (`page=abc`, `per_page=1.5`)
+ * is "unable to process request", one that breaks a rule (`order=sideways`) "unable to
+ * validate request".
+ */
+const credentialsQueryTitle = (issue: z.core.$ZodIssue) =>
+  issue.code === 'invalid_type' ? HANKO_TITLES.unreadable : HANKO_TITLES.invalid;
+
+/** As Hanko's audit log handler: every refused query is "unable to list audit logs". */
+const auditLogsQueryTitle = () => HANKO_TITLES.auditLogsUnreadable;
 
 function credentialIdParam(ctx: Context): string {
   const id = String(ctx.params.credentialId ?? '');
@@ -374,7 +393,7 @@ export function passkeyApiRoutes({
   );
 
   router.get('/credentials', requireApiKey, async function listCredentials(ctx: Context) {
-    const query = parseQuery(ctx, credentialsQuerySchema);
+    const query = parseQuery(ctx, credentialsQuerySchema, credentialsQueryTitle);
     const page = { page: query.page, perPage: query.per_page };
     const { credentials, total } = await pageTenantCredentials(db, tenantOf(ctx).id, {
       // As Hanko: an empty user_id is no filter.
@@ -415,7 +434,7 @@ export function passkeyApiRoutes({
   );
 
   router.get('/audit_logs', requireApiKey, async function listAuditLogs(ctx: Context) {
-    const query = parseQuery(ctx, auditLogsQuerySchema);
+    const query = parseQuery(ctx, auditLogsQuerySchema, auditLogsQueryTitle);
     const page = { page: query.page, perPage: query.per_page };
     const { entries, total } = await pageTenantAuditLogs(
       db,

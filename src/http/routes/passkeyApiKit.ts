@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { randomId } from '../../crypto.js';
 import type { StoredTenant } from '../../db/queries/passkeyTenants.js';
 import { type AuditLogEvent, type AuditLogMeta, recordTenantAuditLog } from '../../passkeyApi/auditLog.js';
-import { hankoCause, hankoError, toHankoError } from '../../passkeyApi/errors.js';
+import { HANKO_TITLES, hankoCause, hankoError, toHankoError } from '../../passkeyApi/errors.js';
 import { tenantIssuer } from '../../passkeyApi/jwt.js';
 import { paginationLink } from '../../passkeyApi/pagination.js';
 import { tenantKeyMatches } from '../../passkeyApi/tenants.js';
@@ -216,11 +216,31 @@ export function passkeyApiAtRoot(ctx: Context, next: Next) {
   return next();
 }
 
-/** A request body by its schema; a refusal in Hanko's words (`title`), our reason as the cause. */
+/**
+ * A request body by its schema; a refusal in Hanko's words (`title`), our reason as the cause.
+ * Where Hanko binds the body before it validates it (`title` is "unable to validate
+ * request"), a member of the wrong JSON type (`"user_id": 5`, a body that is an array) fails
+ * its binding, which Hanko words "unable to process request"; a missing or empty member, or
+ * `null` (Go's decoder leaves the zero value), breaks a rule and keeps `title`.
+ */
 export function parseHankoBody<T extends z.ZodType>(ctx: Context, schema: T, title: string): z.output<T> {
   try {
     return parseBody(ctx, schema);
   } catch (caught) {
-    throw caught instanceof HttpError ? hankoError(400, title, caught.message) : caught;
+    if (!(caught instanceof HttpError)) throw caught;
+    const unbound = title === HANKO_TITLES.invalid && failsBinding(ctx.request.body, schema);
+    throw hankoError(400, unbound ? HANKO_TITLES.unreadable : title, caught.message);
   }
+}
+
+/** Whether the body's first fault is a value of the wrong JSON type, which Go's decoder refuses. */
+function failsBinding(body: unknown, schema: z.ZodType): boolean {
+  const issue = schema.safeParse(body).error?.issues[0];
+  if (issue?.code !== 'invalid_type') return false;
+  let value = body;
+  for (const key of issue.path) {
+    if (value === null || typeof value !== 'object') return false;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value !== undefined && value !== null;
 }
