@@ -108,6 +108,8 @@ export async function listenOnPostgres(
   let retryTimer: NodeJS.Timeout | undefined;
   let retryDelay = timing.retryMinMs;
   const pings = new Map<string, () => void>();
+  /** Connections open for a ping the pool could not send (sendAside); close() ends them. */
+  const asides = new Set<pg.Client>();
 
   function lose(client: pg.Client, error: Error) {
     if (current !== client) return;
@@ -201,18 +203,24 @@ export async function listenOnPostgres(
 
   /** Announces `payload` on the channel from a connection opened for it and closed after, bounded by a ping's timeout. */
   function sendAside(payload: string): void {
+    if (closed) return;
     const aside = new pg.Client({
       connectionString,
-      application_name: LISTENER_APPLICATION_NAME,
+      // Not the listening connection's name, by which it is told apart in pg_stat_activity.
+      application_name: `${LISTENER_APPLICATION_NAME}-ping`,
       connectionTimeoutMillis: timing.pingTimeoutMs,
       query_timeout: timing.pingTimeoutMs,
     });
     aside.on('error', () => {});
+    asides.add(aside);
     aside
       .connect()
       .then(() => aside.query('select pg_notify($1, $2)', [channel, payload]))
       .catch(() => {})
-      .finally(() => aside.end().catch(() => {}));
+      .finally(() => {
+        asides.delete(aside);
+        return aside.end().catch(() => {});
+      });
   }
 
   async function connect(): Promise<void> {
@@ -263,7 +271,8 @@ export async function listenOnPostgres(
       clearInterval(pingTimer);
       const client = current;
       current = undefined;
-      await client?.end().catch(() => {});
+      // An aside still connecting would otherwise hold the process up to its timeouts.
+      await Promise.all([client, ...asides].map((open) => open?.end().catch(() => {})));
     },
   };
 }

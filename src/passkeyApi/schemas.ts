@@ -73,14 +73,19 @@ export const loginInitializeSchema = z.object({
 });
 
 /**
- * A whole number from the query string. Hanko treats a page or page size of 0 or less as
- * "not given"; past {@link MAX_PER_PAGE} a page would be one unbounded read.
+ * A whole number from the query string, in decimal digits as Go's strconv.ParseInt reads it
+ * (`1e3`, ` 5` or `0x10` are no number to Hanko's binding). Hanko treats a page or page size
+ * of 0 or less as "not given"; past {@link MAX_PER_PAGE} a page would be one unbounded read.
  */
 const pageNumber = (max: number) =>
-  z.coerce
-    .number({ message: 'must be a whole number' })
-    .int({ message: 'must be a whole number' })
-    .max(max, { message: `must be at most ${max}` })
+  z
+    .preprocess(
+      (value) => (typeof value === 'string' && /^[+-]?\d*$/.test(value) ? Number(value) : value),
+      z
+        .number({ message: 'must be a whole number' })
+        .int({ message: 'must be a whole number' })
+        .max(max, { message: `must be at most ${max}` }),
+    )
     .optional();
 
 /** The largest page `GET /credentials` and `GET /audit_logs` serve (Hanko has no limit). */

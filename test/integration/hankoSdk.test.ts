@@ -256,9 +256,14 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
       expect(auditTwice.status).toBe(200);
       expect(auditTwice.json).toEqual([expect.objectContaining({ actor_user_id: 'u1' })]);
 
+      // A name not given exactly is found ignoring case, as echo binds it: not read as no filter.
+      const shouted = await call(app, '/credentials?USER_ID=u1&Order=asc', { key: app.apiKey });
+      expect(shouted.status).toBe(200);
+      expect(shouted.json.map((c: { id: string }) => c.id)).toEqual([registered[0], registered[2]]);
+
       // A value the binding cannot read is "unable to process request", a broken rule
       // "unable to validate request"; the audit log handler says "unable to list audit logs".
-      for (const query of ['page=abc', 'per_page=1.5']) {
+      for (const query of ['page=abc', 'per_page=1.5', 'page=1e3', 'page=%205', 'per_page=0x10']) {
         expect(await call(app, `/credentials?${query}`, { key: app.apiKey })).toMatchObject({
           status: 400,
           json: { title: 'unable to process request', status: 400 },
@@ -331,7 +336,14 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
         },
       });
       // A member of the wrong JSON type fails Hanko's binding, before any rule is checked.
-      for (const body of [{ user_id: 5, username: 'x' }, { user_id: 'x', username: ['x'] }, []]) {
+      // Anywhere in the body: a missing member found first does not hide it.
+      for (const body of [
+        { user_id: 5, username: 'x' },
+        { user_id: 'x', username: ['x'] },
+        [],
+        { username: 5 },
+        { user_id: '', username: 'a', display_name: 5 },
+      ]) {
         expect(await call(app, '/registration/initialize', { key: app.apiKey, body })).toMatchObject({
           status: 400,
           json: { title: 'unable to process request', status: 400 },

@@ -64,6 +64,11 @@ class SwallowingProxy {
     return (this.#server.address() as net.AddressInfo).port;
   }
 
+  /** Connections open through the proxy now. */
+  get connections(): number {
+    return this.#sockets.size / 2;
+  }
+
   async stop(): Promise<void> {
     for (const socket of this.#sockets) socket.destroy();
     await new Promise((resolve) => this.#server.close(resolve));
@@ -228,33 +233,61 @@ const TIMING: Partial<ListenTiming> = {
     },
   );
 
-  it('keeps listening, and says so, while DATABASE_URL refuses connections', async () => {
-    let down = false;
+  /** A pool that refuses every connection at once while `down` is set, as DATABASE_URL unreachable does. */
+  function refusingPool() {
+    const state = { down: false };
     const pool = new pg.Pool({ connectionString: testDb.env.DATABASE_URL, max: 2 });
-    const refusing = new Kysely<unknown>({
+    const db = new Kysely<unknown>({
       dialect: new PostgresDialect({
         pool: {
-          connect: () => (down ? Promise.reject(new Error('connect ECONNREFUSED')) : pool.connect()),
+          connect: () => (state.down ? Promise.reject(new Error('connect ECONNREFUSED')) : pool.connect()),
           end: () => pool.end(),
         },
       }),
     });
+    return { state, db: db as never as DatabaseHandle['db'], destroy: () => db.destroy() };
+  }
+
+  it('keeps listening, and says so, while DATABASE_URL refuses connections', async () => {
+    const refusing = refusingPool();
     const unsent: string[] = [];
     try {
       subscription = await listenOnPostgres(
         proxiedUrl,
-        refusing as never,
+        refusing.db,
         channel,
         { ...handlers, onPingUnsent: (error) => unsent.push(error.message) },
         { direct: true, timing: TIMING },
       );
-      down = true;
+      refusing.state.down = true;
       expect(await eventually(async () => unsent.length >= 2, 2_000)).toBe(true);
       expect(lost).toEqual([]);
       // Not the listening connection's fault, and not said to be.
       expect(unsent[0]).toBe(
         'DATABASE_URL could not send a notification (connect ECONNREFUSED); the LISTEN connection heard it sent on another connection, so the caches stay',
       );
+    } finally {
+      await subscription?.close();
+      subscription = undefined;
+      await refusing.destroy();
+    }
+  });
+
+  it('ends the connection it opened for such a ping when it is closed, not at that connection’s timeout', async () => {
+    const refusing = refusingPool();
+    try {
+      subscription = await listenOnPostgres(proxiedUrl, refusing.db, channel, handlers, {
+        direct: true,
+        timing: { ...TIMING, pingTimeoutMs: 5_000 },
+      });
+      expect(proxy.connections).toBe(1);
+      refusing.state.down = true;
+      // The ping's own connection gets no answer while the path swallows traffic.
+      proxy.passing = false;
+      expect(await eventually(async () => proxy.connections === 2, 2_000)).toBe(true);
+      await subscription.close();
+      subscription = undefined;
+      expect(await eventually(async () => proxy.connections === 0, 1_000)).toBe(true);
     } finally {
       await subscription?.close();
       subscription = undefined;

@@ -233,14 +233,18 @@ export function parseHankoBody<T extends z.ZodType>(ctx: Context, schema: T, tit
   }
 }
 
-/** Whether the body's first fault is a value of the wrong JSON type, which Go's decoder refuses. */
+/**
+ * Whether the body holds a value of the wrong JSON type anywhere, which Go's decoder refuses
+ * before any rule is checked (a missing member found first does not hide it).
+ */
 function failsBinding(body: unknown, schema: z.ZodType): boolean {
-  const issue = schema.safeParse(body).error?.issues[0];
-  if (issue?.code !== 'invalid_type') return false;
-  let value = body;
-  for (const key of issue.path) {
-    if (value === null || typeof value !== 'object') return false;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value !== undefined && value !== null;
+  return (schema.safeParse(body).error?.issues ?? []).some((issue) => {
+    if (issue.code !== 'invalid_type') return false;
+    let value = body;
+    for (const key of issue.path) {
+      if (value === null || typeof value !== 'object') return false;
+      value = (value as Record<PropertyKey, unknown>)[key];
+    }
+    return value !== undefined && value !== null;
+  });
 }
