@@ -39,3 +39,27 @@ export function isConnectionFailure(error: unknown): boolean {
     /^Connection terminated (due to connection timeout|unexpectedly)/.test(message)
   );
 }
+
+/**
+ * What a start that cannot reach Postgres says before the driver's words: the setting that
+ * names the database and its URL (password masked), so the operator knows what to fix even
+ * when the log's "using Postgres" line is below LOG_LEVEL. Migrations and LISTEN use
+ * DATABASE_DIRECT_URL, the rest DATABASE_URL: when they differ, both are named.
+ */
+export function cannotConnectTo(
+  config: { databaseUrl: string | undefined; databaseDirectUrl: string | undefined },
+  forLog: (url: string) => string,
+): string {
+  if (!config.databaseUrl) return 'cannot connect to the database';
+  const named = [`DATABASE_URL ${forLog(config.databaseUrl)}`];
+  if (config.databaseDirectUrl && config.databaseDirectUrl !== config.databaseUrl)
+    named.push(`DATABASE_DIRECT_URL ${forLog(config.databaseDirectUrl)}`);
+  return `cannot connect to the database (${named.join(', ')})`;
+}
+
+/** What to do about a failure whose fix is not in the driver's words: a database not created yet. */
+export function connectionFailureHint(error: unknown): string | undefined {
+  return (error as { code?: unknown } | undefined)?.code === '3D000'
+    ? 'create it first (createdb): Sesame creates its tables, not the database'
+    : undefined;
+}

@@ -166,6 +166,25 @@ describe('starting the built server (node dist/src/main.js)', () => {
     expect((await fetch(`${sesame.baseUrl}/readyz`)).status).toBe(200);
   });
 
+  it('refuses a second server on the same port (another data directory) with one line that says to set PORT', async () => {
+    const otherDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-port-taken-'));
+    try {
+      const second = await runServerExpectingExit({
+        DATA_DIR: otherDir,
+        PORT: String(sesame.port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'error',
+      });
+      expect(second.code).toBe(1);
+      expect(linesOf(second.stderr)).toEqual([
+        `sesame: cannot listen on 127.0.0.1:${sesame.port}: listen EADDRINUSE: address already in use 127.0.0.1:${sesame.port}: another process (another Sesame?) listens on that port: stop it, or set PORT to another`,
+      ]);
+      expect((await fetch(`${sesame.baseUrl}/readyz`)).status).toBe(200);
+    } finally {
+      fs.rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+
   it('stops on SIGTERM with exit code 0 and releases the data directory', async () => {
     const result = await sesame.stop('SIGTERM');
     expect(result).toMatchObject({ code: 0, signal: null });
@@ -295,7 +314,9 @@ describe("a library's process warning", () => {
       });
       expect(result.code).toBe(1);
       const lines = linesOf(result.stderr);
-      expect(lines.pop()).toMatch(/^sesame: cannot connect to the database: .*ECONNREFUSED/);
+      expect(lines.pop()).toMatch(
+        /^sesame: cannot connect to the database \(DATABASE_URL .*\): .*ECONNREFUSED/,
+      );
       const entries = lines.map((line) => JSON.parse(line) as Record<string, string>);
       expect(entries).toContainEqual(
         expect.objectContaining({
@@ -312,6 +333,34 @@ describe("a library's process warning", () => {
   });
 });
 
+describe('a Postgres server the start cannot reach', () => {
+  it('names DATABASE_URL (password masked) in its one line, also when LOG_LEVEL hides the "using Postgres" line', async () => {
+    // Nothing listens on port 1.
+    const result = await runServerExpectingExit({
+      DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame',
+      LOG_LEVEL: 'error',
+    });
+    expect(result.code).toBe(1);
+    expect(linesOf(result.stderr)).toEqual([
+      'sesame: cannot connect to the database (DATABASE_URL postgres://sesame:***@127.0.0.1:1/sesame): connect ECONNREFUSED 127.0.0.1:1',
+    ]);
+  });
+
+  it('names both URLs when DATABASE_DIRECT_URL is another one', async () => {
+    const result = await runServerExpectingExit({
+      DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame',
+      DATABASE_DIRECT_URL: 'postgres://sesame:hunter2@127.0.0.1:2/sesame',
+      LOG_LEVEL: 'error',
+    });
+    expect(result.code).toBe(1);
+    expect(linesOf(result.stderr)).toEqual([
+      expect.stringMatching(
+        /^sesame: cannot connect to the database \(DATABASE_URL postgres:\/\/sesame:\*\*\*@127\.0\.0\.1:1\/sesame, DATABASE_DIRECT_URL postgres:\/\/sesame:\*\*\*@127\.0\.0\.1:2\/sesame\): connect ECONNREFUSED 127\.0\.0\.1:[12]$/,
+      ),
+    ]);
+  });
+});
+
 (onPostgres ? describe : describe.skip)('a Postgres database that is not there', () => {
   it('stops the start with "cannot connect to the database", not as a failed migration', async () => {
     const url = new URL(process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL!);
@@ -319,7 +368,7 @@ describe("a library's process warning", () => {
     const result = await runServerExpectingExit({ DATABASE_URL: url.href });
     expect(result.code).toBe(1);
     expect(linesOf(result.stderr).pop()).toBe(
-      'sesame: cannot connect to the database: database "sesame_never_created" does not exist',
+      `sesame: cannot connect to the database (DATABASE_URL ${url.href.replace(/:[^:@/]*@/, ':***@')}): database "sesame_never_created" does not exist: create it first (createdb): Sesame creates its tables, not the database`,
     );
   });
 });
