@@ -79,6 +79,11 @@ async function start(
     }),
   );
   running.closeDatabase = () => database.close();
+  // For the `sesame` commands that will work through this server (serverIssuer.ts).
+  if (database.kind === 'embedded') {
+    const { recordServerIssuer } = await import('./db/serverIssuer.js');
+    recordServerIssuer(config.dataDir, config.issuer);
+  }
   goOn();
   log.info(database.kind === 'embedded' ? 'using the embedded database' : 'using Postgres', {
     data: database.location,
