@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { SOCKET_NAME } from '../../src/db/dataDirLock.js';
 import { PGLITE_TEMPLATE_DIR } from '../../src/db/pgliteTemplate.js';
 import { isProviderPath } from '../../src/oidc/providerPaths.js';
@@ -372,6 +373,40 @@ describe('a Postgres server the start cannot reach', () => {
     );
   });
 });
+
+(onPostgres ? describe : describe.skip)(
+  "a Postgres database its user may not create tables in (another role's)",
+  () => {
+    it('stops the start with one line naming the role, the schema and what to run, not "current transaction is aborted"', async () => {
+      const admin = new pg.Client({
+        connectionString: process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL,
+      });
+      await admin.connect();
+      const name = `sesame_not_owner_${process.pid}`;
+      try {
+        await admin.query(`create role ${name} login`);
+        await admin.query(`create database ${name}`);
+        const url = new URL(process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL!);
+        url.username = name;
+        url.password = '';
+        url.pathname = `/${name}`;
+        const result = await runServerExpectingExit({ DATABASE_URL: url.href, LOG_LEVEL: 'error' });
+        expect(result.code).toBe(1);
+        expect(linesOf(result.stderr)).toEqual([
+          `sesame: cannot migrate the database: role ${name} may not create tables in schema public of database ${name}: make it the database's owner (ALTER DATABASE ${name} OWNER TO ${name}; createdb -O ${name} for a new one) or GRANT CREATE ON SCHEMA public TO ${name}`,
+        ]);
+        // What the line says to run is enough.
+        await admin.query(`alter database ${name} owner to ${name}`);
+        const sesame = await startSesameProcess({ DATABASE_URL: url.href, LOG_LEVEL: 'warn' }, 60_000);
+        await sesame.stop();
+      } finally {
+        await admin.query(`drop database if exists ${name} with (force)`).catch(() => {});
+        await admin.query(`drop role if exists ${name}`).catch(() => {});
+        await admin.end();
+      }
+    }, 90_000);
+  },
+);
 
 /** Where Debian's Postgres (and most Linux packages') listens on a Unix socket. */
 const SOCKET_DIR = '/var/run/postgresql';
