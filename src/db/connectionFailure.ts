@@ -14,6 +14,13 @@ const NETWORK_CODES = new Set([
   'ETIMEDOUT',
   'EHOSTUNREACH',
   'ENETUNREACH',
+  // TLS to the server (sslmode=require or verify-full) that could not be set up.
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
 /**
@@ -34,9 +41,12 @@ export function isConnectionFailure(error: unknown): boolean {
   if (syscall === 'connect' || syscall === 'getaddrinfo') return true;
   if (typeof code === 'string' && (NETWORK_CODES.has(code) || CONNECTION_STATES.test(code))) return true;
   // pg's own, without a code: connectionTimeoutMillis ran out, or the server hung up at once.
+  // A server that refuses TLS to a URL that asks for it (sslmode=require) says so before any statement.
   return (
     typeof message === 'string' &&
-    /^Connection terminated (due to connection timeout|unexpectedly)/.test(message)
+    /^(Connection terminated (due to connection timeout|unexpectedly)|The server does not support SSL connections)/.test(
+      message,
+    )
   );
 }
 

@@ -347,6 +347,25 @@ describe('a Postgres server the start cannot reach', () => {
     ]);
   });
 
+  it('names DATABASE_URL when the server refuses the TLS its sslmode asks for, not as a failed migration', async () => {
+    // A server without TLS answers a client's SSLRequest with 'N', as Postgres does.
+    const server = net.createServer((socket) => socket.once('data', () => socket.end('N')));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    try {
+      const result = await runServerExpectingExit({
+        DATABASE_URL: `postgres://sesame@127.0.0.1:${port}/sesame?sslmode=require`,
+        LOG_LEVEL: 'error',
+      });
+      expect(result.code).toBe(1);
+      expect(linesOf(result.stderr).filter((line) => line.startsWith('sesame:'))).toEqual([
+        `sesame: cannot connect to the database (DATABASE_URL postgres://sesame@127.0.0.1:${port}/sesame?sslmode=require): The server does not support SSL connections`,
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('names both URLs when DATABASE_DIRECT_URL is another one', async () => {
     const result = await runServerExpectingExit({
       DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame',
