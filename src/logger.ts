@@ -25,7 +25,7 @@ export interface Logger {
 const REDACTED = '[redacted]';
 
 /** Fields that hold a request URL or path; they go through {@link redactUrl}. */
-const URL_FIELDS = new Set(['url', 'path']);
+const URL_FIELDS = new Set(['url', 'path', 'redirect_uri']);
 
 /**
  * Query parameters whose values are safe to log: they say what was asked for, never prove

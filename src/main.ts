@@ -7,7 +7,7 @@
 // until the database and the stored keys are known to be good, so a busy data directory or
 // a wrong KEY_ENCRYPTION_SECRET still stops the start with its one line.
 import { type Config, ConfigError, configWarnings, loadConfig } from './config.js';
-import { isConnectionFailure } from './db/connectionFailure.js';
+import { cannotConnectTo, connectionFailureHint, isConnectionFailure } from './db/connectionFailure.js';
 import { DataDirBusyError } from './db/dataDirLock.js';
 import { createLogger, type Logger, routeProcessWarnings } from './logger.js';
 import { routeProviderNotices } from './oidc/providerNotices.js';
@@ -25,19 +25,28 @@ class StartStopped extends Error {}
 
 /** Names the step that failed, so the one-line error says what Sesame was doing. */
 class StartError extends Error {
-  constructor(step: string, cause: unknown) {
-    super(`${step}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  constructor(step: string, cause: unknown, hint?: string) {
+    super(`${step}: ${(cause as Error)?.message ?? String(cause)}${hint ? `: ${hint}` : ''}`, { cause });
   }
 }
 
-async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
+/** The step a failure to reach the database is reported as; start() names the database once it knows it. */
+let cannotConnect = 'cannot connect to the database';
+
+async function step<T>(
+  name: string,
+  run: () => Promise<T>,
+  hint?: (error: unknown) => string | undefined,
+): Promise<T> {
   try {
     return await run();
   } catch (error) {
     // A setting the stored data refutes (KEY_ENCRYPTION_SECRET) is a config error: its one line as it is.
     if (error instanceof DataDirBusyError || error instanceof StartError || error instanceof ConfigError)
       throw error;
-    throw new StartError(isConnectionFailure(error) ? 'cannot connect to the database' : name, error);
+    throw isConnectionFailure(error)
+      ? new StartError(cannotConnect, error, connectionFailureHint(error))
+      : new StartError(name, error, hint?.(error));
   }
 }
 
@@ -54,7 +63,8 @@ async function start(
   const appModule = import('./app.js');
   // Awaited below; until then a failure to load must not count as unhandled.
   appModule.catch(() => {});
-  const { openDatabase } = await import('./db/connect.js');
+  const { databaseUrlForLog, openDatabase } = await import('./db/connect.js');
+  cannotConnect = cannotConnectTo(config, databaseUrlForLog);
   const database = await step('cannot open the database', () =>
     openDatabase(config, {
       onPoolError: (error) => log.warn('idle database connection failed', { error: error.message }),
@@ -69,6 +79,11 @@ async function start(
     }),
   );
   running.closeDatabase = () => database.close();
+  // For the `sesame` commands that will work through this server (serverIssuer.ts).
+  if (database.kind === 'embedded') {
+    const { recordServerIssuer } = await import('./db/serverIssuer.js');
+    recordServerIssuer(config.dataDir, config.issuer);
+  }
   goOn();
   log.info(database.kind === 'embedded' ? 'using the embedded database' : 'using Postgres', {
     data: database.location,
@@ -97,7 +112,7 @@ async function start(
   // Before it listens: the app already holds a subscription and the provider's timers.
   running.stopApp = () => app.stop();
   goOn();
-  const port = await step(`cannot listen on ${config.host}:${config.port}`, () => app.start());
+  const port = await step(`cannot listen on ${config.host}:${config.port}`, () => app.start(), listenHint);
   goOn();
   log.info('Sesame is listening', {
     issuer: config.issuer,
@@ -108,6 +123,20 @@ async function start(
   const { announceSetupLink } = await import('./accounts/setupLink.js');
   goOn();
   await step('cannot issue the setup link', () => announceSetupLink(database.db, config, log));
+}
+
+/** What to change when the address cannot be listened on: the setting that names it. */
+function listenHint(error: unknown): string | undefined {
+  switch ((error as { code?: unknown } | undefined)?.code) {
+    case 'EADDRINUSE':
+      return 'another process (another Sesame?) listens on that port: stop it, or set PORT to another';
+    case 'EADDRNOTAVAIL':
+      return 'HOST is not an address of this machine: set HOST to one of them, or leave it unset (0.0.0.0)';
+    case 'EACCES':
+      return 'ports below 1024 need privileges: set PORT to 1024 or above and forward to it';
+    default:
+      return undefined;
+  }
 }
 
 /** One line on stderr; the stack of an unexpected error goes to the debug log only. */

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { type Config, loadConfig } from '../config.js';
 import { type DatabaseHandle, databaseUrlForLog, openDatabase } from '../db/connect.js';
 import { migrationState } from '../db/migrate.js';
+import { issuerMismatch } from '../db/serverIssuer.js';
 import { secretForCommands } from '../keysAtRest.js';
 import { printable } from '../text.js';
 
@@ -89,6 +90,11 @@ export async function withDatabase<T>(
   // Beside a running server on the embedded database, the command works through the server.
   const database = await openDatabase(config, { poolSize: 2, throughRunningServer: true });
   try {
+    // A warning, not a refusal: most commands print no link. JSON's stderr holds errors only.
+    const mismatch = database.throughRunningServer
+      ? issuerMismatch(config.dataDir, config.issuer)
+      : undefined;
+    if (mismatch && !printsJson) process.stderr.write(`sesame: ${printable(mismatch)}\n`);
     if (!migrates) await refuseOlderSchema(database.db);
     else if (database.throughRunningServer) await refuseMigratingUnderServer(database.db, config.dataDir);
     const applied = await database.migrate();

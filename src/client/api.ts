@@ -120,9 +120,22 @@ export function showCeremonyFailure(error: unknown): void {
   else showStatus(ceremonyMessage(error));
 }
 
+/**
+ * Why no passkey can work on this page, whatever the person tries, or undefined. Browsers offer
+ * WebAuthn only in a secure context (https, or http on localhost): on http elsewhere (an ISSUER
+ * served without TLS) it is missing, and the ceremony's plain Error said "try again".
+ */
+export function passkeysUnavailable(): string | undefined {
+  if (!window.isSecureContext) return message('insecureConnection', { origin: window.location.origin });
+  if (typeof PublicKeyCredential === 'undefined') return message('browserUnsupported');
+  return undefined;
+}
+
 /** Words for a ceremony that did not finish, from the WebAuthn DOMException names (WebAuthn L3 §5.1.3, §5.1.4). */
 export function ceremonyMessage(error: unknown): string {
   if (error instanceof ApiError) return error.message;
+  const unavailable = passkeysUnavailable();
+  if (unavailable) return unavailable;
   const name = (error as { name?: string })?.name;
   if (name === 'NotAllowedError' || name === 'AbortError') return message('cancelled');
   if (name === 'InvalidStateError') return message('alreadyRegistered');

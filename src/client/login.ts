@@ -6,7 +6,15 @@ import {
   startAuthentication,
   WebAuthnAbortService,
 } from '@simplewebauthn/browser';
-import { ApiError, clearStatus, message, postJson, showCeremonyFailure, showStatus } from './api.js';
+import {
+  ApiError,
+  clearStatus,
+  message,
+  passkeysUnavailable,
+  postJson,
+  showCeremonyFailure,
+  showStatus,
+} from './api.js';
 import { signalUnknownCredential } from './signals.js';
 
 const form = document.getElementById('login-form') as HTMLFormElement;
@@ -120,7 +128,7 @@ form.addEventListener('submit', (event) => {
 });
 
 if (!browserSupportsWebAuthn()) {
-  showStatus(message('browserUnsupported'));
+  showStatus(passkeysUnavailable() ?? message('browserUnsupported'));
   button.disabled = true;
 } else {
   startAutofill();

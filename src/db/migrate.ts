@@ -117,6 +117,31 @@ class LockHeldByCallerDialect extends PostgresDialect {
  * @returns the names of the migrations that ran now.
  * @throws MigrationLockTimeoutError when another migration held the lock for a minute.
  */
+/**
+ * Why the database user may not create Sesame's tables, or undefined when it may. Kysely
+ * creates its own table first and, when that fails, looks whether the table is there inside
+ * the failed transaction: the operator read only "current transaction is aborted", not the
+ * "permission denied for schema public" of a database created by another role (Postgres 15
+ * and later let only the database's owner create tables in public).
+ */
+async function creationRefused(client: pg.Client): Promise<string | undefined> {
+  const found = await client
+    .query<{ role: string; schema: string | null; database: string; may: boolean | null }>(
+      `select current_user as role, current_schema() as schema, current_database() as database,
+              has_schema_privilege(current_schema(), 'CREATE') as may`,
+    )
+    .then((result) => result.rows[0])
+    .catch(() => undefined);
+  if (!found || found.may === true) return undefined;
+  const { role, schema, database } = found;
+  if (schema === null)
+    return `no schema of the search_path of role ${role} exists in database ${database}: create one it may use, or reset its search_path`;
+  return (
+    `role ${role} may not create tables in schema ${schema} of database ${database}: make it the database's owner ` +
+    `(ALTER DATABASE ${database} OWNER TO ${role}; createdb -O ${role} for a new one) or GRANT CREATE ON SCHEMA ${schema} TO ${role}`
+  );
+}
+
 export async function migratePostgresToLatest(
   connectionString: string,
   lockTimeoutMs = MIGRATION_LOCK_TIMEOUT_MS,
@@ -136,6 +161,8 @@ export async function migratePostgresToLatest(
       return applied;
     } catch (error) {
       await client.query('rollback').catch(() => {});
+      const refused = await creationRefused(client);
+      if (refused) throw new Error(refused, { cause: error });
       if ((error as { code?: string }).code === '55P03') {
         throw new MigrationLockTimeoutError(
           `waited ${lockTimeoutMs / 1000} s for a lock another session holds (another instance migrating, ` +

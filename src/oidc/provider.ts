@@ -47,6 +47,7 @@ import {
   describeJwtAccessTokens,
   nameGrantAndSessionInJwt,
 } from './introspection.js';
+import { logRedirectUriMismatches } from './redirectUriMismatch.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
 import { restateError, restateProviderErrors } from './restatedErrors.js';
@@ -458,6 +459,7 @@ export function createProvider({
   sendSessionlessSignOutAsPage(provider, requestText);
   takeCodesFromLinks(provider);
   restateProviderErrors(provider);
+  logRedirectUriMismatches(provider, log);
   releaseCustomClaims(provider);
   queueBackchannelLogouts(provider, db);
   carryLogoutLanguage(provider);

@@ -287,6 +287,34 @@ describe('the sesame command (node bin/sesame.js)', () => {
       return { dataDir, server, done };
     }
 
+    it("warns when its ISSUER is not the running server's: the links it prints would lead elsewhere", async () => {
+      const { dataDir, server, done } = await embeddedServer();
+      try {
+        // Without the server's PORT or ISSUER, the command's ISSUER is http://localhost:3000.
+        const elsewhere = await runCli(['users', 'invite', '--email', 'far@example.com'], {
+          DATA_DIR: dataDir,
+        });
+        expect(elsewhere.code).toBe(0);
+        expect(elsewhere.stdout).toContain('http://localhost:3000/link/');
+        expect(linesOf(elsewhere.stderr)).toEqual([
+          `sesame: the server running on ${dataDir} serves ${server.baseUrl}, but this command's ISSUER is http://localhost:3000: the links it prints would lead there; set ISSUER (or PORT) for this command as the server has it (in .env, which both read)`,
+        ]);
+        // JSON keeps stderr for errors; with the server's ISSUER there is nothing to say.
+        const json = await runCli(['users', 'invite', '--email', 'json@example.com', '--json'], {
+          DATA_DIR: dataDir,
+        });
+        expect(json).toMatchObject({ code: 0, stderr: '' });
+        const same = await runCli(['users', 'invite', '--email', 'near@example.com'], {
+          DATA_DIR: dataDir,
+          ISSUER: server.baseUrl,
+        });
+        expect(same).toMatchObject({ code: 0, stderr: '' });
+        expect(same.stdout).toContain(`${server.baseUrl}/link/`);
+      } finally {
+        await done();
+      }
+    });
+
     it('lists clients beside the running server, as it does without one', async () => {
       const result = await cli.run(['clients', 'list', '--json']);
       expect(result).toMatchObject({ code: 0, stderr: '' });

@@ -38,7 +38,11 @@ describe('a page opened at another address than ISSUER', () => {
     );
     // Two refusals, one line: a flood of them cannot fill the log.
     expect(warnings()).toEqual([
-      expect.objectContaining({ opened_at: sesame.listenUrl, issuer: sesame.baseUrl }),
+      expect.objectContaining({
+        opened_at: sesame.listenUrl,
+        issuer: sesame.baseUrl,
+        hint: 'if people reach Sesame at opened_at (another host name, a proxy), set ISSUER to that address (https off localhost, for passkeys)',
+      }),
     ]);
   });
 

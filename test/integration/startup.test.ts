@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { SOCKET_NAME } from '../../src/db/dataDirLock.js';
 import { PGLITE_TEMPLATE_DIR } from '../../src/db/pgliteTemplate.js';
 import { isProviderPath } from '../../src/oidc/providerPaths.js';
@@ -166,6 +167,25 @@ describe('starting the built server (node dist/src/main.js)', () => {
     expect((await fetch(`${sesame.baseUrl}/readyz`)).status).toBe(200);
   });
 
+  it('refuses a second server on the same port (another data directory) with one line that says to set PORT', async () => {
+    const otherDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-port-taken-'));
+    try {
+      const second = await runServerExpectingExit({
+        DATA_DIR: otherDir,
+        PORT: String(sesame.port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'error',
+      });
+      expect(second.code).toBe(1);
+      expect(linesOf(second.stderr)).toEqual([
+        `sesame: cannot listen on 127.0.0.1:${sesame.port}: listen EADDRINUSE: address already in use 127.0.0.1:${sesame.port}: another process (another Sesame?) listens on that port: stop it, or set PORT to another`,
+      ]);
+      expect((await fetch(`${sesame.baseUrl}/readyz`)).status).toBe(200);
+    } finally {
+      fs.rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+
   it('stops on SIGTERM with exit code 0 and releases the data directory', async () => {
     const result = await sesame.stop('SIGTERM');
     expect(result).toMatchObject({ code: 0, signal: null });
@@ -295,7 +315,9 @@ describe("a library's process warning", () => {
       });
       expect(result.code).toBe(1);
       const lines = linesOf(result.stderr);
-      expect(lines.pop()).toMatch(/^sesame: cannot connect to the database: .*ECONNREFUSED/);
+      expect(lines.pop()).toMatch(
+        /^sesame: cannot connect to the database \(DATABASE_URL .*\): .*ECONNREFUSED/,
+      );
       const entries = lines.map((line) => JSON.parse(line) as Record<string, string>);
       expect(entries).toContainEqual(
         expect.objectContaining({
@@ -312,6 +334,53 @@ describe("a library's process warning", () => {
   });
 });
 
+describe('a Postgres server the start cannot reach', () => {
+  it('names DATABASE_URL (password masked) in its one line, also when LOG_LEVEL hides the "using Postgres" line', async () => {
+    // Nothing listens on port 1.
+    const result = await runServerExpectingExit({
+      DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame',
+      LOG_LEVEL: 'error',
+    });
+    expect(result.code).toBe(1);
+    expect(linesOf(result.stderr)).toEqual([
+      'sesame: cannot connect to the database (DATABASE_URL postgres://sesame:***@127.0.0.1:1/sesame): connect ECONNREFUSED 127.0.0.1:1',
+    ]);
+  });
+
+  it('names DATABASE_URL when the server refuses the TLS its sslmode asks for, not as a failed migration', async () => {
+    // A server without TLS answers a client's SSLRequest with 'N', as Postgres does.
+    const server = net.createServer((socket) => socket.once('data', () => socket.end('N')));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    try {
+      const result = await runServerExpectingExit({
+        DATABASE_URL: `postgres://sesame@127.0.0.1:${port}/sesame?sslmode=require`,
+        LOG_LEVEL: 'error',
+      });
+      expect(result.code).toBe(1);
+      expect(linesOf(result.stderr).filter((line) => line.startsWith('sesame:'))).toEqual([
+        `sesame: cannot connect to the database (DATABASE_URL postgres://sesame@127.0.0.1:${port}/sesame?sslmode=require): The server does not support SSL connections`,
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('names both URLs when DATABASE_DIRECT_URL is another one', async () => {
+    const result = await runServerExpectingExit({
+      DATABASE_URL: 'postgres://sesame:hunter2@127.0.0.1:1/sesame',
+      DATABASE_DIRECT_URL: 'postgres://sesame:hunter2@127.0.0.1:2/sesame',
+      LOG_LEVEL: 'error',
+    });
+    expect(result.code).toBe(1);
+    expect(linesOf(result.stderr)).toEqual([
+      expect.stringMatching(
+        /^sesame: cannot connect to the database \(DATABASE_URL postgres:\/\/sesame:\*\*\*@127\.0\.0\.1:1\/sesame, DATABASE_DIRECT_URL postgres:\/\/sesame:\*\*\*@127\.0\.0\.1:2\/sesame\): connect ECONNREFUSED 127\.0\.0\.1:[12]$/,
+      ),
+    ]);
+  });
+});
+
 (onPostgres ? describe : describe.skip)('a Postgres database that is not there', () => {
   it('stops the start with "cannot connect to the database", not as a failed migration', async () => {
     const url = new URL(process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL!);
@@ -319,10 +388,44 @@ describe("a library's process warning", () => {
     const result = await runServerExpectingExit({ DATABASE_URL: url.href });
     expect(result.code).toBe(1);
     expect(linesOf(result.stderr).pop()).toBe(
-      'sesame: cannot connect to the database: database "sesame_never_created" does not exist',
+      `sesame: cannot connect to the database (DATABASE_URL ${url.href.replace(/:[^:@/]*@/, ':***@')}): database "sesame_never_created" does not exist: create it first (createdb): Sesame creates its tables, not the database`,
     );
   });
 });
+
+(onPostgres ? describe : describe.skip)(
+  "a Postgres database its user may not create tables in (another role's)",
+  () => {
+    it('stops the start with one line naming the role, the schema and what to run, not "current transaction is aborted"', async () => {
+      const admin = new pg.Client({
+        connectionString: process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL,
+      });
+      await admin.connect();
+      const name = `sesame_not_owner_${process.pid}`;
+      try {
+        await admin.query(`create role ${name} login`);
+        await admin.query(`create database ${name}`);
+        const url = new URL(process.env.DATABASE_DIRECT_URL ?? process.env.DATABASE_URL!);
+        url.username = name;
+        url.password = '';
+        url.pathname = `/${name}`;
+        const result = await runServerExpectingExit({ DATABASE_URL: url.href, LOG_LEVEL: 'error' });
+        expect(result.code).toBe(1);
+        expect(linesOf(result.stderr)).toEqual([
+          `sesame: cannot migrate the database: role ${name} may not create tables in schema public of database ${name}: make it the database's owner (ALTER DATABASE ${name} OWNER TO ${name}; createdb -O ${name} for a new one) or GRANT CREATE ON SCHEMA public TO ${name}`,
+        ]);
+        // What the line says to run is enough.
+        await admin.query(`alter database ${name} owner to ${name}`);
+        const sesame = await startSesameProcess({ DATABASE_URL: url.href, LOG_LEVEL: 'warn' }, 60_000);
+        await sesame.stop();
+      } finally {
+        await admin.query(`drop database if exists ${name} with (force)`).catch(() => {});
+        await admin.query(`drop role if exists ${name}`).catch(() => {});
+        await admin.end();
+      }
+    }, 90_000);
+  },
+);
 
 /** Where Debian's Postgres (and most Linux packages') listens on a Unix socket. */
 const SOCKET_DIR = '/var/run/postgresql';

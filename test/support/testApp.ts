@@ -73,12 +73,14 @@ export async function startTestApp(
     mailTiming?: AppDeps['mailTiming'];
     /** Short limits on slow requests, for tests that wait for them. */
     httpTiming?: AppDeps['httpTiming'];
+    /** The ISSUER's host name instead of localhost (on the same port): a browser maps it to loopback. */
+    issuerHost?: string;
   } = {},
 ): Promise<TestApp> {
   const port = await freePort();
   const testDb: TestDatabase = await createTestDatabase();
   const vars: Record<string, string> = {
-    ISSUER: `http://localhost:${port}`,
+    ISSUER: `http://${options.issuerHost ?? 'localhost'}:${port}`,
     PORT: String(port),
     LOG_LEVEL: process.env.SESAME_TEST_LOG ?? 'silent',
     // One loopback address makes every request of a test file: tests of the limit set their own.

@@ -91,9 +91,12 @@ export class Csrf {
     const now = Date.now();
     if (now - this.otherAddressLoggedAt >= OTHER_ADDRESS_LOG_INTERVAL_MS) {
       this.otherAddressLoggedAt = now;
+      // The page tells the person to open the issuer's address; from another machine (a server
+      // reached by its IP address, or through a proxy) that leads nowhere, and ISSUER is the fix.
       this.log.warn('a page was opened at another address than ISSUER: its forms are refused', {
         opened_at: opened.origin,
         issuer: this.origin,
+        hint: 'if people reach Sesame at opened_at (another host name, a proxy), set ISSUER to that address (https off localhost, for passkeys)',
       });
     }
     return new HttpError(
