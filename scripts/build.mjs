@@ -90,8 +90,10 @@ const oneCopyPerVersion = {
           pluginData: oneCopyPerVersion,
         });
         const nested = /^(.*[\\/]node_modules[\\/](?:@[^\\/]+[\\/])?[^\\/]+)[\\/]/.exec(found.path ?? '');
-        if (found.errors.length || found.external || !nested)
-          return found.errors.length ? { errors: found.errors } : found;
+        // Not found: esbuild's own resolution decides, which leaves a `require` in a try block
+        // (debug's optional supports-color, absent from a production install) to run time.
+        if (found.errors.length) return undefined;
+        if (found.external || !nested) return found;
         const packageDir = nested[1];
         const { name, version } = JSON.parse(fs.readFileSync(path.join(packageDir, 'package.json'), 'utf8'));
         const key = `${name}@${version}`;

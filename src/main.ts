@@ -82,7 +82,15 @@ async function start(
   // For the `sesame` commands that will work through this server (serverIssuer.ts).
   if (database.kind === 'embedded') {
     const { recordServerIssuer } = await import('./db/serverIssuer.js');
-    recordServerIssuer(config.dataDir, config.issuer);
+    // Advice for the commands, not needed to serve: a directory that refuses it stops nothing.
+    try {
+      recordServerIssuer(config.dataDir, config.issuer);
+    } catch (error) {
+      log.warn('could not record ISSUER for the sesame commands beside this server', {
+        data: config.dataDir,
+        error: (error as Error).message,
+      });
+    }
   }
   goOn();
   log.info(database.kind === 'embedded' ? 'using the embedded database' : 'using Postgres', {

@@ -15,6 +15,7 @@ import { seedFromTemplate } from './pgliteTemplate.js';
 import { makePrivate, PRIVATE_UMASK } from './privateFiles.js';
 import { resendingEndedReads, runSqlOnPool } from './rawSql.js';
 import type { Database } from './schema.js';
+import { forgetServerIssuer } from './serverIssuer.js';
 
 export type Db = Kysely<Database>;
 
@@ -75,14 +76,20 @@ function nameOf(param: string): string {
  * (`password`, `sslpassword`).
  */
 export function databaseUrlForLog(url: string): string {
-  const { scheme, authority, path, query } = partsOf(url);
+  const { scheme, authority } = partsOf(url);
   // The user part ends at the authority's last '@'; its password, at its first ':'.
   const at = authority.lastIndexOf('@');
   const colon = authority.indexOf(':');
-  const shown =
-    at !== -1 && colon !== -1 && colon < at
-      ? `${authority.slice(0, colon)}:***${authority.slice(at)}`
-      : authority;
+  let masked = url;
+  if (at !== -1 && colon !== -1 && colon < at)
+    masked = `${scheme}${authority.slice(0, colon)}:***${url.slice(scheme.length + at)}`;
+  // No '@' in the authority but one further on: a password holding an unencoded '/' or '?'
+  // (`sesame:2024/Spring@db`, which pg reads as host `sesame`, port 2024) was printed whole.
+  // It is taken to run to the URL's last '@'; masking more of an odd URL (an '@' in a query
+  // value) is the safe side.
+  else if (at === -1 && colon !== -1 && url.lastIndexOf('@') > scheme.length + colon)
+    masked = `${scheme}${authority.slice(0, colon)}:***${url.slice(url.lastIndexOf('@'))}`;
+  const { authority: shown, path, query } = partsOf(masked);
   const params = query
     .slice(1)
     .split('&')
@@ -242,6 +249,8 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
   const connections = new Set<Promise<void>>();
   try {
     checkDataDirOwner(dataDir);
+    // What a holder before this one recorded is not this one's (a server records its own after).
+    forgetServerIssuer(dataDir);
     // Every file this process creates from now on (PGlite's included) is its owner's alone.
     process.umask(PRIVATE_UMASK);
     const madePrivate = makePrivate(dataDir);
@@ -278,6 +287,7 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
         await claim.drain(SOCKET_CLIENT_GRACE_MS);
         await Promise.all(connections);
         await db.destroy();
+        forgetServerIssuer(dataDir);
         await claim.release();
       },
     };

@@ -104,19 +104,11 @@ class LockHeldByCallerDialect extends PostgresDialect {
   }
 }
 
-/**
- * Applies every pending migration on Postgres inside one transaction on one connection,
- * holding a transaction-scoped advisory lock (`pg_advisory_xact_lock`). Kysely's own lock is
- * session-level and released by a separate statement, which a transaction-mode pooler
- * (PgBouncer, hosted poolers) may send to another server connection, leaving the lock held
- * on a pooled connection for every later start to wait on. A transaction's lock ends with
- * the transaction whatever happens: commit, rollback, or a dropped connection. Safe through
- * a transaction-mode pooler too, since the pooler keeps a transaction on one server session.
- * @param connectionString DATABASE_DIRECT_URL (or DATABASE_URL).
- * @param lockTimeoutMs how long to wait for a lock (tests shorten it).
- * @returns the names of the migrations that ran now.
- * @throws MigrationLockTimeoutError when another migration held the lock for a minute.
- */
+/** A name as SQL takes it: as it is when it needs no quotes (`sesame`), else quoted (`"sesame-prod"`). */
+function asIdentifier(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : pg.escapeIdentifier(name);
+}
+
 /**
  * Why the database user may not create Sesame's tables, or undefined when it may. Kysely
  * creates its own table first and, when that fails, looks whether the table is there inside
@@ -133,7 +125,9 @@ async function creationRefused(client: pg.Client): Promise<string | undefined> {
     .then((result) => result.rows[0])
     .catch(() => undefined);
   if (!found || found.may === true) return undefined;
-  const { role, schema, database } = found;
+  const [role, schema, database] = [found.role, found.schema, found.database].map((name) =>
+    name === null ? null : asIdentifier(name),
+  );
   if (schema === null)
     return `no schema of the search_path of role ${role} exists in database ${database}: create one it may use, or reset its search_path`;
   return (
@@ -142,6 +136,19 @@ async function creationRefused(client: pg.Client): Promise<string | undefined> {
   );
 }
 
+/**
+ * Applies every pending migration on Postgres inside one transaction on one connection,
+ * holding a transaction-scoped advisory lock (`pg_advisory_xact_lock`). Kysely's own lock is
+ * session-level and released by a separate statement, which a transaction-mode pooler
+ * (PgBouncer, hosted poolers) may send to another server connection, leaving the lock held
+ * on a pooled connection for every later start to wait on. A transaction's lock ends with
+ * the transaction whatever happens: commit, rollback, or a dropped connection. Safe through
+ * a transaction-mode pooler too, since the pooler keeps a transaction on one server session.
+ * @param connectionString DATABASE_DIRECT_URL (or DATABASE_URL).
+ * @param lockTimeoutMs how long to wait for a lock (tests shorten it).
+ * @returns the names of the migrations that ran now.
+ * @throws MigrationLockTimeoutError when another migration held the lock for a minute.
+ */
 export async function migratePostgresToLatest(
   connectionString: string,
   lockTimeoutMs = MIGRATION_LOCK_TIMEOUT_MS,
@@ -161,14 +168,18 @@ export async function migratePostgresToLatest(
       return applied;
     } catch (error) {
       await client.query('rollback').catch(() => {});
-      const refused = await creationRefused(client);
-      if (refused) throw new Error(refused, { cause: error });
-      if ((error as { code?: string }).code === '55P03') {
+      const code = (error as { code?: string }).code;
+      if (code === '55P03') {
         throw new MigrationLockTimeoutError(
           `waited ${lockTimeoutMs / 1000} s for a lock another session holds (another instance migrating, ` +
             'or a long transaction on a table the migration alters); see pg_locks and try again',
         );
       }
+      // Only a refusal (42501), or the aborted transaction Kysely's look for its table reports
+      // after one (25P02), may be the schema's: a role without CREATE that runs a database its
+      // owner migrated fails otherwise for other reasons, and was told to take the database over.
+      const refused = code === '42501' || code === '25P02' ? await creationRefused(client) : undefined;
+      if (refused) throw new Error(refused, { cause: error });
       throw error;
     }
   } finally {

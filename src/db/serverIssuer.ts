@@ -16,6 +16,15 @@ export function recordServerIssuer(dataDir: string, issuer: string): void {
 }
 
 /**
+ * Removes the ISSUER a holder of the directory recorded: the holder closing it, or the next
+ * one claiming it after a crash. Left behind, a command working through a later holder (a
+ * command, which records none) was told to go back to an address nobody serves any more.
+ */
+export function forgetServerIssuer(dataDir: string): void {
+  fs.rmSync(path.join(dataDir, ISSUER_FILE_NAME), { force: true });
+}
+
+/**
  * What a command working through the server says when its ISSUER is not the server's, or
  * undefined when they agree (or the server recorded none: an older Sesame).
  */

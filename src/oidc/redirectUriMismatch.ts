@@ -7,36 +7,35 @@ import type { Logger } from '../logger.js';
  * host's letter case. Undefined when none of the registered ones is that near.
  */
 export function nearMiss(sent: string, registered: readonly string[]): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(sent);
-  } catch {
-    return undefined;
-  }
   for (const candidate of registered) {
-    let other: URL;
+    // A URL that parses may still not rebuild (`foo:[`, `x:a b` with another scheme): such a
+    // candidate is just not near. Thrown here, inside the provider's error event, it made the
+    // refusal a 500.
     try {
-      other = new URL(candidate);
-    } catch {
-      continue;
-    }
-    const same = (a: URL, b: URL) => a.href === b.href;
-    const withPath = (u: URL, path: string) => Object.assign(new URL(u.href), { pathname: path });
-    const trimmed = (path: string) => (path.endsWith('/') ? path.slice(0, -1) : `${path}/`);
-    if (url.pathname !== '/' && same(withPath(url, trimmed(url.pathname)), other))
-      return `only its trailing slash differs from the registered ${candidate}`;
-    if (url.protocol === other.protocol && url.hostname === other.hostname && url.port !== other.port) {
-      if (same(Object.assign(new URL(url.href), { port: other.port }), other))
-        return `only its port differs from the registered ${candidate}`;
-    }
-    if (
-      url.protocol !== other.protocol &&
-      same(new URL(`${other.protocol}${url.href.slice(url.protocol.length)}`), other)
-    )
-      return `only its scheme differs from the registered ${candidate}`;
-    if (sent !== candidate && sent.toLowerCase() === candidate.toLowerCase())
-      return `only letter case differs from the registered ${candidate}`;
+      const hint = nearMissOf(new URL(sent), sent, new URL(candidate), candidate);
+      if (hint) return hint;
+    } catch {}
   }
+  return undefined;
+}
+
+function nearMissOf(url: URL, sent: string, other: URL, candidate: string): string | undefined {
+  const same = (a: URL, b: URL) => a.href === b.href;
+  const withPath = (u: URL, path: string) => Object.assign(new URL(u.href), { pathname: path });
+  const trimmed = (path: string) => (path.endsWith('/') ? path.slice(0, -1) : `${path}/`);
+  if (url.pathname !== '/' && same(withPath(url, trimmed(url.pathname)), other))
+    return `only its trailing slash differs from the registered ${candidate}`;
+  if (url.protocol === other.protocol && url.hostname === other.hostname && url.port !== other.port) {
+    if (same(Object.assign(new URL(url.href), { port: other.port }), other))
+      return `only its port differs from the registered ${candidate}`;
+  }
+  if (
+    url.protocol !== other.protocol &&
+    same(new URL(`${other.protocol}${url.href.slice(url.protocol.length)}`), other)
+  )
+    return `only its scheme differs from the registered ${candidate}`;
+  if (sent !== candidate && sent.toLowerCase() === candidate.toLowerCase())
+    return `only letter case differs from the registered ${candidate}`;
   return undefined;
 }
 
@@ -52,21 +51,28 @@ export function logRedirectUriMismatches(
   log: Logger,
 ): void {
   provider.on('authorization.error', (ctx, error) => {
-    if ((error as { error?: unknown }).error !== 'invalid_redirect_uri') return;
-    const client = ctx.oidc.client;
-    if (!client) return;
-    const params = (ctx.oidc.params ?? (ctx.method === 'POST' ? ctx.oidc.body : ctx.query) ?? {}) as Record<
-      string,
-      unknown
-    >;
-    const sent = typeof params.redirect_uri === 'string' ? params.redirect_uri : undefined;
-    const registered = client.redirectUris ?? [];
-    const hint = sent === undefined ? undefined : nearMiss(sent, registered);
-    log.warn('authorization request refused: its redirect_uri is not registered for the client', {
-      client: client.clientId,
-      redirect_uri: sent,
-      registered,
-      ...(hint && { hint: `${hint}; redirect URIs match exactly` }),
-    });
+    // A line of advice: whatever it meets, it must not turn the refusal into a 500.
+    try {
+      logMismatch(ctx, error, log);
+    } catch {}
+  });
+}
+
+function logMismatch(ctx: KoaContextWithOIDC, error: Error, log: Logger): void {
+  if ((error as { error?: unknown }).error !== 'invalid_redirect_uri') return;
+  const client = ctx.oidc.client;
+  if (!client) return;
+  const params = (ctx.oidc.params ?? (ctx.method === 'POST' ? ctx.oidc.body : ctx.query) ?? {}) as Record<
+    string,
+    unknown
+  >;
+  const sent = typeof params.redirect_uri === 'string' ? params.redirect_uri : undefined;
+  const registered = client.redirectUris ?? [];
+  const hint = sent === undefined ? undefined : nearMiss(sent, registered);
+  log.warn('authorization request refused: its redirect_uri is not registered for the client', {
+    client: client.clientId,
+    redirect_uri: sent,
+    registered,
+    ...(hint && { hint: `${hint}; redirect URIs match exactly` }),
   });
 }

@@ -315,6 +315,37 @@ describe('the sesame command (node bin/sesame.js)', () => {
       }
     });
 
+    it("says nothing of a server that has gone: its ISSUER goes with it, a crashed one's with the next holder", async () => {
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sesame-cli-issuer-'));
+      const issuerFile = path.join(dataDir, '.s.PGSQL.5432.issuer');
+      try {
+        const stopped = await startSesameProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, 60_000);
+        expect(fs.existsSync(issuerFile)).toBe(true);
+        await stopped.stop();
+        expect(fs.existsSync(issuerFile)).toBe(false);
+        const crashed = await startSesameProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, 60_000);
+        await crashed.stop('SIGKILL');
+        expect(fs.existsSync(issuerFile)).toBe(true);
+        // A command holds the directory now; another works through it and has nothing to warn of.
+        const holder = await openDatabase(
+          { dataDir, databaseUrl: undefined },
+          { throughRunningServer: true },
+        );
+        try {
+          const invite = await runCli(['users', 'invite', '--email', 'late@example.com'], {
+            DATA_DIR: dataDir,
+            ISSUER: 'http://localhost:3000',
+          });
+          expect(invite.code).toBe(0);
+          expect(linesOf(invite.stderr)).toEqual([]);
+        } finally {
+          await holder.close();
+        }
+      } finally {
+        fs.rmSync(dataDir, { recursive: true, force: true });
+      }
+    }, 120_000);
+
     it('lists clients beside the running server, as it does without one', async () => {
       const result = await cli.run(['clients', 'list', '--json']);
       expect(result).toMatchObject({ code: 0, stderr: '' });

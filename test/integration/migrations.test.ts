@@ -434,6 +434,30 @@ describe("migration 0031: a passkey API tenant's signing key moves to a table of
     }
   });
 
+  it('says a lock timed out, not that the role may not create tables, for a role without CREATE', async () => {
+    // Least privilege: the owner migrates, the servers run as a role that reads and writes rows.
+    await migratePostgresToLatest(directUrl());
+    const role = `sesame_rows_${process.pid}`;
+    const admin = new pg.Client({ connectionString: directUrl() });
+    await admin.connect();
+    const holder = new pg.Client({ connectionString: directUrl() });
+    await holder.connect();
+    try {
+      await admin.query(`create role ${role} login`);
+      await admin.query(`grant select, insert, update, delete on all tables in schema public to ${role}`);
+      const asRole = Object.assign(new URL(directUrl()), { username: role, password: '' }).href;
+      expect(await migratePostgresToLatest(asRole)).toEqual([]);
+      await holder.query('begin');
+      await holder.query('select pg_advisory_xact_lock(3853314791062309107)');
+      await expect(migratePostgresToLatest(asRole, 500)).rejects.toBeInstanceOf(MigrationLockTimeoutError);
+    } finally {
+      await holder.end();
+      await admin.query(`drop owned by ${role}`).catch(() => {});
+      await admin.query(`drop role if exists ${role}`).catch(() => {});
+      await admin.end();
+    }
+  });
+
   it('holds its lock only for the transaction: none is left once it is done, and the next run goes through', async () => {
     await Promise.all([migratePostgresToLatest(directUrl()), migratePostgresToLatest(directUrl())]);
     expect(await advisoryLocksHeld()).toBe(0);

@@ -80,4 +80,14 @@ describe('an authorization request with an unregistered redirect_uri', () => {
     expect(allowed.status).toBe(303);
     expect(refusals()).toEqual([]);
   });
+
+  it.each(['foo:[', 'x:a b', 'foo:%'])(
+    'refuses %j, which parses as a URL but does not rebuild, as any other, with its line',
+    async (sent) => {
+      lines.length = 0;
+      const response = await authorize(sent);
+      expect(response.status).toBe(400);
+      expect(refusals()).toEqual([expect.objectContaining({ redirect_uri: sent, registered: [REGISTERED] })]);
+    },
+  );
 });

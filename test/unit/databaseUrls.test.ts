@@ -21,6 +21,9 @@ describe('databaseUrlForLog: DATABASE_URL as the log shows it', () => {
     ['postgres://db:5432/sesame?PASSWORD=hunter2', 'postgres://db:5432/sesame?PASSWORD=***'],
     // URLSearchParams, which pg reads parameters with, decodes their names.
     ['postgres://db/sesame?pass%77ord=hunter2&x=%zz', 'postgres://db/sesame?pass%77ord=***&x=%zz'],
+    // A password with an unencoded '/' or '?', which pg reads as a host and a port.
+    ['postgres://sesame:2024/hunter2@db.example/sesame', 'postgres://sesame:***@db.example/sesame'],
+    ['postgres://sesame:123?hunter2@db.example/sesame', 'postgres://sesame:***@db.example/sesame'],
   ])('masks the password of %s', (url, shown) => {
     expect(databaseUrlForLog(url)).toBe(shown);
     expect(databaseUrlForLog(url)).not.toMatch(/hunter/);
