@@ -343,6 +343,7 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
         [],
         { username: 5 },
         { user_id: '', username: 'a', display_name: 5 },
+        { user_id: 'u1', USERNAME: 5 },
       ]) {
         expect(await call(app, '/registration/initialize', { key: app.apiKey, body })).toMatchObject({
           status: 400,
@@ -352,6 +353,13 @@ describe("Hanko's passkey SDK (@teamhanko/passkeys-sdk 0.2.1) against Sesame", (
       expect(
         await call(app, '/login/initialize', { key: app.apiKey, body: { user_id: { id: 'u1' } } }),
       ).toMatchObject({ status: 400, json: { title: 'unable to process request' } });
+      // A member's name in another case is the member, as Go's encoding/json reads it.
+      const shouted = await call(app, '/registration/initialize', {
+        key: app.apiKey,
+        body: { User_ID: 'u9', Username: 'nine@app.example', DISPLAY_NAME: 'Nine' },
+      });
+      expect(shouted.status).toBe(200);
+      expect(shouted.json.publicKey.user).toMatchObject({ name: 'nine@app.example', displayName: 'Nine' });
       expect(
         await call(app, '/registration/initialize', {
           key: app.apiKey,

@@ -45,6 +45,7 @@ import type { Services } from '../services.js';
 import {
   type AuditState,
   auditedAs,
+  bindNames,
   countCallToNoTenant,
   limitPerIpBeforeTenant,
   limitPerTenantOrIp,
@@ -252,7 +253,7 @@ function parseQuery<T extends z.ZodObject>(
   schema: T,
   titleOf: (issue: z.core.$ZodIssue) => string,
 ): z.output<T> {
-  const result = schema.safeParse(boundQuery(ctx.query, Object.keys(schema.shape)));
+  const result = schema.safeParse(bindNames(ctx.query, Object.keys(schema.shape)));
   if (!result.success) {
     const issue = result.error.issues[0]!;
     throw hankoError(400, titleOf(issue), `${issue.path.join('.') || 'query'}: ${issue.message}`);
@@ -265,22 +266,6 @@ function parseQuery<T extends z.ZodObject>(
  * is "unable to process request", one that breaks a rule (`order=sideways`) "unable to
  * validate request".
  */
-/**
- * The query's parameters by the names a schema reads, as echo binds them: a name not given
- * exactly is looked up ignoring case (`USER_ID=alice` filters as `user_id=alice` does in
- * Hanko; read as no filter, it listed every user's passkeys).
- */
-function boundQuery(query: Record<string, unknown>, names: string[]): Record<string, unknown> {
-  const bound: Record<string, unknown> = {};
-  for (const name of names) {
-    const given = Object.hasOwn(query, name)
-      ? name
-      : Object.keys(query).find((key) => key.toLowerCase() === name.toLowerCase());
-    if (given !== undefined) bound[name] = query[given];
-  }
-  return bound;
-}
-
 const credentialsQueryTitle = (issue: z.core.$ZodIssue) =>
   issue.code === 'invalid_type' ? HANKO_TITLES.unreadable : HANKO_TITLES.invalid;
 

@@ -224,6 +224,11 @@ export function passkeyApiAtRoot(ctx: Context, next: Next) {
  * `null` (Go's decoder leaves the zero value), breaks a rule and keeps `title`.
  */
 export function parseHankoBody<T extends z.ZodType>(ctx: Context, schema: T, title: string): z.output<T> {
+  // Go's encoding/json, which Hanko's binding uses, matches a member's name ignoring case
+  // when no field has it exactly: `{"User_ID": …}` is `user_id` there, and was missing here.
+  const body: unknown = ctx.request.body;
+  if ('shape' in schema && body !== null && typeof body === 'object' && !Array.isArray(body))
+    ctx.request.body = bindNames(body as Record<string, unknown>, Object.keys(schema.shape as object), true);
   try {
     return parseBody(ctx, schema);
   } catch (caught) {
@@ -231,6 +236,31 @@ export function parseHankoBody<T extends z.ZodType>(ctx: Context, schema: T, tit
     const unbound = title === HANKO_TITLES.invalid && failsBinding(ctx.request.body, schema);
     throw hankoError(400, unbound ? HANKO_TITLES.unreadable : title, caught.message);
   }
+}
+
+/**
+ * The values of `given` by the names a schema reads, as Hanko's Go binding finds them: a name
+ * not given exactly is looked up ignoring case (echo's query binding and encoding/json alike;
+ * `USER_ID=alice` read as no filter listed every user's passkeys). With `keepOthers`, the
+ * members no name matches stay as they were (a body's unknown members are the schema's to judge).
+ */
+export function bindNames(
+  given: Record<string, unknown>,
+  names: string[],
+  keepOthers = false,
+): Record<string, unknown> {
+  const bound: Record<string, unknown> = {};
+  const used = new Set<string>();
+  for (const name of names) {
+    const key = Object.hasOwn(given, name)
+      ? name
+      : Object.keys(given).find((other) => other.toLowerCase() === name.toLowerCase());
+    if (key === undefined) continue;
+    bound[name] = given[key];
+    used.add(key);
+  }
+  if (keepOthers) for (const [key, value] of Object.entries(given)) if (!used.has(key)) bound[key] ??= value;
+  return bound;
 }
 
 /**
