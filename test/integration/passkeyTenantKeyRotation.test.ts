@@ -124,6 +124,14 @@ describe("rotating a passkey API app's signing key", () => {
       String(ACTIVATE_IN_SECONDS),
     ]);
     expect(rotated).toMatchObject({ tenant_id: app.id, kid: expect.stringMatching(/^pk-/) });
+    // The old key stops at the very instant the new one starts: stored finer than the Date the
+    // retirement was set from, the two left up to 1 ms with no key signing (a 500 in CI).
+    const { rows: boundary } = await sql<{ starts: string; stops: string }>`
+      select (select activates_at::text from passkey_tenant_keys where kid = ${rotated.kid}) as starts,
+             (select retired_at::text from passkey_tenant_keys where kid = ${before.kid}) as stops`.execute(
+      sesame.db,
+    );
+    expect(boundary[0]!.stops).toBe(boundary[0]!.starts);
     const activatesAt = new Date(rotated.activates_at).getTime();
     for (const on of instances()) {
       expect(await publishedKids(on)).toEqual([before.kid, rotated.kid].sort());

@@ -62,7 +62,9 @@ export const signingKeysQueries = {
         kid,
         alg,
         private_jwk: privateJwk,
-        activates_at: sql<Date>`now() + make_interval(secs => ${activateInSeconds})`,
+        // To the millisecond, as a JavaScript Date holds it: the other keys are retired at the Date
+        // read back, and a stored value finer than that left a gap of up to 1 ms with no key signing.
+        activates_at: sql<Date>`date_trunc('milliseconds', now() + make_interval(secs => ${activateInSeconds}))`,
       })
       .returning('activates_at')
       .executeTakeFirstOrThrow();
