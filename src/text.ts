@@ -1,4 +1,5 @@
 import { domainToASCII } from 'node:url';
+import { z } from 'zod';
 
 /**
  * Rules for the text people and admins type in: names and email addresses. Names are shown
@@ -35,6 +36,19 @@ export const INVISIBLE_NAME_REFUSED = 'must show something, not only spaces or i
 export function isVisibleText(text: string): boolean {
   return /[^\p{White_Space}\p{Cf}\p{Cc}\p{Mn}\p{Default_Ignorable_Code_Point}\u2800]/u.test(text);
 }
+
+/**
+ * A name someone types that others read (an app, an API key, a passkey API user or
+ * passkey): trimmed, 1 to `max` characters, no control character, and something to see.
+ */
+export const shownName = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1, { message: 'is required' })
+    .max(max, { message: `must be at most ${max} characters` })
+    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
+    .refine(isVisibleText, INVISIBLE_NAME_REFUSED);
 
 /** Whether a name holds no control character and no bidirectional override (see {@link UNWANTED_IN_A_NAME}). */
 export function hasNoControlCharacters(text: string): boolean {

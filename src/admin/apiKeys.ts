@@ -7,12 +7,7 @@ import { type Actor, auditQueries } from '../db/queries/audit.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import { usersQueries } from '../db/queries/users.js';
 import { API_KEY_SCOPES, type ApiKeyRow, type ApiKeyScope } from '../db/schema.js';
-import {
-  CONTROL_CHARACTERS_REFUSED,
-  hasNoControlCharacters,
-  INVISIBLE_NAME_REFUSED,
-  isVisibleText,
-} from '../text.js';
+import { shownName } from '../text.js';
 
 /**
  * Every API key starts with this, so secret scanners (GitHub push protection, gitleaks)
@@ -22,13 +17,7 @@ export const API_KEY_PREFIX = 'ssk_';
 
 const API_KEY_SHAPE = /^ssk_[A-Za-z0-9_-]{43}$/;
 
-export const apiKeyNameSchema = z
-  .string()
-  .trim()
-  .min(1, { message: 'is required' })
-  .max(100, { message: 'must be at most 100 characters' })
-  .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
-  .refine(isVisibleText, INVISIBLE_NAME_REFUSED);
+export const apiKeyNameSchema = shownName(100);
 
 export { API_KEY_SCOPES, type ApiKeyScope };
 

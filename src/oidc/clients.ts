@@ -8,14 +8,7 @@ import { groupsQueries } from '../db/queries/groups.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import type { ClientRow } from '../db/schema.js';
 import { imageOrigin } from '../http/middleware/securityHeaders.js';
-import {
-  CONTROL_CHARACTERS_REFUSED,
-  hasNoControlCharacters,
-  INVISIBLE_NAME_REFUSED,
-  isPlainUriText,
-  isVisibleText,
-  printable,
-} from '../text.js';
+import { isPlainUriText, printable, shownName } from '../text.js';
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -246,13 +239,7 @@ const logoUri = z
  * The name people see on the app's consent and sign-in pages. One of only invisible
  * characters (U+200B, a soft hyphen) left those pages saying that nobody asks for access.
  */
-const clientName = z
-  .string()
-  .trim()
-  .min(1, { message: 'is required' })
-  .max(100, { message: 'must be at most 100 characters' })
-  .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
-  .refine(isVisibleText, INVISIBLE_NAME_REFUSED);
+const clientName = shownName(100);
 
 /** What an admin may set when registering a client. Validated once, here, for the CLI, the API and the pages. */
 export const clientInputSchema = z

@@ -1,11 +1,6 @@
 import { z } from 'zod';
 import { authenticationResponseSchema, registrationResponseSchema } from '../http/schemas.js';
-import {
-  CONTROL_CHARACTERS_REFUSED,
-  hasNoControlCharacters,
-  INVISIBLE_NAME_REFUSED,
-  isVisibleText,
-} from '../text.js';
+import { CONTROL_CHARACTERS_REFUSED, hasNoControlCharacters, shownName } from '../text.js';
 
 /**
  * The app's own user id. It becomes the WebAuthn user handle as UTF-8, which may be at
@@ -50,14 +45,8 @@ const iconUrl = z.string().refine(isIconUrl, {
 /** `POST /registration/initialize` (Hanko: InitRegistrationDto). */
 export const registrationInitializeSchema = z.object({
   user_id: userId,
-  username: z
-    .string()
-    .trim()
-    .min(1, { message: 'is required' })
-    .max(128, { message: 'must be at most 128 characters' })
-    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
-    // The authenticator's dialog and the person's passkey manager show the account by it.
-    .refine(isVisibleText, INVISIBLE_NAME_REFUSED),
+  // The authenticator's dialog and the person's passkey manager show the account by it.
+  username: shownName(128),
   display_name: z
     .string()
     .trim()
@@ -176,14 +165,8 @@ export const tenantAuthenticationResponseSchema = authenticationResponseSchema.e
 
 /** `PATCH /credentials/{id}`. */
 export const credentialRenameSchema = z.object({
-  name: z
-    .string()
-    .trim()
-    .min(1, { message: 'is required' })
-    .max(128, { message: 'must be at most 128 characters' })
-    .refine(hasNoControlCharacters, CONTROL_CHARACTERS_REFUSED)
-    // The tenant's app lists its people's passkeys by it, as Sesame's account page does.
-    .refine(isVisibleText, INVISIBLE_NAME_REFUSED),
+  // The tenant's app lists its people's passkeys by it, as Sesame's account page does.
+  name: shownName(128),
 });
 
 /** A credential id in the path: base64url, as long as WebAuthn allows (1023 bytes, §5.8.3). */
