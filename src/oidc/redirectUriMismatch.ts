@@ -7,12 +7,14 @@ import type { Logger } from '../logger.js';
  * host's letter case. Undefined when none of the registered ones is that near.
  */
 export function nearMiss(sent: string, registered: readonly string[]): string | undefined {
+  if (!URL.canParse(sent)) return undefined;
+  const url = new URL(sent);
   for (const candidate of registered) {
     // A URL that parses may still not rebuild (`foo:[`, `x:a b` with another scheme): such a
     // candidate is just not near. Thrown here, inside the provider's error event, it made the
     // refusal a 500.
     try {
-      const hint = nearMissOf(new URL(sent), sent, new URL(candidate), candidate);
+      const hint = nearMissOf(url, sent, new URL(candidate), candidate);
       if (hint) return hint;
     } catch {}
   }
