@@ -1,6 +1,7 @@
 import type { Account, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { usersQueries } from '../db/queries/users.js';
+import { mustReadFresh } from '../oidc/newerThanCache.js';
 import type { RowCaches } from '../oidc/rowCaches.js';
 import { mergeCustomClaims } from './customClaims.js';
 
@@ -30,7 +31,11 @@ export const CUSTOM_CLAIMS = Symbol('sesame.customClaims');
  */
 export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users' | 'groups'>): FindAccount {
   return async (_ctx, sub, token): Promise<Account | undefined> => {
-    const user = await caches.users.find(sub, () => usersQueries.findById(db, sub));
+    const user = await caches.users.find(
+      sub,
+      () => usersQueries.findById(db, sub),
+      mustReadFresh(`User:${sub}`),
+    );
     if (!user || user.disabled_at) return undefined;
     // Redeeming a code or refresh token, or calling userinfo (a token is given): someone no
     // longer in a group the client admits is no account for it, so nothing more is issued.

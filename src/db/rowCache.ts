@@ -61,11 +61,14 @@ export class RowCache<T extends object> implements RowChangeListener {
     this.#moveAfter = Math.ceil(maxEntries / 2);
   }
 
-  /** The cached row, or `load()`'s answer (cached when it exists and nothing changed meanwhile). */
+  /**
+   * The cached row, or `load()`'s answer (cached when it exists and nothing changed
+   * meanwhile); with `fresh`, `load()`'s answer whatever is cached.
+   */
   // Not async: a hit, the common case on every token request (its client, its account), is
   // answered without an async function's turns.
-  find(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
-    const hit = this.peek(key);
+  find(key: string, load: () => Promise<T | undefined>, fresh = false): Promise<T | undefined> {
+    const hit = fresh ? undefined : this.peek(key);
     return hit ? Promise.resolve(hit) : this.#load(key, load);
   }
 

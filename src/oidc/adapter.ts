@@ -12,6 +12,7 @@ import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
 import { type GrantSaveGuard, takeGrantSaveGuard } from './grantSaves.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
+import { ISSUED_WITH_SESSION_AND_GRANT, mustReadFresh, sawNewerThanCache } from './newerThanCache.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
 import { payloadAsSaved, storedId, storedJson } from './storedIds.js';
@@ -116,7 +117,7 @@ export function createAdapter(
     const accountId = payload && isAccountBound(model) ? accountOf(model, payload) : undefined;
     if (!accountId) return Promise.resolve(payload);
     return caches.users
-      .find(accountId, () => usersQueries.findById(db, accountId))
+      .find(accountId, () => usersQueries.findById(db, accountId), mustReadFresh(`User:${accountId}`))
       .then((user) => (isRevoked(model, payload!, user) ? undefined : payload));
   }
 
@@ -164,6 +165,14 @@ export function createAdapter(
     await revokeByGrantId(grantId);
     await destroy('Grant', grantId);
   }
+
+  /** Passes a row read from the database on, noting a code or token that may be newer than what memory holds (newerThanCache.ts). */
+  const seenIn =
+    (model: string) =>
+    <T>(found: T): T => {
+      if (found && ISSUED_WITH_SESSION_AND_GRANT.has(model)) sawNewerThanCache();
+      return found;
+    };
 
   // Postgres cannot hold U+0000, so no stored id contains one: such a lookup (client_id=%00,
   // token=%00) finds nothing, and the provider answers as for any unknown id, not with a 500.
@@ -260,6 +269,7 @@ export function createAdapter(
       if (model === 'DeviceCode') {
         return oidcModelsQueries
           .findRecentlyExpired(db, model, 'id', key, EXPIRED_KEPT_SECONDS.DeviceCode)
+          .then(seenIn(model))
           .then((found) => unlessRevoked(model, found && payloadAsSaved(model, id, found as AdapterPayload)));
       }
       // A sign-in's challenge stored or taken in the statement that reads its interaction (challengeOnRead.ts).
@@ -269,11 +279,12 @@ export function createAdapter(
           .read(db, key)
           .then((found) => unlessRevoked(model, found && payloadAsSaved(model, id, found as AdapterPayload)));
       }
-      const cached = models.cached(model, key);
+      const fresh = model === 'Grant' && mustReadFresh(`Grant:${key}`);
+      const cached = fresh ? undefined : models.cached(model, key);
       if (cached === null) return Promise.resolve(undefined);
       if (cached) return unlessRevoked(model, payloadAsSaved(model, id, cached as AdapterPayload));
       return models
-        .find(model, key, () => finds.find(model, key))
+        .find(model, key, () => finds.find(model, key).then(seenIn(model)), fresh)
         .then(
           (stored) => stored && unlessRevoked(model, payloadAsSaved(model, id, stored as AdapterPayload)),
         );
@@ -284,7 +295,9 @@ export function createAdapter(
       if (!storable(uid)) return undefined;
       await storeHeld();
       const load = () => oidcModelsQueries.findByUid(db, this.model, uid);
-      const stored = await (this.model === 'Session' ? models.findSession(uid, load) : load());
+      const stored = await (this.model === 'Session'
+        ? models.findSession(uid, load, mustReadFresh(`Session:${uid}`))
+        : load());
       return unlessRevoked(this.model, stored as AdapterPayload | undefined);
     }
 

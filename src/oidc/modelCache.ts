@@ -12,7 +12,9 @@ import { RowCache, type RowChangeListener } from '../db/rowCache.js';
  * Kept in step like the other row caches: migration 0023 announces every update and delete
  * of a live token, grant or session (`oidc_models:<model>:<key>`), so a token revoked, a grant
  * changed or a session ended on any instance is forgotten on every other within the time a
- * notice takes; this instance forgets at once what it deletes or consumes itself. Codes are
+ * notice takes; this instance forgets at once what it deletes or consumes itself. A code or
+ * token issued elsewhere may be newer than the session and grant held here: the request that
+ * brings it reads those from the database (newerThanCache.ts). Codes are
  * not announced: a code used or revoked elsewhere may still be found here, but its use is the
  * consume statement's, which then finds nothing to consume and refuses it as a replay
  * (adapter.ts). Interactions are not cached: they change at every login step, and announcing
@@ -68,10 +70,13 @@ export class ModelCache implements RowChangeListener {
     this.#rows = new RowCache(maxEntries);
   }
 
-  /** The stored payload of a model instance by its stored id, from memory or from `load` (whose answer is kept). */
-  find(model: string, storedId: string, load: () => Promise<ModelPayload | undefined>) {
+  /**
+   * The stored payload of a model instance by its stored id, from memory or from `load` (whose
+   * answer is kept); with `fresh`, from `load` (newerThanCache.ts).
+   */
+  find(model: string, storedId: string, load: () => Promise<ModelPayload | undefined>, fresh = false) {
     if (!ModelCache.#looksUp(model)) return load();
-    return this.#find(model, keyOf(model, storedId), load);
+    return this.#find(model, keyOf(model, storedId), load, fresh);
   }
 
   /**
@@ -91,17 +96,18 @@ export class ModelCache implements RowChangeListener {
     return model !== 'Session' && (CACHED_MODELS.has(model) || TOKEN_MODELS.has(model));
   }
 
-  /** A session by its uid, as the provider checks a token is still bound to it. */
-  findSession(uid: string, load: () => Promise<ModelPayload | undefined>) {
-    return this.#find('Session', keyOf('Session', uid), load);
+  /** A session by its uid, as the provider checks a token is still bound to it; with `fresh`, from `load`. */
+  findSession(uid: string, load: () => Promise<ModelPayload | undefined>, fresh = false) {
+    return this.#find('Session', keyOf('Session', uid), load, fresh);
   }
 
   async #find(
     model: string,
     key: string,
     load: () => Promise<ModelPayload | undefined>,
+    fresh: boolean,
   ): Promise<ModelPayload | undefined> {
-    const cached = this.#cached(model, key);
+    const cached = fresh ? undefined : this.#cached(model, key);
     if (cached !== undefined) return cached ?? undefined;
     const generation = this.#rows.generation;
     const found = await load();

@@ -75,6 +75,8 @@ export async function startTestApp(
     httpTiming?: AppDeps['httpTiming'];
     /** The ISSUER's host name instead of localhost (on the same port): a browser maps it to loopback. */
     issuerHost?: string;
+    /** Row change notices this server hears go through it (a test that makes them late). */
+    notices?: LateNotices;
   } = {},
 ): Promise<TestApp> {
   const port = await freePort();
@@ -92,12 +94,13 @@ export async function startTestApp(
   const log = options.log ?? createLogger(config.logLevel);
 
   let database = await openDatabase(config, { poolSize: 5 });
+  const listenOf = (handle: DatabaseHandle) => options.notices?.wrap(handle.listen) ?? handle.listen;
   const closers: Array<() => Promise<void>> = [];
   let app = await createApp({
     config,
     db: database.db,
     log,
-    listen: database.listen,
+    listen: listenOf(database),
     backchannelTiming: options.backchannelTiming,
     mailTiming: options.mailTiming,
     httpTiming: options.httpTiming,
@@ -125,7 +128,7 @@ export async function startTestApp(
           config,
           db: database.db,
           log,
-          listen: database.listen,
+          listen: listenOf(database),
           backchannelTiming: options.backchannelTiming,
           mailTiming: options.mailTiming,
           httpTiming: options.httpTiming,
@@ -148,19 +151,54 @@ export async function startTestApp(
   return handle;
 }
 
+/**
+ * The row change notices a server hears, held back while {@link hold} lasts, as if they were
+ * slow to arrive (another instance's change, at load or over a slow network), then handed on
+ * in order by {@link release}. The listener's own pings are not held: it stays live.
+ */
+export class LateNotices {
+  #held: Array<() => void> | undefined;
+
+  wrap(listen: DatabaseHandle['listen']): DatabaseHandle['listen'] {
+    return (channel, handlers) =>
+      listen(channel, {
+        onNotice: (payload) => {
+          if (this.#held) this.#held.push(() => handlers.onNotice(payload));
+          else handlers.onNotice(payload);
+        },
+        onLive: () => handlers.onLive(),
+        onLost: (error) => handlers.onLost(error),
+        onPingUnsent: (error) => handlers.onPingUnsent?.(error),
+      });
+  }
+
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const deliver of held) deliver();
+  }
+}
+
 /** A second Sesame instance on a running one's database (Postgres), as behind a load balancer. */
 export interface SecondInstance {
   url: string;
   stop(): Promise<void>;
 }
 
-export async function startSecondInstance(first: TestApp): Promise<SecondInstance> {
+export async function startSecondInstance(
+  first: TestApp,
+  options: { notices?: LateNotices } = {},
+): Promise<SecondInstance> {
   const database: DatabaseHandle = await openDatabase(first.config, { poolSize: 5 });
   const app: SesameApp = await createApp({
     config: first.config,
     db: database.db,
     log: createLogger('silent'),
-    listen: database.listen,
+    listen: options.notices?.wrap(database.listen) ?? database.listen,
   });
   const port = await app.start(await freePort(), '127.0.0.1');
   return {

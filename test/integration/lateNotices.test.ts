@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import * as oidc from 'openid-client';
+import { createClient } from '../../src/oidc/clients.js';
+import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import {
+  LateNotices,
+  type SecondInstance,
+  startSecondInstance,
+  startTestApp,
+  type TestApp,
+} from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
+
+const REDIRECT_URI = 'http://127.0.0.1:8934/callback';
+
+type Tokens = Awaited<ReturnType<typeof finishLogin>>;
+
+/**
+ * Behind a load balancer the browser's return to the authorization may reach one instance
+ * and the app's token request another a moment later, before the notice of what the first
+ * changed (the session, the grant) has arrived there. The code is newer than what the second
+ * holds in memory: it must redeem the code against the session and grant the code was issued
+ * with, not refuse it, nor issue tokens for less than was granted.
+ */
+(onPostgres ? describe : describe.skip)(
+  'a code redeemed on another instance before its notices arrive',
+  () => {
+    const notices = new LateNotices();
+    const otherNotices = new LateNotices();
+    let sesame: TestApp;
+    let other: SecondInstance;
+
+    beforeAll(async () => {
+      sesame = await startTestApp({}, { notices });
+      other = await startSecondInstance(sesame, { notices: otherNotices });
+    });
+
+    afterAll(async () => {
+      notices.release();
+      otherNotices.release();
+      await other?.stop();
+      await sesame?.stop();
+    });
+
+    /** A first-party app: no consent page, so a signed-in browser gets its code at once. */
+    async function firstPartyApp(name: string): Promise<TestRp> {
+      const { client, client_secret } = await createClient(
+        sesame.db,
+        { name, redirect_uris: [REDIRECT_URI], first_party: true },
+        'test',
+      );
+      // Its token requests go to `sesame`, the ISSUER's instance.
+      return discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+    }
+
+    /** Someone signed up at `rp` with every request of their browser on `at`, which then holds their session and grant. */
+    async function signedUpAt(rp: TestRp, scope: string, at = sesame.listenUrl) {
+      const balancer = { connectTo: at };
+      const person = new Person(sesame.baseUrl, undefined, balancer);
+      const email = `n${randomBytes(4).toString('hex')}@example.com`;
+      const pending = await beginLogin(rp, scope);
+      const callback = await person.continueToApp(
+        await person.signUp(await person.open(pending.url), email),
+        REDIRECT_URI,
+      );
+      const sub = (await finishLogin(rp, pending, callback)).claims()!.sub;
+      return { person, email, balancer, sub };
+    }
+
+    /**
+     * The browser signs in at `rp` on `browserAt` (the other instance unless told) and the code
+     * goes to `sesame`, while `late`'s notices are on the way (`sesame`'s unless told); `then`
+     * runs meanwhile with the tokens.
+     */
+    async function signInWhileNoticesLate(
+      person: Person,
+      balancer: { connectTo: string },
+      rp: TestRp,
+      scope: string,
+      { browserAt = other.url, late = notices }: { browserAt?: string; late?: LateNotices } = {},
+      then: (tokens: Tokens) => Promise<unknown> = async () => {},
+    ): Promise<Tokens> {
+      balancer.connectTo = browserAt;
+      late.hold();
+      try {
+        const pending = await beginLogin(rp, scope);
+        const followed = await person.browser.follow(pending.url, (url) => url.startsWith(REDIRECT_URI));
+        if (!('stoppedAt' in followed))
+          throw new Error(`no code: ${followed.status} ${followed.text.slice(0, 200)}`);
+        const tokens = await finishLogin(rp, pending, followed.stoppedAt);
+        await then(tokens);
+        return tokens;
+      } finally {
+        late.release();
+      }
+    }
+
+    it('redeems a code issued where the session gained the app since this instance read it', async () => {
+      const notes = await firstPartyApp('Notes');
+      const photos = await firstPartyApp('Photos');
+      const { person, email, balancer } = await signedUpAt(notes, 'openid email');
+      // `sesame` holds the session as it named Notes alone; the other instance adds Photos to it.
+      const tokens = await signInWhileNoticesLate(person, balancer, photos, 'openid email');
+      expect(tokens.claims()!.email).toBe(email);
+    });
+
+    it('issues what the grant holds now when it was extended where the code was issued', async () => {
+      const notes = await firstPartyApp('Notes');
+      const { person, email, balancer } = await signedUpAt(notes, 'openid');
+      // `sesame` holds the grant as it was, with `openid` only; the other instance extends it.
+      const tokens = await signInWhileNoticesLate(person, balancer, notes, 'openid email');
+      expect(tokens.scope?.split(' ').sort()).toEqual(['email', 'openid']);
+      expect(tokens.claims()!.email).toBe(email);
+    });
+
+    it('answers userinfo where the token is first seen, though that instance holds the session as it was before', async () => {
+      const notes = await firstPartyApp('Notes');
+      const photos = await firstPartyApp('Photos');
+      // The other instance stored the session as it named Notes alone.
+      const { person, email, balancer } = await signedUpAt(notes, 'openid email', other.url);
+      // Photos on `sesame`, with the other instance's notices on the way: its userinfo goes there.
+      let userinfo: oidc.UserInfoResponse | undefined;
+      await signInWhileNoticesLate(
+        person,
+        balancer,
+        photos,
+        'openid email',
+        { browserAt: sesame.listenUrl, late: otherNotices },
+        async (tokens) => {
+          photos.config[oidc.customFetch] = (url, options) =>
+            fetch(url.replace(sesame.baseUrl, other.url), options as RequestInit);
+          userinfo = await oidc.fetchUserInfo(photos.config, tokens.access_token, tokens.claims()!.sub);
+        },
+      );
+      expect(userinfo?.email).toBe(email);
+    });
+
+    it('gives the claims as they are where the code was issued, not as this instance holds them', async () => {
+      const notes = await firstPartyApp('Notes');
+      const photos = await firstPartyApp('Photos');
+      const { person, balancer, sub } = await signedUpAt(notes, 'openid email profile');
+      // Renamed (on the account page, say) with its notice on the way to `sesame`.
+      notices.hold();
+      await sesame.db.updateTable('users').set({ name: 'Ada Renamed' }).where('id', '=', sub).execute();
+      const tokens = await signInWhileNoticesLate(person, balancer, photos, 'openid email profile');
+      expect(tokens.claims()).toMatchObject({ sub, name: 'Ada Renamed' });
+    });
+  },
+);
