@@ -40,6 +40,7 @@ const program = new Command('sesame')
   .hook('preAction', (_program, command) => {
     setPrintsJson(Boolean(command.opts().json));
     refuseFlagsTakenAsValues(command);
+    refuseRepeatedValues(command, process.argv.slice(2));
   });
 
 /**
@@ -62,6 +63,27 @@ function refuseFlagsTakenAsValues(command: Command): void {
       if (typeof given === 'string' && flags.has(given.split('=')[0]!))
         throw new CliError(`option '${option.flags}' argument missing: ${given} is an option (see --help)`);
     }
+  }
+}
+
+/**
+ * Commander keeps the last of an option given twice: `clients update ID --name Notes --name
+ * Photos` renamed the client to "Photos" without a word, and a script that added a flag to a
+ * line that already had it changed something other than it meant. An option that takes one
+ * value is refused when given twice; those that collect one value per use (`--redirect-uri`)
+ * take each. `args` are the words after `sesame`; a `--` ends the options.
+ */
+function refuseRepeatedValues(command: Command, args: readonly string[]): void {
+  const words = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
+  for (const option of command.options) {
+    if (!option.required && !option.optional) continue;
+    const name = option.attributeName();
+    if (command.getOptionValueSource(name) !== 'cli' || Array.isArray(command.getOptionValue(name))) continue;
+    const uses = words.filter(
+      (word) => word === option.long || word === option.short || word.startsWith(`${option.long}=`),
+    ).length;
+    if (uses > 1)
+      throw new CliError(`option '${option.flags}' given ${uses} times: give it once (see --help)`);
   }
 }
 

@@ -376,6 +376,34 @@ describe('the sesame command manages clients, API keys and users', () => {
     );
   }, 60_000);
 
+  it('refuses an option that takes one value given twice, in one line, and changes nothing', async () => {
+    const client = await json(
+      'clients',
+      'create',
+      '--name',
+      'Twice',
+      '--redirect-uri',
+      'https://twice.example/cb',
+    );
+    expectOneLineError(
+      await sesame('clients', 'update', client.client_id, '--name', 'Notes', '--name=Photos'),
+      /^sesame: option '--name <name>' given 2 times: give it once \(see --help\)\n$/,
+    );
+    expect(await json('clients', 'show', client.client_id)).toMatchObject({ name: 'Twice' });
+    // Options that collect a value per use take each.
+    expect(
+      await json(
+        'clients',
+        'update',
+        client.client_id,
+        '--redirect-uri',
+        'https://twice.example/a',
+        '--redirect-uri',
+        'https://twice.example/b',
+      ),
+    ).toMatchObject({ redirect_uris: ['https://twice.example/a', 'https://twice.example/b'] });
+  }, 60_000);
+
   it('prints usage on stdout and exits 0 for --help on every command', async () => {
     const commands = [
       [],
