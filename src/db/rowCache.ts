@@ -69,14 +69,16 @@ export class RowCache<T extends object> implements RowChangeListener {
   // answered without an async function's turns.
   find(key: string, load: () => Promise<T | undefined>, fresh = false): Promise<T | undefined> {
     const hit = fresh ? undefined : this.peek(key);
-    return hit ? Promise.resolve(hit) : this.#load(key, load);
+    return hit ? Promise.resolve(hit) : this.#load(key, load, fresh);
   }
 
-  async #load(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
+  async #load(key: string, load: () => Promise<T | undefined>, fresh = false): Promise<T | undefined> {
     const generation = this.#generation;
     const loaded = await load();
     // Unknown keys are not cached: anyone can send those, and they must not fill memory.
     if (loaded) this.remember(key, loaded, generation);
+    // Read anew and gone: what memory held is gone too.
+    else if (fresh) this.invalidate(key);
     return loaded;
   }
 

@@ -12,7 +12,7 @@ import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
 import { type GrantSaveGuard, takeGrantSaveGuard } from './grantSaves.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
-import { ISSUED_WITH_SESSION_AND_GRANT, mustReadFresh, sawNewerThanCache } from './newerThanCache.js';
+import { broughtIn, mustReadFresh } from './newerThanCache.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
 import { payloadAsSaved, storedId, storedJson } from './storedIds.js';
@@ -169,8 +169,8 @@ export function createAdapter(
   /** Passes a row read from the database on, noting a code or token that may be newer than what memory holds (newerThanCache.ts). */
   const seenIn =
     (model: string) =>
-    <T>(found: T): T => {
-      if (found && ISSUED_WITH_SESSION_AND_GRANT.has(model)) sawNewerThanCache();
+    <T extends object | undefined>(found: T): T => {
+      broughtIn(model, found);
       return found;
     };
 

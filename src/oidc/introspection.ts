@@ -2,11 +2,13 @@ import { createLocalJWKSet, type JWTPayload, jwtVerify } from 'jose';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import providerInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import { SIGNING_ALGS } from './keys.js';
+import { broughtIn, mustReadFresh } from './newerThanCache.js';
 import { isRevoked } from './revocation.js';
 import { aroundProviderRoute } from './routeSteps.js';
 import type { RowCaches } from './rowCaches.js';
@@ -158,7 +160,14 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
     accountId: string,
     clientId: string,
   ): Promise<boolean> {
-    const user = await caches.users.find(accountId, () => usersQueries.findById(db, accountId));
+    // Stored nowhere, a JWT is never in memory: one just issued elsewhere may be newer than
+    // the account, grant and session held here (newerThanCache.ts).
+    broughtIn('AccessToken', token);
+    const user = await caches.users.find(
+      accountId,
+      () => usersQueries.findById(db, accountId),
+      mustReadFresh(`User:${accountId}`),
+    );
     if (!user || user.disabled_at || isRevoked('AccessToken', { iat: token.iat }, user)) return false;
     const grantId = token[GRANT_ID_CLAIM];
     if (grantId === undefined)
@@ -199,7 +208,9 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
       const oidc = (ctx as KoaContextWithOIDC).oidc;
       const token = oidc.params?.token;
       if (!oidc.client || typeof token !== 'string') return;
-      ctx.body = await describe(ctx as KoaContextWithOIDC, token);
+      // Past the provider's handling, and so outside its request context: back in it, the
+      // session, grant and account are read as the provider's own lookups would (newerThanCache.ts).
+      ctx.body = await providerRequests.run(ctx, () => describe(ctx as KoaContextWithOIDC, token));
       ctx.status = 200;
     },
   );

@@ -111,6 +111,8 @@ export class ModelCache implements RowChangeListener {
     if (cached !== undefined) return cached ?? undefined;
     const generation = this.#rows.generation;
     const found = await load();
+    // Read anew and gone: what memory held is gone too.
+    if (fresh && !found) this.#rows.invalidate(key);
     const expiresAtMs = found && expiryOf(found);
     if (found && expiresAtMs && CACHED_MODELS.has(model)) {
       // A read-only model's nested values are frozen with the kept copy: this caller's too.

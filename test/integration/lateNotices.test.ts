@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
+import { createResource } from '../../src/oidc/resources.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import {
   LateNotices,
@@ -12,6 +13,7 @@ import {
 import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8934/callback';
+const API = 'https://late.example/api';
 
 type Tokens = Awaited<ReturnType<typeof finishLogin>>;
 
@@ -33,6 +35,7 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
     beforeAll(async () => {
       sesame = await startTestApp({}, { notices });
       other = await startSecondInstance(sesame, { notices: otherNotices });
+      await createResource(sesame.db, { identifier: API, name: 'API', scopes: ['read'] }, 'test');
     });
 
     afterAll(async () => {
@@ -41,6 +44,12 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       await other?.stop();
       await sesame?.stop();
     });
+
+    /** The app's requests to Sesame (userinfo, introspection) go to the other instance from now on. */
+    function toOtherInstance(rp: TestRp) {
+      rp.config[oidc.customFetch] = (url, options) =>
+        fetch(url.replace(sesame.baseUrl, other.url), options as RequestInit);
+    }
 
     /** A first-party app: no consent page, so a signed-in browser gets its code at once. */
     async function firstPartyApp(name: string): Promise<TestRp> {
@@ -77,13 +86,17 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       balancer: { connectTo: string },
       rp: TestRp,
       scope: string,
-      { browserAt = other.url, late = notices }: { browserAt?: string; late?: LateNotices } = {},
+      {
+        browserAt = other.url,
+        late = notices,
+        params = {},
+      }: { browserAt?: string; late?: LateNotices; params?: Record<string, string> } = {},
       then: (tokens: Tokens) => Promise<unknown> = async () => {},
     ): Promise<Tokens> {
       balancer.connectTo = browserAt;
       late.hold();
       try {
-        const pending = await beginLogin(rp, scope);
+        const pending = await beginLogin(rp, scope, params);
         const followed = await person.browser.follow(pending.url, (url) => url.startsWith(REDIRECT_URI));
         if (!('stoppedAt' in followed))
           throw new Error(`no code: ${followed.status} ${followed.text.slice(0, 200)}`);
@@ -127,12 +140,31 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
         'openid email',
         { browserAt: sesame.listenUrl, late: otherNotices },
         async (tokens) => {
-          photos.config[oidc.customFetch] = (url, options) =>
-            fetch(url.replace(sesame.baseUrl, other.url), options as RequestInit);
+          toOtherInstance(photos);
           userinfo = await oidc.fetchUserInfo(photos.config, tokens.access_token, tokens.claims()!.sub);
         },
       );
       expect(userinfo?.email).toBe(email);
+    });
+
+    it("describes an API's JWT access token as active where it is first seen, though that instance holds the session as it was before", async () => {
+      const notes = await firstPartyApp('Notes');
+      const photos = await firstPartyApp('Photos');
+      const { person, balancer } = await signedUpAt(notes, 'openid', other.url);
+      let described: oidc.IntrospectionResponse | undefined;
+      await signInWhileNoticesLate(
+        person,
+        balancer,
+        photos,
+        'openid read',
+        { browserAt: sesame.listenUrl, late: otherNotices, params: { resource: API } },
+        async (tokens) => {
+          expect(tokens.access_token.split('.')).toHaveLength(3);
+          toOtherInstance(photos);
+          described = await oidc.tokenIntrospection(photos.config, tokens.access_token);
+        },
+      );
+      expect(described).toMatchObject({ active: true, aud: API, scope: 'read' });
     });
 
     it('gives the claims as they are where the code was issued, not as this instance holds them', async () => {
