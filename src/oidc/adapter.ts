@@ -12,7 +12,7 @@ import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
 import { type GrantSaveGuard, takeGrantSaveGuard } from './grantSaves.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
-import { ISSUED_WITH_SESSION_AND_GRANT, mustReadFresh, sawNewerThanCache } from './newerThanCache.js';
+import { isNewerThanCache, mustReadFresh, sawNewerThanCache } from './newerThanCache.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
 import { payloadAsSaved, storedId, storedJson } from './storedIds.js';
@@ -166,11 +166,14 @@ export function createAdapter(
     await destroy('Grant', grantId);
   }
 
-  /** Passes a row read from the database on, noting a code or token that may be newer than what memory holds (newerThanCache.ts). */
+  /**
+   * Passes a row read from the database on, noting a code, token or finished interaction that
+   * may be newer than what memory holds (newerThanCache.ts).
+   */
   const seenIn =
     (model: string) =>
     <T>(found: T): T => {
-      if (found && ISSUED_WITH_SESSION_AND_GRANT.has(model)) sawNewerThanCache();
+      if (isNewerThanCache(model, found as { result?: unknown } | undefined)) sawNewerThanCache();
       return found;
     };
 

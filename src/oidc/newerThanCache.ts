@@ -8,12 +8,14 @@ import providerRequests from 'oidc-provider/lib/helpers/als.js';
  * a load balancer the app's request with the code or token reaches this instance a moment
  * later, often before the notice of that change has (modelCache.ts), so what this instance
  * holds of the session and grant may be older than the code, and so may its account (a name
- * changed, an email verified, on the way to the code). Read from the database here for the
- * first time, such a code or token makes the rest of its request read each session, grant and
- * account from the database once: the code is then redeemed against what it was issued with,
- * neither refused ("not found": its session did not name the grant yet) nor answered with
- * tokens for less than was granted or with claims from before. One this instance issued, or
- * has read before, is found in memory, and what it holds of those is at least as new.
+ * changed, an email verified, a group joined, on the way to the code). Read from the
+ * database here for the first time, such a code or token makes the rest of its request read
+ * each session, grant and account (with its groups and the client's allowed groups) from the
+ * database once: the code is then redeemed against what it was issued with, neither refused
+ * ("not found": its session did not name the grant yet, or its account was in no group the
+ * app admits) nor answered with tokens for less than was granted or with claims from
+ * before. One this instance issued, or has read before, is found in memory, and what it
+ * holds of those is at least as new.
  */
 export const ISSUED_WITH_SESSION_AND_GRANT = new Set([
   'AuthorizationCode',
@@ -22,10 +24,25 @@ export const ISSUED_WITH_SESSION_AND_GRANT = new Set([
   'AccessToken',
 ]);
 
+/**
+ * Whether `found`, a `model` instance just read from the database, may be newer than what
+ * this instance holds of its session, grant and account: a code or token of
+ * {@link ISSUED_WITH_SESSION_AND_GRANT}, or an interaction with its result. The consent page
+ * stores the grant it extends and the interaction's result; the sign-up page, the account
+ * and the sign-in; and the browser's return to the authorization (`GET /auth/:uid`) may
+ * reach this instance before their notices. Read from memory instead, the grant as it was
+ * asks for the consent just given again, and the account as it was may be no account. On
+ * the instance that stored the result the return reads it from memory (freshSignIns.ts).
+ */
+export function isNewerThanCache(model: string, found: { result?: unknown } | undefined): boolean {
+  if (!found) return false;
+  return ISSUED_WITH_SESSION_AND_GRANT.has(model) || (model === 'Interaction' && found.result !== undefined);
+}
+
 /** Per request (the provider's context): the sessions, grants and accounts it has read from the database since. */
 const readFresh = new WeakMap<object, Set<string>>();
 
-/** A code or token of {@link ISSUED_WITH_SESSION_AND_GRANT} was read from the database in this request. */
+/** A code, token or finished interaction ({@link isNewerThanCache}) was read from the database in this request. */
 export function sawNewerThanCache(): void {
   const request = providerRequests.getStore();
   if (request && typeof request === 'object' && !readFresh.has(request)) readFresh.set(request, new Set());

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
-import { createClient } from '../../src/oidc/clients.js';
+import { addGroupMember, createGroup } from '../../src/admin/groups.js';
+import { createClient, updateClient } from '../../src/oidc/clients.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import {
   LateNotices,
@@ -43,10 +44,10 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
     });
 
     /** A first-party app: no consent page, so a signed-in browser gets its code at once. */
-    async function firstPartyApp(name: string): Promise<TestRp> {
+    async function firstPartyApp(name: string, firstParty = true): Promise<TestRp> {
       const { client, client_secret } = await createClient(
         sesame.db,
-        { name, redirect_uris: [REDIRECT_URI], first_party: true },
+        { name, redirect_uris: [REDIRECT_URI], first_party: firstParty },
         'test',
       );
       // Its token requests go to `sesame`, the ISSUER's instance.
@@ -144,6 +145,46 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       await sesame.db.updateTable('users').set({ name: 'Ada Renamed' }).where('id', '=', sub).execute();
       const tokens = await signInWhileNoticesLate(person, balancer, photos, 'openid email profile');
       expect(tokens.claims()).toMatchObject({ sub, name: 'Ada Renamed' });
+    });
+
+    it('redeems a code for an app of a group the person joined since this instance read their groups', async () => {
+      const notes = await firstPartyApp('Notes');
+      const staff = await firstPartyApp('Staff');
+      const group = await createGroup(sesame.db, `staff-${randomBytes(3).toString('hex')}`, 'test');
+      await updateClient(
+        sesame.db,
+        staff.config.clientMetadata().client_id,
+        { allowed_groups: [group.id] },
+        'test',
+      );
+      // `sesame` reads their groups (none) for Notes' tokens.
+      const { person, balancer, sub } = await signedUpAt(notes, 'openid groups');
+      // Added to the group (on the admin page, say) with its notice on the way to `sesame`.
+      notices.hold();
+      await addGroupMember(sesame.db, group.id, sub, 'test', { unverified: true });
+      const tokens = await signInWhileNoticesLate(person, balancer, staff, 'openid groups');
+      expect(tokens.claims()).toMatchObject({ sub, groups: [group.name] });
+    });
+
+    it('returns to the app where the consent given on the other instance is not yet known', async () => {
+      const app = await firstPartyApp('Third Party', false);
+      // `sesame` holds the grant as it was, with `openid` only.
+      const { person, email, balancer } = await signedUpAt(app, 'openid');
+      balancer.connectTo = other.url;
+      notices.hold();
+      const pending = await beginLogin(app, 'openid email');
+      const consent = await person.browser.follow(pending.url, (url) => url.startsWith(REDIRECT_URI));
+      if ('stoppedAt' in consent) throw new Error('no consent page for a new scope');
+      const uid = /\/interaction\/([^/?#]+)/.exec(consent.url)![1];
+      const allowed = await person.browser.request(`/interaction/${uid}/consent`, {
+        form: { _csrf: consent.csrf(), decision: 'allow' },
+      });
+      // The return to the authorization reaches `sesame`, where it asked for the same consent again.
+      balancer.connectTo = sesame.listenUrl;
+      const back = await person.browser.follow(allowed.location()!, (url) => url.startsWith(REDIRECT_URI));
+      if (!('stoppedAt' in back)) throw new Error(`no code: ${back.status} ${back.url}`);
+      const tokens = await finishLogin(app, pending, back.stoppedAt);
+      expect(tokens.claims()!.email).toBe(email);
     });
   },
 );
