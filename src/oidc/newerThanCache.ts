@@ -22,6 +22,11 @@ export const ISSUED_WITH_SESSION_AND_GRANT = new Set([
   'DeviceCode',
   'BackchannelAuthenticationRequest',
   'AccessToken',
+  // Issued with the code's tokens, after the grant was extended on the way to the code: a
+  // refresh on this instance must not give tokens for the grant as it was (without
+  // offline_access, say). Refresh tokens are not kept in memory, so every refresh reads its
+  // grant and account from the database; a refresh is rare beside the calls its access token makes.
+  'RefreshToken',
 ]);
 
 /**

@@ -36,6 +36,12 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       other = await startSecondInstance(sesame, { notices: otherNotices });
     });
 
+    // A test that holds notices back for more than one sign-in lets them go when it ends.
+    afterEach(() => {
+      notices.release();
+      otherNotices.release();
+    });
+
     afterAll(async () => {
       notices.release();
       otherNotices.release();
@@ -185,6 +191,24 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       if (!('stoppedAt' in back)) throw new Error(`no code: ${back.status} ${back.url}`);
       const tokens = await finishLogin(app, pending, back.stoppedAt);
       expect(tokens.claims()!.email).toBe(email);
+    });
+
+    it('refreshes with what the grant holds now when it was extended where the refresh token was issued', async () => {
+      const notes = await firstPartyApp('Notes');
+      // `sesame` holds the grant as it was, with `openid` only.
+      const { person, email, balancer } = await signedUpAt(notes, 'openid');
+      // The other instance extends it and the app redeems its code there.
+      balancer.connectTo = other.url;
+      notices.hold();
+      notes.config[oidc.customFetch] = (url, options) =>
+        fetch(url.replace(sesame.baseUrl, other.url), options as RequestInit);
+      const pending = await beginLogin(notes, 'openid email offline_access', { prompt: 'consent' });
+      const tokens = await finishLogin(notes, pending, await person.continueToApp(pending.url, REDIRECT_URI));
+      // Its first refresh reaches `sesame` (a configuration's fetch is set, not deleted).
+      notes.config[oidc.customFetch] = (url, options) => fetch(url, options as RequestInit);
+      const refreshed = await oidc.refreshTokenGrant(notes.config, tokens.refresh_token!);
+      expect(refreshed.scope?.split(' ').sort()).toEqual(['email', 'offline_access', 'openid']);
+      expect(refreshed.claims()!.email).toBe(email);
     });
   },
 );
