@@ -10,6 +10,7 @@ import { secretMatchesHash } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliveries.js';
+import { clientsQueries } from '../db/queries/clients.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { CookieSigner } from '../http/cookieSigner.js';
@@ -393,15 +394,27 @@ export function createProvider({
   // the issuer's host and protocol, and the client address read under TRUST_PROXY.
   provider.proxy = true;
 
+  // A secret rotated on another instance is known here once its notice arrives, which the app
+  // given the new secret can beat (a deploy that rotates it and at once uses it): it was
+  // refused as wrong. A secret the client held in memory refuses is compared with the stored
+  // one too, and the client is read anew when that matches; only a wrong secret or a new one
+  // reads the database. The one before a rotation may pass here until the notice arrives.
+  const secretMatchesNow = async (clientId: string, hash: string | undefined, actual: string) => {
+    if (secretMatchesHash(actual, hash)) return true;
+    const stored = (await clientsQueries.find(db, clientId))?.secret_hash;
+    if (!stored || stored === hash || !secretMatchesHash(actual, stored)) return false;
+    caches.clients.invalidate(clientId);
+    return true;
+  };
+
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
   // A wrong one is counted against the request's address (clientAuthBackoff.ts); the right
   // one is accepted from any address.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
-    if (!clientAuthBackoff) return secretMatchesHash(actual, this.clientSecret);
+    const matches = await secretMatchesNow(this.clientId, this.clientSecret, actual);
+    if (!clientAuthBackoff) return matches;
     const address = (providerRequests.getStore() as Context | undefined)?.ip ?? '';
-    return clientAuthBackoff.authenticate(this.clientId, address, () =>
-      secretMatchesHash(actual, this.clientSecret),
-    );
+    return clientAuthBackoff.authenticate(this.clientId, address, () => matches);
   };
 
   // The device page's error handler (a bad or stale /device/:uid) gives the visitor's session

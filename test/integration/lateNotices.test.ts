@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { addGroupMember, createGroup } from '../../src/admin/groups.js';
-import { createClient, updateClient } from '../../src/oidc/clients.js';
+import { createClient, rotateClientSecret, updateClient } from '../../src/oidc/clients.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import {
   LateNotices,
@@ -209,6 +209,56 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       const refreshed = await oidc.refreshTokenGrant(notes.config, tokens.refresh_token!);
       expect(refreshed.scope?.split(' ').sort()).toEqual(['email', 'offline_access', 'openid']);
       expect(refreshed.claims()!.email).toBe(email);
+    });
+  },
+);
+
+/**
+ * An app's registration changed on one instance (an admin API call, say) and used at once on
+ * the other, before the notice of the change arrives there.
+ */
+(onPostgres ? describe : describe.skip)(
+  'an app changed on another instance before its notices arrive',
+  () => {
+    const otherNotices = new LateNotices();
+    let sesame: TestApp;
+    let other: SecondInstance;
+
+    beforeAll(async () => {
+      sesame = await startTestApp();
+      other = await startSecondInstance(sesame, { notices: otherNotices });
+    });
+
+    afterAll(async () => {
+      otherNotices.release();
+      await other?.stop();
+      await sesame?.stop();
+    });
+
+    afterEach(() => otherNotices.release());
+
+    /** A client_credentials token from the other instance. */
+    async function tokenFromOther(clientId: string, secret: string) {
+      const config = await oidc.discovery(new URL(sesame.baseUrl), clientId, secret, undefined, {
+        execute: [oidc.allowInsecureRequests],
+      });
+      config[oidc.customFetch] = (url, options) =>
+        fetch(url.replace(sesame.baseUrl, other.url), options as RequestInit);
+      return oidc.clientCredentialsGrant(config);
+    }
+
+    it('takes the new secret at once where the rotation is not yet known', async () => {
+      const { client, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Worker', grant_types: ['client_credentials'] },
+        'test',
+      );
+      // The other instance holds the client as it was.
+      await tokenFromOther(client.client_id, client_secret!);
+      otherNotices.hold();
+      const rotated = await rotateClientSecret(sesame.db, client.client_id, 'test');
+      const token = await tokenFromOther(client.client_id, rotated!.client_secret);
+      expect(token.access_token).toEqual(expect.any(String));
     });
   },
 );
