@@ -446,6 +446,23 @@ export function createProvider({
   provider.Client.prototype.postLogoutRedirectUriAllowed = function allowPostLogoutUri(uri: string) {
     return redirectUriAllowed(uri, this.postLogoutRedirectUris ?? [], this.applicationType);
   };
+  // A redirect URI added on another instance is known here once its notice arrives, which the
+  // first sign-in through it can beat (a preview deployment that registers its address and at
+  // once signs in): it was refused as not registered. An authorization request whose
+  // redirect_uri the client held in memory does not allow reads the client anew; the
+  // provider's own check then decides on the stored one.
+  aroundProviderRoute(provider, 'GET', '/auth', function readClientAnewForUnknownRedirectUri(ctx, next) {
+    const { client_id: clientId, redirect_uri: uri } = ctx.query;
+    const held = typeof clientId === 'string' ? caches.clients.peek(clientId) : undefined;
+    const registered = held?.redirect_uris as string[] | undefined;
+    if (
+      typeof uri === 'string' &&
+      registered &&
+      !redirectUriAllowed(uri, registered, held!.application_type as 'native' | 'web' | undefined)
+    )
+      caches.clients.invalidate(clientId as string);
+    return next();
+  });
   // Discovery says backchannel_logout_session_supported, so every ID token names the session
   // it was issued in (Back-Channel Logout 1.0 §2.1), as do the codes and tokens it comes
   // from; the provider names it only for apps registered for back-channel logout. A device's

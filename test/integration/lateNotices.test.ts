@@ -260,5 +260,28 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       const token = await tokenFromOther(client.client_id, rotated!.client_secret);
       expect(token.access_token).toEqual(expect.any(String));
     });
+
+    it('signs in through a redirect URI added where the addition is not yet known', async () => {
+      const { client, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Preview', redirect_uris: [REDIRECT_URI], first_party: true },
+        'test',
+      );
+      const credentials = { client_id: client.client_id, client_secret };
+      const app = await discoverRp(sesame.baseUrl, credentials, REDIRECT_URI);
+      const person = new Person(sesame.baseUrl, undefined, { connectTo: other.url });
+      // Signed up on the other instance, which holds the client as it was.
+      const first = await beginLogin(app, 'openid');
+      const email = `n${randomBytes(4).toString('hex')}@example.com`;
+      await person.continueToApp(await person.signUp(await person.open(first.url), email), REDIRECT_URI);
+      otherNotices.hold();
+      const added = 'http://127.0.0.1:8934/preview/callback';
+      await updateClient(sesame.db, client.client_id, { redirect_uris: [REDIRECT_URI, added] }, 'test');
+      const preview = await discoverRp(sesame.baseUrl, credentials, added);
+      const pending = await beginLogin(preview, 'openid email');
+      const followed = await person.browser.follow(pending.url, (url) => url.startsWith(added));
+      if (!('stoppedAt' in followed)) throw new Error(`refused: ${followed.status}`);
+      expect((await finishLogin(preview, pending, followed.stoppedAt)).claims()!.email).toBe(email);
+    });
   },
 );
