@@ -285,6 +285,7 @@ export function createProvider({
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: interactionPolicyWithGroupAccess(db, caches.groups, {
         requireVerifiedEmail: config.signup === 'open-verified',
+        users: caches.users,
       }),
     },
     loadExistingGrant: createLoadExistingGrant(db, caches.groups),

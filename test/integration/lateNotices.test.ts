@@ -285,3 +285,53 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
     });
   },
 );
+
+/**
+ * SIGNUP=open-verified: the welcome link verifies the address on one instance, and the
+ * person's next sign-in reaches the other before the notice of it.
+ */
+(onPostgres ? describe : describe.skip)(
+  'an address verified on another instance before its notice arrives',
+  () => {
+    const notices = new LateNotices();
+    let sesame: TestApp;
+
+    beforeAll(async () => {
+      // No mail goes out in this test: the link's work is done in the database.
+      const mail = { SMTP_URL: 'smtp://127.0.0.1:9', MAIL_FROM: 'sesame@example.com' };
+      sesame = await startTestApp({ SIGNUP: 'open-verified', ...mail }, { notices });
+    });
+
+    afterAll(async () => {
+      notices.release();
+      await sesame?.stop();
+    });
+
+    it('says email_verified in the tokens of the sign-in it let through as verified', async () => {
+      const { client, client_secret } = await createClient(
+        sesame.db,
+        { name: 'Wiki', redirect_uris: [REDIRECT_URI], first_party: true },
+        'test',
+      );
+      const app = await discoverRp(
+        sesame.baseUrl,
+        { client_id: client.client_id, client_secret },
+        REDIRECT_URI,
+      );
+      const person = new Person(sesame.baseUrl);
+      const email = `n${randomBytes(4).toString('hex')}@example.com`;
+      const first = await beginLogin(app, 'openid email');
+      const signedUp = await person.browser.follow(
+        await person.signUp(await person.open(first.url), email),
+        (url) => url.startsWith(REDIRECT_URI),
+      );
+      // Held at "verify your address", with the account as it is (unverified) in `sesame`'s memory.
+      expect('stoppedAt' in signedUp).toBe(false);
+      notices.hold();
+      await sesame.db.updateTable('users').set({ email_verified: true }).where('email', '=', email).execute();
+      const pending = await beginLogin(app, 'openid email');
+      const tokens = await finishLogin(app, pending, await person.continueToApp(pending.url, REDIRECT_URI));
+      expect(tokens.claims()).toMatchObject({ email, email_verified: true });
+    });
+  },
+);
