@@ -40,7 +40,7 @@ export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users' | 'gro
     // Redeeming a code or refresh token, or calling userinfo (a token is given): someone no
     // longer in a group the client admits is no account for it, so nothing more is issued.
     const clientId = (token as { clientId?: unknown } | undefined)?.clientId;
-    if (typeof clientId === 'string' && !(await caches.groups.mayUseClient(clientId, user.id)))
+    if (typeof clientId === 'string' && !(await caches.groups.mayUseClient(clientId, user.id, mustReadFresh)))
       return undefined;
     return {
       accountId: user.id,
@@ -48,7 +48,7 @@ export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users' | 'gro
         const scopes = new Set(String(scope ?? '').split(' '));
         const wantsGroups = scopes.has('groups');
         const wantsProfile = scopes.has('profile');
-        const groups = wantsGroups || wantsProfile ? await caches.groups.ofUser(user.id) : [];
+        const groups = wantsGroups || wantsProfile ? await caches.groups.ofUser(user.id, mustReadFresh) : [];
         const custom = wantsProfile
           ? mergeCustomClaims(
               user.claims ?? {},

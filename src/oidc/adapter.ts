@@ -166,7 +166,10 @@ export function createAdapter(
     await destroy('Grant', grantId);
   }
 
-  /** Passes a row read from the database on, noting a code or token that may be newer than what memory holds (newerThanCache.ts). */
+  /**
+   * Passes a row read from the database on, noting a code, token or finished interaction that
+   * may be newer than what memory holds (newerThanCache.ts).
+   */
   const seenIn =
     (model: string) =>
     <T extends object | undefined>(found: T): T => {

@@ -1,6 +1,8 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { usersQueries } from '../db/queries/users.js';
+import type { RowCache } from '../db/rowCache.js';
+import type { User } from '../db/schema.js';
 import { ACCOUNT_CLIENT_ID } from './accountClient.js';
 import type { GroupCache } from './groupCache.js';
 import { resourceConsentCheck } from './resourceConsent.js';
@@ -44,7 +46,7 @@ export function mayUseClient(groups: GroupCache, ctx: KoaContextWithOIDC): Promi
 export function interactionPolicyWithGroupAccess(
   db: Db,
   groups: GroupCache,
-  options: { requireVerifiedEmail?: boolean } = {},
+  options: { requireVerifiedEmail?: boolean; users?: RowCache<User> } = {},
 ) {
   const { Prompt, Check, base } = interactionPolicy;
   const policy = base();
@@ -73,7 +75,11 @@ export function interactionPolicyWithGroupAccess(
           async (ctx) => {
             const accountId = ctx.oidc.session?.accountId;
             if (!accountId || ctx.oidc.client?.clientId === ACCOUNT_CLIENT_ID) return false;
-            const user = await usersQueries.findById(db, accountId);
+            // Read from the database, where the welcome link (on any instance) verified it,
+            // and kept: the account's claims that follow in the tokens of this sign-in are read
+            // from memory, which held `email_verified: false` until that link's notice arrived.
+            const load = () => usersQueries.findById(db, accountId);
+            const user = await (options.users ? options.users.find(accountId, load, true) : load());
             return user !== undefined && !user.email_verified;
           },
         ),

@@ -20,21 +20,35 @@ export class GroupCache implements RowChangeListener {
 
   constructor(private readonly db: Db) {}
 
-  /** The groups `userId` is in, ordered by name. */
-  async ofUser(userId: string): Promise<UserGroup[]> {
-    return (await this.memberships.find(userId, () => groupsQueries.ofUser(this.db, userId)))!;
+  /**
+   * The groups `userId` is in, ordered by name. `mustReadFresh` says whether a row (`Groups:<user
+   * id>`, `ClientGroups:<client id>`) must come from the database, not from memory, as it is
+   * about to be read (newerThanCache.ts).
+   */
+  async ofUser(userId: string, mustReadFresh?: (key: string) => boolean): Promise<UserGroup[]> {
+    return (await this.memberships.find(
+      userId,
+      () => groupsQueries.ofUser(this.db, userId),
+      mustReadFresh?.(`Groups:${userId}`),
+    ))!;
   }
 
   /** Whether `userId` may use `clientId`: it admits everyone, or the user is in one of its groups. */
-  async mayUseClient(clientId: string, userId: string): Promise<boolean> {
+  async mayUseClient(
+    clientId: string,
+    userId: string,
+    mustReadFresh?: (key: string) => boolean,
+  ): Promise<boolean> {
     if (!this.clientRules.live || !this.memberships.live) {
       return groupsQueries.mayUseClient(this.db, clientId, userId);
     }
-    const allowed = (await this.clientRules.find(clientId, () =>
-      groupsQueries.allowedIdsForClient(this.db, clientId),
+    const allowed = (await this.clientRules.find(
+      clientId,
+      () => groupsQueries.allowedIdsForClient(this.db, clientId),
+      mustReadFresh?.(`ClientGroups:${clientId}`),
     ))!;
     if (allowed.length === 0) return true;
-    const groups = await this.ofUser(userId);
+    const groups = await this.ofUser(userId, mustReadFresh);
     return groups.some((group) => allowed.includes(group.id));
   }
 

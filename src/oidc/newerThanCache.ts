@@ -9,12 +9,20 @@ import { LISTEN_TIMING } from '../db/notifications.js';
  * both. Behind a load balancer the app's request with the code or token reaches this instance
  * a moment later, often before the notice of that change has (modelCache.ts), so what this
  * instance holds of the session and grant may be older than the code, and so may its account
- * (a name changed, an email verified, on the way to the code). Not held in memory here, such
- * a code or token makes the rest of its request read each session, grant and account from the
- * database once: the code is then redeemed against what it was issued with, neither refused
- * ("not found": its session did not name the grant yet) nor answered with tokens for less
- * than was granted or with claims from before. One this instance issued, or has read before,
- * is found in memory, and what it holds of those is at least as new.
+ * (a name changed, an email verified, a group joined, on the way to the code). Not held in
+ * memory here, such a code or token makes the rest of its request read each session, grant and
+ * account (with its groups and the client's allowed groups) from the database once: the code
+ * is then redeemed against what it was issued with, neither refused ("not found": its session
+ * did not name the grant yet, or its account was in no group the app admits) nor answered
+ * with tokens for less than was granted or with claims from before. One this instance issued,
+ * or has read before, is found in memory, and what it holds of those is at least as new.
+ *
+ * So does an interaction with its result: the consent page stores the grant it extends and
+ * the interaction's result; the sign-up page, the account and the sign-in; and the browser's
+ * return to the authorization (`GET /auth/:uid`) may reach this instance before their
+ * notices. Read from memory instead, the grant as it was asks again for the consent just
+ * given, and the account as it was may be no account. On the instance that stored the result
+ * the return reads it from memory (freshSignIns.ts) and nothing anew.
  */
 const ISSUED_WITH_SESSION_AND_GRANT = new Set([
   'AuthorizationCode',
@@ -45,8 +53,10 @@ const readFresh = new WeakMap<object, Set<string>>();
  * or a JWT access token, which is stored nowhere), came with this request: if it may be newer
  * than the session, grant and account held here, the rest of the request reads them anew.
  */
-export function broughtIn(model: string, payload: { iat?: unknown } | undefined): void {
-  if (!payload || !ISSUED_WITH_SESSION_AND_GRANT.has(model)) return;
+export function broughtIn(model: string, payload: { iat?: unknown; result?: unknown } | undefined): void {
+  if (!payload) return;
+  if (!ISSUED_WITH_SESSION_AND_GRANT.has(model) && !(model === 'Interaction' && payload.result !== undefined))
+    return;
   if (DATED_BY_IAT.has(model)) {
     const { iat } = payload;
     if (typeof iat !== 'number' || iat + NOTICE_BOUND_SECONDS < Date.now() / 1000) return;
@@ -56,8 +66,8 @@ export function broughtIn(model: string, payload: { iat?: unknown } | undefined)
 }
 
 /**
- * Whether the session, grant or account under `key` (`Session:<uid>`, `Grant:<stored id>`,
- * `User:<id>`) must be read from the database, not from memory:
+ * Whether the session, grant, account or group rows under `key` (`Session:<uid>`, `Grant:<stored
+ * id>`, `User:<id>`, `Groups:<user id>`, `ClientGroups:<client id>`) must be read from the database, not from memory:
  * the first lookup of it after {@link broughtIn} in the same request (the answer is
  * kept, so later lookups may use memory).
  */

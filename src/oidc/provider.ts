@@ -10,6 +10,7 @@ import { secretMatchesHash } from '../crypto.js';
 import type { Db } from '../db/connect.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { backchannelDeliveriesQueries } from '../db/queries/backchannelDeliveries.js';
+import { clientsQueries } from '../db/queries/clients.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { usersQueries } from '../db/queries/users.js';
 import type { CookieSigner } from '../http/cookieSigner.js';
@@ -284,6 +285,7 @@ export function createProvider({
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: interactionPolicyWithGroupAccess(db, caches.groups, {
         requireVerifiedEmail: config.signup === 'open-verified',
+        users: caches.users,
       }),
     },
     loadExistingGrant: createLoadExistingGrant(db, caches.groups),
@@ -393,15 +395,27 @@ export function createProvider({
   // the issuer's host and protocol, and the client address read under TRUST_PROXY.
   provider.proxy = true;
 
+  // A secret rotated on another instance is known here once its notice arrives, which the app
+  // given the new secret can beat (a deploy that rotates it and at once uses it): it was
+  // refused as wrong. A secret the client held in memory refuses is compared with the stored
+  // one too, and the client is read anew when that matches; only a wrong secret or a new one
+  // reads the database. The one before a rotation may pass here until the notice arrives.
+  const secretMatchesNow = async (clientId: string, hash: string | undefined, actual: string) => {
+    if (secretMatchesHash(actual, hash)) return true;
+    const stored = (await clientsQueries.find(db, clientId))?.secret_hash;
+    if (!stored || stored === hash || !secretMatchesHash(actual, stored)) return false;
+    caches.clients.invalidate(clientId);
+    return true;
+  };
+
   // Stored client secrets are SHA-256 hashes (see crypto.ts); compare what the client presents against the hash.
   // A wrong one is counted against the request's address (clientAuthBackoff.ts); the right
   // one is accepted from any address.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
-    if (!clientAuthBackoff) return secretMatchesHash(actual, this.clientSecret);
+    const matches = await secretMatchesNow(this.clientId, this.clientSecret, actual);
+    if (!clientAuthBackoff) return matches;
     const address = (providerRequests.getStore() as Context | undefined)?.ip ?? '';
-    return clientAuthBackoff.authenticate(this.clientId, address, () =>
-      secretMatchesHash(actual, this.clientSecret),
-    );
+    return clientAuthBackoff.authenticate(this.clientId, address, () => matches);
   };
 
   // The device page's error handler (a bad or stale /device/:uid) gives the visitor's session
@@ -433,6 +447,23 @@ export function createProvider({
   provider.Client.prototype.postLogoutRedirectUriAllowed = function allowPostLogoutUri(uri: string) {
     return redirectUriAllowed(uri, this.postLogoutRedirectUris ?? [], this.applicationType);
   };
+  // A redirect URI added on another instance is known here once its notice arrives, which the
+  // first sign-in through it can beat (a preview deployment that registers its address and at
+  // once signs in): it was refused as not registered. An authorization request whose
+  // redirect_uri the client held in memory does not allow reads the client anew; the
+  // provider's own check then decides on the stored one.
+  aroundProviderRoute(provider, 'GET', '/auth', function readClientAnewForUnknownRedirectUri(ctx, next) {
+    const { client_id: clientId, redirect_uri: uri } = ctx.query;
+    const held = typeof clientId === 'string' ? caches.clients.peek(clientId) : undefined;
+    const registered = held?.redirect_uris as string[] | undefined;
+    if (
+      typeof uri === 'string' &&
+      registered &&
+      !redirectUriAllowed(uri, registered, held!.application_type as 'native' | 'web' | undefined)
+    )
+      caches.clients.invalidate(clientId as string);
+    return next();
+  });
   // Discovery says backchannel_logout_session_supported, so every ID token names the session
   // it was issued in (Back-Channel Logout 1.0 §2.1), as do the codes and tokens it comes
   // from; the provider names it only for apps registered for back-channel logout. A device's

@@ -39,6 +39,17 @@ describe('codes and tokens that make their request read sessions, grants and acc
     });
   });
 
+  it('an interaction with its result (a sign-in, sign-up or consent finished elsewhere), not one under way', () => {
+    inRequest(() => {
+      broughtIn('Interaction', { iat: now() - 600, result: { consent: {} } });
+      expect(mustReadFresh('Grant:a')).toBe(true);
+    });
+    inRequest(() => {
+      broughtIn('Interaction', { iat: now() });
+      expect(mustReadFresh('Grant:a')).toBe(false);
+    });
+  });
+
   it('nothing else, nothing outside a request, and nothing in the next request', () => {
     inRequest(() => {
       broughtIn('Grant', { iat: now() });
