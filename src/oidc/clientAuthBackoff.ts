@@ -49,9 +49,11 @@ export class ClientAuthBackoff {
   constructor(private readonly hits: HitCounter) {}
 
   /**
-   * Authenticates the client with `secretMatches` (a comparison of the presented secret); on a
-   * wrong secret, counts a failure from `address` (the request's, as read under TRUST_PROXY)
-   * unless that address is past {@link CLIENT_AUTH_FAILURES_ALLOWED} for the client already.
+   * Authenticates the client with `secretMatches` (a comparison of the presented secret with
+   * the client this instance holds) or, while `address` is not past its limit, with
+   * `matchesStoredSecret` (with the stored client); on a wrong secret, counts a failure from
+   * `address` (the request's, as read under TRUST_PROXY) unless that address is past
+   * {@link CLIENT_AUTH_FAILURES_ALLOWED} for the client already.
    *
    * The shared count is read and written after the comparison, with turns of the event loop
    * between: 300 wrong secrets sent at once would all read "not past the limit", and all be
@@ -60,12 +62,22 @@ export class ClientAuthBackoff {
    * {@link CLIENT_AUTH_FAILURES_ALLOWED} are counted on each instance, and the rest refused
    * uncounted, as past the limit.
    */
-  async authenticate(clientId: string, address: string, secretMatches: () => boolean): Promise<boolean> {
+  async authenticate(
+    clientId: string,
+    address: string,
+    secretMatches: () => boolean,
+    matchesStoredSecret?: () => Promise<boolean>,
+  ): Promise<boolean> {
     if (secretMatches()) return true;
     const key = keyOf(clientId, address);
     if (this.#countedHere.hitsNow(key) >= CLIENT_AUTH_FAILURES_ALLOWED) return false;
     // Its window starts at this process's first failure, at or after the shared window's.
     this.#countedHere.hitNow(key, CLIENT_AUTH_WINDOW_SECONDS);
+    // A secret rotated on another instance, its notice not here yet: only an address not past
+    // its limit gets it compared with the stored one, so refusals past the limit read nothing.
+    // Counted here first, with no turn of the event loop since the comparison (above): a
+    // burst waits on no statement before it is counted.
+    if (matchesStoredSecret && (await matchesStoredSecret())) return true;
     if (await this.#allows(key)) await this.#failed(key);
     return false;
   }

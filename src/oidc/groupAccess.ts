@@ -5,6 +5,7 @@ import type { RowCache } from '../db/rowCache.js';
 import type { User } from '../db/schema.js';
 import { ACCOUNT_CLIENT_ID } from './accountClient.js';
 import type { GroupCache } from './groupCache.js';
+import { mustReadFresh } from './newerThanCache.js';
 import { resourceConsentCheck } from './resourceConsent.js';
 import { signInTooOld } from './ttl.js';
 
@@ -28,7 +29,8 @@ export function mayUseClient(groups: GroupCache, ctx: KoaContextWithOIDC): Promi
   if (!accountId || !clientId) return Promise.resolve(true);
   let decision = decisions.get(ctx);
   if (!decision) {
-    decision = groups.mayUseClient(clientId, accountId);
+    // Fresh when the request brought in a sign-in finished on another instance (newerThanCache.ts).
+    decision = groups.mayUseClient(clientId, accountId, mustReadFresh);
     decisions.set(ctx, decision);
   }
   return decision;

@@ -65,7 +65,7 @@ export function createIntrospectionPolicy(caches: Caches) {
     const { accountId, clientId } = token;
     return typeof accountId !== 'string' || typeof clientId !== 'string'
       ? true
-      : caches.groups.mayUseClient(clientId, accountId);
+      : caches.groups.mayUseClient(clientId, accountId, mustReadFresh);
   };
 }
 
@@ -160,9 +160,6 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
     accountId: string,
     clientId: string,
   ): Promise<boolean> {
-    // Stored nowhere, a JWT is never in memory: one just issued elsewhere may be newer than
-    // the account, grant and session held here (newerThanCache.ts).
-    broughtIn('AccessToken', token);
     const user = await caches.users.find(
       accountId,
       () => usersQueries.findById(db, accountId),
@@ -185,6 +182,9 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
   async function describe(ctx: KoaContextWithOIDC, token: string): Promise<Record<string, unknown>> {
     const payload = await verified(token);
     if (typeof payload?.client_id !== 'string' || typeof payload.sub !== 'string') return INACTIVE;
+    // Stored nowhere, a JWT is never in memory: one just issued elsewhere may be newer than the
+    // account, its groups, grant and session held here (newerThanCache.ts).
+    broughtIn('AccessToken', payload);
     const clientId = payload.client_id;
     // A client_credentials token's subject is its client (RFC 9068 §2.2); any other is a person's.
     const accountId = payload.sub === clientId ? undefined : payload.sub;

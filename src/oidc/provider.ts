@@ -398,11 +398,23 @@ export function createProvider({
   // A secret rotated on another instance is known here once its notice arrives, which the app
   // given the new secret can beat (a deploy that rotates it and at once uses it): it was
   // refused as wrong. A secret the client held in memory refuses is compared with the stored
-  // one too, and the client is read anew when that matches; only a wrong secret or a new one
-  // reads the database. The one before a rotation may pass here until the notice arrives.
-  const secretMatchesNow = async (clientId: string, hash: string | undefined, actual: string) => {
-    if (secretMatchesHash(actual, hash)) return true;
-    const stored = (await clientsQueries.find(db, clientId))?.secret_hash;
+  // one too, unless the request's address is past its limit of wrong secrets (so refusals
+  // past it read nothing), and the client is read anew when that matches. Reads for one client
+  // at once are one statement. The one before a rotation may pass here until the notice arrives.
+  const storedHashReads = new Map<string, Promise<string | null | undefined>>();
+  const storedHashOf = (clientId: string) => {
+    let read = storedHashReads.get(clientId);
+    if (!read) {
+      read = clientsQueries
+        .find(db, clientId)
+        .then((row) => row?.secret_hash)
+        .finally(() => storedHashReads.delete(clientId));
+      storedHashReads.set(clientId, read);
+    }
+    return read;
+  };
+  const matchesStoredSecret = async (clientId: string, hash: string | undefined, actual: string) => {
+    const stored = await storedHashOf(clientId);
     if (!stored || stored === hash || !secretMatchesHash(actual, stored)) return false;
     caches.clients.invalidate(clientId);
     return true;
@@ -412,10 +424,11 @@ export function createProvider({
   // A wrong one is counted against the request's address (clientAuthBackoff.ts); the right
   // one is accepted from any address.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(actual: string) {
-    const matches = await secretMatchesNow(this.clientId, this.clientSecret, actual);
-    if (!clientAuthBackoff) return matches;
+    const held = () => secretMatchesHash(actual, this.clientSecret);
+    const stored = () => matchesStoredSecret(this.clientId, this.clientSecret, actual);
+    if (!clientAuthBackoff) return held() || stored();
     const address = (providerRequests.getStore() as Context | undefined)?.ip ?? '';
-    return clientAuthBackoff.authenticate(this.clientId, address, () => matches);
+    return clientAuthBackoff.authenticate(this.clientId, address, held, stored);
   };
 
   // The device page's error handler (a bad or stale /device/:uid) gives the visitor's session

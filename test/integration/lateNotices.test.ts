@@ -58,6 +58,40 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
         fetch(url.replace(sesame.baseUrl, other.url), options as RequestInit);
     }
 
+    /**
+     * Signs in at `rp` on `sesame` for the API, and has the other instance, whose notices are
+     * late, describe the JWT access token it got.
+     */
+    async function apiTokenIntrospectedOnOther(person: Person, balancer: { connectTo: string }, rp: TestRp) {
+      let described: oidc.IntrospectionResponse | undefined;
+      await signInWhileNoticesLate(
+        person,
+        balancer,
+        rp,
+        'openid read',
+        { browserAt: sesame.listenUrl, late: otherNotices, params: { resource: API } },
+        async (tokens) => {
+          expect(tokens.access_token.split('.')).toHaveLength(3);
+          toOtherInstance(rp);
+          described = await oidc.tokenIntrospection(rp.config, tokens.access_token);
+        },
+      );
+      return described;
+    }
+
+    /** A first-party app that admits only the members of a new group. */
+    async function appOfOneGroup() {
+      const staff = await firstPartyApp('Staff');
+      const group = await createGroup(sesame.db, `staff-${randomBytes(3).toString('hex')}`, 'test');
+      await updateClient(
+        sesame.db,
+        staff.config.clientMetadata().client_id,
+        { allowed_groups: [group.id] },
+        'test',
+      );
+      return { staff, group };
+    }
+
     /** A first-party app: no consent page, so a signed-in browser gets its code at once. */
     async function firstPartyApp(name: string, firstParty = true): Promise<TestRp> {
       const { client, client_secret } = await createClient(
@@ -79,8 +113,8 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
         await person.signUp(await person.open(pending.url), email),
         REDIRECT_URI,
       );
-      const sub = (await finishLogin(rp, pending, callback)).claims()!.sub;
-      return { person, email, balancer, sub };
+      const tokens = await finishLogin(rp, pending, callback);
+      return { person, email, balancer, sub: tokens.claims()!.sub, tokens };
     }
 
     /**
@@ -158,19 +192,7 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       const notes = await firstPartyApp('Notes');
       const photos = await firstPartyApp('Photos');
       const { person, balancer } = await signedUpAt(notes, 'openid', other.url);
-      let described: oidc.IntrospectionResponse | undefined;
-      await signInWhileNoticesLate(
-        person,
-        balancer,
-        photos,
-        'openid read',
-        { browserAt: sesame.listenUrl, late: otherNotices, params: { resource: API } },
-        async (tokens) => {
-          expect(tokens.access_token.split('.')).toHaveLength(3);
-          toOtherInstance(photos);
-          described = await oidc.tokenIntrospection(photos.config, tokens.access_token);
-        },
-      );
+      const described = await apiTokenIntrospectedOnOther(person, balancer, photos);
       expect(described).toMatchObject({ active: true, aud: API, scope: 'read' });
     });
 
@@ -187,14 +209,7 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
 
     it('redeems a code for an app of a group the person joined since this instance read their groups', async () => {
       const notes = await firstPartyApp('Notes');
-      const staff = await firstPartyApp('Staff');
-      const group = await createGroup(sesame.db, `staff-${randomBytes(3).toString('hex')}`, 'test');
-      await updateClient(
-        sesame.db,
-        staff.config.clientMetadata().client_id,
-        { allowed_groups: [group.id] },
-        'test',
-      );
+      const { staff, group } = await appOfOneGroup();
       // `sesame` reads their groups (none) for Notes' tokens.
       const { person, balancer, sub } = await signedUpAt(notes, 'openid groups');
       // Added to the group (on the admin page, say) with its notice on the way to `sesame`.
@@ -202,6 +217,19 @@ type Tokens = Awaited<ReturnType<typeof finishLogin>>;
       await addGroupMember(sesame.db, group.id, sub, 'test', { unverified: true });
       const tokens = await signInWhileNoticesLate(person, balancer, staff, 'openid groups');
       expect(tokens.claims()).toMatchObject({ sub, groups: [group.name] });
+    });
+
+    it("describes an API's JWT access token for an app of a group the person joined, where the joining is not yet known", async () => {
+      const notes = await firstPartyApp('Notes');
+      const { staff, group } = await appOfOneGroup();
+      // The other instance reads their groups (none) for Notes' userinfo.
+      const { person, balancer, sub, tokens } = await signedUpAt(notes, 'openid groups');
+      toOtherInstance(notes);
+      expect(await oidc.fetchUserInfo(notes.config, tokens.access_token, sub)).toMatchObject({ groups: [] });
+      otherNotices.hold();
+      await addGroupMember(sesame.db, group.id, sub, 'test', { unverified: true });
+      const described = await apiTokenIntrospectedOnOther(person, balancer, staff);
+      expect(described).toMatchObject({ active: true, sub });
     });
 
     it('returns to the app where the consent given on the other instance is not yet known', async () => {
