@@ -39,6 +39,7 @@ import {
   takeCodesFromLinks,
 } from './deviceFlow.js';
 import { throttleDevicePolling } from './devicePolling.js';
+import { wayBackFromExpiredSignIn } from './expiredSignIn.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
@@ -91,6 +92,9 @@ async function choosePageLocale(
   ctx.state.locale = localeOf(ctx, config, { uiLocales, stored: account?.locale });
   return pageText(ctx);
 }
+
+/** The last segment of a path: the uid of a return to a sign-in (`/auth/:uid`). */
+const lastPathSegment = (path: string) => path.slice(path.lastIndexOf('/') + 1);
 
 /** The provider's own cookies, named as all of Sesame's are (cookieNames.ts). */
 function providerCookieNames(config: Config): NonNullable<Configuration['cookies']>['names'] {
@@ -372,9 +376,27 @@ export function createProvider({
         },
       },
     },
-    async renderError(ctx, out) {
+    async renderError(ctx, out, error) {
       restateError(out);
       const text = await choosePageLocale(ctx, db, config, false);
+      // A return to a sign-in (`GET /auth/:uid`) that ended, its half hour over (its cookie and
+      // its row end together) or completed already, is said to be so as the sign-in's own pages
+      // say it, with the way back to its app while Sesame knows it: the provider's words ("This
+      // sign-in link is not valid", "authorization request has expired") left a person who had
+      // just used their passkey with no way on.
+      if (error instanceof errors.SessionNotFound && ctx.oidc?.route === 'resume') {
+        const way = await wayBackFromExpiredSignIn(db, ctx.oidc.provider, lastPathSegment(ctx.path));
+        const back = way?.account
+          ? { backUrl: '/account', backLabel: text.t('emailVerified.backLabel') }
+          : way && { backUrl: way.url, backLabel: text.t('errors.backToApp', { client: way.appName }) };
+        sendPage(ctx, 'error', {
+          title: text.t('error.title'),
+          heading: text.t('error.heading'),
+          message: text.t('errors.interactionExpired'),
+          ...back,
+        });
+        return;
+      }
       sendPage(ctx, 'error', {
         title: text.t('error.heading'),
         heading: text.t(
@@ -482,7 +504,7 @@ export function createProvider({
   leavePersonScopesOutForClients(provider);
   /** Whether the interaction a return (`/auth/:uid`) resumes is still stored. */
   async function interactionStored(path: string): Promise<boolean> {
-    const uid = path.slice(path.lastIndexOf('/') + 1);
+    const uid = lastPathSegment(path);
     return (await oidcModelsQueries.find(db, 'Interaction', storedId('Interaction', uid))) !== undefined;
   }
   async function holdAndStoreWrites(ctx: Context, next: Next) {
@@ -507,7 +529,7 @@ export function createProvider({
         gone
           ? { error: 'invalid_request', error_description: 'interaction session not found' }
           : { error: 'server_error', error_description: 'oops! something went wrong' },
-        error as Error,
+        gone ? new errors.SessionNotFound('interaction session not found') : (error as Error),
       );
     }
   }

@@ -460,16 +460,20 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(page.text).not.toMatch(/\n\s+at |Error:/);
   });
 
-  it('shows a clear error page for an expired interaction, and its ceremonies are refused', async () => {
-    const person = new Person(sesame.baseUrl);
-    const loginPage = await person.open((await beginLogin(rp)).url);
-    const uid = uidOf(loginPage.url)!;
-    await sesame.db
+  /** Ends the sign-in `uid` a second ago, as its half hour running out does. */
+  const endSignIn = (uid: string) =>
+    sesame.db
       .updateTable('oidc_models')
       .set({ expires_at: sql<Date>`now() - interval '1 second'` })
       .where('model', '=', 'Interaction')
       .where('id', '=', storedId('Interaction', uid))
       .execute();
+
+  it('shows a clear error page for an expired interaction, and its ceremonies are refused', async () => {
+    const person = new Person(sesame.baseUrl);
+    const loginPage = await person.open((await beginLogin(rp)).url);
+    const uid = uidOf(loginPage.url)!;
+    await endSignIn(uid);
 
     const page = await person.browser.request(`/interaction/${uid}`);
     expect(page.status).toBe(400);
@@ -480,6 +484,35 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     const options = await person.browser.postJson(`/interaction/${uid}/login/options`, loginPage.csrf(), {});
     expect(options.status).toBe(400);
     expect(options.json().error).toBe('interaction_expired');
+  });
+
+  it('says a sign-in expired, with the way back to its app, when the return to the app comes after its end', async () => {
+    const { person } = await signUpAt(rp);
+    const again = await beginLogin(rp, 'openid', { prompt: 'login' });
+    const loginPage = await person.open(again.url);
+    const uid = uidOf(loginPage.url)!;
+    // The passkey is accepted as the sign-in's half hour ends: its return to the app comes after.
+    const resume = await person.signIn(loginPage);
+    expect(resume).toBe(`${sesame.baseUrl}/auth/${uid}`);
+    await endSignIn(uid);
+    const expectExpiredPage = (page: PageResponse) => {
+      expect(page.status).toBe(400);
+      expect(page.text).toContain('This sign-in has expired');
+      expect(page.text).toContain('<a href="http://127.0.0.1:8902/">Back to Notes</a>');
+      expect(page.text).not.toContain('interaction session not found');
+    };
+    // A browser whose clock is behind still sends the sign-in's cookie, which ends with it.
+    expectExpiredPage(await person.browser.request(resume));
+    const resumeCookie = cookieNames(sesame.config).resume;
+    await person.browser.jar.setCookie(
+      `${resumeCookie}=; Path=/auth/${uid}; Expires=Thu, 01 Jan 1970 00:00:00 GMT`,
+      `${sesame.baseUrl}/auth/${uid}`,
+    );
+    await person.browser.jar.setCookie(
+      `${resumeCookie}.sig=; Path=/auth/${uid}; Expires=Thu, 01 Jan 1970 00:00:00 GMT`,
+      `${sesame.baseUrl}/auth/${uid}`,
+    );
+    expectExpiredPage(await person.browser.request(resume));
   });
 
   it("links an expired sign-in back to its app only while the sign-in is kept and the app's URI registered", async () => {
