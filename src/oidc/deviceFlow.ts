@@ -7,6 +7,7 @@ import { plainAddress, rateLimitKey } from '../http/middleware/rateLimit.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { DEVICE_CODE_GRANT } from './clients.js';
+import { isStaleForm } from './latePages.js';
 import type { ModelCache } from './modelCache.js';
 import { aroundProviderRoute } from './routeSteps.js';
 
@@ -25,18 +26,10 @@ function xsrfOf(form: string): string {
   return match[1]!;
 }
 
-/**
- * The provider's refusals of a code page's form whose token is not the visitor's session's
- * (shared/xsrf.js): the session, which a visit with nobody signed in keeps half an hour, ended
- * while the page was open, or a newer code page replaced the token. The device's code is
- * untouched: the person only has to type it again in the page shown with a new form.
- */
-const STALE_FORM = new Set(['could not find device form details', 'xsrf token invalid']);
-
 /** Why the code the person typed led nowhere: the catalog key of the words for them. */
 function problemWith(error: Error | undefined): string | undefined {
-  if (error instanceof errors.InvalidRequest && STALE_FORM.has(error.error_description ?? ''))
-    return 'device.problems.formExpired';
+  // The page was only stale (latePages.ts): the device's code is untouched, to be typed again.
+  if (isStaleForm(error)) return 'device.problems.formExpired';
   switch (error?.name) {
     case undefined:
       return undefined;

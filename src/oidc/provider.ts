@@ -39,7 +39,6 @@ import {
   takeCodesFromLinks,
 } from './deviceFlow.js';
 import { throttleDevicePolling } from './devicePolling.js';
-import { wayBackFromExpiredSignIn } from './expiredSignIn.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
@@ -48,6 +47,7 @@ import {
   describeJwtAccessTokens,
   nameGrantAndSessionInJwt,
 } from './introspection.js';
+import { answerLateStep } from './latePages.js';
 import { logRedirectUriMismatches } from './redirectUriMismatch.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
@@ -379,24 +379,7 @@ export function createProvider({
     async renderError(ctx, out, error) {
       restateError(out);
       const text = await choosePageLocale(ctx, db, config, false);
-      // A return to a sign-in (`GET /auth/:uid`) that ended, its half hour over (its cookie and
-      // its row end together) or completed already, is said to be so as the sign-in's own pages
-      // say it, with the way back to its app while Sesame knows it: the provider's words ("This
-      // sign-in link is not valid", "authorization request has expired") left a person who had
-      // just used their passkey with no way on.
-      if (error instanceof errors.SessionNotFound && ctx.oidc?.route === 'resume') {
-        const way = await wayBackFromExpiredSignIn(db, ctx.oidc.provider, lastPathSegment(ctx.path));
-        const back = way?.account
-          ? { backUrl: '/account', backLabel: text.t('emailVerified.backLabel') }
-          : way && { backUrl: way.url, backLabel: text.t('errors.backToApp', { client: way.appName }) };
-        sendPage(ctx, 'error', {
-          title: text.t('error.title'),
-          heading: text.t('error.heading'),
-          message: text.t('errors.interactionExpired'),
-          ...back,
-        });
-        return;
-      }
+      if (await answerLateStep(ctx, db, text, error)) return;
       sendPage(ctx, 'error', {
         title: text.t('error.heading'),
         heading: text.t(

@@ -7,6 +7,7 @@ import { createClient, updateClient } from '../../src/oidc/clients.js';
 import { loadCookieKeys } from '../../src/oidc/cookieKeys.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { asPage, type PageResponse, stoppedAt } from '../support/browser.js';
+import { noticesHeard } from '../support/noticesHeard.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { ageSignIn, DAY } from '../support/signInAge.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
@@ -248,6 +249,44 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(`${location.origin}${location.pathname}`).toBe(LOGGED_OUT_URI);
     expect(location.searchParams.get('state')).toBe('posted-bye');
     expect(await sessionsOf(tokens.claims()!.sub)).toEqual([]);
+  });
+
+  it('answers a sign-out page that outlived its form with where the person stands, not a bad link', async () => {
+    /** Opens the app's sign-out page; returns its form's address and token. */
+    async function signOutPage(person: Person, idToken: string) {
+      const endSession = oidc.buildEndSessionUrl(rp.config, {
+        id_token_hint: idToken,
+        post_logout_redirect_uri: LOGGED_OUT_URI,
+      });
+      const confirm = await person.browser.request(endSession.toString());
+      const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text)!;
+      return { action: form[1]!, xsrf: form[2]! };
+    }
+    const send = (person: Person, form: { action: string; xsrf: string }) =>
+      person.browser.request(form.action, { form: { xsrf: form.xsrf, logout: 'yes' } });
+
+    // A newer sign-out page (another tab) replaced the form: the person is still signed in.
+    const { person, tokens } = await signUpAt(rp);
+    const older = await signOutPage(person, tokens.id_token!);
+    await signOutPage(person, tokens.id_token!);
+    const replaced = await send(person, older);
+    expect(replaced.status).toBe(400);
+    expect(replaced.text).toContain('This sign-out page has expired, and you are still signed in.');
+    expect(replaced.text).not.toContain('could not find logout details');
+    expect(await sessionsOf(tokens.claims()!.sub)).toHaveLength(1);
+
+    // The session ended while the page was open: the person is signed out, and is told so.
+    const left = await signOutPage(person, tokens.id_token!);
+    await sesame.db
+      .updateTable('oidc_models')
+      .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+      .where('model', '=', 'Session')
+      .where(sql<string>`payload->>'accountId'`, '=', tokens.claims()!.sub)
+      .execute();
+    expect(await noticesHeard(sesame)).toBe(true);
+    const ended = await send(person, left);
+    expect(ended.status).toBe(200);
+    expect(ended.text).toContain('You are signed out');
   });
 
   it("signs the browser's person out on Sesame's page before another person's sign-in there goes on", async () => {
