@@ -14,6 +14,7 @@ import { adminFormTokensQueries } from './db/queries/adminFormTokens.js';
 import { auditQueries } from './db/queries/audit.js';
 import { backchannelDeliveriesQueries } from './db/queries/backchannelDeliveries.js';
 import { challengesQueries } from './db/queries/challenges.js';
+import { emailVerificationsQueries } from './db/queries/emailVerifications.js';
 import { mailOutboxQueries } from './db/queries/mailOutbox.js';
 import { oidcModelsQueries } from './db/queries/oidcModels.js';
 import { oneTimeTokensQueries } from './db/queries/oneTimeTokens.js';
@@ -99,7 +100,7 @@ const CLEANUP_INTERVAL_MS = 10 * 60 * 1000;
 
 /**
  * Back-channel logout deliveries and mails done (delivered or given up) are kept this long
- * for admins to look into; one-time links this long after they expired.
+ * for admins to look into; one-time links (and email verification links) this long after they expired.
  */
 const DONE_DELIVERIES_KEPT_DAYS = 30;
 
@@ -351,6 +352,7 @@ export async function createApp({
         (await backchannelDeliveriesQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await mailOutboxQueries.deleteDoneBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await oneTimeTokensQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
+        (await emailVerificationsQueries.deleteExpiredBefore(db, DONE_DELIVERIES_KEPT_DAYS)) +
         (await removeUnpublishedSigningKeys(db)) +
         (await removeExpiredCookieKeys(db, config)) +
         (await removeUnpublishedTenantKeys(db)) +

@@ -7,6 +7,7 @@ import { plainAddress, rateLimitKey } from '../http/middleware/rateLimit.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { DEVICE_CODE_GRANT } from './clients.js';
+import { isStaleForm } from './latePages.js';
 import type { ModelCache } from './modelCache.js';
 import { aroundProviderRoute } from './routeSteps.js';
 
@@ -27,6 +28,8 @@ function xsrfOf(form: string): string {
 
 /** Why the code the person typed led nowhere: the catalog key of the words for them. */
 function problemWith(error: Error | undefined): string | undefined {
+  // The page was only stale (latePages.ts): the device's code is untouched, to be typed again.
+  if (isStaleForm(error)) return 'device.problems.formExpired';
   switch (error?.name) {
     case undefined:
       return undefined;

@@ -48,6 +48,7 @@ import {
   describeJwtAccessTokens,
   nameGrantAndSessionInJwt,
 } from './introspection.js';
+import { answerLateStep } from './latePages.js';
 import { logRedirectUriMismatches } from './redirectUriMismatch.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
@@ -92,6 +93,9 @@ async function choosePageLocale(
   ctx.state.locale = localeOf(ctx, config, { uiLocales, stored: account?.locale });
   return pageText(ctx);
 }
+
+/** The last segment of a path: the uid of a return to a sign-in (`/auth/:uid`). */
+const lastPathSegment = (path: string) => path.slice(path.lastIndexOf('/') + 1);
 
 /** The provider's own cookies, named as all of Sesame's are (cookieNames.ts). */
 function providerCookieNames(config: Config): NonNullable<Configuration['cookies']>['names'] {
@@ -374,9 +378,10 @@ export function createProvider({
         },
       },
     },
-    async renderError(ctx, out) {
+    async renderError(ctx, out, error) {
       restateError(out);
       const text = await choosePageLocale(ctx, db, config, false);
+      if (await answerLateStep(ctx, db, text, error)) return;
       sendPage(ctx, 'error', {
         title: text.t('error.heading'),
         heading: text.t(
@@ -526,7 +531,7 @@ export function createProvider({
   leavePersonScopesOutForClients(provider);
   /** Whether the interaction a return (`/auth/:uid`) resumes is still stored. */
   async function interactionStored(path: string): Promise<boolean> {
-    const uid = path.slice(path.lastIndexOf('/') + 1);
+    const uid = lastPathSegment(path);
     return (await oidcModelsQueries.find(db, 'Interaction', storedId('Interaction', uid))) !== undefined;
   }
   async function holdAndStoreWrites(ctx: Context, next: Next) {
@@ -551,7 +556,7 @@ export function createProvider({
         gone
           ? { error: 'invalid_request', error_description: 'interaction session not found' }
           : { error: 'server_error', error_description: 'oops! something went wrong' },
-        error as Error,
+        gone ? new errors.SessionNotFound('interaction session not found') : (error as Error),
       );
     }
   }

@@ -1,9 +1,12 @@
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
+import { cookieNames } from '../../src/cookieNames.js';
 import { createClient, DEVICE_CODE_GRANT, updateClient } from '../../src/oidc/clients.js';
 import { OPENID_SCOPE_REQUIRED } from '../../src/oidc/restatedErrors.js';
+import { storedId } from '../../src/oidc/storedIds.js';
 import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
+import { noticesHeard } from '../support/noticesHeard.js';
 import { Person } from '../support/oidcFlow.js';
 import { autofocusedField } from '../support/refusedFields.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
@@ -247,6 +250,31 @@ describe('sign-in on a device without a browser', () => {
     expect(await pollOnce()).toEqual(slowDown);
     await lastPolledAgo(sesame, started.device_code, 14.5);
     expect(await pollOnce()).toEqual(pending);
+  });
+
+  it('asks for the code again, not to start over on the device, when the code page outlived its form', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const person = new Person(sesame.baseUrl);
+    const form = asPage(await person.browser.follow('/device'));
+    // The form's token lives in the visitor's session, which ends half an hour after the visit.
+    const session = (await person.browser.jar.getCookies(sesame.baseUrl)).find(
+      (cookie) => cookie.key === cookieNames(sesame.config).session,
+    )!;
+    await sesame.db
+      .updateTable('oidc_models')
+      .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+      .where('model', '=', 'Session')
+      .where('id', '=', storedId('Session', session.value))
+      .execute();
+    expect(await noticesHeard(sesame)).toBe(true);
+    const stale = await postCode(person, form, { user_code: started.user_code });
+    expect(stale.status).toBe(400);
+    expect(stale.text).toContain('This page had expired. Enter the code your device shows again.');
+    expect(stale.text).not.toContain('Start again on your device');
+    // The device's code is as it was: typed again in the page now shown, it goes on.
+    const confirm = await postCode(person, stale, { user_code: started.user_code });
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Living Room TV');
   });
 
   it('tells the person a wrong or empty code is not valid, and changes nothing', async () => {

@@ -2,6 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { resendWelcomeMail, verifyEmailWithLink } from '../../src/accounts/emailVerification.js';
 import { configFrom } from '../../src/config.js';
+import { sha256Hex } from '../../src/crypto.js';
+import { emailVerificationsQueries } from '../../src/db/queries/emailVerifications.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { WELCOME_RESENDS_PER_ADDRESS } from '../../src/http/middleware/rateLimit.js';
 import { createClient } from '../../src/oidc/clients.js';
@@ -154,6 +156,36 @@ describe('a new link from the account page, for an address whose link expired', 
     const [welcome] = await mail.waitFor(email);
     return { person, path: verifyLinkIn(welcome!) };
   }
+
+  it('sweeps links a month past their end, used or not, and keeps the others', async () => {
+    const user = await usersQueries.insert(sesame.db, { email: 'swept@example.com', name: null });
+    const day = 86_400_000;
+    const link = (tag: string, endedDaysAgo: number, used: boolean) => ({
+      user_id: user.id,
+      email: user.email,
+      token_hash: sha256Hex(`swept-${tag}`),
+      expires_at: new Date(Date.now() - endedDaysAgo * day),
+      used_at: used ? new Date(Date.now() - (endedDaysAgo + 1) * day) : null,
+    });
+    await sesame.db
+      .insertInto('email_verifications')
+      .values([
+        link('old', 31, false),
+        link('old-used', 40, true),
+        link('recent', 29, true),
+        link('live', -1, false),
+      ])
+      .execute();
+    expect(await emailVerificationsQueries.deleteExpiredBefore(sesame.db, 30)).toBe(2);
+    const left = await sesame.db
+      .selectFrom('email_verifications')
+      .select('token_hash')
+      .where('user_id', '=', user.id)
+      .execute();
+    expect(left.map((row) => row.token_hash).sort()).toEqual(
+      [sha256Hex('swept-recent'), sha256Hex('swept-live')].sort(),
+    );
+  });
 
   it("says where to get one on the expired link, and sends it from the account page to the account's own address", async () => {
     const { person, path } = await signedUp('late@example.com');

@@ -127,6 +127,6 @@ describe('a grant revoked while a sign-in that names it is in progress', () => {
     const refused = await person.browser.request(resume);
     expect(refused.status).toBe(400);
     expect(refused.location()).toBeUndefined();
-    expect(refused.text).toContain('interaction session not found');
+    expect(refused.text).toContain('This sign-in has expired or was already completed');
   });
 });

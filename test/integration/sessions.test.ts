@@ -7,6 +7,7 @@ import { createClient, updateClient } from '../../src/oidc/clients.js';
 import { loadCookieKeys } from '../../src/oidc/cookieKeys.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { asPage, type PageResponse, stoppedAt } from '../support/browser.js';
+import { noticesHeard } from '../support/noticesHeard.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { ageSignIn, DAY } from '../support/signInAge.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
@@ -250,6 +251,44 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(await sessionsOf(tokens.claims()!.sub)).toEqual([]);
   });
 
+  it('answers a sign-out page that outlived its form with where the person stands, not a bad link', async () => {
+    /** Opens the app's sign-out page; returns its form's address and token. */
+    async function signOutPage(person: Person, idToken: string) {
+      const endSession = oidc.buildEndSessionUrl(rp.config, {
+        id_token_hint: idToken,
+        post_logout_redirect_uri: LOGGED_OUT_URI,
+      });
+      const confirm = await person.browser.request(endSession.toString());
+      const form = /<form[^>]*action="([^"]+)"[^>]*>[\s\S]*?name="xsrf" value="([^"]+)"/.exec(confirm.text)!;
+      return { action: form[1]!, xsrf: form[2]! };
+    }
+    const send = (person: Person, form: { action: string; xsrf: string }) =>
+      person.browser.request(form.action, { form: { xsrf: form.xsrf, logout: 'yes' } });
+
+    // A newer sign-out page (another tab) replaced the form: the person is still signed in.
+    const { person, tokens } = await signUpAt(rp);
+    const older = await signOutPage(person, tokens.id_token!);
+    await signOutPage(person, tokens.id_token!);
+    const replaced = await send(person, older);
+    expect(replaced.status).toBe(400);
+    expect(replaced.text).toContain('This sign-out page has expired, and you are still signed in.');
+    expect(replaced.text).not.toContain('could not find logout details');
+    expect(await sessionsOf(tokens.claims()!.sub)).toHaveLength(1);
+
+    // The session ended while the page was open: the person is signed out, and is told so.
+    const left = await signOutPage(person, tokens.id_token!);
+    await sesame.db
+      .updateTable('oidc_models')
+      .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+      .where('model', '=', 'Session')
+      .where(sql<string>`payload->>'accountId'`, '=', tokens.claims()!.sub)
+      .execute();
+    expect(await noticesHeard(sesame)).toBe(true);
+    const ended = await send(person, left);
+    expect(ended.status).toBe(200);
+    expect(ended.text).toContain('You are signed out');
+  });
+
   it("signs the browser's person out on Sesame's page before another person's sign-in there goes on", async () => {
     const { person: first, tokens } = await signUpAt(rp);
     const { person: second, tokens: secondTokens } = await signUpAt(rp);
@@ -460,16 +499,20 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(page.text).not.toMatch(/\n\s+at |Error:/);
   });
 
-  it('shows a clear error page for an expired interaction, and its ceremonies are refused', async () => {
-    const person = new Person(sesame.baseUrl);
-    const loginPage = await person.open((await beginLogin(rp)).url);
-    const uid = uidOf(loginPage.url)!;
-    await sesame.db
+  /** Ends the sign-in `uid` a second ago, as its half hour running out does. */
+  const endSignIn = (uid: string) =>
+    sesame.db
       .updateTable('oidc_models')
       .set({ expires_at: sql<Date>`now() - interval '1 second'` })
       .where('model', '=', 'Interaction')
       .where('id', '=', storedId('Interaction', uid))
       .execute();
+
+  it('shows a clear error page for an expired interaction, and its ceremonies are refused', async () => {
+    const person = new Person(sesame.baseUrl);
+    const loginPage = await person.open((await beginLogin(rp)).url);
+    const uid = uidOf(loginPage.url)!;
+    await endSignIn(uid);
 
     const page = await person.browser.request(`/interaction/${uid}`);
     expect(page.status).toBe(400);
@@ -480,6 +523,35 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     const options = await person.browser.postJson(`/interaction/${uid}/login/options`, loginPage.csrf(), {});
     expect(options.status).toBe(400);
     expect(options.json().error).toBe('interaction_expired');
+  });
+
+  it('says a sign-in expired, with the way back to its app, when the return to the app comes after its end', async () => {
+    const { person } = await signUpAt(rp);
+    const again = await beginLogin(rp, 'openid', { prompt: 'login' });
+    const loginPage = await person.open(again.url);
+    const uid = uidOf(loginPage.url)!;
+    // The passkey is accepted as the sign-in's half hour ends: its return to the app comes after.
+    const resume = await person.signIn(loginPage);
+    expect(resume).toBe(`${sesame.baseUrl}/auth/${uid}`);
+    await endSignIn(uid);
+    const expectExpiredPage = (page: PageResponse) => {
+      expect(page.status).toBe(400);
+      expect(page.text).toContain('This sign-in has expired');
+      expect(page.text).toContain('<a href="http://127.0.0.1:8902/">Back to Notes</a>');
+      expect(page.text).not.toContain('interaction session not found');
+    };
+    // A browser whose clock is behind still sends the sign-in's cookie, which ends with it.
+    expectExpiredPage(await person.browser.request(resume));
+    const resumeCookie = cookieNames(sesame.config).resume;
+    await person.browser.jar.setCookie(
+      `${resumeCookie}=; Path=/auth/${uid}; Expires=Thu, 01 Jan 1970 00:00:00 GMT`,
+      `${sesame.baseUrl}/auth/${uid}`,
+    );
+    await person.browser.jar.setCookie(
+      `${resumeCookie}.sig=; Path=/auth/${uid}; Expires=Thu, 01 Jan 1970 00:00:00 GMT`,
+      `${sesame.baseUrl}/auth/${uid}`,
+    );
+    expectExpiredPage(await person.browser.request(resume));
   });
 
   it("links an expired sign-in back to its app only while the sign-in is kept and the app's URI registered", async () => {

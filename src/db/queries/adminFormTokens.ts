@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { deleteExpiredBefore } from './agedRows.js';
 
 /** Who may send the form and what it does: a token is spent only under the binding it was issued with. */
 export interface AdminFormBinding {
@@ -59,11 +60,7 @@ export const adminFormTokensQueries = {
   },
 
   /** Removes tokens, spent or not, that expired more than `days` ago. */
-  async deleteExpiredBefore(db: Db, days: number): Promise<number> {
-    const result = await db
-      .deleteFrom('admin_form_tokens')
-      .where('expires_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+  deleteExpiredBefore(db: Db, days: number): Promise<number> {
+    return deleteExpiredBefore(db, 'admin_form_tokens', days);
   },
 };

@@ -23,3 +23,15 @@ export async function deleteOlderThan(db: Db, table: KeptForDays, days: number, 
     if (removed < batchSize) return total;
   }
 }
+
+/** The tables of links and tokens that end at `expires_at` and are kept some days after. */
+export type KeptAfterExpiry = 'one_time_tokens' | 'email_verifications' | 'admin_form_tokens';
+
+/** Deletes the rows of `table`, used or not, that expired more than `days` ago; returns how many went. */
+export async function deleteExpiredBefore(db: Db, table: KeptAfterExpiry, days: number): Promise<number> {
+  const result = await db
+    .deleteFrom(table)
+    .where('expires_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
+import { deleteExpiredBefore } from './agedRows.js';
 
 export const emailVerificationsQueries = {
   /** Stores a new verification link for the account, in place of its unused older ones. */
@@ -18,6 +19,16 @@ export const emailVerificationsQueries = {
         expires_at: input.expiresAt,
       })
       .execute();
+  },
+
+  /**
+   * Deletes the links that expired more than `days` ago, used or not, as one-time links are
+   * swept: until then an expired link's page still says it expired (and where to get a new
+   * one), after that that it is not valid. The row holds the address it was sent to, which
+   * need not stay once the link can do nothing.
+   */
+  deleteExpiredBefore(db: Db, days: number): Promise<number> {
+    return deleteExpiredBefore(db, 'email_verifications', days);
   },
 
   async findByHash(db: Db, tokenHash: string) {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../connect.js';
 import type { OneTimeTokenRow } from '../schema.js';
+import { deleteExpiredBefore } from './agedRows.js';
 
 /** What a one-time link is for: create an account on use, or add a passkey to an existing one. */
 export type OneTimeTokenPurpose = 'invite' | 'recovery';
@@ -38,12 +39,8 @@ export const oneTimeTokensQueries = {
    * or expired while it is kept, and after that as not valid, which says as much. The audit
    * log keeps who issued and used each one.
    */
-  async deleteExpiredBefore(db: Db, days: number): Promise<number> {
-    const result = await db
-      .deleteFrom('one_time_tokens')
-      .where('expires_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+  deleteExpiredBefore(db: Db, days: number): Promise<number> {
+    return deleteExpiredBefore(db, 'one_time_tokens', days);
   },
 
   /** The link a token hash names, used or not, expired or not: the caller says which is which. */

@@ -1,0 +1,76 @@
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Db } from '../db/connect.js';
+import { sendPage } from '../http/views.js';
+import type { Translator } from '../i18n/catalog.js';
+import { wayBackFromExpiredSignIn } from './expiredSignIn.js';
+
+/**
+ * The provider's refusals of a form of its own pages (the device code page, the sign-out page)
+ * whose token is not the one the visitor's session holds (oidc-provider's shared/xsrf.js): the
+ * session ended while the page was open (a visit with nobody signed in keeps one half an hour),
+ * or a newer page of the kind, in another tab, replaced the token. Nothing the form was for
+ * happened: the page was only stale.
+ */
+const STALE_FORM = new Set([
+  'could not find device form details',
+  'could not find logout details',
+  'xsrf token invalid',
+]);
+
+/** Whether `error` is the provider's refusal of a stale form of its own pages (see above). */
+export function isStaleForm(error: unknown): boolean {
+  return error instanceof errors.InvalidRequest && STALE_FORM.has(error.error_description ?? '');
+}
+
+/**
+ * Answers, in Sesame's words, a provider error that only says a step came too late, and
+ * returns whether it did; any other error is left to the provider's error page. The
+ * provider's words ("This sign-in link is not valid", "could not find logout details") left
+ * a person with no way on, in English whatever the page's language.
+ * - A return to a sign-in (`GET /auth/:uid`) that ended, its half hour over (its cookie and its
+ *   row end together) or completed already, says so as the sign-in's own pages do, with the
+ *   way back to its app while Sesame knows it (expiredSignIn.ts).
+ * - A stale sign-out form: with the session gone the person is signed out, which is what they
+ *   asked; otherwise nothing happened, and they are told they are still signed in.
+ */
+export async function answerLateStep(
+  ctx: KoaContextWithOIDC,
+  db: Db,
+  text: Translator,
+  error: unknown,
+): Promise<boolean> {
+  const route = ctx.oidc?.route;
+  if (route === 'resume' && error instanceof errors.SessionNotFound) {
+    const uid = ctx.path.slice(ctx.path.lastIndexOf('/') + 1);
+    const way = await wayBackFromExpiredSignIn(db, ctx.oidc.provider, uid);
+    const back = way?.account
+      ? { backUrl: '/account', backLabel: text.t('emailVerified.backLabel') }
+      : way && { backUrl: way.url, backLabel: text.t('errors.backToApp', { client: way.appName }) };
+    sendError(ctx, text, text.t('errors.interactionExpired'), back);
+    return true;
+  }
+  if (route === 'end_session_confirm' && isStaleForm(error)) {
+    if (ctx.oidc.session?.accountId) {
+      sendError(ctx, text, text.t('logout.expired'));
+    } else {
+      ctx.status = 200;
+      sendPage(ctx, 'logged-out', { title: text.t('logout.doneTitle') });
+    }
+    return true;
+  }
+  return false;
+}
+
+function sendError(
+  ctx: KoaContextWithOIDC,
+  text: Translator,
+  message: string,
+  back?: { backUrl: string; backLabel: string },
+): void {
+  sendPage(ctx, 'error', {
+    title: text.t('error.title'),
+    heading: text.t('error.heading'),
+    message,
+    ...back,
+  });
+}
