@@ -6,7 +6,6 @@ import { isDeviceApproval, keepBrowserSessionEntry } from './deviceFlow.js';
 import { saveGrantIf } from './grantSaves.js';
 import { mayUseClient } from './groupAccess.js';
 import type { GroupCache } from './groupCache.js';
-import { TTL } from './ttl.js';
 
 /** What a grant says was allowed; the rest of its payload (ids, times) belongs to that one grant. */
 const DECISION_FIELDS = ['openid', 'resources', 'rejected', 'rar'] as const;
@@ -50,20 +49,6 @@ function grantAllRequested(grant: Grant, ctx: KoaContextWithOIDC): boolean {
 export function consentGrantId(interaction: { uid: string; cid?: string }): string | undefined {
   if (!interaction.cid) return undefined;
   return createHash('sha256').update(`${interaction.cid}\u0000${interaction.uid}`).digest('base64url');
-}
-
-/**
- * Gives `grant` a new TTL.Grant from now when it would end before a refresh token issued now
- * (the provider keeps a stored grant's end at each save, so a grant ran a year from its
- * consent however often the app was used since): the tokens a sign-in issues end with their
- * grant, and a refresh token issued for 30 days under a grant with a day left was refused
- * with invalid_grant the next day. Returns whether it was renewed (and must be saved).
- */
-function renewIfEndingSoon(grant: Grant): boolean {
-  if (grant.remainingTTL >= TTL.RefreshToken) return false;
-  // Without an end of its own, the grant's save gives it TTL.Grant from now.
-  grant.exp = undefined;
-  return true;
 }
 
 /**
@@ -114,8 +99,7 @@ export function createLoadExistingGrant(
         // stored: revoked since it was read, it stays revoked, and the sign-in goes on as one
         // begun after the revoke would, without it (below: a first-party client's new grant).
         const extended = firstParty && grantAllRequested(grant, ctx);
-        const renewed = renewIfEndingSoon(grant);
-        if (!(extended || renewed) || (await saveGrantIf(grant, { live: true }))) return grant;
+        if (!extended || (await saveGrantIf(grant, { live: true }))) return grant;
       }
     }
     // A device's approval is asked on the consent page, whose Allow names the grant (above).
