@@ -31,13 +31,16 @@ export function isStaleForm(error: unknown): boolean {
  *   row end together) or completed already, says so as the sign-in's own pages do, with the
  *   way back to its app while Sesame knows it (expiredSignIn.ts).
  * - A stale sign-out form: with the session gone the person is signed out, which is what they
- *   asked; otherwise nothing happened, and they are told they are still signed in.
+ *   asked, if the browser sent its session cookie (`sessionCookieName`), whose session ended;
+ *   with the session live nothing happened, and they are told they are still signed in; with
+ *   no cookie sent, only that the page expired.
  */
 export async function answerLateStep(
   ctx: KoaContextWithOIDC,
   db: Db,
   text: Translator,
   error: unknown,
+  sessionCookieName: string,
 ): Promise<boolean> {
   const route = ctx.oidc?.route;
   if (route === 'resume' && error instanceof errors.SessionNotFound) {
@@ -52,9 +55,13 @@ export async function answerLateStep(
   if (route === 'end_session_confirm' && isStaleForm(error)) {
     if (ctx.oidc.session?.accountId) {
       sendError(ctx, text, text.t('logout.expired'));
-    } else {
+    } else if (ctx.cookies.get(sessionCookieName)) {
       ctx.status = 200;
       sendPage(ctx, 'logged-out', { title: text.t('logout.doneTitle') });
+    } else {
+      // No session cookie came (a form another site posted, which SameSite=Lax sends without
+      // it; cookies cleared): nothing says whether this browser is still signed in.
+      sendError(ctx, text, text.t('logout.pageExpired'));
     }
     return true;
   }

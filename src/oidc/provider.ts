@@ -381,7 +381,7 @@ export function createProvider({
     async renderError(ctx, out, error) {
       restateError(out);
       const text = await choosePageLocale(ctx, db, config, false);
-      if (await answerLateStep(ctx, db, text, error)) return;
+      if (await answerLateStep(ctx, db, text, error, cookieNames(config).session)) return;
       sendPage(ctx, 'error', {
         title: text.t('error.heading'),
         heading: text.t(

@@ -275,6 +275,16 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expect(replaced.text).not.toContain('could not find logout details');
     expect(await sessionsOf(tokens.claims()!.sub)).toHaveLength(1);
 
+    // The same form posted by another site (SameSite=Lax sends no cookie with it): nothing says
+    // whether this browser is signed in, so the page does not claim it is signed out.
+    const crossSite = await person.inNewBrowser().browser.request(older.action, {
+      form: { xsrf: older.xsrf, logout: 'yes' },
+    });
+    expect(crossSite.status).toBe(400);
+    expect(crossSite.text).toContain('This sign-out page has expired. To sign out');
+    expect(crossSite.text).not.toContain('You are signed out');
+    expect(await sessionsOf(tokens.claims()!.sub)).toHaveLength(1);
+
     // The session ended while the page was open: the person is signed out, and is told so.
     const left = await signOutPage(person, tokens.id_token!);
     await sesame.db
