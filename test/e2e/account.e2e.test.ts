@@ -108,4 +108,32 @@ describeBrowser('one-time links and the account page in Chromium', () => {
       .execute();
     expect(remaining).toEqual([{ name: 'Work laptop' }]);
   });
+  it('revoking an app in a second tab after the first revoked it says so and links back to the account', async () => {
+    const email = 'kay@example.com';
+    const laptop = await device();
+    const { page, context } = laptop;
+    await page.goto((await invite(email)).url);
+    await page.getByRole('button', { name: 'Create a passkey' }).click();
+    await page.waitForURL(`${scenario.sesame.baseUrl}/account`);
+    await page.goto(scenario.app.loginUrl);
+    await scenario.reachApp(page);
+
+    // Two tabs on the account page; the first revokes the app.
+    await page.goto(`${scenario.sesame.baseUrl}/account`);
+    const other = await context.newPage();
+    await other.goto(`${scenario.sesame.baseUrl}/account`);
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText('No app has signed you in yet.').waitFor();
+
+    // The second tab's Revoke, for an app no longer connected, is refused with words that say
+    // why, under no "Page not found" (the page is there), with a way back to the account.
+    const refused = other.waitForResponse((response) => response.url().endsWith('/revoke'));
+    await other.getByRole('button', { name: 'Revoke' }).click();
+    expect((await refused).status()).toBe(404);
+    await other.getByText('This app is not connected to your account.').waitFor();
+    expect(await other.getByRole('heading', { level: 1 }).textContent()).toBe('Something went wrong');
+    await other.getByRole('link', { name: 'Go to your account' }).click();
+    await other.waitForURL(`${scenario.sesame.baseUrl}/account`);
+    await other.getByRole('heading', { name: 'Your account' }).waitFor();
+  });
 });
