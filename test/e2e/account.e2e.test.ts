@@ -1,4 +1,4 @@
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { browserScenario } from '../support/browserScenario.js';
 import { describeBrowser, openWithAutofillWaiting } from '../support/chromium.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
@@ -8,6 +8,10 @@ describeBrowser('one-time links and the account page in Chromium', () => {
   const device = () => scenario.device();
 
   const passkeyItems = (page: Page) => page.locator('li.passkey');
+
+  /** Checks that `target` has the keyboard focus. */
+  const expectFocused = async (target: Locator) =>
+    expect(await target.evaluate((element) => element === document.activeElement)).toBe(true);
 
   /** `sesame users invite --email <email> --json`, the built command on this server's database. */
   const invite = (email: string) =>
@@ -70,11 +74,16 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await item.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('alert').filter({ hasText: 'renamed' }).waitFor();
     expect(await item.locator('.passkey-name').textContent()).toBe('Work laptop');
+    // The form closed with the focus in it: the focus goes back to the button that opened it.
+    await expectFocused(item.getByRole('button', { name: 'Rename' }));
 
     // The last passkey cannot be deleted.
     page.on('dialog', (dialog) => dialog.accept());
     await item.getByRole('button', { name: 'Delete' }).click();
     await page.getByRole('alert').filter({ hasText: 'only passkey' }).waitFor();
+    // The button was disabled while the request ran, which dropped the focus: it comes back
+    // to the button, so the keyboard goes on from where the person was.
+    await expectFocused(item.getByRole('button', { name: 'Delete' }));
 
     // A recovery link adds a second passkey from a phone.
     const phone = await device();
@@ -100,6 +109,8 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await page.getByRole('alert').filter({ hasText: 'was deleted' }).waitFor();
     expect(await passkeyItems(page).count()).toBe(1);
     expect(await page.locator('#passkey-count').textContent()).toBe('You have 1 passkey.');
+    // The deleted passkey's button went with it; the focus goes to "Add a passkey".
+    await expectFocused(page.getByRole('button', { name: 'Add a passkey' }));
     const remaining = await scenario.sesame.db
       .selectFrom('credentials')
       .innerJoin('users', 'users.id', 'credentials.user_id')
