@@ -27,7 +27,21 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await page.getByRole('img', { name: 'QR code that opens this link' }).waitFor({ state: 'attached' });
     await page.getByLabel('Name').fill('Ada Lovelace');
     await page.screenshot({ path: '/tmp/sesame-link.png', fullPage: true });
-    await page.getByRole('button', { name: 'Create a passkey' }).click();
+    // A passkey prompt that fails (user verification refused) says so and leaves the focus on
+    // the button, which was disabled meanwhile, to try again from the keyboard.
+    const create = page.getByRole('button', { name: 'Create a passkey' });
+    await device1.cdp.send('WebAuthn.setUserVerified', {
+      authenticatorId: device1.authenticatorId,
+      isUserVerified: false,
+    });
+    await create.click();
+    await page.getByRole('alert').filter({ hasText: 'cancelled or timed out' }).waitFor();
+    await expectFocused(create);
+    await device1.cdp.send('WebAuthn.setUserVerified', {
+      authenticatorId: device1.authenticatorId,
+      isUserVerified: true,
+    });
+    await create.click();
 
     // Signed in straight away: the account page shows the new passkey.
     await page.waitForURL(`${scenario.sesame.baseUrl}/account`);
