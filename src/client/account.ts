@@ -9,8 +9,19 @@ const rpId = root.dataset.rpId ?? window.location.hostname;
 const userHandle = root.dataset.userHandle ?? '';
 const email = root.dataset.email ?? '';
 
-/** Runs `task` with `button` disabled; a refusal shows, and marks the fields of `form` it names. */
-function busy(button: HTMLButtonElement, task: () => Promise<void>, form?: HTMLFormElement): void {
+/**
+ * Runs `task` with `button` disabled; a refusal shows, and marks the fields of `form` it names.
+ * Disabling the focused button drops the focus to the page's body, and re-enabling it does not
+ * bring it back: a keyboard or screen-reader user was then thrown to the top of the page after
+ * every press. The focus returns to the button, or, where the task hid or removed it (a rename
+ * form closed, a passkey deleted), to `fallback`, unless something else took it meanwhile.
+ */
+function busy(
+  button: HTMLButtonElement,
+  task: () => Promise<void>,
+  form?: HTMLFormElement,
+  fallback: () => HTMLElement = () => addButton,
+): void {
   clearStatus();
   if (form) markRefusedFields(form);
   button.disabled = true;
@@ -21,6 +32,9 @@ function busy(button: HTMLButtonElement, task: () => Promise<void>, form?: HTMLF
     })
     .finally(() => {
       button.disabled = false;
+      if (document.activeElement !== null && document.activeElement !== document.body) return;
+      // An element that is hidden or out of the document has no box to take the focus.
+      (button.getClientRects().length > 0 ? button : fallback()).focus();
     });
 }
 
@@ -80,6 +94,7 @@ for (const item of document.querySelectorAll<HTMLLIElement>('li.passkey')) {
         showStatus(message('passkeyRenamed'), 'ok');
       },
       renameForm,
+      () => renameButton,
     );
   });
 

@@ -1,4 +1,4 @@
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { browserScenario } from '../support/browserScenario.js';
 import { describeBrowser, openWithAutofillWaiting } from '../support/chromium.js';
 import { cliJsonOn } from '../support/sesameProcess.js';
@@ -8,6 +8,10 @@ describeBrowser('one-time links and the account page in Chromium', () => {
   const device = () => scenario.device();
 
   const passkeyItems = (page: Page) => page.locator('li.passkey');
+
+  /** Checks that `target` has the keyboard focus. */
+  const expectFocused = async (target: Locator) =>
+    expect(await target.evaluate((element) => element === document.activeElement)).toBe(true);
 
   /** `sesame users invite --email <email> --json`, the built command on this server's database. */
   const invite = (email: string) =>
@@ -23,7 +27,21 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await page.getByRole('img', { name: 'QR code that opens this link' }).waitFor({ state: 'attached' });
     await page.getByLabel('Name').fill('Ada Lovelace');
     await page.screenshot({ path: '/tmp/sesame-link.png', fullPage: true });
-    await page.getByRole('button', { name: 'Create a passkey' }).click();
+    // A passkey prompt that fails (user verification refused) says so and leaves the focus on
+    // the button, which was disabled meanwhile, to try again from the keyboard.
+    const create = page.getByRole('button', { name: 'Create a passkey' });
+    await device1.cdp.send('WebAuthn.setUserVerified', {
+      authenticatorId: device1.authenticatorId,
+      isUserVerified: false,
+    });
+    await create.click();
+    await page.getByRole('alert').filter({ hasText: 'cancelled or timed out' }).waitFor();
+    await expectFocused(create);
+    await device1.cdp.send('WebAuthn.setUserVerified', {
+      authenticatorId: device1.authenticatorId,
+      isUserVerified: true,
+    });
+    await create.click();
 
     // Signed in straight away: the account page shows the new passkey.
     await page.waitForURL(`${scenario.sesame.baseUrl}/account`);
@@ -70,11 +88,16 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await item.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('alert').filter({ hasText: 'renamed' }).waitFor();
     expect(await item.locator('.passkey-name').textContent()).toBe('Work laptop');
+    // The form closed with the focus in it: the focus goes back to the button that opened it.
+    await expectFocused(item.getByRole('button', { name: 'Rename' }));
 
     // The last passkey cannot be deleted.
     page.on('dialog', (dialog) => dialog.accept());
     await item.getByRole('button', { name: 'Delete' }).click();
     await page.getByRole('alert').filter({ hasText: 'only passkey' }).waitFor();
+    // The button was disabled while the request ran, which dropped the focus: it comes back
+    // to the button, so the keyboard goes on from where the person was.
+    await expectFocused(item.getByRole('button', { name: 'Delete' }));
 
     // A recovery link adds a second passkey from a phone.
     const phone = await device();
@@ -100,6 +123,8 @@ describeBrowser('one-time links and the account page in Chromium', () => {
     await page.getByRole('alert').filter({ hasText: 'was deleted' }).waitFor();
     expect(await passkeyItems(page).count()).toBe(1);
     expect(await page.locator('#passkey-count').textContent()).toBe('You have 1 passkey.');
+    // The deleted passkey's button went with it; the focus goes to "Add a passkey".
+    await expectFocused(page.getByRole('button', { name: 'Add a passkey' }));
     const remaining = await scenario.sesame.db
       .selectFrom('credentials')
       .innerJoin('users', 'users.id', 'credentials.user_id')
@@ -107,5 +132,33 @@ describeBrowser('one-time links and the account page in Chromium', () => {
       .where('users.email', '=', email)
       .execute();
     expect(remaining).toEqual([{ name: 'Work laptop' }]);
+  });
+  it('revoking an app in a second tab after the first revoked it says so and links back to the account', async () => {
+    const email = 'kay@example.com';
+    const laptop = await device();
+    const { page, context } = laptop;
+    await page.goto((await invite(email)).url);
+    await page.getByRole('button', { name: 'Create a passkey' }).click();
+    await page.waitForURL(`${scenario.sesame.baseUrl}/account`);
+    await page.goto(scenario.app.loginUrl);
+    await scenario.reachApp(page);
+
+    // Two tabs on the account page; the first revokes the app.
+    await page.goto(`${scenario.sesame.baseUrl}/account`);
+    const other = await context.newPage();
+    await other.goto(`${scenario.sesame.baseUrl}/account`);
+    await page.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText('No app has signed you in yet.').waitFor();
+
+    // The second tab's Revoke, for an app no longer connected, is refused with words that say
+    // why, under no "Page not found" (the page is there), with a way back to the account.
+    const refused = other.waitForResponse((response) => response.url().endsWith('/revoke'));
+    await other.getByRole('button', { name: 'Revoke' }).click();
+    expect((await refused).status()).toBe(404);
+    await other.getByText('This app is not connected to your account.').waitFor();
+    expect(await other.getByRole('heading', { level: 1 }).textContent()).toBe('Something went wrong');
+    await other.getByRole('link', { name: 'Go to your account' }).click();
+    await other.waitForURL(`${scenario.sesame.baseUrl}/account`);
+    await other.getByRole('heading', { name: 'Your account' }).waitFor();
   });
 });

@@ -88,6 +88,11 @@ function fromKoaError(error: {
   return undefined;
 }
 
+/** Whether `error` is that no page is at the address a browser opened (GET), not that a thing a form named is gone. */
+function notAPage(ctx: Context, error: HttpError): boolean {
+  return error.status === 404 && (ctx.method === 'GET' || ctx.method === 'HEAD');
+}
+
 /**
  * Catches every error below it: JSON for scripts, an HTML page in Sesame's style for people.
  * Only the safe message leaves the server; the rest is logged without request bodies.
@@ -129,7 +134,8 @@ export function errorHandler(log: Logger) {
         const text = pageText(ctx);
         sendPage(ctx, 'error', {
           title: text.t('error.title'),
-          heading: text.t(error.status === 404 ? 'error.notFoundHeading' : 'error.heading'),
+          // A refused form post (an app revoked meanwhile) was sent from a page that exists.
+          heading: text.t(notAPage(ctx, error) ? 'error.notFoundHeading' : 'error.heading'),
           message: messageFor(ctx, error),
           ...(error.back && { backUrl: error.back.url, backLabel: error.back.label }),
         });

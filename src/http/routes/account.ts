@@ -120,6 +120,24 @@ function respond(ctx: Context, json: Record<string, unknown>, redirect = '/accou
 }
 
 /**
+ * A plain form post of the account page (Revoke, Send a confirmation link, Save language,
+ * Sign out everywhere) that is refused replaces the page with an error page; one sent from a
+ * tab left open while another tab changed the account (the app already revoked, the address
+ * already confirmed) is the usual case. That page links back to the account, which the
+ * person would otherwise have to find by typing its address.
+ */
+async function backToAccount(ctx: Context, next: Next) {
+  try {
+    await next();
+  } catch (error) {
+    if (error instanceof HttpError && error.status < 500 && ctx.method === 'POST' && !wantsJson(ctx)) {
+      error.back ??= { url: '/account', label: pageText(ctx).t('emailVerified.backLabel') };
+    }
+    throw error;
+  }
+}
+
+/**
  * The account page: profile, passkeys (add with step-up, rename, delete with step-up),
  * connected apps, and signing out everywhere. Every change is CSRF-protected.
  */
@@ -133,7 +151,7 @@ export function accountRoutes({
   hits,
   caches,
 }: Services): Router {
-  const router = sesameRouter();
+  const router = sesameRouter({}, backToAccount);
   const rp = relyingPartyFor(config);
   const signIn = requireSignIn(provider, db, config);
   const body = [parseBodies(), csrf.protect()];
