@@ -50,15 +50,14 @@ export class ClientAuthBackoff {
 
   /**
    * Authenticates the client with `secretMatches` (a comparison of the presented secret with
-   * the client this instance holds) or, while `address` is not past its limit, with
-   * `matchesStoredSecret` (with the stored client); on a wrong secret, counts a failure from
-   * `address` (the request's, as read under TRUST_PROXY) unless that address is past
-   * {@link CLIENT_AUTH_FAILURES_ALLOWED} for the client already.
+   * the client this instance holds) or `matchesStoredSecret` (with the stored client); on a
+   * wrong secret, counts a failure from `address` (the request's, as read under TRUST_PROXY)
+   * unless that address is past {@link CLIENT_AUTH_FAILURES_ALLOWED} for the client already.
    *
    * The shared count is read and written after the comparison, with turns of the event loop
    * between: 300 wrong secrets sent at once would all read "not past the limit", and all be
    * counted. So this process also counts its failures in memory, checked and counted with no
-   * turn of the event loop since the comparison: of a burst, at most
+   * turn of the event loop between: of a burst, at most
    * {@link CLIENT_AUTH_FAILURES_ALLOWED} are counted on each instance, and the rest refused
    * uncounted, as past the limit.
    */
@@ -69,15 +68,14 @@ export class ClientAuthBackoff {
     matchesStoredSecret?: () => Promise<boolean>,
   ): Promise<boolean> {
     if (secretMatches()) return true;
+    // A secret rotated on another instance whose notice has not arrived: right, so accepted
+    // from any address and not counted ({@link StoredSecrets} bounds what asking costs).
+    if (matchesStoredSecret && (await matchesStoredSecret())) return true;
     const key = keyOf(clientId, address);
+    // Checked and counted with no turn of the event loop between (see above).
     if (this.#countedHere.hitsNow(key) >= CLIENT_AUTH_FAILURES_ALLOWED) return false;
     // Its window starts at this process's first failure, at or after the shared window's.
     this.#countedHere.hitNow(key, CLIENT_AUTH_WINDOW_SECONDS);
-    // A secret rotated on another instance, its notice not here yet: only an address not past
-    // its limit gets it compared with the stored one, so refusals past the limit read nothing.
-    // Counted here first, with no turn of the event loop since the comparison (above): a
-    // burst waits on no statement before it is counted.
-    if (matchesStoredSecret && (await matchesStoredSecret())) return true;
     if (await this.#allows(key)) await this.#failed(key);
     return false;
   }
@@ -103,3 +101,31 @@ export class ClientAuthBackoff {
 }
 
 const keyOf = (clientId: string, address: string) => `client-auth:${clientId}:${rateLimitKey(address)}`;
+
+/**
+ * The stored secret hash of a client, for a secret the client this instance holds refuses: one
+ * rotated on another instance is known here once its notice arrives, which the app given the
+ * new secret can beat (a deploy that rotates it and uses it at once). Read at most once per
+ * `intervalMs` per client, and once for all who ask meanwhile, so wrong secrets sent at any
+ * rate cost at most one statement a second per client: a secret rotated within that second
+ * of the last read waits for the notice, or the next read.
+ */
+export class StoredSecrets {
+  readonly #reads = new Map<string, { hash: Promise<string | undefined>; at: number }>();
+
+  /** @param read reads the hash as stored now (no reuse). */
+  constructor(
+    readonly read: (clientId: string) => Promise<string | undefined>,
+    private readonly intervalMs = 1_000,
+  ) {}
+
+  hashOf(clientId: string): Promise<string | undefined> {
+    const last = this.#reads.get(clientId);
+    if (last && Date.now() - last.at < this.intervalMs) return last.hash;
+    const hash = this.read(clientId);
+    // Only clients that exist are asked for (the provider found the client), so this stays small.
+    this.#reads.set(clientId, { hash, at: Date.now() });
+    hash.catch(() => this.#reads.delete(clientId));
+    return hash;
+  }
+}

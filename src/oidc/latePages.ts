@@ -30,10 +30,10 @@ export function isStaleForm(error: unknown): boolean {
  * - A return to a sign-in (`GET /auth/:uid`) that ended, its half hour over (its cookie and its
  *   row end together) or completed already, says so as the sign-in's own pages do, with the
  *   way back to its app while Sesame knows it (expiredSignIn.ts).
- * - A stale sign-out form: with the session gone the person is signed out, which is what they
- *   asked, if the browser sent its session cookie (`sessionCookieName`), whose session ended;
- *   with the session live nothing happened, and they are told they are still signed in; with
- *   no cookie sent, only that the page expired.
+ * - A stale sign-out form: with the session live nothing happened, and they are told they are
+ *   still signed in; with it gone the person is signed out, which is what they asked, when the
+ *   form came from Sesame's own page or with the session cookie (`sessionCookieName`) of a
+ *   session that ended; a form another site posted is told only that the page expired.
  */
 export async function answerLateStep(
   ctx: KoaContextWithOIDC,
@@ -55,17 +55,29 @@ export async function answerLateStep(
   if (route === 'end_session_confirm' && isStaleForm(error)) {
     if (ctx.oidc.session?.accountId) {
       sendError(ctx, text, text.t('logout.expired'));
-    } else if (ctx.cookies.get(sessionCookieName)) {
+    } else if (fromOwnPage(ctx) || ctx.cookies.get(sessionCookieName)) {
       ctx.status = 200;
       sendPage(ctx, 'logged-out', { title: text.t('logout.doneTitle') });
     } else {
-      // No session cookie came (a form another site posted, which SameSite=Lax sends without
-      // it; cookies cleared): nothing says whether this browser is still signed in.
+      // A form another site posted (SameSite=Lax sends it without Sesame's cookies): no
+      // session was found, but nothing says whether this browser is still signed in.
       sendError(ctx, text, text.t('logout.pageExpired'));
     }
     return true;
   }
   return false;
+}
+
+/**
+ * Whether the browser says the request came from Sesame's own page: `Sec-Fetch-Site`, or the
+ * `Origin` browsers send with every form post. A sign-out in another tab, or the session's end,
+ * clears the session cookie, so its absence alone does not tell the two apart.
+ */
+function fromOwnPage(ctx: KoaContextWithOIDC): boolean {
+  const site = ctx.get('sec-fetch-site');
+  if (site) return site === 'same-origin';
+  const origin = ctx.get('origin');
+  return origin !== '' && origin === new URL(ctx.oidc.provider.issuer).origin;
 }
 
 function sendError(

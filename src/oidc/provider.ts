@@ -28,7 +28,7 @@ import {
   sendSessionlessSignOutAsPage,
 } from './autoSubmitPages.js';
 import { wakeBackchannelOutboxes } from './backchannelOutbox.js';
-import type { ClientAuthBackoff } from './clientAuthBackoff.js';
+import { type ClientAuthBackoff, StoredSecrets } from './clientAuthBackoff.js';
 import { leavePersonScopesOutForClients, PERSON_SCOPES } from './clientCredentials.js';
 import { DEVICE_CODE_GRANT, redirectUriAllowed } from './clients.js';
 import {
@@ -400,27 +400,18 @@ export function createProvider({
   // the issuer's host and protocol, and the client address read under TRUST_PROXY.
   provider.proxy = true;
 
-  // A secret rotated on another instance is known here once its notice arrives, which the app
-  // given the new secret can beat (a deploy that rotates it and at once uses it): it was
-  // refused as wrong. A secret the client held in memory refuses is compared with the stored
-  // one too, unless the request's address is past its limit of wrong secrets (so refusals
-  // past it read nothing), and the client is read anew when that matches. Reads for one client
-  // at once are one statement. The one before a rotation may pass here until the notice arrives.
-  const storedHashReads = new Map<string, Promise<string | null | undefined>>();
-  const storedHashOf = (clientId: string) => {
-    let read = storedHashReads.get(clientId);
-    if (!read) {
-      read = clientsQueries
-        .find(db, clientId)
-        .then((row) => row?.secret_hash)
-        .finally(() => storedHashReads.delete(clientId));
-      storedHashReads.set(clientId, read);
-    }
-    return read;
-  };
+  // A secret the client held in memory refuses is compared with the stored one too
+  // (clientAuthBackoff.ts, StoredSecrets): one rotated on another instance works here at once.
+  // The one before a rotation may pass here until the notice arrives.
+  const storedSecrets = new StoredSecrets(
+    async (clientId) => (await clientsQueries.find(db, clientId))?.secret_hash ?? undefined,
+  );
   const matchesStoredSecret = async (clientId: string, hash: string | undefined, actual: string) => {
-    const stored = await storedHashOf(clientId);
+    const stored = await storedSecrets.hashOf(clientId);
     if (!stored || stored === hash || !secretMatchesHash(actual, stored)) return false;
+    // A match is taken against the hash stored now, not one read up to a second ago: that may
+    // be the secret a rotation since replaced, which the client held here already refuses.
+    if ((await storedSecrets.read(clientId)) !== stored) return false;
     caches.clients.invalidate(clientId);
     return true;
   };

@@ -279,6 +279,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     // whether this browser is signed in, so the page does not claim it is signed out.
     const crossSite = await person.inNewBrowser().browser.request(older.action, {
       form: { xsrf: older.xsrf, logout: 'yes' },
+      headers: { origin: 'https://elsewhere.example' },
     });
     expect(crossSite.status).toBe(400);
     expect(crossSite.text).toContain('This sign-out page has expired. To sign out');
@@ -297,6 +298,15 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     const ended = await send(person, left);
     expect(ended.status).toBe(200);
     expect(ended.text).toContain('You are signed out');
+
+    // Signed out in another tab, which cleared the session cookie: this tab's page says so too.
+    const again = await signUpAt(rp);
+    const tabA = await signOutPage(again.person, again.tokens.id_token!);
+    const tabB = await signOutPage(again.person, again.tokens.id_token!);
+    expect((await send(again.person, tabB)).status).toBe(303);
+    const afterOtherTab = await send(again.person, tabA);
+    expect(afterOtherTab.status).toBe(200);
+    expect(afterOtherTab.text).toContain('You are signed out');
   });
 
   it("signs the browser's person out on Sesame's page before another person's sign-in there goes on", async () => {
