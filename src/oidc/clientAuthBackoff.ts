@@ -121,11 +121,15 @@ export class StoredSecrets {
 
   hashOf(clientId: string): Promise<string | undefined> {
     const last = this.#reads.get(clientId);
-    if (last && Date.now() - last.at < this.intervalMs) return last.hash;
+    // A monotonic clock: a wall clock set back would keep an old hash for as long.
+    if (last && performance.now() - last.at < this.intervalMs) return last.hash;
     const hash = this.read(clientId);
     // Only clients that exist are asked for (the provider found the client), so this stays small.
-    this.#reads.set(clientId, { hash, at: Date.now() });
-    hash.catch(() => this.#reads.delete(clientId));
+    this.#reads.set(clientId, { hash, at: performance.now() });
+    // Forgotten if it failed, unless a newer read has taken its place meanwhile.
+    hash.catch(() => {
+      if (this.#reads.get(clientId)?.hash === hash) this.#reads.delete(clientId);
+    });
     return hash;
   }
 }
