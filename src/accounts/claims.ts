@@ -1,7 +1,6 @@
 import type { Account, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
-import { usersQueries } from '../db/queries/users.js';
-import { mustReadFresh } from '../oidc/newerThanCache.js';
+import { cachedUser } from '../oidc/newerThanCache.js';
 import type { RowCaches } from '../oidc/rowCaches.js';
 import { mergeCustomClaims } from './customClaims.js';
 
@@ -31,16 +30,12 @@ export const CUSTOM_CLAIMS = Symbol('sesame.customClaims');
  */
 export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users' | 'groups'>): FindAccount {
   return async (_ctx, sub, token): Promise<Account | undefined> => {
-    const user = await caches.users.find(
-      sub,
-      () => usersQueries.findById(db, sub),
-      mustReadFresh(`User:${sub}`),
-    );
+    const user = await cachedUser(caches.users, db, sub);
     if (!user || user.disabled_at) return undefined;
     // Redeeming a code or refresh token, or calling userinfo (a token is given): someone no
     // longer in a group the client admits is no account for it, so nothing more is issued.
     const clientId = (token as { clientId?: unknown } | undefined)?.clientId;
-    if (typeof clientId === 'string' && !(await caches.groups.mayUseClient(clientId, user.id, mustReadFresh)))
+    if (typeof clientId === 'string' && !(await caches.groups.mayUseClient(clientId, user.id)))
       return undefined;
     return {
       accountId: user.id,
@@ -48,7 +43,7 @@ export function createFindAccount(db: Db, caches: Pick<RowCaches, 'users' | 'gro
         const scopes = new Set(String(scope ?? '').split(' '));
         const wantsGroups = scopes.has('groups');
         const wantsProfile = scopes.has('profile');
-        const groups = wantsGroups || wantsProfile ? await caches.groups.ofUser(user.id, mustReadFresh) : [];
+        const groups = wantsGroups || wantsProfile ? await caches.groups.ofUser(user.id) : [];
         const custom = wantsProfile
           ? mergeCustomClaims(
               user.claims ?? {},

@@ -4,7 +4,6 @@ import { GroupedFinds } from '../db/groupedFinds.js';
 import type { GroupedUpserts } from '../db/groupedUpserts.js';
 import { clientsQueries } from '../db/queries/clients.js';
 import { modelRow, type OidcModelRow, oidcModelsQueries } from '../db/queries/oidcModels.js';
-import { usersQueries } from '../db/queries/users.js';
 import type { ClientRow } from '../db/schema.js';
 import { isNulCharacterError } from '../http/errors.js';
 import { challengeExpiresAt } from '../webauthn/challenge.js';
@@ -12,7 +11,7 @@ import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
 import { type GrantSaveGuard, takeGrantSaveGuard } from './grantSaves.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
-import { broughtIn, mustReadFresh } from './newerThanCache.js';
+import { broughtIn, cachedUser, mustReadFresh } from './newerThanCache.js';
 import { accountOf, isAccountBound, isRevoked } from './revocation.js';
 import type { RowCaches } from './rowCaches.js';
 import { payloadAsSaved, storedId, storedJson } from './storedIds.js';
@@ -116,9 +115,9 @@ export function createAdapter(
   ): Promise<AdapterPayload | undefined> {
     const accountId = payload && isAccountBound(model) ? accountOf(model, payload) : undefined;
     if (!accountId) return Promise.resolve(payload);
-    return caches.users
-      .find(accountId, () => usersQueries.findById(db, accountId), mustReadFresh(`User:${accountId}`))
-      .then((user) => (isRevoked(model, payload!, user) ? undefined : payload));
+    return cachedUser(caches.users, db, accountId).then((user) =>
+      isRevoked(model, payload!, user) ? undefined : payload,
+    );
   }
 
   const { models, freshSignIns } = caches;

@@ -5,7 +5,6 @@ import type { RowCache } from '../db/rowCache.js';
 import type { User } from '../db/schema.js';
 import { ACCOUNT_CLIENT_ID } from './accountClient.js';
 import type { GroupCache } from './groupCache.js';
-import { mustReadFresh } from './newerThanCache.js';
 import { resourceConsentCheck } from './resourceConsent.js';
 import { signInTooOld } from './ttl.js';
 
@@ -29,8 +28,7 @@ export function mayUseClient(groups: GroupCache, ctx: KoaContextWithOIDC): Promi
   if (!accountId || !clientId) return Promise.resolve(true);
   let decision = decisions.get(ctx);
   if (!decision) {
-    // Fresh when the request brought in a sign-in finished on another instance (newerThanCache.ts).
-    decision = groups.mayUseClient(clientId, accountId, mustReadFresh);
+    decision = groups.mayUseClient(clientId, accountId);
     decisions.set(ctx, decision);
   }
   return decision;
@@ -48,7 +46,8 @@ export function mayUseClient(groups: GroupCache, ctx: KoaContextWithOIDC): Promi
 export function interactionPolicyWithGroupAccess(
   db: Db,
   groups: GroupCache,
-  options: { requireVerifiedEmail?: boolean; users?: RowCache<User> } = {},
+  users: RowCache<User>,
+  options: { requireVerifiedEmail?: boolean } = {},
 ) {
   const { Prompt, Check, base } = interactionPolicy;
   const policy = base();
@@ -80,8 +79,7 @@ export function interactionPolicyWithGroupAccess(
             // Read from the database, where the welcome link (on any instance) verified it,
             // and kept: the account's claims that follow in the tokens of this sign-in are read
             // from memory, which held `email_verified: false` until that link's notice arrived.
-            const load = () => usersQueries.findById(db, accountId);
-            const user = await (options.users ? options.users.find(accountId, load, true) : load());
+            const user = await users.find(accountId, () => usersQueries.findById(db, accountId), true);
             return user !== undefined && !user.email_verified;
           },
         ),

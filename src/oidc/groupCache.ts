@@ -1,6 +1,7 @@
 import type { Db } from '../db/connect.js';
 import { groupsQueries, type UserGroup } from '../db/queries/groups.js';
 import { RowCache, type RowChangeListener } from '../db/rowCache.js';
+import { mustReadFresh } from './newerThanCache.js';
 
 /**
  * Who is in which group and which groups each client admits, kept in process: every login
@@ -21,34 +22,30 @@ export class GroupCache implements RowChangeListener {
   constructor(private readonly db: Db) {}
 
   /**
-   * The groups `userId` is in, ordered by name. `mustReadFresh` says whether a row (`Groups:<user
-   * id>`, `ClientGroups:<client id>`) must come from the database, not from memory, as it is
-   * about to be read (newerThanCache.ts).
+   * The groups `userId` is in, ordered by name. Read from the database, not from memory, once
+   * in a request that brought in something newer than memory (newerThanCache.ts), as is the
+   * client's rule below.
    */
-  async ofUser(userId: string, mustReadFresh?: (key: string) => boolean): Promise<UserGroup[]> {
+  async ofUser(userId: string): Promise<UserGroup[]> {
     return (await this.memberships.find(
       userId,
       () => groupsQueries.ofUser(this.db, userId),
-      mustReadFresh?.(`Groups:${userId}`),
+      mustReadFresh(`Groups:${userId}`),
     ))!;
   }
 
   /** Whether `userId` may use `clientId`: it admits everyone, or the user is in one of its groups. */
-  async mayUseClient(
-    clientId: string,
-    userId: string,
-    mustReadFresh?: (key: string) => boolean,
-  ): Promise<boolean> {
+  async mayUseClient(clientId: string, userId: string): Promise<boolean> {
     if (!this.clientRules.live || !this.memberships.live) {
       return groupsQueries.mayUseClient(this.db, clientId, userId);
     }
     const allowed = (await this.clientRules.find(
       clientId,
       () => groupsQueries.allowedIdsForClient(this.db, clientId),
-      mustReadFresh?.(`ClientGroups:${clientId}`),
+      mustReadFresh(`ClientGroups:${clientId}`),
     ))!;
     if (allowed.length === 0) return true;
-    const groups = await this.ofUser(userId, mustReadFresh);
+    const groups = await this.ofUser(userId);
     return groups.some((group) => allowed.includes(group.id));
   }
 

@@ -6,9 +6,8 @@ import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import providerInternals from 'oidc-provider/lib/helpers/weak_cache.js';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
-import { usersQueries } from '../db/queries/users.js';
 import { SIGNING_ALGS } from './keys.js';
-import { broughtIn, mustReadFresh } from './newerThanCache.js';
+import { broughtIn, cachedUser } from './newerThanCache.js';
 import { isRevoked } from './revocation.js';
 import { aroundProviderRoute } from './routeSteps.js';
 import type { RowCaches } from './rowCaches.js';
@@ -65,7 +64,7 @@ export function createIntrospectionPolicy(caches: Caches) {
     const { accountId, clientId } = token;
     return typeof accountId !== 'string' || typeof clientId !== 'string'
       ? true
-      : caches.groups.mayUseClient(clientId, accountId, mustReadFresh);
+      : caches.groups.mayUseClient(clientId, accountId);
   };
 }
 
@@ -160,11 +159,7 @@ export function describeJwtAccessTokens(provider: Provider, db: Db, caches: Cach
     accountId: string,
     clientId: string,
   ): Promise<boolean> {
-    const user = await caches.users.find(
-      accountId,
-      () => usersQueries.findById(db, accountId),
-      mustReadFresh(`User:${accountId}`),
-    );
+    const user = await cachedUser(caches.users, db, accountId);
     if (!user || user.disabled_at || isRevoked('AccessToken', { iat: token.iat }, user)) return false;
     const grantId = token[GRANT_ID_CLAIM];
     if (grantId === undefined)

@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { wayBackFromExpiredSignIn } from './expiredSignIn.js';
+import { lastPathSegment } from './providerPaths.js';
 
 /**
  * The provider's refusals of a form of its own pages (the device code page, the sign-out page)
@@ -44,8 +45,7 @@ export async function answerLateStep(
 ): Promise<boolean> {
   const route = ctx.oidc?.route;
   if (route === 'resume' && error instanceof errors.SessionNotFound) {
-    const uid = ctx.path.slice(ctx.path.lastIndexOf('/') + 1);
-    const way = await wayBackFromExpiredSignIn(db, ctx.oidc.provider, uid);
+    const way = await wayBackFromExpiredSignIn(db, ctx.oidc.provider, lastPathSegment(ctx.path));
     const back = way?.account
       ? { backUrl: '/account', backLabel: text.t('emailVerified.backLabel') }
       : way && { backUrl: way.url, backLabel: text.t('errors.backToApp', { client: way.appName }) };

@@ -1,5 +1,9 @@
 import providerRequests from 'oidc-provider/lib/helpers/als.js';
+import type { Db } from '../db/connect.js';
 import { LISTEN_TIMING } from '../db/notifications.js';
+import { usersQueries } from '../db/queries/users.js';
+import type { RowCache } from '../db/rowCache.js';
+import type { User } from '../db/schema.js';
 
 /**
  * Codes and tokens that another instance may have issued together with a change of the
@@ -77,4 +81,9 @@ export function mustReadFresh(key: string): boolean {
   if (!read || read.has(key)) return false;
   read.add(key);
   return true;
+}
+
+/** The account `id` from `users`, or from the database once in a request that must read it anew (above). */
+export function cachedUser(users: RowCache<User>, db: Db, id: string): Promise<User | undefined> {
+  return users.find(id, () => usersQueries.findById(db, id), mustReadFresh(`User:${id}`));
 }

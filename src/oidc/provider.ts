@@ -49,6 +49,7 @@ import {
   nameGrantAndSessionInJwt,
 } from './introspection.js';
 import { answerLateStep } from './latePages.js';
+import { lastPathSegment } from './providerPaths.js';
 import { logRedirectUriMismatches } from './redirectUriMismatch.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
@@ -93,9 +94,6 @@ async function choosePageLocale(
   ctx.state.locale = localeOf(ctx, config, { uiLocales, stored: account?.locale });
   return pageText(ctx);
 }
-
-/** The last segment of a path: the uid of a return to a sign-in (`/auth/:uid`). */
-const lastPathSegment = (path: string) => path.slice(path.lastIndexOf('/') + 1);
 
 /** The provider's own cookies, named as all of Sesame's are (cookieNames.ts). */
 function providerCookieNames(config: Config): NonNullable<Configuration['cookies']>['names'] {
@@ -287,9 +285,8 @@ export function createProvider({
     ttl: { ...TTL, Session: sessionTtl, RefreshToken: refreshTokenTtl },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicyWithGroupAccess(db, caches.groups, {
+      policy: interactionPolicyWithGroupAccess(db, caches.groups, caches.users, {
         requireVerifiedEmail: config.signup === 'open-verified',
-        users: caches.users,
       }),
     },
     loadExistingGrant: createLoadExistingGrant(db, caches.groups),

@@ -171,3 +171,6 @@ export function providerRouteOf(path: string): string | undefined {
     ? `${prefix}:uid`
     : undefined;
 }
+
+/** The last segment of a path: the uid of a return to a sign-in (`/auth/:uid`). */
+export const lastPathSegment = (path: string) => path.slice(path.lastIndexOf('/') + 1);
