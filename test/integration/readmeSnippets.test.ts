@@ -31,6 +31,13 @@ describe("README's openid-client snippet, run as pasted against a local Sesame o
 
   afterAll(() => sesame.stop());
 
+  /** The browser's round trip the snippet's comment stands for: a person signs up and returns to the app. */
+  const signsUp = (redirectUri: string, email: string, name: string) => async (url: URL) => {
+    const person = new Person(sesame.baseUrl);
+    const next = await person.signUp(await person.open(url.href), email, name);
+    return person.continueToApp(next, redirectUri);
+  };
+
   it('discovers Sesame, builds the authorization URL, and gets tokens with the claims it names', async () => {
     const snippet = readmeBlock('**Node (openid-client 6)**');
     // The snippet's redirect URI, registered as its `sesame clients create` line does.
@@ -54,11 +61,7 @@ describe("README's openid-client snippet, run as pasted against a local Sesame o
     lines[redirectComment] = 'const currentUrl = new URL(await browserSignsUp(url));';
     const body = lines.join('\n').replaceAll("'http://localhost:3000'", `'${sesame.baseUrl}'`);
 
-    const browserSignsUp = async (url: URL) => {
-      const person = new Person(sesame.baseUrl);
-      const next = await person.signUp(await person.open(url.href), 'ada@example.com', 'Ada');
-      return person.continueToApp(next, redirectUri);
-    };
+    const browserSignsUp = signsUp(redirectUri, 'ada@example.com', 'Ada');
     const printed: unknown[] = [];
     const run = new AsyncFunction('client', 'CLIENT_ID', 'CLIENT_SECRET', 'browserSignsUp', 'console', body);
     await run(openidClient, client.client_id, client_secret, browserSignsUp, {
@@ -74,6 +77,37 @@ describe("README's openid-client snippet, run as pasted against a local Sesame o
         amr: expect.arrayContaining(['user']),
         auth_time: expect.any(Number),
       }),
+    ]);
+  });
+
+  it("runs for a public app with the README's change for one (no secret, client.None())", async () => {
+    const snippet = readmeBlock('**Node (openid-client 6)**');
+    const text = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const publicCall = /A public app \(`--public`[^)]*\) calls\s+`([^`]+)`/.exec(text)?.[1];
+    expect(publicCall).toBe('client.discovery(issuer, CLIENT_ID, undefined, client.None(),');
+    const secretCall = 'client.discovery(issuer, CLIENT_ID, CLIENT_SECRET, undefined,';
+    expect(snippet.split(secretCall)).toHaveLength(2);
+    const redirectUri = /redirect_uri: '([^']+)'/.exec(snippet)![1]!;
+    const { client, client_secret } = await createClient(
+      sesame.db,
+      { name: 'Notes on the phone', redirect_uris: [redirectUri], public: true },
+      'test',
+    );
+    expect(client_secret).toBeUndefined();
+
+    const lines = snippet.replace(secretCall, publicCall!).split('\n');
+    lines[0] = '';
+    const redirectComment = lines.findIndex((line) => line.startsWith('// ...redirect to url'));
+    lines[redirectComment] = 'const currentUrl = new URL(await browserSignsUp(url));';
+    const body = lines.join('\n').replaceAll("'http://localhost:3000'", `'${sesame.baseUrl}'`);
+    const browserSignsUp = signsUp(redirectUri, 'grace@example.com', 'Grace');
+    const printed: unknown[] = [];
+    const run = new AsyncFunction('client', 'CLIENT_ID', 'browserSignsUp', 'console', body);
+    await run(openidClient, client.client_id, browserSignsUp, {
+      log: (value: unknown) => printed.push(value),
+    });
+    expect(printed).toEqual([
+      expect.objectContaining({ iss: sesame.baseUrl, email: 'grace@example.com', name: 'Grace' }),
     ]);
   });
 
