@@ -70,7 +70,9 @@ describe('one-time links (invites and recovery)', () => {
     const person = new Person(sesame.baseUrl);
     const verify = await useLink(person, url, 'Grace Hopper');
     expect(verify.status).toBe(200);
-    expect(verify.json()).toEqual({ redirect: '/account' });
+    // An administrator's invite opens the admin pages, as the setup link does.
+    expect(verify.json()).toEqual({ redirect: '/admin' });
+    expect((await person.browser.request('/admin/users')).status).toBe(200);
 
     const user = await sesame.db
       .selectFrom('users')
@@ -99,7 +101,10 @@ describe('one-time links (invites and recovery)', () => {
     const options2 = await second.browser.postJson(`${linkPath(url)}/options`, csrf2, {});
     expect(options2.status).toBe(200);
 
-    expect((await useLink(first, url)).status).toBe(200);
+    const used = await useLink(first, url);
+    expect(used.status).toBe(200);
+    // Not an administrator's invite: the account page, which is all this person may open.
+    expect(used.json()).toEqual({ redirect: '/account' });
     const before = await rowCounts(sesame.db);
 
     const again = await second.browser.request(linkPath(url));

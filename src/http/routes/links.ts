@@ -122,7 +122,10 @@ export function linkRoutes({ config, db, log, provider, csrf, rateLimit, caches,
         amr: passkeyAmr(),
       });
     }
-    ctx.body = { redirect: '/account' };
+    // An administrator's invite opens the admin pages, as the setup link does; a recovery goes
+    // to the account, where the passkeys it is about are.
+    const adminInvite = signIn && link.purpose === 'invite' && link.grant_admin && user.is_admin;
+    ctx.body = { redirect: adminInvite ? '/admin' : '/account' };
   });
 
   return router;
