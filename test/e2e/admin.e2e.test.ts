@@ -28,7 +28,8 @@ describeBrowser('the admin pages in Chromium', () => {
     ]);
     await page.goto(link.url);
     await page.getByRole('button', { name: 'Create a passkey' }).click();
-    await page.waitForURL((url) => url.pathname === '/account');
+    // An administrator's invite opens the admin pages, as the setup link does.
+    await page.waitForURL((url) => url.pathname === (admin ? '/admin/clients' : '/account'));
   }
 
   /** Moves the person's step-ups six minutes into the past, as if they had left the page open. */
