@@ -16,6 +16,8 @@ export interface CookieNames {
   readonly language: string;
   /** The account page's Sign out, bound to the browser's CSRF cookie, for a minute (accountClient.ts). */
   readonly signOut: string;
+  /** The address "Lost your passkey?" was just asked for, for its answer page (recover.ts). */
+  readonly recoverySent: string;
 }
 
 /** Over http (a local start): browsers refuse prefixed cookies without Secure. */
@@ -27,6 +29,7 @@ const PLAIN: CookieNames = Object.freeze({
   returnTo: 'sesame.return',
   language: 'sesame.lang',
   signOut: 'sesame.signout',
+  recoverySent: 'sesame.recover',
 });
 
 /**
@@ -48,9 +51,25 @@ const PREFIXED: CookieNames = Object.freeze({
   returnTo: '__Host-sesame.return',
   language: '__Host-sesame.lang',
   signOut: '__Host-sesame.signout',
+  recoverySent: '__Host-sesame.recover',
 });
 
 /** The cookie names for this configuration: prefixed when ISSUER is https (cookies are Secure). */
 export function cookieNames(config: Pick<Config, 'secureCookies'>): CookieNames {
   return config.secureCookies ? PREFIXED : PLAIN;
 }
+
+/**
+ * The attributes of Sesame's own short-lived signed cookies on Path=/ (the sign-out mark, the
+ * address "Lost your passkey?" was asked for): Path=/ and no Domain, as the `__Host-` prefix
+ * they carry over https requires.
+ */
+export const signedHostCookie = (config: Pick<Config, 'secureCookies'>) =>
+  ({
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: config.secureCookies,
+    signed: true,
+    overwrite: true,
+  }) as const;

@@ -1,7 +1,7 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { ClientMetadata } from 'oidc-provider';
 import type { Config } from '../config.js';
-import { cookieNames } from '../cookieNames.js';
+import { cookieNames, signedHostCookie } from '../cookieNames.js';
 
 /** Client id of Sesame's own account and admin pages, which sign people in through the provider like any app. */
 export const ACCOUNT_CLIENT_ID = 'sesame-account';
@@ -35,16 +35,6 @@ const SIGN_OUT_MARK_MAX_AGE_MS = 60 * 1000;
  */
 const signOutMark = (csrfCookie: string) => hash('sha256', `sesame.signout:${csrfCookie}`, 'base64url');
 
-const signOutMarkAttributes = (config: Pick<Config, 'secureCookies'>) =>
-  ({
-    path: '/',
-    httpOnly: true,
-    sameSite: 'lax',
-    secure: config.secureCookies,
-    signed: true,
-    overwrite: true,
-  }) as const;
-
 /**
  * Marks this browser as having pressed the account page's Sign out (a POST with the page's
  * form token, so its CSRF cookie is there): the provider's confirmation then submits itself
@@ -55,7 +45,7 @@ export function markSignOutConfirmed(cookies: RequestCookies, config: Pick<Confi
   const csrfCookie = cookies.get(cookieNames(config).csrf);
   if (!csrfCookie) return;
   cookies.set(cookieNames(config).signOut, signOutMark(csrfCookie), {
-    ...signOutMarkAttributes(config),
+    ...signedHostCookie(config),
     maxAge: SIGN_OUT_MARK_MAX_AGE_MS,
   });
 }
@@ -73,7 +63,7 @@ export function signOutConfirmed(
   const name = cookieNames(config).signOut;
   const mark = ctx.cookies.get(name, { signed: true });
   if (mark === undefined) return false;
-  ctx.cookies.set(name, null, signOutMarkAttributes(config));
+  ctx.cookies.set(name, null, signedHostCookie(config));
   const csrfCookie = ctx.cookies.get(cookieNames(config).csrf);
   if (!csrfCookie) return false;
   const expected = Buffer.from(signOutMark(csrfCookie));

@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { usersQueries } from '../../src/db/queries/users.js';
 import { browserScenario } from '../support/browserScenario.js';
 import { describeBrowser } from '../support/chromium.js';
 import { linkIn } from '../support/mailServer.js';
@@ -60,5 +62,34 @@ describeBrowser('"Lost your passkey?" in Chromium, with a real SMTP server', () 
     // The mailed link worked once.
     await page.goto(linkIn(received!));
     await page.getByRole('heading', { name: 'This link was already used' }).waitFor();
+  });
+
+  it('sends one link for one press of "Send me a link": reloading the answer, or coming Back to it, sends none, with or without JavaScript', async () => {
+    for (const javaScriptEnabled of [true, false]) {
+      const email = `reload-${javaScriptEnabled ? 'script' : 'plain'}@example.com`;
+      await usersQueries.insert(scenario.sesame.db, { email, name: null });
+      const { page } = await scenario.device({ javaScriptEnabled });
+      await page.goto(`${scenario.sesame.baseUrl}/recover`);
+      await page.getByLabel('Email').fill(email);
+      await page.getByRole('button', { name: 'Send me a link' }).click();
+      const answer = page.getByRole('heading', { name: 'Check your mail' });
+      await answer.waitFor();
+      const [mailed] = await scenario.mail.waitFor(email, 1);
+
+      // The person reloads the answer, opens the link, and comes Back to the answer.
+      await page.reload();
+      await answer.waitFor();
+      expect(await page.getByRole('status').textContent()).toContain(email);
+      await page.goto(linkIn(mailed!));
+      await page.getByRole('button', { name: 'Create a passkey' }).waitFor();
+      await page.goBack();
+      await answer.waitFor();
+
+      // Nothing more was mailed, and the one link mailed still works.
+      await sleep(1_000);
+      expect(scenario.mail.to(email)).toHaveLength(1);
+      await page.goto(linkIn(mailed!));
+      await page.getByRole('button', { name: 'Create a passkey' }).waitFor();
+    }
   });
 });

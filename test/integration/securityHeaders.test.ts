@@ -447,6 +447,13 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
       actor: 'test',
     });
     expect((await useLink(person, url)).status).toBe(200);
+    // "Lost your passkey?" (mail is configured): its answer page names the address by a cookie.
+    const recover = await person.browser.request('/recover');
+    const asked = await person.browser.request('/recover', {
+      form: { _csrf: recover.csrf(), email: `r${randomBytes(4).toString('hex')}@example.com` },
+    });
+    expect(asked.status).toBe(303);
+    expect((await person.browser.request(asked.location()!)).text).toContain('Check your mail');
     const signOut = await person.browser.request('/account/logout', {
       form: { _csrf: (await person.browser.request('/account')).csrf() },
     });
@@ -464,7 +471,7 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
   };
 
   it('over http (a local start): HttpOnly and SameSite=Lax on every cookie, whose names have no prefix', async () => {
-    const sesame = await startTestApp();
+    const { sesame, stop } = await startAppWithMail();
     try {
       const flags = cookieFlags(await cookiesOfAFullVisit(sesame, new Person(sesame.baseUrl)));
       expect(flags.map((f) => f.name)).toEqual(expect.arrayContaining(expectedCookies(sesame)));
@@ -474,7 +481,7 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
         expect(cookie.name).not.toMatch(/^__(?:Host|Secure)-/i);
       }
     } finally {
-      await sesame.stop();
+      await stop();
     }
   });
 
@@ -485,7 +492,7 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
   ])(
     'with an https ISSUER behind %s: Secure as well, on every cookie, each named with a prefix that makes browsers hold it to that',
     async (_name, env) => {
-      const sesame = await startTestApp({ ISSUER: 'https://sesame.test', ...env });
+      const { sesame, stop } = await startAppWithMail({ ISSUER: 'https://sesame.test', ...env });
       try {
         const person = new Person(sesame.baseUrl, undefined, { connectTo: sesame.listenUrl });
         const flags = cookieFlags(await cookiesOfAFullVisit(sesame, person));
@@ -504,7 +511,7 @@ describe('cookies are HttpOnly and SameSite=Lax, and Secure when ISSUER is https
           else expect(cookie.name).toMatch(/^__Secure-/);
         }
       } finally {
-        await sesame.stop();
+        await stop();
       }
     },
   );

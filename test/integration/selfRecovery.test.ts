@@ -16,11 +16,22 @@ async function signInPage(sesame: TestApp): Promise<string> {
   return 'text' in page ? page.text : '';
 }
 
-/** Asks for a recovery link as the /recover form does; returns the answer page. */
-async function askForLink(sesame: TestApp, email: string, browser = new BrowserSession(sesame.baseUrl)) {
+/** Posts the /recover form for `email` as a browser does; returns the POST's response. */
+async function postForLink(sesame: TestApp, email: string, browser = new BrowserSession(sesame.baseUrl)) {
   const form = await browser.request('/recover');
   expect(form.status).toBe(200);
   return browser.request('/recover', { form: { _csrf: form.csrf(), email } });
+}
+
+/**
+ * Asks for a recovery link as the /recover form does; returns the answer page, which the
+ * POST redirects to (or the POST's own answer, when it refused).
+ */
+async function askForLink(sesame: TestApp, email: string, browser = new BrowserSession(sesame.baseUrl)) {
+  const posted = await postForLink(sesame, email, browser);
+  if (posted.status !== 303) return posted;
+  expect(posted.location()).toBe(`${sesame.baseUrl}/recover/sent`);
+  return browser.request(posted.location()!);
 }
 
 /** The answer's main text, without what differs by request (the token, the address). */
@@ -90,6 +101,63 @@ describe('"Lost your passkey?" with mail configured', () => {
     expect(audit.map((a) => a.action)).toEqual(
       expect.arrayContaining(['link.recovery.create', 'link.recovery.use', 'user.signed_out_everywhere']),
     );
+  });
+
+  it('answers the form with a 303 to a page that sends nothing: reloading it mails no second link, and the first one works', async () => {
+    await usersQueries.insert(sesame.db, { email: 'reload@example.com', name: null });
+    const browser = new BrowserSession(sesame.baseUrl);
+    const known = await postForLink(sesame, 'reload@example.com', browser);
+    const stranger = new BrowserSession(sesame.baseUrl);
+    const unknown = await postForLink(sesame, 'nobody-reload@example.com', stranger);
+    // The same redirect, and the same cookie, whether the address has an account or not.
+    for (const posted of [known, unknown]) {
+      expect(posted.status).toBe(303);
+      expect(posted.location()).toBe(`${sesame.baseUrl}/recover/sent`);
+      expect(posted.text).not.toContain('reload@example.com');
+    }
+    const cookieNamesSet = (b: BrowserSession) =>
+      b.setCookieHeaders.map((header) => header.split('=')[0]).sort();
+    expect(cookieNamesSet(browser)).toEqual(cookieNamesSet(stranger));
+
+    // The answer page, loaded three times (a reload, Back to it): the same page each time.
+    const pages = [];
+    for (let i = 0; i < 3; i += 1) pages.push(await browser.request('/recover/sent'));
+    for (const page of pages) {
+      expect(page.status).toBe(200);
+      expect(page.text).toContain('<h1>Check your mail</h1>');
+      expect(page.text).toContain('reload@example.com');
+    }
+    const strangers = await stranger.request('/recover/sent');
+    expect(answerText(strangers.text, 'nobody-reload@example.com')).toBe(
+      answerText(pages[0]!.text, 'reload@example.com'),
+    );
+
+    // One mail, one link, and it works.
+    const [received] = await mail.waitFor('reload@example.com', 1);
+    await sleep(800);
+    expect(mail.to('reload@example.com')).toHaveLength(1);
+    const links = await sesame.db
+      .selectFrom('one_time_tokens')
+      .select('id')
+      .where('email', '=', 'reload@example.com')
+      .execute();
+    expect(links).toHaveLength(1);
+    const opened = await new BrowserSession(sesame.baseUrl).request(linkPath(linkIn(received!)));
+    expect(opened.status).toBe(200);
+    expect(opened.text).toContain('Create a passkey');
+
+    // A browser that asked for nothing (or forged what it asked for) is sent to the form.
+    const nobody = new BrowserSession(sesame.baseUrl);
+    const bare = await nobody.request('/recover/sent');
+    expect(bare.status).toBe(303);
+    expect(bare.location()).toBe(`${sesame.baseUrl}/recover`);
+    await nobody.jar.setCookie(
+      `sesame.recover=${Buffer.from('reload@example.com').toString('base64url')}; Path=/`,
+      sesame.baseUrl,
+    );
+    const forged = await nobody.request('/recover/sent');
+    expect(forged.status).toBe(303);
+    expect(forged.text).not.toContain('reload@example.com');
   });
 
   it('mails nothing for a disabled account, and the same answer', async () => {
@@ -270,6 +338,7 @@ describe('"Lost your passkey?" turned off', () => {
         const browser = new BrowserSession(sesame.baseUrl);
         expect((await browser.request('/recover')).status).toBe(404);
         expect((await browser.request('/recover', { form: { email: 'a@example.com' } })).status).toBe(404);
+        expect((await browser.request('/recover/sent')).status).toBe(404);
       } finally {
         await sesame.stop();
       }
