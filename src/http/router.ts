@@ -97,9 +97,10 @@ const PATTERN_CHARACTERS = /[:*{}()?+[\]\\]/;
 /**
  * The first segment of every path a router's routes match, spelled exactly (every Sesame
  * router matches exactly: MATCH_EXACTLY), so a request whose path starts otherwise need not
- * be matched against each of them (a regular expression per route: 25–37 µs a request in a
- * loop over fourteen routers of eight routes, bench/README.md "2026-12-07, 14:20–16:00"); null when a route's first segment is a pattern, or a middleware of the router's
- * matches more than its path: every path is then matched against it.
+ * be matched against each of them (a regular expression per route, ~155 of them for a login
+ * page: bench/README.md, "2026-12-07, 14:20–16:00"); null when a route's first segment is a
+ * pattern, or a middleware of the router's matches more than its path: every path is then
+ * matched against it.
  */
 function firstSegmentsOf(router: Router): ReadonlySet<string> | null {
   if (!router.opts.sensitive) return null;
