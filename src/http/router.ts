@@ -47,17 +47,70 @@ export function sesameRouter(options: { prefix?: string } = {}, ...guards: Route
  * one (the login page passed a dozen). The answer is the same: a router without a route for
  * the path answers nothing, and a 405 or an OPTIONS answer names the methods of every route
  * of the path. A path no router knows goes through all of them, as before, so a method none
- * implements is still a 501.
+ * implements is still a 501. A router is matched against a path only when one of its routes
+ * starts with the path's first segment, or may ({@link firstSegmentsOf}); the stack of each
+ * set of matching routers is composed once.
  */
 export function routersByPath(routers: readonly Router[]): Middleware {
   const stacks = routers.map((router) => ({
     router,
     stack: [router.routes(), router.allowedMethods()] as Middleware[],
+    firstSegments: { of: -1, segments: null as ReadonlySet<string> | null },
   }));
   const throughEvery = compose(stacks.flatMap(({ stack }) => stack));
+  // The stack of each set of matching routers (one bit per router), composed at its first
+  // request: each request used to compose its own (an array of every step, and a closure).
+  if (stacks.length > 30) throw new Error('at most 30 routers');
+  const composed = new Map<number, Middleware>();
   return function routeByPath(ctx, next) {
-    const matching = stacks.filter(({ router }) => router.match(ctx.path, ctx.method).path.length > 0);
-    if (matching.length === 0) return throughEvery(ctx, next);
-    return compose(matching.flatMap(({ stack }) => stack))(ctx, next);
+    const first = firstSegmentOf(ctx.path);
+    let matching = 0;
+    for (let i = 0; i < stacks.length; i++) {
+      const { router, firstSegments } = stacks[i]!;
+      // Read again if routes were added since.
+      if (firstSegments.of !== router.stack.length) {
+        firstSegments.segments = firstSegmentsOf(router);
+        firstSegments.of = router.stack.length;
+      }
+      if (firstSegments.segments && !firstSegments.segments.has(first)) continue;
+      if (router.match(ctx.path, ctx.method).path.length > 0) matching |= 1 << i;
+    }
+    if (matching === 0) return throughEvery(ctx, next);
+    let stack = composed.get(matching);
+    if (!stack) {
+      stack = compose(stacks.filter((_, i) => matching & (1 << i)).flatMap(({ stack }) => stack));
+      composed.set(matching, stack);
+    }
+    return stack(ctx, next);
   };
+}
+
+/** A path's first segment: `interaction` of `/interaction/abc`, `` of `/`. */
+function firstSegmentOf(path: string): string {
+  const end = path.indexOf('/', 1);
+  return end === -1 ? path.slice(1) : path.slice(1, end);
+}
+
+/** What in a route's path is not plain text to path-to-regexp: a parameter, a wildcard, an optional part, an escape. */
+const PATTERN_CHARACTERS = /[:*{}()?+[\]\\]/;
+
+/**
+ * The first segment of every path a router's routes match, spelled exactly (every Sesame
+ * router matches exactly: MATCH_EXACTLY), so a request whose path starts otherwise need not
+ * be matched against each of them (a regular expression per route, ~155 of them for a login
+ * page: bench/README.md, "2026-12-07, 14:20–16:00"); null when a route's first segment is a
+ * pattern, or a middleware of the router's matches more than its path: every path is then
+ * matched against it.
+ */
+function firstSegmentsOf(router: Router): ReadonlySet<string> | null {
+  if (!router.opts.sensitive) return null;
+  const segments = new Set<string>();
+  for (const layer of router.stack) {
+    if (typeof layer.path !== 'string' || layer.methods.length === 0 || !layer.path.startsWith('/'))
+      return null;
+    const first = firstSegmentOf(layer.path);
+    if (PATTERN_CHARACTERS.test(first)) return null;
+    segments.add(first);
+  }
+  return segments;
 }

@@ -150,8 +150,13 @@ export const PROVIDER_PATHS: ReadonlySet<string> = new Set([
   '/device',
 ]);
 
-/** Where the provider resumes an authorization after an interaction: `/auth/:uid`, `/device/:uid`. */
+/**
+ * Where the provider resumes an authorization after an interaction, and the route each names:
+ * `/auth/:uid`, `/device/:uid`. The route's text is made once: a login's return is named by
+ * httpMetrics.ts, app.ts's `route` and routeSteps.ts, each request.
+ */
 const RESUME_PREFIXES = ['/auth/', '/device/'] as const;
+const RESUME_ROUTES = RESUME_PREFIXES.map((prefix) => `${prefix}:uid`);
 
 /** Whether oidc-provider owns the path: one of its endpoints, or a resumed authorization. */
 export function isProviderPath(path: string): boolean {
@@ -166,10 +171,12 @@ export function isProviderPath(path: string): boolean {
  */
 export function providerRouteOf(path: string): string | undefined {
   if (PROVIDER_PATHS.has(path)) return path;
-  const prefix = RESUME_PREFIXES.find((p) => path.startsWith(p));
-  return prefix && path.length > prefix.length && !path.includes('/', prefix.length)
-    ? `${prefix}:uid`
-    : undefined;
+  for (let i = 0; i < RESUME_PREFIXES.length; i++) {
+    const prefix = RESUME_PREFIXES[i]!;
+    if (path.startsWith(prefix))
+      return path.length > prefix.length && !path.includes('/', prefix.length) ? RESUME_ROUTES[i] : undefined;
+  }
+  return undefined;
 }
 
 /** The last segment of a path: the uid of a return to a sign-in (`/auth/:uid`). */

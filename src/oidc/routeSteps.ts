@@ -4,7 +4,10 @@ import { providerRouteOf } from './providerPaths.js';
 
 type Step = (ctx: Context, next: Next) => Promise<void>;
 
-const stepsByProvider = new WeakMap<Provider, Map<string, Step>>();
+/** The steps of one provider instance: by method, then by route. */
+type Steps = Map<string, Map<string, Step>>;
+
+const stepsByProvider = new WeakMap<Provider, Steps>();
 
 /**
  * Runs `step` around the provider's handling of one route (`method` and the route as
@@ -16,15 +19,22 @@ const stepsByProvider = new WeakMap<Provider, Map<string, Step>>();
 export function aroundProviderRoute(provider: Provider, method: string, route: string, step: Step): void {
   let steps = stepsByProvider.get(provider);
   if (!steps) {
-    const byRoute = new Map<string, Step>();
+    // Looked up by method, then route: no text made for the lookup, each request.
+    const byMethod: Steps = new Map();
     provider.use(function aroundProviderRoutes(ctx, next) {
-      const around = byRoute.get(`${ctx.method} ${providerRouteOf(ctx.path)}`);
+      const byRoute = byMethod.get(ctx.method);
+      const providerRoute = byRoute && providerRouteOf(ctx.path);
+      const around = providerRoute === undefined ? undefined : byRoute!.get(providerRoute);
       return around ? around(ctx, next) : next();
     });
-    stepsByProvider.set(provider, byRoute);
-    steps = byRoute;
+    stepsByProvider.set(provider, byMethod);
+    steps = byMethod;
   }
-  const key = `${method} ${route}`;
-  if (steps.has(key)) throw new Error(`a step around ${key} is there already`);
-  steps.set(key, step);
+  let byRoute = steps.get(method);
+  if (!byRoute) {
+    byRoute = new Map();
+    steps.set(method, byRoute);
+  }
+  if (byRoute.has(route)) throw new Error(`a step around ${method} ${route} is there already`);
+  byRoute.set(route, step);
 }

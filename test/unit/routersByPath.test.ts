@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type Router from '@koa/router';
+import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import { routersByPath, sesameRouter } from '../../src/http/router.js';
@@ -32,7 +32,21 @@ function routers(): Router[] {
   });
   const last = sesameRouter();
   last.get('/both', (ctx) => (ctx.body = 'second'));
-  return [pages, account, admin, adminWrites, passing, last];
+  // A route whose first segment is a parameter, and one after a route with a wildcard: the
+  // routers are not told apart by a path's first segment then.
+  const tenants = sesameRouter();
+  tenants.get('/:tenant/things', (ctx) => (ctx.body = `things of ${ctx.params.tenant}`));
+  const wildcard = sesameRouter({ prefix: '/api' });
+  wildcard.get('/known', (ctx) => (ctx.body = 'known'));
+  wildcard.all('/{*rest}', (ctx) => (ctx.body = 'unknown endpoint'));
+  // A router of @koa/router's defaults (not sesameRouter's): case-insensitive. A later router
+  // has a route for the path as it spells it.
+  const loose = new Router();
+  loose.get('/loose', (ctx) => (ctx.body = 'loose'));
+  const capitals = sesameRouter();
+  capitals.post('/LOOSE', (ctx) => (ctx.body = 'capitals'));
+  // First, so each answers a path a later router has a route for too.
+  return [tenants, loose, pages, account, admin, adminWrites, passing, last, wildcard, capitals];
 }
 
 function serve(middleware: Koa.Middleware) {
@@ -79,6 +93,14 @@ const PATHS = [
   '/account/passkeys/p1/delete',
   '/admin/clients',
   '/both',
+  '/acme/things',
+  '/interaction/things',
+  '/api/known',
+  '/api/other/path',
+  '/API/known',
+  '/loose',
+  '/LOOSE',
+  '/loose/',
   '/nowhere',
   '/',
 ];
@@ -87,15 +109,18 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'PR
 describe('routers dispatched by path', () => {
   it('answer every method at every path as the routers run one after another do', async () => {
     let compared = 0;
-    for (const path of PATHS) {
-      for (const method of METHODS) {
-        const expected = await ask(oneAfterAnother, method, path);
-        const actual = await ask(byPath, method, path);
-        expect({ method, path, ...actual }).toEqual({ method, path, ...expected });
-        compared += 1;
+    // Twice: the second time each set of matching routers runs the stack composed for it before.
+    for (const _time of [1, 2]) {
+      for (const path of PATHS) {
+        for (const method of METHODS) {
+          const expected = await ask(oneAfterAnother, method, path);
+          const actual = await ask(byPath, method, path);
+          expect({ method, path, ...actual }).toEqual({ method, path, ...expected });
+          compared += 1;
+        }
       }
     }
-    expect(compared).toBe(PATHS.length * METHODS.length);
+    expect(compared).toBe(2 * PATHS.length * METHODS.length);
   });
 
   it('name the methods of both routers of a path in a 405 and an OPTIONS answer', async () => {
