@@ -89,6 +89,12 @@ describe('one-time links (invites and recovery)', () => {
     const claims = await signInAtApp(person.inNewBrowser());
     expect(claims.sub).toBe(user.id);
     expect(claims.email).toBe('grace@example.com');
+
+    // The administrator's recovery link (a new device): the account page, where passkeys are.
+    const recovery = await invite('grace@example.com');
+    const recovered = await useLink(new Person(sesame.baseUrl), recovery.url);
+    expect(recovered.status).toBe(200);
+    expect(recovered.json()).toEqual({ redirect: '/account' });
   });
 
   it('works once: a second use gets a clear "already used" page and changes nothing', async () => {

@@ -158,6 +158,23 @@ describe('"Lost your passkey?" with mail configured', () => {
     const forged = await nobody.request('/recover/sent');
     expect(forged.status).toBe(303);
     expect(forged.text).not.toContain('reload@example.com');
+
+    // The asking browser's cookies, copied into another that has an anti-forgery cookie of its
+    // own: they name nothing there.
+    const other = new BrowserSession(sesame.baseUrl);
+    await other.request('/recover');
+    for (const cookie of await browser.jar.getCookies(sesame.baseUrl))
+      if (cookie.key.startsWith('sesame.recover'))
+        await other.jar.setCookie(cookie.toString(), sesame.baseUrl);
+    const copied = await other.request('/recover/sent');
+    expect(copied.status).toBe(303);
+    expect(copied.text).not.toContain('reload@example.com');
+
+    // A session cookie: its half hour is the server's to judge, not a device clock's, which
+    // may run fast enough to drop it at once.
+    const sentCookie = browser.setCookieHeaders.find((header) => header.startsWith('sesame.recover='));
+    expect(sentCookie).toBeDefined();
+    expect(sentCookie).not.toMatch(/expires=|max-age=/i);
   });
 
   it('mails nothing for a disabled account, and the same answer', async () => {

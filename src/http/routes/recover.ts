@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
@@ -54,10 +55,31 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
     sendPage(ctx, 'recover', { title: pageText(ctx).t('recover.title'), csrf: csrf.token(ctx), ...data });
   }
 
-  // The address the answer page names, held by this browser alone (signed, HttpOnly,
-  // `__Host-` over https) rather than in the URL, where history, logs and Referer would keep
-  // it. It is the address as typed, whether or not it has an account, and lasts as long as the link.
+  // The address the answer page names, held in a cookie rather than in the URL, where
+  // history, logs and Referer would keep it: signed, HttpOnly, `__Host-` over https, and bound
+  // to this browser's anti-forgery cookie (copied into another browser, it names nothing
+  // there). It is the address as typed, whether or not it has an account. A session cookie
+  // whose age the server checks: an Expires the browser judges by its own clock would drop
+  // it at once on a device whose clock runs fast, and the person, sent back to an empty form,
+  // would ask again (a second mail, whose link replaces the first).
   const sentCookie = cookieNames(config).recoverySent;
+  const csrfCookie = cookieNames(config).csrf;
+  const browserMark = (ctx: Context) => {
+    const anchor = ctx.cookies.get(csrfCookie);
+    return anchor ? hash('sha256', `sesame.recover:${anchor}`, 'base64url') : undefined;
+  };
+  const sentValue = (ctx: Context, email: string) => {
+    const mark = browserMark(ctx);
+    return mark && `${Buffer.from(email).toString('base64url')}.${Date.now().toString(36)}.${mark}`;
+  };
+  const sentAddress = (ctx: Context): string | undefined => {
+    const [address, at, mark, ...rest] = ctx.cookies.get(sentCookie, { signed: true })?.split('.') ?? [];
+    const askedAt = at === undefined ? Number.NaN : Number.parseInt(at, 36);
+    if (rest.length > 0 || !address || !mark || mark !== browserMark(ctx)) return undefined;
+    if (!(Date.now() - askedAt < SELF_RECOVERY_LINK_TTL_SECONDS * 1000)) return undefined;
+    const email = emailSchema.safeParse(Buffer.from(address, 'base64url').toString());
+    return email.success ? email.data : undefined;
+  };
 
   router.get('/', (ctx) => {
     if (!config.selfRecovery) throw recoveryOff();
@@ -76,10 +98,8 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
     await perIp(ctx, rateLimitKey(ctx.ip));
     await perAddress(ctx, addressKey(email.data));
     requestSelfRecoveryInBackground(db, config, log, email.data, ctx.state.locale);
-    ctx.cookies.set(sentCookie, Buffer.from(email.data).toString('base64url'), {
-      ...signedHostCookie(config),
-      maxAge: SELF_RECOVERY_LINK_TTL_SECONDS * 1000,
-    });
+    // The anti-forgery check above needed the cookie the value is bound to: it is there.
+    ctx.cookies.set(sentCookie, sentValue(ctx, email.data), signedHostCookie(config));
     ctx.status = 303;
     ctx.redirect('/recover/sent');
   });
@@ -87,15 +107,13 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
   // The answer to the form: it sends nothing. Without an address asked for in this browser
   // (its half hour over, or never asked), there is nothing to tell: back to the form.
   router.get('/sent', (ctx) => {
-    const stored = ctx.cookies.get(sentCookie, { signed: true });
-    const email =
-      stored === undefined ? undefined : emailSchema.safeParse(Buffer.from(stored, 'base64url').toString());
-    if (!email?.success) {
+    const email = sentAddress(ctx);
+    if (email === undefined) {
       ctx.status = 303;
       ctx.redirect('/recover');
       return;
     }
-    render(ctx, { email: email.data, sent: true });
+    render(ctx, { email, sent: true });
   });
 
   return router;
