@@ -9,8 +9,10 @@ import { TTL } from '../../src/oidc/ttl.js';
 import { asPage } from '../support/browser.js';
 import { noticesHeard } from '../support/noticesHeard.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { holdRow } from '../support/rowLocks.js';
 import { ageModel, DAY } from '../support/signInAge.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8917/callback';
 
@@ -312,4 +314,43 @@ describe('grant renewal', () => {
     );
     expect(await end('deleting')).toBe(now + TTL.Grant);
   });
+
+  // A Revoke of the app locks its grants, then changes the sessions that name it: a return
+  // storing such a session and waiting for the grant's lock would wait for the Revoke as it
+  // waits for the return (a deadlock, one of them refused).
+  (onPostgres ? it : it.skip)(
+    'does not wait for a grant another transaction holds: it leaves it as it is',
+    async () => {
+      const db = sesame.db;
+      const tag = randomBytes(4).toString('hex');
+      const id = `locked-${tag}`;
+      const now = Math.floor(Date.now() / 1000);
+      const soon = now + 10 * DAY;
+      await oidcModelsQueries.upsertRows(db, [
+        modelRow('Grant', id, { kind: 'Grant', jti: id, iat: now, exp: soon }, soon - now),
+      ]);
+      const session = modelRow('Session', `session-${tag}`, { kind: 'Session', uid: `uid-${tag}` }, 60);
+      await oidcModelsQueries.upsertRows(db, [session]);
+      const release = await holdRow(
+        db,
+        sql`select 1 from oidc_models where model = 'Grant' and id = ${id} for update`,
+      );
+      try {
+        // Within a second, where waiting for the lock would take until the release.
+        const renewedWhileHeld = oidcModelsQueries.upsertRows(
+          db,
+          [session],
+          [],
+          [{ id, exp: now + TTL.Grant }],
+        );
+        const timedOut = new Promise((resolve) => setTimeout(resolve, 1_000, 'waited'));
+        expect(await Promise.race([renewedWhileHeld.then(() => 'stored'), timedOut])).toBe('stored');
+      } finally {
+        await release();
+      }
+      expect(((await oidcModelsQueries.find(db, 'Grant', id)) as { exp: number }).exp).toBe(soon);
+      await oidcModelsQueries.upsertRows(db, [session], [], [{ id, exp: now + TTL.Grant }]);
+      expect(((await oidcModelsQueries.find(db, 'Grant', id)) as { exp: number }).exp).toBe(now + TTL.Grant);
+    },
+  );
 });

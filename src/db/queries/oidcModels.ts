@@ -295,10 +295,14 @@ const IF_MET = 'and exists (select 1 from met)';
 /**
  * A `with` part that renews `count` grants ({@link GrantRenewal}), whose parameters follow
  * `$after`, two each ({@link renewalParameters}), `onlyIf` the statement's condition holds: a
- * grant's end moves to the renewal's, only while it is live and would end sooner. An update,
- * never an upsert: a grant revoked since the code's request read it (the account page's
- * Revoke deleted it) stays revoked, where storing it again would honour what the revoke ended.
- * The rows it stores must not renew a grant they hold themselves (both would change one row).
+ * grant's end moves to the renewal's, only while it is live and would end sooner.
+ * - An update, never an upsert: a grant revoked since the code's request read it (the account
+ *   page's Revoke deleted it) stays revoked, where storing it again would honour what the
+ *   revoke ended.
+ * - A grant another transaction has locked is left as it is (`skip locked`), not waited for: a
+ *   Revoke of the app locks the app's grants and then changes the sessions that name it, one
+ *   of which this statement may be storing; waiting here for the grant, the two would wait for
+ *   each other. The grant is renewed at the next sign-in; until then it ends as it would have.
  */
 function renewalsPart(after: number, count: number, onlyIf = ''): string {
   const tuples = Array.from(
@@ -306,10 +310,12 @@ function renewalsPart(after: number, count: number, onlyIf = ''): string {
     (_, i) => `($${after + i * 2 + 1}::text, $${after + i * 2 + 2}::bigint)`,
   );
   return `renewed as (update oidc_models
-      set payload = payload || jsonb_build_object('exp', renewal.exp), expires_at = to_timestamp(renewal.exp)
-      from (values ${tuples.join(', ')}) as renewal (id, exp)
-      where model = 'Grant' and oidc_models.id = renewal.id and ${IS_LIVE}
-        and expires_at < to_timestamp(renewal.exp)${onlyIf && ` ${onlyIf}`})`;
+      set payload = oidc_models.payload || jsonb_build_object('exp', due.exp), expires_at = to_timestamp(due.exp)
+      from (select g.id, renewal.exp from oidc_models g
+          join (values ${tuples.join(', ')}) as renewal (id, exp) on g.model = 'Grant' and g.id = renewal.id
+          where ${IS_LIVE} and expires_at < to_timestamp(renewal.exp)${onlyIf && ` ${onlyIf}`}
+          for no key update of g skip locked) as due
+      where oidc_models.model = 'Grant' and oidc_models.id = due.id)`;
 }
 
 const renewalParameters = (r: GrantRenewal) => [r.id, r.exp];
@@ -717,8 +723,8 @@ export const oidcModelsQueries = {
   /**
    * Deletes the instances `gone` names, inserts or replaces `rows` and stores the renewals of
    * grants codes among them are issued under ({@link renewalsApart}), in one statement; no
-   * key may be in both `gone` and `rows`, nor twice in either. It commits as every deletion does, waiting for
-   * the WAL flush: a deleted interaction or session must stay deleted.
+   * key may be in both `gone` and `rows`, nor twice in either. It commits as every deletion
+   * does, waiting for the WAL flush: a deleted interaction or session must stay deleted.
    * @returns the model, id and key (as in destroy) of each row deleted.
    */
   async destroyAndUpsert(
