@@ -9,7 +9,7 @@ import { TTL } from '../../src/oidc/ttl.js';
 import { asPage } from '../support/browser.js';
 import { noticesHeard } from '../support/noticesHeard.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
-import { holdRow } from '../support/rowLocks.js';
+import { holdRow, untilWaitingForLocks } from '../support/rowLocks.js';
 import { ageModel, DAY } from '../support/signInAge.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 import { onPostgres } from '../support/testDatabase.js';
@@ -352,5 +352,79 @@ describe('grant renewal', () => {
       await oidcModelsQueries.upsertRows(db, [session], [], [{ id, exp: now + TTL.Grant }]);
       expect(((await oidcModelsQueries.find(db, 'Grant', id)) as { exp: number }).exp).toBe(now + TTL.Grant);
     },
+  );
+
+  // An admin's disable, a recovery link and an email takeover delete an account's sessions and
+  // grants together (destroyByAccountId): a return's statement that locked the grant before the
+  // session it stores would wait for that deletion as it waits for the return (a deadlock, the
+  // sign-in refused with a 500).
+  (onPostgres ? it : it.skip)(
+    "renews the grant only after storing the sign-in's rows: a deletion of the session and then the grant goes through",
+    async () => {
+      const db = sesame.db;
+      const tag = randomBytes(4).toString('hex');
+      const now = Math.floor(Date.now() / 1000);
+      const soon = now + 10 * DAY;
+      const grantId = `held-${tag}`;
+      const sessionId = `session-${tag}`;
+      const session = (account: string) =>
+        modelRow('Session', sessionId, { kind: 'Session', uid: `uid-${tag}`, accountId: account }, 60);
+      const code = modelRow(
+        'AuthorizationCode',
+        `code-${tag}`,
+        { kind: 'AuthorizationCode', exp: now + 60 },
+        60,
+      );
+      await oidcModelsQueries.upsertRows(db, [
+        modelRow('Grant', grantId, { kind: 'Grant', jti: grantId, iat: now, exp: soon }, soon - now),
+        session('before'),
+        modelRow('Interaction', `interaction-${tag}`, { kind: 'Interaction' }, 60),
+        modelRow('Interaction', `plain-${tag}`, { kind: 'Interaction' }, 60),
+      ]);
+      const deleteRow = (trx: typeof db, model: string, id: string) =>
+        trx.deleteFrom('oidc_models').where('model', '=', model).where('id', '=', id).execute();
+
+      /** `store` runs while another transaction has deleted the session; once it waits, that one deletes the grant too. */
+      const whileSessionAndGrantAreDeleted = async (store: () => Promise<unknown>) => {
+        let stored!: Promise<unknown>;
+        await db.transaction().execute(async (trx) => {
+          await deleteRow(trx, 'Session', sessionId);
+          stored = store();
+          stored.catch(() => {});
+          await untilWaitingForLocks(db, 1);
+          await deleteRow(trx, 'Grant', grantId);
+        });
+        return stored;
+      };
+
+      // The return to the authorization, its interaction the condition.
+      const required = oidcModelsQueries.rowRequired('Interaction', `interaction-${tag}`, undefined, true);
+      await whileSessionAndGrantAreDeleted(() =>
+        oidcModelsQueries.destroyAndUpsertIf(
+          db,
+          required,
+          [],
+          [session('after'), code],
+          [{ id: grantId, exp: now + TTL.Grant }],
+        ),
+      );
+      expect(await oidcModelsQueries.find(db, 'Grant', grantId)).toBeUndefined();
+
+      // A statement with no condition, deleting as it stores.
+      await oidcModelsQueries.upsertRows(db, [
+        modelRow('Grant', grantId, { kind: 'Grant', jti: grantId, iat: now, exp: soon }, soon - now),
+        session('before'),
+      ]);
+      await whileSessionAndGrantAreDeleted(() =>
+        oidcModelsQueries.destroyAndUpsert(
+          db,
+          [{ model: 'Interaction', id: `plain-${tag}` }],
+          [session('after'), code],
+          [{ id: grantId, exp: now + TTL.Grant }],
+        ),
+      );
+      expect(await oidcModelsQueries.find(db, 'Grant', grantId)).toBeUndefined();
+    },
+    30_000,
   );
 });

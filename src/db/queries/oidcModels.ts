@@ -276,8 +276,11 @@ function destroyAndUpsertIfText(
     parts.push(`gone as (${deleteText(after, gone, IF_MET)})`);
     after += gone * 2;
   }
-  if (rows > 0) parts.push(`put as (${upsertIfMetText(after, rows)})`);
-  if (renewals > 0) parts.push(renewalsPart(after + rows * 7, renewals, IF_MET));
+  if (rows > 0) parts.push(`put as (${upsertIfMetText(after, rows)} returning 1)`);
+  if (renewals > 0) {
+    const first = [...(gone > 0 ? ['gone'] : []), ...(rows > 0 ? ['put'] : [])];
+    parts.push(renewalsPart(after + rows * 7, renewals, `${IF_MET} ${afterWrites(first)}`));
+  }
   const deletedBy = [
     ...(gone > 0 ? ['select model, id, key from gone'] : []),
     ...(condition.deletes ? ['select model, id, key from met'] : []),
@@ -293,16 +296,32 @@ function destroyAndUpsertIfText(
 const IF_MET = 'and exists (select 1 from met)';
 
 /**
+ * What {@link renewalsPart} adds to its `where`, always true, to run after the statement's
+ * `with` parts `names` (each returning rows): Postgres runs the parts a statement's query
+ * does not read at its end, the last declared first, so the renewal, declared last, would
+ * lock the grant before the rows are stored. (In upsertRows the rows are the statement's
+ * query, run before any part it does not read.)
+ */
+const afterWrites = (names: readonly string[]) =>
+  names.map((name) => `and (select count(*) from ${name}) >= 0`).join(' ');
+
+/**
  * A `with` part that renews `count` grants ({@link GrantRenewal}), whose parameters follow
  * `$after`, two each ({@link renewalParameters}), `onlyIf` the statement's condition holds: a
  * grant's end moves to the renewal's, only while it is live and would end sooner.
  * - An update, never an upsert: a grant revoked since the code's request read it (the account
  *   page's Revoke deleted it) stays revoked, where storing it again would honour what the
  *   revoke ended.
- * - A grant another transaction has locked is left as it is (`skip locked`), not waited for: a
- *   Revoke of the app locks the app's grants and then changes the sessions that name it, one
- *   of which this statement may be storing; waiting here for the grant, the two would wait for
- *   each other. The grant is renewed at the next sign-in; until then it ends as it would have.
+ * - It locks the grant last, after the statement's other writes (`onlyIf` names them,
+ *   {@link afterWrites}), and a grant another transaction has locked is left as it is (`skip
+ *   locked`), not waited for: so a transaction that holds a row this statement stores, and
+ *   then wants the grant, never waits for it as it waits for that transaction. An admin's
+ *   disable, a recovery link and an email takeover delete an account's sessions and grants
+ *   together (destroyByAccountId); a Revoke of the app locks the app's grants and then changes
+ *   the sessions that name it; a sign-in's statement stores such a session. Locking the grant
+ *   first, or waiting for it, the two would wait for each other and Postgres would refuse one
+ *   (the sign-in with a 500). A grant left so is renewed at the next sign-in; until then it
+ *   ends as it would have.
  */
 function renewalsPart(after: number, count: number, onlyIf = ''): string {
   const tuples = Array.from(
@@ -745,8 +764,11 @@ export const oidcModelsQueries = {
       const deleted = deleteText(0, gone.length);
       if (rows.length === 0 && renewals.length === 0) return deleted;
       const parts = [`gone as (${deleted})`];
-      if (rows.length > 0) parts.push(`put as (${upsertText(gone.length * 2, rows.length)})`);
-      if (renewals.length > 0) parts.push(renewalsPart(gone.length * 2 + rows.length * 7, renewals.length));
+      if (rows.length > 0) parts.push(`put as (${upsertText(gone.length * 2, rows.length)} returning 1)`);
+      if (renewals.length > 0) {
+        const first = afterWrites(rows.length > 0 ? ['gone', 'put'] : ['gone']);
+        parts.push(renewalsPart(gone.length * 2 + rows.length * 7, renewals.length, first));
+      }
       return withParts(parts, 'select model, id, key from gone');
     });
     parameters.push(...rows.flatMap(rowParameters), ...renewals.flatMap(renewalParameters));
