@@ -181,14 +181,18 @@ describe('grant renewal', () => {
     await expectRenewed(grantId);
   }, 60_000);
 
-  it('leaves a grant renewed within the day as it is', async () => {
+  it('leaves a grant renewed within the day as it is, and renews one renewed longer ago', async () => {
     const { person, tokens } = await signUp();
     const grantId = await grantOf(tokens.refresh_token!);
-    const before = await grantEnd(grantId);
+    // Renewed (or given) 12 hours ago: a sign-in, through the consent page or none, leaves it.
+    const end = await endGrantIn(grantId, TTL.Grant / DAY - 0.5);
     await signInAgain(person);
     await signInAgain(person, app, 'openid');
-    // The consent page's save of the grant keeps its end (its row's to the second).
-    expect((await grantEnd(grantId)).exp).toBe(before.exp);
+    expect(await grantEnd(grantId)).toEqual({ row: end, exp: end });
+    // Two days ago: the sign-in renews it.
+    await endGrantIn(grantId, TTL.Grant / DAY - 2);
+    await signInAgain(person, app, 'openid');
+    await expectRenewed(grantId);
   }, 60_000);
 
   it('renews nothing for an authorization that is refused or stops short of a code, nor for a refresh', async () => {
