@@ -319,6 +319,38 @@ describe('grant renewal', () => {
     expect(await end('deleting')).toBe(now + TTL.Grant);
   });
 
+  it("keeps a renewal stored since the consent page read the grant: the page's save does not shorten it", async () => {
+    const db = sesame.db;
+    const tag = randomBytes(4).toString('hex');
+    const id = `read-${tag}`;
+    const now = Math.floor(Date.now() / 1000);
+    const soon = now + 10 * DAY;
+    const renewed = now + TTL.Grant;
+    /** The grant's row as stored by a save of `payload`, ending at its `exp`. */
+    const grantRow = (payload: { exp: number }) => ({
+      ...modelRow('Grant', id, payload, 1),
+      expires_at: new Date(payload.exp * 1000),
+    });
+    const read = { kind: 'Grant', jti: id, iat: now, exp: soon, openid: { scope: 'openid' } };
+    await oidcModelsQueries.upsertRows(db, [grantRow(read)]);
+    // Another tab's sign-in renews the grant; then the consent page saves the copy it read, a scope added.
+    const code = modelRow(
+      'AuthorizationCode',
+      `code-${tag}`,
+      { kind: 'AuthorizationCode', exp: now + 60 },
+      60,
+    );
+    await oidcModelsQueries.upsertRows(db, [code], [], [{ id, exp: renewed }]);
+    const saved = { ...read, openid: { scope: 'openid email' } };
+    expect(await oidcModelsQueries.updateLiveGrant(db, grantRow(saved))).toBe(true);
+    expect(await oidcModelsQueries.find(db, 'Grant', id)).toEqual({ ...saved, exp: renewed });
+    expect(await grantEnd(id)).toEqual({ row: renewed, exp: renewed });
+    // A save that ends later than what is stored is stored as it is.
+    const later = { ...saved, exp: renewed + DAY };
+    expect(await oidcModelsQueries.updateLiveGrant(db, grantRow(later))).toBe(true);
+    expect(await grantEnd(id)).toEqual({ row: renewed + DAY, exp: renewed + DAY });
+  });
+
   // A Revoke of the app locks its grants, then changes the sessions that name it: a return
   // storing such a session and waiting for the grant's lock would wait for the Revoke as it
   // waits for the return (a deadlock, one of them refused).

@@ -151,13 +151,16 @@ const guardedGrantWrite = (text: (stored: string) => string) => ({
 
 /**
  * Replaces a live grant's payload and expiry ($1 its id, $2 the payload, $3 expires_at),
- * keeping a CONSENT_REVOKED stamped since it was read, as {@link REPLACE} does.
+ * keeping a CONSENT_REVOKED stamped since it was read, as {@link REPLACE} does, and the later
+ * of the two ends: a renewal (grantRenewal.ts) stored since the grant was read, by a sign-in
+ * in another tab, is kept, where the read copy's end would shorten the grant again.
  */
 const UPDATE_LIVE_GRANT = guardedGrantWrite(
   (stored) => `update oidc_models
       set payload = $2::jsonb || jsonb_strip_nulls(jsonb_build_object(
-          '${CONSENT_REVOKED}', payload->'${CONSENT_REVOKED}')),
-        expires_at = $3::timestamptz
+          '${CONSENT_REVOKED}', payload->'${CONSENT_REVOKED}',
+          'exp', greatest((payload->>'exp')::bigint, ($2::jsonb->>'exp')::bigint))),
+        expires_at = greatest(expires_at, $3::timestamptz)
       where model = 'Grant' and id = $1 and ${IS_LIVE}
       returning ${stored} as stored`,
 );
