@@ -1,5 +1,10 @@
 import type { Db } from './connect.js';
-import { type ChallengeWithRow, type OidcModelRow, oidcModelsQueries } from './queries/oidcModels.js';
+import {
+  type ChallengeWithRow,
+  type GrantRenewal,
+  type OidcModelRow,
+  oidcModelsQueries,
+} from './queries/oidcModels.js';
 
 interface Waiter {
   resolve(): void;
@@ -10,6 +15,8 @@ interface Pending {
   row: OidcModelRow;
   /** Challenges to store with the row (every write's, when the row was written twice meanwhile). */
   challenges?: ChallengeWithRow[];
+  /** Grants a code among the rows renews, stored with it (every write's, as challenges). */
+  renewals?: GrantRenewal[];
   waiters: Waiter[];
 }
 
@@ -48,10 +55,10 @@ export class GroupedUpserts {
   }
 
   /**
-   * Stores the row (insert or replace by model and id), and `challenge` with it in the same
-   * statement; resolves once both are committed.
+   * Stores the row (insert or replace by model and id), and `challenge` and `renewal` (of the
+   * grant a code is issued under) with it in the same statement; resolves once all are committed.
    */
-  upsert(row: OidcModelRow, challenge?: ChallengeWithRow): Promise<void> {
+  upsert(row: OidcModelRow, challenge?: ChallengeWithRow, renewal?: GrantRenewal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const key = `${row.model}\u0000${row.id}`;
       const queued = this.#pending.get(key);
@@ -60,11 +67,14 @@ export class GroupedUpserts {
         queued.waiters.push({ resolve, reject });
         if (challenge && queued.challenges) queued.challenges.push(challenge);
         else if (challenge) queued.challenges = [challenge];
+        if (renewal && queued.renewals) queued.renewals.push(renewal);
+        else if (renewal) queued.renewals = [renewal];
       } else {
         this.#pending.set(key, {
           row,
           waiters: [{ resolve, reject }],
           ...(challenge && { challenges: [challenge] }),
+          ...(renewal && { renewals: [renewal] }),
         });
       }
       this.#schedule();
@@ -100,13 +110,18 @@ export class GroupedUpserts {
 
   async #write(batch: Pending[]) {
     try {
-      // Most batches carry no challenge (tokens): no array per row for them.
+      // Most batches carry no challenge (tokens) and no renewal: no array per row for them.
       const challenges: ChallengeWithRow[] = [];
-      for (const pending of batch) if (pending.challenges) challenges.push(...pending.challenges);
+      const renewals: GrantRenewal[] = [];
+      for (const pending of batch) {
+        if (pending.challenges) challenges.push(...pending.challenges);
+        if (pending.renewals) renewals.push(...pending.renewals);
+      }
       await oidcModelsQueries.upsertRows(
         this.#db,
         batch.map((p) => p.row),
         challenges,
+        renewals,
       );
       this.batches += 1;
       this.rows += batch.length;

@@ -9,6 +9,7 @@ import { isNulCharacterError } from '../http/errors.js';
 import { challengeExpiresAt } from '../webauthn/challenge.js';
 import { riderOnRead } from './challengeOnRead.js';
 import { applicationType } from './clients.js';
+import { grantRenewalFor } from './grantRenewal.js';
 import { type GrantSaveGuard, takeGrantSaveGuard } from './grantSaves.js';
 import { heldWrites, holdConsumption } from './heldWrites.js';
 import { broughtIn, cachedUser, mustReadFresh } from './newerThanCache.js';
@@ -216,8 +217,13 @@ export function createAdapter(
               challengeExpiresAt: challengeExpiresAt(),
             })
           : undefined;
+      // A code renews the grant it is issued under, in the statement that stores it.
+      const renewal = this.model === 'AuthorizationCode' ? grantRenewalFor(payload) : undefined;
+      // This instance reads the grant anew, as every other does on the change's notice.
+      const renewed = renewal && (() => models.forget('Grant', renewal.id));
       // A payload Postgres refuses (below) is written now, so the request fails as it should.
       if (held && !row.payload.includes('\\u0000')) {
+        if (renewal) held.renew(renewal, renewed!);
         return held.upsert(row, () => {
           remember();
           if (fresh) freshSignIns!.ready(id, fresh);
@@ -225,7 +231,8 @@ export function createAdapter(
       }
       try {
         if (held?.busy) await held.flush();
-        await writes.upsert(row, fresh?.challenge);
+        await writes.upsert(row, fresh?.challenge, renewal);
+        renewed?.();
         remember();
         if (fresh) freshSignIns!.ready(id, fresh);
       } catch (error) {

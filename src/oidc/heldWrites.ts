@@ -1,6 +1,11 @@
 import providerRequests from 'oidc-provider/lib/helpers/als.js';
 import type { Db } from '../db/connect.js';
-import { type OidcModelRow, oidcModelsQueries, type StoreCondition } from '../db/queries/oidcModels.js';
+import {
+  type GrantRenewal,
+  type OidcModelRow,
+  oidcModelsQueries,
+  type StoreCondition,
+} from '../db/queries/oidcModels.js';
 
 /** A row's key among the held changes. */
 const keyOf = (model: string, id: string) => `${model}\u0000${id}`;
@@ -15,7 +20,8 @@ type HeldChange =
  * stored in one statement, before the response leaves. A login's return to `/auth/:uid`
  * deletes its interaction and saves a grant, a code and a session, one awaited write after
  * another: four round trips, and Postgres's work for each, where one does (bench/README.md,
- * "Measured on 2026-12-04, 17:00–17:55").
+ * "Measured on 2026-12-04, 17:00–17:55"). The renewal of the grant the code is issued under
+ * (grantRenewal.ts), when it has one, goes in the same statement.
  *
  * What a held write promises is what a write promises: nothing reaches the app (the redirect
  * with the code) before it has committed; when it fails, the request fails instead
@@ -34,6 +40,10 @@ export class HeldWrites {
   #changes = new Map<string, HeldChange>();
   /** Changes being stored now, by key: still held until their statement has committed. */
   #storing = new Map<string, HeldChange>();
+  /** Renewals of grants that held codes are issued under, by grant id; `done` runs once committed. */
+  #renewals = new Map<string, { renewal: GrantRenewal; done: () => void }>();
+  /** Renewals being stored now, by grant id. */
+  #renewing = new Map<string, { renewal: GrantRenewal; done: () => void }>();
   /** Whether a store has run (a condition set later would not cover what it stored). */
   #storedOnce = false;
   /** The last flush: flushes run one after another, so two statements never race. */
@@ -47,12 +57,15 @@ export class HeldWrites {
   /** Whether a change of this row is held or being stored (the adapter stores it before reading the row). */
   holds(model: string, id: string): boolean {
     const key = keyOf(model, id);
-    return this.#changes.has(key) || this.#storing.has(key);
+    if (this.#changes.has(key) || this.#storing.has(key)) return true;
+    return model === 'Grant' && (this.#renewals.has(id) || this.#renewing.has(id));
   }
 
   /** Whether anything is held or being stored. */
   get busy(): boolean {
-    return this.#changes.size > 0 || this.#storing.size > 0;
+    return (
+      this.#changes.size > 0 || this.#storing.size > 0 || this.#renewals.size > 0 || this.#renewing.size > 0
+    );
   }
 
   /** Whether {@link requireRowOfFirstStore} may still set a condition: none is set, and nothing was stored or held yet. */
@@ -80,6 +93,11 @@ export class HeldWrites {
     this.#hold(model, id, { model, id, done });
   }
 
+  /** Holds the renewal of the grant a held code is issued under (grantRenewal.ts), stored with it. */
+  renew(renewal: GrantRenewal, done: () => void): void {
+    this.#renewals.set(renewal.id, { renewal, done });
+  }
+
   #hold(model: string, id: string, change: HeldChange) {
     // A later change of the same row replaces the earlier one, as the later statement would.
     const key = keyOf(model, id);
@@ -101,9 +119,12 @@ export class HeldWrites {
     if (this.#refused) throw this.#refused;
     this.#storedOnce = true;
     // A required row guards what is stored; with nothing held there is nothing to guard yet.
-    if (this.#changes.size === 0 && !this.#condition) return;
+    if (this.#changes.size === 0 && this.#renewals.size === 0 && !this.#condition) return;
     this.#storing = this.#changes;
     this.#changes = new Map();
+    this.#renewing = this.#renewals;
+    this.#renewals = new Map();
+    const renewals = [...this.#renewing.values()];
     const changes = [...this.#storing.values()];
     const rows: OidcModelRow[] = [];
     const gone: { model: string; id: string }[] = [];
@@ -121,24 +142,32 @@ export class HeldWrites {
       ? oidcModelsQueries.rowRequired(required.model, required.id, required.json, deletesRequired)
       : this.#condition;
     try {
+      const renewed = renewals.map(({ renewal }) => renewal);
       const deleted = condition
-        ? await this.#storeIf(condition, gone, rows)
-        : await oidcModelsQueries.destroyAndUpsert(this.#db, gone, rows);
+        ? await this.#storeIf(condition, gone, rows, renewed)
+        : await oidcModelsQueries.destroyAndUpsert(this.#db, gone, rows, renewed);
       const keys = new Map(deleted.map(({ model, id, key }) => [keyOf(model, id), key]));
       for (const change of changes) {
         if ('row' in change) change.done();
         else change.done(keys.get(keyOf(change.model, change.id)));
       }
+      for (const { done } of renewals) done();
     } finally {
       this.#storing = new Map();
+      this.#renewing = new Map();
     }
   }
 
   /** Stores with the condition; from then on, stores go without it, or not at all if it failed. */
-  async #storeIf(condition: StoreCondition, gone: { model: string; id: string }[], rows: OidcModelRow[]) {
+  async #storeIf(
+    condition: StoreCondition,
+    gone: { model: string; id: string }[],
+    rows: OidcModelRow[],
+    renewals: GrantRenewal[],
+  ) {
     let deleted: Awaited<ReturnType<typeof oidcModelsQueries.destroyAndUpsertIf>>;
     try {
-      deleted = await oidcModelsQueries.destroyAndUpsertIf(this.#db, condition, gone, rows);
+      deleted = await oidcModelsQueries.destroyAndUpsertIf(this.#db, condition, gone, rows, renewals);
     } catch (error) {
       this.#refused = error as Error;
       throw error;

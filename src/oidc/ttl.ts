@@ -16,6 +16,8 @@ export const TTL = {
   DeviceCode: 10 * 60,
   // How long a signed-in session lasts unused: each sign-in to an app through it starts this again.
   Session: 14 * 24 * 60 * 60,
+  // What a person allowed an app: a year from their last sign-in to it (each code issued under
+  // it renews it, grantRenewal.ts); every code and token issued under it ends with it.
   Grant: 365 * 24 * 60 * 60,
   RefreshToken: 30 * 24 * 60 * 60,
 } as const;

@@ -1,15 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { createClient } from '../../src/oidc/clients.js';
 import { storedId } from '../../src/oidc/storedIds.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
+import { ageModel, DAY } from '../support/signInAge.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8915/callback';
 /** A browser app's: http on localhost makes a web client, where a loopback IP makes a native one. */
 const WEB_REDIRECT_URI = 'http://localhost:8915/callback';
-const DAY = 24 * 60 * 60;
 
 /**
  * RFC 9700 §4.14.2: a public client's refresh token is not bound to a sender, so it rotates
@@ -81,18 +80,8 @@ describe('refresh token rotation', () => {
   const isActive = async (token: string, app = spa) => (await introspect(token, app)).active;
 
   /** Moves a refresh token's issue and expiry `days` into the past, as if it had been issued that long ago. */
-  async function ageRefreshToken(token: string, days: number) {
-    const seconds = days * DAY;
-    await sesame.db
-      .updateTable('oidc_models')
-      .set({
-        expires_at: sql<Date>`expires_at - make_interval(secs => ${seconds})`,
-        payload: sql`payload || jsonb_build_object('iat', (payload->>'iat')::bigint - ${seconds}, 'exp', (payload->>'exp')::bigint - ${seconds})`,
-      })
-      .where('model', '=', 'RefreshToken')
-      .where('id', '=', storedId('RefreshToken', token))
-      .execute();
-  }
+  const ageRefreshToken = (token: string, days: number) =>
+    ageModel(sesame, 'RefreshToken', storedId('RefreshToken', token), days);
 
   it('gives a public client a new refresh token on every use (openid-client refreshTokenGrant)', async () => {
     const first = await signIn(spa);

@@ -20,3 +20,21 @@ export async function ageSignIn(sesame: TestApp, sub: string, days: number): Pro
     .execute();
   if (!(await noticesHeard(sesame))) throw new Error('the server did not hear of the changed sessions');
 }
+
+/**
+ * Moves a stored model instance's issue and expiry (`iat`, `exp` and its row's expiry) `days`
+ * into the past, as if it had been issued that long ago. A grant's change is announced: a test
+ * that then asks the server waits until it has heard (noticesHeard).
+ */
+export async function ageModel(sesame: TestApp, model: string, storedId: string, days: number) {
+  const seconds = days * DAY;
+  await sesame.db
+    .updateTable('oidc_models')
+    .set({
+      expires_at: sql<Date>`expires_at - make_interval(secs => ${seconds})`,
+      payload: sql`payload || jsonb_build_object('iat', (payload->>'iat')::bigint - ${seconds}, 'exp', (payload->>'exp')::bigint - ${seconds})`,
+    })
+    .where('model', '=', model)
+    .where('id', '=', storedId)
+    .execute();
+}

@@ -151,13 +151,16 @@ const guardedGrantWrite = (text: (stored: string) => string) => ({
 
 /**
  * Replaces a live grant's payload and expiry ($1 its id, $2 the payload, $3 expires_at),
- * keeping a CONSENT_REVOKED stamped since it was read, as {@link REPLACE} does.
+ * keeping a CONSENT_REVOKED stamped since it was read, as {@link REPLACE} does, and the later
+ * of the two ends: a renewal (grantRenewal.ts) stored since the grant was read, by a sign-in
+ * in another tab, is kept, where the read copy's end would shorten the grant again.
  */
 const UPDATE_LIVE_GRANT = guardedGrantWrite(
   (stored) => `update oidc_models
       set payload = $2::jsonb || jsonb_strip_nulls(jsonb_build_object(
-          '${CONSENT_REVOKED}', payload->'${CONSENT_REVOKED}')),
-        expires_at = $3::timestamptz
+          '${CONSENT_REVOKED}', payload->'${CONSENT_REVOKED}',
+          'exp', greatest((payload->>'exp')::bigint, ($2::jsonb->>'exp')::bigint))),
+        expires_at = greatest(expires_at, $3::timestamptz)
       where model = 'Grant' and id = $1 and ${IS_LIVE}
       returning ${stored} as stored`,
 );
@@ -261,17 +264,26 @@ const DESTROY_AND_UPSERT = 'destroy and upsert';
 
 /**
  * The text of {@link oidcModelsQueries.destroyAndUpsertIf}: `condition`'s statement as `met`,
- * its parameters first, then `gone` deletions (two parameters each) and `rows` upserts
- * (seven each), both only if `met` returned a row.
+ * its parameters first, then `gone` deletions (two parameters each), `rows` upserts
+ * (seven each) and `renewals` of grants (two each), all only if `met` returned a row.
  */
-function destroyAndUpsertIfText(condition: StoreCondition, gone: number, rows: number): string {
+function destroyAndUpsertIfText(
+  condition: StoreCondition,
+  gone: number,
+  rows: number,
+  renewals: number,
+): string {
   let after = condition.parameters.length;
   const parts = [`met as (${condition.text})`];
   if (gone > 0) {
-    parts.push(`gone as (${deleteText(after, gone, 'and exists (select 1 from met)')})`);
+    parts.push(`gone as (${deleteText(after, gone, IF_MET)})`);
     after += gone * 2;
   }
-  if (rows > 0) parts.push(`put as (${upsertIfMetText(after, rows)})`);
+  if (rows > 0) parts.push(`put as (${upsertIfMetText(after, rows)} returning 1)`);
+  if (renewals > 0) {
+    const first = [...(gone > 0 ? ['gone'] : []), ...(rows > 0 ? ['put'] : [])];
+    parts.push(renewalsPart(after + rows * 7, renewals, `${IF_MET} ${afterWrites(first)}`));
+  }
   const deletedBy = [
     ...(gone > 0 ? ['select model, id, key from gone'] : []),
     ...(condition.deletes ? ['select model, id, key from met'] : []),
@@ -281,6 +293,71 @@ function destroyAndUpsertIfText(condition: StoreCondition, gone: number, rows: n
       ? `(select coalesce(json_agg(json_build_object('model', model, 'id', id, 'key', key)), '[]') from (${deletedBy.join(' union all ')}) as deleted)`
       : `'[]'::json`;
   return `with ${parts.join(', ')} select exists (select 1 from met) as met, ${deleted} as gone`;
+}
+
+/** What a part of {@link destroyAndUpsertIfText} adds to its `where`: only if the condition was met. */
+const IF_MET = 'and exists (select 1 from met)';
+
+/**
+ * What {@link renewalsPart} adds to its `where`, always true, to run after the statement's
+ * `with` parts `names` (each returning rows): Postgres runs the parts a statement's query
+ * does not read at its end, the last declared first, so the renewal, declared last, would
+ * lock the grant before the rows are stored. (In upsertRows the rows are the statement's
+ * query, run before any part it does not read.)
+ */
+const afterWrites = (names: readonly string[]) =>
+  names.map((name) => `and (select count(*) from ${name}) >= 0`).join(' ');
+
+/**
+ * A `with` part that renews `count` grants ({@link GrantRenewal}), whose parameters follow
+ * `$after`, two each ({@link renewalParameters}), `onlyIf` the statement's condition holds: a
+ * grant's end moves to the renewal's, only while it is live and would end sooner.
+ * - An update, never an upsert: a grant revoked since the code's request read it (the account
+ *   page's Revoke deleted it) stays revoked, where storing it again would honour what the
+ *   revoke ended.
+ * - It locks the grant last, after the statement's other writes (`onlyIf` names them,
+ *   {@link afterWrites}), and a grant another transaction has locked is left as it is (`skip
+ *   locked`), not waited for: so a transaction that holds a row this statement stores, and
+ *   then wants the grant, never waits for it as it waits for that transaction. An admin's
+ *   disable, a recovery link and an email takeover delete an account's sessions and grants
+ *   together (destroyByAccountId); a Revoke of the app locks the app's grants and then changes
+ *   the sessions that name it; a sign-in's statement stores such a session. Locking the grant
+ *   first, or waiting for it, the two would wait for each other and Postgres would refuse one
+ *   (the sign-in with a 500). A grant left so is renewed at the next sign-in; until then it
+ *   ends as it would have.
+ */
+function renewalsPart(after: number, count: number, onlyIf = ''): string {
+  const tuples = Array.from(
+    { length: count },
+    (_, i) => `($${after + i * 2 + 1}::text, $${after + i * 2 + 2}::bigint)`,
+  );
+  return `renewed as (update oidc_models
+      set payload = oidc_models.payload || jsonb_build_object('exp', due.exp), expires_at = to_timestamp(due.exp)
+      from (select g.id, renewal.exp from oidc_models g
+          join (values ${tuples.join(', ')}) as renewal (id, exp) on g.model = 'Grant' and g.id = renewal.id
+          where ${IS_LIVE} and expires_at < to_timestamp(renewal.exp)${onlyIf && ` ${onlyIf}`}
+          for no key update of g skip locked) as due
+      where oidc_models.model = 'Grant' and oidc_models.id = due.id)`;
+}
+
+const renewalParameters = (r: GrantRenewal) => [r.id, r.exp];
+
+/**
+ * The renewals a statement stores: one per grant (the latest end), and none of a grant the
+ * statement deletes or stores itself (one statement must not change a row twice; the grant's
+ * own write is the newer word).
+ */
+function renewalsApart(
+  renewals: readonly GrantRenewal[],
+  rows: readonly OidcModelRow[],
+  gone: readonly { model: string; id: string }[] = [],
+): readonly GrantRenewal[] {
+  if (renewals.length === 0) return renewals;
+  const latest = new Map<string, GrantRenewal>();
+  for (const renewal of renewals)
+    if ((latest.get(renewal.id)?.exp ?? 0) < renewal.exp) latest.set(renewal.id, renewal);
+  for (const written of [...rows, ...gone]) if (written.model === 'Grant') latest.delete(written.id);
+  return [...latest.values()];
 }
 
 /** A row's columns in the order {@link upsertText} names them. */
@@ -333,17 +410,19 @@ function upsertText(after: number, count: number): string {
  * `$after`, four each ({@link challengeParameters}), into a statement storing rows.
  */
 function challengesPart(after: number, count: number): string {
-  if (count === 0) return '';
   const tuples = Array.from({ length: count }, (_, i) => {
     const at = after + i * 4;
     return `($${at + 1}, $${at + 2}, $${at + 3}, null, '{}'::jsonb, $${at + 4})`;
   });
-  return `with challenges as (
+  return `challenges as (
       insert into webauthn_challenges (challenge, purpose, binding, user_id, data, expires_at)
       values ${tuples.join(', ')}
-    )
-    `;
+    )`;
 }
+
+/** `with` and `parts` before `statement`, or `statement` alone when there are none. */
+const withParts = (parts: readonly string[], statement: string) =>
+  parts.length === 0 ? statement : `with ${parts.join(', ')}\n    ${statement}`;
 
 const challengeParameters = (c: ChallengeWithRow) => [c.challenge, c.purpose, c.binding, c.expiresAt];
 
@@ -392,6 +471,17 @@ export interface StoreCondition {
   parameters: unknown[];
   /** Whether it is a deletion whose rows are the deleted rows' model, id and key, answered as the held deletions' are. */
   deletes?: boolean;
+}
+
+/**
+ * A grant's new end, `exp` in seconds since the epoch, stored with the rows of a statement
+ * that stores a code issued under it, only while the grant is live and would end sooner
+ * (src/oidc/grantRenewal.ts).
+ */
+export interface GrantRenewal {
+  /** The grant's stored id. */
+  id: string;
+  exp: number;
 }
 
 /** A row of `oidc_models` as it is written: the payload as JSON text, lookup columns beside it. */
@@ -470,17 +560,28 @@ export const oidcModelsQueries = {
    * be lost ({@link mayBeLostInACrash}). What stops something, a consumed code or a
    * revocation, is a statement of its own below. `challenges` are sign-in challenges bound to
    * interactions among the rows, stored by the same statement (a challenge's loss also fails
-   * closed: its ceremony is refused).
+   * closed: its ceremony is refused); `renewalsOfCodes`, of the grants codes among the rows are
+   * issued under ({@link renewalsApart}; a renewal's loss fails closed too: the consent ends
+   * when it would have without it).
    */
-  async upsertRows(db: Db, rows: readonly OidcModelRow[], challenges: readonly ChallengeWithRow[] = []) {
-    const parameters = rows.flatMap(rowParameters);
+  async upsertRows(
+    db: Db,
+    rows: readonly OidcModelRow[],
+    challenges: readonly ChallengeWithRow[] = [],
+    renewalsOfCodes: readonly GrantRenewal[] = [],
+  ) {
+    const renewals = renewalsApart(renewalsOfCodes, rows);
+    const parameters: unknown[] = rows.flatMap(rowParameters);
     if (challenges.length) parameters.push(...challenges.flatMap(challengeParameters));
+    if (renewals.length) parameters.push(...renewals.flatMap(renewalParameters));
     const run = rows.every(mayBeLostInACrash) ? runWriteWithoutFlushWait : runSql;
-    const text = statementText(
-      UPSERT,
-      `${rows.length} ${challenges.length}`,
-      () => challengesPart(rows.length * 7, challenges.length) + upsertText(0, rows.length),
-    );
+    const text = statementText(UPSERT, `${rows.length} ${challenges.length} ${renewals.length}`, () => {
+      const parts: string[] = [];
+      if (challenges.length > 0) parts.push(challengesPart(rows.length * 7, challenges.length));
+      if (renewals.length > 0)
+        parts.push(renewalsPart(rows.length * 7 + challenges.length * 4, renewals.length));
+      return withParts(parts, upsertText(0, rows.length));
+    });
     await run(db, text, parameters);
   },
 
@@ -642,29 +743,38 @@ export const oidcModelsQueries = {
   },
 
   /**
-   * Deletes the instances `gone` names and inserts or replaces `rows`, in one statement; no
-   * key may be in both, nor twice in either. It commits as every deletion does, waiting for
-   * the WAL flush: a deleted interaction or session must stay deleted.
+   * Deletes the instances `gone` names, inserts or replaces `rows` and stores the renewals of
+   * grants codes among them are issued under ({@link renewalsApart}), in one statement; no
+   * key may be in both `gone` and `rows`, nor twice in either. It commits as every deletion
+   * does, waiting for the WAL flush: a deleted interaction or session must stay deleted.
    * @returns the model, id and key (as in destroy) of each row deleted.
    */
   async destroyAndUpsert(
     db: Db,
     gone: readonly { model: string; id: string }[],
     rows: readonly OidcModelRow[],
+    renewalsOfCodes: readonly GrantRenewal[] = [],
   ): Promise<{ model: string; id: string; key: string }[]> {
     if (gone.length === 0) {
-      await oidcModelsQueries.upsertRows(db, rows);
+      await oidcModelsQueries.upsertRows(db, rows, [], renewalsOfCodes);
       return [];
     }
+    const renewals = renewalsApart(renewalsOfCodes, rows, gone);
     const parameters: unknown[] = gone.flatMap(goneParameters);
     type Deleted = { model: string; id: string; key: string };
-    const text = statementText(DESTROY_AND_UPSERT, `${gone.length} ${rows.length}`, () => {
+    const shape = `${gone.length} ${rows.length} ${renewals.length}`;
+    const text = statementText(DESTROY_AND_UPSERT, shape, () => {
       const deleted = deleteText(0, gone.length);
-      if (rows.length === 0) return deleted;
-      const put = upsertText(gone.length * 2, rows.length);
-      return `with gone as (${deleted}), put as (${put}) select model, id, key from gone`;
+      if (rows.length === 0 && renewals.length === 0) return deleted;
+      const parts = [`gone as (${deleted})`];
+      if (rows.length > 0) parts.push(`put as (${upsertText(gone.length * 2, rows.length)} returning 1)`);
+      if (renewals.length > 0) {
+        const first = afterWrites(rows.length > 0 ? ['gone', 'put'] : ['gone']);
+        parts.push(renewalsPart(gone.length * 2 + rows.length * 7, renewals.length, first));
+      }
+      return withParts(parts, 'select model, id, key from gone');
     });
-    parameters.push(...rows.flatMap(rowParameters));
+    parameters.push(...rows.flatMap(rowParameters), ...renewals.flatMap(renewalParameters));
     return (await runSql<Deleted>(db, text, parameters)).rows;
   },
 
@@ -690,14 +800,20 @@ export const oidcModelsQueries = {
     condition: StoreCondition,
     gone: readonly { model: string; id: string }[],
     rows: readonly OidcModelRow[],
+    renewalsOfCodes: readonly GrantRenewal[] = [],
   ): Promise<{ model: string; id: string; key: string }[] | undefined> {
+    const renewals = renewalsApart(renewalsOfCodes, rows, gone);
     const parameters: unknown[] = [...condition.parameters];
     const text = statementText(
       condition.text,
-      `${parameters.length} ${gone.length} ${rows.length} ${condition.deletes === true}`,
-      () => destroyAndUpsertIfText(condition, gone.length, rows.length),
+      `${parameters.length} ${gone.length} ${rows.length} ${renewals.length} ${condition.deletes === true}`,
+      () => destroyAndUpsertIfText(condition, gone.length, rows.length, renewals.length),
     );
-    parameters.push(...gone.flatMap(goneParameters), ...rows.flatMap(rowParameters));
+    parameters.push(
+      ...gone.flatMap(goneParameters),
+      ...rows.flatMap(rowParameters),
+      ...renewals.flatMap(renewalParameters),
+    );
     type Answer = { met: boolean; gone: { model: string; id: string; key: string }[] };
     const { rows: answer } = await runSql<Answer>(db, text, parameters);
     return answer[0]?.met ? answer[0].gone : undefined;
