@@ -155,6 +155,8 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('button', { name: 'Rotate secret' }).click();
     await page.getByRole('alert').filter({ hasText: 'cancelled or timed out' }).waitFor();
     expect(await page.getByRole('button', { name: 'Rotate secret' }).isEnabled()).toBe(true);
+    // The keyboard focus is back on the button, not thrown to the top of the page.
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Rotate secret');
     expect((await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash).toBe(firstHash);
 
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
