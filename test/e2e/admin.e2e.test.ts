@@ -276,6 +276,28 @@ describeBrowser('the admin pages in Chromium', () => {
     expect(outcomes(requests)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
   });
 
+  it('answers a form sent from a tab left open after another tab deleted its user with what happened and a way back', async () => {
+    const { context, page } = await device();
+    await acceptInvite(page, 'tabs@example.com', true);
+    const leaver = await usersQueries.insert(scenario.sesame.db, { email: 'gone@example.com', name: null });
+    // A second tab shows the users; the first deletes one of them.
+    const stale = await context.newPage();
+    await stale.goto(`${scenario.sesame.baseUrl}/admin/users`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/users/${leaver.id}/delete`);
+    await page.getByRole('button', { name: 'Delete user' }).click();
+    await page.waitForURL(/done=user-deleted/);
+
+    // Disable in the tab left open: said in the admin pages' words, with the menu and a link back.
+    await stale.getByRole('button', { name: 'Disable gone@example.com' }).click();
+    await stale.getByRole('heading', { name: 'Nothing was changed' }).waitFor();
+    await stale.getByRole('alert').filter({ hasText: 'There is no user with this id.' }).waitFor();
+    await stale.getByRole('navigation', { name: 'Administration' }).waitFor();
+    await stale.getByRole('link', { name: 'Go to the users' }).click();
+    await stale.getByRole('heading', { name: 'Users' }).waitFor();
+    expect(await stale.getByRole('rowheader', { name: 'gone@example.com' }).count()).toBe(0);
+    await stale.close();
+  });
+
   it('asks an admin to confirm with their passkey before it adds someone to a group or enables a disabled user', async () => {
     const { page, requests } = await device();
     await acceptInvite(page, 'groups@example.com', true);
