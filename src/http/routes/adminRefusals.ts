@@ -22,7 +22,7 @@ const STEP_UP_WITHOUT_SCRIPT =
 
 /**
  * An admin page's request that is refused (4xx) answers with a page in the admin layout, its
- * menu and a link to the section's first page, in English as every admin page is. The refusal
+ * menu and a link to the section's first page (or the error's own `back`), in English as every admin page is. The refusal
  * of a form sent from a tab left open while the user, client or group it names was deleted in
  * another tab is the usual case: the error page it got before said "Something went wrong" in
  * the browser's language with an English message, and offered no way back but typing an
@@ -49,9 +49,11 @@ export function adminRefusals(render: AdminPageKit['render']) {
         section,
         heading,
         message: error.code === 'step_up_required' ? STEP_UP_WITHOUT_SCRIPT : error.message,
-        next: label
-          ? { href: `/admin/${section}`, label }
-          : { href: '/admin', label: 'Go to the admin pages' },
+        next: error.back
+          ? { href: error.back.url, label: error.back.label }
+          : label
+            ? { href: `/admin/${section}`, label }
+            : { href: '/admin', label: 'Go to the admin pages' },
       });
     }
   };
