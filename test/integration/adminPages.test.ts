@@ -83,7 +83,8 @@ describe('the admin pages', () => {
     expect(refused.headers.get('content-type')).toContain('text/html');
     // Without the page's script (which asks for the passkey first) this is where the form ends:
     // it says why, in the admin pages' layout with a link on.
-    expect(refused.text).toContain('confirm with your passkey first, and passkeys need JavaScript');
+    expect(refused.text).toContain('confirm with your passkey first. Open the page again');
+    expect(refused.text).toContain('Passkeys need JavaScript');
     expect(refused.text).toContain('aria-label="Administration"');
     expect(refused.text).toMatch(/<a href="\/admin\/[a-z-]+">Go to /);
   }

@@ -16,17 +16,21 @@ const SECTIONS = new Map<string, string>([
   ['audit', 'Go to the activity'],
 ]);
 
-/** What a form posted without a recent passkey step-up is told: the step-up is done by the page's script. */
+/**
+ * What a form posted without a recent passkey step-up is told: the page's script asks for the
+ * passkey first, so this is a form sent without JavaScript, or from a tab whose form had no
+ * step-up then (a user made an administrator since, whose disabling asks for one).
+ */
 const STEP_UP_WITHOUT_SCRIPT =
-  'This needs you to confirm with your passkey first, and passkeys need JavaScript. Turn it on for this site, then open the page again and send the form from there.';
+  'This needs you to confirm with your passkey first. Open the page again and send the form from there: the page asks for your passkey. Passkeys need JavaScript: if it is off, turn it on for this site.';
 
 /**
  * An admin page's request that is refused (4xx) answers with a page in the admin layout, its
- * menu and a link to the section's first page (or the error's own `back`), in English as every admin page is. The refusal
- * of a form sent from a tab left open while the user, client or group it names was deleted in
- * another tab is the usual case: the error page it got before said "Something went wrong" in
- * the browser's language with an English message, and offered no way back but typing an
- * address. Scripts still get the JSON of the error handler.
+ * menu and a link onward (the error's own `back`, else the section's first page), in English
+ * as every admin page is. The refusal of a form sent from a tab left open while the user,
+ * client or group it names was deleted in another tab is the usual case: the error page it
+ * got before said "Something went wrong" in the browser's language over an English message,
+ * and offered no way back but typing an address. Scripts still get the error handler's JSON.
  */
 export function adminRefusals(render: AdminPageKit['render']) {
   return async function refusedInAdminLayout(ctx: Context, next: Next) {
