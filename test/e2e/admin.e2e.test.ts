@@ -298,6 +298,22 @@ describeBrowser('the admin pages in Chromium', () => {
     await stale.close();
   });
 
+  it('shows the group created, not a name already taken, for a double click on "Create group"', async () => {
+    const { page } = await device();
+    await acceptInvite(page, 'clicks@example.com', true);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/groups`);
+    await page.getByLabel(/^Name/).fill('kitchen');
+    // Two presses 30 ms apart, as a double click sends them: the second's answer was shown,
+    // a 409 saying a group of that name already existed (the first had just created it).
+    await page.getByRole('button', { name: 'Create group' }).evaluate((button: HTMLButtonElement) => {
+      button.click();
+      setTimeout(() => button.click(), 30);
+    });
+    await page.getByRole('status').filter({ hasText: 'The group was created.' }).waitFor();
+    await page.getByRole('heading', { name: 'kitchen' }).waitFor();
+    expect(await groupsQueries.findByIdOrName(scenario.sesame.db, 'kitchen')).toBeDefined();
+  });
+
   it('asks an admin to confirm with their passkey before it adds someone to a group or enables a disabled user', async () => {
     const { page, requests } = await device();
     await acceptInvite(page, 'groups@example.com', true);
