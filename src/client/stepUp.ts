@@ -35,6 +35,7 @@ export function submitAfterStepUp(form: HTMLFormElement): void {
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const buttons = form.querySelectorAll<HTMLButtonElement>('button[type=submit]');
+    const pressed = (event as SubmitEvent).submitter ?? buttons[0];
     for (const button of buttons) button.disabled = true;
     withStepUp(() => postJson('/account/step-up/status'))
       // form.submit() does not fire this listener again.
@@ -42,6 +43,10 @@ export function submitAfterStepUp(form: HTMLFormElement): void {
       .catch((error) => {
         showFailure(error);
         for (const button of buttons) button.disabled = false;
+        // Disabling the focused button dropped the focus to the page's body, and enabling it
+        // again does not bring it back: a keyboard or screen-reader user would be thrown to
+        // the top of the page after a cancelled passkey prompt. Unless something took it since.
+        if (document.activeElement === null || document.activeElement === document.body) pressed?.focus();
       });
   });
 }

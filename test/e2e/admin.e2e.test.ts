@@ -155,6 +155,8 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.getByRole('button', { name: 'Rotate secret' }).click();
     await page.getByRole('alert').filter({ hasText: 'cancelled or timed out' }).waitFor();
     expect(await page.getByRole('button', { name: 'Rotate secret' }).isEnabled()).toBe(true);
+    // The keyboard focus is back on the button, not thrown to the top of the page.
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Rotate secret');
     expect((await clientsQueries.find(scenario.sesame.db, clientId))!.secret_hash).toBe(firstHash);
 
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
@@ -272,6 +274,44 @@ describeBrowser('the admin pages in Chromium', () => {
     await page.waitForURL(/done=user-deleted/);
     expect(await usersQueries.findById(scenario.sesame.db, leaver.id)).toBeUndefined();
     expect(outcomes(requests)).toEqual([{ mediation: 'optional', outcome: 'resolved' }]);
+  });
+
+  it('answers a form sent from a tab left open after another tab deleted its user with what happened and a way back', async () => {
+    const { context, page } = await device();
+    await acceptInvite(page, 'tabs@example.com', true);
+    const leaver = await usersQueries.insert(scenario.sesame.db, { email: 'gone@example.com', name: null });
+    // A second tab shows the users; the first deletes one of them.
+    const stale = await context.newPage();
+    await stale.goto(`${scenario.sesame.baseUrl}/admin/users`);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/users/${leaver.id}/delete`);
+    await page.getByRole('button', { name: 'Delete user' }).click();
+    await page.waitForURL(/done=user-deleted/);
+
+    // Disable in the tab left open: said in the admin pages' words, with the menu and a link back.
+    await stale.getByRole('button', { name: 'Disable gone@example.com' }).click();
+    await stale.getByRole('heading', { name: 'Nothing was changed' }).waitFor();
+    await stale.getByRole('alert').filter({ hasText: 'There is no user with this id.' }).waitFor();
+    await stale.getByRole('navigation', { name: 'Administration' }).waitFor();
+    await stale.getByRole('link', { name: 'Go to the users' }).click();
+    await stale.getByRole('heading', { name: 'Users' }).waitFor();
+    expect(await stale.getByRole('rowheader', { name: 'gone@example.com' }).count()).toBe(0);
+    await stale.close();
+  });
+
+  it('shows the group created, not a name already taken, for a double click on "Create group"', async () => {
+    const { page } = await device();
+    await acceptInvite(page, 'clicks@example.com', true);
+    await page.goto(`${scenario.sesame.baseUrl}/admin/groups`);
+    await page.getByLabel(/^Name/).fill('kitchen');
+    // Two presses 30 ms apart, as a double click sends them: the second's answer was shown,
+    // a 409 saying a group of that name already existed (the first had just created it).
+    await page.getByRole('button', { name: 'Create group' }).evaluate((button: HTMLButtonElement) => {
+      button.click();
+      setTimeout(() => button.click(), 30);
+    });
+    await page.getByRole('status').filter({ hasText: 'The group was created.' }).waitFor();
+    await page.getByRole('heading', { name: 'kitchen' }).waitFor();
+    expect(await groupsQueries.findByIdOrName(scenario.sesame.db, 'kitchen')).toBeDefined();
   });
 
   it('asks an admin to confirm with their passkey before it adds someone to a group or enables a disabled user', async () => {

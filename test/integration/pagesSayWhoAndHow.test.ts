@@ -169,7 +169,7 @@ describe('pages say who is signed in and what a field does', () => {
     expect(login.text).toMatch(NOSCRIPT);
   });
 
-  it('tells people without JavaScript that passkeys need it, on every passkey page', async () => {
+  it('tells people without JavaScript that passkeys need it, on every passkey page and the admin pages', async () => {
     const visitor = new Person(sesame.baseUrl);
     const login = asPage(await visitor.browser.follow((await beginLogin(rp)).url));
     const uid = /\/interaction\/([^/?#]+)/.exec(login.url)![1];
@@ -183,6 +183,10 @@ describe('pages say who is signed in and what a field does', () => {
       link: await visitor.browser.request(new URL(invite.url).pathname),
       setup: await visitor.browser.request(new URL(setup.url).pathname),
       account: await (await onboard(sesame, 'account@example.com')).person.browser.request('/account'),
+      // Most admin changes ask for a passkey first (a form sent without JavaScript changes nothing).
+      admin: await (await onboard(sesame, 'admin@example.com', { admin: true })).person.browser.request(
+        '/admin/clients/new',
+      ),
     };
     for (const [name, page] of Object.entries(pages)) {
       expect({ name, status: page.status }).toEqual({ name, status: 200 });

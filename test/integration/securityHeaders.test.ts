@@ -230,6 +230,7 @@ describe('every HTML page has a strict Content-Security-Policy and no inline scr
     saw('admin/group', await person.browser.request(`/admin/groups/${group.id}`), 'Members');
     saw('admin/resources', await person.browser.request('/admin/resources'), 'Register an API');
     saw('admin/branding', await person.browser.request('/admin/branding'), 'Save branding');
+    saw('admin/refused', await person.browser.request('/admin/clients/no-such-client'), 'Go to the clients');
     // An app only Finance may use: the person, not a member, is turned away.
     const { client: ledger } = await createClient(
       sesame.db,

@@ -14,7 +14,7 @@ import {
   removeGroupMember,
   renameGroup,
 } from '../../admin/groups.js';
-import { listGroupsForClient, setClientAllowedGroups } from '../../oidc/clients.js';
+import { ClientValidationError, listGroupsForClient, setClientAllowedGroups } from '../../oidc/clients.js';
 import { badRequest, HttpError, notFound } from '../errors.js';
 import { parseBody } from '../schemas.js';
 import type { Services } from '../services.js';
@@ -31,12 +31,31 @@ const claimFormSchema = z.object({
   value: z.string().max(10_000).default(''),
 });
 const claimKeyFormSchema = z.object({ key: z.string().max(1000).default('') });
-/** The client page's checkboxes: one `group` field per ticked group (none: everyone may sign in). */
+const groupField = z.string().max(200);
+/**
+ * The client page's checkboxes: one `group` field per ticked group (none: everyone may sign
+ * in). The form parser (qs) makes more than 20 fields of one name an object keyed by
+ * position, not an array: ticking 21 groups was refused as "group: Invalid input".
+ */
 const allowedGroupsFormSchema = z.object({
   group: z
-    .union([z.string().max(200), z.array(z.string().max(200)).max(200)])
+    .union([
+      groupField,
+      z.array(groupField).max(200),
+      z
+        .record(z.string(), groupField)
+        .refine((fields) => Object.keys(fields).length <= 200, { message: 'at most 200 fields' }),
+    ])
     .optional()
-    .transform((value) => (value === undefined ? [] : Array.isArray(value) ? value : [value])),
+    .transform((value) =>
+      value === undefined
+        ? []
+        : typeof value === 'string'
+          ? [value]
+          : Array.isArray(value)
+            ? value
+            : Object.values(value),
+    ),
 });
 
 /** Notices these pages redirect to (see adminPages.ts). */
@@ -246,10 +265,34 @@ export function groupPages(router: Router, kit: AdminPageKit, { db, caches }: Se
     const form = parseBody(ctx, allowedGroupsFormSchema);
     const clientId = ctx.params.id!;
     if (!(await listGroupsForClient(db, clientId))) throw notFound('There is no client with this id.');
-    await setClientAllowedGroups(db, clientId, form.group, kit.actor(ctx));
+    try {
+      await setClientAllowedGroups(db, clientId, form.group, kit.actor(ctx));
+    } catch (error) {
+      if (!(error instanceof ClientValidationError)) throw error;
+      throw allowedGroupsRefusal(clientId, error);
+    }
     caches.clients.invalidate(clientId);
     ctx.redirect(`/admin/clients/${encodeURIComponent(clientId)}?done=allowed-groups-saved`);
   });
+}
+
+/**
+ * A choice of allowed groups the rules refuse, said with a way back to the client's page: a
+ * group ticked on a page shown before another tab deleted it, or more groups than a client
+ * may name. It was a server error (500) before.
+ */
+function allowedGroupsRefusal(clientId: string, error: ClientValidationError): HttpError {
+  const problem = error.fields.allowed_groups ?? error.message;
+  const refusal = badRequest(
+    problem.startsWith('no group')
+      ? 'A group you ticked no longer exists: it was deleted after this page was shown. Open the client again to choose among the groups there are now.'
+      : `The allowed groups were refused: ${problem}.`,
+  );
+  refusal.back = {
+    url: `/admin/clients/${encodeURIComponent(clientId)}#allowed-groups`,
+    label: 'Go to the client',
+  };
+  return refusal;
 }
 
 /** What the delete confirmation says when the group is some apps' only allowed group, with a link to each. */

@@ -52,6 +52,7 @@ import { mailPages } from './adminMailPages.js';
 import { type OneShotForm, oneShotForms } from './adminOneShotForms.js';
 import { type AdminPageKit, lines } from './adminPageKit.js';
 import { PASSKEY_TENANT_NOTICES, passkeyTenantPages } from './adminPasskeyTenantPages.js';
+import { adminRefusals } from './adminRefusals.js';
 import { RESOURCE_NOTICES, resourcePages } from './adminResourcePages.js';
 
 const uriList = z.string().max(40_000).default('');
@@ -122,6 +123,7 @@ export function adminPagesRoutes(services: Services): Router {
     noStore,
     requireSignIn(provider, db, config),
     requireAdmin(csrf, db),
+    adminRefusals(render),
     parseBodies(),
     parseUploads,
     csrf.protect(),
