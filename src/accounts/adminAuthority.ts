@@ -60,6 +60,21 @@ export async function withdrawAdminHandouts(
  * authority to lose and pass.
  * Run it under the administrators lock.
  */
+/** The refusals of {@link assertAdminAuthority} to someone who is no administrator (any longer). */
+const authorityLost = new WeakSet<object>();
+const lost = <E extends object>(error: E): E => {
+  authorityLost.add(error);
+  return error;
+};
+
+/**
+ * Whether `error` refused an admin page's request because its sender's administration or
+ * sign-in ended while it was under way: such a person is no administrator now, and their
+ * answer is no admin page (adminRefusals.ts).
+ */
+export const isAdminAuthorityLost = (error: unknown): boolean =>
+  typeof error === 'object' && error !== null && authorityLost.has(error);
+
 async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
   if (actor.startsWith('user:')) {
     const account = await administratorAccount(trx, actor);
@@ -68,11 +83,13 @@ async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
       signIn?.userId === account.id &&
       (signInEnded(account.row, signIn) || (await sessionEnded(trx, signIn)))
     ) {
-      throw forbidden('Your sign-in to Sesame has ended meanwhile. Sign in again.').localized(
-        'errors.signInEndedMeanwhile',
+      throw lost(
+        forbidden('Your sign-in to Sesame has ended meanwhile. Sign in again.').localized(
+          'errors.signInEndedMeanwhile',
+        ),
       );
     }
-    if (!isActiveAdministrator(account.row)) throw forbidden('You are no longer an administrator');
+    if (!isActiveAdministrator(account.row)) throw lost(forbidden('You are no longer an administrator'));
   } else if (actor.startsWith('api-key:')) {
     const key = await apiKeysQueries.findById(trx, actor.slice('api-key:'.length));
     const live =

@@ -502,6 +502,7 @@ describe('promote and demote on the admin API and the users page', () => {
     expect([promoted.status, invited.status]).toEqual([403, 401]);
     // Refused by the check where the work is done, not at the door: the request was admitted.
     expect(promoted.body).toContain('You are no longer an administrator');
+    expect(promoted.body).not.toContain('aria-label="Administration"');
     expect(invited.headers['www-authenticate']).toBe('Bearer realm="sesame", error="invalid_token"');
     expect(JSON.parse(invited.body)).toMatchObject({
       error: 'invalid_token',

@@ -76,6 +76,8 @@ describe('admin changes sent with a sign-in that ended before their body arrived
     const [grouped, kept] = await Promise.all([group.finish(), control.finish()]);
     expect(grouped.status).toBe(403);
     expect(grouped.body).toContain('Your sign-in to Sesame has ended meanwhile. Sign in again.');
+    // No administrator any longer: not the admin pages' layout (their menu).
+    expect(grouped.body).not.toContain('aria-label="Administration"');
     expect(await groupNamed('heist')).toBeUndefined();
     expect(await actionsOf(victimId)).not.toContain('group.create');
     // Another admin's request, held the same way, lands: only the ended sign-in is refused.

@@ -88,6 +88,16 @@ function fromKoaError(error: {
   return undefined;
 }
 
+/**
+ * What a request's error says to its sender: Sesame's own, or one of Koa's parsers' (a body too
+ * large, malformed) made safe; undefined for anything else (a server error).
+ */
+export function refusalOf(caught: unknown): HttpError | undefined {
+  if (caught instanceof HttpError) return caught;
+  if (isNulCharacterError(caught)) return nulCharacterError();
+  return typeof caught === 'object' && caught !== null ? fromKoaError(caught) : undefined;
+}
+
 /** Whether `error` is that no page is at the address a browser opened (GET), not that a thing a form named is gone. */
 function notAPage(ctx: Context, error: HttpError): boolean {
   return error.status === 404 && (ctx.method === 'GET' || ctx.method === 'HEAD');
@@ -103,14 +113,10 @@ export function errorHandler(log: Logger) {
       await next();
     } catch (caught) {
       const error =
-        caught instanceof HttpError
-          ? caught
-          : isNulCharacterError(caught)
-            ? nulCharacterError()
-            : (fromKoaError(caught as object) ??
-              new HttpError(500, 'server_error', 'Something went wrong on our side').localized(
-                'errors.serverError',
-              ));
+        refusalOf(caught) ??
+        new HttpError(500, 'server_error', 'Something went wrong on our side').localized(
+          'errors.serverError',
+        );
       if (error instanceof PasskeyError) ceremonyFailures.inc({ reason: error.code });
       if (error.status >= 500) {
         log.error('request failed', {

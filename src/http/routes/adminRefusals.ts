@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
-import { HttpError } from '../errors.js';
-import { wantsJson } from '../middleware/errors.js';
+import { isAdminAuthorityLost } from '../../accounts/adminAuthority.js';
+import { refusalOf, wantsJson } from '../middleware/errors.js';
 import type { AdminPageKit } from './adminPageKit.js';
 
 /** The admin menu's sections (views/admin/_nav.eta), each with the words of a link to its first page. */
@@ -36,8 +36,12 @@ export function adminRefusals(render: AdminPageKit['render']) {
   return async function refusedInAdminLayout(ctx: Context, next: Next) {
     try {
       await next();
-    } catch (error) {
-      if (!(error instanceof HttpError) || error.status >= 500 || wantsJson(ctx)) throw error;
+    } catch (caught) {
+      // Sesame's refusals, and the body parser's (a form too large, malformed) made safe.
+      const error = refusalOf(caught);
+      // Someone whose administration or sign-in ended while the request was under way is no
+      // administrator now: Sesame's own error page, without the admin menu.
+      if (!error || error.status >= 500 || wantsJson(ctx) || isAdminAuthorityLost(error)) throw caught;
       const section = ctx.path.split('/')[2] ?? '';
       const label = SECTIONS.get(section);
       const missingPage = error.status === 404 && (ctx.method === 'GET' || ctx.method === 'HEAD');
