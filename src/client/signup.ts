@@ -26,5 +26,8 @@ form.addEventListener('submit', (event) => {
     })
     .finally(() => {
       submit.disabled = false;
+      // Disabling the focused button dropped the focus to the page's body; a refused field
+      // took it above, else it goes back to the button, to try again from the keyboard.
+      if (document.activeElement === null || document.activeElement === document.body) submit.focus();
     });
 });

@@ -129,11 +129,16 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     await page.getByRole('link', { name: 'Create an account' }).click();
     await page.getByLabel('Email').fill('linus@example.com');
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
-    await page.getByRole('button', { name: 'Create account' }).click();
+    // From the keyboard: the button has the focus and Enter presses it.
+    await page.getByRole('button', { name: 'Create account' }).focus();
+    await page.keyboard.press('Enter');
     expect(await alertText(page)).toContain('cancelled or timed out');
     expect(await page.getByRole('button', { name: 'Create account' }).isEnabled()).toBe(true);
+    // The button, disabled while the request ran, has the focus again (not the page's body),
+    // so Enter tries again.
+    await page.waitForFunction(() => document.activeElement?.matches('#signup-form button[type=submit]'));
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
-    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.keyboard.press('Enter');
     await scenario.reachApp(page);
     const linus = scenario.app.lastSignIn!.claims;
     expect(linus.email).toBe('linus@example.com');
