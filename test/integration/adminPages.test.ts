@@ -1040,6 +1040,13 @@ describe('the admin pages', () => {
       const noToken = await admin.browser.request('/admin/api-keys', { form: { name: 'sneaky' } });
       expect(noToken.status).toBe(403);
       expect(noToken.text).toContain('did not come from this site');
+      // A form larger than the pages take: the body parser's refusal, in the admin layout too.
+      const tooLarge = await admin.browser.request('/admin/api-keys', {
+        form: { _csrf: list.csrf(), _once: list.field('_once'), name: 'x'.repeat(40_000) },
+      });
+      expect(tooLarge.status).toBe(413);
+      expect(tooLarge.text).toContain('The request body is too large');
+      expect(tooLarge.text).toContain('aria-label="Administration"');
       expect((await apiKeysQueries.list(sesame.db)).length).toBe(before);
     });
 
