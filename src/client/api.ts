@@ -74,9 +74,15 @@ export function showStatus(message: string, kind: 'error' | 'ok' = 'error'): voi
   box.hidden = false;
 }
 
+/**
+ * Hides the status box's message as the next attempt starts. A box that was shown keeps its
+ * place, unseen (and out of the accessibility tree): it sits above the form, and removed, it
+ * moved the form up under the pointer, so the second click of a double click on the button
+ * landed on what was below it (the login page's "Create an account" link).
+ */
 export function clearStatus(): void {
   const box = document.getElementById('status');
-  if (box) box.hidden = true;
+  if (box && !box.hidden) box.classList.add('cleared');
 }
 
 /** The status box's id, which describes a field it shows the refusal of. */

@@ -150,8 +150,15 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     await signInButton(page).click();
     expect(await alertText(page)).toContain('cancelled or timed out');
     expect(await signInButton(page).isEnabled()).toBe(true);
-    // The page offers autofill again; let that request start before the person retries.
+    // A double click on the button after the error: the message's box keeps its place while
+    // the attempt runs, so the second click lands on the button too, not on the link below.
     await waitForPasskeyRequests(requests, (r) => count('conditional')(r) === 2);
+    const loginPage = page.url();
+    await signInButton(page).dblclick();
+    expect(await alertText(page)).toContain('cancelled or timed out');
+    expect(page.url()).toBe(loginPage);
+    // The page offers autofill again; let that request start before the person retries.
+    await waitForPasskeyRequests(requests, (r) => count('conditional')(r) === 3);
     await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
     await signInButton(page).click();
     await scenario.reachApp(page);
