@@ -50,16 +50,6 @@ export async function withdrawAdminHandouts(
   return { apiKeys, links };
 }
 
-/**
- * Refuses when `actor` has lost the authority it acted on since its request was admitted:
- * an administrator's account (`user:<id>`) whose sign-in the request was admitted with has
- * ended meanwhile (403; see {@link signInEnded} and {@link sessionEnded}), or that is no
- * longer an administrator who can sign in (403), or an admin API key (`api-key:<id>`) that
- * was revoked, or whose creator is no longer such an administrator (401, as the key itself
- * now gets). Other actors (the CLI, the system, a person's self-service) have no admin
- * authority to lose and pass.
- * Run it under the administrators lock.
- */
 /** The refusals of {@link assertAdminAuthority} to someone who is no administrator (any longer). */
 const authorityLost = new WeakSet<object>();
 const lost = <E extends object>(error: E): E => {
@@ -75,6 +65,16 @@ const lost = <E extends object>(error: E): E => {
 export const isAdminAuthorityLost = (error: unknown): boolean =>
   typeof error === 'object' && error !== null && authorityLost.has(error);
 
+/**
+ * Refuses when `actor` has lost the authority it acted on since its request was admitted:
+ * an administrator's account (`user:<id>`) whose sign-in the request was admitted with has
+ * ended meanwhile (403; see {@link signInEnded} and {@link sessionEnded}), or that is no
+ * longer an administrator who can sign in (403), or an admin API key (`api-key:<id>`) that
+ * was revoked, or whose creator is no longer such an administrator (401, as the key itself
+ * now gets). Other actors (the CLI, the system, a person's self-service) have no admin
+ * authority to lose and pass.
+ * Run it under the administrators lock.
+ */
 async function assertAdminAuthority(trx: Db, actor: string): Promise<void> {
   if (actor.startsWith('user:')) {
     const account = await administratorAccount(trx, actor);

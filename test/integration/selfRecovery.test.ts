@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { jest } from '@jest/globals';
 import { issueRecoveryLink } from '../../src/admin/users.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { BrowserSession } from '../support/browser.js';
@@ -175,6 +176,17 @@ describe('"Lost your passkey?" with mail configured', () => {
     const sentCookie = browser.setCookieHeaders.find((header) => header.startsWith('sesame.recover='));
     expect(sentCookie).toBeDefined();
     expect(sentCookie).not.toMatch(/expires=|max-age=/i);
+    // Half an hour on, as long as the link works, the server tells nothing more.
+    const halfAnHourOn = Date.now() + 30 * 60 * 1000 + 1000;
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(halfAnHourOn);
+    try {
+      const late = await browser.request('/recover/sent');
+      expect(late.status).toBe(303);
+      expect(late.location()).toBe(`${sesame.baseUrl}/recover`);
+    } finally {
+      clock.mockRestore();
+    }
+    expect((await browser.request('/recover/sent')).status).toBe(200);
   });
 
   it('mails nothing for a disabled account, and the same answer', async () => {
