@@ -279,7 +279,8 @@ function destroyAndUpsertIfText(
     parts.push(`gone as (${deleteText(after, gone, IF_MET)})`);
     after += gone * 2;
   }
-  if (rows > 0) parts.push(`put as (${upsertIfMetText(after, rows)} returning 1)`);
+  // A renewal reads what `put` returns, to run after it (afterWrites); without one it returns nothing.
+  if (rows > 0) parts.push(`put as (${upsertIfMetText(after, rows)}${renewals > 0 ? ' returning 1' : ''})`);
   if (renewals > 0) {
     const first = [...(gone > 0 ? ['gone'] : []), ...(rows > 0 ? ['put'] : [])];
     parts.push(renewalsPart(after + rows * 7, renewals, `${IF_MET} ${afterWrites(first)}`));
@@ -767,7 +768,8 @@ export const oidcModelsQueries = {
       const deleted = deleteText(0, gone.length);
       if (rows.length === 0 && renewals.length === 0) return deleted;
       const parts = [`gone as (${deleted})`];
-      if (rows.length > 0) parts.push(`put as (${upsertText(gone.length * 2, rows.length)} returning 1)`);
+      const returning = renewals.length > 0 ? ' returning 1' : '';
+      if (rows.length > 0) parts.push(`put as (${upsertText(gone.length * 2, rows.length)}${returning})`);
       if (renewals.length > 0) {
         const first = afterWrites(rows.length > 0 ? ['gone', 'put'] : ['gone']);
         parts.push(renewalsPart(gone.length * 2 + rows.length * 7, renewals.length, first));
