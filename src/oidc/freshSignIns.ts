@@ -9,8 +9,10 @@ const SERVED_FROM_MEMORY_MS = 60_000;
 export interface FreshSignIn {
   /** The stored payload as JSON: every read parses its own copy. */
   json: string;
-  /** At the login prompt: the challenge stored beside it. With a result: none. */
-  challenge?: ChallengeWithRow;
+  /** At the login prompt (else with a result). */
+  atLogin: boolean;
+  /** At the login prompt: the challenge stored beside it, until its page's first view here takes it. */
+  challenge?: ChallengeWithRow | undefined;
   /** Servable once its statement has committed, and until this time. */
   ready: boolean;
   untilMs: number;
@@ -24,14 +26,17 @@ const promptOf = (payload: ModelPayload) => (payload.prompt as { name?: unknown 
  * - **At the login prompt** (the authorization request's): with the challenge of its login
  *   page's passkey autofill, stored in the same statement as the interaction
  *   (groupedUpserts.ts). The page's first view on this instance reads both from here
- *   (interaction.ts), where it read the interaction back and stored a challenge.
+ *   (interaction.ts), where it read the interaction back and stored a challenge. Then, until
+ *   that challenge expires, the sign-in's verify step may take the interaction from here, and
+ *   its statement records the sign-in only if the stored interaction is still exactly this one
+ *   (credentials.ts, useCheckedInMemory).
  * - **With its result** (a sign-in's, or a consent's): the return to the authorization
  *   (`GET /auth/:uid`) on this instance reads it from here, and its statement, which deletes
  *   the interaction and stores the session, grant and code, then runs only if the stored
  *   interaction is still exactly this one (adapter.ts): both, or neither.
  *
- * Each entry serves one read, for a minute, and is forgotten as soon as this process writes
- * or deletes the interaction again. Another instance may have changed the interaction since;
+ * Each entry serves one read of each kind, for a minute (a sign-in's, until the login
+ * challenge's end), and is forgotten as soon as this process writes or deletes the interaction again. Another instance may have changed the interaction since;
  * what a stale entry can then give is a login page (the sign-in it starts is refused where
  * every sign-in is checked, by the statement that reads the interaction and takes its
  * challenge, challengeOnRead.ts), or a return whose statement stores nothing, and which sends
@@ -61,10 +66,11 @@ export class FreshSignIns {
     const now = Date.now();
     let entry: FreshSignIn;
     if (payload.result !== undefined) {
-      entry = { json, ready: false, untilMs: now + SERVED_FROM_MEMORY_MS };
+      entry = { json, atLogin: false, ready: false, untilMs: now + SERVED_FROM_MEMORY_MS };
     } else if (withChallenge && promptOf(payload) === 'login') {
       entry = {
         json,
+        atLogin: true,
         challenge: {
           challenge: randomSecret(),
           purpose: 'login',
@@ -92,12 +98,30 @@ export class FreshSignIns {
     this.#entries.delete(uid);
   }
 
-  /** The interaction at the login prompt (the caller's own copy) and its challenge, once: for its login page's first view. */
+  /**
+   * The interaction at the login prompt (the caller's own copy) and its challenge, once: for
+   * its login page's first view. The interaction stays for the sign-in ({@link takeAtLogin})
+   * until the challenge's end.
+   */
   take(uid: string): { payload: ModelPayload; challenge: string } | undefined {
     const entry = this.#servable(uid);
-    if (!entry?.challenge) return undefined;
+    const challenge = entry?.challenge;
+    if (!challenge) return undefined;
+    entry.challenge = undefined;
+    entry.untilMs = challenge.expiresAt.getTime();
+    return { payload: JSON.parse(entry.json) as ModelPayload, challenge: challenge.challenge };
+  }
+
+  /**
+   * The interaction at the login prompt, once, for its sign-in: its payload (the caller's own
+   * copy) and its JSON as stored, which the sign-in's statement requires the stored
+   * interaction still to be.
+   */
+  takeAtLogin(uid: string): { payload: ModelPayload; json: string } | undefined {
+    const entry = this.#servable(uid);
+    if (!entry?.atLogin) return undefined;
     this.#entries.delete(uid);
-    return { payload: JSON.parse(entry.json) as ModelPayload, challenge: entry.challenge.challenge };
+    return { payload: JSON.parse(entry.json) as ModelPayload, json: entry.json };
   }
 
   /**
@@ -107,7 +131,7 @@ export class FreshSignIns {
    */
   takeFinished(uid: string): { payload: ModelPayload; json: string } | undefined {
     const entry = this.#servable(uid);
-    if (!entry || entry.challenge) return undefined;
+    if (!entry || entry.atLogin) return undefined;
     this.#entries.delete(uid);
     return { payload: JSON.parse(entry.json) as ModelPayload, json: entry.json };
   }

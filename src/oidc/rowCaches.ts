@@ -2,6 +2,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { RowCache } from '../db/rowCache.js';
 import type { ResourceRow, User } from '../db/schema.js';
+import { KnownPasskeys } from '../webauthn/knownPasskeys.js';
 import { FreshSignIns } from './freshSignIns.js';
 import { GroupCache } from './groupCache.js';
 import { ModelCache } from './modelCache.js';
@@ -23,6 +24,8 @@ export interface RowCaches {
    * follows here (no notices keep it in step; see FreshSignIns for why none are needed).
    */
   freshSignIns: FreshSignIns;
+  /** Not a row cache either: passkeys that signed in here, for their next sign-in (knownPasskeys.ts). */
+  passkeys: KnownPasskeys;
 }
 
 /** Clients and APIs are few; users are many, and only the recently active ones are worth keeping. */
@@ -34,5 +37,6 @@ export function createRowCaches(db: Db): RowCaches {
     groups: new GroupCache(db),
     models: new ModelCache(),
     freshSignIns: new FreshSignIns(),
+    passkeys: new KnownPasskeys(),
   };
 }

@@ -34,10 +34,51 @@ describe('FreshSignIns', () => {
     fresh.ready('uid-1', entry);
     // Not to a return to the authorization: it has no result.
     expect(fresh.takeFinished('uid-1')).toBeUndefined();
+    const { challenge } = entry.challenge!;
     const taken = fresh.take('uid-1')!;
-    expect(taken).toEqual({ payload: atLogin, challenge: entry.challenge!.challenge });
+    expect(taken).toEqual({ payload: atLogin, challenge });
     expect(taken.payload).not.toBe(atLogin);
     expect(fresh.take('uid-1')).toBeUndefined();
+  });
+
+  it("keeps an interaction at the login prompt for its sign-in, once, until its page's challenge ends", () => {
+    const fresh = new FreshSignIns();
+    const expiresAt = new Date(Date.now() + 300_000);
+    const viewed = begin(fresh, 'v', atLogin, { challengeExpiresAt: expiresAt })!;
+    expect(fresh.takeAtLogin('v')).toBeUndefined();
+    fresh.ready('v', viewed);
+    fresh.take('v');
+    // Past the page's minute, within the challenge's five.
+    const now = Date.now();
+    jest.spyOn(Date, 'now').mockReturnValue(now + 299_000);
+    expect(fresh.takeFinished('v')).toBeUndefined();
+    const taken = fresh.takeAtLogin('v')!;
+    expect(taken).toEqual({ payload: atLogin, json: JSON.stringify(atLogin) });
+    expect(fresh.takeAtLogin('v')).toBeUndefined();
+    jest.restoreAllMocks();
+
+    // Before its page was viewed here too (the page came from another instance); then the page gets nothing.
+    fresh.ready('n', begin(fresh, 'n', atLogin)!);
+    expect(fresh.takeAtLogin('n')?.json).toBe(JSON.stringify(atLogin));
+    expect(fresh.take('n')).toBeUndefined();
+
+    // Not past the challenge's end, nor once the interaction was written again or forgotten.
+    fresh.ready('e', begin(fresh, 'e', atLogin, { challengeExpiresAt: expiresAt })!);
+    fresh.take('e');
+    jest.spyOn(Date, 'now').mockReturnValue(expiresAt.getTime() + 1);
+    expect(fresh.takeAtLogin('e')).toBeUndefined();
+    jest.restoreAllMocks();
+    fresh.ready('w', begin(fresh, 'w', atLogin)!);
+    fresh.take('w');
+    fresh.ready('w', begin(fresh, 'w', signedIn, { withChallenge: false })!);
+    expect(fresh.takeAtLogin('w')).toBeUndefined();
+    expect(fresh.takeFinished('w')?.payload).toEqual(signedIn);
+    fresh.ready('f', begin(fresh, 'f', atLogin)!);
+    fresh.forget('f');
+    expect(fresh.takeAtLogin('f')).toBeUndefined();
+    // An interaction with its result is no sign-in's.
+    fresh.ready('r', begin(fresh, 'r', signedIn, { withChallenge: false })!);
+    expect(fresh.takeAtLogin('r')).toBeUndefined();
   });
 
   it('keeps an interaction with its result, without a challenge, for one return to the authorization', () => {

@@ -15,6 +15,42 @@ const RECORD_USE = `update credentials set counter = $2, backup_state = $3, last
       where id = $1 and (counter < $2 or counter = 0) and suspected_clone_at is null
       returning 1 as used`;
 
+/**
+ * $1–$3 as {@link RECORD_USE}; $4 a sign-in's challenge, $5 its interaction's stored id (the
+ * challenge's binding), $6 that interaction's JSON as stored, $7 the passkey's owner, $8 its
+ * public key. `taken` takes the challenge (login, bound to $5, for no one in particular, live)
+ * only if the interaction is still live and stored exactly as $6, and the passkey is still
+ * $7's with key $8, its counter below $2 (or never kept), not blocked, and $7's account not
+ * disabled; the use is recorded only if the challenge was taken. Either nothing happens, or
+ * the challenge goes and, but for a concurrent use of the passkey that won, the use is recorded.
+ */
+const TAKE_CHALLENGE_FOR_USE = `taken as (delete from webauthn_challenges
+      where challenge = $4 and purpose = 'login' and binding = $5 and user_id is null and expires_at > now()
+        and exists (select 1 from (${liveInteraction('$5')}) interaction
+          where interaction.consumed_at is null and interaction.payload = $6::jsonb)
+        and exists (select 1 from credentials c join users u on u.id = c.user_id
+          where c.id = $1 and c.user_id = $7 and c.public_key = $8 and (c.counter < $2 or c.counter = 0)
+            and c.suspected_clone_at is null and u.disabled_at is null)
+      returning 1)`;
+const RECORD_USE_IF_TAKEN = `update credentials set counter = $2, backup_state = $3, last_used_at = now()
+      where id = $1 and (counter < $2 or counter = 0) and suspected_clone_at is null
+        and exists (select 1 from taken)
+      returning 1 as used`;
+
+/** What a sign-in checked from memory (interaction.ts, signInFromMemory) and holds its statement to. */
+export interface CheckedInMemory {
+  credentialId: string;
+  counter: number;
+  backupState: boolean;
+  challenge: string;
+  /** The interaction's stored id, which the challenge is bound to. */
+  interactionId: string;
+  /** The interaction's JSON as stored. */
+  interactionJson: string;
+  userId: string;
+  publicKey: Uint8Array;
+}
+
 /** A stored passkey with its counter as a number. */
 export interface StoredCredential {
   id: string;
@@ -233,6 +269,31 @@ export const credentialsQueries = {
    */
   useOf(id: string, counter: number, backupState: boolean): StoreCondition {
     return { text: RECORD_USE, parameters: [id, counter, backupState] };
+  },
+
+  /**
+   * {@link credentialsQueries.useOf} for an assertion checked against what this process
+   * holds in memory: the challenge is taken in the same statement, and only if the
+   * interaction, the passkey and its owner are still as they were checked
+   * ({@link TAKE_CHALLENGE_FOR_USE}). When the condition is not met, nothing was stored but
+   * (after a concurrent use of the passkey) the challenge's removal.
+   */
+  useCheckedInMemory(c: CheckedInMemory): StoreCondition {
+    return {
+      before: TAKE_CHALLENGE_FOR_USE,
+      text: RECORD_USE_IF_TAKEN,
+      parameters: [
+        c.credentialId,
+        c.counter,
+        c.backupState,
+        c.challenge,
+        c.interactionId,
+        c.interactionJson,
+        c.userId,
+        // pg sends a Buffer as bytea, any other Uint8Array as JSON.
+        Buffer.isBuffer(c.publicKey) ? c.publicKey : Buffer.from(c.publicKey),
+      ],
+    };
   },
 
   /** Records a verified assertion ({@link credentialsQueries.useOf}); false if it lost to a newer one. */

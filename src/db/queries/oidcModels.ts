@@ -274,7 +274,7 @@ function destroyAndUpsertIfText(
   renewals: number,
 ): string {
   let after = condition.parameters.length;
-  const parts = [`met as (${condition.text})`];
+  const parts = [...(condition.before ? [condition.before] : []), `met as (${condition.text})`];
   if (gone > 0) {
     parts.push(`gone as (${deleteText(after, gone, IF_MET)})`);
     after += gone * 2;
@@ -470,6 +470,11 @@ const goneParameters = (g: { model: string; id: string }) => [g.model, g.id];
 export interface StoreCondition {
   text: string;
   parameters: unknown[];
+  /**
+   * `with` parts the statement runs before `met` (which may read them), sharing its
+   * parameters. `text` names the whole condition: one `text` always comes with the same `before`.
+   */
+  before?: string;
   /** Whether it is a deletion whose rows are the deleted rows' model, id and key, answered as the held deletions' are. */
   deletes?: boolean;
 }

@@ -1,10 +1,12 @@
 import type Router from '@koa/router';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import type { Context } from 'koa';
 import { errors, type InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { resendWelcomeMail } from '../../accounts/emailVerification.js';
 import { createAccountWithPasskey, emailTaken } from '../../accounts/signup.js';
 import { blockingClones } from '../../accounts/suspectedClone.js';
+import { credentialsQueries } from '../../db/queries/credentials.js';
 import type { StoreCondition } from '../../db/queries/oidcModels.js';
 import { usersQueries } from '../../db/queries/users.js';
 import type { User } from '../../db/schema.js';
@@ -24,13 +26,19 @@ import { addressKey } from '../../text.js';
 import {
   checkPasskeyAssertion,
   checkTakenAssertion,
+  checkUserHandle,
   passkeyAmr,
   passkeyRequestOptions,
+  verifyAssertionSignature,
 } from '../../webauthn/authentication.js';
-import { challengeExpiresAt, challengeNamedIn } from '../../webauthn/challenge.js';
+import { challengeExpiresAt, challengeNamedIn, refuseFramedClientData } from '../../webauthn/challenge.js';
 import { verificationFailed } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
-import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
+import {
+  startPasskeyRegistration,
+  userHandleFor,
+  verifyPasskeyRegistration,
+} from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
@@ -178,12 +186,26 @@ export function interactionRoutes({
     result: InteractionResults,
     passkeyUse?: StoreCondition,
   ) {
+    if (!(await finishLoginIf(ctx, interaction, account, result, passkeyUse))) throw verificationFailed();
+  }
+
+  /**
+   * {@link finishLogin}, answering false (nothing stored, nothing sent) where the passkey's
+   * use could not be recorded: the sign-in's statement stores the passkey's use and the
+   * sign-in together, so a sign-in is saved only with its passkey's counter moved on, and an
+   * assertion that lost the race to a newer one saves nothing.
+   */
+  async function finishLoginIf(
+    ctx: Context,
+    interaction: Interaction,
+    account: Pick<User, 'id' | 'locale' | 'signup_locale'>,
+    result: InteractionResults,
+    passkeyUse?: StoreCondition,
+  ): Promise<boolean> {
     interaction.result = result;
     const save = () => interaction.save(interaction.exp - Math.floor(Date.now() / 1000)).then(() => {});
     if (!passkeyUse) await save();
-    // The passkey's use and the sign-in in one statement: a sign-in is saved only with its
-    // passkey's counter moved on, and an assertion that lost the race to a newer one saves nothing.
-    else if (!(await storeWritesIf(db, passkeyUse, save))) throw verificationFailed();
+    else if (!(await storeWritesIf(db, passkeyUse, save))) return false;
     // This browser now speaks the language this person chose, or none if they chose none
     // (someone else may have signed in here before).
     rememberLanguageChoice(ctx, account.locale, config);
@@ -193,6 +215,7 @@ export function interactionRoutes({
     if (spoken && account.signup_locale !== spoken)
       await usersQueries.recordSignInLocale(db, account.id, spoken);
     ctx.body = { redirect: interaction.returnTo };
+    return true;
   }
 
   /**
@@ -323,6 +346,7 @@ export function interactionRoutes({
     const response = parseBody(ctx, authenticationResponseSchema);
     const challenge = challengeNamedIn(response.response.clientDataJSON);
     const binding = { purpose: 'login', binding: interactionBinding(ctx.params.uid!) };
+    if (challenge !== undefined && (await signInFromMemory(ctx, response, challenge))) return;
     // The challenge is taken (with the passkey and its owner) by the statement that reads the
     // interaction, only if it is this one and waits at the login prompt (challengeOnRead.ts).
     // Client data that names no challenge takes nothing: the interaction is read on its own,
@@ -343,7 +367,69 @@ export function interactionRoutes({
     // After the assertion's own checks, so a replayed one is still told as one.
     if (!waitsForLogin(interaction)) throw interactionExpired();
     await finishLogin(ctx, interaction, user, loginResult(user.id, passkeyAmr()), use);
+    caches.passkeys.remember(credential);
     log.info('passkey sign-in', { user: user.id, credential: credential.id.slice(0, 12) });
+  }
+
+  /**
+   * A sign-in checked against what this process holds, for one statement where the usual way
+   * needs two: the interaction as it stored it at the login prompt (freshSignIns.ts), the
+   * passkey as it last signed in here (knownPasskeys.ts), its owner from the users cache.
+   * The assertion is checked as {@link checkTakenAssertion} checks it, then one statement
+   * takes the challenge, records the passkey's use and saves the sign-in, only if the
+   * challenge is this interaction's, live and unused, and the interaction, the passkey and its
+   * owner are still as checked (credentials.ts, useCheckedInMemory).
+   * @returns false where anything was missing, differed, or refused: nothing was stored (but
+   * the challenge's removal after a concurrent use of the passkey), and the caller signs in
+   * the usual way, which gives every refusal its usual answer.
+   */
+  async function signInFromMemory(
+    ctx: Context,
+    response: AuthenticationResponseJSON,
+    challenge: string,
+  ): Promise<boolean> {
+    const known = caches.passkeys.get(response.id);
+    const user = known && caches.users.peek(known.userId);
+    if (!known || !user || user.disabled_at) return false;
+    const uid = ctx.params.uid!;
+    const stored = caches.freshSignIns.takeAtLogin(uid);
+    if (!stored) return false;
+    const interactionId = interactionBinding(uid);
+    let checked: { newCounter: number; backedUp: boolean; interaction: Interaction };
+    try {
+      checkUserHandle(response.response.userHandle, userHandleFor(known.userId), true);
+      refuseFramedClientData(response.response.clientDataJSON);
+      const { newCounter, backedUp } = await verifyAssertionSignature(rp, response, challenge, {
+        ...known,
+        suspectedCloneAt: null,
+      });
+      const interaction = await readFromMemory(interactionId, stored.payload, () => loadInteraction(ctx));
+      checked = { newCounter, backedUp, interaction };
+    } catch {
+      // A refusal (a counter that did not rise past the one seen here among them): the usual
+      // way, with the passkey as stored, answers it.
+      caches.passkeys.forget(known.id);
+      return false;
+    }
+    const { newCounter, backedUp, interaction } = checked;
+    if (!waitsForLogin(interaction)) return false;
+    const use = credentialsQueries.useCheckedInMemory({
+      credentialId: known.id,
+      counter: newCounter,
+      backupState: backedUp,
+      challenge,
+      interactionId,
+      interactionJson: stored.json,
+      userId: known.userId,
+      publicKey: known.publicKey,
+    });
+    if (!(await finishLoginIf(ctx, interaction, user, loginResult(user.id, passkeyAmr()), use))) {
+      caches.passkeys.forget(known.id);
+      return false;
+    }
+    caches.passkeys.remember({ ...known, counter: newCounter, suspectedCloneAt: null });
+    log.info('passkey sign-in', { user: user.id, credential: known.id.slice(0, 12) });
+    return true;
   }
 
   router.post('/signup/options', rateLimit, async (ctx) => {
