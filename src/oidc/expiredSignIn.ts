@@ -1,7 +1,12 @@
+import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config.js';
+import { cookieNames, signedHostCookie } from '../cookieNames.js';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { ACCOUNT_CLIENT_ID } from './accountClient.js';
+import { interactionPath, lastPathSegment } from './providerPaths.js';
 import { storedId } from './storedIds.js';
 import { EXPIRED_KEPT_SECONDS } from './ttl.js';
 
@@ -14,10 +19,8 @@ const UID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
 /**
  * Which app a sign-in that expired (past TTL.Interaction: its page reloaded, or its passkey
  * button pressed, too late) was for, and where its site is, while Sesame still knows: the
- * interaction is kept EXPIRED_KEPT_SECONDS.Interaction past its end. The site is the origin of
- * the redirect URI the app asked with, and only while the app is still registered as a web
- * app with that URI (a native app's loopback or custom-scheme URI is no page to open).
- * Nothing else of the sign-in is read, and nothing of it can be resumed.
+ * interaction is kept EXPIRED_KEPT_SECONDS.Interaction past its end. Nothing else of the
+ * sign-in is read, and nothing of it can be resumed.
  */
 export async function wayBackFromExpiredSignIn(
   db: Db,
@@ -33,7 +36,19 @@ export async function wayBackFromExpiredSignIn(
     EXPIRED_KEPT_SECONDS.Interaction,
   );
   const params = (payload?.params ?? {}) as { client_id?: unknown; redirect_uri?: unknown };
-  const { client_id: clientId, redirect_uri: redirectUri } = params;
+  return wayBackTo(provider, params.client_id, params.redirect_uri);
+}
+
+/**
+ * The way back from a sign-in at `clientId` with `redirectUri`: the origin of that URI, and
+ * only while the app is still registered as a web app with it (a native app's loopback or
+ * custom-scheme URI is no page to open); Sesame's account page for its own sign-in.
+ */
+async function wayBackTo(
+  provider: Provider,
+  clientId: unknown,
+  redirectUri: unknown,
+): Promise<WayBack | undefined> {
   if (typeof clientId !== 'string' || typeof redirectUri !== 'string') return undefined;
   if (clientId === ACCOUNT_CLIENT_ID) return { account: true };
   const client = await provider.Client.find(clientId);
@@ -42,3 +57,50 @@ export async function wayBackFromExpiredSignIn(
   if (url?.protocol !== 'https:' && url?.protocol !== 'http:') return undefined;
   return { account: false, appName: client.clientName ?? clientId, url: `${url.origin}/` };
 }
+
+/**
+ * Tells the pages of a sign-in whose return (`GET /auth/:uid`) went through, and so deleted it,
+ * which app it was for: Back to its login or consent page, or a second tab's Allow, then finds
+ * it gone, and the page links back to the app as an expired sign-in's does. No statement is
+ * added to a login's return: the `finishedSignIn` cookie (cookieNames.ts) holds the uid, the
+ * time, the client id and the redirect URI (none of them secret), signed, on that
+ * interaction's path alone. A session cookie whose age the server checks, as recover.ts's: a
+ * browser clock that runs fast does not drop it at once.
+ */
+export function rememberFinishedSignIn(ctx: KoaContextWithOIDC, config: Pick<Config, 'secureCookies'>): void {
+  // The authorization's parameters, read back from the interaction once the return went through
+  // (resume.js); the interaction the return read may since have been followed by the next one.
+  const { client_id: clientId, redirect_uri: redirectUri } = ctx.oidc?.params ?? {};
+  if (typeof clientId !== 'string' || typeof redirectUri !== 'string') return;
+  const uid = lastPathSegment(ctx.path);
+  if (!UID_SHAPE.test(uid)) return;
+  const value = [uid, Date.now().toString(36), encode(clientId), encode(redirectUri)].join('.');
+  // Signed and HttpOnly as the others, but on the interaction's path: `__Secure-`, not `__Host-`.
+  ctx.cookies.set(cookieNames(config).finishedSignIn, value, {
+    ...signedHostCookie(config),
+    path: interactionPath(uid),
+  });
+}
+
+/**
+ * The way back from the sign-in `uid` that this browser's {@link rememberFinishedSignIn}
+ * cookie says finished, for EXPIRED_KEPT_SECONDS.Interaction after; none from a cookie of
+ * another sign-in, or without a valid signature.
+ */
+export async function wayBackFromFinishedSignIn(
+  ctx: Pick<Context, 'cookies'>,
+  config: Pick<Config, 'secureCookies'>,
+  provider: Provider,
+  uid: string,
+): Promise<WayBack | undefined> {
+  const cookie = ctx.cookies.get(cookieNames(config).finishedSignIn, { signed: true });
+  const [finished, at, clientId, redirectUri, ...rest] = cookie?.split('.') ?? [];
+  const finishedAt = at === undefined ? Number.NaN : Number.parseInt(at, 36);
+  if (rest.length > 0 || finished !== uid || clientId === undefined || redirectUri === undefined)
+    return undefined;
+  if (!(Date.now() - finishedAt < EXPIRED_KEPT_SECONDS.Interaction * 1000)) return undefined;
+  return wayBackTo(provider, decode(clientId), decode(redirectUri));
+}
+
+const encode = (text: string) => Buffer.from(text).toString('base64url');
+const decode = (text: string) => Buffer.from(text, 'base64url').toString();

@@ -40,6 +40,7 @@ import {
   takeCodesFromLinks,
 } from './deviceFlow.js';
 import { throttleDevicePolling } from './devicePolling.js';
+import { rememberFinishedSignIn } from './expiredSignIn.js';
 import { createLoadExistingGrant } from './grants.js';
 import { interactionPolicyWithGroupAccess } from './groupAccess.js';
 import { ConditionNotMet, holdWritesDuring, storeConsumptionWithTokens } from './heldWrites.js';
@@ -49,7 +50,7 @@ import {
   nameGrantAndSessionInJwt,
 } from './introspection.js';
 import { answerLateStep } from './latePages.js';
-import { lastPathSegment } from './providerPaths.js';
+import { interactionPath, lastPathSegment } from './providerPaths.js';
 import { logRedirectUriMismatches } from './redirectUriMismatch.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
@@ -284,7 +285,7 @@ export function createProvider({
     extraClientMetadata: { properties: ['first_party'] },
     ttl: { ...TTL, Session: sessionTtl, RefreshToken: refreshTokenTtl },
     interactions: {
-      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      url: (_ctx, interaction) => interactionPath(interaction.uid),
       policy: interactionPolicyWithGroupAccess(db, caches.groups, caches.users, {
         requireVerifiedEmail: config.signup === 'open-verified',
       }),
@@ -512,6 +513,8 @@ export function createProvider({
   // find, a 400. When it is still stored, it was read from this instance's memory and changed
   // elsewhere since (a consent submitted again on another instance, say): the
   // browser is sent to load the return again, which reads it as stored and signs in.
+  // A return that went through tells the sign-in's pages, by a cookie, which app it was for
+  // (expiredSignIn.ts): found gone after it, they link back to the app.
   const renderError = configuration.renderError!;
   aroundProviderRoute(provider, 'GET', '/auth/:uid', holdAndStoreWrites);
   redeemCodesInOneStatement(provider);
@@ -527,6 +530,7 @@ export function createProvider({
       await holdWritesDuring(ctx, db, next);
       // Another person signed in where someone was: the provider's sign-out form comes first.
       await replaceAccountSwitchSignOut(ctx as KoaContextWithOIDC, requestText);
+      rememberFinishedSignIn(ctx as KoaContextWithOIDC, config);
     } catch (error) {
       const notMet = error instanceof ConditionNotMet;
       const gone = notMet && !(await interactionStored(ctx.path));

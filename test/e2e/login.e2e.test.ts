@@ -186,6 +186,20 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     expect(await back.getAttribute('href')).toBe(`${new URL(scenario.app.redirectUri).origin}/`);
   });
 
+  it('sends a person who comes Back from the app to the finished sign-in back to the app', async () => {
+    const { page } = await deviceWithGracesPasskey();
+    await page.goto(scenario.app.loginUrl);
+    const loginPage = page.url();
+    await scenario.reachApp(page);
+    // Back to the login page: its sign-in is over, and the page links back to the app's site.
+    await page.goBack();
+    expect(page.url()).toBe(loginPage);
+    const back = page.getByRole('link', { name: 'Back to Notes' });
+    await back.waitFor();
+    expect(await page.locator('main').textContent()).toContain('This sign-in has expired');
+    expect(await back.getAttribute('href')).toBe(`${new URL(scenario.app.redirectUri).origin}/`);
+  });
+
   it('tells a person whose device lost the passkey that it failed, then signs in once it is back', async () => {
     const phone = await deviceWithGracesPasskey();
     const { page, cdp, authenticatorId, requests } = phone;

@@ -574,6 +574,13 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     expectExpiredPage(await person.browser.request(resume));
   });
 
+  /** The way back an expired sign-in's page offers, as [address, words]; undefined when it offers none. */
+  function wayBackOn(page: PageResponse) {
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('This sign-in has expired');
+    return /<p><a href="([^"]*)">([^<]*)<\/a><\/p>/.exec(page.text)?.slice(1);
+  }
+
   it("links an expired sign-in back to its app only while the sign-in is kept and the app's URI registered", async () => {
     /** Opens a sign-in at `app` (Sesame's account page without one); returns its uid. */
     async function openSignIn(app?: TestRp) {
@@ -592,10 +599,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
         .where('id', '=', storedId('Interaction', uid))
         .execute();
       // The browser's interaction cookie ends with the sign-in: only the address is left.
-      const page = await new Person(sesame.baseUrl).browser.request(`/interaction/${uid}`);
-      expect(page.status).toBe(400);
-      expect(page.text).toContain('This sign-in has expired');
-      return /<p><a href="([^"]*)">([^<]*)<\/a><\/p>/.exec(page.text)?.slice(1);
+      return wayBackOn(await new Person(sesame.baseUrl).browser.request(`/interaction/${uid}`));
     }
 
     expect(await wayBack(await openSignIn(rp), 1)).toEqual(['http://127.0.0.1:8902/', 'Back to Notes']);
@@ -615,5 +619,83 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await wayBack(uid, 1)).toBeUndefined();
+  });
+
+  /** The way back to the test app. */
+  const notes = ['http://127.0.0.1:8902/', 'Back to Notes'];
+
+  /**
+   * Signs a new person up at the test app through its login page and consent page, pressing
+   * Allow on a first tab of the consent page; returns the browser, both sign-ins' uids, and
+   * the consent form a second tab would send.
+   */
+  async function signUpThroughConsent() {
+    const person = new Person(sesame.baseUrl);
+    const pending = await beginLogin(rp);
+    const loginPage = await person.open(pending.url);
+    const consent = asPage(await person.browser.follow(await person.signUp(loginPage, newEmail())));
+    expect(consent.text).toContain('>Allow<');
+    const allow = { form: { _csrf: consent.csrf(), decision: 'allow' } };
+    const consentUid = uidOf(consent.url)!;
+    const allowed = await person.browser.request(`/interaction/${consentUid}/consent`, allow);
+    await finishLogin(rp, pending, stoppedAt(await person.browser.follow(allowed.location()!, atApp)));
+    return { person, loginUid: uidOf(loginPage.url)!, consentUid, allow };
+  }
+
+  it('links the pages of a finished sign-in, come Back to or sent again, to its app', async () => {
+    const { person, loginUid, consentUid, allow } = await signUpThroughConsent();
+    // Back to the login page, to the sign-up page, and to the consent page: each sign-in is gone.
+    expect(wayBackOn(await person.browser.request(`/interaction/${loginUid}`))).toEqual(notes);
+    expect(wayBackOn(await person.browser.request(`/interaction/${loginUid}/signup`))).toEqual(notes);
+    expect(wayBackOn(await person.browser.request(`/interaction/${consentUid}`))).toEqual(notes);
+    // The Allow of a second tab of the consent page, after the first one's.
+    const second = await person.browser.request(`/interaction/${consentUid}/consent`, allow);
+    expect(wayBackOn(second)).toEqual(notes);
+    // The page's script asks for JSON: it is told the sign-in expired, and reloads the page.
+    const options = await person.browser.postJson(
+      `/interaction/${loginUid}/login/options`,
+      allow.form._csrf,
+      {},
+    );
+    expect(options.status).toBe(400);
+    expect(options.json().error).toBe('interaction_expired');
+  });
+
+  it("links a finished sign-in's pages to its app only by this browser's signed cookie for that sign-in", async () => {
+    const { person, loginUid } = await signUpThroughConsent();
+    const name = cookieNames(sesame.config).finishedSignIn;
+    const at = (uid: string) => `${sesame.baseUrl}/interaction/${uid}`;
+    const held = await person.browser.jar.getCookies(at(loginUid));
+    const cookie = held.find((c) => c.key === name)!.value;
+    const signature = held.find((c) => c.key === `${name}.sig`)!.value;
+    /** The way back the page of the sign-in `uid` offers a new browser holding `value` and `sig` there. */
+    async function wayBackWith(uid: string, value: string, sig?: string) {
+      const browser = new Person(sesame.baseUrl).browser;
+      await browser.jar.setCookie(`${name}=${value}; Path=/interaction/${uid}; HttpOnly`, at(uid));
+      if (sig !== undefined)
+        await browser.jar.setCookie(`${name}.sig=${sig}; Path=/interaction/${uid}; HttpOnly`, at(uid));
+      return wayBackOn(await browser.request(`/interaction/${uid}`));
+    }
+
+    expect(await wayBackWith(loginUid, cookie, signature)).toEqual(notes);
+    // Without the cookie, or with it unsigned or its signature one character off: no link.
+    expect(
+      wayBackOn(await new Person(sesame.baseUrl).browser.request(`/interaction/${loginUid}`)),
+    ).toBeUndefined();
+    expect(await wayBackWith(loginUid, cookie)).toBeUndefined();
+    const last = signature.at(-1) === 'A' ? 'B' : 'A';
+    expect(await wayBackWith(loginUid, cookie, `${signature.slice(0, -1)}${last}`)).toBeUndefined();
+    // The cookie of this sign-in, put on the path of another: it names this one, not that.
+    expect(await wayBackWith(randomBytes(16).toString('base64url'), cookie, signature)).toBeUndefined();
+
+    // Signed as Sesame signs, it links only within the half hour after the sign-in finished.
+    const { keys } = await loadCookieKeys(sesame.db, sesame.config);
+    const [uid, , ...app] = cookie.split('.');
+    const finishedAgo = (minutes: number) => {
+      const value = [uid, (Date.now() - minutes * 60_000).toString(36), ...app].join('.');
+      return [value, new Keygrip(keys).sign(`${name}=${value}`)] as const;
+    };
+    expect(await wayBackWith(loginUid, ...finishedAgo(29))).toEqual(notes);
+    expect(await wayBackWith(loginUid, ...finishedAgo(31))).toBeUndefined();
   });
 });

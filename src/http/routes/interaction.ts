@@ -14,7 +14,7 @@ import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
-import { wayBackFromExpiredSignIn } from '../../oidc/expiredSignIn.js';
+import { wayBackFromExpiredSignIn, wayBackFromFinishedSignIn } from '../../oidc/expiredSignIn.js';
 import { saveGrantIf } from '../../oidc/grantSaves.js';
 import { consentGrantId } from '../../oidc/grants.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
@@ -118,12 +118,16 @@ export function interactionRoutes({
     }
   }
 
-  /** An expired sign-in's error, whose page links back to its app while Sesame knows which (expiredSignIn.ts). */
+  /** An expired or finished sign-in's error, whose page links back to its app while Sesame knows which (expiredSignIn.ts). */
   async function expiredSignIn(ctx: Context): Promise<HttpError> {
     const expired = interactionExpired();
     // A script (the passkey button) reloads the page, which then shows the way back.
     if (wantsJson(ctx)) return expired;
-    const way = await wayBackFromExpiredSignIn(db, provider, String(ctx.params.uid));
+    // A finished sign-in's app is in this browser's cookie; an expired one's in its row, kept a while.
+    const uid = String(ctx.params.uid);
+    const way =
+      (await wayBackFromFinishedSignIn(ctx, config, provider, uid)) ??
+      (await wayBackFromExpiredSignIn(db, provider, uid));
     const { t } = pageText(ctx);
     if (way?.account) expired.back = { url: '/account', label: t('emailVerified.backLabel') };
     else if (way) expired.back = { url: way.url, label: t('errors.backToApp', { client: way.appName }) };
