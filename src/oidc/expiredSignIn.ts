@@ -64,8 +64,10 @@ async function wayBackTo(
  * it gone, and the page links back to the app as an expired sign-in's does. No statement is
  * added to a login's return: the `finishedSignIn` cookie (cookieNames.ts) holds the uid, the
  * time, the client id and the redirect URI (none of them secret), signed, on that
- * interaction's path alone. A session cookie whose age the server checks, as recover.ts's: a
- * browser clock that runs fast does not drop it at once.
+ * interaction's path alone. Its age is the server's to check, as recover.ts's: a browser
+ * clock that runs fast does not drop it at once. It ends a day later all the same, so the
+ * cookies of a day's sign-ins do not pile up in a browser that stays open (a site's cookies
+ * are limited, and the browser would drop others, of sites beside Sesame too, to keep them).
  */
 export function rememberFinishedSignIn(ctx: KoaContextWithOIDC, config: Pick<Config, 'secureCookies'>): void {
   // The authorization's parameters, read back from the interaction once the return went through
@@ -79,8 +81,12 @@ export function rememberFinishedSignIn(ctx: KoaContextWithOIDC, config: Pick<Con
   ctx.cookies.set(cookieNames(config).finishedSignIn, value, {
     ...signedHostCookie(config),
     path: interactionPath(uid),
+    maxAge: FINISHED_COOKIE_DAYS * 86_400_000,
   });
 }
+
+/** How long a browser keeps a finished sign-in's cookie (its link is honoured for EXPIRED_KEPT_SECONDS.Interaction). */
+const FINISHED_COOKIE_DAYS = 1;
 
 /**
  * The way back from the sign-in `uid` that this browser's {@link rememberFinishedSignIn}

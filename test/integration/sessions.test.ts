@@ -668,6 +668,10 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     const held = await person.browser.jar.getCookies(at(loginUid));
     const cookie = held.find((c) => c.key === name)!.value;
     const signature = held.find((c) => c.key === `${name}.sig`)!.value;
+    // The browser drops it a day later: a day's sign-ins leave no pile of cookies behind.
+    const expires = held.find((c) => c.key === name)!.expires as Date;
+    expect(expires.getTime() - Date.now()).toBeGreaterThan(86_000_000);
+    expect(expires.getTime() - Date.now()).toBeLessThanOrEqual(86_400_000);
     /** The way back the page of the sign-in `uid` offers a new browser holding `value` and `sig` there. */
     async function wayBackWith(uid: string, value: string, sig?: string) {
       const browser = new Person(sesame.baseUrl).browser;
