@@ -6,7 +6,7 @@ import { cookieNames, signedHostCookie } from '../cookieNames.js';
 import type { Db } from '../db/connect.js';
 import { oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { ACCOUNT_CLIENT_ID } from './accountClient.js';
-import { interactionPath, lastPathSegment } from './providerPaths.js';
+import { lastPathSegment } from './providerPaths.js';
 import { storedId } from './storedIds.js';
 import { EXPIRED_KEPT_SECONDS } from './ttl.js';
 
@@ -53,9 +53,8 @@ async function wayBackTo(
   if (clientId === ACCOUNT_CLIENT_ID) return { account: true };
   const client = await provider.Client.find(clientId);
   if (client?.applicationType !== 'web' || !client.redirectUriAllowed(redirectUri)) return undefined;
-  const url = URL.parse(redirectUri);
-  if (url?.protocol !== 'https:' && url?.protocol !== 'http:') return undefined;
-  return { account: false, appName: client.clientName ?? clientId, url: `${url.origin}/` };
+  const origin = webOrigin(redirectUri);
+  return origin ? { account: false, appName: client.clientName ?? clientId, url: `${origin}/` } : undefined;
 }
 
 /**
@@ -63,11 +62,18 @@ async function wayBackTo(
  * which app it was for: Back to its login or consent page, or a second tab's Allow, then finds
  * it gone, and the page links back to the app as an expired sign-in's does. No statement is
  * added to a login's return: the `finishedSignIn` cookie (cookieNames.ts) holds the uid, the
- * time, the client id and the redirect URI (none of them secret), signed, on that
- * interaction's path alone. Its age is the server's to check, as recover.ts's: a browser
- * clock that runs fast does not drop it at once. It ends a day later all the same, so the
- * cookies of a day's sign-ins do not pile up in a browser that stays open (a site's cookies
- * are limited, and the browser would drop others, of sites beside Sesame too, to keep them).
+ * time, the client id and the origin of the redirect URI (none of them secret), signed.
+ * - One cookie for every sign-in's pages (`/interaction`), each return's replacing the last:
+ *   a cookie per sign-in, kept a while, piled up in a browser that stays open (a site's
+ *   cookies are limited, and the browser drops others, of sites beside Sesame too, to keep
+ *   them). So only the last return's sign-in links back: after one through consent, its
+ *   consent page does, its login page (two steps Back) no longer.
+ * - The origin, not the redirect URI: the return's response already carries the URI in its
+ *   Location, and an app's long URI (up to 2,000 characters) twice over could pass the
+ *   response-header limit of a proxy in front (nginx's 4 kB by default). A value over
+ *   {@link MOST_FINISHED_BYTES} is not set.
+ * - Its age is the server's to check, as recover.ts's: a browser clock that runs fast does not
+ *   drop it at once. It ends a day later all the same.
  */
 export function rememberFinishedSignIn(ctx: KoaContextWithOIDC, config: Pick<Config, 'secureCookies'>): void {
   // The authorization's parameters, read back from the interaction once the return went through
@@ -75,12 +81,14 @@ export function rememberFinishedSignIn(ctx: KoaContextWithOIDC, config: Pick<Con
   const { client_id: clientId, redirect_uri: redirectUri } = ctx.oidc?.params ?? {};
   if (typeof clientId !== 'string' || typeof redirectUri !== 'string') return;
   const uid = lastPathSegment(ctx.path);
-  if (!UID_SHAPE.test(uid)) return;
-  const value = [uid, Date.now().toString(36), encode(clientId), encode(redirectUri)].join('.');
-  // Signed and HttpOnly as the others, but on the interaction's path: `__Secure-`, not `__Host-`.
+  const origin = webOrigin(redirectUri);
+  if (!UID_SHAPE.test(uid) || !origin) return;
+  const value = [uid, Date.now().toString(36), encode(clientId), encode(origin)].join('.');
+  if (value.length > MOST_FINISHED_BYTES) return;
+  // Signed and HttpOnly as the others, but on the sign-in pages' path: `__Secure-`, not `__Host-`.
   ctx.cookies.set(cookieNames(config).finishedSignIn, value, {
     ...signedHostCookie(config),
-    path: interactionPath(uid),
+    path: INTERACTION_PATHS,
     maxAge: FINISHED_COOKIE_DAYS * 86_400_000,
   });
 }
@@ -88,10 +96,23 @@ export function rememberFinishedSignIn(ctx: KoaContextWithOIDC, config: Pick<Con
 /** How long a browser keeps a finished sign-in's cookie (its link is honoured for EXPIRED_KEPT_SECONDS.Interaction). */
 const FINISHED_COOKIE_DAYS = 1;
 
+/** The longest finished sign-in's cookie value set (a client id and an origin of ordinary length take ~150). */
+const MOST_FINISHED_BYTES = 400;
+
+/** Where every sign-in's pages are (interactionPath). */
+const INTERACTION_PATHS = '/interaction';
+
+/** The origin of an http(s) URL, else undefined (a native app's custom-scheme URI is no page to open). */
+function webOrigin(uri: string): string | undefined {
+  const url = URL.parse(uri);
+  return url?.protocol === 'https:' || url?.protocol === 'http:' ? url.origin : undefined;
+}
+
 /**
  * The way back from the sign-in `uid` that this browser's {@link rememberFinishedSignIn}
  * cookie says finished, for EXPIRED_KEPT_SECONDS.Interaction after; none from a cookie of
- * another sign-in, or without a valid signature.
+ * another sign-in, or without a valid signature. The origin links only while the app is a web
+ * app with a redirect URI there.
  */
 export async function wayBackFromFinishedSignIn(
   ctx: Pick<Context, 'cookies'>,
@@ -100,12 +121,17 @@ export async function wayBackFromFinishedSignIn(
   uid: string,
 ): Promise<WayBack | undefined> {
   const cookie = ctx.cookies.get(cookieNames(config).finishedSignIn, { signed: true });
-  const [finished, at, clientId, redirectUri, ...rest] = cookie?.split('.') ?? [];
+  const [finished, at, clientId, origin, ...rest] = cookie?.split('.') ?? [];
   const finishedAt = at === undefined ? Number.NaN : Number.parseInt(at, 36);
-  if (rest.length > 0 || finished !== uid || clientId === undefined || redirectUri === undefined)
-    return undefined;
+  if (rest.length > 0 || finished !== uid || clientId === undefined || origin === undefined) return undefined;
   if (!(Date.now() - finishedAt < EXPIRED_KEPT_SECONDS.Interaction * 1000)) return undefined;
-  return wayBackTo(provider, decode(clientId), decode(redirectUri));
+  const app = decode(clientId);
+  if (app === ACCOUNT_CLIENT_ID) return { account: true };
+  const client = await provider.Client.find(app);
+  const site = decode(origin);
+  if (client?.applicationType !== 'web' || !client.redirectUris?.some((uri) => webOrigin(uri) === site))
+    return undefined;
+  return { account: false, appName: client.clientName ?? app, url: `${site}/` };
 }
 
 const encode = (text: string) => Buffer.from(text).toString('base64url');

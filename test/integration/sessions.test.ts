@@ -629,28 +629,38 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
    * Allow on a first tab of the consent page; returns the browser, both sign-ins' uids, and
    * the consent form a second tab would send.
    */
-  async function signUpThroughConsent() {
+  async function signUpThroughConsent(beforeAllow?: (person: Person, loginUid: string) => Promise<void>) {
     const person = new Person(sesame.baseUrl);
     const pending = await beginLogin(rp);
     const loginPage = await person.open(pending.url);
+    const loginUid = uidOf(loginPage.url)!;
     const consent = asPage(await person.browser.follow(await person.signUp(loginPage, newEmail())));
     expect(consent.text).toContain('>Allow<');
+    await beforeAllow?.(person, loginUid);
     const allow = { form: { _csrf: consent.csrf(), decision: 'allow' } };
     const consentUid = uidOf(consent.url)!;
     const allowed = await person.browser.request(`/interaction/${consentUid}/consent`, allow);
     await finishLogin(rp, pending, stoppedAt(await person.browser.follow(allowed.location()!, atApp)));
-    return { person, loginUid: uidOf(loginPage.url)!, consentUid, allow };
+    return { person, loginUid, consentUid, allow };
   }
 
   it('links the pages of a finished sign-in, come Back to or sent again, to its app', async () => {
-    const { person, loginUid, consentUid, allow } = await signUpThroughConsent();
-    // Back to the login page, to the sign-up page, and to the consent page: each sign-in is gone.
-    expect(wayBackOn(await person.browser.request(`/interaction/${loginUid}`))).toEqual(notes);
-    expect(wayBackOn(await person.browser.request(`/interaction/${loginUid}/signup`))).toEqual(notes);
+    // Back from the consent page to the login page and the sign-up page: that sign-in is gone.
+    const { person, loginUid, consentUid, allow } = await signUpThroughConsent(async (at, uid) => {
+      expect(wayBackOn(await at.browser.request(`/interaction/${uid}`))).toEqual(notes);
+      expect(wayBackOn(await at.browser.request(`/interaction/${uid}/signup`))).toEqual(notes);
+    });
+    // Back from the app to the consent page.
     expect(wayBackOn(await person.browser.request(`/interaction/${consentUid}`))).toEqual(notes);
     // The Allow of a second tab of the consent page, after the first one's.
     const second = await person.browser.request(`/interaction/${consentUid}/consent`, allow);
     expect(wayBackOn(second)).toEqual(notes);
+    // One cookie for every sign-in's pages, the last return's: the login page, two steps Back,
+    // is told it expired, without the link (a cookie per sign-in would pile up in the browser).
+    const held = await person.browser.jar.getCookies(`${sesame.baseUrl}/interaction/${loginUid}`);
+    const finished = held.filter((c) => c.key.startsWith(cookieNames(sesame.config).finishedSignIn));
+    expect(finished.map((c) => c.path)).toEqual(['/interaction', '/interaction']);
+    expect(wayBackOn(await person.browser.request(`/interaction/${loginUid}`))).toBeUndefined();
     // The page's script asks for JSON: it is told the sign-in expired, and reloads the page.
     const options = await person.browser.postJson(
       `/interaction/${loginUid}/login/options`,
@@ -662,12 +672,17 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
   });
 
   it("links a finished sign-in's pages to its app only by this browser's signed cookie for that sign-in", async () => {
-    const { person, loginUid } = await signUpThroughConsent();
+    const { person, consentUid: finishedUid } = await signUpThroughConsent();
     const name = cookieNames(sesame.config).finishedSignIn;
     const at = (uid: string) => `${sesame.baseUrl}/interaction/${uid}`;
-    const held = await person.browser.jar.getCookies(at(loginUid));
+    const held = await person.browser.jar.getCookies(at(finishedUid));
     const cookie = held.find((c) => c.key === name)!.value;
     const signature = held.find((c) => c.key === `${name}.sig`)!.value;
+    // The app and the origin of its redirect URI, not the URI itself: the return's response
+    // carries that already, in its Location.
+    const [, , client, origin] = cookie.split('.');
+    expect(Buffer.from(client!, 'base64url').toString()).toBe(rp.config.clientMetadata().client_id);
+    expect(Buffer.from(origin!, 'base64url').toString()).toBe('http://127.0.0.1:8902');
     // The browser drops it a day later: a day's sign-ins leave no pile of cookies behind.
     const expires = held.find((c) => c.key === name)!.expires as Date;
     expect(expires.getTime() - Date.now()).toBeGreaterThan(86_000_000);
@@ -681,14 +696,14 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
       return wayBackOn(await browser.request(`/interaction/${uid}`));
     }
 
-    expect(await wayBackWith(loginUid, cookie, signature)).toEqual(notes);
+    expect(await wayBackWith(finishedUid, cookie, signature)).toEqual(notes);
     // Without the cookie, or with it unsigned or its signature one character off: no link.
     expect(
-      wayBackOn(await new Person(sesame.baseUrl).browser.request(`/interaction/${loginUid}`)),
+      wayBackOn(await new Person(sesame.baseUrl).browser.request(`/interaction/${finishedUid}`)),
     ).toBeUndefined();
-    expect(await wayBackWith(loginUid, cookie)).toBeUndefined();
+    expect(await wayBackWith(finishedUid, cookie)).toBeUndefined();
     const last = signature.at(-1) === 'A' ? 'B' : 'A';
-    expect(await wayBackWith(loginUid, cookie, `${signature.slice(0, -1)}${last}`)).toBeUndefined();
+    expect(await wayBackWith(finishedUid, cookie, `${signature.slice(0, -1)}${last}`)).toBeUndefined();
     // The cookie of this sign-in, put on the path of another: it names this one, not that.
     expect(await wayBackWith(randomBytes(16).toString('base64url'), cookie, signature)).toBeUndefined();
 
@@ -699,7 +714,7 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
       const value = [uid, (Date.now() - minutes * 60_000).toString(36), ...app].join('.');
       return [value, new Keygrip(keys).sign(`${name}=${value}`)] as const;
     };
-    expect(await wayBackWith(loginUid, ...finishedAgo(29))).toEqual(notes);
-    expect(await wayBackWith(loginUid, ...finishedAgo(31))).toBeUndefined();
+    expect(await wayBackWith(finishedUid, ...finishedAgo(29))).toEqual(notes);
+    expect(await wayBackWith(finishedUid, ...finishedAgo(31))).toBeUndefined();
   });
 });

@@ -7,7 +7,9 @@ import { createClient } from '../../src/oidc/clients.js';
 import { interactionBinding, storedId } from '../../src/oidc/storedIds.js';
 import { beginLogin, discoverRp, finishLogin, Person, type TestRp } from '../support/oidcFlow.js';
 import { passkeyOptionsIn } from '../support/pageOptions.js';
+import { holdRow, untilWaitingForLocks } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8937/callback';
 const BLOCKED = 'This passkey has been blocked. Sign in with another passkey or recover your account.';
@@ -116,7 +118,7 @@ describe('a sign-in checked against what this instance holds', () => {
     expect((await finishLogin(rp, pending, callback)).claims()!.sub).toBe(sub);
   });
 
-  it('refuses the same assertion sent again, and changes nothing', async () => {
+  it('refuses the same assertion sent again (the usual way: its interaction has moved on), and changes nothing', async () => {
     const { person, credentialId } = await signedUp('babbage@example.com');
     await signIn(person);
     const { verify, response } = await assertion(person);
@@ -210,13 +212,69 @@ describe('a sign-in checked against what this instance holds', () => {
     ]) {
       expect(await store(changes)).toBeUndefined();
     }
-    await sesame.db
-      .updateTable('users')
-      .set({ disabled_at: new Date() })
-      .where('id', '=', owner.user_id)
-      .execute();
-    expect(await store({})).toBeUndefined();
-    await sesame.db.updateTable('users').set({ disabled_at: null }).where('id', '=', owner.user_id).execute();
+    // Changes in the database, each undone after: the statement must see it, and store nothing.
+    const challengeRow = () =>
+      sesame.db.updateTable('webauthn_challenges').where('challenge', '=', challenge);
+    const interactionRow = () =>
+      sesame.db.updateTable('oidc_models').where('model', '=', 'Interaction').where('id', '=', interactionId);
+    const ownerRow = () => sesame.db.updateTable('users').where('id', '=', owner.user_id);
+    const passkeyRow = () => sesame.db.updateTable('credentials').where('id', '=', credentialId);
+    const { expires_at: challengeEnds } = await sesame.db
+      .selectFrom('webauthn_challenges')
+      .select('expires_at')
+      .where('challenge', '=', challenge)
+      .executeTakeFirstOrThrow();
+    const meanwhile: [string, () => Promise<unknown>, () => Promise<unknown>][] = [
+      [
+        'owner disabled',
+        () => ownerRow().set({ disabled_at: new Date() }).execute(),
+        () => ownerRow().set({ disabled_at: null }).execute(),
+      ],
+      [
+        'challenge expired',
+        () =>
+          challengeRow()
+            .set({ expires_at: new Date(Date.now() - 1_000) })
+            .execute(),
+        () => challengeRow().set({ expires_at: challengeEnds }).execute(),
+      ],
+      [
+        'challenge of another ceremony',
+        () => challengeRow().set({ purpose: 'signup' }).execute(),
+        () => challengeRow().set({ purpose: 'login' }).execute(),
+      ],
+      [
+        'challenge for one person',
+        () => challengeRow().set({ user_id: owner.user_id }).execute(),
+        () => challengeRow().set({ user_id: null }).execute(),
+      ],
+      [
+        'interaction used',
+        () => interactionRow().set({ consumed_at: new Date() }).execute(),
+        () => interactionRow().set({ consumed_at: null }).execute(),
+      ],
+      [
+        'interaction expired',
+        () =>
+          interactionRow()
+            .set({ expires_at: new Date(Date.now() - 1_000) })
+            .execute(),
+        () =>
+          interactionRow()
+            .set({ expires_at: new Date(Date.now() + 600_000) })
+            .execute(),
+      ],
+      [
+        'passkey blocked',
+        () => passkeyRow().set({ suspected_clone_at: new Date() }).execute(),
+        () => passkeyRow().set({ suspected_clone_at: null }).execute(),
+      ],
+    ];
+    for (const [what, change, undo] of meanwhile) {
+      await change();
+      expect([what, await store({})]).toEqual([what, undefined]);
+      await undo();
+    }
     expect(await challengesFor(uid)).toHaveLength(1);
     expect(Number((await credentialRow(credentialId)).counter)).toBe(1);
 
@@ -227,6 +285,38 @@ describe('a sign-in checked against what this instance holds', () => {
     expect(await store({ counter: 3 })).toBeUndefined();
     expect(response.id).toBe(credentialId);
   });
+
+  (onPostgres ? it : it.skip)(
+    'waits for a use of the passkey that commits meanwhile, and then answers as the usual way does',
+    async () => {
+      const { person, credentialId } = await signedUp('curie@example.com');
+      await signIn(person);
+      const { uid, verify } = await assertion(person);
+      // Another instance's sign-in with a copy of the passkey holds its row, at counter 10,
+      // while this one's statement runs: it must judge the counter that commits, not the one before.
+      const release = await holdRow(sesame.db, (trx) =>
+        trx.updateTable('credentials').set({ counter: 10 }).where('id', '=', credentialId).execute(),
+      );
+      const answer = verify();
+      try {
+        await untilWaitingForLocks(sesame.db, 1);
+      } finally {
+        await release();
+      }
+      const refused = await answer;
+      expect(refused.status).toBe(403);
+      expect(refused.json<{ error_description: string }>().error_description).toBe(BLOCKED);
+      const row = await credentialRow(credentialId);
+      expect(Number(row.counter)).toBe(10);
+      expect(row.suspected_clone_at).not.toBeNull();
+      const interaction = await oidcModelsQueries.find(
+        sesame.db,
+        'Interaction',
+        storedId('Interaction', uid),
+      );
+      expect(interaction?.result).toBeUndefined();
+    },
+  );
 
   it("signs in from memory past a counter another instance moved on, and tells a copy's counter as ever", async () => {
     const { person, credentialId } = await signedUp('noether@example.com');

@@ -18,19 +18,22 @@ const RECORD_USE = `update credentials set counter = $2, backup_state = $3, last
 /**
  * $1–$3 as {@link RECORD_USE}; $4 a sign-in's challenge, $5 its interaction's stored id (the
  * challenge's binding), $6 that interaction's JSON as stored, $7 the passkey's owner, $8 its
- * public key. `taken` takes the challenge (login, bound to $5, for no one in particular, live)
- * only if the interaction is still live and stored exactly as $6, and the passkey is still
- * $7's with key $8, its counter below $2 (or never kept), not blocked, and $7's account not
- * disabled; the use is recorded only if the challenge was taken. Either nothing happens, or
- * the challenge goes and, but for a concurrent use of the passkey that won, the use is recorded.
+ * public key. `passkey` locks the passkey while it is still $7's with key $8, its counter below
+ * $2 (or never kept), not blocked, and $7's account not disabled: a use or block of it that
+ * commits meanwhile is waited for and its row checked anew. `taken` takes the challenge (login,
+ * bound to $5, for no one in particular, live) only then, and only if the interaction is still
+ * live and stored exactly as $6; the use is recorded only if the challenge was taken. Either
+ * all of it happens or nothing, and the usual way then answers as it would have.
  */
-const TAKE_CHALLENGE_FOR_USE = `taken as (delete from webauthn_challenges
+const TAKE_CHALLENGE_FOR_USE = `passkey as materialized (select 1 from credentials c join users u on u.id = c.user_id
+      where c.id = $1 and c.user_id = $7 and c.public_key = $8 and (c.counter < $2 or c.counter = 0)
+        and c.suspected_clone_at is null and u.disabled_at is null
+      for update of c),
+    taken as (delete from webauthn_challenges
       where challenge = $4 and purpose = 'login' and binding = $5 and user_id is null and expires_at > now()
         and exists (select 1 from (${liveInteraction('$5')}) interaction
           where interaction.consumed_at is null and interaction.payload = $6::jsonb)
-        and exists (select 1 from credentials c join users u on u.id = c.user_id
-          where c.id = $1 and c.user_id = $7 and c.public_key = $8 and (c.counter < $2 or c.counter = 0)
-            and c.suspected_clone_at is null and u.disabled_at is null)
+        and exists (select 1 from passkey)
       returning 1)`;
 const RECORD_USE_IF_TAKEN = `update credentials set counter = $2, backup_state = $3, last_used_at = now()
       where id = $1 and (counter < $2 or counter = 0) and suspected_clone_at is null
@@ -275,8 +278,7 @@ export const credentialsQueries = {
    * {@link credentialsQueries.useOf} for an assertion checked against what this process
    * holds in memory: the challenge is taken in the same statement, and only if the
    * interaction, the passkey and its owner are still as they were checked
-   * ({@link TAKE_CHALLENGE_FOR_USE}). When the condition is not met, nothing was stored but
-   * (after a concurrent use of the passkey) the challenge's removal.
+   * ({@link TAKE_CHALLENGE_FOR_USE}). When the condition is not met, nothing was stored.
    */
   useCheckedInMemory(c: CheckedInMemory): StoreCondition {
     return {

@@ -383,9 +383,8 @@ export function interactionRoutes({
    * takes the challenge, records the passkey's use and saves the sign-in, only if the
    * challenge is this interaction's, live and unused, and the interaction, the passkey and its
    * owner are still as checked (credentials.ts, useCheckedInMemory).
-   * @returns false where anything was missing, differed, or refused: nothing was stored (but
-   * the challenge's removal after a concurrent use of the passkey), and the caller signs in
-   * the usual way, which gives every refusal its usual answer.
+   * @returns false where anything was missing, differed, or refused: nothing was stored, and
+   * the caller signs in the usual way, which gives every refusal its usual answer.
    */
   async function signInFromMemory(
     ctx: Context,
