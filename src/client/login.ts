@@ -66,10 +66,32 @@ async function finishSignIn(
 }
 
 /**
+ * How long before its options' timeout a waiting autofill request is renewed. The timeout is
+ * the challenge's life on the server (PASSKEY_POLICY), which began before the page had the
+ * options, and a passkey picked at the last moment still needs its round trip to Sesame.
+ */
+const RENEW_BEFORE_TIMEOUT_MS = 30_000;
+
+/**
+ * When to renew an autofill request made with these options, or undefined for options that
+ * set no timeout. At least {@link RENEW_BEFORE_TIMEOUT_MS} apart, so however short a timeout
+ * the server sets, renewals never become a loop of requests.
+ */
+function renewalDelay({ timeout }: PublicKeyCredentialRequestOptionsJSON): number | undefined {
+  if (!timeout) return undefined;
+  return Math.max(timeout - RENEW_BEFORE_TIMEOUT_MS, RENEW_BEFORE_TIMEOUT_MS);
+}
+
+/**
  * Passkey autofill in the username field: resolves when the person picks a passkey there.
  * The browser's own failures stay quiet (the person did nothing; a browser may refuse a
  * conditional request at once when it holds no passkey), and autofill is not restarted
- * from here, so a browser that keeps refusing cannot make the page loop.
+ * from here, so a browser that keeps refusing cannot make the page loop. Only a request that
+ * waited until shortly before its challenge's end is cancelled and made again with new
+ * options: a person who left the page open and picks a passkey later would otherwise sign a
+ * challenge Sesame no longer holds. Once the sign-in itself has expired, the new options are
+ * refused (interaction_expired) and the page reloads into the expired sign-in's page, which
+ * offers no autofill.
  */
 async function offerAutofill(): Promise<void> {
   if (modalRunning || !(await browserSupportsWebAuthnAutofill())) return;
@@ -77,11 +99,26 @@ async function offerAutofill(): Promise<void> {
   pageOptions = undefined;
   const optionsJSON = served ?? (await requestOptions());
   if (modalRunning) return;
+  let renewing = false;
+  const delay = renewalDelay(optionsJSON);
+  const renewal =
+    delay === undefined
+      ? undefined
+      : setTimeout(() => {
+          // The button's modal request is the one pending now: never abort it.
+          if (modalRunning) return;
+          renewing = true;
+          WebAuthnAbortService.cancelCeremony();
+        }, delay);
   let credential: AuthenticationResponseJSON;
   try {
     credential = await startAuthentication({ optionsJSON, useBrowserAutofill: true });
   } catch {
+    // Cancelled for its renewal: offered again with new options.
+    if (renewing) await offerAutofill();
     return;
+  } finally {
+    clearTimeout(renewal);
   }
   button.disabled = true;
   try {

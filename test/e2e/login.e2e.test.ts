@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Page } from 'playwright-core';
-import { storedId } from '../../src/oidc/storedIds.js';
+import { interactionBinding, storedId } from '../../src/oidc/storedIds.js';
 import { browserScenario, type Device } from '../support/browserScenario.js';
 import {
   copyCredentials,
@@ -39,6 +39,16 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     expect(copied).toBe(1);
     graceDevice = passkeys;
     return passkeys;
+  }
+
+  /** Ends the sign-in `uid` half an hour later, as far as Sesame is concerned. */
+  async function expireInteraction(uid: string) {
+    await scenario.sesame.db
+      .updateTable('oidc_models')
+      .set({ expires_at: sql<Date>`now() - interval '1 minute'` })
+      .where('model', '=', 'Interaction')
+      .where('id', '=', storedId('Interaction', uid))
+      .execute();
   }
 
   const signInButton = (page: Page) => page.getByRole('button', { name: 'Sign in with a passkey' });
@@ -120,6 +130,73 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     ]);
   });
 
+  /**
+   * Opens the login page on a device with Grace's passkey, its autofill request waiting on a
+   * clock the test moves (the context's: page.clock), and records the page's requests for
+   * new options. Presence is back on: a request made from now on is answered at once.
+   */
+  async function loginPageLeftOpen() {
+    const laptop = await deviceWithGracesPasskey();
+    const optionsAsked: string[] = [];
+    laptop.page.on('request', (request) => {
+      if (request.url().includes('/login/options')) optionsAsked.push(request.url());
+    });
+    await laptop.page.clock.install();
+    await openWithAutofillWaiting(laptop, scenario.app.loginUrl, {
+      retryUrl: `${scenario.app.loginUrl}?prompt=login`,
+      requests: laptop.requests,
+    });
+    const uid = /\/interaction\/([^/?#]+)/.exec(laptop.page.url())![1]!;
+    return { ...laptop, optionsAsked, uid };
+  }
+
+  it('renews a waiting autofill request before its challenge ends, so a passkey picked later still signs in', async () => {
+    const { page, requests, optionsAsked, uid } = await loginPageLeftOpen();
+    // Four minutes on, the page's request still waits with the options it came with.
+    await page.clock.fastForward('04:00');
+    await page.waitForTimeout(300);
+    expect(optionsAsked).toEqual([]);
+    expect(requests.map(({ outcome }) => outcome)).toEqual(['pending']);
+    // Then the challenge it came with ends, as far as Sesame is concerned.
+    const ended = await scenario.sesame.db
+      .updateTable('webauthn_challenges')
+      .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+      .where('purpose', '=', 'login')
+      .where('binding', '=', interactionBinding(uid))
+      .executeTakeFirst();
+    expect(ended.numUpdatedRows).toBe(1n);
+
+    // Shortly before it ends on the page's clock, the page cancels the request and makes it
+    // again with new options; the authenticator answers that one, as the person's pick.
+    await page.clock.fastForward('00:31');
+    await waitForPasskeyRequests(requests, (r) => count('conditional')(r) === 2);
+    await scenario.reachApp(page);
+    expect(scenario.app.lastSignIn!.claims.sub).toBe(graceSub);
+    expect(optionsAsked).toHaveLength(1);
+    expect(requests.map(({ mediation, outcome }) => ({ mediation, outcome }))).toEqual([
+      { mediation: 'conditional', outcome: 'AbortError' },
+      { mediation: 'conditional', outcome: 'resolved' },
+    ]);
+  });
+
+  it("shows the expired sign-in's page, once, when the autofill request is renewed after the sign-in expired", async () => {
+    const { page, requests, optionsAsked, uid } = await loginPageLeftOpen();
+    await expireInteraction(uid);
+
+    await page.clock.fastForward('04:31');
+    // The new options are refused: the page reloads into the expired sign-in's page, which
+    // links back to the app and offers no autofill, so nothing more is asked.
+    const back = page.getByRole('link', { name: 'Back to Notes' });
+    await back.waitFor();
+    expect(await page.locator('main').textContent()).toContain('This sign-in has expired');
+    await page.clock.fastForward('10:00');
+    await page.waitForTimeout(300);
+    expect(optionsAsked).toHaveLength(1);
+    expect(requests.map(({ mediation, outcome }) => ({ mediation, outcome }))).toEqual([
+      { mediation: 'conditional', outcome: 'AbortError' },
+    ]);
+  });
+
   it('shows why a passkey request failed and lets the person try again', async () => {
     const phone = await device();
     const { page, cdp, authenticatorId, requests } = phone;
@@ -169,14 +246,7 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     const phone = await deviceWithGracesPasskey();
     const { page, requests } = phone;
     await openWithAutofillWaiting(phone, scenario.app.loginUrl, { requests });
-    const uid = /\/interaction\/([^/?#]+)/.exec(page.url())![1]!;
-    // Half an hour later, as far as Sesame is concerned.
-    await scenario.sesame.db
-      .updateTable('oidc_models')
-      .set({ expires_at: sql<Date>`now() - interval '1 minute'` })
-      .where('model', '=', 'Interaction')
-      .where('id', '=', storedId('Interaction', uid))
-      .execute();
+    await expireInteraction(/\/interaction\/([^/?#]+)/.exec(page.url())![1]!);
 
     await signInButton(page).click();
     // The page reloads into the expired sign-in's page, which links back to the app's site.
