@@ -91,17 +91,29 @@ function renewalDelay({ timeout }: PublicKeyCredentialRequestOptionsJSON): numbe
  * options: a person who left the page open and picks a passkey later would otherwise sign a
  * challenge Sesame no longer holds. Once the sign-in itself has expired, the new options are
  * refused (interaction_expired) and the page reloads into the expired sign-in's page, which
- * offers no autofill.
+ * offers no autofill. A renewal's request for options that fails otherwise (a network not
+ * back after sleep, the rate limit) is made again {@link RENEW_BEFORE_TIMEOUT_MS} later,
+ * quietly: nobody may be at the page, and nobody asked for anything.
  */
-async function offerAutofill(): Promise<void> {
+async function offerAutofill(renewal = false): Promise<void> {
+  clearTimeout(retry);
   if (modalRunning || !(await browserSupportsWebAuthnAutofill())) return;
   const served = pageOptions;
   pageOptions = undefined;
-  const optionsJSON = served ?? (await requestOptions());
+  let optionsJSON: PublicKeyCredentialRequestOptionsJSON;
+  try {
+    optionsJSON = served ?? (await requestOptions());
+  } catch (error) {
+    if (!renewal || (error instanceof ApiError && error.code === 'interaction_expired')) throw error;
+    retry = setTimeout(() => {
+      if (!modalRunning) offerAutofill(true).catch(showCeremonyFailure);
+    }, RENEW_BEFORE_TIMEOUT_MS);
+    return;
+  }
   if (modalRunning) return;
   let renewing = false;
   const delay = renewalDelay(optionsJSON);
-  const renewal =
+  const renewalTimer =
     delay === undefined
       ? undefined
       : setTimeout(() => {
@@ -115,10 +127,10 @@ async function offerAutofill(): Promise<void> {
     credential = await startAuthentication({ optionsJSON, useBrowserAutofill: true });
   } catch {
     // Cancelled for its renewal: offered again with new options.
-    if (renewing) await offerAutofill();
+    if (renewing) await offerAutofill(true);
     return;
   } finally {
-    clearTimeout(renewal);
+    clearTimeout(renewalTimer);
   }
   button.disabled = true;
   try {
@@ -127,6 +139,9 @@ async function offerAutofill(): Promise<void> {
     button.disabled = false;
   }
 }
+
+/** A renewal's next try for options, after one failed (offerAutofill). */
+let retry: ReturnType<typeof setTimeout> | undefined;
 
 function startAutofill(): void {
   offerAutofill().catch(showCeremonyFailure);

@@ -179,6 +179,25 @@ describeBrowser('passkey sign-up and sign-in in Chromium', () => {
     ]);
   });
 
+  it('asks again later, quietly, when a renewal could not get new options, and signs in with them', async () => {
+    const { page, requests, optionsAsked } = await loginPageLeftOpen();
+    // The laptop slept: its network is not back when the renewal asks for options.
+    await page.context().setOffline(true);
+    await page.clock.fastForward('04:31');
+    await waitForPasskeyRequests(requests, (r) => r.length === 1 && r[0]!.outcome === 'AbortError');
+    await page.waitForTimeout(300);
+    expect(optionsAsked).toHaveLength(1);
+    // Nobody asked for anything: nothing is shown.
+    expect(await page.getByRole('alert').isVisible()).toBe(false);
+    // Back online, the next try gets them, and the person's pick signs in.
+    await page.context().setOffline(false);
+    await page.clock.fastForward('00:31');
+    await waitForPasskeyRequests(requests, (r) => count('conditional')(r) === 2);
+    await scenario.reachApp(page);
+    expect(scenario.app.lastSignIn!.claims.sub).toBe(graceSub);
+    expect(optionsAsked).toHaveLength(2);
+  });
+
   it("shows the expired sign-in's page, once, when the autofill request is renewed after the sign-in expired", async () => {
     const { page, requests, optionsAsked, uid } = await loginPageLeftOpen();
     await expireInteraction(uid);

@@ -716,5 +716,22 @@ describe('sessions, consent and tokens after a passkey sign-in', () => {
     };
     expect(await wayBackWith(finishedUid, ...finishedAgo(29))).toEqual(notes);
     expect(await wayBackWith(finishedUid, ...finishedAgo(31))).toBeUndefined();
+
+    // The app's site is linked only while the app has a redirect URI there: moved to another
+    // site since, it gets no link to the old one; with one there again among others, it does.
+    const clientId = rp.config.clientMetadata().client_id;
+    const redirectTo = async (uris: string[]) => {
+      await updateClient(sesame.db, clientId, { redirect_uris: uris }, 'test');
+      // Every instance hears of the change (here: this one's client cache).
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    };
+    try {
+      await redirectTo(['https://moved.example/callback']);
+      expect(await wayBackWith(finishedUid, cookie, signature)).toBeUndefined();
+      await redirectTo(['https://moved.example/callback', `${REDIRECT_URI}/elsewhere`]);
+      expect(await wayBackWith(finishedUid, cookie, signature)).toEqual(notes);
+    } finally {
+      await redirectTo([REDIRECT_URI]);
+    }
   });
 });
