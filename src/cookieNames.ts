@@ -18,7 +18,7 @@ export interface CookieNames {
   readonly signOut: string;
   /** The address "Lost your passkey?" was just asked for, for its answer page (recover.ts). */
   readonly recoverySent: string;
-  /** The app a finished sign-in was for, on its interaction's path, for its pages' way back (expiredSignIn.ts). */
+  /** The app the last finished sign-in was for, on the sign-in pages' path, for their way back (expiredSignIn.ts). */
   readonly finishedSignIn: string;
 }
 
@@ -43,8 +43,8 @@ const PLAIN: CookieNames = Object.freeze({
  * site could plant its own signed session pair on a longer path; the browser sends that one
  * first, and the cookie jar takes the first match: the victim would be signed in as the
  * attacker. The signatures (`<name>.sig`) carry the prefix too, set with the same attributes.
- * The interaction cookies, and the finished sign-in's, live on their interaction's path, which
- * `__Host-` forbids: `__Secure-` at least keeps plain http from setting them.
+ * The interaction cookies live on their interaction's path, and the finished sign-in's on
+ * `/interaction`, which `__Host-` forbids: `__Secure-` at least keeps plain http from setting them.
  */
 const PREFIXED: CookieNames = Object.freeze({
   session: '__Host-session',

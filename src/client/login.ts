@@ -30,6 +30,9 @@ const base = `/interaction/${form.dataset.uid}`;
  */
 let modalRunning = false;
 
+/** An autofill renewal's next try for options, after one failed (offerAutofill). */
+let retry: ReturnType<typeof setTimeout> | undefined;
+
 const requestOptions = () => postJson<PublicKeyCredentialRequestOptionsJSON>(`${base}/login/options`);
 
 /**
@@ -139,9 +142,6 @@ async function offerAutofill(renewal = false): Promise<void> {
     button.disabled = false;
   }
 }
-
-/** A renewal's next try for options, after one failed (offerAutofill). */
-let retry: ReturnType<typeof setTimeout> | undefined;
 
 function startAutofill(): void {
   offerAutofill().catch(showCeremonyFailure);

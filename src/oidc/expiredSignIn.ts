@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Client, KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.js';
 import { cookieNames, signedHostCookie } from '../cookieNames.js';
 import type { Db } from '../db/connect.js';
@@ -35,26 +35,32 @@ export async function wayBackFromExpiredSignIn(
     storedId('Interaction', uid),
     EXPIRED_KEPT_SECONDS.Interaction,
   );
-  const params = (payload?.params ?? {}) as { client_id?: unknown; redirect_uri?: unknown };
-  return wayBackTo(provider, params.client_id, params.redirect_uri);
+  const { client_id: clientId, redirect_uri: redirectUri } = (payload?.params ?? {}) as {
+    client_id?: unknown;
+    redirect_uri?: unknown;
+  };
+  if (typeof clientId !== 'string' || typeof redirectUri !== 'string') return undefined;
+  // The origin of the redirect URI the app asked with, only while it is still registered.
+  return wayBackTo(provider, clientId, (client) =>
+    client.redirectUriAllowed(redirectUri) ? webOrigin(redirectUri) : undefined,
+  );
 }
 
 /**
- * The way back from a sign-in at `clientId` with `redirectUri`: the origin of that URI, and
- * only while the app is still registered as a web app with it (a native app's loopback or
- * custom-scheme URI is no page to open); Sesame's account page for its own sign-in.
+ * The way back from a sign-in at `clientId`: Sesame's account page for its own sign-in, else
+ * the site `siteOf` finds for the app, only while the app is a web app (a native app's
+ * loopback or custom-scheme URI is no page to open).
  */
 async function wayBackTo(
   provider: Provider,
-  clientId: unknown,
-  redirectUri: unknown,
+  clientId: string,
+  siteOf: (client: Client) => string | undefined,
 ): Promise<WayBack | undefined> {
-  if (typeof clientId !== 'string' || typeof redirectUri !== 'string') return undefined;
   if (clientId === ACCOUNT_CLIENT_ID) return { account: true };
   const client = await provider.Client.find(clientId);
-  if (client?.applicationType !== 'web' || !client.redirectUriAllowed(redirectUri)) return undefined;
-  const origin = webOrigin(redirectUri);
-  return origin ? { account: false, appName: client.clientName ?? clientId, url: `${origin}/` } : undefined;
+  if (client?.applicationType !== 'web') return undefined;
+  const site = siteOf(client);
+  return site ? { account: false, appName: client.clientName ?? clientId, url: `${site}/` } : undefined;
 }
 
 /**
@@ -99,7 +105,7 @@ const FINISHED_COOKIE_DAYS = 1;
 /** The longest finished sign-in's cookie value set (a client id and an origin of ordinary length take ~150). */
 const MOST_FINISHED_BYTES = 400;
 
-/** Where every sign-in's pages are (interactionPath). */
+/** Where every sign-in's pages are (interaction.ts's routes, the provider's `interactions.url`). */
 const INTERACTION_PATHS = '/interaction';
 
 /** The origin of an http(s) URL, else undefined (a native app's custom-scheme URI is no page to open). */
@@ -125,13 +131,10 @@ export async function wayBackFromFinishedSignIn(
   const finishedAt = at === undefined ? Number.NaN : Number.parseInt(at, 36);
   if (rest.length > 0 || finished !== uid || clientId === undefined || origin === undefined) return undefined;
   if (!(Date.now() - finishedAt < EXPIRED_KEPT_SECONDS.Interaction * 1000)) return undefined;
-  const app = decode(clientId);
-  if (app === ACCOUNT_CLIENT_ID) return { account: true };
-  const client = await provider.Client.find(app);
   const site = decode(origin);
-  if (client?.applicationType !== 'web' || !client.redirectUris?.some((uri) => webOrigin(uri) === site))
-    return undefined;
-  return { account: false, appName: client.clientName ?? app, url: `${site}/` };
+  return wayBackTo(provider, decode(clientId), (client) =>
+    client.redirectUris?.some((uri) => webOrigin(uri) === site) ? site : undefined,
+  );
 }
 
 const encode = (text: string) => Buffer.from(text).toString('base64url');

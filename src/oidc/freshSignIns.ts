@@ -36,8 +36,9 @@ const promptOf = (payload: ModelPayload) => (payload.prompt as { name?: unknown 
  *   interaction is still exactly this one (adapter.ts): both, or neither.
  *
  * Each entry serves one read of each kind, for a minute (a sign-in's, until the login
- * challenge's end), and is forgotten as soon as this process writes or deletes the interaction again. Another instance may have changed the interaction since;
- * what a stale entry can then give is a login page (the sign-in it starts is refused where
+ * challenge's end), and is forgotten as soon as this process writes or deletes the interaction
+ * again. Another instance may have changed the interaction since; what a stale entry can then
+ * give is a login page (the sign-in it starts is refused where
  * every sign-in is checked, by the statement that reads the interaction and takes its
  * challenge, challengeOnRead.ts), or a return whose statement stores nothing, and which sends
  * the browser to load it again, reading the interaction as stored (provider.ts). Any other read, on any instance,

@@ -50,7 +50,7 @@ import {
   nameGrantAndSessionInJwt,
 } from './introspection.js';
 import { answerLateStep } from './latePages.js';
-import { interactionPath, lastPathSegment } from './providerPaths.js';
+import { lastPathSegment } from './providerPaths.js';
 import { logRedirectUriMismatches } from './redirectUriMismatch.js';
 import { keepResourcesWithoutScopes } from './resourceConsent.js';
 import { createGetResourceServerInfo } from './resourceServers.js';
@@ -285,7 +285,7 @@ export function createProvider({
     extraClientMetadata: { properties: ['first_party'] },
     ttl: { ...TTL, Session: sessionTtl, RefreshToken: refreshTokenTtl },
     interactions: {
-      url: (_ctx, interaction) => interactionPath(interaction.uid),
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: interactionPolicyWithGroupAccess(db, caches.groups, caches.users, {
         requireVerifiedEmail: config.signup === 'open-verified',
       }),

@@ -181,6 +181,3 @@ export function providerRouteOf(path: string): string | undefined {
 
 /** The last segment of a path: the uid of a return to a sign-in (`/auth/:uid`). */
 export const lastPathSegment = (path: string) => path.slice(path.lastIndexOf('/') + 1);
-
-/** The path of the sign-in `uid`'s pages (src/http/routes/interaction.ts), where the provider sends the browser. */
-export const interactionPath = (uid: string) => `/interaction/${uid}`;

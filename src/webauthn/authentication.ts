@@ -179,6 +179,25 @@ export async function checkPasskeyAssertion(
 }
 
 /**
+ * The assertion's own checks against `credential`, for a request that named nobody
+ * (`discoverable`) or the credential's owner: the user handle (§7.2 step 6), client data
+ * not from a frame of another site, then {@link verifyAssertionSignature}. Both ways a sign-in
+ * is checked run them: {@link checkTakenAssertion}, and a sign-in checked against the passkey
+ * this process holds (interaction.ts, signInFromMemory).
+ */
+export function checkAssertion(
+  rp: RelyingParty,
+  response: AuthenticationResponseJSON,
+  challenge: string,
+  credential: Parameters<typeof verifyAssertionSignature>[3] & Pick<StoredCredential, 'userId'>,
+  discoverable: boolean,
+): Promise<{ newCounter: number; backedUp: boolean }> {
+  checkUserHandle(response.response.userHandle, userHandleFor(credential.userId), discoverable);
+  refuseFramedClientData(response.response.clientDataJSON);
+  return verifyAssertionSignature(rp, response, challenge, credential);
+}
+
+/**
  * {@link checkPasskeyAssertion} once the challenge the response names has been taken out of
  * storage (undefined: there was none to take) with the credential the response names and its
  * owner, as credentialsQueries.takeChallengeAndFind answers: a sign-in takes it in the
@@ -194,14 +213,12 @@ export async function checkTakenAssertion(
   if (!found) throw unknownCredential();
   const { credential, user } = found;
   if (challenge.userId && challenge.userId !== credential.userId) throw unknownCredential();
-  checkUserHandle(response.response.userHandle, userHandleFor(credential.userId), !challenge.userId);
-  refuseFramedClientData(response.response.clientDataJSON);
-
-  const { newCounter, backedUp } = await verifyAssertionSignature(
+  const { newCounter, backedUp } = await checkAssertion(
     rp,
     response,
     challenge.challenge,
     credential,
+    !challenge.userId,
   );
   // Only now, for the passkey's holder: without the key, a disabled account answers as any bad signature.
   if (user.disabled_at) throw accountDisabled();

@@ -173,11 +173,14 @@ describe('a sign-in checked against what this instance holds', () => {
     const [{ challenge }] = (await challengesFor(uid)) as [{ challenge: string }];
     const interactionId = storedId('Interaction', uid);
     const stored = await oidcModelsQueries.find(sesame.db, 'Interaction', interactionId);
-    const owner = await sesame.db
-      .selectFrom('credentials')
-      .select(['user_id', 'public_key'])
-      .where('id', '=', credentialId)
-      .executeTakeFirstOrThrow();
+    /** A passkey's owner and public key, as stored. */
+    const ownerAndKey = (id: string) =>
+      sesame.db
+        .selectFrom('credentials')
+        .select(['user_id', 'public_key'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+    const owner = await ownerAndKey(credentialId);
     const checked = {
       credentialId,
       counter: 2,
@@ -196,11 +199,7 @@ describe('a sign-in checked against what this instance holds', () => {
         [],
       );
     const other = await signedUp('franklin@example.com');
-    const otherOwner = await sesame.db
-      .selectFrom('credentials')
-      .select(['user_id', 'public_key'])
-      .where('id', '=', other.credentialId)
-      .executeTakeFirstOrThrow();
+    const otherOwner = await ownerAndKey(other.credentialId);
     for (const changes of [
       { interactionJson: JSON.stringify({ ...stored, changedElsewhere: true }) },
       { userId: otherOwner.user_id },

@@ -11,9 +11,17 @@ import {
   withConsumed,
 } from './oidcModels.js';
 
-const RECORD_USE = `update credentials set counter = $2, backup_state = $3, last_used_at = now()
-      where id = $1 and (counter < $2 or counter = 0) and suspected_clone_at is null
+/** Whether the passkey's use with counter $2 may be recorded: its counter rises (or is never kept), and it is not blocked. */
+const USE_MAY_BE_RECORDED = '(counter < $2 or counter = 0) and suspected_clone_at is null';
+
+/** Records the use of passkey $1 with counter $2 and backup state $3, where `condition` (SQL) holds too. */
+const recordUseIf = (
+  condition?: string,
+) => `update credentials set counter = $2, backup_state = $3, last_used_at = now()
+      where id = $1 and ${USE_MAY_BE_RECORDED}${condition ? ` and ${condition}` : ''}
       returning 1 as used`;
+
+const RECORD_USE = recordUseIf();
 
 /**
  * $1–$3 as {@link RECORD_USE}; $4 a sign-in's challenge, $5 its interaction's stored id (the
@@ -26,8 +34,8 @@ const RECORD_USE = `update credentials set counter = $2, backup_state = $3, last
  * all of it happens or nothing, and the usual way then answers as it would have.
  */
 const TAKE_CHALLENGE_FOR_USE = `passkey as materialized (select 1 from credentials c join users u on u.id = c.user_id
-      where c.id = $1 and c.user_id = $7 and c.public_key = $8 and (c.counter < $2 or c.counter = 0)
-        and c.suspected_clone_at is null and u.disabled_at is null
+      where c.id = $1 and c.user_id = $7 and c.public_key = $8 and ${USE_MAY_BE_RECORDED}
+        and u.disabled_at is null
       for update of c),
     taken as (delete from webauthn_challenges
       where challenge = $4 and purpose = 'login' and binding = $5 and user_id is null and expires_at > now()
@@ -35,10 +43,7 @@ const TAKE_CHALLENGE_FOR_USE = `passkey as materialized (select 1 from credentia
           where interaction.consumed_at is null and interaction.payload = $6::jsonb)
         and exists (select 1 from passkey)
       returning 1)`;
-const RECORD_USE_IF_TAKEN = `update credentials set counter = $2, backup_state = $3, last_used_at = now()
-      where id = $1 and (counter < $2 or counter = 0) and suspected_clone_at is null
-        and exists (select 1 from taken)
-      returning 1 as used`;
+const RECORD_USE_IF_TAKEN = recordUseIf('exists (select 1 from taken)');
 
 /** What a sign-in checked from memory (interaction.ts, signInFromMemory) and holds its statement to. */
 export interface CheckedInMemory {

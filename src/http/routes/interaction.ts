@@ -24,21 +24,16 @@ import { type ConsentDetails, resourcesToConsent } from '../../oidc/resourceCons
 import { interactionBinding } from '../../oidc/storedIds.js';
 import { addressKey } from '../../text.js';
 import {
+  checkAssertion,
   checkPasskeyAssertion,
   checkTakenAssertion,
-  checkUserHandle,
   passkeyAmr,
   passkeyRequestOptions,
-  verifyAssertionSignature,
 } from '../../webauthn/authentication.js';
-import { challengeExpiresAt, challengeNamedIn, refuseFramedClientData } from '../../webauthn/challenge.js';
+import { challengeExpiresAt, challengeNamedIn } from '../../webauthn/challenge.js';
 import { verificationFailed } from '../../webauthn/errors.js';
 import { relyingPartyFor } from '../../webauthn/policy.js';
-import {
-  startPasskeyRegistration,
-  userHandleFor,
-  verifyPasskeyRegistration,
-} from '../../webauthn/registration.js';
+import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../webauthn/registration.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
 import { wantsJson } from '../middleware/errors.js';
@@ -379,7 +374,7 @@ export function interactionRoutes({
    * A sign-in checked against what this process holds, for one statement where the usual way
    * needs two: the interaction as it stored it at the login prompt (freshSignIns.ts), the
    * passkey as it last signed in here (knownPasskeys.ts), its owner from the users cache.
-   * The assertion is checked as {@link checkTakenAssertion} checks it, then one statement
+   * The assertion is checked as {@link checkTakenAssertion} checks it (checkAssertion), then one statement
    * takes the challenge, records the passkey's use and saves the sign-in, only if the
    * challenge is this interaction's, live and unused, and the interaction, the passkey and its
    * owner are still as checked (credentials.ts, useCheckedInMemory).
@@ -400,12 +395,13 @@ export function interactionRoutes({
     const interactionId = interactionBinding(uid);
     let checked: { newCounter: number; backedUp: boolean; interaction: Interaction };
     try {
-      checkUserHandle(response.response.userHandle, userHandleFor(known.userId), true);
-      refuseFramedClientData(response.response.clientDataJSON);
-      const { newCounter, backedUp } = await verifyAssertionSignature(rp, response, challenge, {
-        ...known,
-        suspectedCloneAt: null,
-      });
+      const { newCounter, backedUp } = await checkAssertion(
+        rp,
+        response,
+        challenge,
+        { ...known, suspectedCloneAt: null },
+        true,
+      );
       const interaction = await readFromMemory(interactionId, stored.payload, () => loadInteraction(ctx));
       checked = { newCounter, backedUp, interaction };
     } catch {
