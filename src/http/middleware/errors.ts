@@ -99,7 +99,7 @@ export function refusalOf(caught: unknown): HttpError | undefined {
 }
 
 /** Whether `error` is that no page is at the address a browser opened (GET), not that a thing a form named is gone. */
-function notAPage(ctx: Context, error: HttpError): boolean {
+export function notAPage(ctx: Pick<Context, 'method'>, error: HttpError): boolean {
   return error.status === 404 && (ctx.method === 'GET' || ctx.method === 'HEAD');
 }
 

@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import { isAdminAuthorityLost } from '../../accounts/adminAuthority.js';
-import { refusalOf, wantsJson } from '../middleware/errors.js';
+import { notAPage, refusalOf, wantsJson } from '../middleware/errors.js';
 import type { AdminPageKit } from './adminPageKit.js';
 
 /** The admin menu's sections (views/admin/_nav.eta), each with the words of a link to its first page. */
@@ -44,9 +44,8 @@ export function adminRefusals(render: AdminPageKit['render']) {
       if (!error || error.status >= 500 || wantsJson(ctx) || isAdminAuthorityLost(error)) throw caught;
       const section = ctx.path.split('/')[2] ?? '';
       const label = SECTIONS.get(section);
-      const missingPage = error.status === 404 && (ctx.method === 'GET' || ctx.method === 'HEAD');
       // A form's POST refused (4xx) changed nothing: bad input, a stale token, a thing gone.
-      const heading = missingPage
+      const heading = notAPage(ctx, error)
         ? 'Page not found'
         : ctx.method === 'POST'
           ? 'Nothing was changed'
