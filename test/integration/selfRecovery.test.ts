@@ -407,6 +407,21 @@ describe('"Lost your passkey?" limits', () => {
     expect((await useLink(new Person(sesame.baseUrl), linkIn(received))).status).toBe(200);
   });
 
+  it("does not count a requester's refused requests against the address's cap from everyone", async () => {
+    await usersQueries.insert(sesame.db, { email: 'patient@example.com', name: null });
+    // Two strangers each post the owner's address as often as their per-IP limit lets them:
+    // 3 accepted each, 7 refused each by their own count, none of those 14 charged to the cap.
+    for (const stranger of ['198.51.100.1', '198.51.100.2']) {
+      const statuses: number[] = [];
+      for (let i = 0; i < 10; i += 1)
+        statuses.push((await postForLink(sesame, 'patient@example.com', from(stranger))).status);
+      expect(statuses).toEqual([303, 303, 303, ...Array(7).fill(429)]);
+    }
+    // Checked in the other order, the 20 would be used up by now and the owner refused.
+    expect((await postForLink(sesame, 'patient@example.com', from('198.51.100.3'))).status).toBe(303);
+    await waitForQueued('patient@example.com', 7);
+  });
+
   it('still caps the mail to one address from many requesters together: 20 an hour', async () => {
     await usersQueries.insert(sesame.db, { email: 'crowd@example.com', name: null });
     const statuses: number[] = [];

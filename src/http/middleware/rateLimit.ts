@@ -128,11 +128,11 @@ export const SELF_RECOVERY_REQUESTS_PER_ADDRESS_AND_IP = {
 
 /**
  * "Lost your passkey?" requests per address from all requesters together: each one mails a
- * link to that inbox, so this bounds the mail many IPs can send one mailbox to 20 an hour
- * (it was 12 an hour, at 3 per 15 minutes from anywhere). One requester, at 3 per 15 minutes,
- * gets at most 15 into an hour (a window of its own may straddle the hour's start), so no
- * single address can use this up and lock the owner out; it takes several working together,
- * and then the owner waits at most the hour, or asks an administrator for a link.
+ * link to that inbox, so this bounds the mail many IPs can send one mailbox to 20 per
+ * hour-long window (a window starts at its first request: up to 40 within minutes across two).
+ * One requester, at 3 per 15 minutes, gets at most 15 into a window, so no single address can
+ * use this up; two IPv4 addresses or a few IPv6 /64s can, and keep it used up, and then each of
+ * their posts still mails the owner a link (the newest works), and an administrator can hand one out.
  */
 export const SELF_RECOVERY_REQUESTS_PER_ADDRESS = { name: 'recover-address', points: 20, seconds: 60 * 60 };
 
