@@ -323,33 +323,120 @@ describe('"Lost your passkey?" limits', () => {
   let stop: () => Promise<void>;
 
   beforeAll(async () => {
-    ({ mail, sesame, stop } = await startAppWithMail({ RATE_LIMIT_PER_MINUTE: '600' }));
+    // Behind a proxy, as in production: X-Forwarded-For names the client, when a test sets it.
+    ({ mail, sesame, stop } = await startAppWithMail({ RATE_LIMIT_PER_MINUTE: '600', TRUST_PROXY: 'true' }));
   });
 
   afterAll(() => stop?.());
 
-  it('limits requests per address (3 in 15 minutes) and per client IP (10)', async () => {
+  /** A browser whose requests come from client address `ip`. */
+  const from = (ip: string) => {
+    const browser = new BrowserSession(sesame.baseUrl);
+    browser.headers['x-forwarded-for'] = ip;
+    return browser;
+  };
+
+  /** The recovery mails queued for `email`, oldest first. */
+  const queuedFor = (email: string) =>
+    sesame.db
+      .selectFrom('mail_outbox')
+      .select(['id', 'sent_at'])
+      .where('to_address', '=', email)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+
+  /** Waits until `count` mails are queued for `email` (the answer does not wait for them). */
+  async function waitForQueued(email: string, count: number) {
+    for (const until = Date.now() + 20_000; (await queuedFor(email)).length < count && Date.now() < until; )
+      await sleep(50);
+    expect(await queuedFor(email)).toHaveLength(count);
+  }
+
+  it('limits requests per address from one client IP (3 in 15 minutes) and per client IP (10)', async () => {
     await usersQueries.insert(sesame.db, { email: 'target@example.com', name: null });
     const statuses: number[] = [];
     for (let i = 0; i < 4; i += 1) statuses.push((await askForLink(sesame, 'Target@example.com')).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
     // Three links were mailed; each cancelled the one before, whose mail goes only if it went
     // before that (the outbox gives up a mail whose link was cancelled): the newest arrives.
-    const queued = () =>
-      sesame.db
-        .selectFrom('mail_outbox')
-        .select('id')
-        .where('to_address', '=', 'target@example.com')
-        .execute();
     // The answer does not wait for the link (the same answer, as soon, for any address).
-    for (const until = Date.now() + 20_000; (await queued()).length < 3 && Date.now() < until; )
-      await sleep(50);
-    expect(await queued()).toHaveLength(3);
+    await waitForQueued('target@example.com', 3);
     await mail.waitFor('target@example.com', 1);
     for (let i = 0; i < 6; i += 1) expect((await askForLink(sesame, `n${i}@example.com`)).status).toBe(200);
     expect((await askForLink(sesame, 'n7@example.com')).status).toBe(429);
     await sleep(500);
-    expect(await queued()).toHaveLength(3);
+    expect(await queuedFor('target@example.com')).toHaveLength(3);
+  });
+
+  it('counts an address per requester: a stranger who posts it until refused does not keep its owner from a link', async () => {
+    await usersQueries.insert(sesame.db, { email: 'victim@example.com', name: null });
+    // The stranger, on one IPv6 /64, asks for the owner's address and for one with no account.
+    const stranger = (host: number) => from(`2001:db8:bad:1::${host}`);
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1)
+      statuses.push((await askForLink(sesame, 'victim@example.com', stranger(i + 1))).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const refused = await askForLink(sesame, 'Victim@example.com', stranger(9));
+    expect(refused.status).toBe(429);
+    for (let i = 0; i < 3; i += 1) await askForLink(sesame, 'no-account@example.com', stranger(1));
+    const refusedUnknown = await askForLink(sesame, 'no-account@example.com', stranger(1));
+    // The refusal says the same for an address with an account and one without, and sends nothing.
+    expect(refusedUnknown.status).toBe(429);
+    expect(answerText(refused.text, 'Victim@example.com')).toBe(
+      answerText(refusedUnknown.text, 'no-account@example.com'),
+    );
+    expect(refused.text).toContain('Too many requests. Try again in 15 minutes.');
+    await waitForQueued('victim@example.com', 3);
+    await sleep(300);
+    expect(await queuedFor('victim@example.com')).toHaveLength(3);
+
+    // The owner, from another network, asks and gets a link that works.
+    const owner = await askForLink(sesame, 'victim@example.com', from('2001:db8:600d:2::1'));
+    expect(owner.status).toBe(200);
+    expect(owner.text).toContain('Check your mail');
+    await waitForQueued('victim@example.com', 4);
+    for (
+      const until = Date.now() + 20_000;
+      !(await queuedFor('victim@example.com'))[3]!.sent_at && Date.now() < until;
+    )
+      await sleep(50);
+    expect((await queuedFor('victim@example.com'))[3]!.sent_at).not.toBeNull();
+    const received = mail.to('victim@example.com').at(-1)!;
+    expect(received.subject).toBe('Add a passkey to your Acme account');
+    expect((await useLink(new Person(sesame.baseUrl), linkIn(received))).status).toBe(200);
+  });
+
+  it("does not count a requester's refused requests against the address's cap from everyone", async () => {
+    await usersQueries.insert(sesame.db, { email: 'patient@example.com', name: null });
+    // Two strangers each post the owner's address as often as their per-IP limit lets them:
+    // 3 accepted each, 7 refused each by their own count, none of those 14 charged to the cap.
+    for (const stranger of ['198.51.100.1', '198.51.100.2']) {
+      const statuses: number[] = [];
+      for (let i = 0; i < 10; i += 1)
+        statuses.push((await postForLink(sesame, 'patient@example.com', from(stranger))).status);
+      expect(statuses).toEqual([303, 303, 303, ...Array(7).fill(429)]);
+    }
+    // Checked in the other order, the 20 would be used up by now and the owner refused.
+    expect((await postForLink(sesame, 'patient@example.com', from('198.51.100.3'))).status).toBe(303);
+    await waitForQueued('patient@example.com', 7);
+  });
+
+  it('still caps the mail to one address from many requesters together: 20 an hour', async () => {
+    await usersQueries.insert(sesame.db, { email: 'crowd@example.com', name: null });
+    const statuses: number[] = [];
+    for (let requester = 1; requester <= 7; requester += 1)
+      for (let i = 0; i < 3; i += 1)
+        statuses.push((await postForLink(sesame, 'crowd@example.com', from(`192.0.2.${requester}`))).status);
+    expect(statuses).toEqual([...Array(20).fill(303), 429]);
+    // Anyone else is refused too, for up to the hour, and nothing more is queued.
+    const late = await postForLink(sesame, 'crowd@example.com', from('192.0.2.99'));
+    expect(late.status).toBe(429);
+    expect(Number(late.headers.get('retry-after'))).toBeGreaterThan(15 * 60);
+    expect(Number(late.headers.get('retry-after'))).toBeLessThanOrEqual(60 * 60);
+    await waitForQueued('crowd@example.com', 20);
+    await sleep(300);
+    expect(await queuedFor('crowd@example.com')).toHaveLength(20);
   });
 });
 

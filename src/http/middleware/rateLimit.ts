@@ -113,11 +113,28 @@ export const SIGNUP_ATTEMPTS_PER_ADDRESS = { name: 'signup', points: 5, seconds:
 export const SIGNUP_ATTEMPTS_PER_IP = { name: 'signup-ip', points: 20, seconds: 15 * 60 };
 
 /**
- * "Lost your passkey?" requests per address, whichever IP they come from: each one mails a
- * link to someone's inbox and cancels their older unused link, so a stranger typing a
- * victim's address may do it a few times, not flood them.
+ * "Lost your passkey?" requests per address from one requester (a client IP, an IPv6 /64):
+ * a person who lost their passkey asks once or twice, three times if a mail is slow. Counted
+ * per requester, not per address alone: a count per address that anyone could use up let a
+ * stranger who knows someone's address post it three times every 15 minutes and keep its
+ * owner from ever recovering, for three requests a quarter hour. The stranger now uses up only
+ * their own count; the owner, asking from anywhere else, still gets a link.
  */
-export const SELF_RECOVERY_REQUESTS_PER_ADDRESS = { name: 'recover-address', points: 3, seconds: 15 * 60 };
+export const SELF_RECOVERY_REQUESTS_PER_ADDRESS_AND_IP = {
+  name: 'recover-address-ip',
+  points: 3,
+  seconds: 15 * 60,
+};
+
+/**
+ * "Lost your passkey?" requests per address from all requesters together: each one mails a
+ * link to that inbox, so this bounds the mail many IPs can send one mailbox to 20 per
+ * hour-long window (a window starts at its first request: up to 40 within minutes across two).
+ * One requester, at 3 per 15 minutes, gets at most 15 into a window, so no single address can
+ * use this up; two IPv4 addresses or a few IPv6 /64s can, and keep it used up, and then each of
+ * their posts still mails the owner a link (the newest works), and an administrator can hand one out.
+ */
+export const SELF_RECOVERY_REQUESTS_PER_ADDRESS = { name: 'recover-address', points: 20, seconds: 60 * 60 };
 
 /** "Lost your passkey?" requests per client IP: a person needs one or two; a script probing many addresses gets 10. */
 export const SELF_RECOVERY_REQUESTS_PER_IP = { name: 'recover-ip', points: 10, seconds: 15 * 60 };

@@ -12,6 +12,7 @@ import {
   keyedRateLimit,
   rateLimitKey,
   SELF_RECOVERY_REQUESTS_PER_ADDRESS,
+  SELF_RECOVERY_REQUESTS_PER_ADDRESS_AND_IP,
   SELF_RECOVERY_REQUESTS_PER_IP,
 } from '../middleware/rateLimit.js';
 import { sesameRouter } from '../router.js';
@@ -28,7 +29,9 @@ const recoverFormSchema = z.object({ email: z.string().max(1000), _csrf: z.strin
  * "Lost your passkey?" at /recover (linked from the sign-in page when mail is configured
  * and SELF_RECOVERY is not off): an Email field and "Send me a link". The answer is the
  * same for any address, sent before the lookup: whether an account exists shows neither in
- * the words nor in the time. Requests are limited per client IP and per address.
+ * the words nor in the time. Requests are limited per client IP, per address from one client
+ * IP, and per address from all of them (see rateLimit.ts): a stranger who posts someone's
+ * address uses up only their own count, not the owner's.
  *
  * The answer is a 303 to /recover/sent (Post/Redirect/Get): reloading that page, or coming
  * Back to it, shows it again and sends nothing. Were the POST answered with the page itself,
@@ -49,6 +52,7 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
   );
   const limited = config.rateLimitPerMinute > 0;
   const perAddress = keyedRateLimit(SELF_RECOVERY_REQUESTS_PER_ADDRESS, hits, limited);
+  const perAddressAndIp = keyedRateLimit(SELF_RECOVERY_REQUESTS_PER_ADDRESS_AND_IP, hits, limited);
   const perIp = keyedRateLimit(SELF_RECOVERY_REQUESTS_PER_IP, hits, limited);
 
   function render(ctx: Context, data: { email?: string; error?: string; sent?: boolean }) {
@@ -95,8 +99,14 @@ export function recoverRoutes({ config, db, log, csrf, rateLimit, hits }: Servic
       render(ctx, { email: form.email, error: issueMessage(email.error.issues[0]!, pageText(ctx)) });
       return;
     }
-    await perIp(ctx, rateLimitKey(ctx.ip));
-    await perAddress(ctx, addressKey(email.data));
+    const requester = rateLimitKey(ctx.ip);
+    const address = addressKey(email.data);
+    // Refused, a request mails nothing and answers the same 429 whether the address has an
+    // account or not. The requester's own count comes before the shared one: what one
+    // requester asks past its own limit never counts against the address's.
+    await perIp(ctx, requester);
+    await perAddressAndIp(ctx, `${requester} ${address}`);
+    await perAddress(ctx, address);
     requestSelfRecoveryInBackground(db, config, log, email.data, ctx.state.locale);
     // The anti-forgery check above needed the cookie the value is bound to: it is there.
     ctx.cookies.set(sentCookie, sentValue(ctx, email.data), signedHostCookie(config));
