@@ -46,8 +46,8 @@ export interface EndedSignIns {
  * token of the account goes. Apps with a backchannel_logout_uri are told of each browser
  * session by its `sid`, and by `sub` alone an app with a device (whose tokens name no
  * session) or, with `tokens`, one it granted access with no session. The one place
- * "sign out everywhere", a passkey's deletion and a recovery end sign-ins, so they cannot
- * drift apart. Call it in their transaction; once committed, wake the back-channel outbox.
+ * "sign out everywhere", a passkey's deletion, a recovery and a cloned passkey's block end
+ * sign-ins, so they cannot drift apart. Call it in their transaction; once committed, wake the back-channel outbox.
  */
 export async function endEverySignInOf(
   trx: Db,
