@@ -163,6 +163,7 @@ describe('a passkey whose copy gave itself away', () => {
     const notice = (await mail.waitFor(email, 3))[2]!;
     expect(notice.subject).toBe('A passkey of your Acme account was blocked');
     expect(notice.text).toContain('a copy of it exists elsewhere');
+    expect(notice.text).toContain('every sign-in of your account has ended, in every app too');
     expect(notice.text).toContain(`${sesame.baseUrl}/account`);
 
     // The account page lists it as blocked; the owner confirms with the other passkey and deletes it.
@@ -198,6 +199,7 @@ describe('a passkey whose copy gave itself away', () => {
     expect((await owner.browser.request('/account')).status).toBe(302);
     const notice = (await mail.waitFor(email, 2))[1]!;
     expect(notice.subject).toBe('Ein Passkey Ihres Kontos bei Acme wurde gesperrt');
+    expect(notice.text).toContain('alle Anmeldungen Ihres Kontos wurden beendet, auch in allen Apps');
   });
 
   it("ends every sign-in of the account when it blocks it: the copy's session and step-up are gone with it", async () => {
