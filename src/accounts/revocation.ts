@@ -19,8 +19,14 @@ export async function revokeAccountSignIns(db: Db, userId: string, what: { token
   return at;
 }
 
-/** Deletes the grants and every code, access token and refresh token issued under them. */
+/**
+ * Deletes the grants and every code, access token and refresh token issued under them. The
+ * grants are locked first, by id, as every change of grants and the rows that name them takes
+ * them (see oidcModelsQueries.destroyByAccountId): the tokens first, this deadlocked with a
+ * cloned passkey's block, which locks the account's grants and then deletes their tokens.
+ */
 export async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void> {
+  await oidcModelsQueries.lockGrants(trx, grantIds);
   for (const grantId of grantIds) {
     await oidcModelsQueries.revokeByGrantId(trx, grantId);
     await oidcModelsQueries.destroy(trx, 'Grant', grantId);
