@@ -19,8 +19,14 @@ export async function revokeAccountSignIns(db: Db, userId: string, what: { token
   return at;
 }
 
-/** Deletes the grants and every code, access token and refresh token issued under them. */
+/**
+ * Deletes the grants and every code, access token and refresh token issued under them. The
+ * grants are locked first, by id, as every change of grants and the rows that name them takes
+ * them (see oidcModelsQueries.destroyByAccountId): the tokens first, this deadlocked with a
+ * cloned passkey's block, which locks the account's grants and then deletes their tokens.
+ */
 export async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void> {
+  await oidcModelsQueries.lockGrants(trx, grantIds);
   for (const grantId of grantIds) {
     await oidcModelsQueries.revokeByGrantId(trx, grantId);
     await oidcModelsQueries.destroy(trx, 'Grant', grantId);
@@ -46,8 +52,8 @@ export interface EndedSignIns {
  * token of the account goes. Apps with a backchannel_logout_uri are told of each browser
  * session by its `sid`, and by `sub` alone an app with a device (whose tokens name no
  * session) or, with `tokens`, one it granted access with no session. The one place
- * "sign out everywhere", a passkey's deletion and a recovery end sign-ins, so they cannot
- * drift apart. Call it in their transaction; once committed, wake the back-channel outbox.
+ * "sign out everywhere", a passkey's deletion, a recovery and a cloned passkey's block end
+ * sign-ins, so they cannot drift apart. Call it in their transaction; once committed, wake the back-channel outbox.
  */
 export async function endEverySignInOf(
   trx: Db,

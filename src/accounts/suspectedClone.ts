@@ -23,11 +23,13 @@ type Services = {
  * did not rise proves a second copy of its private key, and the copy controls its counter,
  * so refusing only that assertion would let it in on its next try with a higher one and lock
  * the owner out. In one transaction: the passkey is marked (credentials.suspected_clone_at),
- * every sign-in of the account ends, as when the owner deletes a passkey (either copy may
- * have signed in any of them, and a step-up of the copy's could add a passkey of its own: see
- * endEverySignInOf; apps keep the tokens they were given in browsers), the audit log records
- * `passkey.clone_suspected`, and the owner's notice mail is queued. Only the first detection
- * does so (a concurrent one finds it blocked already).
+ * every sign-in of the account ends and every grant and token apps hold is revoked, as a
+ * recovery link does (see endEverySignInOf with `tokens`: either copy may have signed in any
+ * of them, so an app's refresh token may be the copy's holder's, and a step-up of the copy's
+ * could add a passkey of its own), apps with a backchannel_logout_uri are told, the audit
+ * log records `passkey.clone_suspected` (`revoked`: the rows of the account's sessions,
+ * grants, codes and tokens deleted), and the owner's notice mail is queued. Only the first
+ * detection does so (a concurrent one finds it blocked already).
  */
 export async function blockSuspectedClone(
   { db, config, log, caches }: Services,
@@ -42,13 +44,13 @@ export async function blockSuspectedClone(
     if (!owner) return undefined;
     const credential = await credentialsQueries.blockAsClone(trx, suspect.credentialId);
     if (!credential) return undefined;
-    const ended = await endEverySignInOf(trx, credential.userId, { tokens: false });
+    const ended = await endEverySignInOf(trx, credential.userId, { tokens: true });
     await auditQueries.record(trx, 'system', 'passkey.clone_suspected', credential.userId, {
       credential: credential.id,
       name: credential.name,
       storedCounter: suspect.storedCounter,
       presentedCounter: suspect.presentedCounter,
-      sessions: ended.removed,
+      revoked: ended.removed,
       devices: ended.devices,
     });
     // In the owner's language, not the request's: the request may be the copy's holder's.

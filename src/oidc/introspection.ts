@@ -117,7 +117,8 @@ const INACTIVE = { active: false } as const;
  * signed it as an access token (`typ: at+jwt`, this issuer), it has not expired, the caller
  * may see it (the same policy as opaque tokens: createIntrospectionPolicy), and nothing
  * revoked since stands against it: a person's token ends with their account's revocations
- * (disable, delete, an email owner's takeover: revocation.ts) and with the grant it names
+ * (disable, delete, a recovery, an email owner's takeover, a cloned passkey's block:
+ * revocation.ts) and with the grant it names
  * ({@link GRANT_ID_CLAIM}): the app's Revoke on the account page ends its browsers' tokens
  * while a device of the app, under a grant of its own, stays signed in. A token that ends with
  * its browser session ({@link SESSION_UID_CLAIM}) ends when that session does or holds another

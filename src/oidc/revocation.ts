@@ -7,7 +7,7 @@ import type { User } from '../db/schema.js';
  */
 const SIGN_IN_MODELS = new Set(['Session', 'Interaction', 'AuthorizationCode']);
 
-/** What an app holds: revoked by disable, delete and an email owner's takeover only. */
+/** What an app holds: revoked by disable, delete, a recovery, an email owner's takeover and a cloned passkey's block only. */
 const ISSUED_MODELS = new Set([
   'Grant',
   'AccessToken',

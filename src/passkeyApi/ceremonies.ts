@@ -192,6 +192,9 @@ export interface TenantAssertionRules {
  * passkey before the refusal goes out, as Sesame's own sign-in does (accounts/suspectedClone.ts):
  * the copy could otherwise answer again with a higher counter. Hanko's server has no such
  * state. The refusal is in the tenant's audit log as the failed step; this line is the operator's.
+ * Nothing else is revoked, unlike Sesame's own block (blockSuspectedClone): Sesame keeps no
+ * sign-in of a tenant's users, and the tokens finalize gave out are stateless and live 5
+ * minutes; the sessions the app made from them are its own to end.
  */
 async function blockingTenantClones<T>(
   db: Db,

@@ -1,12 +1,22 @@
+import * as oidc from 'openid-client';
 import { createLogger } from '../../src/logger.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { type MailServer, startAppWithMail } from '../support/mailServer.js';
-import { beginLogin, discoverRp, Person, stepUp, type TestRp } from '../support/oidcFlow.js';
+import {
+  beginLogin,
+  discoverRp,
+  finishLogin,
+  type PendingLogin,
+  Person,
+  stepUp,
+  type TestRp,
+} from '../support/oidcFlow.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
 import { SoftAuthenticator } from '../support/softAuthenticator.js';
 import type { TestApp } from '../support/testApp.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8907/callback';
+const NOTES_URI = 'http://127.0.0.1:8907/notes/callback';
 const BLOCKED = 'This passkey has been blocked. Sign in with another passkey or recover your account.';
 
 /**
@@ -19,6 +29,9 @@ describe('a passkey whose copy gave itself away', () => {
   let sesame: TestApp;
   let stop: () => Promise<void>;
   let rp: TestRp;
+  /** A third-party app that stays signed in (offline_access) and has a back-channel logout endpoint. */
+  let notes: TestRp;
+  let notesId: string;
   const logLines: string[] = [];
 
   beforeAll(async () => {
@@ -32,13 +45,37 @@ describe('a passkey whose copy gave itself away', () => {
       'test',
     );
     rp = await discoverRp(sesame.baseUrl, { client_id: client.client_id, client_secret }, REDIRECT_URI);
+    const registered = await createClient(
+      sesame.db,
+      // Nothing listens there: the test reads the back-channel outbox, not the app.
+      {
+        name: 'Notes',
+        redirect_uris: [NOTES_URI],
+        backchannel_logout_uri: 'http://127.0.0.1:8907/backchannel',
+      },
+      'test',
+    );
+    notesId = registered.client.client_id;
+    notes = await discoverRp(
+      sesame.baseUrl,
+      { client_id: notesId, client_secret: registered.client_secret },
+      NOTES_URI,
+    );
   });
 
   afterAll(() => stop?.());
 
-  /** Signs in at a fresh login page with `authenticator` (its own counter unless `signCount`); returns Sesame's answer. */
-  async function signIn(person: Person, authenticator: SoftAuthenticator, signCount?: number) {
-    const page = await person.open((await beginLogin(rp)).url);
+  /**
+   * Signs in at a fresh login page (`login`'s, else the Wiki's) with `authenticator` (its own
+   * counter unless `signCount`); returns Sesame's answer.
+   */
+  async function signIn(
+    person: Person,
+    authenticator: SoftAuthenticator,
+    signCount?: number,
+    login?: PendingLogin,
+  ) {
+    const page = await person.open((login ?? (await beginLogin(rp))).url);
     const uid = /\/interaction\/([^/?#]+)/.exec(page.url)![1]!;
     const csrf = page.csrf();
     const options = await person.browser.postJson(`/interaction/${uid}/login/options`, csrf, {});
@@ -126,6 +163,7 @@ describe('a passkey whose copy gave itself away', () => {
     const notice = (await mail.waitFor(email, 3))[2]!;
     expect(notice.subject).toBe('A passkey of your Acme account was blocked');
     expect(notice.text).toContain('a copy of it exists elsewhere');
+    expect(notice.text).toContain('every sign-in of your account has ended, in every app too');
     expect(notice.text).toContain(`${sesame.baseUrl}/account`);
 
     // The account page lists it as blocked; the owner confirms with the other passkey and deletes it.
@@ -161,6 +199,7 @@ describe('a passkey whose copy gave itself away', () => {
     expect((await owner.browser.request('/account')).status).toBe(302);
     const notice = (await mail.waitFor(email, 2))[1]!;
     expect(notice.subject).toBe('Ein Passkey Ihres Kontos bei Acme wurde gesperrt');
+    expect(notice.text).toContain('alle Anmeldungen Ihres Kontos wurden beendet, auch in allen Apps');
   });
 
   it("ends every sign-in of the account when it blocks it: the copy's session and step-up are gone with it", async () => {
@@ -186,5 +225,46 @@ describe('a passkey whose copy gave itself away', () => {
     expect((await elsewhere.browser.postJson('/account/passkeys/options', csrf, {})).status).toBe(401);
     // So is the owner's own browser (sessions do not record which copy signed them in).
     expect((await owner.browser.request('/account')).status).toBe(302);
+  });
+
+  it("revokes every grant and token of the account when it blocks it: an app's refresh token may be the copy's", async () => {
+    const { person: owner, userId } = await onboard(sesame, 'offline@example.com');
+    const copy = owner.authenticator.clone();
+    const elsewhere = new Person(sesame.baseUrl, copy);
+    // The copy signs in to an app that stays signed in (offline_access) and gets its tokens.
+    const login = await beginLogin(notes, 'openid email offline_access', { prompt: 'consent' });
+    const first = await signIn(elsewhere, copy, 1000, login);
+    expect(first.status).toBe(200);
+    const tokens = await finishLogin(
+      notes,
+      login,
+      await elsewhere.continueToApp(first.body.redirect!, NOTES_URI),
+    );
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+    expect((await oidc.tokenIntrospection(notes.config, tokens.access_token)).active).toBe(true);
+    const userinfo = () =>
+      fetch(notes.config.serverMetadata().userinfo_endpoint!, {
+        headers: { authorization: `Bearer ${tokens.access_token}` },
+      });
+    expect((await userinfo()).status).toBe(200);
+
+    // The owner's next sign-in gives the copy away.
+    expect(await signIn(owner.inNewBrowser(), owner.authenticator)).toEqual(blocked);
+
+    // Neither the access token nor the refresh token works any more, and the app is told.
+    expect(await oidc.tokenIntrospection(notes.config, tokens.access_token)).toEqual({ active: false });
+    expect((await userinfo()).status).toBe(401);
+    await expect(oidc.refreshTokenGrant(notes.config, tokens.refresh_token!)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    const logouts = await sesame.db
+      .selectFrom('backchannel_deliveries')
+      .select('sub')
+      .where('client_id', '=', notesId)
+      .execute();
+    expect(logouts.map((row) => row.sub)).toContain(userId);
+    // The audit entry counts what went: the sessions, the app's grant and its tokens.
+    const [event] = await cloneEvents(userId);
+    expect((event!.details as { revoked: number }).revoked).toBeGreaterThanOrEqual(4);
   });
 });

@@ -320,8 +320,8 @@ const afterWrites = (names: readonly string[]) =>
  *   {@link afterWrites}), and a grant another transaction has locked is left as it is (`skip
  *   locked`), not waited for: so a transaction that holds a row this statement stores, and
  *   then wants the grant, never waits for it as it waits for that transaction. An admin's
- *   disable, a recovery link and an email takeover delete an account's sessions and grants
- *   together (destroyByAccountId); a Revoke of the app locks the app's grants and then changes
+ *   disable, a recovery link, an email takeover and a cloned passkey's block delete an
+ *   account's sessions and grants together (destroyByAccountId); a Revoke of the app locks the app's grants and then changes
  *   the sessions that name it; a sign-in's statement stores such a session. Locking the grant
  *   first, or waiting for it, the two would wait for each other and Postgres would refuse one
  *   (the sign-in with a 500). A grant left so is renewed at the next sign-in; until then it
@@ -833,6 +833,16 @@ export const oidcModelsQueries = {
    * switching accounts, an app revoking its token) must not delete it under them.
    * @returns the model and key (as in destroy) of each row removed.
    */
+  /** Locks the grants `grantIds` (those that exist) by id, before their rows (see destroyByAccountId). */
+  async lockGrants(db: Db, grantIds: readonly string[]): Promise<void> {
+    if (grantIds.length === 0) return;
+    await runSql(
+      db,
+      `select id from oidc_models where model = 'Grant' and id = any($1) order by id for update`,
+      [grantIds],
+    );
+  },
+
   async revokeByGrantId(db: Db, grantId: string): Promise<{ model: string; key: string }[]> {
     const { rows } = await runSql<{ model: string; key: string }>(
       db,
@@ -856,6 +866,12 @@ export const oidcModelsQueries = {
    * and every row of its grants (a client_credentials token has no account and is kept).
    */
   async destroyByAccountId(db: Db, accountId: string): Promise<number> {
+    // The account's grants first, by id, as every change of grants and the rows that name them
+    // takes them (lockGrantsOf, lockGrants): the delete below locks rows in the order the table
+    // holds them, a session before its grant as likely as after, and an app's Revoke, which
+    // holds the app's grants and then changes the sessions that name them, deadlocked with it.
+    await sql`select id from oidc_models where model = 'Grant' and payload->>'accountId' = ${accountId}
+      order by id for update`.execute(db);
     const result = await db
       .deleteFrom('oidc_models')
       .where((eb) =>
@@ -991,7 +1007,7 @@ export const oidcModelsQueries = {
       select id, ${sql.raw(IS_DEVICE_GRANT)} as device from oidc_models
       where model = 'Grant' and payload->>'accountId' = ${accountId} and payload->>'clientId' = ${clientId}
         and ${sql.raw(IS_LIVE)}
-      for update`.execute(db);
+      order by id for update`.execute(db);
     return rows;
   },
 
