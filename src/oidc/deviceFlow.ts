@@ -1,12 +1,14 @@
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { APPROVED_ON_DEVICE, CONSENT_REVOKED, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { plainAddress, rateLimitKey } from '../http/middleware/rateLimit.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { DEVICE_CODE_GRANT } from './clients.js';
+import { rememberFinishedSignIn } from './expiredSignIn.js';
 import { isStaleForm } from './latePages.js';
 import type { ModelCache } from './modelCache.js';
 import { aroundProviderRoute } from './routeSteps.js';
@@ -195,6 +197,7 @@ function whereTheDeviceAsked(ctx: KoaContextWithOIDC, deviceInfo: unknown, t: Tr
 export function deviceFlowPages(
   chooseText: (ctx: KoaContextWithOIDC, uiLocales?: unknown) => Promise<Translator>,
   marks: DeviceGrantMarks,
+  config: Pick<Config, 'secureCookies'>,
 ) {
   async function text(ctx: KoaContextWithOIDC) {
     ctx.set('Cache-Control', 'no-store');
@@ -242,6 +245,8 @@ export function deviceFlowPages(
 
     async successSource(ctx: KoaContextWithOIDC) {
       await markDeviceGrant(ctx, marks);
+      // Back to the sign-in's pages, the person is told to type a new code, not to go back to an app.
+      rememberFinishedSignIn(ctx, config);
       sendPage(ctx, 'device-done', {
         title: (await text(ctx)).t('device.doneTitle'),
         clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,

@@ -2,7 +2,7 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
-import { wayBackFromExpiredSignIn } from './expiredSignIn.js';
+import { expiredSignInWords, wayBackFromExpiredSignIn } from './expiredSignIn.js';
 import { lastPathSegment } from './providerPaths.js';
 
 /**
@@ -46,10 +46,8 @@ export async function answerLateStep(
   const route = ctx.oidc?.route;
   if (route === 'resume' && error instanceof errors.SessionNotFound) {
     const way = await wayBackFromExpiredSignIn(db, ctx.oidc.provider, lastPathSegment(ctx.path));
-    const back = way?.account
-      ? { backUrl: '/account', backLabel: text.t('emailVerified.backLabel') }
-      : way && { backUrl: way.url, backLabel: text.t('errors.backToApp', { client: way.appName }) };
-    sendError(ctx, text, text.t('errors.interactionExpired'), back);
+    const { messageKey, back } = expiredSignInWords(way, text.t);
+    sendError(ctx, text, text.t(messageKey), back && { backUrl: back.url, backLabel: back.label });
     return true;
   }
   if (route === 'end_session_confirm' && isStaleForm(error)) {

@@ -348,10 +348,14 @@ export function createProvider({
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
       deviceFlow: {
         enabled: true,
-        ...deviceFlowPages((ctx, uiLocales) => choosePageLocale(ctx, db, config, true, uiLocales), {
-          db,
-          models: caches.models,
-        }),
+        ...deviceFlowPages(
+          (ctx, uiLocales) => choosePageLocale(ctx, db, config, true, uiLocales),
+          {
+            db,
+            models: caches.models,
+          },
+          config,
+        ),
       },
       rpInitiatedLogout: {
         enabled: true,

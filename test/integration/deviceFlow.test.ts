@@ -349,6 +349,58 @@ describe('sign-in on a device without a browser', () => {
     expect(late.text).toContain('That code is not valid');
   });
 
+  it("sends a device's expired or finished sign-in to its device and /device for a new code, not back to an app", async () => {
+    /** The words and the way on of an expired sign-in's page. */
+    function expiredPage(page: PageResponse) {
+      expect(page.status).toBe(400);
+      expect(page.text).toContain('This sign-in has expired or was already completed.');
+      expect(page.text).toContain('Start again on your device to get a new code, then enter it here.');
+      expect(page.text).not.toContain('the app you came from');
+      return /<p><a href="([^"]*)">([^<]*)<\/a><\/p>/.exec(page.text)?.slice(1);
+    }
+    const enterACode = ['/device', 'Enter a code'];
+
+    // Expired: the sign-in's half hour ran out while its login page was open.
+    const expiring = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const person = new Person(sesame.baseUrl);
+    const loginPage = asPage(await person.browser.follow(await enterCode(person, expiring.user_code)));
+    const uid = /\/interaction\/([^/?#]+)/.exec(loginPage.url)![1]!;
+    await sesame.db
+      .updateTable('oidc_models')
+      .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+      .where('model', '=', 'Interaction')
+      .where('id', '=', storedId('Interaction', uid))
+      .execute();
+    expect(expiredPage(await person.browser.request(`/interaction/${uid}`))).toEqual(enterACode);
+    // Without the browser's cookies too (the interaction cookie ends with the sign-in).
+    expect(expiredPage(await new Person(sesame.baseUrl).browser.request(`/interaction/${uid}`))).toEqual(
+      enterACode,
+    );
+    // In the person's language.
+    const german = await person.browser.request(`/interaction/${uid}`, {
+      headers: { 'accept-language': 'de' },
+    });
+    expect(german.text).toContain('Beginnen Sie auf Ihrem Gerät von vorn, um einen neuen Code zu erhalten');
+    expect(german.text).toContain('<a href="/device">Code eingeben</a>');
+
+    // Finished: Back from the device-done page to the consent page, whose sign-in is gone.
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const signedIn = new Person(sesame.baseUrl);
+    const login = asPage(await signedIn.browser.follow(await enterCode(signedIn, started.user_code)));
+    const consentPage = asPage(
+      await signedIn.browser.follow(await signedIn.signUp(login, 'finished-on-device@example.com')),
+    );
+    const consentUid = /\/interaction\/([^/?#]+)/.exec(consentPage.url)![1]!;
+    const allowed = await signedIn.browser.request(`/interaction/${consentUid}/consent`, {
+      form: { _csrf: consentPage.csrf(), decision: 'allow' },
+    });
+    expect(asPage(await signedIn.browser.follow(allowed.location()!)).text).toContain(
+      'Your device is signed in',
+    );
+    expect(expiredPage(await signedIn.browser.request(`/interaction/${consentUid}`))).toEqual(enterACode);
+    await poll(tv, started);
+  });
+
   it('answers a stale or made-up resume address with the code page, not an error', async () => {
     const person = new Person(sesame.baseUrl);
     for (const path of ['/device/made-up', '/device/auth']) {
