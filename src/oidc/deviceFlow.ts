@@ -28,6 +28,50 @@ function xsrfOf(form: string): string {
   return match[1]!;
 }
 
+/**
+ * The device form's token a browser session held when a request loaded it, by the request:
+ * the provider's `state` of a device page is `{ secret }` alone (shared/xsrf.js); a logout
+ * page's holds its details beside it.
+ */
+const formTokensHeld = new WeakMap<object, string>();
+
+/** The secret of a session `state` that holds a form token and nothing else, else undefined. */
+function bareFormToken(state: unknown): string | undefined {
+  if (typeof state !== 'object' || state === null) return undefined;
+  const { secret, ...rest } = state as { secret?: unknown };
+  return typeof secret === 'string' && Object.keys(rest).length === 0 ? secret : undefined;
+}
+
+/**
+ * Each /device page (and each refused code's page) gave the browser session a new form token,
+ * so of two tabs of it only the last one opened could send its form: the other was told to
+ * type the code again. Sesame's own forms keep one token per browser; the device pages now do
+ * too: a session's device form token, read as the provider loads the session for a request,
+ * is what the page the request renders holds again (see {@link formTokenFor}). It ends as the
+ * provider ends it: when a code is confirmed, the session ends, or a sign-out page takes it.
+ */
+export function keepDeviceFormTokens(Session: Provider['Session']): void {
+  const get = Session.get;
+  Session.get = async function getSession(this: Provider['Session'], ctx) {
+    const session = await get.call(this, ctx);
+    const held = bareFormToken(session.state);
+    if (held !== undefined) formTokensHeld.set(ctx, held);
+    return session;
+  };
+}
+
+/**
+ * The token for the device page's form: the one the browser session held when the request
+ * loaded it, put back in place of the new one the provider just made, else the provider's.
+ */
+function formTokenFor(ctx: KoaContextWithOIDC, form: string): string {
+  const held = formTokensHeld.get(ctx);
+  const { session } = ctx.oidc;
+  if (held === undefined || !session || bareFormToken(session.state) === undefined) return xsrfOf(form);
+  if (session.state?.secret !== held) session.state = { secret: held };
+  return held;
+}
+
 /** Why the code the person typed led nowhere: the catalog key of the words for them. */
 function problemWith(error: Error | undefined): string | undefined {
   // The page was only stale (latePages.ts): the device's code is untouched, to be typed again.
@@ -216,7 +260,7 @@ export function deviceFlowPages(
       sendPage(ctx, 'device', {
         title: t('device.title'),
         action: ctx.oidc.urlFor('code_verification'),
-        xsrf: xsrfOf(form),
+        xsrf: formTokenFor(ctx, form),
         problem: problem && t(problem),
         codeRefused,
         maxLength: CODE_MAX_LENGTH,
@@ -236,7 +280,7 @@ export function deviceFlowPages(
       sendPage(ctx, 'device-confirm', {
         title: t('device.confirmTitle'),
         action: ctx.oidc.urlFor('code_verification'),
-        xsrf: xsrfOf(form),
+        xsrf: formTokenFor(ctx, form),
         userCode,
         clientName: client.clientName ?? client.clientId,
         ...whereTheDeviceAsked(ctx, deviceInfo, t),

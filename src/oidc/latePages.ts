@@ -9,8 +9,9 @@ import { lastPathSegment } from './providerPaths.js';
  * The provider's refusals of a form of its own pages (the device code page, the sign-out page)
  * whose token is not the one the visitor's session holds (oidc-provider's shared/xsrf.js): the
  * session ended while the page was open (a visit with nobody signed in keeps one half an hour),
- * or a newer page of the kind, in another tab, replaced the token. Nothing the form was for
- * happened: the page was only stale.
+ * a newer sign-out page, in another tab, replaced the token, or a device's code was confirmed
+ * in another tab, which ends it (the device pages' tabs otherwise share one: deviceFlow.ts's
+ * keepDeviceFormTokens). Nothing the form was for happened: the page was only stale.
  */
 const STALE_FORM = new Set([
   'could not find device form details',

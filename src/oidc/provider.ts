@@ -36,6 +36,7 @@ import {
   isDeviceApproval,
   isDeviceOnlyApp,
   keepDeviceApprovals,
+  keepDeviceFormTokens,
   leaveBrowserSessionAsItWas,
   takeCodesFromLinks,
 } from './deviceFlow.js';
@@ -448,6 +449,7 @@ export function createProvider({
     return save.apply(this, args);
   };
   keepDeviceApprovals(provider.Grant);
+  keepDeviceFormTokens(provider.Session);
 
   keepClientInstances(provider, caches.clients);
 

@@ -87,6 +87,13 @@ describe('sign-in on a device without a browser', () => {
     return person.browser.request('/device', { form: { xsrf, ...fields } });
   }
 
+  /** The code's confirmation page, asking to sign the TV in. */
+  function expectConfirmPage(page: PageResponse): PageResponse {
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('Living Room TV');
+    return page;
+  }
+
   /** Types the code at ISSUER/device and confirms it; returns where Sesame sends the browser. */
   async function enterCode(person: Person, userCode: string): Promise<string> {
     const form = asPage(await person.browser.follow('/device'));
@@ -272,9 +279,24 @@ describe('sign-in on a device without a browser', () => {
     expect(stale.text).toContain('This page had expired. Enter the code your device shows again.');
     expect(stale.text).not.toContain('Start again on your device');
     // The device's code is as it was: typed again in the page now shown, it goes on.
-    const confirm = await postCode(person, stale, { user_code: started.user_code });
-    expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Living Room TV');
+    expectConfirmPage(await postCode(person, stale, { user_code: started.user_code }));
+  });
+
+  it('keeps the form of each /device tab of one browser working, whichever was opened last', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const person = new Person(sesame.baseUrl);
+    const first = asPage(await person.browser.follow('/device'));
+    const second = asPage(await person.browser.follow('/device'));
+    // The second tab's code was mistyped: its page comes again, and the first tab's form still works.
+    const mistyped = await postCode(person, second, { user_code: 'BCDF-GHJK' });
+    expect(mistyped.status).toBe(400);
+    expect(mistyped.text).toContain('That code is not valid');
+    const confirm = expectConfirmPage(await postCode(person, first, { user_code: started.user_code }));
+    // And the mistyped tab's form as well, up to the confirmation of a code.
+    expectConfirmPage(await postCode(person, mistyped, { user_code: started.user_code }));
+    expect((await postCode(person, confirm, { user_code: started.user_code, confirm: 'yes' })).status).toBe(
+      303,
+    );
   });
 
   it('tells the person a wrong or empty code is not valid, and changes nothing', async () => {
