@@ -30,8 +30,10 @@ function xsrfOf(form: string): string {
 
 /**
  * The device form's token a browser session held when a request loaded it, by the request:
- * the provider's `state` of a device page is `{ secret }` alone (shared/xsrf.js); a logout
- * page's holds its details beside it.
+ * the provider's `state` of a device page is `{ secret }` alone (shared/xsrf.js). A sign-out
+ * page's holds its app and redirect beside it, but one with none (no hint, no app) is stored
+ * as `{ secret }` too, and a /device page then keeps its token: the provider accepts either
+ * page's token at either form already (one `state` per session), readable only in this browser.
  */
 const formTokensHeld = new WeakMap<object, string>();
 
@@ -256,6 +258,9 @@ export function deviceFlowPages(
       if (codeRefused) ctx.status = 400;
       else if (error?.cause instanceof DeviceGrantRevoked) ctx.status = 409;
       const problem = problemWith(error);
+      // A return that ended the sign-in with an error (a denied consent) finished it as a
+      // success does: Back to its pages, the person is told to type a new code.
+      if (error && ctx.oidc.route === 'device_resume') rememberFinishedSignIn(ctx, config);
       const fromLink = error ? undefined : codesFromLinks.get(ctx);
       sendPage(ctx, 'device', {
         title: t('device.title'),

@@ -421,6 +421,20 @@ describe('sign-in on a device without a browser', () => {
     );
     expect(expiredPage(await signedIn.browser.request(`/interaction/${consentUid}`))).toEqual(enterACode);
     await poll(tv, started);
+
+    // Denied: Back from the "Sign-in cancelled" page to the consent page.
+    const refused = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const denier = new Person(sesame.baseUrl);
+    const denierLogin = asPage(await denier.browser.follow(await enterCode(denier, refused.user_code)));
+    const denierConsent = asPage(
+      await denier.browser.follow(await denier.signUp(denierLogin, 'denied-on-device@example.com')),
+    );
+    const denierUid = /\/interaction\/([^/?#]+)/.exec(denierConsent.url)![1]!;
+    const denied = await denier.browser.request(`/interaction/${denierUid}/consent`, {
+      form: { _csrf: denierConsent.csrf(), decision: 'deny' },
+    });
+    expect(asPage(await denier.browser.follow(denied.location()!)).text).toContain('Sign-in cancelled');
+    expect(expiredPage(await denier.browser.request(`/interaction/${denierUid}`))).toEqual(enterACode);
   });
 
   it('answers a stale or made-up resume address with the code page, not an error', async () => {
