@@ -1,12 +1,14 @@
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { APPROVED_ON_DEVICE, CONSENT_REVOKED, oidcModelsQueries } from '../db/queries/oidcModels.js';
 import { plainAddress, rateLimitKey } from '../http/middleware/rateLimit.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
 import { DEVICE_CODE_GRANT } from './clients.js';
+import { rememberFinishedSignIn } from './expiredSignIn.js';
 import { isStaleForm } from './latePages.js';
 import type { ModelCache } from './modelCache.js';
 import { aroundProviderRoute } from './routeSteps.js';
@@ -24,6 +26,52 @@ function xsrfOf(form: string): string {
   const match = /name="xsrf" value="([^"]*)"/.exec(form);
   if (!match) throw new Error('device flow form without an xsrf token');
   return match[1]!;
+}
+
+/**
+ * The device form's token a browser session held when a request loaded it, by the request:
+ * the provider's `state` of a device page is `{ secret }` alone (shared/xsrf.js). A sign-out
+ * page's holds its app and redirect beside it, but one with none (no hint, no app) is stored
+ * as `{ secret }` too, and a /device page then keeps its token: the provider accepts either
+ * page's token at either form already (one `state` per session), readable only in this browser.
+ */
+const formTokensHeld = new WeakMap<object, string>();
+
+/** The secret of a session `state` that holds a form token and nothing else, else undefined. */
+function bareFormToken(state: unknown): string | undefined {
+  if (typeof state !== 'object' || state === null) return undefined;
+  const { secret, ...rest } = state as { secret?: unknown };
+  return typeof secret === 'string' && Object.keys(rest).length === 0 ? secret : undefined;
+}
+
+/**
+ * Each /device page (and each refused code's page) gave the browser session a new form token,
+ * so of two tabs of it only the last one opened could send its form: the other was told to
+ * type the code again. Sesame's own forms keep one token per browser; the device pages now do
+ * too: a session's device form token, read as the provider loads the session for a request,
+ * is what the page the request renders holds again (see {@link formTokenFor}). It ends as the
+ * provider ends it: when a code is confirmed, the session ends, or a sign-out page takes it.
+ */
+export function keepDeviceFormTokens(Session: Provider['Session']): void {
+  const get = Session.get;
+  Session.get = async function getSession(this: Provider['Session'], ctx) {
+    const session = await get.call(this, ctx);
+    const held = bareFormToken(session.state);
+    if (held !== undefined) formTokensHeld.set(ctx, held);
+    return session;
+  };
+}
+
+/**
+ * The token for the device page's form: the one the browser session held when the request
+ * loaded it, put back in place of the new one the provider just made, else the provider's.
+ */
+function formTokenFor(ctx: KoaContextWithOIDC, form: string): string {
+  const held = formTokensHeld.get(ctx);
+  const { session } = ctx.oidc;
+  if (held === undefined || !session || bareFormToken(session.state) === undefined) return xsrfOf(form);
+  if (session.state?.secret !== held) session.state = { secret: held };
+  return held;
 }
 
 /** Why the code the person typed led nowhere: the catalog key of the words for them. */
@@ -195,6 +243,7 @@ function whereTheDeviceAsked(ctx: KoaContextWithOIDC, deviceInfo: unknown, t: Tr
 export function deviceFlowPages(
   chooseText: (ctx: KoaContextWithOIDC, uiLocales?: unknown) => Promise<Translator>,
   marks: DeviceGrantMarks,
+  config: Pick<Config, 'secureCookies'>,
 ) {
   async function text(ctx: KoaContextWithOIDC) {
     ctx.set('Cache-Control', 'no-store');
@@ -209,11 +258,14 @@ export function deviceFlowPages(
       if (codeRefused) ctx.status = 400;
       else if (error?.cause instanceof DeviceGrantRevoked) ctx.status = 409;
       const problem = problemWith(error);
+      // A return that ended the sign-in with an error (a denied consent) finished it as a
+      // success does: Back to its pages, the person is told to type a new code.
+      if (error && ctx.oidc.route === 'device_resume') rememberFinishedSignIn(ctx, config);
       const fromLink = error ? undefined : codesFromLinks.get(ctx);
       sendPage(ctx, 'device', {
         title: t('device.title'),
         action: ctx.oidc.urlFor('code_verification'),
-        xsrf: xsrfOf(form),
+        xsrf: formTokenFor(ctx, form),
         problem: problem && t(problem),
         codeRefused,
         maxLength: CODE_MAX_LENGTH,
@@ -233,7 +285,7 @@ export function deviceFlowPages(
       sendPage(ctx, 'device-confirm', {
         title: t('device.confirmTitle'),
         action: ctx.oidc.urlFor('code_verification'),
-        xsrf: xsrfOf(form),
+        xsrf: formTokenFor(ctx, form),
         userCode,
         clientName: client.clientName ?? client.clientId,
         ...whereTheDeviceAsked(ctx, deviceInfo, t),
@@ -242,6 +294,8 @@ export function deviceFlowPages(
 
     async successSource(ctx: KoaContextWithOIDC) {
       await markDeviceGrant(ctx, marks);
+      // Back to the sign-in's pages, the person is told to type a new code, not to go back to an app.
+      rememberFinishedSignIn(ctx, config);
       sendPage(ctx, 'device-done', {
         title: (await text(ctx)).t('device.doneTitle'),
         clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,

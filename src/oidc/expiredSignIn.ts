@@ -10,8 +10,44 @@ import { lastPathSegment } from './providerPaths.js';
 import { storedId } from './storedIds.js';
 import { EXPIRED_KEPT_SECONDS } from './ttl.js';
 
-/** Where an expired sign-in sends the person back to: Sesame's account page, or an app's site. */
-export type WayBack = { account: true } | { account: false; appName: string; url: string };
+/**
+ * Where an expired sign-in sends the person back to: Sesame's account page, an app's site, or,
+ * for a device's sign-in (RFC 8628), the device, which gives a new code to type at /device.
+ */
+export type WayBack = { to: 'account' } | { to: 'device' } | { to: 'app'; appName: string; url: string };
+
+/** Where a new device code is typed (the provider's code_verification page). */
+const DEVICE_PAGE = '/device';
+
+/**
+ * The words of an expired or finished sign-in's page, by its way back: a device's sign-in has
+ * no app on this browser to go back to, so the person is sent to their device for a new code,
+ * or to /device to type one.
+ */
+export function expiredSignInWords(
+  way: WayBack | undefined,
+  t: (key: string, values?: Record<string, string>) => string,
+): { messageKey: string; back?: { url: string; label: string } } {
+  switch (way?.to) {
+    case 'device':
+      return {
+        messageKey: 'errors.deviceSignInExpired',
+        back: { url: DEVICE_PAGE, label: t('errors.enterNewCode') },
+      };
+    case 'account':
+      return {
+        messageKey: 'errors.interactionExpired',
+        back: { url: '/account', label: t('emailVerified.backLabel') },
+      };
+    case 'app':
+      return {
+        messageKey: 'errors.interactionExpired',
+        back: { url: way.url, label: t('errors.backToApp', { client: way.appName }) },
+      };
+    default:
+      return { messageKey: 'errors.interactionExpired' };
+  }
+}
 
 // An interaction uid is what oidc-provider makes (nanoid: base64url characters).
 const UID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -35,6 +71,8 @@ export async function wayBackFromExpiredSignIn(
     storedId('Interaction', uid),
     EXPIRED_KEPT_SECONDS.Interaction,
   );
+  // A device's sign-in (RFC 8628) names the device code it approves, and has no redirect URI.
+  if (typeof payload?.deviceCode === 'string') return { to: 'device' };
   const { client_id: clientId, redirect_uri: redirectUri } = (payload?.params ?? {}) as {
     client_id?: unknown;
     redirect_uri?: unknown;
@@ -56,11 +94,11 @@ async function wayBackTo(
   clientId: string,
   siteOf: (client: Client) => string | undefined,
 ): Promise<WayBack | undefined> {
-  if (clientId === ACCOUNT_CLIENT_ID) return { account: true };
+  if (clientId === ACCOUNT_CLIENT_ID) return { to: 'account' };
   const client = await provider.Client.find(clientId);
   if (client?.applicationType !== 'web') return undefined;
   const site = siteOf(client);
-  return site ? { account: false, appName: client.clientName ?? clientId, url: `${site}/` } : undefined;
+  return site ? { to: 'app', appName: client.clientName ?? clientId, url: `${site}/` } : undefined;
 }
 
 /**
@@ -68,7 +106,9 @@ async function wayBackTo(
  * which app it was for: Back to its login or consent page, or a second tab's Allow, then finds
  * it gone, and the page links back to the app as an expired sign-in's does. No statement is
  * added to a login's return: the `finishedSignIn` cookie (cookieNames.ts) holds the uid, the
- * time, the client id and the origin of the redirect URI (none of them secret), signed.
+ * time, the client id and the origin of the redirect URI (none of them secret), signed; a
+ * device's sign-in (RFC 8628: its return, `GET /device/:uid`, shows the device-done page) has
+ * {@link FINISHED_ON_DEVICE} in the origin's place, and its pages send the person to /device.
  * - One cookie for every sign-in's pages (`/interaction`), each return's replacing the last:
  *   a cookie per sign-in, kept a while, piled up in a browser that stays open (a site's
  *   cookies are limited, and the browser drops others, of sites beside Sesame too, to keep
@@ -85,11 +125,14 @@ export function rememberFinishedSignIn(ctx: KoaContextWithOIDC, config: Pick<Con
   // The authorization's parameters, read back from the interaction once the return went through
   // (resume.js); the interaction the return read may since have been followed by the next one.
   const { client_id: clientId, redirect_uri: redirectUri } = ctx.oidc?.params ?? {};
-  if (typeof clientId !== 'string' || typeof redirectUri !== 'string') return;
+  if (typeof clientId !== 'string') return;
+  // A device's sign-in (its return is `GET /device/:uid`) has no redirect URI: its pages send to /device.
+  const onDevice = ctx.oidc?.route === 'device_resume';
   const uid = lastPathSegment(ctx.path);
-  const origin = webOrigin(redirectUri);
+  const site = typeof redirectUri === 'string' ? webOrigin(redirectUri) : undefined;
+  const origin = onDevice ? FINISHED_ON_DEVICE : site && encode(site);
   if (!UID_SHAPE.test(uid) || !origin) return;
-  const value = [uid, Date.now().toString(36), encode(clientId), encode(origin)].join('.');
+  const value = [uid, Date.now().toString(36), encode(clientId), origin].join('.');
   if (value.length > MOST_FINISHED_BYTES) return;
   // Signed and HttpOnly as the others, but on the sign-in pages' path: `__Secure-`, not `__Host-`.
   ctx.cookies.set(cookieNames(config).finishedSignIn, value, {
@@ -98,6 +141,12 @@ export function rememberFinishedSignIn(ctx: KoaContextWithOIDC, config: Pick<Con
     maxAge: FINISHED_COOKIE_DAYS * 86_400_000,
   });
 }
+
+/**
+ * The finished sign-in cookie's place of the origin for a device's sign-in: no origin's
+ * encoding (base64url of `http…`) is this.
+ */
+const FINISHED_ON_DEVICE = 'device';
 
 /** How long a browser keeps a finished sign-in's cookie (its link is honoured for EXPIRED_KEPT_SECONDS.Interaction). */
 const FINISHED_COOKIE_DAYS = 1;
@@ -131,6 +180,7 @@ export async function wayBackFromFinishedSignIn(
   const finishedAt = at === undefined ? Number.NaN : Number.parseInt(at, 36);
   if (rest.length > 0 || finished !== uid || clientId === undefined || origin === undefined) return undefined;
   if (!(Date.now() - finishedAt < EXPIRED_KEPT_SECONDS.Interaction * 1000)) return undefined;
+  if (origin === FINISHED_ON_DEVICE) return { to: 'device' };
   const site = decode(origin);
   return wayBackTo(provider, decode(clientId), (client) =>
     client.redirectUris?.some((uri) => webOrigin(uri) === site) ? site : undefined,

@@ -2,15 +2,16 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { sendPage } from '../http/views.js';
 import type { Translator } from '../i18n/catalog.js';
-import { wayBackFromExpiredSignIn } from './expiredSignIn.js';
+import { expiredSignInWords, wayBackFromExpiredSignIn } from './expiredSignIn.js';
 import { lastPathSegment } from './providerPaths.js';
 
 /**
  * The provider's refusals of a form of its own pages (the device code page, the sign-out page)
  * whose token is not the one the visitor's session holds (oidc-provider's shared/xsrf.js): the
  * session ended while the page was open (a visit with nobody signed in keeps one half an hour),
- * or a newer page of the kind, in another tab, replaced the token. Nothing the form was for
- * happened: the page was only stale.
+ * a newer sign-out page, in another tab, replaced the token, or a device's code was confirmed
+ * in another tab, which ends it (the device pages' tabs otherwise share one: deviceFlow.ts's
+ * keepDeviceFormTokens). Nothing the form was for happened: the page was only stale.
  */
 const STALE_FORM = new Set([
   'could not find device form details',
@@ -46,10 +47,8 @@ export async function answerLateStep(
   const route = ctx.oidc?.route;
   if (route === 'resume' && error instanceof errors.SessionNotFound) {
     const way = await wayBackFromExpiredSignIn(db, ctx.oidc.provider, lastPathSegment(ctx.path));
-    const back = way?.account
-      ? { backUrl: '/account', backLabel: text.t('emailVerified.backLabel') }
-      : way && { backUrl: way.url, backLabel: text.t('errors.backToApp', { client: way.appName }) };
-    sendError(ctx, text, text.t('errors.interactionExpired'), back);
+    const { messageKey, back } = expiredSignInWords(way, text.t);
+    sendError(ctx, text, text.t(messageKey), back && { backUrl: back.url, backLabel: back.label });
     return true;
   }
   if (route === 'end_session_confirm' && isStaleForm(error)) {

@@ -36,6 +36,7 @@ import {
   isDeviceApproval,
   isDeviceOnlyApp,
   keepDeviceApprovals,
+  keepDeviceFormTokens,
   leaveBrowserSessionAsItWas,
   takeCodesFromLinks,
 } from './deviceFlow.js';
@@ -348,10 +349,14 @@ export function createProvider({
       // RFC 8628, for clients registered with the device_code grant type; ISSUER/device is the person's page.
       deviceFlow: {
         enabled: true,
-        ...deviceFlowPages((ctx, uiLocales) => choosePageLocale(ctx, db, config, true, uiLocales), {
-          db,
-          models: caches.models,
-        }),
+        ...deviceFlowPages(
+          (ctx, uiLocales) => choosePageLocale(ctx, db, config, true, uiLocales),
+          {
+            db,
+            models: caches.models,
+          },
+          config,
+        ),
       },
       rpInitiatedLogout: {
         enabled: true,
@@ -444,6 +449,7 @@ export function createProvider({
     return save.apply(this, args);
   };
   keepDeviceApprovals(provider.Grant);
+  keepDeviceFormTokens(provider.Session);
 
   keepClientInstances(provider, caches.clients);
 

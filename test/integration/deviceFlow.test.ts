@@ -87,6 +87,13 @@ describe('sign-in on a device without a browser', () => {
     return person.browser.request('/device', { form: { xsrf, ...fields } });
   }
 
+  /** The code's confirmation page, asking to sign the TV in. */
+  function expectConfirmPage(page: PageResponse): PageResponse {
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('Living Room TV');
+    return page;
+  }
+
   /** Types the code at ISSUER/device and confirms it; returns where Sesame sends the browser. */
   async function enterCode(person: Person, userCode: string): Promise<string> {
     const form = asPage(await person.browser.follow('/device'));
@@ -272,9 +279,24 @@ describe('sign-in on a device without a browser', () => {
     expect(stale.text).toContain('This page had expired. Enter the code your device shows again.');
     expect(stale.text).not.toContain('Start again on your device');
     // The device's code is as it was: typed again in the page now shown, it goes on.
-    const confirm = await postCode(person, stale, { user_code: started.user_code });
-    expect(confirm.status).toBe(200);
-    expect(confirm.text).toContain('Living Room TV');
+    expectConfirmPage(await postCode(person, stale, { user_code: started.user_code }));
+  });
+
+  it('keeps the form of each /device tab of one browser working, whichever was opened last', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const person = new Person(sesame.baseUrl);
+    const first = asPage(await person.browser.follow('/device'));
+    const second = asPage(await person.browser.follow('/device'));
+    // The second tab's code was mistyped: its page comes again, and the first tab's form still works.
+    const mistyped = await postCode(person, second, { user_code: 'BCDF-GHJK' });
+    expect(mistyped.status).toBe(400);
+    expect(mistyped.text).toContain('That code is not valid');
+    const confirm = expectConfirmPage(await postCode(person, first, { user_code: started.user_code }));
+    // And the mistyped tab's form as well, up to the confirmation of a code.
+    expectConfirmPage(await postCode(person, mistyped, { user_code: started.user_code }));
+    expect((await postCode(person, confirm, { user_code: started.user_code, confirm: 'yes' })).status).toBe(
+      303,
+    );
   });
 
   it('tells the person a wrong or empty code is not valid, and changes nothing', async () => {
@@ -347,6 +369,72 @@ describe('sign-in on a device without a browser', () => {
     });
     const late = await postCode(person, cancelled, { user_code: started.user_code });
     expect(late.text).toContain('That code is not valid');
+  });
+
+  it("sends a device's expired or finished sign-in to its device and /device for a new code, not back to an app", async () => {
+    /** The words and the way on of an expired sign-in's page. */
+    function expiredPage(page: PageResponse) {
+      expect(page.status).toBe(400);
+      expect(page.text).toContain('This sign-in has expired or was already completed.');
+      expect(page.text).toContain('Start again on your device to get a new code, then enter it here.');
+      expect(page.text).not.toContain('the app you came from');
+      return /<p><a href="([^"]*)">([^<]*)<\/a><\/p>/.exec(page.text)?.slice(1);
+    }
+    const enterACode = ['/device', 'Enter a code'];
+
+    // Expired: the sign-in's half hour ran out while its login page was open.
+    const expiring = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const person = new Person(sesame.baseUrl);
+    const loginPage = asPage(await person.browser.follow(await enterCode(person, expiring.user_code)));
+    const uid = /\/interaction\/([^/?#]+)/.exec(loginPage.url)![1]!;
+    await sesame.db
+      .updateTable('oidc_models')
+      .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+      .where('model', '=', 'Interaction')
+      .where('id', '=', storedId('Interaction', uid))
+      .execute();
+    expect(expiredPage(await person.browser.request(`/interaction/${uid}`))).toEqual(enterACode);
+    // Without the browser's cookies too (the interaction cookie ends with the sign-in).
+    expect(expiredPage(await new Person(sesame.baseUrl).browser.request(`/interaction/${uid}`))).toEqual(
+      enterACode,
+    );
+    // In the person's language.
+    const german = await person.browser.request(`/interaction/${uid}`, {
+      headers: { 'accept-language': 'de' },
+    });
+    expect(german.text).toContain('Beginnen Sie auf Ihrem Gerät von vorn, um einen neuen Code zu erhalten');
+    expect(german.text).toContain('<a href="/device">Code eingeben</a>');
+
+    // Finished: Back from the device-done page to the consent page, whose sign-in is gone.
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const signedIn = new Person(sesame.baseUrl);
+    const login = asPage(await signedIn.browser.follow(await enterCode(signedIn, started.user_code)));
+    const consentPage = asPage(
+      await signedIn.browser.follow(await signedIn.signUp(login, 'finished-on-device@example.com')),
+    );
+    const consentUid = /\/interaction\/([^/?#]+)/.exec(consentPage.url)![1]!;
+    const allowed = await signedIn.browser.request(`/interaction/${consentUid}/consent`, {
+      form: { _csrf: consentPage.csrf(), decision: 'allow' },
+    });
+    expect(asPage(await signedIn.browser.follow(allowed.location()!)).text).toContain(
+      'Your device is signed in',
+    );
+    expect(expiredPage(await signedIn.browser.request(`/interaction/${consentUid}`))).toEqual(enterACode);
+    await poll(tv, started);
+
+    // Denied: Back from the "Sign-in cancelled" page to the consent page.
+    const refused = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const denier = new Person(sesame.baseUrl);
+    const denierLogin = asPage(await denier.browser.follow(await enterCode(denier, refused.user_code)));
+    const denierConsent = asPage(
+      await denier.browser.follow(await denier.signUp(denierLogin, 'denied-on-device@example.com')),
+    );
+    const denierUid = /\/interaction\/([^/?#]+)/.exec(denierConsent.url)![1]!;
+    const denied = await denier.browser.request(`/interaction/${denierUid}/consent`, {
+      form: { _csrf: denierConsent.csrf(), decision: 'deny' },
+    });
+    expect(asPage(await denier.browser.follow(denied.location()!)).text).toContain('Sign-in cancelled');
+    expect(expiredPage(await denier.browser.request(`/interaction/${denierUid}`))).toEqual(enterACode);
   });
 
   it('answers a stale or made-up resume address with the code page, not an error', async () => {

@@ -14,7 +14,11 @@ import type { Translator } from '../../i18n/catalog.js';
 import { countResult, signIns, signUps } from '../../metrics.js';
 import { ACCOUNT_CLIENT_ID } from '../../oidc/accountClient.js';
 import { readFromMemory, storeChallengeWithRead, takeChallengeWithRead } from '../../oidc/challengeOnRead.js';
-import { wayBackFromExpiredSignIn, wayBackFromFinishedSignIn } from '../../oidc/expiredSignIn.js';
+import {
+  expiredSignInWords,
+  wayBackFromExpiredSignIn,
+  wayBackFromFinishedSignIn,
+} from '../../oidc/expiredSignIn.js';
 import { saveGrantIf } from '../../oidc/grantSaves.js';
 import { consentGrantId } from '../../oidc/grants.js';
 import { NO_ACCESS_PROMPT, VERIFY_EMAIL_PROMPT } from '../../oidc/groupAccess.js';
@@ -113,7 +117,10 @@ export function interactionRoutes({
     }
   }
 
-  /** An expired or finished sign-in's error, whose page links back to its app while Sesame knows which (expiredSignIn.ts). */
+  /**
+   * An expired or finished sign-in's error, whose page links back to its app while Sesame knows
+   * which, or, a device's sign-in's, to /device for a new code (expiredSignIn.ts).
+   */
   async function expiredSignIn(ctx: Context): Promise<HttpError> {
     const expired = interactionExpired();
     // A script (the passkey button) reloads the page, which then shows the way back.
@@ -123,9 +130,8 @@ export function interactionRoutes({
     const way =
       (await wayBackFromFinishedSignIn(ctx, config, provider, uid)) ??
       (await wayBackFromExpiredSignIn(db, provider, uid));
-    const { t } = pageText(ctx);
-    if (way?.account) expired.back = { url: '/account', label: t('emailVerified.backLabel') };
-    else if (way) expired.back = { url: way.url, label: t('errors.backToApp', { client: way.appName }) };
+    const { messageKey, back } = expiredSignInWords(way, pageText(ctx).t);
+    expired.localized(messageKey).back = back;
     return expired;
   }
 
