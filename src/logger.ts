@@ -92,6 +92,24 @@ export function redactUrl(url: string): string {
   return `${redactedPath}?${query.join('&')}`;
 }
 
+/** Every secret-shaped run in a text, for {@link redactText}. */
+const SECRET_RUNS = new RegExp(SECRET_RUN.source, 'g');
+
+/**
+ * Free text (an error message, a mail server's reply) as it may be logged or stored: the
+ * token of a one-time link, and every run shaped like a generated secret (a token, a JWT,
+ * whose dots the run takes in), are cut out; the rest stays as it is, for whoever diagnoses.
+ * A word between slashes and spaces that holds such a secret only once percent-decoded goes
+ * whole, as a path segment does in {@link redactUrl}. A third party's error text can quote
+ * what it was sent: a mail server that refuses a message may name the link in it.
+ */
+export function redactText(text: string): string {
+  return text.replace(LINK_TOKEN, `/link/${REDACTED}`).replace(/[^\s/]+/g, (word) => {
+    const cut = word.replace(SECRET_RUNS, REDACTED);
+    return holdsSecret(cut) ? REDACTED : cut;
+  });
+}
+
 /**
  * `return_to`'s value, a path on Sesame that a sign-in returns to, as it may be logged: with
  * that path's own redaction. Opening a welcome mail's `/verify/<token>` signed out redirects
