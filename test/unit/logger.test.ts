@@ -89,6 +89,20 @@ describe('redactText', () => {
       '550 5.7.1 blocked https://id.example/verify/[redacted]).',
     ],
     [`552 bare token ${TOKEN} in body`, '552 bare token [redacted] in body'],
+    // Quoted as the mail carried it: a quoted-printable soft line break inside the token.
+    [
+      `550 5.7.1 URL https://id.example/verify/${TOKEN.slice(0, 17)}=\r\n${TOKEN.slice(17)} listed`,
+      '550 5.7.1 URL https://id.example/verify/[redacted] listed',
+    ],
+    // Wrapped onto the reply's next line.
+    [
+      `550-5.7.1 URL https://id.example/link/${TOKEN.slice(0, 9)}\r\n550-5.7.1 ${TOKEN.slice(9)}/verify\r\n550 5.7.1 refused`,
+      '550-5.7.1 URL https://id.example/link/[redacted]/verify\r\n550 5.7.1 refused',
+    ],
+    [
+      'Response code 400 (logout_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiIxMjM0NTY3ODkwIn0.)',
+      'Response code 400 (logout_token=[redacted])',
+    ],
     [
       `Response code 400 (invalid logout_token=${JWT})`,
       'Response code 400 (invalid logout_token=[redacted])',
@@ -109,6 +123,10 @@ describe('redactText', () => {
       'connect ECONNREFUSED 127.0.0.1:25',
       'Queued mail for delivery <3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718@acme.test>',
       'line one\r\nline two',
+      // Long host names, whose pieces are short: what an admin needs to find whose server refused.
+      '550 5.7.708 Service unavailable [BN1NAM02FT012.eop-nam02.prod.protection.outlook.com 2026-12-07]',
+      'fetch failed: getaddrinfo ENOTFOUND backchannel.internal.corp-services.example.com',
+      '550 5.1.1 <someone@mail.some-very-long-company-name.example.com>: rejected',
     ])
       expect(redactText(text)).toBe(text);
   });
