@@ -92,6 +92,71 @@ export function redactUrl(url: string): string {
   return `${redactedPath}?${query.join('&')}`;
 }
 
+/** Every secret-shaped run in a text, for {@link redactText}. */
+const SECRET_RUNS = new RegExp(SECRET_RUN.source, 'g');
+
+/**
+ * What may break a secret a third party quotes in two: a quoted-printable soft line break (`=`
+ * at a line's end, RFC 2045 §6.7: how a mail's body carries a long link) and the start of an
+ * SMTP reply's next line (`550-5.7.1 `, RFC 5321 §4.2.1). Secrets are looked for with them left out.
+ */
+const QUOTED_BREAK = /=\r?\n|\r?\n\d{3}[ -](?:\d\.\d{1,3}\.\d{1,3} )?/g;
+
+/**
+ * Whether a secret-shaped run of free text is a secret: some piece of it between dots is as
+ * long as a generated one (a token; a JWT's signature is), or it starts as a JWT does (`eyJ`,
+ * a JSON header's `{"`), dots and all. A host name's pieces are short
+ * however long the name (`BN1NAM02FT012.eop-nam02.prod.protection.outlook.com`), and it stays.
+ */
+const isSecretRun = (run: string) =>
+  run.split('.').some((piece) => piece.length >= 40) || (run.startsWith('eyJ') && run.includes('.'));
+
+/**
+ * Free text (an error message, a mail server's reply) as it may be logged or stored: the
+ * token of a one-time link, and every run shaped like a generated secret (a token, a JWT), are
+ * cut out; the rest stays as it is, for whoever diagnoses. A word between slashes and spaces
+ * that holds such a secret only once percent-decoded goes whole, as a path segment does in
+ * {@link redactUrl}, and a secret split by a {@link QUOTED_BREAK} goes with the break. A third
+ * party's error text can quote what it was sent: a mail server that refuses a message may name
+ * the link in it.
+ */
+export function redactText(text: string): string {
+  // The text without its breaks, and where each of its characters is in `text`.
+  let joined = '';
+  const at: number[] = [];
+  let from = 0;
+  for (const { index, 0: quotedBreak } of text.matchAll(QUOTED_BREAK)) {
+    for (let i = from; i < index; i += 1) at.push(i);
+    joined += text.slice(from, index);
+    from = index + quotedBreak.length;
+  }
+  for (let i = from; i < text.length; i += 1) at.push(i);
+  joined += text.slice(from);
+  const cuts: [number, number][] = [];
+  for (const { index, 0: link } of joined.matchAll(LINK_TOKEN))
+    cuts.push([index + '/link/'.length, index + link.length]);
+  for (const { index, 0: word } of joined.matchAll(/[^\s/]+/g)) {
+    const runs = [...word.matchAll(SECRET_RUNS)].filter(([run]) => isSecretRun(run));
+    for (const { index: runAt, 0: run } of runs) cuts.push([index + runAt, index + runAt + run.length]);
+    const decoded = word.replace(PERCENT_ESCAPE, decodedByte);
+    if (!runs.length && [...decoded.matchAll(SECRET_RUNS)].some(([run]) => isSecretRun(run)))
+      cuts.push([index, index + word.length]);
+  }
+  // Each cut, with the breaks inside it, back in `text`, last first; overlapping ones as one.
+  cuts.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  let result = text;
+  let before = Number.POSITIVE_INFINITY;
+  for (const [start, end] of cuts) {
+    if (end <= start) continue;
+    const cutEnd = Math.min(at[end - 1]! + 1, before);
+    const cutStart = at[start]!;
+    if (cutStart >= cutEnd) continue;
+    result = result.slice(0, cutStart) + REDACTED + result.slice(cutEnd);
+    before = cutStart;
+  }
+  return result;
+}
+
 /**
  * `return_to`'s value, a path on Sesame that a sign-in returns to, as it may be logged: with
  * that path's own redaction. Opening a welcome mail's `/verify/<token>` signed out redirects

@@ -9,7 +9,7 @@ import { emailVerificationsQueries } from '../db/queries/emailVerifications.js';
 import { type ClaimedMail, mailOutboxQueries, type NewMail } from '../db/queries/mailOutbox.js';
 import { oneTimeTokensQueries } from '../db/queries/oneTimeTokens.js';
 import type { Locale } from '../i18n/locales.js';
-import type { Logger } from '../logger.js';
+import { type Logger, redactText } from '../logger.js';
 import { mailDeliveries } from '../metrics.js';
 import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
 import { sealContext } from '../sealContext.js';
@@ -236,10 +236,12 @@ export class MailOutbox extends OutboxWorker<ClaimedMail> {
       // The message quotes the server's reply as it came: its control characters as escapes,
       // since Postgres stores no NUL (the row and its audit entry were then never written, and
       // the mail was tried again at each lease's end, for ever) and a terminal obeys the rest.
+      // Any secret in it is cut out first: a server that refuses a message may quote its link,
+      // and this text goes to the log, the outbox row and the activity log.
       const error =
         (failure as Error).name === 'AbortError'
           ? `the mail server took longer than ${this.timing.timeoutMs / 1000} s: the send was cut off`
-          : printable((failure as Error).message, true);
+          : printable(redactText((failure as Error).message), true);
       // A body sealed for another row opens on no instance, however often it is tried.
       return this.#failed(mail, error, failure instanceof SealedElsewhereError || isRefusedForGood(failure));
     }

@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.js';
 import { auditQueries } from '../db/queries/audit.js';
 import { backchannelDeliveriesQueries, type ClaimedDelivery } from '../db/queries/backchannelDeliveries.js';
-import type { Logger } from '../logger.js';
+import { type Logger, redactText } from '../logger.js';
 import { backchannelDeliveries } from '../metrics.js';
 import { type OutboxTiming, OutboxWorker } from '../outboxWorker.js';
 import { signLogoutToken } from './logoutToken.js';
@@ -75,8 +75,9 @@ export class BackchannelOutbox extends OutboxWorker<ClaimedDelivery> {
         `expected 2xx from ${delivery.uri}, got: ${response.status} ${STATUS_CODES[response.status] ?? ''}`.trim();
     } catch (failure) {
       // fetch says only "fetch failed"; why (refused, DNS, TLS, a blocked port) is its cause.
+      // Another's words, which could quote the logout token posted: any secret in them is cut.
       const { message, cause } = failure as Error & { cause?: { message?: unknown } };
-      error = typeof cause?.message === 'string' ? `${message}: ${cause.message}` : message;
+      error = redactText(typeof cause?.message === 'string' ? `${message}: ${cause.message}` : message);
     }
     const retryAt = this.retryAt(delivery);
     if (!retryAt) return this.#giveUp(delivery, error);

@@ -568,6 +568,34 @@ describe('back-channel logout', () => {
     expect(row!.last_error).toBe(`fetch failed: connect ECONNREFUSED 127.0.0.1:${port}`);
   }, 60_000);
 
+  it('keeps the logout token out of the error it records when the failure quotes it', async () => {
+    const endpoint = await newEndpoint();
+    const app = await registerApp('Quoting', ['--backchannel-logout-uri', endpoint.url]);
+    const clientId = clientIdOf(app);
+    // A failure whose words quote what was posted, as a proxy's or library's may: the app
+    // side is a stand-in, since fetch's own messages do not.
+    const realFetch = globalThis.fetch;
+    const posted: string[] = [];
+    globalThis.fetch = async (input, init) => {
+      if (String(input) !== endpoint.url) return realFetch(input, init);
+      const token = new URLSearchParams(String(init?.body)).get('logout_token')!;
+      posted.push(token);
+      throw new TypeError('fetch failed', { cause: new Error(`proxy refused body logout_token=${token}`) });
+    };
+    try {
+      await sesame.db
+        .insertInto('backchannel_deliveries')
+        .values({ client_id: clientId, uri: endpoint.url, sub: 'someone', sid: 'quoted-sid' })
+        .execute();
+      wakeBackchannelOutboxes();
+      const row = await settledRow(clientId, (r) => r.last_error !== null);
+      expect(posted[0]).toMatch(/^eyJ/);
+      expect(row!.last_error).toBe('fetch failed: proxy refused body logout_token=[redacted]');
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+  }, 60_000);
+
   it('two workers on one database post each delivery once', async () => {
     const endpoint = await newEndpoint();
     endpoint.delayMs = 30;

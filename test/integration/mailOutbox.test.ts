@@ -438,6 +438,57 @@ describe('a mail server that answers oddly', () => {
   });
 });
 
+describe('a mail server whose refusal quotes the link of the mail', () => {
+  it('keeps the link’s token out of the outbox row, the activity log and the log line, and keeps the reply’s code and words', async () => {
+    // Some servers name the URL that made them refuse a message; the reply was the error
+    // as it came, which an admin or anyone with the logs could then follow.
+    const tokens: string[] = [];
+    const mail = await startMailServer({
+      refuseMessage: (got) => {
+        const link = linkIn(got);
+        const token = link.split('/').at(-1)!;
+        tokens.push(token);
+        return got.envelopeTo[0]!.startsWith('later@')
+          ? `550 5.7.1 message rejected, URL ${link}/verify listed`
+          : `554 5.7.1 spam: token ${token} blocked`;
+      },
+    });
+    const logLines: string[] = [];
+    const app = await startTestApp(
+      { SMTP_URL: mail.url, MAIL_FROM: 'signin@acme.test' },
+      { mailTiming: TEST_MAIL_TIMING, log: createLogger('debug', (line) => logLines.push(line)) },
+    );
+    try {
+      await createOneTimeLink(app.db, app.config, { email: 'later@example.com', actor: 'test' });
+      await createOneTimeLink(app.db, app.config, { email: 'gone@example.com', actor: 'test' });
+      const later = await mailRowTo(app, 'later@example.com', (row) => row.last_error !== null);
+      const gone = await mailRowTo(app, 'gone@example.com', (row) => row.next_attempt_at === null);
+      const audit = await app.db
+        .selectFrom('audit_events')
+        .select(['action', 'details'])
+        .where('action', 'in', ['mail.retry', 'mail.give_up'])
+        .orderBy('action')
+        .execute();
+      const logged = logLines.filter((line) => /mail not sent, will retry|mail given up/.test(line));
+      expect(tokens.length).toBeGreaterThanOrEqual(2);
+      expect(audit.map((entry) => entry.action)).toEqual(['mail.give_up', 'mail.retry']);
+      expect(logged.length).toBeGreaterThanOrEqual(2);
+      const stored = JSON.stringify([later.last_error, gone.last_error, audit, logged]);
+      for (const token of tokens) expect(stored).not.toContain(token);
+      expect(later.last_error).toMatch(
+        /550 5\.7\.1 message rejected, URL http\S+\/link\/\[redacted\]\/verify listed$/,
+      );
+      expect(gone.last_error).toMatch(/554 5\.7\.1 spam: token \[redacted\] blocked$/);
+      expect(audit.map((entry) => entry.details.error)).toEqual([gone.last_error, later.last_error]);
+      expect(logged.join('\n')).toContain('550 5.7.1 message rejected, URL ');
+      expect(logged.join('\n')).toContain('554 5.7.1 spam: token [redacted] blocked');
+    } finally {
+      await app.stop();
+      await mail.stop();
+    }
+  });
+});
+
 describe('the mail outbox for admins (/admin/mail and GET /api/admin/mail)', () => {
   let withMail: WithMail;
   let sesame: TestApp;

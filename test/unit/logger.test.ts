@@ -1,4 +1,4 @@
-import { createLogger, redactUrl } from '../../src/logger.js';
+import { createLogger, redactText, redactUrl } from '../../src/logger.js';
 import { isClientOrigin } from '../../src/oidc/provider.js';
 
 const TOKEN = 'Qk9vRzVhM2ZfV2Jx-aGVsbG8td29ybGQtdGhpcy1pcw';
@@ -66,6 +66,69 @@ describe('redactUrl', () => {
     expect(redactUrl(`/account/login?return_to=%E0%A4%A${TOKEN}`)).toBe(
       '/account/login?return_to=[redacted]',
     );
+  });
+});
+
+describe('redactText', () => {
+  const JWT =
+    'eyJhbGciOiJFUzI1NiIsInR5cCI6ImxvZ291dCtqd3QifQ.eyJzdWIiOiJhYmMiLCJzaWQiOiJ4eXoifQ.MEUCIQDk3p-r_9sG';
+
+  it.each([
+    [
+      `550 5.7.1 message rejected, URL https://id.example/link/${TOKEN}/verify listed`,
+      '550 5.7.1 message rejected, URL https://id.example/link/[redacted]/verify listed',
+    ],
+    // A link whose token is too short to look generated is still a link's secret (what
+    // follows it up to a space, `/` or `?`, here a `>`, goes with it).
+    [
+      '554 spam: <https://id.example/link/abc> listed',
+      '554 spam: <https://id.example/link/[redacted] listed',
+    ],
+    [
+      `550 5.7.1 blocked https://id.example/verify/${TOKEN}).`,
+      '550 5.7.1 blocked https://id.example/verify/[redacted]).',
+    ],
+    [`552 bare token ${TOKEN} in body`, '552 bare token [redacted] in body'],
+    // Quoted as the mail carried it: a quoted-printable soft line break inside the token.
+    [
+      `550 5.7.1 URL https://id.example/verify/${TOKEN.slice(0, 17)}=\r\n${TOKEN.slice(17)} listed`,
+      '550 5.7.1 URL https://id.example/verify/[redacted] listed',
+    ],
+    // Wrapped onto the reply's next line.
+    [
+      `550-5.7.1 URL https://id.example/link/${TOKEN.slice(0, 9)}\r\n550-5.7.1 ${TOKEN.slice(9)}/verify\r\n550 5.7.1 refused`,
+      '550-5.7.1 URL https://id.example/link/[redacted]/verify\r\n550 5.7.1 refused',
+    ],
+    [
+      'Response code 400 (logout_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiIxMjM0NTY3ODkwIn0.)',
+      'Response code 400 (logout_token=[redacted])',
+    ],
+    [
+      `Response code 400 (invalid logout_token=${JWT})`,
+      'Response code 400 (invalid logout_token=[redacted])',
+    ],
+    [
+      `550 URL https://id.example/verify/${TOKEN.replace('-', '%2D')}%3E refused`,
+      '550 URL https://id.example/verify/[redacted] refused',
+    ],
+  ])('cuts the secret out of %s, and keeps the rest', (text, expected) => {
+    expect(redactText(text)).toBe(expected);
+  });
+
+  it('leaves ordinary mail server replies and errors as they are', () => {
+    for (const text of [
+      '550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table',
+      '421 4.3.2 Service not available, closing transmission channel',
+      'Message failed: 451 4.7.1 Greylisted, see https://postgrey.example/help/example.com',
+      'connect ECONNREFUSED 127.0.0.1:25',
+      'Queued mail for delivery <3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718@acme.test>',
+      'line one\r\nline two',
+      // Long host names, whose pieces are short: what an admin needs to find whose server refused.
+      '550 5.7.708 Service unavailable [BN1NAM02FT012.eop-nam02.prod.protection.outlook.com 2026-12-07]',
+      'fetch failed: getaddrinfo ENOTFOUND backchannel.internal.corp-services.example.com',
+      '550 5.1.1 <someone@mail.some-very-long-company-name.example.com>: rejected',
+    ])
+      expect(redactText(text)).toBe(text);
   });
 });
 
