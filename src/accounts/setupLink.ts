@@ -9,6 +9,7 @@ import type { SetupLinkRow, User } from '../db/schema.js';
 import { HttpError } from '../http/errors.js';
 import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
+import { sendSecurityNotice } from '../mail/notices.js';
 import { wakeMailOutboxes } from '../mail/outbox.js';
 import type { CheckedAssertion } from '../webauthn/authentication.js';
 import { accountDisabled, unknownCredential, verificationFailed } from '../webauthn/errors.js';
@@ -230,16 +231,19 @@ export function setupSignInBinding(link: Pick<SetupLinkRow, 'id'>): { purpose: s
  * row is locked (before its passkey's, as every change that holds an account takes them), it
  * must still be active, the passkey's use is recorded as a sign-in's (an assertion that lost
  * to a newer one, or a passkey blocked meanwhile, is refused), and the account becomes an
- * administrator, audited as `setup.link.use` with `promoted`. The account's address need not
+ * administrator, audited as `setup.link.use` with `promoted`; then its owner is mailed that
+ * it is one, as `users promote` does. The account's address need not
  * be proven, unlike `users promote`: whoever holds its passkey is its owner, and whoever
  * holds the setup link runs the server.
  */
 export async function redeemSetupLinkWithAccount(
   db: Db,
+  config: Config,
+  log: Pick<Logger, 'warn'>,
   token: string,
   assertion: CheckedAssertion,
 ): Promise<User> {
-  return withSetupLinkUse(db, token, async (trx, link) => {
+  const { admin, promoted } = await withSetupLinkUse(db, token, async (trx, link) => {
     const user = await usersQueries.findById(trx, assertion.user.id, 'update');
     if (!user) throw unknownCredential();
     if (user.disabled_at) throw accountDisabled();
@@ -249,13 +253,17 @@ export async function redeemSetupLinkWithAccount(
     ) {
       throw verificationFailed();
     }
-    const admin = user.is_admin ? user : await usersQueries.update(trx, user.id, { isAdmin: true });
+    const promoted = user.is_admin ? undefined : await usersQueries.update(trx, user.id, { isAdmin: true });
     await auditQueries.record(trx, `user:${user.id}`, 'setup.link.use', user.id, {
       link: link.id,
       email: user.email,
+      ...(!user.email_verified && { email_verified: false }),
       credential: credential.id,
       promoted: true,
     });
-    return admin!;
+    return { admin: promoted ?? user, promoted: promoted !== undefined };
   });
+  // As `users promote` tells the owner (the passkey may be a copy's, the link anyone's who reads the log).
+  if (promoted) await sendSecurityNotice(db, config, log, admin, 'admin_granted');
+  return admin;
 }

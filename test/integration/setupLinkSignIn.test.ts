@@ -1,9 +1,11 @@
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { issueSetupLink } from '../../src/accounts/setupLink.js';
 import { sha256Hex } from '../../src/crypto.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { asPage } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
+import { startAppWithMail } from '../support/mailServer.js';
 import { Person, uidOf } from '../support/oidcFlow.js';
 import { useLink } from '../support/oneTimeLinkFlow.js';
 import { firstRunApp, setupPath } from '../support/setupLinks.js';
@@ -117,6 +119,29 @@ describe('the setup link, for the owner of an existing account ("Sign in with a 
     const page = await other.browser.request(setupPath(url));
     expect(page.status).toBe(410);
     expect((await usersQueries.findByEmail(sesame.db, 'other@example.com'))!.is_admin).toBe(false);
+  });
+
+  it("refuses an assertion that names another account's user handle, or none, and changes nothing", async () => {
+    await signedUp('first@example.com');
+    const second = await signedUp('second@example.com');
+    const first = (await usersQueries.findByEmail(sesame.db, 'first@example.com'))!;
+    const url = await newLink();
+    /** The second account's assertion, on a challenge of its own, with `userHandle` in its place. */
+    async function postAs(userHandle: string | undefined) {
+      const { csrf, options } = await startSignIn(second, url);
+      const assertion = await second.authenticator.getAssertion(options, second.browser.origin);
+      return second.browser.postJson(`${setupPath(url)}/sign-in/verify`, csrf, {
+        ...assertion,
+        response: { ...assertion.response, userHandle },
+      });
+    }
+    const handle = Buffer.from(first.id.replaceAll('-', ''), 'hex').toString('base64url');
+    for (const refused of [await postAs(handle), await postAs(undefined)]) {
+      expect(refused.status).toBe(400);
+      expect(refused.json()).toMatchObject({ error: 'verification_failed' });
+    }
+    await expectNothingChanged(url, 'first@example.com');
+    await expectNothingChanged(url, 'second@example.com');
   });
 
   it('makes an invited account the administrator the same way', async () => {
@@ -244,5 +269,36 @@ describe('the setup link, for the owner of an existing account ("Sign in with a 
       403,
     );
     await expectNothingChanged(url, 'owner@example.com');
+  });
+});
+
+describe('the setup link for an existing account, with mail', () => {
+  it('mails its owner that the account is now an administrator, as `users promote` does', async () => {
+    const { mail, sesame, stop } = await startAppWithMail();
+    try {
+      const owner = new Person(sesame.baseUrl);
+      await owner.signUp(asPage(await owner.browser.follow('/admin')), 'boss@example.com');
+      const url = (await issueSetupLink(sesame.db, sesame.config))!.url;
+      const page = await owner.browser.request(setupPath(url));
+      const csrf = page.csrf();
+      const options = await owner.browser.postJson(`${setupPath(url)}/sign-in/options`, csrf, {});
+      const verify = await owner.browser.postJson(
+        `${setupPath(url)}/sign-in/verify`,
+        csrf,
+        await owner.authenticator.getAssertion(options.json(), owner.browser.origin),
+      );
+      expect(verify.status).toBe(200);
+      const subjects = async () => mail.to('boss@example.com').map((received) => received.subject);
+      for (
+        const until = Date.now() + 20_000;
+        !(await subjects()).some((s) => s.includes('administrator'));
+      ) {
+        if (Date.now() > until) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(await subjects()).toContain('Your Acme account is now an administrator');
+    } finally {
+      await stop();
+    }
   });
 });

@@ -112,7 +112,7 @@ export function setupRoutes(services: Services): Router {
     const assertion = await blockingClones(services, () =>
       checkPasskeyAssertion(db, rp, response, setupSignInBinding(link)),
     );
-    const user = await redeemSetupLinkWithAccount(db, token, assertion);
+    const user = await redeemSetupLinkWithAccount(db, config, log, token, assertion);
     services.caches.users.invalidate(user.id);
     log.info('existing account made the first administrator', { user: user.id });
     await signInAsAdministrator(ctx, user.id);
