@@ -9,7 +9,10 @@ import type { SetupLinkRow, User } from '../db/schema.js';
 import { HttpError } from '../http/errors.js';
 import type { Locale } from '../i18n/locales.js';
 import type { Logger } from '../logger.js';
+import { sendSecurityNotice } from '../mail/notices.js';
 import { wakeMailOutboxes } from '../mail/outbox.js';
+import type { CheckedAssertion } from '../webauthn/authentication.js';
+import { accountDisabled, unknownCredential, verificationFailed } from '../webauthn/errors.js';
 import type { VerifiedRegistration } from '../webauthn/registration.js';
 import { queueWelcomeMail } from './emailVerification.js';
 import { namedPasskey } from './passkeys.js';
@@ -45,9 +48,10 @@ const SETUP_LINK_PROBLEMS: Record<
     code: 'account_exists',
     heading: 'This email already has an account',
     // Not `users promote`: the account may be a stranger's sign-up with the address; an admin
-    // invite reaches the mailbox and takes such an account over (see createOneTimeLink).
+    // invite reaches the mailbox and takes such an account over (see createOneTimeLink). Its
+    // owner proves it with its passkey instead (redeemSetupLinkWithAccount).
     message:
-      'Use another email here. To make that account an administrator, run `npx sesame users invite --email EMAIL --admin`: whoever opens the link it prints takes the account over as the administrator, unless its owner proved the address (then the command says to promote it).',
+      'Use another email here, or, if that account is yours, press "Sign in with a passkey" below to make it the administrator. Or run `npx sesame users invite --email EMAIL --admin`: whoever opens the link it prints takes the account over as the administrator, unless its owner proved the address (then the command says to promote it).',
   },
 };
 
@@ -138,14 +142,34 @@ export function setupChallengeBinding(link: Pick<SetupLinkRow, 'id'>): { purpose
 }
 
 /**
- * Uses the setup link with a verified new passkey, in one transaction that first takes the
- * administrators lock: no administrator may exist yet, the link is used up (of two
- * concurrent uses one wins), and the administrator is created with the passkey. Two people
- * racing, even with two different links, cannot both become the first administrator. The
+ * Runs `change` in the transaction that uses up the setup link `token` names, after the
+ * rules every use of a setup link keeps: the administrators lock is taken first, no
+ * administrator can sign in yet, the link is live, and it is used up (of two concurrent uses
+ * one wins). Two people racing, even with two different links, cannot both become the first
+ * administrator. Any failure leaves the link usable.
+ */
+async function withSetupLinkUse<T>(
+  db: Db,
+  token: string,
+  change: (trx: Db, link: SetupLinkRow) => Promise<T>,
+): Promise<T> {
+  const tokenHash = sha256Hex(token);
+  return db.transaction().execute(async (trx) => {
+    await usersQueries.lockAdministrators(trx);
+    const problem = await problemWith(trx, await setupLinksQueries.findByHash(trx, tokenHash));
+    if (problem) throw new SetupLinkError(problem);
+    const link = await setupLinksQueries.consume(trx, tokenHash);
+    if (!link) throw new SetupLinkError('invalid');
+    return change(trx, link);
+  });
+}
+
+/**
+ * Uses the setup link with a verified new passkey ({@link withSetupLinkUse}): the
+ * administrator is created with the passkey. The
  * email was typed, not proven, so the account is not email-verified: with mail set, the
  * welcome mail goes there as at any sign-up, and its link verifies the address (under
  * SIGNUP=open-verified the administrator needs it to sign in to apps, as everyone does).
- * Any failure leaves the link usable.
  */
 export async function redeemSetupLink(
   db: Db,
@@ -154,16 +178,10 @@ export async function redeemSetupLink(
   registration: VerifiedRegistration,
   locale?: Locale,
 ): Promise<User> {
-  const tokenHash = sha256Hex(token);
   const { challenge } = registration;
   let welcomed = false;
   try {
-    const admin = await db.transaction().execute(async (trx) => {
-      await usersQueries.lockAdministrators(trx);
-      const problem = await problemWith(trx, await setupLinksQueries.findByHash(trx, tokenHash));
-      if (problem) throw new SetupLinkError(problem);
-      const link = await setupLinksQueries.consume(trx, tokenHash);
-      if (!link) throw new SetupLinkError('invalid');
+    const admin = await withSetupLinkUse(db, token, async (trx, link) => {
       const email = challenge.data.email;
       if (!challenge.userId || typeof email !== 'string') throw new SetupLinkError('invalid');
       if (await usersQueries.findByEmail(trx, email)) throw new SetupLinkError('account_exists');
@@ -195,4 +213,57 @@ export async function redeemSetupLink(
     if ((error as { code?: string }).code === '23505') throw new SetupLinkError('account_exists');
     throw error;
   }
+}
+
+/**
+ * What an assertion made on the setup page by an existing account is bound to: the link, as
+ * {@link setupChallengeBinding}, under a purpose of its own, so that neither ceremony's
+ * challenge answers the other's.
+ */
+export function setupSignInBinding(link: Pick<SetupLinkRow, 'id'>): { purpose: string; binding: string } {
+  return { purpose: 'setup-sign-in', binding: link.id };
+}
+
+/**
+ * Uses the setup link to make an existing account the first administrator, its owner having
+ * proved it with one of its passkeys (a checked assertion, challenge bound by
+ * {@link setupSignInBinding}). In the transaction of {@link withSetupLinkUse}: the account's
+ * row is locked (before its passkey's, as every change that holds an account takes them), it
+ * must still be active, the passkey's use is recorded as a sign-in's (an assertion that lost
+ * to a newer one, or a passkey blocked meanwhile, is refused), and the account becomes an
+ * administrator, audited as `setup.link.use` with `promoted`; then its owner is mailed that
+ * it is one, as `users promote` does. The account's address need not
+ * be proven, unlike `users promote`: whoever holds its passkey is its owner, and whoever
+ * holds the setup link runs the server.
+ */
+export async function redeemSetupLinkWithAccount(
+  db: Db,
+  config: Config,
+  log: Pick<Logger, 'warn'>,
+  token: string,
+  assertion: CheckedAssertion,
+): Promise<User> {
+  const { admin, promoted } = await withSetupLinkUse(db, token, async (trx, link) => {
+    const user = await usersQueries.findById(trx, assertion.user.id, 'update');
+    if (!user) throw unknownCredential();
+    if (user.disabled_at) throw accountDisabled();
+    const { credential } = assertion;
+    if (
+      !(await credentialsQueries.recordUse(trx, credential.id, credential.counter, credential.backupState))
+    ) {
+      throw verificationFailed();
+    }
+    const promoted = user.is_admin ? undefined : await usersQueries.update(trx, user.id, { isAdmin: true });
+    await auditQueries.record(trx, `user:${user.id}`, 'setup.link.use', user.id, {
+      link: link.id,
+      email: user.email,
+      ...(!user.email_verified && { email_verified: false }),
+      credential: credential.id,
+      promoted: true,
+    });
+    return { admin: promoted ?? user, promoted: promoted !== undefined };
+  });
+  // As `users promote` tells the owner (the passkey may be a copy's, the link anyone's who reads the log).
+  if (promoted) await sendSecurityNotice(db, config, log, admin, 'admin_granted');
+  return admin;
 }

@@ -1,9 +1,15 @@
-import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
+import {
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  startAuthentication,
+  startRegistration,
+} from '@simplewebauthn/browser';
 import { ceremonyMessage, clearStatus, markRefusedFields, postJson, showStatus } from './api.js';
 
 /**
  * The one-time link page and the first-run setup page: "Create a passkey" registers one and
- * signs the person in. The setup page also asks for the email.
+ * signs the person in. The setup page also asks for the email, and has "Sign in with a
+ * passkey" for the owner of an existing account, which then becomes the administrator.
  */
 const form = document.getElementById('link-form') as HTMLFormElement;
 // The token stays in the page's own path; requests go to the same path, never elsewhere.
@@ -40,5 +46,24 @@ form.addEventListener('submit', (event) => {
       // Disabling the focused button dropped the focus to the page's body; a refused field
       // took it above, else it goes back to the button, to try again from the keyboard.
       if (document.activeElement === null || document.activeElement === document.body) submit.focus();
+    });
+});
+
+// The setup page only: an existing account's passkey, whose account becomes the administrator.
+const signIn = document.getElementById('setup-sign-in') as HTMLButtonElement | null;
+signIn?.addEventListener('click', () => {
+  clearStatus();
+  markRefusedFields(form);
+  signIn.disabled = true;
+  (async () => {
+    const optionsJSON = await postJson<PublicKeyCredentialRequestOptionsJSON>(`${base}/sign-in/options`);
+    const assertion = await startAuthentication({ optionsJSON });
+    const { redirect } = await postJson<{ redirect: string }>(`${base}/sign-in/verify`, assertion);
+    window.location.assign(redirect);
+  })()
+    .catch((error) => showStatus(ceremonyMessage(error)))
+    .finally(() => {
+      signIn.disabled = false;
+      if (document.activeElement === null || document.activeElement === document.body) signIn.focus();
     });
 });

@@ -1,4 +1,5 @@
-import { announceSetupLink } from '../../src/accounts/setupLink.js';
+import { createOneTimeLink } from '../../src/accounts/oneTimeLinks.js';
+import { announceSetupLink, issueSetupLink } from '../../src/accounts/setupLink.js';
 import { usersQueries } from '../../src/db/queries/users.js';
 import { createLogger } from '../../src/logger.js';
 import { browserScenario } from '../support/browserScenario.js';
@@ -47,3 +48,39 @@ describeBrowser('the first run in Chromium: the setup link makes the first admin
     await page.getByRole('heading', { name: 'Sesame already has an administrator' }).waitFor();
   });
 });
+
+describeBrowser(
+  'the first run in Chromium: the setup link makes an existing account the first administrator',
+  () => {
+    const scenario = browserScenario({ stepTimeout: 10_000 });
+
+    it("signs in with the account's passkey on the setup page, lands on /admin, and the account is the administrator", async () => {
+      const { sesame } = scenario;
+      // An account from before the first administrator: an invite used in this browser.
+      const invite = await createOneTimeLink(sesame.db, sesame.config, {
+        email: 'owner@example.com',
+        actor: 'test',
+      });
+      const setupUrl = (await issueSetupLink(sesame.db, sesame.config))!.url;
+      const passkeys = await scenario.device();
+      const { page } = passkeys;
+      await page.goto(invite.url);
+      await page.getByRole('button', { name: 'Create a passkey' }).click();
+      await page.waitForURL((url) => !url.pathname.startsWith('/link/'));
+
+      await page.goto(setupUrl);
+      await page.getByRole('heading', { name: 'Create the first administrator' }).waitFor();
+      await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+      await page.waitForURL((url) => url.pathname.startsWith('/admin'));
+      await page.getByRole('heading', { name: 'Clients' }).waitFor();
+      const { credentials } = await passkeys.cdp.send('WebAuthn.getCredentials', {
+        authenticatorId: passkeys.authenticatorId,
+      });
+      expect(credentials).toHaveLength(1);
+      expect(await usersQueries.findByEmail(sesame.db, 'owner@example.com')).toMatchObject({
+        is_admin: true,
+      });
+      expect((await page.goto(setupUrl))!.status()).toBe(410);
+    });
+  },
+);

@@ -6,28 +6,16 @@ import { asPage, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { startAppWithMail } from '../support/mailServer.js';
 import { Person } from '../support/oidcFlow.js';
-import { startTestApp, type TestApp } from '../support/testApp.js';
-
-const setupPath = (url: string) => new URL(url).pathname;
+import { firstRunApp, setupPath } from '../support/setupLinks.js';
+import type { TestApp } from '../support/testApp.js';
 
 describe('the first-run setup link (ISSUER/setup/<token>)', () => {
+  const firstRun = firstRunApp();
+  const { newLink } = firstRun;
   let sesame: TestApp;
-
-  beforeAll(async () => {
-    sesame = await startTestApp();
+  beforeEach(() => {
+    sesame = firstRun.sesame();
   });
-
-  afterAll(async () => {
-    await sesame.stop();
-  });
-
-  // Each test starts from a Sesame without administrators or setup links.
-  beforeEach(async () => {
-    await sesame.db.deleteFrom('users').execute();
-    await sesame.db.deleteFrom('setup_links').execute();
-  });
-
-  const newLink = async () => (await issueSetupLink(sesame.db, sesame.config))!.url;
 
   /** Starts the passkey ceremony on the setup page; returns the page's CSRF token and the options answer. */
   async function startSetup(person: Person, url: string, body: Record<string, unknown>) {
@@ -194,6 +182,8 @@ describe('the first-run setup link (ISSUER/setup/<token>)', () => {
     // Not "promote it": the account may be a stranger's sign-up with that address.
     expect(options.json().error_description).toContain('`npx sesame users invite --email EMAIL --admin`');
     expect(options.json().error_description).not.toContain('users promote');
+    // Its owner can prove it with its passkey instead, on this page.
+    expect(options.json().error_description).toContain('"Sign in with a passkey" below');
     expect(await countRows(sesame.db, 'webauthn_challenges')).toBe(challenges);
     expect((await usersQueries.findByEmail(sesame.db, 'taken@example.com'))!.is_admin).toBe(false);
     // The link still works for another address.

@@ -71,7 +71,7 @@ export async function finishLogin(rp: TestRp, pending: PendingLogin, callbackUrl
   });
 }
 
-const uidOf = (page: PageResponse) => {
+export const uidOf = (page: PageResponse) => {
   const match = /\/interaction\/([^/?#]+)/.exec(page.url);
   if (!match) throw new Error(`not an interaction page: ${page.url}`);
   return match[1]!;
