@@ -18,7 +18,7 @@ import { queueWelcomeMail } from './emailVerification.js';
 import { namedPasskey } from './passkeys.js';
 
 /** Why a setup link cannot be used, with the words its page shows. */
-export type SetupLinkProblem = 'invalid' | 'expired' | 'admin_exists' | 'account_exists';
+export type SetupLinkProblem = 'invalid' | 'expired' | 'admin_exists' | 'account_exists' | 'address_unproven';
 
 const SETUP_LINK_PROBLEMS: Record<
   SetupLinkProblem,
@@ -52,6 +52,15 @@ const SETUP_LINK_PROBLEMS: Record<
     // owner proves it with its passkey instead (redeemSetupLinkWithAccount).
     message:
       'Use another email here, or, if that account is yours, press "Sign in with a passkey" below to make it the administrator. Or run `npx sesame users invite --email EMAIL --admin`: whoever opens the link it prints takes the account over as the administrator, unless its owner proved the address (then the command says to promote it).',
+  },
+  address_unproven: {
+    status: 409,
+    code: 'address_unproven',
+    heading: "Confirm this account's email address first",
+    // With mail, whoever gets mail at an unproven address can take the account over (a
+    // recovery link, emailOwnership.ts), and an administrator's role goes with the address.
+    message:
+      "Open the link in the mail sent to this account's address, or send it again from your account page, then use this setup link again. Until the address is confirmed, whoever receives mail there could take the account over, and the administrator role with it.",
   },
 };
 
@@ -232,9 +241,11 @@ export function setupSignInBinding(link: Pick<SetupLinkRow, 'id'>): { purpose: s
  * must still be active, the passkey's use is recorded as a sign-in's (an assertion that lost
  * to a newer one, or a passkey blocked meanwhile, is refused), and the account becomes an
  * administrator, audited as `setup.link.use` with `promoted`; then its owner is mailed that
- * it is one, as `users promote` does. The account's address need not
- * be proven, unlike `users promote`: whoever holds its passkey is its owner, and whoever
- * holds the setup link runs the server.
+ * it is one, as `users promote` does. With mail set up, the account's address must be proven
+ * (`address_unproven` otherwise): whoever gets mail at an unproven address can take the
+ * account over with a recovery link (emailOwnership.ts), and the administrator's role goes
+ * with the address. Without mail nobody can (links come only from an administrator), and
+ * whoever holds the account's passkey is its owner, as whoever holds the setup link runs the server.
  */
 export async function redeemSetupLinkWithAccount(
   db: Db,
@@ -247,6 +258,7 @@ export async function redeemSetupLinkWithAccount(
     const user = await usersQueries.findById(trx, assertion.user.id, 'update');
     if (!user) throw unknownCredential();
     if (user.disabled_at) throw accountDisabled();
+    if (config.mail && !user.email_verified) throw new SetupLinkError('address_unproven');
     const { credential } = assertion;
     if (
       !(await credentialsQueries.recordUse(trx, credential.id, credential.counter, credential.backupState))
@@ -259,7 +271,7 @@ export async function redeemSetupLinkWithAccount(
       email: user.email,
       ...(!user.email_verified && { email_verified: false }),
       credential: credential.id,
-      promoted: true,
+      promoted: promoted !== undefined,
     });
     return { admin: promoted ?? user, promoted: promoted !== undefined };
   });

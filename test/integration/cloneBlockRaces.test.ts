@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import { revokeGrants } from '../../src/accounts/revocation.js';
 import { blockSuspectedClone } from '../../src/accounts/suspectedClone.js';
+import type { Db } from '../../src/db/connect.js';
+import { oidcModelsQueries } from '../../src/db/queries/oidcModels.js';
 import { createLogger } from '../../src/logger.js';
 import { SuspectedClone } from '../../src/webauthn/errors.js';
 import { onboard } from '../support/oneTimeLinkFlow.js';
@@ -94,16 +96,21 @@ import { onPostgres } from '../support/testDatabase.js';
       expect(await blockedAt(credentialId)).not.toBeNull();
     });
 
-    it("and a device's sign-out (revokeGrants): it waits for the grant before it touches the grant's tokens", async () => {
-      const { userId } = await onboard(sesame, 'device-race@example.com');
-      const { grantId, tokenId } = await sessionThenGrant(userId, 'device');
-      // The block holds the account's grants while it deletes their rows; revokeGrants, waiting
-      // for the grant, must hold none of those rows meanwhile.
+    /**
+     * Runs `change` while grant `grantId` is held elsewhere (as the block holds an account's
+     * grants while it deletes their rows): waiting for it, `change` must hold no lock on token
+     * `tokenId`. Then lets go; both rows are gone.
+     */
+    async function waitsForTheGrantFirst(
+      grantId: string,
+      tokenId: string,
+      change: (trx: Db) => Promise<unknown>,
+    ) {
       const release = await holdRow(
         sesame.db,
         sql`select id from oidc_models where id = ${grantId} for update`,
       );
-      const revoking = sesame.db.transaction().execute((trx) => revokeGrants(trx, [grantId]));
+      const changing = sesame.db.transaction().execute(change);
       try {
         await untilWaitingForLocks(sesame.db, 1);
         const token = await sesame.db
@@ -119,11 +126,35 @@ import { onPostgres } from '../support/testDatabase.js';
       } finally {
         await release();
       }
-      await revoking;
+      await changing;
       const left = await sql<{
         n: number;
       }>`select count(*)::int as n from oidc_models where id in (${grantId}, ${tokenId})`.execute(sesame.db);
       expect(left.rows[0]!.n).toBe(0);
+    }
+
+    it("and a device's sign-out (revokeGrants): it waits for the grant before it touches the grant's tokens", async () => {
+      const { userId } = await onboard(sesame, 'device-race@example.com');
+      const { grantId, tokenId } = await sessionThenGrant(userId, 'device');
+      await waitsForTheGrantFirst(grantId, tokenId, (trx) => revokeGrants(trx, [grantId]));
+    });
+
+    it("and an app's deletion (destroyByClientId): it waits for the app's grants before it touches their tokens", async () => {
+      const { userId } = await onboard(sesame, 'client-race@example.com');
+      // A token stored before its grant: the table holds it first, and a delete in table order
+      // would lock it before it waits for the grant.
+      const expires = new Date(Date.now() + 3_600_000);
+      const grantId = 'race-grant-client';
+      const tokenId = 'race-token-client';
+      await sql`insert into oidc_models (model, id, payload, grant_id, expires_at) values ('AccessToken', ${tokenId},
+        ${JSON.stringify({ accountId: userId, clientId: 'app', grantId })}::jsonb, ${grantId}, ${expires})`.execute(
+        sesame.db,
+      );
+      await sql`insert into oidc_models (model, id, payload, expires_at) values ('Grant', ${grantId},
+        ${JSON.stringify({ accountId: userId, clientId: 'app', iat: 1 })}::jsonb, ${expires})`.execute(
+        sesame.db,
+      );
+      await waitsForTheGrantFirst(grantId, tokenId, (trx) => oidcModelsQueries.destroyByClientId(trx, 'app'));
     });
   },
 );

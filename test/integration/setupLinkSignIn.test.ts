@@ -249,6 +249,19 @@ describe('the setup link, for the owner of an existing account ("Sign in with a 
     await expectNothingChanged(url, 'owner@example.com');
   });
 
+  it('blocks a passkey whose counter went backwards, as a sign-in does, and makes nobody administrator', async () => {
+    const owner = await signedUp('owner@example.com');
+    const url = await newLink();
+    // The passkey's stored counter is ahead of what its authenticator will present: a copy.
+    await sesame.db.updateTable('credentials').set({ counter: 1_000_000 }).execute();
+    const copy = await signInAtSetup(owner, url);
+    expect(copy.status).toBe(403);
+    expect(copy.json()).toMatchObject({ error: 'passkey_blocked' });
+    const credential = await sesame.db.selectFrom('credentials').selectAll().executeTakeFirstOrThrow();
+    expect(credential.suspected_clone_at).not.toBeNull();
+    await expectNothingChanged(url, 'owner@example.com');
+  });
+
   it('dies when an administrator appears another way, even with the passkey prompt already open', async () => {
     const owner = await signedUp('owner@example.com');
     const url = await newLink();
@@ -273,20 +286,34 @@ describe('the setup link, for the owner of an existing account ("Sign in with a 
 });
 
 describe('the setup link for an existing account, with mail', () => {
-  it('mails its owner that the account is now an administrator, as `users promote` does', async () => {
+  it('refuses an account whose address is not proven, then mails its owner that it is now an administrator, as `users promote` does', async () => {
     const { mail, sesame, stop } = await startAppWithMail();
     try {
       const owner = new Person(sesame.baseUrl);
       await owner.signUp(asPage(await owner.browser.follow('/admin')), 'boss@example.com');
       const url = (await issueSetupLink(sesame.db, sesame.config))!.url;
-      const page = await owner.browser.request(setupPath(url));
-      const csrf = page.csrf();
-      const options = await owner.browser.postJson(`${setupPath(url)}/sign-in/options`, csrf, {});
-      const verify = await owner.browser.postJson(
-        `${setupPath(url)}/sign-in/verify`,
-        csrf,
-        await owner.authenticator.getAssertion(options.json(), owner.browser.origin),
-      );
+      const signInAtSetup = async () => {
+        const page = await owner.browser.request(setupPath(url));
+        const csrf = page.csrf();
+        const options = await owner.browser.postJson(`${setupPath(url)}/sign-in/options`, csrf, {});
+        return owner.browser.postJson(
+          `${setupPath(url)}/sign-in/verify`,
+          csrf,
+          await owner.authenticator.getAssertion(options.json(), owner.browser.origin),
+        );
+      };
+      // Its address not proven yet: whoever gets mail there could take the account over, and
+      // the role with it. Refused, and nothing changed.
+      const unproven = await signInAtSetup();
+      expect(unproven.status).toBe(409);
+      expect(unproven.json()).toMatchObject({ error: 'address_unproven' });
+      const boss = (await usersQueries.findByEmail(sesame.db, 'boss@example.com'))!;
+      expect(boss.is_admin).toBe(false);
+      expect((await new Person(sesame.baseUrl).browser.request(setupPath(url))).status).toBe(200);
+
+      // Proven (the welcome mail's link), it goes through.
+      await sesame.db.updateTable('users').set({ email_verified: true }).where('id', '=', boss.id).execute();
+      const verify = await signInAtSetup();
       expect(verify.status).toBe(200);
       const subjects = async () => mail.to('boss@example.com').map((received) => received.subject);
       for (

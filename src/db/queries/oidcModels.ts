@@ -854,6 +854,11 @@ export const oidcModelsQueries = {
 
   /** Removes everything issued to a client (grants, codes, tokens of every kind). */
   async destroyByClientId(db: Db, clientId: string): Promise<number> {
+    // The client's grants first, by id (see destroyByAccountId): the delete below locks its
+    // tokens in table order, and an account's revocation holds that account's grants while it
+    // deletes their tokens.
+    await sql`select id from oidc_models where model = 'Grant' and payload->>'clientId' = ${clientId}
+      order by id for update`.execute(db);
     const result = await db
       .deleteFrom('oidc_models')
       .where(sql<boolean>`payload->>'clientId' = ${clientId}`)
