@@ -22,8 +22,8 @@ export async function revokeAccountSignIns(db: Db, userId: string, what: { token
 /**
  * Deletes the grants and every code, access token and refresh token issued under them. The
  * grants are locked first, by id, as every change of grants and the rows that name them takes
- * them (see oidcModelsQueries.destroyByAccountId): the tokens first, this deadlocked with a
- * cloned passkey's block, which locks the account's grants and then deletes their tokens.
+ * them (oidcModels.ts, lockGrantsWhere): the tokens first, this deadlocked with a cloned
+ * passkey's block, which locks the account's grants and then deletes their tokens.
  */
 export async function revokeGrants(trx: Db, grantIds: readonly string[]): Promise<void> {
   await oidcModelsQueries.lockGrants(trx, grantIds);
@@ -53,7 +53,8 @@ export interface EndedSignIns {
  * session by its `sid`, and by `sub` alone an app with a device (whose tokens name no
  * session) or, with `tokens`, one it granted access with no session. The one place
  * "sign out everywhere", a passkey's deletion, a recovery and a cloned passkey's block end
- * sign-ins, so they cannot drift apart. Call it in their transaction; once committed, wake the back-channel outbox.
+ * sign-ins, so they cannot drift apart. Call it in their transaction; once committed, wake
+ * the back-channel outbox.
  */
 export async function endEverySignInOf(
   trx: Db,

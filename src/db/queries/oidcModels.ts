@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../connect.js';
 import { FLUSH_WAIT_OFF, runSql, runWriteWithoutFlushWait } from '../rawSql.js';
 
@@ -321,8 +321,9 @@ const afterWrites = (names: readonly string[]) =>
  *   locked`), not waited for: so a transaction that holds a row this statement stores, and
  *   then wants the grant, never waits for it as it waits for that transaction. An admin's
  *   disable, a recovery link, an email takeover and a cloned passkey's block delete an
- *   account's sessions and grants together (destroyByAccountId); a Revoke of the app locks the app's grants and then changes
- *   the sessions that name it; a sign-in's statement stores such a session. Locking the grant
+ *   account's sessions and grants together (destroyByAccountId); a Revoke of the app locks
+ *   the app's grants and then changes the sessions that name it; a sign-in's statement
+ *   stores such a session. Locking the grant
  *   first, or waiting for it, the two would wait for each other and Postgres would refuse one
  *   (the sign-in with a 500). A grant left so is renewed at the next sign-in; until then it
  *   ends as it would have.
@@ -545,6 +546,18 @@ async function latestGrant(
     order by (payload->>'iat')::bigint desc nulls last
     limit 1`.execute(db);
   return rows[0]?.payload;
+}
+
+/**
+ * Locks the grants `where` names, by id. Every change of grants and of the rows that name
+ * them (sessions, codes, tokens) takes the grants first, in this order (lockGrantsOf too):
+ * a delete of an account's or a client's rows in one statement locks them in the order the
+ * table holds them, and an app's Revoke holds the app's grants and then changes the sessions
+ * that name them, so either way round two such changes waited for each other and Postgres
+ * refused one (a cloned passkey's block rolled back, the copy free to try again).
+ */
+async function lockGrantsWhere(db: Db, where: RawBuilder<unknown>): Promise<void> {
+  await sql`select id from oidc_models where model = 'Grant' and ${where} order by id for update`.execute(db);
 }
 
 export const oidcModelsQueries = {
@@ -826,6 +839,11 @@ export const oidcModelsQueries = {
     return answer[0]?.met ? answer[0].gone : undefined;
   },
 
+  /** Locks the grants `grantIds` (those that exist), by id, before their rows (lockGrantsWhere). */
+  async lockGrants(db: Db, grantIds: readonly string[]): Promise<void> {
+    if (grantIds.length > 0) await lockGrantsWhere(db, sql`id = any(${grantIds})`);
+  },
+
   /**
    * Removes every code and token issued under the grant (oidc-provider's adapter contract; the
    * grant itself is destroyed by its id). An Interaction or a Session records a grant id too,
@@ -833,16 +851,6 @@ export const oidcModelsQueries = {
    * switching accounts, an app revoking its token) must not delete it under them.
    * @returns the model and key (as in destroy) of each row removed.
    */
-  /** Locks the grants `grantIds` (those that exist) by id, before their rows (see destroyByAccountId). */
-  async lockGrants(db: Db, grantIds: readonly string[]): Promise<void> {
-    if (grantIds.length === 0) return;
-    await runSql(
-      db,
-      `select id from oidc_models where model = 'Grant' and id = any($1) order by id for update`,
-      [grantIds],
-    );
-  },
-
   async revokeByGrantId(db: Db, grantId: string): Promise<{ model: string; key: string }[]> {
     const { rows } = await runSql<{ model: string; key: string }>(
       db,
@@ -854,11 +862,9 @@ export const oidcModelsQueries = {
 
   /** Removes everything issued to a client (grants, codes, tokens of every kind). */
   async destroyByClientId(db: Db, clientId: string): Promise<number> {
-    // The client's grants first, by id (see destroyByAccountId): the delete below locks its
-    // tokens in table order, and an account's revocation holds that account's grants while it
-    // deletes their tokens.
-    await sql`select id from oidc_models where model = 'Grant' and payload->>'clientId' = ${clientId}
-      order by id for update`.execute(db);
+    // The delete below locks the client's rows in table order, a token before its grant as
+    // likely as after.
+    await lockGrantsWhere(db, sql`payload->>'clientId' = ${clientId}`);
     const result = await db
       .deleteFrom('oidc_models')
       .where(sql<boolean>`payload->>'clientId' = ${clientId}`)
@@ -871,12 +877,9 @@ export const oidcModelsQueries = {
    * and every row of its grants (a client_credentials token has no account and is kept).
    */
   async destroyByAccountId(db: Db, accountId: string): Promise<number> {
-    // The account's grants first, by id, as every change of grants and the rows that name them
-    // takes them (lockGrantsOf, lockGrants): the delete below locks rows in the order the table
-    // holds them, a session before its grant as likely as after, and an app's Revoke, which
-    // holds the app's grants and then changes the sessions that name them, deadlocked with it.
-    await sql`select id from oidc_models where model = 'Grant' and payload->>'accountId' = ${accountId}
-      order by id for update`.execute(db);
+    // The delete below locks the account's rows in table order, a session before its grant as
+    // likely as after.
+    await lockGrantsWhere(db, sql`payload->>'accountId' = ${accountId}`);
     const result = await db
       .deleteFrom('oidc_models')
       .where((eb) =>
