@@ -118,6 +118,16 @@ export function markRefusedFields(form: HTMLFormElement, error?: unknown): void 
 }
 
 /**
+ * Gives a button enabled again after a ceremony the focus back, unless something took it
+ * meanwhile: disabling the focused button dropped the focus to the page's body, and enabling
+ * it again does not bring it back, so a keyboard or screen-reader user would be thrown to the
+ * top of the page after a cancelled passkey prompt. A refused field that took it keeps it.
+ */
+export function refocus(button: HTMLElement | null | undefined): void {
+  if (document.activeElement === null || document.activeElement === document.body) button?.focus();
+}
+
+/**
  * Shows why a ceremony did not finish; for a sign-in that expired meanwhile, reloads the page
  * instead, whose error page then links back to the app while Sesame knows which.
  */

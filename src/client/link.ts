@@ -4,7 +4,7 @@ import {
   startAuthentication,
   startRegistration,
 } from '@simplewebauthn/browser';
-import { ceremonyMessage, clearStatus, markRefusedFields, postJson, showStatus } from './api.js';
+import { ceremonyMessage, clearStatus, markRefusedFields, postJson, refocus, showStatus } from './api.js';
 
 /**
  * The one-time link page and the first-run setup page: "Create a passkey" registers one and
@@ -43,9 +43,7 @@ form.addEventListener('submit', (event) => {
     })
     .finally(() => {
       submit.disabled = false;
-      // Disabling the focused button dropped the focus to the page's body; a refused field
-      // took it above, else it goes back to the button, to try again from the keyboard.
-      if (document.activeElement === null || document.activeElement === document.body) submit.focus();
+      refocus(submit);
     });
 });
 
@@ -64,6 +62,6 @@ signIn?.addEventListener('click', () => {
     .catch((error) => showStatus(ceremonyMessage(error)))
     .finally(() => {
       signIn.disabled = false;
-      if (document.activeElement === null || document.activeElement === document.body) signIn.focus();
+      refocus(signIn);
     });
 });

@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialCreationOptionsJSON, startRegistration } from '@simplewebauthn/browser';
-import { clearStatus, markRefusedFields, postJson, showCeremonyFailure } from './api.js';
+import { clearStatus, markRefusedFields, postJson, refocus, showCeremonyFailure } from './api.js';
 
 const form = document.getElementById('signup-form') as HTMLFormElement;
 const base = `/interaction/${form.dataset.uid}`;
@@ -26,8 +26,6 @@ form.addEventListener('submit', (event) => {
     })
     .finally(() => {
       submit.disabled = false;
-      // Disabling the focused button dropped the focus to the page's body; a refused field
-      // took it above, else it goes back to the button, to try again from the keyboard.
-      if (document.activeElement === null || document.activeElement === document.body) submit.focus();
+      refocus(submit);
     });
 });

@@ -1,5 +1,5 @@
 import { type PublicKeyCredentialRequestOptionsJSON, startAuthentication } from '@simplewebauthn/browser';
-import { ApiError, message, postJson, showFailure, showStatus } from './api.js';
+import { ApiError, message, postJson, refocus, showFailure, showStatus } from './api.js';
 
 /**
  * Step-up, shared by the account and admin pages: some requests need a passkey assertion
@@ -43,10 +43,7 @@ export function submitAfterStepUp(form: HTMLFormElement): void {
       .catch((error) => {
         showFailure(error);
         for (const button of buttons) button.disabled = false;
-        // Disabling the focused button dropped the focus to the page's body, and enabling it
-        // again does not bring it back: a keyboard or screen-reader user would be thrown to
-        // the top of the page after a cancelled passkey prompt. Unless something took it since.
-        if (document.activeElement === null || document.activeElement === document.body) pressed?.focus();
+        refocus(pressed);
       });
   });
 }
