@@ -405,36 +405,35 @@ describe('sign-in on a device without a browser', () => {
     expect(german.text).toContain('Beginnen Sie auf Ihrem Gerät von vorn, um einen neuen Code zu erhalten');
     expect(german.text).toContain('<a href="/device">Code eingeben</a>');
 
-    // Finished: Back from the device-done page to the consent page, whose sign-in is gone.
-    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
-    const signedIn = new Person(sesame.baseUrl);
-    const login = asPage(await signedIn.browser.follow(await enterCode(signedIn, started.user_code)));
-    const consentPage = asPage(
-      await signedIn.browser.follow(await signedIn.signUp(login, 'finished-on-device@example.com')),
-    );
-    const consentUid = /\/interaction\/([^/?#]+)/.exec(consentPage.url)![1]!;
-    const allowed = await signedIn.browser.request(`/interaction/${consentUid}/consent`, {
-      form: { _csrf: consentPage.csrf(), decision: 'allow' },
-    });
-    expect(asPage(await signedIn.browser.follow(allowed.location()!)).text).toContain(
+    /**
+     * A device's sign-in, signed up as `email` and decided (`decision`) at its consent page,
+     * whose answer says `answered`; then Back to that consent page, whose sign-in is gone.
+     */
+    async function backToConsentAfter(email: string, decision: 'allow' | 'deny', answered: string) {
+      const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+      const person = new Person(sesame.baseUrl);
+      const login = asPage(await person.browser.follow(await enterCode(person, started.user_code)));
+      const consentPage = asPage(await person.browser.follow(await person.signUp(login, email)));
+      const consentUid = /\/interaction\/([^/?#]+)/.exec(consentPage.url)![1]!;
+      const decided = await person.browser.request(`/interaction/${consentUid}/consent`, {
+        form: { _csrf: consentPage.csrf(), decision },
+      });
+      expect(asPage(await person.browser.follow(decided.location()!)).text).toContain(answered);
+      return { started, back: await person.browser.request(`/interaction/${consentUid}`) };
+    }
+
+    // Finished: Back from the device-done page to the consent page.
+    const finished = await backToConsentAfter(
+      'finished-on-device@example.com',
+      'allow',
       'Your device is signed in',
     );
-    expect(expiredPage(await signedIn.browser.request(`/interaction/${consentUid}`))).toEqual(enterACode);
-    await poll(tv, started);
+    expect(expiredPage(finished.back)).toEqual(enterACode);
+    await poll(tv, finished.started);
 
     // Denied: Back from the "Sign-in cancelled" page to the consent page.
-    const refused = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
-    const denier = new Person(sesame.baseUrl);
-    const denierLogin = asPage(await denier.browser.follow(await enterCode(denier, refused.user_code)));
-    const denierConsent = asPage(
-      await denier.browser.follow(await denier.signUp(denierLogin, 'denied-on-device@example.com')),
-    );
-    const denierUid = /\/interaction\/([^/?#]+)/.exec(denierConsent.url)![1]!;
-    const denied = await denier.browser.request(`/interaction/${denierUid}/consent`, {
-      form: { _csrf: denierConsent.csrf(), decision: 'deny' },
-    });
-    expect(asPage(await denier.browser.follow(denied.location()!)).text).toContain('Sign-in cancelled');
-    expect(expiredPage(await denier.browser.request(`/interaction/${denierUid}`))).toEqual(enterACode);
+    const denied = await backToConsentAfter('denied-on-device@example.com', 'deny', 'Sign-in cancelled');
+    expect(expiredPage(denied.back)).toEqual(enterACode);
   });
 
   it('answers a stale or made-up resume address with the code page, not an error', async () => {
