@@ -105,8 +105,8 @@ const QUOTED_BREAK = /=\r?\n|\r?\n\d{3}[ -](?:\d\.\d{1,3}\.\d{1,3} )?/g;
 /**
  * Whether a secret-shaped run of free text is a secret: some piece of it between dots is as
  * long as a generated one (a token; a JWT's signature is), or it starts as a JWT does (`eyJ`,
- * a JSON header's `{"`), dots and all. A host name's pieces are short
- * however long the name (`BN1NAM02FT012.eop-nam02.prod.protection.outlook.com`), and it stays.
+ * a JSON header's `{"`), dots and all. A host name's pieces are short however long the name
+ * (`BN1NAM02FT012.eop-nam02.prod.protection.outlook.com`), and it stays.
  */
 const isSecretRun = (run: string) =>
   run.split('.').some((piece) => piece.length >= 40) || (run.startsWith('eyJ') && run.includes('.'));

@@ -245,7 +245,8 @@ export function setupSignInBinding(link: Pick<SetupLinkRow, 'id'>): { purpose: s
  * (`address_unproven` otherwise): whoever gets mail at an unproven address can take the
  * account over with a recovery link (emailOwnership.ts), and the administrator's role goes
  * with the address. Without mail nobody can (links come only from an administrator), and
- * whoever holds the account's passkey is its owner, as whoever holds the setup link runs the server.
+ * whoever holds the account's passkey is its owner, as whoever holds the setup link runs the
+ * server.
  */
 export async function redeemSetupLinkWithAccount(
   db: Db,

@@ -380,10 +380,10 @@ export function interactionRoutes({
    * A sign-in checked against what this process holds, for one statement where the usual way
    * needs two: the interaction as it stored it at the login prompt (freshSignIns.ts), the
    * passkey as it last signed in here (knownPasskeys.ts), its owner from the users cache.
-   * The assertion is checked as {@link checkTakenAssertion} checks it (checkAssertion), then one statement
-   * takes the challenge, records the passkey's use and saves the sign-in, only if the
-   * challenge is this interaction's, live and unused, and the interaction, the passkey and its
-   * owner are still as checked (credentials.ts, useCheckedInMemory).
+   * The assertion is checked as {@link checkTakenAssertion} checks it (checkAssertion), then
+   * one statement takes the challenge, records the passkey's use and saves the sign-in, only
+   * if the challenge is this interaction's, live and unused, and the interaction, the passkey
+   * and its owner are still as checked (credentials.ts, useCheckedInMemory).
    * @returns false where anything was missing, differed, or refused: nothing was stored, and
    * the caller signs in the usual way, which gives every refusal its usual answer.
    */
