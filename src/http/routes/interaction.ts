@@ -46,6 +46,7 @@ import {
   keyedRateLimit,
   rateLimitKey,
   SIGNUP_ATTEMPTS_PER_ADDRESS,
+  SIGNUP_ATTEMPTS_PER_ADDRESS_AND_IP,
   SIGNUP_ATTEMPTS_PER_IP,
   WELCOME_RESENDS_PER_ADDRESS,
 } from '../middleware/rateLimit.js';
@@ -97,9 +98,11 @@ export function interactionRoutes({
   const router = sesameRouter({ prefix: '/interaction/:uid' }, parseBodies(), csrf.protect());
   const rp = relyingPartyFor(config);
   const signupOpen = config.signup !== 'invite';
-  const countSignupAttempt = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
-  const countSignupFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_IP, hits, config.rateLimitPerMinute > 0);
-  const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
+  const limited = config.rateLimitPerMinute > 0;
+  const countSignupAttempt = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS, hits, limited);
+  const countSignupOfAddressFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS_AND_IP, hits, limited);
+  const countSignupFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_IP, hits, limited);
+  const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, limited);
 
   async function loadInteraction(ctx: Context) {
     try {
@@ -440,8 +443,13 @@ export function interactionRoutes({
   router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw signupClosed();
     const body = parseBody(ctx, signupStartSchema);
-    await countSignupFromIp(ctx, rateLimitKey(ctx.ip));
-    await countSignupAttempt(ctx, `signup:${addressKey(body.email)}`);
+    const requester = rateLimitKey(ctx.ip);
+    const address = addressKey(body.email);
+    // The requester's own counts come before the shared one: what one requester tries past
+    // its own limit never counts against the address's, which the owner needs too.
+    await countSignupFromIp(ctx, requester);
+    await countSignupOfAddressFromIp(ctx, `${requester} ${address}`);
+    await countSignupAttempt(ctx, `signup:${address}`);
     const interaction = await loadInteraction(ctx);
     if (!waitsForLogin(interaction)) throw interactionExpired();
     if (await emailTaken(db, body.email)) throw accountExists(pageText(ctx));
