@@ -103,20 +103,12 @@ function refuseOver(ctx: Context, verdict: HitVerdict): void {
  * alone: a count per address that anyone could use up let a stranger who knows someone's
  * address name it five times every 15 minutes and keep its owner from ever signing up. The
  * stranger now uses up only their own count; the owner, signing up from anywhere else, is
- * not refused.
+ * not refused. No cap per address from all requesters together: one answer already says
+ * whether an address has an account (the answer for a taken one differs), so a cap would
+ * bound only asking again about the same address, and two IPs could keep it used up and
+ * lock the owner out again. Probing many addresses is bounded per IP (below).
  */
 export const SIGNUP_ATTEMPTS_PER_ADDRESS_AND_IP = { name: 'signup-address-ip', points: 5, seconds: 15 * 60 };
-
-/**
- * Sign-up attempts per email address from all requesters together: a script probing whether
- * an address has an account (the answer for a taken one differs) from many IPs gets 30 answers
- * for it in an hour-long window (a window starts at its first attempt: up to 60 within minutes
- * across two), about what the count of 5 per 15 minutes from anywhere let it have. One
- * requester, at 5 per 15 minutes, gets at most 25 into a window, so no single address can use
- * this up; two IPv4 addresses or two IPv6 /64s can, and keep it used up, and then the owner is
- * refused until they stop, or until an administrator invites the owner instead.
- */
-export const SIGNUP_ATTEMPTS_PER_ADDRESS = { name: 'signup', points: 30, seconds: 60 * 60 };
 
 /**
  * Sign-up attempts per client IP, whatever addresses they name: each sign-up mails a welcome

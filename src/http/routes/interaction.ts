@@ -45,7 +45,6 @@ import { localeOf, rememberLanguageChoice } from '../middleware/language.js';
 import {
   keyedRateLimit,
   rateLimitKey,
-  SIGNUP_ATTEMPTS_PER_ADDRESS,
   SIGNUP_ATTEMPTS_PER_ADDRESS_AND_IP,
   SIGNUP_ATTEMPTS_PER_IP,
   WELCOME_RESENDS_PER_ADDRESS,
@@ -99,7 +98,6 @@ export function interactionRoutes({
   const rp = relyingPartyFor(config);
   const signupOpen = config.signup !== 'invite';
   const limited = config.rateLimitPerMinute > 0;
-  const countSignupAttempt = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS, hits, limited);
   const countSignupOfAddressFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS_AND_IP, hits, limited);
   const countSignupFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_IP, hits, limited);
   const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, limited);
@@ -445,11 +443,8 @@ export function interactionRoutes({
     const body = parseBody(ctx, signupStartSchema);
     const requester = rateLimitKey(ctx.ip);
     const address = addressKey(body.email);
-    // The requester's own counts come before the shared one: what one requester tries past
-    // its own limit never counts against the address's, which the owner needs too.
     await countSignupFromIp(ctx, requester);
     await countSignupOfAddressFromIp(ctx, `${requester} ${address}`);
-    await countSignupAttempt(ctx, `signup:${address}`);
     const interaction = await loadInteraction(ctx);
     if (!waitsForLogin(interaction)) throw interactionExpired();
     if (await emailTaken(db, body.email)) throw accountExists(pageText(ctx));
