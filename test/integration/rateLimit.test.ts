@@ -416,7 +416,7 @@ describe('TRUST_PROXY: the client is the entry the trusted proxies wrote, not wh
   });
 });
 
-describe('sign-up attempts are limited per email address, and per IP', () => {
+describe('sign-up attempts are limited per address from one requester and per IP', () => {
   let sesame: TestApp;
 
   beforeAll(async () => {
@@ -446,49 +446,88 @@ describe('sign-up attempts are limited per email address, and per IP', () => {
       });
   }
 
-  it('refuses the sixth attempt for one address within 15 minutes, from any IP and in any case', async () => {
+  /** The 429 a sign-up limit answers: the same body as before, with Retry-After in seconds. */
+  function expectRefused(refused: PageResponse) {
+    expect(refused.status).toBe(429);
+    expect(refused.json()).toMatchObject({ error: 'rate_limited' });
+    expect(refused.json().error_description).toMatch(/^Too many requests\. Try again in \d+ minutes\.$/);
+    return Number(refused.headers.get('retry-after'));
+  }
+
+  it('refuses the sixth attempt for one address from one requester within 15 minutes, in any case and from any address of its IPv6 /64', async () => {
     const signupOptions = await signupOptionsCaller();
     for (let n = 1; n <= 5; n++) {
       expect(
-        (await signupOptions(n % 2 ? 'New@Example.com' : 'new@example.com', `198.51.100.${n}`)).status,
+        (await signupOptions(n % 2 ? 'New@Example.com' : 'new@example.com', `2001:db8:5:1::${n}`)).status,
       ).toBe(200);
     }
     const before = await challengeCount(sesame);
     // Spellings that the database's lower() takes for the same address count as it.
     for (const spelling of ['NEW@EXAMPLE.COM', 'ｎｅｗ@example.com', 'nEw@exAmple.com']) {
-      expect((await signupOptions(spelling, '198.51.100.78')).status).toBe(429);
+      expect((await signupOptions(spelling, '2001:db8:5:1::78')).status).toBe(429);
     }
-    const refused = await signupOptions('NEW@example.com', '198.51.100.77');
-    expect(refused.status).toBe(429);
-    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(60);
-    expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(15 * 60);
-    expect(refused.json()).toMatchObject({ error: 'rate_limited' });
+    const refused = await signupOptions('NEW@example.com', '2001:db8:5:1:ffff::77');
+    const retryAfter = expectRefused(refused);
+    expect(retryAfter).toBeGreaterThan(60);
+    expect(retryAfter).toBeLessThanOrEqual(15 * 60);
     expect(await challengeCount(sesame)).toBe(before);
-    // Another address from the same IP is not held back.
-    expect((await signupOptions('other@example.com', '198.51.100.77')).status).toBe(200);
+    // Another address from the same requester is not held back, nor the address from another.
+    expect((await signupOptions('other@example.com', '2001:db8:5:1::77')).status).toBe(200);
+    expect((await signupOptions('new@example.com', '2001:db8:5:2::1')).status).toBe(200);
+  });
+
+  it('counts an address per requester: a stranger who names it until refused, from one IP or several, does not keep its owner from signing up', async () => {
+    const signupOptions = await signupOptionsCaller();
+    // One stranger, until refused; then four more IPs, five times each.
+    for (let n = 1; n <= 5; n++)
+      expect((await signupOptions('newhire@example.com', '198.51.100.60')).status).toBe(200);
+    expectRefused(await signupOptions('Newhire@example.com', '198.51.100.60'));
+    for (let ip = 61; ip <= 64; ip++)
+      for (let n = 1; n <= 5; n++)
+        expect((await signupOptions('newhire@example.com', `198.51.100.${ip}`)).status).toBe(200);
+    // The owner, from their own network, gets the passkey prompt.
+    const owner = await signupOptions('newhire@example.com', '203.0.113.200');
+    expect(owner.status).toBe(200);
+    expect(owner.json()).toMatchObject({ challenge: expect.any(String) });
   });
 
   it('counts an address with a dotted capital I as the one Postgres lowercases it to', async () => {
     const signupOptions = await signupOptionsCaller();
     for (let n = 1; n <= 5; n++)
-      expect((await signupOptions('iris@example.com', `198.51.100.${n + 20}`)).status).toBe(200);
+      expect((await signupOptions('iris@example.com', '198.51.100.21')).status).toBe(200);
     // JavaScript lowercases İ to i and a combining dot; Postgres to i. One account, one count.
-    expect((await signupOptions('İris@example.com', '198.51.100.99')).status).toBe(429);
+    expect((await signupOptions('İris@example.com', '198.51.100.21')).status).toBe(429);
+    expect((await signupOptions('İris@example.com', '198.51.100.22')).status).toBe(200);
   });
 
-  it('counts the answers for a taken address too, so probing one stops after five', async () => {
+  it('keeps no count per address from all requesters together: strangers from many IPs never hold back the next one', async () => {
     const signupOptions = await signupOptionsCaller();
-    for (let n = 1; n <= 5; n++)
-      expect((await signupOptions('known@example.com', `203.0.113.${n}`)).status).toBe(409);
-    expect((await signupOptions('Known@Example.com', '203.0.113.99')).status).toBe(429);
+    // Eight strangers, five tries each (as many as their own count lets them), on a taken
+    // address and on a free one: each try is answered, and so is the owner's after them.
+    for (const [email, answer] of [
+      ['known@example.com', 409],
+      ['patient@example.com', 200],
+    ] as const) {
+      const statuses: number[] = [];
+      for (let requester = 1; requester <= 8; requester++)
+        for (let n = 1; n <= 5; n++)
+          statuses.push((await signupOptions(email, `203.0.113.${requester}`)).status);
+      expect(statuses).toEqual(Array(40).fill(answer));
+      expect((await signupOptions(email, '192.0.2.33')).status).toBe(answer);
+    }
   });
 
-  it('refuses the 21st sign-up from one IP within 15 minutes, whatever addresses it names', async () => {
+  it('refuses the 21st sign-up from one IP within 15 minutes, whatever addresses it names, others have tried them or not', async () => {
     // Each sign-up mails a welcome to the address it names: one IP may not mail strangers at will.
     const signupOptions = await signupOptionsCaller();
+    // Four addresses that four other IPs have each named five times: this IP still has its own 5 for each.
+    for (let n = 1; n <= 4; n++)
+      for (let i = 1; i <= 5; i++)
+        expect((await signupOptions(`office${n}@example.com`, `192.0.2.${210 + n}`)).status).toBe(200);
     const ip = '192.0.2.201';
-    for (let n = 1; n <= 20; n++)
-      expect((await signupOptions(`stranger${n}@example.com`, ip)).status).toBe(200);
+    for (let n = 1; n <= 4; n++)
+      for (let i = 1; i <= 5; i++)
+        expect((await signupOptions(`office${n}@example.com`, ip)).status).toBe(200);
     const before = await challengeCount(sesame);
     const refused = await signupOptions('stranger21@example.com', ip);
     expect(refused.status).toBe(429);

@@ -98,11 +98,17 @@ function refuseOver(ctx: Context, verdict: HitVerdict): void {
 }
 
 /**
- * Sign-up attempts per email address, whichever IP they come from: a person retries a
- * cancelled passkey prompt a few times, while a script probing which addresses have
- * accounts (the answer for a taken one differs) spreads over many IPs.
+ * Sign-up attempts per email address from one requester (a client IP, an IPv6 /64): a person
+ * retries a cancelled passkey prompt a few times. Counted per requester, not per address
+ * alone: a count per address that anyone could use up let a stranger who knows someone's
+ * address name it five times every 15 minutes and keep its owner from ever signing up. The
+ * stranger now uses up only their own count; the owner, signing up from anywhere else, is
+ * not refused. No cap per address from all requesters together: one answer already says
+ * whether an address has an account (the answer for a taken one differs), so a cap would
+ * bound only asking again about the same address, and two IPs could keep it used up and
+ * lock the owner out again. Probing many addresses is bounded per IP (below).
  */
-export const SIGNUP_ATTEMPTS_PER_ADDRESS = { name: 'signup', points: 5, seconds: 15 * 60 };
+export const SIGNUP_ATTEMPTS_PER_ADDRESS_AND_IP = { name: 'signup-address-ip', points: 5, seconds: 15 * 60 };
 
 /**
  * Sign-up attempts per client IP, whatever addresses they name: each sign-up mails a welcome

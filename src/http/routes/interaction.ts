@@ -45,7 +45,7 @@ import { localeOf, rememberLanguageChoice } from '../middleware/language.js';
 import {
   keyedRateLimit,
   rateLimitKey,
-  SIGNUP_ATTEMPTS_PER_ADDRESS,
+  SIGNUP_ATTEMPTS_PER_ADDRESS_AND_IP,
   SIGNUP_ATTEMPTS_PER_IP,
   WELCOME_RESENDS_PER_ADDRESS,
 } from '../middleware/rateLimit.js';
@@ -97,9 +97,10 @@ export function interactionRoutes({
   const router = sesameRouter({ prefix: '/interaction/:uid' }, parseBodies(), csrf.protect());
   const rp = relyingPartyFor(config);
   const signupOpen = config.signup !== 'invite';
-  const countSignupAttempt = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
-  const countSignupFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_IP, hits, config.rateLimitPerMinute > 0);
-  const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, config.rateLimitPerMinute > 0);
+  const limited = config.rateLimitPerMinute > 0;
+  const countSignupOfAddressFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_ADDRESS_AND_IP, hits, limited);
+  const countSignupFromIp = keyedRateLimit(SIGNUP_ATTEMPTS_PER_IP, hits, limited);
+  const countResend = keyedRateLimit(WELCOME_RESENDS_PER_ADDRESS, hits, limited);
 
   async function loadInteraction(ctx: Context) {
     try {
@@ -440,8 +441,10 @@ export function interactionRoutes({
   router.post('/signup/options', rateLimit, async (ctx) => {
     if (!signupOpen) throw signupClosed();
     const body = parseBody(ctx, signupStartSchema);
-    await countSignupFromIp(ctx, rateLimitKey(ctx.ip));
-    await countSignupAttempt(ctx, `signup:${addressKey(body.email)}`);
+    const requester = rateLimitKey(ctx.ip);
+    const address = addressKey(body.email);
+    await countSignupFromIp(ctx, requester);
+    await countSignupOfAddressFromIp(ctx, `${requester} ${address}`);
     const interaction = await loadInteraction(ctx);
     if (!waitsForLogin(interaction)) throw interactionExpired();
     if (await emailTaken(db, body.email)) throw accountExists(pageText(ctx));
