@@ -150,7 +150,9 @@ describe('back-channel logout', () => {
    * a `sub` or `sid` and no `nonce`.
    */
   async function verifyLogoutToken(token: string, rp: TestRp) {
-    const jwks = createRemoteJWKSet(new URL('/jwks', sesame.baseUrl));
+    // Some tests verify dozens of tokens at once, each fetching the JWKS: jose's 5 s default
+    // timed out on a machine at load 15 (CI beside other work).
+    const jwks = createRemoteJWKSet(new URL('/jwks', sesame.baseUrl), { timeoutDuration: 30_000 });
     const { payload, protectedHeader } = await jwtVerify(token, jwks, {
       issuer: sesame.baseUrl,
       audience: rp.config.clientMetadata().client_id,
