@@ -90,7 +90,9 @@ export async function createOneTimeLink(
     // "Lost your passkey?" never recovers an administrator (see requestSelfRecovery), also one
     // made an administrator since it looked the account up.
     if (input.selfService && existing?.is_admin) {
-      throw conflict(`${existing.email} is an administrator: only an administrator or the CLI issues its recovery link`);
+      throw conflict(
+        `${existing.email} is an administrator: only an administrator or the CLI issues its recovery link`,
+      );
     }
     // Its page would only say the account is disabled: a link that cannot work is not handed out.
     if (existing?.disabled_at) {

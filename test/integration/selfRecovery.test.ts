@@ -373,7 +373,9 @@ describe('"Lost your passkey?" for an administrator', () => {
     // The administrator gets a notice, with no link in it; the other account its link.
     const [notice] = await mail.waitFor('boss@example.com');
     expect(notice!.subject).toBe('Administrators of Acme are not recovered by mail');
-    expect(notice!.text).toContain('Someone asked for a link to add a passkey to the Acme account of boss@example.com.');
+    expect(notice!.text).toContain(
+      'Someone asked for a link to add a passkey to the Acme account of boss@example.com.',
+    );
     expect(notice!.text).toContain('no link was sent');
     expect(notice!.text).toContain('another administrator can give you a recovery link: Admin → Users');
     expect(notice!.text).toContain(`${sesame.baseUrl}/admin/users`);
@@ -392,7 +394,11 @@ describe('"Lost your passkey?" for an administrator', () => {
       {
         actor: 'self-service',
         action: 'link.recovery.refused',
-        details: expect.objectContaining({ email: 'boss@example.com', reason: 'administrator', notice: true }),
+        details: expect.objectContaining({
+          email: 'boss@example.com',
+          reason: 'administrator',
+          notice: true,
+        }),
       },
     ]);
     // Still an administrator, with nothing else changed.
