@@ -9,6 +9,7 @@ import { linkIn, type MailServer, startAppWithMail } from '../support/mailServer
 import { Person } from '../support/oidcFlow.js';
 import { linkPath, onboard, prepareLinkUse, useLink } from '../support/oneTimeLinkFlow.js';
 import { autofocusedField } from '../support/refusedFields.js';
+import { meanwhileAtLock } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
 
 /** The sign-in page of Sesame's own account app (an OIDC login prompt). */
@@ -481,6 +482,31 @@ describe('"Lost your passkey?" for an administrator', () => {
     expect((await usersQueries.findById(sesame.db, userId))!.is_admin).toBe(true);
     expect((await owner.browser.request('/account')).status).toBe(200);
     expect((await auditOf(userId)).map((entry) => entry.action)).not.toContain('link.recovery.use');
+  });
+
+  it('refuses a self-service link when the account is made an administrator while its passkey is being stored', async () => {
+    const { userId } = await onboard(sesame, 'midway@example.com');
+    await askForLink(sesame, 'midway@example.com');
+    const url = linkIn((await mail.waitFor('midway@example.com', 2))[1]!);
+    const pending = await prepareLinkUse(new Person(sesame.baseUrl), url);
+    expect(typeof pending).toBe('function');
+    const passkeys = () =>
+      sesame.db.selectFrom('credentials').select('id').where('user_id', '=', userId).execute();
+    const before = await passkeys();
+
+    // The promotion holds the account's row: the link's use has found the link usable and waits
+    // for the account, then finds an administrator.
+    const used = await meanwhileAtLock(
+      sesame.db,
+      (trx) => trx.updateTable('users').set({ is_admin: true }).where('id', '=', userId).execute(),
+      () => (pending as () => Promise<PageResponse>)(),
+      async () => {},
+    );
+    expect(used.status).toBe(403);
+    expect(used.json()).toMatchObject({ error: 'admin_self_recovery' });
+    expect(await passkeys()).toEqual(before);
+    const links = await linksFor('midway@example.com');
+    expect(links.find((row) => row.created_by === 'self-service')!.used_at).toBeNull();
   });
 
   it("keeps an administrator's and the CLI's recovery links for an administrator working", async () => {
