@@ -91,7 +91,7 @@ export async function createOneTimeLink(
     // made an administrator since it looked the account up.
     if (input.selfService && existing?.is_admin) {
       throw conflict(
-        `${existing.email} is an administrator: only an administrator or the CLI issues its recovery link`,
+        'The account is an administrator: only an administrator or the CLI issues its recovery link',
       );
     }
     // Its page would only say the account is disabled: a link that cannot work is not handed out.

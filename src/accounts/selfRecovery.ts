@@ -11,9 +11,12 @@ import { createOneTimeLink, SELF_SERVICE_ACTOR } from './oneTimeLinks.js';
 
 /**
  * The command that makes a recovery link for an existing account on the server (`users invite`
- * without `--admin`; see src/cli/users.ts), as the notice to an administrator names it.
+ * without `--admin`; see src/cli/users.ts), as the notice to an administrator names it. The
+ * address is single-quoted for a POSIX shell: a plain address may hold `` ` ``, `$` or `|`,
+ * and an operator pastes the line as it is.
  */
-export const recoveryLinkCommand = (email: string) => `sesame users invite --email ${email}`;
+export const recoveryLinkCommand = (email: string) =>
+  `sesame users invite --email '${email.replaceAll("'", "'\\''")}'`;
 
 /**
  * "Lost your passkey?": mails a short-lived recovery link to `email` when an enabled account
@@ -40,13 +43,21 @@ export async function requestSelfRecovery(
     await sendAdminRecoveryNotice(db, config, user, locale);
     return;
   }
-  await createOneTimeLink(db, config, {
-    email: user.email,
-    purpose: 'recovery',
-    actor: SELF_SERVICE_ACTOR,
-    selfService: true,
-    locale,
-  });
+  try {
+    await createOneTimeLink(db, config, {
+      email: user.email,
+      purpose: 'recovery',
+      actor: SELF_SERVICE_ACTOR,
+      selfService: true,
+      locale,
+    });
+  } catch (error) {
+    // Made an administrator since the lookup above: createOneTimeLink refused it under the
+    // account row's lock, and the notice goes instead.
+    const now = await usersQueries.findByEmail(db, email);
+    if (!now?.is_admin || now.disabled_at) throw error;
+    await sendAdminRecoveryNotice(db, config, now, locale);
+  }
 }
 
 /**
