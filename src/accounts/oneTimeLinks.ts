@@ -87,6 +87,13 @@ export async function createOneTimeLink(
     // links first, the two deadlocked.
     const existing = await usersQueries.findByEmail(trx, email, 'update');
     if (input.purpose === 'recovery' && !existing) throw notFound('No account has that email address');
+    // "Lost your passkey?" never recovers an administrator (see requestSelfRecovery), also one
+    // made an administrator since it looked the account up.
+    if (input.selfService && existing?.is_admin) {
+      throw conflict(
+        'The account is an administrator: only an administrator or the CLI issues its recovery link',
+      );
+    }
     // Its page would only say the account is disabled: a link that cannot work is not handed out.
     if (existing?.disabled_at) {
       throw new HttpError(
@@ -192,6 +199,7 @@ export type LinkProblem =
   | 'used_self_service'
   | 'expired_self_service'
   | 'disabled'
+  | 'administrator'
   | 'account_exists'
   | 'passkey_registered'
   | 'too_many_passkeys'
@@ -234,6 +242,13 @@ const LINK_PROBLEMS: Record<LinkProblem, PageProblem> = {
     code: 'account_disabled',
     heading: 'This account is disabled',
     message: 'Ask an administrator to enable it.',
+  },
+  administrator: {
+    status: 403,
+    code: 'admin_self_recovery',
+    heading: 'This link does not recover an administrator',
+    message:
+      'This account is now an administrator, and administrators’ accounts are not recovered with a link asked for by mail. Nothing was changed. Ask another administrator for a recovery link, or whoever runs the server.',
   },
   account_exists: {
     status: 409,
@@ -322,6 +337,9 @@ async function problemWith(db: Db, link: OneTimeTokenRow | undefined): Promise<L
   // An invite never adds a passkey to an account whose owner proved the email: that is a recovery link's job.
   if (link.purpose === 'invite' && user?.email_verified) return 'account_exists';
   if (user?.disabled_at) return 'disabled';
+  // "Lost your passkey?" never recovers an administrator (see requestSelfRecovery): a link
+  // mailed before the account was made one does not either. An administrator's own link does.
+  if (selfService && user?.is_admin) return 'administrator';
   return undefined;
 }
 

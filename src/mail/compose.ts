@@ -17,6 +17,11 @@ const html = new Eta({ views: MAIL_VIEWS, autoEscape: true, cache: true, autoTri
 export interface MailData {
   invite: { email: string; url: string; expiresAt: Date; admin: boolean };
   recovery: { email: string; url: string; expiresAt: Date; selfService: boolean };
+  /**
+   * "Lost your passkey?" asked for an administrator's address: no link, only how an
+   * administrator gets back in (another administrator's link, or `command` on the server).
+   */
+  adminRecovery: { email: string; adminUrl: string; command: string };
   welcome: { email: string; url: string; expiresAt: Date; mustVerify: boolean };
   /** A new link to verify the address, asked for on the account page or the sign-in's "Send the link again". */
   confirmation: { email: string; url: string; expiresAt: Date; mustVerify: boolean };

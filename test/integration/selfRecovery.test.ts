@@ -1,14 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jest } from '@jest/globals';
-import { issueRecoveryLink } from '../../src/admin/users.js';
+import { createOneTimeLink, SELF_SERVICE_ACTOR } from '../../src/accounts/oneTimeLinks.js';
+import { issueRecoveryLink, promoteUser } from '../../src/admin/users.js';
 import { usersQueries } from '../../src/db/queries/users.js';
-import { BrowserSession } from '../support/browser.js';
+import { BrowserSession, type PageResponse } from '../support/browser.js';
 import { countRows } from '../support/countRows.js';
 import { linkIn, type MailServer, startAppWithMail } from '../support/mailServer.js';
 import { Person } from '../support/oidcFlow.js';
-import { linkPath, onboard, useLink } from '../support/oneTimeLinkFlow.js';
+import { linkPath, onboard, prepareLinkUse, useLink } from '../support/oneTimeLinkFlow.js';
 import { autofocusedField } from '../support/refusedFields.js';
+import { meanwhileAtLock } from '../support/rowLocks.js';
 import { startTestApp, type TestApp } from '../support/testApp.js';
+import { onPostgres } from '../support/testDatabase.js';
 
 /** The sign-in page of Sesame's own account app (an OIDC login prompt). */
 async function signInPage(sesame: TestApp): Promise<string> {
@@ -317,6 +320,218 @@ describe('"Lost your passkey?" with mail configured', () => {
   });
 });
 
+describe('"Lost your passkey?" for an administrator', () => {
+  let mail: MailServer;
+  let sesame: TestApp;
+  let stop: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ mail, sesame, stop } = await startAppWithMail());
+  });
+
+  afterAll(() => stop?.());
+
+  /** The one-time links made for `email`. */
+  const linksFor = (email: string) =>
+    sesame.db.selectFrom('one_time_tokens').selectAll().where('email', '=', email).execute();
+
+  /** The audit entries about the account `userId`: action and details. */
+  const auditOf = (userId: string) =>
+    sesame.db
+      .selectFrom('audit_events')
+      .select(['actor', 'action', 'details'])
+      .where('target', '=', userId)
+      .orderBy('id')
+      .execute();
+
+  it("makes no link for an administrator's address but mails a notice that says how to get back in, and answers as for anyone", async () => {
+    const admin = await usersQueries.insert(sesame.db, {
+      email: 'boss@example.com',
+      name: null,
+      isAdmin: true,
+      emailVerified: true,
+    });
+    await usersQueries.insert(sesame.db, { email: 'staff@example.com', name: null, emailVerified: true });
+
+    // The same redirect and cookies for the three addresses, and the same answer page.
+    const posts = [];
+    const answers = [];
+    for (const email of ['boss@example.com', 'staff@example.com', 'nobody-boss@example.com']) {
+      const browser = new BrowserSession(sesame.baseUrl);
+      const posted = await postForLink(sesame, email, browser);
+      expect(posted.status).toBe(303);
+      expect(posted.location()).toBe(`${sesame.baseUrl}/recover/sent`);
+      posts.push(browser.setCookieHeaders.map((header) => header.split('=')[0]).sort());
+      const answer = await browser.request(posted.location()!);
+      expect(answer.status).toBe(200);
+      answers.push(answerText(answer.text, email));
+    }
+    expect(posts[0]).toEqual(posts[1]);
+    expect(posts[0]).toEqual(posts[2]);
+    expect(answers[0]).toContain('Check your mail');
+    expect(answers[0]).toBe(answers[1]);
+    expect(answers[0]).toBe(answers[2]);
+
+    // The administrator gets a notice, with no link in it; the other account its link.
+    const [notice] = await mail.waitFor('boss@example.com');
+    expect(notice!.subject).toBe('Administrators of Acme are not recovered by mail');
+    expect(notice!.text).toContain(
+      'Someone asked for a link to add a passkey to the Acme account of boss@example.com.',
+    );
+    expect(notice!.text).toContain('no link was sent');
+    expect(notice!.text).toContain('another administrator can give you a recovery link: Admin → Users');
+    expect(notice!.text).toContain(`${sesame.baseUrl}/admin/users`);
+    expect(notice!.text).toContain("sesame users invite --email 'boss@example.com'");
+    expect(notice!.html).toContain('<code>sesame users invite --email &#39;boss@example.com&#39;</code>');
+    expect(() => linkIn(notice!)).toThrow();
+    linkIn((await mail.waitFor('staff@example.com'))[0]!);
+    await sleep(300);
+    expect(await linksFor('boss@example.com')).toHaveLength(0);
+    expect(mail.to('boss@example.com')).toHaveLength(1);
+    expect(mail.to('nobody-boss@example.com')).toHaveLength(0);
+
+    // The audit log says what happened where a link would have been made.
+    const audit = await auditOf(admin.id);
+    expect(audit).toEqual([
+      {
+        actor: 'self-service',
+        action: 'link.recovery.refused',
+        details: expect.objectContaining({
+          email: 'boss@example.com',
+          reason: 'administrator',
+          notice: true,
+        }),
+      },
+    ]);
+    // Still an administrator, with nothing else changed.
+    expect((await usersQueries.findById(sesame.db, admin.id))!.is_admin).toBe(true);
+
+    // Made an administrator between the lookup and the link: no self-service link either.
+    await expect(
+      createOneTimeLink(sesame.db, sesame.config, {
+        email: 'boss@example.com',
+        purpose: 'recovery',
+        actor: SELF_SERVICE_ACTOR,
+        selfService: true,
+      }),
+    ).rejects.toMatchObject({ status: 409 });
+    expect(await linksFor('boss@example.com')).toHaveLength(0);
+  });
+
+  it("writes the notice in the administrator's language, else the request's", async () => {
+    const german = await usersQueries.insert(sesame.db, {
+      email: 'chefin@example.com',
+      name: null,
+      isAdmin: true,
+      emailVerified: true,
+    });
+    await usersQueries.setLocale(sesame.db, german.id, 'de');
+    await usersQueries.insert(sesame.db, { email: 'patron@example.com', name: null, isAdmin: true });
+    const french = new BrowserSession(sesame.baseUrl);
+    french.headers['accept-language'] = 'fr';
+    for (const email of ['chefin@example.com', 'patron@example.com']) await askForLink(sesame, email, french);
+
+    const [de] = await mail.waitFor('chefin@example.com');
+    expect(de!.subject).toBe('Administratoren von Acme werden nicht per E-Mail wiederhergestellt');
+    expect(de!.text).toContain("sesame users invite --email 'chefin@example.com'");
+    expect(de!.html).toContain('<html lang="de">');
+    const [fr] = await mail.waitFor('patron@example.com');
+    expect(fr!.subject).toBe('Les administrateurs de Acme ne sont pas récupérés par e-mail');
+    expect(fr!.text).toContain("sesame users invite --email 'patron@example.com'");
+    expect(await linksFor('chefin@example.com')).toHaveLength(0);
+    expect(await linksFor('patron@example.com')).toHaveLength(0);
+  });
+
+  it('refuses a self-service link mailed before the account was made an administrator, and changes nothing', async () => {
+    const { person: owner, userId } = await onboard(sesame, 'rising@example.com');
+    await askForLink(sesame, 'rising@example.com');
+    const url = linkIn((await mail.waitFor('rising@example.com', 2))[1]!);
+    // Whoever reads the mailbox opens the link and starts a passkey before the promotion...
+    const reader = new Person(sesame.baseUrl);
+    const pending = await prepareLinkUse(reader, url);
+    expect(typeof pending).toBe('function');
+    await promoteUser(sesame.db, sesame.config, 'rising@example.com', 'cli:test');
+    const passkeysBefore = await sesame.db
+      .selectFrom('credentials')
+      .select('id')
+      .where('user_id', '=', userId)
+      .execute();
+
+    // ...and posts it after: refused.
+    const used = await (pending as () => Promise<PageResponse>)();
+    expect(used.status).toBe(403);
+    expect(used.json()).toMatchObject({ error: 'admin_self_recovery' });
+    // Opened now, the link says so at once, and points nowhere near "Lost your passkey?".
+    const opened = await new BrowserSession(sesame.baseUrl).request(linkPath(url));
+    expect(opened.status).toBe(403);
+    expect(opened.text).toContain('This link does not recover an administrator');
+    expect(opened.text).not.toContain('href="/recover"');
+    const again = await useLink(new Person(sesame.baseUrl), url, undefined, { removeOtherPasskeys: true });
+    expect(again.status).toBe(403);
+
+    // Nothing changed: the link is unused, the passkeys and the sign-in are the owner's.
+    const [link] = await linksFor('rising@example.com').then((links) =>
+      links.filter((row) => row.created_by === 'self-service'),
+    );
+    expect(link!.used_at).toBeNull();
+    const passkeysAfter = await sesame.db
+      .selectFrom('credentials')
+      .select('id')
+      .where('user_id', '=', userId)
+      .execute();
+    expect(passkeysAfter).toEqual(passkeysBefore);
+    expect((await usersQueries.findById(sesame.db, userId))!.is_admin).toBe(true);
+    expect((await owner.browser.request('/account')).status).toBe(200);
+    expect((await auditOf(userId)).map((entry) => entry.action)).not.toContain('link.recovery.use');
+  });
+
+  // Postgres only: the row lock it waits at holds PGlite's one connection (rowLocks.ts).
+  (onPostgres ? it : it.skip)(
+    'refuses a self-service link when the account is made an administrator while its passkey is being stored',
+    async () => {
+      const { userId } = await onboard(sesame, 'midway@example.com');
+      await askForLink(sesame, 'midway@example.com');
+      const url = linkIn((await mail.waitFor('midway@example.com', 2))[1]!);
+      const pending = await prepareLinkUse(new Person(sesame.baseUrl), url);
+      expect(typeof pending).toBe('function');
+      const passkeys = () =>
+        sesame.db.selectFrom('credentials').select('id').where('user_id', '=', userId).execute();
+      const before = await passkeys();
+
+      // The promotion holds the account's row: the link's use has found the link usable and waits
+      // for the account, then finds an administrator.
+      const used = await meanwhileAtLock(
+        sesame.db,
+        (trx) => trx.updateTable('users').set({ is_admin: true }).where('id', '=', userId).execute(),
+        () => (pending as () => Promise<PageResponse>)(),
+        async () => {},
+      );
+      expect(used.status).toBe(403);
+      expect(used.json()).toMatchObject({ error: 'admin_self_recovery' });
+      expect(await passkeys()).toEqual(before);
+      const links = await linksFor('midway@example.com');
+      expect(links.find((row) => row.created_by === 'self-service')!.used_at).toBeNull();
+    },
+  );
+
+  it("keeps an administrator's and the CLI's recovery links for an administrator working", async () => {
+    const other = await usersQueries.insert(sesame.db, {
+      email: 'other-admin@example.com',
+      name: null,
+      isAdmin: true,
+      emailVerified: true,
+    });
+    const { userId } = await onboard(sesame, 'chief@example.com', { admin: true });
+    for (const actor of [`user:${other.id}`, 'cli:test']) {
+      const handed = await issueRecoveryLink(sesame.db, sesame.config, 'chief@example.com', actor);
+      const person = new Person(sesame.baseUrl);
+      expect((await useLink(person, handed!.url)).status).toBe(200);
+      expect((await person.browser.request('/account')).status).toBe(200);
+    }
+    expect((await usersQueries.findById(sesame.db, userId))!.is_admin).toBe(true);
+  });
+});
+
 describe('"Lost your passkey?" limits', () => {
   let mail: MailServer;
   let sesame: TestApp;
@@ -420,6 +635,23 @@ describe('"Lost your passkey?" limits', () => {
     // Checked in the other order, the 20 would be used up by now and the owner refused.
     expect((await postForLink(sesame, 'patient@example.com', from('198.51.100.3'))).status).toBe(303);
     await waitForQueued('patient@example.com', 7);
+  });
+
+  it("limits requests for an administrator's address as for anyone's: the notices are bounded as the links are", async () => {
+    await usersQueries.insert(sesame.db, { email: 'admin-target@example.com', name: null, isAdmin: true });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1)
+      statuses.push((await askForLink(sesame, 'admin-target@example.com', from('203.0.113.7'))).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    await waitForQueued('admin-target@example.com', 3);
+    await sleep(300);
+    expect(await queuedFor('admin-target@example.com')).toHaveLength(3);
+    const links = await sesame.db
+      .selectFrom('one_time_tokens')
+      .select('id')
+      .where('email', '=', 'admin-target@example.com')
+      .execute();
+    expect(links).toHaveLength(0);
   });
 
   it('still caps the mail to one address from many requesters together: 20 an hour', async () => {
