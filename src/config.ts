@@ -538,10 +538,16 @@ export function configWarnings(config: Config): string[] {
       `ISSUER ${config.issuer} is on this machine but Sesame listens on PORT ${config.port}: its links lead to port ${issuerPort}, where only a proxy forwarding to ${config.port} would answer`,
     );
   }
-  // Sesame serves no TLS: an https ISSUER means a proxy, on this machine or another. One on
-  // ISSUER's port cannot be on this machine when Sesame listens there itself: on a local host
-  // every page fails with a TLS error (the TRUST_PROXY line below does not say why).
-  if (issuer.protocol === 'https:' && issuerPort === config.port) {
+  // Sesame serves no TLS: an https ISSUER means a proxy, on this machine or another. For an
+  // ISSUER on this machine (localhost, a loopback address) the proxy would have to listen on
+  // ISSUER's port, where Sesame listens itself: every page fails with a TLS error (the
+  // TRUST_PROXY line below does not say why). A public host's proxy may be another machine
+  // forwarding its port to the same port here.
+  if (
+    issuer.protocol === 'https:' &&
+    issuerPort === config.port &&
+    (isLoopbackHost(hostname) || isLocalhost(hostname))
+  ) {
     warnings.push(
       `ISSUER ${config.issuer} is https on port ${issuerPort}, where Sesame itself serves plain http (PORT): an https ISSUER needs a TLS-terminating proxy in front, on that port forwarding to another PORT, or browsers get a TLS error on every page (locally, use http://localhost:${config.port})`,
     );

@@ -384,7 +384,9 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
     // default PORT 3000 is also told that Sesame serves no TLS there).
     const warnings = configWarnings(load({ ISSUER: issuer, TRUST_PROXY: 'true' }));
     expect(warnings[0]).toMatch(message);
-    expect(warnings.slice(1)).toEqual(issuer.startsWith('https:') ? [expect.stringContaining('is https on port 3000')] : []);
+    expect(warnings.slice(1)).toEqual(
+      issuer.startsWith('https:') ? [expect.stringContaining('is https on port 3000')] : [],
+    );
     expect(warnings[0]).not.toContain('\n');
   });
 
@@ -405,7 +407,7 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
   it.each([
     ['https://sesame.localhost:6004', '6004', undefined],
     ['https://localhost:6004', '6004', 'true'],
-    ['https://id.example.com', '443', 'true'],
+    ['https://localhost', '443', 'true'],
   ])(
     'warns that ISSUER=%s on PORT=%s needs a TLS proxy Sesame is not (TRUST_PROXY=%s)',
     (issuer, port, trustProxy) => {
@@ -421,9 +423,12 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
     },
   );
 
-  it('says nothing of TLS when an https ISSUER is on another port than PORT (a proxy can be there)', () => {
+  it.each([
+    ['3000', 'on another port than PORT (a proxy can be there)'],
+    ['443', "on PORT, on a host other than this machine (another machine's proxy can forward to that port)"],
+  ])('says nothing of TLS when an https ISSUER is on PORT=%s: %s', (port) => {
     expect(
-      configWarnings(load({ ISSUER: 'https://id.example.com', PORT: '3000', TRUST_PROXY: 'true' })),
+      configWarnings(load({ ISSUER: 'https://id.example.com', PORT: port, TRUST_PROXY: 'true' })),
     ).toEqual([]);
   });
 

@@ -1,4 +1,9 @@
-import { ClientValidationError, clientInputSchema, clientUpdateSchema, parseClientInput } from '../../src/oidc/clients.js';
+import {
+  ClientValidationError,
+  clientInputSchema,
+  clientUpdateSchema,
+  parseClientInput,
+} from '../../src/oidc/clients.js';
 import { resourceInputSchema } from '../../src/oidc/resources.js';
 
 /** The field → message map a client input is refused with, or undefined when it is accepted. */
@@ -54,7 +59,10 @@ describe('redirect URI rules', () => {
     ['https://app*.example.com/cb', /a \* is not a wildcard/],
     ['http://*:3000/cb', /a \* is not a wildcard/],
     // In the path too: `/*` would never match the URI an app sends, so no sign-in could finish.
-    ['https://notes.example/*', /^https:\/\/notes\.example\/\*: redirect URIs are matched exactly, a \* is not a wildcard; list each URI$/],
+    [
+      'https://notes.example/*',
+      /^https:\/\/notes\.example\/\*: redirect URIs are matched exactly, a \* is not a wildcard; list each URI$/,
+    ],
     ['https://app.example.com/callback*', /a \* is not a wildcard/],
     ['http://localhost:3000/*/cb', /a \* is not a wildcard/],
     ['com.example.app:/*', /a \* is not a wildcard/],
@@ -86,9 +94,14 @@ describe('redirect URI rules', () => {
 
   it('refuses a * in a post-logout redirect URI and in an update as well', () => {
     expect(
-      refusal({ redirect_uris: ['https://notes.example/cb'], post_logout_redirect_uris: ['https://notes.example/*'] }),
+      refusal({
+        redirect_uris: ['https://notes.example/cb'],
+        post_logout_redirect_uris: ['https://notes.example/*'],
+      }),
     ).toEqual({ post_logout_redirect_uris: expect.stringMatching(/a \* is not a wildcard; list each URI$/) });
-    expect(() => parseClientInput(clientUpdateSchema, { redirect_uris: ['https://notes.example/*'] })).toThrow(
+    expect(() =>
+      parseClientInput(clientUpdateSchema, { redirect_uris: ['https://notes.example/*'] }),
+    ).toThrow(
       expect.objectContaining({ fields: { redirect_uris: expect.stringMatching(/a \* is not a wildcard/) } }),
     );
   });
