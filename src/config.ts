@@ -512,7 +512,8 @@ function isLocalhost(hostname: string): boolean {
 /**
  * Settings Sesame starts with but that cannot work as intended, each as one line for the
  * start-up log: an ISSUER on which browsers refuse passkeys, an ISSUER on this machine on
- * another port than PORT, and an https ISSUER reached through a proxy that Sesame does not trust.
+ * another port than PORT, an https ISSUER on PORT itself (where Sesame serves plain http), and
+ * an https ISSUER reached through a proxy that Sesame does not trust.
  */
 export function configWarnings(config: Config): string[] {
   const warnings: string[] = [];
@@ -537,7 +538,20 @@ export function configWarnings(config: Config): string[] {
       `ISSUER ${config.issuer} is on this machine but Sesame listens on PORT ${config.port}: its links lead to port ${issuerPort}, where only a proxy forwarding to ${config.port} would answer`,
     );
   }
-  // Sesame serves no TLS: an https ISSUER means a proxy, on this machine or another.
+  // Sesame serves no TLS: an https ISSUER means a proxy, on this machine or another. For an
+  // ISSUER on this machine (localhost, a loopback address) the proxy would have to listen on
+  // ISSUER's port, where Sesame listens itself: every page fails with a TLS error (the
+  // TRUST_PROXY line below does not say why). A public host's proxy may be another machine
+  // forwarding its port to the same port here.
+  if (
+    issuer.protocol === 'https:' &&
+    issuerPort === config.port &&
+    (isLoopbackHost(hostname) || isLocalhost(hostname))
+  ) {
+    warnings.push(
+      `ISSUER ${config.issuer} is https on port ${issuerPort}, where Sesame itself serves plain http (PORT): an https ISSUER needs a TLS-terminating proxy in front, on that port forwarding to another PORT, or browsers get a TLS error on every page (locally, use http://localhost:${config.port})`,
+    );
+  }
   if (issuer.protocol === 'https:' && !config.trustProxy) {
     warnings.push(
       `ISSUER is https but TRUST_PROXY is not set: behind a TLS proxy set TRUST_PROXY=true, or every client counts as the proxy's address in rate limits and logs`,

@@ -108,7 +108,7 @@ function blockedPortProblem(value: string, url: URL): string | undefined {
 
 /**
  * Checks one redirect URI against Sesame's rules: absolute, no fragment (RFC 6749 §3.1.2), no
- * user name or password, no `*` in the host (it would be taken for a wildcard), https except
+ * user name or password, no `*` in the host or path (it would be taken for a wildcard), https except
  * on loopback hosts (RFC 8252 §7.3), or a private-use scheme of a native app (RFC 8252 §7.1).
  * Returns the reason it is refused, or undefined.
  */
@@ -123,8 +123,9 @@ export function redirectUriProblem(value: string): string | undefined {
   // the way. The message leaves them out: it is shown and may be logged by the caller.
   if (url.username || url.password)
     return `${value.replace(/\/\/[^/?#]*@/, '//…@')} must not contain a user name or password`;
-  // Matched exactly, so `https://*.example.com/cb` would register a host no app can have.
-  if (url.hostname.includes('*'))
+  // Matched exactly, so `https://*.example.com/cb` would register a host no app can have, and
+  // `https://app.example.com/*` a path no app is sent back to: the client could never sign in.
+  if (url.hostname.includes('*') || url.pathname.includes('*'))
     return `${value}: redirect URIs are matched exactly, a * is not a wildcard; list each URI`;
   const blocked = blockedPortProblem(value, url);
   if (blocked) return blocked;

@@ -126,6 +126,23 @@ describe('the sesame command (node bin/sesame.js)', () => {
     expect((await clientRows(testDb.env)).length).toBe(before);
   });
 
+  it('refuses a * in a redirect URI, taken for a wildcard, saying to list each URI', async () => {
+    const before = (await clientRows(testDb.env)).length;
+    const result = await cli.run([
+      'clients',
+      'create',
+      '--name',
+      'Notes',
+      '--redirect-uri',
+      'https://notes.example/*',
+    ]);
+    expect(result.code).not.toBe(0);
+    expect(linesOf(result.stderr)).toEqual([
+      'sesame: --redirect-uri: https://notes.example/*: redirect URIs are matched exactly, a * is not a wildcard; list each URI',
+    ]);
+    expect((await clientRows(testDb.env)).length).toBe(before);
+  });
+
   it('says which client does not exist, in one line, and exits non-zero', async () => {
     const result = await cli.run(['clients', 'show', 'no-such-client', '--json']);
     expect(result.code).toBe(1);

@@ -380,9 +380,13 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
     ['http://[::1]:3000', /has an IP address as its host/],
     ['http://sesame.example', /^ISSUER http:\/\/sesame\.example is http on a host other than localhost/],
   ])('warns in one line that passkeys cannot work on ISSUER=%s', (issuer, message) => {
-    // TRUST_PROXY set, so only the ISSUER warning remains.
+    // TRUST_PROXY set, so only the ISSUER warning remains (https://127.0.0.1:3000 on the
+    // default PORT 3000 is also told that Sesame serves no TLS there).
     const warnings = configWarnings(load({ ISSUER: issuer, TRUST_PROXY: 'true' }));
-    expect(warnings).toEqual([expect.stringMatching(message)]);
+    expect(warnings[0]).toMatch(message);
+    expect(warnings.slice(1)).toEqual(
+      issuer.startsWith('https:') ? [expect.stringContaining('is https on port 3000')] : [],
+    );
     expect(warnings[0]).not.toContain('\n');
   });
 
@@ -399,6 +403,34 @@ describe('ISSUER defaults and settings that start but cannot work', () => {
       );
     },
   );
+
+  it.each([
+    ['https://sesame.localhost:6004', '6004', undefined],
+    ['https://localhost:6004', '6004', 'true'],
+    ['https://localhost', '443', 'true'],
+  ])(
+    'warns that ISSUER=%s on PORT=%s needs a TLS proxy Sesame is not (TRUST_PROXY=%s)',
+    (issuer, port, trustProxy) => {
+      const env: Record<string, string> = { ISSUER: issuer, PORT: port };
+      if (trustProxy) env.TRUST_PROXY = trustProxy;
+      const warnings = configWarnings(load(env));
+      const issuerPort = new URL(issuer).port || '443';
+      expect(warnings[0]).toBe(
+        `ISSUER ${issuer} is https on port ${issuerPort}, where Sesame itself serves plain http (PORT): an https ISSUER needs a TLS-terminating proxy in front, on that port forwarding to another PORT, or browsers get a TLS error on every page (locally, use http://localhost:${port})`,
+      );
+      // One line each; without TRUST_PROXY its own line follows, as for any https ISSUER.
+      expect(warnings).toHaveLength(trustProxy ? 1 : 2);
+    },
+  );
+
+  it.each([
+    ['3000', 'on another port than PORT (a proxy can be there)'],
+    ['443', "on PORT, on a host other than this machine (another machine's proxy can forward to that port)"],
+  ])('says nothing of TLS when an https ISSUER is on PORT=%s: %s', (port) => {
+    expect(
+      configWarnings(load({ ISSUER: 'https://id.example.com', PORT: port, TRUST_PROXY: 'true' })),
+    ).toEqual([]);
+  });
 
   it.each([
     ['any address', {}],

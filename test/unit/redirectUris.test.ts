@@ -1,4 +1,9 @@
-import { ClientValidationError, clientInputSchema, parseClientInput } from '../../src/oidc/clients.js';
+import {
+  ClientValidationError,
+  clientInputSchema,
+  clientUpdateSchema,
+  parseClientInput,
+} from '../../src/oidc/clients.js';
 import { resourceInputSchema } from '../../src/oidc/resources.js';
 
 /** The field → message map a client input is refused with, or undefined when it is accepted. */
@@ -21,7 +26,7 @@ describe('redirect URI rules', () => {
     'https://app.example.com:6001/cb',
     'com.example.app:/oauth/callback',
     'com.example.app://callback',
-    // A * outside the host is a character like any other, matched as it is.
+    // A * in the query is a character like any other, matched as it is.
     'https://app.example.com/cb?x=*',
   ])('accepts %s', (uri) => {
     expect(refusal({ redirect_uris: [uri] })).toBeUndefined();
@@ -53,6 +58,14 @@ describe('redirect URI rules', () => {
     ['https://*.example.com/cb', /a \* is not a wildcard/],
     ['https://app*.example.com/cb', /a \* is not a wildcard/],
     ['http://*:3000/cb', /a \* is not a wildcard/],
+    // In the path too: `/*` would never match the URI an app sends, so no sign-in could finish.
+    [
+      'https://notes.example/*',
+      /^https:\/\/notes\.example\/\*: redirect URIs are matched exactly, a \* is not a wildcard; list each URI$/,
+    ],
+    ['https://app.example.com/callback*', /a \* is not a wildcard/],
+    ['http://localhost:3000/*/cb', /a \* is not a wildcard/],
+    ['com.example.app:/*', /a \* is not a wildcard/],
     // Ports browsers will not navigate to (the Fetch standard's "bad ports").
     ['http://localhost:6000/cb', /^http:\/\/localhost:6000\/cb: browsers and fetch refuse port 6000 /],
     ['https://app.example.com:10080/cb', /refuse port 10080/],
@@ -77,6 +90,20 @@ describe('redirect URI rules', () => {
       redirect_uris: expect.stringContaining('http://a.example.com/cb must use https'),
       post_logout_redirect_uris: expect.stringContaining('must not contain a fragment'),
     });
+  });
+
+  it('refuses a * in a post-logout redirect URI and in an update as well', () => {
+    expect(
+      refusal({
+        redirect_uris: ['https://notes.example/cb'],
+        post_logout_redirect_uris: ['https://notes.example/*'],
+      }),
+    ).toEqual({ post_logout_redirect_uris: expect.stringMatching(/a \* is not a wildcard; list each URI$/) });
+    expect(() =>
+      parseClientInput(clientUpdateSchema, { redirect_uris: ['https://notes.example/*'] }),
+    ).toThrow(
+      expect.objectContaining({ fields: { redirect_uris: expect.stringMatching(/a \* is not a wildcard/) } }),
+    );
   });
 
   it('requires a redirect URI for sign-in', () => {

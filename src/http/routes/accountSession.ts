@@ -6,9 +6,10 @@ import { localeFromUiLocales } from '../../i18n/negotiate.js';
 import { ACCOUNT_CLIENT_ID, markSignOutConfirmed } from '../../oidc/accountClient.js';
 import { HttpError } from '../errors.js';
 import { parseBodies } from '../middleware/bodies.js';
-import { safeReturnPath } from '../returnPath.js';
+import { safeReturnPath, signInUrl } from '../returnPath.js';
 import { sesameRouter } from '../router.js';
 import type { Services } from '../services.js';
+import { pageText } from '../views.js';
 
 /**
  * Signing in to Sesame's own pages. They are a client of the provider like any app, with
@@ -52,9 +53,18 @@ export function accountSessionRoutes({ config, csrf }: Services): Router {
     const bar = stored?.indexOf('|') ?? -1;
     const [state, returnTo] = bar === -1 ? [] : [stored!.slice(0, bar), stored!.slice(bar + 1)];
     if (ctx.query.error) {
-      throw new HttpError(400, 'sign_in_cancelled', 'Sign-in was cancelled.').localized(
+      const cancelled = new HttpError(400, 'sign_in_cancelled', 'Sign-in was cancelled.').localized(
         'errors.signInCancelled',
       );
+      // The person pressed Cancel: nothing else of Sesame's own pages is open without signing
+      // in, so the way on is signing in again, back to the page they were going to.
+      if (ctx.query.error === 'access_denied') {
+        cancelled.back = {
+          url: signInUrl(safeReturnPath(returnTo)),
+          label: pageText(ctx).t('error.signInAgain'),
+        };
+      }
+      throw cancelled;
     }
     if (!state || ctx.query.state !== state) {
       throw new HttpError(
