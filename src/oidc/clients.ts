@@ -482,6 +482,8 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
     await auditQueries.record(trx, actor, 'client.update', clientId, {
       fields: Object.keys(data),
       ...(data.allowed_groups && { allowed_groups: data.allowed_groups }),
+      // Who let an app read other apps' tokens, or took it back, must show in the log.
+      ...(data.introspect_tokens !== undefined && { introspect_tokens: data.introspect_tokens }),
     });
     if (!row) return undefined;
     return clientView(

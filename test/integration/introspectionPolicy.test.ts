@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createApiKey } from '../../src/admin/apiKeys.js';
+import { auditQueries } from '../../src/db/queries/audit.js';
 import { clientsQueries } from '../../src/db/queries/clients.js';
 import { createClient } from '../../src/oidc/clients.js';
 import { createResource } from '../../src/oidc/resources.js';
@@ -161,6 +162,14 @@ describe('introspection of another app’s tokens', () => {
     expect(cleared.json.introspect_tokens).toBe(false);
     expect(await introspect(tokensOfA.opaque, appB)).toEqual({ active: false });
     expect(await introspect(tokensOfA.jwt, appB)).toEqual({ active: false });
+    // The activity log tells granting the mark from taking it back.
+    const updates = (await auditQueries.recent(sesame.db, 50))
+      .filter((entry) => entry.action === 'client.update' && entry.target === appB.client_id)
+      .map((entry) => entry.details);
+    expect(updates.slice(0, 2)).toEqual([
+      expect.objectContaining({ fields: ['introspect_tokens'], introspect_tokens: false }),
+      expect.objectContaining({ fields: ['introspect_tokens'], introspect_tokens: true }),
+    ]);
 
     // A new client is not marked unless asked; the API says so in its answer and its list.
     const fresh = await api('POST', '/clients', { name: 'Fresh', redirect_uris: [REDIRECT_URI] });
