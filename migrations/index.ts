@@ -35,6 +35,7 @@ import * as m0034 from './0034_passkey_tenant_previous_api_key.js';
 import * as m0035 from './0035_passkey_suspected_clone.js';
 import * as m0036 from './0036_interactions_without_cookies.js';
 import * as m0037 from './0037_audit_event_filters.js';
+import * as m0038 from './0038_token_checker_clients.js';
 
 /** Every migration, by name; the names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -74,4 +75,5 @@ export const migrations: Record<string, Migration> = {
   '0035_passkey_suspected_clone': m0035,
   '0036_interactions_without_cookies': m0036,
   '0037_audit_event_filters': m0037,
+  '0038_token_checker_clients': m0038,
 };

@@ -19,6 +19,7 @@ function describe(client: ClientView): string {
     `name:        ${client.name}`,
     `type:        ${client.public ? 'public (PKCE, no secret)' : 'confidential'}${client.application_type === 'native' ? ', native app' : ''}${client.first_party ? ', first-party' : ''}`,
     `grant types: ${client.grant_types.join(', ')}`,
+    `introspects other apps' tokens: ${client.introspect_tokens ? 'yes' : 'no'}`,
     `requires PAR: ${client.require_pushed_authorization_requests ? 'yes (RFC 9126)' : 'no'}`,
     `back-channel logout URI: ${client.backchannel_logout_uri ?? '(none)'}`,
     `redirect URIs:\n${client.redirect_uris.map((u) => `  ${u}`).join('\n') || '  (none)'}`,
@@ -55,6 +56,11 @@ export function registerClientCommands(program: Command): void {
     .option('--public', 'a public client (SPA, native app): PKCE only, no secret', false)
     .option('--first-party', 'trusted app: skips the consent page (in browsers; devices always ask)', false)
     .option(
+      '--introspect-tokens',
+      "an API that checks apps' tokens: may introspect access tokens issued to other clients (confidential only)",
+      false,
+    )
+    .option(
       '--grant-type <type>',
       'allowed grant type (repeatable): authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code',
       collect,
@@ -74,6 +80,7 @@ export function registerClientCommands(program: Command): void {
               post_logout_redirect_uris: opts.postLogoutRedirectUri,
               public: opts.public,
               first_party: opts.firstParty,
+              introspect_tokens: opts.introspectTokens,
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri && { logo_uri: opts.logoUri }),
               require_pushed_authorization_requests: opts.requirePar,
@@ -141,6 +148,11 @@ export function registerClientCommands(program: Command): void {
     )
     .option('--first-party', 'skip the consent page (in browsers; devices always ask)')
     .option('--no-first-party', 'show the consent page')
+    .option(
+      '--introspect-tokens',
+      "an API that checks apps' tokens: may introspect access tokens issued to other clients (confidential only)",
+    )
+    .option('--no-introspect-tokens', 'may introspect only its own tokens')
     .option('--grant-type <type>', 'grant type (repeatable; replaces the list)', collect)
     .option('--logo-uri <url>', 'https URL of a logo')
     .option('--require-par', 'accept authorization requests only through the PAR endpoint (RFC 9126)')
@@ -167,6 +179,7 @@ export function registerClientCommands(program: Command): void {
               ...(opts.redirectUri && { redirect_uris: opts.redirectUri }),
               ...(opts.postLogoutRedirectUri && { post_logout_redirect_uris: opts.postLogoutRedirectUri }),
               ...(opts.firstParty !== undefined && { first_party: opts.firstParty }),
+              ...(opts.introspectTokens !== undefined && { introspect_tokens: opts.introspectTokens }),
               ...(opts.grantType && { grant_types: opts.grantType }),
               ...(opts.logoUri !== undefined && { logo_uri: opts.logoUri }),
               ...(opts.requirePar !== undefined && {

@@ -15,6 +15,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   logo_uri: '--logo-uri',
   allowed_groups: '--allowed-group',
   first_party: '--first-party',
+  introspect_tokens: '--introspect-tokens',
   public: '--public',
   origins: '--origin',
   rp_id: '--rp-id',

@@ -79,6 +79,8 @@ export interface ClientsTable {
   grant_types: Json<string[]>;
   is_public: boolean;
   first_party: boolean;
+  /** May introspect access tokens issued to other clients (an API that checks them); never a public client. Migration 0038. */
+  introspect_tokens: Generated<boolean>;
   logo_uri: string | null;
   /** Authorization requests only through the PAR endpoint (RFC 9126 §6); migration 0014. */
   require_pushed_authorization_requests: Generated<boolean>;

@@ -57,6 +57,8 @@ export function clientMetadata(row: ClientRow): AdapterPayload {
       backchannel_logout_session_required: false,
     }),
     first_party: row.first_party,
+    // May introspect other clients' access tokens (introspection.ts, createIntrospectionPolicy).
+    introspect_tokens: row.introspect_tokens,
   };
 }
 

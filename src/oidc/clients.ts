@@ -242,6 +242,12 @@ const logoUri = z
  */
 const clientName = shownName(100);
 
+/**
+ * Why a public client may not introspect other apps' tokens: it has no secret, so anyone
+ * could ask in its name (the database refuses it too, migration 0038).
+ */
+const PUBLIC_INTROSPECTION = "a public client cannot introspect other apps' tokens: it has no secret";
+
 /** What an admin may set when registering a client. Validated once, here, for the CLI, the API and the pages. */
 export const clientInputSchema = z
   .object({
@@ -250,6 +256,7 @@ export const clientInputSchema = z
     post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').default([]),
     public: z.boolean().default(false),
     first_party: z.boolean().default(false),
+    introspect_tokens: z.boolean().default(false),
     grant_types: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
     logo_uri: logoUri,
     require_pushed_authorization_requests: z.boolean().default(false),
@@ -272,6 +279,9 @@ export const clientInputSchema = z
         message: 'a public client cannot use client_credentials',
       });
     }
+    if (input.public && input.introspect_tokens) {
+      ctx.addIssue({ code: 'custom', path: ['introspect_tokens'], message: PUBLIC_INTROSPECTION });
+    }
     const native = nativeAppProblem(input);
     if (native) ctx.addIssue({ code: 'custom', path: [native.field], message: native.message });
   });
@@ -285,6 +295,7 @@ export const clientUpdateSchema = z
     redirect_uris: redirectUris('redirect_uris').optional(),
     post_logout_redirect_uris: redirectUris('post_logout_redirect_uris').optional(),
     first_party: z.boolean().optional(),
+    introspect_tokens: z.boolean().optional(),
     grant_types: z.array(z.enum(GRANT_TYPES)).min(1).optional(),
     /** Groups (ids or names) whose members alone may use the app; `[]` admits everyone again. */
     allowed_groups: z
@@ -313,6 +324,11 @@ export interface ClientView {
   /** `native` when a redirect URI uses an app's own scheme (see {@link applicationType}). */
   application_type: 'native' | 'web';
   first_party: boolean;
+  /**
+   * May introspect access tokens issued to other clients: an API that checks the tokens apps
+   * send it. Without it a client introspects its own tokens only.
+   */
+  introspect_tokens: boolean;
   redirect_uris: string[];
   post_logout_redirect_uris: string[];
   grant_types: string[];
@@ -338,6 +354,7 @@ export function clientView(row: ClientRow, allowedGroups: string[] = []): Client
     public: row.is_public,
     application_type: applicationType(uris, row.is_public),
     first_party: row.first_party,
+    introspect_tokens: row.introspect_tokens,
     ...uris,
     grant_types: row.grant_types as unknown as string[],
     logo_uri: row.logo_uri,
@@ -384,6 +401,7 @@ export async function createClient(db: Db, input: unknown, actor: Actor) {
       grantTypes: data.grant_types ?? defaultGrantTypes(data.public),
       isPublic: data.public,
       firstParty: data.first_party,
+      introspectTokens: data.introspect_tokens,
       logoUri: data.logo_uri ?? null,
       requirePushedAuthorizationRequests: data.require_pushed_authorization_requests,
       backchannelLogoutUri: data.backchannel_logout_uri ?? null,
@@ -434,6 +452,9 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
   if (existing.is_public && grantTypes.includes('client_credentials')) {
     throw new ClientValidationError({ grant_types: 'a public client cannot use client_credentials' });
   }
+  if (existing.is_public && data.introspect_tokens) {
+    throw new ClientValidationError({ introspect_tokens: PUBLIC_INTROSPECTION });
+  }
   const native = nativeAppProblem({
     redirect_uris: uris,
     post_logout_redirect_uris:
@@ -452,6 +473,7 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
       ...(data.post_logout_redirect_uris && { postLogoutRedirectUris: data.post_logout_redirect_uris }),
       ...(data.grant_types && { grantTypes: data.grant_types }),
       ...(data.first_party !== undefined && { firstParty: data.first_party }),
+      ...(data.introspect_tokens !== undefined && { introspectTokens: data.introspect_tokens }),
       ...(data.logo_uri !== undefined && { logoUri: data.logo_uri }),
       ...(data.require_pushed_authorization_requests !== undefined && {
         requirePushedAuthorizationRequests: data.require_pushed_authorization_requests,
@@ -461,6 +483,8 @@ export async function updateClient(db: Db, clientId: string, input: unknown, act
     await auditQueries.record(trx, actor, 'client.update', clientId, {
       fields: Object.keys(data),
       ...(data.allowed_groups && { allowed_groups: data.allowed_groups }),
+      // Who let an app read other apps' tokens, or took it back, must show in the log.
+      ...(data.introspect_tokens !== undefined && { introspect_tokens: data.introspect_tokens }),
     });
     if (!row) return undefined;
     return clientView(

@@ -46,19 +46,26 @@ function tokenClientExists(
 
 /**
  * Whether `client` may be told about `token` (features.introspection.allowedPolicy). A client
- * may introspect its own tokens; confidential clients may introspect any access token
- * (resource servers registered as clients check tokens issued to apps), but no other client's
- * refresh token: it is presented only at the token endpoint, by its own client, so no resource
- * server has a use for it, and describing it told any confidential client whose sign-in it
- * holds, in which session, with what scope. A token of someone no longer in a group
- * its client admits is inactive, as userinfo and the token endpoint already treat it (a
- * disabled or deleted account's tokens are never found at all: adapter.ts). The group cache
- * answers without a statement.
+ * may introspect its own tokens. Another client's access token only a client marked as a
+ * token checker may (`introspect_tokens`: an API registered as a client to check the tokens
+ * apps send it; never a public one): RFC 7662 §4 leaves to the server which resources may ask
+ * about which tokens, and any confidential client could, so any registered app, a third
+ * party's too, learnt of another app's token whose person it is, in which session, with what
+ * scope. Migration 0038 marked the confidential clients registered before. No other client's
+ * refresh token either way: it is presented only at the token endpoint, by its own client, so
+ * no resource server has a use for it, and describing it told the checker whose sign-in it
+ * holds, in which session, with what scope. A token of someone no longer in a group its client
+ * admits is inactive, as userinfo and the token endpoint already treat it (a disabled or
+ * deleted account's tokens are never found at all: adapter.ts). The group cache answers
+ * without a statement.
  */
 export function createIntrospectionPolicy(caches: Caches) {
   return async function allowedPolicy(ctx: KoaContextWithOIDC, client: ProviderClient, token: TokenHolder) {
-    if (client.clientAuthMethod === 'none' && token.clientId !== client.clientId) return false;
-    if (token.kind === 'RefreshToken' && token.clientId !== client.clientId) return false;
+    if (token.clientId !== client.clientId) {
+      // Extra client metadata keeps its snake_case name on the Client instance (provider.ts).
+      if (client.clientAuthMethod === 'none' || client.introspect_tokens !== true) return false;
+      if (token.kind === 'RefreshToken') return false;
+    }
     const clientExists = tokenClientExists(ctx.oidc.provider, caches.clients, client, token.clientId);
     if (clientExists !== true && !(await clientExists)) return false;
     const { accountId, clientId } = token;

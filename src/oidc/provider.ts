@@ -283,7 +283,7 @@ export function createProvider({
       requestObjectSigningAlgValues: ['ES256', 'RS256'],
       clientAuthSigningAlgValues: ['ES256', 'RS256'],
     },
-    extraClientMetadata: { properties: ['first_party'] },
+    extraClientMetadata: { properties: ['first_party', 'introspect_tokens'] },
     ttl: { ...TTL, Session: sessionTtl, RefreshToken: refreshTokenTtl },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

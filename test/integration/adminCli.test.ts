@@ -121,8 +121,16 @@ describe('the sesame command manages clients, API keys and users', () => {
     const created = await json('clients', 'create', '--name', 'CRM', '--redirect-uri', APP_URI);
     expect(created).toEqual({ client_id: expect.any(String), client_secret: expect.any(String) });
     const { client_id: clientId, client_secret: firstSecret } = created;
-    // A resource server that introspects the app's tokens.
-    const rs = await json('clients', 'create', '--name', 'API', '--grant-type', 'client_credentials');
+    // A resource server that introspects the app's tokens: marked as checking them.
+    const rs = await json(
+      'clients',
+      'create',
+      '--name',
+      'API',
+      '--grant-type',
+      'client_credentials',
+      '--introspect-tokens',
+    );
     const resourceServer = { id: rs.client_id as string, secret: rs.client_secret as string };
 
     const listed = await sesame('clients', 'list', '--json');
@@ -179,6 +187,64 @@ describe('the sesame command manages clients, API keys and users', () => {
       expect((await introspect(baseUrl, resourceServer, earlierToken)).active).toBe(false);
     });
   }, 240_000);
+
+  it("marks a client as checking other apps' tokens, clears it, shows it, and refuses it for a public client", async () => {
+    const checker = await json(
+      'clients',
+      'create',
+      '--name',
+      'Checker',
+      '--grant-type',
+      'client_credentials',
+      '--introspect-tokens',
+    );
+    const plain = await json('clients', 'create', '--name', 'Plain', '--redirect-uri', APP_URI);
+    expect((await json('clients', 'show', checker.client_id)).introspect_tokens).toBe(true);
+    expect((await json('clients', 'show', plain.client_id)).introspect_tokens).toBe(false);
+    const listed = (await json('clients', 'list')) as Array<{
+      client_id: string;
+      introspect_tokens: boolean;
+    }>;
+    expect(listed.find((c) => c.client_id === checker.client_id)?.introspect_tokens).toBe(true);
+    expect(listed.find((c) => c.client_id === plain.client_id)?.introspect_tokens).toBe(false);
+    const shown = await sesame('clients', 'show', checker.client_id);
+    expect(shown.stdout).toContain("introspects other apps' tokens: yes");
+
+    expect(
+      (await json('clients', 'update', checker.client_id, '--no-introspect-tokens')).introspect_tokens,
+    ).toBe(false);
+    expect((await json('clients', 'show', checker.client_id)).introspect_tokens).toBe(false);
+    expect((await json('clients', 'update', plain.client_id, '--introspect-tokens')).introspect_tokens).toBe(
+      true,
+    );
+    expect((await json('clients', 'show', plain.client_id)).introspect_tokens).toBe(true);
+    // An update that names other fields leaves it as it is.
+    expect((await json('clients', 'update', plain.client_id, '--name', 'Plain 2')).introspect_tokens).toBe(
+      true,
+    );
+
+    const before = (await json('clients', 'list')).length;
+    expectOneLineError(
+      await sesame(
+        'clients',
+        'create',
+        '--name',
+        'SPA',
+        '--redirect-uri',
+        APP_URI,
+        '--public',
+        '--introspect-tokens',
+      ),
+      /^sesame: --introspect-tokens: a public client cannot introspect other apps' tokens/,
+    );
+    expect((await json('clients', 'list')).length).toBe(before);
+    const spa = await json('clients', 'create', '--name', 'SPA', '--redirect-uri', APP_URI, '--public');
+    expectOneLineError(
+      await sesame('clients', 'update', spa.client_id, '--introspect-tokens'),
+      /^sesame: --introspect-tokens: a public client cannot introspect other apps' tokens/,
+    );
+    expect((await json('clients', 'show', spa.client_id)).introspect_tokens).toBe(false);
+  }, 120_000);
 
   it('creates an API key shown once, lists it without the key, and revokes it with the links it issued', async () => {
     let keyLink = '';

@@ -247,6 +247,59 @@ describe('the admin pages', () => {
     );
   });
 
+  it("marks a client as checking other apps' tokens from its form, clears it, and refuses it for a public client", async () => {
+    const form = await admin.browser.request('/admin/clients/new');
+    expect(form.text).toContain('name="introspect_tokens"');
+    await confirmWithPasskey(form);
+    const created = await admin.browser.request('/admin/clients', {
+      form: {
+        _csrf: form.csrf(),
+        _once: form.field('_once'),
+        name: 'Ledger API',
+        redirect_uris: APP_URI,
+        type: 'confidential',
+        introspect_tokens: 'on',
+      },
+    });
+    expect(created.status).toBe(200);
+    const clientId = elementText(created, 'client-id');
+    expect((await clientsQueries.find(sesame.db, clientId))!.introspect_tokens).toBe(true);
+    const detail = await admin.browser.request(`/admin/clients/${clientId}`);
+    expect(detail.text).toMatch(/name="introspect_tokens" checked/);
+    expect((await admin.browser.request('/admin/clients')).text).toContain('checks tokens');
+
+    // The form posts every field: without the box, the mark is cleared.
+    await confirmWithPasskey(detail);
+    const edited = await admin.browser.request(`/admin/clients/${clientId}`, {
+      form: { _csrf: detail.csrf(), name: 'Ledger API', redirect_uris: APP_URI },
+    });
+    expect(edited.status).toBe(302);
+    expect((await clientsQueries.find(sesame.db, clientId))!.introspect_tokens).toBe(false);
+    expect((await admin.browser.request(`/admin/clients/${clientId}`)).text).not.toMatch(
+      /name="introspect_tokens" checked/,
+    );
+
+    const count = async () => (await clientsQueries.list(sesame.db)).length;
+    const before = await count();
+    const again = await admin.browser.request('/admin/clients/new');
+    await confirmWithPasskey(again);
+    const refused = await admin.browser.request('/admin/clients', {
+      form: {
+        _csrf: again.csrf(),
+        _once: again.field('_once'),
+        name: 'Ledger SPA',
+        redirect_uris: APP_URI,
+        type: 'public',
+        introspect_tokens: 'on',
+      },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toMatch(
+      /id="introspect_tokens-error"[^>]*>a public client cannot introspect other apps(&#39;|')/,
+    );
+    expect(await count()).toBe(before);
+  });
+
   it('shows the form again with the field named when a redirect URI is invalid, and stores nothing', async () => {
     const before = await clientCount();
     const form = await admin.browser.request('/admin/clients/new');

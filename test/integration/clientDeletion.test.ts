@@ -34,7 +34,8 @@ describe('a deleted client leaves no active token behind', () => {
     if (onPostgres) other = await startSecondInstance(sesame);
     const { client, client_secret } = await createClient(
       sesame.db,
-      { name: 'API', grant_types: ['client_credentials'] },
+      // Marked as checking tokens: it introspects other apps' access tokens.
+      { name: 'API', grant_types: ['client_credentials'], introspect_tokens: true },
       'test',
     );
     resourceServer = { id: client.client_id, secret: client_secret! };

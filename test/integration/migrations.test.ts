@@ -199,6 +199,41 @@ describe('migration 0028: each admin API key has a scope', () => {
   });
 });
 
+describe("migration 0038: confidential clients registered before keep introspecting other apps' tokens", () => {
+  const handle = ownDatabase();
+
+  it('marks every existing confidential client, no public one, and no client registered after', async () => {
+    const database = handle();
+    const db = database.db;
+    await migrateBackTo(database, '0037_audit_event_filters');
+    const insert = (id: string, isPublic: boolean) =>
+      sql`insert into clients (client_id, name, secret_hash, redirect_uris, grant_types, is_public)
+          values (${id}, ${id}, ${isPublic ? null : 'hash'}, '[]'::jsonb, '["client_credentials"]'::jsonb, ${isPublic})`.execute(
+        db,
+      );
+    await insert('old-api', false);
+    await insert('old-app', false);
+    await insert('old-spa', true);
+
+    expect(await database.migrate()).toContain('0038_token_checker_clients');
+    await insert('new-app', false);
+    const marks = await db
+      .selectFrom('clients')
+      .select(['client_id', 'introspect_tokens'])
+      .orderBy('client_id')
+      .execute();
+    expect(marks).toEqual([
+      { client_id: 'new-app', introspect_tokens: false },
+      { client_id: 'old-api', introspect_tokens: true },
+      { client_id: 'old-app', introspect_tokens: true },
+      { client_id: 'old-spa', introspect_tokens: false },
+    ]);
+    await expect(
+      sql`update clients set introspect_tokens = true where client_id = 'old-spa'`.execute(db),
+    ).rejects.toThrow(/clients_public_never_introspects/);
+  });
+});
+
 describe('migration 0008: bearer ids already stored are rehashed, and keep working', () => {
   let testDb: TestDatabase;
   let database: DatabaseHandle;

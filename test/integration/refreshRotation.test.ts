@@ -185,7 +185,8 @@ describe('refresh token rotation', () => {
   it('describes a refresh token only to the app it was issued to: to any other client it is inactive', async () => {
     const other = await createClient(
       sesame.db,
-      { name: 'Resource server', grant_types: ['client_credentials'] },
+      // An API that checks the tokens apps send it: marked so, it may introspect other apps' access tokens.
+      { name: 'Resource server', grant_types: ['client_credentials'], introspect_tokens: true },
       'test',
     );
     const resourceServer = await discoverRp(

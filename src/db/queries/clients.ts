@@ -10,6 +10,8 @@ export interface ClientFields {
   grantTypes: string[];
   isPublic: boolean;
   firstParty: boolean;
+  /** May introspect access tokens issued to other clients. */
+  introspectTokens: boolean;
   logoUri: string | null;
   requirePushedAuthorizationRequests: boolean;
   backchannelLogoutUri: string | null;
@@ -33,6 +35,7 @@ export const clientsQueries = {
         grant_types: JSON.stringify(fields.grantTypes),
         is_public: fields.isPublic,
         first_party: fields.firstParty,
+        introspect_tokens: fields.introspectTokens,
         logo_uri: fields.logoUri,
         require_pushed_authorization_requests: fields.requirePushedAuthorizationRequests,
         backchannel_logout_uri: fields.backchannelLogoutUri,
@@ -60,6 +63,7 @@ export const clientsQueries = {
         }),
         ...(fields.grantTypes && { grant_types: JSON.stringify(fields.grantTypes) }),
         ...(fields.firstParty !== undefined && { first_party: fields.firstParty }),
+        ...(fields.introspectTokens !== undefined && { introspect_tokens: fields.introspectTokens }),
         ...(fields.logoUri !== undefined && { logo_uri: fields.logoUri }),
         ...(fields.requirePushedAuthorizationRequests !== undefined && {
           require_pushed_authorization_requests: fields.requirePushedAuthorizationRequests,

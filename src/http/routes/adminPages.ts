@@ -64,6 +64,7 @@ const clientFormSchema = z.object({
   post_logout_redirect_uris: uriList,
   type: z.enum(['confidential', 'public']).default('confidential'),
   first_party: checkbox,
+  introspect_tokens: checkbox,
   require_par: checkbox,
   backchannel_logout_uri: z.string().max(4000).default(''),
   device_flow: checkbox,
@@ -212,6 +213,7 @@ export function adminPagesRoutes(services: Services): Router {
             post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
             public: form.type === 'public',
             first_party: form.first_party === 'on',
+            introspect_tokens: form.introspect_tokens === 'on',
             require_pushed_authorization_requests: form.require_par === 'on',
             backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
             grant_types: grantTypesFromPage(defaultGrantTypes(form.type === 'public'), {
@@ -262,6 +264,7 @@ export function adminPagesRoutes(services: Services): Router {
           redirect_uris: lines(form.redirect_uris),
           post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
           first_party: form.first_party === 'on',
+          introspect_tokens: form.introspect_tokens === 'on',
           require_pushed_authorization_requests: form.require_par === 'on',
           backchannel_logout_uri: form.backchannel_logout_uri.trim() || null,
           grant_types: grantTypesFromPage(client.grant_types, {
@@ -536,6 +539,7 @@ function formFor(client: ClientView): ClientForm {
     post_logout_redirect_uris: client.post_logout_redirect_uris.join('\n'),
     type: client.public ? 'public' : 'confidential',
     first_party: client.first_party ? 'on' : undefined,
+    introspect_tokens: client.introspect_tokens ? 'on' : undefined,
     require_par: client.require_pushed_authorization_requests ? 'on' : undefined,
     backchannel_logout_uri: client.backchannel_logout_uri ?? '',
     device_flow: client.grant_types.includes(DEVICE_CODE_GRANT) ? 'on' : undefined,
