@@ -68,6 +68,7 @@ describe('first-run dead ends', () => {
       grantTypes: ['authorization_code', 'refresh_token'],
       isPublic: true,
       firstParty: false,
+      introspectTokens: false,
       logoUri: null,
       requirePushedAuthorizationRequests: false,
       backchannelLogoutUri: null,
