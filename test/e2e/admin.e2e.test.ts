@@ -60,7 +60,7 @@ describeBrowser('the admin pages in Chromium', () => {
     await page
       .getByRole('textbox', { name: /^Redirect URIs/ })
       .fill('https://grafana.example.com/login/generic_oauth');
-    await page.getByLabel('Confidential').check();
+    await page.getByRole('radio', { name: /^Confidential/ }).check();
     await page.screenshot({ path: '/tmp/sesame-admin-new-client.png', fullPage: true });
     await page.getByRole('button', { name: 'Register client' }).click();
 
