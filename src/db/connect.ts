@@ -10,7 +10,7 @@ import { checkDataDirOwner } from './dataDirOwner.js';
 import { migratePostgresToLatest, migrateToLatest } from './migrate.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
 import { ConnectionQueue, PGliteDialect } from './pgliteDialect.js';
-import { servePGliteSocket } from './pgliteSocket.js';
+import { servePGliteSocket, sessionReset } from './pgliteSocket.js';
 import { seedFromTemplate } from './pgliteTemplate.js';
 import { makePrivate, PRIVATE_UMASK } from './privateFiles.js';
 import { resendingEndedReads, runSqlOnPool } from './rawSql.js';
@@ -268,8 +268,10 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
     makePrivate(pgDir);
     const queue = new ConnectionQueue();
     const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite, queue) });
+    // Read before any client of the socket can have changed the session.
+    const reset = await sessionReset(pglite);
     claim.accept((socket) => {
-      const served = servePGliteSocket(socket, pglite, queue);
+      const served = servePGliteSocket(socket, pglite, queue, reset);
       connections.add(served);
       void served.then(() => connections.delete(served));
     });

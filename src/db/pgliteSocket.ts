@@ -15,6 +15,34 @@ const PROTOCOL_3 = 196608;
 /** Sync: ends an extended-protocol exchange; the backend answers ReadyForQuery. */
 const SYNC = Uint8Array.from([0x53, 0, 0, 0, 4]);
 const ROLLBACK = Uint8Array.from([0x51, 0, 0, 0, 13, ...Buffer.from('rollback\0')]);
+/** Parse: its first field names the prepared statement, empty for the unnamed one. */
+const PARSE = 0x50;
+/** Query: simple protocol, its text a C string. */
+const QUERY = 0x51;
+
+/** `name` quoted as a Postgres identifier. */
+function quoted(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * What gives the holder its own session back when a client of the socket leaves: the client
+ * ran on the same and only session, so whatever it set there (pg_dump's
+ * `set_config('search_path', '', false)`, a SET ROLE, a cursor WITH HOLD, a temporary table)
+ * would otherwise stay, and every later statement of the server would run under it. RESET ALL
+ * brings each setting back to the one PGlite started with (its `-c search_path=public`
+ * included) but leaves the user and role, so these are named. Not DISCARD ALL: it would also
+ * UNLISTEN the server's own channels (row-cache invalidations); the client's prepared
+ * statements are deallocated one by one (servePGliteSocket).
+ */
+export async function sessionReset(pglite: PGlite): Promise<string> {
+  const { rows } = await pglite.query<{ session: string; current: string }>(
+    'select session_user as session, current_user as current',
+  );
+  const { session, current } = rows[0]!;
+  const role = current === session ? 'reset role' : `set role ${quoted(current)}`;
+  return `set session authorization ${quoted(session)}; ${role}; reset all; close all; discard temp`;
+}
 
 /**
  * The status of the last ReadyForQuery in PGlite's answer: 'I' idle, 'T' in a transaction,
@@ -52,9 +80,17 @@ function nextMessage(
  * first message until PGlite reports the session idle again, so neither side's statements
  * ever run inside the other's transaction. PGlite reads its raw answers too, so the notices
  * a client's commit raises (row-cache invalidations) reach the server's listeners at once.
+ * When the client leaves, the session is given back as the server had it: `reset` (from
+ * {@link sessionReset}), the client's prepared statements deallocated, and the server's LISTENs
+ * that the client dropped listened to again.
  * @returns a promise that settles once the connection is closed and PGlite handed back.
  */
-export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: ConnectionQueue): Promise<void> {
+export function servePGliteSocket(
+  socket: net.Socket,
+  pglite: PGlite,
+  queue: ConnectionQueue,
+  reset: string,
+): Promise<void> {
   // Its 'close' has been emitted (or is about to be) and will not come again: waiting for it
   // would keep the holder from ever closing.
   if (socket.closed) return Promise.resolve();
@@ -64,8 +100,44 @@ export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: Con
   let release: (() => void) | undefined;
   let holdTimer: NodeJS.Timeout | undefined;
   let work: Promise<void> = Promise.resolve();
+  /** The client sent more than its startup message: it may have left something in the session. */
+  let spoke = false;
+  /** The prepared statements this client made: the server's, and another client's, stay. */
+  const prepared = new Set<string>();
+  /** The channels the session listened on when the client came: an UNLISTEN of the client's would silence the server's. */
+  let listening: string[] = [];
 
   const exec = (message: Uint8Array) => pglite.runExclusive(() => pglite.execProtocolRaw(message));
+  const names = async (sql: string) =>
+    (await pglite.query<{ name: string }>(sql)).rows.map((row) => row.name);
+  const preparedNames = () => names('select name from pg_prepared_statements');
+
+  /** Runs a client's message, noting the prepared statements it makes (a Parse names its own; a PREPARE is seen in the catalog). */
+  async function run(message: Buffer): Promise<Uint8Array> {
+    if (message[0] === PARSE) {
+      const name = message.toString('utf8', 5, message.indexOf(0, 5));
+      if (name) prepared.add(name);
+    }
+    if (message[0] !== QUERY || !/prepare/i.test(message.toString('utf8', 5))) return exec(message);
+    // In a failed transaction the catalog cannot be read, and a PREPARE fails too (unless the
+    // same message rolls back first: that statement is not noted, and stays).
+    const before = await preparedNames().catch(() => undefined);
+    const answer = await exec(message);
+    if (before)
+      for (const name of await preparedNames().catch(() => before))
+        if (!before.includes(name)) prepared.add(name);
+    return answer;
+  }
+
+  /** Gives the holder its session back once the client has gone (see {@link sessionReset}). */
+  async function giveBack(): Promise<void> {
+    await pglite.exec(reset);
+    const left = await preparedNames();
+    for (const name of prepared) if (left.includes(name)) await pglite.exec(`deallocate ${quoted(name)}`);
+    const now = await names('select pg_listening_channels() as name');
+    for (const channel of listening)
+      if (!now.includes(channel)) await pglite.exec(`listen ${quoted(channel)}`);
+  }
 
   async function handle(message: Buffer, untyped: boolean): Promise<void> {
     if (closed) return;
@@ -85,7 +157,9 @@ export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: Con
     clearTimeout(holdTimer);
     release ??= await queue.acquire();
     if (closed) return;
-    const answer = await exec(message);
+    if (untyped) listening = await names('select pg_listening_channels() as name');
+    else spoke = true;
+    const answer = await run(message);
     if (answer.length > 0) socket.write(answer);
     if (sessionStatus(answer) === 'I') {
       release();
@@ -124,10 +198,14 @@ export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: Con
       clearTimeout(holdTimer);
       work = work
         .then(async () => {
-          if (!release) return;
-          // A client gone mid-exchange or mid-transaction leaves PGlite idle again.
-          await exec(SYNC);
-          if (pglite.isInTransaction()) await exec(ROLLBACK);
+          if (release) {
+            // A client gone mid-exchange or mid-transaction leaves PGlite idle again.
+            await exec(SYNC);
+            if (pglite.isInTransaction()) await exec(ROLLBACK);
+          }
+          if (!spoke || pglite.closed) return;
+          release ??= await queue.acquire();
+          await giveBack();
         })
         .catch(() => {})
         .finally(() => {
