@@ -213,20 +213,83 @@ describe('the embedded database through its data directory socket', () => {
     }
   });
 
-  it('leaves the prepared statements of a client still connected when another leaves', async () => {
-    await withSocketClient(async (staying) => {
+  /** Lets the holder hear a client's leave (it does so a moment after the client has gone). */
+  const holderHearsTheLeave = () => new Promise((resolve) => setTimeout(resolve, 300));
+
+  it('keeps the session of a client still connected when another leaves, and resets it when the last leaves', async () => {
+    const staying = await socketClient();
+    try {
       await staying.query('prepare staying_statement as select 3 as n');
       await staying.query({ name: 'staying_parsed', text: 'select 4 as n' });
+      await staying.query('prepare reused as select 1');
+      await staying.query('deallocate reused');
+      await staying.query("set datestyle = 'German'; set search_path = ''");
+      await staying.query('create temporary table staying_scratch (n int)');
+      await staying.query('begin; declare staying_cursor cursor with hold for select 7 as n; commit');
       await withSocketClient(async (leaving) => {
-        await leaving.query('prepare leaving_statement as select 5');
+        // A name the staying client holds: refused, and not taken from it when this one leaves.
+        await expect(leaving.query({ name: 'staying_parsed', text: 'select 5 as n' })).rejects.toThrow(
+          /already exists/,
+        );
+        // A name the staying client prepared and deallocated: this client's now.
+        await leaving.query('prepare reused as select 2 as n');
+        await leaving.query('prepare leaving_statement as select 6');
       });
-      await eventually(async () => (await prepared()).length === 2);
-      expect(await prepared()).toEqual([{ name: 'staying_parsed' }, { name: 'staying_statement' }]);
+      await holderHearsTheLeave();
       expect((await staying.query('execute staying_statement')).rows).toEqual([{ n: 3 }]);
       expect((await staying.query({ name: 'staying_parsed', text: 'select 4 as n' })).rows).toEqual([
         { n: 4 },
       ]);
+      expect((await staying.query('show datestyle')).rows).toEqual([{ DateStyle: 'German, DMY' }]);
+      expect((await staying.query('show search_path')).rows).toEqual([{ search_path: '""' }]);
+      expect((await staying.query('select count(*)::int as n from staying_scratch')).rows).toEqual([
+        { n: 0 },
+      ]);
+      expect((await staying.query('fetch staying_cursor')).rows).toEqual([{ n: 7 }]);
+      await staying.query('set search_path = public');
+    } finally {
+      await staying.end();
+    }
+    await eventually(async () => (await prepared()).length === 0);
+    expect(await prepared()).toEqual([]);
+    expect(await holderSession()).toEqual(ownSession);
+    // What pg_dump prepares, under the same names, by a next client: no 42P05.
+    await withSocketClient(async (next) => {
+      await next.query('prepare staying_statement as select 3 as n');
+      await next.query({ name: 'staying_parsed', text: 'select 4 as n' });
     });
+  });
+
+  it('drops a PREPARE sent over the extended protocol when the client leaves', async () => {
+    await withSocketClient(async (client) => {
+      // pg's types omit queryMode, which makes it Parse/Bind/Execute a statement without parameters.
+      const extended = { text: 'prepare extended_statement as select 1', queryMode: 'extended' };
+      await client.query(extended as pg.QueryConfig);
+    });
+    await eventually(async () => (await prepared()).length === 0);
+    await withSocketClient(async (next) => {
+      await next.query('prepare extended_statement as select 1');
+    });
+  });
+
+  it("keeps the holder's LISTEN after a client's UNLISTEN *, while another client stays connected", async () => {
+    const { notices, subscription } = await holderListening('socket_unlisten_channel');
+    try {
+      await withSocketClient(async (staying) => {
+        // It has spoken: the session is not reset when the other leaves.
+        await staying.query("set datestyle = 'German'");
+        await withSocketClient(async (leaving) => {
+          await leaving.query('unlisten *');
+        });
+        await holderHearsTheLeave();
+        await staying.query("select pg_notify('socket_unlisten_channel', 'heard')");
+        await eventually(async () => notices.length > 0);
+        expect(notices).toEqual(['heard']);
+        expect((await staying.query('show datestyle')).rows).toEqual([{ DateStyle: 'German, DMY' }]);
+      });
+    } finally {
+      await subscription.close();
+    }
   });
 
   it('answers a PREPARE in a failed transaction with its error, and the client rolls back and prepares', async () => {
