@@ -68,6 +68,10 @@ async function start(
   const database = await step('cannot open the database', () =>
     openDatabase(config, {
       onPoolError: (error) => log.warn('idle database connection failed', { error: error.message }),
+      onSocketResetFailed: (error) =>
+        log.warn('the embedded database session could not be reset after its last local client left', {
+          error: error.message,
+        }),
       onStatementsUnprepared: (reason) =>
         log.warn(
           'statements are sent unprepared from now on: DATABASE_URL does not keep a server session per connection',

@@ -10,7 +10,7 @@ import { checkDataDirOwner } from './dataDirOwner.js';
 import { migratePostgresToLatest, migrateToLatest } from './migrate.js';
 import { type ListenHandlers, listenOnPGlite, listenOnPostgres, type Subscription } from './notifications.js';
 import { ConnectionQueue, PGliteDialect } from './pgliteDialect.js';
-import { servePGliteSocket } from './pgliteSocket.js';
+import { type SocketSession, servePGliteSocket, sessionReset } from './pgliteSocket.js';
 import { seedFromTemplate } from './pgliteTemplate.js';
 import { makePrivate, PRIVATE_UMASK } from './privateFiles.js';
 import { resendingEndedReads, runSqlOnPool } from './rawSql.js';
@@ -116,6 +116,11 @@ export async function openDatabase(
      * through its socket instead of refusing. The server itself refuses: one process owns the files.
      */
     throughRunningServer?: boolean;
+    /**
+     * Told when the embedded database's session could not be given back after the last client
+     * of its socket left (src/db/pgliteSocket.ts): the server then runs with what it left.
+     */
+    onSocketResetFailed?: (error: Error) => void;
   } = {},
 ): Promise<DatabaseHandle> {
   if (config.databaseUrl) {
@@ -152,7 +157,7 @@ export async function openDatabase(
       },
     };
   }
-  return openEmbedded(config.dataDir, options.throughRunningServer ?? false);
+  return openEmbedded(config.dataDir, options.throughRunningServer ?? false, options.onSocketResetFailed);
 }
 
 /**
@@ -238,7 +243,11 @@ async function claimForServerOrCommand(dataDir: string, throughRunningServer: bo
   };
 }
 
-async function openEmbedded(dataDir: string, throughRunningServer: boolean): Promise<DatabaseHandle> {
+async function openEmbedded(
+  dataDir: string,
+  throughRunningServer: boolean,
+  onSocketResetFailed: (error: Error) => void = () => {},
+): Promise<DatabaseHandle> {
   const claim = await claimForServerOrCommand(dataDir, throughRunningServer);
   if (!claim.held) {
     if (throughRunningServer) return openThroughSocket(dataDir, claim.socketDir);
@@ -268,8 +277,19 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
     makePrivate(pgDir);
     const queue = new ConnectionQueue();
     const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite, queue) });
+    /** The channels the server listens on, each with its number of subscriptions. */
+    const channels = new Map<string, number>();
+    const session: SocketSession = {
+      pglite,
+      queue,
+      // Read before any client of the socket can have changed the session.
+      reset: await sessionReset(pglite),
+      listening: () => channels.keys(),
+      onResetFailed: onSocketResetFailed,
+      speaking: 0,
+    };
     claim.accept((socket) => {
-      const served = servePGliteSocket(socket, pglite, queue);
+      const served = servePGliteSocket(socket, session);
       connections.add(served);
       void served.then(() => connections.delete(served));
     });
@@ -279,7 +299,22 @@ async function openEmbedded(dataDir: string, throughRunningServer: boolean): Pro
       location: dataDir,
       madePrivate,
       seededFromTemplate,
-      listen: (channel, handlers) => listenOnPGlite(db, pglite, channel, handlers),
+      listen: async (channel, handlers) => {
+        const subscription = await listenOnPGlite(db, pglite, channel, handlers);
+        channels.set(channel, (channels.get(channel) ?? 0) + 1);
+        let open = true;
+        return {
+          async close() {
+            if (open) {
+              open = false;
+              const left = channels.get(channel)! - 1;
+              if (left === 0) channels.delete(channel);
+              else channels.set(channel, left);
+            }
+            await subscription.close();
+          },
+        };
+      },
       migrate: () => migrateToLatest(db),
       close: async () => {
         // Clients of the socket go first (their open transactions are rolled back on PGlite),

@@ -15,6 +15,30 @@ const PROTOCOL_3 = 196608;
 /** Sync: ends an extended-protocol exchange; the backend answers ReadyForQuery. */
 const SYNC = Uint8Array.from([0x53, 0, 0, 0, 4]);
 const ROLLBACK = Uint8Array.from([0x51, 0, 0, 0, 13, ...Buffer.from('rollback\0')]);
+/** `name` quoted as a Postgres identifier. */
+function quoted(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * What gives the holder its own session back when a client of the socket leaves: the client
+ * ran on the same and only session, so whatever it set there (pg_dump's
+ * `set_config('search_path', '', false)`, a SET ROLE, a cursor WITH HOLD, a temporary table)
+ * would otherwise stay, and every later statement of the server would run under it. RESET ALL
+ * brings each setting back to the one PGlite started with (its `-c search_path=public`
+ * included) but leaves the user and role, so these are named. DEALLOCATE ALL drops every named
+ * prepared statement: the holder's own statements are unnamed (PGliteDialect runs
+ * `pglite.query`), and pg_dump prepares fixed names, so a second dump would fail on the first's.
+ * Not DISCARD ALL: it would also UNLISTEN the holder's own channels (row-cache invalidations).
+ */
+export async function sessionReset(pglite: PGlite): Promise<string> {
+  const { rows } = await pglite.query<{ session: string; current: string }>(
+    'select session_user as session, current_user as current',
+  );
+  const { session, current } = rows[0]!;
+  const role = current === session ? 'reset role' : `set role ${quoted(current)}`;
+  return `set session authorization ${quoted(session)}; ${role}; reset all; close all; discard temp; deallocate all`;
+}
 
 /**
  * The status of the last ReadyForQuery in PGlite's answer: 'I' idle, 'T' in a transaction,
@@ -46,15 +70,39 @@ function nextMessage(
 }
 
 /**
- * Serves one local client (the `sesame` command beside a running server) the embedded
- * database over the Postgres wire protocol. PGlite is a single session: a client holds it
- * through the same queue as the server's own connections (src/db/pgliteDialect.ts), from its
- * first message until PGlite reports the session idle again, so neither side's statements
- * ever run inside the other's transaction. PGlite reads its raw answers too, so the notices
- * a client's commit raises (row-cache invalidations) reach the server's listeners at once.
+ * The holder's side of its socket: the one PGlite session its clients share, and how many of
+ * them are connected and have sent something after their startup message.
+ */
+export interface SocketSession {
+  pglite: PGlite;
+  queue: ConnectionQueue;
+  /** The statements that give the holder its session back ({@link sessionReset}). */
+  reset: string;
+  /** The channels the holder listens on now (its own LISTEN bookkeeping). */
+  listening: () => Iterable<string>;
+  /** Told when the session could not be given back (the holder then runs with what the clients left). */
+  onResetFailed: (error: Error) => void;
+  /** Clients connected that have spoken; the last of them to leave gives the session back. */
+  speaking: number;
+}
+
+/**
+ * Serves one local client (the `sesame` command beside a running server, psql, pg_dump) the
+ * embedded database over the Postgres wire protocol. PGlite is a single session: a client holds
+ * it through the same queue as the server's own connections (src/db/pgliteDialect.ts), from its
+ * first message until PGlite reports the session idle again, so neither side's statements ever
+ * run inside the other's transaction. PGlite reads its raw answers too, so the notices a
+ * client's commit raises (row-cache invalidations) reach the server's listeners at once.
+ * What a client sets in the session (a setting, a role, a temporary table, a prepared
+ * statement) is every client's and the server's while it stays connected: the clients share
+ * the session, and a reset while one is still connected would take its own away. When the
+ * last client that spoke leaves, the session is given back as the server had it: `reset`
+ * (from {@link sessionReset}). After every client that spoke, the server's channels are
+ * listened to again (a client's UNLISTEN would have silenced them).
  * @returns a promise that settles once the connection is closed and PGlite handed back.
  */
-export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: ConnectionQueue): Promise<void> {
+export function servePGliteSocket(socket: net.Socket, session: SocketSession): Promise<void> {
+  const { pglite, queue } = session;
   // Its 'close' has been emitted (or is about to be) and will not come again: waiting for it
   // would keep the holder from ever closing.
   if (socket.closed) return Promise.resolve();
@@ -64,8 +112,28 @@ export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: Con
   let release: (() => void) | undefined;
   let holdTimer: NodeJS.Timeout | undefined;
   let work: Promise<void> = Promise.resolve();
+  /** The client sent more than its startup message: it may have left something in the session. */
+  let spoke = false;
 
   const exec = (message: Uint8Array) => pglite.runExclusive(() => pglite.execProtocolRaw(message));
+
+  /** Gives the holder its session back once the last client that spoke has gone. */
+  async function giveBack(): Promise<void> {
+    try {
+      await pglite.exec(session.reset);
+    } finally {
+      await listenAgain();
+    }
+  }
+
+  /**
+   * Listens again on the holder's channels, which the client's UNLISTEN may have dropped (the
+   * reset keeps them). LISTEN on a channel already listened to does nothing; the name goes as
+   * PGlite's own listen sent it.
+   */
+  async function listenAgain(): Promise<void> {
+    for (const channel of session.listening()) await pglite.exec(`listen ${channel}`);
+  }
 
   async function handle(message: Buffer, untyped: boolean): Promise<void> {
     if (closed) return;
@@ -85,6 +153,11 @@ export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: Con
     clearTimeout(holdTimer);
     release ??= await queue.acquire();
     if (closed) return;
+    // Counted while holding PGlite, where the last leaver checks the count before its reset.
+    if (!untyped && !spoke) {
+      spoke = true;
+      session.speaking += 1;
+    }
     const answer = await exec(message);
     if (answer.length > 0) socket.write(answer);
     if (sessionStatus(answer) === 'I') {
@@ -124,12 +197,22 @@ export function servePGliteSocket(socket: net.Socket, pglite: PGlite, queue: Con
       clearTimeout(holdTimer);
       work = work
         .then(async () => {
-          if (!release) return;
-          // A client gone mid-exchange or mid-transaction leaves PGlite idle again.
-          await exec(SYNC);
-          if (pglite.isInTransaction()) await exec(ROLLBACK);
+          if (spoke) session.speaking -= 1;
+          if (release) {
+            // A client gone mid-exchange or mid-transaction leaves PGlite idle again.
+            await exec(SYNC);
+            if (pglite.isInTransaction()) await exec(ROLLBACK);
+          }
+          if (!spoke || pglite.closed) return;
+          release ??= await queue.acquire();
+          if (pglite.closed) return;
+          if (session.speaking === 0) await giveBack();
+          else await listenAgain();
         })
-        .catch(() => {})
+        .catch((error: unknown) => {
+          if (!pglite.closed)
+            session.onResetFailed(error instanceof Error ? error : new Error(String(error)));
+        })
         .finally(() => {
           release?.();
           release = undefined;

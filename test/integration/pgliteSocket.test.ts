@@ -6,6 +6,8 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { type DatabaseHandle, openDatabase } from '../../src/db/connect.js';
 import { SOCKET_NAME, SOCKET_PORT } from '../../src/db/dataDirLock.js';
+import { eventually } from '../support/eventually.js';
+import { runCli, startSesameProcess } from '../support/sesameProcess.js';
 
 /**
  * The embedded database served to local clients through its data directory's socket, the
@@ -19,12 +21,13 @@ describe('the embedded database through its data directory socket', () => {
     (await sql<{ n: number }>`select n from socket_test order by n`.execute(holder.db)).rows.map((r) => r.n);
 
   /** A client of the socket, as `pg` connects to a Postgres in a directory. */
-  async function socketClient(): Promise<pg.Client> {
+  async function socketClient(options?: string): Promise<pg.Client> {
     const client = new pg.Client({
       host: dataDir,
       port: SOCKET_PORT,
       user: 'postgres',
       database: 'postgres',
+      ...(options && { options }),
     });
     await client.connect();
     return client;
@@ -122,13 +125,197 @@ describe('the embedded database through its data directory socket', () => {
     expect(await rows()).toEqual([3]);
   });
 
-  it("hands a notice committed by a client to the holder's listeners at once", async () => {
+  /** Runs `use` with a client of the socket, which then leaves. */
+  async function withSocketClient(
+    use: (client: pg.Client) => Promise<void>,
+    options?: string,
+  ): Promise<void> {
+    const client = await socketClient(options);
+    try {
+      await use(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** The session's prepared statements. */
+  const prepared = async () =>
+    (await sql<{ name: string }>`select name from pg_prepared_statements order by name`.execute(holder.db))
+      .rows;
+
+  /** The holder listening on `channel`, and the notices it has heard there. */
+  async function holderListening(channel: string) {
     const notices: string[] = [];
-    const subscription = await holder.listen('socket_test_channel', {
+    const subscription = await holder.listen(channel, {
       onNotice: (payload) => notices.push(payload),
       onLive: () => {},
       onLost: () => {},
     });
+    return { notices, subscription };
+  }
+
+  /** The holder's session as its own statements see it. */
+  const holderSession = async () =>
+    (
+      await sql<Record<string, string>>`select current_setting('search_path') as search_path,
+        current_setting('DateStyle') as date_style, current_setting('default_transaction_read_only') as read_only,
+        current_setting('statement_timeout') as statement_timeout, current_user as current, session_user as session,
+        (select count(*)::int from pg_cursors where name <> '') as cursors,
+        (select count(*)::int from pg_class where relpersistence = 't') as temporary_tables`.execute(
+        holder.db,
+      )
+    ).rows[0];
+  const ownSession = {
+    search_path: 'public',
+    date_style: 'ISO, MDY',
+    read_only: 'off',
+    statement_timeout: '0',
+    current: 'postgres',
+    session: 'postgres',
+    cursors: 0,
+    temporary_tables: 0,
+  };
+
+  it('gives the holder its own session back when a client that changed it leaves', async () => {
+    expect(await holderSession()).toEqual(ownSession);
+    const { notices, subscription } = await holderListening('socket_reset_channel');
+    await withSocketClient(async (client) => {
+      await client.query('create role socket_visitor');
+      // What pg_dump sends first, and what an operator's psql might.
+      await client.query("select pg_catalog.set_config('search_path', '', false)");
+      await client.query("set datestyle = 'German'; set statement_timeout = '5s'");
+      await client.query('create temporary table visitor_scratch (n int)');
+      await client.query('begin; declare visitor_cursor cursor with hold for select 1; commit');
+      await client.query('prepare visitor_statement as select 1');
+      await client.query({ name: 'visitor_parsed', text: 'select 2' });
+      await client.query('unlisten *');
+      await client.query('set session authorization socket_visitor; set role socket_visitor');
+      await client.query('set session characteristics as transaction read only');
+    });
+    try {
+      await eventually(async () => JSON.stringify(await holderSession()) === JSON.stringify(ownSession));
+      expect(await holderSession()).toEqual(ownSession);
+      await sql`insert into socket_test values (1)`.execute(holder.db);
+      expect(await rows()).toEqual([1]);
+      // Its prepared statements went with it: a next client (a second pg_dump) makes them again.
+      await withSocketClient(async (next) => {
+        await next.query('prepare visitor_statement as select 1');
+        await next.query({ name: 'visitor_parsed', text: 'select 2' });
+      });
+      // The holder's LISTEN is back.
+      await withSocketClient(async (notifier) => {
+        await notifier.query("select pg_notify('socket_reset_channel', 'still heard')");
+      });
+      await eventually(async () => notices.length > 0);
+      expect(notices).toEqual(['still heard']);
+    } finally {
+      await subscription.close();
+    }
+  });
+
+  /** Lets the holder hear a client's leave (it does so a moment after the client has gone). */
+  const holderHearsTheLeave = () => new Promise((resolve) => setTimeout(resolve, 300));
+
+  it('keeps the session of a client still connected when another leaves, and resets it when the last leaves', async () => {
+    const staying = await socketClient();
+    try {
+      await staying.query('prepare staying_statement as select 3 as n');
+      await staying.query({ name: 'staying_parsed', text: 'select 4 as n' });
+      await staying.query('prepare reused as select 1');
+      await staying.query('deallocate reused');
+      await staying.query("set datestyle = 'German'; set search_path = ''");
+      await staying.query('create temporary table staying_scratch (n int)');
+      await staying.query('begin; declare staying_cursor cursor with hold for select 7 as n; commit');
+      await withSocketClient(async (leaving) => {
+        // A name the staying client holds: refused, and not taken from it when this one leaves.
+        await expect(leaving.query({ name: 'staying_parsed', text: 'select 5 as n' })).rejects.toThrow(
+          /already exists/,
+        );
+        // A name the staying client prepared and deallocated: this client's now.
+        await leaving.query('prepare reused as select 2 as n');
+        await leaving.query('prepare leaving_statement as select 6');
+      });
+      await holderHearsTheLeave();
+      expect((await staying.query('execute staying_statement')).rows).toEqual([{ n: 3 }]);
+      expect((await staying.query({ name: 'staying_parsed', text: 'select 4 as n' })).rows).toEqual([
+        { n: 4 },
+      ]);
+      expect((await staying.query('show datestyle')).rows).toEqual([{ DateStyle: 'German, DMY' }]);
+      expect((await staying.query('show search_path')).rows).toEqual([{ search_path: '""' }]);
+      expect((await staying.query('select count(*)::int as n from staying_scratch')).rows).toEqual([
+        { n: 0 },
+      ]);
+      expect((await staying.query('fetch staying_cursor')).rows).toEqual([{ n: 7 }]);
+      await staying.query('set search_path = public');
+    } finally {
+      await staying.end();
+    }
+    await eventually(async () => (await prepared()).length === 0);
+    expect(await prepared()).toEqual([]);
+    expect(await holderSession()).toEqual(ownSession);
+    // What pg_dump prepares, under the same names, by a next client: no 42P05.
+    await withSocketClient(async (next) => {
+      await next.query('prepare staying_statement as select 3 as n');
+      await next.query({ name: 'staying_parsed', text: 'select 4 as n' });
+    });
+  });
+
+  it('drops a PREPARE sent over the extended protocol when the client leaves', async () => {
+    await withSocketClient(async (client) => {
+      // pg's types omit queryMode, which makes it Parse/Bind/Execute a statement without parameters.
+      const extended = { text: 'prepare extended_statement as select 1', queryMode: 'extended' };
+      await client.query(extended as pg.QueryConfig);
+    });
+    await eventually(async () => (await prepared()).length === 0);
+    await withSocketClient(async (next) => {
+      await next.query('prepare extended_statement as select 1');
+    });
+  });
+
+  it("keeps the holder's LISTEN after a client's UNLISTEN *, while another client stays connected", async () => {
+    const { notices, subscription } = await holderListening('socket_unlisten_channel');
+    try {
+      await withSocketClient(async (staying) => {
+        // It has spoken: the session is not reset when the other leaves.
+        await staying.query("set datestyle = 'German'");
+        await withSocketClient(async (leaving) => {
+          await leaving.query('unlisten *');
+        });
+        await holderHearsTheLeave();
+        await staying.query("select pg_notify('socket_unlisten_channel', 'heard')");
+        await eventually(async () => notices.length > 0);
+        expect(notices).toEqual(['heard']);
+        expect((await staying.query('show datestyle')).rows).toEqual([{ DateStyle: 'German, DMY' }]);
+      });
+    } finally {
+      await subscription.close();
+    }
+  });
+
+  it('answers a PREPARE in a failed transaction with its error, and the client rolls back and prepares', async () => {
+    await withSocketClient(async (client) => {
+      await client.query('begin');
+      await expect(client.query('select 1/0')).rejects.toThrow(/division by zero/);
+      await expect(client.query('prepare failed_statement as select 1')).rejects.toThrow(/aborted/);
+      await client.query('rollback');
+      await client.query('prepare failed_statement as select 6 as n');
+      expect((await client.query('execute failed_statement')).rows).toEqual([{ n: 6 }]);
+    });
+    await sql`insert into socket_test values (6)`.execute(holder.db);
+    expect(await rows()).toEqual([6]);
+    await eventually(async () => (await prepared()).length === 0);
+    expect(await prepared()).toEqual([]);
+  });
+
+  it("does not apply a client's startup options to the holder's session", async () => {
+    await withSocketClient(async (client) => {
+      expect((await client.query('show search_path')).rows).toEqual([{ search_path: 'public' }]);
+      expect(await holderSession()).toEqual(ownSession);
+    }, '-c search_path=nothing -c DateStyle=German');
+  });
+
+  it("hands a notice committed by a client to the holder's listeners at once", async () => {
+    const { notices, subscription } = await holderListening('socket_test_channel');
     const client = await socketClient();
     try {
       await client.query("select pg_notify('socket_test_channel', 'changed')");
@@ -201,5 +388,43 @@ describe('a server starting while a sesame command holds the data directory', ()
     }
     // Nothing of the command's is left behind in the directory.
     expect(fs.readdirSync(dataDir).sort()).toEqual(['pg']);
+  }, 60_000);
+});
+
+describe('a running server whose database a client of the socket changed', () => {
+  const dataDirOfTest = newDataDirEachTest('sesame-dumped-');
+
+  it('serves on after the client leaves, as after a pg_dump that emptied the search_path', async () => {
+    const dataDir = dataDirOfTest();
+    const server = await startSesameProcess({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, 60_000);
+    try {
+      const client = new pg.Client({
+        host: dataDir,
+        port: SOCKET_PORT,
+        user: 'postgres',
+        database: 'postgres',
+      });
+      await client.connect();
+      try {
+        await client.query("select pg_catalog.set_config('search_path', '', false)");
+        await client.query('create temporary table dump_scratch (n int)');
+        await client.query('begin; declare dump_cursor cursor with hold for select 1; commit');
+      } finally {
+        await client.end();
+      }
+      expect((await fetch(`${server.baseUrl}/.well-known/openid-configuration`)).status).toBe(200);
+      // A request that reads the database (the app lookup of /auth): a 500 while the server's
+      // statements ran with the client's empty search_path.
+      const authStatus = async () =>
+        (await fetch(`${server.baseUrl}/auth?client_id=nobody&response_type=code&scope=openid`)).status;
+      // The server hears the client leave a moment after the client has gone.
+      await eventually(async () => (await authStatus()) !== 500);
+      expect(await authStatus()).toBe(400);
+      const listed = await runCli(['users', 'list', '--json'], { DATA_DIR: dataDir, ISSUER: server.baseUrl });
+      expect(listed).toMatchObject({ code: 0, stderr: '' });
+      expect(JSON.parse(listed.stdout)).toEqual([]);
+    } finally {
+      await server.stop();
+    }
   }, 60_000);
 });
