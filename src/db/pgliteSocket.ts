@@ -15,6 +15,52 @@ const PROTOCOL_3 = 196608;
 /** Sync: ends an extended-protocol exchange; the backend answers ReadyForQuery. */
 const SYNC = Uint8Array.from([0x53, 0, 0, 0, 4]);
 const ROLLBACK = Uint8Array.from([0x51, 0, 0, 0, 13, ...Buffer.from('rollback\0')]);
+/**
+ * COPY … FROM STDIN: PGlite's raw protocol call for it never returns (its wasm waits for the
+ * data with the event loop stopped, so the whole server froze, pages and all). Refused before
+ * it reaches PGlite, in a simple query or a Parse, wherever it stands in the text: a literal
+ * that only contains the words is refused too, the price of never freezing. COPY … TO STDOUT
+ * (pg_dump's data) works.
+ */
+const COPY_FROM_STDIN = /\bcopy\b[\s\S]*?\bfrom\s+stdin\b/i;
+const QUERY = 0x51;
+const PARSE = 0x50;
+const SYNC_TYPE = 0x53;
+
+/** The SQL text of a simple query (`Q`) or a Parse (`P`, after the statement's name); else undefined. */
+function sqlTextOf(message: Buffer): string | undefined {
+  if (message[0] === QUERY) return message.toString('utf8', 5, message.length - 1);
+  if (message[0] !== PARSE) return undefined;
+  const nameEnd = message.indexOf(0, 5);
+  if (nameEnd < 0) return undefined;
+  const textEnd = message.indexOf(0, nameEnd + 1);
+  return textEnd < 0 ? undefined : message.toString('utf8', nameEnd + 1, textEnd);
+}
+
+const COPY_FROM_STDIN_REFUSED =
+  'COPY FROM STDIN is not served by a running Sesame on its embedded database (it would stop the server): stop the server to restore data';
+
+/**
+ * A simple query that fails with the refusal (feature_not_supported) inside PGlite itself, so
+ * that the session's state is a real one after it: a transaction the COPY was in is aborted,
+ * as a refused statement leaves it on Postgres.
+ */
+const REFUSE_COPY_QUERY = (() => {
+  const text = `do $$ begin raise exception using errcode = 'feature_not_supported', message = '${COPY_FROM_STDIN_REFUSED}'; end $$\0`;
+  const body = Buffer.from(text);
+  const header = Buffer.from([QUERY, 0, 0, 0, 0]);
+  header.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([header, body]);
+})();
+
+/** An ErrorResponse (feature_not_supported) to a refused Parse, with no ReadyForQuery: the client's Sync brings it. */
+const REFUSED_PARSE = (() => {
+  const fields = Buffer.from(`SERROR\0VERROR\0C0A000\0M${COPY_FROM_STDIN_REFUSED}\0\0`);
+  const header = Buffer.from([0x45, 0, 0, 0, 0]);
+  header.writeInt32BE(4 + fields.length, 1);
+  return Buffer.concat([header, fields]);
+})();
+
 /** `name` quoted as a Postgres identifier. */
 function quoted(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -111,6 +157,7 @@ export function servePGliteSocket(socket: net.Socket, session: SocketSession): P
   let closed = false;
   let release: (() => void) | undefined;
   let holdTimer: NodeJS.Timeout | undefined;
+  let skippingToSync = false;
   let work: Promise<void> = Promise.resolve();
   /** The client sent more than its startup message: it may have left something in the session. */
   let spoke = false;
@@ -158,7 +205,21 @@ export function servePGliteSocket(socket: net.Socket, session: SocketSession): P
       spoke = true;
       session.speaking += 1;
     }
-    const answer = await exec(message);
+    // After a refused Parse, the rest of its exchange up to Sync is dropped, as a backend
+    // skips it after an error: a Bind would otherwise bind the holder's last unnamed statement.
+    if (skippingToSync && message[0] !== SYNC_TYPE) {
+      holdTimer = setTimeout(() => socket.destroy(), HOLD_TIMEOUT_MS);
+      return;
+    }
+    skippingToSync = false;
+    const text = untyped ? undefined : sqlTextOf(message);
+    let answer: Uint8Array;
+    if (text !== undefined && COPY_FROM_STDIN.test(text)) {
+      skippingToSync = message[0] === PARSE;
+      answer = skippingToSync ? REFUSED_PARSE : await exec(REFUSE_COPY_QUERY);
+    } else {
+      answer = await exec(message);
+    }
     if (answer.length > 0) socket.write(answer);
     if (sessionStatus(answer) === 'I') {
       release();

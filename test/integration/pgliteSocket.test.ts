@@ -314,6 +314,31 @@ describe('the embedded database through its data directory socket', () => {
     }, '-c search_path=nothing -c DateStyle=German');
   });
 
+  it('refuses COPY FROM STDIN, which would stop the server, and serves on', async () => {
+    const client = await socketClient();
+    try {
+      const refused = { code: '0A000', message: expect.stringContaining('stop the server to restore data') };
+      await expect(client.query('copy socket_test from stdin')).rejects.toMatchObject(refused);
+      await expect(
+        client.query('/* restore */ COPY public.socket_test (n) FROM stdin;'),
+      ).rejects.toMatchObject(refused);
+      await expect(
+        client.query({ text: 'copy socket_test from stdin', queryMode: 'extended' }),
+      ).rejects.toMatchObject(refused);
+      // Inside a transaction it aborts the transaction, as a refused statement does on Postgres.
+      await client.query('begin');
+      await expect(client.query('copy socket_test from stdin')).rejects.toMatchObject(refused);
+      await expect(client.query('select 1')).rejects.toMatchObject({ code: '25P02' });
+      await client.query('rollback');
+      // The client, the holder and COPY TO STDOUT's kin all go on.
+      expect((await client.query('select 2 as n')).rows).toEqual([{ n: 2 }]);
+      await sql`insert into socket_test values (7)`.execute(holder.db);
+      expect(await rows()).toEqual([7]);
+    } finally {
+      await client.end();
+    }
+  });
+
   it("hands a notice committed by a client to the holder's listeners at once", async () => {
     const { notices, subscription } = await holderListening('socket_test_channel');
     const client = await socketClient();
