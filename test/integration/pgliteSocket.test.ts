@@ -323,7 +323,7 @@ describe('the embedded database through its data directory socket', () => {
         client.query('/* restore */ COPY public.socket_test (n) FROM stdin;'),
       ).rejects.toMatchObject(refused);
       await expect(
-        client.query({ text: 'copy socket_test from stdin', queryMode: 'extended' }),
+        client.query({ text: 'copy socket_test from stdin', queryMode: 'extended' } as pg.QueryConfig),
       ).rejects.toMatchObject(refused);
       // Inside a transaction it aborts the transaction, as a refused statement does on Postgres.
       await client.query('begin');
