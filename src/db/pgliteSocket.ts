@@ -12,9 +12,21 @@ const HOLD_TIMEOUT_MS = 10_000;
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
 const PROTOCOL_3 = 196608;
+const QUERY = 0x51;
+const PARSE = 0x50;
+const SYNC_TYPE = 0x53;
+
+/** A typed protocol message: its type byte, its length (itself included), then `body`. */
+function typedMessage(type: number, body: string): Buffer {
+  const bytes = Buffer.from(body);
+  const header = Buffer.from([type, 0, 0, 0, 0]);
+  header.writeInt32BE(4 + bytes.length, 1);
+  return Buffer.concat([header, bytes]);
+}
+
 /** Sync: ends an extended-protocol exchange; the backend answers ReadyForQuery. */
-const SYNC = Uint8Array.from([0x53, 0, 0, 0, 4]);
-const ROLLBACK = Uint8Array.from([0x51, 0, 0, 0, 13, ...Buffer.from('rollback\0')]);
+const SYNC = typedMessage(SYNC_TYPE, '');
+const ROLLBACK = typedMessage(QUERY, 'rollback\0');
 /**
  * COPY … FROM STDIN: PGlite's raw protocol call for it never returns (its wasm waits for the
  * data with the event loop stopped, so the whole server froze, pages and all). Refused before
@@ -23,9 +35,6 @@ const ROLLBACK = Uint8Array.from([0x51, 0, 0, 0, 13, ...Buffer.from('rollback\0'
  * (pg_dump's data) works.
  */
 const COPY_FROM_STDIN = /\bcopy\b[\s\S]*?\bfrom\s+stdin\b/i;
-const QUERY = 0x51;
-const PARSE = 0x50;
-const SYNC_TYPE = 0x53;
 
 /** The SQL text of a simple query (`Q`) or a Parse (`P`, after the statement's name); else undefined. */
 function sqlTextOf(message: Buffer): string | undefined {
@@ -45,21 +54,13 @@ const COPY_FROM_STDIN_REFUSED =
  * that the session's state is a real one after it: a transaction the COPY was in is aborted,
  * as a refused statement leaves it on Postgres.
  */
-const REFUSE_COPY_QUERY = (() => {
-  const text = `do $$ begin raise exception using errcode = 'feature_not_supported', message = '${COPY_FROM_STDIN_REFUSED}'; end $$\0`;
-  const body = Buffer.from(text);
-  const header = Buffer.from([QUERY, 0, 0, 0, 0]);
-  header.writeInt32BE(4 + body.length, 1);
-  return Buffer.concat([header, body]);
-})();
+const REFUSE_COPY_QUERY = typedMessage(
+  QUERY,
+  `do $$ begin raise exception using errcode = 'feature_not_supported', message = '${COPY_FROM_STDIN_REFUSED}'; end $$\0`,
+);
 
 /** An ErrorResponse (feature_not_supported) to a refused Parse, with no ReadyForQuery: the client's Sync brings it. */
-const REFUSED_PARSE = (() => {
-  const fields = Buffer.from(`SERROR\0VERROR\0C0A000\0M${COPY_FROM_STDIN_REFUSED}\0\0`);
-  const header = Buffer.from([0x45, 0, 0, 0, 0]);
-  header.writeInt32BE(4 + fields.length, 1);
-  return Buffer.concat([header, fields]);
-})();
+const REFUSED_PARSE = typedMessage(0x45, `SERROR\0VERROR\0C0A000\0M${COPY_FROM_STDIN_REFUSED}\0\0`);
 
 /** `name` quoted as a Postgres identifier. */
 function quoted(name: string): string {
